@@ -1,0 +1,392 @@
+//! Safety conflicts, derived after every merge: "plans merge, facts accumulate, safety conflicts alert".
+//!
+//! Conflicts are never stored as truth; they are a pure function of a patient's record, one month's
+//! visit plan and that month's journal, so every replica holding the same documents derives the same
+//! list (checked by the property tests). A conflict is closed only by a new attributable entry — a
+//! [`EntryBody::ConflictResolved`] in the journal, or, for a patient-record field, a new value
+//! written over the concurrent ones — never by deleting anything.
+//!
+//! A conflict's id is a hash of its kind and the ids of the facts involved. If a further fact joins
+//! (a third "given" for the same dose), the id changes and the conflict reopens: a resolution covers
+//! exactly the evidence its author saw.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::docs::journal::{DoseRef, Entry, EntryBody, Journal};
+use crate::docs::plan::{PlanStatus, VisitPlan};
+use crate::docs::record::{PatientField, PatientRecord};
+use crate::ids::{EntryId, InvalidId, PatientId, VisitId};
+
+/// A conflict's stable id.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct ConflictId(String);
+
+impl ConflictId {
+    fn derive(parts: &[&str]) -> Self {
+        let mut hasher = Sha256::new();
+        for part in parts {
+            hasher.update((part.len() as u64).to_le_bytes());
+            hasher.update(part.as_bytes());
+        }
+        let digest = hasher.finalize();
+        ConflictId(format!("x-{}", hex::encode(&digest[..8])))
+    }
+
+    /// Parses a conflict id given by a user or peer.
+    pub fn parse(value: &str) -> Result<Self, InvalidId> {
+        let ok = value
+            .strip_prefix("x-")
+            .is_some_and(|r| r.len() == 16 && r.bytes().all(|b| b.is_ascii_hexdigit()));
+        if ok {
+            Ok(ConflictId(value.to_owned()))
+        } else {
+            Err(InvalidId {
+                kind: "conflict",
+                value: value.chars().take(64).collect(),
+                expected: "\"x-\" followed by 16 hex digits",
+            })
+        }
+    }
+}
+
+impl fmt::Display for ConflictId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl TryFrom<String> for ConflictId {
+    type Error = InvalidId;
+    fn try_from(value: String) -> Result<Self, InvalidId> {
+        Self::parse(&value)
+    }
+}
+
+impl From<ConflictId> for String {
+    fn from(id: ConflictId) -> String {
+        id.0
+    }
+}
+
+/// How urgent a conflict is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Severity {
+    /// Needs clinical review now (medication).
+    High,
+    /// Needs review by the base.
+    Review,
+}
+
+/// What kind of conflict, with its specifics.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case", tag = "kind")]
+pub enum ConflictKind {
+    /// The same dose recorded as given more than once (two nurses, nurse and dispenser, double tap).
+    DoseGivenTwice {
+        /// The dose.
+        dose: DoseRef,
+    },
+    /// The same dose recorded both as given and as not given.
+    DoseGivenAndNotGiven {
+        /// The dose.
+        dose: DoseRef,
+    },
+    /// A visit documented as performed by more staff than were planned for it.
+    VisitPerformedByTwo {
+        /// The visit.
+        visit: VisitId,
+        /// Everyone who documented it.
+        performers: Vec<String>,
+    },
+    /// A cancelled visit documented as performed.
+    VisitPerformedButCancelled {
+        /// The visit.
+        visit: VisitId,
+        /// The cancellation reason.
+        reason: String,
+    },
+    /// A visit performed against a plan that had changed in ways the performer had not seen.
+    VisitPerformedAgainstChangedPlan {
+        /// The visit.
+        visit: VisitId,
+        /// The plan changes the performer had not seen.
+        unseen_changes: Vec<String>,
+    },
+    /// A patient-record field edited concurrently; every value is shown.
+    ConcurrentFieldEdit {
+        /// The field.
+        field: PatientField,
+        /// All concurrent values.
+        values: Vec<String>,
+    },
+}
+
+/// An open conflict.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Conflict {
+    /// Stable id.
+    pub id: ConflictId,
+    /// The patient.
+    pub patient: PatientId,
+    /// Severity.
+    pub severity: Severity,
+    /// The specifics.
+    #[serde(flatten)]
+    pub kind: ConflictKind,
+    /// The journal entries involved (empty for record-field conflicts).
+    pub entries: Vec<EntryId>,
+    /// One line for people.
+    pub summary: String,
+}
+
+/// Conflicts in a patient record's identity fields.
+pub fn record_conflicts(record: &PatientRecord) -> Vec<Conflict> {
+    record
+        .field_conflicts
+        .iter()
+        .map(|fc| {
+            let mut parts = vec!["field", fc.field.as_str()];
+            parts.extend(fc.values.iter().map(String::as_str));
+            Conflict {
+                id: ConflictId::derive(&parts),
+                patient: record.id.clone(),
+                severity: Severity::Review,
+                summary: format!(
+                    "{} was edited concurrently: {}",
+                    fc.field.as_str(),
+                    fc.values
+                        .iter()
+                        .map(|v| format!("{v:?}"))
+                        .collect::<Vec<_>>()
+                        .join(" vs ")
+                ),
+                kind: ConflictKind::ConcurrentFieldEdit {
+                    field: fc.field,
+                    values: fc.values.clone(),
+                },
+                entries: Vec::new(),
+            }
+        })
+        .collect()
+}
+
+/// Open conflicts among one month's plan and journal of `patient`.
+pub fn month_conflicts(patient: &PatientId, plan: &VisitPlan, journal: &Journal) -> Vec<Conflict> {
+    let withdrawn: BTreeSet<&EntryId> = journal.entered_in_error().collect();
+    let resolved: BTreeSet<&ConflictId> = journal
+        .entries
+        .iter()
+        .filter_map(|e| match &e.body {
+            EntryBody::ConflictResolved { conflict, .. } => Some(conflict),
+            _ => None,
+        })
+        .collect();
+    let facts: Vec<&Entry> = journal
+        .entries
+        .iter()
+        .filter(|e| !withdrawn.contains(&e.id))
+        .collect();
+
+    let mut found = Vec::new();
+    dose_conflicts(patient, &facts, &mut found);
+    visit_conflicts(patient, plan, &facts, &mut found);
+    found.retain(|c| !resolved.contains(&c.id));
+    found.sort_by(|a, b| a.id.cmp(&b.id));
+    found
+}
+
+fn new_conflict(
+    patient: &PatientId,
+    severity: Severity,
+    kind: ConflictKind,
+    tag: &str,
+    subject: &str,
+    mut entries: Vec<EntryId>,
+    summary: String,
+) -> Conflict {
+    entries.sort();
+    entries.dedup();
+    let mut parts = vec![tag, subject];
+    parts.extend(entries.iter().map(EntryId::as_str));
+    Conflict {
+        id: ConflictId::derive(&parts),
+        patient: patient.clone(),
+        severity,
+        kind,
+        entries,
+        summary,
+    }
+}
+
+fn dose_conflicts(patient: &PatientId, facts: &[&Entry], found: &mut Vec<Conflict>) {
+    let mut given: BTreeMap<&DoseRef, Vec<&Entry>> = BTreeMap::new();
+    let mut not_given: BTreeMap<&DoseRef, Vec<&Entry>> = BTreeMap::new();
+    for entry in facts {
+        match &entry.body {
+            EntryBody::MedicationGiven { dose, .. } => given.entry(dose).or_default().push(entry),
+            EntryBody::MedicationNotGiven { dose, .. } => {
+                not_given.entry(dose).or_default().push(entry)
+            }
+            _ => {}
+        }
+    }
+    for (dose, entries) in &given {
+        if entries.len() > 1 {
+            found.push(new_conflict(
+                patient,
+                Severity::High,
+                ConflictKind::DoseGivenTwice {
+                    dose: (*dose).clone(),
+                },
+                "dose-given-twice",
+                &dose.to_string(),
+                entries.iter().map(|e| e.id.clone()).collect(),
+                format!(
+                    "dose {dose} recorded as given {} times, by {}",
+                    entries.len(),
+                    performers(entries).join(", ")
+                ),
+            ));
+        }
+        if let Some(refusals) = not_given.get(dose) {
+            let both: Vec<&Entry> = entries.iter().chain(refusals.iter()).copied().collect();
+            found.push(new_conflict(
+                patient,
+                Severity::High,
+                ConflictKind::DoseGivenAndNotGiven {
+                    dose: (*dose).clone(),
+                },
+                "dose-given-and-not-given",
+                &dose.to_string(),
+                both.iter().map(|e| e.id.clone()).collect(),
+                format!(
+                    "dose {dose} recorded both as given and as not given ({})",
+                    performers(&both).join(", ")
+                ),
+            ));
+        }
+    }
+}
+
+fn visit_conflicts(
+    patient: &PatientId,
+    plan: &VisitPlan,
+    facts: &[&Entry],
+    found: &mut Vec<Conflict>,
+) {
+    let mut performed: BTreeMap<&VisitId, Vec<&Entry>> = BTreeMap::new();
+    for entry in facts {
+        if let EntryBody::VisitPerformed { visit, .. } = &entry.body {
+            performed.entry(visit).or_default().push(entry);
+        }
+    }
+    for (visit_id, entries) in performed {
+        let Some(visit) = plan.visit(visit_id) else {
+            continue;
+        };
+        let who = performers(&entries);
+        let distinct: BTreeSet<&String> = who.iter().collect();
+        let planned: BTreeSet<String> = visit.staff.iter().map(|s| s.to_string()).collect();
+        let explained_by_double_staffing =
+            planned.len() >= distinct.len() && distinct.iter().all(|p| planned.contains(*p));
+        if distinct.len() > 1 && !explained_by_double_staffing {
+            found.push(new_conflict(
+                patient,
+                Severity::Review,
+                ConflictKind::VisitPerformedByTwo {
+                    visit: visit_id.clone(),
+                    performers: distinct.iter().map(|s| (*s).clone()).collect(),
+                },
+                "visit-performed-by-two",
+                visit_id.as_str(),
+                entries.iter().map(|e| e.id.clone()).collect(),
+                format!(
+                    "visit {visit_id} at {} documented as performed by {}",
+                    visit.start,
+                    who.join(" and ")
+                ),
+            ));
+        }
+        if let PlanStatus::Cancelled { reason } = &visit.status {
+            found.push(new_conflict(
+                patient,
+                Severity::Review,
+                ConflictKind::VisitPerformedButCancelled {
+                    visit: visit_id.clone(),
+                    reason: reason.clone(),
+                },
+                "visit-performed-but-cancelled",
+                visit_id.as_str(),
+                entries.iter().map(|e| e.id.clone()).collect(),
+                format!(
+                    "visit {visit_id} was cancelled ({reason}) but documented as performed by {}",
+                    who.join(", ")
+                ),
+            ));
+        }
+        for entry in &entries {
+            let EntryBody::VisitPerformed {
+                plan_revisions_seen,
+                ..
+            } = &entry.body
+            else {
+                continue;
+            };
+            let seen: BTreeSet<&EntryId> = plan_revisions_seen.iter().collect();
+            // A revision entered after the performer documented the visit is a later plan edit,
+            // not one she acted against.
+            let unseen: Vec<&crate::docs::plan::Revision> = visit
+                .revisions
+                .iter()
+                .filter(|r| !seen.contains(&r.id) && r.at <= entry.entered_at)
+                .collect();
+            if !unseen.is_empty() {
+                found.push(new_conflict(
+                    patient,
+                    Severity::Review,
+                    ConflictKind::VisitPerformedAgainstChangedPlan {
+                        visit: visit_id.clone(),
+                        unseen_changes: unseen
+                            .iter()
+                            .map(|r| format!("{} by {} at {}", r.what, r.by.name, r.at))
+                            .collect(),
+                    },
+                    "visit-performed-against-changed-plan",
+                    visit_id.as_str(),
+                    std::iter::once(entry.id.clone())
+                        .chain(unseen.iter().map(|r| r.id.clone()))
+                        .collect(),
+                    format!(
+                        "visit {visit_id} performed by {} against an outdated plan: {}",
+                        entry.author.name,
+                        unseen
+                            .iter()
+                            .map(|r| r.what.as_str())
+                            .collect::<Vec<_>>()
+                            .join("; ")
+                    ),
+                ));
+            }
+        }
+    }
+}
+
+/// Who documented each entry: the staff id, or the device for device-only entries.
+fn performers(entries: &[&Entry]) -> Vec<String> {
+    entries
+        .iter()
+        .map(|e| {
+            e.author
+                .staff
+                .as_ref()
+                .map(|s| s.to_string())
+                .unwrap_or_else(|| format!("device {}", e.author.device.short()))
+        })
+        .collect()
+}

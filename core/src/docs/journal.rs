@@ -1,0 +1,268 @@
+//! The journal: one patient's append-only, attributable clinical entries for one month.
+//!
+//! Facts accumulate (domain.md §6): an entry is written once under its own key and never changed or
+//! removed. A correction or an entered-in-error marking is a new entry pointing to the original,
+//! which stays readable. Every entry carries its author (staff and device), the time of the event and
+//! the time it was entered.
+
+use rand::RngCore;
+use serde::{Deserialize, Serialize};
+
+use super::plan::VisitKind;
+use super::{decode_entries, Author, ChangeContext, DocError, Document};
+use crate::conflict::ConflictId;
+use crate::ids::{EntryId, MedicationId, VisitId};
+use crate::time::{Day, Timestamp};
+
+/// Why a visit was not performed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum MissedReason {
+    /// Nobody answered (door or video call).
+    NoAnswer,
+    /// The patient declined.
+    Declined,
+    /// The patient was not home.
+    NotHome,
+    /// Something else, explained in the note.
+    Other,
+}
+
+impl MissedReason {
+    /// Parses the command-line name.
+    pub fn parse(value: &str) -> Option<Self> {
+        serde_json::from_value(serde_json::Value::String(value.to_owned())).ok()
+    }
+}
+
+/// One dose of a medication: a slot on a given day.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct DoseRef {
+    /// The medication.
+    pub medication: MedicationId,
+    /// The slot time (`HH:MM`).
+    pub slot: String,
+    /// The day of the dose.
+    pub day: Day,
+}
+
+impl std::fmt::Display for DoseRef {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}@{} on {}", self.medication, self.slot, self.day)
+    }
+}
+
+/// What an entry records.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case", tag = "type")]
+pub enum EntryBody {
+    /// The visit took place.
+    VisitPerformed {
+        /// The visit.
+        visit: VisitId,
+        /// Physical or digital, as actually done.
+        mode: VisitKind,
+        /// Arrival (or call start).
+        arrival: Timestamp,
+        /// Departure (or call end).
+        departure: Option<Timestamp>,
+        /// The plan revisions the performer had seen when documenting.
+        plan_revisions_seen: Vec<EntryId>,
+    },
+    /// The visit was attempted but not performed.
+    VisitNotPerformed {
+        /// The visit.
+        visit: VisitId,
+        /// Why.
+        reason: MissedReason,
+        /// Detail.
+        note: Option<String>,
+    },
+    /// A free-text note.
+    Note {
+        /// The visit it belongs to, if any.
+        visit: Option<VisitId>,
+        /// Text.
+        text: String,
+    },
+    /// A measurement (vital sign).
+    Observation {
+        /// The visit it belongs to, if any.
+        visit: Option<VisitId>,
+        /// What was measured ("blood-pressure", "pulse", "spo2", "temperature", "weight", "glucose"...).
+        kind: String,
+        /// The value as measured ("142/88", "36.8").
+        value: String,
+        /// The unit ("mmHg", "%", "°C").
+        unit: Option<String>,
+        /// A measuring device's own reading id, if any (the only basis for deduplication).
+        device_reading: Option<String>,
+    },
+    /// A dose was given.
+    MedicationGiven {
+        /// The dose.
+        dose: DoseRef,
+        /// The visit, if any.
+        visit: Option<VisitId>,
+    },
+    /// A dose was not given, with the reason.
+    MedicationNotGiven {
+        /// The dose.
+        dose: DoseRef,
+        /// Why (refused, not at home, vomited...).
+        reason: String,
+        /// The visit, if any.
+        visit: Option<VisitId>,
+    },
+    /// An amendment: new text that supersedes the original for reading; the original stays.
+    Correction {
+        /// The corrected entry.
+        corrects: EntryId,
+        /// The corrected text.
+        text: String,
+    },
+    /// Marks an entry as entered in error (wrong patient, wrong dose slot...). It stays readable.
+    EnteredInError {
+        /// The entry.
+        target: EntryId,
+        /// Why.
+        reason: String,
+    },
+    /// Closes a safety conflict, attributably. Conflicts are never closed by deleting anything.
+    ConflictResolved {
+        /// The conflict.
+        conflict: ConflictId,
+        /// What was found and done.
+        note: String,
+    },
+    /// A deviation (avvik) concerning this patient.
+    Deviation {
+        /// What happened.
+        text: String,
+    },
+}
+
+/// A journal entry with its header.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Entry {
+    /// Id.
+    pub id: EntryId,
+    /// Who wrote it.
+    pub author: Author,
+    /// When the documented event happened.
+    pub event_time: Timestamp,
+    /// When it was entered.
+    pub entered_at: Timestamp,
+    /// What it records.
+    pub body: EntryBody,
+}
+
+/// The read model of a journal document.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Journal {
+    /// Entries ordered by event time, then id.
+    pub entries: Vec<Entry>,
+    /// Keys this build could not decode (shown, never dropped).
+    pub unreadable: Vec<String>,
+}
+
+impl Journal {
+    /// Looks up an entry.
+    pub fn entry(&self, id: &EntryId) -> Option<&Entry> {
+        self.entries.iter().find(|e| &e.id == id)
+    }
+
+    /// Entries marked entered-in-error.
+    pub fn entered_in_error(&self) -> impl Iterator<Item = &EntryId> {
+        self.entries.iter().filter_map(|e| match &e.body {
+            EntryBody::EnteredInError { target, .. } => Some(target),
+            _ => None,
+        })
+    }
+}
+
+/// Maximum size of free text in one entry, so a single entry cannot bloat every replica.
+pub const MAX_TEXT_BYTES: usize = 16 * 1024;
+
+/// Appends an entry; returns it.
+pub fn append(
+    doc: &mut Document,
+    ctx: &ChangeContext,
+    rng: &mut impl RngCore,
+    event_time: Timestamp,
+    body: EntryBody,
+) -> Result<Entry, DocError> {
+    validate(&body)?;
+    if let EntryBody::Correction { corrects: target, .. }
+    | EntryBody::EnteredInError { target, .. } = &body
+    {
+        if read(doc).entry(target).is_none() {
+            return Err(DocError::NotFound(format!(
+                "entry {target} in {}",
+                doc.id()
+            )));
+        }
+    }
+    let entry = Entry {
+        id: EntryId::random(rng),
+        author: ctx.author.clone(),
+        event_time,
+        entered_at: ctx.entered_at,
+        body,
+    };
+    doc.change(ctx, |ed| ed.put_json(&format!("e/{}", entry.id), &entry))?;
+    Ok(entry)
+}
+
+fn validate(body: &EntryBody) -> Result<(), DocError> {
+    let texts: Vec<&str> = match body {
+        EntryBody::Note { text, .. }
+        | EntryBody::Correction { text, .. }
+        | EntryBody::Deviation { text } => vec![text],
+        EntryBody::EnteredInError { reason, .. } | EntryBody::MedicationNotGiven { reason, .. } => {
+            vec![reason]
+        }
+        EntryBody::ConflictResolved { note, .. } => vec![note],
+        EntryBody::Observation { kind, value, .. } => vec![kind, value],
+        EntryBody::VisitNotPerformed { note, .. } => note.as_deref().into_iter().collect(),
+        EntryBody::VisitPerformed { .. } | EntryBody::MedicationGiven { .. } => vec![],
+    };
+    for text in texts {
+        if text.trim().is_empty() {
+            return Err(DocError::Rejected("text must not be empty".into()));
+        }
+        if text.len() > MAX_TEXT_BYTES {
+            return Err(DocError::Rejected(format!(
+                "text is {} bytes; at most {MAX_TEXT_BYTES} are allowed",
+                text.len()
+            )));
+        }
+    }
+    if let EntryBody::VisitPerformed {
+        arrival,
+        departure: Some(departure),
+        ..
+    } = body
+    {
+        if departure < arrival {
+            return Err(DocError::Rejected(
+                "departure must not be before arrival".into(),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Reads the journal.
+pub fn read(doc: &Document) -> Journal {
+    let (mut entries, unreadable) = decode_entries::<Entry>(doc.reader(), "e/");
+    entries.sort_by(|a, b| {
+        a.event_time
+            .cmp(&b.event_time)
+            .then_with(|| a.id.cmp(&b.id))
+    });
+    Journal {
+        entries,
+        unreadable,
+    }
+}

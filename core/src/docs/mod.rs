@@ -1,0 +1,416 @@
+//! The home-care documents, on Automerge, behind typed APIs.
+//!
+//! Callers never see Automerge paths, values or types: each document kind has a module with typed
+//! writes (taking a [`ChangeContext`]: who writes, from which device, at what time) and a typed
+//! read model. All of them share [`Document`], which owns the Automerge value.
+//!
+//! # Layout rule: no shared containers
+//! Every document is a flat root map whose keys are created by exactly one writer: `e/<entry-id>`
+//! for an entry, `visit/<visit-id>` for a visit, `field/<name>` for a register. Two nodes that
+//! create the same document independently (the March journal of one patient, say) therefore never
+//! race to create the same nested object, which in Automerge would hide one side's contents behind
+//! a conflict. Immutable facts are one JSON string under a key written once.
+
+pub mod daylog;
+pub mod journal;
+pub mod messages;
+pub mod plan;
+pub mod record;
+
+use std::fmt;
+
+use automerge::transaction::{CommitOptions, Transactable};
+use automerge::{AutoCommit, ChangeHash, ObjType, ReadDoc, ScalarValue, Value, ROOT};
+use serde::{Deserialize, Serialize};
+
+use crate::identity::{NodeId, Role};
+use crate::ids::{InvalidId, PatientId, StaffId};
+use crate::time::{Day, InvalidTime, Month, Timestamp};
+
+/// What kind of document an id names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum DocKind {
+    /// A patient's record: identity, contacts, flags, care plan, medication list.
+    PatientRecord,
+    /// One patient's visits in one month.
+    VisitPlan,
+    /// One patient's journal entries for one month.
+    Journal,
+    /// Messages about one patient in one month.
+    Messages,
+    /// One staff member's day log.
+    DayLog,
+}
+
+/// The identity of a document. Its text form is the store key and travels on the wire.
+///
+/// Every variant but `DayLog` names exactly one patient: document boundaries are access
+/// boundaries, so a patient's data can be shared, protected and purged by document id alone.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum DocumentId {
+    /// `patient/<patient>`
+    PatientRecord(PatientId),
+    /// `plan/<patient>/<YYYY-MM>`
+    VisitPlan(PatientId, Month),
+    /// `journal/<patient>/<YYYY-MM>`
+    Journal(PatientId, Month),
+    /// `messages/<patient>/<YYYY-MM>`
+    Messages(PatientId, Month),
+    /// `daylog/<staff>/<YYYY-MM-DD>`: holds no patient data, only opaque visit ids.
+    DayLog(StaffId, Day),
+}
+
+/// A document id string was malformed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum InvalidDocumentId {
+    /// Wrong shape.
+    #[error("invalid document id {0:?}: expected e.g. patient/p-…, journal/p-…/2026-11 or daylog/STAFF/2026-11-23")]
+    Shape(String),
+    /// A component id was invalid.
+    #[error(transparent)]
+    Id(#[from] InvalidId),
+    /// A component time was invalid.
+    #[error(transparent)]
+    Time(#[from] InvalidTime),
+}
+
+impl DocumentId {
+    /// The kind of document.
+    pub fn kind(&self) -> DocKind {
+        match self {
+            DocumentId::PatientRecord(_) => DocKind::PatientRecord,
+            DocumentId::VisitPlan(..) => DocKind::VisitPlan,
+            DocumentId::Journal(..) => DocKind::Journal,
+            DocumentId::Messages(..) => DocKind::Messages,
+            DocumentId::DayLog(..) => DocKind::DayLog,
+        }
+    }
+
+    /// The patient this document is about, if any.
+    pub fn patient(&self) -> Option<&PatientId> {
+        match self {
+            DocumentId::PatientRecord(p)
+            | DocumentId::VisitPlan(p, _)
+            | DocumentId::Journal(p, _)
+            | DocumentId::Messages(p, _) => Some(p),
+            DocumentId::DayLog(..) => None,
+        }
+    }
+
+    /// The month of a monthly patient document.
+    pub fn month(&self) -> Option<Month> {
+        match self {
+            DocumentId::VisitPlan(_, m) | DocumentId::Journal(_, m) | DocumentId::Messages(_, m) => {
+                Some(*m)
+            }
+            _ => None,
+        }
+    }
+
+    /// Parses the text form, validating every component (ids arrive from files and peers).
+    pub fn parse(value: &str) -> Result<Self, InvalidDocumentId> {
+        let shape = || InvalidDocumentId::Shape(value.chars().take(100).collect());
+        let parts: Vec<&str> = value.split('/').collect();
+        Ok(match parts.as_slice() {
+            ["patient", p] => DocumentId::PatientRecord(PatientId::parse(p)?),
+            ["plan", p, m] => DocumentId::VisitPlan(PatientId::parse(p)?, Month::parse(m)?),
+            ["journal", p, m] => DocumentId::Journal(PatientId::parse(p)?, Month::parse(m)?),
+            ["messages", p, m] => DocumentId::Messages(PatientId::parse(p)?, Month::parse(m)?),
+            ["daylog", s, d] => DocumentId::DayLog(StaffId::parse(s)?, Day::parse(d)?),
+            _ => return Err(shape()),
+        })
+    }
+}
+
+impl fmt::Display for DocumentId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            DocumentId::PatientRecord(p) => write!(f, "patient/{p}"),
+            DocumentId::VisitPlan(p, m) => write!(f, "plan/{p}/{m}"),
+            DocumentId::Journal(p, m) => write!(f, "journal/{p}/{m}"),
+            DocumentId::Messages(p, m) => write!(f, "messages/{p}/{m}"),
+            DocumentId::DayLog(s, d) => write!(f, "daylog/{s}/{d}"),
+        }
+    }
+}
+
+/// Who made an entry or change: the staff member and the device.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Author {
+    /// The staff member (absent for a device acting alone, e.g. a home unit's dispenser feed).
+    pub staff: Option<StaffId>,
+    /// The staff member's or device's display name at the time of writing.
+    pub name: String,
+    /// The role of the writing node.
+    pub role: Role,
+    /// The writing device.
+    pub device: NodeId,
+}
+
+/// The context of one write: who, and when it was entered (the device clock, passed in).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChangeContext {
+    /// The author.
+    pub author: Author,
+    /// When the write is entered (distinct from when the documented event happened).
+    pub entered_at: Timestamp,
+}
+
+/// A document's heads: the hashes of its latest changes. Equal heads mean equal documents.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct Heads(Vec<String>);
+
+impl Heads {
+    fn from_hashes(mut hashes: Vec<ChangeHash>) -> Self {
+        hashes.sort();
+        Heads(hashes.iter().map(|h| h.to_string()).collect())
+    }
+}
+
+/// Errors reading or changing a document.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum DocError {
+    /// The bytes are not a valid Automerge document.
+    #[error("document {doc} is not a valid Automerge document: {reason}")]
+    Corrupt {
+        /// The document.
+        doc: String,
+        /// Automerge's explanation.
+        reason: String,
+    },
+    /// The operation's target does not exist in the document.
+    #[error("{0} not found")]
+    NotFound(String),
+    /// The operation is not allowed by the document's rules.
+    #[error("{0}")]
+    Rejected(String),
+}
+
+/// An Automerge document with its id and the point up to which it has been persisted.
+///
+/// Invariant: `saved` is the heads of the last state written to durable storage (or empty for a
+/// document never stored), so `unsaved_changes` yields exactly what the store must append.
+#[derive(Debug, Clone)]
+pub struct Document {
+    id: DocumentId,
+    am: AutoCommit,
+    saved: Vec<ChangeHash>,
+}
+
+impl Document {
+    /// A new, empty document written by `actor`.
+    pub fn new(id: DocumentId, actor: NodeId) -> Self {
+        let am = AutoCommit::new().with_actor(automerge::ActorId::from(&actor.as_bytes()[..]));
+        Document {
+            id,
+            am,
+            saved: Vec::new(),
+        }
+    }
+
+    /// Loads a document from stored bytes (a snapshot followed by incremental chunks).
+    pub fn load(id: DocumentId, bytes: &[u8], actor: NodeId) -> Result<Self, DocError> {
+        let mut am = AutoCommit::load(bytes).map_err(|e| DocError::Corrupt {
+            doc: id.to_string(),
+            reason: e.to_string(),
+        })?;
+        am.set_actor(automerge::ActorId::from(&actor.as_bytes()[..]));
+        let saved = am.get_heads();
+        Ok(Document { id, am, saved })
+    }
+
+    /// The document's id.
+    pub fn id(&self) -> &DocumentId {
+        &self.id
+    }
+
+    /// The current heads.
+    pub fn heads(&mut self) -> Heads {
+        Heads::from_hashes(self.am.get_heads())
+    }
+
+    /// Whether the document has no changes at all.
+    pub fn is_empty(&self) -> bool {
+        self.am.is_empty()
+    }
+
+    /// Changes not yet persisted, as Automerge incremental bytes (empty if none).
+    pub fn unsaved_changes(&mut self) -> Vec<u8> {
+        self.am.save_after(&self.saved)
+    }
+
+    /// Marks everything up to now as persisted; call after the store committed `unsaved_changes`.
+    pub fn mark_saved(&mut self) {
+        self.saved = self.am.get_heads();
+    }
+
+    /// The whole document, compacted.
+    pub fn save(&mut self) -> Vec<u8> {
+        self.am.save()
+    }
+
+    /// Merges changes from another copy of this document (given as saved bytes).
+    /// Returns the number of changes that were new here.
+    pub fn merge_bytes(&mut self, bytes: &[u8]) -> Result<usize, DocError> {
+        let before = self.am.get_heads();
+        let mut other = AutoCommit::load(bytes).map_err(|e| DocError::Corrupt {
+            doc: self.id.to_string(),
+            reason: e.to_string(),
+        })?;
+        self.am.merge(&mut other).map_err(|e| DocError::Corrupt {
+            doc: self.id.to_string(),
+            reason: e.to_string(),
+        })?;
+        Ok(self.am.get_changes(&before).len())
+    }
+
+    /// Merges another copy of this document. Returns the number of changes that were new here.
+    pub fn merge(&mut self, other: &mut Document) -> Result<usize, DocError> {
+        let before = self.am.get_heads();
+        self.am.merge(&mut other.am).map_err(|e| DocError::Corrupt {
+            doc: self.id.to_string(),
+            reason: e.to_string(),
+        })?;
+        Ok(self.am.get_changes(&before).len())
+    }
+
+    /// Applies `edit` as one attributable change: the change's message carries the author and
+    /// entry time, and its actor is the writing device, so history shows who changed what.
+    pub(crate) fn change<T>(
+        &mut self,
+        ctx: &ChangeContext,
+        edit: impl FnOnce(&mut Editor<'_>) -> Result<T, DocError>,
+    ) -> Result<T, DocError> {
+        let result = edit(&mut Editor { am: &mut self.am });
+        match result {
+            Ok(value) => {
+                let message = serde_json::json!({
+                    "author": ctx.author,
+                    "entered_at": ctx.entered_at,
+                })
+                .to_string();
+                self.am.commit_with(
+                    CommitOptions::default()
+                        .with_message(message)
+                        .with_time(ctx.entered_at.unix_millis() / 1000),
+                );
+                Ok(value)
+            }
+            Err(e) => {
+                self.am.rollback();
+                Err(e)
+            }
+        }
+    }
+
+    /// Reads through the typed accessor.
+    pub(crate) fn reader(&self) -> Reader<'_> {
+        Reader { am: &self.am }
+    }
+}
+
+/// Typed write access to a document's root map, used by the per-kind modules.
+pub(crate) struct Editor<'a> {
+    am: &'a mut AutoCommit,
+}
+
+impl Editor<'_> {
+    pub(crate) fn put_str(&mut self, key: &str, value: &str) -> Result<(), DocError> {
+        self.am
+            .put(ROOT, key, value)
+            .map_err(|e| DocError::Rejected(e.to_string()))
+    }
+
+    pub(crate) fn put_json<T: Serialize>(&mut self, key: &str, value: &T) -> Result<(), DocError> {
+        let text = serde_json::to_string(value).map_err(|e| DocError::Rejected(e.to_string()))?;
+        self.put_str(key, &text)
+    }
+
+    /// Puts a value into a nested map `outer` (creating it in this change if absent).
+    /// Only used for maps whose key is written by a single creator (a visit), see the module docs.
+    pub(crate) fn put_in(&mut self, outer: &str, key: &str, value: &str) -> Result<(), DocError> {
+        let obj = match self.am.get(ROOT, outer) {
+            Ok(Some((Value::Object(ObjType::Map), id))) => id,
+            _ => self
+                .am
+                .put_object(ROOT, outer, ObjType::Map)
+                .map_err(|e| DocError::Rejected(e.to_string()))?,
+        };
+        self.am
+            .put(&obj, key, ScalarValue::Str(value.into()))
+            .map_err(|e| DocError::Rejected(e.to_string()))
+    }
+
+    pub(crate) fn reader(&self) -> Reader<'_> {
+        Reader { am: self.am }
+    }
+}
+
+/// Typed read access to a document's root map.
+#[derive(Clone, Copy)]
+pub(crate) struct Reader<'a> {
+    am: &'a AutoCommit,
+}
+
+impl Reader<'_> {
+    /// The winning string at `key` (Automerge picks the same winner on every replica).
+    pub(crate) fn str(&self, key: &str) -> Option<String> {
+        match self.am.get(ROOT, key) {
+            Ok(Some((value, _))) => value.as_str().map(str::to_owned),
+            _ => None,
+        }
+    }
+
+    /// All concurrent string values at `key`, in Automerge's deterministic order.
+    pub(crate) fn all_str(&self, key: &str) -> Vec<String> {
+        self.am
+            .get_all(ROOT, key)
+            .map(|values| {
+                values
+                    .into_iter()
+                    .filter_map(|(v, _)| v.as_str().map(str::to_owned))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// Root keys beginning with `prefix`, in order.
+    pub(crate) fn keys_with_prefix(&self, prefix: &str) -> Vec<String> {
+        let end = format!("{prefix}\u{10FFFF}");
+        self.am
+            .map_range(ROOT, prefix.to_owned()..end)
+            .map(|item| item.key.into_owned())
+            .collect()
+    }
+
+    /// The winning string in nested map `outer` at `key`.
+    pub(crate) fn str_in(&self, outer: &str, key: &str) -> Option<String> {
+        let Ok(Some((Value::Object(ObjType::Map), obj))) = self.am.get(ROOT, outer) else {
+            return None;
+        };
+        match self.am.get(&obj, key) {
+            Ok(Some((value, _))) => value.as_str().map(str::to_owned),
+            _ => None,
+        }
+    }
+}
+
+/// Decodes JSON values stored under `prefix` keys, collecting the keys that fail to decode
+/// (a peer or a future version wrote something this build cannot read: shown, never dropped).
+pub(crate) fn decode_entries<T: for<'de> Deserialize<'de>>(
+    reader: Reader<'_>,
+    prefix: &str,
+) -> (Vec<T>, Vec<String>) {
+    let mut good = Vec::new();
+    let mut bad = Vec::new();
+    for key in reader.keys_with_prefix(prefix) {
+        match reader.str(&key).map(|s| serde_json::from_str::<T>(&s)) {
+            Some(Ok(value)) => good.push(value),
+            _ => bad.push(key),
+        }
+    }
+    (good, bad)
+}

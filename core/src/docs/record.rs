@@ -1,0 +1,368 @@
+//! The patient record: identity, contacts, flags, the care plan (vedtak → tiltak) and the
+//! medication list with its dose slots.
+//!
+//! Merge rules (domain.md §6, cases 8 and 9): identity fields are last-writer-wins registers whose
+//! concurrent values stay visible (a conflict lists both); flags are an add-wins set where removal
+//! is an explicit, attributable deactivation; vedtak, tiltak and medications are registers written
+//! by base roles only.
+
+use rand::RngCore;
+use serde::{Deserialize, Serialize};
+
+use super::{decode_entries, Author, ChangeContext, DocError, Document};
+use crate::ids::{ContactId, FlagId, MedicationId, PatientId, TiltakId, VedtakId};
+use crate::time::Timestamp;
+
+/// The identity fields of a patient record (each an LWW register with visible conflicts).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum PatientField {
+    /// Full name.
+    Name,
+    /// Fødselsnummer or D-nummer.
+    NationalId,
+    /// Street address.
+    Address,
+    /// How to get in: key box code, key at neighbour, dog in the house...
+    AccessNote,
+    /// The patient's phone number.
+    Phone,
+    /// The zone / team responsible.
+    Zone,
+    /// The patient's GP (fastlege).
+    GeneralPractitioner,
+}
+
+impl PatientField {
+    /// Every field, in display order.
+    pub const ALL: [PatientField; 7] = [
+        PatientField::Name,
+        PatientField::NationalId,
+        PatientField::Address,
+        PatientField::AccessNote,
+        PatientField::Phone,
+        PatientField::Zone,
+        PatientField::GeneralPractitioner,
+    ];
+
+    /// The field's name on the command line and in JSON.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            PatientField::Name => "name",
+            PatientField::NationalId => "national-id",
+            PatientField::Address => "address",
+            PatientField::AccessNote => "access-note",
+            PatientField::Phone => "phone",
+            PatientField::Zone => "zone",
+            PatientField::GeneralPractitioner => "gp",
+        }
+    }
+
+    /// Parses a field name.
+    pub fn parse(value: &str) -> Option<PatientField> {
+        Self::ALL.into_iter().find(|f| f.as_str() == value)
+    }
+
+    fn key(&self) -> String {
+        format!("field/{}", self.as_str())
+    }
+}
+
+/// A contact person (next of kin, GP office...).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Contact {
+    /// Id.
+    pub id: ContactId,
+    /// Name.
+    pub name: String,
+    /// Relation to the patient ("datter", "fastlege"...).
+    pub relation: String,
+    /// Phone number.
+    pub phone: Option<String>,
+}
+
+/// A flag shown on the work list (fall risk, key at neighbour, two staff needed...).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Flag {
+    /// Id.
+    pub id: FlagId,
+    /// Kind, e.g. "fall-risk", "key-at-neighbour", "two-staff".
+    pub kind: String,
+    /// Free-text detail.
+    pub note: Option<String>,
+    /// Who set it.
+    pub set_by: Author,
+    /// When it was set.
+    pub set_at: Timestamp,
+    /// Present once someone deactivated it (attributably); a flag is never deleted.
+    pub deactivated: Option<Deactivation>,
+}
+
+/// An explicit, attributable deactivation of a flag.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Deactivation {
+    /// Who deactivated it.
+    pub by: Author,
+    /// When.
+    pub at: Timestamp,
+    /// Why.
+    pub reason: String,
+}
+
+/// A vedtak: the municipal decision granting a service.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Vedtak {
+    /// Id.
+    pub id: VedtakId,
+    /// What was granted, e.g. "Helsetjenester i hjemmet".
+    pub title: String,
+    /// Decision date or start.
+    pub valid_from: Option<String>,
+    /// End, if limited.
+    pub valid_to: Option<String>,
+}
+
+/// A tiltak: a concrete measure under a vedtak with its timing (tidsplan).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Tiltak {
+    /// Id.
+    pub id: TiltakId,
+    /// The vedtak it implements, if registered.
+    pub vedtak: Option<VedtakId>,
+    /// Short code from the record system (e.g. "MED", "SAAR").
+    pub code: Option<String>,
+    /// What to do.
+    pub description: String,
+    /// Times of day (`HH:MM`).
+    pub times: Vec<String>,
+    /// Weekdays (1 = Monday … 7 = Sunday); empty means every day.
+    pub weekdays: Vec<u8>,
+    /// Whether this is health care (helsehjelp, with journal duty) rather than practical help.
+    pub health_care: bool,
+    /// Whether it needs an authorised nurse (medication, injections...).
+    pub requires_authorised_nurse: bool,
+    /// Whether the tiltak is active.
+    pub active: bool,
+}
+
+/// A medication on the medication list, with its dose slots.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Medication {
+    /// Id.
+    pub id: MedicationId,
+    /// Name and strength, e.g. "Metformin 500 mg".
+    pub name: String,
+    /// Dose per slot, e.g. "1 tablett".
+    pub dose: String,
+    /// Dose slot times (`HH:MM`).
+    pub slots: Vec<String>,
+    /// Whether the medication is active.
+    pub active: bool,
+}
+
+/// A field that currently holds concurrent values (both kept; see [`crate::conflict`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FieldConflict {
+    /// The field.
+    pub field: PatientField,
+    /// All concurrent values.
+    pub values: Vec<String>,
+}
+
+/// The read model of a patient record.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PatientRecord {
+    /// The patient.
+    pub id: PatientId,
+    /// Identity fields that are set: (field, winning value).
+    pub fields: Vec<(PatientField, String)>,
+    /// Contacts.
+    pub contacts: Vec<Contact>,
+    /// Flags, active and deactivated.
+    pub flags: Vec<Flag>,
+    /// Vedtak.
+    pub vedtak: Vec<Vedtak>,
+    /// Tiltak.
+    pub tiltak: Vec<Tiltak>,
+    /// Medication list.
+    pub medications: Vec<Medication>,
+    /// Fields with concurrent values.
+    pub field_conflicts: Vec<FieldConflict>,
+    /// Keys this build could not decode (written by a newer version or a faulty peer).
+    pub unreadable: Vec<String>,
+}
+
+impl PatientRecord {
+    /// The winning value of a field.
+    pub fn field(&self, field: PatientField) -> Option<&str> {
+        self.fields
+            .iter()
+            .find(|(f, _)| *f == field)
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// The patient's name, or a placeholder.
+    pub fn name(&self) -> &str {
+        self.field(PatientField::Name).unwrap_or("(no name)")
+    }
+
+    /// Looks up a medication.
+    pub fn medication(&self, id: &MedicationId) -> Option<&Medication> {
+        self.medications.iter().find(|m| &m.id == id)
+    }
+}
+
+const PATIENT_KEY: &str = "patient";
+
+/// Initialises a new record for `patient` with the given identity fields.
+pub fn create(
+    doc: &mut Document,
+    ctx: &ChangeContext,
+    patient: &PatientId,
+    fields: &[(PatientField, String)],
+) -> Result<(), DocError> {
+    doc.change(ctx, |ed| {
+        ed.put_str(PATIENT_KEY, patient.as_str())?;
+        for (field, value) in fields {
+            ed.put_str(&field.key(), value)?;
+        }
+        Ok(())
+    })
+}
+
+/// Sets an identity field. Writing a field that has concurrent values resolves that conflict:
+/// the new value supersedes all of them, and history keeps every earlier value and its author.
+pub fn set_field(
+    doc: &mut Document,
+    ctx: &ChangeContext,
+    field: PatientField,
+    value: &str,
+) -> Result<(), DocError> {
+    doc.change(ctx, |ed| ed.put_str(&field.key(), value))
+}
+
+/// Adds a contact.
+pub fn add_contact(
+    doc: &mut Document,
+    ctx: &ChangeContext,
+    rng: &mut impl RngCore,
+    name: &str,
+    relation: &str,
+    phone: Option<&str>,
+) -> Result<ContactId, DocError> {
+    let contact = Contact {
+        id: ContactId::random(rng),
+        name: name.to_owned(),
+        relation: relation.to_owned(),
+        phone: phone.map(str::to_owned),
+    };
+    doc.change(ctx, |ed| ed.put_json(&format!("contact/{}", contact.id), &contact))?;
+    Ok(contact.id)
+}
+
+/// Adds a flag (add-wins: a concurrent deactivation of another flag never hides this one).
+pub fn add_flag(
+    doc: &mut Document,
+    ctx: &ChangeContext,
+    rng: &mut impl RngCore,
+    kind: &str,
+    note: Option<&str>,
+) -> Result<FlagId, DocError> {
+    let flag = Flag {
+        id: FlagId::random(rng),
+        kind: kind.to_owned(),
+        note: note.map(str::to_owned),
+        set_by: ctx.author.clone(),
+        set_at: ctx.entered_at,
+        deactivated: None,
+    };
+    doc.change(ctx, |ed| ed.put_json(&format!("flag/{}", flag.id), &flag))?;
+    Ok(flag.id)
+}
+
+/// Deactivates a flag with a stated reason. The flag stays in the record.
+pub fn deactivate_flag(
+    doc: &mut Document,
+    ctx: &ChangeContext,
+    flag: &FlagId,
+    reason: &str,
+) -> Result<(), DocError> {
+    let key = format!("flag/{flag}");
+    doc.change(ctx, |ed| {
+        let mut current: Flag = ed
+            .reader()
+            .str(&key)
+            .and_then(|s| serde_json::from_str(&s).ok())
+            .ok_or_else(|| DocError::NotFound(format!("flag {flag}")))?;
+        current.deactivated = Some(Deactivation {
+            by: ctx.author.clone(),
+            at: ctx.entered_at,
+            reason: reason.to_owned(),
+        });
+        ed.put_json(&key, &current)
+    })
+}
+
+/// Registers a vedtak.
+pub fn add_vedtak(doc: &mut Document, ctx: &ChangeContext, vedtak: &Vedtak) -> Result<(), DocError> {
+    doc.change(ctx, |ed| ed.put_json(&format!("vedtak/{}", vedtak.id), vedtak))
+}
+
+/// Adds or replaces a tiltak.
+pub fn put_tiltak(doc: &mut Document, ctx: &ChangeContext, tiltak: &Tiltak) -> Result<(), DocError> {
+    doc.change(ctx, |ed| ed.put_json(&format!("tiltak/{}", tiltak.id), tiltak))
+}
+
+/// Adds or replaces a medication.
+pub fn put_medication(
+    doc: &mut Document,
+    ctx: &ChangeContext,
+    medication: &Medication,
+) -> Result<(), DocError> {
+    doc.change(ctx, |ed| {
+        ed.put_json(&format!("med/{}", medication.id), medication)
+    })
+}
+
+/// Reads the record.
+pub fn read(doc: &Document) -> Result<PatientRecord, DocError> {
+    let r = doc.reader();
+    let id = r
+        .str(PATIENT_KEY)
+        .and_then(|s| PatientId::parse(&s).ok())
+        .ok_or_else(|| DocError::NotFound(format!("patient record in {}", doc.id())))?;
+    let mut fields = Vec::new();
+    let mut field_conflicts = Vec::new();
+    for field in PatientField::ALL {
+        if let Some(value) = r.str(&field.key()) {
+            fields.push((field, value));
+        }
+        let mut values = r.all_str(&field.key());
+        if values.len() > 1 {
+            values.sort();
+            field_conflicts.push(FieldConflict { field, values });
+        }
+    }
+    let mut unreadable = Vec::new();
+    let (contacts, bad) = decode_entries(r, "contact/");
+    unreadable.extend(bad);
+    let (flags, bad) = decode_entries(r, "flag/");
+    unreadable.extend(bad);
+    let (vedtak, bad) = decode_entries(r, "vedtak/");
+    unreadable.extend(bad);
+    let (tiltak, bad) = decode_entries(r, "tiltak/");
+    unreadable.extend(bad);
+    let (medications, bad) = decode_entries(r, "med/");
+    unreadable.extend(bad);
+    Ok(PatientRecord {
+        id,
+        fields,
+        contacts,
+        flags,
+        vedtak,
+        tiltak,
+        medications,
+        field_conflicts,
+        unreadable,
+    })
+}

@@ -1,0 +1,134 @@
+//! The portable export file: a node's documents in one self-checking file.
+//!
+//! Layout (all integers little-endian):
+//! ```text
+//! magic    8 bytes  "OMSYNEX" + format version (1)
+//! count    u32      number of documents
+//! count ×  u16 id length, id (UTF-8 document id), u32 data length, data (Automerge saved document)
+//! digest   32 bytes SHA-256 of everything above
+//! ```
+//! The digest makes a truncated or altered file fail as a whole before anything is imported.
+//! Every length is bounded, and every id and document is validated: an export file is hostile input.
+
+use sha2::{Digest, Sha256};
+
+use crate::docs::DocumentId;
+
+const MAGIC: &[u8; 7] = b"OMSYNEX";
+const VERSION: u8 = 1;
+/// Largest document accepted in an export file.
+pub const MAX_DOCUMENT_BYTES: usize = 64 * 1024 * 1024;
+const MAX_ID_BYTES: usize = 256;
+
+/// An export file could not be read.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ExchangeError {
+    /// Not an Omsyn export file.
+    #[error("not an Omsyn export file (bad magic bytes)")]
+    NotAnExport,
+    /// Written by another format version.
+    #[error("export format version {found} is not supported (this build reads {VERSION})")]
+    UnsupportedVersion {
+        /// Version in the file.
+        found: u8,
+    },
+    /// Shorter than its own header says.
+    #[error("export file is truncated")]
+    Truncated,
+    /// The checksum does not match.
+    #[error("export file is damaged: checksum mismatch")]
+    ChecksumMismatch,
+    /// A field is out of bounds or invalid.
+    #[error("export file is malformed: {0}")]
+    Malformed(String),
+}
+
+/// Encodes documents (id, saved bytes) into an export file.
+pub fn encode(docs: &[(DocumentId, Vec<u8>)]) -> Vec<u8> {
+    let mut out = Vec::new();
+    out.extend_from_slice(MAGIC);
+    out.push(VERSION);
+    out.extend_from_slice(&(docs.len() as u32).to_le_bytes());
+    for (id, data) in docs {
+        let id = id.to_string();
+        out.extend_from_slice(&(id.len() as u16).to_le_bytes());
+        out.extend_from_slice(id.as_bytes());
+        out.extend_from_slice(&(data.len() as u32).to_le_bytes());
+        out.extend_from_slice(data);
+    }
+    let digest = Sha256::digest(&out);
+    out.extend_from_slice(&digest);
+    out
+}
+
+/// Decodes and verifies an export file. Documents' Automerge bytes are validated later, on load.
+pub fn decode(bytes: &[u8]) -> Result<Vec<(DocumentId, Vec<u8>)>, ExchangeError> {
+    if bytes.len() < MAGIC.len() + 1 || &bytes[..MAGIC.len()] != MAGIC {
+        return Err(ExchangeError::NotAnExport);
+    }
+    if bytes[MAGIC.len()] != VERSION {
+        return Err(ExchangeError::UnsupportedVersion {
+            found: bytes[MAGIC.len()],
+        });
+    }
+    if bytes.len() < MAGIC.len() + 1 + 4 + 32 {
+        return Err(ExchangeError::Truncated);
+    }
+    let (body, digest) = bytes.split_at(bytes.len() - 32);
+    if Sha256::digest(body).as_slice() != digest {
+        return Err(ExchangeError::ChecksumMismatch);
+    }
+    let mut cursor = Cursor {
+        bytes: body,
+        pos: MAGIC.len() + 1,
+    };
+    let count = cursor.u32()? as usize;
+    let mut docs = Vec::with_capacity(count.min(100_000));
+    for _ in 0..count {
+        let id_len = cursor.u16()? as usize;
+        if id_len > MAX_ID_BYTES {
+            return Err(ExchangeError::Malformed(format!(
+                "document id of {id_len} bytes"
+            )));
+        }
+        let id = std::str::from_utf8(cursor.take(id_len)?)
+            .map_err(|_| ExchangeError::Malformed("document id is not UTF-8".into()))?;
+        let id = DocumentId::parse(id).map_err(|e| ExchangeError::Malformed(e.to_string()))?;
+        let len = cursor.u32()? as usize;
+        if len > MAX_DOCUMENT_BYTES {
+            return Err(ExchangeError::Malformed(format!(
+                "document {id} is {len} bytes; at most {MAX_DOCUMENT_BYTES} are accepted"
+            )));
+        }
+        docs.push((id, cursor.take(len)?.to_vec()));
+    }
+    if cursor.pos != body.len() {
+        return Err(ExchangeError::Malformed("trailing bytes after the last document".into()));
+    }
+    Ok(docs)
+}
+
+struct Cursor<'a> {
+    bytes: &'a [u8],
+    pos: usize,
+}
+
+impl<'a> Cursor<'a> {
+    fn take(&mut self, n: usize) -> Result<&'a [u8], ExchangeError> {
+        let end = self.pos.checked_add(n).ok_or(ExchangeError::Truncated)?;
+        let out = self.bytes.get(self.pos..end).ok_or(ExchangeError::Truncated)?;
+        self.pos = end;
+        Ok(out)
+    }
+
+    fn u16(&mut self) -> Result<u16, ExchangeError> {
+        let b = self.take(2)?;
+        Ok(u16::from_le_bytes([b[0], b[1]]))
+    }
+
+    fn u32(&mut self) -> Result<u32, ExchangeError> {
+        let b = self.take(4)?;
+        Ok(u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+    }
+}

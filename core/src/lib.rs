@@ -1,0 +1,35 @@
+//! # omsyn-core
+//!
+//! The heart of Omsyn, a peer-to-peer, offline-first sync system for municipal home care: the
+//! home-care documents on Automerge, the durable redb store, node identities, and (later) the
+//! sync protocol as a sans-IO state machine.
+//!
+//! **Boundary:** this crate does no network IO, spawns no tasks, and never reads a clock or the
+//! OS random number generator. Every "now" and every RNG is an argument, so a seeded test or
+//! simulation replays exactly. It does touch the file system, through the store and identity files.
+//!
+//! ## The model
+//! - [`docs`]: the document kinds. A document holds data about at most one patient; its id
+//!   ([`DocumentId`]) says which, so sharing, protection and purging work per patient.
+//! - [`conflict`]: safety conflicts derived from the documents after every merge.
+//! - [`store`]: the redb store: chunk logs, compaction, bounded cache, derived indexes.
+//! - [`repo`]: [`Repo`], the typed API the binaries and bindings call.
+//! - [`report`]: the day report.
+//! - [`exchange`]: the portable export file.
+
+#![deny(missing_docs)]
+
+pub mod conflict;
+pub mod docs;
+pub mod exchange;
+pub mod identity;
+pub mod ids;
+pub mod repo;
+pub mod report;
+pub mod store;
+pub mod time;
+
+pub use docs::{DocumentId, Document};
+pub use identity::{Identity, NodeId, NodeKey, NodeProfile, Role};
+pub use repo::{Repo, RepoError};
+pub use time::{Day, Month, Timestamp};

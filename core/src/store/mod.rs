@@ -1,0 +1,672 @@
+//! The durable document store on redb.
+//!
+//! Documents are kept as an append-only chunk log per document (an Automerge snapshot followed by
+//! incremental changes), compacted into one snapshot once the increments outgrow it. Documents are
+//! loaded on demand into a bounded cache, so memory does not grow with the number of documents held.
+//!
+//! **Invariant:** when [`WriteBatch::commit`] returns `Ok`, every change made through the batch is on
+//! disk (redb `Durability::Immediate`, i.e. fsynced): it survives kill -9 and power loss. Derived
+//! indexes (patients, visits, open conflicts) are updated in the same transaction, so they never
+//! disagree with the documents they are derived from.
+//!
+//! **Invariant:** a cached document equals its stored state. A batch takes documents *out* of the
+//! cache and puts them back only after its commit succeeded; a failed or dropped batch leaves the
+//! cache without them, and they are reloaded from disk.
+
+mod schema;
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use redb::{Database, ReadableDatabase, ReadableTable, ReadableTableMetadata, WriteTransaction};
+
+pub use schema::FORMAT_VERSION;
+use schema::{CHUNKS, CONFLICTS, DOCS, MAGIC, META, PATIENTS, VISITS};
+
+use crate::conflict::{self, Conflict};
+use crate::docs::record::PatientField;
+use crate::docs::{journal, plan, record, DocError, DocKind, Document, DocumentId};
+use crate::identity::NodeId;
+use crate::ids::{PatientId, VisitId};
+use crate::time::Month;
+
+/// How many documents the cache keeps. A base's working set for one report is larger, but those
+/// documents are streamed through; the cache only has to hold what is being edited.
+pub const CACHE_DOCUMENTS: usize = 256;
+/// Compact a document after this many incremental chunks.
+const MAX_CHUNKS_BEFORE_COMPACTION: u64 = 64;
+/// Or once its increments exceed this many bytes and the snapshot's size.
+const MIN_INCREMENTAL_BYTES_FOR_COMPACTION: u64 = 64 * 1024;
+/// redb's page cache.
+const REDB_CACHE_BYTES: usize = 64 * 1024 * 1024;
+
+/// Failure to open a store.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum OpenError {
+    /// Another process has the store open.
+    #[error("{0} is in use by another omsyn process")]
+    Locked(PathBuf),
+    /// The file is not an Omsyn store (another redb file, or not redb at all).
+    #[error("{path} is not an Omsyn store: {reason}")]
+    Foreign {
+        /// The file.
+        path: PathBuf,
+        /// What was found.
+        reason: String,
+    },
+    /// The store was written in a format this build does not read.
+    #[error("{path} has store format version {found}; this build reads version {supported}")]
+    UnsupportedVersion {
+        /// The file.
+        path: PathBuf,
+        /// Version in the file.
+        found: u32,
+        /// Version this build supports.
+        supported: u32,
+    },
+    /// The file is damaged.
+    #[error("{path} is corrupted: {reason}")]
+    Corrupt {
+        /// The file.
+        path: PathBuf,
+        /// What redb reported.
+        reason: String,
+    },
+    /// I/O error.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The underlying error.
+        source: std::io::Error,
+    },
+}
+
+/// Failure of a read or write on an open store.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    /// The disk or file system failed (full disk, I/O error). Nothing of the failed write is kept.
+    #[error("storage failed: {0}")]
+    Io(String),
+    /// Stored data is damaged.
+    #[error("stored data is corrupted: {0}")]
+    Corrupt(String),
+    /// A stored document could not be decoded.
+    #[error(transparent)]
+    Doc(#[from] DocError),
+}
+
+macro_rules! storage_error_from {
+    ($($t:ty),*) => {$(
+        impl From<$t> for StoreError {
+            fn from(e: $t) -> Self {
+                let text = e.to_string();
+                if text.to_lowercase().contains("corrupt") {
+                    StoreError::Corrupt(text)
+                } else {
+                    StoreError::Io(text)
+                }
+            }
+        }
+    )*};
+}
+storage_error_from!(
+    redb::StorageError,
+    redb::TransactionError,
+    redb::TableError,
+    redb::CommitError,
+    redb::SetDurabilityError
+);
+
+/// Bookkeeping for one document's chunk log.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+struct DocMeta {
+    next_seq: u64,
+    chunks: u64,
+    incremental_bytes: u64,
+    snapshot_bytes: u64,
+}
+
+impl DocMeta {
+    fn encode(&self) -> [u8; 32] {
+        let mut out = [0u8; 32];
+        for (i, v) in [
+            self.next_seq,
+            self.chunks,
+            self.incremental_bytes,
+            self.snapshot_bytes,
+        ]
+        .iter()
+        .enumerate()
+        {
+            out[i * 8..(i + 1) * 8].copy_from_slice(&v.to_le_bytes());
+        }
+        out
+    }
+
+    fn decode(bytes: &[u8]) -> Result<Self, StoreError> {
+        let word = |i: usize| -> Result<u64, StoreError> {
+            bytes
+                .get(i * 8..(i + 1) * 8)
+                .and_then(|b| b.try_into().ok())
+                .map(u64::from_le_bytes)
+                .ok_or_else(|| StoreError::Corrupt("document metadata is truncated".into()))
+        };
+        Ok(DocMeta {
+            next_seq: word(0)?,
+            chunks: word(1)?,
+            incremental_bytes: word(2)?,
+            snapshot_bytes: word(3)?,
+        })
+    }
+}
+
+/// A small LRU cache of loaded documents.
+#[derive(Debug, Default)]
+struct Cache {
+    docs: HashMap<DocumentId, (Document, u64)>,
+    tick: u64,
+}
+
+impl Cache {
+    fn take(&mut self, id: &DocumentId) -> Option<Document> {
+        self.docs.remove(id).map(|(d, _)| d)
+    }
+
+    fn put(&mut self, doc: Document) {
+        self.tick += 1;
+        self.docs.insert(doc.id().clone(), (doc, self.tick));
+        while self.docs.len() > CACHE_DOCUMENTS {
+            let oldest = self
+                .docs
+                .iter()
+                .min_by_key(|(_, (_, t))| *t)
+                .map(|(k, _)| k.clone());
+            match oldest {
+                Some(k) => self.docs.remove(&k),
+                None => break,
+            };
+        }
+    }
+}
+
+/// Counts of what a store holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub struct StoreStats {
+    /// Documents.
+    pub documents: u64,
+    /// Chunks across all documents.
+    pub chunks: u64,
+    /// Patients.
+    pub patients: u64,
+}
+
+/// The store. Safe to share between threads; writes are serialised by redb.
+#[derive(Debug)]
+pub struct Store {
+    db: Database,
+    actor: NodeId,
+    cache: Mutex<Cache>,
+}
+
+impl Store {
+    /// Opens the store at `path`, creating it if missing. `actor` is the local node, which
+    /// authors every change made through this store.
+    pub fn open(path: &Path, actor: NodeId) -> Result<Store, OpenError> {
+        let existed = path.exists();
+        let mut builder = Database::builder();
+        builder.set_cache_size(REDB_CACHE_BYTES);
+        let db = builder
+            .create(path)
+            .map_err(|e| open_error(path, e))?;
+        let store = Store {
+            db,
+            actor,
+            cache: Mutex::new(Cache::default()),
+        };
+        store.check_or_init_meta(path, existed)?;
+        Ok(store)
+    }
+
+    /// An in-memory store (for tests and simulations).
+    pub fn in_memory(actor: NodeId) -> Result<Store, OpenError> {
+        let path = PathBuf::from(":memory:");
+        let db = Database::builder()
+            .create_with_backend(redb::backends::InMemoryBackend::new())
+            .map_err(|e| open_error(&path, e))?;
+        let store = Store {
+            db,
+            actor,
+            cache: Mutex::new(Cache::default()),
+        };
+        store.check_or_init_meta(&path, false)?;
+        Ok(store)
+    }
+
+    fn check_or_init_meta(&self, path: &Path, existed: bool) -> Result<(), OpenError> {
+        let corrupt = |e: &dyn std::fmt::Display| OpenError::Corrupt {
+            path: path.to_owned(),
+            reason: e.to_string(),
+        };
+        let read = self.db.begin_read().map_err(|e| corrupt(&e))?;
+        let found = match read.open_table(META) {
+            Ok(table) => {
+                let magic = table.get("magic").map_err(|e| corrupt(&e))?;
+                let version = table.get("format_version").map_err(|e| corrupt(&e))?;
+                Some((
+                    magic.map(|m| m.value().to_vec()),
+                    version.map(|v| v.value().to_vec()),
+                ))
+            }
+            Err(redb::TableError::TableDoesNotExist(_)) => None,
+            Err(e) => return Err(corrupt(&e)),
+        };
+        drop(read);
+        match found {
+            Some((Some(magic), Some(version))) if magic == MAGIC => {
+                let found = version
+                    .as_slice()
+                    .try_into()
+                    .map(u32::from_le_bytes)
+                    .map_err(|_| corrupt(&"format version is malformed"))?;
+                if found != FORMAT_VERSION {
+                    return Err(OpenError::UnsupportedVersion {
+                        path: path.to_owned(),
+                        found,
+                        supported: FORMAT_VERSION,
+                    });
+                }
+                Ok(())
+            }
+            Some(_) => Err(OpenError::Foreign {
+                path: path.to_owned(),
+                reason: "its metadata table is not Omsyn's".into(),
+            }),
+            None if existed && self.has_any_table().map_err(|e| corrupt(&e))? => {
+                Err(OpenError::Foreign {
+                    path: path.to_owned(),
+                    reason: "it is a redb database with other tables".into(),
+                })
+            }
+            None => self.init_meta().map_err(|e| corrupt(&e)),
+        }
+    }
+
+    fn has_any_table(&self) -> Result<bool, StoreError> {
+        let read = self.db.begin_read()?;
+        Ok(read.list_tables().map_err(StoreError::from)?.next().is_some())
+    }
+
+    fn init_meta(&self) -> Result<(), StoreError> {
+        let tx = self.db.begin_write()?;
+        {
+            let mut meta = tx.open_table(META)?;
+            meta.insert("magic", MAGIC)?;
+            meta.insert("format_version", FORMAT_VERSION.to_le_bytes().as_slice())?;
+            // Create every table up front so readers never meet a missing table.
+            tx.open_table(CHUNKS)?;
+            tx.open_table(DOCS)?;
+            tx.open_table(PATIENTS)?;
+            tx.open_table(VISITS)?;
+            tx.open_table(CONFLICTS)?;
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// The node that authors changes made through this store.
+    pub fn actor(&self) -> NodeId {
+        self.actor
+    }
+
+    /// Runs `f` on a document, loading it if needed. `Ok(None)` if the store does not hold it.
+    pub fn with_doc<T>(
+        &self,
+        id: &DocumentId,
+        f: impl FnOnce(&Document) -> T,
+    ) -> Result<Option<T>, StoreError> {
+        let mut cache = self.lock_cache();
+        if let Some(doc) = cache.take(id) {
+            let out = f(&doc);
+            cache.put(doc);
+            return Ok(Some(out));
+        }
+        drop(cache);
+        let read = self.db.begin_read()?;
+        let chunks = read.open_table(CHUNKS)?;
+        let Some(doc) = load_doc(&chunks, id, self.actor)? else {
+            return Ok(None);
+        };
+        let out = f(&doc);
+        self.lock_cache().put(doc);
+        Ok(Some(out))
+    }
+
+    /// A copy of a document (for export and sync).
+    pub fn load(&self, id: &DocumentId) -> Result<Option<Document>, StoreError> {
+        self.with_doc(id, Document::clone)
+    }
+
+    /// Ids of every stored document whose text form starts with `prefix`, in order.
+    pub fn doc_ids(&self, prefix: &str) -> Result<Vec<DocumentId>, StoreError> {
+        let read = self.db.begin_read()?;
+        let docs = read.open_table(DOCS)?;
+        let mut out = Vec::new();
+        for item in docs.range(prefix..)? {
+            let (key, _) = item?;
+            let key = key.value();
+            if !key.starts_with(prefix) {
+                break;
+            }
+            out.push(
+                DocumentId::parse(key)
+                    .map_err(|e| StoreError::Corrupt(format!("stored document id: {e}")))?,
+            );
+        }
+        Ok(out)
+    }
+
+    /// Every patient held, with display name, ordered by id.
+    pub fn patients(&self) -> Result<Vec<(PatientId, String)>, StoreError> {
+        let read = self.db.begin_read()?;
+        let table = read.open_table(PATIENTS)?;
+        let mut out = Vec::new();
+        for item in table.iter()? {
+            let (k, v) = item?;
+            let id = PatientId::parse(k.value())
+                .map_err(|e| StoreError::Corrupt(format!("patient index: {e}")))?;
+            out.push((id, v.value().to_owned()));
+        }
+        Ok(out)
+    }
+
+    /// The visit-plan document holding `visit`, if known.
+    pub fn visit_location(&self, visit: &VisitId) -> Result<Option<DocumentId>, StoreError> {
+        let read = self.db.begin_read()?;
+        let table = read.open_table(VISITS)?;
+        let Some(value) = table.get(visit.as_str())? else {
+            return Ok(None);
+        };
+        DocumentId::parse(value.value())
+            .map(Some)
+            .map_err(|e| StoreError::Corrupt(format!("visit index: {e}")))
+    }
+
+    /// Every open conflict, optionally for one patient.
+    pub fn conflicts(&self, patient: Option<&PatientId>) -> Result<Vec<Conflict>, StoreError> {
+        let read = self.db.begin_read()?;
+        let table = read.open_table(CONFLICTS)?;
+        let mut out = Vec::new();
+        let iter = match patient {
+            Some(p) => table.range((p.as_str(), "")..=(p.as_str(), "\u{10FFFF}"))?,
+            None => table.range::<(&str, &str)>(..)?,
+        };
+        for item in iter {
+            let (_, v) = item?;
+            let list: Vec<Conflict> = serde_json::from_slice(v.value())
+                .map_err(|e| StoreError::Corrupt(format!("conflict index: {e}")))?;
+            out.extend(list);
+        }
+        Ok(out)
+    }
+
+    /// Counts of what the store holds.
+    pub fn stats(&self) -> Result<StoreStats, StoreError> {
+        let read = self.db.begin_read()?;
+        Ok(StoreStats {
+            documents: read.open_table(DOCS)?.len()?,
+            chunks: read.open_table(CHUNKS)?.len()?,
+            patients: read.open_table(PATIENTS)?.len()?,
+        })
+    }
+
+    /// Starts a write. Only one write runs at a time; a second waits for the first.
+    pub fn write(&self) -> Result<WriteBatch<'_>, StoreError> {
+        Ok(WriteBatch {
+            store: self,
+            tx: self.db.begin_write()?,
+            docs: BTreeMap::new(),
+        })
+    }
+
+    fn lock_cache(&self) -> std::sync::MutexGuard<'_, Cache> {
+        // A poisoned cache only means a panic elsewhere mid-operation; its contents are still
+        // consistent with disk (see the module invariant), so keep using it.
+        self.cache.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+fn open_error(path: &Path, e: redb::DatabaseError) -> OpenError {
+    match e {
+        redb::DatabaseError::DatabaseAlreadyOpen => OpenError::Locked(path.to_owned()),
+        redb::DatabaseError::UpgradeRequired(v) => OpenError::Foreign {
+            path: path.to_owned(),
+            reason: format!("it is a redb database in old file format {v}"),
+        },
+        redb::DatabaseError::Storage(redb::StorageError::Io(io))
+            if io.kind() == std::io::ErrorKind::InvalidData =>
+        {
+            OpenError::Foreign {
+                path: path.to_owned(),
+                reason: io.to_string(),
+            }
+        }
+        redb::DatabaseError::Storage(redb::StorageError::Io(io)) => OpenError::Io {
+            path: path.to_owned(),
+            source: io,
+        },
+        other => OpenError::Corrupt {
+            path: path.to_owned(),
+            reason: other.to_string(),
+        },
+    }
+}
+
+fn load_doc(
+    chunks: &impl ReadableTable<(&'static str, u64), &'static [u8]>,
+    id: &DocumentId,
+    actor: NodeId,
+) -> Result<Option<Document>, StoreError> {
+    let key = id.to_string();
+    let mut bytes = Vec::new();
+    for item in chunks.range((key.as_str(), 0)..=(key.as_str(), u64::MAX))? {
+        let (_, v) = item?;
+        bytes.extend_from_slice(v.value());
+    }
+    if bytes.is_empty() {
+        return Ok(None);
+    }
+    Ok(Some(Document::load(id.clone(), &bytes, actor)?))
+}
+
+/// One atomic, durable write: any number of document edits plus the derived index updates.
+pub struct WriteBatch<'a> {
+    store: &'a Store,
+    tx: WriteTransaction,
+    docs: BTreeMap<DocumentId, Document>,
+}
+
+impl std::fmt::Debug for WriteBatch<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WriteBatch")
+            .field("docs", &self.docs.keys().collect::<Vec<_>>())
+            .finish_non_exhaustive()
+    }
+}
+
+impl WriteBatch<'_> {
+    /// The document to edit, loaded or created empty.
+    pub fn doc(&mut self, id: &DocumentId) -> Result<&mut Document, StoreError> {
+        if !self.docs.contains_key(id) {
+            let doc = match self.load(id)? {
+                Some(doc) => doc,
+                None => Document::new(id.clone(), self.store.actor),
+            };
+            self.docs.insert(id.clone(), doc);
+        }
+        self.docs
+            .get_mut(id)
+            .ok_or_else(|| StoreError::Corrupt("batch lost a document".into()))
+    }
+
+    /// The document to edit, only if the store holds it.
+    pub fn existing(&mut self, id: &DocumentId) -> Result<Option<&mut Document>, StoreError> {
+        if !self.docs.contains_key(id) {
+            let Some(doc) = self.load(id)? else {
+                return Ok(None);
+            };
+            self.docs.insert(id.clone(), doc);
+        }
+        Ok(self.docs.get_mut(id))
+    }
+
+    fn load(&mut self, id: &DocumentId) -> Result<Option<Document>, StoreError> {
+        if let Some(doc) = self.store.lock_cache().take(id) {
+            return Ok(Some(doc));
+        }
+        let chunks = self.tx.open_table(CHUNKS)?;
+        load_doc(&chunks, id, self.store.actor)
+    }
+
+    /// Writes every changed document and the derived indexes, then commits durably.
+    pub fn commit(mut self) -> Result<(), StoreError> {
+        let mut dirty_months: BTreeSet<(PatientId, Month)> = BTreeSet::new();
+        let ids: Vec<DocumentId> = self.docs.keys().cloned().collect();
+        for id in &ids {
+            let Some(doc) = self.docs.get_mut(id) else {
+                continue;
+            };
+            let changes = doc.unsaved_changes();
+            if changes.is_empty() {
+                continue;
+            }
+            append_chunk(&self.tx, doc, &changes)?;
+            match id {
+                DocumentId::PatientRecord(patient) => {
+                    index_record(&self.tx, patient, doc)?;
+                }
+                DocumentId::VisitPlan(patient, month) => {
+                    index_visits(&self.tx, doc)?;
+                    dirty_months.insert((patient.clone(), *month));
+                }
+                DocumentId::Journal(patient, month) => {
+                    dirty_months.insert((patient.clone(), *month));
+                }
+                DocumentId::Messages(..) | DocumentId::DayLog(..) => {}
+            }
+        }
+        for (patient, month) in dirty_months {
+            let plan_id = DocumentId::VisitPlan(patient.clone(), month);
+            let journal_id = DocumentId::Journal(patient.clone(), month);
+            let plan = self
+                .existing(&plan_id)?
+                .map(|d| plan::read(d))
+                .unwrap_or_default();
+            let journal = self
+                .existing(&journal_id)?
+                .map(|d| journal::read(d))
+                .unwrap_or_default();
+            let found = conflict::month_conflicts(&patient, &plan, &journal);
+            put_conflicts(&self.tx, &patient, &month.to_string(), &found)?;
+        }
+        self.tx.set_durability(redb::Durability::Immediate)?;
+        self.tx.commit()?;
+        let mut cache = self.store.lock_cache();
+        for (_, mut doc) in std::mem::take(&mut self.docs) {
+            doc.mark_saved();
+            cache.put(doc);
+        }
+        Ok(())
+    }
+}
+
+fn append_chunk(tx: &WriteTransaction, doc: &mut Document, changes: &[u8]) -> Result<(), StoreError> {
+    let key = doc.id().to_string();
+    let mut docs = tx.open_table(DOCS)?;
+    let mut chunks = tx.open_table(CHUNKS)?;
+    let mut meta = match docs.get(key.as_str())? {
+        Some(v) => DocMeta::decode(v.value())?,
+        None => DocMeta::default(),
+    };
+    let incremental = meta.incremental_bytes + changes.len() as u64;
+    let compact = meta.chunks + 1 > MAX_CHUNKS_BEFORE_COMPACTION
+        || (incremental > MIN_INCREMENTAL_BYTES_FOR_COMPACTION && incremental > meta.snapshot_bytes);
+    if compact {
+        let snapshot = doc.save();
+        let seq = meta.next_seq;
+        chunks.insert((key.as_str(), seq), snapshot.as_slice())?;
+        // Delete the superseded chunks in the same transaction: readers see either the old
+        // chunk log or the new snapshot, never a mix.
+        let old: Vec<u64> = chunks
+            .range((key.as_str(), 0)..(key.as_str(), seq))?
+            .map(|item| item.map(|(k, _)| k.value().1))
+            .collect::<Result<_, _>>()?;
+        for s in old {
+            chunks.remove((key.as_str(), s))?;
+        }
+        meta = DocMeta {
+            next_seq: seq + 1,
+            chunks: 1,
+            incremental_bytes: 0,
+            snapshot_bytes: snapshot.len() as u64,
+        };
+    } else {
+        chunks.insert((key.as_str(), meta.next_seq), changes)?;
+        meta.next_seq += 1;
+        meta.chunks += 1;
+        meta.incremental_bytes = incremental;
+    }
+    docs.insert(key.as_str(), meta.encode().as_slice())?;
+    Ok(())
+}
+
+fn index_record(tx: &WriteTransaction, patient: &PatientId, doc: &Document) -> Result<(), StoreError> {
+    let Ok(rec) = record::read(doc) else {
+        // A record without its patient key yet (a peer sent a partial document): nothing to index.
+        return Ok(());
+    };
+    let name = rec.field(PatientField::Name).unwrap_or("(no name)").to_owned();
+    tx.open_table(PATIENTS)?
+        .insert(patient.as_str(), name.as_str())?;
+    put_conflicts(tx, patient, "record", &conflict::record_conflicts(&rec))
+}
+
+fn index_visits(tx: &WriteTransaction, doc: &Document) -> Result<(), StoreError> {
+    let mut visits = tx.open_table(VISITS)?;
+    let location = doc.id().to_string();
+    for visit in plan::read(doc).visits {
+        visits.insert(visit.id.as_str(), location.as_str())?;
+    }
+    Ok(())
+}
+
+fn put_conflicts(
+    tx: &WriteTransaction,
+    patient: &PatientId,
+    scope: &str,
+    found: &[Conflict],
+) -> Result<(), StoreError> {
+    let mut table = tx.open_table(CONFLICTS)?;
+    if found.is_empty() {
+        table.remove((patient.as_str(), scope))?;
+    } else {
+        let json = serde_json::to_vec(found)
+            .map_err(|e| StoreError::Corrupt(format!("encoding conflicts: {e}")))?;
+        table.insert((patient.as_str(), scope), json.as_slice())?;
+    }
+    Ok(())
+}
+
+/// Kinds of documents, for store statistics and export filters.
+pub fn kind_prefix(kind: DocKind) -> &'static str {
+    match kind {
+        DocKind::PatientRecord => "patient/",
+        DocKind::VisitPlan => "plan/",
+        DocKind::Journal => "journal/",
+        DocKind::Messages => "messages/",
+        DocKind::DayLog => "daylog/",
+    }
+}

@@ -1,0 +1,31 @@
+//! Every redb table of the store, in one place. See docs/design.md for the layout.
+//!
+//! Integers stored inside values are little-endian.
+
+use redb::TableDefinition;
+
+/// Store-wide metadata: `magic` and `format_version`.
+pub(crate) const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
+
+/// Document chunks: (document id, sequence number) → Automerge bytes. A document is the
+/// concatenation of its chunks in sequence order: a snapshot followed by incremental changes.
+pub(crate) const CHUNKS: TableDefinition<(&str, u64), &[u8]> = TableDefinition::new("chunks");
+
+/// Per-document bookkeeping: document id → [`super::DocMeta`] (4 × u64 LE).
+pub(crate) const DOCS: TableDefinition<&str, &[u8]> = TableDefinition::new("docs");
+
+/// Derived: patient id → display name (for `patient list` without loading documents).
+pub(crate) const PATIENTS: TableDefinition<&str, &str> = TableDefinition::new("patients");
+
+/// Derived: visit id → the id of the visit-plan document that holds it.
+pub(crate) const VISITS: TableDefinition<&str, &str> = TableDefinition::new("visits");
+
+/// Derived: (patient id, scope) → JSON list of open conflicts. Scope is `record` or `YYYY-MM`.
+pub(crate) const CONFLICTS: TableDefinition<(&str, &str), &[u8]> = TableDefinition::new("conflicts");
+
+/// Value of `META["magic"]`: tells an Omsyn store from any other redb file.
+pub(crate) const MAGIC: &[u8] = b"omsyn-store";
+
+/// The store format this build reads and writes. Bump it, with a migration and a golden fixture,
+/// whenever a table's key or value layout changes.
+pub const FORMAT_VERSION: u32 = 1;

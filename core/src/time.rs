@@ -1,0 +1,211 @@
+//! Time values. Core never reads a clock: every "now" is an argument.
+//!
+//! Clinical times keep the UTC offset they were recorded with (RFC 3339), because the care day of a
+//! visit at 00:30 is a local notion: a visit at 00:30+01:00 belongs to that local date, not to the
+//! previous UTC day.
+
+use std::fmt;
+
+use chrono::{DateTime, Datelike, FixedOffset, NaiveDate};
+use serde::{Deserialize, Serialize};
+
+/// A time could not be parsed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid {what} {value:?}: expected {expected}")]
+pub struct InvalidTime {
+    /// What was being parsed ("time", "date", "month").
+    pub what: &'static str,
+    /// The rejected input.
+    pub value: String,
+    /// The expected format.
+    pub expected: &'static str,
+}
+
+/// An instant with the UTC offset it was recorded in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct Timestamp(DateTime<FixedOffset>);
+
+impl Timestamp {
+    /// Parses an RFC 3339 timestamp such as `2026-11-23T08:00:00+01:00`.
+    pub fn parse(value: &str) -> Result<Self, InvalidTime> {
+        DateTime::parse_from_rfc3339(value)
+            .map(Self)
+            .map_err(|_| InvalidTime {
+                what: "time",
+                value: value.chars().take(64).collect(),
+                expected: "RFC 3339, e.g. 2026-11-23T08:00:00+01:00",
+            })
+    }
+
+    /// Wraps a chrono value (used by the binary, which owns the clock).
+    pub fn from_datetime(value: DateTime<FixedOffset>) -> Self {
+        Self(value)
+    }
+
+    /// Milliseconds since the Unix epoch.
+    pub fn unix_millis(&self) -> i64 {
+        self.0.timestamp_millis()
+    }
+
+    /// The local calendar day of this instant, in its own offset.
+    pub fn day(&self) -> Day {
+        Day(self.0.date_naive())
+    }
+
+    /// The time of day as `HH:MM`, in its own offset.
+    pub fn hhmm(&self) -> String {
+        self.0.format("%H:%M").to_string()
+    }
+
+    /// Builds a timestamp from a day, a `HH:MM` time and an offset in seconds east of UTC.
+    pub fn from_day_hhmm(day: Day, hhmm: &str, offset_secs: i32) -> Result<Self, InvalidTime> {
+        let err = || InvalidTime {
+            what: "time of day",
+            value: hhmm.chars().take(16).collect(),
+            expected: "HH:MM",
+        };
+        let time = chrono::NaiveTime::parse_from_str(hhmm, "%H:%M").map_err(|_| err())?;
+        let offset = FixedOffset::east_opt(offset_secs).ok_or_else(err)?;
+        day.0
+            .and_time(time)
+            .and_local_timezone(offset)
+            .single()
+            .map(Self)
+            .ok_or_else(err)
+    }
+
+    /// Whole minutes from `self` to `later` (negative if `later` is earlier).
+    pub fn minutes_until(&self, later: &Timestamp) -> i64 {
+        (later.0 - self.0).num_minutes()
+    }
+}
+
+impl PartialOrd for Timestamp {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for Timestamp {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.0.cmp(&other.0)
+    }
+}
+
+impl fmt::Display for Timestamp {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, false))
+    }
+}
+
+impl TryFrom<String> for Timestamp {
+    type Error = InvalidTime;
+    fn try_from(value: String) -> Result<Self, InvalidTime> {
+        Self::parse(&value)
+    }
+}
+
+impl From<Timestamp> for String {
+    fn from(t: Timestamp) -> String {
+        t.to_string()
+    }
+}
+
+impl std::str::FromStr for Timestamp {
+    type Err = InvalidTime;
+    fn from_str(s: &str) -> Result<Self, InvalidTime> {
+        Self::parse(s)
+    }
+}
+
+/// A local calendar day (`YYYY-MM-DD`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct Day(NaiveDate);
+
+impl Day {
+    /// Parses `YYYY-MM-DD`.
+    pub fn parse(value: &str) -> Result<Self, InvalidTime> {
+        NaiveDate::parse_from_str(value, "%Y-%m-%d")
+            .map(Self)
+            .map_err(|_| InvalidTime {
+                what: "date",
+                value: value.chars().take(32).collect(),
+                expected: "YYYY-MM-DD",
+            })
+    }
+
+    /// The month this day is in.
+    pub fn month(&self) -> Month {
+        Month {
+            year: self.0.year(),
+            month: self.0.month(),
+        }
+    }
+
+    /// The following day, or `None` at the end of chrono's range.
+    pub fn next(&self) -> Option<Day> {
+        self.0.succ_opt().map(Day)
+    }
+}
+
+impl fmt::Display for Day {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.0.format("%Y-%m-%d"))
+    }
+}
+
+impl TryFrom<String> for Day {
+    type Error = InvalidTime;
+    fn try_from(value: String) -> Result<Self, InvalidTime> {
+        Self::parse(&value)
+    }
+}
+
+impl From<Day> for String {
+    fn from(d: Day) -> String {
+        d.to_string()
+    }
+}
+
+impl std::str::FromStr for Day {
+    type Err = InvalidTime;
+    fn from_str(s: &str) -> Result<Self, InvalidTime> {
+        Self::parse(s)
+    }
+}
+
+/// A calendar month (`YYYY-MM`): the period of visit-plan, journal and message documents.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Month {
+    year: i32,
+    month: u32,
+}
+
+impl Month {
+    /// Parses `YYYY-MM`.
+    pub fn parse(value: &str) -> Result<Self, InvalidTime> {
+        let err = || InvalidTime {
+            what: "month",
+            value: value.chars().take(32).collect(),
+            expected: "YYYY-MM",
+        };
+        let (y, m) = value.split_once('-').ok_or_else(err)?;
+        if y.len() != 4 || m.len() != 2 {
+            return Err(err());
+        }
+        let year: i32 = y.parse().map_err(|_| err())?;
+        let month: u32 = m.parse().map_err(|_| err())?;
+        if !(1..=12).contains(&month) {
+            return Err(err());
+        }
+        Ok(Self { year, month })
+    }
+}
+
+impl fmt::Display for Month {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:04}-{:02}", self.year, self.month)
+    }
+}

@@ -1,0 +1,548 @@
+//! Command-line arguments (clap). Parsing only; `commands` does the work.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// Omsyn: offline-first, peer-to-peer sync for municipal home care.
+#[derive(Debug, Parser)]
+#[command(name = "omsyn", version, about, long_about = None)]
+pub(crate) struct Cli {
+    /// The node's data directory [default: the platform's data directory]
+    #[arg(long, global = true, env = "OMSYN_DATA", value_name = "DIR")]
+    pub(crate) data: Option<PathBuf>,
+
+    /// Print one machine-readable JSON document on stdout
+    #[arg(long, global = true)]
+    pub(crate) json: bool,
+
+    #[command(subcommand)]
+    pub(crate) command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum Command {
+    /// Create this node's identity (key, role, whom it serves)
+    Init(InitArgs),
+    /// Show this node's id, role and store statistics
+    Id,
+    /// Register and list patients, edit their record
+    #[command(subcommand)]
+    Patient(PatientCmd),
+    /// Show everything this node holds about a patient
+    Show {
+        /// The patient
+        #[arg(long)]
+        patient: String,
+    },
+    /// Care plan: add a tiltak (measure) with its timing
+    #[command(subcommand)]
+    Plan(PlanCmd),
+    /// Visits: plan, move, assign, cancel, document
+    #[command(subcommand)]
+    Visit(VisitCmd),
+    /// Free-text journal notes and their corrections
+    #[command(subcommand)]
+    Note(NoteCmd),
+    /// Medication list and doses given or not given
+    #[command(subcommand)]
+    Med(MedCmd),
+    /// Record an observation (vital sign)
+    Observe(ObserveArgs),
+    /// Messages about a patient between home, nurses and base
+    #[command(subcommand)]
+    Message(MessageCmd),
+    /// This staff member's day log: shift, visit times, travel, deviations
+    #[command(subcommand)]
+    Daylog(DaylogCmd),
+    /// List open safety conflicts, or resolve one
+    Conflicts(ConflictsArgs),
+    /// What this node knows of a day: planned, done, missed, digital vs physical, conflicts
+    DayReport {
+        /// The day [default: today]
+        #[arg(long, value_name = "YYYY-MM-DD")]
+        date: Option<String>,
+    },
+    /// Write this node's documents to a portable file ("-" or nothing: stdout)
+    Export {
+        /// Output file
+        file: Option<PathBuf>,
+        /// Only this patient's documents
+        #[arg(long)]
+        patient: Option<String>,
+    },
+    /// Merge an export file into this node (all or nothing)
+    Import {
+        /// The export file
+        file: PathBuf,
+    },
+    /// Measure write and open performance (see BENCHMARKS.md)
+    Bench(BenchArgs),
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub(crate) enum RoleArg {
+    Base,
+    Nurse,
+    HomeUnit,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct InitArgs {
+    /// What this node is
+    #[arg(long, value_enum)]
+    pub(crate) role: RoleArg,
+    /// The nurse's name, the base office, or the home
+    #[arg(long)]
+    pub(crate) name: String,
+    /// Staff id (HPR or employee number) of the staff member this node serves
+    #[arg(long)]
+    pub(crate) staff_id: Option<String>,
+    /// For a home unit: the patient it serves
+    #[arg(long)]
+    pub(crate) patient: Option<String>,
+    /// Zone or team
+    #[arg(long)]
+    pub(crate) zone: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum PatientCmd {
+    /// Register a patient; prints the new id
+    Add(PatientFields),
+    /// List the patients this node holds
+    List,
+    /// Set one field of a patient's record
+    Set {
+        /// The patient
+        #[arg(long)]
+        patient: String,
+        /// name, national-id, address, access-note, phone, zone or gp
+        #[arg(long)]
+        field: String,
+        /// The new value
+        #[arg(long)]
+        value: String,
+    },
+    /// Add a flag (fall-risk, key-at-neighbour, two-staff...)
+    Flag {
+        /// The patient
+        #[arg(long)]
+        patient: String,
+        /// The flag's kind
+        #[arg(long)]
+        kind: String,
+        /// Detail
+        #[arg(long)]
+        note: Option<String>,
+    },
+    /// Deactivate a flag (it stays in the record)
+    Unflag {
+        /// The patient
+        #[arg(long)]
+        patient: String,
+        /// The flag id
+        #[arg(long)]
+        flag: String,
+        /// Why
+        #[arg(long)]
+        reason: String,
+    },
+    /// Add a contact person
+    Contact {
+        /// The patient
+        #[arg(long)]
+        patient: String,
+        /// Contact's name
+        #[arg(long)]
+        name: String,
+        /// Relation (datter, nabo, fastlege...)
+        #[arg(long)]
+        relation: String,
+        /// Phone
+        #[arg(long)]
+        phone: Option<String>,
+    },
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct PatientFields {
+    /// Full name
+    #[arg(long)]
+    pub(crate) name: String,
+    /// Fødselsnummer or D-nummer
+    #[arg(long)]
+    pub(crate) national_id: Option<String>,
+    /// Address
+    #[arg(long)]
+    pub(crate) address: Option<String>,
+    /// How to get in (key box, key at neighbour...)
+    #[arg(long)]
+    pub(crate) access_note: Option<String>,
+    /// Phone
+    #[arg(long)]
+    pub(crate) phone: Option<String>,
+    /// Zone or team
+    #[arg(long)]
+    pub(crate) zone: Option<String>,
+    /// General practitioner
+    #[arg(long)]
+    pub(crate) gp: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum PlanCmd {
+    /// Add a tiltak to a patient's care plan
+    Add {
+        /// The patient
+        #[arg(long)]
+        patient: String,
+        /// What to do
+        #[arg(long)]
+        description: String,
+        /// Code from the record system (MED, SAAR...)
+        #[arg(long)]
+        code: Option<String>,
+        /// Time of day (HH:MM), repeatable
+        #[arg(long = "time", value_name = "HH:MM")]
+        times: Vec<String>,
+        /// Weekdays 1-7 (Monday=1), comma-separated [default: every day]
+        #[arg(long, value_delimiter = ',')]
+        weekdays: Vec<u8>,
+        /// The vedtak (decision) it implements
+        #[arg(long)]
+        vedtak: Option<String>,
+        /// Practical help, not health care (no journal duty)
+        #[arg(long)]
+        practical_help: bool,
+        /// Needs an authorised nurse
+        #[arg(long)]
+        requires_nurse: bool,
+    },
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub(crate) enum KindArg {
+    Physical,
+    Digital,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub(crate) enum MissedArg {
+    NoAnswer,
+    Declined,
+    NotHome,
+    Other,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum VisitCmd {
+    /// Plan a visit; prints the new id
+    Plan {
+        /// The patient
+        #[arg(long)]
+        patient: String,
+        /// Window start (RFC 3339)
+        #[arg(long)]
+        start: String,
+        /// Window end (RFC 3339)
+        #[arg(long)]
+        end: String,
+        /// physical or digital (video)
+        #[arg(long, value_enum)]
+        kind: KindArg,
+        /// Assigned staff id, repeatable (two for dobbeltbemanning)
+        #[arg(long)]
+        staff: Vec<String>,
+        /// Tiltak served, repeatable
+        #[arg(long)]
+        tiltak: Vec<String>,
+    },
+    /// List visits on a day
+    List {
+        /// The day [default: today]
+        #[arg(long, value_name = "YYYY-MM-DD")]
+        date: Option<String>,
+    },
+    /// Move a visit's time window
+    Move {
+        /// The visit
+        #[arg(long)]
+        visit: String,
+        /// New start
+        #[arg(long)]
+        start: String,
+        /// New end
+        #[arg(long)]
+        end: String,
+    },
+    /// Assign (or with no --staff, unassign) a visit
+    Assign {
+        /// The visit
+        #[arg(long)]
+        visit: String,
+        /// Staff id, repeatable
+        #[arg(long)]
+        staff: Vec<String>,
+    },
+    /// Cancel a visit with a reason
+    Cancel {
+        /// The visit
+        #[arg(long)]
+        visit: String,
+        /// Why (admitted to hospital, declined...)
+        #[arg(long)]
+        reason: String,
+    },
+    /// Document a visit as performed
+    Done {
+        /// The visit
+        #[arg(long)]
+        visit: String,
+        /// Arrival [default: now]
+        #[arg(long)]
+        arrival: Option<String>,
+        /// Departure
+        #[arg(long)]
+        departure: Option<String>,
+        /// How it was actually done [default: as planned]
+        #[arg(long, value_enum)]
+        mode: Option<KindArg>,
+    },
+    /// Document a visit as not performed
+    Missed {
+        /// The visit
+        #[arg(long)]
+        visit: String,
+        /// Why
+        #[arg(long, value_enum)]
+        reason: MissedArg,
+        /// Detail
+        #[arg(long)]
+        note: Option<String>,
+        /// When [default: now]
+        #[arg(long)]
+        at: Option<String>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum NoteCmd {
+    /// Add a note
+    Add {
+        /// The patient
+        #[arg(long)]
+        patient: String,
+        /// The visit it belongs to
+        #[arg(long)]
+        visit: Option<String>,
+        /// The note
+        #[arg(long)]
+        text: String,
+        /// When the noted event happened [default: now]
+        #[arg(long)]
+        at: Option<String>,
+    },
+    /// Correct an entry, or mark it entered in error; the original stays readable
+    Correct {
+        /// The patient
+        #[arg(long)]
+        patient: String,
+        /// The entry to correct
+        #[arg(long)]
+        entry: String,
+        /// Corrected text
+        #[arg(long, conflicts_with = "entered_in_error", required_unless_present = "entered_in_error")]
+        text: Option<String>,
+        /// Mark as entered in error, with the reason
+        #[arg(long, value_name = "REASON")]
+        entered_in_error: Option<String>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum MedCmd {
+    /// Add a medication with its dose slots
+    Add {
+        /// The patient
+        #[arg(long)]
+        patient: String,
+        /// Name and strength
+        #[arg(long)]
+        name: String,
+        /// Dose per slot
+        #[arg(long)]
+        dose: String,
+        /// Slot time (HH:MM), repeatable
+        #[arg(long = "slot", value_name = "HH:MM", required = true)]
+        slots: Vec<String>,
+    },
+    /// Record a dose as given
+    Give(DoseArgs),
+    /// Record a dose as not given, with the reason
+    NotGiven {
+        #[command(flatten)]
+        dose: DoseArgs,
+        /// Why
+        #[arg(long)]
+        reason: String,
+    },
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct DoseArgs {
+    /// The patient
+    #[arg(long)]
+    pub(crate) patient: String,
+    /// The dose slot: MEDICATION-ID@HH:MM (see `omsyn show`)
+    #[arg(long)]
+    pub(crate) slot: String,
+    /// The visit
+    #[arg(long)]
+    pub(crate) visit: Option<String>,
+    /// When [default: now]; its date is the dose's day
+    #[arg(long)]
+    pub(crate) at: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct ObserveArgs {
+    /// The patient
+    #[arg(long)]
+    pub(crate) patient: String,
+    /// What was measured (blood-pressure, pulse, spo2, temperature, weight, glucose...)
+    #[arg(long)]
+    pub(crate) kind: String,
+    /// The value
+    #[arg(long)]
+    pub(crate) value: String,
+    /// The unit
+    #[arg(long)]
+    pub(crate) unit: Option<String>,
+    /// The visit
+    #[arg(long)]
+    pub(crate) visit: Option<String>,
+    /// When [default: now]
+    #[arg(long)]
+    pub(crate) at: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub(crate) enum RecipientArg {
+    Home,
+    CareTeam,
+    Base,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum MessageCmd {
+    /// Send a message about a patient
+    Send {
+        /// The patient
+        #[arg(long)]
+        patient: String,
+        /// Recipient
+        #[arg(long, value_enum)]
+        to: RecipientArg,
+        /// Text
+        #[arg(long)]
+        text: String,
+        /// The message this answers
+        #[arg(long)]
+        reply_to: Option<String>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum DaylogCmd {
+    /// Shift started
+    ShiftStart(AtArg),
+    /// Shift ended
+    ShiftEnd(AtArg),
+    /// Started work on a visit
+    VisitStart {
+        /// The visit
+        #[arg(long)]
+        visit: String,
+        #[command(flatten)]
+        at: AtArg,
+    },
+    /// Finished work on a visit
+    VisitEnd {
+        /// The visit
+        #[arg(long)]
+        visit: String,
+        #[command(flatten)]
+        at: AtArg,
+    },
+    /// Travel between visits
+    Travel {
+        /// Minutes
+        #[arg(long)]
+        minutes: u32,
+        /// Kilometres
+        #[arg(long)]
+        km: Option<f64>,
+        #[command(flatten)]
+        at: AtArg,
+    },
+    /// An operational deviation (avvik) with no patient data
+    Deviation {
+        /// What happened
+        #[arg(long)]
+        text: String,
+        #[command(flatten)]
+        at: AtArg,
+    },
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct AtArg {
+    /// When [default: now]
+    #[arg(long)]
+    pub(crate) at: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct ConflictsArgs {
+    /// Only this patient's conflicts
+    #[arg(long)]
+    pub(crate) patient: Option<String>,
+    #[command(subcommand)]
+    pub(crate) action: Option<ConflictAction>,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum ConflictAction {
+    /// Resolve a conflict with an attributable entry
+    Resolve {
+        /// The conflict id
+        #[arg(long)]
+        conflict: String,
+        /// What was found and done
+        #[arg(long)]
+        note: String,
+        /// For a record-field conflict: the value to keep
+        #[arg(long)]
+        value: Option<String>,
+    },
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct BenchArgs {
+    /// Patients in the generated month of base data
+    #[arg(long, default_value_t = 2000)]
+    pub(crate) patients: usize,
+    /// Days of data to generate
+    #[arg(long, default_value_t = 30)]
+    pub(crate) days: u32,
+    /// Visits a day across all patients
+    #[arg(long, default_value_t = 2500)]
+    pub(crate) visits_per_day: usize,
+    /// Journal writes to time in the write benchmark
+    #[arg(long, default_value_t = 300)]
+    pub(crate) writes: usize,
+    /// Directory for the generated store (kept for `--reuse`) [default: a temporary directory]
+    #[arg(long)]
+    pub(crate) dir: Option<PathBuf>,
+}

@@ -1,0 +1,793 @@
+//! Running each command against a node's data directory.
+
+use std::fmt::Write as _;
+use std::io::{IsTerminal, Read, Write};
+use std::path::{Path, PathBuf};
+
+use anyhow::{anyhow, bail, Context, Result};
+use omsyn_core::conflict::ConflictId;
+use omsyn_core::docs::daylog::DayLogBody;
+use omsyn_core::docs::journal::{EntryBody, MissedReason};
+use omsyn_core::docs::messages::Recipient;
+use omsyn_core::docs::plan::{NewVisit, PlanStatus, VisitChange, VisitKind};
+use omsyn_core::docs::record::PatientField;
+use omsyn_core::ids::{EntryId, FlagId, MedicationId, PatientId, StaffId, TiltakId, VisitId};
+use omsyn_core::repo::{Correction, NewTiltak};
+use omsyn_core::report::{self, VisitOutcome};
+use omsyn_core::{Day, NodeProfile, Repo, Role, Timestamp};
+use rand::rngs::StdRng;
+use rand::SeedableRng;
+use serde_json::json;
+
+use crate::cli::*;
+use crate::output::emit;
+
+/// The platform's data directory for Omsyn, used when neither `--data` nor `OMSYN_DATA` is given.
+fn default_data_dir() -> Result<PathBuf> {
+    directories::ProjectDirs::from("no", "Omsyn", "omsyn")
+        .map(|d| d.data_dir().to_owned())
+        .ok_or_else(|| anyhow!("no home directory to put the data in; pass --data DIR"))
+}
+
+/// The binary's clock: the only place "now" is read.
+/// Truncated to milliseconds: finer digits only clutter the journal.
+fn now() -> Timestamp {
+    let t = chrono::Local::now().fixed_offset();
+    let t = chrono::DurationRound::duration_trunc(t, chrono::TimeDelta::milliseconds(1)).unwrap_or(t);
+    Timestamp::from_datetime(t)
+}
+
+fn parse_time(value: Option<&str>, what: &str) -> Result<Timestamp> {
+    match value {
+        None => Ok(now()),
+        Some(v) => Timestamp::parse(v).with_context(|| format!("--{what}")),
+    }
+}
+
+fn parse_day(value: Option<&str>) -> Result<Day> {
+    match value {
+        None => Ok(now().day()),
+        Some(v) => Day::parse(v).context("--date"),
+    }
+}
+
+fn patient_id(value: &str) -> Result<PatientId> {
+    PatientId::parse(value).context("--patient")
+}
+
+fn visit_id(value: &str) -> Result<VisitId> {
+    VisitId::parse(value).context("--visit")
+}
+
+fn staff_ids(values: &[String]) -> Result<Vec<StaffId>> {
+    values
+        .iter()
+        .map(|s| StaffId::parse(s).context("--staff"))
+        .collect()
+}
+
+fn kind(arg: KindArg) -> VisitKind {
+    match arg {
+        KindArg::Physical => VisitKind::Physical,
+        KindArg::Digital => VisitKind::Digital,
+    }
+}
+
+/// Runs one command.
+pub(crate) fn run(cli: Cli) -> Result<()> {
+    let data = match cli.data {
+        Some(d) => d,
+        None => default_data_dir()?,
+    };
+    let json = cli.json;
+    let mut rng = StdRng::from_os_rng();
+    if let Command::Init(args) = &cli.command {
+        return init(&data, json, args, &mut rng);
+    }
+    if let Command::Bench(args) = &cli.command {
+        return crate::bench::run(json, args);
+    }
+    let repo = Repo::open(&data).with_context(|| format!("opening the node in {}", data.display()))?;
+    let rng = &mut rng;
+    match cli.command {
+        Command::Init(_) | Command::Bench(_) => unreachable!("handled above"),
+        Command::Id => id(&repo, json),
+        Command::Patient(cmd) => patient(&repo, json, rng, cmd),
+        Command::Show { patient } => show(&repo, json, &patient_id(&patient)?),
+        Command::Plan(PlanCmd::Add {
+            patient,
+            description,
+            code,
+            times,
+            weekdays,
+            vedtak,
+            practical_help,
+            requires_nurse,
+        }) => {
+            let spec = NewTiltak {
+                vedtak_title: vedtak,
+                code,
+                description,
+                times,
+                weekdays,
+                health_care: !practical_help,
+                requires_authorised_nurse: requires_nurse,
+            };
+            let id = repo.add_tiltak(now(), rng, &patient_id(&patient)?, &spec)?;
+            emit(json, &json!({ "tiltak": id }), || id.to_string());
+            Ok(())
+        }
+        Command::Visit(cmd) => visit(&repo, json, rng, cmd),
+        Command::Note(cmd) => note(&repo, json, rng, cmd),
+        Command::Med(cmd) => med(&repo, json, rng, cmd),
+        Command::Observe(a) => {
+            let visit = a.visit.as_deref().map(visit_id).transpose()?;
+            let entry = repo.observe(
+                now(),
+                rng,
+                &patient_id(&a.patient)?,
+                visit.as_ref(),
+                parse_time(a.at.as_deref(), "at")?,
+                &a.kind,
+                &a.value,
+                a.unit.as_deref(),
+            )?;
+            emit(json, &entry, || entry.id.to_string());
+            Ok(())
+        }
+        Command::Message(MessageCmd::Send {
+            patient,
+            to,
+            text,
+            reply_to,
+        }) => {
+            let to = match to {
+                RecipientArg::Home => Recipient::Home,
+                RecipientArg::CareTeam => Recipient::CareTeam,
+                RecipientArg::Base => Recipient::Base,
+            };
+            let reply_to = reply_to
+                .as_deref()
+                .map(|r| EntryId::parse(r).context("--reply-to"))
+                .transpose()?;
+            let message =
+                repo.send_message(now(), rng, &patient_id(&patient)?, to, &text, reply_to)?;
+            emit(json, &message, || message.id.to_string());
+            Ok(())
+        }
+        Command::Daylog(cmd) => daylog(&repo, json, rng, cmd),
+        Command::Conflicts(args) => conflicts(&repo, json, rng, args),
+        Command::DayReport { date } => day_report(&repo, json, parse_day(date.as_deref())?),
+        Command::Export { file, patient } => export(&repo, json, file, patient),
+        Command::Import { file } => {
+            let bytes = read_input(&file)?;
+            let summary = repo
+                .import(&bytes)
+                .with_context(|| format!("importing {}", file.display()))?;
+            emit(json, &summary, || {
+                format!(
+                    "imported {} documents ({} new), {} new changes",
+                    summary.documents, summary.new_documents, summary.new_changes
+                )
+            });
+            Ok(())
+        }
+    }
+}
+
+fn init(data: &Path, json: bool, args: &InitArgs, rng: &mut StdRng) -> Result<()> {
+    let role = match args.role {
+        RoleArg::Base => Role::Base,
+        RoleArg::Nurse => Role::Nurse,
+        RoleArg::HomeUnit => Role::HomeUnit,
+    };
+    let profile = NodeProfile {
+        version: omsyn_core::identity::PROFILE_VERSION,
+        role,
+        name: args.name.clone(),
+        staff_id: args
+            .staff_id
+            .as_deref()
+            .map(|s| StaffId::parse(s).context("--staff-id"))
+            .transpose()?,
+        patient: args.patient.as_deref().map(patient_id).transpose()?,
+        zone: args.zone.clone(),
+    };
+    let repo = Repo::init(data, profile, rng)
+        .with_context(|| format!("creating a node in {}", data.display()))?;
+    emit(
+        json,
+        &json!({ "id": repo.id(), "role": role, "name": args.name, "data": data }),
+        || {
+            format!(
+                "created {} node \"{}\"\nid:   {}\ndata: {}",
+                role,
+                args.name,
+                repo.id(),
+                data.display()
+            )
+        },
+    );
+    Ok(())
+}
+
+fn id(repo: &Repo, json: bool) -> Result<()> {
+    let profile = repo.profile();
+    let stats = repo.store().stats()?;
+    emit(
+        json,
+        &json!({ "id": repo.id(), "profile": profile, "store": stats }),
+        || {
+            let mut s = format!(
+                "id:        {}\nrole:      {}\nname:      {}\n",
+                repo.id(),
+                profile.role,
+                profile.name
+            );
+            if let Some(staff) = &profile.staff_id {
+                let _ = writeln!(s, "staff id:  {staff}");
+            }
+            if let Some(p) = &profile.patient {
+                let _ = writeln!(s, "serves:    {p}");
+            }
+            let _ = write!(
+                s,
+                "store:     {} documents, {} patients",
+                stats.documents, stats.patients
+            );
+            s
+        },
+    );
+    Ok(())
+}
+
+fn patient(repo: &Repo, json: bool, rng: &mut StdRng, cmd: PatientCmd) -> Result<()> {
+    match cmd {
+        PatientCmd::Add(f) => {
+            let mut fields = vec![(PatientField::Name, f.name)];
+            for (field, value) in [
+                (PatientField::NationalId, f.national_id),
+                (PatientField::Address, f.address),
+                (PatientField::AccessNote, f.access_note),
+                (PatientField::Phone, f.phone),
+                (PatientField::Zone, f.zone),
+                (PatientField::GeneralPractitioner, f.gp),
+            ] {
+                if let Some(v) = value {
+                    fields.push((field, v));
+                }
+            }
+            let id = repo.add_patient(now(), rng, &fields)?;
+            emit(json, &json!({ "patient": id }), || id.to_string());
+        }
+        PatientCmd::List => {
+            let list = repo.patients()?;
+            let rows: Vec<_> = list
+                .iter()
+                .map(|(id, name)| json!({ "patient": id, "name": name }))
+                .collect();
+            emit(json, &rows, || {
+                list.iter()
+                    .map(|(id, name)| format!("{id}  {name}\n"))
+                    .collect()
+            });
+        }
+        PatientCmd::Set {
+            patient,
+            field,
+            value,
+        } => {
+            let field = PatientField::parse(&field).ok_or_else(|| {
+                anyhow!(
+                    "--field: unknown field {field:?}; expected one of {}",
+                    PatientField::ALL.map(|f| f.as_str()).join(", ")
+                )
+            })?;
+            repo.set_patient_field(now(), &patient_id(&patient)?, field, &value)?;
+            emit(json, &json!({ "ok": true }), String::new);
+        }
+        PatientCmd::Flag {
+            patient,
+            kind,
+            note,
+        } => {
+            let id = repo.add_flag(now(), rng, &patient_id(&patient)?, &kind, note.as_deref())?;
+            emit(json, &json!({ "flag": id }), || id.to_string());
+        }
+        PatientCmd::Unflag {
+            patient,
+            flag,
+            reason,
+        } => {
+            let flag = FlagId::parse(&flag).context("--flag")?;
+            repo.deactivate_flag(now(), &patient_id(&patient)?, &flag, &reason)?;
+            emit(json, &json!({ "ok": true }), String::new);
+        }
+        PatientCmd::Contact {
+            patient,
+            name,
+            relation,
+            phone,
+        } => {
+            let id = repo.add_contact(
+                now(),
+                rng,
+                &patient_id(&patient)?,
+                &name,
+                &relation,
+                phone.as_deref(),
+            )?;
+            emit(json, &json!({ "contact": id }), || id.to_string());
+        }
+    }
+    Ok(())
+}
+
+fn show(repo: &Repo, json: bool, patient: &PatientId) -> Result<()> {
+    let view = repo.patient_view(patient)?;
+    emit(json, &view, || {
+        let r = &view.record;
+        let mut s = format!("{}  ({})\n", r.name(), r.id);
+        for (field, value) in &r.fields {
+            if *field != PatientField::Name {
+                let _ = writeln!(s, "  {:<12} {value}", field.as_str());
+            }
+        }
+        for c in &r.contacts {
+            let _ = writeln!(
+                s,
+                "  contact      {} ({}) {}",
+                c.name,
+                c.relation,
+                c.phone.as_deref().unwrap_or("")
+            );
+        }
+        for f in r.flags.iter().filter(|f| f.deactivated.is_none()) {
+            let _ = writeln!(
+                s,
+                "  FLAG         {} {} [{}]",
+                f.kind,
+                f.note.as_deref().unwrap_or(""),
+                f.id
+            );
+        }
+        if !r.tiltak.is_empty() {
+            s.push_str("care plan:\n");
+        }
+        for t in &r.tiltak {
+            let _ = writeln!(
+                s,
+                "  {} {} at {}{}{} [{}]",
+                t.code.as_deref().unwrap_or("-"),
+                t.description,
+                t.times.join(", "),
+                if t.health_care { "" } else { " (practical help)" },
+                if t.requires_authorised_nurse {
+                    " (authorised nurse)"
+                } else {
+                    ""
+                },
+                t.id
+            );
+        }
+        if !r.medications.is_empty() {
+            s.push_str("medications (dose slots for `omsyn med give --slot`):\n");
+        }
+        for m in &r.medications {
+            let slots: Vec<String> = m.slots.iter().map(|t| format!("{}@{t}", m.id)).collect();
+            let _ = writeln!(s, "  {} {}: {}", m.name, m.dose, slots.join("  "));
+        }
+        if !view.visits.is_empty() {
+            s.push_str("visits:\n");
+        }
+        for v in &view.visits {
+            let status = match &v.status {
+                PlanStatus::Planned => String::new(),
+                PlanStatus::Cancelled { reason } => format!(" CANCELLED ({reason})"),
+            };
+            let _ = writeln!(
+                s,
+                "  {} {}-{} {:<8} {}{} [{}]",
+                v.start.day(),
+                v.start.hhmm(),
+                v.end.hhmm(),
+                v.kind.as_str(),
+                staff_list(&v.staff),
+                status,
+                v.id
+            );
+        }
+        if !view.journal.is_empty() {
+            s.push_str("journal:\n");
+        }
+        for e in &view.journal {
+            let _ = writeln!(
+                s,
+                "  {} {} ({}) {} [{}]",
+                e.event_time,
+                e.author.name,
+                e.author.role,
+                describe_entry(&e.body),
+                e.id
+            );
+        }
+        if !view.messages.is_empty() {
+            s.push_str("messages:\n");
+        }
+        for m in &view.messages {
+            let _ = writeln!(s, "  {} {}: {}", m.sent_at, m.author.name, m.text);
+        }
+        for c in &view.conflicts {
+            let _ = writeln!(s, "CONFLICT {} {}", c.id, c.summary);
+        }
+        for k in &view.unreadable {
+            let _ = writeln!(s, "UNREADABLE (kept, written by a newer version or a faulty peer): {k}");
+        }
+        s
+    });
+    Ok(())
+}
+
+fn staff_list(staff: &[StaffId]) -> String {
+    if staff.is_empty() {
+        "(unassigned)".into()
+    } else {
+        staff.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(" + ")
+    }
+}
+
+fn describe_entry(body: &EntryBody) -> String {
+    match body {
+        EntryBody::VisitPerformed {
+            visit,
+            mode,
+            arrival,
+            departure,
+            ..
+        } => format!(
+            "visit {visit} performed ({}) {}-{}",
+            mode.as_str(),
+            arrival.hhmm(),
+            departure.map(|d| d.hhmm()).unwrap_or_default()
+        ),
+        EntryBody::VisitNotPerformed {
+            visit,
+            reason,
+            note,
+        } => format!(
+            "visit {visit} NOT performed: {reason:?} {}",
+            note.as_deref().unwrap_or("")
+        ),
+        EntryBody::Note { text, .. } => format!("note: {text}"),
+        EntryBody::Observation {
+            kind, value, unit, ..
+        } => format!("{kind} {value} {}", unit.as_deref().unwrap_or("")),
+        EntryBody::MedicationGiven { dose, .. } => format!("GIVEN {dose}"),
+        EntryBody::MedicationNotGiven { dose, reason, .. } => {
+            format!("NOT GIVEN {dose}: {reason}")
+        }
+        EntryBody::Correction { corrects, text } => format!("correction of {corrects}: {text}"),
+        EntryBody::EnteredInError { target, reason } => {
+            format!("entered in error: {target} ({reason})")
+        }
+        EntryBody::ConflictResolved { conflict, note } => {
+            format!("resolved conflict {conflict}: {note}")
+        }
+        EntryBody::Deviation { text } => format!("AVVIK: {text}"),
+    }
+}
+
+fn visit(repo: &Repo, json: bool, rng: &mut StdRng, cmd: VisitCmd) -> Result<()> {
+    let t = now();
+    match cmd {
+        VisitCmd::Plan {
+            patient,
+            start,
+            end,
+            kind: k,
+            staff,
+            tiltak,
+        } => {
+            let new = NewVisit {
+                patient: patient_id(&patient)?,
+                start: Timestamp::parse(&start).context("--start")?,
+                end: Timestamp::parse(&end).context("--end")?,
+                kind: kind(k),
+                tiltak: tiltak
+                    .iter()
+                    .map(|x| TiltakId::parse(x).context("--tiltak"))
+                    .collect::<Result<_>>()?,
+                staff: staff_ids(&staff)?,
+            };
+            let id = repo.plan_visit(t, rng, &new)?;
+            emit(json, &json!({ "visit": id }), || id.to_string());
+            return Ok(());
+        }
+        VisitCmd::List { date } => {
+            let day = parse_day(date.as_deref())?;
+            let visits = repo.visits_on(day)?;
+            emit(json, &visits, || {
+                visits
+                    .iter()
+                    .map(|v| {
+                        format!(
+                            "{}-{} {:<8} {} {} [{}]\n",
+                            v.start.hhmm(),
+                            v.end.hhmm(),
+                            v.kind.as_str(),
+                            v.patient,
+                            staff_list(&v.staff),
+                            v.id
+                        )
+                    })
+                    .collect()
+            });
+            return Ok(());
+        }
+        VisitCmd::Move { visit, start, end } => {
+            let change = VisitChange::Reschedule {
+                start: Timestamp::parse(&start).context("--start")?,
+                end: Timestamp::parse(&end).context("--end")?,
+            };
+            repo.change_visit(t, rng, &visit_id(&visit)?, &change)?;
+        }
+        VisitCmd::Assign { visit, staff } => {
+            repo.change_visit(t, rng, &visit_id(&visit)?, &VisitChange::Assign(staff_ids(&staff)?))?;
+        }
+        VisitCmd::Cancel { visit, reason } => {
+            repo.change_visit(t, rng, &visit_id(&visit)?, &VisitChange::Cancel(reason))?;
+        }
+        VisitCmd::Done {
+            visit,
+            arrival,
+            departure,
+            mode,
+        } => {
+            let arrival = parse_time(arrival.as_deref(), "arrival")?;
+            let departure = departure
+                .as_deref()
+                .map(|d| Timestamp::parse(d).context("--departure"))
+                .transpose()?;
+            let entry =
+                repo.visit_performed(t, rng, &visit_id(&visit)?, arrival, departure, mode.map(kind))?;
+            emit(json, &entry, || entry.id.to_string());
+            return Ok(());
+        }
+        VisitCmd::Missed {
+            visit,
+            reason,
+            note,
+            at,
+        } => {
+            let reason = match reason {
+                MissedArg::NoAnswer => MissedReason::NoAnswer,
+                MissedArg::Declined => MissedReason::Declined,
+                MissedArg::NotHome => MissedReason::NotHome,
+                MissedArg::Other => MissedReason::Other,
+            };
+            let entry = repo.visit_missed(
+                t,
+                rng,
+                &visit_id(&visit)?,
+                reason,
+                note,
+                parse_time(at.as_deref(), "at")?,
+            )?;
+            emit(json, &entry, || entry.id.to_string());
+            return Ok(());
+        }
+    }
+    emit(json, &json!({ "ok": true }), String::new);
+    Ok(())
+}
+
+fn note(repo: &Repo, json: bool, rng: &mut StdRng, cmd: NoteCmd) -> Result<()> {
+    let entry = match cmd {
+        NoteCmd::Add {
+            patient,
+            visit,
+            text,
+            at,
+        } => {
+            let visit = visit.as_deref().map(visit_id).transpose()?;
+            repo.add_note(
+                now(),
+                rng,
+                &patient_id(&patient)?,
+                visit.as_ref(),
+                parse_time(at.as_deref(), "at")?,
+                &text,
+            )?
+        }
+        NoteCmd::Correct {
+            patient,
+            entry,
+            text,
+            entered_in_error,
+        } => {
+            let correction = match (text, entered_in_error) {
+                (Some(text), None) => Correction::Amend(text),
+                (None, Some(reason)) => Correction::EnteredInError(reason),
+                _ => bail!("give either --text or --entered-in-error"),
+            };
+            repo.correct_entry(
+                now(),
+                rng,
+                &patient_id(&patient)?,
+                &EntryId::parse(&entry).context("--entry")?,
+                correction,
+            )?
+        }
+    };
+    emit(json, &entry, || entry.id.to_string());
+    Ok(())
+}
+
+fn parse_slot(slot: &str) -> Result<(MedicationId, String)> {
+    let (med, time) = slot
+        .split_once('@')
+        .ok_or_else(|| anyhow!("--slot: expected MEDICATION-ID@HH:MM, got {slot:?}"))?;
+    Ok((MedicationId::parse(med).context("--slot")?, time.to_owned()))
+}
+
+fn med(repo: &Repo, json: bool, rng: &mut StdRng, cmd: MedCmd) -> Result<()> {
+    let (args, reason) = match cmd {
+        MedCmd::Add {
+            patient,
+            name,
+            dose,
+            slots,
+        } => {
+            let id = repo.add_medication(now(), rng, &patient_id(&patient)?, &name, &dose, &slots)?;
+            emit(json, &json!({ "medication": id, "slots": slots }), || {
+                slots
+                    .iter()
+                    .map(|s| format!("{id}@{s}\n"))
+                    .collect()
+            });
+            return Ok(());
+        }
+        MedCmd::Give(args) => (args, None),
+        MedCmd::NotGiven { dose, reason } => (dose, Some(reason)),
+    };
+    let (medication, slot) = parse_slot(&args.slot)?;
+    let visit = args.visit.as_deref().map(visit_id).transpose()?;
+    let entry = repo.record_dose(
+        now(),
+        rng,
+        &patient_id(&args.patient)?,
+        &medication,
+        &slot,
+        parse_time(args.at.as_deref(), "at")?,
+        visit.as_ref(),
+        reason,
+    )?;
+    emit(json, &entry, || entry.id.to_string());
+    Ok(())
+}
+
+fn daylog(repo: &Repo, json: bool, rng: &mut StdRng, cmd: DaylogCmd) -> Result<()> {
+    let (at, body) = match cmd {
+        DaylogCmd::ShiftStart(at) => (at, DayLogBody::ShiftStart),
+        DaylogCmd::ShiftEnd(at) => (at, DayLogBody::ShiftEnd),
+        DaylogCmd::VisitStart { visit, at } => (
+            at,
+            DayLogBody::VisitStart {
+                visit: visit_id(&visit)?,
+            },
+        ),
+        DaylogCmd::VisitEnd { visit, at } => (
+            at,
+            DayLogBody::VisitEnd {
+                visit: visit_id(&visit)?,
+            },
+        ),
+        DaylogCmd::Travel { minutes, km, at } => (at, DayLogBody::Travel { minutes, km }),
+        DaylogCmd::Deviation { text, at } => (at, DayLogBody::Deviation { text }),
+    };
+    let entry = repo.day_log(now(), rng, parse_time(at.at.as_deref(), "at")?, body)?;
+    emit(json, &entry, || entry.id.to_string());
+    Ok(())
+}
+
+fn conflicts(repo: &Repo, json: bool, rng: &mut StdRng, args: ConflictsArgs) -> Result<()> {
+    if let Some(ConflictAction::Resolve {
+        conflict,
+        note,
+        value,
+    }) = args.action
+    {
+        let id = ConflictId::parse(&conflict).context("--conflict")?;
+        repo.resolve_conflict(now(), rng, &id, &note, value.as_deref())?;
+        emit(json, &json!({ "resolved": id }), || format!("resolved {id}"));
+        return Ok(());
+    }
+    let patient = args.patient.as_deref().map(patient_id).transpose()?;
+    let list = repo.conflicts(patient.as_ref())?;
+    emit(json, &list, || {
+        if list.is_empty() {
+            return "no open conflicts".into();
+        }
+        list.iter()
+            .map(|c| format!("{} {:?} {}: {}\n", c.id, c.severity, c.patient, c.summary))
+            .collect()
+    });
+    Ok(())
+}
+
+fn day_report(repo: &Repo, json: bool, day: Day) -> Result<()> {
+    let r = report::day_report(repo, day)?;
+    emit(json, &r, || {
+        let mut s = format!("Day report {day} (as known by this node)\n");
+        let row = |name: &str, c: &report::Counts| {
+            format!(
+                "  {name:<14} planned {:>4}  done {:>4}  missed {:>3}  cancelled {:>3}  open {:>4}\n",
+                c.planned, c.done, c.missed, c.cancelled, c.open
+            )
+        };
+        s.push_str(&row("all visits", &r.totals));
+        s.push_str(&row("physical", &r.physical));
+        s.push_str(&row("digital", &r.digital));
+        s.push_str("per staff:\n");
+        for (staff, c) in &r.per_staff {
+            s.push_str(&row(staff, c));
+        }
+        let late: Vec<_> = r
+            .visits
+            .iter()
+            .filter(|v| v.outcome == VisitOutcome::Open)
+            .collect();
+        if !late.is_empty() {
+            let _ = writeln!(s, "not yet documented: {}", late.len());
+        }
+        let _ = writeln!(s, "open conflicts: {}", r.conflicts.len());
+        for c in &r.conflicts {
+            let _ = writeln!(s, "  {} {}", c.id, c.summary);
+        }
+        s
+    });
+    Ok(())
+}
+
+fn export(repo: &Repo, json: bool, file: Option<PathBuf>, patient: Option<String>) -> Result<()> {
+    let patient = patient.as_deref().map(patient_id).transpose()?;
+    let bytes = repo.export(patient.as_ref())?;
+    match file.filter(|f| f.as_os_str() != "-") {
+        Some(path) => {
+            // Write beside the target and rename, so a failure never leaves a half-written file
+            // under the real name.
+            let tmp = path.with_extension("partial");
+            std::fs::write(&tmp, &bytes)
+                .and_then(|()| std::fs::rename(&tmp, &path))
+                .with_context(|| format!("writing {}", path.display()))?;
+            emit(
+                json,
+                &json!({ "file": path, "bytes": bytes.len() }),
+                || format!("wrote {} bytes to {}", bytes.len(), path.display()),
+            );
+        }
+        None => {
+            if json {
+                bail!("--json prints a summary on stdout; give a FILE for the export itself");
+            }
+            let mut out = std::io::stdout();
+            if out.is_terminal() {
+                bail!("refusing to write a binary export to a terminal; give a FILE or redirect stdout");
+            }
+            out.write_all(&bytes).context("writing to stdout")?;
+        }
+    }
+    Ok(())
+}
+
+fn read_input(file: &Path) -> Result<Vec<u8>> {
+    if file.as_os_str() == "-" {
+        let mut buf = Vec::new();
+        std::io::stdin()
+            .read_to_end(&mut buf)
+            .context("reading stdin")?;
+        Ok(buf)
+    } else {
+        std::fs::read(file).with_context(|| format!("reading {}", file.display()))
+    }
+}
