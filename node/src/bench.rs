@@ -1,6 +1,323 @@
-//! `omsyn bench` (filled in below).
-use anyhow::Result;
+//! `omsyn bench`: measured, not timed in tests. Every figure is reported beside a baseline
+//! measured in the same run on the same disk.
+//!
+//! 1. Durable write of one journal entry through the whole stack (Automerge change, chunk append,
+//!    derived indexes, fsynced redb commit) against a raw redb commit of the entry's bytes.
+//!    The two are interleaved so disk noise hits both alike.
+//! 2. Opening a store holding a month of one base's data (generated): time and resident memory
+//!    of a fresh process, against a plain redb open of the same file (no integrity check).
+//!
+//! This is the one place outside omsyn-core that touches redb: for the baseline only.
 
-pub(crate) fn run(_json: bool, _args: &crate::cli::BenchArgs) -> Result<()> {
-    anyhow::bail!("not yet")
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+use omsyn_core::docs::plan::{NewVisit, VisitKind};
+use omsyn_core::docs::record::PatientField;
+use omsyn_core::identity::PROFILE_VERSION;
+use omsyn_core::ids::{PatientId, StaffId};
+use omsyn_core::{Day, NodeProfile, Repo, Role, Timestamp};
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use serde_json::json;
+
+use crate::cli::BenchArgs;
+
+const STAFF_ON_DAY_SHIFT: usize = 120;
+
+pub(crate) fn run(json: bool, args: &BenchArgs) -> Result<()> {
+    let scratch = tempfile_dir()?;
+    let write = bench_write(&scratch.join("write"), args.writes)?;
+    if !json {
+        println!(
+            "durable journal write: median {:.2} ms, raw redb commit of the same bytes: median {:.2} ms, ratio {:.2}x ({} writes each, entry {} bytes)",
+            ms(write.omsyn_median),
+            ms(write.raw_median),
+            write.ratio(),
+            args.writes,
+            write.entry_bytes
+        );
+    }
+    let dir = args.dir.clone().unwrap_or_else(|| scratch.join("month"));
+    let generated = generate_month(&dir, args)?;
+    if !json {
+        println!(
+            "generated {} patients, {} visits, {} journal entries in {:.1} s; store file {:.1} MiB",
+            generated.patients,
+            generated.visits,
+            generated.entries,
+            generated.elapsed.as_secs_f64(),
+            generated.file_bytes as f64 / (1024.0 * 1024.0)
+        );
+    }
+    let omsyn_open = open_in_child(&dir, "omsyn")?;
+    let raw_open = open_in_child(&dir, "raw")?;
+    let summary = json!({
+        "write": {
+            "writes": args.writes,
+            "entry_bytes": write.entry_bytes,
+            "omsyn_median_ms": ms(write.omsyn_median),
+            "omsyn_mean_ms": ms(write.omsyn_mean),
+            "raw_redb_median_ms": ms(write.raw_median),
+            "raw_redb_mean_ms": ms(write.raw_mean),
+            "ratio_median": write.ratio(),
+        },
+        "open": {
+            "patients": generated.patients,
+            "visits": generated.visits,
+            "journal_entries": generated.entries,
+            "store_bytes": generated.file_bytes,
+            "generate_seconds": generated.elapsed.as_secs_f64(),
+            "omsyn": omsyn_open,
+            "raw_redb_open_no_integrity_check": raw_open,
+        },
+    });
+    if json {
+        println!("{}", serde_json::to_string_pretty(&summary)?);
+    } else {
+        println!(
+            "open (fresh process): omsyn {:.0} ms, peak RSS {:.1} MiB; plain redb open of the same file {:.0} ms, peak RSS {:.1} MiB",
+            omsyn_open["open_ms"].as_f64().unwrap_or(f64::NAN),
+            omsyn_open["peak_rss_kib"].as_f64().unwrap_or(f64::NAN) / 1024.0,
+            raw_open["open_ms"].as_f64().unwrap_or(f64::NAN),
+            raw_open["peak_rss_kib"].as_f64().unwrap_or(f64::NAN) / 1024.0,
+        );
+    }
+    if args.dir.is_none() {
+        let _ = std::fs::remove_dir_all(&scratch);
+    }
+    Ok(())
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
+
+fn tempfile_dir() -> Result<PathBuf> {
+    let dir = std::env::temp_dir().join(format!("omsyn-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    Ok(dir)
+}
+
+fn profile() -> NodeProfile {
+    NodeProfile {
+        version: PROFILE_VERSION,
+        role: Role::Base,
+        name: "Bench base".into(),
+        staff_id: Some(StaffId::parse("K0001").expect("valid")),
+        patient: None,
+        zone: Some("Sone 1".into()),
+    }
+}
+
+fn fixed_time(day: Day, hhmm: &str) -> Result<Timestamp> {
+    Ok(Timestamp::from_day_hhmm(day, hhmm, 3600)?)
+}
+
+struct WriteResult {
+    omsyn_median: Duration,
+    omsyn_mean: Duration,
+    raw_median: Duration,
+    raw_mean: Duration,
+    entry_bytes: usize,
+}
+
+impl WriteResult {
+    fn ratio(&self) -> f64 {
+        self.omsyn_median.as_secs_f64() / self.raw_median.as_secs_f64()
+    }
+}
+
+fn median_and_mean(mut samples: Vec<Duration>) -> (Duration, Duration) {
+    samples.sort();
+    let mean = samples.iter().sum::<Duration>() / samples.len().max(1) as u32;
+    (samples[samples.len() / 2], mean)
+}
+
+fn bench_write(dir: &Path, writes: usize) -> Result<WriteResult> {
+    if writes == 0 {
+        bail!("--writes must be at least 1");
+    }
+    let mut rng = StdRng::seed_from_u64(1);
+    let repo = Repo::init(&dir.join("node"), profile(), &mut rng)?;
+    let day = Day::parse("2026-11-23")?;
+    let t = fixed_time(day, "08:00")?;
+    let patient = repo.add_patient(t, &mut rng, &[(PatientField::Name, "Bench Patient".into())])?;
+    let text = "Pasienten var i god form, tok medisinene sine og spiste frokost. Ingen smerter.";
+    let warm = repo.add_note(t, &mut rng, &patient, None, t, text)?;
+    let entry_bytes = serde_json::to_vec(&warm)?.len();
+    let payload = vec![0x42u8; entry_bytes];
+
+    let raw_db = redb::Database::create(dir.join("raw.redb"))?;
+    const RAW: redb::TableDefinition<u64, &[u8]> = redb::TableDefinition::new("raw");
+    let mut omsyn = Vec::with_capacity(writes);
+    let mut raw = Vec::with_capacity(writes);
+    for i in 0..writes {
+        let start = Instant::now();
+        repo.add_note(t, &mut rng, &patient, None, t, text)?;
+        omsyn.push(start.elapsed());
+
+        let start = Instant::now();
+        let tx = raw_db.begin_write()?;
+        {
+            let mut table = tx.open_table(RAW)?;
+            table.insert(i as u64, payload.as_slice())?;
+        }
+        tx.commit()?;
+        raw.push(start.elapsed());
+    }
+    let (omsyn_median, omsyn_mean) = median_and_mean(omsyn);
+    let (raw_median, raw_mean) = median_and_mean(raw);
+    Ok(WriteResult {
+        omsyn_median,
+        omsyn_mean,
+        raw_median,
+        raw_mean,
+        entry_bytes,
+    })
+}
+
+struct Generated {
+    patients: usize,
+    visits: usize,
+    entries: usize,
+    elapsed: Duration,
+    file_bytes: u64,
+}
+
+/// A month of one base: every patient's record with a medication, their visits (about
+/// `visits_per_day` a day across all patients, assigned among 120 staff, a quarter digital), and
+/// for each visit the facts a nurse documents: performed, a dose given, a note. One transaction
+/// per patient.
+fn generate_month(dir: &Path, args: &BenchArgs) -> Result<Generated> {
+    if dir.join("node.json").exists() {
+        bail!("{} already holds a node; give an empty --dir", dir.display());
+    }
+    let started = Instant::now();
+    let mut rng = StdRng::seed_from_u64(2);
+    let repo = Repo::init(dir, profile(), &mut rng)?;
+    let first = Day::parse("2026-11-01")?;
+    let staff: Vec<StaffId> = (0..STAFF_ON_DAY_SHIFT)
+        .map(|i| StaffId::parse(&format!("S{i:05}")))
+        .collect::<Result<_, _>>()?;
+    let mut visits = 0;
+    let mut entries = 0;
+    let per_patient_day = args.visits_per_day as f64 / args.patients.max(1) as f64;
+    const HOURS: [&str; 7] = ["07:30", "09:00", "11:00", "13:00", "15:30", "18:00", "21:00"];
+    for p in 0..args.patients {
+        let (v, e) = repo.transaction(|tx| -> Result<(usize, usize)> {
+            let now = fixed_time(first, "06:00")?;
+            let patient: PatientId = tx.add_patient(
+                now,
+                &mut rng,
+                &[
+                    (PatientField::Name, format!("Pasient {p:05}")),
+                    (PatientField::Address, format!("Storgata {}", p % 120 + 1)),
+                    (PatientField::Zone, format!("Sone {}", p % 4 + 1)),
+                ],
+            )?;
+            let med = tx.add_medication(now, &mut rng, &patient, "Paracet 500 mg", "2 tabletter", &["08:00".into()])?;
+            let (mut v, mut e) = (0, 0);
+            let mut day = first;
+            for _ in 0..args.days {
+                let n = per_patient_day.floor() as usize
+                    + usize::from(rng.random_bool(per_patient_day.fract()));
+                for hour in HOURS.iter().take(n.min(HOURS.len())) {
+                    let start = fixed_time(day, hour)?;
+                    let end = fixed_time(day, &hour.replace(":00", ":20").replace(":30", ":50"))?;
+                    let nurse = staff[rng.random_range(0..staff.len())].clone();
+                    let kind = if rng.random_bool(0.25) {
+                        VisitKind::Digital
+                    } else {
+                        VisitKind::Physical
+                    };
+                    let new = NewVisit {
+                        patient: patient.clone(),
+                        start,
+                        end,
+                        kind,
+                        tiltak: vec![],
+                        staff: vec![nurse],
+                    };
+                    let visit = tx.plan_visit(now, &mut rng, &new)?;
+                    tx.visit_performed(start, &mut rng, &visit, start, Some(end), None)?;
+                    tx.add_note(start, &mut rng, &patient, Some(&visit), start, "Tilsyn utført, pasienten i god form.")?;
+                    if *hour == "07:30" {
+                        tx.record_dose(start, &mut rng, &patient, &med, "08:00", start, Some(&visit), None)?;
+                        e += 1;
+                    }
+                    v += 1;
+                    e += 2;
+                }
+                day = day.next().context("date overflow")?;
+            }
+            Ok((v, e))
+        })?;
+        visits += v;
+        entries += e;
+    }
+    drop(repo);
+    let file_bytes = std::fs::metadata(Repo::store_path(dir))?.len();
+    Ok(Generated {
+        patients: args.patients,
+        visits,
+        entries,
+        elapsed: started.elapsed(),
+        file_bytes,
+    })
+}
+
+/// Runs `omsyn bench-open` in a fresh process so its resident memory is the open's alone.
+fn open_in_child(dir: &Path, mode: &str) -> Result<serde_json::Value> {
+    let exe = std::env::current_exe().context("locating the omsyn binary")?;
+    let out = Command::new(exe)
+        .args(["bench-open", "--mode", mode])
+        .arg(dir)
+        .output()
+        .context("running bench-open")?;
+    if !out.status.success() {
+        bail!("bench-open failed: {}", String::from_utf8_lossy(&out.stderr));
+    }
+    Ok(serde_json::from_slice(&out.stdout)?)
+}
+
+/// The child side of the open benchmark: open, list patients, read one patient, report.
+pub(crate) fn open_child(dir: &Path, mode: &str) -> Result<()> {
+    let start = Instant::now();
+    let detail = match mode {
+        "omsyn" => {
+            let repo = Repo::open(dir)?;
+            let opened = start.elapsed();
+            let patients = repo.patients()?;
+            if let Some((first, _)) = patients.first() {
+                repo.patient_view(first)?;
+            }
+            json!({ "open_ms": ms(opened), "open_and_first_read_ms": ms(start.elapsed()), "patients": patients.len() })
+        }
+        "raw" => {
+            let db = redb::Database::open(Repo::store_path(dir))?;
+            let opened = start.elapsed();
+            drop(db);
+            json!({ "open_ms": ms(opened) })
+        }
+        other => bail!("unknown mode {other}"),
+    };
+    let mut detail = detail;
+    detail["peak_rss_kib"] = json!(proc_status_kib("VmHWM:"));
+    detail["rss_kib"] = json!(proc_status_kib("VmRSS:"));
+    println!("{detail}");
+    Ok(())
+}
+
+fn proc_status_kib(field: &str) -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    status
+        .lines()
+        .find(|l| l.starts_with(field))?
+        .split_whitespace()
+        .nth(1)?
+        .parse()
+        .ok()
 }

@@ -78,6 +78,15 @@ pub(crate) enum Command {
     },
     /// Measure write and open performance (see BENCHMARKS.md)
     Bench(BenchArgs),
+    /// Internal: the child process of `omsyn bench`
+    #[command(hide = true)]
+    BenchOpen {
+        /// omsyn or raw
+        #[arg(long)]
+        mode: String,
+        /// The data directory to open
+        dir: PathBuf,
+    },
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -542,7 +551,7 @@ pub(crate) struct BenchArgs {
     /// Journal writes to time in the write benchmark
     #[arg(long, default_value_t = 300)]
     pub(crate) writes: usize,
-    /// Directory for the generated store (kept for `--reuse`) [default: a temporary directory]
+    /// Directory for the generated store (kept afterwards) [default: a temporary directory]
     #[arg(long)]
     pub(crate) dir: Option<PathBuf>,
 }

@@ -84,13 +84,17 @@ pub(crate) fn run(cli: Cli) -> Result<()> {
     if let Command::Init(args) = &cli.command {
         return init(&data, json, args, &mut rng);
     }
-    if let Command::Bench(args) = &cli.command {
-        return crate::bench::run(json, args);
+    match &cli.command {
+        Command::Bench(args) => return crate::bench::run(json, args),
+        Command::BenchOpen { mode, dir } => return crate::bench::open_child(dir, mode),
+        _ => {}
     }
     let repo = Repo::open(&data).with_context(|| format!("opening the node in {}", data.display()))?;
     let rng = &mut rng;
     match cli.command {
-        Command::Init(_) | Command::Bench(_) => unreachable!("handled above"),
+        Command::Init(_) | Command::Bench(_) | Command::BenchOpen { .. } => {
+            unreachable!("handled above")
+        }
         Command::Id => id(&repo, json),
         Command::Patient(cmd) => patient(&repo, json, rng, cmd),
         Command::Show { patient } => show(&repo, json, &patient_id(&patient)?),

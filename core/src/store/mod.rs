@@ -219,6 +219,10 @@ impl Store {
         let existed = path.exists();
         let mut builder = Database::builder();
         builder.set_cache_size(REDB_CACHE_BYTES);
+        // A plain redb open trusts the file and may panic on pages altered outside redb (bit rot,
+        // a bad copy, tampering). Verifying every page checksum on open turns that into a clear
+        // `Corrupt` error; it costs one sequential read of the file (see BENCHMARKS.md).
+        builder.set_check_integrity_on_open(true);
         let db = builder
             .create(path)
             .map_err(|e| open_error(path, e))?;
@@ -521,6 +525,11 @@ impl WriteBatch<'_> {
             self.docs.insert(id.clone(), doc);
         }
         Ok(self.docs.get_mut(id))
+    }
+
+    /// Ids of the documents this batch has loaded or created so far.
+    pub fn touched(&self) -> impl Iterator<Item = &DocumentId> {
+        self.docs.keys()
     }
 
     fn load(&mut self, id: &DocumentId) -> Result<Option<Document>, StoreError> {

@@ -1,0 +1,407 @@
+//! [`Repo`]: a node's documents and identity behind one typed API.
+//!
+//! This is what the CLI, the daemon and the mobile bindings call. Every operation that writes takes
+//! the current time and an RNG as arguments (core never reads a clock or the OS RNG), writes through
+//! one durable [`WriteBatch`](crate::store::WriteBatch), and returns only after the change is on disk.
+
+mod tx;
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use rand::RngCore;
+use serde::Serialize;
+
+pub use tx::Transaction;
+
+use crate::conflict::{Conflict, ConflictId};
+use crate::docs::daylog::{DayLogBody, DayLogEntry};
+use crate::docs::journal::{self, Entry, MissedReason};
+use crate::docs::messages::{self, Message, Recipient};
+use crate::docs::plan::{self, NewVisit, Visit, VisitChange, VisitKind};
+use crate::docs::record::{self, PatientField, PatientRecord};
+use crate::docs::{Author, DocError, DocKind, Document, DocumentId};
+use crate::exchange::{self, ExchangeError};
+use crate::identity::{Identity, IdentityError, NodeId, NodeProfile, Role};
+use crate::ids::{ContactId, EntryId, FlagId, MedicationId, PatientId, TiltakId, VisitId};
+use crate::store::{kind_prefix, OpenError, Store, StoreError, WriteBatch};
+use crate::time::{Day, Timestamp};
+
+/// Generates a [`Repo`] method per [`Transaction`] method that runs it as a transaction of its own,
+/// so a single write needs no closure while batches use [`Repo::transaction`].
+macro_rules! single_writes {
+    ($( $(#[$meta:meta])* fn $name:ident($($arg:ident: $ty:ty),* $(,)?) -> $ret:ty; )*) => {$(
+        $(#[$meta])*
+        #[allow(clippy::too_many_arguments)]
+        pub fn $name(&self, $($arg: $ty),*) -> Result<$ret, RepoError> {
+            self.transaction(|tx| tx.$name($($arg),*))
+        }
+    )*};
+}
+
+/// File name of the store inside a data directory.
+pub const STORE_FILE: &str = "store.redb";
+
+/// Failure to open a node's data directory.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum OpenRepoError {
+    /// The identity could not be loaded.
+    #[error(transparent)]
+    Identity(#[from] IdentityError),
+    /// The store could not be opened.
+    #[error(transparent)]
+    Store(#[from] OpenError),
+}
+
+/// Failure of an operation.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum RepoError {
+    /// The named thing does not exist on this node.
+    #[error("{0} not found on this node")]
+    NotFound(String),
+    /// This node's role may not make the change.
+    #[error("a {role} node may not {action}")]
+    NotPermitted {
+        /// The node's role.
+        role: Role,
+        /// What was attempted.
+        action: &'static str,
+    },
+    /// The request is invalid; nothing was written.
+    #[error("{0}")]
+    Invalid(String),
+    /// The document rejected the change; nothing was written.
+    #[error(transparent)]
+    Doc(#[from] DocError),
+    /// The store failed; nothing was written.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// An import file was unreadable; nothing was imported.
+    #[error(transparent)]
+    Exchange(#[from] ExchangeError),
+}
+
+/// A tiltak to add to a patient's care plan.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewTiltak {
+    /// The vedtak it implements (registered first if given by title).
+    pub vedtak_title: Option<String>,
+    /// Code ("MED", "SAAR"...).
+    pub code: Option<String>,
+    /// What to do.
+    pub description: String,
+    /// Times of day, `HH:MM`.
+    pub times: Vec<String>,
+    /// Weekdays 1–7; empty = daily.
+    pub weekdays: Vec<u8>,
+    /// Health care (journal duty) or practical help.
+    pub health_care: bool,
+    /// Needs an authorised nurse.
+    pub requires_authorised_nurse: bool,
+}
+
+/// What an import did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct ImportSummary {
+    /// Documents in the file.
+    pub documents: usize,
+    /// Documents this node did not hold before.
+    pub new_documents: usize,
+    /// Changes that were new to this node.
+    pub new_changes: usize,
+}
+
+/// Everything this node holds about one patient.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct PatientView {
+    /// The record.
+    pub record: PatientRecord,
+    /// Visits, by start time.
+    pub visits: Vec<Visit>,
+    /// Journal entries, by event time.
+    pub journal: Vec<Entry>,
+    /// Messages, by time.
+    pub messages: Vec<Message>,
+    /// Open conflicts.
+    pub conflicts: Vec<Conflict>,
+    /// Stored keys this build could not decode (kept, never dropped).
+    pub unreadable: Vec<String>,
+}
+
+/// A node's data: identity plus store.
+#[derive(Debug)]
+pub struct Repo {
+    identity: Identity,
+    store: Store,
+}
+
+impl Repo {
+    /// Creates a node identity in `dir`.
+    pub fn init(
+        dir: &Path,
+        profile: NodeProfile,
+        rng: &mut impl RngCore,
+    ) -> Result<Repo, OpenRepoError> {
+        let identity = Identity::create(dir, profile, rng)?;
+        let store = Store::open(&dir.join(STORE_FILE), identity.id())?;
+        Ok(Repo { identity, store })
+    }
+
+    /// Opens the node in `dir`.
+    pub fn open(dir: &Path) -> Result<Repo, OpenRepoError> {
+        let identity = Identity::load(dir)?;
+        let store = Store::open(&dir.join(STORE_FILE), identity.id())?;
+        Ok(Repo { identity, store })
+    }
+
+    /// A node kept in memory (tests, simulation).
+    pub fn in_memory(identity: Identity) -> Result<Repo, OpenRepoError> {
+        let store = Store::in_memory(identity.id())?;
+        Ok(Repo { identity, store })
+    }
+
+    /// The store path inside a data directory.
+    pub fn store_path(dir: &Path) -> PathBuf {
+        dir.join(STORE_FILE)
+    }
+
+    /// This node's id.
+    pub fn id(&self) -> NodeId {
+        self.identity.id()
+    }
+
+    /// This node's profile.
+    pub fn profile(&self) -> &NodeProfile {
+        &self.identity.profile
+    }
+
+    /// The underlying store.
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// The author of this node's writes.
+    pub fn author(&self) -> Author {
+        Author {
+            staff: self.identity.profile.staff_id.clone(),
+            name: self.identity.profile.name.clone(),
+            role: self.identity.profile.role,
+            device: self.id(),
+        }
+    }
+
+    /// Runs `f` in one atomic, durable transaction: everything it writes is committed together
+    /// (and fsynced) when it returns `Ok`, or nothing is written when it returns `Err`.
+    ///
+    /// The closure may use its own error type, as long as a [`RepoError`] converts into it.
+    pub fn transaction<T, E: From<RepoError>>(
+        &self,
+        f: impl FnOnce(&mut Transaction<'_>) -> Result<T, E>,
+    ) -> Result<T, E> {
+        let batch = self.store.write().map_err(RepoError::from)?;
+        let mut tx = Transaction {
+            repo: self,
+            batch,
+            new_visits: HashMap::new(),
+        };
+        let out = f(&mut tx)?;
+        tx.batch.commit().map_err(RepoError::from)?;
+        Ok(out)
+    }
+
+    single_writes! {
+        /// Registers a new patient; returns the id.
+        fn add_patient(now: Timestamp, rng: &mut impl RngCore, fields: &[(PatientField, String)]) -> PatientId;
+        /// Sets a record field (also how a concurrent-edit conflict on that field is resolved).
+        fn set_patient_field(now: Timestamp, patient: &PatientId, field: PatientField, value: &str) -> ();
+        /// Adds a flag to a patient.
+        fn add_flag(now: Timestamp, rng: &mut impl RngCore, patient: &PatientId, kind: &str, note: Option<&str>) -> FlagId;
+        /// Deactivates a flag (it stays in the record).
+        fn deactivate_flag(now: Timestamp, patient: &PatientId, flag: &FlagId, reason: &str) -> ();
+        /// Adds a contact.
+        fn add_contact(now: Timestamp, rng: &mut impl RngCore, patient: &PatientId, name: &str, relation: &str, phone: Option<&str>) -> ContactId;
+        /// Adds a tiltak (and its vedtak, if named) to a patient's care plan.
+        fn add_tiltak(now: Timestamp, rng: &mut impl RngCore, patient: &PatientId, spec: &NewTiltak) -> TiltakId;
+        /// Adds a medication with its dose slots.
+        fn add_medication(now: Timestamp, rng: &mut impl RngCore, patient: &PatientId, name: &str, dose: &str, slots: &[String]) -> MedicationId;
+        /// Plans a visit; returns its id.
+        fn plan_visit(now: Timestamp, rng: &mut impl RngCore, visit: &NewVisit) -> VisitId;
+        /// Changes a planned visit (reschedule, reassign, cancel...).
+        fn change_visit(now: Timestamp, rng: &mut impl RngCore, visit: &VisitId, change: &VisitChange) -> ();
+        /// Documents that a visit was performed.
+        fn visit_performed(now: Timestamp, rng: &mut impl RngCore, visit: &VisitId, arrival: Timestamp, departure: Option<Timestamp>, mode: Option<VisitKind>) -> Entry;
+        /// Documents that a visit was attempted but not performed.
+        fn visit_missed(now: Timestamp, rng: &mut impl RngCore, visit: &VisitId, reason: MissedReason, note: Option<String>, event_time: Timestamp) -> Entry;
+        /// Adds a free-text note.
+        fn add_note(now: Timestamp, rng: &mut impl RngCore, patient: &PatientId, visit: Option<&VisitId>, event_time: Timestamp, text: &str) -> Entry;
+        /// Records an observation (vital sign).
+        fn observe(now: Timestamp, rng: &mut impl RngCore, patient: &PatientId, visit: Option<&VisitId>, event_time: Timestamp, kind: &str, value: &str, unit: Option<&str>) -> Entry;
+        /// Records a dose as given (`None`) or not given (`Some(reason)`).
+        fn record_dose(now: Timestamp, rng: &mut impl RngCore, patient: &PatientId, medication: &MedicationId, slot: &str, event_time: Timestamp, visit: Option<&VisitId>, not_given_reason: Option<String>) -> Entry;
+        /// Corrects an entry or marks it entered in error. The original stays readable.
+        fn correct_entry(now: Timestamp, rng: &mut impl RngCore, patient: &PatientId, target: &EntryId, correction: Correction) -> Entry;
+        /// Sends a message about a patient.
+        fn send_message(now: Timestamp, rng: &mut impl RngCore, patient: &PatientId, to: Recipient, text: &str, in_reply_to: Option<EntryId>) -> Message;
+        /// Appends to this node's staff member's day log.
+        fn day_log(now: Timestamp, rng: &mut impl RngCore, event_time: Timestamp, body: DayLogBody) -> DayLogEntry;
+        /// Resolves a conflict with an attributable entry (see [`Transaction::resolve_conflict`]).
+        fn resolve_conflict(now: Timestamp, rng: &mut impl RngCore, conflict: &ConflictId, note: &str, value: Option<&str>) -> Option<Entry>;
+    }
+
+    // ----- reads ------------------------------------------------------------------------------
+
+    /// A patient's record.
+    pub fn record(&self, patient: &PatientId) -> Result<PatientRecord, RepoError> {
+        self.store
+            .with_doc(&DocumentId::PatientRecord(patient.clone()), record::read)?
+            .ok_or_else(|| RepoError::NotFound(format!("patient {patient}")))?
+            .map_err(RepoError::from)
+    }
+
+    /// Every patient this node holds.
+    pub fn patients(&self) -> Result<Vec<(PatientId, String)>, RepoError> {
+        Ok(self.store.patients()?)
+    }
+
+    /// Finds a visit and the plan document holding it.
+    pub fn visit(&self, visit: &VisitId) -> Result<(DocumentId, Visit), RepoError> {
+        let not_found = || RepoError::NotFound(format!("visit {visit}"));
+        let location = self.store.visit_location(visit)?.ok_or_else(not_found)?;
+        let found = self
+            .store
+            .with_doc(&location, |doc| plan::read(doc).visit(visit).cloned())?
+            .flatten()
+            .ok_or_else(not_found)?;
+        Ok((location, found))
+    }
+
+    /// Visits planned for `day` across every patient held, by start time.
+    pub fn visits_on(&self, day: Day) -> Result<Vec<Visit>, RepoError> {
+        let mut out = Vec::new();
+        for id in self.store.doc_ids(kind_prefix(DocKind::VisitPlan))? {
+            if id.month() != Some(day.month()) {
+                continue;
+            }
+            if let Some(visits) = self.store.with_doc(&id, plan::read)? {
+                out.extend(visits.visits.into_iter().filter(|v| v.day() == day));
+            }
+        }
+        out.sort_by(|a, b| a.start.cmp(&b.start).then_with(|| a.id.cmp(&b.id)));
+        Ok(out)
+    }
+
+    /// Every journal entry of a patient held here, by event time, plus keys that could not be
+    /// decoded (kept, never dropped).
+    pub fn journal(&self, patient: &PatientId) -> Result<(Vec<Entry>, Vec<String>), RepoError> {
+        let mut entries = Vec::new();
+        let mut unreadable = Vec::new();
+        for id in self.store.doc_ids(&format!("journal/{patient}/"))? {
+            if let Some(j) = self.store.with_doc(&id, journal::read)? {
+                entries.extend(j.entries);
+                unreadable.extend(j.unreadable.into_iter().map(|k| format!("{id}:{k}")));
+            }
+        }
+        entries.sort_by(|a, b| {
+            a.event_time
+                .cmp(&b.event_time)
+                .then_with(|| a.id.cmp(&b.id))
+        });
+        Ok((entries, unreadable))
+    }
+
+    /// Everything held about a patient.
+    pub fn patient_view(&self, patient: &PatientId) -> Result<PatientView, RepoError> {
+        let record = self.record(patient)?;
+        let mut unreadable = record.unreadable.clone();
+        let mut visits = Vec::new();
+        for id in self.store.doc_ids(&format!("plan/{patient}/"))? {
+            if let Some(p) = self.store.with_doc(&id, plan::read)? {
+                visits.extend(p.visits);
+                unreadable.extend(p.unreadable.into_iter().map(|k| format!("{id}:{k}")));
+            }
+        }
+        visits.sort_by(|a, b| a.start.cmp(&b.start).then_with(|| a.id.cmp(&b.id)));
+        let (journal, bad) = self.journal(patient)?;
+        unreadable.extend(bad);
+        let mut all_messages = Vec::new();
+        for id in self.store.doc_ids(&format!("messages/{patient}/"))? {
+            if let Some((m, bad)) = self.store.with_doc(&id, messages::read)? {
+                all_messages.extend(m);
+                unreadable.extend(bad.into_iter().map(|k| format!("{id}:{k}")));
+            }
+        }
+        Ok(PatientView {
+            record,
+            visits,
+            journal,
+            messages: all_messages,
+            conflicts: self.conflicts(Some(patient))?,
+            unreadable,
+        })
+    }
+
+    /// Open conflicts, optionally for one patient.
+    pub fn conflicts(&self, patient: Option<&PatientId>) -> Result<Vec<Conflict>, RepoError> {
+        Ok(self.store.conflicts(patient)?)
+    }
+
+    // ----- export / import ------------------------------------------------------------------
+
+    /// Every document (or one patient's), as a portable export file.
+    pub fn export(&self, patient: Option<&PatientId>) -> Result<Vec<u8>, RepoError> {
+        let mut docs = Vec::new();
+        let ids = self.store.doc_ids("")?;
+        for id in ids {
+            if patient.is_some() && id.patient() != patient {
+                continue;
+            }
+            if let Some(bytes) = self.store.with_doc(&id, |d| d.clone().save())? {
+                docs.push((id, bytes));
+            }
+        }
+        Ok(exchange::encode(&docs))
+    }
+
+    /// Merges an export file into this node, all or nothing.
+    pub fn import(&self, bytes: &[u8]) -> Result<ImportSummary, RepoError> {
+        let incoming = exchange::decode(bytes)?;
+        // Validate every document before touching the store: nothing is half-imported.
+        let mut loaded = Vec::with_capacity(incoming.len());
+        for (id, data) in incoming {
+            loaded.push(Document::load(id, &data, self.id())?);
+        }
+        let mut summary = ImportSummary {
+            documents: loaded.len(),
+            ..ImportSummary::default()
+        };
+        let mut batch: WriteBatch<'_> = self.store.write()?;
+        for mut doc in loaded {
+            let id = doc.id().clone();
+            let existing = batch.existing(&id)?.is_some();
+            if !existing {
+                summary.new_documents += 1;
+            }
+            summary.new_changes += batch.doc(&id)?.merge(&mut doc)?;
+        }
+        batch.commit()?;
+        Ok(summary)
+    }
+}
+
+/// How to correct an entry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Correction {
+    /// New text superseding the original for reading.
+    Amend(String),
+    /// The entry should not have been written; the reason is kept.
+    EnteredInError(String),
+}
+
+/// Whether a role may register patients and edit care plans and visit plans (domain.md §6 case 8:
+/// only base roles write plans; nurses propose changes through messages). Received changes are
+/// checked against the same rule once changes are signed.
+pub fn may_edit_plans(role: Role) -> bool {
+    role == Role::Base
+}

@@ -1,0 +1,248 @@
+//! The CLI, run as a user would run it: a real process on a real data directory.
+
+use std::path::Path;
+use std::process::Output;
+
+use serde_json::Value;
+
+struct Node {
+    dir: tempfile::TempDir,
+}
+
+impl Node {
+    fn new(role: &str, name: &str, staff: &str) -> Node {
+        let node = Node {
+            dir: tempfile::tempdir().unwrap(),
+        };
+        node.ok(&["init", "--role", role, "--name", name, "--staff-id", staff]);
+        node
+    }
+
+    fn run(&self, args: &[&str]) -> Output {
+        std::process::Command::new(env!("CARGO_BIN_EXE_omsyn"))
+            .arg("--data")
+            .arg(self.dir.path())
+            .args(args)
+            .output()
+            .unwrap()
+    }
+
+    /// Runs with `--json`, asserts success, returns the JSON document.
+    fn ok(&self, args: &[&str]) -> Value {
+        let mut all = vec!["--json"];
+        all.extend_from_slice(args);
+        let out = self.run(&all);
+        assert!(
+            out.status.success(),
+            "omsyn {args:?} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice(&out.stdout)
+            .unwrap_or_else(|e| panic!("omsyn {args:?} printed no JSON ({e}): {}", String::from_utf8_lossy(&out.stdout)))
+    }
+
+    /// Runs, asserts failure, returns stderr.
+    fn fails(&self, args: &[&str]) -> String {
+        let out = self.run(args);
+        assert!(!out.status.success(), "omsyn {args:?} should have failed");
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    }
+
+    fn path(&self) -> &Path {
+        self.dir.path()
+    }
+}
+
+fn str_of<'a>(v: &'a Value, key: &str) -> &'a str {
+    v[key].as_str().unwrap_or_else(|| panic!("no {key} in {v}"))
+}
+
+const START: &str = "2026-11-23T08:00:00+01:00";
+const END: &str = "2026-11-23T08:30:00+01:00";
+
+/// A base with one patient, a medication slot and a visit: (base, patient, slot, visit).
+fn planned_day() -> (Node, String, String, String) {
+    let base = Node::new("base", "Base Øst", "K001");
+    let patient = str_of(&base.ok(&["patient", "add", "--name", "Turid Nilsen", "--address", "Parkveien 98"]), "patient").to_owned();
+    let med = base.ok(&["med", "add", "--patient", &patient, "--name", "Metformin", "--dose", "1", "--slot", "08:00"]);
+    let slot = format!("{}@08:00", str_of(&med, "medication"));
+    let visit = str_of(
+        &base.ok(&["visit", "plan", "--patient", &patient, "--start", START, "--end", END, "--kind", "digital", "--staff", "S1"]),
+        "visit",
+    )
+    .to_owned();
+    (base, patient, slot, visit)
+}
+
+#[test]
+fn init_creates_an_owner_only_key_and_id_reports_it() {
+    let node = Node::new("nurse", "Kari Nordmann", "HPR123");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(node.path().join("node.key")).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
+    let id = node.ok(&["id"]);
+    assert_eq!(id["profile"]["role"], "nurse");
+    assert_eq!(id["profile"]["staff_id"], "HPR123");
+    assert_eq!(str_of(&id, "id").len(), 64);
+}
+
+#[test]
+fn init_twice_refuses_to_overwrite_the_identity() {
+    let node = Node::new("base", "Base", "K1");
+    let before = node.ok(&["id"]);
+    let err = node.fails(&["init", "--role", "base", "--name", "Other"]);
+    assert!(err.contains("already holds a node identity"), "{err}");
+    assert_eq!(node.ok(&["id"])["id"], before["id"]);
+}
+
+#[test]
+fn commands_on_an_uninitialised_directory_say_to_run_init() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_omsyn"))
+        .args(["--data"])
+        .arg(dir.path())
+        .args(["patient", "list"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("omsyn init"));
+}
+
+#[test]
+fn a_documented_day_shows_in_show_conflicts_and_day_report() {
+    let (base, patient, slot, visit) = planned_day();
+    base.ok(&["visit", "done", "--visit", &visit, "--arrival", "2026-11-23T08:02:00+01:00"]);
+    base.ok(&["med", "give", "--patient", &patient, "--slot", &slot, "--at", "2026-11-23T08:05:00+01:00"]);
+    base.ok(&["med", "give", "--patient", &patient, "--slot", &slot, "--at", "2026-11-23T08:06:00+01:00"]);
+    base.ok(&["observe", "--patient", &patient, "--kind", "spo2", "--value", "96", "--unit", "%"]);
+    let note = base.ok(&["note", "add", "--patient", &patient, "--visit", &visit, "--text", "Pasienten i fin form"]);
+    base.ok(&["note", "correct", "--patient", &patient, "--entry", str_of(&note, "id"), "--text", "Pasienten i god form"]);
+
+    let view = base.ok(&["show", "--patient", &patient]);
+    assert_eq!(view["record"]["id"], patient.as_str());
+    assert_eq!(view["journal"].as_array().unwrap().len(), 6, "{view:#}");
+    let conflicts = base.ok(&["conflicts"]);
+    assert_eq!(conflicts.as_array().unwrap().len(), 1);
+    assert_eq!(conflicts[0]["kind"], "dose-given-twice");
+
+    let report = base.ok(&["day-report", "--date", "2026-11-23"]);
+    assert_eq!(report["totals"]["planned"], 1);
+    assert_eq!(report["totals"]["done"], 1);
+    assert_eq!(report["digital"]["done"], 1);
+    assert_eq!(report["conflicts"].as_array().unwrap().len(), 1);
+
+    let resolved = base.ok(&["conflicts", "resolve", "--conflict", str_of(&conflicts[0], "id"), "--note", "checked with GP"]);
+    assert_eq!(resolved["resolved"], conflicts[0]["id"]);
+    assert_eq!(base.ok(&["conflicts"]).as_array().unwrap().len(), 0);
+}
+
+#[test]
+fn cancelled_and_missed_visits_are_counted_in_the_day_report() {
+    let (base, patient, _, visit) = planned_day();
+    let second = str_of(
+        &base.ok(&["visit", "plan", "--patient", &patient, "--start", "2026-11-23T12:00:00+01:00", "--end", "2026-11-23T12:20:00+01:00", "--kind", "physical"]),
+        "visit",
+    )
+    .to_owned();
+    base.ok(&["visit", "missed", "--visit", &visit, "--reason", "no-answer"]);
+    base.ok(&["visit", "cancel", "--visit", &second, "--reason", "innlagt på sykehus"]);
+    let report = base.ok(&["day-report", "--date", "2026-11-23"]);
+    assert_eq!(report["totals"]["planned"], 2);
+    assert_eq!(report["totals"]["missed"], 1);
+    assert_eq!(report["totals"]["cancelled"], 1);
+    assert_eq!(report["per_staff"]["(unassigned)"]["cancelled"], 1);
+}
+
+#[test]
+fn export_and_import_merge_two_nodes_documentation() {
+    let (base, patient, slot, _) = planned_day();
+    let nurse = Node::new("nurse", "Kari", "S1");
+    let file = base.path().join("base.omsyn");
+    base.ok(&["export", file.to_str().unwrap()]);
+    let imported = nurse.ok(&["import", file.to_str().unwrap()]);
+    assert!(imported["new_documents"].as_u64().unwrap() >= 2);
+
+    nurse.ok(&["med", "give", "--patient", &patient, "--slot", &slot, "--at", "2026-11-23T08:05:00+01:00"]);
+    let back = nurse.path().join("nurse.omsyn");
+    nurse.ok(&["export", back.to_str().unwrap(), "--patient", &patient]);
+    base.ok(&["import", back.to_str().unwrap()]);
+    let view = base.ok(&["show", "--patient", &patient]);
+    let journal = view["journal"].as_array().unwrap();
+    assert_eq!(journal.len(), 1);
+    assert_eq!(journal[0]["author"]["staff"], "S1", "the nurse's entry keeps its author");
+    assert_eq!(journal[0]["author"]["role"], "nurse");
+
+    // Importing the same file again changes nothing.
+    let again = base.ok(&["import", back.to_str().unwrap()]);
+    assert_eq!(again["new_changes"], 0);
+}
+
+#[test]
+fn a_damaged_export_file_is_refused_and_imports_nothing() {
+    let (base, _, _, _) = planned_day();
+    let other = Node::new("base", "Other", "K2");
+    let file = base.path().join("base.omsyn");
+    base.ok(&["export", file.to_str().unwrap()]);
+    let mut bytes = std::fs::read(&file).unwrap();
+    let mid = bytes.len() / 2;
+    bytes[mid] ^= 1;
+    std::fs::write(&file, &bytes).unwrap();
+    let err = other.fails(&["import", file.to_str().unwrap()]);
+    assert!(err.contains("checksum"), "{err}");
+    bytes.truncate(mid);
+    std::fs::write(&file, &bytes).unwrap();
+    let err = other.fails(&["import", file.to_str().unwrap()]);
+    assert!(err.contains("damaged") || err.contains("truncated"), "{err}");
+    assert_eq!(other.ok(&["patient", "list"]).as_array().unwrap().len(), 0);
+}
+
+#[test]
+fn bad_arguments_are_named_and_nothing_is_written() {
+    let (base, patient, slot, visit) = planned_day();
+    let before = base.ok(&["show", "--patient", &patient]);
+    let cases: &[(&[&str], &str)] = &[
+        (&["visit", "done", "--visit", "v-123"], "--visit"),
+        (&["show", "--patient", "nobody"], "--patient"),
+        (&["visit", "plan", "--patient", &patient, "--start", "tomorrow", "--end", END, "--kind", "physical"], "--start"),
+        (&["visit", "plan", "--patient", &patient, "--start", END, "--end", START, "--kind", "physical"], "must be after its start"),
+        (&["visit", "plan", "--patient", &patient, "--start", START, "--end", END, "--kind", "teleport"], "--kind"),
+        (&["visit", "plan", "--patient", &patient, "--start", START, "--end", END, "--kind", "physical", "--staff", "A", "--staff", "B", "--staff", "C"], "at most 2 staff"),
+        (&["med", "give", "--patient", &patient, "--slot", "nonsense"], "--slot"),
+        (&["med", "give", "--patient", &patient, "--slot", &slot.replace("08:00", "09:00")], "no dose slot 09:00"),
+        (&["note", "add", "--patient", &patient, "--text", "   "], "must not be empty"),
+        (&["note", "correct", "--patient", &patient, "--entry", "e-0000000000000000", "--text", "x"], "not found"),
+        (&["day-report", "--date", "23.11.2026"], "--date"),
+        (&["patient", "set", "--patient", &patient, "--field", "shoe-size", "--value", "42"], "--field"),
+        (&["conflicts", "resolve", "--conflict", "x-zz", "--note", "n"], "--conflict"),
+        (&["import", "/nonexistent/file"], "/nonexistent/file"),
+        (&["visit", "cancel", "--visit", &visit], "--reason"),
+    ];
+    for (args, named) in cases {
+        let err = base.fails(args);
+        assert!(err.contains(named), "omsyn {args:?}: error does not name {named:?}: {err}");
+    }
+    assert_eq!(base.ok(&["show", "--patient", &patient]), before, "nothing was half-written");
+}
+
+#[test]
+fn a_nurse_node_may_not_plan_visits() {
+    let (base, patient, _, _) = planned_day();
+    let nurse = Node::new("nurse", "Kari", "S1");
+    let file = base.path().join("x.omsyn");
+    base.ok(&["export", file.to_str().unwrap()]);
+    nurse.ok(&["import", file.to_str().unwrap()]);
+    let err = nurse.fails(&["visit", "plan", "--patient", &patient, "--start", START, "--end", END, "--kind", "physical"]);
+    assert!(err.contains("a nurse node may not plan visits"), "{err}");
+}
+
+#[test]
+fn json_errors_are_one_json_document_on_stdout() {
+    let node = Node::new("base", "Base", "K1");
+    let out = node.run(&["--json", "show", "--patient", "p-0000000000000000"]);
+    assert!(!out.status.success());
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(str_of(&v, "error").contains("not found"));
+}

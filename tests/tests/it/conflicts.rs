@@ -1,0 +1,340 @@
+//! One test per safety-conflict kind, through the public API, with real merges between replicas.
+
+use omsyn_core::conflict::{Conflict, ConflictKind};
+use omsyn_core::docs::journal::MissedReason;
+use omsyn_core::docs::plan::{NewVisit, VisitChange, VisitKind};
+use omsyn_core::docs::record::PatientField;
+use omsyn_core::ids::{MedicationId, PatientId, StaffId, VisitId};
+use omsyn_core::repo::Correction;
+use omsyn_tests::{at, push, sync, TestNode};
+
+/// A base, two nurses (N1, N2), one patient with a medication at 08:00 and a visit 08:00-08:30
+/// assigned to N1, everything synced to everyone.
+struct Zone {
+    base: TestNode,
+    n1: TestNode,
+    n2: TestNode,
+    patient: PatientId,
+    med: MedicationId,
+    visit: VisitId,
+}
+
+fn zone() -> Zone {
+    let mut base = TestNode::base(1);
+    let n1 = TestNode::nurse(2, "N1");
+    let n2 = TestNode::nurse(3, "N2");
+    let t = at("07:00");
+    let patient = base
+        .repo
+        .add_patient(t, &mut base.rng, &[(PatientField::Name, "Turid Nilsen".into())])
+        .unwrap();
+    let med = base
+        .repo
+        .add_medication(t, &mut base.rng, &patient, "Metformin 500 mg", "1 tablett", &["08:00".into()])
+        .unwrap();
+    let visit = base
+        .repo
+        .plan_visit(
+            t,
+            &mut base.rng,
+            &NewVisit {
+                patient: patient.clone(),
+                start: at("08:00"),
+                end: at("08:30"),
+                kind: VisitKind::Physical,
+                tiltak: vec![],
+                staff: vec![StaffId::parse("N1").unwrap()],
+            },
+        )
+        .unwrap();
+    push(&base.repo, &n1.repo);
+    push(&base.repo, &n2.repo);
+    Zone {
+        base,
+        n1,
+        n2,
+        patient,
+        med,
+        visit,
+    }
+}
+
+fn merge_all(z: &Zone) {
+    sync(&z.n1.repo, &z.base.repo);
+    sync(&z.n2.repo, &z.base.repo);
+    sync(&z.n1.repo, &z.base.repo);
+}
+
+fn only_conflict(z: &Zone) -> Conflict {
+    let all = z.base.repo.conflicts(None).unwrap();
+    assert_eq!(all.len(), 1, "expected exactly one conflict, got {all:#?}");
+    for node in [&z.n1, &z.n2] {
+        assert_eq!(node.repo.conflicts(None).unwrap(), all, "replicas derive the same conflicts");
+    }
+    all.into_iter().next().unwrap()
+}
+
+#[test]
+fn dose_given_by_two_nurses_offline_is_a_high_severity_conflict() {
+    let mut z = zone();
+    z.n1.repo
+        .record_dose(at("08:10"), &mut z.n1.rng, &z.patient, &z.med, "08:00", at("08:10"), None, None)
+        .unwrap();
+    z.n2.repo
+        .record_dose(at("08:20"), &mut z.n2.rng, &z.patient, &z.med, "08:00", at("08:20"), None, None)
+        .unwrap();
+    assert!(z.n1.repo.conflicts(None).unwrap().is_empty(), "no conflict before the merge");
+    merge_all(&z);
+    let c = only_conflict(&z);
+    assert!(matches!(c.kind, ConflictKind::DoseGivenTwice { .. }));
+    assert_eq!(c.severity, omsyn_core::conflict::Severity::High);
+    assert_eq!(c.entries.len(), 2, "both administrations are kept and named");
+}
+
+#[test]
+fn dose_given_and_not_given_is_a_conflict() {
+    let mut z = zone();
+    z.n1.repo
+        .record_dose(at("08:10"), &mut z.n1.rng, &z.patient, &z.med, "08:00", at("08:10"), None, None)
+        .unwrap();
+    z.n2.repo
+        .record_dose(
+            at("08:20"),
+            &mut z.n2.rng,
+            &z.patient,
+            &z.med,
+            "08:00",
+            at("08:20"),
+            None,
+            Some("patient refused".into()),
+        )
+        .unwrap();
+    merge_all(&z);
+    let c = only_conflict(&z);
+    assert!(matches!(c.kind, ConflictKind::DoseGivenAndNotGiven { .. }));
+}
+
+#[test]
+fn visit_performed_by_two_staff_is_a_conflict() {
+    let mut z = zone();
+    z.n1.repo
+        .visit_performed(at("08:05"), &mut z.n1.rng, &z.visit, at("08:05"), None, None)
+        .unwrap();
+    z.n2.repo
+        .visit_performed(at("08:07"), &mut z.n2.rng, &z.visit, at("08:07"), None, None)
+        .unwrap();
+    merge_all(&z);
+    let c = only_conflict(&z);
+    let ConflictKind::VisitPerformedByTwo { performers, .. } = &c.kind else {
+        panic!("wrong kind: {c:?}");
+    };
+    assert_eq!(performers, &vec!["N1".to_string(), "N2".to_string()]);
+}
+
+#[test]
+fn double_staffed_visit_performed_by_both_planned_staff_is_not_a_conflict() {
+    let mut z = zone();
+    let staff = vec![StaffId::parse("N1").unwrap(), StaffId::parse("N2").unwrap()];
+    z.base
+        .repo
+        .change_visit(at("07:10"), &mut z.base.rng, &z.visit, &VisitChange::Assign(staff))
+        .unwrap();
+    merge_all(&z);
+    z.n1.repo
+        .visit_performed(at("08:05"), &mut z.n1.rng, &z.visit, at("08:05"), None, None)
+        .unwrap();
+    z.n2.repo
+        .visit_performed(at("08:05"), &mut z.n2.rng, &z.visit, at("08:05"), None, None)
+        .unwrap();
+    merge_all(&z);
+    assert_eq!(z.base.repo.conflicts(None).unwrap(), vec![]);
+}
+
+#[test]
+fn cancelled_visit_performed_offline_is_a_conflict() {
+    let mut z = zone();
+    z.base
+        .repo
+        .change_visit(
+            at("07:30"),
+            &mut z.base.rng,
+            &z.visit,
+            &VisitChange::Cancel("admitted to hospital".into()),
+        )
+        .unwrap();
+    // N1 never saw the cancellation: she performs the visit offline.
+    z.n1.repo
+        .visit_performed(at("08:05"), &mut z.n1.rng, &z.visit, at("08:05"), None, None)
+        .unwrap();
+    merge_all(&z);
+    let all = z.base.repo.conflicts(None).unwrap();
+    assert!(
+        all.iter().any(|c| matches!(c.kind, ConflictKind::VisitPerformedButCancelled { .. })),
+        "{all:#?}"
+    );
+}
+
+#[test]
+fn visit_performed_against_a_plan_changed_while_offline_is_a_conflict() {
+    let mut z = zone();
+    z.base
+        .repo
+        .change_visit(
+            at("07:30"),
+            &mut z.base.rng,
+            &z.visit,
+            &VisitChange::Reschedule {
+                start: at("09:00"),
+                end: at("09:30"),
+            },
+        )
+        .unwrap();
+    z.n1.repo
+        .visit_performed(at("08:05"), &mut z.n1.rng, &z.visit, at("08:05"), None, None)
+        .unwrap();
+    merge_all(&z);
+    let c = only_conflict(&z);
+    let ConflictKind::VisitPerformedAgainstChangedPlan { unseen_changes, .. } = &c.kind else {
+        panic!("wrong kind: {c:?}");
+    };
+    assert_eq!(unseen_changes.len(), 1);
+    assert!(unseen_changes[0].contains("moved to"), "{unseen_changes:?}");
+}
+
+#[test]
+fn plan_change_seen_before_documenting_is_not_a_conflict() {
+    let mut z = zone();
+    z.base
+        .repo
+        .change_visit(
+            at("07:30"),
+            &mut z.base.rng,
+            &z.visit,
+            &VisitChange::Reschedule {
+                start: at("09:00"),
+                end: at("09:30"),
+            },
+        )
+        .unwrap();
+    merge_all(&z);
+    z.n1.repo
+        .visit_performed(at("09:05"), &mut z.n1.rng, &z.visit, at("09:05"), None, None)
+        .unwrap();
+    merge_all(&z);
+    assert_eq!(z.base.repo.conflicts(None).unwrap(), vec![]);
+}
+
+#[test]
+fn concurrent_record_field_edits_show_both_values_and_resolve_with_a_new_value() {
+    let mut z = zone();
+    z.n1.repo
+        .set_patient_field(at("08:00"), &z.patient, PatientField::Phone, "111 11 111")
+        .unwrap();
+    z.n2.repo
+        .set_patient_field(at("08:01"), &z.patient, PatientField::Phone, "222 22 222")
+        .unwrap();
+    merge_all(&z);
+    let c = only_conflict(&z);
+    let ConflictKind::ConcurrentFieldEdit { field, values } = &c.kind else {
+        panic!("wrong kind: {c:?}");
+    };
+    assert_eq!(*field, PatientField::Phone);
+    assert_eq!(values, &vec!["111 11 111".to_string(), "222 22 222".to_string()]);
+
+    z.base
+        .repo
+        .resolve_conflict(at("09:00"), &mut z.base.rng, &c.id, "called the daughter", Some("222 22 222"))
+        .unwrap();
+    merge_all(&z);
+    for node in [&z.base, &z.n1, &z.n2] {
+        assert_eq!(node.repo.conflicts(None).unwrap(), vec![]);
+        let rec = node.repo.record(&z.patient).unwrap();
+        assert_eq!(rec.field(PatientField::Phone), Some("222 22 222"));
+    }
+}
+
+#[test]
+fn resolving_a_safety_conflict_adds_an_entry_and_keeps_both_facts() {
+    let mut z = zone();
+    for (node, t) in [(&mut z.n1, "08:10"), (&mut z.n2, "08:20")] {
+        node.repo
+            .record_dose(at(t), &mut node.rng, &z.patient, &z.med, "08:00", at(t), None, None)
+            .unwrap();
+    }
+    merge_all(&z);
+    let c = only_conflict(&z);
+    z.base
+        .repo
+        .resolve_conflict(at("09:00"), &mut z.base.rng, &c.id, "GP informed; avvik written", None)
+        .unwrap();
+    merge_all(&z);
+    for node in [&z.base, &z.n1, &z.n2] {
+        assert_eq!(node.repo.conflicts(None).unwrap(), vec![], "resolved everywhere");
+        let (journal, _) = node.repo.journal(&z.patient).unwrap();
+        let doses = journal
+            .iter()
+            .filter(|e| c.entries.contains(&e.id))
+            .count();
+        assert_eq!(doses, 2, "both administrations are still in the journal");
+    }
+}
+
+#[test]
+fn a_third_administration_reopens_a_resolved_dose_conflict() {
+    let mut z = zone();
+    for (node, t) in [(&mut z.n1, "08:10"), (&mut z.n2, "08:20")] {
+        node.repo
+            .record_dose(at(t), &mut node.rng, &z.patient, &z.med, "08:00", at(t), None, None)
+            .unwrap();
+    }
+    merge_all(&z);
+    let first = only_conflict(&z);
+    z.base
+        .repo
+        .resolve_conflict(at("09:00"), &mut z.base.rng, &first.id, "checked", None)
+        .unwrap();
+    z.n1.repo
+        .record_dose(at("08:30"), &mut z.n1.rng, &z.patient, &z.med, "08:00", at("08:30"), None, None)
+        .unwrap();
+    merge_all(&z);
+    let reopened = z.base.repo.conflicts(None).unwrap();
+    assert_eq!(reopened.len(), 1);
+    assert_ne!(reopened[0].id, first.id, "new evidence, new conflict");
+    assert_eq!(reopened[0].entries.len(), 3);
+}
+
+#[test]
+fn a_double_tap_marked_entered_in_error_clears_the_conflict_but_stays_readable() {
+    let mut z = zone();
+    let first = z
+        .n1
+        .repo
+        .record_dose(at("08:10"), &mut z.n1.rng, &z.patient, &z.med, "08:00", at("08:10"), None, None)
+        .unwrap();
+    z.n1.repo
+        .record_dose(at("08:10"), &mut z.n1.rng, &z.patient, &z.med, "08:00", at("08:10"), None, None)
+        .unwrap();
+    assert_eq!(z.n1.repo.conflicts(None).unwrap().len(), 1);
+    z.n1.repo
+        .correct_entry(
+            at("08:11"),
+            &mut z.n1.rng,
+            &z.patient,
+            &first.id,
+            Correction::EnteredInError("double tap".into()),
+        )
+        .unwrap();
+    assert_eq!(z.n1.repo.conflicts(None).unwrap(), vec![]);
+    let (journal, _) = z.n1.repo.journal(&z.patient).unwrap();
+    assert!(journal.iter().any(|e| e.id == first.id), "the original stays readable");
+}
+
+#[test]
+fn missed_visit_is_a_fact_not_a_conflict() {
+    let mut z = zone();
+    z.n1.repo
+        .visit_missed(at("08:05"), &mut z.n1.rng, &z.visit, MissedReason::NoAnswer, None, at("08:05"))
+        .unwrap();
+    merge_all(&z);
+    assert_eq!(z.base.repo.conflicts(None).unwrap(), vec![]);
+}

@@ -1,0 +1,168 @@
+//! Hostile store files: corrupted, truncated, foreign, and from another format version all give a
+//! clear error, never a panic. Also reads the committed golden v1 store.
+
+use std::path::Path;
+
+use omsyn_core::docs::record::PatientField;
+use omsyn_core::store::{OpenError, Store, FORMAT_VERSION};
+use omsyn_core::{NodeKey, Repo};
+use rand::rngs::StdRng;
+use rand::SeedableRng;
+
+fn actor() -> omsyn_core::NodeId {
+    NodeKey::generate(&mut StdRng::seed_from_u64(1)).id()
+}
+
+/// A store file with 50 patients, closed.
+fn populated_store(path: &Path) {
+    let dir = tempfile::tempdir().unwrap();
+    let mut rng = StdRng::seed_from_u64(9);
+    let profile = omsyn_tests::TestNode::base(6).repo.profile().clone();
+    let repo = Repo::init(dir.path(), profile, &mut rng).unwrap();
+    for i in 0..50 {
+        repo.add_patient(
+            omsyn_tests::at("07:00"),
+            &mut rng,
+            &[(PatientField::Name, format!("Patient {i}"))],
+        )
+        .unwrap();
+    }
+    drop(repo);
+    std::fs::copy(Repo::store_path(dir.path()), path).unwrap();
+}
+
+/// Opens and reads everything; returns the first error as text.
+fn open_and_read_all(path: &Path) -> Result<usize, String> {
+    let store = Store::open(path, actor()).map_err(|e| e.to_string())?;
+    let ids = store.doc_ids("").map_err(|e| e.to_string())?;
+    for id in &ids {
+        store.with_doc(id, |_| ()).map_err(|e| e.to_string())?;
+    }
+    store.patients().map_err(|e| e.to_string())?;
+    Ok(ids.len())
+}
+
+#[test]
+fn a_file_of_random_bytes_is_refused_as_not_an_omsyn_store() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("store.redb");
+    std::fs::write(&path, (0..100_000u32).map(|i| (i * 7919 % 251) as u8).collect::<Vec<_>>()).unwrap();
+    let err = Store::open(&path, actor()).unwrap_err();
+    assert!(matches!(err, OpenError::Foreign { .. } | OpenError::Corrupt { .. }), "{err}");
+    assert!(err.to_string().contains("store.redb"), "names the file: {err}");
+}
+
+#[test]
+fn a_redb_file_of_another_program_is_refused_as_foreign() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("other.redb");
+    {
+        let db = redb::Database::create(&path).unwrap();
+        let tx = db.begin_write().unwrap();
+        {
+            let def: redb::TableDefinition<&str, &str> = redb::TableDefinition::new("settings");
+            tx.open_table(def).unwrap().insert("a", "b").unwrap();
+        }
+        tx.commit().unwrap();
+    }
+    let err = Store::open(&path, actor()).unwrap_err();
+    assert!(matches!(err, OpenError::Foreign { .. }), "{err}");
+}
+
+#[test]
+fn a_store_of_a_newer_format_version_is_refused_with_both_versions_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("store.redb");
+    drop(Store::open(&path, actor()).unwrap());
+    {
+        let db = redb::Database::open(&path).unwrap();
+        let tx = db.begin_write().unwrap();
+        {
+            let meta: redb::TableDefinition<&str, &[u8]> = redb::TableDefinition::new("meta");
+            tx.open_table(meta)
+                .unwrap()
+                .insert("format_version", (FORMAT_VERSION + 1).to_le_bytes().as_slice())
+                .unwrap();
+        }
+        tx.commit().unwrap();
+    }
+    let err = Store::open(&path, actor()).unwrap_err();
+    let OpenError::UnsupportedVersion { found, supported, .. } = err else {
+        panic!("expected UnsupportedVersion, got {err}");
+    };
+    assert_eq!((found, supported), (FORMAT_VERSION + 1, FORMAT_VERSION));
+}
+
+#[test]
+fn truncated_store_files_give_a_clear_error_and_never_panic() {
+    let dir = tempfile::tempdir().unwrap();
+    let good = dir.path().join("good.redb");
+    populated_store(&good);
+    let bytes = std::fs::read(&good).unwrap();
+    assert_eq!(open_and_read_all(&good), Ok(50), "the intact store reads");
+    for keep in [0, 100, 4096, bytes.len() / 3, bytes.len() / 2, bytes.len() - 1] {
+        let path = dir.path().join(format!("truncated-{keep}.redb"));
+        std::fs::write(&path, &bytes[..keep]).unwrap();
+        let result = std::panic::catch_unwind(|| open_and_read_all(&path));
+        let outcome = result.unwrap_or_else(|_| panic!("panicked on a file truncated to {keep} bytes"));
+        if let Err(msg) = &outcome {
+            assert!(!msg.is_empty());
+        }
+        // A file cut to nothing is simply a new, empty store; any other cut must not pass silently
+        // with data missing.
+        if keep > 0 {
+            assert_ne!(outcome, Ok(0), "truncation to {keep} bytes went unnoticed");
+        }
+    }
+}
+
+#[test]
+fn corrupted_store_pages_give_a_clear_error_and_never_panic() {
+    let dir = tempfile::tempdir().unwrap();
+    let good = dir.path().join("good.redb");
+    populated_store(&good);
+    let bytes = std::fs::read(&good).unwrap();
+    let mut detected = 0;
+    for (i, stride) in [(0usize, 4096usize), (1, 997), (2, 61), (3, 4096 * 3)].into_iter() {
+        let mut damaged = bytes.clone();
+        let mut pos = 512 + i * 131;
+        while pos < damaged.len() {
+            damaged[pos] ^= 0x5a;
+            pos += stride;
+        }
+        let path = dir.path().join(format!("corrupt-{i}.redb"));
+        std::fs::write(&path, &damaged).unwrap();
+        let outcome = std::panic::catch_unwind(|| open_and_read_all(&path))
+            .unwrap_or_else(|_| panic!("panicked on corruption pattern {i}"));
+        match outcome {
+            Err(msg) => {
+                detected += 1;
+                assert!(msg.contains("corrupt") || msg.contains("not an Omsyn store") || msg.contains("invalid"), "unclear error: {msg}");
+            }
+            Ok(n) => assert_eq!(n, 50, "corruption pattern {i} passed with data missing"),
+        }
+    }
+    assert!(detected > 0, "no corruption pattern was detected at all");
+}
+
+#[test]
+fn the_golden_v1_store_still_opens_and_reads() {
+    let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/store-v1");
+    let dir = tempfile::tempdir().unwrap();
+    for file in ["node.key", "node.json", "store.redb"] {
+        std::fs::copy(fixture.join(file), dir.path().join(file)).unwrap();
+    }
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(dir.path().join("node.key"), std::fs::Permissions::from_mode(0o600)).unwrap();
+    }
+    let repo = Repo::open(dir.path()).unwrap();
+    let patients = repo.patients().unwrap();
+    assert_eq!(patients.len(), 1);
+    let view = repo.patient_view(&patients[0].0).unwrap();
+    assert_eq!(view.record.name(), "Golden Patient");
+    assert_eq!(view.visits.len(), 1);
+    assert_eq!(view.journal.len(), 3, "visit performed and two doses");
+    assert_eq!(view.conflicts.len(), 1, "the fixture's dose given twice");
+}
