@@ -104,7 +104,9 @@ pub fn decode(bytes: &[u8]) -> Result<Vec<(DocumentId, Vec<u8>)>, ExchangeError>
         docs.push((id, cursor.take(len)?.to_vec()));
     }
     if cursor.pos != body.len() {
-        return Err(ExchangeError::Malformed("trailing bytes after the last document".into()));
+        return Err(ExchangeError::Malformed(
+            "trailing bytes after the last document".into(),
+        ));
     }
     Ok(docs)
 }
@@ -117,7 +119,10 @@ struct Cursor<'a> {
 impl<'a> Cursor<'a> {
     fn take(&mut self, n: usize) -> Result<&'a [u8], ExchangeError> {
         let end = self.pos.checked_add(n).ok_or(ExchangeError::Truncated)?;
-        let out = self.bytes.get(self.pos..end).ok_or(ExchangeError::Truncated)?;
+        let out = self
+            .bytes
+            .get(self.pos..end)
+            .ok_or(ExchangeError::Truncated)?;
         self.pos = end;
         Ok(out)
     }

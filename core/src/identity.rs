@@ -194,7 +194,9 @@ pub enum IdentityError {
         reason: String,
     },
     /// The key file can be read by others than its owner.
-    #[error("{path} has permissions {mode:o}; the secret key must be readable by its owner only (chmod 600)")]
+    #[error(
+        "{path} has permissions {mode:o}; the secret key must be readable by its owner only (chmod 600)"
+    )]
     InsecurePermissions {
         /// The key file.
         path: PathBuf,
@@ -299,7 +301,8 @@ fn validate_profile(profile: &NodeProfile) -> Result<(), IdentityError> {
     }
     if profile.role == Role::Nurse && profile.staff_id.is_none() {
         return Err(IdentityError::InvalidProfile(
-            "a nurse node needs the staff id (HPR or employee number) of the nurse it serves".into(),
+            "a nurse node needs the staff id (HPR or employee number) of the nurse it serves"
+                .into(),
         ));
     }
     Ok(())
@@ -332,7 +335,11 @@ fn write_new_file(path: &Path, contents: &[u8], _mode: u32) -> Result<(), Identi
 #[cfg(unix)]
 fn check_owner_only(path: &Path) -> Result<(), IdentityError> {
     use std::os::unix::fs::PermissionsExt;
-    let mode = fs::metadata(path).map_err(io_err(path))?.permissions().mode() & 0o777;
+    let mode = fs::metadata(path)
+        .map_err(io_err(path))?
+        .permissions()
+        .mode()
+        & 0o777;
     if mode & 0o077 != 0 {
         return Err(IdentityError::InsecurePermissions {
             path: path.to_owned(),

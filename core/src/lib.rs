@@ -29,7 +29,7 @@ pub mod report;
 pub mod store;
 pub mod time;
 
-pub use docs::{DocumentId, Document};
+pub use docs::{Document, DocumentId};
 pub use identity::{Identity, NodeId, NodeKey, NodeProfile, Role};
 pub use repo::{Repo, RepoError};
 pub use time::{Day, Month, Timestamp};

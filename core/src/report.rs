@@ -123,7 +123,11 @@ pub fn day_report(repo: &Repo, day: Day) -> Result<DayReport, RepoError> {
         let Some(planned) = store.with_doc(&plan_id, plan::read)? else {
             continue;
         };
-        let todays: Vec<_> = planned.visits.into_iter().filter(|v| v.day() == day).collect();
+        let todays: Vec<_> = planned
+            .visits
+            .into_iter()
+            .filter(|v| v.day() == day)
+            .collect();
         if todays.is_empty() {
             continue;
         }
@@ -135,7 +139,11 @@ pub fn day_report(repo: &Repo, day: Day) -> Result<DayReport, RepoError> {
         for visit in todays {
             let mut performed_by = Vec::new();
             let mut missed = false;
-            for entry in journal.entries.iter().filter(|e| !withdrawn.contains(&e.id)) {
+            for entry in journal
+                .entries
+                .iter()
+                .filter(|e| !withdrawn.contains(&e.id))
+            {
                 match &entry.body {
                     EntryBody::VisitPerformed { visit: v, .. } if *v == visit.id => {
                         performed_by.push(entry.author.name.clone())

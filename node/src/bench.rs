@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result, bail};
 use omsyn_core::docs::plan::{NewVisit, VisitKind};
 use omsyn_core::docs::record::PatientField;
 use omsyn_core::identity::PROFILE_VERSION;
@@ -193,7 +193,10 @@ struct Generated {
 /// per patient.
 fn generate_month(dir: &Path, args: &BenchArgs) -> Result<Generated> {
     if dir.join("node.json").exists() {
-        bail!("{} already holds a node; give an empty --dir", dir.display());
+        bail!(
+            "{} already holds a node; give an empty --dir",
+            dir.display()
+        );
     }
     let started = Instant::now();
     let mut rng = StdRng::seed_from_u64(2);
@@ -205,7 +208,9 @@ fn generate_month(dir: &Path, args: &BenchArgs) -> Result<Generated> {
     let mut visits = 0;
     let mut entries = 0;
     let per_patient_day = args.visits_per_day as f64 / args.patients.max(1) as f64;
-    const HOURS: [&str; 7] = ["07:30", "09:00", "11:00", "13:00", "15:30", "18:00", "21:00"];
+    const HOURS: [&str; 7] = [
+        "07:30", "09:00", "11:00", "13:00", "15:30", "18:00", "21:00",
+    ];
     for p in 0..args.patients {
         let (v, e) = repo.transaction(|tx| -> Result<(usize, usize)> {
             let now = fixed_time(first, "06:00")?;
@@ -218,7 +223,14 @@ fn generate_month(dir: &Path, args: &BenchArgs) -> Result<Generated> {
                     (PatientField::Zone, format!("Sone {}", p % 4 + 1)),
                 ],
             )?;
-            let med = tx.add_medication(now, &mut rng, &patient, "Paracet 500 mg", "2 tabletter", &["08:00".into()])?;
+            let med = tx.add_medication(
+                now,
+                &mut rng,
+                &patient,
+                "Paracet 500 mg",
+                "2 tabletter",
+                &["08:00".into()],
+            )?;
             let (mut v, mut e) = (0, 0);
             let mut day = first;
             for _ in 0..args.days {
@@ -243,9 +255,25 @@ fn generate_month(dir: &Path, args: &BenchArgs) -> Result<Generated> {
                     };
                     let visit = tx.plan_visit(now, &mut rng, &new)?;
                     tx.visit_performed(start, &mut rng, &visit, start, Some(end), None)?;
-                    tx.add_note(start, &mut rng, &patient, Some(&visit), start, "Tilsyn utført, pasienten i god form.")?;
+                    tx.add_note(
+                        start,
+                        &mut rng,
+                        &patient,
+                        Some(&visit),
+                        start,
+                        "Tilsyn utført, pasienten i god form.",
+                    )?;
                     if *hour == "07:30" {
-                        tx.record_dose(start, &mut rng, &patient, &med, "08:00", start, Some(&visit), None)?;
+                        tx.record_dose(
+                            start,
+                            &mut rng,
+                            &patient,
+                            &med,
+                            "08:00",
+                            start,
+                            Some(&visit),
+                            None,
+                        )?;
                         e += 1;
                     }
                     v += 1;
@@ -278,7 +306,10 @@ fn open_in_child(dir: &Path, mode: &str) -> Result<serde_json::Value> {
         .output()
         .context("running bench-open")?;
     if !out.status.success() {
-        bail!("bench-open failed: {}", String::from_utf8_lossy(&out.stderr));
+        bail!(
+            "bench-open failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
     Ok(serde_json::from_slice(&out.stdout)?)
 }

@@ -24,6 +24,26 @@ pub(crate) struct Cli {
 pub(crate) enum Command {
     /// Create this node's identity (key, role, whom it serves)
     Init(InitArgs),
+    /// Verify the store: every page checksum and every document (reads the whole file)
+    Check,
+    /// Measure write and open performance (see BENCHMARKS.md)
+    Bench(BenchArgs),
+    /// Internal: the child process of `omsyn bench`
+    #[command(hide = true)]
+    BenchOpen {
+        /// omsyn or raw
+        #[arg(long)]
+        mode: String,
+        /// The data directory to open
+        dir: PathBuf,
+    },
+    #[command(flatten)]
+    Node(NodeCommand),
+}
+
+/// Commands that run against an initialised node's documents.
+#[derive(Debug, Subcommand)]
+pub(crate) enum NodeCommand {
     /// Show this node's id, role and store statistics
     Id,
     /// Register and list patients, edit their record
@@ -75,17 +95,6 @@ pub(crate) enum Command {
     Import {
         /// The export file
         file: PathBuf,
-    },
-    /// Measure write and open performance (see BENCHMARKS.md)
-    Bench(BenchArgs),
-    /// Internal: the child process of `omsyn bench`
-    #[command(hide = true)]
-    BenchOpen {
-        /// omsyn or raw
-        #[arg(long)]
-        mode: String,
-        /// The data directory to open
-        dir: PathBuf,
     },
 }
 
@@ -361,7 +370,11 @@ pub(crate) enum NoteCmd {
         #[arg(long)]
         entry: String,
         /// Corrected text
-        #[arg(long, conflicts_with = "entered_in_error", required_unless_present = "entered_in_error")]
+        #[arg(
+            long,
+            conflicts_with = "entered_in_error",
+            required_unless_present = "entered_in_error"
+        )]
         text: Option<String>,
         /// Mark as entered in error, with the reason
         #[arg(long, value_name = "REASON")]

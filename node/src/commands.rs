@@ -4,8 +4,8 @@ use std::fmt::Write as _;
 use std::io::{IsTerminal, Read, Write};
 use std::path::{Path, PathBuf};
 
-use anyhow::{anyhow, bail, Context, Result};
-use omsyn_core::conflict::ConflictId;
+use anyhow::{Context, Result, anyhow, bail};
+use omsyn_core::conflict::{ConflictId, Severity};
 use omsyn_core::docs::daylog::DayLogBody;
 use omsyn_core::docs::journal::{EntryBody, MissedReason};
 use omsyn_core::docs::messages::Recipient;
@@ -15,8 +15,8 @@ use omsyn_core::ids::{EntryId, FlagId, MedicationId, PatientId, StaffId, TiltakI
 use omsyn_core::repo::{Correction, NewTiltak};
 use omsyn_core::report::{self, VisitOutcome};
 use omsyn_core::{Day, NodeProfile, Repo, Role, Timestamp};
-use rand::rngs::StdRng;
 use rand::SeedableRng;
+use rand::rngs::StdRng;
 use serde_json::json;
 
 use crate::cli::*;
@@ -33,7 +33,8 @@ fn default_data_dir() -> Result<PathBuf> {
 /// Truncated to milliseconds: finer digits only clutter the journal.
 fn now() -> Timestamp {
     let t = chrono::Local::now().fixed_offset();
-    let t = chrono::DurationRound::duration_trunc(t, chrono::TimeDelta::milliseconds(1)).unwrap_or(t);
+    let t =
+        chrono::DurationRound::duration_trunc(t, chrono::TimeDelta::milliseconds(1)).unwrap_or(t);
     Timestamp::from_datetime(t)
 }
 
@@ -81,24 +82,22 @@ pub(crate) fn run(cli: Cli) -> Result<()> {
     };
     let json = cli.json;
     let mut rng = StdRng::from_os_rng();
-    if let Command::Init(args) = &cli.command {
-        return init(&data, json, args, &mut rng);
-    }
-    match &cli.command {
-        Command::Bench(args) => return crate::bench::run(json, args),
-        Command::BenchOpen { mode, dir } => return crate::bench::open_child(dir, mode),
-        _ => {}
-    }
-    let repo = Repo::open(&data).with_context(|| format!("opening the node in {}", data.display()))?;
+    // Commands that need no open node first; everything else runs against the node's store.
+    let command = match cli.command {
+        Command::Init(args) => return init(&data, json, &args, &mut rng),
+        Command::Bench(args) => return crate::bench::run(json, &args),
+        Command::BenchOpen { mode, dir } => return crate::bench::open_child(&dir, &mode),
+        Command::Check => return check(&data, json),
+        Command::Node(command) => command,
+    };
+    let repo =
+        Repo::open(&data).with_context(|| format!("opening the node in {}", data.display()))?;
     let rng = &mut rng;
-    match cli.command {
-        Command::Init(_) | Command::Bench(_) | Command::BenchOpen { .. } => {
-            unreachable!("handled above")
-        }
-        Command::Id => id(&repo, json),
-        Command::Patient(cmd) => patient(&repo, json, rng, cmd),
-        Command::Show { patient } => show(&repo, json, &patient_id(&patient)?),
-        Command::Plan(PlanCmd::Add {
+    match command {
+        NodeCommand::Id => id(&repo, json),
+        NodeCommand::Patient(cmd) => patient(&repo, json, rng, cmd),
+        NodeCommand::Show { patient } => show(&repo, json, &patient_id(&patient)?),
+        NodeCommand::Plan(PlanCmd::Add {
             patient,
             description,
             code,
@@ -121,10 +120,10 @@ pub(crate) fn run(cli: Cli) -> Result<()> {
             emit(json, &json!({ "tiltak": id }), || id.to_string());
             Ok(())
         }
-        Command::Visit(cmd) => visit(&repo, json, rng, cmd),
-        Command::Note(cmd) => note(&repo, json, rng, cmd),
-        Command::Med(cmd) => med(&repo, json, rng, cmd),
-        Command::Observe(a) => {
+        NodeCommand::Visit(cmd) => visit(&repo, json, rng, cmd),
+        NodeCommand::Note(cmd) => note(&repo, json, rng, cmd),
+        NodeCommand::Med(cmd) => med(&repo, json, rng, cmd),
+        NodeCommand::Observe(a) => {
             let visit = a.visit.as_deref().map(visit_id).transpose()?;
             let entry = repo.observe(
                 now(),
@@ -139,7 +138,7 @@ pub(crate) fn run(cli: Cli) -> Result<()> {
             emit(json, &entry, || entry.id.to_string());
             Ok(())
         }
-        Command::Message(MessageCmd::Send {
+        NodeCommand::Message(MessageCmd::Send {
             patient,
             to,
             text,
@@ -159,11 +158,11 @@ pub(crate) fn run(cli: Cli) -> Result<()> {
             emit(json, &message, || message.id.to_string());
             Ok(())
         }
-        Command::Daylog(cmd) => daylog(&repo, json, rng, cmd),
-        Command::Conflicts(args) => conflicts(&repo, json, rng, args),
-        Command::DayReport { date } => day_report(&repo, json, parse_day(date.as_deref())?),
-        Command::Export { file, patient } => export(&repo, json, file, patient),
-        Command::Import { file } => {
+        NodeCommand::Daylog(cmd) => daylog(&repo, json, rng, cmd),
+        NodeCommand::Conflicts(args) => conflicts(&repo, json, rng, args),
+        NodeCommand::DayReport { date } => day_report(&repo, json, parse_day(date.as_deref())?),
+        NodeCommand::Export { file, patient } => export(&repo, json, file, patient),
+        NodeCommand::Import { file } => {
             let bytes = read_input(&file)?;
             let summary = repo
                 .import(&bytes)
@@ -212,6 +211,22 @@ fn init(data: &Path, json: bool, args: &InitArgs, rng: &mut StdRng) -> Result<()
             )
         },
     );
+    Ok(())
+}
+
+fn check(data: &Path, json: bool) -> Result<()> {
+    let identity = omsyn_core::Identity::load(data)?;
+    let path = Repo::store_path(data);
+    let store = omsyn_core::store::Store::verify(&path, identity.id())
+        .with_context(|| format!("checking {}", path.display()))?;
+    let stats = store.stats()?;
+    emit(json, &json!({ "ok": true, "store": stats }), || {
+        format!(
+            "{}: every page checksum and all {} documents verified",
+            path.display(),
+            stats.documents
+        )
+    });
     Ok(())
 }
 
@@ -365,7 +380,11 @@ fn show(repo: &Repo, json: bool, patient: &PatientId) -> Result<()> {
                 t.code.as_deref().unwrap_or("-"),
                 t.description,
                 t.times.join(", "),
-                if t.health_care { "" } else { " (practical help)" },
+                if t.health_care {
+                    ""
+                } else {
+                    " (practical help)"
+                },
                 if t.requires_authorised_nurse {
                     " (authorised nurse)"
                 } else {
@@ -425,7 +444,10 @@ fn show(repo: &Repo, json: bool, patient: &PatientId) -> Result<()> {
             let _ = writeln!(s, "CONFLICT {} {}", c.id, c.summary);
         }
         for k in &view.unreadable {
-            let _ = writeln!(s, "UNREADABLE (kept, written by a newer version or a faulty peer): {k}");
+            let _ = writeln!(
+                s,
+                "UNREADABLE (kept, written by a newer version or a faulty peer): {k}"
+            );
         }
         s
     });
@@ -436,7 +458,11 @@ fn staff_list(staff: &[StaffId]) -> String {
     if staff.is_empty() {
         "(unassigned)".into()
     } else {
-        staff.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(" + ")
+        staff
+            .iter()
+            .map(|s| s.as_str())
+            .collect::<Vec<_>>()
+            .join(" + ")
     }
 }
 
@@ -459,7 +485,8 @@ fn describe_entry(body: &EntryBody) -> String {
             reason,
             note,
         } => format!(
-            "visit {visit} NOT performed: {reason:?} {}",
+            "visit {visit} NOT performed: {} {}",
+            reason.as_str(),
             note.as_deref().unwrap_or("")
         ),
         EntryBody::Note { text, .. } => format!("note: {text}"),
@@ -536,7 +563,12 @@ fn visit(repo: &Repo, json: bool, rng: &mut StdRng, cmd: VisitCmd) -> Result<()>
             repo.change_visit(t, rng, &visit_id(&visit)?, &change)?;
         }
         VisitCmd::Assign { visit, staff } => {
-            repo.change_visit(t, rng, &visit_id(&visit)?, &VisitChange::Assign(staff_ids(&staff)?))?;
+            repo.change_visit(
+                t,
+                rng,
+                &visit_id(&visit)?,
+                &VisitChange::Assign(staff_ids(&staff)?),
+            )?;
         }
         VisitCmd::Cancel { visit, reason } => {
             repo.change_visit(t, rng, &visit_id(&visit)?, &VisitChange::Cancel(reason))?;
@@ -552,8 +584,14 @@ fn visit(repo: &Repo, json: bool, rng: &mut StdRng, cmd: VisitCmd) -> Result<()>
                 .as_deref()
                 .map(|d| Timestamp::parse(d).context("--departure"))
                 .transpose()?;
-            let entry =
-                repo.visit_performed(t, rng, &visit_id(&visit)?, arrival, departure, mode.map(kind))?;
+            let entry = repo.visit_performed(
+                t,
+                rng,
+                &visit_id(&visit)?,
+                arrival,
+                departure,
+                mode.map(kind),
+            )?;
             emit(json, &entry, || entry.id.to_string());
             return Ok(());
         }
@@ -642,12 +680,10 @@ fn med(repo: &Repo, json: bool, rng: &mut StdRng, cmd: MedCmd) -> Result<()> {
             dose,
             slots,
         } => {
-            let id = repo.add_medication(now(), rng, &patient_id(&patient)?, &name, &dose, &slots)?;
+            let id =
+                repo.add_medication(now(), rng, &patient_id(&patient)?, &name, &dose, &slots)?;
             emit(json, &json!({ "medication": id, "slots": slots }), || {
-                slots
-                    .iter()
-                    .map(|s| format!("{id}@{s}\n"))
-                    .collect()
+                slots.iter().map(|s| format!("{id}@{s}\n")).collect()
             });
             return Ok(());
         }
@@ -703,7 +739,9 @@ fn conflicts(repo: &Repo, json: bool, rng: &mut StdRng, args: ConflictsArgs) -> 
     {
         let id = ConflictId::parse(&conflict).context("--conflict")?;
         repo.resolve_conflict(now(), rng, &id, &note, value.as_deref())?;
-        emit(json, &json!({ "resolved": id }), || format!("resolved {id}"));
+        emit(json, &json!({ "resolved": id }), || {
+            format!("resolved {id}")
+        });
         return Ok(());
     }
     let patient = args.patient.as_deref().map(patient_id).transpose()?;
@@ -713,7 +751,13 @@ fn conflicts(repo: &Repo, json: bool, rng: &mut StdRng, args: ConflictsArgs) -> 
             return "no open conflicts".into();
         }
         list.iter()
-            .map(|c| format!("{} {:?} {}: {}\n", c.id, c.severity, c.patient, c.summary))
+            .map(|c| {
+                let severity = match c.severity {
+                    Severity::High => "HIGH",
+                    Severity::Review => "review",
+                };
+                format!("{} {severity:<6} {}: {}\n", c.id, c.patient, c.summary)
+            })
             .collect()
     });
     Ok(())
@@ -764,11 +808,9 @@ fn export(repo: &Repo, json: bool, file: Option<PathBuf>, patient: Option<String
             std::fs::write(&tmp, &bytes)
                 .and_then(|()| std::fs::rename(&tmp, &path))
                 .with_context(|| format!("writing {}", path.display()))?;
-            emit(
-                json,
-                &json!({ "file": path, "bytes": bytes.len() }),
-                || format!("wrote {} bytes to {}", bytes.len(), path.display()),
-            );
+            emit(json, &json!({ "file": path, "bytes": bytes.len() }), || {
+                format!("wrote {} bytes to {}", bytes.len(), path.display())
+            });
         }
         None => {
             if json {
@@ -776,7 +818,9 @@ fn export(repo: &Repo, json: bool, file: Option<PathBuf>, patient: Option<String
             }
             let mut out = std::io::stdout();
             if out.is_terminal() {
-                bail!("refusing to write a binary export to a terminal; give a FILE or redirect stdout");
+                bail!(
+                    "refusing to write a binary export to a terminal; give a FILE or redirect stdout"
+                );
             }
             out.write_all(&bytes).context("writing to stdout")?;
         }

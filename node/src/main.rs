@@ -14,6 +14,7 @@ use std::process::ExitCode;
 use clap::Parser;
 
 fn main() -> ExitCode {
+    quiet_storage_panics();
     let cli = cli::Cli::parse();
     let json = cli.json;
     match commands::run(cli) {
@@ -23,4 +24,19 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// omsyn-core contains panics that redb raises on store pages damaged outside redb and reports
+/// them as errors; the default hook would still print a backtrace-style message first. Keep one
+/// short line for those, and the default report for anything else (a real bug).
+fn quiet_storage_panics() {
+    let default = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let in_redb = info.location().is_some_and(|l| l.file().contains("/redb-"));
+        if in_redb {
+            eprintln!("note: the store file is damaged (detected inside redb); details follow");
+        } else {
+            default(info);
+        }
+    }));
 }

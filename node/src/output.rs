@@ -23,9 +23,6 @@ pub(crate) fn error(json: bool, err: &anyhow::Error) {
     let chain: Vec<String> = err.chain().map(|e| e.to_string()).collect();
     eprintln!("error: {}", chain.join(": "));
     if json {
-        println!(
-            "{}",
-            serde_json::json!({ "error": chain.join(": ") })
-        );
+        println!("{}", serde_json::json!({ "error": chain.join(": ") }));
     }
 }

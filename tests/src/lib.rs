@@ -1,12 +1,14 @@
 //! Shared helpers for Omsyn's integration tests: building nodes, a fixed test clock, and merging
 //! replicas through the public export/import path.
 
+#![allow(clippy::unwrap_used)] // Test helpers fail loudly by design.
+
 use omsyn_core::docs::Heads;
 use omsyn_core::identity::PROFILE_VERSION;
 use omsyn_core::ids::StaffId;
 use omsyn_core::{Identity, NodeKey, NodeProfile, Repo, Role, Timestamp};
-use rand::rngs::StdRng;
 use rand::SeedableRng;
+use rand::rngs::StdRng;
 
 /// A node in memory with a seeded RNG of its own.
 #[derive(Debug)]

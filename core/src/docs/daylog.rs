@@ -6,7 +6,7 @@
 use rand::RngCore;
 use serde::{Deserialize, Serialize};
 
-use super::{decode_entries, Author, ChangeContext, DocError, Document};
+use super::{Author, ChangeContext, DocError, Document, decode_entries};
 use crate::ids::{EntryId, VisitId};
 use crate::time::Timestamp;
 
@@ -65,10 +65,10 @@ pub fn append(
     event_time: Timestamp,
     body: DayLogBody,
 ) -> Result<DayLogEntry, DocError> {
-    if let DayLogBody::Deviation { text } = &body {
-        if text.trim().is_empty() || text.len() > super::journal::MAX_TEXT_BYTES {
-            return Err(DocError::Rejected("a deviation needs a description".into()));
-        }
+    if let DayLogBody::Deviation { text } = &body
+        && (text.trim().is_empty() || text.len() > super::journal::MAX_TEXT_BYTES)
+    {
+        return Err(DocError::Rejected("a deviation needs a description".into()));
     }
     let entry = DayLogEntry {
         id: EntryId::random(rng),
@@ -84,6 +84,10 @@ pub fn append(
 /// Reads the day log, ordered by event time.
 pub fn read(doc: &Document) -> (Vec<DayLogEntry>, Vec<String>) {
     let (mut entries, bad) = decode_entries::<DayLogEntry>(doc.reader(), "e/");
-    entries.sort_by(|a, b| a.event_time.cmp(&b.event_time).then_with(|| a.id.cmp(&b.id)));
+    entries.sort_by(|a, b| {
+        a.event_time
+            .cmp(&b.event_time)
+            .then_with(|| a.id.cmp(&b.id))
+    });
     (entries, bad)
 }

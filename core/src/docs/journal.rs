@@ -9,7 +9,7 @@ use rand::RngCore;
 use serde::{Deserialize, Serialize};
 
 use super::plan::VisitKind;
-use super::{decode_entries, Author, ChangeContext, DocError, Document};
+use super::{Author, ChangeContext, DocError, Document, decode_entries};
 use crate::conflict::ConflictId;
 use crate::ids::{EntryId, MedicationId, VisitId};
 use crate::time::{Day, Timestamp};
@@ -32,6 +32,16 @@ impl MissedReason {
     /// Parses the command-line name.
     pub fn parse(value: &str) -> Option<Self> {
         serde_json::from_value(serde_json::Value::String(value.to_owned())).ok()
+    }
+
+    /// The command-line name.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            MissedReason::NoAnswer => "no-answer",
+            MissedReason::Declined => "declined",
+            MissedReason::NotHome => "not-home",
+            MissedReason::Other => "other",
+        }
     }
 }
 
@@ -142,6 +152,21 @@ pub enum EntryBody {
     },
 }
 
+impl EntryBody {
+    /// Whether appending this entry can never open or close a conflict (see [`crate::conflict`]):
+    /// notes, observations, amendments and deviations. Doses, visit facts, entered-in-error
+    /// markings and resolutions can.
+    pub fn is_conflict_neutral(&self) -> bool {
+        matches!(
+            self,
+            EntryBody::Note { .. }
+                | EntryBody::Observation { .. }
+                | EntryBody::Correction { .. }
+                | EntryBody::Deviation { .. }
+        )
+    }
+}
+
 /// A journal entry with its header.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Entry {
@@ -193,15 +218,16 @@ pub fn append(
     body: EntryBody,
 ) -> Result<Entry, DocError> {
     validate(&body)?;
-    if let EntryBody::Correction { corrects: target, .. }
+    if let EntryBody::Correction {
+        corrects: target, ..
+    }
     | EntryBody::EnteredInError { target, .. } = &body
+        && read(doc).entry(target).is_none()
     {
-        if read(doc).entry(target).is_none() {
-            return Err(DocError::NotFound(format!(
-                "entry {target} in {}",
-                doc.id()
-            )));
-        }
+        return Err(DocError::NotFound(format!(
+            "entry {target} in {}",
+            doc.id()
+        )));
     }
     let entry = Entry {
         id: EntryId::random(rng),
@@ -243,12 +269,11 @@ fn validate(body: &EntryBody) -> Result<(), DocError> {
         departure: Some(departure),
         ..
     } = body
+        && departure < arrival
     {
-        if departure < arrival {
-            return Err(DocError::Rejected(
-                "departure must not be before arrival".into(),
-            ));
-        }
+        return Err(DocError::Rejected(
+            "departure must not be before arrival".into(),
+        ));
     }
     Ok(())
 }

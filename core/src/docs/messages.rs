@@ -4,7 +4,7 @@
 use rand::RngCore;
 use serde::{Deserialize, Serialize};
 
-use super::{decode_entries, Author, ChangeContext, DocError, Document};
+use super::{Author, ChangeContext, DocError, Document, decode_entries};
 use crate::ids::EntryId;
 use crate::time::Timestamp;
 
@@ -72,7 +72,9 @@ pub fn send(
         in_reply_to,
         text: text.to_owned(),
     };
-    doc.change(ctx, |ed| ed.put_json(&format!("m/{}", message.id), &message))?;
+    doc.change(ctx, |ed| {
+        ed.put_json(&format!("m/{}", message.id), &message)
+    })?;
     Ok(message)
 }
 

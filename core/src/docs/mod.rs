@@ -20,7 +20,7 @@ pub mod record;
 use std::fmt;
 
 use automerge::transaction::{CommitOptions, Transactable};
-use automerge::{AutoCommit, ChangeHash, ObjType, ReadDoc, ScalarValue, Value, ROOT};
+use automerge::{AutoCommit, ChangeHash, ObjType, ROOT, ReadDoc, ScalarValue, Value};
 use serde::{Deserialize, Serialize};
 
 use crate::identity::{NodeId, Role};
@@ -66,7 +66,9 @@ pub enum DocumentId {
 #[non_exhaustive]
 pub enum InvalidDocumentId {
     /// Wrong shape.
-    #[error("invalid document id {0:?}: expected e.g. patient/p-…, journal/p-…/2026-11 or daylog/STAFF/2026-11-23")]
+    #[error(
+        "invalid document id {0:?}: expected e.g. patient/p-…, journal/p-…/2026-11 or daylog/STAFF/2026-11-23"
+    )]
     Shape(String),
     /// A component id was invalid.
     #[error(transparent)]
@@ -102,9 +104,9 @@ impl DocumentId {
     /// The month of a monthly patient document.
     pub fn month(&self) -> Option<Month> {
         match self {
-            DocumentId::VisitPlan(_, m) | DocumentId::Journal(_, m) | DocumentId::Messages(_, m) => {
-                Some(*m)
-            }
+            DocumentId::VisitPlan(_, m)
+            | DocumentId::Journal(_, m)
+            | DocumentId::Messages(_, m) => Some(*m),
             _ => None,
         }
     }
@@ -270,10 +272,12 @@ impl Document {
     /// Merges another copy of this document. Returns the number of changes that were new here.
     pub fn merge(&mut self, other: &mut Document) -> Result<usize, DocError> {
         let before = self.am.get_heads();
-        self.am.merge(&mut other.am).map_err(|e| DocError::Corrupt {
-            doc: self.id.to_string(),
-            reason: e.to_string(),
-        })?;
+        self.am
+            .merge(&mut other.am)
+            .map_err(|e| DocError::Corrupt {
+                doc: self.id.to_string(),
+                reason: e.to_string(),
+            })?;
         Ok(self.am.get_changes(&before).len())
     }
 

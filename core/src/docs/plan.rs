@@ -289,41 +289,44 @@ pub fn read(doc: &Document) -> VisitPlan {
     let mut visits = Vec::new();
     let mut unreadable = Vec::new();
     for key in r.keys_with_prefix("visit/") {
-        let Some(id) = key
+        match key
             .strip_prefix("visit/")
             .and_then(|s| VisitId::parse(s).ok())
-        else {
-            unreadable.push(key);
-            continue;
-        };
-        let field = |name: &str| r.str_in(&key, name);
-        let parsed = (|| {
-            let (revisions, bad) =
-                super::decode_entries::<Revision>(r, &format!("rev/{id}/"));
-            let mut revisions = revisions;
-            revisions.sort_by(|a, b| a.at.cmp(&b.at).then_with(|| a.id.cmp(&b.id)));
-            Some((
-                Visit {
-                    id: id.clone(),
-                    patient: PatientId::parse(&field("patient")?).ok()?,
-                    start: Timestamp::parse(&field("start")?).ok()?,
-                    end: Timestamp::parse(&field("end")?).ok()?,
-                    kind: serde_json::from_value(serde_json::Value::String(field("kind")?)).ok()?,
-                    tiltak: serde_json::from_str(&field("tiltak")?).ok()?,
-                    staff: serde_json::from_str(&field("staff")?).ok()?,
-                    status: serde_json::from_str(&field("status")?).ok()?,
-                    revisions,
-                },
-                bad,
-            ))
-        })();
-        match parsed {
-            Some((visit, bad)) => {
-                visits.push(visit);
-                unreadable.extend(bad);
-            }
+        {
+            Some(id) => match read_one(r, &id) {
+                Some((visit, bad)) => {
+                    visits.push(visit);
+                    unreadable.extend(bad);
+                }
+                None => unreadable.push(key),
+            },
             None => unreadable.push(key),
         }
     }
     VisitPlan { visits, unreadable }
+}
+
+/// Reads one visit without decoding the rest of the plan.
+pub fn read_visit(doc: &Document, id: &VisitId) -> Option<Visit> {
+    read_one(doc.reader(), id).map(|(visit, _)| visit)
+}
+
+/// Decodes one visit and its revisions; also returns revision keys that failed to decode.
+fn read_one(r: super::Reader<'_>, id: &VisitId) -> Option<(Visit, Vec<String>)> {
+    let key = visit_key(id);
+    let field = |name: &str| r.str_in(&key, name);
+    let (mut revisions, bad) = super::decode_entries::<Revision>(r, &format!("rev/{id}/"));
+    revisions.sort_by(|a, b| a.at.cmp(&b.at).then_with(|| a.id.cmp(&b.id)));
+    let visit = Visit {
+        id: id.clone(),
+        patient: PatientId::parse(&field("patient")?).ok()?,
+        start: Timestamp::parse(&field("start")?).ok()?,
+        end: Timestamp::parse(&field("end")?).ok()?,
+        kind: serde_json::from_value(serde_json::Value::String(field("kind")?)).ok()?,
+        tiltak: serde_json::from_str(&field("tiltak")?).ok()?,
+        staff: serde_json::from_str(&field("staff")?).ok()?,
+        status: serde_json::from_str(&field("status")?).ok()?,
+        revisions,
+    };
+    Some((visit, bad))
 }

@@ -9,7 +9,7 @@
 use rand::RngCore;
 use serde::{Deserialize, Serialize};
 
-use super::{decode_entries, Author, ChangeContext, DocError, Document};
+use super::{Author, ChangeContext, DocError, Document, decode_entries};
 use crate::ids::{ContactId, FlagId, MedicationId, PatientId, TiltakId, VedtakId};
 use crate::time::Timestamp;
 
@@ -256,7 +256,9 @@ pub fn add_contact(
         relation: relation.to_owned(),
         phone: phone.map(str::to_owned),
     };
-    doc.change(ctx, |ed| ed.put_json(&format!("contact/{}", contact.id), &contact))?;
+    doc.change(ctx, |ed| {
+        ed.put_json(&format!("contact/{}", contact.id), &contact)
+    })?;
     Ok(contact.id)
 }
 
@@ -304,13 +306,25 @@ pub fn deactivate_flag(
 }
 
 /// Registers a vedtak.
-pub fn add_vedtak(doc: &mut Document, ctx: &ChangeContext, vedtak: &Vedtak) -> Result<(), DocError> {
-    doc.change(ctx, |ed| ed.put_json(&format!("vedtak/{}", vedtak.id), vedtak))
+pub fn add_vedtak(
+    doc: &mut Document,
+    ctx: &ChangeContext,
+    vedtak: &Vedtak,
+) -> Result<(), DocError> {
+    doc.change(ctx, |ed| {
+        ed.put_json(&format!("vedtak/{}", vedtak.id), vedtak)
+    })
 }
 
 /// Adds or replaces a tiltak.
-pub fn put_tiltak(doc: &mut Document, ctx: &ChangeContext, tiltak: &Tiltak) -> Result<(), DocError> {
-    doc.change(ctx, |ed| ed.put_json(&format!("tiltak/{}", tiltak.id), tiltak))
+pub fn put_tiltak(
+    doc: &mut Document,
+    ctx: &ChangeContext,
+    tiltak: &Tiltak,
+) -> Result<(), DocError> {
+    doc.change(ctx, |ed| {
+        ed.put_json(&format!("tiltak/{}", tiltak.id), tiltak)
+    })
 }
 
 /// Adds or replaces a medication.

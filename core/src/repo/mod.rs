@@ -24,7 +24,7 @@ use crate::docs::{Author, DocError, DocKind, Document, DocumentId};
 use crate::exchange::{self, ExchangeError};
 use crate::identity::{Identity, IdentityError, NodeId, NodeProfile, Role};
 use crate::ids::{ContactId, EntryId, FlagId, MedicationId, PatientId, TiltakId, VisitId};
-use crate::store::{kind_prefix, OpenError, Store, StoreError, WriteBatch};
+use crate::store::{OpenError, Store, StoreError, WriteBatch, kind_prefix};
 use crate::time::{Day, Timestamp};
 
 /// Generates a [`Repo`] method per [`Transaction`] method that runs it as a transaction of its own,
@@ -271,7 +271,7 @@ impl Repo {
         let location = self.store.visit_location(visit)?.ok_or_else(not_found)?;
         let found = self
             .store
-            .with_doc(&location, |doc| plan::read(doc).visit(visit).cloned())?
+            .with_doc(&location, |doc| plan::read_visit(doc, visit))?
             .flatten()
             .ok_or_else(not_found)?;
         Ok((location, found))

@@ -8,7 +8,7 @@ use std::collections::HashMap;
 
 use rand::RngCore;
 
-use super::{may_edit_plans, Correction, NewTiltak, Repo, RepoError};
+use super::{Correction, NewTiltak, Repo, RepoError, may_edit_plans};
 use crate::conflict::{Conflict, ConflictId, ConflictKind};
 use crate::docs::daylog::{self, DayLogBody, DayLogEntry};
 use crate::docs::journal::{self, DoseRef, Entry, EntryBody, MissedReason};
@@ -16,7 +16,9 @@ use crate::docs::messages::{self, Message, Recipient};
 use crate::docs::plan::{self, NewVisit, Visit, VisitChange, VisitKind};
 use crate::docs::record::{self, Medication, PatientField, PatientRecord, Tiltak, Vedtak};
 use crate::docs::{ChangeContext, DocError, Document, DocumentId};
-use crate::ids::{ContactId, EntryId, FlagId, MedicationId, PatientId, TiltakId, VedtakId, VisitId};
+use crate::ids::{
+    ContactId, EntryId, FlagId, MedicationId, PatientId, TiltakId, VedtakId, VisitId,
+};
 use crate::store::WriteBatch;
 use crate::time::{Day, Month, Timestamp};
 
@@ -74,15 +76,27 @@ impl Transaction<'_> {
         Ok(record::read(doc)?)
     }
 
+    fn require_patient(&mut self, patient: &PatientId) -> Result<(), RepoError> {
+        let id = DocumentId::PatientRecord(patient.clone());
+        match self.batch.existing(&id)? {
+            Some(_) => Ok(()),
+            None => Err(RepoError::NotFound(format!("patient {patient}"))),
+        }
+    }
+
     /// A visit and the plan document holding it, as of this transaction.
     pub fn visit(&mut self, visit: &VisitId) -> Result<(DocumentId, Visit), RepoError> {
         let not_found = || RepoError::NotFound(format!("visit {visit}"));
         let location = match self.new_visits.get(visit) {
             Some(l) => l.clone(),
-            None => self.repo.store().visit_location(visit)?.ok_or_else(not_found)?,
+            None => self
+                .repo
+                .store()
+                .visit_location(visit)?
+                .ok_or_else(not_found)?,
         };
         let doc = self.batch.existing(&location)?.ok_or_else(not_found)?;
-        let found = plan::read(doc).visit(visit).cloned().ok_or_else(not_found)?;
+        let found = plan::read_visit(doc, visit).ok_or_else(not_found)?;
         Ok((location, found))
     }
 
@@ -285,16 +299,18 @@ impl Transaction<'_> {
     ) -> Result<(), RepoError> {
         self.require_plan_authority("change visit plans")?;
         let (location, _) = self.visit(visit)?;
-        if let (VisitChange::Reschedule { start, .. }, Some(month)) = (change, location.month()) {
-            if start.day().month() != month {
-                return Err(RepoError::Invalid(format!(
-                    "a visit cannot move to another month ({month} → {}); cancel it and plan a new one",
-                    start.day().month()
-                )));
-            }
+        if let (VisitChange::Reschedule { start, .. }, Some(month)) = (change, location.month())
+            && start.day().month() != month
+        {
+            return Err(RepoError::Invalid(format!(
+                "a visit cannot move to another month ({month} → {}); cancel it and plan a new one",
+                start.day().month()
+            )));
         }
         let ctx = self.ctx(now);
-        self.edit(&location, true, |doc| plan::change(doc, &ctx, rng, visit, change))
+        self.edit(&location, true, |doc| {
+            plan::change(doc, &ctx, rng, visit, change)
+        })
     }
 
     // ----- journal -------------------------------------------------------------------------
@@ -308,6 +324,10 @@ impl Transaction<'_> {
         body: EntryBody,
     ) -> Result<Entry, RepoError> {
         let ctx = self.ctx(now);
+        if body.is_conflict_neutral() {
+            let doc = self.batch.doc_for_neutral_append(&doc_id)?;
+            return Ok(journal::append(doc, &ctx, rng, event_time, body)?);
+        }
         self.edit(&doc_id, false, |doc| {
             journal::append(doc, &ctx, rng, event_time, body)
         })
@@ -451,9 +471,9 @@ impl Transaction<'_> {
         target: &EntryId,
         correction: Correction,
     ) -> Result<Entry, RepoError> {
-        let doc_id = self.find_entry(patient, target)?.ok_or_else(|| {
-            RepoError::NotFound(format!("entry {target} of patient {patient}"))
-        })?;
+        let doc_id = self
+            .find_entry(patient, target)?
+            .ok_or_else(|| RepoError::NotFound(format!("entry {target} of patient {patient}")))?;
         let body = match correction {
             Correction::Amend(text) => EntryBody::Correction {
                 corrects: target.clone(),
@@ -472,10 +492,7 @@ impl Transaction<'_> {
         patient: &PatientId,
         target: &EntryId,
     ) -> Result<Option<DocumentId>, RepoError> {
-        let mut candidates = self
-            .repo
-            .store()
-            .doc_ids(&format!("journal/{patient}/"))?;
+        let mut candidates = self.repo.store().doc_ids(&format!("journal/{patient}/"))?;
         candidates.extend(
             self.batch
                 .touched()
@@ -485,10 +502,10 @@ impl Transaction<'_> {
         candidates.sort();
         candidates.dedup();
         for id in candidates {
-            if let Some(doc) = self.batch.existing(&id)? {
-                if journal::read(doc).entry(target).is_some() {
-                    return Ok(Some(id));
-                }
+            if let Some(doc) = self.batch.existing(&id)?
+                && journal::read(doc).entry(target).is_some()
+            {
+                return Ok(Some(id));
             }
         }
         Ok(None)
@@ -511,7 +528,7 @@ impl Transaction<'_> {
                 journal_for_visit(&location, &planned)
             }
             None => {
-                self.record(patient)?;
+                self.require_patient(patient)?;
                 Ok(DocumentId::Journal(patient.clone(), day.month()))
             }
         }
@@ -529,7 +546,7 @@ impl Transaction<'_> {
         text: &str,
         in_reply_to: Option<EntryId>,
     ) -> Result<Message, RepoError> {
-        self.record(patient)?;
+        self.require_patient(patient)?;
         let ctx = self.ctx(now);
         let id = DocumentId::Messages(patient.clone(), now.day().month());
         self.edit(&id, false, |doc| {

@@ -26,7 +26,7 @@ use schema::{CHUNKS, CONFLICTS, DOCS, MAGIC, META, PATIENTS, VISITS};
 
 use crate::conflict::{self, Conflict};
 use crate::docs::record::PatientField;
-use crate::docs::{journal, plan, record, DocError, DocKind, Document, DocumentId};
+use crate::docs::{DocError, DocKind, Document, DocumentId, journal, plan, record};
 use crate::identity::NodeId;
 use crate::ids::{PatientId, VisitId};
 use crate::time::Month;
@@ -207,9 +207,10 @@ pub struct StoreStats {
 /// The store. Safe to share between threads; writes are serialised by redb.
 #[derive(Debug)]
 pub struct Store {
-    db: Database,
+    db: DbHandle,
     actor: NodeId,
     cache: Mutex<Cache>,
+    poisoned: std::sync::atomic::AtomicBool,
 }
 
 impl Store {
@@ -219,20 +220,72 @@ impl Store {
         let existed = path.exists();
         let mut builder = Database::builder();
         builder.set_cache_size(REDB_CACHE_BYTES);
-        // A plain redb open trusts the file and may panic on pages altered outside redb (bit rot,
-        // a bad copy, tampering). Verifying every page checksum on open turns that into a clear
-        // `Corrupt` error; it costs one sequential read of the file (see BENCHMARKS.md).
+        // A plain open trusts the file: it is fast and independent of the store's size, but redb
+        // may panic on pages altered outside redb (bit rot, a bad copy, tampering). Such panics
+        // are contained by `contain` and surface as `Corrupt`; `Store::verify` checks every page.
+        let opened = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            let db = builder.create(path).map_err(|e| open_error(path, e))?;
+            let store = Store::from_db(db, actor);
+            store.check_or_init_meta(path, existed)?;
+            Ok(store)
+        }));
+        opened.unwrap_or_else(|panic| {
+            Err(OpenError::Corrupt {
+                path: path.to_owned(),
+                reason: panic_text(&panic),
+            })
+        })
+    }
+
+    /// Verifies every page checksum of the store at `path` (redb's integrity check) and that
+    /// every document decodes. Reads the whole file: for `omsyn check`, not for every open.
+    pub fn verify(path: &Path, actor: NodeId) -> Result<Store, OpenError> {
+        let corrupt = |reason: String| OpenError::Corrupt {
+            path: path.to_owned(),
+            reason,
+        };
+        let mut builder = Database::builder();
+        builder.set_cache_size(REDB_CACHE_BYTES);
         builder.set_check_integrity_on_open(true);
-        let db = builder
-            .create(path)
-            .map_err(|e| open_error(path, e))?;
-        let store = Store {
-            db,
+        let db = builder.open(path).map_err(|e| open_error(path, e))?;
+        let store = Store::from_db(db, actor);
+        store.check_or_init_meta(path, true)?;
+        let mut failures = Vec::new();
+        for id in store.doc_ids("").map_err(|e| corrupt(e.to_string()))? {
+            if let Err(e) = store.with_doc(&id, |_| ()) {
+                failures.push(format!("{id}: {e}"));
+            }
+        }
+        if failures.is_empty() {
+            Ok(store)
+        } else {
+            Err(corrupt(failures.join("; ")))
+        }
+    }
+
+    fn from_db(db: Database, actor: NodeId) -> Store {
+        Store {
+            db: DbHandle(Some(db)),
             actor,
             cache: Mutex::new(Cache::default()),
-        };
-        store.check_or_init_meta(path, existed)?;
-        Ok(store)
+            poisoned: std::sync::atomic::AtomicBool::new(false),
+        }
+    }
+
+    /// Runs a store operation, turning a panic inside redb (which a plain open allows on pages
+    /// damaged outside redb) into a `Corrupt` error. After one, the store refuses further work:
+    /// redb's in-memory state may be inconsistent, and nothing more should be written.
+    fn contain<T>(&self, f: impl FnOnce() -> Result<T, StoreError>) -> Result<T, StoreError> {
+        use std::sync::atomic::Ordering;
+        if self.poisoned.load(Ordering::SeqCst) {
+            return Err(StoreError::Corrupt(
+                "an earlier operation found this store damaged; run `omsyn check`".into(),
+            ));
+        }
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).unwrap_or_else(|panic| {
+            self.poisoned.store(true, Ordering::SeqCst);
+            Err(StoreError::Corrupt(panic_text(&panic)))
+        })
     }
 
     /// An in-memory store (for tests and simulations).
@@ -241,11 +294,7 @@ impl Store {
         let db = Database::builder()
             .create_with_backend(redb::backends::InMemoryBackend::new())
             .map_err(|e| open_error(&path, e))?;
-        let store = Store {
-            db,
-            actor,
-            cache: Mutex::new(Cache::default()),
-        };
+        let store = Store::from_db(db, actor);
         store.check_or_init_meta(&path, false)?;
         Ok(store)
     }
@@ -301,7 +350,11 @@ impl Store {
 
     fn has_any_table(&self) -> Result<bool, StoreError> {
         let read = self.db.begin_read()?;
-        Ok(read.list_tables().map_err(StoreError::from)?.next().is_some())
+        Ok(read
+            .list_tables()
+            .map_err(StoreError::from)?
+            .next()
+            .is_some())
     }
 
     fn init_meta(&self) -> Result<(), StoreError> {
@@ -332,21 +385,23 @@ impl Store {
         id: &DocumentId,
         f: impl FnOnce(&Document) -> T,
     ) -> Result<Option<T>, StoreError> {
-        let mut cache = self.lock_cache();
-        if let Some(doc) = cache.take(id) {
+        self.contain(|| {
+            let mut cache = self.lock_cache();
+            if let Some(doc) = cache.take(id) {
+                let out = f(&doc);
+                cache.put(doc);
+                return Ok(Some(out));
+            }
+            drop(cache);
+            let read = self.db.begin_read()?;
+            let chunks = read.open_table(CHUNKS)?;
+            let Some(doc) = load_doc(&chunks, id, self.actor)? else {
+                return Ok(None);
+            };
             let out = f(&doc);
-            cache.put(doc);
-            return Ok(Some(out));
-        }
-        drop(cache);
-        let read = self.db.begin_read()?;
-        let chunks = read.open_table(CHUNKS)?;
-        let Some(doc) = load_doc(&chunks, id, self.actor)? else {
-            return Ok(None);
-        };
-        let out = f(&doc);
-        self.lock_cache().put(doc);
-        Ok(Some(out))
+            self.lock_cache().put(doc);
+            Ok(Some(out))
+        })
     }
 
     /// A copy of a document (for export and sync).
@@ -356,83 +411,96 @@ impl Store {
 
     /// Ids of every stored document whose text form starts with `prefix`, in order.
     pub fn doc_ids(&self, prefix: &str) -> Result<Vec<DocumentId>, StoreError> {
-        let read = self.db.begin_read()?;
-        let docs = read.open_table(DOCS)?;
-        let mut out = Vec::new();
-        for item in docs.range(prefix..)? {
-            let (key, _) = item?;
-            let key = key.value();
-            if !key.starts_with(prefix) {
-                break;
+        self.contain(|| {
+            let read = self.db.begin_read()?;
+            let docs = read.open_table(DOCS)?;
+            let mut out = Vec::new();
+            for item in docs.range(prefix..)? {
+                let (key, _) = item?;
+                let key = key.value();
+                if !key.starts_with(prefix) {
+                    break;
+                }
+                out.push(
+                    DocumentId::parse(key)
+                        .map_err(|e| StoreError::Corrupt(format!("stored document id: {e}")))?,
+                );
             }
-            out.push(
-                DocumentId::parse(key)
-                    .map_err(|e| StoreError::Corrupt(format!("stored document id: {e}")))?,
-            );
-        }
-        Ok(out)
+            Ok(out)
+        })
     }
 
     /// Every patient held, with display name, ordered by id.
     pub fn patients(&self) -> Result<Vec<(PatientId, String)>, StoreError> {
-        let read = self.db.begin_read()?;
-        let table = read.open_table(PATIENTS)?;
-        let mut out = Vec::new();
-        for item in table.iter()? {
-            let (k, v) = item?;
-            let id = PatientId::parse(k.value())
-                .map_err(|e| StoreError::Corrupt(format!("patient index: {e}")))?;
-            out.push((id, v.value().to_owned()));
-        }
-        Ok(out)
+        self.contain(|| {
+            let read = self.db.begin_read()?;
+            let table = read.open_table(PATIENTS)?;
+            let mut out = Vec::new();
+            for item in table.iter()? {
+                let (k, v) = item?;
+                let id = PatientId::parse(k.value())
+                    .map_err(|e| StoreError::Corrupt(format!("patient index: {e}")))?;
+                out.push((id, v.value().to_owned()));
+            }
+            Ok(out)
+        })
     }
 
     /// The visit-plan document holding `visit`, if known.
     pub fn visit_location(&self, visit: &VisitId) -> Result<Option<DocumentId>, StoreError> {
-        let read = self.db.begin_read()?;
-        let table = read.open_table(VISITS)?;
-        let Some(value) = table.get(visit.as_str())? else {
-            return Ok(None);
-        };
-        DocumentId::parse(value.value())
-            .map(Some)
-            .map_err(|e| StoreError::Corrupt(format!("visit index: {e}")))
+        self.contain(|| {
+            let read = self.db.begin_read()?;
+            let table = read.open_table(VISITS)?;
+            let Some(value) = table.get(visit.as_str())? else {
+                return Ok(None);
+            };
+            DocumentId::parse(value.value())
+                .map(Some)
+                .map_err(|e| StoreError::Corrupt(format!("visit index: {e}")))
+        })
     }
 
     /// Every open conflict, optionally for one patient.
     pub fn conflicts(&self, patient: Option<&PatientId>) -> Result<Vec<Conflict>, StoreError> {
-        let read = self.db.begin_read()?;
-        let table = read.open_table(CONFLICTS)?;
-        let mut out = Vec::new();
-        let iter = match patient {
-            Some(p) => table.range((p.as_str(), "")..=(p.as_str(), "\u{10FFFF}"))?,
-            None => table.range::<(&str, &str)>(..)?,
-        };
-        for item in iter {
-            let (_, v) = item?;
-            let list: Vec<Conflict> = serde_json::from_slice(v.value())
-                .map_err(|e| StoreError::Corrupt(format!("conflict index: {e}")))?;
-            out.extend(list);
-        }
-        Ok(out)
+        self.contain(|| {
+            let read = self.db.begin_read()?;
+            let table = read.open_table(CONFLICTS)?;
+            let mut out = Vec::new();
+            let iter = match patient {
+                Some(p) => table.range((p.as_str(), "")..=(p.as_str(), "\u{10FFFF}"))?,
+                None => table.range::<(&str, &str)>(..)?,
+            };
+            for item in iter {
+                let (_, v) = item?;
+                let list: Vec<Conflict> = serde_json::from_slice(v.value())
+                    .map_err(|e| StoreError::Corrupt(format!("conflict index: {e}")))?;
+                out.extend(list);
+            }
+            Ok(out)
+        })
     }
 
     /// Counts of what the store holds.
     pub fn stats(&self) -> Result<StoreStats, StoreError> {
-        let read = self.db.begin_read()?;
-        Ok(StoreStats {
-            documents: read.open_table(DOCS)?.len()?,
-            chunks: read.open_table(CHUNKS)?.len()?,
-            patients: read.open_table(PATIENTS)?.len()?,
+        self.contain(|| {
+            let read = self.db.begin_read()?;
+            Ok(StoreStats {
+                documents: read.open_table(DOCS)?.len()?,
+                chunks: read.open_table(CHUNKS)?.len()?,
+                patients: read.open_table(PATIENTS)?.len()?,
+            })
         })
     }
 
     /// Starts a write. Only one write runs at a time; a second waits for the first.
     pub fn write(&self) -> Result<WriteBatch<'_>, StoreError> {
-        Ok(WriteBatch {
-            store: self,
-            tx: self.db.begin_write()?,
-            docs: BTreeMap::new(),
+        self.contain(|| {
+            Ok(WriteBatch {
+                store: self,
+                tx: self.db.begin_write()?,
+                docs: BTreeMap::new(),
+                neutral_only: BTreeSet::new(),
+            })
         })
     }
 
@@ -441,6 +509,42 @@ impl Store {
         // consistent with disk (see the module invariant), so keep using it.
         self.cache.lock().unwrap_or_else(|p| p.into_inner())
     }
+}
+
+/// The redb database, dropped inside `catch_unwind`: closing a file whose pages were damaged
+/// outside redb may panic too, and a damaged store must never crash its host.
+struct DbHandle(Option<Database>);
+
+impl std::ops::Deref for DbHandle {
+    type Target = Database;
+    fn deref(&self) -> &Database {
+        // Invariant: `Some` from construction until `drop`, which is the only place taking it.
+        self.0
+            .as_ref()
+            .expect("database is present until the store is dropped")
+    }
+}
+
+impl Drop for DbHandle {
+    fn drop(&mut self) {
+        let db = self.0.take();
+        let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || drop(db)));
+    }
+}
+
+impl std::fmt::Debug for DbHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Database")
+    }
+}
+
+fn panic_text(panic: &Box<dyn std::any::Any + Send>) -> String {
+    let detail = panic
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "unknown failure".into());
+    format!("damaged store file (redb: {detail})")
 }
 
 fn open_error(path: &Path, e: redb::DatabaseError) -> OpenError {
@@ -491,6 +595,9 @@ pub struct WriteBatch<'a> {
     store: &'a Store,
     tx: WriteTransaction,
     docs: BTreeMap<DocumentId, Document>,
+    /// Documents touched only through [`WriteBatch::doc_for_neutral_append`]: their changes cannot
+    /// alter the conflict list, so commit skips re-deriving it (the costliest part of a note).
+    neutral_only: BTreeSet<DocumentId>,
 }
 
 impl std::fmt::Debug for WriteBatch<'_> {
@@ -504,6 +611,27 @@ impl std::fmt::Debug for WriteBatch<'_> {
 impl WriteBatch<'_> {
     /// The document to edit, loaded or created empty.
     pub fn doc(&mut self, id: &DocumentId) -> Result<&mut Document, StoreError> {
+        let store = self.store;
+        store.contain(|| {
+            self.neutral_only.remove(id);
+            self.load_or_create(id)
+        })
+    }
+
+    /// The document to edit, for a caller that promises its edits cannot change the derived
+    /// conflict list (appending a note, an observation, a message). If the batch touches the same
+    /// document any other way, the promise lapses and conflicts are re-derived as usual.
+    pub fn doc_for_neutral_append(&mut self, id: &DocumentId) -> Result<&mut Document, StoreError> {
+        let store = self.store;
+        store.contain(|| {
+            if !self.docs.contains_key(id) {
+                self.neutral_only.insert(id.clone());
+            }
+            self.load_or_create(id)
+        })
+    }
+
+    fn load_or_create(&mut self, id: &DocumentId) -> Result<&mut Document, StoreError> {
         if !self.docs.contains_key(id) {
             let doc = match self.load(id)? {
                 Some(doc) => doc,
@@ -518,13 +646,17 @@ impl WriteBatch<'_> {
 
     /// The document to edit, only if the store holds it.
     pub fn existing(&mut self, id: &DocumentId) -> Result<Option<&mut Document>, StoreError> {
-        if !self.docs.contains_key(id) {
-            let Some(doc) = self.load(id)? else {
-                return Ok(None);
-            };
-            self.docs.insert(id.clone(), doc);
-        }
-        Ok(self.docs.get_mut(id))
+        let store = self.store;
+        store.contain(|| {
+            self.neutral_only.remove(id);
+            if !self.docs.contains_key(id) {
+                let Some(doc) = self.load(id)? else {
+                    return Ok(None);
+                };
+                self.docs.insert(id.clone(), doc);
+            }
+            Ok(self.docs.get_mut(id))
+        })
     }
 
     /// Ids of the documents this batch has loaded or created so far.
@@ -542,57 +674,66 @@ impl WriteBatch<'_> {
 
     /// Writes every changed document and the derived indexes, then commits durably.
     pub fn commit(mut self) -> Result<(), StoreError> {
-        let mut dirty_months: BTreeSet<(PatientId, Month)> = BTreeSet::new();
-        let ids: Vec<DocumentId> = self.docs.keys().cloned().collect();
-        for id in &ids {
-            let Some(doc) = self.docs.get_mut(id) else {
-                continue;
-            };
-            let changes = doc.unsaved_changes();
-            if changes.is_empty() {
-                continue;
+        let store = self.store;
+        store.contain(|| {
+            let mut dirty_months: BTreeSet<(PatientId, Month)> = BTreeSet::new();
+            let ids: Vec<DocumentId> = self.docs.keys().cloned().collect();
+            for id in &ids {
+                let Some(doc) = self.docs.get_mut(id) else {
+                    continue;
+                };
+                let changes = doc.unsaved_changes();
+                if changes.is_empty() {
+                    continue;
+                }
+                append_chunk(&self.tx, doc, &changes)?;
+                match id {
+                    DocumentId::PatientRecord(patient) => {
+                        index_record(&self.tx, patient, doc)?;
+                    }
+                    DocumentId::VisitPlan(patient, month) => {
+                        index_visits(&self.tx, doc)?;
+                        dirty_months.insert((patient.clone(), *month));
+                    }
+                    DocumentId::Journal(patient, month) => {
+                        if !self.neutral_only.contains(id) {
+                            dirty_months.insert((patient.clone(), *month));
+                        }
+                    }
+                    DocumentId::Messages(..) | DocumentId::DayLog(..) => {}
+                }
             }
-            append_chunk(&self.tx, doc, &changes)?;
-            match id {
-                DocumentId::PatientRecord(patient) => {
-                    index_record(&self.tx, patient, doc)?;
-                }
-                DocumentId::VisitPlan(patient, month) => {
-                    index_visits(&self.tx, doc)?;
-                    dirty_months.insert((patient.clone(), *month));
-                }
-                DocumentId::Journal(patient, month) => {
-                    dirty_months.insert((patient.clone(), *month));
-                }
-                DocumentId::Messages(..) | DocumentId::DayLog(..) => {}
+            for (patient, month) in dirty_months {
+                let plan_id = DocumentId::VisitPlan(patient.clone(), month);
+                let journal_id = DocumentId::Journal(patient.clone(), month);
+                let plan = self
+                    .existing(&plan_id)?
+                    .map(|d| plan::read(d))
+                    .unwrap_or_default();
+                let journal = self
+                    .existing(&journal_id)?
+                    .map(|d| journal::read(d))
+                    .unwrap_or_default();
+                let found = conflict::month_conflicts(&patient, &plan, &journal);
+                put_conflicts(&self.tx, &patient, &month.to_string(), &found)?;
             }
-        }
-        for (patient, month) in dirty_months {
-            let plan_id = DocumentId::VisitPlan(patient.clone(), month);
-            let journal_id = DocumentId::Journal(patient.clone(), month);
-            let plan = self
-                .existing(&plan_id)?
-                .map(|d| plan::read(d))
-                .unwrap_or_default();
-            let journal = self
-                .existing(&journal_id)?
-                .map(|d| journal::read(d))
-                .unwrap_or_default();
-            let found = conflict::month_conflicts(&patient, &plan, &journal);
-            put_conflicts(&self.tx, &patient, &month.to_string(), &found)?;
-        }
-        self.tx.set_durability(redb::Durability::Immediate)?;
-        self.tx.commit()?;
-        let mut cache = self.store.lock_cache();
-        for (_, mut doc) in std::mem::take(&mut self.docs) {
-            doc.mark_saved();
-            cache.put(doc);
-        }
-        Ok(())
+            self.tx.set_durability(redb::Durability::Immediate)?;
+            self.tx.commit()?;
+            let mut cache = self.store.lock_cache();
+            for (_, mut doc) in std::mem::take(&mut self.docs) {
+                doc.mark_saved();
+                cache.put(doc);
+            }
+            Ok(())
+        })
     }
 }
 
-fn append_chunk(tx: &WriteTransaction, doc: &mut Document, changes: &[u8]) -> Result<(), StoreError> {
+fn append_chunk(
+    tx: &WriteTransaction,
+    doc: &mut Document,
+    changes: &[u8],
+) -> Result<(), StoreError> {
     let key = doc.id().to_string();
     let mut docs = tx.open_table(DOCS)?;
     let mut chunks = tx.open_table(CHUNKS)?;
@@ -602,7 +743,8 @@ fn append_chunk(tx: &WriteTransaction, doc: &mut Document, changes: &[u8]) -> Re
     };
     let incremental = meta.incremental_bytes + changes.len() as u64;
     let compact = meta.chunks + 1 > MAX_CHUNKS_BEFORE_COMPACTION
-        || (incremental > MIN_INCREMENTAL_BYTES_FOR_COMPACTION && incremental > meta.snapshot_bytes);
+        || (incremental > MIN_INCREMENTAL_BYTES_FOR_COMPACTION
+            && incremental > meta.snapshot_bytes);
     if compact {
         let snapshot = doc.save();
         let seq = meta.next_seq;
@@ -632,12 +774,19 @@ fn append_chunk(tx: &WriteTransaction, doc: &mut Document, changes: &[u8]) -> Re
     Ok(())
 }
 
-fn index_record(tx: &WriteTransaction, patient: &PatientId, doc: &Document) -> Result<(), StoreError> {
+fn index_record(
+    tx: &WriteTransaction,
+    patient: &PatientId,
+    doc: &Document,
+) -> Result<(), StoreError> {
     let Ok(rec) = record::read(doc) else {
         // A record without its patient key yet (a peer sent a partial document): nothing to index.
         return Ok(());
     };
-    let name = rec.field(PatientField::Name).unwrap_or("(no name)").to_owned();
+    let name = rec
+        .field(PatientField::Name)
+        .unwrap_or("(no name)")
+        .to_owned();
     tx.open_table(PATIENTS)?
         .insert(patient.as_str(), name.as_str())?;
     put_conflicts(tx, patient, "record", &conflict::record_conflicts(&rec))

@@ -21,7 +21,8 @@ pub(crate) const PATIENTS: TableDefinition<&str, &str> = TableDefinition::new("p
 pub(crate) const VISITS: TableDefinition<&str, &str> = TableDefinition::new("visits");
 
 /// Derived: (patient id, scope) → JSON list of open conflicts. Scope is `record` or `YYYY-MM`.
-pub(crate) const CONFLICTS: TableDefinition<(&str, &str), &[u8]> = TableDefinition::new("conflicts");
+pub(crate) const CONFLICTS: TableDefinition<(&str, &str), &[u8]> =
+    TableDefinition::new("conflicts");
 
 /// Value of `META["magic"]`: tells an Omsyn store from any other redb file.
 pub(crate) const MAGIC: &[u8] = b"omsyn-store";

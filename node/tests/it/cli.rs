@@ -37,8 +37,12 @@ impl Node {
             "omsyn {args:?} failed: {}",
             String::from_utf8_lossy(&out.stderr)
         );
-        serde_json::from_slice(&out.stdout)
-            .unwrap_or_else(|e| panic!("omsyn {args:?} printed no JSON ({e}): {}", String::from_utf8_lossy(&out.stdout)))
+        serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+            panic!(
+                "omsyn {args:?} printed no JSON ({e}): {}",
+                String::from_utf8_lossy(&out.stdout)
+            )
+        })
     }
 
     /// Runs, asserts failure, returns stderr.
@@ -63,11 +67,46 @@ const END: &str = "2026-11-23T08:30:00+01:00";
 /// A base with one patient, a medication slot and a visit: (base, patient, slot, visit).
 fn planned_day() -> (Node, String, String, String) {
     let base = Node::new("base", "Base Øst", "K001");
-    let patient = str_of(&base.ok(&["patient", "add", "--name", "Turid Nilsen", "--address", "Parkveien 98"]), "patient").to_owned();
-    let med = base.ok(&["med", "add", "--patient", &patient, "--name", "Metformin", "--dose", "1", "--slot", "08:00"]);
+    let patient = str_of(
+        &base.ok(&[
+            "patient",
+            "add",
+            "--name",
+            "Turid Nilsen",
+            "--address",
+            "Parkveien 98",
+        ]),
+        "patient",
+    )
+    .to_owned();
+    let med = base.ok(&[
+        "med",
+        "add",
+        "--patient",
+        &patient,
+        "--name",
+        "Metformin",
+        "--dose",
+        "1",
+        "--slot",
+        "08:00",
+    ]);
     let slot = format!("{}@08:00", str_of(&med, "medication"));
     let visit = str_of(
-        &base.ok(&["visit", "plan", "--patient", &patient, "--start", START, "--end", END, "--kind", "digital", "--staff", "S1"]),
+        &base.ok(&[
+            "visit",
+            "plan",
+            "--patient",
+            &patient,
+            "--start",
+            START,
+            "--end",
+            END,
+            "--kind",
+            "digital",
+            "--staff",
+            "S1",
+        ]),
         "visit",
     )
     .to_owned();
@@ -80,7 +119,10 @@ fn init_creates_an_owner_only_key_and_id_reports_it() {
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
-        let mode = std::fs::metadata(node.path().join("node.key")).unwrap().permissions().mode();
+        let mode = std::fs::metadata(node.path().join("node.key"))
+            .unwrap()
+            .permissions()
+            .mode();
         assert_eq!(mode & 0o777, 0o600);
     }
     let id = node.ok(&["id"]);
@@ -114,12 +156,65 @@ fn commands_on_an_uninitialised_directory_say_to_run_init() {
 #[test]
 fn a_documented_day_shows_in_show_conflicts_and_day_report() {
     let (base, patient, slot, visit) = planned_day();
-    base.ok(&["visit", "done", "--visit", &visit, "--arrival", "2026-11-23T08:02:00+01:00"]);
-    base.ok(&["med", "give", "--patient", &patient, "--slot", &slot, "--at", "2026-11-23T08:05:00+01:00"]);
-    base.ok(&["med", "give", "--patient", &patient, "--slot", &slot, "--at", "2026-11-23T08:06:00+01:00"]);
-    base.ok(&["observe", "--patient", &patient, "--kind", "spo2", "--value", "96", "--unit", "%"]);
-    let note = base.ok(&["note", "add", "--patient", &patient, "--visit", &visit, "--text", "Pasienten i fin form"]);
-    base.ok(&["note", "correct", "--patient", &patient, "--entry", str_of(&note, "id"), "--text", "Pasienten i god form"]);
+    base.ok(&[
+        "visit",
+        "done",
+        "--visit",
+        &visit,
+        "--arrival",
+        "2026-11-23T08:02:00+01:00",
+    ]);
+    base.ok(&[
+        "med",
+        "give",
+        "--patient",
+        &patient,
+        "--slot",
+        &slot,
+        "--at",
+        "2026-11-23T08:05:00+01:00",
+    ]);
+    base.ok(&[
+        "med",
+        "give",
+        "--patient",
+        &patient,
+        "--slot",
+        &slot,
+        "--at",
+        "2026-11-23T08:06:00+01:00",
+    ]);
+    base.ok(&[
+        "observe",
+        "--patient",
+        &patient,
+        "--kind",
+        "spo2",
+        "--value",
+        "96",
+        "--unit",
+        "%",
+    ]);
+    let note = base.ok(&[
+        "note",
+        "add",
+        "--patient",
+        &patient,
+        "--visit",
+        &visit,
+        "--text",
+        "Pasienten i fin form",
+    ]);
+    base.ok(&[
+        "note",
+        "correct",
+        "--patient",
+        &patient,
+        "--entry",
+        str_of(&note, "id"),
+        "--text",
+        "Pasienten i god form",
+    ]);
 
     let view = base.ok(&["show", "--patient", &patient]);
     assert_eq!(view["record"]["id"], patient.as_str());
@@ -134,7 +229,14 @@ fn a_documented_day_shows_in_show_conflicts_and_day_report() {
     assert_eq!(report["digital"]["done"], 1);
     assert_eq!(report["conflicts"].as_array().unwrap().len(), 1);
 
-    let resolved = base.ok(&["conflicts", "resolve", "--conflict", str_of(&conflicts[0], "id"), "--note", "checked with GP"]);
+    let resolved = base.ok(&[
+        "conflicts",
+        "resolve",
+        "--conflict",
+        str_of(&conflicts[0], "id"),
+        "--note",
+        "checked with GP",
+    ]);
     assert_eq!(resolved["resolved"], conflicts[0]["id"]);
     assert_eq!(base.ok(&["conflicts"]).as_array().unwrap().len(), 0);
 }
@@ -143,12 +245,37 @@ fn a_documented_day_shows_in_show_conflicts_and_day_report() {
 fn cancelled_and_missed_visits_are_counted_in_the_day_report() {
     let (base, patient, _, visit) = planned_day();
     let second = str_of(
-        &base.ok(&["visit", "plan", "--patient", &patient, "--start", "2026-11-23T12:00:00+01:00", "--end", "2026-11-23T12:20:00+01:00", "--kind", "physical"]),
+        &base.ok(&[
+            "visit",
+            "plan",
+            "--patient",
+            &patient,
+            "--start",
+            "2026-11-23T12:00:00+01:00",
+            "--end",
+            "2026-11-23T12:20:00+01:00",
+            "--kind",
+            "physical",
+        ]),
         "visit",
     )
     .to_owned();
-    base.ok(&["visit", "missed", "--visit", &visit, "--reason", "no-answer"]);
-    base.ok(&["visit", "cancel", "--visit", &second, "--reason", "innlagt på sykehus"]);
+    base.ok(&[
+        "visit",
+        "missed",
+        "--visit",
+        &visit,
+        "--reason",
+        "no-answer",
+    ]);
+    base.ok(&[
+        "visit",
+        "cancel",
+        "--visit",
+        &second,
+        "--reason",
+        "innlagt på sykehus",
+    ]);
     let report = base.ok(&["day-report", "--date", "2026-11-23"]);
     assert_eq!(report["totals"]["planned"], 2);
     assert_eq!(report["totals"]["missed"], 1);
@@ -165,14 +292,26 @@ fn export_and_import_merge_two_nodes_documentation() {
     let imported = nurse.ok(&["import", file.to_str().unwrap()]);
     assert!(imported["new_documents"].as_u64().unwrap() >= 2);
 
-    nurse.ok(&["med", "give", "--patient", &patient, "--slot", &slot, "--at", "2026-11-23T08:05:00+01:00"]);
+    nurse.ok(&[
+        "med",
+        "give",
+        "--patient",
+        &patient,
+        "--slot",
+        &slot,
+        "--at",
+        "2026-11-23T08:05:00+01:00",
+    ]);
     let back = nurse.path().join("nurse.omsyn");
     nurse.ok(&["export", back.to_str().unwrap(), "--patient", &patient]);
     base.ok(&["import", back.to_str().unwrap()]);
     let view = base.ok(&["show", "--patient", &patient]);
     let journal = view["journal"].as_array().unwrap();
     assert_eq!(journal.len(), 1);
-    assert_eq!(journal[0]["author"]["staff"], "S1", "the nurse's entry keeps its author");
+    assert_eq!(
+        journal[0]["author"]["staff"], "S1",
+        "the nurse's entry keeps its author"
+    );
     assert_eq!(journal[0]["author"]["role"], "nurse");
 
     // Importing the same file again changes nothing.
@@ -195,7 +334,10 @@ fn a_damaged_export_file_is_refused_and_imports_nothing() {
     bytes.truncate(mid);
     std::fs::write(&file, &bytes).unwrap();
     let err = other.fails(&["import", file.to_str().unwrap()]);
-    assert!(err.contains("damaged") || err.contains("truncated"), "{err}");
+    assert!(
+        err.contains("damaged") || err.contains("truncated"),
+        "{err}"
+    );
     assert_eq!(other.ok(&["patient", "list"]).as_array().unwrap().len(), 0);
 }
 
@@ -206,25 +348,137 @@ fn bad_arguments_are_named_and_nothing_is_written() {
     let cases: &[(&[&str], &str)] = &[
         (&["visit", "done", "--visit", "v-123"], "--visit"),
         (&["show", "--patient", "nobody"], "--patient"),
-        (&["visit", "plan", "--patient", &patient, "--start", "tomorrow", "--end", END, "--kind", "physical"], "--start"),
-        (&["visit", "plan", "--patient", &patient, "--start", END, "--end", START, "--kind", "physical"], "must be after its start"),
-        (&["visit", "plan", "--patient", &patient, "--start", START, "--end", END, "--kind", "teleport"], "--kind"),
-        (&["visit", "plan", "--patient", &patient, "--start", START, "--end", END, "--kind", "physical", "--staff", "A", "--staff", "B", "--staff", "C"], "at most 2 staff"),
-        (&["med", "give", "--patient", &patient, "--slot", "nonsense"], "--slot"),
-        (&["med", "give", "--patient", &patient, "--slot", &slot.replace("08:00", "09:00")], "no dose slot 09:00"),
-        (&["note", "add", "--patient", &patient, "--text", "   "], "must not be empty"),
-        (&["note", "correct", "--patient", &patient, "--entry", "e-0000000000000000", "--text", "x"], "not found"),
+        (
+            &[
+                "visit",
+                "plan",
+                "--patient",
+                &patient,
+                "--start",
+                "tomorrow",
+                "--end",
+                END,
+                "--kind",
+                "physical",
+            ],
+            "--start",
+        ),
+        (
+            &[
+                "visit",
+                "plan",
+                "--patient",
+                &patient,
+                "--start",
+                END,
+                "--end",
+                START,
+                "--kind",
+                "physical",
+            ],
+            "must be after its start",
+        ),
+        (
+            &[
+                "visit",
+                "plan",
+                "--patient",
+                &patient,
+                "--start",
+                START,
+                "--end",
+                END,
+                "--kind",
+                "teleport",
+            ],
+            "--kind",
+        ),
+        (
+            &[
+                "visit",
+                "plan",
+                "--patient",
+                &patient,
+                "--start",
+                START,
+                "--end",
+                END,
+                "--kind",
+                "physical",
+                "--staff",
+                "A",
+                "--staff",
+                "B",
+                "--staff",
+                "C",
+            ],
+            "at most 2 staff",
+        ),
+        (
+            &["med", "give", "--patient", &patient, "--slot", "nonsense"],
+            "--slot",
+        ),
+        (
+            &[
+                "med",
+                "give",
+                "--patient",
+                &patient,
+                "--slot",
+                &slot.replace("08:00", "09:00"),
+            ],
+            "no dose slot 09:00",
+        ),
+        (
+            &["note", "add", "--patient", &patient, "--text", "   "],
+            "must not be empty",
+        ),
+        (
+            &[
+                "note",
+                "correct",
+                "--patient",
+                &patient,
+                "--entry",
+                "e-0000000000000000",
+                "--text",
+                "x",
+            ],
+            "not found",
+        ),
         (&["day-report", "--date", "23.11.2026"], "--date"),
-        (&["patient", "set", "--patient", &patient, "--field", "shoe-size", "--value", "42"], "--field"),
-        (&["conflicts", "resolve", "--conflict", "x-zz", "--note", "n"], "--conflict"),
+        (
+            &[
+                "patient",
+                "set",
+                "--patient",
+                &patient,
+                "--field",
+                "shoe-size",
+                "--value",
+                "42",
+            ],
+            "--field",
+        ),
+        (
+            &["conflicts", "resolve", "--conflict", "x-zz", "--note", "n"],
+            "--conflict",
+        ),
         (&["import", "/nonexistent/file"], "/nonexistent/file"),
         (&["visit", "cancel", "--visit", &visit], "--reason"),
     ];
     for (args, named) in cases {
         let err = base.fails(args);
-        assert!(err.contains(named), "omsyn {args:?}: error does not name {named:?}: {err}");
+        assert!(
+            err.contains(named),
+            "omsyn {args:?}: error does not name {named:?}: {err}"
+        );
     }
-    assert_eq!(base.ok(&["show", "--patient", &patient]), before, "nothing was half-written");
+    assert_eq!(
+        base.ok(&["show", "--patient", &patient]),
+        before,
+        "nothing was half-written"
+    );
 }
 
 #[test]
@@ -234,7 +488,18 @@ fn a_nurse_node_may_not_plan_visits() {
     let file = base.path().join("x.omsyn");
     base.ok(&["export", file.to_str().unwrap()]);
     nurse.ok(&["import", file.to_str().unwrap()]);
-    let err = nurse.fails(&["visit", "plan", "--patient", &patient, "--start", START, "--end", END, "--kind", "physical"]);
+    let err = nurse.fails(&[
+        "visit",
+        "plan",
+        "--patient",
+        &patient,
+        "--start",
+        START,
+        "--end",
+        END,
+        "--kind",
+        "physical",
+    ]);
     assert!(err.contains("a nurse node may not plan visits"), "{err}");
 }
 

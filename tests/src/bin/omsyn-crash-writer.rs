@@ -6,8 +6,8 @@ use std::io::Write;
 
 use omsyn_core::ids::PatientId;
 use omsyn_core::{Repo, Timestamp};
-use rand::rngs::StdRng;
 use rand::SeedableRng;
+use rand::rngs::StdRng;
 
 fn main() {
     let mut args = std::env::args().skip(1);
@@ -30,9 +30,19 @@ fn main() {
     let t = Timestamp::parse("2026-11-23T08:00:00+01:00").unwrap_or_else(|_| std::process::exit(3));
     let mut out = std::io::stdout().lock();
     for i in 0u64.. {
-        match repo.add_note(t, &mut rng, &patient, None, t, &format!("note {i} from writer")) {
+        match repo.add_note(
+            t,
+            &mut rng,
+            &patient,
+            None,
+            t,
+            &format!("note {i} from writer"),
+        ) {
             Ok(entry) => {
-                if writeln!(out, "{}", entry.id).and_then(|()| out.flush()).is_err() {
+                if writeln!(out, "{}", entry.id)
+                    .and_then(|()| out.flush())
+                    .is_err()
+                {
                     std::process::exit(0);
                 }
             }

@@ -6,7 +6,7 @@ use omsyn_core::docs::plan::{NewVisit, VisitChange, VisitKind};
 use omsyn_core::docs::record::PatientField;
 use omsyn_core::ids::{MedicationId, PatientId, StaffId, VisitId};
 use omsyn_core::repo::Correction;
-use omsyn_tests::{at, push, sync, TestNode};
+use omsyn_tests::{TestNode, at, push, sync};
 
 /// A base, two nurses (N1, N2), one patient with a medication at 08:00 and a visit 08:00-08:30
 /// assigned to N1, everything synced to everyone.
@@ -26,11 +26,22 @@ fn zone() -> Zone {
     let t = at("07:00");
     let patient = base
         .repo
-        .add_patient(t, &mut base.rng, &[(PatientField::Name, "Turid Nilsen".into())])
+        .add_patient(
+            t,
+            &mut base.rng,
+            &[(PatientField::Name, "Turid Nilsen".into())],
+        )
         .unwrap();
     let med = base
         .repo
-        .add_medication(t, &mut base.rng, &patient, "Metformin 500 mg", "1 tablett", &["08:00".into()])
+        .add_medication(
+            t,
+            &mut base.rng,
+            &patient,
+            "Metformin 500 mg",
+            "1 tablett",
+            &["08:00".into()],
+        )
         .unwrap();
     let visit = base
         .repo
@@ -69,7 +80,11 @@ fn only_conflict(z: &Zone) -> Conflict {
     let all = z.base.repo.conflicts(None).unwrap();
     assert_eq!(all.len(), 1, "expected exactly one conflict, got {all:#?}");
     for node in [&z.n1, &z.n2] {
-        assert_eq!(node.repo.conflicts(None).unwrap(), all, "replicas derive the same conflicts");
+        assert_eq!(
+            node.repo.conflicts(None).unwrap(),
+            all,
+            "replicas derive the same conflicts"
+        );
     }
     all.into_iter().next().unwrap()
 }
@@ -78,24 +93,58 @@ fn only_conflict(z: &Zone) -> Conflict {
 fn dose_given_by_two_nurses_offline_is_a_high_severity_conflict() {
     let mut z = zone();
     z.n1.repo
-        .record_dose(at("08:10"), &mut z.n1.rng, &z.patient, &z.med, "08:00", at("08:10"), None, None)
+        .record_dose(
+            at("08:10"),
+            &mut z.n1.rng,
+            &z.patient,
+            &z.med,
+            "08:00",
+            at("08:10"),
+            None,
+            None,
+        )
         .unwrap();
     z.n2.repo
-        .record_dose(at("08:20"), &mut z.n2.rng, &z.patient, &z.med, "08:00", at("08:20"), None, None)
+        .record_dose(
+            at("08:20"),
+            &mut z.n2.rng,
+            &z.patient,
+            &z.med,
+            "08:00",
+            at("08:20"),
+            None,
+            None,
+        )
         .unwrap();
-    assert!(z.n1.repo.conflicts(None).unwrap().is_empty(), "no conflict before the merge");
+    assert!(
+        z.n1.repo.conflicts(None).unwrap().is_empty(),
+        "no conflict before the merge"
+    );
     merge_all(&z);
     let c = only_conflict(&z);
     assert!(matches!(c.kind, ConflictKind::DoseGivenTwice { .. }));
     assert_eq!(c.severity, omsyn_core::conflict::Severity::High);
-    assert_eq!(c.entries.len(), 2, "both administrations are kept and named");
+    assert_eq!(
+        c.entries.len(),
+        2,
+        "both administrations are kept and named"
+    );
 }
 
 #[test]
 fn dose_given_and_not_given_is_a_conflict() {
     let mut z = zone();
     z.n1.repo
-        .record_dose(at("08:10"), &mut z.n1.rng, &z.patient, &z.med, "08:00", at("08:10"), None, None)
+        .record_dose(
+            at("08:10"),
+            &mut z.n1.rng,
+            &z.patient,
+            &z.med,
+            "08:00",
+            at("08:10"),
+            None,
+            None,
+        )
         .unwrap();
     z.n2.repo
         .record_dose(
@@ -118,10 +167,24 @@ fn dose_given_and_not_given_is_a_conflict() {
 fn visit_performed_by_two_staff_is_a_conflict() {
     let mut z = zone();
     z.n1.repo
-        .visit_performed(at("08:05"), &mut z.n1.rng, &z.visit, at("08:05"), None, None)
+        .visit_performed(
+            at("08:05"),
+            &mut z.n1.rng,
+            &z.visit,
+            at("08:05"),
+            None,
+            None,
+        )
         .unwrap();
     z.n2.repo
-        .visit_performed(at("08:07"), &mut z.n2.rng, &z.visit, at("08:07"), None, None)
+        .visit_performed(
+            at("08:07"),
+            &mut z.n2.rng,
+            &z.visit,
+            at("08:07"),
+            None,
+            None,
+        )
         .unwrap();
     merge_all(&z);
     let c = only_conflict(&z);
@@ -137,14 +200,33 @@ fn double_staffed_visit_performed_by_both_planned_staff_is_not_a_conflict() {
     let staff = vec![StaffId::parse("N1").unwrap(), StaffId::parse("N2").unwrap()];
     z.base
         .repo
-        .change_visit(at("07:10"), &mut z.base.rng, &z.visit, &VisitChange::Assign(staff))
+        .change_visit(
+            at("07:10"),
+            &mut z.base.rng,
+            &z.visit,
+            &VisitChange::Assign(staff),
+        )
         .unwrap();
     merge_all(&z);
     z.n1.repo
-        .visit_performed(at("08:05"), &mut z.n1.rng, &z.visit, at("08:05"), None, None)
+        .visit_performed(
+            at("08:05"),
+            &mut z.n1.rng,
+            &z.visit,
+            at("08:05"),
+            None,
+            None,
+        )
         .unwrap();
     z.n2.repo
-        .visit_performed(at("08:05"), &mut z.n2.rng, &z.visit, at("08:05"), None, None)
+        .visit_performed(
+            at("08:05"),
+            &mut z.n2.rng,
+            &z.visit,
+            at("08:05"),
+            None,
+            None,
+        )
         .unwrap();
     merge_all(&z);
     assert_eq!(z.base.repo.conflicts(None).unwrap(), vec![]);
@@ -164,12 +246,20 @@ fn cancelled_visit_performed_offline_is_a_conflict() {
         .unwrap();
     // N1 never saw the cancellation: she performs the visit offline.
     z.n1.repo
-        .visit_performed(at("08:05"), &mut z.n1.rng, &z.visit, at("08:05"), None, None)
+        .visit_performed(
+            at("08:05"),
+            &mut z.n1.rng,
+            &z.visit,
+            at("08:05"),
+            None,
+            None,
+        )
         .unwrap();
     merge_all(&z);
     let all = z.base.repo.conflicts(None).unwrap();
     assert!(
-        all.iter().any(|c| matches!(c.kind, ConflictKind::VisitPerformedButCancelled { .. })),
+        all.iter()
+            .any(|c| matches!(c.kind, ConflictKind::VisitPerformedButCancelled { .. })),
         "{all:#?}"
     );
 }
@@ -190,7 +280,14 @@ fn visit_performed_against_a_plan_changed_while_offline_is_a_conflict() {
         )
         .unwrap();
     z.n1.repo
-        .visit_performed(at("08:05"), &mut z.n1.rng, &z.visit, at("08:05"), None, None)
+        .visit_performed(
+            at("08:05"),
+            &mut z.n1.rng,
+            &z.visit,
+            at("08:05"),
+            None,
+            None,
+        )
         .unwrap();
     merge_all(&z);
     let c = only_conflict(&z);
@@ -218,7 +315,14 @@ fn plan_change_seen_before_documenting_is_not_a_conflict() {
         .unwrap();
     merge_all(&z);
     z.n1.repo
-        .visit_performed(at("09:05"), &mut z.n1.rng, &z.visit, at("09:05"), None, None)
+        .visit_performed(
+            at("09:05"),
+            &mut z.n1.rng,
+            &z.visit,
+            at("09:05"),
+            None,
+            None,
+        )
         .unwrap();
     merge_all(&z);
     assert_eq!(z.base.repo.conflicts(None).unwrap(), vec![]);
@@ -239,11 +343,20 @@ fn concurrent_record_field_edits_show_both_values_and_resolve_with_a_new_value()
         panic!("wrong kind: {c:?}");
     };
     assert_eq!(*field, PatientField::Phone);
-    assert_eq!(values, &vec!["111 11 111".to_string(), "222 22 222".to_string()]);
+    assert_eq!(
+        values,
+        &vec!["111 11 111".to_string(), "222 22 222".to_string()]
+    );
 
     z.base
         .repo
-        .resolve_conflict(at("09:00"), &mut z.base.rng, &c.id, "called the daughter", Some("222 22 222"))
+        .resolve_conflict(
+            at("09:00"),
+            &mut z.base.rng,
+            &c.id,
+            "called the daughter",
+            Some("222 22 222"),
+        )
         .unwrap();
     merge_all(&z);
     for node in [&z.base, &z.n1, &z.n2] {
@@ -258,23 +371,39 @@ fn resolving_a_safety_conflict_adds_an_entry_and_keeps_both_facts() {
     let mut z = zone();
     for (node, t) in [(&mut z.n1, "08:10"), (&mut z.n2, "08:20")] {
         node.repo
-            .record_dose(at(t), &mut node.rng, &z.patient, &z.med, "08:00", at(t), None, None)
+            .record_dose(
+                at(t),
+                &mut node.rng,
+                &z.patient,
+                &z.med,
+                "08:00",
+                at(t),
+                None,
+                None,
+            )
             .unwrap();
     }
     merge_all(&z);
     let c = only_conflict(&z);
     z.base
         .repo
-        .resolve_conflict(at("09:00"), &mut z.base.rng, &c.id, "GP informed; avvik written", None)
+        .resolve_conflict(
+            at("09:00"),
+            &mut z.base.rng,
+            &c.id,
+            "GP informed; avvik written",
+            None,
+        )
         .unwrap();
     merge_all(&z);
     for node in [&z.base, &z.n1, &z.n2] {
-        assert_eq!(node.repo.conflicts(None).unwrap(), vec![], "resolved everywhere");
+        assert_eq!(
+            node.repo.conflicts(None).unwrap(),
+            vec![],
+            "resolved everywhere"
+        );
         let (journal, _) = node.repo.journal(&z.patient).unwrap();
-        let doses = journal
-            .iter()
-            .filter(|e| c.entries.contains(&e.id))
-            .count();
+        let doses = journal.iter().filter(|e| c.entries.contains(&e.id)).count();
         assert_eq!(doses, 2, "both administrations are still in the journal");
     }
 }
@@ -284,7 +413,16 @@ fn a_third_administration_reopens_a_resolved_dose_conflict() {
     let mut z = zone();
     for (node, t) in [(&mut z.n1, "08:10"), (&mut z.n2, "08:20")] {
         node.repo
-            .record_dose(at(t), &mut node.rng, &z.patient, &z.med, "08:00", at(t), None, None)
+            .record_dose(
+                at(t),
+                &mut node.rng,
+                &z.patient,
+                &z.med,
+                "08:00",
+                at(t),
+                None,
+                None,
+            )
             .unwrap();
     }
     merge_all(&z);
@@ -294,7 +432,16 @@ fn a_third_administration_reopens_a_resolved_dose_conflict() {
         .resolve_conflict(at("09:00"), &mut z.base.rng, &first.id, "checked", None)
         .unwrap();
     z.n1.repo
-        .record_dose(at("08:30"), &mut z.n1.rng, &z.patient, &z.med, "08:00", at("08:30"), None, None)
+        .record_dose(
+            at("08:30"),
+            &mut z.n1.rng,
+            &z.patient,
+            &z.med,
+            "08:00",
+            at("08:30"),
+            None,
+            None,
+        )
         .unwrap();
     merge_all(&z);
     let reopened = z.base.repo.conflicts(None).unwrap();
@@ -306,13 +453,30 @@ fn a_third_administration_reopens_a_resolved_dose_conflict() {
 #[test]
 fn a_double_tap_marked_entered_in_error_clears_the_conflict_but_stays_readable() {
     let mut z = zone();
-    let first = z
-        .n1
-        .repo
-        .record_dose(at("08:10"), &mut z.n1.rng, &z.patient, &z.med, "08:00", at("08:10"), None, None)
-        .unwrap();
+    let first =
+        z.n1.repo
+            .record_dose(
+                at("08:10"),
+                &mut z.n1.rng,
+                &z.patient,
+                &z.med,
+                "08:00",
+                at("08:10"),
+                None,
+                None,
+            )
+            .unwrap();
     z.n1.repo
-        .record_dose(at("08:10"), &mut z.n1.rng, &z.patient, &z.med, "08:00", at("08:10"), None, None)
+        .record_dose(
+            at("08:10"),
+            &mut z.n1.rng,
+            &z.patient,
+            &z.med,
+            "08:00",
+            at("08:10"),
+            None,
+            None,
+        )
         .unwrap();
     assert_eq!(z.n1.repo.conflicts(None).unwrap().len(), 1);
     z.n1.repo
@@ -326,14 +490,24 @@ fn a_double_tap_marked_entered_in_error_clears_the_conflict_but_stays_readable()
         .unwrap();
     assert_eq!(z.n1.repo.conflicts(None).unwrap(), vec![]);
     let (journal, _) = z.n1.repo.journal(&z.patient).unwrap();
-    assert!(journal.iter().any(|e| e.id == first.id), "the original stays readable");
+    assert!(
+        journal.iter().any(|e| e.id == first.id),
+        "the original stays readable"
+    );
 }
 
 #[test]
 fn missed_visit_is_a_fact_not_a_conflict() {
     let mut z = zone();
     z.n1.repo
-        .visit_missed(at("08:05"), &mut z.n1.rng, &z.visit, MissedReason::NoAnswer, None, at("08:05"))
+        .visit_missed(
+            at("08:05"),
+            &mut z.n1.rng,
+            &z.visit,
+            MissedReason::NoAnswer,
+            None,
+            at("08:05"),
+        )
         .unwrap();
     merge_all(&z);
     assert_eq!(z.base.repo.conflicts(None).unwrap(), vec![]);

@@ -1,5 +1,7 @@
 //! Integration tests of omsyn-core through its public API.
 
+#![allow(clippy::unwrap_used)] // Tests fail loudly by design.
+
 mod conflicts;
 mod durability;
 mod merge_properties;

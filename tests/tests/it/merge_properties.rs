@@ -7,35 +7,72 @@
 
 use std::collections::BTreeMap;
 
+use omsyn_core::Timestamp;
 use omsyn_core::conflict::ConflictKind;
 use omsyn_core::docs::journal::{Entry, MissedReason};
 use omsyn_core::docs::plan::{NewVisit, VisitChange, VisitKind};
 use omsyn_core::docs::record::PatientField;
 use omsyn_core::ids::{EntryId, MedicationId, PatientId, StaffId, VisitId};
 use omsyn_core::repo::Correction;
-use omsyn_core::Timestamp;
-use omsyn_tests::{push, snapshot, TestNode};
+use omsyn_tests::{TestNode, push, snapshot};
 use proptest::prelude::*;
 
 const NODES: usize = 3;
 const VISITS: usize = 3;
-const FIELDS: [PatientField; 3] = [PatientField::Phone, PatientField::AccessNote, PatientField::Address];
+const FIELDS: [PatientField; 3] = [
+    PatientField::Phone,
+    PatientField::AccessNote,
+    PatientField::Address,
+];
 const SLOTS: [&str; 2] = ["08:00", "20:00"];
 const STAFF: [&str; 3] = ["N1", "N2", "N3"];
 
 #[derive(Debug, Clone)]
 enum Op {
-    SetField { node: usize, field: usize, value: u8 },
-    Note { node: usize },
-    Dose { node: usize, slot: usize, given: bool },
-    Performed { node: usize, visit: usize },
-    Missed { node: usize, visit: usize },
-    Cancel { visit: usize },
-    Reassign { visit: usize, staff: usize },
-    Reschedule { visit: usize, hour: u32 },
-    Push { from: usize, to: usize },
-    Resolve { node: usize, pick: usize },
-    EnteredInError { node: usize, pick: usize },
+    SetField {
+        node: usize,
+        field: usize,
+        value: u8,
+    },
+    Note {
+        node: usize,
+    },
+    Dose {
+        node: usize,
+        slot: usize,
+        given: bool,
+    },
+    Performed {
+        node: usize,
+        visit: usize,
+    },
+    Missed {
+        node: usize,
+        visit: usize,
+    },
+    Cancel {
+        visit: usize,
+    },
+    Reassign {
+        visit: usize,
+        staff: usize,
+    },
+    Reschedule {
+        visit: usize,
+        hour: u32,
+    },
+    Push {
+        from: usize,
+        to: usize,
+    },
+    Resolve {
+        node: usize,
+        pick: usize,
+    },
+    EnteredInError {
+        node: usize,
+        pick: usize,
+    },
 }
 
 fn op() -> impl Strategy<Value = Op> {
@@ -44,8 +81,11 @@ fn op() -> impl Strategy<Value = Op> {
         (node.clone(), 0..FIELDS.len(), any::<u8>())
             .prop_map(|(node, field, value)| Op::SetField { node, field, value }),
         node.clone().prop_map(|node| Op::Note { node }),
-        (node.clone(), 0..SLOTS.len(), any::<bool>())
-            .prop_map(|(node, slot, given)| Op::Dose { node, slot, given }),
+        (node.clone(), 0..SLOTS.len(), any::<bool>()).prop_map(|(node, slot, given)| Op::Dose {
+            node,
+            slot,
+            given
+        }),
         (node.clone(), 0..VISITS).prop_map(|(node, visit)| Op::Performed { node, visit }),
         (node.clone(), 0..VISITS).prop_map(|(node, visit)| Op::Missed { node, visit }),
         (0..VISITS).prop_map(|visit| Op::Cancel { visit }),
@@ -68,22 +108,41 @@ struct World {
 }
 
 fn minute(n: u32) -> Timestamp {
-    Timestamp::parse(&format!("2026-11-23T{:02}:{:02}:00+01:00", 7 + n / 60, n % 60))
-        .expect("valid test time")
+    Timestamp::parse(&format!(
+        "2026-11-23T{:02}:{:02}:00+01:00",
+        7 + n / 60,
+        n % 60
+    ))
+    .expect("valid test time")
 }
 
 impl World {
     fn new() -> World {
-        let mut nodes = vec![TestNode::base(10), TestNode::nurse(11, "N1"), TestNode::nurse(12, "N2")];
+        let mut nodes = vec![
+            TestNode::base(10),
+            TestNode::nurse(11, "N1"),
+            TestNode::nurse(12, "N2"),
+        ];
         let t = minute(0);
         let base = &mut nodes[0];
         let patient = base
             .repo
-            .add_patient(t, &mut base.rng, &[(PatientField::Name, "Egil Haugen".into())])
+            .add_patient(
+                t,
+                &mut base.rng,
+                &[(PatientField::Name, "Egil Haugen".into())],
+            )
             .unwrap();
         let med = base
             .repo
-            .add_medication(t, &mut base.rng, &patient, "Paracet 500 mg", "2 tabletter", &SLOTS.map(String::from))
+            .add_medication(
+                t,
+                &mut base.rng,
+                &patient,
+                "Paracet 500 mg",
+                "2 tabletter",
+                &SLOTS.map(String::from),
+            )
             .unwrap();
         let visits = (0..VISITS)
             .map(|i| {
@@ -95,7 +154,11 @@ impl World {
                             patient: patient.clone(),
                             start: minute(60 + 60 * i as u32),
                             end: minute(90 + 60 * i as u32),
-                            kind: if i == 0 { VisitKind::Digital } else { VisitKind::Physical },
+                            kind: if i == 0 {
+                                VisitKind::Digital
+                            } else {
+                                VisitKind::Physical
+                            },
                             tiltak: vec![],
                             staff: vec![StaffId::parse(STAFF[i % STAFF.len()]).unwrap()],
                         },
@@ -137,32 +200,64 @@ impl World {
             }
             Op::Note { node } => {
                 let n = &mut self.nodes[node];
-                keep(n.repo.add_note(now, &mut n.rng, &patient, None, now, "observed, all well"));
+                keep(
+                    n.repo
+                        .add_note(now, &mut n.rng, &patient, None, now, "observed, all well"),
+                );
             }
             Op::Dose { node, slot, given } => {
                 let n = &mut self.nodes[node];
                 let reason = (!given).then(|| "refused".to_string());
-                keep(n.repo.record_dose(now, &mut n.rng, &patient, &med, SLOTS[slot], now, None, reason));
+                keep(n.repo.record_dose(
+                    now,
+                    &mut n.rng,
+                    &patient,
+                    &med,
+                    SLOTS[slot],
+                    now,
+                    None,
+                    reason,
+                ));
             }
             Op::Performed { node, visit } => {
                 let n = &mut self.nodes[node];
-                keep(n.repo.visit_performed(now, &mut n.rng, &self.visits[visit], now, None, None));
+                keep(
+                    n.repo
+                        .visit_performed(now, &mut n.rng, &self.visits[visit], now, None, None),
+                );
             }
             Op::Missed { node, visit } => {
                 let n = &mut self.nodes[node];
-                keep(n.repo.visit_missed(now, &mut n.rng, &self.visits[visit], MissedReason::NotHome, None, now));
+                keep(n.repo.visit_missed(
+                    now,
+                    &mut n.rng,
+                    &self.visits[visit],
+                    MissedReason::NotHome,
+                    None,
+                    now,
+                ));
             }
             Op::Cancel { visit } => {
                 let n = &mut self.nodes[0];
                 n.repo
-                    .change_visit(now, &mut n.rng, &self.visits[visit], &VisitChange::Cancel("hospital".into()))
+                    .change_visit(
+                        now,
+                        &mut n.rng,
+                        &self.visits[visit],
+                        &VisitChange::Cancel("hospital".into()),
+                    )
                     .unwrap();
             }
             Op::Reassign { visit, staff } => {
                 let n = &mut self.nodes[0];
                 let staff = vec![StaffId::parse(STAFF[staff]).unwrap()];
                 n.repo
-                    .change_visit(now, &mut n.rng, &self.visits[visit], &VisitChange::Assign(staff))
+                    .change_visit(
+                        now,
+                        &mut n.rng,
+                        &self.visits[visit],
+                        &VisitChange::Assign(staff),
+                    )
                     .unwrap();
             }
             Op::Reschedule { visit, hour } => {
@@ -170,7 +265,12 @@ impl World {
                 let start = minute((hour - 7) * 60);
                 let end = minute((hour - 7) * 60 + 30);
                 n.repo
-                    .change_visit(now, &mut n.rng, &self.visits[visit], &VisitChange::Reschedule { start, end })
+                    .change_visit(
+                        now,
+                        &mut n.rng,
+                        &self.visits[visit],
+                        &VisitChange::Reschedule { start, end },
+                    )
                     .unwrap();
             }
             Op::Push { from, to } => {
@@ -186,7 +286,8 @@ impl World {
                         ConflictKind::ConcurrentFieldEdit { values, .. } => values.first().cloned(),
                         _ => None,
                     };
-                    let resolution = n.repo
+                    let resolution = n
+                        .repo
                         .resolve_conflict(now, &mut n.rng, &c.id, "reviewed", value.as_deref())
                         .unwrap();
                     if let Some(entry) = resolution {

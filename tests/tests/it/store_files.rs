@@ -4,10 +4,10 @@
 use std::path::Path;
 
 use omsyn_core::docs::record::PatientField;
-use omsyn_core::store::{OpenError, Store, FORMAT_VERSION};
+use omsyn_core::store::{FORMAT_VERSION, OpenError, Store};
 use omsyn_core::{NodeKey, Repo};
-use rand::rngs::StdRng;
 use rand::SeedableRng;
+use rand::rngs::StdRng;
 
 fn actor() -> omsyn_core::NodeId {
     NodeKey::generate(&mut StdRng::seed_from_u64(1)).id()
@@ -46,10 +46,22 @@ fn open_and_read_all(path: &Path) -> Result<usize, String> {
 fn a_file_of_random_bytes_is_refused_as_not_an_omsyn_store() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("store.redb");
-    std::fs::write(&path, (0..100_000u32).map(|i| (i * 7919 % 251) as u8).collect::<Vec<_>>()).unwrap();
+    std::fs::write(
+        &path,
+        (0..100_000u32)
+            .map(|i| (i * 7919 % 251) as u8)
+            .collect::<Vec<_>>(),
+    )
+    .unwrap();
     let err = Store::open(&path, actor()).unwrap_err();
-    assert!(matches!(err, OpenError::Foreign { .. } | OpenError::Corrupt { .. }), "{err}");
-    assert!(err.to_string().contains("store.redb"), "names the file: {err}");
+    assert!(
+        matches!(err, OpenError::Foreign { .. } | OpenError::Corrupt { .. }),
+        "{err}"
+    );
+    assert!(
+        err.to_string().contains("store.redb"),
+        "names the file: {err}"
+    );
 }
 
 #[test]
@@ -81,13 +93,19 @@ fn a_store_of_a_newer_format_version_is_refused_with_both_versions_named() {
             let meta: redb::TableDefinition<&str, &[u8]> = redb::TableDefinition::new("meta");
             tx.open_table(meta)
                 .unwrap()
-                .insert("format_version", (FORMAT_VERSION + 1).to_le_bytes().as_slice())
+                .insert(
+                    "format_version",
+                    (FORMAT_VERSION + 1).to_le_bytes().as_slice(),
+                )
                 .unwrap();
         }
         tx.commit().unwrap();
     }
     let err = Store::open(&path, actor()).unwrap_err();
-    let OpenError::UnsupportedVersion { found, supported, .. } = err else {
+    let OpenError::UnsupportedVersion {
+        found, supported, ..
+    } = err
+    else {
         panic!("expected UnsupportedVersion, got {err}");
     };
     assert_eq!((found, supported), (FORMAT_VERSION + 1, FORMAT_VERSION));
@@ -100,11 +118,19 @@ fn truncated_store_files_give_a_clear_error_and_never_panic() {
     populated_store(&good);
     let bytes = std::fs::read(&good).unwrap();
     assert_eq!(open_and_read_all(&good), Ok(50), "the intact store reads");
-    for keep in [0, 100, 4096, bytes.len() / 3, bytes.len() / 2, bytes.len() - 1] {
+    for keep in [
+        0,
+        100,
+        4096,
+        bytes.len() / 3,
+        bytes.len() / 2,
+        bytes.len() - 1,
+    ] {
         let path = dir.path().join(format!("truncated-{keep}.redb"));
         std::fs::write(&path, &bytes[..keep]).unwrap();
         let result = std::panic::catch_unwind(|| open_and_read_all(&path));
-        let outcome = result.unwrap_or_else(|_| panic!("panicked on a file truncated to {keep} bytes"));
+        let outcome =
+            result.unwrap_or_else(|_| panic!("panicked on a file truncated to {keep} bytes"));
         if let Err(msg) = &outcome {
             assert!(!msg.is_empty());
         }
@@ -137,12 +163,32 @@ fn corrupted_store_pages_give_a_clear_error_and_never_panic() {
         match outcome {
             Err(msg) => {
                 detected += 1;
-                assert!(msg.contains("corrupt") || msg.contains("not an Omsyn store") || msg.contains("invalid"), "unclear error: {msg}");
+                assert!(
+                    msg.contains("corrupt")
+                        || msg.contains("not an Omsyn store")
+                        || msg.contains("invalid"),
+                    "unclear error: {msg}"
+                );
             }
             Ok(n) => assert_eq!(n, 50, "corruption pattern {i} passed with data missing"),
         }
+        let verified = std::panic::catch_unwind(|| Store::verify(&path, actor()).map(|_| ()))
+            .unwrap_or_else(|_| panic!("verify panicked on corruption pattern {i}"));
+        assert!(
+            verified.is_err(),
+            "omsyn check missed corruption pattern {i}"
+        );
     }
     assert!(detected > 0, "no corruption pattern was detected at all");
+}
+
+#[test]
+fn verify_accepts_an_intact_store() {
+    let dir = tempfile::tempdir().unwrap();
+    let good = dir.path().join("good.redb");
+    populated_store(&good);
+    let store = Store::verify(&good, actor()).unwrap();
+    assert_eq!(store.patients().unwrap().len(), 50);
 }
 
 #[test]
@@ -155,7 +201,11 @@ fn the_golden_v1_store_still_opens_and_reads() {
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(dir.path().join("node.key"), std::fs::Permissions::from_mode(0o600)).unwrap();
+        std::fs::set_permissions(
+            dir.path().join("node.key"),
+            std::fs::Permissions::from_mode(0o600),
+        )
+        .unwrap();
     }
     let repo = Repo::open(dir.path()).unwrap();
     let patients = repo.patients().unwrap();

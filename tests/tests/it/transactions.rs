@@ -1,9 +1,9 @@
 //! Transactions are all or nothing, and see their own writes.
 
+use omsyn_core::RepoError;
 use omsyn_core::docs::plan::{NewVisit, VisitKind};
 use omsyn_core::docs::record::PatientField;
-use omsyn_core::RepoError;
-use omsyn_tests::{at, snapshot, TestNode};
+use omsyn_tests::{TestNode, at, snapshot};
 
 #[test]
 fn a_transaction_that_fails_midway_writes_nothing() {
@@ -11,8 +11,16 @@ fn a_transaction_that_fails_midway_writes_nothing() {
     let before = snapshot(&base.repo);
     let rng = &mut base.rng;
     let result = base.repo.transaction(|tx| {
-        let patient = tx.add_patient(at("07:00"), rng, &[(PatientField::Name, "Aud Moen".into())])?;
-        tx.add_note(at("07:01"), rng, &patient, None, at("07:01"), "written, then rolled back")?;
+        let patient =
+            tx.add_patient(at("07:00"), rng, &[(PatientField::Name, "Aud Moen".into())])?;
+        tx.add_note(
+            at("07:01"),
+            rng,
+            &patient,
+            None,
+            at("07:01"),
+            "written, then rolled back",
+        )?;
         // Invalid: the window ends before it starts. The whole transaction must be discarded.
         tx.plan_visit(
             at("07:02"),
@@ -39,7 +47,8 @@ fn a_transaction_can_register_plan_and_document_in_one_step() {
     let (patient, visit) = base
         .repo
         .transaction(|tx| {
-            let patient = tx.add_patient(at("07:00"), rng, &[(PatientField::Name, "Liv Dahl".into())])?;
+            let patient =
+                tx.add_patient(at("07:00"), rng, &[(PatientField::Name, "Liv Dahl".into())])?;
             let visit = tx.plan_visit(
                 at("07:00"),
                 rng,
@@ -53,11 +62,47 @@ fn a_transaction_can_register_plan_and_document_in_one_step() {
                 },
             )?;
             tx.visit_performed(at("08:05"), rng, &visit, at("08:01"), None, None)?;
-            Ok((patient, visit))
+            Ok::<_, RepoError>((patient, visit))
         })
         .unwrap();
     let view = base.repo.patient_view(&patient).unwrap();
     assert_eq!(view.visits[0].id, visit);
     assert_eq!(view.journal.len(), 1);
-    assert_eq!(base.repo.visit(&visit).unwrap().1.id, visit, "indexed on commit");
+    assert_eq!(
+        base.repo.visit(&visit).unwrap().1.id,
+        visit,
+        "indexed on commit"
+    );
+}
+
+#[test]
+fn a_note_and_a_second_dose_in_one_transaction_still_open_the_dose_conflict() {
+    use omsyn_core::conflict::ConflictKind;
+    let mut base = TestNode::base(23);
+    let rng = &mut base.rng;
+    let t = at("08:00");
+    let patient = base
+        .repo
+        .add_patient(t, rng, &[(PatientField::Name, "Knut Berg".into())])
+        .unwrap();
+    let med = base
+        .repo
+        .add_medication(t, rng, &patient, "Albyl-E", "75 mg", &["08:00".into()])
+        .unwrap();
+    base.repo
+        .record_dose(t, rng, &patient, &med, "08:00", t, None, None)
+        .unwrap();
+    // The note comes first in the batch: the conflict-neutral fast path must not survive the dose.
+    base.repo
+        .transaction(|tx| {
+            tx.add_note(t, rng, &patient, None, t, "ga morgendosen")?;
+            tx.record_dose(t, rng, &patient, &med, "08:00", t, None, None)
+        })
+        .unwrap();
+    let conflicts = base.repo.conflicts(None).unwrap();
+    assert_eq!(conflicts.len(), 1);
+    assert!(matches!(
+        conflicts[0].kind,
+        ConflictKind::DoseGivenTwice { .. }
+    ));
 }
