@@ -64,6 +64,19 @@ macro_rules! random_id {
             pub fn as_str(&self) -> &str {
                 &self.0
             }
+
+            /// The id's random bytes (its compact wire form).
+            pub fn to_bytes(&self) -> [u8; RANDOM_ID_BYTES] {
+                let mut out = [0u8; RANDOM_ID_BYTES];
+                // Invariant: `parse` and `random` only build ids of exactly this many hex digits.
+                let _ = hex::decode_to_slice(&self.0[$prefix.len() + 1..], &mut out);
+                out
+            }
+
+            /// Rebuilds an id from its random bytes.
+            pub fn from_bytes(bytes: [u8; RANDOM_ID_BYTES]) -> Self {
+                Self(format!("{}-{}", $prefix, hex::encode(bytes)))
+            }
         }
 
         impl fmt::Display for $name {

@@ -27,6 +27,7 @@ pub mod ids;
 pub mod repo;
 pub mod report;
 pub mod store;
+pub mod sync;
 pub mod time;
 
 pub use docs::{Document, DocumentId};

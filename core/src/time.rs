@@ -144,6 +144,16 @@ impl Day {
         }
     }
 
+    /// Days since 0001-01-01 (day 1), the compact wire form.
+    pub fn to_days(&self) -> i32 {
+        self.0.num_days_from_ce()
+    }
+
+    /// Rebuilds a day from [`Day::to_days`].
+    pub fn from_days(days: i32) -> Option<Day> {
+        NaiveDate::from_num_days_from_ce_opt(days).map(Day)
+    }
+
     /// The following day, or `None` at the end of chrono's range.
     pub fn next(&self) -> Option<Day> {
         self.0.succ_opt().map(Day)
@@ -201,6 +211,22 @@ impl Month {
             return Err(err());
         }
         Ok(Self { year, month })
+    }
+}
+
+impl Month {
+    /// Months since year 0 (`year * 12 + month - 1`), the compact wire form.
+    pub fn to_index(&self) -> u32 {
+        (self.year.max(0) as u32) * 12 + (self.month - 1)
+    }
+
+    /// Rebuilds a month from [`Month::to_index`].
+    pub fn from_index(index: u32) -> Option<Month> {
+        let year = i32::try_from(index / 12).ok()?;
+        (year <= 9999).then_some(Month {
+            year,
+            month: index % 12 + 1,
+        })
     }
 }
 

@@ -319,7 +319,7 @@ pub(crate) fn open_child(dir: &Path, mode: &str) -> Result<()> {
     let start = Instant::now();
     let detail = match mode {
         "omsyn" => {
-            let repo = Repo::open(dir)?;
+            let repo = Repo::open(dir, &mut StdRng::seed_from_u64(3))?;
             let opened = start.elapsed();
             let patients = repo.patients()?;
             if let Some((first, _)) = patients.first() {

@@ -90,8 +90,8 @@ pub(crate) fn run(cli: Cli) -> Result<()> {
         Command::Check => return check(&data, json),
         Command::Node(command) => command,
     };
-    let repo =
-        Repo::open(&data).with_context(|| format!("opening the node in {}", data.display()))?;
+    let repo = Repo::open(&data, &mut rng)
+        .with_context(|| format!("opening the node in {}", data.display()))?;
     let rng = &mut rng;
     match command {
         NodeCommand::Id => id(&repo, json),
@@ -217,8 +217,12 @@ fn init(data: &Path, json: bool, args: &InitArgs, rng: &mut StdRng) -> Result<()
 fn check(data: &Path, json: bool) -> Result<()> {
     let identity = omsyn_core::Identity::load(data)?;
     let path = Repo::store_path(data);
-    let store = omsyn_core::store::Store::verify(&path, identity.id())
-        .with_context(|| format!("checking {}", path.display()))?;
+    let store = omsyn_core::store::Store::verify(
+        &path,
+        identity.id(),
+        rand::Rng::random(&mut StdRng::from_os_rng()),
+    )
+    .with_context(|| format!("checking {}", path.display()))?;
     let stats = store.stats()?;
     emit(json, &json!({ "ok": true, "store": stats }), || {
         format!(

@@ -281,6 +281,67 @@ impl Document {
         Ok(self.am.get_changes(&before).len())
     }
 
+    /// The current heads as raw hashes.
+    pub fn head_hashes(&mut self) -> Vec<[u8; 32]> {
+        let mut heads: Vec<[u8; 32]> = self.am.get_heads().iter().map(|h| h.0).collect();
+        heads.sort();
+        heads
+    }
+
+    /// Whether this document contains the change with `hash`.
+    pub fn has_change(&mut self, hash: &[u8; 32]) -> bool {
+        self.am.get_change_by_hash(&ChangeHash(*hash)).is_some()
+    }
+
+    /// Raw bytes of every change not in the history of `have` (hashes unknown here are ignored:
+    /// the peer holds them, and they cannot hide anything we hold from it), in causal order.
+    pub fn changes_since(&mut self, have: &[[u8; 32]]) -> Vec<Vec<u8>> {
+        let known: Vec<ChangeHash> = have
+            .iter()
+            .map(|h| ChangeHash(*h))
+            .filter(|h| self.am.get_change_by_hash(h).is_some())
+            .collect();
+        self.am
+            .get_changes(&known)
+            .iter()
+            .map(|c| c.raw_bytes().to_vec())
+            .collect()
+    }
+
+    /// Applies raw changes received from a peer. Changes whose dependencies are missing are held
+    /// back by Automerge until those arrive; see [`Document::lacks_dependencies`].
+    /// Returns the hashes and direct dependencies of the decoded changes.
+    pub fn apply_raw_changes(&mut self, raw: Vec<Vec<u8>>) -> Result<Vec<RawChangeInfo>, DocError> {
+        let corrupt = |reason: String| DocError::Corrupt {
+            doc: self.id.to_string(),
+            reason,
+        };
+        let mut changes = Vec::with_capacity(raw.len());
+        let mut info = Vec::with_capacity(raw.len());
+        for bytes in raw {
+            let change =
+                automerge::Change::from_bytes(bytes).map_err(|e| corrupt(e.to_string()))?;
+            info.push(RawChangeInfo {
+                hash: change.hash().0,
+                deps: change.deps().iter().map(|d| d.0).collect(),
+                actor: change.actor_id().to_bytes().to_vec(),
+            });
+            changes.push(change);
+        }
+        // Bytes from a peer are hostile: a panic inside Automerge on a crafted change must end
+        // this write, not the process. The document is dropped with the failed batch.
+        let am = &mut self.am;
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| am.apply_changes(changes)))
+            .map_err(|_| corrupt("Automerge failed on a received change".into()))?
+            .map_err(|e| corrupt(e.to_string()))?;
+        Ok(info)
+    }
+
+    /// Whether received changes are held back waiting for dependencies this document lacks.
+    pub fn lacks_dependencies(&mut self) -> bool {
+        !self.am.get_missing_deps(&[]).is_empty()
+    }
+
     /// Applies `edit` as one attributable change: the change's message carries the author and
     /// entry time, and its actor is the writing device, so history shows who changed what.
     pub(crate) fn change<T>(
@@ -314,6 +375,17 @@ impl Document {
     pub(crate) fn reader(&self) -> Reader<'_> {
         Reader { am: &self.am }
     }
+}
+
+/// What a received change claims about itself (verified by Automerge's own hash check).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RawChangeInfo {
+    /// The change's hash.
+    pub hash: [u8; 32],
+    /// Its direct dependencies.
+    pub deps: Vec<[u8; 32]>,
+    /// The actor (device key bytes) that made it.
+    pub actor: Vec<u8>,
 }
 
 /// Typed write access to a document's root map, used by the per-kind modules.

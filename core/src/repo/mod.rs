@@ -145,21 +145,26 @@ impl Repo {
         rng: &mut impl RngCore,
     ) -> Result<Repo, OpenRepoError> {
         let identity = Identity::create(dir, profile, rng)?;
-        let store = Store::open(&dir.join(STORE_FILE), identity.id())?;
+        let store = Store::open(&dir.join(STORE_FILE), identity.id(), random_epoch(rng))?;
         Ok(Repo { identity, store })
     }
 
-    /// Opens the node in `dir`.
-    pub fn open(dir: &Path) -> Result<Repo, OpenRepoError> {
+    /// Opens the node in `dir`. `rng` is used only if the store must be created or migrated.
+    pub fn open(dir: &Path, rng: &mut impl RngCore) -> Result<Repo, OpenRepoError> {
         let identity = Identity::load(dir)?;
-        let store = Store::open(&dir.join(STORE_FILE), identity.id())?;
+        let store = Store::open(&dir.join(STORE_FILE), identity.id(), random_epoch(rng))?;
         Ok(Repo { identity, store })
     }
 
     /// A node kept in memory (tests, simulation).
-    pub fn in_memory(identity: Identity) -> Result<Repo, OpenRepoError> {
-        let store = Store::in_memory(identity.id())?;
+    pub fn in_memory(identity: Identity, rng: &mut impl RngCore) -> Result<Repo, OpenRepoError> {
+        let store = Store::in_memory(identity.id(), random_epoch(rng))?;
         Ok(Repo { identity, store })
+    }
+
+    /// This node's identity.
+    pub fn identity(&self) -> &Identity {
+        &self.identity
     }
 
     /// The store path inside a data directory.
@@ -388,6 +393,12 @@ impl Repo {
         batch.commit()?;
         Ok(summary)
     }
+}
+
+fn random_epoch(rng: &mut impl RngCore) -> [u8; 16] {
+    let mut epoch = [0u8; 16];
+    rng.fill_bytes(&mut epoch);
+    epoch
 }
 
 /// How to correct an entry.

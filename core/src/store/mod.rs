@@ -22,7 +22,9 @@ use std::sync::Mutex;
 use redb::{Database, ReadableDatabase, ReadableTable, ReadableTableMetadata, WriteTransaction};
 
 pub use schema::FORMAT_VERSION;
-use schema::{CHUNKS, CONFLICTS, DOCS, MAGIC, META, PATIENTS, VISITS};
+use schema::{
+    CHUNKS, CONFLICTS, DOC_SEQ, DOCS, LOG, MAGIC, META, PATIENTS, PEER_DOCS, PEERS, VISITS,
+};
 
 use crate::conflict::{self, Conflict};
 use crate::docs::record::PatientField;
@@ -205,18 +207,32 @@ pub struct StoreStats {
 }
 
 /// The store. Safe to share between threads; writes are serialised by redb.
-#[derive(Debug)]
 pub struct Store {
     db: DbHandle,
     actor: NodeId,
     cache: Mutex<Cache>,
     poisoned: std::sync::atomic::AtomicBool,
+    epoch: [u8; 16],
+    commit_hook: Mutex<Option<CommitHook>>,
+}
+
+/// Called after every durable commit with the store's new log position.
+pub type CommitHook = Box<dyn Fn(u64) + Send + Sync>;
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store")
+            .field("actor", &self.actor)
+            .field("epoch", &hex::encode(self.epoch))
+            .finish_non_exhaustive()
+    }
 }
 
 impl Store {
     /// Opens the store at `path`, creating it if missing. `actor` is the local node, which
-    /// authors every change made through this store.
-    pub fn open(path: &Path, actor: NodeId) -> Result<Store, OpenError> {
+    /// authors every change made through this store. `fresh_epoch` (random bytes from the caller)
+    /// becomes the store's epoch if the store is created or migrated now.
+    pub fn open(path: &Path, actor: NodeId, fresh_epoch: [u8; 16]) -> Result<Store, OpenError> {
         let existed = path.exists();
         let mut builder = Database::builder();
         builder.set_cache_size(REDB_CACHE_BYTES);
@@ -225,8 +241,8 @@ impl Store {
         // are contained by `contain` and surface as `Corrupt`; `Store::verify` checks every page.
         let opened = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
             let db = builder.create(path).map_err(|e| open_error(path, e))?;
-            let store = Store::from_db(db, actor);
-            store.check_or_init_meta(path, existed)?;
+            let mut store = Store::from_db(db, actor);
+            store.check_or_init_meta(path, existed, fresh_epoch)?;
             Ok(store)
         }));
         opened.unwrap_or_else(|panic| {
@@ -239,7 +255,7 @@ impl Store {
 
     /// Verifies every page checksum of the store at `path` (redb's integrity check) and that
     /// every document decodes. Reads the whole file: for `omsyn check`, not for every open.
-    pub fn verify(path: &Path, actor: NodeId) -> Result<Store, OpenError> {
+    pub fn verify(path: &Path, actor: NodeId, fresh_epoch: [u8; 16]) -> Result<Store, OpenError> {
         let corrupt = |reason: String| OpenError::Corrupt {
             path: path.to_owned(),
             reason,
@@ -248,8 +264,8 @@ impl Store {
         builder.set_cache_size(REDB_CACHE_BYTES);
         builder.set_check_integrity_on_open(true);
         let db = builder.open(path).map_err(|e| open_error(path, e))?;
-        let store = Store::from_db(db, actor);
-        store.check_or_init_meta(path, true)?;
+        let mut store = Store::from_db(db, actor);
+        store.check_or_init_meta(path, true, fresh_epoch)?;
         let mut failures = Vec::new();
         for id in store.doc_ids("").map_err(|e| corrupt(e.to_string()))? {
             if let Err(e) = store.with_doc(&id, |_| ()) {
@@ -269,6 +285,8 @@ impl Store {
             actor,
             cache: Mutex::new(Cache::default()),
             poisoned: std::sync::atomic::AtomicBool::new(false),
+            epoch: [0; 16],
+            commit_hook: Mutex::new(None),
         }
     }
 
@@ -289,17 +307,22 @@ impl Store {
     }
 
     /// An in-memory store (for tests and simulations).
-    pub fn in_memory(actor: NodeId) -> Result<Store, OpenError> {
+    pub fn in_memory(actor: NodeId, fresh_epoch: [u8; 16]) -> Result<Store, OpenError> {
         let path = PathBuf::from(":memory:");
         let db = Database::builder()
             .create_with_backend(redb::backends::InMemoryBackend::new())
             .map_err(|e| open_error(&path, e))?;
-        let store = Store::from_db(db, actor);
-        store.check_or_init_meta(&path, false)?;
+        let mut store = Store::from_db(db, actor);
+        store.check_or_init_meta(&path, false, fresh_epoch)?;
         Ok(store)
     }
 
-    fn check_or_init_meta(&self, path: &Path, existed: bool) -> Result<(), OpenError> {
+    fn check_or_init_meta(
+        &mut self,
+        path: &Path,
+        existed: bool,
+        fresh_epoch: [u8; 16],
+    ) -> Result<(), OpenError> {
         let corrupt = |e: &dyn std::fmt::Display| OpenError::Corrupt {
             path: path.to_owned(),
             reason: e.to_string(),
@@ -325,13 +348,18 @@ impl Store {
                     .try_into()
                     .map(u32::from_le_bytes)
                     .map_err(|_| corrupt(&"format version is malformed"))?;
-                if found != FORMAT_VERSION {
-                    return Err(OpenError::UnsupportedVersion {
-                        path: path.to_owned(),
-                        found,
-                        supported: FORMAT_VERSION,
-                    });
+                match found {
+                    1 => self.migrate_v1(fresh_epoch).map_err(|e| corrupt(&e))?,
+                    FORMAT_VERSION => {}
+                    _ => {
+                        return Err(OpenError::UnsupportedVersion {
+                            path: path.to_owned(),
+                            found,
+                            supported: FORMAT_VERSION,
+                        });
+                    }
                 }
+                self.epoch = self.read_epoch().map_err(|e| corrupt(&e))?;
                 Ok(())
             }
             Some(_) => Err(OpenError::Foreign {
@@ -344,8 +372,47 @@ impl Store {
                     reason: "it is a redb database with other tables".into(),
                 })
             }
-            None => self.init_meta().map_err(|e| corrupt(&e)),
+            None => {
+                self.init_meta(fresh_epoch).map_err(|e| corrupt(&e))?;
+                self.epoch = fresh_epoch;
+                Ok(())
+            }
         }
+    }
+
+    fn read_epoch(&self) -> Result<[u8; 16], StoreError> {
+        let read = self.db.begin_read()?;
+        let meta = read.open_table(META)?;
+        let value = meta
+            .get("epoch")?
+            .ok_or_else(|| StoreError::Corrupt("the store has no epoch".into()))?;
+        value
+            .value()
+            .try_into()
+            .map_err(|_| StoreError::Corrupt("the store's epoch is malformed".into()))
+    }
+
+    /// Version 1 → 2: add the sync tables, give the store an epoch, and enter every document in
+    /// the change log so peers are offered everything it holds.
+    fn migrate_v1(&self, epoch: [u8; 16]) -> Result<(), StoreError> {
+        let tx = self.db.begin_write()?;
+        {
+            create_sync_tables(&tx, epoch)?;
+            let docs: Vec<String> = {
+                let table = tx.open_table(DOCS)?;
+                table
+                    .iter()?
+                    .map(|item| item.map(|(k, _)| k.value().to_owned()))
+                    .collect::<Result<_, _>>()?
+            };
+            for doc in &docs {
+                bump_seq(&tx, doc)?;
+            }
+            tx.open_table(META)?
+                .insert("format_version", FORMAT_VERSION.to_le_bytes().as_slice())?;
+        }
+        tx.commit()?;
+        Ok(())
     }
 
     fn has_any_table(&self) -> Result<bool, StoreError> {
@@ -357,18 +424,21 @@ impl Store {
             .is_some())
     }
 
-    fn init_meta(&self) -> Result<(), StoreError> {
+    fn init_meta(&self, epoch: [u8; 16]) -> Result<(), StoreError> {
         let tx = self.db.begin_write()?;
         {
             let mut meta = tx.open_table(META)?;
             meta.insert("magic", MAGIC)?;
             meta.insert("format_version", FORMAT_VERSION.to_le_bytes().as_slice())?;
+        }
+        {
             // Create every table up front so readers never meet a missing table.
             tx.open_table(CHUNKS)?;
             tx.open_table(DOCS)?;
             tx.open_table(PATIENTS)?;
             tx.open_table(VISITS)?;
             tx.open_table(CONFLICTS)?;
+            create_sync_tables(&tx, epoch)?;
         }
         tx.commit()?;
         Ok(())
@@ -492,6 +562,111 @@ impl Store {
         })
     }
 
+    /// The store's epoch: random, fixed when the store was created.
+    pub fn epoch(&self) -> [u8; 16] {
+        self.epoch
+    }
+
+    /// Registers the function called after every durable commit (the daemon wakes its sync
+    /// sessions with it). Replaces any earlier one.
+    pub fn set_commit_hook(&self, hook: CommitHook) {
+        *self.commit_hook.lock().unwrap_or_else(|p| p.into_inner()) = Some(hook);
+    }
+
+    /// The current log position.
+    pub fn seq(&self) -> Result<u64, StoreError> {
+        self.contain(|| {
+            let read = self.db.begin_read()?;
+            read_seq(&read.open_table(META)?)
+        })
+    }
+
+    /// Documents changed after log position `seq`, in log order.
+    pub fn log_since(&self, seq: u64) -> Result<Vec<(u64, DocumentId)>, StoreError> {
+        self.contain(|| {
+            let read = self.db.begin_read()?;
+            let log = read.open_table(LOG)?;
+            let mut out = Vec::new();
+            for item in log.range(seq.saturating_add(1)..)? {
+                let (k, v) = item?;
+                let id = DocumentId::parse(v.value())
+                    .map_err(|e| StoreError::Corrupt(format!("change log: {e}")))?;
+                out.push((k.value(), id));
+            }
+            Ok(out)
+        })
+    }
+
+    /// What we remember of `peer`.
+    pub fn peer(&self, peer: &NodeId) -> Result<Option<PeerRecord>, StoreError> {
+        self.contain(|| {
+            let read = self.db.begin_read()?;
+            let table = read.open_table(PEERS)?;
+            let Some(v) = table.get(peer.as_bytes().as_slice())? else {
+                return Ok(None);
+            };
+            serde_json::from_slice(v.value())
+                .map(Some)
+                .map_err(|e| StoreError::Corrupt(format!("peer record: {e}")))
+        })
+    }
+
+    /// Every peer we remember.
+    pub fn peers(&self) -> Result<Vec<(NodeId, PeerRecord)>, StoreError> {
+        self.contain(|| {
+            let read = self.db.begin_read()?;
+            let table = read.open_table(PEERS)?;
+            let mut out = Vec::new();
+            for item in table.iter()? {
+                let (k, v) = item?;
+                let id = k
+                    .value()
+                    .try_into()
+                    .ok()
+                    .and_then(|b: [u8; 32]| NodeId::from_bytes(b).ok())
+                    .ok_or_else(|| StoreError::Corrupt("peer id".into()))?;
+                let record = serde_json::from_slice(v.value())
+                    .map_err(|e| StoreError::Corrupt(format!("peer record: {e}")))?;
+                out.push((id, record));
+            }
+            Ok(out)
+        })
+    }
+
+    /// What `peer` is known to hold of `doc`.
+    pub fn peer_doc(
+        &self,
+        peer: &NodeId,
+        doc: &DocumentId,
+    ) -> Result<Option<PeerDocState>, StoreError> {
+        self.contain(|| {
+            let read = self.db.begin_read()?;
+            let table = read.open_table(PEER_DOCS)?;
+            let key = doc.to_string();
+            match table.get((peer.as_bytes().as_slice(), key.as_str()))? {
+                Some(v) => PeerDocState::decode(v.value()).map(Some),
+                None => Ok(None),
+            }
+        })
+    }
+
+    /// Everything known about what `peer` holds, by document.
+    pub fn peer_docs(&self, peer: &NodeId) -> Result<Vec<(DocumentId, PeerDocState)>, StoreError> {
+        self.contain(|| {
+            let read = self.db.begin_read()?;
+            let table = read.open_table(PEER_DOCS)?;
+            let p = peer.as_bytes().as_slice();
+            let mut out = Vec::new();
+            for item in table.range((p, "")..=(p, "\u{10FFFF}"))? {
+                let (k, v) = item?;
+                let id = DocumentId::parse(k.value().1)
+                    .map_err(|e| StoreError::Corrupt(format!("peer knowledge: {e}")))?;
+                out.push((id, PeerDocState::decode(v.value())?));
+            }
+            Ok(out)
+        })
+    }
+
     /// Starts a write. Only one write runs at a time; a second waits for the first.
     pub fn write(&self) -> Result<WriteBatch<'_>, StoreError> {
         self.contain(|| {
@@ -500,6 +675,7 @@ impl Store {
                 tx: self.db.begin_write()?,
                 docs: BTreeMap::new(),
                 neutral_only: BTreeSet::new(),
+                durable: true,
             })
         })
     }
@@ -598,6 +774,9 @@ pub struct WriteBatch<'a> {
     /// Documents touched only through [`WriteBatch::doc_for_neutral_append`]: their changes cannot
     /// alter the conflict list, so commit skips re-deriving it (the costliest part of a note).
     neutral_only: BTreeSet<DocumentId>,
+    /// Whether commit must fsync. Only knowledge about peers may skip it: losing such a write
+    /// understates what a peer holds, which costs a resend, never data.
+    durable: bool,
 }
 
 impl std::fmt::Debug for WriteBatch<'_> {
@@ -659,6 +838,74 @@ impl WriteBatch<'_> {
         })
     }
 
+    /// Records what `peer` is known to hold of `doc`.
+    pub fn put_peer_doc(
+        &mut self,
+        peer: &NodeId,
+        doc: &DocumentId,
+        state: &PeerDocState,
+    ) -> Result<(), StoreError> {
+        let store = self.store;
+        store.contain(|| {
+            let key = doc.to_string();
+            self.tx.open_table(PEER_DOCS)?.insert(
+                (peer.as_bytes().as_slice(), key.as_str()),
+                state.encode().as_slice(),
+            )?;
+            Ok(())
+        })
+    }
+
+    /// What `peer` is known to hold of `doc`, as of this batch.
+    pub fn peer_doc(
+        &mut self,
+        peer: &NodeId,
+        doc: &DocumentId,
+    ) -> Result<Option<PeerDocState>, StoreError> {
+        let store = self.store;
+        store.contain(|| {
+            let key = doc.to_string();
+            let table = self.tx.open_table(PEER_DOCS)?;
+            let value = table.get((peer.as_bytes().as_slice(), key.as_str()))?;
+            value.map(|v| PeerDocState::decode(v.value())).transpose()
+        })
+    }
+
+    /// Replaces what we remember of `peer`; `forget_docs` also drops all knowledge of its documents
+    /// (its store was recreated: what we knew no longer holds).
+    pub fn put_peer(
+        &mut self,
+        peer: &NodeId,
+        record: &PeerRecord,
+        forget_docs: bool,
+    ) -> Result<(), StoreError> {
+        let store = self.store;
+        store.contain(|| {
+            let json = serde_json::to_vec(record)
+                .map_err(|e| StoreError::Corrupt(format!("encoding peer record: {e}")))?;
+            self.tx
+                .open_table(PEERS)?
+                .insert(peer.as_bytes().as_slice(), json.as_slice())?;
+            if forget_docs {
+                let p = peer.as_bytes().as_slice();
+                let mut table = self.tx.open_table(PEER_DOCS)?;
+                let keys: Vec<String> = table
+                    .range((p, "")..=(p, "\u{10FFFF}"))?
+                    .map(|item| item.map(|(k, _)| k.value().1.to_owned()))
+                    .collect::<Result<_, _>>()?;
+                for k in keys {
+                    table.remove((p, k.as_str()))?;
+                }
+            }
+            Ok(())
+        })
+    }
+
+    /// Commit without fsync (see the `durable` field: peer knowledge only).
+    pub fn set_non_durable(&mut self) {
+        self.durable = false;
+    }
+
     /// Ids of the documents this batch has loaded or created so far.
     pub fn touched(&self) -> impl Iterator<Item = &DocumentId> {
         self.docs.keys()
@@ -687,6 +934,9 @@ impl WriteBatch<'_> {
                     continue;
                 }
                 append_chunk(&self.tx, doc, &changes)?;
+                bump_seq(&self.tx, &id.to_string())?;
+                // A document change is never left to a non-durable commit.
+                self.durable = true;
                 match id {
                     DocumentId::PatientRecord(patient) => {
                         index_record(&self.tx, patient, doc)?;
@@ -717,8 +967,22 @@ impl WriteBatch<'_> {
                 let found = conflict::month_conflicts(&patient, &plan, &journal);
                 put_conflicts(&self.tx, &patient, &month.to_string(), &found)?;
             }
-            self.tx.set_durability(redb::Durability::Immediate)?;
+            let durability = if self.durable {
+                redb::Durability::Immediate
+            } else {
+                redb::Durability::None
+            };
+            self.tx.set_durability(durability)?;
+            let seq = read_seq(&self.tx.open_table(META)?)?;
             self.tx.commit()?;
+            if let Some(hook) = store
+                .commit_hook
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .as_ref()
+            {
+                hook(seq);
+            }
             let mut cache = self.store.lock_cache();
             for (_, mut doc) in std::mem::take(&mut self.docs) {
                 doc.mark_saved();
@@ -826,5 +1090,94 @@ pub fn kind_prefix(kind: DocKind) -> &'static str {
         DocKind::Journal => "journal/",
         DocKind::Messages => "messages/",
         DocKind::DayLog => "daylog/",
+    }
+}
+
+fn create_sync_tables(tx: &WriteTransaction, epoch: [u8; 16]) -> Result<(), StoreError> {
+    tx.open_table(LOG)?;
+    tx.open_table(DOC_SEQ)?;
+    tx.open_table(PEERS)?;
+    tx.open_table(PEER_DOCS)?;
+    let mut meta = tx.open_table(META)?;
+    meta.insert("epoch", epoch.as_slice())?;
+    if meta.get("seq")?.is_none() {
+        meta.insert("seq", 0u64.to_le_bytes().as_slice())?;
+    }
+    Ok(())
+}
+
+fn read_seq(meta: &impl ReadableTable<&'static str, &'static [u8]>) -> Result<u64, StoreError> {
+    match meta.get("seq")? {
+        Some(v) => v
+            .value()
+            .try_into()
+            .map(u64::from_le_bytes)
+            .map_err(|_| StoreError::Corrupt("log position is malformed".into())),
+        None => Ok(0),
+    }
+}
+
+/// Gives `doc` the next position in the change log (dropping its previous one). Returns it.
+fn bump_seq(tx: &WriteTransaction, doc: &str) -> Result<u64, StoreError> {
+    let mut meta = tx.open_table(META)?;
+    let seq = read_seq(&meta)? + 1;
+    meta.insert("seq", seq.to_le_bytes().as_slice())?;
+    let mut doc_seq = tx.open_table(DOC_SEQ)?;
+    let mut log = tx.open_table(LOG)?;
+    if let Some(old) = doc_seq.insert(doc, seq)? {
+        log.remove(old.value())?;
+    }
+    log.insert(seq, doc)?;
+    Ok(seq)
+}
+
+/// What this node remembers of a peer.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct PeerRecord {
+    /// The peer's store epoch when last seen (hex); a different epoch voids what we knew.
+    pub epoch: String,
+    /// Our log position up to which the peer has acknowledged everything we pushed.
+    pub acked_seq: u64,
+    /// When a session with the peer was last open (ms since the Unix epoch).
+    pub last_seen_ms: Option<i64>,
+    /// When the peer and we were last fully caught up (ms since the Unix epoch).
+    pub caught_up_ms: Option<i64>,
+    /// The peer's role and name as it presented itself, for status output.
+    pub label: Option<String>,
+}
+
+/// What a peer is known to hold of one document.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PeerDocState {
+    /// Heads the peer is known to have (it holds all their history).
+    pub heads: Vec<[u8; 32]>,
+    /// When both sides were last known to be equal (ms since the Unix epoch).
+    pub equal_at_ms: Option<i64>,
+}
+
+impl PeerDocState {
+    fn encode(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(self.heads.len() * 32 + 8);
+        for h in &self.heads {
+            out.extend_from_slice(h);
+        }
+        out.extend_from_slice(&self.equal_at_ms.unwrap_or(i64::MIN).to_le_bytes());
+        out
+    }
+
+    fn decode(bytes: &[u8]) -> Result<Self, StoreError> {
+        let bad = || StoreError::Corrupt("peer knowledge is malformed".into());
+        if bytes.len() < 8 || !(bytes.len() - 8).is_multiple_of(32) {
+            return Err(bad());
+        }
+        let (heads, at) = bytes.split_at(bytes.len() - 8);
+        let at = i64::from_le_bytes(at.try_into().map_err(|_| bad())?);
+        Ok(PeerDocState {
+            heads: heads
+                .chunks_exact(32)
+                .map(|c| c.try_into().map_err(|_| bad()))
+                .collect::<Result<_, _>>()?,
+            equal_at_ms: (at != i64::MIN).then_some(at),
+        })
     }
 }

@@ -24,9 +24,27 @@ pub(crate) const VISITS: TableDefinition<&str, &str> = TableDefinition::new("vis
 pub(crate) const CONFLICTS: TableDefinition<(&str, &str), &[u8]> =
     TableDefinition::new("conflicts");
 
+/// The local change log: sequence number → id of the document changed. Each document appears once,
+/// at the number of its latest change; sync sessions read it from a peer's checkpoint onwards.
+pub(crate) const LOG: TableDefinition<u64, &str> = TableDefinition::new("log");
+
+/// Document id → its current sequence number in [`LOG`].
+pub(crate) const DOC_SEQ: TableDefinition<&str, u64> = TableDefinition::new("doc_seq");
+
+/// Peer node id (32 bytes) → JSON [`super::PeerRecord`].
+pub(crate) const PEERS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("peers");
+
+/// (peer node id, document id) → what the peer is known to hold: heads (n × 32 bytes) followed by
+/// the time (`i64` LE, ms since the epoch) both sides were last known equal, or `i64::MIN`.
+pub(crate) const PEER_DOCS: TableDefinition<(&[u8], &str), &[u8]> =
+    TableDefinition::new("peer_docs");
+
 /// Value of `META["magic"]`: tells an Omsyn store from any other redb file.
 pub(crate) const MAGIC: &[u8] = b"omsyn-store";
 
 /// The store format this build reads and writes. Bump it, with a migration and a golden fixture,
 /// whenever a table's key or value layout changes.
-pub const FORMAT_VERSION: u32 = 1;
+///
+/// Version log: 1 — documents, chunks and derived indexes. 2 — adds the change log, the store
+/// epoch and per-peer knowledge for sync (a version-1 store is migrated on open).
+pub const FORMAT_VERSION: u32 = 2;

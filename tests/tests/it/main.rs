@@ -6,4 +6,5 @@ mod conflicts;
 mod durability;
 mod merge_properties;
 mod store_files;
+mod sync_sessions;
 mod transactions;

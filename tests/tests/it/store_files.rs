@@ -33,7 +33,7 @@ fn populated_store(path: &Path) {
 
 /// Opens and reads everything; returns the first error as text.
 fn open_and_read_all(path: &Path) -> Result<usize, String> {
-    let store = Store::open(path, actor()).map_err(|e| e.to_string())?;
+    let store = Store::open(path, actor(), [7; 16]).map_err(|e| e.to_string())?;
     let ids = store.doc_ids("").map_err(|e| e.to_string())?;
     for id in &ids {
         store.with_doc(id, |_| ()).map_err(|e| e.to_string())?;
@@ -53,7 +53,7 @@ fn a_file_of_random_bytes_is_refused_as_not_an_omsyn_store() {
             .collect::<Vec<_>>(),
     )
     .unwrap();
-    let err = Store::open(&path, actor()).unwrap_err();
+    let err = Store::open(&path, actor(), [7; 16]).unwrap_err();
     assert!(
         matches!(err, OpenError::Foreign { .. } | OpenError::Corrupt { .. }),
         "{err}"
@@ -77,7 +77,7 @@ fn a_redb_file_of_another_program_is_refused_as_foreign() {
         }
         tx.commit().unwrap();
     }
-    let err = Store::open(&path, actor()).unwrap_err();
+    let err = Store::open(&path, actor(), [7; 16]).unwrap_err();
     assert!(matches!(err, OpenError::Foreign { .. }), "{err}");
 }
 
@@ -85,7 +85,7 @@ fn a_redb_file_of_another_program_is_refused_as_foreign() {
 fn a_store_of_a_newer_format_version_is_refused_with_both_versions_named() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("store.redb");
-    drop(Store::open(&path, actor()).unwrap());
+    drop(Store::open(&path, actor(), [7; 16]).unwrap());
     {
         let db = redb::Database::open(&path).unwrap();
         let tx = db.begin_write().unwrap();
@@ -101,7 +101,7 @@ fn a_store_of_a_newer_format_version_is_refused_with_both_versions_named() {
         }
         tx.commit().unwrap();
     }
-    let err = Store::open(&path, actor()).unwrap_err();
+    let err = Store::open(&path, actor(), [7; 16]).unwrap_err();
     let OpenError::UnsupportedVersion {
         found, supported, ..
     } = err
@@ -172,8 +172,9 @@ fn corrupted_store_pages_give_a_clear_error_and_never_panic() {
             }
             Ok(n) => assert_eq!(n, 50, "corruption pattern {i} passed with data missing"),
         }
-        let verified = std::panic::catch_unwind(|| Store::verify(&path, actor()).map(|_| ()))
-            .unwrap_or_else(|_| panic!("verify panicked on corruption pattern {i}"));
+        let verified =
+            std::panic::catch_unwind(|| Store::verify(&path, actor(), [7; 16]).map(|_| ()))
+                .unwrap_or_else(|_| panic!("verify panicked on corruption pattern {i}"));
         assert!(
             verified.is_err(),
             "omsyn check missed corruption pattern {i}"
@@ -187,7 +188,7 @@ fn verify_accepts_an_intact_store() {
     let dir = tempfile::tempdir().unwrap();
     let good = dir.path().join("good.redb");
     populated_store(&good);
-    let store = Store::verify(&good, actor()).unwrap();
+    let store = Store::verify(&good, actor(), [7; 16]).unwrap();
     assert_eq!(store.patients().unwrap().len(), 50);
 }
 
@@ -207,7 +208,7 @@ fn the_golden_v1_store_still_opens_and_reads() {
         )
         .unwrap();
     }
-    let repo = Repo::open(dir.path()).unwrap();
+    let repo = Repo::open(dir.path(), &mut StdRng::seed_from_u64(1)).unwrap();
     let patients = repo.patients().unwrap();
     assert_eq!(patients.len(), 1);
     let view = repo.patient_view(&patients[0].0).unwrap();

@@ -106,3 +106,38 @@ fn a_note_and_a_second_dose_in_one_transaction_still_open_the_dose_conflict() {
         ConflictKind::DoseGivenTwice { .. }
     ));
 }
+
+#[test]
+fn a_document_written_many_times_is_compacted_and_reads_back_whole() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut rng = <rand::rngs::StdRng as rand::SeedableRng>::seed_from_u64(24);
+    let profile = TestNode::base(24).repo.profile().clone();
+    let patient = {
+        let repo = omsyn_core::Repo::init(dir.path(), profile, &mut rng).unwrap();
+        let patient = repo
+            .add_patient(
+                at("07:00"),
+                &mut rng,
+                &[(PatientField::Name, "Gerd Moen".into())],
+            )
+            .unwrap();
+        for i in 0..150 {
+            repo.add_note(
+                at("08:00"),
+                &mut rng,
+                &patient,
+                None,
+                at("08:00"),
+                &format!("note {i}"),
+            )
+            .unwrap();
+        }
+        let stats = repo.store().stats().unwrap();
+        // One chunk per write would be 151; compaction folds them into snapshots.
+        assert!(stats.chunks < 100, "{stats:?}");
+        patient
+    };
+    let repo = omsyn_core::Repo::open(dir.path(), &mut rng).unwrap();
+    let (journal, _) = repo.journal(&patient).unwrap();
+    assert_eq!(journal.len(), 150);
+}

@@ -1,0 +1,12 @@
+//! Collection sync: reconciling every document two nodes may share, as a sans-IO state machine.
+//!
+//! See [`session`] for the protocol and [`wire`] for the bytes. [`policy`] decides which documents
+//! a peer may hold. The node crate drives a [`Session`] over an iroh stream; the simulator in
+//! `omsyn-tests` drives many over in-memory links.
+
+pub mod policy;
+pub mod session;
+pub mod wire;
+
+pub use policy::{ShareAll, SharePatients, SharePolicy};
+pub use session::{Session, SyncError, SyncEvent, SyncStats};

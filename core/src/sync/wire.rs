@@ -1,0 +1,423 @@
+//! The sync protocol's wire format, version 1.
+//!
+//! Every message travels in a frame: `u32` LE payload length, then the payload, whose first byte is
+//! the message tag. Integers inside payloads are LEB128 varints unless stated. Every length is
+//! bounded before anything is allocated, and every id is validated: the peer is hostile until each
+//! byte has been checked.
+//!
+//! **Stability rule:** the `Hello` message (tag 1, then the protocol version as `u16` LE) keeps this
+//! layout in every version, so two versions can always tell that they differ and say so.
+
+use std::collections::VecDeque;
+
+use crate::docs::DocumentId;
+use crate::ids::{PatientId, StaffId};
+use crate::time::{Day, Month};
+
+/// The protocol version this build speaks.
+pub const PROTOCOL_VERSION: u16 = 1;
+/// Largest frame accepted or sent (payload bytes).
+pub const MAX_FRAME_BYTES: usize = 8 * 1024 * 1024;
+/// Largest number of heads in one message (documents rarely have more than a few).
+pub const MAX_HEADS: usize = 256;
+/// Largest number of changes in one message.
+pub const MAX_CHANGES_PER_MESSAGE: usize = 100_000;
+/// Largest error text.
+pub const MAX_ERROR_TEXT: usize = 1024;
+
+/// A change hash (Automerge's SHA-256 change id).
+pub type Hash = [u8; 32];
+
+/// Why a session was refused or ended, as sent to the peer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub enum ErrorCode {
+    /// The peers speak different protocol versions.
+    VersionMismatch = 1,
+    /// A message could not be decoded or broke the protocol.
+    Malformed = 2,
+    /// The peer is not allowed to send or receive this.
+    Refused = 3,
+    /// The local node failed (storage).
+    Internal = 4,
+}
+
+impl ErrorCode {
+    fn from_u8(value: u8) -> ErrorCode {
+        match value {
+            1 => ErrorCode::VersionMismatch,
+            2 => ErrorCode::Malformed,
+            3 => ErrorCode::Refused,
+            _ => ErrorCode::Internal,
+        }
+    }
+}
+
+/// One protocol message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Message {
+    /// Opens a session. The node's identity comes from the authenticated transport.
+    Hello {
+        /// Protocol version.
+        version: u16,
+        /// The sender's store epoch: changes when a store is recreated, voiding what peers know of it.
+        epoch: [u8; 16],
+    },
+    /// Automerge changes of one document that the receiver lacks.
+    Changes {
+        /// The document.
+        doc: DocumentId,
+        /// Raw Automerge changes, in causal order.
+        changes: Vec<Vec<u8>>,
+    },
+    /// "I hold this document at these heads" (sent when the sender knows nothing of the peer's copy).
+    Offer {
+        /// The document.
+        doc: DocumentId,
+        /// The sender's heads.
+        heads: Vec<Hash>,
+    },
+    /// "I have everything up to the heads you offered; these are mine."
+    Have {
+        /// The document.
+        doc: DocumentId,
+        /// The sender's heads.
+        heads: Vec<Hash>,
+    },
+    /// "I lack changes of this document; these are my heads."
+    Need {
+        /// The document.
+        doc: DocumentId,
+        /// The sender's heads.
+        heads: Vec<Hash>,
+    },
+    /// "I will not hold this document" (it is outside what I may hold).
+    Decline {
+        /// The document.
+        doc: DocumentId,
+    },
+    /// End of one push round: everything in the sender's log up to `seq` has been sent or offered.
+    PushDone {
+        /// Round number (per session).
+        round: u64,
+        /// The sender's log position.
+        seq: u64,
+    },
+    /// "Everything you sent up to round `round` is durably stored and answered."
+    Ack {
+        /// The round acknowledged.
+        round: u64,
+    },
+    /// The sender ends the session.
+    Error {
+        /// Why.
+        code: ErrorCode,
+        /// For people.
+        message: String,
+    },
+}
+
+/// A frame or message could not be decoded.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum DecodeError {
+    /// The frame's announced length exceeds [`MAX_FRAME_BYTES`].
+    #[error("frame of {0} bytes exceeds the limit of {MAX_FRAME_BYTES}")]
+    Oversized(usize),
+    /// The message ended early.
+    #[error("message truncated")]
+    Truncated,
+    /// Unknown message tag.
+    #[error("unknown message tag {0}")]
+    UnknownTag(u8),
+    /// A field is out of bounds or invalid.
+    #[error("invalid {0}")]
+    Invalid(&'static str),
+    /// Bytes left over after the message.
+    #[error("{0} trailing bytes after the message")]
+    Trailing(usize),
+}
+
+/// Encodes a message into a frame (length prefix included).
+pub fn encode(message: &Message) -> Vec<u8> {
+    let mut out = vec![0u8; 4];
+    match message {
+        Message::Hello { version, epoch } => {
+            out.push(1);
+            out.extend_from_slice(&version.to_le_bytes());
+            out.extend_from_slice(epoch);
+        }
+        Message::Changes { doc, changes } => {
+            out.push(2);
+            put_doc(&mut out, doc);
+            put_varint(&mut out, changes.len() as u64);
+            for change in changes {
+                put_varint(&mut out, change.len() as u64);
+                out.extend_from_slice(change);
+            }
+        }
+        Message::Offer { doc, heads } => put_doc_heads(&mut out, 3, doc, heads),
+        Message::Have { doc, heads } => put_doc_heads(&mut out, 4, doc, heads),
+        Message::Need { doc, heads } => put_doc_heads(&mut out, 5, doc, heads),
+        Message::Decline { doc } => {
+            out.push(9);
+            put_doc(&mut out, doc);
+        }
+        Message::PushDone { round, seq } => {
+            out.push(6);
+            put_varint(&mut out, *round);
+            put_varint(&mut out, *seq);
+        }
+        Message::Ack { round } => {
+            out.push(7);
+            put_varint(&mut out, *round);
+        }
+        Message::Error { code, message } => {
+            out.push(8);
+            out.push(*code as u8);
+            let text: String = message.chars().take(MAX_ERROR_TEXT).collect();
+            put_varint(&mut out, text.len() as u64);
+            out.extend_from_slice(text.as_bytes());
+        }
+    }
+    let len = (out.len() - 4) as u32;
+    out[..4].copy_from_slice(&len.to_le_bytes());
+    out
+}
+
+/// The size of a frame's header.
+pub const FRAME_HEADER_BYTES: usize = 4;
+
+/// Decodes one message payload (without the length prefix).
+pub fn decode(payload: &[u8]) -> Result<Message, DecodeError> {
+    let mut r = Reader {
+        bytes: payload,
+        pos: 0,
+    };
+    let tag = r.u8()?;
+    let message = match tag {
+        1 => {
+            let version = u16::from_le_bytes([r.u8()?, r.u8()?]);
+            if version != PROTOCOL_VERSION {
+                // Read no further: a later version's Hello may carry more than ours.
+                return Ok(Message::Hello {
+                    version,
+                    epoch: [0; 16],
+                });
+            }
+            let mut epoch = [0u8; 16];
+            epoch.copy_from_slice(r.take(16)?);
+            Message::Hello { version, epoch }
+        }
+        2 => {
+            let doc = r.doc()?;
+            let count = r.bounded(MAX_CHANGES_PER_MESSAGE, "change count")?;
+            let mut changes = Vec::with_capacity(count.min(1024));
+            for _ in 0..count {
+                let len = r.bounded(MAX_FRAME_BYTES, "change length")?;
+                changes.push(r.take(len)?.to_vec());
+            }
+            Message::Changes { doc, changes }
+        }
+        3..=5 => {
+            let doc = r.doc()?;
+            let heads = r.heads()?;
+            match tag {
+                3 => Message::Offer { doc, heads },
+                4 => Message::Have { doc, heads },
+                _ => Message::Need { doc, heads },
+            }
+        }
+        6 => Message::PushDone {
+            round: r.varint()?,
+            seq: r.varint()?,
+        },
+        7 => Message::Ack { round: r.varint()? },
+        8 => {
+            let code = ErrorCode::from_u8(r.u8()?);
+            let len = r.bounded(MAX_ERROR_TEXT * 4, "error text length")?;
+            let message = String::from_utf8_lossy(r.take(len)?).into_owned();
+            Message::Error { code, message }
+        }
+        9 => Message::Decline { doc: r.doc()? },
+        other => return Err(DecodeError::UnknownTag(other)),
+    };
+    if r.pos != payload.len() {
+        return Err(DecodeError::Trailing(payload.len() - r.pos));
+    }
+    Ok(message)
+}
+
+/// Splits a byte stream into frame payloads, refusing oversized frames before buffering them.
+#[derive(Debug, Default)]
+pub struct FrameDecoder {
+    buffer: Vec<u8>,
+    frames: VecDeque<Vec<u8>>,
+}
+
+impl FrameDecoder {
+    /// Adds received bytes; complete frames become available from [`FrameDecoder::next_frame`].
+    pub fn push(&mut self, bytes: &[u8]) -> Result<(), DecodeError> {
+        self.buffer.extend_from_slice(bytes);
+        loop {
+            if self.buffer.len() < FRAME_HEADER_BYTES {
+                return Ok(());
+            }
+            let len = u32::from_le_bytes([
+                self.buffer[0],
+                self.buffer[1],
+                self.buffer[2],
+                self.buffer[3],
+            ]) as usize;
+            if len > MAX_FRAME_BYTES {
+                return Err(DecodeError::Oversized(len));
+            }
+            if len == 0 {
+                return Err(DecodeError::Invalid("empty frame"));
+            }
+            if self.buffer.len() < FRAME_HEADER_BYTES + len {
+                return Ok(());
+            }
+            let rest = self.buffer.split_off(FRAME_HEADER_BYTES + len);
+            let frame = std::mem::replace(&mut self.buffer, rest);
+            self.frames.push_back(frame[FRAME_HEADER_BYTES..].to_vec());
+        }
+    }
+
+    /// The next complete frame's payload.
+    pub fn next_frame(&mut self) -> Option<Vec<u8>> {
+        self.frames.pop_front()
+    }
+}
+
+fn put_varint(out: &mut Vec<u8>, mut value: u64) {
+    loop {
+        let byte = (value & 0x7f) as u8;
+        value >>= 7;
+        if value == 0 {
+            out.push(byte);
+            return;
+        }
+        out.push(byte | 0x80);
+    }
+}
+
+fn put_doc_heads(out: &mut Vec<u8>, tag: u8, doc: &DocumentId, heads: &[Hash]) {
+    out.push(tag);
+    put_doc(out, doc);
+    put_varint(out, heads.len() as u64);
+    for h in heads {
+        out.extend_from_slice(h);
+    }
+}
+
+/// Compact document id: kind byte, then 8 patient-id bytes and a u16 LE month index, or for a day
+/// log a length-prefixed staff id and an i32 LE day number. 11 bytes for a patient document.
+fn put_doc(out: &mut Vec<u8>, doc: &DocumentId) {
+    let patient_month = |out: &mut Vec<u8>, kind: u8, p: &PatientId, m: &Month| {
+        out.push(kind);
+        out.extend_from_slice(&p.to_bytes());
+        out.extend_from_slice(&(m.to_index() as u16).to_le_bytes());
+    };
+    match doc {
+        DocumentId::PatientRecord(p) => {
+            out.push(1);
+            out.extend_from_slice(&p.to_bytes());
+        }
+        DocumentId::VisitPlan(p, m) => patient_month(out, 2, p, m),
+        DocumentId::Journal(p, m) => patient_month(out, 3, p, m),
+        DocumentId::Messages(p, m) => patient_month(out, 4, p, m),
+        DocumentId::DayLog(s, d) => {
+            out.push(5);
+            out.push(s.as_str().len() as u8);
+            out.extend_from_slice(s.as_str().as_bytes());
+            out.extend_from_slice(&d.to_days().to_le_bytes());
+        }
+    }
+}
+
+struct Reader<'a> {
+    bytes: &'a [u8],
+    pos: usize,
+}
+
+impl<'a> Reader<'a> {
+    fn take(&mut self, n: usize) -> Result<&'a [u8], DecodeError> {
+        let end = self.pos.checked_add(n).ok_or(DecodeError::Truncated)?;
+        let out = self
+            .bytes
+            .get(self.pos..end)
+            .ok_or(DecodeError::Truncated)?;
+        self.pos = end;
+        Ok(out)
+    }
+
+    fn u8(&mut self) -> Result<u8, DecodeError> {
+        Ok(self.take(1)?[0])
+    }
+
+    fn varint(&mut self) -> Result<u64, DecodeError> {
+        let mut value = 0u64;
+        for shift in (0..64).step_by(7) {
+            let byte = self.u8()?;
+            value |= u64::from(byte & 0x7f) << shift;
+            if byte & 0x80 == 0 {
+                return Ok(value);
+            }
+        }
+        Err(DecodeError::Invalid("varint"))
+    }
+
+    fn bounded(&mut self, max: usize, what: &'static str) -> Result<usize, DecodeError> {
+        let value = self.varint()?;
+        usize::try_from(value)
+            .ok()
+            .filter(|v| *v <= max)
+            .ok_or(DecodeError::Invalid(what))
+    }
+
+    fn heads(&mut self) -> Result<Vec<Hash>, DecodeError> {
+        let count = self.bounded(MAX_HEADS, "head count")?;
+        let mut heads = Vec::with_capacity(count);
+        for _ in 0..count {
+            let mut h = [0u8; 32];
+            h.copy_from_slice(self.take(32)?);
+            heads.push(h);
+        }
+        Ok(heads)
+    }
+
+    fn doc(&mut self) -> Result<DocumentId, DecodeError> {
+        let kind = self.u8()?;
+        let mut patient = || -> Result<PatientId, DecodeError> {
+            let mut b = [0u8; 8];
+            b.copy_from_slice(self.take(8)?);
+            Ok(PatientId::from_bytes(b))
+        };
+        if kind == 1 {
+            return Ok(DocumentId::PatientRecord(patient()?));
+        }
+        if (2..=4).contains(&kind) {
+            let p = patient()?;
+            let index = u16::from_le_bytes([self.u8()?, self.u8()?]);
+            let m = Month::from_index(u32::from(index)).ok_or(DecodeError::Invalid("month"))?;
+            return Ok(match kind {
+                2 => DocumentId::VisitPlan(p, m),
+                3 => DocumentId::Journal(p, m),
+                _ => DocumentId::Messages(p, m),
+            });
+        }
+        if kind == 5 {
+            let len = usize::from(self.u8()?);
+            let staff = std::str::from_utf8(self.take(len)?)
+                .ok()
+                .and_then(|s| StaffId::parse(s).ok())
+                .ok_or(DecodeError::Invalid("staff id"))?;
+            let mut d = [0u8; 4];
+            d.copy_from_slice(self.take(4)?);
+            let day = Day::from_days(i32::from_le_bytes(d)).ok_or(DecodeError::Invalid("day"))?;
+            return Ok(DocumentId::DayLog(staff, day));
+        }
+        Err(DecodeError::Invalid("document kind"))
+    }
+}

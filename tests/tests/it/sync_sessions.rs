@@ -1,0 +1,191 @@
+//! The sync protocol's state machine, two nodes back to back in memory.
+
+use omsyn_core::docs::plan::{NewVisit, VisitKind};
+use omsyn_core::docs::record::PatientField;
+use omsyn_core::ids::{PatientId, StaffId};
+use omsyn_core::sync::wire::{self, Message};
+use omsyn_core::sync::{Session, ShareAll, SharePatients, SyncError, SyncEvent};
+use omsyn_tests::{Link, NOW_MS, TestNode, at, snapshot};
+
+fn base_with_patients(n: usize) -> (TestNode, Vec<PatientId>) {
+    let mut base = TestNode::base(31);
+    let rng = &mut base.rng;
+    let patients = base
+        .repo
+        .transaction(|tx| {
+            (0..n)
+                .map(|i| {
+                    let p =
+                        tx.add_patient(at("07:00"), rng, &[(PatientField::Name, format!("P{i}"))])?;
+                    tx.plan_visit(
+                        at("07:00"),
+                        rng,
+                        &NewVisit {
+                            patient: p.clone(),
+                            start: at("09:00"),
+                            end: at("09:30"),
+                            kind: VisitKind::Physical,
+                            tiltak: vec![],
+                            staff: vec![StaffId::parse("N1").unwrap()],
+                        },
+                    )?;
+                    Ok(p)
+                })
+                .collect::<Result<Vec<_>, omsyn_core::RepoError>>()
+        })
+        .unwrap();
+    (base, patients)
+}
+
+#[test]
+fn first_contact_copies_every_document_and_both_report_caught_up() {
+    let (base, _) = base_with_patients(5);
+    let nurse = TestNode::nurse(32, "N1");
+    let mut link = Link::open(&base.repo, &nurse.repo);
+    link.pump(&base.repo, &nurse.repo, &ShareAll);
+    assert_eq!(snapshot(&nurse.repo), snapshot(&base.repo));
+    assert!(link.a.is_caught_up() && link.b.is_caught_up());
+    let events: Vec<_> = std::iter::from_fn(|| link.b.poll_event()).collect();
+    assert!(events.contains(&SyncEvent::CaughtUp));
+    assert_eq!(
+        events
+            .iter()
+            .filter(|e| matches!(e, SyncEvent::DocumentChanged(_)))
+            .count(),
+        10,
+        "five records and five plans arrived"
+    );
+}
+
+#[test]
+fn concurrent_offline_edits_converge_on_reconnect_with_small_overhead() {
+    let (mut base, patients) = base_with_patients(200);
+    let mut nurse = TestNode::nurse(33, "N1");
+    Link::open(&base.repo, &nurse.repo).pump(&base.repo, &nurse.repo, &ShareAll);
+
+    // Offline: each side changes 5 patients.
+    for p in &patients[..5] {
+        base.repo
+            .set_patient_field(at("10:00"), p, PatientField::Phone, "900 00 000")
+            .unwrap();
+    }
+    for p in &patients[5..10] {
+        nurse
+            .repo
+            .add_note(
+                at("10:00"),
+                &mut nurse.rng,
+                p,
+                None,
+                at("10:00"),
+                "dokumentert offline",
+            )
+            .unwrap();
+    }
+    let _ = &mut base.rng;
+    let mut link = Link::open(&base.repo, &nurse.repo);
+    link.pump(&base.repo, &nurse.repo, &ShareAll);
+    assert_eq!(snapshot(&nurse.repo), snapshot(&base.repo));
+    let (a, b) = (link.a.stats(), link.b.stats());
+    assert_eq!(a.docs_sent, 5);
+    assert_eq!(b.docs_sent, 5);
+    let overhead = a.bytes_sent + b.bytes_sent - a.change_bytes_sent - b.change_bytes_sent;
+    assert!(
+        overhead < 600,
+        "reconciliation overhead {overhead} bytes for 10 changed of 400 documents"
+    );
+    assert_eq!(a.rounds_to_catch_up, 1, "one round trip");
+}
+
+#[test]
+fn a_live_change_is_pushed_without_a_new_session() {
+    let (mut base, patients) = base_with_patients(3);
+    let nurse = TestNode::nurse(34, "N1");
+    let mut link = Link::open(&base.repo, &nurse.repo);
+    link.pump(&base.repo, &nurse.repo, &ShareAll);
+    base.repo
+        .add_flag(at("11:00"), &mut base.rng, &patients[0], "fall-risk", None)
+        .unwrap();
+    link.pump(&base.repo, &nurse.repo, &ShareAll);
+    let rec = nurse.repo.record(&patients[0]).unwrap();
+    assert_eq!(rec.flags.len(), 1);
+}
+
+#[test]
+fn the_policy_keeps_other_patients_off_a_peer() {
+    let (base, patients) = base_with_patients(4);
+    let nurse = TestNode::nurse(35, "N1");
+    let mut policy = SharePatients::new();
+    policy.grant(nurse.repo.id(), patients[1].clone());
+    policy.grant(base.repo.id(), patients[1].clone());
+    Link::open(&base.repo, &nurse.repo).pump(&base.repo, &nurse.repo, &policy);
+    let held: Vec<PatientId> = nurse
+        .repo
+        .patients()
+        .unwrap()
+        .into_iter()
+        .map(|(p, _)| p)
+        .collect();
+    assert_eq!(held, vec![patients[1].clone()]);
+}
+
+#[test]
+fn a_peer_speaking_another_version_is_told_so_and_the_session_ends() {
+    let (base, _) = base_with_patients(1);
+    let other = TestNode::nurse(36, "N1");
+    let mut session = Session::new(other.repo.id(), base.repo.store());
+    let mut hello = wire::encode(&Message::Hello {
+        version: 1,
+        epoch: [0; 16],
+    });
+    hello[5] = 2; // version 2, little-endian low byte
+    let err = session
+        .handle_bytes(base.repo.store(), &ShareAll, NOW_MS, &hello)
+        .unwrap_err();
+    assert!(
+        matches!(err, SyncError::VersionMismatch { ours: 1, theirs: 2 }),
+        "{err}"
+    );
+    let mut reply = Vec::new();
+    while let Some(b) = session.poll_transmit() {
+        reply.extend(b);
+    }
+    let text = String::from_utf8_lossy(&reply);
+    assert!(
+        text.contains("version 2") && text.contains("version 1"),
+        "{text}"
+    );
+    assert!(session.is_closed());
+}
+
+#[test]
+fn garbage_and_oversized_frames_end_the_session_and_harm_nothing() {
+    let (base, _) = base_with_patients(2);
+    let before = snapshot(&base.repo);
+    let other = TestNode::nurse(37, "N1");
+    let cases: Vec<Vec<u8>> = vec![
+        vec![0xff; 64],
+        {
+            let mut f = (u32::MAX).to_le_bytes().to_vec();
+            f.push(1);
+            f
+        },
+        wire::encode(&Message::Ack { round: 0 }),
+        {
+            let mut hello = wire::encode(&Message::Hello {
+                version: 1,
+                epoch: [1; 16],
+            });
+            let mut bad = vec![5, 0, 0, 0, 2, 9, 9, 9, 9];
+            hello.append(&mut bad);
+            hello
+        },
+    ];
+    for bytes in cases {
+        let mut session = Session::new(other.repo.id(), base.repo.store());
+        let result = session.handle_bytes(base.repo.store(), &ShareAll, NOW_MS, &bytes);
+        assert!(result.is_err(), "accepted {bytes:?}");
+        assert!(session.is_closed());
+        assert_eq!(snapshot(&base.repo), before);
+    }
+}
