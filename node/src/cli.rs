@@ -37,6 +37,18 @@ pub(crate) enum Command {
         /// The data directory to open
         dir: PathBuf,
     },
+    /// Run a relay server for nodes that cannot reach each other directly
+    Relay {
+        /// Address to listen on
+        #[arg(long, default_value = "0.0.0.0:3340")]
+        listen: std::net::SocketAddr,
+        /// TLS certificate chain (PEM); with --tls-key, serves HTTPS
+        #[arg(long, requires = "tls_key")]
+        tls_cert: Option<PathBuf>,
+        /// TLS private key (PEM)
+        #[arg(long, requires = "tls_cert")]
+        tls_key: Option<PathBuf>,
+    },
     #[command(flatten)]
     Node(NodeCommand),
 }
@@ -83,6 +95,24 @@ pub(crate) enum NodeCommand {
         #[arg(long, value_name = "YYYY-MM-DD")]
         date: Option<String>,
     },
+    /// Serve this node: sync continuously with configured and discovered peers
+    Run {
+        #[command(flatten)]
+        net: NetArgs,
+        /// A peer to keep in sync with (its ticket), repeatable
+        #[arg(long = "peer", value_name = "TICKET")]
+        peers: Vec<String>,
+    },
+    /// Sync once with one peer, print a summary, and exit
+    Sync {
+        #[command(flatten)]
+        net: NetArgs,
+        /// The peer's ticket
+        #[arg(long, value_name = "TICKET")]
+        peer: String,
+    },
+    /// Peers seen and when, and how fresh each patient's documents are towards each peer
+    Status,
     /// Write this node's documents to a portable file ("-" or nothing: stdout)
     Export {
         /// Output file
@@ -567,4 +597,20 @@ pub(crate) struct BenchArgs {
     /// Directory for the generated store (kept afterwards) [default: a temporary directory]
     #[arg(long)]
     pub(crate) dir: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct NetArgs {
+    /// UDP address to listen on [default: all interfaces, a free port]
+    #[arg(long)]
+    pub(crate) listen: Option<std::net::SocketAddr>,
+    /// Relay server URL (e.g. from `omsyn relay`)
+    #[arg(long)]
+    pub(crate) relay: Option<String>,
+    /// Do not discover peers on the local network
+    #[arg(long)]
+    pub(crate) no_mdns: bool,
+    /// Use only the relay, no direct connections
+    #[arg(long, requires = "relay")]
+    pub(crate) relay_only: bool,
 }

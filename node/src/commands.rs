@@ -3,6 +3,7 @@
 use std::fmt::Write as _;
 use std::io::{IsTerminal, Read, Write};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use anyhow::{Context, Result, anyhow, bail};
 use omsyn_core::conflict::{ConflictId, Severity};
@@ -12,14 +13,17 @@ use omsyn_core::docs::messages::Recipient;
 use omsyn_core::docs::plan::{NewVisit, PlanStatus, VisitChange, VisitKind};
 use omsyn_core::docs::record::PatientField;
 use omsyn_core::ids::{EntryId, FlagId, MedicationId, PatientId, StaffId, TiltakId, VisitId};
+use omsyn_core::repo::OpenRepoError;
 use omsyn_core::repo::{Correction, NewTiltak};
 use omsyn_core::report::{self, VisitOutcome};
+use omsyn_core::store::OpenError;
 use omsyn_core::{Day, NodeProfile, Repo, Role, Timestamp};
 use rand::SeedableRng;
 use rand::rngs::StdRng;
 use serde_json::json;
 
 use crate::cli::*;
+use crate::net::daemon::Shared;
 use crate::output::emit;
 
 /// The platform's data directory for Omsyn, used when neither `--data` nor `OMSYN_DATA` is given.
@@ -88,15 +92,52 @@ pub(crate) fn run(cli: Cli) -> Result<()> {
         Command::Bench(args) => return crate::bench::run(json, &args),
         Command::BenchOpen { mode, dir } => return crate::bench::open_child(&dir, &mode),
         Command::Check => return check(&data, json),
+        Command::Relay {
+            listen,
+            tls_cert,
+            tls_key,
+        } => return crate::serve::relay(json, listen, tls_cert.zip(tls_key)),
         Command::Node(command) => command,
     };
-    let repo = Repo::open(&data, &mut rng)
-        .with_context(|| format!("opening the node in {}", data.display()))?;
+    if let NodeCommand::Run { .. } = &command {
+        // The daemon runs for days: verify every page once at start, while we may read it all.
+        if let Err(e) = check(&data, false) {
+            return Err(e.context("the store failed its start-up check"));
+        }
+    }
+    let repo = match Repo::open(&data, &mut rng) {
+        Ok(repo) => Arc::new(repo),
+        // `omsyn run` holds this directory: the daemon answers for it.
+        Err(OpenRepoError::Store(OpenError::Locked(_))) => return crate::control::forward(&data),
+        Err(e) => {
+            return Err(e).with_context(|| format!("opening the node in {}", data.display()));
+        }
+    };
+    run_node(&repo, json, command, None)
+}
+
+/// Runs a command against an open node: in this process, or inside the daemon for a forwarding
+/// client (`daemon` is then the daemon's network state).
+pub(crate) fn run_node(
+    repo: &Arc<Repo>,
+    json: bool,
+    command: NodeCommand,
+    daemon: Option<&Shared>,
+) -> Result<()> {
+    let mut rng = StdRng::from_os_rng();
     let rng = &mut rng;
     match command {
-        NodeCommand::Id => id(&repo, json),
-        NodeCommand::Patient(cmd) => patient(&repo, json, rng, cmd),
-        NodeCommand::Show { patient } => show(&repo, json, &patient_id(&patient)?),
+        NodeCommand::Id => id(repo, json),
+        NodeCommand::Run { net, peers } => match daemon {
+            Some(_) => bail!("omsyn run is already serving this data directory"),
+            None => crate::serve::run(repo.clone(), json, net_options(&net), &peers),
+        },
+        NodeCommand::Sync { net, peer } => {
+            crate::serve::sync_once(repo.clone(), json, net_options(&net), &peer, daemon)
+        }
+        NodeCommand::Status => crate::serve::status(repo, json),
+        NodeCommand::Patient(cmd) => patient(repo, json, rng, cmd),
+        NodeCommand::Show { patient } => show(repo, json, &patient_id(&patient)?),
         NodeCommand::Plan(PlanCmd::Add {
             patient,
             description,
@@ -120,9 +161,9 @@ pub(crate) fn run(cli: Cli) -> Result<()> {
             emit(json, &json!({ "tiltak": id }), || id.to_string());
             Ok(())
         }
-        NodeCommand::Visit(cmd) => visit(&repo, json, rng, cmd),
-        NodeCommand::Note(cmd) => note(&repo, json, rng, cmd),
-        NodeCommand::Med(cmd) => med(&repo, json, rng, cmd),
+        NodeCommand::Visit(cmd) => visit(repo, json, rng, cmd),
+        NodeCommand::Note(cmd) => note(repo, json, rng, cmd),
+        NodeCommand::Med(cmd) => med(repo, json, rng, cmd),
         NodeCommand::Observe(a) => {
             let visit = a.visit.as_deref().map(visit_id).transpose()?;
             let entry = repo.observe(
@@ -158,10 +199,10 @@ pub(crate) fn run(cli: Cli) -> Result<()> {
             emit(json, &message, || message.id.to_string());
             Ok(())
         }
-        NodeCommand::Daylog(cmd) => daylog(&repo, json, rng, cmd),
-        NodeCommand::Conflicts(args) => conflicts(&repo, json, rng, args),
-        NodeCommand::DayReport { date } => day_report(&repo, json, parse_day(date.as_deref())?),
-        NodeCommand::Export { file, patient } => export(&repo, json, file, patient),
+        NodeCommand::Daylog(cmd) => daylog(repo, json, rng, cmd),
+        NodeCommand::Conflicts(args) => conflicts(repo, json, rng, args),
+        NodeCommand::DayReport { date } => day_report(repo, json, parse_day(date.as_deref())?),
+        NodeCommand::Export { file, patient } => export(repo, json, file, patient),
         NodeCommand::Import { file } => {
             let bytes = read_input(&file)?;
             let summary = repo
@@ -175,6 +216,15 @@ pub(crate) fn run(cli: Cli) -> Result<()> {
             });
             Ok(())
         }
+    }
+}
+
+fn net_options(args: &NetArgs) -> crate::net::NetOptions {
+    crate::net::NetOptions {
+        listen: args.listen,
+        relay: args.relay.clone(),
+        mdns: !args.no_mdns,
+        relay_only: args.relay_only,
     }
 }
 
@@ -214,15 +264,38 @@ fn init(data: &Path, json: bool, args: &InitArgs, rng: &mut StdRng) -> Result<()
     Ok(())
 }
 
+/// `omsyn check` inside the daemon: the store is open there, so every document is decoded through
+/// it; page checksums were verified when the daemon started.
+pub(crate) fn check_open(repo: &Repo, json: bool) -> Result<()> {
+    let store = repo.store();
+    for id in store.doc_ids("")? {
+        store
+            .with_doc(&id, |_| ())
+            .with_context(|| format!("document {id}"))?;
+    }
+    let stats = store.stats()?;
+    emit(json, &json!({ "ok": true, "store": stats }), || {
+        format!(
+            "all {} documents verified (page checksums were verified when `omsyn run` started)",
+            stats.documents
+        )
+    });
+    Ok(())
+}
+
 fn check(data: &Path, json: bool) -> Result<()> {
     let identity = omsyn_core::Identity::load(data)?;
     let path = Repo::store_path(data);
-    let store = omsyn_core::store::Store::verify(
+    let verified = omsyn_core::store::Store::verify(
         &path,
         identity.id(),
         rand::Rng::random(&mut StdRng::from_os_rng()),
-    )
-    .with_context(|| format!("checking {}", path.display()))?;
+    );
+    let store = match verified {
+        // `omsyn run` holds the store: it answers for it.
+        Err(OpenError::Locked(_)) => return crate::control::forward(data),
+        other => other.with_context(|| format!("checking {}", path.display()))?,
+    };
     let stats = store.stats()?;
     emit(json, &json!({ "ok": true, "store": stats }), || {
         format!(

@@ -7,7 +7,10 @@
 mod bench;
 mod cli;
 mod commands;
+mod control;
+mod net;
 mod output;
+mod serve;
 
 use std::process::ExitCode;
 
@@ -15,6 +18,14 @@ use clap::Parser;
 
 fn main() -> ExitCode {
     quiet_storage_panics();
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("OMSYN_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn,omsyn=info")),
+        )
+        .init();
     let cli = cli::Cli::parse();
     let json = cli.json;
     match commands::run(cli) {

@@ -1,28 +1,80 @@
 //! Printing results: human-readable text by default, one JSON document with `--json`.
+//!
+//! Output goes to stdout/stderr, or — while a command runs on behalf of another process through
+//! the daemon's control socket — into a per-thread capture that is sent back to that process.
+
+use std::cell::RefCell;
 
 use serde::Serialize;
+
+/// Captured output of a command run for a forwarding client.
+#[derive(Debug, Default, Clone, serde::Serialize, serde::Deserialize)]
+pub(crate) struct Captured {
+    pub(crate) stdout: String,
+    pub(crate) stderr: String,
+}
+
+thread_local! {
+    static CAPTURE: RefCell<Option<Captured>> = const { RefCell::new(None) };
+}
+
+/// Runs `f` with this thread's output captured.
+pub(crate) fn capture<T>(f: impl FnOnce() -> T) -> (T, Captured) {
+    CAPTURE.with(|c| *c.borrow_mut() = Some(Captured::default()));
+    let out = f();
+    let captured = CAPTURE.with(|c| c.borrow_mut().take()).unwrap_or_default();
+    (out, captured)
+}
+
+fn out(line: &str) {
+    let captured = CAPTURE.with(|c| match c.borrow_mut().as_mut() {
+        Some(cap) => {
+            cap.stdout.push_str(line);
+            cap.stdout.push('\n');
+            true
+        }
+        None => false,
+    });
+    if !captured {
+        println!("{line}");
+    }
+}
+
+fn err(line: &str) {
+    let captured = CAPTURE.with(|c| match c.borrow_mut().as_mut() {
+        Some(cap) => {
+            cap.stderr.push_str(line);
+            cap.stderr.push('\n');
+            true
+        }
+        None => false,
+    });
+    if !captured {
+        eprintln!("{line}");
+    }
+}
 
 /// Prints `value` as JSON, or `text()` for people.
 pub(crate) fn emit<T: Serialize>(json: bool, value: &T, text: impl FnOnce() -> String) {
     if json {
         match serde_json::to_string_pretty(value) {
-            Ok(s) => println!("{s}"),
-            Err(e) => eprintln!("error: could not encode output as JSON: {e}"),
+            Ok(s) => out(&s),
+            Err(e) => err(&format!("error: could not encode output as JSON: {e}")),
         }
     } else {
         let text = text();
         if !text.is_empty() {
-            println!("{}", text.trim_end());
+            out(text.trim_end());
         }
     }
 }
 
 /// Reports an error: always on stderr, and as `{"error": ...}` on stdout with `--json` so a
 /// script reading stdout sees one JSON document either way.
-pub(crate) fn error(json: bool, err: &anyhow::Error) {
-    let chain: Vec<String> = err.chain().map(|e| e.to_string()).collect();
-    eprintln!("error: {}", chain.join(": "));
+pub(crate) fn error(json: bool, e: &anyhow::Error) {
+    let chain: Vec<String> = e.chain().map(|e| e.to_string()).collect();
+    err(&format!("error: {}", chain.join(": ")));
     if json {
-        println!("{}", serde_json::json!({ "error": chain.join(": ") }));
+        out(&serde_json::json!({ "error": chain.join(": ") }).to_string());
     }
 }

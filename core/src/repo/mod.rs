@@ -135,6 +135,7 @@ pub struct PatientView {
 pub struct Repo {
     identity: Identity,
     store: Store,
+    dir: PathBuf,
 }
 
 impl Repo {
@@ -146,20 +147,37 @@ impl Repo {
     ) -> Result<Repo, OpenRepoError> {
         let identity = Identity::create(dir, profile, rng)?;
         let store = Store::open(&dir.join(STORE_FILE), identity.id(), random_epoch(rng))?;
-        Ok(Repo { identity, store })
+        Ok(Repo {
+            identity,
+            store,
+            dir: dir.to_owned(),
+        })
     }
 
     /// Opens the node in `dir`. `rng` is used only if the store must be created or migrated.
     pub fn open(dir: &Path, rng: &mut impl RngCore) -> Result<Repo, OpenRepoError> {
         let identity = Identity::load(dir)?;
         let store = Store::open(&dir.join(STORE_FILE), identity.id(), random_epoch(rng))?;
-        Ok(Repo { identity, store })
+        Ok(Repo {
+            identity,
+            store,
+            dir: dir.to_owned(),
+        })
     }
 
     /// A node kept in memory (tests, simulation).
     pub fn in_memory(identity: Identity, rng: &mut impl RngCore) -> Result<Repo, OpenRepoError> {
         let store = Store::in_memory(identity.id(), random_epoch(rng))?;
-        Ok(Repo { identity, store })
+        Ok(Repo {
+            identity,
+            store,
+            dir: PathBuf::new(),
+        })
+    }
+
+    /// The data directory (empty for an in-memory node).
+    pub fn data_dir(&self) -> &Path {
+        &self.dir
     }
 
     /// This node's identity.

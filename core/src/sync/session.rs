@@ -121,6 +121,8 @@ pub struct Session {
     pushed_seq: u64,
     unacked: BTreeMap<u64, PendingRound>,
     peer_rounds_acked: u64,
+    /// We asked the peer for data (`Need`) and have not seen a round of its since.
+    awaiting_peer_round: bool,
     caught_up: bool,
     stats: SyncStats,
 }
@@ -139,6 +141,7 @@ impl Session {
             pushed_seq: 0,
             unacked: BTreeMap::new(),
             peer_rounds_acked: 0,
+            awaiting_peer_round: false,
             caught_up: false,
             stats: SyncStats::default(),
         };
@@ -234,7 +237,7 @@ impl Session {
         if docs.is_empty() {
             return Ok(());
         }
-        self.push_round(store, policy, now_ms, docs)
+        self.push_round(store, policy, now_ms, docs, false)
     }
 
     fn send(&mut self, message: &Message) {
@@ -320,7 +323,7 @@ impl Session {
                         to_push.insert(doc);
                     }
                 }
-                Message::Have { doc, heads } | Message::Need { doc, heads } => {
+                Message::Have { doc, heads } => {
                     let mine = match batch.existing(&doc)? {
                         Some(d) => d.head_hashes(),
                         None => Vec::new(),
@@ -329,6 +332,15 @@ impl Session {
                     if mine != heads && !mine.is_empty() {
                         to_push.insert(doc);
                     }
+                }
+                Message::Need { doc, heads } => {
+                    let mine = match batch.existing(&doc)? {
+                        Some(d) => d.head_hashes(),
+                        None => Vec::new(),
+                    };
+                    remember(&mut batch, &self.peer, &doc, heads, &mine, now_ms)?;
+                    // Always answered with a round, even an empty one: the asker waits for it.
+                    to_push.insert(doc);
                 }
                 Message::Decline { doc } => {
                     // Record our current heads as the peer's so we stop offering until it changes.
@@ -348,6 +360,7 @@ impl Session {
                 Message::PushDone { round, .. } => {
                     replies.push(Message::Ack { round });
                     self.peer_rounds_acked += 1;
+                    self.awaiting_peer_round = false;
                 }
                 Message::Ack { round } => acked_rounds.push(round),
                 Message::Error { message, .. } => return Err(SyncError::Peer(message)),
@@ -364,6 +377,9 @@ impl Session {
         // Durable (if any document changed) before any Ack below is sent.
         batch.commit()?;
         for reply in &replies {
+            if matches!(reply, Message::Need { .. }) {
+                self.awaiting_peer_round = true;
+            }
             self.send(reply);
         }
         if start_initial_push {
@@ -376,11 +392,13 @@ impl Session {
                 })
                 .collect();
             self.pushed_seq = self.pushed_seq.max(store.seq()?);
-            self.push_round(store, policy, now_ms, docs)?;
+            self.push_round(store, policy, now_ms, docs, true)?;
         } else if !to_push.is_empty() {
-            self.push_round(store, policy, now_ms, to_push.into_iter().collect())?;
+            // Answers a Need (or a Have behind us): always a round, so the asker sees it end.
+            self.push_round(store, policy, now_ms, to_push.into_iter().collect(), true)?;
         }
-        let now_caught_up = self.unacked.is_empty() && self.peer_rounds_acked > 0;
+        let now_caught_up =
+            self.unacked.is_empty() && self.peer_rounds_acked > 0 && !self.awaiting_peer_round;
         if now_caught_up && !self.caught_up {
             if self.stats.rounds_to_catch_up == 0 {
                 self.stats.rounds_to_catch_up = self.stats.rounds;
@@ -504,6 +522,7 @@ impl Session {
         policy: &dyn SharePolicy,
         _now_ms: i64,
         docs: Vec<DocumentId>,
+        always_end_round: bool,
     ) -> Result<(), SyncError> {
         let round = self.next_round;
         self.next_round += 1;
@@ -547,9 +566,9 @@ impl Session {
                 }
             }
         }
-        // The first round always ends with PushDone: its Ack is how both sides learn they are
-        // caught up. Later rounds with nothing in them are not sent at all.
-        if !sent_anything && round > 0 {
+        // The first round, and answers to the peer, always end with PushDone: that is how the
+        // other side learns a request was served. Live rounds with nothing in them are not sent.
+        if !sent_anything && !always_end_round {
             self.next_round -= 1;
             if self.unacked.is_empty() {
                 self.record.acked_seq = self.record.acked_seq.max(pending.seq);

@@ -1,0 +1,138 @@
+//! One data directory, one truth: while `omsyn run` serves a data directory it holds the store's
+//! lock, so every other `omsyn` command for that directory is forwarded to the daemon over a Unix
+//! socket in the directory (`omsyn.sock`, mode 0600: only the owner may connect) and run there,
+//! against the same open store. The user sees the same output and exit code either way.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+use clap::Parser;
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
+use tracing::warn;
+
+use crate::cli::{Cli, Command};
+use crate::net::daemon::Shared;
+use crate::output::{self, Captured};
+
+const SOCKET: &str = "omsyn.sock";
+/// Largest forwarded request (the command line) accepted.
+const MAX_REQUEST_BYTES: u64 = 256 * 1024;
+
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+struct Request {
+    args: Vec<String>,
+}
+
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+struct Response {
+    output: Captured,
+    code: i32,
+}
+
+pub(crate) fn socket_path(data: &Path) -> PathBuf {
+    data.join(SOCKET)
+}
+
+/// Client side: forwards this process's command line to the daemon serving `data`, prints what it
+/// printed, and exits with its exit code.
+pub(crate) fn forward(data: &Path) -> Result<()> {
+    let path = socket_path(data);
+    let mut stream = std::os::unix::net::UnixStream::connect(&path).with_context(|| {
+        format!(
+            "{} is in use by another omsyn process, which does not answer on {}",
+            data.display(),
+            path.display()
+        )
+    })?;
+    let request = Request {
+        args: std::env::args().skip(1).collect(),
+    };
+    let mut line = serde_json::to_vec(&request)?;
+    line.push(b'\n');
+    stream
+        .write_all(&line)
+        .context("sending the command to the daemon")?;
+    let mut reply = String::new();
+    BufReader::new(stream.take(64 * 1024 * 1024))
+        .read_line(&mut reply)
+        .context("reading the daemon's answer")?;
+    let response: Response =
+        serde_json::from_str(&reply).context("the daemon's answer is malformed")?;
+    print!("{}", response.output.stdout);
+    eprint!("{}", response.output.stderr);
+    let _ = std::io::stdout().flush();
+    std::process::exit(response.code);
+}
+
+/// Daemon side: answers forwarded commands until the task is dropped.
+pub(crate) async fn serve(data: PathBuf, shared: Shared) -> Result<()> {
+    let path = socket_path(&data);
+    // We hold the store's lock, so a socket file left here is from a process that died.
+    let _ = std::fs::remove_file(&path);
+    let listener = tokio::net::UnixListener::bind(&path)
+        .with_context(|| format!("listening on {}", path.display()))?;
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))?;
+    }
+    let mut clients = tokio::task::JoinSet::new();
+    loop {
+        let (stream, _) = listener.accept().await?;
+        while clients.try_join_next().is_some() {}
+        let shared = shared.clone();
+        clients.spawn(async move {
+            if let Err(e) = answer(stream, shared).await {
+                warn!(error = format!("{e:#}"), "control client failed");
+            }
+        });
+    }
+}
+
+async fn answer(stream: tokio::net::UnixStream, shared: Shared) -> Result<()> {
+    let (read, mut write) = stream.into_split();
+    let mut line = String::new();
+    tokio::io::BufReader::new(tokio::io::AsyncReadExt::take(read, MAX_REQUEST_BYTES))
+        .read_line(&mut line)
+        .await?;
+    let request: Request = serde_json::from_str(&line).context("malformed control request")?;
+    let response =
+        tokio::task::spawn_blocking(move || run_forwarded(request.args, &shared)).await?;
+    let mut bytes = serde_json::to_vec(&response)?;
+    bytes.push(b'\n');
+    write.write_all(&bytes).await?;
+    Ok(())
+}
+
+fn run_forwarded(args: Vec<String>, shared: &Shared) -> Response {
+    let cli = match Cli::try_parse_from(std::iter::once("omsyn".to_string()).chain(args)) {
+        Ok(cli) => cli,
+        Err(e) => {
+            return Response {
+                output: Captured {
+                    stdout: String::new(),
+                    stderr: e.render().to_string(),
+                },
+                code: e.exit_code(),
+            };
+        }
+    };
+    let json = cli.json;
+    let (result, output) = output::capture(|| {
+        let result = match cli.command {
+            Command::Node(command) => {
+                crate::commands::run_node(&shared.repo, json, command, Some(shared))
+            }
+            Command::Check => crate::commands::check_open(&shared.repo, json),
+            _ => Err(anyhow::anyhow!("this command cannot run inside the daemon")),
+        };
+        if let Err(e) = &result {
+            output::error(json, e);
+        }
+        result
+    });
+    Response {
+        output,
+        code: if result.is_ok() { 0 } else { 1 },
+    }
+}

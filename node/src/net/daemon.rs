@@ -1,0 +1,185 @@
+//! `omsyn run`: serve the node's documents to peers, continuously.
+//!
+//! Task layout (every task lives in one `JoinSet`, so shutdown aborts them all):
+//! - the accept loop: one session task per incoming connection, at most [`MAX_PEERS`] at once;
+//! - one dial loop per configured peer: connect, run a live session, and on any end wait with
+//!   exponential backoff (1 s doubling to 30 s) before trying again — a nurse's phone walks in and
+//!   out of coverage all day, and each reconnect resumes from what the peer acknowledged;
+//! - the store's commit hook feeds a `watch` channel that wakes every live session to push.
+
+use std::collections::BTreeSet;
+use std::future::Future;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use omsyn_core::Repo;
+use omsyn_core::sync::SharePolicy;
+use tokio::sync::{Semaphore, watch};
+use tokio::task::JoinSet;
+use tracing::{info, warn};
+
+use super::driver::{Mode, drive};
+use super::ticket::Ticket;
+use super::{ALPN, Net, node_id};
+
+/// Most concurrent peer sessions a node serves.
+pub(crate) const MAX_PEERS: usize = 64;
+const BACKOFF_START: Duration = Duration::from_secs(1);
+const BACKOFF_MAX: Duration = Duration::from_secs(30);
+
+/// Everything a session task needs.
+#[derive(Debug, Clone)]
+pub(crate) struct Shared {
+    pub(crate) repo: Arc<Repo>,
+    pub(crate) policy: Arc<dyn SharePolicy>,
+    pub(crate) changed: watch::Receiver<u64>,
+    pub(crate) net: Net,
+    /// Peers with a live session, so mDNS does not dial them twice.
+    pub(crate) connected: Arc<Mutex<BTreeSet<omsyn_core::NodeId>>>,
+}
+
+/// Wires the store's commit hook to a watch channel sessions listen on.
+pub(crate) fn watch_commits(repo: &Repo) -> watch::Receiver<u64> {
+    let (tx, rx) = watch::channel(0u64);
+    repo.store().set_commit_hook(Box::new(move |seq| {
+        let _ = tx.send(seq);
+    }));
+    rx
+}
+
+/// Serves until `shutdown` completes.
+pub(crate) async fn run(
+    shared: Shared,
+    peers: Vec<Ticket>,
+    shutdown: impl Future<Output = ()>,
+) -> Result<()> {
+    let mut tasks = JoinSet::new();
+    let slots = Arc::new(Semaphore::new(MAX_PEERS));
+    for ticket in peers {
+        let id = shared.net.learn(&ticket)?;
+        tasks.spawn(dial_loop(shared.clone(), id, ticket.node));
+    }
+    let accept = accept_loop(shared.clone(), slots);
+    tokio::pin!(accept);
+    tokio::pin!(shutdown);
+    tokio::select! {
+        result = &mut accept => result?,
+        () = &mut shutdown => info!("shutting down"),
+    }
+    tasks.shutdown().await;
+    shared.net.endpoint.close().await;
+    Ok(())
+}
+
+/// Accepts connections; each session runs in this loop's own `JoinSet`, which aborts them all when
+/// the loop is dropped at shutdown.
+async fn accept_loop(shared: Shared, slots: Arc<Semaphore>) -> Result<()> {
+    let mut tasks = JoinSet::new();
+    while let Some(incoming) = shared.net.endpoint.accept().await {
+        // Reap finished sessions so the set does not grow with every connection ever made.
+        while tasks.try_join_next().is_some() {}
+        let Ok(permit) = slots.clone().try_acquire_owned() else {
+            warn!("refusing a connection: {MAX_PEERS} peers already connected");
+            incoming.refuse();
+            continue;
+        };
+        let shared = shared.clone();
+        tasks.spawn(async move {
+            let _permit = permit;
+            if let Err(e) = serve_incoming(shared, incoming).await {
+                warn!(error = format!("{e:#}"), "incoming session failed");
+            }
+        });
+    }
+    Ok(())
+}
+
+async fn serve_incoming(shared: Shared, incoming: iroh::endpoint::Incoming) -> Result<()> {
+    let conn = incoming.await.context("handshake")?;
+    if conn.alpn() != ALPN {
+        conn.close(1u32.into(), b"unsupported protocol");
+        return Ok(());
+    }
+    let peer = node_id(conn.remote_id())?;
+    info!(peer = %peer.short(), "peer connected");
+    let streams = conn
+        .accept_bi()
+        .await
+        .context("accepting the sync stream")?;
+    shared
+        .connected
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .insert(peer);
+    let result = drive(
+        &conn,
+        streams,
+        peer,
+        shared.repo.clone(),
+        shared.policy.clone(),
+        shared.changed.clone(),
+        Mode::Live,
+    )
+    .await;
+    shared
+        .connected
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .remove(&peer);
+    info!(peer = %peer.short(), "peer disconnected");
+    result.map(|_| ())
+}
+
+/// Keeps a live session with one peer, reconnecting with backoff.
+pub(crate) async fn dial_loop(shared: Shared, id: iroh::EndpointId, peer: omsyn_core::NodeId) {
+    let mut backoff = BACKOFF_START;
+    loop {
+        match dial_once(&shared, id, peer, Mode::Live).await {
+            Ok(_) => backoff = BACKOFF_START,
+            Err(e) => {
+                info!(peer = %peer.short(), error = format!("{e:#}"), retry_in = ?backoff, "peer unreachable")
+            }
+        }
+        tokio::time::sleep(backoff).await;
+        backoff = (backoff * 2).min(BACKOFF_MAX);
+    }
+}
+
+/// Connects to a peer and runs one session.
+pub(crate) async fn dial_once(
+    shared: &Shared,
+    id: iroh::EndpointId,
+    peer: omsyn_core::NodeId,
+    mode: Mode,
+) -> Result<super::driver::Outcome> {
+    let conn = shared
+        .net
+        .endpoint
+        .connect(id, ALPN)
+        .await
+        .with_context(|| format!("connecting to {}", peer.short()))?;
+    let streams = conn.open_bi().await.context("opening the sync stream")?;
+    shared
+        .connected
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .insert(peer);
+    let result = drive(
+        &conn,
+        streams,
+        peer,
+        shared.repo.clone(),
+        shared.policy.clone(),
+        shared.changed.clone(),
+        mode,
+    )
+    .await;
+    shared
+        .connected
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .remove(&peer);
+    conn.close(0u32.into(), b"done");
+    result
+}

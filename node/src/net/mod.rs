@@ -1,0 +1,135 @@
+//! The network side of a node: the iroh endpoint, tickets, the per-peer session driver, the daemon.
+//!
+//! **Boundary:** this module is the only one that knows iroh. It converts iroh's `EndpointId` to
+//! omsyn-core's `NodeId` at the edge; the protocol itself lives in `omsyn_core::sync`.
+
+pub(crate) mod daemon;
+pub(crate) mod driver;
+pub(crate) mod relay;
+pub(crate) mod ticket;
+
+use anyhow::{Context, Result};
+use iroh::address_lookup::memory::MemoryLookup;
+use iroh::endpoint::{PortmapperConfig, presets};
+use iroh::{Endpoint, EndpointAddr, NetReportConfig, RelayMode, RelayUrl, SecretKey};
+use omsyn_core::{NodeId, Repo};
+use std::net::SocketAddr;
+
+use ticket::Ticket;
+
+/// The sync protocol's ALPN. The version in it changes only with an incompatible handshake;
+/// protocol versions are negotiated in `Hello` so that two versions can say they differ.
+pub(crate) const ALPN: &[u8] = b"omsyn/sync/1";
+
+/// How to set up the endpoint.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct NetOptions {
+    /// Address to bind UDP on (default 0.0.0.0:0).
+    pub(crate) listen: Option<SocketAddr>,
+    /// A relay to use (home relay, and for reaching peers behind NAT).
+    pub(crate) relay: Option<String>,
+    /// Discover peers on the local network with mDNS.
+    pub(crate) mdns: bool,
+    /// Use only the relay: no direct UDP paths (for tests that prove the relay path works).
+    pub(crate) relay_only: bool,
+}
+
+/// A bound endpoint plus the lookup we feed peer addresses into.
+#[derive(Debug, Clone)]
+pub(crate) struct Net {
+    pub(crate) endpoint: Endpoint,
+    pub(crate) lookup: MemoryLookup,
+    pub(crate) relay: Option<RelayUrl>,
+}
+
+pub(crate) fn node_id(id: iroh::EndpointId) -> Result<NodeId> {
+    NodeId::from_bytes(*id.as_bytes()).context("peer id")
+}
+
+fn endpoint_id(id: &NodeId) -> Result<iroh::EndpointId> {
+    iroh::EndpointId::from_bytes(id.as_bytes()).context("node id")
+}
+
+/// Binds an endpoint with the node's key. No n0 service (relays, DNS, pkarr) is contacted unless
+/// configured: the Minimal preset plus explicit options, with port mapping and HTTPS probes off.
+pub(crate) async fn bind(repo: &Repo, options: &NetOptions) -> Result<Net> {
+    let secret = SecretKey::from_bytes(&repo.identity().key.secret_bytes());
+    let lookup = MemoryLookup::new();
+    let relay: Option<RelayUrl> = options
+        .relay
+        .as_deref()
+        .map(|r| {
+            r.parse()
+                .with_context(|| format!("--relay: invalid relay url {r:?}"))
+        })
+        .transpose()?;
+    let mut builder = Endpoint::builder(presets::Minimal)
+        .secret_key(secret)
+        .alpns(vec![ALPN.to_vec()])
+        .portmapper_config(PortmapperConfig::Disabled)
+        .net_report_config(NetReportConfig::minimal())
+        .address_lookup(lookup.clone())
+        .relay_mode(match &relay {
+            Some(url) => RelayMode::custom([url.clone()]),
+            None => RelayMode::Disabled,
+        });
+    if options.relay_only {
+        builder = builder.clear_ip_transports();
+    } else if let Some(addr) = options.listen {
+        builder = builder
+            .clear_ip_transports()
+            .bind_addr(addr)
+            .with_context(|| format!("--listen {addr}"))?;
+    }
+    if options.mdns {
+        builder = builder.address_lookup(iroh_mdns_address_lookup::MdnsAddressLookup::builder());
+    }
+    let endpoint = builder
+        .bind()
+        .await
+        .context("binding the network endpoint")?;
+    Ok(Net {
+        endpoint,
+        lookup,
+        relay,
+    })
+}
+
+impl Net {
+    /// This node's ticket: its id, bound addresses and relay.
+    pub(crate) fn ticket(&self) -> Result<Ticket> {
+        let addr = self.endpoint.addr();
+        Ok(Ticket {
+            node: node_id(self.endpoint.id())?,
+            addrs: self.endpoint.bound_sockets(),
+            relay: addr
+                .relay_urls()
+                .next()
+                .cloned()
+                .or_else(|| self.relay.clone())
+                .map(|u| u.to_string()),
+        })
+    }
+
+    /// Makes a ticket's addresses known to the endpoint, so the node can be dialled by id.
+    pub(crate) fn learn(&self, ticket: &Ticket) -> Result<iroh::EndpointId> {
+        let id = endpoint_id(&ticket.node)?;
+        let mut addr = EndpointAddr::new(id);
+        for a in &ticket.addrs {
+            addr = addr.with_ip_addr(*a);
+        }
+        if let Some(r) = &ticket.relay {
+            let url: RelayUrl = r
+                .parse()
+                .with_context(|| format!("relay url {r:?} in ticket"))?;
+            addr = addr.with_relay_url(url);
+        }
+        self.lookup.add_endpoint_info(addr);
+        Ok(id)
+    }
+}
+
+/// Milliseconds since the Unix epoch: the driver's clock for sessions.
+pub(crate) fn now_ms() -> i64 {
+    chrono::Utc::now().timestamp_millis()
+}

@@ -1,0 +1,68 @@
+//! Tickets: how to reach a node, as one line of text a person can copy or put in a QR code.
+//!
+//! `omsyn1:<node id hex>[@<ip:port>[,<ip:port>...]][?relay=<url>]`. The node id is the node's
+//! public key; the addresses and relay are hints, and the connection is authenticated by the key
+//! whatever path it takes.
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::str::FromStr;
+
+use omsyn_core::NodeId;
+
+/// How to reach a node.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Ticket {
+    pub(crate) node: NodeId,
+    pub(crate) addrs: Vec<SocketAddr>,
+    pub(crate) relay: Option<String>,
+}
+
+const PREFIX: &str = "omsyn1:";
+
+impl fmt::Display for Ticket {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{PREFIX}{}", self.node)?;
+        if !self.addrs.is_empty() {
+            let addrs: Vec<String> = self.addrs.iter().map(|a| a.to_string()).collect();
+            write!(f, "@{}", addrs.join(","))?;
+        }
+        if let Some(relay) = &self.relay {
+            write!(f, "?relay={relay}")?;
+        }
+        Ok(())
+    }
+}
+
+impl FromStr for Ticket {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Ticket, String> {
+        let bad = |why: &str| {
+            format!(
+                "invalid ticket {:?}: {why}",
+                s.chars().take(120).collect::<String>()
+            )
+        };
+        let rest = s
+            .trim()
+            .strip_prefix(PREFIX)
+            .ok_or_else(|| bad("it must start with omsyn1:"))?;
+        let (rest, relay) = match rest.split_once("?relay=") {
+            Some((r, relay)) if !relay.is_empty() => (r, Some(relay.to_owned())),
+            Some(_) => return Err(bad("empty relay url")),
+            None => (rest, None),
+        };
+        let (node, addrs) = match rest.split_once('@') {
+            Some((n, a)) => (n, a),
+            None => (rest, ""),
+        };
+        let node = NodeId::parse(node).map_err(|e| bad(&e.to_string()))?;
+        let addrs = addrs
+            .split(',')
+            .filter(|a| !a.is_empty())
+            .map(|a| a.parse().map_err(|_| bad(&format!("bad address {a:?}"))))
+            .collect::<Result<Vec<SocketAddr>, String>>()?;
+        Ok(Ticket { node, addrs, relay })
+    }
+}

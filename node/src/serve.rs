@@ -1,0 +1,275 @@
+//! The network commands: `omsyn run`, `omsyn sync`, `omsyn relay`, and `omsyn status`.
+
+use std::collections::BTreeSet;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+
+use anyhow::{Context, Result};
+use omsyn_core::sync::{ShareAll, SharePolicy};
+use omsyn_core::{NodeId, Repo};
+use serde_json::json;
+
+use crate::net::daemon::{self, Shared};
+use crate::net::driver::Mode;
+use crate::net::ticket::Ticket;
+use crate::net::{self, NetOptions};
+use crate::output::emit;
+
+fn runtime() -> Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")
+}
+
+fn parse_tickets(peers: &[String]) -> Result<Vec<Ticket>> {
+    peers
+        .iter()
+        .map(|p| {
+            p.parse::<Ticket>()
+                .map_err(|e| anyhow::anyhow!("--peer: {e}"))
+        })
+        .collect()
+}
+
+fn policy() -> Arc<dyn SharePolicy> {
+    Arc::new(ShareAll)
+}
+
+async fn shared(repo: Arc<Repo>, options: &NetOptions) -> Result<Shared> {
+    let net = net::bind(&repo, options).await?;
+    Ok(Shared {
+        changed: daemon::watch_commits(&repo),
+        repo,
+        policy: policy(),
+        net,
+        connected: Arc::new(Mutex::new(BTreeSet::new())),
+    })
+}
+
+/// `omsyn run`: prints the id and ticket, then serves until interrupted.
+pub(crate) fn run(
+    repo: Arc<Repo>,
+    json: bool,
+    options: NetOptions,
+    peers: &[String],
+) -> Result<()> {
+    let tickets = parse_tickets(peers)?;
+    let data = repo.data_dir().to_owned();
+    runtime()?.block_on(async move {
+        let shared = shared(repo, &options).await?;
+        let control = tokio::spawn(crate::control::serve(data, shared.clone()));
+        let ticket = shared.net.ticket()?;
+        // One line per fact, flushed at once: scripts and tests read the ticket from here.
+        if json {
+            println!(
+                "{}",
+                json!({ "id": ticket.node, "ticket": ticket.to_string() })
+            );
+        } else {
+            println!("id:     {}", ticket.node);
+            println!("ticket: {ticket}");
+        }
+        use std::io::Write;
+        let _ = std::io::stdout().flush();
+        let result = daemon::run(shared, tickets, shutdown_signal()).await;
+        control.abort();
+        result
+    })
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(_) => {
+                    let _ = ctrl_c.await;
+                    return;
+                }
+            };
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+}
+
+/// `omsyn sync`: one session with one peer until both are caught up; prints a summary.
+pub(crate) fn sync_once(
+    repo: Arc<Repo>,
+    json: bool,
+    options: NetOptions,
+    peer: &str,
+    daemon: Option<&Shared>,
+) -> Result<()> {
+    let ticket: Ticket = peer.parse().map_err(|e| anyhow::anyhow!("--peer: {e}"))?;
+    let target = ticket.clone();
+    let once = |shared: Shared| async move {
+        let id = shared.net.learn(&target)?;
+        daemon::dial_once(&shared, id, target.node, Mode::UntilCaughtUp).await
+    };
+    let outcome = match daemon {
+        // Inside the daemon (a forwarded command): use its endpoint and runtime.
+        Some(shared) => tokio::runtime::Handle::current().block_on(once(shared.clone()))?,
+        None => runtime()?.block_on(async move {
+            let shared = shared(repo, &options).await?;
+            let endpoint = shared.net.endpoint.clone();
+            let outcome = once(shared).await;
+            endpoint.close().await;
+            outcome
+        })?,
+    };
+    {
+        let s = outcome.stats;
+        emit(json, &outcome, || {
+            format!(
+                "synced with {}: {} documents sent, {} received; {} bytes sent, {} received ({} and {} of changes); {} round trip(s); {} ms{}",
+                ticket.node.short(),
+                s.docs_sent,
+                s.docs_received,
+                s.bytes_sent,
+                s.bytes_received,
+                s.change_bytes_sent,
+                s.change_bytes_received,
+                s.rounds_to_catch_up.max(1),
+                outcome.millis,
+                if outcome.caught_up {
+                    ""
+                } else {
+                    " (ended before catching up)"
+                }
+            )
+        });
+        if !outcome.caught_up {
+            anyhow::bail!("the session ended before both sides were caught up");
+        }
+        Ok(())
+    }
+}
+
+/// `omsyn relay`: runs a relay server until interrupted.
+pub(crate) fn relay(
+    json: bool,
+    listen: std::net::SocketAddr,
+    tls: Option<(PathBuf, PathBuf)>,
+) -> Result<()> {
+    runtime()?.block_on(async move {
+        let tls_paths = tls.as_ref().map(|(c, k)| (c.as_path(), k.as_path()));
+        let (server, url) = net::relay::start(listen, tls_paths).await?;
+        if json {
+            println!("{}", json!({ "relay": url }));
+        } else {
+            println!("relay: {url}");
+        }
+        use std::io::Write;
+        let _ = std::io::stdout().flush();
+        shutdown_signal().await;
+        server.shutdown().await.context("stopping the relay")?;
+        Ok(())
+    })
+}
+
+/// `omsyn status`: peers seen and when, and per-patient staleness towards each peer.
+pub(crate) fn status(repo: &Repo, json: bool) -> Result<()> {
+    let store = repo.store();
+    let peers = store.peers()?;
+    let patients = repo.patients()?;
+    let mut peer_rows = Vec::new();
+    let mut staleness = Vec::new();
+    for (peer, record) in &peers {
+        peer_rows.push(json!({
+            "peer": peer,
+            "last_seen": record.last_seen_ms.map(fmt_ms),
+            "caught_up": record.caught_up_ms.map(fmt_ms),
+            "acked_seq": record.acked_seq,
+        }));
+        for (patient, name) in &patients {
+            let synced = patient_synced_at(repo, peer, record.caught_up_ms, patient)?;
+            staleness.push(json!({
+                "patient": patient, "name": name, "peer": peer,
+                "last_synced": synced.map(fmt_ms),
+            }));
+        }
+    }
+    let value =
+        json!({ "id": repo.id(), "seq": store.seq()?, "peers": peer_rows, "patients": staleness });
+    emit(json, &value, || {
+        let mut s = format!("node {}\n", repo.id());
+        if peers.is_empty() {
+            s.push_str("no peers seen yet\n");
+        }
+        for (peer, record) in &peers {
+            s.push_str(&format!(
+                "peer {}  last seen {}  caught up {}\n",
+                peer.short(),
+                record
+                    .last_seen_ms
+                    .map(fmt_ms)
+                    .unwrap_or_else(|| "never".into()),
+                record
+                    .caught_up_ms
+                    .map(fmt_ms)
+                    .unwrap_or_else(|| "never".into()),
+            ));
+            for (patient, name) in &patients {
+                let synced = patient_synced_at(repo, peer, record.caught_up_ms, patient)
+                    .ok()
+                    .flatten();
+                s.push_str(&format!(
+                    "  {name} ({patient}): last synced {}\n",
+                    synced.map(fmt_ms).unwrap_or_else(|| "never".into())
+                ));
+            }
+        }
+        s
+    });
+    Ok(())
+}
+
+/// When all of `patient`'s documents were last known identical on both sides: per document, the
+/// time both were last seen equal, or the last catch-up if the heads still match; the oldest wins.
+fn patient_synced_at(
+    repo: &Repo,
+    peer: &NodeId,
+    caught_up_ms: Option<i64>,
+    patient: &omsyn_core::ids::PatientId,
+) -> Result<Option<i64>> {
+    let store = repo.store();
+    let mut oldest: Option<i64> = None;
+    for prefix in ["patient/", "plan/", "journal/", "messages/"] {
+        let ids = store.doc_ids(&format!("{prefix}{patient}"))?;
+        for id in ids {
+            let Some(state) = store.peer_doc(peer, &id)? else {
+                return Ok(None);
+            };
+            let mine = store
+                .with_doc(&id, |d| d.clone().head_hashes())?
+                .unwrap_or_default();
+            let at = if state.heads == mine {
+                state.equal_at_ms.max(caught_up_ms)
+            } else {
+                state.equal_at_ms
+            };
+            let Some(at) = at else {
+                return Ok(None);
+            };
+            oldest = Some(oldest.map_or(at, |o| o.min(at)));
+        }
+    }
+    Ok(oldest)
+}
+
+fn fmt_ms(ms: i64) -> String {
+    chrono::DateTime::from_timestamp_millis(ms)
+        .map(|t| {
+            t.with_timezone(&chrono::Local)
+                .format("%Y-%m-%d %H:%M:%S")
+                .to_string()
+        })
+        .unwrap_or_else(|| ms.to_string())
+}
