@@ -101,8 +101,8 @@ pub(crate) fn run(cli: Cli) -> Result<()> {
     };
     if let NodeCommand::Run { .. } = &command {
         // The daemon runs for days: verify every page once at start, while we may read it all.
-        if let Err(e) = check(&data, false) {
-            return Err(e.context("the store failed its start-up check"));
+        if Repo::store_path(&data).exists() {
+            verify_store(&data).context("the store failed its start-up check")?;
         }
     }
     let repo = match Repo::open(&data, &mut rng) {
@@ -284,27 +284,32 @@ pub(crate) fn check_open(repo: &Repo, json: bool) -> Result<()> {
 }
 
 fn check(data: &Path, json: bool) -> Result<()> {
-    let identity = omsyn_core::Identity::load(data)?;
-    let path = Repo::store_path(data);
-    let verified = omsyn_core::store::Store::verify(
-        &path,
-        identity.id(),
-        rand::Rng::random(&mut StdRng::from_os_rng()),
-    );
-    let store = match verified {
-        // `omsyn run` holds the store: it answers for it.
-        Err(OpenError::Locked(_)) => return crate::control::forward(data),
-        other => other.with_context(|| format!("checking {}", path.display()))?,
+    let stats = match verify_store(data) {
+        Ok(stats) => stats,
+        Err(e) if is_locked(&e) => return crate::control::forward(data),
+        Err(e) => return Err(e),
     };
-    let stats = store.stats()?;
     emit(json, &json!({ "ok": true, "store": stats }), || {
         format!(
             "{}: every page checksum and all {} documents verified",
-            path.display(),
+            Repo::store_path(data).display(),
             stats.documents
         )
     });
     Ok(())
+}
+
+fn is_locked(e: &anyhow::Error) -> bool {
+    matches!(e.downcast_ref::<OpenError>(), Some(OpenError::Locked(_)))
+}
+
+/// Reads the whole store: every page checksum and every document.
+fn verify_store(data: &Path) -> Result<omsyn_core::store::StoreStats> {
+    let identity = omsyn_core::Identity::load(data)?;
+    let path = Repo::store_path(data);
+    let epoch = rand::Rng::random(&mut StdRng::from_os_rng());
+    let store = omsyn_core::store::Store::verify(&path, identity.id(), epoch)?;
+    Ok(store.stats()?)
 }
 
 fn id(repo: &Repo, json: bool) -> Result<()> {

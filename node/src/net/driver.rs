@@ -36,6 +36,8 @@ pub(crate) struct Outcome {
 /// A session that did not settle in this long is abandoned (the peer stalled).
 const IDLE_LIMIT: Duration = Duration::from_secs(120);
 const READ_BUFFER_BYTES: usize = 256 * 1024;
+/// How long a finished session waits for the peer to close before dropping the connection.
+const LINGER: Duration = Duration::from_secs(2);
 
 /// Runs a session on `conn` until it ends. `opened` is the stream pair (opened or accepted).
 pub(crate) async fn drive(
@@ -68,9 +70,11 @@ pub(crate) async fn drive(
                     session.handle_bytes(repo.store(), policy.as_ref(), now_ms(), &buf[..n])
                 });
                 if let Err(e) = result {
-                    // Tell the peer why before hanging up.
+                    // Tell the peer why before hanging up, and give it a moment to read it:
+                    // closing the connection would drop the unsent reason.
                     let _ = flush(&mut session, &mut send).await;
                     let _ = send.finish();
+                    let _ = tokio::time::timeout(LINGER, conn.closed()).await;
                     warn!(peer = %peer.short(), error = %e, "sync session ended");
                     return Err(e.into());
                 }
@@ -109,6 +113,10 @@ pub(crate) async fn drive(
         }
     }
     let _ = send.finish();
+    if mode == Mode::Live {
+        // Let our last frames reach the peer before the connection is dropped.
+        let _ = tokio::time::timeout(LINGER, conn.closed()).await;
+    }
     Ok(Outcome {
         stats: session.stats(),
         caught_up: session.is_caught_up(),

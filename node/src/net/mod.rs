@@ -67,7 +67,12 @@ pub(crate) async fn bind(repo: &Repo, options: &NetOptions) -> Result<Net> {
         .secret_key(secret)
         .alpns(vec![ALPN.to_vec()])
         .portmapper_config(PortmapperConfig::Disabled)
-        .net_report_config(NetReportConfig::minimal())
+        // Probes go only to configured relays; without them no home relay is ever chosen.
+        .net_report_config(if relay.is_some() {
+            NetReportConfig::default()
+        } else {
+            NetReportConfig::minimal()
+        })
         .address_lookup(lookup.clone())
         .relay_mode(match &relay {
             Some(url) => RelayMode::custom([url.clone()]),

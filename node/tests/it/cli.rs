@@ -5,12 +5,12 @@ use std::process::Output;
 
 use serde_json::Value;
 
-struct Node {
+pub(crate) struct Node {
     dir: tempfile::TempDir,
 }
 
 impl Node {
-    fn new(role: &str, name: &str, staff: &str) -> Node {
+    pub(crate) fn new(role: &str, name: &str, staff: &str) -> Node {
         let node = Node {
             dir: tempfile::tempdir().unwrap(),
         };
@@ -18,17 +18,18 @@ impl Node {
         node
     }
 
+    pub(crate) fn command(&self, args: &[&str]) -> std::process::Command {
+        let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_omsyn"));
+        command.arg("--data").arg(self.dir.path()).args(args);
+        command
+    }
+
     fn run(&self, args: &[&str]) -> Output {
-        std::process::Command::new(env!("CARGO_BIN_EXE_omsyn"))
-            .arg("--data")
-            .arg(self.dir.path())
-            .args(args)
-            .output()
-            .unwrap()
+        self.command(args).output().unwrap()
     }
 
     /// Runs with `--json`, asserts success, returns the JSON document.
-    fn ok(&self, args: &[&str]) -> Value {
+    pub(crate) fn ok(&self, args: &[&str]) -> Value {
         let mut all = vec!["--json"];
         all.extend_from_slice(args);
         let out = self.run(&all);
@@ -52,13 +53,28 @@ impl Node {
         String::from_utf8_lossy(&out.stderr).into_owned()
     }
 
-    fn path(&self) -> &Path {
+    pub(crate) fn path(&self) -> &Path {
         self.dir.path()
     }
 }
 
-fn str_of<'a>(v: &'a Value, key: &str) -> &'a str {
+pub(crate) fn str_of<'a>(v: &'a Value, key: &str) -> &'a str {
     v[key].as_str().unwrap_or_else(|| panic!("no {key} in {v}"))
+}
+
+/// Registers `n` patients in one transaction, straight through omsyn-core (fast).
+pub(crate) fn populate(node: &Node, n: usize) {
+    use omsyn_core::docs::record::PatientField;
+    let mut rng = <rand::rngs::StdRng as rand::SeedableRng>::seed_from_u64(n as u64);
+    let repo = omsyn_core::Repo::open(node.path(), &mut rng).unwrap();
+    let t = omsyn_core::Timestamp::parse("2026-11-23T07:00:00+01:00").unwrap();
+    repo.transaction(|tx| {
+        for i in 0..n {
+            tx.add_patient(t, &mut rng, &[(PatientField::Name, format!("Pasient {i}"))])?;
+        }
+        Ok::<_, omsyn_core::RepoError>(())
+    })
+    .unwrap();
 }
 
 const START: &str = "2026-11-23T08:00:00+01:00";

@@ -1,5 +1,7 @@
-//! Tests of the built `omsyn` binary: success paths and bad input.
+//! Tests of the built `omsyn` binary: success paths, bad input, and nodes syncing over iroh.
 
 #![allow(clippy::unwrap_used)] // Tests fail loudly by design.
 
 mod cli;
+mod network;
+mod raw_client;

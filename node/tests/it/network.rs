@@ -1,0 +1,288 @@
+//! Nodes syncing over real iroh endpoints on loopback: real processes, real redb files, a real
+//! relay server, SIGKILL. Completion is observed through events (a process's output line, a
+//! one-shot `omsyn sync` returning when both sides are caught up), never through sleeps.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, ChildStderr, Command, Stdio};
+
+use serde_json::Value;
+
+use super::cli::{Node, str_of};
+
+/// A running `omsyn run` (or `omsyn relay`), killed with SIGKILL when dropped.
+struct Daemon {
+    child: Child,
+    first_line: Value,
+    stderr: Option<BufReader<ChildStderr>>,
+}
+
+impl Daemon {
+    fn spawn(args: &[&str]) -> Daemon {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_omsyn"))
+            .args(args)
+            .env("OMSYN_LOG", "info")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let first_line =
+            serde_json::from_str(&line).unwrap_or_else(|e| panic!("daemon printed {line:?} ({e})"));
+        let stderr = Some(BufReader::new(child.stderr.take().unwrap()));
+        Daemon {
+            child,
+            first_line,
+            stderr,
+        }
+    }
+
+    fn run(node: &Node, extra: &[&str]) -> Daemon {
+        let mut args = vec![
+            "--json",
+            "--data",
+            node.path().to_str().unwrap(),
+            "run",
+            "--listen",
+            "127.0.0.1:0",
+            "--no-mdns",
+        ];
+        args.extend_from_slice(extra);
+        Daemon::spawn(&args)
+    }
+
+    fn ticket(&self) -> String {
+        str_of(&self.first_line, "ticket").to_owned()
+    }
+
+    /// Blocks until the daemon logs a line containing `needle` (an event, not a timer).
+    fn wait_for_log(&mut self, needle: &str) {
+        let stderr = self.stderr.as_mut().unwrap();
+        let mut line = String::new();
+        loop {
+            line.clear();
+            assert!(
+                stderr.read_line(&mut line).unwrap() > 0,
+                "daemon exited before logging {needle:?}"
+            );
+            if line.contains(needle) {
+                return;
+            }
+        }
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn sync(node: &Node, ticket: &str, extra: &[&str]) -> Value {
+    let mut args = vec![
+        "sync",
+        "--peer",
+        ticket,
+        "--listen",
+        "127.0.0.1:0",
+        "--no-mdns",
+    ];
+    args.extend_from_slice(extra);
+    node.ok(&args)
+}
+
+fn journal_len(node: &Node, patient: &str) -> usize {
+    node.ok(&["show", "--patient", patient])["journal"]
+        .as_array()
+        .unwrap()
+        .len()
+}
+
+#[test]
+fn two_nodes_sync_directly_and_cli_commands_work_while_the_daemon_serves() {
+    let base = Node::new("base", "Base", "K1");
+    let patient = str_of(
+        &base.ok(&["patient", "add", "--name", "Turid Nilsen"]),
+        "patient",
+    )
+    .to_owned();
+    let daemon = Daemon::run(&base, &[]);
+    // The daemon holds the store; these commands are answered by it.
+    let second = str_of(
+        &base.ok(&["patient", "add", "--name", "Egil Haugen"]),
+        "patient",
+    )
+    .to_owned();
+    assert_eq!(base.ok(&["patient", "list"]).as_array().unwrap().len(), 2);
+
+    let nurse = Node::new("nurse", "Kari", "S1");
+    let summary = sync(&nurse, &daemon.ticket(), &[]);
+    assert_eq!(summary["caught_up"], true);
+    assert_eq!(summary["stats"]["docs_received"], 2);
+    assert_eq!(nurse.ok(&["patient", "list"]).as_array().unwrap().len(), 2);
+
+    nurse.ok(&[
+        "note",
+        "add",
+        "--patient",
+        &patient,
+        "--text",
+        "Dokumentert uten nett",
+    ]);
+    nurse.ok(&["note", "add", "--patient", &second, "--text", "Alt vel"]);
+    let summary = sync(&nurse, &daemon.ticket(), &[]);
+    assert_eq!(summary["stats"]["docs_sent"], 2);
+    assert_eq!(journal_len(&base, &patient), 1, "the note reached the base");
+    let status = base.ok(&["status"]);
+    assert_eq!(status["peers"].as_array().unwrap().len(), 1);
+}
+
+#[test]
+fn notes_reach_the_base_through_a_home_unit_the_nurse_met() {
+    let base = Node::new("base", "Base", "K1");
+    let patient = str_of(
+        &base.ok(&["patient", "add", "--name", "Tor Lund"]),
+        "patient",
+    )
+    .to_owned();
+    let home = Node::new("home-unit", "Hjemme hos Tor", "H1");
+    let nurse = Node::new("nurse", "Ola", "S2");
+    let base_daemon = Daemon::run(&base, &[]);
+    let home_daemon = Daemon::run(&home, &[]);
+    // The home unit got the record from the base earlier; the nurse got it from the home unit.
+    sync(&home, &base_daemon.ticket(), &[]);
+    sync(&nurse, &home_daemon.ticket(), &[]);
+    nurse.ok(&[
+        "note",
+        "add",
+        "--patient",
+        &patient,
+        "--text",
+        "Ingen dekning her",
+    ]);
+    // The nurse never meets the base: her note travels nurse → home unit → base.
+    sync(&nurse, &home_daemon.ticket(), &[]);
+    sync(&home, &base_daemon.ticket(), &[]);
+    let view = base.ok(&["show", "--patient", &patient]);
+    let journal = view["journal"].as_array().unwrap();
+    assert_eq!(journal.len(), 1);
+    assert_eq!(
+        journal[0]["author"]["staff"], "S2",
+        "the entry keeps its original author"
+    );
+}
+
+#[test]
+fn nodes_that_reach_each_other_only_through_a_relay_converge() {
+    let relay = Daemon::spawn(&["--json", "relay", "--listen", "127.0.0.1:0"]);
+    let url = str_of(&relay.first_line, "relay").to_owned();
+    let base = Node::new("base", "Base", "K1");
+    let patient = str_of(
+        &base.ok(&["patient", "add", "--name", "Liv Dahl"]),
+        "patient",
+    )
+    .to_owned();
+    // No IP transports at all: the only path between the two is the relay.
+    let daemon = Daemon::spawn(&[
+        "--json",
+        "--data",
+        base.path().to_str().unwrap(),
+        "run",
+        "--no-mdns",
+        "--relay",
+        &url,
+        "--relay-only",
+    ]);
+    let ticket = daemon.ticket();
+    assert!(
+        !ticket.contains('@'),
+        "a relay-only ticket carries no direct address: {ticket}"
+    );
+    let nurse = Node::new("nurse", "Kari", "S1");
+    let summary = nurse.ok(&[
+        "sync",
+        "--peer",
+        &ticket,
+        "--no-mdns",
+        "--relay",
+        &url,
+        "--relay-only",
+    ]);
+    assert_eq!(summary["caught_up"], true);
+    nurse.ok(&["note", "add", "--patient", &patient, "--text", "via relé"]);
+    nurse.ok(&[
+        "sync",
+        "--peer",
+        &ticket,
+        "--no-mdns",
+        "--relay",
+        &url,
+        "--relay-only",
+    ]);
+    assert_eq!(journal_len(&base, &patient), 1);
+}
+
+#[test]
+fn a_nurse_killed_mid_sync_resumes_without_loss() {
+    let base = Node::new("base", "Base", "K1");
+    super::cli::populate(&base, 400);
+    let mut daemon = Daemon::run(&base, &[]);
+    let nurse = Node::new("nurse", "Kari", "S1");
+    let mut child = nurse
+        .command(&[
+            "sync",
+            "--peer",
+            &daemon.ticket(),
+            "--listen",
+            "127.0.0.1:0",
+            "--no-mdns",
+        ])
+        .spawn()
+        .unwrap();
+    // Kill the nurse as soon as the base sees the session start: mid-sync.
+    daemon.wait_for_log("peer connected");
+    child.kill().unwrap();
+    child.wait().unwrap();
+    // Her store opens (nothing half-written) and a new sync completes from where it was.
+    let summary = sync(&nurse, &daemon.ticket(), &[]);
+    assert_eq!(summary["caught_up"], true);
+    assert_eq!(
+        nurse.ok(&["patient", "list"]).as_array().unwrap().len(),
+        400
+    );
+    assert_eq!(nurse.ok(&["check"])["ok"], true);
+}
+
+#[test]
+fn a_peer_sending_garbage_is_disconnected_and_the_node_keeps_serving() {
+    let base = Node::new("base", "Base", "K1");
+    base.ok(&["patient", "add", "--name", "Aud Moen"]);
+    let daemon = Daemon::run(&base, &[]);
+    let ticket = daemon.ticket();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let replies = runtime.block_on(async {
+        let mut replies = Vec::new();
+        for junk in [vec![0xffu8; 100], {
+            let mut f = (64u32 * 1024 * 1024).to_le_bytes().to_vec();
+            f.extend_from_slice(&[1, 2, 3]);
+            f
+        }] {
+            replies.push(super::raw_client::send_raw(&ticket, &junk).await);
+        }
+        replies
+    });
+    assert!(
+        replies[0].contains("malformed") || replies[0].contains("unknown message tag"),
+        "{replies:?}"
+    );
+    assert!(replies[1].contains("exceeds the limit"), "{replies:?}");
+    // An honest peer is still served.
+    let nurse = Node::new("nurse", "Kari", "S1");
+    assert_eq!(sync(&nurse, &ticket, &[])["caught_up"], true);
+}
