@@ -3,6 +3,8 @@
 
 #![allow(clippy::unwrap_used)] // Test helpers fail loudly by design.
 
+pub mod sim;
+
 use omsyn_core::docs::Heads;
 use omsyn_core::identity::PROFILE_VERSION;
 use omsyn_core::ids::StaffId;

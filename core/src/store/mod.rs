@@ -455,20 +455,30 @@ impl Store {
         id: &DocumentId,
         f: impl FnOnce(&Document) -> T,
     ) -> Result<Option<T>, StoreError> {
+        self.with_doc_mut(id, |d| f(d))
+    }
+
+    /// Like [`Store::with_doc`] for reads through Automerge calls that need `&mut` (heads,
+    /// changes since): `f` must not change the document, or the cache would hold unsaved changes.
+    pub(crate) fn with_doc_mut<T>(
+        &self,
+        id: &DocumentId,
+        f: impl FnOnce(&mut Document) -> T,
+    ) -> Result<Option<T>, StoreError> {
         self.contain(|| {
             let mut cache = self.lock_cache();
-            if let Some(doc) = cache.take(id) {
-                let out = f(&doc);
+            if let Some(mut doc) = cache.take(id) {
+                let out = f(&mut doc);
                 cache.put(doc);
                 return Ok(Some(out));
             }
             drop(cache);
             let read = self.db.begin_read()?;
             let chunks = read.open_table(CHUNKS)?;
-            let Some(doc) = load_doc(&chunks, id, self.actor)? else {
+            let Some(mut doc) = load_doc(&chunks, id, self.actor)? else {
                 return Ok(None);
             };
-            let out = f(&doc);
+            let out = f(&mut doc);
             self.lock_cache().put(doc);
             Ok(Some(out))
         })

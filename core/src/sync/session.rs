@@ -102,6 +102,14 @@ struct PendingRound {
     pushed: Vec<(DocumentId, Vec<Hash>, Vec<Hash>)>,
 }
 
+/// What to push of one document.
+enum Push {
+    Nothing,
+    /// Changes, our heads, and what the peer was known to hold.
+    Changes(Vec<Vec<u8>>, Vec<Hash>, Vec<Hash>),
+    Offer(Vec<Hash>),
+}
+
 /// Documents smaller than this are pushed whole to a peer whose copy we know nothing of.
 const PUSH_UNKNOWN_BELOW_BYTES: usize = 2048;
 
@@ -499,15 +507,14 @@ impl Session {
             };
             for (doc, pushed, prior) in pending.pushed {
                 // The peer now holds what we pushed, and whatever it held that we do not know.
-                let Some(mut d) = store.load(&doc)? else {
-                    continue;
-                };
-                let mut heads = pushed;
-                heads.extend(prior.into_iter().filter(|h| !d.has_change(h)));
-                heads.sort();
-                heads.dedup();
-                let mine = d.head_hashes();
-                remember(batch, &self.peer, &doc, heads, &mine, now_ms)?;
+                let known = store.with_doc_mut(&doc, |d| {
+                    let mut heads = pushed;
+                    heads.extend(prior.into_iter().filter(|h| !d.has_change(h)));
+                    (heads, d.head_hashes())
+                })?;
+                if let Some((heads, mine)) = known {
+                    remember(batch, &self.peer, &doc, heads, &mine, now_ms)?;
+                }
             }
             if self.unacked.is_empty() {
                 self.record.acked_seq = self.record.acked_seq.max(pending.seq);
@@ -536,32 +543,41 @@ impl Session {
             if !seen.insert(doc.clone()) || !policy.may_share(&self.peer, &doc) {
                 continue;
             }
-            let Some(mut d) = store.load(&doc)? else {
-                continue;
-            };
-            let mine = d.head_hashes();
-            match store.peer_doc(&self.peer, &doc)? {
-                Some(known) if known.heads == mine => {}
-                Some(known) => {
-                    let changes = d.changes_since(&known.heads);
-                    if changes.is_empty() {
-                        continue;
+            let known = store.peer_doc(&self.peer, &doc)?;
+            let plan = store.with_doc_mut(&doc, |d| {
+                let mine = d.head_hashes();
+                match known {
+                    Some(known) if known.heads == mine => Push::Nothing,
+                    Some(known) => {
+                        let changes = d.changes_since(&known.heads);
+                        if changes.is_empty() {
+                            Push::Nothing
+                        } else {
+                            Push::Changes(changes, mine, known.heads)
+                        }
                     }
+                    None => {
+                        // Nothing known of the peer's copy. A small document is cheaper to send
+                        // whole (duplicates are harmless) than to offer and wait a round trip for.
+                        let changes = d.changes_since(&[]);
+                        let size: usize = changes.iter().map(Vec::len).sum();
+                        if size <= PUSH_UNKNOWN_BELOW_BYTES {
+                            Push::Changes(changes, mine, Vec::new())
+                        } else {
+                            Push::Offer(mine)
+                        }
+                    }
+                }
+            })?;
+            match plan {
+                None | Some(Push::Nothing) => {}
+                Some(Push::Changes(changes, mine, prior)) => {
                     self.send_changes(&doc, changes);
-                    pending.pushed.push((doc, mine, known.heads));
+                    pending.pushed.push((doc, mine, prior));
                     sent_anything = true;
                 }
-                None => {
-                    // Nothing known of the peer's copy. A small document is cheaper to send
-                    // whole (duplicates are harmless) than to offer and wait a round trip for.
-                    let changes = d.changes_since(&[]);
-                    let size: usize = changes.iter().map(Vec::len).sum();
-                    if size <= PUSH_UNKNOWN_BELOW_BYTES {
-                        self.send_changes(&doc, changes);
-                        pending.pushed.push((doc, mine, Vec::new()));
-                    } else {
-                        self.send(&Message::Offer { doc, heads: mine });
-                    }
+                Some(Push::Offer(heads)) => {
+                    self.send(&Message::Offer { doc, heads });
                     sent_anything = true;
                 }
             }

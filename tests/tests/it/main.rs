@@ -5,6 +5,7 @@
 mod conflicts;
 mod durability;
 mod merge_properties;
+mod simulation;
 mod store_files;
 mod sync_sessions;
 mod transactions;
