@@ -37,6 +37,12 @@ pub(crate) enum Command {
         /// The data directory to open
         dir: PathBuf,
     },
+    /// Run the demo: a small zone lives through a day on eight real nodes
+    Demo {
+        /// Keep the nodes' data directories here (must be empty) instead of a temporary directory
+        #[arg(long)]
+        keep: Option<PathBuf>,
+    },
     /// Run a relay server for nodes that cannot reach each other directly
     Relay {
         /// Address to listen on

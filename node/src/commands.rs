@@ -92,6 +92,7 @@ pub(crate) fn run(cli: Cli) -> Result<()> {
         Command::Bench(args) => return crate::bench::run(json, &args),
         Command::BenchOpen { mode, dir } => return crate::bench::open_child(&dir, &mode),
         Command::Check => return check(&data, json),
+        Command::Demo { keep } => return crate::demo::run(json, keep),
         Command::Relay {
             listen,
             tls_cert,

@@ -8,6 +8,7 @@ mod bench;
 mod cli;
 mod commands;
 mod control;
+mod demo;
 mod net;
 mod output;
 mod serve;
@@ -18,15 +19,20 @@ use clap::Parser;
 
 fn main() -> ExitCode {
     quiet_storage_panics();
+    let cli = cli::Cli::parse();
+    // The daemon logs what it does; the demo tells its own story and keeps the log quiet.
+    let default_filter = match cli.command {
+        cli::Command::Demo { .. } => "off",
+        _ => "warn,omsyn=info",
+    };
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("OMSYN_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn,omsyn=info")),
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_filter)),
         )
         .init();
-    let cli = cli::Cli::parse();
     let json = cli.json;
     match commands::run(cli) {
         Ok(()) => ExitCode::SUCCESS,

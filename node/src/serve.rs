@@ -36,7 +36,7 @@ fn policy() -> Arc<dyn SharePolicy> {
     Arc::new(ShareAll)
 }
 
-async fn shared(repo: Arc<Repo>, options: &NetOptions) -> Result<Shared> {
+pub(crate) async fn shared(repo: Arc<Repo>, options: &NetOptions) -> Result<Shared> {
     let net = net::bind(&repo, options).await?;
     Ok(Shared {
         changed: daemon::watch_commits(&repo),
