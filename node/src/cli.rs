@@ -119,6 +119,9 @@ pub(crate) enum NodeCommand {
     },
     /// Peers seen and when, and how fresh each patient's documents are towards each peer
     Status,
+    /// Which peers may hold which patients (share all, or listed patients with listed peers)
+    #[command(subcommand)]
+    Share(ShareCmd),
     /// Write this node's documents to a portable file ("-" or nothing: stdout)
     Export {
         /// Output file
@@ -619,4 +622,21 @@ pub(crate) struct NetArgs {
     /// Use only the relay, no direct connections
     #[arg(long, requires = "relay")]
     pub(crate) relay_only: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum ShareCmd {
+    /// Share every document with every peer (the default)
+    All,
+    /// Let a peer hold a patient's documents (switches to listed sharing)
+    Grant {
+        /// The peer's node id
+        #[arg(long)]
+        peer: String,
+        /// The patient
+        #[arg(long)]
+        patient: String,
+    },
+    /// Show the current sharing
+    Show,
 }

@@ -137,6 +137,7 @@ pub(crate) fn run_node(
             crate::serve::sync_once(repo.clone(), json, net_options(&net), &peer, daemon)
         }
         NodeCommand::Status => crate::serve::status(repo, json),
+        NodeCommand::Share(cmd) => share(repo, json, cmd),
         NodeCommand::Patient(cmd) => patient(repo, json, rng, cmd),
         NodeCommand::Show { patient } => show(repo, json, &patient_id(&patient)?),
         NodeCommand::Plan(PlanCmd::Add {
@@ -218,6 +219,53 @@ pub(crate) fn run_node(
             Ok(())
         }
     }
+}
+
+fn share(repo: &Repo, json: bool, cmd: ShareCmd) -> Result<()> {
+    use crate::sharing::{self, Sharing};
+    let data = repo.data_dir();
+    let sharing = match cmd {
+        ShareCmd::Show => sharing::load(data)?,
+        ShareCmd::All => {
+            sharing::save(data, &Sharing::All)?;
+            Sharing::All
+        }
+        ShareCmd::Grant { peer, patient } => {
+            let peer = omsyn_core::NodeId::parse(&peer).context("--peer")?;
+            let patient = patient_id(&patient)?;
+            let mut peers = match sharing::load(data)? {
+                Sharing::Listed { peers } => peers,
+                Sharing::All => Default::default(),
+            };
+            let list = peers.entry(peer).or_default();
+            if !list.contains(&patient) {
+                list.push(patient);
+            }
+            let updated = Sharing::Listed { peers };
+            sharing::save(data, &updated)?;
+            updated
+        }
+    };
+    emit(json, &sharing, || match &sharing {
+        Sharing::All => "sharing: every document with every peer".into(),
+        Sharing::Listed { peers } => {
+            let mut s = String::from("sharing: listed patients with listed peers only\n");
+            for (peer, patients) in peers {
+                let _ = writeln!(
+                    s,
+                    "  {}: {}",
+                    peer.short(),
+                    patients
+                        .iter()
+                        .map(|p| p.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                );
+            }
+            s
+        }
+    });
+    Ok(())
 }
 
 fn net_options(args: &NetArgs) -> crate::net::NetOptions {

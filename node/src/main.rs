@@ -12,6 +12,7 @@ mod demo;
 mod net;
 mod output;
 mod serve;
+mod sharing;
 
 use std::process::ExitCode;
 

@@ -32,16 +32,17 @@ fn parse_tickets(peers: &[String]) -> Result<Vec<Ticket>> {
         .collect()
 }
 
-fn policy() -> Arc<dyn SharePolicy> {
-    Arc::new(ShareAll)
-}
-
 pub(crate) async fn shared(repo: Arc<Repo>, options: &NetOptions) -> Result<Shared> {
     let net = net::bind(&repo, options).await?;
+    let policy: Arc<dyn SharePolicy> = if repo.data_dir().as_os_str().is_empty() {
+        Arc::new(ShareAll)
+    } else {
+        crate::sharing::policy(repo.data_dir())?
+    };
     Ok(Shared {
         changed: daemon::watch_commits(&repo),
         repo,
-        policy: policy(),
+        policy,
         net,
         connected: Arc::new(Mutex::new(BTreeSet::new())),
     })

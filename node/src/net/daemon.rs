@@ -39,6 +39,18 @@ pub(crate) struct Shared {
     pub(crate) connected: Arc<Mutex<BTreeSet<omsyn_core::NodeId>>>,
 }
 
+impl Shared {
+    /// The sharing policy for a session starting now: re-read from the data directory, so a
+    /// `omsyn share` change applies to the next session; in-memory nodes use the fixed one.
+    pub(crate) fn current_policy(&self) -> Result<Arc<dyn SharePolicy>> {
+        let data = self.repo.data_dir();
+        if data.as_os_str().is_empty() {
+            return Ok(self.policy.clone());
+        }
+        crate::sharing::policy(data)
+    }
+}
+
 /// Wires the store's commit hook to a watch channel sessions listen on.
 pub(crate) fn watch_commits(repo: &Repo) -> watch::Receiver<u64> {
     let (tx, rx) = watch::channel(0u64);
@@ -107,6 +119,7 @@ async fn serve_incoming(shared: Shared, incoming: iroh::endpoint::Incoming) -> R
         .accept_bi()
         .await
         .context("accepting the sync stream")?;
+    let policy = shared.current_policy()?;
     shared
         .connected
         .lock()
@@ -117,7 +130,7 @@ async fn serve_incoming(shared: Shared, incoming: iroh::endpoint::Incoming) -> R
         streams,
         peer,
         shared.repo.clone(),
-        shared.policy.clone(),
+        policy,
         shared.changed.clone(),
         Mode::Live,
     )
@@ -160,6 +173,7 @@ pub(crate) async fn dial_once(
         .await
         .with_context(|| format!("connecting to {}", peer.short()))?;
     let streams = conn.open_bi().await.context("opening the sync stream")?;
+    let policy = shared.current_policy()?;
     shared
         .connected
         .lock()
@@ -170,7 +184,7 @@ pub(crate) async fn dial_once(
         streams,
         peer,
         shared.repo.clone(),
-        shared.policy.clone(),
+        policy,
         shared.changed.clone(),
         mode,
     )

@@ -286,3 +286,53 @@ fn a_peer_sending_garbage_is_disconnected_and_the_node_keeps_serving() {
     let nurse = Node::new("nurse", "Kari", "S1");
     assert_eq!(sync(&nurse, &ticket, &[])["caught_up"], true);
 }
+
+#[test]
+fn a_listed_sharing_keeps_other_patients_off_the_nurse() {
+    let base = Node::new("base", "Base", "K1");
+    let shared = str_of(&base.ok(&["patient", "add", "--name", "Turid"]), "patient").to_owned();
+    base.ok(&["patient", "add", "--name", "Egil"]);
+    let nurse = Node::new("nurse", "Kari", "S1");
+    let nurse_id = str_of(&nurse.ok(&["id"]), "id").to_owned();
+    let daemon = Daemon::run(&base, &[]);
+    // Changed while the daemon runs: applies to the next session.
+    base.ok(&["share", "grant", "--peer", &nurse_id, "--patient", &shared]);
+    sync(&nurse, &daemon.ticket(), &[]);
+    let held = nurse.ok(&["patient", "list"]);
+    assert_eq!(held.as_array().unwrap().len(), 1);
+    assert_eq!(held[0]["patient"], shared.as_str());
+}
+
+#[test]
+fn the_demo_converges_and_reports_both_conflicts() {
+    let out = Command::new(env!("CARGO_BIN_EXE_omsyn"))
+        .args(["--json", "demo"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let summary: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(summary["converged"], true);
+    let kinds: Vec<&str> = summary["conflicts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["kind"].as_str().unwrap())
+        .collect();
+    assert!(kinds.contains(&"dose-given-twice"), "{kinds:?}");
+    assert!(
+        kinds.contains(&"visit-performed-against-changed-plan"),
+        "{kinds:?}"
+    );
+    let relayed = summary["paths"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|p| p["via"] == "relay")
+        .count();
+    assert!(relayed > 0);
+    assert_eq!(summary["day_report"]["totals"]["planned"], 8);
+}

@@ -9,3 +9,4 @@ mod simulation;
 mod store_files;
 mod sync_sessions;
 mod transactions;
+mod wire_fuzz;
