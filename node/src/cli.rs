@@ -26,8 +26,9 @@ pub(crate) enum Command {
     Init(InitArgs),
     /// Verify the store: every page checksum and every document (reads the whole file)
     Check,
-    /// Measure write and open performance (see BENCHMARKS.md)
-    Bench(BenchArgs),
+    /// Measure performance against baselines in the same run (see BENCHMARKS.md)
+    #[command(subcommand)]
+    Bench(BenchCmd),
     /// Internal: the child process of `omsyn bench`
     #[command(hide = true)]
     BenchOpen {
@@ -639,4 +640,22 @@ pub(crate) enum ShareCmd {
     },
     /// Show the current sharing
     Show,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum BenchCmd {
+    /// Durable writes against raw redb commits; opening a month of one base's data
+    Store(BenchArgs),
+    /// Collection sync against per-document Automerge sync and the bytes of the changes
+    Sync {
+        /// Documents shared by a base and a nurse's phone
+        #[arg(long, default_value_t = 2000)]
+        shift_docs: usize,
+        /// Documents shared by two bases
+        #[arg(long, default_value_t = 10000)]
+        base_docs: usize,
+        /// Percent of documents changed on each side
+        #[arg(long, default_value_t = 1.0)]
+        percent: f64,
+    },
 }

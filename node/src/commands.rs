@@ -89,7 +89,12 @@ pub(crate) fn run(cli: Cli) -> Result<()> {
     // Commands that need no open node first; everything else runs against the node's store.
     let command = match cli.command {
         Command::Init(args) => return init(&data, json, &args, &mut rng),
-        Command::Bench(args) => return crate::bench::run(json, &args),
+        Command::Bench(BenchCmd::Store(args)) => return crate::bench::run(json, &args),
+        Command::Bench(BenchCmd::Sync {
+            shift_docs,
+            base_docs,
+            percent,
+        }) => return crate::bench_sync::run(json, shift_docs, base_docs, percent),
         Command::BenchOpen { mode, dir } => return crate::bench::open_child(&dir, &mode),
         Command::Check => return check(&data, json),
         Command::Demo { keep } => return crate::demo::run(json, keep),

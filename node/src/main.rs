@@ -5,6 +5,7 @@
 //! touches Automerge or redb directly.
 
 mod bench;
+mod bench_sync;
 mod cli;
 mod commands;
 mod control;
@@ -23,7 +24,7 @@ fn main() -> ExitCode {
     let cli = cli::Cli::parse();
     // The daemon logs what it does; the demo tells its own story and keeps the log quiet.
     let default_filter = match cli.command {
-        cli::Command::Demo { .. } => "off",
+        cli::Command::Demo { .. } | cli::Command::Bench(_) => "off",
         _ => "warn,omsyn=info",
     };
     tracing_subscriber::fmt()

@@ -342,6 +342,36 @@ impl Document {
         !self.am.get_missing_deps(&[]).is_empty()
     }
 
+    /// Automerge's next sync message for this document, if any (the per-document baseline of
+    /// `sync::baseline`; nodes sync with `sync::Session`).
+    pub(crate) fn sync_generate(&mut self, state: &mut automerge::sync::State) -> Option<Vec<u8>> {
+        use automerge::sync::SyncDoc;
+        self.am
+            .sync()
+            .generate_sync_message(state)
+            .map(|m| m.encode())
+    }
+
+    /// Applies an Automerge sync message (baseline only).
+    pub(crate) fn sync_receive(
+        &mut self,
+        state: &mut automerge::sync::State,
+        bytes: &[u8],
+    ) -> Result<(), DocError> {
+        use automerge::sync::SyncDoc;
+        let message = automerge::sync::Message::decode(bytes).map_err(|e| DocError::Corrupt {
+            doc: self.id.to_string(),
+            reason: e.to_string(),
+        })?;
+        self.am
+            .sync()
+            .receive_sync_message(state, message)
+            .map_err(|e| DocError::Corrupt {
+                doc: self.id.to_string(),
+                reason: e.to_string(),
+            })
+    }
+
     /// Applies `edit` as one attributable change: the change's message carries the author and
     /// entry time, and its actor is the writing device, so history shows who changed what.
     pub(crate) fn change<T>(

@@ -4,6 +4,7 @@
 //! a peer may hold. The node crate drives a [`Session`] over an iroh stream; the simulator in
 //! `omsyn-tests` drives many over in-memory links.
 
+pub mod baseline;
 pub mod policy;
 pub mod session;
 pub mod wire;
