@@ -72,6 +72,9 @@ pub(crate) async fn run(
         let id = shared.net.learn(&ticket)?;
         tasks.spawn(dial_loop(shared.clone(), id, ticket.node));
     }
+    if let Some(mdns) = shared.net.mdns.clone() {
+        tasks.spawn(discover_loop(shared.clone(), mdns));
+    }
     let accept = accept_loop(shared.clone(), slots);
     tokio::pin!(accept);
     tokio::pin!(shutdown);
@@ -142,6 +145,31 @@ async fn serve_incoming(shared: Shared, incoming: iroh::endpoint::Incoming) -> R
         .remove(&peer);
     info!(peer = %peer.short(), "peer disconnected");
     result.map(|_| ())
+}
+
+/// Dials peers found on the local network. Of two nodes that find each other, only the one with
+/// the smaller id dials, so the pair ends up with one session, not two.
+async fn discover_loop(shared: Shared, mdns: iroh_mdns_address_lookup::MdnsAddressLookup) {
+    use tokio_stream::StreamExt;
+    let Ok(me) = node_id(shared.net.endpoint.id()) else {
+        return;
+    };
+    let mut dialing = BTreeSet::new();
+    let mut loops = JoinSet::new();
+    let mut events = mdns.subscribe().await;
+    while let Some(event) = events.next().await {
+        let iroh_mdns_address_lookup::DiscoveryEvent::Discovered { endpoint_info, .. } = event
+        else {
+            continue;
+        };
+        let id = endpoint_info.endpoint_id;
+        let Ok(peer) = node_id(id) else { continue };
+        if peer <= me || !dialing.insert(peer) {
+            continue;
+        }
+        info!(peer = %peer.short(), "found on the local network");
+        loops.spawn(dial_loop(shared.clone(), id, peer));
+    }
 }
 
 /// Keeps a live session with one peer, reconnecting with backoff.

@@ -40,6 +40,8 @@ pub(crate) struct Net {
     pub(crate) endpoint: Endpoint,
     pub(crate) lookup: MemoryLookup,
     pub(crate) relay: Option<RelayUrl>,
+    /// Local-network discovery, when enabled: the daemon dials the peers it announces.
+    pub(crate) mdns: Option<iroh_mdns_address_lookup::MdnsAddressLookup>,
 }
 
 pub(crate) fn node_id(id: iroh::EndpointId) -> Result<NodeId> {
@@ -54,6 +56,7 @@ fn endpoint_id(id: &NodeId) -> Result<iroh::EndpointId> {
 /// configured: the Minimal preset plus explicit options, with port mapping and HTTPS probes off.
 pub(crate) async fn bind(repo: &Repo, options: &NetOptions) -> Result<Net> {
     let secret = SecretKey::from_bytes(&repo.identity().key.secret_bytes());
+    let secret_public = secret.public();
     let lookup = MemoryLookup::new();
     let relay: Option<RelayUrl> = options
         .relay
@@ -86,9 +89,15 @@ pub(crate) async fn bind(repo: &Repo, options: &NetOptions) -> Result<Net> {
             .bind_addr(addr)
             .with_context(|| format!("--listen {addr}"))?;
     }
-    if options.mdns {
-        builder = builder.address_lookup(iroh_mdns_address_lookup::MdnsAddressLookup::builder());
-    }
+    let mdns = if options.mdns {
+        let mdns = iroh_mdns_address_lookup::MdnsAddressLookup::builder()
+            .build(secret_public)
+            .context("starting mDNS discovery")?;
+        builder = builder.address_lookup(mdns.clone());
+        Some(mdns)
+    } else {
+        None
+    };
     let endpoint = builder
         .bind()
         .await
@@ -97,6 +106,7 @@ pub(crate) async fn bind(repo: &Repo, options: &NetOptions) -> Result<Net> {
         endpoint,
         lookup,
         relay,
+        mdns,
     })
 }
 

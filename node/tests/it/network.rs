@@ -18,8 +18,13 @@ struct Daemon {
 
 impl Daemon {
     fn spawn(args: &[&str]) -> Daemon {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_omsyn"))
-            .args(args)
+        let mut command = Command::new(env!("CARGO_BIN_EXE_omsyn"));
+        command.args(args);
+        Daemon::start(command)
+    }
+
+    fn start(mut command: Command) -> Daemon {
+        let mut child = command
             .env("OMSYN_LOG", "info")
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -335,4 +340,67 @@ fn the_demo_converges_and_reports_both_conflicts() {
         .count();
     assert!(relayed > 0);
     assert_eq!(summary["day_report"]["totals"]["planned"], 8);
+}
+
+/// A network namespace of its own (root, iproute2): multicast on its loopback, nothing else.
+struct NetNs(String);
+
+impl NetNs {
+    fn new(name: &str) -> NetNs {
+        let ns = NetNs(format!("{name}-{}", std::process::id()));
+        ns.ip(&["netns", "add", &ns.0]);
+        for args in [
+            vec!["link", "set", "lo", "up"],
+            vec!["link", "set", "lo", "multicast", "on"],
+            vec!["route", "add", "224.0.0.0/4", "dev", "lo"],
+        ] {
+            let mut full = vec!["netns", "exec", &ns.0, "ip"];
+            full.extend(args);
+            ns.ip(&full);
+        }
+        ns
+    }
+
+    fn ip(&self, args: &[&str]) {
+        let status = Command::new("ip")
+            .args(args)
+            .status()
+            .expect("iproute2 `ip` is installed");
+        assert!(
+            status.success(),
+            "ip {args:?} failed (this test needs root)"
+        );
+    }
+
+    fn command(&self, args: &[&str]) -> Command {
+        let mut command = Command::new("ip");
+        command
+            .args(["netns", "exec", &self.0, env!("CARGO_BIN_EXE_omsyn")])
+            .args(args);
+        command
+    }
+}
+
+impl Drop for NetNs {
+    fn drop(&mut self) {
+        let _ = Command::new("ip").args(["netns", "del", &self.0]).status();
+    }
+}
+
+#[test]
+fn two_nodes_find_each_other_by_mdns_with_no_peer_configured() {
+    let ns = NetNs::new("omsyn-mdns");
+    let base = Node::new("base", "Base", "K1");
+    base.ok(&["patient", "add", "--name", "Sigrid Berg"]);
+    let nurse = Node::new("nurse", "Kari", "S1");
+    let data = |n: &Node| n.path().to_str().unwrap().to_owned();
+    let (bd, nd) = (data(&base), data(&nurse));
+    let _base_daemon =
+        Daemon::start(ns.command(&["--json", "--data", &bd, "run", "--listen", "127.0.0.1:0"]));
+    let mut nurse_daemon =
+        Daemon::start(ns.command(&["--json", "--data", &nd, "run", "--listen", "127.0.0.1:0"]));
+    // Neither was given a peer: they meet through mDNS, then sync.
+    nurse_daemon.wait_for_log("caught up");
+    let held = nurse.ok(&["patient", "list"]);
+    assert_eq!(held.as_array().unwrap().len(), 1, "{held}");
 }
