@@ -12,6 +12,8 @@
 
 use sha2::{Digest, Sha256};
 
+use crate::codec::{ByteReader, Truncated};
+
 use crate::docs::DocumentId;
 
 const MAGIC: &[u8; 7] = b"OMSYNEX";
@@ -79,14 +81,11 @@ pub fn decode(bytes: &[u8]) -> Result<Vec<(DocumentId, Vec<u8>)>, ExchangeError>
     if Sha256::digest(body).as_slice() != digest {
         return Err(ExchangeError::ChecksumMismatch);
     }
-    let mut cursor = Cursor {
-        bytes: body,
-        pos: MAGIC.len() + 1,
-    };
-    let count = cursor.u32()? as usize;
+    let mut cursor = ByteReader::new(body, MAGIC.len() + 1);
+    let count = cursor.u32_le()? as usize;
     let mut docs = Vec::with_capacity(count.min(100_000));
     for _ in 0..count {
-        let id_len = cursor.u16()? as usize;
+        let id_len = cursor.u16_le()? as usize;
         if id_len > MAX_ID_BYTES {
             return Err(ExchangeError::Malformed(format!(
                 "document id of {id_len} bytes"
@@ -95,7 +94,7 @@ pub fn decode(bytes: &[u8]) -> Result<Vec<(DocumentId, Vec<u8>)>, ExchangeError>
         let id = std::str::from_utf8(cursor.take(id_len)?)
             .map_err(|_| ExchangeError::Malformed("document id is not UTF-8".into()))?;
         let id = DocumentId::parse(id).map_err(|e| ExchangeError::Malformed(e.to_string()))?;
-        let len = cursor.u32()? as usize;
+        let len = cursor.u32_le()? as usize;
         if len > MAX_DOCUMENT_BYTES {
             return Err(ExchangeError::Malformed(format!(
                 "document {id} is {len} bytes; at most {MAX_DOCUMENT_BYTES} are accepted"
@@ -103,7 +102,7 @@ pub fn decode(bytes: &[u8]) -> Result<Vec<(DocumentId, Vec<u8>)>, ExchangeError>
         }
         docs.push((id, cursor.take(len)?.to_vec()));
     }
-    if cursor.pos != body.len() {
+    if cursor.position() != body.len() {
         return Err(ExchangeError::Malformed(
             "trailing bytes after the last document".into(),
         ));
@@ -111,29 +110,8 @@ pub fn decode(bytes: &[u8]) -> Result<Vec<(DocumentId, Vec<u8>)>, ExchangeError>
     Ok(docs)
 }
 
-struct Cursor<'a> {
-    bytes: &'a [u8],
-    pos: usize,
-}
-
-impl<'a> Cursor<'a> {
-    fn take(&mut self, n: usize) -> Result<&'a [u8], ExchangeError> {
-        let end = self.pos.checked_add(n).ok_or(ExchangeError::Truncated)?;
-        let out = self
-            .bytes
-            .get(self.pos..end)
-            .ok_or(ExchangeError::Truncated)?;
-        self.pos = end;
-        Ok(out)
-    }
-
-    fn u16(&mut self) -> Result<u16, ExchangeError> {
-        let b = self.take(2)?;
-        Ok(u16::from_le_bytes([b[0], b[1]]))
-    }
-
-    fn u32(&mut self) -> Result<u32, ExchangeError> {
-        let b = self.take(4)?;
-        Ok(u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+impl From<Truncated> for ExchangeError {
+    fn from(_: Truncated) -> Self {
+        ExchangeError::Truncated
     }
 }

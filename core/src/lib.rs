@@ -19,6 +19,7 @@
 
 #![deny(missing_docs)]
 
+mod codec;
 pub mod conflict;
 pub mod docs;
 pub mod exchange;

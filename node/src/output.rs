@@ -26,32 +26,39 @@ pub(crate) fn capture<T>(f: impl FnOnce() -> T) -> (T, Captured) {
     (out, captured)
 }
 
-fn out(line: &str) {
+#[derive(Clone, Copy)]
+enum Stream {
+    Out,
+    Err,
+}
+
+/// Writes one line to the capture if this thread has one, else to the real stream.
+fn write(stream: Stream, line: &str) {
     let captured = CAPTURE.with(|c| match c.borrow_mut().as_mut() {
         Some(cap) => {
-            cap.stdout.push_str(line);
-            cap.stdout.push('\n');
+            let buffer = match stream {
+                Stream::Out => &mut cap.stdout,
+                Stream::Err => &mut cap.stderr,
+            };
+            buffer.push_str(line);
+            buffer.push('\n');
             true
         }
         None => false,
     });
-    if !captured {
-        println!("{line}");
+    match (captured, stream) {
+        (true, _) => {}
+        (false, Stream::Out) => println!("{line}"),
+        (false, Stream::Err) => eprintln!("{line}"),
     }
 }
 
+fn out(line: &str) {
+    write(Stream::Out, line);
+}
+
 fn err(line: &str) {
-    let captured = CAPTURE.with(|c| match c.borrow_mut().as_mut() {
-        Some(cap) => {
-            cap.stderr.push_str(line);
-            cap.stderr.push('\n');
-            true
-        }
-        None => false,
-    });
-    if !captured {
-        eprintln!("{line}");
-    }
+    write(Stream::Err, line);
 }
 
 /// Prints `value` as JSON, or `text()` for people.

@@ -1,8 +1,7 @@
 //! The network commands: `omsyn run`, `omsyn sync`, `omsyn relay`, and `omsyn status`.
 
-use std::collections::BTreeSet;
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use anyhow::{Context, Result};
 use omsyn_core::sync::{ShareAll, SharePolicy};
@@ -44,7 +43,6 @@ pub(crate) async fn shared(repo: Arc<Repo>, options: &NetOptions) -> Result<Shar
         repo,
         policy,
         net,
-        connected: Arc::new(Mutex::new(BTreeSet::new())),
     })
 }
 

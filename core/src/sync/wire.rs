@@ -10,6 +10,7 @@
 
 use std::collections::VecDeque;
 
+use crate::codec::{ByteReader, Truncated};
 use crate::docs::DocumentId;
 use crate::ids::{PatientId, StaffId};
 use crate::time::{Day, Month};
@@ -190,14 +191,11 @@ pub const FRAME_HEADER_BYTES: usize = 4;
 
 /// Decodes one message payload (without the length prefix).
 pub fn decode(payload: &[u8]) -> Result<Message, DecodeError> {
-    let mut r = Reader {
-        bytes: payload,
-        pos: 0,
-    };
+    let mut r = Reader(ByteReader::new(payload, 0));
     let tag = r.u8()?;
     let message = match tag {
         1 => {
-            let version = u16::from_le_bytes([r.u8()?, r.u8()?]);
+            let version = r.0.u16_le()?;
             if version != PROTOCOL_VERSION {
                 // Read no further: a later version's Hello may carry more than ours.
                 return Ok(Message::Hello {
@@ -242,8 +240,8 @@ pub fn decode(payload: &[u8]) -> Result<Message, DecodeError> {
         9 => Message::Decline { doc: r.doc()? },
         other => return Err(DecodeError::UnknownTag(other)),
     };
-    if r.pos != payload.len() {
-        return Err(DecodeError::Trailing(payload.len() - r.pos));
+    if r.0.position() != payload.len() {
+        return Err(DecodeError::Trailing(payload.len() - r.0.position()));
     }
     Ok(message)
 }
@@ -336,24 +334,22 @@ fn put_doc(out: &mut Vec<u8>, doc: &DocumentId) {
     }
 }
 
-struct Reader<'a> {
-    bytes: &'a [u8],
-    pos: usize,
+impl From<Truncated> for DecodeError {
+    fn from(_: Truncated) -> Self {
+        DecodeError::Truncated
+    }
 }
+
+/// The shared cursor plus the protocol's own encodings (varints, heads, document ids).
+struct Reader<'a>(ByteReader<'a>);
 
 impl<'a> Reader<'a> {
     fn take(&mut self, n: usize) -> Result<&'a [u8], DecodeError> {
-        let end = self.pos.checked_add(n).ok_or(DecodeError::Truncated)?;
-        let out = self
-            .bytes
-            .get(self.pos..end)
-            .ok_or(DecodeError::Truncated)?;
-        self.pos = end;
-        Ok(out)
+        Ok(self.0.take(n)?)
     }
 
     fn u8(&mut self) -> Result<u8, DecodeError> {
-        Ok(self.take(1)?[0])
+        Ok(self.0.u8()?)
     }
 
     fn varint(&mut self) -> Result<u64, DecodeError> {
@@ -399,7 +395,7 @@ impl<'a> Reader<'a> {
         }
         if (2..=4).contains(&kind) {
             let p = patient()?;
-            let index = u16::from_le_bytes([self.u8()?, self.u8()?]);
+            let index = self.0.u16_le()?;
             let m = Month::from_index(u32::from(index)).ok_or(DecodeError::Invalid("month"))?;
             return Ok(match kind {
                 2 => DocumentId::VisitPlan(p, m),

@@ -9,7 +9,7 @@
 
 use std::collections::BTreeSet;
 use std::future::Future;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
@@ -35,11 +35,30 @@ pub(crate) struct Shared {
     pub(crate) policy: Arc<dyn SharePolicy>,
     pub(crate) changed: watch::Receiver<u64>,
     pub(crate) net: Net,
-    /// Peers with a live session, so mDNS does not dial them twice.
-    pub(crate) connected: Arc<Mutex<BTreeSet<omsyn_core::NodeId>>>,
 }
 
 impl Shared {
+    /// Runs one session on an open connection with the sharing policy current at its start.
+    async fn session(
+        &self,
+        conn: &iroh::endpoint::Connection,
+        streams: (iroh::endpoint::SendStream, iroh::endpoint::RecvStream),
+        peer: omsyn_core::NodeId,
+        mode: Mode,
+    ) -> Result<super::driver::Outcome> {
+        let policy = self.current_policy()?;
+        drive(
+            conn,
+            streams,
+            peer,
+            self.repo.clone(),
+            policy,
+            self.changed.clone(),
+            mode,
+        )
+        .await
+    }
+
     /// The sharing policy for a session starting now: re-read from the data directory, so a
     /// `omsyn share` change applies to the next session; in-memory nodes use the fixed one.
     pub(crate) fn current_policy(&self) -> Result<Arc<dyn SharePolicy>> {
@@ -122,27 +141,7 @@ async fn serve_incoming(shared: Shared, incoming: iroh::endpoint::Incoming) -> R
         .accept_bi()
         .await
         .context("accepting the sync stream")?;
-    let policy = shared.current_policy()?;
-    shared
-        .connected
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .insert(peer);
-    let result = drive(
-        &conn,
-        streams,
-        peer,
-        shared.repo.clone(),
-        policy,
-        shared.changed.clone(),
-        Mode::Live,
-    )
-    .await;
-    shared
-        .connected
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .remove(&peer);
+    let result = shared.session(&conn, streams, peer, Mode::Live).await;
     info!(peer = %peer.short(), "peer disconnected");
     result.map(|_| ())
 }
@@ -201,27 +200,7 @@ pub(crate) async fn dial_once(
         .await
         .with_context(|| format!("connecting to {}", peer.short()))?;
     let streams = conn.open_bi().await.context("opening the sync stream")?;
-    let policy = shared.current_policy()?;
-    shared
-        .connected
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .insert(peer);
-    let result = drive(
-        &conn,
-        streams,
-        peer,
-        shared.repo.clone(),
-        policy,
-        shared.changed.clone(),
-        mode,
-    )
-    .await;
-    shared
-        .connected
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .remove(&peer);
+    let result = shared.session(&conn, streams, peer, mode).await;
     conn.close(0u32.into(), b"done");
     result
 }

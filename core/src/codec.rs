@@ -1,0 +1,44 @@
+//! A bounds-checked cursor over untrusted bytes, shared by the wire decoder and the export-file
+//! decoder: every read checks the remaining length first, so hostile input ends in an error.
+
+/// The input ended before a read was satisfied.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Truncated;
+
+/// Reads little-endian values from a byte slice.
+#[derive(Debug)]
+pub(crate) struct ByteReader<'a> {
+    bytes: &'a [u8],
+    pos: usize,
+}
+
+impl<'a> ByteReader<'a> {
+    pub(crate) fn new(bytes: &'a [u8], pos: usize) -> Self {
+        ByteReader { bytes, pos }
+    }
+
+    pub(crate) fn position(&self) -> usize {
+        self.pos
+    }
+
+    pub(crate) fn take(&mut self, n: usize) -> Result<&'a [u8], Truncated> {
+        let end = self.pos.checked_add(n).ok_or(Truncated)?;
+        let out = self.bytes.get(self.pos..end).ok_or(Truncated)?;
+        self.pos = end;
+        Ok(out)
+    }
+
+    pub(crate) fn u8(&mut self) -> Result<u8, Truncated> {
+        Ok(self.take(1)?[0])
+    }
+
+    pub(crate) fn u16_le(&mut self) -> Result<u16, Truncated> {
+        let b = self.take(2)?;
+        Ok(u16::from_le_bytes([b[0], b[1]]))
+    }
+
+    pub(crate) fn u32_le(&mut self) -> Result<u32, Truncated> {
+        let b = self.take(4)?;
+        Ok(u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+    }
+}
