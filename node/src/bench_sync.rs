@@ -33,6 +33,7 @@ fn options() -> NetOptions {
         relay: None,
         mdns: false,
         relay_only: false,
+        relay_ca: None,
     }
 }
 

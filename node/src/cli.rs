@@ -623,6 +623,9 @@ pub(crate) struct NetArgs {
     /// Use only the relay, no direct connections
     #[arg(long, requires = "relay")]
     pub(crate) relay_only: bool,
+    /// CA certificate (PEM) that signed an HTTPS relay's certificate, for a private relay
+    #[arg(long, requires = "relay", value_name = "PEM")]
+    pub(crate) relay_ca: Option<PathBuf>,
 }
 
 #[derive(Debug, Subcommand)]

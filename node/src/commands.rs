@@ -279,6 +279,7 @@ fn net_options(args: &NetArgs) -> crate::net::NetOptions {
         relay: args.relay.clone(),
         mdns: !args.no_mdns,
         relay_only: args.relay_only,
+        relay_ca: args.relay_ca.clone(),
     }
 }
 

@@ -171,6 +171,7 @@ async fn day(json: bool, dir: &std::path::Path) -> Result<()> {
         relay: None,
         mdns: false,
         relay_only: false,
+        relay_ca: None,
     };
     let with_relay = NetOptions {
         relay: Some(relay_url.clone()),
@@ -205,6 +206,7 @@ async fn day(json: bool, dir: &std::path::Path) -> Result<()> {
                 relay_only: true,
                 listen: None,
                 mdns: false,
+                relay_ca: None,
             }
         } else {
             direct.clone()

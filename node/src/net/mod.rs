@@ -32,6 +32,8 @@ pub(crate) struct NetOptions {
     pub(crate) mdns: bool,
     /// Use only the relay: no direct UDP paths (for tests that prove the relay path works).
     pub(crate) relay_only: bool,
+    /// A private CA (PEM) to trust for an HTTPS relay, instead of the public web roots.
+    pub(crate) relay_ca: Option<std::path::PathBuf>,
 }
 
 /// A bound endpoint plus the lookup we feed peer addresses into.
@@ -70,6 +72,7 @@ pub(crate) async fn bind(repo: &Repo, options: &NetOptions) -> Result<Net> {
         .secret_key(secret)
         .alpns(vec![ALPN.to_vec()])
         .portmapper_config(PortmapperConfig::Disabled)
+        .transport_config(transport_config()?)
         // Probes go only to configured relays; without them no home relay is ever chosen.
         .net_report_config(if relay.is_some() {
             NetReportConfig::default()
@@ -81,6 +84,14 @@ pub(crate) async fn bind(repo: &Repo, options: &NetOptions) -> Result<Net> {
             Some(url) => RelayMode::custom([url.clone()]),
             None => RelayMode::Disabled,
         });
+    if let Some(ca) = &options.relay_ca {
+        use rustls::pki_types::pem::PemObject;
+        let roots = rustls::pki_types::CertificateDer::pem_file_iter(ca)
+            .with_context(|| format!("--relay-ca {}", ca.display()))?
+            .collect::<Result<Vec<_>, _>>()
+            .with_context(|| format!("--relay-ca {}: not a PEM certificate", ca.display()))?;
+        builder = builder.ca_tls_config(iroh::tls::CaTlsConfig::custom_roots(roots));
+    }
     if options.relay_only {
         builder = builder.clear_ip_transports();
     } else if let Some(addr) = options.listen {
@@ -108,6 +119,19 @@ pub(crate) async fn bind(repo: &Repo, options: &NetOptions) -> Result<Net> {
         relay,
         mdns,
     })
+}
+
+/// A phone walks out of coverage without saying goodbye: keep-alives every few seconds and a short
+/// idle timeout notice a dead peer within [`IDLE_TIMEOUT`], so the daemon starts reconnecting then.
+const KEEP_ALIVE: std::time::Duration = std::time::Duration::from_secs(3);
+const IDLE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
+fn transport_config() -> Result<iroh::endpoint::QuicTransportConfig> {
+    let idle = iroh::endpoint::IdleTimeout::try_from(IDLE_TIMEOUT).context("idle timeout")?;
+    Ok(iroh::endpoint::QuicTransportConfig::builder()
+        .keep_alive_interval(KEEP_ALIVE)
+        .max_idle_timeout(Some(idle))
+        .build())
 }
 
 impl Net {

@@ -404,3 +404,95 @@ fn two_nodes_find_each_other_by_mdns_with_no_peer_configured() {
     let held = nurse.ok(&["patient", "list"]);
     assert_eq!(held.as_array().unwrap().len(), 1, "{held}");
 }
+
+#[test]
+fn nodes_converge_through_an_https_relay_with_a_private_certificate() {
+    let dir = tempfile::tempdir().unwrap();
+    let certified = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
+    let (cert, key) = (dir.path().join("relay.pem"), dir.path().join("relay.key"));
+    std::fs::write(&cert, certified.cert.pem()).unwrap();
+    std::fs::write(&key, certified.signing_key.serialize_pem()).unwrap();
+    let relay = Daemon::spawn(&[
+        "--json",
+        "relay",
+        "--listen",
+        "127.0.0.1:0",
+        "--tls-cert",
+        cert.to_str().unwrap(),
+        "--tls-key",
+        key.to_str().unwrap(),
+    ]);
+    // The certificate names "localhost": reach the relay by that name.
+    let url = str_of(&relay.first_line, "relay").replace("127.0.0.1", "localhost");
+    assert!(url.starts_with("https://"), "{url}");
+    let ca = cert.to_str().unwrap();
+    let base = Node::new("base", "Base", "K1");
+    base.ok(&["patient", "add", "--name", "Berit Solberg"]);
+    let daemon = Daemon::spawn(&[
+        "--json",
+        "--data",
+        base.path().to_str().unwrap(),
+        "run",
+        "--no-mdns",
+        "--relay",
+        &url,
+        "--relay-only",
+        "--relay-ca",
+        ca,
+    ]);
+    let nurse = Node::new("nurse", "Kari", "S1");
+    let summary = nurse.ok(&[
+        "sync",
+        "--peer",
+        &daemon.ticket(),
+        "--no-mdns",
+        "--relay",
+        &url,
+        "--relay-only",
+        "--relay-ca",
+        ca,
+    ]);
+    assert_eq!(summary["caught_up"], true);
+    assert_eq!(nurse.ok(&["patient", "list"]).as_array().unwrap().len(), 1);
+}
+
+#[test]
+fn a_daemon_keeps_a_configured_peer_in_sync_and_reconnects_after_it_restarts() {
+    let base = Node::new("base", "Base", "K1");
+    base.ok(&["patient", "add", "--name", "Reidun Nilsen"]);
+    let base_daemon = Daemon::run(&base, &[]);
+    let ticket = base_daemon.ticket();
+    let port = ticket.rsplit(':').next().unwrap().to_owned();
+    let nurse = Node::new("nurse", "Kari", "S1");
+    let mut nurse_daemon = Daemon::spawn(&[
+        "--json",
+        "--data",
+        nurse.path().to_str().unwrap(),
+        "run",
+        "--listen",
+        "127.0.0.1:0",
+        "--no-mdns",
+        "--peer",
+        &ticket,
+    ]);
+    nurse_daemon.wait_for_log("caught up");
+    assert_eq!(nurse.ok(&["patient", "list"]).as_array().unwrap().len(), 1);
+
+    // The base goes away (SIGKILL) and comes back on the same address: the nurse's daemon
+    // reconnects on its own, with backoff, and catches up with what changed meanwhile.
+    drop(base_daemon);
+    nurse_daemon.wait_for_log("peer unreachable");
+    base.ok(&["patient", "add", "--name", "Harald Iversen"]);
+    let listen = format!("127.0.0.1:{port}");
+    let _base_again = Daemon::spawn(&[
+        "--json",
+        "--data",
+        base.path().to_str().unwrap(),
+        "run",
+        "--listen",
+        &listen,
+        "--no-mdns",
+    ]);
+    nurse_daemon.wait_for_log("caught up");
+    assert_eq!(nurse.ok(&["patient", "list"]).as_array().unwrap().len(), 2);
+}
