@@ -234,7 +234,7 @@ impl Identity {
         rng: &mut impl RngCore,
     ) -> Result<Identity, IdentityError> {
         validate_profile(&profile)?;
-        fs::create_dir_all(dir).map_err(io_err(dir))?;
+        create_private_dir(dir)?;
         let key_path = dir.join(KEY_FILE);
         let profile_path = dir.join(PROFILE_FILE);
         if key_path.exists() || profile_path.exists() {
@@ -306,6 +306,24 @@ fn validate_profile(profile: &NodeProfile) -> Result<(), IdentityError> {
         ));
     }
     Ok(())
+}
+
+/// The data directory holds patient data, the secret key and the daemon's control socket: only
+/// its owner may enter it.
+#[cfg(unix)]
+fn create_private_dir(dir: &Path) -> Result<(), IdentityError> {
+    use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+    fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+        .map_err(io_err(dir))?;
+    fs::set_permissions(dir, fs::Permissions::from_mode(0o700)).map_err(io_err(dir))
+}
+
+#[cfg(not(unix))]
+fn create_private_dir(dir: &Path) -> Result<(), IdentityError> {
+    fs::create_dir_all(dir).map_err(io_err(dir))
 }
 
 #[cfg(unix)]

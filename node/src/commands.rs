@@ -939,10 +939,10 @@ fn export(repo: &Repo, json: bool, file: Option<PathBuf>, patient: Option<String
     let bytes = repo.export(patient.as_ref())?;
     match file.filter(|f| f.as_os_str() != "-") {
         Some(path) => {
-            // Write beside the target and rename, so a failure never leaves a half-written file
-            // under the real name.
+            // Patient data: readable by the owner only. Written beside the target and renamed,
+            // so a failure never leaves a half-written file under the real name.
             let tmp = path.with_extension("partial");
-            std::fs::write(&tmp, &bytes)
+            write_private(&tmp, &bytes)
                 .and_then(|()| std::fs::rename(&tmp, &path))
                 .with_context(|| format!("writing {}", path.display()))?;
             emit(json, &json!({ "file": path, "bytes": bytes.len() }), || {
@@ -963,6 +963,16 @@ fn export(repo: &Repo, json: bool, file: Option<PathBuf>, patient: Option<String
         }
     }
     Ok(())
+}
+
+fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let mut file = options.open(path)?;
+    file.write_all(bytes)?;
+    file.sync_all()
 }
 
 fn read_input(file: &Path) -> Result<Vec<u8>> {

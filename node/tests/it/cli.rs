@@ -527,3 +527,23 @@ fn json_errors_are_one_json_document_on_stdout() {
     let v: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert!(str_of(&v, "error").contains("not found"));
 }
+
+#[test]
+fn the_data_directory_and_exports_are_private_to_their_owner() {
+    use std::os::unix::fs::PermissionsExt;
+    let (base, _, _, _) = planned_day();
+    let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    // A directory `init` creates itself (the umask would make it 0755).
+    let fresh = base.path().join("fresh-node");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_omsyn"))
+        .arg("--data")
+        .arg(&fresh)
+        .args(["init", "--role", "base", "--name", "B"])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    assert_eq!(mode(&fresh), 0o700, "the data directory");
+    let file = base.path().join("all.omsyn");
+    base.ok(&["export", file.to_str().unwrap()]);
+    assert_eq!(mode(&file), 0o600, "the export file");
+}
