@@ -128,6 +128,10 @@ pub struct Session {
     next_round: u64,
     pushed_seq: u64,
     unacked: BTreeMap<u64, PendingRound>,
+    /// Heads we offered per document: a `Have` means the peer holds at least these.
+    offered: BTreeMap<DocumentId, Vec<Hash>>,
+    /// Documents we have asked the peer for (`Need`) in this session.
+    needed: BTreeSet<DocumentId>,
     peer_rounds_acked: u64,
     /// We asked the peer for data (`Need`) and have not seen a round of its since.
     awaiting_peer_round: bool,
@@ -148,6 +152,8 @@ impl Session {
             next_round: 0,
             pushed_seq: 0,
             unacked: BTreeMap::new(),
+            offered: BTreeMap::new(),
+            needed: BTreeSet::new(),
             peer_rounds_acked: 0,
             awaiting_peer_round: false,
             caught_up: false,
@@ -317,18 +323,23 @@ impl Session {
                     };
                     remember(&mut batch, &self.peer, &doc, heads.clone(), &mine, now_ms)?;
                     if have_all {
+                        // We hold everything offered: send what we have beyond it, exactly.
                         replies.push(Message::Have {
                             doc: doc.clone(),
                             heads: mine.clone(),
                         });
+                        if mine.iter().any(|h| !heads.contains(h)) {
+                            to_push.insert(doc);
+                        }
                     } else {
+                        // The offer holds changes we lack. Pushing now would mean guessing what
+                        // the peer lacks against heads we cannot place; ask instead. If our
+                        // heads are news to the peer, it asks back (see `Need`).
+                        self.needed.insert(doc.clone());
                         replies.push(Message::Need {
                             doc: doc.clone(),
                             heads: mine.clone(),
                         });
-                    }
-                    if !mine.is_empty() && mine != heads {
-                        to_push.insert(doc);
                     }
                 }
                 Message::Have { doc, heads } => {
@@ -336,17 +347,30 @@ impl Session {
                         Some(d) => d.head_hashes(),
                         None => Vec::new(),
                     };
-                    remember(&mut batch, &self.peer, &doc, heads.clone(), &mine, now_ms)?;
-                    if mine != heads && !mine.is_empty() {
+                    // "Have" answers our offer: the peer holds its own heads and everything we
+                    // offered. Recording both keeps us from resending what it has when its
+                    // heads are ahead of ours (and so unknown to us).
+                    let mut known = heads;
+                    known.extend(self.offered.remove(&doc).unwrap_or_default());
+                    remember(&mut batch, &self.peer, &doc, known.clone(), &mine, now_ms)?;
+                    if !mine.is_empty() && mine.iter().any(|h| !known.contains(h)) {
                         to_push.insert(doc);
                     }
                 }
                 Message::Need { doc, heads } => {
-                    let mine = match batch.existing(&doc)? {
-                        Some(d) => d.head_hashes(),
-                        None => Vec::new(),
+                    let (mine, unknown_to_us) = match batch.existing(&doc)? {
+                        Some(d) => (d.head_hashes(), heads.iter().any(|h| !d.has_change(h))),
+                        None => (Vec::new(), !heads.is_empty()),
                     };
                     remember(&mut batch, &self.peer, &doc, heads, &mine, now_ms)?;
+                    // The asker holds changes we lack too (the two copies diverged): ask back,
+                    // once per document, so two askers cannot bounce requests forever.
+                    if unknown_to_us && self.needed.insert(doc.clone()) {
+                        replies.push(Message::Need {
+                            doc: doc.clone(),
+                            heads: mine,
+                        });
+                    }
                     // Always answered with a round, even an empty one: the asker waits for it.
                     to_push.insert(doc);
                 }
@@ -577,6 +601,7 @@ impl Session {
                     sent_anything = true;
                 }
                 Some(Push::Offer(heads)) => {
+                    self.offered.insert(doc.clone(), heads.clone());
                     self.send(&Message::Offer { doc, heads });
                     sent_anything = true;
                 }

@@ -189,3 +189,99 @@ fn garbage_and_oversized_frames_end_the_session_and_harm_nothing() {
         assert_eq!(snapshot(&base.repo), before);
     }
 }
+
+#[test]
+fn first_contact_between_two_holders_of_a_large_document_offers_instead_of_resending() {
+    let (mut base, patients) = base_with_patients(1);
+    // Text that does not compress: the journal stays larger than what is pushed whole.
+    let long: String = (0..900u32)
+        .map(|i| format!("{:04x} ", i.wrapping_mul(2_654_435_761) >> 16))
+        .collect();
+    base.repo
+        .add_note(
+            at("08:00"),
+            &mut base.rng,
+            &patients[0],
+            None,
+            at("08:00"),
+            &long,
+        )
+        .unwrap();
+    let nurse = TestNode::nurse(38, "N1");
+    let home = TestNode::new(39, omsyn_core::Role::HomeUnit, "Hjemme", None);
+    Link::open(&base.repo, &nurse.repo).pump(&base.repo, &nurse.repo, &ShareAll);
+    // The journal grows after the nurse left; the home unit gets the newer version.
+    base.repo
+        .add_note(
+            at("09:00"),
+            &mut base.rng,
+            &patients[0],
+            None,
+            at("09:00"),
+            "senere notat",
+        )
+        .unwrap();
+    Link::open(&base.repo, &home.repo).pump(&base.repo, &home.repo, &ShareAll);
+    // The nurse and the home unit never met; both hold the journal, the home unit a newer one.
+    let mut link = Link::open(&nurse.repo, &home.repo);
+    link.pump(&nurse.repo, &home.repo, &ShareAll);
+    let (a, b) = (link.a.stats(), link.b.stats());
+    // Small documents (the record, the plan) go whole — cheaper than a round trip; the journal,
+    // several KB, is offered by its heads, and the answer "have" means it is never sent.
+    let journal_bytes = omsyn_core::sync::wire::MAX_FRAME_BYTES.min(long.len());
+    assert!(
+        a.change_bytes_sent < journal_bytes as u64,
+        "the nurse resent the large journal the home unit already had: {a:?}"
+    );
+    assert!(link.a.is_caught_up() && link.b.is_caught_up());
+    assert_eq!(snapshot(&nurse.repo), snapshot(&home.repo));
+}
+
+#[test]
+fn two_strangers_whose_copies_of_a_large_document_diverged_converge() {
+    let (mut base, patients) = base_with_patients(1);
+    let long: String = (0..900u32)
+        .map(|i| format!("{:04x} ", i.wrapping_mul(2_246_822_519) >> 16))
+        .collect();
+    base.repo
+        .add_note(
+            at("08:00"),
+            &mut base.rng,
+            &patients[0],
+            None,
+            at("08:00"),
+            &long,
+        )
+        .unwrap();
+    let mut nurse = TestNode::nurse(40, "N1");
+    let mut home = TestNode::new(41, omsyn_core::Role::HomeUnit, "Hjemme", None);
+    Link::open(&base.repo, &nurse.repo).pump(&base.repo, &nurse.repo, &ShareAll);
+    Link::open(&base.repo, &home.repo).pump(&base.repo, &home.repo, &ShareAll);
+    nurse
+        .repo
+        .add_note(
+            at("10:00"),
+            &mut nurse.rng,
+            &patients[0],
+            None,
+            at("10:00"),
+            "fra sykepleier",
+        )
+        .unwrap();
+    home.repo
+        .observe(
+            at("10:05"),
+            &mut home.rng,
+            &patients[0],
+            None,
+            at("10:05"),
+            "spo2",
+            "96",
+            Some("%"),
+        )
+        .unwrap();
+    let mut link = Link::open(&nurse.repo, &home.repo);
+    link.pump(&nurse.repo, &home.repo, &ShareAll);
+    assert_eq!(snapshot(&nurse.repo), snapshot(&home.repo));
+    assert!(link.a.is_caught_up() && link.b.is_caught_up());
+}
