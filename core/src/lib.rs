@@ -1,7 +1,7 @@
 //! # omsyn-core
 //!
 //! The heart of Omsyn, a peer-to-peer, offline-first sync system for municipal home care: the
-//! home-care documents on Automerge, the durable redb store, node identities, and (later) the
+//! home-care documents on Automerge, the durable redb store, node identities, and the collection
 //! sync protocol as a sans-IO state machine.
 //!
 //! **Boundary:** this crate does no network IO, spawns no tasks, and never reads a clock or the
@@ -16,6 +16,9 @@
 //! - [`repo`]: [`Repo`], the typed API the binaries and bindings call.
 //! - [`report`]: the day report.
 //! - [`exchange`]: the portable export file.
+//! - [`sync`]: the sync protocol. A driver creates a [`sync::Session`] per connected peer, feeds it
+//!   the peer's bytes (`handle_bytes`) and "the store committed" (`handle_local_change`), and sends
+//!   what `poll_transmit` returns; `poll_event` reports progress (`CaughtUp`, changed documents).
 
 #![deny(missing_docs)]
 

@@ -1,4 +1,4 @@
-//! `omsyn bench`: measured, not timed in tests. Every figure is reported beside a baseline
+//! `omsyn bench store`: measured, not timed in tests. Every figure is reported beside a baseline
 //! measured in the same run on the same disk.
 //!
 //! 1. Durable write of one journal entry through the whole stack (Automerge change, chunk append,

@@ -29,7 +29,7 @@ pub(crate) enum Command {
     /// Measure performance against baselines in the same run (see BENCHMARKS.md)
     #[command(subcommand)]
     Bench(BenchCmd),
-    /// Internal: the child process of `omsyn bench`
+    /// Internal: the child process of `omsyn bench store`
     #[command(hide = true)]
     BenchOpen {
         /// omsyn or raw
