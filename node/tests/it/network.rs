@@ -180,54 +180,53 @@ fn notes_reach_the_base_through_a_home_unit_the_nurse_met() {
     );
 }
 
-#[test]
-fn nodes_that_reach_each_other_only_through_a_relay_converge() {
-    let relay = Daemon::spawn(&["--json", "relay", "--listen", "127.0.0.1:0"]);
-    let url = str_of(&relay.first_line, "relay").to_owned();
+/// A base and a nurse whose only path is the relay at `url` (no IP transports at all) converge,
+/// in both directions. `extra` is passed to every node command (e.g. a private CA).
+fn converge_through_relay(url: &str, extra: &[&str]) {
     let base = Node::new("base", "Base", "K1");
     let patient = str_of(
         &base.ok(&["patient", "add", "--name", "Liv Dahl"]),
         "patient",
     )
     .to_owned();
-    // No IP transports at all: the only path between the two is the relay.
-    let daemon = Daemon::spawn(&[
+    let mut args = vec![
         "--json",
         "--data",
         base.path().to_str().unwrap(),
         "run",
         "--no-mdns",
         "--relay",
-        &url,
+        url,
         "--relay-only",
-    ]);
+    ];
+    args.extend_from_slice(extra);
+    let daemon = Daemon::spawn(&args);
     let ticket = daemon.ticket();
     assert!(
         !ticket.contains('@'),
         "a relay-only ticket carries no direct address: {ticket}"
     );
     let nurse = Node::new("nurse", "Kari", "S1");
-    let summary = nurse.ok(&[
+    let mut sync_args = vec![
         "sync",
         "--peer",
         &ticket,
         "--no-mdns",
         "--relay",
-        &url,
+        url,
         "--relay-only",
-    ]);
-    assert_eq!(summary["caught_up"], true);
+    ];
+    sync_args.extend_from_slice(extra);
+    assert_eq!(nurse.ok(&sync_args)["caught_up"], true);
     nurse.ok(&["note", "add", "--patient", &patient, "--text", "via relé"]);
-    nurse.ok(&[
-        "sync",
-        "--peer",
-        &ticket,
-        "--no-mdns",
-        "--relay",
-        &url,
-        "--relay-only",
-    ]);
+    nurse.ok(&sync_args);
     assert_eq!(journal_len(&base, &patient), 1);
+}
+
+#[test]
+fn nodes_that_reach_each_other_only_through_a_relay_converge() {
+    let relay = Daemon::spawn(&["--json", "relay", "--listen", "127.0.0.1:0"]);
+    converge_through_relay(str_of(&relay.first_line, "relay"), &[]);
 }
 
 #[test]
@@ -425,35 +424,7 @@ fn nodes_converge_through_an_https_relay_with_a_private_certificate() {
     // The certificate names "localhost": reach the relay by that name.
     let url = str_of(&relay.first_line, "relay").replace("127.0.0.1", "localhost");
     assert!(url.starts_with("https://"), "{url}");
-    let ca = cert.to_str().unwrap();
-    let base = Node::new("base", "Base", "K1");
-    base.ok(&["patient", "add", "--name", "Berit Solberg"]);
-    let daemon = Daemon::spawn(&[
-        "--json",
-        "--data",
-        base.path().to_str().unwrap(),
-        "run",
-        "--no-mdns",
-        "--relay",
-        &url,
-        "--relay-only",
-        "--relay-ca",
-        ca,
-    ]);
-    let nurse = Node::new("nurse", "Kari", "S1");
-    let summary = nurse.ok(&[
-        "sync",
-        "--peer",
-        &daemon.ticket(),
-        "--no-mdns",
-        "--relay",
-        &url,
-        "--relay-only",
-        "--relay-ca",
-        ca,
-    ]);
-    assert_eq!(summary["caught_up"], true);
-    assert_eq!(nurse.ok(&["patient", "list"]).as_array().unwrap().len(), 1);
+    converge_through_relay(&url, &["--relay-ca", cert.to_str().unwrap()]);
 }
 
 #[test]

@@ -190,10 +190,9 @@ fn garbage_and_oversized_frames_end_the_session_and_harm_nothing() {
     }
 }
 
-#[test]
-fn first_contact_between_two_holders_of_a_large_document_offers_instead_of_resending() {
-    let (mut base, patients) = base_with_patients(1);
-    // Text that does not compress: the journal stays larger than what is pushed whole.
+/// Adds a journal note of text that does not compress (several KB once saved, well above what is
+/// pushed whole to a stranger); returns its length.
+fn add_large_note(base: &mut TestNode, patient: &PatientId) -> usize {
     let long: String = (0..900u32)
         .map(|i| format!("{:04x} ", i.wrapping_mul(2_654_435_761) >> 16))
         .collect();
@@ -201,14 +200,28 @@ fn first_contact_between_two_holders_of_a_large_document_offers_instead_of_resen
         .add_note(
             at("08:00"),
             &mut base.rng,
-            &patients[0],
+            patient,
             None,
             at("08:00"),
             &long,
         )
         .unwrap();
-    let nurse = TestNode::nurse(38, "N1");
-    let home = TestNode::new(39, omsyn_core::Role::HomeUnit, "Hjemme", None);
+    long.len()
+}
+
+/// A nurse and a home unit that have never met each other.
+fn strangers() -> (TestNode, TestNode) {
+    (
+        TestNode::nurse(38, "N1"),
+        TestNode::new(39, omsyn_core::Role::HomeUnit, "Hjemme", None),
+    )
+}
+
+#[test]
+fn first_contact_between_two_holders_of_a_large_document_offers_instead_of_resending() {
+    let (mut base, patients) = base_with_patients(1);
+    let journal_bytes = add_large_note(&mut base, &patients[0]);
+    let (nurse, home) = strangers();
     Link::open(&base.repo, &nurse.repo).pump(&base.repo, &nurse.repo, &ShareAll);
     // The journal grows after the nurse left; the home unit gets the newer version.
     base.repo
@@ -222,13 +235,12 @@ fn first_contact_between_two_holders_of_a_large_document_offers_instead_of_resen
         )
         .unwrap();
     Link::open(&base.repo, &home.repo).pump(&base.repo, &home.repo, &ShareAll);
-    // The nurse and the home unit never met; both hold the journal, the home unit a newer one.
+    // Both hold the journal, the home unit a newer one.
     let mut link = Link::open(&nurse.repo, &home.repo);
     link.pump(&nurse.repo, &home.repo, &ShareAll);
     let a = link.a.stats();
-    // Small documents (the record, the plan) go whole — cheaper than a round trip; the journal,
-    // several KB, is offered by its heads, and the answer "have" means it is never sent.
-    let journal_bytes = omsyn_core::sync::wire::MAX_FRAME_BYTES.min(long.len());
+    // Small documents (the record, the plan) go whole — cheaper than a round trip; the journal is
+    // offered by its heads, and the answer "have" means it is never sent.
     assert!(
         a.change_bytes_sent < journal_bytes as u64,
         "the nurse resent the large journal the home unit already had: {a:?}"
@@ -240,21 +252,8 @@ fn first_contact_between_two_holders_of_a_large_document_offers_instead_of_resen
 #[test]
 fn two_strangers_whose_copies_of_a_large_document_diverged_converge() {
     let (mut base, patients) = base_with_patients(1);
-    let long: String = (0..900u32)
-        .map(|i| format!("{:04x} ", i.wrapping_mul(2_246_822_519) >> 16))
-        .collect();
-    base.repo
-        .add_note(
-            at("08:00"),
-            &mut base.rng,
-            &patients[0],
-            None,
-            at("08:00"),
-            &long,
-        )
-        .unwrap();
-    let mut nurse = TestNode::nurse(40, "N1");
-    let mut home = TestNode::new(41, omsyn_core::Role::HomeUnit, "Hjemme", None);
+    add_large_note(&mut base, &patients[0]);
+    let (mut nurse, mut home) = strangers();
     Link::open(&base.repo, &nurse.repo).pump(&base.repo, &nurse.repo, &ShareAll);
     Link::open(&base.repo, &home.repo).pump(&base.repo, &home.repo, &ShareAll);
     nurse
