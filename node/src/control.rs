@@ -65,9 +65,10 @@ pub(crate) fn forward(data: &Path) -> Result<()> {
     std::process::exit(response.code);
 }
 
-/// Daemon side: answers forwarded commands until the task is dropped.
-pub(crate) async fn serve(data: PathBuf, shared: Shared) -> Result<()> {
-    let path = socket_path(&data);
+/// Daemon side, first half: binds the socket. Done before the daemon announces itself, so a
+/// command run right after `omsyn run` printed its ticket always finds the daemon answering.
+pub(crate) fn bind(data: &Path) -> Result<tokio::net::UnixListener> {
+    let path = socket_path(data);
     // We hold the store's lock, so a socket file left here is from a process that died.
     let _ = std::fs::remove_file(&path);
     let listener = tokio::net::UnixListener::bind(&path)
@@ -76,6 +77,11 @@ pub(crate) async fn serve(data: PathBuf, shared: Shared) -> Result<()> {
         use std::os::unix::fs::PermissionsExt;
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))?;
     }
+    Ok(listener)
+}
+
+/// Daemon side, second half: answers forwarded commands until the task is dropped.
+pub(crate) async fn serve(listener: tokio::net::UnixListener, shared: Shared) -> Result<()> {
     let mut clients = tokio::task::JoinSet::new();
     loop {
         let (stream, _) = listener.accept().await?;

@@ -57,7 +57,8 @@ pub(crate) fn run(
     let data = repo.data_dir().to_owned();
     runtime()?.block_on(async move {
         let shared = shared(repo, &options).await?;
-        let control = tokio::spawn(crate::control::serve(data, shared.clone()));
+        let listener = crate::control::bind(&data)?;
+        let control = tokio::spawn(crate::control::serve(listener, shared.clone()));
         let ticket = shared.net.ticket()?;
         // One line per fact, flushed at once: scripts and tests read the ticket from here.
         if json {
