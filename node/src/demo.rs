@@ -399,6 +399,38 @@ async fn day(json: bool, dir: &std::path::Path) -> Result<()> {
         )?;
     }
     p.say("   home-egil: the pulse oximeter reports SpO2 95 %");
+    {
+        let kari = &mut nurses[0];
+        let r = &mut kari.rng;
+        kari.shared.repo.visit_performed(
+            t("13:10")?,
+            r,
+            &visits[1],
+            t("13:00")?,
+            Some(t("13:10")?),
+            None,
+        )?;
+        kari.shared.repo.visit_performed(
+            t("13:25")?,
+            r,
+            &visits[3],
+            t("13:12")?,
+            Some(t("13:25")?),
+            None,
+        )?;
+        let ola = &mut nurses[1];
+        let r = &mut ola.rng;
+        ola.shared.repo.visit_missed(
+            t("13:10")?,
+            r,
+            &visits[7],
+            omsyn_core::docs::journal::MissedReason::NoAnswer,
+            Some("ingen svar på videoanrop; ringer datteren".into()),
+            t("13:05")?,
+        )?;
+    }
+    p.say("   13:00 video visits run over the home units' own lines: kari sees Turid and Egil;");
+    p.say("         Liv does not answer ola's call (documented as missed: no answer)");
 
     p.say(
         "== 14:00 Anne never gets coverage, but Tor's home unit does: her notes travel through it",
@@ -453,19 +485,28 @@ async fn day(json: bool, dir: &std::path::Path) -> Result<()> {
         println!("\n== The base's merged day report, {DAY}");
         let row = |name: &str, c: &omsyn_core::report::Counts| {
             format!(
-                "  {name:<10} planned {:>2}  done {:>2}  missed {:>2}  cancelled {:>2}  open {:>2}",
+                "  {name:<16} planned {:>2}  done {:>2}  missed {:>2}  cancelled {:>2}  open {:>2}",
                 c.planned, c.done, c.missed, c.cancelled, c.open
             )
         };
         println!("{}", row("all", &report.totals));
         println!("{}", row("physical", &report.physical));
         println!("{}", row("digital", &report.digital));
+        let names = [("S00010", "kari"), ("S00009", "ola"), ("S00011", "anne")];
         for (staff, c) in &report.per_staff {
-            println!("{}", row(staff, c));
+            let name = names
+                .iter()
+                .find(|(id, _)| id == staff)
+                .map_or(staff.as_str(), |(_, n)| n);
+            println!("{}", row(&format!("{name} ({staff})"), c));
         }
         println!("\n== Open conflicts for review ({})", conflicts.len());
         for c in &conflicts {
-            println!("  [{:?}] {}", c.severity, c.summary);
+            let severity = match c.severity {
+                omsyn_core::conflict::Severity::High => "HIGH  ",
+                omsyn_core::conflict::Severity::Review => "review",
+            };
+            println!("  [{severity}] {}", c.summary);
         }
     } else {
         println!(
