@@ -1152,8 +1152,6 @@ pub struct PeerRecord {
     pub last_seen_ms: Option<i64>,
     /// When the peer and we were last fully caught up (ms since the Unix epoch).
     pub caught_up_ms: Option<i64>,
-    /// The peer's role and name as it presented itself, for status output.
-    pub label: Option<String>,
 }
 
 /// What a peer is known to hold of one document.

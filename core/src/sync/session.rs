@@ -455,7 +455,6 @@ impl Session {
         if forget {
             record = PeerRecord {
                 epoch,
-                label: record.label,
                 ..PeerRecord::default()
             };
         }
