@@ -4,7 +4,6 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use anyhow::{Context, Result};
-use omsyn_core::sync::{ShareAll, SharePolicy};
 use omsyn_core::{NodeId, Repo};
 use serde_json::json;
 
@@ -33,15 +32,11 @@ fn parse_tickets(peers: &[String]) -> Result<Vec<Ticket>> {
 
 pub(crate) async fn shared(repo: Arc<Repo>, options: &NetOptions) -> Result<Shared> {
     let net = net::bind(&repo, options).await?;
-    let policy: Arc<dyn SharePolicy> = if repo.data_dir().as_os_str().is_empty() {
-        Arc::new(ShareAll)
-    } else {
-        crate::sharing::policy(repo.data_dir())?
-    };
+    // Fail at start, not at the first session, if sharing.json is malformed.
+    Shared::policy_for(&repo)?;
     Ok(Shared {
         changed: daemon::watch_commits(&repo),
         repo,
-        policy,
         net,
     })
 }

@@ -32,7 +32,6 @@ const BACKOFF_MAX: Duration = Duration::from_secs(30);
 #[derive(Debug, Clone)]
 pub(crate) struct Shared {
     pub(crate) repo: Arc<Repo>,
-    pub(crate) policy: Arc<dyn SharePolicy>,
     pub(crate) changed: watch::Receiver<u64>,
     pub(crate) net: Net,
 }
@@ -60,11 +59,16 @@ impl Shared {
     }
 
     /// The sharing policy for a session starting now: re-read from the data directory, so a
-    /// `omsyn share` change applies to the next session; in-memory nodes use the fixed one.
+    /// `omsyn share` change applies to the next session.
     pub(crate) fn current_policy(&self) -> Result<Arc<dyn SharePolicy>> {
-        let data = self.repo.data_dir();
+        Self::policy_for(&self.repo)
+    }
+
+    /// The policy configured for `repo`'s data directory (share-all for an in-memory node).
+    pub(crate) fn policy_for(repo: &Repo) -> Result<Arc<dyn SharePolicy>> {
+        let data = repo.data_dir();
         if data.as_os_str().is_empty() {
-            return Ok(self.policy.clone());
+            return Ok(Arc::new(omsyn_core::sync::ShareAll));
         }
         crate::sharing::policy(data)
     }
