@@ -407,7 +407,9 @@ impl Sim {
                 self.report.crashes += 1;
                 self.conns.retain(|(a, b), _| *a != node && *b != node);
                 let n = &mut self.nodes[node];
-                // Everything in memory is gone; the node comes back from its files alone.
+                // Everything in memory is gone; the node comes back from its files alone. The
+                // old store must close (it holds the file's lock) before the file is reopened,
+                // so an empty in-memory node stands in for that moment.
                 let dir = n.dir.clone();
                 let placeholder = std::mem::replace(
                     &mut n.repo,
