@@ -16,6 +16,7 @@
 //! - [`repo`]: [`Repo`], the typed API the binaries and bindings call.
 //! - [`report`]: the day report.
 //! - [`exchange`]: the portable export file.
+//! - [`worklist`]: importing a record system's CSV work list, all or nothing.
 //! - [`sync`]: the sync protocol. A driver creates a [`sync::Session`] per connected peer, feeds it
 //!   the peer's bytes (`handle_bytes`) and "the store committed" (`handle_local_change`), and sends
 //!   what `poll_transmit` returns; `poll_event` reports progress (`CaughtUp`, changed documents).
@@ -33,6 +34,7 @@ pub mod report;
 pub mod store;
 pub mod sync;
 pub mod time;
+pub mod worklist;
 
 pub use docs::{Document, DocumentId};
 pub use identity::{Identity, NodeId, NodeKey, NodeProfile, Role};

@@ -31,7 +31,7 @@ pub(crate) fn run(json: bool, args: &BenchArgs) -> Result<()> {
     let scratch = tempfile_dir()?;
     let write = bench_write(&scratch.join("write"), args.writes)?;
     if !json {
-        println!(
+        outln!(
             "durable journal write: median {:.2} ms, raw redb commit of the same bytes: median {:.2} ms, ratio {:.2}x ({} writes each, entry {} bytes)",
             ms(write.omsyn_median),
             ms(write.raw_median),
@@ -43,7 +43,7 @@ pub(crate) fn run(json: bool, args: &BenchArgs) -> Result<()> {
     let dir = args.dir.clone().unwrap_or_else(|| scratch.join("month"));
     let generated = generate_month(&dir, args)?;
     if !json {
-        println!(
+        outln!(
             "generated {} patients, {} visits, {} journal entries in {:.1} s; store file {:.1} MiB",
             generated.patients,
             generated.visits,
@@ -75,9 +75,9 @@ pub(crate) fn run(json: bool, args: &BenchArgs) -> Result<()> {
         },
     });
     if json {
-        println!("{}", serde_json::to_string_pretty(&summary)?);
+        outln!("{}", serde_json::to_string_pretty(&summary)?);
     } else {
-        println!(
+        outln!(
             "open (fresh process): omsyn {:.0} ms, peak RSS {:.1} MiB; plain redb open of the same file {:.0} ms, peak RSS {:.1} MiB",
             omsyn_open["open_ms"].as_f64().unwrap_or(f64::NAN),
             omsyn_open["peak_rss_kib"].as_f64().unwrap_or(f64::NAN) / 1024.0,
@@ -338,7 +338,7 @@ pub(crate) fn open_child(dir: &Path, mode: &str) -> Result<()> {
     let mut detail = detail;
     detail["peak_rss_kib"] = json!(proc_status_kib("VmHWM:"));
     detail["rss_kib"] = json!(proc_status_kib("VmRSS:"));
-    println!("{detail}");
+    outln!("{detail}");
     Ok(())
 }
 

@@ -66,7 +66,7 @@ pub(crate) fn run(json: bool, shift_docs: usize, base_docs: usize, percent: f64)
         print_scenario(json, &bases);
         let live = live_latency(&dir.join("live")).await?;
         if !json {
-            println!(
+            outln!(
                 "live push, loopback: a committed change reached the connected peer's store in median {:.2} ms (p90 {:.2} ms, {} samples)",
                 live["median_ms"].as_f64().unwrap_or(f64::NAN),
                 live["p90_ms"].as_f64().unwrap_or(f64::NAN),
@@ -78,7 +78,7 @@ pub(crate) fn run(json: bool, shift_docs: usize, base_docs: usize, percent: f64)
     let _ = std::fs::remove_dir_all(&dir);
     let summary = result?;
     if json {
-        println!("{}", serde_json::to_string_pretty(&summary)?);
+        outln!("{}", serde_json::to_string_pretty(&summary)?);
     }
     Ok(())
 }
@@ -88,20 +88,20 @@ fn print_scenario(json: bool, s: &Value) {
         return;
     }
     let f = |v: &Value| v.as_f64().unwrap_or(f64::NAN);
-    println!(
+    outln!(
         "{} — {} documents (avg {:.0} B), {} changed on each side",
         s["name"].as_str().unwrap_or(""),
         s["documents"],
         f(&s["avg_document_bytes"]),
         s["changed_each_side"]
     );
-    println!(
+    outln!(
         "  floor (bytes of the missing changes): {} B",
         s["floor_bytes"]
     );
     for key in ["omsyn", "per_document_automerge"] {
         let r = &s[key];
-        println!(
+        outln!(
             "  {key:<24} {:>9} B on the wire ({:>5.2}× floor), {:>3} round trips, {:>8.1} ms",
             r["bytes"],
             f(&r["bytes"]) / f(&s["floor_bytes"]).max(1.0),
@@ -109,7 +109,7 @@ fn print_scenario(json: bool, s: &Value) {
             f(&r["ms"])
         );
     }
-    println!(
+    outln!(
         "  omsyn vs per-document: {:.1}× fewer bytes, {:.1}× less time",
         f(&s["per_document_automerge"]["bytes"]) / f(&s["omsyn"]["bytes"]),
         f(&s["per_document_automerge"]["ms"]) / f(&s["omsyn"]["ms"])

@@ -131,6 +131,14 @@ pub(crate) enum NodeCommand {
         #[arg(long)]
         patient: Option<String>,
     },
+    /// Import a record system's CSV work list into the plan (all or nothing)
+    ImportWorklist {
+        /// The CSV file (semicolon-separated, header first)
+        file: PathBuf,
+        /// UTC offset of the list's local times
+        #[arg(long, default_value = "+01:00", allow_hyphen_values = true)]
+        offset: String,
+    },
     /// Merge an export file into this node (all or nothing)
     Import {
         /// The export file

@@ -210,6 +210,26 @@ pub(crate) fn run_node(
         NodeCommand::Conflicts(args) => conflicts(repo, json, rng, args),
         NodeCommand::DayReport { date } => day_report(repo, json, parse_day(date.as_deref())?),
         NodeCommand::Export { file, patient } => export(repo, json, file, patient),
+        NodeCommand::ImportWorklist { file, offset } => {
+            let offset_secs = parse_offset(&offset)?;
+            let bytes = read_input(&file)?;
+            let text = String::from_utf8(bytes)
+                .map_err(|_| anyhow!("{} is not UTF-8 text", file.display()))?;
+            let summary = repo
+                .import_worklist(now(), rng, &text, offset_secs)
+                .with_context(|| format!("importing {}", file.display()))?;
+            emit(json, &summary, || {
+                format!(
+                    "{} rows: {} visits planned ({} unassigned), {} already planned, {} new patients",
+                    summary.rows,
+                    summary.visits_planned,
+                    summary.unassigned,
+                    summary.already_planned,
+                    summary.new_patients
+                )
+            });
+            Ok(())
+        }
         NodeCommand::Import { file } => {
             let bytes = read_input(&file)?;
             let summary = repo
@@ -973,6 +993,22 @@ fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     let mut file = options.open(path)?;
     file.write_all(bytes)?;
     file.sync_all()
+}
+
+/// Parses `+01:00` / `-03:30` into seconds east of UTC.
+fn parse_offset(value: &str) -> Result<i32> {
+    let bad = || anyhow!("--offset: expected +HH:MM or -HH:MM, got {value:?}");
+    let (sign, rest) = match value.split_at_checked(1) {
+        Some(("+", rest)) => (1, rest),
+        Some(("-", rest)) => (-1, rest),
+        _ => return Err(bad()),
+    };
+    let (h, m) = rest.split_once(':').ok_or_else(bad)?;
+    let (h, m): (i32, i32) = (h.parse().map_err(|_| bad())?, m.parse().map_err(|_| bad())?);
+    if !(0..=14).contains(&h) || !(0..60).contains(&m) {
+        return Err(bad());
+    }
+    Ok(sign * (h * 3600 + m * 60))
 }
 
 fn read_input(file: &Path) -> Result<Vec<u8>> {

@@ -53,7 +53,7 @@ struct Progress {
 impl Progress {
     fn say(&self, line: &str) {
         if !self.json {
-            println!("{line}");
+            outln!("{line}");
         }
     }
 }
@@ -482,34 +482,34 @@ async fn day(json: bool, dir: &std::path::Path) -> Result<()> {
     let report = omsyn_core::report::day_report(base.repo(), Day::parse(DAY)?)?;
     let conflicts = base.repo().conflicts(None)?;
     if !json {
-        println!("\n== The base's merged day report, {DAY}");
+        outln!("\n== The base's merged day report, {DAY}");
         let row = |name: &str, c: &omsyn_core::report::Counts| {
             format!(
                 "  {name:<16} planned {:>2}  done {:>2}  missed {:>2}  cancelled {:>2}  open {:>2}",
                 c.planned, c.done, c.missed, c.cancelled, c.open
             )
         };
-        println!("{}", row("all", &report.totals));
-        println!("{}", row("physical", &report.physical));
-        println!("{}", row("digital", &report.digital));
+        outln!("{}", row("all", &report.totals));
+        outln!("{}", row("physical", &report.physical));
+        outln!("{}", row("digital", &report.digital));
         let names = [("S00010", "kari"), ("S00009", "ola"), ("S00011", "anne")];
         for (staff, c) in &report.per_staff {
             let name = names
                 .iter()
                 .find(|(id, _)| id == staff)
                 .map_or(staff.as_str(), |(_, n)| n);
-            println!("{}", row(&format!("{name} ({staff})"), c));
+            outln!("{}", row(&format!("{name} ({staff})"), c));
         }
-        println!("\n== Open conflicts for review ({})", conflicts.len());
+        outln!("\n== Open conflicts for review ({})", conflicts.len());
         for c in &conflicts {
             let severity = match c.severity {
                 omsyn_core::conflict::Severity::High => "HIGH  ",
                 omsyn_core::conflict::Severity::Review => "review",
             };
-            println!("  [{severity}] {}", c.summary);
+            outln!("  [{severity}] {}", c.summary);
         }
     } else {
-        println!(
+        outln!(
             "{}",
             serde_json::to_string_pretty(&json!({
                 "converged": converged,

@@ -4,6 +4,9 @@
 //! the Sync work) the network. It converts user input to omsyn-core types at the edge and never
 //! touches Automerge or redb directly.
 
+#[macro_use]
+mod output;
+
 mod bench;
 mod bench_sync;
 mod cli;
@@ -11,7 +14,6 @@ mod commands;
 mod control;
 mod demo;
 mod net;
-mod output;
 mod serve;
 mod sharing;
 

@@ -46,15 +46,33 @@ fn write(stream: Stream, line: &str) {
         }
         None => false,
     });
+    // A closed pipe (`omsyn … | head`) is not an error worth a panic: the reader has all it wanted.
+    use std::io::Write;
     match (captured, stream) {
         (true, _) => {}
-        (false, Stream::Out) => println!("{line}"),
-        (false, Stream::Err) => eprintln!("{line}"),
+        (false, Stream::Out) => {
+            let _ = writeln!(std::io::stdout().lock(), "{line}");
+        }
+        (false, Stream::Err) => {
+            let _ = writeln!(std::io::stderr().lock(), "{line}");
+        }
     }
 }
 
 fn out(line: &str) {
     write(Stream::Out, line);
+}
+
+/// Prints one line on stdout (or into the capture), never panicking on a closed pipe.
+pub(crate) fn print_line(line: &str) {
+    out(line);
+}
+
+/// `println!` for the binary: see [`print_line`].
+macro_rules! outln {
+    ($($arg:tt)*) => {
+        $crate::output::print_line(&format!($($arg)*))
+    };
 }
 
 fn err(line: &str) {

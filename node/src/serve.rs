@@ -57,13 +57,13 @@ pub(crate) fn run(
         let ticket = shared.net.ticket()?;
         // One line per fact, flushed at once: scripts and tests read the ticket from here.
         if json {
-            println!(
+            outln!(
                 "{}",
                 json!({ "id": ticket.node, "ticket": ticket.to_string() })
             );
         } else {
-            println!("id:     {}", ticket.node);
-            println!("ticket: {ticket}");
+            outln!("id:     {}", ticket.node);
+            outln!("ticket: {ticket}");
         }
         use std::io::Write;
         let _ = std::io::stdout().flush();
@@ -157,9 +157,9 @@ pub(crate) fn relay(
         let tls_paths = tls.as_ref().map(|(c, k)| (c.as_path(), k.as_path()));
         let (server, url) = net::relay::start(listen, tls_paths).await?;
         if json {
-            println!("{}", json!({ "relay": url }));
+            outln!("{}", json!({ "relay": url }));
         } else {
-            println!("relay: {url}");
+            outln!("relay: {url}");
         }
         use std::io::Write;
         let _ = std::io::stdout().flush();

@@ -100,6 +100,19 @@ impl Transaction<'_> {
         Ok((location, found))
     }
 
+    /// The visits planned for `patient` in `month`, as of this transaction.
+    pub fn visits_of(
+        &mut self,
+        patient: &PatientId,
+        month: crate::time::Month,
+    ) -> Result<Vec<Visit>, RepoError> {
+        let id = DocumentId::VisitPlan(patient.clone(), month);
+        Ok(match self.batch.existing(&id)? {
+            Some(doc) => plan::read(doc).visits,
+            None => Vec::new(),
+        })
+    }
+
     // ----- patient record ------------------------------------------------------------------
 
     /// Registers a new patient; returns the id.

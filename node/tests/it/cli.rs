@@ -482,6 +482,10 @@ fn bad_arguments_are_named_and_nothing_is_written() {
         ),
         (&["import", "/nonexistent/file"], "/nonexistent/file"),
         (&["visit", "cancel", "--visit", &visit], "--reason"),
+        (
+            &["import-worklist", "/nonexistent.csv", "--offset", "1h"],
+            "--offset",
+        ),
     ];
     for (args, named) in cases {
         let err = base.fails(args);

@@ -10,3 +10,4 @@ mod store_files;
 mod sync_sessions;
 mod transactions;
 mod wire_fuzz;
+mod worklist;

@@ -1,0 +1,110 @@
+//! Importing a record system's CSV work list: good lists land whole, bad rows are named and
+//! nothing is imported, importing twice plans nothing twice.
+
+use omsyn_core::Day;
+use omsyn_core::worklist::WorklistError;
+use omsyn_tests::{TestNode, at, snapshot};
+
+const FIXTURE: &str = include_str!("../../fixtures/worklist-S-1day.csv");
+const CET: i32 = 3600;
+
+#[test]
+fn the_shared_one_day_fixture_imports_into_plans_and_the_day_report() {
+    let mut base = TestNode::base(51);
+    let summary = base
+        .repo
+        .import_worklist(at("06:00"), &mut base.rng, FIXTURE, CET)
+        .unwrap();
+    let rows = FIXTURE.lines().count() - 1;
+    let distinct_patients: std::collections::BTreeSet<&str> = FIXTURE
+        .lines()
+        .skip(1)
+        .map(|l| l.split(';').nth(8).unwrap())
+        .collect();
+    let unassigned = FIXTURE
+        .lines()
+        .skip(1)
+        .filter(|l| l.split(';').nth(3) == Some(""))
+        .count();
+    assert_eq!(summary.rows, rows);
+    assert_eq!(summary.visits_planned, rows);
+    assert_eq!(summary.new_patients, distinct_patients.len());
+    assert_eq!(summary.unassigned, unassigned);
+    let report =
+        omsyn_core::report::day_report(&base.repo, Day::parse("2026-11-23").unwrap()).unwrap();
+    assert_eq!(report.totals.planned, rows);
+    assert_eq!(report.per_staff["(unassigned)"].planned, unassigned);
+}
+
+#[test]
+fn importing_the_same_list_twice_plans_nothing_twice() {
+    let mut base = TestNode::base(52);
+    base.repo
+        .import_worklist(at("06:00"), &mut base.rng, FIXTURE, CET)
+        .unwrap();
+    let before = snapshot(&base.repo);
+    let again = base
+        .repo
+        .import_worklist(at("06:30"), &mut base.rng, FIXTURE, CET)
+        .unwrap();
+    assert_eq!((again.visits_planned, again.new_patients), (0, 0));
+    assert_eq!(again.already_planned, again.rows);
+    assert_eq!(snapshot(&base.repo), before, "nothing was written");
+}
+
+#[test]
+fn a_list_with_bad_rows_names_every_one_and_imports_nothing() {
+    let mut base = TestNode::base(53);
+    let mut lines: Vec<String> = FIXTURE.lines().take(4).map(str::to_owned).collect();
+    lines.push(lines[1].replace(";13:38;13:48;", ";13:48;13:38;")); // ends before it starts
+    lines.push(lines[1].replace(";physical;", ";teleport;"));
+    lines.push(lines[1].replace("2026-11-23", "23.11.2026"));
+    lines.push("too;few;fields".into());
+    let text = lines.join("\n");
+    let err = base
+        .repo
+        .import_worklist(at("06:00"), &mut base.rng, &text, CET)
+        .unwrap_err();
+    let WorklistError::Rows(rows) = err else {
+        panic!("expected row errors, got {err}")
+    };
+    assert_eq!(
+        rows.iter().map(|r| r.line).collect::<Vec<_>>(),
+        vec![5, 6, 7, 8]
+    );
+    assert!(rows[0].message.contains("not after start"), "{rows:?}");
+    assert!(rows[1].message.contains("teleport"), "{rows:?}");
+    assert!(
+        base.repo.patients().unwrap().is_empty(),
+        "the good rows were not imported either"
+    );
+}
+
+#[test]
+fn a_file_that_is_not_a_work_list_is_refused() {
+    let mut base = TestNode::base(54);
+    let err = base
+        .repo
+        .import_worklist(at("06:00"), &mut base.rng, "name;age\nKari;40", CET)
+        .unwrap_err();
+    assert!(matches!(err, WorklistError::Header(_)), "{err}");
+}
+
+#[test]
+fn quoted_fields_may_hold_semicolons() {
+    let mut base = TestNode::base(55);
+    let header = FIXTURE.lines().next().unwrap();
+    let row = FIXTURE.lines().nth(1).unwrap().replace(
+        "nøkkelboks ved døra, kode 4411",
+        "\"nøkkelboks; kode 4411, si \"\"hei\"\"\"",
+    );
+    base.repo
+        .import_worklist(at("06:00"), &mut base.rng, &format!("{header}\n{row}"), CET)
+        .unwrap();
+    let (patient, _) = base.repo.patients().unwrap().remove(0);
+    let record = base.repo.record(&patient).unwrap();
+    assert_eq!(
+        record.field(omsyn_core::docs::record::PatientField::AccessNote),
+        Some("nøkkelboks; kode 4411, si \"hei\"")
+    );
+}
