@@ -31,6 +31,8 @@ const DAY: &str = "2026-11-23";
 
 struct DemoNode {
     name: &'static str,
+    /// Reachable only through the relay (no direct address in its ticket).
+    relay_only: bool,
     shared: Shared,
     ticket: Ticket,
     rng: StdRng,
@@ -113,14 +115,21 @@ async fn node(
     tokio::spawn(async move { daemon::run(serving, Vec::new(), pending()).await });
     Ok(DemoNode {
         name,
+        relay_only: options.relay_only,
         shared,
         ticket,
         rng,
     })
 }
 
-/// One sync between two nodes; returns the figures for the summary.
-async fn sync(p: &Progress, from: &DemoNode, to: &DemoNode, via: &str) -> Result<Value> {
+/// One sync between two nodes (through the relay if either can only be reached that way);
+/// returns the figures for the summary.
+async fn sync(p: &Progress, from: &DemoNode, to: &DemoNode) -> Result<Value> {
+    let via = if from.relay_only || to.relay_only {
+        "relay"
+    } else {
+        "direct"
+    };
     let mut ticket = to.ticket.clone();
     if via == "relay" {
         ticket.addrs.clear();
@@ -269,12 +278,7 @@ async fn day(json: bool, dir: &std::path::Path) -> Result<()> {
 
     p.say("== 07:30 Everyone loads the day's plan at the base");
     for n in nurses.iter().chain(homes.iter()) {
-        let via = if n.name == "home-liv" {
-            "relay"
-        } else {
-            "direct"
-        };
-        paths.push(sync(&p, n, &base, via).await?);
+        paths.push(sync(&p, n, &base).await?);
     }
 
     p.say("== 08:00 The mobile network fails. The nurses document offline.");
@@ -435,34 +439,24 @@ async fn day(json: bool, dir: &std::path::Path) -> Result<()> {
     p.say(
         "== 14:00 Anne never gets coverage, but Tor's home unit does: her notes travel through it",
     );
-    paths.push(sync(&p, &nurses[2], &homes[2], "direct").await?);
-    paths.push(sync(&p, &homes[2], &base, "direct").await?);
+    paths.push(sync(&p, &nurses[2], &homes[2]).await?);
+    paths.push(sync(&p, &homes[2], &base).await?);
 
     p.say("== 15:00 The network is back for Kari and Ola; the home units sync");
-    paths.push(sync(&p, &nurses[0], &base, "direct").await?);
-    paths.push(sync(&p, &nurses[1], &base, "direct").await?);
+    paths.push(sync(&p, &nurses[0], &base).await?);
+    paths.push(sync(&p, &nurses[1], &base).await?);
     for h in &homes {
-        let via = if h.name == "home-liv" {
-            "relay"
-        } else {
-            "direct"
-        };
-        paths.push(sync(&p, h, &base, via).await?);
+        paths.push(sync(&p, h, &base).await?);
     }
 
     p.say("== 15:30 A last round so every device holds the merged day");
     for n in nurses.iter().take(2) {
-        paths.push(sync(&p, n, &base, "direct").await?);
+        paths.push(sync(&p, n, &base).await?);
     }
-    paths.push(sync(&p, &homes[2], &base, "direct").await?);
-    paths.push(sync(&p, &nurses[2], &homes[2], "direct").await?);
+    paths.push(sync(&p, &homes[2], &base).await?);
+    paths.push(sync(&p, &nurses[2], &homes[2]).await?);
     for h in homes.iter().filter(|h| h.name != "home-tor") {
-        let via = if h.name == "home-liv" {
-            "relay"
-        } else {
-            "direct"
-        };
-        paths.push(sync(&p, h, &base, via).await?);
+        paths.push(sync(&p, h, &base).await?);
     }
 
     let reference = heads_of(base.repo())?;
