@@ -29,6 +29,16 @@ const STAFF_ON_DAY_SHIFT: usize = 120;
 
 pub(crate) fn run(json: bool, args: &BenchArgs) -> Result<()> {
     let scratch = tempfile_dir()?;
+    let result = measure(json, args, &scratch);
+    // The generated stores are large: remove them whether or not the run succeeded.
+    let _ = std::fs::remove_dir_all(scratch.join("write"));
+    if args.dir.is_none() {
+        let _ = std::fs::remove_dir_all(&scratch);
+    }
+    result
+}
+
+fn measure(json: bool, args: &BenchArgs, scratch: &Path) -> Result<()> {
     let write = bench_write(&scratch.join("write"), args.writes)?;
     if !json {
         outln!(
@@ -84,9 +94,6 @@ pub(crate) fn run(json: bool, args: &BenchArgs) -> Result<()> {
             raw_open["open_ms"].as_f64().unwrap_or(f64::NAN),
             raw_open["peak_rss_kib"].as_f64().unwrap_or(f64::NAN) / 1024.0,
         );
-    }
-    if args.dir.is_none() {
-        let _ = std::fs::remove_dir_all(&scratch);
     }
     Ok(())
 }
