@@ -1,6 +1,8 @@
 //! One test per safety-conflict kind, through the public API, with real merges between replicas.
 
+use omsyn_core::RepoError;
 use omsyn_core::conflict::{Conflict, ConflictKind};
+use omsyn_core::docs::journal::Entry;
 use omsyn_core::docs::journal::MissedReason;
 use omsyn_core::docs::plan::{NewVisit, VisitChange, VisitKind};
 use omsyn_core::docs::record::PatientField;
@@ -70,6 +72,27 @@ fn zone() -> Zone {
     }
 }
 
+/// `node` records the 08:00 dose as given at `hhmm`, or as not given with `refused`.
+fn dose(
+    node: &mut TestNode,
+    patient: &PatientId,
+    med: &MedicationId,
+    hhmm: &str,
+    refused: Option<&str>,
+) -> Result<Entry, RepoError> {
+    let t = at(hhmm);
+    let reason = refused.map(str::to_owned);
+    node.repo
+        .record_dose(t, &mut node.rng, patient, med, "08:00", t, None, reason)
+}
+
+/// `node` documents `visit` as performed, arriving at `hhmm`.
+fn performed(node: &mut TestNode, visit: &VisitId, hhmm: &str) -> Result<Entry, RepoError> {
+    let t = at(hhmm);
+    node.repo
+        .visit_performed(t, &mut node.rng, visit, t, None, None)
+}
+
 fn merge_all(z: &Zone) {
     sync(&z.n1.repo, &z.base.repo);
     sync(&z.n2.repo, &z.base.repo);
@@ -92,30 +115,8 @@ fn only_conflict(z: &Zone) -> Conflict {
 #[test]
 fn dose_given_by_two_nurses_offline_is_a_high_severity_conflict() {
     let mut z = zone();
-    z.n1.repo
-        .record_dose(
-            at("08:10"),
-            &mut z.n1.rng,
-            &z.patient,
-            &z.med,
-            "08:00",
-            at("08:10"),
-            None,
-            None,
-        )
-        .unwrap();
-    z.n2.repo
-        .record_dose(
-            at("08:20"),
-            &mut z.n2.rng,
-            &z.patient,
-            &z.med,
-            "08:00",
-            at("08:20"),
-            None,
-            None,
-        )
-        .unwrap();
+    dose(&mut z.n1, &z.patient, &z.med, "08:10", None).unwrap();
+    dose(&mut z.n2, &z.patient, &z.med, "08:20", None).unwrap();
     assert!(
         z.n1.repo.conflicts(None).unwrap().is_empty(),
         "no conflict before the merge"
@@ -134,30 +135,15 @@ fn dose_given_by_two_nurses_offline_is_a_high_severity_conflict() {
 #[test]
 fn dose_given_and_not_given_is_a_conflict() {
     let mut z = zone();
-    z.n1.repo
-        .record_dose(
-            at("08:10"),
-            &mut z.n1.rng,
-            &z.patient,
-            &z.med,
-            "08:00",
-            at("08:10"),
-            None,
-            None,
-        )
-        .unwrap();
-    z.n2.repo
-        .record_dose(
-            at("08:20"),
-            &mut z.n2.rng,
-            &z.patient,
-            &z.med,
-            "08:00",
-            at("08:20"),
-            None,
-            Some("patient refused".into()),
-        )
-        .unwrap();
+    dose(&mut z.n1, &z.patient, &z.med, "08:10", None).unwrap();
+    dose(
+        &mut z.n2,
+        &z.patient,
+        &z.med,
+        "08:20",
+        Some("patient refused"),
+    )
+    .unwrap();
     merge_all(&z);
     let c = only_conflict(&z);
     assert!(matches!(c.kind, ConflictKind::DoseGivenAndNotGiven { .. }));
@@ -166,26 +152,8 @@ fn dose_given_and_not_given_is_a_conflict() {
 #[test]
 fn visit_performed_by_two_staff_is_a_conflict() {
     let mut z = zone();
-    z.n1.repo
-        .visit_performed(
-            at("08:05"),
-            &mut z.n1.rng,
-            &z.visit,
-            at("08:05"),
-            None,
-            None,
-        )
-        .unwrap();
-    z.n2.repo
-        .visit_performed(
-            at("08:07"),
-            &mut z.n2.rng,
-            &z.visit,
-            at("08:07"),
-            None,
-            None,
-        )
-        .unwrap();
+    performed(&mut z.n1, &z.visit, "08:05").unwrap();
+    performed(&mut z.n2, &z.visit, "08:07").unwrap();
     merge_all(&z);
     let c = only_conflict(&z);
     let ConflictKind::VisitPerformedByTwo { performers, .. } = &c.kind else {
@@ -208,26 +176,8 @@ fn double_staffed_visit_performed_by_both_planned_staff_is_not_a_conflict() {
         )
         .unwrap();
     merge_all(&z);
-    z.n1.repo
-        .visit_performed(
-            at("08:05"),
-            &mut z.n1.rng,
-            &z.visit,
-            at("08:05"),
-            None,
-            None,
-        )
-        .unwrap();
-    z.n2.repo
-        .visit_performed(
-            at("08:05"),
-            &mut z.n2.rng,
-            &z.visit,
-            at("08:05"),
-            None,
-            None,
-        )
-        .unwrap();
+    performed(&mut z.n1, &z.visit, "08:05").unwrap();
+    performed(&mut z.n2, &z.visit, "08:05").unwrap();
     merge_all(&z);
     assert_eq!(z.base.repo.conflicts(None).unwrap(), vec![]);
 }
@@ -245,16 +195,7 @@ fn cancelled_visit_performed_offline_is_a_conflict() {
         )
         .unwrap();
     // N1 never saw the cancellation: she performs the visit offline.
-    z.n1.repo
-        .visit_performed(
-            at("08:05"),
-            &mut z.n1.rng,
-            &z.visit,
-            at("08:05"),
-            None,
-            None,
-        )
-        .unwrap();
+    performed(&mut z.n1, &z.visit, "08:05").unwrap();
     merge_all(&z);
     let all = z.base.repo.conflicts(None).unwrap();
     assert!(
@@ -279,16 +220,7 @@ fn visit_performed_against_a_plan_changed_while_offline_is_a_conflict() {
             },
         )
         .unwrap();
-    z.n1.repo
-        .visit_performed(
-            at("08:05"),
-            &mut z.n1.rng,
-            &z.visit,
-            at("08:05"),
-            None,
-            None,
-        )
-        .unwrap();
+    performed(&mut z.n1, &z.visit, "08:05").unwrap();
     merge_all(&z);
     let c = only_conflict(&z);
     let ConflictKind::VisitPerformedAgainstChangedPlan { unseen_changes, .. } = &c.kind else {
@@ -314,16 +246,7 @@ fn plan_change_seen_before_documenting_is_not_a_conflict() {
         )
         .unwrap();
     merge_all(&z);
-    z.n1.repo
-        .visit_performed(
-            at("09:05"),
-            &mut z.n1.rng,
-            &z.visit,
-            at("09:05"),
-            None,
-            None,
-        )
-        .unwrap();
+    performed(&mut z.n1, &z.visit, "09:05").unwrap();
     merge_all(&z);
     assert_eq!(z.base.repo.conflicts(None).unwrap(), vec![]);
 }
@@ -370,18 +293,7 @@ fn concurrent_record_field_edits_show_both_values_and_resolve_with_a_new_value()
 fn resolving_a_safety_conflict_adds_an_entry_and_keeps_both_facts() {
     let mut z = zone();
     for (node, t) in [(&mut z.n1, "08:10"), (&mut z.n2, "08:20")] {
-        node.repo
-            .record_dose(
-                at(t),
-                &mut node.rng,
-                &z.patient,
-                &z.med,
-                "08:00",
-                at(t),
-                None,
-                None,
-            )
-            .unwrap();
+        dose(node, &z.patient, &z.med, t, None).unwrap();
     }
     merge_all(&z);
     let c = only_conflict(&z);
@@ -412,18 +324,7 @@ fn resolving_a_safety_conflict_adds_an_entry_and_keeps_both_facts() {
 fn a_third_administration_reopens_a_resolved_dose_conflict() {
     let mut z = zone();
     for (node, t) in [(&mut z.n1, "08:10"), (&mut z.n2, "08:20")] {
-        node.repo
-            .record_dose(
-                at(t),
-                &mut node.rng,
-                &z.patient,
-                &z.med,
-                "08:00",
-                at(t),
-                None,
-                None,
-            )
-            .unwrap();
+        dose(node, &z.patient, &z.med, t, None).unwrap();
     }
     merge_all(&z);
     let first = only_conflict(&z);
@@ -431,18 +332,7 @@ fn a_third_administration_reopens_a_resolved_dose_conflict() {
         .repo
         .resolve_conflict(at("09:00"), &mut z.base.rng, &first.id, "checked", None)
         .unwrap();
-    z.n1.repo
-        .record_dose(
-            at("08:30"),
-            &mut z.n1.rng,
-            &z.patient,
-            &z.med,
-            "08:00",
-            at("08:30"),
-            None,
-            None,
-        )
-        .unwrap();
+    dose(&mut z.n1, &z.patient, &z.med, "08:30", None).unwrap();
     merge_all(&z);
     let reopened = z.base.repo.conflicts(None).unwrap();
     assert_eq!(reopened.len(), 1);
@@ -453,31 +343,8 @@ fn a_third_administration_reopens_a_resolved_dose_conflict() {
 #[test]
 fn a_double_tap_marked_entered_in_error_clears_the_conflict_but_stays_readable() {
     let mut z = zone();
-    let first =
-        z.n1.repo
-            .record_dose(
-                at("08:10"),
-                &mut z.n1.rng,
-                &z.patient,
-                &z.med,
-                "08:00",
-                at("08:10"),
-                None,
-                None,
-            )
-            .unwrap();
-    z.n1.repo
-        .record_dose(
-            at("08:10"),
-            &mut z.n1.rng,
-            &z.patient,
-            &z.med,
-            "08:00",
-            at("08:10"),
-            None,
-            None,
-        )
-        .unwrap();
+    let first = dose(&mut z.n1, &z.patient, &z.med, "08:10", None).unwrap();
+    dose(&mut z.n1, &z.patient, &z.med, "08:10", None).unwrap();
     assert_eq!(z.n1.repo.conflicts(None).unwrap().len(), 1);
     z.n1.repo
         .correct_entry(
