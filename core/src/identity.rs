@@ -74,6 +74,15 @@ impl NodeId {
         Self::from_bytes(bytes)
     }
 
+    /// Whether `signature` is this key's ed25519 signature of `message` (strict verification:
+    /// no malleable or small-order signatures).
+    pub fn verify(&self, message: &[u8], signature: &[u8; 64]) -> bool {
+        VerifyingKey::from_bytes(&self.0).is_ok_and(|key| {
+            key.verify_strict(message, &ed25519_dalek::Signature::from_bytes(signature))
+                .is_ok()
+        })
+    }
+
     /// A short prefix for human-facing output.
     pub fn short(&self) -> String {
         hex::encode(&self.0[..5])
@@ -114,6 +123,7 @@ impl From<NodeId> for String {
 }
 
 /// A node's secret key. Debug output never shows the secret.
+#[derive(Clone)]
 pub struct NodeKey(SigningKey);
 
 impl NodeKey {
@@ -132,6 +142,12 @@ impl NodeKey {
     /// The 32 secret bytes (for handing to iroh, which uses the same key type).
     pub fn secret_bytes(&self) -> [u8; 32] {
         self.0.to_bytes()
+    }
+
+    /// Signs `message` (ed25519).
+    pub fn sign(&self, message: &[u8]) -> [u8; 64] {
+        use ed25519_dalek::Signer;
+        self.0.sign(message).to_bytes()
     }
 
     /// The public id of this key.
@@ -216,7 +232,7 @@ pub enum IdentityError {
     },
 }
 
-fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> IdentityError + '_ {
+pub(crate) fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> IdentityError + '_ {
     move |source| IdentityError::Io {
         path: path.to_owned(),
         source,
@@ -327,7 +343,7 @@ fn create_private_dir(dir: &Path) -> Result<(), IdentityError> {
 }
 
 #[cfg(unix)]
-fn write_new_file(path: &Path, contents: &[u8], mode: u32) -> Result<(), IdentityError> {
+pub(crate) fn write_new_file(path: &Path, contents: &[u8], mode: u32) -> Result<(), IdentityError> {
     use std::os::unix::fs::OpenOptionsExt;
     let mut file = fs::OpenOptions::new()
         .write(true)
@@ -340,7 +356,11 @@ fn write_new_file(path: &Path, contents: &[u8], mode: u32) -> Result<(), Identit
 }
 
 #[cfg(not(unix))]
-fn write_new_file(path: &Path, contents: &[u8], _mode: u32) -> Result<(), IdentityError> {
+pub(crate) fn write_new_file(
+    path: &Path,
+    contents: &[u8],
+    _mode: u32,
+) -> Result<(), IdentityError> {
     let mut file = fs::OpenOptions::new()
         .write(true)
         .create_new(true)
@@ -351,7 +371,7 @@ fn write_new_file(path: &Path, contents: &[u8], _mode: u32) -> Result<(), Identi
 }
 
 #[cfg(unix)]
-fn check_owner_only(path: &Path) -> Result<(), IdentityError> {
+pub(crate) fn check_owner_only(path: &Path) -> Result<(), IdentityError> {
     use std::os::unix::fs::PermissionsExt;
     let mode = fs::metadata(path)
         .map_err(io_err(path))?
@@ -368,6 +388,6 @@ fn check_owner_only(path: &Path) -> Result<(), IdentityError> {
 }
 
 #[cfg(not(unix))]
-fn check_owner_only(_path: &Path) -> Result<(), IdentityError> {
+pub(crate) fn check_owner_only(_path: &Path) -> Result<(), IdentityError> {
     Ok(())
 }

@@ -34,6 +34,7 @@ pub mod report;
 pub mod store;
 pub mod sync;
 pub mod time;
+pub mod trust;
 pub mod worklist;
 
 pub use docs::{Document, DocumentId};

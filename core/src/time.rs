@@ -154,6 +154,11 @@ impl Day {
         NaiveDate::from_num_days_from_ce_opt(days).map(Day)
     }
 
+    /// The UTC calendar day of an instant (ms since the Unix epoch).
+    pub fn from_unix_millis(ms: i64) -> Option<Day> {
+        chrono::DateTime::from_timestamp_millis(ms).map(|t| Day(t.date_naive()))
+    }
+
     /// The following day, or `None` at the end of chrono's range.
     pub fn next(&self) -> Option<Day> {
         self.0.succ_opt().map(Day)

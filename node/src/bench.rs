@@ -148,7 +148,7 @@ fn bench_write(dir: &Path, writes: usize) -> Result<WriteResult> {
         bail!("--writes must be at least 1");
     }
     let mut rng = StdRng::seed_from_u64(1);
-    let repo = Repo::init(&dir.join("node"), profile(), &mut rng)?;
+    let repo = Repo::init(&dir.join("node"), profile(), None, &mut rng)?;
     let day = Day::parse("2026-11-23")?;
     let t = fixed_time(day, "08:00")?;
     let patient = repo.add_patient(t, &mut rng, &[(PatientField::Name, "Bench Patient".into())])?;
@@ -207,7 +207,7 @@ fn generate_month(dir: &Path, args: &BenchArgs) -> Result<Generated> {
     }
     let started = Instant::now();
     let mut rng = StdRng::seed_from_u64(2);
-    let repo = Repo::init(dir, profile(), &mut rng)?;
+    let repo = Repo::init(dir, profile(), None, &mut rng)?;
     let first = Day::parse("2026-11-01")?;
     let staff: Vec<StaffId> = (0..STAFF_ON_DAY_SHIFT)
         .map(|i| StaffId::parse(&format!("S{i:05}")))
@@ -326,7 +326,7 @@ pub(crate) fn open_child(dir: &Path, mode: &str) -> Result<()> {
     let start = Instant::now();
     let detail = match mode {
         "omsyn" => {
-            let repo = Repo::open(dir, &mut StdRng::seed_from_u64(3))?;
+            let repo = Repo::open(dir, None, &mut StdRng::seed_from_u64(3))?;
             let opened = start.elapsed();
             let patients = repo.patients()?;
             if let Some((first, _)) = patients.first() {

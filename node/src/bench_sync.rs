@@ -196,8 +196,8 @@ async fn scenario(
 ) -> Result<Value> {
     let mut rng = StdRng::seed_from_u64(n as u64);
     let (a_dir, b_dir) = (dir.join("a"), dir.join("b"));
-    let a = Repo::init(&a_dir, profile(Role::Base, "a"), &mut rng)?;
-    let b = Repo::init(&b_dir, profile(peer_role, "b"), &mut rng)?;
+    let a = Repo::init(&a_dir, profile(Role::Base, "a"), None, &mut rng)?;
+    let b = Repo::init(&b_dir, profile(peer_role, "b"), None, &mut rng)?;
     let patients = populate(&a, n, &mut rng)?;
     let docs_total_bytes: usize = {
         let ids = all_docs(&a)?;
@@ -261,8 +261,8 @@ async fn scenario(
     copy_dir(&b_dir, &cb)?;
 
     let (a, b) = (
-        serve(Repo::open(&a_dir, &mut rng)?).await?,
-        serve(Repo::open(&b_dir, &mut rng)?).await?,
+        serve(Repo::open(&a_dir, None, &mut rng)?).await?,
+        serve(Repo::open(&b_dir, None, &mut rng)?).await?,
     );
     let outcome = omsyn_sync(&a, &b).await?;
     let s = outcome.stats;
@@ -277,8 +277,8 @@ async fn scenario(
     }
     drop((a, b));
 
-    let copy_a = Arc::new(Repo::open(&ca, &mut rng)?);
-    let copy_b = Arc::new(Repo::open(&cb, &mut rng)?);
+    let copy_a = Arc::new(Repo::open(&ca, None, &mut rng)?);
+    let copy_b = Arc::new(Repo::open(&cb, None, &mut rng)?);
     let naive = naive_over_quic(copy_a, copy_b, &docs, &mut naive_a, &mut naive_b).await?;
     Ok(json!({
         "name": name,
@@ -428,8 +428,8 @@ async fn naive_loop(
 /// How long a committed change takes to reach a connected peer's store, on loopback.
 async fn live_latency(dir: &Path) -> Result<Value> {
     let mut rng = StdRng::seed_from_u64(7);
-    let a = Repo::init(&dir.join("a"), profile(Role::Base, "a"), &mut rng)?;
-    let b = Repo::init(&dir.join("b"), profile(Role::Nurse, "b"), &mut rng)?;
+    let a = Repo::init(&dir.join("a"), profile(Role::Base, "a"), None, &mut rng)?;
+    let b = Repo::init(&dir.join("b"), profile(Role::Nurse, "b"), None, &mut rng)?;
     let patient = a.add_patient(now(), &mut rng, &[(PatientField::Name, "Live".into())])?;
     let (a, b) = (serve(a).await?, serve(b).await?);
     let ticket = b.net.ticket()?;

@@ -16,6 +16,11 @@ pub(crate) struct Cli {
     #[arg(long, global = true)]
     pub(crate) json: bool,
 
+    /// The key file the store is encrypted with (64 hex digits, owner-only), when the host keeps
+    /// it outside the data directory [default: DIR/store.key]
+    #[arg(long, global = true, env = "OMSYN_STORE_KEY_FILE", value_name = "FILE")]
+    pub(crate) store_key_file: Option<PathBuf>,
+
     #[command(subcommand)]
     pub(crate) command: Command,
 }
@@ -120,9 +125,67 @@ pub(crate) enum NodeCommand {
     },
     /// Peers seen and when, and how fresh each patient's documents are towards each peer
     Status,
-    /// Which peers may hold which patients (share all, or listed patients with listed peers)
+    /// The organisation: create it on the admin base, show members and revocations
     #[command(subcommand)]
-    Share(ShareCmd),
+    Org(OrgCmd),
+    /// Enrol a device: request on the device, approve at the base, install on the device
+    #[command(subcommand)]
+    Enroll(EnrollCmd),
+    /// Revoke a device (by node id, at a base holding the organisation key), or install a
+    /// revocation received as text or file; revocations spread to every node ahead of data
+    Revoke {
+        /// A node id to revoke, or a revocation (`omsyn-revoke1:…`, or a file holding one)
+        target: String,
+        /// Why (lost phone, left the organisation); required when revoking by node id
+        #[arg(long)]
+        reason: Option<String>,
+        /// Also write the revocation to this file, to carry to offline nodes
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+    /// Explicit ("break-glass") access to a patient not on your list, and its review at the base
+    #[command(subcommand)]
+    Access(AccessCmd),
+    /// Add staff to, or remove them from, a patient's care team (base)
+    Team {
+        /// The patient
+        #[arg(long)]
+        patient: String,
+        /// Staff id to add
+        #[arg(long, conflicts_with = "remove")]
+        add: Option<String>,
+        /// Staff id to remove
+        #[arg(long)]
+        remove: Option<String>,
+    },
+    /// Register a patient's block (sperring) of a staff member; it beats every other access (base)
+    Block {
+        /// The patient
+        #[arg(long)]
+        patient: String,
+        /// The blocked staff member
+        #[arg(long)]
+        staff: String,
+    },
+    /// Lift a block (base)
+    Unblock {
+        /// The patient
+        #[arg(long)]
+        patient: String,
+        /// The block's id (from `omsyn show`)
+        #[arg(long)]
+        block: String,
+    },
+    /// Remove from this device the documents of patients it no longer needs (once a base has them)
+    Purge,
+    /// The access log: who read, wrote or exported a patient's data, when and why
+    Audit {
+        /// Only this patient's entries (what the patient may see)
+        #[arg(long)]
+        patient: Option<String>,
+        #[command(subcommand)]
+        action: Option<AuditCmd>,
+    },
     /// Write this node's documents to a portable file ("-" or nothing: stdout)
     Export {
         /// Output file
@@ -637,20 +700,66 @@ pub(crate) struct NetArgs {
 }
 
 #[derive(Debug, Subcommand)]
-pub(crate) enum ShareCmd {
-    /// Share every document with every peer (the default)
-    All,
-    /// Let a peer hold a patient's documents (switches to listed sharing)
-    Grant {
-        /// The peer's node id
+pub(crate) enum OrgCmd {
+    /// Create the organisation key on this base (owner-only file) and enrol this base in it
+    Create {
+        /// The organisation's name (the municipality's home-care service)
         #[arg(long)]
-        peer: String,
+        name: String,
+        /// Validity of this base's own certificate, in hours
+        #[arg(long, default_value_t = 24 * 365)]
+        valid_hours: u32,
+    },
+    /// The organisation, this node's certificate, known members and revocations
+    Show,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum EnrollCmd {
+    /// On the device: print an enrolment request (text for a QR code or chat, or --out FILE)
+    Request {
+        /// Also write it to this file
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+    /// At a base holding the organisation key: approve a request, print the certificate
+    Approve {
+        /// The request (`omsyn-enroll1:…`, or a file holding one)
+        request: String,
+        /// How long the certificate lasts before it must be renewed at a base, in hours (a
+        /// shift plus a margin); renewed automatically while the device syncs with a base
+        #[arg(long, default_value_t = 16)]
+        valid_hours: u32,
+        /// Also write the certificate to this file
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+    /// On the device: install the certificate the base issued
+    Install {
+        /// The certificate (`omsyn-cert1:…`, or a file holding one)
+        certificate: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum AccessCmd {
+    /// Ask explicit access to a patient, with the reason; logged and flagged for review
+    Ask {
         /// The patient
         #[arg(long)]
         patient: String,
+        /// Why (beslutningsmal and free text)
+        #[arg(long)]
+        reason: String,
     },
-    /// Show the current sharing
-    Show,
+    /// Explicit accesses recorded in the records this node holds (review at the base)
+    List,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum AuditCmd {
+    /// Check every node's access-log chain held here: gaps, altered or forged entries
+    Verify,
 }
 
 #[derive(Debug, Subcommand)]

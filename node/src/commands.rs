@@ -17,6 +17,7 @@ use omsyn_core::repo::OpenRepoError;
 use omsyn_core::repo::{Correction, NewTiltak};
 use omsyn_core::report::{self, VisitOutcome};
 use omsyn_core::store::OpenError;
+use omsyn_core::trust::audit::{AccessEvent, AuditAction};
 use omsyn_core::{Day, NodeProfile, Repo, Role, Timestamp};
 use rand::SeedableRng;
 use rand::rngs::StdRng;
@@ -35,7 +36,7 @@ fn default_data_dir() -> Result<PathBuf> {
 
 /// The binary's clock: the only place "now" is read.
 /// Truncated to milliseconds: finer digits only clutter the journal.
-fn now() -> Timestamp {
+pub(crate) fn now() -> Timestamp {
     let t = chrono::Local::now().fixed_offset();
     let t =
         chrono::DurationRound::duration_trunc(t, chrono::TimeDelta::milliseconds(1)).unwrap_or(t);
@@ -56,7 +57,7 @@ fn parse_day(value: Option<&str>) -> Result<Day> {
     }
 }
 
-fn patient_id(value: &str) -> Result<PatientId> {
+pub(crate) fn patient_id(value: &str) -> Result<PatientId> {
     PatientId::parse(value).context("--patient")
 }
 
@@ -86,9 +87,10 @@ pub(crate) fn run(cli: Cli) -> Result<()> {
     };
     let json = cli.json;
     let mut rng = StdRng::from_os_rng();
+    let key_file = cli.store_key_file.clone();
     // Commands that need no open node first; everything else runs against the node's store.
     let command = match cli.command {
-        Command::Init(args) => return init(&data, json, &args, &mut rng),
+        Command::Init(args) => return init(&data, json, &args, key_file.as_deref(), &mut rng),
         Command::Bench(BenchCmd::Store(args)) => return crate::bench::run(json, &args),
         Command::Bench(BenchCmd::Sync {
             shift_docs,
@@ -96,7 +98,7 @@ pub(crate) fn run(cli: Cli) -> Result<()> {
             percent,
         }) => return crate::bench_sync::run(json, shift_docs, base_docs, percent),
         Command::BenchOpen { mode, dir } => return crate::bench::open_child(&dir, &mode),
-        Command::Check => return check(&data, json),
+        Command::Check => return check(&data, key_file.as_deref(), json),
         Command::Demo { keep } => return crate::demo::run(json, keep),
         Command::Relay {
             listen,
@@ -108,10 +110,17 @@ pub(crate) fn run(cli: Cli) -> Result<()> {
     if let NodeCommand::Run { .. } = &command {
         // The daemon runs for days: verify every page once at start, while we may read it all.
         if Repo::store_path(&data).exists() {
-            verify_store(&data).context("the store failed its start-up check")?;
+            match verify_store(&data, key_file.as_deref()) {
+                // Another `omsyn run` holds it: the forwarded command below says so.
+                Err(e) if is_locked(&e) => {}
+                other => {
+                    other.context("the store failed its start-up check")?;
+                }
+            }
         }
     }
-    let repo = match Repo::open(&data, &mut rng) {
+    let key = host_key(key_file.as_deref())?;
+    let repo = match Repo::open(&data, key, &mut rng) {
         Ok(repo) => Arc::new(repo),
         // `omsyn run` holds this directory: the daemon answers for it.
         Err(OpenRepoError::Store(OpenError::Locked(_))) => return crate::control::forward(&data),
@@ -142,7 +151,30 @@ pub(crate) fn run_node(
             crate::serve::sync_once(repo.clone(), json, net_options(&net), &peer, daemon)
         }
         NodeCommand::Status => crate::serve::status(repo, json),
-        NodeCommand::Share(cmd) => share(repo, json, cmd),
+        NodeCommand::Org(cmd) => crate::trust::org(repo, json, cmd, rng),
+        NodeCommand::Enroll(cmd) => crate::trust::enroll(repo, json, cmd),
+        NodeCommand::Revoke {
+            target,
+            reason,
+            out,
+        } => crate::trust::revoke(repo, json, &target, reason.as_deref(), out.as_deref()),
+        NodeCommand::Access(cmd) => crate::trust::access(repo, json, rng, cmd),
+        NodeCommand::Team {
+            patient,
+            add,
+            remove,
+        } => crate::trust::team(repo, json, &patient_id(&patient)?, add, remove),
+        NodeCommand::Block { patient, staff } => {
+            crate::trust::block(repo, json, rng, &patient_id(&patient)?, &staff)
+        }
+        NodeCommand::Unblock { patient, block } => {
+            crate::trust::unblock(repo, json, &patient_id(&patient)?, &block)
+        }
+        NodeCommand::Purge => crate::trust::purge(repo, json),
+        NodeCommand::Audit { patient, action } => {
+            let patient = patient.as_deref().map(patient_id).transpose()?;
+            crate::trust::audit(repo, json, patient.as_ref(), action)
+        }
         NodeCommand::Patient(cmd) => patient(repo, json, rng, cmd),
         NodeCommand::Show { patient } => show(repo, json, &patient_id(&patient)?),
         NodeCommand::Plan(PlanCmd::Add {
@@ -246,53 +278,6 @@ pub(crate) fn run_node(
     }
 }
 
-fn share(repo: &Repo, json: bool, cmd: ShareCmd) -> Result<()> {
-    use crate::sharing::{self, Sharing};
-    let data = repo.data_dir();
-    let sharing = match cmd {
-        ShareCmd::Show => sharing::load(data)?,
-        ShareCmd::All => {
-            sharing::save(data, &Sharing::All)?;
-            Sharing::All
-        }
-        ShareCmd::Grant { peer, patient } => {
-            let peer = omsyn_core::NodeId::parse(&peer).context("--peer")?;
-            let patient = patient_id(&patient)?;
-            let mut peers = match sharing::load(data)? {
-                Sharing::Listed { peers } => peers,
-                Sharing::All => Default::default(),
-            };
-            let list = peers.entry(peer).or_default();
-            if !list.contains(&patient) {
-                list.push(patient);
-            }
-            let updated = Sharing::Listed { peers };
-            sharing::save(data, &updated)?;
-            updated
-        }
-    };
-    emit(json, &sharing, || match &sharing {
-        Sharing::All => "sharing: every document with every peer".into(),
-        Sharing::Listed { peers } => {
-            let mut s = String::from("sharing: listed patients with listed peers only\n");
-            for (peer, patients) in peers {
-                let _ = writeln!(
-                    s,
-                    "  {}: {}",
-                    peer.short(),
-                    patients
-                        .iter()
-                        .map(|p| p.as_str())
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                );
-            }
-            s
-        }
-    });
-    Ok(())
-}
-
 fn net_options(args: &NetArgs) -> crate::net::NetOptions {
     crate::net::NetOptions {
         listen: args.listen,
@@ -303,7 +288,22 @@ fn net_options(args: &NetArgs) -> crate::net::NetOptions {
     }
 }
 
-fn init(data: &Path, json: bool, args: &InitArgs, rng: &mut StdRng) -> Result<()> {
+/// The store key from `--store-key-file`, if the host keeps it outside the data directory.
+fn host_key(file: Option<&Path>) -> Result<Option<omsyn_core::store::StoreKey>> {
+    file.map(|f| {
+        omsyn_core::store::StoreKey::load_file(f)
+            .with_context(|| format!("--store-key-file {}", f.display()))
+    })
+    .transpose()
+}
+
+fn init(
+    data: &Path,
+    json: bool,
+    args: &InitArgs,
+    key_file: Option<&Path>,
+    rng: &mut StdRng,
+) -> Result<()> {
     let role = match args.role {
         RoleArg::Base => Role::Base,
         RoleArg::Nurse => Role::Nurse,
@@ -321,7 +321,15 @@ fn init(data: &Path, json: bool, args: &InitArgs, rng: &mut StdRng) -> Result<()
         patient: args.patient.as_deref().map(patient_id).transpose()?,
         zone: args.zone.clone(),
     };
-    let repo = Repo::init(data, profile, rng)
+    // A host-kept key file is used if it exists, and created (owner-only) if not.
+    let key = match key_file {
+        Some(f) if !f.exists() => Some(
+            omsyn_core::store::StoreKey::create_file(f, rng)
+                .with_context(|| format!("creating {}", f.display()))?,
+        ),
+        other => host_key(other)?,
+    };
+    let repo = Repo::init(data, profile, key, rng)
         .with_context(|| format!("creating a node in {}", data.display()))?;
     emit(
         json,
@@ -358,8 +366,8 @@ pub(crate) fn check_open(repo: &Repo, json: bool) -> Result<()> {
     Ok(())
 }
 
-fn check(data: &Path, json: bool) -> Result<()> {
-    let stats = match verify_store(data) {
+fn check(data: &Path, key_file: Option<&Path>, json: bool) -> Result<()> {
+    let stats = match verify_store(data, key_file) {
         Ok(stats) => stats,
         Err(e) if is_locked(&e) => return crate::control::forward(data),
         Err(e) => return Err(e),
@@ -379,11 +387,19 @@ fn is_locked(e: &anyhow::Error) -> bool {
 }
 
 /// Reads the whole store: every page checksum and every document.
-fn verify_store(data: &Path) -> Result<omsyn_core::store::StoreStats> {
+fn verify_store(data: &Path, key_file: Option<&Path>) -> Result<omsyn_core::store::StoreStats> {
     let identity = omsyn_core::Identity::load(data)?;
     let path = Repo::store_path(data);
     let epoch = rand::Rng::random(&mut StdRng::from_os_rng());
-    let store = omsyn_core::store::Store::verify(&path, identity.id(), epoch)?;
+    let data_key = match host_key(key_file)? {
+        Some(key) => key,
+        None => omsyn_core::store::StoreKey::load_file(&omsyn_core::store::StoreKey::path(data))?,
+    };
+    let keys = omsyn_core::store::StoreKeys {
+        signer: identity.key,
+        data: data_key,
+    };
+    let store = omsyn_core::store::Store::verify(&path, &keys, epoch)?;
     Ok(store.stats()?)
 }
 
@@ -437,6 +453,7 @@ fn patient(repo: &Repo, json: bool, rng: &mut StdRng, cmd: PatientCmd) -> Result
             emit(json, &json!({ "patient": id }), || id.to_string());
         }
         PatientCmd::List => {
+            log_read(repo, "patient list".into())?;
             let list = repo.patients()?;
             let rows: Vec<_> = list
                 .iter()
@@ -499,7 +516,22 @@ fn patient(repo: &Repo, json: bool, rng: &mut StdRng, cmd: PatientCmd) -> Result
     Ok(())
 }
 
+/// Logs a read that spans patients (lists, reports) in the access log.
+fn log_read(repo: &Repo, what: String) -> Result<()> {
+    repo.log_access(
+        now(),
+        AccessEvent {
+            patient: None,
+            action: AuditAction::Read,
+            what,
+            purpose: format!("{} work", repo.profile().role),
+        },
+    )?;
+    Ok(())
+}
+
 fn show(repo: &Repo, json: bool, patient: &PatientId) -> Result<()> {
+    repo.open_patient(now(), patient, "patient view")?;
     let view = repo.patient_view(patient)?;
     emit(json, &view, || {
         let r = &view.record;
@@ -693,6 +725,7 @@ fn visit(repo: &Repo, json: bool, rng: &mut StdRng, cmd: VisitCmd) -> Result<()>
         }
         VisitCmd::List { date } => {
             let day = parse_day(date.as_deref())?;
+            log_read(repo, format!("work list {day}"))?;
             let visits = repo.visits_on(day)?;
             emit(json, &visits, || {
                 visits
@@ -902,6 +935,12 @@ fn conflicts(repo: &Repo, json: bool, rng: &mut StdRng, args: ConflictsArgs) -> 
         return Ok(());
     }
     let patient = args.patient.as_deref().map(patient_id).transpose()?;
+    match &patient {
+        Some(p) => {
+            repo.open_patient(now(), p, "conflicts")?;
+        }
+        None => log_read(repo, "open conflicts".into())?,
+    }
     let list = repo.conflicts(patient.as_ref())?;
     emit(json, &list, || {
         if list.is_empty() {
@@ -921,6 +960,7 @@ fn conflicts(repo: &Repo, json: bool, rng: &mut StdRng, args: ConflictsArgs) -> 
 }
 
 fn day_report(repo: &Repo, json: bool, day: Day) -> Result<()> {
+    log_read(repo, format!("day report {day}"))?;
     let r = report::day_report(repo, day)?;
     emit(json, &r, || {
         let mut s = format!("Day report {day} (as known by this node)\n");
@@ -956,6 +996,18 @@ fn day_report(repo: &Repo, json: bool, day: Day) -> Result<()> {
 
 fn export(repo: &Repo, json: bool, file: Option<PathBuf>, patient: Option<String>) -> Result<()> {
     let patient = patient.as_deref().map(patient_id).transpose()?;
+    repo.log_access(
+        now(),
+        AccessEvent {
+            patient: patient.clone(),
+            action: AuditAction::Export,
+            what: match &patient {
+                Some(p) => format!("export of {p}"),
+                None => "export of every document".into(),
+            },
+            purpose: "export file".into(),
+        },
+    )?;
     let bytes = repo.export(patient.as_ref())?;
     match file.filter(|f| f.as_os_str() != "-") {
         Some(path) => {
@@ -1011,7 +1063,7 @@ fn parse_offset(value: &str) -> Result<i32> {
     Ok(sign * (h * 3600 + m * 60))
 }
 
-fn read_input(file: &Path) -> Result<Vec<u8>> {
+pub(crate) fn read_input(file: &Path) -> Result<Vec<u8>> {
     if file.as_os_str() == "-" {
         let mut buf = Vec::new();
         std::io::stdin()

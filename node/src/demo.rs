@@ -1,11 +1,13 @@
 //! `omsyn demo`: a small zone lives through a day, on real nodes.
 //!
-//! Eight nodes — a base, three nurses' phones, four home units — each with its own redb store in a
-//! temporary directory and its own iroh endpoint on loopback, plus a relay server. The base plans
-//! the day; the network fails; the nurses document offline (one dose is given twice, one visit is
-//! reassigned while its nurse is offline); one nurse's notes reach the base only through a home
-//! unit; one home unit reaches the base only through the relay. Then everything converges and the
-//! base prints the merged day report and the open conflicts.
+//! Eight nodes — a base, three nurses' phones, four home units — each with its own encrypted redb
+//! store in a temporary directory and its own iroh endpoint on loopback, plus a relay server. The
+//! base creates the organisation and enrols every device; each device holds only the patients it
+//! has a need for. The base plans the day; the network fails; the nurses document offline (one
+//! dose is given twice, one visit is reassigned while its nurse is offline); one nurse's notes
+//! reach the base only through a home unit; one home unit reaches the base only through the relay.
+//! Then everything converges and the base prints the merged day report, the open conflicts and
+//! its access log.
 
 use std::collections::BTreeMap;
 use std::future::pending;
@@ -17,7 +19,8 @@ use omsyn_core::docs::plan::{NewVisit, VisitChange, VisitKind};
 use omsyn_core::docs::record::PatientField;
 use omsyn_core::identity::PROFILE_VERSION;
 use omsyn_core::ids::{MedicationId, PatientId, StaffId, VisitId};
-use omsyn_core::{Day, NodeProfile, Repo, Role, Timestamp};
+use omsyn_core::trust::OrgKey;
+use omsyn_core::{Day, DocumentId, NodeProfile, Repo, Role, Timestamp};
 use rand::SeedableRng;
 use rand::rngs::StdRng;
 use serde_json::{Value, json};
@@ -26,8 +29,6 @@ use crate::net::NetOptions;
 use crate::net::daemon::{self, Shared};
 use crate::net::driver::Mode;
 use crate::net::ticket::Ticket;
-
-const DAY: &str = "2026-11-23";
 
 struct DemoNode {
     name: &'static str,
@@ -44,8 +45,13 @@ impl DemoNode {
     }
 }
 
+/// The demo's day is today: need-based sharing follows the real clock (today's work list).
+fn today() -> Day {
+    crate::commands::now().day()
+}
+
 fn t(hhmm: &str) -> Result<Timestamp> {
-    Ok(Timestamp::from_day_hhmm(Day::parse(DAY)?, hhmm, 3600)?)
+    Ok(Timestamp::from_day_hhmm(today(), hhmm, 3600)?)
 }
 
 struct Progress {
@@ -90,36 +96,64 @@ fn tempfile_dir(keep: Option<PathBuf>) -> Result<(PathBuf, bool)> {
     }
 }
 
+/// Who a demo node is: its role, and the staff member or patient it serves.
+struct Serves<'a> {
+    role: Role,
+    staff: Option<&'a str>,
+    patient: Option<PatientId>,
+}
+
+/// Starts a node enrolled in `org`; `None` makes this node the organisation's admin base, which
+/// creates the organisation key in its data directory. Returns the node and the org key.
 async fn node(
     dir: &std::path::Path,
     name: &'static str,
-    role: Role,
-    staff: Option<&str>,
+    serves: Serves<'_>,
+    org: Option<&OrgKey>,
     seed: u64,
     options: NetOptions,
-) -> Result<DemoNode> {
+) -> Result<(DemoNode, Option<OrgKey>)> {
     let mut rng = StdRng::seed_from_u64(seed);
     let profile = NodeProfile {
         version: PROFILE_VERSION,
-        role,
+        role: serves.role,
         name: name.to_owned(),
-        staff_id: staff.map(StaffId::parse).transpose()?,
-        patient: None,
+        staff_id: serves.staff.map(StaffId::parse).transpose()?,
+        patient: serves.patient,
         zone: Some("Sone 1".into()),
     };
-    let repo = Repo::init(&dir.join(name), profile, &mut rng)?;
+    let data = dir.join(name);
+    let repo = Repo::init(&data, profile, None, &mut rng)?;
+    let created = match org {
+        Some(_) => None,
+        None => Some(OrgKey::create(
+            &data,
+            "Hjemmesykepleien Demokommune",
+            &mut rng,
+        )?),
+    };
+    let issuer = org.or(created.as_ref()).context("an organisation key")?;
+    let cert = issuer.approve(
+        &repo.enrollment_request(),
+        crate::commands::now().unix_millis(),
+        omsyn_core::trust::DEFAULT_VALIDITY_MS,
+    )?;
+    repo.install_certificate(&cert)?;
     let shared = crate::serve::shared(Arc::new(repo), &options).await?;
     let ticket = shared.net.ticket()?;
     // Serve incoming sessions for the whole demo.
     let serving = shared.clone();
     tokio::spawn(async move { daemon::run(serving, Vec::new(), pending()).await });
-    Ok(DemoNode {
-        name,
-        relay_only: options.relay_only,
-        shared,
-        ticket,
-        rng,
-    })
+    Ok((
+        DemoNode {
+            name,
+            relay_only: options.relay_only,
+            shared,
+            ticket,
+            rng,
+        },
+        created,
+    ))
 }
 
 /// One sync between two nodes (through the relay if either can only be reached that way);
@@ -158,22 +192,44 @@ async fn sync(p: &Progress, from: &DemoNode, to: &DemoNode) -> Result<Value> {
     }))
 }
 
-fn heads_of(repo: &Repo) -> Result<BTreeMap<String, Vec<[u8; 32]>>> {
+fn heads_of(repo: &Repo) -> Result<BTreeMap<DocumentId, Vec<[u8; 32]>>> {
     let store = repo.store();
     let mut out = BTreeMap::new();
     for id in store.doc_ids("")? {
         if let Some(h) = store.with_doc(&id, |d| d.clone().head_hashes())? {
-            out.insert(id.to_string(), h);
+            out.insert(id, h);
         }
     }
     Ok(out)
 }
 
+/// What `node` holds that differs from the base's copy, or lacks though it needs it: empty when
+/// it holds exactly what it needs, identical to the base's copy. Also returns how many it holds.
+fn differences(base: &Repo, node: &Repo) -> Result<(Vec<String>, usize)> {
+    let reference = heads_of(base)?;
+    let held = heads_of(node)?;
+    let grant = node.grant();
+    let now = crate::commands::now().unix_millis();
+    let mut out: Vec<String> = held
+        .iter()
+        .filter(|(id, h)| reference.get(*id) != Some(*h))
+        .map(|(id, _)| format!("{id} differs"))
+        .collect();
+    for id in reference.keys() {
+        if omsyn_core::trust::need::needs(base.store(), now, &grant, id)? && !held.contains_key(id)
+        {
+            out.push(format!("{id} missing"));
+        }
+    }
+    Ok((out, held.len()))
+}
+
 async fn day(json: bool, dir: &std::path::Path) -> Result<()> {
     let p = Progress { json };
     let mut paths = Vec::new();
-    p.say("Omsyn demo: Hjemmesykepleien Sone 1, 23 November 2026");
+    p.say(&format!("Omsyn demo: Hjemmesykepleien Sone 1, {}", today()));
     p.say("== 06:30 Eight nodes start: a base, three nurses, four home units, and a relay");
+    p.say("   the base creates the organisation and enrols every device (role, staff or patient, zone)");
     let (relay, relay_url) = crate::net::relay::start("127.0.0.1:0".parse()?, None).await?;
     let direct = NetOptions {
         listen: Some("127.0.0.1:0".parse()?),
@@ -186,45 +242,20 @@ async fn day(json: bool, dir: &std::path::Path) -> Result<()> {
         relay: Some(relay_url.clone()),
         ..direct.clone()
     };
-    let mut base = node(dir, "base", Role::Base, Some("K0001"), 1, with_relay).await?;
-    let mut nurses = Vec::new();
-    for (i, (name, staff)) in [("kari", "S00010"), ("ola", "S00009"), ("anne", "S00011")]
-        .into_iter()
-        .enumerate()
-    {
-        nurses.push(
-            node(
-                dir,
-                name,
-                Role::Nurse,
-                Some(staff),
-                10 + i as u64,
-                direct.clone(),
-            )
-            .await?,
-        );
-    }
-    let mut homes = Vec::new();
-    for (i, name) in ["home-turid", "home-egil", "home-tor", "home-liv"]
-        .into_iter()
-        .enumerate()
-    {
-        let options = if i == 3 {
-            NetOptions {
-                relay: Some(relay_url.clone()),
-                relay_only: true,
-                listen: None,
-                mdns: false,
-                relay_ca: None,
-            }
-        } else {
-            direct.clone()
-        };
-        homes.push(node(dir, name, Role::HomeUnit, None, 20 + i as u64, options).await?);
-    }
-    p.say(&format!(
-        "   relay at {relay_url}; home-liv can reach the base only through it"
-    ));
+    let (mut base, org) = node(
+        dir,
+        "base",
+        Serves {
+            role: Role::Base,
+            staff: Some("K0001"),
+            patient: None,
+        },
+        None,
+        1,
+        with_relay,
+    )
+    .await?;
+    let org = org.context("the base created the organisation")?;
 
     p.say("== 07:00 The base plans the day");
     let staff = |s: &str| StaffId::parse(s);
@@ -237,7 +268,20 @@ async fn day(json: bool, dir: &std::path::Path) -> Result<()> {
         let rng = &mut base.rng;
         base.shared.repo.transaction(|tx| {
             for (i, name) in patients.iter().enumerate() {
-                let patient = tx.add_patient(now, rng, &[(PatientField::Name, (*name).into())])?;
+                let patient = tx.add_patient(
+                    now,
+                    rng,
+                    &[
+                        (PatientField::Name, (*name).into()),
+                        (PatientField::Zone, "Sone 1".into()),
+                    ],
+                )?;
+                if i == 0 {
+                    // Ola is Turid's contact nurse: her phone holds Turid on days off her list.
+                    let ola = staff("S00009")
+                        .map_err(|e| omsyn_core::RepoError::Invalid(e.to_string()))?;
+                    tx.set_team_member(now, &patient, &ola, true)?;
+                }
                 let med = tx.add_medication(
                     now,
                     rng,
@@ -274,7 +318,48 @@ async fn day(json: bool, dir: &std::path::Path) -> Result<()> {
             Ok::<_, omsyn_core::RepoError>(())
         })?;
     }
-    p.say("   4 patients, 8 visits (4 physical, 4 digital), assigned to Kari, Anne and Ola");
+    p.say("   4 patients, 8 visits (4 physical, 4 digital), assigned to Kari, Anne and Ola;");
+    p.say("   Ola is in Turid's care team");
+    let mut nurses = Vec::new();
+    for (i, (name, staff)) in [("kari", "S00010"), ("ola", "S00009"), ("anne", "S00011")]
+        .into_iter()
+        .enumerate()
+    {
+        let serves = Serves {
+            role: Role::Nurse,
+            staff: Some(staff),
+            patient: None,
+        };
+        let (n, _) = node(dir, name, serves, Some(&org), 10 + i as u64, direct.clone()).await?;
+        nurses.push(n);
+    }
+    let mut homes = Vec::new();
+    for (i, name) in ["home-turid", "home-egil", "home-tor", "home-liv"]
+        .into_iter()
+        .enumerate()
+    {
+        let options = if i == 3 {
+            NetOptions {
+                relay: Some(relay_url.clone()),
+                relay_only: true,
+                listen: None,
+                mdns: false,
+                relay_ca: None,
+            }
+        } else {
+            direct.clone()
+        };
+        let serves = Serves {
+            role: Role::HomeUnit,
+            staff: None,
+            patient: Some(ids[i].0.clone()),
+        };
+        let (h, _) = node(dir, name, serves, Some(&org), 20 + i as u64, options).await?;
+        homes.push(h);
+    }
+    p.say(&format!(
+        "   relay at {relay_url}; home-liv can reach the base only through it"
+    ));
 
     p.say("== 07:30 Everyone loads the day's plan at the base");
     for n in nurses.iter().chain(homes.iter()) {
@@ -449,6 +534,9 @@ async fn day(json: bool, dir: &std::path::Path) -> Result<()> {
         paths.push(sync(&p, h, &base).await?);
     }
 
+    p.say("== 15:15 Anne is back at the office: her phone hands in its access log and day");
+    paths.push(sync(&p, &nurses[2], &base).await?);
+
     p.say("== 15:30 A last round so every device holds the merged day");
     for n in nurses.iter().take(2) {
         paths.push(sync(&p, n, &base).await?);
@@ -462,21 +550,24 @@ async fn day(json: bool, dir: &std::path::Path) -> Result<()> {
     let reference = heads_of(base.repo())?;
     let mut converged = true;
     let mut per_node = Vec::new();
+    let mut held = Vec::new();
     for n in nurses.iter().chain(homes.iter()) {
-        let same = heads_of(n.repo())? == reference;
-        converged &= same;
-        per_node.push(json!({ "node": n.name, "converged": same }));
+        let (differs, count) = differences(base.repo(), n.repo())?;
+        converged &= differs.is_empty();
+        held.push(format!("{} {count}", n.name));
+        per_node.push(json!({ "node": n.name, "converged": differs.is_empty(), "documents": count, "differences": differs }));
     }
     p.say(&format!(
-        "== Converged: {} ({} documents, heads identical on all 8 nodes)",
+        "== Converged: {} (the base holds {} documents; each device holds exactly the ones it needs, identical to the base's: {})",
         if converged { "yes" } else { "NO" },
-        reference.len()
+        reference.len(),
+        held.join(", ")
     ));
 
-    let report = omsyn_core::report::day_report(base.repo(), Day::parse(DAY)?)?;
+    let report = omsyn_core::report::day_report(base.repo(), today())?;
     let conflicts = base.repo().conflicts(None)?;
     if !json {
-        outln!("\n== The base's merged day report, {DAY}");
+        outln!("\n== The base's merged day report, {}", today());
         let row = |name: &str, c: &omsyn_core::report::Counts| {
             format!(
                 "  {name:<16} planned {:>2}  done {:>2}  missed {:>2}  cancelled {:>2}  open {:>2}",
@@ -501,6 +592,31 @@ async fn day(json: bool, dir: &std::path::Path) -> Result<()> {
                 omsyn_core::conflict::Severity::Review => "review",
             };
             outln!("  [{severity}] {}", c.summary);
+        }
+        let log = base.repo().audit_entries(Some(&turid))?;
+        outln!(
+            "\n== Turid's access log at the base ({} entries from every device, each chain verified: {})",
+            log.len(),
+            if base
+                .repo()
+                .verify_audit()?
+                .iter()
+                .all(|r| r.problems.is_empty())
+            {
+                "intact"
+            } else {
+                "BROKEN"
+            }
+        );
+        for e in log.iter().take(6) {
+            outln!(
+                "  {} {:<6} {} ({}) {}",
+                e.at.hhmm(),
+                e.action.as_str(),
+                e.author.name,
+                e.author.role,
+                e.what
+            );
         }
     } else {
         outln!(

@@ -15,7 +15,7 @@ mod control;
 mod demo;
 mod net;
 mod serve;
-mod sharing;
+mod trust;
 
 use std::process::ExitCode;
 

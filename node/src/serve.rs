@@ -32,12 +32,13 @@ fn parse_tickets(peers: &[String]) -> Result<Vec<Ticket>> {
 
 pub(crate) async fn shared(repo: Arc<Repo>, options: &NetOptions) -> Result<Shared> {
     let net = net::bind(&repo, options).await?;
-    // Fail at start, not at the first session, if sharing.json is malformed.
-    Shared::policy_for(&repo)?;
+    // A base holding the organisation key renews the certificates of the devices it meets.
+    let org = omsyn_core::trust::OrgKey::load(repo.data_dir())?.map(Arc::new);
     Ok(Shared {
         changed: daemon::watch_commits(&repo),
         repo,
         net,
+        org,
     })
 }
 
@@ -259,7 +260,7 @@ fn patient_synced_at(
     Ok(oldest)
 }
 
-fn fmt_ms(ms: i64) -> String {
+pub(crate) fn fmt_ms(ms: i64) -> String {
     chrono::DateTime::from_timestamp_millis(ms)
         .map(|t| {
             t.with_timezone(&chrono::Local)

@@ -7,7 +7,8 @@ pub mod sim;
 
 use omsyn_core::docs::Heads;
 use omsyn_core::identity::PROFILE_VERSION;
-use omsyn_core::ids::StaffId;
+use omsyn_core::ids::{PatientId, StaffId};
+use omsyn_core::trust::OrgKey;
 use omsyn_core::{Identity, NodeKey, NodeProfile, Repo, Role, Timestamp};
 use rand::SeedableRng;
 use rand::rngs::StdRng;
@@ -32,12 +33,26 @@ impl TestNode {
         Self::new(seed, Role::Nurse, &format!("Nurse {staff}"), Some(staff))
     }
 
-    /// A node with the given role.
+    /// A home unit serving `patient`.
+    pub fn home_unit(seed: u64, patient: &PatientId) -> TestNode {
+        Self::with_profile(
+            seed,
+            NodeProfile {
+                version: PROFILE_VERSION,
+                role: Role::HomeUnit,
+                name: format!("Home of {patient}"),
+                staff_id: None,
+                patient: Some(patient.clone()),
+                zone: Some("Sone 1".into()),
+            },
+        )
+    }
+
+    /// A node with the given role, enrolled in the test organisation ([`test_org`]).
     pub fn new(seed: u64, role: Role, name: &str, staff: Option<&str>) -> TestNode {
-        let mut rng = StdRng::seed_from_u64(seed);
-        let identity = Identity {
-            key: NodeKey::generate(&mut rng),
-            profile: NodeProfile {
+        Self::with_profile(
+            seed,
+            NodeProfile {
                 version: PROFILE_VERSION,
                 role,
                 name: name.to_owned(),
@@ -45,11 +60,47 @@ impl TestNode {
                 patient: None,
                 zone: Some("Sone 1".into()),
             },
+        )
+    }
+
+    /// A node with `profile`, enrolled in the test organisation.
+    pub fn with_profile(seed: u64, profile: NodeProfile) -> TestNode {
+        let node = Self::unenrolled(seed, profile);
+        enroll(&node.repo, &test_org(), CERT_VALIDITY_MS);
+        node
+    }
+
+    /// A node with `profile` that is not enrolled anywhere.
+    pub fn unenrolled(seed: u64, profile: NodeProfile) -> TestNode {
+        let mut rng = StdRng::seed_from_u64(seed);
+        let identity = Identity {
+            key: NodeKey::generate(&mut rng),
+            profile,
         };
         let repo = Repo::in_memory(identity, &mut rng).expect("in-memory store opens");
         TestNode { repo, rng }
     }
 }
+
+/// How long test certificates last: a month around [`NOW_MS`].
+pub const CERT_VALIDITY_MS: i64 = 30 * 24 * 3600 * 1000;
+
+/// The organisation every test node is enrolled in (the same key in every test).
+pub fn test_org() -> OrgKey {
+    OrgKey::generate("Testkommune", &mut StdRng::seed_from_u64(0x0_5e_ed))
+}
+
+/// Enrolls `repo` in `org` with a certificate valid from a day before [`NOW_MS`] for `validity_ms`.
+pub fn enroll(repo: &Repo, org: &OrgKey, validity_ms: i64) {
+    let cert = org
+        .approve(&repo.enrollment_request(), NOW_MS - DAY_MS, validity_ms)
+        .expect("test enrolment is valid");
+    repo.install_certificate(&cert)
+        .expect("certificate installs");
+}
+
+/// One day in ms.
+pub const DAY_MS: i64 = 24 * 3600 * 1000;
 
 /// `2026-11-23T{hhmm}:00+01:00`.
 pub fn at(hhmm: &str) -> Timestamp {

@@ -11,6 +11,7 @@
 //! race to create the same nested object, which in Automerge would hide one side's contents behind
 //! a conflict. Immutable facts are one JSON string under a key written once.
 
+pub mod access;
 pub mod daylog;
 pub mod journal;
 pub mod messages;
@@ -41,6 +42,8 @@ pub enum DocKind {
     Messages,
     /// One staff member's day log.
     DayLog,
+    /// One node's access log for one month (see [`crate::trust::audit`]).
+    Audit,
 }
 
 /// The identity of a document. Its text form is the store key and travels on the wire.
@@ -59,6 +62,9 @@ pub enum DocumentId {
     Messages(PatientId, Month),
     /// `daylog/<staff>/<YYYY-MM-DD>`: holds no patient data, only opaque visit ids.
     DayLog(StaffId, Day),
+    /// `audit/<node>/<YYYY-MM>`: one node's hash-chained access log. It names patients, but is
+    /// held only by its writer and the bases (who review it), never by other devices.
+    Audit(NodeId, Month),
 }
 
 /// A document id string was malformed.
@@ -87,6 +93,7 @@ impl DocumentId {
             DocumentId::Journal(..) => DocKind::Journal,
             DocumentId::Messages(..) => DocKind::Messages,
             DocumentId::DayLog(..) => DocKind::DayLog,
+            DocumentId::Audit(..) => DocKind::Audit,
         }
     }
 
@@ -97,7 +104,7 @@ impl DocumentId {
             | DocumentId::VisitPlan(p, _)
             | DocumentId::Journal(p, _)
             | DocumentId::Messages(p, _) => Some(p),
-            DocumentId::DayLog(..) => None,
+            DocumentId::DayLog(..) | DocumentId::Audit(..) => None,
         }
     }
 
@@ -106,7 +113,8 @@ impl DocumentId {
         match self {
             DocumentId::VisitPlan(_, m)
             | DocumentId::Journal(_, m)
-            | DocumentId::Messages(_, m) => Some(*m),
+            | DocumentId::Messages(_, m)
+            | DocumentId::Audit(_, m) => Some(*m),
             _ => None,
         }
     }
@@ -121,6 +129,7 @@ impl DocumentId {
             ["journal", p, m] => DocumentId::Journal(PatientId::parse(p)?, Month::parse(m)?),
             ["messages", p, m] => DocumentId::Messages(PatientId::parse(p)?, Month::parse(m)?),
             ["daylog", s, d] => DocumentId::DayLog(StaffId::parse(s)?, Day::parse(d)?),
+            ["audit", n, m] => DocumentId::Audit(NodeId::parse(n)?, Month::parse(m)?),
             _ => return Err(shape()),
         })
     }
@@ -134,6 +143,7 @@ impl fmt::Display for DocumentId {
             DocumentId::Journal(p, m) => write!(f, "journal/{p}/{m}"),
             DocumentId::Messages(p, m) => write!(f, "messages/{p}/{m}"),
             DocumentId::DayLog(s, d) => write!(f, "daylog/{s}/{d}"),
+            DocumentId::Audit(n, m) => write!(f, "audit/{n}/{m}"),
         }
     }
 }
@@ -296,6 +306,15 @@ impl Document {
     /// Raw bytes of every change not in the history of `have` (hashes unknown here are ignored:
     /// the peer holds them, and they cannot hide anything we hold from it), in causal order.
     pub fn changes_since(&mut self, have: &[[u8; 32]]) -> Vec<Vec<u8>> {
+        self.hashed_changes_since(have)
+            .into_iter()
+            .map(|c| c.bytes)
+            .collect()
+    }
+
+    /// Like [`Document::changes_since`], with each change's hash and author (to send its
+    /// signature and its author's certificate along).
+    pub fn hashed_changes_since(&mut self, have: &[[u8; 32]]) -> Vec<HashedChange> {
         let known: Vec<ChangeHash> = have
             .iter()
             .map(|h| ChangeHash(*h))
@@ -304,7 +323,38 @@ impl Document {
         self.am
             .get_changes(&known)
             .iter()
+            .map(|c| HashedChange {
+                hash: c.hash().0,
+                actor: c.actor_id().to_bytes().to_vec(),
+                bytes: c.raw_bytes().to_vec(),
+            })
+            .collect()
+    }
+
+    /// Raw bytes of the changes not yet persisted (the local node checks its own writes).
+    pub(crate) fn unsaved_raw_changes(&mut self) -> Vec<Vec<u8>> {
+        self.am
+            .get_changes(&self.saved)
+            .iter()
             .map(|c| c.raw_bytes().to_vec())
+            .collect()
+    }
+
+    /// Hashes and actors of the changes not yet persisted (the store signs the local node's).
+    pub(crate) fn unsaved_change_authors(&mut self) -> Vec<([u8; 32], Vec<u8>)> {
+        self.am
+            .get_changes(&self.saved)
+            .iter()
+            .map(|c| (c.hash().0, c.actor_id().to_bytes().to_vec()))
+            .collect()
+    }
+
+    /// Hashes and actors of every change in the document (store migration).
+    pub(crate) fn all_change_authors(&mut self) -> Vec<([u8; 32], Vec<u8>)> {
+        self.am
+            .get_changes(&[])
+            .iter()
+            .map(|c| (c.hash().0, c.actor_id().to_bytes().to_vec()))
             .collect()
     }
 
@@ -405,6 +455,91 @@ impl Document {
     pub(crate) fn reader(&self) -> Reader<'_> {
         Reader { am: &self.am }
     }
+}
+
+/// A change with its hash and author.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HashedChange {
+    /// The change's hash.
+    pub hash: [u8; 32],
+    /// Its actor (the author's node key bytes).
+    pub actor: Vec<u8>,
+    /// The raw change.
+    pub bytes: Vec<u8>,
+}
+
+/// What a change does, as far as the access rules need to know (see [`crate::trust::rules`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChangeSummary {
+    /// The change's hash.
+    pub hash: [u8; 32],
+    /// The actor (device key bytes) that made it.
+    pub actor: Vec<u8>,
+    /// Its operations.
+    pub ops: Vec<OpSummary>,
+}
+
+/// One operation of a change.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OpSummary {
+    /// The key in the document's root map; `None` for an operation inside a nested object.
+    pub root_key: Option<String>,
+    /// Whether it replaces or deletes a value that existed (it has predecessors).
+    pub overwrites: bool,
+    /// What it does.
+    pub action: OpAction,
+}
+
+/// The action of an operation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum OpAction {
+    /// Puts a string.
+    PutStr(String),
+    /// Puts another scalar.
+    PutOther,
+    /// Creates a nested object.
+    MakeObject,
+    /// Deletes.
+    Delete,
+    /// Anything else (counters, marks).
+    Other,
+}
+
+/// Decodes a raw change into what it does. Fails on bytes that are not a valid change.
+pub fn inspect_change(bytes: &[u8]) -> Result<ChangeSummary, DocError> {
+    use automerge::legacy::{Key, ObjectId, OpType};
+    let corrupt = |reason: String| DocError::Corrupt {
+        doc: "(received change)".into(),
+        reason,
+    };
+    let change =
+        automerge::Change::from_bytes(bytes.to_vec()).map_err(|e| corrupt(e.to_string()))?;
+    // Hostile bytes: a panic while expanding a crafted change must not take the process down.
+    let expanded = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| change.decode()))
+        .map_err(|_| corrupt("Automerge failed to decode a received change".into()))?;
+    let ops = expanded
+        .operations
+        .iter()
+        .map(|op| OpSummary {
+            root_key: match (&op.obj, &op.key) {
+                (ObjectId::Root, Key::Map(k)) => Some(k.to_string()),
+                _ => None,
+            },
+            overwrites: !op.pred.is_empty(),
+            action: match &op.action {
+                OpType::Put(ScalarValue::Str(s)) => OpAction::PutStr(s.to_string()),
+                OpType::Put(_) => OpAction::PutOther,
+                OpType::Make(_) => OpAction::MakeObject,
+                OpType::Delete => OpAction::Delete,
+                _ => OpAction::Other,
+            },
+        })
+        .collect();
+    Ok(ChangeSummary {
+        hash: change.hash().0,
+        actor: change.actor_id().to_bytes().to_vec(),
+        ops,
+    })
 }
 
 /// What a received change claims about itself (verified by Automerge's own hash check).

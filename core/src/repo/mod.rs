@@ -4,6 +4,7 @@
 //! the current time and an RNG as arguments (core never reads a clock or the OS RNG), writes through
 //! one durable [`WriteBatch`](crate::store::WriteBatch), and returns only after the change is on disk.
 
+mod access;
 mod tx;
 
 use std::collections::HashMap;
@@ -12,6 +13,7 @@ use std::path::{Path, PathBuf};
 use rand::RngCore;
 use serde::Serialize;
 
+pub use access::{AccessDenied, EXPLICIT_ACCESS_MS, PurgeReport, shred_data_dir};
 pub use tx::Transaction;
 
 use crate::conflict::{Conflict, ConflictId};
@@ -24,7 +26,9 @@ use crate::docs::{Author, DocError, DocKind, Document, DocumentId};
 use crate::exchange::{self, ExchangeError};
 use crate::identity::{Identity, IdentityError, NodeId, NodeProfile, Role};
 use crate::ids::{ContactId, EntryId, FlagId, MedicationId, PatientId, TiltakId, VisitId};
-use crate::store::{OpenError, Store, StoreError, WriteBatch, kind_prefix};
+use crate::store::{
+    KeyError, OpenError, Store, StoreError, StoreKey, StoreKeys, WriteBatch, kind_prefix,
+};
 use crate::time::{Day, Timestamp};
 
 /// Generates a [`Repo`] method per [`Transaction`] method that runs it as a transaction of its own,
@@ -52,6 +56,9 @@ pub enum OpenRepoError {
     /// The store could not be opened.
     #[error(transparent)]
     Store(#[from] OpenError),
+    /// The store key is missing or unreadable.
+    #[error(transparent)]
+    Key(#[from] KeyError),
 }
 
 /// Failure of an operation.
@@ -81,6 +88,15 @@ pub enum RepoError {
     /// An import file was unreadable; nothing was imported.
     #[error(transparent)]
     Exchange(#[from] ExchangeError),
+    /// The change breaks an access rule (the same rule every peer checks); nothing was written.
+    #[error("not permitted: {0}")]
+    Unauthorized(String),
+    /// No work-related need for the patient (or a block); nothing was shown.
+    #[error(transparent)]
+    AccessDenied(#[from] AccessDenied),
+    /// A certificate, request or revocation was invalid.
+    #[error(transparent)]
+    Trust(#[from] crate::trust::TrustError),
 }
 
 /// A tiltak to add to a patient's care plan.
@@ -139,25 +155,49 @@ pub struct Repo {
 }
 
 impl Repo {
-    /// Creates a node identity in `dir`.
+    /// Creates a node identity in `dir`, with its store encrypted by `key`, or by a new key file
+    /// (`store.key`, owner-only) when the host supplies none.
     pub fn init(
         dir: &Path,
         profile: NodeProfile,
+        key: Option<StoreKey>,
         rng: &mut impl RngCore,
     ) -> Result<Repo, OpenRepoError> {
         let identity = Identity::create(dir, profile, rng)?;
-        let store = Store::open(&dir.join(STORE_FILE), identity.id(), random_epoch(rng))?;
-        Ok(Repo {
-            identity,
-            store,
-            dir: dir.to_owned(),
-        })
+        let key = match key {
+            Some(key) => key,
+            None => StoreKey::create_file(&StoreKey::path(dir), rng)?,
+        };
+        Self::open_store(dir, identity, &key, rng)
     }
 
-    /// Opens the node in `dir`. `rng` is used only if the store must be created or migrated.
-    pub fn open(dir: &Path, rng: &mut impl RngCore) -> Result<Repo, OpenRepoError> {
+    /// Opens the node in `dir` with the store key the host supplies, or (`None`) the key file.
+    /// A wrong or missing key is refused before the store is read or written.
+    /// `rng` is used only if the store must be created or migrated.
+    pub fn open(
+        dir: &Path,
+        key: Option<StoreKey>,
+        rng: &mut impl RngCore,
+    ) -> Result<Repo, OpenRepoError> {
         let identity = Identity::load(dir)?;
-        let store = Store::open(&dir.join(STORE_FILE), identity.id(), random_epoch(rng))?;
+        let key = match key {
+            Some(key) => key,
+            None => StoreKey::load_file(&StoreKey::path(dir))?,
+        };
+        Self::open_store(dir, identity, &key, rng)
+    }
+
+    fn open_store(
+        dir: &Path,
+        identity: Identity,
+        key: &StoreKey,
+        rng: &mut impl RngCore,
+    ) -> Result<Repo, OpenRepoError> {
+        let keys = StoreKeys {
+            signer: identity.key.clone(),
+            data: key.clone(),
+        };
+        let store = Store::open(&dir.join(STORE_FILE), &keys, random_epoch(rng))?;
         Ok(Repo {
             identity,
             store,
@@ -167,7 +207,11 @@ impl Repo {
 
     /// A node kept in memory (tests, simulation).
     pub fn in_memory(identity: Identity, rng: &mut impl RngCore) -> Result<Repo, OpenRepoError> {
-        let store = Store::in_memory(identity.id(), random_epoch(rng))?;
+        let keys = StoreKeys {
+            signer: identity.key.clone(),
+            data: StoreKey::generate(rng),
+        };
+        let store = Store::in_memory(&keys, random_epoch(rng))?;
         Ok(Repo {
             identity,
             store,
@@ -228,9 +272,10 @@ impl Repo {
             repo: self,
             batch,
             new_visits: HashMap::new(),
+            now: None,
         };
         let out = f(&mut tx)?;
-        tx.batch.commit().map_err(RepoError::from)?;
+        tx.finish()?;
         Ok(out)
     }
 

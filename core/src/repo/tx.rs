@@ -29,10 +29,13 @@ pub struct Transaction<'a> {
     pub(super) batch: WriteBatch<'a>,
     /// Visits planned in this transaction, not yet in the store's visit index.
     pub(super) new_visits: HashMap<VisitId, DocumentId>,
+    /// The time of the latest write (for the access-log entry the commit appends).
+    pub(super) now: Option<Timestamp>,
 }
 
 impl Transaction<'_> {
-    fn ctx(&self, now: Timestamp) -> ChangeContext {
+    pub(super) fn ctx(&mut self, now: Timestamp) -> ChangeContext {
+        self.now = Some(now);
         ChangeContext {
             author: self.repo.author(),
             entered_at: now,

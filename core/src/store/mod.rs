@@ -13,7 +13,13 @@
 //! cache and puts them back only after its commit succeeded; a failed or dropped batch leaves the
 //! cache without them, and they are reloaded from disk.
 
+mod crypt;
 mod schema;
+mod trust;
+
+pub use crypt::{KeyError, STORE_KEY_FILE, StoreKey};
+pub use trust::Relation;
+use trust::sealed_value_error;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
@@ -21,15 +27,16 @@ use std::sync::Mutex;
 
 use redb::{Database, ReadableDatabase, ReadableTable, ReadableTableMetadata, WriteTransaction};
 
+use crypt::{Cipher, chunk_place};
 pub use schema::FORMAT_VERSION;
 use schema::{
-    CHUNKS, CONFLICTS, DOC_SEQ, DOCS, LOG, MAGIC, META, PATIENTS, PEER_DOCS, PEERS, VISITS,
+    CHUNKS, CONFLICTS, DOC_SEQ, DOCS, LOG, MAGIC, META, PATIENT_NAMES, PEER_DOCS, PEERS, VISITS,
 };
 
 use crate::conflict::{self, Conflict};
 use crate::docs::record::PatientField;
 use crate::docs::{DocError, DocKind, Document, DocumentId, journal, plan, record};
-use crate::identity::NodeId;
+use crate::identity::{NodeId, NodeKey};
 use crate::ids::{PatientId, VisitId};
 use crate::time::Month;
 
@@ -68,6 +75,11 @@ pub enum OpenError {
         /// Version this build supports.
         supported: u32,
     },
+    /// The store key does not open this store. Nothing was read or written.
+    #[error(
+        "{0}: the store key does not match this store (wrong key file or host key); nothing was changed"
+    )]
+    WrongKey(PathBuf),
     /// The file is damaged.
     #[error("{path} is corrupted: {reason}")]
     Corrupt {
@@ -210,10 +222,22 @@ pub struct StoreStats {
 pub struct Store {
     db: DbHandle,
     actor: NodeId,
+    signer: NodeKey,
+    cipher: Cipher,
     cache: Mutex<Cache>,
     poisoned: std::sync::atomic::AtomicBool,
     epoch: [u8; 16],
     commit_hook: Mutex<Option<CommitHook>>,
+}
+
+/// What a store needs to be opened: the local node's signing key (every change it makes is
+/// signed with it) and the key its contents are encrypted with.
+#[derive(Debug, Clone)]
+pub struct StoreKeys {
+    /// The local node's key.
+    pub signer: NodeKey,
+    /// The encryption key.
+    pub data: StoreKey,
 }
 
 /// Called after every durable commit with the store's new log position.
@@ -229,10 +253,11 @@ impl std::fmt::Debug for Store {
 }
 
 impl Store {
-    /// Opens the store at `path`, creating it if missing. `actor` is the local node, which
-    /// authors every change made through this store. `fresh_epoch` (random bytes from the caller)
-    /// becomes the store's epoch if the store is created or migrated now.
-    pub fn open(path: &Path, actor: NodeId, fresh_epoch: [u8; 16]) -> Result<Store, OpenError> {
+    /// Opens the store at `path`, creating it if missing. `keys.signer` is the local node, which
+    /// authors (and signs) every change made through this store; `keys.data` encrypts it.
+    /// `fresh_epoch` (random bytes from the caller) becomes the store's epoch if the store is
+    /// created or migrated now. A wrong key is refused before anything is read or written.
+    pub fn open(path: &Path, keys: &StoreKeys, fresh_epoch: [u8; 16]) -> Result<Store, OpenError> {
         let existed = path.exists();
         let mut builder = Database::builder();
         builder.set_cache_size(REDB_CACHE_BYTES);
@@ -241,7 +266,7 @@ impl Store {
         // are contained by `contain` and surface as `Corrupt`; `Store::verify` checks every page.
         let opened = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
             let db = builder.create(path).map_err(|e| open_error(path, e))?;
-            let mut store = Store::from_db(db, actor);
+            let mut store = Store::from_db(db, keys);
             store.check_or_init_meta(path, existed, fresh_epoch)?;
             Ok(store)
         }));
@@ -255,7 +280,11 @@ impl Store {
 
     /// Verifies every page checksum of the store at `path` (redb's integrity check) and that
     /// every document decodes. Reads the whole file: for `omsyn check`, not for every open.
-    pub fn verify(path: &Path, actor: NodeId, fresh_epoch: [u8; 16]) -> Result<Store, OpenError> {
+    pub fn verify(
+        path: &Path,
+        keys: &StoreKeys,
+        fresh_epoch: [u8; 16],
+    ) -> Result<Store, OpenError> {
         let corrupt = |reason: String| OpenError::Corrupt {
             path: path.to_owned(),
             reason,
@@ -264,7 +293,7 @@ impl Store {
         builder.set_cache_size(REDB_CACHE_BYTES);
         builder.set_check_integrity_on_open(true);
         let db = builder.open(path).map_err(|e| open_error(path, e))?;
-        let mut store = Store::from_db(db, actor);
+        let mut store = Store::from_db(db, keys);
         store.check_or_init_meta(path, true, fresh_epoch)?;
         let mut failures = Vec::new();
         for id in store.doc_ids("").map_err(|e| corrupt(e.to_string()))? {
@@ -279,10 +308,12 @@ impl Store {
         }
     }
 
-    fn from_db(db: Database, actor: NodeId) -> Store {
+    fn from_db(db: Database, keys: &StoreKeys) -> Store {
         Store {
             db: DbHandle(Some(db)),
-            actor,
+            actor: keys.signer.id(),
+            signer: keys.signer.clone(),
+            cipher: Cipher::new(&keys.data),
             cache: Mutex::new(Cache::default()),
             poisoned: std::sync::atomic::AtomicBool::new(false),
             epoch: [0; 16],
@@ -307,12 +338,12 @@ impl Store {
     }
 
     /// An in-memory store (for tests and simulations).
-    pub fn in_memory(actor: NodeId, fresh_epoch: [u8; 16]) -> Result<Store, OpenError> {
+    pub fn in_memory(keys: &StoreKeys, fresh_epoch: [u8; 16]) -> Result<Store, OpenError> {
         let path = PathBuf::from(":memory:");
         let db = Database::builder()
             .create_with_backend(redb::backends::InMemoryBackend::new())
             .map_err(|e| open_error(&path, e))?;
-        let mut store = Store::from_db(db, actor);
+        let mut store = Store::from_db(db, keys);
         store.check_or_init_meta(&path, false, fresh_epoch)?;
         Ok(store)
     }
@@ -349,8 +380,16 @@ impl Store {
                     .map(u32::from_le_bytes)
                     .map_err(|_| corrupt(&"format version is malformed"))?;
                 match found {
-                    1 => self.migrate_v1(fresh_epoch).map_err(|e| corrupt(&e))?,
-                    FORMAT_VERSION => {}
+                    1 => {
+                        self.migrate_v1(fresh_epoch).map_err(|e| corrupt(&e))?;
+                        self.migrate_v2().map_err(|e| corrupt(&e))?;
+                    }
+                    2 => self.migrate_v2().map_err(|e| corrupt(&e))?,
+                    FORMAT_VERSION => {
+                        if !self.key_matches().map_err(|e| corrupt(&e))? {
+                            return Err(OpenError::WrongKey(path.to_owned()));
+                        }
+                    }
                     _ => {
                         return Err(OpenError::UnsupportedVersion {
                             path: path.to_owned(),
@@ -409,7 +448,7 @@ impl Store {
                 bump_seq(&tx, doc)?;
             }
             tx.open_table(META)?
-                .insert("format_version", FORMAT_VERSION.to_le_bytes().as_slice())?;
+                .insert("format_version", 2u32.to_le_bytes().as_slice())?;
         }
         tx.commit()?;
         Ok(())
@@ -435,10 +474,10 @@ impl Store {
             // Create every table up front so readers never meet a missing table.
             tx.open_table(CHUNKS)?;
             tx.open_table(DOCS)?;
-            tx.open_table(PATIENTS)?;
             tx.open_table(VISITS)?;
             tx.open_table(CONFLICTS)?;
             create_sync_tables(&tx, epoch)?;
+            self.create_trust_tables(&tx)?;
         }
         tx.commit()?;
         Ok(())
@@ -475,7 +514,7 @@ impl Store {
             drop(cache);
             let read = self.db.begin_read()?;
             let chunks = read.open_table(CHUNKS)?;
-            let Some(mut doc) = load_doc(&chunks, id, self.actor)? else {
+            let Some(mut doc) = load_doc(&chunks, &self.cipher, id, self.actor)? else {
                 return Ok(None);
             };
             let out = f(&mut doc);
@@ -514,13 +553,14 @@ impl Store {
     pub fn patients(&self) -> Result<Vec<(PatientId, String)>, StoreError> {
         self.contain(|| {
             let read = self.db.begin_read()?;
-            let table = read.open_table(PATIENTS)?;
+            let table = read.open_table(PATIENT_NAMES)?;
             let mut out = Vec::new();
             for item in table.iter()? {
                 let (k, v) = item?;
                 let id = PatientId::parse(k.value())
                     .map_err(|e| StoreError::Corrupt(format!("patient index: {e}")))?;
-                out.push((id, v.value().to_owned()));
+                let name = self.open_value(&name_place(&id), v.value())?;
+                out.push((id, String::from_utf8_lossy(&name).into_owned()));
             }
             Ok(out)
         })
@@ -551,8 +591,10 @@ impl Store {
                 None => table.range::<(&str, &str)>(..)?,
             };
             for item in iter {
-                let (_, v) = item?;
-                let list: Vec<Conflict> = serde_json::from_slice(v.value())
+                let (k, v) = item?;
+                let (patient, scope) = k.value();
+                let json = self.open_value(&conflict_place(patient, scope), v.value())?;
+                let list: Vec<Conflict> = serde_json::from_slice(&json)
                     .map_err(|e| StoreError::Corrupt(format!("conflict index: {e}")))?;
                 out.extend(list);
             }
@@ -567,7 +609,7 @@ impl Store {
             Ok(StoreStats {
                 documents: read.open_table(DOCS)?.len()?,
                 chunks: read.open_table(CHUNKS)?.len()?,
-                patients: read.open_table(PATIENTS)?.len()?,
+                patients: read.open_table(PATIENT_NAMES)?.len()?,
             })
         })
     }
@@ -761,14 +803,18 @@ fn open_error(path: &Path, e: redb::DatabaseError) -> OpenError {
 
 fn load_doc(
     chunks: &impl ReadableTable<(&'static str, u64), &'static [u8]>,
+    cipher: &Cipher,
     id: &DocumentId,
     actor: NodeId,
 ) -> Result<Option<Document>, StoreError> {
     let key = id.to_string();
     let mut bytes = Vec::new();
     for item in chunks.range((key.as_str(), 0)..=(key.as_str(), u64::MAX))? {
-        let (_, v) = item?;
-        bytes.extend_from_slice(v.value());
+        let (k, v) = item?;
+        let plain = cipher
+            .open(&chunk_place(&key, k.value().1), v.value())
+            .ok_or_else(|| sealed_value_error(&key))?;
+        bytes.extend_from_slice(&plain);
     }
     if bytes.is_empty() {
         return Ok(None);
@@ -926,7 +972,7 @@ impl WriteBatch<'_> {
             return Ok(Some(doc));
         }
         let chunks = self.tx.open_table(CHUNKS)?;
-        load_doc(&chunks, id, self.store.actor)
+        load_doc(&chunks, &self.store.cipher, id, self.store.actor)
     }
 
     /// Writes every changed document and the derived indexes, then commits durably.
@@ -943,16 +989,19 @@ impl WriteBatch<'_> {
                 if changes.is_empty() {
                     continue;
                 }
-                append_chunk(&self.tx, doc, &changes)?;
+                store.sign_own_changes(&self.tx, doc)?;
+                append_chunk(&self.tx, &store.cipher, doc, &changes)?;
                 bump_seq(&self.tx, &id.to_string())?;
                 // A document change is never left to a non-durable commit.
                 self.durable = true;
                 match id {
                     DocumentId::PatientRecord(patient) => {
-                        index_record(&self.tx, patient, doc)?;
+                        index_record(&self.tx, &store.cipher, patient, doc)?;
+                        trust::index_record_relations(&self.tx, patient, doc)?;
                     }
                     DocumentId::VisitPlan(patient, month) => {
                         index_visits(&self.tx, doc)?;
+                        trust::index_plan_relations(&self.tx, patient, *month, doc)?;
                         dirty_months.insert((patient.clone(), *month));
                     }
                     DocumentId::Journal(patient, month) => {
@@ -960,7 +1009,7 @@ impl WriteBatch<'_> {
                             dirty_months.insert((patient.clone(), *month));
                         }
                     }
-                    DocumentId::Messages(..) | DocumentId::DayLog(..) => {}
+                    DocumentId::Messages(..) | DocumentId::DayLog(..) | DocumentId::Audit(..) => {}
                 }
             }
             for (patient, month) in dirty_months {
@@ -975,7 +1024,13 @@ impl WriteBatch<'_> {
                     .map(|d| journal::read(d))
                     .unwrap_or_default();
                 let found = conflict::month_conflicts(&patient, &plan, &journal);
-                put_conflicts(&self.tx, &patient, &month.to_string(), &found)?;
+                put_conflicts(
+                    &self.tx,
+                    &store.cipher,
+                    &patient,
+                    &month.to_string(),
+                    &found,
+                )?;
             }
             let durability = if self.durable {
                 redb::Durability::Immediate
@@ -1005,6 +1060,7 @@ impl WriteBatch<'_> {
 
 fn append_chunk(
     tx: &WriteTransaction,
+    cipher: &Cipher,
     doc: &mut Document,
     changes: &[u8],
 ) -> Result<(), StoreError> {
@@ -1022,7 +1078,8 @@ fn append_chunk(
     if compact {
         let snapshot = doc.save();
         let seq = meta.next_seq;
-        chunks.insert((key.as_str(), seq), snapshot.as_slice())?;
+        let sealed = cipher.seal(&chunk_place(&key, seq), &snapshot);
+        chunks.insert((key.as_str(), seq), sealed.as_slice())?;
         // Delete the superseded chunks in the same transaction: readers see either the old
         // chunk log or the new snapshot, never a mix.
         let old: Vec<u64> = chunks
@@ -1039,7 +1096,8 @@ fn append_chunk(
             snapshot_bytes: snapshot.len() as u64,
         };
     } else {
-        chunks.insert((key.as_str(), meta.next_seq), changes)?;
+        let sealed = cipher.seal(&chunk_place(&key, meta.next_seq), changes);
+        chunks.insert((key.as_str(), meta.next_seq), sealed.as_slice())?;
         meta.next_seq += 1;
         meta.chunks += 1;
         meta.incremental_bytes = incremental;
@@ -1050,6 +1108,7 @@ fn append_chunk(
 
 fn index_record(
     tx: &WriteTransaction,
+    cipher: &Cipher,
     patient: &PatientId,
     doc: &Document,
 ) -> Result<(), StoreError> {
@@ -1061,9 +1120,16 @@ fn index_record(
         .field(PatientField::Name)
         .unwrap_or("(no name)")
         .to_owned();
-    tx.open_table(PATIENTS)?
-        .insert(patient.as_str(), name.as_str())?;
-    put_conflicts(tx, patient, "record", &conflict::record_conflicts(&rec))
+    let sealed = cipher.seal(&name_place(patient), name.as_bytes());
+    tx.open_table(PATIENT_NAMES)?
+        .insert(patient.as_str(), sealed.as_slice())?;
+    put_conflicts(
+        tx,
+        cipher,
+        patient,
+        "record",
+        &conflict::record_conflicts(&rec),
+    )
 }
 
 fn index_visits(tx: &WriteTransaction, doc: &Document) -> Result<(), StoreError> {
@@ -1077,6 +1143,7 @@ fn index_visits(tx: &WriteTransaction, doc: &Document) -> Result<(), StoreError>
 
 fn put_conflicts(
     tx: &WriteTransaction,
+    cipher: &Cipher,
     patient: &PatientId,
     scope: &str,
     found: &[Conflict],
@@ -1087,9 +1154,18 @@ fn put_conflicts(
     } else {
         let json = serde_json::to_vec(found)
             .map_err(|e| StoreError::Corrupt(format!("encoding conflicts: {e}")))?;
-        table.insert((patient.as_str(), scope), json.as_slice())?;
+        let sealed = cipher.seal(&conflict_place(patient.as_str(), scope), &json);
+        table.insert((patient.as_str(), scope), sealed.as_slice())?;
     }
     Ok(())
+}
+
+fn name_place(patient: &PatientId) -> Vec<u8> {
+    format!("name/{patient}").into_bytes()
+}
+
+fn conflict_place(patient: &str, scope: &str) -> Vec<u8> {
+    format!("conflicts/{patient}/{scope}").into_bytes()
 }
 
 /// Kinds of documents, for store statistics and export filters.
@@ -1100,6 +1176,7 @@ pub fn kind_prefix(kind: DocKind) -> &'static str {
         DocKind::Journal => "journal/",
         DocKind::Messages => "messages/",
         DocKind::DayLog => "daylog/",
+        DocKind::Audit => "audit/",
     }
 }
 

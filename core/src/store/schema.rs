@@ -14,8 +14,13 @@ pub(crate) const CHUNKS: TableDefinition<(&str, u64), &[u8]> = TableDefinition::
 /// Per-document bookkeeping: document id → [`super::DocMeta`] (4 × u64 LE).
 pub(crate) const DOCS: TableDefinition<&str, &[u8]> = TableDefinition::new("docs");
 
-/// Derived: patient id → display name (for `patient list` without loading documents).
-pub(crate) const PATIENTS: TableDefinition<&str, &str> = TableDefinition::new("patients");
+/// Derived, format 1-2 only: patient id → display name in plain text (migrated to
+/// [`PATIENT_NAMES`] and dropped).
+pub(crate) const PATIENTS_V2: TableDefinition<&str, &str> = TableDefinition::new("patients");
+
+/// Derived: patient id → display name, encrypted (for `patient list` without loading documents).
+pub(crate) const PATIENT_NAMES: TableDefinition<&str, &[u8]> =
+    TableDefinition::new("patient_names");
 
 /// Derived: visit id → the id of the visit-plan document that holds it.
 pub(crate) const VISITS: TableDefinition<&str, &str> = TableDefinition::new("visits");
@@ -39,6 +44,28 @@ pub(crate) const PEERS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("pe
 pub(crate) const PEER_DOCS: TableDefinition<(&[u8], &str), &[u8]> =
     TableDefinition::new("peer_docs");
 
+/// Change hash → the author's ed25519 signature of it (64 bytes). Every change held has one: the
+/// local node signs its own at commit, received ones arrive signed and are verified first.
+pub(crate) const SIGNATURES: TableDefinition<&[u8], &[u8]> = TableDefinition::new("signatures");
+
+/// Node id → the newest verified device certificate known for it (JSON, as signed).
+pub(crate) const CERTS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("certs");
+
+/// Node id → its revocation (JSON, as signed by the organisation).
+pub(crate) const REVOCATIONS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("revocations");
+
+/// Derived: (patient id, relation) → a number. Who has a need for a patient's documents:
+/// `zone:<zone>`, `team:<staff>`, `block:<staff>` (sperring), `explicit:<staff>` (break-glass
+/// access, value = until, ms) and `visit:<staff>:<YYYY-MM-DD>` (assigned visits).
+pub(crate) const RELATIONS: TableDefinition<(&str, &str), i64> = TableDefinition::new("relations");
+
+/// (peer node id, patient id or "", document id) → 1: documents not shared with the peer (it had
+/// no need for them, or declined them). They are reconsidered when the peer's need may have grown:
+/// at every session start, and whenever the patient's record or plan changes. Without this, a
+/// document that did not change after a nurse was assigned to its patient would never reach her.
+pub(crate) const WITHHELD: TableDefinition<(&[u8], &str, &str), u8> =
+    TableDefinition::new("withheld");
+
 /// Value of `META["magic"]`: tells an Omsyn store from any other redb file.
 pub(crate) const MAGIC: &[u8] = b"omsyn-store";
 
@@ -46,5 +73,7 @@ pub(crate) const MAGIC: &[u8] = b"omsyn-store";
 /// whenever a table's key or value layout changes.
 ///
 /// Version log: 1 — documents, chunks and derived indexes. 2 — adds the change log, the store
-/// epoch and per-peer knowledge for sync (a version-1 store is migrated on open).
-pub const FORMAT_VERSION: u32 = 2;
+/// epoch and per-peer knowledge for sync (a version-1 store is migrated on open). 3 — encrypts
+/// chunks, names and conflicts with the store key; adds signatures, certificates, revocations and
+/// the relations index (a version-2 store is migrated on open, signing its own node's changes).
+pub const FORMAT_VERSION: u32 = 3;

@@ -9,5 +9,5 @@ pub mod policy;
 pub mod session;
 pub mod wire;
 
-pub use policy::{ShareAll, SharePatients, SharePolicy};
+pub use policy::{ShareAll, SharePolicy, ShareQuery};
 pub use session::{Session, SyncError, SyncEvent, SyncStats};

@@ -1,59 +1,41 @@
 //! Which documents may be shared with which peer.
 //!
 //! One interface, [`SharePolicy`], consulted by the sync session in both directions: what we send
-//! or offer, and what we accept. The Trust work replaces the simple policies here with need-based
-//! sharing behind the same interface.
-
-use std::collections::{BTreeMap, BTreeSet};
+//! or offer, and what we accept. Nodes use the need-based [`crate::trust::NeedPolicy`];
+//! [`ShareAll`] serves benchmarks and tests of the protocol mechanics.
 
 use crate::docs::DocumentId;
-use crate::identity::NodeId;
-use crate::ids::PatientId;
+use crate::store::Store;
+use crate::trust::Grant;
+
+/// The context of a sharing question: the local store, the time, and the peer as certified.
+#[derive(Debug, Clone, Copy)]
+pub struct ShareQuery<'a> {
+    /// The local store (its relations index says who needs which patient).
+    pub store: &'a Store,
+    /// Now (ms since the epoch).
+    pub now_ms: i64,
+    /// The peer's verified certificate grant.
+    pub peer: &'a Grant,
+}
 
 /// Decides, per peer and document, whether the two may exchange it.
 pub trait SharePolicy: Send + Sync + std::fmt::Debug {
-    /// Whether `doc` may be sent to and accepted from `peer`.
-    fn may_share(&self, peer: &NodeId, doc: &DocumentId) -> bool;
+    /// Whether `doc` may be sent to the peer.
+    fn may_send(&self, q: &ShareQuery<'_>, doc: &DocumentId) -> bool;
+
+    /// Whether `doc` received from the peer may be kept here.
+    fn may_accept(&self, q: &ShareQuery<'_>, doc: &DocumentId) -> bool {
+        self.may_send(q, doc)
+    }
 }
 
-/// Shares every document with every peer.
+/// Shares every document with every enrolled peer (protocol tests and benchmarks only).
 #[derive(Debug, Clone, Copy, Default)]
 pub struct ShareAll;
 
 impl SharePolicy for ShareAll {
-    fn may_share(&self, _peer: &NodeId, _doc: &DocumentId) -> bool {
+    fn may_send(&self, _q: &ShareQuery<'_>, _doc: &DocumentId) -> bool {
         true
-    }
-}
-
-/// Shares with each listed peer only the listed patients' documents (and day logs, which hold no
-/// patient data). Peers not listed get nothing.
-#[derive(Debug, Clone, Default)]
-pub struct SharePatients {
-    grants: BTreeMap<NodeId, BTreeSet<PatientId>>,
-}
-
-impl SharePatients {
-    /// An empty policy: shares nothing.
-    pub fn new() -> Self {
-        Self::default()
-    }
-
-    /// Lets `peer` hold `patient`'s documents.
-    pub fn grant(&mut self, peer: NodeId, patient: PatientId) -> &mut Self {
-        self.grants.entry(peer).or_default().insert(patient);
-        self
-    }
-}
-
-impl SharePolicy for SharePatients {
-    fn may_share(&self, peer: &NodeId, doc: &DocumentId) -> bool {
-        let Some(patients) = self.grants.get(peer) else {
-            return false;
-        };
-        match doc.patient() {
-            Some(p) => patients.contains(p),
-            None => true,
-        }
     }
 }

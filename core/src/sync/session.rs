@@ -6,8 +6,11 @@
 //! the bytes. It does read and write the local [`Store`], which is passed in per call; the driver
 //! runs those calls where blocking on the disk is fine.
 //!
-//! # Protocol (version 1)
-//! Both sides send `Hello`, then run a *push stream* each, independently and pipelined:
+//! # Protocol (version 2)
+//! Both sides send `Hello` with their device certificate. Each verifies the other's (issued by
+//! its own organisation, naming the node the transport authenticated, valid now, not revoked) and
+//! refuses the session with a clear reason otherwise. Then each sends every revocation it knows,
+//! ahead of any data, and runs a *push stream*, independently and pipelined:
 //! 1. From the log position the peer last acknowledged, every changed document the policy lets
 //!    the peer hold is pushed: if we know which heads the peer holds, as `Changes` (exactly what
 //!    it lacks); otherwise as an `Offer` of our heads, answered by `Have` or `Need`. A `PushDone`
@@ -17,17 +20,25 @@
 //! 3. Answers that reveal missing data (`Need`, or a `Have` behind ours) trigger another round.
 //! 4. Afterwards the session stays live: every local commit pushes a new round at once.
 //!
+//! Every change travels with its author's signature, preceded once per session by the author's
+//! certificate. The receiver checks signature, revocation and [`crate::trust::rules`] for every
+//! change before it stores (and so before it can forward) anything; a document whose changes fail
+//! is answered with `Reject` and the reason, and nothing of it is stored.
+//!
 //! A reconnect after a shift costs one round trip and bytes proportional to what changed: the
 //! acknowledged log position skips unchanged documents without naming them, and known heads make
 //! offers unnecessary for documents the peer has seen before.
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
-use super::policy::SharePolicy;
-use super::wire::{self, DecodeError, ErrorCode, FrameDecoder, Hash, Message, PROTOCOL_VERSION};
-use crate::docs::DocumentId;
+use super::policy::{SharePolicy, ShareQuery};
+use super::wire::{
+    self, DecodeError, ErrorCode, FrameDecoder, Hash, Message, PROTOCOL_VERSION, SignedChange,
+};
+use crate::docs::{self, DocumentId};
 use crate::identity::NodeId;
 use crate::store::{PeerDocState, PeerRecord, Store, StoreError, WriteBatch};
+use crate::trust::{self, Certificate, Grant, Refusal, Revocation};
 
 /// Why a session ended.
 #[derive(Debug, thiserror::Error)]
@@ -50,6 +61,9 @@ pub enum SyncError {
     /// The peer ended the session with an error.
     #[error("the peer ended the session: {0}")]
     Peer(String),
+    /// We refused the peer (not enrolled, expired, revoked, another organisation).
+    #[error("refused: {0}")]
+    Refused(#[from] Refusal),
     /// The local store failed; nothing received in the failed batch was acknowledged.
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -64,6 +78,28 @@ pub enum SyncEvent {
     CaughtUp,
     /// The peer refused to hold a document we offered.
     Declined(DocumentId),
+    /// The peer's certificate verified: who it is.
+    PeerVerified(Box<Grant>),
+    /// We refused the peer's changes of a document (forged, unauthorised); nothing was stored.
+    RejectedChanges {
+        /// The document.
+        doc: DocumentId,
+        /// Why.
+        reason: String,
+    },
+    /// The peer refused our changes of a document.
+    RejectedByPeer {
+        /// The document.
+        doc: DocumentId,
+        /// Why.
+        reason: String,
+    },
+    /// A revocation we did not know arrived (the driver ends sessions with that node).
+    RevocationLearned(NodeId),
+    /// This node itself was revoked: the driver must wipe it.
+    SelfRevoked(String),
+    /// The peer (a base) renewed our certificate.
+    CertificateRenewed,
 }
 
 /// Counters of one session.
@@ -106,7 +142,7 @@ struct PendingRound {
 enum Push {
     Nothing,
     /// Changes, our heads, and what the peer was known to hold.
-    Changes(Vec<Vec<u8>>, Vec<Hash>, Vec<Hash>),
+    Changes(Vec<docs::HashedChange>, Vec<Hash>, Vec<Hash>),
     Offer(Vec<Hash>),
 }
 
@@ -137,6 +173,14 @@ pub struct Session {
     awaiting_peer_round: bool,
     caught_up: bool,
     stats: SyncStats,
+    /// The peer's verified certificate, from its `Hello` on.
+    peer_grant: Option<Grant>,
+    /// Signers whose certificates we sent in this session.
+    certs_sent: BTreeSet<NodeId>,
+    /// Revocations we sent (or received) in this session.
+    revocations_known: BTreeSet<NodeId>,
+    /// Documents the peer declined in this session: not offered again until the next one.
+    declined: BTreeSet<DocumentId>,
 }
 
 impl Session {
@@ -158,12 +202,93 @@ impl Session {
             awaiting_peer_round: false,
             caught_up: false,
             stats: SyncStats::default(),
+            peer_grant: None,
+            certs_sent: BTreeSet::new(),
+            revocations_known: BTreeSet::new(),
+            declined: BTreeSet::new(),
         };
+        // A store that cannot read its own certificate sends none: the peer refuses, and says so.
+        let certificate = store
+            .own_certificate()
+            .ok()
+            .flatten()
+            .map(|c| c.to_bytes())
+            .unwrap_or_default();
         session.send(&Message::Hello {
             version: PROTOCOL_VERSION,
             epoch: store.epoch(),
+            certificate,
         });
         session
+    }
+
+    /// The peer's verified certificate grant (after its `Hello`).
+    pub fn peer_grant(&self) -> Option<&Grant> {
+        self.peer_grant.as_ref()
+    }
+
+    /// Queues certificates for the peer: a base sends a peer its renewed certificate this way.
+    pub fn send_certificates(&mut self, certificates: &[Certificate]) {
+        if self.phase == Phase::Closed || certificates.is_empty() {
+            return;
+        }
+        self.send(&Message::Certificates {
+            certificates: certificates.iter().map(Certificate::to_bytes).collect(),
+        });
+    }
+
+    /// Re-checks the peer's certificate against the clock and the revocation list; closes the
+    /// session (telling the peer why) once it no longer holds. Drivers call this periodically, so
+    /// an idle session with an expired peer ends too.
+    pub fn handle_timeout(&mut self, store: &Store, now_ms: i64) -> Result<(), SyncError> {
+        if self.phase != Phase::Open {
+            return Ok(());
+        }
+        let result = self.recheck_peer(store, now_ms);
+        self.fail_on_error(result)
+    }
+
+    fn recheck_peer(&mut self, store: &Store, now_ms: i64) -> Result<(), SyncError> {
+        let Some(grant) = &self.peer_grant else {
+            return Ok(());
+        };
+        if now_ms >= grant.not_after_ms {
+            return Err(Refusal::Expired {
+                node: self.peer.to_string(),
+                expired_ms: grant.not_after_ms,
+                now_ms,
+            }
+            .into());
+        }
+        if let Some(revocation) = store.revocation(&self.peer)? {
+            return Err(Refusal::Revoked {
+                node: self.peer.to_string(),
+                reason: revocation.body().reason.clone(),
+            }
+            .into());
+        }
+        Ok(())
+    }
+
+    fn fail_on_error(&mut self, result: Result<(), SyncError>) -> Result<(), SyncError> {
+        if let Err(e) = &result {
+            let code = match e {
+                SyncError::VersionMismatch { .. } => ErrorCode::VersionMismatch,
+                SyncError::Malformed(_) | SyncError::Protocol(_) => ErrorCode::Malformed,
+                SyncError::Refused(_) => ErrorCode::Refused,
+                SyncError::Store(_) => ErrorCode::Internal,
+                SyncError::Peer(_) => {
+                    self.phase = Phase::Closed;
+                    return result;
+                }
+            };
+            self.send(&Message::Error {
+                code,
+                message: e.to_string(),
+            });
+            self.phase = Phase::Closed;
+        }
+        result
     }
 
     /// The peer.
@@ -211,23 +336,7 @@ impl Session {
         }
         self.stats.bytes_received += bytes.len() as u64;
         let result = self.process(store, policy, now_ms, bytes);
-        if let Err(e) = &result {
-            let code = match e {
-                SyncError::VersionMismatch { .. } => ErrorCode::VersionMismatch,
-                SyncError::Malformed(_) | SyncError::Protocol(_) => ErrorCode::Malformed,
-                SyncError::Store(_) => ErrorCode::Internal,
-                SyncError::Peer(_) => {
-                    self.phase = Phase::Closed;
-                    return result;
-                }
-            };
-            self.send(&Message::Error {
-                code,
-                message: e.to_string(),
-            });
-            self.phase = Phase::Closed;
-        }
-        result
+        self.fail_on_error(result)
     }
 
     /// Tells the session the local store committed: pushes what changed to the peer.
@@ -240,6 +349,10 @@ impl Session {
         if self.phase != Phase::Open {
             return Ok(());
         }
+        let checked = self.recheck_peer(store, now_ms);
+        self.fail_on_error(checked)?;
+        // Revocations go out ahead of any data.
+        self.send_new_revocations(store)?;
         let docs: Vec<DocumentId> = store
             .log_since(self.pushed_seq)?
             .into_iter()
@@ -283,7 +396,11 @@ impl Session {
         batch.set_non_durable();
         for message in messages {
             match message {
-                Message::Hello { version, epoch } => {
+                Message::Hello {
+                    version,
+                    epoch,
+                    certificate,
+                } => {
                     if self.phase != Phase::AwaitingHello {
                         return Err(SyncError::Protocol("a second Hello".into()));
                     }
@@ -293,6 +410,7 @@ impl Session {
                             theirs: version,
                         });
                     }
+                    self.verify_peer(store, &mut batch, &certificate, now_ms)?;
                     self.open(store, &mut batch, epoch, now_ms)?;
                     start_initial_push = true;
                 }
@@ -302,15 +420,35 @@ impl Session {
                         message_name(&other)
                     )));
                 }
+                Message::Revocations { revocations } => {
+                    self.receive_revocations(store, &mut batch, revocations)?;
+                }
+                Message::Certificates { certificates } => {
+                    self.receive_certificates(store, &mut batch, certificates)?;
+                }
+                Message::Reject { doc, reason } => {
+                    // Record our heads as the peer's so we stop resending what it refuses.
+                    self.stop_offering(&mut batch, &doc)?;
+                    self.events
+                        .push_back(SyncEvent::RejectedByPeer { doc, reason });
+                }
                 Message::Changes { doc, changes } => {
-                    if !policy.may_share(&self.peer, &doc) {
+                    if !self.may_accept(store, policy, now_ms, &doc) {
                         replies.push(Message::Decline { doc });
+                        continue;
+                    }
+                    if let Err(reason) = self.verify_changes(store, &mut batch, &doc, &changes) {
+                        self.events.push_back(SyncEvent::RejectedChanges {
+                            doc: doc.clone(),
+                            reason: reason.clone(),
+                        });
+                        replies.push(Message::Reject { doc, reason });
                         continue;
                     }
                     self.receive_changes(&mut batch, &doc, changes, now_ms, &mut replies)?;
                 }
                 Message::Offer { doc, heads } => {
-                    if !policy.may_share(&self.peer, &doc) {
+                    if !self.may_accept(store, policy, now_ms, &doc) {
                         replies.push(Message::Decline { doc });
                         continue;
                     }
@@ -375,18 +513,9 @@ impl Session {
                     to_push.insert(doc);
                 }
                 Message::Decline { doc } => {
-                    // Record our current heads as the peer's so we stop offering until it changes.
-                    if let Some(d) = batch.existing(&doc)? {
-                        let mine = d.head_hashes();
-                        batch.put_peer_doc(
-                            &self.peer,
-                            &doc,
-                            &PeerDocState {
-                                heads: mine,
-                                equal_at_ms: None,
-                            },
-                        )?;
-                    }
+                    // Reconsidered at the next session (the peer's need may have grown by then).
+                    batch.set_withheld(&self.peer, &doc, true)?;
+                    self.declined.insert(doc.clone());
                     self.events.push_back(SyncEvent::Declined(doc));
                 }
                 Message::PushDone { round, .. } => {
@@ -415,6 +544,8 @@ impl Session {
             self.send(reply);
         }
         if start_initial_push {
+            // Revocations first: they beat any data that follows.
+            self.send_new_revocations(store)?;
             let docs: Vec<DocumentId> = store
                 .log_since(self.record.acked_seq)?
                 .into_iter()
@@ -469,11 +600,12 @@ impl Session {
         &mut self,
         batch: &mut WriteBatch<'_>,
         doc: &DocumentId,
-        changes: Vec<Vec<u8>>,
+        changes: Vec<SignedChange>,
         now_ms: i64,
         replies: &mut Vec<Message>,
     ) -> Result<(), SyncError> {
-        let bytes: u64 = changes.iter().map(|c| c.len() as u64).sum();
+        let bytes: u64 = changes.iter().map(|c| c.bytes.len() as u64).sum();
+        let changes: Vec<Vec<u8>> = changes.into_iter().map(|c| c.bytes).collect();
         let prior = batch.peer_doc(&self.peer, doc)?;
         let target = batch.doc(doc)?;
         let before = target.head_hashes();
@@ -550,7 +682,7 @@ impl Session {
         &mut self,
         store: &Store,
         policy: &dyn SharePolicy,
-        _now_ms: i64,
+        now_ms: i64,
         docs: Vec<DocumentId>,
         always_end_round: bool,
     ) -> Result<(), SyncError> {
@@ -562,9 +694,37 @@ impl Session {
         };
         let mut seen = BTreeSet::new();
         let mut sent_anything = false;
+        // Reconsider what we withheld: the peer's need may have grown. At a round that opens or
+        // answers, everything withheld; otherwise what a changed record or plan concerns (a visit
+        // assigned, a care team joined).
+        let mut withheld_before: BTreeSet<DocumentId> = BTreeSet::new();
+        if always_end_round {
+            withheld_before.extend(store.withheld(&self.peer, None)?);
+        } else {
+            let patients: BTreeSet<_> = docs
+                .iter()
+                .filter(|d| matches!(d, DocumentId::PatientRecord(_) | DocumentId::VisitPlan(..)))
+                .filter_map(|d| d.patient().cloned())
+                .collect();
+            for patient in &patients {
+                withheld_before.extend(store.withheld(&self.peer, Some(patient))?);
+            }
+        }
+        let mut docs = docs;
+        docs.extend(withheld_before.iter().cloned());
+        let mut withhold = Vec::new();
         for doc in docs {
-            if !seen.insert(doc.clone()) || !policy.may_share(&self.peer, &doc) {
+            if !seen.insert(doc.clone()) || self.declined.contains(&doc) {
                 continue;
+            }
+            if !self.may_send(store, policy, now_ms, &doc) {
+                if !withheld_before.contains(&doc) {
+                    withhold.push((doc, true));
+                }
+                continue;
+            }
+            if withheld_before.contains(&doc) {
+                withhold.push((doc.clone(), false));
             }
             let known = store.peer_doc(&self.peer, &doc)?;
             let plan = store.with_doc_mut(&doc, |d| {
@@ -572,7 +732,7 @@ impl Session {
                 match known {
                     Some(known) if known.heads == mine => Push::Nothing,
                     Some(known) => {
-                        let changes = d.changes_since(&known.heads);
+                        let changes = d.hashed_changes_since(&known.heads);
                         if changes.is_empty() {
                             Push::Nothing
                         } else {
@@ -582,8 +742,8 @@ impl Session {
                     None => {
                         // Nothing known of the peer's copy. A small document is cheaper to send
                         // whole (duplicates are harmless) than to offer and wait a round trip for.
-                        let changes = d.changes_since(&[]);
-                        let size: usize = changes.iter().map(Vec::len).sum();
+                        let changes = d.hashed_changes_since(&[]);
+                        let size: usize = changes.iter().map(|c| c.bytes.len()).sum();
                         if size <= PUSH_UNKNOWN_BELOW_BYTES {
                             Push::Changes(changes, mine, Vec::new())
                         } else {
@@ -595,7 +755,7 @@ impl Session {
             match plan {
                 None | Some(Push::Nothing) => {}
                 Some(Push::Changes(changes, mine, prior)) => {
-                    self.send_changes(&doc, changes);
+                    self.send_changes(store, &doc, changes)?;
                     pending.pushed.push((doc, mine, prior));
                     sent_anything = true;
                 }
@@ -605,6 +765,13 @@ impl Session {
                     sent_anything = true;
                 }
             }
+        }
+        if !withhold.is_empty() {
+            let mut batch = store.write()?;
+            for (doc, withheld) in &withhold {
+                batch.set_withheld(&self.peer, doc, *withheld)?;
+            }
+            batch.commit()?;
         }
         // The first round, and answers to the peer, always end with PushDone: that is how the
         // other side learns a request was served. Live rounds with nothing in them are not sent.
@@ -624,21 +791,34 @@ impl Session {
         Ok(())
     }
 
-    fn send_changes(&mut self, doc: &DocumentId, changes: Vec<Vec<u8>>) {
+    fn send_changes(
+        &mut self,
+        store: &Store,
+        doc: &DocumentId,
+        changes: Vec<docs::HashedChange>,
+    ) -> Result<(), SyncError> {
         self.stats.docs_sent += 1;
+        self.send_signer_certificates(store, &changes)?;
+        let hashes: Vec<Hash> = changes.iter().map(|c| c.hash).collect();
+        let signatures = store.signatures(&hashes)?;
         let mut part = Vec::new();
         let mut part_bytes = 0;
-        for change in changes {
-            self.stats.change_bytes_sent += change.len() as u64;
-            if part_bytes + change.len() > CHANGES_MESSAGE_TARGET_BYTES && !part.is_empty() {
+        for (change, signature) in changes.into_iter().zip(signatures) {
+            self.stats.change_bytes_sent += change.bytes.len() as u64;
+            if part_bytes + change.bytes.len() > CHANGES_MESSAGE_TARGET_BYTES && !part.is_empty() {
                 self.send(&Message::Changes {
                     doc: doc.clone(),
                     changes: std::mem::take(&mut part),
                 });
                 part_bytes = 0;
             }
-            part_bytes += change.len();
-            part.push(change);
+            part_bytes += change.bytes.len();
+            // A change held without a signature (written by another node before format 3) goes
+            // out unsigned: the peer refuses it, and says so.
+            part.push(SignedChange {
+                bytes: change.bytes,
+                signature: signature.unwrap_or([0; 64]),
+            });
         }
         if !part.is_empty() {
             self.send(&Message::Changes {
@@ -646,6 +826,263 @@ impl Session {
                 changes: part,
             });
         }
+        Ok(())
+    }
+
+    /// Sends the certificates of the changes' signers that the peer has not had from us yet.
+    fn send_signer_certificates(
+        &mut self,
+        store: &Store,
+        changes: &[docs::HashedChange],
+    ) -> Result<(), SyncError> {
+        let mut certificates = Vec::new();
+        for change in changes {
+            let Ok(bytes) = <[u8; 32]>::try_from(change.actor.as_slice()) else {
+                continue;
+            };
+            let Ok(signer) = NodeId::from_bytes(bytes) else {
+                continue;
+            };
+            if signer == self.peer || !self.certs_sent.insert(signer) {
+                continue;
+            }
+            if let Some(cert) = store.certificate(&signer)? {
+                certificates.push(cert.to_bytes());
+            }
+        }
+        if !certificates.is_empty() {
+            self.send(&Message::Certificates { certificates });
+        }
+        Ok(())
+    }
+
+    /// Sends every revocation the peer has not had from us (or we from it) in this session.
+    fn send_new_revocations(&mut self, store: &Store) -> Result<(), SyncError> {
+        let fresh: Vec<Vec<u8>> = store
+            .revocations()?
+            .into_iter()
+            .filter(|r| self.revocations_known.insert(r.body().node))
+            .map(|r| r.to_bytes())
+            .collect();
+        if !fresh.is_empty() {
+            self.send(&Message::Revocations { revocations: fresh });
+        }
+        Ok(())
+    }
+
+    fn query<'a>(&'a self, store: &'a Store, now_ms: i64) -> Option<ShareQuery<'a>> {
+        self.peer_grant.as_ref().map(|peer| ShareQuery {
+            store,
+            now_ms,
+            peer,
+        })
+    }
+
+    fn may_send(
+        &self,
+        store: &Store,
+        policy: &dyn SharePolicy,
+        now_ms: i64,
+        doc: &DocumentId,
+    ) -> bool {
+        self.query(store, now_ms)
+            .is_some_and(|q| policy.may_send(&q, doc))
+    }
+
+    fn may_accept(
+        &self,
+        store: &Store,
+        policy: &dyn SharePolicy,
+        now_ms: i64,
+        doc: &DocumentId,
+    ) -> bool {
+        self.query(store, now_ms)
+            .is_some_and(|q| policy.may_accept(&q, doc))
+    }
+
+    /// Records our current heads as the peer's, so we stop offering a document it will not take
+    /// until the document changes.
+    fn stop_offering(
+        &mut self,
+        batch: &mut WriteBatch<'_>,
+        doc: &DocumentId,
+    ) -> Result<(), SyncError> {
+        if let Some(d) = batch.existing(doc)? {
+            let mine = d.head_hashes();
+            batch.put_peer_doc(
+                &self.peer,
+                doc,
+                &PeerDocState {
+                    heads: mine,
+                    equal_at_ms: None,
+                },
+            )?;
+        }
+        Ok(())
+    }
+
+    /// Verifies the peer's certificate from its `Hello`; refuses the session if it does not hold.
+    fn verify_peer(
+        &mut self,
+        store: &Store,
+        batch: &mut WriteBatch<'_>,
+        certificate: &[u8],
+        now_ms: i64,
+    ) -> Result<(), SyncError> {
+        let own = store.own_certificate()?.ok_or(Refusal::SelfNotEnrolled)?;
+        let node = self.peer.to_string();
+        if certificate.is_empty() {
+            return Err(Refusal::NotEnrolled(node).into());
+        }
+        let cert =
+            Certificate::from_bytes(certificate).map_err(|e| Refusal::InvalidCertificate {
+                node: node.clone(),
+                reason: e.to_string(),
+            })?;
+        cert.check(&own.grant().org, &self.peer, now_ms)?;
+        if let Some(revocation) = store.revocation(&self.peer)? {
+            return Err(Refusal::Revoked {
+                node,
+                reason: revocation.body().reason.clone(),
+            }
+            .into());
+        }
+        batch.put_certificate(&cert)?;
+        self.events
+            .push_back(SyncEvent::PeerVerified(Box::new(cert.grant().clone())));
+        self.peer_grant = Some(cert.grant().clone());
+        Ok(())
+    }
+
+    fn org(store: &Store) -> Result<NodeId, SyncError> {
+        Ok(store
+            .own_certificate()?
+            .ok_or(Refusal::SelfNotEnrolled)?
+            .grant()
+            .org)
+    }
+
+    fn receive_revocations(
+        &mut self,
+        store: &Store,
+        batch: &mut WriteBatch<'_>,
+        revocations: Vec<Vec<u8>>,
+    ) -> Result<(), SyncError> {
+        let org = Self::org(store)?;
+        for bytes in revocations {
+            let revocation = Revocation::from_bytes(&bytes)
+                .map_err(|e| SyncError::Protocol(format!("a revocation does not verify: {e}")))?;
+            let body = revocation.body();
+            if body.org != org {
+                return Err(SyncError::Protocol(
+                    "a revocation from another organisation".into(),
+                ));
+            }
+            self.revocations_known.insert(body.node);
+            if !batch.put_revocation(&revocation)? {
+                continue;
+            }
+            self.events
+                .push_back(SyncEvent::RevocationLearned(body.node));
+            if body.node == store.actor() {
+                self.events
+                    .push_back(SyncEvent::SelfRevoked(body.reason.clone()));
+            }
+            if body.node == self.peer {
+                return Err(Refusal::Revoked {
+                    node: self.peer.to_string(),
+                    reason: body.reason.clone(),
+                }
+                .into());
+            }
+        }
+        Ok(())
+    }
+
+    fn receive_certificates(
+        &mut self,
+        store: &Store,
+        batch: &mut WriteBatch<'_>,
+        certificates: Vec<Vec<u8>>,
+    ) -> Result<(), SyncError> {
+        let org = Self::org(store)?;
+        for bytes in certificates {
+            let cert = Certificate::from_bytes(&bytes)
+                .map_err(|e| SyncError::Protocol(format!("a certificate does not verify: {e}")))?;
+            if cert.grant().org != org {
+                return Err(SyncError::Protocol(
+                    "a certificate from another organisation".into(),
+                ));
+            }
+            // Our own certificate comes back renewed from a base; it must still describe us.
+            if cert.node() == store.actor() {
+                let own = store.own_certificate()?.ok_or(Refusal::SelfNotEnrolled)?;
+                let same_grant = trust::same_subject(own.grant(), cert.grant());
+                if same_grant && batch.put_certificate(&cert)? {
+                    self.events.push_back(SyncEvent::CertificateRenewed);
+                }
+                continue;
+            }
+            batch.put_certificate(&cert)?;
+        }
+        Ok(())
+    }
+
+    /// Checks every change of a `Changes` message: a valid signature by a certified, unrevoked
+    /// node of our organisation, and the rules for its role. Stores the signatures on success.
+    fn verify_changes(
+        &mut self,
+        store: &Store,
+        batch: &mut WriteBatch<'_>,
+        doc: &DocumentId,
+        changes: &[SignedChange],
+    ) -> Result<(), String> {
+        let mut verified = Vec::with_capacity(changes.len());
+        for change in changes {
+            let summary = docs::inspect_change(&change.bytes).map_err(|e| e.to_string())?;
+            let signer = <[u8; 32]>::try_from(summary.actor.as_slice())
+                .ok()
+                .and_then(|b| NodeId::from_bytes(b).ok())
+                .ok_or("a change's author is not a node key")?;
+            if !signer.verify(
+                &trust::change_signing_bytes(&summary.hash),
+                &change.signature,
+            ) {
+                return Err(format!(
+                    "a change of {doc} carries no valid signature of its author {}: forged or altered",
+                    signer.short()
+                ));
+            }
+            let cert = batch
+                .certificate(&signer)
+                .map_err(|e| e.to_string())?
+                .ok_or_else(|| {
+                    format!(
+                        "the author {} of a change of {doc} is not a known enrolled node",
+                        signer.short()
+                    )
+                })?;
+            if store
+                .revocation(&signer)
+                .map_err(|e| e.to_string())?
+                .is_some()
+                || batch.revoked(&signer).map_err(|e| e.to_string())?
+            {
+                return Err(format!(
+                    "the author {} of a change of {doc} is revoked",
+                    signer.short()
+                ));
+            }
+            trust::rules::authorize(doc, &summary, cert.grant())
+                .map_err(|reason| format!("{doc}: {reason}"))?;
+            verified.push((summary.hash, change.signature));
+        }
+        for (hash, signature) in verified {
+            batch
+                .put_signature(&hash, &signature)
+                .map_err(|e| e.to_string())?;
+        }
+        Ok(())
     }
 }
 
@@ -672,6 +1109,9 @@ fn remember(
 fn message_name(message: &Message) -> &'static str {
     match message {
         Message::Hello { .. } => "Hello",
+        Message::Revocations { .. } => "Revocations",
+        Message::Certificates { .. } => "Certificates",
+        Message::Reject { .. } => "Reject",
         Message::Changes { .. } => "Changes",
         Message::Offer { .. } => "Offer",
         Message::Have { .. } => "Have",

@@ -1,4 +1,4 @@
-//! The sync protocol's wire format, version 1.
+//! The sync protocol's wire format, version 2 (version 1 had no certificates or signatures).
 //!
 //! Every message travels in a frame: `u32` LE payload length, then the payload, whose first byte is
 //! the message tag. Integers inside payloads are LEB128 varints unless stated. Every length is
@@ -12,11 +12,12 @@ use std::collections::VecDeque;
 
 use crate::codec::{ByteReader, Truncated};
 use crate::docs::DocumentId;
+use crate::identity::NodeId;
 use crate::ids::{PatientId, StaffId};
 use crate::time::{Day, Month};
 
 /// The protocol version this build speaks.
-pub const PROTOCOL_VERSION: u16 = 1;
+pub const PROTOCOL_VERSION: u16 = 2;
 /// Largest frame accepted or sent (payload bytes).
 pub const MAX_FRAME_BYTES: usize = 8 * 1024 * 1024;
 /// Largest number of heads in one message (documents rarely have more than a few).
@@ -25,6 +26,19 @@ pub const MAX_HEADS: usize = 256;
 pub const MAX_CHANGES_PER_MESSAGE: usize = 100_000;
 /// Largest error text.
 pub const MAX_ERROR_TEXT: usize = 1024;
+/// Largest certificate or revocation.
+pub const MAX_CREDENTIAL_BYTES: usize = 8 * 1024;
+/// Largest number of certificates or revocations in one message.
+pub const MAX_CREDENTIALS: usize = 4096;
+
+/// An Automerge change with its author's signature of its hash.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SignedChange {
+    /// The raw change.
+    pub bytes: Vec<u8>,
+    /// ed25519 signature by the change's actor (see [`crate::trust::change_signing_bytes`]).
+    pub signature: [u8; 64],
+}
 
 /// A change hash (Automerge's SHA-256 change id).
 pub type Hash = [u8; 32];
@@ -63,13 +77,32 @@ pub enum Message {
         version: u16,
         /// The sender's store epoch: changes when a store is recreated, voiding what peers know of it.
         epoch: [u8; 16],
+        /// The sender's device certificate (empty if it has none: it will be refused).
+        certificate: Vec<u8>,
     },
-    /// Automerge changes of one document that the receiver lacks.
+    /// Revocations, sent before any data (and whenever a new one is learned).
+    Revocations {
+        /// Each as signed by the organisation.
+        revocations: Vec<Vec<u8>>,
+    },
+    /// Certificates of the signers of changes that follow (or the receiver's own, renewed).
+    Certificates {
+        /// Each as signed by the organisation.
+        certificates: Vec<Vec<u8>>,
+    },
+    /// Signed Automerge changes of one document that the receiver lacks.
     Changes {
         /// The document.
         doc: DocumentId,
-        /// Raw Automerge changes, in causal order.
-        changes: Vec<Vec<u8>>,
+        /// Changes in causal order, each with its author's signature.
+        changes: Vec<SignedChange>,
+    },
+    /// "I refused your changes of this document": a signature or an access rule failed.
+    Reject {
+        /// The document.
+        doc: DocumentId,
+        /// Why.
+        reason: String,
     },
     /// "I hold this document at these heads" (sent when the sender knows nothing of the peer's copy).
     Offer {
@@ -143,19 +176,31 @@ pub enum DecodeError {
 pub fn encode(message: &Message) -> Vec<u8> {
     let mut out = vec![0u8; 4];
     match message {
-        Message::Hello { version, epoch } => {
+        Message::Hello {
+            version,
+            epoch,
+            certificate,
+        } => {
             out.push(1);
             out.extend_from_slice(&version.to_le_bytes());
             out.extend_from_slice(epoch);
+            put_bytes(&mut out, certificate);
         }
+        Message::Revocations { revocations } => put_list(&mut out, 10, revocations),
+        Message::Certificates { certificates } => put_list(&mut out, 11, certificates),
         Message::Changes { doc, changes } => {
             out.push(2);
             put_doc(&mut out, doc);
             put_varint(&mut out, changes.len() as u64);
             for change in changes {
-                put_varint(&mut out, change.len() as u64);
-                out.extend_from_slice(change);
+                put_bytes(&mut out, &change.bytes);
+                out.extend_from_slice(&change.signature);
             }
+        }
+        Message::Reject { doc, reason } => {
+            out.push(12);
+            put_doc(&mut out, doc);
+            put_text(&mut out, reason);
         }
         Message::Offer { doc, heads } => put_doc_heads(&mut out, 3, doc, heads),
         Message::Have { doc, heads } => put_doc_heads(&mut out, 4, doc, heads),
@@ -176,9 +221,7 @@ pub fn encode(message: &Message) -> Vec<u8> {
         Message::Error { code, message } => {
             out.push(8);
             out.push(*code as u8);
-            let text: String = message.chars().take(MAX_ERROR_TEXT).collect();
-            put_varint(&mut out, text.len() as u64);
-            out.extend_from_slice(text.as_bytes());
+            put_text(&mut out, message);
         }
     }
     let len = (out.len() - 4) as u32;
@@ -201,22 +244,40 @@ pub fn decode(payload: &[u8]) -> Result<Message, DecodeError> {
                 return Ok(Message::Hello {
                     version,
                     epoch: [0; 16],
+                    certificate: Vec::new(),
                 });
             }
             let mut epoch = [0u8; 16];
             epoch.copy_from_slice(r.take(16)?);
-            Message::Hello { version, epoch }
+            let certificate = r.bytes(MAX_CREDENTIAL_BYTES, "certificate length")?;
+            Message::Hello {
+                version,
+                epoch,
+                certificate,
+            }
         }
         2 => {
             let doc = r.doc()?;
             let count = r.bounded(MAX_CHANGES_PER_MESSAGE, "change count")?;
             let mut changes = Vec::with_capacity(count.min(1024));
             for _ in 0..count {
-                let len = r.bounded(MAX_FRAME_BYTES, "change length")?;
-                changes.push(r.take(len)?.to_vec());
+                let bytes = r.bytes(MAX_FRAME_BYTES, "change length")?;
+                let mut signature = [0u8; 64];
+                signature.copy_from_slice(r.take(64)?);
+                changes.push(SignedChange { bytes, signature });
             }
             Message::Changes { doc, changes }
         }
+        10 => Message::Revocations {
+            revocations: r.list()?,
+        },
+        11 => Message::Certificates {
+            certificates: r.list()?,
+        },
+        12 => Message::Reject {
+            doc: r.doc()?,
+            reason: r.text()?,
+        },
         3..=5 => {
             let doc = r.doc()?;
             let heads = r.heads()?;
@@ -233,8 +294,7 @@ pub fn decode(payload: &[u8]) -> Result<Message, DecodeError> {
         7 => Message::Ack { round: r.varint()? },
         8 => {
             let code = ErrorCode::from_u8(r.u8()?);
-            let len = r.bounded(MAX_ERROR_TEXT * 4, "error text length")?;
-            let message = String::from_utf8_lossy(r.take(len)?).into_owned();
+            let message = r.text()?;
             Message::Error { code, message }
         }
         9 => Message::Decline { doc: r.doc()? },
@@ -300,6 +360,27 @@ fn put_varint(out: &mut Vec<u8>, mut value: u64) {
     }
 }
 
+fn put_bytes(out: &mut Vec<u8>, bytes: &[u8]) {
+    put_varint(out, bytes.len() as u64);
+    out.extend_from_slice(bytes);
+}
+
+fn put_text(out: &mut Vec<u8>, text: &str) {
+    let mut end = text.len().min(MAX_ERROR_TEXT);
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    put_bytes(out, &text.as_bytes()[..end]);
+}
+
+fn put_list(out: &mut Vec<u8>, tag: u8, items: &[Vec<u8>]) {
+    out.push(tag);
+    put_varint(out, items.len() as u64);
+    for item in items {
+        put_bytes(out, item);
+    }
+}
+
 fn put_doc_heads(out: &mut Vec<u8>, tag: u8, doc: &DocumentId, heads: &[Hash]) {
     out.push(tag);
     put_doc(out, doc);
@@ -330,6 +411,11 @@ fn put_doc(out: &mut Vec<u8>, doc: &DocumentId) {
             out.push(s.as_str().len() as u8);
             out.extend_from_slice(s.as_str().as_bytes());
             out.extend_from_slice(&d.to_days().to_le_bytes());
+        }
+        DocumentId::Audit(n, m) => {
+            out.push(6);
+            out.extend_from_slice(n.as_bytes());
+            out.extend_from_slice(&(m.to_index() as u16).to_le_bytes());
         }
     }
 }
@@ -370,6 +456,25 @@ impl<'a> Reader<'a> {
             .ok()
             .filter(|v| *v <= max)
             .ok_or(DecodeError::Invalid(what))
+    }
+
+    fn bytes(&mut self, max: usize, what: &'static str) -> Result<Vec<u8>, DecodeError> {
+        let len = self.bounded(max, what)?;
+        Ok(self.take(len)?.to_vec())
+    }
+
+    fn text(&mut self) -> Result<String, DecodeError> {
+        let bytes = self.bytes(MAX_ERROR_TEXT, "text length")?;
+        Ok(String::from_utf8_lossy(&bytes).into_owned())
+    }
+
+    fn list(&mut self) -> Result<Vec<Vec<u8>>, DecodeError> {
+        let count = self.bounded(MAX_CREDENTIALS, "credential count")?;
+        let mut items = Vec::with_capacity(count.min(64));
+        for _ in 0..count {
+            items.push(self.bytes(MAX_CREDENTIAL_BYTES, "credential length")?);
+        }
+        Ok(items)
     }
 
     fn heads(&mut self) -> Result<Vec<Hash>, DecodeError> {
@@ -413,6 +518,14 @@ impl<'a> Reader<'a> {
             d.copy_from_slice(self.take(4)?);
             let day = Day::from_days(i32::from_le_bytes(d)).ok_or(DecodeError::Invalid("day"))?;
             return Ok(DocumentId::DayLog(staff, day));
+        }
+        if kind == 6 {
+            let mut n = [0u8; 32];
+            n.copy_from_slice(self.take(32)?);
+            let node = NodeId::from_bytes(n).map_err(|_| DecodeError::Invalid("node id"))?;
+            let index = self.0.u16_le()?;
+            let m = Month::from_index(u32::from(index)).ok_or(DecodeError::Invalid("month"))?;
+            return Ok(DocumentId::Audit(node, m));
         }
         Err(DecodeError::Invalid("document kind"))
     }

@@ -14,7 +14,6 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 use omsyn_core::Repo;
-use omsyn_core::sync::SharePolicy;
 use tokio::sync::{Semaphore, watch};
 use tokio::task::JoinSet;
 use tracing::{info, warn};
@@ -34,10 +33,12 @@ pub(crate) struct Shared {
     pub(crate) repo: Arc<Repo>,
     pub(crate) changed: watch::Receiver<u64>,
     pub(crate) net: Net,
+    /// The organisation key, on the base that holds it: renews the certificates of peers.
+    pub(crate) org: Option<Arc<omsyn_core::trust::OrgKey>>,
 }
 
 impl Shared {
-    /// Runs one session on an open connection with the sharing policy current at its start.
+    /// Runs one session on an open connection, with this node's need-based sharing policy.
     async fn session(
         &self,
         conn: &iroh::endpoint::Connection,
@@ -45,32 +46,7 @@ impl Shared {
         peer: omsyn_core::NodeId,
         mode: Mode,
     ) -> Result<super::driver::Outcome> {
-        let policy = self.current_policy()?;
-        drive(
-            conn,
-            streams,
-            peer,
-            self.repo.clone(),
-            policy,
-            self.changed.clone(),
-            mode,
-        )
-        .await
-    }
-
-    /// The sharing policy for a session starting now: re-read from the data directory, so a
-    /// `omsyn share` change applies to the next session.
-    pub(crate) fn current_policy(&self) -> Result<Arc<dyn SharePolicy>> {
-        Self::policy_for(&self.repo)
-    }
-
-    /// The policy configured for `repo`'s data directory (share-all for an in-memory node).
-    pub(crate) fn policy_for(repo: &Repo) -> Result<Arc<dyn SharePolicy>> {
-        let data = repo.data_dir();
-        if data.as_os_str().is_empty() {
-            return Ok(Arc::new(omsyn_core::sync::ShareAll));
-        }
-        crate::sharing::policy(data)
+        drive(conn, streams, peer, self, mode).await
     }
 }
 

@@ -11,9 +11,9 @@ use anyhow::{Context, Result, bail};
 use iroh::endpoint::{Connection, RecvStream, SendStream};
 use omsyn_core::sync::{Session, SharePolicy, SyncEvent, SyncStats};
 use omsyn_core::{NodeId, Repo};
-use tokio::sync::watch;
-use tracing::{debug, info, warn};
+use tracing::{debug, error, info, warn};
 
+use super::daemon::Shared;
 use super::now_ms;
 
 /// How a session should end.
@@ -38,20 +38,24 @@ const IDLE_LIMIT: Duration = Duration::from_secs(120);
 const READ_BUFFER_BYTES: usize = 256 * 1024;
 /// How long a finished session waits for the peer to close before dropping the connection.
 const LINGER: Duration = Duration::from_secs(2);
+/// How often an idle session re-checks the peer's certificate (expiry, revocation).
+const RECHECK: Duration = Duration::from_secs(1);
 
 /// Runs a session on `conn` until it ends. `opened` is the stream pair (opened or accepted).
 pub(crate) async fn drive(
     conn: &Connection,
     (mut send, mut recv): (SendStream, RecvStream),
     peer: NodeId,
-    repo: Arc<Repo>,
-    policy: Arc<dyn SharePolicy>,
-    mut changed: watch::Receiver<u64>,
+    shared: &Shared,
     mode: Mode,
 ) -> Result<Outcome> {
     let started = Instant::now();
+    let repo = shared.repo.clone();
+    let mut changed = shared.changed.clone();
+    let policy: Arc<dyn SharePolicy> = Arc::new(repo.need_policy());
     let mut session = Session::new(peer, repo.store());
     let mut buf = vec![0u8; READ_BUFFER_BYTES];
+    let mut recheck = tokio::time::interval(RECHECK);
     flush(&mut session, &mut send).await?;
     loop {
         tokio::select! {
@@ -87,18 +91,24 @@ pub(crate) async fn drive(
                     session.handle_local_change(repo.store(), policy.as_ref(), now_ms())
                 })?;
             }
+            _ = recheck.tick() => {
+                let result = tokio::task::block_in_place(|| {
+                    session.handle_timeout(repo.store(), now_ms())
+                });
+                if let Err(e) = result {
+                    let _ = flush(&mut session, &mut send).await;
+                    let _ = send.finish();
+                    let _ = tokio::time::timeout(LINGER, conn.closed()).await;
+                    warn!(peer = %peer.short(), error = %e, "sync session ended");
+                    return Err(e.into());
+                }
+            }
             _ = conn.closed() => break,
         }
-        flush(&mut session, &mut send).await?;
         while let Some(event) = session.poll_event() {
-            match event {
-                SyncEvent::CaughtUp => {
-                    info!(peer = %peer.short(), "caught up")
-                }
-                SyncEvent::DocumentChanged(doc) => debug!(peer = %peer.short(), %doc, "received"),
-                SyncEvent::Declined(doc) => info!(peer = %peer.short(), %doc, "peer declined"),
-            }
+            handle_event(&mut session, shared, peer, event);
         }
+        flush(&mut session, &mut send).await?;
         if mode == Mode::UntilCaughtUp && session.is_caught_up() {
             finish_gracefully(
                 &mut session,
@@ -122,6 +132,61 @@ pub(crate) async fn drive(
         caught_up: session.is_caught_up(),
         millis: started.elapsed().as_millis(),
     })
+}
+
+/// Logs a session event and acts on the ones that need the node: renewing a peer's certificate,
+/// wiping this node when it learns it was revoked.
+fn handle_event(session: &mut Session, shared: &Shared, peer: NodeId, event: SyncEvent) {
+    let p = peer.short();
+    match event {
+        SyncEvent::CaughtUp => info!(peer = %p, "caught up"),
+        SyncEvent::DocumentChanged(doc) => debug!(peer = %p, %doc, "received"),
+        SyncEvent::Declined(doc) => info!(peer = %p, %doc, "peer declined: no need for it"),
+        SyncEvent::PeerVerified(grant) => {
+            info!(peer = %p, role = %grant.role, name = %grant.name, "peer verified");
+            renew_if_due(session, shared, peer, &grant);
+        }
+        SyncEvent::RejectedChanges { doc, reason } => {
+            warn!(peer = %p, %doc, %reason, "refused changes from the peer")
+        }
+        SyncEvent::RejectedByPeer { doc, reason } => {
+            warn!(peer = %p, %doc, %reason, "the peer refused our changes")
+        }
+        SyncEvent::RevocationLearned(node) => {
+            warn!(peer = %p, revoked = %node.short(), "learned a revocation")
+        }
+        SyncEvent::CertificateRenewed => info!(peer = %p, "our certificate was renewed"),
+        SyncEvent::SelfRevoked(reason) => {
+            error!(%reason, "this node was revoked: destroying its store key and data");
+            super::shred_and_exit(&shared.repo);
+        }
+    }
+}
+
+/// A base holding the organisation key renews a peer's certificate once half its validity has
+/// passed, so a device in regular contact never expires, and a lost one stops within a period.
+fn renew_if_due(
+    session: &mut Session,
+    shared: &Shared,
+    peer: NodeId,
+    grant: &omsyn_core::trust::Grant,
+) {
+    let Some(org) = &shared.org else {
+        return;
+    };
+    let now = now_ms();
+    if grant.not_after_ms - now > grant.validity_ms / 2 {
+        return;
+    }
+    match shared.repo.store().certificate(&peer) {
+        Ok(Some(cert)) => {
+            let renewed = org.renew(&cert, now);
+            info!(peer = %peer.short(), until = renewed.grant().not_after_ms, "renewed the peer's certificate");
+            session.send_certificates(&[renewed]);
+        }
+        Ok(None) => {}
+        Err(e) => warn!(error = %e, "could not read the peer's certificate to renew it"),
+    }
 }
 
 /// Ends our side of the stream and lets the peer finish: our last acknowledgements must reach it

@@ -172,3 +172,16 @@ impl Net {
 pub(crate) fn now_ms() -> i64 {
     chrono::Utc::now().timestamp_millis()
 }
+
+/// This node was revoked: destroys its store key (crypto-shredding) and data, and exits. Nothing
+/// more may be served or written by a revoked device.
+pub(crate) fn shred_and_exit(repo: &omsyn_core::Repo) -> ! {
+    let dir = repo.data_dir();
+    match omsyn_core::repo::shred_data_dir(dir) {
+        Ok(()) => tracing::error!(data = %dir.display(), "store key destroyed; this node is wiped"),
+        Err(e) => {
+            tracing::error!(error = %e, "wiping the node failed; destroy the device's data by hand")
+        }
+    }
+    std::process::exit(3)
+}

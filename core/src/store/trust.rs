@@ -1,0 +1,577 @@
+//! The store's part of Trust: change signatures, certificates, revocations, the relations index
+//! that need-based sharing reads, encryption-key checks, the format-3 migration, and removing a
+//! patient's documents when a device's need ends.
+
+use redb::{ReadableDatabase, ReadableTable, WriteTransaction};
+
+use super::crypt::chunk_place;
+use super::schema::{
+    CERTS, CHUNKS, CONFLICTS, DOC_SEQ, DOCS, LOG, META, PATIENT_NAMES, PATIENTS_V2, PEER_DOCS,
+    RELATIONS, REVOCATIONS, SIGNATURES, VISITS, WITHHELD,
+};
+use super::{FORMAT_VERSION, Store, StoreError, WriteBatch, conflict_place, load_doc, name_place};
+use crate::docs::{Document, DocumentId, access, plan};
+use crate::identity::NodeId;
+use crate::ids::PatientId;
+use crate::time::Month;
+use crate::trust::{Certificate, Revocation};
+
+/// One relation of a patient to a staff member or zone (see the `RELATIONS` table).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Relation {
+    /// `zone:…`, `team:…`, `block:…`, `explicit:…` or `visit:<staff>:<day>`.
+    pub name: String,
+    /// For explicit accesses: until when (ms); 0 otherwise.
+    pub value: i64,
+}
+
+pub(super) fn sealed_value_error(place: &str) -> StoreError {
+    StoreError::Corrupt(format!(
+        "{place} does not decrypt with the store key: it was altered, or written with another key"
+    ))
+}
+
+impl Store {
+    pub(super) fn create_trust_tables(&self, tx: &WriteTransaction) -> Result<(), StoreError> {
+        tx.open_table(PATIENT_NAMES)?;
+        tx.open_table(SIGNATURES)?;
+        tx.open_table(CERTS)?;
+        tx.open_table(REVOCATIONS)?;
+        tx.open_table(RELATIONS)?;
+        tx.open_table(WITHHELD)?;
+        tx.open_table(META)?
+            .insert("key_check", self.cipher.key_check().as_slice())?;
+        Ok(())
+    }
+
+    pub(super) fn key_matches(&self) -> Result<bool, StoreError> {
+        let read = self.db.begin_read()?;
+        let meta = read.open_table(META)?;
+        let check = meta.get("key_check")?;
+        Ok(check.is_some_and(|v| self.cipher.matches(v.value())))
+    }
+
+    pub(super) fn open_value(&self, place: &[u8], sealed: &[u8]) -> Result<Vec<u8>, StoreError> {
+        self.cipher
+            .open(place, sealed)
+            .ok_or_else(|| sealed_value_error(&String::from_utf8_lossy(place)))
+    }
+
+    /// Version 2 → 3: encrypt what was plain, sign the local node's changes, index relations.
+    /// One transaction: a crash leaves a version-2 store, migrated again on the next open.
+    pub(super) fn migrate_v2(&self) -> Result<(), StoreError> {
+        let tx = self.db.begin_write()?;
+        self.create_trust_tables(&tx)?;
+        let doc_ids: Vec<String> = tx
+            .open_table(DOCS)?
+            .iter()?
+            .map(|item| item.map(|(k, _)| k.value().to_owned()))
+            .collect::<Result<_, _>>()?;
+        for key in &doc_ids {
+            let plain: Vec<(u64, Vec<u8>)> = tx
+                .open_table(CHUNKS)?
+                .range((key.as_str(), 0)..=(key.as_str(), u64::MAX))?
+                .map(|item| item.map(|(k, v)| (k.value().1, v.value().to_vec())))
+                .collect::<Result<_, _>>()?;
+            let mut chunks = tx.open_table(CHUNKS)?;
+            for (seq, bytes) in plain {
+                let sealed = self.cipher.seal(&chunk_place(key, seq), &bytes);
+                chunks.insert((key.as_str(), seq), sealed.as_slice())?;
+            }
+            drop(chunks);
+            let id = DocumentId::parse(key)
+                .map_err(|e| StoreError::Corrupt(format!("stored document id: {e}")))?;
+            let chunks = tx.open_table(CHUNKS)?;
+            if let Some(mut doc) = load_doc(&chunks, &self.cipher, &id, self.actor)? {
+                drop(chunks);
+                self.sign_changes(&tx, doc.all_change_authors())?;
+                match &id {
+                    DocumentId::PatientRecord(p) => index_record_relations(&tx, p, &doc)?,
+                    DocumentId::VisitPlan(p, m) => index_plan_relations(&tx, p, *m, &doc)?,
+                    _ => {}
+                }
+            }
+        }
+        let names: Vec<(String, String)> = tx
+            .open_table(PATIENTS_V2)?
+            .iter()?
+            .map(|item| item.map(|(k, v)| (k.value().to_owned(), v.value().to_owned())))
+            .collect::<Result<_, _>>()?;
+        for (patient, name) in names {
+            let id = PatientId::parse(&patient)
+                .map_err(|e| StoreError::Corrupt(format!("patient index: {e}")))?;
+            let sealed = self.cipher.seal(&name_place(&id), name.as_bytes());
+            tx.open_table(PATIENT_NAMES)?
+                .insert(patient.as_str(), sealed.as_slice())?;
+        }
+        tx.delete_table(PATIENTS_V2)?;
+        let conflicts: Vec<((String, String), Vec<u8>)> = tx
+            .open_table(CONFLICTS)?
+            .iter()?
+            .map(|item| {
+                item.map(|(k, v)| {
+                    let (p, s) = k.value();
+                    ((p.to_owned(), s.to_owned()), v.value().to_vec())
+                })
+            })
+            .collect::<Result<_, _>>()?;
+        let mut table = tx.open_table(CONFLICTS)?;
+        for ((patient, scope), json) in conflicts {
+            let sealed = self.cipher.seal(&conflict_place(&patient, &scope), &json);
+            table.insert((patient.as_str(), scope.as_str()), sealed.as_slice())?;
+        }
+        drop(table);
+        tx.open_table(META)?
+            .insert("format_version", FORMAT_VERSION.to_le_bytes().as_slice())?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Signs the local node's new changes in `doc` (called by commit before they are stored).
+    pub(super) fn sign_own_changes(
+        &self,
+        tx: &WriteTransaction,
+        doc: &mut Document,
+    ) -> Result<(), StoreError> {
+        self.sign_changes(tx, doc.unsaved_change_authors())
+    }
+
+    fn sign_changes(
+        &self,
+        tx: &WriteTransaction,
+        changes: Vec<([u8; 32], Vec<u8>)>,
+    ) -> Result<(), StoreError> {
+        let mut table = tx.open_table(SIGNATURES)?;
+        for (hash, actor) in changes {
+            if actor.as_slice() == self.actor.as_bytes() {
+                let signature = self.signer.sign(&crate::trust::change_signing_bytes(&hash));
+                table.insert(hash.as_slice(), signature.as_slice())?;
+            }
+        }
+        Ok(())
+    }
+
+    /// The signatures of `hashes` (`None` for a change held without one: written before
+    /// format 3 by another node).
+    pub fn signatures(&self, hashes: &[[u8; 32]]) -> Result<Vec<Option<[u8; 64]>>, StoreError> {
+        self.contain(|| {
+            let read = self.db.begin_read()?;
+            let table = read.open_table(SIGNATURES)?;
+            hashes
+                .iter()
+                .map(|h| {
+                    Ok(table
+                        .get(h.as_slice())?
+                        .and_then(|v| v.value().try_into().ok()))
+                })
+                .collect()
+        })
+    }
+
+    /// The newest verified certificate known for `node`.
+    pub fn certificate(&self, node: &NodeId) -> Result<Option<Certificate>, StoreError> {
+        self.contain(|| {
+            let read = self.db.begin_read()?;
+            let table = read.open_table(CERTS)?;
+            table
+                .get(node.as_bytes().as_slice())?
+                .map(|v| {
+                    Certificate::from_bytes(v.value())
+                        .map_err(|e| StoreError::Corrupt(format!("stored certificate: {e}")))
+                })
+                .transpose()
+        })
+    }
+
+    /// Every certificate known.
+    pub fn certificates(&self) -> Result<Vec<Certificate>, StoreError> {
+        self.contain(|| {
+            let read = self.db.begin_read()?;
+            let table = read.open_table(CERTS)?;
+            table
+                .iter()?
+                .map(|item| {
+                    let (_, v) = item?;
+                    Certificate::from_bytes(v.value())
+                        .map_err(|e| StoreError::Corrupt(format!("stored certificate: {e}")))
+                })
+                .collect()
+        })
+    }
+
+    /// This node's own certificate, once enrolled.
+    pub fn own_certificate(&self) -> Result<Option<Certificate>, StoreError> {
+        self.certificate(&self.actor)
+    }
+
+    /// Every revocation known.
+    pub fn revocations(&self) -> Result<Vec<Revocation>, StoreError> {
+        self.contain(|| {
+            let read = self.db.begin_read()?;
+            let table = read.open_table(REVOCATIONS)?;
+            table
+                .iter()?
+                .map(|item| {
+                    let (_, v) = item?;
+                    Revocation::from_bytes(v.value())
+                        .map_err(|e| StoreError::Corrupt(format!("stored revocation: {e}")))
+                })
+                .collect()
+        })
+    }
+
+    /// The revocation of `node`, if any.
+    pub fn revocation(&self, node: &NodeId) -> Result<Option<Revocation>, StoreError> {
+        self.contain(|| {
+            let read = self.db.begin_read()?;
+            let table = read.open_table(REVOCATIONS)?;
+            table
+                .get(node.as_bytes().as_slice())?
+                .map(|v| {
+                    Revocation::from_bytes(v.value())
+                        .map_err(|e| StoreError::Corrupt(format!("stored revocation: {e}")))
+                })
+                .transpose()
+        })
+    }
+
+    /// The patient's relations whose names start with `prefix` (see [`Relation`]).
+    pub fn relations(
+        &self,
+        patient: &PatientId,
+        prefix: &str,
+    ) -> Result<Vec<Relation>, StoreError> {
+        self.contain(|| {
+            let read = self.db.begin_read()?;
+            let table = read.open_table(RELATIONS)?;
+            let p = patient.as_str();
+            let end = format!("{prefix}\u{10FFFF}");
+            table
+                .range((p, prefix)..(p, end.as_str()))?
+                .map(|item| {
+                    let (k, v) = item?;
+                    Ok(Relation {
+                        name: k.value().1.to_owned(),
+                        value: v.value(),
+                    })
+                })
+                .collect()
+        })
+    }
+
+    /// Documents withheld from `peer`: all of them, or only those of `patient`.
+    pub fn withheld(
+        &self,
+        peer: &NodeId,
+        patient: Option<&PatientId>,
+    ) -> Result<Vec<DocumentId>, StoreError> {
+        self.contain(|| {
+            let read = self.db.begin_read()?;
+            let table = read.open_table(WITHHELD)?;
+            let p = peer.as_bytes().as_slice();
+            let range = match patient {
+                Some(patient) => {
+                    table.range((p, patient.as_str(), "")..=(p, patient.as_str(), "\u{10FFFF}"))?
+                }
+                None => table.range((p, "", "")..=(p, "\u{10FFFF}", "\u{10FFFF}"))?,
+            };
+            range
+                .map(|item| {
+                    let (k, _) = item?;
+                    DocumentId::parse(k.value().2)
+                        .map_err(|e| StoreError::Corrupt(format!("withheld document id: {e}")))
+                })
+                .collect()
+        })
+    }
+
+    /// Whether the patient has relation `name`; its value if so.
+    pub fn relation(&self, patient: &PatientId, name: &str) -> Result<Option<i64>, StoreError> {
+        self.contain(|| {
+            let read = self.db.begin_read()?;
+            let table = read.open_table(RELATIONS)?;
+            Ok(table.get((patient.as_str(), name))?.map(|v| v.value()))
+        })
+    }
+}
+
+impl WriteBatch<'_> {
+    /// Stores the verified signature of a received change.
+    pub fn put_signature(
+        &mut self,
+        hash: &[u8; 32],
+        signature: &[u8; 64],
+    ) -> Result<(), StoreError> {
+        let store = self.store;
+        store.contain(|| {
+            self.tx
+                .open_table(SIGNATURES)?
+                .insert(hash.as_slice(), signature.as_slice())?;
+            Ok(())
+        })
+    }
+
+    /// The certificate of `node` as of this batch (including ones received in it).
+    pub fn certificate(&mut self, node: &NodeId) -> Result<Option<Certificate>, StoreError> {
+        let store = self.store;
+        store.contain(|| {
+            let table = self.tx.open_table(CERTS)?;
+            table
+                .get(node.as_bytes().as_slice())?
+                .map(|v| {
+                    Certificate::from_bytes(v.value())
+                        .map_err(|e| StoreError::Corrupt(format!("stored certificate: {e}")))
+                })
+                .transpose()
+        })
+    }
+
+    /// Whether `node` is revoked as of this batch.
+    pub fn revoked(&mut self, node: &NodeId) -> Result<bool, StoreError> {
+        let store = self.store;
+        store.contain(|| {
+            let table = self.tx.open_table(REVOCATIONS)?;
+            Ok(table.get(node.as_bytes().as_slice())?.is_some())
+        })
+    }
+
+    /// Marks `doc` as withheld from `peer` (`true`) or no longer withheld (`false`).
+    pub fn set_withheld(
+        &mut self,
+        peer: &NodeId,
+        doc: &DocumentId,
+        withheld: bool,
+    ) -> Result<(), StoreError> {
+        let store = self.store;
+        store.contain(|| {
+            let patient = doc.patient().map_or("", |p| p.as_str());
+            let key = doc.to_string();
+            let mut table = self.tx.open_table(WITHHELD)?;
+            let k = (peer.as_bytes().as_slice(), patient, key.as_str());
+            if withheld {
+                if table.insert(k, 1)?.is_none() {
+                    self.durable = true;
+                }
+            } else if table.remove(k)?.is_some() {
+                self.durable = true;
+            }
+            Ok(())
+        })
+    }
+
+    /// Keeps a verified certificate if it is newer than the one held. Returns whether it was kept.
+    pub fn put_certificate(&mut self, cert: &Certificate) -> Result<bool, StoreError> {
+        let store = self.store;
+        store.contain(|| {
+            let mut table = self.tx.open_table(CERTS)?;
+            let node = cert.node();
+            let newer = match table.get(node.as_bytes().as_slice())? {
+                Some(v) => Certificate::from_bytes(v.value())
+                    .map(|held| held.grant().not_after_ms < cert.grant().not_after_ms)
+                    .unwrap_or(true),
+                None => true,
+            };
+            if newer {
+                table.insert(node.as_bytes().as_slice(), cert.to_bytes().as_slice())?;
+                self.durable = true;
+            }
+            Ok(newer)
+        })
+    }
+
+    /// Keeps a verified revocation. Returns whether it was new.
+    pub fn put_revocation(&mut self, revocation: &Revocation) -> Result<bool, StoreError> {
+        let store = self.store;
+        store.contain(|| {
+            let mut table = self.tx.open_table(REVOCATIONS)?;
+            let node = revocation.body().node;
+            if table.get(node.as_bytes().as_slice())?.is_some() {
+                return Ok(false);
+            }
+            table.insert(node.as_bytes().as_slice(), revocation.to_bytes().as_slice())?;
+            self.durable = true;
+            Ok(true)
+        })
+    }
+
+    /// Removes every document about `patient` and everything derived from them (the device's
+    /// need ended, or a block names its user). The caller decides that nothing is lost.
+    pub fn remove_patient(&mut self, patient: &PatientId) -> Result<Vec<DocumentId>, StoreError> {
+        let store = self.store;
+        store.contain(|| {
+            let tx = &self.tx;
+            let mut removed = Vec::new();
+            let mut keys: Vec<String> = Vec::new();
+            {
+                let docs = tx.open_table(DOCS)?;
+                for item in docs.iter()? {
+                    let (k, _) = item?;
+                    if let Ok(id) = DocumentId::parse(k.value())
+                        && id.patient() == Some(patient)
+                    {
+                        keys.push(k.value().to_owned());
+                        removed.push(id);
+                    }
+                }
+            }
+            for key in &keys {
+                let k = key.as_str();
+                let seqs: Vec<u64> = tx
+                    .open_table(CHUNKS)?
+                    .range((k, 0)..=(k, u64::MAX))?
+                    .map(|item| item.map(|(key, _)| key.value().1))
+                    .collect::<Result<_, _>>()?;
+                let mut chunks = tx.open_table(CHUNKS)?;
+                for s in seqs {
+                    chunks.remove((k, s))?;
+                }
+                tx.open_table(DOCS)?.remove(k)?;
+                if let Some(seq) = tx.open_table(DOC_SEQ)?.remove(k)? {
+                    tx.open_table(LOG)?.remove(seq.value())?;
+                }
+                let peer_keys: Vec<Vec<u8>> = tx
+                    .open_table(PEER_DOCS)?
+                    .iter()?
+                    .filter_map(|item| {
+                        item.map(|(key, _)| {
+                            let (peer, doc) = key.value();
+                            (doc == k).then(|| peer.to_vec())
+                        })
+                        .transpose()
+                    })
+                    .collect::<Result<_, _>>()?;
+                let mut peer_docs = tx.open_table(PEER_DOCS)?;
+                for peer in peer_keys {
+                    peer_docs.remove((peer.as_slice(), k))?;
+                }
+            }
+            let p = patient.as_str();
+            let withheld: Vec<(Vec<u8>, String)> = tx
+                .open_table(WITHHELD)?
+                .iter()?
+                .filter_map(|item| {
+                    item.map(|(k, _)| {
+                        let (peer, pat, doc) = k.value();
+                        (pat == p).then(|| (peer.to_vec(), doc.to_owned()))
+                    })
+                    .transpose()
+                })
+                .collect::<Result<_, _>>()?;
+            let mut table = tx.open_table(WITHHELD)?;
+            for (peer, doc) in withheld {
+                table.remove((peer.as_slice(), p, doc.as_str()))?;
+            }
+            drop(table);
+            tx.open_table(PATIENT_NAMES)?.remove(p)?;
+            remove_range(&mut tx.open_table(CONFLICTS)?, p)?;
+            remove_range(&mut tx.open_table(RELATIONS)?, p)?;
+            let visits: Vec<String> = tx
+                .open_table(VISITS)?
+                .iter()?
+                .filter_map(|item| {
+                    item.map(|(v, loc)| {
+                        keys.iter()
+                            .any(|k| k == loc.value())
+                            .then(|| v.value().to_owned())
+                    })
+                    .transpose()
+                })
+                .collect::<Result<_, _>>()?;
+            let mut table = tx.open_table(VISITS)?;
+            for v in visits {
+                table.remove(v.as_str())?;
+            }
+            drop(table);
+            let mut cache = store.lock_cache();
+            for id in &removed {
+                cache.take(id);
+                self.docs.remove(id);
+            }
+            self.durable = true;
+            Ok(removed)
+        })
+    }
+}
+
+fn remove_range<V: redb::Value + 'static>(
+    table: &mut redb::Table<'_, (&'static str, &'static str), V>,
+    patient: &str,
+) -> Result<(), StoreError> {
+    let keys: Vec<String> = table
+        .range((patient, "")..=(patient, "\u{10FFFF}"))?
+        .map(|item| item.map(|(k, _)| k.value().1.to_owned()))
+        .collect::<Result<_, _>>()?;
+    for k in keys {
+        table.remove((patient, k.as_str()))?;
+    }
+    Ok(())
+}
+
+/// Re-derives the zone, care-team, block and explicit-access relations of a patient.
+pub(super) fn index_record_relations(
+    tx: &WriteTransaction,
+    patient: &PatientId,
+    doc: &Document,
+) -> Result<(), StoreError> {
+    let facts = access::read(doc);
+    let mut table = tx.open_table(RELATIONS)?;
+    let p = patient.as_str();
+    for prefix in ["zone:", "team:", "block:", "explicit:"] {
+        let end = format!("{prefix}\u{10FFFF}");
+        let old: Vec<String> = table
+            .range((p, prefix)..(p, end.as_str()))?
+            .map(|item| item.map(|(k, _)| k.value().1.to_owned()))
+            .collect::<Result<_, _>>()?;
+        for k in old {
+            table.remove((p, k.as_str()))?;
+        }
+    }
+    if let Some(zone) = &facts.zone {
+        table.insert((p, format!("zone:{zone}").as_str()), 0)?;
+    }
+    for member in facts.team.iter().filter(|m| m.active) {
+        table.insert((p, format!("team:{}", member.staff).as_str()), 0)?;
+    }
+    for block in facts.blocks.iter().filter(|b| b.lifted.is_none()) {
+        table.insert((p, format!("block:{}", block.staff).as_str()), 0)?;
+    }
+    for access in &facts.explicit {
+        let key = format!("explicit:{}", access.staff);
+        let until = table
+            .get((p, key.as_str()))?
+            .map(|v| v.value())
+            .unwrap_or(i64::MIN)
+            .max(access.until_ms);
+        table.insert((p, key.as_str()), until)?;
+    }
+    Ok(())
+}
+
+/// Re-derives the `visit:<staff>:<day>` relations of one patient-month from its plan.
+pub(super) fn index_plan_relations(
+    tx: &WriteTransaction,
+    patient: &PatientId,
+    month: Month,
+    doc: &Document,
+) -> Result<(), StoreError> {
+    let mut table = tx.open_table(RELATIONS)?;
+    let p = patient.as_str();
+    let suffix = format!(":{month}-");
+    let old: Vec<String> = table
+        .range((p, "visit:")..(p, "visit;"))?
+        .map(|item| item.map(|(k, _)| k.value().1.to_owned()))
+        .filter(|k| k.as_ref().map_or(true, |k| k.contains(&suffix)))
+        .collect::<Result<_, _>>()?;
+    for k in old {
+        table.remove((p, k.as_str()))?;
+    }
+    for visit in plan::read(doc).visits {
+        if matches!(visit.status, plan::PlanStatus::Cancelled { .. }) {
+            continue;
+        }
+        for staff in &visit.staff {
+            table.insert((p, format!("visit:{staff}:{}", visit.day()).as_str()), 0)?;
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,254 @@
+//! The access log (domain.md R3-R5): every read, write and export of a patient's data, on the
+//! device where it happened, offline included.
+//!
+//! Each node appends to its own chain, one document per month (`audit/<node>/<YYYY-MM>`), so the
+//! log syncs to the bases like any document and nobody else can write to it (see
+//! [`super::rules`]). An entry holds its sequence number, the hash of the entry before it, and the
+//! node's signature of its own hash: an altered entry breaks its hash, a removed one leaves a gap
+//! in the numbers and a broken link, a forged one fails the signature. [`verify`] checks every
+//! chain a store holds.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::docs::{Author, ChangeContext, DocError, Document, DocumentId, decode_entries};
+use crate::identity::{NodeId, NodeKey};
+use crate::ids::PatientId;
+use crate::time::{Month, Timestamp};
+
+/// What was done.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum AuditAction {
+    /// Patient data was shown.
+    Read,
+    /// Patient data was written.
+    Write,
+    /// Patient data left the system (export file, FHIR).
+    Export,
+    /// Access to a patient not on the user's list, with a stated reason (break-glass).
+    ExplicitAccess,
+    /// Access was refused (no need, or blocked).
+    Refused,
+    /// The device removed a patient's documents (need ended, block).
+    Purge,
+}
+
+impl AuditAction {
+    /// Name for people.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            AuditAction::Read => "read",
+            AuditAction::Write => "write",
+            AuditAction::Export => "export",
+            AuditAction::ExplicitAccess => "explicit-access",
+            AuditAction::Refused => "refused",
+            AuditAction::Purge => "purge",
+        }
+    }
+}
+
+/// What to log (the chain fields are added by [`append`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AccessEvent {
+    /// The patient, if the access concerns one.
+    pub patient: Option<PatientId>,
+    /// What was done.
+    pub action: AuditAction,
+    /// What was accessed ("record", "journal 2026-11", "work list 2026-11-23").
+    pub what: String,
+    /// Why: the purpose (work list, care team, explicit access reason...).
+    pub purpose: String,
+}
+
+/// One signed link of a node's chain.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuditEntry {
+    /// Position in the node's chain, from 0.
+    pub seq: u64,
+    /// Hash of the previous entry (hex); empty for the first.
+    pub prev: String,
+    /// Who: staff member, name, role, device.
+    pub author: Author,
+    /// The org unit (zone) of the device.
+    pub zone: Option<String>,
+    /// When (device clock).
+    pub at: Timestamp,
+    /// The patient.
+    pub patient: Option<PatientId>,
+    /// What was done.
+    pub action: AuditAction,
+    /// What was accessed.
+    pub what: String,
+    /// Why.
+    pub purpose: String,
+    /// Flagged for review at the base (explicit accesses, refusals).
+    pub flagged: bool,
+}
+
+/// An entry as stored: the entry, its hash and the node's signature of the hash.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SignedAuditEntry {
+    /// The entry.
+    #[serde(flatten)]
+    pub entry: AuditEntry,
+    /// `sha256(tag ‖ entry JSON)` in hex.
+    pub hash: String,
+    /// The node's ed25519 signature of the hash, hex.
+    pub sig: String,
+}
+
+impl AuditEntry {
+    /// The entry's hash.
+    pub fn hash(&self) -> [u8; 32] {
+        let mut h = Sha256::new();
+        h.update(b"omsyn/audit/v1\n");
+        h.update(serde_json::to_vec(self).unwrap_or_default());
+        h.finalize().into()
+    }
+}
+
+fn key(seq: u64) -> String {
+    format!("a/{seq:012}")
+}
+
+/// The last entry of a node's chain held in `docs` (its months, any order).
+pub fn chain_head(docs: &[&Document]) -> Option<AuditEntry> {
+    docs.iter()
+        .filter_map(|d| read(d).0.into_iter().last())
+        .map(|s| s.entry)
+        .max_by_key(|e| e.seq)
+}
+
+/// Appends an event to the node's chain in `doc` (the current month's audit document), after
+/// `head` (the chain's last entry, from any month). Returns the entry.
+pub fn append(
+    doc: &mut Document,
+    ctx: &ChangeContext,
+    key_pair: &NodeKey,
+    zone: Option<String>,
+    head: Option<&AuditEntry>,
+    event: AccessEvent,
+) -> Result<AuditEntry, DocError> {
+    let entry = AuditEntry {
+        seq: head.map_or(0, |h| h.seq + 1),
+        prev: head.map(|h| hex::encode(h.hash())).unwrap_or_default(),
+        author: ctx.author.clone(),
+        zone,
+        at: ctx.entered_at,
+        patient: event.patient,
+        flagged: matches!(
+            event.action,
+            AuditAction::ExplicitAccess | AuditAction::Refused
+        ),
+        action: event.action,
+        what: event.what,
+        purpose: event.purpose,
+    };
+    let hash = entry.hash();
+    let signed = SignedAuditEntry {
+        sig: hex::encode(key_pair.sign(&hash)),
+        hash: hex::encode(hash),
+        entry: entry.clone(),
+    };
+    doc.change(ctx, |ed| ed.put_json(&key(entry.seq), &signed))?;
+    Ok(entry)
+}
+
+/// The entries of one audit document, by sequence number, and undecodable keys.
+pub fn read(doc: &Document) -> (Vec<SignedAuditEntry>, Vec<String>) {
+    let (mut entries, bad): (Vec<SignedAuditEntry>, _) = decode_entries(doc.reader(), "a/");
+    entries.sort_by_key(|e| e.entry.seq);
+    (entries, bad)
+}
+
+/// The document id of a node's log for a month.
+pub fn doc_id(node: NodeId, month: Month) -> DocumentId {
+    DocumentId::Audit(node, month)
+}
+
+/// The result of checking one node's chain.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ChainReport {
+    /// The node.
+    pub node: NodeId,
+    /// Entries checked.
+    pub entries: u64,
+    /// Every break found; empty if the chain is whole.
+    pub problems: Vec<String>,
+}
+
+/// Checks a node's chain given all its entries (from all months): numbering from 0 without gaps
+/// or duplicates, each link to the previous hash, each hash, each signature by `node`.
+pub fn verify_chain(
+    node: NodeId,
+    entries: &[SignedAuditEntry],
+    unreadable: &[String],
+) -> ChainReport {
+    let mut problems: Vec<String> = unreadable
+        .iter()
+        .map(|k| format!("entry {k} cannot be decoded"))
+        .collect();
+    let mut by_seq: BTreeMap<u64, Vec<&SignedAuditEntry>> = BTreeMap::new();
+    for e in entries {
+        by_seq.entry(e.entry.seq).or_default().push(e);
+    }
+    let mut expected = 0u64;
+    let mut prev_hash: Option<[u8; 32]> = None;
+    for (seq, list) in &by_seq {
+        if *seq != expected {
+            problems.push(if expected == 0 {
+                format!(
+                    "truncated: the chain starts at entry {seq}, entries 0-{} are missing",
+                    seq - 1
+                )
+            } else {
+                format!("gap: entries {expected}-{} are missing", seq - 1)
+            });
+            prev_hash = None;
+        }
+        if list.len() > 1 {
+            problems.push(format!(
+                "{} different entries claim number {seq}",
+                list.len()
+            ));
+        }
+        let e = list[0];
+        let computed = e.entry.hash();
+        if hex::encode(computed) != e.hash {
+            problems.push(format!(
+                "entry {seq} was altered: its content does not match its hash"
+            ));
+        }
+        let mut sig = [0u8; 64];
+        let sig_ok = hex::decode_to_slice(&e.sig, &mut sig).is_ok() && node.verify(&computed, &sig);
+        if !sig_ok {
+            problems.push(format!(
+                "entry {seq} is not signed by node {}",
+                node.short()
+            ));
+        }
+        if e.entry.author.device != node {
+            problems.push(format!("entry {seq} names another device as its author"));
+        }
+        match (prev_hash, *seq) {
+            (_, 0) if !e.entry.prev.is_empty() => {
+                problems.push("entry 0 links to a predecessor".into())
+            }
+            (Some(p), _) if e.entry.prev != hex::encode(p) => problems.push(format!(
+                "entry {seq} does not link to entry {}: an entry before it was altered or replaced",
+                seq - 1
+            )),
+            _ => {}
+        }
+        prev_hash = Some(computed);
+        expected = seq + 1;
+    }
+    ChainReport {
+        node,
+        entries: entries.len() as u64,
+        problems,
+    }
+}

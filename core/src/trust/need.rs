@@ -1,0 +1,157 @@
+//! Need-based sharing ("tjenstlig behov", domain.md R1): which documents a node may hold.
+//!
+//! | holder | needs |
+//! |---|---|
+//! | base | every patient of its zone (and patients whose zone it does not know yet), all day logs, all access logs |
+//! | nurse | patients with a visit assigned to the nurse yesterday, today or tomorrow (the current and next work list, plus a day's grace after the shift), its care-team patients, patients it asked explicit access to (until that ends); its own day logs and access log |
+//! | home unit | its own patient only; its own access log |
+//!
+//! A block (sperring) of the holder's staff member beats every one of these. The rule reads the
+//! relations index the store derives from records and plans ([`crate::store::Relation`]), so
+//! each question is a few point lookups, not a document load.
+//!
+//! The same rule runs on both sides of a session: a node sends a peer only what the peer needs,
+//! and keeps only what it needs itself, or what a base (which decides work lists) sends it.
+
+use crate::docs::DocumentId;
+use crate::identity::Role;
+use crate::store::{Store, StoreError};
+use crate::sync::policy::{SharePolicy, ShareQuery};
+use crate::time::Day;
+use crate::trust::Grant;
+
+/// How many days around today a visit makes a patient needed: yesterday (the grace after the
+/// shift), today and tomorrow (the next work list).
+const VISIT_WINDOW_DAYS: [i32; 3] = [-1, 0, 1];
+
+/// The need-based policy of a node enrolled with `own`.
+#[derive(Debug, Clone)]
+pub struct NeedPolicy {
+    own: Grant,
+}
+
+impl NeedPolicy {
+    /// The policy of the node certified by `own`.
+    pub fn new(own: Grant) -> NeedPolicy {
+        NeedPolicy { own }
+    }
+
+    /// The grant this policy decides for.
+    pub fn own(&self) -> &Grant {
+        &self.own
+    }
+
+    /// Whether this node itself needs `doc` now.
+    pub fn self_needs(&self, store: &Store, now_ms: i64, doc: &DocumentId) -> bool {
+        needs(store, now_ms, &self.own, doc).unwrap_or(false)
+    }
+}
+
+impl SharePolicy for NeedPolicy {
+    fn may_send(&self, q: &ShareQuery<'_>, doc: &DocumentId) -> bool {
+        needs(q.store, q.now_ms, q.peer, doc).unwrap_or(false)
+    }
+
+    fn may_accept(&self, q: &ShareQuery<'_>, doc: &DocumentId) -> bool {
+        let peer_may_hold = needs(q.store, q.now_ms, q.peer, doc).unwrap_or(false);
+        // A nurse's device learns its work list from the base: documents a base sends are
+        // needed by definition, unless a block or the home-unit rule says otherwise.
+        let base_decides = q.peer.role == Role::Base
+            && self.own.role == Role::Nurse
+            && !blocked(q.store, &self.own, doc).unwrap_or(true);
+        peer_may_hold && (self.self_needs(q.store, q.now_ms, doc) || base_decides)
+    }
+}
+
+/// Whether the node certified by `holder` needs `doc` at `now_ms`, by what `store` knows.
+pub fn needs(
+    store: &Store,
+    now_ms: i64,
+    holder: &Grant,
+    doc: &DocumentId,
+) -> Result<bool, StoreError> {
+    Ok(need_reason(store, now_ms, holder, doc)?.is_some())
+}
+
+/// Why the node certified by `holder` needs `doc` ("work list 2026-11-23", "care team", "zone
+/// Sone 1", "explicit access"...), or `None` if it has no need.
+pub fn need_reason(
+    store: &Store,
+    now_ms: i64,
+    holder: &Grant,
+    doc: &DocumentId,
+) -> Result<Option<String>, StoreError> {
+    let patient = match doc {
+        DocumentId::Audit(node, _) => {
+            return Ok((holder.role == Role::Base || &holder.node == node)
+                .then(|| "access-log review".to_owned()));
+        }
+        DocumentId::DayLog(staff, _) => {
+            return Ok(
+                (holder.role == Role::Base || holder.staff_id.as_ref() == Some(staff))
+                    .then(|| "day log".to_owned()),
+            );
+        }
+        other => match other.patient() {
+            Some(p) => p,
+            None => return Ok(None),
+        },
+    };
+    if blocked(store, holder, doc)? {
+        return Ok(None);
+    }
+    match holder.role {
+        Role::HomeUnit => {
+            Ok((holder.patient.as_ref() == Some(patient)).then(|| "own patient".to_owned()))
+        }
+        Role::Base => {
+            let zones = store.relations(patient, "zone:")?;
+            if zones.is_empty() {
+                return Ok(Some("zone not yet known".to_owned()));
+            }
+            Ok(holder.zone.as_ref().and_then(|z| {
+                zones
+                    .iter()
+                    .any(|r| r.name == format!("zone:{z}"))
+                    .then(|| format!("zone {z}"))
+            }))
+        }
+        Role::Nurse => {
+            let Some(staff) = &holder.staff_id else {
+                return Ok(None);
+            };
+            if store.relation(patient, &format!("team:{staff}"))?.is_some() {
+                return Ok(Some("care team".to_owned()));
+            }
+            if store
+                .relation(patient, &format!("explicit:{staff}"))?
+                .is_some_and(|until| until > now_ms)
+            {
+                return Ok(Some("explicit access".to_owned()));
+            }
+            let Some(today) = Day::from_unix_millis(now_ms) else {
+                return Ok(None);
+            };
+            for offset in VISIT_WINDOW_DAYS {
+                let Some(day) = Day::from_days(today.to_days() + offset) else {
+                    continue;
+                };
+                if store
+                    .relation(patient, &format!("visit:{staff}:{day}"))?
+                    .is_some()
+                {
+                    return Ok(Some(format!("work list {day}")));
+                }
+            }
+            Ok(None)
+        }
+    }
+}
+
+/// Whether `holder`'s staff member is blocked from the document's patient (sperring).
+pub fn blocked(store: &Store, holder: &Grant, doc: &DocumentId) -> Result<bool, StoreError> {
+    match (doc.patient(), &holder.staff_id) {
+        (Some(p), Some(staff)) => Ok(store.relation(p, &format!("block:{staff}"))?.is_some()),
+        _ => Ok(false),
+    }
+}

@@ -1,0 +1,152 @@
+//! What a signed change may do: the signer's role against the document kind and the keys the
+//! change touches (documents are flat maps whose key prefixes say what they hold, see
+//! [`crate::docs`]). Checked by every receiver, for every change, before it is stored or
+//! forwarded; the local node checks its own writes in [`crate::repo`] the same way.
+//!
+//! | document | who may write |
+//! |---|---|
+//! | patient record: care plan (`tiltak/`, `vedtak/`), medication list (`med/`), care team, blocks, registration | base |
+//! | patient record: identity fields, contacts, flags | base, nurse |
+//! | patient record: explicit access `access/<staff>/…` | that staff member's node (new keys only) |
+//! | visit plan | base |
+//! | journal | base and nurse (medication given / not given: nurse only); home unit: observations only. New entries only, by their own author: nobody alters or deletes an entry |
+//! | messages | anyone, new messages only, by their own author |
+//! | day log of staff S | S's nodes, new entries only |
+//! | access log of node N | N only, new entries only |
+
+use serde::Deserialize;
+
+use crate::docs::{Author, ChangeSummary, DocumentId, OpAction, OpSummary};
+use crate::identity::Role;
+use crate::trust::Grant;
+
+/// Checks that `change` (already known to be signed by the node `signer` certifies) may be
+/// applied to `doc`. The error says why not, for the sender and the log.
+pub fn authorize(doc: &DocumentId, change: &ChangeSummary, signer: &Grant) -> Result<(), String> {
+    if change.actor.as_slice() != signer.node.as_bytes() {
+        return Err("the change's actor is not its signer".into());
+    }
+    match doc {
+        DocumentId::PatientRecord(_) => {
+            for op in &change.ops {
+                record_op(op, signer)?;
+            }
+            Ok(())
+        }
+        DocumentId::VisitPlan(..) => require_base(signer, "edit visit plans"),
+        DocumentId::Journal(..) => append_only(change, "e/", signer, journal_entry),
+        DocumentId::Messages(..) => append_only(change, "m/", signer, |_, _| Ok(())),
+        DocumentId::DayLog(staff, _) => {
+            if signer.staff_id.as_ref() != Some(staff) {
+                return Err(format!("only {staff}'s own nodes write {staff}'s day log"));
+            }
+            append_only(change, "e/", signer, |_, _| Ok(()))
+        }
+        DocumentId::Audit(node, _) => {
+            if node != &signer.node {
+                return Err("only a node itself writes its access log".into());
+            }
+            append_only(change, "a/", signer, |_, _| Ok(()))
+        }
+    }
+}
+
+fn require_base(signer: &Grant, action: &str) -> Result<(), String> {
+    if signer.role == Role::Base {
+        Ok(())
+    } else {
+        Err(format!("a {} may not {action}", signer.role))
+    }
+}
+
+fn record_op(op: &OpSummary, signer: &Grant) -> Result<(), String> {
+    let key = op
+        .root_key
+        .as_deref()
+        .ok_or("a patient record holds no nested objects")?;
+    if op.action == OpAction::Delete {
+        return Err(format!("nothing is deleted from a patient record ({key})"));
+    }
+    let prefix = key.split('/').next().unwrap_or(key);
+    match prefix {
+        "patient" | "tiltak" | "vedtak" | "med" | "team" | "block" => require_base(
+            signer,
+            "register patients or edit care plans, medication lists, care teams or blocks",
+        ),
+        "field" | "contact" | "flag" => match signer.role {
+            Role::Base | Role::Nurse => Ok(()),
+            Role::HomeUnit => Err("a home unit may not edit patient records".into()),
+        },
+        "access" => {
+            let staff = key.split('/').nth(1).unwrap_or_default();
+            if signer.staff_id.as_ref().map(|s| s.as_str()) != Some(staff) || op.overwrites {
+                Err("an explicit access is recorded only by the staff member it names".into())
+            } else {
+                Ok(())
+            }
+        }
+        _ => Err(format!("unknown patient-record key {key:?}")),
+    }
+}
+
+/// The fields every appended item shares.
+#[derive(Deserialize)]
+struct Appended {
+    author: Author,
+    #[serde(default)]
+    body: Option<serde_json::Value>,
+}
+
+/// Every op must put a new JSON string under `prefix`, written by the signer itself; `check`
+/// sees each item's body.
+fn append_only(
+    change: &ChangeSummary,
+    prefix: &str,
+    signer: &Grant,
+    check: impl Fn(&Grant, Option<&str>) -> Result<(), String>,
+) -> Result<(), String> {
+    for op in &change.ops {
+        let key = op.root_key.as_deref().unwrap_or_default();
+        if !key.starts_with(prefix) {
+            return Err(format!("unexpected key {key:?}: this document only grows"));
+        }
+        if op.overwrites {
+            return Err(format!(
+                "{key} already exists: nobody alters or deletes an entry"
+            ));
+        }
+        let OpAction::PutStr(json) = &op.action else {
+            return Err(format!("{key}: entries are appended as JSON text"));
+        };
+        let item: Appended =
+            serde_json::from_str(json).map_err(|e| format!("{key} is malformed: {e}"))?;
+        let a = &item.author;
+        if a.device != signer.node || a.role != signer.role || a.staff != signer.staff_id {
+            return Err(format!(
+                "{key} claims an author other than its signer (node {}, {})",
+                signer.node.short(),
+                signer.role
+            ));
+        }
+        let kind = item
+            .body
+            .as_ref()
+            .and_then(|b| b.get("type"))
+            .and_then(|t| t.as_str());
+        check(signer, kind)?;
+    }
+    Ok(())
+}
+
+fn journal_entry(signer: &Grant, kind: Option<&str>) -> Result<(), String> {
+    match (signer.role, kind) {
+        (Role::HomeUnit, Some("observation")) => Ok(()),
+        (Role::HomeUnit, _) => {
+            Err("a home unit adds only observations from its devices to the journal".into())
+        }
+        (Role::Base, Some("medication-given" | "medication-not-given")) => {
+            Err("only nurses record medication given or not given".into())
+        }
+        _ => Ok(()),
+    }
+}

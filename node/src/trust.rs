@@ -1,0 +1,453 @@
+//! The Trust commands: organisation, enrolment, revocation, explicit access, care team, blocks,
+//! purging and the access log.
+
+use std::fmt::Write as _;
+use std::path::Path;
+
+use anyhow::{Context, Result, anyhow, bail};
+use omsyn_core::ids::{EntryId, PatientId, StaffId};
+use omsyn_core::trust::{Certificate, EnrollmentRequest, OrgKey, Revocation};
+use omsyn_core::{NodeId, Repo, Role};
+use rand::rngs::StdRng;
+use serde_json::json;
+
+use crate::cli::{AccessCmd, AuditCmd, EnrollCmd, OrgCmd};
+use crate::commands::{now, read_input};
+use crate::output::emit;
+use crate::serve::fmt_ms;
+
+const HOUR_MS: i64 = 3600 * 1000;
+
+/// A credential given on the command line as text, or as the path of a file (or `-`) holding it.
+fn text_or_file(value: &str, prefix: &str) -> Result<String> {
+    if value.trim().starts_with(prefix) {
+        return Ok(value.trim().to_owned());
+    }
+    let bytes = read_input(Path::new(value))?;
+    String::from_utf8(bytes)
+        .map(|s| s.trim().to_owned())
+        .map_err(|_| anyhow!("{value} is not text"))
+}
+
+fn write_text(path: &Path, text: &str) -> Result<()> {
+    std::fs::write(path, format!("{text}\n")).with_context(|| format!("writing {}", path.display()))
+}
+
+fn org_key(repo: &Repo) -> Result<OrgKey> {
+    OrgKey::load(repo.data_dir())?.ok_or_else(|| {
+        anyhow!(
+            "this node does not hold the organisation key ({}): approve and revoke at the admin base",
+            OrgKey::path(repo.data_dir()).display()
+        )
+    })
+}
+
+/// `omsyn org create|show`.
+pub(crate) fn org(repo: &Repo, json: bool, cmd: OrgCmd, rng: &mut StdRng) -> Result<()> {
+    match cmd {
+        OrgCmd::Create { name, valid_hours } => {
+            if repo.profile().role != Role::Base {
+                bail!(
+                    "the organisation key belongs on a base, not a {}",
+                    repo.profile().role
+                );
+            }
+            if let Some(cert) = repo.certificate()? {
+                bail!(
+                    "this node is already enrolled in {} ({})",
+                    cert.grant().org_name,
+                    cert.grant().org
+                );
+            }
+            let org = OrgKey::create(repo.data_dir(), &name, rng)?;
+            let cert = org.approve(
+                &repo.enrollment_request(),
+                now().unix_millis(),
+                i64::from(valid_hours) * HOUR_MS,
+            )?;
+            repo.install_certificate(&cert)?;
+            emit(
+                json,
+                &json!({ "org": org.id(), "name": org.name() }),
+                || {
+                    format!(
+                        "created organisation \"{}\"\norg id: {}\nkey:    {} (owner-only; back it up offline)\nthis base is enrolled; enrol devices with `omsyn enroll approve`",
+                        org.name(),
+                        org.id(),
+                        OrgKey::path(repo.data_dir()).display()
+                    )
+                },
+            );
+            Ok(())
+        }
+        OrgCmd::Show => {
+            let own = repo.certificate()?;
+            let members = repo.store().certificates()?;
+            let revoked = repo.store().revocations()?;
+            let member_rows: Vec<_> = members
+                .iter()
+                .map(|c| {
+                    let g = c.grant();
+                    json!({ "node": g.node, "role": g.role, "name": g.name, "staff_id": g.staff_id,
+                            "patient": g.patient, "zone": g.zone, "valid_until": g.not_after_ms })
+                })
+                .collect();
+            let revoked_rows: Vec<_> = revoked
+                .iter()
+                .map(|r| json!({ "node": r.body().node, "reason": r.body().reason, "at": r.body().at_ms }))
+                .collect();
+            let value = json!({
+                "org": own.as_ref().map(|c| c.grant().org),
+                "name": own.as_ref().map(|c| c.grant().org_name.clone()),
+                "valid_until": own.as_ref().map(|c| c.grant().not_after_ms),
+                "members": member_rows,
+                "revoked": revoked_rows,
+            });
+            emit(json, &value, || {
+                let Some(own) = &own else {
+                    return "this node is not enrolled: run `omsyn enroll request` and take the request to a base".into();
+                };
+                let g = own.grant();
+                let mut s = format!(
+                    "organisation \"{}\" ({})\nthis node's certificate is valid until {}\nknown members:\n",
+                    g.org_name,
+                    g.org.short(),
+                    fmt_ms(g.not_after_ms)
+                );
+                for c in &members {
+                    let g = c.grant();
+                    let _ = writeln!(
+                        s,
+                        "  {}  {:<9} {}{}",
+                        g.node.short(),
+                        g.role.as_str(),
+                        g.name,
+                        g.zone
+                            .as_ref()
+                            .map(|z| format!(" ({z})"))
+                            .unwrap_or_default()
+                    );
+                }
+                for r in &revoked {
+                    let _ = writeln!(
+                        s,
+                        "  {}  REVOKED: {}",
+                        r.body().node.short(),
+                        r.body().reason
+                    );
+                }
+                s
+            });
+            Ok(())
+        }
+    }
+}
+
+/// `omsyn enroll request|approve|install`.
+pub(crate) fn enroll(repo: &Repo, json: bool, cmd: EnrollCmd) -> Result<()> {
+    match cmd {
+        EnrollCmd::Request { out } => {
+            let text = repo.enrollment_request().to_text();
+            if let Some(path) = &out {
+                write_text(path, &text)?;
+            }
+            emit(json, &json!({ "request": text, "node": repo.id() }), || {
+                format!(
+                    "{text}\n(take this request to a base: `omsyn enroll approve REQUEST`; then run `omsyn enroll install CERTIFICATE` here)"
+                )
+            });
+            Ok(())
+        }
+        EnrollCmd::Approve {
+            request,
+            valid_hours,
+            out,
+        } => {
+            let org = org_key(repo)?;
+            let request = EnrollmentRequest::from_text(&text_or_file(&request, "omsyn-enroll1:")?)
+                .context("the enrolment request")?;
+            if repo.store().revocation(&request.node())?.is_some() {
+                bail!(
+                    "node {} was revoked; it cannot be enrolled again",
+                    request.node()
+                );
+            }
+            let cert = org.approve(
+                &request,
+                now().unix_millis(),
+                i64::from(valid_hours) * HOUR_MS,
+            )?;
+            let text = cert.to_text();
+            if let Some(path) = &out {
+                write_text(path, &text)?;
+            }
+            let p = request.profile();
+            emit(
+                json,
+                &json!({ "certificate": text, "node": request.node() }),
+                || {
+                    format!(
+                        "{text}\n(enrols {} \"{}\"{} as {} until {}: install it on the device with `omsyn enroll install`)",
+                        request.node().short(),
+                        p.name,
+                        p.staff_id
+                            .as_ref()
+                            .map(|s| format!(", staff {s}"))
+                            .unwrap_or_default(),
+                        p.role,
+                        fmt_ms(cert.grant().not_after_ms)
+                    )
+                },
+            );
+            Ok(())
+        }
+        EnrollCmd::Install { certificate } => {
+            let cert = Certificate::from_text(&text_or_file(&certificate, "omsyn-cert1:")?)
+                .context("the certificate")?;
+            repo.install_certificate(&cert)?;
+            let g = cert.grant();
+            emit(
+                json,
+                &json!({ "org": g.org, "valid_until": g.not_after_ms }),
+                || {
+                    format!(
+                        "enrolled in \"{}\" as {} until {} (renewed whenever this node syncs with a base)",
+                        g.org_name,
+                        g.role,
+                        fmt_ms(g.not_after_ms)
+                    )
+                },
+            );
+            Ok(())
+        }
+    }
+}
+
+/// `omsyn revoke NODE --reason R` or `omsyn revoke REVOCATION`.
+pub(crate) fn revoke(
+    repo: &Repo,
+    json: bool,
+    target: &str,
+    reason: Option<&str>,
+    out: Option<&Path>,
+) -> Result<()> {
+    let revocation = match NodeId::parse(target) {
+        Ok(node) => {
+            let reason = reason
+                .filter(|r| !r.trim().is_empty())
+                .ok_or_else(|| anyhow!("--reason is required: say why the device is revoked"))?;
+            if node == repo.id() {
+                bail!("a base cannot revoke itself");
+            }
+            org_key(repo)?.revoke(node, reason, now().unix_millis())
+        }
+        Err(_) => Revocation::from_text(&text_or_file(target, "omsyn-revoke1:")?)
+            .context("expected a node id (64 hex digits) or a revocation")?,
+    };
+    let new = repo.add_revocation(&revocation)?;
+    let text = revocation.to_text();
+    if let Some(path) = out {
+        write_text(path, &text)?;
+    }
+    let b = revocation.body();
+    emit(
+        json,
+        &json!({ "revoked": b.node, "reason": b.reason, "new": new, "revocation": text }),
+        || {
+            format!(
+                "{}revoked {}: {}\n{text}\n(it spreads to every node this one syncs with, ahead of any data; carry the text to nodes that are offline)",
+                if new { "" } else { "already " },
+                b.node,
+                b.reason
+            )
+        },
+    );
+    Ok(())
+}
+
+/// `omsyn access ask|list`.
+pub(crate) fn access(repo: &Repo, json: bool, rng: &mut StdRng, cmd: AccessCmd) -> Result<()> {
+    match cmd {
+        AccessCmd::Ask { patient, reason } => {
+            let patient = crate::commands::patient_id(&patient)?;
+            let granted =
+                repo.transaction(|tx| tx.explicit_access(now(), rng, &patient, &reason))?;
+            emit(json, &granted, || {
+                format!(
+                    "explicit access to {patient} until {} (logged and flagged for review at the base); the base shares the patient's documents at the next sync",
+                    fmt_ms(granted.until_ms)
+                )
+            });
+            Ok(())
+        }
+        AccessCmd::List => {
+            let list = repo.explicit_accesses()?;
+            let rows: Vec<_> = list
+                .iter()
+                .map(|(p, a)| json!({ "patient": p, "access": a }))
+                .collect();
+            emit(json, &rows, || {
+                if list.is_empty() {
+                    return "no explicit accesses recorded".into();
+                }
+                list.iter()
+                    .map(|(p, a)| {
+                        format!(
+                            "{} {} by {} (device {}): {}\n",
+                            a.at,
+                            p,
+                            a.staff,
+                            a.device.short(),
+                            a.reason
+                        )
+                    })
+                    .collect()
+            });
+            Ok(())
+        }
+    }
+}
+
+/// `omsyn team --patient P --add S | --remove S`.
+pub(crate) fn team(
+    repo: &Repo,
+    json: bool,
+    patient: &PatientId,
+    add: Option<String>,
+    remove: Option<String>,
+) -> Result<()> {
+    let (staff, active) = match (add, remove) {
+        (Some(s), None) => (s, true),
+        (None, Some(s)) => (s, false),
+        _ => bail!("give --add STAFF or --remove STAFF"),
+    };
+    let staff = StaffId::parse(&staff).context("staff id")?;
+    repo.transaction(|tx| tx.set_team_member(now(), patient, &staff, active))?;
+    emit(
+        json,
+        &json!({ "patient": patient, "staff": staff, "member": active }),
+        || {
+            format!(
+                "{staff} {} the care team of {patient}",
+                if active { "joined" } else { "left" }
+            )
+        },
+    );
+    Ok(())
+}
+
+/// `omsyn block`.
+pub(crate) fn block(
+    repo: &Repo,
+    json: bool,
+    rng: &mut StdRng,
+    patient: &PatientId,
+    staff: &str,
+) -> Result<()> {
+    let staff = StaffId::parse(staff).context("--staff")?;
+    let block = repo.transaction(|tx| tx.block_staff(now(), rng, patient, &staff))?;
+    emit(json, &block, || {
+        format!(
+            "block {}: {staff} may no longer see {patient}; every node applies it as soon as it learns of it, and the blocked staff member's devices remove the patient's documents",
+            block.id
+        )
+    });
+    Ok(())
+}
+
+/// `omsyn unblock`.
+pub(crate) fn unblock(repo: &Repo, json: bool, patient: &PatientId, block: &str) -> Result<()> {
+    let id = EntryId::parse(block).context("--block")?;
+    repo.transaction(|tx| tx.lift_block(now(), patient, &id))?;
+    emit(json, &json!({ "lifted": id }), || {
+        format!("lifted block {id}")
+    });
+    Ok(())
+}
+
+/// `omsyn purge`.
+pub(crate) fn purge(repo: &Repo, json: bool) -> Result<()> {
+    let report = repo.purge_unneeded(now())?;
+    emit(json, &report, || {
+        let mut s = format!("removed {} patients' documents", report.purged.len());
+        if !report.awaiting_upload.is_empty() {
+            let _ = write!(
+                s,
+                "; kept {} until a base has their latest documentation",
+                report.awaiting_upload.len()
+            );
+        }
+        s
+    });
+    Ok(())
+}
+
+/// `omsyn audit [--patient P]` and `omsyn audit verify`.
+pub(crate) fn audit(
+    repo: &Repo,
+    json: bool,
+    patient: Option<&PatientId>,
+    action: Option<AuditCmd>,
+) -> Result<()> {
+    if let Some(AuditCmd::Verify) = action {
+        let reports = repo.verify_audit()?;
+        let broken = reports.iter().filter(|r| !r.problems.is_empty()).count();
+        emit(json, &reports, || {
+            let mut s = String::new();
+            for r in &reports {
+                if r.problems.is_empty() {
+                    let _ = writeln!(
+                        s,
+                        "node {}: {} entries, chain intact",
+                        r.node.short(),
+                        r.entries
+                    );
+                } else {
+                    let _ = writeln!(s, "node {}: {} entries, BROKEN", r.node.short(), r.entries);
+                    for p in &r.problems {
+                        let _ = writeln!(s, "  {p}");
+                    }
+                }
+            }
+            if reports.is_empty() {
+                s.push_str("no access logs held\n");
+            }
+            s
+        });
+        if broken > 0 {
+            bail!("{broken} access-log chain(s) are broken");
+        }
+        return Ok(());
+    }
+    let entries = repo.audit_entries(patient)?;
+    emit(json, &entries, || {
+        if entries.is_empty() {
+            return "no access-log entries".into();
+        }
+        entries
+            .iter()
+            .map(|e| {
+                format!(
+                    "{}  {:<15} {} ({}{}) {}{}  {}{}\n",
+                    e.at,
+                    e.action.as_str(),
+                    e.author.name,
+                    e.author.role,
+                    e.author
+                        .staff
+                        .as_ref()
+                        .map(|s| format!(", {s}"))
+                        .unwrap_or_default(),
+                    e.patient
+                        .as_ref()
+                        .map(|p| format!("{p} "))
+                        .unwrap_or_default(),
+                    e.what,
+                    e.purpose,
+                    if e.flagged { "  [FLAGGED]" } else { "" }
+                )
+            })
+            .collect()
+    });
+    Ok(())
+}
