@@ -157,6 +157,46 @@ impl Link {
         }
     }
 
+    /// Moves bytes both ways until quiet, each side with its own policy, at `now_ms`. Errors do
+    /// not panic: each side's first error is returned (as text), for tests of refusals.
+    pub fn exchange(
+        &mut self,
+        (a, pa): (&Repo, &dyn omsyn_core::sync::SharePolicy),
+        (b, pb): (&Repo, &dyn omsyn_core::sync::SharePolicy),
+        now_ms: i64,
+    ) -> (Option<String>, Option<String>) {
+        let (mut ea, mut eb) = (None, None);
+        for _ in 0..100 {
+            if let Err(e) = self.a.handle_local_change(a.store(), pa, now_ms) {
+                ea.get_or_insert(e.to_string());
+            }
+            if let Err(e) = self.b.handle_local_change(b.store(), pb, now_ms) {
+                eb.get_or_insert(e.to_string());
+            }
+            let mut moved = false;
+            while let Some(bytes) = self.a.poll_transmit() {
+                moved = true;
+                if !self.b.is_closed()
+                    && let Err(e) = self.b.handle_bytes(b.store(), pb, now_ms, &bytes)
+                {
+                    eb.get_or_insert(e.to_string());
+                }
+            }
+            while let Some(bytes) = self.b.poll_transmit() {
+                moved = true;
+                if !self.a.is_closed()
+                    && let Err(e) = self.a.handle_bytes(a.store(), pa, now_ms, &bytes)
+                {
+                    ea.get_or_insert(e.to_string());
+                }
+            }
+            if !moved {
+                return (ea, eb);
+            }
+        }
+        panic!("sessions did not settle");
+    }
+
     /// Moves bytes both ways until quiet; returns the number of exchanges (a bound on rounds).
     pub fn pump(
         &mut self,

@@ -2,6 +2,14 @@
 //! that drop, duplicate, reorder and delay packets, with partitions, heals and crash-restarts from
 //! the durable store only, under random concurrent edits. One seed replays one run exactly.
 //!
+//! Every node is enrolled in one organisation and shares by need ([`NeedPolicy`]): home units
+//! hold their own patient, nurses their work list, the base everything. Malicious nodes (enrolled
+//! insiders with valid certificates) also send forged changes (signed with the wrong key),
+//! unauthorised ones (a nurse editing a visit plan), alterations of journal entries, and ask for a
+//! patient they have no need for. The properties: every acknowledged entry reaches the base; every
+//! node holds exactly what it needs, identical to the base's copy; no honest node ever stores a
+//! crafted change; and no node holds a patient it has no need for.
+//!
 //! Links model what QUIC gives the real nodes: a session's frames travel as packets that may be
 //! lost, duplicated or reordered, and the link layer (sequence numbers, cumulative acks,
 //! retransmission after a timeout) delivers them in order exactly once — or the connection dies
@@ -11,13 +19,16 @@ use std::cmp::Reverse;
 use std::collections::{BTreeMap, BTreeSet, BinaryHeap};
 use std::path::PathBuf;
 
-use omsyn_core::docs::journal::Entry;
-use omsyn_core::docs::plan::{NewVisit, VisitChange, VisitKind};
+use omsyn_core::docs::journal::{self, Entry, EntryBody};
+use omsyn_core::docs::plan::{self, NewVisit, VisitChange, VisitKind};
 use omsyn_core::docs::record::PatientField;
+use omsyn_core::docs::{ChangeContext, Document};
 use omsyn_core::identity::PROFILE_VERSION;
 use omsyn_core::ids::{EntryId, PatientId, StaffId, VisitId};
-use omsyn_core::sync::{Session, ShareAll};
-use omsyn_core::{NodeProfile, Repo, Role, Timestamp};
+use omsyn_core::sync::wire::{self, Message, SignedChange};
+use omsyn_core::sync::{Session, SyncEvent};
+use omsyn_core::trust::{NeedPolicy, OrgKey, change_signing_bytes, need};
+use omsyn_core::{DocumentId, NodeProfile, Repo, Role, Timestamp};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
@@ -34,6 +45,8 @@ pub struct SimConfig {
     pub duplicate: f64,
     /// Largest extra delay of a packet, in ms (reorders packets).
     pub jitter_ms: u64,
+    /// How many of the nodes (the last ones) are malicious insiders.
+    pub malicious: usize,
 }
 
 impl Default for SimConfig {
@@ -44,6 +57,7 @@ impl Default for SimConfig {
             loss: 0.1,
             duplicate: 0.05,
             jitter_ms: 40,
+            malicious: 1,
         }
     }
 }
@@ -61,6 +75,10 @@ pub struct SimReport {
     pub partitions: u64,
     /// Entries acknowledged by some node's write call.
     pub entries: usize,
+    /// Crafted changes the malicious nodes sent.
+    pub crafted: usize,
+    /// `Changes` messages honest nodes rejected (forged or unauthorised).
+    pub rejected: u64,
 }
 
 #[derive(Debug)]
@@ -115,6 +133,8 @@ struct SimNode {
     dir: PathBuf,
     repo: Repo,
     rng: StdRng,
+    policy: NeedPolicy,
+    malicious: bool,
 }
 
 /// The simulated world.
@@ -135,12 +155,21 @@ pub struct Sim {
     topology: BTreeSet<(usize, usize)>,
     patients: Vec<PatientId>,
     visits: Vec<VisitId>,
+    /// A patient no nurse is assigned to: only the base may hold it.
+    secret: Option<PatientId>,
     written: BTreeMap<EntryId, Entry>,
+    /// Hashes of the changes malicious nodes crafted.
+    crafted: BTreeSet<[u8; 32]>,
     report: SimReport,
 }
 
 const RTO_MS: u64 = 60;
 const BASE_LATENCY_MS: u64 = 5;
+
+/// The wall clock of simulated time 0, in ms since the Unix epoch (the sim's morning).
+fn sim_epoch_ms() -> i64 {
+    at_minute(0).unix_millis()
+}
 
 fn at_minute(n: u64) -> Timestamp {
     let n = n % (14 * 60);
@@ -157,34 +186,7 @@ impl Sim {
     pub fn new(seed: u64, cfg: SimConfig) -> Sim {
         let tmp = tempfile::tempdir().expect("temp dir");
         let mut rng = StdRng::seed_from_u64(seed);
-        let nodes = (0..cfg.nodes)
-            .map(|i| {
-                let dir = tmp.path().join(format!("node{i}"));
-                let (role, staff) = match i {
-                    0 => (Role::Base, Some("K0")),
-                    i if i % 3 == 2 => (Role::HomeUnit, None),
-                    _ => (
-                        Role::Nurse,
-                        Some(["N1", "N2", "N3", "N4", "N5", "N6", "N7"][i % 7]),
-                    ),
-                };
-                let mut node_rng = StdRng::seed_from_u64(rng.random());
-                let profile = NodeProfile {
-                    version: PROFILE_VERSION,
-                    role,
-                    name: format!("node {i}"),
-                    staff_id: staff.map(|s| StaffId::parse(s).expect("valid")),
-                    patient: None,
-                    zone: None,
-                };
-                let repo = Repo::init(&dir, profile, &mut node_rng).expect("init");
-                SimNode {
-                    dir,
-                    repo,
-                    rng: node_rng,
-                }
-            })
-            .collect();
+        let org = crate::test_org();
         let mut topology = BTreeSet::new();
         for a in 0..cfg.nodes {
             for b in a + 1..cfg.nodes {
@@ -199,7 +201,7 @@ impl Sim {
             now: 0,
             queue: BinaryHeap::new(),
             events: Vec::new(),
-            nodes,
+            nodes: Vec::new(),
             _tmp: tmp,
             conns: BTreeMap::new(),
             next_conn: 0,
@@ -207,28 +209,82 @@ impl Sim {
             topology,
             patients: Vec::new(),
             visits: Vec::new(),
+            secret: None,
             written: BTreeMap::new(),
+            crafted: BTreeSet::new(),
             report: SimReport::default(),
         };
+        // The base first: home units are enrolled for patients it registers.
+        sim.add_node(&org, 0);
         sim.seed_patients();
+        for i in 1..sim.cfg.nodes {
+            sim.add_node(&org, i);
+        }
         sim
+    }
+
+    fn add_node(&mut self, org: &OrgKey, i: usize) {
+        let dir = self._tmp.path().join(format!("node{i}"));
+        let malicious = i >= self.cfg.nodes - self.cfg.malicious.min(self.cfg.nodes - 1);
+        let (role, staff, patient) = match i {
+            0 => (Role::Base, Some("K0"), None),
+            _ if malicious => (Role::Nurse, Some("N1"), None),
+            i if i % 3 == 2 => (
+                Role::HomeUnit,
+                None,
+                Some(self.patients[i % self.patients.len()].clone()),
+            ),
+            _ => (
+                Role::Nurse,
+                Some(["N1", "N2", "N3", "N4", "N5", "N6", "N7"][i % 7]),
+                None,
+            ),
+        };
+        let mut node_rng = StdRng::seed_from_u64(self.rng.random());
+        let profile = NodeProfile {
+            version: PROFILE_VERSION,
+            role,
+            name: format!("node {i}"),
+            staff_id: staff.map(|s| StaffId::parse(s).expect("valid")),
+            patient,
+            zone: Some("Sone 1".into()),
+        };
+        let repo = Repo::init(&dir, profile, None, &mut node_rng).expect("init");
+        crate::enroll(&repo, org, crate::CERT_VALIDITY_MS);
+        let policy = repo.need_policy();
+        self.nodes.push(SimNode {
+            dir,
+            repo,
+            rng: node_rng,
+            policy,
+            malicious,
+        });
+    }
+
+    fn now_ms(&self) -> i64 {
+        sim_epoch_ms() + self.now as i64
     }
 
     fn seed_patients(&mut self) {
         let base = &mut self.nodes[0];
         let t = at_minute(0);
-        for i in 0..3 {
+        for i in 0..4 {
             let p = base
                 .repo
                 .add_patient(
                     t,
                     &mut base.rng,
-                    &[(PatientField::Name, format!("Pasient {i}"))],
+                    &[
+                        (PatientField::Name, format!("Pasient {i}")),
+                        (PatientField::Zone, "Sone 1".into()),
+                    ],
                 )
                 .expect("add patient");
             base.repo
                 .add_medication(t, &mut base.rng, &p, "Paracet", "1", &["08:00".into()])
                 .expect("add medication");
+            // Patient 3 is visited by a nurse who has no device in the simulation.
+            let nurse = if i == 3 { "N9" } else { "N1" };
             for h in 0..2u64 {
                 let v = base
                     .repo
@@ -241,13 +297,19 @@ impl Sim {
                             end: at_minute(90 + h * 120),
                             kind: VisitKind::Physical,
                             tiltak: vec![],
-                            staff: vec![StaffId::parse("N1").expect("valid")],
+                            staff: vec![StaffId::parse(nurse).expect("valid")],
                         },
                     )
                     .expect("plan visit");
-                self.visits.push(v);
+                if i != 3 {
+                    self.visits.push(v);
+                }
             }
-            self.patients.push(p);
+            if i == 3 {
+                self.secret = Some(p);
+            } else {
+                self.patients.push(p);
+            }
         }
     }
 
@@ -293,6 +355,19 @@ impl Sim {
                 self.handle(event);
             }
         }
+        // The shift is over: devices remove what they no longer need (a reassigned visit), and
+        // hand the access-log entries of that to the base.
+        let end = at_minute(self.now / 100);
+        for i in 0..self.nodes.len() {
+            self.nodes[i].repo.purge_unneeded(end).expect("purge");
+            self.local_change(i);
+        }
+        while let Some(Reverse((at, _, idx))) = self.queue.pop() {
+            self.now = at;
+            if let Some(event) = self.events[idx].take() {
+                self.handle(event);
+            }
+        }
         self.check_converged();
         self.report.entries = self.written.len();
         self.report
@@ -328,6 +403,136 @@ impl Sim {
             },
         );
         self.flush(a, b);
+        // After its Hello, a malicious end sends what it crafted.
+        for (side, node) in [(0, a), (1, b)] {
+            if self.nodes[node].malicious {
+                let frames = self.craft(node);
+                self.send_frames(a, b, side, frames);
+            }
+        }
+    }
+
+    /// Frames a malicious node sends besides its honest session: a forged change (claiming the
+    /// base as author), an unauthorised one (a nurse planning a visit), an altered journal entry,
+    /// and a request for a patient it has no need for.
+    fn craft(&mut self, node: usize) -> Vec<Vec<u8>> {
+        let month = at_minute(0).day().month();
+        let patient = self.patients[self.rng.random_range(0..self.patients.len())].clone();
+        let base_author = self.nodes[0].repo.author();
+        let n = &mut self.nodes[node];
+        let key = n.repo.identity().key.clone();
+        let sign = |bytes: Vec<u8>, hash: [u8; 32], key: &omsyn_core::NodeKey| SignedChange {
+            signature: key.sign(&change_signing_bytes(&hash)),
+            bytes,
+        };
+        let mut frames = Vec::new();
+        let mut crafted = Vec::new();
+        // Forged: the base's name on a note, signed with the insider's own key.
+        let journal_id = DocumentId::Journal(patient.clone(), month);
+        let mut forged = Document::new(journal_id.clone(), base_author.device);
+        let ctx = ChangeContext {
+            author: base_author,
+            entered_at: at_minute(1),
+        };
+        journal::append(
+            &mut forged,
+            &ctx,
+            &mut n.rng,
+            at_minute(1),
+            EntryBody::Note {
+                visit: None,
+                text: "forged".into(),
+            },
+        )
+        .expect("forge");
+        let changes: Vec<SignedChange> = forged
+            .hashed_changes_since(&[])
+            .into_iter()
+            .map(|c| {
+                crafted.push(c.hash);
+                sign(c.bytes, c.hash, &key)
+            })
+            .collect();
+        frames.push(wire::encode(&Message::Changes {
+            doc: journal_id.clone(),
+            changes,
+        }));
+        // Unauthorised: a nurse planning a visit, validly signed.
+        let plan_id = DocumentId::VisitPlan(patient.clone(), month);
+        let mut plan_doc = Document::new(plan_id.clone(), n.repo.id());
+        let ctx = ChangeContext {
+            author: n.repo.author(),
+            entered_at: at_minute(2),
+        };
+        plan::add(
+            &mut plan_doc,
+            &ctx,
+            &mut n.rng,
+            &NewVisit {
+                patient: patient.clone(),
+                start: at_minute(300),
+                end: at_minute(330),
+                kind: VisitKind::Digital,
+                tiltak: vec![],
+                staff: vec![StaffId::parse("N1").expect("valid")],
+            },
+        )
+        .expect("plan");
+        let changes: Vec<SignedChange> = plan_doc
+            .hashed_changes_since(&[])
+            .into_iter()
+            .map(|c| {
+                crafted.push(c.hash);
+                sign(c.bytes, c.hash, &key)
+            })
+            .collect();
+        frames.push(wire::encode(&Message::Changes {
+            doc: plan_id,
+            changes,
+        }));
+        // Altered: overwrite an entry of a journal it holds, validly signed.
+        if let Some(change) = alter_first_entry(&n.repo, &journal_id) {
+            crafted.push(change.0);
+            frames.push(wire::encode(&Message::Changes {
+                doc: journal_id,
+                changes: vec![sign(change.1, change.0, &key)],
+            }));
+        }
+        // Asks for the patient it has no need for.
+        if let Some(secret) = &self.secret {
+            frames.push(wire::encode(&Message::Need {
+                doc: DocumentId::PatientRecord(secret.clone()),
+                heads: vec![],
+            }));
+            frames.push(wire::encode(&Message::Need {
+                doc: DocumentId::VisitPlan(secret.clone(), month),
+                heads: vec![],
+            }));
+        }
+        self.report.crafted += crafted.len();
+        self.crafted.extend(crafted);
+        frames
+    }
+
+    /// Puts `frames` on the link from the node at `side` of connection (a, b).
+    fn send_frames(&mut self, a: usize, b: usize, side: usize, frames: Vec<Vec<u8>>) {
+        let Some(conn) = self.conns.get_mut(&(a, b)) else {
+            return;
+        };
+        let id = conn.id;
+        let mut sends = Vec::new();
+        for frame in frames {
+            let dir = &mut conn.dirs[side];
+            let seq = dir.next_seq;
+            dir.next_seq += 1;
+            dir.unacked.insert(seq, frame.clone());
+            sends.push((seq, frame));
+        }
+        let (from, to) = if side == 0 { (a, b) } else { (b, a) };
+        for (seq, bytes) in sends {
+            self.transmit(from, to, id, seq, bytes);
+        }
+        self.schedule(RTO_MS, Event::Retransmit { from, to, conn: id });
     }
 
     /// Moves frames queued by the sessions of connection (a, b) onto the link.
@@ -420,7 +625,7 @@ impl Sim {
                     .expect("placeholder"),
                 );
                 drop(placeholder);
-                n.repo = Repo::open(&dir, &mut n.rng).expect("reopen after crash");
+                n.repo = Repo::open(&dir, None, &mut n.rng).expect("reopen after crash");
                 self.connect_all();
             }
             Event::Packet {
@@ -479,16 +684,26 @@ impl Sim {
             dir.expected += 1;
         }
         let next = dir.expected;
+        let now_ms = sim_epoch_ms() + self.now as i64;
         let store_node = &self.nodes[to];
+        let session = &mut c.sessions[receiver_side];
         for frame in ready {
             self.report.frames += 1;
-            if let Err(e) = c.sessions[receiver_side].handle_bytes(
-                store_node.repo.store(),
-                &ShareAll,
-                self.now as i64,
-                &frame,
-            ) {
-                panic!("honest session failed at t={}ms: {e}", self.now);
+            let result =
+                session.handle_bytes(store_node.repo.store(), &store_node.policy, now_ms, &frame);
+            // A malicious node's own session may be confused by answers to what it crafted.
+            if let Err(e) = result
+                && !store_node.malicious
+            {
+                panic!(
+                    "honest session of node {to} failed at t={}ms: {e}",
+                    self.now
+                );
+            }
+        }
+        while let Some(event) = session.poll_event() {
+            if let SyncEvent::RejectedChanges { .. } = event {
+                self.report.rejected += 1;
             }
         }
         self.schedule(
@@ -515,9 +730,15 @@ impl Sim {
         for (a, b) in keys {
             if let Some(c) = self.conns.get_mut(&(a, b)) {
                 let side = if a == node { 0 } else { 1 };
-                c.sessions[side]
-                    .handle_local_change(self.nodes[node].repo.store(), &ShareAll, self.now as i64)
-                    .expect("push");
+                let n = &self.nodes[node];
+                let now_ms = sim_epoch_ms() + self.now as i64;
+                let result =
+                    c.sessions[side].handle_local_change(n.repo.store(), &n.policy, now_ms);
+                if let Err(e) = result
+                    && !n.malicious
+                {
+                    panic!("node {node} failed to push: {e}");
+                }
             }
             self.flush(a, b);
         }
@@ -534,13 +755,18 @@ impl Sim {
             .expect("patients")
             .into_iter()
             .map(|(p, _)| p)
+            .filter(|p| Some(p) != self.secret.as_ref())
             .collect();
         if patients.is_empty() {
             return;
         }
         let patient = patients[self.rng.random_range(0..patients.len())].clone();
         let visit = self.visits[self.rng.random_range(0..self.visits.len())].clone();
-        let choice = self.rng.random_range(0..6);
+        let choice = match n.repo.profile().role {
+            // A home unit adds its devices' measurements.
+            Role::HomeUnit => 5,
+            _ => self.rng.random_range(0..6),
+        };
         let result: Result<Option<Entry>, omsyn_core::RepoError> =
             match (choice, n.repo.profile().role) {
                 (0, _) => n
@@ -602,54 +828,88 @@ impl Sim {
                 self.written.insert(entry.id.clone(), entry);
             }
             Ok(None) => {}
-            // A node may not yet hold the visit or record an edit refers to: that is a refusal,
-            // not a loss, and nothing was acknowledged.
-            Err(omsyn_core::RepoError::NotFound(_)) => {}
+            // A node may not yet hold the visit or record an edit refers to, or its role may not
+            // make the edit (a base giving medication): a refusal, and nothing was acknowledged.
+            Err(omsyn_core::RepoError::NotFound(_) | omsyn_core::RepoError::Unauthorized(_)) => {}
             Err(e) => panic!("edit failed on node {node}: {e}"),
         }
         self.local_change(node);
     }
 
     fn check_converged(&self) {
-        let reference = crate::snapshot(&self.nodes[0].repo);
-        let conflicts = self.nodes[0].repo.conflicts(None).expect("conflicts");
+        let base = &self.nodes[0].repo;
+        let reference: BTreeMap<String, omsyn_core::docs::Heads> =
+            crate::snapshot(base).into_iter().collect();
+        let now_ms = self.now_ms();
         for (i, n) in self.nodes.iter().enumerate().skip(1) {
-            assert_eq!(
-                crate::snapshot(&n.repo),
-                reference,
-                "node {i} differs from node 0 after the final heal"
-            );
-            assert_eq!(
-                n.repo.conflicts(None).expect("conflicts"),
-                conflicts,
-                "node {i}'s conflicts differ"
-            );
-        }
-        for (i, n) in self.nodes.iter().enumerate() {
-            for p in &self.patients {
-                let (journal, _) = n.repo.journal(p).expect("journal");
-                for e in journal {
-                    if let Some(original) = self.written.get(&e.id) {
-                        assert_eq!(&e, original, "entry altered on node {i}");
-                    }
+            let held: BTreeMap<String, omsyn_core::docs::Heads> =
+                crate::snapshot(&n.repo).into_iter().collect();
+            let grant = n.repo.grant();
+            for (id, heads) in &held {
+                assert_eq!(
+                    reference.get(id),
+                    Some(heads),
+                    "node {i} holds {id} unlike the base after the final heal"
+                );
+                let doc = DocumentId::parse(id).expect("valid id");
+                assert!(
+                    need::needs(base.store(), now_ms, &grant, &doc).expect("need"),
+                    "node {i} holds {id} without a need for it"
+                );
+            }
+            for id in reference.keys() {
+                let doc = DocumentId::parse(id).expect("valid id");
+                if need::needs(base.store(), now_ms, &grant, &doc).expect("need") {
+                    assert!(held.contains_key(id), "node {i} lacks {id}, which it needs");
                 }
             }
-            let mut held = 0;
-            for p in &self.patients {
-                held += n
-                    .repo
-                    .journal(p)
-                    .expect("journal")
-                    .0
-                    .iter()
-                    .filter(|e| self.written.contains_key(&e.id))
-                    .count();
+            let mut base_conflicts = base.conflicts(None).expect("conflicts");
+            base_conflicts.retain(|c| held.contains_key(&format!("patient/{}", c.patient)));
+            let mut conflicts = n.repo.conflicts(None).expect("conflicts");
+            conflicts.retain(|c| held.contains_key(&format!("patient/{}", c.patient)));
+            assert_eq!(conflicts, base_conflicts, "node {i}'s conflicts differ");
+        }
+        // Every acknowledged entry reached the base, unaltered.
+        let mut at_base = 0;
+        for p in &self.patients {
+            let (journal, _) = base.journal(p).expect("journal");
+            for e in journal {
+                if let Some(original) = self.written.get(&e.id) {
+                    assert_eq!(&e, original, "entry altered at the base");
+                    at_base += 1;
+                }
             }
-            assert_eq!(
-                held,
-                self.written.len(),
-                "node {i} lost acknowledged entries"
-            );
+        }
+        assert_eq!(
+            at_base,
+            self.written.len(),
+            "the base lacks acknowledged entries"
+        );
+        // No honest node stores a crafted change.
+        for (i, n) in self.nodes.iter().enumerate().filter(|(_, n)| !n.malicious) {
+            let store = n.repo.store();
+            for id in store.doc_ids("").expect("list") {
+                let leaked = store
+                    .load(&id)
+                    .expect("load")
+                    .is_some_and(|mut d| self.crafted.iter().any(|h| d.has_change(h)));
+                assert!(!leaked, "honest node {i} stored a crafted change in {id}");
+            }
         }
     }
+}
+
+/// Builds a change that overwrites the first journal entry of `doc` held by `repo` (an insider
+/// "correcting" history in place). Returns its hash and bytes.
+fn alter_first_entry(repo: &Repo, doc: &DocumentId) -> Option<([u8; 32], Vec<u8>)> {
+    use automerge::transaction::Transactable;
+    use automerge::{AutoCommit, ROOT, ReadDoc};
+    let mut copy = repo.store().load(doc).ok()??;
+    let mut am = AutoCommit::load(&copy.save()).ok()?;
+    am.set_actor(automerge::ActorId::from(&repo.id().as_bytes()[..]));
+    let key = am.keys(ROOT).find(|k| k.starts_with("e/"))?;
+    am.put(ROOT, key, "{\"tampered\": true}").ok()?;
+    am.commit();
+    let change = am.get_last_local_change()?;
+    Some((change.hash().0, change.raw_bytes().to_vec()))
 }

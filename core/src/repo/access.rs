@@ -12,7 +12,7 @@ use crate::docs::access::{self, Block, ExplicitAccess};
 use crate::docs::{ChangeContext, DocumentId};
 use crate::identity::{KEY_FILE, NodeId, Role};
 use crate::ids::{EntryId, PatientId, StaffId};
-use crate::store::StoreKey;
+use crate::store::{StoreKey, WITHDRAWN, WITHDRAWN_BLOCKED};
 use crate::time::{Month, Timestamp};
 use crate::trust::audit::{self, AccessEvent, AuditAction, AuditEntry, ChainReport};
 use crate::trust::{
@@ -143,13 +143,18 @@ impl Repo {
         let grant = self.grant();
         let doc = DocumentId::PatientRecord(patient.clone());
         let reason = need::need_reason(&self.store, now.unix_millis(), &grant, &doc)?;
-        let refusal = if need::blocked(&self.store, &grant, &doc)? {
+        let withdrawal = self.withdrawal(patient)?;
+        let refusal = if need::blocked(&self.store, &grant, &doc)? || withdrawal == Some(true) {
             Some(format!(
                 "patient {patient} has blocked access for {} (sperring)",
                 grant
                     .staff_id
                     .as_ref()
                     .map_or("this device", |s| s.as_str())
+            ))
+        } else if withdrawal == Some(false) {
+            Some(format!(
+                "patient {patient} is no longer on this device's work list (the base withdrew it); ask for explicit access with a reason if you must"
             ))
         } else if reason.is_none() {
             Some(format!(
@@ -185,6 +190,14 @@ impl Repo {
             },
         )?;
         Ok(purpose)
+    }
+
+    /// Whether a base withdrew `patient` from this device: `Some(true)` for a block.
+    fn withdrawal(&self, patient: &PatientId) -> Result<Option<bool>, RepoError> {
+        if self.store.relation(patient, WITHDRAWN_BLOCKED)?.is_some() {
+            return Ok(Some(true));
+        }
+        Ok(self.store.relation(patient, WITHDRAWN)?.map(|_| false))
     }
 
     /// Appends an event to this node's access log, durably.
@@ -277,7 +290,8 @@ impl Repo {
         let now_ms = now.unix_millis();
         for (patient, docs) in by_patient {
             let record = DocumentId::PatientRecord(patient.clone());
-            if need::needs(&self.store, now_ms, &grant, &record)? {
+            let withdrawn = self.withdrawal(&patient)?.is_some();
+            if !withdrawn && need::needs(&self.store, now_ms, &grant, &record)? {
                 continue;
             }
             if !self.delivered_to_a_base(&bases, &docs)? {

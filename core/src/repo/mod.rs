@@ -180,9 +180,14 @@ impl Repo {
         rng: &mut impl RngCore,
     ) -> Result<Repo, OpenRepoError> {
         let identity = Identity::load(dir)?;
+        let key_path = StoreKey::path(dir);
         let key = match key {
             Some(key) => key,
-            None => StoreKey::load_file(&StoreKey::path(dir))?,
+            // A store from before encryption at rest gets its key now, and is encrypted on open.
+            None if !key_path.exists() && Store::is_unencrypted(&dir.join(STORE_FILE))? => {
+                StoreKey::create_file(&key_path, rng)?
+            }
+            None => StoreKey::load_file(&key_path)?,
         };
         Self::open_store(dir, identity, &key, rng)
     }

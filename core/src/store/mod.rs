@@ -18,8 +18,8 @@ mod schema;
 mod trust;
 
 pub use crypt::{KeyError, STORE_KEY_FILE, StoreKey};
-pub use trust::Relation;
 use trust::sealed_value_error;
+pub use trust::{Relation, WITHDRAWN, WITHDRAWN_BLOCKED};
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
@@ -775,7 +775,7 @@ fn panic_text(panic: &Box<dyn std::any::Any + Send>) -> String {
     format!("damaged store file (redb: {detail})")
 }
 
-fn open_error(path: &Path, e: redb::DatabaseError) -> OpenError {
+pub(super) fn open_error(path: &Path, e: redb::DatabaseError) -> OpenError {
     match e {
         redb::DatabaseError::DatabaseAlreadyOpen => OpenError::Locked(path.to_owned()),
         redb::DatabaseError::UpgradeRequired(v) => OpenError::Foreign {

@@ -2,6 +2,8 @@
 //! that need-based sharing reads, encryption-key checks, the format-3 migration, and removing a
 //! patient's documents when a device's need ends.
 
+use std::path::Path;
+
 use redb::{ReadableDatabase, ReadableTable, WriteTransaction};
 
 use super::crypt::chunk_place;
@@ -9,7 +11,9 @@ use super::schema::{
     CERTS, CHUNKS, CONFLICTS, DOC_SEQ, DOCS, LOG, META, PATIENT_NAMES, PATIENTS_V2, PEER_DOCS,
     RELATIONS, REVOCATIONS, SIGNATURES, VISITS, WITHHELD,
 };
-use super::{FORMAT_VERSION, Store, StoreError, WriteBatch, conflict_place, load_doc, name_place};
+use super::{
+    FORMAT_VERSION, OpenError, Store, StoreError, WriteBatch, conflict_place, load_doc, name_place,
+};
 use crate::docs::{Document, DocumentId, access, plan};
 use crate::identity::NodeId;
 use crate::ids::PatientId;
@@ -25,6 +29,11 @@ pub struct Relation {
     pub value: i64,
 }
 
+/// The relation marking a patient a base withdrew from this device (value: when, ms).
+pub const WITHDRAWN: &str = "withdrawn";
+/// Like [`WITHDRAWN`], because the patient blocks this device's user (sperring).
+pub const WITHDRAWN_BLOCKED: &str = "withdrawn:blocked";
+
 pub(super) fn sealed_value_error(place: &str) -> StoreError {
     StoreError::Corrupt(format!(
         "{place} does not decrypt with the store key: it was altered, or written with another key"
@@ -32,6 +41,30 @@ pub(super) fn sealed_value_error(place: &str) -> StoreError {
 }
 
 impl Store {
+    /// Whether the store at `path` is not encrypted yet: missing, or written before format 3 (it
+    /// is encrypted when opened, with a key the caller then creates).
+    pub fn is_unencrypted(path: &Path) -> Result<bool, OpenError> {
+        if !path.exists() {
+            return Ok(true);
+        }
+        let db = redb::Database::open(path).map_err(|e| super::open_error(path, e))?;
+        let corrupt = |e: &dyn std::fmt::Display| OpenError::Corrupt {
+            path: path.to_owned(),
+            reason: e.to_string(),
+        };
+        let read = db.begin_read().map_err(|e| corrupt(&e))?;
+        let meta = match read.open_table(META) {
+            Ok(meta) => meta,
+            Err(redb::TableError::TableDoesNotExist(_)) => return Ok(true),
+            Err(e) => return Err(corrupt(&e)),
+        };
+        let version = meta
+            .get("format_version")
+            .map_err(|e| corrupt(&e))?
+            .and_then(|v| v.value().try_into().ok().map(u32::from_le_bytes));
+        Ok(version.is_none_or(|v| v < 3))
+    }
+
     pub(super) fn create_trust_tables(&self, tx: &WriteTransaction) -> Result<(), StoreError> {
         tx.open_table(PATIENT_NAMES)?;
         tx.open_table(SIGNATURES)?;
@@ -355,6 +388,44 @@ impl WriteBatch<'_> {
             } else if table.remove(k)?.is_some() {
                 self.durable = true;
             }
+            Ok(())
+        })
+    }
+
+    /// Marks `patient` as withdrawn from this device by a base (`Some((when, blocked))`), or as
+    /// needed again (`None`).
+    pub fn set_withdrawn(
+        &mut self,
+        patient: &PatientId,
+        withdrawn: Option<(i64, bool)>,
+    ) -> Result<(), StoreError> {
+        let store = self.store;
+        store.contain(|| {
+            let mut table = self.tx.open_table(RELATIONS)?;
+            let p = patient.as_str();
+            table.remove((p, WITHDRAWN))?;
+            table.remove((p, WITHDRAWN_BLOCKED))?;
+            if let Some((at, blocked)) = withdrawn {
+                let name = if blocked {
+                    WITHDRAWN_BLOCKED
+                } else {
+                    WITHDRAWN
+                };
+                table.insert((p, name), at)?;
+            }
+            self.durable = true;
+            Ok(())
+        })
+    }
+
+    /// Forgets what `peer` is known to hold of `doc`.
+    pub fn forget_peer_doc(&mut self, peer: &NodeId, doc: &DocumentId) -> Result<(), StoreError> {
+        let store = self.store;
+        store.contain(|| {
+            let key = doc.to_string();
+            self.tx
+                .open_table(PEER_DOCS)?
+                .remove((peer.as_bytes().as_slice(), key.as_str()))?;
             Ok(())
         })
     }

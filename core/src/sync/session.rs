@@ -36,7 +36,7 @@ use super::wire::{
     self, DecodeError, ErrorCode, FrameDecoder, Hash, Message, PROTOCOL_VERSION, SignedChange,
 };
 use crate::docs::{self, DocumentId};
-use crate::identity::NodeId;
+use crate::identity::{NodeId, Role};
 use crate::store::{PeerDocState, PeerRecord, Store, StoreError, WriteBatch};
 use crate::trust::{self, Certificate, Grant, Refusal, Revocation};
 
@@ -100,6 +100,8 @@ pub enum SyncEvent {
     SelfRevoked(String),
     /// The peer (a base) renewed our certificate.
     CertificateRenewed,
+    /// A base told us we no longer need this document's patient: `purge` removes it.
+    Withdrawn(DocumentId),
 }
 
 /// Counters of one session.
@@ -349,10 +351,11 @@ impl Session {
         if self.phase != Phase::Open {
             return Ok(());
         }
+        // Revocations go out ahead of any data (and ahead of refusing a peer they name, so the
+        // revoked device learns of it).
+        self.send_new_revocations(store)?;
         let checked = self.recheck_peer(store, now_ms);
         self.fail_on_error(checked)?;
-        // Revocations go out ahead of any data.
-        self.send_new_revocations(store)?;
         let docs: Vec<DocumentId> = store
             .log_since(self.pushed_seq)?
             .into_iter()
@@ -392,6 +395,7 @@ impl Session {
         let mut to_push = BTreeSet::new();
         let mut start_initial_push = false;
         let mut acked_rounds = Vec::new();
+        let mut peer_error = None;
         let mut batch = store.write()?;
         batch.set_non_durable();
         for message in messages {
@@ -426,9 +430,21 @@ impl Session {
                 Message::Certificates { certificates } => {
                     self.receive_certificates(store, &mut batch, certificates)?;
                 }
+                Message::Withdraw { doc, blocked } => {
+                    // Only a base decides that a device's need ended.
+                    if self
+                        .peer_grant
+                        .as_ref()
+                        .is_some_and(|g| g.role == Role::Base)
+                        && let Some(patient) = doc.patient()
+                    {
+                        batch.set_withdrawn(patient, Some((now_ms, blocked)))?;
+                        self.events.push_back(SyncEvent::Withdrawn(doc));
+                    }
+                }
                 Message::Reject { doc, reason } => {
-                    // Record our heads as the peer's so we stop resending what it refuses.
-                    self.stop_offering(&mut batch, &doc)?;
+                    // Nothing we know of the peer changes: what it refused it does not hold, and
+                    // what we send later of the document is judged again, change by change.
                     self.events
                         .push_back(SyncEvent::RejectedByPeer { doc, reason });
                 }
@@ -444,6 +460,12 @@ impl Session {
                         });
                         replies.push(Message::Reject { doc, reason });
                         continue;
+                    }
+                    if let (Some(patient), Some(Role::Base)) =
+                        (doc.patient(), self.peer_grant.as_ref().map(|g| g.role))
+                    {
+                        // The base shares the patient again: the need is back.
+                        batch.set_withdrawn(patient, None)?;
                     }
                     self.receive_changes(&mut batch, &doc, changes, now_ms, &mut replies)?;
                 }
@@ -524,8 +546,16 @@ impl Session {
                     self.awaiting_peer_round = false;
                 }
                 Message::Ack { round } => acked_rounds.push(round),
-                Message::Error { message, .. } => return Err(SyncError::Peer(message)),
+                Message::Error { message, .. } => {
+                    // Keep what arrived before it (a revocation above all), then end.
+                    peer_error = Some(message);
+                    break;
+                }
             }
+        }
+        if let Some(message) = peer_error {
+            batch.commit()?;
+            return Err(SyncError::Peer(message));
         }
         for round in acked_rounds {
             self.handle_ack(store, &mut batch, round, now_ms)?;
@@ -713,13 +743,23 @@ impl Session {
         let mut docs = docs;
         docs.extend(withheld_before.iter().cloned());
         let mut withhold = Vec::new();
+        let mut withdrawn = Vec::new();
         for doc in docs {
             if !seen.insert(doc.clone()) || self.declined.contains(&doc) {
                 continue;
             }
             if !self.may_send(store, policy, now_ms, &doc) {
                 if !withheld_before.contains(&doc) {
-                    withhold.push((doc, true));
+                    withhold.push((doc.clone(), true));
+                }
+                // A base tells a device that holds it that the need ended.
+                if Self::org_role(store) == Some(Role::Base)
+                    && store.peer_doc(&self.peer, &doc)?.is_some()
+                    && let Some(peer) = &self.peer_grant
+                {
+                    let blocked = crate::trust::need::blocked(store, peer, &doc)?;
+                    withdrawn.push(doc.clone());
+                    self.send(&Message::Withdraw { doc, blocked });
                 }
                 continue;
             }
@@ -766,10 +806,14 @@ impl Session {
                 }
             }
         }
-        if !withhold.is_empty() {
+        if !withhold.is_empty() || !withdrawn.is_empty() {
             let mut batch = store.write()?;
             for (doc, withheld) in &withhold {
                 batch.set_withheld(&self.peer, doc, *withheld)?;
+            }
+            // Told once: forget what the peer held, so it is not told again.
+            for doc in &withdrawn {
+                batch.forget_peer_doc(&self.peer, doc)?;
             }
             batch.commit()?;
         }
@@ -843,7 +887,8 @@ impl Session {
             let Ok(signer) = NodeId::from_bytes(bytes) else {
                 continue;
             };
-            if signer == self.peer || !self.certs_sent.insert(signer) {
+            // Ours travelled in our Hello; the peer's own it holds.
+            if signer == self.peer || signer == store.actor() || !self.certs_sent.insert(signer) {
                 continue;
             }
             if let Some(cert) = store.certificate(&signer)? {
@@ -900,27 +945,6 @@ impl Session {
             .is_some_and(|q| policy.may_accept(&q, doc))
     }
 
-    /// Records our current heads as the peer's, so we stop offering a document it will not take
-    /// until the document changes.
-    fn stop_offering(
-        &mut self,
-        batch: &mut WriteBatch<'_>,
-        doc: &DocumentId,
-    ) -> Result<(), SyncError> {
-        if let Some(d) = batch.existing(doc)? {
-            let mine = d.head_hashes();
-            batch.put_peer_doc(
-                &self.peer,
-                doc,
-                &PeerDocState {
-                    heads: mine,
-                    equal_at_ms: None,
-                },
-            )?;
-        }
-        Ok(())
-    }
-
     /// Verifies the peer's certificate from its `Hello`; refuses the session if it does not hold.
     fn verify_peer(
         &mut self,
@@ -941,6 +965,10 @@ impl Session {
             })?;
         cert.check(&own.grant().org, &self.peer, now_ms)?;
         if let Some(revocation) = store.revocation(&self.peer)? {
+            // Tell the revoked device, so it wipes itself; then refuse it.
+            self.send(&Message::Revocations {
+                revocations: vec![revocation.to_bytes()],
+            });
             return Err(Refusal::Revoked {
                 node,
                 reason: revocation.body().reason.clone(),
@@ -952,6 +980,14 @@ impl Session {
             .push_back(SyncEvent::PeerVerified(Box::new(cert.grant().clone())));
         self.peer_grant = Some(cert.grant().clone());
         Ok(())
+    }
+
+    fn org_role(store: &Store) -> Option<Role> {
+        store
+            .own_certificate()
+            .ok()
+            .flatten()
+            .map(|c| c.grant().role)
     }
 
     fn org(store: &Store) -> Result<NodeId, SyncError> {
@@ -1112,6 +1148,7 @@ fn message_name(message: &Message) -> &'static str {
         Message::Revocations { .. } => "Revocations",
         Message::Certificates { .. } => "Certificates",
         Message::Reject { .. } => "Reject",
+        Message::Withdraw { .. } => "Withdraw",
         Message::Changes { .. } => "Changes",
         Message::Offer { .. } => "Offer",
         Message::Have { .. } => "Have",

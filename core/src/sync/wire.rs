@@ -97,6 +97,14 @@ pub enum Message {
         /// Changes in causal order, each with its author's signature.
         changes: Vec<SignedChange>,
     },
+    /// From a base: "you no longer need this document" (a visit was reassigned, a block was
+    /// registered). The receiver removes it once the base holds its latest version.
+    Withdraw {
+        /// The document.
+        doc: DocumentId,
+        /// Whether a block (sperring) of the receiver's user is the reason.
+        blocked: bool,
+    },
     /// "I refused your changes of this document": a signature or an access rule failed.
     Reject {
         /// The document.
@@ -197,6 +205,11 @@ pub fn encode(message: &Message) -> Vec<u8> {
                 out.extend_from_slice(&change.signature);
             }
         }
+        Message::Withdraw { doc, blocked } => {
+            out.push(13);
+            put_doc(&mut out, doc);
+            out.push(u8::from(*blocked));
+        }
         Message::Reject { doc, reason } => {
             out.push(12);
             put_doc(&mut out, doc);
@@ -273,6 +286,14 @@ pub fn decode(payload: &[u8]) -> Result<Message, DecodeError> {
         },
         11 => Message::Certificates {
             certificates: r.list()?,
+        },
+        13 => Message::Withdraw {
+            doc: r.doc()?,
+            blocked: match r.u8()? {
+                0 => false,
+                1 => true,
+                _ => return Err(DecodeError::Invalid("withdraw flag")),
+            },
         },
         12 => Message::Reject {
             doc: r.doc()?,

@@ -10,8 +10,8 @@
 //! relations index the store derives from records and plans ([`crate::store::Relation`]), so
 //! each question is a few point lookups, not a document load.
 //!
-//! The same rule runs on both sides of a session: a node sends a peer only what the peer needs,
-//! and keeps only what it needs itself, or what a base (which decides work lists) sends it.
+//! A node sends a peer only what the peer needs, and keeps only what it needs itself, or what a
+//! base (which decides work lists) sends it.
 
 use crate::docs::DocumentId;
 use crate::identity::Role;
@@ -53,13 +53,18 @@ impl SharePolicy for NeedPolicy {
     }
 
     fn may_accept(&self, q: &ShareQuery<'_>, doc: &DocumentId) -> bool {
-        let peer_may_hold = needs(q.store, q.now_ms, q.peer, doc).unwrap_or(false);
+        // Whether the sender should have held it does not matter here: every change in it is
+        // verified against its author's signature and role, and documentation must never be
+        // refused because a visit was reassigned while its nurse was offline.
+        if self.self_needs(q.store, q.now_ms, doc) {
+            return true;
+        }
         // A nurse's device learns its work list from the base: documents a base sends are
-        // needed by definition, unless a block or the home-unit rule says otherwise.
-        let base_decides = q.peer.role == Role::Base
+        // needed by definition, unless a block says otherwise.
+        q.peer.role == Role::Base
             && self.own.role == Role::Nurse
-            && !blocked(q.store, &self.own, doc).unwrap_or(true);
-        peer_may_hold && (self.self_needs(q.store, q.now_ms, doc) || base_decides)
+            && doc.patient().is_some()
+            && !blocked(q.store, &self.own, doc).unwrap_or(true)
     }
 }
 

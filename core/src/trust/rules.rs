@@ -64,10 +64,11 @@ fn record_op(op: &OpSummary, signer: &Grant) -> Result<(), String> {
         .root_key
         .as_deref()
         .ok_or("a patient record holds no nested objects")?;
-    if op.action == OpAction::Delete {
+    let prefix = key.split('/').next().unwrap_or(key);
+    // Writing a register over concurrent values removes the losers: only fields are registers.
+    if op.action == OpAction::Delete && prefix != "field" {
         return Err(format!("nothing is deleted from a patient record ({key})"));
     }
-    let prefix = key.split('/').next().unwrap_or(key);
     match prefix {
         "patient" | "tiltak" | "vedtak" | "med" | "team" | "block" => require_base(
             signer,

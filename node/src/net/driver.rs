@@ -73,6 +73,10 @@ pub(crate) async fn drive(
                 let result = tokio::task::block_in_place(|| {
                     session.handle_bytes(repo.store(), policy.as_ref(), now_ms(), &buf[..n])
                 });
+                // Events first, even on error: a revocation of this node arrives with the refusal.
+                while let Some(event) = session.poll_event() {
+                    handle_event(&mut session, shared, peer, event);
+                }
                 if let Err(e) = result {
                     // Tell the peer why before hanging up, and give it a moment to read it:
                     // closing the connection would drop the unsent reason.
@@ -139,7 +143,20 @@ pub(crate) async fn drive(
 fn handle_event(session: &mut Session, shared: &Shared, peer: NodeId, event: SyncEvent) {
     let p = peer.short();
     match event {
-        SyncEvent::CaughtUp => info!(peer = %p, "caught up"),
+        SyncEvent::CaughtUp => {
+            info!(peer = %p, "caught up");
+            // Caught up with a base: it holds everything this device wrote, so documents the
+            // device no longer needs (reassigned visits, blocks) can go now.
+            let with_base = session
+                .peer_grant()
+                .is_some_and(|g| g.role == omsyn_core::Role::Base);
+            if with_base && shared.repo.profile().role != omsyn_core::Role::Base {
+                purge(&shared.repo);
+            }
+        }
+        SyncEvent::Withdrawn(doc) => {
+            info!(peer = %p, %doc, "the base withdrew a patient from this device")
+        }
         SyncEvent::DocumentChanged(doc) => debug!(peer = %p, %doc, "received"),
         SyncEvent::Declined(doc) => info!(peer = %p, %doc, "peer declined: no need for it"),
         SyncEvent::PeerVerified(grant) => {
@@ -160,6 +177,20 @@ fn handle_event(session: &mut Session, shared: &Shared, peer: NodeId, event: Syn
             error!(%reason, "this node was revoked: destroying its store key and data");
             super::shred_and_exit(&shared.repo);
         }
+    }
+}
+
+fn purge(repo: &Repo) {
+    let result = tokio::task::block_in_place(|| repo.purge_unneeded(crate::commands::now()));
+    match result {
+        Ok(report) if !report.purged.is_empty() => {
+            info!(
+                patients = report.purged.len(),
+                "removed the documents of patients this device no longer needs"
+            )
+        }
+        Ok(_) => {}
+        Err(e) => warn!(error = %e, "purging documents no longer needed failed"),
     }
 }
 

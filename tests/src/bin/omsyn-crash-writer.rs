@@ -15,7 +15,11 @@ fn main() {
         eprintln!("usage: omsyn-crash-writer DATA_DIR PATIENT_ID SEED");
         std::process::exit(2);
     };
-    let repo = match Repo::open(std::path::Path::new(&dir), &mut StdRng::seed_from_u64(0)) {
+    let repo = match Repo::open(
+        std::path::Path::new(&dir),
+        None,
+        &mut StdRng::seed_from_u64(0),
+    ) {
         Ok(r) => r,
         Err(e) => {
             eprintln!("open: {e}");

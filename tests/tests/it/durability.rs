@@ -29,6 +29,7 @@ fn entries_acknowledged_before_sigkill_survive_reopening() {
                 patient: None,
                 zone: None,
             },
+            None,
             &mut rng,
         )
         .unwrap();
@@ -64,7 +65,7 @@ fn entries_acknowledged_before_sigkill_survive_reopening() {
             acknowledged.push(EntryId::parse(&line.unwrap()).unwrap());
         }
 
-        let repo = Repo::open(dir.path(), &mut StdRng::seed_from_u64(1)).unwrap();
+        let repo = Repo::open(dir.path(), None, &mut StdRng::seed_from_u64(1)).unwrap();
         let (journal, unreadable) = repo.journal(&patient).unwrap();
         assert!(unreadable.is_empty());
         for id in &acknowledged {

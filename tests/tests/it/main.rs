@@ -9,5 +9,6 @@ mod simulation;
 mod store_files;
 mod sync_sessions;
 mod transactions;
+mod trust;
 mod wire_fuzz;
 mod worklist;

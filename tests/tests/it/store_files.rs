@@ -4,13 +4,20 @@
 use std::path::Path;
 
 use omsyn_core::docs::record::PatientField;
-use omsyn_core::store::{FORMAT_VERSION, OpenError, Store};
+use omsyn_core::store::{FORMAT_VERSION, OpenError, Store, StoreKey, StoreKeys};
 use omsyn_core::{NodeKey, Repo};
 use rand::SeedableRng;
 use rand::rngs::StdRng;
 
-fn actor() -> omsyn_core::NodeId {
-    NodeKey::generate(&mut StdRng::seed_from_u64(1)).id()
+fn data_key() -> StoreKey {
+    StoreKey::from_bytes([42; 32])
+}
+
+fn keys() -> StoreKeys {
+    StoreKeys {
+        signer: NodeKey::generate(&mut StdRng::seed_from_u64(1)),
+        data: data_key(),
+    }
 }
 
 /// A store file with 50 patients, closed.
@@ -18,7 +25,7 @@ fn populated_store(path: &Path) {
     let dir = tempfile::tempdir().unwrap();
     let mut rng = StdRng::seed_from_u64(9);
     let profile = omsyn_tests::TestNode::base(6).repo.profile().clone();
-    let repo = Repo::init(dir.path(), profile, &mut rng).unwrap();
+    let repo = Repo::init(dir.path(), profile, Some(data_key()), &mut rng).unwrap();
     for i in 0..50 {
         repo.add_patient(
             omsyn_tests::at("07:00"),
@@ -33,7 +40,7 @@ fn populated_store(path: &Path) {
 
 /// Opens and reads everything; returns the first error as text.
 fn open_and_read_all(path: &Path) -> Result<usize, String> {
-    let store = Store::open(path, actor(), [7; 16]).map_err(|e| e.to_string())?;
+    let store = Store::open(path, &keys(), [7; 16]).map_err(|e| e.to_string())?;
     let ids = store.doc_ids("").map_err(|e| e.to_string())?;
     for id in &ids {
         store.with_doc(id, |_| ()).map_err(|e| e.to_string())?;
@@ -53,7 +60,7 @@ fn a_file_of_random_bytes_is_refused_as_not_an_omsyn_store() {
             .collect::<Vec<_>>(),
     )
     .unwrap();
-    let err = Store::open(&path, actor(), [7; 16]).unwrap_err();
+    let err = Store::open(&path, &keys(), [7; 16]).unwrap_err();
     assert!(
         matches!(err, OpenError::Foreign { .. } | OpenError::Corrupt { .. }),
         "{err}"
@@ -77,7 +84,7 @@ fn a_redb_file_of_another_program_is_refused_as_foreign() {
         }
         tx.commit().unwrap();
     }
-    let err = Store::open(&path, actor(), [7; 16]).unwrap_err();
+    let err = Store::open(&path, &keys(), [7; 16]).unwrap_err();
     assert!(matches!(err, OpenError::Foreign { .. }), "{err}");
 }
 
@@ -85,7 +92,7 @@ fn a_redb_file_of_another_program_is_refused_as_foreign() {
 fn a_store_of_a_newer_format_version_is_refused_with_both_versions_named() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("store.redb");
-    drop(Store::open(&path, actor(), [7; 16]).unwrap());
+    drop(Store::open(&path, &keys(), [7; 16]).unwrap());
     {
         let db = redb::Database::open(&path).unwrap();
         let tx = db.begin_write().unwrap();
@@ -101,7 +108,7 @@ fn a_store_of_a_newer_format_version_is_refused_with_both_versions_named() {
         }
         tx.commit().unwrap();
     }
-    let err = Store::open(&path, actor(), [7; 16]).unwrap_err();
+    let err = Store::open(&path, &keys(), [7; 16]).unwrap_err();
     let OpenError::UnsupportedVersion {
         found, supported, ..
     } = err
@@ -117,7 +124,8 @@ fn truncated_store_files_give_a_clear_error_and_never_panic() {
     let good = dir.path().join("good.redb");
     populated_store(&good);
     let bytes = std::fs::read(&good).unwrap();
-    assert_eq!(open_and_read_all(&good), Ok(50), "the intact store reads");
+    // 50 records and the access log of writing them.
+    assert_eq!(open_and_read_all(&good), Ok(51), "the intact store reads");
     for keep in [
         0,
         100,
@@ -170,10 +178,10 @@ fn corrupted_store_pages_give_a_clear_error_and_never_panic() {
                     "unclear error: {msg}"
                 );
             }
-            Ok(n) => assert_eq!(n, 50, "corruption pattern {i} passed with data missing"),
+            Ok(n) => assert_eq!(n, 51, "corruption pattern {i} passed with data missing"),
         }
         let verified =
-            std::panic::catch_unwind(|| Store::verify(&path, actor(), [7; 16]).map(|_| ()))
+            std::panic::catch_unwind(|| Store::verify(&path, &keys(), [7; 16]).map(|_| ()))
                 .unwrap_or_else(|_| panic!("verify panicked on corruption pattern {i}"));
         assert!(
             verified.is_err(),
@@ -188,7 +196,7 @@ fn verify_accepts_an_intact_store() {
     let dir = tempfile::tempdir().unwrap();
     let good = dir.path().join("good.redb");
     populated_store(&good);
-    let store = Store::verify(&good, actor(), [7; 16]).unwrap();
+    let store = Store::verify(&good, &keys(), [7; 16]).unwrap();
     assert_eq!(store.patients().unwrap().len(), 50);
 }
 
@@ -208,7 +216,7 @@ fn the_golden_v1_store_still_opens_and_reads() {
         )
         .unwrap();
     }
-    let repo = Repo::open(dir.path(), &mut StdRng::seed_from_u64(1)).unwrap();
+    let repo = Repo::open(dir.path(), None, &mut StdRng::seed_from_u64(1)).unwrap();
     let patients = repo.patients().unwrap();
     assert_eq!(patients.len(), 1);
     let view = repo.patient_view(&patients[0].0).unwrap();

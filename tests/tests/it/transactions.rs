@@ -79,27 +79,42 @@ fn a_transaction_can_register_plan_and_document_in_one_step() {
 fn a_note_and_a_second_dose_in_one_transaction_still_open_the_dose_conflict() {
     use omsyn_core::conflict::ConflictKind;
     let mut base = TestNode::base(23);
-    let rng = &mut base.rng;
+    let mut nurse = TestNode::nurse(25, "N1");
     let t = at("08:00");
     let patient = base
         .repo
-        .add_patient(t, rng, &[(PatientField::Name, "Knut Berg".into())])
+        .add_patient(
+            t,
+            &mut base.rng,
+            &[(PatientField::Name, "Knut Berg".into())],
+        )
         .unwrap();
     let med = base
         .repo
-        .add_medication(t, rng, &patient, "Albyl-E", "75 mg", &["08:00".into()])
+        .add_medication(
+            t,
+            &mut base.rng,
+            &patient,
+            "Albyl-E",
+            "75 mg",
+            &["08:00".into()],
+        )
         .unwrap();
-    base.repo
+    omsyn_tests::push(&base.repo, &nurse.repo);
+    let rng = &mut nurse.rng;
+    nurse
+        .repo
         .record_dose(t, rng, &patient, &med, "08:00", t, None, None)
         .unwrap();
     // The note comes first in the batch: the conflict-neutral fast path must not survive the dose.
-    base.repo
+    nurse
+        .repo
         .transaction(|tx| {
             tx.add_note(t, rng, &patient, None, t, "ga morgendosen")?;
             tx.record_dose(t, rng, &patient, &med, "08:00", t, None, None)
         })
         .unwrap();
-    let conflicts = base.repo.conflicts(None).unwrap();
+    let conflicts = nurse.repo.conflicts(None).unwrap();
     assert_eq!(conflicts.len(), 1);
     assert!(matches!(
         conflicts[0].kind,
@@ -113,7 +128,7 @@ fn a_document_written_many_times_is_compacted_and_reads_back_whole() {
     let mut rng = <rand::rngs::StdRng as rand::SeedableRng>::seed_from_u64(24);
     let profile = TestNode::base(24).repo.profile().clone();
     let patient = {
-        let repo = omsyn_core::Repo::init(dir.path(), profile, &mut rng).unwrap();
+        let repo = omsyn_core::Repo::init(dir.path(), profile, None, &mut rng).unwrap();
         let patient = repo
             .add_patient(
                 at("07:00"),
@@ -137,7 +152,7 @@ fn a_document_written_many_times_is_compacted_and_reads_back_whole() {
         assert!(stats.chunks < 100, "{stats:?}");
         patient
     };
-    let repo = omsyn_core::Repo::open(dir.path(), &mut rng).unwrap();
+    let repo = omsyn_core::Repo::open(dir.path(), None, &mut rng).unwrap();
     let (journal, _) = repo.journal(&patient).unwrap();
     assert_eq!(journal.len(), 150);
 }

@@ -2,9 +2,10 @@
 //! nightly toolchain, which this machine does not have). Hostile bytes must give an error, never a
 //! panic, never an allocation sized by the attacker; every message we encode decodes to itself.
 
+use omsyn_core::NodeKey;
 use omsyn_core::docs::DocumentId;
 use omsyn_core::ids::{PatientId, StaffId};
-use omsyn_core::sync::wire::{self, ErrorCode, FrameDecoder, Message};
+use omsyn_core::sync::wire::{self, ErrorCode, FrameDecoder, Message, SignedChange};
 use omsyn_core::{Day, Month};
 use proptest::prelude::*;
 
@@ -23,18 +24,47 @@ fn doc_id() -> impl Strategy<Value = DocumentId> {
             StaffId::parse(&s).unwrap(),
             Day::parse(&format!("2026-11-{d:02}")).unwrap()
         )),
+        (any::<u64>(), month()).prop_map(|(seed, m)| {
+            use rand::SeedableRng;
+            let node = NodeKey::generate(&mut rand::rngs::StdRng::seed_from_u64(seed)).id();
+            DocumentId::Audit(node, m)
+        }),
     ]
 }
 
 fn message() -> impl Strategy<Value = Message> {
     let heads = prop::collection::vec(any::<[u8; 32]>(), 0..4);
     prop_oneof![
-        any::<[u8; 16]>().prop_map(|epoch| Message::Hello { version: 1, epoch }),
+        (any::<[u8; 16]>(), prop::collection::vec(any::<u8>(), 0..64)).prop_map(
+            |(epoch, certificate)| Message::Hello {
+                version: wire::PROTOCOL_VERSION,
+                epoch,
+                certificate
+            }
+        ),
         (
             doc_id(),
-            prop::collection::vec(prop::collection::vec(any::<u8>(), 0..64), 0..4)
+            prop::collection::vec(
+                (prop::collection::vec(any::<u8>(), 0..64), any::<[u8; 32]>()),
+                0..4
+            )
         )
-            .prop_map(|(doc, changes)| Message::Changes { doc, changes }),
+            .prop_map(|(doc, changes)| Message::Changes {
+                doc,
+                changes: changes
+                    .into_iter()
+                    .map(|(bytes, half)| {
+                        let mut signature = [0u8; 64];
+                        signature[..32].copy_from_slice(&half);
+                        SignedChange { bytes, signature }
+                    })
+                    .collect()
+            }),
+        prop::collection::vec(prop::collection::vec(any::<u8>(), 0..64), 0..3)
+            .prop_map(|revocations| Message::Revocations { revocations }),
+        prop::collection::vec(prop::collection::vec(any::<u8>(), 0..64), 0..3)
+            .prop_map(|certificates| Message::Certificates { certificates }),
+        (doc_id(), "[ -~]{0,40}").prop_map(|(doc, reason)| Message::Reject { doc, reason }),
         (doc_id(), heads.clone()).prop_map(|(doc, heads)| Message::Offer { doc, heads }),
         (doc_id(), heads.clone()).prop_map(|(doc, heads)| Message::Have { doc, heads }),
         (doc_id(), heads).prop_map(|(doc, heads)| Message::Need { doc, heads }),

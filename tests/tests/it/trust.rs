@@ -1,0 +1,793 @@
+//! Trust, rule by rule, on real stores with the real sync sessions (simulated time): enrolment,
+//! expiry, revocation, forged and unauthorised changes, need-based sharing, explicit access,
+//! sperring, the access log and encryption at rest.
+
+use omsyn_core::docs::journal::{self, EntryBody};
+use omsyn_core::docs::plan::{NewVisit, VisitKind};
+use omsyn_core::docs::record::{self, PatientField, Tiltak};
+use omsyn_core::docs::{ChangeContext, Document};
+use omsyn_core::ids::{PatientId, StaffId, TiltakId};
+use omsyn_core::repo::OpenRepoError;
+use omsyn_core::store::{KeyError, OpenError, StoreKey};
+use omsyn_core::sync::wire::{self, Message, SignedChange};
+use omsyn_core::sync::{Session, SyncEvent};
+use omsyn_core::trust::audit::{self, AuditAction};
+use omsyn_core::trust::{OrgKey, change_signing_bytes};
+use omsyn_core::{Day, DocumentId, NodeKey, Repo, RepoError, Role, Timestamp};
+use omsyn_tests::{CERT_VALIDITY_MS, DAY_MS, Link, NOW_MS, TestNode, enroll, snapshot, test_org};
+use rand::SeedableRng;
+use rand::rngs::StdRng;
+
+const HOUR_MS: i64 = 3600 * 1000;
+
+/// A time on the day of [`NOW_MS`] (so visits then are on the current work list).
+fn today(hhmm: &str) -> Timestamp {
+    let day = Day::from_unix_millis(NOW_MS).unwrap();
+    Timestamp::from_day_hhmm(day, hhmm, 3600).unwrap()
+}
+
+/// A base with two patients in its zone: `mine`, visited today by N1, and `other`, by N2.
+struct Zone {
+    base: TestNode,
+    mine: PatientId,
+    other: PatientId,
+}
+
+fn zone() -> Zone {
+    let mut base = TestNode::base(71);
+    let rng = &mut base.rng;
+    let (mine, other) = base
+        .repo
+        .transaction(|tx| {
+            let mut ids = Vec::new();
+            for (name, nurse) in [("Turid Nilsen", "N1"), ("Egil Haugen", "N2")] {
+                let p = tx.add_patient(
+                    today("07:00"),
+                    rng,
+                    &[
+                        (PatientField::Name, name.into()),
+                        (PatientField::Zone, "Sone 1".into()),
+                    ],
+                )?;
+                tx.plan_visit(
+                    today("07:00"),
+                    rng,
+                    &NewVisit {
+                        patient: p.clone(),
+                        start: today("09:00"),
+                        end: today("09:30"),
+                        kind: VisitKind::Physical,
+                        tiltak: vec![],
+                        staff: vec![StaffId::parse(nurse).unwrap()],
+                    },
+                )?;
+                ids.push(p);
+            }
+            Ok::<_, RepoError>((ids[0].clone(), ids[1].clone()))
+        })
+        .unwrap();
+    Zone { base, mine, other }
+}
+
+/// One session between `a` and `b`, each with its own need-based policy, at `now_ms`.
+fn sync_at(a: &Repo, b: &Repo, now_ms: i64) -> (Link, (Option<String>, Option<String>)) {
+    let mut link = Link::open(a, b);
+    let (pa, pb) = (a.need_policy(), b.need_policy());
+    let errors = link.exchange((a, &pa), (b, &pb), now_ms);
+    (link, errors)
+}
+
+fn events(session: &mut Session) -> Vec<SyncEvent> {
+    std::iter::from_fn(|| session.poll_event()).collect()
+}
+
+fn holds(repo: &Repo, patient: &PatientId) -> bool {
+    repo.patients().unwrap().iter().any(|(p, _)| p == patient)
+}
+
+/// Feeds `frames` to `to`'s session with `from` after both Hellos, and returns `to`'s events.
+fn inject(from: &Repo, to: &Repo, frames: Vec<Vec<u8>>) -> Vec<SyncEvent> {
+    let mut link = Link::open(from, to);
+    let (pf, pt) = (from.need_policy(), to.need_policy());
+    link.exchange((from, &pf), (to, &pt), NOW_MS);
+    for frame in frames {
+        link.b
+            .handle_bytes(to.store(), &pt, NOW_MS, &frame)
+            .expect("a refused change ends no session");
+    }
+    events(&mut link.b)
+}
+
+fn signed(key: &NodeKey, doc: &mut Document) -> Vec<SignedChange> {
+    doc.hashed_changes_since(&[])
+        .into_iter()
+        .map(|c| SignedChange {
+            signature: key.sign(&change_signing_bytes(&c.hash)),
+            bytes: c.bytes,
+        })
+        .collect()
+}
+
+fn rejections(events: &[SyncEvent]) -> Vec<String> {
+    events
+        .iter()
+        .filter_map(|e| match e {
+            SyncEvent::RejectedChanges { reason, .. } => Some(reason.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn an_unenrolled_node_is_refused_and_both_sides_say_why() {
+    let z = zone();
+    let stranger = TestNode::unenrolled(72, TestNode::nurse(72, "N1").repo.profile().clone());
+    let (_, (base_err, stranger_err)) = sync_at(&z.base.repo, &stranger.repo, NOW_MS);
+    let base_err = base_err.unwrap();
+    assert!(base_err.contains("not enrolled"), "{base_err}");
+    let stranger_err = stranger_err.unwrap();
+    assert!(stranger_err.contains("not enrolled"), "{stranger_err}");
+    assert!(!holds(&stranger.repo, &z.mine));
+}
+
+#[test]
+fn a_node_of_another_organisation_is_refused() {
+    let z = zone();
+    let outsider = TestNode::unenrolled(73, TestNode::nurse(73, "N1").repo.profile().clone());
+    let other_org = OrgKey::generate("Nabokommune", &mut StdRng::seed_from_u64(5));
+    enroll(&outsider.repo, &other_org, CERT_VALIDITY_MS);
+    let (_, (base_err, _)) = sync_at(&z.base.repo, &outsider.repo, NOW_MS);
+    assert!(base_err.unwrap().contains("another organisation"));
+    assert!(!holds(&outsider.repo, &z.mine));
+}
+
+#[test]
+fn an_expired_certificate_is_refused_until_renewed() {
+    let z = zone();
+    let nurse = TestNode::unenrolled(74, TestNode::nurse(74, "N1").repo.profile().clone());
+    // Valid for 16 hours from a day before now: expired now.
+    enroll(&nurse.repo, &test_org(), 16 * HOUR_MS);
+    let (_, (base_err, nurse_err)) = sync_at(&z.base.repo, &nurse.repo, NOW_MS);
+    let base_err = base_err.unwrap();
+    assert!(base_err.contains("expired"), "{base_err}");
+    assert!(nurse_err.unwrap().contains("expired"));
+    assert!(!holds(&nurse.repo, &z.mine));
+    // A base renews it; then the same device syncs.
+    let renewed = test_org().renew(&nurse.repo.certificate().unwrap().unwrap(), NOW_MS);
+    nurse.repo.install_certificate(&renewed).unwrap();
+    let (_, errors) = sync_at(&z.base.repo, &nurse.repo, NOW_MS);
+    assert_eq!(errors, (None, None));
+    assert!(holds(&nurse.repo, &z.mine));
+}
+
+#[test]
+fn a_base_renews_a_certificate_in_session_and_the_device_keeps_it() {
+    let z = zone();
+    let nurse = TestNode::nurse(75, "N1");
+    let before = nurse
+        .repo
+        .certificate()
+        .unwrap()
+        .unwrap()
+        .grant()
+        .not_after_ms;
+    let mut link = Link::open(&z.base.repo, &nurse.repo);
+    let (pa, pb) = (z.base.repo.need_policy(), nurse.repo.need_policy());
+    link.exchange((&z.base.repo, &pa), (&nurse.repo, &pb), NOW_MS);
+    let cert = z
+        .base
+        .repo
+        .store()
+        .certificate(&nurse.repo.id())
+        .unwrap()
+        .unwrap();
+    link.a
+        .send_certificates(&[test_org().renew(&cert, NOW_MS + DAY_MS)]);
+    link.exchange((&z.base.repo, &pa), (&nurse.repo, &pb), NOW_MS);
+    assert!(events(&mut link.b).contains(&SyncEvent::CertificateRenewed));
+    let after = nurse
+        .repo
+        .certificate()
+        .unwrap()
+        .unwrap()
+        .grant()
+        .not_after_ms;
+    assert!(after > before, "{after} > {before}");
+}
+
+#[test]
+fn a_device_revoked_while_online_is_cut_off_and_learns_it() {
+    let z = zone();
+    let nurse = TestNode::nurse(76, "N1");
+    let mut link = Link::open(&z.base.repo, &nurse.repo);
+    let (pa, pb) = (z.base.repo.need_policy(), nurse.repo.need_policy());
+    assert_eq!(
+        link.exchange((&z.base.repo, &pa), (&nurse.repo, &pb), NOW_MS),
+        (None, None)
+    );
+    let revocation = test_org().revoke(nurse.repo.id(), "phone lost", NOW_MS);
+    assert!(z.base.repo.add_revocation(&revocation).unwrap());
+    let (base_err, nurse_err) = link.exchange((&z.base.repo, &pa), (&nurse.repo, &pb), NOW_MS);
+    assert!(base_err.unwrap().contains("phone lost"));
+    assert!(nurse_err.unwrap().contains("revoked"));
+    // The revocation travelled ahead of the refusal: the device knows, and wipes itself.
+    assert!(events(&mut link.b).contains(&SyncEvent::SelfRevoked("phone lost".into())));
+    // A new session is refused from the start.
+    let (_, (base_err, _)) = sync_at(&z.base.repo, &nurse.repo, NOW_MS);
+    assert!(base_err.unwrap().contains("revoked"));
+}
+
+#[test]
+fn a_revocation_spreads_ahead_of_data_and_the_revoked_device_is_refused_everywhere() {
+    let mut z = zone();
+    let lost = TestNode::unenrolled(77, TestNode::nurse(77, "N1").repo.profile().clone());
+    enroll(&lost.repo, &test_org(), 2 * DAY_MS); // valid until a day after now
+    let colleague = TestNode::nurse(78, "N1");
+    let (_, errors) = sync_at(&z.base.repo, &lost.repo, NOW_MS);
+    assert_eq!(errors, (None, None));
+    // The phone is lost; the base revokes it; a colleague's phone learns it from the base.
+    let revocation = test_org().revoke(lost.repo.id(), "phone lost", NOW_MS);
+    z.base.repo.add_revocation(&revocation).unwrap();
+    z.base
+        .repo
+        .add_note(
+            today("10:00"),
+            &mut z.base.rng,
+            &z.mine,
+            None,
+            today("10:00"),
+            "ny",
+        )
+        .unwrap();
+    let (mut link, _) = sync_at(&z.base.repo, &colleague.repo, NOW_MS);
+    let learned = events(&mut link.b);
+    let revoked_at = learned
+        .iter()
+        .position(|e| matches!(e, SyncEvent::RevocationLearned(n) if *n == lost.repo.id()))
+        .expect("the colleague learned the revocation");
+    let first_data = learned
+        .iter()
+        .position(|e| matches!(e, SyncEvent::DocumentChanged(_)))
+        .expect("data arrived");
+    assert!(
+        revoked_at < first_data,
+        "the revocation came first: {learned:?}"
+    );
+    // The colleague refuses the lost phone (and tells it, so a phone that still runs wipes itself).
+    let (mut link, (colleague_err, _)) = sync_at(&colleague.repo, &lost.repo, NOW_MS);
+    assert!(colleague_err.unwrap().contains("revoked"));
+    assert!(events(&mut link.b).contains(&SyncEvent::SelfRevoked("phone lost".into())));
+}
+
+#[test]
+fn a_device_revoked_while_offline_stops_syncing_when_its_certificate_expires() {
+    let z = zone();
+    let lost = TestNode::unenrolled(92, TestNode::nurse(92, "N1").repo.profile().clone());
+    enroll(&lost.repo, &test_org(), 2 * DAY_MS); // valid until a day after now
+    sync_at(&z.base.repo, &lost.repo, NOW_MS);
+    // Revoked at the base while the phone is away; it only ever meets a node that never heard.
+    let revocation = test_org().revoke(lost.repo.id(), "phone lost", NOW_MS);
+    z.base.repo.add_revocation(&revocation).unwrap();
+    let unaware = TestNode::nurse(93, "N1");
+    let (_, errors) = sync_at(&unaware.repo, &lost.repo, NOW_MS);
+    assert_eq!(
+        errors,
+        (None, None),
+        "within its validity an unaware node still syncs"
+    );
+    let (_, (unaware_err, lost_err)) = sync_at(&unaware.repo, &lost.repo, NOW_MS + 2 * DAY_MS);
+    assert!(unaware_err.unwrap().contains("expired"));
+    assert!(lost_err.unwrap().contains("expired"));
+}
+
+#[test]
+fn a_forged_signature_is_rejected_with_the_reason_and_nothing_is_stored() {
+    let z = zone();
+    let mut nurse = TestNode::nurse(80, "N1");
+    sync_at(&z.base.repo, &nurse.repo, NOW_MS);
+    let before = snapshot(&z.base.repo);
+    // A note claiming the base as its author, signed with the nurse's key.
+    let id = DocumentId::Journal(z.mine.clone(), today("10:00").day().month());
+    let mut forged = Document::new(id.clone(), z.base.repo.id());
+    let ctx = ChangeContext {
+        author: z.base.repo.author(),
+        entered_at: today("10:00"),
+    };
+    let body = EntryBody::Note {
+        visit: None,
+        text: "forged".into(),
+    };
+    journal::append(&mut forged, &ctx, &mut nurse.rng, today("10:00"), body).unwrap();
+    let frame = wire::encode(&Message::Changes {
+        doc: id,
+        changes: signed(&nurse.repo.identity().key, &mut forged),
+    });
+    let events = inject(&nurse.repo, &z.base.repo, vec![frame]);
+    let reasons = rejections(&events);
+    assert_eq!(reasons.len(), 1, "{events:?}");
+    assert!(reasons[0].contains("no valid signature"), "{}", reasons[0]);
+    assert_eq!(snapshot(&z.base.repo), before, "nothing stored");
+}
+
+#[test]
+fn a_nurse_editing_a_care_plan_is_refused_locally_and_by_every_peer() {
+    let z = zone();
+    let mut nurse = TestNode::nurse(81, "N1");
+    sync_at(&z.base.repo, &nurse.repo, NOW_MS);
+    let spec = omsyn_core::repo::NewTiltak {
+        vedtak_title: None,
+        code: None,
+        description: "Sårstell".into(),
+        times: vec!["10:00".into()],
+        weekdays: vec![],
+        health_care: true,
+        requires_authorised_nurse: false,
+    };
+    let local = nurse
+        .repo
+        .add_tiltak(today("10:00"), &mut nurse.rng, &z.mine, &spec);
+    assert!(
+        matches!(local, Err(RepoError::NotPermitted { .. })),
+        "{local:?}"
+    );
+    // A modified client that skips the local check: the base refuses the signed change.
+    let id = DocumentId::PatientRecord(z.mine.clone());
+    let mut doc = Document::new(id.clone(), nurse.repo.id());
+    let ctx = ChangeContext {
+        author: nurse.repo.author(),
+        entered_at: today("10:00"),
+    };
+    let tiltak = Tiltak {
+        id: TiltakId::random(&mut nurse.rng),
+        vedtak: None,
+        code: None,
+        description: "Sårstell".into(),
+        times: vec!["10:00".into()],
+        weekdays: vec![],
+        health_care: true,
+        requires_authorised_nurse: false,
+        active: true,
+    };
+    record::put_tiltak(&mut doc, &ctx, &tiltak).unwrap();
+    let before = snapshot(&z.base.repo);
+    let frame = wire::encode(&Message::Changes {
+        doc: id,
+        changes: signed(&nurse.repo.identity().key, &mut doc),
+    });
+    let reasons = rejections(&inject(&nurse.repo, &z.base.repo, vec![frame]));
+    assert_eq!(reasons.len(), 1);
+    assert!(reasons[0].contains("a nurse may not"), "{}", reasons[0]);
+    assert_eq!(snapshot(&z.base.repo), before);
+}
+
+#[test]
+fn only_nurses_record_medication_given() {
+    let mut z = zone();
+    let med = z
+        .base
+        .repo
+        .add_medication(
+            today("07:00"),
+            &mut z.base.rng,
+            &z.mine,
+            "Paracet",
+            "1 g",
+            &["08:00".into()],
+        )
+        .unwrap();
+    let given = z.base.repo.record_dose(
+        today("08:00"),
+        &mut z.base.rng,
+        &z.mine,
+        &med,
+        "08:00",
+        today("08:00"),
+        None,
+        None,
+    );
+    let Err(RepoError::Unauthorized(reason)) = given else {
+        panic!("a base recorded medication: {given:?}");
+    };
+    assert!(reason.contains("only nurses"), "{reason}");
+}
+
+#[test]
+fn a_home_unit_holds_only_its_patient_and_asking_for_another_gets_nothing() {
+    let z = zone();
+    let home = TestNode::home_unit(82, &z.mine);
+    let (_, errors) = sync_at(&z.base.repo, &home.repo, NOW_MS);
+    assert_eq!(errors, (None, None));
+    assert!(holds(&home.repo, &z.mine));
+    assert!(!holds(&home.repo, &z.other));
+    // Asking outright for the other patient's record and plan.
+    let month = today("07:00").day().month();
+    let mut link = Link::open(&home.repo, &z.base.repo);
+    let (ph, pb) = (home.repo.need_policy(), z.base.repo.need_policy());
+    link.exchange((&home.repo, &ph), (&z.base.repo, &pb), NOW_MS);
+    for doc in [
+        DocumentId::PatientRecord(z.other.clone()),
+        DocumentId::VisitPlan(z.other.clone(), month),
+    ] {
+        let ask = wire::encode(&Message::Need { doc, heads: vec![] });
+        link.b
+            .handle_bytes(z.base.repo.store(), &pb, NOW_MS, &ask)
+            .unwrap();
+    }
+    let mut answer = Vec::new();
+    while let Some(frame) = link.b.poll_transmit() {
+        answer.extend(frame);
+    }
+    link.a
+        .handle_bytes(home.repo.store(), &ph, NOW_MS, &answer)
+        .unwrap();
+    assert!(!holds(&home.repo, &z.other));
+    assert!(
+        home.repo
+            .store()
+            .doc_ids("")
+            .unwrap()
+            .iter()
+            .all(|d| d.patient().is_none_or(|p| p == &z.mine)),
+        "only its own patient's documents"
+    );
+}
+
+#[test]
+fn a_nurse_holds_her_work_list_and_a_reassigned_patient_leaves_her_phone() {
+    let mut z = zone();
+    let nurse = TestNode::nurse(83, "N1");
+    sync_at(&z.base.repo, &nurse.repo, NOW_MS);
+    assert!(holds(&nurse.repo, &z.mine));
+    assert!(!holds(&nurse.repo, &z.other), "not on her list");
+    // The base moves her visit to N2: the phone is told, and purges the patient.
+    let (visit, _) = z
+        .base
+        .repo
+        .visits_on(today("07:00").day())
+        .unwrap()
+        .into_iter()
+        .find(|v| v.patient == z.mine)
+        .map(|v| (v.id.clone(), v))
+        .unwrap();
+    z.base
+        .repo
+        .change_visit(
+            today("08:00"),
+            &mut z.base.rng,
+            &visit,
+            &omsyn_core::docs::plan::VisitChange::Assign(vec![StaffId::parse("N2").unwrap()]),
+        )
+        .unwrap();
+    let (mut link, _) = sync_at(&z.base.repo, &nurse.repo, NOW_MS);
+    assert!(
+        events(&mut link.b)
+            .iter()
+            .any(|e| matches!(e, SyncEvent::Withdrawn(_)))
+    );
+    let report = nurse.repo.purge_unneeded(today("12:00")).unwrap();
+    assert_eq!(report.purged, vec![z.mine.clone()]);
+    assert!(!holds(&nurse.repo, &z.mine));
+    assert!(nurse.repo.store().doc_ids("journal/").unwrap().is_empty());
+}
+
+#[test]
+fn explicit_access_is_refused_without_a_reason_then_logged_flagged_and_shared_by_the_base() {
+    let z = zone();
+    let mut nurse = TestNode::nurse(84, "N1");
+    sync_at(&z.base.repo, &nurse.repo, NOW_MS);
+    // Not on her list: reading is refused, and the refusal is logged.
+    let refused = nurse
+        .repo
+        .open_patient(today("10:00"), &z.other, "patient view");
+    assert!(
+        matches!(refused, Err(RepoError::AccessDenied(_))),
+        "{refused:?}"
+    );
+    // She states a reason; the base learns of it and shares the patient.
+    let rng = &mut nurse.rng;
+    nurse
+        .repo
+        .transaction(|tx| {
+            tx.explicit_access(today("10:01"), rng, &z.other, "akutt tilsyn, kollega syk")
+        })
+        .unwrap();
+    sync_at(&z.base.repo, &nurse.repo, NOW_MS + HOUR_MS);
+    sync_at(&z.base.repo, &nurse.repo, NOW_MS + HOUR_MS);
+    assert!(holds(&nurse.repo, &z.other), "the base shared the patient");
+    let purpose = nurse
+        .repo
+        .open_patient(today("10:05"), &z.other, "patient view")
+        .unwrap();
+    assert_eq!(purpose, "explicit access");
+    // Reviewable at the base: the recorded access, and the flagged log entries.
+    let accesses = z.base.repo.explicit_accesses().unwrap();
+    assert_eq!(accesses.len(), 1);
+    assert_eq!(accesses[0].1.reason, "akutt tilsyn, kollega syk");
+    let log = z.base.repo.audit_entries(Some(&z.other)).unwrap();
+    let flagged: Vec<_> = log.iter().filter(|e| e.flagged).map(|e| e.action).collect();
+    assert_eq!(
+        flagged,
+        vec![AuditAction::Refused, AuditAction::ExplicitAccess]
+    );
+}
+
+#[test]
+fn sperring_stops_reads_and_sharing_at_once_and_purges_the_blocked_device() {
+    let mut z = zone();
+    let nurse = TestNode::nurse(85, "N1");
+    sync_at(&z.base.repo, &nurse.repo, NOW_MS);
+    nurse
+        .repo
+        .open_patient(today("10:00"), &z.mine, "patient view")
+        .unwrap();
+    z.base
+        .repo
+        .transaction(|tx| {
+            tx.block_staff(
+                today("10:30"),
+                &mut z.base.rng,
+                &z.mine,
+                &StaffId::parse("N1").unwrap(),
+            )
+        })
+        .unwrap();
+    sync_at(&z.base.repo, &nurse.repo, NOW_MS);
+    let read = nurse
+        .repo
+        .open_patient(today("11:00"), &z.mine, "patient view");
+    let Err(RepoError::AccessDenied(denied)) = read else {
+        panic!("a blocked nurse read the patient: {read:?}");
+    };
+    assert!(denied.reason.contains("sperring"), "{}", denied.reason);
+    let report = nurse.repo.purge_unneeded(today("11:00")).unwrap();
+    assert_eq!(report.purged, vec![z.mine.clone()]);
+    assert!(!holds(&nurse.repo, &z.mine));
+    // And the base shares nothing of the patient with her any more.
+    sync_at(&z.base.repo, &nurse.repo, NOW_MS);
+    assert!(!holds(&nurse.repo, &z.mine));
+}
+
+#[test]
+fn the_access_log_records_reads_writes_and_exports_with_who_and_why() {
+    let z = zone();
+    let mut nurse = TestNode::nurse(86, "N1");
+    sync_at(&z.base.repo, &nurse.repo, NOW_MS);
+    nurse
+        .repo
+        .open_patient(today("09:00"), &z.mine, "patient view")
+        .unwrap();
+    nurse
+        .repo
+        .add_note(
+            today("09:10"),
+            &mut nurse.rng,
+            &z.mine,
+            None,
+            today("09:10"),
+            "ok",
+        )
+        .unwrap();
+    sync_at(&z.base.repo, &nurse.repo, NOW_MS);
+    let log = z.base.repo.audit_entries(Some(&z.mine)).unwrap();
+    let by_nurse: Vec<_> = log
+        .iter()
+        .filter(|e| e.author.device == nurse.repo.id())
+        .collect();
+    assert_eq!(by_nurse.len(), 2, "{by_nurse:?}");
+    assert_eq!(by_nurse[0].action, AuditAction::Read);
+    assert_eq!(
+        by_nurse[0].purpose,
+        format!("work list {}", today("09:00").day())
+    );
+    assert_eq!(by_nurse[0].author.staff.as_ref().unwrap().as_str(), "N1");
+    assert_eq!(by_nurse[0].author.role, Role::Nurse);
+    assert_eq!(by_nurse[1].action, AuditAction::Write);
+    let reports = z.base.repo.verify_audit().unwrap();
+    assert!(reports.len() >= 2);
+    assert!(reports.iter().all(|r| r.problems.is_empty()), "{reports:?}");
+}
+
+#[test]
+fn a_tampered_or_truncated_audit_chain_is_detected() {
+    let mut node = TestNode::nurse(87, "N1");
+    for i in 0..5 {
+        node.repo
+            .log_access(
+                today("09:00"),
+                audit::AccessEvent {
+                    patient: None,
+                    action: AuditAction::Read,
+                    what: format!("work list {i}"),
+                    purpose: "test".into(),
+                },
+            )
+            .unwrap();
+    }
+    let _ = &mut node.rng;
+    let id = audit::doc_id(node.repo.id(), today("09:00").day().month());
+    let (entries, _) = node
+        .repo
+        .store()
+        .with_doc(&id, audit::read)
+        .unwrap()
+        .unwrap();
+    let me = node.repo.id();
+    assert!(audit::verify_chain(me, &entries, &[]).problems.is_empty());
+
+    let mut altered = entries.clone();
+    altered[2].entry.what = "something else".into();
+    let problems = audit::verify_chain(me, &altered, &[]).problems;
+    assert!(
+        problems.iter().any(|p| p.contains("entry 2 was altered")),
+        "{problems:?}"
+    );
+
+    // Altered and re-signed by the node itself: the next link breaks.
+    let key = &node.repo.identity().key;
+    let mut resigned = entries.clone();
+    resigned[2].entry.what = "something else".into();
+    let hash = resigned[2].entry.hash();
+    resigned[2].hash = hex(&hash);
+    resigned[2].sig = hex(&key.sign(&hash));
+    let problems = audit::verify_chain(me, &resigned, &[]).problems;
+    assert!(
+        problems.iter().any(|p| p.contains("entry 3 does not link")),
+        "{problems:?}"
+    );
+
+    let mut gap = entries.clone();
+    gap.remove(3);
+    let problems = audit::verify_chain(me, &gap, &[]).problems;
+    assert!(
+        problems.iter().any(|p| p.contains("gap: entries 3-3")),
+        "{problems:?}"
+    );
+
+    let truncated = entries[2..].to_vec();
+    let problems = audit::verify_chain(me, &truncated, &[]).problems;
+    assert!(
+        problems.iter().any(|p| p.contains("truncated")),
+        "{problems:?}"
+    );
+
+    let other = NodeKey::generate(&mut StdRng::seed_from_u64(3)).id();
+    let problems = audit::verify_chain(other, &entries, &[]).problems;
+    assert!(
+        problems.iter().any(|p| p.contains("not signed by")),
+        "{problems:?}"
+    );
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[test]
+fn a_change_relayed_through_a_home_unit_keeps_its_author_and_is_verified_at_each_hop() {
+    let z = zone();
+    let mut nurse = TestNode::nurse(88, "N1");
+    let mut home = TestNode::home_unit(89, &z.mine);
+    sync_at(&z.base.repo, &nurse.repo, NOW_MS);
+    sync_at(&z.base.repo, &home.repo, NOW_MS);
+    let note = nurse
+        .repo
+        .add_note(
+            today("12:00"),
+            &mut nurse.rng,
+            &z.mine,
+            None,
+            today("12:00"),
+            "svimmel",
+        )
+        .unwrap();
+    // The nurse meets only the home unit; the home unit meets the base.
+    let (mut link, errors) = sync_at(&nurse.repo, &home.repo, NOW_MS);
+    assert_eq!(errors, (None, None));
+    assert!(rejections(&events(&mut link.b)).is_empty());
+    let (mut link, errors) = sync_at(&home.repo, &z.base.repo, NOW_MS);
+    assert_eq!(errors, (None, None));
+    assert!(rejections(&events(&mut link.b)).is_empty());
+    let (journal, _) = z.base.repo.journal(&z.mine).unwrap();
+    let arrived = journal.iter().find(|e| e.id == note.id).expect("relayed");
+    assert_eq!(
+        arrived.author.device,
+        nurse.repo.id(),
+        "the original author"
+    );
+    // A relay that tampers: the home unit passes on a note in the nurse's name, signed by itself.
+    let id = DocumentId::Journal(z.mine.clone(), today("12:00").day().month());
+    let mut forged = Document::new(id.clone(), nurse.repo.id());
+    let ctx = ChangeContext {
+        author: nurse.repo.author(),
+        entered_at: today("12:05"),
+    };
+    let body = EntryBody::Note {
+        visit: None,
+        text: "ikke skrevet av sykepleieren".into(),
+    };
+    journal::append(&mut forged, &ctx, &mut home.rng, today("12:05"), body).unwrap();
+    let frame = wire::encode(&Message::Changes {
+        doc: id,
+        changes: signed(&home.repo.identity().key, &mut forged),
+    });
+    let reasons = rejections(&inject(&home.repo, &z.base.repo, vec![frame]));
+    assert_eq!(reasons.len(), 1);
+    assert!(reasons[0].contains("no valid signature"));
+}
+
+#[test]
+fn a_wrong_or_missing_store_key_is_refused_and_touches_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut rng = StdRng::seed_from_u64(90);
+    let profile = TestNode::nurse(90, "N1").repo.profile().clone();
+    let repo = Repo::init(
+        dir.path(),
+        profile,
+        Some(StoreKey::from_bytes([1; 32])),
+        &mut rng,
+    )
+    .unwrap();
+    repo.log_access(
+        today("09:00"),
+        audit::AccessEvent {
+            patient: None,
+            action: AuditAction::Read,
+            what: "x".into(),
+            purpose: "y".into(),
+        },
+    )
+    .unwrap();
+    let before = snapshot(&repo);
+    drop(repo);
+    let wrong = Repo::open(dir.path(), Some(StoreKey::from_bytes([2; 32])), &mut rng);
+    assert!(
+        matches!(wrong, Err(OpenRepoError::Store(OpenError::WrongKey(_)))),
+        "{wrong:?}"
+    );
+    let text = wrong.unwrap_err().to_string();
+    assert!(text.contains("does not match"), "{text}");
+    let missing = Repo::open(dir.path(), None, &mut rng);
+    assert!(
+        matches!(missing, Err(OpenRepoError::Key(KeyError::Missing(_)))),
+        "{missing:?}"
+    );
+    let right = Repo::open(dir.path(), Some(StoreKey::from_bytes([1; 32])), &mut rng).unwrap();
+    assert_eq!(
+        snapshot(&right),
+        before,
+        "nothing was changed by the refused opens"
+    );
+    assert_eq!(right.audit_entries(None).unwrap().len(), 1);
+}
+
+#[test]
+fn patient_data_is_not_readable_in_the_store_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut rng = StdRng::seed_from_u64(91);
+    let profile = TestNode::base(91).repo.profile().clone();
+    let repo = Repo::init(dir.path(), profile, None, &mut rng).unwrap();
+    let p = repo
+        .add_patient(
+            today("07:00"),
+            &mut rng,
+            &[(PatientField::Name, "Ingrid Særnavn".into())],
+        )
+        .unwrap();
+    repo.add_note(
+        today("08:00"),
+        &mut rng,
+        &p,
+        None,
+        today("08:00"),
+        "hemmelig diagnose",
+    )
+    .unwrap();
+    drop(repo);
+    let bytes = std::fs::read(Repo::store_path(dir.path())).unwrap();
+    for secret in ["Særnavn", "hemmelig diagnose"] {
+        assert!(
+            !bytes.windows(secret.len()).any(|w| w == secret.as_bytes()),
+            "{secret:?} is readable in the store file"
+        );
+    }
+}
