@@ -260,7 +260,7 @@ impl Repo {
                 out.extend(facts.explicit.into_iter().map(|a| (p.clone(), a)));
             }
         }
-        out.sort_by(|a, b| a.1.at.cmp(&b.1.at));
+        out.sort_by_key(|(_, access)| access.at);
         Ok(out)
     }
 

@@ -422,34 +422,102 @@ impl Repo {
 
     // ----- export / import ------------------------------------------------------------------
 
-    /// Every document (or one patient's), as a portable export file.
+    /// Every document (or one patient's), as a portable export file, with every change's
+    /// signature and its authors' certificates, so the importer can verify each one.
     pub fn export(&self, patient: Option<&PatientId>) -> Result<Vec<u8>, RepoError> {
-        let mut docs = Vec::new();
-        let ids = self.store.doc_ids("")?;
-        for id in ids {
+        let mut out = exchange::Exchange::default();
+        let mut authors = std::collections::BTreeSet::new();
+        for id in self.store.doc_ids("")? {
             if patient.is_some() && id.patient() != patient {
                 continue;
             }
-            if let Some(bytes) = self.store.with_doc(&id, |d| d.clone().save())? {
-                docs.push((id, bytes));
+            let Some((bytes, changes)) = self.store.with_doc(&id, |d| {
+                (d.clone().save(), d.clone().hashed_changes_since(&[]))
+            })?
+            else {
+                continue;
+            };
+            let hashes: Vec<[u8; 32]> = changes.iter().map(|c| c.hash).collect();
+            for (change, signature) in changes.iter().zip(self.store.signatures(&hashes)?) {
+                if let Some(signature) = signature {
+                    out.signatures.push((change.hash, signature));
+                }
+                if let Ok(bytes) = <[u8; 32]>::try_from(change.actor.as_slice())
+                    && let Ok(node) = NodeId::from_bytes(bytes)
+                {
+                    authors.insert(node);
+                }
+            }
+            out.docs.push((id, bytes));
+        }
+        for node in authors {
+            if let Some(cert) = self.store.certificate(&node)? {
+                out.certificates.push(cert.to_bytes());
             }
         }
-        Ok(exchange::encode(&docs))
+        Ok(exchange::encode(&out))
     }
 
-    /// Merges an export file into this node, all or nothing.
+    /// Merges an export file into this node, all or nothing. Every change new to this node is
+    /// verified like one received from a peer (signature, author's certificate, revocation,
+    /// role rules); one that fails refuses the whole file.
     pub fn import(&self, bytes: &[u8]) -> Result<ImportSummary, RepoError> {
         let incoming = exchange::decode(bytes)?;
-        // Validate every document before touching the store: nothing is half-imported.
-        let mut loaded = Vec::with_capacity(incoming.len());
-        for (id, data) in incoming {
-            loaded.push(Document::load(id, &data, self.id())?);
+        let org = self.certificate()?.map(|c| c.grant().org);
+        let mut certificates = std::collections::BTreeMap::new();
+        for bytes in &incoming.certificates {
+            let cert = crate::trust::Certificate::from_bytes(bytes)?;
+            if Some(cert.grant().org) == org {
+                certificates.insert(cert.node(), cert);
+            }
+        }
+        let signatures: std::collections::BTreeMap<[u8; 32], [u8; 64]> =
+            incoming.signatures.iter().copied().collect();
+        // Validate every document and change before touching the store: nothing is half-imported.
+        let mut loaded = Vec::with_capacity(incoming.docs.len());
+        let mut verified = Vec::new();
+        for (id, data) in incoming.docs {
+            let mut doc = Document::load(id.clone(), &data, self.id())?;
+            let held: Vec<[u8; 32]> = self
+                .store
+                .with_doc_mut(&id, |d| d.head_hashes())?
+                .unwrap_or_default();
+            for change in doc.hashed_changes_since(&held) {
+                if self
+                    .store
+                    .with_doc_mut(&id, |d| d.has_change(&change.hash))?
+                    .unwrap_or(false)
+                {
+                    continue;
+                }
+                let signature = signatures.get(&change.hash).ok_or_else(|| {
+                    RepoError::Unauthorized(format!(
+                        "a change of {id} in the file carries no signature; nothing was imported"
+                    ))
+                })?;
+                let mut authors = ImportAuthors {
+                    repo: self,
+                    certificates: &certificates,
+                };
+                let hash = crate::trust::verify_change(&id, &change.bytes, signature, &mut authors)
+                    .map_err(|reason| {
+                        RepoError::Unauthorized(format!("{reason}; nothing was imported"))
+                    })?;
+                verified.push((hash, *signature));
+            }
+            loaded.push(doc);
         }
         let mut summary = ImportSummary {
             documents: loaded.len(),
             ..ImportSummary::default()
         };
         let mut batch: WriteBatch<'_> = self.store.write()?;
+        for cert in certificates.values() {
+            batch.put_certificate(cert)?;
+        }
+        for (hash, signature) in &verified {
+            batch.put_signature(hash, signature)?;
+        }
         for mut doc in loaded {
             let id = doc.id().clone();
             let existing = batch.existing(&id)?.is_some();
@@ -460,6 +528,40 @@ impl Repo {
         }
         batch.commit()?;
         Ok(summary)
+    }
+}
+
+/// Change authors for an import: certificates from the file (already checked to be of this
+/// node's organisation) and from the store, revocations from the store.
+struct ImportAuthors<'a> {
+    repo: &'a Repo,
+    certificates: &'a std::collections::BTreeMap<NodeId, crate::trust::Certificate>,
+}
+
+impl crate::trust::Authors for ImportAuthors<'_> {
+    fn grant(&mut self, node: &NodeId) -> Result<Option<crate::trust::Grant>, String> {
+        if let Some(cert) = self.certificates.get(node) {
+            return Ok(Some(cert.grant().clone()));
+        }
+        if *node == self.repo.id() {
+            // Its own changes: this node's grant, enrolled or not.
+            return Ok(Some(self.repo.grant()));
+        }
+        let cert = self
+            .repo
+            .store
+            .certificate(node)
+            .map_err(|e| e.to_string())?;
+        Ok(cert.map(|c| c.grant().clone()))
+    }
+
+    fn revoked(&mut self, node: &NodeId) -> Result<bool, String> {
+        Ok(self
+            .repo
+            .store
+            .revocation(node)
+            .map_err(|e| e.to_string())?
+            .is_some())
     }
 }
 

@@ -1075,43 +1075,9 @@ impl Session {
     ) -> Result<(), String> {
         let mut verified = Vec::with_capacity(changes.len());
         for change in changes {
-            let summary = docs::inspect_change(&change.bytes).map_err(|e| e.to_string())?;
-            let signer = <[u8; 32]>::try_from(summary.actor.as_slice())
-                .ok()
-                .and_then(|b| NodeId::from_bytes(b).ok())
-                .ok_or("a change's author is not a node key")?;
-            if !signer.verify(
-                &trust::change_signing_bytes(&summary.hash),
-                &change.signature,
-            ) {
-                return Err(format!(
-                    "a change of {doc} carries no valid signature of its author {}: forged or altered",
-                    signer.short()
-                ));
-            }
-            let cert = batch
-                .certificate(&signer)
-                .map_err(|e| e.to_string())?
-                .ok_or_else(|| {
-                    format!(
-                        "the author {} of a change of {doc} is not a known enrolled node",
-                        signer.short()
-                    )
-                })?;
-            if store
-                .revocation(&signer)
-                .map_err(|e| e.to_string())?
-                .is_some()
-                || batch.revoked(&signer).map_err(|e| e.to_string())?
-            {
-                return Err(format!(
-                    "the author {} of a change of {doc} is revoked",
-                    signer.short()
-                ));
-            }
-            trust::rules::authorize(doc, &summary, cert.grant())
-                .map_err(|reason| format!("{doc}: {reason}"))?;
-            verified.push((summary.hash, change.signature));
+            let mut authors = BatchAuthors { store, batch };
+            let hash = trust::verify_change(doc, &change.bytes, &change.signature, &mut authors)?;
+            verified.push((hash, change.signature));
         }
         for (hash, signature) in verified {
             batch
@@ -1119,6 +1085,28 @@ impl Session {
                 .map_err(|e| e.to_string())?;
         }
         Ok(())
+    }
+}
+
+/// Change authors as known to the store, including what the current batch received.
+struct BatchAuthors<'a, 'b> {
+    store: &'a Store,
+    batch: &'a mut WriteBatch<'b>,
+}
+
+impl trust::Authors for BatchAuthors<'_, '_> {
+    fn grant(&mut self, node: &NodeId) -> Result<Option<Grant>, String> {
+        let cert = self.batch.certificate(node).map_err(|e| e.to_string())?;
+        Ok(cert.map(|c| c.grant().clone()))
+    }
+
+    fn revoked(&mut self, node: &NodeId) -> Result<bool, String> {
+        Ok(self
+            .store
+            .revocation(node)
+            .map_err(|e| e.to_string())?
+            .is_some()
+            || self.batch.revoked(node).map_err(|e| e.to_string())?)
     }
 }
 

@@ -10,12 +10,74 @@ pub(crate) struct Node {
 }
 
 impl Node {
+    /// A node of zone "Sone 1", not enrolled in any organisation yet.
     pub(crate) fn new(role: &str, name: &str, staff: &str) -> Node {
         let node = Node {
             dir: tempfile::tempdir().unwrap(),
         };
-        node.ok(&["init", "--role", role, "--name", name, "--staff-id", staff]);
+        node.ok(&[
+            "init",
+            "--role",
+            role,
+            "--name",
+            name,
+            "--staff-id",
+            staff,
+            "--zone",
+            "Sone 1",
+        ]);
         node
+    }
+
+    /// A base that creates the organisation (and so can enrol others).
+    pub(crate) fn admin_base(name: &str, staff: &str) -> Node {
+        let base = Node::new("base", name, staff);
+        base.ok(&["org", "create", "--name", "Testkommune hjemmesykepleie"]);
+        base
+    }
+
+    /// Enrols `device` in this base's organisation the offline way: the request and the
+    /// certificate travel as text, as through a QR code or a file.
+    pub(crate) fn enroll(&self, device: &Node) {
+        let request = device.ok(&["enroll", "request"]);
+        let cert = self.ok(&["enroll", "approve", str_of(&request, "request")]);
+        device.ok(&["enroll", "install", str_of(&cert, "certificate")]);
+    }
+
+    /// A home unit of zone "Sone 1" serving `patient`, not enrolled yet.
+    pub(crate) fn home_unit(name: &str, patient: &str) -> Node {
+        let node = Node {
+            dir: tempfile::tempdir().unwrap(),
+        };
+        node.ok(&[
+            "init",
+            "--role",
+            "home-unit",
+            "--name",
+            name,
+            "--patient",
+            patient,
+            "--zone",
+            "Sone 1",
+        ]);
+        node
+    }
+
+    /// Registers a patient of zone "Sone 1" with `nurse` (a staff id) in the care team, so the
+    /// nurse's phone holds the patient whatever the date. Returns the patient id.
+    pub(crate) fn add_patient(&self, name: &str, nurse: &str) -> String {
+        let patient = str_of(
+            &self.ok(&["patient", "add", "--name", name, "--zone", "Sone 1"]),
+            "patient",
+        )
+        .to_owned();
+        self.ok(&["team", "--patient", &patient, "--add", nurse]);
+        patient
+    }
+
+    /// This node's id.
+    pub(crate) fn id(&self) -> String {
+        str_of(&self.ok(&["id"]), "id").to_owned()
     }
 
     pub(crate) fn command(&self, args: &[&str]) -> std::process::Command {
@@ -24,7 +86,7 @@ impl Node {
         command
     }
 
-    fn run(&self, args: &[&str]) -> Output {
+    pub(crate) fn run(&self, args: &[&str]) -> Output {
         self.command(args).output().unwrap()
     }
 
@@ -47,7 +109,7 @@ impl Node {
     }
 
     /// Runs, asserts failure, returns stderr.
-    fn fails(&self, args: &[&str]) -> String {
+    pub(crate) fn fails(&self, args: &[&str]) -> String {
         let out = self.run(args);
         assert!(!out.status.success(), "omsyn {args:?} should have failed");
         String::from_utf8_lossy(&out.stderr).into_owned()
@@ -62,15 +124,24 @@ pub(crate) fn str_of<'a>(v: &'a Value, key: &str) -> &'a str {
     v[key].as_str().unwrap_or_else(|| panic!("no {key} in {v}"))
 }
 
-/// Registers `n` patients in one transaction, straight through omsyn-core (fast).
+/// Registers `n` patients in one transaction, straight through omsyn-core (fast), each with
+/// staff member S1 in the care team.
 pub(crate) fn populate(node: &Node, n: usize) {
     use omsyn_core::docs::record::PatientField;
     let mut rng = <rand::rngs::StdRng as rand::SeedableRng>::seed_from_u64(n as u64);
-    let repo = omsyn_core::Repo::open(node.path(), &mut rng).unwrap();
+    let repo = omsyn_core::Repo::open(node.path(), None, &mut rng).unwrap();
     let t = omsyn_core::Timestamp::parse("2026-11-23T07:00:00+01:00").unwrap();
     repo.transaction(|tx| {
         for i in 0..n {
-            tx.add_patient(t, &mut rng, &[(PatientField::Name, format!("Pasient {i}"))])?;
+            let p = tx.add_patient(
+                t,
+                &mut rng,
+                &[
+                    (PatientField::Name, format!("Pasient {i}")),
+                    (PatientField::Zone, "Sone 1".into()),
+                ],
+            )?;
+            tx.set_team_member(t, &p, &omsyn_core::ids::StaffId::parse("S1").unwrap(), true)?;
         }
         Ok::<_, omsyn_core::RepoError>(())
     })
@@ -82,7 +153,7 @@ const END: &str = "2026-11-23T08:30:00+01:00";
 
 /// A base with one patient, a medication slot and a visit: (base, patient, slot, visit).
 fn planned_day() -> (Node, String, String, String) {
-    let base = Node::new("base", "Base Øst", "K001");
+    let base = Node::admin_base("Base Øst", "K001");
     let patient = str_of(
         &base.ok(&[
             "patient",
@@ -172,7 +243,11 @@ fn commands_on_an_uninitialised_directory_say_to_run_init() {
 #[test]
 fn a_documented_day_shows_in_show_conflicts_and_day_report() {
     let (base, patient, slot, visit) = planned_day();
-    base.ok(&[
+    // The nurse's phone gets the plan and documents the visit; the base reviews.
+    let nurse = Node::new("nurse", "Kari", "S1");
+    base.enroll(&nurse);
+    transfer(&base, &nurse);
+    nurse.ok(&[
         "visit",
         "done",
         "--visit",
@@ -180,7 +255,7 @@ fn a_documented_day_shows_in_show_conflicts_and_day_report() {
         "--arrival",
         "2026-11-23T08:02:00+01:00",
     ]);
-    base.ok(&[
+    nurse.ok(&[
         "med",
         "give",
         "--patient",
@@ -190,7 +265,7 @@ fn a_documented_day_shows_in_show_conflicts_and_day_report() {
         "--at",
         "2026-11-23T08:05:00+01:00",
     ]);
-    base.ok(&[
+    nurse.ok(&[
         "med",
         "give",
         "--patient",
@@ -200,7 +275,7 @@ fn a_documented_day_shows_in_show_conflicts_and_day_report() {
         "--at",
         "2026-11-23T08:06:00+01:00",
     ]);
-    base.ok(&[
+    nurse.ok(&[
         "observe",
         "--patient",
         &patient,
@@ -211,7 +286,7 @@ fn a_documented_day_shows_in_show_conflicts_and_day_report() {
         "--unit",
         "%",
     ]);
-    let note = base.ok(&[
+    let note = nurse.ok(&[
         "note",
         "add",
         "--patient",
@@ -221,7 +296,7 @@ fn a_documented_day_shows_in_show_conflicts_and_day_report() {
         "--text",
         "Pasienten i fin form",
     ]);
-    base.ok(&[
+    nurse.ok(&[
         "note",
         "correct",
         "--patient",
@@ -231,6 +306,7 @@ fn a_documented_day_shows_in_show_conflicts_and_day_report() {
         "--text",
         "Pasienten i god form",
     ]);
+    transfer(&nurse, &base);
 
     let view = base.ok(&["show", "--patient", &patient]);
     assert_eq!(view["record"]["id"], patient.as_str());
@@ -255,6 +331,13 @@ fn a_documented_day_shows_in_show_conflicts_and_day_report() {
     ]);
     assert_eq!(resolved["resolved"], conflicts[0]["id"]);
     assert_eq!(base.ok(&["conflicts"]).as_array().unwrap().len(), 0);
+}
+
+/// Carries everything `from` holds to `to` in an export file.
+fn transfer(from: &Node, to: &Node) {
+    let file = from.path().join("transfer.omsyn");
+    from.ok(&["export", file.to_str().unwrap()]);
+    to.ok(&["import", file.to_str().unwrap()]);
 }
 
 #[test]
@@ -303,6 +386,7 @@ fn cancelled_and_missed_visits_are_counted_in_the_day_report() {
 fn export_and_import_merge_two_nodes_documentation() {
     let (base, patient, slot, _) = planned_day();
     let nurse = Node::new("nurse", "Kari", "S1");
+    base.enroll(&nurse);
     let file = base.path().join("base.omsyn");
     base.ok(&["export", file.to_str().unwrap()]);
     let imported = nurse.ok(&["import", file.to_str().unwrap()]);
@@ -505,6 +589,7 @@ fn bad_arguments_are_named_and_nothing_is_written() {
 fn a_nurse_node_may_not_plan_visits() {
     let (base, patient, _, _) = planned_day();
     let nurse = Node::new("nurse", "Kari", "S1");
+    base.enroll(&nurse);
     let file = base.path().join("x.omsyn");
     base.ok(&["export", file.to_str().unwrap()]);
     nurse.ok(&["import", file.to_str().unwrap()]);

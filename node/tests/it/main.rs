@@ -5,3 +5,4 @@
 mod cli;
 mod network;
 mod raw_client;
+mod trust;

@@ -10,14 +10,14 @@ use serde_json::Value;
 use super::cli::{Node, str_of};
 
 /// A running `omsyn run` (or `omsyn relay`), killed with SIGKILL when dropped.
-struct Daemon {
-    child: Child,
-    first_line: Value,
+pub(crate) struct Daemon {
+    pub(crate) child: Child,
+    pub(crate) first_line: Value,
     stderr: Option<BufReader<ChildStderr>>,
 }
 
 impl Daemon {
-    fn spawn(args: &[&str]) -> Daemon {
+    pub(crate) fn spawn(args: &[&str]) -> Daemon {
         let mut command = Command::new(env!("CARGO_BIN_EXE_omsyn"));
         command.args(args);
         Daemon::start(command)
@@ -44,7 +44,7 @@ impl Daemon {
         }
     }
 
-    fn run(node: &Node, extra: &[&str]) -> Daemon {
+    pub(crate) fn run(node: &Node, extra: &[&str]) -> Daemon {
         let mut args = vec![
             "--json",
             "--data",
@@ -58,12 +58,12 @@ impl Daemon {
         Daemon::spawn(&args)
     }
 
-    fn ticket(&self) -> String {
+    pub(crate) fn ticket(&self) -> String {
         str_of(&self.first_line, "ticket").to_owned()
     }
 
     /// Blocks until the daemon logs a line containing `needle` (an event, not a timer).
-    fn wait_for_log(&mut self, needle: &str) {
+    pub(crate) fn wait_for_log(&mut self, needle: &str) {
         let stderr = self.stderr.as_mut().unwrap();
         let mut line = String::new();
         loop {
@@ -86,7 +86,7 @@ impl Drop for Daemon {
     }
 }
 
-fn sync(node: &Node, ticket: &str, extra: &[&str]) -> Value {
+pub(crate) fn sync(node: &Node, ticket: &str, extra: &[&str]) -> Value {
     let mut args = vec![
         "sync",
         "--peer",
@@ -108,22 +108,16 @@ fn journal_len(node: &Node, patient: &str) -> usize {
 
 #[test]
 fn two_nodes_sync_directly_and_cli_commands_work_while_the_daemon_serves() {
-    let base = Node::new("base", "Base", "K1");
-    let patient = str_of(
-        &base.ok(&["patient", "add", "--name", "Turid Nilsen"]),
-        "patient",
-    )
-    .to_owned();
+    let base = Node::admin_base("Base", "K1");
+    let patient = base.add_patient("Turid Nilsen", "S1");
     let daemon = Daemon::run(&base, &[]);
     // The daemon holds the store; these commands are answered by it.
-    let second = str_of(
-        &base.ok(&["patient", "add", "--name", "Egil Haugen"]),
-        "patient",
-    )
-    .to_owned();
+    let second = base.add_patient("Egil Haugen", "S1");
     assert_eq!(base.ok(&["patient", "list"]).as_array().unwrap().len(), 2);
 
     let nurse = Node::new("nurse", "Kari", "S1");
+    // Enrolled while the daemon serves: approving is answered by the daemon too.
+    base.enroll(&nurse);
     let summary = sync(&nurse, &daemon.ticket(), &[]);
     assert_eq!(summary["caught_up"], true);
     assert_eq!(summary["stats"]["docs_received"], 2);
@@ -139,7 +133,8 @@ fn two_nodes_sync_directly_and_cli_commands_work_while_the_daemon_serves() {
     ]);
     nurse.ok(&["note", "add", "--patient", &second, "--text", "Alt vel"]);
     let summary = sync(&nurse, &daemon.ticket(), &[]);
-    assert_eq!(summary["stats"]["docs_sent"], 2);
+    // The two journals, and the nurse's access log of writing them.
+    assert_eq!(summary["stats"]["docs_sent"], 3);
     assert_eq!(journal_len(&base, &patient), 1, "the note reached the base");
     let status = base.ok(&["status"]);
     assert_eq!(status["peers"].as_array().unwrap().len(), 1);
@@ -147,19 +142,17 @@ fn two_nodes_sync_directly_and_cli_commands_work_while_the_daemon_serves() {
 
 #[test]
 fn notes_reach_the_base_through_a_home_unit_the_nurse_met() {
-    let base = Node::new("base", "Base", "K1");
-    let patient = str_of(
-        &base.ok(&["patient", "add", "--name", "Tor Lund"]),
-        "patient",
-    )
-    .to_owned();
-    let home = Node::new("home-unit", "Hjemme hos Tor", "H1");
+    let base = Node::admin_base("Base", "K1");
+    let patient = base.add_patient("Tor Lund", "S2");
+    let home = Node::home_unit("Hjemme hos Tor", &patient);
     let nurse = Node::new("nurse", "Ola", "S2");
+    base.enroll(&home);
+    base.enroll(&nurse);
     let base_daemon = Daemon::run(&base, &[]);
     let home_daemon = Daemon::run(&home, &[]);
-    // The home unit got the record from the base earlier; the nurse got it from the home unit.
+    // Both got the day's records from the base in the morning.
     sync(&home, &base_daemon.ticket(), &[]);
-    sync(&nurse, &home_daemon.ticket(), &[]);
+    sync(&nurse, &base_daemon.ticket(), &[]);
     nurse.ok(&[
         "note",
         "add",
@@ -183,12 +176,8 @@ fn notes_reach_the_base_through_a_home_unit_the_nurse_met() {
 /// A base and a nurse whose only path is the relay at `url` (no IP transports at all) converge,
 /// in both directions. `extra` is passed to every node command (e.g. a private CA).
 fn converge_through_relay(url: &str, extra: &[&str]) {
-    let base = Node::new("base", "Base", "K1");
-    let patient = str_of(
-        &base.ok(&["patient", "add", "--name", "Liv Dahl"]),
-        "patient",
-    )
-    .to_owned();
+    let base = Node::admin_base("Base", "K1");
+    let patient = base.add_patient("Liv Dahl", "S1");
     let mut args = vec![
         "--json",
         "--data",
@@ -207,6 +196,7 @@ fn converge_through_relay(url: &str, extra: &[&str]) {
         "a relay-only ticket carries no direct address: {ticket}"
     );
     let nurse = Node::new("nurse", "Kari", "S1");
+    base.enroll(&nurse);
     let mut sync_args = vec![
         "sync",
         "--peer",
@@ -231,10 +221,11 @@ fn nodes_that_reach_each_other_only_through_a_relay_converge() {
 
 #[test]
 fn a_nurse_killed_mid_sync_resumes_without_loss() {
-    let base = Node::new("base", "Base", "K1");
+    let base = Node::admin_base("Base", "K1");
     super::cli::populate(&base, 400);
     let mut daemon = Daemon::run(&base, &[]);
     let nurse = Node::new("nurse", "Kari", "S1");
+    base.enroll(&nurse);
     let mut child = nurse
         .command(&[
             "sync",
@@ -262,8 +253,8 @@ fn a_nurse_killed_mid_sync_resumes_without_loss() {
 
 #[test]
 fn a_peer_sending_garbage_is_disconnected_and_the_node_keeps_serving() {
-    let base = Node::new("base", "Base", "K1");
-    base.ok(&["patient", "add", "--name", "Aud Moen"]);
+    let base = Node::admin_base("Base", "K1");
+    base.add_patient("Aud Moen", "S1");
     let daemon = Daemon::run(&base, &[]);
     let ticket = daemon.ticket();
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -288,23 +279,26 @@ fn a_peer_sending_garbage_is_disconnected_and_the_node_keeps_serving() {
     assert!(replies[1].contains("exceeds the limit"), "{replies:?}");
     // An honest peer is still served.
     let nurse = Node::new("nurse", "Kari", "S1");
+    base.enroll(&nurse);
     assert_eq!(sync(&nurse, &ticket, &[])["caught_up"], true);
 }
 
 #[test]
-fn a_listed_sharing_keeps_other_patients_off_the_nurse() {
-    let base = Node::new("base", "Base", "K1");
-    let shared = str_of(&base.ok(&["patient", "add", "--name", "Turid"]), "patient").to_owned();
-    base.ok(&["patient", "add", "--name", "Egil"]);
+fn a_nurse_gets_only_her_patients_and_a_patient_joining_her_list_arrives_at_the_next_sync() {
+    let base = Node::admin_base("Base", "K1");
+    let mine = base.add_patient("Turid", "S1");
+    let theirs = base.add_patient("Egil", "S9");
     let nurse = Node::new("nurse", "Kari", "S1");
-    let nurse_id = str_of(&nurse.ok(&["id"]), "id").to_owned();
+    base.enroll(&nurse);
     let daemon = Daemon::run(&base, &[]);
-    // Changed while the daemon runs: applies to the next session.
-    base.ok(&["share", "grant", "--peer", &nurse_id, "--patient", &shared]);
     sync(&nurse, &daemon.ticket(), &[]);
     let held = nurse.ok(&["patient", "list"]);
-    assert_eq!(held.as_array().unwrap().len(), 1);
-    assert_eq!(held[0]["patient"], shared.as_str());
+    assert_eq!(held.as_array().unwrap().len(), 1, "{held}");
+    assert_eq!(held[0]["patient"], mine.as_str());
+    // Egil joins her care team at the base (the daemon answers): unchanged documents follow.
+    base.ok(&["team", "--patient", &theirs, "--add", "S1"]);
+    sync(&nurse, &daemon.ticket(), &[]);
+    assert_eq!(nurse.ok(&["patient", "list"]).as_array().unwrap().len(), 2);
 }
 
 #[test]
@@ -397,9 +391,10 @@ impl Drop for NetNs {
 #[test]
 fn two_nodes_find_each_other_by_mdns_with_no_peer_configured() {
     let ns = NetNs::new("omsyn-mdns");
-    let base = Node::new("base", "Base", "K1");
-    base.ok(&["patient", "add", "--name", "Sigrid Berg"]);
+    let base = Node::admin_base("Base", "K1");
+    base.add_patient("Sigrid Berg", "S1");
     let nurse = Node::new("nurse", "Kari", "S1");
+    base.enroll(&nurse);
     let data = |n: &Node| n.path().to_str().unwrap().to_owned();
     let (bd, nd) = (data(&base), data(&nurse));
     let _base_daemon =
@@ -437,12 +432,13 @@ fn nodes_converge_through_an_https_relay_with_a_private_certificate() {
 
 #[test]
 fn a_daemon_keeps_a_configured_peer_in_sync_and_reconnects_after_it_restarts() {
-    let base = Node::new("base", "Base", "K1");
-    base.ok(&["patient", "add", "--name", "Reidun Nilsen"]);
+    let base = Node::admin_base("Base", "K1");
+    base.add_patient("Reidun Nilsen", "S1");
     let base_daemon = Daemon::run(&base, &[]);
     let ticket = base_daemon.ticket();
     let port = ticket.rsplit(':').next().unwrap().to_owned();
     let nurse = Node::new("nurse", "Kari", "S1");
+    base.enroll(&nurse);
     let mut nurse_daemon = Daemon::spawn(&[
         "--json",
         "--data",
@@ -461,7 +457,7 @@ fn a_daemon_keeps_a_configured_peer_in_sync_and_reconnects_after_it_restarts() {
     // reconnects on its own, with backoff, and catches up with what changed meanwhile.
     drop(base_daemon);
     nurse_daemon.wait_for_log("peer unreachable");
-    base.ok(&["patient", "add", "--name", "Harald Iversen"]);
+    base.add_patient("Harald Iversen", "S1");
     let listen = format!("127.0.0.1:{port}");
     let _base_again = Daemon::spawn(&[
         "--json",

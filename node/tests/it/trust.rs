@@ -1,0 +1,181 @@
+//! Trust with real processes: enrolment by files, refusal of an unenrolled node, a device revoked
+//! while its daemon runs wiping itself, store keys, explicit access and the access log.
+
+use super::cli::{Node, str_of};
+use super::network::{Daemon, sync};
+
+#[test]
+fn enrolment_works_by_files_and_an_unenrolled_node_is_refused_with_a_reason_on_both_sides() {
+    let base = Node::admin_base("Base", "K1");
+    base.add_patient("Turid Nilsen", "S1");
+    let nurse = Node::new("nurse", "Kari", "S1");
+    // Request and certificate travel as files (a USB stick, a QR code, a chat message).
+    let request = nurse.path().join("request.txt");
+    let cert = base.path().join("cert.txt");
+    nurse.ok(&["enroll", "request", "--out", request.to_str().unwrap()]);
+    let approved = base.ok(&[
+        "enroll",
+        "approve",
+        request.to_str().unwrap(),
+        "--out",
+        cert.to_str().unwrap(),
+    ]);
+    assert_eq!(approved["node"], nurse.id().as_str());
+    nurse.ok(&["enroll", "install", cert.to_str().unwrap()]);
+    let org = nurse.ok(&["org", "show"]);
+    assert_eq!(org["name"], "Testkommune hjemmesykepleie");
+
+    let mut daemon = Daemon::run(&base, &[]);
+    assert_eq!(sync(&nurse, &daemon.ticket(), &[])["caught_up"], true);
+    assert_eq!(nurse.ok(&["patient", "list"]).as_array().unwrap().len(), 1);
+
+    let stranger = Node::new("nurse", "Ukjent", "S1");
+    let err = stranger.fails(&[
+        "sync",
+        "--peer",
+        &daemon.ticket(),
+        "--listen",
+        "127.0.0.1:0",
+        "--no-mdns",
+    ]);
+    assert!(err.contains("not enrolled"), "{err}");
+    daemon.wait_for_log("not enrolled");
+    assert_eq!(
+        stranger.ok(&["patient", "list"]).as_array().unwrap().len(),
+        0
+    );
+}
+
+#[test]
+fn a_device_revoked_while_its_daemon_runs_destroys_its_store_key_and_stops() {
+    let base = Node::admin_base("Base", "K1");
+    base.add_patient("Turid Nilsen", "S1");
+    let nurse = Node::new("nurse", "Kari", "S1");
+    base.enroll(&nurse);
+    let mut base_daemon = Daemon::run(&base, &[]);
+    let mut nurse_daemon = Daemon::run(&nurse, &["--peer", &base_daemon.ticket()]);
+    nurse_daemon.wait_for_log("caught up");
+
+    // Revoked at the base (the base's daemon answers the command and spreads it at once).
+    let revoked = base.ok(&["revoke", &nurse.id(), "--reason", "mobil mistet"]);
+    assert_eq!(revoked["new"], true);
+    base_daemon.wait_for_log("revoked");
+    nurse_daemon.wait_for_log("destroying its store key");
+    let status = nurse_daemon.child.wait().unwrap();
+    assert_eq!(status.code(), Some(3), "the revoked node stops");
+    for file in ["store.key", "store.redb", "node.key"] {
+        assert!(
+            !nurse.path().join(file).exists(),
+            "{file} survived the wipe"
+        );
+    }
+    // The revocation is on record at the base, and a re-enrolment is refused.
+    let org = base.ok(&["org", "show"]);
+    assert_eq!(org["revoked"].as_array().unwrap().len(), 1);
+}
+
+#[test]
+fn a_wrong_or_missing_store_key_is_a_clear_error() {
+    let keys = tempfile::tempdir().unwrap();
+    let right = keys.path().join("right.key");
+    let wrong = keys.path().join("wrong.key");
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("node");
+    let omsyn = |args: &[&str]| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_omsyn"))
+            .arg("--data")
+            .arg(&data)
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let init = omsyn(&[
+        "--store-key-file",
+        right.to_str().unwrap(),
+        "init",
+        "--role",
+        "base",
+        "--name",
+        "Base",
+        "--zone",
+        "Sone 1",
+    ]);
+    assert!(
+        init.status.success(),
+        "{}",
+        String::from_utf8_lossy(&init.stderr)
+    );
+    assert!(right.exists() && !data.join("store.key").exists());
+    std::fs::write(&wrong, "11".repeat(32)).unwrap();
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&wrong, std::fs::Permissions::from_mode(0o600)).unwrap();
+    }
+    let out = omsyn(&[
+        "--store-key-file",
+        wrong.to_str().unwrap(),
+        "patient",
+        "list",
+    ]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("does not match"), "{err}");
+    let out = omsyn(&["patient", "list"]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("no store key"), "{err}");
+    let out = omsyn(&[
+        "--store-key-file",
+        right.to_str().unwrap(),
+        "patient",
+        "list",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn reads_writes_and_refusals_are_in_the_access_log_and_the_chain_verifies() {
+    let base = Node::admin_base("Base", "K1");
+    let patient = base.add_patient("Turid Nilsen", "S1");
+    base.ok(&["show", "--patient", &patient]);
+    let log = base.ok(&["audit", "--patient", &patient]);
+    let actions: Vec<&str> = log
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| str_of(e, "action"))
+        .collect();
+    assert_eq!(actions, ["write", "write", "read"], "{log:#}");
+    assert_eq!(log[2]["purpose"], "zone Sone 1");
+    assert_eq!(log[2]["author"]["staff"], "K1");
+    let verified = base.ok(&["audit", "verify"]);
+    assert!(verified[0]["problems"].as_array().unwrap().is_empty());
+
+    // A nurse with no need is refused, says how to proceed, and the refusal is logged.
+    let nurse = Node::new("nurse", "Kari", "S1");
+    let err = nurse.fails(&["show", "--patient", &patient]);
+    assert!(err.contains("no work-related need"), "{err}");
+    assert!(err.contains("omsyn access"), "{err}");
+    nurse.ok(&[
+        "access",
+        "ask",
+        "--patient",
+        &patient,
+        "--reason",
+        "vikar for Ola, akutt tilsyn",
+    ]);
+    let log = nurse.ok(&["audit", "--patient", &patient]);
+    let flagged: Vec<&str> = log
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["flagged"] == true)
+        .map(|e| str_of(e, "action"))
+        .collect();
+    assert_eq!(flagged, ["refused", "explicit-access"], "{log:#}");
+}
