@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# Omsyn quick start: a base office plans a visit, two nurses document offline, their data is
-# merged through export files, and the base prints the merged day report and the open conflicts.
+# Omsyn quick start: a base office creates the organisation and enrols two nurses' phones by
+# file, plans a visit, the nurses document offline, their data is merged through export files
+# (every change verified against its author's signature and role), and the base prints the merged
+# day report, the open conflicts and the patient's access log.
 # Uses throw-away data directories under a temporary folder; touches nothing else.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -16,8 +18,16 @@ omsyn $base init --role base --name "Hjemmesykepleien Øst" --staff-id K0001 --z
 omsyn $kari init --role nurse --name "Kari Nordmann" --staff-id S00010 --zone "Sone 1"
 omsyn $ola  init --role nurse --name "Ola Hansen" --staff-id S00009 --zone "Sone 1"
 
-echo "== 2. The base registers a patient, her medication, and plans two visits"
-p=$(omsyn $base patient add --name "Turid Nilsen" --national-id 54122069157 \
+echo "== 2. The base creates the organisation and enrols both phones (request and certificate as files)"
+omsyn $base org create --name "Hjemmesykepleien Demokommune" >/dev/null
+for n in kari ola; do
+  omsyn --data "$work/$n" enroll request --out "$work/$n.request" >/dev/null
+  omsyn $base enroll approve "$work/$n.request" --out "$work/$n.cert" >/dev/null
+  omsyn --data "$work/$n" enroll install "$work/$n.cert"
+done
+
+echo "== 3. The base registers a patient, her medication, and plans two visits"
+p=$(omsyn $base patient add --name "Turid Nilsen" --national-id 54122069157 --zone "Sone 1" \
       --address "Parkveien 98" --access-note "nøkkelboks ved døra, kode 4411")
 omsyn $base patient flag --patient "$p" --kind fall-risk --note "falt i oktober" >/dev/null
 slot="$(omsyn $base med add --patient "$p" --name "Metformin 500 mg" --dose "1 tablett" --slot 08:00 --slot 20:00 | head -1)"
@@ -27,7 +37,7 @@ omsyn $base export "$work/plan.omsyn" >/dev/null
 omsyn $kari import "$work/plan.omsyn"
 omsyn $ola  import "$work/plan.omsyn"
 
-echo "== 3. The network is down. Both nurses document on their phones."
+echo "== 4. The network is down. Both nurses document on their phones."
 omsyn $kari visit done --visit "$v1" --arrival ${day}T08:04:00+01:00 --departure ${day}T08:27:00+01:00 >/dev/null
 omsyn $kari med give --patient "$p" --slot "$slot" --at ${day}T08:10:00+01:00 >/dev/null
 omsyn $kari observe --patient "$p" --kind blood-pressure --value 142/88 --unit mmHg --at ${day}T08:12:00+01:00 >/dev/null
@@ -38,13 +48,17 @@ omsyn $ola visit missed --visit "$v2" --reason no-answer --note "ingen svar på 
 omsyn $base patient set --patient "$p" --field phone --value "900 11 222"
 omsyn $kari patient set --patient "$p" --field phone --value "900 33 444"
 
-echo "== 4. The nurses' phones reach the base again: their data merges"
+echo "== 5. The nurses' phones reach the base again: their data merges"
 omsyn $kari export "$work/kari.omsyn" >/dev/null; omsyn $base import "$work/kari.omsyn"
 omsyn $ola  export "$work/ola.omsyn"  >/dev/null; omsyn $base import "$work/ola.omsyn"
 
-echo "== 5. The base's merged day report and open conflicts"
+echo "== 6. The base's merged day report and open conflicts"
 omsyn $base day-report --date $day
 echo
 omsyn $base conflicts
 echo
 omsyn $base show --patient "$p"
+echo
+echo "== 7. Who read and wrote Turid's data (what she may see), and the log chains verified"
+omsyn $base audit --patient "$p"
+omsyn $base audit verify

@@ -559,6 +559,19 @@ fn show(repo: &Repo, json: bool, patient: &PatientId) -> Result<()> {
                 f.id
             );
         }
+        let team: Vec<&str> = view
+            .access
+            .team
+            .iter()
+            .filter(|m| m.active)
+            .map(|m| m.staff.as_str())
+            .collect();
+        if !team.is_empty() {
+            let _ = writeln!(s, "  care team    {}", team.join(", "));
+        }
+        for b in view.access.blocks.iter().filter(|b| b.lifted.is_none()) {
+            let _ = writeln!(s, "  BLOCKED      {} (sperring) [{}]", b.staff, b.id);
+        }
         if !r.tiltak.is_empty() {
             s.push_str("care plan:\n");
         }

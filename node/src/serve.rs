@@ -178,8 +178,11 @@ pub(crate) fn status(repo: &Repo, json: bool) -> Result<()> {
     let mut peer_rows = Vec::new();
     let mut staleness = Vec::new();
     for (peer, record) in &peers {
+        let cert = store.certificate(peer)?;
         peer_rows.push(json!({
             "peer": peer,
+            "name": cert.as_ref().map(|c| c.grant().name.clone()),
+            "role": cert.as_ref().map(|c| c.grant().role),
             "last_seen": record.last_seen_ms.map(fmt_ms),
             "caught_up": record.caught_up_ms.map(fmt_ms),
             "acked_seq": record.acked_seq,
@@ -200,8 +203,14 @@ pub(crate) fn status(repo: &Repo, json: bool) -> Result<()> {
             s.push_str("no peers seen yet\n");
         }
         for (peer, record) in &peers {
+            let who = store
+                .certificate(peer)
+                .ok()
+                .flatten()
+                .map(|c| format!(" ({}, {})", c.grant().name, c.grant().role))
+                .unwrap_or_default();
             s.push_str(&format!(
-                "peer {}  last seen {}  caught up {}\n",
+                "peer {}{who}  last seen {}  caught up {}\n",
                 peer.short(),
                 record
                     .last_seen_ms

@@ -61,7 +61,7 @@ pub struct ExplicitAccess {
 }
 
 /// Everything in a record that decides who may hold the patient's documents.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct AccessFacts {
     /// The responsible zone.
     pub zone: Option<String>,

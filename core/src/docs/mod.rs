@@ -627,6 +627,13 @@ impl Reader<'_> {
             .collect()
     }
 
+    /// The first root key beginning with `prefix`.
+    pub(crate) fn first_key_with_prefix(&self, prefix: &str) -> Option<String> {
+        let end = format!("{prefix}\u{10FFFF}");
+        let item = self.am.map_range(ROOT, prefix.to_owned()..end).next()?;
+        Some(item.key.into_owned())
+    }
+
     /// The winning string in nested map `outer` at `key`.
     pub(crate) fn str_in(&self, outer: &str, key: &str) -> Option<String> {
         let Ok(Some((Value::Object(ObjType::Map), obj))) = self.am.get(ROOT, outer) else {

@@ -17,6 +17,7 @@ pub use access::{AccessDenied, EXPLICIT_ACCESS_MS, PurgeReport, shred_data_dir};
 pub use tx::Transaction;
 
 use crate::conflict::{Conflict, ConflictId};
+
 use crate::docs::daylog::{DayLogBody, DayLogEntry};
 use crate::docs::journal::{self, Entry, MissedReason};
 use crate::docs::messages::{self, Message, Recipient};
@@ -142,6 +143,8 @@ pub struct PatientView {
     pub messages: Vec<Message>,
     /// Open conflicts.
     pub conflicts: Vec<Conflict>,
+    /// Care team, blocks (sperring) and explicit accesses.
+    pub access: crate::docs::access::AccessFacts,
     /// Stored keys this build could not decode (kept, never dropped).
     pub unreadable: Vec<String>,
 }
@@ -411,6 +414,10 @@ impl Repo {
             journal,
             messages: all_messages,
             conflicts: self.conflicts(Some(patient))?,
+            access: self
+                .store
+                .with_doc(&DocumentId::PatientRecord(patient.clone()), crate::docs::access::read)?
+                .unwrap_or_default(),
             unreadable,
         })
     }

@@ -767,6 +767,10 @@ impl Session {
                 withhold.push((doc.clone(), false));
             }
             let known = store.peer_doc(&self.peer, &doc)?;
+            // Our own access log reaches a peer only from us (or through a base that got it from
+            // us): when the peer's copy is unknown, sending it whole saves the round trip an
+            // offer costs, and is the common case (a device handing its log to a base).
+            let ours_alone = matches!(&doc, DocumentId::Audit(node, _) if *node == store.actor());
             let plan = store.with_doc_mut(&doc, |d| {
                 let mine = d.head_hashes();
                 match known {
@@ -784,7 +788,7 @@ impl Session {
                         // whole (duplicates are harmless) than to offer and wait a round trip for.
                         let changes = d.hashed_changes_since(&[]);
                         let size: usize = changes.iter().map(|c| c.bytes.len()).sum();
-                        if size <= PUSH_UNKNOWN_BELOW_BYTES {
+                        if size <= PUSH_UNKNOWN_BELOW_BYTES || ours_alone {
                             Push::Changes(changes, mine, Vec::new())
                         } else {
                             Push::Offer(mine)

@@ -114,12 +114,42 @@ fn key(seq: u64) -> String {
     format!("a/{seq:012}")
 }
 
-/// The last entry of a node's chain held in `docs` (its months, any order).
+/// The last entry of a node's chain held in `docs` (its months, any order). Reads one entry per
+/// document (keys sort by sequence number), so appending stays cheap as the log grows.
 pub fn chain_head(docs: &[&Document]) -> Option<AuditEntry> {
     docs.iter()
-        .filter_map(|d| read(d).0.into_iter().last())
-        .map(|s| s.entry)
+        .filter_map(|d| last_entry(d))
         .max_by_key(|e| e.seq)
+}
+
+/// The entry with the highest number in one document, found with O(log n) lookups: the node
+/// writes each month's numbers contiguously from the first one in it.
+fn last_entry(doc: &Document) -> Option<AuditEntry> {
+    let r = doc.reader();
+    let first: u64 = r
+        .first_key_with_prefix("a/")?
+        .strip_prefix("a/")?
+        .parse()
+        .ok()?;
+    let has = |n: u64| r.str(&key(n)).is_some();
+    let (mut lo, mut step) = (first, 1u64);
+    while has(lo.saturating_add(step)) {
+        lo = lo.saturating_add(step);
+        step = step.saturating_mul(2);
+    }
+    let mut hi = lo.saturating_add(step);
+    while hi - lo > 1 {
+        let mid = lo + (hi - lo) / 2;
+        if has(mid) {
+            lo = mid;
+        } else {
+            hi = mid;
+        }
+    }
+    let json = r.str(&key(lo))?;
+    serde_json::from_str::<SignedAuditEntry>(&json)
+        .ok()
+        .map(|s| s.entry)
 }
 
 /// Appends an event to the node's chain in `doc` (the current month's audit document), after
