@@ -230,7 +230,7 @@ fn generate_month(dir: &Path, args: &BenchArgs) -> Result<Generated> {
                     (PatientField::Zone, format!("Sone {}", p % 4 + 1)),
                 ],
             )?;
-            let med = tx.add_medication(
+            tx.add_medication(
                 now,
                 &mut rng,
                 &patient,
@@ -271,15 +271,17 @@ fn generate_month(dir: &Path, args: &BenchArgs) -> Result<Generated> {
                         "Tilsyn utført, pasienten i god form.",
                     )?;
                     if *hour == "07:30" {
-                        tx.record_dose(
+                        // Written by the base node (doses are a nurse's to record): the
+                        // morning visit's measurement.
+                        tx.observe(
                             start,
                             &mut rng,
                             &patient,
-                            &med,
-                            "08:00",
-                            start,
                             Some(&visit),
-                            None,
+                            start,
+                            "blood-pressure",
+                            "135/85",
+                            Some("mmHg"),
                         )?;
                         e += 1;
                     }

@@ -51,6 +51,7 @@ pub(crate) fn run(
 ) -> Result<()> {
     let tickets = parse_tickets(peers)?;
     let data = repo.data_dir().to_owned();
+    warn_about_enrolment(&repo);
     runtime()?.block_on(async move {
         let shared = shared(repo, &options).await?;
         let listener = crate::control::bind(&data)?;
@@ -72,6 +73,24 @@ pub(crate) fn run(
         control.abort();
         result
     })
+}
+
+/// Peers refuse a node that is not enrolled or whose certificate expired: say so at start.
+fn warn_about_enrolment(repo: &Repo) {
+    match repo.certificate() {
+        Ok(Some(cert)) => {
+            let left = cert.grant().not_after_ms - crate::commands::now().unix_millis();
+            if left <= 0 {
+                tracing::warn!(
+                    "this node's certificate has expired: peers will refuse it until a base renews it (omsyn enroll)"
+                );
+            }
+        }
+        Ok(None) => tracing::warn!(
+            "this node is not enrolled: peers will refuse it (omsyn enroll request, approve at a base, install)"
+        ),
+        Err(e) => tracing::warn!(error = %e, "reading this node's certificate failed"),
+    }
 }
 
 async fn shutdown_signal() {
@@ -172,6 +191,15 @@ pub(crate) fn relay(
 
 /// `omsyn status`: peers seen and when, and per-patient staleness towards each peer.
 pub(crate) fn status(repo: &Repo, json: bool) -> Result<()> {
+    repo.log_access(
+        crate::commands::now(),
+        omsyn_core::trust::audit::AccessEvent {
+            patient: None,
+            action: omsyn_core::trust::audit::AuditAction::Read,
+            what: "sync status (patient names)".into(),
+            purpose: "sync status".into(),
+        },
+    )?;
     let store = repo.store();
     let peers = store.peers()?;
     let patients = repo.patients()?;

@@ -421,9 +421,19 @@ impl Sim {
         let base_author = self.nodes[0].repo.author();
         let n = &mut self.nodes[node];
         let key = n.repo.identity().key.clone();
-        let sign = |bytes: Vec<u8>, hash: [u8; 32], key: &omsyn_core::NodeKey| SignedChange {
+        let sign = |bytes: Vec<u8>, hash: [u8; 32]| SignedChange {
             signature: key.sign(&change_signing_bytes(&hash)),
             bytes,
+        };
+        // Every change of a crafted document, signed by the insider and remembered as crafted.
+        let sign_all = |doc: &mut Document, crafted: &mut Vec<[u8; 32]>| -> Vec<SignedChange> {
+            doc.hashed_changes_since(&[])
+                .into_iter()
+                .map(|c| {
+                    crafted.push(c.hash);
+                    sign(c.bytes, c.hash)
+                })
+                .collect()
         };
         let mut frames = Vec::new();
         let mut crafted = Vec::new();
@@ -445,17 +455,9 @@ impl Sim {
             },
         )
         .expect("forge");
-        let changes: Vec<SignedChange> = forged
-            .hashed_changes_since(&[])
-            .into_iter()
-            .map(|c| {
-                crafted.push(c.hash);
-                sign(c.bytes, c.hash, &key)
-            })
-            .collect();
         frames.push(wire::encode(&Message::Changes {
             doc: journal_id.clone(),
-            changes,
+            changes: sign_all(&mut forged, &mut crafted),
         }));
         // Unauthorised: a nurse planning a visit, validly signed.
         let plan_id = DocumentId::VisitPlan(patient.clone(), month);
@@ -478,24 +480,16 @@ impl Sim {
             },
         )
         .expect("plan");
-        let changes: Vec<SignedChange> = plan_doc
-            .hashed_changes_since(&[])
-            .into_iter()
-            .map(|c| {
-                crafted.push(c.hash);
-                sign(c.bytes, c.hash, &key)
-            })
-            .collect();
         frames.push(wire::encode(&Message::Changes {
             doc: plan_id,
-            changes,
+            changes: sign_all(&mut plan_doc, &mut crafted),
         }));
         // Altered: overwrite an entry of a journal it holds, validly signed.
         if let Some(change) = alter_first_entry(&n.repo, &journal_id) {
             crafted.push(change.0);
             frames.push(wire::encode(&Message::Changes {
                 doc: journal_id,
-                changes: vec![sign(change.1, change.0, &key)],
+                changes: vec![sign(change.1, change.0)],
             }));
         }
         // Asks for the patient it has no need for.

@@ -331,6 +331,22 @@ impl Document {
             .collect()
     }
 
+    /// Who wrote each change and when it was entered, from the context stamped on every change
+    /// (changes without one, or with one this build cannot read, are skipped).
+    pub fn authored_changes(&mut self) -> Vec<(Author, Timestamp)> {
+        #[derive(Deserialize)]
+        struct Stamp {
+            author: Author,
+            entered_at: Timestamp,
+        }
+        self.am
+            .get_changes(&[])
+            .iter()
+            .filter_map(|c| serde_json::from_str::<Stamp>(c.message()?).ok())
+            .map(|s| (s.author, s.entered_at))
+            .collect()
+    }
+
     /// Raw bytes of the changes not yet persisted (the local node checks its own writes).
     pub(crate) fn unsaved_raw_changes(&mut self) -> Vec<Vec<u8>> {
         self.am

@@ -206,9 +206,15 @@ impl Repo {
     }
 
     /// Every access-log entry this node holds (its own and, on a base, every synced device's),
-    /// optionally about one patient, by time.
+    /// optionally about one patient, by time. For one patient, every write to the patient's
+    /// documents is included too, from the documents' own signed change history: each change
+    /// carries its author and entry time, so writes need no second log (which would double the
+    /// cost of every write and could disagree with the data).
     pub fn audit_entries(&self, patient: Option<&PatientId>) -> Result<Vec<AuditEntry>, RepoError> {
         let mut out = Vec::new();
+        if let Some(p) = patient {
+            out.extend(self.writes_to(p)?);
+        }
         for id in self.store.doc_ids("audit/")? {
             if let Some((entries, _)) = self.store.with_doc(&id, audit::read)? {
                 out.extend(
@@ -220,6 +226,35 @@ impl Repo {
             }
         }
         out.sort_by(|a, b| a.at.cmp(&b.at).then_with(|| a.seq.cmp(&b.seq)));
+        Ok(out)
+    }
+
+    /// Every write to `patient`'s documents held here, as access-log entries.
+    fn writes_to(&self, patient: &PatientId) -> Result<Vec<AuditEntry>, RepoError> {
+        let mut out = Vec::new();
+        for id in self.store.doc_ids("")? {
+            if id.patient() != Some(patient) {
+                continue;
+            }
+            let changes = self
+                .store
+                .with_doc_mut(&id, |d| d.authored_changes())?
+                .unwrap_or_default();
+            for (author, at) in changes {
+                out.push(AuditEntry {
+                    seq: 0,
+                    prev: String::new(),
+                    zone: None,
+                    at,
+                    patient: Some(patient.clone()),
+                    action: AuditAction::Write,
+                    what: id.to_string(),
+                    purpose: "documentation".into(),
+                    flagged: false,
+                    author,
+                });
+            }
+        }
         Ok(out)
     }
 
@@ -500,44 +535,13 @@ impl Transaction<'_> {
             .ok_or_else(|| RepoError::NotFound(format!("patient {patient}")))
     }
 
-    /// Logs the transaction's writes, checks every change against the access rules peers apply,
-    /// and commits. Nothing is written if a rule fails.
+    /// Checks every change against the access rules peers apply, and commits. Nothing is written
+    /// if a rule fails. (Writes are logged by the changes themselves: see `Repo::audit_entries`.)
     pub(super) fn finish(mut self) -> Result<(), RepoError> {
         let grant = self.repo.grant();
-        let mut written: BTreeSet<DocumentId> = BTreeSet::new();
         let touched: Vec<DocumentId> = self.batch.touched().cloned().collect();
         for id in &touched {
-            if let (Some(_), Some(doc)) = (id.patient(), self.batch.existing(id)?)
-                && !doc.unsaved_raw_changes().is_empty()
-            {
-                written.insert(id.clone());
-            }
-        }
-        if let Some(now) = self.now {
-            let patients: BTreeSet<PatientId> = written
-                .iter()
-                .filter_map(|d| d.patient().cloned())
-                .collect();
-            for patient in patients {
-                let what: Vec<String> = written
-                    .iter()
-                    .filter(|id| id.patient() == Some(&patient))
-                    .map(ToString::to_string)
-                    .collect();
-                self.log_access(
-                    now,
-                    AccessEvent {
-                        patient: Some(patient),
-                        action: AuditAction::Write,
-                        what: what.join(", "),
-                        purpose: "documentation".into(),
-                    },
-                )?;
-            }
-        }
-        let touched: Vec<DocumentId> = self.batch.touched().cloned().collect();
-        for id in &touched {
-            let Some(doc) = self.batch.existing(id)? else {
+            let Some(doc) = self.batch.loaded(id) else {
                 continue;
             };
             for change in doc.unsaved_raw_changes() {

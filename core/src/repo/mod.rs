@@ -280,7 +280,6 @@ impl Repo {
             repo: self,
             batch,
             new_visits: HashMap::new(),
-            now: None,
         };
         let out = f(&mut tx)?;
         tx.finish()?;
@@ -416,7 +415,10 @@ impl Repo {
             conflicts: self.conflicts(Some(patient))?,
             access: self
                 .store
-                .with_doc(&DocumentId::PatientRecord(patient.clone()), crate::docs::access::read)?
+                .with_doc(
+                    &DocumentId::PatientRecord(patient.clone()),
+                    crate::docs::access::read,
+                )?
                 .unwrap_or_default(),
             unreadable,
         })

@@ -29,13 +29,10 @@ pub struct Transaction<'a> {
     pub(super) batch: WriteBatch<'a>,
     /// Visits planned in this transaction, not yet in the store's visit index.
     pub(super) new_visits: HashMap<VisitId, DocumentId>,
-    /// The time of the latest write (for the access-log entry the commit appends).
-    pub(super) now: Option<Timestamp>,
 }
 
 impl Transaction<'_> {
-    pub(super) fn ctx(&mut self, now: Timestamp) -> ChangeContext {
-        self.now = Some(now);
+    pub(super) fn ctx(&self, now: Timestamp) -> ChangeContext {
         ChangeContext {
             author: self.repo.author(),
             entered_at: now,

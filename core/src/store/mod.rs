@@ -228,6 +228,8 @@ pub struct Store {
     poisoned: std::sync::atomic::AtomicBool,
     epoch: [u8; 16],
     commit_hook: Mutex<Option<CommitHook>>,
+    /// This node's own certificate, once read (every write asks for it): `None` until read.
+    own_cert: Mutex<Option<Option<crate::trust::Certificate>>>,
 }
 
 /// What a store needs to be opened: the local node's signing key (every change it makes is
@@ -318,6 +320,7 @@ impl Store {
             poisoned: std::sync::atomic::AtomicBool::new(false),
             epoch: [0; 16],
             commit_hook: Mutex::new(None),
+            own_cert: Mutex::new(None),
         }
     }
 
@@ -728,6 +731,7 @@ impl Store {
                 docs: BTreeMap::new(),
                 neutral_only: BTreeSet::new(),
                 durable: true,
+                own_cert_changed: false,
             })
         })
     }
@@ -833,6 +837,8 @@ pub struct WriteBatch<'a> {
     /// Whether commit must fsync. Only knowledge about peers may skip it: losing such a write
     /// understates what a peer holds, which costs a resend, never data.
     durable: bool,
+    /// This batch stores a new certificate of the local node: the cached one goes at commit.
+    own_cert_changed: bool,
 }
 
 impl std::fmt::Debug for WriteBatch<'_> {
@@ -877,6 +883,12 @@ impl WriteBatch<'_> {
         self.docs
             .get_mut(id)
             .ok_or_else(|| StoreError::Corrupt("batch lost a document".into()))
+    }
+
+    /// A document this batch already loaded or created, without touching the store or what the
+    /// batch promised about it (see [`WriteBatch::doc_for_neutral_append`]).
+    pub fn loaded(&mut self, id: &DocumentId) -> Option<&mut Document> {
+        self.docs.get_mut(id)
     }
 
     /// The document to edit, only if the store holds it.
@@ -1040,6 +1052,9 @@ impl WriteBatch<'_> {
             self.tx.set_durability(durability)?;
             let seq = read_seq(&self.tx.open_table(META)?)?;
             self.tx.commit()?;
+            if self.own_cert_changed {
+                *store.own_cert.lock().unwrap_or_else(|p| p.into_inner()) = None;
+            }
             if let Some(hook) = store
                 .commit_hook
                 .lock()

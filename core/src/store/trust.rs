@@ -205,14 +205,7 @@ impl Store {
     pub fn certificate(&self, node: &NodeId) -> Result<Option<Certificate>, StoreError> {
         self.contain(|| {
             let read = self.db.begin_read()?;
-            let table = read.open_table(CERTS)?;
-            table
-                .get(node.as_bytes().as_slice())?
-                .map(|v| {
-                    Certificate::from_bytes(v.value())
-                        .map_err(|e| StoreError::Corrupt(format!("stored certificate: {e}")))
-                })
-                .transpose()
+            get_credential(&read.open_table(CERTS)?, node, Certificate::from_bytes)
         })
     }
 
@@ -220,36 +213,26 @@ impl Store {
     pub fn certificates(&self) -> Result<Vec<Certificate>, StoreError> {
         self.contain(|| {
             let read = self.db.begin_read()?;
-            let table = read.open_table(CERTS)?;
-            table
-                .iter()?
-                .map(|item| {
-                    let (_, v) = item?;
-                    Certificate::from_bytes(v.value())
-                        .map_err(|e| StoreError::Corrupt(format!("stored certificate: {e}")))
-                })
-                .collect()
+            all_credentials(&read.open_table(CERTS)?, Certificate::from_bytes)
         })
     }
 
-    /// This node's own certificate, once enrolled.
+    /// This node's own certificate, once enrolled (cached: every write asks for it).
     pub fn own_certificate(&self) -> Result<Option<Certificate>, StoreError> {
-        self.certificate(&self.actor)
+        let mut cached = self.own_cert.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(cert) = cached.as_ref() {
+            return Ok(cert.clone());
+        }
+        let cert = self.certificate(&self.actor)?;
+        *cached = Some(cert.clone());
+        Ok(cert)
     }
 
     /// Every revocation known.
     pub fn revocations(&self) -> Result<Vec<Revocation>, StoreError> {
         self.contain(|| {
             let read = self.db.begin_read()?;
-            let table = read.open_table(REVOCATIONS)?;
-            table
-                .iter()?
-                .map(|item| {
-                    let (_, v) = item?;
-                    Revocation::from_bytes(v.value())
-                        .map_err(|e| StoreError::Corrupt(format!("stored revocation: {e}")))
-                })
-                .collect()
+            all_credentials(&read.open_table(REVOCATIONS)?, Revocation::from_bytes)
         })
     }
 
@@ -257,14 +240,7 @@ impl Store {
     pub fn revocation(&self, node: &NodeId) -> Result<Option<Revocation>, StoreError> {
         self.contain(|| {
             let read = self.db.begin_read()?;
-            let table = read.open_table(REVOCATIONS)?;
-            table
-                .get(node.as_bytes().as_slice())?
-                .map(|v| {
-                    Revocation::from_bytes(v.value())
-                        .map_err(|e| StoreError::Corrupt(format!("stored revocation: {e}")))
-                })
-                .transpose()
+            get_credential(&read.open_table(REVOCATIONS)?, node, Revocation::from_bytes)
         })
     }
 
@@ -347,16 +323,7 @@ impl WriteBatch<'_> {
     /// The certificate of `node` as of this batch (including ones received in it).
     pub fn certificate(&mut self, node: &NodeId) -> Result<Option<Certificate>, StoreError> {
         let store = self.store;
-        store.contain(|| {
-            let table = self.tx.open_table(CERTS)?;
-            table
-                .get(node.as_bytes().as_slice())?
-                .map(|v| {
-                    Certificate::from_bytes(v.value())
-                        .map_err(|e| StoreError::Corrupt(format!("stored certificate: {e}")))
-                })
-                .transpose()
-        })
+        store.contain(|| get_credential(&self.tx.open_table(CERTS)?, node, Certificate::from_bytes))
     }
 
     /// Whether `node` is revoked as of this batch.
@@ -445,6 +412,7 @@ impl WriteBatch<'_> {
             if newer {
                 table.insert(node.as_bytes().as_slice(), cert.to_bytes().as_slice())?;
                 self.durable = true;
+                self.own_cert_changed |= node == store.actor;
             }
             Ok(newer)
         })
@@ -562,6 +530,32 @@ impl WriteBatch<'_> {
             Ok(removed)
         })
     }
+}
+
+/// A stored certificate or revocation of `node`, decoded (and its signature verified again).
+fn get_credential<T>(
+    table: &impl ReadableTable<&'static [u8], &'static [u8]>,
+    node: &NodeId,
+    decode: impl Fn(&[u8]) -> Result<T, crate::trust::TrustError>,
+) -> Result<Option<T>, StoreError> {
+    table
+        .get(node.as_bytes().as_slice())?
+        .map(|v| decode(v.value()).map_err(|e| StoreError::Corrupt(format!("stored {e}"))))
+        .transpose()
+}
+
+/// Every stored certificate or revocation of a table, decoded.
+fn all_credentials<T>(
+    table: &impl ReadableTable<&'static [u8], &'static [u8]>,
+    decode: impl Fn(&[u8]) -> Result<T, crate::trust::TrustError>,
+) -> Result<Vec<T>, StoreError> {
+    table
+        .iter()?
+        .map(|item| {
+            let (_, v) = item?;
+            decode(v.value()).map_err(|e| StoreError::Corrupt(format!("stored {e}")))
+        })
+        .collect()
 }
 
 fn remove_range<V: redb::Value + 'static>(

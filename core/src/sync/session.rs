@@ -449,7 +449,7 @@ impl Session {
                         .push_back(SyncEvent::RejectedByPeer { doc, reason });
                 }
                 Message::Changes { doc, changes } => {
-                    if !self.may_accept(store, policy, now_ms, &doc) {
+                    if !self.permits(store, now_ms, |q| policy.may_accept(q, &doc)) {
                         replies.push(Message::Decline { doc });
                         continue;
                     }
@@ -470,7 +470,7 @@ impl Session {
                     self.receive_changes(&mut batch, &doc, changes, now_ms, &mut replies)?;
                 }
                 Message::Offer { doc, heads } => {
-                    if !self.may_accept(store, policy, now_ms, &doc) {
+                    if !self.permits(store, now_ms, |q| policy.may_accept(q, &doc)) {
                         replies.push(Message::Decline { doc });
                         continue;
                     }
@@ -748,7 +748,7 @@ impl Session {
             if !seen.insert(doc.clone()) || self.declined.contains(&doc) {
                 continue;
             }
-            if !self.may_send(store, policy, now_ms, &doc) {
+            if !self.permits(store, now_ms, |q| policy.may_send(q, &doc)) {
                 if !withheld_before.contains(&doc) {
                     withhold.push((doc.clone(), true));
                 }
@@ -927,26 +927,14 @@ impl Session {
         })
     }
 
-    fn may_send(
+    /// Asks the policy, once the peer is verified (before that, nothing is shared).
+    fn permits(
         &self,
         store: &Store,
-        policy: &dyn SharePolicy,
         now_ms: i64,
-        doc: &DocumentId,
+        check: impl FnOnce(&ShareQuery<'_>) -> bool,
     ) -> bool {
-        self.query(store, now_ms)
-            .is_some_and(|q| policy.may_send(&q, doc))
-    }
-
-    fn may_accept(
-        &self,
-        store: &Store,
-        policy: &dyn SharePolicy,
-        now_ms: i64,
-        doc: &DocumentId,
-    ) -> bool {
-        self.query(store, now_ms)
-            .is_some_and(|q| policy.may_accept(&q, doc))
+        self.query(store, now_ms).is_some_and(|q| check(&q))
     }
 
     /// Verifies the peer's certificate from its `Hello`; refuses the session if it does not hold.

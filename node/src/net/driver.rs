@@ -78,33 +78,26 @@ pub(crate) async fn drive(
                     handle_event(&mut session, shared, peer, event);
                 }
                 if let Err(e) = result {
-                    // Tell the peer why before hanging up, and give it a moment to read it:
-                    // closing the connection would drop the unsent reason.
-                    let _ = flush(&mut session, &mut send).await;
-                    let _ = send.finish();
-                    let _ = tokio::time::timeout(LINGER, conn.closed()).await;
-                    warn!(peer = %peer.short(), error = %e, "sync session ended");
-                    return Err(e.into());
+                    return Err(end_with(e, &mut session, &mut send, conn, peer).await);
                 }
             }
             seen = changed.changed() => {
                 if seen.is_err() {
                     break;
                 }
-                tokio::task::block_in_place(|| {
+                let result = tokio::task::block_in_place(|| {
                     session.handle_local_change(repo.store(), policy.as_ref(), now_ms())
-                })?;
+                });
+                if let Err(e) = result {
+                    return Err(end_with(e, &mut session, &mut send, conn, peer).await);
+                }
             }
             _ = recheck.tick() => {
                 let result = tokio::task::block_in_place(|| {
                     session.handle_timeout(repo.store(), now_ms())
                 });
                 if let Err(e) = result {
-                    let _ = flush(&mut session, &mut send).await;
-                    let _ = send.finish();
-                    let _ = tokio::time::timeout(LINGER, conn.closed()).await;
-                    warn!(peer = %peer.short(), error = %e, "sync session ended");
-                    return Err(e.into());
+                    return Err(end_with(e, &mut session, &mut send, conn, peer).await);
                 }
             }
             _ = conn.closed() => break,
@@ -136,6 +129,23 @@ pub(crate) async fn drive(
         caught_up: session.is_caught_up(),
         millis: started.elapsed().as_millis(),
     })
+}
+
+/// Ends a failed session: tells the peer why (the session queued the reason, and a revocation
+/// before it) and gives it a moment to read it, since closing the connection would drop unsent
+/// data; then logs.
+async fn end_with(
+    e: omsyn_core::sync::SyncError,
+    session: &mut Session,
+    send: &mut SendStream,
+    conn: &Connection,
+    peer: NodeId,
+) -> anyhow::Error {
+    let _ = flush(session, send).await;
+    let _ = send.finish();
+    let _ = tokio::time::timeout(LINGER, conn.closed()).await;
+    warn!(peer = %peer.short(), error = %e, "sync session ended");
+    e.into()
 }
 
 /// Logs a session event and acts on the ones that need the node: renewing a peer's certificate,

@@ -86,7 +86,7 @@ impl Drop for Daemon {
     }
 }
 
-pub(crate) fn sync(node: &Node, ticket: &str, extra: &[&str]) -> Value {
+fn sync_args<'a>(ticket: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
     let mut args = vec![
         "sync",
         "--peer",
@@ -96,7 +96,16 @@ pub(crate) fn sync(node: &Node, ticket: &str, extra: &[&str]) -> Value {
         "--no-mdns",
     ];
     args.extend_from_slice(extra);
-    node.ok(&args)
+    args
+}
+
+pub(crate) fn sync(node: &Node, ticket: &str, extra: &[&str]) -> Value {
+    node.ok(&sync_args(ticket, extra))
+}
+
+/// A sync that must fail; returns its stderr.
+pub(crate) fn sync_fails(node: &Node, ticket: &str) -> String {
+    node.fails(&sync_args(ticket, &[]))
 }
 
 fn journal_len(node: &Node, patient: &str) -> usize {
@@ -226,17 +235,8 @@ fn a_nurse_killed_mid_sync_resumes_without_loss() {
     let mut daemon = Daemon::run(&base, &[]);
     let nurse = Node::new("nurse", "Kari", "S1");
     base.enroll(&nurse);
-    let mut child = nurse
-        .command(&[
-            "sync",
-            "--peer",
-            &daemon.ticket(),
-            "--listen",
-            "127.0.0.1:0",
-            "--no-mdns",
-        ])
-        .spawn()
-        .unwrap();
+    let ticket = daemon.ticket();
+    let mut child = nurse.command(&sync_args(&ticket, &[])).spawn().unwrap();
     // Kill the nurse as soon as the base sees the session start: mid-sync.
     daemon.wait_for_log("peer connected");
     child.kill().unwrap();

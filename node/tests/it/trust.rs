@@ -2,7 +2,7 @@
 //! while its daemon runs wiping itself, store keys, explicit access and the access log.
 
 use super::cli::{Node, str_of};
-use super::network::{Daemon, sync};
+use super::network::{Daemon, sync, sync_fails};
 
 #[test]
 fn enrolment_works_by_files_and_an_unenrolled_node_is_refused_with_a_reason_on_both_sides() {
@@ -30,14 +30,7 @@ fn enrolment_works_by_files_and_an_unenrolled_node_is_refused_with_a_reason_on_b
     assert_eq!(nurse.ok(&["patient", "list"]).as_array().unwrap().len(), 1);
 
     let stranger = Node::new("nurse", "Ukjent", "S1");
-    let err = stranger.fails(&[
-        "sync",
-        "--peer",
-        &daemon.ticket(),
-        "--listen",
-        "127.0.0.1:0",
-        "--no-mdns",
-    ]);
+    let err = sync_fails(&stranger, &daemon.ticket());
     assert!(err.contains("not enrolled"), "{err}");
     daemon.wait_for_log("not enrolled");
     assert_eq!(
