@@ -20,6 +20,7 @@ use omsyn_core::docs::record::PatientField;
 use omsyn_core::identity::PROFILE_VERSION;
 use omsyn_core::ids::{MedicationId, PatientId, StaffId, VisitId};
 use omsyn_core::trust::OrgKey;
+use omsyn_core::trust::audit::AuditAction;
 use omsyn_core::{Day, DocumentId, NodeProfile, Repo, Role, Timestamp};
 use rand::SeedableRng;
 use rand::rngs::StdRng;
@@ -411,6 +412,10 @@ async fn day(json: bool, dir: &std::path::Path) -> Result<()> {
     p.say("   kari: Turid's and Egil's morning visits done, Turid's 08:00 dose given, BP 142/88");
     {
         let ola = &mut nurses[1];
+        // She opens Turid's record first (she is in the care team): the read is logged.
+        ola.shared
+            .repo
+            .open_patient(t("09:38")?, &turid, "patient view")?;
         let r = &mut ola.rng;
         ola.shared.repo.record_dose(
             t("09:40")?,
@@ -593,6 +598,8 @@ async fn day(json: bool, dir: &std::path::Path) -> Result<()> {
             };
             outln!("  [{severity}] {}", c.summary);
         }
+        base.repo()
+            .open_patient(t("16:00")?, &turid, "patient view")?;
         let log = base.repo().audit_entries(Some(&turid))?;
         outln!(
             "\n== Turid's access log at the base ({} entries from every device, each chain verified: {})",
@@ -608,14 +615,19 @@ async fn day(json: bool, dir: &std::path::Path) -> Result<()> {
                 "BROKEN"
             }
         );
-        for e in log.iter().take(6) {
+        // The day's documentation and reads (the base's morning planning left out).
+        for e in log
+            .iter()
+            .filter(|e| e.author.role != Role::Base || e.action != AuditAction::Write)
+        {
             outln!(
-                "  {} {:<6} {} ({}) {}",
+                "  {} {:<6} {:<5} ({}) {:<40} {}",
                 e.at.hhmm(),
                 e.action.as_str(),
                 e.author.name,
                 e.author.role,
-                e.what
+                e.what,
+                e.purpose
             );
         }
     } else {
