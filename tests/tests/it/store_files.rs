@@ -224,3 +224,58 @@ fn the_golden_v1_store_still_opens_and_reads() {
     assert_eq!(view.journal.len(), 3, "visit performed and two doses");
     assert_eq!(view.conflicts.len(), 1, "the fixture's dose given twice");
 }
+
+#[test]
+fn a_version_2_store_is_encrypted_signed_and_indexed_on_its_first_open() {
+    let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/store-v2");
+    let dir = tempfile::tempdir().unwrap();
+    for file in ["node.key", "node.json", "store.redb"] {
+        std::fs::copy(fixture.join(file), dir.path().join(file)).unwrap();
+    }
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(
+            dir.path().join("node.key"),
+            std::fs::Permissions::from_mode(0o600),
+        )
+        .unwrap();
+    }
+    assert!(!dir.path().join("store.key").exists());
+    let repo = Repo::open(dir.path(), None, &mut StdRng::seed_from_u64(1)).unwrap();
+    assert!(
+        dir.path().join("store.key").exists(),
+        "a key was made for the migration"
+    );
+    let patients = repo.patients().unwrap();
+    assert_eq!(patients.len(), 1);
+    let (patient, name) = &patients[0];
+    assert_eq!(name, "Golden Patient");
+    let view = repo.patient_view(patient).unwrap();
+    assert_eq!(view.visits.len(), 1);
+    assert_eq!(view.journal.len(), 3, "visit performed, a dose and a note");
+    // The node's own changes were signed, and the relations index was built.
+    let store = repo.store();
+    for id in store.doc_ids("").unwrap() {
+        let hashes: Vec<[u8; 32]> = store
+            .with_doc(&id, |d| {
+                d.clone()
+                    .hashed_changes_since(&[])
+                    .iter()
+                    .map(|c| c.hash)
+                    .collect()
+            })
+            .unwrap()
+            .unwrap();
+        let signatures = store.signatures(&hashes).unwrap();
+        assert!(
+            signatures.iter().all(Option::is_some),
+            "{id} has unsigned changes"
+        );
+    }
+    assert!(store.relation(patient, "zone:Sone 1").unwrap().is_some());
+    drop(repo);
+    // Opens again with the key it made; the data stays.
+    let again = Repo::open(dir.path(), None, &mut StdRng::seed_from_u64(2)).unwrap();
+    assert_eq!(again.patients().unwrap().len(), 1);
+}
