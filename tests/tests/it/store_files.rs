@@ -199,9 +199,11 @@ fn verify_accepts_an_intact_store() {
     assert_eq!(store.patients().unwrap().len(), 50);
 }
 
-#[test]
-fn the_golden_v1_store_still_opens_and_reads() {
-    let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/store-v1");
+/// A copy of a golden data directory written by an earlier format version.
+fn golden(name: &str) -> tempfile::TempDir {
+    let fixture = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("fixtures")
+        .join(name);
     let dir = tempfile::tempdir().unwrap();
     for file in ["node.key", "node.json", "store.redb"] {
         std::fs::copy(fixture.join(file), dir.path().join(file)).unwrap();
@@ -215,6 +217,12 @@ fn the_golden_v1_store_still_opens_and_reads() {
         )
         .unwrap();
     }
+    dir
+}
+
+#[test]
+fn the_golden_v1_store_still_opens_and_reads() {
+    let dir = golden("store-v1");
     let repo = Repo::open(dir.path(), None, &mut StdRng::seed_from_u64(1)).unwrap();
     let patients = repo.patients().unwrap();
     assert_eq!(patients.len(), 1);
@@ -227,20 +235,7 @@ fn the_golden_v1_store_still_opens_and_reads() {
 
 #[test]
 fn a_version_2_store_is_encrypted_signed_and_indexed_on_its_first_open() {
-    let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/store-v2");
-    let dir = tempfile::tempdir().unwrap();
-    for file in ["node.key", "node.json", "store.redb"] {
-        std::fs::copy(fixture.join(file), dir.path().join(file)).unwrap();
-    }
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(
-            dir.path().join("node.key"),
-            std::fs::Permissions::from_mode(0o600),
-        )
-        .unwrap();
-    }
+    let dir = golden("store-v2");
     assert!(!dir.path().join("store.key").exists());
     let repo = Repo::open(dir.path(), None, &mut StdRng::seed_from_u64(1)).unwrap();
     assert!(

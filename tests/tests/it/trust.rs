@@ -183,13 +183,8 @@ fn an_expired_certificate_is_refused_until_renewed() {
 fn a_base_renews_a_certificate_in_session_and_the_device_keeps_it() {
     let z = zone();
     let nurse = TestNode::nurse(75, "N1");
-    let before = nurse
-        .repo
-        .certificate()
-        .unwrap()
-        .unwrap()
-        .grant()
-        .not_after_ms;
+    let valid_until = |repo: &Repo| repo.certificate().unwrap().unwrap().grant().not_after_ms;
+    let before = valid_until(&nurse.repo);
     let mut link = Link::open(&z.base.repo, &nurse.repo);
     let (pa, pb) = (z.base.repo.need_policy(), nurse.repo.need_policy());
     link.exchange((&z.base.repo, &pa), (&nurse.repo, &pb), NOW_MS);
@@ -204,13 +199,7 @@ fn a_base_renews_a_certificate_in_session_and_the_device_keeps_it() {
         .send_certificates(&[test_org().renew(&cert, NOW_MS + DAY_MS)]);
     link.exchange((&z.base.repo, &pa), (&nurse.repo, &pb), NOW_MS);
     assert!(events(&mut link.b).contains(&SyncEvent::CertificateRenewed));
-    let after = nurse
-        .repo
-        .certificate()
-        .unwrap()
-        .unwrap()
-        .grant()
-        .not_after_ms;
+    let after = valid_until(&nurse.repo);
     assert!(after > before, "{after} > {before}");
 }
 
