@@ -210,6 +210,8 @@ pub struct Document {
     id: DocumentId,
     am: AutoCommit,
     saved: Vec<ChangeHash>,
+    /// Each change's author's signature, by change hash (stored beside the changes).
+    signatures: std::collections::BTreeMap<[u8; 32], [u8; 64]>,
 }
 
 impl Document {
@@ -220,6 +222,7 @@ impl Document {
             id,
             am,
             saved: Vec::new(),
+            signatures: Default::default(),
         }
     }
 
@@ -231,7 +234,12 @@ impl Document {
         })?;
         am.set_actor(automerge::ActorId::from(&actor.as_bytes()[..]));
         let saved = am.get_heads();
-        Ok(Document { id, am, saved })
+        Ok(Document {
+            id,
+            am,
+            saved,
+            signatures: Default::default(),
+        })
     }
 
     /// The document's id.
@@ -288,6 +296,7 @@ impl Document {
                 doc: self.id.to_string(),
                 reason: e.to_string(),
             })?;
+        self.signatures.append(&mut other.signatures);
         Ok(self.am.get_changes(&before).len())
     }
 
@@ -312,8 +321,31 @@ impl Document {
             .collect()
     }
 
-    /// Like [`Document::changes_since`], with each change's hash and author (to send its
-    /// signature and its author's certificate along).
+    /// The signature of the change with `hash`, if held.
+    pub fn signature(&self, hash: &[u8; 32]) -> Option<[u8; 64]> {
+        self.signatures.get(hash).copied()
+    }
+
+    /// Keeps a change's (verified) signature; stored with the change when the document is.
+    pub(crate) fn add_signature(&mut self, hash: [u8; 32], signature: [u8; 64]) {
+        self.signatures.insert(hash, signature);
+    }
+
+    /// The signatures of `hashes` that are held.
+    pub(crate) fn signatures_of(&self, hashes: &[[u8; 32]]) -> Vec<([u8; 32], [u8; 64])> {
+        hashes
+            .iter()
+            .filter_map(|h| self.signature(h).map(|s| (*h, s)))
+            .collect()
+    }
+
+    /// Every signature held.
+    pub(crate) fn all_signatures(&self) -> Vec<([u8; 32], [u8; 64])> {
+        self.signatures.iter().map(|(h, s)| (*h, *s)).collect()
+    }
+
+    /// Like [`Document::changes_since`], with each change's hash, author and signature (to send
+    /// them along with the author's certificate).
     pub fn hashed_changes_since(&mut self, have: &[[u8; 32]]) -> Vec<HashedChange> {
         let known: Vec<ChangeHash> = have
             .iter()
@@ -327,6 +359,7 @@ impl Document {
                 hash: c.hash().0,
                 actor: c.actor_id().to_bytes().to_vec(),
                 bytes: c.raw_bytes().to_vec(),
+                signature: self.signatures.get(&c.hash().0).copied(),
             })
             .collect()
     }
@@ -482,6 +515,9 @@ pub struct HashedChange {
     pub actor: Vec<u8>,
     /// The raw change.
     pub bytes: Vec<u8>,
+    /// Its author's signature, if held (every change but those stored before format 3 by
+    /// another node).
+    pub signature: Option<[u8; 64]>,
 }
 
 /// What a change does, as far as the access rules need to know (see [`crate::trust::rules`]).

@@ -446,9 +446,8 @@ impl Repo {
             else {
                 continue;
             };
-            let hashes: Vec<[u8; 32]> = changes.iter().map(|c| c.hash).collect();
-            for (change, signature) in changes.iter().zip(self.store.signatures(&hashes)?) {
-                if let Some(signature) = signature {
+            for change in &changes {
+                if let Some(signature) = change.signature {
                     out.signatures.push((change.hash, signature));
                 }
                 if let Ok(bytes) = <[u8; 32]>::try_from(change.actor.as_slice())
@@ -484,7 +483,6 @@ impl Repo {
             incoming.signatures.iter().copied().collect();
         // Validate every document and change before touching the store: nothing is half-imported.
         let mut loaded = Vec::with_capacity(incoming.docs.len());
-        let mut verified = Vec::new();
         for (id, data) in incoming.docs {
             let mut doc = Document::load(id.clone(), &data, self.id())?;
             let held: Vec<[u8; 32]> = self
@@ -512,7 +510,7 @@ impl Repo {
                     .map_err(|reason| {
                         RepoError::Unauthorized(format!("{reason}; nothing was imported"))
                     })?;
-                verified.push((hash, *signature));
+                doc.add_signature(hash, *signature);
             }
             loaded.push(doc);
         }
@@ -523,9 +521,6 @@ impl Repo {
         let mut batch: WriteBatch<'_> = self.store.write()?;
         for cert in certificates.values() {
             batch.put_certificate(cert)?;
-        }
-        for (hash, signature) in &verified {
-            batch.put_signature(hash, signature)?;
         }
         for mut doc in loaded {
             let id = doc.id().clone();

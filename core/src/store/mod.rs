@@ -813,17 +813,61 @@ fn load_doc(
 ) -> Result<Option<Document>, StoreError> {
     let key = id.to_string();
     let mut bytes = Vec::new();
+    let mut signatures = Vec::new();
     for item in chunks.range((key.as_str(), 0)..=(key.as_str(), u64::MAX))? {
         let (k, v) = item?;
         let plain = cipher
             .open(&chunk_place(&key, k.value().1), v.value())
             .ok_or_else(|| sealed_value_error(&key))?;
-        bytes.extend_from_slice(&plain);
+        let (sigs, automerge) = decode_chunk(&plain)?;
+        signatures.extend(sigs);
+        bytes.extend_from_slice(automerge);
     }
     if bytes.is_empty() {
         return Ok(None);
     }
-    Ok(Some(Document::load(id.clone(), &bytes, actor)?))
+    let mut doc = Document::load(id.clone(), &bytes, actor)?;
+    for (hash, signature) in signatures {
+        doc.add_signature(hash, signature);
+    }
+    Ok(Some(doc))
+}
+
+/// A chunk's plaintext: the signatures of the changes in it (`u32` LE count, then 32-byte hash
+/// and 64-byte signature each), then the Automerge bytes. Keeping signatures in the row that is
+/// written anyway costs no extra B-tree page per commit.
+fn encode_chunk(signatures: &[([u8; 32], [u8; 64])], automerge: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(4 + signatures.len() * 96 + automerge.len());
+    out.extend_from_slice(&(signatures.len() as u32).to_le_bytes());
+    for (hash, signature) in signatures {
+        out.extend_from_slice(hash);
+        out.extend_from_slice(signature);
+    }
+    out.extend_from_slice(automerge);
+    out
+}
+
+type ChunkSignatures = Vec<([u8; 32], [u8; 64])>;
+
+fn decode_chunk(plain: &[u8]) -> Result<(ChunkSignatures, &[u8]), StoreError> {
+    let bad = || StoreError::Corrupt("a document chunk's signature list is truncated".into());
+    let mut r = crate::codec::ByteReader::new(plain, 0);
+    let count = r.u32_le().map_err(|_| bad())? as usize;
+    let mut signatures = Vec::with_capacity(count.min(plain.len() / 96));
+    for _ in 0..count {
+        let hash: [u8; 32] = r
+            .take(32)
+            .map_err(|_| bad())?
+            .try_into()
+            .map_err(|_| bad())?;
+        let signature: [u8; 64] = r
+            .take(64)
+            .map_err(|_| bad())?
+            .try_into()
+            .map_err(|_| bad())?;
+        signatures.push((hash, signature));
+    }
+    Ok((signatures, &plain[r.position()..]))
 }
 
 /// One atomic, durable write: any number of document edits plus the derived index updates.
@@ -1001,8 +1045,8 @@ impl WriteBatch<'_> {
                 if changes.is_empty() {
                     continue;
                 }
-                store.sign_own_changes(&self.tx, doc)?;
-                append_chunk(&self.tx, &store.cipher, doc, &changes)?;
+                let new = store.sign_own_changes(doc);
+                append_chunk(&self.tx, &store.cipher, doc, &new, &changes)?;
                 bump_seq(&self.tx, &id.to_string())?;
                 // A document change is never left to a non-durable commit.
                 self.durable = true;
@@ -1073,10 +1117,13 @@ impl WriteBatch<'_> {
     }
 }
 
+/// Appends the document's unsaved `changes` (whose hashes are `new`) as a chunk, or a snapshot
+/// of the whole document when it is time to compact; signatures go along either way.
 fn append_chunk(
     tx: &WriteTransaction,
     cipher: &Cipher,
     doc: &mut Document,
+    new: &[[u8; 32]],
     changes: &[u8],
 ) -> Result<(), StoreError> {
     let key = doc.id().to_string();
@@ -1093,7 +1140,8 @@ fn append_chunk(
     if compact {
         let snapshot = doc.save();
         let seq = meta.next_seq;
-        let sealed = cipher.seal(&chunk_place(&key, seq), &snapshot);
+        let plain = encode_chunk(&doc.all_signatures(), &snapshot);
+        let sealed = cipher.seal(&chunk_place(&key, seq), &plain);
         chunks.insert((key.as_str(), seq), sealed.as_slice())?;
         // Delete the superseded chunks in the same transaction: readers see either the old
         // chunk log or the new snapshot, never a mix.
@@ -1111,7 +1159,8 @@ fn append_chunk(
             snapshot_bytes: snapshot.len() as u64,
         };
     } else {
-        let sealed = cipher.seal(&chunk_place(&key, meta.next_seq), changes);
+        let plain = encode_chunk(&doc.signatures_of(new), changes);
+        let sealed = cipher.seal(&chunk_place(&key, meta.next_seq), &plain);
         chunks.insert((key.as_str(), meta.next_seq), sealed.as_slice())?;
         meta.next_seq += 1;
         meta.chunks += 1;

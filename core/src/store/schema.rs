@@ -7,8 +7,9 @@ use redb::TableDefinition;
 /// Store-wide metadata: `magic` and `format_version`.
 pub(crate) const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
 
-/// Document chunks: (document id, sequence number) → Automerge bytes. A document is the
-/// concatenation of its chunks in sequence order: a snapshot followed by incremental changes.
+/// Document chunks: (document id, sequence number) → sealed (signatures of the chunk's changes,
+/// Automerge bytes). A document is the concatenation of its chunks' Automerge bytes in sequence
+/// order: a snapshot followed by incremental changes.
 pub(crate) const CHUNKS: TableDefinition<(&str, u64), &[u8]> = TableDefinition::new("chunks");
 
 /// Per-document bookkeeping: document id → [`super::DocMeta`] (4 × u64 LE).
@@ -44,10 +45,6 @@ pub(crate) const PEERS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("pe
 pub(crate) const PEER_DOCS: TableDefinition<(&[u8], &str), &[u8]> =
     TableDefinition::new("peer_docs");
 
-/// Change hash → the author's ed25519 signature of it (64 bytes). Every change held has one: the
-/// local node signs its own at commit, received ones arrive signed and are verified first.
-pub(crate) const SIGNATURES: TableDefinition<&[u8], &[u8]> = TableDefinition::new("signatures");
-
 /// Node id → the newest verified device certificate known for it (JSON, as signed).
 pub(crate) const CERTS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("certs");
 
@@ -74,6 +71,7 @@ pub(crate) const MAGIC: &[u8] = b"omsyn-store";
 ///
 /// Version log: 1 — documents, chunks and derived indexes. 2 — adds the change log, the store
 /// epoch and per-peer knowledge for sync (a version-1 store is migrated on open). 3 — encrypts
-/// chunks, names and conflicts with the store key; adds signatures, certificates, revocations and
-/// the relations index (a version-2 store is migrated on open, signing its own node's changes).
+/// chunks (each carrying its changes' signatures), names and conflicts with the store key; adds
+/// certificates, revocations, withheld documents and the relations index (a version-2 store is
+/// migrated on open, signing its own node's changes).
 pub const FORMAT_VERSION: u32 = 3;

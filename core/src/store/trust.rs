@@ -9,10 +9,11 @@ use redb::{ReadableDatabase, ReadableTable, WriteTransaction};
 use super::crypt::chunk_place;
 use super::schema::{
     CERTS, CHUNKS, CONFLICTS, DOC_SEQ, DOCS, LOG, META, PATIENT_NAMES, PATIENTS_V2, PEER_DOCS,
-    RELATIONS, REVOCATIONS, SIGNATURES, VISITS, WITHHELD,
+    RELATIONS, REVOCATIONS, VISITS, WITHHELD,
 };
 use super::{
-    FORMAT_VERSION, OpenError, Store, StoreError, WriteBatch, conflict_place, load_doc, name_place,
+    DocMeta, FORMAT_VERSION, OpenError, Store, StoreError, WriteBatch, conflict_place,
+    encode_chunk, name_place,
 };
 use crate::docs::{Document, DocumentId, access, plan};
 use crate::identity::NodeId;
@@ -67,7 +68,6 @@ impl Store {
 
     pub(super) fn create_trust_tables(&self, tx: &WriteTransaction) -> Result<(), StoreError> {
         tx.open_table(PATIENT_NAMES)?;
-        tx.open_table(SIGNATURES)?;
         tx.open_table(CERTS)?;
         tx.open_table(REVOCATIONS)?;
         tx.open_table(RELATIONS)?;
@@ -101,28 +101,48 @@ impl Store {
             .map(|item| item.map(|(k, _)| k.value().to_owned()))
             .collect::<Result<_, _>>()?;
         for key in &doc_ids {
+            // Version 2 chunks are plain Automerge bytes: load them, sign this node's own
+            // changes, and store the document as one sealed snapshot with its signatures.
             let plain: Vec<(u64, Vec<u8>)> = tx
                 .open_table(CHUNKS)?
                 .range((key.as_str(), 0)..=(key.as_str(), u64::MAX))?
                 .map(|item| item.map(|(k, v)| (k.value().1, v.value().to_vec())))
                 .collect::<Result<_, _>>()?;
-            let mut chunks = tx.open_table(CHUNKS)?;
-            for (seq, bytes) in plain {
-                let sealed = self.cipher.seal(&chunk_place(key, seq), &bytes);
-                chunks.insert((key.as_str(), seq), sealed.as_slice())?;
+            if plain.is_empty() {
+                continue;
             }
-            drop(chunks);
             let id = DocumentId::parse(key)
                 .map_err(|e| StoreError::Corrupt(format!("stored document id: {e}")))?;
-            let chunks = tx.open_table(CHUNKS)?;
-            if let Some(mut doc) = load_doc(&chunks, &self.cipher, &id, self.actor)? {
-                drop(chunks);
-                self.sign_changes(&tx, doc.all_change_authors())?;
-                match &id {
-                    DocumentId::PatientRecord(p) => index_record_relations(&tx, p, &doc)?,
-                    DocumentId::VisitPlan(p, m) => index_plan_relations(&tx, p, *m, &doc)?,
-                    _ => {}
+            let bytes: Vec<u8> = plain.iter().flat_map(|(_, b)| b.iter().copied()).collect();
+            let mut doc = Document::load(id.clone(), &bytes, self.actor)?;
+            for (hash, actor) in doc.all_change_authors() {
+                if actor.as_slice() == self.actor.as_bytes() {
+                    doc.add_signature(hash, self.sign_change(&hash));
                 }
+            }
+            let snapshot = doc.save();
+            let mut chunks = tx.open_table(CHUNKS)?;
+            for (seq, _) in &plain {
+                chunks.remove((key.as_str(), *seq))?;
+            }
+            let sealed = self.cipher.seal(
+                &chunk_place(key, 0),
+                &encode_chunk(&doc.all_signatures(), &snapshot),
+            );
+            chunks.insert((key.as_str(), 0), sealed.as_slice())?;
+            drop(chunks);
+            let meta = DocMeta {
+                next_seq: 1,
+                chunks: 1,
+                incremental_bytes: 0,
+                snapshot_bytes: snapshot.len() as u64,
+            };
+            tx.open_table(DOCS)?
+                .insert(key.as_str(), meta.encode().as_slice())?;
+            match &id {
+                DocumentId::PatientRecord(p) => index_record_relations(&tx, p, &doc)?,
+                DocumentId::VisitPlan(p, m) => index_plan_relations(&tx, p, *m, &doc)?,
+                _ => {}
             }
         }
         let names: Vec<(String, String)> = tx
@@ -160,45 +180,21 @@ impl Store {
         Ok(())
     }
 
-    /// Signs the local node's new changes in `doc` (called by commit before they are stored).
-    pub(super) fn sign_own_changes(
-        &self,
-        tx: &WriteTransaction,
-        doc: &mut Document,
-    ) -> Result<(), StoreError> {
-        self.sign_changes(tx, doc.unsaved_change_authors())
-    }
-
-    fn sign_changes(
-        &self,
-        tx: &WriteTransaction,
-        changes: Vec<([u8; 32], Vec<u8>)>,
-    ) -> Result<(), StoreError> {
-        let mut table = tx.open_table(SIGNATURES)?;
-        for (hash, actor) in changes {
-            if actor.as_slice() == self.actor.as_bytes() {
-                let signature = self.signer.sign(&crate::trust::change_signing_bytes(&hash));
-                table.insert(hash.as_slice(), signature.as_slice())?;
+    /// Signs the local node's new changes in `doc` (called by commit before they are stored, so
+    /// the signatures go into the same chunk). Returns the hashes of every unsaved change.
+    pub(super) fn sign_own_changes(&self, doc: &mut Document) -> Vec<[u8; 32]> {
+        let mut new = Vec::new();
+        for (hash, actor) in doc.unsaved_change_authors() {
+            if actor.as_slice() == self.actor.as_bytes() && doc.signature(&hash).is_none() {
+                doc.add_signature(hash, self.sign_change(&hash));
             }
+            new.push(hash);
         }
-        Ok(())
+        new
     }
 
-    /// The signatures of `hashes` (`None` for a change held without one: written before
-    /// format 3 by another node).
-    pub fn signatures(&self, hashes: &[[u8; 32]]) -> Result<Vec<Option<[u8; 64]>>, StoreError> {
-        self.contain(|| {
-            let read = self.db.begin_read()?;
-            let table = read.open_table(SIGNATURES)?;
-            hashes
-                .iter()
-                .map(|h| {
-                    Ok(table
-                        .get(h.as_slice())?
-                        .and_then(|v| v.value().try_into().ok()))
-                })
-                .collect()
-        })
+    fn sign_change(&self, hash: &[u8; 32]) -> [u8; 64] {
+        self.signer.sign(&crate::trust::change_signing_bytes(hash))
     }
 
     /// The newest verified certificate known for `node`.
@@ -294,6 +290,15 @@ impl Store {
         })
     }
 
+    /// Ids of every document about `patient` held here.
+    pub fn patient_doc_ids(&self, patient: &PatientId) -> Result<Vec<DocumentId>, StoreError> {
+        let mut out = self.doc_ids(&format!("patient/{patient}"))?;
+        for kind in ["plan", "journal", "messages"] {
+            out.extend(self.doc_ids(&format!("{kind}/{patient}/"))?);
+        }
+        Ok(out)
+    }
+
     /// Whether the patient has relation `name`; its value if so.
     pub fn relation(&self, patient: &PatientId, name: &str) -> Result<Option<i64>, StoreError> {
         self.contain(|| {
@@ -305,21 +310,6 @@ impl Store {
 }
 
 impl WriteBatch<'_> {
-    /// Stores the verified signature of a received change.
-    pub fn put_signature(
-        &mut self,
-        hash: &[u8; 32],
-        signature: &[u8; 64],
-    ) -> Result<(), StoreError> {
-        let store = self.store;
-        store.contain(|| {
-            self.tx
-                .open_table(SIGNATURES)?
-                .insert(hash.as_slice(), signature.as_slice())?;
-            Ok(())
-        })
-    }
-
     /// The certificate of `node` as of this batch (including ones received in it).
     pub fn certificate(&mut self, node: &NodeId) -> Result<Option<Certificate>, StoreError> {
         let store = self.store;

@@ -138,6 +138,13 @@ struct PendingRound {
     seq: u64,
     /// Documents whose changes we sent: our heads then, and what the peer was known to hold.
     pushed: Vec<(DocumentId, Vec<Hash>, Vec<Hash>)>,
+    /// Documents withheld until now that this round sends or offers: no longer withheld once
+    /// the peer acknowledges the round (if the session dies first, they stay withheld and are
+    /// reconsidered next time).
+    released: Vec<DocumentId>,
+    /// Documents of patients this round withdraws from the peer: once it acknowledges, we
+    /// forget it held them (it removes them), so they are sent again if the need returns.
+    withdrawn: Vec<DocumentId>,
 }
 
 /// What to push of one document.
@@ -635,6 +642,7 @@ impl Session {
         replies: &mut Vec<Message>,
     ) -> Result<(), SyncError> {
         let bytes: u64 = changes.iter().map(|c| c.bytes.len() as u64).sum();
+        let signatures: Vec<[u8; 64]> = changes.iter().map(|c| c.signature).collect();
         let changes: Vec<Vec<u8>> = changes.into_iter().map(|c| c.bytes).collect();
         let prior = batch.peer_doc(&self.peer, doc)?;
         let target = batch.doc(doc)?;
@@ -642,6 +650,10 @@ impl Session {
         let infos = target
             .apply_raw_changes(changes)
             .map_err(|e| SyncError::Protocol(e.to_string()))?;
+        // Verified before: kept with the changes, to be sent on with them.
+        for (info, signature) in infos.iter().zip(signatures) {
+            target.add_signature(info.hash, signature);
+        }
         let after = target.head_hashes();
         let lacks = target.lacks_dependencies();
         self.stats.change_bytes_received += bytes;
@@ -690,6 +702,12 @@ impl Session {
             let Some(pending) = self.unacked.remove(&r) else {
                 continue;
             };
+            for doc in &pending.released {
+                batch.set_withheld(&self.peer, doc, false)?;
+            }
+            for doc in &pending.withdrawn {
+                batch.forget_peer_doc(&self.peer, doc)?;
+            }
             for (doc, pushed, prior) in pending.pushed {
                 // The peer now holds what we pushed, and whatever it held that we do not know.
                 let known = store.with_doc_mut(&doc, |d| {
@@ -721,6 +739,8 @@ impl Session {
         let mut pending = PendingRound {
             seq: self.pushed_seq,
             pushed: Vec::new(),
+            released: Vec::new(),
+            withdrawn: Vec::new(),
         };
         let mut seen = BTreeSet::new();
         let mut sent_anything = false;
@@ -743,14 +763,13 @@ impl Session {
         let mut docs = docs;
         docs.extend(withheld_before.iter().cloned());
         let mut withhold = Vec::new();
-        let mut withdrawn = Vec::new();
         for doc in docs {
             if !seen.insert(doc.clone()) || self.declined.contains(&doc) {
                 continue;
             }
             if !self.permits(store, now_ms, |q| policy.may_send(q, &doc)) {
                 if !withheld_before.contains(&doc) {
-                    withhold.push((doc.clone(), true));
+                    withhold.push(doc.clone());
                 }
                 // A base tells a device that holds it that the need ended.
                 if Self::org_role(store) == Some(Role::Base)
@@ -758,13 +777,24 @@ impl Session {
                     && let Some(peer) = &self.peer_grant
                 {
                     let blocked = crate::trust::need::blocked(store, peer, &doc)?;
-                    withdrawn.push(doc.clone());
+                    // The device removes all of the patient's documents: forget that it held
+                    // any of them, and withhold them all, so every one is sent again if the need
+                    // returns.
+                    if let Some(patient) = doc.patient() {
+                        for other in store.patient_doc_ids(patient)? {
+                            if !withheld_before.contains(&other) {
+                                withhold.push(other.clone());
+                            }
+                            pending.withdrawn.push(other);
+                        }
+                    }
                     self.send(&Message::Withdraw { doc, blocked });
+                    sent_anything = true;
                 }
                 continue;
             }
             if withheld_before.contains(&doc) {
-                withhold.push((doc.clone(), false));
+                pending.released.push(doc.clone());
             }
             let known = store.peer_doc(&self.peer, &doc)?;
             // Our own access log reaches a peer only from us (or through a base that got it from
@@ -810,14 +840,11 @@ impl Session {
                 }
             }
         }
-        if !withhold.is_empty() || !withdrawn.is_empty() {
+        if !withhold.is_empty() {
+            withhold.dedup();
             let mut batch = store.write()?;
-            for (doc, withheld) in &withhold {
-                batch.set_withheld(&self.peer, doc, *withheld)?;
-            }
-            // Told once: forget what the peer held, so it is not told again.
-            for doc in &withdrawn {
-                batch.forget_peer_doc(&self.peer, doc)?;
+            for doc in &withhold {
+                batch.set_withheld(&self.peer, doc, true)?;
             }
             batch.commit()?;
         }
@@ -847,11 +874,9 @@ impl Session {
     ) -> Result<(), SyncError> {
         self.stats.docs_sent += 1;
         self.send_signer_certificates(store, &changes)?;
-        let hashes: Vec<Hash> = changes.iter().map(|c| c.hash).collect();
-        let signatures = store.signatures(&hashes)?;
         let mut part = Vec::new();
         let mut part_bytes = 0;
-        for (change, signature) in changes.into_iter().zip(signatures) {
+        for change in changes {
             self.stats.change_bytes_sent += change.bytes.len() as u64;
             if part_bytes + change.bytes.len() > CHANGES_MESSAGE_TARGET_BYTES && !part.is_empty() {
                 self.send(&Message::Changes {
@@ -865,7 +890,7 @@ impl Session {
             // out unsigned: the peer refuses it, and says so.
             part.push(SignedChange {
                 bytes: change.bytes,
-                signature: signature.unwrap_or([0; 64]),
+                signature: change.signature.unwrap_or([0; 64]),
             });
         }
         if !part.is_empty() {
@@ -1057,7 +1082,7 @@ impl Session {
     }
 
     /// Checks every change of a `Changes` message: a valid signature by a certified, unrevoked
-    /// node of our organisation, and the rules for its role. Stores the signatures on success.
+    /// node of our organisation, and the rules for its role.
     fn verify_changes(
         &mut self,
         store: &Store,
@@ -1065,16 +1090,9 @@ impl Session {
         doc: &DocumentId,
         changes: &[SignedChange],
     ) -> Result<(), String> {
-        let mut verified = Vec::with_capacity(changes.len());
         for change in changes {
             let mut authors = BatchAuthors { store, batch };
-            let hash = trust::verify_change(doc, &change.bytes, &change.signature, &mut authors)?;
-            verified.push((hash, change.signature));
-        }
-        for (hash, signature) in verified {
-            batch
-                .put_signature(&hash, &signature)
-                .map_err(|e| e.to_string())?;
+            trust::verify_change(doc, &change.bytes, &change.signature, &mut authors)?;
         }
         Ok(())
     }
