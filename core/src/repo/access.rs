@@ -232,10 +232,7 @@ impl Repo {
     /// Every write to `patient`'s documents held here, as access-log entries.
     fn writes_to(&self, patient: &PatientId) -> Result<Vec<AuditEntry>, RepoError> {
         let mut out = Vec::new();
-        for id in self.store.doc_ids("")? {
-            if id.patient() != Some(patient) {
-                continue;
-            }
+        for id in self.store.patient_doc_ids(patient)? {
             let changes = self
                 .store
                 .with_doc_mut(&id, |d| d.authored_changes())?
