@@ -535,20 +535,7 @@ impl Store {
     pub fn doc_ids(&self, prefix: &str) -> Result<Vec<DocumentId>, StoreError> {
         self.contain(|| {
             let read = self.db.begin_read()?;
-            let docs = read.open_table(DOCS)?;
-            let mut out = Vec::new();
-            for item in docs.range(prefix..)? {
-                let (key, _) = item?;
-                let key = key.value();
-                if !key.starts_with(prefix) {
-                    break;
-                }
-                out.push(
-                    DocumentId::parse(key)
-                        .map_err(|e| StoreError::Corrupt(format!("stored document id: {e}")))?,
-                );
-            }
-            Ok(out)
+            doc_ids_with_prefix(&read.open_table(DOCS)?, prefix)
         })
     }
 
@@ -831,6 +818,36 @@ fn load_doc(
         doc.add_signature(hash, signature);
     }
     Ok(Some(doc))
+}
+
+/// Ids of the documents in `docs` whose text form starts with `prefix`, in order.
+fn doc_ids_with_prefix(
+    docs: &impl ReadableTable<&'static str, &'static [u8]>,
+    prefix: &str,
+) -> Result<Vec<DocumentId>, StoreError> {
+    let mut out = Vec::new();
+    for item in docs.range(prefix..)? {
+        let (key, _) = item?;
+        let key = key.value();
+        if !key.starts_with(prefix) {
+            break;
+        }
+        out.push(
+            DocumentId::parse(key)
+                .map_err(|e| StoreError::Corrupt(format!("stored document id: {e}")))?,
+        );
+    }
+    Ok(out)
+}
+
+/// The id prefixes under which a patient's documents are stored.
+fn patient_prefixes(patient: &PatientId) -> [String; 4] {
+    [
+        format!("patient/{patient}"),
+        format!("plan/{patient}/"),
+        format!("journal/{patient}/"),
+        format!("messages/{patient}/"),
+    ]
 }
 
 /// A chunk's plaintext: the signatures of the changes in it (`u32` LE count, then 32-byte hash

@@ -13,7 +13,7 @@ use super::schema::{
 };
 use super::{
     DocMeta, FORMAT_VERSION, OpenError, Store, StoreError, WriteBatch, conflict_place,
-    encode_chunk, name_place,
+    doc_ids_with_prefix, encode_chunk, name_place, patient_prefixes,
 };
 use crate::docs::{Document, DocumentId, access, plan};
 use crate::identity::NodeId;
@@ -292,11 +292,15 @@ impl Store {
 
     /// Ids of every document about `patient` held here.
     pub fn patient_doc_ids(&self, patient: &PatientId) -> Result<Vec<DocumentId>, StoreError> {
-        let mut out = self.doc_ids(&format!("patient/{patient}"))?;
-        for kind in ["plan", "journal", "messages"] {
-            out.extend(self.doc_ids(&format!("{kind}/{patient}/"))?);
-        }
-        Ok(out)
+        self.contain(|| {
+            let read = self.db.begin_read()?;
+            let docs = read.open_table(DOCS)?;
+            let mut out = Vec::new();
+            for prefix in patient_prefixes(patient) {
+                out.extend(doc_ids_with_prefix(&docs, &prefix)?);
+            }
+            Ok(out)
+        })
     }
 
     /// Whether the patient has relation `name`; its value if so.
@@ -430,19 +434,13 @@ impl WriteBatch<'_> {
         store.contain(|| {
             let tx = &self.tx;
             let mut removed = Vec::new();
-            let mut keys: Vec<String> = Vec::new();
             {
                 let docs = tx.open_table(DOCS)?;
-                for item in docs.iter()? {
-                    let (k, _) = item?;
-                    if let Ok(id) = DocumentId::parse(k.value())
-                        && id.patient() == Some(patient)
-                    {
-                        keys.push(k.value().to_owned());
-                        removed.push(id);
-                    }
+                for prefix in patient_prefixes(patient) {
+                    removed.extend(doc_ids_with_prefix(&docs, &prefix)?);
                 }
             }
+            let keys: Vec<String> = removed.iter().map(ToString::to_string).collect();
             for key in &keys {
                 let k = key.as_str();
                 let seqs: Vec<u64> = tx

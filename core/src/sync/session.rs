@@ -460,7 +460,7 @@ impl Session {
                         replies.push(Message::Decline { doc });
                         continue;
                     }
-                    if let Err(reason) = self.verify_changes(store, &mut batch, &doc, &changes) {
+                    if let Err(reason) = self.verify_changes(&mut batch, &doc, &changes) {
                         self.events.push_back(SyncEvent::RejectedChanges {
                             doc: doc.clone(),
                             reason: reason.clone(),
@@ -763,6 +763,8 @@ impl Session {
         let mut docs = docs;
         docs.extend(withheld_before.iter().cloned());
         let mut withhold = Vec::new();
+        // Only a base tells a device that its need ended (asked once, not per document).
+        let i_am_base = Self::org_role(store) == Some(Role::Base);
         for doc in docs {
             if !seen.insert(doc.clone()) || self.declined.contains(&doc) {
                 continue;
@@ -772,7 +774,7 @@ impl Session {
                     withhold.push(doc.clone());
                 }
                 // A base tells a device that holds it that the need ended.
-                if Self::org_role(store) == Some(Role::Base)
+                if i_am_base
                     && store.peer_doc(&self.peer, &doc)?.is_some()
                     && let Some(peer) = &self.peer_grant
                 {
@@ -1085,22 +1087,21 @@ impl Session {
     /// node of our organisation, and the rules for its role.
     fn verify_changes(
         &mut self,
-        store: &Store,
         batch: &mut WriteBatch<'_>,
         doc: &DocumentId,
         changes: &[SignedChange],
     ) -> Result<(), String> {
         for change in changes {
-            let mut authors = BatchAuthors { store, batch };
+            let mut authors = BatchAuthors { batch };
             trust::verify_change(doc, &change.bytes, &change.signature, &mut authors)?;
         }
         Ok(())
     }
 }
 
-/// Change authors as known to the store, including what the current batch received.
+/// Change authors as known to the store, including what the current batch received (a write
+/// transaction reads everything committed before it, plus its own writes).
 struct BatchAuthors<'a, 'b> {
-    store: &'a Store,
     batch: &'a mut WriteBatch<'b>,
 }
 
@@ -1111,12 +1112,7 @@ impl trust::Authors for BatchAuthors<'_, '_> {
     }
 
     fn revoked(&mut self, node: &NodeId) -> Result<bool, String> {
-        Ok(self
-            .store
-            .revocation(node)
-            .map_err(|e| e.to_string())?
-            .is_some()
-            || self.batch.revoked(node).map_err(|e| e.to_string())?)
+        self.batch.revoked(node).map_err(|e| e.to_string())
     }
 }
 
