@@ -135,63 +135,29 @@ pub fn day_report(repo: &Repo, day: Day) -> Result<DayReport, RepoError> {
         let journal = store
             .with_doc(&DocumentId::Journal(patient.clone(), month), journal::read)?
             .unwrap_or_default();
-        let withdrawn: Vec<_> = journal.entered_in_error().cloned().collect();
+        let name = names
+            .entry(patient.clone())
+            .or_insert_with(|| "(record not held)".into())
+            .clone();
         for visit in todays {
-            let mut performed_by = Vec::new();
-            let mut missed = false;
-            for entry in journal
-                .entries
-                .iter()
-                .filter(|e| !withdrawn.contains(&e.id))
-            {
-                match &entry.body {
-                    EntryBody::VisitPerformed { visit: v, .. } if *v == visit.id => {
-                        performed_by.push(entry.author.name.clone())
-                    }
-                    EntryBody::VisitNotPerformed { visit: v, .. } if *v == visit.id => {
-                        missed = true
-                    }
-                    _ => {}
-                }
-            }
-            let cancelled = matches!(visit.status, PlanStatus::Cancelled { .. });
-            let outcome = match (cancelled, !performed_by.is_empty(), missed) {
-                (true, true, _) => VisitOutcome::CancelledButPerformed,
-                (true, false, _) => VisitOutcome::Cancelled,
-                (false, true, _) => VisitOutcome::Done,
-                (false, false, true) => VisitOutcome::Missed,
-                (false, false, false) => VisitOutcome::Open,
-            };
+            let line = visit_line(visit, name.clone(), &journal);
+            let outcome = line.outcome;
             report.totals.add(outcome);
-            match visit.kind {
+            match line.kind {
                 VisitKind::Physical => report.physical.add(outcome),
                 VisitKind::Digital => report.digital.add(outcome),
             }
-            let staff: Vec<String> = visit.staff.iter().map(|s| s.to_string()).collect();
-            if staff.is_empty() {
+            if line.staff.is_empty() {
                 report
                     .per_staff
                     .entry("(unassigned)".into())
                     .or_default()
                     .add(outcome);
             }
-            for s in &staff {
+            for s in &line.staff {
                 report.per_staff.entry(s.clone()).or_default().add(outcome);
             }
-            report.visits.push(VisitLine {
-                patient_name: names
-                    .entry(patient.clone())
-                    .or_insert_with(|| "(record not held)".into())
-                    .clone(),
-                visit: visit.id,
-                patient: patient.clone(),
-                start: visit.start,
-                end: visit.end,
-                kind: visit.kind,
-                staff,
-                outcome,
-                performed_by,
-            });
+            report.visits.push(line);
         }
     }
     report
@@ -201,4 +167,48 @@ pub fn day_report(repo: &Repo, day: Day) -> Result<DayReport, RepoError> {
         report.conflicts.extend(repo.conflicts(Some(patient))?);
     }
     Ok(report)
+}
+
+/// A visit with its outcome, from the plan and the patient's journal: performed or not performed
+/// as documented (entries marked entered-in-error do not count), cancelled as planned.
+pub fn visit_line(
+    visit: plan::Visit,
+    patient_name: String,
+    journal: &journal::Journal,
+) -> VisitLine {
+    let withdrawn: Vec<_> = journal.entered_in_error().cloned().collect();
+    let mut performed_by = Vec::new();
+    let mut missed = false;
+    for entry in journal
+        .entries
+        .iter()
+        .filter(|e| !withdrawn.contains(&e.id))
+    {
+        match &entry.body {
+            EntryBody::VisitPerformed { visit: v, .. } if *v == visit.id => {
+                performed_by.push(entry.author.name.clone())
+            }
+            EntryBody::VisitNotPerformed { visit: v, .. } if *v == visit.id => missed = true,
+            _ => {}
+        }
+    }
+    let cancelled = matches!(visit.status, PlanStatus::Cancelled { .. });
+    let outcome = match (cancelled, !performed_by.is_empty(), missed) {
+        (true, true, _) => VisitOutcome::CancelledButPerformed,
+        (true, false, _) => VisitOutcome::Cancelled,
+        (false, true, _) => VisitOutcome::Done,
+        (false, false, true) => VisitOutcome::Missed,
+        (false, false, false) => VisitOutcome::Open,
+    };
+    VisitLine {
+        patient_name,
+        visit: visit.id,
+        patient: visit.patient,
+        start: visit.start,
+        end: visit.end,
+        kind: visit.kind,
+        staff: visit.staff.iter().map(|s| s.to_string()).collect(),
+        outcome,
+        performed_by,
+    }
 }

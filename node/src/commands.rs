@@ -34,14 +34,7 @@ fn default_data_dir() -> Result<PathBuf> {
         .ok_or_else(|| anyhow!("no home directory to put the data in; pass --data DIR"))
 }
 
-/// The binary's clock: the only place "now" is read.
-/// Truncated to milliseconds: finer digits only clutter the journal.
-pub(crate) fn now() -> Timestamp {
-    let t = chrono::Local::now().fixed_offset();
-    let t =
-        chrono::DurationRound::duration_trunc(t, chrono::TimeDelta::milliseconds(1)).unwrap_or(t);
-    Timestamp::from_datetime(t)
-}
+pub(crate) use omsyn_node::clock::now;
 
 fn parse_time(value: Option<&str>, what: &str) -> Result<Timestamp> {
     match value {
@@ -632,7 +625,7 @@ fn show(repo: &Repo, json: bool, patient: &PatientId) -> Result<()> {
                 e.event_time,
                 e.author.name,
                 e.author.role,
-                describe_entry(&e.body),
+                EntryBody::describe(&e.body),
                 e.id
             );
         }
@@ -665,48 +658,6 @@ fn staff_list(staff: &[StaffId]) -> String {
             .map(|s| s.as_str())
             .collect::<Vec<_>>()
             .join(" + ")
-    }
-}
-
-fn describe_entry(body: &EntryBody) -> String {
-    match body {
-        EntryBody::VisitPerformed {
-            visit,
-            mode,
-            arrival,
-            departure,
-            ..
-        } => format!(
-            "visit {visit} performed ({}) {}-{}",
-            mode.as_str(),
-            arrival.hhmm(),
-            departure.map(|d| d.hhmm()).unwrap_or_default()
-        ),
-        EntryBody::VisitNotPerformed {
-            visit,
-            reason,
-            note,
-        } => format!(
-            "visit {visit} NOT performed: {} {}",
-            reason.as_str(),
-            note.as_deref().unwrap_or("")
-        ),
-        EntryBody::Note { text, .. } => format!("note: {text}"),
-        EntryBody::Observation {
-            kind, value, unit, ..
-        } => format!("{kind} {value} {}", unit.as_deref().unwrap_or("")),
-        EntryBody::MedicationGiven { dose, .. } => format!("GIVEN {dose}"),
-        EntryBody::MedicationNotGiven { dose, reason, .. } => {
-            format!("NOT GIVEN {dose}: {reason}")
-        }
-        EntryBody::Correction { corrects, text } => format!("correction of {corrects}: {text}"),
-        EntryBody::EnteredInError { target, reason } => {
-            format!("entered in error: {target} ({reason})")
-        }
-        EntryBody::ConflictResolved { conflict, note } => {
-            format!("resolved conflict {conflict}: {note}")
-        }
-        EntryBody::Deviation { text } => format!("AVVIK: {text}"),
     }
 }
 

@@ -13,11 +13,12 @@ mod cli;
 mod commands;
 mod control;
 mod demo;
-mod net;
 mod serve;
 mod trust;
 
 use std::process::ExitCode;
+
+use omsyn_node::net;
 
 use clap::Parser;
 

@@ -4,11 +4,10 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use anyhow::{Context, Result};
-use omsyn_core::{NodeId, Repo};
+use omsyn_core::Repo;
 use serde_json::json;
 
-use crate::net::daemon::{self, Shared};
-use crate::net::driver::Mode;
+use crate::net::daemon::{self, OnRevoked, Shared};
 use crate::net::ticket::Ticket;
 use crate::net::{self, NetOptions};
 use crate::output::emit;
@@ -30,16 +29,9 @@ fn parse_tickets(peers: &[String]) -> Result<Vec<Ticket>> {
         .collect()
 }
 
+/// The daemon's network side: a revoked daemon wipes its data and exits with code 3.
 pub(crate) async fn shared(repo: Arc<Repo>, options: &NetOptions) -> Result<Shared> {
-    let net = net::bind(&repo, options).await?;
-    // A base holding the organisation key renews the certificates of the devices it meets.
-    let org = omsyn_core::trust::OrgKey::load(repo.data_dir())?.map(Arc::new);
-    Ok(Shared {
-        changed: daemon::watch_commits(&repo),
-        repo,
-        net,
-        org,
-    })
+    Shared::start(repo, options, OnRevoked::ExitProcess).await
 }
 
 /// `omsyn run`: prints the id and ticket, then serves until interrupted.
@@ -123,10 +115,9 @@ pub(crate) fn sync_once(
     daemon: Option<&Shared>,
 ) -> Result<()> {
     let ticket: Ticket = peer.parse().map_err(|e| anyhow::anyhow!("--peer: {e}"))?;
-    let target = ticket.clone();
-    let once = |shared: Shared| async move {
-        let id = shared.net.learn(&target)?;
-        daemon::dial_once(&shared, id, target.node, Mode::UntilCaughtUp).await
+    let once = |shared: Shared| {
+        let target = ticket.clone();
+        async move { daemon::sync_with(&shared, &target).await }
     };
     let outcome = match daemon {
         // Inside the daemon (a forwarded command): use its endpoint and runtime.
@@ -216,7 +207,7 @@ pub(crate) fn status(repo: &Repo, json: bool) -> Result<()> {
             "acked_seq": record.acked_seq,
         }));
         for (patient, name) in &patients {
-            let synced = patient_synced_at(repo, peer, record.caught_up_ms, patient)?;
+            let synced = repo.patient_synced_at(peer, record.caught_up_ms, patient)?;
             staleness.push(json!({
                 "patient": patient, "name": name, "peer": peer,
                 "last_synced": synced.map(fmt_ms),
@@ -250,7 +241,8 @@ pub(crate) fn status(repo: &Repo, json: bool) -> Result<()> {
                     .unwrap_or_else(|| "never".into()),
             ));
             for (patient, name) in &patients {
-                let synced = patient_synced_at(repo, peer, record.caught_up_ms, patient)
+                let synced = repo
+                    .patient_synced_at(peer, record.caught_up_ms, patient)
                     .ok()
                     .flatten();
                 s.push_str(&format!(
@@ -262,39 +254,6 @@ pub(crate) fn status(repo: &Repo, json: bool) -> Result<()> {
         s
     });
     Ok(())
-}
-
-/// When all of `patient`'s documents were last known identical on both sides: per document, the
-/// time both were last seen equal, or the last catch-up if the heads still match; the oldest wins.
-fn patient_synced_at(
-    repo: &Repo,
-    peer: &NodeId,
-    caught_up_ms: Option<i64>,
-    patient: &omsyn_core::ids::PatientId,
-) -> Result<Option<i64>> {
-    let store = repo.store();
-    let mut oldest: Option<i64> = None;
-    for prefix in ["patient/", "plan/", "journal/", "messages/"] {
-        let ids = store.doc_ids(&format!("{prefix}{patient}"))?;
-        for id in ids {
-            let Some(state) = store.peer_doc(peer, &id)? else {
-                return Ok(None);
-            };
-            let mine = store
-                .with_doc(&id, |d| d.clone().head_hashes())?
-                .unwrap_or_default();
-            let at = if state.heads == mine {
-                state.equal_at_ms.max(caught_up_ms)
-            } else {
-                state.equal_at_ms
-            };
-            let Some(at) = at else {
-                return Ok(None);
-            };
-            oldest = Some(oldest.map_or(at, |o| o.min(at)));
-        }
-    }
-    Ok(oldest)
 }
 
 pub(crate) fn fmt_ms(ms: i64) -> String {

@@ -182,6 +182,51 @@ pub struct Entry {
     pub body: EntryBody,
 }
 
+impl EntryBody {
+    /// One line for people, as the CLI and the apps show an entry.
+    pub fn describe(&self) -> String {
+        match self {
+            EntryBody::VisitPerformed {
+                visit,
+                mode,
+                arrival,
+                departure,
+                ..
+            } => format!(
+                "visit {visit} performed ({}) {}-{}",
+                mode.as_str(),
+                arrival.hhmm(),
+                departure.map(|d| d.hhmm()).unwrap_or_default()
+            ),
+            EntryBody::VisitNotPerformed {
+                visit,
+                reason,
+                note,
+            } => format!(
+                "visit {visit} NOT performed: {} {}",
+                reason.as_str(),
+                note.as_deref().unwrap_or("")
+            ),
+            EntryBody::Note { text, .. } => format!("note: {text}"),
+            EntryBody::Observation {
+                kind, value, unit, ..
+            } => format!("{kind} {value} {}", unit.as_deref().unwrap_or("")),
+            EntryBody::MedicationGiven { dose, .. } => format!("GIVEN {dose}"),
+            EntryBody::MedicationNotGiven { dose, reason, .. } => {
+                format!("NOT GIVEN {dose}: {reason}")
+            }
+            EntryBody::Correction { corrects, text } => format!("correction of {corrects}: {text}"),
+            EntryBody::EnteredInError { target, reason } => {
+                format!("entered in error: {target} ({reason})")
+            }
+            EntryBody::ConflictResolved { conflict, note } => {
+                format!("resolved conflict {conflict}: {note}")
+            }
+            EntryBody::Deviation { text } => format!("AVVIK: {text}"),
+        }
+    }
+}
+
 /// The read model of a journal document.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Journal {

@@ -429,6 +429,39 @@ impl Repo {
         Ok(self.store.conflicts(patient)?)
     }
 
+    /// When all of `patient`'s documents were last known identical on both sides: per document, the
+    /// time both were last seen equal, or the last catch-up if the heads still match; the oldest wins.
+    pub fn patient_synced_at(
+        &self,
+        peer: &NodeId,
+        caught_up_ms: Option<i64>,
+        patient: &PatientId,
+    ) -> Result<Option<i64>, RepoError> {
+        let store = &self.store;
+        let mut oldest: Option<i64> = None;
+        for prefix in ["patient/", "plan/", "journal/", "messages/"] {
+            let ids = store.doc_ids(&format!("{prefix}{patient}"))?;
+            for id in ids {
+                let Some(state) = store.peer_doc(peer, &id)? else {
+                    return Ok(None);
+                };
+                let mine = store
+                    .with_doc(&id, |d| d.clone().head_hashes())?
+                    .unwrap_or_default();
+                let at = if state.heads == mine {
+                    state.equal_at_ms.max(caught_up_ms)
+                } else {
+                    state.equal_at_ms
+                };
+                let Some(at) = at else {
+                    return Ok(None);
+                };
+                oldest = Some(oldest.map_or(at, |o| o.min(at)));
+            }
+        }
+        Ok(oldest)
+    }
+
     // ----- export / import ------------------------------------------------------------------
 
     /// Every document (or one patient's), as a portable export file, with every change's

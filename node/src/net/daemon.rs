@@ -14,30 +14,73 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 use omsyn_core::Repo;
-use tokio::sync::{Semaphore, watch};
+use tokio::sync::{Semaphore, broadcast, watch};
 use tokio::task::JoinSet;
 use tracing::{info, warn};
 
 use super::driver::{Mode, drive};
+use super::events::NetEvent;
 use super::ticket::Ticket;
-use super::{ALPN, Net, node_id};
+use super::{ALPN, Net, NetOptions, node_id};
 
 /// Most concurrent peer sessions a node serves.
-pub(crate) const MAX_PEERS: usize = 64;
+pub const MAX_PEERS: usize = 64;
 const BACKOFF_START: Duration = Duration::from_secs(1);
 const BACKOFF_MAX: Duration = Duration::from_secs(30);
 
-/// Everything a session task needs.
-#[derive(Debug, Clone)]
-pub(crate) struct Shared {
-    pub(crate) repo: Arc<Repo>,
-    pub(crate) changed: watch::Receiver<u64>,
-    pub(crate) net: Net,
-    /// The organisation key, on the base that holds it: renews the certificates of peers.
-    pub(crate) org: Option<Arc<omsyn_core::trust::OrgKey>>,
+/// What a node does when a peer tells it that it was revoked. Either way its data is destroyed
+/// first (crypto-shredding).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OnRevoked {
+    /// Exit the process with code 3 (the daemon: nothing more may be served).
+    ExitProcess,
+    /// Send [`NetEvent::Revoked`] and end the session (an embedding app stops syncing, destroys
+    /// its keystore key and tells the user).
+    Report,
 }
 
+/// Everything a session task needs.
+#[derive(Debug, Clone)]
+pub struct Shared {
+    pub repo: Arc<Repo>,
+    pub changed: watch::Receiver<u64>,
+    pub net: Net,
+    /// The organisation key, on the base that holds it: renews the certificates of peers.
+    pub org: Option<Arc<omsyn_core::trust::OrgKey>>,
+    /// What happens in sessions, for whoever subscribes.
+    pub events: broadcast::Sender<NetEvent>,
+    /// What to do when this node learns it was revoked.
+    pub on_revoked: OnRevoked,
+}
+
+/// How many events a subscriber may fall behind before it loses the oldest.
+const EVENT_BACKLOG: usize = 1024;
+
 impl Shared {
+    /// Binds the endpoint and wires the store's commit hook; loads the organisation key when this
+    /// node holds it (a base holding it renews the certificates of the devices it meets).
+    pub async fn start(
+        repo: Arc<Repo>,
+        options: &NetOptions,
+        on_revoked: OnRevoked,
+    ) -> Result<Shared> {
+        let net = super::bind(&repo, options).await?;
+        let org = omsyn_core::trust::OrgKey::load(repo.data_dir())?.map(Arc::new);
+        Ok(Shared {
+            changed: watch_commits(&repo),
+            repo,
+            net,
+            org,
+            events: broadcast::channel(EVENT_BACKLOG).0,
+            on_revoked,
+        })
+    }
+
+    /// Tells subscribers, if any.
+    pub fn emit(&self, event: NetEvent) {
+        let _ = self.events.send(event);
+    }
+
     /// Runs one session on an open connection, with this node's need-based sharing policy.
     async fn session(
         &self,
@@ -46,12 +89,17 @@ impl Shared {
         peer: omsyn_core::NodeId,
         mode: Mode,
     ) -> Result<super::driver::Outcome> {
-        drive(conn, streams, peer, self, mode).await
+        let result = drive(conn, streams, peer, self, mode).await;
+        self.emit(NetEvent::PeerLost {
+            peer,
+            error: result.as_ref().err().map(|e| format!("{e:#}")),
+        });
+        result
     }
 }
 
 /// Wires the store's commit hook to a watch channel sessions listen on.
-pub(crate) fn watch_commits(repo: &Repo) -> watch::Receiver<u64> {
+pub fn watch_commits(repo: &Repo) -> watch::Receiver<u64> {
     let (tx, rx) = watch::channel(0u64);
     repo.store().set_commit_hook(Box::new(move |seq| {
         let _ = tx.send(seq);
@@ -60,7 +108,7 @@ pub(crate) fn watch_commits(repo: &Repo) -> watch::Receiver<u64> {
 }
 
 /// Serves until `shutdown` completes.
-pub(crate) async fn run(
+pub async fn run(
     shared: Shared,
     peers: Vec<Ticket>,
     shutdown: impl Future<Output = ()>,
@@ -152,7 +200,7 @@ async fn discover_loop(shared: Shared, mdns: iroh_mdns_address_lookup::MdnsAddre
 }
 
 /// Keeps a live session with one peer, reconnecting with backoff.
-pub(crate) async fn dial_loop(shared: Shared, id: iroh::EndpointId, peer: omsyn_core::NodeId) {
+pub async fn dial_loop(shared: Shared, id: iroh::EndpointId, peer: omsyn_core::NodeId) {
     let mut backoff = BACKOFF_START;
     loop {
         match dial_once(&shared, id, peer, Mode::Live).await {
@@ -166,8 +214,15 @@ pub(crate) async fn dial_loop(shared: Shared, id: iroh::EndpointId, peer: omsyn_
     }
 }
 
+/// One session with the peer a ticket names, until both sides are caught up (`omsyn sync`, and
+/// an app's "sync now").
+pub async fn sync_with(shared: &Shared, ticket: &Ticket) -> Result<super::driver::Outcome> {
+    let id = shared.net.learn(ticket)?;
+    dial_once(shared, id, ticket.node, Mode::UntilCaughtUp).await
+}
+
 /// Connects to a peer and runs one session.
-pub(crate) async fn dial_once(
+pub async fn dial_once(
     shared: &Shared,
     id: iroh::EndpointId,
     peer: omsyn_core::NodeId,

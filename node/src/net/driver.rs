@@ -13,12 +13,13 @@ use omsyn_core::sync::{Session, SharePolicy, SyncEvent, SyncStats};
 use omsyn_core::{NodeId, Repo};
 use tracing::{debug, error, info, warn};
 
-use super::daemon::Shared;
+use super::daemon::{OnRevoked, Shared};
+use super::events::NetEvent;
 use super::now_ms;
 
 /// How a session should end.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Mode {
+pub enum Mode {
     /// Stay connected and push every local change (the daemon).
     Live,
     /// End once both sides are caught up (`omsyn sync`).
@@ -27,10 +28,10 @@ pub(crate) enum Mode {
 
 /// What a finished session reports.
 #[derive(Debug, Clone, Copy, serde::Serialize)]
-pub(crate) struct Outcome {
-    pub(crate) stats: SyncStats,
-    pub(crate) caught_up: bool,
-    pub(crate) millis: u128,
+pub struct Outcome {
+    pub stats: SyncStats,
+    pub caught_up: bool,
+    pub millis: u128,
 }
 
 /// A session that did not settle in this long is abandoned (the peer stalled).
@@ -42,7 +43,7 @@ const LINGER: Duration = Duration::from_secs(2);
 const RECHECK: Duration = Duration::from_secs(1);
 
 /// Runs a session on `conn` until it ends. `opened` is the stream pair (opened or accepted).
-pub(crate) async fn drive(
+pub async fn drive(
     conn: &Connection,
     (mut send, mut recv): (SendStream, RecvStream),
     peer: NodeId,
@@ -74,12 +75,11 @@ pub(crate) async fn drive(
                     session.handle_bytes(repo.store(), policy.as_ref(), now_ms(), &buf[..n])
                 });
                 // Events first, even on error: a revocation of this node arrives with the refusal.
-                while let Some(event) = session.poll_event() {
-                    handle_event(&mut session, shared, peer, event);
-                }
+                let events = drain_events(&mut session, shared, peer);
                 if let Err(e) = result {
                     return Err(end_with(e, &mut session, &mut send, conn, peer).await);
                 }
+                events?;
             }
             seen = changed.changed() => {
                 if seen.is_err() {
@@ -102,9 +102,7 @@ pub(crate) async fn drive(
             }
             _ = conn.closed() => break,
         }
-        while let Some(event) = session.poll_event() {
-            handle_event(&mut session, shared, peer, event);
-        }
+        drain_events(&mut session, shared, peer)?;
         flush(&mut session, &mut send).await?;
         if mode == Mode::UntilCaughtUp && session.is_caught_up() {
             finish_gracefully(
@@ -148,13 +146,33 @@ async fn end_with(
     e.into()
 }
 
-/// Logs a session event and acts on the ones that need the node: renewing a peer's certificate,
-/// wiping this node when it learns it was revoked.
-fn handle_event(session: &mut Session, shared: &Shared, peer: NodeId, event: SyncEvent) {
+/// Handles every event the session queued; fails when one ends the session (this node revoked).
+fn drain_events(session: &mut Session, shared: &Shared, peer: NodeId) -> Result<()> {
+    let mut outcome = Ok(());
+    while let Some(event) = session.poll_event() {
+        if let Err(e) = handle_event(session, shared, peer, event) {
+            outcome = Err(e);
+        }
+    }
+    outcome
+}
+
+/// Logs a session event, tells subscribers, and acts on the ones that need the node: renewing a
+/// peer's certificate, wiping this node when it learns it was revoked.
+fn handle_event(
+    session: &mut Session,
+    shared: &Shared,
+    peer: NodeId,
+    event: SyncEvent,
+) -> Result<()> {
     let p = peer.short();
     match event {
         SyncEvent::CaughtUp => {
             info!(peer = %p, "caught up");
+            shared.emit(NetEvent::CaughtUp {
+                peer,
+                stats: session.stats(),
+            });
             // Caught up with a base: it holds everything this device wrote, so documents the
             // device no longer needs (reassigned visits, blocks) can go now.
             let with_base = session
@@ -165,19 +183,40 @@ fn handle_event(session: &mut Session, shared: &Shared, peer: NodeId, event: Syn
             }
         }
         SyncEvent::Withdrawn(doc) => {
-            info!(peer = %p, %doc, "the base withdrew a patient from this device")
+            info!(peer = %p, %doc, "the base withdrew a patient from this device");
+            shared.emit(NetEvent::Withdrawn { doc });
         }
-        SyncEvent::DocumentChanged(doc) => debug!(peer = %p, %doc, "received"),
+        SyncEvent::DocumentChanged(doc) => {
+            debug!(peer = %p, %doc, "received");
+            shared.emit(NetEvent::DocumentReceived { peer, doc });
+        }
         SyncEvent::Declined(doc) => info!(peer = %p, %doc, "peer declined: no need for it"),
         SyncEvent::PeerVerified(grant) => {
             info!(peer = %p, role = %grant.role, name = %grant.name, "peer verified");
+            shared.emit(NetEvent::PeerConnected {
+                peer,
+                role: grant.role,
+                name: grant.name.clone(),
+            });
             renew_if_due(session, shared, peer, &grant);
         }
         SyncEvent::RejectedChanges { doc, reason } => {
-            warn!(peer = %p, %doc, %reason, "refused changes from the peer")
+            warn!(peer = %p, %doc, %reason, "refused changes from the peer");
+            shared.emit(NetEvent::Refused {
+                peer,
+                doc,
+                reason,
+                by_peer: false,
+            });
         }
         SyncEvent::RejectedByPeer { doc, reason } => {
-            warn!(peer = %p, %doc, %reason, "the peer refused our changes")
+            warn!(peer = %p, %doc, %reason, "the peer refused our changes");
+            shared.emit(NetEvent::Refused {
+                peer,
+                doc,
+                reason,
+                by_peer: true,
+            });
         }
         SyncEvent::RevocationLearned(node) => {
             warn!(peer = %p, revoked = %node.short(), "learned a revocation")
@@ -185,13 +224,23 @@ fn handle_event(session: &mut Session, shared: &Shared, peer: NodeId, event: Syn
         SyncEvent::CertificateRenewed => info!(peer = %p, "our certificate was renewed"),
         SyncEvent::SelfRevoked(reason) => {
             error!(%reason, "this node was revoked: destroying its store key and data");
-            super::shred_and_exit(&shared.repo);
+            super::wipe(&shared.repo);
+            match shared.on_revoked {
+                OnRevoked::ExitProcess => std::process::exit(3),
+                OnRevoked::Report => {
+                    shared.emit(NetEvent::Revoked {
+                        reason: reason.clone(),
+                    });
+                    bail!("this node was revoked: {reason}");
+                }
+            }
         }
     }
+    Ok(())
 }
 
 fn purge(repo: &Repo) {
-    let result = tokio::task::block_in_place(|| repo.purge_unneeded(crate::commands::now()));
+    let result = tokio::task::block_in_place(|| repo.purge_unneeded(crate::clock::now()));
     match result {
         Ok(report) if !report.purged.is_empty() => {
             info!(

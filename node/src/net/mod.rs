@@ -3,10 +3,11 @@
 //! **Boundary:** this module is the only one that knows iroh. It converts iroh's `EndpointId` to
 //! omsyn-core's `NodeId` at the edge; the protocol itself lives in `omsyn_core::sync`.
 
-pub(crate) mod daemon;
-pub(crate) mod driver;
-pub(crate) mod relay;
-pub(crate) mod ticket;
+pub mod daemon;
+pub mod driver;
+pub mod events;
+pub mod relay;
+pub mod ticket;
 
 use anyhow::{Context, Result};
 use iroh::address_lookup::memory::MemoryLookup;
@@ -19,34 +20,34 @@ use ticket::Ticket;
 
 /// The sync protocol's ALPN. The version in it changes only with an incompatible handshake;
 /// protocol versions are negotiated in `Hello` so that two versions can say they differ.
-pub(crate) const ALPN: &[u8] = b"omsyn/sync/1";
+pub const ALPN: &[u8] = b"omsyn/sync/1";
 
 /// How to set up the endpoint.
 #[derive(Debug, Clone, Default)]
-pub(crate) struct NetOptions {
+pub struct NetOptions {
     /// Address to bind UDP on (default 0.0.0.0:0).
-    pub(crate) listen: Option<SocketAddr>,
+    pub listen: Option<SocketAddr>,
     /// A relay to use (home relay, and for reaching peers behind NAT).
-    pub(crate) relay: Option<String>,
+    pub relay: Option<String>,
     /// Discover peers on the local network with mDNS.
-    pub(crate) mdns: bool,
+    pub mdns: bool,
     /// Use only the relay: no direct UDP paths (for tests that prove the relay path works).
-    pub(crate) relay_only: bool,
+    pub relay_only: bool,
     /// A private CA (PEM) to trust for an HTTPS relay, instead of the public web roots.
-    pub(crate) relay_ca: Option<std::path::PathBuf>,
+    pub relay_ca: Option<std::path::PathBuf>,
 }
 
 /// A bound endpoint plus the lookup we feed peer addresses into.
 #[derive(Debug, Clone)]
-pub(crate) struct Net {
-    pub(crate) endpoint: Endpoint,
-    pub(crate) lookup: MemoryLookup,
-    pub(crate) relay: Option<RelayUrl>,
+pub struct Net {
+    pub endpoint: Endpoint,
+    pub lookup: MemoryLookup,
+    pub relay: Option<RelayUrl>,
     /// Local-network discovery, when enabled: the daemon dials the peers it announces.
-    pub(crate) mdns: Option<iroh_mdns_address_lookup::MdnsAddressLookup>,
+    pub mdns: Option<iroh_mdns_address_lookup::MdnsAddressLookup>,
 }
 
-pub(crate) fn node_id(id: iroh::EndpointId) -> Result<NodeId> {
+pub fn node_id(id: iroh::EndpointId) -> Result<NodeId> {
     NodeId::from_bytes(*id.as_bytes()).context("peer id")
 }
 
@@ -56,7 +57,7 @@ fn endpoint_id(id: &NodeId) -> Result<iroh::EndpointId> {
 
 /// Binds an endpoint with the node's key. No n0 service (relays, DNS, pkarr) is contacted unless
 /// configured: the Minimal preset plus explicit options, with port mapping and HTTPS probes off.
-pub(crate) async fn bind(repo: &Repo, options: &NetOptions) -> Result<Net> {
+pub async fn bind(repo: &Repo, options: &NetOptions) -> Result<Net> {
     let secret = SecretKey::from_bytes(&repo.identity().key.secret_bytes());
     let secret_public = secret.public();
     let lookup = MemoryLookup::new();
@@ -136,7 +137,7 @@ fn transport_config() -> Result<iroh::endpoint::QuicTransportConfig> {
 
 impl Net {
     /// This node's ticket: its id, bound addresses and relay.
-    pub(crate) fn ticket(&self) -> Result<Ticket> {
+    pub fn ticket(&self) -> Result<Ticket> {
         let addr = self.endpoint.addr();
         Ok(Ticket {
             node: node_id(self.endpoint.id())?,
@@ -151,7 +152,7 @@ impl Net {
     }
 
     /// Makes a ticket's addresses known to the endpoint, so the node can be dialled by id.
-    pub(crate) fn learn(&self, ticket: &Ticket) -> Result<iroh::EndpointId> {
+    pub fn learn(&self, ticket: &Ticket) -> Result<iroh::EndpointId> {
         let id = endpoint_id(&ticket.node)?;
         let mut addr = EndpointAddr::new(id);
         for a in &ticket.addrs {
@@ -168,14 +169,11 @@ impl Net {
     }
 }
 
-/// Milliseconds since the Unix epoch: the driver's clock for sessions.
-pub(crate) fn now_ms() -> i64 {
-    chrono::Utc::now().timestamp_millis()
-}
+pub use crate::clock::now_ms;
 
-/// This node was revoked: destroys its store key (crypto-shredding) and data, and exits. Nothing
-/// more may be served or written by a revoked device.
-pub(crate) fn shred_and_exit(repo: &omsyn_core::Repo) -> ! {
+/// This node was revoked: destroys its store key (crypto-shredding) and data. Nothing more may be
+/// served or written by a revoked device.
+pub fn wipe(repo: &omsyn_core::Repo) {
     let dir = repo.data_dir();
     match omsyn_core::repo::shred_data_dir(dir) {
         Ok(()) => tracing::error!(data = %dir.display(), "store key destroyed; this node is wiped"),
@@ -183,5 +181,4 @@ pub(crate) fn shred_and_exit(repo: &omsyn_core::Repo) -> ! {
             tracing::error!(error = %e, "wiping the node failed; destroy the device's data by hand")
         }
     }
-    std::process::exit(3)
 }

@@ -9,10 +9,7 @@ use anyhow::{Context, Result};
 use iroh_relay::server::{CertConfig, RelayConfig, Server, ServerConfig, TlsConfig};
 
 /// Starts a relay; returns the server (stop it with `shutdown`) and its URL.
-pub(crate) async fn start(
-    listen: SocketAddr,
-    tls: Option<(&Path, &Path)>,
-) -> Result<(Server, String)> {
+pub async fn start(listen: SocketAddr, tls: Option<(&Path, &Path)>) -> Result<(Server, String)> {
     let mut relay = RelayConfig::new(listen);
     if let Some((cert, key)) = tls {
         relay.tls = Some(TlsConfig::new(

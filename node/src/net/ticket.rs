@@ -12,10 +12,10 @@ use omsyn_core::NodeId;
 
 /// How to reach a node.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct Ticket {
-    pub(crate) node: NodeId,
-    pub(crate) addrs: Vec<SocketAddr>,
-    pub(crate) relay: Option<String>,
+pub struct Ticket {
+    pub node: NodeId,
+    pub addrs: Vec<SocketAddr>,
+    pub relay: Option<String>,
 }
 
 const PREFIX: &str = "omsyn1:";

@@ -1,0 +1,833 @@
+//! [`OmsynNode`]: the object an app holds. One per data directory.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use omsyn_core::conflict::ConflictId;
+use omsyn_core::docs::daylog::DayLogBody;
+use omsyn_core::docs::journal::{Entry, Journal};
+use omsyn_core::ids::{EntryId, MedicationId, PatientId, StaffId, VisitId};
+use omsyn_core::repo::Correction;
+use omsyn_core::store::StoreKey;
+use omsyn_core::trust::Certificate;
+use omsyn_core::trust::audit::{AccessEvent, AuditAction};
+use omsyn_core::{Day, NodeProfile, Repo, Timestamp};
+use omsyn_node::clock;
+use omsyn_node::net::NetOptions;
+use omsyn_node::net::ticket::Ticket;
+use rand::SeedableRng;
+use rand::rngs::StdRng;
+
+use crate::error::{OmsynError, invalid};
+use crate::events::{EventSink, NodeListener};
+use crate::sync::{self, SyncContext, SyncRunner};
+use crate::types::*;
+
+/// An Omsyn node inside an app: its documents in an encrypted store in `data_dir`, and (when
+/// started) sync with peers in the background.
+#[derive(Debug, uniffi::Object)]
+pub struct OmsynNode {
+    runtime: Runtime,
+    ctx: SyncContext,
+    sync: tokio::sync::Mutex<Option<SyncRunner>>,
+}
+
+/// The node's own tokio runtime. Dropping it must never block the app's thread or panic inside
+/// an async context, so it is shut down in the background.
+#[derive(Debug)]
+struct Runtime(Option<tokio::runtime::Runtime>);
+
+impl Runtime {
+    fn new() -> Result<Runtime, OmsynError> {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .thread_name("omsyn")
+            .enable_all()
+            .build()
+            .map(|rt| Runtime(Some(rt)))
+            .map_err(|e| OmsynError::Storage(format!("starting the node's runtime: {e}")))
+    }
+
+    fn handle(&self) -> &tokio::runtime::Handle {
+        match &self.0 {
+            Some(rt) => rt.handle(),
+            None => unreachable!("the runtime lives until the node is dropped"),
+        }
+    }
+
+    /// Runs store work on the blocking pool; the caller only awaits the result.
+    async fn blocking<T: Send + 'static>(
+        &self,
+        work: impl FnOnce() -> Result<T, OmsynError> + Send + 'static,
+    ) -> Result<T, OmsynError> {
+        self.handle()
+            .spawn_blocking(work)
+            .await
+            .map_err(|e| OmsynError::Storage(format!("the operation failed: {e}")))?
+    }
+
+    /// Runs async work on the runtime (network: iroh needs a tokio context).
+    async fn run<T: Send + 'static>(
+        &self,
+        work: impl Future<Output = Result<T, OmsynError>> + Send + 'static,
+    ) -> Result<T, OmsynError> {
+        self.handle()
+            .spawn(work)
+            .await
+            .map_err(|e| OmsynError::Network(format!("the operation failed: {e}")))?
+    }
+}
+
+impl Drop for Runtime {
+    fn drop(&mut self) {
+        if let Some(rt) = self.0.take() {
+            rt.shutdown_background();
+        }
+    }
+}
+
+fn patient_id(value: &str) -> Result<PatientId, OmsynError> {
+    PatientId::parse(value).map_err(|e| invalid("patient", e))
+}
+
+fn visit_id(value: &str) -> Result<VisitId, OmsynError> {
+    VisitId::parse(value).map_err(|e| invalid("visit", e))
+}
+
+fn entry_id(value: &str, what: &str) -> Result<EntryId, OmsynError> {
+    EntryId::parse(value).map_err(|e| invalid(what, e))
+}
+
+fn optional_visit(value: Option<String>) -> Result<Option<VisitId>, OmsynError> {
+    value.as_deref().map(visit_id).transpose()
+}
+
+/// A time the app gives (ms since the epoch), in the device's local offset; `None` means now.
+fn time_or_now(ms: Option<i64>, what: &str) -> Result<Timestamp, OmsynError> {
+    match ms {
+        None => Ok(clock::now()),
+        Some(ms) => clock::at_millis(ms)
+            .ok_or_else(|| invalid(what, format!("{ms} is not a representable time"))),
+    }
+}
+
+fn store_key(bytes: &[u8]) -> Result<StoreKey, OmsynError> {
+    let bytes: [u8; 32] = bytes.try_into().map_err(|_| {
+        OmsynError::InvalidInput(format!(
+            "the store key must be 32 bytes (from the platform keystore); got {}",
+            bytes.len()
+        ))
+    })?;
+    Ok(StoreKey::from_bytes(bytes))
+}
+
+fn rng() -> StdRng {
+    StdRng::from_os_rng()
+}
+
+fn profile(setup: NodeSetup) -> Result<NodeProfile, OmsynError> {
+    let role: omsyn_core::Role = setup.role.into();
+    if setup.name.trim().is_empty() {
+        return Err(OmsynError::InvalidInput("the node needs a name".into()));
+    }
+    let staff_id = setup
+        .staff_id
+        .as_deref()
+        .map(|s| StaffId::parse(s).map_err(|e| invalid("staff id", e)))
+        .transpose()?;
+    let patient = setup.patient.as_deref().map(patient_id).transpose()?;
+    match role {
+        omsyn_core::Role::Nurse if staff_id.is_none() => Err(OmsynError::InvalidInput(
+            "a nurse's phone needs the nurse's staff id (HPR or employee number)".into(),
+        )),
+        omsyn_core::Role::HomeUnit if patient.is_none() => Err(OmsynError::InvalidInput(
+            "a home unit needs the patient it serves".into(),
+        )),
+        _ => Ok(NodeProfile {
+            version: omsyn_core::identity::PROFILE_VERSION,
+            role,
+            name: setup.name,
+            staff_id,
+            patient,
+            zone: setup.zone,
+        }),
+    }
+}
+
+impl OmsynNode {
+    async fn opened(
+        runtime: Runtime,
+        open: impl FnOnce() -> Result<Repo, OmsynError> + Send + 'static,
+    ) -> Result<Arc<OmsynNode>, OmsynError> {
+        let repo = Arc::new(runtime.blocking(open).await?);
+        let sink = EventSink::start()
+            .map_err(|e| OmsynError::Storage(format!("starting the event thread: {e}")))?;
+        let ctx = SyncContext {
+            repo,
+            sink,
+            connected: Arc::default(),
+            known_conflicts: Arc::default(),
+            revoked: Arc::default(),
+        };
+        // Conflicts already in the store are known: events announce only new ones.
+        let existing = ctx.clone();
+        runtime
+            .blocking(move || {
+                let conflicts = existing.repo.conflicts(None)?;
+                if let Ok(mut known) = existing.known_conflicts.lock() {
+                    known.extend(conflicts.iter().map(|c| c.id.to_string()));
+                }
+                Ok(())
+            })
+            .await?;
+        Ok(Arc::new(OmsynNode {
+            runtime,
+            ctx,
+            sync: tokio::sync::Mutex::new(None),
+        }))
+    }
+
+    fn live(&self) -> Result<Arc<Repo>, OmsynError> {
+        match self.ctx.revoked.lock().ok().and_then(|r| r.clone()) {
+            Some(reason) => Err(OmsynError::Revoked(format!(
+                "this device was revoked ({reason}); its data is destroyed"
+            ))),
+            None => Ok(self.ctx.repo.clone()),
+        }
+    }
+
+    /// Store work on the blocking pool, with the repo.
+    async fn with_repo<T: Send + 'static>(
+        &self,
+        work: impl FnOnce(&Repo) -> Result<T, OmsynError> + Send + 'static,
+    ) -> Result<T, OmsynError> {
+        let repo = self.live()?;
+        self.runtime.blocking(move || work(&repo)).await
+    }
+
+    /// A journal write; afterwards the app hears of conflicts it created (a dose twice...).
+    async fn write_entry(
+        &self,
+        patient: PatientId,
+        work: impl FnOnce(&Repo, &mut StdRng) -> Result<Entry, omsyn_core::RepoError> + Send + 'static,
+    ) -> Result<JournalEntry, OmsynError> {
+        let ctx = self.ctx.clone();
+        self.with_repo(move |repo| {
+            let entry = work(repo, &mut rng())?;
+            sync::announce_conflicts(&ctx, Some(&patient));
+            Ok(JournalEntry::from(&entry))
+        })
+        .await
+    }
+}
+
+fn log_read(repo: &Repo, patient: Option<PatientId>, what: String) -> Result<(), OmsynError> {
+    repo.log_access(
+        clock::now(),
+        AccessEvent {
+            patient,
+            action: AuditAction::Read,
+            what,
+            purpose: format!("{} work", repo.profile().role),
+        },
+    )?;
+    Ok(())
+}
+
+#[uniffi::export]
+impl OmsynNode {
+    /// Creates a node in `data_dir` (which must hold none), its store encrypted with
+    /// `store_key` (32 bytes the app keeps in the Android Keystore or iOS Keychain).
+    #[uniffi::constructor]
+    pub async fn create(
+        data_dir: String,
+        store_key: Vec<u8>,
+        setup: NodeSetup,
+    ) -> Result<Arc<OmsynNode>, OmsynError> {
+        let key = self::store_key(&store_key)?;
+        let profile = profile(setup)?;
+        let runtime = Runtime::new()?;
+        Self::opened(runtime, move || {
+            let dir = PathBuf::from(data_dir);
+            std::fs::create_dir_all(&dir)
+                .map_err(|e| OmsynError::Storage(format!("creating {}: {e}", dir.display())))?;
+            Ok(Repo::init(&dir, profile, Some(key), &mut rng())?)
+        })
+        .await
+    }
+
+    /// Opens the node in `data_dir` with its store key. A wrong key is refused before anything
+    /// is read.
+    #[uniffi::constructor]
+    pub async fn open(data_dir: String, store_key: Vec<u8>) -> Result<Arc<OmsynNode>, OmsynError> {
+        let key = self::store_key(&store_key)?;
+        let runtime = Runtime::new()?;
+        Self::opened(runtime, move || {
+            Ok(Repo::open(&PathBuf::from(data_dir), Some(key), &mut rng())?)
+        })
+        .await
+    }
+
+    /// This node's id (its public key).
+    pub fn id(&self) -> String {
+        self.ctx.repo.id().to_string()
+    }
+
+    /// Receives events from now on (replacing any earlier listener); `None` stops them.
+    pub fn set_listener(&self, listener: Option<Arc<dyn NodeListener>>) {
+        self.ctx.sink.set_listener(listener);
+    }
+
+    /// Who this node is, and until when it is enrolled.
+    pub async fn info(&self) -> Result<NodeInfo, OmsynError> {
+        self.with_repo(|repo| {
+            let until = repo.certificate()?.map(|c| c.grant().not_after_ms);
+            Ok(NodeInfo::new(repo.id().to_string(), repo.profile(), until))
+        })
+        .await
+    }
+
+    /// The enrolment request to show (as text or QR code) to the base that approves it.
+    pub fn enrollment_request(&self) -> String {
+        self.ctx.repo.enrollment_request().to_text()
+    }
+
+    /// Installs the certificate the base issued (`omsyn-cert1:…`).
+    pub async fn install_certificate(&self, certificate: String) -> Result<NodeInfo, OmsynError> {
+        let cert = Certificate::from_text(certificate.trim())?;
+        self.with_repo(move |repo| {
+            repo.install_certificate(&cert)?;
+            Ok(NodeInfo::new(
+                repo.id().to_string(),
+                repo.profile(),
+                Some(cert.grant().not_after_ms),
+            ))
+        })
+        .await
+    }
+
+    /// Starts syncing in the background: listens for peers and keeps a session with each of
+    /// `options.peers`, reconnecting with backoff. Returns this node's ticket.
+    pub async fn start_sync(&self, options: SyncOptions) -> Result<String, OmsynError> {
+        self.live()?;
+        let mut running = self.sync.lock().await;
+        if running.is_some() {
+            return Err(OmsynError::SyncState("sync is already running".into()));
+        }
+        let peers = options
+            .peers
+            .iter()
+            .map(|p| p.parse::<Ticket>().map_err(|e| invalid("peer ticket", e)))
+            .collect::<Result<Vec<_>, _>>()?;
+        let net = net_options(&options)?;
+        let runner = self
+            .runtime
+            .run(SyncRunner::start(self.ctx.clone(), net, peers))
+            .await?;
+        let ticket = runner.ticket.clone();
+        *running = Some(runner);
+        Ok(ticket)
+    }
+
+    /// Stops syncing: ends every session and closes the endpoint. Documents stay.
+    pub async fn stop_sync(&self) -> Result<(), OmsynError> {
+        let runner = self.sync.lock().await.take();
+        match runner {
+            Some(runner) => {
+                self.runtime
+                    .run(async move {
+                        runner.stop().await;
+                        Ok(())
+                    })
+                    .await
+            }
+            None => Err(OmsynError::SyncState("sync is not running".into())),
+        }
+    }
+
+    /// Syncs once with the peer `ticket` names, until both sides are caught up ("sync now").
+    /// Uses the background endpoint when sync runs, else a short-lived one.
+    pub async fn sync_now(&self, ticket: String) -> Result<SyncSummary, OmsynError> {
+        self.live()?;
+        let ticket: Ticket = ticket.parse().map_err(|e| invalid("peer ticket", e))?;
+        let running = self.sync.lock().await.as_ref().map(|r| r.shared.clone());
+        let ctx = self.ctx.clone();
+        let peer = ticket.node.to_string();
+        let outcome = self
+            .runtime
+            .run(async move {
+                match running {
+                    Some(shared) => sync::sync_once(&ctx, &shared, &ticket, false).await,
+                    None => {
+                        let shared = sync::bind(&ctx, &NetOptions::default()).await?;
+                        let outcome = sync::sync_once(&ctx, &shared, &ticket, true).await;
+                        shared.net.endpoint.close().await;
+                        outcome
+                    }
+                }
+            })
+            .await?;
+        let s = outcome.stats;
+        Ok(SyncSummary {
+            peer,
+            caught_up: outcome.caught_up,
+            docs_sent: s.docs_sent,
+            docs_received: s.docs_received,
+            bytes_sent: s.bytes_sent,
+            bytes_received: s.bytes_received,
+            millis: u64::try_from(outcome.millis).unwrap_or(u64::MAX),
+        })
+    }
+
+    /// Whether sync runs, the peers met, and how fresh each patient's documents are.
+    pub async fn sync_status(&self) -> Result<SyncStatus, OmsynError> {
+        let ticket = self.sync.lock().await.as_ref().map(|r| r.ticket.clone());
+        let connected = self.ctx.connected.clone();
+        self.with_repo(move |repo| {
+            log_read(repo, None, "sync status".into())?;
+            let store = repo.store();
+            let peers = store.peers().map_err(omsyn_core::RepoError::from)?;
+            let live = connected.lock().map(|c| c.clone()).unwrap_or_default();
+            let mut peer_rows = Vec::new();
+            for (peer, record) in &peers {
+                let cert = store
+                    .certificate(peer)
+                    .map_err(omsyn_core::RepoError::from)?;
+                peer_rows.push(PeerStatus {
+                    id: peer.to_string(),
+                    name: cert.as_ref().map(|c| c.grant().name.clone()),
+                    role: cert.as_ref().map(|c| c.grant().role.into()),
+                    connected: live.contains_key(peer),
+                    last_seen_ms: record.last_seen_ms,
+                    caught_up_ms: record.caught_up_ms,
+                });
+            }
+            let mut patients = Vec::new();
+            for (patient, name) in repo.patients()? {
+                let mut freshest: Option<(i64, String)> = None;
+                for (peer, record) in &peers {
+                    if let Some(at) = repo.patient_synced_at(peer, record.caught_up_ms, &patient)?
+                        && freshest.as_ref().is_none_or(|(t, _)| at > *t)
+                    {
+                        freshest = Some((at, peer.to_string()));
+                    }
+                }
+                patients.push(PatientStaleness {
+                    patient: patient.to_string(),
+                    name,
+                    last_synced_ms: freshest.as_ref().map(|(t, _)| *t),
+                    synced_with: freshest.map(|(_, p)| p),
+                });
+            }
+            Ok(SyncStatus {
+                running: ticket.is_some(),
+                ticket,
+                peers: peer_rows,
+                patients,
+            })
+        })
+        .await
+    }
+
+    /// The work list for `day` (`YYYY-MM-DD`): a nurse's assigned visits, a home unit's
+    /// patient's visits, a base's every visit; by start time.
+    pub async fn work_list(&self, day: String) -> Result<Vec<WorkItem>, OmsynError> {
+        let day = Day::parse(&day).map_err(|e| invalid("day", e))?;
+        self.with_repo(move |repo| {
+            log_read(repo, None, format!("work list {day}"))?;
+            let profile = repo.profile();
+            let staff = profile.staff_id.as_ref().map(|s| s.to_string());
+            let report = omsyn_core::report::day_report(repo, day)?;
+            Ok(report
+                .visits
+                .into_iter()
+                .filter(|v| match profile.role {
+                    omsyn_core::Role::Base => true,
+                    omsyn_core::Role::HomeUnit => Some(&v.patient) == profile.patient.as_ref(),
+                    omsyn_core::Role::Nurse => staff.as_ref().is_some_and(|s| v.staff.contains(s)),
+                })
+                .map(WorkItem::from)
+                .collect())
+        })
+        .await
+    }
+
+    /// A patient's record, plan, visits, journal, messages and conflicts. The read is checked
+    /// against this user's need (refused, and the refusal logged, without one) and logged.
+    pub async fn patient_record(&self, patient: String) -> Result<PatientRecord, OmsynError> {
+        let patient = patient_id(&patient)?;
+        self.with_repo(move |repo| {
+            let purpose = repo.open_patient(clock::now(), &patient, "record")?;
+            let view = repo.patient_view(&patient)?;
+            let (name, address, access_note, phone) = record_fields(&view.record);
+            let journal = Journal {
+                entries: view.journal.clone(),
+                unreadable: Vec::new(),
+            };
+            Ok(PatientRecord {
+                id: patient.to_string(),
+                flags: view
+                    .record
+                    .flags
+                    .iter()
+                    .map(|f| FlagInfo {
+                        id: f.id.to_string(),
+                        kind: f.kind.clone(),
+                        note: f.note.clone(),
+                        active: f.deactivated.is_none(),
+                    })
+                    .collect(),
+                tiltak: view
+                    .record
+                    .tiltak
+                    .iter()
+                    .map(|t| TiltakInfo {
+                        id: t.id.to_string(),
+                        description: t.description.clone(),
+                        times: t.times.clone(),
+                        active: t.active,
+                    })
+                    .collect(),
+                medications: view
+                    .record
+                    .medications
+                    .iter()
+                    .map(|m| MedicationInfo {
+                        id: m.id.to_string(),
+                        name: m.name.clone(),
+                        dose: m.dose.clone(),
+                        slots: m.slots.clone(),
+                        active: m.active,
+                    })
+                    .collect(),
+                visits: view
+                    .visits
+                    .into_iter()
+                    .map(|v| {
+                        WorkItem::from(omsyn_core::report::visit_line(v, name.clone(), &journal))
+                    })
+                    .collect(),
+                journal: view.journal.iter().map(JournalEntry::from).collect(),
+                messages: view.messages.iter().map(PatientMessage::from).collect(),
+                conflicts: view.conflicts.iter().map(OpenConflict::from).collect(),
+                name,
+                address,
+                access_note,
+                phone,
+                purpose,
+            })
+        })
+        .await
+    }
+
+    /// Marks the start of work on a visit in the nurse's day log.
+    pub async fn start_visit(
+        &self,
+        visit: String,
+        at_ms: Option<i64>,
+    ) -> Result<String, OmsynError> {
+        let visit = visit_id(&visit)?;
+        let at = time_or_now(at_ms, "start time")?;
+        self.with_repo(move |repo| {
+            repo.visit(&visit)?;
+            let entry = repo.day_log(
+                clock::now(),
+                &mut rng(),
+                at,
+                DayLogBody::VisitStart { visit },
+            )?;
+            Ok(entry.id.to_string())
+        })
+        .await
+    }
+
+    /// Documents a visit as performed (arrival defaults to now, the mode to the planned one).
+    pub async fn visit_done(
+        &self,
+        visit: String,
+        arrival_ms: Option<i64>,
+        departure_ms: Option<i64>,
+        mode: Option<VisitMode>,
+    ) -> Result<JournalEntry, OmsynError> {
+        let visit = visit_id(&visit)?;
+        let arrival = time_or_now(arrival_ms, "arrival")?;
+        let departure = departure_ms
+            .map(|ms| time_or_now(Some(ms), "departure"))
+            .transpose()?;
+        let patient = self.patient_of(&visit).await?;
+        self.write_entry(patient, move |repo, rng| {
+            repo.visit_performed(
+                clock::now(),
+                rng,
+                &visit,
+                arrival,
+                departure,
+                mode.map(Into::into),
+            )
+        })
+        .await
+    }
+
+    /// Documents a visit as not performed, with why.
+    pub async fn visit_missed(
+        &self,
+        visit: String,
+        reason: MissedReason,
+        note: Option<String>,
+        at_ms: Option<i64>,
+    ) -> Result<JournalEntry, OmsynError> {
+        let visit = visit_id(&visit)?;
+        let at = time_or_now(at_ms, "time")?;
+        let patient = self.patient_of(&visit).await?;
+        self.write_entry(patient, move |repo, rng| {
+            repo.visit_missed(clock::now(), rng, &visit, reason.into(), note, at)
+        })
+        .await
+    }
+
+    /// Adds a free-text journal note.
+    pub async fn add_note(
+        &self,
+        patient: String,
+        visit: Option<String>,
+        text: String,
+        at_ms: Option<i64>,
+    ) -> Result<JournalEntry, OmsynError> {
+        let patient = patient_id(&patient)?;
+        let visit = optional_visit(visit)?;
+        let at = time_or_now(at_ms, "time")?;
+        if text.trim().is_empty() {
+            return Err(OmsynError::InvalidInput("the note is empty".into()));
+        }
+        let p = patient.clone();
+        self.write_entry(patient, move |repo, rng| {
+            repo.add_note(clock::now(), rng, &p, visit.as_ref(), at, &text)
+        })
+        .await
+    }
+
+    /// Records a measurement (blood pressure, SpO2, weight, glucose...).
+    #[allow(clippy::too_many_arguments)]
+    pub async fn observe(
+        &self,
+        patient: String,
+        visit: Option<String>,
+        kind: String,
+        value: String,
+        unit: Option<String>,
+        at_ms: Option<i64>,
+    ) -> Result<JournalEntry, OmsynError> {
+        let patient = patient_id(&patient)?;
+        let visit = optional_visit(visit)?;
+        let at = time_or_now(at_ms, "time")?;
+        let p = patient.clone();
+        self.write_entry(patient, move |repo, rng| {
+            repo.observe(
+                clock::now(),
+                rng,
+                &p,
+                visit.as_ref(),
+                at,
+                &kind,
+                &value,
+                unit.as_deref(),
+            )
+        })
+        .await
+    }
+
+    /// Documents a dose as given (`slot` is its time, `HH:MM`).
+    pub async fn medication_given(
+        &self,
+        patient: String,
+        medication: String,
+        slot: String,
+        visit: Option<String>,
+        at_ms: Option<i64>,
+    ) -> Result<JournalEntry, OmsynError> {
+        self.dose(patient, medication, slot, visit, at_ms, None)
+            .await
+    }
+
+    /// Documents a dose as not given, with why.
+    pub async fn medication_not_given(
+        &self,
+        patient: String,
+        medication: String,
+        slot: String,
+        reason: String,
+        visit: Option<String>,
+        at_ms: Option<i64>,
+    ) -> Result<JournalEntry, OmsynError> {
+        if reason.trim().is_empty() {
+            return Err(OmsynError::InvalidInput(
+                "say why the dose was not given".into(),
+            ));
+        }
+        self.dose(patient, medication, slot, visit, at_ms, Some(reason))
+            .await
+    }
+
+    /// Corrects an entry: amends its text or marks it entered in error. The original stays.
+    pub async fn correct_entry(
+        &self,
+        patient: String,
+        entry: String,
+        correction: CorrectionKind,
+    ) -> Result<JournalEntry, OmsynError> {
+        let patient = patient_id(&patient)?;
+        let entry = entry_id(&entry, "entry")?;
+        let correction = match correction {
+            CorrectionKind::Amend { text } => Correction::Amend(text),
+            CorrectionKind::EnteredInError { reason } => Correction::EnteredInError(reason),
+        };
+        let p = patient.clone();
+        self.write_entry(patient, move |repo, rng| {
+            repo.correct_entry(clock::now(), rng, &p, &entry, correction)
+        })
+        .await
+    }
+
+    /// A patient's messages, oldest first (a logged read).
+    pub async fn messages(&self, patient: String) -> Result<Vec<PatientMessage>, OmsynError> {
+        let patient = patient_id(&patient)?;
+        self.with_repo(move |repo| {
+            repo.open_patient(clock::now(), &patient, "messages")?;
+            let view = repo.patient_view(&patient)?;
+            Ok(view.messages.iter().map(PatientMessage::from).collect())
+        })
+        .await
+    }
+
+    /// Sends a message about a patient to the home, the care team or the base.
+    pub async fn send_message(
+        &self,
+        patient: String,
+        to: MessageRecipient,
+        text: String,
+        in_reply_to: Option<String>,
+    ) -> Result<PatientMessage, OmsynError> {
+        let patient = patient_id(&patient)?;
+        let reply = in_reply_to
+            .as_deref()
+            .map(|r| entry_id(r, "in_reply_to"))
+            .transpose()?;
+        if text.trim().is_empty() {
+            return Err(OmsynError::InvalidInput("the message is empty".into()));
+        }
+        self.with_repo(move |repo| {
+            let message =
+                repo.send_message(clock::now(), &mut rng(), &patient, to.into(), &text, reply)?;
+            Ok(PatientMessage::from(&message))
+        })
+        .await
+    }
+
+    /// Open conflicts on this device (a logged read).
+    pub async fn conflicts(&self) -> Result<Vec<OpenConflict>, OmsynError> {
+        self.with_repo(|repo| {
+            log_read(repo, None, "conflicts".into())?;
+            Ok(repo
+                .conflicts(None)?
+                .iter()
+                .map(OpenConflict::from)
+                .collect())
+        })
+        .await
+    }
+
+    /// Resolves a conflict with a note (and, for a record field, the value to keep). The
+    /// resolution is an attributable journal entry; `None` when the conflict needed none.
+    pub async fn resolve_conflict(
+        &self,
+        conflict: String,
+        note: String,
+        value: Option<String>,
+    ) -> Result<Option<JournalEntry>, OmsynError> {
+        let conflict = ConflictId::parse(&conflict).map_err(|e| invalid("conflict", e))?;
+        if note.trim().is_empty() {
+            return Err(OmsynError::InvalidInput(
+                "say how the conflict was resolved".into(),
+            ));
+        }
+        self.with_repo(move |repo| {
+            let entry = repo.resolve_conflict(
+                clock::now(),
+                &mut rng(),
+                &conflict,
+                &note,
+                value.as_deref(),
+            )?;
+            Ok(entry.as_ref().map(JournalEntry::from))
+        })
+        .await
+    }
+
+    /// Stops syncing (if running) before the app lets the node go. The node stays usable;
+    /// releasing it (Kotlin `close()`/`destroy()`, Swift deinit) closes the store. (Not named
+    /// `close`: Kotlin's `AutoCloseable.close` takes that name.)
+    pub async fn shutdown(&self) -> Result<(), OmsynError> {
+        let runner = self.sync.lock().await.take();
+        if let Some(runner) = runner {
+            self.runtime
+                .run(async move {
+                    runner.stop().await;
+                    Ok(())
+                })
+                .await?;
+        }
+        Ok(())
+    }
+}
+
+impl OmsynNode {
+    async fn patient_of(&self, visit: &VisitId) -> Result<PatientId, OmsynError> {
+        let visit = visit.clone();
+        self.with_repo(move |repo| Ok(repo.visit(&visit)?.1.patient))
+            .await
+    }
+
+    async fn dose(
+        &self,
+        patient: String,
+        medication: String,
+        slot: String,
+        visit: Option<String>,
+        at_ms: Option<i64>,
+        not_given: Option<String>,
+    ) -> Result<JournalEntry, OmsynError> {
+        let patient = patient_id(&patient)?;
+        let medication = MedicationId::parse(&medication).map_err(|e| invalid("medication", e))?;
+        let visit = optional_visit(visit)?;
+        let at = time_or_now(at_ms, "time")?;
+        let p = patient.clone();
+        self.write_entry(patient, move |repo, rng| {
+            repo.record_dose(
+                clock::now(),
+                rng,
+                &p,
+                &medication,
+                &slot,
+                at,
+                visit.as_ref(),
+                not_given,
+            )
+        })
+        .await
+    }
+}
+
+fn net_options(options: &SyncOptions) -> Result<NetOptions, OmsynError> {
+    let listen = options
+        .listen
+        .as_deref()
+        .map(|l| l.parse().map_err(|e| invalid("listen address", e)))
+        .transpose()?;
+    Ok(NetOptions {
+        listen,
+        relay: options.relay.clone(),
+        mdns: options.local_discovery,
+        relay_only: false,
+        relay_ca: None,
+    })
+}

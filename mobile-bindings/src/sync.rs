@@ -1,0 +1,235 @@
+//! Syncing in the background: the daemon's accept and dial loops from `omsyn_node::net` on the
+//! node's runtime, and a task that turns their events into [`NodeEvent`]s (noticing conflicts that
+//! arrived with the changes).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::{Arc, Mutex};
+
+use omsyn_core::{NodeId, Repo};
+use omsyn_node::net::NetOptions;
+use omsyn_node::net::daemon::{self, OnRevoked, Shared};
+use omsyn_node::net::events::NetEvent;
+use omsyn_node::net::ticket::Ticket;
+use tokio::sync::{Notify, broadcast};
+use tokio::task::JoinHandle;
+
+use crate::error::OmsynError;
+use crate::events::{EventSink, NodeEvent};
+use crate::types::OpenConflict;
+
+/// What the sync tasks share with the node object.
+#[derive(Debug, Clone)]
+pub(crate) struct SyncContext {
+    pub(crate) repo: Arc<Repo>,
+    pub(crate) sink: EventSink,
+    /// Peers with a live session, and their name and role.
+    pub(crate) connected: Arc<Mutex<BTreeMap<NodeId, String>>>,
+    /// Conflicts the app has been told about.
+    pub(crate) known_conflicts: Arc<Mutex<BTreeSet<String>>>,
+    /// Set (with the reason) once this node learned it was revoked.
+    pub(crate) revoked: Arc<Mutex<Option<String>>>,
+}
+
+/// Background sync while it runs.
+#[derive(Debug)]
+pub(crate) struct SyncRunner {
+    pub(crate) shared: Shared,
+    pub(crate) ticket: String,
+    stop: Arc<Notify>,
+    daemon: JoinHandle<anyhow::Result<()>>,
+    forwarder: JoinHandle<()>,
+}
+
+impl SyncRunner {
+    /// Binds the endpoint and starts serving, dialling `peers`. Runs on the node's runtime.
+    pub(crate) async fn start(
+        ctx: SyncContext,
+        options: NetOptions,
+        peers: Vec<Ticket>,
+    ) -> Result<SyncRunner, OmsynError> {
+        let shared = bind(&ctx, &options).await?;
+        let ticket = shared
+            .net
+            .ticket()
+            .map_err(|e| OmsynError::Network(format!("{e:#}")))?
+            .to_string();
+        let stop = Arc::new(Notify::new());
+        let forwarder = tokio::spawn(forward(
+            shared.events.subscribe(),
+            ctx.clone(),
+            stop.clone(),
+        ));
+        let until_stopped = {
+            let stop = stop.clone();
+            async move { stop.notified().await }
+        };
+        let sink = ctx.sink.clone();
+        let served = shared.clone();
+        let daemon = tokio::spawn(async move {
+            let result = daemon::run(served, peers, until_stopped).await;
+            if let Err(e) = &result {
+                sink.send(NodeEvent::SyncStopped {
+                    error: Some(format!("{e:#}")),
+                });
+            }
+            result
+        });
+        Ok(SyncRunner {
+            shared,
+            ticket,
+            stop,
+            daemon,
+            forwarder,
+        })
+    }
+
+    /// Ends every session and closes the endpoint.
+    pub(crate) async fn stop(self) {
+        self.stop.notify_one();
+        let _ = self.daemon.await;
+        self.forwarder.abort();
+    }
+}
+
+/// Binds an endpoint for this node; a revoked node reports instead of exiting the app.
+pub(crate) async fn bind(ctx: &SyncContext, options: &NetOptions) -> Result<Shared, OmsynError> {
+    Shared::start(ctx.repo.clone(), options, OnRevoked::Report)
+        .await
+        .map_err(|e| OmsynError::Network(format!("{e:#}")))
+}
+
+/// One session with a peer until both are caught up. With `forward_events` its events reach the
+/// app from here (when background sync runs, its own forwarder already delivers them).
+pub(crate) async fn sync_once(
+    ctx: &SyncContext,
+    shared: &Shared,
+    ticket: &Ticket,
+    forward_events: bool,
+) -> Result<omsyn_node::net::driver::Outcome, OmsynError> {
+    let stop = Notify::new();
+    let mut events = shared.events.subscribe();
+    let session = daemon::sync_with(shared, ticket);
+    tokio::pin!(session);
+    let outcome = loop {
+        tokio::select! {
+            outcome = &mut session => break outcome,
+            event = events.recv(), if forward_events => {
+                if let Ok(event) = event {
+                    handle(ctx, &stop, event).await;
+                }
+            }
+        }
+    };
+    while forward_events && let Ok(event) = events.try_recv() {
+        handle(ctx, &stop, event).await;
+    }
+    outcome.map_err(|e| {
+        if let Some(reason) = ctx.revoked.lock().ok().and_then(|r| r.clone()) {
+            OmsynError::Revoked(reason)
+        } else {
+            OmsynError::Network(format!("{e:#}"))
+        }
+    })
+}
+
+/// Turns the network's events into the app's, until the channel closes.
+async fn forward(mut events: broadcast::Receiver<NetEvent>, ctx: SyncContext, stop: Arc<Notify>) {
+    loop {
+        let event = match events.recv().await {
+            Ok(event) => event,
+            Err(broadcast::error::RecvError::Lagged(_)) => continue,
+            Err(broadcast::error::RecvError::Closed) => return,
+        };
+        handle(&ctx, &stop, event).await;
+    }
+}
+
+async fn handle(ctx: &SyncContext, stop: &Notify, event: NetEvent) {
+    match event {
+        NetEvent::PeerConnected { peer, role, name } => {
+            if let Ok(mut c) = ctx.connected.lock() {
+                c.insert(peer, name.clone());
+            }
+            ctx.sink.send(NodeEvent::PeerConnected {
+                peer: peer.to_string(),
+                name,
+                role: role.into(),
+            });
+        }
+        NetEvent::PeerLost { peer, error } => {
+            let was_connected = ctx
+                .connected
+                .lock()
+                .map(|mut c| c.remove(&peer).is_some())
+                .unwrap_or(false);
+            if was_connected {
+                ctx.sink.send(NodeEvent::PeerLost {
+                    peer: peer.to_string(),
+                    error,
+                });
+            }
+        }
+        NetEvent::DocumentReceived { doc, .. } => {
+            let patient = doc.patient().cloned();
+            ctx.sink.send(NodeEvent::DocumentChanged {
+                document: doc.to_string(),
+                patient: patient.as_ref().map(|p| p.to_string()),
+            });
+            if let Some(patient) = patient {
+                let ctx = ctx.clone();
+                let _ =
+                    tokio::task::spawn_blocking(move || announce_conflicts(&ctx, Some(&patient)))
+                        .await;
+            }
+        }
+        NetEvent::CaughtUp { peer, stats } => ctx.sink.send(NodeEvent::SyncProgress {
+            peer: peer.to_string(),
+            docs_received: stats.docs_received,
+            docs_sent: stats.docs_sent,
+            bytes_received: stats.bytes_received,
+            bytes_sent: stats.bytes_sent,
+        }),
+        NetEvent::Refused {
+            peer,
+            doc,
+            reason,
+            by_peer,
+        } => ctx.sink.send(NodeEvent::ChangesRefused {
+            peer: peer.to_string(),
+            document: doc.to_string(),
+            reason,
+            by_peer,
+        }),
+        NetEvent::Withdrawn { doc } => {
+            if let Some(patient) = doc.patient() {
+                ctx.sink.send(NodeEvent::PatientWithdrawn {
+                    patient: patient.to_string(),
+                });
+            }
+        }
+        NetEvent::Revoked { reason } => {
+            if let Ok(mut r) = ctx.revoked.lock() {
+                *r = Some(reason.clone());
+            }
+            stop.notify_one();
+            ctx.sink.send(NodeEvent::Revoked { reason });
+        }
+    }
+}
+
+/// Tells the app about conflicts it has not been told about (one patient's, or all).
+pub(crate) fn announce_conflicts(ctx: &SyncContext, patient: Option<&omsyn_core::ids::PatientId>) {
+    let Ok(conflicts) = ctx.repo.conflicts(patient) else {
+        return;
+    };
+    let Ok(mut known) = ctx.known_conflicts.lock() else {
+        return;
+    };
+    for conflict in &conflicts {
+        if known.insert(conflict.id.to_string()) {
+            ctx.sink.send(NodeEvent::ConflictAppeared {
+                conflict: OpenConflict::from(conflict),
+            });
+        }
+    }
+}

@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# Installs what the test suite needs on a fresh Debian machine (root), and nothing that is there:
+# iproute2 (network namespaces), Python 3 (the bindings' test harness), a JDK, JNA and the Kotlin
+# compiler (compiling the generated Kotlin bindings; npm's kotlin-compiler is the whole kotlinc
+# distribution, with kotlinx-coroutines; Debian's kotlin package is too old for uniffi's code).
+set -euo pipefail
+KOTLIN_VERSION=2.4.20
+KOTLIN_PREFIX=/opt/kotlin
+packages=()
+command -v ip >/dev/null 2>&1 || packages+=(iproute2)
+command -v python3 >/dev/null 2>&1 || packages+=(python3)
+command -v java >/dev/null 2>&1 || packages+=(default-jdk-headless)
+command -v npm >/dev/null 2>&1 || packages+=(npm)
+[ -f /usr/share/java/jna.jar ] || packages+=(libjna-java)
+if [ ${#packages[@]} -gt 0 ]; then
+  echo "== installing ${packages[*]}"
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${packages[@]}" >/dev/null
+fi
+if [ ! -x "$KOTLIN_PREFIX/node_modules/kotlin-compiler/bin/kotlinc" ]; then
+  echo "== installing kotlinc $KOTLIN_VERSION (npm kotlin-compiler)"
+  npm install --silent --no-save --no-audit --no-fund --prefix "$KOTLIN_PREFIX" "kotlin-compiler@$KOTLIN_VERSION"
+fi

@@ -1,0 +1,9 @@
+#!/usr/bin/env bash
+# The whole test suite (README's test command): installs what is missing on a fresh machine, then
+# the Rust workspace's tests, then the mobile bindings end to end (Python suite, generated
+# Kotlin/Swift up to date, Kotlin compiled and run).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/ci-install.sh
+cargo test --workspace
+scripts/test-mobile.sh
