@@ -27,6 +27,7 @@ mod codec;
 pub mod conflict;
 pub mod docs;
 pub mod exchange;
+pub mod fhir;
 pub mod identity;
 pub mod ids;
 pub mod repo;

@@ -189,10 +189,15 @@ pub(crate) enum NodeCommand {
     /// Write this node's documents to a portable file ("-" or nothing: stdout)
     Export {
         /// Output file
+        #[arg(conflicts_with = "fhir")]
         file: Option<PathBuf>,
         /// Only this patient's documents
         #[arg(long)]
         patient: Option<String>,
+        /// Write FHIR R4 JSON instead: one Bundle per patient (`DIR/<patient>.json`), for the
+        /// municipality's record system
+        #[arg(long, value_name = "DIR")]
+        fhir: Option<PathBuf>,
     },
     /// Import a record system's CSV work list into the plan (all or nothing)
     ImportWorklist {

@@ -234,7 +234,12 @@ pub(crate) fn run_node(
         NodeCommand::Daylog(cmd) => daylog(repo, json, rng, cmd),
         NodeCommand::Conflicts(args) => conflicts(repo, json, rng, args),
         NodeCommand::DayReport { date } => day_report(repo, json, parse_day(date.as_deref())?),
-        NodeCommand::Export { file, patient } => export(repo, json, file, patient),
+        NodeCommand::Export {
+            fhir: Some(dir),
+            patient,
+            ..
+        } => export_fhir(repo, json, &dir, patient),
+        NodeCommand::Export { file, patient, .. } => export(repo, json, file, patient),
         NodeCommand::ImportWorklist { file, offset } => {
             let offset_secs = parse_offset(&offset)?;
             let bytes = read_input(&file)?;
@@ -998,6 +1003,52 @@ fn export(repo: &Repo, json: bool, file: Option<PathBuf>, patient: Option<String
             out.write_all(&bytes).context("writing to stdout")?;
         }
     }
+    Ok(())
+}
+
+/// `omsyn export --fhir DIR`: one FHIR R4 Bundle per patient held (or the one named), each
+/// export logged in the access log.
+fn export_fhir(repo: &Repo, json: bool, dir: &Path, patient: Option<String>) -> Result<()> {
+    let patients = match patient.as_deref() {
+        Some(p) => vec![patient_id(p)?],
+        None => repo.patients()?.into_iter().map(|(p, _)| p).collect(),
+    };
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    let mut totals = std::collections::BTreeMap::<String, usize>::new();
+    for patient in &patients {
+        repo.log_access(
+            now(),
+            AccessEvent {
+                patient: Some(patient.clone()),
+                action: AuditAction::Export,
+                what: format!("FHIR export of {patient}"),
+                purpose: "transfer to the record system".into(),
+            },
+        )?;
+        let export = omsyn_core::fhir::patient_bundle(repo, patient, now())?;
+        let path = dir.join(format!("{patient}.json"));
+        let tmp = path.with_extension("partial");
+        let bytes = serde_json::to_vec_pretty(&export.bundle)?;
+        write_private(&tmp, &bytes)
+            .and_then(|()| std::fs::rename(&tmp, &path))
+            .with_context(|| format!("writing {}", path.display()))?;
+        for (kind, n) in export.counts {
+            *totals.entry(kind).or_default() += n;
+        }
+    }
+    emit(
+        json,
+        &json!({ "dir": dir, "patients": patients.len(), "resources": totals }),
+        || {
+            let list: Vec<String> = totals.iter().map(|(k, n)| format!("{n} {k}")).collect();
+            format!(
+                "wrote {} FHIR R4 bundle(s) to {}: {}",
+                patients.len(),
+                dir.display(),
+                list.join(", ")
+            )
+        },
+    );
     Ok(())
 }
 

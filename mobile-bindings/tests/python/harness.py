@@ -68,6 +68,7 @@ class Base:
         if self.daemon:
             self.daemon.kill()
             self.daemon.wait()
+            self.daemon.stdout.close()
 
 
 class Events(om.NodeListener):

@@ -1,0 +1,519 @@
+//! FHIR R4 (4.0.1) export: one `collection` Bundle per patient, so the municipality's record
+//! system (the legal system of record) can take what was documented offline.
+//!
+//! Mapping (domain.md §2): the record → Patient (fødselsnummer as `urn:oid:2.16.578.1.12.4.1.4.1`)
+//! and Flag; each planned visit → Appointment (status from plan and journal: booked, fulfilled,
+//! noshow, cancelled); each "visit performed" → Encounter (class HH in the home, VR for video);
+//! observations → Observation; doses → MedicationAdministration (completed / not-done); notes →
+//! DocumentReference; messages → Communication; open safety conflicts and deviations (avvik) →
+//! DetectedIssue (DUPTHPY for a dose given twice); the access log → AuditEvent. Corrections are
+//! not lost: an amended resource carries status `amended` (or `entered-in-error`) and the
+//! correction as a note. Staff are referenced by HPR/employee identifier and name; the writing
+//! device is the AuditEvent's observer.
+
+use std::collections::BTreeMap;
+
+use serde_json::{Value, json};
+
+use crate::conflict::{Conflict, ConflictKind, Severity};
+use crate::docs::Author;
+use crate::docs::journal::{Entry, EntryBody, Journal};
+use crate::docs::messages::{Message, Recipient};
+use crate::docs::plan::VisitKind;
+use crate::docs::record::{PatientField, PatientRecord};
+use crate::ids::{EntryId, PatientId};
+use crate::repo::{Repo, RepoError};
+use crate::report::{VisitOutcome, visit_line};
+use crate::time::Timestamp;
+use crate::trust::audit::{AuditAction, AuditEntry};
+
+const FNR: &str = "urn:oid:2.16.578.1.12.4.1.4.1";
+const HPR: &str = "urn:oid:2.16.578.1.12.4.1.4.4";
+const ACT_CODE: &str = "http://terminology.hl7.org/CodeSystem/v3-ActCode";
+const LOINC: &str = "http://loinc.org";
+
+/// One patient's export.
+#[derive(Debug, Clone)]
+pub struct PatientBundle {
+    /// The patient.
+    pub patient: PatientId,
+    /// The Bundle (a JSON object).
+    pub bundle: Value,
+    /// Resources by type.
+    pub counts: BTreeMap<String, usize>,
+}
+
+/// Builds the Bundle of everything this node holds about `patient`. `now` stamps the Bundle.
+pub fn patient_bundle(
+    repo: &Repo,
+    patient: &PatientId,
+    now: Timestamp,
+) -> Result<PatientBundle, RepoError> {
+    let view = repo.patient_view(patient)?;
+    let audit = repo.audit_entries(Some(patient))?;
+    let mut out = Resources::default();
+    let pref = format!("Patient/{patient}");
+    out.push(patient_resource(&view.record));
+    for flag in &view.record.flags {
+        out.push(json!({
+            "resourceType": "Flag",
+            "id": flag.id.to_string(),
+            "status": if flag.deactivated.is_some() { "inactive" } else { "active" },
+            "category": [{"coding": [{"system": "http://terminology.hl7.org/CodeSystem/flag-category", "code": "safety"}]}],
+            "code": {"text": match &flag.note { Some(n) => format!("{}: {n}", flag.kind), None => flag.kind.clone() }},
+            "subject": {"reference": pref},
+            "period": {"start": flag.set_at.to_string()},
+            "author": practitioner(&flag.set_by),
+        }));
+    }
+    let journal = Journal {
+        entries: view.journal.clone(),
+        unreadable: Vec::new(),
+    };
+    let corrections = Corrections::of(&journal);
+    for visit in view.visits {
+        let line = visit_line(visit.clone(), String::new(), &journal);
+        let status = match line.outcome {
+            VisitOutcome::Open => "booked",
+            VisitOutcome::Done | VisitOutcome::CancelledButPerformed => "fulfilled",
+            VisitOutcome::Missed => "noshow",
+            VisitOutcome::Cancelled => "cancelled",
+        };
+        let mut participants = vec![json!({"actor": {"reference": pref}, "status": "accepted"})];
+        participants.extend(visit.staff.iter().map(|s| {
+            json!({"actor": {"identifier": {"system": HPR, "value": s.as_str()}}, "status": "accepted"})
+        }));
+        let mut appointment = json!({
+            "resourceType": "Appointment",
+            "id": visit.id.to_string(),
+            "status": status,
+            "serviceType": [service_type(visit.kind)],
+            "start": visit.start.to_string(),
+            "end": visit.end.to_string(),
+            "participant": participants,
+        });
+        if let crate::docs::plan::PlanStatus::Cancelled { reason } = &visit.status {
+            appointment["cancelationReason"] = json!({"text": reason});
+        }
+        out.push(appointment);
+    }
+    for entry in &journal.entries {
+        if let Some(resource) = entry_resource(entry, &pref, &view.record, &corrections) {
+            out.push(resource);
+        }
+    }
+    for message in &view.messages {
+        out.push(communication(message, &pref));
+    }
+    for conflict in &view.conflicts {
+        out.push(detected_issue(conflict, &pref));
+    }
+    for (n, entry) in audit.iter().enumerate() {
+        out.push(audit_event(n, entry, &pref));
+    }
+    Ok(PatientBundle {
+        patient: patient.clone(),
+        counts: out.counts,
+        bundle: json!({
+            "resourceType": "Bundle",
+            "id": format!("omsyn-{patient}"),
+            "type": "collection",
+            "timestamp": now.to_string(),
+            "entry": out.entries,
+        }),
+    })
+}
+
+#[derive(Default)]
+struct Resources {
+    entries: Vec<Value>,
+    counts: BTreeMap<String, usize>,
+}
+
+impl Resources {
+    fn push(&mut self, resource: Value) {
+        let kind = resource["resourceType"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned();
+        let url = format!(
+            "urn:omsyn:{}/{}",
+            kind,
+            resource["id"].as_str().unwrap_or_default()
+        );
+        *self.counts.entry(kind).or_default() += 1;
+        self.entries
+            .push(json!({"fullUrl": url, "resource": resource}));
+    }
+}
+
+/// What later entries say about earlier ones: amended text, or entered in error.
+struct Corrections {
+    amended: BTreeMap<EntryId, String>,
+    in_error: BTreeMap<EntryId, String>,
+}
+
+impl Corrections {
+    fn of(journal: &Journal) -> Self {
+        let mut amended = BTreeMap::new();
+        let mut in_error = BTreeMap::new();
+        for e in &journal.entries {
+            match &e.body {
+                EntryBody::Correction { corrects, text } => {
+                    amended.insert(corrects.clone(), text.clone());
+                }
+                EntryBody::EnteredInError { target, reason } => {
+                    in_error.insert(target.clone(), reason.clone());
+                }
+                _ => {}
+            }
+        }
+        Corrections { amended, in_error }
+    }
+
+    /// The status to give a resource (`normal` when uncorrected), and a note on why.
+    fn status(
+        &self,
+        id: &EntryId,
+        normal: &'static str,
+        amended: &'static str,
+    ) -> (&'static str, Option<String>) {
+        if let Some(reason) = self.in_error.get(id) {
+            (
+                "entered-in-error",
+                Some(format!("entered in error: {reason}")),
+            )
+        } else if let Some(text) = self.amended.get(id) {
+            (amended, Some(format!("corrected: {text}")))
+        } else {
+            (normal, None)
+        }
+    }
+}
+
+fn patient_resource(record: &PatientRecord) -> Value {
+    let mut patient = json!({
+        "resourceType": "Patient",
+        "id": record.id.to_string(),
+        "active": true,
+    });
+    if let Some(name) = record.field(PatientField::Name) {
+        let mut parts: Vec<&str> = name.split_whitespace().collect();
+        let family = parts.pop().unwrap_or_default();
+        patient["name"] = json!([{"text": name, "family": family, "given": parts}]);
+    }
+    if let Some(fnr) = record.field(PatientField::NationalId) {
+        patient["identifier"] = json!([{"system": FNR, "value": fnr}]);
+    }
+    if let Some(address) = record.field(PatientField::Address) {
+        let mut a = json!({"use": "home", "text": address});
+        if let Some(note) = record.field(PatientField::AccessNote) {
+            a["extension"] = json!([{"url": "urn:omsyn:fhir:access-note", "valueString": note}]);
+        }
+        patient["address"] = json!([a]);
+    }
+    if let Some(phone) = record.field(PatientField::Phone) {
+        patient["telecom"] = json!([{"system": "phone", "value": phone}]);
+    }
+    if let Some(gp) = record.field(PatientField::GeneralPractitioner) {
+        patient["generalPractitioner"] = json!([{"display": gp}]);
+    }
+    if !record.contacts.is_empty() {
+        patient["contact"] = record
+            .contacts
+            .iter()
+            .map(|c| {
+                let mut contact = json!({
+                    "relationship": [{"text": c.relation}],
+                    "name": {"text": c.name},
+                });
+                if let Some(phone) = &c.phone {
+                    contact["telecom"] = json!([{"system": "phone", "value": phone}]);
+                }
+                contact
+            })
+            .collect();
+    }
+    patient
+}
+
+fn service_type(kind: VisitKind) -> Value {
+    match kind {
+        VisitKind::Physical => json!({"text": "home visit"}),
+        VisitKind::Digital => json!({"text": "video visit"}),
+    }
+}
+
+/// A staff member (or a device acting alone) as a Reference.
+fn practitioner(author: &Author) -> Value {
+    match &author.staff {
+        Some(staff) => json!({
+            "identifier": {"system": HPR, "value": staff.as_str()},
+            "display": author.name,
+        }),
+        None => json!({"display": format!("{} (device {})", author.name, author.device.short())}),
+    }
+}
+
+fn notes(extra: Option<String>, more: Option<String>) -> Option<Value> {
+    let texts: Vec<Value> = extra
+        .into_iter()
+        .chain(more)
+        .map(|t| json!({"text": t}))
+        .collect();
+    (!texts.is_empty()).then_some(Value::Array(texts))
+}
+
+fn entry_resource(
+    entry: &Entry,
+    pref: &str,
+    record: &PatientRecord,
+    corrections: &Corrections,
+) -> Option<Value> {
+    let id = entry.id.to_string();
+    let when = entry.event_time.to_string();
+    let mut resource = match &entry.body {
+        EntryBody::VisitPerformed {
+            visit,
+            mode,
+            arrival,
+            departure,
+            ..
+        } => {
+            let (status, note) = corrections.status(&entry.id, "finished", "finished");
+            let (code, display) = match mode {
+                VisitKind::Physical => ("HH", "home health"),
+                VisitKind::Digital => ("VR", "virtual"),
+            };
+            let mut period = json!({"start": arrival.to_string()});
+            if let Some(d) = departure {
+                period["end"] = json!(d.to_string());
+            }
+            let mut e = json!({
+                "resourceType": "Encounter",
+                "id": id,
+                "status": if status == "entered-in-error" { status } else { "finished" },
+                "class": {"system": ACT_CODE, "code": code, "display": display},
+                "subject": {"reference": pref},
+                "participant": [{"individual": practitioner(&entry.author)}],
+                "appointment": [{"reference": format!("Appointment/{visit}")}],
+                "period": period,
+            });
+            if let Some(note) = note {
+                e["reasonCode"] = json!([{"text": note}]);
+            }
+            return Some(e);
+        }
+        EntryBody::Observation {
+            visit,
+            kind,
+            value,
+            unit,
+            device_reading,
+        } => {
+            let (status, note) = corrections.status(&entry.id, "final", "amended");
+            let mut code = json!({"text": kind});
+            if let Some(loinc) = loinc(kind) {
+                code["coding"] = json!([{"system": LOINC, "code": loinc.0, "display": loinc.1}]);
+            }
+            let mut o = json!({
+                "resourceType": "Observation",
+                "id": id,
+                "status": status,
+                "category": [{"coding": [{"system": "http://terminology.hl7.org/CodeSystem/observation-category", "code": "vital-signs"}]}],
+                "code": code,
+                "subject": {"reference": pref},
+                "effectiveDateTime": when,
+                "performer": [practitioner(&entry.author)],
+            });
+            match (value.parse::<f64>(), unit) {
+                (Ok(number), Some(unit)) => {
+                    o["valueQuantity"] = json!({"value": number, "unit": unit});
+                }
+                _ => {
+                    o["valueString"] = json!(match unit {
+                        Some(u) => format!("{value} {u}"),
+                        None => value.clone(),
+                    })
+                }
+            }
+            if let Some(visit) = visit {
+                o["encounter"] = json!({"display": format!("visit {visit}")});
+            }
+            if let Some(reading) = device_reading {
+                o["identifier"] = json!([{"system": "urn:omsyn:device-reading", "value": reading}]);
+            }
+            if let Some(n) = notes(note, None) {
+                o["note"] = n;
+            }
+            return Some(o);
+        }
+        EntryBody::MedicationGiven { dose, .. } | EntryBody::MedicationNotGiven { dose, .. } => {
+            let not_given = match &entry.body {
+                EntryBody::MedicationNotGiven { reason, .. } => Some(reason.clone()),
+                _ => None,
+            };
+            let normal = if not_given.is_some() {
+                "not-done"
+            } else {
+                "completed"
+            };
+            let (status, note) = corrections.status(&entry.id, normal, normal);
+            let medication = record.medication(&dose.medication);
+            let mut m = json!({
+                "resourceType": "MedicationAdministration",
+                "id": id,
+                "status": status,
+                "medicationCodeableConcept": {"text": medication.map_or_else(|| dose.medication.to_string(), |m| m.name.clone())},
+                "subject": {"reference": pref},
+                "effectiveDateTime": when,
+                "performer": [{"actor": practitioner(&entry.author)}],
+            });
+            if let Some(med) = medication {
+                m["dosage"] = json!({"text": format!("{} at {}", med.dose, dose.slot)});
+            }
+            if let Some(reason) = not_given {
+                m["statusReason"] = json!([{"text": reason}]);
+            }
+            if let Some(n) = notes(
+                Some(format!("dose slot {} on {}", dose.slot, dose.day)),
+                note,
+            ) {
+                m["note"] = n;
+            }
+            return Some(m);
+        }
+        EntryBody::Note { text, .. } => {
+            let (status, note) = corrections.status(&entry.id, "current", "current");
+            json!({
+                "resourceType": "DocumentReference",
+                "id": id,
+                "status": status,
+                "type": {"text": "nursing note"},
+                "subject": {"reference": pref},
+                "date": entry.entered_at.to_string(),
+                "author": [practitioner(&entry.author)],
+                "description": note.unwrap_or_else(|| format!("note of {when}")),
+                "content": [{"attachment": {
+                    "contentType": "text/plain; charset=utf-8",
+                    "data": base64_text(text),
+                    "creation": when,
+                }}],
+            })
+        }
+        EntryBody::Deviation { text } => json!({
+            "resourceType": "DetectedIssue",
+            "id": id,
+            "status": "final",
+            "code": {"text": "deviation (avvik)"},
+            "patient": {"reference": pref},
+            "identifiedDateTime": when,
+            "author": practitioner(&entry.author),
+            "detail": text,
+        }),
+        // Corrections and resolutions are carried by the resources they concern.
+        EntryBody::VisitNotPerformed { .. }
+        | EntryBody::Correction { .. }
+        | EntryBody::EnteredInError { .. }
+        | EntryBody::ConflictResolved { .. } => return None,
+    };
+    resource["meta"] = json!({"lastUpdated": entry.entered_at.to_string()});
+    Some(resource)
+}
+
+fn base64_text(text: &str) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD.encode(text.as_bytes())
+}
+
+/// LOINC codes of the vital signs nurses and home devices measure.
+fn loinc(kind: &str) -> Option<(&'static str, &'static str)> {
+    Some(match kind.to_ascii_lowercase().as_str() {
+        "blood-pressure" | "bp" | "blodtrykk" => ("85354-9", "Blood pressure panel"),
+        "pulse" | "puls" | "heart-rate" => ("8867-4", "Heart rate"),
+        "spo2" | "oxygen-saturation" => ("59408-5", "Oxygen saturation by pulse oximetry"),
+        "temperature" | "temp" => ("8310-5", "Body temperature"),
+        "weight" | "vekt" => ("29463-7", "Body weight"),
+        "glucose" | "blodsukker" => ("2339-0", "Glucose [Mass/volume] in Blood"),
+        _ => return None,
+    })
+}
+
+fn communication(message: &Message, pref: &str) -> Value {
+    let recipient = match message.to {
+        Recipient::Home => "the patient's home",
+        Recipient::CareTeam => "the care team",
+        Recipient::Base => "the base office",
+    };
+    let mut c = json!({
+        "resourceType": "Communication",
+        "id": message.id.to_string(),
+        "status": "completed",
+        "subject": {"reference": pref},
+        "sent": message.sent_at.to_string(),
+        "sender": practitioner(&message.author),
+        "recipient": [{"display": recipient}],
+        "payload": [{"contentString": message.text}],
+    });
+    if let Some(reply) = &message.in_reply_to {
+        c["inResponseTo"] = json!([{"reference": format!("Communication/{reply}")}]);
+    }
+    c
+}
+
+fn detected_issue(conflict: &Conflict, pref: &str) -> Value {
+    let code = match &conflict.kind {
+        ConflictKind::DoseGivenTwice { .. } => {
+            json!({"coding": [{"system": ACT_CODE, "code": "DUPTHPY", "display": "Duplicate Therapy Alert"}], "text": conflict.summary})
+        }
+        _ => json!({"text": conflict.summary}),
+    };
+    let implicated: Vec<Value> = conflict
+        .entries
+        .iter()
+        .map(|e| json!({"reference": format!("MedicationAdministration/{e}")}))
+        .collect();
+    let mut issue = json!({
+        "resourceType": "DetectedIssue",
+        "id": conflict.id.to_string(),
+        "status": "preliminary",
+        "code": code,
+        "severity": match conflict.severity { Severity::High => "high", Severity::Review => "moderate" },
+        "patient": {"reference": pref},
+        "detail": conflict.summary,
+    });
+    if matches!(
+        conflict.kind,
+        ConflictKind::DoseGivenTwice { .. } | ConflictKind::DoseGivenAndNotGiven { .. }
+    ) && !implicated.is_empty()
+    {
+        issue["implicated"] = Value::Array(implicated);
+    }
+    issue
+}
+
+fn audit_event(n: usize, entry: &AuditEntry, pref: &str) -> Value {
+    let action = match entry.action {
+        AuditAction::Read | AuditAction::ExplicitAccess | AuditAction::Refused => "R",
+        AuditAction::Write => "C",
+        AuditAction::Export => "E",
+        AuditAction::Purge => "D",
+    };
+    json!({
+        "resourceType": "AuditEvent",
+        "id": format!("audit-{}-{}-{n}", entry.author.device.short(), entry.seq),
+        "type": {"system": "http://dicom.nema.org/resources/ontology/DCM", "code": "110110", "display": "Patient Record"},
+        "subtype": [{"system": "urn:omsyn:audit-action", "code": entry.action.as_str()}],
+        "action": action,
+        "recorded": entry.at.to_string(),
+        "outcome": if entry.action == AuditAction::Refused { "4" } else { "0" },
+        "purposeOfEvent": [{"text": if entry.purpose.is_empty() { "(none given)".to_owned() } else { entry.purpose.clone() }}],
+        "agent": [{
+            "who": practitioner(&entry.author),
+            "requestor": true,
+            "role": [{"text": entry.author.role.to_string()}],
+        }],
+        "source": {"observer": {"display": format!("omsyn node {}", entry.author.device)}},
+        "entity": [{"what": {"reference": pref}, "description": entry.what}],
+    })
+}

@@ -1,0 +1,126 @@
+"""`omsyn export --fhir` validated by an independent validator: fhir.resources (FHIR R4 4.0.1
+models, pydantic). A base and a nurse built with the real omsyn binary document a scenario that
+produces every exported resource type; every resource of every Bundle must parse and validate.
+
+Environment: OMSYN_BIN, the omsyn binary (scripts/test-fhir.sh sets it).
+"""
+
+import datetime
+import json
+import os
+import subprocess
+import tempfile
+import unittest
+
+from fhir.resources.bundle import Bundle
+from fhir.resources import construct_fhir_element
+
+OMSYN = os.environ["OMSYN_BIN"]
+ZONE = "Sone 1"
+
+
+def at(hhmm: str) -> str:
+    now = datetime.datetime.now().astimezone()
+    h, m = hhmm.split(":")
+    return now.replace(hour=int(h), minute=int(m), second=0, microsecond=0).isoformat()
+
+
+class Node:
+    def __init__(self, root, name, *init):
+        self.dir = os.path.join(root, name)
+        self.cli("init", *init)
+
+    def cli(self, *args):
+        out = subprocess.run([OMSYN, "--json", "--data", self.dir, *args], capture_output=True, text=True)
+        if out.returncode != 0:
+            raise AssertionError(f"omsyn {' '.join(args)}: {out.stderr}")
+        return json.loads(out.stdout) if out.stdout.strip() else {}
+
+
+def scenario(root):
+    """Returns (base, patient) after a day with every kind of documentation."""
+    base = Node(root, "base", "--role", "base", "--name", "Base Sone 1", "--staff-id", "B1", "--zone", ZONE)
+    base.cli("org", "create", "--name", "Testkommune")
+    nurse = Node(root, "nurse", "--role", "nurse", "--name", "Kari Nordmann", "--staff-id", "S1", "--zone", ZONE)
+    cert = base.cli("enroll", "approve", nurse.cli("enroll", "request")["request"])["certificate"]
+    nurse.cli("enroll", "install", cert)
+    p = base.cli("patient", "add", "--name", "Turid Nilsen", "--national-id", "54122069157",
+                 "--address", "Parkveien 98", "--access-note", "nøkkelboks 4411", "--phone", "+4790000000",
+                 "--zone", ZONE, "--gp", "Dr. Berg")["patient"]
+    base.cli("patient", "contact", "--patient", p, "--name", "Anne Nilsen", "--relation", "datter", "--phone", "+4791111111")
+    base.cli("patient", "flag", "--patient", p, "--kind", "fall-risk", "--note", "bruker rullator")
+    base.cli("team", "--patient", p, "--add", "S1")
+    med = base.cli("med", "add", "--patient", p, "--name", "Metformin 500 mg", "--dose", "1 tablett", "--slot", "08:00")["medication"]
+    home = base.cli("visit", "plan", "--patient", p, "--start", at("08:00"), "--end", at("08:30"), "--kind", "physical", "--staff", "S1")["visit"]
+    video = base.cli("visit", "plan", "--patient", p, "--start", at("12:00"), "--end", at("12:15"), "--kind", "digital", "--staff", "S1")["visit"]
+    missed = base.cli("visit", "plan", "--patient", p, "--start", at("20:00"), "--end", at("20:15"), "--kind", "digital", "--staff", "S1")["visit"]
+    cancelled = base.cli("visit", "plan", "--patient", p, "--start", at("22:00"), "--end", at("22:15"), "--kind", "physical", "--staff", "S1")["visit"]
+    base.cli("visit", "cancel", "--visit", cancelled, "--reason", "innlagt på sykehus")
+    # The nurse gets the patient, documents, and comes back.
+    transfer = os.path.join(root, "to-nurse.omsyn")
+    base.cli("export", transfer)
+    nurse.cli("import", transfer)
+    nurse.cli("visit", "done", "--visit", home, "--arrival", at("08:05"), "--departure", at("08:25"))
+    nurse.cli("visit", "done", "--visit", video, "--arrival", at("12:01"))
+    nurse.cli("visit", "missed", "--visit", missed, "--reason", "no-answer", "--note", "svarte ikke")
+    nurse.cli("med", "give", "--patient", p, "--slot", f"{med}@08:00")
+    nurse.cli("med", "give", "--patient", p, "--slot", f"{med}@08:00")  # a double dose: DUPTHPY
+    nurse.cli("observe", "--patient", p, "--kind", "blood-pressure", "--value", "128/82", "--unit", "mmHg")
+    nurse.cli("observe", "--patient", p, "--kind", "weight", "--value", "71.5", "--unit", "kg")
+    note = nurse.cli("note", "add", "--patient", p, "--text", "Sår på venstre legg.")["id"]
+    nurse.cli("note", "correct", "--patient", p, "--entry", note, "--text", "Sår på høyre legg.")
+    nurse.cli("message", "send", "--patient", p, "--to", "base", "--text", "Trenger ny resept.")
+    nurse.cli("show", "--patient", p)
+    back = os.path.join(root, "to-base.omsyn")
+    nurse.cli("export", back)
+    base.cli("import", back)
+    return base, p
+
+
+class FhirExport(unittest.TestCase):
+    def test_every_exported_resource_validates_as_fhir_r4(self):
+        with tempfile.TemporaryDirectory(prefix="omsyn-fhir-") as root:
+            base, patient = scenario(root)
+            out = os.path.join(root, "fhir")
+            summary = base.cli("export", "--fhir", out)
+            self.assertEqual(summary["patients"], 1)
+            files = sorted(os.listdir(out))
+            self.assertEqual(files, [f"{patient}.json"])
+            with open(os.path.join(out, files[0]), encoding="utf-8") as f:
+                raw = json.load(f)
+            bundle = Bundle.parse_obj(raw)
+            self.assertEqual(bundle.type, "collection")
+            kinds = {}
+            for entry in raw["entry"]:
+                resource = entry["resource"]
+                # Each resource validated on its own model too, so a bad one is named.
+                construct_fhir_element(resource["resourceType"], resource)
+                kinds.setdefault(resource["resourceType"], []).append(resource)
+            for kind in ["Patient", "Flag", "Appointment", "Encounter", "Observation",
+                         "MedicationAdministration", "DocumentReference", "Communication",
+                         "DetectedIssue", "AuditEvent"]:
+                self.assertIn(kind, kinds, f"no {kind} exported")
+            self.assertEqual(summary["resources"], {k: len(v) for k, v in kinds.items()})
+
+            # The figures of the scenario, as a record system would read them.
+            [p] = kinds["Patient"]
+            self.assertEqual(p["identifier"][0], {"system": "urn:oid:2.16.578.1.12.4.1.4.1", "value": "54122069157"})
+            statuses = sorted(a["status"] for a in kinds["Appointment"])
+            self.assertEqual(statuses, ["cancelled", "fulfilled", "fulfilled", "noshow"])
+            classes = sorted(e["class"]["code"] for e in kinds["Encounter"])
+            self.assertEqual(classes, ["HH", "VR"])
+            doses = kinds["MedicationAdministration"]
+            self.assertEqual([d["status"] for d in doses], ["completed", "completed"])
+            [dup] = [i for i in kinds["DetectedIssue"] if i.get("code", {}).get("coding")]
+            self.assertEqual(dup["code"]["coding"][0]["code"], "DUPTHPY")
+            self.assertEqual(dup["severity"], "high")
+            self.assertEqual(sorted(r["reference"] for r in dup["implicated"]),
+                             sorted(f"MedicationAdministration/{d['id']}" for d in doses))
+            [doc] = kinds["DocumentReference"]
+            self.assertIn("høyre", doc["description"])
+            self.assertTrue(any(a["action"] == "E" for a in kinds["AuditEvent"]), "the export itself is logged")
+            self.assertTrue(any(a["action"] == "R" for a in kinds["AuditEvent"]), "the nurse's read is logged")
+
+
+if __name__ == "__main__":
+    unittest.main()
