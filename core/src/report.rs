@@ -1,6 +1,6 @@
 //! The day report: what this node knows of one day's visits, derived from plans and journals.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use serde::Serialize;
 
@@ -12,6 +12,7 @@ use crate::ids::{PatientId, VisitId};
 use crate::repo::{Repo, RepoError};
 use crate::store::kind_prefix;
 use crate::time::{Day, Timestamp};
+use crate::{NodeId, Role};
 
 /// The outcome of a visit, derived from plan status and journal facts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
@@ -67,6 +68,19 @@ pub struct Counts {
     pub open: usize,
 }
 
+impl VisitOutcome {
+    /// The outcome's name in reports (as in JSON).
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            VisitOutcome::Done => "done",
+            VisitOutcome::Missed => "missed",
+            VisitOutcome::Cancelled => "cancelled",
+            VisitOutcome::CancelledButPerformed => "cancelled-but-performed",
+            VisitOutcome::Open => "open",
+        }
+    }
+}
+
 impl Counts {
     fn add(&mut self, outcome: VisitOutcome) {
         self.planned += 1;
@@ -79,40 +93,99 @@ impl Counts {
     }
 }
 
-/// The day report.
+/// The day report of a base: what it knows of one day in its zone, merged from every device's
+/// documents as they synced.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct DayReport {
     /// The day.
     pub day: Day,
+    /// The zone reported on (`None`: every patient held).
+    pub zone: Option<String>,
     /// All visits.
     pub totals: Counts,
     /// Physical visits.
     pub physical: Counts,
     /// Digital visits.
     pub digital: Counts,
+    /// Physical trips replaced by digital visits: digital visits performed.
+    pub trips_replaced: usize,
     /// Per assigned staff member ("(unassigned)" for ufordelte visits).
     pub per_staff: BTreeMap<String, Counts>,
+    /// Per patient visited that day, by name.
+    pub per_patient: Vec<PatientDay>,
     /// Every visit.
     pub visits: Vec<VisitLine>,
+    /// Deviations (avvik) recorded that day, in journals and staff day logs.
+    pub deviations: Vec<DeviationLine>,
     /// Open conflicts concerning the patients visited that day.
     pub conflicts: Vec<Conflict>,
+    /// The zone's enrolled devices, least recently synced first.
+    pub devices: Vec<DeviceSync>,
 }
 
-/// Builds the day report from the documents this node holds.
-pub fn day_report(repo: &Repo, day: Day) -> Result<DayReport, RepoError> {
+/// One patient's day.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PatientDay {
+    /// The patient.
+    pub patient: PatientId,
+    /// Name.
+    pub name: String,
+    /// The day's visits.
+    pub counts: Counts,
+    /// Continuity: the different staff who performed the patient's visits this week (Monday up
+    /// to the report's day).
+    pub staff_this_week: Vec<String>,
+}
+
+/// A deviation (avvik).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct DeviationLine {
+    /// When.
+    pub at: Timestamp,
+    /// Who recorded it.
+    pub by: String,
+    /// The patient, for a journal deviation.
+    pub patient: Option<PatientId>,
+    /// What.
+    pub text: String,
+}
+
+/// How recently this node synced with a device.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct DeviceSync {
+    /// The device.
+    pub node: NodeId,
+    /// Its staff member's, base's or home's name.
+    pub name: String,
+    /// Its role.
+    pub role: Role,
+    /// The last time both sides were caught up (ms since the epoch); `None`: never.
+    pub last_synced_ms: Option<i64>,
+    /// The last time a session with it was open.
+    pub last_seen_ms: Option<i64>,
+}
+
+/// Builds the day report from the documents this node holds, for one zone's patients (by the
+/// zone in their record) or for every patient held.
+pub fn day_report(repo: &Repo, day: Day, zone: Option<&str>) -> Result<DayReport, RepoError> {
     let store = repo.store();
     let month = day.month();
     let mut names: BTreeMap<PatientId, String> = repo.patients()?.into_iter().collect();
     let mut report = DayReport {
         day,
+        zone: zone.map(str::to_owned),
         totals: Counts::default(),
         physical: Counts::default(),
         digital: Counts::default(),
+        trips_replaced: 0,
         per_staff: BTreeMap::new(),
+        per_patient: Vec::new(),
         visits: Vec::new(),
+        deviations: Vec::new(),
         conflicts: Vec::new(),
+        devices: Vec::new(),
     };
-    let mut patients_seen = Vec::new();
+    let mut staff_seen = BTreeSet::new();
     for plan_id in store.doc_ids(kind_prefix(DocKind::VisitPlan))? {
         let DocumentId::VisitPlan(patient, m) = &plan_id else {
             continue;
@@ -128,10 +201,9 @@ pub fn day_report(repo: &Repo, day: Day) -> Result<DayReport, RepoError> {
             .into_iter()
             .filter(|v| v.day() == day)
             .collect();
-        if todays.is_empty() {
+        if todays.is_empty() || !in_zone(repo, patient, zone)? {
             continue;
         }
-        patients_seen.push(patient.clone());
         let journal = store
             .with_doc(&DocumentId::Journal(patient.clone(), month), journal::read)?
             .unwrap_or_default();
@@ -139,13 +211,25 @@ pub fn day_report(repo: &Repo, day: Day) -> Result<DayReport, RepoError> {
             .entry(patient.clone())
             .or_insert_with(|| "(record not held)".into())
             .clone();
+        let mut patient_day = PatientDay {
+            patient: patient.clone(),
+            name: name.clone(),
+            counts: Counts::default(),
+            staff_this_week: staff_this_week(repo, patient, day)?,
+        };
         for visit in todays {
             let line = visit_line(visit, name.clone(), &journal);
             let outcome = line.outcome;
             report.totals.add(outcome);
+            patient_day.counts.add(outcome);
             match line.kind {
                 VisitKind::Physical => report.physical.add(outcome),
-                VisitKind::Digital => report.digital.add(outcome),
+                VisitKind::Digital => {
+                    report.digital.add(outcome);
+                    if outcome == VisitOutcome::Done {
+                        report.trips_replaced += 1;
+                    }
+                }
             }
             if line.staff.is_empty() {
                 report
@@ -156,17 +240,186 @@ pub fn day_report(repo: &Repo, day: Day) -> Result<DayReport, RepoError> {
             }
             for s in &line.staff {
                 report.per_staff.entry(s.clone()).or_default().add(outcome);
+                staff_seen.insert(s.clone());
             }
             report.visits.push(line);
         }
+        report.deviations.extend(
+            journal
+                .entries
+                .iter()
+                .filter(|e| e.event_time.day() == day)
+                .filter_map(|e| match &e.body {
+                    EntryBody::Deviation { text } => Some(DeviationLine {
+                        at: e.event_time,
+                        by: e.author.name.clone(),
+                        patient: Some(patient.clone()),
+                        text: text.clone(),
+                    }),
+                    _ => None,
+                }),
+        );
+        report.conflicts.extend(repo.conflicts(Some(patient))?);
+        report.per_patient.push(patient_day);
     }
     report
         .visits
         .sort_by(|a, b| a.start.cmp(&b.start).then_with(|| a.visit.cmp(&b.visit)));
-    for patient in &patients_seen {
-        report.conflicts.extend(repo.conflicts(Some(patient))?);
-    }
+    report
+        .per_patient
+        .sort_by(|a, b| a.name.cmp(&b.name).then_with(|| a.patient.cmp(&b.patient)));
+    report
+        .deviations
+        .extend(day_log_deviations(repo, day, zone, &staff_seen)?);
+    report.deviations.sort_by_key(|d| d.at);
+    report.devices = devices(repo, zone)?;
     Ok(report)
+}
+
+fn in_zone(repo: &Repo, patient: &PatientId, zone: Option<&str>) -> Result<bool, RepoError> {
+    let Some(zone) = zone else {
+        return Ok(true);
+    };
+    let held = repo.store().with_doc(
+        &DocumentId::PatientRecord(patient.clone()),
+        crate::docs::record::read,
+    )?;
+    Ok(held.is_some_and(|r| {
+        r.is_ok_and(|r| r.field(crate::docs::record::PatientField::Zone) == Some(zone))
+    }))
+}
+
+/// The staff who performed `patient`'s visits from Monday of `day`'s week up to `day`.
+fn staff_this_week(repo: &Repo, patient: &PatientId, day: Day) -> Result<Vec<String>, RepoError> {
+    let days = day.to_days();
+    let monday = Day::from_days(days - (days + 3).rem_euclid(7)).unwrap_or(day);
+    let mut months = vec![monday.month()];
+    if day.month() != monday.month() {
+        months.push(day.month());
+    }
+    let mut staff = BTreeSet::new();
+    for month in months {
+        let Some(journal) = repo
+            .store()
+            .with_doc(&DocumentId::Journal(patient.clone(), month), journal::read)?
+        else {
+            continue;
+        };
+        let withdrawn: BTreeSet<_> = journal.entered_in_error().cloned().collect();
+        for e in &journal.entries {
+            let d = e.event_time.day();
+            if d < monday || d > day || withdrawn.contains(&e.id) {
+                continue;
+            }
+            if let EntryBody::VisitPerformed { .. } = e.body {
+                staff.insert(
+                    e.author
+                        .staff
+                        .as_ref()
+                        .map_or_else(|| e.author.name.clone(), |s| s.to_string()),
+                );
+            }
+        }
+    }
+    Ok(staff.into_iter().collect())
+}
+
+/// Deviations in staff day logs of `day`: of the staff on the report's visits, or (no zone) of
+/// everyone.
+fn day_log_deviations(
+    repo: &Repo,
+    day: Day,
+    zone: Option<&str>,
+    staff_seen: &BTreeSet<String>,
+) -> Result<Vec<DeviationLine>, RepoError> {
+    let store = repo.store();
+    let mut out = Vec::new();
+    for id in store.doc_ids(kind_prefix(DocKind::DayLog))? {
+        let DocumentId::DayLog(staff, d) = &id else {
+            continue;
+        };
+        if *d != day || (zone.is_some() && !staff_seen.contains(staff.as_str())) {
+            continue;
+        }
+        let Some((entries, _)) = store.with_doc(&id, crate::docs::daylog::read)? else {
+            continue;
+        };
+        out.extend(entries.into_iter().filter_map(|e| match e.body {
+            crate::docs::daylog::DayLogBody::Deviation { text } => Some(DeviationLine {
+                at: e.event_time,
+                by: e.author.name,
+                patient: None,
+                text,
+            }),
+            _ => None,
+        }));
+    }
+    Ok(out)
+}
+
+/// The zone's enrolled devices (not revoked) and when this node last synced with each.
+fn devices(repo: &Repo, zone: Option<&str>) -> Result<Vec<DeviceSync>, RepoError> {
+    let store = repo.store();
+    let peers: BTreeMap<NodeId, crate::store::PeerRecord> = store.peers()?.into_iter().collect();
+    let mut out = Vec::new();
+    for cert in store.certificates()? {
+        let grant = cert.grant();
+        if grant.node == repo.id()
+            || (zone.is_some() && grant.zone.as_deref() != zone)
+            || store.revocation(&grant.node)?.is_some()
+        {
+            continue;
+        }
+        let peer = peers.get(&grant.node);
+        out.push(DeviceSync {
+            node: grant.node,
+            name: grant.name.clone(),
+            role: grant.role,
+            last_synced_ms: peer.and_then(|p| p.caught_up_ms),
+            last_seen_ms: peer.and_then(|p| p.last_seen_ms),
+        });
+    }
+    out.sort_by(|a, b| {
+        a.last_synced_ms
+            .cmp(&b.last_synced_ms)
+            .then_with(|| a.name.cmp(&b.name))
+    });
+    Ok(out)
+}
+
+/// The report's visits as CSV (semicolon-separated, header first, fields quoted when needed),
+/// for spreadsheets and the municipality's statistics.
+pub fn visits_csv(report: &DayReport) -> String {
+    let mut out = String::from(
+        "date;zone;visit;patient;patient_name;start;end;kind;staff;outcome;performed_by\n",
+    );
+    for v in &report.visits {
+        let fields = [
+            report.day.to_string(),
+            report.zone.clone().unwrap_or_default(),
+            v.visit.to_string(),
+            v.patient.to_string(),
+            v.patient_name.clone(),
+            v.start.to_string(),
+            v.end.to_string(),
+            v.kind.as_str().to_owned(),
+            v.staff.join(" + "),
+            v.outcome.as_str().to_owned(),
+            v.performed_by.join(" + "),
+        ];
+        let row: Vec<String> = fields.iter().map(|f| csv_field(f)).collect();
+        out.push_str(&row.join(";"));
+        out.push('\n');
+    }
+    out
+}
+
+fn csv_field(value: &str) -> String {
+    if value.contains([';', '"', '\n', '\r']) {
+        format!("\"{}\"", value.replace('"', "\"\""))
+    } else {
+        value.to_owned()
+    }
 }
 
 /// A visit with its outcome, from the plan and the patient's journal: performed or not performed

@@ -437,7 +437,7 @@ impl OmsynNode {
             log_read(repo, None, format!("work list {day}"))?;
             let profile = repo.profile();
             let staff = profile.staff_id.as_ref().map(|s| s.to_string());
-            let report = omsyn_core::report::day_report(repo, day)?;
+            let report = omsyn_core::report::day_report(repo, day, None)?;
             Ok(report
                 .visits
                 .into_iter()

@@ -98,11 +98,11 @@ fn measure(json: bool, args: &BenchArgs, scratch: &Path) -> Result<()> {
     Ok(())
 }
 
-fn ms(d: Duration) -> f64 {
+pub(crate) fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1000.0
 }
 
-fn tempfile_dir() -> Result<PathBuf> {
+pub(crate) fn tempfile_dir() -> Result<PathBuf> {
     let dir = std::env::temp_dir().join(format!("omsyn-bench-{}", std::process::id()));
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
     Ok(dir)
@@ -186,19 +186,19 @@ fn bench_write(dir: &Path, writes: usize) -> Result<WriteResult> {
     })
 }
 
-struct Generated {
-    patients: usize,
-    visits: usize,
-    entries: usize,
-    elapsed: Duration,
-    file_bytes: u64,
+pub(crate) struct Generated {
+    pub(crate) patients: usize,
+    pub(crate) visits: usize,
+    pub(crate) entries: usize,
+    pub(crate) elapsed: Duration,
+    pub(crate) file_bytes: u64,
 }
 
 /// A month of one base: every patient's record with a medication, their visits (about
 /// `visits_per_day` a day across all patients, assigned among 120 staff, a quarter digital), and
 /// for each visit the facts a nurse documents: performed, a dose given, a note. One transaction
 /// per patient.
-fn generate_month(dir: &Path, args: &BenchArgs) -> Result<Generated> {
+pub(crate) fn generate_month(dir: &Path, args: &BenchArgs) -> Result<Generated> {
     if dir.join("node.json").exists() {
         bail!(
             "{} already holds a node; give an empty --dir",
@@ -307,7 +307,7 @@ fn generate_month(dir: &Path, args: &BenchArgs) -> Result<Generated> {
 }
 
 /// Runs `omsyn bench-open` in a fresh process so its resident memory is the open's alone.
-fn open_in_child(dir: &Path, mode: &str) -> Result<serde_json::Value> {
+pub(crate) fn open_in_child(dir: &Path, mode: &str) -> Result<serde_json::Value> {
     let exe = std::env::current_exe().context("locating the omsyn binary")?;
     let out = Command::new(exe)
         .args(["bench-open", "--mode", mode])
@@ -328,7 +328,7 @@ pub(crate) fn open_child(dir: &Path, mode: &str) -> Result<()> {
     let start = Instant::now();
     let detail = match mode {
         "omsyn" => {
-            let repo = Repo::open(dir, None, &mut StdRng::seed_from_u64(3))?;
+            let repo = repo_at(dir)?;
             let opened = start.elapsed();
             let patients = repo.patients()?;
             if let Some((first, _)) = patients.first() {
@@ -336,6 +336,7 @@ pub(crate) fn open_child(dir: &Path, mode: &str) -> Result<()> {
             }
             json!({ "open_ms": ms(opened), "open_and_first_read_ms": ms(start.elapsed()), "patients": patients.len() })
         }
+        m if m.contains('@') => crate::bench_report::child(&repo_at(dir)?, m)?,
         "raw" => {
             let db = redb::Database::open(Repo::store_path(dir))?;
             let opened = start.elapsed();
@@ -349,6 +350,10 @@ pub(crate) fn open_child(dir: &Path, mode: &str) -> Result<()> {
     detail["rss_kib"] = json!(proc_status_kib("VmRSS:"));
     outln!("{detail}");
     Ok(())
+}
+
+fn repo_at(dir: &Path) -> Result<Repo> {
+    Ok(Repo::open(dir, None, &mut StdRng::seed_from_u64(3))?)
 }
 
 fn proc_status_kib(field: &str) -> Option<u64> {

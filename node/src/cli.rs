@@ -106,6 +106,12 @@ pub(crate) enum NodeCommand {
         /// The day [default: today]
         #[arg(long, value_name = "YYYY-MM-DD")]
         date: Option<String>,
+        /// Only this zone's patients (by the zone in their record) and devices
+        #[arg(long)]
+        zone: Option<String>,
+        /// One CSV row per visit (semicolon-separated, header first) instead of the summary
+        #[arg(long)]
+        csv: bool,
     },
     /// Serve this node: sync continuously with configured and discovered peers
     Run {
@@ -771,6 +777,8 @@ pub(crate) enum AuditCmd {
 pub(crate) enum BenchCmd {
     /// Durable writes against raw redb commits; opening a month of one base's data
     Store(BenchArgs),
+    /// The day report over a month of a mid-size municipality, against only reading its documents
+    Report(BenchArgs),
     /// Collection sync against per-document Automerge sync and the bytes of the changes
     Sync {
         /// Documents shared by a base and a nurse's phone

@@ -85,6 +85,7 @@ pub(crate) fn run(cli: Cli) -> Result<()> {
     let command = match cli.command {
         Command::Init(args) => return init(&data, json, &args, key_file.as_deref(), &mut rng),
         Command::Bench(BenchCmd::Store(args)) => return crate::bench::run(json, &args),
+        Command::Bench(BenchCmd::Report(args)) => return crate::bench_report::run(json, &args),
         Command::Bench(BenchCmd::Sync {
             shift_docs,
             base_docs,
@@ -233,7 +234,20 @@ pub(crate) fn run_node(
         }
         NodeCommand::Daylog(cmd) => daylog(repo, json, rng, cmd),
         NodeCommand::Conflicts(args) => conflicts(repo, json, rng, args),
-        NodeCommand::DayReport { date } => day_report(repo, json, parse_day(date.as_deref())?),
+        NodeCommand::DayReport { date, zone, csv } => {
+            let format = match (json, csv) {
+                (true, true) => bail!("give either --json or --csv"),
+                (_, true) => ReportFormat::Csv,
+                _ => ReportFormat::Summary,
+            };
+            day_report(
+                repo,
+                json,
+                parse_day(date.as_deref())?,
+                zone.as_deref(),
+                format,
+            )
+        }
         NodeCommand::Export {
             fhir: Some(dir),
             patient,
@@ -928,39 +942,107 @@ fn conflicts(repo: &Repo, json: bool, rng: &mut StdRng, args: ConflictsArgs) -> 
     Ok(())
 }
 
-fn day_report(repo: &Repo, json: bool, day: Day) -> Result<()> {
-    log_read(repo, format!("day report {day}"))?;
-    let r = report::day_report(repo, day)?;
-    emit(json, &r, || {
-        let mut s = format!("Day report {day} (as known by this node)\n");
-        let row = |name: &str, c: &report::Counts| {
-            format!(
-                "  {name:<14} planned {:>4}  done {:>4}  missed {:>3}  cancelled {:>3}  open {:>4}\n",
-                c.planned, c.done, c.missed, c.cancelled, c.open
-            )
-        };
-        s.push_str(&row("all visits", &r.totals));
-        s.push_str(&row("physical", &r.physical));
-        s.push_str(&row("digital", &r.digital));
-        s.push_str("per staff:\n");
-        for (staff, c) in &r.per_staff {
-            s.push_str(&row(staff, c));
-        }
-        let late: Vec<_> = r
-            .visits
-            .iter()
-            .filter(|v| v.outcome == VisitOutcome::Open)
-            .collect();
-        if !late.is_empty() {
-            let _ = writeln!(s, "not yet documented: {}", late.len());
-        }
-        let _ = writeln!(s, "open conflicts: {}", r.conflicts.len());
-        for c in &r.conflicts {
-            let _ = writeln!(s, "  {} {}", c.id, c.summary);
-        }
-        s
-    });
+/// How `omsyn day-report` prints.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ReportFormat {
+    /// Text, or JSON with `--json`.
+    Summary,
+    /// One CSV row per visit.
+    Csv,
+}
+
+fn day_report(
+    repo: &Repo,
+    json: bool,
+    day: Day,
+    zone: Option<&str>,
+    format: ReportFormat,
+) -> Result<()> {
+    log_read(
+        repo,
+        match zone {
+            Some(z) => format!("day report {day} for {z}"),
+            None => format!("day report {day}"),
+        },
+    )?;
+    let r = report::day_report(repo, day, zone)?;
+    if format == ReportFormat::Csv {
+        outln!("{}", report::visits_csv(&r).trim_end());
+        return Ok(());
+    }
+    emit(json, &r, || day_report_text(&r));
     Ok(())
+}
+
+fn day_report_text(r: &report::DayReport) -> String {
+    let mut s = format!(
+        "Day report {}{} (as known by this node)\n",
+        r.day,
+        r.zone
+            .as_deref()
+            .map(|z| format!(", {z}"))
+            .unwrap_or_default()
+    );
+    let row = |name: &str, c: &report::Counts| {
+        format!(
+            "  {name:<14} planned {:>4}  done {:>4}  missed {:>3}  cancelled {:>3}  open {:>4}\n",
+            c.planned, c.done, c.missed, c.cancelled, c.open
+        )
+    };
+    s.push_str(&row("all visits", &r.totals));
+    s.push_str(&row("physical", &r.physical));
+    s.push_str(&row("digital", &r.digital));
+    let _ = writeln!(
+        s,
+        "  physical trips replaced by digital visits: {}",
+        r.trips_replaced
+    );
+    s.push_str("per staff:\n");
+    for (staff, c) in &r.per_staff {
+        s.push_str(&row(staff, c));
+    }
+    s.push_str("per patient (continuity: different staff this week):\n");
+    for p in &r.per_patient {
+        let _ = writeln!(
+            s,
+            "  {:<24} planned {:>2}  done {:>2}  missed {:>2}  staff this week {:>2} ({})",
+            p.name,
+            p.counts.planned,
+            p.counts.done,
+            p.counts.missed,
+            p.staff_this_week.len(),
+            p.staff_this_week.join(", ")
+        );
+    }
+    let open = r
+        .visits
+        .iter()
+        .filter(|v| v.outcome == VisitOutcome::Open)
+        .count();
+    if open > 0 {
+        let _ = writeln!(s, "not yet documented: {open}");
+    }
+    let _ = writeln!(s, "deviations: {}", r.deviations.len());
+    for d in &r.deviations {
+        let _ = writeln!(s, "  {} {}: {}", d.at.hhmm(), d.by, d.text);
+    }
+    let _ = writeln!(s, "open conflicts to review: {}", r.conflicts.len());
+    for c in &r.conflicts {
+        let _ = writeln!(s, "  {} {}", c.id, c.summary);
+    }
+    let _ = writeln!(s, "devices, least recently synced first:");
+    for d in &r.devices {
+        let _ = writeln!(
+            s,
+            "  {:<24} {:<9} last synced {}",
+            d.name,
+            d.role.to_string(),
+            d.last_synced_ms
+                .map(crate::serve::fmt_ms)
+                .unwrap_or_else(|| "never".into())
+        );
+    }
+    s
 }
 
 fn export(repo: &Repo, json: bool, file: Option<PathBuf>, patient: Option<String>) -> Result<()> {

@@ -569,7 +569,7 @@ async fn day(json: bool, dir: &std::path::Path) -> Result<()> {
         held.join(", ")
     ));
 
-    let report = omsyn_core::report::day_report(base.repo(), today())?;
+    let report = omsyn_core::report::day_report(base.repo(), today(), None)?;
     let conflicts = base.repo().conflicts(None)?;
     if !json {
         outln!("\n== The base's merged day report, {}", today());

@@ -8,6 +8,7 @@
 mod output;
 
 mod bench;
+mod bench_report;
 mod bench_sync;
 mod cli;
 mod commands;

@@ -383,6 +383,31 @@ fn cancelled_and_missed_visits_are_counted_in_the_day_report() {
 }
 
 #[test]
+fn day_report_filters_by_zone_and_prints_csv() {
+    let (base, _, _, visit) = planned_day();
+    let in_zone = base.ok(&["day-report", "--date", "2026-11-23", "--zone", "Sone 1"]);
+    assert_eq!(in_zone["zone"], "Sone 1");
+    // The planned patient has no zone in its record: it belongs to no named zone.
+    assert_eq!(in_zone["totals"]["planned"], 0);
+    let everyone = base.ok(&["day-report", "--date", "2026-11-23"]);
+    assert_eq!(everyone["totals"]["planned"], 1);
+
+    let out = base.run(&["day-report", "--date", "2026-11-23", "--csv"]);
+    assert!(out.status.success());
+    let csv = String::from_utf8(out.stdout).unwrap();
+    let lines: Vec<&str> = csv.lines().collect();
+    assert_eq!(
+        lines[0],
+        "date;zone;visit;patient;patient_name;start;end;kind;staff;outcome;performed_by"
+    );
+    assert_eq!(lines.len(), 2);
+    assert!(lines[1].contains(&visit) && lines[1].contains(";digital;S1;open;"));
+
+    let both = base.fails(&["day-report", "--json", "--csv"]);
+    assert!(both.contains("either --json or --csv"), "{both}");
+}
+
+#[test]
 fn export_and_import_merge_two_nodes_documentation() {
     let (base, patient, slot, _) = planned_day();
     let nurse = Node::new("nurse", "Kari", "S1");

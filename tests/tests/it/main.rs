@@ -3,6 +3,7 @@
 #![allow(clippy::unwrap_used)] // Tests fail loudly by design.
 
 mod conflicts;
+mod day_report;
 mod durability;
 mod merge_properties;
 mod simulation;

@@ -1,0 +1,153 @@
+//! `omsyn bench report`: the base's day report over a mid-size municipality's month (the store of
+//! `omsyn bench store`: 2,000 patients, about 2,500 visits a day among 120 day-shift staff, a
+//! quarter digital, every visit documented), beside the baseline of only reading the documents
+//! the report reads (every visit plan and journal of the month), in the same run. Each is measured
+//! in a fresh process (time and peak resident memory), alternating, three rounds, medians.
+
+use std::path::Path;
+use std::time::Instant;
+
+use anyhow::Result;
+use omsyn_core::docs::DocumentId;
+use omsyn_core::{Day, Repo};
+use serde_json::{Value, json};
+
+use crate::bench::{generate_month, ms, open_in_child, tempfile_dir};
+use crate::cli::BenchArgs;
+
+const ROUNDS: usize = 3;
+
+/// The day reported on: the middle of the generated days (which start on 1 November 2026).
+fn report_day(args: &BenchArgs) -> Result<Day> {
+    let first = Day::parse("2026-11-01")?;
+    Day::from_days(first.to_days() + (args.days.max(1) as i32 - 1) / 2)
+        .ok_or_else(|| anyhow::anyhow!("--days out of range"))
+}
+
+pub(crate) fn run(json: bool, args: &BenchArgs) -> Result<()> {
+    let scratch = tempfile_dir()?;
+    let result = measure(json, args, &scratch);
+    if args.dir.is_none() {
+        let _ = std::fs::remove_dir_all(&scratch);
+    }
+    result
+}
+
+fn measure(json: bool, args: &BenchArgs, scratch: &Path) -> Result<()> {
+    let dir = args.dir.clone().unwrap_or_else(|| scratch.join("month"));
+    // A store generated earlier (`--dir` of a previous run) is reused: generating takes minutes.
+    if !dir.join("node.json").exists() {
+        let generated = generate_month(&dir, args)?;
+        if !json {
+            outln!(
+                "generated {} patients, {} visits, {} journal entries in {:.1} s",
+                generated.patients,
+                generated.visits,
+                generated.entries,
+                generated.elapsed.as_secs_f64()
+            );
+        }
+    }
+    let day = report_day(args)?;
+    let mut samples: [Vec<Value>; 3] = Default::default();
+    for _ in 0..ROUNDS {
+        for (i, mode) in ["read", "report", "report-zone"].iter().enumerate() {
+            samples[i].push(open_in_child(&dir, &format!("{mode}@{day}"))?);
+        }
+    }
+    let [read, report, zone] = samples.map(|s| median_by(s, "ms"));
+    let ratio =
+        |v: &Value| v["ms"].as_f64().unwrap_or(f64::NAN) / read["ms"].as_f64().unwrap_or(f64::NAN);
+    let summary = json!({
+        "day": day,
+        "read_only": read,
+        "day_report": report,
+        "day_report_one_zone": zone,
+        "ratio_report_to_read": ratio(&report),
+        "ratio_zone_report_to_read": ratio(&zone),
+    });
+    if json {
+        outln!("{}", serde_json::to_string_pretty(&summary)?);
+        return Ok(());
+    }
+    let line = |name: &str, v: &Value| {
+        format!(
+            "{name:<34} {:>8.0} ms  peak RSS {:>6.1} MiB  ({} visits)",
+            v["ms"].as_f64().unwrap_or(f64::NAN),
+            v["peak_rss_kib"].as_f64().unwrap_or(f64::NAN) / 1024.0,
+            v["visits"]
+        )
+    };
+    outln!("day {day}, medians of {ROUNDS} fresh processes each:");
+    outln!("{}", line("read the documents only (baseline)", &read));
+    outln!(
+        "{}  {:.2}x",
+        line("day report, every zone", &report),
+        ratio(&report)
+    );
+    outln!(
+        "{}  {:.2}x",
+        line("day report, one zone", &zone),
+        ratio(&zone)
+    );
+    Ok(())
+}
+
+fn median_by(mut samples: Vec<Value>, key: &str) -> Value {
+    samples.sort_by(|a, b| {
+        a[key]
+            .as_f64()
+            .unwrap_or(f64::NAN)
+            .total_cmp(&b[key].as_f64().unwrap_or(f64::NAN))
+    });
+    samples.swap_remove(samples.len() / 2)
+}
+
+/// The child side: one measured operation on an opened store.
+/// `mode` is `read@DAY`, `report@DAY` or `report-zone@DAY`.
+pub(crate) fn child(repo: &Repo, mode: &str) -> Result<Value> {
+    let (what, day) = mode
+        .split_once('@')
+        .ok_or_else(|| anyhow::anyhow!("mode {mode:?}: expected WHAT@DAY"))?;
+    let day = Day::parse(day)?;
+    let started = Instant::now();
+    let visits = match what {
+        "read" => read_month(repo, day)?,
+        "report" | "report-zone" => {
+            let zone = (what == "report-zone").then_some("Sone 1");
+            let report = omsyn_core::report::day_report(repo, day, zone)?;
+            std::hint::black_box(&report).visits.len()
+        }
+        other => anyhow::bail!("unknown mode {other}"),
+    };
+    Ok(json!({ "ms": ms(started.elapsed()), "visits": visits }))
+}
+
+/// Loads every visit plan and journal of `day`'s month, doing nothing with them but counting
+/// the day's visits.
+fn read_month(repo: &Repo, day: Day) -> Result<usize> {
+    let store = repo.store();
+    let month = day.month();
+    let mut visits = 0;
+    for prefix in ["plan/", "journal/"] {
+        for id in store.doc_ids(prefix)? {
+            if id.month() != Some(month) {
+                continue;
+            }
+            if let DocumentId::VisitPlan(..) = id {
+                visits += store
+                    .with_doc(&id, |d| {
+                        omsyn_core::docs::plan::read(d)
+                            .visits
+                            .iter()
+                            .filter(|v| v.day() == day)
+                            .count()
+                    })?
+                    .unwrap_or(0);
+            } else {
+                store.with_doc(&id, |_| ())?;
+            }
+        }
+    }
+    Ok(visits)
+}
