@@ -4,7 +4,8 @@
 # compiler (compiling the generated Kotlin bindings; npm's kotlin-compiler is the whole kotlinc
 # distribution, with kotlinx-coroutines; Debian's kotlin package is too old for uniffi's code), and
 # a Python virtual environment with fhir.resources, the independent FHIR R4 validator (6.2.2 is its
-# last release whose default models are R4 4.0.1; it needs pydantic 1, hence its own venv).
+# last release whose default models are R4 4.0.1; it needs pydantic 1, hence its own venv), and
+# Chromium with chromedriver plus selenium for the dashboard's browser test.
 set -euo pipefail
 KOTLIN_VERSION=2.4.20
 KOTLIN_PREFIX=/opt/kotlin
@@ -16,6 +17,8 @@ python3 -c 'import ensurepip' >/dev/null 2>&1 || packages+=(python3-venv)
 command -v java >/dev/null 2>&1 || packages+=(default-jdk-headless)
 command -v npm >/dev/null 2>&1 || packages+=(npm)
 [ -f /usr/share/java/jna.jar ] || packages+=(libjna-java)
+command -v chromium >/dev/null 2>&1 || packages+=(chromium)
+command -v chromedriver >/dev/null 2>&1 || packages+=(chromium-driver)
 if [ ${#packages[@]} -gt 0 ]; then
   echo "== installing ${packages[*]}"
   apt-get update -qq
@@ -25,8 +28,8 @@ if [ ! -x "$KOTLIN_PREFIX/node_modules/kotlin-compiler/bin/kotlinc" ]; then
   echo "== installing kotlinc $KOTLIN_VERSION (npm kotlin-compiler)"
   npm install --silent --no-save --no-audit --no-fund --prefix "$KOTLIN_PREFIX" "kotlin-compiler@$KOTLIN_VERSION"
 fi
-if ! "$VENV/bin/python" -c 'import fhir.resources' >/dev/null 2>&1; then
-  echo "== installing fhir.resources 6.2.2 (FHIR R4 validator) into $VENV"
+if ! "$VENV/bin/python" -c 'import fhir.resources, selenium' >/dev/null 2>&1; then
+  echo "== installing fhir.resources 6.2.2 (FHIR R4 validator) and selenium into $VENV"
   python3 -m venv "$VENV"
-  "$VENV/bin/pip" install -q --disable-pip-version-check 'fhir.resources==6.2.2' 'pydantic<2'
+  "$VENV/bin/pip" install -q --disable-pip-version-check 'fhir.resources==6.2.2' 'pydantic<2' 'selenium==4.51.0'
 fi

@@ -8,3 +8,4 @@ scripts/ci-install.sh
 cargo test --workspace
 scripts/test-mobile.sh
 scripts/test-fhir.sh
+scripts/test-dashboard.sh

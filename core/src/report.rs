@@ -1,12 +1,14 @@
 //! The day report: what this node knows of one day's visits, derived from plans and journals.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::sync::{Arc, Mutex};
 
 use serde::Serialize;
 
 use crate::conflict::Conflict;
 use crate::docs::journal::{self, EntryBody};
 use crate::docs::plan::{self, PlanStatus, VisitKind};
+use crate::docs::record::PatientField;
 use crate::docs::{DocKind, DocumentId};
 use crate::ids::{PatientId, VisitId};
 use crate::repo::{Repo, RepoError};
@@ -168,7 +170,18 @@ pub struct DeviceSync {
 /// Builds the day report from the documents this node holds, for one zone's patients (by the
 /// zone in their record) or for every patient held.
 pub fn day_report(repo: &Repo, day: Day, zone: Option<&str>) -> Result<DayReport, RepoError> {
-    let store = repo.store();
+    day_report_with(repo, day, zone, &ReadModels::none())
+}
+
+/// [`day_report`], keeping what it decodes in `models` for the next report: documents that did
+/// not change since are not loaded again (a dashboard refreshing as devices sync).
+pub fn day_report_with(
+    repo: &Repo,
+    day: Day,
+    zone: Option<&str>,
+    models: &ReadModels,
+) -> Result<DayReport, RepoError> {
+    let mut view = models.view(repo)?;
     let month = day.month();
     let mut names: BTreeMap<PatientId, String> = repo.patients()?.into_iter().collect();
     let mut report = DayReport {
@@ -186,26 +199,24 @@ pub fn day_report(repo: &Repo, day: Day, zone: Option<&str>) -> Result<DayReport
         devices: Vec::new(),
     };
     let mut staff_seen = BTreeSet::new();
-    for plan_id in store.doc_ids(kind_prefix(DocKind::VisitPlan))? {
-        let DocumentId::VisitPlan(patient, m) = &plan_id else {
+    for plan_id in view.plan_ids(month) {
+        let DocumentId::VisitPlan(patient, _) = &plan_id else {
             continue;
         };
-        if *m != month {
-            continue;
-        }
-        let Some(planned) = store.with_doc(&plan_id, plan::read)? else {
+        let Some(planned) = view.plan(&plan_id)? else {
             continue;
         };
         let todays: Vec<_> = planned
             .visits
-            .into_iter()
+            .iter()
             .filter(|v| v.day() == day)
+            .cloned()
             .collect();
-        if todays.is_empty() || !in_zone(repo, patient, zone)? {
+        if todays.is_empty() || !view.in_zone(patient, zone)? {
             continue;
         }
-        let journal = store
-            .with_doc(&DocumentId::Journal(patient.clone(), month), journal::read)?
+        let journal = view
+            .journal(&DocumentId::Journal(patient.clone(), month))?
             .unwrap_or_default();
         let name = names
             .entry(patient.clone())
@@ -215,7 +226,7 @@ pub fn day_report(repo: &Repo, day: Day, zone: Option<&str>) -> Result<DayReport
             patient: patient.clone(),
             name: name.clone(),
             counts: Counts::default(),
-            staff_this_week: staff_this_week(repo, patient, day)?,
+            staff_this_week: staff_this_week(&mut view, patient, day, &journal)?,
         };
         for visit in todays {
             let line = visit_line(visit, name.clone(), &journal);
@@ -273,38 +284,27 @@ pub fn day_report(repo: &Repo, day: Day, zone: Option<&str>) -> Result<DayReport
         .extend(day_log_deviations(repo, day, zone, &staff_seen)?);
     report.deviations.sort_by_key(|d| d.at);
     report.devices = devices(repo, zone)?;
+    view.finish();
     Ok(report)
 }
 
-fn in_zone(repo: &Repo, patient: &PatientId, zone: Option<&str>) -> Result<bool, RepoError> {
-    let Some(zone) = zone else {
-        return Ok(true);
-    };
-    let held = repo.store().with_doc(
-        &DocumentId::PatientRecord(patient.clone()),
-        crate::docs::record::read,
-    )?;
-    Ok(held.is_some_and(|r| {
-        r.is_ok_and(|r| r.field(crate::docs::record::PatientField::Zone) == Some(zone))
-    }))
-}
-
 /// The staff who performed `patient`'s visits from Monday of `day`'s week up to `day`.
-fn staff_this_week(repo: &Repo, patient: &PatientId, day: Day) -> Result<Vec<String>, RepoError> {
+fn staff_this_week(
+    view: &mut ModelView<'_>,
+    patient: &PatientId,
+    day: Day,
+    this_month: &journal::Journal,
+) -> Result<Vec<String>, RepoError> {
     let days = day.to_days();
     let monday = Day::from_days(days - (days + 3).rem_euclid(7)).unwrap_or(day);
-    let mut months = vec![monday.month()];
-    if day.month() != monday.month() {
-        months.push(day.month());
-    }
+    // The week may begin in the previous month: its journal too.
+    let earlier = if monday.month() != day.month() {
+        view.journal(&DocumentId::Journal(patient.clone(), monday.month()))?
+    } else {
+        None
+    };
     let mut staff = BTreeSet::new();
-    for month in months {
-        let Some(journal) = repo
-            .store()
-            .with_doc(&DocumentId::Journal(patient.clone(), month), journal::read)?
-        else {
-            continue;
-        };
+    for journal in earlier.as_deref().into_iter().chain([this_month]) {
         let withdrawn: BTreeSet<_> = journal.entered_in_error().cloned().collect();
         for e in &journal.entries {
             let d = e.event_time.day();
@@ -385,6 +385,169 @@ fn devices(repo: &Repo, zone: Option<&str>) -> Result<Vec<DeviceSync>, RepoError
             .then_with(|| a.name.cmp(&b.name))
     });
     Ok(out)
+}
+
+/// What reports decoded from plans, journals and records, kept between reports and reused while
+/// a document's position in the change log has not moved. After each report only what it used is
+/// kept, so memory follows the working set (one day's plans and journals), not the store.
+#[derive(Debug)]
+pub struct ReadModels {
+    inner: Mutex<Models>,
+    /// Whether to keep anything: a one-shot report streams its documents through instead.
+    keep: bool,
+}
+
+impl Default for ReadModels {
+    fn default() -> Self {
+        ReadModels {
+            inner: Mutex::default(),
+            keep: true,
+        }
+    }
+}
+
+#[derive(Debug, Default)]
+struct Models {
+    plans: HashMap<DocumentId, (u64, Arc<plan::VisitPlan>)>,
+    journals: HashMap<DocumentId, (u64, Arc<journal::Journal>)>,
+    zones: HashMap<DocumentId, (u64, Option<String>)>,
+}
+
+impl ReadModels {
+    /// Read models that keep nothing: each report loads what it needs and lets it go.
+    pub fn none() -> Self {
+        ReadModels {
+            inner: Mutex::default(),
+            keep: false,
+        }
+    }
+
+    fn view<'a>(&'a self, repo: &'a Repo) -> Result<ModelView<'a>, RepoError> {
+        let store = repo.store();
+        let versions = |prefix: &str| -> Result<HashMap<DocumentId, u64>, RepoError> {
+            Ok(store.doc_versions(prefix)?.into_iter().collect())
+        };
+        Ok(ModelView {
+            repo,
+            models: self,
+            plans: versions(kind_prefix(DocKind::VisitPlan))?,
+            journals: versions(kind_prefix(DocKind::Journal))?,
+            records: versions(kind_prefix(DocKind::PatientRecord))?,
+            used: HashSet::new(),
+        })
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Models> {
+        // Poisoned only by a panic mid-insert; the maps stay consistent entry by entry.
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// One report's use of [`ReadModels`]: the documents' current versions, and what it used.
+struct ModelView<'a> {
+    repo: &'a Repo,
+    models: &'a ReadModels,
+    plans: HashMap<DocumentId, u64>,
+    journals: HashMap<DocumentId, u64>,
+    records: HashMap<DocumentId, u64>,
+    used: HashSet<DocumentId>,
+}
+
+impl ModelView<'_> {
+    /// The visit plans of `month`, in id order.
+    fn plan_ids(&self, month: crate::time::Month) -> Vec<DocumentId> {
+        let mut ids: Vec<_> = self
+            .plans
+            .keys()
+            .filter(|id| id.month() == Some(month))
+            .cloned()
+            .collect();
+        ids.sort();
+        ids
+    }
+
+    fn plan(&mut self, id: &DocumentId) -> Result<Option<Arc<plan::VisitPlan>>, RepoError> {
+        let Some(&seq) = self.plans.get(id) else {
+            return Ok(None);
+        };
+        self.used.insert(id.clone());
+        if let Some((at, plan)) = self.models.lock().plans.get(id)
+            && *at == seq
+        {
+            return Ok(Some(plan.clone()));
+        }
+        let Some(plan) = self.repo.store().with_doc(id, plan::read)? else {
+            return Ok(None);
+        };
+        let plan = Arc::new(plan);
+        if self.models.keep {
+            self.models
+                .lock()
+                .plans
+                .insert(id.clone(), (seq, plan.clone()));
+        }
+        Ok(Some(plan))
+    }
+
+    fn journal(&mut self, id: &DocumentId) -> Result<Option<Arc<journal::Journal>>, RepoError> {
+        let Some(&seq) = self.journals.get(id) else {
+            return Ok(None);
+        };
+        self.used.insert(id.clone());
+        if let Some((at, journal)) = self.models.lock().journals.get(id)
+            && *at == seq
+        {
+            return Ok(Some(journal.clone()));
+        }
+        let Some(journal) = self.repo.store().with_doc(id, journal::read)? else {
+            return Ok(None);
+        };
+        let journal = Arc::new(journal);
+        if self.models.keep {
+            self.models
+                .lock()
+                .journals
+                .insert(id.clone(), (seq, journal.clone()));
+        }
+        Ok(Some(journal))
+    }
+
+    /// Whether `patient`'s record names `zone` (always, without a zone).
+    fn in_zone(&mut self, patient: &PatientId, zone: Option<&str>) -> Result<bool, RepoError> {
+        let Some(zone) = zone else {
+            return Ok(true);
+        };
+        let id = DocumentId::PatientRecord(patient.clone());
+        let Some(&seq) = self.records.get(&id) else {
+            return Ok(false);
+        };
+        self.used.insert(id.clone());
+        if let Some((at, held)) = self.models.lock().zones.get(&id)
+            && *at == seq
+        {
+            return Ok(held.as_deref() == Some(zone));
+        }
+        let held = self
+            .repo
+            .store()
+            .with_doc(&id, crate::docs::record::read)?
+            .and_then(|r| r.ok())
+            .and_then(|r| r.field(PatientField::Zone).map(str::to_owned));
+        let matches = held.as_deref() == Some(zone);
+        if self.models.keep {
+            self.models.lock().zones.insert(id, (seq, held));
+        }
+        Ok(matches)
+    }
+
+    /// Keeps only what this report used.
+    fn finish(self) {
+        let used = self.used;
+        let mut models = self.models.lock();
+        models.plans.retain(|id, _| used.contains(id));
+        models.journals.retain(|id, _| used.contains(id));
+        models.zones.retain(|id, _| used.contains(id));
+    }
 }
 
 /// The report's visits as CSV (semicolon-separated, header first, fields quoted when needed),

@@ -49,13 +49,16 @@ fn measure(json: bool, args: &BenchArgs, scratch: &Path) -> Result<()> {
         }
     }
     let day = report_day(args)?;
-    let mut samples: [Vec<Value>; 3] = Default::default();
+    let mut samples: [Vec<Value>; 4] = Default::default();
     for _ in 0..ROUNDS {
-        for (i, mode) in ["read", "report", "report-zone"].iter().enumerate() {
+        for (i, mode) in ["read", "report", "report-zone", "report-again"]
+            .iter()
+            .enumerate()
+        {
             samples[i].push(open_in_child(&dir, &format!("{mode}@{day}"))?);
         }
     }
-    let [read, report, zone] = samples.map(|s| median_by(s, "ms"));
+    let [read, report, zone, again] = samples.map(|s| median_by(s, "ms"));
     let ratio =
         |v: &Value| v["ms"].as_f64().unwrap_or(f64::NAN) / read["ms"].as_f64().unwrap_or(f64::NAN);
     let summary = json!({
@@ -63,6 +66,7 @@ fn measure(json: bool, args: &BenchArgs, scratch: &Path) -> Result<()> {
         "read_only": read,
         "day_report": report,
         "day_report_one_zone": zone,
+        "day_report_again_with_kept_read_models": again,
         "ratio_report_to_read": ratio(&report),
         "ratio_zone_report_to_read": ratio(&zone),
     });
@@ -90,6 +94,11 @@ fn measure(json: bool, args: &BenchArgs, scratch: &Path) -> Result<()> {
         line("day report, one zone", &zone),
         ratio(&zone)
     );
+    outln!(
+        "{}  {:.3}x",
+        line("day report again, kept read models", &again),
+        ratio(&again)
+    );
     Ok(())
 }
 
@@ -104,7 +113,7 @@ fn median_by(mut samples: Vec<Value>, key: &str) -> Value {
 }
 
 /// The child side: one measured operation on an opened store.
-/// `mode` is `read@DAY`, `report@DAY` or `report-zone@DAY`.
+/// `mode` is `read@DAY`, `report@DAY`, `report-zone@DAY` or `report-again@DAY`.
 pub(crate) fn child(repo: &Repo, mode: &str) -> Result<Value> {
     let (what, day) = mode
         .split_once('@')
@@ -117,6 +126,18 @@ pub(crate) fn child(repo: &Repo, mode: &str) -> Result<Value> {
             let zone = (what == "report-zone").then_some("Sone 1");
             let report = omsyn_core::report::day_report(repo, day, zone)?;
             std::hint::black_box(&report).visits.len()
+        }
+        "report-again" => {
+            // The dashboard's case: the same report again with what the first one decoded, after
+            // one document changed (here: none did, the cost is the version check and merge).
+            let models = omsyn_core::report::ReadModels::default();
+            omsyn_core::report::day_report_with(repo, day, None, &models)?;
+            let started = Instant::now();
+            let report = omsyn_core::report::day_report_with(repo, day, None, &models)?;
+            return Ok(json!({
+                "ms": ms(started.elapsed()),
+                "visits": std::hint::black_box(&report).visits.len(),
+            }));
         }
         other => anyhow::bail!("unknown mode {other}"),
     };

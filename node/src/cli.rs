@@ -120,6 +120,13 @@ pub(crate) enum NodeCommand {
         /// A peer to keep in sync with (its ticket), repeatable
         #[arg(long = "peer", value_name = "TICKET")]
         peers: Vec<String>,
+        /// Serve the coordinator's dashboard and its JSON API on this address (loopback unless
+        /// --http-public); the URL to open, with its session token, is printed at start
+        #[arg(long, value_name = "ADDR")]
+        http: Option<std::net::SocketAddr>,
+        /// Allow --http on an address other than loopback (the token still guards every request)
+        #[arg(long, requires = "http")]
+        http_public: bool,
     },
     /// Sync once with one peer, print a summary, and exit
     Sync {

@@ -137,9 +137,24 @@ pub(crate) fn run_node(
     let rng = &mut rng;
     match command {
         NodeCommand::Id => id(repo, json),
-        NodeCommand::Run { net, peers } => match daemon {
+        NodeCommand::Run {
+            net,
+            peers,
+            http,
+            http_public,
+        } => match daemon {
             Some(_) => bail!("omsyn run is already serving this data directory"),
-            None => crate::serve::run(repo.clone(), json, net_options(&net), &peers),
+            None => {
+                if let Some(addr) = http
+                    && !addr.ip().is_loopback()
+                    && !http_public
+                {
+                    bail!(
+                        "--http {addr} is not a loopback address: the dashboard shows patient data; add --http-public to serve it there anyway"
+                    );
+                }
+                crate::serve::run(repo.clone(), json, net_options(&net), &peers, http)
+            }
         },
         NodeCommand::Sync { net, peer } => {
             crate::serve::sync_once(repo.clone(), json, net_options(&net), &peer, daemon)

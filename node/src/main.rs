@@ -14,6 +14,7 @@ mod cli;
 mod commands;
 mod control;
 mod demo;
+mod http;
 mod serve;
 mod trust;
 

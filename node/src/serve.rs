@@ -34,12 +34,14 @@ pub(crate) async fn shared(repo: Arc<Repo>, options: &NetOptions) -> Result<Shar
     Shared::start(repo, options, OnRevoked::ExitProcess).await
 }
 
-/// `omsyn run`: prints the id and ticket, then serves until interrupted.
+/// `omsyn run`: prints the id and ticket (and the dashboard's URL with `--http`), then serves
+/// until interrupted.
 pub(crate) fn run(
     repo: Arc<Repo>,
     json: bool,
     options: NetOptions,
     peers: &[String],
+    http: Option<std::net::SocketAddr>,
 ) -> Result<()> {
     let tickets = parse_tickets(peers)?;
     let data = repo.data_dir().to_owned();
@@ -48,21 +50,33 @@ pub(crate) fn run(
         let shared = shared(repo, &options).await?;
         let listener = crate::control::bind(&data)?;
         let control = tokio::spawn(crate::control::serve(listener, shared.clone()));
+        let dashboard = match http {
+            Some(addr) => Some(crate::http::bind(addr).await?),
+            None => None,
+        };
+        let url = dashboard.as_ref().map(|d| d.url.clone());
+        let web = dashboard.map(|d| tokio::spawn(crate::http::serve(d, shared.clone())));
         let ticket = shared.net.ticket()?;
         // One line per fact, flushed at once: scripts and tests read the ticket from here.
         if json {
             outln!(
                 "{}",
-                json!({ "id": ticket.node, "ticket": ticket.to_string() })
+                json!({ "id": ticket.node, "ticket": ticket.to_string(), "dashboard": url })
             );
         } else {
-            outln!("id:     {}", ticket.node);
-            outln!("ticket: {ticket}");
+            outln!("id:        {}", ticket.node);
+            outln!("ticket:    {ticket}");
+            if let Some(url) = &url {
+                outln!("dashboard: {url}");
+            }
         }
         use std::io::Write;
         let _ = std::io::stdout().flush();
         let result = daemon::run(shared, tickets, shutdown_signal()).await;
         control.abort();
+        if let Some(web) = web {
+            web.abort();
+        }
         result
     })
 }

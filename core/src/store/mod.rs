@@ -539,6 +539,28 @@ impl Store {
         })
     }
 
+    /// Every document whose id starts with `prefix`, with its position in the change log: the
+    /// position changes whenever the document does (a local write or a received change), so a
+    /// reader can keep what it derived from a document until its position moves.
+    pub fn doc_versions(&self, prefix: &str) -> Result<Vec<(DocumentId, u64)>, StoreError> {
+        self.contain(|| {
+            let read = self.db.begin_read()?;
+            let table = read.open_table(DOC_SEQ)?;
+            let mut out = Vec::new();
+            for item in table.range(prefix..)? {
+                let (key, seq) = item?;
+                let key = key.value();
+                if !key.starts_with(prefix) {
+                    break;
+                }
+                let id = DocumentId::parse(key)
+                    .map_err(|e| StoreError::Corrupt(format!("stored document id: {e}")))?;
+                out.push((id, seq.value()));
+            }
+            Ok(out)
+        })
+    }
+
     /// Every patient held, with display name, ordered by id.
     pub fn patients(&self) -> Result<Vec<(PatientId, String)>, StoreError> {
         self.contain(|| {

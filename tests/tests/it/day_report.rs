@@ -5,7 +5,9 @@ use omsyn_core::docs::journal::MissedReason;
 use omsyn_core::docs::plan::{NewVisit, VisitChange, VisitKind};
 use omsyn_core::docs::record::PatientField;
 use omsyn_core::ids::{PatientId, StaffId, VisitId};
-use omsyn_core::report::{Counts, VisitOutcome, day_report, visits_csv};
+use omsyn_core::report::{
+    Counts, ReadModels, VisitOutcome, day_report, day_report_with, visits_csv,
+};
 use omsyn_core::sync::ShareAll;
 use omsyn_core::{Day, Timestamp};
 use omsyn_tests::{Link, TestNode, at, push};
@@ -198,9 +200,31 @@ fn the_day_report_matches_a_hand_counted_day() {
         ]
     );
 
-    // Without the zone, Cecilie's visit counts too.
+    // Kept read models give the same report, and see a change that arrives afterwards.
+    let models = ReadModels::default();
+    assert_eq!(
+        day_report_with(&w.base.repo, day, Some("Sone 1"), &models).unwrap(),
+        r
+    );
+    let b16 = r
+        .visits
+        .iter()
+        .find(|v| v.outcome == VisitOutcome::Open)
+        .unwrap()
+        .visit
+        .clone();
+    done(&mut w.s1, &b16, wed("16:05"));
+    push(&w.s1.repo, &w.base.repo);
+    let after = day_report_with(&w.base.repo, day, Some("Sone 1"), &models).unwrap();
+    assert_eq!(after.totals, counts(6, 4, 1, 1, 0));
+    assert_eq!(
+        after.per_patient[1].staff_this_week,
+        vec!["S1".to_owned(), "S2".to_owned()]
+    );
+
+    // Without the zone, Cecilie's visit counts too (and the one documented since).
     let all = day_report(&w.base.repo, day, None).unwrap();
-    assert_eq!(all.totals, counts(7, 4, 1, 1, 1));
+    assert_eq!(all.totals, counts(7, 5, 1, 1, 0));
 
     let csv = visits_csv(&r);
     let lines: Vec<_> = csv.lines().collect();

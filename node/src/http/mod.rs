@@ -1,0 +1,177 @@
+//! `omsyn run --http ADDR`: the coordinator's dashboard and its JSON API, served by the daemon
+//! against the same open store, so what the page changes syncs like any other change.
+//!
+//! **Access:** the listener binds loopback unless told otherwise, and every request needs the
+//! daemon's session token (printed at start as the dashboard's URL): `GET /?token=T` sets it as an
+//! `HttpOnly`, `SameSite=Strict` cookie (so other sites cannot make the browser post to the API),
+//! and API clients may send `Authorization: Bearer T` instead. Reads are logged in the access log
+//! as the node's own (at most once a minute per view, so live refreshes do not flood the log).
+
+mod api;
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+
+use anyhow::{Context, Result};
+use axum::Router;
+use axum::extract::{Request, State};
+use axum::http::{StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{Html, IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+use rand::RngCore;
+
+use crate::net::daemon::Shared;
+
+const DASHBOARD: &str = include_str!("dashboard.html");
+const COOKIE: &str = "omsyn_token";
+/// How often the same view is logged as read, at most.
+const READ_LOG_INTERVAL_MS: i64 = 60_000;
+
+/// What the handlers share.
+#[derive(Debug, Clone)]
+pub(crate) struct Http {
+    pub(crate) shared: Shared,
+    /// What board refreshes decoded, reused while documents do not change.
+    pub(crate) models: Arc<omsyn_core::report::ReadModels>,
+    token: Arc<String>,
+    logged: Arc<Mutex<HashMap<String, i64>>>,
+}
+
+impl Http {
+    /// Logs a read of `what` in the access log, unless the same view was logged within the
+    /// last minute.
+    pub(crate) fn log_read(&self, what: &str) -> Result<(), omsyn_core::RepoError> {
+        let now = crate::commands::now();
+        let due = self.logged.lock().map_or(true, |mut logged| {
+            let last = logged.get(what).copied();
+            let due = last.is_none_or(|t| now.unix_millis() - t >= READ_LOG_INTERVAL_MS);
+            if due {
+                logged.insert(what.to_owned(), now.unix_millis());
+            }
+            due
+        });
+        if due {
+            self.shared.repo.log_access(
+                now,
+                omsyn_core::trust::audit::AccessEvent {
+                    patient: None,
+                    action: omsyn_core::trust::audit::AuditAction::Read,
+                    what: what.to_owned(),
+                    purpose: "coordinator's dashboard".into(),
+                },
+            )?;
+        }
+        Ok(())
+    }
+}
+
+/// A bound dashboard: its address and the URL to open (with the token).
+#[derive(Debug)]
+pub(crate) struct Bound {
+    pub(crate) listener: tokio::net::TcpListener,
+    pub(crate) url: String,
+    token: String,
+}
+
+/// Binds the dashboard's listener and makes its session token.
+pub(crate) async fn bind(addr: SocketAddr) -> Result<Bound> {
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("--http {addr}"))?;
+    let local = listener.local_addr().context("--http address")?;
+    let mut bytes = [0u8; 16];
+    <rand::rngs::StdRng as rand::SeedableRng>::from_os_rng().fill_bytes(&mut bytes);
+    let token: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    Ok(Bound {
+        url: format!("http://{local}/?token={token}"),
+        listener,
+        token,
+    })
+}
+
+/// Serves until the task is aborted.
+pub(crate) async fn serve(bound: Bound, shared: Shared) -> Result<()> {
+    let http = Http {
+        shared,
+        models: Arc::default(),
+        token: Arc::new(bound.token),
+        logged: Arc::default(),
+    };
+    let api = Router::new()
+        .route("/board", get(api::board))
+        .route("/visits/{visit}/assign", post(api::assign))
+        .route("/patients/{patient}/usual-staff", get(api::usual_staff))
+        .route("/conflicts", get(api::conflicts))
+        .route("/conflicts/{conflict}/resolve", post(api::resolve))
+        .route("/events", get(api::events))
+        .layer(middleware::from_fn_with_state(http.clone(), require_token));
+    let app = Router::new()
+        .route("/", get(page))
+        .nest("/api", api)
+        .with_state(http);
+    axum::serve(bound.listener, app)
+        .await
+        .context("serving the dashboard")
+}
+
+#[derive(Debug, serde::Deserialize)]
+struct TokenQuery {
+    token: Option<String>,
+}
+
+/// The page. With the right `?token=` it sets the cookie and redirects to the bare URL (so the
+/// token leaves the address bar); without a valid cookie it refuses.
+async fn page(
+    State(http): State<Http>,
+    axum::extract::Query(query): axum::extract::Query<TokenQuery>,
+    request: Request,
+) -> Response {
+    if let Some(token) = query.token {
+        if token != *http.token {
+            return (StatusCode::UNAUTHORIZED, "wrong token").into_response();
+        }
+        let cookie = format!("{COOKIE}={token}; HttpOnly; SameSite=Strict; Path=/");
+        return ([(header::SET_COOKIE, cookie)], Redirect::to("/")).into_response();
+    }
+    if !authorised(&http, &request) {
+        return (
+            StatusCode::UNAUTHORIZED,
+            "open the dashboard URL that `omsyn run --http` printed (it carries the session token)",
+        )
+            .into_response();
+    }
+    Html(DASHBOARD).into_response()
+}
+
+fn authorised(http: &Http, request: &Request) -> bool {
+    let headers = request.headers();
+    let bearer = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "));
+    let cookie = headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|c| {
+            c.trim()
+                .strip_prefix(&format!("{COOKIE}="))
+                .map(str::to_owned)
+        })
+        .next();
+    bearer
+        .map(str::to_owned)
+        .or(cookie)
+        .is_some_and(|t| t == *http.token)
+}
+
+async fn require_token(State(http): State<Http>, request: Request, next: Next) -> Response {
+    if authorised(&http, &request) {
+        next.run(request).await
+    } else {
+        api::error(StatusCode::UNAUTHORIZED, "missing or wrong session token").into_response()
+    }
+}

@@ -1,0 +1,160 @@
+"""The coordinator's dashboard end to end in a real headless browser (Debian's chromium driven
+through chromedriver by selenium) against a running base daemon (`omsyn run --http`), with two
+nurses' nodes on the real omsyn binary syncing with it over loopback.
+
+Environment: OMSYN_BIN (the omsyn binary); OMSYN_SCREENSHOT (optional: where to save a
+screenshot of the dashboard).
+"""
+
+import datetime
+import json
+import os
+import subprocess
+import tempfile
+import unittest
+
+from selenium import webdriver
+from selenium.webdriver.chrome.service import Service
+from selenium.webdriver.common.by import By
+from selenium.webdriver.support.ui import Select, WebDriverWait
+
+OMSYN = os.environ["OMSYN_BIN"]
+ZONE = "Sone 1"
+WAIT = 30
+
+
+def at(hhmm: str) -> str:
+    now = datetime.datetime.now().astimezone()
+    h, m = hhmm.split(":")
+    return now.replace(hour=int(h), minute=int(m), second=0, microsecond=0).isoformat()
+
+
+class Node:
+    def __init__(self, root, name, *init):
+        self.dir = os.path.join(root, name)
+        self.cli("init", *init)
+
+    def cli(self, *args):
+        out = subprocess.run([OMSYN, "--json", "--data", self.dir, *args], capture_output=True, text=True)
+        if out.returncode != 0:
+            raise AssertionError(f"omsyn {' '.join(args)}: {out.stderr}")
+        return json.loads(out.stdout) if out.stdout.strip() else {}
+
+
+def nurse(root, base, staff, name):
+    node = Node(root, staff, "--role", "nurse", "--name", name, "--staff-id", staff, "--zone", ZONE)
+    cert = base.cli("enroll", "approve", node.cli("enroll", "request")["request"])["certificate"]
+    node.cli("enroll", "install", cert)
+    return node
+
+
+class Dashboard(unittest.TestCase):
+    def setUp(self):
+        self.tmp = tempfile.TemporaryDirectory(prefix="omsyn-dashboard-")
+        root = self.tmp.name
+        base = Node(root, "base", "--role", "base", "--name", "Base Sone 1", "--staff-id", "B1", "--zone", ZONE)
+        base.cli("org", "create", "--name", "Testkommune hjemmesykepleie")
+        self.kari = nurse(root, base, "S1", "Kari Nordmann")
+        self.per = nurse(root, base, "S2", "Per Hansen")
+        p = base.cli("patient", "add", "--name", "Turid Nilsen", "--zone", ZONE)["patient"]
+        base.cli("team", "--patient", p, "--add", "S1")
+        base.cli("team", "--patient", p, "--add", "S2")
+        self.med = base.cli("med", "add", "--patient", p, "--name", "Metformin 500 mg", "--dose", "1", "--slot", "08:00")["medication"]
+        self.morning = base.cli("visit", "plan", "--patient", p, "--start", at("08:00"), "--end", at("08:30"),
+                                "--kind", "physical", "--staff", "S1")["visit"]
+        self.evening = base.cli("visit", "plan", "--patient", p, "--start", at("18:00"), "--end", at("18:15"),
+                                "--kind", "digital", "--staff", "S1")["visit"]
+        self.patient = p
+        self.daemon = subprocess.Popen(
+            [OMSYN, "--json", "--data", base.dir, "run", "--listen", "127.0.0.1:0", "--no-mdns", "--http", "127.0.0.1:0"],
+            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+        )
+        first = json.loads(self.daemon.stdout.readline())
+        self.ticket, self.url = first["ticket"], first["dashboard"]
+        for n in (self.kari, self.per):
+            n.cli("sync", "--peer", self.ticket)
+        options = webdriver.ChromeOptions()
+        for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--window-size=1400,1000"):
+            options.add_argument(arg)
+        self.browser = webdriver.Chrome(service=Service("/usr/bin/chromedriver"), options=options)
+
+    def tearDown(self):
+        self.browser.quit()
+        self.daemon.kill()
+        self.daemon.wait()
+        self.daemon.stdout.close()
+        self.tmp.cleanup()
+
+    def status_of(self, visit):
+        rows = self.browser.find_elements(By.CSS_SELECTOR, f'tr.visit[data-visit="{visit}"]')
+        return [(r.get_attribute("data-staff"), r.get_attribute("data-status")) for r in rows]
+
+    def wait_until(self, condition, what):
+        WebDriverWait(self.browser, WAIT).until(lambda _: condition(), message=what)
+
+    def test_the_board_follows_sync_and_its_changes_reach_the_nurses(self):
+        b = self.browser
+        b.get(self.url)
+        self.wait_until(lambda: self.status_of(self.morning) == [("S1", "open")], "the planned visit on the board")
+
+        # A visit documented on a nurse's node appears once it syncs.
+        self.kari.cli("visit", "done", "--visit", self.morning, "--arrival", at("08:04"), "--departure", at("08:27"))
+        self.kari.cli("sync", "--peer", self.ticket)
+        self.wait_until(lambda: self.status_of(self.morning) == [("S1", "done")], "the documented visit, live")
+        self.assertEqual(b.find_element(By.CSS_SELECTOR, "#fig-done b").text, "1")
+
+        # Reassign the evening visit to Per in the page; the option shows continuity.
+        select = Select(b.find_element(By.CSS_SELECTOR, f'select.reassign[data-visit="{self.evening}"]'))
+        per_option = [o for o in select.options if o.get_attribute("value") == "S2"][0]
+        self.assertIn("care team", per_option.text)
+        select.select_by_value("S2")
+        b.find_element(By.CSS_SELECTOR, f'button.assign[data-visit="{self.evening}"]').click()
+        self.wait_until(lambda: self.status_of(self.evening) == [("S2", "open")], "the visit under Per")
+
+        # Both nurses gave the 08:00 dose while apart: a conflict to review, resolved in the page.
+        for n in (self.kari, self.per):
+            n.cli("med", "give", "--patient", self.patient, "--slot", f"{self.med}@08:00")
+            n.cli("sync", "--peer", self.ticket)
+        self.wait_until(lambda: b.find_elements(By.CSS_SELECTOR, ".conflict.high"), "the double dose to review")
+        if os.environ.get("OMSYN_SCREENSHOT"):
+            b.save_screenshot(os.environ["OMSYN_SCREENSHOT"])
+        conflict = b.find_element(By.CSS_SELECTOR, ".conflict.high")
+        conflict_id = conflict.get_attribute("data-conflict")
+        conflict.find_element(By.CSS_SELECTOR, ".note").send_keys("Ringte Kari og Per: dosen ble gitt én gang.")
+        conflict.find_element(By.CSS_SELECTOR, ".resolve").click()
+        self.wait_until(lambda: not b.find_elements(By.CSS_SELECTOR, f'.conflict[data-conflict="{conflict_id}"]'),
+                        "the conflict gone from the page")
+        self.assertEqual(b.find_element(By.ID, "error").text, "")
+
+        # Both changes made in the page reached the nurse's node.
+        self.per.cli("sync", "--peer", self.ticket)
+        visits = self.per.cli("visit", "list", "--date", datetime.date.today().isoformat())
+        evening = [v for v in visits if v["id"] == self.evening][0]
+        self.assertEqual(evening["staff"], ["S2"])
+        self.assertEqual(self.per.cli("conflicts"), [])
+
+    def test_the_api_refuses_requests_without_the_session_token(self):
+        import urllib.error
+        import urllib.request
+
+        base_url = self.url.split("/?")[0]
+        for path in ("/", "/api/board", "/api/conflicts"):
+            with self.assertRaises(urllib.error.HTTPError) as refused:
+                urllib.request.urlopen(base_url + path)
+            self.assertEqual(refused.exception.code, 401, path)
+        token = self.url.split("token=")[1]
+        request = urllib.request.Request(base_url + "/api/board", headers={"Authorization": f"Bearer {token}"})
+        with urllib.request.urlopen(request) as ok:
+            self.assertEqual(json.load(ok)["report"]["totals"]["planned"], 2)
+        bad = urllib.request.Request(
+            base_url + f"/api/visits/{self.evening}/assign", data=b'{"staff": ["not valid!"]}', method="POST",
+            headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
+        )
+        with self.assertRaises(urllib.error.HTTPError) as rejected:
+            urllib.request.urlopen(bad)
+        self.assertEqual(rejected.exception.code, 400)
+        self.assertIn("staff", json.load(rejected.exception)["error"])
+
+
+if __name__ == "__main__":
+    unittest.main()
