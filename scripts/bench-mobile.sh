@@ -13,5 +13,8 @@ py="$target/mobile-python-$profile"
 rm -rf "$py" && mkdir -p "$py"
 cargo run -q -p omsyn-mobile --bin uniffi-bindgen -- generate --library "$dir/libomsyn_mobile.so" --language python --out-dir "$py" >/dev/null
 cp "$dir/libomsyn_mobile.so" "$py/"
+# Absolute paths: the benchmark runs from its own directory (CARGO_TARGET_DIR may be either).
+case "$dir" in /*) ;; *) dir="$PWD/$dir" ;; esac
+case "$py" in /*) ;; *) py="$PWD/$py" ;; esac
 cd mobile-bindings/tests/python
-OMSYN_BIN="../../../$dir/omsyn" OMSYN_BINDINGS="../../../$py" python3 bench_calls.py "$@"
+OMSYN_BIN="$dir/omsyn" OMSYN_BINDINGS="$py" python3 bench_calls.py "$@"

@@ -14,7 +14,7 @@ $check && out="$(mktemp -d)"
 for language in kotlin swift; do
   rm -rf "${out:?}/$language"
   cargo run -q -p omsyn-mobile --bin uniffi-bindgen -- \
-    generate --library "$lib" --language "$language" --out-dir "$out/$language" >/dev/null 2>&1
+    generate --library "$lib" --language "$language" --out-dir "$out/$language" >/dev/null
 done
 if $check; then
   if ! diff -r mobile-bindings/generated "$out" >/dev/null; then

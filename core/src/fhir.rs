@@ -81,7 +81,7 @@ pub fn patient_bundle(
         };
         let mut participants = vec![json!({"actor": {"reference": pref}, "status": "accepted"})];
         participants.extend(visit.staff.iter().map(|s| {
-            json!({"actor": {"identifier": {"system": HPR, "value": s.as_str()}}, "status": "accepted"})
+            json!({"actor": {"identifier": staff_identifier(s.as_str())}, "status": "accepted"})
         }));
         let mut appointment = json!({
             "resourceType": "Appointment",
@@ -237,6 +237,16 @@ fn patient_resource(record: &PatientRecord) -> Value {
     patient
 }
 
+/// A staff id as an identifier: an HPR number (digits only) under its OID, anything else (an
+/// employee number) under the municipality's local system.
+fn staff_identifier(staff: &str) -> Value {
+    if !staff.is_empty() && staff.bytes().all(|b| b.is_ascii_digit()) {
+        json!({"system": HPR, "value": staff})
+    } else {
+        json!({"system": "urn:omsyn:staff-id", "value": staff})
+    }
+}
+
 fn service_type(kind: VisitKind) -> Value {
     match kind {
         VisitKind::Physical => json!({"text": "home visit"}),
@@ -248,7 +258,7 @@ fn service_type(kind: VisitKind) -> Value {
 fn practitioner(author: &Author) -> Value {
     match &author.staff {
         Some(staff) => json!({
-            "identifier": {"system": HPR, "value": staff.as_str()},
+            "identifier": staff_identifier(staff.as_str()),
             "display": author.name,
         }),
         None => json!({"display": format!("{} (device {})", author.name, author.device.short())}),
@@ -327,7 +337,7 @@ fn entry_resource(
                 "performer": [practitioner(&entry.author)],
             });
             match (value.parse::<f64>(), unit) {
-                (Ok(number), Some(unit)) => {
+                (Ok(number), Some(unit)) if number.is_finite() => {
                     o["valueQuantity"] = json!({"value": number, "unit": unit});
                 }
                 _ => {
@@ -404,7 +414,7 @@ fn entry_resource(
         EntryBody::Deviation { text } => json!({
             "resourceType": "DetectedIssue",
             "id": id,
-            "status": "final",
+            "status": corrections.status(&entry.id, "final", "amended").0,
             "code": {"text": "deviation (avvik)"},
             "patient": {"reference": pref},
             "identifiedDateTime": when,

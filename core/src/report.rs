@@ -577,11 +577,18 @@ pub fn visits_csv(report: &DayReport) -> String {
     out
 }
 
+/// Quotes a field when needed; a field a spreadsheet would take for a formula (a name starting
+/// with `=`, `+`, `-` or `@`) gets a leading apostrophe, so opening the file runs nothing.
 fn csv_field(value: &str) -> String {
+    let value = if value.starts_with(['=', '+', '-', '@']) {
+        format!("'{value}")
+    } else {
+        value.to_owned()
+    };
     if value.contains([';', '"', '\n', '\r']) {
         format!("\"{}\"", value.replace('"', "\"\""))
     } else {
-        value.to_owned()
+        value
     }
 }
 

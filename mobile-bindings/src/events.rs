@@ -115,7 +115,17 @@ impl EventSink {
                 for event in events {
                     let target = current.lock().ok().and_then(|l| l.clone());
                     if let Some(listener) = target {
-                        listener.on_event(event);
+                        // A listener that fails (an exception in the app's code) must not end
+                        // the delivery of every later event.
+                        let delivered =
+                            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                                listener.on_event(event)
+                            }));
+                        if delivered.is_err() {
+                            tracing::warn!(
+                                "the app's event listener failed; later events still go to it"
+                            );
+                        }
                     }
                 }
             })?;

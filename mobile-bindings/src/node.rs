@@ -106,8 +106,12 @@ fn optional_visit(value: Option<String>) -> Result<Option<VisitId>, OmsynError> 
 fn time_or_now(ms: Option<i64>, what: &str) -> Result<Timestamp, OmsynError> {
     match ms {
         None => Ok(clock::now()),
-        Some(ms) => clock::at_millis(ms)
-            .ok_or_else(|| invalid(what, format!("{ms} is not a representable time"))),
+        Some(ms) => clock::at_millis(ms).ok_or_else(|| {
+            invalid(
+                what,
+                format!("{ms} ms since 1970 is not a time in 2000-2099 (milliseconds expected)"),
+            )
+        }),
     }
 }
 
@@ -163,11 +167,12 @@ impl OmsynNode {
         let sink = EventSink::start()
             .map_err(|e| OmsynError::Storage(format!("starting the event thread: {e}")))?;
         let ctx = SyncContext {
+            changed: omsyn_node::net::daemon::watch_commits(&repo),
             repo,
             sink,
             connected: Arc::default(),
             known_conflicts: Arc::default(),
-            revoked: Arc::default(),
+            revoked: Arc::new(tokio::sync::watch::channel(None).0),
         };
         // Conflicts already in the store are known: events announce only new ones.
         let existing = ctx.clone();
@@ -188,7 +193,7 @@ impl OmsynNode {
     }
 
     fn live(&self) -> Result<Arc<Repo>, OmsynError> {
-        match self.ctx.revoked.lock().ok().and_then(|r| r.clone()) {
+        match self.ctx.revoked.borrow().clone() {
             Some(reason) => Err(OmsynError::Revoked(format!(
                 "this device was revoked ({reason}); its data is destroyed"
             ))),
@@ -764,8 +769,9 @@ impl OmsynNode {
     }
 
     /// Stops syncing (if running) before the app lets the node go. The node stays usable;
-    /// releasing it (Kotlin `close()`/`destroy()`, Swift deinit) closes the store. (Not named
-    /// `close`: Kotlin's `AutoCloseable.close` takes that name.)
+    /// releasing it (Kotlin `close()`/`destroy()`, Swift deinit) closes the store once its
+    /// background tasks have ended (call this first, so a reopen right after finds it free).
+    /// (Not named `close`: Kotlin's `AutoCloseable.close` takes that name.)
     pub async fn shutdown(&self) -> Result<(), OmsynError> {
         let runner = self.sync.lock().await.take();
         if let Some(runner) = runner {

@@ -22,12 +22,15 @@ use crate::types::OpenConflict;
 pub(crate) struct SyncContext {
     pub(crate) repo: Arc<Repo>,
     pub(crate) sink: EventSink,
-    /// Peers with a live session, and their name and role.
-    pub(crate) connected: Arc<Mutex<BTreeMap<NodeId, String>>>,
+    /// Peers with a live session, and how many sessions (a peer may dial while we dial it).
+    pub(crate) connected: Arc<Mutex<BTreeMap<NodeId, usize>>>,
     /// Conflicts the app has been told about.
     pub(crate) known_conflicts: Arc<Mutex<BTreeSet<String>>>,
-    /// Set (with the reason) once this node learned it was revoked.
-    pub(crate) revoked: Arc<Mutex<Option<String>>>,
+    /// Set (with the reason) by the session that learns this node was revoked, before anything
+    /// else happens: calls check it, and every session and the daemon stop on it.
+    pub(crate) revoked: Arc<tokio::sync::watch::Sender<Option<String>>>,
+    /// The store's commit watch, made once when the node opened (the store has one hook).
+    pub(crate) changed: tokio::sync::watch::Receiver<u64>,
 }
 
 /// Background sync while it runs.
@@ -93,9 +96,14 @@ impl SyncRunner {
 
 /// Binds an endpoint for this node; a revoked node reports instead of exiting the app.
 pub(crate) async fn bind(ctx: &SyncContext, options: &NetOptions) -> Result<Shared, OmsynError> {
-    Shared::start(ctx.repo.clone(), options, OnRevoked::Report)
-        .await
-        .map_err(|e| OmsynError::Network(format!("{e:#}")))
+    Shared::start(
+        ctx.repo.clone(),
+        options,
+        OnRevoked::Report(ctx.revoked.clone()),
+        ctx.changed.clone(),
+    )
+    .await
+    .map_err(|e| OmsynError::Network(format!("{e:#}")))
 }
 
 /// One session with a peer until both are caught up. With `forward_events` its events reach the
@@ -124,7 +132,7 @@ pub(crate) async fn sync_once(
         handle(ctx, &stop, event).await;
     }
     outcome.map_err(|e| {
-        if let Some(reason) = ctx.revoked.lock().ok().and_then(|r| r.clone()) {
+        if let Some(reason) = ctx.revoked.borrow().clone() {
             OmsynError::Revoked(reason)
         } else {
             OmsynError::Network(format!("{e:#}"))
@@ -148,7 +156,7 @@ async fn handle(ctx: &SyncContext, stop: &Notify, event: NetEvent) {
     match event {
         NetEvent::PeerConnected { peer, role, name } => {
             if let Ok(mut c) = ctx.connected.lock() {
-                c.insert(peer, name.clone());
+                *c.entry(peer).or_default() += 1;
             }
             ctx.sink.send(NodeEvent::PeerConnected {
                 peer: peer.to_string(),
@@ -157,12 +165,20 @@ async fn handle(ctx: &SyncContext, stop: &Notify, event: NetEvent) {
             });
         }
         NetEvent::PeerLost { peer, error } => {
-            let was_connected = ctx
+            // Only sessions that got as far as verifying the peer count; the last one to end
+            // makes the peer lost.
+            let last_ended = ctx
                 .connected
                 .lock()
-                .map(|mut c| c.remove(&peer).is_some())
-                .unwrap_or(false);
-            if was_connected {
+                .is_ok_and(|mut c| match c.get_mut(&peer) {
+                    Some(1) => c.remove(&peer).is_some(),
+                    Some(n) => {
+                        *n -= 1;
+                        false
+                    }
+                    None => false,
+                });
+            if last_ended {
                 ctx.sink.send(NodeEvent::PeerLost {
                     peer: peer.to_string(),
                     error,
@@ -208,9 +224,8 @@ async fn handle(ctx: &SyncContext, stop: &Notify, event: NetEvent) {
             }
         }
         NetEvent::Revoked { reason } => {
-            if let Ok(mut r) = ctx.revoked.lock() {
-                *r = Some(reason.clone());
-            }
+            // The session already set the flag (and the daemon stops on it); end the forwarder's
+            // runner too.
             stop.notify_one();
             ctx.sink.send(NodeEvent::Revoked { reason });
         }

@@ -748,6 +748,10 @@ pub(crate) enum EnrollCmd {
         /// shift plus a margin); renewed automatically while the device syncs with a base
         #[arg(long, default_value_t = 16)]
         valid_hours: u32,
+        /// The staff member's competence (sykepleier, helsefagarbeider, assistent...), shown to
+        /// the coordinator when assigning visits
+        #[arg(long)]
+        competence: Option<String>,
         /// Also write the certificate to this file
         #[arg(long)]
         out: Option<PathBuf>,

@@ -31,7 +31,8 @@ fn parse_tickets(peers: &[String]) -> Result<Vec<Ticket>> {
 
 /// The daemon's network side: a revoked daemon wipes its data and exits with code 3.
 pub(crate) async fn shared(repo: Arc<Repo>, options: &NetOptions) -> Result<Shared> {
-    Shared::start(repo, options, OnRevoked::ExitProcess).await
+    let changed = daemon::watch_commits(&repo);
+    Shared::start(repo, options, OnRevoked::ExitProcess, changed).await
 }
 
 /// `omsyn run`: prints the id and ticket (and the dashboard's URL with `--http`), then serves

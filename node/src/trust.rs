@@ -161,6 +161,7 @@ pub(crate) fn enroll(repo: &Repo, json: bool, cmd: EnrollCmd) -> Result<()> {
         EnrollCmd::Approve {
             request,
             valid_hours,
+            competence,
             out,
         } => {
             let org = org_key(repo)?;
@@ -172,10 +173,11 @@ pub(crate) fn enroll(repo: &Repo, json: bool, cmd: EnrollCmd) -> Result<()> {
                     request.node()
                 );
             }
-            let cert = org.approve(
+            let cert = org.approve_with_competence(
                 &request,
                 now().unix_millis(),
                 i64::from(valid_hours) * HOUR_MS,
+                competence.as_deref(),
             )?;
             let text = cert.to_text();
             if let Some(path) = &out {

@@ -41,9 +41,10 @@ class Node:
         return json.loads(out.stdout) if out.stdout.strip() else {}
 
 
-def nurse(root, base, staff, name):
+def nurse(root, base, staff, name, competence):
     node = Node(root, staff, "--role", "nurse", "--name", name, "--staff-id", staff, "--zone", ZONE)
-    cert = base.cli("enroll", "approve", node.cli("enroll", "request")["request"])["certificate"]
+    request = node.cli("enroll", "request")["request"]
+    cert = base.cli("enroll", "approve", request, "--competence", competence)["certificate"]
     node.cli("enroll", "install", cert)
     return node
 
@@ -54,8 +55,8 @@ class Dashboard(unittest.TestCase):
         root = self.tmp.name
         base = Node(root, "base", "--role", "base", "--name", "Base Sone 1", "--staff-id", "B1", "--zone", ZONE)
         base.cli("org", "create", "--name", "Testkommune hjemmesykepleie")
-        self.kari = nurse(root, base, "S1", "Kari Nordmann")
-        self.per = nurse(root, base, "S2", "Per Hansen")
+        self.kari = nurse(root, base, "S1", "Kari Nordmann", "sykepleier")
+        self.per = nurse(root, base, "S2", "Per Hansen", "helsefagarbeider")
         p = base.cli("patient", "add", "--name", "Turid Nilsen", "--zone", ZONE)["patient"]
         base.cli("team", "--patient", p, "--add", "S1")
         base.cli("team", "--patient", p, "--add", "S2")
@@ -86,8 +87,12 @@ class Dashboard(unittest.TestCase):
         self.tmp.cleanup()
 
     def status_of(self, visit):
-        rows = self.browser.find_elements(By.CSS_SELECTOR, f'tr.visit[data-visit="{visit}"]')
-        return [(r.get_attribute("data-staff"), r.get_attribute("data-status")) for r in rows]
+        # Read in one script: the board re-renders whenever a device syncs.
+        rows = self.browser.execute_script(
+            "return [...document.querySelectorAll(arguments[0])].map(r => [r.dataset.staff, r.dataset.status]);",
+            f'tr.visit[data-visit="{visit}"]',
+        )
+        return [tuple(r) for r in rows]
 
     def wait_until(self, condition, what):
         WebDriverWait(self.browser, WAIT).until(lambda _: condition(), message=what)
@@ -107,6 +112,7 @@ class Dashboard(unittest.TestCase):
         select = Select(b.find_element(By.CSS_SELECTOR, f'select.reassign[data-visit="{self.evening}"]'))
         per_option = [o for o in select.options if o.get_attribute("value") == "S2"][0]
         self.assertIn("care team", per_option.text)
+        self.assertIn("helsefagarbeider", per_option.text)
         select.select_by_value("S2")
         b.find_element(By.CSS_SELECTOR, f'button.assign[data-visit="{self.evening}"]').click()
         self.wait_until(lambda: self.status_of(self.evening) == [("S2", "open")], "the visit under Per")
@@ -154,6 +160,26 @@ class Dashboard(unittest.TestCase):
             urllib.request.urlopen(bad)
         self.assertEqual(rejected.exception.code, 400)
         self.assertIn("staff", json.load(rejected.exception)["error"])
+        malformed = urllib.request.Request(
+            base_url + f"/api/visits/{self.evening}/assign", data=b"not json", method="POST",
+            headers={"Authorization": f"Bearer {token}"},
+        )
+        with self.assertRaises(urllib.error.HTTPError) as rejected:
+            urllib.request.urlopen(malformed)
+        self.assertEqual(rejected.exception.code, 400)
+        self.assertIn("request body", json.load(rejected.exception)["error"])
+        # A page on another local port is the same site, not the same origin: refused.
+        foreign = urllib.request.Request(
+            base_url + f"/api/visits/{self.evening}/assign", data=b'{"staff": ["S2"]}', method="POST",
+            headers={"Authorization": f"Bearer {token}", "Origin": "http://127.0.0.1:1",
+                     "Content-Type": "application/json"},
+        )
+        with self.assertRaises(urllib.error.HTTPError) as refused:
+            urllib.request.urlopen(foreign)
+        self.assertEqual(refused.exception.code, 403)
+        with urllib.request.urlopen(request) as unchanged:
+            board = json.load(unchanged)["report"]
+        self.assertEqual([v["staff"] for v in board["visits"] if v["visit"] == self.evening], [["S1"]])
 
 
 if __name__ == "__main__":

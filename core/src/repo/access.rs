@@ -68,6 +68,7 @@ impl Repo {
             not_before_ms: i64::MIN,
             not_after_ms: i64::MIN,
             validity_ms: 0,
+            competence: None,
         }
     }
 

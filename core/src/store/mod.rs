@@ -190,6 +190,10 @@ impl Cache {
         self.docs.remove(id).map(|(d, _)| d)
     }
 
+    fn contains(&self, id: &DocumentId) -> bool {
+        self.docs.contains_key(id)
+    }
+
     fn put(&mut self, doc: Document) {
         self.tick += 1;
         self.docs.insert(doc.id().clone(), (doc, self.tick));
@@ -515,13 +519,21 @@ impl Store {
                 return Ok(Some(out));
             }
             drop(cache);
+            let key = id.to_string();
             let read = self.db.begin_read()?;
+            let loaded_at = doc_seq(&read, &key)?;
             let chunks = read.open_table(CHUNKS)?;
             let Some(mut doc) = load_doc(&chunks, &self.cipher, id, self.actor)? else {
                 return Ok(None);
             };
             let out = f(&mut doc);
-            self.lock_cache().put(doc);
+            // A write may have committed since our snapshot: cache what we loaded only if it is
+            // still the latest version (checked under the cache lock, which a writer takes to
+            // put its new version back after committing, so that one always wins).
+            let mut cache = self.lock_cache();
+            if doc_seq(&self.db.begin_read()?, &key)? == loaded_at && !cache.contains(id) {
+                cache.put(doc);
+            }
             Ok(Some(out))
         })
     }
@@ -1305,6 +1317,11 @@ fn read_seq(meta: &impl ReadableTable<&'static str, &'static [u8]>) -> Result<u6
             .map_err(|_| StoreError::Corrupt("log position is malformed".into())),
         None => Ok(0),
     }
+}
+
+/// A document's position in the change log, as of `read`.
+fn doc_seq(read: &redb::ReadTransaction, doc: &str) -> Result<Option<u64>, StoreError> {
+    Ok(read.open_table(DOC_SEQ)?.get(doc)?.map(|v| v.value()))
 }
 
 /// Gives `doc` the next position in the change log (dropping its previous one). Returns it.

@@ -275,6 +275,11 @@ pub struct Grant {
     pub not_after_ms: i64,
     /// How long each renewal extends the certificate.
     pub validity_ms: i64,
+    /// The staff member's competence as the base recorded it at enrolment ("sykepleier",
+    /// "helsefagarbeider", "assistent"...): shown to coordinators assigning visits. Absent in
+    /// certificates issued before it existed (their signed bodies stay as they were).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub competence: Option<String>,
 }
 
 impl Grant {
@@ -561,7 +566,23 @@ impl OrgKey {
         now_ms: i64,
         validity_ms: i64,
     ) -> Result<Certificate, TrustError> {
+        self.approve_with_competence(request, now_ms, validity_ms, None)
+    }
+
+    /// [`OrgKey::approve`], recording the staff member's competence in the certificate.
+    pub fn approve_with_competence(
+        &self,
+        request: &EnrollmentRequest,
+        now_ms: i64,
+        validity_ms: i64,
+        competence: Option<&str>,
+    ) -> Result<Certificate, TrustError> {
         let p = request.profile();
+        if competence.is_some_and(|c| c.trim().is_empty() || c.len() > 100) {
+            return Err(TrustError::InvalidRequest(
+                "the competence must be a short, non-empty text".into(),
+            ));
+        }
         if validity_ms <= 0 {
             return Err(TrustError::InvalidRequest(
                 "the validity must be positive".into(),
@@ -597,6 +618,7 @@ impl OrgKey {
             not_before_ms: now_ms,
             not_after_ms: now_ms.saturating_add(validity_ms),
             validity_ms,
+            competence: competence.map(|c| c.trim().to_owned()),
         }))
     }
 

@@ -886,8 +886,9 @@ public protocol OmsynNodeProtocol: AnyObject, Sendable {
     
     /**
      * Stops syncing (if running) before the app lets the node go. The node stays usable;
-     * releasing it (Kotlin `close()`/`destroy()`, Swift deinit) closes the store. (Not named
-     * `close`: Kotlin's `AutoCloseable.close` takes that name.)
+     * releasing it (Kotlin `close()`/`destroy()`, Swift deinit) closes the store once its
+     * background tasks have ended (call this first, so a reopen right after finds it free).
+     * (Not named `close`: Kotlin's `AutoCloseable.close` takes that name.)
      */
     func shutdown() async throws 
     
@@ -1298,8 +1299,9 @@ open func setListener(listener: NodeListener?)  {try! rustCall() {
     
     /**
      * Stops syncing (if running) before the app lets the node go. The node stays usable;
-     * releasing it (Kotlin `close()`/`destroy()`, Swift deinit) closes the store. (Not named
-     * `close`: Kotlin's `AutoCloseable.close` takes that name.)
+     * releasing it (Kotlin `close()`/`destroy()`, Swift deinit) closes the store once its
+     * background tasks have ended (call this first, so a reopen right after finds it free).
+     * (Not named `close`: Kotlin's `AutoCloseable.close` takes that name.)
      */
 open func shutdown()async throws   {
     return
@@ -4874,7 +4876,7 @@ private let initializationResult: InitializationResult = {
     if (uniffi_omsyn_mobile_checksum_method_omsynnode_set_listener() != 10725) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_omsyn_mobile_checksum_method_omsynnode_shutdown() != 41296) {
+    if (uniffi_omsyn_mobile_checksum_method_omsynnode_shutdown() != 50237) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_omsyn_mobile_checksum_method_omsynnode_start_sync() != 11090) {

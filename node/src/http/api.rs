@@ -68,6 +68,11 @@ async fn blocking<T: Send + 'static>(
         .map_err(|e| error(StatusCode::INTERNAL_SERVER_ERROR, e))?
 }
 
+/// A request body as JSON (a malformed one is a 400 with a JSON error, like every other).
+fn json_body<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    serde_json::from_slice(bytes).map_err(|e| bad_request("request body", e))
+}
+
 fn answer(result: Result<Value, ApiError>) -> Response {
     match result {
         Ok(value) => Json(value).into_response(),
@@ -93,8 +98,11 @@ pub(crate) async fn board(State(http): State<Http>, Query(q): Query<DayQuery>) -
     };
     answer(
         blocking(&http, move |http, repo| {
-            http.log_read(&format!("dashboard {day}"))
-                .map_err(repo_error)?;
+            http.log_read(&format!(
+                "dashboard {day} {}",
+                q.zone.as_deref().unwrap_or("")
+            ))
+            .map_err(repo_error)?;
             let zone = q.zone.filter(|z| !z.is_empty());
             let report =
                 omsyn_core::report::day_report_with(repo, day, zone.as_deref(), &http.models)
@@ -105,7 +113,7 @@ pub(crate) async fn board(State(http): State<Http>, Query(q): Query<DayQuery>) -
     )
 }
 
-/// Staff with an enrolled device (not revoked): id, name, role, zone.
+/// Staff with an enrolled device (not revoked): id, name, role, zone and competence.
 fn staff_directory(repo: &Repo, zone: Option<&str>) -> Result<Vec<Value>, ApiError> {
     let store = repo.store();
     let mut staff = BTreeMap::new();
@@ -124,7 +132,10 @@ fn staff_directory(repo: &Repo, zone: Option<&str>) -> Result<Vec<Value>, ApiErr
         }
         staff.insert(
             id.to_string(),
-            json!({ "id": id, "name": grant.name, "role": grant.role, "zone": grant.zone }),
+            json!({
+                "id": id, "name": grant.name, "role": grant.role, "zone": grant.zone,
+                "competence": grant.competence,
+            }),
         );
     }
     Ok(staff.into_values().collect())
@@ -140,8 +151,12 @@ pub(crate) struct Assign {
 pub(crate) async fn assign(
     State(http): State<Http>,
     Path(visit): Path<String>,
-    Json(body): Json<Assign>,
+    body: axum::body::Bytes,
 ) -> Response {
+    let body: Assign = match json_body(&body) {
+        Ok(b) => b,
+        Err(e) => return e.into_response(),
+    };
     let visit = match VisitId::parse(&visit) {
         Ok(v) => v,
         Err(e) => return bad_request("visit", e).into_response(),
@@ -187,20 +202,26 @@ pub(crate) async fn usual_staff(State(http): State<Http>, Path(patient): Path<St
                 .unwrap_or_default();
             let since = t.unix_millis() - 28 * 24 * 3600 * 1000;
             let mut recent: BTreeMap<String, (String, usize)> = BTreeMap::new();
-            for id in store
-                .doc_ids(&format!("journal/{patient}/"))
-                .map_err(|e| repo_error(e.into()))?
+            // The window spans this month and at most the one before.
+            let this_month = t.day().month();
+            let mut months = vec![this_month];
+            if let Some(first) = Day::from_unix_millis(since).map(|d| d.month())
+                && first != this_month
             {
+                months.insert(0, first);
+            }
+            for month in months {
                 let Some(j) = store
-                    .with_doc(&id, journal::read)
+                    .with_doc(&DocumentId::Journal(patient.clone(), month), journal::read)
                     .map_err(|e| repo_error(e.into()))?
                 else {
                     continue;
                 };
+                let withdrawn: Vec<_> = j.entered_in_error().cloned().collect();
                 for e in j
                     .entries
                     .iter()
-                    .filter(|e| e.event_time.unix_millis() >= since)
+                    .filter(|e| e.event_time.unix_millis() >= since && !withdrawn.contains(&e.id))
                 {
                     if let (EntryBody::VisitPerformed { .. }, Some(staff)) =
                         (&e.body, &e.author.staff)
@@ -252,8 +273,12 @@ pub(crate) struct Resolve {
 pub(crate) async fn resolve(
     State(http): State<Http>,
     Path(conflict): Path<String>,
-    Json(body): Json<Resolve>,
+    body: axum::body::Bytes,
 ) -> Response {
+    let body: Resolve = match json_body(&body) {
+        Ok(b) => b,
+        Err(e) => return e.into_response(),
+    };
     let conflict = match ConflictId::parse(&conflict) {
         Ok(c) => c,
         Err(e) => return bad_request("conflict", e).into_response(),

@@ -3,9 +3,12 @@
 //!
 //! **Access:** the listener binds loopback unless told otherwise, and every request needs the
 //! daemon's session token (printed at start as the dashboard's URL): `GET /?token=T` sets it as an
-//! `HttpOnly`, `SameSite=Strict` cookie (so other sites cannot make the browser post to the API),
-//! and API clients may send `Authorization: Bearer T` instead. Reads are logged in the access log
-//! as the node's own (at most once a minute per view, so live refreshes do not flood the log).
+//! `HttpOnly`, `SameSite=Strict` cookie named after the port (two daemons on one host do not
+//! overwrite each other's), and API clients may send `Authorization: Bearer T` instead. A request
+//! that changes anything must also come from the dashboard's own origin (`Origin`,
+//! `Sec-Fetch-Site`): a page on another local port is the same *site* for cookies, not the same
+//! origin. Reads are logged in the access log as the node's own (at most once a minute per view,
+//! so live refreshes do not flood the log).
 
 mod api;
 
@@ -25,7 +28,7 @@ use rand::RngCore;
 use crate::net::daemon::Shared;
 
 const DASHBOARD: &str = include_str!("dashboard.html");
-const COOKIE: &str = "omsyn_token";
+const COOKIE: &str = "omsyn_token_";
 /// How often the same view is logged as read, at most.
 const READ_LOG_INTERVAL_MS: i64 = 60_000;
 
@@ -33,6 +36,10 @@ const READ_LOG_INTERVAL_MS: i64 = 60_000;
 #[derive(Debug, Clone)]
 pub(crate) struct Http {
     pub(crate) shared: Shared,
+    /// The cookie carrying the token: `omsyn_token_<port>`.
+    cookie: Arc<String>,
+    /// `http://<address>`: what `Origin` must say on requests that change something.
+    origin: Arc<String>,
     /// What board refreshes decoded, reused while documents do not change.
     pub(crate) models: Arc<omsyn_core::report::ReadModels>,
     token: Arc<String>,
@@ -45,6 +52,8 @@ impl Http {
     pub(crate) fn log_read(&self, what: &str) -> Result<(), omsyn_core::RepoError> {
         let now = crate::commands::now();
         let due = self.logged.lock().map_or(true, |mut logged| {
+            // Views not refreshed within the interval are forgotten (the map stays small).
+            logged.retain(|_, t| now.unix_millis() - *t < READ_LOG_INTERVAL_MS);
             let last = logged.get(what).copied();
             let due = last.is_none_or(|t| now.unix_millis() - t >= READ_LOG_INTERVAL_MS);
             if due {
@@ -72,6 +81,7 @@ impl Http {
 pub(crate) struct Bound {
     pub(crate) listener: tokio::net::TcpListener,
     pub(crate) url: String,
+    local: SocketAddr,
     token: String,
 }
 
@@ -87,6 +97,7 @@ pub(crate) async fn bind(addr: SocketAddr) -> Result<Bound> {
     Ok(Bound {
         url: format!("http://{local}/?token={token}"),
         listener,
+        local,
         token,
     })
 }
@@ -94,6 +105,8 @@ pub(crate) async fn bind(addr: SocketAddr) -> Result<Bound> {
 /// Serves until the task is aborted.
 pub(crate) async fn serve(bound: Bound, shared: Shared) -> Result<()> {
     let http = Http {
+        cookie: Arc::new(format!("{COOKIE}{}", bound.local.port())),
+        origin: Arc::new(format!("http://{}", bound.local)),
         shared,
         models: Arc::default(),
         token: Arc::new(bound.token),
@@ -129,10 +142,10 @@ async fn page(
     request: Request,
 ) -> Response {
     if let Some(token) = query.token {
-        if token != *http.token {
+        if !same_token(&token, &http.token) {
             return (StatusCode::UNAUTHORIZED, "wrong token").into_response();
         }
-        let cookie = format!("{COOKIE}={token}; HttpOnly; SameSite=Strict; Path=/");
+        let cookie = format!("{}={token}; HttpOnly; SameSite=Strict; Path=/", http.cookie);
         return ([(header::SET_COOKIE, cookie)], Redirect::to("/")).into_response();
     }
     if !authorised(&http, &request) {
@@ -158,20 +171,50 @@ fn authorised(http: &Http, request: &Request) -> bool {
         .flat_map(|v| v.split(';'))
         .filter_map(|c| {
             c.trim()
-                .strip_prefix(&format!("{COOKIE}="))
+                .strip_prefix(http.cookie.as_str())
+                .and_then(|rest| rest.strip_prefix('='))
                 .map(str::to_owned)
         })
         .next();
     bearer
         .map(str::to_owned)
         .or(cookie)
-        .is_some_and(|t| t == *http.token)
+        .is_some_and(|t| same_token(&t, &http.token))
+}
+
+/// Compares in time independent of where the strings differ.
+fn same_token(given: &str, token: &str) -> bool {
+    given.len() == token.len()
+        && given
+            .bytes()
+            .zip(token.bytes())
+            .fold(0u8, |diff, (a, b)| diff | (a ^ b))
+            == 0
+}
+
+/// A request that changes something comes from the dashboard's own page (or from a client that
+/// sends no browser headers at all, i.e. not a browser: it needed the token anyway).
+fn same_origin(http: &Http, request: &Request) -> bool {
+    let headers = request.headers();
+    let origin_ok = headers
+        .get(header::ORIGIN)
+        .is_none_or(|o| o.to_str().is_ok_and(|o| o == http.origin.as_str()));
+    let site_ok = headers
+        .get("sec-fetch-site")
+        .is_none_or(|s| s.to_str().is_ok_and(|s| s == "same-origin"));
+    origin_ok && site_ok
 }
 
 async fn require_token(State(http): State<Http>, request: Request, next: Next) -> Response {
-    if authorised(&http, &request) {
-        next.run(request).await
-    } else {
+    if !authorised(&http, &request) {
         api::error(StatusCode::UNAUTHORIZED, "missing or wrong session token").into_response()
+    } else if request.method() != axum::http::Method::GET && !same_origin(&http, &request) {
+        api::error(
+            StatusCode::FORBIDDEN,
+            "changes are accepted from the dashboard's own page only",
+        )
+        .into_response()
+    } else {
+        next.run(request).await
     }
 }

@@ -30,13 +30,14 @@ const BACKOFF_MAX: Duration = Duration::from_secs(30);
 
 /// What a node does when a peer tells it that it was revoked. Either way its data is destroyed
 /// first (crypto-shredding).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub enum OnRevoked {
     /// Exit the process with code 3 (the daemon: nothing more may be served).
     ExitProcess,
-    /// Send [`NetEvent::Revoked`] and end the session (an embedding app stops syncing, destroys
+    /// Record the reason in this flag, send [`NetEvent::Revoked`] and stop: every session and
+    /// [`run`] end as soon as the flag is set (an embedding app then refuses every call, destroys
     /// its keystore key and tells the user).
-    Report,
+    Report(Arc<watch::Sender<Option<String>>>),
 }
 
 /// Everything a session task needs.
@@ -57,17 +58,19 @@ pub struct Shared {
 const EVENT_BACKLOG: usize = 1024;
 
 impl Shared {
-    /// Binds the endpoint and wires the store's commit hook; loads the organisation key when this
-    /// node holds it (a base holding it renews the certificates of the devices it meets).
+    /// Binds the endpoint; loads the organisation key when this node holds it (a base holding it
+    /// renews the certificates of the devices it meets). `changed` is the store's commit watch
+    /// ([`watch_commits`], made once per open store: the store has one commit hook).
     pub async fn start(
         repo: Arc<Repo>,
         options: &NetOptions,
         on_revoked: OnRevoked,
+        changed: watch::Receiver<u64>,
     ) -> Result<Shared> {
         let net = super::bind(&repo, options).await?;
         let org = omsyn_core::trust::OrgKey::load(repo.data_dir())?.map(Arc::new);
         Ok(Shared {
-            changed: watch_commits(&repo),
+            changed,
             repo,
             net,
             org,
@@ -123,15 +126,30 @@ pub async fn run(
         tasks.spawn(discover_loop(shared.clone(), mdns));
     }
     let accept = accept_loop(shared.clone(), slots);
+    let revoked = revoked(&shared.on_revoked);
     tokio::pin!(accept);
     tokio::pin!(shutdown);
+    tokio::pin!(revoked);
     tokio::select! {
         result = &mut accept => result?,
         () = &mut shutdown => info!("shutting down"),
+        () = &mut revoked => info!("this node was revoked: stopping"),
     }
     tasks.shutdown().await;
     shared.net.endpoint.close().await;
     Ok(())
+}
+
+/// Completes once this node learns it was revoked (never for [`OnRevoked::ExitProcess`]: the
+/// process exits).
+pub(super) async fn revoked(on_revoked: &OnRevoked) {
+    match on_revoked {
+        OnRevoked::Report(flag) => {
+            let mut seen = flag.subscribe();
+            let _ = seen.wait_for(Option::is_some).await;
+        }
+        OnRevoked::ExitProcess => std::future::pending().await,
+    }
 }
 
 /// Accepts connections; each session runs in this loop's own `JoinSet`, which aborts them all when

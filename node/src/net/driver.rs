@@ -57,9 +57,12 @@ pub async fn drive(
     let mut session = Session::new(peer, repo.store());
     let mut buf = vec![0u8; READ_BUFFER_BYTES];
     let mut recheck = tokio::time::interval(RECHECK);
+    let revoked = super::daemon::revoked(&shared.on_revoked);
+    tokio::pin!(revoked);
     flush(&mut session, &mut send).await?;
     loop {
         tokio::select! {
+            () = &mut revoked => bail!("this node was revoked"),
             read = tokio::time::timeout(IDLE_LIMIT, recv.read(&mut buf)) => {
                 let n = match read {
                     Err(_) if mode == Mode::Live => continue,
@@ -225,9 +228,11 @@ fn handle_event(
         SyncEvent::SelfRevoked(reason) => {
             error!(%reason, "this node was revoked: destroying its store key and data");
             super::wipe(&shared.repo);
-            match shared.on_revoked {
+            match &shared.on_revoked {
                 OnRevoked::ExitProcess => std::process::exit(3),
-                OnRevoked::Report => {
+                OnRevoked::Report(flag) => {
+                    // The flag first: from now on every session and call refuses to go on.
+                    flag.send_replace(Some(reason.clone()));
                     shared.emit(NetEvent::Revoked {
                         reason: reason.clone(),
                     });

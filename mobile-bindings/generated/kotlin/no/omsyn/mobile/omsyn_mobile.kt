@@ -1010,7 +1010,7 @@ private fun uniffiCheckApiChecksums(lib: IntegrityCheckingUniffiLib) {
     if ((lib.uniffi_omsyn_mobile_checksum_method_omsynnode_set_listener() and 0xFFFF) != 10725) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
-    if ((lib.uniffi_omsyn_mobile_checksum_method_omsynnode_shutdown() and 0xFFFF) != 41296) {
+    if ((lib.uniffi_omsyn_mobile_checksum_method_omsynnode_shutdown() and 0xFFFF) != 50237) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
     if ((lib.uniffi_omsyn_mobile_checksum_method_omsynnode_start_sync() and 0xFFFF) != 11090) {
@@ -1920,8 +1920,9 @@ public interface OmsynNodeInterface {
     
     /**
      * Stops syncing (if running) before the app lets the node go. The node stays usable;
-     * releasing it (Kotlin `close()`/`destroy()`, Swift deinit) closes the store. (Not named
-     * `close`: Kotlin's `AutoCloseable.close` takes that name.)
+     * releasing it (Kotlin `close()`/`destroy()`, Swift deinit) closes the store once its
+     * background tasks have ended (call this first, so a reopen right after finds it free).
+     * (Not named `close`: Kotlin's `AutoCloseable.close` takes that name.)
      */
     suspend fun `shutdown`()
     
@@ -2451,8 +2452,9 @@ open class OmsynNode: Disposable, AutoCloseable, OmsynNodeInterface
     
     /**
      * Stops syncing (if running) before the app lets the node go. The node stays usable;
-     * releasing it (Kotlin `close()`/`destroy()`, Swift deinit) closes the store. (Not named
-     * `close`: Kotlin's `AutoCloseable.close` takes that name.)
+     * releasing it (Kotlin `close()`/`destroy()`, Swift deinit) closes the store once its
+     * background tasks have ended (call this first, so a reopen right after finds it free).
+     * (Not named `close`: Kotlin's `AutoCloseable.close` takes that name.)
      */
     @Throws(OmsynException::class)
     @Suppress("ASSIGNED_BUT_NEVER_ACCESSED_VARIABLE")
