@@ -31,6 +31,8 @@ const FNR: &str = "urn:oid:2.16.578.1.12.4.1.4.1";
 const HPR: &str = "urn:oid:2.16.578.1.12.4.1.4.4";
 const ACT_CODE: &str = "http://terminology.hl7.org/CodeSystem/v3-ActCode";
 const LOINC: &str = "http://loinc.org";
+/// The base of the Bundle entries' fullUrls.
+const BUNDLE_BASE: &str = "https://omsyn.invalid/fhir/";
 
 /// One patient's export.
 #[derive(Debug, Clone)]
@@ -136,8 +138,10 @@ impl Resources {
             .as_str()
             .unwrap_or_default()
             .to_owned();
+        // A RESTful-looking fullUrl, so the relative references between the resources
+        // (`Patient/p-…`) resolve inside the Bundle; `.invalid` never resolves on the network.
         let url = format!(
-            "urn:omsyn:{}/{}",
+            "{BUNDLE_BASE}{}/{}",
             kind,
             resource["id"].as_str().unwrap_or_default()
         );
