@@ -10,6 +10,7 @@ import datetime
 import json
 import os
 import subprocess
+import sys
 import tempfile
 import unittest
 
@@ -18,34 +19,15 @@ from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import Select, WebDriverWait
 
-OMSYN = os.environ["OMSYN_BIN"]
-ZONE = "Sone 1"
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "support"))
+from omsyn_cli import OMSYN, ZONE, Node, at  # noqa: E402
+
 WAIT = 30
-
-
-def at(hhmm: str) -> str:
-    now = datetime.datetime.now().astimezone()
-    h, m = hhmm.split(":")
-    return now.replace(hour=int(h), minute=int(m), second=0, microsecond=0).isoformat()
-
-
-class Node:
-    def __init__(self, root, name, *init):
-        self.dir = os.path.join(root, name)
-        self.cli("init", *init)
-
-    def cli(self, *args):
-        out = subprocess.run([OMSYN, "--json", "--data", self.dir, *args], capture_output=True, text=True)
-        if out.returncode != 0:
-            raise AssertionError(f"omsyn {' '.join(args)}: {out.stderr}")
-        return json.loads(out.stdout) if out.stdout.strip() else {}
 
 
 def nurse(root, base, staff, name, competence):
     node = Node(root, staff, "--role", "nurse", "--name", name, "--staff-id", staff, "--zone", ZONE)
-    request = node.cli("enroll", "request")["request"]
-    cert = base.cli("enroll", "approve", request, "--competence", competence)["certificate"]
-    node.cli("enroll", "install", cert)
+    node.enroll_at(base, "--competence", competence)
     return node
 
 

@@ -5,36 +5,17 @@ produces every exported resource type; every resource of every Bundle must parse
 Environment: OMSYN_BIN, the omsyn binary (scripts/test-fhir.sh sets it).
 """
 
-import datetime
 import json
 import os
-import subprocess
+import sys
 import tempfile
 import unittest
 
 from fhir.resources.bundle import Bundle
 from fhir.resources import construct_fhir_element
 
-OMSYN = os.environ["OMSYN_BIN"]
-ZONE = "Sone 1"
-
-
-def at(hhmm: str) -> str:
-    now = datetime.datetime.now().astimezone()
-    h, m = hhmm.split(":")
-    return now.replace(hour=int(h), minute=int(m), second=0, microsecond=0).isoformat()
-
-
-class Node:
-    def __init__(self, root, name, *init):
-        self.dir = os.path.join(root, name)
-        self.cli("init", *init)
-
-    def cli(self, *args):
-        out = subprocess.run([OMSYN, "--json", "--data", self.dir, *args], capture_output=True, text=True)
-        if out.returncode != 0:
-            raise AssertionError(f"omsyn {' '.join(args)}: {out.stderr}")
-        return json.loads(out.stdout) if out.stdout.strip() else {}
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "support"))
+from omsyn_cli import ZONE, Node, at  # noqa: E402
 
 
 def scenario(root):
@@ -42,8 +23,7 @@ def scenario(root):
     base = Node(root, "base", "--role", "base", "--name", "Base Sone 1", "--staff-id", "B1", "--zone", ZONE)
     base.cli("org", "create", "--name", "Testkommune")
     nurse = Node(root, "nurse", "--role", "nurse", "--name", "Kari Nordmann", "--staff-id", "S1", "--zone", ZONE)
-    cert = base.cli("enroll", "approve", nurse.cli("enroll", "request")["request"])["certificate"]
-    nurse.cli("enroll", "install", cert)
+    nurse.enroll_at(base)
     p = base.cli("patient", "add", "--name", "Turid Nilsen", "--national-id", "54122069157",
                  "--address", "Parkveien 98", "--access-note", "nøkkelboks 4411", "--phone", "+4790000000",
                  "--zone", ZONE, "--gp", "Dr. Berg")["patient"]
