@@ -70,6 +70,12 @@ pub enum NodeEvent {
         /// The patient.
         patient: String,
     },
+    /// The app fell so far behind that events were dropped: refresh everything it shows (work
+    /// list, records, `sync_status`).
+    EventsLost {
+        /// How many were dropped.
+        count: u64,
+    },
     /// Sync stopped by itself (not by `stop_sync`).
     SyncStopped {
         /// Why.

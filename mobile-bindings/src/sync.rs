@@ -145,7 +145,10 @@ async fn forward(mut events: broadcast::Receiver<NetEvent>, ctx: SyncContext, st
     loop {
         let event = match events.recv().await {
             Ok(event) => event,
-            Err(broadcast::error::RecvError::Lagged(_)) => continue,
+            Err(broadcast::error::RecvError::Lagged(count)) => {
+                ctx.sink.send(NodeEvent::EventsLost { count });
+                continue;
+            }
             Err(broadcast::error::RecvError::Closed) => return,
         };
         handle(&ctx, &stop, event).await;

@@ -3767,6 +3767,15 @@ public enum NodeEvent: Equatable, Hashable {
          */patient: String
     )
     /**
+     * The app fell so far behind that events were dropped: refresh everything it shows (work
+     * list, records, `sync_status`).
+     */
+    case eventsLost(
+        /**
+         * How many were dropped.
+         */count: UInt64
+    )
+    /**
      * Sync stopped by itself (not by `stop_sync`).
      */
     case syncStopped(
@@ -3825,10 +3834,13 @@ public struct FfiConverterTypeNodeEvent: FfiConverterRustBuffer {
         case 7: return .patientWithdrawn(patient: try FfiConverterString.read(from: &buf)
         )
         
-        case 8: return .syncStopped(error: try FfiConverterOptionString.read(from: &buf)
+        case 8: return .eventsLost(count: try FfiConverterUInt64.read(from: &buf)
         )
         
-        case 9: return .revoked(reason: try FfiConverterString.read(from: &buf)
+        case 9: return .syncStopped(error: try FfiConverterOptionString.read(from: &buf)
+        )
+        
+        case 10: return .revoked(reason: try FfiConverterString.read(from: &buf)
         )
         
         default: throw UniffiInternalError.unexpectedEnumCase
@@ -3885,13 +3897,18 @@ public struct FfiConverterTypeNodeEvent: FfiConverterRustBuffer {
             FfiConverterString.write(patient, into: &buf)
             
         
-        case let .syncStopped(error):
+        case let .eventsLost(count):
             writeInt(&buf, Int32(8))
+            FfiConverterUInt64.write(count, into: &buf)
+            
+        
+        case let .syncStopped(error):
+            writeInt(&buf, Int32(9))
             FfiConverterOptionString.write(error, into: &buf)
             
         
         case let .revoked(reason):
-            writeInt(&buf, Int32(9))
+            writeInt(&buf, Int32(10))
             FfiConverterString.write(reason, into: &buf)
             
         }

@@ -4445,6 +4445,22 @@ sealed class NodeEvent {
     }
     
     /**
+     * The app fell so far behind that events were dropped: refresh everything it shows (work
+     * list, records, `sync_status`).
+     */
+    data class EventsLost(
+        /**
+         * How many were dropped.
+         */
+        val `count`: kotlin.ULong) : NodeEvent()
+        
+    {
+        
+
+        companion object
+    }
+    
+    /**
      * Sync stopped by itself (not by `stop_sync`).
      */
     data class SyncStopped(
@@ -4523,10 +4539,13 @@ public object FfiConverterTypeNodeEvent : FfiConverterRustBuffer<NodeEvent>{
             7 -> NodeEvent.PatientWithdrawn(
                 FfiConverterString.read(buf),
                 )
-            8 -> NodeEvent.SyncStopped(
+            8 -> NodeEvent.EventsLost(
+                FfiConverterULong.read(buf),
+                )
+            9 -> NodeEvent.SyncStopped(
                 FfiConverterOptionalString.read(buf),
                 )
-            9 -> NodeEvent.Revoked(
+            10 -> NodeEvent.Revoked(
                 FfiConverterString.read(buf),
                 )
             else -> throw RuntimeException("invalid enum value, something is very wrong!!")
@@ -4594,6 +4613,13 @@ public object FfiConverterTypeNodeEvent : FfiConverterRustBuffer<NodeEvent>{
                 + FfiConverterString.allocationSize(value.`patient`)
             )
         }
+        is NodeEvent.EventsLost -> {
+            // Add the size for the Int that specifies the variant plus the size needed for all fields
+            (
+                4UL
+                + FfiConverterULong.allocationSize(value.`count`)
+            )
+        }
         is NodeEvent.SyncStopped -> {
             // Add the size for the Int that specifies the variant plus the size needed for all fields
             (
@@ -4658,13 +4684,18 @@ public object FfiConverterTypeNodeEvent : FfiConverterRustBuffer<NodeEvent>{
                 FfiConverterString.write(value.`patient`, buf)
                 Unit
             }
-            is NodeEvent.SyncStopped -> {
+            is NodeEvent.EventsLost -> {
                 buf.putInt(8)
+                FfiConverterULong.write(value.`count`, buf)
+                Unit
+            }
+            is NodeEvent.SyncStopped -> {
+                buf.putInt(9)
                 FfiConverterOptionalString.write(value.`error`, buf)
                 Unit
             }
             is NodeEvent.Revoked -> {
-                buf.putInt(9)
+                buf.putInt(10)
                 FfiConverterString.write(value.`reason`, buf)
                 Unit
             }
