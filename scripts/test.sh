@@ -9,3 +9,4 @@ cargo test --workspace
 scripts/test-mobile.sh
 scripts/test-fhir.sh
 scripts/test-dashboard.sh
+scripts/test-home.sh

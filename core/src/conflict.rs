@@ -16,6 +16,7 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+use crate::docs::journal::DeviceEvent;
 use crate::docs::journal::{DoseRef, Entry, EntryBody, Journal};
 use crate::docs::plan::{PlanStatus, VisitPlan};
 use crate::docs::record::{PatientField, PatientRecord};
@@ -229,7 +230,11 @@ fn dose_conflicts(patient: &PatientId, facts: &[&Entry], found: &mut Vec<Conflic
     let mut not_given: BTreeMap<&DoseRef, Vec<&Entry>> = BTreeMap::new();
     for entry in facts {
         match &entry.body {
-            EntryBody::MedicationGiven { dose, .. } => given.entry(dose).or_default().push(entry),
+            EntryBody::MedicationGiven { dose, .. }
+            | EntryBody::DeviceEvent {
+                event: DeviceEvent::DoseTaken { dose },
+                ..
+            } => given.entry(dose).or_default().push(entry),
             EntryBody::MedicationNotGiven { dose, .. } => {
                 not_given.entry(dose).or_default().push(entry)
             }

@@ -17,7 +17,7 @@ use serde_json::{Value, json};
 
 use crate::conflict::{Conflict, ConflictKind, Severity};
 use crate::docs::Author;
-use crate::docs::journal::{Entry, EntryBody, Journal};
+use crate::docs::journal::{DeviceEvent, Entry, EntryBody, Journal};
 use crate::docs::messages::{Message, Recipient};
 use crate::docs::plan::VisitKind;
 use crate::docs::record::{PatientField, PatientRecord};
@@ -415,6 +415,34 @@ fn entry_resource(
                 }}],
             })
         }
+        EntryBody::DeviceEvent { device, event, .. } => match event {
+            // A dose the dispenser registered as taken: an administration with the device as
+            // performer.
+            DeviceEvent::DoseTaken { dose } => {
+                let medication = record.medication(&dose.medication);
+                json!({
+                    "resourceType": "MedicationAdministration",
+                    "id": id,
+                    "status": corrections.status(&entry.id, "completed", "completed").0,
+                    "medicationCodeableConcept": {"text": medication.map_or_else(|| dose.medication.to_string(), |m| m.name.clone())},
+                    "subject": {"reference": pref},
+                    "effectiveDateTime": when,
+                    "performer": [{"actor": {"display": format!("medication dispenser {device}")}}],
+                    "note": [{"text": format!("dose slot {} on {}, registered by the dispenser", dose.slot, dose.day)}],
+                })
+            }
+            // Alerts and dispensing: issues detected by the device.
+            other => json!({
+                "resourceType": "DetectedIssue",
+                "id": id,
+                "status": corrections.status(&entry.id, "final", "amended").0,
+                "code": {"text": entry.body.describe()},
+                "severity": if other.is_alert() { "high" } else { "low" },
+                "patient": {"reference": pref},
+                "identifiedDateTime": when,
+                "author": {"display": format!("device {device}")},
+            }),
+        },
         EntryBody::Deviation { text } => json!({
             "resourceType": "DetectedIssue",
             "id": id,

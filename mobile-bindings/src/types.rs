@@ -226,6 +226,11 @@ pub enum EntryKind {
     ConflictResolved,
     /// A deviation (avvik).
     Deviation,
+    /// A device in the home reported a dose dispensed or taken.
+    DeviceRecord,
+    /// A device in the home raised an alert (dose missed, device error, power failure, alarm
+    /// button).
+    DeviceAlert,
 }
 
 /// One journal entry.
@@ -274,6 +279,10 @@ impl From<&Entry> for JournalEntry {
             }
             EntryBody::ConflictResolved { .. } => (EntryKind::ConflictResolved, None, None),
             EntryBody::Deviation { .. } => (EntryKind::Deviation, None, None),
+            EntryBody::DeviceEvent { event, .. } if event.is_alert() => {
+                (EntryKind::DeviceAlert, None, None)
+            }
+            EntryBody::DeviceEvent { .. } => (EntryKind::DeviceRecord, None, None),
         };
         JournalEntry {
             id: e.id.to_string(),

@@ -62,6 +62,59 @@ impl std::fmt::Display for DoseRef {
     }
 }
 
+/// What a welfare-technology device in the home reported (a medication dispenser, an alarm
+/// button). Measurements from devices are observations.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case", tag = "kind")]
+pub enum DeviceEvent {
+    /// The dispenser released a dose.
+    DoseDispensed {
+        /// The dose.
+        dose: DoseRef,
+    },
+    /// The dispenser registered the dose as taken (counts as given: a nurse giving it too is a
+    /// double dose).
+    DoseTaken {
+        /// The dose.
+        dose: DoseRef,
+    },
+    /// The dose was not taken from the dispenser in time.
+    DoseMissed {
+        /// The dose.
+        dose: DoseRef,
+    },
+    /// The device reported an error.
+    DeviceError {
+        /// The device's error code or text.
+        code: String,
+    },
+    /// The device lost mains power.
+    PowerFailure,
+    /// The patient pressed the alarm button.
+    AlarmPressed,
+}
+
+impl DeviceEvent {
+    /// Whether someone must act on it (an alert), rather than it being a record of care.
+    pub fn is_alert(&self) -> bool {
+        !matches!(
+            self,
+            DeviceEvent::DoseDispensed { .. } | DeviceEvent::DoseTaken { .. }
+        )
+    }
+
+    fn describe(&self) -> String {
+        match self {
+            DeviceEvent::DoseDispensed { dose } => format!("dose {dose} dispensed"),
+            DeviceEvent::DoseTaken { dose } => format!("dose {dose} TAKEN"),
+            DeviceEvent::DoseMissed { dose } => format!("ALERT dose {dose} MISSED"),
+            DeviceEvent::DeviceError { code } => format!("ALERT device error: {code}"),
+            DeviceEvent::PowerFailure => "ALERT power failure".into(),
+            DeviceEvent::AlarmPressed => "ALERT alarm button pressed".into(),
+        }
+    }
+}
+
 /// What an entry records.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case", tag = "type")]
@@ -150,9 +203,27 @@ pub enum EntryBody {
         /// What happened.
         text: String,
     },
+    /// A device in the home reported something; the device is the performer (the home unit
+    /// signs the change).
+    DeviceEvent {
+        /// The device: its make and serial number, as the home unit knows it.
+        device: String,
+        /// The device's own id of the event: the same event delivered twice is stored once.
+        event_id: String,
+        /// What it reported.
+        event: DeviceEvent,
+    },
 }
 
 impl EntryBody {
+    /// The device event in this entry, if it is one.
+    pub fn device_event(&self) -> Option<&DeviceEvent> {
+        match self {
+            EntryBody::DeviceEvent { event, .. } => Some(event),
+            _ => None,
+        }
+    }
+
     /// Whether appending this entry can never open or close a conflict (see [`crate::conflict`]):
     /// notes, observations, amendments and deviations. Doses, visit facts, entered-in-error
     /// markings and resolutions can.
@@ -223,6 +294,9 @@ impl EntryBody {
                 format!("resolved conflict {conflict}: {note}")
             }
             EntryBody::Deviation { text } => format!("AVVIK: {text}"),
+            EntryBody::DeviceEvent { device, event, .. } => {
+                format!("{device}: {}", event.describe())
+            }
         }
     }
 }
@@ -297,6 +371,17 @@ fn validate(body: &EntryBody) -> Result<(), DocError> {
         EntryBody::Observation { kind, value, .. } => vec![kind, value],
         EntryBody::VisitNotPerformed { note, .. } => note.as_deref().into_iter().collect(),
         EntryBody::VisitPerformed { .. } | EntryBody::MedicationGiven { .. } => vec![],
+        EntryBody::DeviceEvent {
+            device,
+            event_id,
+            event,
+        } => {
+            let mut texts = vec![device.as_str(), event_id.as_str()];
+            if let DeviceEvent::DeviceError { code } = event {
+                texts.push(code);
+            }
+            texts
+        }
     };
     for text in texts {
         if text.trim().is_empty() {

@@ -5,6 +5,7 @@
 //! one durable [`WriteBatch`](crate::store::WriteBatch), and returns only after the change is on disk.
 
 mod access;
+mod devices;
 mod tx;
 
 use std::collections::HashMap;
@@ -14,6 +15,7 @@ use rand::RngCore;
 use serde::Serialize;
 
 pub use access::{AccessDenied, EXPLICIT_ACCESS_MS, PurgeReport, shred_data_dir};
+pub use devices::{DeviceReport, DoseEventKind};
 pub use tx::Transaction;
 
 use crate::conflict::{Conflict, ConflictId};
@@ -313,6 +315,8 @@ impl Repo {
         fn add_note(now: Timestamp, rng: &mut impl RngCore, patient: &PatientId, visit: Option<&VisitId>, event_time: Timestamp, text: &str) -> Entry;
         /// Records an observation (vital sign).
         fn observe(now: Timestamp, rng: &mut impl RngCore, patient: &PatientId, visit: Option<&VisitId>, event_time: Timestamp, kind: &str, value: &str, unit: Option<&str>) -> Entry;
+        /// Records what a device in the home reported (see [`Transaction::device_report`]).
+        fn device_report(now: Timestamp, rng: &mut impl RngCore, device: &str, event_id: &str, event_time: Timestamp, report: &DeviceReport) -> Option<Entry>;
         /// Records a dose as given (`None`) or not given (`Some(reason)`).
         fn record_dose(now: Timestamp, rng: &mut impl RngCore, patient: &PatientId, medication: &MedicationId, slot: &str, event_time: Timestamp, visit: Option<&VisitId>, not_given_reason: Option<String>) -> Entry;
         /// Corrects an entry or marks it entered in error. The original stays readable.

@@ -328,7 +328,7 @@ impl Transaction<'_> {
 
     // ----- journal -------------------------------------------------------------------------
 
-    fn append_entry(
+    pub(super) fn append_entry(
         &mut self,
         now: Timestamp,
         rng: &mut impl RngCore,

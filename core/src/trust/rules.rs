@@ -141,9 +141,9 @@ fn append_only(
 
 fn journal_entry(signer: &Grant, kind: Option<&str>) -> Result<(), String> {
     match (signer.role, kind) {
-        (Role::HomeUnit, Some("observation")) => Ok(()),
+        (Role::HomeUnit, Some("observation" | "device-event")) => Ok(()),
         (Role::HomeUnit, _) => {
-            Err("a home unit adds only observations from its devices to the journal".into())
+            Err("a home unit adds only its devices' observations and events to the journal".into())
         }
         (Role::Base, Some("medication-given" | "medication-not-given")) => {
             Err("only nurses record medication given or not given".into())

@@ -3381,6 +3381,15 @@ public enum EntryKind: Equatable, Hashable {
      * A deviation (avvik).
      */
     case deviation
+    /**
+     * A device in the home reported a dose dispensed or taken.
+     */
+    case deviceRecord
+    /**
+     * A device in the home raised an alert (dose missed, device error, power failure, alarm
+     * button).
+     */
+    case deviceAlert
 
 
 
@@ -3421,6 +3430,10 @@ public struct FfiConverterTypeEntryKind: FfiConverterRustBuffer {
         case 9: return .conflictResolved
         
         case 10: return .deviation
+        
+        case 11: return .deviceRecord
+        
+        case 12: return .deviceAlert
         
         default: throw UniffiInternalError.unexpectedEnumCase
         }
@@ -3468,6 +3481,14 @@ public struct FfiConverterTypeEntryKind: FfiConverterRustBuffer {
         
         case .deviation:
             writeInt(&buf, Int32(10))
+        
+        
+        case .deviceRecord:
+            writeInt(&buf, Int32(11))
+        
+        
+        case .deviceAlert:
+            writeInt(&buf, Int32(12))
         
         }
     }

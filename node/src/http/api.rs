@@ -41,7 +41,7 @@ pub(crate) fn error(status: StatusCode, message: impl std::fmt::Display) -> ApiE
     }
 }
 
-fn repo_error(e: RepoError) -> ApiError {
+pub(crate) fn repo_error(e: RepoError) -> ApiError {
     let status = match &e {
         RepoError::NotFound(_) => StatusCode::NOT_FOUND,
         RepoError::AccessDenied(_)
@@ -53,12 +53,12 @@ fn repo_error(e: RepoError) -> ApiError {
     error(status, e)
 }
 
-fn bad_request(what: &str, e: impl std::fmt::Display) -> ApiError {
+pub(crate) fn bad_request(what: &str, e: impl std::fmt::Display) -> ApiError {
     error(StatusCode::BAD_REQUEST, format!("{what}: {e}"))
 }
 
 /// Runs store work off the async workers.
-async fn blocking<T: Send + 'static>(
+pub(crate) async fn blocking<T: Send + 'static>(
     http: &Http,
     work: impl FnOnce(&Http, &Repo) -> Result<T, ApiError> + Send + 'static,
 ) -> Result<T, ApiError> {
@@ -69,11 +69,11 @@ async fn blocking<T: Send + 'static>(
 }
 
 /// A request body as JSON (a malformed one is a 400 with a JSON error, like every other).
-fn json_body<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+pub(crate) fn json_body<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     serde_json::from_slice(bytes).map_err(|e| bad_request("request body", e))
 }
 
-fn answer(result: Result<Value, ApiError>) -> Response {
+pub(crate) fn answer(result: Result<Value, ApiError>) -> Response {
     match result {
         Ok(value) => Json(value).into_response(),
         Err(e) => e.into_response(),

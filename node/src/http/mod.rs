@@ -11,6 +11,7 @@
 //! so live refreshes do not flood the log).
 
 mod api;
+mod home;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -119,6 +120,12 @@ pub(crate) async fn serve(bound: Bound, shared: Shared) -> Result<()> {
         .route("/conflicts", get(api::conflicts))
         .route("/conflicts/{conflict}/resolve", post(api::resolve))
         .route("/events", get(api::events))
+        .route("/home/today", get(home::today))
+        .route(
+            "/home/messages",
+            get(home::messages).post(home::send_message),
+        )
+        .route("/home/device-events", post(home::device_event))
         .layer(middleware::from_fn_with_state(http.clone(), require_token));
     let app = Router::new()
         .route("/", get(page))

@@ -4,6 +4,7 @@
 
 mod conflicts;
 mod day_report;
+mod devices;
 mod durability;
 mod merge_properties;
 mod simulation;

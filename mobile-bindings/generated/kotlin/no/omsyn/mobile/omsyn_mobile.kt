@@ -4161,7 +4161,16 @@ enum class EntryKind {
     /**
      * A deviation (avvik).
      */
-    DEVIATION;
+    DEVIATION,
+    /**
+     * A device in the home reported a dose dispensed or taken.
+     */
+    DEVICE_RECORD,
+    /**
+     * A device in the home raised an alert (dose missed, device error, power failure, alarm
+     * button).
+     */
+    DEVICE_ALERT;
 
     
 

@@ -1,0 +1,214 @@
+//! Welfare technology in the home: what a home unit's devices report — a medication dispenser
+//! (dose dispensed, taken, missed; device error; power failure), an alarm button, measurement
+//! devices (blood pressure, SpO2, weight, glucose, pulse, temperature) — becomes journal entries
+//! with the device as performer, signed by the home unit. Each report is validated whole before
+//! anything is written, and a report delivered twice (devices retry) is stored once.
+
+use rand::RngCore;
+
+use super::{RepoError, Transaction};
+use crate::Role;
+use crate::docs::DocumentId;
+use crate::docs::journal::{self, DeviceEvent, DoseRef, Entry, EntryBody};
+use crate::ids::MedicationId;
+use crate::time::Timestamp;
+
+/// Longest device name or event id accepted.
+const MAX_ID_CHARS: usize = 200;
+
+/// What happened to a dispenser's dose.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DoseEventKind {
+    /// Released.
+    Dispensed,
+    /// Registered as taken (counts as given).
+    Taken,
+    /// Not taken in time.
+    Missed,
+}
+
+/// A report from a device, as the home unit receives it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DeviceReport {
+    /// A dispenser's dose event.
+    Dose {
+        /// What happened.
+        kind: DoseEventKind,
+        /// The medication (from the patient's list).
+        medication: MedicationId,
+        /// Its dose slot, `HH:MM`.
+        slot: String,
+    },
+    /// A device error.
+    Error {
+        /// The device's code or text.
+        code: String,
+    },
+    /// Mains power lost.
+    PowerFailure,
+    /// The alarm button was pressed.
+    Alarm,
+    /// A measurement.
+    Measurement {
+        /// `blood-pressure`, `spo2`, `weight`, `glucose`, `pulse` or `temperature`.
+        kind: String,
+        /// The value (`128/82` for blood pressure, a number otherwise).
+        value: String,
+        /// The unit, if the device gives one.
+        unit: Option<String>,
+    },
+}
+
+impl Transaction<'_> {
+    /// Records what a device in this home unit's patient's home reported, with the device as
+    /// performer. `event_id` is the device's own id of the report: a report already recorded
+    /// is not recorded again (`Ok(None)`).
+    pub fn device_report(
+        &mut self,
+        now: Timestamp,
+        rng: &mut impl RngCore,
+        device: &str,
+        event_id: &str,
+        event_time: Timestamp,
+        report: &DeviceReport,
+    ) -> Result<Option<Entry>, RepoError> {
+        let profile = self.repo.profile();
+        if profile.role != Role::HomeUnit {
+            return Err(RepoError::NotPermitted {
+                role: profile.role,
+                action: "record what a home's devices report",
+            });
+        }
+        let patient = profile
+            .patient
+            .clone()
+            .ok_or_else(|| RepoError::Invalid("this home unit serves no patient".into()))?;
+        for (what, value) in [("device", device), ("event id", event_id)] {
+            if value.trim().is_empty()
+                || value.chars().count() > MAX_ID_CHARS
+                || value.chars().any(char::is_control)
+            {
+                return Err(RepoError::Invalid(format!(
+                    "the {what} must be 1-{MAX_ID_CHARS} printable characters"
+                )));
+            }
+        }
+        let reading = format!("{device}#{event_id}");
+        let body = match report {
+            DeviceReport::Dose {
+                kind,
+                medication,
+                slot,
+            } => {
+                let record = self.record(&patient)?;
+                let med = record.medication(medication).ok_or_else(|| {
+                    RepoError::NotFound(format!("medication {medication} of patient {patient}"))
+                })?;
+                if !med.slots.iter().any(|s| s == slot) {
+                    return Err(RepoError::Invalid(format!(
+                        "{} has no dose slot {slot}; its slots are {}",
+                        med.name,
+                        med.slots.join(", ")
+                    )));
+                }
+                let dose = DoseRef {
+                    medication: medication.clone(),
+                    slot: slot.clone(),
+                    day: event_time.day(),
+                };
+                let event = match kind {
+                    DoseEventKind::Dispensed => DeviceEvent::DoseDispensed { dose },
+                    DoseEventKind::Taken => DeviceEvent::DoseTaken { dose },
+                    DoseEventKind::Missed => DeviceEvent::DoseMissed { dose },
+                };
+                device_event(device, event_id, event)
+            }
+            DeviceReport::Error { code } => device_event(
+                device,
+                event_id,
+                DeviceEvent::DeviceError { code: code.clone() },
+            ),
+            DeviceReport::PowerFailure => device_event(device, event_id, DeviceEvent::PowerFailure),
+            DeviceReport::Alarm => device_event(device, event_id, DeviceEvent::AlarmPressed),
+            DeviceReport::Measurement { kind, value, unit } => {
+                check_measurement(kind, value)?;
+                EntryBody::Observation {
+                    visit: None,
+                    kind: kind.clone(),
+                    value: value.trim().to_owned(),
+                    unit: unit.clone(),
+                    device_reading: Some(reading.clone()),
+                }
+            }
+        };
+        let doc_id = DocumentId::Journal(patient, event_time.day().month());
+        if let Some(doc) = self.batch.existing(&doc_id)?
+            && journal::read(doc)
+                .entries
+                .iter()
+                .any(|e| same_report(&e.body, device, event_id, &reading))
+        {
+            return Ok(None);
+        }
+        self.append_entry(now, rng, doc_id, event_time, body)
+            .map(Some)
+    }
+}
+
+fn device_event(device: &str, event_id: &str, event: DeviceEvent) -> EntryBody {
+    EntryBody::DeviceEvent {
+        device: device.to_owned(),
+        event_id: event_id.to_owned(),
+        event,
+    }
+}
+
+/// Whether `body` is the record of this very report.
+fn same_report(body: &EntryBody, device: &str, event_id: &str, reading: &str) -> bool {
+    match body {
+        EntryBody::DeviceEvent {
+            device: d,
+            event_id: e,
+            ..
+        } => d == device && e == event_id,
+        EntryBody::Observation {
+            device_reading: Some(r),
+            ..
+        } => r == reading,
+        _ => false,
+    }
+}
+
+/// Refuses measurements no device could have made (a unit mix-up, a garbled packet).
+fn check_measurement(kind: &str, value: &str) -> Result<(), RepoError> {
+    let invalid = |why: &str| RepoError::Invalid(format!("{kind} {value:?}: {why}"));
+    let number = |v: &str| v.trim().parse::<f64>().ok().filter(|n| n.is_finite());
+    let within = |lo: f64, hi: f64| match number(value) {
+        Some(n) if (lo..=hi).contains(&n) => Ok(()),
+        Some(_) => Err(invalid(&format!("expected between {lo} and {hi}"))),
+        None => Err(invalid("expected a number")),
+    };
+    match kind {
+        "blood-pressure" => {
+            let (sys, dia) = value
+                .split_once('/')
+                .ok_or_else(|| invalid("expected systolic/diastolic, e.g. 128/82"))?;
+            match (number(sys), number(dia)) {
+                (Some(s), Some(d))
+                    if (40.0..=300.0).contains(&s) && (20.0..=200.0).contains(&d) && d < s =>
+                {
+                    Ok(())
+                }
+                _ => Err(invalid("expected systolic/diastolic in mmHg, e.g. 128/82")),
+            }
+        }
+        "spo2" => within(50.0, 100.0),
+        "weight" => within(1.0, 400.0),
+        "glucose" => within(0.5, 50.0),
+        "pulse" => within(20.0, 250.0),
+        "temperature" => within(30.0, 45.0),
+        other => Err(RepoError::Invalid(format!(
+            "unknown measurement {other:?}: blood-pressure, spo2, weight, glucose, pulse or temperature"
+        ))),
+    }
+}

@@ -1,0 +1,224 @@
+//! The home unit's local API, for the tablet app and the welfare technology in the home:
+//! today's visits (when, in the home or by video, who is coming), messages to and from the care
+//! team, and device reports (dispenser, alarm button, measurement devices). A malformed report
+//! gets a 4xx with the reason and nothing is stored; a report delivered twice is stored once.
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use omsyn_core::docs::messages::Recipient;
+use omsyn_core::ids::MedicationId;
+use omsyn_core::repo::{DeviceReport, DoseEventKind};
+use omsyn_core::{Repo, Role, Timestamp};
+use rand::SeedableRng;
+use serde::Deserialize;
+use serde_json::json;
+
+use super::Http;
+use super::api::{ApiError, answer, bad_request, blocking, error, json_body, repo_error};
+use crate::commands::now;
+
+/// The home unit's patient, or 403 on any other node.
+fn home_patient(repo: &Repo) -> Result<omsyn_core::ids::PatientId, ApiError> {
+    let profile = repo.profile();
+    match (&profile.role, &profile.patient) {
+        (Role::HomeUnit, Some(p)) => Ok(p.clone()),
+        _ => Err(error(
+            StatusCode::FORBIDDEN,
+            "this node is not a home unit: the home API is served by the tablet in the home",
+        )),
+    }
+}
+
+/// `GET /api/home/today`: today's visits for this home's patient, with who is coming.
+pub(crate) async fn today(State(http): State<Http>) -> Response {
+    answer(
+        blocking(&http, |http, repo| {
+            let patient = home_patient(repo)?;
+            http.log_read("home: today's visits").map_err(repo_error)?;
+            let day = now().day();
+            let report = omsyn_core::report::day_report(repo, day, None).map_err(repo_error)?;
+            let names = staff_names(repo)?;
+            let visits: Vec<_> = report
+                .visits
+                .into_iter()
+                .filter(|v| v.patient == patient)
+                .map(|v| {
+                    let coming: Vec<_> = v
+                        .staff
+                        .iter()
+                        .map(|s| json!({ "id": s, "name": names.get(s) }))
+                        .collect();
+                    json!({
+                        "visit": v.visit, "start": v.start, "end": v.end,
+                        "kind": v.kind.as_str(), "video": v.kind == omsyn_core::docs::plan::VisitKind::Digital,
+                        "state": v.outcome.as_str(), "coming": coming,
+                    })
+                })
+                .collect();
+            Ok(json!({ "patient": patient, "day": day, "visits": visits }))
+        })
+        .await,
+    )
+}
+
+fn staff_names(repo: &Repo) -> Result<std::collections::BTreeMap<String, String>, ApiError> {
+    Ok(repo
+        .store()
+        .certificates()
+        .map_err(|e| repo_error(e.into()))?
+        .into_iter()
+        .filter_map(|c| {
+            let g = c.grant();
+            g.staff_id.as_ref().map(|s| (s.to_string(), g.name.clone()))
+        })
+        .collect())
+}
+
+/// `GET /api/home/messages`: the messages about this home's patient.
+pub(crate) async fn messages(State(http): State<Http>) -> Response {
+    answer(
+        blocking(&http, |_, repo| {
+            let patient = home_patient(repo)?;
+            repo.open_patient(now(), &patient, "messages (home)")
+                .map_err(repo_error)?;
+            let view = repo.patient_view(&patient).map_err(repo_error)?;
+            Ok(json!({ "messages": view.messages }))
+        })
+        .await,
+    )
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NewMessage {
+    text: String,
+    /// `care-team` (default) or `base`.
+    to: Option<String>,
+}
+
+/// `POST /api/home/messages {"text": ..., "to": "care-team" | "base"}`.
+pub(crate) async fn send_message(State(http): State<Http>, body: axum::body::Bytes) -> Response {
+    let message: NewMessage = match json_body(&body) {
+        Ok(m) => m,
+        Err(e) => return e.into_response(),
+    };
+    let to = match message.to.as_deref().unwrap_or("care-team") {
+        "care-team" => Recipient::CareTeam,
+        "base" => Recipient::Base,
+        other => {
+            return bad_request("to", format!("{other:?}: expected care-team or base"))
+                .into_response();
+        }
+    };
+    if message.text.trim().is_empty() {
+        return bad_request("text", "the message is empty").into_response();
+    }
+    answer(
+        blocking(&http, move |_, repo| {
+            let patient = home_patient(repo)?;
+            let mut rng = rand::rngs::StdRng::from_os_rng();
+            let sent = repo
+                .send_message(now(), &mut rng, &patient, to, &message.text, None)
+                .map_err(repo_error)?;
+            Ok(json!({ "message": sent }))
+        })
+        .await,
+    )
+}
+
+/// A device report as devices send it.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Report {
+    device: String,
+    event_id: String,
+    /// When it happened (RFC 3339); default now.
+    at: Option<String>,
+    /// `dose-dispensed`, `dose-taken`, `dose-missed`, `device-error`, `power-failure`, `alarm` or
+    /// `measurement`.
+    kind: String,
+    medication: Option<String>,
+    slot: Option<String>,
+    code: Option<String>,
+    measurement: Option<String>,
+    value: Option<String>,
+    unit: Option<String>,
+}
+
+fn required<'a>(field: &'a Option<String>, name: &str, kind: &str) -> Result<&'a str, ApiError> {
+    field
+        .as_deref()
+        .ok_or_else(|| bad_request(name, format!("required for {kind}")))
+}
+
+fn parse_report(r: &Report) -> Result<(DeviceReport, Option<Timestamp>), ApiError> {
+    let dose = |kind| -> Result<DeviceReport, ApiError> {
+        Ok(DeviceReport::Dose {
+            kind,
+            medication: MedicationId::parse(required(&r.medication, "medication", &r.kind)?)
+                .map_err(|e| bad_request("medication", e))?,
+            slot: required(&r.slot, "slot", &r.kind)?.to_owned(),
+        })
+    };
+    let report = match r.kind.as_str() {
+        "dose-dispensed" => dose(DoseEventKind::Dispensed)?,
+        "dose-taken" => dose(DoseEventKind::Taken)?,
+        "dose-missed" => dose(DoseEventKind::Missed)?,
+        "device-error" => DeviceReport::Error {
+            code: required(&r.code, "code", &r.kind)?.to_owned(),
+        },
+        "power-failure" => DeviceReport::PowerFailure,
+        "alarm" => DeviceReport::Alarm,
+        "measurement" => DeviceReport::Measurement {
+            kind: required(&r.measurement, "measurement", &r.kind)?.to_owned(),
+            value: required(&r.value, "value", &r.kind)?.to_owned(),
+            unit: r.unit.clone(),
+        },
+        other => {
+            return Err(bad_request(
+                "kind",
+                format!(
+                    "{other:?}: expected dose-dispensed, dose-taken, dose-missed, device-error, power-failure, alarm or measurement"
+                ),
+            ));
+        }
+    };
+    let at =
+        r.at.as_deref()
+            .map(|t| Timestamp::parse(t).map_err(|e| bad_request("at", e)))
+            .transpose()?;
+    Ok((report, at))
+}
+
+/// `POST /api/home/device-events`: 201 with the entry, 200 `{"duplicate": true}` for a report
+/// already stored, 4xx (nothing stored) for a malformed one.
+pub(crate) async fn device_event(State(http): State<Http>, body: axum::body::Bytes) -> Response {
+    let parsed = json_body::<Report>(&body).and_then(|r| parse_report(&r).map(|p| (r, p)));
+    let (raw, (report, at)) = match parsed {
+        Ok(p) => p,
+        Err(e) => return e.into_response(),
+    };
+    let result = blocking(&http, move |_, repo| {
+        home_patient(repo)?;
+        let t = now();
+        let mut rng = rand::rngs::StdRng::from_os_rng();
+        repo.device_report(
+            t,
+            &mut rng,
+            &raw.device,
+            &raw.event_id,
+            at.unwrap_or(t),
+            &report,
+        )
+        .map_err(repo_error)
+    })
+    .await;
+    match result {
+        Ok(Some(entry)) => {
+            (StatusCode::CREATED, axum::Json(json!({ "entry": entry }))).into_response()
+        }
+        Ok(None) => axum::Json(json!({ "duplicate": true })).into_response(),
+        Err(e) => e.into_response(),
+    }
+}

@@ -1,0 +1,140 @@
+"""The home unit's local API end to end: a home unit on the real omsyn binary serving
+`omsyn run --http`, a tablet app and the devices in the home talking to it over HTTP.
+
+Environment: OMSYN_BIN (the omsyn binary).
+"""
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import unittest
+import urllib.error
+import urllib.request
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "support"))
+from omsyn_cli import OMSYN, ZONE, Node, at  # noqa: E402
+
+
+class HomeApi(unittest.TestCase):
+    def setUp(self):
+        self.tmp = tempfile.TemporaryDirectory(prefix="omsyn-home-")
+        root = self.tmp.name
+        base = Node(root, "base", "--role", "base", "--name", "Base Sone 1", "--staff-id", "B1", "--zone", ZONE)
+        base.cli("org", "create", "--name", "Testkommune")
+        kari = Node(root, "kari", "--role", "nurse", "--name", "Kari Nordmann", "--staff-id", "S1", "--zone", ZONE)
+        kari.enroll_at(base)
+        p = base.cli("patient", "add", "--name", "Turid Nilsen", "--zone", ZONE)["patient"]
+        self.med = base.cli("med", "add", "--patient", p, "--name", "Metformin 500 mg", "--dose", "1",
+                            "--slot", "08:00")["medication"]
+        self.visit = base.cli("visit", "plan", "--patient", p, "--start", at("12:00"), "--end", at("12:15"),
+                              "--kind", "digital", "--staff", "S1")["visit"]
+        self.home = Node(root, "home", "--role", "home-unit", "--name", "Hjemme hos Turid", "--patient", p, "--zone", ZONE)
+        self.home.enroll_at(base)
+        base.cli("team", "--patient", p, "--add", "S1")
+        transfer = os.path.join(root, "from-base.omsyn")
+        base.cli("export", "--patient", p, transfer)
+        # Kari writes to the home: her changes carry her certificate, so the home knows her name.
+        kari.cli("import", transfer)
+        kari.cli("message", "send", "--patient", p, "--to", "home", "--text", "Vi kommer på video kl. 12.")
+        from_kari = os.path.join(root, "from-kari.omsyn")
+        kari.cli("export", "--patient", p, from_kari)
+        self.home.cli("import", transfer)
+        self.home.cli("import", from_kari)
+        self.patient = p
+        self.daemon = subprocess.Popen(
+            [OMSYN, "--json", "--data", self.home.dir, "run", "--listen", "127.0.0.1:0", "--no-mdns",
+             "--http", "127.0.0.1:0"],
+            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+        )
+        url = json.loads(self.daemon.stdout.readline())["dashboard"]
+        self.base_url, self.token = url.split("/?token=")
+
+    def tearDown(self):
+        self.daemon.kill()
+        self.daemon.wait()
+        self.daemon.stdout.close()
+        self.tmp.cleanup()
+
+    def call(self, method, path, body=None):
+        data = None if body is None else (body if isinstance(body, bytes) else json.dumps(body).encode())
+        request = urllib.request.Request(self.base_url + path, data=data, method=method,
+                                         headers={"Authorization": f"Bearer {self.token}"})
+        try:
+            with urllib.request.urlopen(request) as r:
+                return r.status, json.load(r)
+        except urllib.error.HTTPError as e:
+            return e.code, json.load(e)
+
+    def journal(self):
+        """The home unit's journal for its patient, through the CLI (answered by the daemon)."""
+        return self.home.cli("show", "--patient", self.patient)["journal"]
+
+    def test_todays_visits_say_when_how_and_who_is_coming(self):
+        status, today = self.call("GET", "/api/home/today")
+        self.assertEqual(status, 200)
+        [v] = today["visits"]
+        self.assertEqual(v["visit"], self.visit)
+        self.assertTrue(v["video"])
+        self.assertEqual(v["coming"], [{"id": "S1", "name": "Kari Nordmann"}])
+
+    def test_messages_go_to_the_care_team_and_are_listed(self):
+        status, sent = self.call("POST", "/api/home/messages", {"text": "Kan dere komme litt senere?"})
+        self.assertEqual(status, 200)
+        self.assertIn("care-team", json.dumps(sent["message"]["to"]))
+        status, listed = self.call("GET", "/api/home/messages")
+        self.assertEqual([m["text"] for m in listed["messages"]],
+                         ["Vi kommer på video kl. 12.", "Kan dere komme litt senere?"])
+        self.assertEqual(self.call("POST", "/api/home/messages", {"text": " "})[0], 400)
+        self.assertEqual(self.call("POST", "/api/home/messages", {"text": "x", "to": "nobody"})[0], 400)
+
+    def test_every_device_report_kind_is_stored_once_with_the_device_as_performer(self):
+        dispenser = "Evondos E300 #4711"
+        reports = [
+            {"kind": "dose-dispensed", "medication": self.med, "slot": "08:00"},
+            {"kind": "dose-taken", "medication": self.med, "slot": "08:00"},
+            {"kind": "dose-missed", "medication": self.med, "slot": "08:00"},
+            {"kind": "device-error", "code": "E42 jammed"},
+            {"kind": "power-failure"},
+            {"kind": "alarm"},
+            {"kind": "measurement", "measurement": "blood-pressure", "value": "128/82", "unit": "mmHg"},
+            {"kind": "measurement", "measurement": "spo2", "value": "96", "unit": "%"},
+            {"kind": "measurement", "measurement": "weight", "value": "71.5", "unit": "kg"},
+            {"kind": "measurement", "measurement": "glucose", "value": "6.2", "unit": "mmol/L"},
+        ]
+        for i, report in enumerate(reports):
+            body = dict(report, device=dispenser, event_id=f"ev-{i}", at=at("08:05"))
+            status, created = self.call("POST", "/api/home/device-events", body)
+            self.assertEqual(status, 201, (report, created))
+            self.assertEqual(created["entry"]["author"]["device"], self.home.cli("id")["id"])
+            # Devices retry: the same report again is stored once.
+            self.assertEqual(self.call("POST", "/api/home/device-events", body), (200, {"duplicate": True}))
+        journal = self.journal()
+        self.assertEqual(len(journal), len(reports))
+        self.assertTrue(all(dispenser in json.dumps(e["body"]) for e in journal))
+
+    def test_malformed_reports_get_a_clear_4xx_and_nothing_is_stored(self):
+        base = {"device": "Evondos E300 #4711", "event_id": "x"}
+        cases = [
+            (b"not json", 400, "request body"),
+            ({"kind": "alarm"}, 400, "request body"),  # no device or event id
+            (dict(base, kind="dance"), 400, "kind"),
+            (dict(base, kind="dose-taken", slot="08:00"), 400, "medication"),
+            (dict(base, kind="dose-taken", medication="m-0123456789abcdef", slot="08:00"), 404, "medication"),
+            (dict(base, kind="dose-taken", medication=self.med, slot="09:00"), 400, "slot"),
+            (dict(base, kind="measurement", measurement="spo2", value="960"), 400, "spo2"),
+            (dict(base, kind="measurement", measurement="blood-pressure", value="82/128"), 400, "blood-pressure"),
+            (dict(base, kind="alarm", at="yesterday"), 400, "at"),
+            (dict(base, kind="alarm", extra="field"), 400, "request body"),
+            (dict(base, device="", kind="alarm"), 400, "device"),
+        ]
+        for body, status, mentions in cases:
+            got, answer = self.call("POST", "/api/home/device-events", body)
+            self.assertEqual(got, status, (body, answer))
+            self.assertIn(mentions, answer["error"], body)
+        self.assertEqual(self.journal(), [])
+
+
+if __name__ == "__main__":
+    unittest.main()
