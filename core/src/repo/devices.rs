@@ -93,6 +93,8 @@ impl Transaction<'_> {
                 )));
             }
         }
+        // The home holds its patient's record before it documents anything about the patient.
+        self.require_patient(&patient)?;
         let reading = format!("{device}#{event_id}");
         let body = match report {
             DeviceReport::Dose {

@@ -76,7 +76,7 @@ impl Transaction<'_> {
         Ok(record::read(doc)?)
     }
 
-    fn require_patient(&mut self, patient: &PatientId) -> Result<(), RepoError> {
+    pub(super) fn require_patient(&mut self, patient: &PatientId) -> Result<(), RepoError> {
         let id = DocumentId::PatientRecord(patient.clone());
         match self.batch.existing(&id)? {
             Some(_) => Ok(()),

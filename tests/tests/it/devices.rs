@@ -215,6 +215,22 @@ fn malformed_reports_are_refused_whole_and_nothing_is_stored() {
     assert!(err.to_string().contains("device"), "{err}");
     assert_eq!(journal_len(&h), 0);
 
+    // A home unit that does not hold its patient's record yet documents nothing about them.
+    let mut fresh = TestNode::home_unit(9, &h.patient);
+    let err = fresh
+        .repo
+        .device_report(
+            at("08:05"),
+            &mut fresh.rng,
+            DISPENSER,
+            "f",
+            at("08:04"),
+            &DeviceReport::Alarm,
+        )
+        .unwrap_err();
+    assert!(matches!(err, RepoError::NotFound(_)), "{err}");
+    assert!(fresh.repo.journal(&h.patient).unwrap().0.is_empty());
+
     // Only a home unit records device reports.
     let err = h
         .base
