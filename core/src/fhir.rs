@@ -378,7 +378,7 @@ fn entry_resource(
                 "resourceType": "MedicationAdministration",
                 "id": id,
                 "status": status,
-                "medicationCodeableConcept": {"text": medication.map_or_else(|| dose.medication.to_string(), |m| m.name.clone())},
+                "medicationCodeableConcept": {"text": medication_name(record, dose)},
                 "subject": {"reference": pref},
                 "effectiveDateTime": when,
                 "performer": [{"actor": practitioner(&entry.author)}],
@@ -419,12 +419,11 @@ fn entry_resource(
             // A dose the dispenser registered as taken: an administration with the device as
             // performer.
             DeviceEvent::DoseTaken { dose } => {
-                let medication = record.medication(&dose.medication);
                 json!({
                     "resourceType": "MedicationAdministration",
                     "id": id,
                     "status": corrections.status(&entry.id, "completed", "completed").0,
-                    "medicationCodeableConcept": {"text": medication.map_or_else(|| dose.medication.to_string(), |m| m.name.clone())},
+                    "medicationCodeableConcept": {"text": medication_name(record, dose)},
                     "subject": {"reference": pref},
                     "effectiveDateTime": when,
                     "performer": [{"actor": {"display": format!("medication dispenser {device}")}}],
@@ -461,6 +460,13 @@ fn entry_resource(
     };
     resource["meta"] = json!({"lastUpdated": entry.entered_at.to_string()});
     Some(resource)
+}
+
+/// The medication's name from the record, or its id when the record no longer lists it.
+fn medication_name(record: &PatientRecord, dose: &crate::docs::journal::DoseRef) -> String {
+    record
+        .medication(&dose.medication)
+        .map_or_else(|| dose.medication.to_string(), |m| m.name.clone())
 }
 
 fn base64_text(text: &str) -> String {

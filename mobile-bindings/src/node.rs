@@ -10,7 +10,6 @@ use omsyn_core::ids::{EntryId, MedicationId, PatientId, StaffId, VisitId};
 use omsyn_core::repo::Correction;
 use omsyn_core::store::StoreKey;
 use omsyn_core::trust::Certificate;
-use omsyn_core::trust::audit::{AccessEvent, AuditAction};
 use omsyn_core::{Day, NodeProfile, Repo, Timestamp};
 use omsyn_node::clock;
 use omsyn_node::net::NetOptions;
@@ -226,19 +225,6 @@ impl OmsynNode {
     }
 }
 
-fn log_read(repo: &Repo, patient: Option<PatientId>, what: String) -> Result<(), OmsynError> {
-    repo.log_access(
-        clock::now(),
-        AccessEvent {
-            patient,
-            action: AuditAction::Read,
-            what,
-            purpose: format!("{} work", repo.profile().role),
-        },
-    )?;
-    Ok(())
-}
-
 #[uniffi::export]
 impl OmsynNode {
     /// Creates a node in `data_dir` (which must hold none), its store encrypted with
@@ -389,7 +375,7 @@ impl OmsynNode {
         let ticket = self.sync.lock().await.as_ref().map(|r| r.ticket.clone());
         let connected = self.ctx.connected.clone();
         self.with_repo(move |repo| {
-            log_read(repo, None, "sync status".into())?;
+            repo.log_read(clock::now(), "sync status")?;
             let store = repo.store();
             let peers = store.peers().map_err(omsyn_core::RepoError::from)?;
             let live = connected.lock().map(|c| c.clone()).unwrap_or_default();
@@ -439,7 +425,7 @@ impl OmsynNode {
     pub async fn work_list(&self, day: String) -> Result<Vec<WorkItem>, OmsynError> {
         let day = Day::parse(&day).map_err(|e| invalid("day", e))?;
         self.with_repo(move |repo| {
-            log_read(repo, None, format!("work list {day}"))?;
+            repo.log_read(clock::now(), format!("work list {day}"))?;
             let profile = repo.profile();
             let staff = profile.staff_id.as_ref().map(|s| s.to_string());
             let report = omsyn_core::report::day_report(repo, day, None)?;
@@ -731,7 +717,7 @@ impl OmsynNode {
     /// Open conflicts on this device (a logged read).
     pub async fn conflicts(&self) -> Result<Vec<OpenConflict>, OmsynError> {
         self.with_repo(|repo| {
-            log_read(repo, None, "conflicts".into())?;
+            repo.log_read(clock::now(), "conflicts")?;
             Ok(repo
                 .conflicts(None)?
                 .iter()

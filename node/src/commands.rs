@@ -480,7 +480,7 @@ fn patient(repo: &Repo, json: bool, rng: &mut StdRng, cmd: PatientCmd) -> Result
             emit(json, &json!({ "patient": id }), || id.to_string());
         }
         PatientCmd::List => {
-            log_read(repo, "patient list".into())?;
+            repo.log_read(now(), "patient list")?;
             let list = repo.patients()?;
             let rows: Vec<_> = list
                 .iter()
@@ -540,20 +540,6 @@ fn patient(repo: &Repo, json: bool, rng: &mut StdRng, cmd: PatientCmd) -> Result
             emit(json, &json!({ "contact": id }), || id.to_string());
         }
     }
-    Ok(())
-}
-
-/// Logs a read that spans patients (lists, reports) in the access log.
-fn log_read(repo: &Repo, what: String) -> Result<()> {
-    repo.log_access(
-        now(),
-        AccessEvent {
-            patient: None,
-            action: AuditAction::Read,
-            what,
-            purpose: format!("{} work", repo.profile().role),
-        },
-    )?;
     Ok(())
 }
 
@@ -723,7 +709,7 @@ fn visit(repo: &Repo, json: bool, rng: &mut StdRng, cmd: VisitCmd) -> Result<()>
         }
         VisitCmd::List { date } => {
             let day = parse_day(date.as_deref())?;
-            log_read(repo, format!("work list {day}"))?;
+            repo.log_read(now(), format!("work list {day}"))?;
             let visits = repo.visits_on(day)?;
             emit(json, &visits, || {
                 visits
@@ -937,7 +923,9 @@ fn conflicts(repo: &Repo, json: bool, rng: &mut StdRng, args: ConflictsArgs) -> 
         Some(p) => {
             repo.open_patient(now(), p, "conflicts")?;
         }
-        None => log_read(repo, "open conflicts".into())?,
+        None => {
+            repo.log_read(now(), "open conflicts")?;
+        }
     }
     let list = repo.conflicts(patient.as_ref())?;
     emit(json, &list, || {
@@ -973,8 +961,8 @@ fn day_report(
     zone: Option<&str>,
     format: ReportFormat,
 ) -> Result<()> {
-    log_read(
-        repo,
+    repo.log_read(
+        now(),
         match zone {
             Some(z) => format!("day report {day} for {z}"),
             None => format!("day report {day}"),
@@ -1079,10 +1067,7 @@ fn export(repo: &Repo, json: bool, file: Option<PathBuf>, patient: Option<String
         Some(path) => {
             // Patient data: readable by the owner only. Written beside the target and renamed,
             // so a failure never leaves a half-written file under the real name.
-            let tmp = path.with_extension("partial");
-            write_private(&tmp, &bytes)
-                .and_then(|()| std::fs::rename(&tmp, &path))
-                .with_context(|| format!("writing {}", path.display()))?;
+            write_private_atomically(&path, &bytes)?;
             emit(json, &json!({ "file": path, "bytes": bytes.len() }), || {
                 format!("wrote {} bytes to {}", bytes.len(), path.display())
             });
@@ -1124,11 +1109,7 @@ fn export_fhir(repo: &Repo, json: bool, dir: &Path, patient: Option<String>) -> 
         )?;
         let export = omsyn_core::fhir::patient_bundle(repo, patient, now())?;
         let path = dir.join(format!("{patient}.json"));
-        let tmp = path.with_extension("partial");
-        let bytes = serde_json::to_vec_pretty(&export.bundle)?;
-        write_private(&tmp, &bytes)
-            .and_then(|()| std::fs::rename(&tmp, &path))
-            .with_context(|| format!("writing {}", path.display()))?;
+        write_private_atomically(&path, &serde_json::to_vec_pretty(&export.bundle)?)?;
         for (kind, n) in export.counts {
             *totals.entry(kind).or_default() += n;
         }
@@ -1147,6 +1128,15 @@ fn export_fhir(repo: &Repo, json: bool, dir: &Path, patient: Option<String>) -> 
         },
     );
     Ok(())
+}
+
+/// Patient data: readable by the owner only, written beside the target and renamed, so a
+/// failure never leaves a half-written file under the real name.
+fn write_private_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
+    let tmp = path.with_extension("partial");
+    write_private(&tmp, bytes)
+        .and_then(|()| std::fs::rename(&tmp, path))
+        .with_context(|| format!("writing {}", path.display()))
 }
 
 fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {

@@ -201,6 +201,24 @@ impl Repo {
         Ok(self.store.relation(patient, WITHDRAWN)?.map(|_| false))
     }
 
+    /// Logs a read that concerns no single patient (a work list, a report, a status), with this
+    /// node's role's work as its purpose.
+    pub fn log_read(
+        &self,
+        now: Timestamp,
+        what: impl Into<String>,
+    ) -> Result<AuditEntry, RepoError> {
+        self.log_access(
+            now,
+            AccessEvent {
+                patient: None,
+                action: AuditAction::Read,
+                what: what.into(),
+                purpose: format!("{} work", self.profile().role),
+            },
+        )
+    }
+
     /// Appends an event to this node's access log, durably.
     pub fn log_access(&self, now: Timestamp, event: AccessEvent) -> Result<AuditEntry, RepoError> {
         self.transaction(|tx| tx.log_access(now, event))

@@ -9,7 +9,7 @@ use rand::RngCore;
 use super::{RepoError, Transaction};
 use crate::Role;
 use crate::docs::DocumentId;
-use crate::docs::journal::{self, DeviceEvent, DoseRef, Entry, EntryBody};
+use crate::docs::journal::{self, DeviceEvent, Entry, EntryBody};
 use crate::ids::MedicationId;
 use crate::time::Timestamp;
 
@@ -102,22 +102,7 @@ impl Transaction<'_> {
                 medication,
                 slot,
             } => {
-                let record = self.record(&patient)?;
-                let med = record.medication(medication).ok_or_else(|| {
-                    RepoError::NotFound(format!("medication {medication} of patient {patient}"))
-                })?;
-                if !med.slots.iter().any(|s| s == slot) {
-                    return Err(RepoError::Invalid(format!(
-                        "{} has no dose slot {slot}; its slots are {}",
-                        med.name,
-                        med.slots.join(", ")
-                    )));
-                }
-                let dose = DoseRef {
-                    medication: medication.clone(),
-                    slot: slot.clone(),
-                    day: event_time.day(),
-                };
+                let dose = self.dose(&patient, medication, slot, event_time)?;
                 let event = match kind {
                     DoseEventKind::Dispensed => DeviceEvent::DoseDispensed { dose },
                     DoseEventKind::Taken => DeviceEvent::DoseTaken { dose },

@@ -431,6 +431,32 @@ impl Transaction<'_> {
         self.append_entry(now, rng, doc_id, event_time, body)
     }
 
+    /// The dose of `medication` at `slot` on `at`'s day, if the patient's medication list has it.
+    pub(super) fn dose(
+        &mut self,
+        patient: &PatientId,
+        medication: &MedicationId,
+        slot: &str,
+        at: Timestamp,
+    ) -> Result<DoseRef, RepoError> {
+        let rec = self.record(patient)?;
+        let med = rec.medication(medication).ok_or_else(|| {
+            RepoError::NotFound(format!("medication {medication} of patient {patient}"))
+        })?;
+        if !med.slots.iter().any(|s| s == slot) {
+            return Err(RepoError::Invalid(format!(
+                "{} has no dose slot {slot}; its slots are {}",
+                med.name,
+                med.slots.join(", ")
+            )));
+        }
+        Ok(DoseRef {
+            medication: medication.clone(),
+            slot: slot.to_owned(),
+            day: at.day(),
+        })
+    }
+
     /// Records a dose as given (`not_given_reason: None`) or not given (`Some(reason)`).
     #[allow(clippy::too_many_arguments)]
     pub fn record_dose(
@@ -444,22 +470,7 @@ impl Transaction<'_> {
         visit: Option<&VisitId>,
         not_given_reason: Option<String>,
     ) -> Result<Entry, RepoError> {
-        let rec = self.record(patient)?;
-        let med = rec.medication(medication).ok_or_else(|| {
-            RepoError::NotFound(format!("medication {medication} of patient {patient}"))
-        })?;
-        if !med.slots.iter().any(|s| s == slot) {
-            return Err(RepoError::Invalid(format!(
-                "{} has no dose slot {slot}; its slots are {}",
-                med.name,
-                med.slots.join(", ")
-            )));
-        }
-        let dose = DoseRef {
-            medication: medication.clone(),
-            slot: slot.to_owned(),
-            day: event_time.day(),
-        };
+        let dose = self.dose(patient, medication, slot, event_time)?;
         let doc_id = DocumentId::Journal(patient.clone(), dose.day.month());
         let body = match not_given_reason {
             None => EntryBody::MedicationGiven {
