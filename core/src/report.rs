@@ -470,46 +470,14 @@ impl ModelView<'_> {
         let Some(&seq) = self.plans.get(id) else {
             return Ok(None);
         };
-        self.used.insert(id.clone());
-        if let Some((at, plan)) = self.models.lock().plans.get(id)
-            && *at == seq
-        {
-            return Ok(Some(plan.clone()));
-        }
-        let Some(plan) = self.repo.store().with_doc(id, plan::read)? else {
-            return Ok(None);
-        };
-        let plan = Arc::new(plan);
-        if self.models.keep {
-            self.models
-                .lock()
-                .plans
-                .insert(id.clone(), (seq, plan.clone()));
-        }
-        Ok(Some(plan))
+        self.model(id, seq, |m| &mut m.plans, |d| Arc::new(plan::read(d)))
     }
 
     fn journal(&mut self, id: &DocumentId) -> Result<Option<Arc<journal::Journal>>, RepoError> {
         let Some(&seq) = self.journals.get(id) else {
             return Ok(None);
         };
-        self.used.insert(id.clone());
-        if let Some((at, journal)) = self.models.lock().journals.get(id)
-            && *at == seq
-        {
-            return Ok(Some(journal.clone()));
-        }
-        let Some(journal) = self.repo.store().with_doc(id, journal::read)? else {
-            return Ok(None);
-        };
-        let journal = Arc::new(journal);
-        if self.models.keep {
-            self.models
-                .lock()
-                .journals
-                .insert(id.clone(), (seq, journal.clone()));
-        }
-        Ok(Some(journal))
+        self.model(id, seq, |m| &mut m.journals, |d| Arc::new(journal::read(d)))
     }
 
     /// Whether `patient`'s record names `zone` (always, without a zone).
@@ -521,23 +489,41 @@ impl ModelView<'_> {
         let Some(&seq) = self.records.get(&id) else {
             return Ok(false);
         };
+        let held = self.model(
+            &id,
+            seq,
+            |m| &mut m.zones,
+            |d| {
+                crate::docs::record::read(d)
+                    .ok()
+                    .and_then(|r| r.field(PatientField::Zone).map(str::to_owned))
+            },
+        )?;
+        Ok(held.flatten().as_deref() == Some(zone))
+    }
+
+    /// What `derive` makes of document `id` at version `seq`: the kept value if it was derived
+    /// from this version, else derived now (and kept, when the models keep anything).
+    fn model<V: Clone>(
+        &mut self,
+        id: &DocumentId,
+        seq: u64,
+        kept: fn(&mut Models) -> &mut HashMap<DocumentId, (u64, V)>,
+        derive: impl FnOnce(&crate::docs::Document) -> V,
+    ) -> Result<Option<V>, RepoError> {
         self.used.insert(id.clone());
-        if let Some((at, held)) = self.models.lock().zones.get(&id)
+        if let Some((at, value)) = kept(&mut self.models.lock()).get(id)
             && *at == seq
         {
-            return Ok(held.as_deref() == Some(zone));
+            return Ok(Some(value.clone()));
         }
-        let held = self
-            .repo
-            .store()
-            .with_doc(&id, crate::docs::record::read)?
-            .and_then(|r| r.ok())
-            .and_then(|r| r.field(PatientField::Zone).map(str::to_owned));
-        let matches = held.as_deref() == Some(zone);
+        let Some(value) = self.repo.store().with_doc(id, derive)? else {
+            return Ok(None);
+        };
         if self.models.keep {
-            self.models.lock().zones.insert(id, (seq, held));
+            kept(&mut self.models.lock()).insert(id.clone(), (seq, value.clone()));
         }
-        Ok(matches)
+        Ok(Some(value))
     }
 
     /// Keeps only what this report used.
