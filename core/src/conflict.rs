@@ -11,68 +11,15 @@
 //! exactly the evidence its author saw.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::fmt;
 
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 
 use crate::docs::journal::DeviceEvent;
 use crate::docs::journal::{DoseRef, Entry, EntryBody, Journal};
 use crate::docs::plan::{PlanStatus, VisitPlan};
 use crate::docs::record::{PatientField, PatientRecord};
-use crate::ids::{EntryId, InvalidId, PatientId, VisitId};
-
-/// A conflict's stable id.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(try_from = "String", into = "String")]
-pub struct ConflictId(String);
-
-impl ConflictId {
-    fn derive(parts: &[&str]) -> Self {
-        let mut hasher = Sha256::new();
-        for part in parts {
-            hasher.update((part.len() as u64).to_le_bytes());
-            hasher.update(part.as_bytes());
-        }
-        let digest = hasher.finalize();
-        ConflictId(format!("x-{}", hex::encode(&digest[..8])))
-    }
-
-    /// Parses a conflict id given by a user or peer.
-    pub fn parse(value: &str) -> Result<Self, InvalidId> {
-        let ok = value
-            .strip_prefix("x-")
-            .is_some_and(|r| r.len() == 16 && r.bytes().all(|b| b.is_ascii_hexdigit()));
-        if ok {
-            Ok(ConflictId(value.to_owned()))
-        } else {
-            Err(InvalidId {
-                kind: "conflict",
-                value: value.chars().take(64).collect(),
-                expected: "\"x-\" followed by 16 hex digits",
-            })
-        }
-    }
-}
-
-impl fmt::Display for ConflictId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl TryFrom<String> for ConflictId {
-    type Error = InvalidId;
-    fn try_from(value: String) -> Result<Self, InvalidId> {
-        Self::parse(&value)
-    }
-}
-
-impl From<ConflictId> for String {
-    fn from(id: ConflictId) -> String {
-        id.0
-    }
-}
+pub use crate::ids::ConflictId;
+use crate::ids::{EntryId, PatientId, VisitId};
 
 /// How urgent a conflict is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]

@@ -457,6 +457,8 @@ fn entry_resource(
         | EntryBody::Correction { .. }
         | EntryBody::EnteredInError { .. }
         | EntryBody::ConflictResolved { .. } => return None,
+        // Claims and completions are carried by the Task resources of the tasks they concern.
+        EntryBody::TaskClaimed { .. } | EntryBody::TaskDone { .. } => return None,
     };
     resource["meta"] = json!({"lastUpdated": entry.entered_at.to_string()});
     Some(resource)

@@ -140,6 +140,75 @@ random_id!(
     ContactId, "c", "contact"
 );
 
+/// Digest ids: not drawn at random but derived from what they name (a conflict's kind and the
+/// facts involved), so every replica holding the same facts derives the same id.
+macro_rules! derived_id {
+    ($(#[$meta:meta])* $name:ident, $prefix:literal, $kind:literal) => {
+        $(#[$meta])*
+        #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+        #[serde(try_from = "String", into = "String")]
+        pub struct $name(String);
+
+        impl $name {
+            /// The id of what `parts` name (length-prefixed, so no two part lists collide).
+            pub(crate) fn derive(parts: &[&str]) -> Self {
+                use sha2::{Digest, Sha256};
+                let mut hasher = Sha256::new();
+                for part in parts {
+                    hasher.update((part.len() as u64).to_le_bytes());
+                    hasher.update(part.as_bytes());
+                }
+                let digest = hasher.finalize();
+                Self(format!("{}-{}", $prefix, hex::encode(&digest[..8])))
+            }
+
+            /// Parses an id given by a user or peer.
+            pub fn parse(value: &str) -> Result<Self, InvalidId> {
+                let ok = value
+                    .strip_prefix(concat!($prefix, "-"))
+                    .is_some_and(|r| r.len() == 16 && r.bytes().all(|b| b.is_ascii_hexdigit()));
+                if ok {
+                    Ok(Self(value.to_owned()))
+                } else {
+                    Err(InvalidId {
+                        kind: $kind,
+                        value: value.chars().take(64).collect(),
+                        expected: concat!("\"", $prefix, "-\" followed by 16 hex digits"),
+                    })
+                }
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(&self.0)
+            }
+        }
+
+        impl TryFrom<String> for $name {
+            type Error = InvalidId;
+            fn try_from(value: String) -> Result<Self, InvalidId> {
+                Self::parse(&value)
+            }
+        }
+
+        impl From<$name> for String {
+            fn from(id: $name) -> String {
+                id.0
+            }
+        }
+    };
+}
+
+derived_id!(
+    /// A safety conflict's stable id (see [`crate::conflict`]).
+    ConflictId, "x", "conflict"
+);
+derived_id!(
+    /// A task's stable id (see [`crate::escalation`]).
+    TaskId, "o", "task"
+);
+
 /// A staff member's identifier: employee number or HPR number, as the municipality issues it.
 ///
 /// Not random: it comes from the employer. Validated to a conservative alphabet because it ends up in

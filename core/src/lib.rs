@@ -12,6 +12,7 @@
 //! - [`docs`]: the document kinds. A document holds data about at most one patient; its id
 //!   ([`DocumentId`]) says which, so sharing, protection and purging work per patient.
 //! - [`conflict`]: safety conflicts derived from the documents after every merge.
+//! - [`escalation`]: the tasks alerts and unanswered video visits raise, and who must act now.
 //! - [`store`]: the redb store: chunk logs, compaction, bounded cache, derived indexes.
 //! - [`repo`]: [`Repo`], the typed API the binaries and bindings call.
 //! - [`report`]: the day report.
@@ -26,6 +27,7 @@
 mod codec;
 pub mod conflict;
 pub mod docs;
+pub mod escalation;
 pub mod exchange;
 pub mod fhir;
 pub mod identity;

@@ -75,6 +75,14 @@ impl Timestamp {
             .ok_or_else(err)
     }
 
+    /// This instant plus `minutes` (in the same offset); saturates at the calendar's end.
+    pub fn plus_minutes(&self, minutes: i64) -> Timestamp {
+        chrono::TimeDelta::try_minutes(minutes)
+            .and_then(|d| self.0.checked_add_signed(d))
+            .map(Self)
+            .unwrap_or(*self)
+    }
+
     /// Whole minutes from `self` to `later` (negative if `later` is earlier).
     pub fn minutes_until(&self, later: &Timestamp) -> i64 {
         (later.0 - self.0).num_minutes()
@@ -192,7 +200,8 @@ impl std::str::FromStr for Day {
 }
 
 /// A calendar month (`YYYY-MM`): the period of visit-plan, journal and message documents.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
 pub struct Month {
     year: i32,
     month: u32,
@@ -232,6 +241,19 @@ impl Month {
             year,
             month: index % 12 + 1,
         })
+    }
+}
+
+impl TryFrom<String> for Month {
+    type Error = InvalidTime;
+    fn try_from(value: String) -> Result<Self, InvalidTime> {
+        Self::parse(&value)
+    }
+}
+
+impl From<Month> for String {
+    fn from(m: Month) -> String {
+        m.to_string()
     }
 }
 

@@ -101,6 +101,8 @@ pub(crate) enum NodeCommand {
     Daylog(DaylogCmd),
     /// List open safety conflicts, or resolve one
     Conflicts(ConflictsArgs),
+    /// Escalation tasks (device alerts, calls to make again, physical visits): list, claim, complete
+    Tasks(TasksArgs),
     /// What this node knows of a day: planned, done, missed, digital vs physical, conflicts
     DayReport {
         /// The day [default: today]
@@ -661,6 +663,50 @@ pub(crate) struct ConflictsArgs {
     pub(crate) patient: Option<String>,
     #[command(subcommand)]
     pub(crate) action: Option<ConflictAction>,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct TasksArgs {
+    /// Every task this node derives (others' and completed ones too), not only this node's open ones
+    #[arg(long)]
+    pub(crate) all: bool,
+    /// Only this patient's tasks
+    #[arg(long)]
+    pub(crate) patient: Option<String>,
+    #[command(subcommand)]
+    pub(crate) action: Option<TaskAction>,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum TaskAction {
+    /// Take a task ("I take it"); also stops it escalating to the base
+    Claim {
+        /// The task id (o-…)
+        task: String,
+    },
+    /// Complete a task, saying what was done
+    Done {
+        /// The task id (o-…)
+        task: String,
+        /// What was found and done
+        #[arg(long)]
+        note: String,
+    },
+    /// Show this node's escalation waits, or set the ones given
+    Policy {
+        /// Minutes an alarm may stay unclaimed before it reaches the base
+        #[arg(long, value_name = "MINUTES")]
+        alarm_ack: Option<u32>,
+        /// Minutes any other alert or an overdue call may stay unclaimed before it reaches the base
+        #[arg(long, value_name = "MINUTES")]
+        alert_ack: Option<u32>,
+        /// Minutes between an unanswered video call and the next try
+        #[arg(long, value_name = "MINUTES")]
+        call_retry: Option<u32>,
+        /// Unanswered calls after which a video visit becomes a physical visit for the zone
+        #[arg(long, value_name = "N")]
+        call_attempts: Option<u32>,
+    },
 }
 
 #[derive(Debug, Subcommand)]

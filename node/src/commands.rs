@@ -249,6 +249,7 @@ pub(crate) fn run_node(
         }
         NodeCommand::Daylog(cmd) => daylog(repo, json, rng, cmd),
         NodeCommand::Conflicts(args) => conflicts(repo, json, rng, args),
+        NodeCommand::Tasks(args) => crate::tasks::run(repo, json, rng, args),
         NodeCommand::DayReport { date, zone, csv } => {
             let format = match (json, csv) {
                 (true, true) => bail!("give either --json or --csv"),

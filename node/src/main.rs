@@ -16,6 +16,7 @@ mod control;
 mod demo;
 mod http;
 mod serve;
+mod tasks;
 mod trust;
 
 use std::process::ExitCode;

@@ -10,8 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use super::plan::VisitKind;
 use super::{Author, ChangeContext, DocError, Document, decode_entries};
-use crate::conflict::ConflictId;
-use crate::ids::{EntryId, MedicationId, VisitId};
+use crate::ids::{ConflictId, EntryId, MedicationId, TaskId, VisitId};
 use crate::time::{Day, Timestamp};
 
 /// Why a visit was not performed.
@@ -103,7 +102,8 @@ impl DeviceEvent {
         )
     }
 
-    fn describe(&self) -> String {
+    /// One line for people.
+    pub fn describe(&self) -> String {
         match self {
             DeviceEvent::DoseDispensed { dose } => format!("dose {dose} dispensed"),
             DeviceEvent::DoseTaken { dose } => format!("dose {dose} TAKEN"),
@@ -213,6 +213,19 @@ pub enum EntryBody {
         /// What it reported.
         event: DeviceEvent,
     },
+    /// "I take it": the author claims a task (see [`crate::escalation`]), which also stops it
+    /// escalating. Two claims on one task are both kept.
+    TaskClaimed {
+        /// The task.
+        task: TaskId,
+    },
+    /// The author completed a task, saying what was done.
+    TaskDone {
+        /// The task.
+        task: TaskId,
+        /// What was found and done.
+        note: String,
+    },
 }
 
 impl EntryBody {
@@ -297,6 +310,8 @@ impl EntryBody {
             EntryBody::DeviceEvent { device, event, .. } => {
                 format!("{device}: {}", event.describe())
             }
+            EntryBody::TaskClaimed { task } => format!("claimed task {task}"),
+            EntryBody::TaskDone { task, note } => format!("completed task {task}: {note}"),
         }
     }
 }
@@ -367,10 +382,12 @@ fn validate(body: &EntryBody) -> Result<(), DocError> {
         EntryBody::EnteredInError { reason, .. } | EntryBody::MedicationNotGiven { reason, .. } => {
             vec![reason]
         }
-        EntryBody::ConflictResolved { note, .. } => vec![note],
+        EntryBody::ConflictResolved { note, .. } | EntryBody::TaskDone { note, .. } => vec![note],
         EntryBody::Observation { kind, value, .. } => vec![kind, value],
         EntryBody::VisitNotPerformed { note, .. } => note.as_deref().into_iter().collect(),
-        EntryBody::VisitPerformed { .. } | EntryBody::MedicationGiven { .. } => vec![],
+        EntryBody::VisitPerformed { .. }
+        | EntryBody::MedicationGiven { .. }
+        | EntryBody::TaskClaimed { .. } => vec![],
         EntryBody::DeviceEvent {
             device,
             event_id,

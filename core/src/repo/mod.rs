@@ -6,6 +6,7 @@
 
 mod access;
 mod devices;
+mod tasks;
 mod tx;
 
 use std::collections::HashMap;
@@ -19,6 +20,7 @@ pub use devices::{DeviceReport, DoseEventKind};
 pub use tx::Transaction;
 
 use crate::conflict::{Conflict, ConflictId};
+use crate::escalation::TaskId;
 
 use crate::docs::daylog::{DayLogBody, DayLogEntry};
 use crate::docs::journal::{self, Entry, MissedReason};
@@ -325,6 +327,10 @@ impl Repo {
         fn send_message(now: Timestamp, rng: &mut impl RngCore, patient: &PatientId, to: Recipient, text: &str, in_reply_to: Option<EntryId>) -> Message;
         /// Appends to this node's staff member's day log.
         fn day_log(now: Timestamp, rng: &mut impl RngCore, event_time: Timestamp, body: DayLogBody) -> DayLogEntry;
+        /// Claims an escalation task (see [`Transaction::claim_task`]).
+        fn claim_task(now: Timestamp, rng: &mut impl RngCore, task: &TaskId) -> Entry;
+        /// Completes an escalation task, saying what was done.
+        fn complete_task(now: Timestamp, rng: &mut impl RngCore, task: &TaskId, note: &str) -> Entry;
         /// Resolves a conflict with an attributable entry (see [`Transaction::resolve_conflict`]).
         fn resolve_conflict(now: Timestamp, rng: &mut impl RngCore, conflict: &ConflictId, note: &str, value: Option<&str>) -> Option<Entry>;
     }

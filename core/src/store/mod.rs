@@ -15,6 +15,7 @@
 
 mod crypt;
 mod schema;
+mod tasks;
 mod trust;
 
 pub use crypt::{KeyError, STORE_KEY_FILE, StoreKey};
@@ -30,12 +31,14 @@ use redb::{Database, ReadableDatabase, ReadableTable, ReadableTableMetadata, Wri
 use crypt::{Cipher, chunk_place};
 pub use schema::FORMAT_VERSION;
 use schema::{
-    CHUNKS, CONFLICTS, DOC_SEQ, DOCS, LOG, MAGIC, META, PATIENT_NAMES, PEER_DOCS, PEERS, VISITS,
+    CHUNKS, CONFLICTS, DOC_SEQ, DOCS, LOG, MAGIC, META, PATIENT_NAMES, PEER_DOCS, PEERS, TASKS,
+    VISITS,
 };
 
 use crate::conflict::{self, Conflict};
 use crate::docs::record::PatientField;
 use crate::docs::{DocError, DocKind, Document, DocumentId, journal, plan, record};
+use crate::escalation;
 use crate::identity::{NodeId, NodeKey};
 use crate::ids::{PatientId, VisitId};
 use crate::time::Month;
@@ -387,11 +390,17 @@ impl Store {
                     .map(u32::from_le_bytes)
                     .map_err(|_| corrupt(&"format version is malformed"))?;
                 match found {
-                    1 => {
-                        self.migrate_v1(fresh_epoch).map_err(|e| corrupt(&e))?;
-                        self.migrate_v2().map_err(|e| corrupt(&e))?;
+                    1..=3 => {
+                        if found == 1 {
+                            self.migrate_v1(fresh_epoch).map_err(|e| corrupt(&e))?;
+                        }
+                        if found <= 2 {
+                            self.migrate_v2().map_err(|e| corrupt(&e))?;
+                        } else if !self.key_matches().map_err(|e| corrupt(&e))? {
+                            return Err(OpenError::WrongKey(path.to_owned()));
+                        }
+                        self.migrate_v3().map_err(|e| corrupt(&e))?;
                     }
-                    2 => self.migrate_v2().map_err(|e| corrupt(&e))?,
                     FORMAT_VERSION => {
                         if !self.key_matches().map_err(|e| corrupt(&e))? {
                             return Err(OpenError::WrongKey(path.to_owned()));
@@ -483,6 +492,7 @@ impl Store {
             tx.open_table(DOCS)?;
             tx.open_table(VISITS)?;
             tx.open_table(CONFLICTS)?;
+            tx.open_table(TASKS)?;
             create_sync_tables(&tx, epoch)?;
             self.create_trust_tables(&tx)?;
         }
@@ -1138,6 +1148,8 @@ impl WriteBatch<'_> {
                     &month.to_string(),
                     &found,
                 )?;
+                let triggers = escalation::month_triggers(&patient, month, &plan, &journal);
+                tasks::put_triggers(&self.tx, &store.cipher, &patient, month, &triggers)?;
             }
             let durability = if self.durable {
                 redb::Durability::Immediate

@@ -30,6 +30,10 @@ pub(crate) const VISITS: TableDefinition<&str, &str> = TableDefinition::new("vis
 pub(crate) const CONFLICTS: TableDefinition<(&str, &str), &[u8]> =
     TableDefinition::new("conflicts");
 
+/// Derived (format 4): (patient id, `YYYY-MM`) → sealed JSON list of the month's escalation
+/// triggers ([`crate::escalation::Trigger`]); rows only for months that have any.
+pub(crate) const TASKS: TableDefinition<(&str, &str), &[u8]> = TableDefinition::new("tasks");
+
 /// The local change log: sequence number → id of the document changed. Each document appears once,
 /// at the number of its latest change; sync sessions read it from a peer's checkpoint onwards.
 pub(crate) const LOG: TableDefinition<u64, &str> = TableDefinition::new("log");
@@ -73,5 +77,6 @@ pub(crate) const MAGIC: &[u8] = b"omsyn-store";
 /// epoch and per-peer knowledge for sync (a version-1 store is migrated on open). 3 — encrypts
 /// chunks (each carrying its changes' signatures), names and conflicts with the store key; adds
 /// certificates, revocations, withheld documents and the relations index (a version-2 store is
-/// migrated on open, signing its own node's changes).
-pub const FORMAT_VERSION: u32 = 3;
+/// migrated on open, signing its own node's changes). 4 — adds the escalation index (`tasks`),
+/// derived on open from the journals a version-3 store holds.
+pub const FORMAT_VERSION: u32 = 4;

@@ -9,11 +9,11 @@ use redb::{ReadableDatabase, ReadableTable, WriteTransaction};
 use super::crypt::chunk_place;
 use super::schema::{
     CERTS, CHUNKS, CONFLICTS, DOC_SEQ, DOCS, LOG, META, PATIENT_NAMES, PATIENTS_V2, PEER_DOCS,
-    RELATIONS, REVOCATIONS, VISITS, WITHHELD,
+    RELATIONS, REVOCATIONS, TASKS, VISITS, WITHHELD,
 };
 use super::{
-    DocMeta, FORMAT_VERSION, OpenError, Store, StoreError, WriteBatch, conflict_place,
-    doc_ids_with_prefix, encode_chunk, name_place, patient_prefixes,
+    DocMeta, OpenError, Store, StoreError, WriteBatch, conflict_place, doc_ids_with_prefix,
+    encode_chunk, name_place, patient_prefixes,
 };
 use crate::docs::{Document, DocumentId, access, plan};
 use crate::identity::NodeId;
@@ -175,7 +175,7 @@ impl Store {
         }
         drop(table);
         tx.open_table(META)?
-            .insert("format_version", FORMAT_VERSION.to_le_bytes().as_slice())?;
+            .insert("format_version", 3u32.to_le_bytes().as_slice())?;
         tx.commit()?;
         Ok(())
     }
@@ -491,6 +491,7 @@ impl WriteBatch<'_> {
             drop(table);
             tx.open_table(PATIENT_NAMES)?.remove(p)?;
             remove_range(&mut tx.open_table(CONFLICTS)?, p)?;
+            remove_range(&mut tx.open_table(TASKS)?, p)?;
             remove_range(&mut tx.open_table(RELATIONS)?, p)?;
             let visits: Vec<String> = tx
                 .open_table(VISITS)?

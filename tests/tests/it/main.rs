@@ -6,6 +6,7 @@ mod conflicts;
 mod day_report;
 mod devices;
 mod durability;
+mod escalation;
 mod merge_properties;
 mod simulation;
 mod store_files;

@@ -1,0 +1,587 @@
+//! Escalation: the tasks that facts in a patient's journal call for, and who must act on them now.
+//!
+//! "Run by the nodes that hold the data": nobody writes a task document. A task is derived, like a
+//! safety conflict, from one month of a patient's plan and journal, so every node holding them (the
+//! home unit that took the dispenser's report, the nurses with the patient on their list, the base)
+//! derives the same tasks with the same ids, offline included. Its stage — whose it is now, whether
+//! it has reached the base — is a pure function of those facts, the clock and the
+//! [`EscalationPolicy`]: two nodes that agree on the facts and the time agree on who must act.
+//!
+//! What people write are facts in the journal: a claim ([`EntryBody::TaskClaimed`]: "I take it",
+//! which is also the acknowledgement that stops escalation), a completion ([`EntryBody::TaskDone`])
+//! and, for a video visit, each unanswered call ([`EntryBody::VisitNotPerformed`] with
+//! [`MissedReason::NoAnswer`]). Two nurses who claim the same task offline both keep their claims,
+//! and each sees the other's once they sync: nobody is unassigned, because two arriving beats nobody
+//! arriving (domain.md §6, case 7).
+//!
+//! | trigger | task | owner | reaches the base |
+//! |---|---|---|---|
+//! | alarm button | respond to the alarm (urgent) | the assigned nurse | unclaimed after `alarm_ack_minutes` |
+//! | missed dose | follow up the dose (high) | the assigned nurse | unclaimed after `alert_ack_minutes` |
+//! | device error, power failure | check the device | the assigned nurse | unclaimed after `alert_ack_minutes` |
+//! | video visit, fewer than `call_attempts` unanswered calls | call again, `call_retry_minutes` after the last | the visit's staff | not called by the due time + `alert_ack_minutes` |
+//! | video visit, `call_attempts` unanswered calls | physical visit (high) | the patient's zone | at once |
+//!
+//! The assigned nurse is the staff the plan assigns to the patient's visit under way or next on
+//! the day of the alert (else that day's last visit); with nobody assigned, the base owns the task
+//! at once. A task closes with a completion, or with the fact that settles it: the visit documented
+//! as performed, the missed dose documented as given, taken or not given.
+
+use std::collections::BTreeSet;
+
+use serde::{Deserialize, Serialize};
+
+use crate::docs::Author;
+use crate::docs::journal::{DeviceEvent, DoseRef, Entry, EntryBody, Journal, MissedReason};
+use crate::docs::plan::{PlanStatus, VisitKind, VisitPlan};
+use crate::identity::Role;
+pub use crate::ids::TaskId;
+use crate::ids::{EntryId, PatientId, StaffId, VisitId};
+use crate::time::{Month, Timestamp};
+
+/// How long each step waits. Every node derives escalation with its own policy: set it on the base
+/// (it decides when the base is told) and on the devices that should show the same stages.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct EscalationPolicy {
+    /// Minutes an alarm may stay unclaimed before it reaches the base.
+    pub alarm_ack_minutes: u32,
+    /// Minutes any other alert (missed dose, device error, power failure) or an overdue call may
+    /// stay unclaimed before it reaches the base.
+    pub alert_ack_minutes: u32,
+    /// Minutes between an unanswered video call and the next try.
+    pub call_retry_minutes: u32,
+    /// Unanswered calls after which a video visit becomes a physical visit for the zone.
+    pub call_attempts: u32,
+}
+
+impl Default for EscalationPolicy {
+    /// domain.md §3: retry at +5 and +10 minutes, then send someone.
+    fn default() -> Self {
+        EscalationPolicy {
+            alarm_ack_minutes: 5,
+            alert_ack_minutes: 15,
+            call_retry_minutes: 5,
+            call_attempts: 3,
+        }
+    }
+}
+
+impl EscalationPolicy {
+    /// Checks the bounds: every wait 1 minute to 24 hours, 1 to 10 call attempts.
+    pub fn validate(&self) -> Result<(), String> {
+        let waits = [
+            ("alarm acknowledgement", self.alarm_ack_minutes),
+            ("alert acknowledgement", self.alert_ack_minutes),
+            ("call retry", self.call_retry_minutes),
+        ];
+        for (what, minutes) in waits {
+            if !(1..=24 * 60).contains(&minutes) {
+                return Err(format!(
+                    "the {what} wait must be 1 to 1440 minutes, not {minutes}"
+                ));
+            }
+        }
+        if !(1..=10).contains(&self.call_attempts) {
+            return Err(format!(
+                "call attempts must be 1 to 10, not {}",
+                self.call_attempts
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// What raised a task: the evidence in one month of a patient's journal, as the store indexes it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Trigger {
+    /// The patient.
+    pub patient: PatientId,
+    /// The journal month holding the evidence (claims and completions go there too).
+    pub month: Month,
+    /// The evidence.
+    pub source: Source,
+    /// When the first evidence happened.
+    pub raised_at: Timestamp,
+    /// The staff the plan assigns (empty: nobody).
+    pub nurses: Vec<StaffId>,
+    /// Claims on any task this trigger raises.
+    pub claims: Vec<Act>,
+    /// What closed it (a completion, or the fact that settles it), earliest first.
+    pub done: Vec<Act>,
+}
+
+/// The evidence behind a trigger.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case", tag = "kind")]
+pub enum Source {
+    /// A device in the home raised an alert.
+    DeviceAlert {
+        /// The journal entry of the device event.
+        entry: EntryId,
+        /// The device.
+        device: String,
+        /// What it reported.
+        event: DeviceEvent,
+    },
+    /// Calls for a video visit went unanswered.
+    UnansweredCalls {
+        /// The visit.
+        visit: VisitId,
+        /// When each unanswered call was made, earliest first.
+        calls: Vec<Timestamp>,
+    },
+}
+
+/// A person's act on a task: a claim, a completion, or a settling fact.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Act {
+    /// The task claimed or completed (`None`: a fact that settles every task of the trigger).
+    pub task: Option<TaskId>,
+    /// The journal entry.
+    pub entry: EntryId,
+    /// Who.
+    pub by: Author,
+    /// When.
+    pub at: Timestamp,
+    /// What was done, for a completion.
+    pub note: Option<String>,
+}
+
+impl Act {
+    fn of(entry: &Entry, task: Option<&TaskId>, note: Option<String>) -> Self {
+        Act {
+            task: task.cloned(),
+            entry: entry.id.clone(),
+            by: entry.author.clone(),
+            at: entry.event_time,
+            note,
+        }
+    }
+
+    /// The staff member (or, for a device, the author's name) who acted.
+    pub fn who(&self) -> String {
+        match &self.by.staff {
+            Some(staff) => format!("{} ({staff})", self.by.name),
+            None => self.by.name.clone(),
+        }
+    }
+}
+
+/// How urgent a task is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Priority {
+    /// Someone pressed the alarm button.
+    Urgent,
+    /// A missed dose; nobody reached on a video visit.
+    High,
+    /// A device to check; a call to make again.
+    Normal,
+}
+
+/// What must be done.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case", tag = "kind")]
+pub enum TaskKind {
+    /// Respond to a device's alert (alarm, missed dose, device error, power failure).
+    RespondToAlert {
+        /// The device.
+        device: String,
+        /// What it reported.
+        event: DeviceEvent,
+    },
+    /// Call the patient again for a video visit.
+    CallAgain {
+        /// The visit.
+        visit: VisitId,
+        /// Calls unanswered so far.
+        unanswered: u32,
+    },
+    /// Nobody answered the video visit's calls: someone must go.
+    PhysicalVisit {
+        /// The video visit that went unanswered.
+        visit: VisitId,
+        /// Calls unanswered.
+        unanswered: u32,
+    },
+}
+
+/// Whose a task is.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case", tag = "kind", content = "staff")]
+pub enum Owner {
+    /// The nurses the plan assigns.
+    Nurses(Vec<StaffId>),
+    /// The base.
+    Base,
+    /// Anyone in the patient's zone.
+    Zone,
+}
+
+/// A task as it stands at one moment.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Task {
+    /// Stable id (the same on every node).
+    pub id: TaskId,
+    /// The patient.
+    pub patient: PatientId,
+    /// The journal month its claims and completion go to.
+    pub month: Month,
+    /// What must be done.
+    #[serde(flatten)]
+    pub kind: TaskKind,
+    /// How urgent.
+    pub priority: Priority,
+    /// When the evidence first appeared.
+    pub raised_at: Timestamp,
+    /// Whose it is.
+    pub owner: Owner,
+    /// When it reaches (or reached) the base if nobody claims it; `None` when it never does.
+    pub escalates_at: Option<Timestamp>,
+    /// Whether it has reached the base.
+    pub escalated: bool,
+    /// When to act (a call to make again), if it is for a set time.
+    pub due: Option<Timestamp>,
+    /// Everyone who claimed it, earliest first (two is not an error: both are told).
+    pub claims: Vec<Act>,
+    /// What closed it.
+    pub done: Option<Act>,
+    /// One line for people.
+    pub summary: String,
+}
+
+impl Task {
+    /// Whether nobody has closed it.
+    pub fn is_open(&self) -> bool {
+        self.done.is_none()
+    }
+
+    /// The next moment this task's stage changes by the clock alone (it reaches the base, or a
+    /// call falls due), if one is ahead of `now`. A node sets its timer by it.
+    pub fn next_change(&self, now: Timestamp) -> Option<Timestamp> {
+        if !self.is_open() {
+            return None;
+        }
+        let unclaimed = self.claims.is_empty();
+        [self.escalates_at.filter(|_| unclaimed), self.due]
+            .into_iter()
+            .flatten()
+            .filter(|t| *t > now)
+            .min()
+    }
+
+    /// Whether the task is one `viewer` must see: a base sees every task; a nurse sees those she
+    /// owns or claimed and those for the zone (she holds the patient, so she may go).
+    pub fn concerns(&self, role: Role, staff: Option<&StaffId>) -> bool {
+        match role {
+            Role::Base => true,
+            Role::HomeUnit => false,
+            Role::Nurse => {
+                let Some(staff) = staff else { return false };
+                matches!(&self.owner, Owner::Nurses(n) if n.contains(staff))
+                    || self.owner == Owner::Zone
+                    || self.claimed_by(staff)
+            }
+        }
+    }
+
+    /// Whether `staff` claimed it.
+    pub fn claimed_by(&self, staff: &StaffId) -> bool {
+        self.claims
+            .iter()
+            .any(|c| c.by.staff.as_ref() == Some(staff))
+    }
+
+    /// The others who claimed it too, if `staff` claimed it ("also claimed by X").
+    pub fn also_claimed_by(&self, staff: &StaffId) -> Vec<&Act> {
+        if !self.claimed_by(staff) {
+            return Vec::new();
+        }
+        self.claims
+            .iter()
+            .filter(|c| c.by.staff.as_ref() != Some(staff))
+            .collect()
+    }
+}
+
+impl Trigger {
+    /// The ids of every task this trigger can raise (claims name one of them).
+    pub fn task_ids(&self) -> Vec<TaskId> {
+        match &self.source {
+            Source::DeviceAlert { entry, .. } => vec![alert_task(entry)],
+            Source::UnansweredCalls { visit, .. } => {
+                vec![call_again_task(visit), physical_visit_task(visit)]
+            }
+        }
+    }
+
+    /// The task this trigger stands for at `now` under `policy`.
+    pub fn task(&self, now: Timestamp, policy: &EscalationPolicy) -> Task {
+        let minutes = |m: u32| i64::from(m);
+        let (id, kind, priority, owner, escalates_at, due, summary) = match &self.source {
+            Source::DeviceAlert {
+                entry,
+                device,
+                event,
+            } => {
+                let (priority, wait) = match event {
+                    DeviceEvent::AlarmPressed => (Priority::Urgent, policy.alarm_ack_minutes),
+                    DeviceEvent::DoseMissed { .. } => (Priority::High, policy.alert_ack_minutes),
+                    _ => (Priority::Normal, policy.alert_ack_minutes),
+                };
+                let (owner, escalates_at) = if self.nurses.is_empty() {
+                    (Owner::Base, self.raised_at)
+                } else {
+                    (
+                        Owner::Nurses(self.nurses.clone()),
+                        self.raised_at.plus_minutes(minutes(wait)),
+                    )
+                };
+                let summary = format!("respond: {device}: {}", event.describe());
+                let kind = TaskKind::RespondToAlert {
+                    device: device.clone(),
+                    event: event.clone(),
+                };
+                (
+                    alert_task(entry),
+                    kind,
+                    priority,
+                    owner,
+                    Some(escalates_at),
+                    None,
+                    summary,
+                )
+            }
+            Source::UnansweredCalls { visit, calls } => {
+                let unanswered = u32::try_from(calls.len()).unwrap_or(u32::MAX);
+                if unanswered >= policy.call_attempts {
+                    let summary = format!(
+                        "physical visit: video visit {visit} unanswered after {unanswered} calls"
+                    );
+                    let kind = TaskKind::PhysicalVisit {
+                        visit: visit.clone(),
+                        unanswered,
+                    };
+                    (
+                        physical_visit_task(visit),
+                        kind,
+                        Priority::High,
+                        Owner::Zone,
+                        None,
+                        None,
+                        summary,
+                    )
+                } else {
+                    let last = calls.last().copied().unwrap_or(self.raised_at);
+                    let due = last.plus_minutes(minutes(policy.call_retry_minutes));
+                    let owner = if self.nurses.is_empty() {
+                        Owner::Base
+                    } else {
+                        Owner::Nurses(self.nurses.clone())
+                    };
+                    let summary = format!(
+                        "call again at {}: video visit {visit}, {unanswered} unanswered",
+                        due.hhmm()
+                    );
+                    let kind = TaskKind::CallAgain {
+                        visit: visit.clone(),
+                        unanswered,
+                    };
+                    let escalates_at = due.plus_minutes(minutes(policy.alert_ack_minutes));
+                    (
+                        call_again_task(visit),
+                        kind,
+                        Priority::Normal,
+                        owner,
+                        Some(escalates_at),
+                        Some(due),
+                        summary,
+                    )
+                }
+            }
+        };
+        let claims: Vec<Act> = self
+            .claims
+            .iter()
+            .filter(|c| c.task.as_ref() == Some(&id))
+            .cloned()
+            .collect();
+        let escalated =
+            owner == Owner::Base || (claims.is_empty() && escalates_at.is_some_and(|t| t <= now));
+        Task {
+            id,
+            patient: self.patient.clone(),
+            month: self.month,
+            kind,
+            priority,
+            raised_at: self.raised_at,
+            owner,
+            escalates_at,
+            escalated,
+            due,
+            claims,
+            done: self.done.first().cloned(),
+            summary,
+        }
+    }
+}
+
+fn alert_task(entry: &EntryId) -> TaskId {
+    TaskId::derive(&["alert", entry.as_str()])
+}
+
+fn call_again_task(visit: &VisitId) -> TaskId {
+    TaskId::derive(&["call-again", visit.as_str()])
+}
+
+fn physical_visit_task(visit: &VisitId) -> TaskId {
+    TaskId::derive(&["physical-visit", visit.as_str()])
+}
+
+/// Every trigger in one month of `patient`'s plan and journal: device alerts, and video visits
+/// with unanswered calls, with their claims and what closed them. Pure: every replica holding the
+/// same documents derives the same list.
+pub fn month_triggers(
+    patient: &PatientId,
+    month: Month,
+    plan: &VisitPlan,
+    journal: &Journal,
+) -> Vec<Trigger> {
+    let withdrawn: BTreeSet<&EntryId> = journal.entered_in_error().collect();
+    let facts: Vec<&Entry> = journal
+        .entries
+        .iter()
+        .filter(|e| !withdrawn.contains(&e.id))
+        .collect();
+    let mut found = Vec::new();
+    for entry in &facts {
+        if let EntryBody::DeviceEvent { device, event, .. } = &entry.body
+            && event.is_alert()
+        {
+            let done = match event {
+                DeviceEvent::DoseMissed { dose } => facts
+                    .iter()
+                    .filter(|f| f.event_time >= entry.event_time && settles_dose(f, dose))
+                    .map(|f| Act::of(f, None, Some(f.body.describe())))
+                    .collect(),
+                _ => Vec::new(),
+            };
+            found.push(Trigger {
+                patient: patient.clone(),
+                month,
+                source: Source::DeviceAlert {
+                    entry: entry.id.clone(),
+                    device: device.clone(),
+                    event: event.clone(),
+                },
+                raised_at: entry.event_time,
+                nurses: assigned_nurses(plan, entry.event_time),
+                claims: Vec::new(),
+                done,
+            });
+        }
+    }
+    for visit in &plan.visits {
+        if visit.kind != VisitKind::Digital || matches!(visit.status, PlanStatus::Cancelled { .. })
+        {
+            continue;
+        }
+        let calls: Vec<Timestamp> = facts
+            .iter()
+            .filter_map(|f| match &f.body {
+                EntryBody::VisitNotPerformed {
+                    visit: v,
+                    reason: MissedReason::NoAnswer,
+                    ..
+                } if v == &visit.id => Some(f.event_time),
+                _ => None,
+            })
+            .collect();
+        let Some(first) = calls.first().copied() else {
+            continue;
+        };
+        let done = facts
+            .iter()
+            .filter(
+                |f| matches!(&f.body, EntryBody::VisitPerformed { visit: v, .. } if v == &visit.id),
+            )
+            .map(|f| Act::of(f, None, Some(f.body.describe())))
+            .collect();
+        let mut nurses = visit.staff.clone();
+        if nurses.is_empty() {
+            // Whoever made the calls is whose the retry is.
+            nurses.extend(facts.iter().rev().find_map(|f| match &f.body {
+                EntryBody::VisitNotPerformed { visit: v, .. } if v == &visit.id => {
+                    f.author.staff.clone()
+                }
+                _ => None,
+            }));
+        }
+        found.push(Trigger {
+            patient: patient.clone(),
+            month,
+            source: Source::UnansweredCalls {
+                visit: visit.id.clone(),
+                calls,
+            },
+            raised_at: first,
+            nurses,
+            claims: Vec::new(),
+            done,
+        });
+    }
+    for trigger in &mut found {
+        let ids = trigger.task_ids();
+        for entry in &facts {
+            match &entry.body {
+                EntryBody::TaskClaimed { task } if ids.contains(task) => {
+                    trigger.claims.push(Act::of(entry, Some(task), None));
+                }
+                EntryBody::TaskDone { task, note } if ids.contains(task) => {
+                    trigger
+                        .done
+                        .push(Act::of(entry, Some(task), Some(note.clone())));
+                }
+                _ => {}
+            }
+        }
+        trigger
+            .done
+            .sort_by(|a, b| a.at.cmp(&b.at).then_with(|| a.entry.cmp(&b.entry)));
+    }
+    found
+}
+
+/// Whether `fact` documents what became of a missed dose: given, taken, or not given.
+fn settles_dose(fact: &Entry, dose: &DoseRef) -> bool {
+    match &fact.body {
+        EntryBody::MedicationGiven { dose: d, .. }
+        | EntryBody::MedicationNotGiven { dose: d, .. } => d == dose,
+        EntryBody::DeviceEvent {
+            event: DeviceEvent::DoseTaken { dose: d },
+            ..
+        } => d == dose,
+        _ => false,
+    }
+}
+
+/// The staff of the patient's visit under way or next at `at` on that day, else of the day's last.
+fn assigned_nurses(plan: &VisitPlan, at: Timestamp) -> Vec<StaffId> {
+    let mut today: Vec<_> = plan
+        .visits
+        .iter()
+        .filter(|v| {
+            v.day() == at.day()
+                && !v.staff.is_empty()
+                && !matches!(v.status, PlanStatus::Cancelled { .. })
+        })
+        .collect();
+    today.sort_by(|a, b| a.start.cmp(&b.start).then_with(|| a.id.cmp(&b.id)));
+    today
+        .iter()
+        .find(|v| v.end >= at)
+        .or(today.last())
+        .map(|v| v.staff.clone())
+        .unwrap_or_default()
+}

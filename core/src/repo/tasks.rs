@@ -1,0 +1,126 @@
+//! Escalation tasks: listing them as they stand now, claiming and completing them (see
+//! [`crate::escalation`]). A claim or completion is a journal entry in the month of the task's
+//! evidence, so it merges, syncs and is attributed like any other fact.
+
+use rand::RngCore;
+
+use super::{Repo, RepoError, Transaction};
+use crate::docs::DocumentId;
+use crate::docs::journal::{Entry, EntryBody};
+use crate::escalation::{EscalationPolicy, Task, TaskId};
+use crate::identity::Role;
+use crate::ids::PatientId;
+use crate::time::Timestamp;
+
+impl Repo {
+    /// This node's escalation policy.
+    pub fn escalation_policy(&self) -> Result<EscalationPolicy, RepoError> {
+        Ok(self.store.escalation_policy()?)
+    }
+
+    /// Sets this node's escalation policy, after checking its bounds.
+    pub fn set_escalation_policy(&self, policy: &EscalationPolicy) -> Result<(), RepoError> {
+        policy.validate().map_err(RepoError::Invalid)?;
+        Ok(self.store.set_escalation_policy(policy)?)
+    }
+
+    /// Every task this node's documents call for, as it stands at `now`, open ones first by
+    /// priority and time; optionally for one patient.
+    pub fn tasks(
+        &self,
+        now: Timestamp,
+        patient: Option<&PatientId>,
+    ) -> Result<Vec<Task>, RepoError> {
+        let policy = self.store.escalation_policy()?;
+        let mut tasks: Vec<Task> = self
+            .store
+            .triggers(patient)?
+            .iter()
+            .map(|t| t.task(now, &policy))
+            .collect();
+        tasks.sort_by(|a, b| {
+            (b.is_open(), b.escalated)
+                .cmp(&(a.is_open(), a.escalated))
+                .then(a.priority.cmp(&b.priority))
+                .then(a.raised_at.cmp(&b.raised_at))
+                .then(a.id.cmp(&b.id))
+        });
+        Ok(tasks)
+    }
+
+    /// The open tasks this node's user must see (see [`Task::concerns`]).
+    pub fn my_tasks(&self, now: Timestamp) -> Result<Vec<Task>, RepoError> {
+        let profile = self.profile();
+        Ok(self
+            .tasks(now, None)?
+            .into_iter()
+            .filter(|t| t.is_open() && t.concerns(profile.role, profile.staff_id.as_ref()))
+            .collect())
+    }
+
+    /// The task with this id, as it stands at `now`.
+    pub fn task(&self, now: Timestamp, id: &TaskId) -> Result<Task, RepoError> {
+        self.tasks(now, None)?
+            .into_iter()
+            .find(|t| &t.id == id)
+            .ok_or_else(|| RepoError::NotFound(format!("task {id}")))
+    }
+}
+
+impl Transaction<'_> {
+    /// Claims a task for this node's staff member ("I take it"). Claiming what a colleague
+    /// already claimed is allowed: both claims are kept and both are told.
+    pub fn claim_task(
+        &mut self,
+        now: Timestamp,
+        rng: &mut impl RngCore,
+        id: &TaskId,
+    ) -> Result<Entry, RepoError> {
+        let task = self.open_task(now, id, "claim tasks")?;
+        let staff = self.repo.profile().staff_id.clone();
+        if staff.as_ref().is_some_and(|s| task.claimed_by(s)) {
+            return Err(RepoError::Invalid(format!("you already claimed task {id}")));
+        }
+        let body = EntryBody::TaskClaimed { task: id.clone() };
+        let doc = DocumentId::Journal(task.patient, task.month);
+        self.append_entry(now, rng, doc, now, body)
+    }
+
+    /// Completes a task, saying what was done.
+    pub fn complete_task(
+        &mut self,
+        now: Timestamp,
+        rng: &mut impl RngCore,
+        id: &TaskId,
+        note: &str,
+    ) -> Result<Entry, RepoError> {
+        let task = self.open_task(now, id, "complete tasks")?;
+        let body = EntryBody::TaskDone {
+            task: id.clone(),
+            note: note.to_owned(),
+        };
+        let doc = DocumentId::Journal(task.patient, task.month);
+        self.append_entry(now, rng, doc, now, body)
+    }
+
+    fn open_task(
+        &mut self,
+        now: Timestamp,
+        id: &TaskId,
+        action: &'static str,
+    ) -> Result<Task, RepoError> {
+        let role = self.repo.profile().role;
+        if role == Role::HomeUnit {
+            return Err(RepoError::NotPermitted { role, action });
+        }
+        let task = self.repo.task(now, id)?;
+        if let Some(done) = &task.done {
+            return Err(RepoError::Invalid(format!(
+                "task {id} was completed by {} at {}",
+                done.who(),
+                done.at
+            )));
+        }
+        Ok(task)
+    }
+}

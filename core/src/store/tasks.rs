@@ -1,0 +1,119 @@
+//! The escalation index: per patient and month, the triggers ([`crate::escalation::Trigger`]) its
+//! plan and journal hold, re-derived in the same transaction as every change to either (like the
+//! conflict index), so listing a base's tasks reads one small table instead of every journal.
+//! Also the format-4 migration, which derives the index for the journals a store already holds.
+
+use redb::{ReadableDatabase, WriteTransaction};
+
+use super::crypt::Cipher;
+use super::schema::{CHUNKS, DOCS, META, TASKS};
+use super::{Store, StoreError, doc_ids_with_prefix, load_doc};
+use crate::docs::{DocumentId, journal, plan};
+use crate::escalation::{self, EscalationPolicy, Trigger};
+use crate::ids::PatientId;
+use crate::time::Month;
+
+impl Store {
+    /// Every escalation trigger the store holds, optionally for one patient.
+    pub fn triggers(&self, patient: Option<&PatientId>) -> Result<Vec<Trigger>, StoreError> {
+        self.contain(|| {
+            let read = self.db.begin_read()?;
+            let table = read.open_table(TASKS)?;
+            let iter = match patient {
+                Some(p) => table.range((p.as_str(), "")..=(p.as_str(), "\u{10FFFF}"))?,
+                None => table.range::<(&str, &str)>(..)?,
+            };
+            let mut out = Vec::new();
+            for item in iter {
+                let (k, v) = item?;
+                let (patient, month) = k.value();
+                let json = self.open_value(&tasks_place(patient, month), v.value())?;
+                let list: Vec<Trigger> = serde_json::from_slice(&json)
+                    .map_err(|e| StoreError::Corrupt(format!("task index: {e}")))?;
+                out.extend(list);
+            }
+            Ok(out)
+        })
+    }
+
+    /// Version 3 → 4: derive the escalation index for every journal month held. One
+    /// transaction: a crash leaves a version-3 store, migrated again on the next open.
+    pub(super) fn migrate_v3(&self) -> Result<(), StoreError> {
+        let tx = self.db.begin_write()?;
+        tx.open_table(TASKS)?;
+        let journals = doc_ids_with_prefix(&tx.open_table(DOCS)?, "journal/")?;
+        for id in journals {
+            let DocumentId::Journal(patient, month) = &id else {
+                continue;
+            };
+            let chunks = tx.open_table(CHUNKS)?;
+            let load = |id: &DocumentId| load_doc(&chunks, &self.cipher, id, self.actor);
+            let journal = load(&id)?.map(|d| journal::read(&d)).unwrap_or_default();
+            let plan = load(&DocumentId::VisitPlan(patient.clone(), *month))?
+                .map(|d| plan::read(&d))
+                .unwrap_or_default();
+            drop(chunks);
+            let found = escalation::month_triggers(patient, *month, &plan, &journal);
+            put_triggers(&tx, &self.cipher, patient, *month, &found)?;
+        }
+        tx.open_table(META)?
+            .insert("format_version", 4u32.to_le_bytes().as_slice())?;
+        tx.commit()?;
+        Ok(())
+    }
+}
+
+/// Replaces the index row of one patient-month (removed when it has no triggers).
+pub(super) fn put_triggers(
+    tx: &WriteTransaction,
+    cipher: &Cipher,
+    patient: &PatientId,
+    month: Month,
+    found: &[Trigger],
+) -> Result<(), StoreError> {
+    let month = month.to_string();
+    let mut table = tx.open_table(TASKS)?;
+    if found.is_empty() {
+        table.remove((patient.as_str(), month.as_str()))?;
+    } else {
+        let json = serde_json::to_vec(found)
+            .map_err(|e| StoreError::Corrupt(format!("encoding tasks: {e}")))?;
+        let sealed = cipher.seal(&tasks_place(patient.as_str(), &month), &json);
+        table.insert((patient.as_str(), month.as_str()), sealed.as_slice())?;
+    }
+    Ok(())
+}
+
+fn tasks_place(patient: &str, month: &str) -> Vec<u8> {
+    format!("tasks/{patient}/{month}").into_bytes()
+}
+
+/// The `META` key of the node's escalation policy (JSON; absent: the defaults).
+const POLICY_KEY: &str = "escalation_policy";
+
+impl Store {
+    /// This node's escalation policy.
+    pub fn escalation_policy(&self) -> Result<EscalationPolicy, StoreError> {
+        self.contain(|| {
+            let read = self.db.begin_read()?;
+            let meta = read.open_table(META)?;
+            match meta.get(POLICY_KEY)? {
+                Some(v) => serde_json::from_slice(v.value())
+                    .map_err(|e| StoreError::Corrupt(format!("escalation policy: {e}"))),
+                None => Ok(EscalationPolicy::default()),
+            }
+        })
+    }
+
+    /// Replaces this node's escalation policy (durably).
+    pub fn set_escalation_policy(&self, policy: &EscalationPolicy) -> Result<(), StoreError> {
+        self.contain(|| {
+            let json = serde_json::to_vec(policy)
+                .map_err(|e| StoreError::Corrupt(format!("encoding escalation policy: {e}")))?;
+            let tx = self.db.begin_write()?;
+            tx.open_table(META)?.insert(POLICY_KEY, json.as_slice())?;
+            tx.commit()?;
+            Ok(())
+        })
+    }
+}

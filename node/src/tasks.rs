@@ -1,0 +1,151 @@
+//! `omsyn tasks`: the escalation tasks this node derives (see `omsyn_core::escalation`), claiming
+//! and completing them, and the node's escalation waits.
+
+use anyhow::{Context, Result};
+use omsyn_core::Repo;
+use omsyn_core::escalation::{EscalationPolicy, Owner, Priority, Task, TaskId};
+use rand::rngs::StdRng;
+use serde_json::json;
+
+use crate::cli::{TaskAction, TasksArgs};
+use crate::commands::{now, patient_id};
+use crate::output::emit;
+
+pub(crate) fn run(repo: &Repo, json: bool, rng: &mut StdRng, args: TasksArgs) -> Result<()> {
+    match args.action {
+        Some(TaskAction::Claim { task }) => {
+            let id = TaskId::parse(&task).context("task")?;
+            let entry = repo.claim_task(now(), rng, &id)?;
+            let task = repo.task(now(), &id)?;
+            let me = repo.profile().staff_id.clone();
+            let others: Vec<String> = me
+                .map(|me| task.also_claimed_by(&me).iter().map(|c| c.who()).collect())
+                .unwrap_or_default();
+            emit(
+                json,
+                &json!({"claimed": id, "entry": entry.id, "also_claimed_by": others}),
+                || {
+                    let mut text = format!("claimed {id}: {}", task.summary);
+                    if !others.is_empty() {
+                        text += &format!("\nALSO CLAIMED BY {}", others.join(", "));
+                    }
+                    text
+                },
+            );
+            Ok(())
+        }
+        Some(TaskAction::Done { task, note }) => {
+            let id = TaskId::parse(&task).context("task")?;
+            let entry = repo.complete_task(now(), rng, &id, &note)?;
+            emit(json, &json!({"completed": id, "entry": entry.id}), || {
+                format!("completed {id}")
+            });
+            Ok(())
+        }
+        Some(TaskAction::Policy {
+            alarm_ack,
+            alert_ack,
+            call_retry,
+            call_attempts,
+        }) => {
+            let mut policy = repo.escalation_policy()?;
+            let given = [alarm_ack, alert_ack, call_retry, call_attempts];
+            if given.iter().any(Option::is_some) {
+                policy = EscalationPolicy {
+                    alarm_ack_minutes: alarm_ack.unwrap_or(policy.alarm_ack_minutes),
+                    alert_ack_minutes: alert_ack.unwrap_or(policy.alert_ack_minutes),
+                    call_retry_minutes: call_retry.unwrap_or(policy.call_retry_minutes),
+                    call_attempts: call_attempts.unwrap_or(policy.call_attempts),
+                };
+                repo.set_escalation_policy(&policy)?;
+            }
+            emit(json, &policy, || {
+                format!(
+                    "alarm unclaimed → base after {} min\nother alert unclaimed → base after {} min\n\
+                     unanswered video call → call again after {} min\n\
+                     {} unanswered calls → physical visit for the zone",
+                    policy.alarm_ack_minutes,
+                    policy.alert_ack_minutes,
+                    policy.call_retry_minutes,
+                    policy.call_attempts
+                )
+            });
+            Ok(())
+        }
+        None => list(repo, json, args.all, args.patient.as_deref()),
+    }
+}
+
+fn list(repo: &Repo, json: bool, all: bool, patient: Option<&str>) -> Result<()> {
+    let now = now();
+    let patient = patient.map(patient_id).transpose()?;
+    match &patient {
+        Some(p) => {
+            repo.open_patient(now, p, "tasks")?;
+        }
+        None => {
+            repo.log_read(now, "escalation tasks")?;
+        }
+    }
+    let tasks: Vec<Task> = if all {
+        repo.tasks(now, patient.as_ref())?
+    } else {
+        repo.my_tasks(now)?
+            .into_iter()
+            .filter(|t| patient.as_ref().is_none_or(|p| &t.patient == p))
+            .collect()
+    };
+    let me = repo.profile().staff_id.clone();
+    emit(json, &tasks, || {
+        if tasks.is_empty() {
+            return "no tasks".into();
+        }
+        tasks.iter().map(|t| describe(t, me.as_ref())).collect()
+    });
+    Ok(())
+}
+
+fn describe(task: &Task, me: Option<&omsyn_core::ids::StaffId>) -> String {
+    let priority = match task.priority {
+        Priority::Urgent => "URGENT",
+        Priority::High => "HIGH",
+        Priority::Normal => "normal",
+    };
+    let owner = match &task.owner {
+        Owner::Nurses(staff) => staff
+            .iter()
+            .map(|s| s.to_string())
+            .collect::<Vec<_>>()
+            .join("+"),
+        Owner::Base => "base".into(),
+        Owner::Zone => "zone".into(),
+    };
+    let mut line = format!(
+        "{} {priority:<6} {} for {owner}: {}",
+        task.id, task.patient, task.summary
+    );
+    if let Some(done) = &task.done {
+        line += &format!("\n    done by {} at {}", done.who(), done.at.hhmm());
+    } else if task.escalated {
+        line += "\n    ESCALATED TO THE BASE";
+    } else if let Some(at) = task.escalates_at.filter(|_| task.claims.is_empty()) {
+        line += &format!(
+            "\n    reaches the base at {} if nobody claims it",
+            at.hhmm()
+        );
+    }
+    for claim in &task.claims {
+        line += &format!("\n    claimed by {} at {}", claim.who(), claim.at.hhmm());
+    }
+    if let Some(me) = me {
+        let others = task.also_claimed_by(me);
+        if !others.is_empty() {
+            let names: Vec<String> = others.iter().map(|c| c.who()).collect();
+            line += &format!(
+                "\n    ALSO CLAIMED BY {}: you are not alone",
+                names.join(", ")
+            );
+        }
+    }
+    line + "\n"
+}
