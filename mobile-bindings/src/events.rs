@@ -7,7 +7,7 @@
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 
-use crate::types::{NodeRole, OpenConflict};
+use crate::types::{CareTask, NodeRole, OpenConflict};
 
 /// What happened.
 #[derive(Debug, Clone, PartialEq, Eq, uniffi::Enum)]
@@ -39,6 +39,12 @@ pub enum NodeEvent {
     ConflictAppeared {
         /// The conflict.
         conflict: OpenConflict,
+    },
+    /// A task this device's user must see arrived, or someone else claimed one (see
+    /// `CareTask.also_claimed_by`: both nurses who claimed it are told).
+    TaskChanged {
+        /// The task as it stands now.
+        task: CareTask,
     },
     /// A session settled: both sides hold everything the other may have.
     SyncProgress {

@@ -6,6 +6,8 @@ use std::sync::Arc;
 use omsyn_core::conflict::ConflictId;
 use omsyn_core::docs::daylog::DayLogBody;
 use omsyn_core::docs::journal::{Entry, Journal};
+use omsyn_core::docs::messages::Attachment;
+use omsyn_core::escalation::TaskId;
 use omsyn_core::ids::{EntryId, MedicationId, PatientId, StaffId, VisitId};
 use omsyn_core::repo::Correction;
 use omsyn_core::store::StoreKey;
@@ -171,6 +173,7 @@ impl OmsynNode {
             sink,
             connected: Arc::default(),
             known_conflicts: Arc::default(),
+            known_tasks: Arc::default(),
             revoked: Arc::new(tokio::sync::watch::channel(None).0),
         };
         // Conflicts already in the store are known: events announce only new ones.
@@ -180,6 +183,10 @@ impl OmsynNode {
                 let conflicts = existing.repo.conflicts(None)?;
                 if let Ok(mut known) = existing.known_conflicts.lock() {
                     known.extend(conflicts.iter().map(|c| c.id.to_string()));
+                }
+                let tasks = existing.repo.my_tasks(clock::now())?;
+                if let Ok(mut known) = existing.known_tasks.lock() {
+                    known.extend(tasks.iter().map(|t| (t.id.to_string(), t.claims.len())));
                 }
                 Ok(())
             })
@@ -690,25 +697,39 @@ impl OmsynNode {
         .await
     }
 
-    /// Sends a message about a patient to the home, the care team or the base.
+    /// Sends a message about a patient to the home, the care team or the base, with any pictures
+    /// (text may be empty when there is a picture).
     pub async fn send_message(
         &self,
         patient: String,
         to: MessageRecipient,
         text: String,
         in_reply_to: Option<String>,
+        pictures: Vec<MessagePicture>,
     ) -> Result<PatientMessage, OmsynError> {
         let patient = patient_id(&patient)?;
         let reply = in_reply_to
             .as_deref()
             .map(|r| entry_id(r, "in_reply_to"))
             .transpose()?;
-        if text.trim().is_empty() {
+        if text.trim().is_empty() && pictures.is_empty() {
             return Err(OmsynError::InvalidInput("the message is empty".into()));
         }
+        let attachments = pictures
+            .iter()
+            .map(|p| Attachment::picture(&p.content_type, p.name.as_deref(), &p.data))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| OmsynError::InvalidInput(e.to_string()))?;
         self.with_repo(move |repo| {
-            let message =
-                repo.send_message(clock::now(), &mut rng(), &patient, to.into(), &text, reply)?;
+            let message = repo.send_message(
+                clock::now(),
+                &mut rng(),
+                &patient,
+                to.into(),
+                &text,
+                reply,
+                attachments,
+            )?;
             Ok(PatientMessage::from(&message))
         })
         .await
@@ -750,6 +771,45 @@ impl OmsynNode {
                 value.as_deref(),
             )?;
             Ok(entry.as_ref().map(JournalEntry::from))
+        })
+        .await
+    }
+
+    /// The open tasks this device's user must see: alerts for her patients, calls to make again,
+    /// physical visits for the zone, tasks she claimed (a logged read).
+    pub async fn tasks(&self) -> Result<Vec<CareTask>, OmsynError> {
+        self.with_repo(|repo| {
+            let now = clock::now();
+            repo.log_read(now, "escalation tasks")?;
+            let me = repo.profile().staff_id.clone();
+            Ok(repo
+                .my_tasks(now)?
+                .iter()
+                .map(|t| CareTask::new(t, me.as_ref()))
+                .collect())
+        })
+        .await
+    }
+
+    /// Claims a task ("I take it"), which stops it escalating. If a colleague claimed it too,
+    /// both claims stand and the result's `also_claimed_by` names her.
+    pub async fn claim_task(&self, task: String) -> Result<CareTask, OmsynError> {
+        let id = TaskId::parse(&task).map_err(|e| invalid("task", e))?;
+        self.with_repo(move |repo| {
+            let now = clock::now();
+            repo.claim_task(now, &mut rng(), &id)?;
+            let me = repo.profile().staff_id.clone();
+            Ok(CareTask::new(&repo.task(now, &id)?, me.as_ref()))
+        })
+        .await
+    }
+
+    /// Completes a task, saying what was done.
+    pub async fn complete_task(&self, task: String, note: String) -> Result<(), OmsynError> {
+        let id = TaskId::parse(&task).map_err(|e| invalid("task", e))?;
+        self.with_repo(move |repo| {
+            repo.complete_task(clock::now(), &mut rng(), &id, &note)?;
+            Ok(())
         })
         .await
     }

@@ -15,7 +15,7 @@ use tokio::task::JoinHandle;
 
 use crate::error::OmsynError;
 use crate::events::{EventSink, NodeEvent};
-use crate::types::OpenConflict;
+use crate::types::{CareTask, OpenConflict};
 
 /// What the sync tasks share with the node object.
 #[derive(Debug, Clone)]
@@ -26,6 +26,8 @@ pub(crate) struct SyncContext {
     pub(crate) connected: Arc<Mutex<BTreeMap<NodeId, usize>>>,
     /// Conflicts the app has been told about.
     pub(crate) known_conflicts: Arc<Mutex<BTreeSet<String>>>,
+    /// Tasks the app has been told about, with how many claims it was told of.
+    pub(crate) known_tasks: Arc<Mutex<BTreeMap<String, usize>>>,
     /// Set (with the reason) by the session that learns this node was revoked, before anything
     /// else happens: calls check it, and every session and the daemon stop on it.
     pub(crate) revoked: Arc<tokio::sync::watch::Sender<Option<String>>>,
@@ -196,9 +198,11 @@ async fn handle(ctx: &SyncContext, stop: &Notify, event: NetEvent) {
             });
             if let Some(patient) = patient {
                 let ctx = ctx.clone();
-                let _ =
-                    tokio::task::spawn_blocking(move || announce_conflicts(&ctx, Some(&patient)))
-                        .await;
+                let _ = tokio::task::spawn_blocking(move || {
+                    announce_conflicts(&ctx, Some(&patient));
+                    announce_tasks(&ctx, Some(&patient));
+                })
+                .await;
             }
         }
         NetEvent::CaughtUp { peer, stats } => ctx.sink.send(NodeEvent::SyncProgress {
@@ -231,6 +235,29 @@ async fn handle(ctx: &SyncContext, stop: &Notify, event: NetEvent) {
             // runner too.
             stop.notify_one();
             ctx.sink.send(NodeEvent::Revoked { reason });
+        }
+    }
+}
+
+/// Tells the app about tasks for its user that are new to it, or that someone else claimed since
+/// (one patient's, or all). Returns nothing: an app that misses one still finds it in `tasks()`.
+pub(crate) fn announce_tasks(ctx: &SyncContext, patient: Option<&omsyn_core::ids::PatientId>) {
+    let Ok(tasks) = ctx.repo.my_tasks(omsyn_node::clock::now()) else {
+        return;
+    };
+    let Ok(mut known) = ctx.known_tasks.lock() else {
+        return;
+    };
+    let me = ctx.repo.profile().staff_id.clone();
+    for task in tasks
+        .iter()
+        .filter(|t| patient.is_none_or(|p| &t.patient == p))
+    {
+        let told = known.insert(task.id.to_string(), task.claims.len());
+        if told != Some(task.claims.len()) {
+            ctx.sink.send(NodeEvent::TaskChanged {
+                task: CareTask::new(task, me.as_ref()),
+            });
         }
     }
 }

@@ -7,6 +7,8 @@ use omsyn_core::docs::journal::{Entry, EntryBody};
 use omsyn_core::docs::messages::{Message, Recipient};
 use omsyn_core::docs::plan::VisitKind;
 use omsyn_core::docs::record::PatientField;
+use omsyn_core::escalation::{Owner, Priority, Task, TaskKind};
+use omsyn_core::ids::StaffId;
 use omsyn_core::report::{VisitLine, VisitOutcome};
 use omsyn_core::{NodeProfile, Role};
 
@@ -231,6 +233,10 @@ pub enum EntryKind {
     /// A device in the home raised an alert (dose missed, device error, power failure, alarm
     /// button).
     DeviceAlert,
+    /// Someone claimed an escalation task.
+    TaskClaimed,
+    /// Someone completed an escalation task.
+    TaskDone,
 }
 
 /// One journal entry.
@@ -283,6 +289,8 @@ impl From<&Entry> for JournalEntry {
                 (EntryKind::DeviceAlert, None, None)
             }
             EntryBody::DeviceEvent { .. } => (EntryKind::DeviceRecord, None, None),
+            EntryBody::TaskClaimed { .. } => (EntryKind::TaskClaimed, None, None),
+            EntryBody::TaskDone { .. } => (EntryKind::TaskDone, None, None),
         };
         JournalEntry {
             id: e.id.to_string(),
@@ -341,8 +349,21 @@ pub struct PatientMessage {
     pub sent_at_ms: i64,
     /// The message it answers.
     pub in_reply_to: Option<String>,
-    /// The text.
+    /// The text (may be empty when it carries pictures).
     pub text: String,
+    /// Its pictures.
+    pub pictures: Vec<MessagePicture>,
+}
+
+/// A picture on a message: JPEG, PNG or WebP, at most 512 KiB, up to 4 per message.
+#[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
+pub struct MessagePicture {
+    /// `image/jpeg`, `image/png` or `image/webp` (checked against the bytes when sending).
+    pub content_type: String,
+    /// A file name, if any.
+    pub name: Option<String>,
+    /// The picture.
+    pub data: Vec<u8>,
 }
 
 impl From<&Message> for PatientMessage {
@@ -354,6 +375,16 @@ impl From<&Message> for PatientMessage {
             sent_at_ms: m.sent_at.unix_millis(),
             in_reply_to: m.in_reply_to.as_ref().map(|r| r.to_string()),
             text: m.text.clone(),
+            pictures: m
+                .attachments
+                .iter()
+                .map(|a| MessagePicture {
+                    content_type: a.content_type.clone(),
+                    name: a.name.clone(),
+                    // A peer's undecodable picture shows as empty rather than failing the list.
+                    data: a.bytes().unwrap_or_default(),
+                })
+                .collect(),
         }
     }
 }
@@ -583,4 +614,90 @@ pub struct SyncStatus {
     pub peers: Vec<PeerStatus>,
     /// Per patient.
     pub patients: Vec<PatientStaleness>,
+}
+
+/// How urgent a task is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, uniffi::Enum)]
+pub enum TaskPriority {
+    /// The alarm button was pressed.
+    Urgent,
+    /// A missed dose; nobody answered a video visit.
+    High,
+    /// A device to check; a call to make again.
+    Normal,
+}
+
+/// An escalation task: a device alert to respond to, a video call to make again, or a physical
+/// visit because nobody answered. Derived on every node holding the patient's documents.
+#[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
+pub struct CareTask {
+    /// The task (the same id on every device).
+    pub id: String,
+    /// The patient.
+    pub patient: String,
+    /// `respond-to-alert`, `call-again` or `physical-visit`.
+    pub kind: String,
+    /// The visit, for `call-again` and `physical-visit`.
+    pub visit: Option<String>,
+    /// How urgent.
+    pub priority: TaskPriority,
+    /// One line for people.
+    pub summary: String,
+    /// When it was raised (ms).
+    pub raised_at_ms: i64,
+    /// When to act, for a call to make again (ms): the app schedules its reminder by it.
+    pub due_ms: Option<i64>,
+    /// When it reaches the base if nobody claims it (ms).
+    pub escalates_at_ms: Option<i64>,
+    /// Whether it has reached the base.
+    pub escalated: bool,
+    /// Whose it is: staff ids, or `base`, or `zone`.
+    pub owner: Vec<String>,
+    /// Everyone who claimed it.
+    pub claimed_by: Vec<AuthorInfo>,
+    /// Others who claimed it too, when this device's user did ("also claimed by").
+    pub also_claimed_by: Vec<AuthorInfo>,
+    /// Who completed it, if anyone.
+    pub done_by: Option<AuthorInfo>,
+}
+
+impl CareTask {
+    pub(crate) fn new(task: &Task, me: Option<&StaffId>) -> Self {
+        let (kind, visit) = match &task.kind {
+            TaskKind::RespondToAlert { .. } => ("respond-to-alert", None),
+            TaskKind::CallAgain { visit, .. } => ("call-again", Some(visit.to_string())),
+            TaskKind::PhysicalVisit { visit, .. } => ("physical-visit", Some(visit.to_string())),
+        };
+        CareTask {
+            id: task.id.to_string(),
+            patient: task.patient.to_string(),
+            kind: kind.into(),
+            visit,
+            priority: match task.priority {
+                Priority::Urgent => TaskPriority::Urgent,
+                Priority::High => TaskPriority::High,
+                Priority::Normal => TaskPriority::Normal,
+            },
+            summary: task.summary.clone(),
+            raised_at_ms: task.raised_at.unix_millis(),
+            due_ms: task.due.map(|t| t.unix_millis()),
+            escalates_at_ms: task.escalates_at.map(|t| t.unix_millis()),
+            escalated: task.escalated,
+            owner: match &task.owner {
+                Owner::Nurses(staff) => staff.iter().map(|s| s.to_string()).collect(),
+                Owner::Base => vec!["base".into()],
+                Owner::Zone => vec!["zone".into()],
+            },
+            claimed_by: task.claims.iter().map(|c| (&c.by).into()).collect(),
+            also_claimed_by: me
+                .map(|me| {
+                    task.also_claimed_by(me)
+                        .iter()
+                        .map(|c| (&c.by).into())
+                        .collect()
+                })
+                .unwrap_or_default(),
+            done_by: task.done.as_ref().map(|d| (&d.by).into()),
+        }
+    }
 }

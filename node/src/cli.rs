@@ -597,12 +597,15 @@ pub(crate) enum MessageCmd {
         /// Recipient
         #[arg(long, value_enum)]
         to: RecipientArg,
-        /// Text
-        #[arg(long)]
+        /// Text (may be left out when a picture is attached)
+        #[arg(long, default_value = "")]
         text: String,
         /// The message this answers
         #[arg(long)]
         reply_to: Option<String>,
+        /// Attach a picture (JPEG, PNG or WebP, at most 512 KiB; up to 4)
+        #[arg(long, value_name = "FILE")]
+        picture: Vec<PathBuf>,
     },
 }
 

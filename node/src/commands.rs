@@ -9,7 +9,7 @@ use anyhow::{Context, Result, anyhow, bail};
 use omsyn_core::conflict::{ConflictId, Severity};
 use omsyn_core::docs::daylog::DayLogBody;
 use omsyn_core::docs::journal::{EntryBody, MissedReason};
-use omsyn_core::docs::messages::Recipient;
+use omsyn_core::docs::messages::{Attachment, Recipient, picture_type};
 use omsyn_core::docs::plan::{NewVisit, PlanStatus, VisitChange, VisitKind};
 use omsyn_core::docs::record::PatientField;
 use omsyn_core::ids::{EntryId, FlagId, MedicationId, PatientId, StaffId, TiltakId, VisitId};
@@ -232,6 +232,7 @@ pub(crate) fn run_node(
             to,
             text,
             reply_to,
+            picture,
         }) => {
             let to = match to {
                 RecipientArg::Home => Recipient::Home,
@@ -242,8 +243,20 @@ pub(crate) fn run_node(
                 .as_deref()
                 .map(|r| EntryId::parse(r).context("--reply-to"))
                 .transpose()?;
-            let message =
-                repo.send_message(now(), rng, &patient_id(&patient)?, to, &text, reply_to)?;
+            let pictures = picture
+                .iter()
+                .map(|path| {
+                    let bytes = read_input(path)?;
+                    let kind = picture_type(&bytes).ok_or_else(|| {
+                        anyhow!("{} is not a JPEG, PNG or WebP picture", path.display())
+                    })?;
+                    let name = path.file_name().and_then(|n| n.to_str());
+                    Attachment::picture(kind, name, &bytes)
+                        .with_context(|| format!("--picture {}", path.display()))
+                })
+                .collect::<Result<Vec<_>>>()?;
+            let patient = patient_id(&patient)?;
+            let message = repo.send_message(now(), rng, &patient, to, &text, reply_to, pictures)?;
             emit(json, &message, || message.id.to_string());
             Ok(())
         }

@@ -24,7 +24,7 @@ use crate::escalation::TaskId;
 
 use crate::docs::daylog::{DayLogBody, DayLogEntry};
 use crate::docs::journal::{self, Entry, MissedReason};
-use crate::docs::messages::{self, Message, Recipient};
+use crate::docs::messages::{self, Attachment, Message, Recipient};
 use crate::docs::plan::{self, NewVisit, Visit, VisitChange, VisitKind};
 use crate::docs::record::{self, PatientField, PatientRecord};
 use crate::docs::{Author, DocError, DocKind, Document, DocumentId};
@@ -324,7 +324,7 @@ impl Repo {
         /// Corrects an entry or marks it entered in error. The original stays readable.
         fn correct_entry(now: Timestamp, rng: &mut impl RngCore, patient: &PatientId, target: &EntryId, correction: Correction) -> Entry;
         /// Sends a message about a patient.
-        fn send_message(now: Timestamp, rng: &mut impl RngCore, patient: &PatientId, to: Recipient, text: &str, in_reply_to: Option<EntryId>) -> Message;
+        fn send_message(now: Timestamp, rng: &mut impl RngCore, patient: &PatientId, to: Recipient, text: &str, in_reply_to: Option<EntryId>, attachments: Vec<Attachment>) -> Message;
         /// Appends to this node's staff member's day log.
         fn day_log(now: Timestamp, rng: &mut impl RngCore, event_time: Timestamp, body: DayLogBody) -> DayLogEntry;
         /// Claims an escalation task (see [`Transaction::claim_task`]).

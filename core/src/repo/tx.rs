@@ -12,7 +12,7 @@ use super::{Correction, NewTiltak, Repo, RepoError, may_edit_plans};
 use crate::conflict::{Conflict, ConflictId, ConflictKind};
 use crate::docs::daylog::{self, DayLogBody, DayLogEntry};
 use crate::docs::journal::{self, DoseRef, Entry, EntryBody, MissedReason};
-use crate::docs::messages::{self, Message, Recipient};
+use crate::docs::messages::{self, Attachment, Message, Recipient};
 use crate::docs::plan::{self, NewVisit, Visit, VisitChange, VisitKind};
 use crate::docs::record::{self, Medication, PatientField, PatientRecord, Tiltak, Vedtak};
 use crate::docs::{ChangeContext, DocError, Document, DocumentId};
@@ -569,12 +569,13 @@ impl Transaction<'_> {
         to: Recipient,
         text: &str,
         in_reply_to: Option<EntryId>,
+        attachments: Vec<Attachment>,
     ) -> Result<Message, RepoError> {
         self.require_patient(patient)?;
         let ctx = self.ctx(now);
         let id = DocumentId::Messages(patient.clone(), now.day().month());
         self.edit(&id, false, |doc| {
-            messages::send(doc, &ctx, rng, to, text, in_reply_to)
+            messages::send(doc, &ctx, rng, to, text, in_reply_to, attachments)
         })
     }
 

@@ -90,6 +90,13 @@ fn record_op(op: &OpSummary, signer: &Grant) -> Result<(), String> {
     }
 }
 
+/// Largest appended entry (journal, day log, access log): 16 KiB of text even at JSON's worst
+/// escaping, with room for the header.
+const MAX_ENTRY_JSON_BYTES: usize = 128 * 1024;
+/// Largest appended message: its pictures in base64 plus the largest entry.
+const MAX_MESSAGE_JSON_BYTES: usize =
+    crate::docs::messages::MAX_PICTURE_BYTES_PER_MESSAGE / 3 * 4 + 4096 + MAX_ENTRY_JSON_BYTES;
+
 /// The fields every appended item shares.
 #[derive(Deserialize)]
 struct Appended {
@@ -119,6 +126,17 @@ fn append_only(
         let OpAction::PutStr(json) = &op.action else {
             return Err(format!("{key}: entries are appended as JSON text"));
         };
+        let max = if prefix == "m/" {
+            MAX_MESSAGE_JSON_BYTES
+        } else {
+            MAX_ENTRY_JSON_BYTES
+        };
+        if json.len() > max {
+            return Err(format!(
+                "{key} is {} bytes; at most {max} are accepted",
+                json.len()
+            ));
+        }
         let item: Appended =
             serde_json::from_str(json).map_err(|e| format!("{key} is malformed: {e}"))?;
         let a = &item.author;

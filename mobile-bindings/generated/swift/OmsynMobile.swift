@@ -813,6 +813,17 @@ public protocol OmsynNodeProtocol: AnyObject, Sendable {
     func addNote(patient: String, visit: String?, text: String, atMs: Int64?) async throws  -> JournalEntry
     
     /**
+     * Claims a task ("I take it"), which stops it escalating. If a colleague claimed it too,
+     * both claims stand and the result's `also_claimed_by` names her.
+     */
+    func claimTask(task: String) async throws  -> CareTask
+    
+    /**
+     * Completes a task, saying what was done.
+     */
+    func completeTask(task: String, note: String) async throws 
+    
+    /**
      * Open conflicts on this device (a logged read).
      */
     func conflicts() async throws  -> [OpenConflict]
@@ -875,9 +886,10 @@ public protocol OmsynNodeProtocol: AnyObject, Sendable {
     func resolveConflict(conflict: String, note: String, value: String?) async throws  -> JournalEntry?
     
     /**
-     * Sends a message about a patient to the home, the care team or the base.
+     * Sends a message about a patient to the home, the care team or the base, with any pictures
+     * (text may be empty when there is a picture).
      */
-    func sendMessage(patient: String, to: MessageRecipient, text: String, inReplyTo: String?) async throws  -> PatientMessage
+    func sendMessage(patient: String, to: MessageRecipient, text: String, inReplyTo: String?, pictures: [MessagePicture]) async throws  -> PatientMessage
     
     /**
      * Receives events from now on (replacing any earlier listener); `None` stops them.
@@ -918,6 +930,12 @@ public protocol OmsynNodeProtocol: AnyObject, Sendable {
      * Whether sync runs, the peers met, and how fresh each patient's documents are.
      */
     func syncStatus() async throws  -> SyncStatus
+    
+    /**
+     * The open tasks this device's user must see: alerts for her patients, calls to make again,
+     * physical visits for the zone, tasks she claimed (a logged read).
+     */
+    func tasks() async throws  -> [CareTask]
     
     /**
      * Documents a visit as performed (arrival defaults to now, the mode to the planned one).
@@ -1046,6 +1064,45 @@ open func addNote(patient: String, visit: String?, text: String, atMs: Int64?)as
             completeFunc: ffi_omsyn_mobile_rust_future_complete_rust_buffer,
             freeFunc: ffi_omsyn_mobile_rust_future_free_rust_buffer,
             liftFunc: FfiConverterTypeJournalEntry_lift,
+            errorHandler: FfiConverterTypeOmsynError_lift
+        )
+}
+    
+    /**
+     * Claims a task ("I take it"), which stops it escalating. If a colleague claimed it too,
+     * both claims stand and the result's `also_claimed_by` names her.
+     */
+open func claimTask(task: String)async throws  -> CareTask  {
+    return
+        try  await uniffiRustCallAsync(
+            rustFutureFunc: {
+                uniffi_omsyn_mobile_fn_method_omsynnode_claim_task(
+                        self.uniffiCloneHandle(),FfiConverterString.lower(task)
+                )
+            },
+            pollFunc: ffi_omsyn_mobile_rust_future_poll_rust_buffer,
+            completeFunc: ffi_omsyn_mobile_rust_future_complete_rust_buffer,
+            freeFunc: ffi_omsyn_mobile_rust_future_free_rust_buffer,
+            liftFunc: FfiConverterTypeCareTask_lift,
+            errorHandler: FfiConverterTypeOmsynError_lift
+        )
+}
+    
+    /**
+     * Completes a task, saying what was done.
+     */
+open func completeTask(task: String, note: String)async throws   {
+    return
+        try  await uniffiRustCallAsync(
+            rustFutureFunc: {
+                uniffi_omsyn_mobile_fn_method_omsynnode_complete_task(
+                        self.uniffiCloneHandle(),FfiConverterString.lower(task),FfiConverterString.lower(note)
+                )
+            },
+            pollFunc: ffi_omsyn_mobile_rust_future_poll_void,
+            completeFunc: ffi_omsyn_mobile_rust_future_complete_void,
+            freeFunc: ffi_omsyn_mobile_rust_future_free_void,
+            liftFunc: { $0 },
             errorHandler: FfiConverterTypeOmsynError_lift
         )
 }
@@ -1267,14 +1324,15 @@ open func resolveConflict(conflict: String, note: String, value: String?)async t
 }
     
     /**
-     * Sends a message about a patient to the home, the care team or the base.
+     * Sends a message about a patient to the home, the care team or the base, with any pictures
+     * (text may be empty when there is a picture).
      */
-open func sendMessage(patient: String, to: MessageRecipient, text: String, inReplyTo: String?)async throws  -> PatientMessage  {
+open func sendMessage(patient: String, to: MessageRecipient, text: String, inReplyTo: String?, pictures: [MessagePicture])async throws  -> PatientMessage  {
     return
         try  await uniffiRustCallAsync(
             rustFutureFunc: {
                 uniffi_omsyn_mobile_fn_method_omsynnode_send_message(
-                        self.uniffiCloneHandle(),FfiConverterString.lower(patient),FfiConverterTypeMessageRecipient_lower(to),FfiConverterString.lower(text),FfiConverterOptionString.lower(inReplyTo)
+                        self.uniffiCloneHandle(),FfiConverterString.lower(patient),FfiConverterTypeMessageRecipient_lower(to),FfiConverterString.lower(text),FfiConverterOptionString.lower(inReplyTo),FfiConverterSequenceTypeMessagePicture.lower(pictures)
                 )
             },
             pollFunc: ffi_omsyn_mobile_rust_future_poll_rust_buffer,
@@ -1412,6 +1470,26 @@ open func syncStatus()async throws  -> SyncStatus  {
             completeFunc: ffi_omsyn_mobile_rust_future_complete_rust_buffer,
             freeFunc: ffi_omsyn_mobile_rust_future_free_rust_buffer,
             liftFunc: FfiConverterTypeSyncStatus_lift,
+            errorHandler: FfiConverterTypeOmsynError_lift
+        )
+}
+    
+    /**
+     * The open tasks this device's user must see: alerts for her patients, calls to make again,
+     * physical visits for the zone, tasks she claimed (a logged read).
+     */
+open func tasks()async throws  -> [CareTask]  {
+    return
+        try  await uniffiRustCallAsync(
+            rustFutureFunc: {
+                uniffi_omsyn_mobile_fn_method_omsynnode_tasks(
+                        self.uniffiCloneHandle()
+                )
+            },
+            pollFunc: ffi_omsyn_mobile_rust_future_poll_rust_buffer,
+            completeFunc: ffi_omsyn_mobile_rust_future_complete_rust_buffer,
+            freeFunc: ffi_omsyn_mobile_rust_future_free_rust_buffer,
+            liftFunc: FfiConverterSequenceTypeCareTask.lift,
             errorHandler: FfiConverterTypeOmsynError_lift
         )
 }
@@ -1608,6 +1686,196 @@ public func FfiConverterTypeAuthorInfo_lift(_ buf: RustBuffer) throws -> AuthorI
 #endif
 public func FfiConverterTypeAuthorInfo_lower(_ value: AuthorInfo) -> RustBuffer {
     return FfiConverterTypeAuthorInfo.lower(value)
+}
+
+
+/**
+ * An escalation task: a device alert to respond to, a video call to make again, or a physical
+ * visit because nobody answered. Derived on every node holding the patient's documents.
+ */
+public struct CareTask: Equatable, Hashable {
+    /**
+     * The task (the same id on every device).
+     */
+    public var id: String
+    /**
+     * The patient.
+     */
+    public var patient: String
+    /**
+     * `respond-to-alert`, `call-again` or `physical-visit`.
+     */
+    public var kind: String
+    /**
+     * The visit, for `call-again` and `physical-visit`.
+     */
+    public var visit: String?
+    /**
+     * How urgent.
+     */
+    public var priority: TaskPriority
+    /**
+     * One line for people.
+     */
+    public var summary: String
+    /**
+     * When it was raised (ms).
+     */
+    public var raisedAtMs: Int64
+    /**
+     * When to act, for a call to make again (ms): the app schedules its reminder by it.
+     */
+    public var dueMs: Int64?
+    /**
+     * When it reaches the base if nobody claims it (ms).
+     */
+    public var escalatesAtMs: Int64?
+    /**
+     * Whether it has reached the base.
+     */
+    public var escalated: Bool
+    /**
+     * Whose it is: staff ids, or `base`, or `zone`.
+     */
+    public var owner: [String]
+    /**
+     * Everyone who claimed it.
+     */
+    public var claimedBy: [AuthorInfo]
+    /**
+     * Others who claimed it too, when this device's user did ("also claimed by").
+     */
+    public var alsoClaimedBy: [AuthorInfo]
+    /**
+     * Who completed it, if anyone.
+     */
+    public var doneBy: AuthorInfo?
+
+    // Default memberwise initializers are never public by default, so we
+    // declare one manually.
+    public init(
+        /**
+         * The task (the same id on every device).
+         */id: String, 
+        /**
+         * The patient.
+         */patient: String, 
+        /**
+         * `respond-to-alert`, `call-again` or `physical-visit`.
+         */kind: String, 
+        /**
+         * The visit, for `call-again` and `physical-visit`.
+         */visit: String?, 
+        /**
+         * How urgent.
+         */priority: TaskPriority, 
+        /**
+         * One line for people.
+         */summary: String, 
+        /**
+         * When it was raised (ms).
+         */raisedAtMs: Int64, 
+        /**
+         * When to act, for a call to make again (ms): the app schedules its reminder by it.
+         */dueMs: Int64?, 
+        /**
+         * When it reaches the base if nobody claims it (ms).
+         */escalatesAtMs: Int64?, 
+        /**
+         * Whether it has reached the base.
+         */escalated: Bool, 
+        /**
+         * Whose it is: staff ids, or `base`, or `zone`.
+         */owner: [String], 
+        /**
+         * Everyone who claimed it.
+         */claimedBy: [AuthorInfo], 
+        /**
+         * Others who claimed it too, when this device's user did ("also claimed by").
+         */alsoClaimedBy: [AuthorInfo], 
+        /**
+         * Who completed it, if anyone.
+         */doneBy: AuthorInfo?) {
+        self.id = id
+        self.patient = patient
+        self.kind = kind
+        self.visit = visit
+        self.priority = priority
+        self.summary = summary
+        self.raisedAtMs = raisedAtMs
+        self.dueMs = dueMs
+        self.escalatesAtMs = escalatesAtMs
+        self.escalated = escalated
+        self.owner = owner
+        self.claimedBy = claimedBy
+        self.alsoClaimedBy = alsoClaimedBy
+        self.doneBy = doneBy
+    }
+
+    
+
+    
+}
+
+#if compiler(>=6)
+extension CareTask: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeCareTask: FfiConverterRustBuffer {
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> CareTask {
+        return
+            try CareTask(
+                id: FfiConverterString.read(from: &buf), 
+                patient: FfiConverterString.read(from: &buf), 
+                kind: FfiConverterString.read(from: &buf), 
+                visit: FfiConverterOptionString.read(from: &buf), 
+                priority: FfiConverterTypeTaskPriority.read(from: &buf), 
+                summary: FfiConverterString.read(from: &buf), 
+                raisedAtMs: FfiConverterInt64.read(from: &buf), 
+                dueMs: FfiConverterOptionInt64.read(from: &buf), 
+                escalatesAtMs: FfiConverterOptionInt64.read(from: &buf), 
+                escalated: FfiConverterBool.read(from: &buf), 
+                owner: FfiConverterSequenceString.read(from: &buf), 
+                claimedBy: FfiConverterSequenceTypeAuthorInfo.read(from: &buf), 
+                alsoClaimedBy: FfiConverterSequenceTypeAuthorInfo.read(from: &buf), 
+                doneBy: FfiConverterOptionTypeAuthorInfo.read(from: &buf)
+        )
+    }
+
+    public static func write(_ value: CareTask, into buf: inout [UInt8]) {
+        FfiConverterString.write(value.id, into: &buf)
+        FfiConverterString.write(value.patient, into: &buf)
+        FfiConverterString.write(value.kind, into: &buf)
+        FfiConverterOptionString.write(value.visit, into: &buf)
+        FfiConverterTypeTaskPriority.write(value.priority, into: &buf)
+        FfiConverterString.write(value.summary, into: &buf)
+        FfiConverterInt64.write(value.raisedAtMs, into: &buf)
+        FfiConverterOptionInt64.write(value.dueMs, into: &buf)
+        FfiConverterOptionInt64.write(value.escalatesAtMs, into: &buf)
+        FfiConverterBool.write(value.escalated, into: &buf)
+        FfiConverterSequenceString.write(value.owner, into: &buf)
+        FfiConverterSequenceTypeAuthorInfo.write(value.claimedBy, into: &buf)
+        FfiConverterSequenceTypeAuthorInfo.write(value.alsoClaimedBy, into: &buf)
+        FfiConverterOptionTypeAuthorInfo.write(value.doneBy, into: &buf)
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeCareTask_lift(_ buf: RustBuffer) throws -> CareTask {
+    return try FfiConverterTypeCareTask.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeCareTask_lower(_ value: CareTask) -> RustBuffer {
+    return FfiConverterTypeCareTask.lower(value)
 }
 
 
@@ -1925,6 +2193,85 @@ public func FfiConverterTypeMedicationInfo_lift(_ buf: RustBuffer) throws -> Med
 #endif
 public func FfiConverterTypeMedicationInfo_lower(_ value: MedicationInfo) -> RustBuffer {
     return FfiConverterTypeMedicationInfo.lower(value)
+}
+
+
+/**
+ * A picture on a message: JPEG, PNG or WebP, at most 512 KiB, up to 4 per message.
+ */
+public struct MessagePicture: Equatable, Hashable {
+    /**
+     * `image/jpeg`, `image/png` or `image/webp` (checked against the bytes when sending).
+     */
+    public var contentType: String
+    /**
+     * A file name, if any.
+     */
+    public var name: String?
+    /**
+     * The picture.
+     */
+    public var data: Data
+
+    // Default memberwise initializers are never public by default, so we
+    // declare one manually.
+    public init(
+        /**
+         * `image/jpeg`, `image/png` or `image/webp` (checked against the bytes when sending).
+         */contentType: String, 
+        /**
+         * A file name, if any.
+         */name: String?, 
+        /**
+         * The picture.
+         */data: Data) {
+        self.contentType = contentType
+        self.name = name
+        self.data = data
+    }
+
+    
+
+    
+}
+
+#if compiler(>=6)
+extension MessagePicture: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeMessagePicture: FfiConverterRustBuffer {
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> MessagePicture {
+        return
+            try MessagePicture(
+                contentType: FfiConverterString.read(from: &buf), 
+                name: FfiConverterOptionString.read(from: &buf), 
+                data: FfiConverterData.read(from: &buf)
+        )
+    }
+
+    public static func write(_ value: MessagePicture, into buf: inout [UInt8]) {
+        FfiConverterString.write(value.contentType, into: &buf)
+        FfiConverterOptionString.write(value.name, into: &buf)
+        FfiConverterData.write(value.data, into: &buf)
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeMessagePicture_lift(_ buf: RustBuffer) throws -> MessagePicture {
+    return try FfiConverterTypeMessagePicture.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeMessagePicture_lower(_ value: MessagePicture) -> RustBuffer {
+    return FfiConverterTypeMessagePicture.lower(value)
 }
 
 
@@ -2270,9 +2617,13 @@ public struct PatientMessage: Equatable, Hashable {
      */
     public var inReplyTo: String?
     /**
-     * The text.
+     * The text (may be empty when it carries pictures).
      */
     public var text: String
+    /**
+     * Its pictures.
+     */
+    public var pictures: [MessagePicture]
 
     // Default memberwise initializers are never public by default, so we
     // declare one manually.
@@ -2293,14 +2644,18 @@ public struct PatientMessage: Equatable, Hashable {
          * The message it answers.
          */inReplyTo: String?, 
         /**
-         * The text.
-         */text: String) {
+         * The text (may be empty when it carries pictures).
+         */text: String, 
+        /**
+         * Its pictures.
+         */pictures: [MessagePicture]) {
         self.id = id
         self.author = author
         self.to = to
         self.sentAtMs = sentAtMs
         self.inReplyTo = inReplyTo
         self.text = text
+        self.pictures = pictures
     }
 
     
@@ -2324,7 +2679,8 @@ public struct FfiConverterTypePatientMessage: FfiConverterRustBuffer {
                 to: FfiConverterTypeMessageRecipient.read(from: &buf), 
                 sentAtMs: FfiConverterInt64.read(from: &buf), 
                 inReplyTo: FfiConverterOptionString.read(from: &buf), 
-                text: FfiConverterString.read(from: &buf)
+                text: FfiConverterString.read(from: &buf), 
+                pictures: FfiConverterSequenceTypeMessagePicture.read(from: &buf)
         )
     }
 
@@ -2335,6 +2691,7 @@ public struct FfiConverterTypePatientMessage: FfiConverterRustBuffer {
         FfiConverterInt64.write(value.sentAtMs, into: &buf)
         FfiConverterOptionString.write(value.inReplyTo, into: &buf)
         FfiConverterString.write(value.text, into: &buf)
+        FfiConverterSequenceTypeMessagePicture.write(value.pictures, into: &buf)
     }
 }
 
@@ -3390,6 +3747,14 @@ public enum EntryKind: Equatable, Hashable {
      * button).
      */
     case deviceAlert
+    /**
+     * Someone claimed an escalation task.
+     */
+    case taskClaimed
+    /**
+     * Someone completed an escalation task.
+     */
+    case taskDone
 
 
 
@@ -3434,6 +3799,10 @@ public struct FfiConverterTypeEntryKind: FfiConverterRustBuffer {
         case 11: return .deviceRecord
         
         case 12: return .deviceAlert
+        
+        case 13: return .taskClaimed
+        
+        case 14: return .taskDone
         
         default: throw UniffiInternalError.unexpectedEnumCase
         }
@@ -3489,6 +3858,14 @@ public struct FfiConverterTypeEntryKind: FfiConverterRustBuffer {
         
         case .deviceAlert:
             writeInt(&buf, Int32(12))
+        
+        
+        case .taskClaimed:
+            writeInt(&buf, Int32(13))
+        
+        
+        case .taskDone:
+            writeInt(&buf, Int32(14))
         
         }
     }
@@ -3742,6 +4119,15 @@ public enum NodeEvent: Equatable, Hashable {
          */conflict: OpenConflict
     )
     /**
+     * A task this device's user must see arrived, or someone else claimed one (see
+     * `CareTask.also_claimed_by`: both nurses who claimed it are told).
+     */
+    case taskChanged(
+        /**
+         * The task as it stands now.
+         */task: CareTask
+    )
+    /**
      * A session settled: both sides hold everything the other may have.
      */
     case syncProgress(
@@ -3846,22 +4232,25 @@ public struct FfiConverterTypeNodeEvent: FfiConverterRustBuffer {
         case 4: return .conflictAppeared(conflict: try FfiConverterTypeOpenConflict.read(from: &buf)
         )
         
-        case 5: return .syncProgress(peer: try FfiConverterString.read(from: &buf), docsReceived: try FfiConverterUInt64.read(from: &buf), docsSent: try FfiConverterUInt64.read(from: &buf), bytesReceived: try FfiConverterUInt64.read(from: &buf), bytesSent: try FfiConverterUInt64.read(from: &buf)
+        case 5: return .taskChanged(task: try FfiConverterTypeCareTask.read(from: &buf)
         )
         
-        case 6: return .changesRefused(peer: try FfiConverterString.read(from: &buf), document: try FfiConverterString.read(from: &buf), reason: try FfiConverterString.read(from: &buf), byPeer: try FfiConverterBool.read(from: &buf)
+        case 6: return .syncProgress(peer: try FfiConverterString.read(from: &buf), docsReceived: try FfiConverterUInt64.read(from: &buf), docsSent: try FfiConverterUInt64.read(from: &buf), bytesReceived: try FfiConverterUInt64.read(from: &buf), bytesSent: try FfiConverterUInt64.read(from: &buf)
         )
         
-        case 7: return .patientWithdrawn(patient: try FfiConverterString.read(from: &buf)
+        case 7: return .changesRefused(peer: try FfiConverterString.read(from: &buf), document: try FfiConverterString.read(from: &buf), reason: try FfiConverterString.read(from: &buf), byPeer: try FfiConverterBool.read(from: &buf)
         )
         
-        case 8: return .eventsLost(count: try FfiConverterUInt64.read(from: &buf)
+        case 8: return .patientWithdrawn(patient: try FfiConverterString.read(from: &buf)
         )
         
-        case 9: return .syncStopped(error: try FfiConverterOptionString.read(from: &buf)
+        case 9: return .eventsLost(count: try FfiConverterUInt64.read(from: &buf)
         )
         
-        case 10: return .revoked(reason: try FfiConverterString.read(from: &buf)
+        case 10: return .syncStopped(error: try FfiConverterOptionString.read(from: &buf)
+        )
+        
+        case 11: return .revoked(reason: try FfiConverterString.read(from: &buf)
         )
         
         default: throw UniffiInternalError.unexpectedEnumCase
@@ -3896,8 +4285,13 @@ public struct FfiConverterTypeNodeEvent: FfiConverterRustBuffer {
             FfiConverterTypeOpenConflict.write(conflict, into: &buf)
             
         
-        case let .syncProgress(peer,docsReceived,docsSent,bytesReceived,bytesSent):
+        case let .taskChanged(task):
             writeInt(&buf, Int32(5))
+            FfiConverterTypeCareTask.write(task, into: &buf)
+            
+        
+        case let .syncProgress(peer,docsReceived,docsSent,bytesReceived,bytesSent):
+            writeInt(&buf, Int32(6))
             FfiConverterString.write(peer, into: &buf)
             FfiConverterUInt64.write(docsReceived, into: &buf)
             FfiConverterUInt64.write(docsSent, into: &buf)
@@ -3906,7 +4300,7 @@ public struct FfiConverterTypeNodeEvent: FfiConverterRustBuffer {
             
         
         case let .changesRefused(peer,document,reason,byPeer):
-            writeInt(&buf, Int32(6))
+            writeInt(&buf, Int32(7))
             FfiConverterString.write(peer, into: &buf)
             FfiConverterString.write(document, into: &buf)
             FfiConverterString.write(reason, into: &buf)
@@ -3914,22 +4308,22 @@ public struct FfiConverterTypeNodeEvent: FfiConverterRustBuffer {
             
         
         case let .patientWithdrawn(patient):
-            writeInt(&buf, Int32(7))
+            writeInt(&buf, Int32(8))
             FfiConverterString.write(patient, into: &buf)
             
         
         case let .eventsLost(count):
-            writeInt(&buf, Int32(8))
+            writeInt(&buf, Int32(9))
             FfiConverterUInt64.write(count, into: &buf)
             
         
         case let .syncStopped(error):
-            writeInt(&buf, Int32(9))
+            writeInt(&buf, Int32(10))
             FfiConverterOptionString.write(error, into: &buf)
             
         
         case let .revoked(reason):
-            writeInt(&buf, Int32(10))
+            writeInt(&buf, Int32(11))
             FfiConverterString.write(reason, into: &buf)
             
         }
@@ -4231,6 +4625,91 @@ public func FfiConverterTypeOmsynError_lower(_ value: OmsynError) -> RustBuffer 
 
 
 /**
+ * How urgent a task is.
+ */
+
+public enum TaskPriority: Equatable, Hashable {
+    
+    /**
+     * The alarm button was pressed.
+     */
+    case urgent
+    /**
+     * A missed dose; nobody answered a video visit.
+     */
+    case high
+    /**
+     * A device to check; a call to make again.
+     */
+    case normal
+
+
+
+
+
+}
+
+#if compiler(>=6)
+extension TaskPriority: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeTaskPriority: FfiConverterRustBuffer {
+    typealias SwiftType = TaskPriority
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> TaskPriority {
+        let variant: Int32 = try readInt(&buf)
+        switch variant {
+        
+        case 1: return .urgent
+        
+        case 2: return .high
+        
+        case 3: return .normal
+        
+        default: throw UniffiInternalError.unexpectedEnumCase
+        }
+    }
+
+    public static func write(_ value: TaskPriority, into buf: inout [UInt8]) {
+        switch value {
+        
+        
+        case .urgent:
+            writeInt(&buf, Int32(1))
+        
+        
+        case .high:
+            writeInt(&buf, Int32(2))
+        
+        
+        case .normal:
+            writeInt(&buf, Int32(3))
+        
+        }
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeTaskPriority_lift(_ buf: RustBuffer) throws -> TaskPriority {
+    return try FfiConverterTypeTaskPriority.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeTaskPriority_lower(_ value: TaskPriority) -> RustBuffer {
+    return FfiConverterTypeTaskPriority.lower(value)
+}
+
+
+
+/**
  * Physical or video.
  */
 
@@ -4484,6 +4963,30 @@ fileprivate struct FfiConverterOptionTypeNodeListener: FfiConverterRustBuffer {
 #if swift(>=5.8)
 @_documentation(visibility: private)
 #endif
+fileprivate struct FfiConverterOptionTypeAuthorInfo: FfiConverterRustBuffer {
+    typealias SwiftType = AuthorInfo?
+
+    public static func write(_ value: SwiftType, into buf: inout [UInt8]) {
+        guard let value = value else {
+            writeInt(&buf, Int8(0))
+            return
+        }
+        writeInt(&buf, Int8(1))
+        FfiConverterTypeAuthorInfo.write(value, into: &buf)
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> SwiftType {
+        switch try readInt(&buf) as Int8 {
+        case 0: return nil
+        case 1: return try FfiConverterTypeAuthorInfo.read(from: &buf)
+        default: throw UniffiInternalError.unexpectedOptionalTag
+        }
+    }
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
 fileprivate struct FfiConverterOptionTypeJournalEntry: FfiConverterRustBuffer {
     typealias SwiftType = JournalEntry?
 
@@ -4581,6 +5084,56 @@ fileprivate struct FfiConverterSequenceString: FfiConverterRustBuffer {
 #if swift(>=5.8)
 @_documentation(visibility: private)
 #endif
+fileprivate struct FfiConverterSequenceTypeAuthorInfo: FfiConverterRustBuffer {
+    typealias SwiftType = [AuthorInfo]
+
+    public static func write(_ value: [AuthorInfo], into buf: inout [UInt8]) {
+        let len = Int32(value.count)
+        writeInt(&buf, len)
+        for item in value {
+            FfiConverterTypeAuthorInfo.write(item, into: &buf)
+        }
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> [AuthorInfo] {
+        let len: Int32 = try readInt(&buf)
+        var seq = [AuthorInfo]()
+        seq.reserveCapacity(Int(len))
+        for _ in 0 ..< len {
+            seq.append(try FfiConverterTypeAuthorInfo.read(from: &buf))
+        }
+        return seq
+    }
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+fileprivate struct FfiConverterSequenceTypeCareTask: FfiConverterRustBuffer {
+    typealias SwiftType = [CareTask]
+
+    public static func write(_ value: [CareTask], into buf: inout [UInt8]) {
+        let len = Int32(value.count)
+        writeInt(&buf, len)
+        for item in value {
+            FfiConverterTypeCareTask.write(item, into: &buf)
+        }
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> [CareTask] {
+        let len: Int32 = try readInt(&buf)
+        var seq = [CareTask]()
+        seq.reserveCapacity(Int(len))
+        for _ in 0 ..< len {
+            seq.append(try FfiConverterTypeCareTask.read(from: &buf))
+        }
+        return seq
+    }
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
 fileprivate struct FfiConverterSequenceTypeFlagInfo: FfiConverterRustBuffer {
     typealias SwiftType = [FlagInfo]
 
@@ -4648,6 +5201,31 @@ fileprivate struct FfiConverterSequenceTypeMedicationInfo: FfiConverterRustBuffe
         seq.reserveCapacity(Int(len))
         for _ in 0 ..< len {
             seq.append(try FfiConverterTypeMedicationInfo.read(from: &buf))
+        }
+        return seq
+    }
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+fileprivate struct FfiConverterSequenceTypeMessagePicture: FfiConverterRustBuffer {
+    typealias SwiftType = [MessagePicture]
+
+    public static func write(_ value: [MessagePicture], into buf: inout [UInt8]) {
+        let len = Int32(value.count)
+        writeInt(&buf, len)
+        for item in value {
+            FfiConverterTypeMessagePicture.write(item, into: &buf)
+        }
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> [MessagePicture] {
+        let len: Int32 = try readInt(&buf)
+        var seq = [MessagePicture]()
+        seq.reserveCapacity(Int(len))
+        for _ in 0 ..< len {
+            seq.append(try FfiConverterTypeMessagePicture.read(from: &buf))
         }
         return seq
     }
@@ -4872,6 +5450,12 @@ private let initializationResult: InitializationResult = {
     if (uniffi_omsyn_mobile_checksum_method_omsynnode_add_note() != 14457) {
         return InitializationResult.apiChecksumMismatch
     }
+    if (uniffi_omsyn_mobile_checksum_method_omsynnode_claim_task() != 51720) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_omsyn_mobile_checksum_method_omsynnode_complete_task() != 21725) {
+        return InitializationResult.apiChecksumMismatch
+    }
     if (uniffi_omsyn_mobile_checksum_method_omsynnode_conflicts() != 41640) {
         return InitializationResult.apiChecksumMismatch
     }
@@ -4908,7 +5492,7 @@ private let initializationResult: InitializationResult = {
     if (uniffi_omsyn_mobile_checksum_method_omsynnode_resolve_conflict() != 48343) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_omsyn_mobile_checksum_method_omsynnode_send_message() != 16627) {
+    if (uniffi_omsyn_mobile_checksum_method_omsynnode_send_message() != 48312) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_omsyn_mobile_checksum_method_omsynnode_set_listener() != 10725) {
@@ -4930,6 +5514,9 @@ private let initializationResult: InitializationResult = {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_omsyn_mobile_checksum_method_omsynnode_sync_status() != 31561) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_omsyn_mobile_checksum_method_omsynnode_tasks() != 45083) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_omsyn_mobile_checksum_method_omsynnode_visit_done() != 49055) {

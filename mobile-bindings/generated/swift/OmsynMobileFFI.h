@@ -304,6 +304,16 @@ uint64_t uniffi_omsyn_mobile_fn_constructor_omsynnode_open(RustBuffer data_dir, 
 uint64_t uniffi_omsyn_mobile_fn_method_omsynnode_add_note(uint64_t ptr, RustBuffer patient, RustBuffer visit, RustBuffer text, RustBuffer at_ms
 );
 #endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_OMSYN_MOBILE_FN_METHOD_OMSYNNODE_CLAIM_TASK
+#define UNIFFI_FFIDEF_UNIFFI_OMSYN_MOBILE_FN_METHOD_OMSYNNODE_CLAIM_TASK
+uint64_t uniffi_omsyn_mobile_fn_method_omsynnode_claim_task(uint64_t ptr, RustBuffer task
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_OMSYN_MOBILE_FN_METHOD_OMSYNNODE_COMPLETE_TASK
+#define UNIFFI_FFIDEF_UNIFFI_OMSYN_MOBILE_FN_METHOD_OMSYNNODE_COMPLETE_TASK
+uint64_t uniffi_omsyn_mobile_fn_method_omsynnode_complete_task(uint64_t ptr, RustBuffer task, RustBuffer note
+);
+#endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_OMSYN_MOBILE_FN_METHOD_OMSYNNODE_CONFLICTS
 #define UNIFFI_FFIDEF_UNIFFI_OMSYN_MOBILE_FN_METHOD_OMSYNNODE_CONFLICTS
 uint64_t uniffi_omsyn_mobile_fn_method_omsynnode_conflicts(uint64_t ptr
@@ -366,7 +376,7 @@ uint64_t uniffi_omsyn_mobile_fn_method_omsynnode_resolve_conflict(uint64_t ptr, 
 #endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_OMSYN_MOBILE_FN_METHOD_OMSYNNODE_SEND_MESSAGE
 #define UNIFFI_FFIDEF_UNIFFI_OMSYN_MOBILE_FN_METHOD_OMSYNNODE_SEND_MESSAGE
-uint64_t uniffi_omsyn_mobile_fn_method_omsynnode_send_message(uint64_t ptr, RustBuffer patient, RustBuffer to, RustBuffer text, RustBuffer in_reply_to
+uint64_t uniffi_omsyn_mobile_fn_method_omsynnode_send_message(uint64_t ptr, RustBuffer patient, RustBuffer to, RustBuffer text, RustBuffer in_reply_to, RustBuffer pictures
 );
 #endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_OMSYN_MOBILE_FN_METHOD_OMSYNNODE_SET_LISTENER
@@ -402,6 +412,11 @@ uint64_t uniffi_omsyn_mobile_fn_method_omsynnode_sync_now(uint64_t ptr, RustBuff
 #ifndef UNIFFI_FFIDEF_UNIFFI_OMSYN_MOBILE_FN_METHOD_OMSYNNODE_SYNC_STATUS
 #define UNIFFI_FFIDEF_UNIFFI_OMSYN_MOBILE_FN_METHOD_OMSYNNODE_SYNC_STATUS
 uint64_t uniffi_omsyn_mobile_fn_method_omsynnode_sync_status(uint64_t ptr
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_OMSYN_MOBILE_FN_METHOD_OMSYNNODE_TASKS
+#define UNIFFI_FFIDEF_UNIFFI_OMSYN_MOBILE_FN_METHOD_OMSYNNODE_TASKS
+uint64_t uniffi_omsyn_mobile_fn_method_omsynnode_tasks(uint64_t ptr
 );
 #endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_OMSYN_MOBILE_FN_METHOD_OMSYNNODE_VISIT_DONE
@@ -691,6 +706,18 @@ uint16_t uniffi_omsyn_mobile_checksum_method_omsynnode_add_note(void
     
 );
 #endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_OMSYN_MOBILE_CHECKSUM_METHOD_OMSYNNODE_CLAIM_TASK
+#define UNIFFI_FFIDEF_UNIFFI_OMSYN_MOBILE_CHECKSUM_METHOD_OMSYNNODE_CLAIM_TASK
+uint16_t uniffi_omsyn_mobile_checksum_method_omsynnode_claim_task(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_OMSYN_MOBILE_CHECKSUM_METHOD_OMSYNNODE_COMPLETE_TASK
+#define UNIFFI_FFIDEF_UNIFFI_OMSYN_MOBILE_CHECKSUM_METHOD_OMSYNNODE_COMPLETE_TASK
+uint16_t uniffi_omsyn_mobile_checksum_method_omsynnode_complete_task(void
+    
+);
+#endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_OMSYN_MOBILE_CHECKSUM_METHOD_OMSYNNODE_CONFLICTS
 #define UNIFFI_FFIDEF_UNIFFI_OMSYN_MOBILE_CHECKSUM_METHOD_OMSYNNODE_CONFLICTS
 uint16_t uniffi_omsyn_mobile_checksum_method_omsynnode_conflicts(void
@@ -808,6 +835,12 @@ uint16_t uniffi_omsyn_mobile_checksum_method_omsynnode_sync_now(void
 #ifndef UNIFFI_FFIDEF_UNIFFI_OMSYN_MOBILE_CHECKSUM_METHOD_OMSYNNODE_SYNC_STATUS
 #define UNIFFI_FFIDEF_UNIFFI_OMSYN_MOBILE_CHECKSUM_METHOD_OMSYNNODE_SYNC_STATUS
 uint16_t uniffi_omsyn_mobile_checksum_method_omsynnode_sync_status(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_OMSYN_MOBILE_CHECKSUM_METHOD_OMSYNNODE_TASKS
+#define UNIFFI_FFIDEF_UNIFFI_OMSYN_MOBILE_CHECKSUM_METHOD_OMSYNNODE_TASKS
+uint16_t uniffi_omsyn_mobile_checksum_method_omsynnode_tasks(void
     
 );
 #endif

@@ -6,7 +6,13 @@ import os
 import threading
 import unittest
 
+from datetime import datetime
+
 from harness import Base, Events, ZONE, at_today, enrolled, new_key, om, temp_root, today
+
+
+def ms(rfc3339):
+    return int(datetime.fromisoformat(rfc3339).timestamp() * 1000)
 
 
 class Scenario:
@@ -105,7 +111,7 @@ class EndToEnd(unittest.IsolatedAsyncioTestCase):
         # A message from the home reaches the nurse.
         nurse_events = Events(asyncio.get_running_loop())
         s.nurse.set_listener(nurse_events)
-        sent = await s.home.send_message(s.patient, om.MessageRecipient.CARE_TEAM, "Kan dere komme litt senere i morgen?", None)
+        sent = await s.home.send_message(s.patient, om.MessageRecipient.CARE_TEAM, "Kan dere komme litt senere i morgen?", None, [])
         await nurse_events.wait_for(
             lambda e: e.is_DOCUMENT_CHANGED() and e.document.startswith("messages/"), "message arrived"
         )
@@ -150,6 +156,57 @@ class EndToEnd(unittest.IsolatedAsyncioTestCase):
         self.assertEqual(resolution.kind, om.EntryKind.CONFLICT_RESOLVED)
         self.assertEqual(await s.nurse.conflicts(), [])
         await second.shutdown()
+
+    async def test_two_nurses_claiming_a_physical_visit_offline_are_both_told(self):
+        s = self.s
+        s.base.cli("team", "--patient", s.patient, "--add", "S2")
+        second, _, _ = await enrolled(
+            s.base, s.root.name, "nurse2",
+            om.NodeSetup(role=om.NodeRole.NURSE, name="Per Hansen", staff_id="S2", patient=None, zone=ZONE),
+        )
+        # Three unanswered calls: the video visit becomes a physical visit for the zone.
+        for hhmm in ("08:00", "08:05", "08:10"):
+            await s.nurse.visit_missed(s.visit, om.MissedReason.NO_ANSWER, None, ms(at_today(hhmm)))
+        [task] = await s.nurse.tasks()
+        self.assertEqual(task.kind, "physical-visit")
+        self.assertEqual(task.owner, ["zone"])
+        self.assertEqual(task.priority, om.TaskPriority.HIGH)
+        await s.nurse.sync_now(s.base_ticket)
+        await second.sync_now(s.base_ticket)
+        self.assertEqual([t.id for t in await second.tasks()], [task.id])
+        # Both claim while apart.
+        mine = await s.nurse.claim_task(task.id)
+        self.assertEqual(mine.also_claimed_by, [])
+        await second.claim_task(task.id)
+        events = Events(asyncio.get_running_loop())
+        s.nurse.set_listener(events)
+        second_ticket = await second.start_sync(om.SyncOptions(listen="127.0.0.1:0", relay=None, peers=[], local_discovery=False))
+        await s.nurse.sync_now(second_ticket)
+        told = await events.wait_for(lambda e: e.is_TASK_CHANGED() and e.task.also_claimed_by, "also claimed")
+        self.assertEqual([a.name for a in told.task.also_claimed_by], ["Per Hansen"])
+        [theirs] = await second.tasks()
+        self.assertEqual([a.name for a in theirs.also_claimed_by], ["Kari Nordmann"])
+        self.assertEqual(len(theirs.claimed_by), 2)
+        await s.nurse.complete_task(task.id, "Var der 08:40, alt vel.")
+        self.assertEqual(await s.nurse.tasks(), [])
+        with self.assertRaises(om.OmsynError.InvalidInput):
+            await s.nurse.claim_task("not-a-task")
+        await second.shutdown()
+
+    async def test_a_picture_from_the_home_reaches_the_nurse_and_bad_pictures_are_refused(self):
+        s = self.s
+        png = b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 4
+        picture = om.MessagePicture(content_type="image/png", name="saar.png", data=png)
+        sent = await s.home.send_message(s.patient, om.MessageRecipient.CARE_TEAM, "", None, [picture])
+        await s.home.sync_now(s.base_ticket)
+        await s.nurse.sync_now(s.base_ticket)
+        [got] = [m for m in await s.nurse.messages(s.patient) if m.id == sent.id]
+        self.assertEqual(got.pictures, [picture])
+        not_png = om.MessagePicture(content_type="image/png", name=None, data=b"GIF89a....")
+        too_big = om.MessagePicture(content_type="image/jpeg", name=None, data=b"\xff\xd8\xff" + bytes(600 * 1024))
+        for bad in (not_png, too_big):
+            with self.assertRaises(om.OmsynError.InvalidInput):
+                await s.home.send_message(s.patient, om.MessageRecipient.CARE_TEAM, "se bildet", None, [bad])
 
     async def test_corrections_keep_the_original(self):
         s = self.s

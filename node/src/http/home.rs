@@ -1,13 +1,13 @@
 //! The home unit's local API, for the tablet app and the welfare technology in the home:
 //! today's visits (when, in the home or by video, who is coming), messages to and from the care
-//! team, and device reports (dispenser, alarm button, measurement devices). A malformed report
+//! team with their pictures, and device reports (dispenser, alarm button, measurement devices). A malformed report
 //! gets a 4xx with the reason and nothing is stored; a report delivered twice is stored once.
 
-use axum::extract::State;
-use axum::http::StatusCode;
+use axum::extract::{Path, State};
+use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use omsyn_core::docs::messages::Recipient;
-use omsyn_core::ids::MedicationId;
+use omsyn_core::docs::messages::{Attachment, Message, Recipient};
+use omsyn_core::ids::{EntryId, MedicationId};
 use omsyn_core::repo::{DeviceReport, DoseEventKind};
 use omsyn_core::{Repo, Role, Timestamp};
 use rand::SeedableRng;
@@ -83,21 +83,91 @@ pub(crate) async fn messages(State(http): State<Http>) -> Response {
             repo.open_patient(now(), &patient, "messages (home)")
                 .map_err(repo_error)?;
             let view = repo.patient_view(&patient).map_err(repo_error)?;
-            Ok(json!({ "messages": view.messages }))
+            let messages: Vec<_> = view.messages.iter().map(message_json).collect();
+            Ok(json!({ "messages": messages }))
         })
         .await,
     )
 }
 
+/// A message as the tablet lists it: pictures by link, not inline.
+fn message_json(m: &Message) -> serde_json::Value {
+    let pictures: Vec<_> = m
+        .attachments
+        .iter()
+        .enumerate()
+        .map(|(n, a)| {
+            json!({
+                "content_type": a.content_type, "name": a.name, "size": a.size,
+                "url": format!("/api/home/messages/{}/pictures/{n}", m.id),
+            })
+        })
+        .collect();
+    json!({
+        "id": m.id, "author": m.author, "to": m.to, "sent_at": m.sent_at,
+        "in_reply_to": m.in_reply_to, "text": m.text, "pictures": pictures,
+    })
+}
+
+/// `GET /api/home/messages/{message}/pictures/{n}`: one picture's bytes, with its type.
+pub(crate) async fn picture(
+    State(http): State<Http>,
+    Path((message, n)): Path<(String, usize)>,
+) -> Response {
+    let result = blocking(&http, move |_, repo| {
+        let patient = home_patient(repo)?;
+        let id = EntryId::parse(&message).map_err(|e| bad_request("message", e))?;
+        repo.open_patient(now(), &patient, "message picture (home)")
+            .map_err(repo_error)?;
+        let view = repo.patient_view(&patient).map_err(repo_error)?;
+        let not_found = || error(StatusCode::NOT_FOUND, "no such picture");
+        let picture = view
+            .messages
+            .into_iter()
+            .find(|m| m.id == id)
+            .and_then(|m| m.attachments.into_iter().nth(n))
+            .ok_or_else(not_found)?;
+        let bytes = picture.bytes().ok_or_else(not_found)?;
+        Ok((picture.content_type, bytes))
+    })
+    .await;
+    match result {
+        Ok((content_type, bytes)) => (
+            [
+                (header::CONTENT_TYPE, content_type),
+                (header::X_CONTENT_TYPE_OPTIONS, "nosniff".to_owned()),
+            ],
+            bytes,
+        )
+            .into_response(),
+        Err(e) => e.into_response(),
+    }
+}
+
+/// A picture as the tablet sends it.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NewPicture {
+    /// `image/jpeg`, `image/png` or `image/webp`.
+    content_type: String,
+    name: Option<String>,
+    /// The bytes, base64.
+    data: String,
+}
+
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct NewMessage {
+    #[serde(default)]
     text: String,
     /// `care-team` (default) or `base`.
     to: Option<String>,
+    #[serde(default)]
+    pictures: Vec<NewPicture>,
 }
 
-/// `POST /api/home/messages {"text": ..., "to": "care-team" | "base"}`.
+/// `POST /api/home/messages {"text": ..., "to": "care-team" | "base", "pictures": [{"content_type",
+/// "name", "data" (base64)}]}`: every picture is checked before anything is stored.
 pub(crate) async fn send_message(State(http): State<Http>, body: axum::body::Bytes) -> Response {
     let message: NewMessage = match json_body(&body) {
         Ok(m) => m,
@@ -111,17 +181,32 @@ pub(crate) async fn send_message(State(http): State<Http>, body: axum::body::Byt
                 .into_response();
         }
     };
-    if message.text.trim().is_empty() {
+    if message.text.trim().is_empty() && message.pictures.is_empty() {
         return bad_request("text", "the message is empty").into_response();
+    }
+    let mut pictures = Vec::new();
+    for (n, p) in message.pictures.iter().enumerate() {
+        use base64::Engine;
+        let field = format!("pictures[{n}]");
+        let bytes = match base64::engine::general_purpose::STANDARD.decode(&p.data) {
+            Ok(b) => b,
+            Err(e) => {
+                return bad_request(&field, format!("data is not base64: {e}")).into_response();
+            }
+        };
+        match Attachment::picture(&p.content_type, p.name.as_deref(), &bytes) {
+            Ok(a) => pictures.push(a),
+            Err(e) => return bad_request(&field, e).into_response(),
+        }
     }
     answer(
         blocking(&http, move |_, repo| {
             let patient = home_patient(repo)?;
             let mut rng = rand::rngs::StdRng::from_os_rng();
             let sent = repo
-                .send_message(now(), &mut rng, &patient, to, &message.text, None)
+                .send_message(now(), &mut rng, &patient, to, &message.text, None, pictures)
                 .map_err(repo_error)?;
-            Ok(json!({ "message": sent }))
+            Ok(json!({ "message": message_json(&sent) }))
         })
         .await,
     )

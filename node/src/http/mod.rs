@@ -126,6 +126,7 @@ pub(crate) async fn serve(bound: Bound, shared: Shared) -> Result<()> {
             get(home::messages).post(home::send_message),
         )
         .route("/home/device-events", post(home::device_event))
+        .route("/home/messages/{message}/pictures/{n}", get(home::picture))
         .layer(middleware::from_fn_with_state(http.clone(), require_token));
     let app = Router::new()
         .route("/", get(page))

@@ -708,6 +708,10 @@ internal object IntegrityCheckingUniffiLib {
     ): Int
     external fun uniffi_omsyn_mobile_checksum_method_omsynnode_add_note(
     ): Int
+    external fun uniffi_omsyn_mobile_checksum_method_omsynnode_claim_task(
+    ): Int
+    external fun uniffi_omsyn_mobile_checksum_method_omsynnode_complete_task(
+    ): Int
     external fun uniffi_omsyn_mobile_checksum_method_omsynnode_conflicts(
     ): Int
     external fun uniffi_omsyn_mobile_checksum_method_omsynnode_correct_entry(
@@ -747,6 +751,8 @@ internal object IntegrityCheckingUniffiLib {
     external fun uniffi_omsyn_mobile_checksum_method_omsynnode_sync_now(
     ): Int
     external fun uniffi_omsyn_mobile_checksum_method_omsynnode_sync_status(
+    ): Int
+    external fun uniffi_omsyn_mobile_checksum_method_omsynnode_tasks(
     ): Int
     external fun uniffi_omsyn_mobile_checksum_method_omsynnode_visit_done(
     ): Int
@@ -797,6 +803,10 @@ internal object UniffiLib {
     ): Long
     external fun uniffi_omsyn_mobile_fn_method_omsynnode_add_note(`ptr`: Long,`patient`: RustBuffer.ByValue,`visit`: RustBuffer.ByValue,`text`: RustBuffer.ByValue,`atMs`: RustBuffer.ByValue,
     ): Long
+    external fun uniffi_omsyn_mobile_fn_method_omsynnode_claim_task(`ptr`: Long,`task`: RustBuffer.ByValue,
+    ): Long
+    external fun uniffi_omsyn_mobile_fn_method_omsynnode_complete_task(`ptr`: Long,`task`: RustBuffer.ByValue,`note`: RustBuffer.ByValue,
+    ): Long
     external fun uniffi_omsyn_mobile_fn_method_omsynnode_conflicts(`ptr`: Long,
     ): Long
     external fun uniffi_omsyn_mobile_fn_method_omsynnode_correct_entry(`ptr`: Long,`patient`: RustBuffer.ByValue,`entry`: RustBuffer.ByValue,`correction`: RustBuffer.ByValue,
@@ -821,7 +831,7 @@ internal object UniffiLib {
     ): Long
     external fun uniffi_omsyn_mobile_fn_method_omsynnode_resolve_conflict(`ptr`: Long,`conflict`: RustBuffer.ByValue,`note`: RustBuffer.ByValue,`value`: RustBuffer.ByValue,
     ): Long
-    external fun uniffi_omsyn_mobile_fn_method_omsynnode_send_message(`ptr`: Long,`patient`: RustBuffer.ByValue,`to`: RustBuffer.ByValue,`text`: RustBuffer.ByValue,`inReplyTo`: RustBuffer.ByValue,
+    external fun uniffi_omsyn_mobile_fn_method_omsynnode_send_message(`ptr`: Long,`patient`: RustBuffer.ByValue,`to`: RustBuffer.ByValue,`text`: RustBuffer.ByValue,`inReplyTo`: RustBuffer.ByValue,`pictures`: RustBuffer.ByValue,
     ): Long
     external fun uniffi_omsyn_mobile_fn_method_omsynnode_set_listener(`ptr`: Long,`listener`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
     ): Unit
@@ -836,6 +846,8 @@ internal object UniffiLib {
     external fun uniffi_omsyn_mobile_fn_method_omsynnode_sync_now(`ptr`: Long,`ticket`: RustBuffer.ByValue,
     ): Long
     external fun uniffi_omsyn_mobile_fn_method_omsynnode_sync_status(`ptr`: Long,
+    ): Long
+    external fun uniffi_omsyn_mobile_fn_method_omsynnode_tasks(`ptr`: Long,
     ): Long
     external fun uniffi_omsyn_mobile_fn_method_omsynnode_visit_done(`ptr`: Long,`visit`: RustBuffer.ByValue,`arrivalMs`: RustBuffer.ByValue,`departureMs`: RustBuffer.ByValue,`mode`: RustBuffer.ByValue,
     ): Long
@@ -968,6 +980,12 @@ private fun uniffiCheckApiChecksums(lib: IntegrityCheckingUniffiLib) {
     if ((lib.uniffi_omsyn_mobile_checksum_method_omsynnode_add_note() and 0xFFFF) != 14457) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
+    if ((lib.uniffi_omsyn_mobile_checksum_method_omsynnode_claim_task() and 0xFFFF) != 51720) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if ((lib.uniffi_omsyn_mobile_checksum_method_omsynnode_complete_task() and 0xFFFF) != 21725) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
     if ((lib.uniffi_omsyn_mobile_checksum_method_omsynnode_conflicts() and 0xFFFF) != 41640) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
@@ -1004,7 +1022,7 @@ private fun uniffiCheckApiChecksums(lib: IntegrityCheckingUniffiLib) {
     if ((lib.uniffi_omsyn_mobile_checksum_method_omsynnode_resolve_conflict() and 0xFFFF) != 48343) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
-    if ((lib.uniffi_omsyn_mobile_checksum_method_omsynnode_send_message() and 0xFFFF) != 16627) {
+    if ((lib.uniffi_omsyn_mobile_checksum_method_omsynnode_send_message() and 0xFFFF) != 48312) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
     if ((lib.uniffi_omsyn_mobile_checksum_method_omsynnode_set_listener() and 0xFFFF) != 10725) {
@@ -1026,6 +1044,9 @@ private fun uniffiCheckApiChecksums(lib: IntegrityCheckingUniffiLib) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
     if ((lib.uniffi_omsyn_mobile_checksum_method_omsynnode_sync_status() and 0xFFFF) != 31561) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if ((lib.uniffi_omsyn_mobile_checksum_method_omsynnode_tasks() and 0xFFFF) != 45083) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
     if ((lib.uniffi_omsyn_mobile_checksum_method_omsynnode_visit_done() and 0xFFFF) != 49055) {
@@ -1847,6 +1868,17 @@ public interface OmsynNodeInterface {
     suspend fun `addNote`(`patient`: kotlin.String, `visit`: kotlin.String?, `text`: kotlin.String, `atMs`: kotlin.Long?): JournalEntry
     
     /**
+     * Claims a task ("I take it"), which stops it escalating. If a colleague claimed it too,
+     * both claims stand and the result's `also_claimed_by` names her.
+     */
+    suspend fun `claimTask`(`task`: kotlin.String): CareTask
+    
+    /**
+     * Completes a task, saying what was done.
+     */
+    suspend fun `completeTask`(`task`: kotlin.String, `note`: kotlin.String)
+    
+    /**
      * Open conflicts on this device (a logged read).
      */
     suspend fun `conflicts`(): List<OpenConflict>
@@ -1909,9 +1941,10 @@ public interface OmsynNodeInterface {
     suspend fun `resolveConflict`(`conflict`: kotlin.String, `note`: kotlin.String, `value`: kotlin.String?): JournalEntry?
     
     /**
-     * Sends a message about a patient to the home, the care team or the base.
+     * Sends a message about a patient to the home, the care team or the base, with any pictures
+     * (text may be empty when there is a picture).
      */
-    suspend fun `sendMessage`(`patient`: kotlin.String, `to`: MessageRecipient, `text`: kotlin.String, `inReplyTo`: kotlin.String?): PatientMessage
+    suspend fun `sendMessage`(`patient`: kotlin.String, `to`: MessageRecipient, `text`: kotlin.String, `inReplyTo`: kotlin.String?, `pictures`: List<MessagePicture>): PatientMessage
     
     /**
      * Receives events from now on (replacing any earlier listener); `None` stops them.
@@ -1952,6 +1985,12 @@ public interface OmsynNodeInterface {
      * Whether sync runs, the peers met, and how fresh each patient's documents are.
      */
     suspend fun `syncStatus`(): SyncStatus
+    
+    /**
+     * The open tasks this device's user must see: alerts for her patients, calls to make again,
+     * physical visits for the zone, tasks she claimed (a logged read).
+     */
+    suspend fun `tasks`(): List<CareTask>
     
     /**
      * Documents a visit as performed (arrival defaults to now, the mode to the planned one).
@@ -2100,6 +2139,59 @@ open class OmsynNode: Disposable, AutoCloseable, OmsynNodeInterface
         { future -> UniffiLib.ffi_omsyn_mobile_rust_future_free_rust_buffer(future) },
         // lift function
         { FfiConverterTypeJournalEntry.lift(it) },
+        // Error FFI converter
+        OmsynException.ErrorHandler,
+    )
+    }
+
+    
+    /**
+     * Claims a task ("I take it"), which stops it escalating. If a colleague claimed it too,
+     * both claims stand and the result's `also_claimed_by` names her.
+     */
+    @Throws(OmsynException::class)
+    @Suppress("ASSIGNED_BUT_NEVER_ACCESSED_VARIABLE")
+    override suspend fun `claimTask`(`task`: kotlin.String) : CareTask {
+        return uniffiRustCallAsync(
+        callWithHandle { uniffiHandle ->
+            UniffiLib.uniffi_omsyn_mobile_fn_method_omsynnode_claim_task(
+                uniffiHandle,
+                
+        FfiConverterString.lower(`task`),
+            )
+        },
+        { future, callback, continuation -> UniffiLib.ffi_omsyn_mobile_rust_future_poll_rust_buffer(future, callback, continuation) },
+        { future, continuation -> UniffiLib.ffi_omsyn_mobile_rust_future_complete_rust_buffer(future, continuation) },
+        { future -> UniffiLib.ffi_omsyn_mobile_rust_future_free_rust_buffer(future) },
+        // lift function
+        { FfiConverterTypeCareTask.lift(it) },
+        // Error FFI converter
+        OmsynException.ErrorHandler,
+    )
+    }
+
+    
+    /**
+     * Completes a task, saying what was done.
+     */
+    @Throws(OmsynException::class)
+    @Suppress("ASSIGNED_BUT_NEVER_ACCESSED_VARIABLE")
+    override suspend fun `completeTask`(`task`: kotlin.String, `note`: kotlin.String) {
+        return uniffiRustCallAsync(
+        callWithHandle { uniffiHandle ->
+            UniffiLib.uniffi_omsyn_mobile_fn_method_omsynnode_complete_task(
+                uniffiHandle,
+                
+        FfiConverterString.lower(`task`),
+        FfiConverterString.lower(`note`),
+            )
+        },
+        { future, callback, continuation -> UniffiLib.ffi_omsyn_mobile_rust_future_poll_void(future, callback, continuation) },
+        { future, continuation -> UniffiLib.ffi_omsyn_mobile_rust_future_complete_void(future, continuation) },
+        { future -> UniffiLib.ffi_omsyn_mobile_rust_future_free_void(future) },
+        // lift function
+        { },
+        
         // Error FFI converter
         OmsynException.ErrorHandler,
     )
@@ -2407,11 +2499,12 @@ open class OmsynNode: Disposable, AutoCloseable, OmsynNodeInterface
 
     
     /**
-     * Sends a message about a patient to the home, the care team or the base.
+     * Sends a message about a patient to the home, the care team or the base, with any pictures
+     * (text may be empty when there is a picture).
      */
     @Throws(OmsynException::class)
     @Suppress("ASSIGNED_BUT_NEVER_ACCESSED_VARIABLE")
-    override suspend fun `sendMessage`(`patient`: kotlin.String, `to`: MessageRecipient, `text`: kotlin.String, `inReplyTo`: kotlin.String?) : PatientMessage {
+    override suspend fun `sendMessage`(`patient`: kotlin.String, `to`: MessageRecipient, `text`: kotlin.String, `inReplyTo`: kotlin.String?, `pictures`: List<MessagePicture>) : PatientMessage {
         return uniffiRustCallAsync(
         callWithHandle { uniffiHandle ->
             UniffiLib.uniffi_omsyn_mobile_fn_method_omsynnode_send_message(
@@ -2421,6 +2514,7 @@ open class OmsynNode: Disposable, AutoCloseable, OmsynNodeInterface
         FfiConverterTypeMessageRecipient.lower(`to`),
         FfiConverterString.lower(`text`),
         FfiConverterOptionalString.lower(`inReplyTo`),
+        FfiConverterSequenceTypeMessagePicture.lower(`pictures`),
             )
         },
         { future, callback, continuation -> UniffiLib.ffi_omsyn_mobile_rust_future_poll_rust_buffer(future, callback, continuation) },
@@ -2599,6 +2693,31 @@ open class OmsynNode: Disposable, AutoCloseable, OmsynNodeInterface
         { future -> UniffiLib.ffi_omsyn_mobile_rust_future_free_rust_buffer(future) },
         // lift function
         { FfiConverterTypeSyncStatus.lift(it) },
+        // Error FFI converter
+        OmsynException.ErrorHandler,
+    )
+    }
+
+    
+    /**
+     * The open tasks this device's user must see: alerts for her patients, calls to make again,
+     * physical visits for the zone, tasks she claimed (a logged read).
+     */
+    @Throws(OmsynException::class)
+    @Suppress("ASSIGNED_BUT_NEVER_ACCESSED_VARIABLE")
+    override suspend fun `tasks`() : List<CareTask> {
+        return uniffiRustCallAsync(
+        callWithHandle { uniffiHandle ->
+            UniffiLib.uniffi_omsyn_mobile_fn_method_omsynnode_tasks(
+                uniffiHandle,
+                
+            )
+        },
+        { future, callback, continuation -> UniffiLib.ffi_omsyn_mobile_rust_future_poll_rust_buffer(future, callback, continuation) },
+        { future, continuation -> UniffiLib.ffi_omsyn_mobile_rust_future_complete_rust_buffer(future, continuation) },
+        { future -> UniffiLib.ffi_omsyn_mobile_rust_future_free_rust_buffer(future) },
+        // lift function
+        { FfiConverterSequenceTypeCareTask.lift(it) },
         // Error FFI converter
         OmsynException.ErrorHandler,
     )
@@ -2833,6 +2952,150 @@ public object FfiConverterTypeAuthorInfo: FfiConverterRustBuffer<AuthorInfo> {
 
 
 /**
+ * An escalation task: a device alert to respond to, a video call to make again, or a physical
+ * visit because nobody answered. Derived on every node holding the patient's documents.
+ */
+data class CareTask (
+    /**
+     * The task (the same id on every device).
+     */
+    var `id`: kotlin.String
+    , 
+    /**
+     * The patient.
+     */
+    var `patient`: kotlin.String
+    , 
+    /**
+     * `respond-to-alert`, `call-again` or `physical-visit`.
+     */
+    var `kind`: kotlin.String
+    , 
+    /**
+     * The visit, for `call-again` and `physical-visit`.
+     */
+    var `visit`: kotlin.String?
+    , 
+    /**
+     * How urgent.
+     */
+    var `priority`: TaskPriority
+    , 
+    /**
+     * One line for people.
+     */
+    var `summary`: kotlin.String
+    , 
+    /**
+     * When it was raised (ms).
+     */
+    var `raisedAtMs`: kotlin.Long
+    , 
+    /**
+     * When to act, for a call to make again (ms): the app schedules its reminder by it.
+     */
+    var `dueMs`: kotlin.Long?
+    , 
+    /**
+     * When it reaches the base if nobody claims it (ms).
+     */
+    var `escalatesAtMs`: kotlin.Long?
+    , 
+    /**
+     * Whether it has reached the base.
+     */
+    var `escalated`: kotlin.Boolean
+    , 
+    /**
+     * Whose it is: staff ids, or `base`, or `zone`.
+     */
+    var `owner`: List<kotlin.String>
+    , 
+    /**
+     * Everyone who claimed it.
+     */
+    var `claimedBy`: List<AuthorInfo>
+    , 
+    /**
+     * Others who claimed it too, when this device's user did ("also claimed by").
+     */
+    var `alsoClaimedBy`: List<AuthorInfo>
+    , 
+    /**
+     * Who completed it, if anyone.
+     */
+    var `doneBy`: AuthorInfo?
+    
+){
+    
+
+    
+
+    
+    companion object
+}
+
+/**
+ * @suppress
+ */
+public object FfiConverterTypeCareTask: FfiConverterRustBuffer<CareTask> {
+    override fun read(buf: ByteBuffer): CareTask {
+        return CareTask(
+            FfiConverterString.read(buf),
+            FfiConverterString.read(buf),
+            FfiConverterString.read(buf),
+            FfiConverterOptionalString.read(buf),
+            FfiConverterTypeTaskPriority.read(buf),
+            FfiConverterString.read(buf),
+            FfiConverterLong.read(buf),
+            FfiConverterOptionalLong.read(buf),
+            FfiConverterOptionalLong.read(buf),
+            FfiConverterBoolean.read(buf),
+            FfiConverterSequenceString.read(buf),
+            FfiConverterSequenceTypeAuthorInfo.read(buf),
+            FfiConverterSequenceTypeAuthorInfo.read(buf),
+            FfiConverterOptionalTypeAuthorInfo.read(buf),
+        )
+    }
+
+    override fun allocationSize(value: CareTask) = (
+            FfiConverterString.allocationSize(value.`id`) +
+            FfiConverterString.allocationSize(value.`patient`) +
+            FfiConverterString.allocationSize(value.`kind`) +
+            FfiConverterOptionalString.allocationSize(value.`visit`) +
+            FfiConverterTypeTaskPriority.allocationSize(value.`priority`) +
+            FfiConverterString.allocationSize(value.`summary`) +
+            FfiConverterLong.allocationSize(value.`raisedAtMs`) +
+            FfiConverterOptionalLong.allocationSize(value.`dueMs`) +
+            FfiConverterOptionalLong.allocationSize(value.`escalatesAtMs`) +
+            FfiConverterBoolean.allocationSize(value.`escalated`) +
+            FfiConverterSequenceString.allocationSize(value.`owner`) +
+            FfiConverterSequenceTypeAuthorInfo.allocationSize(value.`claimedBy`) +
+            FfiConverterSequenceTypeAuthorInfo.allocationSize(value.`alsoClaimedBy`) +
+            FfiConverterOptionalTypeAuthorInfo.allocationSize(value.`doneBy`)
+    )
+
+    override fun write(value: CareTask, buf: ByteBuffer) {
+            FfiConverterString.write(value.`id`, buf)
+            FfiConverterString.write(value.`patient`, buf)
+            FfiConverterString.write(value.`kind`, buf)
+            FfiConverterOptionalString.write(value.`visit`, buf)
+            FfiConverterTypeTaskPriority.write(value.`priority`, buf)
+            FfiConverterString.write(value.`summary`, buf)
+            FfiConverterLong.write(value.`raisedAtMs`, buf)
+            FfiConverterOptionalLong.write(value.`dueMs`, buf)
+            FfiConverterOptionalLong.write(value.`escalatesAtMs`, buf)
+            FfiConverterBoolean.write(value.`escalated`, buf)
+            FfiConverterSequenceString.write(value.`owner`, buf)
+            FfiConverterSequenceTypeAuthorInfo.write(value.`claimedBy`, buf)
+            FfiConverterSequenceTypeAuthorInfo.write(value.`alsoClaimedBy`, buf)
+            FfiConverterOptionalTypeAuthorInfo.write(value.`doneBy`, buf)
+    }
+}
+
+
+
+/**
  * A flag on the record (fall risk, key at neighbour...).
  */
 data class FlagInfo (
@@ -3056,6 +3319,61 @@ public object FfiConverterTypeMedicationInfo: FfiConverterRustBuffer<MedicationI
             FfiConverterString.write(value.`dose`, buf)
             FfiConverterSequenceString.write(value.`slots`, buf)
             FfiConverterBoolean.write(value.`active`, buf)
+    }
+}
+
+
+
+/**
+ * A picture on a message: JPEG, PNG or WebP, at most 512 KiB, up to 4 per message.
+ */
+data class MessagePicture (
+    /**
+     * `image/jpeg`, `image/png` or `image/webp` (checked against the bytes when sending).
+     */
+    var `contentType`: kotlin.String
+    , 
+    /**
+     * A file name, if any.
+     */
+    var `name`: kotlin.String?
+    , 
+    /**
+     * The picture.
+     */
+    var `data`: kotlin.ByteArray
+    
+){
+    
+
+    
+
+    
+    companion object
+}
+
+/**
+ * @suppress
+ */
+public object FfiConverterTypeMessagePicture: FfiConverterRustBuffer<MessagePicture> {
+    override fun read(buf: ByteBuffer): MessagePicture {
+        return MessagePicture(
+            FfiConverterString.read(buf),
+            FfiConverterOptionalString.read(buf),
+            FfiConverterByteArray.read(buf),
+        )
+    }
+
+    override fun allocationSize(value: MessagePicture) = (
+            FfiConverterString.allocationSize(value.`contentType`) +
+            FfiConverterOptionalString.allocationSize(value.`name`) +
+            FfiConverterByteArray.allocationSize(value.`data`)
+    )
+
+    override fun write(value: MessagePicture, buf: ByteBuffer) {
+            FfiConverterString.write(value.`contentType`, buf)
+            FfiConverterOptionalString.write(value.`name`, buf)
+            FfiConverterByteArray.write(value.`data`, buf)
     }
 }
 
@@ -3320,9 +3638,14 @@ data class PatientMessage (
     var `inReplyTo`: kotlin.String?
     , 
     /**
-     * The text.
+     * The text (may be empty when it carries pictures).
      */
     var `text`: kotlin.String
+    , 
+    /**
+     * Its pictures.
+     */
+    var `pictures`: List<MessagePicture>
     
 ){
     
@@ -3345,6 +3668,7 @@ public object FfiConverterTypePatientMessage: FfiConverterRustBuffer<PatientMess
             FfiConverterLong.read(buf),
             FfiConverterOptionalString.read(buf),
             FfiConverterString.read(buf),
+            FfiConverterSequenceTypeMessagePicture.read(buf),
         )
     }
 
@@ -3354,7 +3678,8 @@ public object FfiConverterTypePatientMessage: FfiConverterRustBuffer<PatientMess
             FfiConverterTypeMessageRecipient.allocationSize(value.`to`) +
             FfiConverterLong.allocationSize(value.`sentAtMs`) +
             FfiConverterOptionalString.allocationSize(value.`inReplyTo`) +
-            FfiConverterString.allocationSize(value.`text`)
+            FfiConverterString.allocationSize(value.`text`) +
+            FfiConverterSequenceTypeMessagePicture.allocationSize(value.`pictures`)
     )
 
     override fun write(value: PatientMessage, buf: ByteBuffer) {
@@ -3364,6 +3689,7 @@ public object FfiConverterTypePatientMessage: FfiConverterRustBuffer<PatientMess
             FfiConverterLong.write(value.`sentAtMs`, buf)
             FfiConverterOptionalString.write(value.`inReplyTo`, buf)
             FfiConverterString.write(value.`text`, buf)
+            FfiConverterSequenceTypeMessagePicture.write(value.`pictures`, buf)
     }
 }
 
@@ -4170,7 +4496,15 @@ enum class EntryKind {
      * A device in the home raised an alert (dose missed, device error, power failure, alarm
      * button).
      */
-    DEVICE_ALERT;
+    DEVICE_ALERT,
+    /**
+     * Someone claimed an escalation task.
+     */
+    TASK_CLAIMED,
+    /**
+     * Someone completed an escalation task.
+     */
+    TASK_DONE;
 
     
 
@@ -4380,6 +4714,22 @@ sealed class NodeEvent {
     }
     
     /**
+     * A task this device's user must see arrived, or someone else claimed one (see
+     * `CareTask.also_claimed_by`: both nurses who claimed it are told).
+     */
+    data class TaskChanged(
+        /**
+         * The task as it stands now.
+         */
+        val `task`: no.omsyn.mobile.CareTask) : NodeEvent()
+        
+    {
+        
+
+        companion object
+    }
+    
+    /**
      * A session settled: both sides hold everything the other may have.
      */
     data class SyncProgress(
@@ -4532,29 +4882,32 @@ public object FfiConverterTypeNodeEvent : FfiConverterRustBuffer<NodeEvent>{
             4 -> NodeEvent.ConflictAppeared(
                 FfiConverterTypeOpenConflict.read(buf),
                 )
-            5 -> NodeEvent.SyncProgress(
+            5 -> NodeEvent.TaskChanged(
+                FfiConverterTypeCareTask.read(buf),
+                )
+            6 -> NodeEvent.SyncProgress(
                 FfiConverterString.read(buf),
                 FfiConverterULong.read(buf),
                 FfiConverterULong.read(buf),
                 FfiConverterULong.read(buf),
                 FfiConverterULong.read(buf),
                 )
-            6 -> NodeEvent.ChangesRefused(
+            7 -> NodeEvent.ChangesRefused(
                 FfiConverterString.read(buf),
                 FfiConverterString.read(buf),
                 FfiConverterString.read(buf),
                 FfiConverterBoolean.read(buf),
                 )
-            7 -> NodeEvent.PatientWithdrawn(
+            8 -> NodeEvent.PatientWithdrawn(
                 FfiConverterString.read(buf),
                 )
-            8 -> NodeEvent.EventsLost(
+            9 -> NodeEvent.EventsLost(
                 FfiConverterULong.read(buf),
                 )
-            9 -> NodeEvent.SyncStopped(
+            10 -> NodeEvent.SyncStopped(
                 FfiConverterOptionalString.read(buf),
                 )
-            10 -> NodeEvent.Revoked(
+            11 -> NodeEvent.Revoked(
                 FfiConverterString.read(buf),
                 )
             else -> throw RuntimeException("invalid enum value, something is very wrong!!")
@@ -4592,6 +4945,13 @@ public object FfiConverterTypeNodeEvent : FfiConverterRustBuffer<NodeEvent>{
             (
                 4UL
                 + FfiConverterTypeOpenConflict.allocationSize(value.`conflict`)
+            )
+        }
+        is NodeEvent.TaskChanged -> {
+            // Add the size for the Int that specifies the variant plus the size needed for all fields
+            (
+                4UL
+                + FfiConverterTypeCareTask.allocationSize(value.`task`)
             )
         }
         is NodeEvent.SyncProgress -> {
@@ -4671,8 +5031,13 @@ public object FfiConverterTypeNodeEvent : FfiConverterRustBuffer<NodeEvent>{
                 FfiConverterTypeOpenConflict.write(value.`conflict`, buf)
                 Unit
             }
-            is NodeEvent.SyncProgress -> {
+            is NodeEvent.TaskChanged -> {
                 buf.putInt(5)
+                FfiConverterTypeCareTask.write(value.`task`, buf)
+                Unit
+            }
+            is NodeEvent.SyncProgress -> {
+                buf.putInt(6)
                 FfiConverterString.write(value.`peer`, buf)
                 FfiConverterULong.write(value.`docsReceived`, buf)
                 FfiConverterULong.write(value.`docsSent`, buf)
@@ -4681,7 +5046,7 @@ public object FfiConverterTypeNodeEvent : FfiConverterRustBuffer<NodeEvent>{
                 Unit
             }
             is NodeEvent.ChangesRefused -> {
-                buf.putInt(6)
+                buf.putInt(7)
                 FfiConverterString.write(value.`peer`, buf)
                 FfiConverterString.write(value.`document`, buf)
                 FfiConverterString.write(value.`reason`, buf)
@@ -4689,22 +5054,22 @@ public object FfiConverterTypeNodeEvent : FfiConverterRustBuffer<NodeEvent>{
                 Unit
             }
             is NodeEvent.PatientWithdrawn -> {
-                buf.putInt(7)
+                buf.putInt(8)
                 FfiConverterString.write(value.`patient`, buf)
                 Unit
             }
             is NodeEvent.EventsLost -> {
-                buf.putInt(8)
+                buf.putInt(9)
                 FfiConverterULong.write(value.`count`, buf)
                 Unit
             }
             is NodeEvent.SyncStopped -> {
-                buf.putInt(9)
+                buf.putInt(10)
                 FfiConverterOptionalString.write(value.`error`, buf)
                 Unit
             }
             is NodeEvent.Revoked -> {
-                buf.putInt(10)
+                buf.putInt(11)
                 FfiConverterString.write(value.`reason`, buf)
                 Unit
             }
@@ -4913,6 +5278,53 @@ public object FfiConverterTypeOmsynError : FfiConverterRustBuffer<OmsynException
 
 
 /**
+ * How urgent a task is.
+ */
+
+enum class TaskPriority {
+    
+    /**
+     * The alarm button was pressed.
+     */
+    URGENT,
+    /**
+     * A missed dose; nobody answered a video visit.
+     */
+    HIGH,
+    /**
+     * A device to check; a call to make again.
+     */
+    NORMAL;
+
+    
+
+
+    companion object
+}
+
+
+/**
+ * @suppress
+ */
+public object FfiConverterTypeTaskPriority: FfiConverterRustBuffer<TaskPriority> {
+    override fun read(buf: ByteBuffer) = try {
+        TaskPriority.values()[buf.getInt() - 1]
+    } catch (e: IndexOutOfBoundsException) {
+        throw RuntimeException("invalid enum value, something is very wrong!!", e)
+    }
+
+    override fun allocationSize(value: TaskPriority) = 4UL
+
+    override fun write(value: TaskPriority, buf: ByteBuffer) {
+        buf.putInt(value.ordinal + 1)
+    }
+}
+
+
+
+
+
+/**
  * Physical or video.
  */
 
@@ -5110,6 +5522,38 @@ public object FfiConverterOptionalTypeNodeListener: FfiConverterRustBuffer<NodeL
 /**
  * @suppress
  */
+public object FfiConverterOptionalTypeAuthorInfo: FfiConverterRustBuffer<AuthorInfo?> {
+    override fun read(buf: ByteBuffer): AuthorInfo? {
+        if (buf.get().toInt() == 0) {
+            return null
+        }
+        return FfiConverterTypeAuthorInfo.read(buf)
+    }
+
+    override fun allocationSize(value: AuthorInfo?): ULong {
+        if (value == null) {
+            return 1UL
+        } else {
+            return 1UL + FfiConverterTypeAuthorInfo.allocationSize(value)
+        }
+    }
+
+    override fun write(value: AuthorInfo?, buf: ByteBuffer) {
+        if (value == null) {
+            buf.put(0)
+        } else {
+            buf.put(1)
+            FfiConverterTypeAuthorInfo.write(value, buf)
+        }
+    }
+}
+
+
+
+
+/**
+ * @suppress
+ */
 public object FfiConverterOptionalTypeJournalEntry: FfiConverterRustBuffer<JournalEntry?> {
     override fun read(buf: ByteBuffer): JournalEntry? {
         if (buf.get().toInt() == 0) {
@@ -5234,6 +5678,62 @@ public object FfiConverterSequenceString: FfiConverterRustBuffer<List<kotlin.Str
 /**
  * @suppress
  */
+public object FfiConverterSequenceTypeAuthorInfo: FfiConverterRustBuffer<List<AuthorInfo>> {
+    override fun read(buf: ByteBuffer): List<AuthorInfo> {
+        val len = buf.getInt()
+        return List<AuthorInfo>(len) {
+            FfiConverterTypeAuthorInfo.read(buf)
+        }
+    }
+
+    override fun allocationSize(value: List<AuthorInfo>): ULong {
+        val sizeForLength = 4UL
+        val sizeForItems = value.map { FfiConverterTypeAuthorInfo.allocationSize(it) }.sum()
+        return sizeForLength + sizeForItems
+    }
+
+    override fun write(value: List<AuthorInfo>, buf: ByteBuffer) {
+        buf.putInt(value.size)
+        value.iterator().forEach {
+            FfiConverterTypeAuthorInfo.write(it, buf)
+        }
+    }
+}
+
+
+
+
+/**
+ * @suppress
+ */
+public object FfiConverterSequenceTypeCareTask: FfiConverterRustBuffer<List<CareTask>> {
+    override fun read(buf: ByteBuffer): List<CareTask> {
+        val len = buf.getInt()
+        return List<CareTask>(len) {
+            FfiConverterTypeCareTask.read(buf)
+        }
+    }
+
+    override fun allocationSize(value: List<CareTask>): ULong {
+        val sizeForLength = 4UL
+        val sizeForItems = value.map { FfiConverterTypeCareTask.allocationSize(it) }.sum()
+        return sizeForLength + sizeForItems
+    }
+
+    override fun write(value: List<CareTask>, buf: ByteBuffer) {
+        buf.putInt(value.size)
+        value.iterator().forEach {
+            FfiConverterTypeCareTask.write(it, buf)
+        }
+    }
+}
+
+
+
+
+/**
+ * @suppress
+ */
 public object FfiConverterSequenceTypeFlagInfo: FfiConverterRustBuffer<List<FlagInfo>> {
     override fun read(buf: ByteBuffer): List<FlagInfo> {
         val len = buf.getInt()
@@ -5308,6 +5808,34 @@ public object FfiConverterSequenceTypeMedicationInfo: FfiConverterRustBuffer<Lis
         buf.putInt(value.size)
         value.iterator().forEach {
             FfiConverterTypeMedicationInfo.write(it, buf)
+        }
+    }
+}
+
+
+
+
+/**
+ * @suppress
+ */
+public object FfiConverterSequenceTypeMessagePicture: FfiConverterRustBuffer<List<MessagePicture>> {
+    override fun read(buf: ByteBuffer): List<MessagePicture> {
+        val len = buf.getInt()
+        return List<MessagePicture>(len) {
+            FfiConverterTypeMessagePicture.read(buf)
+        }
+    }
+
+    override fun allocationSize(value: List<MessagePicture>): ULong {
+        val sizeForLength = 4UL
+        val sizeForItems = value.map { FfiConverterTypeMessagePicture.allocationSize(it) }.sum()
+        return sizeForLength + sizeForItems
+    }
+
+    override fun write(value: List<MessagePicture>, buf: ByteBuffer) {
+        buf.putInt(value.size)
+        value.iterator().forEach {
+            FfiConverterTypeMessagePicture.write(it, buf)
         }
     }
 }
