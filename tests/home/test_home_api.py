@@ -4,6 +4,8 @@
 Environment: OMSYN_BIN (the omsyn binary).
 """
 
+import base64
+import datetime
 import json
 import os
 import subprocess
@@ -25,6 +27,7 @@ class HomeApi(unittest.TestCase):
         base.cli("org", "create", "--name", "Testkommune")
         kari = Node(root, "kari", "--role", "nurse", "--name", "Kari Nordmann", "--staff-id", "S1", "--zone", ZONE)
         kari.enroll_at(base)
+        self.base, self.kari = base, kari
         p = base.cli("patient", "add", "--name", "Turid Nilsen", "--zone", ZONE)["patient"]
         self.med = base.cli("med", "add", "--patient", p, "--name", "Metformin 500 mg", "--dose", "1",
                             "--slot", "08:00")["medication"]
@@ -88,6 +91,62 @@ class HomeApi(unittest.TestCase):
                          ["Vi kommer på video kl. 12.", "Kan dere komme litt senere?"])
         self.assertEqual(self.call("POST", "/api/home/messages", {"text": " "})[0], 400)
         self.assertEqual(self.call("POST", "/api/home/messages", {"text": "x", "to": "nobody"})[0], 400)
+
+    def test_pictures_travel_with_messages_and_bad_pictures_are_refused_whole(self):
+        png = b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 8
+        body = {"text": "Se på såret", "pictures": [
+            {"content_type": "image/png", "name": "saar.png", "data": base64.b64encode(png).decode()}]}
+        status, sent = self.call("POST", "/api/home/messages", body)
+        self.assertEqual(status, 200, sent)
+        [picture] = sent["message"]["pictures"]
+        self.assertEqual((picture["content_type"], picture["size"]), ("image/png", len(png)))
+        status, listed = self.call("GET", "/api/home/messages")
+        self.assertEqual(listed["messages"][-1]["pictures"], [picture])
+        request = urllib.request.Request(self.base_url + picture["url"],
+                                         headers={"Authorization": f"Bearer {self.token}"})
+        with urllib.request.urlopen(request) as r:
+            self.assertEqual(r.headers["Content-Type"], "image/png")
+            self.assertEqual(r.read(), png)
+        bad = [
+            ({"content_type": "image/png", "data": "not base64!"}, "base64"),
+            ({"content_type": "image/png", "data": base64.b64encode(b"GIF89a...").decode()}, "not a image/png"),
+            ({"content_type": "text/html", "data": base64.b64encode(png).decode()}, "image/jpeg"),
+            ({"content_type": "image/jpeg",
+              "data": base64.b64encode(b"\xff\xd8\xff" + bytes(600 * 1024)).decode()}, "at most"),
+        ]
+        for picture, mentions in bad:
+            got, answer = self.call("POST", "/api/home/messages", {"text": "x", "pictures": [picture]})
+            self.assertEqual(got, 400, answer)
+            self.assertIn("pictures[0]", answer["error"])
+            self.assertIn(mentions, answer["error"])
+        self.assertEqual(len(self.call("GET", "/api/home/messages")[1]["messages"]), 2, "nothing half-stored")
+        self.assertEqual(self.call("GET", "/api/home/messages/e-0000000000000000/pictures/0")[0], 404)
+
+    def test_an_alarm_is_a_task_for_the_visiting_nurse_and_reaches_the_base_unless_claimed(self):
+        body = {"device": "Safemate alarm #12", "event_id": "a-1", "kind": "alarm", "at": at("12:05")}
+        self.assertEqual(self.call("POST", "/api/home/device-events", body)[0], 201)
+        self.assertEqual(self.home.cli("tasks"), [], "a home unit claims nothing")
+        shipped = os.path.join(self.tmp.name, "from-home.omsyn")
+        self.home.cli("export", "--patient", self.patient, shipped)  # answered by the running daemon
+        self.kari.cli("import", shipped)
+        self.base.cli("import", shipped)
+        [task] = self.kari.cli("tasks")
+        self.assertEqual(task["owner"], {"kind": "nurses", "staff": ["S1"]}, "the nurse of the 12:00 visit")
+        self.assertEqual((task["kind"], task["priority"]), ("respond-to-alert", "urgent"))
+        [on_base] = self.base.cli("tasks", "--all")
+        self.assertEqual(on_base["id"], task["id"], "the same task on every node")
+        deadline = datetime.datetime.fromisoformat(at("12:10"))
+        self.assertEqual(on_base["escalated"], datetime.datetime.now().astimezone() >= deadline)
+
+        claimed = self.kari.cli("tasks", "claim", task["id"])
+        self.assertEqual(claimed["also_claimed_by"], [])
+        from_kari = os.path.join(self.tmp.name, "from-kari-2.omsyn")
+        self.kari.cli("export", "--patient", self.patient, from_kari)
+        self.base.cli("import", from_kari)
+        [on_base] = self.base.cli("tasks", "--all")
+        self.assertFalse(on_base["escalated"], "claimed: the base is not asked")
+        self.assertEqual([c["by"]["staff"] for c in on_base["claims"]], ["S1"])
+        self.assertEqual(self.base.cli("tasks", "policy", "--alarm-ack", "2")["alarm_ack_minutes"], 2)
 
     def test_every_device_report_kind_is_stored_once_with_the_device_as_performer(self):
         dispenser = "Evondos E300 #4711"
