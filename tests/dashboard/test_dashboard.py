@@ -121,6 +121,30 @@ class Dashboard(unittest.TestCase):
         self.assertEqual(evening["staff"], ["S2"])
         self.assertEqual(self.per.cli("conflicts"), [])
 
+    def test_an_unanswered_video_visit_becomes_a_task_the_base_claims_in_the_page(self):
+        b = self.browser
+        b.get(self.url)
+        self.wait_until(lambda: self.status_of(self.evening) == [("S1", "open")], "the board loaded")
+        for hhmm in ("18:00", "18:05", "18:10"):
+            self.kari.cli("visit", "missed", "--visit", self.evening, "--reason", "no-answer", "--at", at(hhmm))
+        self.kari.cli("sync", "--peer", self.ticket)
+        self.wait_until(lambda: b.find_elements(By.CSS_SELECTOR, ".task.high"), "the physical visit task")
+        task = b.find_element(By.CSS_SELECTOR, ".task.high")
+        task_id = task.get_attribute("data-task")
+        self.assertIn("physical visit", task.text)
+        self.assertIn("for zone", task.text)
+        task.find_element(By.CSS_SELECTOR, ".claim").click()
+        self.wait_until(
+            lambda: "claimed by Base Sone 1" in b.find_element(By.CSS_SELECTOR, f'.task[data-task="{task_id}"]').text,
+            "the base's claim in the page",
+        )
+        self.assertEqual(b.find_element(By.ID, "error").text, "")
+        # Per holds the patient: the zone's task is his to see, with the base's claim on it.
+        self.per.cli("sync", "--peer", self.ticket)
+        [seen] = self.per.cli("tasks")
+        self.assertEqual(seen["id"], task_id)
+        self.assertEqual([c["by"]["staff"] for c in seen["claims"]], ["B1"])
+
     def test_the_api_refuses_requests_without_the_session_token(self):
         import urllib.error
         import urllib.request

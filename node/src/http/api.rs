@@ -12,6 +12,7 @@ use omsyn_core::conflict::ConflictId;
 use omsyn_core::docs::DocumentId;
 use omsyn_core::docs::journal::{self, EntryBody};
 use omsyn_core::docs::plan::VisitChange;
+use omsyn_core::escalation::TaskId;
 use omsyn_core::ids::{PatientId, StaffId, VisitId};
 use omsyn_core::{Day, Repo, RepoError, Role};
 use rand::SeedableRng;
@@ -299,6 +300,44 @@ pub(crate) async fn resolve(
                 )
                 .map_err(repo_error)?;
             Ok(json!({ "resolved": conflict, "entry": entry }))
+        })
+        .await,
+    )
+}
+
+/// `GET /api/tasks`: open escalation tasks as they stand now, and when the next one changes by
+/// the clock alone (the page sets its timer by it: escalation needs no sync to show).
+pub(crate) async fn tasks(State(http): State<Http>) -> Response {
+    answer(
+        blocking(&http, |http, repo| {
+            http.log_read("dashboard tasks").map_err(repo_error)?;
+            let now = now();
+            let open: Vec<_> = repo
+                .tasks(now, None)
+                .map_err(repo_error)?
+                .into_iter()
+                .filter(|t| t.is_open())
+                .collect();
+            let next = open.iter().filter_map(|t| t.next_change(now)).min();
+            Ok(json!({ "tasks": open, "next_change": next }))
+        })
+        .await,
+    )
+}
+
+/// `POST /api/tasks/{task}/claim`: the base takes the task (which also acknowledges it).
+pub(crate) async fn claim(State(http): State<Http>, Path(task): Path<String>) -> Response {
+    let task = match TaskId::parse(&task) {
+        Ok(t) => t,
+        Err(e) => return bad_request("task", e).into_response(),
+    };
+    answer(
+        blocking(&http, move |_, repo| {
+            let mut rng = rand::rngs::StdRng::from_os_rng();
+            let entry = repo
+                .claim_task(now(), &mut rng, &task)
+                .map_err(repo_error)?;
+            Ok(json!({ "claimed": task, "entry": entry }))
         })
         .await,
     )

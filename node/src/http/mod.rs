@@ -120,6 +120,8 @@ pub(crate) async fn serve(bound: Bound, shared: Shared) -> Result<()> {
         .route("/conflicts", get(api::conflicts))
         .route("/conflicts/{conflict}/resolve", post(api::resolve))
         .route("/events", get(api::events))
+        .route("/tasks", get(api::tasks))
+        .route("/tasks/{task}/claim", post(api::claim))
         .route("/home/today", get(home::today))
         .route(
             "/home/messages",
