@@ -186,6 +186,8 @@ pub enum Priority {
 pub enum TaskKind {
     /// Respond to a device's alert (alarm, missed dose, device error, power failure).
     RespondToAlert {
+        /// The journal entry of the device's event.
+        entry: EntryId,
         /// The device.
         device: String,
         /// What it reported.
@@ -340,6 +342,7 @@ impl Trigger {
                 };
                 let summary = format!("respond: {device}: {}", event.describe());
                 let kind = TaskKind::RespondToAlert {
+                    entry: entry.clone(),
                     device: device.clone(),
                     event: event.clone(),
                 };

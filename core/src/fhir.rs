@@ -6,7 +6,8 @@
 //! noshow, cancelled); each "visit performed" → Encounter (class HH in the home, VR for video);
 //! observations → Observation; doses → MedicationAdministration (completed / not-done); notes →
 //! DocumentReference; messages → Communication; open safety conflicts and deviations (avvik) →
-//! DetectedIssue (DUPTHPY for a dose given twice); the access log → AuditEvent. Corrections are
+//! DetectedIssue (DUPTHPY for a dose given twice); device alerts → DetectedIssue, escalation tasks → Task
+//! (requested, accepted when claimed, completed); the access log → AuditEvent. Corrections are
 //! not lost: an amended resource carries status `amended` (or `entered-in-error`) and the
 //! correction as a note. Staff are referenced by HPR/employee identifier and name; the writing
 //! device is the AuditEvent's observer.
@@ -21,6 +22,7 @@ use crate::docs::journal::{DeviceEvent, Entry, EntryBody, Journal};
 use crate::docs::messages::{Message, Recipient};
 use crate::docs::plan::VisitKind;
 use crate::docs::record::{PatientField, PatientRecord};
+use crate::escalation::{Owner, Priority, Task, TaskKind};
 use crate::ids::{EntryId, PatientId};
 use crate::repo::{Repo, RepoError};
 use crate::report::{VisitOutcome, visit_line};
@@ -109,6 +111,9 @@ pub fn patient_bundle(
     }
     for conflict in &view.conflicts {
         out.push(detected_issue(conflict, &pref));
+    }
+    for task in repo.tasks(now, Some(patient))? {
+        out.push(task_resource(&task, &pref));
     }
     for (n, entry) in audit.iter().enumerate() {
         out.push(audit_event(n, entry, &pref));
@@ -462,6 +467,71 @@ fn entry_resource(
     };
     resource["meta"] = json!({"lastUpdated": entry.entered_at.to_string()});
     Some(resource)
+}
+
+/// An escalation task as it stands at export: requested, accepted (claimed) or completed; who
+/// claimed it and what closed it are notes, the alert or visit it concerns its focus.
+fn task_resource(task: &Task, pref: &str) -> Value {
+    let status = if task.done.is_some() {
+        "completed"
+    } else if task.claims.is_empty() {
+        "requested"
+    } else {
+        "accepted"
+    };
+    let (code, focus) = match &task.kind {
+        // Alerts are exported as DetectedIssues under their entry's id.
+        TaskKind::RespondToAlert { entry, .. } => (
+            "respond to a device alert",
+            format!("DetectedIssue/{entry}"),
+        ),
+        TaskKind::CallAgain { visit, .. } => {
+            ("call again (video visit)", format!("Appointment/{visit}"))
+        }
+        TaskKind::PhysicalVisit { visit, .. } => ("physical visit", format!("Appointment/{visit}")),
+    };
+    let owner = match &task.owner {
+        Owner::Nurses(staff) => staff
+            .iter()
+            .map(|s| s.to_string())
+            .collect::<Vec<_>>()
+            .join(" + "),
+        Owner::Base => "the base".into(),
+        Owner::Zone => "the patient's zone".into(),
+    };
+    let mut notes: Vec<Value> = task
+        .claims
+        .iter()
+        .map(|c| json!({"text": format!("claimed by {}", c.who()), "time": c.at.to_string()}))
+        .collect();
+    if let Some(done) = &task.done {
+        let what = done.note.clone().unwrap_or_default();
+        notes.push(json!({"text": format!("completed by {}: {what}", done.who()), "time": done.at.to_string()}));
+    }
+    let mut t = json!({
+        "resourceType": "Task",
+        "id": task.id.to_string(),
+        "status": status,
+        "intent": "order",
+        "priority": match task.priority {
+            Priority::Urgent => "stat",
+            Priority::High => "urgent",
+            Priority::Normal => "routine",
+        },
+        "code": {"text": code},
+        "description": task.summary,
+        "focus": {"reference": focus},
+        "for": {"reference": pref},
+        "authoredOn": task.raised_at.to_string(),
+        "owner": {"display": owner},
+    });
+    if task.escalated && task.done.is_none() {
+        t["businessStatus"] = json!({"text": "escalated to the base"});
+    }
+    if !notes.is_empty() {
+        t["note"] = Value::Array(notes);
+    }
+    t
 }
 
 /// The medication's name from the record, or its id when the record no longer lists it.

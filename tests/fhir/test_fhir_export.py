@@ -1,6 +1,7 @@
 """`omsyn export --fhir` validated by an independent validator: fhir.resources (FHIR R4 4.0.1
 models, pydantic). A base and a nurse built with the real omsyn binary document a scenario that
-produces every exported resource type; every resource of every Bundle must parse and validate.
+produces every exported resource type (a home unit's devices report every kind of event, and
+the alerts become tasks); every resource of every Bundle must parse and validate.
 
 Environment: OMSYN_BIN, the omsyn binary (scripts/test-fhir.sh sets it).
 """
@@ -15,7 +16,7 @@ from fhir.resources.bundle import Bundle
 from fhir.resources import construct_fhir_element
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "support"))
-from omsyn_cli import ZONE, Node, at  # noqa: E402
+from omsyn_cli import ZONE, Node, Serving, at  # noqa: E402
 
 
 def scenario(root):
@@ -31,6 +32,7 @@ def scenario(root):
     base.cli("patient", "flag", "--patient", p, "--kind", "fall-risk", "--note", "bruker rullator")
     base.cli("team", "--patient", p, "--add", "S1")
     med = base.cli("med", "add", "--patient", p, "--name", "Metformin 500 mg", "--dose", "1 tablett", "--slot", "08:00")["medication"]
+    noon = base.cli("med", "add", "--patient", p, "--name", "Paracet 500 mg", "--dose", "2 tabletter", "--slot", "12:00")["medication"]
     home = base.cli("visit", "plan", "--patient", p, "--start", at("08:00"), "--end", at("08:30"), "--kind", "physical", "--staff", "S1")["visit"]
     video = base.cli("visit", "plan", "--patient", p, "--start", at("12:00"), "--end", at("12:15"), "--kind", "digital", "--staff", "S1")["visit"]
     missed = base.cli("visit", "plan", "--patient", p, "--start", at("20:00"), "--end", at("20:15"), "--kind", "digital", "--staff", "S1")["visit"]
@@ -51,6 +53,31 @@ def scenario(root):
     nurse.cli("note", "correct", "--patient", p, "--entry", note, "--text", "Sår på høyre legg.")
     nurse.cli("message", "send", "--patient", p, "--to", "base", "--text", "Trenger ny resept.")
     nurse.cli("show", "--patient", p)
+    # The home unit's devices report every kind of event; the missed dose becomes a task the
+    # nurse claims.
+    home = Node(root, "home", "--role", "home-unit", "--name", "Hjemme hos Turid", "--patient", p, "--zone", ZONE)
+    home.enroll_at(base)
+    home.cli("import", transfer)
+    serving = Serving(home)
+    device = {"device": "Evondos E300 #4711", "at": at("12:30")}
+    reports = [
+        {"kind": "dose-dispensed", "medication": noon, "slot": "12:00"},
+        {"kind": "dose-taken", "medication": noon, "slot": "12:00"},
+        {"kind": "dose-missed", "medication": med, "slot": "08:00"},
+        {"kind": "device-error", "code": "E42 jammed"},
+        {"kind": "power-failure"},
+        {"kind": "alarm"},
+        {"kind": "measurement", "measurement": "spo2", "value": "96", "unit": "%"},
+    ]
+    for n, report in enumerate(reports):
+        status, answer = serving.call("POST", "/api/home/device-events", dict(device, event_id=f"ev-{n}", **report))
+        assert status == 201, answer
+    from_home = os.path.join(root, "from-home.omsyn")
+    home.cli("export", from_home)
+    serving.stop()
+    nurse.cli("import", from_home)
+    [alarm] = [t for t in nurse.cli("tasks") if t.get("event", {}).get("kind") == "alarm-pressed"]
+    nurse.cli("tasks", "claim", alarm["id"])
     back = os.path.join(root, "to-base.omsyn")
     nurse.cli("export", back)
     base.cli("import", back)
@@ -78,7 +105,7 @@ class FhirExport(unittest.TestCase):
                 kinds.setdefault(resource["resourceType"], []).append(resource)
             for kind in ["Patient", "Flag", "Appointment", "Encounter", "Observation",
                          "MedicationAdministration", "DocumentReference", "Communication",
-                         "DetectedIssue", "AuditEvent"]:
+                         "DetectedIssue", "AuditEvent", "Task"]:
                 self.assertIn(kind, kinds, f"no {kind} exported")
             self.assertEqual(summary["resources"], {k: len(v) for k, v in kinds.items()})
 
@@ -89,8 +116,20 @@ class FhirExport(unittest.TestCase):
             self.assertEqual(statuses, ["cancelled", "fulfilled", "fulfilled", "noshow"])
             classes = sorted(e["class"]["code"] for e in kinds["Encounter"])
             self.assertEqual(classes, ["HH", "VR"])
-            doses = kinds["MedicationAdministration"]
+            doses = [d for d in kinds["MedicationAdministration"] if "dispenser" not in json.dumps(d)]
             self.assertEqual([d["status"] for d in doses], ["completed", "completed"])
+            [taken] = [d for d in kinds["MedicationAdministration"] if "dispenser" in json.dumps(d)]
+            self.assertIn("Evondos", taken["performer"][0]["actor"]["display"])
+            alerts = [i for i in kinds["DetectedIssue"] if "Evondos" in i.get("author", {}).get("display", "")]
+            self.assertEqual(len(alerts), 5, "dispensed, missed, error, power failure, alarm")
+            self.assertTrue(any(o.get("valueQuantity", {}).get("unit") == "%" for o in kinds["Observation"]))
+            self.assertEqual(len(kinds["Task"]), 5, "four device alerts and the unanswered video visit")
+            [claimed] = [t for t in kinds["Task"] if t["status"] == "accepted"]
+            self.assertEqual(claimed["priority"], "stat")
+            self.assertIn("Kari Nordmann", claimed["note"][0]["text"])
+            self.assertTrue(all(t["focus"]["reference"].split("/")[1] in
+                                {r["id"] for rs in kinds.values() for r in rs} for t in kinds["Task"]),
+                            "every task's focus is exported too")
             [dup] = [i for i in kinds["DetectedIssue"] if i.get("code", {}).get("coding")]
             self.assertEqual(dup["code"]["coding"][0]["code"], "DUPTHPY")
             self.assertEqual(dup["severity"], "high")

@@ -8,15 +8,13 @@ import base64
 import datetime
 import json
 import os
-import subprocess
 import sys
 import tempfile
 import unittest
-import urllib.error
 import urllib.request
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "support"))
-from omsyn_cli import OMSYN, ZONE, Node, at  # noqa: E402
+from omsyn_cli import ZONE, Node, Serving, at  # noqa: E402
 
 
 class HomeApi(unittest.TestCase):
@@ -46,29 +44,12 @@ class HomeApi(unittest.TestCase):
         self.home.cli("import", transfer)
         self.home.cli("import", from_kari)
         self.patient = p
-        self.daemon = subprocess.Popen(
-            [OMSYN, "--json", "--data", self.home.dir, "run", "--listen", "127.0.0.1:0", "--no-mdns",
-             "--http", "127.0.0.1:0"],
-            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
-        )
-        url = json.loads(self.daemon.stdout.readline())["dashboard"]
-        self.base_url, self.token = url.split("/?token=")
+        self.daemon = Serving(self.home)
+        self.call, self.base_url, self.token = self.daemon.call, self.daemon.base_url, self.daemon.token
 
     def tearDown(self):
-        self.daemon.kill()
-        self.daemon.wait()
-        self.daemon.stdout.close()
+        self.daemon.stop()
         self.tmp.cleanup()
-
-    def call(self, method, path, body=None):
-        data = None if body is None else (body if isinstance(body, bytes) else json.dumps(body).encode())
-        request = urllib.request.Request(self.base_url + path, data=data, method=method,
-                                         headers={"Authorization": f"Bearer {self.token}"})
-        try:
-            with urllib.request.urlopen(request) as r:
-                return r.status, json.load(r)
-        except urllib.error.HTTPError as e:
-            return e.code, json.load(e)
 
     def journal(self):
         """The home unit's journal for its patient, through the CLI (answered by the daemon)."""

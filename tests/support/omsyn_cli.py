@@ -6,6 +6,8 @@ import datetime
 import json
 import os
 import subprocess
+import urllib.error
+import urllib.request
 
 OMSYN = os.environ["OMSYN_BIN"]
 ZONE = "Sone 1"
@@ -35,3 +37,33 @@ class Node:
         """Enrols this node at `base` (which holds the organisation key), by text."""
         request = self.cli("enroll", "request")["request"]
         self.cli("enroll", "install", base.cli("enroll", "approve", request, *approve_args)["certificate"])
+
+
+class Serving:
+    """`omsyn run --http` on a node's data directory (loopback, no mDNS), and calls to its API
+    with the run's session token. Commands for the node meanwhile are answered by this daemon."""
+
+    def __init__(self, node):
+        self.process = subprocess.Popen(
+            [OMSYN, "--json", "--data", node.dir, "run", "--listen", "127.0.0.1:0", "--no-mdns",
+             "--http", "127.0.0.1:0"],
+            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+        )
+        self.first = json.loads(self.process.stdout.readline())
+        self.base_url, self.token = self.first["dashboard"].split("/?token=")
+
+    def call(self, method, path, body=None):
+        """(status, JSON answer) of one API call; `body` is JSON-encoded unless it is bytes."""
+        data = None if body is None else (body if isinstance(body, bytes) else json.dumps(body).encode())
+        request = urllib.request.Request(self.base_url + path, data=data, method=method,
+                                         headers={"Authorization": f"Bearer {self.token}"})
+        try:
+            with urllib.request.urlopen(request) as r:
+                return r.status, json.load(r)
+        except urllib.error.HTTPError as e:
+            return e.code, json.load(e)
+
+    def stop(self):
+        self.process.kill()
+        self.process.wait()
+        self.process.stdout.close()
