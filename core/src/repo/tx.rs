@@ -561,6 +561,7 @@ impl Transaction<'_> {
     // ----- messages and day logs -----------------------------------------------------------
 
     /// Sends a message about a patient.
+    #[allow(clippy::too_many_arguments)]
     pub fn send_message(
         &mut self,
         now: Timestamp,
