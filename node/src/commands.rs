@@ -1,7 +1,7 @@
 //! Running each command against a node's data directory.
 
 use std::fmt::Write as _;
-use std::io::{IsTerminal, Read, Write};
+use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -24,6 +24,7 @@ use rand::rngs::StdRng;
 use serde_json::json;
 
 use crate::cli::*;
+use crate::control::user_path;
 use crate::net::daemon::Shared;
 use crate::output::emit;
 
@@ -1090,13 +1091,12 @@ fn export(repo: &Repo, json: bool, file: Option<PathBuf>, patient: Option<String
             if json {
                 bail!("--json prints a summary on stdout; give a FILE for the export itself");
             }
-            let mut out = std::io::stdout();
-            if out.is_terminal() {
+            if crate::control::stdout_is_terminal() {
                 bail!(
                     "refusing to write a binary export to a terminal; give a FILE or redirect stdout"
                 );
             }
-            out.write_all(&bytes).context("writing to stdout")?;
+            crate::output::write_binary(&bytes).context("writing to stdout")?;
         }
     }
     Ok(())
@@ -1109,6 +1109,7 @@ fn export_fhir(repo: &Repo, json: bool, dir: &Path, patient: Option<String>) -> 
         Some(p) => vec![patient_id(p)?],
         None => repo.patients()?.into_iter().map(|(p, _)| p).collect(),
     };
+    let dir = &user_path(dir);
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     let mut totals = std::collections::BTreeMap::<String, usize>::new();
     for patient in &patients {
@@ -1147,6 +1148,7 @@ fn export_fhir(repo: &Repo, json: bool, dir: &Path, patient: Option<String>) -> 
 /// Patient data: readable by the owner only, written beside the target and renamed, so a
 /// failure never leaves a half-written file under the real name.
 fn write_private_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
+    let path = &user_path(path);
     let tmp = path.with_extension("partial");
     write_private(&tmp, bytes)
         .and_then(|()| std::fs::rename(&tmp, path))
@@ -1179,14 +1181,18 @@ fn parse_offset(value: &str) -> Result<i32> {
     Ok(sign * (h * 3600 + m * 60))
 }
 
+/// Reads a file the user named (relative to the user's directory), or standard input for `-`.
 pub(crate) fn read_input(file: &Path) -> Result<Vec<u8>> {
     if file.as_os_str() == "-" {
+        if let Some(forwarded) = crate::control::forwarded_stdin() {
+            return Ok(forwarded);
+        }
         let mut buf = Vec::new();
         std::io::stdin()
             .read_to_end(&mut buf)
             .context("reading stdin")?;
         Ok(buf)
     } else {
-        std::fs::read(file).with_context(|| format!("reading {}", file.display()))
+        std::fs::read(user_path(file)).with_context(|| format!("reading {}", file.display()))
     }
 }

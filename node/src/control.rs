@@ -2,6 +2,10 @@
 //! lock, so every other `omsyn` command for that directory is forwarded to the daemon over a Unix
 //! socket in the directory (`omsyn.sock`, mode 0600: only the owner may connect) and run there,
 //! against the same open store. The user sees the same output and exit code either way.
+//!
+//! The command runs in the daemon's process, so what it reads from the user's side travels with
+//! it: the client's working directory (relative paths are the user's, see [`user_path`]) and,
+//! when an argument is `-`, its standard input.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
@@ -16,12 +20,62 @@ use crate::net::daemon::Shared;
 use crate::output::{self, Captured};
 
 const SOCKET: &str = "omsyn.sock";
-/// Largest forwarded request (the command line) accepted.
-const MAX_REQUEST_BYTES: u64 = 256 * 1024;
+/// Largest forwarded request accepted: the command line plus standard input (an export file piped
+/// in; the socket is the owner's alone).
+const MAX_REQUEST_BYTES: u64 = 128 * 1024 * 1024;
 
 #[derive(Debug, serde::Serialize, serde::Deserialize)]
 struct Request {
     args: Vec<String>,
+    /// The client's working directory.
+    #[serde(default)]
+    cwd: Option<PathBuf>,
+    /// The client's standard input, base64, when an argument is `-`.
+    #[serde(default)]
+    stdin: Option<String>,
+    /// Whether the client's standard output is a terminal.
+    #[serde(default)]
+    stdout_terminal: bool,
+}
+
+/// What a forwarded command sees of its client (set for the thread running it).
+#[derive(Debug, Clone, Default)]
+struct Client {
+    cwd: Option<PathBuf>,
+    stdin: Option<Vec<u8>>,
+    stdout_terminal: bool,
+}
+
+thread_local! {
+    static CLIENT: std::cell::RefCell<Option<Client>> = const { std::cell::RefCell::new(None) };
+}
+
+/// A path the user typed: relative to the client's working directory when the command was
+/// forwarded to the daemon (whose own working directory is unrelated), as given otherwise.
+pub(crate) fn user_path(path: &Path) -> PathBuf {
+    CLIENT.with(|c| match c.borrow().as_ref().and_then(|c| c.cwd.as_ref()) {
+        Some(cwd) if path.is_relative() => cwd.join(path),
+        _ => path.to_owned(),
+    })
+}
+
+/// Whether the user's standard output is a terminal (the forwarded client's, if forwarded).
+pub(crate) fn stdout_is_terminal() -> bool {
+    use std::io::IsTerminal;
+    CLIENT.with(|c| match c.borrow().as_ref() {
+        Some(client) => client.stdout_terminal,
+        None => std::io::stdout().is_terminal(),
+    })
+}
+
+/// The forwarded client's standard input, if the command was forwarded (`None` otherwise: read
+/// this process's own).
+pub(crate) fn forwarded_stdin() -> Option<Vec<u8>> {
+    CLIENT.with(|c| {
+        c.borrow()
+            .as_ref()
+            .map(|c| c.stdin.clone().unwrap_or_default())
+    })
 }
 
 #[derive(Debug, serde::Serialize, serde::Deserialize)]
@@ -45,8 +99,22 @@ pub(crate) fn forward(data: &Path) -> Result<()> {
             path.display()
         )
     })?;
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let stdin = if args.iter().any(|a| a == "-") {
+        use base64::Engine;
+        let mut buf = Vec::new();
+        std::io::stdin()
+            .read_to_end(&mut buf)
+            .context("reading stdin")?;
+        Some(base64::engine::general_purpose::STANDARD.encode(buf))
+    } else {
+        None
+    };
     let request = Request {
-        args: std::env::args().skip(1).collect(),
+        args,
+        cwd: std::env::current_dir().ok(),
+        stdin,
+        stdout_terminal: std::io::IsTerminal::is_terminal(&std::io::stdout()),
     };
     let mut line = serde_json::to_vec(&request)?;
     line.push(b'\n');
@@ -61,6 +129,15 @@ pub(crate) fn forward(data: &Path) -> Result<()> {
         serde_json::from_str(&reply).context("the daemon's answer is malformed")?;
     print!("{}", response.output.stdout);
     eprint!("{}", response.output.stderr);
+    if let Some(binary) = &response.output.binary {
+        use base64::Engine;
+        let bytes = base64::engine::general_purpose::STANDARD
+            .decode(binary)
+            .context("the daemon's answer is malformed")?;
+        std::io::stdout()
+            .write_all(&bytes)
+            .context("writing to stdout")?;
+    }
     let _ = std::io::stdout().flush();
     std::process::exit(response.code);
 }
@@ -102,8 +179,30 @@ async fn answer(stream: tokio::net::UnixStream, shared: Shared) -> Result<()> {
         .read_line(&mut line)
         .await?;
     let request: Request = serde_json::from_str(&line).context("malformed control request")?;
-    let response =
-        tokio::task::spawn_blocking(move || run_forwarded(request.args, &shared)).await?;
+    let stdin = match request.stdin {
+        Some(text) => {
+            use base64::Engine;
+            Some(
+                base64::engine::general_purpose::STANDARD
+                    .decode(text)
+                    .context("malformed control request: stdin is not base64")?,
+            )
+        }
+        None => None,
+    };
+    let client = Client {
+        cwd: request.cwd,
+        stdin,
+        stdout_terminal: request.stdout_terminal,
+    };
+    let response = tokio::task::spawn_blocking(move || {
+        CLIENT.with(|c| *c.borrow_mut() = Some(client));
+        let response = run_forwarded(request.args, &shared);
+        // Blocking-pool threads are reused: the next job must not see this client.
+        CLIENT.with(|c| *c.borrow_mut() = None);
+        response
+    })
+    .await?;
     let mut bytes = serde_json::to_vec(&response)?;
     bytes.push(b'\n');
     write.write_all(&bytes).await?;
@@ -116,8 +215,8 @@ fn run_forwarded(args: Vec<String>, shared: &Shared) -> Response {
         Err(e) => {
             return Response {
                 output: Captured {
-                    stdout: String::new(),
                     stderr: e.render().to_string(),
+                    ..Captured::default()
                 },
                 code: e.exit_code(),
             };

@@ -12,6 +12,9 @@ use serde::Serialize;
 pub(crate) struct Captured {
     pub(crate) stdout: String,
     pub(crate) stderr: String,
+    /// Binary output (an export written to stdout), base64.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) binary: Option<String>,
 }
 
 thread_local! {
@@ -57,6 +60,25 @@ fn write(stream: Stream, line: &str) {
             let _ = writeln!(std::io::stderr().lock(), "{line}");
         }
     }
+}
+
+/// Writes binary output (an export) to stdout, or into the capture if this thread has one.
+pub(crate) fn write_binary(bytes: &[u8]) -> std::io::Result<()> {
+    use base64::Engine;
+    let captured = CAPTURE.with(|c| match c.borrow_mut().as_mut() {
+        Some(cap) => {
+            cap.binary = Some(base64::engine::general_purpose::STANDARD.encode(bytes));
+            true
+        }
+        None => false,
+    });
+    if captured {
+        return Ok(());
+    }
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    out.write_all(bytes)?;
+    out.flush()
 }
 
 fn out(line: &str) {

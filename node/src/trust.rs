@@ -30,7 +30,8 @@ fn text_or_file(value: &str, prefix: &str) -> Result<String> {
 }
 
 fn write_text(path: &Path, text: &str) -> Result<()> {
-    std::fs::write(path, format!("{text}\n")).with_context(|| format!("writing {}", path.display()))
+    std::fs::write(crate::control::user_path(path), format!("{text}\n"))
+        .with_context(|| format!("writing {}", path.display()))
 }
 
 fn org_key(repo: &Repo) -> Result<OrgKey> {

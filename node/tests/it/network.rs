@@ -471,3 +471,56 @@ fn a_daemon_keeps_a_configured_peer_in_sync_and_reconnects_after_it_restarts() {
     nurse_daemon.wait_for_log("caught up");
     assert_eq!(nurse.ok(&["patient", "list"]).as_array().unwrap().len(), 2);
 }
+
+#[test]
+fn forwarded_commands_use_the_users_directory_and_standard_streams() {
+    use std::io::Write;
+    let base = Node::admin_base("Base", "K1");
+    let patient = base.add_patient("Turid Nilsen", "S1");
+    let _daemon = Daemon::run(&base, &[]);
+    let elsewhere = tempfile::tempdir().unwrap();
+
+    // A relative path is the user's, not the daemon's working directory.
+    let out = base
+        .command(&["--json", "export", "--patient", &patient, "turid.omsyn"])
+        .current_dir(elsewhere.path())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let file = std::fs::read(elsewhere.path().join("turid.omsyn")).unwrap();
+    assert!(!file.is_empty());
+
+    // An export to stdout reaches the user's stdout, byte for byte a valid export.
+    let out = base
+        .command(&["export", "--patient", &patient])
+        .stdout(Stdio::piped())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    // And `-` reads the user's stdin: the piped export imports through the daemon.
+    let mut import = base
+        .command(&["--json", "import", "-"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    import.stdin.take().unwrap().write_all(&out.stdout).unwrap();
+    let done = import.wait_with_output().unwrap();
+    assert!(
+        done.status.success(),
+        "{}",
+        String::from_utf8_lossy(&done.stderr)
+    );
+    let summary: Value = serde_json::from_slice(&done.stdout).unwrap();
+    assert_eq!(summary["documents"], 1, "the patient record: {summary}");
+    assert_eq!(summary["new_changes"], 0, "the base already held all of it");
+}
