@@ -8,6 +8,7 @@ mod devices;
 mod durability;
 mod escalation;
 mod merge_properties;
+mod messages;
 mod simulation;
 mod store_files;
 mod sync_sessions;

@@ -355,6 +355,47 @@ fn a_nurse_editing_a_care_plan_is_refused_locally_and_by_every_peer() {
 }
 
 #[test]
+fn an_oversized_message_from_a_peer_is_refused_and_nothing_is_stored() {
+    use omsyn_core::docs::messages::{self, Attachment, Recipient};
+    let z = zone();
+    let mut nurse = TestNode::nurse(81, "N1");
+    sync_at(&z.base.repo, &nurse.repo, NOW_MS);
+    let before = snapshot(&z.base.repo);
+    // A picture claiming to be small, carrying 2 MiB: the sender's own checks are bypassed, so
+    // only the receiver's rule stands between it and every replica.
+    let id = DocumentId::Messages(z.mine.clone(), today("10:00").day().month());
+    let mut doc = Document::new(id.clone(), nurse.repo.id());
+    let ctx = ChangeContext {
+        author: nurse.repo.author(),
+        entered_at: today("10:00"),
+    };
+    let bloated = Attachment {
+        content_type: "image/jpeg".into(),
+        name: None,
+        size: 10,
+        data: "A".repeat(2 * 1024 * 1024),
+    };
+    messages::send(
+        &mut doc,
+        &ctx,
+        &mut nurse.rng,
+        Recipient::Base,
+        "se bildet",
+        None,
+        vec![bloated],
+    )
+    .unwrap();
+    let frame = wire::encode(&Message::Changes {
+        doc: id,
+        changes: signed(&nurse.repo.identity().key, &mut doc),
+    });
+    let reasons = rejections(&inject(&nurse.repo, &z.base.repo, vec![frame]));
+    assert_eq!(reasons.len(), 1, "{reasons:?}");
+    assert!(reasons[0].contains("at most"), "{}", reasons[0]);
+    assert_eq!(snapshot(&z.base.repo), before, "nothing stored");
+}
+
+#[test]
 fn only_nurses_record_medication_given() {
     let mut z = zone();
     let med = z
