@@ -241,7 +241,8 @@ pub struct Task {
     pub owner: Owner,
     /// When it reaches (or reached) the base if nobody claims it; `None` when it never does.
     pub escalates_at: Option<Timestamp>,
-    /// Whether it has reached the base.
+    /// Whether it has reached the base (its deadline passed before anyone claimed or settled it;
+    /// it stays so once claimed).
     pub escalated: bool,
     /// When to act (a call to make again), if it is for a set time.
     pub due: Option<Timestamp>,
@@ -410,8 +411,16 @@ impl Trigger {
             .filter(|c| c.task.as_ref() == Some(&id))
             .cloned()
             .collect();
-        let escalated =
-            owner == Owner::Base || (claims.is_empty() && escalates_at.is_some_and(|t| t <= now));
+        let done = self.done.first().cloned();
+        // It reached the base if its deadline came before anyone claimed or settled it: a claim
+        // made after the base was told does not untell it.
+        let settled = claims
+            .iter()
+            .map(|c| c.at)
+            .chain(done.as_ref().map(|d| d.at))
+            .min();
+        let until = settled.map_or(now, |at| at.min(now));
+        let escalated = owner == Owner::Base || escalates_at.is_some_and(|t| t <= until);
         Task {
             id,
             patient: self.patient.clone(),
@@ -424,7 +433,7 @@ impl Trigger {
             escalated,
             due,
             claims,
-            done: self.done.first().cloned(),
+            done,
             summary,
         }
     }

@@ -6,6 +6,8 @@
 //! has a need for. The base plans the day; the network fails; the nurses document offline (one
 //! dose is given twice, one visit is reassigned while its nurse is offline); one nurse's notes
 //! reach the base only through a home unit; one home unit reaches the base only through the relay.
+//! An alarm nobody on the list can take reaches the base; a video visit nobody answers becomes a
+//! physical visit for the zone.
 //! Then everything converges and the base prints the merged day report, the open conflicts and
 //! its access log.
 
@@ -19,6 +21,7 @@ use omsyn_core::docs::plan::{NewVisit, VisitChange, VisitKind};
 use omsyn_core::docs::record::PatientField;
 use omsyn_core::identity::PROFILE_VERSION;
 use omsyn_core::ids::{MedicationId, PatientId, StaffId, VisitId};
+use omsyn_core::repo::DeviceReport;
 use omsyn_core::trust::OrgKey;
 use omsyn_core::trust::audit::AuditAction;
 use omsyn_core::{Day, DocumentId, NodeProfile, Repo, Role, Timestamp};
@@ -493,6 +496,45 @@ async fn day(json: bool, dir: &std::path::Path) -> Result<()> {
         )?;
     }
     p.say("   home-egil: the pulse oximeter reports SpO2 95 %");
+
+    p.say("== 11:20 Turid presses her alarm button; home-turid sends it over its own line");
+    {
+        let home = &mut homes[0];
+        let r = &mut home.rng;
+        home.shared.repo.device_report(
+            t("11:20")?,
+            r,
+            "Safemate alarm button #3301",
+            "alarm-0001",
+            t("11:20")?,
+            &DeviceReport::Alarm,
+        )?;
+    }
+    paths.push(sync(&p, &homes[0], &base).await?);
+    let alarm = base
+        .repo()
+        .tasks(t("11:21")?, Some(&turid))?
+        .into_iter()
+        .next()
+        .context("the alarm raised a task at the base")?;
+    p.say(&format!(
+        "   base: {} — for Kari (her visit to Turid is next), urgent",
+        alarm.summary
+    ));
+    if base.repo().task(t("11:26")?, &alarm.id)?.escalated {
+        let r = &mut base.rng;
+        base.shared.repo.claim_task(t("11:26")?, r, &alarm.id)?;
+        base.shared.repo.complete_task(
+            t("11:50")?,
+            r,
+            &alarm.id,
+            "Kari offline; ringte datteren, som dro innom: Turid hadde sklidd, ikke skadet.",
+        )?;
+        p.say(
+            "   11:25 unclaimed (Kari is offline): it reaches the base, which claims it at 11:26,",
+        );
+        p.say("         sends Turid's daughter and completes it at 11:50");
+    }
     {
         let kari = &mut nurses[0];
         let r = &mut kari.rng;
@@ -523,8 +565,23 @@ async fn day(json: bool, dir: &std::path::Path) -> Result<()> {
             t("13:05")?,
         )?;
     }
+    {
+        let ola = &mut nurses[1];
+        let r = &mut ola.rng;
+        for retry in ["13:10", "13:15"] {
+            ola.shared.repo.visit_missed(
+                t(retry)?,
+                r,
+                &visits[7],
+                omsyn_core::docs::journal::MissedReason::NoAnswer,
+                None,
+                t(retry)?,
+            )?;
+        }
+    }
     p.say("   13:00 video visits run over the home units' own lines: kari sees Turid and Egil;");
-    p.say("         Liv does not answer ola's call (documented as missed: no answer)");
+    p.say("         Liv answers none of ola's three calls (13:05, 13:10, 13:15): a physical visit");
+    p.say("         for the zone is raised on ola's phone at once, and at the base when it syncs");
 
     p.say(
         "== 14:00 Anne never gets coverage, but Tor's home unit does: her notes travel through it",
@@ -571,6 +628,7 @@ async fn day(json: bool, dir: &std::path::Path) -> Result<()> {
 
     let report = omsyn_core::report::day_report(base.repo(), today(), None)?;
     let conflicts = base.repo().conflicts(None)?;
+    let tasks = base.repo().tasks(t("16:00")?, None)?;
     if !json {
         outln!("\n== The base's merged day report, {}", today());
         let row = |name: &str, c: &omsyn_core::report::Counts| {
@@ -589,6 +647,16 @@ async fn day(json: bool, dir: &std::path::Path) -> Result<()> {
                 .find(|(id, _)| id == staff)
                 .map_or(staff.as_str(), |(_, n)| n);
             outln!("{}", row(&format!("{name} ({staff})"), c));
+        }
+        outln!("\n== Tasks ({})", tasks.len());
+        for task in &tasks {
+            let state = match (&task.done, task.claims.first()) {
+                (Some(done), _) => format!("done by {}", done.who()),
+                (None, Some(claim)) => format!("claimed by {}", claim.who()),
+                (None, None) if task.escalated => "UNCLAIMED, at the base".into(),
+                (None, None) => "open".into(),
+            };
+            outln!("  [{:?}] {} — {state}", task.priority, task.summary);
         }
         outln!("\n== Open conflicts for review ({})", conflicts.len());
         for c in &conflicts {
@@ -640,6 +708,7 @@ async fn day(json: bool, dir: &std::path::Path) -> Result<()> {
                 "paths": paths,
                 "day_report": report,
                 "conflicts": conflicts,
+                "tasks": tasks,
             }))?
         );
     }

@@ -341,6 +341,26 @@ fn the_demo_converges_and_reports_both_conflicts() {
         ),
         (Some(8), Some(7), Some(1))
     );
+    let tasks: Vec<(&str, bool, bool)> = summary["tasks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| {
+            (
+                t["kind"].as_str().unwrap(),
+                t["escalated"] == true,
+                t["done"].is_object(),
+            )
+        })
+        .collect();
+    assert!(
+        tasks.contains(&("respond-to-alert", true, true)),
+        "the alarm reached the base, which completed it: {tasks:?}"
+    );
+    assert!(
+        tasks.contains(&("physical-visit", false, false)),
+        "Liv's unanswered calls: {tasks:?}"
+    );
 }
 
 /// A network namespace of its own (root, iproute2): multicast on its loopback, nothing else.

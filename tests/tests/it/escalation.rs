@@ -194,6 +194,21 @@ fn a_claim_before_the_deadline_keeps_the_task_from_the_base() {
 }
 
 #[test]
+fn a_claim_after_the_deadline_does_not_untell_the_base() {
+    let mut z = zone();
+    z.device("ev-1", at("08:40"), z.dose(DoseEventKind::Missed));
+    let task = only(z.base.repo.tasks(at("09:00"), None).unwrap());
+    assert!(task.escalated);
+    z.base
+        .repo
+        .claim_task(at("09:01"), &mut z.base.rng, &task.id)
+        .unwrap();
+    let claimed = only(z.base.repo.tasks(at("09:02"), None).unwrap());
+    assert!(claimed.escalated, "it did reach the base");
+    assert_eq!(claimed.claims[0].by.staff, Some(staff("K001")));
+}
+
+#[test]
 fn alarm_button_is_urgent_and_reaches_the_base_sooner() {
     let mut z = zone();
     z.device("alarm-1", at("12:00"), DeviceReport::Alarm);
