@@ -24,17 +24,35 @@ impl Repo {
         Ok(self.store.set_escalation_policy(policy)?)
     }
 
-    /// Every task this node's documents call for, as it stands at `now`, open ones first by
-    /// priority and time; optionally for one patient.
+    /// Every task this node's documents call for, closed ones too, as it stands at `now`: open
+    /// ones first, by priority and time; optionally for one patient.
     pub fn tasks(
         &self,
         now: Timestamp,
         patient: Option<&PatientId>,
     ) -> Result<Vec<Task>, RepoError> {
+        self.tasks_from(now, patient, false)
+    }
+
+    /// The tasks nobody has closed, as [`Repo::tasks`] orders them.
+    pub fn open_tasks(
+        &self,
+        now: Timestamp,
+        patient: Option<&PatientId>,
+    ) -> Result<Vec<Task>, RepoError> {
+        self.tasks_from(now, patient, true)
+    }
+
+    fn tasks_from(
+        &self,
+        now: Timestamp,
+        patient: Option<&PatientId>,
+        open_only: bool,
+    ) -> Result<Vec<Task>, RepoError> {
         let policy = self.store.escalation_policy()?;
         let mut tasks: Vec<Task> = self
             .store
-            .triggers(patient)?
+            .triggers(patient, open_only)?
             .iter()
             .map(|t| t.task(now, &policy))
             .collect();
@@ -52,18 +70,20 @@ impl Repo {
     pub fn my_tasks(&self, now: Timestamp) -> Result<Vec<Task>, RepoError> {
         let profile = self.profile();
         Ok(self
-            .tasks(now, None)?
+            .open_tasks(now, None)?
             .into_iter()
-            .filter(|t| t.is_open() && t.concerns(profile.role, profile.staff_id.as_ref()))
+            .filter(|t| t.concerns(profile.role, profile.staff_id.as_ref()))
             .collect())
     }
 
-    /// The task with this id, as it stands at `now`.
+    /// The task with this id, as it stands at `now` (looked for among the open ones first).
     pub fn task(&self, now: Timestamp, id: &TaskId) -> Result<Task, RepoError> {
-        self.tasks(now, None)?
-            .into_iter()
-            .find(|t| &t.id == id)
-            .ok_or_else(|| RepoError::NotFound(format!("task {id}")))
+        let find = |tasks: Vec<Task>| tasks.into_iter().find(|t| &t.id == id);
+        match find(self.open_tasks(now, None)?) {
+            Some(task) => Ok(task),
+            None => find(self.tasks(now, None)?)
+                .ok_or_else(|| RepoError::NotFound(format!("task {id}"))),
+        }
     }
 }
 

@@ -31,8 +31,8 @@ use redb::{Database, ReadableDatabase, ReadableTable, ReadableTableMetadata, Wri
 use crypt::{Cipher, chunk_place};
 pub use schema::FORMAT_VERSION;
 use schema::{
-    CHUNKS, CONFLICTS, DOC_SEQ, DOCS, LOG, MAGIC, META, PATIENT_NAMES, PEER_DOCS, PEERS, TASKS,
-    VISITS,
+    CHUNKS, CONFLICTS, DOC_SEQ, DOCS, LOG, MAGIC, META, OPEN_TASKS, PATIENT_NAMES, PEER_DOCS,
+    PEERS, TASKS, VISITS,
 };
 
 use crate::conflict::{self, Conflict};
@@ -493,6 +493,7 @@ impl Store {
             tx.open_table(VISITS)?;
             tx.open_table(CONFLICTS)?;
             tx.open_table(TASKS)?;
+            tx.open_table(OPEN_TASKS)?;
             create_sync_tables(&tx, epoch)?;
             self.create_trust_tables(&tx)?;
         }

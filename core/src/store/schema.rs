@@ -34,6 +34,10 @@ pub(crate) const CONFLICTS: TableDefinition<(&str, &str), &[u8]> =
 /// triggers ([`crate::escalation::Trigger`]); rows only for months that have any.
 pub(crate) const TASKS: TableDefinition<(&str, &str), &[u8]> = TableDefinition::new("tasks");
 
+/// Derived (format 4): the [`TASKS`] rows holding a trigger nobody has closed, so listing open
+/// tasks reads only those, however many months of closed ones the store keeps.
+pub(crate) const OPEN_TASKS: TableDefinition<(&str, &str), ()> = TableDefinition::new("open_tasks");
+
 /// The local change log: sequence number → id of the document changed. Each document appears once,
 /// at the number of its latest change; sync sessions read it from a peer's checkpoint onwards.
 pub(crate) const LOG: TableDefinition<u64, &str> = TableDefinition::new("log");

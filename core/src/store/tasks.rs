@@ -6,7 +6,7 @@
 use redb::{ReadableDatabase, WriteTransaction};
 
 use super::crypt::Cipher;
-use super::schema::{CHUNKS, DOCS, META, TASKS};
+use super::schema::{CHUNKS, DOCS, META, OPEN_TASKS, TASKS};
 use super::{Store, StoreError, doc_ids_with_prefix, load_doc};
 use crate::docs::{DocumentId, journal, plan};
 use crate::escalation::{self, EscalationPolicy, Trigger};
@@ -14,23 +14,56 @@ use crate::ids::PatientId;
 use crate::time::Month;
 
 impl Store {
-    /// Every escalation trigger the store holds, optionally for one patient.
-    pub fn triggers(&self, patient: Option<&PatientId>) -> Result<Vec<Trigger>, StoreError> {
+    /// The escalation triggers the store holds, optionally for one patient; with `open_only`,
+    /// only those nobody has closed (read through [`OPEN_TASKS`], so closed months cost nothing).
+    pub fn triggers(
+        &self,
+        patient: Option<&PatientId>,
+        open_only: bool,
+    ) -> Result<Vec<Trigger>, StoreError> {
         self.contain(|| {
             let read = self.db.begin_read()?;
-            let table = read.open_table(TASKS)?;
-            let iter = match patient {
-                Some(p) => table.range((p.as_str(), "")..=(p.as_str(), "\u{10FFFF}"))?,
-                None => table.range::<(&str, &str)>(..)?,
+            let rows: Vec<(String, String)> = if open_only {
+                let table = read.open_table(OPEN_TASKS)?;
+                let iter = match patient {
+                    Some(p) => table.range((p.as_str(), "")..=(p.as_str(), "\u{10FFFF}"))?,
+                    None => table.range::<(&str, &str)>(..)?,
+                };
+                iter.map(|item| {
+                    item.map(|(k, _)| {
+                        let (p, m) = k.value();
+                        (p.to_owned(), m.to_owned())
+                    })
+                })
+                .collect::<Result<_, _>>()?
+            } else {
+                Vec::new()
             };
+            let table = read.open_table(TASKS)?;
             let mut out = Vec::new();
-            for item in iter {
-                let (k, v) = item?;
-                let (patient, month) = k.value();
-                let json = self.open_value(&tasks_place(patient, month), v.value())?;
+            let mut decode = |patient: &str, month: &str, sealed: &[u8]| {
+                let json = self.open_value(&tasks_place(patient, month), sealed)?;
                 let list: Vec<Trigger> = serde_json::from_slice(&json)
                     .map_err(|e| StoreError::Corrupt(format!("task index: {e}")))?;
-                out.extend(list);
+                out.extend(list.into_iter().filter(|t| !open_only || t.done.is_empty()));
+                Ok::<_, StoreError>(())
+            };
+            if open_only {
+                for (patient, month) in &rows {
+                    if let Some(v) = table.get((patient.as_str(), month.as_str()))? {
+                        decode(patient, month, v.value())?;
+                    }
+                }
+            } else {
+                let iter = match patient {
+                    Some(p) => table.range((p.as_str(), "")..=(p.as_str(), "\u{10FFFF}"))?,
+                    None => table.range::<(&str, &str)>(..)?,
+                };
+                for item in iter {
+                    let (k, v) = item?;
+                    let (patient, month) = k.value();
+                    decode(patient, month, v.value())?;
+                }
             }
             Ok(out)
         })
@@ -41,6 +74,7 @@ impl Store {
     pub(super) fn migrate_v3(&self) -> Result<(), StoreError> {
         let tx = self.db.begin_write()?;
         tx.open_table(TASKS)?;
+        tx.open_table(OPEN_TASKS)?;
         let journals = doc_ids_with_prefix(&tx.open_table(DOCS)?, "journal/")?;
         for id in journals {
             let DocumentId::Journal(patient, month) = &id else {
@@ -72,14 +106,21 @@ pub(super) fn put_triggers(
     found: &[Trigger],
 ) -> Result<(), StoreError> {
     let month = month.to_string();
+    let key = (patient.as_str(), month.as_str());
+    let mut open = tx.open_table(OPEN_TASKS)?;
+    if found.iter().any(|t| t.done.is_empty()) {
+        open.insert(key, ())?;
+    } else {
+        open.remove(key)?;
+    }
     let mut table = tx.open_table(TASKS)?;
     if found.is_empty() {
-        table.remove((patient.as_str(), month.as_str()))?;
+        table.remove(key)?;
     } else {
         let json = serde_json::to_vec(found)
             .map_err(|e| StoreError::Corrupt(format!("encoding tasks: {e}")))?;
         let sealed = cipher.seal(&tasks_place(patient.as_str(), &month), &json);
-        table.insert((patient.as_str(), month.as_str()), sealed.as_slice())?;
+        table.insert(key, sealed.as_slice())?;
     }
     Ok(())
 }

@@ -8,8 +8,8 @@ use redb::{ReadableDatabase, ReadableTable, WriteTransaction};
 
 use super::crypt::chunk_place;
 use super::schema::{
-    CERTS, CHUNKS, CONFLICTS, DOC_SEQ, DOCS, LOG, META, PATIENT_NAMES, PATIENTS_V2, PEER_DOCS,
-    RELATIONS, REVOCATIONS, TASKS, VISITS, WITHHELD,
+    CERTS, CHUNKS, CONFLICTS, DOC_SEQ, DOCS, LOG, META, OPEN_TASKS, PATIENT_NAMES, PATIENTS_V2,
+    PEER_DOCS, RELATIONS, REVOCATIONS, TASKS, VISITS, WITHHELD,
 };
 use super::{
     DocMeta, OpenError, Store, StoreError, WriteBatch, conflict_place, doc_ids_with_prefix,
@@ -492,6 +492,7 @@ impl WriteBatch<'_> {
             tx.open_table(PATIENT_NAMES)?.remove(p)?;
             remove_range(&mut tx.open_table(CONFLICTS)?, p)?;
             remove_range(&mut tx.open_table(TASKS)?, p)?;
+            remove_range(&mut tx.open_table(OPEN_TASKS)?, p)?;
             remove_range(&mut tx.open_table(RELATIONS)?, p)?;
             let visits: Vec<String> = tx
                 .open_table(VISITS)?

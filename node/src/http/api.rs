@@ -312,12 +312,7 @@ pub(crate) async fn tasks(State(http): State<Http>) -> Response {
         blocking(&http, |http, repo| {
             http.log_read("dashboard tasks").map_err(repo_error)?;
             let now = now();
-            let open: Vec<_> = repo
-                .tasks(now, None)
-                .map_err(repo_error)?
-                .into_iter()
-                .filter(|t| t.is_open())
-                .collect();
+            let open = repo.open_tasks(now, None).map_err(repo_error)?;
             let next = open.iter().filter_map(|t| t.next_change(now)).min();
             Ok(json!({ "tasks": open, "next_change": next }))
         })

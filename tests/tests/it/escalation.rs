@@ -425,6 +425,8 @@ fn two_nurses_claiming_offline_both_keep_their_claims_and_each_is_told() {
     sync(&z.n1.repo, &z.n2.repo);
     let done = only(z.n2.repo.tasks(at("11:41"), None).unwrap());
     assert_eq!(done.done.unwrap().by.staff, Some(staff("S100")));
+    assert!(z.n2.repo.open_tasks(at("11:41"), None).unwrap().is_empty());
+    assert!(z.n2.repo.my_tasks(at("11:41")).unwrap().is_empty());
     let again =
         z.n2.repo
             .complete_task(at("11:42"), &mut z.n2.rng, &task.id, "also there");

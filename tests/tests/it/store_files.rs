@@ -270,3 +270,66 @@ fn a_version_2_store_is_encrypted_signed_and_indexed_on_its_first_open() {
     let again = Repo::open(dir.path(), None, &mut StdRng::seed_from_u64(2)).unwrap();
     assert_eq!(again.patients().unwrap().len(), 1);
 }
+
+#[test]
+fn a_version_3_store_gets_its_escalation_index_on_its_first_open() {
+    use omsyn_core::docs::journal::MissedReason;
+    use omsyn_core::docs::plan::{NewVisit, VisitKind};
+    let dir = tempfile::tempdir().unwrap();
+    let mut rng = StdRng::seed_from_u64(9);
+    let profile = omsyn_tests::TestNode::base(6).repo.profile().clone();
+    let repo = Repo::init(dir.path(), profile, None, &mut rng).unwrap();
+    let at = omsyn_tests::at;
+    let patient = repo
+        .add_patient(at("07:00"), &mut rng, &[(PatientField::Name, "Liv".into())])
+        .unwrap();
+    let visit = repo
+        .plan_visit(
+            at("07:00"),
+            &mut rng,
+            &NewVisit {
+                patient: patient.clone(),
+                start: at("13:00"),
+                end: at("13:15"),
+                kind: VisitKind::Digital,
+                tiltak: vec![],
+                staff: vec![],
+            },
+        )
+        .unwrap();
+    repo.visit_missed(
+        at("13:05"),
+        &mut rng,
+        &visit,
+        MissedReason::NoAnswer,
+        None,
+        at("13:05"),
+    )
+    .unwrap();
+    assert_eq!(repo.tasks(at("13:06"), None).unwrap().len(), 1);
+    drop(repo);
+    // Make it the version-3 store of the build before: no escalation index.
+    {
+        let db = redb::Database::open(Repo::store_path(dir.path())).unwrap();
+        let tx = db.begin_write().unwrap();
+        let tasks: redb::TableDefinition<(&str, &str), &[u8]> = redb::TableDefinition::new("tasks");
+        let open: redb::TableDefinition<(&str, &str), ()> =
+            redb::TableDefinition::new("open_tasks");
+        assert!(tx.delete_table(tasks).unwrap());
+        assert!(tx.delete_table(open).unwrap());
+        let meta: redb::TableDefinition<&str, &[u8]> = redb::TableDefinition::new("meta");
+        tx.open_table(meta)
+            .unwrap()
+            .insert("format_version", 3u32.to_le_bytes().as_slice())
+            .unwrap();
+        tx.commit().unwrap();
+    }
+    let repo = Repo::open(dir.path(), None, &mut rng).unwrap();
+    let tasks = repo.open_tasks(at("13:06"), None).unwrap();
+    assert_eq!(
+        tasks.len(),
+        1,
+        "the unanswered call's task, derived on open"
+    );
+    assert_eq!(tasks[0].patient, patient);
+}
