@@ -237,9 +237,10 @@ impl EntryBody {
         }
     }
 
-    /// Whether appending this entry can never open or close a conflict (see [`crate::conflict`]):
-    /// notes, observations, amendments and deviations. Doses, visit facts, entered-in-error
-    /// markings and resolutions can.
+    /// Whether appending this entry can never open or close a conflict or a task (see
+    /// [`crate::conflict`], [`crate::escalation`]): notes, observations, amendments and
+    /// deviations. Doses, visit facts, device events, entered-in-error markings, resolutions,
+    /// claims and completions can.
     pub fn is_conflict_neutral(&self) -> bool {
         matches!(
             self,

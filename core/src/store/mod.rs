@@ -938,7 +938,8 @@ pub struct WriteBatch<'a> {
     tx: WriteTransaction,
     docs: BTreeMap<DocumentId, Document>,
     /// Documents touched only through [`WriteBatch::doc_for_neutral_append`]: their changes cannot
-    /// alter the conflict list, so commit skips re-deriving it (the costliest part of a note).
+    /// alter the conflict or task lists, so commit skips re-deriving them (the costliest part of a
+    /// note).
     neutral_only: BTreeSet<DocumentId>,
     /// Whether commit must fsync. Only knowledge about peers may skip it: losing such a write
     /// understates what a peer holds, which costs a resend, never data.
@@ -966,8 +967,8 @@ impl WriteBatch<'_> {
     }
 
     /// The document to edit, for a caller that promises its edits cannot change the derived
-    /// conflict list (appending a note, an observation, a message). If the batch touches the same
-    /// document any other way, the promise lapses and conflicts are re-derived as usual.
+    /// conflict and task lists (appending a note, an observation, a message). If the batch touches
+    /// the same document any other way, the promise lapses and both are re-derived as usual.
     pub fn doc_for_neutral_append(&mut self, id: &DocumentId) -> Result<&mut Document, StoreError> {
         let store = self.store;
         store.contain(|| {
