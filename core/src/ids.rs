@@ -26,6 +26,38 @@ pub struct InvalidId {
 /// collision among the ~5 million entries a mid-size municipality writes in a year vanishingly unlikely.
 const RANDOM_ID_BYTES: usize = 8;
 
+/// The text conversions every id shares: shown as its text, parsed (validated) from text, and
+/// serialised as text through `TryFrom<String>` / `Into<String>`.
+macro_rules! text_id_impls {
+    ($name:ident) => {
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(&self.0)
+            }
+        }
+
+        impl TryFrom<String> for $name {
+            type Error = InvalidId;
+            fn try_from(value: String) -> Result<Self, InvalidId> {
+                Self::parse(&value)
+            }
+        }
+
+        impl From<$name> for String {
+            fn from(id: $name) -> String {
+                id.0
+            }
+        }
+
+        impl std::str::FromStr for $name {
+            type Err = InvalidId;
+            fn from_str(s: &str) -> Result<Self, InvalidId> {
+                Self::parse(s)
+            }
+        }
+    };
+}
+
 macro_rules! random_id {
     ($(#[$meta:meta])* $name:ident, $prefix:literal, $kind:literal) => {
         $(#[$meta])*
@@ -79,31 +111,7 @@ macro_rules! random_id {
             }
         }
 
-        impl fmt::Display for $name {
-            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str(&self.0)
-            }
-        }
-
-        impl TryFrom<String> for $name {
-            type Error = InvalidId;
-            fn try_from(value: String) -> Result<Self, InvalidId> {
-                Self::parse(&value)
-            }
-        }
-
-        impl From<$name> for String {
-            fn from(id: $name) -> String {
-                id.0
-            }
-        }
-
-        impl std::str::FromStr for $name {
-            type Err = InvalidId;
-            fn from_str(s: &str) -> Result<Self, InvalidId> {
-                Self::parse(s)
-            }
-        }
+        text_id_impls!($name);
     };
 }
 
@@ -179,24 +187,7 @@ macro_rules! derived_id {
             }
         }
 
-        impl fmt::Display for $name {
-            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str(&self.0)
-            }
-        }
-
-        impl TryFrom<String> for $name {
-            type Error = InvalidId;
-            fn try_from(value: String) -> Result<Self, InvalidId> {
-                Self::parse(&value)
-            }
-        }
-
-        impl From<$name> for String {
-            fn from(id: $name) -> String {
-                id.0
-            }
-        }
+        text_id_impls!($name);
     };
 }
 
@@ -241,28 +232,4 @@ impl StaffId {
     }
 }
 
-impl fmt::Display for StaffId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl TryFrom<String> for StaffId {
-    type Error = InvalidId;
-    fn try_from(value: String) -> Result<Self, InvalidId> {
-        Self::parse(&value)
-    }
-}
-
-impl From<StaffId> for String {
-    fn from(id: StaffId) -> String {
-        id.0
-    }
-}
-
-impl std::str::FromStr for StaffId {
-    type Err = InvalidId;
-    fn from_str(s: &str) -> Result<Self, InvalidId> {
-        Self::parse(s)
-    }
-}
+text_id_impls!(StaffId);

@@ -6,8 +6,9 @@
 pub mod sim;
 
 use omsyn_core::docs::Heads;
+use omsyn_core::docs::record::PatientField;
 use omsyn_core::identity::PROFILE_VERSION;
-use omsyn_core::ids::{PatientId, StaffId};
+use omsyn_core::ids::{MedicationId, PatientId, StaffId};
 use omsyn_core::trust::OrgKey;
 use omsyn_core::{Identity, NodeKey, NodeProfile, Repo, Role, Timestamp};
 use rand::SeedableRng;
@@ -61,6 +62,31 @@ impl TestNode {
                 zone: Some("Sone 1".into()),
             },
         )
+    }
+
+    /// Registers a patient named `name` at 07:00 (a base plans the day then).
+    pub fn add_patient(&mut self, name: &str) -> PatientId {
+        self.repo
+            .add_patient(
+                at("07:00"),
+                &mut self.rng,
+                &[(PatientField::Name, name.to_owned())],
+            )
+            .expect("the test patient registers")
+    }
+
+    /// Adds `name` to `patient`'s medication list at 07:00, one tablet at `slot`.
+    pub fn add_medication(&mut self, patient: &PatientId, name: &str, slot: &str) -> MedicationId {
+        self.repo
+            .add_medication(
+                at("07:00"),
+                &mut self.rng,
+                patient,
+                name,
+                "1 tablett",
+                &[slot.to_owned()],
+            )
+            .expect("the test medication is added")
     }
 
     /// A node with `profile`, enrolled in the test organisation.

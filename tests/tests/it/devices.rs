@@ -5,7 +5,6 @@
 use omsyn_core::RepoError;
 use omsyn_core::conflict::ConflictKind;
 use omsyn_core::docs::journal::{DeviceEvent, EntryBody};
-use omsyn_core::docs::record::PatientField;
 use omsyn_core::ids::{MedicationId, PatientId};
 use omsyn_core::repo::{DeviceReport, DoseEventKind};
 use omsyn_tests::{TestNode, at, push};
@@ -21,25 +20,8 @@ struct Home {
 
 fn home() -> Home {
     let mut base = TestNode::base(1);
-    let patient = base
-        .repo
-        .add_patient(
-            at("07:00"),
-            &mut base.rng,
-            &[(PatientField::Name, "Turid Nilsen".into())],
-        )
-        .unwrap();
-    let med = base
-        .repo
-        .add_medication(
-            at("07:00"),
-            &mut base.rng,
-            &patient,
-            "Metformin 500 mg",
-            "1 tablett",
-            &["08:00".into()],
-        )
-        .unwrap();
+    let patient = base.add_patient("Turid Nilsen");
+    let med = base.add_medication(&patient, "Metformin 500 mg", "08:00");
     let home = TestNode::home_unit(5, &patient);
     push(&base.repo, &home.repo);
     Home {

@@ -5,7 +5,6 @@
 use omsyn_core::RepoError;
 use omsyn_core::docs::journal::{DeviceEvent, MissedReason};
 use omsyn_core::docs::plan::{NewVisit, VisitKind};
-use omsyn_core::docs::record::PatientField;
 use omsyn_core::escalation::{EscalationPolicy, Owner, Priority, Task, TaskKind};
 use omsyn_core::ids::{MedicationId, PatientId, StaffId, VisitId};
 use omsyn_core::repo::{DeviceReport, DoseEventKind};
@@ -32,25 +31,8 @@ fn staff(id: &str) -> StaffId {
 
 fn zone() -> Zone {
     let mut base = TestNode::base(1);
-    let patient = base
-        .repo
-        .add_patient(
-            at("07:00"),
-            &mut base.rng,
-            &[(PatientField::Name, "Turid Nilsen".into())],
-        )
-        .unwrap();
-    let med = base
-        .repo
-        .add_medication(
-            at("07:00"),
-            &mut base.rng,
-            &patient,
-            "Metformin 500 mg",
-            "1 tablett",
-            &["08:00".into()],
-        )
-        .unwrap();
+    let patient = base.add_patient("Turid Nilsen");
+    let med = base.add_medication(&patient, "Metformin 500 mg", "08:00");
     let mut plan = |start: &str, end: &str, kind: VisitKind, who: &str| {
         base.repo
             .plan_visit(

@@ -5,7 +5,6 @@ use omsyn_core::RepoError;
 use omsyn_core::docs::messages::{
     Attachment, MAX_PICTURE_BYTES, MAX_PICTURES, Recipient, picture_type,
 };
-use omsyn_core::docs::record::PatientField;
 use omsyn_tests::{TestNode, at, push};
 
 fn jpeg(len: usize) -> Vec<u8> {
@@ -17,14 +16,7 @@ fn jpeg(len: usize) -> Vec<u8> {
 #[test]
 fn a_picture_travels_with_its_message_byte_for_byte() {
     let mut base = TestNode::base(1);
-    let patient = base
-        .repo
-        .add_patient(
-            at("07:00"),
-            &mut base.rng,
-            &[(PatientField::Name, "Turid".into())],
-        )
-        .unwrap();
+    let patient = base.add_patient("Turid");
     let home = TestNode::home_unit(2, &patient);
     push(&base.repo, &home.repo);
     let photo = jpeg(100_000);
@@ -75,14 +67,7 @@ fn pictures_must_be_images_of_their_stated_type_and_within_bounds() {
         .expect("the limit itself is fine");
 
     let mut base = TestNode::base(1);
-    let patient = base
-        .repo
-        .add_patient(
-            at("07:00"),
-            &mut base.rng,
-            &[(PatientField::Name, "Turid".into())],
-        )
-        .unwrap();
+    let patient = base.add_patient("Turid");
     let mut send = |pictures: Vec<Attachment>, text: &str| {
         base.repo.send_message(
             at("09:00"),
