@@ -126,7 +126,6 @@ pub fn record_conflicts(record: &PatientRecord) -> Vec<Conflict> {
 
 /// Open conflicts among one month's plan and journal of `patient`.
 pub fn month_conflicts(patient: &PatientId, plan: &VisitPlan, journal: &Journal) -> Vec<Conflict> {
-    let withdrawn: BTreeSet<&EntryId> = journal.entered_in_error().collect();
     let resolved: BTreeSet<&ConflictId> = journal
         .entries
         .iter()
@@ -135,11 +134,7 @@ pub fn month_conflicts(patient: &PatientId, plan: &VisitPlan, journal: &Journal)
             _ => None,
         })
         .collect();
-    let facts: Vec<&Entry> = journal
-        .entries
-        .iter()
-        .filter(|e| !withdrawn.contains(&e.id))
-        .collect();
+    let facts = journal.standing();
 
     let mut found = Vec::new();
     dose_conflicts(patient, &facts, &mut found);

@@ -27,8 +27,6 @@
 //! at once. A task closes with a completion, or with the fact that settles it: the visit documented
 //! as performed, the missed dose documented as given, taken or not given.
 
-use std::collections::BTreeSet;
-
 use serde::{Deserialize, Serialize};
 
 use crate::docs::Author;
@@ -460,12 +458,7 @@ pub fn month_triggers(
     plan: &VisitPlan,
     journal: &Journal,
 ) -> Vec<Trigger> {
-    let withdrawn: BTreeSet<&EntryId> = journal.entered_in_error().collect();
-    let facts: Vec<&Entry> = journal
-        .entries
-        .iter()
-        .filter(|e| !withdrawn.contains(&e.id))
-        .collect();
+    let facts = journal.standing();
     let mut found = Vec::new();
     for entry in &facts {
         if let EntryBody::DeviceEvent { device, event, .. } = &entry.body

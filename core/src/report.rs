@@ -305,10 +305,9 @@ fn staff_this_week(
     };
     let mut staff = BTreeSet::new();
     for journal in earlier.as_deref().into_iter().chain([this_month]) {
-        let withdrawn: BTreeSet<_> = journal.entered_in_error().cloned().collect();
-        for e in &journal.entries {
+        for e in journal.standing() {
             let d = e.event_time.day();
-            if d < monday || d > day || withdrawn.contains(&e.id) {
+            if d < monday || d > day {
                 continue;
             }
             if let EntryBody::VisitPerformed { .. } = e.body {
@@ -585,14 +584,9 @@ pub fn visit_line(
     patient_name: String,
     journal: &journal::Journal,
 ) -> VisitLine {
-    let withdrawn: Vec<_> = journal.entered_in_error().cloned().collect();
     let mut performed_by = Vec::new();
     let mut missed = false;
-    for entry in journal
-        .entries
-        .iter()
-        .filter(|e| !withdrawn.contains(&e.id))
-    {
+    for entry in journal.standing() {
         match &entry.body {
             EntryBody::VisitPerformed { visit: v, .. } if *v == visit.id => {
                 performed_by.push(entry.author.name.clone())

@@ -332,6 +332,16 @@ impl Journal {
         self.entries.iter().find(|e| &e.id == id)
     }
 
+    /// The entries that stand: all but those marked entered-in-error (what derived views count;
+    /// the marked ones stay readable in `entries`).
+    pub fn standing(&self) -> Vec<&Entry> {
+        let withdrawn: std::collections::BTreeSet<&EntryId> = self.entered_in_error().collect();
+        self.entries
+            .iter()
+            .filter(|e| !withdrawn.contains(&e.id))
+            .collect()
+    }
+
     /// Entries marked entered-in-error.
     pub fn entered_in_error(&self) -> impl Iterator<Item = &EntryId> {
         self.entries.iter().filter_map(|e| match &e.body {
