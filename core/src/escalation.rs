@@ -319,94 +319,11 @@ impl Trigger {
 
     /// The task this trigger stands for at `now` under `policy`.
     pub fn task(&self, now: Timestamp, policy: &EscalationPolicy) -> Task {
-        let minutes = |m: u32| i64::from(m);
-        let (id, kind, priority, owner, escalates_at, due, summary) = match &self.source {
-            Source::DeviceAlert {
-                entry,
-                device,
-                event,
-            } => {
-                let (priority, wait) = match event {
-                    DeviceEvent::AlarmPressed => (Priority::Urgent, policy.alarm_ack_minutes),
-                    DeviceEvent::DoseMissed { .. } => (Priority::High, policy.alert_ack_minutes),
-                    _ => (Priority::Normal, policy.alert_ack_minutes),
-                };
-                let (owner, escalates_at) = if self.nurses.is_empty() {
-                    (Owner::Base, self.raised_at)
-                } else {
-                    (
-                        Owner::Nurses(self.nurses.clone()),
-                        self.raised_at.plus_minutes(minutes(wait)),
-                    )
-                };
-                let summary = format!("respond: {device}: {}", event.describe());
-                let kind = TaskKind::RespondToAlert {
-                    entry: entry.clone(),
-                    device: device.clone(),
-                    event: event.clone(),
-                };
-                (
-                    alert_task(entry),
-                    kind,
-                    priority,
-                    owner,
-                    Some(escalates_at),
-                    None,
-                    summary,
-                )
-            }
-            Source::UnansweredCalls { visit, calls } => {
-                let unanswered = u32::try_from(calls.len()).unwrap_or(u32::MAX);
-                if unanswered >= policy.call_attempts {
-                    let summary = format!(
-                        "physical visit: video visit {visit} unanswered after {unanswered} calls"
-                    );
-                    let kind = TaskKind::PhysicalVisit {
-                        visit: visit.clone(),
-                        unanswered,
-                    };
-                    (
-                        physical_visit_task(visit),
-                        kind,
-                        Priority::High,
-                        Owner::Zone,
-                        None,
-                        None,
-                        summary,
-                    )
-                } else {
-                    let last = calls.last().copied().unwrap_or(self.raised_at);
-                    let due = last.plus_minutes(minutes(policy.call_retry_minutes));
-                    let owner = if self.nurses.is_empty() {
-                        Owner::Base
-                    } else {
-                        Owner::Nurses(self.nurses.clone())
-                    };
-                    let summary = format!(
-                        "call again at {}: video visit {visit}, {unanswered} unanswered",
-                        due.hhmm()
-                    );
-                    let kind = TaskKind::CallAgain {
-                        visit: visit.clone(),
-                        unanswered,
-                    };
-                    let escalates_at = due.plus_minutes(minutes(policy.alert_ack_minutes));
-                    (
-                        call_again_task(visit),
-                        kind,
-                        Priority::Normal,
-                        owner,
-                        Some(escalates_at),
-                        Some(due),
-                        summary,
-                    )
-                }
-            }
-        };
+        let stage = self.stage(policy);
         let claims: Vec<Act> = self
             .claims
             .iter()
-            .filter(|c| c.task.as_ref() == Some(&id))
+            .filter(|c| c.task.as_ref() == Some(&stage.id))
             .cloned()
             .collect();
         let done = self.done.first().cloned();
@@ -418,23 +335,108 @@ impl Trigger {
             .chain(done.as_ref().map(|d| d.at))
             .min();
         let until = settled.map_or(now, |at| at.min(now));
-        let escalated = owner == Owner::Base || escalates_at.is_some_and(|t| t <= until);
+        let escalated =
+            stage.owner == Owner::Base || stage.escalates_at.is_some_and(|t| t <= until);
         Task {
-            id,
+            id: stage.id,
             patient: self.patient.clone(),
             month: self.month,
-            kind,
-            priority,
+            kind: stage.kind,
+            priority: stage.priority,
             raised_at: self.raised_at,
-            owner,
-            escalates_at,
+            owner: stage.owner,
+            escalates_at: stage.escalates_at,
             escalated,
-            due,
+            due: stage.due,
             claims,
             done,
-            summary,
+            summary: stage.summary,
         }
     }
+
+    /// What the evidence calls for under `policy`, before anyone's acts are counted.
+    fn stage(&self, policy: &EscalationPolicy) -> Stage {
+        let after = |at: Timestamp, minutes: u32| at.plus_minutes(i64::from(minutes));
+        // With nobody planned, the base owns the task from the start.
+        let assigned = (!self.nurses.is_empty()).then(|| Owner::Nurses(self.nurses.clone()));
+        match &self.source {
+            Source::DeviceAlert {
+                entry,
+                device,
+                event,
+            } => {
+                let (priority, wait) = match event {
+                    DeviceEvent::AlarmPressed => (Priority::Urgent, policy.alarm_ack_minutes),
+                    DeviceEvent::DoseMissed { .. } => (Priority::High, policy.alert_ack_minutes),
+                    _ => (Priority::Normal, policy.alert_ack_minutes),
+                };
+                let escalates_at = match assigned {
+                    Some(_) => after(self.raised_at, wait),
+                    None => self.raised_at,
+                };
+                Stage {
+                    id: alert_task(entry),
+                    kind: TaskKind::RespondToAlert {
+                        entry: entry.clone(),
+                        device: device.clone(),
+                        event: event.clone(),
+                    },
+                    priority,
+                    owner: assigned.unwrap_or(Owner::Base),
+                    escalates_at: Some(escalates_at),
+                    due: None,
+                    summary: format!("respond: {device}: {}", event.describe()),
+                }
+            }
+            Source::UnansweredCalls { visit, calls } => {
+                let unanswered = u32::try_from(calls.len()).unwrap_or(u32::MAX);
+                if unanswered >= policy.call_attempts {
+                    return Stage {
+                        id: physical_visit_task(visit),
+                        kind: TaskKind::PhysicalVisit {
+                            visit: visit.clone(),
+                            unanswered,
+                        },
+                        priority: Priority::High,
+                        owner: Owner::Zone,
+                        escalates_at: None,
+                        due: None,
+                        summary: format!(
+                            "physical visit: video visit {visit} unanswered after {unanswered} calls"
+                        ),
+                    };
+                }
+                let last = calls.last().copied().unwrap_or(self.raised_at);
+                let due = after(last, policy.call_retry_minutes);
+                Stage {
+                    id: call_again_task(visit),
+                    kind: TaskKind::CallAgain {
+                        visit: visit.clone(),
+                        unanswered,
+                    },
+                    priority: Priority::Normal,
+                    owner: assigned.unwrap_or(Owner::Base),
+                    escalates_at: Some(after(due, policy.alert_ack_minutes)),
+                    due: Some(due),
+                    summary: format!(
+                        "call again at {}: video visit {visit}, {unanswered} unanswered",
+                        due.hhmm()
+                    ),
+                }
+            }
+        }
+    }
+}
+
+/// A task's stage as the evidence and the policy make it (see [`Trigger::task`]).
+struct Stage {
+    id: TaskId,
+    kind: TaskKind,
+    priority: Priority,
+    owner: Owner,
+    escalates_at: Option<Timestamp>,
+    due: Option<Timestamp>,
+    summary: String,
 }
 
 fn alert_task(entry: &EntryId) -> TaskId {
