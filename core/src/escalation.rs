@@ -157,6 +157,11 @@ impl Act {
         }
     }
 
+    /// A fact that settles every task of its trigger (the visit performed, the dose documented).
+    fn settling(entry: &Entry) -> Self {
+        Act::of(entry, None, Some(entry.body.describe()))
+    }
+
     /// The staff member (or, for a device, the author's name) who acted.
     pub fn who(&self) -> String {
         match &self.by.staff {
@@ -307,14 +312,39 @@ impl Task {
 }
 
 impl Trigger {
-    /// The ids of every task this trigger can raise (claims name one of them).
+    /// The ids of every task this trigger has raised so far, oldest first (claims and
+    /// completions name one of them).
     pub fn task_ids(&self) -> Vec<TaskId> {
         match &self.source {
             Source::DeviceAlert { entry, .. } => vec![alert_task(entry)],
-            Source::UnansweredCalls { visit, .. } => {
-                vec![call_again_task(visit), physical_visit_task(visit)]
+            Source::UnansweredCalls { visit, calls } => {
+                (1..=calls.len()).map(|n| calls_task(visit, n)).collect()
             }
         }
+    }
+
+    /// The id of the task as the evidence stands now. A call task's id names how many calls went
+    /// unanswered, not what the policy makes of them: a claim made after the third call covers
+    /// the third call's task on every node, whatever each node's policy calls it ("call again"
+    /// or "physical visit"), and not the fourth's.
+    pub fn current_id(&self) -> TaskId {
+        match &self.source {
+            Source::DeviceAlert { entry, .. } => alert_task(entry),
+            Source::UnansweredCalls { visit, calls } => calls_task(visit, calls.len()),
+        }
+    }
+
+    /// Whether nobody has closed it: no fact settled it, and nobody completed the task the
+    /// evidence stands for now (a further unanswered call reopens a completed call task).
+    pub fn is_open(&self) -> bool {
+        self.closing().is_none()
+    }
+
+    fn closing(&self) -> Option<&Act> {
+        let current = self.current_id();
+        self.done
+            .iter()
+            .find(|d| d.task.as_ref().is_none_or(|t| *t == current))
     }
 
     /// The task this trigger stands for at `now` under `policy`.
@@ -326,7 +356,7 @@ impl Trigger {
             .filter(|c| c.task.as_ref() == Some(&stage.id))
             .cloned()
             .collect();
-        let done = self.done.first().cloned();
+        let done = self.closing().cloned();
         // It reached the base if its deadline came before anyone claimed or settled it: a claim
         // made after the base was told does not untell it.
         let settled = claims
@@ -375,7 +405,7 @@ impl Trigger {
                     None => self.raised_at,
                 };
                 Stage {
-                    id: alert_task(entry),
+                    id: self.current_id(),
                     kind: TaskKind::RespondToAlert {
                         entry: entry.clone(),
                         device: device.clone(),
@@ -392,7 +422,7 @@ impl Trigger {
                 let unanswered = u32::try_from(calls.len()).unwrap_or(u32::MAX);
                 if unanswered >= policy.call_attempts {
                     return Stage {
-                        id: physical_visit_task(visit),
+                        id: self.current_id(),
                         kind: TaskKind::PhysicalVisit {
                             visit: visit.clone(),
                             unanswered,
@@ -409,7 +439,7 @@ impl Trigger {
                 let last = calls.last().copied().unwrap_or(self.raised_at);
                 let due = after(last, policy.call_retry_minutes);
                 Stage {
-                    id: call_again_task(visit),
+                    id: self.current_id(),
                     kind: TaskKind::CallAgain {
                         visit: visit.clone(),
                         unanswered,
@@ -443,12 +473,8 @@ fn alert_task(entry: &EntryId) -> TaskId {
     TaskId::derive(&["alert", entry.as_str()])
 }
 
-fn call_again_task(visit: &VisitId) -> TaskId {
-    TaskId::derive(&["call-again", visit.as_str()])
-}
-
-fn physical_visit_task(visit: &VisitId) -> TaskId {
-    TaskId::derive(&["physical-visit", visit.as_str()])
+fn calls_task(visit: &VisitId, unanswered: usize) -> TaskId {
+    TaskId::derive(&["unanswered-calls", visit.as_str(), &unanswered.to_string()])
 }
 
 /// Every trigger in one month of `patient`'s plan and journal: device alerts, and video visits
@@ -466,11 +492,13 @@ pub fn month_triggers(
         if let EntryBody::DeviceEvent { device, event, .. } = &entry.body
             && event.is_alert()
         {
+            // Whatever became of the dose settles it, documented before the alert or after
+            // (a nurse who gave it by hand before the dispenser gave up).
             let done = match event {
                 DeviceEvent::DoseMissed { dose } => facts
                     .iter()
-                    .filter(|f| f.event_time >= entry.event_time && settles_dose(f, dose))
-                    .map(|f| Act::of(f, None, Some(f.body.describe())))
+                    .filter(|f| settles_dose(f, dose))
+                    .map(|f| Act::settling(f))
                     .collect(),
                 _ => Vec::new(),
             };
@@ -482,8 +510,8 @@ pub fn month_triggers(
                     device: device.clone(),
                     event: event.clone(),
                 },
-                raised_at: entry.event_time,
-                nurses: assigned_nurses(plan, entry.event_time),
+                raised_at: clock(entry),
+                nurses: assigned_nurses(plan, clock(entry)),
                 claims: Vec::new(),
                 done,
             });
@@ -494,17 +522,18 @@ pub fn month_triggers(
         {
             continue;
         }
-        let calls: Vec<Timestamp> = facts
+        let mut calls: Vec<Timestamp> = facts
             .iter()
             .filter_map(|f| match &f.body {
                 EntryBody::VisitNotPerformed {
                     visit: v,
                     reason: MissedReason::NoAnswer,
                     ..
-                } if v == &visit.id => Some(f.event_time),
+                } if v == &visit.id => Some(clock(f)),
                 _ => None,
             })
             .collect();
+        calls.sort();
         let Some(first) = calls.first().copied() else {
             continue;
         };
@@ -513,7 +542,7 @@ pub fn month_triggers(
             .filter(
                 |f| matches!(&f.body, EntryBody::VisitPerformed { visit: v, .. } if v == &visit.id),
             )
-            .map(|f| Act::of(f, None, Some(f.body.describe())))
+            .map(|f| Act::settling(f))
             .collect();
         let mut nurses = visit.staff.clone();
         if nurses.is_empty() {
@@ -558,6 +587,12 @@ pub fn month_triggers(
             .sort_by(|a, b| a.at.cmp(&b.at).then_with(|| a.entry.cmp(&b.entry)));
     }
     found
+}
+
+/// When evidence counts as having happened for escalation: its event time, but never later than
+/// it was entered, so a device whose clock runs fast cannot put the deadline off.
+fn clock(entry: &Entry) -> Timestamp {
+    entry.event_time.min(entry.entered_at)
 }
 
 /// Whether `fact` documents what became of a missed dose: given, taken, or not given.

@@ -573,8 +573,26 @@ fn communication(message: &Message, pref: &str) -> Value {
         "sent": message.sent_at.to_string(),
         "sender": practitioner(&message.author),
         "recipient": [{"display": recipient}],
-        "payload": [{"contentString": message.text}],
     });
+    // The text (if any), then each picture as an attachment (the data is already base64).
+    let mut payload: Vec<Value> = Vec::new();
+    if !message.text.trim().is_empty() {
+        payload.push(json!({"contentString": message.text}));
+    }
+    for picture in &message.attachments {
+        let mut attachment = json!({
+            "contentType": picture.content_type,
+            "data": picture.data,
+            "size": picture.size,
+        });
+        if let Some(name) = &picture.name {
+            attachment["title"] = json!(name);
+        }
+        payload.push(json!({"contentAttachment": attachment}));
+    }
+    if !payload.is_empty() {
+        c["payload"] = Value::Array(payload);
+    }
     if let Some(reply) = &message.in_reply_to {
         c["inResponseTo"] = json!([{"reference": format!("Communication/{reply}")}]);
     }

@@ -52,6 +52,10 @@ def scenario(root):
     note = nurse.cli("note", "add", "--patient", p, "--text", "Sår på venstre legg.")["id"]
     nurse.cli("note", "correct", "--patient", p, "--entry", note, "--text", "Sår på høyre legg.")
     nurse.cli("message", "send", "--patient", p, "--to", "base", "--text", "Trenger ny resept.")
+    photo = os.path.join(root, "saar.png")
+    with open(photo, "wb") as f:
+        f.write(b"\x89PNG\r\n\x1a\n" + bytes(range(256)))
+    nurse.cli("message", "send", "--patient", p, "--to", "base", "--picture", photo)
     nurse.cli("show", "--patient", p)
     # The home unit's devices report every kind of event; the missed dose becomes a task the
     # nurse claims.
@@ -59,7 +63,7 @@ def scenario(root):
     home.enroll_at(base)
     home.cli("import", transfer)
     serving = Serving(home)
-    device = {"device": "Evondos E300 #4711", "at": at("12:30")}
+    device = {"device": "Evondos E300 #4711", "at": at("00:04")}  # not ahead of the clock
     reports = [
         {"kind": "dose-dispensed", "medication": noon, "slot": "12:00"},
         {"kind": "dose-taken", "medication": noon, "slot": "12:00"},
@@ -135,6 +139,9 @@ class FhirExport(unittest.TestCase):
             self.assertEqual(dup["severity"], "high")
             self.assertEqual(sorted(r["reference"] for r in dup["implicated"]),
                              sorted(f"MedicationAdministration/{d['id']}" for d in doses))
+            [picture] = [c for c in kinds["Communication"] if "contentAttachment" in c["payload"][0]]
+            self.assertEqual(picture["payload"][0]["contentAttachment"]["contentType"], "image/png")
+            self.assertEqual(picture["payload"][0]["contentAttachment"]["title"], "saar.png")
             [doc] = kinds["DocumentReference"]
             self.assertIn("høyre", doc["description"])
             self.assertTrue(any(a["action"] == "E" for a in kinds["AuditEvent"]), "the export itself is logged")

@@ -87,6 +87,8 @@ class HomeApi(unittest.TestCase):
                                          headers={"Authorization": f"Bearer {self.token}"})
         with urllib.request.urlopen(request) as r:
             self.assertEqual(r.headers["Content-Type"], "image/png")
+            self.assertIn("sandbox", r.headers["Content-Security-Policy"])
+            self.assertEqual(r.headers["X-Content-Type-Options"], "nosniff")
             self.assertEqual(r.read(), png)
         bad = [
             ({"content_type": "image/png", "data": "not base64!"}, "base64"),
@@ -103,8 +105,10 @@ class HomeApi(unittest.TestCase):
         self.assertEqual(len(self.call("GET", "/api/home/messages")[1]["messages"]), 2, "nothing half-stored")
         self.assertEqual(self.call("GET", "/api/home/messages/e-0000000000000000/pictures/0")[0], 404)
 
-    def test_an_alarm_is_a_task_for_the_visiting_nurse_and_reaches_the_base_unless_claimed_in_time(self):
-        body = {"device": "Safemate alarm #12", "event_id": "a-1", "kind": "alarm", "at": at("12:05")}
+    def test_an_alarm_is_a_task_for_the_visiting_nurse_and_the_base_is_told_by_its_own_policy(self):
+        # Early today (devices may not date reports ahead of the unit's clock): the 12:00 visit is next.
+        raised = at("00:04")
+        body = {"device": "Safemate alarm #12", "event_id": "a-1", "kind": "alarm", "at": raised}
         self.assertEqual(self.call("POST", "/api/home/device-events", body)[0], 201)
         self.assertEqual(self.home.cli("tasks"), [], "a home unit claims nothing")
         shipped = os.path.join(self.tmp.name, "from-home.omsyn")
@@ -114,10 +118,13 @@ class HomeApi(unittest.TestCase):
         [task] = self.kari.cli("tasks")
         self.assertEqual(task["owner"], {"kind": "nurses", "staff": ["S1"]}, "the nurse of the 12:00 visit")
         self.assertEqual((task["kind"], task["priority"]), ("respond-to-alert", "urgent"))
+        # The base waits a day before it is told, by its own policy: not yet, whatever the time now.
+        self.assertEqual(self.base.cli("tasks", "policy", "--alarm-ack", "1440")["alarm_ack_minutes"], 1440)
         [on_base] = self.base.cli("tasks", "--all")
         self.assertEqual(on_base["id"], task["id"], "the same task on every node")
-        deadline = datetime.datetime.fromisoformat(at("12:10"))
-        self.assertEqual(on_base["escalated"], datetime.datetime.now().astimezone() >= deadline)
+        told_at = datetime.datetime.fromisoformat(on_base["escalates_at"])
+        self.assertEqual(told_at - datetime.datetime.fromisoformat(raised), datetime.timedelta(days=1))
+        self.assertFalse(on_base["escalated"])
 
         claimed = self.kari.cli("tasks", "claim", task["id"])
         self.assertEqual(claimed["also_claimed_by"], [])
@@ -125,11 +132,17 @@ class HomeApi(unittest.TestCase):
         self.kari.cli("export", "--patient", self.patient, from_kari)
         self.base.cli("import", from_kari)
         [on_base] = self.base.cli("tasks", "--all")
-        # The claim stops the clock: the base was told only if the deadline passed before it.
-        claimed_at = datetime.datetime.fromisoformat(on_base["claims"][0]["at"])
-        self.assertEqual(on_base["escalated"], claimed_at >= deadline)
+        self.assertFalse(on_base["escalated"], "claimed before the deadline: the base is not asked")
         self.assertEqual([c["by"]["staff"] for c in on_base["claims"]], ["S1"])
-        self.assertEqual(self.base.cli("tasks", "policy", "--alarm-ack", "2")["alarm_ack_minutes"], 2)
+        self.assertEqual(self.base.cli("tasks"), [on_base], "a base sees every open task")
+
+    def test_a_report_dated_ahead_of_the_units_clock_is_refused(self):
+        ahead = (datetime.datetime.now().astimezone() + datetime.timedelta(hours=1)).isoformat()
+        body = {"device": "Safemate alarm #12", "event_id": "a-2", "kind": "alarm", "at": ahead}
+        status, answer = self.call("POST", "/api/home/device-events", body)
+        self.assertEqual(status, 400, answer)
+        self.assertIn("clock", answer["error"])
+        self.assertEqual(self.journal(), [])
 
     def test_every_device_report_kind_is_stored_once_with_the_device_as_performer(self):
         dispenser = "Evondos E300 #4711"
@@ -146,7 +159,7 @@ class HomeApi(unittest.TestCase):
             {"kind": "measurement", "measurement": "glucose", "value": "6.2", "unit": "mmol/L"},
         ]
         for i, report in enumerate(reports):
-            body = dict(report, device=dispenser, event_id=f"ev-{i}", at=at("08:05"))
+            body = dict(report, device=dispenser, event_id=f"ev-{i}", at=at("00:04"))
             status, created = self.call("POST", "/api/home/device-events", body)
             self.assertEqual(status, 201, (report, created))
             self.assertEqual(created["entry"]["author"]["device"], self.home.cli("id")["id"])

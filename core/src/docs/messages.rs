@@ -94,36 +94,56 @@ impl Attachment {
     /// A picture from its bytes: the type must be a JPEG, PNG or WebP image and match the bytes.
     pub fn picture(content_type: &str, name: Option<&str>, bytes: &[u8]) -> Result<Self, DocError> {
         use base64::Engine;
-        if !PICTURE_TYPES.contains(&content_type) {
-            return Err(DocError::Rejected(format!(
-                "a picture must be image/jpeg, image/png or image/webp, not {:?}",
-                content_type.chars().take(64).collect::<String>()
-            )));
-        }
-        if picture_type(bytes) != Some(content_type) {
-            return Err(DocError::Rejected(format!(
-                "the picture's bytes are not a {content_type} image"
-            )));
-        }
-        if bytes.len() > MAX_PICTURE_BYTES {
-            return Err(DocError::Rejected(format!(
-                "a picture is {} bytes; at most {MAX_PICTURE_BYTES} are allowed (scale it down)",
-                bytes.len()
-            )));
-        }
-        if let Some(name) = name
-            && (name.is_empty() || name.len() > 200 || name.chars().any(char::is_control))
-        {
-            return Err(DocError::Rejected(
-                "a picture's name must be 1-200 printable characters".into(),
-            ));
-        }
-        Ok(Attachment {
+        let picture = Attachment {
             content_type: content_type.to_owned(),
             name: name.map(str::to_owned),
             size: bytes.len(),
             data: base64::engine::general_purpose::STANDARD.encode(bytes),
-        })
+        };
+        picture.check_with(bytes).map_err(DocError::Rejected)?;
+        Ok(picture)
+    }
+
+    /// Checks a picture as it arrived (from a peer, or read back): its data decodes, its size and
+    /// type are what the bytes are, and it is within bounds. Every receiver checks this, so a
+    /// sender that skipped [`Attachment::picture`] cannot pass off a script as a picture.
+    pub fn check(&self) -> Result<(), String> {
+        let bytes = self.bytes().ok_or("a picture's data is not base64")?;
+        self.check_with(&bytes)
+    }
+
+    fn check_with(&self, bytes: &[u8]) -> Result<(), String> {
+        let content_type = self.content_type.as_str();
+        if !PICTURE_TYPES.contains(&content_type) {
+            return Err(format!(
+                "a picture must be image/jpeg, image/png or image/webp, not {:?}",
+                content_type.chars().take(64).collect::<String>()
+            ));
+        }
+        if picture_type(bytes) != Some(content_type) {
+            return Err(format!(
+                "the picture's bytes are not a {content_type} image"
+            ));
+        }
+        if bytes.len() > MAX_PICTURE_BYTES {
+            return Err(format!(
+                "a picture is {} bytes; at most {MAX_PICTURE_BYTES} are allowed (scale it down)",
+                bytes.len()
+            ));
+        }
+        if self.size != bytes.len() {
+            return Err(format!(
+                "a picture says it is {} bytes but is {}",
+                self.size,
+                bytes.len()
+            ));
+        }
+        if let Some(name) = &self.name
+            && (name.is_empty() || name.len() > 200 || name.chars().any(char::is_control))
+        {
+            return Err("a picture's name must be 1-200 bytes of printable characters".into());
+        }
+        Ok(())
     }
 
     /// The picture's bytes (`None` if a peer sent undecodable data).
@@ -152,17 +172,7 @@ pub fn send(
             super::journal::MAX_TEXT_BYTES
         )));
     }
-    if attachments.len() > MAX_PICTURES {
-        return Err(DocError::Rejected(format!(
-            "a message carries at most {MAX_PICTURES} pictures"
-        )));
-    }
-    let total: usize = attachments.iter().map(|a| a.size).sum();
-    if total > MAX_PICTURE_BYTES_PER_MESSAGE {
-        return Err(DocError::Rejected(format!(
-            "the pictures are {total} bytes together; at most {MAX_PICTURE_BYTES_PER_MESSAGE} per message"
-        )));
-    }
+    check_attachments(&attachments).map_err(DocError::Rejected)?;
     let message = Message {
         id: EntryId::random(rng),
         author: ctx.author.clone(),
@@ -176,6 +186,25 @@ pub fn send(
         ed.put_json(&format!("m/{}", message.id), &message)
     })?;
     Ok(message)
+}
+
+/// Checks a message's pictures: each one ([`Attachment::check`]), how many, and how large together.
+/// The sender checks before writing; every receiver checks again (see [`crate::trust::rules`]).
+pub fn check_attachments(attachments: &[Attachment]) -> Result<(), String> {
+    if attachments.len() > MAX_PICTURES {
+        return Err(format!("a message carries at most {MAX_PICTURES} pictures"));
+    }
+    let mut total = 0;
+    for picture in attachments {
+        picture.check()?;
+        total += picture.size;
+    }
+    if total > MAX_PICTURE_BYTES_PER_MESSAGE {
+        return Err(format!(
+            "the pictures are {total} bytes together; at most {MAX_PICTURE_BYTES_PER_MESSAGE} per message"
+        ));
+    }
+    Ok(())
 }
 
 /// Reads all messages, oldest first, plus keys that could not be decoded.

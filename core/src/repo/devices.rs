@@ -15,6 +15,8 @@ use crate::time::Timestamp;
 
 /// Longest device name or event id accepted.
 const MAX_ID_CHARS: usize = 200;
+/// How far ahead of the home unit's clock a device's report may be dated.
+const MAX_CLOCK_AHEAD_MINUTES: i64 = 5;
 
 /// What happened to a dispenser's dose.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -92,6 +94,13 @@ impl Transaction<'_> {
                     "the {what} must be 1-{MAX_ID_CHARS} printable characters"
                 )));
             }
+        }
+        // A device clock far ahead would put off every deadline the report starts (escalation).
+        if event_time > now.plus_minutes(MAX_CLOCK_AHEAD_MINUTES) {
+            return Err(RepoError::Invalid(format!(
+                "the report's time {event_time} is more than {MAX_CLOCK_AHEAD_MINUTES} minutes \
+                 after this unit's clock ({now}): check the device's clock"
+            )));
         }
         // The home holds its patient's record before it documents anything about the patient.
         self.require_patient(&patient)?;

@@ -45,7 +45,7 @@ impl Store {
                 let json = self.open_value(&tasks_place(patient, month), sealed)?;
                 let list: Vec<Trigger> = serde_json::from_slice(&json)
                     .map_err(|e| StoreError::Corrupt(format!("task index: {e}")))?;
-                out.extend(list.into_iter().filter(|t| !open_only || t.done.is_empty()));
+                out.extend(list.into_iter().filter(|t| !open_only || t.is_open()));
                 Ok::<_, StoreError>(())
             };
             if open_only {
@@ -108,7 +108,7 @@ pub(super) fn put_triggers(
     let month = month.to_string();
     let key = (patient.as_str(), month.as_str());
     let mut open = tx.open_table(OPEN_TASKS)?;
-    if found.iter().any(|t| t.done.is_empty()) {
+    if found.iter().any(Trigger::is_open) {
         open.insert(key, ())?;
     } else {
         open.remove(key)?;

@@ -10,7 +10,7 @@
 //! | patient record: explicit access `access/<staff>/…` | that staff member's node (new keys only) |
 //! | visit plan | base |
 //! | journal | base and nurse (medication given / not given: nurse only); home unit: observations only. New entries only, by their own author: nobody alters or deletes an entry |
-//! | messages | anyone, new messages only, by their own author |
+//! | messages | anyone, new messages only, by their own author; pictures must be what they say (type, size, bounds) |
 //! | day log of staff S | S's nodes, new entries only |
 //! | access log of node N | N only, new entries only |
 
@@ -103,6 +103,9 @@ struct Appended {
     author: Author,
     #[serde(default)]
     body: Option<serde_json::Value>,
+    /// A message's pictures (checked here, so no node stores or serves a disguised file).
+    #[serde(default)]
+    attachments: Vec<crate::docs::messages::Attachment>,
 }
 
 /// Every op must put a new JSON string under `prefix`, written by the signer itself; `check`
@@ -139,6 +142,8 @@ fn append_only(
         }
         let item: Appended =
             serde_json::from_str(json).map_err(|e| format!("{key} is malformed: {e}"))?;
+        crate::docs::messages::check_attachments(&item.attachments)
+            .map_err(|e| format!("{key}: {e}"))?;
         let a = &item.author;
         if a.device != signer.node || a.role != signer.role || a.staff != signer.staff_id {
             return Err(format!(

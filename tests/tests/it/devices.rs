@@ -57,6 +57,24 @@ fn journal_len(h: &Home) -> usize {
 }
 
 #[test]
+fn a_report_dated_well_ahead_of_the_units_clock_is_refused() {
+    let mut h = home();
+    let ahead = h.home.repo.device_report(
+        at("08:05"),
+        &mut h.home.rng,
+        DISPENSER,
+        "ahead-1",
+        at("09:05"),
+        &DeviceReport::Alarm,
+    );
+    assert!(
+        matches!(&ahead, Err(RepoError::Invalid(m)) if m.contains("clock")),
+        "{ahead:?}"
+    );
+    assert_eq!(journal_len(&h), 0);
+}
+
+#[test]
 fn every_device_report_kind_becomes_an_entry_with_the_device_as_performer() {
     let mut h = home();
     let reports = [

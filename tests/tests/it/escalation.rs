@@ -210,9 +210,17 @@ fn alarm_button_is_urgent_and_reaches_the_base_sooner() {
 #[test]
 fn every_alerting_device_event_raises_a_task_and_records_of_care_do_not() {
     let mut z = zone();
+    // The records of care are of another dose: a dose taken settles its own "missed".
+    let noon = z.base.add_medication(&z.patient, "Paracet 500 mg", "12:00");
+    z.spread(3);
+    let noon_dose = |kind| DeviceReport::Dose {
+        kind,
+        medication: noon.clone(),
+        slot: "12:00".into(),
+    };
     let reports = [
-        ("d1", "09:00", z.dose(DoseEventKind::Dispensed), false),
-        ("d2", "09:00", z.dose(DoseEventKind::Taken), false),
+        ("d1", "09:00", noon_dose(DoseEventKind::Dispensed), false),
+        ("d2", "09:00", noon_dose(DoseEventKind::Taken), false),
         (
             "m1",
             "09:00",
@@ -236,7 +244,6 @@ fn every_alerting_device_event_raises_a_task_and_records_of_care_do_not() {
         ("a1", "10:00", DeviceReport::Alarm, true),
     ];
     let mut expected = 0;
-    // Records of care come first: a dose taken after the "missed" would settle it.
     for (event_id, time, report, alerts) in reports {
         z.device(event_id, at(time), report);
         expected += usize::from(alerts);
@@ -292,7 +299,7 @@ fn missed_dose_task_closes_when_a_nurse_documents_the_dose() {
     let task = only(z.base.repo.tasks(at("09:30"), None).unwrap());
     let done = task.done.expect("the documented dose closes the task");
     assert_eq!(done.entry, given.id);
-    assert!(!task.escalated || task.claims.is_empty());
+    assert!(!task.escalated, "settled before its deadline");
     assert!(z.base.repo.my_tasks(at("09:30")).unwrap().is_empty());
 }
 
@@ -347,6 +354,102 @@ fn a_call_not_made_again_reaches_the_base() {
     assert!(!only(z.base.repo.tasks(at("11:19"), None).unwrap()).escalated);
     let late = only(z.base.repo.tasks(at("11:20"), None).unwrap());
     assert!(late.escalated, "due 11:05, plus 15 minutes unclaimed");
+}
+
+#[test]
+fn a_claim_covers_the_call_it_was_made_after_and_not_the_next() {
+    let mut z = zone();
+    z.no_answer("11:00");
+    let first = only(z.n1.repo.my_tasks(at("11:01")).unwrap());
+    z.n1.repo
+        .claim_task(at("11:01"), &mut z.n1.rng, &first.id)
+        .unwrap();
+    z.spread(1);
+    assert_eq!(
+        only(z.base.repo.tasks(at("11:30"), None).unwrap())
+            .claims
+            .len(),
+        1
+    );
+    z.no_answer("11:05");
+    let second = only(z.base.repo.tasks(at("11:06"), None).unwrap());
+    assert_ne!(second.id, first.id);
+    assert!(
+        second.claims.is_empty(),
+        "the retry after the second call is nobody's yet"
+    );
+    assert_eq!(second.escalates_at, Some(at("11:25")));
+    assert!(only(z.base.repo.tasks(at("11:25"), None).unwrap()).escalated);
+}
+
+#[test]
+fn a_completed_call_task_reopens_when_another_call_goes_unanswered() {
+    let mut z = zone();
+    z.no_answer("11:00");
+    let first = only(z.n1.repo.my_tasks(at("11:01")).unwrap());
+    z.n1.repo
+        .complete_task(at("11:02"), &mut z.n1.rng, &first.id, "ringte datteren")
+        .unwrap();
+    assert!(z.n1.repo.my_tasks(at("11:03")).unwrap().is_empty());
+    z.spread(1);
+    for time in ["11:05", "11:10"] {
+        z.no_answer(time);
+    }
+    let go = only(z.n2.repo.my_tasks(at("11:11")).unwrap());
+    assert!(
+        matches!(go.kind, TaskKind::PhysicalVisit { unanswered: 3, .. }),
+        "completing the first retry does not silence the later calls: {go:?}"
+    );
+}
+
+#[test]
+fn nodes_with_different_policies_agree_on_who_claimed_what() {
+    let mut z = zone();
+    let base_policy = EscalationPolicy {
+        call_attempts: 4,
+        ..EscalationPolicy::default()
+    };
+    z.base.repo.set_escalation_policy(&base_policy).unwrap();
+    for time in ["11:00", "11:05", "11:10"] {
+        z.no_answer(time);
+    }
+    // The nurse's node makes it a physical visit and she takes it; the base would call once more.
+    let go = only(z.n1.repo.my_tasks(at("11:11")).unwrap());
+    assert!(matches!(go.kind, TaskKind::PhysicalVisit { .. }));
+    z.n1.repo
+        .claim_task(at("11:11"), &mut z.n1.rng, &go.id)
+        .unwrap();
+    z.spread(1);
+    let on_base = only(z.base.repo.tasks(at("12:00"), None).unwrap());
+    assert!(matches!(
+        on_base.kind,
+        TaskKind::CallAgain { unanswered: 3, .. }
+    ));
+    assert_eq!(on_base.id, go.id, "the same evidence, the same task");
+    assert_eq!(on_base.claims.len(), 1, "her claim counts at the base too");
+    assert!(!on_base.escalated);
+}
+
+#[test]
+fn a_device_clock_running_fast_does_not_put_the_deadline_off() {
+    let mut z = zone();
+    // Entered at 08:40 by the home unit, dated 08:44 by the dispenser's fast clock.
+    let missed = z.dose(DoseEventKind::Missed);
+    z.home
+        .repo
+        .device_report(
+            at("08:40"),
+            &mut z.home.rng,
+            DISPENSER,
+            "fast-1",
+            at("08:44"),
+            &missed,
+        )
+        .unwrap();
+    z.spread(0);
+    let task = only(z.base.repo.tasks(at("08:41"), None).unwrap());
+    assert_eq!(task.raised_at, at("08:40"));
+    assert_eq!(task.escalates_at, Some(at("08:55")));
 }
 
 #[test]

@@ -354,45 +354,56 @@ fn a_nurse_editing_a_care_plan_is_refused_locally_and_by_every_peer() {
     assert_eq!(snapshot(&z.base.repo), before);
 }
 
-#[test]
-fn an_oversized_message_from_a_peer_is_refused_and_nothing_is_stored() {
-    use omsyn_core::docs::messages::{self, Attachment, Recipient};
+/// A peer's message carrying `picture` as written, bypassing the sender's own checks (a modified
+/// build writing Automerge directly): only the receiver's rule stands between it and every replica.
+fn message_with_picture_from_a_peer_is_refused(picture: serde_json::Value, reason: &str) {
+    use automerge::transaction::Transactable;
     let z = zone();
-    let mut nurse = TestNode::nurse(81, "N1");
+    let nurse = TestNode::nurse(81, "N1");
     sync_at(&z.base.repo, &nurse.repo, NOW_MS);
     let before = snapshot(&z.base.repo);
-    // A picture claiming to be small, carrying 2 MiB: the sender's own checks are bypassed, so
-    // only the receiver's rule stands between it and every replica.
     let id = DocumentId::Messages(z.mine.clone(), today("10:00").day().month());
-    let mut doc = Document::new(id.clone(), nurse.repo.id());
-    let ctx = ChangeContext {
-        author: nurse.repo.author(),
-        entered_at: today("10:00"),
-    };
-    let bloated = Attachment {
-        content_type: "image/jpeg".into(),
-        name: None,
-        size: 10,
-        data: "A".repeat(2 * 1024 * 1024),
-    };
-    messages::send(
-        &mut doc,
-        &ctx,
-        &mut nurse.rng,
-        Recipient::Base,
-        "se bildet",
-        None,
-        vec![bloated],
-    )
-    .unwrap();
+    let message = serde_json::json!({
+        "id": "e-00000000000000aa",
+        "author": nurse.repo.author(),
+        "to": {"to": "base"},
+        "sent_at": today("10:00"),
+        "in_reply_to": null,
+        "text": "se bildet",
+        "attachments": [picture],
+    });
+    let mut am = automerge::AutoCommit::new()
+        .with_actor(automerge::ActorId::from(&nurse.repo.id().as_bytes()[..]));
+    am.put(automerge::ROOT, "m/e-00000000000000aa", message.to_string())
+        .unwrap();
+    let mut doc = Document::load(id.clone(), &am.save(), nurse.repo.id()).unwrap();
     let frame = wire::encode(&Message::Changes {
         doc: id,
         changes: signed(&nurse.repo.identity().key, &mut doc),
     });
     let reasons = rejections(&inject(&nurse.repo, &z.base.repo, vec![frame]));
     assert_eq!(reasons.len(), 1, "{reasons:?}");
-    assert!(reasons[0].contains("at most"), "{}", reasons[0]);
+    assert!(reasons[0].contains(reason), "{}", reasons[0]);
     assert_eq!(snapshot(&z.base.repo), before, "nothing stored");
+}
+
+#[test]
+fn an_oversized_message_from_a_peer_is_refused_and_nothing_is_stored() {
+    // A picture claiming to be small, carrying 2 MiB.
+    let data = "A".repeat(2 * 1024 * 1024);
+    let picture =
+        serde_json::json!({"content_type": "image/jpeg", "name": null, "size": 10, "data": data});
+    message_with_picture_from_a_peer_is_refused(picture, "at most");
+}
+
+#[test]
+fn a_script_disguised_as_a_picture_from_a_peer_is_refused_and_nothing_is_stored() {
+    // "<script>fetch('/api')</script>" in base64, served as a page if anyone stored it.
+    let picture = serde_json::json!({
+        "content_type": "text/html", "name": null, "size": 30,
+        "data": "PHNjcmlwdD5mZXRjaCgnL2FwaScpPC9zY3JpcHQ+",
+    });
+    message_with_picture_from_a_peer_is_refused(picture, "image/jpeg, image/png or image/webp");
 }
 
 #[test]
