@@ -19,13 +19,21 @@
 //! | alarm button | respond to the alarm (urgent) | the assigned nurse | unclaimed after `alarm_ack_minutes` |
 //! | missed dose | follow up the dose (high) | the assigned nurse | unclaimed after `alert_ack_minutes` |
 //! | device error, power failure | check the device | the assigned nurse | unclaimed after `alert_ack_minutes` |
-//! | video visit, fewer than `call_attempts` unanswered calls | call again, `call_retry_minutes` after the last | the visit's staff | not called by the due time + `alert_ack_minutes` |
-//! | video visit, `call_attempts` unanswered calls | physical visit (high) | the patient's zone | at once |
+//! | video visit, fewer than `call_attempts` unanswered calls | call again, `call_retry_minutes` after the last | the visit's staff | unclaimed `alert_ack_minutes` after the call was due |
+//! | video visit, `call_attempts` unanswered calls | physical visit (high) | the patient's zone (the base sees it as every task) | — |
 //!
 //! The assigned nurse is the staff the plan assigns to the patient's visit under way or next on
 //! the day of the alert (else that day's last visit); with nobody assigned, the base owns the task
 //! at once. A task closes with a completion, or with the fact that settles it: the visit documented
-//! as performed, the missed dose documented as given, taken or not given.
+//! as performed, the missed dose documented as given, taken or not given (before the alert or
+//! after).
+//!
+//! Evidence counts at its event time but never later than it was entered, so a device whose clock
+//! runs fast cannot put a deadline off. A call task's id names how many calls went unanswered: a
+//! claim or completion covers the call it answered, a further unanswered call raises a task of its
+//! own, and nodes whose policies differ (one calls it "call again", another "physical visit")
+//! still agree on who claimed what. Policies should nevertheless be the same on a zone's nodes:
+//! each node decides by its own when a task reaches the base.
 
 use serde::{Deserialize, Serialize};
 
@@ -157,6 +165,15 @@ impl Act {
         }
     }
 
+    /// Whether `author` did this: the same staff member, or for a node serving no staff member
+    /// (a base without a staff id), the same device.
+    pub fn is_by(&self, author: &Author) -> bool {
+        match (&self.by.staff, &author.staff) {
+            (Some(a), Some(b)) => a == b,
+            _ => self.by.device == author.device,
+        }
+    }
+
     /// A fact that settles every task of its trigger (the visit performed, the dose documented).
     fn settling(entry: &Entry) -> Self {
         Act::of(entry, None, Some(entry.body.describe()))
@@ -222,6 +239,25 @@ pub enum Owner {
     Base,
     /// Anyone in the patient's zone.
     Zone,
+}
+
+impl std::fmt::Display for Owner {
+    /// `S100 + S200`, `the base` or `the zone`, as people read it.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Owner::Nurses(staff) => {
+                for (i, s) in staff.iter().enumerate() {
+                    if i > 0 {
+                        f.write_str(" + ")?;
+                    }
+                    write!(f, "{s}")?;
+                }
+                Ok(())
+            }
+            Owner::Base => f.write_str("the base"),
+            Owner::Zone => f.write_str("the zone"),
+        }
+    }
 }
 
 /// A task as it stands at one moment.

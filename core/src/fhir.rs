@@ -22,7 +22,7 @@ use crate::docs::journal::{DeviceEvent, Entry, EntryBody, Journal};
 use crate::docs::messages::{Message, Recipient};
 use crate::docs::plan::VisitKind;
 use crate::docs::record::{PatientField, PatientRecord};
-use crate::escalation::{Owner, Priority, Task, TaskKind};
+use crate::escalation::{Priority, Task, TaskKind};
 use crate::ids::{EntryId, PatientId};
 use crate::repo::{Repo, RepoError};
 use crate::report::{VisitOutcome, visit_line};
@@ -490,15 +490,6 @@ fn task_resource(task: &Task, pref: &str) -> Value {
         }
         TaskKind::PhysicalVisit { visit, .. } => ("physical visit", format!("Appointment/{visit}")),
     };
-    let owner = match &task.owner {
-        Owner::Nurses(staff) => staff
-            .iter()
-            .map(|s| s.to_string())
-            .collect::<Vec<_>>()
-            .join(" + "),
-        Owner::Base => "the base".into(),
-        Owner::Zone => "the patient's zone".into(),
-    };
     let mut notes: Vec<Value> = task
         .claims
         .iter()
@@ -523,7 +514,7 @@ fn task_resource(task: &Task, pref: &str) -> Value {
         "focus": {"reference": focus},
         "for": {"reference": pref},
         "authoredOn": task.raised_at.to_string(),
-        "owner": {"display": owner},
+        "owner": {"display": task.owner.to_string()},
     });
     if task.escalated && task.done.is_none() {
         t["businessStatus"] = json!({"text": "escalated to the base"});

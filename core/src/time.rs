@@ -75,7 +75,8 @@ impl Timestamp {
             .ok_or_else(err)
     }
 
-    /// This instant plus `minutes` (in the same offset); saturates at the calendar's end.
+    /// This instant plus `minutes` (in the same offset); unchanged if that would leave the
+    /// calendar chrono can represent (hundreds of thousands of years away).
     pub fn plus_minutes(&self, minutes: i64) -> Timestamp {
         chrono::TimeDelta::try_minutes(minutes)
             .and_then(|d| self.0.checked_add_signed(d))

@@ -186,7 +186,7 @@ impl OmsynNode {
                 }
                 let tasks = existing.repo.my_tasks(clock::now())?;
                 if let Ok(mut known) = existing.known_tasks.lock() {
-                    known.extend(tasks.iter().map(|t| (t.id.to_string(), t.claims.len())));
+                    known.extend(tasks.iter().map(|t| (t.id.to_string(), sync::told(t))));
                 }
                 Ok(())
             })
@@ -795,11 +795,17 @@ impl OmsynNode {
     /// both claims stand and the result's `also_claimed_by` names her.
     pub async fn claim_task(&self, task: String) -> Result<CareTask, OmsynError> {
         let id = TaskId::parse(&task).map_err(|e| invalid("task", e))?;
+        let known = self.ctx.known_tasks.clone();
         self.with_repo(move |repo| {
             let now = clock::now();
             repo.claim_task(now, &mut rng(), &id)?;
+            let task = repo.task(now, &id)?;
+            // The app knows of its own claim: no event echoes it.
+            if let Ok(mut known) = known.lock() {
+                known.insert(id.to_string(), sync::told(&task));
+            }
             let me = repo.profile().staff_id.clone();
-            Ok(CareTask::new(&repo.task(now, &id)?, me.as_ref()))
+            Ok(CareTask::new(&task, me.as_ref()))
         })
         .await
     }

@@ -26,8 +26,8 @@ pub(crate) struct SyncContext {
     pub(crate) connected: Arc<Mutex<BTreeMap<NodeId, usize>>>,
     /// Conflicts the app has been told about.
     pub(crate) known_conflicts: Arc<Mutex<BTreeSet<String>>>,
-    /// Tasks the app has been told about, with how many claims it was told of.
-    pub(crate) known_tasks: Arc<Mutex<BTreeMap<String, usize>>>,
+    /// Tasks the app has been told about, as it was told of them ([`told`]).
+    pub(crate) known_tasks: Arc<Mutex<BTreeMap<String, String>>>,
     /// Set (with the reason) by the session that learns this node was revoked, before anything
     /// else happens: calls check it, and every session and the daemon stop on it.
     pub(crate) revoked: Arc<tokio::sync::watch::Sender<Option<String>>>,
@@ -239,8 +239,22 @@ async fn handle(ctx: &SyncContext, stop: &Notify, event: NetEvent) {
     }
 }
 
-/// Tells the app about tasks for its user that are new to it, or that someone else claimed since
-/// (one patient's, or all). Returns nothing: an app that misses one still finds it in `tasks()`.
+/// What the app was told of a task: whose it is, when it is due or reaches the base, and how many
+/// claimed it. A change in any of them is worth telling.
+pub(crate) fn told(task: &omsyn_core::escalation::Task) -> String {
+    format!(
+        "{:?}|{:?}|{:?}|{}|{}",
+        task.owner,
+        task.due,
+        task.escalates_at,
+        task.escalated,
+        task.claims.len()
+    )
+}
+
+/// Tells the app about tasks for its user that are new to it or changed since it was told
+/// (someone else claimed one, another call went unanswered), for one patient or all; forgets the
+/// ones that closed. An app that misses an event still finds every task in `tasks()`.
 pub(crate) fn announce_tasks(ctx: &SyncContext, patient: Option<&omsyn_core::ids::PatientId>) {
     let Ok(tasks) = ctx.repo.my_tasks(omsyn_node::clock::now()) else {
         return;
@@ -248,13 +262,15 @@ pub(crate) fn announce_tasks(ctx: &SyncContext, patient: Option<&omsyn_core::ids
     let Ok(mut known) = ctx.known_tasks.lock() else {
         return;
     };
+    let open: BTreeSet<String> = tasks.iter().map(|t| t.id.to_string()).collect();
+    known.retain(|id, _| open.contains(id));
     let me = ctx.repo.profile().staff_id.clone();
     for task in tasks
         .iter()
         .filter(|t| patient.is_none_or(|p| &t.patient == p))
     {
-        let told = known.insert(task.id.to_string(), task.claims.len());
-        if told != Some(task.claims.len()) {
+        let now = told(task);
+        if known.insert(task.id.to_string(), now.clone()).as_ref() != Some(&now) {
             ctx.sink.send(NodeEvent::TaskChanged {
                 task: CareTask::new(task, me.as_ref()),
             });

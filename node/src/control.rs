@@ -23,6 +23,12 @@ const SOCKET: &str = "omsyn.sock";
 /// Largest forwarded request accepted: the command line plus standard input (an export file piped
 /// in; the socket is the owner's alone).
 const MAX_REQUEST_BYTES: u64 = 128 * 1024 * 1024;
+/// Largest standard input forwarded (base64 makes it 4/3 of this in the request).
+const MAX_STDIN_BYTES: u64 = MAX_REQUEST_BYTES / 4 * 3 - 1024 * 1024;
+/// Largest answer read back: text output plus an export written to stdout (an export file is at
+/// most `omsyn_core::exchange::MAX_DOCUMENT_BYTES` per document; whole-store exports to stdout
+/// larger than this need a FILE).
+const MAX_REPLY_BYTES: u64 = 512 * 1024 * 1024;
 
 #[derive(Debug, serde::Serialize, serde::Deserialize)]
 struct Request {
@@ -48,6 +54,24 @@ struct Client {
 
 thread_local! {
     static CLIENT: std::cell::RefCell<Option<Client>> = const { std::cell::RefCell::new(None) };
+}
+
+/// The forwarded client of the command running on this thread, for as long as the scope lives.
+/// Blocking-pool threads are reused: dropping the scope (a panic included) clears it, so the next
+/// job never sees this client's directory or stdin.
+struct ClientScope;
+
+impl ClientScope {
+    fn enter(client: Client) -> ClientScope {
+        CLIENT.with(|c| *c.borrow_mut() = Some(client));
+        ClientScope
+    }
+}
+
+impl Drop for ClientScope {
+    fn drop(&mut self) {
+        CLIENT.with(|c| *c.borrow_mut() = None);
+    }
 }
 
 /// A path the user typed: relative to the client's working directory when the command was
@@ -100,12 +124,22 @@ pub(crate) fn forward(data: &Path) -> Result<()> {
         )
     })?;
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let stdin = if args.iter().any(|a| a == "-") {
+    // Only a piped stdin is sent along: `--text -` typed at a terminal must not wait for input.
+    let piped = !std::io::IsTerminal::is_terminal(&std::io::stdin());
+    let stdin = if piped && args.iter().any(|a| a == "-") {
         use base64::Engine;
         let mut buf = Vec::new();
         std::io::stdin()
+            .take(MAX_STDIN_BYTES + 1)
             .read_to_end(&mut buf)
             .context("reading stdin")?;
+        if buf.len() as u64 > MAX_STDIN_BYTES {
+            anyhow::bail!(
+                "stdin is over {} MiB: while `omsyn run` serves {}, give a file instead of -",
+                MAX_STDIN_BYTES >> 20,
+                data.display()
+            );
+        }
         Some(base64::engine::general_purpose::STANDARD.encode(buf))
     } else {
         None
@@ -122,7 +156,7 @@ pub(crate) fn forward(data: &Path) -> Result<()> {
         .write_all(&line)
         .context("sending the command to the daemon")?;
     let mut reply = String::new();
-    BufReader::new(stream.take(64 * 1024 * 1024))
+    BufReader::new(stream.take(MAX_REPLY_BYTES))
         .read_line(&mut reply)
         .context("reading the daemon's answer")?;
     let response: Response =
@@ -196,11 +230,8 @@ async fn answer(stream: tokio::net::UnixStream, shared: Shared) -> Result<()> {
         stdout_terminal: request.stdout_terminal,
     };
     let response = tokio::task::spawn_blocking(move || {
-        CLIENT.with(|c| *c.borrow_mut() = Some(client));
-        let response = run_forwarded(request.args, &shared);
-        // Blocking-pool threads are reused: the next job must not see this client.
-        CLIENT.with(|c| *c.borrow_mut() = None);
-        response
+        let _client = ClientScope::enter(client);
+        run_forwarded(request.args, &shared)
     })
     .await?;
     let mut bytes = serde_json::to_vec(&response)?;

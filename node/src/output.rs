@@ -23,7 +23,16 @@ thread_local! {
 
 /// Runs `f` with this thread's output captured.
 pub(crate) fn capture<T>(f: impl FnOnce() -> T) -> (T, Captured) {
+    /// Ends the capture however `f` ends (a panic included): threads of the blocking pool are
+    /// reused, and the next job's output must reach its own stream.
+    struct End;
+    impl Drop for End {
+        fn drop(&mut self) {
+            CAPTURE.with(|c| *c.borrow_mut() = None);
+        }
+    }
     CAPTURE.with(|c| *c.borrow_mut() = Some(Captured::default()));
+    let _end = End;
     let out = f();
     let captured = CAPTURE.with(|c| c.borrow_mut().take()).unwrap_or_default();
     (out, captured)

@@ -3,7 +3,7 @@
 
 use anyhow::{Context, Result};
 use omsyn_core::Repo;
-use omsyn_core::escalation::{EscalationPolicy, Owner, Priority, Task, TaskId};
+use omsyn_core::escalation::{EscalationPolicy, Priority, Task, TaskId};
 use rand::rngs::StdRng;
 use serde_json::json;
 
@@ -111,18 +111,9 @@ fn describe(task: &Task, me: Option<&omsyn_core::ids::StaffId>) -> String {
         Priority::High => "HIGH",
         Priority::Normal => "normal",
     };
-    let owner = match &task.owner {
-        Owner::Nurses(staff) => staff
-            .iter()
-            .map(|s| s.to_string())
-            .collect::<Vec<_>>()
-            .join("+"),
-        Owner::Base => "base".into(),
-        Owner::Zone => "zone".into(),
-    };
     let mut line = format!(
-        "{} {priority:<6} {} for {owner}: {}",
-        task.id, task.patient, task.summary
+        "{} {priority:<6} {} for {}: {}",
+        task.id, task.patient, task.owner, task.summary
     );
     if let Some(done) = &task.done {
         line += &format!("\n    done by {} at {}", done.who(), done.at.hhmm());

@@ -97,8 +97,8 @@ impl Transaction<'_> {
         id: &TaskId,
     ) -> Result<Entry, RepoError> {
         let task = self.open_task(now, id, "claim tasks")?;
-        let staff = self.repo.profile().staff_id.clone();
-        if staff.as_ref().is_some_and(|s| task.claimed_by(s)) {
+        let me = self.repo.author();
+        if task.claims.iter().any(|c| c.is_by(&me)) {
             return Err(RepoError::Invalid(format!("you already claimed task {id}")));
         }
         let body = EntryBody::TaskClaimed { task: id.clone() };

@@ -310,11 +310,24 @@ pub(crate) async fn resolve(
 pub(crate) async fn tasks(State(http): State<Http>) -> Response {
     answer(
         blocking(&http, |http, repo| {
+            if repo.profile().role == Role::HomeUnit {
+                // The devices' gateway holds this token too: tasks are for staff.
+                return Err(error(
+                    StatusCode::FORBIDDEN,
+                    "tasks are listed on staff and base nodes, not on a home unit",
+                ));
+            }
             http.log_read("dashboard tasks").map_err(repo_error)?;
             let now = now();
             let open = repo.open_tasks(now, None).map_err(repo_error)?;
             let next = open.iter().filter_map(|t| t.next_change(now)).min();
-            Ok(json!({ "tasks": open, "next_change": next }))
+            let me = repo.author();
+            let claimed_here: Vec<_> = open
+                .iter()
+                .filter(|t| t.claims.iter().any(|c| c.is_by(&me)))
+                .map(|t| &t.id)
+                .collect();
+            Ok(json!({ "tasks": open, "next_change": next, "claimed_here": claimed_here }))
         })
         .await,
     )
