@@ -96,37 +96,51 @@ fn list(repo: &Repo, json: bool, all: bool, patient: Option<&str>) -> Result<()>
             .collect()
     };
     let me = repo.profile().staff_id.clone();
+    let names: std::collections::BTreeMap<_, _> = repo.patients()?.into_iter().collect();
     emit(json, &tasks, || {
         if tasks.is_empty() {
             return "no tasks".into();
         }
-        tasks.iter().map(|t| describe(t, me.as_ref())).collect()
+        tasks
+            .iter()
+            .map(|t| {
+                let name = names.get(&t.patient).map_or("?", String::as_str);
+                describe(t, name, me.as_ref())
+            })
+            .collect()
     });
     Ok(())
 }
 
-fn describe(task: &Task, me: Option<&omsyn_core::ids::StaffId>) -> String {
+fn describe(task: &Task, patient: &str, me: Option<&omsyn_core::ids::StaffId>) -> String {
     let priority = match task.priority {
         Priority::Urgent => "URGENT",
         Priority::High => "HIGH",
         Priority::Normal => "normal",
     };
     let mut line = format!(
-        "{} {priority:<6} {} for {}: {}",
+        "{} {priority:<6} {patient} ({}) for {}: {}",
         task.id, task.patient, task.owner, task.summary
     );
-    if let Some(done) = &task.done {
-        line += &format!("\n    done by {} at {}", done.who(), done.at.hhmm());
-    } else if task.escalated {
-        line += "\n    ESCALATED TO THE BASE";
-    } else if let Some(at) = task.escalates_at.filter(|_| task.claims.is_empty()) {
+    if task.escalated {
+        line += "\n    ESCALATED: it reached the base";
+    } else if let Some(at) = task
+        .escalates_at
+        .filter(|_| task.is_open() && task.claims.is_empty())
+    {
         line += &format!(
             "\n    reaches the base at {} if nobody claims it",
             at.hhmm()
         );
     }
+    if let Some(due) = task.due.filter(|_| task.is_open()) {
+        line += &format!("\n    due at {}", due.hhmm());
+    }
     for claim in &task.claims {
         line += &format!("\n    claimed by {} at {}", claim.who(), claim.at.hhmm());
+    }
+    if let Some(done) = &task.done {
+        line += &format!("\n    done by {} at {}", done.who(), done.at.hhmm());
     }
     if let Some(me) = me {
         let others = task.also_claimed_by(me);
