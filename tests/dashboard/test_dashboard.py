@@ -20,7 +20,7 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import Select, WebDriverWait
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "support"))
-from omsyn_cli import OMSYN, ZONE, Node, at  # noqa: E402
+from omsyn_cli import OMSYN, ZONE, Node, admin_base, at  # noqa: E402
 
 WAIT = 30
 
@@ -35,8 +35,7 @@ class Dashboard(unittest.TestCase):
     def setUp(self):
         self.tmp = tempfile.TemporaryDirectory(prefix="omsyn-dashboard-")
         root = self.tmp.name
-        base = Node(root, "base", "--role", "base", "--name", "Base Sone 1", "--staff-id", "B1", "--zone", ZONE)
-        base.cli("org", "create", "--name", "Testkommune hjemmesykepleie")
+        base = admin_base(root, "Testkommune hjemmesykepleie")
         self.kari = nurse(root, base, "S1", "Kari Nordmann", "sykepleier")
         self.per = nurse(root, base, "S2", "Per Hansen", "helsefagarbeider")
         p = base.cli("patient", "add", "--name", "Turid Nilsen", "--zone", ZONE)["patient"]

@@ -16,13 +16,12 @@ from fhir.resources.bundle import Bundle
 from fhir.resources import construct_fhir_element
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "support"))
-from omsyn_cli import ZONE, Node, Serving, at  # noqa: E402
+from omsyn_cli import ZONE, Node, Serving, admin_base, at  # noqa: E402
 
 
 def scenario(root):
     """Returns (base, patient) after a day with every kind of documentation."""
-    base = Node(root, "base", "--role", "base", "--name", "Base Sone 1", "--staff-id", "B1", "--zone", ZONE)
-    base.cli("org", "create", "--name", "Testkommune")
+    base = admin_base(root)
     nurse = Node(root, "nurse", "--role", "nurse", "--name", "Kari Nordmann", "--staff-id", "S1", "--zone", ZONE)
     nurse.enroll_at(base)
     p = base.cli("patient", "add", "--name", "Turid Nilsen", "--national-id", "54122069157",

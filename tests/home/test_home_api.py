@@ -14,15 +14,14 @@ import unittest
 import urllib.request
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "support"))
-from omsyn_cli import ZONE, Node, Serving, at  # noqa: E402
+from omsyn_cli import ZONE, Node, Serving, admin_base, at  # noqa: E402
 
 
 class HomeApi(unittest.TestCase):
     def setUp(self):
         self.tmp = tempfile.TemporaryDirectory(prefix="omsyn-home-")
         root = self.tmp.name
-        base = Node(root, "base", "--role", "base", "--name", "Base Sone 1", "--staff-id", "B1", "--zone", ZONE)
-        base.cli("org", "create", "--name", "Testkommune")
+        base = admin_base(root)
         kari = Node(root, "kari", "--role", "nurse", "--name", "Kari Nordmann", "--staff-id", "S1", "--zone", ZONE)
         kari.enroll_at(base)
         self.base, self.kari = base, kari

@@ -39,6 +39,13 @@ class Node:
         self.cli("enroll", "install", base.cli("enroll", "approve", request, *approve_args)["certificate"])
 
 
+def admin_base(root, org="Testkommune"):
+    """The zone's base office (staff B1), holding the organisation key `org`."""
+    base = Node(root, "base", "--role", "base", "--name", "Base Sone 1", "--staff-id", "B1", "--zone", ZONE)
+    base.cli("org", "create", "--name", org)
+    return base
+
+
 class Serving:
     """`omsyn run --http` on a node's data directory (loopback, no mDNS), and calls to its API
     with the run's session token. Commands for the node meanwhile are answered by this daemon."""

@@ -621,11 +621,7 @@ impl Store {
             let read = self.db.begin_read()?;
             let table = read.open_table(CONFLICTS)?;
             let mut out = Vec::new();
-            let iter = match patient {
-                Some(p) => table.range((p.as_str(), "")..=(p.as_str(), "\u{10FFFF}"))?,
-                None => table.range::<(&str, &str)>(..)?,
-            };
-            for item in iter {
+            for item in patient_rows(&table, patient.map(PatientId::as_str))? {
                 let (k, v) = item?;
                 let (patient, scope) = k.value();
                 let json = self.open_value(&conflict_place(patient, scope), v.value())?;
@@ -863,6 +859,17 @@ fn load_doc(
         doc.add_signature(hash, signature);
     }
     Ok(Some(doc))
+}
+
+/// The rows of an index keyed by (patient, scope): one patient's, or (`None`) every row.
+fn patient_rows<'t, V: redb::Value + 'static>(
+    table: &'t impl ReadableTable<(&'static str, &'static str), V>,
+    patient: Option<&str>,
+) -> Result<redb::Range<'t, (&'static str, &'static str), V>, StoreError> {
+    Ok(match patient {
+        Some(p) => table.range((p, "")..=(p, "\u{10FFFF}"))?,
+        None => table.range::<(&str, &str)>(..)?,
+    })
 }
 
 /// Ids of the documents in `docs` whose text form starts with `prefix`, in order.

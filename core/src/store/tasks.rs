@@ -7,7 +7,7 @@ use redb::{ReadableDatabase, WriteTransaction};
 
 use super::crypt::Cipher;
 use super::schema::{CHUNKS, DOCS, META, OPEN_TASKS, TASKS};
-use super::{Store, StoreError, doc_ids_with_prefix, load_doc};
+use super::{Store, StoreError, doc_ids_with_prefix, load_doc, patient_rows};
 use crate::docs::{DocumentId, journal, plan};
 use crate::escalation::{self, EscalationPolicy, Trigger};
 use crate::ids::PatientId;
@@ -23,22 +23,7 @@ impl Store {
     ) -> Result<Vec<Trigger>, StoreError> {
         self.contain(|| {
             let read = self.db.begin_read()?;
-            let rows: Vec<(String, String)> = if open_only {
-                let table = read.open_table(OPEN_TASKS)?;
-                let iter = match patient {
-                    Some(p) => table.range((p.as_str(), "")..=(p.as_str(), "\u{10FFFF}"))?,
-                    None => table.range::<(&str, &str)>(..)?,
-                };
-                iter.map(|item| {
-                    item.map(|(k, _)| {
-                        let (p, m) = k.value();
-                        (p.to_owned(), m.to_owned())
-                    })
-                })
-                .collect::<Result<_, _>>()?
-            } else {
-                Vec::new()
-            };
+            let patient = patient.map(PatientId::as_str);
             let table = read.open_table(TASKS)?;
             let mut out = Vec::new();
             let mut decode = |patient: &str, month: &str, sealed: &[u8]| {
@@ -49,17 +34,16 @@ impl Store {
                 Ok::<_, StoreError>(())
             };
             if open_only {
-                for (patient, month) in &rows {
-                    if let Some(v) = table.get((patient.as_str(), month.as_str()))? {
+                let open = read.open_table(OPEN_TASKS)?;
+                for item in patient_rows(&open, patient)? {
+                    let (k, _) = item?;
+                    let (patient, month) = k.value();
+                    if let Some(v) = table.get((patient, month))? {
                         decode(patient, month, v.value())?;
                     }
                 }
             } else {
-                let iter = match patient {
-                    Some(p) => table.range((p.as_str(), "")..=(p.as_str(), "\u{10FFFF}"))?,
-                    None => table.range::<(&str, &str)>(..)?,
-                };
-                for item in iter {
+                for item in patient_rows(&table, patient)? {
                     let (k, v) = item?;
                     let (patient, month) = k.value();
                     decode(patient, month, v.value())?;

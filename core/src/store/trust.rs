@@ -13,7 +13,7 @@ use super::schema::{
 };
 use super::{
     DocMeta, OpenError, Store, StoreError, WriteBatch, conflict_place, doc_ids_with_prefix,
-    encode_chunk, name_place, patient_prefixes,
+    encode_chunk, name_place, patient_prefixes, patient_rows,
 };
 use crate::docs::{Document, DocumentId, access, plan};
 use crate::identity::NodeId;
@@ -552,8 +552,7 @@ fn remove_range<V: redb::Value + 'static>(
     table: &mut redb::Table<'_, (&'static str, &'static str), V>,
     patient: &str,
 ) -> Result<(), StoreError> {
-    let keys: Vec<String> = table
-        .range((patient, "")..=(patient, "\u{10FFFF}"))?
+    let keys: Vec<String> = patient_rows(&*table, Some(patient))?
         .map(|item| item.map(|(k, _)| k.value().1.to_owned()))
         .collect::<Result<_, _>>()?;
     for k in keys {
