@@ -625,6 +625,7 @@ fn audit_event(n: usize, entry: &AuditEntry, pref: &str) -> Value {
     let action = match entry.action {
         AuditAction::Read | AuditAction::ExplicitAccess | AuditAction::Refused => "R",
         AuditAction::Write => "C",
+        AuditAction::Repair => "U",
         AuditAction::Export => "E",
         AuditAction::Purge => "D",
     };

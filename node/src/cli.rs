@@ -30,7 +30,12 @@ pub(crate) enum Command {
     /// Create this node's identity (key, role, whom it serves)
     Init(InitArgs),
     /// Verify the store: every page checksum and every document (reads the whole file)
-    Check,
+    Check {
+        /// Rebuild documents damaged by concurrent writes (this node's own colliding changes are
+        /// made again; every entry is kept and the repair is logged)
+        #[arg(long)]
+        repair: bool,
+    },
     /// Measure performance against baselines in the same run (see BENCHMARKS.md)
     #[command(subcommand)]
     Bench(BenchCmd),

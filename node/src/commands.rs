@@ -93,7 +93,9 @@ pub(crate) fn run(cli: Cli) -> Result<()> {
             percent,
         }) => return crate::bench_sync::run(json, shift_docs, base_docs, percent),
         Command::BenchOpen { mode, dir } => return crate::bench::open_child(&dir, &mode),
-        Command::Check => return check(&data, key_file.as_deref(), json),
+        Command::Check { repair } => {
+            return crate::check::check(&data, key_file.as_deref(), json, repair);
+        }
         Command::Demo { keep } => return crate::demo::run(json, keep),
         Command::Relay {
             listen,
@@ -104,26 +106,26 @@ pub(crate) fn run(cli: Cli) -> Result<()> {
     };
     if let NodeCommand::Run { .. } = &command {
         // The daemon runs for days: verify every page once at start, while we may read it all.
-        if Repo::store_path(&data).exists() {
-            match verify_store(&data, key_file.as_deref()) {
-                // Another `omsyn run` holds it: the forwarded command below says so.
-                Err(e) if is_locked(&e) => {}
-                other => {
-                    other.context("the store failed its start-up check")?;
-                }
-            }
-        }
+        crate::check::at_start(&data, key_file.as_deref())
+            .context("the store failed its start-up check")?;
     }
-    let key = host_key(key_file.as_deref())?;
-    let repo = match Repo::open(&data, key, &mut rng) {
+    let repo = match open_repo(&data, key_file.as_deref()) {
         Ok(repo) => Arc::new(repo),
         // `omsyn run` holds this directory: the daemon answers for it.
-        Err(OpenRepoError::Store(OpenError::Locked(_))) => return crate::control::forward(&data),
-        Err(e) => {
-            return Err(e).with_context(|| format!("opening the node in {}", data.display()));
-        }
+        Err(e) if is_locked(&e) => return crate::control::forward(&data),
+        Err(e) => return Err(e),
     };
     run_node(&repo, json, command, None)
+}
+
+/// Opens the node in `data` (with the host's store key file, if given).
+pub(crate) fn open_repo(data: &Path, key_file: Option<&Path>) -> Result<Repo> {
+    let key = host_key(key_file)?;
+    match Repo::open(data, key, &mut StdRng::from_os_rng()) {
+        Ok(repo) => Ok(repo),
+        Err(OpenRepoError::Store(e @ OpenError::Locked(_))) => Err(e.into()),
+        Err(e) => Err(e).with_context(|| format!("opening the node in {}", data.display())),
+    }
 }
 
 /// Runs a command against an open node: in this process, or inside the daemon for a forwarding
@@ -331,7 +333,7 @@ fn net_options(args: &NetArgs) -> crate::net::NetOptions {
 }
 
 /// The store key from `--store-key-file`, if the host keeps it outside the data directory.
-fn host_key(file: Option<&Path>) -> Result<Option<omsyn_core::store::StoreKey>> {
+pub(crate) fn host_key(file: Option<&Path>) -> Result<Option<omsyn_core::store::StoreKey>> {
     file.map(|f| {
         omsyn_core::store::StoreKey::load_file(f)
             .with_context(|| format!("--store-key-file {}", f.display()))
@@ -389,60 +391,8 @@ fn init(
     Ok(())
 }
 
-/// `omsyn check` inside the daemon: the store is open there, so every document is decoded through
-/// it; page checksums were verified when the daemon started.
-pub(crate) fn check_open(repo: &Repo, json: bool) -> Result<()> {
-    let store = repo.store();
-    for id in store.doc_ids("")? {
-        store
-            .with_doc(&id, |_| ())
-            .with_context(|| format!("document {id}"))?;
-    }
-    let stats = store.stats()?;
-    emit(json, &json!({ "ok": true, "store": stats }), || {
-        format!(
-            "all {} documents verified (page checksums were verified when `omsyn run` started)",
-            stats.documents
-        )
-    });
-    Ok(())
-}
-
-fn check(data: &Path, key_file: Option<&Path>, json: bool) -> Result<()> {
-    let stats = match verify_store(data, key_file) {
-        Ok(stats) => stats,
-        Err(e) if is_locked(&e) => return crate::control::forward(data),
-        Err(e) => return Err(e),
-    };
-    emit(json, &json!({ "ok": true, "store": stats }), || {
-        format!(
-            "{}: every page checksum and all {} documents verified",
-            Repo::store_path(data).display(),
-            stats.documents
-        )
-    });
-    Ok(())
-}
-
-fn is_locked(e: &anyhow::Error) -> bool {
+pub(crate) fn is_locked(e: &anyhow::Error) -> bool {
     matches!(e.downcast_ref::<OpenError>(), Some(OpenError::Locked(_)))
-}
-
-/// Reads the whole store: every page checksum and every document.
-fn verify_store(data: &Path, key_file: Option<&Path>) -> Result<omsyn_core::store::StoreStats> {
-    let identity = omsyn_core::Identity::load(data)?;
-    let path = Repo::store_path(data);
-    let epoch = rand::Rng::random(&mut StdRng::from_os_rng());
-    let data_key = match host_key(key_file)? {
-        Some(key) => key,
-        None => omsyn_core::store::StoreKey::load_file(&omsyn_core::store::StoreKey::path(data))?,
-    };
-    let keys = omsyn_core::store::StoreKeys {
-        signer: identity.key,
-        data: data_key,
-    };
-    let store = omsyn_core::store::Store::verify(&path, &keys, epoch)?;
-    Ok(store.stats()?)
 }
 
 fn id(repo: &Repo, json: bool) -> Result<()> {

@@ -259,7 +259,7 @@ fn run_forwarded(args: Vec<String>, shared: &Shared) -> Response {
             Command::Node(command) => {
                 crate::commands::run_node(&shared.repo, json, command, Some(shared))
             }
-            Command::Check => crate::commands::check_open(&shared.repo, json),
+            Command::Check { repair } => crate::check::check_open(&shared.repo, json, repair),
             _ => Err(anyhow::anyhow!("this command cannot run inside the daemon")),
         };
         if let Err(e) = &result {

@@ -10,6 +10,7 @@ mod output;
 mod bench;
 mod bench_report;
 mod bench_sync;
+mod check;
 mod cli;
 mod commands;
 mod control;
@@ -29,9 +30,10 @@ fn main() -> ExitCode {
     quiet_storage_panics();
     let cli = cli::Cli::parse();
     // The daemon logs what it does; the demo tells its own story and keeps the log quiet.
+    // Automerge logs every document it refuses to load; our errors say so, with the remedy.
     let default_filter = match cli.command {
         cli::Command::Demo { .. } | cli::Command::Bench(_) => "off",
-        _ => "warn,omsyn=info",
+        _ => "warn,omsyn=info,automerge=off",
     };
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)

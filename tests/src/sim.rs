@@ -886,7 +886,7 @@ impl Sim {
                 let leaked = store
                     .load(&id)
                     .expect("load")
-                    .is_some_and(|mut d| self.crafted.iter().any(|h| d.has_change(h)));
+                    .is_some_and(|d| self.crafted.iter().any(|h| d.has_change(h)));
                 assert!(!leaked, "honest node {i} stored a crafted change in {id}");
             }
         }
@@ -898,7 +898,7 @@ impl Sim {
 fn alter_first_entry(repo: &Repo, doc: &DocumentId) -> Option<([u8; 32], Vec<u8>)> {
     use automerge::transaction::Transactable;
     use automerge::{AutoCommit, ROOT, ReadDoc};
-    let mut copy = repo.store().load(doc).ok()??;
+    let copy = repo.store().load(doc).ok()??;
     let mut am = AutoCommit::load(&copy.save()).ok()?;
     am.set_actor(automerge::ActorId::from(&repo.id().as_bytes()[..]));
     let key = am.keys(ROOT).find(|k| k.starts_with("e/"))?;

@@ -50,13 +50,15 @@ class Serving:
     """`omsyn run --http` on a node's data directory (loopback, no mDNS), and calls to its API
     with the run's session token. Commands for the node meanwhile are answered by this daemon."""
 
-    def __init__(self, node):
+    def __init__(self, node, peers=()):
+        peer_args = [arg for ticket in peers for arg in ("--peer", ticket)]
         self.process = subprocess.Popen(
             [OMSYN, "--json", "--data", node.dir, "run", "--listen", "127.0.0.1:0", "--no-mdns",
-             "--http", "127.0.0.1:0"],
+             "--http", "127.0.0.1:0", *peer_args],
             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
         )
         self.first = json.loads(self.process.stdout.readline())
+        self.ticket = self.first["ticket"]
         self.base_url, self.token = self.first["dashboard"].split("/?token=")
 
     def call(self, method, path, body=None):

@@ -17,11 +17,12 @@ pub mod journal;
 pub mod messages;
 pub mod plan;
 pub mod record;
+pub mod salvage;
 
 use std::fmt;
 
-use automerge::transaction::{CommitOptions, Transactable};
-use automerge::{AutoCommit, ChangeHash, ObjType, ROOT, ReadDoc, ScalarValue, Value};
+use automerge::transaction::{CommitOptions, Transactable, Transaction};
+use automerge::{Automerge, ChangeHash, ObjType, ROOT, ReadDoc, ScalarValue, Value};
 use serde::{Deserialize, Serialize};
 
 use crate::identity::{NodeId, Role};
@@ -205,10 +206,14 @@ pub enum DocError {
 ///
 /// Invariant: `saved` is the heads of the last state written to durable storage (or empty for a
 /// document never stored), so `unsaved_changes` yields exactly what the store must append.
+///
+/// Every read takes `&self` (the document is a plain [`Automerge`], edited only inside
+/// [`Document::change`]'s closed transactions), so the store can hand one committed version to
+/// any number of readers at once while a writer edits its own copy.
 #[derive(Debug, Clone)]
 pub struct Document {
     id: DocumentId,
-    am: AutoCommit,
+    am: Automerge,
     saved: Vec<ChangeHash>,
     /// Each change's author's signature, by change hash (stored beside the changes).
     signatures: std::collections::BTreeMap<[u8; 32], [u8; 64]>,
@@ -217,7 +222,7 @@ pub struct Document {
 impl Document {
     /// A new, empty document written by `actor`.
     pub fn new(id: DocumentId, actor: NodeId) -> Self {
-        let am = AutoCommit::new().with_actor(automerge::ActorId::from(&actor.as_bytes()[..]));
+        let am = Automerge::new().with_actor(automerge::ActorId::from(&actor.as_bytes()[..]));
         Document {
             id,
             am,
@@ -228,7 +233,7 @@ impl Document {
 
     /// Loads a document from stored bytes (a snapshot followed by incremental chunks).
     pub fn load(id: DocumentId, bytes: &[u8], actor: NodeId) -> Result<Self, DocError> {
-        let mut am = AutoCommit::load(bytes).map_err(|e| DocError::Corrupt {
+        let mut am = Automerge::load(bytes).map_err(|e| DocError::Corrupt {
             doc: id.to_string(),
             reason: e.to_string(),
         })?;
@@ -248,7 +253,7 @@ impl Document {
     }
 
     /// The current heads.
-    pub fn heads(&mut self) -> Heads {
+    pub fn heads(&self) -> Heads {
         Heads::from_hashes(self.am.get_heads())
     }
 
@@ -258,7 +263,7 @@ impl Document {
     }
 
     /// Changes not yet persisted, as Automerge incremental bytes (empty if none).
-    pub fn unsaved_changes(&mut self) -> Vec<u8> {
+    pub fn unsaved_changes(&self) -> Vec<u8> {
         self.am.save_after(&self.saved)
     }
 
@@ -268,23 +273,8 @@ impl Document {
     }
 
     /// The whole document, compacted.
-    pub fn save(&mut self) -> Vec<u8> {
+    pub fn save(&self) -> Vec<u8> {
         self.am.save()
-    }
-
-    /// Merges changes from another copy of this document (given as saved bytes).
-    /// Returns the number of changes that were new here.
-    pub fn merge_bytes(&mut self, bytes: &[u8]) -> Result<usize, DocError> {
-        let before = self.am.get_heads();
-        let mut other = AutoCommit::load(bytes).map_err(|e| DocError::Corrupt {
-            doc: self.id.to_string(),
-            reason: e.to_string(),
-        })?;
-        self.am.merge(&mut other).map_err(|e| DocError::Corrupt {
-            doc: self.id.to_string(),
-            reason: e.to_string(),
-        })?;
-        Ok(self.am.get_changes(&before).len())
     }
 
     /// Merges another copy of this document. Returns the number of changes that were new here.
@@ -301,20 +291,20 @@ impl Document {
     }
 
     /// The current heads as raw hashes.
-    pub fn head_hashes(&mut self) -> Vec<[u8; 32]> {
+    pub fn head_hashes(&self) -> Vec<[u8; 32]> {
         let mut heads: Vec<[u8; 32]> = self.am.get_heads().iter().map(|h| h.0).collect();
         heads.sort();
         heads
     }
 
     /// Whether this document contains the change with `hash`.
-    pub fn has_change(&mut self, hash: &[u8; 32]) -> bool {
+    pub fn has_change(&self, hash: &[u8; 32]) -> bool {
         self.am.get_change_by_hash(&ChangeHash(*hash)).is_some()
     }
 
     /// Raw bytes of every change not in the history of `have` (hashes unknown here are ignored:
     /// the peer holds them, and they cannot hide anything we hold from it), in causal order.
-    pub fn changes_since(&mut self, have: &[[u8; 32]]) -> Vec<Vec<u8>> {
+    pub fn changes_since(&self, have: &[[u8; 32]]) -> Vec<Vec<u8>> {
         self.hashed_changes_since(have)
             .into_iter()
             .map(|c| c.bytes)
@@ -346,7 +336,7 @@ impl Document {
 
     /// Like [`Document::changes_since`], with each change's hash, author and signature (to send
     /// them along with the author's certificate).
-    pub fn hashed_changes_since(&mut self, have: &[[u8; 32]]) -> Vec<HashedChange> {
+    pub fn hashed_changes_since(&self, have: &[[u8; 32]]) -> Vec<HashedChange> {
         let known: Vec<ChangeHash> = have
             .iter()
             .map(|h| ChangeHash(*h))
@@ -366,7 +356,7 @@ impl Document {
 
     /// Who wrote each change and when it was entered, from the context stamped on every change
     /// (changes without one, or with one this build cannot read, are skipped).
-    pub fn authored_changes(&mut self) -> Vec<(Author, Timestamp)> {
+    pub fn authored_changes(&self) -> Vec<(Author, Timestamp)> {
         #[derive(Deserialize)]
         struct Stamp {
             author: Author,
@@ -381,7 +371,7 @@ impl Document {
     }
 
     /// Raw bytes of the changes not yet persisted (the local node checks its own writes).
-    pub(crate) fn unsaved_raw_changes(&mut self) -> Vec<Vec<u8>> {
+    pub(crate) fn unsaved_raw_changes(&self) -> Vec<Vec<u8>> {
         self.am
             .get_changes(&self.saved)
             .iter()
@@ -390,7 +380,7 @@ impl Document {
     }
 
     /// Hashes and actors of the changes not yet persisted (the store signs the local node's).
-    pub(crate) fn unsaved_change_authors(&mut self) -> Vec<([u8; 32], Vec<u8>)> {
+    pub(crate) fn unsaved_change_authors(&self) -> Vec<([u8; 32], Vec<u8>)> {
         self.am
             .get_changes(&self.saved)
             .iter()
@@ -399,7 +389,7 @@ impl Document {
     }
 
     /// Hashes and actors of every change in the document (store migration).
-    pub(crate) fn all_change_authors(&mut self) -> Vec<([u8; 32], Vec<u8>)> {
+    pub(crate) fn all_change_authors(&self) -> Vec<([u8; 32], Vec<u8>)> {
         self.am
             .get_changes(&[])
             .iter()
@@ -437,18 +427,15 @@ impl Document {
     }
 
     /// Whether received changes are held back waiting for dependencies this document lacks.
-    pub fn lacks_dependencies(&mut self) -> bool {
+    pub fn lacks_dependencies(&self) -> bool {
         !self.am.get_missing_deps(&[]).is_empty()
     }
 
     /// Automerge's next sync message for this document, if any (the per-document baseline of
     /// `sync::baseline`; nodes sync with `sync::Session`).
-    pub(crate) fn sync_generate(&mut self, state: &mut automerge::sync::State) -> Option<Vec<u8>> {
+    pub(crate) fn sync_generate(&self, state: &mut automerge::sync::State) -> Option<Vec<u8>> {
         use automerge::sync::SyncDoc;
-        self.am
-            .sync()
-            .generate_sync_message(state)
-            .map(|m| m.encode())
+        self.am.generate_sync_message(state).map(|m| m.encode())
     }
 
     /// Applies an Automerge sync message (baseline only).
@@ -463,7 +450,6 @@ impl Document {
             reason: e.to_string(),
         })?;
         self.am
-            .sync()
             .receive_sync_message(state, message)
             .map_err(|e| DocError::Corrupt {
                 doc: self.id.to_string(),
@@ -476,28 +462,20 @@ impl Document {
     pub(crate) fn change<T>(
         &mut self,
         ctx: &ChangeContext,
-        edit: impl FnOnce(&mut Editor<'_>) -> Result<T, DocError>,
+        edit: impl FnOnce(&mut Editor<'_, '_>) -> Result<T, DocError>,
     ) -> Result<T, DocError> {
-        let result = edit(&mut Editor { am: &mut self.am });
-        match result {
-            Ok(value) => {
-                let message = serde_json::json!({
-                    "author": ctx.author,
-                    "entered_at": ctx.entered_at,
-                })
-                .to_string();
-                self.am.commit_with(
-                    CommitOptions::default()
-                        .with_message(message)
-                        .with_time(ctx.entered_at.unix_millis() / 1000),
-                );
-                Ok(value)
-            }
-            Err(e) => {
-                self.am.rollback();
-                Err(e)
-            }
-        }
+        let message = serde_json::json!({
+            "author": ctx.author,
+            "entered_at": ctx.entered_at,
+        })
+        .to_string();
+        let options = CommitOptions::default()
+            .with_message(message)
+            .with_time(ctx.entered_at.unix_millis() / 1000);
+        self.am
+            .transact_with(|_| options, |tx| edit(&mut Editor { am: tx }))
+            .map(|done| done.result)
+            .map_err(|failed| failed.error)
     }
 
     /// Reads through the typed accessor.
@@ -606,11 +584,11 @@ pub struct RawChangeInfo {
 }
 
 /// Typed write access to a document's root map, used by the per-kind modules.
-pub(crate) struct Editor<'a> {
-    am: &'a mut AutoCommit,
+pub(crate) struct Editor<'a, 'doc> {
+    am: &'a mut Transaction<'doc>,
 }
 
-impl Editor<'_> {
+impl Editor<'_, '_> {
     pub(crate) fn put_str(&mut self, key: &str, value: &str) -> Result<(), DocError> {
         self.am
             .put(ROOT, key, value)
@@ -638,63 +616,83 @@ impl Editor<'_> {
     }
 
     pub(crate) fn reader(&self) -> Reader<'_> {
-        Reader { am: self.am }
+        Reader { am: &*self.am }
     }
 }
 
-/// Typed read access to a document's root map.
+/// Typed read access to a document's root map: a committed document, or a change being made.
 #[derive(Clone, Copy)]
 pub(crate) struct Reader<'a> {
-    am: &'a AutoCommit,
+    am: &'a dyn RootMap,
+}
+
+/// The reads [`Reader`] needs, for both a document and an open transaction (Automerge's own
+/// `ReadDoc` is not object-safe).
+trait RootMap {
+    fn get_value(&self, key: &str) -> Option<(Value<'_>, automerge::ObjId)>;
+    fn all_values(&self, key: &str) -> Vec<(Value<'_>, automerge::ObjId)>;
+    fn keys_between(&self, start: String, end: String, limit: usize) -> Vec<String>;
+    fn nested_value(&self, obj: &automerge::ObjId, key: &str) -> Option<Value<'_>>;
+}
+
+impl<T: ReadDoc> RootMap for T {
+    fn get_value(&self, key: &str) -> Option<(Value<'_>, automerge::ObjId)> {
+        self.get(ROOT, key).ok().flatten()
+    }
+
+    fn all_values(&self, key: &str) -> Vec<(Value<'_>, automerge::ObjId)> {
+        self.get_all(ROOT, key).unwrap_or_default()
+    }
+
+    fn keys_between(&self, start: String, end: String, limit: usize) -> Vec<String> {
+        self.map_range(ROOT, start..end)
+            .take(limit)
+            .map(|item| item.key.into_owned())
+            .collect()
+    }
+
+    fn nested_value(&self, obj: &automerge::ObjId, key: &str) -> Option<Value<'_>> {
+        self.get(obj, key).ok().flatten().map(|(value, _)| value)
+    }
 }
 
 impl Reader<'_> {
     /// The winning string at `key` (Automerge picks the same winner on every replica).
     pub(crate) fn str(&self, key: &str) -> Option<String> {
-        match self.am.get(ROOT, key) {
-            Ok(Some((value, _))) => value.as_str().map(str::to_owned),
-            _ => None,
-        }
+        let (value, _) = self.am.get_value(key)?;
+        value.as_str().map(str::to_owned)
     }
 
     /// All concurrent string values at `key`, in Automerge's deterministic order.
     pub(crate) fn all_str(&self, key: &str) -> Vec<String> {
         self.am
-            .get_all(ROOT, key)
-            .map(|values| {
-                values
-                    .into_iter()
-                    .filter_map(|(v, _)| v.as_str().map(str::to_owned))
-                    .collect()
-            })
-            .unwrap_or_default()
+            .all_values(key)
+            .into_iter()
+            .filter_map(|(v, _)| v.as_str().map(str::to_owned))
+            .collect()
     }
 
     /// Root keys beginning with `prefix`, in order.
     pub(crate) fn keys_with_prefix(&self, prefix: &str) -> Vec<String> {
-        let end = format!("{prefix}\u{10FFFF}");
         self.am
-            .map_range(ROOT, prefix.to_owned()..end)
-            .map(|item| item.key.into_owned())
-            .collect()
+            .keys_between(prefix.to_owned(), format!("{prefix}\u{10FFFF}"), usize::MAX)
     }
 
     /// The first root key beginning with `prefix`.
     pub(crate) fn first_key_with_prefix(&self, prefix: &str) -> Option<String> {
-        let end = format!("{prefix}\u{10FFFF}");
-        let item = self.am.map_range(ROOT, prefix.to_owned()..end).next()?;
-        Some(item.key.into_owned())
+        self.am
+            .keys_between(prefix.to_owned(), format!("{prefix}\u{10FFFF}"), 1)
+            .pop()
     }
 
     /// The winning string in nested map `outer` at `key`.
     pub(crate) fn str_in(&self, outer: &str, key: &str) -> Option<String> {
-        let Ok(Some((Value::Object(ObjType::Map), obj))) = self.am.get(ROOT, outer) else {
+        let Some((Value::Object(ObjType::Map), obj)) = self.am.get_value(outer) else {
             return None;
         };
-        match self.am.get(&obj, key) {
-            Ok(Some((value, _))) => value.as_str().map(str::to_owned),
-            _ => None,
-        }
+        self.am
+            .nested_value(&obj, key)
+            .and_then(|value| value.as_str().map(str::to_owned))
     }
 }
 

@@ -231,7 +231,7 @@ pub fn change(
 }
 
 fn put_revision(
-    ed: &mut super::Editor<'_>,
+    ed: &mut super::Editor<'_, '_>,
     rng: &mut impl RngCore,
     ctx: &ChangeContext,
     visit: &VisitId,

@@ -254,7 +254,7 @@ impl Repo {
         for id in self.store.patient_doc_ids(patient)? {
             let changes = self
                 .store
-                .with_doc_mut(&id, |d| d.authored_changes())?
+                .with_doc(&id, |d| d.authored_changes())?
                 .unwrap_or_default();
             for (author, at) in changes {
                 out.push(AuditEntry {
@@ -380,7 +380,7 @@ impl Repo {
         docs: &[DocumentId],
     ) -> Result<bool, RepoError> {
         for doc in docs {
-            let Some(mine) = self.store.with_doc_mut(doc, |d| d.head_hashes())? else {
+            let Some(mine) = self.store.with_doc(doc, |d| d.head_hashes())? else {
                 continue;
             };
             let mut held = false;

@@ -6,6 +6,7 @@
 
 mod access;
 mod devices;
+mod repair;
 mod tasks;
 mod tx;
 
@@ -17,6 +18,7 @@ use serde::Serialize;
 
 pub use access::{AccessDenied, EXPLICIT_ACCESS_MS, PurgeReport, shred_data_dir};
 pub use devices::{DeviceReport, DoseEventKind};
+pub use repair::{RepairReport, RepairedDocument};
 pub use tx::Transaction;
 
 use crate::conflict::{Conflict, ConflictId};
@@ -530,12 +532,12 @@ impl Repo {
             let mut doc = Document::load(id.clone(), &data, self.id())?;
             let held: Vec<[u8; 32]> = self
                 .store
-                .with_doc_mut(&id, |d| d.head_hashes())?
+                .with_doc(&id, |d| d.head_hashes())?
                 .unwrap_or_default();
             for change in doc.hashed_changes_since(&held) {
                 if self
                     .store
-                    .with_doc_mut(&id, |d| d.has_change(&change.hash))?
+                    .with_doc(&id, |d| d.has_change(&change.hash))?
                     .unwrap_or(false)
                 {
                     continue;

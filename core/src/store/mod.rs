@@ -14,17 +14,19 @@
 //! cache without them, and they are reloaded from disk.
 
 mod crypt;
+mod repair;
 mod schema;
 mod tasks;
 mod trust;
 
 pub use crypt::{KeyError, STORE_KEY_FILE, StoreKey};
+pub use repair::Damage;
 use trust::sealed_value_error;
 pub use trust::{Relation, WITHDRAWN, WITHDRAWN_BLOCKED};
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use redb::{Database, ReadableDatabase, ReadableTable, ReadableTableMetadata, WriteTransaction};
 
@@ -181,30 +183,70 @@ impl DocMeta {
     }
 }
 
-/// A small LRU cache of loaded documents.
+/// A document as committed, with the log position it reflects (`None`: never logged, which
+/// only a store that was never written since format 2 can hold).
+type Version = Option<u64>;
+
+/// A small LRU cache of committed documents, each shared read-only with its log position.
+///
+/// **Invariant:** a writer edits a cached document only if its position equals the document's
+/// position in the writer's own redb write transaction ([`Cache::take_at`]): the state a change
+/// is built on is the state it is committed onto. Only one write transaction exists at a time, so
+/// no two writers can build on one state (issue #12: two writers each made change number N of
+/// the node's actor and both committed, and the document no longer loaded).
 #[derive(Debug, Default)]
 struct Cache {
-    docs: HashMap<DocumentId, (Document, u64)>,
+    docs: HashMap<DocumentId, CachedDoc>,
     tick: u64,
 }
 
+#[derive(Debug)]
+struct CachedDoc {
+    doc: Arc<Document>,
+    version: Version,
+    used: u64,
+}
+
 impl Cache {
-    fn take(&mut self, id: &DocumentId) -> Option<Document> {
-        self.docs.remove(id).map(|(d, _)| d)
-    }
-
-    fn contains(&self, id: &DocumentId) -> bool {
-        self.docs.contains_key(id)
-    }
-
-    fn put(&mut self, doc: Document) {
+    /// The cached version of `id` for a reader.
+    fn get(&mut self, id: &DocumentId) -> Option<Arc<Document>> {
         self.tick += 1;
-        self.docs.insert(doc.id().clone(), (doc, self.tick));
+        let entry = self.docs.get_mut(id)?;
+        entry.used = self.tick;
+        Some(Arc::clone(&entry.doc))
+    }
+
+    /// Takes `id` out for a writer, only if it is the version at `version`; a stale entry is
+    /// dropped. A reader still holding the taken version keeps its own copy alive (the writer
+    /// then edits a clone), so a writer never waits for a reader.
+    fn take_at(&mut self, id: &DocumentId, version: Version) -> Option<Document> {
+        let entry = self.docs.remove(id)?;
+        (entry.version == version).then(|| Arc::unwrap_or_clone(entry.doc))
+    }
+
+    fn remove(&mut self, id: &DocumentId) {
+        self.docs.remove(id);
+    }
+
+    /// Keeps `doc` as of `version` unless a later version is cached already (a reader that
+    /// loaded before a commit must not replace what the writer put back after it).
+    fn put(&mut self, doc: Arc<Document>, version: Version) {
+        self.tick += 1;
+        let id = doc.id().clone();
+        if self
+            .docs
+            .get(&id)
+            .is_some_and(|held| held.version > version)
+        {
+            return;
+        }
+        let used = self.tick;
+        self.docs.insert(id, CachedDoc { doc, version, used });
         while self.docs.len() > CACHE_DOCUMENTS {
             let oldest = self
                 .docs
                 .iter()
-                .min_by_key(|(_, (_, t))| *t)
+                .min_by_key(|(_, entry)| entry.used)
                 .map(|(k, _)| k.clone());
             match oldest {
                 Some(k) => self.docs.remove(&k),
@@ -294,27 +336,42 @@ impl Store {
         keys: &StoreKeys,
         fresh_epoch: [u8; 16],
     ) -> Result<Store, OpenError> {
+        let store = Store::verify_pages(path, keys, fresh_epoch)?;
         let corrupt = |reason: String| OpenError::Corrupt {
             path: path.to_owned(),
             reason,
         };
+        let damage = store
+            .damaged_documents()
+            .map_err(|e| corrupt(e.to_string()))?;
+        if damage.is_empty() {
+            Ok(store)
+        } else {
+            Err(corrupt(
+                damage
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join("; "),
+            ))
+        }
+    }
+
+    /// Opens the store at `path` after verifying every page checksum (redb's integrity check),
+    /// without decoding documents: the caller lists the damaged ones
+    /// ([`Store::damaged_documents`]) to report or repair them.
+    pub fn verify_pages(
+        path: &Path,
+        keys: &StoreKeys,
+        fresh_epoch: [u8; 16],
+    ) -> Result<Store, OpenError> {
         let mut builder = Database::builder();
         builder.set_cache_size(REDB_CACHE_BYTES);
         builder.set_check_integrity_on_open(true);
         let db = builder.open(path).map_err(|e| open_error(path, e))?;
         let mut store = Store::from_db(db, keys);
         store.check_or_init_meta(path, true, fresh_epoch)?;
-        let mut failures = Vec::new();
-        for id in store.doc_ids("").map_err(|e| corrupt(e.to_string()))? {
-            if let Err(e) = store.with_doc(&id, |_| ()) {
-                failures.push(format!("{id}: {e}"));
-            }
-        }
-        if failures.is_empty() {
-            Ok(store)
-        } else {
-            Err(corrupt(failures.join("; ")))
-        }
+        Ok(store)
     }
 
     fn from_db(db: Database, keys: &StoreKeys) -> Store {
@@ -507,44 +564,28 @@ impl Store {
     }
 
     /// Runs `f` on a document, loading it if needed. `Ok(None)` if the store does not hold it.
+    ///
+    /// Readers share the cached committed version and hold the cache's lock only to look it up:
+    /// a reader never waits for a writer (redb gives it a snapshot), nor for another reader.
     pub fn with_doc<T>(
         &self,
         id: &DocumentId,
         f: impl FnOnce(&Document) -> T,
     ) -> Result<Option<T>, StoreError> {
-        self.with_doc_mut(id, |d| f(d))
-    }
-
-    /// Like [`Store::with_doc`] for reads through Automerge calls that need `&mut` (heads,
-    /// changes since): `f` must not change the document, or the cache would hold unsaved changes.
-    pub(crate) fn with_doc_mut<T>(
-        &self,
-        id: &DocumentId,
-        f: impl FnOnce(&mut Document) -> T,
-    ) -> Result<Option<T>, StoreError> {
         self.contain(|| {
-            let mut cache = self.lock_cache();
-            if let Some(mut doc) = cache.take(id) {
-                let out = f(&mut doc);
-                cache.put(doc);
-                return Ok(Some(out));
+            let cached = self.lock_cache().get(id);
+            if let Some(doc) = cached {
+                return Ok(Some(f(&doc)));
             }
-            drop(cache);
-            let key = id.to_string();
             let read = self.db.begin_read()?;
-            let loaded_at = doc_seq(&read, &key)?;
+            let version = doc_seq(&read, &id.to_string())?;
             let chunks = read.open_table(CHUNKS)?;
-            let Some(mut doc) = load_doc(&chunks, &self.cipher, id, self.actor)? else {
+            let Some(doc) = load_doc(&chunks, &self.cipher, id, self.actor)? else {
                 return Ok(None);
             };
-            let out = f(&mut doc);
-            // A write may have committed since our snapshot: cache what we loaded only if it is
-            // still the latest version (checked under the cache lock, which a writer takes to
-            // put its new version back after committing, so that one always wins).
-            let mut cache = self.lock_cache();
-            if doc_seq(&self.db.begin_read()?, &key)? == loaded_at && !cache.contains(id) {
-                cache.put(doc);
-            }
+            let doc = Arc::new(doc);
+            let out = f(&doc);
+            self.lock_cache().put(doc, version);
             Ok(Some(out))
         })
     }
@@ -839,26 +880,46 @@ fn load_doc(
     id: &DocumentId,
     actor: NodeId,
 ) -> Result<Option<Document>, StoreError> {
+    let stored = stored_parts(chunks, cipher, id)?;
+    if stored.parts.is_empty() {
+        return Ok(None);
+    }
+    let mut doc = Document::load(id.clone(), &stored.parts.concat(), actor)?;
+    for (hash, signature) in stored.signatures {
+        doc.add_signature(hash, signature);
+    }
+    Ok(Some(doc))
+}
+
+/// A document's chunks as stored: each chunk's Automerge bytes, in order, and the signatures
+/// kept beside them.
+struct StoredParts {
+    parts: Vec<Vec<u8>>,
+    signatures: BTreeMap<[u8; 32], [u8; 64]>,
+}
+
+fn stored_parts(
+    chunks: &impl ReadableTable<(&'static str, u64), &'static [u8]>,
+    cipher: &Cipher,
+    id: &DocumentId,
+) -> Result<StoredParts, StoreError> {
     let key = id.to_string();
-    let mut bytes = Vec::new();
-    let mut signatures = Vec::new();
+    let mut stored = StoredParts {
+        parts: Vec::new(),
+        signatures: BTreeMap::new(),
+    };
     for item in chunks.range((key.as_str(), 0)..=(key.as_str(), u64::MAX))? {
         let (k, v) = item?;
         let plain = cipher
             .open(&chunk_place(&key, k.value().1), v.value())
             .ok_or_else(|| sealed_value_error(&key))?;
         let (sigs, automerge) = decode_chunk(&plain)?;
-        signatures.extend(sigs);
-        bytes.extend_from_slice(automerge);
+        stored.signatures.extend(sigs);
+        if !automerge.is_empty() {
+            stored.parts.push(automerge.to_vec());
+        }
     }
-    if bytes.is_empty() {
-        return Ok(None);
-    }
-    let mut doc = Document::load(id.clone(), &bytes, actor)?;
-    for (hash, signature) in signatures {
-        doc.add_signature(hash, signature);
-    }
-    Ok(Some(doc))
+    Ok(stored)
 }
 
 /// The rows of an index keyed by (patient, scope): one patient's, or (`None`) every row.
@@ -943,7 +1004,8 @@ fn decode_chunk(plain: &[u8]) -> Result<(ChunkSignatures, &[u8]), StoreError> {
 pub struct WriteBatch<'a> {
     store: &'a Store,
     tx: WriteTransaction,
-    docs: BTreeMap<DocumentId, Document>,
+    /// Documents loaded or created by this batch, with the version each was loaded at.
+    docs: BTreeMap<DocumentId, (Document, Version)>,
     /// Documents touched only through [`WriteBatch::doc_for_neutral_append`]: their changes cannot
     /// alter the conflict or task lists, so commit skips re-deriving them (the costliest part of a
     /// note).
@@ -988,21 +1050,22 @@ impl WriteBatch<'_> {
 
     fn load_or_create(&mut self, id: &DocumentId) -> Result<&mut Document, StoreError> {
         if !self.docs.contains_key(id) {
-            let doc = match self.load(id)? {
-                Some(doc) => doc,
-                None => Document::new(id.clone(), self.store.actor),
+            let loaded = match self.load(id)? {
+                Some(loaded) => loaded,
+                None => (Document::new(id.clone(), self.store.actor), None),
             };
-            self.docs.insert(id.clone(), doc);
+            self.docs.insert(id.clone(), loaded);
         }
         self.docs
             .get_mut(id)
+            .map(|(doc, _)| doc)
             .ok_or_else(|| StoreError::Corrupt("batch lost a document".into()))
     }
 
     /// A document this batch already loaded or created, without touching the store or what the
     /// batch promised about it (see [`WriteBatch::doc_for_neutral_append`]).
     pub fn loaded(&mut self, id: &DocumentId) -> Option<&mut Document> {
-        self.docs.get_mut(id)
+        self.docs.get_mut(id).map(|(doc, _)| doc)
     }
 
     /// The document to edit, only if the store holds it.
@@ -1011,12 +1074,12 @@ impl WriteBatch<'_> {
         store.contain(|| {
             self.neutral_only.remove(id);
             if !self.docs.contains_key(id) {
-                let Some(doc) = self.load(id)? else {
+                let Some(loaded) = self.load(id)? else {
                     return Ok(None);
                 };
-                self.docs.insert(id.clone(), doc);
+                self.docs.insert(id.clone(), loaded);
             }
-            Ok(self.docs.get_mut(id))
+            Ok(self.docs.get_mut(id).map(|(doc, _)| doc))
         })
     }
 
@@ -1093,12 +1156,16 @@ impl WriteBatch<'_> {
         self.docs.keys()
     }
 
-    fn load(&mut self, id: &DocumentId) -> Result<Option<Document>, StoreError> {
-        if let Some(doc) = self.store.lock_cache().take(id) {
-            return Ok(Some(doc));
+    /// The document as committed, from the cache only if the cached version is the one this
+    /// write transaction sees (see [`Cache`]'s invariant), with its version.
+    fn load(&mut self, id: &DocumentId) -> Result<Option<(Document, Version)>, StoreError> {
+        let version = doc_version(&self.tx.open_table(DOC_SEQ)?, &id.to_string())?;
+        if let Some(doc) = self.store.lock_cache().take_at(id, version) {
+            return Ok(Some((doc, version)));
         }
         let chunks = self.tx.open_table(CHUNKS)?;
-        load_doc(&chunks, &self.store.cipher, id, self.store.actor)
+        let doc = load_doc(&chunks, &self.store.cipher, id, self.store.actor)?;
+        Ok(doc.map(|doc| (doc, version)))
     }
 
     /// Writes every changed document and the derived indexes, then commits durably.
@@ -1108,7 +1175,7 @@ impl WriteBatch<'_> {
             let mut dirty_months: BTreeSet<(PatientId, Month)> = BTreeSet::new();
             let ids: Vec<DocumentId> = self.docs.keys().cloned().collect();
             for id in &ids {
-                let Some(doc) = self.docs.get_mut(id) else {
+                let Some((doc, version)) = self.docs.get_mut(id) else {
                     continue;
                 };
                 let changes = doc.unsaved_changes();
@@ -1117,7 +1184,7 @@ impl WriteBatch<'_> {
                 }
                 let new = store.sign_own_changes(doc);
                 append_chunk(&self.tx, &store.cipher, doc, &new, &changes)?;
-                bump_seq(&self.tx, &id.to_string())?;
+                *version = Some(bump_seq(&self.tx, &id.to_string())?);
                 // A document change is never left to a non-durable commit.
                 self.durable = true;
                 match id {
@@ -1180,9 +1247,9 @@ impl WriteBatch<'_> {
                 hook(seq);
             }
             let mut cache = self.store.lock_cache();
-            for (_, mut doc) in std::mem::take(&mut self.docs) {
+            for (_, (mut doc, version)) in std::mem::take(&mut self.docs) {
                 doc.mark_saved();
-                cache.put(doc);
+                cache.put(Arc::new(doc), version);
             }
             Ok(())
         })
@@ -1341,8 +1408,16 @@ fn read_seq(meta: &impl ReadableTable<&'static str, &'static [u8]>) -> Result<u6
 }
 
 /// A document's position in the change log, as of `read`.
-fn doc_seq(read: &redb::ReadTransaction, doc: &str) -> Result<Option<u64>, StoreError> {
-    Ok(read.open_table(DOC_SEQ)?.get(doc)?.map(|v| v.value()))
+fn doc_seq(read: &redb::ReadTransaction, doc: &str) -> Result<Version, StoreError> {
+    doc_version(&read.open_table(DOC_SEQ)?, doc)
+}
+
+/// A document's position in the change log, from the `DOC_SEQ` table of any transaction.
+fn doc_version(
+    table: &impl ReadableTable<&'static str, u64>,
+    doc: &str,
+) -> Result<Version, StoreError> {
+    Ok(table.get(doc)?.map(|v| v.value()))
 }
 
 /// Gives `doc` the next position in the change log (dropping its previous one). Returns it.

@@ -513,7 +513,7 @@ impl WriteBatch<'_> {
             drop(table);
             let mut cache = store.lock_cache();
             for id in &removed {
-                cache.take(id);
+                cache.remove(id);
                 self.docs.remove(id);
             }
             self.durable = true;

@@ -46,9 +46,7 @@ impl PerDocumentSync {
         let mut out = Vec::new();
         for id in docs {
             let state = self.states.entry(id.clone()).or_default();
-            let message = store
-                .with_doc_mut(id, |d| d.sync_generate(state))?
-                .flatten();
+            let message = store.with_doc(id, |d| d.sync_generate(state))?.flatten();
             if let Some(m) = message {
                 out.push((id.clone(), m));
             }

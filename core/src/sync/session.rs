@@ -710,7 +710,7 @@ impl Session {
             }
             for (doc, pushed, prior) in pending.pushed {
                 // The peer now holds what we pushed, and whatever it held that we do not know.
-                let known = store.with_doc_mut(&doc, |d| {
+                let known = store.with_doc(&doc, |d| {
                     let mut heads = pushed;
                     heads.extend(prior.into_iter().filter(|h| !d.has_change(h)));
                     (heads, d.head_hashes())
@@ -803,7 +803,7 @@ impl Session {
             // us): when the peer's copy is unknown, sending it whole saves the round trip an
             // offer costs, and is the common case (a device handing its log to a base).
             let ours_alone = matches!(&doc, DocumentId::Audit(node, _) if *node == store.actor());
-            let plan = store.with_doc_mut(&doc, |d| {
+            let plan = store.with_doc(&doc, |d| {
                 let mine = d.head_hashes();
                 match known {
                     Some(known) if known.heads == mine => Push::Nothing,

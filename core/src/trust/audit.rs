@@ -34,6 +34,8 @@ pub enum AuditAction {
     Refused,
     /// The device removed a patient's documents (need ended, block).
     Purge,
+    /// The device rebuilt a damaged document, making some of its own changes again.
+    Repair,
 }
 
 impl AuditAction {
@@ -46,6 +48,7 @@ impl AuditAction {
             AuditAction::ExplicitAccess => "explicit-access",
             AuditAction::Refused => "refused",
             AuditAction::Purge => "purge",
+            AuditAction::Repair => "repair",
         }
     }
 }
@@ -171,7 +174,7 @@ pub fn append(
         patient: event.patient,
         flagged: matches!(
             event.action,
-            AuditAction::ExplicitAccess | AuditAction::Refused
+            AuditAction::ExplicitAccess | AuditAction::Refused | AuditAction::Repair
         ),
         action: event.action,
         what: event.what,

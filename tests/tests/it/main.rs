@@ -2,6 +2,7 @@
 
 #![allow(clippy::unwrap_used)] // Tests fail loudly by design.
 
+mod concurrency;
 mod conflicts;
 mod day_report;
 mod devices;
@@ -9,6 +10,7 @@ mod durability;
 mod escalation;
 mod merge_properties;
 mod messages;
+mod repair;
 mod simulation;
 mod store_files;
 mod sync_sessions;
