@@ -21,6 +21,11 @@ impl<'a> ByteReader<'a> {
         self.pos
     }
 
+    /// Bytes left to read.
+    pub(crate) fn remaining(&self) -> usize {
+        self.bytes.len().saturating_sub(self.pos)
+    }
+
     pub(crate) fn take(&mut self, n: usize) -> Result<&'a [u8], Truncated> {
         let end = self.pos.checked_add(n).ok_or(Truncated)?;
         let out = self.bytes.get(self.pos..end).ok_or(Truncated)?;

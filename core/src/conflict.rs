@@ -73,6 +73,17 @@ pub enum ConflictKind {
         /// All concurrent values.
         values: Vec<String>,
     },
+    /// An integrity alert: an entry that is written once holds two values (a node wrote its key
+    /// again without seeing the first value — a modified or equivocating node). Both stay
+    /// readable; nobody's entry is hidden.
+    EntryWrittenTwice {
+        /// The document.
+        document: String,
+        /// The entry's key.
+        key: String,
+        /// Who wrote each value.
+        authors: Vec<String>,
+    },
 }
 
 /// An open conflict.
@@ -124,24 +135,75 @@ pub fn record_conflicts(record: &PatientRecord) -> Vec<Conflict> {
         .collect()
 }
 
-/// Open conflicts among one month's plan and journal of `patient`.
-pub fn month_conflicts(patient: &PatientId, plan: &VisitPlan, journal: &Journal) -> Vec<Conflict> {
-    let resolved: BTreeSet<&ConflictId> = journal
-        .entries
-        .iter()
-        .filter_map(|e| match &e.body {
-            EntryBody::ConflictResolved { conflict, .. } => Some(conflict),
-            _ => None,
-        })
-        .collect();
+/// Open conflicts among one month's plan and journal of `patient`, integrity alerts included.
+pub fn month_conflicts(
+    patient: &PatientId,
+    month: crate::time::Month,
+    plan: &VisitPlan,
+    journal: &Journal,
+) -> Vec<Conflict> {
+    let resolved = journal.resolved();
     let facts = journal.standing();
 
     let mut found = Vec::new();
     dose_conflicts(patient, &facts, &mut found);
     visit_conflicts(patient, plan, &facts, &mut found);
+    let doc = crate::docs::DocumentId::Journal(patient.clone(), month);
+    let authors = |key: &str| {
+        let id = key.trim_start_matches("e/");
+        let entries: Vec<&Entry> = journal
+            .entries
+            .iter()
+            .filter(|e| e.id.as_str() == id)
+            .collect();
+        (
+            entries.iter().map(|e| e.id.clone()).collect(),
+            performers(&entries),
+        )
+    };
+    found.extend(written_twice(
+        patient,
+        &doc,
+        &journal.written_twice,
+        authors,
+    ));
     found.retain(|c| !resolved.contains(&c.id));
     found.sort_by(|a, b| a.id.cmp(&b.id));
     found
+}
+
+/// Integrity alerts for the keys of an append-only document (`doc`) that hold two values;
+/// `authors` gives the entries under a key and who wrote them.
+pub fn written_twice(
+    patient: &PatientId,
+    doc: &crate::docs::DocumentId,
+    keys: &[String],
+    authors: impl Fn(&str) -> (Vec<EntryId>, Vec<String>),
+) -> Vec<Conflict> {
+    let document = doc.to_string();
+    keys.iter()
+        .map(|key| {
+            let (entries, who) = authors(key);
+            let subject = format!("{document}/{key}");
+            new_conflict(
+                patient,
+                Severity::High,
+                ConflictKind::EntryWrittenTwice {
+                    document: document.clone(),
+                    key: key.clone(),
+                    authors: who.clone(),
+                },
+                "entry-written-twice",
+                &subject,
+                entries,
+                format!(
+                    "integrity alert: {key} in {document} holds {} values, written by {}; both are kept, and a base must review how",
+                    who.len().max(2),
+                    who.join(" and ")
+                ),
+            )
+        })
+        .collect()
 }
 
 fn new_conflict(

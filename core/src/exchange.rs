@@ -2,33 +2,31 @@
 //!
 //! Layout (all integers little-endian):
 //! ```text
-//! magic    8 bytes  "OMSYNEX" + format version (2)
+//! magic    8 bytes  "OMSYNEX" + format version (3)
 //! count    u32      number of documents
-//! count ×  u16 id length, id (UTF-8 document id), u32 data length, data (Automerge saved document)
-//! sigs     u32      number of signatures
-//! sigs ×   32-byte change hash, 64-byte author's signature
+//! count ×  u16 id length, id (UTF-8 document id), u32 number of changes,
+//!          and per change: u32 length, the Automerge change, its author's 64-byte signature
 //! certs    u32      number of certificates
 //! certs ×  u16 length, certificate (of the changes' authors)
 //! digest   32 bytes SHA-256 of everything above
 //! ```
 //! The digest makes a truncated or altered file fail as a whole before anything is imported.
-//! Every length is bounded, and every id and document is validated: an export file is hostile input.
-//! The signatures and certificates let the importing node verify every change like one received
-//! from a peer (and forward it later); version 1 files carry none, so only the importing node's
-//! own changes in them can be verified.
+//! An export file is hostile input: every length is bounded and checked against what is left of
+//! the file, and the file carries each document as its signed changes — exactly what a peer sends
+//! — so the importer runs them through the same change pipeline ([`crate::pipeline`]): nothing is
+//! parsed before its signature is checked, and nothing is inflated (versions 1 and 2 carried
+//! saved documents, whose compressed columns an importer had to inflate before it could check
+//! anything; they are refused).
 
 use sha2::{Digest, Sha256};
 
 use crate::codec::{ByteReader, Truncated};
-
 use crate::docs::DocumentId;
+use crate::pipeline::MAX_CHANGE_BYTES;
+use crate::sync::wire::SignedChange;
 
 const MAGIC: &[u8; 7] = b"OMSYNEX";
-const VERSION: u8 = 2;
-/// Largest number of signatures or certificates in a file.
-const MAX_ITEMS: usize = 10_000_000;
-/// Largest document accepted in an export file.
-pub const MAX_DOCUMENT_BYTES: usize = 64 * 1024 * 1024;
+const VERSION: u8 = 3;
 const MAX_ID_BYTES: usize = 256;
 
 /// An export file could not be read.
@@ -39,7 +37,9 @@ pub enum ExchangeError {
     #[error("not an Omsyn export file (bad magic bytes)")]
     NotAnExport,
     /// Written by another format version.
-    #[error("export format version {found} is not supported (this build reads {VERSION})")]
+    #[error(
+        "export format version {found} is not supported (this build reads {VERSION}; export again with this build)"
+    )]
     UnsupportedVersion {
         /// Version in the file.
         found: u8,
@@ -58,10 +58,8 @@ pub enum ExchangeError {
 /// The contents of an export file.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Exchange {
-    /// Documents: id and saved bytes.
-    pub docs: Vec<(DocumentId, Vec<u8>)>,
-    /// Change hash → the author's signature.
-    pub signatures: Vec<([u8; 32], [u8; 64])>,
+    /// Documents: id and every change with its author's signature, in causal order.
+    pub docs: Vec<(DocumentId, Vec<SignedChange>)>,
     /// Certificates of the changes' authors (as signed by the organisation).
     pub certificates: Vec<Vec<u8>>,
 }
@@ -72,17 +70,16 @@ pub fn encode(exchange: &Exchange) -> Vec<u8> {
     out.extend_from_slice(MAGIC);
     out.push(VERSION);
     out.extend_from_slice(&(exchange.docs.len() as u32).to_le_bytes());
-    for (id, data) in &exchange.docs {
+    for (id, changes) in &exchange.docs {
         let id = id.to_string();
         out.extend_from_slice(&(id.len() as u16).to_le_bytes());
         out.extend_from_slice(id.as_bytes());
-        out.extend_from_slice(&(data.len() as u32).to_le_bytes());
-        out.extend_from_slice(data);
-    }
-    out.extend_from_slice(&(exchange.signatures.len() as u32).to_le_bytes());
-    for (hash, signature) in &exchange.signatures {
-        out.extend_from_slice(hash);
-        out.extend_from_slice(signature);
+        out.extend_from_slice(&(changes.len() as u32).to_le_bytes());
+        for change in changes {
+            out.extend_from_slice(&(change.bytes.len() as u32).to_le_bytes());
+            out.extend_from_slice(&change.bytes);
+            out.extend_from_slice(&change.signature);
+        }
     }
     out.extend_from_slice(&(exchange.certificates.len() as u32).to_le_bytes());
     for cert in &exchange.certificates {
@@ -94,17 +91,14 @@ pub fn encode(exchange: &Exchange) -> Vec<u8> {
     out
 }
 
-/// Decodes and verifies an export file (version 1 or 2). Documents' Automerge bytes are
-/// validated later, on load; signatures and certificates by the importer.
+/// Decodes and verifies an export file. The changes are checked by the importer's pipeline.
 pub fn decode(bytes: &[u8]) -> Result<Exchange, ExchangeError> {
     if bytes.len() < MAGIC.len() + 1 || &bytes[..MAGIC.len()] != MAGIC {
         return Err(ExchangeError::NotAnExport);
     }
     let version = bytes[MAGIC.len()];
-    if version != VERSION && version != 1 {
-        return Err(ExchangeError::UnsupportedVersion {
-            found: bytes[MAGIC.len()],
-        });
+    if version != VERSION {
+        return Err(ExchangeError::UnsupportedVersion { found: version });
     }
     if bytes.len() < MAGIC.len() + 1 + 4 + 32 {
         return Err(ExchangeError::Truncated);
@@ -114,44 +108,16 @@ pub fn decode(bytes: &[u8]) -> Result<Exchange, ExchangeError> {
         return Err(ExchangeError::ChecksumMismatch);
     }
     let mut cursor = ByteReader::new(body, MAGIC.len() + 1);
-    let count = cursor.u32_le()? as usize;
-    let mut docs = Vec::with_capacity(count.min(100_000));
+    // Every item takes at least a few bytes, so no count can exceed what is left of the file:
+    // a count is checked against that before anything is reserved for it.
+    let count = bounded(cursor.u32_le()?, &cursor, 6)?;
+    let mut exchange = Exchange::default();
     for _ in 0..count {
-        let id_len = cursor.u16_le()? as usize;
-        if id_len > MAX_ID_BYTES {
-            return Err(ExchangeError::Malformed(format!(
-                "document id of {id_len} bytes"
-            )));
-        }
-        let id = std::str::from_utf8(cursor.take(id_len)?)
-            .map_err(|_| ExchangeError::Malformed("document id is not UTF-8".into()))?;
-        let id = DocumentId::parse(id).map_err(|e| ExchangeError::Malformed(e.to_string()))?;
-        let len = cursor.u32_le()? as usize;
-        if len > MAX_DOCUMENT_BYTES {
-            return Err(ExchangeError::Malformed(format!(
-                "document {id} is {len} bytes; at most {MAX_DOCUMENT_BYTES} are accepted"
-            )));
-        }
-        docs.push((id, cursor.take(len)?.to_vec()));
+        exchange.docs.push(decode_document(&mut cursor)?);
     }
-    let mut exchange = Exchange {
-        docs,
-        ..Exchange::default()
-    };
-    if version >= 2 {
-        let count = bounded(cursor.u32_le()?)?;
-        for _ in 0..count {
-            let mut hash = [0u8; 32];
-            hash.copy_from_slice(cursor.take(32)?);
-            let mut signature = [0u8; 64];
-            signature.copy_from_slice(cursor.take(64)?);
-            exchange.signatures.push((hash, signature));
-        }
-        let count = bounded(cursor.u32_le()?)?;
-        for _ in 0..count {
-            let len = usize::from(cursor.u16_le()?);
-            exchange.certificates.push(cursor.take(len)?.to_vec());
-        }
+    for _ in 0..bounded(cursor.u32_le()?, &cursor, 2)? {
+        let len = usize::from(cursor.u16_le()?);
+        exchange.certificates.push(cursor.take(len)?.to_vec());
     }
     if cursor.position() != body.len() {
         return Err(ExchangeError::Malformed(
@@ -161,11 +127,45 @@ pub fn decode(bytes: &[u8]) -> Result<Exchange, ExchangeError> {
     Ok(exchange)
 }
 
-fn bounded(count: u32) -> Result<usize, ExchangeError> {
-    let count = count as usize;
-    if count > MAX_ITEMS {
+fn decode_document(
+    cursor: &mut ByteReader<'_>,
+) -> Result<(DocumentId, Vec<SignedChange>), ExchangeError> {
+    let id_len = cursor.u16_le()? as usize;
+    if id_len > MAX_ID_BYTES {
         return Err(ExchangeError::Malformed(format!(
-            "{count} items in a section"
+            "document id of {id_len} bytes"
+        )));
+    }
+    let id = std::str::from_utf8(cursor.take(id_len)?)
+        .map_err(|_| ExchangeError::Malformed("document id is not UTF-8".into()))?;
+    let id = DocumentId::parse(id).map_err(|e| ExchangeError::Malformed(e.to_string()))?;
+    let count = bounded(cursor.u32_le()?, cursor, 4 + 64)?;
+    let mut changes = Vec::with_capacity(count);
+    for _ in 0..count {
+        let len = cursor.u32_le()? as usize;
+        if len > MAX_CHANGE_BYTES {
+            return Err(ExchangeError::Malformed(format!(
+                "a change of {id} is {len} bytes; at most {MAX_CHANGE_BYTES} are accepted"
+            )));
+        }
+        let bytes = cursor.take(len)?.to_vec();
+        let mut signature = [0u8; 64];
+        signature.copy_from_slice(cursor.take(64)?);
+        changes.push(SignedChange { bytes, signature });
+    }
+    Ok((id, changes))
+}
+
+/// A count of items of at least `min_item_bytes` each, no more than the rest of the file holds.
+fn bounded(
+    count: u32,
+    cursor: &ByteReader<'_>,
+    min_item_bytes: usize,
+) -> Result<usize, ExchangeError> {
+    let count = count as usize;
+    if count.saturating_mul(min_item_bytes) > cursor.remaining() {
+        return Err(ExchangeError::Malformed(format!(
+            "{count} items in a section, more than the file holds"
         )));
     }
     Ok(count)

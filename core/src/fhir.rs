@@ -47,8 +47,41 @@ pub struct PatientBundle {
     pub counts: BTreeMap<String, usize>,
 }
 
+/// The FHIR export of the patients this node holds (or the one named), through the need gate:
+/// a transfer to the municipality's record system, so a base's act only (a device's data
+/// reaches the record system through its base); each patient exported is logged.
+pub fn export(
+    repo: &Repo,
+    now: Timestamp,
+    patient: Option<&PatientId>,
+) -> Result<Vec<(PatientId, PatientBundle)>, RepoError> {
+    if repo.profile().role != crate::Role::Base {
+        return Err(RepoError::NotPermitted {
+            role: repo.profile().role,
+            action: "export FHIR for the record system (a base does that)",
+        });
+    }
+    let held: Vec<PatientId> = match patient {
+        Some(p) => vec![p.clone()],
+        None => repo.patients()?.into_iter().map(|(p, _)| p).collect(),
+    };
+    let what = "FHIR export to the record system";
+    let gate = repo.open_patients(now, crate::trust::audit::AuditAction::Export, what, held)?;
+    if let Some((p, reason)) = patient.and_then(|p| gate.refused.get_key_value(p)) {
+        return Err(crate::repo::AccessDenied {
+            patient: p.clone(),
+            reason: reason.clone(),
+        }
+        .into());
+    }
+    gate.shown
+        .into_iter()
+        .map(|p| patient_bundle(repo, &p, now).map(|b| (p, b)))
+        .collect()
+}
+
 /// Builds the Bundle of everything this node holds about `patient`. `now` stamps the Bundle.
-pub fn patient_bundle(
+fn patient_bundle(
     repo: &Repo,
     patient: &PatientId,
     now: Timestamp,
@@ -72,7 +105,7 @@ pub fn patient_bundle(
     }
     let journal = Journal {
         entries: view.journal.clone(),
-        unreadable: Vec::new(),
+        ..Journal::default()
     };
     let corrections = Corrections::of(&journal);
     for visit in view.visits {
@@ -625,7 +658,8 @@ fn audit_event(n: usize, entry: &AuditEntry, pref: &str) -> Value {
     let action = match entry.action {
         AuditAction::Read | AuditAction::ExplicitAccess | AuditAction::Refused => "R",
         AuditAction::Write => "C",
-        AuditAction::Repair => "U",
+        AuditAction::Repair | AuditAction::Receipt => "U",
+        AuditAction::WriteWithoutNeed | AuditAction::Equivocation => "C",
         AuditAction::Export => "E",
         AuditAction::Purge => "D",
     };

@@ -13,6 +13,8 @@
 //!   ([`DocumentId`]) says which, so sharing, protection and purging work per patient.
 //! - [`conflict`]: safety conflicts derived from the documents after every merge.
 //! - [`escalation`]: the tasks alerts and unanswered video visits raise, and who must act now.
+//! - [`pipeline`]: the one road by which a change enters a store: verified, judged against the
+//!   document it lands in, signed, stored with what derives from it.
 //! - [`store`]: the redb store: chunk logs, compaction, bounded cache, derived indexes.
 //! - [`repo`]: [`Repo`], the typed API the binaries and bindings call.
 //! - [`report`]: the day report.
@@ -32,6 +34,7 @@ pub mod exchange;
 pub mod fhir;
 pub mod identity;
 pub mod ids;
+pub mod pipeline;
 pub mod repo;
 pub mod report;
 pub mod store;

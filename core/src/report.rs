@@ -11,7 +11,7 @@ use crate::docs::plan::{self, PlanStatus, VisitKind};
 use crate::docs::record::PatientField;
 use crate::docs::{DocKind, DocumentId};
 use crate::ids::{PatientId, VisitId};
-use crate::repo::{Repo, RepoError};
+use crate::repo::{Disclosure, Repo, RepoError};
 use crate::store::kind_prefix;
 use crate::time::{Day, Timestamp};
 use crate::{NodeId, Role};
@@ -168,9 +168,15 @@ pub struct DeviceSync {
 }
 
 /// Builds the day report from the documents this node holds, for one zone's patients (by the
-/// zone in their record) or for every patient held.
-pub fn day_report(repo: &Repo, day: Day, zone: Option<&str>) -> Result<DayReport, RepoError> {
-    day_report_with(repo, day, zone, &ReadModels::none())
+/// zone in their record) or for every patient held — those the need gate admits
+/// (`disclosure`, which the caller finishes to log the patients shown).
+pub fn day_report(
+    repo: &Repo,
+    day: Day,
+    zone: Option<&str>,
+    disclosure: &mut Disclosure<'_>,
+) -> Result<DayReport, RepoError> {
+    day_report_with(repo, day, zone, &ReadModels::none(), disclosure)
 }
 
 /// [`day_report`], keeping what it decodes in `models` for the next report: documents that did
@@ -180,6 +186,7 @@ pub fn day_report_with(
     day: Day,
     zone: Option<&str>,
     models: &ReadModels,
+    disclosure: &mut Disclosure<'_>,
 ) -> Result<DayReport, RepoError> {
     let mut view = models.view(repo)?;
     let month = day.month();
@@ -212,7 +219,7 @@ pub fn day_report_with(
             .filter(|v| v.day() == day)
             .cloned()
             .collect();
-        if todays.is_empty() || !view.in_zone(patient, zone)? {
+        if todays.is_empty() || !view.in_zone(patient, zone)? || !disclosure.admits(patient)? {
             continue;
         }
         let journal = view
@@ -340,7 +347,9 @@ fn day_log_deviations(
         if *d != day || (zone.is_some() && !staff_seen.contains(staff.as_str())) {
             continue;
         }
-        let Some((entries, _)) = store.with_doc(&id, crate::docs::daylog::read)? else {
+        let Some(crate::docs::Appended { items: entries, .. }) =
+            store.with_doc(&id, crate::docs::daylog::read)?
+        else {
             continue;
         };
         out.extend(entries.into_iter().filter_map(|e| match e.body {

@@ -38,6 +38,11 @@ impl Timestamp {
             })
     }
 
+    /// The instant `ms` after the Unix epoch, in UTC (`None` beyond chrono's calendar).
+    pub fn from_unix_millis(ms: i64) -> Option<Timestamp> {
+        chrono::DateTime::from_timestamp_millis(ms).map(|t| Timestamp(t.fixed_offset()))
+    }
+
     /// Wraps a chrono value (used by the binary, which owns the clock).
     pub fn from_datetime(value: DateTime<FixedOffset>) -> Self {
         Self(value)
@@ -145,6 +150,11 @@ impl Day {
             })
     }
 
+    /// Whether the day lies in [`SUPPORTED_YEARS`].
+    pub fn is_supported(&self) -> bool {
+        SUPPORTED_YEARS.contains(&self.0.year())
+    }
+
     /// The month this day is in.
     pub fn month(&self) -> Month {
         Month {
@@ -200,6 +210,10 @@ impl std::str::FromStr for Day {
     }
 }
 
+/// The years a document may be dated in: a date outside is a unit mix-up or a forged date, never
+/// care (and the wire's compact month form holds only these).
+pub const SUPPORTED_YEARS: std::ops::RangeInclusive<i32> = 2000..=2099;
+
 /// A calendar month (`YYYY-MM`): the period of visit-plan, journal and message documents.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
@@ -222,7 +236,7 @@ impl Month {
         }
         let year: i32 = y.parse().map_err(|_| err())?;
         let month: u32 = m.parse().map_err(|_| err())?;
-        if !(1..=12).contains(&month) {
+        if !(1..=12).contains(&month) || !SUPPORTED_YEARS.contains(&year) {
             return Err(err());
         }
         Ok(Self { year, month })
@@ -230,6 +244,11 @@ impl Month {
 }
 
 impl Month {
+    /// Whether the month lies in [`SUPPORTED_YEARS`].
+    pub fn is_supported(&self) -> bool {
+        SUPPORTED_YEARS.contains(&self.year)
+    }
+
     /// Months since year 0 (`year * 12 + month - 1`), the compact wire form.
     pub fn to_index(&self) -> u32 {
         (self.year.max(0) as u32) * 12 + (self.month - 1)
@@ -238,7 +257,7 @@ impl Month {
     /// Rebuilds a month from [`Month::to_index`].
     pub fn from_index(index: u32) -> Option<Month> {
         let year = i32::try_from(index / 12).ok()?;
-        (year <= 9999).then_some(Month {
+        SUPPORTED_YEARS.contains(&year).then_some(Month {
             year,
             month: index % 12 + 1,
         })

@@ -382,7 +382,6 @@ impl OmsynNode {
         let ticket = self.sync.lock().await.as_ref().map(|r| r.ticket.clone());
         let connected = self.ctx.connected.clone();
         self.with_repo(move |repo| {
-            repo.log_read(clock::now(), "sync status")?;
             let store = repo.store();
             let peers = store.peers().map_err(omsyn_core::RepoError::from)?;
             let live = connected.lock().map(|c| c.clone()).unwrap_or_default();
@@ -401,7 +400,8 @@ impl OmsynNode {
                 });
             }
             let mut patients = Vec::new();
-            for (patient, name) in repo.patients()? {
+            let held = repo.shown(clock::now(), "sync status", repo.patients()?, |(p, _)| p)?;
+            for (patient, name) in held {
                 let mut freshest: Option<(i64, String)> = None;
                 for (peer, record) in &peers {
                     if let Some(at) = repo.patient_synced_at(peer, record.caught_up_ms, &patient)?
@@ -432,10 +432,15 @@ impl OmsynNode {
     pub async fn work_list(&self, day: String) -> Result<Vec<WorkItem>, OmsynError> {
         let day = Day::parse(&day).map_err(|e| invalid("day", e))?;
         self.with_repo(move |repo| {
-            repo.log_read(clock::now(), format!("work list {day}"))?;
             let profile = repo.profile();
             let staff = profile.staff_id.as_ref().map(|s| s.to_string());
-            let report = omsyn_core::report::day_report(repo, day, None)?;
+            let mut disclosure = repo.disclose(
+                clock::now(),
+                omsyn_core::trust::audit::AuditAction::Read,
+                &format!("work list {day}"),
+            );
+            let report = omsyn_core::report::day_report(repo, day, None, &mut disclosure)?;
+            disclosure.finish()?;
             Ok(report
                 .visits
                 .into_iter()
@@ -460,7 +465,7 @@ impl OmsynNode {
             let (name, address, access_note, phone) = record_fields(&view.record);
             let journal = Journal {
                 entries: view.journal.clone(),
-                unreadable: Vec::new(),
+                ..Journal::default()
             };
             Ok(PatientRecord {
                 id: patient.to_string(),
@@ -738,9 +743,9 @@ impl OmsynNode {
     /// Open conflicts on this device (a logged read).
     pub async fn conflicts(&self) -> Result<Vec<OpenConflict>, OmsynError> {
         self.with_repo(|repo| {
-            repo.log_read(clock::now(), "conflicts")?;
+            let conflicts = repo.conflicts(None)?;
             Ok(repo
-                .conflicts(None)?
+                .shown(clock::now(), "conflicts", conflicts, |c| &c.patient)?
                 .iter()
                 .map(OpenConflict::from)
                 .collect())
@@ -780,10 +785,10 @@ impl OmsynNode {
     pub async fn tasks(&self) -> Result<Vec<CareTask>, OmsynError> {
         self.with_repo(|repo| {
             let now = clock::now();
-            repo.log_read(now, "escalation tasks")?;
             let me = repo.profile().staff_id.clone();
+            let tasks = repo.my_tasks(now)?;
             Ok(repo
-                .my_tasks(now)?
+                .shown(now, "escalation tasks", tasks, |t| &t.patient)?
                 .iter()
                 .map(|t| CareTask::new(t, me.as_ref()))
                 .collect())

@@ -781,6 +781,10 @@ pub(crate) enum OrgCmd {
         /// Validity of this base's own certificate, in hours
         #[arg(long, default_value_t = 24 * 365)]
         valid_hours: u32,
+        /// How long an explicit ("break-glass") access lasts at most, in hours (default 12, at
+        /// most a week); every certificate the organisation issues carries it
+        #[arg(long, value_parser = clap::value_parser!(u32).range(1..=168))]
+        explicit_access_hours: Option<u32>,
     },
     /// The organisation, this node's certificate, known members and revocations
     Show,

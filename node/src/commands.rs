@@ -17,7 +17,7 @@ use omsyn_core::repo::OpenRepoError;
 use omsyn_core::repo::{Correction, NewTiltak};
 use omsyn_core::report::{self, VisitOutcome};
 use omsyn_core::store::OpenError;
-use omsyn_core::trust::audit::{AccessEvent, AuditAction};
+use omsyn_core::trust::audit::AuditAction;
 use omsyn_core::{Day, NodeProfile, Repo, Role, Timestamp};
 use rand::SeedableRng;
 use rand::rngs::StdRng;
@@ -122,7 +122,12 @@ pub(crate) fn run(cli: Cli) -> Result<()> {
 pub(crate) fn open_repo(data: &Path, key_file: Option<&Path>) -> Result<Repo> {
     let key = host_key(key_file)?;
     match Repo::open(data, key, &mut StdRng::from_os_rng()) {
-        Ok(repo) => Ok(repo),
+        Ok(mut repo) => {
+            if let Some(file) = key_file {
+                repo.add_key_file(file.to_owned());
+            }
+            Ok(repo)
+        }
         Err(OpenRepoError::Store(e @ OpenError::Locked(_))) => Err(e.into()),
         Err(e) => Err(e).with_context(|| format!("opening the node in {}", data.display())),
     }
@@ -309,7 +314,7 @@ pub(crate) fn run_node(
         NodeCommand::Import { file } => {
             let bytes = read_input(&file)?;
             let summary = repo
-                .import(&bytes)
+                .import(now(), &bytes)
                 .with_context(|| format!("importing {}", file.display()))?;
             emit(json, &summary, || {
                 format!(
@@ -445,8 +450,7 @@ fn patient(repo: &Repo, json: bool, rng: &mut StdRng, cmd: PatientCmd) -> Result
             emit(json, &json!({ "patient": id }), || id.to_string());
         }
         PatientCmd::List => {
-            repo.log_read(now(), "patient list")?;
-            let list = repo.patients()?;
+            let list = repo.shown(now(), "patient list", repo.patients()?, |(p, _)| p)?;
             let rows: Vec<_> = list
                 .iter()
                 .map(|(id, name)| json!({ "patient": id, "name": name }))
@@ -674,8 +678,12 @@ fn visit(repo: &Repo, json: bool, rng: &mut StdRng, cmd: VisitCmd) -> Result<()>
         }
         VisitCmd::List { date } => {
             let day = parse_day(date.as_deref())?;
-            repo.log_read(now(), format!("work list {day}"))?;
-            let visits = repo.visits_on(day)?;
+            let visits = repo.shown(
+                now(),
+                &format!("work list {day}"),
+                repo.visits_on(day)?,
+                |v| &v.patient,
+            )?;
             emit(json, &visits, || {
                 visits
                     .iter()
@@ -884,15 +892,15 @@ fn conflicts(repo: &Repo, json: bool, rng: &mut StdRng, args: ConflictsArgs) -> 
         return Ok(());
     }
     let patient = args.patient.as_deref().map(patient_id).transpose()?;
-    match &patient {
-        Some(p) => {
-            repo.open_patient(now(), p, "conflicts")?;
-        }
-        None => {
-            repo.log_read(now(), "open conflicts")?;
-        }
+    if let Some(p) = &patient {
+        repo.open_patient(now(), p, "conflicts")?;
     }
-    let list = repo.conflicts(patient.as_ref())?;
+    let list = repo.shown(
+        now(),
+        "open conflicts",
+        repo.conflicts(patient.as_ref())?,
+        |c| &c.patient,
+    )?;
     emit(json, &list, || {
         if list.is_empty() {
             return "no open conflicts".into();
@@ -926,14 +934,13 @@ fn day_report(
     zone: Option<&str>,
     format: ReportFormat,
 ) -> Result<()> {
-    repo.log_read(
-        now(),
-        match zone {
-            Some(z) => format!("day report {day} for {z}"),
-            None => format!("day report {day}"),
-        },
-    )?;
-    let r = report::day_report(repo, day, zone)?;
+    let what = match zone {
+        Some(z) => format!("day report {day} for {z}"),
+        None => format!("day report {day}"),
+    };
+    let mut disclosure = repo.disclose(now(), AuditAction::Read, &what);
+    let r = report::day_report(repo, day, zone, &mut disclosure)?;
+    disclosure.finish()?;
     if format == ReportFormat::Csv {
         outln!("{}", report::visits_csv(&r).trim_end());
         return Ok(());
@@ -1015,19 +1022,8 @@ fn day_report_text(r: &report::DayReport) -> String {
 
 fn export(repo: &Repo, json: bool, file: Option<PathBuf>, patient: Option<String>) -> Result<()> {
     let patient = patient.as_deref().map(patient_id).transpose()?;
-    repo.log_access(
-        now(),
-        AccessEvent {
-            patient: patient.clone(),
-            action: AuditAction::Export,
-            what: match &patient {
-                Some(p) => format!("export of {p}"),
-                None => "export of every document".into(),
-            },
-            purpose: "export file".into(),
-        },
-    )?;
-    let bytes = repo.export(patient.as_ref())?;
+    // The need gate decides which patients leave, and logs the export naming each.
+    let bytes = repo.export(now(), patient.as_ref())?;
     match file.filter(|f| f.as_os_str() != "-") {
         Some(path) => {
             // Patient data: readable by the owner only. Written beside the target and renamed,
@@ -1055,28 +1051,17 @@ fn export(repo: &Repo, json: bool, file: Option<PathBuf>, patient: Option<String
 /// `omsyn export --fhir DIR`: one FHIR R4 Bundle per patient held (or the one named), each
 /// export logged in the access log.
 fn export_fhir(repo: &Repo, json: bool, dir: &Path, patient: Option<String>) -> Result<()> {
-    let patients = match patient.as_deref() {
-        Some(p) => vec![patient_id(p)?],
-        None => repo.patients()?.into_iter().map(|(p, _)| p).collect(),
-    };
+    let patient = patient.as_deref().map(patient_id).transpose()?;
     let dir = &user_path(dir);
+    // A base's act, through the need gate; every patient exported is logged.
+    let patients = omsyn_core::fhir::export(repo, now(), patient.as_ref())?;
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     let mut totals = std::collections::BTreeMap::<String, usize>::new();
-    for patient in &patients {
-        repo.log_access(
-            now(),
-            AccessEvent {
-                patient: Some(patient.clone()),
-                action: AuditAction::Export,
-                what: format!("FHIR export of {patient}"),
-                purpose: "transfer to the record system".into(),
-            },
-        )?;
-        let export = omsyn_core::fhir::patient_bundle(repo, patient, now())?;
+    for (patient, export) in &patients {
         let path = dir.join(format!("{patient}.json"));
         write_private_atomically(&path, &serde_json::to_vec_pretty(&export.bundle)?)?;
-        for (kind, n) in export.counts {
-            *totals.entry(kind).or_default() += n;
+        for (kind, n) in &export.counts {
+            *totals.entry(kind.clone()).or_default() += n;
         }
     }
     emit(

@@ -133,6 +133,7 @@ async fn node(
         None => Some(OrgKey::create(
             &data,
             "Hjemmesykepleien Demokommune",
+            omsyn_core::trust::OrgPolicy::default(),
             &mut rng,
         )?),
     };
@@ -626,7 +627,13 @@ async fn day(json: bool, dir: &std::path::Path) -> Result<()> {
         held.join(", ")
     ));
 
-    let report = omsyn_core::report::day_report(base.repo(), today(), None)?;
+    let mut disclosure = base.repo().disclose(
+        t("16:30")?,
+        omsyn_core::trust::audit::AuditAction::Read,
+        "day report",
+    );
+    let report = omsyn_core::report::day_report(base.repo(), today(), None, &mut disclosure)?;
+    disclosure.finish()?;
     let conflicts = base.repo().conflicts(None)?;
     let tasks = base.repo().tasks(t("16:00")?, None)?;
     if !json {

@@ -44,8 +44,32 @@ enum Stream {
     Err,
 }
 
+/// People's text (a note, a name, a message) reaches the terminal as text, never as terminal
+/// commands: control characters (an escape sequence that recolours, moves the cursor or sets
+/// the window title) and bidirectional overrides (which reorder what is shown) are written as
+/// visible escapes. Line breaks and tabs stay.
+fn printable(line: &str) -> std::borrow::Cow<'_, str> {
+    let unsafe_char = |c: char| {
+        (c.is_control() && c != '\n' && c != '\t')
+            || matches!(c, '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}')
+    };
+    if !line.chars().any(unsafe_char) {
+        return std::borrow::Cow::Borrowed(line);
+    }
+    let mut out = String::with_capacity(line.len() + 8);
+    for c in line.chars() {
+        if unsafe_char(c) {
+            out.push_str(&format!("\\u{{{:x}}}", u32::from(c)));
+        } else {
+            out.push(c);
+        }
+    }
+    std::borrow::Cow::Owned(out)
+}
+
 /// Writes one line to the capture if this thread has one, else to the real stream.
 fn write(stream: Stream, line: &str) {
+    let line = &*printable(line);
     let captured = CAPTURE.with(|c| match c.borrow_mut().as_mut() {
         Some(cap) => {
             let buffer = match stream {

@@ -197,18 +197,10 @@ pub(crate) fn relay(
 
 /// `omsyn status`: peers seen and when, and per-patient staleness towards each peer.
 pub(crate) fn status(repo: &Repo, json: bool) -> Result<()> {
-    repo.log_access(
-        crate::commands::now(),
-        omsyn_core::trust::audit::AccessEvent {
-            patient: None,
-            action: omsyn_core::trust::audit::AuditAction::Read,
-            what: "sync status (patient names)".into(),
-            purpose: "sync status".into(),
-        },
-    )?;
     let store = repo.store();
     let peers = store.peers()?;
-    let patients = repo.patients()?;
+    let now = crate::commands::now();
+    let patients = repo.shown(now, "sync status", repo.patients()?, |(p, _)| p)?;
     let mut peer_rows = Vec::new();
     let mut staleness = Vec::new();
     for (peer, record) in &peers {

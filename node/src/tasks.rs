@@ -79,13 +79,8 @@ pub(crate) fn run(repo: &Repo, json: bool, rng: &mut StdRng, args: TasksArgs) ->
 fn list(repo: &Repo, json: bool, all: bool, patient: Option<&str>) -> Result<()> {
     let now = now();
     let patient = patient.map(patient_id).transpose()?;
-    match &patient {
-        Some(p) => {
-            repo.open_patient(now, p, "tasks")?;
-        }
-        None => {
-            repo.log_read(now, "escalation tasks")?;
-        }
+    if let Some(p) = &patient {
+        repo.open_patient(now, p, "tasks")?;
     }
     let tasks: Vec<Task> = if all {
         repo.tasks(now, patient.as_ref())?
@@ -95,6 +90,7 @@ fn list(repo: &Repo, json: bool, all: bool, patient: Option<&str>) -> Result<()>
             .filter(|t| patient.as_ref().is_none_or(|p| &t.patient == p))
             .collect()
     };
+    let tasks = repo.shown(now, "escalation tasks", tasks, |t| &t.patient)?;
     let me = repo.profile().staff_id.clone();
     let names: std::collections::BTreeMap<_, _> = repo.patients()?.into_iter().collect();
     emit(json, &tasks, || {

@@ -46,7 +46,11 @@ fn org_key(repo: &Repo) -> Result<OrgKey> {
 /// `omsyn org create|show`.
 pub(crate) fn org(repo: &Repo, json: bool, cmd: OrgCmd, rng: &mut StdRng) -> Result<()> {
     match cmd {
-        OrgCmd::Create { name, valid_hours } => {
+        OrgCmd::Create {
+            name,
+            valid_hours,
+            explicit_access_hours,
+        } => {
             if repo.profile().role != Role::Base {
                 bail!(
                     "the organisation key belongs on a base, not a {}",
@@ -60,7 +64,10 @@ pub(crate) fn org(repo: &Repo, json: bool, cmd: OrgCmd, rng: &mut StdRng) -> Res
                     cert.grant().org
                 );
             }
-            let org = OrgKey::create(repo.data_dir(), &name, rng)?;
+            let policy = omsyn_core::trust::OrgPolicy {
+                explicit_access_max_ms: explicit_access_hours.map(|h| i64::from(h) * HOUR_MS),
+            };
+            let org = OrgKey::create(repo.data_dir(), &name, policy, rng)?;
             let cert = org.approve(
                 &repo.enrollment_request(),
                 now().unix_millis(),

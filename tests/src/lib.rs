@@ -3,6 +3,7 @@
 
 #![allow(clippy::unwrap_used)] // Test helpers fail loudly by design.
 
+pub mod craft;
 pub mod sim;
 
 use omsyn_core::docs::Heads;
@@ -135,8 +136,10 @@ pub fn at(hhmm: &str) -> Timestamp {
 
 /// Copies everything `from` holds into `to` (one direction), through export and import.
 pub fn push(from: &Repo, to: &Repo) {
-    let bytes = from.export(None).expect("export");
-    to.import(&bytes).expect("import");
+    let bytes = from.export_unchecked(None).expect("export");
+    // A receiving clock after every test's data: merging, not dating, is what these test.
+    let later = Timestamp::parse("2026-12-31T00:00:00+01:00").expect("test time is valid");
+    to.import(later, &bytes).expect("import");
 }
 
 /// Exchanges everything both ways.
@@ -171,8 +174,9 @@ pub struct Link {
     pub b: omsyn_core::sync::Session,
 }
 
-/// A fixed "now" for sessions in tests (ms since the Unix epoch).
-pub const NOW_MS: i64 = 1_795_000_000_000;
+/// A fixed "now" for sessions in tests (ms since the Unix epoch): 2026-11-23T12:00:00+01:00, the
+/// day [`at`] writes on.
+pub const NOW_MS: i64 = 1_795_431_600_000;
 
 impl Link {
     /// Opens sessions between `a` and `b`.
@@ -259,4 +263,14 @@ impl Link {
             assert!(exchanges < 100, "sessions did not settle");
         }
     }
+}
+
+/// The need gate a test's report or list passes, at [`NOW_MS`]'s day (its log is not the test's
+/// concern: tests of the gate finish their disclosures).
+pub fn gate(repo: &Repo) -> omsyn_core::repo::Disclosure<'_> {
+    repo.disclose(
+        at("12:00"),
+        omsyn_core::trust::audit::AuditAction::Read,
+        "test report",
+    )
 }

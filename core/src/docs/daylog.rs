@@ -6,7 +6,7 @@
 use rand::RngCore;
 use serde::{Deserialize, Serialize};
 
-use super::{Author, ChangeContext, DocError, Document, decode_entries};
+use super::{Appended, Author, ChangeContext, DocError, Document, decode_appended};
 use crate::ids::{EntryId, VisitId};
 use crate::time::Timestamp;
 
@@ -82,12 +82,12 @@ pub fn append(
 }
 
 /// Reads the day log, ordered by event time.
-pub fn read(doc: &Document) -> (Vec<DayLogEntry>, Vec<String>) {
-    let (mut entries, bad) = decode_entries::<DayLogEntry>(doc.reader(), "e/");
-    entries.sort_by(|a, b| {
+pub fn read(doc: &Document) -> Appended<DayLogEntry> {
+    let mut read = decode_appended::<DayLogEntry>(doc.reader(), "e/");
+    read.items.sort_by(|a, b| {
         a.event_time
             .cmp(&b.event_time)
             .then_with(|| a.id.cmp(&b.id))
     });
-    (entries, bad)
+    read
 }

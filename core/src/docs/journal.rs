@@ -9,7 +9,7 @@ use rand::RngCore;
 use serde::{Deserialize, Serialize};
 
 use super::plan::VisitKind;
-use super::{Author, ChangeContext, DocError, Document, decode_entries};
+use super::{Author, ChangeContext, DocError, Document, decode_appended};
 use crate::ids::{ConflictId, EntryId, MedicationId, TaskId, VisitId};
 use crate::time::{Day, Timestamp};
 
@@ -324,9 +324,23 @@ pub struct Journal {
     pub entries: Vec<Entry>,
     /// Keys this build could not decode (shown, never dropped).
     pub unreadable: Vec<String>,
+    /// Entry keys holding two values (an integrity alert; both entries are in `entries`).
+    #[serde(default)]
+    pub written_twice: Vec<String>,
 }
 
 impl Journal {
+    /// The conflicts resolved in this journal.
+    pub fn resolved(&self) -> std::collections::BTreeSet<ConflictId> {
+        self.entries
+            .iter()
+            .filter_map(|e| match &e.body {
+                EntryBody::ConflictResolved { conflict, .. } => Some(conflict.clone()),
+                _ => None,
+            })
+            .collect()
+    }
+
     /// Looks up an entry.
     pub fn entry(&self, id: &EntryId) -> Option<&Entry> {
         self.entries.iter().find(|e| &e.id == id)
@@ -438,14 +452,17 @@ fn validate(body: &EntryBody) -> Result<(), DocError> {
 
 /// Reads the journal.
 pub fn read(doc: &Document) -> Journal {
-    let (mut entries, unreadable) = decode_entries::<Entry>(doc.reader(), "e/");
+    let read = decode_appended::<Entry>(doc.reader(), "e/");
+    let mut entries = read.items;
     entries.sort_by(|a, b| {
         a.event_time
             .cmp(&b.event_time)
             .then_with(|| a.id.cmp(&b.id))
+            .then_with(|| a.entered_at.cmp(&b.entered_at))
     });
     Journal {
         entries,
-        unreadable,
+        unreadable: read.unreadable,
+        written_twice: read.written_twice,
     }
 }

@@ -5,7 +5,7 @@
 use rand::RngCore;
 use serde::{Deserialize, Serialize};
 
-use super::{Author, ChangeContext, DocError, Document, decode_entries};
+use super::{Appended, Author, ChangeContext, DocError, Document, decode_appended};
 use crate::ids::EntryId;
 use crate::time::Timestamp;
 
@@ -208,8 +208,9 @@ pub fn check_attachments(attachments: &[Attachment]) -> Result<(), String> {
 }
 
 /// Reads all messages, oldest first, plus keys that could not be decoded.
-pub fn read(doc: &Document) -> (Vec<Message>, Vec<String>) {
-    let (mut messages, bad) = decode_entries::<Message>(doc.reader(), "m/");
-    messages.sort_by(|a, b| a.sent_at.cmp(&b.sent_at).then_with(|| a.id.cmp(&b.id)));
-    (messages, bad)
+pub fn read(doc: &Document) -> Appended<Message> {
+    let mut read = decode_appended::<Message>(doc.reader(), "m/");
+    read.items
+        .sort_by(|a, b| a.sent_at.cmp(&b.sent_at).then_with(|| a.id.cmp(&b.id)));
+    read
 }

@@ -120,6 +120,15 @@ impl DocumentId {
         }
     }
 
+    /// Whether the document's month or day lies in [`crate::time::SUPPORTED_YEARS`] (a record
+    /// has none).
+    pub fn is_dated_supported(&self) -> bool {
+        match self {
+            DocumentId::DayLog(_, day) => day.is_supported(),
+            other => other.month().is_none_or(|m| m.is_supported()),
+        }
+    }
+
     /// Parses the text form, validating every component (ids arrive from files and peers).
     pub fn parse(value: &str) -> Result<Self, InvalidDocumentId> {
         let shape = || InvalidDocumentId::Shape(value.chars().take(100).collect());
@@ -129,7 +138,13 @@ impl DocumentId {
             ["plan", p, m] => DocumentId::VisitPlan(PatientId::parse(p)?, Month::parse(m)?),
             ["journal", p, m] => DocumentId::Journal(PatientId::parse(p)?, Month::parse(m)?),
             ["messages", p, m] => DocumentId::Messages(PatientId::parse(p)?, Month::parse(m)?),
-            ["daylog", s, d] => DocumentId::DayLog(StaffId::parse(s)?, Day::parse(d)?),
+            ["daylog", s, d] => {
+                let day = Day::parse(d)?;
+                if !day.is_supported() {
+                    return Err(shape());
+                }
+                DocumentId::DayLog(StaffId::parse(s)?, day)
+            }
             ["audit", n, m] => DocumentId::Audit(NodeId::parse(n)?, Month::parse(m)?),
             _ => return Err(shape()),
         })
@@ -265,6 +280,15 @@ impl Document {
     /// Changes not yet persisted, as Automerge incremental bytes (empty if none).
     pub fn unsaved_changes(&self) -> Vec<u8> {
         self.am.save_after(&self.saved)
+    }
+
+    /// Whether the document holds changes not yet persisted.
+    pub fn has_unsaved_changes(&self) -> bool {
+        let mut heads = self.am.get_heads();
+        let mut saved = self.saved.clone();
+        heads.sort();
+        saved.sort();
+        heads != saved
     }
 
     /// Marks everything up to now as persisted; call after the store committed `unsaved_changes`.
@@ -431,6 +455,54 @@ impl Document {
         !self.am.get_missing_deps(&[]).is_empty()
     }
 
+    /// Whether root key `key` held a value in the state made of the changes `deps` and their
+    /// history (the state a change with those dependencies was built on). Cheap when the key
+    /// holds one value or none now: it cannot have held another then.
+    pub fn held_at(&self, key: &str, deps: &[[u8; 32]]) -> bool {
+        if self.am.get_all(ROOT, key).map_or(0, |v| v.len()) <= 1 {
+            return false;
+        }
+        let heads: Vec<ChangeHash> = deps.iter().map(|d| ChangeHash(*d)).collect();
+        self.am
+            .get_all_at(ROOT, key, &heads)
+            .is_ok_and(|values| !values.is_empty())
+    }
+
+    /// A held change of the same author and number as the change `bytes` but another hash:
+    /// `(number, the held change's hash)`. Automerge can hold only one of two such changes.
+    /// Reads the whole history: for explaining a refusal, not for every change.
+    pub fn collision(&self, bytes: &[u8]) -> Option<(u64, [u8; 32])> {
+        let change = automerge::Change::from_bytes(bytes.to_vec()).ok()?;
+        if self.am.get_change_by_hash(&change.hash()).is_some() {
+            return None;
+        }
+        let (actor, seq) = (change.actor_id(), change.seq());
+        let mine = self
+            .am
+            .get_changes(&[])
+            .into_iter()
+            .filter(|c| c.actor_id() == actor && c.seq() == seq)
+            .map(|c| c.hash().0)
+            .next()?;
+        Some((seq, mine))
+    }
+
+    /// Drops every change after `heads` (and any held back for missing dependencies): how a
+    /// refused message is undone in a write that goes on.
+    pub fn revert_to(&mut self, heads: &[[u8; 32]]) -> Result<(), DocError> {
+        let heads: Vec<ChangeHash> = heads.iter().map(|h| ChangeHash(*h)).collect();
+        let actor = self.am.get_actor().clone();
+        let kept = self.am.fork_at(&heads).map_err(|e| DocError::Corrupt {
+            doc: self.id.to_string(),
+            reason: e.to_string(),
+        })?;
+        self.am = kept.with_actor(actor);
+        let am = &self.am;
+        self.signatures
+            .retain(|hash, _| am.get_change_by_hash(&ChangeHash(*hash)).is_some());
+        Ok(())
+    }
+
     /// Automerge's next sync message for this document, if any (the per-document baseline of
     /// `sync::baseline`; nodes sync with `sync::Session`).
     pub(crate) fn sync_generate(&self, state: &mut automerge::sync::State) -> Option<Vec<u8>> {
@@ -498,13 +570,15 @@ pub struct HashedChange {
     pub signature: Option<[u8; 64]>,
 }
 
-/// What a change does, as far as the access rules need to know (see [`crate::trust::rules`]).
+/// What a change does, as far as the access rules need to know (see [`crate::pipeline::rules`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ChangeSummary {
     /// The change's hash.
     pub hash: [u8; 32],
     /// The actor (device key bytes) that made it.
     pub actor: Vec<u8>,
+    /// The changes it was built on.
+    pub deps: Vec<[u8; 32]>,
     /// Its operations.
     pub ops: Vec<OpSummary>,
 }
@@ -568,6 +642,7 @@ pub fn inspect_change(bytes: &[u8]) -> Result<ChangeSummary, DocError> {
     Ok(ChangeSummary {
         hash: change.hash().0,
         actor: change.actor_id().to_bytes().to_vec(),
+        deps: change.deps().iter().map(|d| d.0).collect(),
         ops,
     })
 }
@@ -694,6 +769,49 @@ impl Reader<'_> {
             .nested_value(&obj, key)
             .and_then(|value| value.as_str().map(str::to_owned))
     }
+}
+
+/// Items written once under their own keys (journal entries, messages, day-log and access-log
+/// entries), every value of every key: a key that holds two values (two changes wrote it
+/// without seeing each other — an equivocating or modified node) yields both, and is named in
+/// `written_twice`, so no reader silently shows one and hides the other.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Appended<T> {
+    /// Every decoded item, both values of a key written twice included.
+    pub items: Vec<T>,
+    /// Keys whose value this build cannot decode (shown, never dropped).
+    pub unreadable: Vec<String>,
+    /// Keys holding more than one value: an integrity alert.
+    pub written_twice: Vec<String>,
+}
+
+/// Decodes every value under `prefix` keys (see [`Appended`]).
+pub(crate) fn decode_appended<T: for<'de> Deserialize<'de>>(
+    reader: Reader<'_>,
+    prefix: &str,
+) -> Appended<T> {
+    let mut out = Appended {
+        items: Vec::new(),
+        unreadable: Vec::new(),
+        written_twice: Vec::new(),
+    };
+    for key in reader.keys_with_prefix(prefix) {
+        let values = reader.all_str(&key);
+        if values.len() > 1 {
+            out.written_twice.push(key.clone());
+        }
+        let mut bad = values.is_empty();
+        for value in values {
+            match serde_json::from_str::<T>(&value) {
+                Ok(item) => out.items.push(item),
+                Err(_) => bad = true,
+            }
+        }
+        if bad {
+            out.unreadable.push(key);
+        }
+    }
+    out
 }
 
 /// Decodes JSON values stored under `prefix` keys, collecting the keys that fail to decode

@@ -1,24 +1,111 @@
 //! The repo's side of Trust: enrolment, the need rule for local reads, the access log, explicit
 //! access, blocks, purging documents whose need ended, and crypto-shredding.
 
-use std::collections::BTreeSet;
-use std::path::Path;
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::PathBuf;
 
 use rand::RngCore;
 use serde::Serialize;
 
 use super::{Repo, RepoError, STORE_FILE, Transaction};
+use crate::docs::DocumentId;
 use crate::docs::access::{self, Block, ExplicitAccess};
-use crate::docs::{ChangeContext, DocumentId};
-use crate::identity::{KEY_FILE, NodeId, Role};
+use crate::identity::{KEY_FILE, NodeId, PROFILE_FILE, Role};
 use crate::ids::{EntryId, PatientId, StaffId};
 use crate::store::{StoreKey, WITHDRAWN, WITHDRAWN_BLOCKED};
-use crate::time::{Month, Timestamp};
+use crate::time::Timestamp;
 use crate::trust::audit::{self, AccessEvent, AuditAction, AuditEntry, ChainReport};
 use crate::trust::{
-    Certificate, EnrollmentRequest, Grant, NeedPolicy, Revocation, TrustError, need, rules,
+    Certificate, EnrollmentRequest, Grant, NeedPolicy, OrgKey, Revocation, TrustError, need,
     same_subject,
 };
+
+/// What the need gate let through ([`Repo::open_patients`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Gate {
+    /// The patients this node may show.
+    pub shown: BTreeSet<PatientId>,
+    /// The patients held back, and why.
+    pub refused: BTreeMap<PatientId, String>,
+}
+
+impl Gate {
+    /// Whether `patient` may be shown.
+    pub fn shows(&self, patient: &PatientId) -> bool {
+        self.shown.contains(patient)
+    }
+}
+
+/// A read of patient data through the need gate, as it goes: [`Disclosure::admits`] answers
+/// per patient whether it may be shown (the same check as [`Repo::open_patient`]), and
+/// [`Disclosure::finish`] logs one entry naming every patient shown and one naming those held
+/// back. A report or a board asks as it meets each patient, so the log names exactly those it
+/// showed.
+#[derive(Debug)]
+pub struct Disclosure<'a> {
+    repo: &'a Repo,
+    now: Timestamp,
+    action: AuditAction,
+    what: String,
+    gate: Gate,
+    purposes: BTreeSet<String>,
+}
+
+impl Disclosure<'_> {
+    /// Whether `patient` may be shown.
+    pub fn admits(&mut self, patient: &PatientId) -> Result<bool, RepoError> {
+        if self.gate.shows(patient) {
+            return Ok(true);
+        }
+        if self.gate.refused.contains_key(patient) {
+            return Ok(false);
+        }
+        match self.repo.verdict(self.now, patient)? {
+            Ok(purpose) => {
+                self.purposes.insert(purpose);
+                self.gate.shown.insert(patient.clone());
+                Ok(true)
+            }
+            Err(reason) => {
+                self.gate.refused.insert(patient.clone(), reason);
+                Ok(false)
+            }
+        }
+    }
+
+    /// Logs what was shown and held back; returns the verdicts.
+    pub fn finish(self) -> Result<Gate, RepoError> {
+        self.finish_logging(true)
+    }
+
+    /// [`Disclosure::finish`], logging only if `log` (a view refreshed within a minute of the
+    /// same view's last logged read: the dashboard logs a view once a minute, not per refresh).
+    pub fn finish_logging(self, log: bool) -> Result<Gate, RepoError> {
+        if !log {
+            return Ok(self.gate);
+        }
+        let purpose = self.purposes.into_iter().collect::<Vec<_>>().join("; ");
+        let mut event = AccessEvent::new(None, self.action, self.what.clone(), purpose);
+        event.patients = self.gate.shown.iter().cloned().collect();
+        let gate = self.gate;
+        let (now, what) = (self.now, self.what);
+        self.repo.transaction(|tx| {
+            tx.log_access(now, event)?;
+            if !gate.refused.is_empty() {
+                let mut refusal = AccessEvent::new(
+                    None,
+                    AuditAction::Refused,
+                    what,
+                    "no work-related need, or the patient blocks this user".into(),
+                );
+                refusal.patients = gate.refused.keys().cloned().collect();
+                tx.log_access(now, refusal)?;
+            }
+            Ok::<_, RepoError>(())
+        })?;
+        Ok(gate)
+    }
+}
 
 /// A read refused: no work-related need, or the patient blocks this user.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -69,6 +156,7 @@ impl Repo {
             not_after_ms: i64::MIN,
             validity_ms: 0,
             competence: None,
+            explicit_access_max_ms: None,
         }
     }
 
@@ -115,7 +203,10 @@ impl Repo {
         }
         let mut batch = self.store.write()?;
         batch.put_certificate(cert)?;
-        batch.commit()?;
+        crate::pipeline::commit(
+            batch,
+            &crate::pipeline::DeriveContext::of(&self.store, None),
+        )?;
         Ok(())
     }
 
@@ -129,7 +220,10 @@ impl Repo {
         }
         let mut batch = self.store.write()?;
         let new = batch.put_revocation(revocation)?;
-        batch.commit()?;
+        crate::pipeline::commit(
+            batch,
+            &crate::pipeline::DeriveContext::of(&self.store, None),
+        )?;
         Ok(new)
     }
 
@@ -141,56 +235,87 @@ impl Repo {
         patient: &PatientId,
         what: &str,
     ) -> Result<String, RepoError> {
+        let (action, text) = match self.verdict(now, patient)? {
+            Ok(purpose) => (AuditAction::Read, purpose),
+            Err(reason) => (AuditAction::Refused, reason),
+        };
+        self.log_access(
+            now,
+            AccessEvent::new(Some(patient.clone()), action, what.to_owned(), text.clone()),
+        )?;
+        match action {
+            AuditAction::Read => Ok(text),
+            _ => Err(AccessDenied {
+                patient: patient.clone(),
+                reason: text,
+            }
+            .into()),
+        }
+    }
+
+    /// The need gate for patient data leaving in bulk (a list, a board, a report, an export):
+    /// which of `patients` this node may show now — the same check as [`Repo::open_patient`] —
+    /// logged as one entry of `action` naming every patient shown, and one refusal naming those
+    /// held back. Every way patient data leaves a node passes here, through [`Disclosure`], or
+    /// through `open_patient`.
+    pub fn open_patients(
+        &self,
+        now: Timestamp,
+        action: AuditAction,
+        what: &str,
+        patients: impl IntoIterator<Item = PatientId>,
+    ) -> Result<Gate, RepoError> {
+        let mut disclosure = self.disclose(now, action, what);
+        for patient in patients {
+            disclosure.admits(&patient)?;
+        }
+        disclosure.finish()
+    }
+
+    /// Starts a read of many patients through the need gate (see [`Disclosure`]).
+    pub fn disclose(&self, now: Timestamp, action: AuditAction, what: &str) -> Disclosure<'_> {
+        Disclosure {
+            repo: self,
+            now,
+            action,
+            what: what.to_owned(),
+            gate: Gate::default(),
+            purposes: BTreeSet::new(),
+        }
+    }
+
+    /// Whether this node may read `patient` now: `Ok(purpose)` (the need: "care team", "work
+    /// list 2026-11-23", "zone Sone 1"...) or `Err(why not)`.
+    fn verdict(
+        &self,
+        now: Timestamp,
+        patient: &PatientId,
+    ) -> Result<Result<String, String>, RepoError> {
         let grant = self.grant();
         let doc = DocumentId::PatientRecord(patient.clone());
         let reason = need::need_reason(&self.store, now.unix_millis(), &grant, &doc)?;
         let withdrawal = self.withdrawal(patient)?;
-        let refusal = if need::blocked(&self.store, &grant, &doc)? || withdrawal == Some(true) {
-            Some(format!(
-                "patient {patient} has blocked access for {} (sperring)",
-                grant
-                    .staff_id
-                    .as_ref()
-                    .map_or("this device", |s| s.as_str())
-            ))
-        } else if withdrawal == Some(false) {
-            Some(format!(
-                "patient {patient} is no longer on this device's work list (the base withdrew it); ask for explicit access with a reason if you must"
-            ))
-        } else if reason.is_none() {
-            Some(format!(
-                "no work-related need for patient {patient}: not on this user's work list, care team or zone. To proceed, ask for explicit access with a reason (`omsyn access {patient} --reason …`); it is logged and reviewed"
-            ))
-        } else {
-            None
-        };
-        if let Some(reason) = refusal {
-            self.log_access(
-                now,
-                AccessEvent {
-                    patient: Some(patient.clone()),
-                    action: AuditAction::Refused,
-                    what: what.to_owned(),
-                    purpose: reason.clone(),
-                },
-            )?;
-            return Err(AccessDenied {
-                patient: patient.clone(),
-                reason,
-            }
-            .into());
-        }
-        let purpose = reason.unwrap_or_default();
-        self.log_access(
-            now,
-            AccessEvent {
-                patient: Some(patient.clone()),
-                action: AuditAction::Read,
-                what: what.to_owned(),
-                purpose: purpose.clone(),
+        Ok(
+            if need::blocked(&self.store, &grant, &doc)? || withdrawal == Some(true) {
+                Err(format!(
+                    "patient {patient} has blocked access for {} (sperring)",
+                    grant
+                        .staff_id
+                        .as_ref()
+                        .map_or("this device", |s| s.as_str())
+                ))
+            } else if withdrawal == Some(false) {
+                Err(format!(
+                    "patient {patient} is no longer on this device's work list (the base withdrew it); ask for explicit access with a reason (`omsyn access ask --patient {patient} --reason …`) if you must"
+                ))
+            } else if let Some(reason) = reason {
+                Ok(reason)
+            } else {
+                Err(format!(
+                    "no work-related need for patient {patient}: not on this user's work list, care team or zone. To proceed, ask for explicit access with a reason (`omsyn access ask --patient {patient} --reason …`); it is logged and reviewed"
+                ))
             },
-        )?;
-        Ok(purpose)
+        )
     }
 
     /// Whether a base withdrew `patient` from this device: `Some(true)` for a block.
@@ -210,12 +335,12 @@ impl Repo {
     ) -> Result<AuditEntry, RepoError> {
         self.log_access(
             now,
-            AccessEvent {
-                patient: None,
-                action: AuditAction::Read,
-                what: what.into(),
-                purpose: format!("{} work", self.profile().role),
-            },
+            AccessEvent::new(
+                None,
+                AuditAction::Read,
+                what.into(),
+                format!("{} work", self.profile().role),
+            ),
         )
     }
 
@@ -240,7 +365,7 @@ impl Repo {
                     entries
                         .into_iter()
                         .map(|e| e.entry)
-                        .filter(|e| patient.is_none() || e.patient.as_ref() == patient),
+                        .filter(|e| patient.is_none_or(|p| e.concerns(p))),
                 );
             }
         }
@@ -268,37 +393,49 @@ impl Repo {
                     purpose: "documentation".into(),
                     flagged: false,
                     author,
+                    patients: Vec::new(),
+                    anchor: None,
                 });
             }
         }
         Ok(out)
     }
 
-    /// Checks every node's access-log chain held here.
+    /// Checks every node's access-log chain held here, and every base's receipts of the logs
+    /// it received against those logs (a rewrite, truncation or rollback after a base saw it).
     pub fn verify_audit(&self) -> Result<Vec<ChainReport>, RepoError> {
-        let mut reports = Vec::new();
-        let mut nodes: BTreeSet<NodeId> = BTreeSet::new();
-        let ids = self.store.doc_ids("audit/")?;
-        for id in &ids {
-            if let DocumentId::Audit(node, _) = id {
-                nodes.insert(*node);
+        let mut chains: BTreeMap<NodeId, (Vec<audit::SignedAuditEntry>, Vec<String>)> =
+            BTreeMap::new();
+        for id in self.store.doc_ids("audit/")? {
+            let DocumentId::Audit(node, _) = &id else {
+                continue;
+            };
+            if let Some((entries, bad)) = self.store.with_doc(&id, audit::read)? {
+                let chain = chains.entry(*node).or_default();
+                chain.0.extend(entries);
+                chain.1.extend(bad.into_iter().map(|k| format!("{id}:{k}")));
             }
         }
-        for node in nodes {
-            let mut entries = Vec::new();
-            let mut unreadable = Vec::new();
-            for id in ids
-                .iter()
-                .filter(|id| matches!(id, DocumentId::Audit(n, _) if *n == node))
-            {
-                if let Some((e, bad)) = self.store.with_doc(id, audit::read)? {
-                    entries.extend(e);
-                    unreadable.extend(bad.into_iter().map(|k| format!("{id}:{k}")));
-                }
-            }
-            reports.push(audit::verify_chain(node, &entries, &unreadable));
-        }
-        Ok(reports)
+        let receipts: Vec<AuditEntry> = chains
+            .values()
+            .flat_map(|(entries, _)| entries.iter().map(|e| e.entry.clone()))
+            .filter(|e| e.anchor.is_some())
+            .collect();
+        let entries: BTreeMap<NodeId, Vec<audit::SignedAuditEntry>> = chains
+            .iter()
+            .map(|(node, (entries, _))| (*node, entries.clone()))
+            .collect();
+        let mut anchored = audit::verify_anchors(&receipts, &entries);
+        Ok(chains
+            .into_iter()
+            .map(|(node, (entries, unreadable))| {
+                let mut report = audit::verify_chain(node, &entries, &unreadable);
+                report
+                    .problems
+                    .extend(anchored.remove(&node).unwrap_or_default());
+                report
+            })
+            .collect())
     }
 
     /// Explicit accesses recorded in the records held here (at a base: for review).
@@ -360,12 +497,12 @@ impl Repo {
                 tx.batch.remove_patient(patient)?;
                 tx.log_access(
                     now,
-                    AccessEvent {
-                        patient: Some(patient.clone()),
-                        action: AuditAction::Purge,
-                        what: "all documents".into(),
-                        purpose: "need ended or access blocked".into(),
-                    },
+                    AccessEvent::new(
+                        Some(patient.clone()),
+                        AuditAction::Purge,
+                        "all documents".into(),
+                        "need ended or access blocked".into(),
+                    ),
                 )?;
             }
             Ok::<_, RepoError>(())
@@ -399,28 +536,52 @@ impl Repo {
         Ok(true)
     }
 
-    /// Crypto-shreds this node (it was revoked): destroys the store key file, so the store can
-    /// never be decrypted, then removes the store and the node key. With a host-supplied key the
-    /// host must destroy its copy too (the mobile bindings tell the app).
-    pub fn shred(self) -> std::io::Result<()> {
-        let dir = self.dir.clone();
-        drop(self);
-        shred_data_dir(&dir)
+    /// Wipes this node (it was revoked): destroys everything that can decrypt its store or sign
+    /// for it — the store key (in the data directory, or the file the host gave by path), the
+    /// node key, the organisation key a base holds — by overwriting and removing each, then
+    /// removes the store and the node's profile, so the directory is one `omsyn init` can start
+    /// from. Safe while the store is still open in the process: without the key, nothing left
+    /// on disk can be decrypted. A key the host keeps itself (the mobile keystore) the host must
+    /// destroy: the bindings tell the app. Returns the files destroyed.
+    pub fn wipe(&self) -> std::io::Result<Vec<PathBuf>> {
+        let mut secrets = vec![
+            StoreKey::path(&self.dir),
+            self.dir.join(KEY_FILE),
+            OrgKey::path(&self.dir),
+        ];
+        secrets.extend(self.key_files.iter().cloned());
+        let mut destroyed = Vec::new();
+        for path in secrets {
+            if path.exists() {
+                StoreKey::shred_file(&path)?;
+                destroyed.push(path);
+            }
+        }
+        for name in [STORE_FILE, PROFILE_FILE] {
+            let path = self.dir.join(name);
+            match std::fs::remove_file(&path) {
+                Ok(()) => destroyed.push(path),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(destroyed)
     }
-}
 
-/// Crypto-shreds the node in `dir`: overwrites and removes the store key file, then removes the
-/// store and the node key. Safe while the store is still open elsewhere in the process: without
-/// the key, nothing left on disk can be decrypted.
-pub fn shred_data_dir(dir: &Path) -> std::io::Result<()> {
-    StoreKey::shred_file(&StoreKey::path(dir))?;
-    for name in [STORE_FILE, KEY_FILE] {
-        match std::fs::remove_file(dir.join(name)) {
-            Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
-            _ => {}
+    /// Who appends to this node's access log, and with which key.
+    pub(crate) fn logger(&self) -> crate::pipeline::Logger<'_> {
+        crate::pipeline::Logger {
+            author: self.author(),
+            zone: self.profile().zone.clone(),
+            key: &self.identity.key,
         }
     }
-    Ok(())
+
+    /// Remembers a file outside the data directory that holds this node's store key (the host
+    /// gave it by path), so a wipe destroys it too.
+    pub fn add_key_file(&mut self, path: PathBuf) {
+        self.key_files.push(path);
+    }
 }
 
 impl Transaction<'_> {
@@ -430,47 +591,7 @@ impl Transaction<'_> {
         now: Timestamp,
         event: AccessEvent,
     ) -> Result<AuditEntry, RepoError> {
-        let me = self.repo.id();
-        let head = self.audit_head()?;
-        let ctx = ChangeContext {
-            author: self.repo.author(),
-            entered_at: now,
-        };
-        let zone = self.repo.profile().zone.clone();
-        let doc = self.batch.doc(&audit::doc_id(me, now.day().month()))?;
-        Ok(audit::append(
-            doc,
-            &ctx,
-            &self.repo.identity.key,
-            zone,
-            head.as_ref(),
-            event,
-        )?)
-    }
-
-    fn audit_head(&mut self) -> Result<Option<AuditEntry>, RepoError> {
-        let me = self.repo.id();
-        let mut months: BTreeSet<Month> = self
-            .repo
-            .store
-            .doc_ids(&format!("audit/{me}/"))?
-            .iter()
-            .filter_map(DocumentId::month)
-            .collect();
-        months.extend(
-            self.batch
-                .touched()
-                .filter(|id| matches!(id, DocumentId::Audit(n, _) if *n == me))
-                .filter_map(DocumentId::month),
-        );
-        for month in months.into_iter().rev() {
-            if let Some(doc) = self.batch.existing(&audit::doc_id(me, month))?
-                && let Some(head) = audit::chain_head(&[doc])
-            {
-                return Ok(Some(head));
-            }
-        }
-        Ok(None)
+        Ok(self.repo.logger().append(&mut self.batch, now, event)?)
     }
 
     /// Adds or removes a staff member from the patient's care team (base only).
@@ -535,12 +656,12 @@ impl Transaction<'_> {
         let access = access::explicit_access(doc, &ctx, rng, reason, until)?;
         self.log_access(
             now,
-            AccessEvent {
-                patient: Some(patient.clone()),
-                action: AuditAction::ExplicitAccess,
-                what: "explicit access".into(),
-                purpose: reason.to_owned(),
-            },
+            AccessEvent::new(
+                Some(patient.clone()),
+                AuditAction::ExplicitAccess,
+                "explicit access".into(),
+                reason.to_owned(),
+            ),
         )?;
         Ok(access)
     }
@@ -555,17 +676,9 @@ impl Transaction<'_> {
     /// if a rule fails. (Writes are logged by the changes themselves: see `Repo::audit_entries`.)
     pub(super) fn finish(mut self) -> Result<(), RepoError> {
         let grant = self.repo.grant();
-        let touched: Vec<DocumentId> = self.batch.touched().cloned().collect();
-        for id in &touched {
-            let Some(doc) = self.batch.loaded(id) else {
-                continue;
-            };
-            for change in doc.unsaved_raw_changes() {
-                let summary = crate::docs::inspect_change(&change)?;
-                rules::authorize(id, &summary, &grant).map_err(RepoError::Unauthorized)?;
-            }
-        }
-        self.batch.commit()?;
+        crate::pipeline::check_local(&mut self.batch, &grant).map_err(RepoError::Unauthorized)?;
+        let derive = crate::pipeline::DeriveContext::of(&self.repo.store, self.now_ms);
+        crate::pipeline::commit(self.batch, &derive)?;
         Ok(())
     }
 }

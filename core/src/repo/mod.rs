@@ -16,7 +16,7 @@ use std::path::{Path, PathBuf};
 use rand::RngCore;
 use serde::Serialize;
 
-pub use access::{AccessDenied, EXPLICIT_ACCESS_MS, PurgeReport, shred_data_dir};
+pub use access::{AccessDenied, Disclosure, EXPLICIT_ACCESS_MS, Gate, PurgeReport};
 pub use devices::{DeviceReport, DoseEventKind};
 pub use repair::{RepairReport, RepairedDocument};
 pub use tx::Transaction;
@@ -29,14 +29,17 @@ use crate::docs::journal::{self, Entry, MissedReason};
 use crate::docs::messages::{self, Attachment, Message, Recipient};
 use crate::docs::plan::{self, NewVisit, Visit, VisitChange, VisitKind};
 use crate::docs::record::{self, PatientField, PatientRecord};
-use crate::docs::{Author, DocError, DocKind, Document, DocumentId};
+use crate::docs::{Author, DocError, DocKind, DocumentId};
 use crate::exchange::{self, ExchangeError};
 use crate::identity::{Identity, IdentityError, NodeId, NodeProfile, Role};
 use crate::ids::{ContactId, EntryId, FlagId, MedicationId, PatientId, TiltakId, VisitId};
+use crate::pipeline;
 use crate::store::{
     KeyError, OpenError, Store, StoreError, StoreKey, StoreKeys, WriteBatch, kind_prefix,
 };
+use crate::sync::wire::SignedChange;
 use crate::time::{Day, Timestamp};
+use crate::trust::audit::AuditAction;
 
 /// Generates a [`Repo`] method per [`Transaction`] method that runs it as a transaction of its own,
 /// so a single write needs no closure while batches use [`Repo::transaction`].
@@ -106,6 +109,15 @@ pub enum RepoError {
     Trust(#[from] crate::trust::TrustError),
 }
 
+impl From<crate::pipeline::LogError> for RepoError {
+    fn from(e: crate::pipeline::LogError) -> Self {
+        match e {
+            crate::pipeline::LogError::Store(e) => RepoError::Store(e),
+            crate::pipeline::LogError::Doc(e) => RepoError::Doc(e),
+        }
+    }
+}
+
 /// A tiltak to add to a patient's care plan.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NewTiltak {
@@ -161,6 +173,8 @@ pub struct Repo {
     identity: Identity,
     store: Store,
     dir: PathBuf,
+    /// Files outside `dir` that hold the store key (see [`Repo::wipe`]).
+    key_files: Vec<PathBuf>,
 }
 
 impl Repo {
@@ -211,11 +225,22 @@ impl Repo {
             signer: identity.key.clone(),
             data: key.clone(),
         };
-        let store = Store::open(&dir.join(STORE_FILE), &keys, random_epoch(rng))?;
+        let path = dir.join(STORE_FILE);
+        let store = Store::open(&path, &keys, random_epoch(rng))?;
+        // After a migration, the change pipeline derives every index again from the documents.
+        let rederived = store.needs_rederive().and_then(|needed| match needed {
+            true => pipeline::rederive_all(&store, &pipeline::DeriveContext::of(&store, None)),
+            false => Ok(()),
+        });
+        rederived.map_err(|e| OpenError::Corrupt {
+            path,
+            reason: format!("deriving its indexes again after a migration: {e}"),
+        })?;
         Ok(Repo {
             identity,
             store,
             dir: dir.to_owned(),
+            key_files: Vec::new(),
         })
     }
 
@@ -230,6 +255,7 @@ impl Repo {
             identity,
             store,
             dir: PathBuf::new(),
+            key_files: Vec::new(),
         })
     }
 
@@ -286,6 +312,7 @@ impl Repo {
             repo: self,
             batch,
             new_visits: HashMap::new(),
+            now_ms: None,
         };
         let out = f(&mut tx)?;
         tx.finish()?;
@@ -414,9 +441,9 @@ impl Repo {
         unreadable.extend(bad);
         let mut all_messages = Vec::new();
         for id in self.store.doc_ids(&format!("messages/{patient}/"))? {
-            if let Some((m, bad)) = self.store.with_doc(&id, messages::read)? {
-                all_messages.extend(m);
-                unreadable.extend(bad.into_iter().map(|k| format!("{id}:{k}")));
+            if let Some(read) = self.store.with_doc(&id, messages::read)? {
+                all_messages.extend(read.items);
+                unreadable.extend(read.unreadable.into_iter().map(|k| format!("{id}:{k}")));
             }
         }
         Ok(PatientView {
@@ -439,6 +466,27 @@ impl Repo {
     /// Open conflicts, optionally for one patient.
     pub fn conflicts(&self, patient: Option<&PatientId>) -> Result<Vec<Conflict>, RepoError> {
         Ok(self.store.conflicts(patient)?)
+    }
+
+    /// Keeps the `items` whose patient passes the need gate, logged as one read of `what`
+    /// naming them (see [`Repo::open_patients`]): how a list leaves the node.
+    pub fn shown<T>(
+        &self,
+        now: Timestamp,
+        what: &str,
+        items: Vec<T>,
+        patient_of: impl Fn(&T) -> &PatientId,
+    ) -> Result<Vec<T>, RepoError> {
+        let gate = self.open_patients(
+            now,
+            AuditAction::Read,
+            what,
+            items.iter().map(|i| patient_of(i).clone()),
+        )?;
+        Ok(items
+            .into_iter()
+            .filter(|i| gate.shows(patient_of(i)))
+            .collect())
     }
 
     /// When all of `patient`'s documents were last known identical on both sides: per document, the
@@ -476,32 +524,65 @@ impl Repo {
 
     // ----- export / import ------------------------------------------------------------------
 
-    /// Every document (or one patient's), as a portable export file, with every change's
-    /// signature and its authors' certificates, so the importer can verify each one.
-    pub fn export(&self, patient: Option<&PatientId>) -> Result<Vec<u8>, RepoError> {
+    /// The documents this node may take out (all of them, or one patient's), as a portable
+    /// export file: through the need gate ([`Repo::open_patients`]) — a patient without a need,
+    /// or one who blocks this user, is left out — and logged as an export naming every patient
+    /// in it. Each document travels as its changes with their authors' signatures, and the
+    /// authors' certificates, so the importer verifies each one like a peer's.
+    pub fn export(
+        &self,
+        now: Timestamp,
+        patient: Option<&PatientId>,
+    ) -> Result<Vec<u8>, RepoError> {
+        let held: Vec<PatientId> = match patient {
+            Some(p) => vec![p.clone()],
+            None => self.patients()?.into_iter().map(|(p, _)| p).collect(),
+        };
+        let gate = self.open_patients(now, AuditAction::Export, "export file", held)?;
+        if let Some((p, reason)) = patient.and_then(|p| gate.refused.get_key_value(p)) {
+            return Err(AccessDenied {
+                patient: p.clone(),
+                reason: reason.clone(),
+            }
+            .into());
+        }
+        self.export_documents(|id| id.patient().is_none_or(|p| gate.shows(p)))
+    }
+
+    /// Every document this node holds as an export file, with no need check and no access log:
+    /// for the simulator and for tests of merging. Front ends call [`Repo::export`].
+    pub fn export_unchecked(&self, patient: Option<&PatientId>) -> Result<Vec<u8>, RepoError> {
+        self.export_documents(|id| patient.is_none() || id.patient() == patient)
+    }
+
+    fn export_documents(
+        &self,
+        include: impl Fn(&DocumentId) -> bool,
+    ) -> Result<Vec<u8>, RepoError> {
         let mut out = exchange::Exchange::default();
         let mut authors = std::collections::BTreeSet::new();
         for id in self.store.doc_ids("")? {
-            if patient.is_some() && id.patient() != patient {
+            if !include(&id) {
                 continue;
             }
-            let Some((bytes, changes)) = self.store.with_doc(&id, |d| {
-                (d.clone().save(), d.clone().hashed_changes_since(&[]))
-            })?
-            else {
+            let Some(changes) = self.store.with_doc(&id, |d| d.hashed_changes_since(&[]))? else {
                 continue;
             };
-            for change in &changes {
-                if let Some(signature) = change.signature {
-                    out.signatures.push((change.hash, signature));
-                }
+            let mut signed = Vec::with_capacity(changes.len());
+            for change in changes {
                 if let Ok(bytes) = <[u8; 32]>::try_from(change.actor.as_slice())
                     && let Ok(node) = NodeId::from_bytes(bytes)
                 {
                     authors.insert(node);
                 }
+                // A change held without a signature (written by another node before format 3)
+                // goes out unsigned: the importer refuses it, and says so.
+                signed.push(SignedChange {
+                    bytes: change.bytes,
+                    signature: change.signature.unwrap_or([0; 64]),
+                });
             }
-            out.docs.push((id, bytes));
+            out.docs.push((id, signed));
         }
         for node in authors {
             if let Some(cert) = self.store.certificate(&node)? {
@@ -511,106 +592,75 @@ impl Repo {
         Ok(exchange::encode(&out))
     }
 
-    /// Merges an export file into this node, all or nothing. Every change new to this node is
-    /// verified like one received from a peer (signature, author's certificate, revocation,
-    /// role rules); one that fails refuses the whole file.
-    pub fn import(&self, bytes: &[u8]) -> Result<ImportSummary, RepoError> {
+    /// Records an author's two changes numbered alike in this node's own log, in a write of its
+    /// own (the write that met them was refused whole).
+    fn log_equivocation(
+        &self,
+        now: Timestamp,
+        equivocation: &pipeline::Equivocation,
+    ) -> Result<(), RepoError> {
+        let mut batch = self.store.write()?;
+        pipeline::log_equivocation(&mut batch, now, equivocation)?;
+        let derive = pipeline::DeriveContext::of(&self.store, Some(now.unix_millis()));
+        pipeline::commit(batch, &derive)?;
+        Ok(())
+    }
+
+    /// Merges an export file into this node, all or nothing. Every change new to this node goes
+    /// through the change pipeline like one received from a peer (signature, author's
+    /// certificate, revocation, the rules against the document it lands in); one that fails
+    /// refuses the whole file. `now` is this node's clock.
+    pub fn import(&self, now: Timestamp, bytes: &[u8]) -> Result<ImportSummary, RepoError> {
         let incoming = exchange::decode(bytes)?;
         let org = self.certificate()?.map(|c| c.grant().org);
-        let mut certificates = std::collections::BTreeMap::new();
+        let mut carried = std::collections::BTreeMap::new();
         for bytes in &incoming.certificates {
             let cert = crate::trust::Certificate::from_bytes(bytes)?;
             if Some(cert.grant().org) == org {
-                certificates.insert(cert.node(), cert);
+                carried.insert(cert.node(), cert);
             }
         }
-        let signatures: std::collections::BTreeMap<[u8; 32], [u8; 64]> =
-            incoming.signatures.iter().copied().collect();
-        // Validate every document and change before touching the store: nothing is half-imported.
-        let mut loaded = Vec::with_capacity(incoming.docs.len());
-        for (id, data) in incoming.docs {
-            let mut doc = Document::load(id.clone(), &data, self.id())?;
-            let held: Vec<[u8; 32]> = self
-                .store
-                .with_doc(&id, |d| d.head_hashes())?
-                .unwrap_or_default();
-            for change in doc.hashed_changes_since(&held) {
-                if self
-                    .store
-                    .with_doc(&id, |d| d.has_change(&change.hash))?
-                    .unwrap_or(false)
-                {
-                    continue;
-                }
-                let signature = signatures.get(&change.hash).ok_or_else(|| {
-                    RepoError::Unauthorized(format!(
-                        "a change of {id} in the file carries no signature; nothing was imported"
-                    ))
-                })?;
-                let mut authors = ImportAuthors {
-                    repo: self,
-                    certificates: &certificates,
-                };
-                let hash = crate::trust::verify_change(&id, &change.bytes, signature, &mut authors)
-                    .map_err(|reason| {
-                        RepoError::Unauthorized(format!("{reason}; nothing was imported"))
-                    })?;
-                doc.add_signature(hash, *signature);
-            }
-            loaded.push(doc);
-        }
+        let own = self.grant();
         let mut summary = ImportSummary {
-            documents: loaded.len(),
+            documents: incoming.docs.len(),
             ..ImportSummary::default()
         };
         let mut batch: WriteBatch<'_> = self.store.write()?;
-        for cert in certificates.values() {
+        for cert in carried.values() {
             batch.put_certificate(cert)?;
         }
-        for mut doc in loaded {
-            let id = doc.id().clone();
-            let existing = batch.existing(&id)?.is_some();
-            if !existing {
+        for (id, changes) in incoming.docs {
+            let existed = batch.existing(&id)?.is_some();
+            let mut authors = pipeline::WriteAuthors {
+                batch: &mut batch,
+                carried: &carried,
+                own: &own,
+            };
+            let admitted = match pipeline::admit(&mut authors, &id, changes, now.unix_millis()) {
+                Ok(admitted) => admitted,
+                Err(refusal) => {
+                    drop(batch);
+                    if let Some(equivocation) = &refusal.equivocation {
+                        self.log_equivocation(now, equivocation)?;
+                    }
+                    return Err(RepoError::Unauthorized(format!(
+                        "{refusal}; nothing was imported"
+                    )));
+                }
+            };
+            if admitted.lacks_dependencies {
+                return Err(RepoError::Unauthorized(format!(
+                    "{id}: the file lacks changes its changes build on; nothing was imported"
+                )));
+            }
+            if !existed && !admitted.applied.is_empty() {
                 summary.new_documents += 1;
             }
-            summary.new_changes += batch.doc(&id)?.merge(&mut doc)?;
+            summary.new_changes += admitted.applied.len();
         }
-        batch.commit()?;
+        let derive = pipeline::DeriveContext::of(&self.store, Some(now.unix_millis()));
+        pipeline::commit(batch, &derive)?;
         Ok(summary)
-    }
-}
-
-/// Change authors for an import: certificates from the file (already checked to be of this
-/// node's organisation) and from the store, revocations from the store.
-struct ImportAuthors<'a> {
-    repo: &'a Repo,
-    certificates: &'a std::collections::BTreeMap<NodeId, crate::trust::Certificate>,
-}
-
-impl crate::trust::Authors for ImportAuthors<'_> {
-    fn grant(&mut self, node: &NodeId) -> Result<Option<crate::trust::Grant>, String> {
-        if let Some(cert) = self.certificates.get(node) {
-            return Ok(Some(cert.grant().clone()));
-        }
-        if *node == self.repo.id() {
-            // Its own changes: this node's grant, enrolled or not.
-            return Ok(Some(self.repo.grant()));
-        }
-        let cert = self
-            .repo
-            .store
-            .certificate(node)
-            .map_err(|e| e.to_string())?;
-        Ok(cert.map(|c| c.grant().clone()))
-    }
-
-    fn revoked(&mut self, node: &NodeId) -> Result<bool, String> {
-        Ok(self
-            .repo
-            .store
-            .revocation(node)
-            .map_err(|e| e.to_string())?
-            .is_some())
     }
 }
 

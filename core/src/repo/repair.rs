@@ -64,10 +64,10 @@ fn repair_event(found: &Damage, remade: &[(String, String)]) -> AccessEvent {
         .iter()
         .map(|(old, new)| format!("{} as {}", &old[..12], &new[..12]))
         .collect();
-    AccessEvent {
-        patient: found.doc.patient().cloned(),
-        action: AuditAction::Repair,
-        what: format!("{}: made again {}", found.doc, changes.join(", ")),
-        purpose: "store repair: two writes had been given one change number".into(),
-    }
+    AccessEvent::new(
+        found.doc.patient().cloned(),
+        AuditAction::Repair,
+        format!("{}: made again {}", found.doc, changes.join(", ")),
+        "store repair: two writes had been given one change number".into(),
+    )
 }

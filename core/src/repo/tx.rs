@@ -29,10 +29,13 @@ pub struct Transaction<'a> {
     pub(super) batch: WriteBatch<'a>,
     /// Visits planned in this transaction, not yet in the store's visit index.
     pub(super) new_visits: HashMap<VisitId, DocumentId>,
+    /// The latest clock reading any write of this transaction was given.
+    pub(super) now_ms: Option<i64>,
 }
 
 impl Transaction<'_> {
-    pub(super) fn ctx(&self, now: Timestamp) -> ChangeContext {
+    pub(super) fn ctx(&mut self, now: Timestamp) -> ChangeContext {
+        self.now_ms = self.now_ms.max(Some(now.unix_millis()));
         ChangeContext {
             author: self.repo.author(),
             entered_at: now,
@@ -651,6 +654,11 @@ impl Transaction<'_> {
             ConflictKind::ConcurrentFieldEdit { .. } => Err(RepoError::Invalid(
                 "record-field conflicts are resolved by writing the field".into(),
             )),
+            // Resolved in the journal of the document's month (a message's too).
+            ConflictKind::EntryWrittenTwice { document, .. } => DocumentId::parse(document)
+                .ok()
+                .and_then(|d| d.month())
+                .ok_or_else(|| RepoError::Invalid(format!("{document} has no month"))),
         }
     }
 }

@@ -15,12 +15,15 @@
 
 mod crypt;
 mod repair;
+mod rows;
 mod schema;
 mod tasks;
 mod trust;
 
 pub use crypt::{KeyError, STORE_KEY_FILE, StoreKey};
 pub use repair::Damage;
+pub use rows::{RelationScope, Row};
+use tasks::tasks_place;
 use trust::sealed_value_error;
 pub use trust::{Relation, WITHDRAWN, WITHDRAWN_BLOCKED};
 
@@ -37,13 +40,10 @@ use schema::{
     PEERS, TASKS, VISITS,
 };
 
-use crate::conflict::{self, Conflict};
-use crate::docs::record::PatientField;
-use crate::docs::{DocError, DocKind, Document, DocumentId, journal, plan, record};
-use crate::escalation;
+use crate::conflict::Conflict;
+use crate::docs::{DocError, DocKind, Document, DocumentId};
 use crate::identity::{NodeId, NodeKey};
 use crate::ids::{PatientId, VisitId};
-use crate::time::Month;
 
 /// How many documents the cache keeps. A base's working set for one report is larger, but those
 /// documents are streamed through; the cache only has to hold what is being edited.
@@ -291,8 +291,10 @@ pub struct StoreKeys {
     pub data: StoreKey,
 }
 
-/// Called after every durable commit with the store's new log position.
-pub type CommitHook = Box<dyn Fn(u64) + Send + Sync>;
+/// Called after every durable commit (documents, certificates, revocations, what is withheld;
+/// not a commit of peer knowledge alone) with the store's new log position and the documents
+/// the commit changed.
+pub type CommitHook = Box<dyn Fn(u64, &[DocumentId]) + Send + Sync>;
 
 impl std::fmt::Debug for Store {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -310,6 +312,7 @@ impl Store {
     /// created or migrated now. A wrong key is refused before anything is read or written.
     pub fn open(path: &Path, keys: &StoreKeys, fresh_epoch: [u8; 16]) -> Result<Store, OpenError> {
         let existed = path.exists();
+        refuse_empty(path)?;
         let mut builder = Database::builder();
         builder.set_cache_size(REDB_CACHE_BYTES);
         // A plain open trusts the file: it is fast and independent of the store's size, but redb
@@ -447,7 +450,7 @@ impl Store {
                     .map(u32::from_le_bytes)
                     .map_err(|_| corrupt(&"format version is malformed"))?;
                 match found {
-                    1..=3 => {
+                    1..=4 => {
                         if found == 1 {
                             self.migrate_v1(fresh_epoch).map_err(|e| corrupt(&e))?;
                         }
@@ -456,7 +459,10 @@ impl Store {
                         } else if !self.key_matches().map_err(|e| corrupt(&e))? {
                             return Err(OpenError::WrongKey(path.to_owned()));
                         }
-                        self.migrate_v3().map_err(|e| corrupt(&e))?;
+                        if found <= 3 {
+                            self.migrate_v3().map_err(|e| corrupt(&e))?;
+                        }
+                        self.migrate_v4().map_err(|e| corrupt(&e))?;
                     }
                     FORMAT_VERSION => {
                         if !self.key_matches().map_err(|e| corrupt(&e))? {
@@ -525,6 +531,29 @@ impl Store {
         }
         tx.commit()?;
         Ok(())
+    }
+
+    /// Version 4 → 5: the derived indexes are derived again by the change pipeline (integrity
+    /// alerts, explicit accesses clamped by the receiver's clock) the next time the node opens
+    /// ([`Store::needs_rederive`]).
+    fn migrate_v4(&self) -> Result<(), StoreError> {
+        let tx = self.db.begin_write()?;
+        {
+            let mut meta = tx.open_table(META)?;
+            meta.insert(REDERIVE_KEY, [1u8].as_slice())?;
+            meta.insert("format_version", 5u32.to_le_bytes().as_slice())?;
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Whether the derived indexes must be derived again from the documents (after a migration),
+    /// which the change pipeline does when the node opens.
+    pub fn needs_rederive(&self) -> Result<bool, StoreError> {
+        self.contain(|| {
+            let read = self.db.begin_read()?;
+            Ok(read.open_table(META)?.get(REDERIVE_KEY)?.is_some())
+        })
     }
 
     fn has_any_table(&self) -> Result<bool, StoreError> {
@@ -801,6 +830,10 @@ impl Store {
                 neutral_only: BTreeSet::new(),
                 durable: true,
                 own_cert_changed: false,
+                derived: false,
+                rederive: BTreeSet::new(),
+                clear_rederive_flag: false,
+                set_aside: BTreeSet::new(),
             })
         })
     }
@@ -846,6 +879,18 @@ fn panic_text(panic: &Box<dyn std::any::Any + Send>) -> String {
         .or_else(|| panic.downcast_ref::<String>().cloned())
         .unwrap_or_else(|| "unknown failure".into());
     format!("damaged store file (redb: {detail})")
+}
+
+/// An existing store file of 0 bytes was truncated (a full disk, a bad copy): it is refused,
+/// never taken for a new store, which would silently lose every patient it held.
+pub(super) fn refuse_empty(path: &Path) -> Result<(), OpenError> {
+    match std::fs::metadata(path) {
+        Ok(meta) if meta.len() == 0 => Err(OpenError::Corrupt {
+            path: path.to_owned(),
+            reason: "the store file is empty (0 bytes): it was truncated. It is not re-created; restore it from a backup, or let the node take its documents from a peer after `omsyn init` in a new directory".into(),
+        }),
+        _ => Ok(()),
+    }
 }
 
 pub(super) fn open_error(path: &Path, e: redb::DatabaseError) -> OpenError {
@@ -1015,6 +1060,15 @@ pub struct WriteBatch<'a> {
     durable: bool,
     /// This batch stores a new certificate of the local node: the cached one goes at commit.
     own_cert_changed: bool,
+    /// The change pipeline handed this write the rows derived from its documents.
+    derived: bool,
+    /// Documents to derive again though unchanged (see [`WriteBatch::rederive_all`]).
+    rederive: BTreeSet<DocumentId>,
+    /// Clear the store's request to derive everything again when this write commits.
+    clear_rederive_flag: bool,
+    /// Documents that do not load, which this write treats as absent (see
+    /// [`WriteBatch::set_aside`]).
+    set_aside: BTreeSet<DocumentId>,
 }
 
 impl std::fmt::Debug for WriteBatch<'_> {
@@ -1025,7 +1079,7 @@ impl std::fmt::Debug for WriteBatch<'_> {
     }
 }
 
-impl WriteBatch<'_> {
+impl<'a> WriteBatch<'a> {
     /// The document to edit, loaded or created empty.
     pub fn doc(&mut self, id: &DocumentId) -> Result<&mut Document, StoreError> {
         let store = self.store;
@@ -1068,10 +1122,19 @@ impl WriteBatch<'_> {
         self.docs.get_mut(id).map(|(doc, _)| doc)
     }
 
+    /// Treats `id` as absent in this write: a damaged document (it does not load) that deriving
+    /// everything again must step around; `omsyn check` reports it.
+    pub fn set_aside(&mut self, id: &DocumentId) {
+        self.set_aside.insert(id.clone());
+    }
+
     /// The document to edit, only if the store holds it.
     pub fn existing(&mut self, id: &DocumentId) -> Result<Option<&mut Document>, StoreError> {
         let store = self.store;
         store.contain(|| {
+            if self.set_aside.contains(id) {
+                return Ok(None);
+            }
             self.neutral_only.remove(id);
             if !self.docs.contains_key(id) {
                 let Some(loaded) = self.load(id)? else {
@@ -1156,6 +1219,23 @@ impl WriteBatch<'_> {
         self.docs.keys()
     }
 
+    /// The store this write goes to.
+    pub fn store(&self) -> &'a Store {
+        self.store
+    }
+
+    /// The local node's key, which signs what this write appends in its name.
+    pub(crate) fn signer(&self) -> &NodeKey {
+        &self.store.signer
+    }
+
+    /// Ids of every stored document whose text form starts with `prefix`, as this write sees
+    /// them (documents it created but has not committed are among [`WriteBatch::touched`]).
+    pub fn doc_ids(&mut self, prefix: &str) -> Result<Vec<DocumentId>, StoreError> {
+        let store = self.store;
+        store.contain(|| doc_ids_with_prefix(&self.tx.open_table(DOCS)?, prefix))
+    }
+
     /// The document as committed, from the cache only if the cached version is the one this
     /// write transaction sees (see [`Cache`]'s invariant), with its version.
     fn load(&mut self, id: &DocumentId) -> Result<Option<(Document, Version)>, StoreError> {
@@ -1168,13 +1248,43 @@ impl WriteBatch<'_> {
         Ok(doc.map(|doc| (doc, version)))
     }
 
-    /// Writes every changed document and the derived indexes, then commits durably.
+    /// The documents this write changed (or was asked to derive again), which the change
+    /// pipeline derives index rows for before it commits.
+    pub fn changed_documents(&self) -> Vec<DocumentId> {
+        self.docs
+            .iter()
+            .filter(|(id, (doc, _))| doc.has_unsaved_changes() || self.rederive.contains(*id))
+            .map(|(id, _)| id.clone())
+            .collect()
+    }
+
+    /// Whether `id` was touched only through [`WriteBatch::doc_for_neutral_append`].
+    pub fn is_neutral_append(&self, id: &DocumentId) -> bool {
+        self.neutral_only.contains(id)
+    }
+
+    /// Records that the rows derived from this write's documents were handed to it
+    /// ([`WriteBatch::put_row`]); [`WriteBatch::commit`] refuses a write that changed documents
+    /// without.
+    pub fn mark_derived(&mut self) {
+        self.derived = true;
+    }
+
+    /// Writes every changed document (signing the local node's new changes) and commits durably,
+    /// with the index rows the change pipeline handed it.
     pub fn commit(mut self) -> Result<(), StoreError> {
         let store = self.store;
         store.contain(|| {
-            let mut dirty_months: BTreeSet<(PatientId, Month)> = BTreeSet::new();
-            let ids: Vec<DocumentId> = self.docs.keys().cloned().collect();
-            for id in &ids {
+            let changed = self.changed_documents();
+            if !changed.is_empty() && !self.derived {
+                // Invariant: every path that changes documents goes through the change pipeline,
+                // which derives before committing; an index left behind would disagree with the
+                // documents for good.
+                return Err(StoreError::Corrupt(
+                    "a write changed documents without deriving their indexes (a bug)".into(),
+                ));
+            }
+            for id in &changed {
                 let Some((doc, version)) = self.docs.get_mut(id) else {
                     continue;
                 };
@@ -1187,45 +1297,9 @@ impl WriteBatch<'_> {
                 *version = Some(bump_seq(&self.tx, &id.to_string())?);
                 // A document change is never left to a non-durable commit.
                 self.durable = true;
-                match id {
-                    DocumentId::PatientRecord(patient) => {
-                        index_record(&self.tx, &store.cipher, patient, doc)?;
-                        trust::index_record_relations(&self.tx, patient, doc)?;
-                    }
-                    DocumentId::VisitPlan(patient, month) => {
-                        index_visits(&self.tx, doc)?;
-                        trust::index_plan_relations(&self.tx, patient, *month, doc)?;
-                        dirty_months.insert((patient.clone(), *month));
-                    }
-                    DocumentId::Journal(patient, month) => {
-                        if !self.neutral_only.contains(id) {
-                            dirty_months.insert((patient.clone(), *month));
-                        }
-                    }
-                    DocumentId::Messages(..) | DocumentId::DayLog(..) | DocumentId::Audit(..) => {}
-                }
             }
-            for (patient, month) in dirty_months {
-                let plan_id = DocumentId::VisitPlan(patient.clone(), month);
-                let journal_id = DocumentId::Journal(patient.clone(), month);
-                let plan = self
-                    .existing(&plan_id)?
-                    .map(|d| plan::read(d))
-                    .unwrap_or_default();
-                let journal = self
-                    .existing(&journal_id)?
-                    .map(|d| journal::read(d))
-                    .unwrap_or_default();
-                let found = conflict::month_conflicts(&patient, &plan, &journal);
-                put_conflicts(
-                    &self.tx,
-                    &store.cipher,
-                    &patient,
-                    &month.to_string(),
-                    &found,
-                )?;
-                let triggers = escalation::month_triggers(&patient, month, &plan, &journal);
-                tasks::put_triggers(&self.tx, &store.cipher, &patient, month, &triggers)?;
+            if self.clear_rederive_flag {
+                self.tx.open_table(META)?.remove(REDERIVE_KEY)?;
             }
             let durability = if self.durable {
                 redb::Durability::Immediate
@@ -1238,13 +1312,14 @@ impl WriteBatch<'_> {
             if self.own_cert_changed {
                 *store.own_cert.lock().unwrap_or_else(|p| p.into_inner()) = None;
             }
-            if let Some(hook) = store
-                .commit_hook
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .as_ref()
+            if self.durable
+                && let Some(hook) = store
+                    .commit_hook
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .as_ref()
             {
-                hook(seq);
+                hook(seq, &changed);
             }
             let mut cache = self.store.lock_cache();
             for (_, (mut doc, version)) in std::mem::take(&mut self.docs) {
@@ -1254,7 +1329,20 @@ impl WriteBatch<'_> {
             Ok(())
         })
     }
+
+    /// Asks for every stored document to be derived again at this write's commit (a store
+    /// whose derived indexes predate this build); the request is cleared when it commits.
+    pub fn rederive_all(&mut self) -> Result<Vec<DocumentId>, StoreError> {
+        let store = self.store;
+        let ids = store.contain(|| doc_ids_with_prefix(&self.tx.open_table(DOCS)?, ""))?;
+        self.rederive.extend(ids.iter().cloned());
+        self.clear_rederive_flag = true;
+        Ok(ids)
+    }
 }
+
+/// The `META` key set while the derived indexes must be derived again by the change pipeline.
+const REDERIVE_KEY: &str = "rederive";
 
 /// Appends the document's unsaved `changes` (whose hashes are `new`) as a chunk, or a snapshot
 /// of the whole document when it is time to compact; signatures go along either way.
@@ -1306,60 +1394,6 @@ fn append_chunk(
         meta.incremental_bytes = incremental;
     }
     docs.insert(key.as_str(), meta.encode().as_slice())?;
-    Ok(())
-}
-
-fn index_record(
-    tx: &WriteTransaction,
-    cipher: &Cipher,
-    patient: &PatientId,
-    doc: &Document,
-) -> Result<(), StoreError> {
-    let Ok(rec) = record::read(doc) else {
-        // A record without its patient key yet (a peer sent a partial document): nothing to index.
-        return Ok(());
-    };
-    let name = rec
-        .field(PatientField::Name)
-        .unwrap_or("(no name)")
-        .to_owned();
-    let sealed = cipher.seal(&name_place(patient), name.as_bytes());
-    tx.open_table(PATIENT_NAMES)?
-        .insert(patient.as_str(), sealed.as_slice())?;
-    put_conflicts(
-        tx,
-        cipher,
-        patient,
-        "record",
-        &conflict::record_conflicts(&rec),
-    )
-}
-
-fn index_visits(tx: &WriteTransaction, doc: &Document) -> Result<(), StoreError> {
-    let mut visits = tx.open_table(VISITS)?;
-    let location = doc.id().to_string();
-    for visit in plan::read(doc).visits {
-        visits.insert(visit.id.as_str(), location.as_str())?;
-    }
-    Ok(())
-}
-
-fn put_conflicts(
-    tx: &WriteTransaction,
-    cipher: &Cipher,
-    patient: &PatientId,
-    scope: &str,
-    found: &[Conflict],
-) -> Result<(), StoreError> {
-    let mut table = tx.open_table(CONFLICTS)?;
-    if found.is_empty() {
-        table.remove((patient.as_str(), scope))?;
-    } else {
-        let json = serde_json::to_vec(found)
-            .map_err(|e| StoreError::Corrupt(format!("encoding conflicts: {e}")))?;
-        let sealed = cipher.seal(&conflict_place(patient.as_str(), scope), &json);
-        table.insert((patient.as_str(), scope), sealed.as_slice())?;
-    }
     Ok(())
 }
 

@@ -103,10 +103,7 @@ impl WriteBatch<'_> {
     /// or is this node's own, replaces the stored document with it: at commit the whole document
     /// is written, the re-made changes signed, and everything derived from it derived again.
     /// Returns what was re-made; `None` (nothing changed) if other nodes' changes do not fit.
-    pub fn repair_document(
-        &mut self,
-        id: &DocumentId,
-    ) -> Result<Option<Vec<Remade>>, StoreError> {
+    pub fn repair_document(&mut self, id: &DocumentId) -> Result<Option<Vec<Remade>>, StoreError> {
         let store = self.store;
         let salvaged = store.contain(|| salvage_from(store, &self.tx.open_table(CHUNKS)?, id))?;
         if !salvaged.set_aside.is_empty() {

@@ -81,6 +81,9 @@ pub(crate) const MAGIC: &[u8] = b"omsyn-store";
 /// epoch and per-peer knowledge for sync (a version-1 store is migrated on open). 3 — encrypts
 /// chunks (each carrying its changes' signatures), names and conflicts with the store key; adds
 /// certificates, revocations, withheld documents and the relations index (a version-2 store is
-/// migrated on open, signing its own node's changes). 4 — adds the escalation index (`tasks`),
-/// derived on open from the journals a version-3 store holds.
-pub const FORMAT_VERSION: u32 = 4;
+/// migrated on open, signing its own node's changes). 4 — adds the escalation index (`tasks`).
+/// 5 — every derived index is derived by the change pipeline (`pipeline::derive`), with integrity
+/// alerts among the conflicts and explicit accesses clamped; migrating sets `META["rederive"]`,
+/// and the node derives everything again when it opens. Migrations from 1–4 leave the indexes
+/// to that step.
+pub const FORMAT_VERSION: u32 = 5;

@@ -3,15 +3,12 @@
 //! conflict index), so listing a base's tasks reads one small table instead of every journal.
 //! Also the format-4 migration, which derives the index for the journals a store already holds.
 
-use redb::{ReadableDatabase, WriteTransaction};
+use redb::ReadableDatabase;
 
-use super::crypt::Cipher;
-use super::schema::{CHUNKS, DOCS, META, OPEN_TASKS, TASKS};
-use super::{Store, StoreError, doc_ids_with_prefix, load_doc, patient_rows};
-use crate::docs::{DocumentId, journal, plan};
-use crate::escalation::{self, EscalationPolicy, Trigger};
+use super::schema::{META, OPEN_TASKS, TASKS};
+use super::{Store, StoreError, patient_rows};
+use crate::escalation::{EscalationPolicy, Trigger};
 use crate::ids::PatientId;
-use crate::time::Month;
 
 impl Store {
     /// The escalation triggers the store holds, optionally for one patient; with `open_only`,
@@ -53,27 +50,12 @@ impl Store {
         })
     }
 
-    /// Version 3 → 4: derive the escalation index for every journal month held. One
-    /// transaction: a crash leaves a version-3 store, migrated again on the next open.
+    /// Version 3 → 4: the escalation index's tables (derived when the node opens, see
+    /// [`Store::needs_rederive`]).
     pub(super) fn migrate_v3(&self) -> Result<(), StoreError> {
         let tx = self.db.begin_write()?;
         tx.open_table(TASKS)?;
         tx.open_table(OPEN_TASKS)?;
-        let journals = doc_ids_with_prefix(&tx.open_table(DOCS)?, "journal/")?;
-        for id in journals {
-            let DocumentId::Journal(patient, month) = &id else {
-                continue;
-            };
-            let chunks = tx.open_table(CHUNKS)?;
-            let load = |id: &DocumentId| load_doc(&chunks, &self.cipher, id, self.actor);
-            let journal = load(&id)?.map(|d| journal::read(&d)).unwrap_or_default();
-            let plan = load(&DocumentId::VisitPlan(patient.clone(), *month))?
-                .map(|d| plan::read(&d))
-                .unwrap_or_default();
-            drop(chunks);
-            let found = escalation::month_triggers(patient, *month, &plan, &journal);
-            put_triggers(&tx, &self.cipher, patient, *month, &found)?;
-        }
         tx.open_table(META)?
             .insert("format_version", 4u32.to_le_bytes().as_slice())?;
         tx.commit()?;
@@ -81,35 +63,7 @@ impl Store {
     }
 }
 
-/// Replaces the index row of one patient-month (removed when it has no triggers).
-pub(super) fn put_triggers(
-    tx: &WriteTransaction,
-    cipher: &Cipher,
-    patient: &PatientId,
-    month: Month,
-    found: &[Trigger],
-) -> Result<(), StoreError> {
-    let month = month.to_string();
-    let key = (patient.as_str(), month.as_str());
-    let mut open = tx.open_table(OPEN_TASKS)?;
-    if found.iter().any(Trigger::is_open) {
-        open.insert(key, ())?;
-    } else {
-        open.remove(key)?;
-    }
-    let mut table = tx.open_table(TASKS)?;
-    if found.is_empty() {
-        table.remove(key)?;
-    } else {
-        let json = serde_json::to_vec(found)
-            .map_err(|e| StoreError::Corrupt(format!("encoding tasks: {e}")))?;
-        let sealed = cipher.seal(&tasks_place(patient.as_str(), &month), &json);
-        table.insert(key, sealed.as_slice())?;
-    }
-    Ok(())
-}
-
-fn tasks_place(patient: &str, month: &str) -> Vec<u8> {
+pub(super) fn tasks_place(patient: &str, month: &str) -> Vec<u8> {
     format!("tasks/{patient}/{month}").into_bytes()
 }
 

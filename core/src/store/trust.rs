@@ -15,10 +15,9 @@ use super::{
     DocMeta, OpenError, Store, StoreError, WriteBatch, conflict_place, doc_ids_with_prefix,
     encode_chunk, name_place, patient_prefixes, patient_rows,
 };
-use crate::docs::{Document, DocumentId, access, plan};
+use crate::docs::{Document, DocumentId};
 use crate::identity::NodeId;
 use crate::ids::PatientId;
-use crate::time::Month;
 use crate::trust::{Certificate, Revocation};
 
 /// One relation of a patient to a staff member or zone (see the `RELATIONS` table).
@@ -48,6 +47,7 @@ impl Store {
         if !path.exists() {
             return Ok(true);
         }
+        super::refuse_empty(path)?;
         let db = redb::Database::open(path).map_err(|e| super::open_error(path, e))?;
         let corrupt = |e: &dyn std::fmt::Display| OpenError::Corrupt {
             path: path.to_owned(),
@@ -139,11 +139,6 @@ impl Store {
             };
             tx.open_table(DOCS)?
                 .insert(key.as_str(), meta.encode().as_slice())?;
-            match &id {
-                DocumentId::PatientRecord(p) => index_record_relations(&tx, p, &doc)?,
-                DocumentId::VisitPlan(p, m) => index_plan_relations(&tx, p, *m, &doc)?,
-                _ => {}
-            }
         }
         let names: Vec<(String, String)> = tx
             .open_table(PATIENTS_V2)?
@@ -557,75 +552,6 @@ fn remove_range<V: redb::Value + 'static>(
         .collect::<Result<_, _>>()?;
     for k in keys {
         table.remove((patient, k.as_str()))?;
-    }
-    Ok(())
-}
-
-/// Re-derives the zone, care-team, block and explicit-access relations of a patient.
-pub(super) fn index_record_relations(
-    tx: &WriteTransaction,
-    patient: &PatientId,
-    doc: &Document,
-) -> Result<(), StoreError> {
-    let facts = access::read(doc);
-    let mut table = tx.open_table(RELATIONS)?;
-    let p = patient.as_str();
-    for prefix in ["zone:", "team:", "block:", "explicit:"] {
-        let end = format!("{prefix}\u{10FFFF}");
-        let old: Vec<String> = table
-            .range((p, prefix)..(p, end.as_str()))?
-            .map(|item| item.map(|(k, _)| k.value().1.to_owned()))
-            .collect::<Result<_, _>>()?;
-        for k in old {
-            table.remove((p, k.as_str()))?;
-        }
-    }
-    if let Some(zone) = &facts.zone {
-        table.insert((p, format!("zone:{zone}").as_str()), 0)?;
-    }
-    for member in facts.team.iter().filter(|m| m.active) {
-        table.insert((p, format!("team:{}", member.staff).as_str()), 0)?;
-    }
-    for block in facts.blocks.iter().filter(|b| b.lifted.is_none()) {
-        table.insert((p, format!("block:{}", block.staff).as_str()), 0)?;
-    }
-    for access in &facts.explicit {
-        let key = format!("explicit:{}", access.staff);
-        let until = table
-            .get((p, key.as_str()))?
-            .map(|v| v.value())
-            .unwrap_or(i64::MIN)
-            .max(access.until_ms);
-        table.insert((p, key.as_str()), until)?;
-    }
-    Ok(())
-}
-
-/// Re-derives the `visit:<staff>:<day>` relations of one patient-month from its plan.
-pub(super) fn index_plan_relations(
-    tx: &WriteTransaction,
-    patient: &PatientId,
-    month: Month,
-    doc: &Document,
-) -> Result<(), StoreError> {
-    let mut table = tx.open_table(RELATIONS)?;
-    let p = patient.as_str();
-    let suffix = format!(":{month}-");
-    let old: Vec<String> = table
-        .range((p, "visit:")..(p, "visit;"))?
-        .map(|item| item.map(|(k, _)| k.value().1.to_owned()))
-        .filter(|k| k.as_ref().map_or(true, |k| k.contains(&suffix)))
-        .collect::<Result<_, _>>()?;
-    for k in old {
-        table.remove((p, k.as_str()))?;
-    }
-    for visit in plan::read(doc).visits {
-        if matches!(visit.status, plan::PlanStatus::Cancelled { .. }) {
-            continue;
-        }
-        for staff in &visit.staff {
-            table.insert((p, format!("visit:{staff}:{}", visit.day()).as_str()), 0)?;
-        }
     }
     Ok(())
 }

@@ -65,6 +65,6 @@ impl PerDocumentSync {
             let state = self.states.entry(id.clone()).or_default();
             batch.doc(&id)?.sync_receive(state, &bytes)?;
         }
-        batch.commit()
+        crate::pipeline::commit(batch, &crate::pipeline::DeriveContext::of(store, None))
     }
 }

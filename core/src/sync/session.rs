@@ -37,6 +37,7 @@ use super::wire::{
 };
 use crate::docs::{self, DocumentId};
 use crate::identity::{NodeId, Role};
+use crate::pipeline;
 use crate::store::{PeerDocState, PeerRecord, Store, StoreError, WriteBatch};
 use crate::trust::{self, Certificate, Grant, Refusal, Revocation};
 
@@ -460,21 +461,7 @@ impl Session {
                         replies.push(Message::Decline { doc });
                         continue;
                     }
-                    if let Err(reason) = self.verify_changes(&mut batch, &doc, &changes) {
-                        self.events.push_back(SyncEvent::RejectedChanges {
-                            doc: doc.clone(),
-                            reason: reason.clone(),
-                        });
-                        replies.push(Message::Reject { doc, reason });
-                        continue;
-                    }
-                    if let (Some(patient), Some(Role::Base)) =
-                        (doc.patient(), self.peer_grant.as_ref().map(|g| g.role))
-                    {
-                        // The base shares the patient again: the need is back.
-                        batch.set_withdrawn(patient, None)?;
-                    }
-                    self.receive_changes(&mut batch, &doc, changes, now_ms, &mut replies)?;
+                    self.receive_changes(store, &mut batch, &doc, changes, now_ms, &mut replies)?;
                 }
                 Message::Offer { doc, heads } => {
                     if !self.permits(store, now_ms, |q| policy.may_accept(q, &doc)) {
@@ -560,8 +547,9 @@ impl Session {
                 }
             }
         }
+        let derive = pipeline::DeriveContext::of(store, Some(now_ms));
         if let Some(message) = peer_error {
-            batch.commit()?;
+            pipeline::commit(batch, &derive)?;
             return Err(SyncError::Peer(message));
         }
         for round in acked_rounds {
@@ -573,7 +561,7 @@ impl Session {
         }
         batch.put_peer(&self.peer, &self.record, false)?;
         // Durable (if any document changed) before any Ack below is sent.
-        batch.commit()?;
+        pipeline::commit(batch, &derive)?;
         for reply in &replies {
             if matches!(reply, Message::Need { .. }) {
                 self.awaiting_peer_round = true;
@@ -633,8 +621,11 @@ impl Session {
         Ok(())
     }
 
+    /// Passes a document's changes through the change pipeline; a refusal is answered with
+    /// `Reject` and leaves nothing of the message behind.
     fn receive_changes(
         &mut self,
+        store: &Store,
         batch: &mut WriteBatch<'_>,
         doc: &DocumentId,
         changes: Vec<SignedChange>,
@@ -642,27 +633,53 @@ impl Session {
         replies: &mut Vec<Message>,
     ) -> Result<(), SyncError> {
         let bytes: u64 = changes.iter().map(|c| c.bytes.len() as u64).sum();
-        let signatures: Vec<[u8; 64]> = changes.iter().map(|c| c.signature).collect();
-        let changes: Vec<Vec<u8>> = changes.into_iter().map(|c| c.bytes).collect();
-        let prior = batch.peer_doc(&self.peer, doc)?;
-        let target = batch.doc(doc)?;
-        let before = target.head_hashes();
-        let infos = target
-            .apply_raw_changes(changes)
-            .map_err(|e| SyncError::Protocol(e.to_string()))?;
-        // Verified before: kept with the changes, to be sent on with them.
-        for (info, signature) in infos.iter().zip(signatures) {
-            target.add_signature(info.hash, signature);
+        let own = store.own_certificate()?.ok_or(Refusal::SelfNotEnrolled)?;
+        let carried = BTreeMap::new();
+        let mut authors = pipeline::WriteAuthors {
+            batch,
+            carried: &carried,
+            own: own.grant(),
+        };
+        let admitted = match pipeline::admit(&mut authors, doc, changes, now_ms) {
+            Ok(admitted) => admitted,
+            Err(refusal) => {
+                if let (Some(equivocation), Some(now)) = (
+                    &refusal.equivocation,
+                    crate::time::Timestamp::from_unix_millis(now_ms),
+                ) {
+                    pipeline::log_equivocation(batch, now, equivocation)
+                        .map_err(|e| SyncError::Protocol(e.to_string()))?;
+                }
+                self.events.push_back(SyncEvent::RejectedChanges {
+                    doc: doc.clone(),
+                    reason: refusal.reason.clone(),
+                });
+                replies.push(Message::Reject {
+                    doc: doc.clone(),
+                    reason: refusal.reason,
+                });
+                return Ok(());
+            }
+        };
+        if let (Some(patient), Some(Role::Base)) =
+            (doc.patient(), self.peer_grant.as_ref().map(|g| g.role))
+        {
+            // The base shares the patient again: the need is back.
+            batch.set_withdrawn(patient, None)?;
         }
-        let after = target.head_hashes();
-        let lacks = target.lacks_dependencies();
         self.stats.change_bytes_received += bytes;
         self.stats.docs_received += 1;
-        if before != after {
+        if !admitted.applied.is_empty() {
             self.events
                 .push_back(SyncEvent::DocumentChanged(doc.clone()));
         }
+        let prior = batch.peer_doc(&self.peer, doc)?;
+        let after = batch
+            .existing(doc)?
+            .map(|d| d.head_hashes())
+            .unwrap_or_default();
         // The peer holds everything it sent, plus what it was known to hold: the tips of both.
+        let infos = &admitted.applied;
         let superseded: BTreeSet<Hash> =
             infos.iter().flat_map(|i| i.deps.iter().copied()).collect();
         let mut heads: BTreeSet<Hash> = infos.iter().map(|i| i.hash).collect();
@@ -676,7 +693,7 @@ impl Session {
             &after,
             now_ms,
         )?;
-        if lacks {
+        if admitted.lacks_dependencies {
             replies.push(Message::Need {
                 doc: doc.clone(),
                 heads: after,
@@ -848,7 +865,7 @@ impl Session {
             for doc in &withhold {
                 batch.set_withheld(&self.peer, doc, true)?;
             }
-            batch.commit()?;
+            pipeline::commit(batch, &pipeline::DeriveContext::of(store, Some(now_ms)))?;
         }
         // The first round, and answers to the peer, always end with PushDone: that is how the
         // other side learns a request was served. Live rounds with nothing in them are not sent.
@@ -1081,38 +1098,6 @@ impl Session {
             batch.put_certificate(&cert)?;
         }
         Ok(())
-    }
-
-    /// Checks every change of a `Changes` message: a valid signature by a certified, unrevoked
-    /// node of our organisation, and the rules for its role.
-    fn verify_changes(
-        &mut self,
-        batch: &mut WriteBatch<'_>,
-        doc: &DocumentId,
-        changes: &[SignedChange],
-    ) -> Result<(), String> {
-        for change in changes {
-            let mut authors = BatchAuthors { batch };
-            trust::verify_change(doc, &change.bytes, &change.signature, &mut authors)?;
-        }
-        Ok(())
-    }
-}
-
-/// Change authors as known to the store, including what the current batch received (a write
-/// transaction reads everything committed before it, plus its own writes).
-struct BatchAuthors<'a, 'b> {
-    batch: &'a mut WriteBatch<'b>,
-}
-
-impl trust::Authors for BatchAuthors<'_, '_> {
-    fn grant(&mut self, node: &NodeId) -> Result<Option<Grant>, String> {
-        let cert = self.batch.certificate(node).map_err(|e| e.to_string())?;
-        Ok(cert.map(|c| c.grant().clone()))
-    }
-
-    fn revoked(&mut self, node: &NodeId) -> Result<bool, String> {
-        self.batch.revoked(node).map_err(|e| e.to_string())
     }
 }
 

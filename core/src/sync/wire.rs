@@ -336,31 +336,32 @@ pub struct FrameDecoder {
 
 impl FrameDecoder {
     /// Adds received bytes; complete frames become available from [`FrameDecoder::next_frame`].
+    /// Each frame is copied out once; the bytes after the last complete frame are moved to the
+    /// front once per call, not once per frame (a buffer of many small frames costs its length,
+    /// not its length squared).
     pub fn push(&mut self, bytes: &[u8]) -> Result<(), DecodeError> {
         self.buffer.extend_from_slice(bytes);
-        loop {
-            if self.buffer.len() < FRAME_HEADER_BYTES {
-                return Ok(());
-            }
-            let len = u32::from_le_bytes([
-                self.buffer[0],
-                self.buffer[1],
-                self.buffer[2],
-                self.buffer[3],
-            ]) as usize;
+        let mut at = 0;
+        let result = loop {
+            let rest = &self.buffer[at..];
+            let Some(header) = rest.get(..FRAME_HEADER_BYTES) else {
+                break Ok(());
+            };
+            let len = u32::from_le_bytes([header[0], header[1], header[2], header[3]]) as usize;
             if len > MAX_FRAME_BYTES {
-                return Err(DecodeError::Oversized(len));
+                break Err(DecodeError::Oversized(len));
             }
             if len == 0 {
-                return Err(DecodeError::Invalid("empty frame"));
+                break Err(DecodeError::Invalid("empty frame"));
             }
-            if self.buffer.len() < FRAME_HEADER_BYTES + len {
-                return Ok(());
-            }
-            let rest = self.buffer.split_off(FRAME_HEADER_BYTES + len);
-            let frame = std::mem::replace(&mut self.buffer, rest);
-            self.frames.push_back(frame[FRAME_HEADER_BYTES..].to_vec());
-        }
+            let Some(frame) = rest.get(FRAME_HEADER_BYTES..FRAME_HEADER_BYTES + len) else {
+                break Ok(());
+            };
+            self.frames.push_back(frame.to_vec());
+            at += FRAME_HEADER_BYTES + len;
+        };
+        self.buffer.drain(..at);
+        result
     }
 
     /// The next complete frame's payload.

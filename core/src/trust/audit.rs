@@ -13,7 +13,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::docs::{Author, ChangeContext, DocError, Document, DocumentId, decode_entries};
+use crate::docs::{Author, ChangeContext, DocError, Document, DocumentId, decode_appended};
 use crate::identity::{NodeId, NodeKey};
 use crate::ids::PatientId;
 use crate::time::{Month, Timestamp};
@@ -36,6 +36,14 @@ pub enum AuditAction {
     Purge,
     /// The device rebuilt a damaged document, making some of its own changes again.
     Repair,
+    /// A base received another node's access log up to an entry (see [`Anchor`]).
+    Receipt,
+    /// A base received a write to a patient by a node it knows no need of (kept: documentation
+    /// is never refused; flagged for review).
+    WriteWithoutNeed,
+    /// A node sent a change numbered like one it had made before, unlike it: refused, and
+    /// recorded against that node (see [`Anchor`]: the node, the number, the refused change).
+    Equivocation,
 }
 
 impl AuditAction {
@@ -49,6 +57,9 @@ impl AuditAction {
             AuditAction::Refused => "refused",
             AuditAction::Purge => "purge",
             AuditAction::Repair => "repair",
+            AuditAction::Receipt => "receipt",
+            AuditAction::WriteWithoutNeed => "write-without-need",
+            AuditAction::Equivocation => "equivocation",
         }
     }
 }
@@ -58,12 +69,48 @@ impl AuditAction {
 pub struct AccessEvent {
     /// The patient, if the access concerns one.
     pub patient: Option<PatientId>,
+    /// Every patient a read of many showed at once (a work list, a board, a report).
+    pub patients: Vec<PatientId>,
     /// What was done.
     pub action: AuditAction,
     /// What was accessed ("record", "journal 2026-11", "work list 2026-11-23").
     pub what: String,
     /// Why: the purpose (work list, care team, explicit access reason...).
     pub purpose: String,
+    /// For a base's receipt of another node's log: what it received.
+    pub anchor: Option<Anchor>,
+}
+
+impl AccessEvent {
+    /// An event about one patient (or none).
+    pub fn new(
+        patient: Option<PatientId>,
+        action: AuditAction,
+        what: String,
+        purpose: String,
+    ) -> AccessEvent {
+        AccessEvent {
+            patient,
+            patients: Vec::new(),
+            action,
+            what,
+            purpose,
+            anchor: None,
+        }
+    }
+}
+
+/// A base's receipt of another node's access log: the entry it had received last, by number
+/// and hash. Kept in the base's own signed chain, so a later rewrite, truncation or rollback of
+/// anything up to that entry is detected by [`verify_anchors`] wherever both logs are held.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Anchor {
+    /// The node whose log was received.
+    pub node: NodeId,
+    /// Its last entry received.
+    pub seq: u64,
+    /// That entry's hash (hex).
+    pub hash: String,
 }
 
 /// One signed link of a node's chain.
@@ -89,6 +136,19 @@ pub struct AuditEntry {
     pub purpose: String,
     /// Flagged for review at the base (explicit accesses, refusals).
     pub flagged: bool,
+    /// Every patient a read of many showed (absent in entries of one patient or none).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub patients: Vec<PatientId>,
+    /// A base's receipt of another node's log (absent in every other entry).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub anchor: Option<Anchor>,
+}
+
+impl AuditEntry {
+    /// Whether the entry concerns `patient` (alone, or among the patients a list showed).
+    pub fn concerns(&self, patient: &PatientId) -> bool {
+        self.patient.as_ref() == Some(patient) || self.patients.contains(patient)
+    }
 }
 
 /// An entry as stored: the entry, its hash and the node's signature of the hash.
@@ -174,11 +234,17 @@ pub fn append(
         patient: event.patient,
         flagged: matches!(
             event.action,
-            AuditAction::ExplicitAccess | AuditAction::Refused | AuditAction::Repair
+            AuditAction::ExplicitAccess
+                | AuditAction::Refused
+                | AuditAction::Repair
+                | AuditAction::WriteWithoutNeed
+                | AuditAction::Equivocation
         ),
         action: event.action,
         what: event.what,
         purpose: event.purpose,
+        patients: event.patients,
+        anchor: event.anchor,
     };
     let hash = entry.hash();
     let signed = SignedAuditEntry {
@@ -190,11 +256,13 @@ pub fn append(
     Ok(entry)
 }
 
-/// The entries of one audit document, by sequence number, and undecodable keys.
+/// The entries of one audit document, by sequence number (every value of a number written
+/// twice: [`verify_chain`] reports it), and undecodable keys.
 pub fn read(doc: &Document) -> (Vec<SignedAuditEntry>, Vec<String>) {
-    let (mut entries, bad): (Vec<SignedAuditEntry>, _) = decode_entries(doc.reader(), "a/");
+    let read = decode_appended::<SignedAuditEntry>(doc.reader(), "a/");
+    let mut entries = read.items;
     entries.sort_by_key(|e| e.entry.seq);
-    (entries, bad)
+    (entries, read.unreadable)
 }
 
 /// The document id of a node's log for a month.
@@ -284,4 +352,63 @@ pub fn verify_chain(
         entries: entries.len() as u64,
         problems,
     }
+}
+
+/// Checks the receipts bases wrote (`receipts`, from every base log held) against the logs held
+/// (`chains`: every node's entries): an entry a base received must still be there, once, with
+/// the hash the base saw. A problem is reported against the node whose log changed.
+pub fn verify_anchors(
+    receipts: &[AuditEntry],
+    chains: &BTreeMap<NodeId, Vec<SignedAuditEntry>>,
+) -> BTreeMap<NodeId, Vec<String>> {
+    let mut problems: BTreeMap<NodeId, Vec<String>> = BTreeMap::new();
+    for receipt in receipts {
+        let Some(anchor) = &receipt.anchor else {
+            continue;
+        };
+        if receipt.action == AuditAction::Equivocation {
+            problems.entry(anchor.node).or_default().push(format!(
+                "{} ({}) refused at {} a second, different change numbered {} of {}: the node rewrote what it had written, or was restored from an old copy",
+                receipt.author.name,
+                receipt.author.device.short(),
+                receipt.at,
+                anchor.seq,
+                receipt.what
+            ));
+            continue;
+        }
+        let Some(entries) = chains.get(&anchor.node) else {
+            continue;
+        };
+        let at: Vec<&SignedAuditEntry> = entries
+            .iter()
+            .filter(|e| e.entry.seq == anchor.seq)
+            .collect();
+        let base = format!(
+            "base {} ({}) received it at {}",
+            receipt.author.name,
+            receipt.author.device.short(),
+            receipt.at
+        );
+        let problem = match at.as_slice() {
+            [] => Some(format!(
+                "entry {} is gone though {base}: the log was truncated or rolled back after it left the device",
+                anchor.seq
+            )),
+            [one] if one.hash == anchor.hash => None,
+            [_] => Some(format!(
+                "entry {} differs from what {base}: the log was rewritten after it left the device",
+                anchor.seq
+            )),
+            _ => Some(format!(
+                "entry {} has {} versions though {base}: the log was rewritten after it left the device",
+                anchor.seq,
+                at.len()
+            )),
+        };
+        if let Some(p) = problem {
+            problems.entry(anchor.node).or_default().push(p);
+        }
+    }
+    problems
 }

@@ -280,9 +280,26 @@ pub struct Grant {
     /// certificates issued before it existed (their signed bodies stay as they were).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub competence: Option<String>,
+    /// The organisation's cap on how long an explicit ("break-glass") access lasts, in ms;
+    /// absent: [`DEFAULT_EXPLICIT_ACCESS_MAX_MS`]. Every node applies its own certificate's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub explicit_access_max_ms: Option<i64>,
 }
 
+/// How long an explicit access lasts at most unless the organisation says otherwise: a shift.
+pub const DEFAULT_EXPLICIT_ACCESS_MAX_MS: i64 = 12 * 3600 * 1000;
+
+/// The longest cap an organisation may set: a week.
+pub const LONGEST_EXPLICIT_ACCESS_MAX_MS: i64 = 7 * 24 * 3600 * 1000;
+
 impl Grant {
+    /// The organisation's cap on an explicit access's duration, in ms.
+    pub fn explicit_access_cap_ms(&self) -> i64 {
+        self.explicit_access_max_ms
+            .unwrap_or(DEFAULT_EXPLICIT_ACCESS_MAX_MS)
+            .clamp(0, LONGEST_EXPLICIT_ACCESS_MAX_MS)
+    }
+
     /// The profile this grant describes (what the node's own `node.json` must agree with).
     pub fn profile(&self) -> NodeProfile {
         NodeProfile {
@@ -477,18 +494,51 @@ impl Revocation {
 pub struct OrgKey {
     key: NodeKey,
     name: String,
+    policy: OrgPolicy,
+}
+
+/// What the organisation decides for every node, stamped into each certificate it issues.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct OrgPolicy {
+    /// The cap on an explicit access's duration, in ms (absent: a shift,
+    /// [`DEFAULT_EXPLICIT_ACCESS_MAX_MS`]).
+    pub explicit_access_max_ms: Option<i64>,
+}
+
+impl OrgPolicy {
+    fn check(&self) -> Result<(), TrustError> {
+        match self.explicit_access_max_ms {
+            Some(ms) if !(60_000..=LONGEST_EXPLICIT_ACCESS_MAX_MS).contains(&ms) => {
+                Err(TrustError::InvalidRequest(format!(
+                    "an explicit access may be capped at 1 minute to {} hours",
+                    LONGEST_EXPLICIT_ACCESS_MAX_MS / 3_600_000
+                )))
+            }
+            _ => Ok(()),
+        }
+    }
 }
 
 #[derive(Serialize, Deserialize)]
 struct OrgKeyFile {
     name: String,
     secret: String,
+    /// The organisation's cap on explicit accesses (ms), stamped into every certificate.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    explicit_access_max_ms: Option<i64>,
 }
 
 impl OrgKey {
-    /// Creates a new organisation key in `dir` (owner-only file); fails if one exists.
-    pub fn create(dir: &Path, name: &str, rng: &mut impl RngCore) -> Result<OrgKey, TrustError> {
+    /// Creates a new organisation key in `dir` (owner-only file) with its `policy`; fails if
+    /// one exists.
+    pub fn create(
+        dir: &Path,
+        name: &str,
+        policy: OrgPolicy,
+        rng: &mut impl RngCore,
+    ) -> Result<OrgKey, TrustError> {
         let name = name.trim();
+        policy.check()?;
         if name.is_empty() || name.len() > 200 {
             return Err(TrustError::InvalidRequest(
                 "the organisation name must be 1-200 characters".into(),
@@ -498,6 +548,7 @@ impl OrgKey {
         let file = OrgKeyFile {
             name: name.to_owned(),
             secret: hex::encode(key.secret_bytes()),
+            explicit_access_max_ms: policy.explicit_access_max_ms,
         };
         let path = Self::path(dir);
         if path.exists() {
@@ -508,6 +559,7 @@ impl OrgKey {
         Ok(OrgKey {
             key,
             name: name.to_owned(),
+            policy,
         })
     }
 
@@ -516,6 +568,7 @@ impl OrgKey {
         OrgKey {
             key: NodeKey::generate(rng),
             name: name.to_owned(),
+            policy: OrgPolicy::default(),
         }
     }
 
@@ -541,6 +594,9 @@ impl OrgKey {
         Ok(Some(OrgKey {
             key: NodeKey::from_secret_bytes(secret),
             name: file.name,
+            policy: OrgPolicy {
+                explicit_access_max_ms: file.explicit_access_max_ms,
+            },
         }))
     }
 
@@ -619,12 +675,15 @@ impl OrgKey {
             not_after_ms: now_ms.saturating_add(validity_ms),
             validity_ms,
             competence: competence.map(|c| c.trim().to_owned()),
+            explicit_access_max_ms: self.policy.explicit_access_max_ms,
         }))
     }
 
-    /// Renews a certificate: the same grant, valid for another period from `now_ms`.
+    /// Renews a certificate: the same grant, valid for another period from `now_ms`, under the
+    /// organisation's current policy.
     pub fn renew(&self, cert: &Certificate, now_ms: i64) -> Certificate {
         let mut grant = cert.grant.clone();
+        grant.explicit_access_max_ms = self.policy.explicit_access_max_ms;
         grant.not_before_ms = now_ms;
         grant.not_after_ms = now_ms.saturating_add(grant.validity_ms);
         self.sign(grant)

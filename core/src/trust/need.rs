@@ -129,8 +129,9 @@ pub fn need_reason(
                 return Ok(Some("care team".to_owned()));
             }
             if store
-                .relation(patient, &format!("explicit:{staff}"))?
-                .is_some_and(|until| until > now_ms)
+                .relations(patient, &format!("explicit:{staff}:"))?
+                .iter()
+                .any(|r| r.value > now_ms)
             {
                 return Ok(Some("explicit access".to_owned()));
             }

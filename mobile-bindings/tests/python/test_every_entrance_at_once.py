@@ -11,6 +11,7 @@ OMSYN_STRESS_ROUNDS sets the rounds (default 3); a wide sweep: OMSYN_STRESS_ROUN
 """
 
 import asyncio
+import gc
 import json
 import os
 import subprocess
@@ -183,6 +184,8 @@ class EveryEntranceAtOnce(unittest.IsolatedAsyncioTestCase):
             checked = node.cli("check")  # forwarded to the daemon: decodes every document from disk
             self.assertTrue(checked["ok"], checked)
         await self.phone.shutdown()
+        del self.phone
+        gc.collect()  # closes the phone's store, so the CLI can open it
         key_file = os.path.join(self.tmp.name, "phone.key")
         with open(key_file, "w") as f:
             f.write(self.phone_key.hex())

@@ -14,6 +14,7 @@ use omsyn_core::docs::journal::{self, EntryBody};
 use omsyn_core::docs::plan::VisitChange;
 use omsyn_core::escalation::TaskId;
 use omsyn_core::ids::{PatientId, StaffId, VisitId};
+use omsyn_core::trust::audit::AuditAction;
 use omsyn_core::{Day, Repo, RepoError, Role};
 use rand::SeedableRng;
 use serde::Deserialize;
@@ -99,15 +100,18 @@ pub(crate) async fn board(State(http): State<Http>, Query(q): Query<DayQuery>) -
     };
     answer(
         blocking(&http, move |http, repo| {
-            http.log_read(&format!(
-                "dashboard {day} {}",
-                q.zone.as_deref().unwrap_or("")
-            ))
-            .map_err(repo_error)?;
+            let view = format!("dashboard {day} {}", q.zone.as_deref().unwrap_or(""));
             let zone = q.zone.filter(|z| !z.is_empty());
-            let report =
-                omsyn_core::report::day_report_with(repo, day, zone.as_deref(), &http.models)
-                    .map_err(repo_error)?;
+            let mut disclosure = repo.disclose(now(), AuditAction::Read, &view);
+            let report = omsyn_core::report::day_report_with(
+                repo,
+                day,
+                zone.as_deref(),
+                &http.models,
+                &mut disclosure,
+            )
+            .map_err(repo_error)?;
+            http.disclosed(disclosure, &view).map_err(repo_error)?;
             Ok(json!({ "report": report, "staff": staff_directory(repo, zone.as_deref())? }))
         })
         .await,
@@ -255,8 +259,10 @@ pub(crate) async fn usual_staff(State(http): State<Http>, Path(patient): Path<St
 pub(crate) async fn conflicts(State(http): State<Http>) -> Response {
     answer(
         blocking(&http, |http, repo| {
-            http.log_read("dashboard conflicts").map_err(repo_error)?;
             let conflicts = repo.conflicts(None).map_err(repo_error)?;
+            let conflicts = http
+                .shown(repo, "dashboard conflicts", conflicts, |c| &c.patient)
+                .map_err(repo_error)?;
             Ok(json!({ "conflicts": conflicts }))
         })
         .await,
@@ -317,9 +323,11 @@ pub(crate) async fn tasks(State(http): State<Http>) -> Response {
                     "tasks are listed on staff and base nodes, not on a home unit",
                 ));
             }
-            http.log_read("dashboard tasks").map_err(repo_error)?;
             let now = now();
             let open = repo.open_tasks(now, None).map_err(repo_error)?;
+            let open = http
+                .shown(repo, "dashboard tasks", open, |t| &t.patient)
+                .map_err(repo_error)?;
             let next = open.iter().filter_map(|t| t.next_change(now)).min();
             let me = repo.author();
             let claimed_here: Vec<_> = open

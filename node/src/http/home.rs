@@ -35,9 +35,16 @@ pub(crate) async fn today(State(http): State<Http>) -> Response {
     answer(
         blocking(&http, |http, repo| {
             let patient = home_patient(repo)?;
-            http.log_read("home: today's visits").map_err(repo_error)?;
             let day = now().day();
-            let report = omsyn_core::report::day_report(repo, day, None).map_err(repo_error)?;
+            let view = "home: today's visits";
+            let mut disclosure = repo.disclose(
+                now(),
+                omsyn_core::trust::audit::AuditAction::Read,
+                view,
+            );
+            let report = omsyn_core::report::day_report(repo, day, None, &mut disclosure)
+                .map_err(repo_error)?;
+            http.disclosed(disclosure, view).map_err(repo_error)?;
             let names = staff_names(repo)?;
             let visits: Vec<_> = report
                 .visits

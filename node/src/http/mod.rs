@@ -48,32 +48,48 @@ pub(crate) struct Http {
 }
 
 impl Http {
-    /// Logs a read of `what` in the access log, unless the same view was logged within the
-    /// last minute.
-    pub(crate) fn log_read(&self, what: &str) -> Result<(), omsyn_core::RepoError> {
+    /// Keeps the `items` whose patient passes the need gate (see [`Http::disclosed`]).
+    pub(crate) fn shown<T>(
+        &self,
+        repo: &omsyn_core::Repo,
+        view: &str,
+        items: Vec<T>,
+        patient_of: impl Fn(&T) -> &omsyn_core::ids::PatientId,
+    ) -> Result<Vec<T>, omsyn_core::RepoError> {
+        let mut disclosure = repo.disclose(
+            crate::commands::now(),
+            omsyn_core::trust::audit::AuditAction::Read,
+            view,
+        );
+        for item in &items {
+            disclosure.admits(patient_of(item))?;
+        }
+        let gate = self.disclosed(disclosure, view)?;
+        Ok(items
+            .into_iter()
+            .filter(|i| gate.shows(patient_of(i)))
+            .collect())
+    }
+
+    /// Finishes a read through the need gate: logged in the access log, naming the patients
+    /// shown, unless the same view was logged within the last minute.
+    pub(crate) fn disclosed(
+        &self,
+        disclosure: omsyn_core::repo::Disclosure<'_>,
+        view: &str,
+    ) -> Result<omsyn_core::repo::Gate, omsyn_core::RepoError> {
         let now = crate::commands::now();
         let due = self.logged.lock().map_or(true, |mut logged| {
             // Views not refreshed within the interval are forgotten (the map stays small).
             logged.retain(|_, t| now.unix_millis() - *t < READ_LOG_INTERVAL_MS);
-            let last = logged.get(what).copied();
+            let last = logged.get(view).copied();
             let due = last.is_none_or(|t| now.unix_millis() - t >= READ_LOG_INTERVAL_MS);
             if due {
-                logged.insert(what.to_owned(), now.unix_millis());
+                logged.insert(view.to_owned(), now.unix_millis());
             }
             due
         });
-        if due {
-            self.shared.repo.log_access(
-                now,
-                omsyn_core::trust::audit::AccessEvent {
-                    patient: None,
-                    action: omsyn_core::trust::audit::AuditAction::Read,
-                    what: what.to_owned(),
-                    purpose: "coordinator's dashboard".into(),
-                },
-            )?;
-        }
-        Ok(())
+        disclosure.finish_logging(due)
     }
 }
 

@@ -104,7 +104,7 @@ impl Shared {
 /// Wires the store's commit hook to a watch channel sessions listen on.
 pub fn watch_commits(repo: &Repo) -> watch::Receiver<u64> {
     let (tx, rx) = watch::channel(0u64);
-    repo.store().set_commit_hook(Box::new(move |seq| {
+    repo.store().set_commit_hook(Box::new(move |seq, _changed| {
         let _ = tx.send(seq);
     }));
     rx

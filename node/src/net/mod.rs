@@ -175,8 +175,12 @@ pub use crate::clock::now_ms;
 /// served or written by a revoked device.
 pub fn wipe(repo: &omsyn_core::Repo) {
     let dir = repo.data_dir();
-    match omsyn_core::repo::shred_data_dir(dir) {
-        Ok(()) => tracing::error!(data = %dir.display(), "store key destroyed; this node is wiped"),
+    match repo.wipe() {
+        Ok(destroyed) => tracing::error!(
+            data = %dir.display(),
+            destroyed = ?destroyed,
+            "keys destroyed, store removed; this node is wiped"
+        ),
         Err(e) => {
             tracing::error!(error = %e, "wiping the node failed; destroy the device's data by hand")
         }

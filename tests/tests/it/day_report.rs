@@ -151,10 +151,22 @@ fn the_day_report_matches_a_hand_counted_day() {
         )
         .unwrap();
     push(&w.s2.repo, &w.base.repo);
-    Link::open(&w.base.repo, &w.s1.repo).pump(&w.base.repo, &w.s1.repo, &ShareAll);
+    // The session runs that evening: a node takes nothing entered more than a day ahead of it.
+    let (a, b) = Link::open(&w.base.repo, &w.s1.repo).exchange(
+        (&w.base.repo, &ShareAll),
+        (&w.s1.repo, &ShareAll),
+        wed("22:00").unix_millis(),
+    );
+    assert_eq!((a, b), (None, None));
 
     let day = Day::parse("2026-11-25").unwrap();
-    let r = day_report(&w.base.repo, day, Some("Sone 1")).unwrap();
+    let r = day_report(
+        &w.base.repo,
+        day,
+        Some("Sone 1"),
+        &mut omsyn_tests::gate(&w.base.repo),
+    )
+    .unwrap();
     assert_eq!(r.totals, counts(6, 3, 1, 1, 1));
     assert_eq!(r.physical, counts(4, 2, 0, 1, 1));
     assert_eq!(r.digital, counts(2, 1, 1, 0, 0));
@@ -203,7 +215,14 @@ fn the_day_report_matches_a_hand_counted_day() {
     // Kept read models give the same report, and see a change that arrives afterwards.
     let models = ReadModels::default();
     assert_eq!(
-        day_report_with(&w.base.repo, day, Some("Sone 1"), &models).unwrap(),
+        day_report_with(
+            &w.base.repo,
+            day,
+            Some("Sone 1"),
+            &models,
+            &mut omsyn_tests::gate(&w.base.repo)
+        )
+        .unwrap(),
         r
     );
     let b16 = r
@@ -215,7 +234,14 @@ fn the_day_report_matches_a_hand_counted_day() {
         .clone();
     done(&mut w.s1, &b16, wed("16:05"));
     push(&w.s1.repo, &w.base.repo);
-    let after = day_report_with(&w.base.repo, day, Some("Sone 1"), &models).unwrap();
+    let after = day_report_with(
+        &w.base.repo,
+        day,
+        Some("Sone 1"),
+        &models,
+        &mut omsyn_tests::gate(&w.base.repo),
+    )
+    .unwrap();
     assert_eq!(after.totals, counts(6, 4, 1, 1, 0));
     assert_eq!(
         after.per_patient[1].staff_this_week,
@@ -223,7 +249,13 @@ fn the_day_report_matches_a_hand_counted_day() {
     );
 
     // Without the zone, Cecilie's visit counts too (and the one documented since).
-    let all = day_report(&w.base.repo, day, None).unwrap();
+    let all = day_report(
+        &w.base.repo,
+        day,
+        None,
+        &mut omsyn_tests::gate(&w.base.repo),
+    )
+    .unwrap();
     assert_eq!(all.totals, counts(7, 5, 1, 1, 0));
 
     let csv = visits_csv(&r);

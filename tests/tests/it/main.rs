@@ -8,6 +8,7 @@ mod day_report;
 mod devices;
 mod durability;
 mod escalation;
+mod insider;
 mod merge_properties;
 mod messages;
 mod repair;

@@ -139,7 +139,10 @@ fn a_repaired_document_is_signed_so_peers_accept_it() {
         },
     );
     omsyn_tests::enroll(&peer.repo, &org, omsyn_tests::CERT_VALIDITY_MS);
-    let summary = peer.repo.import(&repo.export(None).unwrap()).unwrap();
+    let summary = peer
+        .repo
+        .import(now(), &repo.export(now(), None).unwrap())
+        .unwrap();
     assert!(summary.new_changes > 0);
     let patient = PatientId::parse(PATIENT).unwrap();
     assert_eq!(

@@ -649,12 +649,12 @@ fn a_tampered_or_truncated_audit_chain_is_detected() {
         node.repo
             .log_access(
                 today("09:00"),
-                audit::AccessEvent {
-                    patient: None,
-                    action: AuditAction::Read,
-                    what: format!("work list {i}"),
-                    purpose: "test".into(),
-                },
+                audit::AccessEvent::new(
+                    None,
+                    AuditAction::Read,
+                    format!("work list {i}"),
+                    "test".into(),
+                ),
             )
             .unwrap();
     }
@@ -770,12 +770,7 @@ fn a_wrong_or_missing_store_key_is_refused_and_touches_nothing() {
     .unwrap();
     repo.log_access(
         today("09:00"),
-        audit::AccessEvent {
-            patient: None,
-            action: AuditAction::Read,
-            what: "x".into(),
-            purpose: "y".into(),
-        },
+        audit::AccessEvent::new(None, AuditAction::Read, "x".into(), "y".into()),
     )
     .unwrap();
     let before = snapshot(&repo);

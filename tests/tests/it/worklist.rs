@@ -30,9 +30,13 @@ fn the_shared_one_day_fixture_imports_into_plans_and_the_day_report() {
     assert_eq!(summary.visits_planned, rows);
     assert_eq!(summary.new_patients, distinct_patients.len());
     assert_eq!(summary.unassigned, unassigned);
-    let report =
-        omsyn_core::report::day_report(&base.repo, Day::parse("2026-11-23").unwrap(), None)
-            .unwrap();
+    let report = omsyn_core::report::day_report(
+        &base.repo,
+        Day::parse("2026-11-23").unwrap(),
+        None,
+        &mut omsyn_tests::gate(&base.repo),
+    )
+    .unwrap();
     assert_eq!(report.totals.planned, rows);
     assert_eq!(report.per_staff["(unassigned)"].planned, unassigned);
 }

@@ -1,0 +1,151 @@
+//! The first step for a change that arrives from a peer or a file: what its bytes alone can
+//! prove, before any of its operations is parsed.
+//!
+//! A change arrives as an Automerge change chunk and its author's signature. Its size is checked
+//! first, then its header: only an uncompressed change chunk is taken (a compressed one would
+//! make the receiver inflate whatever the sender chose: a 1 MB chunk can become gigabytes), its
+//! hash is computed over its bytes exactly as Automerge computes it and checked against the
+//! header's checksum, its author is read from the chunk's first fields, and the author's
+//! signature of the hash is verified. Only a change that passes all of this is parsed
+//! ([`crate::docs::inspect_change`]) and judged against the document it would land in.
+
+use sha2::{Digest, Sha256};
+
+use crate::identity::NodeId;
+use crate::trust::change_signing_bytes;
+
+/// Largest change accepted: the largest message (four pictures, 1 MiB together, in base64)
+/// with room to spare. Nothing a node writes is larger.
+pub const MAX_CHANGE_BYTES: usize = 2 * 1024 * 1024;
+
+const MAGIC: [u8; 4] = [0x85, 0x6f, 0x4a, 0x83];
+const CHUNK_CHANGE: u8 = 1;
+const CHUNK_COMPRESSED_CHANGE: u8 = 2;
+
+/// A change whose bytes, hash and author's signature check out; its operations are not parsed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Vouched {
+    /// The change chunk.
+    pub bytes: Vec<u8>,
+    /// Its hash (Automerge's change id).
+    pub hash: [u8; 32],
+    /// Its author, whose key signed it.
+    pub signer: NodeId,
+    /// The signature.
+    pub signature: [u8; 64],
+}
+
+/// Checks what a change's bytes alone can prove. The error says why not, for the sender.
+pub fn vouch(bytes: Vec<u8>, signature: [u8; 64]) -> Result<Vouched, String> {
+    if bytes.len() > MAX_CHANGE_BYTES {
+        return Err(format!(
+            "a change of {} bytes; at most {MAX_CHANGE_BYTES} are accepted",
+            bytes.len()
+        ));
+    }
+    let header = Header::parse(&bytes)?;
+    let hash = header.hash(&bytes);
+    if hash[..4] != header.checksum {
+        return Err("a change's checksum does not match its bytes".into());
+    }
+    let signer = author(&bytes[header.data_start..])?;
+    if !signer.verify(&change_signing_bytes(&hash), &signature) {
+        return Err(format!(
+            "a change carries no valid signature of its author {}: forged or altered",
+            signer.short()
+        ));
+    }
+    Ok(Vouched {
+        bytes,
+        hash,
+        signer,
+        signature,
+    })
+}
+
+/// An Automerge chunk header: 4 magic bytes, a 4-byte checksum (the hash's first bytes), the
+/// chunk type and the data's length as unsigned LEB128.
+struct Header {
+    checksum: [u8; 4],
+    chunk_type: u8,
+    length_field: std::ops::Range<usize>,
+    data_start: usize,
+}
+
+impl Header {
+    fn parse(bytes: &[u8]) -> Result<Header, String> {
+        if bytes.get(..4) != Some(&MAGIC[..]) {
+            return Err("not an Automerge change (bad magic bytes)".into());
+        }
+        let checksum: [u8; 4] = bytes
+            .get(4..8)
+            .and_then(|b| b.try_into().ok())
+            .ok_or("a change is truncated")?;
+        let chunk_type = *bytes.get(8).ok_or("a change is truncated")?;
+        match chunk_type {
+            CHUNK_CHANGE => {}
+            CHUNK_COMPRESSED_CHANGE => {
+                return Err(
+                    "a compressed change is refused (changes travel uncompressed; the receiver does not inflate what a sender chose)"
+                        .into(),
+                );
+            }
+            other => return Err(format!("not a change chunk (type {other})")),
+        }
+        let (length, width) =
+            leb128(bytes.get(9..).unwrap_or_default()).ok_or("a change's length is malformed")?;
+        let data_start = 9 + width;
+        if usize::try_from(length).ok() != bytes.len().checked_sub(data_start) {
+            return Err("a change's length does not match its bytes".into());
+        }
+        Ok(Header {
+            checksum,
+            chunk_type,
+            length_field: 9..data_start,
+            data_start,
+        })
+    }
+
+    /// SHA-256 over the chunk type, the length and the data, as Automerge hashes a change.
+    fn hash(&self, bytes: &[u8]) -> [u8; 32] {
+        let mut hasher = Sha256::new();
+        hasher.update([self.chunk_type]);
+        hasher.update(&bytes[self.length_field.clone()]);
+        hasher.update(&bytes[self.data_start..]);
+        hasher.finalize().into()
+    }
+}
+
+/// The author from a change's first fields: its dependencies (a count, then 32-byte hashes),
+/// then its actor (a length, then the bytes). Omsyn's actors are node keys of 32 bytes.
+fn author(data: &[u8]) -> Result<NodeId, String> {
+    let malformed = || "a change's header is malformed".to_owned();
+    let (deps, width) = leb128(data).ok_or_else(malformed)?;
+    let deps_bytes = usize::try_from(deps)
+        .ok()
+        .and_then(|n| n.checked_mul(32))
+        .ok_or_else(malformed)?;
+    let at = width.checked_add(deps_bytes).ok_or_else(malformed)?;
+    let rest = data.get(at..).ok_or_else(malformed)?;
+    let (len, width) = leb128(rest).ok_or_else(malformed)?;
+    if len != 32 {
+        return Err("a change's author is not a node key".into());
+    }
+    let key: [u8; 32] = rest
+        .get(width..width + 32)
+        .and_then(|b| b.try_into().ok())
+        .ok_or_else(malformed)?;
+    NodeId::from_bytes(key).map_err(|_| "a change's author is not a node key".into())
+}
+
+/// An unsigned LEB128 value and how many bytes it took (at most 10).
+pub(crate) fn leb128(bytes: &[u8]) -> Option<(u64, usize)> {
+    let mut value = 0u64;
+    for (i, byte) in bytes.iter().take(10).enumerate() {
+        value |= u64::from(byte & 0x7f).checked_shl(7 * i as u32)?;
+        if byte & 0x80 == 0 {
+            return Some((value, i + 1));
+        }
+    }
+    None
+}

@@ -1,0 +1,333 @@
+//! The change pipeline: the one road by which a change enters a store.
+//!
+//! A change enters in one of three ways — written here ([`crate::repo::Transaction`]), received
+//! from a peer ([`crate::sync::Session`]) or read from an export file ([`crate::repo::Repo::import`])
+//! — and each takes the same steps, in this module:
+//!
+//! 1. **Take it apart once, cheapest first** ([`inbound::vouch`], received changes): its size,
+//!    its chunk header, its hash and its author's signature, before any operation is parsed.
+//! 2. **Its author** ([`Authors`]): a certificate of this organisation, not revoked. One lookup
+//!    serves sessions and imports: certificates the write already holds (stored, or received in
+//!    it) and those carried with the changes.
+//! 3. **Judged against the document it lands in** ([`rules::authorize`]): the signer's role, the
+//!    patient the document concerns, the keys it touches, whether a key already existed in the
+//!    state the change was built on. A change's own declarations (its predecessors) are not
+//!    trusted: what it would do to the document is.
+//! 4. **Signed** (local writes; the store signs the node's own changes as it commits them) or
+//!    kept with its signature (received ones), so it can be forwarded and verified again.
+//! 5. **Stored** in one durable write ([`crate::store::WriteBatch`]) with everything derived from
+//!    it: conflicts, integrity alerts, escalation tasks, need-based relations, indexes.
+//! 6. **Told**: the store's commit hook names the documents the commit changed.
+//!
+//! A refused change leaves nothing behind: the document is put back as it was before the
+//! message that carried it, and the error says why, for the sender and the log.
+
+mod derive;
+pub mod inbound;
+mod receipts;
+pub mod rules;
+
+use std::collections::BTreeMap;
+
+pub use derive::DeriveContext;
+pub use inbound::{MAX_CHANGE_BYTES, Vouched, vouch};
+pub use receipts::{LogError, Logger, log_equivocation};
+
+use crate::docs::{self, Document, DocumentId, RawChangeInfo};
+use crate::identity::NodeId;
+use crate::store::{Store, StoreError, WriteBatch};
+use crate::sync::wire::SignedChange;
+use crate::trust::{Certificate, Grant};
+
+/// Change authors as a write knows them: certificates carried with the changes (an export
+/// file's, already checked to be of this organisation), this node's own grant, and what the
+/// write's transaction holds (everything stored, plus certificates and revocations received in
+/// it). Sessions and imports both look authors up through it.
+#[derive(Debug)]
+pub struct WriteAuthors<'a, 'b> {
+    /// The write.
+    pub batch: &'a mut WriteBatch<'b>,
+    /// Certificates carried with the changes.
+    pub carried: &'a BTreeMap<NodeId, Certificate>,
+    /// This node's own grant (its own changes verify even before it is enrolled).
+    pub own: &'a Grant,
+}
+
+impl WriteAuthors<'_, '_> {
+    /// The grant of a change's signer: a certified node of this organisation, not revoked.
+    fn grant(&mut self, doc: &DocumentId, signer: &NodeId) -> Result<Grant, String> {
+        let grant = if let Some(cert) = self.carried.get(signer) {
+            Some(cert.grant().clone())
+        } else if *signer == self.own.node {
+            Some(self.own.clone())
+        } else {
+            let cert = self.batch.certificate(signer).map_err(|e| e.to_string())?;
+            cert.map(|c| c.grant().clone())
+        };
+        let grant = grant.ok_or_else(|| {
+            format!(
+                "the author {} of a change of {doc} is not a known enrolled node",
+                signer.short()
+            )
+        })?;
+        if self.batch.revoked(signer).map_err(|e| e.to_string())? {
+            return Err(format!(
+                "the author {} of a change of {doc} is revoked",
+                signer.short()
+            ));
+        }
+        Ok(grant)
+    }
+}
+
+/// Why received changes were refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refusal {
+    /// The reason, for the sender and the log.
+    pub reason: String,
+    /// Set when the sender's changes collide with what this node holds under the same author
+    /// and number: the author made two different changes numbered alike.
+    pub equivocation: Option<Box<Equivocation>>,
+}
+
+/// Two different changes by one author with the same number in one document: a modified node,
+/// or one restored from an old copy that wrote again what it had written before. Automerge can
+/// hold only one; the one held stays, the other is refused, and the receiver logs it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Equivocation {
+    /// The author.
+    pub node: NodeId,
+    /// The document.
+    pub doc: DocumentId,
+    /// The number both changes carry.
+    pub seq: u64,
+    /// The change held here.
+    pub held: [u8; 32],
+    /// The change refused.
+    pub sent: [u8; 32],
+}
+
+impl std::fmt::Display for Refusal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.reason)
+    }
+}
+
+impl From<String> for Refusal {
+    fn from(reason: String) -> Self {
+        Refusal {
+            reason,
+            equivocation: None,
+        }
+    }
+}
+
+/// What [`admit`] did to a document.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Admitted {
+    /// The changes applied (new to this node), with their dependencies.
+    pub applied: Vec<RawChangeInfo>,
+    /// Some changes wait for dependencies this node lacks: they were not applied (ask for them).
+    pub lacks_dependencies: bool,
+}
+
+/// Verifies received `changes` of `doc` and applies them to the document in the write, all or
+/// nothing: a change that fails any step refuses the whole message, and the document is put
+/// back as it was. `received_at_ms` is this node's clock: items dated more than a day after it
+/// are refused. Changes already held are skipped; changes whose dependencies this node lacks are
+/// left out (`lacks_dependencies`), never applied unjudged.
+pub fn admit(
+    authors: &mut WriteAuthors<'_, '_>,
+    doc: &DocumentId,
+    changes: Vec<SignedChange>,
+    received_at_ms: i64,
+) -> Result<Admitted, Refusal> {
+    let mut incoming = Vec::with_capacity(changes.len());
+    for change in changes {
+        let vouched = inbound::vouch(change.bytes, change.signature)?;
+        let grant = authors.grant(doc, &vouched.signer)?;
+        incoming.push((vouched, grant));
+    }
+    let target = authors.batch.doc(doc).map_err(|e| e.to_string())?;
+    incoming.retain(|(v, _)| !target.has_change(&v.hash));
+    if incoming.is_empty() {
+        return Ok(Admitted::default());
+    }
+    let before = target.head_hashes();
+    let result = apply_judged(target, doc, incoming, received_at_ms);
+    if result.is_err() {
+        target.revert_to(&before).map_err(|e| e.to_string())?;
+    }
+    result
+}
+
+/// Parses the vouched changes, applies them, and judges each against the state it was built
+/// on. The caller puts the document back if this fails.
+fn apply_judged(
+    target: &mut Document,
+    doc: &DocumentId,
+    incoming: Vec<(Vouched, Grant)>,
+    received_at_ms: i64,
+) -> Result<Admitted, Refusal> {
+    let mut judged = Vec::with_capacity(incoming.len());
+    for (vouched, grant) in incoming {
+        let summary = docs::inspect_change(&vouched.bytes).map_err(|e| e.to_string())?;
+        judged.push((vouched, grant, summary));
+    }
+    let raw = judged.iter().map(|(v, ..)| v.bytes.clone()).collect();
+    let infos = match target.apply_raw_changes(raw) {
+        Ok(infos) => infos,
+        // Automerge refuses a change numbered like one it holds by the same author: say which.
+        Err(e) => {
+            return Err(judged
+                .iter()
+                .find_map(|(v, ..)| equivocation(target, doc, v))
+                .unwrap_or_else(|| e.to_string().into()));
+        }
+    };
+    let lacks_dependencies = target.lacks_dependencies();
+    if lacks_dependencies {
+        // Automerge holds such changes back and would apply them, unjudged, once their
+        // dependencies arrive: keep only what is applied now.
+        let heads = target.head_hashes();
+        target.revert_to(&heads).map_err(|e| e.to_string())?;
+    }
+    let mut applied = Vec::new();
+    for ((vouched, grant, summary), info) in judged.into_iter().zip(infos) {
+        if !target.has_change(&vouched.hash) {
+            continue;
+        }
+        let state = HeldAt {
+            doc: target,
+            deps: &summary.deps,
+        };
+        rules::authorize(doc, &summary, &grant, &state, Some(received_at_ms))
+            .map_err(|reason| Refusal::from(format!("{doc}: {reason}")))?;
+        target.add_signature(vouched.hash, vouched.signature);
+        applied.push(info);
+    }
+    Ok(Admitted {
+        applied,
+        lacks_dependencies,
+    })
+}
+
+impl DeriveContext {
+    /// The context of a write on `store` at `now_ms` (this node's clock, when known), under the
+    /// organisation's policy as this node's certificate states it.
+    pub fn of(store: &Store, now_ms: Option<i64>) -> DeriveContext {
+        let own = store
+            .own_certificate()
+            .ok()
+            .flatten()
+            .map(|c| c.grant().clone());
+        let cap = own
+            .as_ref()
+            .map_or(crate::trust::DEFAULT_EXPLICIT_ACCESS_MAX_MS, |g| {
+                g.explicit_access_cap_ms()
+            });
+        let receipts_by = own.filter(|g| g.role == crate::Role::Base).map(|g| {
+            let author = crate::docs::Author {
+                staff: g.staff_id.clone(),
+                name: g.name.clone(),
+                role: g.role,
+                device: g.node,
+            };
+            (author, g.zone.clone())
+        });
+        DeriveContext {
+            now_ms,
+            explicit_access_max_ms: cap,
+            receipts_by,
+        }
+    }
+}
+
+/// Derives what follows from every document `batch` changed and commits it durably: the last
+/// step of every write, whichever way its changes came. At a base, a write that brought a
+/// device's access-log entries also anchors them (see [`receipts`]).
+pub fn commit(mut batch: WriteBatch<'_>, ctx: &DeriveContext) -> Result<(), StoreError> {
+    if let (Some(now), Some(logger)) = (
+        ctx.now_ms
+            .and_then(crate::time::Timestamp::from_unix_millis),
+        ctx.receipts_by.as_ref(),
+    ) {
+        let key = batch.signer().clone();
+        let logger = Logger {
+            author: logger.0.clone(),
+            zone: logger.1.clone(),
+            key: &key,
+        };
+        let store = batch.store();
+        logger
+            .review_unneeded_writes(&mut batch, store, now)
+            .and_then(|()| logger.anchor_received(&mut batch, now))
+            .map_err(|e| StoreError::Corrupt(format!("logging at the base: {e}")))?;
+    }
+    derive::derive(&mut batch, ctx)?;
+    batch.commit()
+}
+
+/// Derives every stored document's indexes again (a store migrated from an older format), in
+/// one write; a document that does not load is left for `omsyn check` to report.
+pub fn rederive_all(store: &Store, ctx: &DeriveContext) -> Result<(), StoreError> {
+    let mut batch = store.write()?;
+    for id in batch.rederive_all()? {
+        match batch.existing(&id) {
+            Ok(_) => {}
+            Err(StoreError::Doc(_)) => batch.set_aside(&id),
+            Err(e) => return Err(e),
+        }
+    }
+    commit(batch, ctx)
+}
+
+/// The refusal of `vouched` if it collides with a held change of the same author and number.
+fn equivocation(target: &Document, doc: &DocumentId, vouched: &Vouched) -> Option<Refusal> {
+    let (seq, held) = target.collision(&vouched.bytes)?;
+    Some(Refusal {
+        reason: format!(
+            "{doc}: node {} sent a change numbered {seq} unlike the one it made before: rewritten, or restored from an old copy",
+            vouched.signer.short()
+        ),
+        equivocation: Some(Box::new(Equivocation {
+            node: vouched.signer,
+            doc: doc.clone(),
+            seq,
+            held,
+            sent: vouched.hash,
+        })),
+    })
+}
+
+/// Checks the local node's new changes in every document `batch` touched against the rules its
+/// peers apply, so it never commits what they would refuse.
+pub fn check_local(batch: &mut WriteBatch<'_>, grant: &Grant) -> Result<(), String> {
+    let touched: Vec<DocumentId> = batch.touched().cloned().collect();
+    for id in &touched {
+        let Some(doc) = batch.loaded(id) else {
+            continue;
+        };
+        for change in doc.unsaved_raw_changes() {
+            let summary = docs::inspect_change(&change).map_err(|e| e.to_string())?;
+            let state = HeldAt {
+                doc,
+                deps: &summary.deps,
+            };
+            rules::authorize(id, &summary, grant, &state, None)?;
+        }
+    }
+    Ok(())
+}
+
+/// A document as the rules see it for one change: what it held when the change was built.
+struct HeldAt<'a> {
+    doc: &'a Document,
+    deps: &'a [[u8; 32]],
+}
+
+impl rules::DocState for HeldAt<'_> {
+    fn seen(&self, key: &str) -> bool {
+        self.doc.held_at(key, self.deps)
+    }
+}

@@ -1,0 +1,237 @@
+//! A base's receipts of the device logs it receives (domain.md R3, case 12).
+//!
+//! A device's access log is a hash chain it signs itself, so the device could rewrite it — a
+//! patched app, a restored backup — and sign the new chain just as well. A base therefore
+//! anchors what it received: whenever a write brings entries of a device's log, the base appends
+//! to its own signed chain a receipt naming the device's last entry and its hash
+//! ([`crate::trust::audit::Anchor`]). Once a base holds a receipt, any later rewrite, truncation
+//! or rollback of the device's log up to that entry fails [`crate::trust::audit::verify_anchors`]
+//! wherever the base's log and the device's are held. What stays undetectable is what a device
+//! did and rolled back between its last sync with a base and the rollback: nobody else saw it.
+//!
+//! Only devices' logs are anchored: two bases anchoring each other's logs would answer every
+//! receipt with another, for ever.
+
+use std::collections::BTreeSet;
+
+use crate::docs::{Author, ChangeContext, DocError, DocumentId};
+use crate::identity::{NodeId, NodeKey, Role};
+use crate::store::{StoreError, WriteBatch};
+use crate::time::{Month, Timestamp};
+use crate::trust::audit::{self, AccessEvent, Anchor, AuditAction, AuditEntry};
+
+/// Who appends to a log in a write, and with which key.
+#[derive(Debug, Clone)]
+pub struct Logger<'a> {
+    /// The node's author block.
+    pub author: Author,
+    /// Its zone.
+    pub zone: Option<String>,
+    /// Its key, which signs each entry.
+    pub key: &'a NodeKey,
+}
+
+/// Failure to append to the access log.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum LogError {
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The log document refused the entry.
+    #[error(transparent)]
+    Doc(#[from] DocError),
+}
+
+impl Logger<'_> {
+    /// Appends `event` to this node's chain in `batch`, after its current head.
+    pub fn append(
+        &self,
+        batch: &mut WriteBatch<'_>,
+        now: Timestamp,
+        event: AccessEvent,
+    ) -> Result<AuditEntry, LogError> {
+        let me = self.author.device;
+        let head = chain_head(batch, me)?;
+        let ctx = ChangeContext {
+            author: self.author.clone(),
+            entered_at: now,
+        };
+        let doc = batch.doc(&audit::doc_id(me, now.day().month()))?;
+        Ok(audit::append(
+            doc,
+            &ctx,
+            self.key,
+            self.zone.clone(),
+            head.as_ref(),
+            event,
+        )?)
+    }
+
+    /// At a base: a receipt for every device log `batch` brought news of.
+    pub fn anchor_received(
+        &self,
+        batch: &mut WriteBatch<'_>,
+        now: Timestamp,
+    ) -> Result<(), LogError> {
+        let me = self.author.device;
+        let mut nodes = BTreeSet::new();
+        for id in batch.changed_documents() {
+            if let DocumentId::Audit(node, _) = id
+                && node != me
+                && !is_base(batch, &node)?
+            {
+                nodes.insert(node);
+            }
+        }
+        for node in nodes {
+            let Some(head) = chain_head(batch, node)? else {
+                continue;
+            };
+            let anchor = Anchor {
+                node,
+                seq: head.seq,
+                hash: hex::encode(head.hash()),
+            };
+            let mut event = AccessEvent::new(
+                None,
+                AuditAction::Receipt,
+                format!(
+                    "access log of node {} received up to entry {}",
+                    node.short(),
+                    head.seq
+                ),
+                "anchoring a device's log at the base".into(),
+            );
+            event.anchor = Some(anchor);
+            self.append(batch, now, event)?;
+        }
+        Ok(())
+    }
+}
+
+impl Logger<'_> {
+    /// At a base: a flagged entry for every write `batch` received to a patient from a node
+    /// this base knows no need of. The write is kept — a nurse sent to a patient while her
+    /// device was offline documents what she did, and refusing it would lose care given — but
+    /// someone at the base looks at why (domain.md R4: access outside the user's list).
+    pub fn review_unneeded_writes(
+        &self,
+        batch: &mut WriteBatch<'_>,
+        store: &crate::store::Store,
+        now: Timestamp,
+    ) -> Result<(), LogError> {
+        let me = self.author.device;
+        let mut flagged = BTreeSet::new();
+        for id in batch.changed_documents() {
+            let Some(patient) = id.patient().cloned() else {
+                continue;
+            };
+            let Some(doc) = batch.loaded(&id) else {
+                continue;
+            };
+            for (_, actor) in doc.unsaved_change_authors() {
+                let Some(writer) = <[u8; 32]>::try_from(actor.as_slice())
+                    .ok()
+                    .and_then(|b| NodeId::from_bytes(b).ok())
+                    .filter(|n| *n != me)
+                else {
+                    continue;
+                };
+                if flagged.contains(&(writer, patient.clone())) {
+                    continue;
+                }
+                let Some(grant) = batch.certificate(&writer)?.map(|c| c.grant().clone()) else {
+                    continue;
+                };
+                if grant.role == Role::Base
+                    || crate::trust::need::needs(store, now.unix_millis(), &grant, &id)?
+                {
+                    continue;
+                }
+                flagged.insert((writer, patient.clone()));
+            }
+        }
+        for (writer, patient) in flagged {
+            let event = AccessEvent::new(
+                Some(patient.clone()),
+                AuditAction::WriteWithoutNeed,
+                format!("a write to {patient} by node {}", writer.short()),
+                "the writer has no need this base knows of: review why".into(),
+            );
+            self.append(batch, now, event)?;
+        }
+        Ok(())
+    }
+}
+
+/// Records, in this node's own log, an author's two different changes numbered alike (see
+/// [`super::Equivocation`]); flagged, and reported against that author by `audit verify`.
+pub fn log_equivocation(
+    batch: &mut WriteBatch<'_>,
+    now: Timestamp,
+    equivocation: &super::Equivocation,
+) -> Result<(), LogError> {
+    let store = batch.store();
+    let Some(own) = store.own_certificate()? else {
+        return Ok(());
+    };
+    let grant = own.grant();
+    let key = batch.signer().clone();
+    let logger = Logger {
+        author: Author {
+            staff: grant.staff_id.clone(),
+            name: grant.name.clone(),
+            role: grant.role,
+            device: grant.node,
+        },
+        zone: grant.zone.clone(),
+        key: &key,
+    };
+    let mut event = AccessEvent::new(
+        equivocation.doc.patient().cloned(),
+        AuditAction::Equivocation,
+        equivocation.doc.to_string(),
+        format!(
+            "held change {}, refused change {}",
+            hex::encode(&equivocation.held[..6]),
+            hex::encode(&equivocation.sent[..6])
+        ),
+    );
+    event.anchor = Some(Anchor {
+        node: equivocation.node,
+        seq: equivocation.seq,
+        hash: hex::encode(equivocation.sent),
+    });
+    logger.append(batch, now, event)?;
+    Ok(())
+}
+
+fn is_base(batch: &mut WriteBatch<'_>, node: &NodeId) -> Result<bool, StoreError> {
+    Ok(batch
+        .certificate(node)?
+        .is_some_and(|c| c.grant().role == Role::Base))
+}
+
+/// The last entry of `node`'s chain as `batch` sees it: its latest month's document holding one.
+fn chain_head(batch: &mut WriteBatch<'_>, node: NodeId) -> Result<Option<AuditEntry>, StoreError> {
+    let mut months: BTreeSet<Month> = batch
+        .doc_ids(&format!("audit/{node}/"))?
+        .iter()
+        .filter_map(DocumentId::month)
+        .collect();
+    months.extend(
+        batch
+            .touched()
+            .filter(|id| matches!(id, DocumentId::Audit(n, _) if *n == node))
+            .filter_map(DocumentId::month),
+    );
+    for month in months.into_iter().rev() {
+        if let Some(doc) = batch.existing(&audit::doc_id(node, month))?
+            && let Some(head) = audit::chain_head(&[doc])
+        {
+            return Ok(Some(head));
+        }
+    }
+    Ok(None)
+}

@@ -1,0 +1,278 @@
+//! What a signed change may do: the signer's role against the document kind, the patient the
+//! document concerns, the keys the change touches, and what the document held when the change
+//! was made. Checked by every receiver, for every change, before it is stored or forwarded, and
+//! for the local node's own writes before they are committed (see [`super`]).
+//!
+//! | document | who may write |
+//! |---|---|
+//! | patient record: care plan (`tiltak/`, `vedtak/`), medication list (`med/`), care team, blocks, registration, the zone (`field/zone`) | base |
+//! | patient record: other identity fields, contacts, flags | base, nurse |
+//! | patient record: explicit access `access/<staff>/…` | that staff member's node, new keys only |
+//! | visit plan | base |
+//! | journal | base and nurse (medication given / not given: nurse only); home unit: its own patient's observations and device events only |
+//! | messages | anyone (a home unit: its own patient's), pictures must be what they say (type, size, bounds) |
+//! | day log of staff S | S's nodes |
+//! | access log of node N | N only |
+//!
+//! Journal, messages, day logs and access logs only grow: every operation puts a new JSON item
+//! under a new key, written by the node the item names as its author, dated within
+//! [`EARLIEST`]..[`LATEST`] and not after it was entered (with a day's grace). An item is
+//! written once: a change that puts a key the document already held in the state the change
+//! was built on (its dependencies) is refused, whatever its operations declare about
+//! predecessors. Two values under one key can still meet — two changes made without seeing
+//! each other — and that is raised as an integrity alert where conflicts are, never resolved
+//! silently (see [`crate::conflict`]).
+
+use serde::Deserialize;
+
+use crate::docs::{Author, ChangeSummary, DocumentId, OpAction, OpSummary};
+use crate::identity::Role;
+use crate::time::Timestamp;
+use crate::trust::Grant;
+
+/// Dates outside these bounds are refused: a unit mix-up or a forged date, never care.
+pub const EARLIEST: &str = "2000-01-01T00:00:00Z";
+/// See [`EARLIEST`].
+pub const LATEST: &str = "2100-01-01T00:00:00Z";
+/// How far an item may be dated after it was entered (a clock a little off, a late entry).
+pub const FUTURE_GRACE_MS: i64 = 24 * 3600 * 1000;
+
+/// What the rules need to know about the document a change lands in.
+pub trait DocState {
+    /// Whether `key` held a value in the state the change was built on (its dependencies).
+    fn seen(&self, key: &str) -> bool;
+}
+
+/// Checks that `change` (already known to be signed by the node `signer` certifies) may be
+/// applied to `doc` as it stands (`state`). `received_at_ms` is the receiver's clock, for a
+/// change that arrived from elsewhere: nothing entered more than a day after it is taken. The
+/// error says why not, for the sender and the log.
+pub fn authorize(
+    doc: &DocumentId,
+    change: &ChangeSummary,
+    signer: &Grant,
+    state: &dyn DocState,
+    received_at_ms: Option<i64>,
+) -> Result<(), String> {
+    let dates = Dates { received_at_ms };
+    if !doc.is_dated_supported() {
+        return Err(format!(
+            "{doc} is dated outside {}–{}",
+            crate::time::SUPPORTED_YEARS.start(),
+            crate::time::SUPPORTED_YEARS.end()
+        ));
+    }
+    if change.actor.as_slice() != signer.node.as_bytes() {
+        return Err("the change's actor is not its signer".into());
+    }
+    if signer.role == Role::HomeUnit
+        && let Some(patient) = doc.patient()
+        && signer.patient.as_ref() != Some(patient)
+    {
+        return Err(format!(
+            "a home unit writes only to its own patient's documents, not {patient}'s"
+        ));
+    }
+    match doc {
+        DocumentId::PatientRecord(_) => {
+            for op in &change.ops {
+                record_op(op, signer, state)?;
+            }
+            Ok(())
+        }
+        DocumentId::VisitPlan(..) => require_base(signer, "edit visit plans"),
+        DocumentId::Journal(..) => append_only(change, "e/", signer, state, dates, journal_entry),
+        DocumentId::Messages(..) => append_only(change, "m/", signer, state, dates, |_, _| Ok(())),
+        DocumentId::DayLog(staff, _) => {
+            if signer.staff_id.as_ref() != Some(staff) {
+                return Err(format!("only {staff}'s own nodes write {staff}'s day log"));
+            }
+            append_only(change, "e/", signer, state, dates, |_, _| Ok(()))
+        }
+        DocumentId::Audit(node, _) => {
+            if node != &signer.node {
+                return Err("only a node itself writes its access log".into());
+            }
+            append_only(change, "a/", signer, state, dates, |_, _| Ok(()))
+        }
+    }
+}
+
+fn require_base(signer: &Grant, action: &str) -> Result<(), String> {
+    if signer.role == Role::Base {
+        Ok(())
+    } else {
+        Err(format!("a {} may not {action}", signer.role))
+    }
+}
+
+fn record_op(op: &OpSummary, signer: &Grant, state: &dyn DocState) -> Result<(), String> {
+    let key = op
+        .root_key
+        .as_deref()
+        .ok_or("a patient record holds no nested objects")?;
+    let prefix = key.split('/').next().unwrap_or(key);
+    // Writing a register over concurrent values removes the losers: only fields are registers.
+    if op.action == OpAction::Delete && prefix != "field" {
+        return Err(format!("nothing is deleted from a patient record ({key})"));
+    }
+    match prefix {
+        "patient" | "tiltak" | "vedtak" | "med" | "team" | "block" => require_base(
+            signer,
+            "register patients or edit care plans, medication lists, care teams or blocks",
+        ),
+        // The zone decides which base (and so whose need) a patient belongs to.
+        "field" if key == "field/zone" => require_base(signer, "change a patient's zone"),
+        "field" | "contact" | "flag" => match signer.role {
+            Role::Base | Role::Nurse => Ok(()),
+            Role::HomeUnit => Err("a home unit may not edit patient records".into()),
+        },
+        "access" => {
+            let staff = key.split('/').nth(1).unwrap_or_default();
+            if signer.staff_id.as_ref().map(|s| s.as_str()) != Some(staff) || op.overwrites {
+                Err("an explicit access is recorded only by the staff member it names".into())
+            } else if state.seen(key) {
+                Err(format!(
+                    "{key} already exists: an explicit access is recorded once"
+                ))
+            } else {
+                Ok(())
+            }
+        }
+        _ => Err(format!("unknown patient-record key {key:?}")),
+    }
+}
+
+/// Largest appended entry (journal, day log, access log): 16 KiB of text even at JSON's worst
+/// escaping, with room for the header.
+const MAX_ENTRY_JSON_BYTES: usize = 128 * 1024;
+/// Largest appended message: its pictures in base64 plus the largest entry.
+const MAX_MESSAGE_JSON_BYTES: usize =
+    crate::docs::messages::MAX_PICTURE_BYTES_PER_MESSAGE / 3 * 4 + 4096 + MAX_ENTRY_JSON_BYTES;
+
+/// The fields every appended item shares.
+#[derive(Deserialize)]
+struct Appended {
+    author: Author,
+    /// When it happened (journal, day log) or was sent (messages: `sent_at`), or was logged
+    /// (access log: `at`).
+    #[serde(default, alias = "sent_at", alias = "at")]
+    event_time: Option<Timestamp>,
+    /// When it was entered (journal, day log).
+    #[serde(default)]
+    entered_at: Option<Timestamp>,
+    #[serde(default)]
+    body: Option<serde_json::Value>,
+    /// A message's pictures (checked here, so no node stores or serves a disguised file).
+    #[serde(default)]
+    attachments: Vec<crate::docs::messages::Attachment>,
+}
+
+/// Every op must put a new JSON string under a new key with `prefix`, written by the signer
+/// itself and dated within bounds; `check` sees each item's body.
+fn append_only(
+    change: &ChangeSummary,
+    prefix: &str,
+    signer: &Grant,
+    state: &dyn DocState,
+    dates: Dates,
+    check: impl Fn(&Grant, Option<&str>) -> Result<(), String>,
+) -> Result<(), String> {
+    for op in &change.ops {
+        let key = op.root_key.as_deref().unwrap_or_default();
+        if !key.starts_with(prefix) {
+            return Err(format!("unexpected key {key:?}: this document only grows"));
+        }
+        if op.overwrites || state.seen(key) {
+            return Err(format!(
+                "{key} already exists: nobody alters, deletes or writes an entry again"
+            ));
+        }
+        let OpAction::PutStr(json) = &op.action else {
+            return Err(format!("{key}: entries are appended as JSON text"));
+        };
+        let max = if prefix == "m/" {
+            MAX_MESSAGE_JSON_BYTES
+        } else {
+            MAX_ENTRY_JSON_BYTES
+        };
+        if json.len() > max {
+            return Err(format!(
+                "{key} is {} bytes; at most {max} are accepted",
+                json.len()
+            ));
+        }
+        let item: Appended =
+            serde_json::from_str(json).map_err(|e| format!("{key} is malformed: {e}"))?;
+        crate::docs::messages::check_attachments(&item.attachments)
+            .map_err(|e| format!("{key}: {e}"))?;
+        let a = &item.author;
+        if a.device != signer.node || a.role != signer.role || a.staff != signer.staff_id {
+            return Err(format!(
+                "{key} claims an author other than its signer (node {}, {})",
+                signer.node.short(),
+                signer.role
+            ));
+        }
+        dates.check(key, &item)?;
+        let kind = item
+            .body
+            .as_ref()
+            .and_then(|b| b.get("type"))
+            .and_then(|t| t.as_str());
+        check(signer, kind)?;
+    }
+    Ok(())
+}
+
+fn journal_entry(signer: &Grant, kind: Option<&str>) -> Result<(), String> {
+    match (signer.role, kind) {
+        (Role::HomeUnit, Some("observation" | "device-event")) => Ok(()),
+        (Role::HomeUnit, _) => {
+            Err("a home unit adds only its devices' observations and events to the journal".into())
+        }
+        (Role::Base, Some("medication-given" | "medication-not-given")) => {
+            Err("only nurses record medication given or not given".into())
+        }
+        _ => Ok(()),
+    }
+}
+
+/// Bounds on the dates an appended item carries.
+#[derive(Debug, Clone, Copy)]
+struct Dates {
+    received_at_ms: Option<i64>,
+}
+
+impl Dates {
+    /// An item's dates lie within [`EARLIEST`]..[`LATEST`], what it records happened no later
+    /// than a day after it was entered, and it was entered no later than a day after the
+    /// receiver's clock.
+    fn check(&self, key: &str, item: &Appended) -> Result<(), String> {
+        let bound = |t| Timestamp::parse(t).map_or(0, |t| t.unix_millis());
+        let (earliest, latest) = (bound(EARLIEST), bound(LATEST));
+        for time in [item.event_time, item.entered_at].into_iter().flatten() {
+            if !(earliest..latest).contains(&time.unix_millis()) {
+                return Err(format!(
+                    "{key} is dated {time}, outside {EARLIEST}..{LATEST}"
+                ));
+            }
+        }
+        let entered = item.entered_at.or(item.event_time);
+        if let (Some(event), Some(entered)) = (item.event_time, item.entered_at)
+            && event.unix_millis() > entered.unix_millis().saturating_add(FUTURE_GRACE_MS)
+        {
+            return Err(format!(
+                "{key} records something at {event}, more than a day after it was entered ({entered})"
+            ));
+        }
+        if let (Some(entered), Some(now)) = (entered, self.received_at_ms)
+            && entered.unix_millis() > now.saturating_add(FUTURE_GRACE_MS)
+        {
+            return Err(format!(
+                "{key} was entered at {entered}, more than a day ahead of this node's clock"
+            ));
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,179 @@
+//! The derived indexes' rows, as the change pipeline hands them to a write
+//! ([`crate::pipeline`] derives them from the documents; the store only keeps them, sealed where
+//! they hold patient data, in the same transaction as the documents they come from).
+
+use redb::ReadableTable;
+
+use super::schema::{CONFLICTS, OPEN_TASKS, PATIENT_NAMES, RELATIONS, TASKS, VISITS};
+use super::{StoreError, WriteBatch, conflict_place, name_place, tasks_place};
+use crate::docs::DocumentId;
+use crate::ids::{PatientId, VisitId};
+use crate::time::Month;
+
+/// One derived row set, replacing what the index held for the same key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Row {
+    /// A patient's display name.
+    PatientName {
+        /// The patient.
+        patient: PatientId,
+        /// The name.
+        name: String,
+    },
+    /// The visits a plan document holds (visit → document).
+    Visits {
+        /// The plan document.
+        plan: DocumentId,
+        /// Its visits.
+        visits: Vec<VisitId>,
+    },
+    /// A patient's open conflicts in one scope (`record`, `YYYY-MM`, `messages/YYYY-MM`), as
+    /// JSON; `None` when there are none.
+    Conflicts {
+        /// The patient.
+        patient: PatientId,
+        /// The scope.
+        scope: String,
+        /// The list, as JSON.
+        json: Option<Vec<u8>>,
+    },
+    /// A patient-month's escalation triggers, as JSON (`None`: none), and whether any is open.
+    Triggers {
+        /// The patient.
+        patient: PatientId,
+        /// The month.
+        month: Month,
+        /// The list, as JSON.
+        json: Option<Vec<u8>>,
+        /// Whether any trigger is open.
+        open: bool,
+    },
+    /// A patient's relations derived from one document (see [`RelationScope`]), replacing the
+    /// ones it derived before.
+    Relations {
+        /// The patient.
+        patient: PatientId,
+        /// Which relations these replace.
+        scope: RelationScope,
+        /// Name and value of each.
+        rows: Vec<(String, i64)>,
+    },
+}
+
+/// Which of a patient's relations a document derives.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RelationScope {
+    /// The record's: `zone:`, `team:`, `block:` and `explicit:` relations.
+    Record,
+    /// One month's plan's: `visit:<staff>:<day>` relations of days in that month.
+    Plan(Month),
+}
+
+impl RelationScope {
+    fn covers(&self, name: &str) -> bool {
+        match self {
+            RelationScope::Record => ["zone:", "team:", "block:", "explicit:"]
+                .iter()
+                .any(|p| name.starts_with(p)),
+            RelationScope::Plan(month) => {
+                name.starts_with("visit:") && name.contains(&format!(":{month}-"))
+            }
+        }
+    }
+}
+
+impl WriteBatch<'_> {
+    /// Writes a derived row set in this write.
+    pub fn put_row(&mut self, row: Row) -> Result<(), StoreError> {
+        let store = self.store;
+        store.contain(|| {
+            let tx = &self.tx;
+            match row {
+                Row::PatientName { patient, name } => {
+                    let sealed = store.cipher.seal(&name_place(&patient), name.as_bytes());
+                    tx.open_table(PATIENT_NAMES)?
+                        .insert(patient.as_str(), sealed.as_slice())?;
+                }
+                Row::Visits { plan, visits } => {
+                    let mut table = tx.open_table(VISITS)?;
+                    let location = plan.to_string();
+                    for visit in visits {
+                        table.insert(visit.as_str(), location.as_str())?;
+                    }
+                }
+                Row::Conflicts {
+                    patient,
+                    scope,
+                    json,
+                } => {
+                    let mut table = tx.open_table(CONFLICTS)?;
+                    let key = (patient.as_str(), scope.as_str());
+                    match json {
+                        None => {
+                            table.remove(key)?;
+                        }
+                        Some(json) => {
+                            let place = conflict_place(patient.as_str(), &scope);
+                            table.insert(key, store.cipher.seal(&place, &json).as_slice())?;
+                        }
+                    }
+                }
+                Row::Triggers {
+                    patient,
+                    month,
+                    json,
+                    open,
+                } => {
+                    let month = month.to_string();
+                    let key = (patient.as_str(), month.as_str());
+                    let mut open_table = tx.open_table(OPEN_TASKS)?;
+                    if open {
+                        open_table.insert(key, ())?;
+                    } else {
+                        open_table.remove(key)?;
+                    }
+                    let mut table = tx.open_table(TASKS)?;
+                    match json {
+                        None => {
+                            table.remove(key)?;
+                        }
+                        Some(json) => {
+                            let place = tasks_place(patient.as_str(), &month);
+                            table.insert(key, store.cipher.seal(&place, &json).as_slice())?;
+                        }
+                    }
+                }
+                Row::Relations {
+                    patient,
+                    scope,
+                    rows,
+                } => {
+                    let mut table = tx.open_table(RELATIONS)?;
+                    let p = patient.as_str();
+                    let old: Vec<String> = table
+                        .range((p, "")..=(p, "\u{10FFFF}"))?
+                        .map(|item| item.map(|(k, _)| k.value().1.to_owned()))
+                        .filter(|k| k.as_ref().map_or(true, |k| scope.covers(k)))
+                        .collect::<Result<_, _>>()?;
+                    for k in old {
+                        table.remove((p, k.as_str()))?;
+                    }
+                    for (name, value) in rows {
+                        table.insert((p, name.as_str()), value)?;
+                    }
+                }
+            }
+            Ok(())
+        })
+    }
+
+    /// The value of a patient's relation `name` as of this write.
+    pub fn relation(&mut self, patient: &PatientId, name: &str) -> Result<Option<i64>, StoreError> {
+        let store = self.store;
+        store.contain(|| {
+            let table = self.tx.open_table(RELATIONS)?;
+            Ok(table.get((patient.as_str(), name))?.map(|v| v.value()))
+        })
+    }
+}

@@ -1,0 +1,635 @@
+//! Issue #13: an enrolled device running modified software. A stolen phone with a patched app, or
+//! a compromised home tablet, signs valid changes with its real key; every rule must hold at the
+//! receiver, judged against the document the change lands in. Each attack here is a change made
+//! by hand (`omsyn_tests::craft`) with a real enrolled node's key, planted in the attacker's own
+//! store past its checks, and delivered both through a live session and through an export file.
+//! Each is refused, or kept and raised as an integrity alert; the honest nodes' data, conflicts and
+//! logs stay intact in every view.
+
+use omsyn_core::conflict::ConflictKind;
+use omsyn_core::docs::DocumentId;
+use omsyn_core::docs::journal::{DoseRef, Entry, EntryBody};
+use omsyn_core::docs::record::PatientField;
+use omsyn_core::ids::{EntryId, PatientId, StaffId};
+use omsyn_core::sync::SyncEvent;
+use omsyn_core::trust::audit::{self, AccessEvent, AuditAction};
+use omsyn_core::{Day, Repo, RepoError, Timestamp};
+use omsyn_tests::craft::{self, Crafted, Put};
+use omsyn_tests::{Link, NOW_MS, TestNode};
+use rand::SeedableRng;
+use rand::rngs::StdRng;
+
+/// A time on the day of [`NOW_MS`].
+fn today(hhmm: &str) -> Timestamp {
+    let day = Day::from_unix_millis(NOW_MS).unwrap();
+    Timestamp::from_day_hhmm(day, hhmm, 3600).unwrap()
+}
+
+/// How an attack reaches the base.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Via {
+    Session,
+    File,
+}
+
+const BOTH: [Via; 2] = [Via::Session, Via::File];
+
+/// A base; Kari (N1, honest) and Mons (N2, the insider), both on Turid's care team; Turid's
+/// home unit; Egil, another patient (N1's only). Kari gave Turid's 08:00 dose and wrote a note;
+/// everyone synced.
+struct World {
+    base: TestNode,
+    mons: TestNode,
+    home: TestNode,
+    turid: PatientId,
+    egil: PatientId,
+    dose: Entry,
+    note: Entry,
+}
+
+impl World {
+    fn new() -> World {
+        let mut base = TestNode::base(501);
+        let turid = patient(&mut base, "Turid Nilsen", &["N1", "N2"]);
+        let egil = patient(&mut base, "Egil Haugen", &["N1"]);
+        let med = base.add_medication(&turid, "Metformin 500 mg", "08:00");
+        base.repo
+            .plan_visit(
+                today("07:00"),
+                &mut base.rng,
+                &omsyn_core::docs::plan::NewVisit {
+                    patient: turid.clone(),
+                    start: today("08:00"),
+                    end: today("08:30"),
+                    kind: omsyn_core::docs::plan::VisitKind::Physical,
+                    tiltak: vec![],
+                    staff: vec![StaffId::parse("N1").unwrap()],
+                },
+            )
+            .unwrap();
+        let mut kari = TestNode::nurse(502, "N1");
+        let mons = TestNode::nurse(503, "N2");
+        let home = TestNode::home_unit(504, &turid);
+        sync(&base.repo, &kari.repo);
+        let (t, rng) = (today("08:10"), &mut kari.rng);
+        let dose = kari
+            .repo
+            .record_dose(t, rng, &turid, &med, "08:00", today("08:05"), None, None)
+            .unwrap();
+        let note = kari
+            .repo
+            .add_note(t, rng, &turid, None, today("08:08"), "Turid i god form")
+            .unwrap();
+        sync(&kari.repo, &base.repo);
+        sync(&base.repo, &mons.repo);
+        sync(&base.repo, &home.repo);
+        World {
+            base,
+            mons,
+            home,
+            turid,
+            egil,
+            dose,
+            note,
+        }
+    }
+
+    fn journal_id(&self) -> DocumentId {
+        DocumentId::Journal(self.turid.clone(), today("08:00").day().month())
+    }
+
+    /// Mons's change to `doc`, built on `deps` (`None`: all he holds), planted in his store.
+    fn mons_crafts(&self, doc: &DocumentId, puts: &[Put], deps: Option<Vec<[u8; 32]>>) -> Crafted {
+        let crafted = craft::change(
+            &self.mons.repo,
+            doc,
+            &self.mons.repo,
+            puts,
+            deps,
+            today("11:00"),
+        );
+        craft::plant(&self.mons.repo, doc, &crafted);
+        crafted
+    }
+
+    /// Delivers everything `from` holds to the base; the base's refusal, if any.
+    fn deliver(&self, from: &Repo, via: Via) -> Option<String> {
+        match via {
+            Via::Session => {
+                let mut link = Link::open(from, &self.base.repo);
+                let (pf, pb) = (from.need_policy(), self.base.repo.need_policy());
+                link.exchange((from, &pf), (&self.base.repo, &pb), NOW_MS);
+                std::iter::from_fn(|| link.b.poll_event()).find_map(|e| match e {
+                    SyncEvent::RejectedChanges { reason, .. } => Some(reason),
+                    _ => None,
+                })
+            }
+            Via::File => {
+                let file = from.export_unchecked(None).unwrap();
+                self.base
+                    .repo
+                    .import(today("12:00"), &file)
+                    .err()
+                    .map(|e| e.to_string())
+            }
+        }
+    }
+
+    fn base_holds(&self, doc: &DocumentId, change: &Crafted) -> bool {
+        self.base
+            .repo
+            .store()
+            .with_doc(doc, |d| d.has_change(&change.hash))
+            .unwrap()
+            .unwrap_or(false)
+    }
+
+    /// Kari's dose and note are still at the base, in the journal, the conflicts' evidence,
+    /// the day report and the FHIR export.
+    fn honest_data_intact(&self) {
+        let base = &self.base.repo;
+        let (journal, _) = base.journal(&self.turid).unwrap();
+        for original in [&self.dose, &self.note] {
+            assert!(
+                journal.contains(original),
+                "{} vanished from the journal",
+                original.id
+            );
+        }
+        let mut gate = omsyn_tests::gate(base);
+        let report =
+            omsyn_core::report::day_report(base, today("08:00").day(), None, &mut gate).unwrap();
+        assert!(report.visits.iter().any(|v| v.patient == self.turid));
+        let fhir = omsyn_core::fhir::export(base, today("12:00"), Some(&self.turid)).unwrap();
+        let bundle = serde_json::to_string(&fhir[0].1.bundle).unwrap();
+        for original in [&self.dose, &self.note] {
+            assert!(
+                bundle.contains(original.id.as_str()),
+                "{} is in the FHIR export",
+                original.id
+            );
+        }
+    }
+}
+
+fn patient(base: &mut TestNode, name: &str, team: &[&str]) -> PatientId {
+    let rng = &mut base.rng;
+    base.repo
+        .transaction(|tx| {
+            let p = tx.add_patient(
+                today("07:00"),
+                rng,
+                &[
+                    (PatientField::Name, name.into()),
+                    (PatientField::Zone, "Sone 1".into()),
+                ],
+            )?;
+            for staff in team {
+                tx.set_team_member(today("07:00"), &p, &StaffId::parse(staff).unwrap(), true)?;
+            }
+            Ok::<_, RepoError>(p)
+        })
+        .unwrap()
+}
+
+/// One need-based session each way between `a` and `b`.
+fn sync(a: &Repo, b: &Repo) {
+    let mut link = Link::open(a, b);
+    let (pa, pb) = (a.need_policy(), b.need_policy());
+    let errors = link.exchange((a, &pa), (b, &pb), NOW_MS);
+    assert_eq!(errors, (None, None));
+}
+
+/// An entry as Mons's patched app writes it: his own author block, any id and body.
+fn mons_entry(w: &World, id: &EntryId, body: EntryBody) -> String {
+    let entry = Entry {
+        id: id.clone(),
+        author: w.mons.repo.author(),
+        event_time: today("08:06"),
+        entered_at: today("11:00"),
+        body,
+    };
+    serde_json::to_string(&entry).unwrap()
+}
+
+fn given(w: &World) -> EntryBody {
+    let EntryBody::MedicationGiven { dose, .. } = &w.dose.body else {
+        panic!("the dose is a dose");
+    };
+    EntryBody::MedicationGiven {
+        dose: dose.clone(),
+        visit: None,
+    }
+}
+
+fn refused(reason: Option<String>, expect: &str) {
+    let reason = reason.unwrap_or_else(|| panic!("expected a refusal mentioning {expect:?}"));
+    assert!(reason.contains(expect), "refused, but for {reason:?}");
+}
+
+#[test]
+fn re_creating_another_nurses_dose_after_seeing_it_is_refused() {
+    for via in BOTH {
+        let w = World::new();
+        let key = format!("e/{}", w.dose.id);
+        let crafted = w.mons_crafts(
+            &w.journal_id(),
+            &[Put::fresh(&key, &mons_entry(&w, &w.dose.id, given(&w)))],
+            None,
+        );
+        refused(w.deliver(&w.mons.repo, via), "already exists");
+        assert!(!w.base_holds(&w.journal_id(), &crafted), "{via:?}");
+        w.honest_data_intact();
+    }
+}
+
+#[test]
+fn re_creating_another_nurses_dose_unseen_keeps_both_and_raises_an_integrity_alert() {
+    for via in BOTH {
+        let w = World::new();
+        let key = format!("e/{}", w.dose.id);
+        // Built on the journal as it was before Kari's dose: Automerge keeps both values.
+        let dose_change = craft::change_putting(&w.mons.repo, &w.journal_id(), &key).unwrap();
+        let before = craft::heads_without(&w.mons.repo, &w.journal_id(), dose_change);
+        let fake = mons_entry(&w, &w.dose.id, given(&w));
+        let crafted = w.mons_crafts(&w.journal_id(), &[Put::fresh(&key, &fake)], Some(before));
+        assert_eq!(
+            w.deliver(&w.mons.repo, via),
+            None,
+            "{via:?}: kept, not refused"
+        );
+        assert!(w.base_holds(&w.journal_id(), &crafted));
+        let alerts: Vec<_> = w
+            .base
+            .repo
+            .conflicts(Some(&w.turid))
+            .unwrap()
+            .into_iter()
+            .filter(
+                |c| matches!(&c.kind, ConflictKind::EntryWrittenTwice { key: k, .. } if *k == key),
+            )
+            .collect();
+        assert_eq!(
+            alerts.len(),
+            1,
+            "{via:?}: an integrity alert where conflicts are"
+        );
+        // Both values are shown: Kari's dose, and Mons's claim beside it.
+        let (journal, _) = w.base.repo.journal(&w.turid).unwrap();
+        assert_eq!(journal.iter().filter(|e| e.id == w.dose.id).count(), 2);
+        // A second "given" for the same dose: the safety conflict stands too.
+        assert!(
+            w.base
+                .repo
+                .conflicts(Some(&w.turid))
+                .unwrap()
+                .iter()
+                .any(|c| matches!(c.kind, ConflictKind::DoseGivenTwice { .. }))
+        );
+        w.honest_data_intact();
+    }
+}
+
+#[test]
+fn overwriting_an_entry_with_its_predecessor_named_is_refused() {
+    for via in BOTH {
+        let w = World::new();
+        let key = format!("e/{}", w.note.id);
+        let pred = craft::value_op(&w.mons.repo, &w.journal_id(), &key).unwrap();
+        let put = Put {
+            key: key.clone(),
+            value: mons_entry(
+                &w,
+                &w.note.id,
+                EntryBody::Note {
+                    visit: None,
+                    text: "endret".into(),
+                },
+            ),
+            pred: vec![pred],
+        };
+        let crafted = w.mons_crafts(&w.journal_id(), &[put], None);
+        refused(w.deliver(&w.mons.repo, via), "already exists");
+        assert!(!w.base_holds(&w.journal_id(), &crafted));
+        w.honest_data_intact();
+    }
+}
+
+/// Mons reads Turid's record three times, and his log reaches the base.
+fn mons_reads_and_syncs(w: &World) -> DocumentId {
+    for i in 0..3 {
+        let event = AccessEvent::new(
+            Some(w.turid.clone()),
+            AuditAction::Read,
+            format!("view {i}"),
+            "care team".into(),
+        );
+        w.mons.repo.log_access(today("09:00"), event).unwrap();
+    }
+    sync(&w.mons.repo, &w.base.repo);
+    DocumentId::Audit(w.mons.repo.id(), today("09:00").day().month())
+}
+
+#[test]
+fn re_writing_ones_own_access_log_entry_after_the_base_held_it_is_refused() {
+    for via in BOTH {
+        let w = World::new();
+        let log = mons_reads_and_syncs(&w);
+        let (entries, _) = w
+            .mons
+            .repo
+            .store()
+            .with_doc(&log, audit::read)
+            .unwrap()
+            .unwrap();
+        let mut rewritten = entries[1].clone();
+        rewritten.entry.what = "nothing to see".into();
+        let put = Put::fresh(
+            "a/000000000001",
+            &serde_json::to_string(&rewritten).unwrap(),
+        );
+        let crafted = w.mons_crafts(&log, &[put], None);
+        refused(w.deliver(&w.mons.repo, via), "already exists");
+        assert!(!w.base_holds(&log, &crafted));
+        let base_view = w
+            .base
+            .repo
+            .store()
+            .with_doc(&log, audit::read)
+            .unwrap()
+            .unwrap()
+            .0;
+        assert_eq!(
+            base_view[1], entries[1],
+            "{via:?}: the base keeps what it received"
+        );
+    }
+}
+
+#[test]
+fn a_device_restored_from_an_old_copy_cannot_rewrite_its_log_and_audit_verify_says_so() {
+    for via in BOTH {
+        let w = World::new();
+        mons_reads_and_syncs(&w);
+        // The same phone (same key, same certificate) with its data directory restored from
+        // before those reads: its log starts again from entry 0.
+        let restored = TestNode::nurse(503, "N2");
+        let event = AccessEvent::new(None, AuditAction::Read, "work list".into(), "work".into());
+        restored.repo.log_access(today("10:00"), event).unwrap();
+        refused(w.deliver(&restored.repo, via), "restored from an old copy");
+        let reports = w.base.repo.verify_audit().unwrap();
+        let mons = reports.iter().find(|r| r.node == w.mons.repo.id()).unwrap();
+        assert!(
+            mons.problems
+                .iter()
+                .any(|p| p.contains("restored from an old copy")),
+            "{via:?}: {:?}",
+            mons.problems
+        );
+        // What the base received stays: three reads of Turid's record.
+        let log = w.base.repo.audit_entries(Some(&w.turid)).unwrap();
+        let reads = log
+            .iter()
+            .filter(|e| e.author.device == w.mons.repo.id() && e.action == AuditAction::Read);
+        assert_eq!(reads.count(), 3);
+    }
+}
+
+#[test]
+fn a_home_unit_writing_another_patients_journal_is_refused() {
+    for via in BOTH {
+        let w = World::new();
+        let doc = DocumentId::Journal(w.egil.clone(), today("08:00").day().month());
+        let obs = Entry {
+            id: EntryId::random(&mut StdRng::seed_from_u64(9)),
+            author: w.home.repo.author(),
+            event_time: today("10:00"),
+            entered_at: today("10:00"),
+            body: EntryBody::Observation {
+                visit: None,
+                kind: "pulse".into(),
+                value: "70".into(),
+                unit: None,
+                device_reading: None,
+            },
+        };
+        let crafted = craft::change(
+            &w.home.repo,
+            &doc,
+            &w.home.repo,
+            &[Put::fresh(
+                &format!("e/{}", obs.id),
+                &serde_json::to_string(&obs).unwrap(),
+            )],
+            Some(vec![]),
+            today("10:00"),
+        );
+        craft::plant(&w.home.repo, &doc, &crafted);
+        refused(w.deliver(&w.home.repo, via), "its own patient");
+        assert!(!w.base_holds(&doc, &crafted));
+    }
+}
+
+#[test]
+fn a_nurse_changing_what_decides_need_is_refused() {
+    let changes: [(&str, &str); 4] = [
+        // The same zone: the change itself is what the base must refuse.
+        ("field/zone", "Sone 1"),
+        ("team/N2", "{}"),
+        ("block/e-1111111111111111", "{}"),
+        ("med/m-1111111111111111", "{}"),
+    ];
+    for via in BOTH {
+        for (key, value) in changes {
+            let w = World::new();
+            let record = DocumentId::PatientRecord(w.turid.clone());
+            let crafted = w.mons_crafts(&record, &[Put::fresh(key, value)], None);
+            let reason = w.deliver(&w.mons.repo, via);
+            assert!(
+                reason.as_deref().is_some_and(|r| r.contains("may not")),
+                "{key} via {via:?}: {reason:?}"
+            );
+            assert!(!w.base_holds(&record, &crafted));
+            assert_eq!(
+                w.base
+                    .repo
+                    .record(&w.turid)
+                    .unwrap()
+                    .field(PatientField::Zone),
+                Some("Sone 1")
+            );
+        }
+    }
+}
+
+#[test]
+fn a_year_long_explicit_access_lasts_no_longer_than_the_organisations_cap_at_the_receiver() {
+    for via in BOTH {
+        let w = World::new();
+        let record = DocumentId::PatientRecord(w.egil.clone());
+        let year_ms = 365 * 24 * 3600 * 1000;
+        // Dated ahead too: the base clamps the start to its own clock.
+        let access = serde_json::json!({
+            "id": "e-2222222222222222", "staff": "N2", "device": w.mons.repo.id(),
+            "reason": "nysgjerrig", "at": Timestamp::from_unix_millis(NOW_MS + 30 * 24 * 3600 * 1000).unwrap(),
+            "until_ms": NOW_MS + year_ms,
+        });
+        // Mons holds no copy of Egil's record: his app makes one holding only the access.
+        let put = Put::fresh("access/N2/e-2222222222222222", &access.to_string());
+        let crafted = craft::change(
+            &w.mons.repo,
+            &record,
+            &w.mons.repo,
+            &[put],
+            None,
+            today("11:00"),
+        );
+        craft::plant(&w.mons.repo, &record, &crafted);
+        assert_eq!(
+            w.deliver(&w.mons.repo, via),
+            None,
+            "{via:?}: an explicit access is his to ask"
+        );
+        assert!(w.base_holds(&record, &crafted), "{via:?}");
+        let until: Vec<i64> = w
+            .base
+            .repo
+            .store()
+            .relations(&w.egil, "explicit:N2:")
+            .unwrap()
+            .iter()
+            .map(|r| r.value)
+            .collect();
+        assert!(!until.is_empty());
+        assert!(
+            until
+                .iter()
+                .all(|u| *u <= NOW_MS + omsyn_core::trust::DEFAULT_EXPLICIT_ACCESS_MAX_MS),
+            "{until:?}"
+        );
+    }
+}
+
+#[test]
+fn a_compressed_change_bomb_is_refused_before_it_is_inflated() {
+    let w = World::new();
+    // 1 MiB of zeros deflates to about a kilobyte; a change chunk of type 2 (compressed).
+    let mut bomb = vec![0x85, 0x6f, 0x4a, 0x83, 0, 0, 0, 0, 2];
+    let payload = vec![0u8; 2048];
+    bomb.push(payload.len() as u8 & 0x7f | 0x80);
+    bomb.push((payload.len() >> 7) as u8);
+    bomb.extend_from_slice(&payload);
+    let reason = omsyn_core::pipeline::vouch(bomb.clone(), [0; 64]).unwrap_err();
+    assert!(reason.contains("compressed"), "{reason}");
+    // Through an export file.
+    let file = omsyn_core::exchange::encode(&omsyn_core::exchange::Exchange {
+        docs: vec![(
+            w.journal_id(),
+            vec![omsyn_core::sync::wire::SignedChange {
+                bytes: bomb,
+                signature: [0; 64],
+            }],
+        )],
+        certificates: vec![],
+    });
+    let err = w.base.repo.import(today("12:00"), &file).unwrap_err();
+    assert!(err.to_string().contains("compressed"), "{err}");
+    w.honest_data_intact();
+}
+
+#[test]
+fn changes_dated_beyond_the_bounds_are_refused() {
+    for via in BOTH {
+        let w = World::new();
+        let id = EntryId::random(&mut StdRng::seed_from_u64(77));
+        let entry = Entry {
+            id: id.clone(),
+            author: w.mons.repo.author(),
+            event_time: Timestamp::parse("9000-01-01T08:00:00+01:00").unwrap(),
+            entered_at: today("11:00"),
+            body: EntryBody::Note {
+                visit: None,
+                text: "fra fremtiden".into(),
+            },
+        };
+        let crafted = w.mons_crafts(
+            &w.journal_id(),
+            &[Put::fresh(
+                &format!("e/{id}"),
+                &serde_json::to_string(&entry).unwrap(),
+            )],
+            None,
+        );
+        refused(w.deliver(&w.mons.repo, via), "outside");
+        assert!(!w.base_holds(&w.journal_id(), &crafted));
+    }
+}
+
+#[test]
+fn the_dose_given_twice_conflict_survives_an_insiders_attempt_to_hide_it() {
+    let World {
+        base,
+        mut mons,
+        turid,
+        dose,
+        ..
+    } = World::new();
+    let journal = DocumentId::Journal(turid.clone(), today("08:00").day().month());
+    // Mons gives the same dose honestly: a conflict.
+    let EntryBody::MedicationGiven { dose: given, .. } = &dose.body else {
+        unreachable!("Kari's entry is a dose")
+    };
+    let DoseRef {
+        medication, slot, ..
+    } = given.clone();
+    let (t, rng) = (today("08:30"), &mut mons.rng);
+    mons.repo
+        .record_dose(
+            t,
+            rng,
+            &turid,
+            &medication,
+            &slot,
+            today("08:25"),
+            None,
+            None,
+        )
+        .unwrap();
+    sync(&mons.repo, &base.repo);
+    let before = base.repo.conflicts(Some(&turid)).unwrap();
+    assert!(
+        before
+            .iter()
+            .any(|c| matches!(c.kind, ConflictKind::DoseGivenTwice { .. }))
+    );
+    // Now he re-creates Kari's dose key as a note, seen: refused; the conflict stands.
+    let fake = serde_json::to_string(&Entry {
+        id: dose.id.clone(),
+        author: mons.repo.author(),
+        event_time: today("08:06"),
+        entered_at: today("11:00"),
+        body: EntryBody::Note {
+            visit: None,
+            text: "ingenting".into(),
+        },
+    })
+    .unwrap();
+    let put = Put::fresh(&format!("e/{}", dose.id), &fake);
+    let crafted = craft::change(
+        &mons.repo,
+        &journal,
+        &mons.repo,
+        &[put],
+        None,
+        today("11:00"),
+    );
+    craft::plant(&mons.repo, &journal, &crafted);
+    sync_allowing_refusal(&mons.repo, &base.repo);
+    assert_eq!(base.repo.conflicts(Some(&turid)).unwrap(), before);
+}
+
+fn sync_allowing_refusal(a: &Repo, b: &Repo) {
+    let mut link = Link::open(a, b);
+    let (pa, pb) = (a.need_policy(), b.need_policy());
+    link.exchange((a, &pa), (b, &pb), NOW_MS);
+}
