@@ -55,16 +55,20 @@ pub fn change(
     at: Timestamp,
 ) -> Crafted {
     let held = history(holder, doc);
-    let deps = deps.unwrap_or_else(|| heads(&held));
-    let past = ancestors(&held, &deps);
+    let mut deps = deps.unwrap_or_else(|| heads(&held));
     let actor = ActorId::from(&author.id().as_bytes()[..]);
-    let seq = past
+    // The author's own chain, as every receiver demands: the next number, built on its last.
+    let last_own = held
         .iter()
         .filter(|c| c.actor_id() == &actor)
-        .map(|c| c.seq())
-        .max()
-        .unwrap_or(0)
-        + 1;
+        .max_by_key(|c| c.seq());
+    if let Some(last) = last_own
+        && !deps.contains(&last.hash().0)
+    {
+        deps.push(last.hash().0);
+    }
+    let seq = last_own.map_or(0, |c| c.seq()) + 1;
+    let past = ancestors(&held, &deps);
     let start_op = past.iter().map(|c| c.max_op()).max().unwrap_or(0) + 1;
     let message = serde_json::json!({ "author": author.author(), "entered_at": at }).to_string();
     let expanded = legacy::Change {

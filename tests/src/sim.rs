@@ -4,11 +4,15 @@
 //!
 //! Every node is enrolled in one organisation and shares by need ([`NeedPolicy`]): home units
 //! hold their own patient, nurses their work list, the base everything. Malicious nodes (enrolled
-//! insiders with valid certificates) also send forged changes (signed with the wrong key),
-//! unauthorised ones (a nurse editing a visit plan), alterations of journal entries, and ask for a
-//! patient they have no need for. The properties: every acknowledged entry reaches the base; every
-//! node holds exactly what it needs, identical to the base's copy; no honest node ever stores a
-//! crafted change; and no node holds a patient it has no need for.
+//! insiders with valid certificates, running modified software) also send, with their real key:
+//! forged changes (another's name on them), unauthorised ones (a nurse editing a visit plan or a
+//! patient's zone), alterations of journal entries, re-creations of other authors' entries (seen:
+//! refused; unseen: kept beside the original and raised as an integrity alert), compressed-change
+//! bombs, and requests for a patient they have no need for. The properties: every acknowledged
+//! entry reaches the base and stays in its journal; every node holds exactly what it needs,
+//! identical to the base's copy; no honest node ever stores a crafted change it must refuse;
+//! every attack kind ran and was refused; every node's access-log chain verifies after the
+//! crash-restarts; and no node holds a patient it has no need for.
 //!
 //! Links model what QUIC gives the real nodes: a session's frames travel as packets that may be
 //! lost, duplicated or reordered, and the link layer (sequence numbers, cumulative acks,
@@ -79,7 +83,31 @@ pub struct SimReport {
     pub crafted: usize,
     /// `Changes` messages honest nodes rejected (forged or unauthorised).
     pub rejected: u64,
+    /// Per attack kind: how many the insiders sent, and how many honest nodes refused.
+    pub attacks: BTreeMap<&'static str, AttackCount>,
 }
+
+/// What became of one kind of attack.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct AttackCount {
+    /// Crafted and sent.
+    pub sent: u64,
+    /// Refused by an honest receiver.
+    pub refused: u64,
+}
+
+/// The attack kinds, each with the words its refusal gives (see `pipeline::rules`).
+pub const ATTACKS: [(&str, &str); 6] = [
+    (
+        "forged",
+        "not a known enrolled node|claims an author other than its signer|forged or altered",
+    ),
+    ("unauthorised plan", "may not edit visit plans"),
+    ("altered entry", "nobody alters or deletes"),
+    ("re-created entry", "an entry is written once"),
+    ("zone changed", "may not change a patient's zone"),
+    ("compressed bomb", "compressed change is refused"),
+];
 
 #[derive(Debug)]
 enum Event {
@@ -158,8 +186,10 @@ pub struct Sim {
     /// A patient no nurse is assigned to: only the base may hold it.
     secret: Option<PatientId>,
     written: BTreeMap<EntryId, Entry>,
-    /// Hashes of the changes malicious nodes crafted.
+    /// Hashes of the changes malicious nodes crafted that every honest node must refuse.
     crafted: BTreeSet<[u8; 32]>,
+    /// Entry keys an insider wrote again unseen (kept, with an integrity alert), by document.
+    rewritten: BTreeSet<(DocumentId, String)>,
     report: SimReport,
 }
 
@@ -212,6 +242,7 @@ impl Sim {
             secret: None,
             written: BTreeMap::new(),
             crafted: BTreeSet::new(),
+            rewritten: BTreeSet::new(),
             report: SimReport::default(),
         };
         // The base first: home units are enrolled for patients it registers.
@@ -486,12 +517,14 @@ impl Sim {
         }));
         // Altered: overwrite an entry of a journal it holds, validly signed.
         if let Some(change) = alter_first_entry(&n.repo, &journal_id) {
+            self.report.attacks.entry("altered entry").or_default().sent += 1;
             crafted.push(change.0);
             frames.push(wire::encode(&Message::Changes {
-                doc: journal_id,
+                doc: journal_id.clone(),
                 changes: vec![sign(change.1, change.0)],
             }));
         }
+        frames.extend(self.craft_against_state(node, &journal_id, &mut crafted));
         // Asks for the patient it has no need for.
         if let Some(secret) = &self.secret {
             frames.push(wire::encode(&Message::Need {
@@ -505,6 +538,93 @@ impl Sim {
         }
         self.report.crafted += crafted.len();
         self.crafted.extend(crafted);
+        for kind in ["forged", "unauthorised plan"] {
+            self.report.attacks.entry(kind).or_default().sent += 1;
+        }
+        frames
+    }
+
+    /// The attacks a modified client makes against what a document holds: re-creating another
+    /// author's entry it has seen (refused) or as if it had not (kept beside it, an integrity
+    /// alert), changing the patient's zone (refused), and a compressed-change bomb (refused
+    /// before it is inflated).
+    fn craft_against_state(
+        &mut self,
+        node: usize,
+        journal: &DocumentId,
+        crafted: &mut Vec<[u8; 32]>,
+    ) -> Vec<Vec<u8>> {
+        let n = &self.nodes[node];
+        let key = n.repo.identity().key.clone();
+        let sign = |c: crate::craft::Crafted| SignedChange {
+            signature: key.sign(&change_signing_bytes(&c.hash)),
+            bytes: c.bytes,
+        };
+        let at = at_minute(self.now / 100);
+        let mut frames = Vec::new();
+        let sent = |kind: &'static str, report: &mut SimReport| {
+            report.attacks.entry(kind).or_default().sent += 1;
+        };
+        let others: Vec<Entry> = n
+            .repo
+            .journal(journal.patient().expect("a journal names a patient"))
+            .map(|(entries, _)| entries)
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|e| e.author.device != n.repo.id())
+            .collect();
+        if let Some(victim) = others.first() {
+            let key_name = format!("e/{}", victim.id);
+            let mut fake = victim.clone();
+            fake.author = n.repo.author();
+            let value = serde_json::to_string(&fake).expect("entry JSON");
+            let put = [crate::craft::Put::fresh(&key_name, &value)];
+            let seen = crate::craft::change(&n.repo, journal, &n.repo, &put, None, at);
+            crafted.push(seen.hash);
+            frames.push(wire::encode(&Message::Changes {
+                doc: journal.clone(),
+                changes: vec![sign(seen)],
+            }));
+            sent("re-created entry", &mut self.report);
+            if let Some(original) = crate::craft::change_putting(&n.repo, journal, &key_name) {
+                let before = crate::craft::heads_without(&n.repo, journal, original);
+                let unseen =
+                    crate::craft::change(&n.repo, journal, &n.repo, &put, Some(before), at);
+                frames.push(wire::encode(&Message::Changes {
+                    doc: journal.clone(),
+                    changes: vec![sign(unseen)],
+                }));
+                self.rewritten.insert((journal.clone(), key_name));
+            }
+        }
+        let record = DocumentId::PatientRecord(journal.patient().expect("patient").clone());
+        if n.repo
+            .store()
+            .with_doc(&record, |_| ())
+            .ok()
+            .flatten()
+            .is_some()
+        {
+            let put = [crate::craft::Put::fresh("field/zone", "Sone 1")];
+            let zone = crate::craft::change(&n.repo, &record, &n.repo, &put, None, at);
+            crafted.push(zone.hash);
+            frames.push(wire::encode(&Message::Changes {
+                doc: record,
+                changes: vec![sign(zone)],
+            }));
+            sent("zone changed", &mut self.report);
+        }
+        // A compressed chunk inflating to far more than it weighs.
+        let mut bomb = vec![0x85, 0x6f, 0x4a, 0x83, 0, 0, 0, 0, 2, 0x80, 0x10];
+        bomb.extend(std::iter::repeat_n(0u8, 2048));
+        frames.push(wire::encode(&Message::Changes {
+            doc: journal.clone(),
+            changes: vec![SignedChange {
+                bytes: bomb,
+                signature: [0; 64],
+            }],
+        }));
+        sent("compressed bomb", &mut self.report);
         frames
     }
 
@@ -696,8 +816,15 @@ impl Sim {
             }
         }
         while let Some(event) = session.poll_event() {
-            if let SyncEvent::RejectedChanges { .. } = event {
+            if let SyncEvent::RejectedChanges { reason, .. } = event {
                 self.report.rejected += 1;
+                if !store_node.malicious {
+                    for (kind, words) in ATTACKS {
+                        if words.split('|').any(|w| reason.contains(w)) {
+                            self.report.attacks.entry(kind).or_default().refused += 1;
+                        }
+                    }
+                }
             }
         }
         self.schedule(
@@ -818,9 +945,12 @@ impl Sim {
                     .map(Some),
             };
         match result {
-            Ok(Some(entry)) => {
+            // What an insider writes may never leave it whole (it equivocates): only honest
+            // nodes' entries are owed to the base.
+            Ok(Some(entry)) if !self.nodes[node].malicious => {
                 self.written.insert(entry.id.clone(), entry);
             }
+            Ok(Some(_)) => {}
             Ok(None) => {}
             // A node may not yet hold the visit or record an edit refers to, or its role may not
             // make the edit (a base giving medication): a refusal, and nothing was acknowledged.
@@ -835,7 +965,15 @@ impl Sim {
         let reference: BTreeMap<String, omsyn_core::docs::Heads> =
             crate::snapshot(base).into_iter().collect();
         let now_ms = self.now_ms();
-        for (i, n) in self.nodes.iter().enumerate().skip(1) {
+        // An insider's own copy may differ: it can make two versions of its own changes
+        // (equivocate), keeping one and sending the other.
+        for (i, n) in self
+            .nodes
+            .iter()
+            .enumerate()
+            .skip(1)
+            .filter(|(_, n)| !n.malicious)
+        {
             let held: BTreeMap<String, omsyn_core::docs::Heads> =
                 crate::snapshot(&n.repo).into_iter().collect();
             let grant = n.repo.grant();
@@ -863,22 +1001,24 @@ impl Sim {
             conflicts.retain(|c| held.contains_key(&format!("patient/{}", c.patient)));
             assert_eq!(conflicts, base_conflicts, "node {i}'s conflicts differ");
         }
-        // Every acknowledged entry reached the base, unaltered.
+        // Every acknowledged entry reached the base and stays in its journal, unaltered (an
+        // insider's value under the same key may stand beside it, never in its place).
         let mut at_base = 0;
         for p in &self.patients {
             let (journal, _) = base.journal(p).expect("journal");
-            for e in journal {
-                if let Some(original) = self.written.get(&e.id) {
-                    assert_eq!(&e, original, "entry altered at the base");
-                    at_base += 1;
-                }
-            }
+            at_base += self
+                .written
+                .values()
+                .filter(|original| journal.contains(original))
+                .count();
         }
         assert_eq!(
             at_base,
             self.written.len(),
             "the base lacks acknowledged entries"
         );
+        self.check_integrity_alerts();
+        self.check_access_logs();
         // No honest node stores a crafted change.
         for (i, n) in self.nodes.iter().enumerate().filter(|(_, n)| !n.malicious) {
             let store = n.repo.store();
@@ -888,6 +1028,56 @@ impl Sim {
                     .expect("load")
                     .is_some_and(|d| self.crafted.iter().any(|h| d.has_change(h)));
                 assert!(!leaked, "honest node {i} stored a crafted change in {id}");
+            }
+        }
+    }
+}
+
+impl Sim {
+    /// Wherever an insider's unseen re-creation of an entry stands beside the original, the
+    /// node holding both shows an integrity alert for it.
+    fn check_integrity_alerts(&self) {
+        for (i, n) in self.nodes.iter().enumerate().filter(|(_, n)| !n.malicious) {
+            for (doc, key) in &self.rewritten {
+                let patient = doc.patient().expect("a journal names a patient");
+                let Ok((journal, _)) = n.repo.journal(patient) else {
+                    continue;
+                };
+                let id = key.trim_start_matches("e/");
+                if journal.iter().filter(|e| e.id.as_str() == id).count() < 2 {
+                    continue;
+                }
+                let alerted = n.repo.conflicts(Some(patient)).expect("conflicts").iter().any(|c| {
+                    matches!(&c.kind, omsyn_core::conflict::ConflictKind::EntryWrittenTwice { key: k, .. } if k == key)
+                });
+                assert!(
+                    alerted,
+                    "node {i} holds two values of {key} in {doc} without an alert"
+                );
+            }
+        }
+    }
+
+    /// Every honest node's access-log chain verifies wherever it is held, after every
+    /// crash-restart (an insider's may carry the equivocations it was caught at).
+    fn check_access_logs(&self) {
+        let insiders: BTreeSet<_> = self
+            .nodes
+            .iter()
+            .filter(|n| n.malicious)
+            .map(|n| n.repo.id())
+            .collect();
+        for (i, n) in self.nodes.iter().enumerate() {
+            for report in n.repo.verify_audit().expect("verify") {
+                if insiders.contains(&report.node) {
+                    continue;
+                }
+                assert!(
+                    report.problems.is_empty(),
+                    "node {i}: the log of {} breaks: {:?}",
+                    report.node.short(),
+                    report.problems
+                );
             }
         }
     }

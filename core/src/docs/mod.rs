@@ -468,6 +468,30 @@ impl Document {
             .is_ok_and(|values| !values.is_empty())
     }
 
+    /// Whether a change by `actor` numbered `seq` with first operation `start_op`, built on
+    /// `deps`, continues its author's own chain here: its first change in this document, or
+    /// one that depends directly on the author's previous one and numbers its operations after
+    /// it (as Automerge makes every change). A change that skips its author's previous one could
+    /// reuse its operation ids, or be a second version of it.
+    pub fn continues_own_chain(
+        &self,
+        actor: &[u8],
+        seq: u64,
+        start_op: u64,
+        deps: &[[u8; 32]],
+    ) -> bool {
+        if seq <= 1 {
+            return true;
+        }
+        deps.iter().any(|d| {
+            self.am
+                .get_change_by_hash(&ChangeHash(*d))
+                .is_some_and(|c| {
+                    c.actor_id().to_bytes() == actor && c.seq() == seq - 1 && start_op > c.max_op()
+                })
+        })
+    }
+
     /// A held change of the same author and number as the change `bytes` but another hash:
     /// `(number, the held change's hash)`. Automerge can hold only one of two such changes.
     /// Reads the whole history: for explaining a refusal, not for every change.
@@ -579,6 +603,10 @@ pub struct ChangeSummary {
     pub actor: Vec<u8>,
     /// The changes it was built on.
     pub deps: Vec<[u8; 32]>,
+    /// Its number among its author's changes to this document (from 1).
+    pub seq: u64,
+    /// The counter of its first operation.
+    pub start_op: u64,
     /// Its operations.
     pub ops: Vec<OpSummary>,
 }
@@ -643,6 +671,8 @@ pub fn inspect_change(bytes: &[u8]) -> Result<ChangeSummary, DocError> {
         hash: change.hash().0,
         actor: change.actor_id().to_bytes().to_vec(),
         deps: change.deps().iter().map(|d| d.0).collect(),
+        seq: change.seq(),
+        start_op: change.start_op().get(),
         ops,
     })
 }

@@ -197,6 +197,14 @@ fn apply_judged(
         if !target.has_change(&vouched.hash) {
             continue;
         }
+        if !target.continues_own_chain(&summary.actor, summary.seq, summary.start_op, &summary.deps)
+        {
+            return Err(Refusal::from(format!(
+                "{doc}: change {} of node {} does not build on the node's own change before it",
+                summary.seq,
+                vouched.signer.short()
+            )));
+        }
         let state = HeldAt {
             doc: target,
             deps: &summary.deps,
@@ -247,24 +255,23 @@ impl DeriveContext {
 /// step of every write, whichever way its changes came. At a base, a write that brought a
 /// device's access-log entries also anchors them (see [`receipts`]).
 pub fn commit(mut batch: WriteBatch<'_>, ctx: &DeriveContext) -> Result<(), StoreError> {
-    if let (Some(now), Some(logger)) = (
-        ctx.now_ms
-            .and_then(crate::time::Timestamp::from_unix_millis),
-        ctx.receipts_by.as_ref(),
-    ) {
+    derive::derive(&mut batch, ctx)?;
+    let now = ctx
+        .now_ms
+        .and_then(crate::time::Timestamp::from_unix_millis);
+    if let (Some(now), Some((author, zone))) = (now, ctx.receipts_by.as_ref()) {
+        // After deriving, so need is judged with this write's own relations.
         let key = batch.signer().clone();
         let logger = Logger {
-            author: logger.0.clone(),
-            zone: logger.1.clone(),
+            author: author.clone(),
+            zone: zone.clone(),
             key: &key,
         };
-        let store = batch.store();
         logger
-            .review_unneeded_writes(&mut batch, store, now)
+            .review_unneeded_writes(&mut batch, now)
             .and_then(|()| logger.anchor_received(&mut batch, now))
             .map_err(|e| StoreError::Corrupt(format!("logging at the base: {e}")))?;
     }
-    derive::derive(&mut batch, ctx)?;
     batch.commit()
 }
 

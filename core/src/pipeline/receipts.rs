@@ -118,7 +118,6 @@ impl Logger<'_> {
     pub fn review_unneeded_writes(
         &self,
         batch: &mut WriteBatch<'_>,
-        store: &crate::store::Store,
         now: Timestamp,
     ) -> Result<(), LogError> {
         let me = self.author.device;
@@ -144,8 +143,10 @@ impl Logger<'_> {
                 let Some(grant) = batch.certificate(&writer)?.map(|c| c.grant().clone()) else {
                     continue;
                 };
+                // Judged by what this write knows, its own rows included: a write that brings its
+                // own need (an explicit access, a visit assigned with it) needs no review.
                 if grant.role == Role::Base
-                    || crate::trust::need::needs(store, now.unix_millis(), &grant, &id)?
+                    || crate::trust::need::needs_in(batch, now.unix_millis(), &grant, &id)?
                 {
                     continue;
                 }
@@ -198,11 +199,23 @@ pub fn log_equivocation(
             hex::encode(&equivocation.sent[..6])
         ),
     );
-    event.anchor = Some(Anchor {
+    let anchor = Anchor {
         node: equivocation.node,
         seq: equivocation.seq,
         hash: hex::encode(equivocation.sent),
+    };
+    // A peer retries what it was refused at every session: one entry per refused change.
+    let this_month = audit::doc_id(grant.node, now.day().month());
+    let logged = batch.existing(&this_month)?.is_some_and(|doc| {
+        audit::read(doc)
+            .0
+            .iter()
+            .any(|e| e.entry.anchor.as_ref() == Some(&anchor))
     });
+    if logged {
+        return Ok(());
+    }
+    event.anchor = Some(anchor);
     logger.append(batch, now, event)?;
     Ok(())
 }
@@ -213,7 +226,8 @@ fn is_base(batch: &mut WriteBatch<'_>, node: &NodeId) -> Result<bool, StoreError
         .is_some_and(|c| c.grant().role == Role::Base))
 }
 
-/// The last entry of `node`'s chain as `batch` sees it: its latest month's document holding one.
+/// The last entry of `node`'s chain as `batch` sees it: the highest number in any of its months'
+/// documents (a clock set back writes the next entry into an earlier month than the last).
 fn chain_head(batch: &mut WriteBatch<'_>, node: NodeId) -> Result<Option<AuditEntry>, StoreError> {
     let mut months: BTreeSet<Month> = batch
         .doc_ids(&format!("audit/{node}/"))?
@@ -226,12 +240,14 @@ fn chain_head(batch: &mut WriteBatch<'_>, node: NodeId) -> Result<Option<AuditEn
             .filter(|id| matches!(id, DocumentId::Audit(n, _) if *n == node))
             .filter_map(DocumentId::month),
     );
-    for month in months.into_iter().rev() {
+    let mut head: Option<AuditEntry> = None;
+    for month in months {
         if let Some(doc) = batch.existing(&audit::doc_id(node, month))?
-            && let Some(head) = audit::chain_head(&[doc])
+            && let Some(last) = audit::chain_head(&[doc])
+            && head.as_ref().is_none_or(|h| last.seq > h.seq)
         {
-            return Ok(Some(head));
+            head = Some(last);
         }
     }
-    Ok(None)
+    Ok(head)
 }

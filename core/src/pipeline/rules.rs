@@ -183,9 +183,14 @@ fn append_only(
         if !key.starts_with(prefix) {
             return Err(format!("unexpected key {key:?}: this document only grows"));
         }
-        if op.overwrites || state.seen(key) {
+        if op.overwrites {
             return Err(format!(
-                "{key} already exists: nobody alters, deletes or writes an entry again"
+                "{key} already exists: nobody alters or deletes an entry"
+            ));
+        }
+        if state.seen(key) {
+            return Err(format!(
+                "{key} already exists in what this change was built on: an entry is written once"
             ));
         }
         let OpAction::PutStr(json) = &op.action else {

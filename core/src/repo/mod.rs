@@ -546,7 +546,12 @@ impl Repo {
             }
             .into());
         }
-        self.export_documents(|id| id.patient().is_none_or(|p| gate.shows(p)))
+        // One patient's file holds that patient's documents; a whole export also the day logs
+        // and access logs this node holds.
+        self.export_documents(|id| match (id.patient(), patient) {
+            (Some(p), _) => gate.shows(p),
+            (None, named) => named.is_none(),
+        })
     }
 
     /// Every document this node holds as an export file, with no need check and no access log:

@@ -168,6 +168,30 @@ impl WriteBatch<'_> {
         })
     }
 
+    /// A patient's relations whose names start with `prefix`, as of this write.
+    pub fn relations(
+        &mut self,
+        patient: &PatientId,
+        prefix: &str,
+    ) -> Result<Vec<super::Relation>, StoreError> {
+        let store = self.store;
+        store.contain(|| {
+            let table = self.tx.open_table(RELATIONS)?;
+            let p = patient.as_str();
+            let end = format!("{prefix}\u{10FFFF}");
+            table
+                .range((p, prefix)..(p, end.as_str()))?
+                .map(|item| {
+                    let (k, v) = item?;
+                    Ok(super::Relation {
+                        name: k.value().1.to_owned(),
+                        value: v.value(),
+                    })
+                })
+                .collect()
+        })
+    }
+
     /// The value of a patient's relation `name` as of this write.
     pub fn relation(&mut self, patient: &PatientId, name: &str) -> Result<Option<i64>, StoreError> {
         let store = self.store;

@@ -15,7 +15,8 @@
 
 use crate::docs::DocumentId;
 use crate::identity::Role;
-use crate::store::{Store, StoreError};
+use crate::ids::PatientId;
+use crate::store::{Relation, Store, StoreError, WriteBatch};
 use crate::sync::policy::{SharePolicy, ShareQuery};
 use crate::time::Day;
 use crate::trust::Grant;
@@ -68,6 +69,42 @@ impl SharePolicy for NeedPolicy {
     }
 }
 
+/// Where the relations need is read from: what is committed, or a write in progress (which sees
+/// its own rows).
+trait Relations {
+    fn relation(&mut self, patient: &PatientId, name: &str) -> Result<Option<i64>, StoreError>;
+    fn relations(&mut self, patient: &PatientId, prefix: &str)
+    -> Result<Vec<Relation>, StoreError>;
+}
+
+impl Relations for &Store {
+    fn relation(&mut self, patient: &PatientId, name: &str) -> Result<Option<i64>, StoreError> {
+        Store::relation(self, patient, name)
+    }
+
+    fn relations(
+        &mut self,
+        patient: &PatientId,
+        prefix: &str,
+    ) -> Result<Vec<Relation>, StoreError> {
+        Store::relations(self, patient, prefix)
+    }
+}
+
+impl Relations for WriteBatch<'_> {
+    fn relation(&mut self, patient: &PatientId, name: &str) -> Result<Option<i64>, StoreError> {
+        WriteBatch::relation(self, patient, name)
+    }
+
+    fn relations(
+        &mut self,
+        patient: &PatientId,
+        prefix: &str,
+    ) -> Result<Vec<Relation>, StoreError> {
+        WriteBatch::relations(self, patient, prefix)
+    }
+}
+
 /// Whether the node certified by `holder` needs `doc` at `now_ms`, by what `store` knows.
 pub fn needs(
     store: &Store,
@@ -78,10 +115,29 @@ pub fn needs(
     Ok(need_reason(store, now_ms, holder, doc)?.is_some())
 }
 
+/// [`needs`], by what a write in progress knows (its own relations included).
+pub fn needs_in(
+    batch: &mut WriteBatch<'_>,
+    now_ms: i64,
+    holder: &Grant,
+    doc: &DocumentId,
+) -> Result<bool, StoreError> {
+    Ok(reason(batch, now_ms, holder, doc)?.is_some())
+}
+
 /// Why the node certified by `holder` needs `doc` ("work list 2026-11-23", "care team", "zone
 /// Sone 1", "explicit access"...), or `None` if it has no need.
 pub fn need_reason(
     store: &Store,
+    now_ms: i64,
+    holder: &Grant,
+    doc: &DocumentId,
+) -> Result<Option<String>, StoreError> {
+    reason(&mut &*store, now_ms, holder, doc)
+}
+
+fn reason(
+    store: &mut impl Relations,
     now_ms: i64,
     holder: &Grant,
     doc: &DocumentId,
@@ -102,7 +158,7 @@ pub fn need_reason(
             None => return Ok(None),
         },
     };
-    if blocked(store, holder, doc)? {
+    if is_blocked(store, holder, doc)? {
         return Ok(None);
     }
     match holder.role {
@@ -156,6 +212,14 @@ pub fn need_reason(
 
 /// Whether `holder`'s staff member is blocked from the document's patient (sperring).
 pub fn blocked(store: &Store, holder: &Grant, doc: &DocumentId) -> Result<bool, StoreError> {
+    is_blocked(&mut &*store, holder, doc)
+}
+
+fn is_blocked(
+    store: &mut impl Relations,
+    holder: &Grant,
+    doc: &DocumentId,
+) -> Result<bool, StoreError> {
     match (doc.patient(), &holder.staff_id) {
         (Some(p), Some(staff)) => Ok(store.relation(p, &format!("block:{staff}"))?.is_some()),
         _ => Ok(false),

@@ -197,6 +197,9 @@ fn planned_day() -> (Node, String, String, String) {
         "visit",
     )
     .to_owned();
+    // S1 is on Turid's care team: a need that holds whatever day the test runs on (the visit's
+    // day, 2026-11-23, is on S1's work list only around that day).
+    base.ok(&["team", "--patient", &patient, "--add", "S1"]);
     (base, patient, slot, visit)
 }
 

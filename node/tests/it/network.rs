@@ -3,7 +3,7 @@
 //! one-shot `omsyn sync` returning when both sides are caught up), never through sleeps.
 
 use std::io::{BufRead, BufReader};
-use std::process::{Child, ChildStderr, Command, Stdio};
+use std::process::{Child, Command, Stdio};
 
 use serde_json::Value;
 
@@ -13,8 +13,12 @@ use super::cli::{Node, str_of};
 pub(crate) struct Daemon {
     pub(crate) child: Child,
     pub(crate) first_line: Value,
-    stderr: Option<BufReader<ChildStderr>>,
+    /// The daemon's log lines, read on a thread of their own so a wait can time out.
+    log: std::sync::mpsc::Receiver<String>,
 }
+
+/// How long a test waits for a daemon to log what it is waiting for.
+const LOG_WAIT: std::time::Duration = std::time::Duration::from_secs(60);
 
 impl Daemon {
     pub(crate) fn spawn(args: &[&str]) -> Daemon {
@@ -36,11 +40,20 @@ impl Daemon {
             .unwrap();
         let first_line =
             serde_json::from_str(&line).unwrap_or_else(|e| panic!("daemon printed {line:?} ({e})"));
-        let stderr = Some(BufReader::new(child.stderr.take().unwrap()));
+        let stderr = BufReader::new(child.stderr.take().unwrap());
+        let (send, log) = std::sync::mpsc::channel();
+        // Ends when the daemon's stderr closes (it exited, or the test killed it).
+        std::thread::spawn(move || {
+            for line in stderr.lines().map_while(Result::ok) {
+                if send.send(line).is_err() {
+                    return;
+                }
+            }
+        });
         Daemon {
             child,
             first_line,
-            stderr,
+            log,
         }
     }
 
@@ -62,18 +75,21 @@ impl Daemon {
         str_of(&self.first_line, "ticket").to_owned()
     }
 
-    /// Blocks until the daemon logs a line containing `needle` (an event, not a timer).
+    /// Blocks until the daemon logs a line containing `needle` (an event, not a timer), for at
+    /// most a minute.
     pub(crate) fn wait_for_log(&mut self, needle: &str) {
-        let stderr = self.stderr.as_mut().unwrap();
-        let mut line = String::new();
+        let deadline = std::time::Instant::now() + LOG_WAIT;
         loop {
-            line.clear();
-            assert!(
-                stderr.read_line(&mut line).unwrap() > 0,
-                "daemon exited before logging {needle:?}"
-            );
-            if line.contains(needle) {
-                return;
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            match self.log.recv_timeout(left) {
+                Ok(line) if line.contains(needle) => return,
+                Ok(_) => {}
+                Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
+                    panic!("the daemon logged no {needle:?} within {LOG_WAIT:?}")
+                }
+                Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {
+                    panic!("the daemon exited before logging {needle:?}")
+                }
             }
         }
     }

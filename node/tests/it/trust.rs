@@ -68,6 +68,114 @@ fn a_device_revoked_while_its_daemon_runs_destroys_its_store_key_and_stops() {
 }
 
 #[test]
+fn a_revoked_base_destroys_the_organisation_key_and_its_host_key_file_and_leaves_nothing_usable() {
+    // Base A holds the organisation key, and its store key in a file the host keeps elsewhere.
+    let host = tempfile::tempdir().unwrap();
+    let key_file = host.path().join("store.key");
+    let a = tempfile::tempdir().unwrap();
+    let omsyn = |dir: &std::path::Path, args: &[&str]| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_omsyn"))
+            .arg("--json")
+            .arg("--data")
+            .arg(dir)
+            .arg("--store-key-file")
+            .arg(&key_file)
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    omsyn(
+        a.path(),
+        &[
+            "init",
+            "--role",
+            "base",
+            "--name",
+            "Base A",
+            "--staff-id",
+            "K1",
+            "--zone",
+            "Sone 1",
+        ],
+    );
+    omsyn(a.path(), &["org", "create", "--name", "Testkommune"]);
+    assert!(a.path().join("org.key").exists() && key_file.exists());
+    // Base B is delegated the organisation key and revokes A.
+    let b = Node::new("base", "Base B", "K2");
+    let request = b.ok(&["enroll", "request"]);
+    let approve = std::process::Command::new(env!("CARGO_BIN_EXE_omsyn"))
+        .args(["--json", "--data"])
+        .arg(a.path())
+        .arg("--store-key-file")
+        .arg(&key_file)
+        .args(["enroll", "approve", str_of(&request, "request")])
+        .output()
+        .unwrap();
+    let cert: serde_json::Value = serde_json::from_slice(&approve.stdout).unwrap();
+    b.ok(&["enroll", "install", str_of(&cert, "certificate")]);
+    std::fs::copy(a.path().join("org.key"), b.path().join("org.key")).unwrap();
+    let a_id = {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_omsyn"))
+            .args(["--json", "--data"])
+            .arg(a.path())
+            .arg("--store-key-file")
+            .arg(&key_file)
+            .arg("id")
+            .output()
+            .unwrap();
+        let id: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        str_of(&id, "id").to_owned()
+    };
+    b.ok(&["revoke", &a_id, "--reason", "kontoret nedlagt"]);
+    let b_daemon = Daemon::run(&b, &[]);
+    let mut a_daemon = Daemon::spawn(&[
+        "--json",
+        "--data",
+        a.path().to_str().unwrap(),
+        "--store-key-file",
+        key_file.to_str().unwrap(),
+        "run",
+        "--listen",
+        "127.0.0.1:0",
+        "--no-mdns",
+        "--peer",
+        &b_daemon.ticket(),
+    ]);
+    a_daemon.wait_for_log("this node is wiped");
+    assert_eq!(a_daemon.child.wait().unwrap().code(), Some(3));
+    let left: Vec<String> = std::fs::read_dir(a.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|name| name != "omsyn.sock")
+        .collect();
+    assert!(left.is_empty(), "left after the wipe: {left:?}");
+    assert!(
+        !key_file.exists(),
+        "the host's store key file survived the wipe"
+    );
+    // The directory is one `omsyn init` can start from again.
+    omsyn(
+        a.path(),
+        &[
+            "init",
+            "--role",
+            "base",
+            "--name",
+            "Base A",
+            "--staff-id",
+            "K1",
+            "--zone",
+            "Sone 1",
+        ],
+    );
+}
+
+#[test]
 fn a_wrong_or_missing_store_key_is_a_clear_error() {
     let keys = tempfile::tempdir().unwrap();
     let right = keys.path().join("right.key");
@@ -171,4 +279,81 @@ fn reads_writes_and_refusals_are_in_the_access_log_and_the_chain_verifies() {
         .map(|e| str_of(e, "action"))
         .collect();
     assert_eq!(flagged, ["refused", "explicit-access"], "{log:#}");
+}
+
+/// Moves every document `from` may take out to `to`, through an export file.
+fn carry(from: &Node, to: &Node) {
+    let file = from.path().join("carry.omsyn");
+    from.ok(&["export", file.to_str().unwrap()]);
+    to.ok(&["import", file.to_str().unwrap()]);
+}
+
+#[test]
+fn every_way_out_passes_the_need_gate_and_is_logged_naming_the_patient() {
+    let base = Node::admin_base("Base", "K1");
+    let turid = base.add_patient("Turid Nilsen", "S1");
+    let egil = base.add_patient("Egil Haugen", "S2");
+    let nurse = Node::new("nurse", "Kari", "S1");
+    base.enroll(&nurse);
+    carry(&base, &nurse);
+    nurse.ok(&[
+        "note",
+        "add",
+        "--patient",
+        &turid,
+        "--text",
+        "Turid i god form",
+    ]);
+    // Kari's export holds Turid (care team), and is logged naming her.
+    let out = nurse.path().join("kari.omsyn");
+    nurse.ok(&["export", out.to_str().unwrap(), "--patient", &turid]);
+    let log = nurse.ok(&["audit", "--patient", &turid]);
+    assert!(
+        log.as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["action"] == "export"),
+        "{log}"
+    );
+    // Egil is not hers: named, it is refused; in a whole export, he is left out.
+    let err = nurse.fails(&["export", out.to_str().unwrap(), "--patient", &egil]);
+    assert!(err.contains("no work-related need"), "{err}");
+    // FHIR for the record system is a base's act.
+    let fhir = nurse.path().join("fhir");
+    let err = nurse.fails(&["export", "--fhir", fhir.to_str().unwrap()]);
+    assert!(err.contains("a base does that"), "{err}");
+    // Turid blocks Kari: nothing of Turid leaves Kari's phone any more, by any way.
+    base.ok(&["block", "--patient", &turid, "--staff", "S1"]);
+    carry(&base, &nurse);
+    let err = nurse.fails(&["export", out.to_str().unwrap(), "--patient", &turid]);
+    assert!(err.contains("blocked"), "{err}");
+    let err = nurse.fails(&["show", "--patient", &turid]);
+    assert!(err.contains("blocked"), "{err}");
+    let listed = nurse.ok(&["patient", "list"]);
+    assert!(
+        listed
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|p| p["patient"] != turid.as_str()),
+        "{listed}"
+    );
+    let whole = nurse.path().join("all.omsyn");
+    nurse.ok(&["export", whole.to_str().unwrap()]);
+    let fresh = Node::admin_base("Other base", "K9");
+    let imported = fresh.run(&["--json", "import", whole.to_str().unwrap()]);
+    let text = String::from_utf8_lossy(&imported.stdout);
+    assert!(
+        !text.contains("new_documents\": 1") || !text.contains(&turid),
+        "{text}"
+    );
+    // The refusals are logged, naming Turid.
+    let log = nurse.ok(&["audit", "--patient", &turid]);
+    assert!(
+        log.as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["action"] == "refused"),
+        "{log}"
+    );
 }

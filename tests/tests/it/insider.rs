@@ -633,3 +633,83 @@ fn sync_allowing_refusal(a: &Repo, b: &Repo) {
     let (pa, pb) = (a.need_policy(), b.need_policy());
     link.exchange((a, &pa), (b, &pb), NOW_MS);
 }
+
+#[test]
+fn a_base_asked_by_a_home_unit_for_another_patient_transmits_nothing_of_that_patient() {
+    let w = World::new();
+    let (home, base) = (&w.home.repo, &w.base.repo);
+    let (ph, pb) = (home.need_policy(), base.need_policy());
+    let mut link = Link::open(home, base);
+    link.exchange((home, &ph), (base, &pb), NOW_MS);
+    // A patched tablet asks for Egil's documents, which it has no need for.
+    let month = today("08:00").day().month();
+    let asked = [
+        DocumentId::PatientRecord(w.egil.clone()),
+        DocumentId::Journal(w.egil.clone(), month),
+        DocumentId::VisitPlan(w.egil.clone(), month),
+    ];
+    for doc in &asked {
+        let frame = omsyn_core::sync::wire::encode(&omsyn_core::sync::wire::Message::Need {
+            doc: doc.clone(),
+            heads: vec![],
+        });
+        link.b
+            .handle_bytes(base.store(), &pb, NOW_MS, &frame)
+            .unwrap();
+    }
+    // Judged by what the base sent, not by what the tablet kept.
+    let mut frames = omsyn_core::sync::wire::FrameDecoder::default();
+    while let Some(bytes) = link.b.poll_transmit() {
+        frames.push(&bytes).unwrap();
+    }
+    let mut sent = 0;
+    while let Some(frame) = frames.next_frame() {
+        sent += 1;
+        let message = omsyn_core::sync::wire::decode(&frame).unwrap();
+        use omsyn_core::sync::wire::Message::{Changes, Have, Offer};
+        let about_egil = match &message {
+            Changes { doc, .. } | Offer { doc, .. } | Have { doc, .. } => {
+                doc.patient() == Some(&w.egil)
+            }
+            _ => false,
+        };
+        assert!(!about_egil, "the base sent {message:?}");
+    }
+    assert!(sent > 0, "the base answered the requests");
+}
+
+#[test]
+fn a_base_anchors_every_device_log_it_receives() {
+    let w = World::new();
+    let log = mons_reads_and_syncs(&w);
+    let (held, _) = w
+        .mons
+        .repo
+        .store()
+        .with_doc(&log, audit::read)
+        .unwrap()
+        .unwrap();
+    let head = held.iter().map(|e| e.entry.seq).max().unwrap();
+    let receipts: Vec<_> = w
+        .base
+        .repo
+        .audit_entries(None)
+        .unwrap()
+        .into_iter()
+        .filter(|e| e.action == AuditAction::Receipt)
+        .filter_map(|e| e.anchor)
+        .filter(|a| a.node == w.mons.repo.id())
+        .collect();
+    let last = receipts.last().expect("a receipt of Mons's log");
+    assert_eq!(last.seq, head, "the receipt names the last entry received");
+    let entry = held.iter().find(|e| e.entry.seq == head).unwrap();
+    assert_eq!(last.hash, entry.hash);
+    assert!(
+        w.base
+            .repo
+            .verify_audit()
+            .unwrap()
+            .iter()
+            .all(|r| r.problems.is_empty())
+    );
+}

@@ -2,6 +2,7 @@
 
 #![allow(clippy::unwrap_used)] // Tests fail loudly by design.
 
+mod clocks;
 mod concurrency;
 mod conflicts;
 mod day_report;
@@ -12,6 +13,7 @@ mod insider;
 mod merge_properties;
 mod messages;
 mod repair;
+mod rules_table;
 mod simulation;
 mod store_files;
 mod sync_sessions;

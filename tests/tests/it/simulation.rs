@@ -1,12 +1,19 @@
 //! The deterministic simulator: 8 nodes, lossy links, partitions, crash-restarts, random edits.
 //! A fixed set of seeds runs in CI; `SIM_SEED=N` replays one; `SIM_SEEDS=N` sweeps N seeds.
 
-use omsyn_tests::sim::{Sim, SimConfig};
+use std::collections::BTreeMap;
 
-fn run_seed(seed: u64) {
+use omsyn_tests::sim::{ATTACKS, AttackCount, Sim, SimConfig};
+
+fn run_seed(seed: u64, attacks: &mut BTreeMap<&'static str, AttackCount>) {
     let result = std::panic::catch_unwind(|| Sim::new(seed, SimConfig::default()).run());
     match result {
         Ok(report) => {
+            for (kind, count) in &report.attacks {
+                let total = attacks.entry(kind).or_default();
+                total.sent += count.sent;
+                total.refused += count.refused;
+            }
             eprintln!("seed {seed}: {report:?}");
             assert!(
                 report.crashes > 0 && report.partitions > 0,
@@ -25,8 +32,9 @@ fn run_seed(seed: u64) {
 
 #[test]
 fn eight_nodes_converge_after_partitions_crashes_and_lossy_links() {
+    let mut attacks = BTreeMap::new();
     if let Some(seed) = std::env::var("SIM_SEED").ok().and_then(|s| s.parse().ok()) {
-        run_seed(seed);
+        run_seed(seed, &mut attacks);
         return;
     }
     let sweep: u64 = std::env::var("SIM_SEEDS")
@@ -39,6 +47,13 @@ fn eight_nodes_converge_after_partitions_crashes_and_lossy_links() {
         vec![1, 2, 3]
     };
     for seed in seeds {
-        run_seed(seed);
+        run_seed(seed, &mut attacks);
+    }
+    // The insider's attacks ran, and honest nodes refused them: a simulator whose attacks never
+    // reach anyone proves nothing.
+    eprintln!("attacks over the seeds: {attacks:?}");
+    for (kind, _) in ATTACKS {
+        let count = attacks.get(kind).copied().unwrap_or_default();
+        assert!(count.sent > 0 && count.refused > 0, "{kind}: {count:?}");
     }
 }

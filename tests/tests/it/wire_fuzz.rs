@@ -82,13 +82,20 @@ proptest! {
     #![proptest_config(ProptestConfig { cases: 2000, ..ProptestConfig::default() })]
 
     #[test]
-    fn arbitrary_bytes_never_panic_the_decoder(bytes in prop::collection::vec(any::<u8>(), 0..512)) {
-        let _ = wire::decode(&bytes);
+    fn arbitrary_bytes_decode_to_an_error_or_a_message_that_encodes_back(bytes in prop::collection::vec(any::<u8>(), 0..512)) {
+        // Whatever decodes is a well-formed message: encoding it and decoding again gives it back.
+        if let Ok(message) = wire::decode(&bytes) {
+            let frame = wire::encode(&message);
+            prop_assert_eq!(wire::decode(&frame[4..]).unwrap(), message);
+        }
         let mut frames = FrameDecoder::default();
         if frames.push(&bytes).is_ok() {
+            let mut framed = 0;
             while let Some(frame) = frames.next_frame() {
+                framed += frame.len() + 4;
                 let _ = wire::decode(&frame);
             }
+            prop_assert!(framed <= bytes.len(), "frames out of nothing");
         }
     }
 
@@ -118,6 +125,63 @@ proptest! {
         frame[i] ^= 1 << bit;
         let _ = wire::decode(&frame[4..]);
     }
+}
+
+/// A real signed change: a nurse's note, as her node commits it (with the node's key). Made
+/// once: every case starts from it.
+fn real_change() -> SignedChange {
+    static CHANGE: std::sync::OnceLock<SignedChange> = std::sync::OnceLock::new();
+    CHANGE.get_or_init(make_real_change).clone()
+}
+
+fn make_real_change() -> SignedChange {
+    let mut nurse = omsyn_tests::TestNode::nurse(77, "N1");
+    let mut base = omsyn_tests::TestNode::base(78);
+    let patient = base.add_patient("Turid Nilsen");
+    omsyn_tests::push(&base.repo, &nurse.repo);
+    let t = omsyn_tests::at("09:00");
+    nurse
+        .repo
+        .add_note(t, &mut nurse.rng, &patient, None, t, "hei")
+        .unwrap();
+    let doc = DocumentId::Journal(patient, t.day().month());
+    let change = nurse
+        .repo
+        .store()
+        .with_doc(&doc, |d| d.hashed_changes_since(&[]))
+        .unwrap()
+        .unwrap()
+        .remove(0);
+    SignedChange {
+        bytes: change.bytes,
+        signature: change.signature.unwrap(),
+    }
+}
+
+proptest! {
+    // Each case checks a signature: fewer cases, each from a real change.
+    #![proptest_config(ProptestConfig { cases: 300, ..ProptestConfig::default() })]
+
+    #[test]
+    fn a_real_change_with_any_byte_flipped_is_refused_before_it_is_parsed(at in any::<usize>(), bit in 0u8..8) {
+        let signed = real_change();
+        let mut bytes = signed.bytes.clone();
+        let i = at % bytes.len();
+        bytes[i] ^= 1 << bit;
+        prop_assert!(omsyn_core::pipeline::vouch(signed.bytes.clone(), signed.signature).is_ok());
+        prop_assert!(omsyn_core::pipeline::vouch(bytes, signed.signature).is_err());
+    }
+
+    #[test]
+    fn a_real_change_under_another_signature_is_refused(half in any::<[u8; 32]>()) {
+        let signed = real_change();
+        let mut signature = signed.signature;
+        signature[..32].copy_from_slice(&half);
+        prop_assume!(signature != signed.signature);
+        let refused = omsyn_core::pipeline::vouch(signed.bytes, signature).unwrap_err();
+        prop_assert!(refused.contains("signature"), "{}", refused);
+    }
+
 }
 
 #[test]

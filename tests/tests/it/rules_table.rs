@@ -1,0 +1,305 @@
+//! The change rules as a table: role × document kind × key × what the document already holds,
+//! one line per case (issue #13: the rules had been tested by what a change declares, never by
+//! what the document held). Through `pipeline::rules::authorize`, the function every receiver
+//! and every local write calls.
+
+use omsyn_core::docs::{ChangeSummary, DocumentId, OpAction, OpSummary};
+use omsyn_core::identity::{NodeKey, Role};
+use omsyn_core::ids::{PatientId, StaffId};
+use omsyn_core::pipeline::rules::{self, DocState};
+use omsyn_core::trust::Grant;
+use omsyn_core::{Day, Month, Timestamp};
+use rand::SeedableRng;
+use rand::rngs::StdRng;
+
+/// What the document held under the key when the change was built.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Held {
+    Nothing,
+    TheKey,
+}
+
+impl DocState for Held {
+    fn seen(&self, _key: &str) -> bool {
+        *self == Held::TheKey
+    }
+}
+
+/// How the change touches the key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Op {
+    /// Puts a value, declaring no predecessor.
+    Put,
+    /// Puts a value over the one it names as predecessor.
+    Overwrite,
+    Delete,
+}
+
+fn turid() -> PatientId {
+    PatientId::parse("p-1111111111111111").unwrap()
+}
+
+fn egil() -> PatientId {
+    PatientId::parse("p-2222222222222222").unwrap()
+}
+
+fn grant(role: Role) -> Grant {
+    let node = NodeKey::generate(&mut StdRng::seed_from_u64(role as u64 + 1)).id();
+    Grant {
+        org: node,
+        org_name: "Testkommune".into(),
+        node,
+        role,
+        name: format!("{role}"),
+        staff_id: (role != Role::HomeUnit).then(|| StaffId::parse("N1").unwrap()),
+        patient: (role == Role::HomeUnit).then(turid),
+        zone: Some("Sone 1".into()),
+        not_before_ms: 0,
+        not_after_ms: i64::MAX,
+        validity_ms: 1,
+        competence: None,
+        explicit_access_max_ms: None,
+    }
+}
+
+fn month() -> Month {
+    Month::parse("2026-11").unwrap()
+}
+
+/// A JSON item as the signer writes it into `doc`, of `kind` (a journal body type), dated
+/// `event` under the name that kind of document dates its items by.
+fn item(doc: &DocumentId, signer: &Grant, kind: &str, event: &str) -> String {
+    let mut value = serde_json::json!({
+        "id": "e-3333333333333333",
+        "author": {"staff": signer.staff_id, "name": signer.name, "role": signer.role, "device": signer.node},
+        "body": {"type": kind},
+    });
+    let date = match doc {
+        DocumentId::Messages(..) => "sent_at",
+        DocumentId::Audit(..) => "at",
+        _ => "event_time",
+    };
+    value[date] = event.into();
+    if date == "event_time" {
+        value["entered_at"] = "2026-11-23T10:00:00+01:00".into();
+    }
+    value.to_string()
+}
+
+fn change(signer: &Grant, key: &str, op: Op, value: String) -> ChangeSummary {
+    ChangeSummary {
+        hash: [0; 32],
+        actor: signer.node.as_bytes().to_vec(),
+        deps: vec![],
+        seq: 1,
+        start_op: 1,
+        ops: vec![OpSummary {
+            root_key: Some(key.into()),
+            // A delete, like an overwrite, names what it removes.
+            overwrites: op != Op::Put,
+            action: match op {
+                Op::Delete => OpAction::Delete,
+                _ => OpAction::PutStr(value),
+            },
+        }],
+    }
+}
+
+/// One case: `role` writes `key` of `doc` (with `op`, a `kind` of item dated `event`), the
+/// document holding `held`; `expect` is `Ok` or a fragment of the refusal.
+#[allow(clippy::too_many_arguments)]
+fn check(
+    role: Role,
+    doc: &DocumentId,
+    key: &str,
+    op: Op,
+    kind: &str,
+    held: Held,
+    expect: Result<(), &str>,
+) {
+    let signer = grant(role);
+    let value = item(doc, &signer, kind, "2026-11-23T09:00:00+01:00");
+    let result = rules::authorize(doc, &change(&signer, key, op, value), &signer, &held, None);
+    match (expect, &result) {
+        (Ok(()), Ok(())) => {}
+        (Err(fragment), Err(reason)) if reason.contains(fragment) => {}
+        _ => panic!(
+            "{role} {op:?} {key} of {doc}, holding {held:?}: expected {expect:?}, got {result:?}"
+        ),
+    }
+}
+
+/// Role, document, key, how the change touches it, the item's kind, what the document held,
+/// and the expected verdict.
+type Case<'a> = (
+    Role,
+    &'a DocumentId,
+    &'a str,
+    Op,
+    &'a str,
+    Held,
+    Result<(), &'a str>,
+);
+
+use Held::{Nothing, TheKey};
+use Op::{Delete, Overwrite, Put};
+use Role::{Base, HomeUnit, Nurse};
+
+#[test]
+fn the_rules_by_role_document_key_and_what_the_document_held() {
+    let record = DocumentId::PatientRecord(turid());
+    let others_record = DocumentId::PatientRecord(egil());
+    let plan = DocumentId::VisitPlan(turid(), month());
+    let journal = DocumentId::Journal(turid(), month());
+    let others_journal = DocumentId::Journal(egil(), month());
+    let messages = DocumentId::Messages(turid(), month());
+    let daylog = DocumentId::DayLog(
+        StaffId::parse("N1").unwrap(),
+        Day::parse("2026-11-23").unwrap(),
+    );
+    let others_daylog = DocumentId::DayLog(
+        StaffId::parse("N2").unwrap(),
+        Day::parse("2026-11-23").unwrap(),
+    );
+    let e = "e/e-3333333333333333";
+    let m = "m/e-3333333333333333";
+    let may_not = "may not";
+    let once = "an entry is written once";
+    let never_altered = "nobody alters or deletes";
+    let only_grows = "only grows";
+    #[rustfmt::skip]
+    let cases: Vec<Case<'_>> = vec![
+        // Patient record: what decides need is a base's.
+        (Base,     &record, "field/zone",  Overwrite, "", TheKey,  Ok(())),
+        (Nurse,    &record, "field/zone",  Overwrite, "", TheKey,  Err(may_not)),
+        (Nurse,    &record, "field/zone",  Put,       "", Nothing, Err(may_not)),
+        (Nurse,    &record, "field/phone", Overwrite, "", TheKey,  Ok(())),
+        (HomeUnit, &record, "field/phone", Overwrite, "", TheKey,  Err("home unit")),
+        (Nurse,    &record, "team/N2",     Put,       "", Nothing, Err(may_not)),
+        (Nurse,    &record, "block/e-1",   Put,       "", Nothing, Err(may_not)),
+        (Nurse,    &record, "med/m-1",     Put,       "", Nothing, Err(may_not)),
+        (Nurse,    &record, "tiltak/t-1",  Put,       "", Nothing, Err(may_not)),
+        (Base,     &record, "team/N2",     Overwrite, "", TheKey,  Ok(())),
+        (Nurse,    &record, "flag/f-1",    Delete,    "", TheKey,  Err("nothing is deleted")),
+        (Nurse,    &record, "access/N1/e-1", Put,     "", Nothing, Ok(())),
+        (Nurse,    &record, "access/N1/e-1", Put,     "", TheKey,  Err("recorded once")),
+        (Nurse,    &record, "access/N1/e-1", Overwrite, "", TheKey, Err("explicit access")),
+        (Nurse,    &record, "access/N2/e-1", Put,     "", Nothing, Err("explicit access")),
+        (HomeUnit, &others_record, "field/phone", Overwrite, "", TheKey, Err("its own patient")),
+        // Visit plans: bases only.
+        (Base,     &plan, "visit/v-1", Put, "", Nothing, Ok(())),
+        (Nurse,    &plan, "visit/v-1", Put, "", Nothing, Err(may_not)),
+        (HomeUnit, &plan, "visit/v-1", Put, "", Nothing, Err(may_not)),
+        // The journal: new keys only, by their author, and what each role may record.
+        (Nurse,    &journal, e, Put,       "note",             Nothing, Ok(())),
+        (Nurse,    &journal, e, Put,       "note",             TheKey,  Err(once)),
+        (Nurse,    &journal, e, Overwrite, "note",             TheKey,  Err(never_altered)),
+        (Nurse,    &journal, e, Delete,    "note",             TheKey,  Err(never_altered)),
+        (Nurse,    &journal, "field/x", Put, "note",           Nothing, Err(only_grows)),
+        (Nurse,    &journal, e, Put,       "medication-given", Nothing, Ok(())),
+        (Base,     &journal, e, Put,       "medication-given", Nothing, Err("only nurses")),
+        (Base,     &journal, e, Put,       "note",             Nothing, Ok(())),
+        (HomeUnit, &journal, e, Put,       "observation",      Nothing, Ok(())),
+        (HomeUnit, &journal, e, Put,       "device-event",     Nothing, Ok(())),
+        (HomeUnit, &journal, e, Put,       "note",             Nothing, Err("home unit")),
+        (HomeUnit, &journal, e, Put,       "observation",      TheKey,  Err(once)),
+        (HomeUnit, &others_journal, e, Put, "observation",     Nothing, Err("its own patient")),
+        (Nurse,    &others_journal, e, Put, "note",            Nothing, Ok(())),
+        // Messages: anyone (a home unit for its patient), new keys only.
+        (HomeUnit, &messages, m, Put, "", Nothing, Ok(())),
+        (Nurse,    &messages, m, Put, "", TheKey,  Err(once)),
+        (Base,     &messages, m, Overwrite, "", TheKey, Err(never_altered)),
+        // Day logs: the staff member's own nodes.
+        (Nurse,    &daylog,        e, Put, "shift-start", Nothing, Ok(())),
+        (Nurse,    &daylog,        e, Put, "shift-start", TheKey,  Err(once)),
+        (Nurse,    &others_daylog, e, Put, "shift-start", Nothing, Err("own nodes")),
+    ];
+    for (role, doc, key, op, kind, held, expect) in cases {
+        check(role, doc, key, op, kind, held, expect);
+    }
+}
+
+#[test]
+fn an_access_log_is_written_by_its_node_alone_and_once() {
+    let nurse = grant(Nurse);
+    let own = DocumentId::Audit(nurse.node, month());
+    let others = DocumentId::Audit(grant(Base).node, month());
+    let key = "a/000000000000";
+    check(Nurse, &own, key, Put, "", Nothing, Ok(()));
+    check(
+        Nurse,
+        &own,
+        key,
+        Put,
+        "",
+        TheKey,
+        Err("an entry is written once"),
+    );
+    check(
+        Nurse,
+        &own,
+        key,
+        Overwrite,
+        "",
+        TheKey,
+        Err("nobody alters"),
+    );
+    check(
+        Nurse,
+        &others,
+        key,
+        Put,
+        "",
+        Nothing,
+        Err("only a node itself"),
+    );
+}
+
+#[test]
+fn items_dated_outside_the_bounds_or_ahead_of_the_receiver_are_refused() {
+    let nurse = grant(Nurse);
+    let journal = DocumentId::Journal(turid(), month());
+    let e = "e/e-3333333333333333";
+    let dated = |event: &str, received_at: Option<&str>| {
+        let value = item(&journal, &nurse, "note", event);
+        let received = received_at.map(|t| Timestamp::parse(t).unwrap().unix_millis());
+        rules::authorize(
+            &journal,
+            &change(&nurse, e, Put, value),
+            &nurse,
+            &Nothing,
+            received,
+        )
+    };
+    assert!(dated("2026-11-23T09:00:00+01:00", None).is_ok());
+    assert!(
+        dated("9000-01-01T09:00:00+01:00", None)
+            .unwrap_err()
+            .contains("outside")
+    );
+    assert!(
+        dated("1970-01-01T09:00:00+01:00", None)
+            .unwrap_err()
+            .contains("outside")
+    );
+    // Something documented to have happened two days after it was entered.
+    assert!(
+        dated("2026-11-25T10:00:00+01:00", None)
+            .unwrap_err()
+            .contains("after it was entered")
+    );
+    // Entered (10:00 on the 23rd) more than a day ahead of the receiver's clock.
+    let early = Some("2026-11-22T08:00:00+01:00");
+    assert!(
+        dated("2026-11-23T09:00:00+01:00", early)
+            .unwrap_err()
+            .contains("ahead of this node's clock")
+    );
+    // A document dated outside the supported years, whatever it holds.
+    let far = DocumentId::Journal(turid(), Month::from_index(2099 * 12).unwrap());
+    assert!(far.is_dated_supported());
+    assert!(
+        Month::parse("9000-01").is_err(),
+        "no document can be named in year 9000"
+    );
+}
