@@ -274,3 +274,23 @@ pub fn gate(repo: &Repo) -> omsyn_core::repo::Disclosure<'_> {
         "test report",
     )
 }
+
+/// A writable copy of `files` of the data directory `tests/fixtures/<name>`, its key files
+/// owner-only again (git keeps no permissions, and a node refuses a key others can read).
+pub fn fixture_copy(name: &str, files: &[&str]) -> tempfile::TempDir {
+    let fixture = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("fixtures")
+        .join(name);
+    let dir = tempfile::tempdir().expect("temporary directory");
+    for file in files {
+        let to = dir.path().join(file);
+        std::fs::copy(fixture.join(file), &to).expect("fixture file copies");
+        #[cfg(unix)]
+        if file.ends_with(".key") {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&to, std::fs::Permissions::from_mode(0o600))
+                .expect("key file permissions");
+        }
+    }
+    dir
+}

@@ -590,6 +590,9 @@ impl Sim {
                 let before = crate::craft::heads_without(&n.repo, journal, original);
                 let unseen =
                     crate::craft::change(&n.repo, journal, &n.repo, &put, Some(before), at);
+                // Kept in its own store too, so its next change builds on it: this attack is a
+                // re-created entry, not an equivocation (two versions of one change number).
+                crate::craft::plant(&n.repo, journal, &unseen);
                 frames.push(wire::encode(&Message::Changes {
                     doc: journal.clone(),
                     changes: vec![sign(unseen)],

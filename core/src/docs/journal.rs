@@ -242,12 +242,10 @@ impl EntryBody {
     /// deviations. Doses, visit facts, device events, entered-in-error markings, resolutions,
     /// claims and completions can.
     pub fn is_conflict_neutral(&self) -> bool {
+        // A deviation is not: the day's report lists it, from the derived day index.
         matches!(
             self,
-            EntryBody::Note { .. }
-                | EntryBody::Observation { .. }
-                | EntryBody::Correction { .. }
-                | EntryBody::Deviation { .. }
+            EntryBody::Note { .. } | EntryBody::Observation { .. } | EntryBody::Correction { .. }
         )
     }
 }

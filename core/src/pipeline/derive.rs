@@ -44,7 +44,8 @@ pub(super) fn derive(batch: &mut WriteBatch<'_>, ctx: &DeriveContext) -> Result<
                 }
             }
             DocumentId::Messages(patient, month) => message_rows(batch, &id, patient, *month)?,
-            DocumentId::DayLog(..) | DocumentId::Audit(..) => {}
+            DocumentId::DayLog(..) => day_log_rows(batch, &id)?,
+            DocumentId::Audit(..) => {}
         }
     }
     for (patient, month) in months {
@@ -183,6 +184,22 @@ fn month_rows(
         month,
         json: encode_list(&triggers)?,
         open: triggers.iter().any(escalation::Trigger::is_open),
+    })?;
+    batch.put_row(Row::Days {
+        owner: format!("{patient}/{month}"),
+        rows: crate::report::month_rows(patient, &plan, &journal)?,
+    })
+}
+
+/// A day log's deviations, for the day report.
+fn day_log_rows(batch: &mut WriteBatch<'_>, id: &DocumentId) -> Result<(), StoreError> {
+    let Some(doc) = batch.existing(id)? else {
+        return Ok(());
+    };
+    let rows = crate::report::day_log_rows(id, doc)?;
+    batch.put_row(Row::Days {
+        owner: id.to_string(),
+        rows,
     })
 }
 

@@ -148,12 +148,7 @@ impl Cipher {
 
     /// Encrypts `plaintext` stored at `place`. Output: nonce followed by ciphertext and tag.
     pub(crate) fn seal(&self, place: &[u8], plaintext: &[u8]) -> Vec<u8> {
-        let mut h = Sha256::new();
-        h.update(self.nonce_key);
-        h.update((place.len() as u64).to_le_bytes());
-        h.update(place);
-        h.update(plaintext);
-        let digest = h.finalize();
+        let digest = self.fingerprint(place, plaintext);
         let nonce = XNonce::from_slice(&digest[..NONCE_BYTES]);
         let sealed = self
             .aead
@@ -170,6 +165,17 @@ impl Cipher {
         out.extend_from_slice(&digest[..NONCE_BYTES]);
         out.extend_from_slice(&sealed);
         out
+    }
+
+    /// A keyed digest of `plaintext` at `place` (what the nonce is drawn from): equal exactly
+    /// when the sealed values are, and tells nothing of the plaintext without the key.
+    pub(crate) fn fingerprint(&self, place: &[u8], plaintext: &[u8]) -> [u8; 32] {
+        let mut h = Sha256::new();
+        h.update(self.nonce_key);
+        h.update((place.len() as u64).to_le_bytes());
+        h.update(place);
+        h.update(plaintext);
+        h.finalize().into()
     }
 
     /// Decrypts a value sealed at `place`; `None` if the key is wrong or the value was altered.

@@ -36,8 +36,8 @@ use redb::{Database, ReadableDatabase, ReadableTable, ReadableTableMetadata, Wri
 use crypt::{Cipher, chunk_place};
 pub use schema::FORMAT_VERSION;
 use schema::{
-    CHUNKS, CONFLICTS, DOC_SEQ, DOCS, LOG, MAGIC, META, OPEN_TASKS, PATIENT_NAMES, PEER_DOCS,
-    PEERS, TASKS, VISITS,
+    CHUNKS, CONFLICTS, DAY_INDEX, DAY_INDEX_OWNERS, DOC_SEQ, DOCS, LOG, MAGIC, META, OPEN_TASKS,
+    PATIENT_NAMES, PEER_DOCS, PEERS, TASKS, VISITS,
 };
 
 use crate::conflict::Conflict;
@@ -450,7 +450,7 @@ impl Store {
                     .map(u32::from_le_bytes)
                     .map_err(|_| corrupt(&"format version is malformed"))?;
                 match found {
-                    1..=4 => {
+                    1..=5 => {
                         if found == 1 {
                             self.migrate_v1(fresh_epoch).map_err(|e| corrupt(&e))?;
                         }
@@ -462,7 +462,7 @@ impl Store {
                         if found <= 3 {
                             self.migrate_v3().map_err(|e| corrupt(&e))?;
                         }
-                        self.migrate_v4().map_err(|e| corrupt(&e))?;
+                        self.migrate_to_rederive().map_err(|e| corrupt(&e))?;
                     }
                     FORMAT_VERSION => {
                         if !self.key_matches().map_err(|e| corrupt(&e))? {
@@ -533,15 +533,18 @@ impl Store {
         Ok(())
     }
 
-    /// Version 4 → 5: the derived indexes are derived again by the change pipeline (integrity
-    /// alerts, explicit accesses clamped by the receiver's clock) the next time the node opens
+    /// Version 4 → 6 and 5 → 6: the derived indexes, the day index among them, are derived
+    /// again by the change pipeline (integrity alerts, explicit accesses clamped by the
+    /// receiver's clock, the day's visits and outcomes) the next time the node opens
     /// ([`Store::needs_rederive`]).
-    fn migrate_v4(&self) -> Result<(), StoreError> {
+    fn migrate_to_rederive(&self) -> Result<(), StoreError> {
         let tx = self.db.begin_write()?;
         {
+            tx.open_table(DAY_INDEX)?;
+            tx.open_table(DAY_INDEX_OWNERS)?;
             let mut meta = tx.open_table(META)?;
             meta.insert(REDERIVE_KEY, [1u8].as_slice())?;
-            meta.insert("format_version", 5u32.to_le_bytes().as_slice())?;
+            meta.insert("format_version", FORMAT_VERSION.to_le_bytes().as_slice())?;
         }
         tx.commit()?;
         Ok(())
@@ -580,6 +583,8 @@ impl Store {
             tx.open_table(CONFLICTS)?;
             tx.open_table(TASKS)?;
             tx.open_table(OPEN_TASKS)?;
+            tx.open_table(DAY_INDEX)?;
+            tx.open_table(DAY_INDEX_OWNERS)?;
             create_sync_tables(&tx, epoch)?;
             self.create_trust_tables(&tx)?;
         }
@@ -698,6 +703,33 @@ impl Store {
                 let list: Vec<Conflict> = serde_json::from_slice(&json)
                     .map_err(|e| StoreError::Corrupt(format!("conflict index: {e}")))?;
                 out.extend(list);
+            }
+            Ok(out)
+        })
+    }
+
+    /// The day-index rows of `day` (see `DAY_INDEX`) whose key starts with `prefix`, opened:
+    /// `(key, JSON)`. `keep` sees each key first; a row it declines is never decrypted.
+    pub fn day_rows(
+        &self,
+        day: crate::time::Day,
+        prefix: &str,
+        mut keep: impl FnMut(&str) -> bool,
+    ) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
+        self.contain(|| {
+            let read = self.db.begin_read()?;
+            let table = read.open_table(DAY_INDEX)?;
+            let day = day.to_string();
+            let end = format!("{prefix}\u{10FFFF}");
+            let mut out = Vec::new();
+            for item in table.range((day.as_str(), prefix)..(day.as_str(), end.as_str()))? {
+                let (k, v) = item?;
+                let key = k.value().1;
+                if !keep(key) {
+                    continue;
+                }
+                let json = self.open_value(&rows::day_place(&day, key), v.value())?;
+                out.push((key.to_owned(), json));
             }
             Ok(out)
         })

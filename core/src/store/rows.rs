@@ -4,11 +4,13 @@
 
 use redb::ReadableTable;
 
-use super::schema::{CONFLICTS, OPEN_TASKS, PATIENT_NAMES, RELATIONS, TASKS, VISITS};
+use super::schema::{
+    CONFLICTS, DAY_INDEX, DAY_INDEX_OWNERS, OPEN_TASKS, PATIENT_NAMES, RELATIONS, TASKS, VISITS,
+};
 use super::{StoreError, WriteBatch, conflict_place, name_place, tasks_place};
 use crate::docs::DocumentId;
 use crate::ids::{PatientId, VisitId};
-use crate::time::Month;
+use crate::time::{Day, Month};
 
 /// One derived row set, replacing what the index held for the same key.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -48,6 +50,14 @@ pub enum Row {
         json: Option<Vec<u8>>,
         /// Whether any trigger is open.
         open: bool,
+    },
+    /// The day-index rows one source derives (a patient-month: `<patient>/<YYYY-MM>`; a day
+    /// log: its document id), replacing the ones it derived before: `(day, key, JSON)`.
+    Days {
+        /// The source.
+        owner: String,
+        /// Its rows.
+        rows: Vec<(Day, String, Vec<u8>)>,
     },
     /// A patient's relations derived from one document (see [`RelationScope`]), replacing the
     /// ones it derived before.
@@ -144,6 +154,7 @@ impl WriteBatch<'_> {
                         }
                     }
                 }
+                Row::Days { owner, rows } => put_days(tx, &store.cipher, &owner, rows)?,
                 Row::Relations {
                     patient,
                     scope,
@@ -200,4 +211,66 @@ impl WriteBatch<'_> {
             Ok(table.get((patient.as_str(), name))?.map(|v| v.value()))
         })
     }
+}
+
+/// Replaces the day-index rows `owner` derived (see [`Row::Days`]), writing only the rows whose
+/// content changed: a journal entry changes one visit's row, not the month's. The owner list keeps
+/// each row's keyed fingerprint to compare with.
+fn put_days(
+    tx: &redb::WriteTransaction,
+    cipher: &super::crypt::Cipher,
+    owner: &str,
+    rows: Vec<(Day, String, Vec<u8>)>,
+) -> Result<(), StoreError> {
+    let mut owners = tx.open_table(DAY_INDEX_OWNERS)?;
+    let mut index = tx.open_table(DAY_INDEX)?;
+    let mut before: std::collections::BTreeMap<(String, String), String> =
+        match owners.get(owner)? {
+            Some(v) => decode_owned(v.value())?
+                .into_iter()
+                .map(|(day, key, digest)| ((day, key), digest))
+                .collect(),
+            None => Default::default(),
+        };
+    let mut kept = Vec::with_capacity(rows.len());
+    for (day, key, json) in rows {
+        let day = day.to_string();
+        let place = day_place(&day, &key);
+        let digest = fingerprint(cipher, &place, &json);
+        if before.remove(&(day.clone(), key.clone())).as_ref() != Some(&digest) {
+            let sealed = cipher.seal(&place, &json);
+            index.insert((day.as_str(), key.as_str()), sealed.as_slice())?;
+        }
+        kept.push((day, key, digest));
+    }
+    for (day, key) in before.keys() {
+        index.remove((day.as_str(), key.as_str()))?;
+    }
+    if kept.is_empty() {
+        owners.remove(owner)?;
+    } else {
+        let list = serde_json::to_vec(&kept)
+            .map_err(|e| StoreError::Corrupt(format!("encoding day index owners: {e}")))?;
+        owners.insert(owner, list.as_slice())?;
+    }
+    Ok(())
+}
+
+/// One row an owner derived: `(day, key, digest)`.
+pub(super) type OwnedRow = (String, String, String);
+
+/// What a `DAY_INDEX_OWNERS` value lists.
+pub(super) fn decode_owned(json: &[u8]) -> Result<Vec<OwnedRow>, StoreError> {
+    serde_json::from_slice(json).map_err(|e| StoreError::Corrupt(format!("day index owners: {e}")))
+}
+
+/// 128 bits of a row's keyed fingerprint, in hex: enough to tell a changed row.
+fn fingerprint(cipher: &super::crypt::Cipher, place: &[u8], json: &[u8]) -> String {
+    let digest = cipher.fingerprint(place, json);
+    digest[..16].iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Where a day-index row is sealed (its associated data).
+pub(super) fn day_place(day: &str, key: &str) -> Vec<u8> {
+    format!("day/{day}/{key}").into_bytes()
 }

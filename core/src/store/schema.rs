@@ -38,6 +38,19 @@ pub(crate) const TASKS: TableDefinition<(&str, &str), &[u8]> = TableDefinition::
 /// tasks reads only those, however many months of closed ones the store keeps.
 pub(crate) const OPEN_TASKS: TableDefinition<(&str, &str), ()> = TableDefinition::new("open_tasks");
 
+/// Derived (format 6): what a day holds, for reports that read a day without loading months of
+/// documents: `(YYYY-MM-DD, key)` → sealed JSON, with key `v/<patient>/<visit>` for a visit and
+/// its outcome, `d/<patient or staff>/<entry>` for a deviation (avvik). The patient (or staff)
+/// in the key lets a report skip another zone's rows without opening them.
+pub(crate) const DAY_INDEX: TableDefinition<(&str, &str), &[u8]> =
+    TableDefinition::new("day_index");
+
+/// Derived (format 6): the `DAY_INDEX` rows each source derived, `owner` (`<patient>/<YYYY-MM>`
+/// for a patient-month, the document id for a day log) → JSON list of `[day, key, fingerprint]`,
+/// so a source derived again removes what it no longer derives and rewrites only changed rows.
+pub(crate) const DAY_INDEX_OWNERS: TableDefinition<&str, &[u8]> =
+    TableDefinition::new("day_index_owners");
+
 /// The local change log: sequence number → id of the document changed. Each document appears once,
 /// at the number of its latest change; sync sessions read it from a peer's checkpoint onwards.
 pub(crate) const LOG: TableDefinition<u64, &str> = TableDefinition::new("log");
@@ -84,6 +97,6 @@ pub(crate) const MAGIC: &[u8] = b"omsyn-store";
 /// migrated on open, signing its own node's changes). 4 — adds the escalation index (`tasks`).
 /// 5 — every derived index is derived by the change pipeline (`pipeline::derive`), with integrity
 /// alerts among the conflicts and explicit accesses clamped; migrating sets `META["rederive"]`,
-/// and the node derives everything again when it opens. Migrations from 1–4 leave the indexes
-/// to that step.
-pub const FORMAT_VERSION: u32 = 5;
+/// and the node derives everything again when it opens. 6 — adds the day index (`day_index`,
+/// `day_index_owners`), derived the same way. Migrations from 1–5 leave the indexes to that step.
+pub const FORMAT_VERSION: u32 = 6;

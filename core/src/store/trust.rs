@@ -8,8 +8,8 @@ use redb::{ReadableDatabase, ReadableTable, WriteTransaction};
 
 use super::crypt::chunk_place;
 use super::schema::{
-    CERTS, CHUNKS, CONFLICTS, DOC_SEQ, DOCS, LOG, META, OPEN_TASKS, PATIENT_NAMES, PATIENTS_V2,
-    PEER_DOCS, RELATIONS, REVOCATIONS, TASKS, VISITS, WITHHELD,
+    CERTS, CHUNKS, CONFLICTS, DAY_INDEX, DAY_INDEX_OWNERS, DOC_SEQ, DOCS, LOG, META, OPEN_TASKS,
+    PATIENT_NAMES, PATIENTS_V2, PEER_DOCS, RELATIONS, REVOCATIONS, TASKS, VISITS, WITHHELD,
 };
 use super::{
     DocMeta, OpenError, Store, StoreError, WriteBatch, conflict_place, doc_ids_with_prefix,
@@ -485,6 +485,7 @@ impl WriteBatch<'_> {
             }
             drop(table);
             tx.open_table(PATIENT_NAMES)?.remove(p)?;
+            remove_day_rows(tx, p)?;
             remove_range(&mut tx.open_table(CONFLICTS)?, p)?;
             remove_range(&mut tx.open_table(TASKS)?, p)?;
             remove_range(&mut tx.open_table(OPEN_TASKS)?, p)?;
@@ -541,6 +542,28 @@ fn all_credentials<T>(
             decode(v.value()).map_err(|e| StoreError::Corrupt(format!("stored {e}")))
         })
         .collect()
+}
+
+/// Removes the day-index rows every month of `patient` derived.
+fn remove_day_rows(tx: &WriteTransaction, patient: &str) -> Result<(), StoreError> {
+    let mut owners = tx.open_table(DAY_INDEX_OWNERS)?;
+    let mut index = tx.open_table(DAY_INDEX)?;
+    let prefix = format!("{patient}/");
+    let end = format!("{prefix}\u{10FFFF}");
+    let mine: Vec<(String, Vec<super::rows::OwnedRow>)> = owners
+        .range(prefix.as_str()..end.as_str())?
+        .map(|item| {
+            let (k, v) = item?;
+            Ok((k.value().to_owned(), super::rows::decode_owned(v.value())?))
+        })
+        .collect::<Result<_, StoreError>>()?;
+    for (owner, keys) in mine {
+        for (day, key, _) in keys {
+            index.remove((day.as_str(), key.as_str()))?;
+        }
+        owners.remove(owner.as_str())?;
+    }
+    Ok(())
 }
 
 fn remove_range<V: redb::Value + 'static>(

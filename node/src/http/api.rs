@@ -103,14 +103,9 @@ pub(crate) async fn board(State(http): State<Http>, Query(q): Query<DayQuery>) -
             let view = format!("dashboard {day} {}", q.zone.as_deref().unwrap_or(""));
             let zone = q.zone.filter(|z| !z.is_empty());
             let mut disclosure = repo.disclose(now(), AuditAction::Read, &view);
-            let report = omsyn_core::report::day_report_with(
-                repo,
-                day,
-                zone.as_deref(),
-                &http.models,
-                &mut disclosure,
-            )
-            .map_err(repo_error)?;
+            let report =
+                omsyn_core::report::day_report(repo, day, zone.as_deref(), &mut disclosure)
+                    .map_err(repo_error)?;
             http.disclosed(disclosure, &view).map_err(repo_error)?;
             Ok(json!({ "report": report, "staff": staff_directory(repo, zone.as_deref())? }))
         })

@@ -41,8 +41,6 @@ pub(crate) struct Http {
     cookie: Arc<String>,
     /// `http://<address>`: what `Origin` must say on requests that change something.
     origin: Arc<String>,
-    /// What board refreshes decoded, reused while documents do not change.
-    pub(crate) models: Arc<omsyn_core::report::ReadModels>,
     token: Arc<String>,
     logged: Arc<Mutex<HashMap<String, i64>>>,
 }
@@ -125,7 +123,6 @@ pub(crate) async fn serve(bound: Bound, shared: Shared) -> Result<()> {
         cookie: Arc::new(format!("{COOKIE}{}", bound.local.port())),
         origin: Arc::new(format!("http://{}", bound.local)),
         shared,
-        models: Arc::default(),
         token: Arc::new(bound.token),
         logged: Arc::default(),
     };

@@ -5,10 +5,9 @@ use omsyn_core::docs::journal::MissedReason;
 use omsyn_core::docs::plan::{NewVisit, VisitChange, VisitKind};
 use omsyn_core::docs::record::PatientField;
 use omsyn_core::ids::{PatientId, StaffId, VisitId};
-use omsyn_core::report::{
-    Counts, ReadModels, VisitOutcome, day_report, day_report_with, visits_csv,
-};
+use omsyn_core::report::{Counts, VisitOutcome, day_report, day_report_from_documents, visits_csv};
 use omsyn_core::sync::ShareAll;
+use omsyn_core::trust::audit::AuditAction;
 use omsyn_core::{Day, Timestamp};
 use omsyn_tests::{Link, TestNode, at, push};
 
@@ -77,6 +76,12 @@ impl Week {
 fn done(node: &mut TestNode, visit: &VisitId, at: Timestamp) {
     node.repo
         .visit_performed(at, &mut node.rng, visit, at, None, None)
+        .unwrap();
+}
+
+fn not_home(node: &mut TestNode, visit: &VisitId, at: Timestamp) {
+    node.repo
+        .visit_missed(at, &mut node.rng, visit, MissedReason::NotHome, None, at)
         .unwrap();
 }
 
@@ -212,19 +217,18 @@ fn the_day_report_matches_a_hand_counted_day() {
         ]
     );
 
-    // Kept read models give the same report, and see a change that arrives afterwards.
-    let models = ReadModels::default();
-    assert_eq!(
-        day_report_with(
+    // The day index gives what deriving the report from the documents gives, before and after
+    // a change arrives.
+    let from_documents = |zone| {
+        day_report_from_documents(
             &w.base.repo,
             day,
-            Some("Sone 1"),
-            &models,
-            &mut omsyn_tests::gate(&w.base.repo)
+            zone,
+            &mut omsyn_tests::gate(&w.base.repo),
         )
-        .unwrap(),
-        r
-    );
+        .unwrap()
+    };
+    assert_eq!(from_documents(Some("Sone 1")), r);
     let b16 = r
         .visits
         .iter()
@@ -234,14 +238,14 @@ fn the_day_report_matches_a_hand_counted_day() {
         .clone();
     done(&mut w.s1, &b16, wed("16:05"));
     push(&w.s1.repo, &w.base.repo);
-    let after = day_report_with(
+    let after = day_report(
         &w.base.repo,
         day,
         Some("Sone 1"),
-        &models,
         &mut omsyn_tests::gate(&w.base.repo),
     )
     .unwrap();
+    assert_eq!(from_documents(Some("Sone 1")), after);
     assert_eq!(after.totals, counts(6, 4, 1, 1, 0));
     assert_eq!(
         after.per_patient[1].staff_this_week,
@@ -264,5 +268,125 @@ fn the_day_report_matches_a_hand_counted_day() {
     );
     assert_eq!(lines.len(), 7);
     assert!(lines[6].ends_with(";digital;S2;missed;"), "{}", lines[6]);
+    assert!(
+        lines[1..]
+            .iter()
+            .all(|l| l.starts_with("2026-11-25;Sone 1;")),
+        "every patient here has a zone: {csv}"
+    );
     assert!(lines[1].contains(";Astrid Berg;") && lines[1].ends_with(";physical;S1;done;Nurse S1"));
+}
+
+/// Four days of a mid-size municipality's work list (a twelfth of tier M's patients, four
+/// zones, Sunday 29 November to Wednesday 2 December 2026: a week that begins in another
+/// month), made by `../shared/data/gen_worklist.py --tier M --days 4 --start 2026-11-29
+/// --seed 7`, keeping the patients whose id's CRC-32 is divisible by 12.
+const FOUR_DAYS: &str = include_str!("../../fixtures/worklist-M-sample-4days.csv");
+
+/// The report read from the day index equals the report derived from the documents, for every
+/// day and zone of a generated work list whose visits were documented in every way — performed,
+/// missed, cancelled, performed by two nurses concurrently, deviations in day logs — on a base
+/// and on the nurses' phones, merged in both directions.
+#[test]
+fn the_day_index_gives_what_the_documents_give_over_generated_days() {
+    use rand::{Rng, SeedableRng};
+    let mut base = TestNode::with_profile(
+        61,
+        omsyn_core::NodeProfile {
+            version: omsyn_core::identity::PROFILE_VERSION,
+            role: omsyn_core::Role::Base,
+            name: "Base Sone 2".into(),
+            staff_id: Some(StaffId::parse("K002").unwrap()),
+            patient: None,
+            zone: Some("Sone 2".into()),
+        },
+    );
+    let planned_at = Timestamp::parse("2026-11-28T06:00:00+01:00").unwrap();
+    base.repo
+        .import_worklist(planned_at, &mut base.rng, FOUR_DAYS, 3600)
+        .unwrap();
+    let days: Vec<Day> = ["2026-11-29", "2026-11-30", "2026-12-01", "2026-12-02"]
+        .iter()
+        .map(|d| Day::parse(d).unwrap())
+        .collect();
+    let mut nurses = [TestNode::nurse(62, "S00006"), TestNode::nurse(63, "S00066")];
+    for nurse in &nurses {
+        push(&base.repo, &nurse.repo);
+    }
+    let mut pick = rand::rngs::StdRng::seed_from_u64(64);
+    for day in &days {
+        for visit in base.repo.visits_on(*day).unwrap() {
+            let at = visit.start.plus_minutes(5);
+            let mine = nurses.iter().position(|n| {
+                visit
+                    .staff
+                    .contains(n.repo.profile().staff_id.as_ref().unwrap())
+            });
+            match (pick.random_range(0..10), mine) {
+                (0..=4, Some(n)) => done(&mut nurses[n], &visit.id, at),
+                (0..=4, None) => done(&mut base, &visit.id, at),
+                (5, _) => not_home(&mut base, &visit.id, at),
+                (6, _) => {
+                    base.repo
+                        .change_visit(
+                            at,
+                            &mut base.rng,
+                            &visit.id,
+                            &VisitChange::Cancel("innlagt".into()),
+                        )
+                        .unwrap();
+                }
+                (7, Some(n)) => {
+                    // Performed by the nurse and, unaware, recorded by the base as missed.
+                    done(&mut nurses[n], &visit.id, at);
+                    not_home(&mut base, &visit.id, at);
+                }
+                _ => {}
+            }
+        }
+        for nurse in &mut nurses {
+            let at = Timestamp::from_day_hhmm(*day, "15:00", 3600).unwrap();
+            let body = DayLogBody::Deviation {
+                text: format!("avvik {day}"),
+            };
+            let rng = &mut nurse.rng;
+            nurse
+                .repo
+                .transaction(|tx| tx.day_log(at, rng, at, body))
+                .unwrap();
+        }
+    }
+    for nurse in &nurses {
+        push(&nurse.repo, &base.repo);
+        push(&base.repo, &nurse.repo);
+    }
+    let mut shown = 0;
+    for node in [&base, &nurses[0], &nurses[1]] {
+        let repo = &node.repo;
+        for day in &days {
+            // The need gate as of that day (a nurse's work list is needed around its day).
+            let gate = || {
+                let noon = Timestamp::from_day_hhmm(*day, "12:00", 3600).unwrap();
+                repo.disclose(noon, AuditAction::Read, "test report")
+            };
+            for zone in [None, Some("Sone 1"), Some("Sone 2"), Some("Sone 3")] {
+                let indexed = day_report(repo, *day, zone, &mut gate()).unwrap();
+                let derived = day_report_from_documents(repo, *day, zone, &mut gate()).unwrap();
+                assert_eq!(
+                    indexed,
+                    derived,
+                    "{} on {day}, zone {zone:?}",
+                    repo.profile().name
+                );
+                shown += indexed.visits.len();
+            }
+        }
+    }
+    // The base shows its zone's visits (twice: every zone, then its own); each nurse the visits
+    // of its work list.
+    let sone_2 = FOUR_DAYS.lines().filter(|l| l.contains(";Sone 2;")).count();
+    assert!(
+        shown > 2 * sone_2,
+        "{shown} visits shown, {sone_2} in Sone 2"
+    );
 }

@@ -7,13 +7,15 @@
 
 use std::collections::BTreeMap;
 
-use omsyn_core::Timestamp;
 use omsyn_core::conflict::ConflictKind;
+use omsyn_core::docs::daylog::DayLogBody;
 use omsyn_core::docs::journal::{Entry, MissedReason};
 use omsyn_core::docs::plan::{NewVisit, VisitChange, VisitKind};
 use omsyn_core::docs::record::PatientField;
 use omsyn_core::ids::{EntryId, MedicationId, PatientId, StaffId, VisitId};
 use omsyn_core::repo::Correction;
+use omsyn_core::report::{day_report, day_report_from_documents};
+use omsyn_core::{Day, Repo, Timestamp};
 use omsyn_tests::{TestNode, push, snapshot};
 use proptest::prelude::*;
 
@@ -57,9 +59,14 @@ enum Op {
         visit: usize,
         staff: usize,
     },
+    /// To `hour` o'clock (from 24: on the next day).
     Reschedule {
         visit: usize,
         hour: u32,
+    },
+    /// A nurse notes a deviation (avvik) in the day log.
+    Deviation {
+        nurse: usize,
     },
     Push {
         from: usize,
@@ -90,7 +97,8 @@ fn op() -> impl Strategy<Value = Op> {
         (node.clone(), 0..VISITS).prop_map(|(node, visit)| Op::Missed { node, visit }),
         (0..VISITS).prop_map(|visit| Op::Cancel { visit }),
         (0..VISITS, 0..STAFF.len()).prop_map(|(visit, staff)| Op::Reassign { visit, staff }),
-        (0..VISITS, 10u32..20).prop_map(|(visit, hour)| Op::Reschedule { visit, hour }),
+        (0..VISITS, 10u32..34).prop_map(|(visit, hour)| Op::Reschedule { visit, hour }),
+        (1..NODES).prop_map(|nurse| Op::Deviation { nurse }),
         (node.clone(), 0..NODES).prop_map(|(from, to)| Op::Push { from, to }),
         (node.clone(), any::<usize>()).prop_map(|(node, pick)| Op::Resolve { node, pick }),
         (node, any::<usize>()).prop_map(|(node, pick)| Op::EnteredInError { node, pick }),
@@ -107,13 +115,11 @@ struct World {
     clock: u32,
 }
 
+/// `n` minutes after 07:00 on Monday 23 November 2026.
 fn minute(n: u32) -> Timestamp {
-    Timestamp::parse(&format!(
-        "2026-11-23T{:02}:{:02}:00+01:00",
-        7 + n / 60,
-        n % 60
-    ))
-    .expect("valid test time")
+    Timestamp::parse("2026-11-23T07:00:00+01:00")
+        .expect("valid test time")
+        .plus_minutes(i64::from(n))
 }
 
 impl World {
@@ -273,6 +279,15 @@ impl World {
                     )
                     .unwrap();
             }
+            Op::Deviation { nurse } => {
+                let n = &mut self.nodes[nurse];
+                let body = DayLogBody::Deviation {
+                    text: format!("avvik {now}"),
+                };
+                n.repo
+                    .transaction(|tx| tx.day_log(now, &mut n.rng, now, body))
+                    .unwrap();
+            }
             Op::Push { from, to } => {
                 if from != to {
                     push(&self.nodes[from].repo, &self.nodes[to].repo);
@@ -312,6 +327,19 @@ impl World {
     }
 }
 
+/// The day report read from the day index equals the one derived from the documents, on both
+/// days the visits can fall on.
+fn assert_index_matches_documents(repo: &Repo) -> Result<(), TestCaseError> {
+    for day in ["2026-11-23", "2026-11-24"] {
+        let day = Day::parse(day).unwrap();
+        let indexed = day_report(repo, day, None, &mut omsyn_tests::gate(repo)).unwrap();
+        let derived =
+            day_report_from_documents(repo, day, None, &mut omsyn_tests::gate(repo)).unwrap();
+        prop_assert_eq!(indexed, derived, "day {}", day);
+    }
+    Ok(())
+}
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: 48, ..ProptestConfig::default() })]
 
@@ -323,6 +351,10 @@ proptest! {
         let mut world = World::new();
         for op in &ops {
             world.apply(op);
+            // Every replica's day index agrees with its documents after every step.
+            if let Op::Push { to, .. } = op {
+                assert_index_matches_documents(&world.nodes[*to].repo)?;
+            }
         }
         // Final heal: every directed pair once, in a random order, twice over.
         for _ in 0..2 {
@@ -341,6 +373,7 @@ proptest! {
             prop_assert_eq!(&other, &view);
         }
         for node in &world.nodes {
+            assert_index_matches_documents(&node.repo)?;
             let (journal, unreadable) = node.repo.journal(&world.patient).unwrap();
             prop_assert!(unreadable.is_empty());
             let held: BTreeMap<&EntryId, &Entry> = journal.iter().map(|e| (&e.id, e)).collect();

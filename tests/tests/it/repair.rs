@@ -4,7 +4,7 @@
 //! that the build with the bug damaged exactly so (see its README). A repair must keep every
 //! acknowledged entry, sign what it makes again, and say so in the access log.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use omsyn_core::docs::DocumentId;
 use omsyn_core::ids::PatientId;
@@ -17,28 +17,28 @@ use rand::rngs::StdRng;
 
 const PATIENT: &str = "p-dc162d15f968e305";
 
-fn fixture() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/store-v4-duplicate-seq")
-}
+const FIXTURE: &str = "store-v4-duplicate-seq";
 
 /// A writable copy of the damaged store.
 fn damaged_copy() -> tempfile::TempDir {
-    let dir = tempfile::tempdir().unwrap();
-    for file in [
-        "node.json",
-        "node.key",
-        "org.key",
-        "store.key",
-        "store.redb",
-    ] {
-        std::fs::copy(fixture().join(file), dir.path().join(file)).unwrap();
-    }
-    dir
+    omsyn_tests::fixture_copy(
+        FIXTURE,
+        &[
+            "node.json",
+            "node.key",
+            "org.key",
+            "store.key",
+            "store.redb",
+        ],
+    )
 }
 
 /// The entries the damaging run acknowledged: id and text.
 fn acknowledged() -> Vec<(String, String)> {
-    std::fs::read_to_string(fixture().join("acknowledged.txt"))
+    let fixture = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("fixtures")
+        .join(FIXTURE);
+    std::fs::read_to_string(fixture.join("acknowledged.txt"))
         .unwrap()
         .lines()
         .map(|line| {

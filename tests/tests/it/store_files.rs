@@ -1,10 +1,12 @@
 //! Hostile store files: corrupted, truncated, foreign, and from another format version all give a
-//! clear error, never a panic. Also reads the committed golden v1 store.
+//! clear error, never a panic. Also reads the committed golden stores of earlier formats.
 
 use std::path::Path;
 
 use omsyn_core::docs::record::PatientField;
+use omsyn_core::report::{day_report, day_report_from_documents};
 use omsyn_core::store::{FORMAT_VERSION, OpenError, Store, StoreKey, StoreKeys};
+use omsyn_core::trust::audit::AuditAction;
 use omsyn_core::{NodeKey, Repo};
 use rand::SeedableRng;
 use rand::rngs::StdRng;
@@ -207,23 +209,7 @@ fn verify_accepts_an_intact_store() {
 
 /// A copy of a golden data directory written by an earlier format version.
 fn golden(name: &str) -> tempfile::TempDir {
-    let fixture = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("fixtures")
-        .join(name);
-    let dir = tempfile::tempdir().unwrap();
-    for file in ["node.key", "node.json", "store.redb"] {
-        std::fs::copy(fixture.join(file), dir.path().join(file)).unwrap();
-    }
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(
-            dir.path().join("node.key"),
-            std::fs::Permissions::from_mode(0o600),
-        )
-        .unwrap();
-    }
-    dir
+    omsyn_tests::fixture_copy(name, &["node.key", "node.json", "store.redb"])
 }
 
 #[test]
@@ -338,4 +324,48 @@ fn a_version_3_store_gets_its_escalation_index_on_its_first_open() {
         "the unanswered call's task, derived on open"
     );
     assert_eq!(tasks[0].patient, patient);
+}
+
+/// A store written before the day index (format 5) derives the index when it first opens and
+/// reports each day as the build that wrote it did, and as the documents themselves give.
+#[test]
+fn a_version_5_store_derives_its_day_index_on_open_and_reports_its_days_as_before() {
+    let name = "store-v5";
+    let dir = omsyn_tests::fixture_copy(
+        name,
+        &[
+            "node.json",
+            "node.key",
+            "org.key",
+            "store.key",
+            "store.redb",
+        ],
+    );
+    let repo = Repo::open(dir.path(), None, &mut StdRng::seed_from_u64(3)).unwrap();
+    assert!(!repo.store().needs_rederive().unwrap());
+    let fixture = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("fixtures")
+        .join(name);
+    for day in ["2026-11-29", "2026-11-30", "2026-12-01", "2026-12-02"] {
+        let noon = omsyn_core::Timestamp::parse(&format!("{day}T12:00:00+01:00")).unwrap();
+        let gate = || repo.disclose(noon, AuditAction::Read, "test report");
+        let day = omsyn_core::Day::parse(day).unwrap();
+        let report = day_report(&repo, day, None, &mut gate()).unwrap();
+        assert_eq!(
+            report,
+            day_report_from_documents(&repo, day, None, &mut gate()).unwrap()
+        );
+        assert_eq!(report.totals.planned, 10, "{day}");
+        let old: serde_json::Value = serde_json::from_str(
+            &std::fs::read_to_string(fixture.join(format!("day-report-{day}.json"))).unwrap(),
+        )
+        .unwrap();
+        // The old build's report had no zone on a visit line.
+        let mut now = serde_json::to_value(&report).unwrap();
+        for visit in now["visits"].as_array_mut().unwrap() {
+            assert_eq!(visit["zone"], "Sone 2");
+            visit.as_object_mut().unwrap().remove("zone");
+        }
+        assert_eq!(now, old, "{day}");
+    }
 }

@@ -1,0 +1,238 @@
+//! The day index: what a day holds, derived at commit, and the report read from it.
+//!
+//! For every patient-month the change pipeline derives, with the conflicts and tasks, one row
+//! per planned visit — its window, kind, staff and outcome — keyed by the day it is planned on,
+//! and, keyed by the day they happened, one per visit performed (who was there, for continuity)
+//! and one per journal deviation; each day log gives its deviations. A report then reads the
+//! day's rows (and, for continuity, the week's performer rows of the patients it shows): time in
+//! proportion to the day, not to the months of journals behind it. The patient (or staff
+//! member) in each key lets a zone's report skip other zones' rows unopened.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde::{Deserialize, Serialize};
+
+use super::{
+    Counts, DayReport, DeviationLine, PatientDay, VisitLine, devices, monday_of, performer, tally,
+    visit_line,
+};
+use crate::docs::DocumentId;
+use crate::docs::daylog::{self, DayLogBody};
+use crate::docs::journal::{EntryBody, Journal};
+use crate::docs::plan::VisitPlan;
+use crate::ids::PatientId;
+use crate::repo::{Disclosure, Repo, RepoError};
+use crate::store::StoreError;
+use crate::time::Day;
+
+/// The day-index rows of one patient-month: its visits with their outcomes (from this month's
+/// journal, where a visit's outcome is documented), and, by the day they happened, its journal
+/// deviations and who performed a visit (for continuity).
+pub(crate) fn month_rows(
+    patient: &PatientId,
+    plan: &VisitPlan,
+    journal: &Journal,
+) -> Result<Vec<(Day, String, Vec<u8>)>, StoreError> {
+    let mut rows = Vec::with_capacity(plan.visits.len() * 2);
+    for visit in &plan.visits {
+        // The patient's name and zone are looked up when read: a renamed patient would
+        // otherwise need every month derived again.
+        let line = visit_line(visit.clone(), String::new(), journal);
+        rows.push((
+            visit.day(),
+            format!("v/{patient}/{}", visit.id),
+            encode(&line)?,
+        ));
+    }
+    for entry in journal.standing() {
+        if let EntryBody::VisitPerformed { .. } = &entry.body {
+            let key = format!("p/{patient}/{}", entry.id);
+            let who = performer(&entry.author);
+            rows.push((entry.event_time.day(), key, encode(&who)?));
+        }
+    }
+    for entry in &journal.entries {
+        if let EntryBody::Deviation { text } = &entry.body {
+            let line = DeviationLine {
+                at: entry.event_time,
+                by: entry.author.name.clone(),
+                patient: Some(patient.clone()),
+                text: text.clone(),
+            };
+            let key = format!("d/{patient}/{}", entry.id);
+            rows.push((entry.event_time.day(), key, encode(&line)?));
+        }
+    }
+    Ok(rows)
+}
+
+/// The day-index rows of a day log: its deviations, keyed by the staff member.
+pub(crate) fn day_log_rows(
+    id: &DocumentId,
+    doc: &crate::docs::Document,
+) -> Result<Vec<(Day, String, Vec<u8>)>, StoreError> {
+    let DocumentId::DayLog(staff, _) = id else {
+        return Ok(Vec::new());
+    };
+    let mut rows = Vec::new();
+    for entry in daylog::read(doc).items {
+        if let DayLogBody::Deviation { text } = entry.body {
+            let line = DeviationLine {
+                at: entry.event_time,
+                by: entry.author.name,
+                patient: None,
+                text,
+            };
+            let key = format!("d/{staff}/{}", entry.id);
+            rows.push((entry.event_time.day(), key, encode(&line)?));
+        }
+    }
+    Ok(rows)
+}
+
+fn encode<T: Serialize>(value: &T) -> Result<Vec<u8>, StoreError> {
+    serde_json::to_vec(value).map_err(|e| StoreError::Corrupt(format!("encoding a day row: {e}")))
+}
+
+fn decode<T: for<'de> Deserialize<'de>>(json: &[u8]) -> Result<T, RepoError> {
+    serde_json::from_slice(json)
+        .map_err(|e| RepoError::Store(StoreError::Corrupt(format!("a day row: {e}"))))
+}
+
+/// The patient (or staff member) a day-index key names.
+fn subject(key: &str) -> &str {
+    key.split('/').nth(1).unwrap_or_default()
+}
+
+/// Builds the day report from the day index, for one zone's patients (by the zone in their
+/// record) or for every patient held — those the need gate admits (`disclosure`, which the
+/// caller finishes to log the patients shown).
+pub fn day_report(
+    repo: &Repo,
+    day: Day,
+    zone: Option<&str>,
+    disclosure: &mut Disclosure<'_>,
+) -> Result<DayReport, RepoError> {
+    let store = repo.store();
+    let names: BTreeMap<PatientId, String> = repo.patients()?.into_iter().collect();
+    let mut shown = Shown::new(repo, zone);
+    let mut report = DayReport::empty(day, zone);
+    let mut patients: BTreeMap<PatientId, PatientDay> = BTreeMap::new();
+    let mut staff_seen = BTreeSet::new();
+    for (key, json) in store.day_rows(day, "v/", |key| shown.zone_holds(subject(key)))? {
+        let Ok(patient) = PatientId::parse(subject(&key)) else {
+            continue;
+        };
+        if !disclosure.admits(&patient)? {
+            continue;
+        }
+        let mut line: VisitLine = decode(&json)?;
+        let name = names
+            .get(&patient)
+            .cloned()
+            .unwrap_or_else(|| "(record not held)".into());
+        line.patient_name = name.clone();
+        line.zone = shown.zone_of(subject(&key));
+        let patient_day = patients
+            .entry(patient.clone())
+            .or_insert_with(|| PatientDay {
+                patient: patient.clone(),
+                name,
+                counts: Counts::default(),
+                staff_this_week: Vec::new(),
+            });
+        tally(&mut report, &mut patient_day.counts, &line, &mut staff_seen);
+        report.visits.push(line);
+    }
+    let week = staff_this_week(repo, day, &patients)?;
+    for (patient, mut patient_day) in patients {
+        patient_day.staff_this_week = week.get(&patient).cloned().unwrap_or_default();
+        report.conflicts.extend(repo.conflicts(Some(&patient))?);
+        report.per_patient.push(patient_day);
+    }
+    let shown_patients: BTreeSet<String> = report
+        .per_patient
+        .iter()
+        .map(|p| p.patient.to_string())
+        .collect();
+    let deviations = store.day_rows(day, "d/", |key| {
+        let who = subject(key);
+        // A patient's deviation with the patient's visits; a day log's with its staff member's,
+        // or (no zone) everyone's.
+        shown_patients.contains(who)
+            || (PatientId::parse(who).is_err() && (zone.is_none() || staff_seen.contains(who)))
+    })?;
+    for (_, json) in deviations {
+        report.deviations.push(decode(&json)?);
+    }
+    report.devices = devices(repo, zone)?;
+    report.sort();
+    Ok(report)
+}
+
+/// The staff who performed each shown patient's visits from Monday up to `day`, by when they
+/// were there: the week's performer rows of those patients only.
+fn staff_this_week(
+    repo: &Repo,
+    day: Day,
+    patients: &BTreeMap<PatientId, PatientDay>,
+) -> Result<BTreeMap<PatientId, Vec<String>>, RepoError> {
+    let mut staff: BTreeMap<PatientId, BTreeSet<String>> = BTreeMap::new();
+    let shown: BTreeSet<String> = patients.keys().map(ToString::to_string).collect();
+    let (mut d, last) = (monday_of(day), day.to_days());
+    while d.to_days() <= last {
+        for (key, json) in repo
+            .store()
+            .day_rows(d, "p/", |key| shown.contains(subject(key)))?
+        {
+            if let Ok(patient) = PatientId::parse(subject(&key)) {
+                staff.entry(patient).or_default().insert(decode(&json)?);
+            }
+        }
+        let Some(next) = d.next() else { break };
+        d = next;
+    }
+    Ok(staff
+        .into_iter()
+        .map(|(p, s)| (p, s.into_iter().collect()))
+        .collect())
+}
+
+/// Each patient's zone, by the zone relation the need index keeps (one lookup per patient,
+/// remembered), and whether a zone's report shows them.
+struct Shown<'a> {
+    repo: &'a Repo,
+    zone: Option<&'a str>,
+    known: BTreeMap<String, Option<String>>,
+}
+
+impl<'a> Shown<'a> {
+    fn new(repo: &'a Repo, zone: Option<&'a str>) -> Self {
+        Shown {
+            repo,
+            zone,
+            known: BTreeMap::new(),
+        }
+    }
+
+    /// The zone of `patient`, if the record held here names one.
+    fn zone_of(&mut self, patient: &str) -> Option<String> {
+        if let Some(zone) = self.known.get(patient) {
+            return zone.clone();
+        }
+        let zone = PatientId::parse(patient).ok().and_then(|p| {
+            let relations = self.repo.store().relations(&p, "zone:").ok()?;
+            let first = relations.into_iter().next()?;
+            first.name.strip_prefix("zone:").map(str::to_owned)
+        });
+        self.known.insert(patient.to_owned(), zone.clone());
+        zone
+    }
+
+    fn zone_holds(&mut self, patient: &str) -> bool {
+        match self.zone {
+            None => true,
+            Some(zone) => self.zone_of(patient).as_deref() == Some(zone),
+        }
+    }
+}
