@@ -138,6 +138,17 @@ pub(crate) enum NodeCommand {
         #[arg(long, value_name = "TICKET")]
         peer: String,
     },
+    /// Print this node's ticket, the line (or QR code) a peer needs to reach it: from `omsyn
+    /// run` while it serves this data directory (its addresses as of now), else what `omsyn run`
+    /// with the same --listen and --relay will advertise
+    Ticket {
+        /// The address `omsyn run --listen` is given (its port is in the ticket)
+        #[arg(long)]
+        listen: Option<std::net::SocketAddr>,
+        /// The relay `omsyn run --relay` is given
+        #[arg(long)]
+        relay: Option<String>,
+    },
     /// Peers seen and when, and how fresh each patient's documents are towards each peer
     Status,
     /// The organisation: create it on the admin base, show members and revocations
@@ -851,4 +862,39 @@ pub(crate) enum BenchCmd {
         #[arg(long, default_value_t = 1.0)]
         percent: f64,
     },
+    /// A UDP proxy that behaves like a bad link (delay, loss, duplication, reordering, a rate
+    /// limit): a peer dials --listen and reaches --to. Standard input takes `down`, `up` and
+    /// `stats`; the proxy ends when it closes
+    Link(LinkArgs),
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct LinkArgs {
+    /// Address peers dial
+    #[arg(long)]
+    pub(crate) listen: std::net::SocketAddr,
+    /// Address datagrams go on to (the node behind the link)
+    #[arg(long)]
+    pub(crate) to: std::net::SocketAddr,
+    /// One-way delay, each direction
+    #[arg(long, default_value_t = 0)]
+    pub(crate) delay_ms: u64,
+    /// Probability that a datagram is lost, each direction
+    #[arg(long, default_value_t = 0.0)]
+    pub(crate) loss: f64,
+    /// Probability that a datagram arrives twice
+    #[arg(long, default_value_t = 0.0)]
+    pub(crate) duplicate: f64,
+    /// Probability that a datagram is overtaken by later ones
+    #[arg(long, default_value_t = 0.0)]
+    pub(crate) reorder: f64,
+    /// Link rate in kbit/s, each direction (0: unlimited)
+    #[arg(long, default_value_t = 0)]
+    pub(crate) rate_kbit: u64,
+    /// Longest a datagram queues for the link before it is dropped
+    #[arg(long, default_value_t = 500)]
+    pub(crate) queue_ms: u64,
+    /// Seed of the random decisions (the same seed, the same decisions for the same datagrams)
+    #[arg(long, default_value_t = 1)]
+    pub(crate) seed: u64,
 }

@@ -92,6 +92,7 @@ pub(crate) fn run(cli: Cli) -> Result<()> {
             base_docs,
             percent,
         }) => return crate::bench_sync::run(json, shift_docs, base_docs, percent),
+        Command::Bench(BenchCmd::Link(args)) => return crate::link::run_args(&args),
         Command::BenchOpen { mode, dir } => return crate::bench::open_child(&dir, &mode),
         Command::Check => return check(&data, key_file.as_deref(), json),
         Command::Demo { keep } => return crate::demo::run(json, keep),
@@ -159,6 +160,9 @@ pub(crate) fn run_node(
         },
         NodeCommand::Sync { net, peer } => {
             crate::serve::sync_once(repo.clone(), json, net_options(&net), &peer, daemon)
+        }
+        NodeCommand::Ticket { listen, relay } => {
+            crate::serve::ticket(repo, json, listen, relay.as_deref(), daemon)
         }
         NodeCommand::Status => crate::serve::status(repo, json),
         NodeCommand::Org(cmd) => crate::trust::org(repo, json, cmd, rng),

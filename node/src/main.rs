@@ -15,6 +15,7 @@ mod commands;
 mod control;
 mod demo;
 mod http;
+mod link;
 mod serve;
 mod tasks;
 mod trust;

@@ -173,6 +173,48 @@ pub(crate) fn sync_once(
     }
 }
 
+/// `omsyn ticket`: the daemon's live ticket when `omsyn run` serves this data directory (the
+/// command is forwarded to it); otherwise the ticket `omsyn run --listen ADDR --relay URL` will
+/// have, which names addresses only when the port is given (else it is chosen at start).
+pub(crate) fn ticket(
+    repo: &Repo,
+    json: bool,
+    listen: Option<std::net::SocketAddr>,
+    relay: Option<&str>,
+    daemon: Option<&Shared>,
+) -> Result<()> {
+    let ticket = match daemon {
+        Some(shared) => shared.net.ticket()?,
+        None => {
+            let bound: Vec<_> = listen.into_iter().filter(|a| a.port() != 0).collect();
+            if bound.is_empty() {
+                tracing::warn!(
+                    "no `omsyn run` serves {}, and without --listen ADDR:PORT the port is unknown: this ticket names no address (give `omsyn run` and this command the same --listen)",
+                    repo.data_dir().display()
+                );
+            }
+            Ticket {
+                node: repo.id(),
+                addrs: net::addrs::reachable_at(&bound),
+                relay: relay.map(str::to_owned),
+            }
+        }
+    };
+    let text = ticket.to_string();
+    emit(
+        json,
+        &json!({
+            "id": ticket.node,
+            "ticket": text,
+            "served": daemon.is_some(),
+            "addrs": ticket.addrs,
+            "relay": ticket.relay,
+        }),
+        || text.clone(),
+    );
+    Ok(())
+}
+
 /// `omsyn relay`: runs a relay server until interrupted.
 pub(crate) fn relay(
     json: bool,

@@ -125,6 +125,7 @@ pub async fn run(
     if let Some(mdns) = shared.net.mdns.clone() {
         tasks.spawn(discover_loop(shared.clone(), mdns));
     }
+    tasks.spawn(shared.net.clone().announce_address_changes());
     let accept = accept_loop(shared.clone(), slots);
     let revoked = revoked(&shared.on_revoked);
     tokio::pin!(accept);

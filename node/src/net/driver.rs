@@ -171,7 +171,15 @@ fn handle_event(
     let p = peer.short();
     match event {
         SyncEvent::CaughtUp => {
-            info!(peer = %p, "caught up");
+            let s = session.stats();
+            info!(
+                peer = %p,
+                docs_sent = s.docs_sent,
+                change_bytes_sent = s.change_bytes_sent,
+                bytes_sent = s.bytes_sent,
+                bytes_received = s.bytes_received,
+                "caught up"
+            );
             shared.emit(NetEvent::CaughtUp {
                 peer,
                 stats: session.stats(),

@@ -3,6 +3,7 @@
 //! **Boundary:** this module is the only one that knows iroh. It converts iroh's `EndpointId` to
 //! omsyn-core's `NodeId` at the edge; the protocol itself lives in `omsyn_core::sync`.
 
+pub mod addrs;
 pub mod daemon;
 pub mod driver;
 pub mod events;
@@ -136,12 +137,19 @@ fn transport_config() -> Result<iroh::endpoint::QuicTransportConfig> {
 }
 
 impl Net {
-    /// This node's ticket: its id, bound addresses and relay.
+    /// This node's ticket as of now: its id, the addresses another machine can dial it at (a
+    /// socket bound to every interface is named by each interface's address, read afresh), and
+    /// its relay.
     pub fn ticket(&self) -> Result<Ticket> {
         let addr = self.endpoint.addr();
+        let observed: Vec<SocketAddr> = addr.ip_addrs().copied().collect();
         Ok(Ticket {
             node: node_id(self.endpoint.id())?,
-            addrs: self.endpoint.bound_sockets(),
+            addrs: addrs::ticket_addrs(
+                &self.endpoint.bound_sockets(),
+                &addrs::interface_addrs(),
+                &observed,
+            ),
             relay: addr
                 .relay_urls()
                 .next()
@@ -149,6 +157,23 @@ impl Net {
                 .or_else(|| self.relay.clone())
                 .map(|u| u.to_string()),
         })
+    }
+
+    /// Logs the new ticket whenever this node's addresses change (an interface came up or went
+    /// away, the relay saw a new public address): peers given the old one may need the new one.
+    /// Runs until the endpoint is dropped.
+    pub async fn announce_address_changes(self) {
+        use iroh::Watcher;
+        use tokio_stream::StreamExt;
+        let mut last = self.ticket().ok();
+        let mut changes = self.endpoint.watch_addr().stream_updates_only();
+        while changes.next().await.is_some() {
+            let Ok(ticket) = self.ticket() else { continue };
+            if last.as_ref() != Some(&ticket) {
+                tracing::info!(%ticket, "this node's addresses changed");
+                last = Some(ticket);
+            }
+        }
     }
 
     /// Makes a ticket's addresses known to the endpoint, so the node can be dialled by id.

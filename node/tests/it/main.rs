@@ -3,6 +3,8 @@
 #![allow(clippy::unwrap_used)] // Tests fail loudly by design.
 
 mod cli;
+mod field;
+mod netlab;
 mod network;
 mod raw_client;
 mod trust;

@@ -2,18 +2,43 @@
 //! relay server, SIGKILL. Completion is observed through events (a process's output line, a
 //! one-shot `omsyn sync` returning when both sides are caught up), never through sleeps.
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, ChildStderr, Command, Stdio};
+use std::io::{BufRead, BufReader, Read, Write};
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
 
 use serde_json::Value;
 
 use super::cli::{Node, str_of};
+use super::netlab::Host;
 
-/// A running `omsyn run` (or `omsyn relay`), killed with SIGKILL when dropped.
+/// Longest any test waits for a process to say something: far beyond what the slowest step takes
+/// on a loaded CI machine, so that reaching it means the awaited thing is not going to happen.
+pub(crate) const WAIT: Duration = Duration::from_secs(90);
+
+/// A running `omsyn run` (or `omsyn relay`, or `omsyn bench link`), killed with SIGKILL when
+/// dropped. Its standard output and error are read by threads of their own, so every wait on
+/// them has a timeout.
 pub(crate) struct Daemon {
     pub(crate) child: Child,
     pub(crate) first_line: Value,
-    stderr: Option<BufReader<ChildStderr>>,
+    stdin: Option<ChildStdin>,
+    stdout: mpsc::Receiver<String>,
+    stderr: mpsc::Receiver<String>,
+}
+
+/// Sends every line `stream` yields into a channel, from a thread of its own.
+fn lines_of(stream: impl Read + Send + 'static) -> mpsc::Receiver<String> {
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stream).lines() {
+            let Ok(line) = line else { return };
+            if tx.send(line).is_err() {
+                return;
+            }
+        }
+    });
+    rx
 }
 
 impl Daemon {
@@ -23,25 +48,44 @@ impl Daemon {
         Daemon::start(command)
     }
 
-    fn start(mut command: Command) -> Daemon {
+    pub(crate) fn start(mut command: Command) -> Daemon {
         let mut child = command
             .env("OMSYN_LOG", "info")
+            .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
             .unwrap();
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        let first_line =
-            serde_json::from_str(&line).unwrap_or_else(|e| panic!("daemon printed {line:?} ({e})"));
-        let stderr = Some(BufReader::new(child.stderr.take().unwrap()));
-        Daemon {
+        let stdout = lines_of(child.stdout.take().unwrap());
+        let stderr = lines_of(child.stderr.take().unwrap());
+        let mut daemon = Daemon {
+            stdin: child.stdin.take(),
             child,
-            first_line,
+            first_line: Value::Null,
+            stdout,
             stderr,
-        }
+        };
+        daemon.first_line = daemon.next_json();
+        daemon
+    }
+
+    /// The next line the process prints on stdout, as JSON.
+    pub(crate) fn next_json(&mut self) -> Value {
+        let line = match self.stdout.recv_timeout(WAIT) {
+            Ok(line) => line,
+            Err(e) => {
+                let log: Vec<String> = self.stderr.try_iter().collect();
+                panic!("no output from the process ({e}); its log: {log:#?}")
+            }
+        };
+        serde_json::from_str(&line).unwrap_or_else(|e| panic!("it printed {line:?} ({e})"))
+    }
+
+    /// Writes one line to the process's standard input (the link proxy's commands).
+    pub(crate) fn say(&mut self, line: &str) {
+        let stdin = self.stdin.as_mut().unwrap();
+        writeln!(stdin, "{line}").unwrap();
+        stdin.flush().unwrap();
     }
 
     pub(crate) fn run(node: &Node, extra: &[&str]) -> Daemon {
@@ -62,18 +106,21 @@ impl Daemon {
         str_of(&self.first_line, "ticket").to_owned()
     }
 
-    /// Blocks until the daemon logs a line containing `needle` (an event, not a timer).
-    pub(crate) fn wait_for_log(&mut self, needle: &str) {
-        let stderr = self.stderr.as_mut().unwrap();
-        let mut line = String::new();
+    /// Blocks until the daemon logs a line containing `needle` (an event, not a timer), at most
+    /// [`WAIT`]; returns the line.
+    pub(crate) fn wait_for_log(&mut self, needle: &str) -> String {
+        let deadline = std::time::Instant::now() + WAIT;
         loop {
-            line.clear();
-            assert!(
-                stderr.read_line(&mut line).unwrap() > 0,
-                "daemon exited before logging {needle:?}"
-            );
-            if line.contains(needle) {
-                return;
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            match self.stderr.recv_timeout(left) {
+                Ok(line) if line.contains(needle) => return line,
+                Ok(_) => {}
+                Err(mpsc::RecvTimeoutError::Timeout) => {
+                    panic!("the daemon did not log {needle:?} within {WAIT:?}")
+                }
+                Err(mpsc::RecvTimeoutError::Disconnected) => {
+                    panic!("the daemon exited before logging {needle:?}")
+                }
             }
         }
     }
@@ -363,54 +410,17 @@ fn the_demo_converges_and_reports_both_conflicts() {
     );
 }
 
-/// A network namespace of its own (root, iproute2): multicast on its loopback, nothing else.
-struct NetNs(String);
-
-impl NetNs {
-    fn new(name: &str) -> NetNs {
-        let ns = NetNs(format!("{name}-{}", std::process::id()));
-        ns.ip(&["netns", "add", &ns.0]);
-        for args in [
-            vec!["link", "set", "lo", "up"],
-            vec!["link", "set", "lo", "multicast", "on"],
-            vec!["route", "add", "224.0.0.0/4", "dev", "lo"],
-        ] {
-            let mut full = vec!["netns", "exec", &ns.0, "ip"];
-            full.extend(args);
-            ns.ip(&full);
-        }
-        ns
-    }
-
-    fn ip(&self, args: &[&str]) {
-        let status = Command::new("ip")
-            .args(args)
-            .status()
-            .expect("iproute2 `ip` is installed");
-        assert!(
-            status.success(),
-            "ip {args:?} failed (this test needs root)"
-        );
-    }
-
-    fn command(&self, args: &[&str]) -> Command {
-        let mut command = Command::new("ip");
-        command
-            .args(["netns", "exec", &self.0, env!("CARGO_BIN_EXE_omsyn")])
-            .args(args);
-        command
-    }
-}
-
-impl Drop for NetNs {
-    fn drop(&mut self) {
-        let _ = Command::new("ip").args(["netns", "del", &self.0]).status();
-    }
+/// A host of its own (a network namespace) with multicast on its loopback, nothing else.
+fn mdns_host() -> Host {
+    let host = Host::new("omsyn-mdns");
+    host.ip(&["link", "set", "lo", "multicast", "on"]);
+    host.ip(&["route", "add", "224.0.0.0/4", "dev", "lo"]);
+    host
 }
 
 #[test]
 fn two_nodes_find_each_other_by_mdns_with_no_peer_configured() {
-    let ns = NetNs::new("omsyn-mdns");
+    let ns = mdns_host();
     let base = Node::admin_base("Base", "K1");
     base.add_patient("Sigrid Berg", "S1");
     let nurse = Node::new("nurse", "Kari", "S1");
