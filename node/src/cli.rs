@@ -866,6 +866,54 @@ pub(crate) enum BenchCmd {
     /// limit): a peer dials --listen and reaches --to. Standard input takes `down`, `up` and
     /// `stats`; the proxy ends when it closes
     Link(LinkArgs),
+    /// Omsyn on rural links, as in the field: real nodes in network namespaces (root), the bad
+    /// link between phone and home, the base through a relay; beside the per-document Automerge
+    /// baseline over the same link and the bytes of the changes
+    Field(FieldArgs),
+    /// Internal: one side of the per-document baseline, for `bench field`
+    #[command(hide = true)]
+    Baseline(BaselineArgs),
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct FieldArgs {
+    /// Notes in the shift (besides a visit and a dose)
+    #[arg(long, default_value_t = 60)]
+    pub(crate) notes: usize,
+    /// One-way delay of the shift's link
+    #[arg(long, default_value_t = 150)]
+    pub(crate) delay_ms: u64,
+    /// Loss each way on the shift's link
+    #[arg(long, default_value_t = 0.1)]
+    pub(crate) loss: f64,
+    /// Rate of the shift's link, kbit/s
+    #[arg(long, default_value_t = 384)]
+    pub(crate) rate_kbit: u64,
+    /// Patients of the new phone's caseload (first sync; over 1 Mbit/s, 150 ms round trip)
+    #[arg(long, default_value_t = 20)]
+    pub(crate) phone_patients: usize,
+    /// Seed of the link's losses and of the generated data
+    #[arg(long, default_value_t = 1)]
+    pub(crate) seed: u64,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct BaselineArgs {
+    /// The store
+    #[arg(long)]
+    pub(crate) data: PathBuf,
+    /// Saved per-document sync states
+    #[arg(long)]
+    pub(crate) states: PathBuf,
+    /// The documents to sync, one id a line
+    #[arg(long)]
+    pub(crate) docs: PathBuf,
+    /// Serve one session here
+    #[arg(long, conflicts_with = "peer")]
+    pub(crate) listen: Option<std::net::SocketAddr>,
+    /// Dial the serving side (`ID@ADDR`)
+    #[arg(long)]
+    pub(crate) peer: Option<String>,
 }
 
 #[derive(Debug, Args)]

@@ -93,6 +93,8 @@ pub(crate) fn run(cli: Cli) -> Result<()> {
             percent,
         }) => return crate::bench_sync::run(json, shift_docs, base_docs, percent),
         Command::Bench(BenchCmd::Link(args)) => return crate::link::run_args(&args),
+        Command::Bench(BenchCmd::Field(args)) => return crate::bench_field::run(json, &args),
+        Command::Bench(BenchCmd::Baseline(args)) => return crate::bench_field::baseline(&args),
         Command::BenchOpen { mode, dir } => return crate::bench::open_child(&dir, &mode),
         Command::Check => return check(&data, key_file.as_deref(), json),
         Command::Demo { keep } => return crate::demo::run(json, keep),

@@ -190,6 +190,11 @@ pub struct Session {
     revocations_known: BTreeSet<NodeId>,
     /// Documents the peer declined in this session: not offered again until the next one.
     declined: BTreeSet<DocumentId>,
+    /// Before the peer's `Hello`: the grant of the certificate we hold for it, by which a first
+    /// push sent with our `Hello` was shared (see [`Session::push_early`]).
+    provisional_grant: Option<Grant>,
+    /// The peer's store epoch that the push sent with our `Hello` assumed.
+    early_epoch: Option<String>,
 }
 
 impl Session {
@@ -215,6 +220,8 @@ impl Session {
             certs_sent: BTreeSet::new(),
             revocations_known: BTreeSet::new(),
             declined: BTreeSet::new(),
+            provisional_grant: None,
+            early_epoch: None,
         };
         // A store that cannot read its own certificate sends none: the peer refuses, and says so.
         let certificate = store
@@ -244,6 +251,105 @@ impl Session {
         self.send(&Message::Certificates {
             certificates: certificates.iter().map(Certificate::to_bytes).collect(),
         });
+    }
+
+    /// Sends this node's first push to a peer it has met before together with its `Hello`,
+    /// instead of a round trip later: a reconnect then costs the transport's handshake and one
+    /// round trip. Only for a peer whose certificate we hold, valid now and not revoked: what is
+    /// shared is decided by that certificate's grant (the organisation vouched for it until it
+    /// expires), and the peer's own `Hello` is still verified before anything of its is accepted.
+    /// Call once, before the first [`Session::poll_transmit`]; without it the first push follows
+    /// the peer's `Hello`.
+    pub fn push_early(
+        &mut self,
+        store: &Store,
+        policy: &dyn SharePolicy,
+        now_ms: i64,
+    ) -> Result<(), SyncError> {
+        if self.phase != Phase::AwaitingHello || self.early_epoch.is_some() {
+            return Ok(());
+        }
+        let Some(record) = store.peer(&self.peer)? else {
+            return Ok(());
+        };
+        let (Some(own), Some(cert)) = (store.own_certificate()?, store.certificate(&self.peer)?)
+        else {
+            return Ok(());
+        };
+        if cert.check(&own.grant().org, &self.peer, now_ms).is_err()
+            || store.revocation(&self.peer)?.is_some()
+        {
+            return Ok(());
+        }
+        self.provisional_grant = Some(cert.grant().clone());
+        self.early_epoch = Some(record.epoch.clone());
+        self.record = record;
+        let mark = self.outbox.len();
+        self.push_from_log(store, policy, now_ms)?;
+        let frames: Vec<Vec<u8>> = self.outbox.drain(mark..).collect();
+        // The Hello is the first frame queued, and nothing was sent yet.
+        if let Some(hello) = self.outbox.front_mut() {
+            let rest = wire::embed_in_hello(hello, frames);
+            self.outbox.extend(rest);
+        }
+        Ok(())
+    }
+
+    /// The push that opens a session, once the peer's `Hello` verified: revocations first (they
+    /// beat any data that follows), then every document changed since the position the peer
+    /// acknowledged. If a push already went with our `Hello` and the peer's store is the one it
+    /// assumed, only what was committed since is pushed.
+    fn initial_push(
+        &mut self,
+        store: &Store,
+        policy: &dyn SharePolicy,
+        now_ms: i64,
+    ) -> Result<(), SyncError> {
+        self.provisional_grant = None;
+        if self.early_epoch.as_ref() == Some(&self.record.epoch) {
+            let docs = self.unpushed(store)?;
+            if !docs.is_empty() {
+                self.push_round(store, policy, now_ms, docs, false)?;
+            }
+            return Ok(());
+        }
+        self.push_from_log(store, policy, now_ms)
+    }
+
+    /// Revocations, then a round of every document changed since the acknowledged position.
+    fn push_from_log(
+        &mut self,
+        store: &Store,
+        policy: &dyn SharePolicy,
+        now_ms: i64,
+    ) -> Result<(), SyncError> {
+        self.send_new_revocations(store)?;
+        self.pushed_seq = self.record.acked_seq;
+        let docs = self.unpushed(store)?;
+        self.pushed_seq = self.pushed_seq.max(store.seq()?);
+        self.push_round(store, policy, now_ms, docs, true)
+    }
+
+    /// Documents committed after the last position pushed; advances that position.
+    fn unpushed(&mut self, store: &Store) -> Result<Vec<DocumentId>, SyncError> {
+        Ok(store
+            .log_since(self.pushed_seq)?
+            .into_iter()
+            .map(|(seq, doc)| {
+                self.pushed_seq = self.pushed_seq.max(seq);
+                doc
+            })
+            .collect())
+    }
+
+    /// Sends the frames queued since `mark` as compressed batches where that saves bytes.
+    fn compress_since(&mut self, mark: usize) {
+        let frames: Vec<Vec<u8>> = self.outbox.drain(mark..).collect();
+        let before: usize = frames.iter().map(Vec::len).sum();
+        let packed = wire::compress(frames);
+        let after: usize = packed.iter().map(Vec::len).sum();
+        self.stats.bytes_sent = self.stats.bytes_sent - before as u64 + after as u64;
+        self.outbox.extend(packed);
     }
 
     /// Re-checks the peer's certificate against the clock and the revocation list; closes the
@@ -363,14 +469,7 @@ impl Session {
         self.send_new_revocations(store)?;
         let checked = self.recheck_peer(store, now_ms);
         self.fail_on_error(checked)?;
-        let docs: Vec<DocumentId> = store
-            .log_since(self.pushed_seq)?
-            .into_iter()
-            .map(|(seq, doc)| {
-                self.pushed_seq = self.pushed_seq.max(seq);
-                doc
-            })
-            .collect();
+        let docs = self.unpushed(store)?;
         if docs.is_empty() {
             return Ok(());
         }
@@ -581,18 +680,7 @@ impl Session {
             self.send(reply);
         }
         if start_initial_push {
-            // Revocations first: they beat any data that follows.
-            self.send_new_revocations(store)?;
-            let docs: Vec<DocumentId> = store
-                .log_since(self.record.acked_seq)?
-                .into_iter()
-                .map(|(seq, doc)| {
-                    self.pushed_seq = self.pushed_seq.max(seq);
-                    doc
-                })
-                .collect();
-            self.pushed_seq = self.pushed_seq.max(store.seq()?);
-            self.push_round(store, policy, now_ms, docs, true)?;
+            self.initial_push(store, policy, now_ms)?;
         } else if !to_push.is_empty() {
             // Answers a Need (or a Have behind us): always a round, so the asker sees it end.
             self.push_round(store, policy, now_ms, to_push.into_iter().collect(), true)?;
@@ -736,6 +824,7 @@ impl Session {
     ) -> Result<(), SyncError> {
         let round = self.next_round;
         self.next_round += 1;
+        let mark = self.outbox.len();
         let mut pending = PendingRound {
             seq: self.pushed_seq,
             pushed: Vec::new(),
@@ -863,6 +952,7 @@ impl Session {
             round,
             seq: pending.seq,
         });
+        self.compress_since(mark);
         self.unacked.insert(round, pending);
         self.stats.rounds += 1;
         Ok(())
@@ -947,7 +1037,8 @@ impl Session {
     }
 
     fn query<'a>(&'a self, store: &'a Store, now_ms: i64) -> Option<ShareQuery<'a>> {
-        self.peer_grant.as_ref().map(|peer| ShareQuery {
+        let grant = self.peer_grant.as_ref().or(self.provisional_grant.as_ref());
+        grant.map(|peer| ShareQuery {
             store,
             now_ms,
             peer,

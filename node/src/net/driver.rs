@@ -55,6 +55,8 @@ pub async fn drive(
     let mut changed = shared.changed.clone();
     let policy: Arc<dyn SharePolicy> = Arc::new(repo.need_policy());
     let mut session = Session::new(peer, repo.store());
+    // A peer met before gets our first push with our Hello: one round trip less.
+    tokio::task::block_in_place(|| session.push_early(repo.store(), policy.as_ref(), now_ms()))?;
     let mut buf = vec![0u8; READ_BUFFER_BYTES];
     let mut recheck = tokio::time::interval(RECHECK);
     let revoked = super::daemon::revoked(&shared.on_revoked);

@@ -128,7 +128,8 @@ pub async fn bind(repo: &Repo, options: &NetOptions) -> Result<Net> {
 const KEEP_ALIVE: std::time::Duration = std::time::Duration::from_secs(3);
 const IDLE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
-fn transport_config() -> Result<iroh::endpoint::QuicTransportConfig> {
+/// The QUIC settings of every node's endpoint (and the benchmarks' baseline).
+pub fn transport_config() -> Result<iroh::endpoint::QuicTransportConfig> {
     let idle = iroh::endpoint::IdleTimeout::try_from(IDLE_TIMEOUT).context("idle timeout")?;
     Ok(iroh::endpoint::QuicTransportConfig::builder()
         .keep_alive_interval(KEEP_ALIVE)

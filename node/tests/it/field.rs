@@ -1,7 +1,7 @@
 //! Nodes on machines of their own (network namespaces with real, non-loopback addresses), as in
 //! the field: tickets dialled from another machine, and a rural link — delay, loss, duplication,
 //! reordering, a path that dies — between a nurse's phone and the node she syncs with. Every
-//! wait ends in an event (a process's output or exit) or fails after [`super::network::WAIT`].
+//! wait ends in an event (a process's output or exit) or fails after [`super::lab::Process::PATIENCE`].
 
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
@@ -219,16 +219,9 @@ fn a_shift_crosses_a_lossy_duplicating_reordering_link_whole_and_once() {
     );
 }
 
-/// The number a log line gives `field` (`field=123`).
+/// The number a log line gives `field`.
 fn logged(line: &str, field: &str) -> u64 {
-    let at = line
-        .find(&format!("{field}="))
-        .unwrap_or_else(|| panic!("no {field} in {line}"));
-    line[at + field.len() + 1..]
-        .split(|c: char| !c.is_ascii_digit())
-        .next()
-        .and_then(|n| n.parse().ok())
-        .unwrap_or_else(|| panic!("no number after {field} in {line}"))
+    super::lab::logged(line, field).unwrap_or_else(|| panic!("no {field}=N in {line}"))
 }
 
 /// The link dies while the phone's live session pushes notes, and comes back: `wait` is what

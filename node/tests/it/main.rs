@@ -4,6 +4,8 @@
 
 mod cli;
 mod field;
+#[path = "../../src/lab.rs"]
+mod lab;
 mod netlab;
 mod network;
 mod raw_client;

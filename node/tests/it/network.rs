@@ -2,43 +2,29 @@
 //! relay server, SIGKILL. Completion is observed through events (a process's output line, a
 //! one-shot `omsyn sync` returning when both sides are caught up), never through sleeps.
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::process::{Child, ChildStdin, Command, Stdio};
-use std::sync::mpsc;
-use std::time::Duration;
+use std::process::{Command, Stdio};
 
 use serde_json::Value;
 
 use super::cli::{Node, str_of};
+use super::lab::Process;
 use super::netlab::Host;
 
-/// Longest any test waits for a process to say something: far beyond what the slowest step takes
-/// on a loaded CI machine, so that reaching it means the awaited thing is not going to happen.
-pub(crate) const WAIT: Duration = Duration::from_secs(90);
-
 /// A running `omsyn run` (or `omsyn relay`, or `omsyn bench link`), killed with SIGKILL when
-/// dropped. Its standard output and error are read by threads of their own, so every wait on
-/// them has a timeout.
-pub(crate) struct Daemon {
-    pub(crate) child: Child,
-    pub(crate) first_line: Value,
-    stdin: Option<ChildStdin>,
-    stdout: mpsc::Receiver<String>,
-    stderr: mpsc::Receiver<String>,
+/// dropped. Every wait on it fails the test after [`Process::PATIENCE`].
+pub(crate) struct Daemon(Process);
+
+impl std::ops::Deref for Daemon {
+    type Target = Process;
+    fn deref(&self) -> &Process {
+        &self.0
+    }
 }
 
-/// Sends every line `stream` yields into a channel, from a thread of its own.
-fn lines_of(stream: impl Read + Send + 'static) -> mpsc::Receiver<String> {
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stream).lines() {
-            let Ok(line) = line else { return };
-            if tx.send(line).is_err() {
-                return;
-            }
-        }
-    });
-    rx
+impl std::ops::DerefMut for Daemon {
+    fn deref_mut(&mut self) -> &mut Process {
+        &mut self.0
+    }
 }
 
 impl Daemon {
@@ -49,43 +35,8 @@ impl Daemon {
     }
 
     pub(crate) fn start(mut command: Command) -> Daemon {
-        let mut child = command
-            .env("OMSYN_LOG", "info")
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let stdout = lines_of(child.stdout.take().unwrap());
-        let stderr = lines_of(child.stderr.take().unwrap());
-        let mut daemon = Daemon {
-            stdin: child.stdin.take(),
-            child,
-            first_line: Value::Null,
-            stdout,
-            stderr,
-        };
-        daemon.first_line = daemon.next_json();
-        daemon
-    }
-
-    /// The next line the process prints on stdout, as JSON.
-    pub(crate) fn next_json(&mut self) -> Value {
-        let line = match self.stdout.recv_timeout(WAIT) {
-            Ok(line) => line,
-            Err(e) => {
-                let log: Vec<String> = self.stderr.try_iter().collect();
-                panic!("no output from the process ({e}); its log: {log:#?}")
-            }
-        };
-        serde_json::from_str(&line).unwrap_or_else(|e| panic!("it printed {line:?} ({e})"))
-    }
-
-    /// Writes one line to the process's standard input (the link proxy's commands).
-    pub(crate) fn say(&mut self, line: &str) {
-        let stdin = self.stdin.as_mut().unwrap();
-        writeln!(stdin, "{line}").unwrap();
-        stdin.flush().unwrap();
+        command.env("OMSYN_LOG", "info");
+        Daemon(Process::start(command).unwrap())
     }
 
     pub(crate) fn run(node: &Node, extra: &[&str]) -> Daemon {
@@ -106,30 +57,20 @@ impl Daemon {
         str_of(&self.first_line, "ticket").to_owned()
     }
 
-    /// Blocks until the daemon logs a line containing `needle` (an event, not a timer), at most
-    /// [`WAIT`]; returns the line.
+    /// Blocks until the daemon logs a line containing `needle` (an event, not a timer); returns
+    /// the line.
     pub(crate) fn wait_for_log(&mut self, needle: &str) -> String {
-        let deadline = std::time::Instant::now() + WAIT;
-        loop {
-            let left = deadline.saturating_duration_since(std::time::Instant::now());
-            match self.stderr.recv_timeout(left) {
-                Ok(line) if line.contains(needle) => return line,
-                Ok(_) => {}
-                Err(mpsc::RecvTimeoutError::Timeout) => {
-                    panic!("the daemon did not log {needle:?} within {WAIT:?}")
-                }
-                Err(mpsc::RecvTimeoutError::Disconnected) => {
-                    panic!("the daemon exited before logging {needle:?}")
-                }
-            }
-        }
+        self.0.wait_for_log(needle).unwrap().1
     }
-}
 
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+    /// The next JSON line on its stdout.
+    pub(crate) fn next_json(&mut self) -> Value {
+        self.0.next_json().unwrap()
+    }
+
+    /// Writes a line to its stdin.
+    pub(crate) fn say(&mut self, line: &str) {
+        self.0.say(line).unwrap();
     }
 }
 
