@@ -205,7 +205,7 @@ async fn handle(ctx: &SyncContext, stop: &Notify, event: NetEvent) {
                 .await;
             }
         }
-        NetEvent::CaughtUp { peer, stats } => ctx.sink.send(NodeEvent::SyncProgress {
+        NetEvent::CaughtUp { peer, stats } | NetEvent::Progress { peer, stats } => ctx.sink.send(NodeEvent::SyncProgress {
             peer: peer.to_string(),
             docs_received: stats.docs_received,
             docs_sent: stats.docs_sent,

@@ -40,11 +40,20 @@ pub(crate) fn run(json: bool, args: &FieldArgs) -> Result<()> {
     let dir = crate::bench::tempfile_dir()?.join("field");
     std::fs::create_dir_all(&dir)?;
     let result = (|| -> Result<Value> {
-        let shift = shift(&dir.join("shift"), args)?;
-        print_scenario(json, &shift);
-        let first = phone_first_sync(&dir.join("first"), args)?;
-        print_scenario(json, &first);
-        Ok(json!({ "scenarios": [shift, first] }))
+        let (all, which) = (args.scenario == "all", args.scenario.as_str());
+        if !matches!(which, "all" | "shift" | "first") {
+            bail!("--scenario {which}: expected shift, first or all");
+        }
+        let mut scenarios = Vec::new();
+        if all || which == "shift" {
+            scenarios.push(shift(&dir.join("shift"), args)?);
+            print_scenario(json, &scenarios[scenarios.len() - 1]);
+        }
+        if all || which == "first" {
+            scenarios.push(phone_first_sync(&dir.join("first"), args)?);
+            print_scenario(json, &scenarios[scenarios.len() - 1]);
+        }
+        Ok(json!({ "scenarios": scenarios }))
     })();
     let _ = std::fs::remove_dir_all(&dir);
     let summary = result?;
@@ -143,6 +152,15 @@ fn lab_err(e: String) -> anyhow::Error {
     anyhow!(e)
 }
 
+/// A failed wait on `process`, with the end of its log to tell why.
+fn waited(process: &mut Process) -> impl FnOnce(String) -> anyhow::Error + '_ {
+    move |e| {
+        let log = process.drain_log();
+        let tail: Vec<&str> = log.iter().rev().take(40).rev().map(|(_, l)| l.as_str()).collect();
+        anyhow!("{e}; its log ends:\n{}", tail.join("\n"))
+    }
+}
+
 impl Lab {
     fn new() -> Result<Lab> {
         let program = std::env::current_exe().context("finding this program")?;
@@ -162,7 +180,8 @@ impl Lab {
 
     fn start(host: &Host, args: &[String]) -> Result<Process> {
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
-        host.start(&args, "warn,omsyn=info,omsyn_node=info")
+        // The driver's debug lines say when changes from a peer were stored.
+        host.start(&args, "warn,omsyn=info,omsyn_node=info,omsyn_node::net::driver=debug")
             .map_err(lab_err)
     }
 
@@ -405,12 +424,13 @@ fn shift(dir: &Path, args: &FieldArgs) -> Result<Value> {
         &mut rng,
     )?
     .id();
-    drop(node(
+    let phone_id = node(
         &phone_dir,
         profile(Role::Nurse, "Kari", None)?,
         &org,
         &mut rng,
-    )?);
+    )?
+    .id();
     // In the morning, at the office, the phone took its work list from the base (a nurse's
     // phone learns its patients from a base, never from a home unit).
     hand_over(&base_dir, &phone_dir)?;
@@ -459,7 +479,9 @@ fn shift(dir: &Path, args: &FieldArgs) -> Result<Value> {
         ]
         .map(str::to_owned),
     )?;
-    home_daemon.wait_for_log("caught up").map_err(lab_err)?;
+    home_daemon
+        .wait_for_log("caught up")
+        .map_err(waited(&mut home_daemon))?;
     let mut proxy = Lab::start(&lab.link, &spec.proxy_args("10.91.1.1:4433"))?;
     let ticket = format!("omsyn1:{home_id}@10.91.2.1:{PROXY_PORT}");
     let phone_sync = [
@@ -491,8 +513,8 @@ fn shift(dir: &Path, args: &FieldArgs) -> Result<Value> {
         &mut proxy,
         &mut home_daemon,
         &phone_sync,
-        &base_dir,
-        &base_id,
+        (&home_dir, &base_dir),
+        (&phone_id, &base_id),
         &plan,
         entries,
     )?;
@@ -508,54 +530,58 @@ fn shift(dir: &Path, args: &FieldArgs) -> Result<Value> {
     }))
 }
 
-/// Runs the phone's sync and times it: to the peer (the phone's session caught up: the home holds
-/// everything durably) and to the base (the home's session with the base caught up and the base
-/// holds every entry).
+/// Runs the phone's sync and times it: to the peer (the home unit logs that it stored changes from
+/// the phone, and holds every entry), to the base (the home's session with the base caught up, and
+/// the base holds every entry), and until the phone itself is caught up (the home's
+/// acknowledgement came back over the link).
 #[allow(clippy::too_many_arguments)]
 fn measure_shift(
     lab: &Lab,
     proxy: &mut Process,
     home: &mut Process,
     phone_sync: &[&str],
-    base_dir: &Path,
-    base_id: &omsyn_core::NodeId,
+    (home_dir, base_dir): (&Path, &Path),
+    (phone_id, base_id): (&omsyn_core::NodeId, &omsyn_core::NodeId),
     plan: &Shift,
     entries: usize,
 ) -> Result<Value> {
     let (bytes_before, datagrams_before) = link_traffic(proxy)?;
     let started = Instant::now();
     let mut phone = lab.phone.command(phone_sync);
-    phone.env(
-        "OMSYN_LOG",
-        std::env::var("FIELD_LOG").unwrap_or("warn,omsyn_node=info".into()),
-    );
+    phone.env("OMSYN_LOG", "warn,omsyn_node=info");
     let mut phone = Process::spawn(phone).map_err(lab_err)?;
-    let (at_peer, _) = phone.wait_for_log("caught up").map_err(lab_err)?;
-    let base_peer = format!("peer={}", base_id.short());
-    let at_base = loop {
-        let (at, line) = home.wait_for_log("caught up").map_err(lab_err)?;
-        if at < started || !line.contains(&base_peer) {
+    let holds_all = |data: &Path| -> Result<bool> {
+        let view = lab.ask(data, &["show", "--patient", &plan.patient.to_string()])?;
+        Ok(view["journal"].as_array().map_or(0, Vec::len) >= entries)
+    };
+    let (from_phone, to_base) = (format!("peer={}", phone_id.short()), format!("peer={}", base_id.short()));
+    let (mut at_peer, mut at_base) = (None, None);
+    while at_base.is_none() {
+        let (at, line) = home
+            .wait_for(|l| l.contains("received") || l.contains("caught up"))
+            .map_err(waited(home))?;
+        if at < started {
             continue;
         }
-        let view = lab.ask(base_dir, &["show", "--patient", &plan.patient.to_string()])?;
-        if view["journal"].as_array().map_or(0, Vec::len) >= entries {
-            break at;
+        if at_peer.is_none() && line.contains("received") && line.contains(&from_phone) && holds_all(home_dir)? {
+            at_peer = Some(at);
         }
-    };
-    let summary = phone.rest_of_stdout().map_err(lab_err)?;
-    if std::env::var("FIELD_LOG").is_ok() {
-        for (at, line) in phone.drain_log() {
-            eprintln!("{:>8.1} {line}", (*at - started).as_secs_f64() * 1000.0);
+        if at_peer.is_some() && line.contains("caught up") && line.contains(&to_base) && holds_all(base_dir)? {
+            at_base = Some(at);
         }
     }
+    let (caught_up, _) = phone.wait_for_log("caught up").map_err(waited(&mut phone))?;
+    let summary = phone.rest_of_stdout().map_err(lab_err)?;
     let summary: Value = serde_json::from_str(&summary).context("the phone's summary")?;
     if summary["caught_up"] != true {
         bail!("the phone did not catch up: {summary}");
     }
     let (bytes, datagrams) = link_traffic(proxy)?;
+    let ms = |at: Option<Instant>| at.map(|at| (at - started).as_secs_f64() * 1000.0);
     Ok(json!({
-        "ms_to_peer": (at_peer - started).as_secs_f64() * 1000.0,
-        "ms_to_base": (at_base - started).as_secs_f64() * 1000.0,
+        "ms_to_peer": ms(at_peer),
+        "ms_to_base": ms(at_base),
+        "ms_until_the_phone_is_caught_up": ms(Some(caught_up)),
         "wire_bytes": bytes - bytes_before,
         "datagrams": datagrams - datagrams_before,
         "round_trips": summary["stats"]["rounds_to_catch_up"],

@@ -137,6 +137,9 @@ pub(crate) enum NodeCommand {
         /// The peer's ticket
         #[arg(long, value_name = "TICKET")]
         peer: String,
+        /// Print progress on stderr while data arrives [default: when stderr is a terminal]
+        #[arg(long)]
+        progress: bool,
     },
     /// Print this node's ticket, the line (or QR code) a peer needs to reach it: from `omsyn
     /// run` while it serves this data directory (its addresses as of now), else what `omsyn run`
@@ -877,6 +880,9 @@ pub(crate) enum BenchCmd {
 
 #[derive(Debug, Args)]
 pub(crate) struct FieldArgs {
+    /// Which scenario: shift, first, or all
+    #[arg(long, default_value = "all")]
+    pub(crate) scenario: String,
     /// Notes in the shift (besides a visit and a dose)
     #[arg(long, default_value_t = 60)]
     pub(crate) notes: usize,

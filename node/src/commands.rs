@@ -160,9 +160,17 @@ pub(crate) fn run_node(
                 crate::serve::run(repo.clone(), json, net_options(&net), &peers, http)
             }
         },
-        NodeCommand::Sync { net, peer } => {
-            crate::serve::sync_once(repo.clone(), json, net_options(&net), &peer, daemon)
-        }
+        NodeCommand::Sync {
+            net,
+            peer,
+            progress,
+        } => crate::serve::sync_once(
+            repo.clone(),
+            json,
+            net_options(&net),
+            (&peer, progress),
+            daemon,
+        ),
         NodeCommand::Ticket { listen, relay } => {
             crate::serve::ticket(repo, json, listen, relay.as_deref(), daemon)
         }

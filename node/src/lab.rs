@@ -225,24 +225,30 @@ impl Process {
     /// Waits until the process logs a line containing `needle` (an event, not a timer), at most
     /// [`Process::patience`]; returns the line and when it was read.
     pub(crate) fn wait_for_log(&mut self, needle: &str) -> Result<(Instant, String), String> {
+        self.wait_for(|line| line.contains(needle))
+            .map_err(|e| format!("{e} ({needle:?})"))
+    }
+
+    /// Waits until the process logs a line `wanted` accepts, at most [`Process::patience`].
+    pub(crate) fn wait_for(
+        &mut self,
+        wanted: impl Fn(&str) -> bool,
+    ) -> Result<(Instant, String), String> {
         let deadline = Instant::now() + self.patience;
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
             match self.stderr.recv_timeout(left) {
                 Ok((at, line)) => {
                     self.log.push((at, line.clone()));
-                    if line.contains(needle) {
+                    if wanted(&line) {
                         return Ok((at, line));
                     }
                 }
                 Err(mpsc::RecvTimeoutError::Timeout) => {
-                    return Err(format!(
-                        "{needle:?} was not logged within {:?}",
-                        self.patience
-                    ));
+                    return Err(format!("the line awaited was not logged within {:?}", self.patience));
                 }
                 Err(mpsc::RecvTimeoutError::Disconnected) => {
-                    return Err(format!("the process exited before logging {needle:?}"));
+                    return Err("the process exited before logging the line awaited".into());
                 }
             }
         }

@@ -121,18 +121,33 @@ async fn shutdown_signal() {
     let _ = ctrl_c.await;
 }
 
-/// `omsyn sync`: one session with one peer until both are caught up; prints a summary.
+/// `omsyn sync`: one session with one peer until both are caught up; prints a summary, and
+/// progress on stderr while data arrives (`progress`, or a terminal; not for a command the daemon
+/// runs, whose output returns at its end).
 pub(crate) fn sync_once(
     repo: Arc<Repo>,
     json: bool,
     options: NetOptions,
-    peer: &str,
+    (peer, progress): (&str, bool),
     daemon: Option<&Shared>,
 ) -> Result<()> {
+    use std::io::IsTerminal;
     let ticket: Ticket = peer.parse().map_err(|e| anyhow::anyhow!("--peer: {e}"))?;
+    let terminal = std::io::stderr().is_terminal();
+    let show = daemon.is_none() && (progress || (terminal && !json));
     let once = |shared: Shared| {
         let target = ticket.clone();
-        async move { daemon::sync_with(&shared, &target).await }
+        async move {
+            let shown = show.then(|| tokio::spawn(show_progress(shared.events.subscribe(), terminal)));
+            let outcome = daemon::sync_with(&shared, &target).await;
+            if let Some(shown) = shown {
+                shown.abort();
+                if terminal {
+                    eprint!("\r\x1b[K");
+                }
+            }
+            outcome
+        }
     };
     let outcome = match daemon {
         // Inside the daemon (a forwarded command): use its endpoint and runtime.
@@ -170,6 +185,36 @@ pub(crate) fn sync_once(
             anyhow::bail!("the session ended before both sides were caught up");
         }
         Ok(())
+    }
+}
+
+/// Prints each progress event of the session on stderr: rewriting one line on a terminal, a line
+/// each otherwise. Ends when aborted or when the session's events stop.
+async fn show_progress(
+    mut events: tokio::sync::broadcast::Receiver<net::events::NetEvent>,
+    terminal: bool,
+) {
+    use tokio::sync::broadcast::error::RecvError;
+    let started = std::time::Instant::now();
+    loop {
+        let stats = match events.recv().await {
+            Ok(net::events::NetEvent::Progress { stats, .. }) => stats,
+            Ok(_) | Err(RecvError::Lagged(_)) => continue,
+            Err(RecvError::Closed) => return,
+        };
+        let line = format!(
+            "received {} documents, {:.1} MB ({} documents, {:.1} MB sent), {:.0} s",
+            stats.docs_received,
+            stats.bytes_received as f64 / 1e6,
+            stats.docs_sent,
+            stats.bytes_sent as f64 / 1e6,
+            started.elapsed().as_secs_f64()
+        );
+        if terminal {
+            eprint!("\r{line}\x1b[K");
+        } else {
+            eprintln!("{line}");
+        }
     }
 }
 

@@ -158,6 +158,10 @@ enum Push {
 /// Documents smaller than this are pushed whole to a peer whose copy we know nothing of.
 const PUSH_UNKNOWN_BELOW_BYTES: usize = 2048;
 
+/// A push round sends this many bytes of changes at most before a part of it is acknowledged
+/// on its own (a first sync of thousands of documents resumes where it broke off).
+const ROUND_PART_BYTES: usize = 128 * 1024;
+
 /// Keep each `Changes` message well below the frame limit.
 const CHANGES_MESSAGE_TARGET_BYTES: usize = wire::MAX_FRAME_BYTES / 2;
 
@@ -651,6 +655,8 @@ impl Session {
                     self.peer_rounds_acked += 1;
                     self.awaiting_peer_round = false;
                 }
+                // A part of a round: acknowledged like one, but the round goes on.
+                Message::PartDone { round } => replies.push(Message::Ack { round }),
                 Message::Ack { round } => acked_rounds.push(round),
                 Message::Error { message, .. } => {
                     // Keep what arrived before it (a revocation above all), then end.
@@ -663,8 +669,11 @@ impl Session {
             batch.commit()?;
             return Err(SyncError::Peer(message));
         }
+        // Documents the peer asked for in this batch go out in a round made below: until it is
+        // acknowledged, the log position must not move past them.
+        let answer_owed = !to_push.is_empty();
         for round in acked_rounds {
-            self.handle_ack(store, &mut batch, round, now_ms)?;
+            self.handle_ack(store, &mut batch, round, now_ms, answer_owed)?;
         }
         let settled = self.unacked.is_empty() && to_push.is_empty() && self.peer_rounds_acked > 0;
         if settled {
@@ -779,6 +788,7 @@ impl Session {
         batch: &mut WriteBatch<'_>,
         round: u64,
         now_ms: i64,
+        answer_owed: bool,
     ) -> Result<(), SyncError> {
         let done: Vec<u64> = self.unacked.range(..=round).map(|(r, _)| *r).collect();
         if done.is_empty() {
@@ -807,7 +817,7 @@ impl Session {
                     remember(batch, &self.peer, &doc, heads, &mine, now_ms)?;
                 }
             }
-            if self.unacked.is_empty() {
+            if self.unacked.is_empty() && !answer_owed {
                 self.record.acked_seq = self.record.acked_seq.max(pending.seq);
             }
         }
@@ -822,9 +832,10 @@ impl Session {
         docs: Vec<DocumentId>,
         always_end_round: bool,
     ) -> Result<(), SyncError> {
-        let round = self.next_round;
+        let mut round = self.next_round;
         self.next_round += 1;
-        let mark = self.outbox.len();
+        let mut mark = self.outbox.len();
+        let mut part_bytes = 0;
         let mut pending = PendingRound {
             seq: self.pushed_seq,
             pushed: Vec::new(),
@@ -920,9 +931,14 @@ impl Session {
             match plan {
                 None | Some(Push::Nothing) => {}
                 Some(Push::Changes(changes, mine, prior)) => {
+                    part_bytes += changes.iter().map(|c| c.bytes.len()).sum::<usize>();
                     self.send_changes(store, &doc, changes)?;
                     pending.pushed.push((doc, mine, prior));
                     sent_anything = true;
+                    if part_bytes >= ROUND_PART_BYTES {
+                        self.end_part(&mut pending, &mut round, &mut mark);
+                        part_bytes = 0;
+                    }
                 }
                 Some(Push::Offer(heads)) => {
                     self.offered.insert(doc.clone(), heads.clone());
@@ -956,6 +972,22 @@ impl Session {
         self.unacked.insert(round, pending);
         self.stats.rounds += 1;
         Ok(())
+    }
+
+    /// Ends a part of a large round: what was sent so far is acknowledged on its own (as round
+    /// `round`), so an interrupted transfer resumes after it; the round goes on as `round + 1`.
+    /// A part acknowledges documents, not a log position: only the round's last part does.
+    fn end_part(&mut self, pending: &mut PendingRound, round: &mut u64, mark: &mut usize) {
+        self.send(&Message::PartDone { round: *round });
+        self.compress_since(*mark);
+        let seq = pending.seq;
+        let mut part = std::mem::take(pending);
+        pending.seq = seq;
+        part.seq = self.record.acked_seq;
+        self.unacked.insert(*round, part);
+        *round = self.next_round;
+        self.next_round += 1;
+        *mark = self.outbox.len();
     }
 
     fn send_changes(
@@ -1240,6 +1272,7 @@ fn message_name(message: &Message) -> &'static str {
         Message::Need { .. } => "Need",
         Message::Decline { .. } => "Decline",
         Message::PushDone { .. } => "PushDone",
+        Message::PartDone { .. } => "PartDone",
         Message::Ack { .. } => "Ack",
         Message::Error { .. } => "Error",
     }

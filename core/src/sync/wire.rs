@@ -164,6 +164,12 @@ pub enum Message {
         /// The sender's log position.
         seq: u64,
     },
+    /// A part of a large push round: "everything sent so far is part `round`; acknowledge it, the
+    /// round goes on". The acknowledged parts of an interrupted round are not sent again.
+    PartDone {
+        /// Part number (shares the numbering of rounds).
+        round: u64,
+    },
     /// "Everything you sent up to round `round` is durably stored and answered."
     Ack {
         /// The round acknowledged.
@@ -250,6 +256,10 @@ pub fn encode(message: &Message) -> Vec<u8> {
             out.push(7);
             put_varint(&mut out, *round);
         }
+        Message::PartDone { round } => {
+            out.push(15);
+            put_varint(&mut out, *round);
+        }
         Message::Error { code, message } => {
             out.push(8);
             out.push(*code as u8);
@@ -332,6 +342,7 @@ pub fn decode(payload: &[u8]) -> Result<Message, DecodeError> {
             seq: r.varint()?,
         },
         7 => Message::Ack { round: r.varint()? },
+        15 => Message::PartDone { round: r.varint()? },
         8 => {
             let code = ErrorCode::from_u8(r.u8()?);
             let message = r.text()?;

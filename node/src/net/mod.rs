@@ -131,10 +131,28 @@ const IDLE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 /// The QUIC settings of every node's endpoint (and the benchmarks' baseline).
 pub fn transport_config() -> Result<iroh::endpoint::QuicTransportConfig> {
     let idle = iroh::endpoint::IdleTimeout::try_from(IDLE_TIMEOUT).context("idle timeout")?;
-    Ok(iroh::endpoint::QuicTransportConfig::builder()
+    let builder = iroh::endpoint::QuicTransportConfig::builder()
         .keep_alive_interval(KEEP_ALIVE)
-        .max_idle_timeout(Some(idle))
-        .build())
+        .max_idle_timeout(Some(idle));
+    Ok(match congestion()? {
+        Some(factory) => builder.congestion_controller_factory(factory),
+        None => builder,
+    }
+    .build())
+}
+
+type Congestion = std::sync::Arc<dyn noq_proto::congestion::ControllerFactory + Send + Sync>;
+
+/// The congestion controller, when `OMSYN_CONGESTION` names one other than QUIC's default
+/// (cubic): `newreno` or `bbr` — for measuring them on a given link (see BENCHMARKS.md).
+fn congestion() -> Result<Option<Congestion>> {
+    use noq_proto::congestion::{Bbr3Config, NewRenoConfig};
+    Ok(match std::env::var("OMSYN_CONGESTION").ok().as_deref() {
+        None | Some("" | "cubic") => None,
+        Some("newreno") => Some(std::sync::Arc::new(NewRenoConfig::default())),
+        Some("bbr") => Some(std::sync::Arc::new(Bbr3Config::default())),
+        Some(other) => anyhow::bail!("OMSYN_CONGESTION={other}: expected cubic, newreno or bbr"),
+    })
 }
 
 impl Net {

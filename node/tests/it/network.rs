@@ -240,6 +240,21 @@ fn a_nurse_killed_mid_sync_resumes_without_loss() {
 }
 
 #[test]
+fn a_first_sync_tells_its_progress_while_documents_arrive() {
+    let base = Node::admin_base("Base", "K1");
+    super::cli::populate(&base, 300);
+    let daemon = Daemon::run(&base, &[]);
+    let nurse = Node::new("nurse", "Kari", "S1");
+    base.enroll(&nurse);
+    let out = nurse.run(&sync_args(&daemon.ticket(), &["--progress"]));
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let progress: Vec<&str> = stderr.lines().filter(|l| l.starts_with("received ")).collect();
+    assert!(!progress.is_empty(), "no progress shown: {stderr}");
+    assert!(progress.iter().all(|l| l.contains(" documents, ")), "{progress:?}");
+}
+
+#[test]
 fn a_peer_sending_garbage_is_disconnected_and_the_node_keeps_serving() {
     let base = Node::admin_base("Base", "K1");
     base.add_patient("Aud Moen", "S1");

@@ -331,3 +331,51 @@ fn a_reconnect_with_a_peer_met_before_takes_one_round_trip_hello_included() {
     // Without: Hellos, then pushes, then acknowledgements.
     assert_eq!(reconnect_flights(false), 3);
 }
+
+#[test]
+fn a_first_sync_broken_off_resumes_without_sending_again_what_was_acknowledged() {
+    let (mut base, patients) = base_with_patients(80);
+    for p in &patients {
+        add_large_note(&mut base, p);
+    }
+    // What a whole first sync sends, to another new phone.
+    let other = TestNode::nurse(42, "N1");
+    let mut whole = Link::open(&base.repo, &other.repo);
+    whole.pump(&base.repo, &other.repo, &ShareAll);
+    let total = whole.a.stats().change_bytes_sent as usize;
+    let nurse = TestNode::nurse(41, "N1");
+    let mut a = Session::new(nurse.repo.id(), base.repo.store());
+    let mut b = Session::new(base.repo.id(), nurse.repo.store());
+    let (bs, ns) = (base.repo.store(), nurse.repo.store());
+    // Flights until the base sends the journals the nurse asked for; then the link breaks right
+    // after the nurse acknowledged the first part of them. (A flight arrives as one read, as it
+    // does from a QUIC stream; the journals frame by frame, to break off between parts.)
+    'flights: for _ in 0..10 {
+        let from_a: Vec<Vec<u8>> = std::iter::from_fn(|| a.poll_transmit()).collect();
+        let from_b: Vec<u8> = std::iter::from_fn(|| b.poll_transmit()).flatten().collect();
+        // The journals come in parts, each a frame (a compressed batch) of its own.
+        if from_a.len() > 1 {
+            for bytes in &from_a {
+                b.handle_bytes(ns, &ShareAll, NOW_MS, bytes).unwrap();
+                if let Some(ack) = b.poll_transmit() {
+                    a.handle_bytes(bs, &ShareAll, NOW_MS, &ack).unwrap();
+                    break 'flights;
+                }
+            }
+        }
+        b.handle_bytes(ns, &ShareAll, NOW_MS, &from_a.concat()).unwrap();
+        if !from_b.is_empty() {
+            a.handle_bytes(bs, &ShareAll, NOW_MS, &from_b).unwrap();
+        }
+    }
+    assert!(!b.is_caught_up(), "the transfer was broken off");
+    let mut link = Link::open(&base.repo, &nurse.repo);
+    link.pump(&base.repo, &nurse.repo, &ShareAll);
+    assert_eq!(snapshot(&nurse.repo), snapshot(&base.repo));
+    let resent = link.a.stats().change_bytes_sent as usize;
+    // The first part holds at least 128 KiB of changes: none of it is sent again.
+    assert!(
+        resent + 128 * 1024 <= total,
+        "{resent} bytes of {total} went in the second session"
+    );
+}
