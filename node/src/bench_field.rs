@@ -55,12 +55,7 @@ pub(crate) fn run(json: bool, args: &FieldArgs) -> Result<()> {
         }
         Ok(json!({ "scenarios": scenarios }))
     })();
-    let _ = std::fs::remove_dir_all(&dir);
-    let summary = result?;
-    if json {
-        outln!("{}", serde_json::to_string_pretty(&summary)?);
-    }
-    Ok(())
+    crate::bench::conclude(json, &dir, result)
 }
 
 fn print_scenario(json: bool, s: &Value) {
@@ -156,7 +151,13 @@ fn lab_err(e: String) -> anyhow::Error {
 fn waited(process: &mut Process) -> impl FnOnce(String) -> anyhow::Error + '_ {
     move |e| {
         let log = process.drain_log();
-        let tail: Vec<&str> = log.iter().rev().take(40).rev().map(|(_, l)| l.as_str()).collect();
+        let tail: Vec<&str> = log
+            .iter()
+            .rev()
+            .take(40)
+            .rev()
+            .map(|(_, l)| l.as_str())
+            .collect();
         anyhow!("{e}; its log ends:\n{}", tail.join("\n"))
     }
 }
@@ -181,8 +182,11 @@ impl Lab {
     fn start(host: &Host, args: &[String]) -> Result<Process> {
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
         // The driver's debug lines say when changes from a peer were stored.
-        host.start(&args, "warn,omsyn=info,omsyn_node=info,omsyn_node::net::driver=debug")
-            .map_err(lab_err)
+        host.start(
+            &args,
+            "warn,omsyn=info,omsyn_node=info,omsyn_node::net::driver=debug",
+        )
+        .map_err(lab_err)
     }
 
     /// `omsyn --json --data DIR ARGS` in this process's own network (the data directory's
@@ -208,6 +212,21 @@ impl Lab {
         }
         Ok(serde_json::from_slice(&out.stdout)?)
     }
+}
+
+/// `omsyn sync` for the phone with the peer `ticket`.
+fn phone_sync_args(phone: &Path, ticket: &str) -> Vec<String> {
+    [
+        "--json",
+        "--data",
+        &s(phone),
+        "sync",
+        "--no-mdns",
+        "--peer",
+        ticket,
+    ]
+    .map(str::to_owned)
+    .to_vec()
 }
 
 fn s(path: &Path) -> String {
@@ -484,15 +503,8 @@ fn shift(dir: &Path, args: &FieldArgs) -> Result<Value> {
         .map_err(waited(&mut home_daemon))?;
     let mut proxy = Lab::start(&lab.link, &spec.proxy_args("10.91.1.1:4433"))?;
     let ticket = format!("omsyn1:{home_id}@10.91.2.1:{PROXY_PORT}");
-    let phone_sync = [
-        "--json",
-        "--data",
-        &s(&phone_dir),
-        "sync",
-        "--no-mdns",
-        "--peer",
-        &ticket,
-    ];
+    let phone_sync = phone_sync_args(&phone_dir, &ticket);
+    let phone_sync: Vec<&str> = phone_sync.iter().map(String::as_str).collect();
     // The phone has met the home unit before (yesterday's visit): they know what each holds.
     lab.on_phone(&phone_sync)?;
 
@@ -548,29 +560,47 @@ fn measure_shift(
     let (bytes_before, datagrams_before) = link_traffic(proxy)?;
     let started = Instant::now();
     let mut phone = lab.phone.command(phone_sync);
-    phone.env("OMSYN_LOG", "warn,omsyn_node=info");
+    phone.env("OMSYN_LOG", "warn,omsyn_node=debug");
     let mut phone = Process::spawn(phone).map_err(lab_err)?;
     let holds_all = |data: &Path| -> Result<bool> {
         let view = lab.ask(data, &["show", "--patient", &plan.patient.to_string()])?;
         Ok(view["journal"].as_array().map_or(0, Vec::len) >= entries)
     };
-    let (from_phone, to_base) = (format!("peer={}", phone_id.short()), format!("peer={}", base_id.short()));
+    let (from_phone, to_base) = (
+        format!("peer={}", phone_id.short()),
+        format!("peer={}", base_id.short()),
+    );
     let (mut at_peer, mut at_base) = (None, None);
     while at_base.is_none() {
-        let (at, line) = home
-            .wait_for(|l| l.contains("received") || l.contains("caught up"))
-            .map_err(waited(home))?;
+        let (at, line) = match home.wait_for(|l| l.contains("received") || l.contains("caught up"))
+        {
+            Ok(found) => found,
+            Err(e) => {
+                let e = waited(home)(e);
+                return Err(waited(&mut phone)(format!("{e:#}\nthe phone")));
+            }
+        };
         if at < started {
             continue;
         }
-        if at_peer.is_none() && line.contains("received") && line.contains(&from_phone) && holds_all(home_dir)? {
+        if at_peer.is_none()
+            && line.contains("received")
+            && line.contains(&from_phone)
+            && holds_all(home_dir)?
+        {
             at_peer = Some(at);
         }
-        if at_peer.is_some() && line.contains("caught up") && line.contains(&to_base) && holds_all(base_dir)? {
+        if at_peer.is_some()
+            && line.contains("caught up")
+            && line.contains(&to_base)
+            && holds_all(base_dir)?
+        {
             at_base = Some(at);
         }
     }
-    let (caught_up, _) = phone.wait_for_log("caught up").map_err(waited(&mut phone))?;
+    let (caught_up, _) = phone
+        .wait_for_log("caught up")
+        .map_err(waited(&mut phone))?;
     let summary = phone.rest_of_stdout().map_err(lab_err)?;
     let summary: Value = serde_json::from_str(&summary).context("the phone's summary")?;
     if summary["caught_up"] != true {
@@ -721,15 +751,8 @@ fn phone_first_sync(dir: &Path, args: &FieldArgs) -> Result<Value> {
     let ticket = format!("omsyn1:{base_id}@10.91.2.1:{PROXY_PORT}");
     let (bytes_before, datagrams_before) = link_traffic(&mut proxy)?;
     let started = Instant::now();
-    let summary = lab.on_phone(&[
-        "--json",
-        "--data",
-        &s(&phone_dir),
-        "sync",
-        "--no-mdns",
-        "--peer",
-        &ticket,
-    ])?;
+    let args = phone_sync_args(&phone_dir, &ticket);
+    let summary = lab.on_phone(&args.iter().map(String::as_str).collect::<Vec<_>>())?;
     let ms = started.elapsed().as_secs_f64() * 1000.0;
     let (bytes, datagrams) = link_traffic(&mut proxy)?;
     drop(_base_daemon);

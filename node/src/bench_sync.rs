@@ -89,12 +89,7 @@ pub(crate) fn run(json: bool, shift_docs: usize, base_docs: usize, percent: f64)
         }
         Ok::<_, anyhow::Error>(json!({ "scenarios": [shift, bases], "live_latency": live }))
     });
-    let _ = std::fs::remove_dir_all(&dir);
-    let summary = result?;
-    if json {
-        outln!("{}", serde_json::to_string_pretty(&summary)?);
-    }
-    Ok(())
+    crate::bench::conclude(json, &dir, result)
 }
 
 fn print_scenario(json: bool, s: &Value) {

@@ -245,7 +245,10 @@ impl Process {
                     }
                 }
                 Err(mpsc::RecvTimeoutError::Timeout) => {
-                    return Err(format!("the line awaited was not logged within {:?}", self.patience));
+                    return Err(format!(
+                        "the line awaited was not logged within {:?}",
+                        self.patience
+                    ));
                 }
                 Err(mpsc::RecvTimeoutError::Disconnected) => {
                     return Err("the process exited before logging the line awaited".into());

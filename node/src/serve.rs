@@ -138,7 +138,8 @@ pub(crate) fn sync_once(
     let once = |shared: Shared| {
         let target = ticket.clone();
         async move {
-            let shown = show.then(|| tokio::spawn(show_progress(shared.events.subscribe(), terminal)));
+            let shown =
+                show.then(|| tokio::spawn(show_progress(shared.events.subscribe(), terminal)));
             let outcome = daemon::sync_with(&shared, &target).await;
             if let Some(shown) = shown {
                 shown.abort();

@@ -158,6 +158,10 @@ enum Push {
 /// Documents smaller than this are pushed whole to a peer whose copy we know nothing of.
 const PUSH_UNKNOWN_BELOW_BYTES: usize = 2048;
 
+/// Documents only this node wrote are pushed whole to a peer whose copy is unknown up to this
+/// size (beyond, offered: a peer that got them through a third node is not sent them twice).
+const PUSH_OWN_BELOW_BYTES: usize = 256 * 1024;
+
 /// A push round sends this many bytes of changes at most before a part of it is acknowledged
 /// on its own (a first sync of thousands of documents resumes where it broke off).
 const ROUND_PART_BYTES: usize = 128 * 1024;
@@ -289,7 +293,7 @@ impl Session {
         self.early_epoch = Some(record.epoch.clone());
         self.record = record;
         let mark = self.outbox.len();
-        self.push_from_log(store, policy, now_ms)?;
+        self.push_from_log(store, policy, now_ms, Vec::new())?;
         let frames: Vec<Vec<u8>> = self.outbox.drain(mark..).collect();
         // The Hello is the first frame queued, and nothing was sent yet.
         if let Some(hello) = self.outbox.front_mut() {
@@ -301,35 +305,42 @@ impl Session {
 
     /// The push that opens a session, once the peer's `Hello` verified: revocations first (they
     /// beat any data that follows), then every document changed since the position the peer
-    /// acknowledged. If a push already went with our `Hello` and the peer's store is the one it
-    /// assumed, only what was committed since is pushed.
+    /// acknowledged, and `answers`: documents the peer asked for in the same batch (answering
+    /// the push that went with our `Hello`). If that push went and the peer's store is the one it
+    /// assumed, only what was committed since is pushed, and the answers.
     fn initial_push(
         &mut self,
         store: &Store,
         policy: &dyn SharePolicy,
         now_ms: i64,
+        answers: Vec<DocumentId>,
     ) -> Result<(), SyncError> {
         self.provisional_grant = None;
         if self.early_epoch.as_ref() == Some(&self.record.epoch) {
-            let docs = self.unpushed(store)?;
+            let answering = !answers.is_empty();
+            let mut docs = self.unpushed(store)?;
+            docs.extend(answers);
             if !docs.is_empty() {
-                self.push_round(store, policy, now_ms, docs, false)?;
+                self.push_round(store, policy, now_ms, docs, answering)?;
             }
             return Ok(());
         }
-        self.push_from_log(store, policy, now_ms)
+        self.push_from_log(store, policy, now_ms, answers)
     }
 
-    /// Revocations, then a round of every document changed since the acknowledged position.
+    /// Revocations, then a round of every document changed since the acknowledged position (and
+    /// of `answers`).
     fn push_from_log(
         &mut self,
         store: &Store,
         policy: &dyn SharePolicy,
         now_ms: i64,
+        answers: Vec<DocumentId>,
     ) -> Result<(), SyncError> {
         self.send_new_revocations(store)?;
         self.pushed_seq = self.record.acked_seq;
-        let docs = self.unpushed(store)?;
+        let mut docs = self.unpushed(store)?;
+        docs.extend(answers);
         self.pushed_seq = self.pushed_seq.max(store.seq()?);
         self.push_round(store, policy, now_ms, docs, true)
     }
@@ -689,7 +700,8 @@ impl Session {
             self.send(reply);
         }
         if start_initial_push {
-            self.initial_push(store, policy, now_ms)?;
+            // The peer's Hello and its answer to the push that went with ours can come together.
+            self.initial_push(store, policy, now_ms, to_push.into_iter().collect())?;
         } else if !to_push.is_empty() {
             // Answers a Need (or a Have behind us): always a round, so the asker sees it end.
             self.push_round(store, policy, now_ms, to_push.into_iter().collect(), true)?;
@@ -902,7 +914,8 @@ impl Session {
             // Our own access log reaches a peer only from us (or through a base that got it from
             // us): when the peer's copy is unknown, sending it whole saves the round trip an
             // offer costs, and is the common case (a device handing its log to a base).
-            let ours_alone = matches!(&doc, DocumentId::Audit(node, _) if *node == store.actor());
+            let me = store.actor();
+            let ours_alone = matches!(&doc, DocumentId::Audit(node, _) if *node == me);
             let plan = store.with_doc_mut(&doc, |d| {
                 let mine = d.head_hashes();
                 match known {
@@ -917,10 +930,14 @@ impl Session {
                     }
                     None => {
                         // Nothing known of the peer's copy. A small document is cheaper to send
-                        // whole (duplicates are harmless) than to offer and wait a round trip for.
+                        // whole (duplicates are harmless) than to offer and wait a round trip for;
+                        // so is one only this node wrote (a month's first entries, written
+                        // offline): the peer has it only if a third node passed it on.
                         let changes = d.hashed_changes_since(&[]);
                         let size: usize = changes.iter().map(|c| c.bytes.len()).sum();
-                        if size <= PUSH_UNKNOWN_BELOW_BYTES || ours_alone {
+                        let mine_alone = size <= PUSH_OWN_BELOW_BYTES
+                            && changes.iter().all(|c| c.actor == me.as_bytes());
+                        if size <= PUSH_UNKNOWN_BELOW_BYTES || ours_alone || mine_alone {
                             Push::Changes(changes, mine, Vec::new())
                         } else {
                             Push::Offer(mine)

@@ -247,11 +247,21 @@ fn a_first_sync_tells_its_progress_while_documents_arrive() {
     let nurse = Node::new("nurse", "Kari", "S1");
     base.enroll(&nurse);
     let out = nurse.run(&sync_args(&daemon.ticket(), &["--progress"]));
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let stderr = String::from_utf8_lossy(&out.stderr);
-    let progress: Vec<&str> = stderr.lines().filter(|l| l.starts_with("received ")).collect();
+    let progress: Vec<&str> = stderr
+        .lines()
+        .filter(|l| l.starts_with("received "))
+        .collect();
     assert!(!progress.is_empty(), "no progress shown: {stderr}");
-    assert!(progress.iter().all(|l| l.contains(" documents, ")), "{progress:?}");
+    assert!(
+        progress.iter().all(|l| l.contains(" documents, ")),
+        "{progress:?}"
+    );
 }
 
 #[test]

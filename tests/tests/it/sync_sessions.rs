@@ -363,7 +363,8 @@ fn a_first_sync_broken_off_resumes_without_sending_again_what_was_acknowledged()
                 }
             }
         }
-        b.handle_bytes(ns, &ShareAll, NOW_MS, &from_a.concat()).unwrap();
+        b.handle_bytes(ns, &ShareAll, NOW_MS, &from_a.concat())
+            .unwrap();
         if !from_b.is_empty() {
             a.handle_bytes(bs, &ShareAll, NOW_MS, &from_b).unwrap();
         }
@@ -377,5 +378,49 @@ fn a_first_sync_broken_off_resumes_without_sending_again_what_was_acknowledged()
     assert!(
         resent + 128 * 1024 <= total,
         "{resent} bytes of {total} went in the second session"
+    );
+}
+
+#[test]
+fn a_document_asked_for_in_the_batch_that_brings_the_hello_is_sent() {
+    //! The push sent with a Hello can be answered (`Need` of a document offered in it) in the
+    //! same read as the peer's own Hello, when a lossy link delays the Hello. That answer was
+    //! dropped: the session reported caught up, and the shift never left the phone.
+    let (mut base, patients) = base_with_patients(2);
+    let mut nurse = TestNode::nurse(43, "N1");
+    Link::open(&base.repo, &nurse.repo).pump(&base.repo, &nurse.repo, &ShareAll);
+    let _ = &mut base.rng;
+    // A month's first entries, too large to push whole to a peer whose copy is unknown (over
+    // 256 KiB, though only the nurse wrote them): offered.
+    let long: String = (0..900u32)
+        .map(|i| format!("{:04x} ", i.wrapping_mul(2_654_435_761) >> 16))
+        .collect();
+    let t = at("10:00");
+    for _ in 0..60 {
+        nurse
+            .repo
+            .add_note(t, &mut nurse.rng, &patients[0], None, t, &long)
+            .unwrap();
+    }
+    let mut a = Session::new(base.repo.id(), nurse.repo.store());
+    let mut b = Session::new(nurse.repo.id(), base.repo.store());
+    a.push_early(nurse.repo.store(), &ShareAll, NOW_MS).unwrap();
+    b.push_early(base.repo.store(), &ShareAll, NOW_MS).unwrap();
+    // The base's Hello is held back; the nurse's Hello and offer reach the base, which answers.
+    let held: Vec<u8> = std::iter::from_fn(|| b.poll_transmit()).flatten().collect();
+    for bytes in std::iter::from_fn(|| a.poll_transmit()).collect::<Vec<_>>() {
+        b.handle_bytes(base.repo.store(), &ShareAll, NOW_MS, &bytes)
+            .unwrap();
+    }
+    // Hello and answer arrive at the nurse in one read.
+    let answer: Vec<u8> = std::iter::from_fn(|| b.poll_transmit()).flatten().collect();
+    let together = [held, answer].concat();
+    a.handle_bytes(nurse.repo.store(), &ShareAll, NOW_MS, &together)
+        .unwrap();
+    flights_until_caught_up((&mut a, &nurse), (&mut b, &base));
+    assert_eq!(
+        snapshot(&nurse.repo),
+        snapshot(&base.repo),
+        "the offered journal arrived"
     );
 }
