@@ -751,8 +751,8 @@ fn phone_first_sync(dir: &Path, args: &FieldArgs) -> Result<Value> {
     let ticket = format!("omsyn1:{base_id}@10.91.2.1:{PROXY_PORT}");
     let (bytes_before, datagrams_before) = link_traffic(&mut proxy)?;
     let started = Instant::now();
-    let args = phone_sync_args(&phone_dir, &ticket);
-    let summary = lab.on_phone(&args.iter().map(String::as_str).collect::<Vec<_>>())?;
+    let sync = phone_sync_args(&phone_dir, &ticket);
+    let summary = lab.on_phone(&sync.iter().map(String::as_str).collect::<Vec<_>>())?;
     let ms = started.elapsed().as_secs_f64() * 1000.0;
     let (bytes, datagrams) = link_traffic(&mut proxy)?;
     drop(_base_daemon);
