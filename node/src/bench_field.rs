@@ -266,6 +266,14 @@ fn node(
     Ok(repo)
 }
 
+/// An organisation made for the run and its base in `dir`, with the run's random numbers.
+fn organisation(dir: &Path, seed: u64) -> Result<(omsyn_core::trust::OrgKey, Repo, StdRng)> {
+    let mut rng = StdRng::seed_from_u64(seed);
+    let org = omsyn_core::trust::OrgKey::generate("Felt", &mut rng);
+    let base = node(dir, profile(Role::Base, "Base", None)?, &org, &mut rng)?;
+    Ok((org, base, rng))
+}
+
 /// Today at `hhmm`, local time of the organisation (+01:00).
 fn today(hhmm: &str) -> Result<Timestamp> {
     let day = crate::commands::now().day();
@@ -424,15 +432,8 @@ fn shift(dir: &Path, args: &FieldArgs) -> Result<Value> {
         rate_kbit: args.rate_kbit,
         seed: args.seed,
     };
-    let mut rng = StdRng::seed_from_u64(args.seed);
-    let org = omsyn_core::trust::OrgKey::generate("Felt", &mut rng);
     let (base_dir, home_dir, phone_dir) = (dir.join("base"), dir.join("home"), dir.join("phone"));
-    let base = node(
-        &base_dir,
-        profile(Role::Base, "Base", None)?,
-        &org,
-        &mut rng,
-    )?;
+    let (org, base, mut rng) = organisation(&base_dir, args.seed)?;
     let plan = plan_shift(&base, &mut rng)?;
     let base_id = base.id();
     drop(base);
@@ -707,15 +708,8 @@ fn phone_first_sync(dir: &Path, args: &FieldArgs) -> Result<Value> {
         rate_kbit: 1000,
         seed: args.seed,
     };
-    let mut rng = StdRng::seed_from_u64(args.seed + 1);
-    let org = omsyn_core::trust::OrgKey::generate("Felt", &mut rng);
     let (base_dir, phone_dir) = (dir.join("base"), dir.join("phone"));
-    let base = node(
-        &base_dir,
-        profile(Role::Base, "Base", None)?,
-        &org,
-        &mut rng,
-    )?;
+    let (org, base, mut rng) = organisation(&base_dir, args.seed + 1)?;
     let entries = caseload_month(&base, args.phone_patients, &mut rng)?;
     let floor_bytes = floor(&base, &[])?;
     let base_id = base.id();

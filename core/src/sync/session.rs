@@ -6,7 +6,7 @@
 //! the bytes. It does read and write the local [`Store`], which is passed in per call; the driver
 //! runs those calls where blocking on the disk is fine.
 //!
-//! # Protocol (version 2)
+//! # Protocol (version 3)
 //! Both sides send `Hello` with their device certificate. Each verifies the other's (issued by
 //! its own organisation, naming the node the transport authenticated, valid now, not revoked) and
 //! refuses the session with a clear reason otherwise. Then each sends every revocation it knows,
@@ -27,7 +27,10 @@
 //!
 //! A reconnect after a shift costs one round trip and bytes proportional to what changed: the
 //! acknowledged log position skips unchanged documents without naming them, and known heads make
-//! offers unnecessary for documents the peer has seen before.
+//! offers unnecessary for documents the peer has seen before. With a peer met before, the first
+//! push travels inside the `Hello` ([`Session::push_early`]), so that round trip is the only one
+//! after the transport's handshake; every round goes as one compressed batch, and a large one in
+//! parts acknowledged on their own, so a broken-off transfer resumes after them.
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
