@@ -49,7 +49,7 @@ pub enum NodeEvent {
         /// The task as it stands now.
         task: CareTask,
     },
-    /// A session settled: both sides hold everything the other may have.
+    /// Progress: a few times a second while a sync receives data, and when both sides hold everything.
     SyncProgress {
         /// The peer.
         peer: String,

@@ -205,13 +205,15 @@ async fn handle(ctx: &SyncContext, stop: &Notify, event: NetEvent) {
                 .await;
             }
         }
-        NetEvent::CaughtUp { peer, stats } => ctx.sink.send(NodeEvent::SyncProgress {
-            peer: peer.to_string(),
-            docs_received: stats.docs_received,
-            docs_sent: stats.docs_sent,
-            bytes_received: stats.bytes_received,
-            bytes_sent: stats.bytes_sent,
-        }),
+        NetEvent::CaughtUp { peer, stats } | NetEvent::Progress { peer, stats } => {
+            ctx.sink.send(NodeEvent::SyncProgress {
+                peer: peer.to_string(),
+                docs_received: stats.docs_received,
+                docs_sent: stats.docs_sent,
+                bytes_received: stats.bytes_received,
+                bytes_sent: stats.bytes_sent,
+            })
+        }
         NetEvent::Refused {
             peer,
             doc,

@@ -102,6 +102,17 @@ pub(crate) fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1000.0
 }
 
+/// Ends a benchmark that worked in `dir`: removes it, then prints the summary as JSON (with
+/// `--json`; the text was printed as the run went).
+pub(crate) fn conclude(json: bool, dir: &Path, result: Result<serde_json::Value>) -> Result<()> {
+    let _ = std::fs::remove_dir_all(dir);
+    let summary = result?;
+    if json {
+        outln!("{}", serde_json::to_string_pretty(&summary)?);
+    }
+    Ok(())
+}
+
 pub(crate) fn tempfile_dir() -> Result<PathBuf> {
     let dir = std::env::temp_dir().join(format!("omsyn-bench-{}", std::process::id()));
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;

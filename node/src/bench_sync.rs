@@ -25,7 +25,7 @@ use crate::net::NetOptions;
 use crate::net::daemon::{self, Shared};
 use crate::net::driver::Mode;
 
-const NAIVE_ALPN: &[u8] = b"omsyn/bench/per-document-automerge";
+pub(crate) const NAIVE_ALPN: &[u8] = b"omsyn/bench/per-document-automerge";
 
 fn options() -> NetOptions {
     NetOptions {
@@ -89,12 +89,7 @@ pub(crate) fn run(json: bool, shift_docs: usize, base_docs: usize, percent: f64)
         }
         Ok::<_, anyhow::Error>(json!({ "scenarios": [shift, bases], "live_latency": live }))
     });
-    let _ = std::fs::remove_dir_all(&dir);
-    let summary = result?;
-    if json {
-        outln!("{}", serde_json::to_string_pretty(&summary)?);
-    }
-    Ok(())
+    crate::bench::conclude(json, &dir, result)
 }
 
 fn print_scenario(json: bool, s: &Value) {
@@ -348,7 +343,7 @@ fn copy_dir(from: &Path, to: &PathBuf) -> Result<()> {
 }
 
 /// Establishes per-document sync states (the "previous session" of the baseline).
-fn naive_round_trip_in_memory(
+pub(crate) fn naive_round_trip_in_memory(
     a: &Repo,
     b: &Repo,
     docs: &[DocumentId],
@@ -367,11 +362,13 @@ fn naive_round_trip_in_memory(
     bail!("the baseline did not settle")
 }
 
-async fn naive_endpoint() -> Result<Endpoint> {
+/// An endpoint for the baseline on `listen`, with the transport settings nodes use.
+pub(crate) async fn naive_endpoint(listen: std::net::SocketAddr) -> Result<Endpoint> {
     Ok(Endpoint::builder(presets::Minimal)
         .alpns(vec![NAIVE_ALPN.to_vec()])
+        .transport_config(crate::net::transport_config()?)
         .clear_ip_transports()
-        .bind_addr("127.0.0.1:0")?
+        .bind_addr(listen)?
         .bind()
         .await?)
 }
@@ -385,7 +382,11 @@ async fn naive_over_quic(
     sa: &mut PerDocumentSync,
     sb: &mut PerDocumentSync,
 ) -> Result<Value> {
-    let (ea, eb) = (naive_endpoint().await?, naive_endpoint().await?);
+    let loopback = ([127, 0, 0, 1], 0).into();
+    let (ea, eb) = (
+        naive_endpoint(loopback).await?,
+        naive_endpoint(loopback).await?,
+    );
     let addr = EndpointAddr::new(eb.id()).with_ip_addr(eb.bound_sockets()[0]);
     let mut sb_owned = std::mem::take(sb);
     let docs_b = docs.to_vec();
@@ -409,7 +410,7 @@ async fn naive_over_quic(
     Ok(json!({ "bytes": bytes, "round_trips": rounds, "ms": ms }))
 }
 
-async fn naive_loop(
+pub(crate) async fn naive_loop(
     repo: &Repo,
     docs: &[DocumentId],
     state: &mut PerDocumentSync,

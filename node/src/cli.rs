@@ -142,6 +142,20 @@ pub(crate) enum NodeCommand {
         /// The peer's ticket
         #[arg(long, value_name = "TICKET")]
         peer: String,
+        /// Print progress on stderr while data arrives [default: when stderr is a terminal]
+        #[arg(long)]
+        progress: bool,
+    },
+    /// Print this node's ticket, the line (or QR code) a peer needs to reach it: from `omsyn
+    /// run` while it serves this data directory (its addresses as of now), else what `omsyn run`
+    /// with the same --listen and --relay will advertise
+    Ticket {
+        /// The address `omsyn run --listen` is given (its port is in the ticket)
+        #[arg(long)]
+        listen: Option<std::net::SocketAddr>,
+        /// The relay `omsyn run --relay` is given
+        #[arg(long)]
+        relay: Option<String>,
     },
     /// Peers seen and when, and how fresh each patient's documents are towards each peer
     Status,
@@ -860,4 +874,90 @@ pub(crate) enum BenchCmd {
         #[arg(long, default_value_t = 1.0)]
         percent: f64,
     },
+    /// A UDP proxy that behaves like a bad link (delay, loss, duplication, reordering, a rate
+    /// limit): a peer dials --listen and reaches --to. Standard input takes `down`, `up` and
+    /// `stats`; the proxy ends when it closes
+    Link(LinkArgs),
+    /// Omsyn on rural links, as in the field: real nodes in network namespaces (root), the bad
+    /// link between phone and home, the base through a relay; beside the per-document Automerge
+    /// baseline over the same link and the bytes of the changes
+    Field(FieldArgs),
+    /// Internal: one side of the per-document baseline, for `bench field`
+    #[command(hide = true)]
+    Baseline(BaselineArgs),
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct FieldArgs {
+    /// Which scenario: shift, first, or all
+    #[arg(long, default_value = "all")]
+    pub(crate) scenario: String,
+    /// Notes in the shift (besides a visit and a dose)
+    #[arg(long, default_value_t = 60)]
+    pub(crate) notes: usize,
+    /// One-way delay of the shift's link
+    #[arg(long, default_value_t = 150)]
+    pub(crate) delay_ms: u64,
+    /// Loss each way on the shift's link
+    #[arg(long, default_value_t = 0.1)]
+    pub(crate) loss: f64,
+    /// Rate of the shift's link, kbit/s
+    #[arg(long, default_value_t = 384)]
+    pub(crate) rate_kbit: u64,
+    /// Patients of the new phone's caseload (first sync; over 1 Mbit/s, 150 ms round trip)
+    #[arg(long, default_value_t = 20)]
+    pub(crate) phone_patients: usize,
+    /// Seed of the link's losses and of the generated data
+    #[arg(long, default_value_t = 1)]
+    pub(crate) seed: u64,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct BaselineArgs {
+    /// The store
+    #[arg(long)]
+    pub(crate) data: PathBuf,
+    /// Saved per-document sync states
+    #[arg(long)]
+    pub(crate) states: PathBuf,
+    /// The documents to sync, one id a line
+    #[arg(long)]
+    pub(crate) docs: PathBuf,
+    /// Serve one session here
+    #[arg(long, conflicts_with = "peer")]
+    pub(crate) listen: Option<std::net::SocketAddr>,
+    /// Dial the serving side (`ID@ADDR`)
+    #[arg(long)]
+    pub(crate) peer: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct LinkArgs {
+    /// Address peers dial
+    #[arg(long)]
+    pub(crate) listen: std::net::SocketAddr,
+    /// Address datagrams go on to (the node behind the link)
+    #[arg(long)]
+    pub(crate) to: std::net::SocketAddr,
+    /// One-way delay, each direction
+    #[arg(long, default_value_t = 0)]
+    pub(crate) delay_ms: u64,
+    /// Probability that a datagram is lost, each direction
+    #[arg(long, default_value_t = 0.0)]
+    pub(crate) loss: f64,
+    /// Probability that a datagram arrives twice
+    #[arg(long, default_value_t = 0.0)]
+    pub(crate) duplicate: f64,
+    /// Probability that a datagram is overtaken by later ones
+    #[arg(long, default_value_t = 0.0)]
+    pub(crate) reorder: f64,
+    /// Link rate in kbit/s, each direction (0: unlimited)
+    #[arg(long, default_value_t = 0)]
+    pub(crate) rate_kbit: u64,
+    /// Longest a datagram queues for the link before it is dropped
+    #[arg(long, default_value_t = 500)]
+    pub(crate) queue_ms: u64,
+    /// Seed of the random decisions (the same seed, the same decisions for the same datagrams)
+    #[arg(long, default_value_t = 1)]
+    pub(crate) seed: u64,
 }

@@ -92,6 +92,9 @@ pub(crate) fn run(cli: Cli) -> Result<()> {
             base_docs,
             percent,
         }) => return crate::bench_sync::run(json, shift_docs, base_docs, percent),
+        Command::Bench(BenchCmd::Link(args)) => return crate::link::run_args(&args),
+        Command::Bench(BenchCmd::Field(args)) => return crate::bench_field::run(json, &args),
+        Command::Bench(BenchCmd::Baseline(args)) => return crate::bench_field::baseline(&args),
         Command::BenchOpen { mode, dir } => return crate::bench::open_child(&dir, &mode),
         Command::Check { repair } => {
             return crate::check::check(&data, key_file.as_deref(), json, repair);
@@ -164,8 +167,19 @@ pub(crate) fn run_node(
                 crate::serve::run(repo.clone(), json, net_options(&net), &peers, http)
             }
         },
-        NodeCommand::Sync { net, peer } => {
-            crate::serve::sync_once(repo.clone(), json, net_options(&net), &peer, daemon)
+        NodeCommand::Sync {
+            net,
+            peer,
+            progress,
+        } => crate::serve::sync_once(
+            repo.clone(),
+            json,
+            net_options(&net),
+            (&peer, progress),
+            daemon,
+        ),
+        NodeCommand::Ticket { listen, relay } => {
+            crate::serve::ticket(repo, json, listen, relay.as_deref(), daemon)
         }
         NodeCommand::Status => crate::serve::status(repo, json),
         NodeCommand::Org(cmd) => crate::trust::org(repo, json, cmd, rng),

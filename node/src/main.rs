@@ -8,6 +8,7 @@
 mod output;
 
 mod bench;
+mod bench_field;
 mod bench_report;
 mod bench_sync;
 mod check;
@@ -16,6 +17,8 @@ mod commands;
 mod control;
 mod demo;
 mod http;
+mod lab;
+mod link;
 mod serve;
 mod tasks;
 mod trust;

@@ -121,18 +121,34 @@ async fn shutdown_signal() {
     let _ = ctrl_c.await;
 }
 
-/// `omsyn sync`: one session with one peer until both are caught up; prints a summary.
+/// `omsyn sync`: one session with one peer until both are caught up; prints a summary, and
+/// progress on stderr while data arrives (`progress`, or a terminal; not for a command the daemon
+/// runs, whose output returns at its end).
 pub(crate) fn sync_once(
     repo: Arc<Repo>,
     json: bool,
     options: NetOptions,
-    peer: &str,
+    (peer, progress): (&str, bool),
     daemon: Option<&Shared>,
 ) -> Result<()> {
+    use std::io::IsTerminal;
     let ticket: Ticket = peer.parse().map_err(|e| anyhow::anyhow!("--peer: {e}"))?;
+    let terminal = std::io::stderr().is_terminal();
+    let show = daemon.is_none() && (progress || (terminal && !json));
     let once = |shared: Shared| {
         let target = ticket.clone();
-        async move { daemon::sync_with(&shared, &target).await }
+        async move {
+            let shown =
+                show.then(|| tokio::spawn(show_progress(shared.events.subscribe(), terminal)));
+            let outcome = daemon::sync_with(&shared, &target).await;
+            if let Some(shown) = shown {
+                shown.abort();
+                if terminal {
+                    eprint!("\r\x1b[K");
+                }
+            }
+            outcome
+        }
     };
     let outcome = match daemon {
         // Inside the daemon (a forwarded command): use its endpoint and runtime.
@@ -171,6 +187,78 @@ pub(crate) fn sync_once(
         }
         Ok(())
     }
+}
+
+/// Prints each progress event of the session on stderr: rewriting one line on a terminal, a line
+/// each otherwise. Ends when aborted or when the session's events stop.
+async fn show_progress(
+    mut events: tokio::sync::broadcast::Receiver<net::events::NetEvent>,
+    terminal: bool,
+) {
+    use tokio::sync::broadcast::error::RecvError;
+    let started = std::time::Instant::now();
+    loop {
+        let stats = match events.recv().await {
+            Ok(net::events::NetEvent::Progress { stats, .. }) => stats,
+            Ok(_) | Err(RecvError::Lagged(_)) => continue,
+            Err(RecvError::Closed) => return,
+        };
+        let line = format!(
+            "received {} documents, {:.1} MB ({} documents, {:.1} MB sent), {:.0} s",
+            stats.docs_received,
+            stats.bytes_received as f64 / 1e6,
+            stats.docs_sent,
+            stats.bytes_sent as f64 / 1e6,
+            started.elapsed().as_secs_f64()
+        );
+        if terminal {
+            eprint!("\r{line}\x1b[K");
+        } else {
+            eprintln!("{line}");
+        }
+    }
+}
+
+/// `omsyn ticket`: the daemon's live ticket when `omsyn run` serves this data directory (the
+/// command is forwarded to it); otherwise the ticket `omsyn run --listen ADDR --relay URL` will
+/// have, which names addresses only when the port is given (else it is chosen at start).
+pub(crate) fn ticket(
+    repo: &Repo,
+    json: bool,
+    listen: Option<std::net::SocketAddr>,
+    relay: Option<&str>,
+    daemon: Option<&Shared>,
+) -> Result<()> {
+    let ticket = match daemon {
+        Some(shared) => shared.net.ticket()?,
+        None => {
+            let bound: Vec<_> = listen.into_iter().filter(|a| a.port() != 0).collect();
+            if bound.is_empty() {
+                tracing::warn!(
+                    "no `omsyn run` serves {}, and without --listen ADDR:PORT the port is unknown: this ticket names no address (give `omsyn run` and this command the same --listen)",
+                    repo.data_dir().display()
+                );
+            }
+            Ticket {
+                node: repo.id(),
+                addrs: net::addrs::reachable_at(&bound),
+                relay: relay.map(str::to_owned),
+            }
+        }
+    };
+    let text = ticket.to_string();
+    emit(
+        json,
+        &json!({
+            "id": ticket.node,
+            "ticket": text,
+            "served": daemon.is_some(),
+            "addrs": ticket.addrs,
+            "relay": ticket.relay,
+        }),
+        || text.clone(),
+    );
+    Ok(())
 }
 
 /// `omsyn relay`: runs a relay server until interrupted.

@@ -37,6 +37,37 @@ impl PerDocumentSync {
         }
     }
 
+    /// The persisted form of every state (Automerge's `State::encode`: the shared heads), for a
+    /// benchmark that runs each side in a process of its own.
+    pub fn encode(&self) -> Vec<u8> {
+        let mut out = Vec::new();
+        for (id, state) in &self.states {
+            let (id, state) = (id.to_string(), state.encode());
+            out.extend_from_slice(&(id.len() as u32).to_le_bytes());
+            out.extend_from_slice(id.as_bytes());
+            out.extend_from_slice(&(state.len() as u32).to_le_bytes());
+            out.extend_from_slice(&state);
+        }
+        out
+    }
+
+    /// Reads what [`PerDocumentSync::encode`] wrote; `None` if it is not that.
+    pub fn decode(mut bytes: &[u8]) -> Option<Self> {
+        let mut states = BTreeMap::new();
+        let take = |n: usize, bytes: &mut &[u8]| -> Option<Vec<u8>> {
+            let (head, rest) = bytes.split_at_checked(n)?;
+            *bytes = rest;
+            Some(head.to_vec())
+        };
+        while !bytes.is_empty() {
+            let n = u32::from_le_bytes(take(4, &mut bytes)?.try_into().ok()?) as usize;
+            let id = DocumentId::parse(std::str::from_utf8(&take(n, &mut bytes)?).ok()?).ok()?;
+            let n = u32::from_le_bytes(take(4, &mut bytes)?.try_into().ok()?) as usize;
+            states.insert(id, sync::State::decode(&take(n, &mut bytes)?).ok()?);
+        }
+        Some(PerDocumentSync { states })
+    }
+
     /// One sync message per document that has something to say.
     pub fn generate(
         &mut self,

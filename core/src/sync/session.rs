@@ -6,7 +6,7 @@
 //! the bytes. It does read and write the local [`Store`], which is passed in per call; the driver
 //! runs those calls where blocking on the disk is fine.
 //!
-//! # Protocol (version 2)
+//! # Protocol (version 3)
 //! Both sides send `Hello` with their device certificate. Each verifies the other's (issued by
 //! its own organisation, naming the node the transport authenticated, valid now, not revoked) and
 //! refuses the session with a clear reason otherwise. Then each sends every revocation it knows,
@@ -27,7 +27,10 @@
 //!
 //! A reconnect after a shift costs one round trip and bytes proportional to what changed: the
 //! acknowledged log position skips unchanged documents without naming them, and known heads make
-//! offers unnecessary for documents the peer has seen before.
+//! offers unnecessary for documents the peer has seen before. With a peer met before, the first
+//! push travels inside the `Hello` ([`Session::push_early`]), so that round trip is the only one
+//! after the transport's handshake; every round goes as one compressed batch, and a large one in
+//! parts acknowledged on their own, so a broken-off transfer resumes after them.
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
@@ -159,6 +162,14 @@ enum Push {
 /// Documents smaller than this are pushed whole to a peer whose copy we know nothing of.
 const PUSH_UNKNOWN_BELOW_BYTES: usize = 2048;
 
+/// Documents only this node wrote are pushed whole to a peer whose copy is unknown up to this
+/// size (beyond, offered: a peer that got them through a third node is not sent them twice).
+const PUSH_OWN_BELOW_BYTES: usize = 256 * 1024;
+
+/// A push round sends this many bytes of changes at most before a part of it is acknowledged
+/// on its own (a first sync of thousands of documents resumes where it broke off).
+const ROUND_PART_BYTES: usize = 128 * 1024;
+
 /// Keep each `Changes` message well below the frame limit.
 const CHANGES_MESSAGE_TARGET_BYTES: usize = wire::MAX_FRAME_BYTES / 2;
 
@@ -191,6 +202,11 @@ pub struct Session {
     revocations_known: BTreeSet<NodeId>,
     /// Documents the peer declined in this session: not offered again until the next one.
     declined: BTreeSet<DocumentId>,
+    /// Before the peer's `Hello`: the grant of the certificate we hold for it, by which a first
+    /// push sent with our `Hello` was shared (see [`Session::push_early`]).
+    provisional_grant: Option<Grant>,
+    /// The peer's store epoch that the push sent with our `Hello` assumed.
+    early_epoch: Option<String>,
 }
 
 impl Session {
@@ -216,6 +232,8 @@ impl Session {
             certs_sent: BTreeSet::new(),
             revocations_known: BTreeSet::new(),
             declined: BTreeSet::new(),
+            provisional_grant: None,
+            early_epoch: None,
         };
         // A store that cannot read its own certificate sends none: the peer refuses, and says so.
         let certificate = store
@@ -245,6 +263,112 @@ impl Session {
         self.send(&Message::Certificates {
             certificates: certificates.iter().map(Certificate::to_bytes).collect(),
         });
+    }
+
+    /// Sends this node's first push to a peer it has met before together with its `Hello`,
+    /// instead of a round trip later: a reconnect then costs the transport's handshake and one
+    /// round trip. Only for a peer whose certificate we hold, valid now and not revoked: what is
+    /// shared is decided by that certificate's grant (the organisation vouched for it until it
+    /// expires), and the peer's own `Hello` is still verified before anything of its is accepted.
+    /// Call once, before the first [`Session::poll_transmit`]; without it the first push follows
+    /// the peer's `Hello`.
+    pub fn push_early(
+        &mut self,
+        store: &Store,
+        policy: &dyn SharePolicy,
+        now_ms: i64,
+    ) -> Result<(), SyncError> {
+        if self.phase != Phase::AwaitingHello || self.early_epoch.is_some() {
+            return Ok(());
+        }
+        let Some(record) = store.peer(&self.peer)? else {
+            return Ok(());
+        };
+        let (Some(own), Some(cert)) = (store.own_certificate()?, store.certificate(&self.peer)?)
+        else {
+            return Ok(());
+        };
+        if cert.check(&own.grant().org, &self.peer, now_ms).is_err()
+            || store.revocation(&self.peer)?.is_some()
+        {
+            return Ok(());
+        }
+        self.provisional_grant = Some(cert.grant().clone());
+        self.early_epoch = Some(record.epoch.clone());
+        self.record = record;
+        let mark = self.outbox.len();
+        self.push_from_log(store, policy, now_ms, Vec::new())?;
+        let frames: Vec<Vec<u8>> = self.outbox.drain(mark..).collect();
+        // The Hello is the first frame queued, and nothing was sent yet.
+        if let Some(hello) = self.outbox.front_mut() {
+            let rest = wire::embed_in_hello(hello, frames);
+            self.outbox.extend(rest);
+        }
+        Ok(())
+    }
+
+    /// The push that opens a session, once the peer's `Hello` verified: revocations first (they
+    /// beat any data that follows), then every document changed since the position the peer
+    /// acknowledged, and `answers`: documents the peer asked for in the same batch (answering
+    /// the push that went with our `Hello`). If that push went and the peer's store is the one it
+    /// assumed, only what was committed since is pushed, and the answers.
+    fn initial_push(
+        &mut self,
+        store: &Store,
+        policy: &dyn SharePolicy,
+        now_ms: i64,
+        answers: Vec<DocumentId>,
+    ) -> Result<(), SyncError> {
+        self.provisional_grant = None;
+        if self.early_epoch.as_ref() == Some(&self.record.epoch) {
+            let answering = !answers.is_empty();
+            let mut docs = self.unpushed(store)?;
+            docs.extend(answers);
+            if !docs.is_empty() {
+                self.push_round(store, policy, now_ms, docs, answering)?;
+            }
+            return Ok(());
+        }
+        self.push_from_log(store, policy, now_ms, answers)
+    }
+
+    /// Revocations, then a round of every document changed since the acknowledged position (and
+    /// of `answers`).
+    fn push_from_log(
+        &mut self,
+        store: &Store,
+        policy: &dyn SharePolicy,
+        now_ms: i64,
+        answers: Vec<DocumentId>,
+    ) -> Result<(), SyncError> {
+        self.send_new_revocations(store)?;
+        self.pushed_seq = self.record.acked_seq;
+        let mut docs = self.unpushed(store)?;
+        docs.extend(answers);
+        self.pushed_seq = self.pushed_seq.max(store.seq()?);
+        self.push_round(store, policy, now_ms, docs, true)
+    }
+
+    /// Documents committed after the last position pushed; advances that position.
+    fn unpushed(&mut self, store: &Store) -> Result<Vec<DocumentId>, SyncError> {
+        Ok(store
+            .log_since(self.pushed_seq)?
+            .into_iter()
+            .map(|(seq, doc)| {
+                self.pushed_seq = self.pushed_seq.max(seq);
+                doc
+            })
+            .collect())
+    }
+
+    /// Sends the frames queued since `mark` as compressed batches where that saves bytes.
+    fn compress_since(&mut self, mark: usize) {
+        let frames: Vec<Vec<u8>> = self.outbox.drain(mark..).collect();
+        let before: usize = frames.iter().map(Vec::len).sum();
+        let packed = wire::compress(frames);
+        let after: usize = packed.iter().map(Vec::len).sum();
+        self.stats.bytes_sent = self.stats.bytes_sent - before as u64 + after as u64;
+        self.outbox.extend(packed);
     }
 
     /// Re-checks the peer's certificate against the clock and the revocation list; closes the
@@ -364,14 +488,7 @@ impl Session {
         self.send_new_revocations(store)?;
         let checked = self.recheck_peer(store, now_ms);
         self.fail_on_error(checked)?;
-        let docs: Vec<DocumentId> = store
-            .log_since(self.pushed_seq)?
-            .into_iter()
-            .map(|(seq, doc)| {
-                self.pushed_seq = self.pushed_seq.max(seq);
-                doc
-            })
-            .collect();
+        let docs = self.unpushed(store)?;
         if docs.is_empty() {
             return Ok(());
         }
@@ -539,6 +656,8 @@ impl Session {
                     self.peer_rounds_acked += 1;
                     self.awaiting_peer_round = false;
                 }
+                // A part of a round: acknowledged like one, but the round goes on.
+                Message::PartDone { round } => replies.push(Message::Ack { round }),
                 Message::Ack { round } => acked_rounds.push(round),
                 Message::Error { message, .. } => {
                     // Keep what arrived before it (a revocation above all), then end.
@@ -552,8 +671,11 @@ impl Session {
             pipeline::commit(batch, &derive)?;
             return Err(SyncError::Peer(message));
         }
+        // Documents the peer asked for in this batch go out in a round made below: until it is
+        // acknowledged, the log position must not move past them.
+        let answer_owed = !to_push.is_empty();
         for round in acked_rounds {
-            self.handle_ack(store, &mut batch, round, now_ms)?;
+            self.handle_ack(store, &mut batch, round, now_ms, answer_owed)?;
         }
         let settled = self.unacked.is_empty() && to_push.is_empty() && self.peer_rounds_acked > 0;
         if settled {
@@ -569,18 +691,8 @@ impl Session {
             self.send(reply);
         }
         if start_initial_push {
-            // Revocations first: they beat any data that follows.
-            self.send_new_revocations(store)?;
-            let docs: Vec<DocumentId> = store
-                .log_since(self.record.acked_seq)?
-                .into_iter()
-                .map(|(seq, doc)| {
-                    self.pushed_seq = self.pushed_seq.max(seq);
-                    doc
-                })
-                .collect();
-            self.pushed_seq = self.pushed_seq.max(store.seq()?);
-            self.push_round(store, policy, now_ms, docs, true)?;
+            // The peer's Hello and its answer to the push that went with ours can come together.
+            self.initial_push(store, policy, now_ms, to_push.into_iter().collect())?;
         } else if !to_push.is_empty() {
             // Answers a Need (or a Have behind us): always a round, so the asker sees it end.
             self.push_round(store, policy, now_ms, to_push.into_iter().collect(), true)?;
@@ -708,6 +820,7 @@ impl Session {
         batch: &mut WriteBatch<'_>,
         round: u64,
         now_ms: i64,
+        answer_owed: bool,
     ) -> Result<(), SyncError> {
         let done: Vec<u64> = self.unacked.range(..=round).map(|(r, _)| *r).collect();
         if done.is_empty() {
@@ -736,7 +849,7 @@ impl Session {
                     remember(batch, &self.peer, &doc, heads, &mine, now_ms)?;
                 }
             }
-            if self.unacked.is_empty() {
+            if self.unacked.is_empty() && !answer_owed {
                 self.record.acked_seq = self.record.acked_seq.max(pending.seq);
             }
         }
@@ -751,8 +864,10 @@ impl Session {
         docs: Vec<DocumentId>,
         always_end_round: bool,
     ) -> Result<(), SyncError> {
-        let round = self.next_round;
+        let mut round = self.next_round;
         self.next_round += 1;
+        let mut mark = self.outbox.len();
+        let mut part_bytes = 0;
         let mut pending = PendingRound {
             seq: self.pushed_seq,
             pushed: Vec::new(),
@@ -819,7 +934,8 @@ impl Session {
             // Our own access log reaches a peer only from us (or through a base that got it from
             // us): when the peer's copy is unknown, sending it whole saves the round trip an
             // offer costs, and is the common case (a device handing its log to a base).
-            let ours_alone = matches!(&doc, DocumentId::Audit(node, _) if *node == store.actor());
+            let me = store.actor();
+            let ours_alone = matches!(&doc, DocumentId::Audit(node, _) if *node == me);
             let plan = store.with_doc(&doc, |d| {
                 let mine = d.head_hashes();
                 match known {
@@ -834,10 +950,14 @@ impl Session {
                     }
                     None => {
                         // Nothing known of the peer's copy. A small document is cheaper to send
-                        // whole (duplicates are harmless) than to offer and wait a round trip for.
+                        // whole (duplicates are harmless) than to offer and wait a round trip for;
+                        // so is one only this node wrote (a month's first entries, written
+                        // offline): the peer has it only if a third node passed it on.
                         let changes = d.hashed_changes_since(&[]);
                         let size: usize = changes.iter().map(|c| c.bytes.len()).sum();
-                        if size <= PUSH_UNKNOWN_BELOW_BYTES || ours_alone {
+                        let mine_alone = size <= PUSH_OWN_BELOW_BYTES
+                            && changes.iter().all(|c| c.actor == me.as_bytes());
+                        if size <= PUSH_UNKNOWN_BELOW_BYTES || ours_alone || mine_alone {
                             Push::Changes(changes, mine, Vec::new())
                         } else {
                             Push::Offer(mine)
@@ -848,9 +968,14 @@ impl Session {
             match plan {
                 None | Some(Push::Nothing) => {}
                 Some(Push::Changes(changes, mine, prior)) => {
+                    part_bytes += changes.iter().map(|c| c.bytes.len()).sum::<usize>();
                     self.send_changes(store, &doc, changes)?;
                     pending.pushed.push((doc, mine, prior));
                     sent_anything = true;
+                    if part_bytes >= ROUND_PART_BYTES {
+                        self.end_part(&mut pending, &mut round, &mut mark);
+                        part_bytes = 0;
+                    }
                 }
                 Some(Push::Offer(heads)) => {
                     self.offered.insert(doc.clone(), heads.clone());
@@ -880,9 +1005,26 @@ impl Session {
             round,
             seq: pending.seq,
         });
+        self.compress_since(mark);
         self.unacked.insert(round, pending);
         self.stats.rounds += 1;
         Ok(())
+    }
+
+    /// Ends a part of a large round: what was sent so far is acknowledged on its own (as round
+    /// `round`), so an interrupted transfer resumes after it; the round goes on as `round + 1`.
+    /// A part acknowledges documents, not a log position: only the round's last part does.
+    fn end_part(&mut self, pending: &mut PendingRound, round: &mut u64, mark: &mut usize) {
+        self.send(&Message::PartDone { round: *round });
+        self.compress_since(*mark);
+        let seq = pending.seq;
+        let mut part = std::mem::take(pending);
+        pending.seq = seq;
+        part.seq = self.record.acked_seq;
+        self.unacked.insert(*round, part);
+        *round = self.next_round;
+        self.next_round += 1;
+        *mark = self.outbox.len();
     }
 
     fn send_changes(
@@ -964,7 +1106,8 @@ impl Session {
     }
 
     fn query<'a>(&'a self, store: &'a Store, now_ms: i64) -> Option<ShareQuery<'a>> {
-        self.peer_grant.as_ref().map(|peer| ShareQuery {
+        let grant = self.peer_grant.as_ref().or(self.provisional_grant.as_ref());
+        grant.map(|peer| ShareQuery {
             store,
             now_ms,
             peer,
@@ -1134,6 +1277,7 @@ fn message_name(message: &Message) -> &'static str {
         Message::Need { .. } => "Need",
         Message::Decline { .. } => "Decline",
         Message::PushDone { .. } => "PushDone",
+        Message::PartDone { .. } => "PartDone",
         Message::Ack { .. } => "Ack",
         Message::Error { .. } => "Error",
     }

@@ -1,12 +1,24 @@
-//! The sync protocol's wire format, version 2 (version 1 had no certificates or signatures).
+//! The sync protocol's wire format, version 3 (version 1 had no certificates or signatures,
+//! version 2 no compression and no push inside the `Hello`).
 //!
 //! Every message travels in a frame: `u32` LE payload length, then the payload, whose first byte is
 //! the message tag. Integers inside payloads are LEB128 varints unless stated. Every length is
 //! bounded before anything is allocated, and every id is validated: the peer is hostile until each
 //! byte has been checked.
 //!
+//! Two frames carry other frames, and [`FrameDecoder`] unpacks both, so a session sees only plain
+//! messages:
+//! - a *compressed batch* (tag 14): the varint length of the frames it holds, then those frames
+//!   as one raw DEFLATE stream. A push round goes out as one batch: the author blocks, actor ids
+//!   and JSON keys that every change of a shift repeats cost their bytes once. Inflating is
+//!   bounded by the declared length, which may not exceed [`MAX_INFLATE_RATIO`] times the
+//!   compressed bytes nor [`MAX_FRAME_BYTES`]: a compression bomb costs little;
+//! - the `Hello`, whose fields may be followed by frames (a node's first push to a peer it knows,
+//!   sent with its `Hello` to save a round trip).
+//!
 //! **Stability rule:** the `Hello` message (tag 1, then the protocol version as `u16` LE) keeps this
-//! layout in every version, so two versions can always tell that they differ and say so.
+//! layout in every version, so two versions can always tell that they differ and say so: a node of
+//! another version reads no further than the version, whatever the `Hello` carries.
 
 use std::collections::VecDeque;
 
@@ -17,7 +29,7 @@ use crate::ids::{PatientId, StaffId};
 use crate::time::{Day, Month};
 
 /// The protocol version this build speaks.
-pub const PROTOCOL_VERSION: u16 = 2;
+pub const PROTOCOL_VERSION: u16 = 3;
 /// Largest frame accepted or sent (payload bytes).
 pub const MAX_FRAME_BYTES: usize = 8 * 1024 * 1024;
 /// Largest number of heads in one message (documents rarely have more than a few).
@@ -30,6 +42,13 @@ pub const MAX_ERROR_TEXT: usize = 1024;
 pub const MAX_CREDENTIAL_BYTES: usize = 8 * 1024;
 /// Largest number of certificates or revocations in one message.
 pub const MAX_CREDENTIALS: usize = 4096;
+/// Largest ratio of a compressed batch's frames to its compressed bytes. Real pushes compress
+/// 2–10×; the bound keeps what a peer can make us inflate within a small multiple of what it sent.
+pub const MAX_INFLATE_RATIO: usize = 64;
+/// The compressed batch's tag.
+const COMPRESSED_TAG: u8 = 14;
+/// Most frame bytes put in one compressed batch (a larger push goes as several).
+const MAX_BATCH_BYTES: usize = MAX_FRAME_BYTES / 2;
 
 /// An Automerge change with its author's signature of its hash.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -145,6 +164,12 @@ pub enum Message {
         /// The sender's log position.
         seq: u64,
     },
+    /// A part of a large push round: "everything sent so far is part `round`; acknowledge it, the
+    /// round goes on". The acknowledged parts of an interrupted round are not sent again.
+    PartDone {
+        /// Part number (shares the numbering of rounds).
+        round: u64,
+    },
     /// "Everything you sent up to round `round` is durably stored and answered."
     Ack {
         /// The round acknowledged.
@@ -189,7 +214,7 @@ pub fn encode(message: &Message) -> Vec<u8> {
             epoch,
             certificate,
         } => {
-            out.push(1);
+            out.push(HELLO_TAG);
             out.extend_from_slice(&version.to_le_bytes());
             out.extend_from_slice(epoch);
             put_bytes(&mut out, certificate);
@@ -229,6 +254,10 @@ pub fn encode(message: &Message) -> Vec<u8> {
         }
         Message::Ack { round } => {
             out.push(7);
+            put_varint(&mut out, *round);
+        }
+        Message::PartDone { round } => {
+            out.push(15);
             put_varint(&mut out, *round);
         }
         Message::Error { code, message } => {
@@ -313,6 +342,7 @@ pub fn decode(payload: &[u8]) -> Result<Message, DecodeError> {
             seq: r.varint()?,
         },
         7 => Message::Ack { round: r.varint()? },
+        15 => Message::PartDone { round: r.varint()? },
         8 => {
             let code = ErrorCode::from_u8(r.u8()?);
             let message = r.text()?;
@@ -334,6 +364,17 @@ pub struct FrameDecoder {
     frames: VecDeque<Vec<u8>>,
 }
 
+/// Where a frame was found: what it may be.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Place {
+    /// On the stream itself: anything.
+    Stream,
+    /// After a `Hello`'s fields: anything but another `Hello`.
+    InHello,
+    /// Inside a compressed batch: plain messages only.
+    InBatch,
+}
+
 impl FrameDecoder {
     /// Adds received bytes; complete frames become available from [`FrameDecoder::next_frame`].
     /// Each frame is copied out once; the bytes after the last complete frame are moved to the
@@ -343,22 +384,17 @@ impl FrameDecoder {
         self.buffer.extend_from_slice(bytes);
         let mut at = 0;
         let result = loop {
-            let rest = &self.buffer[at..];
-            let Some(header) = rest.get(..FRAME_HEADER_BYTES) else {
-                break Ok(());
-            };
-            let len = u32::from_le_bytes([header[0], header[1], header[2], header[3]]) as usize;
-            if len > MAX_FRAME_BYTES {
-                break Err(DecodeError::Oversized(len));
+            match frame_at(&self.buffer[at..]) {
+                Ok(Some(len)) => {
+                    let payload = self.buffer[at + FRAME_HEADER_BYTES..at + len].to_vec();
+                    at += len;
+                    if let Err(e) = self.accept(payload, Place::Stream) {
+                        break Err(e);
+                    }
+                }
+                Ok(None) => break Ok(()),
+                Err(e) => break Err(e),
             }
-            if len == 0 {
-                break Err(DecodeError::Invalid("empty frame"));
-            }
-            let Some(frame) = rest.get(FRAME_HEADER_BYTES..FRAME_HEADER_BYTES + len) else {
-                break Ok(());
-            };
-            self.frames.push_back(frame.to_vec());
-            at += FRAME_HEADER_BYTES + len;
         };
         self.buffer.drain(..at);
         result
@@ -368,6 +404,153 @@ impl FrameDecoder {
     pub fn next_frame(&mut self) -> Option<Vec<u8>> {
         self.frames.pop_front()
     }
+
+    /// Queues one frame's payload, unpacking the frames a `Hello` or a compressed batch holds.
+    fn accept(&mut self, payload: Vec<u8>, place: Place) -> Result<(), DecodeError> {
+        match (payload.first(), place) {
+            (Some(&COMPRESSED_TAG), Place::InBatch) => {
+                Err(DecodeError::Invalid("a compressed batch inside another"))
+            }
+            (Some(&COMPRESSED_TAG), _) => {
+                let frames = inflate(&payload[1..])?;
+                self.accept_all(&frames, Place::InBatch)
+            }
+            (Some(&HELLO_TAG), Place::Stream) => {
+                let end = hello_end(&payload)?;
+                let (hello, rest) = payload.split_at(end);
+                self.frames.push_back(hello.to_vec());
+                self.accept_all(rest, Place::InHello)
+            }
+            (Some(&HELLO_TAG), _) => Err(DecodeError::Invalid("a Hello inside another frame")),
+            _ => {
+                self.frames.push_back(payload);
+                Ok(())
+            }
+        }
+    }
+
+    /// Queues every frame of `bytes`, which must hold whole frames only.
+    fn accept_all(&mut self, mut bytes: &[u8], place: Place) -> Result<(), DecodeError> {
+        while !bytes.is_empty() {
+            let len = frame_at(bytes)?.ok_or(DecodeError::Truncated)?;
+            self.accept(bytes[FRAME_HEADER_BYTES..len].to_vec(), place)?;
+            bytes = &bytes[len..];
+        }
+        Ok(())
+    }
+}
+
+const HELLO_TAG: u8 = 1;
+
+/// The length (header included) of the complete frame at the start of `bytes`, `None` if it has
+/// not all arrived yet. Refuses an oversized or empty frame before it is buffered.
+fn frame_at(bytes: &[u8]) -> Result<Option<usize>, DecodeError> {
+    let Some(header) = bytes.first_chunk::<FRAME_HEADER_BYTES>() else {
+        return Ok(None);
+    };
+    let len = u32::from_le_bytes(*header) as usize;
+    if len > MAX_FRAME_BYTES {
+        return Err(DecodeError::Oversized(len));
+    }
+    if len == 0 {
+        return Err(DecodeError::Invalid("empty frame"));
+    }
+    Ok((bytes.len() >= FRAME_HEADER_BYTES + len).then_some(FRAME_HEADER_BYTES + len))
+}
+
+/// Where a `Hello`'s own fields end (what follows are frames). A `Hello` of another version
+/// ends at its version: it is read no further.
+fn hello_end(payload: &[u8]) -> Result<usize, DecodeError> {
+    let mut r = Reader(ByteReader::new(payload, 0));
+    r.u8()?;
+    if r.0.u16_le()? != PROTOCOL_VERSION {
+        return Ok(payload.len());
+    }
+    r.take(16)?;
+    r.bytes(MAX_CREDENTIAL_BYTES, "certificate length")?;
+    Ok(r.0.position())
+}
+
+/// Inflates a compressed batch's body: the declared length, then raw DEFLATE. Refuses a declared
+/// length beyond the bounds before inflating anything, and a stream that does not inflate to
+/// exactly that length.
+fn inflate(body: &[u8]) -> Result<Vec<u8>, DecodeError> {
+    use std::io::Read;
+    let mut r = Reader(ByteReader::new(body, 0));
+    let declared = r.bounded(MAX_FRAME_BYTES, "compressed batch length")?;
+    let compressed = &body[r.0.position()..];
+    if declared > compressed.len().saturating_mul(MAX_INFLATE_RATIO) + 1024 {
+        return Err(DecodeError::Invalid("compressed batch ratio"));
+    }
+    let mut out = Vec::with_capacity(declared);
+    flate2::read::DeflateDecoder::new(compressed)
+        .take(declared as u64 + 1)
+        .read_to_end(&mut out)
+        .map_err(|_| DecodeError::Invalid("compressed batch stream"))?;
+    if out.len() != declared {
+        return Err(DecodeError::Invalid("compressed batch length"));
+    }
+    Ok(out)
+}
+
+/// Packs consecutive `frames` into compressed batches where that saves bytes; frames too large
+/// for a batch, and batches that would not shrink, go as they are. The order is kept.
+pub fn compress(frames: Vec<Vec<u8>>) -> Vec<Vec<u8>> {
+    let mut out = Vec::new();
+    let mut batch: Vec<Vec<u8>> = Vec::new();
+    let mut batch_bytes = 0;
+    for frame in frames {
+        if batch_bytes + frame.len() > MAX_BATCH_BYTES && !batch.is_empty() {
+            out.extend(compress_batch(std::mem::take(&mut batch)));
+            batch_bytes = 0;
+        }
+        if frame.len() > MAX_BATCH_BYTES {
+            out.push(frame);
+            continue;
+        }
+        batch_bytes += frame.len();
+        batch.push(frame);
+    }
+    if !batch.is_empty() {
+        out.extend(compress_batch(batch));
+    }
+    out
+}
+
+fn compress_batch(frames: Vec<Vec<u8>>) -> Vec<Vec<u8>> {
+    use std::io::Write;
+    let raw: Vec<u8> = frames.concat();
+    let mut body = vec![0u8; FRAME_HEADER_BYTES];
+    body.push(COMPRESSED_TAG);
+    put_varint(&mut body, raw.len() as u64);
+    let mut encoder = flate2::write::DeflateEncoder::new(body, flate2::Compression::default());
+    // Writing to a Vec cannot fail.
+    let Ok(mut frame) = encoder.write_all(&raw).and_then(|()| encoder.finish()) else {
+        return frames;
+    };
+    if frame.len() >= raw.len() {
+        return frames;
+    }
+    let len = (frame.len() - FRAME_HEADER_BYTES) as u32;
+    frame[..FRAME_HEADER_BYTES].copy_from_slice(&len.to_le_bytes());
+    vec![frame]
+}
+
+/// Puts the first of `frames` (whole frames, in order) inside `hello`, an encoded `Hello` frame,
+/// after its fields, as many as fit in a frame: the receiver reads them as if they followed it.
+/// Returns the rest, to be sent after it.
+pub fn embed_in_hello(hello: &mut Vec<u8>, frames: Vec<Vec<u8>>) -> Vec<Vec<u8>> {
+    let mut rest = Vec::new();
+    for frame in frames {
+        if rest.is_empty() && hello.len() + frame.len() <= FRAME_HEADER_BYTES + MAX_FRAME_BYTES {
+            hello.extend_from_slice(&frame);
+        } else {
+            rest.push(frame);
+        }
+    }
+    let len = (hello.len() - FRAME_HEADER_BYTES) as u32;
+    hello[..FRAME_HEADER_BYTES].copy_from_slice(&len.to_le_bytes());
+    rest
 }
 
 fn put_varint(out: &mut Vec<u8>, mut value: u64) {
@@ -550,5 +733,141 @@ impl<'a> Reader<'a> {
             return Ok(DocumentId::Audit(node, m));
         }
         Err(DecodeError::Invalid("document kind"))
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)] // Tests fail loudly by design.
+mod tests {
+    use super::*;
+
+    fn decode_all(bytes: &[u8]) -> Result<Vec<Message>, DecodeError> {
+        let mut decoder = FrameDecoder::default();
+        decoder.push(bytes)?;
+        let mut out = Vec::new();
+        while let Some(frame) = decoder.next_frame() {
+            out.push(decode(&frame)?);
+        }
+        Ok(out)
+    }
+
+    fn hello() -> Message {
+        Message::Hello {
+            version: PROTOCOL_VERSION,
+            epoch: [7; 16],
+            certificate: vec![1; 300],
+        }
+    }
+
+    /// A push as a shift makes it: many changes repeating the same author block.
+    fn push() -> Vec<Message> {
+        let mut messages: Vec<Message> = (0..60u8)
+            .map(|i| Message::Changes {
+                doc: DocumentId::PatientRecord(PatientId::from_bytes([i; 8])),
+                changes: vec![SignedChange {
+                    bytes: format!(
+                        "{{\"author\":{{\"staff\":\"S1\",\"role\":\"nurse\"}},\"n\":{i}}}"
+                    )
+                    .repeat(8)
+                    .into_bytes(),
+                    signature: [i; 64],
+                }],
+            })
+            .collect();
+        messages.push(Message::PushDone { round: 0, seq: 9 });
+        messages
+    }
+
+    #[test]
+    fn a_compressed_batch_unpacks_to_its_messages_in_order_and_is_smaller() {
+        let frames: Vec<Vec<u8>> = push().iter().map(encode).collect();
+        let raw: usize = frames.iter().map(Vec::len).sum();
+        let packed = compress(frames);
+        assert_eq!(packed.len(), 1, "one batch");
+        assert!(
+            packed[0].len() * 3 < raw,
+            "{} of {raw} bytes",
+            packed[0].len()
+        );
+        assert_eq!(decode_all(&packed.concat()).unwrap(), push());
+    }
+
+    #[test]
+    fn frames_that_do_not_shrink_go_as_they_are() {
+        let frames = vec![encode(&Message::Ack { round: 3 })];
+        assert_eq!(compress(frames.clone()), frames);
+    }
+
+    #[test]
+    fn a_hello_carries_the_frames_that_follow_it() {
+        let mut frame = encode(&hello());
+        let rest = embed_in_hello(&mut frame, compress(push().iter().map(encode).collect()));
+        assert!(rest.is_empty());
+        let mut expected = vec![hello()];
+        expected.extend(push());
+        assert_eq!(decode_all(&frame).unwrap(), expected);
+    }
+
+    #[test]
+    fn a_hello_of_another_version_is_read_no_further_than_its_version() {
+        let mut frame = encode(&hello());
+        frame[5] = (PROTOCOL_VERSION + 1) as u8;
+        embed_in_hello(&mut frame, vec![vec![0xff; 40]]);
+        let messages = decode_all(&frame).unwrap();
+        assert!(
+            matches!(messages[..], [Message::Hello { version, .. }] if version == PROTOCOL_VERSION + 1),
+            "{messages:?}"
+        );
+    }
+
+    /// A batch frame declaring `declared` bytes, holding `body` deflated.
+    fn batch(declared: usize, body: &[u8]) -> Vec<u8> {
+        use std::io::Write;
+        let mut payload = vec![COMPRESSED_TAG];
+        put_varint(&mut payload, declared as u64);
+        let mut e = flate2::write::DeflateEncoder::new(payload, flate2::Compression::best());
+        e.write_all(body).unwrap();
+        let payload = e.finish().unwrap();
+        let mut frame = (payload.len() as u32).to_le_bytes().to_vec();
+        frame.extend(payload);
+        frame
+    }
+
+    #[test]
+    fn a_compression_bomb_is_refused_before_it_is_inflated() {
+        // 8 MiB of zeros deflate to about 8 KB: far beyond the ratio a push ever has.
+        let zeros = vec![0u8; MAX_FRAME_BYTES];
+        let bomb = batch(MAX_FRAME_BYTES, &zeros);
+        assert!(bomb.len() < 16 * 1024);
+        assert_eq!(
+            decode_all(&bomb).unwrap_err(),
+            DecodeError::Invalid("compressed batch ratio")
+        );
+        // A small declared length over a stream that inflates further stops at the length.
+        let liar = batch(100, &zeros[..1_000_000]);
+        assert_eq!(
+            decode_all(&liar).unwrap_err(),
+            DecodeError::Invalid("compressed batch length")
+        );
+    }
+
+    #[test]
+    fn batches_and_hellos_nest_nowhere() {
+        let inner = compress(push().iter().map(encode).collect()).concat();
+        assert_eq!(
+            decode_all(&batch(inner.len(), &inner)).unwrap_err(),
+            DecodeError::Invalid("a compressed batch inside another")
+        );
+        let hello = encode(&hello());
+        assert_eq!(
+            decode_all(&batch(hello.len(), &hello)).unwrap_err(),
+            DecodeError::Invalid("a Hello inside another frame")
+        );
+        let mut twice = encode(&self::hello());
+        embed_in_hello(&mut twice, vec![encode(&self::hello())]);
+        assert_eq!(
+            decode_all(&twice).unwrap_err(),
+            DecodeError::Invalid("a Hello inside another frame")
+        );
     }
 }

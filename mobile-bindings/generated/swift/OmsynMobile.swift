@@ -4128,7 +4128,7 @@ public enum NodeEvent: Equatable, Hashable {
          */task: CareTask
     )
     /**
-     * A session settled: both sides hold everything the other may have.
+     * Progress: a few times a second while a sync receives data, and when both sides hold everything.
      */
     case syncProgress(
         /**

@@ -125,6 +125,7 @@ pub async fn run(
     if let Some(mdns) = shared.net.mdns.clone() {
         tasks.spawn(discover_loop(shared.clone(), mdns));
     }
+    tasks.spawn(shared.net.clone().announce_address_changes());
     let accept = accept_loop(shared.clone(), slots);
     let revoked = revoked(&shared.on_revoked);
     tokio::pin!(accept);
@@ -217,15 +218,18 @@ async fn discover_loop(shared: Shared, mdns: iroh_mdns_address_lookup::MdnsAddre
     }
 }
 
-/// Keeps a live session with one peer, reconnecting with backoff.
+/// Keeps a live session with one peer, reconnecting with backoff. After a session that got
+/// going, however it ended (a phone walking out of the house), the next try comes after the
+/// shortest wait: the path may be back in a second. Only failures to connect back off further.
 pub async fn dial_loop(shared: Shared, id: iroh::EndpointId, peer: omsyn_core::NodeId) {
     let mut backoff = BACKOFF_START;
     loop {
-        match dial_once(&shared, id, peer, Mode::Live).await {
-            Ok(_) => backoff = BACKOFF_START,
-            Err(e) => {
-                info!(peer = %peer.short(), error = format!("{e:#}"), retry_in = ?backoff, "peer unreachable")
-            }
+        let (connected, result) = dial(&shared, id, peer, Mode::Live).await;
+        if connected {
+            backoff = BACKOFF_START;
+        }
+        if let Err(e) = result {
+            info!(peer = %peer.short(), error = format!("{e:#}"), retry_in = ?backoff, "peer unreachable")
         }
         tokio::time::sleep(backoff).await;
         backoff = (backoff * 2).min(BACKOFF_MAX);
@@ -246,14 +250,25 @@ pub async fn dial_once(
     peer: omsyn_core::NodeId,
     mode: Mode,
 ) -> Result<super::driver::Outcome> {
-    let conn = shared
-        .net
-        .endpoint
-        .connect(id, ALPN)
-        .await
-        .with_context(|| format!("connecting to {}", peer.short()))?;
-    let streams = conn.open_bi().await.context("opening the sync stream")?;
-    let result = shared.session(&conn, streams, peer, mode).await;
+    dial(shared, id, peer, mode).await.1
+}
+
+/// Connects to a peer and runs one session; says whether the connection was made.
+async fn dial(
+    shared: &Shared,
+    id: iroh::EndpointId,
+    peer: omsyn_core::NodeId,
+    mode: Mode,
+) -> (bool, Result<super::driver::Outcome>) {
+    let connected = shared.net.endpoint.connect(id, ALPN).await;
+    let conn = match connected.with_context(|| format!("connecting to {}", peer.short())) {
+        Ok(conn) => conn,
+        Err(e) => return (false, Err(e)),
+    };
+    let result = match conn.open_bi().await.context("opening the sync stream") {
+        Ok(streams) => shared.session(&conn, streams, peer, mode).await,
+        Err(e) => Err(e),
+    };
     conn.close(0u32.into(), b"done");
-    result
+    (true, result)
 }

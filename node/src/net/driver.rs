@@ -41,6 +41,8 @@ const READ_BUFFER_BYTES: usize = 256 * 1024;
 const LINGER: Duration = Duration::from_secs(2);
 /// How often an idle session re-checks the peer's certificate (expiry, revocation).
 const RECHECK: Duration = Duration::from_secs(1);
+/// Least time between two progress events of a session.
+const PROGRESS_EVERY: Duration = Duration::from_millis(250);
 
 /// Runs a session on `conn` until it ends. `opened` is the stream pair (opened or accepted).
 pub async fn drive(
@@ -55,10 +57,13 @@ pub async fn drive(
     let mut changed = shared.changed.clone();
     let policy: Arc<dyn SharePolicy> = Arc::new(repo.need_policy());
     let mut session = Session::new(peer, repo.store());
+    // A peer met before gets our first push with our Hello: one round trip less.
+    tokio::task::block_in_place(|| session.push_early(repo.store(), policy.as_ref(), now_ms()))?;
     let mut buf = vec![0u8; READ_BUFFER_BYTES];
     let mut recheck = tokio::time::interval(RECHECK);
     let revoked = super::daemon::revoked(&shared.on_revoked);
     tokio::pin!(revoked);
+    let mut progress = Progress::default();
     flush(&mut session, &mut send).await?;
     loop {
         tokio::select! {
@@ -79,6 +84,7 @@ pub async fn drive(
                 });
                 // Events first, even on error: a revocation of this node arrives with the refusal.
                 let events = drain_events(&mut session, shared, peer);
+                progress.tell(&session, shared, peer);
                 if let Err(e) = result {
                     return Err(end_with(e, &mut session, &mut send, conn, peer).await);
                 }
@@ -132,6 +138,27 @@ pub async fn drive(
     })
 }
 
+/// Tells subscribers how a session that is still catching up gets on, at most every
+/// [`PROGRESS_EVERY`] and only when something arrived.
+#[derive(Debug, Default)]
+struct Progress {
+    last: Option<Instant>,
+    received: u64,
+}
+
+impl Progress {
+    fn tell(&mut self, session: &Session, shared: &Shared, peer: NodeId) {
+        let stats = session.stats();
+        let due = self.last.is_none_or(|t| t.elapsed() >= PROGRESS_EVERY);
+        if session.is_caught_up() || stats.bytes_received == self.received || !due {
+            return;
+        }
+        self.last = Some(Instant::now());
+        self.received = stats.bytes_received;
+        shared.emit(NetEvent::Progress { peer, stats });
+    }
+}
+
 /// Ends a failed session: tells the peer why (the session queued the reason, and a revocation
 /// before it) and gives it a moment to read it, since closing the connection would drop unsent
 /// data; then logs.
@@ -171,7 +198,15 @@ fn handle_event(
     let p = peer.short();
     match event {
         SyncEvent::CaughtUp => {
-            info!(peer = %p, "caught up");
+            let s = session.stats();
+            info!(
+                peer = %p,
+                docs_sent = s.docs_sent,
+                change_bytes_sent = s.change_bytes_sent,
+                bytes_sent = s.bytes_sent,
+                bytes_received = s.bytes_received,
+                "caught up"
+            );
             shared.emit(NetEvent::CaughtUp {
                 peer,
                 stats: session.stats(),

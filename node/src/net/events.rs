@@ -40,6 +40,14 @@ pub enum NetEvent {
         /// Traffic so far in this session.
         stats: SyncStats,
     },
+    /// Traffic so far in a session still catching up (a long first sync), a few times a second
+    /// at most while data arrives.
+    Progress {
+        /// The peer.
+        peer: NodeId,
+        /// Traffic so far in this session.
+        stats: SyncStats,
+    },
     /// Changes were refused, by us (`by_peer == false`) or by the peer.
     Refused {
         /// The peer.

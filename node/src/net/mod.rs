@@ -3,6 +3,7 @@
 //! **Boundary:** this module is the only one that knows iroh. It converts iroh's `EndpointId` to
 //! omsyn-core's `NodeId` at the edge; the protocol itself lives in `omsyn_core::sync`.
 
+pub mod addrs;
 pub mod daemon;
 pub mod driver;
 pub mod events;
@@ -127,21 +128,61 @@ pub async fn bind(repo: &Repo, options: &NetOptions) -> Result<Net> {
 const KEEP_ALIVE: std::time::Duration = std::time::Duration::from_secs(3);
 const IDLE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
-fn transport_config() -> Result<iroh::endpoint::QuicTransportConfig> {
+/// The QUIC settings of every node's endpoint (and the benchmarks' baseline).
+pub fn transport_config() -> Result<iroh::endpoint::QuicTransportConfig> {
     let idle = iroh::endpoint::IdleTimeout::try_from(IDLE_TIMEOUT).context("idle timeout")?;
-    Ok(iroh::endpoint::QuicTransportConfig::builder()
+    let builder = iroh::endpoint::QuicTransportConfig::builder()
         .keep_alive_interval(KEEP_ALIVE)
         .max_idle_timeout(Some(idle))
-        .build())
+        .initial_rtt(initial_rtt());
+    Ok(match congestion()? {
+        Some(factory) => builder.congestion_controller_factory(factory),
+        None => builder,
+    }
+    .build())
+}
+
+/// The round trip assumed before one is measured: it sets how long a lost handshake packet
+/// waits to be sent again (about three times this). `OMSYN_INITIAL_RTT_MS` overrides it, for
+/// measuring (see BENCHMARKS.md).
+fn initial_rtt() -> std::time::Duration {
+    let ms = std::env::var("OMSYN_INITIAL_RTT_MS")
+        .ok()
+        .and_then(|v| v.parse().ok());
+    std::time::Duration::from_millis(ms.unwrap_or(INITIAL_RTT_MS))
+}
+
+/// QUIC's own default (RFC 9002).
+const INITIAL_RTT_MS: u64 = 333;
+
+type Congestion = std::sync::Arc<dyn noq_proto::congestion::ControllerFactory + Send + Sync>;
+
+/// The congestion controller, when `OMSYN_CONGESTION` names one other than QUIC's default
+/// (cubic): `newreno` or `bbr` — for measuring them on a given link (see BENCHMARKS.md).
+fn congestion() -> Result<Option<Congestion>> {
+    use noq_proto::congestion::{Bbr3Config, NewRenoConfig};
+    Ok(match std::env::var("OMSYN_CONGESTION").ok().as_deref() {
+        None | Some("" | "cubic") => None,
+        Some("newreno") => Some(std::sync::Arc::new(NewRenoConfig::default())),
+        Some("bbr") => Some(std::sync::Arc::new(Bbr3Config::default())),
+        Some(other) => anyhow::bail!("OMSYN_CONGESTION={other}: expected cubic, newreno or bbr"),
+    })
 }
 
 impl Net {
-    /// This node's ticket: its id, bound addresses and relay.
+    /// This node's ticket as of now: its id, the addresses another machine can dial it at (a
+    /// socket bound to every interface is named by each interface's address, read afresh), and
+    /// its relay.
     pub fn ticket(&self) -> Result<Ticket> {
         let addr = self.endpoint.addr();
+        let observed: Vec<SocketAddr> = addr.ip_addrs().copied().collect();
         Ok(Ticket {
             node: node_id(self.endpoint.id())?,
-            addrs: self.endpoint.bound_sockets(),
+            addrs: addrs::ticket_addrs(
+                &self.endpoint.bound_sockets(),
+                &addrs::interface_addrs(),
+                &observed,
+            ),
             relay: addr
                 .relay_urls()
                 .next()
@@ -149,6 +190,23 @@ impl Net {
                 .or_else(|| self.relay.clone())
                 .map(|u| u.to_string()),
         })
+    }
+
+    /// Logs the new ticket whenever this node's addresses change (an interface came up or went
+    /// away, the relay saw a new public address): peers given the old one may need the new one.
+    /// Runs until the endpoint is dropped.
+    pub async fn announce_address_changes(self) {
+        use iroh::Watcher;
+        use tokio_stream::StreamExt;
+        let mut last = self.ticket().ok();
+        let mut changes = self.endpoint.watch_addr().stream_updates_only();
+        while changes.next().await.is_some() {
+            let Ok(ticket) = self.ticket() else { continue };
+            if last.as_ref() != Some(&ticket) {
+                tracing::info!(%ticket, "this node's addresses changed");
+                last = Some(ticket);
+            }
+        }
     }
 
     /// Makes a ticket's addresses known to the endpoint, so the node can be dialled by id.

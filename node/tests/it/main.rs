@@ -3,6 +3,10 @@
 #![allow(clippy::unwrap_used)] // Tests fail loudly by design.
 
 mod cli;
+mod field;
+#[path = "../../src/lab.rs"]
+mod lab;
+mod netlab;
 mod network;
 mod raw_client;
 mod trust;

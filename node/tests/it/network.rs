@@ -2,23 +2,30 @@
 //! relay server, SIGKILL. Completion is observed through events (a process's output line, a
 //! one-shot `omsyn sync` returning when both sides are caught up), never through sleeps.
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 
 use serde_json::Value;
 
 use super::cli::{Node, str_of};
+use super::lab::Process;
+use super::netlab::Host;
 
-/// A running `omsyn run` (or `omsyn relay`), killed with SIGKILL when dropped.
-pub(crate) struct Daemon {
-    pub(crate) child: Child,
-    pub(crate) first_line: Value,
-    /// The daemon's log lines, read on a thread of their own so a wait can time out.
-    log: std::sync::mpsc::Receiver<String>,
+/// A running `omsyn run` (or `omsyn relay`, or `omsyn bench link`), killed with SIGKILL when
+/// dropped. Every wait on it fails the test after [`Process::PATIENCE`].
+pub(crate) struct Daemon(Process);
+
+impl std::ops::Deref for Daemon {
+    type Target = Process;
+    fn deref(&self) -> &Process {
+        &self.0
+    }
 }
 
-/// How long a test waits for a daemon to log what it is waiting for.
-const LOG_WAIT: std::time::Duration = std::time::Duration::from_secs(60);
+impl std::ops::DerefMut for Daemon {
+    fn deref_mut(&mut self) -> &mut Process {
+        &mut self.0
+    }
+}
 
 impl Daemon {
     pub(crate) fn spawn(args: &[&str]) -> Daemon {
@@ -27,34 +34,9 @@ impl Daemon {
         Daemon::start(command)
     }
 
-    fn start(mut command: Command) -> Daemon {
-        let mut child = command
-            .env("OMSYN_LOG", "info")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        let first_line =
-            serde_json::from_str(&line).unwrap_or_else(|e| panic!("daemon printed {line:?} ({e})"));
-        let stderr = BufReader::new(child.stderr.take().unwrap());
-        let (send, log) = std::sync::mpsc::channel();
-        // Ends when the daemon's stderr closes (it exited, or the test killed it).
-        std::thread::spawn(move || {
-            for line in stderr.lines().map_while(Result::ok) {
-                if send.send(line).is_err() {
-                    return;
-                }
-            }
-        });
-        Daemon {
-            child,
-            first_line,
-            log,
-        }
+    pub(crate) fn start(mut command: Command) -> Daemon {
+        command.env("OMSYN_LOG", "info");
+        Daemon(Process::start(command).unwrap())
     }
 
     pub(crate) fn run(node: &Node, extra: &[&str]) -> Daemon {
@@ -75,30 +57,20 @@ impl Daemon {
         str_of(&self.first_line, "ticket").to_owned()
     }
 
-    /// Blocks until the daemon logs a line containing `needle` (an event, not a timer), for at
-    /// most a minute.
-    pub(crate) fn wait_for_log(&mut self, needle: &str) {
-        let deadline = std::time::Instant::now() + LOG_WAIT;
-        loop {
-            let left = deadline.saturating_duration_since(std::time::Instant::now());
-            match self.log.recv_timeout(left) {
-                Ok(line) if line.contains(needle) => return,
-                Ok(_) => {}
-                Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
-                    panic!("the daemon logged no {needle:?} within {LOG_WAIT:?}")
-                }
-                Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {
-                    panic!("the daemon exited before logging {needle:?}")
-                }
-            }
-        }
+    /// Blocks until the daemon logs a line containing `needle` (an event, not a timer); returns
+    /// the line.
+    pub(crate) fn wait_for_log(&mut self, needle: &str) -> String {
+        self.0.wait_for_log(needle).unwrap().1
     }
-}
 
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+    /// The next JSON line on its stdout.
+    pub(crate) fn next_json(&mut self) -> Value {
+        self.0.next_json().unwrap()
+    }
+
+    /// Writes a line to its stdin.
+    pub(crate) fn say(&mut self, line: &str) {
+        self.0.say(line).unwrap();
     }
 }
 
@@ -268,6 +240,31 @@ fn a_nurse_killed_mid_sync_resumes_without_loss() {
 }
 
 #[test]
+fn a_first_sync_tells_its_progress_while_documents_arrive() {
+    let base = Node::admin_base("Base", "K1");
+    super::cli::populate(&base, 300);
+    let daemon = Daemon::run(&base, &[]);
+    let nurse = Node::new("nurse", "Kari", "S1");
+    base.enroll(&nurse);
+    let out = nurse.run(&sync_args(&daemon.ticket(), &["--progress"]));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let progress: Vec<&str> = stderr
+        .lines()
+        .filter(|l| l.starts_with("received "))
+        .collect();
+    assert!(!progress.is_empty(), "no progress shown: {stderr}");
+    assert!(
+        progress.iter().all(|l| l.contains(" documents, ")),
+        "{progress:?}"
+    );
+}
+
+#[test]
 fn a_peer_sending_garbage_is_disconnected_and_the_node_keeps_serving() {
     let base = Node::admin_base("Base", "K1");
     base.add_patient("Aud Moen", "S1");
@@ -379,54 +376,17 @@ fn the_demo_converges_and_reports_both_conflicts() {
     );
 }
 
-/// A network namespace of its own (root, iproute2): multicast on its loopback, nothing else.
-struct NetNs(String);
-
-impl NetNs {
-    fn new(name: &str) -> NetNs {
-        let ns = NetNs(format!("{name}-{}", std::process::id()));
-        ns.ip(&["netns", "add", &ns.0]);
-        for args in [
-            vec!["link", "set", "lo", "up"],
-            vec!["link", "set", "lo", "multicast", "on"],
-            vec!["route", "add", "224.0.0.0/4", "dev", "lo"],
-        ] {
-            let mut full = vec!["netns", "exec", &ns.0, "ip"];
-            full.extend(args);
-            ns.ip(&full);
-        }
-        ns
-    }
-
-    fn ip(&self, args: &[&str]) {
-        let status = Command::new("ip")
-            .args(args)
-            .status()
-            .expect("iproute2 `ip` is installed");
-        assert!(
-            status.success(),
-            "ip {args:?} failed (this test needs root)"
-        );
-    }
-
-    fn command(&self, args: &[&str]) -> Command {
-        let mut command = Command::new("ip");
-        command
-            .args(["netns", "exec", &self.0, env!("CARGO_BIN_EXE_omsyn")])
-            .args(args);
-        command
-    }
-}
-
-impl Drop for NetNs {
-    fn drop(&mut self) {
-        let _ = Command::new("ip").args(["netns", "del", &self.0]).status();
-    }
+/// A host of its own (a network namespace) with multicast on its loopback, nothing else.
+fn mdns_host() -> Host {
+    let host = Host::new("omsyn-mdns");
+    host.ip(&["link", "set", "lo", "multicast", "on"]);
+    host.ip(&["route", "add", "224.0.0.0/4", "dev", "lo"]);
+    host
 }
 
 #[test]
 fn two_nodes_find_each_other_by_mdns_with_no_peer_configured() {
-    let ns = NetNs::new("omsyn-mdns");
+    let ns = mdns_host();
     let base = Node::admin_base("Base", "K1");
     base.add_patient("Sigrid Berg", "S1");
     let nurse = Node::new("nurse", "Kari", "S1");

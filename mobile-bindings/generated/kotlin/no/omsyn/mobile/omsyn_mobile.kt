@@ -4730,7 +4730,7 @@ sealed class NodeEvent {
     }
     
     /**
-     * A session settled: both sides hold everything the other may have.
+     * Progress: a few times a second while a sync receives data, and when both sides hold everything.
      */
     data class SyncProgress(
         /**

@@ -1,0 +1,314 @@
+//! Nodes on machines of their own (network namespaces with real, non-loopback addresses), as in
+//! the field: tickets dialled from another machine, and a rural link — delay, loss, duplication,
+//! reordering, a path that dies — between a nurse's phone and the node she syncs with. Every
+//! wait ends in an event (a process's output or exit) or fails after [`super::lab::Process::PATIENCE`].
+
+use std::collections::BTreeSet;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use super::cli::{Node, str_of};
+use super::netlab::{Host, link, wire};
+
+/// A base with one patient in nurse S1's care team, and that nurse's phone, enrolled.
+fn base_and_nurse() -> (Node, String, Node) {
+    let base = Node::admin_base("Base", "K1");
+    let patient = base.add_patient("Turid Nilsen", "S1");
+    let nurse = Node::new("nurse", "Kari", "S1");
+    base.enroll(&nurse);
+    (base, patient, nurse)
+}
+
+fn assert_names_no_wildcard(ticket: &str) {
+    assert!(
+        !ticket.contains("0.0.0.0") && !ticket.contains("[::]"),
+        "a ticket names no address another machine cannot dial: {ticket}"
+    );
+}
+
+/// The base serves on `listen` in one host; the nurse, in another, syncs with the printed ticket.
+/// Returns the ticket.
+fn reached_by_printed_ticket(listen: &str) -> String {
+    let (home, phone) = (Host::new("omsyn-home"), Host::new("omsyn-phone"));
+    wire(
+        &home,
+        &["10.7.0.1/24", "fd00:7::1/64"],
+        &phone,
+        &["10.7.0.2/24", "fd00:7::2/64"],
+    );
+    let (base, _, nurse) = base_and_nurse();
+    let daemon = home.serve(&base, listen, &[]);
+    let ticket = daemon.ticket();
+    assert_names_no_wildcard(&ticket);
+    // Asked for later (forwarded to the daemon), the ticket is the same.
+    assert_eq!(str_of(&base.ok(&["ticket"]), "ticket"), ticket);
+    let summary = phone.ok(&nurse, &["sync", "--peer", &ticket, "--no-mdns"]);
+    assert_eq!(summary["caught_up"], true, "{summary}");
+    assert_eq!(nurse.ok(&["patient", "list"]).as_array().unwrap().len(), 1);
+    ticket
+}
+
+#[test]
+fn a_node_listening_on_every_ipv4_interface_is_reached_by_its_printed_ticket_from_another_host() {
+    let ticket = reached_by_printed_ticket("0.0.0.0:0");
+    assert!(ticket.contains("@10.7.0.1:"), "{ticket}");
+    assert!(
+        !ticket.contains("fd00"),
+        "an IPv4 socket is named by IPv4 addresses: {ticket}"
+    );
+}
+
+#[test]
+fn a_node_listening_on_every_ipv6_interface_is_reached_by_its_printed_ticket_from_another_host() {
+    let ticket = reached_by_printed_ticket("[::]:0");
+    assert!(ticket.contains("[fd00:7::1]:"), "{ticket}");
+    assert!(
+        !ticket.contains("10.7.0.1"),
+        "an IPv6-only socket: {ticket}"
+    );
+}
+
+#[test]
+fn a_ticket_follows_the_interfaces_that_come_up_after_the_node_started() {
+    let (home, phone) = (Host::new("omsyn-home"), Host::new("omsyn-phone"));
+    let (base, _, nurse) = base_and_nurse();
+    let daemon = home.serve(&base, "0.0.0.0:0", &[]);
+    // Only loopback so far: the node says so rather than naming nothing or 0.0.0.0.
+    let before = daemon.ticket();
+    assert!(before.contains("@127.0.0.1:"), "{before}");
+    // The home's Wi-Fi comes up.
+    wire(&home, &["10.8.0.1/24"], &phone, &["10.8.0.2/24"]);
+    let after = str_of(&base.ok(&["ticket"]), "ticket").to_owned();
+    assert!(after.contains("@10.8.0.1:"), "{after}");
+    assert!(
+        !after.contains("127.0.0.1"),
+        "loopback only when nothing else: {after}"
+    );
+    let summary = phone.ok(&nurse, &["sync", "--peer", &after, "--no-mdns"]);
+    assert_eq!(summary["caught_up"], true, "{summary}");
+}
+
+#[test]
+fn a_ticket_asked_for_without_a_running_node_names_the_ports_it_will_listen_on() {
+    let (base, _, _) = base_and_nurse();
+    let planned = base.ok(&[
+        "ticket",
+        "--listen",
+        "0.0.0.0:4433",
+        "--relay",
+        "http://relay.example:3340",
+    ]);
+    let ticket = str_of(&planned, "ticket");
+    assert_eq!(planned["served"], false);
+    assert_names_no_wildcard(ticket);
+    assert!(
+        ticket.ends_with("?relay=http://relay.example:3340"),
+        "{ticket}"
+    );
+    assert!(
+        ticket.len() < 300,
+        "short enough for a QR code: {} characters",
+        ticket.len()
+    );
+    // With no port known, the ticket is the id (and relay) alone.
+    let bare = base.ok(&["ticket"]);
+    assert!(!str_of(&bare, "ticket").contains('@'), "{bare}");
+}
+
+/// Writes `n` notes of about 110 characters on `node` (not running), one transaction each, as a
+/// nurse documents a shift offline.
+fn write_shift(node: &Node, patient: &str, n: usize, tag: &str) {
+    use rand::SeedableRng;
+    let mut rng = rand::rngs::StdRng::seed_from_u64(n as u64);
+    let repo = omsyn_core::Repo::open(node.path(), None, &mut rng).unwrap();
+    let patient = omsyn_core::ids::PatientId::parse(patient).unwrap();
+    let t = omsyn_core::Timestamp::parse("2026-11-23T09:00:00+01:00").unwrap();
+    for i in 0..n {
+        let text = format!(
+            "{tag} {i:02}: Pasienten i god form, tatt medisiner, spist frokost. Sår på venstre legg stelt, ingen tegn til infeksjon."
+        );
+        repo.add_note(t, &mut rng, &patient, None, t, &text)
+            .unwrap();
+    }
+}
+
+fn journal(node: &Node, patient: &str) -> Vec<Value> {
+    node.ok(&["show", "--patient", patient])["journal"]
+        .as_array()
+        .unwrap()
+        .clone()
+}
+
+/// Asserts that `node` holds exactly `n` entries of `tag`, each once.
+fn assert_holds_each_once(node: &Node, patient: &str, tag: &str, n: usize) {
+    let entries = journal(node, patient);
+    let texts: Vec<String> = entries
+        .iter()
+        .filter_map(|e| e["text"].as_str().or(e["body"]["text"].as_str()))
+        .filter(|t| t.starts_with(tag))
+        .map(str::to_owned)
+        .collect();
+    let distinct: BTreeSet<&String> = texts.iter().collect();
+    assert_eq!(texts.len(), n, "{tag}: {} entries", texts.len());
+    assert_eq!(distinct.len(), n, "{tag}: an entry is in the journal twice");
+    let ids: BTreeSet<&str> = entries.iter().filter_map(|e| e["id"].as_str()).collect();
+    assert_eq!(ids.len(), entries.len(), "an entry id appears twice");
+}
+
+/// A phone, a home (serving the base's data on 10.9.1.1:4433) and between them the link host,
+/// whose proxy is the phone's only way to the home: (home, link host, phone).
+fn rural_lab() -> (Host, Host, Host) {
+    let (home, middle, phone) = (
+        Host::new("omsyn-home"),
+        Host::new("omsyn-link"),
+        Host::new("omsyn-phone"),
+    );
+    wire(&home, &["10.9.1.1/24"], &middle, &["10.9.1.2/24"]);
+    wire(&middle, &["10.9.2.1/24"], &phone, &["10.9.2.2/24"]);
+    (home, middle, phone)
+}
+
+/// The ticket that reaches `node` through the proxy on the link host.
+fn via_proxy(node: &Node) -> String {
+    format!("omsyn1:{}@10.9.2.1:7000", node.id())
+}
+
+/// 150 ms each way (300 ms round trip), 10 % loss each way, some duplication and reordering, at
+/// 1 Mbit/s: a rural mobile link.
+const RURAL: [&str; 12] = [
+    "--delay-ms",
+    "150",
+    "--loss",
+    "0.1",
+    "--duplicate",
+    "0.02",
+    "--reorder",
+    "0.05",
+    "--rate-kbit",
+    "1000",
+    "--seed",
+    "14",
+];
+
+#[test]
+fn a_shift_crosses_a_lossy_duplicating_reordering_link_whole_and_once() {
+    let (home, middle, phone) = rural_lab();
+    let (base, patient, nurse) = base_and_nurse();
+    let _daemon = home.serve(&base, "10.9.1.1:4433", &[]);
+    let _link = link(&middle, "10.9.2.1:7000", "10.9.1.1:4433", &RURAL);
+    let ticket = via_proxy(&base);
+    // Morning: the phone takes her patients over the bad link.
+    let morning = phone.ok(&nurse, &["sync", "--peer", &ticket, "--no-mdns"]);
+    assert_eq!(morning["caught_up"], true, "{morning}");
+    // The shift, offline; meanwhile the base plans a second patient for her.
+    write_shift(&nurse, &patient, 60, "Vakt");
+    let second = base.add_patient("Egil Haugen", "S1");
+    let evening = phone.ok(&nurse, &["sync", "--peer", &ticket, "--no-mdns"]);
+    assert_eq!(evening["caught_up"], true, "{evening}");
+    // Nothing is sent twice: a second sync has nothing to send either way (before anyone reads,
+    // which the access log records and syncs).
+    let again = phone.ok(&nurse, &["sync", "--peer", &ticket, "--no-mdns"]);
+    assert_eq!(again["stats"]["change_bytes_sent"], 0, "{again}");
+    assert_eq!(again["stats"]["change_bytes_received"], 0, "{again}");
+    assert_holds_each_once(&base, &patient, "Vakt", 60);
+    assert_holds_each_once(&nurse, &patient, "Vakt", 60);
+    assert_eq!(
+        nurse.ok(&["show", "--patient", &second])["record"]["id"],
+        second.as_str()
+    );
+}
+
+/// The number a log line gives `field`.
+fn logged(line: &str, field: &str) -> u64 {
+    super::lab::logged(line, field).unwrap_or_else(|| panic!("no {field}=N in {line}"))
+}
+
+/// The link dies while the phone's live session pushes notes, and comes back: `wait` is what
+/// the phone's daemon logs before the path returns. Returns how long after the path came back the
+/// phone was caught up, and the bytes of changes its session had sent by then.
+fn outage(
+    link: &mut super::network::Daemon,
+    phone: &mut super::network::Daemon,
+    nurse: &Node,
+    patient: &str,
+    tag: &str,
+    wait: Option<&str>,
+) -> (Duration, u64) {
+    link.say("down");
+    assert_eq!(link.next_json()["path"], "down");
+    for i in 0..5 {
+        let text = format!("{tag} {i}");
+        nurse.ok(&["note", "add", "--patient", patient, "--text", &text]);
+    }
+    if let Some(event) = wait {
+        phone.wait_for_log(event);
+    }
+    link.say("up");
+    assert_eq!(link.next_json()["path"], "up");
+    let back = Instant::now();
+    let line = phone.wait_for_log("caught up");
+    (back.elapsed(), logged(&line, "change_bytes_sent"))
+}
+
+/// A long path without loss: what a dead path costs is the node's doing, not the luck of a lossy
+/// link's draw (the lossy link has its own test above).
+const LONG: [&str; 6] = ["--delay-ms", "150", "--rate-kbit", "1000", "--seed", "14"];
+
+#[test]
+fn a_path_that_dies_mid_sync_costs_seconds_once_it_is_back_and_resends_nothing_acknowledged() {
+    let (home, middle, phone) = rural_lab();
+    let (base, patient, nurse) = base_and_nurse();
+    let _daemon = home.serve(&base, "10.9.1.1:4433", &[]);
+    let mut link = link(&middle, "10.9.2.1:7000", "10.9.1.1:4433", &LONG);
+    let ticket = via_proxy(&base);
+    phone.ok(&nurse, &["sync", "--peer", &ticket, "--no-mdns"]);
+    write_shift(&nurse, &patient, 60, "Før");
+    let data = nurse.path().to_str().unwrap().to_owned();
+    let mut phone_daemon = phone.daemon(&[
+        "--json",
+        "--data",
+        &data,
+        "run",
+        "--no-mdns",
+        "--listen",
+        "10.9.2.2:0",
+        "--peer",
+        &ticket,
+    ]);
+    let first = phone_daemon.wait_for_log("caught up");
+    let shift_bytes = logged(&first, "change_bytes_sent");
+    assert_holds_each_once(&base, &patient, "Før", 60);
+    // A short outage (the nurse walks to the car and back): the connection lives through it.
+    let (short, sent) = outage(&mut link, &mut phone_daemon, &nurse, &patient, "Kort", None);
+    eprintln!("short outage: caught up {short:?} after the path came back");
+    assert!(
+        short < Duration::from_secs(5),
+        "caught up {short:?} after the path came back"
+    );
+    assert!(
+        sent - shift_bytes < shift_bytes / 4,
+        "only the new notes went: {sent} B"
+    );
+    // A long one: the connection died, and the phone reconnects.
+    let (long, resent) = outage(
+        &mut link,
+        &mut phone_daemon,
+        &nurse,
+        &patient,
+        "Lang",
+        Some("peer unreachable"),
+    );
+    eprintln!("long outage: caught up {long:?} after the path came back");
+    assert!(
+        long < Duration::from_secs(5),
+        "caught up {long:?} after the path came back"
+    );
+    assert!(
+        resent < shift_bytes / 4,
+        "a new session resends nothing acknowledged: {resent} B"
+    );
+    for (tag, n) in [("Før", 60), ("Kort", 5), ("Lang", 5)] {
+        assert_holds_each_once(&base, &patient, tag, n);
+    }
+}

@@ -1,0 +1,88 @@
+//! Hosts for tests where addressing matters (see `lab`, shared with `omsyn bench field`): these
+//! wrappers fail the test on any error.
+
+use std::process::Output;
+
+use serde_json::Value;
+
+use super::cli::Node;
+use super::lab;
+use super::network::Daemon;
+
+/// A network namespace; removed when dropped.
+pub(crate) struct Host(lab::Host);
+
+impl Host {
+    pub(crate) fn new(tag: &str) -> Host {
+        let program = std::path::Path::new(env!("CARGO_BIN_EXE_omsyn"));
+        Host(lab::Host::new(tag, program).unwrap())
+    }
+
+    /// Runs `ip` inside this host.
+    pub(crate) fn ip(&self, args: &[&str]) {
+        self.0.ip(args).unwrap();
+    }
+
+    /// `omsyn ARGS` inside this host.
+    pub(crate) fn command(&self, args: &[&str]) -> std::process::Command {
+        self.0.command(args)
+    }
+
+    /// `omsyn --json --data NODE ARGS` inside this host; asserts success.
+    pub(crate) fn ok(&self, node: &Node, args: &[&str]) -> Value {
+        let out = self.run(node, args);
+        assert!(
+            out.status.success(),
+            "omsyn {args:?} in {} failed: {}",
+            self.0.name,
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+            panic!(
+                "omsyn {args:?} printed no JSON ({e}): {}",
+                String::from_utf8_lossy(&out.stdout)
+            )
+        })
+    }
+
+    /// `omsyn --json --data NODE ARGS` inside this host, whatever its outcome.
+    pub(crate) fn run(&self, node: &Node, args: &[&str]) -> Output {
+        let mut all = vec!["--json", "--data", node.path().to_str().unwrap()];
+        all.extend_from_slice(args);
+        lab::output_within(self.command(&all), lab::Process::PATIENCE).unwrap()
+    }
+
+    /// Starts a long-running `omsyn` inside this host.
+    pub(crate) fn daemon(&self, args: &[&str]) -> Daemon {
+        Daemon::start(self.command(args))
+    }
+
+    /// `omsyn run` for `node` inside this host, listening on `listen`, with `extra` arguments.
+    pub(crate) fn serve(&self, node: &Node, listen: &str, extra: &[&str]) -> Daemon {
+        let data = node.path().to_str().unwrap();
+        let mut args = vec![
+            "--json",
+            "--data",
+            data,
+            "run",
+            "--no-mdns",
+            "--listen",
+            listen,
+        ];
+        args.extend_from_slice(extra);
+        self.daemon(&args)
+    }
+}
+
+/// Connects two hosts with a veth pair and gives each end its addresses (CIDR).
+pub(crate) fn wire(a: &Host, a_addrs: &[&str], b: &Host, b_addrs: &[&str]) {
+    lab::wire(&a.0, a_addrs, &b.0, b_addrs).unwrap();
+}
+
+/// The bad link: `omsyn bench link` inside `host`, listening on `listen` and forwarding to `to`,
+/// with `impairment` (its flags, e.g. `["--loss", "0.1"]`). Commands go to it with `say`.
+pub(crate) fn link(host: &Host, listen: &str, to: &str, impairment: &[&str]) -> Daemon {
+    let mut args = vec!["--json", "bench", "link", "--listen", listen, "--to", to];
+    args.extend_from_slice(impairment);
+    host.daemon(&args)
+}
