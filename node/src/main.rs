@@ -8,6 +8,7 @@
 mod output;
 
 mod bench;
+mod bench_plan;
 mod bench_report;
 mod bench_sync;
 mod cli;
@@ -15,6 +16,7 @@ mod commands;
 mod control;
 mod demo;
 mod http;
+mod plan_suggest;
 mod serve;
 mod tasks;
 mod trust;
