@@ -7,10 +7,11 @@
 //! with time windows, shifts and multiple tours) and hands its routes back to core, which repairs
 //! and checks them like any other plan before anyone sees them.
 //!
-//! **Boundary:** only this crate knows vrp-core; its types never leave [`vrp`]. It is a crate of
+//! **Boundary:** only this crate knows vrp-core; its types never leave `vrp.rs`. It is a crate of
 //! its own because vrp-core runs its search on rayon threads and reads the clock for its
 //! telemetry, which `omsyn-core` never does. The search runs on a dedicated single-thread pool,
-//! so the same input and seed give the same suggestion.
+//! so the same input and seed give the same suggestion. A panic inside vrp-core is contained:
+//! the greedy plan stands in, and the suggestion says so.
 
 #![deny(missing_docs)]
 
@@ -19,13 +20,30 @@ mod vrp;
 
 use std::collections::BTreeMap;
 
-use omsyn_core::planning::{Plan, PlanError, PlanInput, Problem, Suggestion, greedy, outcome};
+use omsyn_core::planning::{
+    Plan, PlanError, PlanInput, Planner, Problem, Suggestion, greedy, outcome,
+};
 
-/// The day's suggestion: the solver's routes, repaired, checked and explained by core.
+/// The day's suggestion: the solver's routes, repaired, checked and explained by core. Should
+/// the solver fail, the greedy plan's, with a note saying why.
 pub fn suggest(input: PlanInput) -> Result<Suggestion, PlanError> {
     let p = Problem::new(input)?;
-    let plan = solve(&p)?;
-    Ok(outcome::suggestion(&p, plan, &BTreeMap::new()))
+    match solve(&p) {
+        Ok(plan) => Ok(outcome::suggestion(
+            &p,
+            plan,
+            &BTreeMap::new(),
+            Planner::Solver,
+        )),
+        Err(e) => {
+            let mut s =
+                outcome::suggestion(&p, greedy::plan(&p), &BTreeMap::new(), Planner::Greedy);
+            s.notes.push(format!(
+                "{e}; the greedy planner's suggestion is shown instead"
+            ));
+            Ok(s)
+        }
+    }
 }
 
 /// The solver's routes for a problem, before core's repair: vrp-core's best solution within the
@@ -34,7 +52,17 @@ pub fn suggest(input: PlanInput) -> Result<Suggestion, PlanError> {
 pub fn solve(p: &Problem) -> Result<Plan, PlanError> {
     let movable = p.visits.iter().any(|v| !v.fixed);
     let mut plan = if movable && !p.staff.is_empty() {
-        vrp::solve(p)?
+        // vrp-core asserts its invariants with panics; one must not take the node down.
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| vrp::solve(p))).map_err(
+            |panic| {
+                let what = panic
+                    .downcast_ref::<String>()
+                    .map(String::as_str)
+                    .or_else(|| panic.downcast_ref::<&str>().copied())
+                    .unwrap_or("a panic");
+                PlanError::Solver(format!("vrp-core stopped: {what}"))
+            },
+        )??
     } else {
         Plan::empty(p)
     };

@@ -142,7 +142,7 @@ fn initial_solution(
             .start
             .as_ref()
             .map_or(NOWHERE, |start| start.location);
-        for (i, &v) in plan.routes[s].iter().enumerate() {
+        for &v in &plan.routes[s] {
             let Some(job) = by_visit[v].get(used[v]) else {
                 continue;
             };
@@ -164,7 +164,7 @@ fn initial_solution(
                     job: Some(job.to_single().clone()),
                     commute: None,
                 },
-                i + 1,
+                tour.job_activity_count() + 1,
             );
         }
         if tour.has_jobs() {
@@ -213,7 +213,13 @@ fn jobs(p: &Problem, origin: i64) -> Result<(Vec<Job>, Vec<Vec<Job>>), PlanError
     let mut by_visit = Vec::with_capacity(p.visits.len());
     for (v, visit) in p.visits.iter().enumerate() {
         let mut halves = Vec::new();
-        for half in 0..visit.staff_needed {
+        // A fixed visit takes the time of each of its staff on shift, whatever it needed.
+        let staff = if visit.fixed {
+            visit.current.len()
+        } else {
+            visit.staff_needed
+        };
+        for half in 0..staff {
             let place = JobPlaceBuilder::default()
                 .location(location(visit.location))
                 .duration(visit.duration as Float)

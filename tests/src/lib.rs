@@ -3,6 +3,7 @@
 
 #![allow(clippy::unwrap_used)] // Test helpers fail loudly by design.
 
+pub mod planday;
 pub mod sim;
 
 use omsyn_core::docs::Heads;

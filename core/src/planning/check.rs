@@ -4,8 +4,9 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use super::model::{Figures, Violation};
-use super::problem::Problem;
+use super::PlanError;
+use super::model::{Figures, PlanInput, Suggestion, Violation};
+use super::problem::{Problem, minutes};
 use crate::ids::StaffId;
 
 /// A visit as a plan has it: who goes, and when it starts (minutes since the epoch).
@@ -209,4 +210,70 @@ pub fn changes(p: &Problem, plan: &[Assigned]) -> usize {
             now != before || a.start != p.visits[a.visit].planned
         })
         .count()
+}
+
+/// Every hard rule a suggestion breaks, checked from what it shows the coordinator (its routes
+/// and its unplaced list) against `input`, independently of how it was made. A suggestion that
+/// loses a visit, places one twice, or lists a placed visit as unplaced is an error.
+pub fn suggestion_violations(
+    input: &PlanInput,
+    suggestion: &Suggestion,
+) -> Result<Vec<Violation>, PlanError> {
+    let p = Problem::new(input.clone())?;
+    let mut plan: Vec<Assigned> = (0..p.visits.len())
+        .map(|v| Assigned {
+            visit: v,
+            staff: Vec::new(),
+            start: p.visits[v].planned,
+        })
+        .collect();
+    let mut starts: BTreeMap<usize, BTreeSet<i64>> = BTreeMap::new();
+    for route in &suggestion.routes {
+        for stop in &route.stops {
+            let v = p.visit_index(&stop.visit).ok_or_else(|| {
+                PlanError::Invalid(format!(
+                    "the suggestion routes unknown visit {}",
+                    stop.visit
+                ))
+            })?;
+            plan[v].staff.push(route.staff.clone());
+            plan[v].start = minutes(&stop.start);
+            starts.entry(v).or_default().insert(plan[v].start);
+        }
+    }
+    let mut out = violations(&p, &plan);
+    for (v, at) in starts {
+        if at.len() > 1 {
+            // The two staff of a double-staffed visit would not arrive together.
+            out.push(Violation::DoubleStaffing {
+                visit: p.input.visits[v].id.clone(),
+            });
+        }
+    }
+    let unplaced: BTreeSet<_> = suggestion.unplaced.iter().map(|u| &u.visit).collect();
+    for (a, visit) in plan.iter().zip(&p.input.visits) {
+        if visit.fixed {
+            // A fact: routed with whoever of its staff is on shift, never unplaced.
+            continue;
+        }
+        let listed = unplaced.contains(&visit.id);
+        match (a.staff.is_empty(), listed) {
+            (true, false) => {
+                return Err(PlanError::Invalid(format!(
+                    "visit {} is neither routed nor listed as unplaced",
+                    visit.id
+                )));
+            }
+            (false, true) => {
+                return Err(PlanError::Invalid(format!(
+                    "visit {} is routed and listed as unplaced",
+                    visit.id
+                )));
+            }
+            _ => {}
+        }
+    }
+    out.sort();
+    out.dedup();
+    Ok(out)
 }

@@ -89,12 +89,15 @@ pub fn gather(repo: &Repo, options: &GatherOptions) -> Result<PlanInput, PlanErr
     };
     if let Some(zone) = &options.zone
         && visits.is_empty()
-        && staff.is_empty()
     {
-        return Err(PlanError::Invalid(format!(
-            "no visits and no staff in zone {zone:?} on {day}; zones held: {}",
-            zones_held(repo)?.join(", ")
-        )));
+        // No visits: an unknown zone (a typo) is an error, a quiet day in a known one is not.
+        let held = zones_held(repo)?;
+        if !held.contains(zone) {
+            return Err(PlanError::Invalid(format!(
+                "no patient of this node is in zone {zone:?}; zones held: {}",
+                held.join(", ")
+            )));
+        }
     }
     let history = history(repo, day, patients.keys())?;
     Ok(PlanInput {
@@ -104,6 +107,7 @@ pub fn gather(repo: &Repo, options: &GatherOptions) -> Result<PlanInput, PlanErr
         visits,
         staff,
         history,
+        not_before: options.frozen_before,
         policy: options.policy.clone(),
     })
 }

@@ -38,6 +38,7 @@ use std::collections::BTreeMap;
 
 pub use model::*;
 pub use problem::Problem;
+pub use replan::disrupted;
 pub use solution::Plan;
 
 /// Why no suggestion could be made.
@@ -60,7 +61,12 @@ pub enum PlanError {
 pub fn suggest_greedy(input: PlanInput) -> Result<Suggestion, PlanError> {
     let p = Problem::new(input)?;
     let plan = greedy::plan(&p);
-    Ok(outcome::suggestion(&p, plan, &BTreeMap::new()))
+    Ok(outcome::suggestion(
+        &p,
+        plan,
+        &BTreeMap::new(),
+        Planner::Greedy,
+    ))
 }
 
 /// The smallest set of moves that answers `disruption` (see [`replan`]).
@@ -70,6 +76,7 @@ pub fn suggest_replan(input: PlanInput, disruption: &Disruption) -> Result<Sugge
         &replanned.problem,
         replanned.plan,
         &replanned.reasons,
+        Planner::Replan,
     ))
 }
 

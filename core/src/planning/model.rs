@@ -333,6 +333,9 @@ pub struct PlanInput {
     pub staff: Vec<PlanStaff>,
     /// Recent visits (28 days up to the day before), for continuity.
     pub history: Vec<PastVisit>,
+    /// Nothing that is not fixed starts before this: the time planning starts from (now,
+    /// when the day has begun; the sick call, when replanning).
+    pub not_before: Option<Timestamp>,
     /// The coordinator's settings.
     pub policy: Policy,
 }
@@ -664,6 +667,20 @@ impl Figures {
     }
 }
 
+/// Which planner made a suggestion.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Planner {
+    /// The solver (vrp-core), searching from the greedy plan.
+    Solver,
+    /// The greedy planner.
+    Greedy,
+    /// Replanning after a sick call or an overrun: the fewest moves.
+    Replan,
+    /// Nobody: the plan as it stands.
+    AsItStands,
+}
+
 /// The planner's answer: a suggestion the coordinator accepts, in part or whole, or not.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Suggestion {
@@ -671,6 +688,11 @@ pub struct Suggestion {
     pub day: Day,
     /// The zone.
     pub zone: Option<String>,
+    /// Who made it.
+    pub planner: Planner,
+    /// What the coordinator should know about how it was made (a solver that failed and the
+    /// greedy planner standing in for it).
+    pub notes: Vec<String>,
     /// The objectives in the order used.
     pub objectives: Vec<Objective>,
     /// One route per staff member on shift, in route order.

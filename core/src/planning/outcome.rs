@@ -5,7 +5,8 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use super::check::{self, Assigned};
-use super::model::{Move, Reason, Route, Stop, Suggestion, Unplaced, Violation};
+use super::greedy;
+use super::model::{Move, Planner, Reason, Route, Stop, Suggestion, Unplaced, Violation};
 use super::problem::Problem;
 use super::route::{legs, schedule};
 use super::solution::{Plan, why_unplaced};
@@ -14,7 +15,12 @@ use crate::ids::StaffId;
 
 /// The suggestion `plan` makes, after repairing it so that no hard rule is broken. `extra`
 /// holds reasons the caller knows for moving a visit (a sick call, an overrun).
-pub fn suggestion(p: &Problem, mut plan: Plan, extra: &BTreeMap<usize, Vec<Reason>>) -> Suggestion {
+pub fn suggestion(
+    p: &Problem,
+    mut plan: Plan,
+    extra: &BTreeMap<usize, Vec<Reason>>,
+    planner: Planner,
+) -> Suggestion {
     plan.repair(p);
     let after = plan.assignments(p);
     let before = check::current_plan(p);
@@ -32,16 +38,13 @@ pub fn suggestion(p: &Problem, mut plan: Plan, extra: &BTreeMap<usize, Vec<Reaso
     let unplaced = plan
         .unplaced(p)
         .into_iter()
-        .map(|v| Unplaced {
-            visit: p.input.visits[v].id.clone(),
-            patient: p.input.visits[v].patient.clone(),
-            start: p.input.visits[v].start,
-            why: why_unplaced(p, &plan, v),
-        })
+        .map(|v| unplaced(p, &plan, v))
         .collect();
     Suggestion {
         day: p.input.day,
         zone: p.input.zone.clone(),
+        planner,
+        notes: Vec::new(),
         objectives: p.input.policy.objectives.clone(),
         routes: routes(p, &plan),
         moves,
@@ -61,8 +64,8 @@ pub fn suggestion(p: &Problem, mut plan: Plan, extra: &BTreeMap<usize, Vec<Reaso
 }
 
 /// The plan as it stands, as a suggestion that changes nothing: its routes (each staff
-/// member's visits by planned start, off-shift staff included), the rules it breaks, its
-/// figures. What the work list's own assignment is measured by.
+/// member's visits by planned start, off-shift staff included), the visits nobody is assigned
+/// to, the rules it breaks, its figures. What the work list's own assignment is measured by.
 pub fn as_it_stands(p: &Problem) -> Suggestion {
     let before = check::current_plan(p);
     let figures = check::figures(p, &before);
@@ -91,18 +94,35 @@ pub fn as_it_stands(p: &Problem) -> Suggestion {
             }
         })
         .collect();
+    let routed = greedy::current_routes(p);
+    let unplaced = before
+        .iter()
+        .filter(|a| a.staff.is_empty() && !p.visits[a.visit].fixed)
+        .map(|a| unplaced(p, &routed, a.visit))
+        .collect();
     Suggestion {
         day: p.input.day,
         zone: p.input.zone.clone(),
+        planner: Planner::AsItStands,
+        notes: Vec::new(),
         objectives: p.input.policy.objectives.clone(),
         routes,
         moves: Vec::new(),
-        unplaced: Vec::new(),
+        unplaced,
         current_violations: check::violations(p, &before),
         before: figures.clone(),
         after: figures,
         homes_without_position: 0,
         kept: p.visits.iter().filter(|v| v.fixed).count(),
+    }
+}
+
+fn unplaced(p: &Problem, plan: &Plan, v: usize) -> Unplaced {
+    Unplaced {
+        visit: p.input.visits[v].id.clone(),
+        patient: p.input.visits[v].patient.clone(),
+        start: p.input.visits[v].start,
+        why: why_unplaced(p, plan, v),
     }
 }
 

@@ -134,23 +134,36 @@ impl Problem {
                 ))
             })?;
             let planned = minutes(&v.start);
-            let tolerance = if v.fixed || v.staff_needed == 2 {
+            // Two staff assigned by the coordinator are a double-staffed visit, whatever its
+            // tiltak say (as the day's plan would show it).
+            let staff_needed = if v.fixed {
+                v.staff_needed
+            } else {
+                v.staff_needed
+                    .max(u8::try_from(v.current.len()).unwrap_or(2))
+            };
+            let tolerance = if v.fixed || staff_needed == 2 {
                 0
             } else {
                 i64::from(input.policy.tolerance_min)
+            };
+            // A planned visit never moves into the time already gone.
+            let not_before = match (&input.not_before, v.fixed) {
+                (Some(t), false) => minutes(t),
+                _ => i64::MIN,
             };
             visits.push(VisitSpec {
                 patient,
                 planned,
                 duration: minutes(&v.end) - planned,
-                earliest: planned - tolerance,
+                earliest: (planned - tolerance).max(not_before),
                 latest: planned + tolerance,
                 location: match v.kind {
                     VisitKind::Physical => patients[patient].location,
                     VisitKind::Digital => None,
                 },
                 needs_authorised: v.needs_authorised,
-                staff_needed: usize::from(v.staff_needed),
+                staff_needed: usize::from(staff_needed),
                 current: v
                     .current
                     .iter()

@@ -27,11 +27,8 @@ pub struct Replanned {
 }
 
 /// The plan as it stands repaired around `disruption`, with the fewest moves.
-pub fn replan(mut input: PlanInput, disruption: &Disruption) -> Result<Replanned, PlanError> {
-    let (from, reason) = apply(&mut input, disruption)?;
-    for v in &mut input.visits {
-        v.fixed |= v.start < from;
-    }
+pub fn replan(input: PlanInput, disruption: &Disruption) -> Result<Replanned, PlanError> {
+    let (mut input, reason) = disrupted(input, disruption)?;
     // Fewest changes first: the rest of the day stays as it was sent out.
     input.policy.objectives.retain(|o| *o != Objective::Changes);
     input.policy.objectives.insert(0, Objective::Changes);
@@ -63,8 +60,10 @@ pub fn replan(mut input: PlanInput, disruption: &Disruption) -> Result<Replanned
         }
         // The greedy choice puts fewest changes first, so a remaining staff member of a
         // double-staffed visit is chosen again when free.
-        if !place(&p, &mut plan, v, &[]) {
-            make_room(&p, &mut plan, v);
+        if !place(&p, &mut plan, v, &[])
+            && let Some(w) = make_room(&mut p, &mut plan, v, &windows)
+        {
+            reasons.entry(w).or_insert_with(|| vec![Reason::MakesRoom]);
         }
     }
     Ok(Replanned {
@@ -72,6 +71,21 @@ pub fn replan(mut input: PlanInput, disruption: &Disruption) -> Result<Replanned
         plan,
         reasons,
     })
+}
+
+/// The day after `disruption`: the sick staff member's shift cut (or gone), the overrunning visit
+/// longer, and every visit before the disruption kept as it is; and why a visit it displaces
+/// moves.
+pub fn disrupted(
+    mut input: PlanInput,
+    disruption: &Disruption,
+) -> Result<(PlanInput, Reason), PlanError> {
+    let (from, reason) = apply(&mut input, disruption)?;
+    for v in &mut input.visits {
+        v.fixed |= v.start < from;
+    }
+    input.not_before = Some(input.not_before.map_or(from, |t| t.max(from)));
+    Ok((input, reason))
 }
 
 /// Applies the disruption to the input; returns from when the day is replanned, and the reason
@@ -122,13 +136,15 @@ fn apply(input: &mut PlanInput, disruption: &Disruption) -> Result<(Timestamp, R
     }
 }
 
-/// Places visit `v` by moving one other (planned, single-staffed) visit from an able staff
-/// member's route to a third staff member; returns whether it worked.
-fn make_room(p: &Problem, plan: &mut Plan, v: usize) -> bool {
+/// Places visit `v` by moving one other (planned, single-staffed) visit out of its way: later
+/// on the same route within its tolerance, or to another staff member; returns the visit moved
+/// if it worked. The visit moved may move in time, so its window is its own again.
+fn make_room(p: &mut Problem, plan: &mut Plan, v: usize, windows: &[(i64, i64)]) -> Option<usize> {
     if p.visits[v].staff_needed != 1 {
-        return false;
+        return None;
     }
-    for s in (0..p.staff.len()).filter(|&s| p.eligible(v, s)) {
+    let able: Vec<usize> = (0..p.staff.len()).filter(|&s| p.eligible(v, s)).collect();
+    for s in able {
         for i in 0..plan.routes[s].len() {
             let w = plan.routes[s][i];
             if p.visits[w].fixed || p.visits[w].staff_needed != 1 {
@@ -142,11 +158,14 @@ fn make_room(p: &Problem, plan: &mut Plan, v: usize) -> bool {
             let mut trial = plan.clone();
             trial.routes[s] = without;
             trial.routes[s].insert(position, v);
-            if place(p, &mut trial, w, &[s]) {
+            let pinned = (p.visits[w].earliest, p.visits[w].latest);
+            (p.visits[w].earliest, p.visits[w].latest) = windows[w];
+            if place(p, &mut trial, w, &[]) {
                 *plan = trial;
-                return true;
+                return Some(w);
             }
+            (p.visits[w].earliest, p.visits[w].latest) = pinned;
         }
     }
-    false
+    None
 }

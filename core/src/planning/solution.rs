@@ -26,20 +26,23 @@ impl Plan {
         self.routes.iter().filter(|r| r.contains(&v)).count()
     }
 
-    /// Makes every route obey the hard rules: a route that cannot be timed keeps the visits
-    /// that fit (fixed ones first, then by planned start), a visit on a staff member who may
-    /// not do it is taken off, and a visit with fewer staff than it needs is taken off every
-    /// route. What is taken off is unplaced.
+    /// Makes every route obey the hard rules: a route that cannot be timed keeps its fixed
+    /// visits (facts) and the planned ones that fit around them, by planned start; a planned
+    /// visit on a staff member who may not do it is taken off; and a planned visit with fewer
+    /// staff than it needs is taken off every route. What is taken off is unplaced.
     pub fn repair(&mut self, p: &Problem) {
         for (s, route) in self.routes.iter_mut().enumerate() {
-            route.retain(|&v| p.eligible(v, s));
+            // A fact stays whoever it was with; a planned visit only with staff who may do it.
+            route.retain(|&v| p.visits[v].fixed || p.eligible(v, s));
             if schedule(p, s, route).is_some() {
                 continue;
             }
-            let mut order = route.clone();
-            order.sort_by_key(|&v| (!p.visits[v].fixed, p.visits[v].planned, v));
-            route.clear();
-            for v in order {
+            let mut planned = route.clone();
+            planned.retain(|&v| !p.visits[v].fixed);
+            planned.sort_by_key(|&v| (p.visits[v].planned, v));
+            route.retain(|&v| p.visits[v].fixed);
+            route.sort_by_key(|&v| (p.visits[v].planned, v));
+            for v in planned {
                 if let Some((position, _)) = best_insertion(p, s, route, v) {
                     route.insert(position, v);
                 }
@@ -49,7 +52,7 @@ impl Plan {
             let short: Vec<usize> = (0..p.visits.len())
                 .filter(|&v| {
                     let n = self.staff_count(v);
-                    n > 0 && n < p.visits[v].staff_needed
+                    !p.visits[v].fixed && n > 0 && n < p.visits[v].staff_needed
                 })
                 .collect();
             if short.is_empty() {
@@ -82,7 +85,7 @@ impl Plan {
         out
     }
 
-    /// Visits on fewer routes than they need.
+    /// Visits on fewer routes than they need (fixed ones are facts, never unplaced).
     pub fn unplaced(&self, p: &Problem) -> Vec<usize> {
         let mut count = vec![0usize; p.visits.len()];
         for route in &self.routes {
@@ -91,7 +94,7 @@ impl Plan {
             }
         }
         (0..p.visits.len())
-            .filter(|&v| count[v] < p.visits[v].staff_needed)
+            .filter(|&v| !p.visits[v].fixed && count[v] < p.visits[v].staff_needed)
             .collect()
     }
 }

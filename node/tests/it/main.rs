@@ -4,5 +4,6 @@
 
 mod cli;
 mod network;
+mod plan;
 mod raw_client;
 mod trust;
