@@ -266,7 +266,7 @@ pub(crate) enum PatientCmd {
         /// The patient
         #[arg(long)]
         patient: String,
-        /// name, national-id, address, access-note, phone, zone or gp
+        /// name, national-id, address, access-note, phone, zone, gp or location (LAT,LON)
         #[arg(long)]
         field: String,
         /// The new value
@@ -411,7 +411,7 @@ pub(crate) struct SuggestArgs {
     /// The solver's search effort
     #[arg(long, default_value_t = omsyn_core::planning::DEFAULT_GENERATIONS)]
     pub(crate) generations: u32,
-    /// Seed for the solver: the same plan, settings and seed give the same suggestion
+    /// Seed for the solver's random choices
     #[arg(long, default_value_t = 1)]
     pub(crate) seed: u64,
     /// Use the greedy planner instead of the solver (instant; the baseline)

@@ -13,7 +13,7 @@ use omsyn_core::planning::gather::{GatherOptions, gather, parse_shifts};
 use omsyn_core::planning::{
     Disruption, Objective, Policy, RoadMatrix, Suggestion, suggest_greedy, suggest_replan,
 };
-use omsyn_core::{Day, Repo, Timestamp};
+use omsyn_core::{Day, Repo, Role, Timestamp};
 use rand::RngCore;
 use serde::Deserialize;
 use serde_json::json;
@@ -211,6 +211,10 @@ pub(crate) fn suggest(
     request: &SuggestRequest,
     now: Timestamp,
 ) -> Result<(Suggestion, GatherOptions)> {
+    let role = repo.profile().role;
+    if role != Role::Base {
+        bail!("the planning assistant runs at a base: a {role} node holds only its own work list");
+    }
     let options = request.options(repo, now)?;
     let disruption = request.disruption(options.day, day_offset(repo, options.day)?, now)?;
     repo.log_read(
@@ -297,6 +301,9 @@ fn text(
             f.load_min.0,
             f.load_min.1
         );
+    }
+    for note in &s.notes {
+        let _ = writeln!(out, "note: {note}");
     }
     if !s.before.violations.is_empty() {
         let rules: Vec<String> = s

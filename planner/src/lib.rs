@@ -9,9 +9,11 @@
 //!
 //! **Boundary:** only this crate knows vrp-core; its types never leave `vrp.rs`. It is a crate of
 //! its own because vrp-core runs its search on rayon threads and reads the clock for its
-//! telemetry, which `omsyn-core` never does. The search runs on a dedicated single-thread pool,
-//! so the same input and seed give the same suggestion. A panic inside vrp-core is contained:
-//! the greedy plan stands in, and the suggestion says so.
+//! telemetry, which `omsyn-core` never does. The search runs on a dedicated single-thread pool
+//! with a seeded random source and without the operators that stop by the clock, so the machine's
+//! load does not change the plan (vrp-core's address-keyed hash maps still let two runs differ
+//! slightly). A panic inside vrp-core is contained: the greedy plan stands in, and the suggestion
+//! says so.
 
 #![deny(missing_docs)]
 

@@ -27,8 +27,10 @@ use vrp_core::models::solution::{Activity, Place as ActivityPlace, Registry, Rou
 use vrp_core::models::{Goal, Problem as VrpProblem};
 use vrp_core::prelude::*;
 use vrp_core::rosomaxa::evolution::TelemetryMode;
+use vrp_core::rosomaxa::hyper::StaticSelective;
 use vrp_core::rosomaxa::utils::Parallelism;
-use vrp_core::solver::get_static_heuristic;
+use vrp_core::solver::search::*;
+use vrp_core::solver::{TargetHeuristic, TargetSearchOperator, create_scalar_operator_probability};
 
 use crate::random::SeededRandom;
 
@@ -89,9 +91,7 @@ fn solve_on_this_thread(p: &Arc<Problem>) -> Result<Plan, PlanError> {
         Arc::new(|_: &str| {}),
         false,
     ));
-    // The static heuristic: the dynamic one weighs its operators by how long they took, which
-    // would make the result depend on the machine's load.
-    let heuristic = Box::new(get_static_heuristic(problem.clone(), environment.clone()));
+    let heuristic = heuristic(&problem, &environment);
     // The search starts from the greedy plan: building vrp-core's own initial solutions over
     // a whole zone (hundreds of visits on routes of twenty-odd) costs more than the search.
     // When fewest changes come first (the plan was sent out), it starts from the plan as it
@@ -117,6 +117,107 @@ fn solve_on_this_thread(p: &Arc<Problem>) -> Result<Plan, PlanError> {
         .map_err(solver_error)?;
     let solution = Solver::new(problem, config).solve().map_err(solver_error)?;
     Ok(plan_of(p, &solution))
+}
+
+/// vrp-core's search, made repeatable: its ruin-and-recreate and local search operators, chosen
+/// with fixed probabilities (its static heuristic). Left out are the operators that bound
+/// themselves by the wall clock (the swap-star exchange, the decomposing search), and its
+/// dynamic heuristic, which weighs operators by their measured time: with either, the machine's
+/// load would change the suggestion. The weights follow vrp-core's own defaults.
+fn heuristic(problem: &Arc<VrpProblem>, environment: &Arc<Environment>) -> TargetHeuristic {
+    let random = environment.random.clone();
+    let limits = RemovalLimits::new(problem.as_ref());
+    let few = RemovalLimits {
+        removed_activities_range: 2..(limits.removed_activities_range.end / 3).max(8),
+        affected_routes_range: 1..2,
+    };
+    let extra: (Arc<dyn Ruin>, Float) = (Arc::new(RandomJobRemoval::new(few)), 0.1);
+    let ruin = Arc::new(WeightedRuin::new(vec![
+        (
+            vec![
+                (
+                    Arc::new(AdjustedStringRemoval::new_with_defaults(limits.clone())),
+                    1.,
+                ),
+                extra.clone(),
+            ],
+            100,
+        ),
+        (
+            vec![
+                (Arc::new(NeighbourRemoval::new(limits.clone())), 1.),
+                extra.clone(),
+            ],
+            10,
+        ),
+        (
+            vec![
+                (Arc::new(WorstJobRemoval::new(4, limits.clone())), 1.),
+                extra.clone(),
+            ],
+            10,
+        ),
+        (
+            vec![
+                (Arc::new(RandomRouteRemoval::new(limits.clone())), 1.),
+                extra.clone(),
+            ],
+            1,
+        ),
+        (
+            vec![(Arc::new(RandomJobRemoval::new(limits)), 1.), extra],
+            1,
+        ),
+    ]));
+    let recreate: Arc<dyn Recreate> = Arc::new(WeightedRecreate::new(vec![
+        (
+            Arc::new(RecreateWithSkipBest::new(1, 2, random.clone())),
+            50,
+        ),
+        (Arc::new(RecreateWithRegret::new(2, 3, random.clone())), 20),
+        (Arc::new(RecreateWithCheapest::new(random.clone())), 20),
+        (
+            Arc::new(RecreateWithPerturbation::new_with_defaults(random.clone())),
+            10,
+        ),
+        (Arc::new(RecreateWithGaps::new(2, 20, random.clone())), 5),
+        (
+            Arc::new(RecreateWithBlinks::new_with_defaults(random.clone())),
+            5,
+        ),
+    ]));
+    let local: TargetSearchOperator =
+        Arc::new(LocalSearch::new(Arc::new(CompositeLocalOperator::new(
+            vec![
+                (Arc::new(ExchangeInterRouteBest::default()), 100),
+                (Arc::new(ExchangeSequence::default()), 100),
+                (Arc::new(ExchangeInterRouteRandom::default()), 30),
+                (Arc::new(ExchangeIntraRouteRandom::default()), 30),
+            ],
+            1,
+            2,
+        ))));
+    let ruin_recreate: TargetSearchOperator = Arc::new(WeightedHeuristicOperator::new(
+        vec![
+            Arc::new(RuinAndRecreate::new(ruin, recreate.clone())),
+            local.clone(),
+        ],
+        vec![100, 10],
+    ));
+    let diversify = Arc::new(WeightedHeuristicOperator::new(
+        vec![Arc::new(RedistributeSearch::new(recreate)), local.clone()],
+        vec![10, 2],
+    ));
+    Box::new(StaticSelective::new(
+        vec![
+            (
+                ruin_recreate,
+                create_scalar_operator_probability(1., random.clone()),
+            ),
+            (local, create_scalar_operator_probability(0.05, random)),
+        ],
+        vec![diversify],
+    ))
 }
 
 /// A plan as vrp-core's starting solution: each staff member's visits in route order, a
@@ -298,7 +399,10 @@ fn goal(
         create_duration_balanced_feature("balance").map_err(solver_error)?,
         FeatureBuilder::default()
             .with_name("changes")
-            .with_objective(Changes { p: p.clone() })
+            .with_objective(Changes {
+                p: p.clone(),
+                with_times: p.input.policy.objectives.first() == Some(&Objective::Changes),
+            })
             .build()
             .map_err(solver_error)?,
     ];
@@ -493,6 +597,9 @@ impl FeatureState for PairingsState {
 
 struct Changes {
     p: Arc<Problem>,
+    /// Whether time changes count too: when fewest changes come first (timing every route in
+    /// every fitness costs a tenth of the search, wasted when changes only break ties).
+    with_times: bool,
 }
 
 impl Changes {
@@ -537,7 +644,12 @@ impl FeatureObjective for Changes {
             .filter_map(|r| staff_of(r.route()).map(|s| (r.route(), s)))
             .map(|(route, s)| {
                 let staff: Cost = route.tour.jobs().map(|j| self.cost(j, s)).sum();
-                staff + self.moved_in_time(route, s)
+                let times = if self.with_times {
+                    self.moved_in_time(route, s)
+                } else {
+                    0.0
+                };
+                staff + times
             })
             .sum()
     }

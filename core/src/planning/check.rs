@@ -20,15 +20,24 @@ pub struct Assigned {
     pub start: i64,
 }
 
-/// The plan as it stands: every visit with its current staff at its planned time.
-pub fn current_plan(p: &Problem) -> Vec<Assigned> {
+/// Every visit at its planned time with nobody assigned: where plans are built up from.
+pub fn unstaffed(p: &Problem) -> Vec<Assigned> {
     (0..p.visits.len())
         .map(|v| Assigned {
             visit: v,
-            staff: p.current_staff(v).to_vec(),
+            staff: Vec::new(),
             start: p.visits[v].planned,
         })
         .collect()
+}
+
+/// The plan as it stands: every visit with its current staff at its planned time.
+pub fn current_plan(p: &Problem) -> Vec<Assigned> {
+    let mut plan = unstaffed(p);
+    for a in &mut plan {
+        a.staff = p.current_staff(a.visit).to_vec();
+    }
+    plan
 }
 
 /// Every hard rule `plan` breaks, sorted. Fixed visits (under way or documented) are facts, not
@@ -220,13 +229,7 @@ pub fn suggestion_violations(
     suggestion: &Suggestion,
 ) -> Result<Vec<Violation>, PlanError> {
     let p = Problem::new(input.clone())?;
-    let mut plan: Vec<Assigned> = (0..p.visits.len())
-        .map(|v| Assigned {
-            visit: v,
-            staff: Vec::new(),
-            start: p.visits[v].planned,
-        })
-        .collect();
+    let mut plan = unstaffed(&p);
     let mut starts: BTreeMap<usize, BTreeSet<i64>> = BTreeMap::new();
     for route in &suggestion.routes {
         for stop in &route.stops {

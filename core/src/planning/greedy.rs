@@ -10,11 +10,7 @@ use super::solution::Plan;
 /// A day planned greedily: fixed visits stay with their staff, then every other visit, earliest
 /// first (double-staffed ones first at equal times), goes to the best able staff member free.
 pub fn plan(p: &Problem) -> Plan {
-    let mut plan = Plan::empty(p);
-    keep_fixed(p, &mut plan);
-    let mut order: Vec<usize> = (0..p.visits.len())
-        .filter(|&v| !p.visits[v].fixed)
-        .collect();
+    let (mut plan, mut order) = facts_and_the_rest(p);
     order.sort_by_key(|&v| {
         let visit = &p.visits[v];
         (visit.earliest, std::cmp::Reverse(visit.staff_needed), v)
@@ -25,13 +21,19 @@ pub fn plan(p: &Problem) -> Plan {
     plan
 }
 
-/// The plan as it stands as routes: each on-shift staff member's visits by planned start.
-pub fn current_routes(p: &Problem) -> Plan {
+/// A plan holding the fixed visits with their staff, and the other visits (in index order).
+fn facts_and_the_rest(p: &Problem) -> (Plan, Vec<usize>) {
     let mut plan = Plan::empty(p);
     keep_fixed(p, &mut plan);
-    let mut order: Vec<usize> = (0..p.visits.len())
+    let rest = (0..p.visits.len())
         .filter(|&v| !p.visits[v].fixed)
         .collect();
+    (plan, rest)
+}
+
+/// The plan as it stands as routes: each on-shift staff member's visits by planned start.
+pub fn current_routes(p: &Problem) -> Plan {
+    let (mut plan, mut order) = facts_and_the_rest(p);
     order.sort_by_key(|&v| (p.visits[v].planned, v));
     for v in order {
         for &s in &p.visits[v].current {

@@ -214,7 +214,7 @@ pub struct Policy {
     pub tolerance_min: u32,
     /// Road travel times, used instead of straight lines where given.
     pub road: RoadMatrix,
-    /// Seed for the solver's random choices: the same input and seed give the same suggestion.
+    /// Seed for the solver's random choices.
     pub seed: u64,
     /// How long the solver searches, in generations (more: better, slower).
     pub generations: u32,

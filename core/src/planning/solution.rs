@@ -67,13 +67,7 @@ impl Plan {
     /// Every visit with its staff and start; visits on no route have no staff. The plan must
     /// have been repaired (every route can be timed).
     pub fn assignments(&self, p: &Problem) -> Vec<Assigned> {
-        let mut out: Vec<Assigned> = (0..p.visits.len())
-            .map(|v| Assigned {
-                visit: v,
-                staff: Vec::new(),
-                start: p.visits[v].planned,
-            })
-            .collect();
+        let mut out = super::check::unstaffed(p);
         for (s, route) in self.routes.iter().enumerate() {
             // A repaired route always has a schedule; an empty one stands for a broken route.
             let starts = schedule(p, s, route).unwrap_or_default();

@@ -89,7 +89,8 @@ fn day() -> (Node, tempfile::TempDir, String) {
     (base, files, shifts)
 }
 
-fn suggest(base: &Node, shifts: &str, extra: &[&str]) -> Value {
+/// `plan suggest` for the day in Sone 1 with the shift list, and `extra`.
+fn suggest_args<'a>(shifts: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
     let mut args = vec![
         "plan",
         "suggest",
@@ -103,7 +104,11 @@ fn suggest(base: &Node, shifts: &str, extra: &[&str]) -> Value {
         "20",
     ];
     args.extend_from_slice(extra);
-    base.ok(&args)
+    args
+}
+
+fn suggest(base: &Node, shifts: &str, extra: &[&str]) -> Value {
+    base.ok(&suggest_args(shifts, extra))
 }
 
 fn staff_on(base: &Node) -> Vec<(String, Vec<String>)> {
@@ -159,19 +164,7 @@ fn a_suggestion_is_a_diff_that_changes_nothing_until_it_is_accepted() {
     assert_eq!(staff_on(&base), before, "a suggestion writes nothing");
 
     // The terminal shows the same diff, in words.
-    let out = base.run(&[
-        "plan",
-        "suggest",
-        "--date",
-        DAY,
-        "--zone",
-        "Sone 1",
-        "--shifts",
-        &shifts,
-        "--generations",
-        "20",
-        "--routes",
-    ]);
+    let out = base.run(&suggest_args(&shifts, &["--routes"]));
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(
         out.status.success(),
@@ -277,27 +270,21 @@ fn a_patients_location_is_set_checked_and_shown() {
     let (base, _files, _) = day();
     let patients = base.ok(&["patient", "list"]);
     let p = str_of(&patients[0], "patient").to_owned();
-    let err = base.fails(&[
-        "patient",
-        "set",
-        "--patient",
-        &p,
-        "--field",
-        "location",
-        "--value",
-        "95,10",
-    ]);
+    let set = |value: &'static str| -> Vec<&str> {
+        vec![
+            "patient",
+            "set",
+            "--patient",
+            &p,
+            "--field",
+            "location",
+            "--value",
+            value,
+        ]
+    };
+    let err = base.fails(&set("95,10"));
     assert!(err.contains("LAT,LON"), "{err}");
-    base.ok(&[
-        "patient",
-        "set",
-        "--patient",
-        &p,
-        "--field",
-        "location",
-        "--value",
-        "59.9139,10.7522",
-    ]);
+    base.ok(&set("59.9139,10.7522"));
     let shown = base.ok(&["show", "--patient", &p]);
     let fields = shown["record"]["fields"].as_array().unwrap();
     assert!(
@@ -306,4 +293,11 @@ fn a_patients_location_is_set_checked_and_shown() {
             .any(|f| f[0] == "location" && f[1] == "59.91390,10.75220"),
         "{fields:?}"
     );
+}
+
+#[test]
+fn only_a_base_plans() {
+    let nurse = Node::new("nurse", "Kari Nordmann", "N1");
+    let err = nurse.fails(&["plan", "suggest", "--date", DAY]);
+    assert!(err.contains("runs at a base"), "{err}");
 }

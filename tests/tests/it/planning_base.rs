@@ -5,7 +5,7 @@
 use omsyn_core::docs::plan::{NewVisit, VisitChange, VisitKind};
 use omsyn_core::docs::record::PatientField;
 use omsyn_core::ids::{PatientId, StaffId, TiltakId, VisitId};
-use omsyn_core::planning::accept::accept;
+use omsyn_core::planning::accept::{Accepted, accept};
 use omsyn_core::planning::gather::{GatherOptions, ShiftLine, gather};
 use omsyn_core::planning::{Move, PlanError, Policy, Reason, suggest_greedy};
 use omsyn_core::repo::NewTiltak;
@@ -180,14 +180,7 @@ fn an_accepted_suggestion_is_written_signed_logged_and_reaches_the_nurse() {
         b.node.repo.visit(&b.visit).unwrap().1.staff,
         vec![staff("H1")]
     );
-    let accepted = accept(
-        &b.node.repo,
-        at("06:40"),
-        &mut b.node.rng,
-        &options(),
-        &suggestion.moves,
-    )
-    .unwrap();
+    let accepted = accept_at_0640(&mut b, &suggestion.moves).unwrap();
     assert_eq!(accepted.reassigned, 1);
     let (_, visit) = b.node.repo.visit(&b.visit).unwrap();
     assert_eq!(visit.staff, vec![staff("N1")]);
@@ -227,14 +220,7 @@ fn a_move_made_stale_by_a_later_change_is_refused_and_nothing_is_written() {
         )
         .unwrap();
     let before = snapshot(&b.node.repo);
-    let err = accept(
-        &b.node.repo,
-        at("06:40"),
-        &mut b.node.rng,
-        &options(),
-        &suggestion.moves,
-    )
-    .unwrap_err();
+    let err = accept_at_0640(&mut b, &suggestion.moves).unwrap_err();
     assert!(
         matches!(&err, PlanError::Invalid(m) if m.contains("changed since the suggestion")),
         "{err}"
@@ -246,53 +232,47 @@ fn a_move_made_stale_by_a_later_change_is_refused_and_nothing_is_written() {
     );
 }
 
-#[test]
-fn accepting_a_move_that_needs_another_is_refused_with_the_rule_it_would_break() {
-    let mut b = base("N1");
-    let second = plan(&mut b.node, &b.patient, &b.insulin, "09:05", &[]);
-    // Giving the 09:05 visit to N1 alone puts N1 in two visits at once.
-    let lone = Move {
-        visit: second.clone(),
-        patient: b.patient.clone(),
+/// Accepts `moves` at the base at 06:40, with Sone 1's shift list.
+fn accept_at_0640(b: &mut Base, moves: &[Move]) -> Result<Accepted, PlanError> {
+    accept(
+        &b.node.repo,
+        at("06:40"),
+        &mut b.node.rng,
+        &options(),
+        moves,
+    )
+}
+
+/// Visit `visit` of `patient`, unassigned at 09:05, to N1 at 09:05.
+fn to_n1_at_0905(visit: &VisitId, patient: &PatientId) -> Move {
+    Move {
+        visit: visit.clone(),
+        patient: patient.clone(),
         from: vec![],
         to: vec![staff("N1")],
         start_before: at("09:05"),
         start_after: at("09:05"),
         reasons: vec![],
-    };
+    }
+}
+
+#[test]
+fn accepting_a_move_that_needs_another_is_refused_with_the_rule_it_would_break() {
+    let mut b = base("N1");
+    let second = plan(&mut b.node, &b.patient, &b.insulin, "09:05", &[]);
+    // Giving the 09:05 visit to N1 alone puts N1 in two visits at once.
+    let lone = to_n1_at_0905(&second, &b.patient);
     let before = snapshot(&b.node.repo);
-    let err = accept(
-        &b.node.repo,
-        at("06:40"),
-        &mut b.node.rng,
-        &options(),
-        &[lone],
-    )
-    .unwrap_err();
+    let err = accept_at_0640(&mut b, &[lone]).unwrap_err();
     assert!(err.to_string().contains("cannot get from"), "{err}");
     assert_eq!(snapshot(&b.node.repo), before);
     // A move into another day, or of a visit twice, is refused too.
     let elsewhere = Move {
         start_before: Timestamp::parse("2026-11-24T09:05:00+01:00").unwrap(),
         visit: VisitId::parse("v-0000000000000000").unwrap(),
-        ..Move {
-            visit: second.clone(),
-            patient: b.patient.clone(),
-            from: vec![],
-            to: vec![staff("N1")],
-            start_before: at("09:05"),
-            start_after: at("09:05"),
-            reasons: vec![],
-        }
+        ..to_n1_at_0905(&second, &b.patient)
     };
-    let err = accept(
-        &b.node.repo,
-        at("06:40"),
-        &mut b.node.rng,
-        &options(),
-        &[elsewhere],
-    )
-    .unwrap_err();
+    let err = accept_at_0640(&mut b, &[elsewhere]).unwrap_err();
     assert!(
         err.to_string().contains("not planned on 2026-11-23"),
         "{err}"
