@@ -168,20 +168,7 @@ fn parse_row(fields: &[String], offset_secs: i32, columns: usize) -> Result<Row,
         "" => None,
         s => Some(StaffId::parse(s).map_err(|e| e.to_string())?),
     };
-    let position = match fields.get(COLUMNS.len()..).unwrap_or_default() {
-        [lat, lon] if !(lat.trim().is_empty() && lon.trim().is_empty()) => {
-            let degrees = |name: &str, v: &str| {
-                v.trim()
-                    .parse::<f64>()
-                    .map_err(|_| format!("{name} must be decimal degrees, not {v:?}"))
-            };
-            Some(
-                Position::new(degrees("lat", lat)?, degrees("lon", lon)?)
-                    .map_err(|e| e.to_string())?,
-            )
-        }
-        _ => None,
-    };
+    let position = position(fields.get(COLUMNS.len()..).unwrap_or_default())?;
     Ok(Row {
         zone: f("zone").to_owned(),
         staff,
@@ -198,6 +185,24 @@ fn parse_row(fields: &[String], offset_secs: i32, columns: usize) -> Result<Row,
         double_staffed: yes_no("double_staffed")?,
         position,
     })
+}
+
+/// The home's position from the optional `lat;lon` fields (both empty: none).
+fn position(fields: &[String]) -> Result<Option<Position>, String> {
+    let [lat, lon] = fields else {
+        return Ok(None);
+    };
+    if lat.trim().is_empty() && lon.trim().is_empty() {
+        return Ok(None);
+    }
+    let degrees = |name: &str, v: &str| {
+        v.trim()
+            .parse::<f64>()
+            .map_err(|_| format!("{name} must be decimal degrees, not {v:?}"))
+    };
+    Position::new(degrees("lat", lat)?, degrees("lon", lon)?)
+        .map(Some)
+        .map_err(|e| e.to_string())
 }
 
 fn parse(text: &str, offset_secs: i32) -> Result<Vec<Row>, WorklistError> {

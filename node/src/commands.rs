@@ -690,7 +690,7 @@ fn show(repo: &Repo, json: bool, patient: &PatientId) -> Result<()> {
     Ok(())
 }
 
-fn staff_list(staff: &[StaffId]) -> String {
+pub(crate) fn staff_list(staff: &[StaffId]) -> String {
     if staff.is_empty() {
         "(unassigned)".into()
     } else {

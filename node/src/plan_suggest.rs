@@ -19,7 +19,7 @@ use serde::Deserialize;
 use serde_json::json;
 
 use crate::cli::SuggestArgs;
-use crate::commands::{now, read_input};
+use crate::commands::{now, read_input, staff_list};
 use crate::output::emit;
 
 /// What the coordinator asks for; files already read. The dashboard posts it as JSON.
@@ -277,72 +277,8 @@ fn text(
     accepted: Option<&Accepted>,
 ) -> String {
     let name = |p: &PatientId| names.get(p).map_or_else(|| p.to_string(), Clone::clone);
-    let objectives: Vec<&str> = s.objectives.iter().map(Objective::as_str).collect();
-    let mut out = format!(
-        "Plan suggestion for {}{} — priorities: {}\n",
-        s.day,
-        s.zone
-            .as_deref()
-            .map(|z| format!(", {z}"))
-            .unwrap_or_default(),
-        objectives.join(" > ")
-    );
-    out.push_str(
-        "                violations  unplaced  travel min  staff/patient  longest/shortest day\n",
-    );
-    for (label, f) in [("as it stands", &s.before), ("suggested", &s.after)] {
-        let _ = writeln!(
-            out,
-            "  {label:<13} {:>10}  {:>8}  {:>10}  {:>13.2}  {:>8}/{} min",
-            f.violation_count(),
-            f.unplaced,
-            f.travel_min,
-            f.staff_per_patient,
-            f.load_min.0,
-            f.load_min.1
-        );
-    }
-    for note in &s.notes {
-        let _ = writeln!(out, "note: {note}");
-    }
-    if !s.before.violations.is_empty() {
-        let rules: Vec<String> = s
-            .before
-            .violations
-            .iter()
-            .map(|(r, n)| format!("{r} {n}"))
-            .collect();
-        let _ = writeln!(out, "the plan as it stands breaks: {}", rules.join(", "));
-    }
-    let _ = writeln!(out, "{} move(s):", s.moves.len());
-    for m in &s.moves {
-        let time = if m.reschedules() {
-            format!("{}→{}", m.start_before.hhmm(), m.start_after.hhmm())
-        } else {
-            m.start_before.hhmm()
-        };
-        let reasons: Vec<String> = m.reasons.iter().map(|r| r.describe()).collect();
-        let _ = writeln!(
-            out,
-            "  {time:<11} {:<22} {:>15} → {:<15} {}",
-            name(&m.patient),
-            staff_list(&m.from),
-            staff_list(&m.to),
-            reasons.join("; ")
-        );
-    }
-    if !s.unplaced.is_empty() {
-        let _ = writeln!(out, "could not be placed ({}):", s.unplaced.len());
-        for u in &s.unplaced {
-            let _ = writeln!(
-                out,
-                "  {} {}: {}",
-                u.start.hhmm(),
-                name(&u.patient),
-                u.why.describe()
-            );
-        }
-    }
+    let mut out = figures_text(s);
+    moves_text(&mut out, s, &name);
     if s.kept > 0 {
         let _ = writeln!(
             out,
@@ -376,6 +312,79 @@ fn text(
     out
 }
 
+/// The heading, the figures before and after, and what the plan as it stands breaks.
+fn figures_text(s: &Suggestion) -> String {
+    let objectives: Vec<&str> = s.objectives.iter().map(Objective::as_str).collect();
+    let zone = s.zone.as_deref().map(|z| format!(", {z}"));
+    let mut out = format!(
+        "Plan suggestion for {}{} — priorities: {}\n",
+        s.day,
+        zone.unwrap_or_default(),
+        objectives.join(" > ")
+    );
+    out.push_str(
+        "                violations  unplaced  travel min  staff/patient  longest/shortest day\n",
+    );
+    for (label, f) in [("as it stands", &s.before), ("suggested", &s.after)] {
+        let _ = writeln!(
+            out,
+            "  {label:<13} {:>10}  {:>8}  {:>10}  {:>13.2}  {:>8}/{} min",
+            f.violation_count(),
+            f.unplaced,
+            f.travel_min,
+            f.staff_per_patient,
+            f.load_min.0,
+            f.load_min.1
+        );
+    }
+    for note in &s.notes {
+        let _ = writeln!(out, "note: {note}");
+    }
+    if !s.before.violations.is_empty() {
+        let rules: Vec<String> = s
+            .before
+            .violations
+            .iter()
+            .map(|(r, n)| format!("{r} {n}"))
+            .collect();
+        let _ = writeln!(out, "the plan as it stands breaks: {}", rules.join(", "));
+    }
+    out
+}
+
+/// Every move with its reasons, and the visits that could not be placed with why.
+fn moves_text(out: &mut String, s: &Suggestion, name: &dyn Fn(&PatientId) -> String) {
+    let _ = writeln!(out, "{} move(s):", s.moves.len());
+    for m in &s.moves {
+        let time = if m.reschedules() {
+            format!("{}→{}", m.start_before.hhmm(), m.start_after.hhmm())
+        } else {
+            m.start_before.hhmm()
+        };
+        let reasons: Vec<String> = m.reasons.iter().map(|r| r.describe()).collect();
+        let _ = writeln!(
+            out,
+            "  {time:<11} {:<22} {:>15} → {:<15} {}",
+            name(&m.patient),
+            staff_list(&m.from),
+            staff_list(&m.to),
+            reasons.join("; ")
+        );
+    }
+    if !s.unplaced.is_empty() {
+        let _ = writeln!(out, "could not be placed ({}):", s.unplaced.len());
+        for u in &s.unplaced {
+            let _ = writeln!(
+                out,
+                "  {} {}: {}",
+                u.start.hhmm(),
+                name(&u.patient),
+                u.why.describe()
+            );
+        }
+    }
+}
+
 fn route_text(out: &mut String, s: &Suggestion, name: &dyn Fn(&PatientId) -> String) {
     out.push_str("routes:\n");
     for r in &s.routes {
@@ -403,17 +412,5 @@ fn route_text(out: &mut String, s: &Suggestion, name: &dyn Fn(&PatientId) -> Str
                 name(&stop.patient)
             );
         }
-    }
-}
-
-fn staff_list(staff: &[StaffId]) -> String {
-    if staff.is_empty() {
-        "(unassigned)".into()
-    } else {
-        staff
-            .iter()
-            .map(StaffId::as_str)
-            .collect::<Vec<_>>()
-            .join(" + ")
     }
 }

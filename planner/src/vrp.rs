@@ -126,80 +126,11 @@ fn solve_on_this_thread(p: &Arc<Problem>) -> Result<Plan, PlanError> {
 /// load would change the suggestion. The weights follow vrp-core's own defaults.
 fn heuristic(problem: &Arc<VrpProblem>, environment: &Arc<Environment>) -> TargetHeuristic {
     let random = environment.random.clone();
-    let limits = RemovalLimits::new(problem.as_ref());
-    let few = RemovalLimits {
-        removed_activities_range: 2..(limits.removed_activities_range.end / 3).max(8),
-        affected_routes_range: 1..2,
-    };
-    let extra: (Arc<dyn Ruin>, Float) = (Arc::new(RandomJobRemoval::new(few)), 0.1);
-    let ruin = Arc::new(WeightedRuin::new(vec![
-        (
-            vec![
-                (
-                    Arc::new(AdjustedStringRemoval::new_with_defaults(limits.clone())),
-                    1.,
-                ),
-                extra.clone(),
-            ],
-            100,
-        ),
-        (
-            vec![
-                (Arc::new(NeighbourRemoval::new(limits.clone())), 1.),
-                extra.clone(),
-            ],
-            10,
-        ),
-        (
-            vec![
-                (Arc::new(WorstJobRemoval::new(4, limits.clone())), 1.),
-                extra.clone(),
-            ],
-            10,
-        ),
-        (
-            vec![
-                (Arc::new(RandomRouteRemoval::new(limits.clone())), 1.),
-                extra.clone(),
-            ],
-            1,
-        ),
-        (
-            vec![(Arc::new(RandomJobRemoval::new(limits)), 1.), extra],
-            1,
-        ),
-    ]));
-    let recreate: Arc<dyn Recreate> = Arc::new(WeightedRecreate::new(vec![
-        (
-            Arc::new(RecreateWithSkipBest::new(1, 2, random.clone())),
-            50,
-        ),
-        (Arc::new(RecreateWithRegret::new(2, 3, random.clone())), 20),
-        (Arc::new(RecreateWithCheapest::new(random.clone())), 20),
-        (
-            Arc::new(RecreateWithPerturbation::new_with_defaults(random.clone())),
-            10,
-        ),
-        (Arc::new(RecreateWithGaps::new(2, 20, random.clone())), 5),
-        (
-            Arc::new(RecreateWithBlinks::new_with_defaults(random.clone())),
-            5,
-        ),
-    ]));
-    let local: TargetSearchOperator =
-        Arc::new(LocalSearch::new(Arc::new(CompositeLocalOperator::new(
-            vec![
-                (Arc::new(ExchangeInterRouteBest::default()), 100),
-                (Arc::new(ExchangeSequence::default()), 100),
-                (Arc::new(ExchangeInterRouteRandom::default()), 30),
-                (Arc::new(ExchangeIntraRouteRandom::default()), 30),
-            ],
-            1,
-            2,
-        ))));
+    let recreate = recreate(&random);
+    let local = local_search();
     let ruin_recreate: TargetSearchOperator = Arc::new(WeightedHeuristicOperator::new(
         vec![
-            Arc::new(RuinAndRecreate::new(ruin, recreate.clone())),
+            Arc::new(RuinAndRecreate::new(ruin(problem), recreate.clone())),
             local.clone(),
         ],
         vec![100, 10],
@@ -218,6 +149,75 @@ fn heuristic(problem: &Arc<VrpProblem>, environment: &Arc<Environment>) -> Targe
         ],
         vec![diversify],
     ))
+}
+
+/// What to take out of a plan before putting it back together: strings of neighbouring visits
+/// mostly, with a few random ones besides.
+fn ruin(problem: &Arc<VrpProblem>) -> Arc<dyn Ruin> {
+    let limits = RemovalLimits::new(problem.as_ref());
+    let few = RemovalLimits {
+        removed_activities_range: 2..(limits.removed_activities_range.end / 3).max(8),
+        affected_routes_range: 1..2,
+    };
+    let extra: (Arc<dyn Ruin>, Float) = (Arc::new(RandomJobRemoval::new(few)), 0.1);
+    let with_extra = |ruin: Arc<dyn Ruin>| vec![(ruin, 1.), extra.clone()];
+    Arc::new(WeightedRuin::new(vec![
+        (
+            with_extra(Arc::new(AdjustedStringRemoval::new_with_defaults(
+                limits.clone(),
+            ))),
+            100,
+        ),
+        (
+            with_extra(Arc::new(NeighbourRemoval::new(limits.clone()))),
+            10,
+        ),
+        (
+            with_extra(Arc::new(WorstJobRemoval::new(4, limits.clone()))),
+            10,
+        ),
+        (
+            with_extra(Arc::new(RandomRouteRemoval::new(limits.clone()))),
+            1,
+        ),
+        (with_extra(Arc::new(RandomJobRemoval::new(limits))), 1),
+    ]))
+}
+
+/// How to put visits back.
+fn recreate(random: &Arc<dyn Random>) -> Arc<dyn Recreate> {
+    Arc::new(WeightedRecreate::new(vec![
+        (
+            Arc::new(RecreateWithSkipBest::new(1, 2, random.clone())),
+            50,
+        ),
+        (Arc::new(RecreateWithRegret::new(2, 3, random.clone())), 20),
+        (Arc::new(RecreateWithCheapest::new(random.clone())), 20),
+        (
+            Arc::new(RecreateWithPerturbation::new_with_defaults(random.clone())),
+            10,
+        ),
+        (Arc::new(RecreateWithGaps::new(2, 20, random.clone())), 5),
+        (
+            Arc::new(RecreateWithBlinks::new_with_defaults(random.clone())),
+            5,
+        ),
+    ]))
+}
+
+/// Exchanges between and within routes (without the swap-star exchange, which stops by the
+/// clock).
+fn local_search() -> TargetSearchOperator {
+    Arc::new(LocalSearch::new(Arc::new(CompositeLocalOperator::new(
+        vec![
+            (Arc::new(ExchangeInterRouteBest::default()), 100),
+            (Arc::new(ExchangeSequence::default()), 100),
+            (Arc::new(ExchangeInterRouteRandom::default()), 30),
+            (Arc::new(ExchangeIntraRouteRandom::default()), 30),
+        ],
+        1,
+        2,
+    ))))
 }
 
 /// A plan as vrp-core's starting solution: each staff member's visits in route order, a

@@ -4,7 +4,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use super::PlanError;
-use super::model::{PlanInput, Position};
+use super::model::{PlanInput, PlanVisit, Position};
 use crate::docs::plan::VisitKind;
 use crate::ids::{PatientId, StaffId, VisitId};
 use crate::time::Timestamp;
@@ -125,53 +125,19 @@ impl Problem {
             .map(|(i, p)| (p, i))
             .collect();
         let patients = patient_specs(&input, &patient_ids, &homes, &staff_index);
-        let mut visits = Vec::with_capacity(input.visits.len());
-        for v in &input.visits {
-            let patient = *patient_index.get(&v.patient).ok_or_else(|| {
-                PlanError::Invalid(format!(
-                    "visit {} names patient {} with no record",
-                    v.id, v.patient
-                ))
-            })?;
-            let planned = minutes(&v.start);
-            // Two staff assigned by the coordinator are a double-staffed visit, whatever its
-            // tiltak say (as the day's plan would show it).
-            let staff_needed = if v.fixed {
-                v.staff_needed
-            } else {
-                v.staff_needed
-                    .max(u8::try_from(v.current.len()).unwrap_or(2))
-            };
-            let tolerance = if v.fixed || staff_needed == 2 {
-                0
-            } else {
-                i64::from(input.policy.tolerance_min)
-            };
-            // A planned visit never moves into the time already gone.
-            let not_before = match (&input.not_before, v.fixed) {
-                (Some(t), false) => minutes(t),
-                _ => i64::MIN,
-            };
-            visits.push(VisitSpec {
-                patient,
-                planned,
-                duration: minutes(&v.end) - planned,
-                earliest: (planned - tolerance).max(not_before),
-                latest: planned + tolerance,
-                location: match v.kind {
-                    VisitKind::Physical => patients[patient].location,
-                    VisitKind::Digital => None,
-                },
-                needs_authorised: v.needs_authorised,
-                staff_needed: usize::from(staff_needed),
-                current: v
-                    .current
-                    .iter()
-                    .filter_map(|s| staff_index.get(s).copied())
-                    .collect(),
-                fixed: v.fixed,
-            });
-        }
+        let visits = input
+            .visits
+            .iter()
+            .map(|v| {
+                let patient = *patient_index.get(&v.patient).ok_or_else(|| {
+                    PlanError::Invalid(format!(
+                        "visit {} names patient {} with no record",
+                        v.id, v.patient
+                    ))
+                })?;
+                Ok(visit_spec(&input, v, patient, &patients, &staff_index))
+            })
+            .collect::<Result<Vec<_>, PlanError>>()?;
         Ok(Problem {
             locations: positions.len(),
             input,
@@ -235,6 +201,54 @@ impl Problem {
         } else {
             10
         }
+    }
+}
+
+/// Visit `v` (of patient index `patient`), indexed: its window, location and staff.
+fn visit_spec(
+    input: &PlanInput,
+    v: &PlanVisit,
+    patient: usize,
+    patients: &[PatientSpec],
+    staff_index: &BTreeMap<StaffId, usize>,
+) -> VisitSpec {
+    let planned = minutes(&v.start);
+    // Two staff assigned by the coordinator are a double-staffed visit, whatever its tiltak say
+    // (as the day's plan would show it).
+    let staff_needed = if v.fixed {
+        v.staff_needed
+    } else {
+        v.staff_needed
+            .max(u8::try_from(v.current.len()).unwrap_or(2))
+    };
+    let tolerance = if v.fixed || staff_needed == 2 {
+        0
+    } else {
+        i64::from(input.policy.tolerance_min)
+    };
+    // A planned visit never moves into the time already gone.
+    let not_before = match (&input.not_before, v.fixed) {
+        (Some(t), false) => minutes(t),
+        _ => i64::MIN,
+    };
+    VisitSpec {
+        patient,
+        planned,
+        duration: minutes(&v.end) - planned,
+        earliest: (planned - tolerance).max(not_before),
+        latest: planned + tolerance,
+        location: match v.kind {
+            VisitKind::Physical => patients[patient].location,
+            VisitKind::Digital => None,
+        },
+        needs_authorised: v.needs_authorised,
+        staff_needed: usize::from(staff_needed),
+        current: v
+            .current
+            .iter()
+            .filter_map(|s| staff_index.get(s).copied())
+            .collect(),
+        fixed: v.fixed,
     }
 }
 
