@@ -19,6 +19,8 @@
 //! - [`repo`]: [`Repo`], the typed API the binaries and bindings call.
 //! - [`report`]: the day report.
 //! - [`exchange`]: the portable export file.
+//! - [`planning`]: the coordinator's planning assistant: the input gathered from a base, the
+//!   hard rules, the greedy baseline, replanning, and suggestions with reasons.
 //! - [`worklist`]: importing a record system's CSV work list, all or nothing.
 //! - [`sync`]: the sync protocol. A driver creates a [`sync::Session`] per connected peer, feeds it
 //!   the peer's bytes (`handle_bytes`) and "the store committed" (`handle_local_change`), and sends
@@ -35,6 +37,7 @@ pub mod fhir;
 pub mod identity;
 pub mod ids;
 pub mod pipeline;
+pub mod planning;
 pub mod repo;
 pub mod report;
 pub mod store;

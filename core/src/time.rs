@@ -89,6 +89,11 @@ impl Timestamp {
             .unwrap_or(*self)
     }
 
+    /// The UTC offset this instant was recorded in, in seconds east of UTC.
+    pub fn offset_secs(&self) -> i32 {
+        self.0.offset().local_minus_utc()
+    }
+
     /// Whole minutes from `self` to `later` (negative if `later` is earlier).
     pub fn minutes_until(&self, later: &Timestamp) -> i64 {
         (later.0 - self.0).num_minutes()

@@ -4,7 +4,10 @@
 //! Importing the same list twice plans nothing twice.
 //!
 //! Columns: `date;zone;route;staff_id;staff_name;staff_role;patient_id;patient_name;national_id;
-//! address;access_note;tiltak_code;tiltak;start;end;kind;needs_authorised;double_staffed`.
+//! address;access_note;tiltak_code;tiltak;start;end;kind;needs_authorised;double_staffed`, and
+//! optionally `lat;lon`: the home's position, which goes into the patient record's `location`.
+//! A double-staffed row's tiltak is kept apart from the same code done by one (a tiltak says
+//! whether it needs two staff).
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -14,8 +17,9 @@ use serde::Serialize;
 use crate::docs::plan::{NewVisit, VisitKind};
 use crate::docs::record::PatientField;
 use crate::ids::{PatientId, StaffId, TiltakId};
-use crate::repo::{NewTiltak, Repo, RepoError};
-use crate::time::{Day, Timestamp};
+use crate::planning::Position;
+use crate::repo::{NewTiltak, Repo, RepoError, Transaction};
+use crate::time::{Day, Month, Timestamp};
 
 const COLUMNS: [&str; 18] = [
     "date",
@@ -37,6 +41,9 @@ const COLUMNS: [&str; 18] = [
     "needs_authorised",
     "double_staffed",
 ];
+
+/// The optional columns after [`COLUMNS`]: the home's position.
+const POSITION_COLUMNS: [&str; 2] = ["lat", "lon"];
 
 /// Most rows accepted in one file (a large municipality's day is ~35,000 visits).
 pub const MAX_ROWS: usize = 200_000;
@@ -94,6 +101,8 @@ struct Row {
     end: Timestamp,
     kind: VisitKind,
     needs_authorised: bool,
+    double_staffed: bool,
+    position: Option<Position>,
 }
 
 /// Splits one line on `;`, honouring double-quoted fields (`""` is a quote inside one).
@@ -117,13 +126,9 @@ fn split(line: &str) -> Vec<String> {
     fields
 }
 
-fn parse_row(fields: &[String], offset_secs: i32) -> Result<Row, String> {
-    if fields.len() != COLUMNS.len() {
-        return Err(format!(
-            "{} fields, expected {}",
-            fields.len(),
-            COLUMNS.len()
-        ));
+fn parse_row(fields: &[String], offset_secs: i32, columns: usize) -> Result<Row, String> {
+    if fields.len() != columns {
+        return Err(format!("{} fields, expected {columns}", fields.len()));
     }
     let f = |name: &str| -> &str {
         let i = COLUMNS.iter().position(|c| *c == name).unwrap_or(0);
@@ -163,6 +168,7 @@ fn parse_row(fields: &[String], offset_secs: i32) -> Result<Row, String> {
         "" => None,
         s => Some(StaffId::parse(s).map_err(|e| e.to_string())?),
     };
+    let position = position(fields.get(COLUMNS.len()..).unwrap_or_default())?;
     Ok(Row {
         zone: f("zone").to_owned(),
         staff,
@@ -176,22 +182,44 @@ fn parse_row(fields: &[String], offset_secs: i32) -> Result<Row, String> {
         end,
         kind,
         needs_authorised: yes_no("needs_authorised")?,
+        double_staffed: yes_no("double_staffed")?,
+        position,
     })
+}
+
+/// The home's position from the optional `lat;lon` fields (both empty: none).
+fn position(fields: &[String]) -> Result<Option<Position>, String> {
+    let [lat, lon] = fields else {
+        return Ok(None);
+    };
+    if lat.trim().is_empty() && lon.trim().is_empty() {
+        return Ok(None);
+    }
+    let degrees = |name: &str, v: &str| {
+        v.trim()
+            .parse::<f64>()
+            .map_err(|_| format!("{name} must be decimal degrees, not {v:?}"))
+    };
+    Position::new(degrees("lat", lat)?, degrees("lon", lon)?)
+        .map(Some)
+        .map_err(|e| e.to_string())
 }
 
 fn parse(text: &str, offset_secs: i32) -> Result<Vec<Row>, WorklistError> {
     let mut lines = text.lines();
     let header = lines.next().unwrap_or("").trim_start_matches('\u{feff}');
-    if split(header)
-        .iter()
-        .map(|h| h.trim())
-        .ne(COLUMNS.iter().copied())
-    {
+    let names: Vec<String> = split(header).iter().map(|h| h.trim().to_owned()).collect();
+    let with_position = COLUMNS.iter().chain(&POSITION_COLUMNS);
+    let columns = if names.iter().map(String::as_str).eq(COLUMNS.iter().copied()) {
+        COLUMNS.len()
+    } else if names.iter().map(String::as_str).eq(with_position.copied()) {
+        COLUMNS.len() + POSITION_COLUMNS.len()
+    } else {
         return Err(WorklistError::Header(format!(
-            "the header must be {}",
+            "the header must be {}, optionally followed by ;lat;lon",
             COLUMNS.join(";")
         )));
-    }
+    };
     let mut rows = Vec::new();
     let mut errors = Vec::new();
     for (i, line) in lines.enumerate() {
@@ -206,7 +234,7 @@ fn parse(text: &str, offset_secs: i32) -> Result<Vec<Row>, WorklistError> {
             });
             break;
         }
-        match parse_row(&split(line), offset_secs) {
+        match parse_row(&split(line), offset_secs, columns) {
             Ok(row) => rows.push(row),
             Err(message) => errors.push(RowError {
                 line: line_no,
@@ -223,8 +251,9 @@ fn parse(text: &str, offset_secs: i32) -> Result<Vec<Row>, WorklistError> {
 
 impl Repo {
     /// Imports a work list: registers patients not yet held (matched by national id), adds each
-    /// patient's tiltak by code, and plans every visit — in one transaction, or not at all.
-    /// `offset_secs` is the UTC offset of the list's local times.
+    /// patient's tiltak by code, records the homes' positions when the list has them, and plans
+    /// every visit — in one transaction, or not at all. `offset_secs` is the UTC offset of the
+    /// list's local times.
     pub fn import_worklist(
         &self,
         now: Timestamp,
@@ -239,95 +268,163 @@ impl Repo {
                 by_national_id.insert(nid.to_owned(), patient);
             }
         }
-        let mut summary = WorklistSummary {
-            rows: rows.len(),
-            ..WorklistSummary::default()
+        let mut import = Import {
+            now,
+            by_national_id,
+            tiltak: BTreeMap::new(),
+            planned: BTreeSet::new(),
+            loaded: BTreeSet::new(),
+            located: BTreeSet::new(),
+            summary: WorklistSummary {
+                rows: rows.len(),
+                ..WorklistSummary::default()
+            },
         };
         self.transaction(|tx| {
-            let mut tiltak: BTreeMap<(PatientId, String), TiltakId> = BTreeMap::new();
-            let mut planned: BTreeSet<(PatientId, Timestamp, Timestamp)> = BTreeSet::new();
-            let mut loaded: BTreeSet<(PatientId, crate::time::Month)> = BTreeSet::new();
             for row in &rows {
-                let patient = match by_national_id.get(&row.national_id) {
-                    Some(p) => p.clone(),
-                    None => {
-                        let mut fields = vec![
-                            (PatientField::Name, row.patient_name.clone()),
-                            (PatientField::NationalId, row.national_id.clone()),
-                            (PatientField::Zone, row.zone.clone()),
-                        ];
-                        if !row.address.is_empty() {
-                            fields.push((PatientField::Address, row.address.clone()));
-                        }
-                        if !row.access_note.is_empty() {
-                            fields.push((PatientField::AccessNote, row.access_note.clone()));
-                        }
-                        let p = tx.add_patient(now, rng, &fields)?;
-                        by_national_id.insert(row.national_id.clone(), p.clone());
-                        summary.new_patients += 1;
-                        p
-                    }
-                };
-                let key = (patient.clone(), row.tiltak_code.clone());
-                let tiltak_id = match tiltak.get(&key) {
-                    Some(t) => t.clone(),
-                    None => {
-                        let record = tx.record(&patient)?;
-                        let existing = record
-                            .tiltak
-                            .iter()
-                            .find(|t| t.code.as_deref() == Some(row.tiltak_code.as_str()))
-                            .map(|t| t.id.clone());
-                        let id = match existing {
-                            Some(id) => id,
-                            None => tx.add_tiltak(
-                                now,
-                                rng,
-                                &patient,
-                                &NewTiltak {
-                                    vedtak_title: None,
-                                    code: Some(row.tiltak_code.clone()),
-                                    description: row.tiltak.clone(),
-                                    times: Vec::new(),
-                                    weekdays: Vec::new(),
-                                    health_care: true,
-                                    requires_authorised_nurse: row.needs_authorised,
-                                },
-                            )?,
-                        };
-                        tiltak.insert(key, id.clone());
-                        id
-                    }
-                };
-                let month = row.start.day().month();
-                if loaded.insert((patient.clone(), month)) {
-                    for visit in tx.visits_of(&patient, month)? {
-                        planned.insert((patient.clone(), visit.start, visit.end));
-                    }
-                }
-                if !planned.insert((patient.clone(), row.start, row.end)) {
-                    summary.already_planned += 1;
-                    continue;
-                }
-                tx.plan_visit(
-                    now,
-                    rng,
-                    &NewVisit {
-                        patient,
-                        start: row.start,
-                        end: row.end,
-                        kind: row.kind,
-                        tiltak: vec![tiltak_id],
-                        staff: row.staff.clone().into_iter().collect(),
-                    },
-                )?;
-                summary.visits_planned += 1;
-                if row.staff.is_none() {
-                    summary.unassigned += 1;
-                }
+                import.row(tx, rng, row)?;
             }
             Ok::<_, RepoError>(())
         })?;
-        Ok(summary)
+        Ok(import.summary)
+    }
+}
+
+/// One import's bookkeeping: what it found or made so far, so each patient, tiltak and visit
+/// is looked up once.
+struct Import {
+    now: Timestamp,
+    by_national_id: BTreeMap<String, PatientId>,
+    /// (patient, code, double-staffed) → tiltak.
+    tiltak: BTreeMap<(PatientId, String, bool), TiltakId>,
+    planned: BTreeSet<(PatientId, Timestamp, Timestamp)>,
+    loaded: BTreeSet<(PatientId, Month)>,
+    /// Patients whose position this import has checked.
+    located: BTreeSet<PatientId>,
+    summary: WorklistSummary,
+}
+
+impl Import {
+    fn row(
+        &mut self,
+        tx: &mut Transaction<'_>,
+        rng: &mut impl RngCore,
+        row: &Row,
+    ) -> Result<(), RepoError> {
+        let patient = self.patient(tx, rng, row)?;
+        let tiltak = self.tiltak(tx, rng, &patient, row)?;
+        let month = row.start.day().month();
+        if self.loaded.insert((patient.clone(), month)) {
+            for visit in tx.visits_of(&patient, month)? {
+                self.planned
+                    .insert((patient.clone(), visit.start, visit.end));
+            }
+        }
+        if !self.planned.insert((patient.clone(), row.start, row.end)) {
+            self.summary.already_planned += 1;
+            return Ok(());
+        }
+        tx.plan_visit(
+            self.now,
+            rng,
+            &NewVisit {
+                patient,
+                start: row.start,
+                end: row.end,
+                kind: row.kind,
+                tiltak: vec![tiltak],
+                staff: row.staff.clone().into_iter().collect(),
+            },
+        )?;
+        self.summary.visits_planned += 1;
+        if row.staff.is_none() {
+            self.summary.unassigned += 1;
+        }
+        Ok(())
+    }
+
+    /// The row's patient, registered if not held; a position the record lacks (or has
+    /// otherwise) is written.
+    fn patient(
+        &mut self,
+        tx: &mut Transaction<'_>,
+        rng: &mut impl RngCore,
+        row: &Row,
+    ) -> Result<PatientId, RepoError> {
+        if let Some(p) = self.by_national_id.get(&row.national_id) {
+            let p = p.clone();
+            if let Some(position) = row.position
+                && self.located.insert(p.clone())
+            {
+                let location = position.to_string();
+                if tx.record(&p)?.field(PatientField::Location) != Some(location.as_str()) {
+                    tx.set_patient_field(self.now, &p, PatientField::Location, &location)?;
+                }
+            }
+            return Ok(p);
+        }
+        let mut fields = vec![
+            (PatientField::Name, row.patient_name.clone()),
+            (PatientField::NationalId, row.national_id.clone()),
+            (PatientField::Zone, row.zone.clone()),
+        ];
+        if !row.address.is_empty() {
+            fields.push((PatientField::Address, row.address.clone()));
+        }
+        if !row.access_note.is_empty() {
+            fields.push((PatientField::AccessNote, row.access_note.clone()));
+        }
+        if let Some(position) = row.position {
+            fields.push((PatientField::Location, position.to_string()));
+        }
+        let p = tx.add_patient(self.now, rng, &fields)?;
+        self.by_national_id
+            .insert(row.national_id.clone(), p.clone());
+        self.located.insert(p.clone());
+        self.summary.new_patients += 1;
+        Ok(p)
+    }
+
+    /// The patient's tiltak with the row's code (and one or two staff), added if missing.
+    fn tiltak(
+        &mut self,
+        tx: &mut Transaction<'_>,
+        rng: &mut impl RngCore,
+        patient: &PatientId,
+        row: &Row,
+    ) -> Result<TiltakId, RepoError> {
+        let key = (patient.clone(), row.tiltak_code.clone(), row.double_staffed);
+        if let Some(t) = self.tiltak.get(&key) {
+            return Ok(t.clone());
+        }
+        let existing = tx
+            .record(patient)?
+            .tiltak
+            .iter()
+            .find(|t| {
+                t.code.as_deref() == Some(row.tiltak_code.as_str())
+                    && t.double_staffed == row.double_staffed
+            })
+            .map(|t| t.id.clone());
+        let id = match existing {
+            Some(id) => id,
+            None => tx.add_tiltak(
+                self.now,
+                rng,
+                patient,
+                &NewTiltak {
+                    vedtak_title: None,
+                    code: Some(row.tiltak_code.clone()),
+                    description: row.tiltak.clone(),
+                    times: Vec::new(),
+                    weekdays: Vec::new(),
+                    health_care: true,
+                    requires_authorised_nurse: row.needs_authorised,
+                    double_staffed: row.double_staffed,
+                },
+            )?,
+        };
+        self.tiltak.insert(key, id.clone());
+        Ok(id)
     }
 }

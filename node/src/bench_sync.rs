@@ -174,6 +174,7 @@ fn populate(repo: &Repo, n: usize, rng: &mut StdRng) -> Result<Vec<PatientId>> {
                     weekdays: vec![],
                     health_care: true,
                     requires_authorised_nurse: true,
+                    double_staffed: false,
                 },
             )?;
             ids.push(p);

@@ -285,7 +285,7 @@ pub(crate) enum PatientCmd {
         /// The patient
         #[arg(long)]
         patient: String,
-        /// name, national-id, address, access-note, phone, zone or gp
+        /// name, national-id, address, access-note, phone, zone, gp or location (LAT,LON)
         #[arg(long)]
         field: String,
         /// The new value
@@ -386,7 +386,74 @@ pub(crate) enum PlanCmd {
         /// Needs an authorised nurse
         #[arg(long)]
         requires_nurse: bool,
+        /// Needs two staff at once (dobbeltbemanning)
+        #[arg(long)]
+        double_staffed: bool,
     },
+    /// Suggest who visits whom and in which order on a day (a diff of the plan as it stands);
+    /// --accept writes it
+    Suggest(Box<SuggestArgs>),
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct SuggestArgs {
+    /// The day [default: today]
+    #[arg(long, value_name = "YYYY-MM-DD")]
+    pub(crate) date: Option<String>,
+    /// Only this zone's patients and staff
+    #[arg(long)]
+    pub(crate) zone: Option<String>,
+    /// Shift list: staff_id;start;end[;competence;name;zone] (HH:MM), header first [default:
+    /// the enrolled staff of the zone, with their day logs' shift start and end]
+    #[arg(long, value_name = "FILE")]
+    pub(crate) shifts: Option<PathBuf>,
+    /// The shift of enrolled staff without a day log
+    #[arg(long, value_name = "HH:MM-HH:MM", default_value = "07:00-15:00")]
+    pub(crate) shift: String,
+    /// What matters most, in order: continuity, travel, balance, changes (comma-separated; the
+    /// rest follow in this order)
+    #[arg(
+        long,
+        value_name = "LIST",
+        default_value = "continuity,travel,balance,changes"
+    )]
+    pub(crate) priorities: String,
+    /// Travel speed over straight-line distance, km/h
+    #[arg(long, value_name = "KMH", default_value_t = omsyn_core::planning::DEFAULT_SPEED_KMH)]
+    pub(crate) speed: f64,
+    /// Minutes a visit may start before or after its planned time
+    #[arg(long, value_name = "MINUTES", default_value_t = omsyn_core::planning::DEFAULT_TOLERANCE_MIN)]
+    pub(crate) tolerance: u32,
+    /// Road travel times between homes: from;to;minutes (patient ids), header first
+    #[arg(long, value_name = "FILE")]
+    pub(crate) road_matrix: Option<PathBuf>,
+    /// The solver's search effort
+    #[arg(long, default_value_t = omsyn_core::planning::DEFAULT_GENERATIONS)]
+    pub(crate) generations: u32,
+    /// Seed for the solver's random choices
+    #[arg(long, default_value_t = 1)]
+    pub(crate) seed: u64,
+    /// Use the greedy planner instead of the solver (instant; the baseline)
+    #[arg(long)]
+    pub(crate) greedy: bool,
+    /// Replan around a staff member who called in sick (from --from)
+    #[arg(long, value_name = "STAFF", conflicts_with = "overrun")]
+    pub(crate) sick: Option<String>,
+    /// When the sick staff member stops (HH:MM on --date, or RFC 3339) [default: now]
+    #[arg(long, requires = "sick")]
+    pub(crate) from: Option<String>,
+    /// Replan around a visit that runs long (by --minutes)
+    #[arg(long, value_name = "VISIT", requires = "minutes")]
+    pub(crate) overrun: Option<String>,
+    /// How many minutes the visit runs long
+    #[arg(long, requires = "overrun")]
+    pub(crate) minutes: Option<u32>,
+    /// Accept every move: write them as visit-plan changes (signed and synced) and log it
+    #[arg(long)]
+    pub(crate) accept: bool,
+    /// Also print every staff member's route, stop by stop
+    #[arg(long)]
+    pub(crate) routes: bool,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -767,6 +834,19 @@ pub(crate) struct BenchArgs {
 }
 
 #[derive(Debug, Args)]
+pub(crate) struct BenchPlanArgs {
+    /// A generated work list (gen_worklist.py --coords), repeatable: one day, a week...
+    #[arg(long, value_name = "FILE")]
+    pub(crate) worklist: Vec<PathBuf>,
+    /// The solver's search effort
+    #[arg(long, default_value_t = omsyn_core::planning::DEFAULT_GENERATIONS)]
+    pub(crate) generations: u32,
+    /// Seed for the solver (and the store's ids)
+    #[arg(long, default_value_t = 1)]
+    pub(crate) seed: u64,
+}
+
+#[derive(Debug, Args)]
 pub(crate) struct NetArgs {
     /// UDP address to listen on [default: all interfaces, a free port]
     #[arg(long)]
@@ -862,6 +942,9 @@ pub(crate) enum BenchCmd {
     Store(BenchArgs),
     /// The day report over a month of a mid-size municipality, against only reading its documents
     Report(BenchArgs),
+    /// The planning assistant on generated work lists against the list's own assignment and a
+    /// greedy planner
+    Plan(BenchPlanArgs),
     /// Collection sync against per-document Automerge sync and the bytes of the changes
     Sync {
         /// Documents shared by a base and a nurse's phone

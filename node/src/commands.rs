@@ -87,6 +87,7 @@ pub(crate) fn run(cli: Cli) -> Result<()> {
         Command::Init(args) => return init(&data, json, &args, key_file.as_deref(), &mut rng),
         Command::Bench(BenchCmd::Store(args)) => return crate::bench::run(json, &args),
         Command::Bench(BenchCmd::Report(args)) => return crate::bench_report::run(json, &args),
+        Command::Bench(BenchCmd::Plan(args)) => return crate::bench_plan::run(json, &args),
         Command::Bench(BenchCmd::Sync {
             shift_docs,
             base_docs,
@@ -208,6 +209,9 @@ pub(crate) fn run_node(
         }
         NodeCommand::Patient(cmd) => patient(repo, json, rng, cmd),
         NodeCommand::Show { patient } => show(repo, json, &patient_id(&patient)?),
+        NodeCommand::Plan(PlanCmd::Suggest(args)) => {
+            crate::plan_suggest::run(repo, json, rng, &args)
+        }
         NodeCommand::Plan(PlanCmd::Add {
             patient,
             description,
@@ -217,6 +221,7 @@ pub(crate) fn run_node(
             vedtak,
             practical_help,
             requires_nurse,
+            double_staffed,
         }) => {
             let spec = NewTiltak {
                 vedtak_title: vedtak,
@@ -226,6 +231,7 @@ pub(crate) fn run_node(
                 weekdays,
                 health_care: !practical_help,
                 requires_authorised_nurse: requires_nurse,
+                double_staffed,
             };
             let id = repo.add_tiltak(now(), rng, &patient_id(&patient)?, &spec)?;
             emit(json, &json!({ "tiltak": id }), || id.to_string());
@@ -652,7 +658,7 @@ fn show(repo: &Repo, json: bool, patient: &PatientId) -> Result<()> {
     Ok(())
 }
 
-fn staff_list(staff: &[StaffId]) -> String {
+pub(crate) fn staff_list(staff: &[StaffId]) -> String {
     if staff.is_empty() {
         "(unassigned)".into()
     } else {

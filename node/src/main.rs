@@ -9,6 +9,7 @@ mod output;
 
 mod bench;
 mod bench_field;
+mod bench_plan;
 mod bench_report;
 mod bench_sync;
 mod check;
@@ -19,6 +20,7 @@ mod demo;
 mod http;
 mod lab;
 mod link;
+mod plan_suggest;
 mod serve;
 mod tasks;
 mod trust;
@@ -63,8 +65,15 @@ fn quiet_storage_panics() {
     let default = std::panic::take_hook();
     std::panic::set_hook(Box::new(move |info| {
         let in_redb = info.location().is_some_and(|l| l.file().contains("/redb-"));
+        // omsyn-planner contains the solver's panics too: the greedy plan stands in, and the
+        // suggestion says so.
+        let in_solver = info
+            .location()
+            .is_some_and(|l| l.file().contains("/vrp-core-") || l.file().contains("/rosomaxa-"));
         if in_redb {
             eprintln!("note: the store file is damaged (detected inside redb); details follow");
+        } else if in_solver {
+            eprintln!("note: the planning solver stopped ({info}); the greedy planner stands in");
         } else {
             default(info);
         }

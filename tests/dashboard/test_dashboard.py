@@ -2,8 +2,8 @@
 through chromedriver by selenium) against a running base daemon (`omsyn run --http`), with two
 nurses' nodes on the real omsyn binary syncing with it over loopback.
 
-Environment: OMSYN_BIN (the omsyn binary); OMSYN_SCREENSHOT (optional: where to save a
-screenshot of the dashboard).
+Environment: OMSYN_BIN (the omsyn binary); OMSYN_SCREENSHOT and OMSYN_PLAN_SCREENSHOT (optional:
+where to save a screenshot of the dashboard, and of a suggestion on it).
 """
 
 import datetime
@@ -47,6 +47,7 @@ class Dashboard(unittest.TestCase):
         self.evening = base.cli("visit", "plan", "--patient", p, "--start", at("18:00"), "--end", at("18:15"),
                                 "--kind", "digital", "--staff", "S1")["visit"]
         self.patient = p
+        self.base = base
         self.daemon = subprocess.Popen(
             [OMSYN, "--json", "--data", base.dir, "run", "--listen", "127.0.0.1:0", "--no-mdns", "--http", "127.0.0.1:0"],
             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
@@ -144,6 +145,60 @@ class Dashboard(unittest.TestCase):
         self.assertEqual(seen["id"], task_id)
         self.assertEqual([c["by"]["staff"] for c in seen["claims"]], ["B1"])
 
+    def test_the_coordinator_accepts_some_of_a_suggestion_and_the_nurse_gets_it(self):
+        b = self.browser
+        tomorrow = datetime.date.today() + datetime.timedelta(days=1)
+
+        def at_tomorrow(hhmm):
+            h, m = hhmm.split(":")
+            t = datetime.datetime.combine(tomorrow, datetime.time(int(h), int(m)))
+            return t.astimezone().isoformat()
+
+        # Tomorrow: an injection planned for Per, who is not an authorised nurse, and a visit
+        # nobody is assigned to.
+        q = self.base.cli("patient", "add", "--name", "Egil Haugen", "--zone", ZONE)["patient"]
+        for patient, home in ((q, "59.2701,10.4012"), (self.patient, "59.2745,10.4101")):
+            self.base.cli("patient", "set", "--patient", patient, "--field", "location", "--value", home)
+        insulin = self.base.cli("plan", "add", "--patient", q, "--description", "Insulin", "--code", "INJ",
+                                "--requires-nurse")["tiltak"]
+        injection = self.base.cli("visit", "plan", "--patient", q, "--start", at_tomorrow("09:00"),
+                                  "--end", at_tomorrow("09:15"), "--kind", "physical", "--staff", "S2",
+                                  "--tiltak", insulin)["visit"]
+        lunch = self.base.cli("visit", "plan", "--patient", self.patient, "--start", at_tomorrow("12:00"),
+                              "--end", at_tomorrow("12:20"), "--kind", "physical")["visit"]
+
+        b.get(self.url)
+        self.wait_until(lambda: self.status_of(self.morning) == [("S1", "open")], "the board loaded")
+        b.execute_script("const d = document.querySelector('#date'); d.value = arguments[0];"
+                         "d.dispatchEvent(new Event('change'));", tomorrow.isoformat())
+        self.wait_until(lambda: self.status_of(injection) == [("S2", "open")], "tomorrow's board")
+        shift = b.find_element(By.ID, "plan-shift")
+        shift.clear()
+        shift.send_keys("07:00-22:00")
+        b.find_element(By.ID, "plan-suggest").click()
+        self.wait_until(lambda: b.find_elements(By.CSS_SELECTOR, f'#plan-moves tr.move[data-visit="{lunch}"]'),
+                        "the suggestion's moves")
+        if os.environ.get("OMSYN_PLAN_SCREENSHOT"):
+            b.save_screenshot(os.environ["OMSYN_PLAN_SCREENSHOT"])
+        move = b.find_element(By.CSS_SELECTOR, f'#plan-moves tr.move[data-visit="{injection}"]')
+        self.assertIn("S2 is not an authorised nurse", move.text)
+        self.assertIn("S1", move.find_elements(By.TAG_NAME, "td")[4].text)
+        # The coordinator takes the injection's move but not the other one.
+        b.find_element(By.CSS_SELECTOR, f'#plan-moves tr.move[data-visit="{lunch}"] .accept-move').click()
+        b.find_element(By.ID, "plan-accept").click()
+        self.wait_until(lambda: "accepted: 1 reassigned" in b.find_element(By.ID, "plan-status").text,
+                        "the acceptance")
+        self.wait_until(lambda: self.status_of(injection) == [("S1", "open")], "the injection under Kari")
+        self.assertEqual(self.status_of(lunch), [("(unassigned)", "open")], "a move not accepted changes nothing")
+        self.assertEqual(b.find_element(By.ID, "error").text, "")
+
+        # The accepted change reaches Kari's phone, and the base logged the acceptance.
+        self.kari.cli("sync", "--peer", self.ticket)
+        visits = self.kari.cli("visit", "list", "--date", tomorrow.isoformat())
+        self.assertEqual([v["staff"] for v in visits if v["id"] == injection], [["S1"]])
+        log = self.base.cli("audit")
+        self.assertTrue(any(e["action"] == "write" and "accepted" in e["what"] for e in log), log)
+
     def test_the_api_refuses_requests_without_the_session_token(self):
         import urllib.error
         import urllib.request
@@ -185,6 +240,18 @@ class Dashboard(unittest.TestCase):
         with urllib.request.urlopen(request) as unchanged:
             board = json.load(unchanged)["report"]
         self.assertEqual([v["staff"] for v in board["visits"] if v["visit"] == self.evening], [["S1"]])
+        # The planning assistant refuses what it cannot plan with, saying why.
+        for body, expected in (({"date": "2026-02-30"}, "date"), ({"zone": "Sone 9"}, "Sone 9"),
+                               ({"shifts": "who;when\n"}, "staff_id;start;end"), ({"speed": 3}, "unknown field"),
+                               ({"priorities": "cost"}, "unknown objective")):
+            bad = urllib.request.Request(
+                base_url + "/api/plan/suggest", data=json.dumps(body).encode(), method="POST",
+                headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
+            )
+            with self.assertRaises(urllib.error.HTTPError) as refused:
+                urllib.request.urlopen(bad)
+            self.assertEqual(refused.exception.code, 400, body)
+            self.assertIn(expected, json.load(refused.exception)["error"], body)
 
 
 if __name__ == "__main__":

@@ -4,6 +4,7 @@
 #![allow(clippy::unwrap_used)] // Test helpers fail loudly by design.
 
 pub mod craft;
+pub mod planday;
 pub mod sim;
 
 use omsyn_core::docs::Heads;

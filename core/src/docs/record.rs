@@ -31,11 +31,13 @@ pub enum PatientField {
     Zone,
     /// The patient's GP (fastlege).
     GeneralPractitioner,
+    /// Where the home is, `LAT,LON` in decimal degrees (WGS84), for travel-aware planning.
+    Location,
 }
 
 impl PatientField {
     /// Every field, in display order.
-    pub const ALL: [PatientField; 7] = [
+    pub const ALL: [PatientField; 8] = [
         PatientField::Name,
         PatientField::NationalId,
         PatientField::Address,
@@ -43,6 +45,7 @@ impl PatientField {
         PatientField::Phone,
         PatientField::Zone,
         PatientField::GeneralPractitioner,
+        PatientField::Location,
     ];
 
     /// The field's name on the command line and in JSON.
@@ -55,6 +58,7 @@ impl PatientField {
             PatientField::Phone => "phone",
             PatientField::Zone => "zone",
             PatientField::GeneralPractitioner => "gp",
+            PatientField::Location => "location",
         }
     }
 
@@ -65,6 +69,17 @@ impl PatientField {
 
     fn key(&self) -> String {
         format!("field/{}", self.as_str())
+    }
+
+    /// Checks a value for the field: a location must be a position on the globe, written the
+    /// one way every node reads it (`LAT,LON`, five decimals).
+    pub fn normalise(&self, value: &str) -> Result<String, DocError> {
+        match self {
+            PatientField::Location => crate::planning::Position::parse(value)
+                .map(|p| p.to_string())
+                .map_err(|e| DocError::Rejected(e.to_string())),
+            _ => Ok(value.to_owned()),
+        }
     }
 }
 
@@ -141,6 +156,9 @@ pub struct Tiltak {
     pub health_care: bool,
     /// Whether it needs an authorised nurse (medication, injections...).
     pub requires_authorised_nurse: bool,
+    /// Whether it needs two staff at once (dobbeltbemanning: a lift, a heavy transfer).
+    #[serde(default)]
+    pub double_staffed: bool,
     /// Whether the tiltak is active.
     pub active: bool,
 }
@@ -221,9 +239,13 @@ pub fn create(
     patient: &PatientId,
     fields: &[(PatientField, String)],
 ) -> Result<(), DocError> {
+    let fields = fields
+        .iter()
+        .map(|(f, v)| Ok((*f, f.normalise(v)?)))
+        .collect::<Result<Vec<_>, DocError>>()?;
     doc.change(ctx, |ed| {
         ed.put_str(PATIENT_KEY, patient.as_str())?;
-        for (field, value) in fields {
+        for (field, value) in &fields {
             ed.put_str(&field.key(), value)?;
         }
         Ok(())
@@ -238,7 +260,8 @@ pub fn set_field(
     field: PatientField,
     value: &str,
 ) -> Result<(), DocError> {
-    doc.change(ctx, |ed| ed.put_str(&field.key(), value))
+    let value = field.normalise(value)?;
+    doc.change(ctx, |ed| ed.put_str(&field.key(), &value))
 }
 
 /// Adds a contact.

@@ -135,6 +135,8 @@ pub struct NewTiltak {
     pub health_care: bool,
     /// Needs an authorised nurse.
     pub requires_authorised_nurse: bool,
+    /// Needs two staff at once (dobbeltbemanning).
+    pub double_staffed: bool,
 }
 
 /// What an import did.

@@ -235,6 +235,7 @@ impl Transaction<'_> {
             weekdays: spec.weekdays.clone(),
             health_care: spec.health_care,
             requires_authorised_nurse: spec.requires_authorised_nurse,
+            double_staffed: spec.double_staffed,
             active: true,
         };
         self.edit(&DocumentId::PatientRecord(patient.clone()), true, |doc| {

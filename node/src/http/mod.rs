@@ -12,6 +12,7 @@
 
 mod api;
 mod home;
+mod plan;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -135,6 +136,8 @@ pub(crate) async fn serve(bound: Bound, shared: Shared) -> Result<()> {
         .route("/events", get(api::events))
         .route("/tasks", get(api::tasks))
         .route("/tasks/{task}/claim", post(api::claim))
+        .route("/plan/suggest", post(plan::suggest))
+        .route("/plan/accept", post(plan::accept_moves))
         .route("/home/today", get(home::today))
         .route(
             "/home/messages",

@@ -8,5 +8,6 @@ mod field;
 mod lab;
 mod netlab;
 mod network;
+mod plan;
 mod raw_client;
 mod trust;

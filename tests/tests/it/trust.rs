@@ -316,6 +316,7 @@ fn a_nurse_editing_a_care_plan_is_refused_locally_and_by_every_peer() {
         weekdays: vec![],
         health_care: true,
         requires_authorised_nurse: false,
+        double_staffed: false,
     };
     let local = nurse
         .repo
@@ -340,6 +341,7 @@ fn a_nurse_editing_a_care_plan_is_refused_locally_and_by_every_peer() {
         weekdays: vec![],
         health_care: true,
         requires_authorised_nurse: false,
+        double_staffed: false,
         active: true,
     };
     record::put_tiltak(&mut doc, &ctx, &tiltak).unwrap();

@@ -2,6 +2,7 @@
 //! nothing is imported, importing twice plans nothing twice.
 
 use omsyn_core::Day;
+use omsyn_core::docs::record::PatientField;
 use omsyn_core::worklist::WorklistError;
 use omsyn_tests::{TestNode, at, snapshot};
 
@@ -109,7 +110,132 @@ fn quoted_fields_may_hold_semicolons() {
     let (patient, _) = base.repo.patients().unwrap().remove(0);
     let record = base.repo.record(&patient).unwrap();
     assert_eq!(
-        record.field(omsyn_core::docs::record::PatientField::AccessNote),
+        record.field(PatientField::AccessNote),
         Some("nøkkelboks; kode 4411, si \"hei\"")
+    );
+}
+
+/// The fixture with the generator's `--coords` columns: every home at `lat;lon`.
+fn with_positions(lat: &str, lon: &str) -> String {
+    FIXTURE
+        .lines()
+        .enumerate()
+        .map(|(i, l)| match i {
+            0 => format!("{l};lat;lon"),
+            _ => format!("{l};{lat};{lon}"),
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+#[test]
+fn a_list_with_positions_puts_each_home_in_the_patients_record() {
+    let mut base = TestNode::base(56);
+    base.repo
+        .import_worklist(
+            at("06:00"),
+            &mut base.rng,
+            &with_positions("59.27", "10.4"),
+            CET,
+        )
+        .unwrap();
+    for (patient, _) in base.repo.patients().unwrap() {
+        let record = base.repo.record(&patient).unwrap();
+        assert_eq!(
+            record.field(PatientField::Location),
+            Some("59.27000,10.40000")
+        );
+    }
+    // Importing the list again with the homes moved updates the records, and plans nothing.
+    let again = base
+        .repo
+        .import_worklist(
+            at("06:30"),
+            &mut base.rng,
+            &with_positions("59.3", "10.5"),
+            CET,
+        )
+        .unwrap();
+    assert_eq!(again.visits_planned, 0);
+    let (patient, _) = base.repo.patients().unwrap().remove(0);
+    assert_eq!(
+        base.repo
+            .record(&patient)
+            .unwrap()
+            .field(PatientField::Location),
+        Some("59.30000,10.50000")
+    );
+}
+
+#[test]
+fn a_position_off_the_globe_or_not_a_number_names_its_row() {
+    let mut base = TestNode::base(57);
+    let mut lines: Vec<String> = with_positions("59.27", "10.4")
+        .lines()
+        .take(3)
+        .map(str::to_owned)
+        .collect();
+    lines[1] = lines[1].replace(";59.27;10.4", ";95;10.4");
+    lines[2] = lines[2].replace(";59.27;10.4", ";nord;10.4");
+    let err = base
+        .repo
+        .import_worklist(at("06:00"), &mut base.rng, &lines.join("\n"), CET)
+        .unwrap_err();
+    let WorklistError::Rows(rows) = err else {
+        panic!("expected row errors, got {err}")
+    };
+    assert_eq!(rows.iter().map(|r| r.line).collect::<Vec<_>>(), vec![2, 3]);
+    assert!(rows[0].message.contains("latitude"), "{rows:?}");
+    assert!(
+        rows[1].message.contains("lat must be decimal degrees"),
+        "{rows:?}"
+    );
+    assert!(base.repo.patients().unwrap().is_empty());
+}
+
+#[test]
+fn a_double_staffed_row_keeps_its_tiltak_apart_as_one_that_needs_two() {
+    let mut base = TestNode::base(58);
+    let header = FIXTURE.lines().next().unwrap();
+    let row = FIXTURE.lines().nth(1).unwrap();
+    let double = row
+        .replace(";13:38;13:48;", ";15:00;15:30;")
+        .replace(";nei;nei", ";nei;ja");
+    base.repo
+        .import_worklist(
+            at("06:00"),
+            &mut base.rng,
+            &format!("{header}\n{row}\n{double}"),
+            CET,
+        )
+        .unwrap();
+    let (patient, _) = base.repo.patients().unwrap().remove(0);
+    let tiltak = base.repo.record(&patient).unwrap().tiltak;
+    let doubles: Vec<bool> = tiltak.iter().map(|t| t.double_staffed).collect();
+    assert_eq!(
+        tiltak.len(),
+        2,
+        "the same code, one and two staff: {tiltak:?}"
+    );
+    assert!(doubles.contains(&true) && doubles.contains(&false));
+}
+
+#[test]
+fn a_location_that_is_not_a_position_is_refused_and_one_that_is_is_kept_normalised() {
+    let mut base = TestNode::base(59);
+    let p = base.add_patient("Aud Moen");
+    for bad in ["nord for kirka", "59.27", "91,10", "59.27,190"] {
+        let err = base
+            .repo
+            .set_patient_field(at("07:00"), &p, PatientField::Location, bad)
+            .unwrap_err();
+        assert!(err.to_string().contains("LAT,LON"), "{bad}: {err}");
+    }
+    base.repo
+        .set_patient_field(at("07:00"), &p, PatientField::Location, "59.2701234, 10.4")
+        .unwrap();
+    assert_eq!(
+        base.repo.record(&p).unwrap().field(PatientField::Location),
+        Some("59.27012,10.40000")
     );
 }

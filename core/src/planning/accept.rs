@@ -1,0 +1,219 @@
+//! The coordinator's act: accepting a suggestion's moves, all or some. Nothing is assigned
+//! without it. The moves are checked against the plan as it stands now (a visit changed since
+//! the suggestion was made is refused, as is a subset of moves that would break a hard rule the
+//! plan does not already break), then written as ordinary visit-plan changes — signed, synced
+//! and kept in each visit's revisions — with one access-log entry saying what was accepted, in
+//! one transaction.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use rand::RngCore;
+use serde::Serialize;
+
+use super::PlanError;
+use super::check;
+use super::gather::{GatherOptions, gather};
+use super::model::{Move, PlanInput, Violation};
+use super::problem::Problem;
+use crate::docs::plan::VisitChange;
+use crate::ids::{StaffId, VisitId};
+use crate::repo::Repo;
+use crate::time::Timestamp;
+use crate::trust::audit::{AccessEvent, AuditAction};
+
+/// What an acceptance wrote.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Accepted {
+    /// Visits reassigned.
+    pub reassigned: usize,
+    /// Visits moved in time.
+    pub rescheduled: usize,
+    /// The visits changed.
+    pub visits: Vec<VisitId>,
+}
+
+/// Accepts `moves` (from a suggestion for `options`' day and zone): checks them against the plan
+/// as it stands now, then writes them and logs the acceptance, all in one transaction.
+pub fn accept(
+    repo: &Repo,
+    now: Timestamp,
+    rng: &mut impl RngCore,
+    options: &GatherOptions,
+    moves: &[Move],
+) -> Result<Accepted, PlanError> {
+    if moves.is_empty() {
+        return Err(PlanError::Invalid("no moves to accept".into()));
+    }
+    let mut disclosure = repo.disclose(now, AuditAction::Read, &what_is_planned(options));
+    let input = gather(repo, options, &mut disclosure)?;
+    // Read only to check the moves: what it shows is a refusal, or the acceptance's own entry
+    // below, which names every patient it moved. A refused acceptance leaves no trace.
+    disclosure.finish_logging(false)?;
+    let changes = validate(&input, moves)?;
+    let accepted = Accepted {
+        reassigned: moves.iter().filter(|m| m.reassigns()).count(),
+        rescheduled: moves.iter().filter(|m| m.reschedules()).count(),
+        visits: moves.iter().map(|m| m.visit.clone()).collect(),
+    };
+    let what = format!(
+        "planning suggestion for {}{} accepted: {} visit(s) reassigned, {} moved in time",
+        options.day,
+        options
+            .zone
+            .as_deref()
+            .map(|z| format!(" in {z}"))
+            .unwrap_or_default(),
+        accepted.reassigned,
+        accepted.rescheduled
+    );
+    repo.transaction(|tx| {
+        for (visit, change) in &changes {
+            tx.change_visit(now, rng, visit, change)?;
+        }
+        let mut event = AccessEvent::new(
+            None,
+            AuditAction::Write,
+            what,
+            "coordinator's planning (the coordinator accepted the moves)".into(),
+        );
+        // The log names every patient whose visits the acceptance moved.
+        event.patients = moves
+            .iter()
+            .map(|m| m.patient.clone())
+            .collect::<BTreeSet<_>>()
+            .into_iter()
+            .collect();
+        tx.log_access(now, event)?;
+        Ok::<_, crate::RepoError>(())
+    })?;
+    Ok(accepted)
+}
+
+/// What a planning read names in the access log: "plan suggestion 2026-11-23 for Sone 1".
+pub fn what_is_planned(options: &GatherOptions) -> String {
+    let zone = options.zone.as_deref().map(|z| format!(" for {z}"));
+    format!(
+        "plan suggestion {}{}",
+        options.day,
+        zone.unwrap_or_default()
+    )
+}
+
+/// The plan changes `moves` make, once each move is found to start from the plan as it stands
+/// and the moves together break no hard rule the plan does not already break.
+fn validate(input: &PlanInput, moves: &[Move]) -> Result<Vec<(VisitId, VisitChange)>, PlanError> {
+    let mut after = input.clone();
+    let mut changes = Vec::new();
+    let mut seen = BTreeSet::new();
+    for m in moves {
+        if !seen.insert(&m.visit) {
+            return Err(PlanError::Invalid(format!(
+                "visit {} is moved twice",
+                m.visit
+            )));
+        }
+        let Some(visit) = after.visits.iter_mut().find(|v| v.id == m.visit) else {
+            return Err(PlanError::Invalid(format!(
+                "visit {} is not planned on {} (cancelled, or another day or zone)",
+                m.visit, input.day
+            )));
+        };
+        let now: BTreeSet<&StaffId> = visit.current.iter().collect();
+        if now != m.from.iter().collect() || visit.start != m.start_before {
+            return Err(PlanError::Invalid(format!(
+                "visit {} changed since the suggestion was made; ask for a new suggestion",
+                m.visit
+            )));
+        }
+        if visit.fixed {
+            return Err(PlanError::Invalid(format!(
+                "visit {} is under way or documented and cannot be moved",
+                m.visit
+            )));
+        }
+        if m.reassigns() {
+            changes.push((m.visit.clone(), VisitChange::Assign(m.to.clone())));
+            visit.current = m.to.clone();
+        }
+        if m.reschedules() {
+            let end = m
+                .start_after
+                .plus_minutes(visit.start.minutes_until(&visit.end));
+            changes.push((
+                m.visit.clone(),
+                VisitChange::Reschedule {
+                    start: m.start_after,
+                    end,
+                },
+            ));
+            (visit.start, visit.end) = (m.start_after, end);
+        }
+    }
+    let broken = new_violations(input, &after)?;
+    if !broken.is_empty() {
+        return Err(PlanError::Invalid(format!(
+            "these moves alone would break hard rules the plan does not break now ({}); accept the moves they depend on too",
+            describe(&broken)
+        )));
+    }
+    Ok(changes)
+}
+
+/// Violations of `after` that `before` does not have. Compared by rule, visit and staff, not by
+/// position in a route, since moving one visit changes which visit follows which.
+fn new_violations(before: &PlanInput, after: &PlanInput) -> Result<Vec<Violation>, PlanError> {
+    let key = |v: &Violation| -> (String, String, String) {
+        match v {
+            Violation::Competence { visit, staff } | Violation::Blocked { visit, staff } => {
+                (v.rule().into(), visit.to_string(), staff.to_string())
+            }
+            Violation::OffShift { staff, visit } => {
+                (v.rule().into(), visit.to_string(), staff.to_string())
+            }
+            Violation::Overlap { staff, second, .. } => {
+                (v.rule().into(), second.to_string(), staff.to_string())
+            }
+            Violation::DoubleStaffing { visit } | Violation::Window { visit } => {
+                (v.rule().into(), visit.to_string(), String::new())
+            }
+        }
+    };
+    let of =
+        |input: &PlanInput| -> Result<BTreeMap<(String, String, String), Violation>, PlanError> {
+            let p = Problem::new(input.clone())?;
+            Ok(check::violations(&p, &check::current_plan(&p))
+                .into_iter()
+                .map(|v| (key(&v), v))
+                .collect())
+        };
+    let was = of(before)?;
+    Ok(of(after)?
+        .into_iter()
+        .filter(|(k, _)| !was.contains_key(k))
+        .map(|(_, v)| v)
+        .collect())
+}
+
+fn describe(violations: &[Violation]) -> String {
+    violations
+        .iter()
+        .take(5)
+        .map(|v| match v {
+            Violation::Competence { visit, staff } => {
+                format!("{staff} is not authorised for {visit}")
+            }
+            Violation::Blocked { visit, staff } => format!("{staff} is blocked for {visit}"),
+            Violation::OffShift { visit, staff } => format!("{staff} is off shift for {visit}"),
+            Violation::Overlap {
+                staff,
+                first,
+                second,
+            } => {
+                format!("{staff} cannot get from {first} to {second} in time")
+            }
+            Violation::DoubleStaffing { visit } => format!("{visit} lacks its second staff member"),
+            Violation::Window { visit } => format!("{visit} leaves its time window"),
+        })
+        .collect::<Vec<_>>()
+        .join("; ")
+}

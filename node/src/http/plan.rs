@@ -1,0 +1,87 @@
+//! The dashboard's planning assistant: `POST /api/plan/suggest` (the suggestion for a day and
+//! zone, as a diff of the plan as it stands) and `POST /api/plan/accept` (the moves the
+//! coordinator ticked, written and logged). Both take the request `omsyn plan suggest` takes, as
+//! JSON; acceptance re-checks the moves against the plan as it stands then.
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use omsyn_core::RepoError;
+use omsyn_core::planning::Move;
+use omsyn_core::planning::accept::accept;
+use rand::SeedableRng;
+use serde::Deserialize;
+use serde_json::json;
+
+use super::Http;
+use super::api::{ApiError, answer, blocking, error, json_body, repo_error};
+use crate::commands::now;
+use crate::plan_suggest::{SuggestRequest, names, suggest as make_suggestion};
+
+/// A failure as an answer: the store failing is ours (500); anything else — a bad date, an
+/// unknown zone, a malformed shift list, a visit changed since the suggestion — the caller's.
+fn plan_error(e: anyhow::Error) -> ApiError {
+    if let Some(repo) = e.chain().find_map(|c| c.downcast_ref::<RepoError>())
+        && matches!(repo, RepoError::Store(_))
+    {
+        return error(StatusCode::INTERNAL_SERVER_ERROR, format!("{e:#}"));
+    }
+    error(StatusCode::BAD_REQUEST, format!("{e:#}"))
+}
+
+/// `POST /api/plan/suggest {date, zone, shift, shifts, priorities, ...}`: the suggestion, with
+/// the patients' names.
+pub(crate) async fn suggest(State(http): State<Http>, body: axum::body::Bytes) -> Response {
+    let request: SuggestRequest = match json_body(&body) {
+        Ok(r) => r,
+        Err(e) => return e.into_response(),
+    };
+    answer(
+        blocking(&http, move |_, repo| {
+            let (suggestion, _) = make_suggestion(repo, &request, now()).map_err(plan_error)?;
+            let names = names(repo).map_err(plan_error)?;
+            let names: serde_json::Map<String, serde_json::Value> = suggestion
+                .routes
+                .iter()
+                .flat_map(|r| r.stops.iter().map(|s| &s.patient))
+                .chain(suggestion.moves.iter().map(|m| &m.patient))
+                .chain(suggestion.unplaced.iter().map(|u| &u.patient))
+                .filter_map(|p| names.get(p).map(|n| (p.to_string(), json!(n))))
+                .collect();
+            Ok(json!({ "suggestion": suggestion, "names": names }))
+        })
+        .await,
+    )
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct AcceptBody {
+    /// The request the suggestion was made for (its day, zone and shifts).
+    request: SuggestRequest,
+    /// The moves accepted, as the suggestion gave them.
+    moves: Vec<Move>,
+}
+
+/// `POST /api/plan/accept {request, moves}`: writes the moves the coordinator accepted as the
+/// base (signed, synced) and logs the acceptance.
+pub(crate) async fn accept_moves(State(http): State<Http>, body: axum::body::Bytes) -> Response {
+    let body: AcceptBody = match json_body(&body) {
+        Ok(b) => b,
+        Err(e) => return e.into_response(),
+    };
+    answer(
+        blocking(&http, move |_, repo| {
+            let now = now();
+            let options = body.request.options(repo, now).map_err(plan_error)?;
+            let mut rng = rand::rngs::StdRng::from_os_rng();
+            let accepted =
+                accept(repo, now, &mut rng, &options, &body.moves).map_err(|e| match e {
+                    omsyn_core::planning::PlanError::Repo(r) => repo_error(r),
+                    other => error(StatusCode::BAD_REQUEST, other),
+                })?;
+            Ok(json!({ "accepted": accepted }))
+        })
+        .await,
+    )
+}

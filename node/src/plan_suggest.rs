@@ -1,0 +1,407 @@
+//! `omsyn plan suggest` and the dashboard's Suggest: one request, resolved the same way for
+//! both into the planner's input; the suggestion as a diff of the plan as it stands; and the
+//! coordinator's acceptance (all moves here with `--accept`, some on the dashboard).
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+
+use anyhow::{Context, Result, anyhow, bail};
+use chrono::TimeZone;
+use omsyn_core::ids::{PatientId, StaffId, VisitId};
+use omsyn_core::planning::accept::{Accepted, accept, what_is_planned};
+use omsyn_core::planning::gather::{GatherOptions, gather, parse_shifts};
+use omsyn_core::planning::{
+    Disruption, Objective, Policy, RoadMatrix, Suggestion, suggest_greedy, suggest_replan,
+};
+use omsyn_core::trust::audit::AuditAction;
+use omsyn_core::{Day, Repo, Role, Timestamp};
+use rand::RngCore;
+use serde::Deserialize;
+use serde_json::json;
+
+use crate::cli::SuggestArgs;
+use crate::commands::{now, read_input, staff_list};
+use crate::output::emit;
+
+/// What the coordinator asks for; files already read. The dashboard posts it as JSON.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct SuggestRequest {
+    /// `YYYY-MM-DD` [default: today].
+    pub(crate) date: Option<String>,
+    /// The zone [default: every zone].
+    pub(crate) zone: Option<String>,
+    /// `HH:MM-HH:MM`: the shift of enrolled staff without a day log.
+    pub(crate) shift: Option<String>,
+    /// A shift list's text.
+    pub(crate) shifts: Option<String>,
+    /// The objectives' order, comma-separated.
+    pub(crate) priorities: Option<String>,
+    pub(crate) speed_kmh: Option<f64>,
+    pub(crate) tolerance_min: Option<u32>,
+    /// A road matrix's text.
+    pub(crate) road_matrix: Option<String>,
+    pub(crate) generations: Option<u32>,
+    pub(crate) seed: Option<u64>,
+    #[serde(default)]
+    pub(crate) greedy: bool,
+    /// A staff member who called in sick, from `from` (`HH:MM` or RFC 3339; default now).
+    pub(crate) sick: Option<String>,
+    pub(crate) from: Option<String>,
+    /// A visit running `minutes` long.
+    pub(crate) overrun: Option<String>,
+    pub(crate) minutes: Option<u32>,
+}
+
+/// The default shift of enrolled staff without a day log.
+const DEFAULT_SHIFT: &str = "07:00-15:00";
+
+impl SuggestRequest {
+    fn from_args(args: &SuggestArgs) -> Result<SuggestRequest> {
+        let text = |file: &Option<std::path::PathBuf>, what: &str| -> Result<Option<String>> {
+            file.as_ref()
+                .map(|f| {
+                    String::from_utf8(read_input(f)?)
+                        .map_err(|_| anyhow!("--{what} {} is not UTF-8 text", f.display()))
+                })
+                .transpose()
+        };
+        Ok(SuggestRequest {
+            date: args.date.clone(),
+            zone: args.zone.clone(),
+            shift: Some(args.shift.clone()),
+            shifts: text(&args.shifts, "shifts")?,
+            priorities: Some(args.priorities.clone()),
+            speed_kmh: Some(args.speed),
+            tolerance_min: Some(args.tolerance),
+            road_matrix: text(&args.road_matrix, "road-matrix")?,
+            generations: Some(args.generations),
+            seed: Some(args.seed),
+            greedy: args.greedy,
+            sick: args.sick.clone(),
+            from: args.from.clone(),
+            overrun: args.overrun.clone(),
+            minutes: args.minutes,
+        })
+    }
+
+    fn day(&self, now: Timestamp) -> Result<Day> {
+        match self.date.as_deref().filter(|d| !d.is_empty()) {
+            Some(d) => Day::parse(d).context("date"),
+            None => Ok(now.day()),
+        }
+    }
+
+    /// The planner's settings and what to read, with every value checked. Shift times are
+    /// read in the offset the day's visits were planned in (the host's time zone if none).
+    pub(crate) fn options(&self, repo: &Repo, now: Timestamp) -> Result<GatherOptions> {
+        let day = self.day(now)?;
+        let offset = day_offset(repo, day)?;
+        let objectives = match self.priorities.as_deref() {
+            Some(order) => Objective::parse_order(order).map_err(|e| anyhow!("priorities: {e}"))?,
+            None => Objective::ALL.to_vec(),
+        };
+        let defaults = Policy::default();
+        let road = match self.road_matrix.as_deref() {
+            Some(text) => RoadMatrix::parse(text).map_err(|e| anyhow!("road matrix: {e}"))?,
+            None => RoadMatrix::default(),
+        };
+        let policy = Policy {
+            objectives,
+            speed_kmh: self.speed_kmh.unwrap_or(defaults.speed_kmh),
+            tolerance_min: self.tolerance_min.unwrap_or(defaults.tolerance_min),
+            road,
+            seed: self.seed.unwrap_or(defaults.seed),
+            generations: self
+                .generations
+                .unwrap_or(defaults.generations)
+                .clamp(1, 100_000),
+        };
+        let shifts = self
+            .shifts
+            .as_deref()
+            .filter(|s| !s.trim().is_empty())
+            .map(|text| parse_shifts(text, day, offset))
+            .transpose()?;
+        Ok(GatherOptions {
+            day,
+            zone: self.zone.clone().filter(|z| !z.is_empty()),
+            shifts,
+            default_shift: shift_range(
+                self.shift.as_deref().unwrap_or(DEFAULT_SHIFT),
+                day,
+                offset,
+            )?,
+            frozen_before: Some(now),
+            policy,
+        })
+    }
+
+    fn disruption(&self, day: Day, offset: i32, now: Timestamp) -> Result<Option<Disruption>> {
+        if let Some(staff) = self.sick.as_deref().filter(|s| !s.is_empty()) {
+            let from = match self.from.as_deref().filter(|f| !f.is_empty()) {
+                None => now,
+                Some(f) if f.contains('T') => Timestamp::parse(f).context("from")?,
+                Some(f) => Timestamp::from_day_hhmm(day, f, offset).context("from")?,
+            };
+            return Ok(Some(Disruption::Sick {
+                staff: StaffId::parse(staff).context("sick")?,
+                from,
+            }));
+        }
+        if let Some(visit) = self.overrun.as_deref().filter(|v| !v.is_empty()) {
+            let minutes = self
+                .minutes
+                .ok_or_else(|| anyhow!("an overrun needs its minutes"))?;
+            return Ok(Some(Disruption::Overrun {
+                visit: VisitId::parse(visit).context("overrun")?,
+                minutes,
+            }));
+        }
+        Ok(None)
+    }
+}
+
+/// The UTC offset of the first visit planned on `day`, or of the host's time zone then.
+fn day_offset(repo: &Repo, day: Day) -> Result<i32> {
+    let store = repo.store();
+    for id in store.doc_ids("plan/")? {
+        if id.month() != Some(day.month()) {
+            continue;
+        }
+        let found = store.with_doc(&id, |doc| {
+            omsyn_core::docs::plan::read(doc)
+                .visits
+                .iter()
+                .find(|v| v.day() == day)
+                .map(|v| v.start.offset_secs())
+        })?;
+        if let Some(offset) = found.flatten() {
+            return Ok(offset);
+        }
+    }
+    Ok(local_offset(day))
+}
+
+/// The UTC offset of local time at noon on `day` (the host's time zone).
+fn local_offset(day: Day) -> i32 {
+    chrono::NaiveDate::parse_from_str(&day.to_string(), "%Y-%m-%d")
+        .ok()
+        .and_then(|d| d.and_hms_opt(12, 0, 0))
+        .and_then(|t| chrono::Local.from_local_datetime(&t).single())
+        .map_or(0, |t| t.offset().local_minus_utc())
+}
+
+/// `HH:MM-HH:MM` on `day`; an end before the start is the next morning (a night shift).
+fn shift_range(value: &str, day: Day, offset: i32) -> Result<(Timestamp, Timestamp)> {
+    let (start, end) = value
+        .split_once('-')
+        .ok_or_else(|| anyhow!("shift: expected HH:MM-HH:MM, got {value:?}"))?;
+    let at = |t: &str| Timestamp::from_day_hhmm(day, t.trim(), offset).context("shift");
+    let (start, mut end) = (at(start)?, at(end)?);
+    if end <= start {
+        end = end.plus_minutes(24 * 60);
+    }
+    Ok((start, end))
+}
+
+/// The suggestion for a request, and the options it was made with (for accepting it). The
+/// read is logged: a suggestion shows the day's patients.
+pub(crate) fn suggest(
+    repo: &Repo,
+    request: &SuggestRequest,
+    now: Timestamp,
+) -> Result<(Suggestion, GatherOptions)> {
+    let role = repo.profile().role;
+    if role != Role::Base {
+        bail!("the planning assistant runs at a base: a {role} node holds only its own work list");
+    }
+    let options = request.options(repo, now)?;
+    let disruption = request.disruption(options.day, day_offset(repo, options.day)?, now)?;
+    let mut disclosure = repo.disclose(now, AuditAction::Read, &what_is_planned(&options));
+    let input = gather(repo, &options, &mut disclosure)?;
+    disclosure.finish()?;
+    let suggestion = match (disruption, request.greedy) {
+        (Some(d), _) => suggest_replan(input, &d)?,
+        (None, true) => suggest_greedy(input)?,
+        (None, false) => omsyn_planner::suggest(input)?,
+    };
+    Ok((suggestion, options))
+}
+
+/// Patients' names by id, for people.
+pub(crate) fn names(repo: &Repo) -> Result<BTreeMap<PatientId, String>> {
+    Ok(repo.patients()?.into_iter().collect())
+}
+
+/// `omsyn plan suggest`.
+pub(crate) fn run(
+    repo: &Repo,
+    json: bool,
+    rng: &mut impl RngCore,
+    args: &SuggestArgs,
+) -> Result<()> {
+    let request = SuggestRequest::from_args(args)?;
+    let now = now();
+    let (suggestion, options) = suggest(repo, &request, now)?;
+    let accepted = match (args.accept, suggestion.moves.is_empty()) {
+        (false, _) | (true, true) => None,
+        (true, false) => Some(accept(repo, now, rng, &options, &suggestion.moves)?),
+    };
+    if args.accept && suggestion.unplaced.len() + suggestion.moves.len() == 0 && !json {
+        bail!("nothing to accept: the plan as it stands is what the planner suggests");
+    }
+    let names = names(repo)?;
+    emit(
+        json,
+        &json!({ "suggestion": suggestion, "accepted": accepted }),
+        || text(&suggestion, &names, args.routes, accepted.as_ref()),
+    );
+    Ok(())
+}
+
+/// The suggestion as a diff for the terminal.
+fn text(
+    s: &Suggestion,
+    names: &BTreeMap<PatientId, String>,
+    routes: bool,
+    accepted: Option<&Accepted>,
+) -> String {
+    let name = |p: &PatientId| names.get(p).map_or_else(|| p.to_string(), Clone::clone);
+    let mut out = figures_text(s);
+    moves_text(&mut out, s, &name);
+    if s.kept > 0 {
+        let _ = writeln!(
+            out,
+            "{} visit(s) kept as they are (under way, documented, or before now)",
+            s.kept
+        );
+    }
+    if s.homes_without_position > 0 {
+        let _ = writeln!(
+            out,
+            "{} visit(s) to homes without a position: travel to them is not counted (omsyn patient set --field location)",
+            s.homes_without_position
+        );
+    }
+    if routes {
+        route_text(&mut out, s, &name);
+    }
+    match accepted {
+        Some(a) => {
+            let _ = writeln!(
+                out,
+                "accepted: {} visit(s) reassigned, {} moved in time (signed, logged, synced to the nurses)",
+                a.reassigned, a.rescheduled
+            );
+        }
+        None if !s.moves.is_empty() => out.push_str(
+            "nothing is changed until you accept: --accept (all moves), or some on the dashboard\n",
+        ),
+        None => {}
+    }
+    out
+}
+
+/// The heading, the figures before and after, and what the plan as it stands breaks.
+fn figures_text(s: &Suggestion) -> String {
+    let objectives: Vec<&str> = s.objectives.iter().map(Objective::as_str).collect();
+    let zone = s.zone.as_deref().map(|z| format!(", {z}"));
+    let mut out = format!(
+        "Plan suggestion for {}{} — priorities: {}\n",
+        s.day,
+        zone.unwrap_or_default(),
+        objectives.join(" > ")
+    );
+    out.push_str(
+        "                violations  unplaced  travel min  staff/patient  longest/shortest day\n",
+    );
+    for (label, f) in [("as it stands", &s.before), ("suggested", &s.after)] {
+        let _ = writeln!(
+            out,
+            "  {label:<13} {:>10}  {:>8}  {:>10}  {:>13.2}  {:>8}/{} min",
+            f.violation_count(),
+            f.unplaced,
+            f.travel_min,
+            f.staff_per_patient,
+            f.load_min.0,
+            f.load_min.1
+        );
+    }
+    for note in &s.notes {
+        let _ = writeln!(out, "note: {note}");
+    }
+    if !s.before.violations.is_empty() {
+        let rules: Vec<String> = s
+            .before
+            .violations
+            .iter()
+            .map(|(r, n)| format!("{r} {n}"))
+            .collect();
+        let _ = writeln!(out, "the plan as it stands breaks: {}", rules.join(", "));
+    }
+    out
+}
+
+/// Every move with its reasons, and the visits that could not be placed with why.
+fn moves_text(out: &mut String, s: &Suggestion, name: &dyn Fn(&PatientId) -> String) {
+    let _ = writeln!(out, "{} move(s):", s.moves.len());
+    for m in &s.moves {
+        let time = if m.reschedules() {
+            format!("{}→{}", m.start_before.hhmm(), m.start_after.hhmm())
+        } else {
+            m.start_before.hhmm()
+        };
+        let reasons: Vec<String> = m.reasons.iter().map(|r| r.describe()).collect();
+        let _ = writeln!(
+            out,
+            "  {time:<11} {:<22} {:>15} → {:<15} {}",
+            name(&m.patient),
+            staff_list(&m.from),
+            staff_list(&m.to),
+            reasons.join("; ")
+        );
+    }
+    if !s.unplaced.is_empty() {
+        let _ = writeln!(out, "could not be placed ({}):", s.unplaced.len());
+        for u in &s.unplaced {
+            let _ = writeln!(
+                out,
+                "  {} {}: {}",
+                u.start.hhmm(),
+                name(&u.patient),
+                u.why.describe()
+            );
+        }
+    }
+}
+
+fn route_text(out: &mut String, s: &Suggestion, name: &dyn Fn(&PatientId) -> String) {
+    out.push_str("routes:\n");
+    for r in &s.routes {
+        let _ = writeln!(
+            out,
+            "  {} {} — {} visit(s), {} min of visits, {} min travel",
+            r.staff,
+            r.name,
+            r.stops.len(),
+            r.work_min,
+            r.travel_min
+        );
+        for stop in &r.stops {
+            let how = match stop.kind {
+                omsyn_core::docs::plan::VisitKind::Physical => {
+                    format!("in the home, {} min drive", stop.travel_min)
+                }
+                omsyn_core::docs::plan::VisitKind::Digital => "video".into(),
+            };
+            let _ = writeln!(
+                out,
+                "    {}–{} {} ({how})",
+                stop.start.hhmm(),
+                stop.end.hhmm(),
+                name(&stop.patient)
+            );
+        }
+    }
+}

@@ -1,0 +1,303 @@
+//! `omsyn plan suggest` as a coordinator runs it: a work list with the homes' positions, a
+//! shift list, the suggestion as a diff, `--accept`, and every kind of bad input refused with
+//! a clear error and nothing written.
+
+use std::io::Write as _;
+
+use serde_json::Value;
+
+use crate::cli::{Node, str_of};
+
+/// A Monday comfortably in the future: nothing of it is "before now", so every visit may move.
+const DAY: &str = "2030-01-07";
+
+const HEADER: &str = "date;zone;route;staff_id;staff_name;staff_role;patient_id;patient_name;national_id;address;access_note;tiltak_code;tiltak;start;end;kind;needs_authorised;double_staffed;lat;lon";
+
+/// Three visits planned the naive way: two at once for the health worker H1, one of them an
+/// injection that needs a nurse.
+fn worklist() -> String {
+    let row = |staff: &str,
+               role: &str,
+               patient: &str,
+               nid: &str,
+               code: &str,
+               start: &str,
+               end: &str,
+               auth: &str,
+               lat: &str| {
+        format!(
+            "{DAY};Sone 1;Rute 1;{staff};Navn {staff};{role};{patient};Pasient {patient};{nid};Storgata 1;;{code};{code};{start};{end};physical;{auth};nei;{lat};10.40"
+        )
+    };
+    [
+        HEADER.to_owned(),
+        row(
+            "H1",
+            "helsefagarbeider",
+            "P1",
+            "41010112345",
+            "INJ",
+            "08:00",
+            "08:15",
+            "ja",
+            "59.270",
+        ),
+        row(
+            "H1",
+            "helsefagarbeider",
+            "P2",
+            "42010112345",
+            "TILSYN",
+            "08:05",
+            "08:20",
+            "nei",
+            "59.280",
+        ),
+        row(
+            "N1",
+            "sykepleier",
+            "P3",
+            "43010112345",
+            "MED",
+            "12:00",
+            "12:15",
+            "ja",
+            "59.275",
+        ),
+    ]
+    .join("\n")
+}
+
+const SHIFTS: &str =
+    "staff_id;start;end;competence\nH1;07:00;15:00;helsefagarbeider\nN1;07:00;15:00;sykepleier\n";
+
+fn file(dir: &tempfile::TempDir, name: &str, text: &str) -> String {
+    let path = dir.path().join(name);
+    std::fs::File::create(&path)
+        .unwrap()
+        .write_all(text.as_bytes())
+        .unwrap();
+    path.to_str().unwrap().to_owned()
+}
+
+/// A base with the day imported; the shift list's path.
+fn day() -> (Node, tempfile::TempDir, String) {
+    let base = Node::new("base", "Base Øst", "K001");
+    let files = tempfile::tempdir().unwrap();
+    base.ok(&["import-worklist", &file(&files, "list.csv", &worklist())]);
+    let shifts = file(&files, "shifts.csv", SHIFTS);
+    (base, files, shifts)
+}
+
+/// `plan suggest` for the day in Sone 1 with the shift list, and `extra`.
+fn suggest_args<'a>(shifts: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
+    let mut args = vec![
+        "plan",
+        "suggest",
+        "--date",
+        DAY,
+        "--zone",
+        "Sone 1",
+        "--shifts",
+        shifts,
+        "--generations",
+        "20",
+    ];
+    args.extend_from_slice(extra);
+    args
+}
+
+fn suggest(base: &Node, shifts: &str, extra: &[&str]) -> Value {
+    base.ok(&suggest_args(shifts, extra))
+}
+
+fn staff_on(base: &Node) -> Vec<(String, Vec<String>)> {
+    let visits = base.ok(&["visit", "list", "--date", DAY]);
+    let mut out: Vec<(String, Vec<String>)> = visits
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| {
+            let staff = v["staff"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|s| s.as_str().unwrap().to_owned())
+                .collect();
+            (v["start"].as_str().unwrap()[11..16].to_owned(), staff)
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+#[test]
+fn a_suggestion_is_a_diff_that_changes_nothing_until_it_is_accepted() {
+    let (base, _files, shifts) = day();
+    let before = staff_on(&base);
+    let s = &suggest(&base, &shifts, &[])["suggestion"];
+    let rules: Vec<&str> = s["current_violations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v["kind"].as_str().unwrap())
+        .collect();
+    assert!(
+        rules.contains(&"competence") && rules.contains(&"overlap"),
+        "{rules:?}"
+    );
+    assert_eq!(s["after"]["violations"], serde_json::json!({}));
+    let injection = s["moves"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["start_before"].as_str().unwrap().contains("T08:00"))
+        .unwrap();
+    assert_eq!(injection["to"], serde_json::json!(["N1"]));
+    assert!(
+        injection["reasons"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r["kind"] == "competence")
+    );
+    assert_eq!(staff_on(&base), before, "a suggestion writes nothing");
+
+    // The terminal shows the same diff, in words.
+    let out = base.run(&suggest_args(&shifts, &["--routes"]));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for expected in [
+        "as it stands",
+        "H1 is not an authorised nurse",
+        "Pasient P1",
+        "routes:",
+        "nothing is changed until you accept",
+    ] {
+        assert!(text.contains(expected), "{expected:?} in:\n{text}");
+    }
+
+    let accepted = suggest(&base, &shifts, &["--accept"]);
+    assert!(accepted["accepted"]["reassigned"].as_u64().unwrap() >= 1);
+    let after = staff_on(&base);
+    assert_eq!(
+        after[0],
+        ("08:00".into(), vec!["N1".to_owned()]),
+        "{after:?}"
+    );
+    let log = base.ok(&["audit"]);
+    assert!(
+        log.as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["action"] == "write" && e["what"].as_str().unwrap().contains("accepted"))
+    );
+    // Asked again with the plan sent out first, nothing moves.
+    let again = &suggest(&base, &shifts, &["--priorities", "changes"])["suggestion"];
+    assert_eq!(again["moves"], serde_json::json!([]));
+}
+
+#[test]
+fn a_sick_call_moves_that_staff_members_visits_with_the_reason() {
+    let (base, _files, shifts) = day();
+    suggest(&base, &shifts, &["--accept"]);
+    let s = &suggest(&base, &shifts, &["--sick", "N1", "--from", "07:30"])["suggestion"];
+    assert_eq!(s["planner"], "replan");
+    for m in s["moves"].as_array().unwrap() {
+        assert_eq!(m["from"], serde_json::json!(["N1"]), "{m}");
+        assert_eq!(
+            m["reasons"][0],
+            serde_json::json!({"kind": "sick", "staff": "N1"})
+        );
+    }
+    assert!(!s["moves"].as_array().unwrap().is_empty());
+}
+
+#[test]
+fn bad_planning_input_is_refused_with_a_clear_error_and_nothing_written() {
+    let (base, files, shifts) = day();
+    let before = staff_on(&base);
+    let bad_shifts = file(
+        &files,
+        "bad.csv",
+        "staff_id;start;end\nH1;07:00;15:00\nN1;7 o'clock;15:00\n",
+    );
+    let bad_matrix = file(&files, "road.csv", "from;to\n");
+    // Each case replaces one setting of a good request.
+    let cases: Vec<(&str, &str, &str)> = vec![
+        ("--date", "2030-13-01", "date"),
+        ("--zone", "Sone 9", "zones held: Sone 1"),
+        ("--shifts", &bad_shifts, "line 3"),
+        (
+            "--priorities",
+            "speed,travel",
+            "unknown objective \"speed\"",
+        ),
+        ("--shift", "7-15", "shift"),
+        ("--speed", "0", "speed must be"),
+        ("--tolerance", "1000", "tolerance must be"),
+        ("--road-matrix", &bad_matrix, "from;to;minutes"),
+        ("--sick", "Z9", "Z9 is not on shift"),
+        ("--overrun", "v-nope", "overrun"),
+    ];
+    for (flag, value, expected) in cases {
+        let mut args = vec!["plan", "suggest", "--accept"];
+        for (good_flag, good) in [("--date", DAY), ("--zone", "Sone 1"), ("--shifts", &shifts)] {
+            if good_flag != flag {
+                args.extend([good_flag, good]);
+            }
+        }
+        args.extend([flag, value]);
+        if flag == "--overrun" {
+            args.extend(["--minutes", "10"]);
+        }
+        let err = base.fails(&args);
+        assert!(
+            err.contains(expected),
+            "{flag} {value}: {err:?} should say {expected:?}"
+        );
+        assert!(!err.contains("panicked"), "{err}");
+    }
+    assert_eq!(staff_on(&base), before, "nothing was written");
+}
+
+#[test]
+fn a_patients_location_is_set_checked_and_shown() {
+    let (base, _files, _) = day();
+    let patients = base.ok(&["patient", "list"]);
+    let p = str_of(&patients[0], "patient").to_owned();
+    let set = |value: &'static str| -> Vec<&str> {
+        vec![
+            "patient",
+            "set",
+            "--patient",
+            &p,
+            "--field",
+            "location",
+            "--value",
+            value,
+        ]
+    };
+    let err = base.fails(&set("95,10"));
+    assert!(err.contains("LAT,LON"), "{err}");
+    base.ok(&set("59.9139,10.7522"));
+    let shown = base.ok(&["show", "--patient", &p]);
+    let fields = shown["record"]["fields"].as_array().unwrap();
+    assert!(
+        fields
+            .iter()
+            .any(|f| f[0] == "location" && f[1] == "59.91390,10.75220"),
+        "{fields:?}"
+    );
+}
+
+#[test]
+fn only_a_base_plans() {
+    let nurse = Node::new("nurse", "Kari Nordmann", "N1");
+    let err = nurse.fails(&["plan", "suggest", "--date", DAY]);
+    assert!(err.contains("runs at a base"), "{err}");
+}
