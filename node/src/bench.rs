@@ -6,6 +6,7 @@
 //!    The two are interleaved so disk noise hits both alike.
 //! 2. Opening a store holding a month of one base's data (generated): time and resident memory
 //!    of a fresh process, against a plain redb open of the same file (no integrity check).
+//! 3. Where that month's bytes are, per table, against the JSON of its journal entries.
 //!
 //! This is the one place outside omsyn-core that touches redb: for the baseline only.
 
@@ -14,6 +15,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
+use omsyn_core::docs::journal;
 use omsyn_core::docs::plan::{NewVisit, VisitKind};
 use omsyn_core::docs::record::PatientField;
 use omsyn_core::identity::PROFILE_VERSION;
@@ -49,6 +51,12 @@ fn measure(json: bool, args: &BenchArgs, scratch: &Path) -> Result<()> {
             args.writes,
             write.entry_bytes
         );
+        outln!(
+            "written to disk per commit: omsyn {:.0} bytes, raw redb {:.0} bytes ({:.2}x)",
+            write.omsyn_disk_bytes,
+            write.raw_disk_bytes,
+            write.omsyn_disk_bytes / write.raw_disk_bytes
+        );
     }
     let dir = args.dir.clone().unwrap_or_else(|| scratch.join("month"));
     let generated = generate_month(&dir, args)?;
@@ -62,6 +70,10 @@ fn measure(json: bool, args: &BenchArgs, scratch: &Path) -> Result<()> {
             generated.file_bytes as f64 / (1024.0 * 1024.0)
         );
     }
+    let space = space(&dir)?;
+    if !json {
+        print_space(&space);
+    }
     let omsyn_open = open_in_child(&dir, "omsyn")?;
     let raw_open = open_in_child(&dir, "raw")?;
     let summary = json!({
@@ -73,6 +85,8 @@ fn measure(json: bool, args: &BenchArgs, scratch: &Path) -> Result<()> {
             "raw_redb_median_ms": ms(write.raw_median),
             "raw_redb_mean_ms": ms(write.raw_mean),
             "ratio_median": write.ratio(),
+            "omsyn_disk_bytes_per_commit": write.omsyn_disk_bytes,
+            "raw_redb_disk_bytes_per_commit": write.raw_disk_bytes,
         },
         "open": {
             "patients": generated.patients,
@@ -83,6 +97,7 @@ fn measure(json: bool, args: &BenchArgs, scratch: &Path) -> Result<()> {
             "omsyn": omsyn_open,
             "raw_redb_open_no_integrity_check": raw_open,
         },
+        "space": space,
     });
     if json {
         outln!("{}", serde_json::to_string_pretty(&summary)?);
@@ -96,6 +111,66 @@ fn measure(json: bool, args: &BenchArgs, scratch: &Path) -> Result<()> {
         );
     }
     Ok(())
+}
+
+/// Where the month's bytes are: per table, and per journal entry against the entry's JSON.
+fn space(dir: &Path) -> Result<serde_json::Value> {
+    let repo = repo_at(dir)?;
+    let store = repo.store();
+    let (mut entries, mut json_bytes) = (0u64, 0u64);
+    for id in store.doc_ids("journal/")? {
+        let sizes = store.with_doc(&id, |d| {
+            journal::read(d)
+                .entries
+                .iter()
+                .map(|e| serde_json::to_vec(e).map_or(0, |j| j.len() as u64))
+                .collect::<Vec<_>>()
+        })?;
+        for size in sizes.unwrap_or_default() {
+            entries += 1;
+            json_bytes += size;
+        }
+    }
+    let file_bytes = std::fs::metadata(Repo::store_path(dir))?.len();
+    Ok(json!({
+        "file_bytes": file_bytes,
+        "journal_entries": entries,
+        "journal_entry_json_bytes": json_bytes,
+        "tables": store.space()?,
+    }))
+}
+
+fn print_space(space: &serde_json::Value) {
+    let n = |v: &serde_json::Value| v.as_u64().unwrap_or(0);
+    let (file, entries) = (n(&space["file_bytes"]), n(&space["journal_entries"]).max(1));
+    let json_per_entry = n(&space["journal_entry_json_bytes"]) as f64 / entries as f64;
+    outln!(
+        "store file {:.1} MiB: {:.0} bytes per journal entry, {:.2}x the entry's JSON ({:.0} bytes)",
+        file as f64 / (1024.0 * 1024.0),
+        file as f64 / entries as f64,
+        file as f64 / entries as f64 / json_per_entry,
+        json_per_entry
+    );
+    outln!(
+        "{:<20} {:>9} {:>12} {:>11} {:>12} {:>8}",
+        "table",
+        "rows",
+        "stored B",
+        "tree B",
+        "unused B",
+        "pages"
+    );
+    for t in space["tables"].as_array().into_iter().flatten() {
+        outln!(
+            "{:<20} {:>9} {:>12} {:>11} {:>12} {:>8}",
+            t["name"].as_str().unwrap_or_default(),
+            n(&t["rows"]),
+            n(&t["stored_bytes"]),
+            n(&t["metadata_bytes"]),
+            n(&t["fragmented_bytes"]),
+            n(&t["pages"])
+        );
+    }
 }
 
 pub(crate) fn ms(d: Duration) -> f64 {
@@ -140,6 +215,10 @@ struct WriteResult {
     raw_median: Duration,
     raw_mean: Duration,
     entry_bytes: usize,
+    /// Bytes the process had written to the disk per commit (`/proc/self/io` `write_bytes`:
+    /// the pages each commit wrote and fsynced), Omsyn's and the raw commit's.
+    omsyn_disk_bytes: f64,
+    raw_disk_bytes: f64,
 }
 
 impl WriteResult {
@@ -172,12 +251,14 @@ fn bench_write(dir: &Path, writes: usize) -> Result<WriteResult> {
     const RAW: redb::TableDefinition<u64, &[u8]> = redb::TableDefinition::new("raw");
     let mut omsyn = Vec::with_capacity(writes);
     let mut raw = Vec::with_capacity(writes);
+    let (mut omsyn_disk, mut raw_disk) = (0u64, 0u64);
     for i in 0..writes {
-        let start = Instant::now();
+        let (start, disk) = (Instant::now(), disk_written());
         repo.add_note(t, &mut rng, &patient, None, t, text)?;
         omsyn.push(start.elapsed());
+        omsyn_disk += disk_written().saturating_sub(disk);
 
-        let start = Instant::now();
+        let (start, disk) = (Instant::now(), disk_written());
         let tx = raw_db.begin_write()?;
         {
             let mut table = tx.open_table(RAW)?;
@@ -185,6 +266,7 @@ fn bench_write(dir: &Path, writes: usize) -> Result<WriteResult> {
         }
         tx.commit()?;
         raw.push(start.elapsed());
+        raw_disk += disk_written().saturating_sub(disk);
     }
     let (omsyn_median, omsyn_mean) = median_and_mean(omsyn);
     let (raw_median, raw_mean) = median_and_mean(raw);
@@ -194,7 +276,19 @@ fn bench_write(dir: &Path, writes: usize) -> Result<WriteResult> {
         raw_median,
         raw_mean,
         entry_bytes,
+        omsyn_disk_bytes: omsyn_disk as f64 / writes as f64,
+        raw_disk_bytes: raw_disk as f64 / writes as f64,
     })
+}
+
+/// Bytes this process has caused to be written to the disk so far (0 where the kernel does not
+/// say).
+fn disk_written() -> u64 {
+    let io = std::fs::read_to_string("/proc/self/io").unwrap_or_default();
+    io.lines()
+        .find_map(|l| l.strip_prefix("write_bytes:"))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0)
 }
 
 pub(crate) struct Generated {

@@ -140,23 +140,29 @@ storage_error_from!(
     redb::SetDurabilityError
 );
 
-/// Bookkeeping for one document's chunk log.
+/// Bookkeeping for one document's chunk log, and its position in the change log.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 struct DocMeta {
     next_seq: u64,
     chunks: u64,
     incremental_bytes: u64,
     snapshot_bytes: u64,
+    /// Its position in `LOG` (`None`: not entered yet, or a row written before the position
+    /// moved here from the `doc_seq` table — see [`log_position`]). Kept in this row because a
+    /// write rewrites it anyway: a table of its own cost every commit one more B-tree page.
+    log_pos: Option<u64>,
 }
 
 impl DocMeta {
-    fn encode(&self) -> [u8; 32] {
-        let mut out = [0u8; 32];
+    fn encode(&self) -> [u8; 40] {
+        let mut out = [0u8; 40];
         for (i, v) in [
             self.next_seq,
             self.chunks,
             self.incremental_bytes,
             self.snapshot_bytes,
+            // Log positions start at 1: 0 is "none".
+            self.log_pos.unwrap_or(0),
         ]
         .iter()
         .enumerate()
@@ -166,6 +172,8 @@ impl DocMeta {
         out
     }
 
+    /// Decodes a row of 5 words, or of the first 4 (rows written before the log position moved
+    /// here).
     fn decode(bytes: &[u8]) -> Result<Self, StoreError> {
         let word = |i: usize| -> Result<u64, StoreError> {
             bytes
@@ -179,6 +187,11 @@ impl DocMeta {
             chunks: word(1)?,
             incremental_bytes: word(2)?,
             snapshot_bytes: word(3)?,
+            log_pos: if bytes.len() >= 40 {
+                Some(word(4)?).filter(|p| *p != 0)
+            } else {
+                None
+            },
         })
     }
 }
@@ -265,6 +278,23 @@ pub struct StoreStats {
     pub chunks: u64,
     /// Patients.
     pub patients: u64,
+}
+
+/// Where one table's bytes are (redb's own accounting of its B-tree).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct TableSpace {
+    /// The table.
+    pub name: String,
+    /// Its rows.
+    pub rows: u64,
+    /// Keys and values, as stored.
+    pub stored_bytes: u64,
+    /// The B-tree's own bytes (page headers, offsets).
+    pub metadata_bytes: u64,
+    /// Bytes of its pages holding nothing (pages are filled partly).
+    pub fragmented_bytes: u64,
+    /// Its leaf and branch pages.
+    pub pages: u64,
 }
 
 /// The store. Safe to share between threads; writes are serialised by redb.
@@ -524,7 +554,7 @@ impl Store {
                     .collect::<Result<_, _>>()?
             };
             for doc in &docs {
-                bump_seq(&tx, doc)?;
+                enter_in_log(&tx, doc)?;
             }
             tx.open_table(META)?
                 .insert("format_version", 2u32.to_le_bytes().as_slice())?;
@@ -612,7 +642,11 @@ impl Store {
                 return Ok(Some(f(&doc)));
             }
             let read = self.db.begin_read()?;
-            let version = doc_seq(&read, &id.to_string())?;
+            let version = doc_version(
+                &read.open_table(DOCS)?,
+                &read.open_table(DOC_SEQ)?,
+                &id.to_string(),
+            )?;
             let chunks = read.open_table(CHUNKS)?;
             let Some(doc) = load_doc(&chunks, &self.cipher, id, self.actor)? else {
                 return Ok(None);
@@ -634,28 +668,6 @@ impl Store {
         self.contain(|| {
             let read = self.db.begin_read()?;
             doc_ids_with_prefix(&read.open_table(DOCS)?, prefix)
-        })
-    }
-
-    /// Every document whose id starts with `prefix`, with its position in the change log: the
-    /// position changes whenever the document does (a local write or a received change), so a
-    /// reader can keep what it derived from a document until its position moves.
-    pub fn doc_versions(&self, prefix: &str) -> Result<Vec<(DocumentId, u64)>, StoreError> {
-        self.contain(|| {
-            let read = self.db.begin_read()?;
-            let table = read.open_table(DOC_SEQ)?;
-            let mut out = Vec::new();
-            for item in table.range(prefix..)? {
-                let (key, seq) = item?;
-                let key = key.value();
-                if !key.starts_with(prefix) {
-                    break;
-                }
-                let id = DocumentId::parse(key)
-                    .map_err(|e| StoreError::Corrupt(format!("stored document id: {e}")))?;
-                out.push((id, seq.value()));
-            }
-            Ok(out)
         })
     }
 
@@ -747,6 +759,30 @@ impl Store {
         })
     }
 
+    /// Where the store's bytes are, per table (for `omsyn bench store` and operators asking
+    /// what a month costs).
+    pub fn space(&self) -> Result<Vec<TableSpace>, StoreError> {
+        use redb::{ReadableTableMetadata, TableHandle};
+        self.contain(|| {
+            let read = self.db.begin_read()?;
+            let mut out = Vec::new();
+            for handle in read.list_tables()? {
+                let name = handle.name().to_owned();
+                let table = read.open_untyped_table(handle)?;
+                let stats = table.stats()?;
+                out.push(TableSpace {
+                    name,
+                    rows: table.len()?,
+                    stored_bytes: stats.stored_bytes(),
+                    metadata_bytes: stats.metadata_bytes(),
+                    fragmented_bytes: stats.fragmented_bytes(),
+                    pages: stats.leaf_pages() + stats.branch_pages(),
+                });
+            }
+            Ok(out)
+        })
+    }
+
     /// The store's epoch: random, fixed when the store was created.
     pub fn epoch(&self) -> [u8; 16] {
         self.epoch
@@ -762,7 +798,7 @@ impl Store {
     pub fn seq(&self) -> Result<u64, StoreError> {
         self.contain(|| {
             let read = self.db.begin_read()?;
-            read_seq(&read.open_table(META)?)
+            read_seq(&read.open_table(META)?, &read.open_table(LOG)?)
         })
     }
 
@@ -774,6 +810,11 @@ impl Store {
             let mut out = Vec::new();
             for item in log.range(seq.saturating_add(1)..)? {
                 let (k, v) = item?;
+                if v.value().is_empty() {
+                    // A removed document's place, kept as the highest position (see
+                    // [`leave_log`]).
+                    continue;
+                }
                 let id = DocumentId::parse(v.value())
                     .map_err(|e| StoreError::Corrupt(format!("change log: {e}")))?;
                 out.push((k.value(), id));
@@ -1271,7 +1312,11 @@ impl<'a> WriteBatch<'a> {
     /// The document as committed, from the cache only if the cached version is the one this
     /// write transaction sees (see [`Cache`]'s invariant), with its version.
     fn load(&mut self, id: &DocumentId) -> Result<Option<(Document, Version)>, StoreError> {
-        let version = doc_version(&self.tx.open_table(DOC_SEQ)?, &id.to_string())?;
+        let version = doc_version(
+            &self.tx.open_table(DOCS)?,
+            &self.tx.open_table(DOC_SEQ)?,
+            &id.to_string(),
+        )?;
         if let Some(doc) = self.store.lock_cache().take_at(id, version) {
             return Ok(Some((doc, version)));
         }
@@ -1326,7 +1371,7 @@ impl<'a> WriteBatch<'a> {
                 }
                 let new = store.sign_own_changes(doc);
                 append_chunk(&self.tx, &store.cipher, doc, &new, &changes)?;
-                *version = Some(bump_seq(&self.tx, &id.to_string())?);
+                *version = Some(enter_in_log(&self.tx, &id.to_string())?);
                 // A document change is never left to a non-durable commit.
                 self.durable = true;
             }
@@ -1339,7 +1384,7 @@ impl<'a> WriteBatch<'a> {
                 redb::Durability::None
             };
             self.tx.set_durability(durability)?;
-            let seq = read_seq(&self.tx.open_table(META)?)?;
+            let seq = read_seq(&self.tx.open_table(META)?, &self.tx.open_table(LOG)?)?;
             self.tx.commit()?;
             if self.own_cert_changed {
                 *store.own_cert.lock().unwrap_or_else(|p| p.into_inner()) = None;
@@ -1416,6 +1461,7 @@ fn append_chunk(
             chunks: 1,
             incremental_bytes: 0,
             snapshot_bytes: snapshot.len() as u64,
+            log_pos: meta.log_pos,
         };
     } else {
         let plain = encode_chunk(&doc.signatures_of(new), changes);
@@ -1462,42 +1508,89 @@ fn create_sync_tables(tx: &WriteTransaction, epoch: [u8; 16]) -> Result<(), Stor
     Ok(())
 }
 
-fn read_seq(meta: &impl ReadableTable<&'static str, &'static [u8]>) -> Result<u64, StoreError> {
-    match meta.get("seq")? {
+/// The current log position: the highest position in `LOG`, or the `seq` a store kept in `META`
+/// before the position was read from the log (never written since; it only matters for a store
+/// whose highest entry was removed before that).
+fn read_seq(
+    meta: &impl ReadableTable<&'static str, &'static [u8]>,
+    log: &impl ReadableTable<u64, &'static str>,
+) -> Result<u64, StoreError> {
+    let legacy = match meta.get("seq")? {
         Some(v) => v
             .value()
             .try_into()
             .map(u64::from_le_bytes)
-            .map_err(|_| StoreError::Corrupt("log position is malformed".into())),
-        None => Ok(0),
-    }
+            .map_err(|_| StoreError::Corrupt("the store's log position is malformed".into()))?,
+        None => 0,
+    };
+    let last = log.last()?.map_or(0, |(k, _)| k.value());
+    Ok(legacy.max(last))
 }
 
-/// A document's position in the change log, as of `read`.
-fn doc_seq(read: &redb::ReadTransaction, doc: &str) -> Result<Version, StoreError> {
-    doc_version(&read.open_table(DOC_SEQ)?, doc)
-}
-
-/// A document's position in the change log, from the `DOC_SEQ` table of any transaction.
+/// A document's position in the change log: from its `DOCS` row, or from the `DOC_SEQ` table
+/// where a store written before kept it.
 fn doc_version(
-    table: &impl ReadableTable<&'static str, u64>,
+    docs: &impl ReadableTable<&'static str, &'static [u8]>,
+    legacy: &impl ReadableTable<&'static str, u64>,
     doc: &str,
 ) -> Result<Version, StoreError> {
-    Ok(table.get(doc)?.map(|v| v.value()))
+    let meta = match docs.get(doc)? {
+        Some(v) => DocMeta::decode(v.value())?,
+        None => return Ok(None),
+    };
+    match meta.log_pos {
+        Some(pos) => Ok(Some(pos)),
+        None => Ok(legacy.get(doc)?.map(|v| v.value())),
+    }
 }
 
-/// Gives `doc` the next position in the change log (dropping its previous one). Returns it.
-fn bump_seq(tx: &WriteTransaction, doc: &str) -> Result<u64, StoreError> {
-    let mut meta = tx.open_table(META)?;
-    let seq = read_seq(&meta)? + 1;
-    meta.insert("seq", seq.to_le_bytes().as_slice())?;
-    let mut doc_seq = tx.open_table(DOC_SEQ)?;
+/// Gives `doc` (whose `DOCS` row exists) the next position in the change log, dropping its
+/// previous one, and records it in its row. Returns it. Writes `LOG` and `DOCS` only: a
+/// commit's pages are the tables it touches.
+fn enter_in_log(tx: &WriteTransaction, doc: &str) -> Result<u64, StoreError> {
+    let mut docs = tx.open_table(DOCS)?;
+    let mut meta = match docs.get(doc)? {
+        Some(v) => DocMeta::decode(v.value())?,
+        None => DocMeta::default(),
+    };
     let mut log = tx.open_table(LOG)?;
-    if let Some(old) = doc_seq.insert(doc, seq)? {
-        log.remove(old.value())?;
+    let seq = read_seq(&tx.open_table(META)?, &log)? + 1;
+    if let Some(old) = log_position(tx, doc, &meta)? {
+        log.remove(old)?;
     }
     log.insert(seq, doc)?;
+    meta.log_pos = Some(seq);
+    docs.insert(doc, meta.encode().as_slice())?;
     Ok(seq)
+}
+
+/// Where `doc` (with row `meta`) stands in the log, taking it out of the `DOC_SEQ` table of a
+/// store written before positions moved into `DOCS` (a lookup that finds nothing writes no
+/// page).
+fn log_position(
+    tx: &WriteTransaction,
+    doc: &str,
+    meta: &DocMeta,
+) -> Result<Option<u64>, StoreError> {
+    if let Some(pos) = meta.log_pos {
+        return Ok(Some(pos));
+    }
+    Ok(tx.open_table(DOC_SEQ)?.remove(doc)?.map(|v| v.value()))
+}
+
+/// Takes a removed document out of the change log. Its position stays taken when it was the
+/// highest (an empty entry, skipped by readers): the log position never goes back, or a peer's
+/// acknowledged position would cover changes made after it.
+fn leave_log(tx: &WriteTransaction, doc: &str, meta: &DocMeta) -> Result<(), StoreError> {
+    let Some(pos) = log_position(tx, doc, meta)? else {
+        return Ok(());
+    };
+    let mut log = tx.open_table(LOG)?;
+    log.remove(pos)?;
+    if log.last()?.is_none_or(|(k, _)| k.value() < pos) {
+        log.insert(pos, "")?;
+    }
+    Ok(())
 }
 
 /// What this node remembers of a peer.

@@ -128,7 +128,18 @@ impl WriteBatch<'_> {
             for seq in seqs {
                 chunks.remove((key.as_str(), seq))?;
             }
-            self.tx.open_table(DOCS)?.remove(key.as_str())?;
+            // Rebuilt from its first chunk on; it keeps its place in the change log.
+            let mut docs = self.tx.open_table(DOCS)?;
+            let log_pos = match docs.get(key.as_str())? {
+                Some(v) => super::DocMeta::decode(v.value())?.log_pos,
+                None => None,
+            };
+            let fresh = super::DocMeta {
+                log_pos,
+                ..Default::default()
+            };
+            docs.insert(key.as_str(), fresh.encode().as_slice())?;
+            drop(docs);
             store.lock_cache().remove(doc.id());
             self.neutral_only.remove(doc.id());
             self.docs.insert(doc.id().clone(), (doc, None));

@@ -102,14 +102,22 @@ impl WriteBatch<'_> {
             match row {
                 Row::PatientName { patient, name } => {
                     let sealed = store.cipher.seal(&name_place(&patient), name.as_bytes());
-                    tx.open_table(PATIENT_NAMES)?
-                        .insert(patient.as_str(), sealed.as_slice())?;
+                    upsert(
+                        &mut tx.open_table(PATIENT_NAMES)?,
+                        patient.as_str(),
+                        &sealed,
+                    )?;
                 }
                 Row::Visits { plan, visits } => {
                     let mut table = tx.open_table(VISITS)?;
                     let location = plan.to_string();
                     for visit in visits {
-                        table.insert(visit.as_str(), location.as_str())?;
+                        let known = table
+                            .get(visit.as_str())?
+                            .is_some_and(|v| v.value() == location);
+                        if !known {
+                            table.insert(visit.as_str(), location.as_str())?;
+                        }
                     }
                 }
                 Row::Conflicts {
@@ -125,7 +133,7 @@ impl WriteBatch<'_> {
                         }
                         Some(json) => {
                             let place = conflict_place(patient.as_str(), &scope);
-                            table.insert(key, store.cipher.seal(&place, &json).as_slice())?;
+                            upsert(&mut table, key, &store.cipher.seal(&place, &json))?;
                         }
                     }
                 }
@@ -139,7 +147,9 @@ impl WriteBatch<'_> {
                     let key = (patient.as_str(), month.as_str());
                     let mut open_table = tx.open_table(OPEN_TASKS)?;
                     if open {
-                        open_table.insert(key, ())?;
+                        if open_table.get(key)?.is_none() {
+                            open_table.insert(key, ())?;
+                        }
                     } else {
                         open_table.remove(key)?;
                     }
@@ -150,7 +160,7 @@ impl WriteBatch<'_> {
                         }
                         Some(json) => {
                             let place = tasks_place(patient.as_str(), &month);
-                            table.insert(key, store.cipher.seal(&place, &json).as_slice())?;
+                            upsert(&mut table, key, &store.cipher.seal(&place, &json))?;
                         }
                     }
                 }
@@ -162,16 +172,18 @@ impl WriteBatch<'_> {
                 } => {
                     let mut table = tx.open_table(RELATIONS)?;
                     let p = patient.as_str();
-                    let old: Vec<String> = table
+                    let mut old: std::collections::BTreeMap<String, i64> = table
                         .range((p, "")..=(p, "\u{10FFFF}"))?
-                        .map(|item| item.map(|(k, _)| k.value().1.to_owned()))
-                        .filter(|k| k.as_ref().map_or(true, |k| scope.covers(k)))
+                        .map(|item| item.map(|(k, v)| (k.value().1.to_owned(), v.value())))
+                        .filter(|r| r.as_ref().map_or(true, |(k, _)| scope.covers(k)))
                         .collect::<Result<_, _>>()?;
-                    for k in old {
-                        table.remove((p, k.as_str()))?;
-                    }
                     for (name, value) in rows {
-                        table.insert((p, name.as_str()), value)?;
+                        if old.remove(&name) != Some(value) {
+                            table.insert((p, name.as_str()), value)?;
+                        }
+                    }
+                    for k in old.keys() {
+                        table.remove((p, k.as_str()))?;
                     }
                 }
             }
@@ -233,6 +245,7 @@ fn put_days(
             None => Default::default(),
         };
     let mut kept = Vec::with_capacity(rows.len());
+    let mut changed = false;
     for (day, key, json) in rows {
         let day = day.to_string();
         let place = day_place(&day, &key);
@@ -240,11 +253,18 @@ fn put_days(
         if before.remove(&(day.clone(), key.clone())).as_ref() != Some(&digest) {
             let sealed = cipher.seal(&place, &json);
             index.insert((day.as_str(), key.as_str()), sealed.as_slice())?;
+            changed = true;
         }
         kept.push((day, key, digest));
     }
     for (day, key) in before.keys() {
         index.remove((day.as_str(), key.as_str()))?;
+        changed = true;
+    }
+    if !changed {
+        // The same rows as before (a note beside a visit changes none): the owner list stays,
+        // and the commit writes no page of either table.
+        return Ok(());
     }
     if kept.is_empty() {
         owners.remove(owner)?;
@@ -258,6 +278,24 @@ fn put_days(
 
 /// One row an owner derived: `(day, key, digest)`.
 pub(super) type OwnedRow = (String, String, String);
+
+/// Inserts `value` under `key` unless it is there already. A row derived again unchanged (most
+/// rows, at most writes) then costs a lookup instead of the copy of its B-tree path that the
+/// commit would write and fsync. Sealing is deterministic, so equal content means equal bytes.
+fn upsert<'k, K: redb::Key + 'static>(
+    table: &mut redb::Table<'_, K, &'static [u8]>,
+    key: K::SelfType<'k>,
+    value: &[u8],
+) -> Result<(), StoreError>
+where
+    K::SelfType<'k>: Copy,
+{
+    if table.get(key)?.is_some_and(|v| v.value() == value) {
+        return Ok(());
+    }
+    table.insert(key, value)?;
+    Ok(())
+}
 
 /// What a `DAY_INDEX_OWNERS` value lists.
 pub(super) fn decode_owned(json: &[u8]) -> Result<Vec<OwnedRow>, StoreError> {

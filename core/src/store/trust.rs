@@ -8,8 +8,8 @@ use redb::{ReadableDatabase, ReadableTable, WriteTransaction};
 
 use super::crypt::chunk_place;
 use super::schema::{
-    CERTS, CHUNKS, CONFLICTS, DAY_INDEX, DAY_INDEX_OWNERS, DOC_SEQ, DOCS, LOG, META, OPEN_TASKS,
-    PATIENT_NAMES, PATIENTS_V2, PEER_DOCS, RELATIONS, REVOCATIONS, TASKS, VISITS, WITHHELD,
+    CERTS, CHUNKS, CONFLICTS, DAY_INDEX, DAY_INDEX_OWNERS, DOCS, META, OPEN_TASKS, PATIENT_NAMES,
+    PATIENTS_V2, PEER_DOCS, RELATIONS, REVOCATIONS, TASKS, VISITS, WITHHELD,
 };
 use super::{
     DocMeta, OpenError, Store, StoreError, WriteBatch, conflict_place, doc_ids_with_prefix,
@@ -131,11 +131,16 @@ impl Store {
             );
             chunks.insert((key.as_str(), 0), sealed.as_slice())?;
             drop(chunks);
+            let log_pos = match tx.open_table(DOCS)?.get(key.as_str())? {
+                Some(v) => DocMeta::decode(v.value())?.log_pos,
+                None => None,
+            };
             let meta = DocMeta {
                 next_seq: 1,
                 chunks: 1,
                 incremental_bytes: 0,
                 snapshot_bytes: snapshot.len() as u64,
+                log_pos,
             };
             tx.open_table(DOCS)?
                 .insert(key.as_str(), meta.encode().as_slice())?;
@@ -447,10 +452,11 @@ impl WriteBatch<'_> {
                 for s in seqs {
                     chunks.remove((k, s))?;
                 }
-                tx.open_table(DOCS)?.remove(k)?;
-                if let Some(seq) = tx.open_table(DOC_SEQ)?.remove(k)? {
-                    tx.open_table(LOG)?.remove(seq.value())?;
-                }
+                let meta = match tx.open_table(DOCS)?.remove(k)? {
+                    Some(v) => DocMeta::decode(v.value())?,
+                    None => DocMeta::default(),
+                };
+                super::leave_log(tx, k, &meta)?;
                 let peer_keys: Vec<Vec<u8>> = tx
                     .open_table(PEER_DOCS)?
                     .iter()?

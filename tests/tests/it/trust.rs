@@ -512,10 +512,26 @@ fn a_nurse_holds_her_work_list_and_a_reassigned_patient_leaves_her_phone() {
             .iter()
             .any(|e| matches!(e, SyncEvent::Withdrawn(_)))
     );
+    let store = nurse.repo.store();
+    let seq_before = store.seq().unwrap();
     let report = nurse.repo.purge_unneeded(today("12:00")).unwrap();
     assert_eq!(report.purged, vec![z.mine.clone()]);
     assert!(!holds(&nurse.repo, &z.mine));
-    assert!(nurse.repo.store().doc_ids("journal/").unwrap().is_empty());
+    assert!(store.doc_ids("journal/").unwrap().is_empty());
+    // The change log names every document held once, none of the purged, and its position
+    // never goes back (a peer's acknowledged position must not cover later changes).
+    let log: Vec<_> = store
+        .log_since(0)
+        .unwrap()
+        .into_iter()
+        .map(|(_, id)| id)
+        .collect();
+    let held = store.doc_ids("").unwrap();
+    let mut sorted = log.clone();
+    sorted.sort();
+    assert_eq!(sorted, held, "the log lists each held document once");
+    assert!(log.iter().all(|id| id.patient() != Some(&z.mine)));
+    assert!(store.seq().unwrap() > seq_before);
 }
 
 #[test]
