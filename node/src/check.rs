@@ -4,7 +4,7 @@ use std::path::Path;
 
 use anyhow::{Result, bail};
 use omsyn_core::Repo;
-use omsyn_core::store::{Damage, StoreKey, StoreKeys};
+use omsyn_core::store::{Damage, Store, StoreKey, StoreKeys};
 use rand::SeedableRng;
 use rand::rngs::StdRng;
 use serde_json::json;
@@ -15,7 +15,7 @@ use crate::output::emit;
 /// daemon does this part; see [`check_open`]). With `repair`, rebuilds the damaged documents.
 pub(crate) fn check(data: &Path, key_file: Option<&Path>, json: bool, repair: bool) -> Result<()> {
     match verify_pages(data, key_file) {
-        Ok(()) => {}
+        Ok(_) => {}
         Err(e) if crate::commands::is_locked(&e) => return crate::control::forward(data),
         Err(e) => return Err(e),
     }
@@ -73,7 +73,8 @@ pub(crate) fn at_start(data: &Path, key_file: Option<&Path>) -> Result<()> {
     match verify_pages(data, key_file) {
         // Another `omsyn run` holds it: the forwarded command says so.
         Err(e) if crate::commands::is_locked(&e) => return Ok(()),
-        other => other?,
+        Err(e) => return Err(e),
+        Ok(store) => compact(data, store)?,
     }
     let repo = crate::commands::open_repo(data, key_file)?;
     let damage = repo.damaged_documents()?;
@@ -106,8 +107,22 @@ fn advice(damage: &[Damage]) -> &'static str {
     }
 }
 
-/// Verifies every page checksum (reads the whole file).
-fn verify_pages(data: &Path, key_file: Option<&Path>) -> Result<()> {
+/// Gives the file back the space its free pages hold, when that is worth a start-up's time (see
+/// [`Store::compact_if_worthwhile`]); logs what it did.
+pub(crate) fn compact(data: &Path, mut store: Store) -> Result<()> {
+    let path = Repo::store_path(data);
+    let before = std::fs::metadata(&path)?.len();
+    // Below 16 MiB free, a start-up's time is worth more than the disk.
+    if store.compact_if_worthwhile(before, 16 << 20)? {
+        drop(store);
+        let after = std::fs::metadata(&path)?.len();
+        tracing::info!(before, after, "compacted the store file");
+    }
+    Ok(())
+}
+
+/// Verifies every page checksum (reads the whole file); returns the store, opened alone.
+pub(crate) fn verify_pages(data: &Path, key_file: Option<&Path>) -> Result<Store> {
     let identity = omsyn_core::Identity::load(data)?;
     let epoch = rand::Rng::random(&mut StdRng::from_os_rng());
     let data_key = match crate::commands::host_key(key_file)? {
@@ -118,6 +133,5 @@ fn verify_pages(data: &Path, key_file: Option<&Path>) -> Result<()> {
         signer: identity.key,
         data: data_key,
     };
-    omsyn_core::store::Store::verify_pages(&Repo::store_path(data), &keys, epoch)?;
-    Ok(())
+    Ok(Store::verify_pages(&Repo::store_path(data), &keys, epoch)?)
 }

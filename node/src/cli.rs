@@ -828,6 +828,10 @@ pub(crate) struct BenchArgs {
     /// Journal writes to time in the write benchmark
     #[arg(long, default_value_t = 300)]
     pub(crate) writes: usize,
+    /// Zones the generated patients are spread over (the bench's base serves the first: with 1,
+    /// its day report holds the whole day)
+    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u32).range(1..=100))]
+    pub(crate) zones: u32,
     /// Directory for the generated store (kept afterwards) [default: a temporary directory]
     #[arg(long)]
     pub(crate) dir: Option<PathBuf>,

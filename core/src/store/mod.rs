@@ -137,7 +137,8 @@ storage_error_from!(
     redb::TransactionError,
     redb::TableError,
     redb::CommitError,
-    redb::SetDurabilityError
+    redb::SetDurabilityError,
+    redb::CompactionError
 );
 
 /// Bookkeeping for one document's chunk log, and its position in the change log.
@@ -278,6 +279,13 @@ pub struct StoreStats {
     pub chunks: u64,
     /// Patients.
     pub patients: u64,
+}
+
+/// How much of the store file its pages use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FileUse {
+    /// Bytes of the pages allocated.
+    pub used_bytes: u64,
 }
 
 /// Where one table's bytes are (redb's own accounting of its B-tree).
@@ -757,6 +765,47 @@ impl Store {
                 patients: read.open_table(PATIENT_NAMES)?.len()?,
             })
         })
+    }
+
+    /// The store file's size and the bytes its pages hold (the rest is free: pages freed by
+    /// copy-on-write commits that redb reuses but never returns to the file system).
+    pub fn file_use(&self) -> Result<FileUse, StoreError> {
+        self.contain(|| {
+            let tx = self.db.begin_write()?;
+            let stats = tx.stats()?;
+            // Dropped without commit: only read.
+            drop(tx);
+            Ok(FileUse {
+                used_bytes: stats.allocated_pages() * stats.page_size() as u64,
+            })
+        })
+    }
+
+    /// Compacts the file when a quarter of it (and at least `min_free` bytes) is free, moving
+    /// pages down and truncating. Needs the store alone (no transaction open): `omsyn run` does
+    /// it at start, before anything else opens it. Returns whether it compacted.
+    pub fn compact_if_worthwhile(
+        &mut self,
+        file_bytes: u64,
+        min_free: u64,
+    ) -> Result<bool, StoreError> {
+        let used = self.file_use()?.used_bytes;
+        let free = file_bytes.saturating_sub(used);
+        if free < min_free || free < file_bytes / 4 {
+            return Ok(false);
+        }
+        let Some(db) = self.db.0.as_mut() else {
+            return Ok(false);
+        };
+        // A panic inside redb (a page damaged outside it) is contained as everywhere else.
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            let mut any = false;
+            while db.compact()? {
+                any = true;
+            }
+            Ok(any)
+        }))
+        .unwrap_or_else(|panic| Err(StoreError::Corrupt(panic_text(&panic))))
     }
 
     /// Where the store's bytes are, per table (for `omsyn bench store` and operators asking

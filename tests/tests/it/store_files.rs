@@ -207,6 +207,60 @@ fn verify_accepts_an_intact_store() {
     assert_eq!(store.patients().unwrap().len(), 50);
 }
 
+#[test]
+fn a_store_file_left_loose_by_many_writes_is_compacted_and_keeps_every_document() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut rng = StdRng::seed_from_u64(9);
+    let profile = omsyn_tests::TestNode::base(6).repo.profile().clone();
+    let repo = Repo::init(dir.path(), profile, Some(data_key()), &mut rng).unwrap();
+    let patient = repo
+        .add_patient(
+            omsyn_tests::at("07:00"),
+            &mut rng,
+            &[(PatientField::Name, "P".into())],
+        )
+        .unwrap();
+    // Notes that do not compress, one write each: the month's chunks are folded into ever
+    // larger snapshots, and the pages of the ones before are freed.
+    for i in 0..150 {
+        let text: String = (0..2000)
+            .map(|_| rand::Rng::random_range(&mut rng, 'a'..='z'))
+            .collect();
+        let at = omsyn_tests::at("08:00");
+        repo.add_note(at, &mut rng, &patient, None, at, &format!("{i} {text}"))
+            .unwrap();
+    }
+    let before = omsyn_tests::snapshot(&repo);
+    drop(repo);
+    let path = Repo::store_path(dir.path());
+    let loose = std::fs::metadata(&path).unwrap().len();
+    let keys = StoreKeys {
+        signer: omsyn_core::Identity::load(dir.path()).unwrap().key,
+        data: data_key(),
+    };
+    let mut store = Store::verify_pages(&path, &keys, [7; 16]).unwrap();
+    let used = store.file_use().unwrap().used_bytes;
+    assert!(
+        used < loose * 3 / 4,
+        "the writes left a quarter free: {used} of {loose}"
+    );
+    assert!(
+        !store.compact_if_worthwhile(loose, loose).unwrap(),
+        "not below the minimum"
+    );
+    assert!(store.compact_if_worthwhile(loose, 0).unwrap());
+    drop(store);
+    let compacted = std::fs::metadata(&path).unwrap().len();
+    assert!(compacted < loose * 3 / 4, "{compacted} of {loose}");
+    let repo = Repo::open(dir.path(), Some(data_key()), &mut rng).unwrap();
+    assert_eq!(
+        omsyn_tests::snapshot(&repo),
+        before,
+        "every document as it was"
+    );
+    assert_eq!(repo.journal(&patient).unwrap().0.len(), 150);
+}
+
 /// A copy of a golden data directory written by an earlier format version.
 fn golden(name: &str) -> tempfile::TempDir {
     omsyn_tests::fixture_copy(name, &["node.key", "node.json", "store.redb"])
