@@ -153,6 +153,13 @@ impl Conflict {
         self.medication_name = medication_name;
     }
 
+    /// The patient as people know her: her name where the record is held, else her id.
+    pub fn patient_label(&self) -> &str {
+        self.patient_name
+            .as_deref()
+            .unwrap_or(self.patient.as_str())
+    }
+
     /// The dose a dose conflict is about.
     pub fn dose(&self) -> Option<&DoseRef> {
         match &self.kind {

@@ -305,6 +305,16 @@ pub struct Task {
 }
 
 impl Task {
+    /// Whose it is, as people read it: the nurses by name where they were named
+    /// ([`Task::owner_names`]), else as [`Owner`] says it.
+    pub fn owner_label(&self) -> String {
+        if self.owner_names.is_empty() {
+            self.owner.to_string()
+        } else {
+            self.owner_names.join(" + ")
+        }
+    }
+
     /// Whether nobody has closed it.
     pub fn is_open(&self) -> bool {
         self.done.is_none()

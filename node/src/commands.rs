@@ -931,7 +931,7 @@ fn conflicts(repo: &Repo, json: bool, rng: &mut StdRng, args: ConflictsArgs) -> 
                     Severity::High => "HIGH",
                     Severity::Review => "review",
                 };
-                let patient = c.patient_name.as_deref().unwrap_or(c.patient.as_str());
+                let patient = c.patient_label();
                 format!("{} {severity:<6} {patient}: {}\n", c.id, c.summary)
             })
             .collect()
@@ -1033,7 +1033,7 @@ fn day_report_text(r: &report::DayReport) -> String {
     }
     let _ = writeln!(s, "open conflicts to review: {}", r.conflicts.len());
     for c in &r.conflicts {
-        let _ = writeln!(s, "  {} {}", c.id, c.summary);
+        let _ = writeln!(s, "  {} {}: {}", c.id, c.patient_label(), c.summary);
     }
     let _ = writeln!(s, "devices, least recently synced first:");
     for d in &r.devices {

@@ -14,6 +14,7 @@ import sys
 import tempfile
 import unittest
 
+from selenium.common.exceptions import StaleElementReferenceException
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import Select, WebDriverWait
 
@@ -73,7 +74,10 @@ class Dashboard(unittest.TestCase):
         return [tuple(r) for r in rows]
 
     def wait_until(self, condition, what):
-        WebDriverWait(self.browser, WAIT).until(lambda _: condition(), message=what)
+        # An element found a moment ago may have been redrawn since (the page refreshes on every
+        # commit): the condition is asked again.
+        WebDriverWait(self.browser, WAIT, ignored_exceptions=(StaleElementReferenceException,)).until(
+            lambda _: condition(), message=what)
 
     def test_the_board_follows_sync_and_its_changes_reach_the_nurses(self):
         b = self.browser
@@ -84,7 +88,7 @@ class Dashboard(unittest.TestCase):
         self.kari.cli("visit", "done", "--visit", self.morning, "--arrival", at("08:04"), "--departure", at("08:27"))
         self.kari.cli("sync", "--peer", self.ticket)
         self.wait_until(lambda: self.status_of(self.morning) == [("S1", "done")], "the documented visit, live")
-        self.assertEqual(b.find_element(By.CSS_SELECTOR, "#fig-done b").text, "1")
+        self.wait_until(lambda: b.find_element(By.CSS_SELECTOR, "#fig-done b").text == "1", "one visit done")
 
         # Reassign the evening visit to Per in the page; the picker, filled when reached for,
         # shows continuity.

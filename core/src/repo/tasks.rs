@@ -69,11 +69,17 @@ impl Repo {
     /// The open tasks as people read them: each with its patient's name and its owning nurses'
     /// names (from the certificates held), the ids kept beside them.
     pub fn named_tasks(&self, now: Timestamp) -> Result<Vec<Task>, RepoError> {
+        let mut tasks = self.open_tasks(now, None)?;
+        self.name_tasks(&mut tasks)?;
+        Ok(tasks)
+    }
+
+    /// Adds the patient's and the owning nurses' names to each task (see [`Repo::named_tasks`]).
+    pub fn name_tasks(&self, tasks: &mut [Task]) -> Result<(), RepoError> {
         let patients: std::collections::BTreeMap<PatientId, String> =
             self.patients()?.into_iter().collect();
         let staff = self.staff_names()?;
-        let mut tasks = self.open_tasks(now, None)?;
-        for task in &mut tasks {
+        for task in tasks {
             task.patient_name = patients.get(&task.patient).cloned();
             if let crate::escalation::Owner::Nurses(nurses) = &task.owner {
                 task.owner_names = nurses
@@ -87,7 +93,7 @@ impl Repo {
                     .collect();
             }
         }
-        Ok(tasks)
+        Ok(())
     }
 
     /// The open tasks this node's user must see (see [`Task::concerns`]).
