@@ -100,8 +100,103 @@ pub struct Conflict {
     pub kind: ConflictKind,
     /// The journal entries involved (empty for record-field conflicts).
     pub entries: Vec<EntryId>,
-    /// One line for people.
+    /// Who wrote each entry involved, in the entries' order: the staff id, or `device …` for a
+    /// device acting alone.
+    #[serde(default)]
+    pub by: Vec<String>,
+    /// The same people by name, as each entry's author was named when writing.
+    #[serde(default)]
+    pub by_names: Vec<String>,
+    /// The patient's name, where the record is held: filled when read ([`Conflict::name`]), so a
+    /// renamed patient needs no derivation again.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub patient_name: Option<String>,
+    /// The dose's medication by name, from the patient's medication list (dose conflicts):
+    /// filled when read, like `patient_name`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub medication_name: Option<String>,
+    /// One line for people: names, not ids, wherever the documents know them.
     pub summary: String,
+}
+
+impl ConflictKind {
+    /// Medication and integrity need clinical review now; the rest, the base's review.
+    pub fn severity(&self) -> Severity {
+        match self {
+            ConflictKind::DoseGivenTwice { .. }
+            | ConflictKind::DoseGivenAndNotGiven { .. }
+            | ConflictKind::EntryWrittenTwice { .. } => Severity::High,
+            ConflictKind::VisitPerformedByTwo { .. }
+            | ConflictKind::VisitPerformedButCancelled { .. }
+            | ConflictKind::VisitPerformedAgainstChangedPlan { .. }
+            | ConflictKind::ConcurrentFieldEdit { .. } => Severity::Review,
+        }
+    }
+}
+
+impl Conflict {
+    /// Adds what the patient's record names — the patient, and a dose's medication — and says the
+    /// summary again with them (derivation sees only the plan and the journal).
+    pub fn name(&mut self, patient_name: Option<String>, medication_name: Option<String>) {
+        if let (
+            ConflictKind::DoseGivenTwice { dose } | ConflictKind::DoseGivenAndNotGiven { dose },
+            Some(medication),
+        ) = (&self.kind, &medication_name)
+        {
+            self.summary = dose_summary(
+                &self.kind,
+                &dose_label(dose, Some(medication)),
+                &self.by_names,
+            );
+        }
+        self.patient_name = patient_name;
+        self.medication_name = medication_name;
+    }
+
+    /// The patient as people know her: her name where the record is held, else her id.
+    pub fn patient_label(&self) -> &str {
+        self.patient_name
+            .as_deref()
+            .unwrap_or(self.patient.as_str())
+    }
+
+    /// The dose a dose conflict is about.
+    pub fn dose(&self) -> Option<&DoseRef> {
+        match &self.kind {
+            ConflictKind::DoseGivenTwice { dose } | ConflictKind::DoseGivenAndNotGiven { dose } => {
+                Some(dose)
+            }
+            _ => None,
+        }
+    }
+}
+
+/// A dose as people read it: the medication's name where known (else its id), slot and day.
+fn dose_label(dose: &DoseRef, medication: Option<&str>) -> String {
+    let medication = medication.map_or_else(|| dose.medication.to_string(), str::to_owned);
+    format!("{medication} at {} on {}", dose.slot, dose.day)
+}
+
+/// The summary of a dose conflict, `by` naming who wrote each entry involved.
+fn dose_summary(kind: &ConflictKind, dose: &str, by: &[String]) -> String {
+    match kind {
+        ConflictKind::DoseGivenAndNotGiven { .. } => {
+            format!(
+                "{dose} recorded both as given and as not given ({})",
+                by.join(", ")
+            )
+        }
+        _ => format!(
+            "{dose} recorded as given {} times, by {}",
+            by.len(),
+            by.join(", ")
+        ),
+    }
+}
+
+/// A planned visit as people read it: its day and time.
+fn visit_label(start: &crate::time::Timestamp) -> String {
+    format!("the {} visit on {}", start.hhmm(), start.day())
 }
 
 /// Conflicts in a patient record's identity fields.
@@ -130,6 +225,10 @@ pub fn record_conflicts(record: &PatientRecord) -> Vec<Conflict> {
                     values: fc.values.clone(),
                 },
                 entries: Vec::new(),
+                by: Vec::new(),
+                by_names: Vec::new(),
+                patient_name: None,
+                medication_name: None,
             }
         })
         .collect()
@@ -158,7 +257,7 @@ pub fn month_conflicts(
             .collect();
         (
             entries.iter().map(|e| e.id.clone()).collect(),
-            performers(&entries),
+            writers(&entries),
         )
     };
     found.extend(written_twice(
@@ -173,21 +272,20 @@ pub fn month_conflicts(
 }
 
 /// Integrity alerts for the keys of an append-only document (`doc`) that hold two values;
-/// `authors` gives the entries under a key and who wrote them.
+/// `authors` gives the entries under a key and who wrote them ([`writers`]).
 pub fn written_twice(
     patient: &PatientId,
     doc: &crate::docs::DocumentId,
     keys: &[String],
-    authors: impl Fn(&str) -> (Vec<EntryId>, Vec<String>),
+    authors: impl Fn(&str) -> (Vec<EntryId>, Writers),
 ) -> Vec<Conflict> {
     let document = doc.to_string();
     keys.iter()
         .map(|key| {
-            let (entries, who) = authors(key);
+            let (entries, (who, names)) = authors(key);
             let subject = format!("{document}/{key}");
             new_conflict(
                 patient,
-                Severity::High,
                 ConflictKind::EntryWrittenTwice {
                     document: document.clone(),
                     key: key.clone(),
@@ -196,23 +294,44 @@ pub fn written_twice(
                 "entry-written-twice",
                 &subject,
                 entries,
+                (who.clone(), names.clone()),
                 format!(
                     "integrity alert: {key} in {document} holds {} values, written by {}; both are kept, and a base must review how",
-                    who.len().max(2),
-                    who.join(" and ")
+                    names.len().max(2),
+                    names.join(" and ")
                 ),
             )
         })
         .collect()
 }
 
+/// Who wrote a conflict's entries: ids (see [`Conflict::by`]) and names.
+pub type Writers = (Vec<String>, Vec<String>);
+
+fn writers(entries: &[&Entry]) -> Writers {
+    authors_writers(entries.iter().map(|e| &e.author))
+}
+
+/// The ids and names of these authors: the staff id, or `device …` for a device acting alone.
+pub fn authors_writers<'a>(authors: impl Iterator<Item = &'a crate::docs::Author>) -> Writers {
+    authors
+        .map(|a| {
+            let id = a
+                .staff
+                .as_ref()
+                .map_or_else(|| format!("device {}", a.device.short()), |s| s.to_string());
+            (id, a.name.clone())
+        })
+        .unzip()
+}
+
 fn new_conflict(
     patient: &PatientId,
-    severity: Severity,
     kind: ConflictKind,
     tag: &str,
     subject: &str,
     mut entries: Vec<EntryId>,
+    (by, by_names): Writers,
     summary: String,
 ) -> Conflict {
     entries.sort();
@@ -222,9 +341,13 @@ fn new_conflict(
     Conflict {
         id: ConflictId::derive(&parts),
         patient: patient.clone(),
-        severity,
+        severity: kind.severity(),
         kind,
         entries,
+        by,
+        by_names,
+        patient_name: None,
+        medication_name: None,
         summary,
     }
 }
@@ -246,38 +369,38 @@ fn dose_conflicts(patient: &PatientId, facts: &[&Entry], found: &mut Vec<Conflic
         }
     }
     for (dose, entries) in &given {
+        let label = dose_label(dose, None);
         if entries.len() > 1 {
+            let kind = ConflictKind::DoseGivenTwice {
+                dose: (*dose).clone(),
+            };
+            let who = writers(entries);
+            let summary = dose_summary(&kind, &label, &who.1);
             found.push(new_conflict(
                 patient,
-                Severity::High,
-                ConflictKind::DoseGivenTwice {
-                    dose: (*dose).clone(),
-                },
+                kind,
                 "dose-given-twice",
                 &dose.to_string(),
                 entries.iter().map(|e| e.id.clone()).collect(),
-                format!(
-                    "dose {dose} recorded as given {} times, by {}",
-                    entries.len(),
-                    performers(entries).join(", ")
-                ),
+                who,
+                summary,
             ));
         }
         if let Some(refusals) = not_given.get(dose) {
             let both: Vec<&Entry> = entries.iter().chain(refusals.iter()).copied().collect();
+            let kind = ConflictKind::DoseGivenAndNotGiven {
+                dose: (*dose).clone(),
+            };
+            let who = writers(&both);
+            let summary = dose_summary(&kind, &label, &who.1);
             found.push(new_conflict(
                 patient,
-                Severity::High,
-                ConflictKind::DoseGivenAndNotGiven {
-                    dose: (*dose).clone(),
-                },
+                kind,
                 "dose-given-and-not-given",
                 &dose.to_string(),
                 both.iter().map(|e| e.id.clone()).collect(),
-                format!(
-                    "dose {dose} recorded both as given and as not given ({})",
-                    performers(&both).join(", ")
-                ),
+                who,
+                summary,
             ));
         }
     }
@@ -299,7 +422,7 @@ fn visit_conflicts(
         let Some(visit) = plan.visit(visit_id) else {
             continue;
         };
-        let who = performers(&entries);
+        let (who, names) = writers(&entries);
         let distinct: BTreeSet<&String> = who.iter().collect();
         let planned: BTreeSet<String> = visit.staff.iter().map(|s| s.to_string()).collect();
         let explained_by_double_staffing =
@@ -307,7 +430,6 @@ fn visit_conflicts(
         if distinct.len() > 1 && !explained_by_double_staffing {
             found.push(new_conflict(
                 patient,
-                Severity::Review,
                 ConflictKind::VisitPerformedByTwo {
                     visit: visit_id.clone(),
                     performers: distinct.iter().map(|s| (*s).clone()).collect(),
@@ -315,17 +437,17 @@ fn visit_conflicts(
                 "visit-performed-by-two",
                 visit_id.as_str(),
                 entries.iter().map(|e| e.id.clone()).collect(),
+                (who.clone(), names.clone()),
                 format!(
-                    "visit {visit_id} at {} documented as performed by {}",
-                    visit.start,
-                    who.join(" and ")
+                    "{} documented as performed by {}",
+                    visit_label(&visit.start),
+                    names.join(" and ")
                 ),
             ));
         }
         if let PlanStatus::Cancelled { reason } = &visit.status {
             found.push(new_conflict(
                 patient,
-                Severity::Review,
                 ConflictKind::VisitPerformedButCancelled {
                     visit: visit_id.clone(),
                     reason: reason.clone(),
@@ -333,9 +455,11 @@ fn visit_conflicts(
                 "visit-performed-but-cancelled",
                 visit_id.as_str(),
                 entries.iter().map(|e| e.id.clone()).collect(),
+                (who.clone(), names.clone()),
                 format!(
-                    "visit {visit_id} was cancelled ({reason}) but documented as performed by {}",
-                    who.join(", ")
+                    "{} was cancelled ({reason}) but documented as performed by {}",
+                    visit_label(&visit.start),
+                    names.join(", ")
                 ),
             ));
         }
@@ -358,7 +482,6 @@ fn visit_conflicts(
             if !unseen.is_empty() {
                 found.push(new_conflict(
                     patient,
-                    Severity::Review,
                     ConflictKind::VisitPerformedAgainstChangedPlan {
                         visit: visit_id.clone(),
                         unseen_changes: unseen
@@ -371,8 +494,10 @@ fn visit_conflicts(
                     std::iter::once(entry.id.clone())
                         .chain(unseen.iter().map(|r| r.id.clone()))
                         .collect(),
+                    writers(&[entry]),
                     format!(
-                        "visit {visit_id} performed by {} against an outdated plan: {}",
+                        "{} performed by {} against an outdated plan: {}",
+                        visit_label(&visit.start),
                         entry.author.name,
                         unseen
                             .iter()
@@ -384,18 +509,4 @@ fn visit_conflicts(
             }
         }
     }
-}
-
-/// Who documented each entry: the staff id, or the device for device-only entries.
-fn performers(entries: &[&Entry]) -> Vec<String> {
-    entries
-        .iter()
-        .map(|e| {
-            e.author
-                .staff
-                .as_ref()
-                .map(|s| s.to_string())
-                .unwrap_or_else(|| format!("device {}", e.author.device.short()))
-        })
-        .collect()
 }

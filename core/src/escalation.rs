@@ -134,6 +134,10 @@ pub enum Source {
     UnansweredCalls {
         /// The visit.
         visit: VisitId,
+        /// When the visit was planned to start: how people know which visit (`None` in rows
+        /// derived before it was kept).
+        #[serde(default)]
+        start: Option<Timestamp>,
         /// When each unanswered call was made, earliest first.
         calls: Vec<Timestamp>,
     },
@@ -289,11 +293,28 @@ pub struct Task {
     pub claims: Vec<Act>,
     /// What closed it.
     pub done: Option<Act>,
+    /// The patient's name, where the record is held: filled when read (`Repo::named_tasks`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub patient_name: Option<String>,
+    /// The owning nurses by name, in `owner`'s order (a staff id where no name is known):
+    /// filled when read.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub owner_names: Vec<String>,
     /// One line for people.
     pub summary: String,
 }
 
 impl Task {
+    /// Whose it is, as people read it: the nurses by name where they were named
+    /// ([`Task::owner_names`]), else as [`Owner`] says it.
+    pub fn owner_label(&self) -> String {
+        if self.owner_names.is_empty() {
+            self.owner.to_string()
+        } else {
+            self.owner_names.join(" + ")
+        }
+    }
+
     /// Whether nobody has closed it.
     pub fn is_open(&self) -> bool {
         self.done.is_none()
@@ -353,7 +374,7 @@ impl Trigger {
     pub fn task_ids(&self) -> Vec<TaskId> {
         match &self.source {
             Source::DeviceAlert { entry, .. } => vec![alert_task(entry)],
-            Source::UnansweredCalls { visit, calls } => {
+            Source::UnansweredCalls { visit, calls, .. } => {
                 (1..=calls.len()).map(|n| calls_task(visit, n)).collect()
             }
         }
@@ -366,7 +387,7 @@ impl Trigger {
     pub fn current_id(&self) -> TaskId {
         match &self.source {
             Source::DeviceAlert { entry, .. } => alert_task(entry),
-            Source::UnansweredCalls { visit, calls } => calls_task(visit, calls.len()),
+            Source::UnansweredCalls { visit, calls, .. } => calls_task(visit, calls.len()),
         }
     }
 
@@ -416,6 +437,8 @@ impl Trigger {
             due: stage.due,
             claims,
             done,
+            patient_name: None,
+            owner_names: Vec::new(),
             summary: stage.summary,
         }
     }
@@ -454,7 +477,16 @@ impl Trigger {
                     summary: format!("respond: {device}: {}", event.describe()),
                 }
             }
-            Source::UnansweredCalls { visit, calls } => {
+            Source::UnansweredCalls {
+                visit,
+                start,
+                calls,
+            } => {
+                // The visit as people know it: by its time; its id only if that is all there is.
+                let which = start.map_or_else(
+                    || format!("video visit {visit}"),
+                    |t| format!("the {} video visit", t.hhmm()),
+                );
                 let unanswered = u32::try_from(calls.len()).unwrap_or(u32::MAX);
                 if unanswered >= policy.call_attempts {
                     return Stage {
@@ -468,7 +500,7 @@ impl Trigger {
                         escalates_at: None,
                         due: None,
                         summary: format!(
-                            "physical visit: video visit {visit} unanswered after {unanswered} calls"
+                            "physical visit: {which} unanswered after {unanswered} calls"
                         ),
                     };
                 }
@@ -485,7 +517,7 @@ impl Trigger {
                     escalates_at: Some(after(due, policy.alert_ack_minutes)),
                     due: Some(due),
                     summary: format!(
-                        "call again at {}: video visit {visit}, {unanswered} unanswered",
+                        "call again at {}: {which}, {unanswered} unanswered",
                         due.hhmm()
                     ),
                 }
@@ -595,6 +627,7 @@ pub fn month_triggers(
             month,
             source: Source::UnansweredCalls {
                 visit: visit.id.clone(),
+                start: Some(visit.start),
                 calls,
             },
             raised_at: first,

@@ -743,7 +743,7 @@ impl OmsynNode {
     /// Open conflicts on this device (a logged read).
     pub async fn conflicts(&self) -> Result<Vec<OpenConflict>, OmsynError> {
         self.with_repo(|repo| {
-            let conflicts = repo.conflicts(None)?;
+            let conflicts = repo.named_conflicts(None)?;
             Ok(repo
                 .shown(clock::now(), "conflicts", conflicts, |c| &c.patient)?
                 .iter()

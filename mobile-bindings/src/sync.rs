@@ -282,7 +282,7 @@ pub(crate) fn announce_tasks(ctx: &SyncContext, patient: Option<&omsyn_core::ids
 
 /// Tells the app about conflicts it has not been told about (one patient's, or all).
 pub(crate) fn announce_conflicts(ctx: &SyncContext, patient: Option<&omsyn_core::ids::PatientId>) {
-    let Ok(conflicts) = ctx.repo.conflicts(patient) else {
+    let Ok(conflicts) = ctx.repo.named_conflicts(patient) else {
         return;
     };
     let Ok(mut known) = ctx.known_conflicts.lock() else {

@@ -918,7 +918,7 @@ fn conflicts(repo: &Repo, json: bool, rng: &mut StdRng, args: ConflictsArgs) -> 
     let list = repo.shown(
         now(),
         "open conflicts",
-        repo.conflicts(patient.as_ref())?,
+        repo.named_conflicts(patient.as_ref())?,
         |c| &c.patient,
     )?;
     emit(json, &list, || {
@@ -931,7 +931,8 @@ fn conflicts(repo: &Repo, json: bool, rng: &mut StdRng, args: ConflictsArgs) -> 
                     Severity::High => "HIGH",
                     Severity::Review => "review",
                 };
-                format!("{} {severity:<6} {}: {}\n", c.id, c.patient, c.summary)
+                let patient = c.patient_label();
+                format!("{} {severity:<6} {patient}: {}\n", c.id, c.summary)
             })
             .collect()
     });
@@ -993,8 +994,13 @@ fn day_report_text(r: &report::DayReport) -> String {
         r.trips_replaced
     );
     s.push_str("per staff:\n");
+    let named = |id: &String| {
+        r.staff_names
+            .get(id)
+            .map_or_else(|| id.clone(), |name| format!("{name} ({id})"))
+    };
     for (staff, c) in &r.per_staff {
-        s.push_str(&row(staff, c));
+        s.push_str(&row(&named(staff), c));
     }
     s.push_str("per patient (continuity: different staff this week):\n");
     for p in &r.per_patient {
@@ -1006,7 +1012,11 @@ fn day_report_text(r: &report::DayReport) -> String {
             p.counts.done,
             p.counts.missed,
             p.staff_this_week.len(),
-            p.staff_this_week.join(", ")
+            p.staff_this_week
+                .iter()
+                .map(|id| r.staff_names.get(id).unwrap_or(id).as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
         );
     }
     let open = r
@@ -1023,7 +1033,7 @@ fn day_report_text(r: &report::DayReport) -> String {
     }
     let _ = writeln!(s, "open conflicts to review: {}", r.conflicts.len());
     for c in &r.conflicts {
-        let _ = writeln!(s, "  {} {}", c.id, c.summary);
+        let _ = writeln!(s, "  {} {}: {}", c.id, c.patient_label(), c.summary);
     }
     let _ = writeln!(s, "devices, least recently synced first:");
     for d in &r.devices {

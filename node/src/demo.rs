@@ -634,7 +634,7 @@ async fn day(json: bool, dir: &std::path::Path) -> Result<()> {
     );
     let report = omsyn_core::report::day_report(base.repo(), today(), None, &mut disclosure)?;
     disclosure.finish()?;
-    let conflicts = base.repo().conflicts(None)?;
+    let conflicts = base.repo().named_conflicts(None)?;
     let tasks = base.repo().tasks(t("16:00")?, None)?;
     if !json {
         outln!("\n== The base's merged day report, {}", today());
@@ -647,12 +647,8 @@ async fn day(json: bool, dir: &std::path::Path) -> Result<()> {
         outln!("{}", row("all", &report.totals));
         outln!("{}", row("physical", &report.physical));
         outln!("{}", row("digital", &report.digital));
-        let names = [("S00010", "kari"), ("S00009", "ola"), ("S00011", "anne")];
         for (staff, c) in &report.per_staff {
-            let name = names
-                .iter()
-                .find(|(id, _)| id == staff)
-                .map_or(staff.as_str(), |(_, n)| n);
+            let name = report.staff_names.get(staff).unwrap_or(staff);
             outln!("{}", row(&format!("{name} ({staff})"), c));
         }
         outln!("\n== Tasks ({})", tasks.len());

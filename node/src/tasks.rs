@@ -90,19 +90,16 @@ fn list(repo: &Repo, json: bool, all: bool, patient: Option<&str>) -> Result<()>
             .filter(|t| patient.as_ref().is_none_or(|p| &t.patient == p))
             .collect()
     };
-    let tasks = repo.shown(now, "escalation tasks", tasks, |t| &t.patient)?;
+    let mut tasks = repo.shown(now, "escalation tasks", tasks, |t| &t.patient)?;
+    repo.name_tasks(&mut tasks)?;
     let me = repo.profile().staff_id.clone();
-    let names: std::collections::BTreeMap<_, _> = repo.patients()?.into_iter().collect();
     emit(json, &tasks, || {
         if tasks.is_empty() {
             return "no tasks".into();
         }
         tasks
             .iter()
-            .map(|t| {
-                let name = names.get(&t.patient).map_or("?", String::as_str);
-                describe(t, name, me.as_ref())
-            })
+            .map(|t| describe(t, t.patient_name.as_deref().unwrap_or("?"), me.as_ref()))
             .collect()
     });
     Ok(())
@@ -116,7 +113,10 @@ fn describe(task: &Task, patient: &str, me: Option<&omsyn_core::ids::StaffId>) -
     };
     let mut line = format!(
         "{} {priority:<6} {patient} ({}) for {}: {}",
-        task.id, task.patient, task.owner, task.summary
+        task.id,
+        task.patient,
+        task.owner_label(),
+        task.summary
     );
     if task.escalated {
         line += "\n    ESCALATED: it reached the base";

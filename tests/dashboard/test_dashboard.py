@@ -14,12 +14,12 @@ import sys
 import tempfile
 import unittest
 
-from selenium import webdriver
-from selenium.webdriver.chrome.service import Service
+from selenium.common.exceptions import StaleElementReferenceException
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import Select, WebDriverWait
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "support"))
+from browser import headless_chromium  # noqa: E402
 from omsyn_cli import OMSYN, ZONE, Node, admin_base, at  # noqa: E402
 
 WAIT = 30
@@ -56,10 +56,7 @@ class Dashboard(unittest.TestCase):
         self.ticket, self.url = first["ticket"], first["dashboard"]
         for n in (self.kari, self.per):
             n.cli("sync", "--peer", self.ticket)
-        options = webdriver.ChromeOptions()
-        for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--window-size=1400,1000"):
-            options.add_argument(arg)
-        self.browser = webdriver.Chrome(service=Service("/usr/bin/chromedriver"), options=options)
+        self.browser = headless_chromium()
 
     def tearDown(self):
         self.browser.quit()
@@ -77,7 +74,10 @@ class Dashboard(unittest.TestCase):
         return [tuple(r) for r in rows]
 
     def wait_until(self, condition, what):
-        WebDriverWait(self.browser, WAIT).until(lambda _: condition(), message=what)
+        # An element found a moment ago may have been redrawn since (the page refreshes on every
+        # commit): the condition is asked again.
+        WebDriverWait(self.browser, WAIT, ignored_exceptions=(StaleElementReferenceException,)).until(
+            lambda _: condition(), message=what)
 
     def test_the_board_follows_sync_and_its_changes_reach_the_nurses(self):
         b = self.browser
@@ -88,10 +88,17 @@ class Dashboard(unittest.TestCase):
         self.kari.cli("visit", "done", "--visit", self.morning, "--arrival", at("08:04"), "--departure", at("08:27"))
         self.kari.cli("sync", "--peer", self.ticket)
         self.wait_until(lambda: self.status_of(self.morning) == [("S1", "done")], "the documented visit, live")
-        self.assertEqual(b.find_element(By.CSS_SELECTOR, "#fig-done b").text, "1")
+        self.wait_until(lambda: b.find_element(By.CSS_SELECTOR, "#fig-done b").text == "1", "one visit done")
 
-        # Reassign the evening visit to Per in the page; the option shows continuity.
-        select = Select(b.find_element(By.CSS_SELECTOR, f'select.reassign[data-visit="{self.evening}"]'))
+        # Reassign the evening visit to Per in the page; the picker, filled when reached for,
+        # shows continuity.
+        # Found afresh and focused in one script: the board may re-render until a picker has the
+        # focus, and not after.
+        picker = f'select.reassign[data-visit="{self.evening}"]'
+        self.wait_until(lambda: b.execute_script(
+            "const s = document.querySelector(arguments[0]); s.focus(); return s.dataset.filled;", picker) == "usual",
+            "the picker filled")
+        select = Select(b.find_element(By.CSS_SELECTOR, picker))
         per_option = [o for o in select.options if o.get_attribute("value") == "S2"][0]
         self.assertIn("care team", per_option.text)
         self.assertIn("helsefagarbeider", per_option.text)
@@ -107,6 +114,10 @@ class Dashboard(unittest.TestCase):
         if os.environ.get("OMSYN_SCREENSHOT"):
             b.save_screenshot(os.environ["OMSYN_SCREENSHOT"])
         conflict = b.find_element(By.CSS_SELECTOR, ".conflict.high")
+        # Named for people: the patient, the medication from her list, the nurses.
+        for name in ("Turid Nilsen", "Metformin 500 mg at 08:00", "Kari Nordmann", "Per Hansen"):
+            self.assertIn(name, conflict.text)
+        self.assertNotIn(self.med, conflict.text)
         conflict_id = conflict.get_attribute("data-conflict")
         conflict.find_element(By.CSS_SELECTOR, ".note").send_keys("Ringte Kari og Per: dosen ble gitt én gang.")
         conflict.find_element(By.CSS_SELECTOR, ".resolve").click()
@@ -131,7 +142,8 @@ class Dashboard(unittest.TestCase):
         self.wait_until(lambda: b.find_elements(By.CSS_SELECTOR, ".task.high"), "the physical visit task")
         task = b.find_element(By.CSS_SELECTOR, ".task.high")
         task_id = task.get_attribute("data-task")
-        self.assertIn("physical visit", task.text)
+        self.assertIn("physical visit: the 18:00 video visit", task.text)
+        self.assertIn("Turid Nilsen", task.text)
         self.assertIn("for zone", task.text)
         task.find_element(By.CSS_SELECTOR, ".claim").click()
         self.wait_until(

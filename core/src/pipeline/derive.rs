@@ -224,7 +224,7 @@ fn message_rows(
             .collect();
         (
             found.iter().map(|m| m.id.clone()).collect(),
-            found.iter().map(|m| m.author.name.clone()).collect(),
+            conflict::authors_writers(found.iter().map(|m| &m.author)),
         )
     };
     let mut alerts = conflict::written_twice(patient, id, &read.written_twice, authors);

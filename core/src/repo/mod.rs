@@ -453,7 +453,7 @@ impl Repo {
             visits,
             journal,
             messages: all_messages,
-            conflicts: self.conflicts(Some(patient))?,
+            conflicts: self.named_conflicts(Some(patient))?,
             access: self
                 .store
                 .with_doc(
@@ -468,6 +468,44 @@ impl Repo {
     /// Open conflicts, optionally for one patient.
     pub fn conflicts(&self, patient: Option<&PatientId>) -> Result<Vec<Conflict>, RepoError> {
         Ok(self.store.conflicts(patient)?)
+    }
+
+    /// Open conflicts as people read them: each with its patient's name and a dose's medication
+    /// by name, from the records held ([`Conflict::name`]); the ids stay for machines.
+    pub fn named_conflicts(&self, patient: Option<&PatientId>) -> Result<Vec<Conflict>, RepoError> {
+        let mut conflicts = self.conflicts(patient)?;
+        // One record read per patient, however many conflicts she has.
+        let mut records: HashMap<PatientId, Option<PatientRecord>> = HashMap::new();
+        for c in &mut conflicts {
+            let record = match records.entry(c.patient.clone()) {
+                std::collections::hash_map::Entry::Occupied(held) => held.into_mut(),
+                std::collections::hash_map::Entry::Vacant(slot) => {
+                    let id = DocumentId::PatientRecord(c.patient.clone());
+                    let read = self.store.with_doc(&id, record::read)?.and_then(Result::ok);
+                    slot.insert(read)
+                }
+            };
+            let patient_name = record.as_ref().map(|r| r.name().to_owned());
+            let medication = c.dose().and_then(|dose| {
+                let record = record.as_ref()?;
+                Some(record.medication(&dose.medication)?.name.clone())
+            });
+            c.name(patient_name, medication);
+        }
+        Ok(conflicts)
+    }
+
+    /// The names of staff members with an enrolled device, by staff id, from the certificates
+    /// this node holds (revoked ones too: a name stays a name in yesterday's report).
+    pub fn staff_names(&self) -> Result<std::collections::BTreeMap<String, String>, RepoError> {
+        let mut names = std::collections::BTreeMap::new();
+        for cert in self.store.certificates()? {
+            let grant = cert.grant();
+            if let (Some(staff), false) = (&grant.staff_id, grant.role == Role::HomeUnit) {
+                names.insert(staff.to_string(), grant.name.clone());
+            }
+        }
+        Ok(names)
     }
 
     /// Keeps the `items` whose patient passes the need gate, logged as one read of `what`

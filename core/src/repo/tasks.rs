@@ -66,6 +66,36 @@ impl Repo {
         Ok(tasks)
     }
 
+    /// The open tasks as people read them: each with its patient's name and its owning nurses'
+    /// names (from the certificates held), the ids kept beside them.
+    pub fn named_tasks(&self, now: Timestamp) -> Result<Vec<Task>, RepoError> {
+        let mut tasks = self.open_tasks(now, None)?;
+        self.name_tasks(&mut tasks)?;
+        Ok(tasks)
+    }
+
+    /// Adds the patient's and the owning nurses' names to each task (see [`Repo::named_tasks`]).
+    pub fn name_tasks(&self, tasks: &mut [Task]) -> Result<(), RepoError> {
+        let patients: std::collections::BTreeMap<PatientId, String> =
+            self.patients()?.into_iter().collect();
+        let staff = self.staff_names()?;
+        for task in tasks {
+            task.patient_name = patients.get(&task.patient).cloned();
+            if let crate::escalation::Owner::Nurses(nurses) = &task.owner {
+                task.owner_names = nurses
+                    .iter()
+                    .map(|n| {
+                        staff
+                            .get(n.as_str())
+                            .cloned()
+                            .unwrap_or_else(|| n.to_string())
+                    })
+                    .collect();
+            }
+        }
+        Ok(())
+    }
+
     /// The open tasks this node's user must see (see [`Task::concerns`]).
     pub fn my_tasks(&self, now: Timestamp) -> Result<Vec<Task>, RepoError> {
         let profile = self.profile();

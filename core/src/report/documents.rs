@@ -4,7 +4,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use super::{Counts, DayReport, DeviationLine, PatientDay, devices, tally, visit_line};
+use super::{Counts, DayReport, DeviationLine, PatientDay, tally, visit_line};
 use crate::docs::daylog::{self, DayLogBody};
 use crate::docs::journal::{self, EntryBody, Journal};
 use crate::docs::record::{self, PatientField};
@@ -78,14 +78,12 @@ pub fn day_report_from_documents(
         report
             .deviations
             .extend(journal_deviations(&patient, day, &theirs));
-        report.conflicts.extend(repo.conflicts(Some(&patient))?);
         report.per_patient.push(patient_day);
     }
     report
         .deviations
         .extend(day_log_deviations(repo, day, zone, &staff_seen)?);
-    report.devices = devices(repo, zone)?;
-    report.sort();
+    report.finish(repo, zone)?;
     Ok(report)
 }
 

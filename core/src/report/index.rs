@@ -13,7 +13,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde::{Deserialize, Serialize};
 
 use super::{
-    Counts, DayReport, DeviationLine, PatientDay, VisitLine, devices, monday_of, performer, tally,
+    Counts, DayReport, DeviationLine, PatientDay, VisitLine, monday_of, performer, tally,
     visit_line,
 };
 use crate::docs::DocumentId;
@@ -147,7 +147,6 @@ pub fn day_report(
     let week = staff_this_week(repo, day, &patients)?;
     for (patient, mut patient_day) in patients {
         patient_day.staff_this_week = week.get(&patient).cloned().unwrap_or_default();
-        report.conflicts.extend(repo.conflicts(Some(&patient))?);
         report.per_patient.push(patient_day);
     }
     let shown_patients: BTreeSet<String> = report
@@ -165,8 +164,7 @@ pub fn day_report(
     for (_, json) in deviations {
         report.deviations.push(decode(&json)?);
     }
-    report.devices = devices(repo, zone)?;
-    report.sort();
+    report.finish(repo, zone)?;
     Ok(report)
 }
 

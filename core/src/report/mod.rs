@@ -134,6 +134,9 @@ pub struct DayReport {
     pub conflicts: Vec<Conflict>,
     /// The zone's enrolled devices, least recently synced first.
     pub devices: Vec<DeviceSync>,
+    /// The names of the staff the report names by id (assigned, per staff, this week's
+    /// performers), from the certificates held; an id with no known name is left out.
+    pub staff_names: BTreeMap<String, String>,
 }
 
 /// One patient's day.
@@ -193,7 +196,31 @@ impl DayReport {
             deviations: Vec::new(),
             conflicts: Vec::new(),
             devices: Vec::new(),
+            staff_names: BTreeMap::new(),
         }
+    }
+
+    /// What both derivations end with: the conflicts as people read them, the devices, names
+    /// for the staff ids shown, and the order.
+    fn finish(&mut self, repo: &Repo, zone: Option<&str>) -> Result<(), RepoError> {
+        for patient in &self.per_patient {
+            self.conflicts
+                .extend(repo.named_conflicts(Some(&patient.patient))?);
+        }
+        self.devices = devices(repo, zone)?;
+        let known = repo.staff_names()?;
+        let shown = self.per_staff.keys().chain(
+            self.per_patient
+                .iter()
+                .flat_map(|p| p.staff_this_week.iter()),
+        );
+        for id in shown {
+            if let Some(name) = known.get(id) {
+                self.staff_names.insert(id.clone(), name.clone());
+            }
+        }
+        self.sort();
+        Ok(())
     }
 
     /// Visits by start, patients by name, deviations by time: the same order however derived.

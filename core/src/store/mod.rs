@@ -488,7 +488,7 @@ impl Store {
                     .map(u32::from_le_bytes)
                     .map_err(|_| corrupt(&"format version is malformed"))?;
                 match found {
-                    1..=5 => {
+                    1..=6 => {
                         if found == 1 {
                             self.migrate_v1(fresh_epoch).map_err(|e| corrupt(&e))?;
                         }
@@ -571,9 +571,9 @@ impl Store {
         Ok(())
     }
 
-    /// Version 4 → 6 and 5 → 6: the derived indexes, the day index among them, are derived
-    /// again by the change pipeline (integrity alerts, explicit accesses clamped by the
-    /// receiver's clock, the day's visits and outcomes) the next time the node opens
+    /// Versions 4–6 → 7: the derived indexes, the day index among them, are derived again by the
+    /// change pipeline (integrity alerts, explicit accesses clamped by the receiver's clock, the
+    /// day's visits and outcomes, conflicts naming who wrote them) the next time the node opens
     /// ([`Store::needs_rederive`]).
     fn migrate_to_rederive(&self) -> Result<(), StoreError> {
         let tx = self.db.begin_write()?;

@@ -98,5 +98,7 @@ pub(crate) const MAGIC: &[u8] = b"omsyn-store";
 /// 5 — every derived index is derived by the change pipeline (`pipeline::derive`), with integrity
 /// alerts among the conflicts and explicit accesses clamped; migrating sets `META["rederive"]`,
 /// and the node derives everything again when it opens. 6 — adds the day index (`day_index`,
-/// `day_index_owners`), derived the same way. Migrations from 1–5 leave the indexes to that step.
-pub const FORMAT_VERSION: u32 = 6;
+/// `day_index_owners`), derived the same way. 7 — conflicts carry who wrote their entries (ids
+/// and names) and say so by name: derived again the same way. Migrations from 1–6 leave the
+/// indexes to that step.
+pub const FORMAT_VERSION: u32 = 7;

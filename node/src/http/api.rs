@@ -254,7 +254,7 @@ pub(crate) async fn usual_staff(State(http): State<Http>, Path(patient): Path<St
 pub(crate) async fn conflicts(State(http): State<Http>) -> Response {
     answer(
         blocking(&http, |http, repo| {
-            let conflicts = repo.conflicts(None).map_err(repo_error)?;
+            let conflicts = repo.named_conflicts(None).map_err(repo_error)?;
             let conflicts = http
                 .shown(repo, "dashboard conflicts", conflicts, |c| &c.patient)
                 .map_err(repo_error)?;
@@ -319,7 +319,7 @@ pub(crate) async fn tasks(State(http): State<Http>) -> Response {
                 ));
             }
             let now = now();
-            let open = repo.open_tasks(now, None).map_err(repo_error)?;
+            let open = repo.named_tasks(now).map_err(repo_error)?;
             let open = http
                 .shown(repo, "dashboard tasks", open, |t| &t.patient)
                 .map_err(repo_error)?;

@@ -133,6 +133,38 @@ fn dose_given_by_two_nurses_offline_is_a_high_severity_conflict() {
 }
 
 #[test]
+fn a_dose_conflict_read_for_people_names_the_patient_the_medication_and_the_nurses() {
+    let mut z = zone();
+    dose(&mut z.n1, &z.patient, &z.med, "08:10", None).unwrap();
+    dose(&mut z.n2, &z.patient, &z.med, "08:20", None).unwrap();
+    merge_all(&z);
+    let [c] = &z.base.repo.named_conflicts(None).unwrap()[..] else {
+        panic!("one conflict expected");
+    };
+    assert_eq!(c.patient_name.as_deref(), Some("Turid Nilsen"));
+    assert_eq!(c.medication_name.as_deref(), Some("Metformin 500 mg"));
+    // The ids stay beside the names, for machines.
+    let mut by: Vec<_> = c.by.iter().zip(&c.by_names).collect();
+    by.sort();
+    assert_eq!(
+        by,
+        [
+            (&"N1".to_owned(), &"Nurse N1".to_owned()),
+            (&"N2".to_owned(), &"Nurse N2".to_owned())
+        ]
+    );
+    assert!(
+        c.summary.starts_with("Metformin 500 mg at 08:00 on ")
+            && c.summary.contains("recorded as given 2 times")
+            && c.summary.contains("Nurse N1")
+            && c.summary.contains("Nurse N2"),
+        "{}",
+        c.summary
+    );
+    assert!(!c.summary.contains(z.med.as_str()), "{}", c.summary);
+}
+
+#[test]
 fn dose_given_and_not_given_is_a_conflict() {
     let mut z = zone();
     dose(&mut z.n1, &z.patient, &z.med, "08:10", None).unwrap();
