@@ -222,10 +222,17 @@ struct CachedDoc {
 }
 
 impl Cache {
-    /// The cached version of `id` for a reader.
-    fn get(&mut self, id: &DocumentId) -> Option<Arc<Document>> {
+    /// The cached `id` for a reader, only if it is the version at `version`: the one the
+    /// reader's own read transaction sees. (Between a writer's commit and its putting the new
+    /// version back, the cache may still hold the one before — or a version a reader loaded
+    /// while the write was under way. A reader served that after the commit had returned would
+    /// miss a change the log already shows: a session then never pushed it.)
+    fn get_at(&mut self, id: &DocumentId, version: Version) -> Option<Arc<Document>> {
         self.tick += 1;
         let entry = self.docs.get_mut(id)?;
+        if entry.version != version {
+            return None;
+        }
         entry.used = self.tick;
         Some(Arc::clone(&entry.doc))
     }
@@ -279,6 +286,15 @@ pub struct StoreStats {
     pub chunks: u64,
     /// Patients.
     pub patients: u64,
+}
+
+/// What [`Store::log_since`] read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogSince {
+    /// Each document changed after the position asked for, with its position.
+    pub changed: Vec<(u64, DocumentId)>,
+    /// The log position as of the same read.
+    pub position: u64,
 }
 
 /// How much of the store file its pages use.
@@ -637,24 +653,25 @@ impl Store {
 
     /// Runs `f` on a document, loading it if needed. `Ok(None)` if the store does not hold it.
     ///
-    /// Readers share the cached committed version and hold the cache's lock only to look it up:
-    /// a reader never waits for a writer (redb gives it a snapshot), nor for another reader.
+    /// Readers share the cached version when it is the one their own read transaction sees, and
+    /// hold the cache's lock only to look it up: a reader never waits for a writer (redb gives it
+    /// a snapshot), nor for another reader.
     pub fn with_doc<T>(
         &self,
         id: &DocumentId,
         f: impl FnOnce(&Document) -> T,
     ) -> Result<Option<T>, StoreError> {
         self.contain(|| {
-            let cached = self.lock_cache().get(id);
-            if let Some(doc) = cached {
-                return Ok(Some(f(&doc)));
-            }
             let read = self.db.begin_read()?;
             let version = doc_version(
                 &read.open_table(DOCS)?,
                 &read.open_table(DOC_SEQ)?,
                 &id.to_string(),
             )?;
+            let cached = self.lock_cache().get_at(id, version);
+            if let Some(doc) = cached {
+                return Ok(Some(f(&doc)));
+            }
             let chunks = read.open_table(CHUNKS)?;
             let Some(doc) = load_doc(&chunks, &self.cipher, id, self.actor)? else {
                 return Ok(None);
@@ -851,12 +868,15 @@ impl Store {
         })
     }
 
-    /// Documents changed after log position `seq`, in log order.
-    pub fn log_since(&self, seq: u64) -> Result<Vec<(u64, DocumentId)>, StoreError> {
+    /// Documents changed after log position `seq`, in log order, and the log position they
+    /// bring it to — read in one transaction, so a commit landing meanwhile is either among them
+    /// or after the position (a position read apart could pass over it, and a session would
+    /// never push it).
+    pub fn log_since(&self, seq: u64) -> Result<LogSince, StoreError> {
         self.contain(|| {
             let read = self.db.begin_read()?;
             let log = read.open_table(LOG)?;
-            let mut out = Vec::new();
+            let mut changed = Vec::new();
             for item in log.range(seq.saturating_add(1)..)? {
                 let (k, v) = item?;
                 if v.value().is_empty() {
@@ -866,9 +886,10 @@ impl Store {
                 }
                 let id = DocumentId::parse(v.value())
                     .map_err(|e| StoreError::Corrupt(format!("change log: {e}")))?;
-                out.push((k.value(), id));
+                changed.push((k.value(), id));
             }
-            Ok(out)
+            let position = read_seq(&read.open_table(META)?, &log)?.max(seq);
+            Ok(LogSince { changed, position })
         })
     }
 

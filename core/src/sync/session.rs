@@ -345,20 +345,15 @@ impl Session {
         self.pushed_seq = self.record.acked_seq;
         let mut docs = self.unpushed(store)?;
         docs.extend(answers);
-        self.pushed_seq = self.pushed_seq.max(store.seq()?);
         self.push_round(store, policy, now_ms, docs, true)
     }
 
-    /// Documents committed after the last position pushed; advances that position.
+    /// Documents committed after the last position pushed; advances that position to the one
+    /// the same read saw, and no further.
     fn unpushed(&mut self, store: &Store) -> Result<Vec<DocumentId>, SyncError> {
-        Ok(store
-            .log_since(self.pushed_seq)?
-            .into_iter()
-            .map(|(seq, doc)| {
-                self.pushed_seq = self.pushed_seq.max(seq);
-                doc
-            })
-            .collect())
+        let since = store.log_since(self.pushed_seq)?;
+        self.pushed_seq = self.pushed_seq.max(since.position);
+        Ok(since.changed.into_iter().map(|(_, doc)| doc).collect())
     }
 
     /// Sends the frames queued since `mark` as compressed batches where that saves bytes.

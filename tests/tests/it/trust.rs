@@ -523,6 +523,7 @@ fn a_nurse_holds_her_work_list_and_a_reassigned_patient_leaves_her_phone() {
     let log: Vec<_> = store
         .log_since(0)
         .unwrap()
+        .changed
         .into_iter()
         .map(|(_, id)| id)
         .collect();
