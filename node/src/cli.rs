@@ -951,13 +951,14 @@ pub(crate) enum BenchCmd {
     Plan(BenchPlanArgs),
     /// Collection sync against per-document Automerge sync and the bytes of the changes
     Sync {
-        /// Documents shared by a base and a nurse's phone
-        #[arg(long, default_value_t = 2000)]
-        shift_docs: usize,
-        /// Documents shared by two bases
-        #[arg(long, default_value_t = 10000)]
-        base_docs: usize,
-        /// Percent of documents changed on each side
+        /// Sizes to measure, in documents both sides hold (up to 2,000 a nurse's phone and a
+        /// base, above two bases)
+        #[arg(long, value_delimiter = ',', default_values_t = [2000, 10000, 50000])]
+        docs: Vec<usize>,
+        /// Reconnects measured at each size (median and min–max are reported)
+        #[arg(long, default_value_t = 5)]
+        runs: usize,
+        /// Percent of documents changed on each side before each reconnect
         #[arg(long, default_value_t = 1.0)]
         percent: f64,
     },

@@ -89,10 +89,10 @@ pub(crate) fn run(cli: Cli) -> Result<()> {
         Command::Bench(BenchCmd::Report(args)) => return crate::bench_report::run(json, &args),
         Command::Bench(BenchCmd::Plan(args)) => return crate::bench_plan::run(json, &args),
         Command::Bench(BenchCmd::Sync {
-            shift_docs,
-            base_docs,
+            docs,
+            runs,
             percent,
-        }) => return crate::bench_sync::run(json, shift_docs, base_docs, percent),
+        }) => return crate::bench_sync::run(json, &docs, runs, percent),
         Command::Bench(BenchCmd::Link(args)) => return crate::link::run_args(&args),
         Command::Bench(BenchCmd::Field(args)) => return crate::bench_field::run(json, &args),
         Command::Bench(BenchCmd::Baseline(args)) => return crate::bench_field::baseline(&args),

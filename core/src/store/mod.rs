@@ -977,6 +977,7 @@ impl Store {
                 rederive: BTreeSet::new(),
                 clear_rederive_flag: false,
                 set_aside: BTreeSet::new(),
+                certificates: BTreeMap::new(),
             })
         })
     }
@@ -1212,6 +1213,10 @@ pub struct WriteBatch<'a> {
     /// Documents that do not load, which this write treats as absent (see
     /// [`WriteBatch::set_aside`]).
     set_aside: BTreeSet<DocumentId>,
+    /// Certificates read (and their signatures verified) in this batch, by node: a batch of
+    /// received changes asks for its authors' certificates once per change, and verifying each
+    /// again would cost a signature check per change.
+    certificates: BTreeMap<NodeId, Option<crate::trust::Certificate>>,
 }
 
 impl std::fmt::Debug for WriteBatch<'_> {

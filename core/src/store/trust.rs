@@ -232,6 +232,26 @@ impl Store {
         })
     }
 
+    /// Every revocation known, as stored: the revoked node and the signed bytes. Not verified
+    /// again — each was verified before it was stored, and whoever it is sent to verifies it —
+    /// so a session forwards revocations without a signature check per revocation per session.
+    pub fn revocation_bytes(&self) -> Result<Vec<(NodeId, Vec<u8>)>, StoreError> {
+        self.contain(|| {
+            let read = self.db.begin_read()?;
+            read.open_table(REVOCATIONS)?
+                .iter()?
+                .map(|item| {
+                    let (k, v) = item?;
+                    let node = <[u8; 32]>::try_from(k.value())
+                        .ok()
+                        .and_then(|b| NodeId::from_bytes(b).ok())
+                        .ok_or_else(|| StoreError::Corrupt("revoked node id".into()))?;
+                    Ok((node, v.value().to_vec()))
+                })
+                .collect()
+        })
+    }
+
     /// The revocation of `node`, if any.
     pub fn revocation(&self, node: &NodeId) -> Result<Option<Revocation>, StoreError> {
         self.contain(|| {
@@ -316,8 +336,15 @@ impl Store {
 impl WriteBatch<'_> {
     /// The certificate of `node` as of this batch (including ones received in it).
     pub fn certificate(&mut self, node: &NodeId) -> Result<Option<Certificate>, StoreError> {
+        if let Some(known) = self.certificates.get(node) {
+            return Ok(known.clone());
+        }
         let store = self.store;
-        store.contain(|| get_credential(&self.tx.open_table(CERTS)?, node, Certificate::from_bytes))
+        let cert = store.contain(|| {
+            get_credential(&self.tx.open_table(CERTS)?, node, Certificate::from_bytes)
+        })?;
+        self.certificates.insert(*node, cert.clone());
+        Ok(cert)
     }
 
     /// Whether `node` is revoked as of this batch.
@@ -397,14 +424,19 @@ impl WriteBatch<'_> {
         store.contain(|| {
             let mut table = self.tx.open_table(CERTS)?;
             let node = cert.node();
+            let bytes = cert.to_bytes();
             let newer = match table.get(node.as_bytes().as_slice())? {
+                // A peer's Hello brings the certificate held for it every session: the same
+                // bytes are not newer, and need no signature check to tell.
+                Some(v) if v.value() == bytes.as_slice() => false,
                 Some(v) => Certificate::from_bytes(v.value())
                     .map(|held| held.grant().not_after_ms < cert.grant().not_after_ms)
                     .unwrap_or(true),
                 None => true,
             };
             if newer {
-                table.insert(node.as_bytes().as_slice(), cert.to_bytes().as_slice())?;
+                table.insert(node.as_bytes().as_slice(), bytes.as_slice())?;
+                self.certificates.insert(node, Some(cert.clone()));
                 self.durable = true;
                 self.own_cert_changed |= node == store.actor;
             }

@@ -1,14 +1,107 @@
-//! The baseline that Omsyn's protocol is measured against (`omsyn bench sync`): per-document
-//! Automerge sync with saved sync states — one Automerge sync session per document, as
-//! samod/automerge-repo run it. Nodes never use this; it exists so the benchmark compares against
-//! the real algorithm rather than an estimate.
+//! The baselines that Omsyn's protocol is measured against: per-document Automerge sync with
+//! saved sync states — one Automerge sync session per document, as samod/automerge-repo run it.
+//! Nodes never use these; they exist so the benchmarks compare against the real algorithm rather
+//! than an estimate.
+//!
+//! - [`InMemoryPerDocumentSync`] (`omsyn bench sync`): every document already loaded, as samod
+//!   keeps them, and no store in the loop — the strongest form of the baseline.
+//! - [`PerDocumentSync`] (`omsyn bench field`): reads each document through the store for every
+//!   message and writes what it receives durably, which is weaker (it pays loads, decryption and
+//!   commits Omsyn's measurement pays too, but per message).
 
 use std::collections::BTreeMap;
 
 use automerge::sync;
 
-use crate::docs::DocumentId;
+use crate::docs::{DocError, Document, DocumentId};
+use crate::identity::NodeId;
 use crate::store::{Store, StoreError};
+
+/// Per-document Automerge sync towards one peer with every document held in memory: a loaded
+/// Automerge document and a sync state per document, as samod keeps them while it runs.
+#[derive(Debug)]
+pub struct InMemoryPerDocumentSync {
+    actor: NodeId,
+    docs: BTreeMap<DocumentId, (Document, sync::State)>,
+}
+
+/// Why an Automerge sync message could not be applied by the in-memory baseline.
+#[derive(Debug, thiserror::Error)]
+#[error("baseline: {0}")]
+pub struct ReceiveError(#[from] DocError);
+
+impl InMemoryPerDocumentSync {
+    /// Loads `ids` from the store (this is the part samod did before the session: not timed).
+    pub fn load(store: &Store, ids: &[DocumentId]) -> Result<Self, StoreError> {
+        let mut this = InMemoryPerDocumentSync {
+            actor: store.actor(),
+            docs: BTreeMap::new(),
+        };
+        this.refresh(store, ids)?;
+        Ok(this)
+    }
+
+    /// Takes the store's current version of `ids` (documents changed locally through the store;
+    /// samod would have applied those edits to its in-memory copy), keeping their sync states.
+    pub fn refresh(&mut self, store: &Store, ids: &[DocumentId]) -> Result<(), StoreError> {
+        for id in ids {
+            let Some(doc) = store.load(id)? else {
+                continue;
+            };
+            match self.docs.get_mut(id) {
+                Some((held, _)) => *held = doc,
+                None => {
+                    self.docs.insert(id.clone(), (doc, sync::State::new()));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// A reconnect: each state is replaced by what Automerge persists of it (the shared heads),
+    /// as a new connection starts from saved sync states.
+    pub fn reconnect(&mut self) {
+        for (_, state) in self.docs.values_mut() {
+            *state = sync::State::decode(&state.encode()).unwrap_or_default();
+        }
+    }
+
+    /// One sync message per document that has something to say, all documents at once.
+    pub fn generate(&mut self) -> Vec<(DocumentId, Vec<u8>)> {
+        self.docs
+            .iter_mut()
+            .filter_map(|(id, (doc, state))| doc.sync_generate(state).map(|m| (id.clone(), m)))
+            .collect()
+    }
+
+    /// Applies the peer's messages to the documents in memory; a document not held yet starts
+    /// empty (the peer shares one created since).
+    pub fn receive(&mut self, messages: Vec<(DocumentId, Vec<u8>)>) -> Result<(), ReceiveError> {
+        for (id, bytes) in messages {
+            let (doc, state) = self
+                .docs
+                .entry(id.clone())
+                .or_insert_with(|| (Document::new(id, self.actor), sync::State::new()));
+            doc.sync_receive(state, &bytes)?;
+        }
+        Ok(())
+    }
+
+    /// The heads held of `id`, if it is held.
+    pub fn heads(&self, id: &DocumentId) -> Option<Vec<[u8; 32]>> {
+        self.docs.get(id).map(|(doc, _)| doc.head_hashes())
+    }
+
+    /// How many documents are held.
+    pub fn len(&self) -> usize {
+        self.docs.len()
+    }
+
+    /// Whether no document is held.
+    pub fn is_empty(&self) -> bool {
+        self.docs.is_empty()
+    }
+}
 
 /// Per-document sync states towards one peer.
 #[derive(Debug, Default)]

@@ -207,6 +207,13 @@ pub struct Session {
     provisional_grant: Option<Grant>,
     /// The peer's store epoch that the push sent with our `Hello` assumed.
     early_epoch: Option<String>,
+    /// Documents this batch of the peer's brought to exactly what the peer holds (see
+    /// [`Session::note_received_log`]).
+    held_by_peer: BTreeSet<DocumentId>,
+    /// Stretches of our log, `(after, up_to]`, that hold only documents received from the peer
+    /// and equal to its copy: nothing in them needs pushing back, so the acknowledged position
+    /// moves over them and the next session does not load each such document to find that out.
+    held_ranges: Vec<(u64, u64)>,
 }
 
 impl Session {
@@ -234,6 +241,8 @@ impl Session {
             declined: BTreeSet::new(),
             provisional_grant: None,
             early_epoch: None,
+            held_by_peer: BTreeSet::new(),
+            held_ranges: Vec::new(),
         };
         // A store that cannot read its own certificate sends none: the peer refuses, and says so.
         let certificate = store
@@ -516,6 +525,7 @@ impl Session {
         let mut start_initial_push = false;
         let mut acked_rounds = Vec::new();
         let mut peer_error = None;
+        self.held_by_peer.clear();
         let mut batch = store.write()?;
         batch.set_non_durable();
         for message in messages {
@@ -677,8 +687,19 @@ impl Session {
             self.record.caught_up_ms = Some(now_ms);
         }
         batch.put_peer(&self.peer, &self.record, false)?;
+        // The log position before this write: the write lock is held, so nothing commits between.
+        // This commit gives its changed documents the positions right after it (at least these
+        // many: deriving may add the access log); a writer committing after it takes later ones.
+        let log_before = if self.held_by_peer.is_empty() {
+            None
+        } else {
+            Some((store.seq()?, batch.changed_documents().len() as u64))
+        };
         // Durable (if any document changed) before any Ack below is sent.
         pipeline::commit(batch, &derive)?;
+        if let Some((before, written)) = log_before {
+            self.note_received_log(store, before, before + written)?;
+        }
         for reply in &replies {
             if matches!(reply, Message::Need { .. }) {
                 self.awaiting_peer_round = true;
@@ -792,6 +813,11 @@ impl Session {
         let mut heads: BTreeSet<Hash> = infos.iter().map(|i| i.hash).collect();
         heads.extend(prior.map(|p| p.heads).unwrap_or_default());
         heads.retain(|h| !superseded.contains(h));
+        if heads.iter().eq(after.iter()) {
+            self.held_by_peer.insert(doc.clone());
+        } else {
+            self.held_by_peer.remove(doc);
+        }
         remember(
             batch,
             &self.peer,
@@ -807,6 +833,50 @@ impl Session {
             });
         }
         Ok(())
+    }
+
+    /// After a write that stored the peer's changes: the log entries it made (those after
+    /// `before`, up to `end`) for documents now equal to the peer's copy need no push back to
+    /// it. Records them as a stretch the pushed and acknowledged positions may move over. Stops
+    /// at the first entry of anything else (a document we hold more of) and at `end`: a writer
+    /// that committed since may have moved a received document's entry past it with a change of
+    /// its own, which still goes.
+    fn note_received_log(&mut self, store: &Store, before: u64, end: u64) -> Result<(), SyncError> {
+        let mut up_to = before;
+        for (seq, doc) in store.log_since(before)?.changed {
+            if seq > end || !self.held_by_peer.contains(&doc) {
+                break;
+            }
+            up_to = seq;
+        }
+        self.held_by_peer.clear();
+        if up_to == before {
+            return Ok(());
+        }
+        if self.pushed_seq >= before {
+            self.pushed_seq = self.pushed_seq.max(up_to);
+        }
+        self.held_ranges.push((before, up_to));
+        if self.unacked.is_empty() {
+            self.skip_held_ranges();
+        }
+        Ok(())
+    }
+
+    /// Moves the acknowledged position over the stretches of received documents it reaches.
+    fn skip_held_ranges(&mut self) {
+        let mut moved = true;
+        while moved {
+            moved = false;
+            for &(after, up_to) in &self.held_ranges {
+                if after <= self.record.acked_seq && self.record.acked_seq < up_to {
+                    self.record.acked_seq = up_to;
+                    moved = true;
+                }
+            }
+        }
+        let acked = self.record.acked_seq;
+        self.held_ranges.retain(|&(_, up_to)| up_to > acked);
     }
 
     fn handle_ack(
@@ -846,6 +916,7 @@ impl Session {
             }
             if self.unacked.is_empty() && !answer_owed {
                 self.record.acked_seq = self.record.acked_seq.max(pending.seq);
+                self.skip_held_ranges();
             }
         }
         Ok(())
@@ -993,6 +1064,7 @@ impl Session {
             self.next_round -= 1;
             if self.unacked.is_empty() {
                 self.record.acked_seq = self.record.acked_seq.max(pending.seq);
+                self.skip_held_ranges();
             }
             return Ok(());
         }
@@ -1089,10 +1161,10 @@ impl Session {
     /// Sends every revocation the peer has not had from us (or we from it) in this session.
     fn send_new_revocations(&mut self, store: &Store) -> Result<(), SyncError> {
         let fresh: Vec<Vec<u8>> = store
-            .revocations()?
+            .revocation_bytes()?
             .into_iter()
-            .filter(|r| self.revocations_known.insert(r.body().node))
-            .map(|r| r.to_bytes())
+            .filter(|(node, _)| self.revocations_known.insert(*node))
+            .map(|(_, bytes)| bytes)
             .collect();
         if !fresh.is_empty() {
             self.send(&Message::Revocations { revocations: fresh });

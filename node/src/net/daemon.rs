@@ -260,7 +260,11 @@ async fn dial(
     peer: omsyn_core::NodeId,
     mode: Mode,
 ) -> (bool, Result<super::driver::Outcome>) {
+    let started = std::time::Instant::now();
     let connected = shared.net.endpoint.connect(id, ALPN).await;
+    // Where a reconnect's time goes (`OMSYN_LOG=omsyn_node::net=debug`): the handshake here,
+    // the session's own steps in the driver.
+    tracing::debug!(peer = %peer.short(), elapsed = ?started.elapsed(), "QUIC handshake done");
     let conn = match connected.with_context(|| format!("connecting to {}", peer.short())) {
         Ok(conn) => conn,
         Err(e) => return (false, Err(e)),

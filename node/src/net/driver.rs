@@ -59,6 +59,7 @@ pub async fn drive(
     let mut session = Session::new(peer, repo.store());
     // A peer met before gets our first push with our Hello: one round trip less.
     tokio::task::block_in_place(|| session.push_early(repo.store(), policy.as_ref(), now_ms()))?;
+    debug!(peer = %peer.short(), elapsed = ?started.elapsed(), "hello and early push queued");
     let mut buf = vec![0u8; READ_BUFFER_BYTES];
     let mut recheck = tokio::time::interval(RECHECK);
     let revoked = super::daemon::revoked(&shared.on_revoked);
@@ -79,9 +80,11 @@ pub async fn drive(
                     debug!(peer = %peer.short(), "peer closed the stream");
                     break;
                 };
+                let handling = Instant::now();
                 let result = tokio::task::block_in_place(|| {
                     session.handle_bytes(repo.store(), policy.as_ref(), now_ms(), &buf[..n])
                 });
+                debug!(peer = %peer.short(), bytes = n, took = ?handling.elapsed(), elapsed = ?started.elapsed(), "handled bytes from the peer");
                 // Events first, even on error: a revocation of this node arrives with the refusal.
                 let events = drain_events(&mut session, shared, peer);
                 progress.tell(&session, shared, peer);
@@ -127,6 +130,7 @@ pub async fn drive(
         }
     }
     let _ = send.finish();
+    debug!(peer = %peer.short(), elapsed = ?started.elapsed(), "session over");
     if mode == Mode::Live {
         // Let our last frames reach the peer before the connection is dropped.
         let _ = tokio::time::timeout(LINGER, conn.closed()).await;
@@ -217,7 +221,10 @@ fn handle_event(
                 .peer_grant()
                 .is_some_and(|g| g.role == omsyn_core::Role::Base);
             if with_base && shared.repo.profile().role != omsyn_core::Role::Base {
-                purge(&shared.repo);
+                // Off the session's path: the purge reads every patient held (milliseconds on a
+                // phone holding thousands), and the peer waits for nothing of it.
+                let repo = shared.repo.clone();
+                tokio::task::spawn_blocking(move || purge(&repo));
             }
         }
         SyncEvent::Withdrawn(doc) => {
@@ -280,7 +287,9 @@ fn handle_event(
 }
 
 fn purge(repo: &Repo) {
-    let result = tokio::task::block_in_place(|| repo.purge_unneeded(crate::clock::now()));
+    let started = Instant::now();
+    let result = repo.purge_unneeded(crate::clock::now());
+    debug!(took = ?started.elapsed(), "looked for documents no longer needed");
     match result {
         Ok(report) if !report.purged.is_empty() => {
             info!(

@@ -424,3 +424,126 @@ fn a_document_asked_for_in_the_batch_that_brings_the_hello_is_sent() {
         "the offered journal arrived"
     );
 }
+
+/// The in-memory per-document baseline of `omsyn bench sync`: every document of both sides
+/// loaded once, then Automerge sync rounds with no store involved.
+#[test]
+fn the_in_memory_baseline_brings_diverged_copies_together_and_then_has_nothing_to_say() {
+    use omsyn_core::sync::baseline::InMemoryPerDocumentSync;
+    let (base, patients) = base_with_patients(6);
+    let mut nurse = TestNode::nurse(41, "N1");
+    Link::open(&base.repo, &nurse.repo).pump(&base.repo, &nurse.repo, &ShareAll);
+    let ids = base.repo.store().doc_ids("").unwrap();
+    let mut a = InMemoryPerDocumentSync::load(base.repo.store(), &ids).unwrap();
+    let mut b = InMemoryPerDocumentSync::load(nurse.repo.store(), &ids).unwrap();
+    let exchange = |a: &mut InMemoryPerDocumentSync, b: &mut InMemoryPerDocumentSync| {
+        for round in 0..10 {
+            let (from_a, from_b) = (a.generate(), b.generate());
+            if from_a.is_empty() && from_b.is_empty() {
+                return round;
+            }
+            b.receive(from_a).unwrap();
+            a.receive(from_b).unwrap();
+        }
+        panic!("the baseline did not settle in 10 rounds");
+    };
+    exchange(&mut a, &mut b);
+    // A shift apart: each side changes a different patient through its store.
+    let seqs = (
+        base.repo.store().seq().unwrap(),
+        nurse.repo.store().seq().unwrap(),
+    );
+    base.repo
+        .set_patient_field(at("10:00"), &patients[0], PatientField::Phone, "900")
+        .unwrap();
+    let t = at("10:00");
+    nurse
+        .repo
+        .add_note(
+            t,
+            &mut nurse.rng,
+            &patients[1],
+            None,
+            t,
+            "dokumentert offline",
+        )
+        .unwrap();
+    let changed = |node: &TestNode, seq| -> Vec<_> {
+        node.repo
+            .store()
+            .log_since(seq)
+            .unwrap()
+            .changed
+            .into_iter()
+            .map(|(_, d)| d)
+            .collect()
+    };
+    let (changed_a, changed_b) = (changed(&base, seqs.0), changed(&nurse, seqs.1));
+    a.refresh(base.repo.store(), &changed_a).unwrap();
+    b.refresh(nurse.repo.store(), &changed_b).unwrap();
+    a.reconnect();
+    b.reconnect();
+    assert!(exchange(&mut a, &mut b) > 0, "the changes travelled");
+    for id in changed_a.iter().chain(&changed_b) {
+        assert!(a.heads(id).is_some());
+        assert_eq!(a.heads(id), b.heads(id), "{id} converged");
+    }
+    assert!(a.generate().is_empty() && b.generate().is_empty());
+}
+
+/// What a session stored from the peer, equal to the peer's copy, is not looked at again to be
+/// pushed back: the acknowledged position moves over it, so the next reconnect does not load
+/// (and decrypt) each such document only to find the peer holds it.
+#[test]
+fn documents_received_and_equal_to_the_peers_copy_are_not_pushed_back_next_time() {
+    let (base, patients) = base_with_patients(20);
+    let nurse = TestNode::nurse(42, "N1");
+    Link::open(&base.repo, &nurse.repo).pump(&base.repo, &nurse.repo, &ShareAll);
+    let reconnect = || {
+        let mut a = Session::new(nurse.repo.id(), base.repo.store());
+        let mut b = Session::new(base.repo.id(), nurse.repo.store());
+        a.push_early(base.repo.store(), &ShareAll, NOW_MS).unwrap();
+        b.push_early(nurse.repo.store(), &ShareAll, NOW_MS).unwrap();
+        flights_until_caught_up((&mut a, &base), (&mut b, &nurse));
+        (a.stats(), b.stats())
+    };
+    for p in &patients[..3] {
+        base.repo
+            .set_patient_field(at("10:00"), p, PatientField::Phone, "900")
+            .unwrap();
+    }
+    let (_, nurse_side) = reconnect();
+    assert_eq!(nurse_side.docs_received, 3);
+    assert_eq!(snapshot(&nurse.repo), snapshot(&base.repo));
+    let record = nurse.repo.store().peer(&base.repo.id()).unwrap().unwrap();
+    assert_eq!(
+        record.acked_seq,
+        nurse.repo.store().seq().unwrap(),
+        "the nurse's log holds nothing the base lacks"
+    );
+    assert!(
+        nurse
+            .repo
+            .store()
+            .log_since(record.acked_seq)
+            .unwrap()
+            .changed
+            .is_empty(),
+        "so the next session starts with nothing to examine"
+    );
+    // A change of the nurse's own to a document it received still goes to the base.
+    let mut nurse = nurse;
+    let t = at("11:00");
+    nurse
+        .repo
+        .add_note(t, &mut nurse.rng, &patients[0], None, t, "etter vakt")
+        .unwrap();
+    let nurse = nurse;
+    let mut a = Session::new(nurse.repo.id(), base.repo.store());
+    let mut b = Session::new(base.repo.id(), nurse.repo.store());
+    a.push_early(base.repo.store(), &ShareAll, NOW_MS).unwrap();
+    b.push_early(nurse.repo.store(), &ShareAll, NOW_MS).unwrap();
+    flights_until_caught_up((&mut a, &base), (&mut b, &nurse));
+    assert!(b.stats().docs_sent >= 1, "the note went to the base");
+    assert_eq!(snapshot(&nurse.repo), snapshot(&base.repo));
+}
