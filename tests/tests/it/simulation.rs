@@ -1,5 +1,6 @@
 //! The deterministic simulator: 8 nodes, lossy links, partitions, crash-restarts, random edits.
-//! A fixed set of seeds runs in CI; `SIM_SEED=N` replays one; `SIM_SEEDS=N` sweeps N seeds.
+//! A fixed set of seeds runs in CI; `SIM_SEED=N` replays one; `SIM_SEEDS=N` sweeps N seeds from
+//! 1000 (or from `SIM_SEEDS_FROM`).
 
 use std::collections::BTreeMap;
 
@@ -41,8 +42,13 @@ fn eight_nodes_converge_after_partitions_crashes_and_lossy_links() {
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(0);
+    // A sweep may be split between processes: SIM_SEEDS_FROM=1500 SIM_SEEDS=500.
+    let from: u64 = std::env::var("SIM_SEEDS_FROM")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(1000);
     let seeds: Vec<u64> = if sweep > 0 {
-        (1000..1000 + sweep).collect()
+        (from..from + sweep).collect()
     } else {
         vec![1, 2, 3]
     };
