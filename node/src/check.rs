@@ -74,7 +74,12 @@ pub(crate) fn at_start(data: &Path, key_file: Option<&Path>) -> Result<()> {
         // Another `omsyn run` holds it: the forwarded command says so.
         Err(e) if crate::commands::is_locked(&e) => return Ok(()),
         Err(e) => return Err(e),
-        Ok(store) => compact(data, store)?,
+        // Compaction only gives space back: a node that cannot do it now still starts.
+        Ok(store) => {
+            if let Err(e) = compact(data, store) {
+                tracing::warn!(error = %e, "the store file was not compacted");
+            }
+        }
     }
     let repo = crate::commands::open_repo(data, key_file)?;
     let damage = repo.damaged_documents()?;

@@ -117,7 +117,7 @@ fn zone_of(repo: &Repo, patient: &PatientId) -> Result<Option<String>, RepoError
 fn journal_deviations(patient: &PatientId, day: Day, journals: &[&Journal]) -> Vec<DeviationLine> {
     journals
         .iter()
-        .flat_map(|j| &j.entries)
+        .flat_map(|j| j.standing())
         .filter(|e| e.event_time.day() == day)
         .filter_map(|e| match &e.body {
             EntryBody::Deviation { text } => Some(DeviationLine {

@@ -51,7 +51,8 @@ pub(crate) fn month_rows(
             rows.push((entry.event_time.day(), key, encode(&who)?));
         }
     }
-    for entry in &journal.entries {
+    // A deviation recorded in error (and withdrawn by a correction) is no deviation of the day.
+    for entry in journal.standing() {
         if let EntryBody::Deviation { text } = &entry.body {
             let line = DeviationLine {
                 at: entry.event_time,

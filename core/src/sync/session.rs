@@ -690,6 +690,11 @@ impl Session {
         // The log position before this write: the write lock is held, so nothing commits between.
         // This commit gives its changed documents the positions right after it (at least these
         // many: deriving may add the access log); a writer committing after it takes later ones.
+        // This node's own access log may gain entries in this very commit (receipts of what
+        // arrived, reviews, equivocations): never count it as held by the peer.
+        let me = store.actor();
+        self.held_by_peer
+            .retain(|doc| !matches!(doc, DocumentId::Audit(node, _) if *node == me));
         let log_before = if self.held_by_peer.is_empty() {
             None
         } else {
