@@ -47,3 +47,16 @@ impl<'a> ByteReader<'a> {
         Ok(u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
     }
 }
+
+/// An unsigned LEB128 value and how many bytes it took (at most 10): Automerge's chunk lengths,
+/// read by the change pipeline and by the store's salvage of damaged documents.
+pub(crate) fn leb128(bytes: &[u8]) -> Option<(u64, usize)> {
+    let mut value = 0u64;
+    for (i, byte) in bytes.iter().take(10).enumerate() {
+        value |= u64::from(byte & 0x7f).checked_shl(7 * i as u32)?;
+        if byte & 0x80 == 0 {
+            return Some((value, i + 1));
+        }
+    }
+    None
+}

@@ -17,6 +17,7 @@ use automerge::transaction::{CommitOptions, Transactable, Transaction};
 use automerge::{ActorId, Automerge, Change, ChangeHash, ObjId, ROOT, ReadDoc};
 
 use super::{DocError, Document, DocumentId};
+use crate::codec::leb128;
 use crate::identity::NodeId;
 
 /// What [`salvage`] made of a document's stored bytes.
@@ -135,17 +136,6 @@ fn split_chunks(mut bytes: &[u8]) -> Result<Vec<&[u8]>, String> {
         bytes = &bytes[end..];
     }
     Ok(out)
-}
-
-fn leb128(bytes: &[u8]) -> Option<(u64, usize)> {
-    let mut value = 0u64;
-    for (i, byte) in bytes.iter().take(10).enumerate() {
-        value |= u64::from(byte & 0x7f).checked_shl(7 * i as u32)?;
-        if byte & 0x80 == 0 {
-            return Some((value, i + 1));
-        }
-    }
-    None
 }
 
 /// Makes `change`'s operations again as a new change of the document's actor, with the same

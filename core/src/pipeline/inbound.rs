@@ -11,6 +11,7 @@
 
 use sha2::{Digest, Sha256};
 
+use crate::codec::leb128;
 use crate::identity::NodeId;
 use crate::trust::change_signing_bytes;
 
@@ -136,16 +137,4 @@ fn author(data: &[u8]) -> Result<NodeId, String> {
         .and_then(|b| b.try_into().ok())
         .ok_or_else(malformed)?;
     NodeId::from_bytes(key).map_err(|_| "a change's author is not a node key".into())
-}
-
-/// An unsigned LEB128 value and how many bytes it took (at most 10).
-pub(crate) fn leb128(bytes: &[u8]) -> Option<(u64, usize)> {
-    let mut value = 0u64;
-    for (i, byte) in bytes.iter().take(10).enumerate() {
-        value |= u64::from(byte & 0x7f).checked_shl(7 * i as u32)?;
-        if byte & 0x80 == 0 {
-            return Some((value, i + 1));
-        }
-    }
-    None
 }

@@ -199,19 +199,7 @@ impl WriteBatch<'_> {
     ) -> Result<Vec<super::Relation>, StoreError> {
         let store = self.store;
         store.contain(|| {
-            let table = self.tx.open_table(RELATIONS)?;
-            let p = patient.as_str();
-            let end = format!("{prefix}\u{10FFFF}");
-            table
-                .range((p, prefix)..(p, end.as_str()))?
-                .map(|item| {
-                    let (k, v) = item?;
-                    Ok(super::Relation {
-                        name: k.value().1.to_owned(),
-                        value: v.value(),
-                    })
-                })
-                .collect()
+            super::trust::relations_in(&self.tx.open_table(RELATIONS)?, patient, prefix)
         })
     }
 

@@ -268,19 +268,7 @@ impl Store {
     ) -> Result<Vec<Relation>, StoreError> {
         self.contain(|| {
             let read = self.db.begin_read()?;
-            let table = read.open_table(RELATIONS)?;
-            let p = patient.as_str();
-            let end = format!("{prefix}\u{10FFFF}");
-            table
-                .range((p, prefix)..(p, end.as_str()))?
-                .map(|item| {
-                    let (k, v) = item?;
-                    Ok(Relation {
-                        name: k.value().1.to_owned(),
-                        value: v.value(),
-                    })
-                })
-                .collect()
+            relations_in(&read.open_table(RELATIONS)?, patient, prefix)
         })
     }
 
@@ -566,6 +554,27 @@ fn get_credential<T>(
         .get(node.as_bytes().as_slice())?
         .map(|v| decode(v.value()).map_err(|e| StoreError::Corrupt(format!("stored {e}"))))
         .transpose()
+}
+
+/// The patient's relations whose names start with `prefix`, from `table` as a read or a write
+/// transaction sees it.
+pub(super) fn relations_in(
+    table: &impl ReadableTable<(&'static str, &'static str), i64>,
+    patient: &PatientId,
+    prefix: &str,
+) -> Result<Vec<Relation>, StoreError> {
+    let p = patient.as_str();
+    let end = format!("{prefix}\u{10FFFF}");
+    table
+        .range((p, prefix)..(p, end.as_str()))?
+        .map(|item| {
+            let (k, v) = item?;
+            Ok(Relation {
+                name: k.value().1.to_owned(),
+                value: v.value(),
+            })
+        })
+        .collect()
 }
 
 /// Every stored certificate or revocation of a table, decoded.
