@@ -16,7 +16,9 @@
 //! - [`pipeline`]: the one road by which a change enters a store: verified, judged against the
 //!   document it lands in, signed, stored with what derives from it.
 //! - [`store`]: the redb store: chunk logs, compaction, bounded cache, derived indexes.
-//! - [`repo`]: [`Repo`], the typed API the binaries and bindings call.
+//! - [`repo`]: [`Repo`], the typed API over identity and store: reads, and writes in transactions.
+//! - [`service`]: [`service::Service`], the one front door every front end calls: parsing,
+//!   validation, the injected clock and RNG, the need gate and the access log.
 //! - [`report`]: the day report.
 //! - [`exchange`]: the portable export file.
 //! - [`planning`]: the coordinator's planning assistant: the input gathered from a base, the
@@ -40,6 +42,7 @@ pub mod pipeline;
 pub mod planning;
 pub mod repo;
 pub mod report;
+pub mod service;
 pub mod store;
 pub mod sync;
 pub mod time;

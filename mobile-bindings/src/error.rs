@@ -92,3 +92,14 @@ impl From<omsyn_core::trust::TrustError> for OmsynError {
 pub(crate) fn invalid(what: &str, error: impl std::fmt::Display) -> OmsynError {
     OmsynError::InvalidInput(format!("{what}: {error}"))
 }
+
+impl From<omsyn_core::service::ServiceError> for OmsynError {
+    fn from(e: omsyn_core::service::ServiceError) -> Self {
+        match e {
+            omsyn_core::service::ServiceError::Repo(e) => e.into(),
+            e @ omsyn_core::service::ServiceError::Invalid { .. } => {
+                OmsynError::InvalidInput(e.to_string())
+            }
+        }
+    }
+}

@@ -3,21 +3,20 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use omsyn_core::conflict::ConflictId;
 use omsyn_core::docs::daylog::DayLogBody;
-use omsyn_core::docs::journal::{Entry, Journal};
-use omsyn_core::docs::messages::Attachment;
-use omsyn_core::escalation::TaskId;
-use omsyn_core::ids::{EntryId, MedicationId, PatientId, StaffId, VisitId};
+use omsyn_core::docs::journal::Entry;
+use omsyn_core::ids::{PatientId, StaffId};
 use omsyn_core::repo::Correction;
+use omsyn_core::service::{
+    self, Dose, NewEntry, NewMessage, Observation, RecordView, Service, ServiceError, TaskScope,
+    VisitDone, When,
+};
 use omsyn_core::store::StoreKey;
 use omsyn_core::trust::Certificate;
-use omsyn_core::{Day, NodeProfile, Repo, Timestamp};
+use omsyn_core::{NodeProfile, Repo};
 use omsyn_node::clock;
 use omsyn_node::net::NetOptions;
 use omsyn_node::net::ticket::Ticket;
-use rand::SeedableRng;
-use rand::rngs::StdRng;
 
 use crate::error::{OmsynError, invalid};
 use crate::events::{EventSink, NodeListener};
@@ -87,35 +86,6 @@ impl Drop for Runtime {
     }
 }
 
-fn patient_id(value: &str) -> Result<PatientId, OmsynError> {
-    PatientId::parse(value).map_err(|e| invalid("patient", e))
-}
-
-fn visit_id(value: &str) -> Result<VisitId, OmsynError> {
-    VisitId::parse(value).map_err(|e| invalid("visit", e))
-}
-
-fn entry_id(value: &str, what: &str) -> Result<EntryId, OmsynError> {
-    EntryId::parse(value).map_err(|e| invalid(what, e))
-}
-
-fn optional_visit(value: Option<String>) -> Result<Option<VisitId>, OmsynError> {
-    value.as_deref().map(visit_id).transpose()
-}
-
-/// A time the app gives (ms since the epoch), in the device's local offset; `None` means now.
-fn time_or_now(ms: Option<i64>, what: &str) -> Result<Timestamp, OmsynError> {
-    match ms {
-        None => Ok(clock::now()),
-        Some(ms) => clock::at_millis(ms).ok_or_else(|| {
-            invalid(
-                what,
-                format!("{ms} ms since 1970 is not a time in 2000-2099 (milliseconds expected)"),
-            )
-        }),
-    }
-}
-
 fn store_key(bytes: &[u8]) -> Result<StoreKey, OmsynError> {
     let bytes: [u8; 32] = bytes.try_into().map_err(|_| {
         OmsynError::InvalidInput(format!(
@@ -124,10 +94,6 @@ fn store_key(bytes: &[u8]) -> Result<StoreKey, OmsynError> {
         ))
     })?;
     Ok(StoreKey::from_bytes(bytes))
-}
-
-fn rng() -> StdRng {
-    StdRng::from_os_rng()
 }
 
 fn profile(setup: NodeSetup) -> Result<NodeProfile, OmsynError> {
@@ -140,7 +106,11 @@ fn profile(setup: NodeSetup) -> Result<NodeProfile, OmsynError> {
         .as_deref()
         .map(|s| StaffId::parse(s).map_err(|e| invalid("staff id", e)))
         .transpose()?;
-    let patient = setup.patient.as_deref().map(patient_id).transpose()?;
+    let patient = setup
+        .patient
+        .as_deref()
+        .map(|p| PatientId::parse(p).map_err(|e| invalid("patient", e)))
+        .transpose()?;
     match role {
         omsyn_core::Role::Nurse if staff_id.is_none() => Err(OmsynError::InvalidInput(
             "a nurse's phone needs the nurse's staff id (HPR or employee number)".into(),
@@ -169,6 +139,7 @@ impl OmsynNode {
             .map_err(|e| OmsynError::Storage(format!("starting the event thread: {e}")))?;
         let ctx = SyncContext {
             changed: omsyn_node::net::daemon::watch_commits(&repo),
+            service: clock::service(repo.clone()),
             repo,
             sink,
             connected: Arc::default(),
@@ -184,7 +155,7 @@ impl OmsynNode {
                 if let Ok(mut known) = existing.known_conflicts.lock() {
                     known.extend(conflicts.iter().map(|c| c.id.to_string()));
                 }
-                let tasks = existing.repo.my_tasks(clock::now())?;
+                let tasks = existing.repo.my_tasks(existing.service.now())?;
                 if let Ok(mut known) = existing.known_tasks.lock() {
                     known.extend(tasks.iter().map(|t| (t.id.to_string(), sync::told(t))));
                 }
@@ -216,16 +187,26 @@ impl OmsynNode {
         self.runtime.blocking(move || work(&repo)).await
     }
 
+    /// A request through the node's front door, on the blocking pool.
+    async fn with_service<T: Send + 'static>(
+        &self,
+        work: impl FnOnce(&Service) -> Result<T, OmsynError> + Send + 'static,
+    ) -> Result<T, OmsynError> {
+        self.live()?;
+        let service = self.ctx.service.clone();
+        self.runtime.blocking(move || work(&service)).await
+    }
+
     /// A journal write; afterwards the app hears of conflicts it created (a dose twice...).
     async fn write_entry(
         &self,
-        patient: PatientId,
-        work: impl FnOnce(&Repo, &mut StdRng) -> Result<Entry, omsyn_core::RepoError> + Send + 'static,
+        work: impl FnOnce(&Service) -> Result<Entry, ServiceError> + Send + 'static,
     ) -> Result<JournalEntry, OmsynError> {
         let ctx = self.ctx.clone();
-        self.with_repo(move |repo| {
-            let entry = work(repo, &mut rng())?;
-            sync::announce_conflicts(&ctx, Some(&patient));
+        self.with_service(move |svc| {
+            let entry = work(svc)?;
+            // From the conflict index: cheap, and a phone holds few patients.
+            sync::announce_conflicts(&ctx, None);
             Ok(JournalEntry::from(&entry))
         })
         .await
@@ -249,7 +230,7 @@ impl OmsynNode {
             let dir = PathBuf::from(data_dir);
             std::fs::create_dir_all(&dir)
                 .map_err(|e| OmsynError::Storage(format!("creating {}: {e}", dir.display())))?;
-            Ok(Repo::init(&dir, profile, Some(key), &mut rng())?)
+            Ok(Repo::init(&dir, profile, Some(key), &mut clock::rng())?)
         })
         .await
     }
@@ -261,7 +242,11 @@ impl OmsynNode {
         let key = self::store_key(&store_key)?;
         let runtime = Runtime::new()?;
         Self::opened(runtime, move || {
-            Ok(Repo::open(&PathBuf::from(data_dir), Some(key), &mut rng())?)
+            Ok(Repo::open(
+                &PathBuf::from(data_dir),
+                Some(key),
+                &mut clock::rng(),
+            )?)
         })
         .await
     }
@@ -381,42 +366,44 @@ impl OmsynNode {
     pub async fn sync_status(&self) -> Result<SyncStatus, OmsynError> {
         let ticket = self.sync.lock().await.as_ref().map(|r| r.ticket.clone());
         let connected = self.ctx.connected.clone();
-        self.with_repo(move |repo| {
-            let store = repo.store();
-            let peers = store.peers().map_err(omsyn_core::RepoError::from)?;
+        self.with_service(move |svc| {
+            let state = svc.sync_status()?;
             let live = connected.lock().map(|c| c.clone()).unwrap_or_default();
-            let mut peer_rows = Vec::new();
-            for (peer, record) in &peers {
-                let cert = store
-                    .certificate(peer)
-                    .map_err(omsyn_core::RepoError::from)?;
-                peer_rows.push(PeerStatus {
-                    id: peer.to_string(),
-                    name: cert.as_ref().map(|c| c.grant().name.clone()),
-                    role: cert.as_ref().map(|c| c.grant().role.into()),
-                    connected: live.contains_key(peer),
-                    last_seen_ms: record.last_seen_ms,
-                    caught_up_ms: record.caught_up_ms,
-                });
-            }
-            let mut patients = Vec::new();
-            let held = repo.shown(clock::now(), "sync status", repo.patients()?, |(p, _)| p)?;
-            for (patient, name) in held {
-                let mut freshest: Option<(i64, String)> = None;
-                for (peer, record) in &peers {
-                    if let Some(at) = repo.patient_synced_at(peer, record.caught_up_ms, &patient)?
-                        && freshest.as_ref().is_none_or(|(t, _)| at > *t)
-                    {
-                        freshest = Some((at, peer.to_string()));
+            let peer_rows = state
+                .peers
+                .iter()
+                .map(|p| PeerStatus {
+                    id: p.id.to_string(),
+                    name: p.certificate.as_ref().map(|c| c.grant().name.clone()),
+                    role: p.certificate.as_ref().map(|c| c.grant().role.into()),
+                    connected: live.contains_key(&p.id),
+                    last_seen_ms: p.record.last_seen_ms,
+                    caught_up_ms: p.record.caught_up_ms,
+                })
+                .collect();
+            let patients = state
+                .patients
+                .into_iter()
+                .map(|(patient, name)| {
+                    // The peer that holds her documents most recently in sync with ours.
+                    let freshest = state
+                        .peers
+                        .iter()
+                        .flat_map(|p| {
+                            p.patients
+                                .iter()
+                                .filter(|f| f.patient == patient)
+                                .filter_map(move |f| f.synced_ms.map(|t| (t, p.id.to_string())))
+                        })
+                        .max_by_key(|(t, _)| *t);
+                    PatientStaleness {
+                        patient: patient.to_string(),
+                        name,
+                        last_synced_ms: freshest.as_ref().map(|(t, _)| *t),
+                        synced_with: freshest.map(|(_, p)| p),
                     }
-                }
-                patients.push(PatientStaleness {
-                    patient: patient.to_string(),
-                    name,
-                    last_synced_ms: freshest.as_ref().map(|(t, _)| *t),
-                    synced_with: freshest.map(|(_, p)| p),
-                });
-            }
+                })
+                .collect();
             Ok(SyncStatus {
                 running: ticket.is_some(),
                 ticket,
@@ -430,25 +417,12 @@ impl OmsynNode {
     /// The work list for `day` (`YYYY-MM-DD`): a nurse's assigned visits, a home unit's
     /// patient's visits, a base's every visit; by start time.
     pub async fn work_list(&self, day: String) -> Result<Vec<WorkItem>, OmsynError> {
-        let day = Day::parse(&day).map_err(|e| invalid("day", e))?;
-        self.with_repo(move |repo| {
-            let profile = repo.profile();
-            let staff = profile.staff_id.as_ref().map(|s| s.to_string());
-            let mut disclosure = repo.disclose(
-                clock::now(),
-                omsyn_core::trust::audit::AuditAction::Read,
-                &format!("work list {day}"),
-            );
-            let report = omsyn_core::report::day_report(repo, day, None, &mut disclosure)?;
-            disclosure.finish()?;
-            Ok(report
+        self.with_service(move |svc| {
+            let day = svc.day("day", Some(&day))?;
+            Ok(svc
+                .work_list(day)?
                 .visits
                 .into_iter()
-                .filter(|v| match profile.role {
-                    omsyn_core::Role::Base => true,
-                    omsyn_core::Role::HomeUnit => Some(&v.patient) == profile.patient.as_ref(),
-                    omsyn_core::Role::Nurse => staff.as_ref().is_some_and(|s| v.staff.contains(s)),
-                })
                 .map(WorkItem::from)
                 .collect())
         })
@@ -458,67 +432,9 @@ impl OmsynNode {
     /// A patient's record, plan, visits, journal, messages and conflicts. The read is checked
     /// against this user's need (refused, and the refusal logged, without one) and logged.
     pub async fn patient_record(&self, patient: String) -> Result<PatientRecord, OmsynError> {
-        let patient = patient_id(&patient)?;
-        self.with_repo(move |repo| {
-            let purpose = repo.open_patient(clock::now(), &patient, "record")?;
-            let view = repo.patient_view(&patient)?;
-            let (name, address, access_note, phone) = record_fields(&view.record);
-            let journal = Journal {
-                entries: view.journal.clone(),
-                ..Journal::default()
-            };
-            Ok(PatientRecord {
-                id: patient.to_string(),
-                flags: view
-                    .record
-                    .flags
-                    .iter()
-                    .map(|f| FlagInfo {
-                        id: f.id.to_string(),
-                        kind: f.kind.clone(),
-                        note: f.note.clone(),
-                        active: f.deactivated.is_none(),
-                    })
-                    .collect(),
-                tiltak: view
-                    .record
-                    .tiltak
-                    .iter()
-                    .map(|t| TiltakInfo {
-                        id: t.id.to_string(),
-                        description: t.description.clone(),
-                        times: t.times.clone(),
-                        active: t.active,
-                    })
-                    .collect(),
-                medications: view
-                    .record
-                    .medications
-                    .iter()
-                    .map(|m| MedicationInfo {
-                        id: m.id.to_string(),
-                        name: m.name.clone(),
-                        dose: m.dose.clone(),
-                        slots: m.slots.clone(),
-                        active: m.active,
-                    })
-                    .collect(),
-                visits: view
-                    .visits
-                    .into_iter()
-                    .map(|v| {
-                        WorkItem::from(omsyn_core::report::visit_line(v, name.clone(), &journal))
-                    })
-                    .collect(),
-                journal: view.journal.iter().map(JournalEntry::from).collect(),
-                messages: view.messages.iter().map(PatientMessage::from).collect(),
-                conflicts: view.conflicts.iter().map(OpenConflict::from).collect(),
-                name,
-                address,
-                access_note,
-                phone,
-                purpose,
-            })
+        self.with_service(move |svc| {
+            let RecordView { view, purpose } = svc.record(&patient, "record")?;
+            Ok(PatientRecord::new(view, purpose))
         })
         .await
     }
@@ -529,16 +445,9 @@ impl OmsynNode {
         visit: String,
         at_ms: Option<i64>,
     ) -> Result<String, OmsynError> {
-        let visit = visit_id(&visit)?;
-        let at = time_or_now(at_ms, "start time")?;
-        self.with_repo(move |repo| {
-            repo.visit(&visit)?;
-            let entry = repo.day_log(
-                clock::now(),
-                &mut rng(),
-                at,
-                DayLogBody::VisitStart { visit },
-            )?;
+        self.with_service(move |svc| {
+            let visit = svc.visit(&visit)?;
+            let entry = svc.day_log(&When::millis(at_ms), DayLogBody::VisitStart { visit })?;
             Ok(entry.id.to_string())
         })
         .await
@@ -552,21 +461,13 @@ impl OmsynNode {
         departure_ms: Option<i64>,
         mode: Option<VisitMode>,
     ) -> Result<JournalEntry, OmsynError> {
-        let visit = visit_id(&visit)?;
-        let arrival = time_or_now(arrival_ms, "arrival")?;
-        let departure = departure_ms
-            .map(|ms| time_or_now(Some(ms), "departure"))
-            .transpose()?;
-        let patient = self.patient_of(&visit).await?;
-        self.write_entry(patient, move |repo, rng| {
-            repo.visit_performed(
-                clock::now(),
-                rng,
-                &visit,
-                arrival,
-                departure,
-                mode.map(Into::into),
-            )
+        self.write_entry(move |svc| {
+            svc.visit_done(VisitDone {
+                visit,
+                arrival: When::millis(arrival_ms),
+                departure: departure_ms.map(When::Millis),
+                mode: mode.map(Into::into),
+            })
         })
         .await
     }
@@ -579,11 +480,13 @@ impl OmsynNode {
         note: Option<String>,
         at_ms: Option<i64>,
     ) -> Result<JournalEntry, OmsynError> {
-        let visit = visit_id(&visit)?;
-        let at = time_or_now(at_ms, "time")?;
-        let patient = self.patient_of(&visit).await?;
-        self.write_entry(patient, move |repo, rng| {
-            repo.visit_missed(clock::now(), rng, &visit, reason.into(), note, at)
+        self.write_entry(move |svc| {
+            svc.visit_missed(service::VisitMissed {
+                visit,
+                reason: reason.into(),
+                note,
+                at: When::millis(at_ms),
+            })
         })
         .await
     }
@@ -596,20 +499,19 @@ impl OmsynNode {
         text: String,
         at_ms: Option<i64>,
     ) -> Result<JournalEntry, OmsynError> {
-        let patient = patient_id(&patient)?;
-        let visit = optional_visit(visit)?;
-        let at = time_or_now(at_ms, "time")?;
-        if text.trim().is_empty() {
-            return Err(OmsynError::InvalidInput("the note is empty".into()));
-        }
-        let p = patient.clone();
-        self.write_entry(patient, move |repo, rng| {
-            repo.add_note(clock::now(), rng, &p, visit.as_ref(), at, &text)
+        self.write_entry(move |svc| {
+            svc.add_note(NewEntry {
+                patient,
+                visit,
+                text,
+                at: When::millis(at_ms),
+            })
         })
         .await
     }
 
-    /// Records a measurement (blood pressure, SpO2, weight, glucose...).
+    /// Records a measurement (blood pressure, SpO2, weight, glucose...): a known kind's value
+    /// must be one a device could measure.
     #[allow(clippy::too_many_arguments)]
     pub async fn observe(
         &self,
@@ -620,21 +522,15 @@ impl OmsynNode {
         unit: Option<String>,
         at_ms: Option<i64>,
     ) -> Result<JournalEntry, OmsynError> {
-        let patient = patient_id(&patient)?;
-        let visit = optional_visit(visit)?;
-        let at = time_or_now(at_ms, "time")?;
-        let p = patient.clone();
-        self.write_entry(patient, move |repo, rng| {
-            repo.observe(
-                clock::now(),
-                rng,
-                &p,
-                visit.as_ref(),
-                at,
-                &kind,
-                &value,
-                unit.as_deref(),
-            )
+        self.write_entry(move |svc| {
+            svc.observe(Observation {
+                patient,
+                visit,
+                kind,
+                value,
+                unit,
+                at: When::millis(at_ms),
+            })
         })
         .await
     }
@@ -662,11 +558,6 @@ impl OmsynNode {
         visit: Option<String>,
         at_ms: Option<i64>,
     ) -> Result<JournalEntry, OmsynError> {
-        if reason.trim().is_empty() {
-            return Err(OmsynError::InvalidInput(
-                "say why the dose was not given".into(),
-            ));
-        }
         self.dose(patient, medication, slot, visit, at_ms, Some(reason))
             .await
     }
@@ -678,26 +569,22 @@ impl OmsynNode {
         entry: String,
         correction: CorrectionKind,
     ) -> Result<JournalEntry, OmsynError> {
-        let patient = patient_id(&patient)?;
-        let entry = entry_id(&entry, "entry")?;
         let correction = match correction {
             CorrectionKind::Amend { text } => Correction::Amend(text),
             CorrectionKind::EnteredInError { reason } => Correction::EnteredInError(reason),
         };
-        let p = patient.clone();
-        self.write_entry(patient, move |repo, rng| {
-            repo.correct_entry(clock::now(), rng, &p, &entry, correction)
-        })
-        .await
+        self.write_entry(move |svc| svc.correct_entry(&patient, &entry, correction))
+            .await
     }
 
     /// A patient's messages, oldest first (a logged read).
     pub async fn messages(&self, patient: String) -> Result<Vec<PatientMessage>, OmsynError> {
-        let patient = patient_id(&patient)?;
-        self.with_repo(move |repo| {
-            repo.open_patient(clock::now(), &patient, "messages")?;
-            let view = repo.patient_view(&patient)?;
-            Ok(view.messages.iter().map(PatientMessage::from).collect())
+        self.with_service(move |svc| {
+            Ok(svc
+                .messages(&patient, "messages")?
+                .iter()
+                .map(PatientMessage::from)
+                .collect())
         })
         .await
     }
@@ -712,29 +599,17 @@ impl OmsynNode {
         in_reply_to: Option<String>,
         pictures: Vec<MessagePicture>,
     ) -> Result<PatientMessage, OmsynError> {
-        let patient = patient_id(&patient)?;
-        let reply = in_reply_to
-            .as_deref()
-            .map(|r| entry_id(r, "in_reply_to"))
-            .transpose()?;
-        if text.trim().is_empty() && pictures.is_empty() {
-            return Err(OmsynError::InvalidInput("the message is empty".into()));
-        }
-        let attachments = pictures
-            .iter()
-            .map(|p| Attachment::picture(&p.content_type, p.name.as_deref(), &p.data))
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(|e| OmsynError::InvalidInput(e.to_string()))?;
-        self.with_repo(move |repo| {
-            let message = repo.send_message(
-                clock::now(),
-                &mut rng(),
-                &patient,
-                to.into(),
-                &text,
-                reply,
-                attachments,
-            )?;
+        self.with_service(move |svc| {
+            let message = svc.send_message(NewMessage {
+                patient,
+                to: to.into(),
+                text,
+                in_reply_to,
+                pictures: pictures
+                    .into_iter()
+                    .map(|p| (p.content_type, p.name, p.data))
+                    .collect(),
+            })?;
             Ok(PatientMessage::from(&message))
         })
         .await
@@ -742,10 +617,9 @@ impl OmsynNode {
 
     /// Open conflicts on this device (a logged read).
     pub async fn conflicts(&self) -> Result<Vec<OpenConflict>, OmsynError> {
-        self.with_repo(|repo| {
-            let conflicts = repo.named_conflicts(None)?;
-            Ok(repo
-                .shown(clock::now(), "conflicts", conflicts, |c| &c.patient)?
+        self.with_service(|svc| {
+            Ok(svc
+                .conflicts(None)?
                 .iter()
                 .map(OpenConflict::from)
                 .collect())
@@ -761,20 +635,8 @@ impl OmsynNode {
         note: String,
         value: Option<String>,
     ) -> Result<Option<JournalEntry>, OmsynError> {
-        let conflict = ConflictId::parse(&conflict).map_err(|e| invalid("conflict", e))?;
-        if note.trim().is_empty() {
-            return Err(OmsynError::InvalidInput(
-                "say how the conflict was resolved".into(),
-            ));
-        }
-        self.with_repo(move |repo| {
-            let entry = repo.resolve_conflict(
-                clock::now(),
-                &mut rng(),
-                &conflict,
-                &note,
-                value.as_deref(),
-            )?;
+        self.with_service(move |svc| {
+            let entry = svc.resolve_conflict(&conflict, &note, value.as_deref())?;
             Ok(entry.as_ref().map(JournalEntry::from))
         })
         .await
@@ -783,12 +645,10 @@ impl OmsynNode {
     /// The open tasks this device's user must see: alerts for her patients, calls to make again,
     /// physical visits for the zone, tasks she claimed (a logged read).
     pub async fn tasks(&self) -> Result<Vec<CareTask>, OmsynError> {
-        self.with_repo(|repo| {
-            let now = clock::now();
-            let me = repo.profile().staff_id.clone();
-            let tasks = repo.my_tasks(now)?;
-            Ok(repo
-                .shown(now, "escalation tasks", tasks, |t| &t.patient)?
+        self.with_service(|svc| {
+            let me = svc.repo().profile().staff_id.clone();
+            Ok(svc
+                .tasks(TaskScope::Mine, None)?
                 .iter()
                 .map(|t| CareTask::new(t, me.as_ref()))
                 .collect())
@@ -799,17 +659,14 @@ impl OmsynNode {
     /// Claims a task ("I take it"), which stops it escalating. If a colleague claimed it too,
     /// both claims stand and the result's `also_claimed_by` names her.
     pub async fn claim_task(&self, task: String) -> Result<CareTask, OmsynError> {
-        let id = TaskId::parse(&task).map_err(|e| invalid("task", e))?;
         let known = self.ctx.known_tasks.clone();
-        self.with_repo(move |repo| {
-            let now = clock::now();
-            repo.claim_task(now, &mut rng(), &id)?;
-            let task = repo.task(now, &id)?;
+        self.with_service(move |svc| {
+            let (_, task) = svc.claim_task(&task)?;
             // The app knows of its own claim: no event echoes it.
             if let Ok(mut known) = known.lock() {
-                known.insert(id.to_string(), sync::told(&task));
+                known.insert(task.id.to_string(), sync::told(&task));
             }
-            let me = repo.profile().staff_id.clone();
+            let me = svc.repo().profile().staff_id.clone();
             Ok(CareTask::new(&task, me.as_ref()))
         })
         .await
@@ -817,9 +674,8 @@ impl OmsynNode {
 
     /// Completes a task, saying what was done.
     pub async fn complete_task(&self, task: String, note: String) -> Result<(), OmsynError> {
-        let id = TaskId::parse(&task).map_err(|e| invalid("task", e))?;
-        self.with_repo(move |repo| {
-            repo.complete_task(clock::now(), &mut rng(), &id, &note)?;
+        self.with_service(move |svc| {
+            svc.complete_task(&task, &note)?;
             Ok(())
         })
         .await
@@ -844,12 +700,7 @@ impl OmsynNode {
 }
 
 impl OmsynNode {
-    async fn patient_of(&self, visit: &VisitId) -> Result<PatientId, OmsynError> {
-        let visit = visit.clone();
-        self.with_repo(move |repo| Ok(repo.visit(&visit)?.1.patient))
-            .await
-    }
-
+    /// A dose given (`not_given: None`) or not given, with why.
     async fn dose(
         &self,
         patient: String,
@@ -859,24 +710,15 @@ impl OmsynNode {
         at_ms: Option<i64>,
         not_given: Option<String>,
     ) -> Result<JournalEntry, OmsynError> {
-        let patient = patient_id(&patient)?;
-        let medication = MedicationId::parse(&medication).map_err(|e| invalid("medication", e))?;
-        let visit = optional_visit(visit)?;
-        let at = time_or_now(at_ms, "time")?;
-        let p = patient.clone();
-        self.write_entry(patient, move |repo, rng| {
-            repo.record_dose(
-                clock::now(),
-                rng,
-                &p,
-                &medication,
-                &slot,
-                at,
-                visit.as_ref(),
-                not_given,
-            )
-        })
-        .await
+        let dose = Dose {
+            patient,
+            medication,
+            slot,
+            visit,
+            at: When::millis(at_ms),
+            not_given,
+        };
+        self.write_entry(move |svc| svc.record_dose(dose)).await
     }
 }
 

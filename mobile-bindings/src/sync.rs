@@ -21,6 +21,8 @@ use crate::types::{CareTask, OpenConflict};
 #[derive(Debug, Clone)]
 pub(crate) struct SyncContext {
     pub(crate) repo: Arc<Repo>,
+    /// The front door every app call goes through (the same repo).
+    pub(crate) service: Arc<omsyn_core::service::Service>,
     pub(crate) sink: EventSink,
     /// Peers with a live session, and how many sessions (a peer may dial while we dial it).
     pub(crate) connected: Arc<Mutex<BTreeMap<NodeId, usize>>>,
@@ -258,7 +260,7 @@ pub(crate) fn told(task: &omsyn_core::escalation::Task) -> String {
 /// (someone else claimed one, another call went unanswered), for one patient or all; forgets the
 /// ones that closed. An app that misses an event still finds every task in `tasks()`.
 pub(crate) fn announce_tasks(ctx: &SyncContext, patient: Option<&omsyn_core::ids::PatientId>) {
-    let Ok(tasks) = ctx.repo.my_tasks(omsyn_node::clock::now()) else {
+    let Ok(tasks) = ctx.repo.my_tasks(ctx.service.now()) else {
         return;
     };
     let Ok(mut known) = ctx.known_tasks.lock() else {

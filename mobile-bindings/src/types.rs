@@ -701,3 +701,65 @@ impl CareTask {
         }
     }
 }
+
+impl PatientRecord {
+    /// The record as the app shows it, from what the service read (`purpose`: the need the read
+    /// was logged under).
+    pub(crate) fn new(view: omsyn_core::repo::PatientView, purpose: String) -> PatientRecord {
+        let (name, address, access_note, phone) = record_fields(&view.record);
+        let journal = omsyn_core::docs::journal::Journal {
+            entries: view.journal.clone(),
+            ..omsyn_core::docs::journal::Journal::default()
+        };
+        PatientRecord {
+            id: view.record.id.to_string(),
+            flags: view
+                .record
+                .flags
+                .iter()
+                .map(|f| FlagInfo {
+                    id: f.id.to_string(),
+                    kind: f.kind.clone(),
+                    note: f.note.clone(),
+                    active: f.deactivated.is_none(),
+                })
+                .collect(),
+            tiltak: view
+                .record
+                .tiltak
+                .iter()
+                .map(|t| TiltakInfo {
+                    id: t.id.to_string(),
+                    description: t.description.clone(),
+                    times: t.times.clone(),
+                    active: t.active,
+                })
+                .collect(),
+            medications: view
+                .record
+                .medications
+                .iter()
+                .map(|m| MedicationInfo {
+                    id: m.id.to_string(),
+                    name: m.name.clone(),
+                    dose: m.dose.clone(),
+                    slots: m.slots.clone(),
+                    active: m.active,
+                })
+                .collect(),
+            visits: view
+                .visits
+                .into_iter()
+                .map(|v| WorkItem::from(omsyn_core::report::visit_line(v, name.clone(), &journal)))
+                .collect(),
+            journal: view.journal.iter().map(JournalEntry::from).collect(),
+            messages: view.messages.iter().map(PatientMessage::from).collect(),
+            conflicts: view.conflicts.iter().map(OpenConflict::from).collect(),
+            name,
+            address,
+            access_note,
+            phone,
+            purpose,
+        }
+    }
+}

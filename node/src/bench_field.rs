@@ -256,7 +256,7 @@ fn node(
     rng: &mut StdRng,
 ) -> Result<Repo> {
     let repo = Repo::init(dir, profile, None, rng)?;
-    let now = crate::commands::now().unix_millis();
+    let now = omsyn_node::clock::now().unix_millis();
     let cert = org.approve(
         &repo.enrollment_request(),
         now,
@@ -276,7 +276,7 @@ fn organisation(dir: &Path, seed: u64) -> Result<(omsyn_core::trust::OrgKey, Rep
 
 /// Today at `hhmm`, local time of the organisation (+01:00).
 fn today(hhmm: &str) -> Result<Timestamp> {
-    let day = crate::commands::now().day();
+    let day = omsyn_node::clock::now().day();
     Ok(Timestamp::from_day_hhmm(day, hhmm, 3600)?)
 }
 

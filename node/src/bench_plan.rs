@@ -113,7 +113,7 @@ fn bench_list(dir: &Path, file: &Path, args: &BenchPlanArgs) -> Result<serde_jso
     let mut rng = StdRng::seed_from_u64(args.seed);
     let repo = Repo::init(dir, profile(), None, &mut rng)?;
     let started = Instant::now();
-    let imported = repo.import_worklist(crate::commands::now(), &mut rng, &text, 3600)?;
+    let imported = repo.import_worklist(omsyn_node::clock::now(), &mut rng, &text, 3600)?;
     let import_time = started.elapsed();
     let list = ListFacts::read(&text)?;
     let policy = Policy {
@@ -132,7 +132,7 @@ fn bench_list(dir: &Path, file: &Path, args: &BenchPlanArgs) -> Result<serde_jso
             let started = Instant::now();
             let options = list.options(*day, zone, &policy)?;
             let mut disclosure = repo.disclose(
-                crate::commands::now(),
+                omsyn_node::clock::now(),
                 AuditAction::Read,
                 &what_is_planned(&options),
             );

@@ -207,7 +207,7 @@ fn read_month(repo: &Repo, day: Day) -> Result<usize> {
 /// measures the report, not the log, so it leaves the disclosure unfinished).
 fn gate(repo: &omsyn_core::Repo) -> omsyn_core::repo::Disclosure<'_> {
     repo.disclose(
-        crate::commands::now(),
+        omsyn_node::clock::now(),
         omsyn_core::trust::audit::AuditAction::Read,
         "day report (benchmark)",
     )

@@ -54,7 +54,7 @@ fn enroll(repos: [&Repo; 2], rng: &mut StdRng) -> Result<()> {
     for repo in repos {
         let cert = org.approve(
             &repo.enrollment_request(),
-            crate::commands::now().unix_millis(),
+            omsyn_node::clock::now().unix_millis(),
             omsyn_core::trust::DEFAULT_VALIDITY_MS,
         )?;
         repo.install_certificate(&cert)?;
@@ -407,7 +407,7 @@ fn floor_bytes<'a>(
     let mut ids: Vec<&DocumentId> = changed.collect();
     ids.sort();
     ids.dedup();
-    let now_ms = crate::commands::now().unix_millis();
+    let now_ms = omsyn_node::clock::now().unix_millis();
     let mut floor = 0;
     for id in ids {
         for (from, to) in [(a, b), (b, a)] {

@@ -5,8 +5,6 @@ use std::path::Path;
 use anyhow::{Result, bail};
 use omsyn_core::Repo;
 use omsyn_core::store::{Damage, Store, StoreKey, StoreKeys};
-use rand::SeedableRng;
-use rand::rngs::StdRng;
 use serde_json::json;
 
 use crate::output::emit;
@@ -129,7 +127,7 @@ pub(crate) fn compact(data: &Path, mut store: Store) -> Result<()> {
 /// Verifies every page checksum (reads the whole file); returns the store, opened alone.
 pub(crate) fn verify_pages(data: &Path, key_file: Option<&Path>) -> Result<Store> {
     let identity = omsyn_core::Identity::load(data)?;
-    let epoch = rand::Rng::random(&mut StdRng::from_os_rng());
+    let epoch = rand::Rng::random(&mut omsyn_node::clock::rng());
     let data_key = match crate::commands::host_key(key_file)? {
         Some(key) => key,
         None => StoreKey::load_file(&StoreKey::path(data))?,

@@ -1,6 +1,14 @@
-//! The host's clock: the only place "now" is read (omsyn-core takes time as an argument).
+//! The host's clock and entropy: the only places "now" is read and the OS random number
+//! generator is drawn from (omsyn-core takes both as arguments; its clippy configuration forbids
+//! reading either). A node's [`Service`] gets [`SystemClock`] and one [`seed`].
 
+use std::sync::Arc;
+
+use omsyn_core::Repo;
+use omsyn_core::service::{Clock, Service};
 use omsyn_core::time::Timestamp;
+use rand::rngs::StdRng;
+use rand::{RngCore, SeedableRng};
 
 /// Now, in the host's local offset, truncated to milliseconds: finer digits only clutter the
 /// journal.
@@ -16,18 +24,41 @@ pub fn now_ms() -> i64 {
     chrono::Utc::now().timestamp_millis()
 }
 
-/// Earliest and latest times a host may give for documentation: 2000-01-01 and 2100-01-01 (UTC).
-/// A time outside is a unit mix-up (seconds or microseconds for milliseconds), not care.
-const EARLIEST_MS: i64 = 946_684_800_000;
-const LATEST_MS: i64 = 4_102_444_800_000;
-
-/// A moment given in milliseconds since the epoch, in the host's local offset at that moment;
-/// `None` outside the years 2000–2099.
+/// A moment given in milliseconds since the epoch, in the host's local offset at that moment.
 pub fn at_millis(ms: i64) -> Option<Timestamp> {
     use chrono::TimeZone;
-    if !(EARLIEST_MS..LATEST_MS).contains(&ms) {
-        return None;
-    }
     let t = chrono::Local.timestamp_millis_opt(ms).single()?;
     Some(Timestamp::from_datetime(t.fixed_offset()))
+}
+
+/// The host's clock, as a service reads it.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now(&self) -> Timestamp {
+        now()
+    }
+
+    fn at_millis(&self, ms: i64) -> Option<Timestamp> {
+        at_millis(ms)
+    }
+}
+
+/// 32 bytes of the operating system's entropy: the one place it is drawn.
+pub fn seed() -> [u8; 32] {
+    let mut seed = [0u8; 32];
+    StdRng::from_os_rng().fill_bytes(&mut seed);
+    seed
+}
+
+/// A generator seeded from [`seed`], for what the host makes outside a service (keys at
+/// `init`, the dashboard's token, the network's keys).
+pub fn rng() -> StdRng {
+    StdRng::from_seed(seed())
+}
+
+/// The front door for `repo`, on the host's clock and entropy.
+pub fn service(repo: Arc<Repo>) -> Arc<Service> {
+    Arc::new(Service::new(repo, Arc::new(SystemClock), seed()))
 }

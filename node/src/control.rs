@@ -10,8 +10,11 @@
 use std::io::{BufRead, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
 
+use std::sync::Arc;
+
 use anyhow::{Context, Result};
 use clap::Parser;
+use omsyn_core::service::Service;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
 use tracing::warn;
 
@@ -192,21 +195,29 @@ pub(crate) fn bind(data: &Path) -> Result<tokio::net::UnixListener> {
 }
 
 /// Daemon side, second half: answers forwarded commands until the task is dropped.
-pub(crate) async fn serve(listener: tokio::net::UnixListener, shared: Shared) -> Result<()> {
+pub(crate) async fn serve(
+    listener: tokio::net::UnixListener,
+    shared: Shared,
+    service: Arc<Service>,
+) -> Result<()> {
     let mut clients = tokio::task::JoinSet::new();
     loop {
         let (stream, _) = listener.accept().await?;
         while clients.try_join_next().is_some() {}
-        let shared = shared.clone();
+        let (shared, service) = (shared.clone(), service.clone());
         clients.spawn(async move {
-            if let Err(e) = answer(stream, shared).await {
+            if let Err(e) = answer(stream, shared, service).await {
                 warn!(error = format!("{e:#}"), "control client failed");
             }
         });
     }
 }
 
-async fn answer(stream: tokio::net::UnixStream, shared: Shared) -> Result<()> {
+async fn answer(
+    stream: tokio::net::UnixStream,
+    shared: Shared,
+    service: Arc<Service>,
+) -> Result<()> {
     let (read, mut write) = stream.into_split();
     let mut line = String::new();
     tokio::io::BufReader::new(tokio::io::AsyncReadExt::take(read, MAX_REQUEST_BYTES))
@@ -231,7 +242,7 @@ async fn answer(stream: tokio::net::UnixStream, shared: Shared) -> Result<()> {
     };
     let response = tokio::task::spawn_blocking(move || {
         let _client = ClientScope::enter(client);
-        run_forwarded(request.args, &shared)
+        run_forwarded(request.args, &shared, &service)
     })
     .await?;
     let mut bytes = serde_json::to_vec(&response)?;
@@ -240,7 +251,7 @@ async fn answer(stream: tokio::net::UnixStream, shared: Shared) -> Result<()> {
     Ok(())
 }
 
-fn run_forwarded(args: Vec<String>, shared: &Shared) -> Response {
+fn run_forwarded(args: Vec<String>, shared: &Shared, service: &Arc<Service>) -> Response {
     let cli = match Cli::try_parse_from(std::iter::once("omsyn".to_string()).chain(args)) {
         Ok(cli) => cli,
         Err(e) => {
@@ -256,9 +267,7 @@ fn run_forwarded(args: Vec<String>, shared: &Shared) -> Response {
     let json = cli.json;
     let (result, output) = output::capture(|| {
         let result = match cli.command {
-            Command::Node(command) => {
-                crate::commands::run_node(&shared.repo, json, command, Some(shared))
-            }
+            Command::Node(command) => crate::cmd::run_node(service, json, command, Some(shared)),
             Command::Check { repair } => crate::check::check_open(&shared.repo, json, repair),
             _ => Err(anyhow::anyhow!("this command cannot run inside the daemon")),
         };

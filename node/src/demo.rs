@@ -51,7 +51,7 @@ impl DemoNode {
 
 /// The demo's day is today: need-based sharing follows the real clock (today's work list).
 fn today() -> Day {
-    crate::commands::now().day()
+    omsyn_node::clock::now().day()
 }
 
 fn t(hhmm: &str) -> Result<Timestamp> {
@@ -140,7 +140,7 @@ async fn node(
     let issuer = org.or(created.as_ref()).context("an organisation key")?;
     let cert = issuer.approve(
         &repo.enrollment_request(),
-        crate::commands::now().unix_millis(),
+        omsyn_node::clock::now().unix_millis(),
         omsyn_core::trust::DEFAULT_VALIDITY_MS,
     )?;
     repo.install_certificate(&cert)?;
@@ -214,7 +214,7 @@ fn differences(base: &Repo, node: &Repo) -> Result<(Vec<String>, usize)> {
     let reference = heads_of(base)?;
     let held = heads_of(node)?;
     let grant = node.grant();
-    let now = crate::commands::now().unix_millis();
+    let now = omsyn_node::clock::now().unix_millis();
     let mut out: Vec<String> = held
         .iter()
         .filter(|(id, h)| reference.get(*id) != Some(*h))

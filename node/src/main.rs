@@ -14,6 +14,7 @@ mod bench_report;
 mod bench_sync;
 mod check;
 mod cli;
+mod cmd;
 mod commands;
 mod control;
 mod demo;
@@ -22,7 +23,6 @@ mod lab;
 mod link;
 mod plan_suggest;
 mod serve;
-mod tasks;
 mod trust;
 
 use std::process::ExitCode;

@@ -13,14 +13,15 @@ use omsyn_core::planning::gather::{GatherOptions, gather, parse_shifts};
 use omsyn_core::planning::{
     Disruption, Objective, Policy, RoadMatrix, Suggestion, suggest_greedy, suggest_replan,
 };
+use omsyn_core::service::Service;
 use omsyn_core::trust::audit::AuditAction;
 use omsyn_core::{Day, Repo, Role, Timestamp};
-use rand::RngCore;
 use serde::Deserialize;
 use serde_json::json;
 
 use crate::cli::SuggestArgs;
-use crate::commands::{now, read_input, staff_list};
+use crate::cmd::import::read_input;
+use crate::cmd::staff_list;
 use crate::output::emit;
 
 /// What the coordinator asks for; files already read. The dashboard posts it as JSON.
@@ -208,17 +209,17 @@ fn shift_range(value: &str, day: Day, offset: i32) -> Result<(Timestamp, Timesta
 /// The suggestion for a request, and the options it was made with (for accepting it). The
 /// read is logged: a suggestion shows the day's patients.
 pub(crate) fn suggest(
-    repo: &Repo,
+    svc: &Service,
     request: &SuggestRequest,
-    now: Timestamp,
 ) -> Result<(Suggestion, GatherOptions)> {
+    let (repo, now) = (svc.repo(), svc.now());
     let role = repo.profile().role;
     if role != Role::Base {
         bail!("the planning assistant runs at a base: a {role} node holds only its own work list");
     }
     let options = request.options(repo, now)?;
     let disruption = request.disruption(options.day, day_offset(repo, options.day)?, now)?;
-    let mut disclosure = repo.disclose(now, AuditAction::Read, &what_is_planned(&options));
+    let mut disclosure = svc.disclose(AuditAction::Read, &what_is_planned(&options));
     let input = gather(repo, &options, &mut disclosure)?;
     disclosure.finish()?;
     let suggestion = match (disruption, request.greedy) {
@@ -235,19 +236,16 @@ pub(crate) fn names(repo: &Repo) -> Result<BTreeMap<PatientId, String>> {
 }
 
 /// `omsyn plan suggest`.
-pub(crate) fn run(
-    repo: &Repo,
-    json: bool,
-    rng: &mut impl RngCore,
-    args: &SuggestArgs,
-) -> Result<()> {
+pub(crate) fn run(svc: &Service, json: bool, args: &SuggestArgs) -> Result<()> {
     let request = SuggestRequest::from_args(args)?;
-    let now = now();
-    let (suggestion, options) = suggest(repo, &request, now)?;
+    let (suggestion, options) = suggest(svc, &request)?;
     let accepted = match (args.accept, suggestion.moves.is_empty()) {
         (false, _) | (true, true) => None,
-        (true, false) => Some(accept(repo, now, rng, &options, &suggestion.moves)?),
+        (true, false) => {
+            Some(svc.act(|repo, now, rng| accept(repo, now, rng, &options, &suggestion.moves))?)
+        }
     };
+    let repo = svc.repo();
     if args.accept && suggestion.unplaced.len() + suggestion.moves.len() == 0 && !json {
         bail!("nothing to accept: the plan as it stands is what the planner suggests");
     }

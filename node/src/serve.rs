@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use anyhow::{Context, Result};
 use omsyn_core::Repo;
+use omsyn_core::service::{Service, SyncState};
 use serde_json::json;
 
 use crate::net::daemon::{self, OnRevoked, Shared};
@@ -35,28 +36,66 @@ pub(crate) async fn shared(repo: Arc<Repo>, options: &NetOptions) -> Result<Shar
     Shared::start(repo, options, OnRevoked::ExitProcess, changed).await
 }
 
+/// The network options the command line gave.
+pub(crate) fn net_options(args: &crate::cli::NetArgs) -> NetOptions {
+    NetOptions {
+        listen: args.listen,
+        relay: args.relay.clone(),
+        mdns: !args.no_mdns,
+        relay_only: args.relay_only,
+        relay_ca: args.relay_ca.clone(),
+    }
+}
+
+/// `omsyn run [--http ADDR [--http-public]]`: the dashboard serves patient data, so a
+/// non-loopback address needs saying so.
+pub(crate) fn run_command(
+    service: Arc<Service>,
+    json: bool,
+    net: &crate::cli::NetArgs,
+    peers: &[String],
+    http: Option<std::net::SocketAddr>,
+    http_public: bool,
+) -> Result<()> {
+    if let Some(addr) = http
+        && !addr.ip().is_loopback()
+        && !http_public
+    {
+        anyhow::bail!(
+            "--http {addr} is not a loopback address: the dashboard shows patient data; add --http-public to serve it there anyway"
+        );
+    }
+    run(service, json, net_options(net), peers, http)
+}
+
 /// `omsyn run`: prints the id and ticket (and the dashboard's URL with `--http`), then serves
 /// until interrupted.
 pub(crate) fn run(
-    repo: Arc<Repo>,
+    service: Arc<Service>,
     json: bool,
     options: NetOptions,
     peers: &[String],
     http: Option<std::net::SocketAddr>,
 ) -> Result<()> {
     let tickets = parse_tickets(peers)?;
+    let repo = service.repo().clone();
     let data = repo.data_dir().to_owned();
     warn_about_enrolment(&repo);
     runtime()?.block_on(async move {
         let shared = shared(repo, &options).await?;
         let listener = crate::control::bind(&data)?;
-        let control = tokio::spawn(crate::control::serve(listener, shared.clone()));
+        let control = tokio::spawn(crate::control::serve(
+            listener,
+            shared.clone(),
+            service.clone(),
+        ));
         let dashboard = match http {
             Some(addr) => Some(crate::http::bind(addr).await?),
             None => None,
         };
         let url = dashboard.as_ref().map(|d| d.url.clone());
-        let web = dashboard.map(|d| tokio::spawn(crate::http::serve(d, shared.clone())));
+        let web =
+            dashboard.map(|d| tokio::spawn(crate::http::serve(d, shared.clone(), service.clone())));
         let ticket = shared.net.ticket()?;
         // One line per fact, flushed at once: scripts and tests read the ticket from here.
         if json {
@@ -86,7 +125,7 @@ pub(crate) fn run(
 fn warn_about_enrolment(repo: &Repo) {
     match repo.certificate() {
         Ok(Some(cert)) => {
-            let left = cert.grant().not_after_ms - crate::commands::now().unix_millis();
+            let left = cert.grant().not_after_ms - omsyn_node::clock::now().unix_millis();
             if left <= 0 {
                 tracing::warn!(
                     "this node's certificate has expired: peers will refuse it until a base renews it (omsyn enroll)"
@@ -283,72 +322,65 @@ pub(crate) fn relay(
     })
 }
 
-/// `omsyn status`: peers seen and when, and per-patient staleness towards each peer.
-pub(crate) fn status(repo: &Repo, json: bool) -> Result<()> {
-    let store = repo.store();
-    let peers = store.peers()?;
-    let now = crate::commands::now();
-    let patients = repo.shown(now, "sync status", repo.patients()?, |(p, _)| p)?;
-    let mut peer_rows = Vec::new();
-    let mut staleness = Vec::new();
-    for (peer, record) in &peers {
-        let cert = store.certificate(peer)?;
-        peer_rows.push(json!({
-            "peer": peer,
-            "name": cert.as_ref().map(|c| c.grant().name.clone()),
-            "role": cert.as_ref().map(|c| c.grant().role),
-            "last_seen": record.last_seen_ms.map(fmt_ms),
-            "caught_up": record.caught_up_ms.map(fmt_ms),
-            "acked_seq": record.acked_seq,
-        }));
-        for (patient, name) in &patients {
-            let synced = repo.patient_synced_at(peer, record.caught_up_ms, patient)?;
-            staleness.push(json!({
-                "patient": patient, "name": name, "peer": peer,
-                "last_synced": synced.map(fmt_ms),
-            }));
+/// `omsyn status`: peers seen and when, and per peer the patients it needs with when each was
+/// last in sync with it.
+pub(crate) fn status(svc: &Service, json: bool) -> Result<()> {
+    let repo = svc.repo();
+    let state = svc.sync_status()?;
+    let peers: Vec<_> = state
+        .peers
+        .iter()
+        .map(|p| {
+            let grant = p.certificate.as_ref().map(|c| c.grant());
+            let patients: Vec<_> = p
+                .patients
+                .iter()
+                .map(|f| json!({ "patient": f.patient, "name": f.name, "last_synced": f.synced_ms.map(fmt_ms) }))
+                .collect();
+            json!({
+                "peer": p.id,
+                "name": grant.map(|g| g.name.clone()),
+                "role": grant.map(|g| g.role),
+                "last_seen": p.record.last_seen_ms.map(fmt_ms),
+                "caught_up": p.record.caught_up_ms.map(fmt_ms),
+                "acked_seq": p.record.acked_seq,
+                "patients": patients,
+            })
+        })
+        .collect();
+    let value = json!({ "id": repo.id(), "seq": repo.store().seq()?, "peers": peers });
+    emit(json, &value, || status_text(repo.id(), &state));
+    Ok(())
+}
+
+fn status_text(id: omsyn_core::NodeId, state: &SyncState) -> String {
+    let never = || "never".to_owned();
+    let mut s = format!("node {id}\n");
+    if state.peers.is_empty() {
+        s.push_str("no peers seen yet\n");
+    }
+    for p in &state.peers {
+        let who = p
+            .certificate
+            .as_ref()
+            .map(|c| format!(" ({}, {})", c.grant().name, c.grant().role))
+            .unwrap_or_default();
+        s.push_str(&format!(
+            "peer {}{who}  last seen {}  caught up {}\n",
+            p.id.short(),
+            p.record.last_seen_ms.map_or_else(never, fmt_ms),
+            p.record.caught_up_ms.map_or_else(never, fmt_ms),
+        ));
+        for f in &p.patients {
+            s.push_str(&format!(
+                "  {} ({}): last synced {}\n",
+                f.name,
+                f.patient,
+                f.synced_ms.map_or_else(never, fmt_ms)
+            ));
         }
     }
-    let value =
-        json!({ "id": repo.id(), "seq": store.seq()?, "peers": peer_rows, "patients": staleness });
-    emit(json, &value, || {
-        let mut s = format!("node {}\n", repo.id());
-        if peers.is_empty() {
-            s.push_str("no peers seen yet\n");
-        }
-        for (peer, record) in &peers {
-            let who = store
-                .certificate(peer)
-                .ok()
-                .flatten()
-                .map(|c| format!(" ({}, {})", c.grant().name, c.grant().role))
-                .unwrap_or_default();
-            s.push_str(&format!(
-                "peer {}{who}  last seen {}  caught up {}\n",
-                peer.short(),
-                record
-                    .last_seen_ms
-                    .map(fmt_ms)
-                    .unwrap_or_else(|| "never".into()),
-                record
-                    .caught_up_ms
-                    .map(fmt_ms)
-                    .unwrap_or_else(|| "never".into()),
-            ));
-            for (patient, name) in &patients {
-                let synced = repo
-                    .patient_synced_at(peer, record.caught_up_ms, patient)
-                    .ok()
-                    .flatten();
-                s.push_str(&format!(
-                    "  {name} ({patient}): last synced {}\n",
-                    synced.map(fmt_ms).unwrap_or_else(|| "never".into())
-                ));
-            }
-        }
-        s
-    });
-    Ok(())
+    s
 }
 
 pub(crate) fn fmt_ms(ms: i64) -> String {

@@ -5,14 +5,15 @@ use std::fmt::Write as _;
 use std::path::Path;
 
 use anyhow::{Context, Result, anyhow, bail};
-use omsyn_core::ids::{EntryId, PatientId, StaffId};
+use omsyn_core::ids::{EntryId, StaffId};
+use omsyn_core::service::Service;
 use omsyn_core::trust::{Certificate, EnrollmentRequest, OrgKey, Revocation};
 use omsyn_core::{NodeId, Repo, Role};
-use rand::rngs::StdRng;
 use serde_json::json;
 
 use crate::cli::{AccessCmd, AuditCmd, EnrollCmd, OrgCmd};
-use crate::commands::{now, read_input};
+use crate::cmd::Flagged;
+use crate::cmd::import::read_input;
 use crate::output::emit;
 use crate::serve::fmt_ms;
 
@@ -44,7 +45,8 @@ fn org_key(repo: &Repo) -> Result<OrgKey> {
 }
 
 /// `omsyn org create|show`.
-pub(crate) fn org(repo: &Repo, json: bool, cmd: OrgCmd, rng: &mut StdRng) -> Result<()> {
+pub(crate) fn org(svc: &Service, json: bool, cmd: OrgCmd) -> Result<()> {
+    let repo = svc.repo();
     match cmd {
         OrgCmd::Create {
             name,
@@ -67,10 +69,10 @@ pub(crate) fn org(repo: &Repo, json: bool, cmd: OrgCmd, rng: &mut StdRng) -> Res
             let policy = omsyn_core::trust::OrgPolicy {
                 explicit_access_max_ms: explicit_access_hours.map(|h| i64::from(h) * HOUR_MS),
             };
-            let org = OrgKey::create(repo.data_dir(), &name, policy, rng)?;
+            let org = OrgKey::create(repo.data_dir(), &name, policy, &mut *svc.rng())?;
             let cert = org.approve(
                 &repo.enrollment_request(),
-                now().unix_millis(),
+                svc.now().unix_millis(),
                 i64::from(valid_hours) * HOUR_MS,
             )?;
             repo.install_certificate(&cert)?;
@@ -152,7 +154,8 @@ pub(crate) fn org(repo: &Repo, json: bool, cmd: OrgCmd, rng: &mut StdRng) -> Res
 }
 
 /// `omsyn enroll request|approve|install`.
-pub(crate) fn enroll(repo: &Repo, json: bool, cmd: EnrollCmd) -> Result<()> {
+pub(crate) fn enroll(svc: &Service, json: bool, cmd: EnrollCmd) -> Result<()> {
+    let repo = svc.repo();
     match cmd {
         EnrollCmd::Request { out } => {
             let text = repo.enrollment_request().to_text();
@@ -183,7 +186,7 @@ pub(crate) fn enroll(repo: &Repo, json: bool, cmd: EnrollCmd) -> Result<()> {
             }
             let cert = org.approve_with_competence(
                 &request,
-                now().unix_millis(),
+                svc.now().unix_millis(),
                 i64::from(valid_hours) * HOUR_MS,
                 competence.as_deref(),
             )?;
@@ -235,12 +238,13 @@ pub(crate) fn enroll(repo: &Repo, json: bool, cmd: EnrollCmd) -> Result<()> {
 
 /// `omsyn revoke NODE --reason R` or `omsyn revoke REVOCATION`.
 pub(crate) fn revoke(
-    repo: &Repo,
+    svc: &Service,
     json: bool,
     target: &str,
     reason: Option<&str>,
     out: Option<&Path>,
 ) -> Result<()> {
+    let repo = svc.repo();
     let revocation = match NodeId::parse(target) {
         Ok(node) => {
             let reason = reason
@@ -249,7 +253,7 @@ pub(crate) fn revoke(
             if node == repo.id() {
                 bail!("a base cannot revoke itself");
             }
-            org_key(repo)?.revoke(node, reason, now().unix_millis())
+            org_key(repo)?.revoke(node, reason, svc.now().unix_millis())
         }
         Err(_) => Revocation::from_text(&text_or_file(target, "omsyn-revoke1:")?)
             .context("expected a node id (64 hex digits) or a revocation")?,
@@ -276,12 +280,14 @@ pub(crate) fn revoke(
 }
 
 /// `omsyn access ask|list`.
-pub(crate) fn access(repo: &Repo, json: bool, rng: &mut StdRng, cmd: AccessCmd) -> Result<()> {
+pub(crate) fn access(svc: &Service, json: bool, cmd: AccessCmd) -> Result<()> {
+    let repo = svc.repo();
     match cmd {
         AccessCmd::Ask { patient, reason } => {
-            let patient = crate::commands::patient_id(&patient)?;
-            let granted =
-                repo.transaction(|tx| tx.explicit_access(now(), rng, &patient, &reason))?;
+            let patient = svc.patient(&patient).flagged()?;
+            let granted = svc.act(|repo, now, rng| {
+                repo.transaction(|tx| tx.explicit_access(now, rng, &patient, &reason))
+            })?;
             emit(json, &granted, || {
                 format!(
                     "explicit access to {patient} until {} (logged and flagged for review at the base); the base shares the patient's documents at the next sync",
@@ -320,19 +326,22 @@ pub(crate) fn access(repo: &Repo, json: bool, rng: &mut StdRng, cmd: AccessCmd) 
 
 /// `omsyn team --patient P --add S | --remove S`.
 pub(crate) fn team(
-    repo: &Repo,
+    svc: &Service,
     json: bool,
-    patient: &PatientId,
+    patient: &str,
     add: Option<String>,
     remove: Option<String>,
 ) -> Result<()> {
+    let patient = &svc.patient(patient).flagged()?;
     let (staff, active) = match (add, remove) {
         (Some(s), None) => (s, true),
         (None, Some(s)) => (s, false),
         _ => bail!("give --add STAFF or --remove STAFF"),
     };
     let staff = StaffId::parse(&staff).context("staff id")?;
-    repo.transaction(|tx| tx.set_team_member(now(), patient, &staff, active))?;
+    svc.act(|repo, now, _| {
+        repo.transaction(|tx| tx.set_team_member(now, patient, &staff, active))
+    })?;
     emit(
         json,
         &json!({ "patient": patient, "staff": staff, "member": active }),
@@ -347,15 +356,11 @@ pub(crate) fn team(
 }
 
 /// `omsyn block`.
-pub(crate) fn block(
-    repo: &Repo,
-    json: bool,
-    rng: &mut StdRng,
-    patient: &PatientId,
-    staff: &str,
-) -> Result<()> {
+pub(crate) fn block(svc: &Service, json: bool, patient: &str, staff: &str) -> Result<()> {
+    let patient = &svc.patient(patient).flagged()?;
     let staff = StaffId::parse(staff).context("--staff")?;
-    let block = repo.transaction(|tx| tx.block_staff(now(), rng, patient, &staff))?;
+    let block =
+        svc.act(|repo, now, rng| repo.transaction(|tx| tx.block_staff(now, rng, patient, &staff)))?;
     emit(json, &block, || {
         format!(
             "block {}: {staff} may no longer see {patient}; every node applies it as soon as it learns of it, and the blocked staff member's devices remove the patient's documents",
@@ -366,9 +371,10 @@ pub(crate) fn block(
 }
 
 /// `omsyn unblock`.
-pub(crate) fn unblock(repo: &Repo, json: bool, patient: &PatientId, block: &str) -> Result<()> {
+pub(crate) fn unblock(svc: &Service, json: bool, patient: &str, block: &str) -> Result<()> {
+    let patient = &svc.patient(patient).flagged()?;
     let id = EntryId::parse(block).context("--block")?;
-    repo.transaction(|tx| tx.lift_block(now(), patient, &id))?;
+    svc.act(|repo, now, _| repo.transaction(|tx| tx.lift_block(now, patient, &id)))?;
     emit(json, &json!({ "lifted": id }), || {
         format!("lifted block {id}")
     });
@@ -376,8 +382,8 @@ pub(crate) fn unblock(repo: &Repo, json: bool, patient: &PatientId, block: &str)
 }
 
 /// `omsyn purge`.
-pub(crate) fn purge(repo: &Repo, json: bool) -> Result<()> {
-    let report = repo.purge_unneeded(now())?;
+pub(crate) fn purge(svc: &Service, json: bool) -> Result<()> {
+    let report = svc.repo().purge_unneeded(svc.now())?;
     emit(json, &report, || {
         let mut s = format!("removed {} patients' documents", report.purged.len());
         if !report.awaiting_upload.is_empty() {
@@ -394,11 +400,14 @@ pub(crate) fn purge(repo: &Repo, json: bool) -> Result<()> {
 
 /// `omsyn audit [--patient P]` and `omsyn audit verify`.
 pub(crate) fn audit(
-    repo: &Repo,
+    svc: &Service,
     json: bool,
-    patient: Option<&PatientId>,
+    patient: Option<&str>,
     action: Option<AuditCmd>,
 ) -> Result<()> {
+    let repo = svc.repo();
+    let patient = patient.map(|p| svc.patient(p)).transpose().flagged()?;
+    let patient = patient.as_ref();
     if let Some(AuditCmd::Verify) = action {
         let reports = repo.verify_audit()?;
         let broken = reports.iter().filter(|r| !r.problems.is_empty()).count();

@@ -5,7 +5,7 @@
 //! one durable [`WriteBatch`](crate::store::WriteBatch), and returns only after the change is on disk.
 
 mod access;
-mod devices;
+pub(crate) mod devices;
 mod repair;
 mod tasks;
 mod tx;

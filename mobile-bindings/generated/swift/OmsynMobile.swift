@@ -869,7 +869,8 @@ public protocol OmsynNodeProtocol: AnyObject, Sendable {
     func messages(patient: String) async throws  -> [PatientMessage]
     
     /**
-     * Records a measurement (blood pressure, SpO2, weight, glucose...).
+     * Records a measurement (blood pressure, SpO2, weight, glucose...): a known kind's value
+     * must be one a device could measure.
      */
     func observe(patient: String, visit: String?, kind: String, value: String, unit: String?, atMs: Int64?) async throws  -> JournalEntry
     
@@ -1265,7 +1266,8 @@ open func messages(patient: String)async throws  -> [PatientMessage]  {
 }
     
     /**
-     * Records a measurement (blood pressure, SpO2, weight, glucose...).
+     * Records a measurement (blood pressure, SpO2, weight, glucose...): a known kind's value
+     * must be one a device could measure.
      */
 open func observe(patient: String, visit: String?, kind: String, value: String, unit: String?, atMs: Int64?)async throws  -> JournalEntry  {
     return
@@ -5483,7 +5485,7 @@ private let initializationResult: InitializationResult = {
     if (uniffi_omsyn_mobile_checksum_method_omsynnode_messages() != 1836) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_omsyn_mobile_checksum_method_omsynnode_observe() != 23196) {
+    if (uniffi_omsyn_mobile_checksum_method_omsynnode_observe() != 10173) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_omsyn_mobile_checksum_method_omsynnode_patient_record() != 55655) {

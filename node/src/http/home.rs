@@ -6,46 +6,29 @@
 use axum::extract::{Path, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use omsyn_core::docs::messages::{Attachment, Message, Recipient};
-use omsyn_core::ids::{EntryId, MedicationId};
+use omsyn_core::docs::messages::{Message, Recipient};
+use omsyn_core::docs::plan::VisitKind;
+use omsyn_core::ids::MedicationId;
 use omsyn_core::repo::{DeviceReport, DoseEventKind};
-use omsyn_core::{Repo, Role, Timestamp};
-use rand::SeedableRng;
+use omsyn_core::service::{self, When};
 use serde::Deserialize;
 use serde_json::json;
 
 use super::Http;
-use super::api::{ApiError, answer, bad_request, blocking, error, json_body, repo_error};
-use crate::commands::now;
-
-/// The home unit's patient, or 403 on any other node.
-fn home_patient(repo: &Repo) -> Result<omsyn_core::ids::PatientId, ApiError> {
-    let profile = repo.profile();
-    match (&profile.role, &profile.patient) {
-        (Role::HomeUnit, Some(p)) => Ok(p.clone()),
-        _ => Err(error(
-            StatusCode::FORBIDDEN,
-            "this node is not a home unit: the home API is served by the tablet in the home",
-        )),
-    }
-}
+use super::api::{ApiError, answer, bad_request, blocking, error, json_body};
 
 /// `GET /api/home/today`: today's visits for this home's patient, with who is coming.
 pub(crate) async fn today(State(http): State<Http>) -> Response {
     answer(
-        blocking(&http, |http, repo| {
-            let patient = home_patient(repo)?;
-            let day = now().day();
-            let view = "home: today's visits";
-            let mut disclosure = repo.disclose(
-                now(),
-                omsyn_core::trust::audit::AuditAction::Read,
-                view,
-            );
-            let report = omsyn_core::report::day_report(repo, day, None, &mut disclosure)
-                .map_err(repo_error)?;
-            http.disclosed(disclosure, view).map_err(repo_error)?;
-            let names = staff_names(repo)?;
+        blocking(&http, |svc| {
+            let patient = svc.home_patient()?;
+            let day = svc.today();
+            let report = svc.report_as("home: today's visits", day, None)?;
+            let names: std::collections::BTreeMap<String, String> = svc
+                .staff_directory(None)?
+                .into_iter()
+                .map(|m| (m.id.to_string(), m.name))
+                .collect();
             let visits: Vec<_> = report
                 .visits
                 .into_iter()
@@ -58,7 +41,7 @@ pub(crate) async fn today(State(http): State<Http>) -> Response {
                         .collect();
                     json!({
                         "visit": v.visit, "start": v.start, "end": v.end,
-                        "kind": v.kind.as_str(), "video": v.kind == omsyn_core::docs::plan::VisitKind::Digital,
+                        "kind": v.kind.as_str(), "video": v.kind == VisitKind::Digital,
                         "state": v.outcome.as_str(), "coming": coming,
                     })
                 })
@@ -69,28 +52,13 @@ pub(crate) async fn today(State(http): State<Http>) -> Response {
     )
 }
 
-fn staff_names(repo: &Repo) -> Result<std::collections::BTreeMap<String, String>, ApiError> {
-    Ok(repo
-        .store()
-        .certificates()
-        .map_err(|e| repo_error(e.into()))?
-        .into_iter()
-        .filter_map(|c| {
-            let g = c.grant();
-            g.staff_id.as_ref().map(|s| (s.to_string(), g.name.clone()))
-        })
-        .collect())
-}
-
 /// `GET /api/home/messages`: the messages about this home's patient.
 pub(crate) async fn messages(State(http): State<Http>) -> Response {
     answer(
-        blocking(&http, |_, repo| {
-            let patient = home_patient(repo)?;
-            repo.open_patient(now(), &patient, "messages (home)")
-                .map_err(repo_error)?;
-            let view = repo.patient_view(&patient).map_err(repo_error)?;
-            let messages: Vec<_> = view.messages.iter().map(message_json).collect();
+        blocking(&http, |svc| {
+            let patient = svc.home_patient()?;
+            let messages = svc.messages(patient.as_str(), "messages (home)")?;
+            let messages: Vec<_> = messages.iter().map(message_json).collect();
             Ok(json!({ "messages": messages }))
         })
         .await,
@@ -121,26 +89,13 @@ pub(crate) async fn picture(
     State(http): State<Http>,
     Path((message, n)): Path<(String, usize)>,
 ) -> Response {
-    let result = blocking(&http, move |_, repo| {
-        let patient = home_patient(repo)?;
-        let id = EntryId::parse(&message).map_err(|e| bad_request("message", e))?;
-        repo.open_patient(now(), &patient, "message picture (home)")
-            .map_err(repo_error)?;
-        let view = repo.patient_view(&patient).map_err(repo_error)?;
-        let not_found = || error(StatusCode::NOT_FOUND, "no such picture");
-        let picture = view
-            .messages
-            .into_iter()
-            .find(|m| m.id == id)
-            .and_then(|m| m.attachments.into_iter().nth(n))
-            .ok_or_else(not_found)?;
-        // Checked when it arrived; checked again before it is served under this origin (a
-        // store written before the check, or a bug, must not turn a "picture" into a page).
-        picture.check().map_err(|_| not_found())?;
-        let bytes = picture.bytes().ok_or_else(not_found)?;
-        Ok((picture.content_type, bytes))
+    let result = blocking(&http, move |svc| {
+        let patient = svc.home_patient()?;
+        svc.message_picture(&patient, &message, n, "message picture (home)")
     })
-    .await;
+    .await
+    .and_then(|p| p.ok_or_else(|| error(StatusCode::NOT_FOUND, "no such picture")))
+    .map(|(picture, bytes)| (picture.content_type, bytes));
     match result {
         Ok((content_type, bytes)) => (
             [
@@ -197,31 +152,30 @@ pub(crate) async fn send_message(State(http): State<Http>, body: axum::body::Byt
                 .into_response();
         }
     };
-    if message.text.trim().is_empty() && message.pictures.is_empty() {
-        return bad_request("text", "the message is empty").into_response();
-    }
     let mut pictures = Vec::new();
     for (n, p) in message.pictures.iter().enumerate() {
         use base64::Engine;
-        let field = format!("pictures[{n}]");
-        let bytes = match base64::engine::general_purpose::STANDARD.decode(&p.data) {
-            Ok(b) => b,
+        match base64::engine::general_purpose::STANDARD.decode(&p.data) {
+            Ok(bytes) => pictures.push((p.content_type.clone(), p.name.clone(), bytes)),
             Err(e) => {
-                return bad_request(&field, format!("data is not base64: {e}")).into_response();
+                return bad_request(
+                    &format!("pictures[{n}]"),
+                    format!("data is not base64: {e}"),
+                )
+                .into_response();
             }
-        };
-        match Attachment::picture(&p.content_type, p.name.as_deref(), &bytes) {
-            Ok(a) => pictures.push(a),
-            Err(e) => return bad_request(&field, e).into_response(),
         }
     }
     answer(
-        blocking(&http, move |_, repo| {
-            let patient = home_patient(repo)?;
-            let mut rng = rand::rngs::StdRng::from_os_rng();
-            let sent = repo
-                .send_message(now(), &mut rng, &patient, to, &message.text, None, pictures)
-                .map_err(repo_error)?;
+        blocking(&http, move |svc| {
+            let patient = svc.home_patient()?;
+            let sent = svc.send_message(service::NewMessage {
+                patient: patient.to_string(),
+                to,
+                text: message.text,
+                in_reply_to: None,
+                pictures,
+            })?;
             Ok(json!({ "message": message_json(&sent) }))
         })
         .await,
@@ -253,7 +207,7 @@ fn required<'a>(field: &'a Option<String>, name: &str, kind: &str) -> Result<&'a
         .ok_or_else(|| bad_request(name, format!("required for {kind}")))
 }
 
-fn parse_report(r: &Report) -> Result<(DeviceReport, Option<Timestamp>), ApiError> {
+fn parse_report(r: &Report) -> Result<DeviceReport, ApiError> {
     let dose = |kind| -> Result<DeviceReport, ApiError> {
         Ok(DeviceReport::Dose {
             kind,
@@ -285,34 +239,24 @@ fn parse_report(r: &Report) -> Result<(DeviceReport, Option<Timestamp>), ApiErro
             ));
         }
     };
-    let at =
-        r.at.as_deref()
-            .map(|t| Timestamp::parse(t).map_err(|e| bad_request("at", e)))
-            .transpose()?;
-    Ok((report, at))
+    Ok(report)
 }
 
 /// `POST /api/home/device-events`: 201 with the entry, 200 `{"duplicate": true}` for a report
 /// already stored, 4xx (nothing stored) for a malformed one.
 pub(crate) async fn device_event(State(http): State<Http>, body: axum::body::Bytes) -> Response {
     let parsed = json_body::<Report>(&body).and_then(|r| parse_report(&r).map(|p| (r, p)));
-    let (raw, (report, at)) = match parsed {
+    let (raw, report) = match parsed {
         Ok(p) => p,
         Err(e) => return e.into_response(),
     };
-    let result = blocking(&http, move |_, repo| {
-        home_patient(repo)?;
-        let t = now();
-        let mut rng = rand::rngs::StdRng::from_os_rng();
-        repo.device_report(
-            t,
-            &mut rng,
+    let result = blocking(&http, move |svc| {
+        svc.device_report(
             &raw.device,
             &raw.event_id,
-            at.unwrap_or(t),
+            &When::text(raw.at.as_deref()),
             &report,
         )
-        .map_err(repo_error)
     })
     .await;
     match result {

@@ -14,9 +14,8 @@ mod api;
 mod home;
 mod plan;
 
-use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use anyhow::{Context, Result};
 use axum::Router;
@@ -31,65 +30,18 @@ use crate::net::daemon::Shared;
 
 const DASHBOARD: &str = include_str!("dashboard.html");
 const COOKIE: &str = "omsyn_token_";
-/// How often the same view is logged as read, at most.
-const READ_LOG_INTERVAL_MS: i64 = 60_000;
 
 /// What the handlers share.
 #[derive(Debug, Clone)]
 pub(crate) struct Http {
     pub(crate) shared: Shared,
+    /// The node's front door: every handler's request goes through it.
+    pub(crate) service: Arc<omsyn_core::service::Service>,
     /// The cookie carrying the token: `omsyn_token_<port>`.
     cookie: Arc<String>,
     /// `http://<address>`: what `Origin` must say on requests that change something.
     origin: Arc<String>,
     token: Arc<String>,
-    logged: Arc<Mutex<HashMap<String, i64>>>,
-}
-
-impl Http {
-    /// Keeps the `items` whose patient passes the need gate (see [`Http::disclosed`]).
-    pub(crate) fn shown<T>(
-        &self,
-        repo: &omsyn_core::Repo,
-        view: &str,
-        items: Vec<T>,
-        patient_of: impl Fn(&T) -> &omsyn_core::ids::PatientId,
-    ) -> Result<Vec<T>, omsyn_core::RepoError> {
-        let mut disclosure = repo.disclose(
-            crate::commands::now(),
-            omsyn_core::trust::audit::AuditAction::Read,
-            view,
-        );
-        for item in &items {
-            disclosure.admits(patient_of(item))?;
-        }
-        let gate = self.disclosed(disclosure, view)?;
-        Ok(items
-            .into_iter()
-            .filter(|i| gate.shows(patient_of(i)))
-            .collect())
-    }
-
-    /// Finishes a read through the need gate: logged in the access log, naming the patients
-    /// shown, unless the same view was logged within the last minute.
-    pub(crate) fn disclosed(
-        &self,
-        disclosure: omsyn_core::repo::Disclosure<'_>,
-        view: &str,
-    ) -> Result<omsyn_core::repo::Gate, omsyn_core::RepoError> {
-        let now = crate::commands::now();
-        let due = self.logged.lock().map_or(true, |mut logged| {
-            // Views not refreshed within the interval are forgotten (the map stays small).
-            logged.retain(|_, t| now.unix_millis() - *t < READ_LOG_INTERVAL_MS);
-            let last = logged.get(view).copied();
-            let due = last.is_none_or(|t| now.unix_millis() - t >= READ_LOG_INTERVAL_MS);
-            if due {
-                logged.insert(view.to_owned(), now.unix_millis());
-            }
-            due
-        });
-        disclosure.finish_logging(due)
-    }
 }
 
 /// A bound dashboard: its address and the URL to open (with the token).
@@ -108,7 +60,7 @@ pub(crate) async fn bind(addr: SocketAddr) -> Result<Bound> {
         .with_context(|| format!("--http {addr}"))?;
     let local = listener.local_addr().context("--http address")?;
     let mut bytes = [0u8; 16];
-    <rand::rngs::StdRng as rand::SeedableRng>::from_os_rng().fill_bytes(&mut bytes);
+    omsyn_node::clock::rng().fill_bytes(&mut bytes);
     let token: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
     Ok(Bound {
         url: format!("http://{local}/?token={token}"),
@@ -119,13 +71,17 @@ pub(crate) async fn bind(addr: SocketAddr) -> Result<Bound> {
 }
 
 /// Serves until the task is aborted.
-pub(crate) async fn serve(bound: Bound, shared: Shared) -> Result<()> {
+pub(crate) async fn serve(
+    bound: Bound,
+    shared: Shared,
+    service: Arc<omsyn_core::service::Service>,
+) -> Result<()> {
     let http = Http {
         cookie: Arc::new(format!("{COOKIE}{}", bound.local.port())),
         origin: Arc::new(format!("http://{}", bound.local)),
         shared,
+        service,
         token: Arc::new(bound.token),
-        logged: Arc::default(),
     };
     let api = Router::new()
         .route("/board", get(api::board))

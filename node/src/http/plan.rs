@@ -9,14 +9,24 @@ use axum::response::{IntoResponse, Response};
 use omsyn_core::RepoError;
 use omsyn_core::planning::Move;
 use omsyn_core::planning::accept::accept;
-use rand::SeedableRng;
 use serde::Deserialize;
 use serde_json::json;
 
 use super::Http;
-use super::api::{ApiError, answer, blocking, error, json_body, repo_error};
-use crate::commands::now;
+use super::api::{ApiError, answer, error, json_body, repo_error};
 use crate::plan_suggest::{SuggestRequest, names, suggest as make_suggestion};
+
+/// Planning work off the async workers, through the node's front door (its clock, RNG and need
+/// gate); planning's own errors answer as [`plan_error`] says.
+async fn planning<T: Send + 'static>(
+    http: &Http,
+    work: impl FnOnce(&omsyn_core::service::Service) -> Result<T, ApiError> + Send + 'static,
+) -> Result<T, ApiError> {
+    let service = http.service.clone();
+    tokio::task::spawn_blocking(move || work(&service))
+        .await
+        .map_err(|e| error(StatusCode::INTERNAL_SERVER_ERROR, e))?
+}
 
 /// A failure as an answer: the store failing is ours (500); anything else — a bad date, an
 /// unknown zone, a malformed shift list, a visit changed since the suggestion — the caller's.
@@ -37,9 +47,9 @@ pub(crate) async fn suggest(State(http): State<Http>, body: axum::body::Bytes) -
         Err(e) => return e.into_response(),
     };
     answer(
-        blocking(&http, move |_, repo| {
-            let (suggestion, _) = make_suggestion(repo, &request, now()).map_err(plan_error)?;
-            let names = names(repo).map_err(plan_error)?;
+        planning(&http, move |svc| {
+            let (suggestion, _) = make_suggestion(svc, &request).map_err(plan_error)?;
+            let names = names(svc.repo()).map_err(plan_error)?;
             let names: serde_json::Map<String, serde_json::Value> = suggestion
                 .routes
                 .iter()
@@ -71,12 +81,14 @@ pub(crate) async fn accept_moves(State(http): State<Http>, body: axum::body::Byt
         Err(e) => return e.into_response(),
     };
     answer(
-        blocking(&http, move |_, repo| {
-            let now = now();
-            let options = body.request.options(repo, now).map_err(plan_error)?;
-            let mut rng = rand::rngs::StdRng::from_os_rng();
-            let accepted =
-                accept(repo, now, &mut rng, &options, &body.moves).map_err(|e| match e {
+        planning(&http, move |svc| {
+            let options = body
+                .request
+                .options(svc.repo(), svc.now())
+                .map_err(plan_error)?;
+            let accepted = svc
+                .act(|repo, now, rng| accept(repo, now, rng, &options, &body.moves))
+                .map_err(|e| match e {
                     omsyn_core::planning::PlanError::Repo(r) => repo_error(r),
                     other => error(StatusCode::BAD_REQUEST, other),
                 })?;

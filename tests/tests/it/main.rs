@@ -17,6 +17,7 @@ mod planning_base;
 mod planning_properties;
 mod repair;
 mod rules_table;
+mod service;
 mod simulation;
 mod store_files;
 mod sync_sessions;

@@ -1013,7 +1013,7 @@ private fun uniffiCheckApiChecksums(lib: IntegrityCheckingUniffiLib) {
     if ((lib.uniffi_omsyn_mobile_checksum_method_omsynnode_messages() and 0xFFFF) != 1836) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
-    if ((lib.uniffi_omsyn_mobile_checksum_method_omsynnode_observe() and 0xFFFF) != 23196) {
+    if ((lib.uniffi_omsyn_mobile_checksum_method_omsynnode_observe() and 0xFFFF) != 10173) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
     if ((lib.uniffi_omsyn_mobile_checksum_method_omsynnode_patient_record() and 0xFFFF) != 55655) {
@@ -1924,7 +1924,8 @@ public interface OmsynNodeInterface {
     suspend fun `messages`(`patient`: kotlin.String): List<PatientMessage>
     
     /**
-     * Records a measurement (blood pressure, SpO2, weight, glucose...).
+     * Records a measurement (blood pressure, SpO2, weight, glucose...): a known kind's value
+     * must be one a device could measure.
      */
     suspend fun `observe`(`patient`: kotlin.String, `visit`: kotlin.String?, `kind`: kotlin.String, `value`: kotlin.String, `unit`: kotlin.String?, `atMs`: kotlin.Long?): JournalEntry
     
@@ -2415,7 +2416,8 @@ open class OmsynNode: Disposable, AutoCloseable, OmsynNodeInterface
 
     
     /**
-     * Records a measurement (blood pressure, SpO2, weight, glucose...).
+     * Records a measurement (blood pressure, SpO2, weight, glucose...): a known kind's value
+     * must be one a device could measure.
      */
     @Throws(OmsynException::class)
     @Suppress("ASSIGNED_BUT_NEVER_ACCESSED_VARIABLE")

@@ -1,26 +1,25 @@
 //! `omsyn tasks`: the escalation tasks this node derives (see `omsyn_core::escalation`), claiming
 //! and completing them, and the node's escalation waits.
 
-use anyhow::{Context, Result};
-use omsyn_core::Repo;
-use omsyn_core::escalation::{EscalationPolicy, Priority, Task, TaskId};
-use rand::rngs::StdRng;
+use anyhow::Result;
+use omsyn_core::escalation::{EscalationPolicy, Priority, Task};
+use omsyn_core::service::TaskScope;
 use serde_json::json;
 
+use super::{Ctx, Flagged};
 use crate::cli::{TaskAction, TasksArgs};
-use crate::commands::{now, patient_id};
 use crate::output::emit;
 
-pub(crate) fn run(repo: &Repo, json: bool, rng: &mut StdRng, args: TasksArgs) -> Result<()> {
+pub(crate) fn run(cx: Ctx<'_>, args: TasksArgs) -> Result<()> {
+    let (svc, json) = (cx.svc, cx.json);
     match args.action {
         Some(TaskAction::Claim { task }) => {
-            let id = TaskId::parse(&task).context("task")?;
-            let entry = repo.claim_task(now(), rng, &id)?;
-            let task = repo.task(now(), &id)?;
-            let me = repo.profile().staff_id.clone();
+            let (entry, task) = svc.claim_task(&task).flagged()?;
+            let me = svc.repo().profile().staff_id.clone();
             let others: Vec<String> = me
                 .map(|me| task.also_claimed_by(&me).iter().map(|c| c.who()).collect())
                 .unwrap_or_default();
+            let id = &task.id;
             emit(
                 json,
                 &json!({"claimed": id, "entry": entry.id, "also_claimed_by": others}),
@@ -35,8 +34,8 @@ pub(crate) fn run(repo: &Repo, json: bool, rng: &mut StdRng, args: TasksArgs) ->
             Ok(())
         }
         Some(TaskAction::Done { task, note }) => {
-            let id = TaskId::parse(&task).context("task")?;
-            let entry = repo.complete_task(now(), rng, &id, &note)?;
+            let entry = svc.complete_task(&task, &note).flagged()?;
+            let id = task.trim();
             emit(json, &json!({"completed": id, "entry": entry.id}), || {
                 format!("completed {id}")
             });
@@ -47,53 +46,49 @@ pub(crate) fn run(repo: &Repo, json: bool, rng: &mut StdRng, args: TasksArgs) ->
             alert_ack,
             call_retry,
             call_attempts,
-        }) => {
-            let mut policy = repo.escalation_policy()?;
-            let given = [alarm_ack, alert_ack, call_retry, call_attempts];
-            if given.iter().any(Option::is_some) {
-                policy = EscalationPolicy {
-                    alarm_ack_minutes: alarm_ack.unwrap_or(policy.alarm_ack_minutes),
-                    alert_ack_minutes: alert_ack.unwrap_or(policy.alert_ack_minutes),
-                    call_retry_minutes: call_retry.unwrap_or(policy.call_retry_minutes),
-                    call_attempts: call_attempts.unwrap_or(policy.call_attempts),
-                };
-                repo.set_escalation_policy(&policy)?;
-            }
-            emit(json, &policy, || {
-                format!(
-                    "alarm unclaimed → base after {} min\nother alert unclaimed → base after {} min\n\
-                     unanswered video call → call again after {} min\n\
-                     {} unanswered calls → physical visit for the zone",
-                    policy.alarm_ack_minutes,
-                    policy.alert_ack_minutes,
-                    policy.call_retry_minutes,
-                    policy.call_attempts
-                )
-            });
-            Ok(())
-        }
-        None => list(repo, json, args.all, args.patient.as_deref()),
+        }) => policy(cx, [alarm_ack, alert_ack, call_retry, call_attempts]),
+        None => list(cx, args.all, args.patient.as_deref()),
     }
 }
 
-fn list(repo: &Repo, json: bool, all: bool, patient: Option<&str>) -> Result<()> {
-    let now = now();
-    let patient = patient.map(patient_id).transpose()?;
-    if let Some(p) = &patient {
-        repo.open_patient(now, p, "tasks")?;
+/// `omsyn tasks policy`: the node's escalation waits, changed where given.
+fn policy(
+    cx: Ctx<'_>,
+    [alarm_ack, alert_ack, call_retry, call_attempts]: [Option<u32>; 4],
+) -> Result<()> {
+    let repo = cx.svc.repo();
+    let mut policy = repo.escalation_policy()?;
+    if [alarm_ack, alert_ack, call_retry, call_attempts]
+        .iter()
+        .any(Option::is_some)
+    {
+        policy = EscalationPolicy {
+            alarm_ack_minutes: alarm_ack.unwrap_or(policy.alarm_ack_minutes),
+            alert_ack_minutes: alert_ack.unwrap_or(policy.alert_ack_minutes),
+            call_retry_minutes: call_retry.unwrap_or(policy.call_retry_minutes),
+            call_attempts: call_attempts.unwrap_or(policy.call_attempts),
+        };
+        repo.set_escalation_policy(&policy)?;
     }
-    let tasks: Vec<Task> = if all {
-        repo.tasks(now, patient.as_ref())?
-    } else {
-        repo.my_tasks(now)?
-            .into_iter()
-            .filter(|t| patient.as_ref().is_none_or(|p| &t.patient == p))
-            .collect()
-    };
-    let mut tasks = repo.shown(now, "escalation tasks", tasks, |t| &t.patient)?;
-    repo.name_tasks(&mut tasks)?;
-    let me = repo.profile().staff_id.clone();
-    emit(json, &tasks, || {
+    emit(cx.json, &policy, || {
+        format!(
+            "alarm unclaimed → base after {} min\nother alert unclaimed → base after {} min\n\
+             unanswered video call → call again after {} min\n\
+             {} unanswered calls → physical visit for the zone",
+            policy.alarm_ack_minutes,
+            policy.alert_ack_minutes,
+            policy.call_retry_minutes,
+            policy.call_attempts
+        )
+    });
+    Ok(())
+}
+
+fn list(cx: Ctx<'_>, all: bool, patient: Option<&str>) -> Result<()> {
+    let scope = if all { TaskScope::All } else { TaskScope::Mine };
+    let tasks: Vec<Task> = cx.svc.tasks(scope, patient).flagged()?;
+    let me = cx.svc.repo().profile().staff_id.clone();
+    emit(cx.json, &tasks, || {
         if tasks.is_empty() {
             return "no tasks".into();
         }

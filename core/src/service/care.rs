@@ -1,0 +1,89 @@
+//! Safety conflicts and escalation tasks: listing them through the need gate, resolving,
+//! claiming and completing them.
+
+use crate::conflict::{Conflict, ConflictId};
+use crate::docs::journal::Entry;
+use crate::escalation::{Task, TaskId};
+
+use super::{Service, ServiceError, required};
+
+/// Which tasks a list shows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TaskScope {
+    /// The open tasks this device's user must see.
+    Mine,
+    /// Every task this node derives, open or done.
+    All,
+}
+
+impl Service {
+    /// Open conflicts (of one patient, or all this node holds), named, through the need gate.
+    pub fn conflicts(&self, patient: Option<&str>) -> Result<Vec<Conflict>, ServiceError> {
+        let patient = patient.map(|p| self.patient(p)).transpose()?;
+        if let Some(p) = &patient {
+            self.open(p, "conflicts")?;
+        }
+        let list = self.repo.named_conflicts(patient.as_ref())?;
+        self.shown("open conflicts", list, |c| &c.patient)
+    }
+
+    /// Resolves a conflict with a note (and, for a record field, the value to keep): an
+    /// attributable journal entry; `None` when the conflict needed none.
+    pub fn resolve_conflict(
+        &self,
+        conflict: &str,
+        note: &str,
+        value: Option<&str>,
+    ) -> Result<Option<Entry>, ServiceError> {
+        let id =
+            ConflictId::parse(conflict.trim()).map_err(|e| ServiceError::invalid("conflict", e))?;
+        required("note", note, "how the conflict was resolved")?;
+        self.write(|repo, now, rng| repo.resolve_conflict(now, rng, &id, note, value))
+    }
+
+    /// Tasks (of one patient, or all), named, through the need gate.
+    pub fn tasks(
+        &self,
+        scope: TaskScope,
+        patient: Option<&str>,
+    ) -> Result<Vec<Task>, ServiceError> {
+        let now = self.now();
+        let patient = patient.map(|p| self.patient(p)).transpose()?;
+        if let Some(p) = &patient {
+            self.open(p, "tasks")?;
+        }
+        let tasks: Vec<Task> = match scope {
+            TaskScope::All => self.repo.tasks(now, patient.as_ref())?,
+            TaskScope::Mine => self
+                .repo
+                .my_tasks(now)?
+                .into_iter()
+                .filter(|t| patient.as_ref().is_none_or(|p| &t.patient == p))
+                .collect(),
+        };
+        let mut tasks = self.shown("escalation tasks", tasks, |t| &t.patient)?;
+        self.repo.name_tasks(&mut tasks)?;
+        Ok(tasks)
+    }
+
+    /// Claims a task ("I take it"), which stops it escalating. Returns the claim and the task as
+    /// it stands after it (a colleague's claim too, if she also took it).
+    pub fn claim_task(&self, task: &str) -> Result<(Entry, Task), ServiceError> {
+        let id = self.task_id(task)?;
+        let entry = self.write(|repo, now, rng| repo.claim_task(now, rng, &id))?;
+        let mut task = self.repo.task(self.now(), &id)?;
+        self.repo.name_tasks(std::slice::from_mut(&mut task))?;
+        Ok((entry, task))
+    }
+
+    /// Completes a task, saying what was done.
+    pub fn complete_task(&self, task: &str, note: &str) -> Result<Entry, ServiceError> {
+        let id = self.task_id(task)?;
+        required("note", note, "what was done")?;
+        self.write(|repo, now, rng| repo.complete_task(now, rng, &id, note))
+    }
+
+    fn task_id(&self, task: &str) -> Result<TaskId, ServiceError> {
+        TaskId::parse(task.trim()).map_err(|e| ServiceError::invalid("task", e))
+    }
+}

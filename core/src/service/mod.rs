@@ -1,0 +1,332 @@
+//! The front door: every front end — the CLI, the dashboard and the home API, the apps' bindings —
+//! calls the node through one [`Service`] with typed requests, and gets typed results back.
+//!
+//! What a front end would otherwise each do in its own way happens here, once:
+//! - **parse and validate** what a person or a device typed: ids ([`Service::patient`] also
+//!   takes a patient's name when it names one patient), times ([`When`]), clinical values;
+//! - **the clock and the RNG**: the host injects a [`Clock`] and a seed when it builds the
+//!   service; no front end reads a clock or seeds an RNG for a request;
+//! - **the need gate and the access log**: every read of patient data goes through
+//!   [`Service::open`] (one patient) or [`Service::shown`] / [`Service::disclosed`] (a list, a
+//!   report), which check need and log the read naming each patient;
+//! - **the call into the [`Repo`]**, whose transactions judge every change by the rules peers apply.
+//!
+//! Front ends only translate (arguments, JSON bodies, FFI records) and render (text, JSON). One
+//! file per request family: `journal` (what a nurse documents), `messages`, `care` (conflicts and
+//! tasks), `visits` (the plan), `views` (a patient's record, the day, the work list), `export`.
+
+mod care;
+mod export;
+mod home;
+mod journal;
+mod messages;
+mod staff;
+mod status;
+mod views;
+mod visits;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use rand::SeedableRng;
+use rand::rngs::StdRng;
+
+use crate::ids::{EntryId, PatientId, StaffId, VisitId};
+use crate::repo::{Disclosure, Gate};
+use crate::trust::audit::AuditAction;
+use crate::{Day, Repo, RepoError, Timestamp};
+
+pub use care::TaskScope;
+pub use export::FhirExport;
+pub use journal::{Dose, NewEntry, Observation, VisitDone, VisitMissed};
+pub use messages::NewMessage;
+pub use staff::{StaffMember, UsualStaff};
+pub use status::{PatientFreshness, PeerState, SyncState};
+pub use views::{RecordView, WorkList};
+pub use visits::{ChangeVisit, PlanVisit};
+
+/// The host's clock and time zone: the only source of "now" a request sees.
+pub trait Clock: Send + Sync + std::fmt::Debug {
+    /// Now, in the host's time zone.
+    fn now(&self) -> Timestamp;
+    /// The moment `ms` milliseconds after the Unix epoch, in the host's time zone at that
+    /// moment; `None` if the host cannot name it.
+    fn at_millis(&self, ms: i64) -> Option<Timestamp>;
+}
+
+/// When something happened, as a front end received it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum When {
+    /// Now, by the service's clock.
+    #[default]
+    Now,
+    /// An RFC 3339 time a person typed (`2026-03-02T08:10:00+01:00`).
+    Text(String),
+    /// Milliseconds since the Unix epoch, as an app's platform gives them.
+    Millis(i64),
+}
+
+impl When {
+    /// `Some(text)` as typed, `None` as now.
+    pub fn text(value: Option<&str>) -> When {
+        value.map_or(When::Now, |v| When::Text(v.to_owned()))
+    }
+
+    /// `Some(ms)` as given, `None` as now.
+    pub fn millis(value: Option<i64>) -> When {
+        value.map_or(When::Now, When::Millis)
+    }
+}
+
+/// Earliest and latest times a request may name: 2000-01-01 and 2100-01-01 (UTC). A time
+/// outside is a unit mix-up (seconds or microseconds for milliseconds), not care.
+const EARLIEST_MS: i64 = 946_684_800_000;
+const LATEST_MS: i64 = 4_102_444_800_000;
+
+/// How long a list view, once logged, is not logged again when shown again: the dashboard and
+/// the apps refresh their views every few seconds, and the access log records that a person saw
+/// the board, not each refresh.
+const READ_LOG_INTERVAL_MS: i64 = 60_000;
+
+/// Why a request was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum ServiceError {
+    /// A value of the request is malformed or out of range; nothing was read or written.
+    #[error("{field}: {reason}")]
+    Invalid {
+        /// The request's field, as the front ends name it (`patient`, `at`, `pictures[1]`...).
+        field: String,
+        /// What is wrong and what would be accepted.
+        reason: String,
+    },
+    /// The repo refused or failed (no need for the patient, a rule, the store).
+    #[error(transparent)]
+    Repo(#[from] RepoError),
+}
+
+impl ServiceError {
+    /// A refusal of `field`, saying why.
+    pub fn invalid(field: impl Into<String>, reason: impl std::fmt::Display) -> ServiceError {
+        ServiceError::Invalid {
+            field: field.into(),
+            reason: reason.to_string(),
+        }
+    }
+}
+
+/// A node's front door. Cheap to share (`Arc<Service>`): it holds the repo, the clock, one RNG
+/// and which list views were logged lately.
+#[derive(Debug)]
+pub struct Service {
+    repo: Arc<Repo>,
+    clock: Arc<dyn Clock>,
+    rng: Mutex<StdRng>,
+    logged_views: Mutex<HashMap<String, i64>>,
+}
+
+impl Service {
+    /// A service over `repo`, reading time from `clock` and drawing ids from an RNG seeded
+    /// with `seed` (the host's entropy; a test's fixed seed replays exactly).
+    pub fn new(repo: Arc<Repo>, clock: Arc<dyn Clock>, seed: [u8; 32]) -> Service {
+        Service {
+            repo,
+            clock,
+            rng: Mutex::new(StdRng::from_seed(seed)),
+            logged_views: Mutex::default(),
+        }
+    }
+
+    /// The repo below (for what is not patient data: identity, peers, certificates).
+    pub fn repo(&self) -> &Arc<Repo> {
+        &self.repo
+    }
+
+    /// Now, by the injected clock.
+    pub fn now(&self) -> Timestamp {
+        self.clock.now()
+    }
+
+    /// Today, in the host's zone.
+    pub fn today(&self) -> Day {
+        self.now().day()
+    }
+
+    /// The service's RNG, for ids and nonces. A poisoned lock (a panic elsewhere while drawing)
+    /// leaves a usable generator: its state is never half-written.
+    pub fn rng(&self) -> MutexGuard<'_, StdRng> {
+        self.rng.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The moment `when` names, checked to lie in 2000–2099.
+    pub fn time(&self, field: &'static str, when: &When) -> Result<Timestamp, ServiceError> {
+        let t = match when {
+            When::Now => return Ok(self.now()),
+            When::Text(text) => Timestamp::parse(text.trim()).map_err(|e| {
+                ServiceError::invalid(field, format!("{e} (e.g. 2026-03-02T08:10:00+01:00)"))
+            })?,
+            When::Millis(ms) => self.clock.at_millis(*ms).ok_or_else(|| {
+                ServiceError::invalid(
+                    field,
+                    format!("{ms} ms since 1970 is not a time the clock can name"),
+                )
+            })?,
+        };
+        if !(EARLIEST_MS..LATEST_MS).contains(&t.unix_millis()) {
+            return Err(ServiceError::invalid(
+                field,
+                format!("{t} is outside 2000-2099 (milliseconds since 1970 expected, or RFC 3339)"),
+            ));
+        }
+        Ok(t)
+    }
+
+    /// A day as typed in `field` (`YYYY-MM-DD`), today when none.
+    pub fn day(&self, field: &'static str, value: Option<&str>) -> Result<Day, ServiceError> {
+        match value.map(str::trim) {
+            None | Some("") => Ok(self.today()),
+            Some(v) => Day::parse(v).map_err(|e| ServiceError::invalid(field, e)),
+        }
+    }
+
+    /// The patient `value` names: a patient id, or a name as the record spells it (any case)
+    /// when exactly one patient on this node has it.
+    pub fn patient(&self, value: &str) -> Result<PatientId, ServiceError> {
+        let value = value.trim();
+        if let Ok(id) = PatientId::parse(value) {
+            return Ok(id);
+        }
+        let matches: Vec<PatientId> = self
+            .repo
+            .patients()?
+            .into_iter()
+            .filter(|(_, name)| name.trim().to_lowercase() == value.to_lowercase())
+            .map(|(id, _)| id)
+            .collect();
+        match matches.as_slice() {
+            [one] => Ok(one.clone()),
+            [] => Err(ServiceError::invalid(
+                "patient",
+                format!(
+                    "no patient on this node is named {value:?}; give a patient id (p-…) or a name as the record has it"
+                ),
+            )),
+            many => Err(ServiceError::invalid(
+                "patient",
+                format!(
+                    "{} patients are named {value:?}; give one of their ids: {}",
+                    many.len(),
+                    many.iter()
+                        .map(ToString::to_string)
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            )),
+        }
+    }
+
+    /// A visit id.
+    pub fn visit(&self, value: &str) -> Result<VisitId, ServiceError> {
+        VisitId::parse(value.trim()).map_err(|e| ServiceError::invalid("visit", e))
+    }
+
+    /// An optional visit id.
+    pub fn optional_visit(&self, value: Option<&str>) -> Result<Option<VisitId>, ServiceError> {
+        value.map(|v| self.visit(v)).transpose()
+    }
+
+    /// A journal entry's id (`field` names which: `entry`, `reply_to`...).
+    pub fn entry(&self, field: &'static str, value: &str) -> Result<EntryId, ServiceError> {
+        EntryId::parse(value.trim()).map_err(|e| ServiceError::invalid(field, e))
+    }
+
+    /// Staff ids as typed.
+    pub fn staff(&self, values: &[String]) -> Result<Vec<StaffId>, ServiceError> {
+        values
+            .iter()
+            .map(|s| StaffId::parse(s.trim()).map_err(|e| ServiceError::invalid("staff", e)))
+            .collect()
+    }
+
+    /// Opens one patient's data for `what`: checked against this user's need (refused, and the
+    /// refusal logged, without one) and logged. Returns the purpose the read was logged under.
+    pub fn open(&self, patient: &PatientId, what: &str) -> Result<String, ServiceError> {
+        Ok(self.repo.open_patient(self.now(), patient, what)?)
+    }
+
+    /// Keeps the `items` whose patient passes the need gate; the read of `view` is logged naming
+    /// them (not again within a minute of the same view's last logged read).
+    pub fn shown<T>(
+        &self,
+        view: &str,
+        items: Vec<T>,
+        patient_of: impl Fn(&T) -> &PatientId,
+    ) -> Result<Vec<T>, ServiceError> {
+        let mut disclosure = self.disclose(AuditAction::Read, view);
+        for item in &items {
+            disclosure.admits(patient_of(item))?;
+        }
+        let gate = self.disclosed(disclosure, view)?;
+        Ok(items
+            .into_iter()
+            .filter(|i| gate.shows(patient_of(i)))
+            .collect())
+    }
+
+    /// A read of many patients' data (a report, a board, an export) through the need gate, as
+    /// it goes; end it with [`Service::disclosed`].
+    pub fn disclose(&self, action: AuditAction, view: &str) -> Disclosure<'_> {
+        self.repo.disclose(self.now(), action, view)
+    }
+
+    /// Ends a [`Service::disclose`]: logged naming the patients shown, unless `view` was logged
+    /// within the last minute (reads and exports are logged every time; see
+    /// [`READ_LOG_INTERVAL_MS`]).
+    pub fn disclosed(&self, disclosure: Disclosure<'_>, view: &str) -> Result<Gate, ServiceError> {
+        let due = self.view_log_due(view);
+        Ok(disclosure.finish_logging(due)?)
+    }
+
+    /// Whether a list view is due to be logged; remembers that it is.
+    fn view_log_due(&self, view: &str) -> bool {
+        let now = self.now().unix_millis();
+        let mut logged = self.logged_views.lock().unwrap_or_else(|e| e.into_inner());
+        // Views not shown within the interval are forgotten, so the map stays small.
+        logged.retain(|_, t| now - *t < READ_LOG_INTERVAL_MS);
+        if logged.contains_key(view) {
+            return false;
+        }
+        logged.insert(view.to_owned(), now);
+        true
+    }
+
+    /// Runs `work` with the repo, now and the service's RNG: for a family of requests that
+    /// lives beside its own crate (the planner's acceptance), so it too gets its clock and RNG
+    /// here.
+    pub fn act<T, E>(
+        &self,
+        work: impl FnOnce(&Repo, Timestamp, &mut StdRng) -> Result<T, E>,
+    ) -> Result<T, E> {
+        let now = self.now();
+        let mut rng = self.rng();
+        work(&self.repo, now, &mut rng)
+    }
+
+    /// Runs `work` with the repo, now and the RNG: a write's three inputs.
+    fn write<T>(
+        &self,
+        work: impl FnOnce(&Repo, Timestamp, &mut StdRng) -> Result<T, RepoError>,
+    ) -> Result<T, ServiceError> {
+        Ok(self.act(work)?)
+    }
+}
+
+/// Refuses an empty or blank text.
+fn required(field: &'static str, text: &str, what: &str) -> Result<(), ServiceError> {
+    if text.trim().is_empty() {
+        return Err(ServiceError::invalid(
+            field,
+            format!("{what} must not be empty"),
+        ));
+    }
+    Ok(())
+}

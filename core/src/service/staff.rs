@@ -1,0 +1,130 @@
+//! Who works here: the staff directory from enrolment certificates, and who usually visits a
+//! patient (for keeping continuity when a coordinator reassigns).
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+
+use crate::docs::journal::{self, EntryBody};
+use crate::docs::{DocumentId, access};
+use crate::ids::StaffId;
+use crate::{Day, RepoError, Role};
+
+use super::{Service, ServiceError};
+
+/// A staff member with an enrolled device that is not revoked.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct StaffMember {
+    /// The staff id (HPR or employee number).
+    pub id: StaffId,
+    /// The name the certificate gives.
+    pub name: String,
+    /// Nurse or base.
+    pub role: Role,
+    /// The zone the certificate names.
+    pub zone: Option<String>,
+    /// Competence (e.g. `sykepleier`), if the certificate states it.
+    pub competence: Option<String>,
+}
+
+/// Who knows a patient: her care team, and who performed her visits lately.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct UsualStaff {
+    /// The active care team's staff ids.
+    pub care_team: Vec<StaffId>,
+    /// Who performed her visits in the last 28 days, most visits first: (id, name, visits).
+    pub recent: Vec<(StaffId, String, usize)>,
+}
+
+/// How far back "usually visits" looks.
+const USUAL_STAFF_DAYS: i64 = 28;
+
+impl Service {
+    /// The staff directory (of one zone, or all), by staff id.
+    pub fn staff_directory(&self, zone: Option<&str>) -> Result<Vec<StaffMember>, ServiceError> {
+        let store = self.repo.store();
+        let mut staff = BTreeMap::new();
+        for cert in store.certificates().map_err(RepoError::from)? {
+            let grant = cert.grant();
+            let Some(id) = &grant.staff_id else { continue };
+            let revoked = store
+                .revocation(&grant.node)
+                .map_err(RepoError::from)?
+                .is_some();
+            if revoked
+                || grant.role == Role::HomeUnit
+                || (zone.is_some() && grant.zone.as_deref() != zone)
+            {
+                continue;
+            }
+            staff.insert(
+                id.clone(),
+                StaffMember {
+                    id: id.clone(),
+                    name: grant.name.clone(),
+                    role: grant.role,
+                    zone: grant.zone.clone(),
+                    competence: grant.competence.clone(),
+                },
+            );
+        }
+        Ok(staff.into_values().collect())
+    }
+
+    /// A patient's care team and who performed her visits in the last 28 days: a logged read.
+    pub fn usual_staff(&self, patient: &str, what: &str) -> Result<UsualStaff, ServiceError> {
+        let patient = self.patient(patient)?;
+        self.open(&patient, what)?;
+        let now = self.now();
+        let store = self.repo.store();
+        let facts = store
+            .with_doc(&DocumentId::PatientRecord(patient.clone()), access::read)
+            .map_err(RepoError::from)?
+            .unwrap_or_default();
+        let since = now.unix_millis() - USUAL_STAFF_DAYS * 24 * 3600 * 1000;
+        // The window spans this month and at most the one before.
+        let this_month = now.day().month();
+        let mut months = vec![this_month];
+        if let Some(first) = Day::from_unix_millis(since).map(|d| d.month())
+            && first != this_month
+        {
+            months.insert(0, first);
+        }
+        let mut recent: BTreeMap<StaffId, (String, usize)> = BTreeMap::new();
+        for month in months {
+            let doc = DocumentId::Journal(patient.clone(), month);
+            let Some(j) = store
+                .with_doc(&doc, journal::read)
+                .map_err(RepoError::from)?
+            else {
+                continue;
+            };
+            let withdrawn: Vec<_> = j.entered_in_error().cloned().collect();
+            for e in j
+                .entries
+                .iter()
+                .filter(|e| e.event_time.unix_millis() >= since && !withdrawn.contains(&e.id))
+            {
+                if let (EntryBody::VisitPerformed { .. }, Some(staff)) = (&e.body, &e.author.staff)
+                {
+                    recent
+                        .entry(staff.clone())
+                        .or_insert_with(|| (e.author.name.clone(), 0))
+                        .1 += 1;
+                }
+            }
+        }
+        let mut recent: Vec<_> = recent
+            .into_iter()
+            .map(|(id, (name, visits))| (id, name, visits))
+            .collect();
+        recent.sort_by_key(|(_, _, visits)| std::cmp::Reverse(*visits));
+        let care_team = facts
+            .team
+            .iter()
+            .filter(|m| m.active)
+            .map(|m| m.staff.clone())
+            .collect();
+        Ok(UsualStaff { care_team, recent })
+    }
+}

@@ -1,0 +1,104 @@
+//! `omsyn day-report [--date D] [--zone Z] [--csv]`: the team's day, read from the day index
+//! through the need gate.
+
+use std::fmt::Write as _;
+
+use anyhow::{Result, bail};
+use omsyn_core::report::{self, VisitOutcome};
+
+use super::{Ctx, Flagged};
+use crate::output::emit;
+
+pub(crate) fn run(cx: Ctx<'_>, date: Option<&str>, zone: Option<&str>, csv: bool) -> Result<()> {
+    if cx.json && csv {
+        bail!("give either --json or --csv");
+    }
+    let day = cx.svc.day("date", date).flagged()?;
+    let r = cx.svc.day_report(day, zone).flagged()?;
+    if csv {
+        outln!("{}", report::visits_csv(&r).trim_end());
+        return Ok(());
+    }
+    emit(cx.json, &r, || day_report_text(&r));
+    Ok(())
+}
+
+fn day_report_text(r: &report::DayReport) -> String {
+    let mut s = format!(
+        "Day report {}{} (as known by this node)\n",
+        r.day,
+        r.zone
+            .as_deref()
+            .map(|z| format!(", {z}"))
+            .unwrap_or_default()
+    );
+    let row = |name: &str, c: &report::Counts| {
+        format!(
+            "  {name:<14} planned {:>4}  done {:>4}  missed {:>3}  cancelled {:>3}  open {:>4}\n",
+            c.planned, c.done, c.missed, c.cancelled, c.open
+        )
+    };
+    s.push_str(&row("all visits", &r.totals));
+    s.push_str(&row("physical", &r.physical));
+    s.push_str(&row("digital", &r.digital));
+    let _ = writeln!(
+        s,
+        "  physical trips replaced by digital visits: {}",
+        r.trips_replaced
+    );
+    s.push_str("per staff:\n");
+    let named = |id: &String| {
+        r.staff_names
+            .get(id)
+            .map_or_else(|| id.clone(), |name| format!("{name} ({id})"))
+    };
+    for (staff, c) in &r.per_staff {
+        s.push_str(&row(&named(staff), c));
+    }
+    s.push_str("per patient (continuity: different staff this week):\n");
+    for p in &r.per_patient {
+        let _ = writeln!(
+            s,
+            "  {:<24} planned {:>2}  done {:>2}  missed {:>2}  staff this week {:>2} ({})",
+            p.name,
+            p.counts.planned,
+            p.counts.done,
+            p.counts.missed,
+            p.staff_this_week.len(),
+            p.staff_this_week
+                .iter()
+                .map(|id| r.staff_names.get(id).unwrap_or(id).as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+    }
+    let open = r
+        .visits
+        .iter()
+        .filter(|v| v.outcome == VisitOutcome::Open)
+        .count();
+    if open > 0 {
+        let _ = writeln!(s, "not yet documented: {open}");
+    }
+    let _ = writeln!(s, "deviations: {}", r.deviations.len());
+    for d in &r.deviations {
+        let _ = writeln!(s, "  {} {}: {}", d.at.hhmm(), d.by, d.text);
+    }
+    let _ = writeln!(s, "open conflicts to review: {}", r.conflicts.len());
+    for c in &r.conflicts {
+        let _ = writeln!(s, "  {} {}: {}", c.id, c.patient_label(), c.summary);
+    }
+    let _ = writeln!(s, "devices, least recently synced first:");
+    for d in &r.devices {
+        let _ = writeln!(
+            s,
+            "  {:<24} {:<9} last synced {}",
+            d.name,
+            d.role.to_string(),
+            d.last_synced_ms
+                .map(crate::serve::fmt_ms)
+                .unwrap_or_else(|| "never".into())
+        );
+    }
+    s
+}

@@ -1,0 +1,83 @@
+//! `omsyn import FILE` (an export file from another node: every change checked as a peer's)
+//! and `omsyn import-worklist FILE` (a record system's CSV work list).
+
+use std::io::Read;
+use std::path::Path;
+
+use anyhow::{Context, Result, anyhow};
+
+use super::Ctx;
+use crate::control::user_path;
+use crate::output::emit;
+
+/// `omsyn import-worklist FILE [--offset +HH:MM]`: patients, tiltak and visits in one
+/// transaction, every row validated first.
+pub(crate) fn worklist(cx: Ctx<'_>, file: &Path, offset: &str) -> Result<()> {
+    let offset_secs = parse_offset(offset)?;
+    let bytes = read_input(file)?;
+    let text =
+        String::from_utf8(bytes).map_err(|_| anyhow!("{} is not UTF-8 text", file.display()))?;
+    let summary = cx
+        .svc
+        .act(|repo, now, rng| repo.import_worklist(now, rng, &text, offset_secs))
+        .with_context(|| format!("importing {}", file.display()))?;
+    emit(cx.json, &summary, || {
+        format!(
+            "{} rows: {} visits planned ({} unassigned), {} already planned, {} new patients",
+            summary.rows,
+            summary.visits_planned,
+            summary.unassigned,
+            summary.already_planned,
+            summary.new_patients
+        )
+    });
+    Ok(())
+}
+
+/// `omsyn import FILE`: every change judged by the rules a live session applies.
+pub(crate) fn file(cx: Ctx<'_>, file: &Path) -> Result<()> {
+    let bytes = read_input(file)?;
+    let summary = cx
+        .svc
+        .act(|repo, now, _| repo.import(now, &bytes))
+        .with_context(|| format!("importing {}", file.display()))?;
+    emit(cx.json, &summary, || {
+        format!(
+            "imported {} documents ({} new), {} new changes",
+            summary.documents, summary.new_documents, summary.new_changes
+        )
+    });
+    Ok(())
+}
+
+/// Parses `+01:00` / `-03:30` into seconds east of UTC.
+fn parse_offset(value: &str) -> Result<i32> {
+    let bad = || anyhow!("--offset: expected +HH:MM or -HH:MM, got {value:?}");
+    let (sign, rest) = match value.split_at_checked(1) {
+        Some(("+", rest)) => (1, rest),
+        Some(("-", rest)) => (-1, rest),
+        _ => return Err(bad()),
+    };
+    let (h, m) = rest.split_once(':').ok_or_else(bad)?;
+    let (h, m): (i32, i32) = (h.parse().map_err(|_| bad())?, m.parse().map_err(|_| bad())?);
+    if !(0..=14).contains(&h) || !(0..60).contains(&m) {
+        return Err(bad());
+    }
+    Ok(sign * (h * 3600 + m * 60))
+}
+
+/// Reads a file the user named (relative to the user's directory), or standard input for `-`.
+pub(crate) fn read_input(file: &Path) -> Result<Vec<u8>> {
+    if file.as_os_str() == "-" {
+        if let Some(forwarded) = crate::control::forwarded_stdin() {
+            return Ok(forwarded);
+        }
+        let mut buf = Vec::new();
+        std::io::stdin()
+            .read_to_end(&mut buf)
+            .context("reading stdin")?;
+        Ok(buf)
+    } else {
+        std::fs::read(user_path(file)).with_context(|| format!("reading {}", file.display()))
+    }
+}

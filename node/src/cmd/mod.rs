@@ -1,0 +1,153 @@
+//! One file per command that runs against a node. Each translates its arguments into a request
+//! to the node's [`Service`] (the front door the dashboard and the apps use too: parsing,
+//! validation, the clock and RNG, the need gate and the access log all live there) and renders
+//! the answer as text or JSON. A new command is one file here plus one line in [`run_node`].
+
+mod conflicts;
+mod day_report;
+mod daylog;
+mod export;
+mod id;
+pub(crate) mod import;
+mod med;
+mod message;
+mod note;
+mod observe;
+mod patient;
+mod plan;
+mod show;
+mod tasks;
+mod visit;
+
+use std::sync::Arc;
+
+use anyhow::{Result, bail};
+use omsyn_core::service::Service;
+
+use crate::cli::NodeCommand;
+use crate::net::daemon::Shared;
+
+/// What every command gets: the front door and the output format.
+#[derive(Clone, Copy)]
+pub(crate) struct Ctx<'a> {
+    pub(crate) svc: &'a Arc<Service>,
+    pub(crate) json: bool,
+}
+
+/// Runs a command against an open node: in this process, or inside the daemon for a forwarding
+/// client (`daemon` is then the daemon's network state).
+pub(crate) fn run_node(
+    svc: &Arc<Service>,
+    json: bool,
+    command: NodeCommand,
+    daemon: Option<&Shared>,
+) -> Result<()> {
+    let cx = Ctx { svc, json };
+    let repo = svc.repo();
+    match command {
+        NodeCommand::Id => id::run(cx),
+        NodeCommand::Run {
+            net,
+            peers,
+            http,
+            http_public,
+        } => {
+            if daemon.is_some() {
+                bail!("omsyn run is already serving this data directory");
+            }
+            crate::serve::run_command(svc.clone(), json, &net, &peers, http, http_public)
+        }
+        NodeCommand::Sync {
+            net,
+            peer,
+            progress,
+        } => crate::serve::sync_once(
+            repo.clone(),
+            json,
+            crate::serve::net_options(&net),
+            (&peer, progress),
+            daemon,
+        ),
+        NodeCommand::Ticket { listen, relay } => {
+            crate::serve::ticket(repo, json, listen, relay.as_deref(), daemon)
+        }
+        NodeCommand::Status => crate::serve::status(svc, json),
+        NodeCommand::Org(cmd) => crate::trust::org(svc, json, cmd),
+        NodeCommand::Enroll(cmd) => crate::trust::enroll(svc, json, cmd),
+        NodeCommand::Revoke {
+            target,
+            reason,
+            out,
+        } => crate::trust::revoke(svc, json, &target, reason.as_deref(), out.as_deref()),
+        NodeCommand::Access(cmd) => crate::trust::access(svc, json, cmd),
+        NodeCommand::Team {
+            patient,
+            add,
+            remove,
+        } => crate::trust::team(svc, json, &patient, add, remove),
+        NodeCommand::Block { patient, staff } => crate::trust::block(svc, json, &patient, &staff),
+        NodeCommand::Unblock { patient, block } => {
+            crate::trust::unblock(svc, json, &patient, &block)
+        }
+        NodeCommand::Purge => crate::trust::purge(svc, json),
+        NodeCommand::Audit { patient, action } => {
+            crate::trust::audit(svc, json, patient.as_deref(), action)
+        }
+        NodeCommand::Patient(cmd) => patient::run(cx, cmd),
+        NodeCommand::Show { patient } => show::run(cx, &patient),
+        NodeCommand::Plan(cmd) => plan::run(cx, cmd),
+        NodeCommand::Visit(cmd) => visit::run(cx, cmd),
+        NodeCommand::Note(cmd) => note::run(cx, cmd),
+        NodeCommand::Med(cmd) => med::run(cx, cmd),
+        NodeCommand::Observe(args) => observe::run(cx, args),
+        NodeCommand::Message(cmd) => message::run(cx, cmd),
+        NodeCommand::Daylog(cmd) => daylog::run(cx, cmd),
+        NodeCommand::Conflicts(args) => conflicts::run(cx, args),
+        NodeCommand::Tasks(args) => tasks::run(cx, args),
+        NodeCommand::DayReport { date, zone, csv } => {
+            day_report::run(cx, date.as_deref(), zone.as_deref(), csv)
+        }
+        NodeCommand::Export {
+            fhir: Some(dir),
+            patient,
+            ..
+        } => export::fhir(cx, &dir, patient.as_deref()),
+        NodeCommand::Export { file, patient, .. } => export::file(cx, file, patient.as_deref()),
+        NodeCommand::ImportWorklist { file, offset } => import::worklist(cx, &file, &offset),
+        NodeCommand::Import { file } => import::file(cx, &file),
+    }
+}
+
+/// A service answer as the CLI reports it: a refusal names the flag to fix.
+pub(crate) trait Flagged<T> {
+    fn flagged(self) -> Result<T>;
+}
+
+impl<T> Flagged<T> for Result<T, omsyn_core::service::ServiceError> {
+    fn flagged(self) -> Result<T> {
+        self.map_err(flag_error)
+    }
+}
+
+/// A service refusal as the CLI reports it: `--FIELD: reason` names the flag to fix.
+pub(crate) fn flag_error(e: omsyn_core::service::ServiceError) -> anyhow::Error {
+    match e {
+        omsyn_core::service::ServiceError::Invalid { field, reason } => {
+            anyhow::anyhow!("--{}: {reason}", field.replace('_', "-"))
+        }
+        omsyn_core::service::ServiceError::Repo(e) => e.into(),
+    }
+}
+
+/// Staff ids as people read them: `S1 + S2`, or `(unassigned)`.
+pub(crate) fn staff_list(staff: &[omsyn_core::ids::StaffId]) -> String {
+    if staff.is_empty() {
+        "(unassigned)".into()
+    } else {
+        staff
+            .iter()
+            .map(|s| s.as_str())
+            .collect::<Vec<_>>()
+            .join(" + ")
+    }
+}

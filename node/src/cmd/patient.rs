@@ -1,0 +1,96 @@
+//! `omsyn patient add|list|set|flag|unflag|contact`: registering patients and editing their
+//! record.
+
+use anyhow::{Context, Result, anyhow};
+use omsyn_core::docs::record::PatientField;
+use omsyn_core::ids::FlagId;
+use serde_json::json;
+
+use super::{Ctx, Flagged};
+use crate::cli::PatientCmd;
+use crate::output::emit;
+
+pub(crate) fn run(cx: Ctx<'_>, cmd: PatientCmd) -> Result<()> {
+    let (svc, json) = (cx.svc, cx.json);
+    match cmd {
+        PatientCmd::Add(f) => {
+            let mut fields = vec![(PatientField::Name, f.name)];
+            for (field, value) in [
+                (PatientField::NationalId, f.national_id),
+                (PatientField::Address, f.address),
+                (PatientField::AccessNote, f.access_note),
+                (PatientField::Phone, f.phone),
+                (PatientField::Zone, f.zone),
+                (PatientField::GeneralPractitioner, f.gp),
+            ] {
+                if let Some(v) = value {
+                    fields.push((field, v));
+                }
+            }
+            let id = svc.act(|repo, now, rng| repo.add_patient(now, rng, &fields))?;
+            emit(json, &json!({ "patient": id }), || id.to_string());
+        }
+        PatientCmd::List => {
+            let list = svc
+                .shown("patient list", svc.repo().patients()?, |(p, _)| p)
+                .flagged()?;
+            let rows: Vec<_> = list
+                .iter()
+                .map(|(id, name)| json!({ "patient": id, "name": name }))
+                .collect();
+            emit(json, &rows, || {
+                list.iter()
+                    .map(|(id, name)| format!("{id}  {name}\n"))
+                    .collect()
+            });
+        }
+        PatientCmd::Set {
+            patient,
+            field,
+            value,
+        } => {
+            let field = PatientField::parse(&field).ok_or_else(|| {
+                anyhow!(
+                    "--field: unknown field {field:?}; expected one of {}",
+                    PatientField::ALL.map(|f| f.as_str()).join(", ")
+                )
+            })?;
+            let patient = svc.patient(&patient).flagged()?;
+            svc.act(|repo, now, _| repo.set_patient_field(now, &patient, field, &value))?;
+            emit(json, &json!({ "ok": true }), String::new);
+        }
+        PatientCmd::Flag {
+            patient,
+            kind,
+            note,
+        } => {
+            let patient = svc.patient(&patient).flagged()?;
+            let id = svc
+                .act(|repo, now, rng| repo.add_flag(now, rng, &patient, &kind, note.as_deref()))?;
+            emit(json, &json!({ "flag": id }), || id.to_string());
+        }
+        PatientCmd::Unflag {
+            patient,
+            flag,
+            reason,
+        } => {
+            let flag = FlagId::parse(&flag).context("--flag")?;
+            let patient = svc.patient(&patient).flagged()?;
+            svc.act(|repo, now, _| repo.deactivate_flag(now, &patient, &flag, &reason))?;
+            emit(json, &json!({ "ok": true }), String::new);
+        }
+        PatientCmd::Contact {
+            patient,
+            name,
+            relation,
+            phone,
+        } => {
+            let patient = svc.patient(&patient).flagged()?;
+            let id = svc.act(|repo, now, rng| {
+                repo.add_contact(now, rng, &patient, &name, &relation, phone.as_deref())
+            })?;
+            emit(json, &json!({ "contact": id }), || id.to_string());
+        }
+    }
+    Ok(())
+}

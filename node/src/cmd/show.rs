@@ -1,0 +1,137 @@
+//! `omsyn show --patient P`: a patient's record and all this node holds about her — a read
+//! through the need gate, logged.
+
+use std::fmt::Write as _;
+
+use anyhow::Result;
+use omsyn_core::docs::journal::EntryBody;
+use omsyn_core::docs::plan::PlanStatus;
+use omsyn_core::docs::record::PatientField;
+
+use super::{Ctx, Flagged, staff_list};
+use crate::output::emit;
+
+pub(crate) fn run(cx: Ctx<'_>, patient: &str) -> Result<()> {
+    let view = cx.svc.record(patient, "patient view").flagged()?.view;
+    emit(cx.json, &view, || {
+        let r = &view.record;
+        let mut s = format!("{}  ({})\n", r.name(), r.id);
+        for (field, value) in &r.fields {
+            if *field != PatientField::Name {
+                let _ = writeln!(s, "  {:<12} {value}", field.as_str());
+            }
+        }
+        for c in &r.contacts {
+            let _ = writeln!(
+                s,
+                "  contact      {} ({}) {}",
+                c.name,
+                c.relation,
+                c.phone.as_deref().unwrap_or("")
+            );
+        }
+        for f in r.flags.iter().filter(|f| f.deactivated.is_none()) {
+            let _ = writeln!(
+                s,
+                "  FLAG         {} {} [{}]",
+                f.kind,
+                f.note.as_deref().unwrap_or(""),
+                f.id
+            );
+        }
+        let team: Vec<&str> = view
+            .access
+            .team
+            .iter()
+            .filter(|m| m.active)
+            .map(|m| m.staff.as_str())
+            .collect();
+        if !team.is_empty() {
+            let _ = writeln!(s, "  care team    {}", team.join(", "));
+        }
+        for b in view.access.blocks.iter().filter(|b| b.lifted.is_none()) {
+            let _ = writeln!(s, "  BLOCKED      {} (sperring) [{}]", b.staff, b.id);
+        }
+        if !r.tiltak.is_empty() {
+            s.push_str("care plan:\n");
+        }
+        for t in &r.tiltak {
+            let _ = writeln!(
+                s,
+                "  {} {} at {}{}{} [{}]",
+                t.code.as_deref().unwrap_or("-"),
+                t.description,
+                t.times.join(", "),
+                if t.health_care {
+                    ""
+                } else {
+                    " (practical help)"
+                },
+                if t.requires_authorised_nurse {
+                    " (authorised nurse)"
+                } else {
+                    ""
+                },
+                t.id
+            );
+        }
+        if !r.medications.is_empty() {
+            s.push_str("medications (dose slots for `omsyn med give --slot`):\n");
+        }
+        for m in &r.medications {
+            let slots: Vec<String> = m.slots.iter().map(|t| format!("{}@{t}", m.id)).collect();
+            let _ = writeln!(s, "  {} {}: {}", m.name, m.dose, slots.join("  "));
+        }
+        if !view.visits.is_empty() {
+            s.push_str("visits:\n");
+        }
+        for v in &view.visits {
+            let status = match &v.status {
+                PlanStatus::Planned => String::new(),
+                PlanStatus::Cancelled { reason } => format!(" CANCELLED ({reason})"),
+            };
+            let _ = writeln!(
+                s,
+                "  {} {}-{} {:<8} {}{} [{}]",
+                v.start.day(),
+                v.start.hhmm(),
+                v.end.hhmm(),
+                v.kind.as_str(),
+                staff_list(&v.staff),
+                status,
+                v.id
+            );
+        }
+        if !view.journal.is_empty() {
+            s.push_str("journal:\n");
+        }
+        for e in &view.journal {
+            let _ = writeln!(
+                s,
+                "  {} {} ({}) {} [{}]",
+                e.event_time,
+                e.author.name,
+                e.author.role,
+                EntryBody::describe(&e.body),
+                e.id
+            );
+        }
+        if !view.messages.is_empty() {
+            s.push_str("messages:\n");
+        }
+        for m in &view.messages {
+            let _ = writeln!(s, "  {} {}: {}", m.sent_at, m.author.name, m.text);
+        }
+        for c in &view.conflicts {
+            let _ = writeln!(s, "CONFLICT {} {}", c.id, c.summary);
+        }
+        for k in &view.unreadable {
+            let _ = writeln!(
+                s,
+                "UNREADABLE (kept, written by a newer version or a faulty peer): {k}"
+            );
+        }
+        s
+    });
+    Ok(())
+}

@@ -1,0 +1,189 @@
+//! The front door (`omsyn_core::service`): what every front end gets from it — patients found by
+//! name, values checked where they are typed, time from the injected clock, ids from the
+//! injected seed, list views logged once a minute.
+
+use std::sync::{Arc, Mutex};
+
+use omsyn_core::service::{Clock, NewEntry, Observation, Service, ServiceError, When};
+use omsyn_core::trust::audit::AuditAction;
+use omsyn_core::{Repo, Timestamp};
+use omsyn_tests::{TestNode, at};
+
+/// A clock a test moves by hand.
+#[derive(Debug)]
+struct HandClock(Mutex<Timestamp>);
+
+impl HandClock {
+    fn at(hhmm: &str) -> Arc<HandClock> {
+        Arc::new(HandClock(Mutex::new(at(hhmm))))
+    }
+
+    fn advance_minutes(&self, minutes: i64) {
+        let mut now = self.0.lock().unwrap();
+        *now = now.plus_minutes(minutes);
+    }
+}
+
+impl Clock for HandClock {
+    fn now(&self) -> Timestamp {
+        *self.0.lock().unwrap()
+    }
+
+    fn at_millis(&self, ms: i64) -> Option<Timestamp> {
+        Timestamp::from_unix_millis(ms)
+    }
+}
+
+fn service(node: TestNode, clock: Arc<HandClock>) -> Service {
+    Service::new(Arc::new(node.repo), clock, [7; 32])
+}
+
+fn base_with(patients: &[&str]) -> (TestNode, Vec<omsyn_core::ids::PatientId>) {
+    let mut base = TestNode::base(11);
+    let ids = patients.iter().map(|name| base.add_patient(name)).collect();
+    (base, ids)
+}
+
+fn invalid_field(e: ServiceError) -> String {
+    match e {
+        ServiceError::Invalid { field, .. } => field,
+        other => panic!("expected a refusal at the door, got {other}"),
+    }
+}
+
+#[test]
+fn a_patient_is_found_by_her_name_when_one_patient_has_it() {
+    let (base, ids) = base_with(&["Turid Nilsen", "Per Hansen", "Kari Dahl", "Kari Dahl"]);
+    let svc = service(base, HandClock::at("09:00"));
+    assert_eq!(svc.patient("turid nilsen").unwrap(), ids[0]);
+    assert_eq!(
+        svc.patient(ids[1].as_str()).unwrap(),
+        ids[1],
+        "an id is an id"
+    );
+    let unknown = svc.patient("Turid Hansen").unwrap_err().to_string();
+    assert!(unknown.contains("no patient"), "{unknown}");
+    let twice = svc.patient("Kari Dahl").unwrap_err().to_string();
+    assert!(
+        twice.contains(ids[2].as_str()) && twice.contains(ids[3].as_str()),
+        "an ambiguous name lists every patient it could mean: {twice}"
+    );
+}
+
+#[test]
+fn a_write_is_dated_by_the_injected_clock() {
+    let (base, ids) = base_with(&["Turid Nilsen"]);
+    let clock = HandClock::at("09:00");
+    let svc = service(base, clock.clone());
+    clock.advance_minutes(17);
+    let entry = svc
+        .add_note(NewEntry {
+            patient: "Turid Nilsen".into(),
+            text: "Sov godt".into(),
+            ..NewEntry::default()
+        })
+        .unwrap();
+    assert_eq!(entry.entered_at, at("09:17"));
+    assert_eq!(entry.event_time, at("09:17"), "no time given means now");
+    assert_eq!(svc.repo().journal(&ids[0]).unwrap().0.len(), 1);
+}
+
+#[test]
+fn the_same_seed_makes_the_same_ids() {
+    let note = |svc: &Service| {
+        svc.add_note(NewEntry {
+            patient: "Turid Nilsen".into(),
+            text: "Sov godt".into(),
+            ..NewEntry::default()
+        })
+        .unwrap()
+        .id
+    };
+    let a = service(base_with(&["Turid Nilsen"]).0, HandClock::at("09:00"));
+    let b = service(base_with(&["Turid Nilsen"]).0, HandClock::at("09:00"));
+    assert_eq!(
+        note(&a),
+        note(&b),
+        "a replay with the same seed writes the same ids"
+    );
+}
+
+#[test]
+fn a_measurement_no_device_could_make_is_refused_at_the_door_and_nothing_is_written() {
+    let (base, ids) = base_with(&["Turid Nilsen"]);
+    let svc = service(base, HandClock::at("09:00"));
+    let observe = |kind: &str, value: &str| {
+        svc.observe(Observation {
+            patient: ids[0].to_string(),
+            kind: kind.into(),
+            value: value.into(),
+            ..Observation::default()
+        })
+    };
+    for (kind, value) in [
+        ("spo2", "960"),
+        ("blood-pressure", "88/142"),
+        ("pulse", "x"),
+    ] {
+        let refused = observe(kind, value).unwrap_err();
+        assert_eq!(invalid_field(refused), "value", "{kind} {value}");
+    }
+    assert!(
+        svc.repo().journal(&ids[0]).unwrap().0.is_empty(),
+        "nothing was written"
+    );
+    observe("spo2", "96").unwrap();
+    observe("bowel movement", "normal").expect("a kind no rule covers is a nurse's own");
+    assert_eq!(svc.repo().journal(&ids[0]).unwrap().0.len(), 2);
+}
+
+#[test]
+fn a_time_in_seconds_for_milliseconds_is_refused_naming_the_field() {
+    let (base, _) = base_with(&["Turid Nilsen"]);
+    let svc = service(base, HandClock::at("09:00"));
+    let refused = svc
+        .add_note(NewEntry {
+            patient: "Turid Nilsen".into(),
+            text: "Sov godt".into(),
+            at: When::Millis(1_795_431_600),
+            ..NewEntry::default()
+        })
+        .unwrap_err();
+    assert_eq!(invalid_field(refused), "at");
+    let refused = svc
+        .add_note(NewEntry {
+            patient: "Turid Nilsen".into(),
+            text: "Sov godt".into(),
+            at: When::Text("i går".into()),
+            ..NewEntry::default()
+        })
+        .unwrap_err();
+    assert_eq!(invalid_field(refused), "at");
+}
+
+/// How many reads of `view` this node's access log holds.
+fn reads_of(repo: &Repo, view: &str) -> usize {
+    repo.audit_entries(None)
+        .unwrap()
+        .iter()
+        .filter(|e| e.action == AuditAction::Read && e.what == view)
+        .count()
+}
+
+#[test]
+fn a_list_view_shown_again_within_a_minute_is_logged_once_and_again_after() {
+    let (base, ids) = base_with(&["Turid Nilsen"]);
+    let clock = HandClock::at("09:00");
+    let svc = service(base, clock.clone());
+    let show = || svc.shown("board", vec![ids[0].clone()], |p| p).unwrap();
+    assert_eq!(show(), vec![ids[0].clone()]);
+    show();
+    assert_eq!(
+        reads_of(svc.repo(), "board"),
+        1,
+        "a refresh is not a new read"
+    );
+    clock.advance_minutes(1);
+    show();
+    assert_eq!(reads_of(svc.repo(), "board"), 2, "a minute later it is");
+}
