@@ -23,7 +23,6 @@ mod lab;
 mod link;
 mod plan_suggest;
 mod serve;
-mod trust;
 
 use std::process::ExitCode;
 

@@ -3,6 +3,8 @@
 //! validation, the clock and RNG, the need gate and the access log all live there) and renders
 //! the answer as text or JSON. A new command is one file here plus one line in [`run_node`].
 
+mod access;
+mod audit;
 mod conflicts;
 mod day_report;
 mod daylog;
@@ -13,6 +15,7 @@ mod med;
 mod message;
 mod note;
 mod observe;
+mod org;
 mod patient;
 mod plan;
 mod show;
@@ -72,26 +75,24 @@ pub(crate) fn run_node(
             crate::serve::ticket(repo, json, listen, relay.as_deref(), daemon)
         }
         NodeCommand::Status => crate::serve::status(svc, json),
-        NodeCommand::Org(cmd) => crate::trust::org(svc, json, cmd),
-        NodeCommand::Enroll(cmd) => crate::trust::enroll(svc, json, cmd),
+        NodeCommand::Org(cmd) => org::org(svc, json, cmd),
+        NodeCommand::Enroll(cmd) => org::enroll(svc, json, cmd),
         NodeCommand::Revoke {
             target,
             reason,
             out,
-        } => crate::trust::revoke(svc, json, &target, reason.as_deref(), out.as_deref()),
-        NodeCommand::Access(cmd) => crate::trust::access(svc, json, cmd),
+        } => org::revoke(svc, json, &target, reason.as_deref(), out.as_deref()),
+        NodeCommand::Access(cmd) => access::access(svc, json, cmd),
         NodeCommand::Team {
             patient,
             add,
             remove,
-        } => crate::trust::team(svc, json, &patient, add, remove),
-        NodeCommand::Block { patient, staff } => crate::trust::block(svc, json, &patient, &staff),
-        NodeCommand::Unblock { patient, block } => {
-            crate::trust::unblock(svc, json, &patient, &block)
-        }
-        NodeCommand::Purge => crate::trust::purge(svc, json),
+        } => access::team(svc, json, &patient, add, remove),
+        NodeCommand::Block { patient, staff } => access::block(svc, json, &patient, &staff),
+        NodeCommand::Unblock { patient, block } => access::unblock(svc, json, &patient, &block),
+        NodeCommand::Purge => access::purge(svc, json),
         NodeCommand::Audit { patient, action } => {
-            crate::trust::audit(svc, json, patient.as_deref(), action)
+            audit::audit(svc, json, patient.as_deref(), action)
         }
         NodeCommand::Patient(cmd) => patient::run(cx, cmd),
         NodeCommand::Show { patient } => show::run(cx, &patient),

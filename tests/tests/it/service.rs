@@ -187,3 +187,29 @@ fn a_list_view_shown_again_within_a_minute_is_logged_once_and_again_after() {
     show();
     assert_eq!(reads_of(svc.repo(), "board"), 2, "a minute later it is");
 }
+
+#[test]
+fn status_names_for_each_peer_only_the_patients_that_peer_needs() {
+    let (base, ids) = base_with(&["Turid Nilsen", "Per Hansen"]);
+    let home = TestNode::home_unit(12, &ids[0]);
+    let mut link = omsyn_tests::Link::open(&base.repo, &home.repo);
+    let (pb, ph) = (base.repo.need_policy(), home.repo.need_policy());
+    link.exchange((&base.repo, &pb), (&home.repo, &ph), omsyn_tests::NOW_MS);
+    let svc = service(base, HandClock::at("12:00"));
+    let state = svc.sync_status().unwrap();
+    assert_eq!(state.patients.len(), 2, "the base may see both");
+    let [peer] = state.peers.as_slice() else {
+        panic!("one peer met: {:?}", state.peers)
+    };
+    assert_eq!(peer.id, home.repo.id());
+    let named: Vec<_> = peer.patients.iter().map(|f| &f.patient).collect();
+    assert_eq!(
+        named,
+        vec![&ids[0]],
+        "the home unit needs its own patient only"
+    );
+    assert!(
+        peer.patients[0].synced_ms.is_some(),
+        "and got her documents"
+    );
+}

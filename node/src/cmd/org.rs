@@ -1,18 +1,16 @@
-//! The Trust commands: organisation, enrolment, revocation, explicit access, care team, blocks,
-//! purging and the access log.
+//! `omsyn org`, `omsyn enroll`, `omsyn revoke`: the organisation key, enrolling devices and
+//! revoking them.
 
 use std::fmt::Write as _;
 use std::path::Path;
 
 use anyhow::{Context, Result, anyhow, bail};
-use omsyn_core::ids::{EntryId, StaffId};
 use omsyn_core::service::Service;
 use omsyn_core::trust::{Certificate, EnrollmentRequest, OrgKey, Revocation};
 use omsyn_core::{NodeId, Repo, Role};
 use serde_json::json;
 
-use crate::cli::{AccessCmd, AuditCmd, EnrollCmd, OrgCmd};
-use crate::cmd::Flagged;
+use crate::cli::{EnrollCmd, OrgCmd};
 use crate::cmd::import::read_input;
 use crate::output::emit;
 use crate::serve::fmt_ms;
@@ -276,197 +274,5 @@ pub(crate) fn revoke(
             )
         },
     );
-    Ok(())
-}
-
-/// `omsyn access ask|list`.
-pub(crate) fn access(svc: &Service, json: bool, cmd: AccessCmd) -> Result<()> {
-    let repo = svc.repo();
-    match cmd {
-        AccessCmd::Ask { patient, reason } => {
-            let patient = svc.patient(&patient).flagged()?;
-            let granted = svc.act(|repo, now, rng| {
-                repo.transaction(|tx| tx.explicit_access(now, rng, &patient, &reason))
-            })?;
-            emit(json, &granted, || {
-                format!(
-                    "explicit access to {patient} until {} (logged and flagged for review at the base); the base shares the patient's documents at the next sync",
-                    fmt_ms(granted.until_ms)
-                )
-            });
-            Ok(())
-        }
-        AccessCmd::List => {
-            let list = repo.explicit_accesses()?;
-            let rows: Vec<_> = list
-                .iter()
-                .map(|(p, a)| json!({ "patient": p, "access": a }))
-                .collect();
-            emit(json, &rows, || {
-                if list.is_empty() {
-                    return "no explicit accesses recorded".into();
-                }
-                list.iter()
-                    .map(|(p, a)| {
-                        format!(
-                            "{} {} by {} (device {}): {}\n",
-                            a.at,
-                            p,
-                            a.staff,
-                            a.device.short(),
-                            a.reason
-                        )
-                    })
-                    .collect()
-            });
-            Ok(())
-        }
-    }
-}
-
-/// `omsyn team --patient P --add S | --remove S`.
-pub(crate) fn team(
-    svc: &Service,
-    json: bool,
-    patient: &str,
-    add: Option<String>,
-    remove: Option<String>,
-) -> Result<()> {
-    let patient = &svc.patient(patient).flagged()?;
-    let (staff, active) = match (add, remove) {
-        (Some(s), None) => (s, true),
-        (None, Some(s)) => (s, false),
-        _ => bail!("give --add STAFF or --remove STAFF"),
-    };
-    let staff = StaffId::parse(&staff).context("staff id")?;
-    svc.act(|repo, now, _| {
-        repo.transaction(|tx| tx.set_team_member(now, patient, &staff, active))
-    })?;
-    emit(
-        json,
-        &json!({ "patient": patient, "staff": staff, "member": active }),
-        || {
-            format!(
-                "{staff} {} the care team of {patient}",
-                if active { "joined" } else { "left" }
-            )
-        },
-    );
-    Ok(())
-}
-
-/// `omsyn block`.
-pub(crate) fn block(svc: &Service, json: bool, patient: &str, staff: &str) -> Result<()> {
-    let patient = &svc.patient(patient).flagged()?;
-    let staff = StaffId::parse(staff).context("--staff")?;
-    let block =
-        svc.act(|repo, now, rng| repo.transaction(|tx| tx.block_staff(now, rng, patient, &staff)))?;
-    emit(json, &block, || {
-        format!(
-            "block {}: {staff} may no longer see {patient}; every node applies it as soon as it learns of it, and the blocked staff member's devices remove the patient's documents",
-            block.id
-        )
-    });
-    Ok(())
-}
-
-/// `omsyn unblock`.
-pub(crate) fn unblock(svc: &Service, json: bool, patient: &str, block: &str) -> Result<()> {
-    let patient = &svc.patient(patient).flagged()?;
-    let id = EntryId::parse(block).context("--block")?;
-    svc.act(|repo, now, _| repo.transaction(|tx| tx.lift_block(now, patient, &id)))?;
-    emit(json, &json!({ "lifted": id }), || {
-        format!("lifted block {id}")
-    });
-    Ok(())
-}
-
-/// `omsyn purge`.
-pub(crate) fn purge(svc: &Service, json: bool) -> Result<()> {
-    let report = svc.repo().purge_unneeded(svc.now())?;
-    emit(json, &report, || {
-        let mut s = format!("removed {} patients' documents", report.purged.len());
-        if !report.awaiting_upload.is_empty() {
-            let _ = write!(
-                s,
-                "; kept {} until a base has their latest documentation",
-                report.awaiting_upload.len()
-            );
-        }
-        s
-    });
-    Ok(())
-}
-
-/// `omsyn audit [--patient P]` and `omsyn audit verify`.
-pub(crate) fn audit(
-    svc: &Service,
-    json: bool,
-    patient: Option<&str>,
-    action: Option<AuditCmd>,
-) -> Result<()> {
-    let repo = svc.repo();
-    let patient = patient.map(|p| svc.patient(p)).transpose().flagged()?;
-    let patient = patient.as_ref();
-    if let Some(AuditCmd::Verify) = action {
-        let reports = repo.verify_audit()?;
-        let broken = reports.iter().filter(|r| !r.problems.is_empty()).count();
-        emit(json, &reports, || {
-            let mut s = String::new();
-            for r in &reports {
-                if r.problems.is_empty() {
-                    let _ = writeln!(
-                        s,
-                        "node {}: {} entries, chain intact",
-                        r.node.short(),
-                        r.entries
-                    );
-                } else {
-                    let _ = writeln!(s, "node {}: {} entries, BROKEN", r.node.short(), r.entries);
-                    for p in &r.problems {
-                        let _ = writeln!(s, "  {p}");
-                    }
-                }
-            }
-            if reports.is_empty() {
-                s.push_str("no access logs held\n");
-            }
-            s
-        });
-        if broken > 0 {
-            bail!("{broken} access-log chain(s) are broken");
-        }
-        return Ok(());
-    }
-    let entries = repo.audit_entries(patient)?;
-    emit(json, &entries, || {
-        if entries.is_empty() {
-            return "no access-log entries".into();
-        }
-        entries
-            .iter()
-            .map(|e| {
-                format!(
-                    "{}  {:<15} {} ({}{}) {}{}  {}{}\n",
-                    e.at,
-                    e.action.as_str(),
-                    e.author.name,
-                    e.author.role,
-                    e.author
-                        .staff
-                        .as_ref()
-                        .map(|s| format!(", {s}"))
-                        .unwrap_or_default(),
-                    e.patient
-                        .as_ref()
-                        .map(|p| format!("{p} "))
-                        .unwrap_or_default(),
-                    e.what,
-                    e.purpose,
-                    if e.flagged { "  [FLAGGED]" } else { "" }
-                )
-            })
-            .collect()
-    });
     Ok(())
 }
