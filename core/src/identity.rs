@@ -321,6 +321,12 @@ fn validate_profile(profile: &NodeProfile) -> Result<(), IdentityError> {
                 .into(),
         ));
     }
+    // Refused here, not first at approval: the base cannot certify a home unit for nobody.
+    if profile.role == Role::HomeUnit && profile.patient.is_none() {
+        return Err(IdentityError::InvalidProfile(
+            "a home unit needs the patient it serves (the patient's id from the base)".into(),
+        ));
+    }
     Ok(())
 }
 

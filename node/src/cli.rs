@@ -16,6 +16,10 @@ pub(crate) struct Cli {
     #[arg(long, global = true)]
     pub(crate) json: bool,
 
+    /// Show ids (patients, visits, conflicts, entries) beside the names in text output
+    #[arg(long, global = true)]
+    pub(crate) ids: bool,
+
     /// The key file the store is encrypted with (64 hex digits, owner-only), when the host keeps
     /// it outside the data directory [default: DIR/store.key]
     #[arg(long, global = true, env = "OMSYN_STORE_KEY_FILE", value_name = "FILE")]

@@ -24,6 +24,7 @@ fn default_data_dir() -> Result<PathBuf> {
 
 /// Runs one command.
 pub(crate) fn run(cli: Cli) -> Result<()> {
+    let style = crate::cmd::Style::of(&cli);
     let data = match cli.data {
         Some(d) => d,
         None => default_data_dir()?,
@@ -67,7 +68,7 @@ pub(crate) fn run(cli: Cli) -> Result<()> {
         Err(e) if is_locked(&e) => return crate::control::forward(&data),
         Err(e) => return Err(e),
     };
-    crate::cmd::run_node(&omsyn_node::clock::service(repo), json, command, None)
+    crate::cmd::run_node(&omsyn_node::clock::service(repo), style, command, None)
 }
 
 /// Opens the node in `data` (with the host's store key file, if given).

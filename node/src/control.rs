@@ -265,9 +265,10 @@ fn run_forwarded(args: Vec<String>, shared: &Shared, service: &Arc<Service>) -> 
         }
     };
     let json = cli.json;
+    let style = crate::cmd::Style::of(&cli);
     let (result, output) = output::capture(|| {
         let result = match cli.command {
-            Command::Node(command) => crate::cmd::run_node(service, json, command, Some(shared)),
+            Command::Node(command) => crate::cmd::run_node(service, style, command, Some(shared)),
             Command::Check { repair } => crate::check::check_open(&shared.repo, json, repair),
             _ => Err(anyhow::anyhow!("this command cannot run inside the daemon")),
         };

@@ -152,9 +152,51 @@ pub(crate) fn emit<T: Serialize>(json: bool, value: &T, text: impl FnOnce() -> S
 /// Reports an error: always on stderr, and as `{"error": ...}` on stdout with `--json` so a
 /// script reading stdout sees one JSON document either way.
 pub(crate) fn error(json: bool, e: &anyhow::Error) {
-    let chain: Vec<String> = e.chain().map(|e| e.to_string()).collect();
-    err(&format!("error: {}", chain.join(": ")));
+    let message = describe(e);
+    err(&format!("error: {message}"));
     if json {
-        out(&serde_json::json!({ "error": chain.join(": ") }).to_string());
+        out(&serde_json::json!({ "error": message }).to_string());
+    }
+}
+
+/// An error's chain as one line, each cause once: libraries often wrap an error in one that
+/// repeats its text ("timed out: timed out: timed out"), and a cause already said by the
+/// context above it adds nothing.
+fn describe(e: &anyhow::Error) -> String {
+    let mut said: Vec<String> = Vec::new();
+    for cause in e.chain().map(|c| c.to_string()) {
+        if !said.iter().any(|s| s.ends_with(cause.as_str())) {
+            said.push(cause);
+        }
+    }
+    said.join(": ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::describe;
+
+    #[derive(Debug)]
+    struct Repeats(&'static str, Option<Box<Repeats>>);
+
+    impl std::fmt::Display for Repeats {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str(self.0)
+        }
+    }
+
+    impl std::error::Error for Repeats {
+        fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+            self.1.as_deref().map(|e| e as _)
+        }
+    }
+
+    #[test]
+    fn an_error_chain_says_each_cause_once() {
+        let inner = Repeats("timed out", Some(Box::new(Repeats("timed out", None))));
+        let e = anyhow::Error::new(inner).context("connecting to 0ec92febd6");
+        assert_eq!(describe(&e), "connecting to 0ec92febd6: timed out");
+        let distinct = anyhow::anyhow!("disk full").context("writing the store");
+        assert_eq!(describe(&distinct), "writing the store: disk full");
     }
 }

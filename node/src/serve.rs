@@ -177,9 +177,23 @@ pub(crate) fn sync_once(
     let once = |shared: Shared| {
         let target = ticket.clone();
         async move {
+            if show {
+                // The dial can take seconds on a bad path: say what is being waited for.
+                eprintln!("connecting to {} ...", target.node.short());
+            }
             let shown =
                 show.then(|| tokio::spawn(show_progress(shared.events.subscribe(), terminal)));
-            let outcome = daemon::sync_with(&shared, &target).await;
+            let outcome = daemon::sync_with(&shared, &target).await.map_err(|e| {
+                // A peer never reached: say what to check, not only what the network said.
+                let unreached = e.chain().any(|c| c.to_string().starts_with("connecting to"));
+                match unreached {
+                    true => e.context(format!(
+                        "could not reach {}: is `omsyn run` running there, and is the ticket its current one (`omsyn ticket` there)?",
+                        target.node.short()
+                    )),
+                    false => e,
+                }
+            });
             if let Some(shown) = shown {
                 shown.abort();
                 if terminal {

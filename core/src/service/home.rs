@@ -32,7 +32,7 @@ impl Service {
         report: &DeviceReport,
     ) -> Result<Option<Entry>, ServiceError> {
         self.home_patient()?;
-        let at = self.time("at", at)?;
+        let at = self.time("at", at)?; // the device rule below refuses a device clock ahead
         self.write(|repo, now, rng| repo.device_report(now, rng, device, event_id, at, report))
     }
 

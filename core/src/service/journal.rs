@@ -90,7 +90,7 @@ impl Service {
     pub fn add_note(&self, req: NewEntry) -> Result<Entry, ServiceError> {
         let patient = self.patient(&req.patient)?;
         let visit = self.optional_visit(req.visit.as_deref())?;
-        let at = self.time("at", &req.at)?;
+        let at = self.event_time("at", &req.at)?;
         required("text", &req.text, "the note")?;
         self.write(|repo, now, rng| {
             repo.add_note(now, rng, &patient, visit.as_ref(), at, &req.text)
@@ -102,7 +102,7 @@ impl Service {
     pub fn observe(&self, req: Observation) -> Result<Entry, ServiceError> {
         let patient = self.patient(&req.patient)?;
         let visit = self.optional_visit(req.visit.as_deref())?;
-        let at = self.time("at", &req.at)?;
+        let at = self.event_time("at", &req.at)?;
         required("kind", &req.kind, "the measurement's kind")?;
         required("value", &req.value, "the value")?;
         if let Err(why) = check_measurement(&req.kind, &req.value) {
@@ -128,7 +128,7 @@ impl Service {
         let medication = MedicationId::parse(req.medication.trim())
             .map_err(|e| ServiceError::invalid("medication", e))?;
         let visit = self.optional_visit(req.visit.as_deref())?;
-        let at = self.time("at", &req.at)?;
+        let at = self.event_time("at", &req.at)?;
         if let Some(reason) = &req.not_given {
             required("reason", reason, "why the dose was not given")?;
         }
@@ -149,11 +149,11 @@ impl Service {
     /// Documents a visit as performed.
     pub fn visit_done(&self, req: VisitDone) -> Result<Entry, ServiceError> {
         let visit = self.visit(&req.visit)?;
-        let arrival = self.time("arrival", &req.arrival)?;
+        let arrival = self.event_time("arrival", &req.arrival)?;
         let departure = req
             .departure
             .as_ref()
-            .map(|d| self.time("departure", d))
+            .map(|d| self.event_time("departure", d))
             .transpose()?;
         if departure
             .as_ref()
@@ -172,7 +172,7 @@ impl Service {
     /// Documents a visit as not performed, with why.
     pub fn visit_missed(&self, req: VisitMissed) -> Result<Entry, ServiceError> {
         let visit = self.visit(&req.visit)?;
-        let at = self.time("at", &req.at)?;
+        let at = self.event_time("at", &req.at)?;
         self.write(|repo, now, rng| repo.visit_missed(now, rng, &visit, req.reason, req.note, at))
     }
 
@@ -196,7 +196,7 @@ impl Service {
 
     /// Appends to this nurse's day log. A visit it names must be one this node holds.
     pub fn day_log(&self, at: &When, body: DayLogBody) -> Result<DayLogEntry, ServiceError> {
-        let at = self.time("at", at)?;
+        let at = self.event_time("at", at)?;
         if let DayLogBody::VisitStart { visit } | DayLogBody::VisitEnd { visit } = &body {
             self.repo.visit(visit).map_err(|e| match e {
                 crate::RepoError::NotFound(_) => ServiceError::invalid(

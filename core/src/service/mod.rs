@@ -32,6 +32,7 @@ use rand::SeedableRng;
 use rand::rngs::StdRng;
 
 use crate::ids::{EntryId, PatientId, StaffId, VisitId};
+use crate::pipeline::rules;
 use crate::repo::{Disclosure, Gate};
 use crate::trust::audit::AuditAction;
 use crate::{Day, Repo, RepoError, Timestamp};
@@ -77,11 +78,6 @@ impl When {
         value.map_or(When::Now, When::Millis)
     }
 }
-
-/// Earliest and latest times a request may name: 2000-01-01 and 2100-01-01 (UTC). A time
-/// outside is a unit mix-up (seconds or microseconds for milliseconds), not care.
-const EARLIEST_MS: i64 = 946_684_800_000;
-const LATEST_MS: i64 = 4_102_444_800_000;
 
 /// How long a list view, once logged, is not logged again when shown again: the dashboard and
 /// the apps refresh their views every few seconds, and the access log records that a person saw
@@ -171,10 +167,29 @@ impl Service {
                 )
             })?,
         };
-        if !(EARLIEST_MS..LATEST_MS).contains(&t.unix_millis()) {
+        // The bounds every receiver applies (a time outside is a unit mix-up, not care).
+        let bound = |b| Timestamp::parse(b).map_or(0, |b| b.unix_millis());
+        if !(bound(rules::EARLIEST)..bound(rules::LATEST)).contains(&t.unix_millis()) {
             return Err(ServiceError::invalid(
                 field,
                 format!("{t} is outside 2000-2099 (milliseconds since 1970 expected, or RFC 3339)"),
+            ));
+        }
+        Ok(t)
+    }
+
+    /// When something documented happened: [`Service::time`], and not more than a day after
+    /// now — the grace every receiver allows a clock that is a little off; documentation
+    /// records what has happened.
+    pub fn event_time(&self, field: &'static str, when: &When) -> Result<Timestamp, ServiceError> {
+        let t = self.time(field, when)?;
+        let now = self.now();
+        if t.unix_millis() > now.unix_millis().saturating_add(rules::FUTURE_GRACE_MS) {
+            return Err(ServiceError::invalid(
+                field,
+                format!(
+                    "{t} is more than a day after now ({now}): documentation records what has happened"
+                ),
             ));
         }
         Ok(t)

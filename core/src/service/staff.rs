@@ -7,7 +7,7 @@ use serde::Serialize;
 
 use crate::docs::journal::{self, EntryBody};
 use crate::docs::{DocumentId, access};
-use crate::ids::StaffId;
+use crate::ids::{PatientId, StaffId};
 use crate::{Day, RepoError, Role};
 
 use super::{Service, ServiceError};
@@ -40,6 +40,62 @@ pub struct UsualStaff {
 const USUAL_STAFF_DAYS: i64 = 28;
 
 impl Service {
+    /// The care team, blocks and explicit accesses the patient's record holds.
+    fn access_facts(&self, patient: &PatientId) -> Result<access::AccessFacts, ServiceError> {
+        Ok(self
+            .repo
+            .store()
+            .with_doc(&DocumentId::PatientRecord(patient.clone()), access::read)
+            .map_err(RepoError::from)?
+            .unwrap_or_default())
+    }
+
+    /// Adds `staff` to the patient's care team (`join`) or removes her. Refused, saying who is
+    /// on the team, when she is already on it or not on it.
+    pub fn set_team_member(
+        &self,
+        patient: &str,
+        staff: &str,
+        join: bool,
+    ) -> Result<(PatientId, StaffId), ServiceError> {
+        let patient = self.patient(patient)?;
+        let staff = StaffId::parse(staff.trim()).map_err(|e| ServiceError::invalid("staff", e))?;
+        let team: Vec<StaffId> = self
+            .access_facts(&patient)?
+            .team
+            .into_iter()
+            .filter(|m| m.active)
+            .map(|m| m.staff)
+            .collect();
+        let listed = || match team.is_empty() {
+            true => "nobody".to_owned(),
+            false => team
+                .iter()
+                .map(StaffId::as_str)
+                .collect::<Vec<_>>()
+                .join(", "),
+        };
+        match (join, team.contains(&staff)) {
+            (true, true) => {
+                return Err(ServiceError::invalid(
+                    "add",
+                    format!("{staff} is already on the care team ({})", listed()),
+                ));
+            }
+            (false, false) => {
+                return Err(ServiceError::invalid(
+                    "remove",
+                    format!("{staff} is not on the care team; it has {}", listed()),
+                ));
+            }
+            _ => {}
+        }
+        self.act(|repo, now, _| {
+            repo.transaction(|tx| tx.set_team_member(now, &patient, &staff, join))
+        })?;
+        Ok((patient, staff))
+    }
+
     /// The staff directory (of one zone, or all), by staff id.
     pub fn staff_directory(&self, zone: Option<&str>) -> Result<Vec<StaffMember>, ServiceError> {
         let store = self.repo.store();
@@ -77,10 +133,7 @@ impl Service {
         self.open(&patient, what)?;
         let now = self.now();
         let store = self.repo.store();
-        let facts = store
-            .with_doc(&DocumentId::PatientRecord(patient.clone()), access::read)
-            .map_err(RepoError::from)?
-            .unwrap_or_default();
+        let facts = self.access_facts(&patient)?;
         let since = now.unix_millis() - USUAL_STAFF_DAYS * 24 * 3600 * 1000;
         // The window spans this month and at most the one before.
         let this_month = now.day().month();

@@ -66,23 +66,20 @@ pub(crate) fn team(
     add: Option<String>,
     remove: Option<String>,
 ) -> Result<()> {
-    let patient = &svc.patient(patient).flagged()?;
-    let (staff, active) = match (add, remove) {
+    let (staff, join) = match (add, remove) {
         (Some(s), None) => (s, true),
         (None, Some(s)) => (s, false),
         _ => bail!("give --add STAFF or --remove STAFF"),
     };
-    let staff = StaffId::parse(&staff).context("staff id")?;
-    svc.act(|repo, now, _| {
-        repo.transaction(|tx| tx.set_team_member(now, patient, &staff, active))
-    })?;
+    let (patient, staff) = svc.set_team_member(patient, &staff, join).flagged()?;
+    let name = svc.repo().record(&patient)?.name().to_owned();
     emit(
         json,
-        &json!({ "patient": patient, "staff": staff, "member": active }),
+        &json!({ "patient": patient, "staff": staff, "member": join }),
         || {
             format!(
-                "{staff} {} the care team of {patient}",
-                if active { "joined" } else { "left" }
+                "{staff} {} the care team of {name}",
+                if join { "joined" } else { "left" }
             )
         },
     );

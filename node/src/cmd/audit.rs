@@ -50,6 +50,7 @@ pub(crate) fn audit(
         return Ok(());
     }
     let entries = repo.audit_entries(patient)?;
+    let names: std::collections::BTreeMap<_, _> = repo.patients()?.into_iter().collect();
     emit(json, &entries, || {
         if entries.is_empty() {
             return "no access-log entries".into();
@@ -70,7 +71,7 @@ pub(crate) fn audit(
                         .unwrap_or_default(),
                     e.patient
                         .as_ref()
-                        .map(|p| format!("{p} "))
+                        .map(|p| format!("{} ", names.get(p).map_or(p.as_str(), String::as_str)))
                         .unwrap_or_default(),
                     e.what,
                     e.purpose,

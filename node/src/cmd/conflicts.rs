@@ -30,16 +30,28 @@ pub(crate) fn run(cx: Ctx<'_>, args: ConflictsArgs) -> Result<()> {
         if list.is_empty() {
             return "no open conflicts".into();
         }
-        list.iter()
+        let mut text: String = list
+            .iter()
             .map(|c| {
                 let severity = match c.severity {
                     Severity::High => "HIGH",
                     Severity::Review => "review",
                 };
                 let patient = c.patient_label();
-                format!("{} {severity:<6} {patient}: {}\n", c.id, c.summary)
+                let id = if cx.ids {
+                    format!("  [{}]", c.id)
+                } else {
+                    String::new()
+                };
+                format!("{severity:<6} {patient}: {}{id}\n", c.summary)
             })
-            .collect()
+            .collect();
+        if !cx.ids {
+            text.push_str(
+                "(`omsyn conflicts --ids` shows each conflict's id for `omsyn conflicts resolve --conflict ID --note ...`)\n",
+            );
+        }
+        text
     });
     Ok(())
 }

@@ -30,22 +30,45 @@ use omsyn_core::service::Service;
 use crate::cli::NodeCommand;
 use crate::net::daemon::Shared;
 
-/// What every command gets: the front door and the output format.
+/// What every command gets: the front door and how to print.
 #[derive(Clone, Copy)]
 pub(crate) struct Ctx<'a> {
     pub(crate) svc: &'a Arc<Service>,
     pub(crate) json: bool,
+    /// Text output shows ids beside names (`--ids`); JSON always has them.
+    pub(crate) ids: bool,
+}
+
+/// How the command line asked to print.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Style {
+    pub(crate) json: bool,
+    pub(crate) ids: bool,
+}
+
+impl Style {
+    pub(crate) fn of(cli: &crate::cli::Cli) -> Style {
+        Style {
+            json: cli.json,
+            ids: cli.ids,
+        }
+    }
 }
 
 /// Runs a command against an open node: in this process, or inside the daemon for a forwarding
 /// client (`daemon` is then the daemon's network state).
 pub(crate) fn run_node(
     svc: &Arc<Service>,
-    json: bool,
+    style: Style,
     command: NodeCommand,
     daemon: Option<&Shared>,
 ) -> Result<()> {
-    let cx = Ctx { svc, json };
+    let json = style.json;
+    let cx = Ctx {
+        svc,
+        json,
+        ids: style.ids,
+    };
     let repo = svc.repo();
     match command {
         NodeCommand::Id => id::run(cx),

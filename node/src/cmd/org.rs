@@ -36,7 +36,8 @@ fn write_text(path: &Path, text: &str) -> Result<()> {
 fn org_key(repo: &Repo) -> Result<OrgKey> {
     OrgKey::load(repo.data_dir())?.ok_or_else(|| {
         anyhow!(
-            "this node does not hold the organisation key ({}): approve and revoke at the admin base",
+            "this node does not hold the organisation key ({}): approve and revoke at the admin base; \
+             if this is the admin base, create the organisation first: `omsyn org create --name NAME`",
             OrgKey::path(repo.data_dir()).display()
         )
     })
@@ -55,6 +56,20 @@ pub(crate) fn org(svc: &Service, json: bool, cmd: OrgCmd) -> Result<()> {
                 bail!(
                     "the organisation key belongs on a base, not a {}",
                     repo.profile().role
+                );
+            }
+            // Checked before the key is made: a key without the base's own certificate would be
+            // half an organisation.
+            if repo
+                .profile()
+                .zone
+                .as_deref()
+                .is_none_or(|z| z.trim().is_empty())
+            {
+                bail!(
+                    "this base has no zone, and a base's certificate names the zone it serves: \
+                     make the admin base with one (`omsyn init --role base --name NAME --zone \"Sone 1\"` \
+                     in a new data directory)"
                 );
             }
             if let Some(cert) = repo.certificate()? {
@@ -234,6 +249,47 @@ pub(crate) fn enroll(svc: &Service, json: bool, cmd: EnrollCmd) -> Result<()> {
     }
 }
 
+/// The node `target` names: a whole node id, or the short id (its first hex digits) that
+/// `org show`, `status` and `sync` print when exactly one certificate held here starts with it.
+/// `None` when `target` is not hex (a revocation's text or file).
+fn enrolled_node(repo: &Repo, target: &str) -> Result<Option<NodeId>> {
+    let target = target.trim();
+    if let Ok(node) = NodeId::parse(target) {
+        return Ok(Some(node));
+    }
+    let short_hex =
+        (10..64).contains(&target.len()) && target.bytes().all(|b| b.is_ascii_hexdigit());
+    if !short_hex {
+        return Ok(None);
+    }
+    // The devices this base knows: by their certificates, and the peers it has met.
+    let store = repo.store();
+    let known: std::collections::BTreeSet<NodeId> = store
+        .certificates()?
+        .into_iter()
+        .map(|c| c.grant().node)
+        .chain(store.peers()?.into_iter().map(|(n, _)| n))
+        .collect();
+    let matches: Vec<NodeId> = known
+        .into_iter()
+        .filter(|n| n.to_string().starts_with(&target.to_ascii_lowercase()))
+        .collect();
+    match matches.as_slice() {
+        [one] => Ok(Some(*one)),
+        [] => bail!(
+            "no device enrolled here has an id starting with {target} (`omsyn org show` lists them)"
+        ),
+        many => bail!(
+            "{} devices have ids starting with {target}: give more digits ({})",
+            many.len(),
+            many.iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+    }
+}
+
 /// `omsyn revoke NODE --reason R` or `omsyn revoke REVOCATION`.
 pub(crate) fn revoke(
     svc: &Service,
@@ -243,8 +299,8 @@ pub(crate) fn revoke(
     out: Option<&Path>,
 ) -> Result<()> {
     let repo = svc.repo();
-    let revocation = match NodeId::parse(target) {
-        Ok(node) => {
+    let revocation = match enrolled_node(repo, target)? {
+        Some(node) => {
             let reason = reason
                 .filter(|r| !r.trim().is_empty())
                 .ok_or_else(|| anyhow!("--reason is required: say why the device is revoked"))?;
@@ -253,8 +309,9 @@ pub(crate) fn revoke(
             }
             org_key(repo)?.revoke(node, reason, svc.now().unix_millis())
         }
-        Err(_) => Revocation::from_text(&text_or_file(target, "omsyn-revoke1:")?)
-            .context("expected a node id (64 hex digits) or a revocation")?,
+        None => Revocation::from_text(&text_or_file(target, "omsyn-revoke1:")?).context(
+            "expected a node id (64 hex digits, or the short id `omsyn org show` prints) or a revocation",
+        )?,
     };
     let new = repo.add_revocation(&revocation)?;
     let text = revocation.to_text();

@@ -13,9 +13,17 @@ use crate::output::emit;
 
 pub(crate) fn run(cx: Ctx<'_>, patient: &str) -> Result<()> {
     let view = cx.svc.record(patient, "patient view").flagged()?.view;
+    // Ids only with --ids: people read names, commands take ids.
+    let id = |id: &dyn std::fmt::Display| {
+        if cx.ids {
+            format!(" [{id}]")
+        } else {
+            String::new()
+        }
+    };
     emit(cx.json, &view, || {
         let r = &view.record;
-        let mut s = format!("{}  ({})\n", r.name(), r.id);
+        let mut s = format!("{}{}\n", r.name(), id(&r.id));
         for (field, value) in &r.fields {
             if *field != PatientField::Name {
                 let _ = writeln!(s, "  {:<12} {value}", field.as_str());
@@ -33,10 +41,10 @@ pub(crate) fn run(cx: Ctx<'_>, patient: &str) -> Result<()> {
         for f in r.flags.iter().filter(|f| f.deactivated.is_none()) {
             let _ = writeln!(
                 s,
-                "  FLAG         {} {} [{}]",
+                "  FLAG         {} {}{}",
                 f.kind,
                 f.note.as_deref().unwrap_or(""),
-                f.id
+                id(&f.id)
             );
         }
         let team: Vec<&str> = view
@@ -50,7 +58,7 @@ pub(crate) fn run(cx: Ctx<'_>, patient: &str) -> Result<()> {
             let _ = writeln!(s, "  care team    {}", team.join(", "));
         }
         for b in view.access.blocks.iter().filter(|b| b.lifted.is_none()) {
-            let _ = writeln!(s, "  BLOCKED      {} (sperring) [{}]", b.staff, b.id);
+            let _ = writeln!(s, "  BLOCKED      {} (sperring){}", b.staff, id(&b.id));
         }
         if !r.tiltak.is_empty() {
             s.push_str("care plan:\n");
@@ -58,7 +66,7 @@ pub(crate) fn run(cx: Ctx<'_>, patient: &str) -> Result<()> {
         for t in &r.tiltak {
             let _ = writeln!(
                 s,
-                "  {} {} at {}{}{} [{}]",
+                "  {} {} at {}{}{}{}",
                 t.code.as_deref().unwrap_or("-"),
                 t.description,
                 t.times.join(", "),
@@ -72,7 +80,7 @@ pub(crate) fn run(cx: Ctx<'_>, patient: &str) -> Result<()> {
                 } else {
                     ""
                 },
-                t.id
+                id(&t.id)
             );
         }
         if !r.medications.is_empty() {
@@ -92,14 +100,14 @@ pub(crate) fn run(cx: Ctx<'_>, patient: &str) -> Result<()> {
             };
             let _ = writeln!(
                 s,
-                "  {} {}-{} {:<8} {}{} [{}]",
+                "  {} {}-{} {:<8} {}{}{}",
                 v.start.day(),
                 v.start.hhmm(),
                 v.end.hhmm(),
                 v.kind.as_str(),
                 staff_list(&v.staff),
                 status,
-                v.id
+                id(&v.id)
             );
         }
         if !view.journal.is_empty() {
@@ -108,12 +116,12 @@ pub(crate) fn run(cx: Ctx<'_>, patient: &str) -> Result<()> {
         for e in &view.journal {
             let _ = writeln!(
                 s,
-                "  {} {} ({}) {} [{}]",
+                "  {} {} ({}) {}{}",
                 e.event_time,
                 e.author.name,
                 e.author.role,
                 EntryBody::describe(&e.body),
-                e.id
+                id(&e.id)
             );
         }
         if !view.messages.is_empty() {
@@ -123,7 +131,7 @@ pub(crate) fn run(cx: Ctx<'_>, patient: &str) -> Result<()> {
             let _ = writeln!(s, "  {} {}: {}", m.sent_at, m.author.name, m.text);
         }
         for c in &view.conflicts {
-            let _ = writeln!(s, "CONFLICT {} {}", c.id, c.summary);
+            let _ = writeln!(s, "CONFLICT {}{}", c.summary, id(&c.id));
         }
         for k in &view.unreadable {
             let _ = writeln!(

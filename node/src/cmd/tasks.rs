@@ -92,27 +92,40 @@ fn list(cx: Ctx<'_>, all: bool, patient: Option<&str>) -> Result<()> {
         if tasks.is_empty() {
             return "no tasks".into();
         }
-        tasks
+        let mut text: String = tasks
             .iter()
-            .map(|t| describe(t, t.patient_name.as_deref().unwrap_or("?"), me.as_ref()))
-            .collect()
+            .map(|t| describe(t, me.as_ref(), cx.ids))
+            .collect();
+        if !cx.ids {
+            text.push_str(
+                "(`omsyn tasks --ids` shows each task's id for `omsyn tasks claim|done`)\n",
+            );
+        }
+        text
     });
     Ok(())
 }
 
-fn describe(task: &Task, patient: &str, me: Option<&omsyn_core::ids::StaffId>) -> String {
+/// A task as people read it: priority, the patient by name, whose it is, what to do; `ids`
+/// adds the task's id (for `tasks claim`/`done`) and the patient's.
+fn describe(task: &Task, me: Option<&omsyn_core::ids::StaffId>, ids: bool) -> String {
+    let patient = task
+        .patient_name
+        .as_deref()
+        .unwrap_or(task.patient.as_str());
     let priority = match task.priority {
         Priority::Urgent => "URGENT",
         Priority::High => "HIGH",
         Priority::Normal => "normal",
     };
     let mut line = format!(
-        "{} {priority:<6} {patient} ({}) for {}: {}",
-        task.id,
-        task.patient,
+        "{priority:<6} {patient} for {}: {}",
         task.owner_label(),
         task.summary
     );
+    if ids {
+        line += &format!("  [{} {}]", task.id, task.patient);
+    }
     if task.escalated {
         line += "\n    ESCALATED: it reached the base";
     } else if let Some(at) = task

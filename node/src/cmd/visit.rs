@@ -4,10 +4,11 @@
 use anyhow::Result;
 use omsyn_core::docs::journal::MissedReason;
 use omsyn_core::docs::plan::VisitKind;
+use omsyn_core::report::VisitOutcome;
 use omsyn_core::service::{ChangeVisit, PlanVisit, VisitDone, VisitMissed, When};
 use serde_json::json;
 
-use super::{Ctx, Flagged, staff_list};
+use super::{Ctx, Flagged};
 use crate::cli::{KindArg, MissedArg, VisitCmd};
 use crate::output::emit;
 
@@ -98,21 +99,54 @@ pub(crate) fn run(cx: Ctx<'_>, cmd: VisitCmd) -> Result<()> {
     Ok(())
 }
 
+/// The day's visits by time: when, how, whom, who goes, and how it stands (planned, done,
+/// missed, cancelled) — names first; `--ids` adds the ids commands take.
 fn list(cx: Ctx<'_>, date: Option<&str>) -> Result<()> {
     let day = cx.svc.day("date", date).flagged()?;
-    let visits = cx.svc.visits_on(day).flagged()?;
-    emit(cx.json, &visits, || {
+    if cx.json {
+        // The plan's visits as they are stored (ids, window, kind, staff, status).
+        emit(true, &cx.svc.visits_on(day).flagged()?, String::new);
+        return Ok(());
+    }
+    let report = cx
+        .svc
+        .report_as(&format!("work list {day}"), day, None)
+        .flagged()?;
+    let visits = &report.visits;
+    emit(false, visits, || {
+        if visits.is_empty() {
+            return format!("no visits on {day}");
+        }
+        let staff = |ids: &[String]| {
+            if ids.is_empty() {
+                return "(unassigned)".to_owned();
+            }
+            let name = |id: &String| report.staff_names.get(id).unwrap_or(id).clone();
+            ids.iter().map(name).collect::<Vec<_>>().join(" + ")
+        };
         visits
             .iter()
             .map(|v| {
+                let state = match v.outcome {
+                    VisitOutcome::Open => String::new(),
+                    VisitOutcome::Done if !v.performed_by.is_empty() => {
+                        format!("  done by {}", v.performed_by.join(" + "))
+                    }
+                    VisitOutcome::CancelledButPerformed => "  CANCELLED BUT PERFORMED".to_owned(),
+                    other => format!("  {}", other.as_str()),
+                };
+                let ids = if cx.ids {
+                    format!("  [{} {}]", v.visit, v.patient)
+                } else {
+                    String::new()
+                };
                 format!(
-                    "{}-{} {:<8} {} {} [{}]\n",
+                    "{}-{} {:<8} {:<24} {}{state}{ids}\n",
                     v.start.hhmm(),
                     v.end.hhmm(),
                     v.kind.as_str(),
-                    v.patient,
-                    staff_list(&v.staff),
-                    v.id
+                    v.patient_name,
+                    staff(&v.staff),
                 )
             })
             .collect()

@@ -148,11 +148,11 @@ pub(crate) fn populate(node: &Node, n: usize) {
     .unwrap();
 }
 
-const START: &str = "2026-11-23T08:00:00+01:00";
-const END: &str = "2026-11-23T08:30:00+01:00";
+pub(crate) const START: &str = "2026-11-23T08:00:00+01:00";
+pub(crate) const END: &str = "2026-11-23T08:30:00+01:00";
 
 /// A base with one patient, a medication slot and a visit: (base, patient, slot, visit).
-fn planned_day() -> (Node, String, String, String) {
+pub(crate) fn planned_day() -> (Node, String, String, String) {
     let base = Node::admin_base("Base Øst", "K001");
     let patient = str_of(
         &base.ok(&[
@@ -337,7 +337,7 @@ fn a_documented_day_shows_in_show_conflicts_and_day_report() {
 }
 
 /// Carries everything `from` holds to `to` in an export file.
-fn transfer(from: &Node, to: &Node) {
+pub(crate) fn transfer(from: &Node, to: &Node) {
     let file = from.path().join("transfer.omsyn");
     from.ok(&["export", file.to_str().unwrap()]);
     to.ok(&["import", file.to_str().unwrap()]);
@@ -599,15 +599,26 @@ fn bad_arguments_are_named_and_nothing_is_written() {
             "--offset",
         ),
     ];
+    each_refused_and_nothing_written(&base, &patient, &before, cases);
+}
+
+/// Runs every case, each of which must fail with an error containing its text; then the
+/// patient's view must be `before`: nothing was (half-)written.
+pub(crate) fn each_refused_and_nothing_written(
+    node: &Node,
+    patient: &str,
+    before: &Value,
+    cases: &[(&[&str], &str)],
+) {
     for (args, named) in cases {
-        let err = base.fails(args);
+        let err = node.fails(args);
         assert!(
             err.contains(named),
             "omsyn {args:?}: error does not name {named:?}: {err}"
         );
     }
     assert_eq!(
-        base.ok(&["show", "--patient", &patient]),
+        &node.ok(&["show", "--patient", patient]),
         before,
         "nothing was half-written"
     );

@@ -3,6 +3,7 @@
 #![allow(clippy::unwrap_used)] // Tests fail loudly by design.
 
 mod cli;
+mod door;
 mod field;
 #[path = "../../src/lab.rs"]
 mod lab;

@@ -138,7 +138,7 @@ fn a_measurement_no_device_could_make_is_refused_at_the_door_and_nothing_is_writ
 }
 
 #[test]
-fn a_time_in_seconds_for_milliseconds_is_refused_naming_the_field() {
+fn a_time_in_seconds_or_days_ahead_is_refused_naming_the_field() {
     let (base, _) = base_with(&["Turid Nilsen"]);
     let svc = service(base, HandClock::at("09:00"));
     let refused = svc
@@ -159,6 +159,26 @@ fn a_time_in_seconds_for_milliseconds_is_refused_naming_the_field() {
         })
         .unwrap_err();
     assert_eq!(invalid_field(refused), "at");
+    let four_days_ahead = svc
+        .add_note(NewEntry {
+            patient: "Turid Nilsen".into(),
+            text: "Sov godt".into(),
+            at: When::Text("2026-11-27T09:00:00+01:00".into()),
+            ..NewEntry::default()
+        })
+        .unwrap_err();
+    assert_eq!(
+        invalid_field(four_days_ahead),
+        "at",
+        "documentation records what has happened"
+    );
+    assert!(
+        svc.repo()
+            .journal(&svc.patient("Turid Nilsen").unwrap())
+            .unwrap()
+            .0
+            .is_empty()
+    );
 }
 
 /// How many reads of `view` this node's access log holds.

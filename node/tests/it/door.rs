@@ -1,0 +1,217 @@
+//! What people see and type at the CLI: names before ids, values checked where they are typed
+//! (the rules the home API and the apps apply, through the same front door), and errors that
+//! name the command that fixes them.
+
+use crate::cli::{Node, each_refused_and_nothing_written, planned_day, str_of, transfer};
+
+/// Text output (no `--json`) of a command that succeeds.
+fn text(node: &Node, args: &[&str]) -> String {
+    let out = node.run(args);
+    assert!(
+        out.status.success(),
+        "omsyn {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+#[test]
+fn the_visit_list_names_patient_and_staff_and_says_how_each_visit_stands() {
+    let (base, patient, _, visit) = planned_day();
+    let nurse = Node::new("nurse", "Kari Nordmann", "S1");
+    base.enroll(&nurse);
+    let later = str_of(
+        &base.ok(&[
+            "visit",
+            "plan",
+            "--patient",
+            "Turid Nilsen",
+            "--start",
+            "2026-11-23T12:00:00+01:00",
+            "--end",
+            "2026-11-23T12:30:00+01:00",
+            "--kind",
+            "physical",
+            "--staff",
+            "S1",
+        ]),
+        "visit",
+    )
+    .to_owned();
+    transfer(&base, &nurse);
+    nurse.ok(&[
+        "visit",
+        "done",
+        "--visit",
+        &visit,
+        "--arrival",
+        "2026-11-23T08:02:00+01:00",
+    ]);
+    transfer(&nurse, &base);
+    base.ok(&["visit", "cancel", "--visit", &later, "--reason", "innlagt"]);
+
+    let list = text(&base, &["visit", "list", "--date", "2026-11-23"]);
+    let lines: Vec<&str> = list.lines().collect();
+    assert_eq!(lines.len(), 2, "{list}");
+    assert!(
+        lines[0].contains("Turid Nilsen") && lines[0].contains("Kari Nordmann"),
+        "{list}"
+    );
+    assert!(lines[0].contains("done by Kari Nordmann"), "{list}");
+    assert!(lines[1].contains("cancelled"), "{list}");
+    assert!(
+        !list.contains("p-") && !list.contains("v-"),
+        "no ids unless asked: {list}"
+    );
+    let with_ids = text(&base, &["visit", "list", "--date", "2026-11-23", "--ids"]);
+    assert!(
+        with_ids.contains(&visit) && with_ids.contains(&patient),
+        "{with_ids}"
+    );
+}
+
+#[test]
+fn a_patient_is_named_by_her_name_where_an_id_is_asked_for() {
+    let (base, patient, _, _) = planned_day();
+    let shown = base.ok(&["show", "--patient", "turid nilsen"]);
+    assert_eq!(shown["record"]["id"], patient.as_str());
+    base.ok(&["patient", "add", "--name", "Turid Nilsen"]);
+    let err = base.fails(&["show", "--patient", "Turid Nilsen"]);
+    assert!(
+        err.contains("2 patients are named") && err.contains(&patient),
+        "{err}"
+    );
+    let err = base.fails(&["show", "--patient", "Per Hansen"]);
+    assert!(err.contains("no patient on this node is named"), "{err}");
+}
+
+#[test]
+fn values_no_one_could_have_measured_or_done_are_refused_from_the_cli_and_nothing_is_written() {
+    let (base, patient, _, _) = planned_day();
+    let before = base.ok(&["show", "--patient", &patient]);
+    let cases: &[(&[&str], &str)] = &[
+        (
+            &[
+                "observe",
+                "--patient",
+                &patient,
+                "--kind",
+                "spo2",
+                "--value",
+                "960",
+            ],
+            "--value",
+        ),
+        (
+            &[
+                "observe",
+                "--patient",
+                &patient,
+                "--kind",
+                "blood-pressure",
+                "--value",
+                "88/142",
+            ],
+            "systolic the higher",
+        ),
+        (
+            &["daylog", "visit-start", "--visit", "v-0000000000000000"],
+            "`omsyn visit list`",
+        ),
+        (
+            &["team", "--patient", &patient, "--remove", "S9"],
+            "not on the care team",
+        ),
+        (
+            &["team", "--patient", &patient, "--add", "S1"],
+            "already on the care team",
+        ),
+    ];
+    each_refused_and_nothing_written(&base, &patient, &before, cases);
+}
+
+#[test]
+fn a_dose_documented_days_ahead_of_the_clock_is_refused() {
+    let (base, patient, slot, _) = planned_day();
+    let nurse = Node::new("nurse", "Kari", "S1");
+    base.enroll(&nurse);
+    transfer(&base, &nurse);
+    // Two days after now, whenever the test runs.
+    let ahead = (chrono::Local::now() + chrono::Duration::days(2)).to_rfc3339();
+    let err = nurse.fails(&[
+        "med",
+        "give",
+        "--patient",
+        &patient,
+        "--slot",
+        &slot,
+        "--at",
+        &ahead,
+    ]);
+    assert!(
+        err.contains("--at") && err.contains("more than a day after now"),
+        "{err}"
+    );
+}
+
+#[test]
+fn setup_errors_name_the_command_that_fixes_them() {
+    // Approving before the organisation exists points at `org create`.
+    let base = Node::new("base", "Base", "K1");
+    let nurse = Node::new("nurse", "Kari", "S1");
+    let request = nurse.ok(&["enroll", "request"]);
+    let err = base.fails(&["enroll", "approve", str_of(&request, "request")]);
+    assert!(err.contains("omsyn org create"), "{err}");
+    // A base without a zone is told how to make one, and no half-made organisation is left.
+    let zoneless = tempfile::tempdir().unwrap();
+    let run = |args: &[&str]| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_omsyn"))
+            .arg("--data")
+            .arg(zoneless.path())
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    assert!(
+        run(&["init", "--role", "base", "--name", "B"])
+            .status
+            .success()
+    );
+    let out = run(&["org", "create", "--name", "Kommune"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && err.contains("--zone"), "{err}");
+    assert!(
+        !zoneless.path().join("org.key").exists(),
+        "no organisation key without its base"
+    );
+    // A home unit for nobody is refused at init, not first at approval.
+    let home = tempfile::tempdir().unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_omsyn"))
+        .arg("--data")
+        .arg(home.path())
+        .args(["init", "--role", "home-unit", "--name", "Hjemme"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && err.contains("needs the patient it serves"),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_device_is_revoked_by_the_short_id_that_org_show_prints() {
+    let base = Node::admin_base("Base", "K1");
+    let nurse = Node::new("nurse", "Kari", "S1");
+    base.enroll(&nurse);
+    // The base learns the device's certificate with its first changes (here a file; a sync
+    // does the same), and `org show` then lists it by its short id.
+    nurse.ok(&["daylog", "shift-start"]);
+    transfer(&nurse, &base);
+    let short = &nurse.id()[..10];
+    assert!(text(&base, &["org", "show"]).contains(short));
+    let revoked = base.ok(&["revoke", short, "--reason", "mistet telefonen"]);
+    assert_eq!(revoked["revoked"], nurse.id().as_str());
+    let err = base.fails(&["revoke", "0123456789ab", "--reason", "x"]);
+    assert!(err.contains("no device enrolled here"), "{err}");
+}
