@@ -25,7 +25,7 @@ pub(crate) fn check(data: &Path, key_file: Option<&Path>, json: bool, repair: bo
 /// command): every document is decoded from disk, not from the daemon's cache.
 pub(crate) fn check_open(repo: &Repo, json: bool, repair: bool) -> Result<()> {
     let damage = repo.damaged_documents()?;
-    let documents = repo.store().stats()?.documents;
+    let documents = repo.stats()?.documents;
     if damage.is_empty() {
         emit(json, &json!({ "ok": true, "documents": documents }), || {
             format!("every page checksum and all {documents} documents verified")

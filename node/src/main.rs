@@ -32,7 +32,10 @@ use clap::Parser;
 
 fn main() -> ExitCode {
     quiet_storage_panics();
-    let cli = cli::Cli::parse();
+    let cli = match cli::Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => return argument_error(&e),
+    };
     // The daemon logs what it does; the demo tells its own story and keeps the log quiet.
     // Automerge logs every document it refuses to load; our errors say so, with the remedy.
     let default_filter = match cli.command {
@@ -55,6 +58,28 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// Arguments clap refused (or `--help`/`--version`, which clap reports the same way): its
+/// message on stderr, and — with `--json` anywhere on the line — the JSON error document on
+/// stdout that every other failure gives.
+fn argument_error(e: &clap::Error) -> ExitCode {
+    use clap::error::ErrorKind;
+    let informational = matches!(e.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion);
+    if !informational && std::env::args().any(|a| a == "--json") {
+        // The message up to clap's usage lines, on one line.
+        let rendered = e.render().to_string();
+        let message: Vec<&str> = rendered
+            .lines()
+            .take_while(|l| !l.trim().is_empty())
+            .map(str::trim)
+            .collect();
+        let message = message.join(" ");
+        let message = message.strip_prefix("error: ").unwrap_or(&message);
+        output::print_line(&serde_json::json!({ "error": message }).to_string());
+    }
+    let _ = e.print();
+    ExitCode::from(u8::try_from(e.exit_code()).unwrap_or(2))
 }
 
 /// omsyn-core contains panics that redb raises on store pages damaged outside redb and reports

@@ -165,23 +165,11 @@ impl SuggestRequest {
 
 /// The UTC offset of the first visit planned on `day`, or of the host's time zone then.
 fn day_offset(repo: &Repo, day: Day) -> Result<i32> {
-    let store = repo.store();
-    for id in store.doc_ids("plan/")? {
-        if id.month() != Some(day.month()) {
-            continue;
-        }
-        let found = store.with_doc(&id, |doc| {
-            omsyn_core::docs::plan::read(doc)
-                .visits
-                .iter()
-                .find(|v| v.day() == day)
-                .map(|v| v.start.offset_secs())
-        })?;
-        if let Some(offset) = found.flatten() {
-            return Ok(offset);
-        }
-    }
-    Ok(local_offset(day))
+    // Visits are read to learn the day's offset, not shown: no patient data leaves here.
+    Ok(repo
+        .visits_on(day)?
+        .first()
+        .map_or_else(|| local_offset(day), |v| v.start.offset_secs()))
 }
 
 /// The UTC offset of local time at noon on `day` (the host's time zone).

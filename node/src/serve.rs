@@ -362,7 +362,7 @@ pub(crate) fn status(svc: &Service, json: bool) -> Result<()> {
             })
         })
         .collect();
-    let value = json!({ "id": repo.id(), "seq": repo.store().seq()?, "peers": peers });
+    let value = json!({ "id": repo.id(), "seq": repo.log_position()?, "peers": peers });
     emit(json, &value, || status_text(repo.id(), &state));
     Ok(())
 }

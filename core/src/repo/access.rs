@@ -136,6 +136,26 @@ impl Repo {
         Ok(self.store.own_certificate()?)
     }
 
+    /// Every certificate this node holds: its organisation's devices it has approved or met.
+    pub fn known_certificates(&self) -> Result<Vec<Certificate>, RepoError> {
+        Ok(self.store.certificates()?)
+    }
+
+    /// Every revocation this node holds.
+    pub fn revocations(&self) -> Result<Vec<crate::trust::Revocation>, RepoError> {
+        Ok(self.store.revocations()?)
+    }
+
+    /// Whether this node holds a revocation of `node`.
+    pub fn is_revoked(&self, node: &NodeId) -> Result<bool, RepoError> {
+        Ok(self.store.revocation(node)?.is_some())
+    }
+
+    /// The peers this node has met, with what it knows of each.
+    pub fn peers(&self) -> Result<Vec<(NodeId, crate::store::PeerRecord)>, RepoError> {
+        Ok(self.store.peers()?)
+    }
+
     /// What this node is granted: its certificate's grant, or, before enrolment, what its
     /// profile claims (valid for local rules only; no peer accepts it).
     pub fn grant(&self) -> Grant {

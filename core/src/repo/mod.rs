@@ -286,6 +286,16 @@ impl Repo {
         &self.identity.profile
     }
 
+    /// How many documents and patients the store holds, and its size.
+    pub fn stats(&self) -> Result<crate::store::StoreStats, RepoError> {
+        Ok(self.store.stats()?)
+    }
+
+    /// The store's change-log position: how many changes it has logged.
+    pub fn log_position(&self) -> Result<u64, RepoError> {
+        Ok(self.store.seq()?)
+    }
+
     /// The underlying store.
     pub fn store(&self) -> &Store {
         &self.store

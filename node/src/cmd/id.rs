@@ -11,7 +11,7 @@ use crate::output::emit;
 pub(crate) fn run(cx: Ctx<'_>) -> Result<()> {
     let (repo, json) = (cx.svc.repo(), cx.json);
     let profile = repo.profile();
-    let stats = repo.store().stats()?;
+    let stats = repo.stats()?;
     emit(
         json,
         &json!({ "id": repo.id(), "profile": profile, "store": stats }),

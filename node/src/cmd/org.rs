@@ -105,8 +105,8 @@ pub(crate) fn org(svc: &Service, json: bool, cmd: OrgCmd) -> Result<()> {
         }
         OrgCmd::Show => {
             let own = repo.certificate()?;
-            let members = repo.store().certificates()?;
-            let revoked = repo.store().revocations()?;
+            let members = repo.known_certificates()?;
+            let revoked = repo.revocations()?;
             let member_rows: Vec<_> = members
                 .iter()
                 .map(|c| {
@@ -191,7 +191,7 @@ pub(crate) fn enroll(svc: &Service, json: bool, cmd: EnrollCmd) -> Result<()> {
             let org = org_key(repo)?;
             let request = EnrollmentRequest::from_text(&text_or_file(&request, "omsyn-enroll1:")?)
                 .context("the enrolment request")?;
-            if repo.store().revocation(&request.node())?.is_some() {
+            if repo.is_revoked(&request.node())? {
                 bail!(
                     "node {} was revoked; it cannot be enrolled again",
                     request.node()
@@ -263,12 +263,11 @@ fn enrolled_node(repo: &Repo, target: &str) -> Result<Option<NodeId>> {
         return Ok(None);
     }
     // The devices this base knows: by their certificates, and the peers it has met.
-    let store = repo.store();
-    let known: std::collections::BTreeSet<NodeId> = store
-        .certificates()?
+    let known: std::collections::BTreeSet<NodeId> = repo
+        .known_certificates()?
         .into_iter()
         .map(|c| c.grant().node)
-        .chain(store.peers()?.into_iter().map(|(n, _)| n))
+        .chain(repo.peers()?.into_iter().map(|(n, _)| n))
         .collect();
     let matches: Vec<NodeId> = known
         .into_iter()

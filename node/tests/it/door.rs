@@ -215,3 +215,14 @@ fn a_device_is_revoked_by_the_short_id_that_org_show_prints() {
     let err = base.fails(&["revoke", "0123456789ab", "--reason", "x"]);
     assert!(err.contains("no device enrolled here"), "{err}");
 }
+
+#[test]
+fn a_refused_argument_with_json_is_one_json_error_on_stdout() {
+    let base = Node::new("base", "Base", "K1");
+    let out = base.run(&["--json", "visit", "plan", "--patient", "x"]);
+    assert!(!out.status.success());
+    let answer: serde_json::Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("not one JSON document ({e}): {out:?}"));
+    let error = answer["error"].as_str().unwrap();
+    assert!(error.contains("--start"), "names what is missing: {error}");
+}
