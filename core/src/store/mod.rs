@@ -14,6 +14,7 @@
 //! cache without them, and they are reloaded from disk.
 
 mod crypt;
+mod migrate;
 mod repair;
 mod rows;
 mod schema;
@@ -503,34 +504,19 @@ impl Store {
                     .try_into()
                     .map(u32::from_le_bytes)
                     .map_err(|_| corrupt(&"format version is malformed"))?;
-                match found {
-                    1..=6 => {
-                        if found == 1 {
-                            self.migrate_v1(fresh_epoch).map_err(|e| corrupt(&e))?;
-                        }
-                        if found <= 2 {
-                            self.migrate_v2().map_err(|e| corrupt(&e))?;
-                        } else if !self.key_matches().map_err(|e| corrupt(&e))? {
-                            return Err(OpenError::WrongKey(path.to_owned()));
-                        }
-                        if found <= 3 {
-                            self.migrate_v3().map_err(|e| corrupt(&e))?;
-                        }
-                        self.migrate_to_rederive().map_err(|e| corrupt(&e))?;
-                    }
-                    FORMAT_VERSION => {
-                        if !self.key_matches().map_err(|e| corrupt(&e))? {
-                            return Err(OpenError::WrongKey(path.to_owned()));
-                        }
-                    }
-                    _ => {
-                        return Err(OpenError::UnsupportedVersion {
-                            path: path.to_owned(),
-                            found,
-                            supported: FORMAT_VERSION,
-                        });
-                    }
+                if found > FORMAT_VERSION || found == 0 {
+                    return Err(OpenError::UnsupportedVersion {
+                        path: path.to_owned(),
+                        found,
+                        supported: FORMAT_VERSION,
+                    });
                 }
+                // From format 3 on, the store is encrypted: a wrong key is refused before any
+                // migration writes (formats 1 and 2 are plain; `migrate::to_v3` seals them).
+                if found >= 3 && !self.key_matches().map_err(|e| corrupt(&e))? {
+                    return Err(OpenError::WrongKey(path.to_owned()));
+                }
+                migrate::upgrade(self, found, fresh_epoch).map_err(|e| corrupt(&e))?;
                 self.epoch = self.read_epoch().map_err(|e| corrupt(&e))?;
                 Ok(())
             }
@@ -562,55 +548,6 @@ impl Store {
             .value()
             .try_into()
             .map_err(|_| StoreError::Corrupt("the store's epoch is malformed".into()))
-    }
-
-    /// Version 1 → 2: add the sync tables, give the store an epoch, and enter every document in
-    /// the change log so peers are offered everything it holds.
-    fn migrate_v1(&self, epoch: [u8; 16]) -> Result<(), StoreError> {
-        let tx = self.db.begin_write()?;
-        {
-            create_sync_tables(&tx, epoch)?;
-            let docs: Vec<String> = {
-                let table = tx.open_table(DOCS)?;
-                table
-                    .iter()?
-                    .map(|item| item.map(|(k, _)| k.value().to_owned()))
-                    .collect::<Result<_, _>>()?
-            };
-            for doc in &docs {
-                enter_in_log(&tx, doc)?;
-            }
-            tx.open_table(META)?
-                .insert("format_version", 2u32.to_le_bytes().as_slice())?;
-        }
-        tx.commit()?;
-        Ok(())
-    }
-
-    /// Versions 4–6 → 7: the derived indexes, the day index among them, are derived again by the
-    /// change pipeline (integrity alerts, explicit accesses clamped by the receiver's clock, the
-    /// day's visits and outcomes, conflicts naming who wrote them) the next time the node opens
-    /// ([`Store::needs_rederive`]).
-    fn migrate_to_rederive(&self) -> Result<(), StoreError> {
-        let tx = self.db.begin_write()?;
-        {
-            tx.open_table(DAY_INDEX)?;
-            tx.open_table(DAY_INDEX_OWNERS)?;
-            let mut meta = tx.open_table(META)?;
-            meta.insert(REDERIVE_KEY, [1u8].as_slice())?;
-            meta.insert("format_version", FORMAT_VERSION.to_le_bytes().as_slice())?;
-        }
-        tx.commit()?;
-        Ok(())
-    }
-
-    /// Whether the derived indexes must be derived again from the documents (after a migration),
-    /// which the change pipeline does when the node opens.
-    pub fn needs_rederive(&self) -> Result<bool, StoreError> {
-        self.contain(|| {
-            let read = self.db.begin_read()?;
-            Ok(read.open_table(META)?.get(REDERIVE_KEY)?.is_some())
-        })
     }
 
     fn has_any_table(&self) -> Result<bool, StoreError> {

@@ -49,18 +49,6 @@ impl Store {
             Ok(out)
         })
     }
-
-    /// Version 3 → 4: the escalation index's tables (derived when the node opens, see
-    /// [`Store::needs_rederive`]).
-    pub(super) fn migrate_v3(&self) -> Result<(), StoreError> {
-        let tx = self.db.begin_write()?;
-        tx.open_table(TASKS)?;
-        tx.open_table(OPEN_TASKS)?;
-        tx.open_table(META)?
-            .insert("format_version", 4u32.to_le_bytes().as_slice())?;
-        tx.commit()?;
-        Ok(())
-    }
 }
 
 pub(super) fn tasks_place(patient: &str, month: &str) -> Vec<u8> {

@@ -6,14 +6,13 @@ use std::path::Path;
 
 use redb::{ReadableDatabase, ReadableTable, WriteTransaction};
 
-use super::crypt::chunk_place;
 use super::schema::{
     CERTS, CHUNKS, CONFLICTS, DAY_INDEX, DAY_INDEX_OWNERS, DOCS, META, OPEN_TASKS, PATIENT_NAMES,
-    PATIENTS_V2, PEER_DOCS, RELATIONS, REVOCATIONS, TASKS, VISITS, WITHHELD,
+    PEER_DOCS, RELATIONS, REVOCATIONS, TASKS, VISITS, WITHHELD,
 };
 use super::{
-    DocMeta, OpenError, Store, StoreError, WriteBatch, conflict_place, doc_ids_with_prefix,
-    encode_chunk, name_place, patient_prefixes, patient_rows,
+    DocMeta, OpenError, Store, StoreError, WriteBatch, doc_ids_with_prefix, patient_prefixes,
+    patient_rows,
 };
 use crate::docs::{Document, DocumentId};
 use crate::identity::NodeId;
@@ -90,96 +89,6 @@ impl Store {
             .ok_or_else(|| sealed_value_error(&String::from_utf8_lossy(place)))
     }
 
-    /// Version 2 → 3: encrypt what was plain, sign the local node's changes, index relations.
-    /// One transaction: a crash leaves a version-2 store, migrated again on the next open.
-    pub(super) fn migrate_v2(&self) -> Result<(), StoreError> {
-        let tx = self.db.begin_write()?;
-        self.create_trust_tables(&tx)?;
-        let doc_ids: Vec<String> = tx
-            .open_table(DOCS)?
-            .iter()?
-            .map(|item| item.map(|(k, _)| k.value().to_owned()))
-            .collect::<Result<_, _>>()?;
-        for key in &doc_ids {
-            // Version 2 chunks are plain Automerge bytes: load them, sign this node's own
-            // changes, and store the document as one sealed snapshot with its signatures.
-            let plain: Vec<(u64, Vec<u8>)> = tx
-                .open_table(CHUNKS)?
-                .range((key.as_str(), 0)..=(key.as_str(), u64::MAX))?
-                .map(|item| item.map(|(k, v)| (k.value().1, v.value().to_vec())))
-                .collect::<Result<_, _>>()?;
-            if plain.is_empty() {
-                continue;
-            }
-            let id = DocumentId::parse(key)
-                .map_err(|e| StoreError::Corrupt(format!("stored document id: {e}")))?;
-            let bytes: Vec<u8> = plain.iter().flat_map(|(_, b)| b.iter().copied()).collect();
-            let mut doc = Document::load(id.clone(), &bytes, self.actor)?;
-            for (hash, actor) in doc.all_change_authors() {
-                if actor.as_slice() == self.actor.as_bytes() {
-                    doc.add_signature(hash, self.sign_change(&hash));
-                }
-            }
-            let snapshot = doc.save();
-            let mut chunks = tx.open_table(CHUNKS)?;
-            for (seq, _) in &plain {
-                chunks.remove((key.as_str(), *seq))?;
-            }
-            let sealed = self.cipher.seal(
-                &chunk_place(key, 0),
-                &encode_chunk(&doc.all_signatures(), &snapshot),
-            );
-            chunks.insert((key.as_str(), 0), sealed.as_slice())?;
-            drop(chunks);
-            let log_pos = match tx.open_table(DOCS)?.get(key.as_str())? {
-                Some(v) => DocMeta::decode(v.value())?.log_pos,
-                None => None,
-            };
-            let meta = DocMeta {
-                next_seq: 1,
-                chunks: 1,
-                incremental_bytes: 0,
-                snapshot_bytes: snapshot.len() as u64,
-                log_pos,
-            };
-            tx.open_table(DOCS)?
-                .insert(key.as_str(), meta.encode().as_slice())?;
-        }
-        let names: Vec<(String, String)> = tx
-            .open_table(PATIENTS_V2)?
-            .iter()?
-            .map(|item| item.map(|(k, v)| (k.value().to_owned(), v.value().to_owned())))
-            .collect::<Result<_, _>>()?;
-        for (patient, name) in names {
-            let id = PatientId::parse(&patient)
-                .map_err(|e| StoreError::Corrupt(format!("patient index: {e}")))?;
-            let sealed = self.cipher.seal(&name_place(&id), name.as_bytes());
-            tx.open_table(PATIENT_NAMES)?
-                .insert(patient.as_str(), sealed.as_slice())?;
-        }
-        tx.delete_table(PATIENTS_V2)?;
-        let conflicts: Vec<((String, String), Vec<u8>)> = tx
-            .open_table(CONFLICTS)?
-            .iter()?
-            .map(|item| {
-                item.map(|(k, v)| {
-                    let (p, s) = k.value();
-                    ((p.to_owned(), s.to_owned()), v.value().to_vec())
-                })
-            })
-            .collect::<Result<_, _>>()?;
-        let mut table = tx.open_table(CONFLICTS)?;
-        for ((patient, scope), json) in conflicts {
-            let sealed = self.cipher.seal(&conflict_place(&patient, &scope), &json);
-            table.insert((patient.as_str(), scope.as_str()), sealed.as_slice())?;
-        }
-        drop(table);
-        tx.open_table(META)?
-            .insert("format_version", 3u32.to_le_bytes().as_slice())?;
-        tx.commit()?;
-        Ok(())
-    }
-
     /// Signs the local node's new changes in `doc` (called by commit before they are stored, so
     /// the signatures go into the same chunk). Returns the hashes of every unsaved change.
     pub(super) fn sign_own_changes(&self, doc: &mut Document) -> Vec<[u8; 32]> {
@@ -193,7 +102,7 @@ impl Store {
         new
     }
 
-    fn sign_change(&self, hash: &[u8; 32]) -> [u8; 64] {
+    pub(super) fn sign_change(&self, hash: &[u8; 32]) -> [u8; 64] {
         self.signer.sign(&crate::trust::change_signing_bytes(hash))
     }
 
