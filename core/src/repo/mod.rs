@@ -164,7 +164,7 @@ pub struct PatientView {
     /// Open conflicts.
     pub conflicts: Vec<Conflict>,
     /// Care team, blocks (sperring) and explicit accesses.
-    pub access: crate::docs::access::AccessFacts,
+    pub access: crate::docs::access_facts::AccessFacts,
     /// Stored keys this build could not decode (kept, never dropped).
     pub unreadable: Vec<String>,
 }
@@ -458,7 +458,7 @@ impl Repo {
                 .store
                 .with_doc(
                     &DocumentId::PatientRecord(patient.clone()),
-                    crate::docs::access::read,
+                    crate::docs::access_facts::read,
                 )?
                 .unwrap_or_default(),
             unreadable,

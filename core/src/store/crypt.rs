@@ -214,3 +214,30 @@ pub(crate) fn chunk_place(doc: &str, seq: u64) -> Vec<u8> {
     place.extend_from_slice(&seq.to_le_bytes());
     place
 }
+
+/// Where a patient's name is sealed (its associated data).
+pub(crate) fn name_place(patient: &crate::ids::PatientId) -> Vec<u8> {
+    format!("name/{patient}").into_bytes()
+}
+
+/// Where a patient's open conflicts of one scope are sealed.
+pub(crate) fn conflict_place(patient: &str, scope: &str) -> Vec<u8> {
+    format!("conflicts/{patient}/{scope}").into_bytes()
+}
+
+/// Where a patient-month's escalation triggers are sealed.
+pub(crate) fn tasks_place(patient: &str, month: &str) -> Vec<u8> {
+    format!("tasks/{patient}/{month}").into_bytes()
+}
+
+/// Where a day-index row is sealed.
+pub(crate) fn day_place(day: &str, key: &str) -> Vec<u8> {
+    format!("day/{day}/{key}").into_bytes()
+}
+
+/// The error for a stored value at `place` that does not open with the store key.
+pub(crate) fn sealed_value_error(place: &str) -> super::StoreError {
+    super::StoreError::Corrupt(format!(
+        "{place} does not decrypt with the store key: it was altered, or written with another key"
+    ))
+}

@@ -12,14 +12,14 @@
 
 use redb::{ReadableDatabase, ReadableTable};
 
-use super::crypt::chunk_place;
+use super::chunks::{DocMeta, encode_chunk};
+use super::crypt::{chunk_place, conflict_place, name_place};
+use super::error::StoreError;
+use super::handle::Store;
+use super::log::enter_in_log;
 use super::schema::{
     CHUNKS, CONFLICTS, DAY_INDEX, DAY_INDEX_OWNERS, DOCS, META, OPEN_TASKS, PATIENT_NAMES,
-    PATIENTS_V2, TASKS,
-};
-use super::{
-    DocMeta, REDERIVE_KEY, Store, StoreError, conflict_place, create_sync_tables, encode_chunk,
-    enter_in_log, name_place,
+    PATIENTS_V2, REDERIVE_KEY, TASKS, create_sync_tables, create_trust_tables,
 };
 use crate::docs::{Document, DocumentId};
 use crate::ids::PatientId;
@@ -72,7 +72,7 @@ fn to_v2(store: &Store, epoch: [u8; 16]) -> Result<(), StoreError> {
 /// tables. One transaction: a crash leaves a version-2 store, migrated again on the next open.
 fn to_v3(store: &Store, _epoch: [u8; 16]) -> Result<(), StoreError> {
     let tx = store.db.begin_write()?;
-    store.create_trust_tables(&tx)?;
+    create_trust_tables(&tx, &store.cipher.key_check())?;
     let doc_ids: Vec<String> = tx
         .open_table(DOCS)?
         .iter()?

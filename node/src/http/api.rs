@@ -196,7 +196,7 @@ pub(crate) async fn usual_staff(State(http): State<Http>, Path(patient): Path<St
             let facts = store
                 .with_doc(
                     &DocumentId::PatientRecord(patient.clone()),
-                    omsyn_core::docs::access::read,
+                    omsyn_core::docs::access_facts::read,
                 )
                 .map_err(|e| repo_error(e.into()))?
                 .unwrap_or_default();
