@@ -10,7 +10,7 @@ use redb::WriteTransaction;
 use super::cache::Version;
 use super::chunks::{append_chunk, load_doc};
 use super::error::StoreError;
-use super::handle::Store;
+use super::handle::{Committed, Store};
 use super::log::{doc_version, enter_in_log, read_seq};
 use super::read::doc_ids_with_prefix;
 use super::schema::{CHUNKS, DOC_SEQ, DOCS, LOG, META, REDERIVE_KEY};
@@ -27,6 +27,8 @@ impl Store {
                 docs: BTreeMap::new(),
                 neutral_only: BTreeSet::new(),
                 durable: true,
+                notify: false,
+                revocations_stored: false,
                 own_cert_changed: false,
                 derived: false,
                 rederive: BTreeSet::new(),
@@ -51,6 +53,11 @@ pub struct WriteBatch<'a> {
     /// Whether commit must fsync. Only knowledge about peers may skip it: losing such a write
     /// understates what a peer holds, which costs a resend, never data.
     pub(super) durable: bool,
+    /// This batch changed something the commit hook's listeners act on besides documents
+    /// (certificates, what is withheld or withdrawn, a removed patient): see [`super::CommitHook`].
+    pub(super) notify: bool,
+    /// This batch stored a revocation.
+    pub(super) revocations_stored: bool,
     /// This batch stores a new certificate of the local node: the cached one goes at commit.
     pub(super) own_cert_changed: bool,
     /// The change pipeline handed this write the rows derived from its documents.
@@ -222,6 +229,7 @@ impl<'a> WriteBatch<'a> {
                     "a write changed documents without deriving their indexes (a bug)".into(),
                 ));
             }
+            let mut logged = Vec::new();
             for id in &changed {
                 let Some((doc, version)) = self.docs.get_mut(id) else {
                     continue;
@@ -233,6 +241,7 @@ impl<'a> WriteBatch<'a> {
                 let new = store.sign_own_changes(doc);
                 append_chunk(&self.tx, &store.cipher, doc, &new, &changes)?;
                 *version = Some(enter_in_log(&self.tx, &id.to_string())?);
+                logged.push(id.clone());
                 // A document change is never left to a non-durable commit.
                 self.durable = true;
             }
@@ -250,14 +259,14 @@ impl<'a> WriteBatch<'a> {
             if self.own_cert_changed {
                 *store.own_cert.lock().unwrap_or_else(|p| p.into_inner()) = None;
             }
-            if self.durable
-                && let Some(hook) = store
-                    .commit_hook
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .as_ref()
-            {
-                hook(seq, &changed);
+            // Only a durable commit that changed something wakes the listeners: a session woken
+            // by every commit of peer knowledge would read the log for nothing.
+            if self.durable && (!logged.is_empty() || self.notify || self.revocations_stored) {
+                store.tell(Committed {
+                    seq,
+                    documents: logged,
+                    revocations: self.revocations_stored,
+                });
             }
             let mut cache = self.store.lock_cache();
             for (_, (mut doc, version)) in std::mem::take(&mut self.docs) {

@@ -71,7 +71,9 @@ impl WriteBatch<'_> {
             if newer {
                 table.insert(node.as_bytes().as_slice(), bytes.as_slice())?;
                 self.certificates.insert(node, Some(cert.clone()));
+                // Listeners act on it: a durable commit that tells them (see `CommitHook`).
                 self.durable = true;
+                self.notify = true;
                 self.own_cert_changed |= node == store.actor;
             }
             Ok(newer)
@@ -79,7 +81,8 @@ impl WriteBatch<'_> {
     }
 }
 
-/// A stored certificate or revocation of `node`, decoded (and its signature verified again).
+/// A stored certificate or revocation of `node`, decoded by `decode` (a certificate's signature is
+/// verified again: a certificate grants, so one planted in the file must not pass).
 pub(super) fn get_credential<T>(
     table: &impl ReadableTable<&'static [u8], &'static [u8]>,
     node: &NodeId,

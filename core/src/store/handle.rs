@@ -22,6 +22,8 @@ pub struct Store {
     pub(super) poisoned: std::sync::atomic::AtomicBool,
     pub(super) epoch: [u8; 16],
     pub(super) commit_hook: Mutex<Option<CommitHook>>,
+    /// What the last commit the hook was told of changed.
+    pub(super) last_commit: Mutex<Option<std::sync::Arc<Committed>>>,
     /// This node's own certificate, once read (every write asks for it): `None` until read.
     pub(super) own_cert: Mutex<Option<Option<crate::trust::Certificate>>>,
 }
@@ -36,10 +38,23 @@ pub struct StoreKeys {
     pub data: StoreKey,
 }
 
-/// Called after every durable commit (documents, certificates, revocations, what is withheld;
-/// not a commit of peer knowledge alone) with the store's new log position and the documents
-/// the commit changed.
-pub type CommitHook = Box<dyn Fn(u64, &[DocumentId]) + Send + Sync>;
+/// Called after every durable commit that changed what a listener acts on — documents,
+/// certificates, revocations, what is withheld or withdrawn, a patient removed — with what it
+/// changed. Not after a commit of peer knowledge or derived rows alone: those wake nobody.
+pub type CommitHook = Box<dyn Fn(&Committed) + Send + Sync>;
+
+/// What one commit changed, as the commit hook is told ([`Store::last_commit`] keeps the last).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Committed {
+    /// The store's log position after the commit.
+    pub seq: u64,
+    /// The documents it entered in the change log, in log order: they hold the positions right
+    /// before `seq`, up to it (writes are serialised), so a reader that had pushed up to
+    /// `seq - documents.len()` needs no log read to know what to push next.
+    pub documents: Vec<DocumentId>,
+    /// Whether it stored a revocation (a session then sends it, and checks its peer again).
+    pub revocations: bool,
+}
 
 impl std::fmt::Debug for Store {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -61,6 +76,7 @@ impl Store {
             poisoned: std::sync::atomic::AtomicBool::new(false),
             epoch: [0; 16],
             commit_hook: Mutex::new(None),
+            last_commit: Mutex::new(None),
             own_cert: Mutex::new(None),
         }
     }
@@ -98,6 +114,30 @@ impl Store {
     /// sessions with it). Replaces any earlier one.
     pub fn set_commit_hook(&self, hook: CommitHook) {
         *self.commit_hook.lock().unwrap_or_else(|p| p.into_inner()) = Some(hook);
+    }
+
+    /// What the last commit that the hook was told of changed (`None` before the first): a
+    /// session woken by the hook learns from it which documents to push without reading the
+    /// log — unless commits came in between, which its position tells it.
+    pub fn last_commit(&self) -> Option<std::sync::Arc<Committed>> {
+        self.last_commit
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// Keeps `committed` as the last commit and tells the hook. Called by a commit once durable.
+    pub(super) fn tell(&self, committed: Committed) {
+        let committed = std::sync::Arc::new(committed);
+        *self.last_commit.lock().unwrap_or_else(|p| p.into_inner()) = Some(committed.clone());
+        if let Some(hook) = self
+            .commit_hook
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .as_ref()
+        {
+            hook(&committed);
+        }
     }
 
     pub(super) fn lock_cache(&self) -> std::sync::MutexGuard<'_, Cache> {

@@ -89,7 +89,9 @@ impl WriteBatch<'_> {
                 };
                 table.insert((p, name), at)?;
             }
+            // Listeners act on it: a durable commit that tells them (see `CommitHook`).
             self.durable = true;
+            self.notify = true;
             Ok(())
         })
     }

@@ -108,7 +108,9 @@ impl WriteBatch<'_> {
                 cache.remove(id);
                 self.docs.remove(id);
             }
+            // Listeners act on it: a durable commit that tells them (see `CommitHook`).
             self.durable = true;
+            self.notify = true;
             Ok(removed)
         })
     }

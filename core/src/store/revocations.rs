@@ -11,11 +11,15 @@ use crate::identity::NodeId;
 use crate::trust::Revocation;
 
 impl Store {
-    /// Every revocation known.
+    /// Every revocation known (verified when stored, not again: see
+    /// [`Revocation::from_stored_bytes`]).
     pub fn revocations(&self) -> Result<Vec<Revocation>, StoreError> {
         self.contain(|| {
             let read = self.db.begin_read()?;
-            all_credentials(&read.open_table(REVOCATIONS)?, Revocation::from_bytes)
+            all_credentials(
+                &read.open_table(REVOCATIONS)?,
+                Revocation::from_stored_bytes,
+            )
         })
     }
 
@@ -39,11 +43,15 @@ impl Store {
         })
     }
 
-    /// The revocation of `node`, if any.
+    /// The revocation of `node`, if any (verified when stored, not again).
     pub fn revocation(&self, node: &NodeId) -> Result<Option<Revocation>, StoreError> {
         self.contain(|| {
             let read = self.db.begin_read()?;
-            get_credential(&read.open_table(REVOCATIONS)?, node, Revocation::from_bytes)
+            get_credential(
+                &read.open_table(REVOCATIONS)?,
+                node,
+                Revocation::from_stored_bytes,
+            )
         })
     }
 }
@@ -69,6 +77,7 @@ impl WriteBatch<'_> {
             }
             table.insert(node.as_bytes().as_slice(), revocation.to_bytes().as_slice())?;
             self.durable = true;
+            self.revocations_stored = true;
             Ok(true)
         })
     }

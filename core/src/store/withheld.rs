@@ -55,10 +55,14 @@ impl WriteBatch<'_> {
             let k = (peer.as_bytes().as_slice(), patient, key.as_str());
             if withheld {
                 if table.insert(k, 1)?.is_none() {
+                    // Listeners act on it: a durable commit that tells them (see `CommitHook`).
                     self.durable = true;
+                    self.notify = true;
                 }
             } else if table.remove(k)?.is_some() {
+                // Listeners act on it: a durable commit that tells them (see `CommitHook`).
                 self.durable = true;
+                self.notify = true;
             }
             Ok(())
         })

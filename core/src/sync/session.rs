@@ -41,7 +41,7 @@ use super::wire::{
 use crate::docs::{self, DocumentId};
 use crate::identity::{NodeId, Role};
 use crate::pipeline;
-use crate::store::{PeerDocState, PeerRecord, Store, StoreError, WriteBatch};
+use crate::store::{Committed, PeerDocState, PeerRecord, Store, StoreError, WriteBatch};
 use crate::trust::{self, Certificate, Grant, Refusal, Revocation};
 
 /// Why a session ended.
@@ -493,6 +493,47 @@ impl Session {
         let checked = self.recheck_peer(store, now_ms);
         self.fail_on_error(checked)?;
         let docs = self.unpushed(store)?;
+        if docs.is_empty() {
+            return Ok(());
+        }
+        self.push_round(store, policy, now_ms, docs, false)
+    }
+
+    /// Tells the session the local store committed `committed` (what the store's commit hook was
+    /// told, [`Store::last_commit`]): pushes the documents it changed, and sends revocations and
+    /// checks the peer again only if it stored one. When commits came between the last one
+    /// pushed and this one (or there is none), it reads what changed from the log, as
+    /// [`Session::handle_local_change`] does.
+    pub fn handle_commit(
+        &mut self,
+        store: &Store,
+        policy: &dyn SharePolicy,
+        now_ms: i64,
+        committed: Option<&Committed>,
+    ) -> Result<(), SyncError> {
+        let Some(committed) = committed else {
+            return self.handle_local_change(store, policy, now_ms);
+        };
+        if self.phase != Phase::Open {
+            return Ok(());
+        }
+        if committed.revocations {
+            self.send_new_revocations(store)?;
+            let checked = self.recheck_peer(store, now_ms);
+            self.fail_on_error(checked)?;
+        }
+        if committed.seq <= self.pushed_seq {
+            // Pushed already: a log read since covered it.
+            return Ok(());
+        }
+        let follows =
+            committed.seq.checked_sub(committed.documents.len() as u64) == Some(self.pushed_seq);
+        let docs = if follows {
+            self.pushed_seq = committed.seq;
+            committed.documents.clone()
+        } else {
+            self.unpushed(store)?
+        };
         if docs.is_empty() {
             return Ok(());
         }

@@ -189,6 +189,15 @@ impl Sealed {
         })
     }
 
+    /// The body, parsed without checking the signature: only for what this node verified before
+    /// it stored it (see [`Revocation::from_stored_bytes`]).
+    fn open_verified_before<T: DeserializeOwned>(&self, kind: Kind) -> Result<T, TrustError> {
+        serde_json::from_str(&self.body).map_err(|e| TrustError::Malformed {
+            expected: kind.name,
+            reason: e.to_string(),
+        })
+    }
+
     /// Compact binary form for the wire and the store: body length (u16 LE), body, signer,
     /// signature. About 400 bytes for a certificate.
     fn to_bytes(&self) -> Vec<u8> {
@@ -481,6 +490,19 @@ impl Revocation {
     /// Decodes [`Revocation::to_bytes`] and verifies the signature.
     pub fn from_bytes(bytes: &[u8]) -> Result<Revocation, TrustError> {
         Self::from_sealed(Sealed::from_bytes(REVOCATION, bytes)?)
+    }
+
+    /// Decodes a revocation as the store keeps it. Its signature was verified once, before it
+    /// was stored (a `Revocation` is only made by verifying), and is not verified again on every
+    /// read: a revocation planted in the file by whoever can write it only revokes, which that
+    /// writer could do by deleting the store. Whoever it is sent to verifies it again.
+    pub(crate) fn from_stored_bytes(bytes: &[u8]) -> Result<Revocation, TrustError> {
+        let sealed = Sealed::from_bytes(REVOCATION, bytes)?;
+        let body: RevocationBody = sealed.open_verified_before(REVOCATION)?;
+        if body.org != sealed.signer {
+            return Err(TrustError::BadSignature(REVOCATION.name));
+        }
+        Ok(Revocation { sealed, body })
     }
 
     /// What it says.

@@ -97,8 +97,11 @@ pub async fn drive(
                 if seen.is_err() {
                     break;
                 }
+                // The commit tells the session what changed; the log is read only if commits
+                // came in between.
                 let result = tokio::task::block_in_place(|| {
-                    session.handle_local_change(repo.store(), policy.as_ref(), now_ms())
+                    let committed = repo.store().last_commit();
+                    session.handle_commit(repo.store(), policy.as_ref(), now_ms(), committed.as_deref())
                 });
                 if let Err(e) = result {
                     return Err(end_with(e, &mut session, &mut send, conn, peer).await);

@@ -69,11 +69,13 @@ impl Shared {
     }
 }
 
-/// Wires the store's commit hook to a watch channel sessions listen on.
+/// Wires the store's commit hook to a watch channel sessions listen on: the log position of the
+/// last commit that changed something (what it changed, each session reads from
+/// `Store::last_commit` when it wakes; the watch keeps only the newest value anyway).
 pub fn watch_commits(repo: &Repo) -> watch::Receiver<u64> {
     let (tx, rx) = watch::channel(0u64);
-    repo.store().set_commit_hook(Box::new(move |seq, _changed| {
-        let _ = tx.send(seq);
+    repo.store().set_commit_hook(Box::new(move |committed| {
+        let _ = tx.send(committed.seq);
     }));
     rx
 }
