@@ -543,6 +543,10 @@ impl Repo {
     /// from. Safe while the store is still open in the process: without the key, nothing left
     /// on disk can be decrypted. A key the host keeps itself (the mobile keystore) the host must
     /// destroy: the bindings tell the app. Returns the files destroyed.
+    #[allow(
+        clippy::disallowed_methods,
+        reason = "a revoked node destroys its key and store files: the one delete outside the store"
+    )]
     pub fn wipe(&self) -> std::io::Result<Vec<PathBuf>> {
         let mut secrets = vec![
             StoreKey::path(&self.dir),

@@ -206,6 +206,10 @@ impl Repo {
     ) -> Result<Repo, OpenRepoError> {
         let identity = Identity::load(dir)?;
         let key_path = StoreKey::path(dir);
+        #[allow(
+            clippy::disallowed_methods,
+            reason = "whether the store key file exists decides if an old store is encrypted now"
+        )]
         let key = match key {
             Some(key) => key,
             // A store from before encryption at rest gets its key now, and is encrypted on open.
