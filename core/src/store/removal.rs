@@ -32,77 +32,17 @@ impl WriteBatch<'_> {
             }
             let keys: Vec<String> = removed.iter().map(ToString::to_string).collect();
             for key in &keys {
-                let k = key.as_str();
-                let seqs: Vec<u64> = tx
-                    .open_table(CHUNKS)?
-                    .range((k, 0)..=(k, u64::MAX))?
-                    .map(|item| item.map(|(key, _)| key.value().1))
-                    .collect::<Result<_, _>>()?;
-                let mut chunks = tx.open_table(CHUNKS)?;
-                for s in seqs {
-                    chunks.remove((k, s))?;
-                }
-                let meta = match tx.open_table(DOCS)?.remove(k)? {
-                    Some(v) => DocMeta::decode(v.value())?,
-                    None => DocMeta::default(),
-                };
-                leave_log(tx, k, &meta)?;
-                let peer_keys: Vec<Vec<u8>> = tx
-                    .open_table(PEER_DOCS)?
-                    .iter()?
-                    .filter_map(|item| {
-                        item.map(|(key, _)| {
-                            let (peer, doc) = key.value();
-                            (doc == k).then(|| peer.to_vec())
-                        })
-                        .transpose()
-                    })
-                    .collect::<Result<_, _>>()?;
-                let mut peer_docs = tx.open_table(PEER_DOCS)?;
-                for peer in peer_keys {
-                    peer_docs.remove((peer.as_slice(), k))?;
-                }
+                remove_document(tx, key)?;
             }
             let p = patient.as_str();
-            let withheld: Vec<(Vec<u8>, String)> = tx
-                .open_table(WITHHELD)?
-                .iter()?
-                .filter_map(|item| {
-                    item.map(|(k, _)| {
-                        let (peer, pat, doc) = k.value();
-                        (pat == p).then(|| (peer.to_vec(), doc.to_owned()))
-                    })
-                    .transpose()
-                })
-                .collect::<Result<_, _>>()?;
-            let mut table = tx.open_table(WITHHELD)?;
-            for (peer, doc) in withheld {
-                table.remove((peer.as_slice(), p, doc.as_str()))?;
-            }
-            drop(table);
+            remove_withheld(tx, p)?;
             tx.open_table(PATIENT_NAMES)?.remove(p)?;
             remove_day_rows(tx, p)?;
             remove_range(&mut tx.open_table(CONFLICTS)?, p)?;
             remove_range(&mut tx.open_table(TASKS)?, p)?;
             remove_range(&mut tx.open_table(OPEN_TASKS)?, p)?;
             remove_range(&mut tx.open_table(RELATIONS)?, p)?;
-            let visits: Vec<String> = tx
-                .open_table(VISITS)?
-                .iter()?
-                .filter_map(|item| {
-                    item.map(|(v, loc)| {
-                        keys.iter()
-                            .any(|k| k == loc.value())
-                            .then(|| v.value().to_owned())
-                    })
-                    .transpose()
-                })
-                .collect::<Result<_, _>>()?;
-            let mut table = tx.open_table(VISITS)?;
-            for v in visits {
-                table.remove(v.as_str())?;
-            }
-            drop(table);
+            remove_visits(tx, &keys)?;
             let mut cache = store.lock_cache();
             for id in &removed {
                 cache.remove(id);
@@ -114,6 +54,82 @@ impl WriteBatch<'_> {
             Ok(removed)
         })
     }
+}
+
+/// Removes one document: its chunks, its row, its place in the change log, and what any peer
+/// was known to hold of it.
+fn remove_document(tx: &WriteTransaction, key: &str) -> Result<(), StoreError> {
+    let seqs: Vec<u64> = tx
+        .open_table(CHUNKS)?
+        .range((key, 0)..=(key, u64::MAX))?
+        .map(|item| item.map(|(k, _)| k.value().1))
+        .collect::<Result<_, _>>()?;
+    let mut chunks = tx.open_table(CHUNKS)?;
+    for s in seqs {
+        chunks.remove((key, s))?;
+    }
+    let meta = match tx.open_table(DOCS)?.remove(key)? {
+        Some(v) => DocMeta::decode(v.value())?,
+        None => DocMeta::default(),
+    };
+    leave_log(tx, key, &meta)?;
+    let peers: Vec<Vec<u8>> = tx
+        .open_table(PEER_DOCS)?
+        .iter()?
+        .filter_map(|item| {
+            item.map(|(k, _)| {
+                let (peer, doc) = k.value();
+                (doc == key).then(|| peer.to_vec())
+            })
+            .transpose()
+        })
+        .collect::<Result<_, _>>()?;
+    let mut peer_docs = tx.open_table(PEER_DOCS)?;
+    for peer in peers {
+        peer_docs.remove((peer.as_slice(), key))?;
+    }
+    Ok(())
+}
+
+/// Forgets that any of `patient`'s documents are withheld from any peer.
+fn remove_withheld(tx: &WriteTransaction, patient: &str) -> Result<(), StoreError> {
+    let withheld: Vec<(Vec<u8>, String)> = tx
+        .open_table(WITHHELD)?
+        .iter()?
+        .filter_map(|item| {
+            item.map(|(k, _)| {
+                let (peer, pat, doc) = k.value();
+                (pat == patient).then(|| (peer.to_vec(), doc.to_owned()))
+            })
+            .transpose()
+        })
+        .collect::<Result<_, _>>()?;
+    let mut table = tx.open_table(WITHHELD)?;
+    for (peer, doc) in withheld {
+        table.remove((peer.as_slice(), patient, doc.as_str()))?;
+    }
+    Ok(())
+}
+
+/// Removes the visits the removed plans (`keys`) held from the visit index.
+fn remove_visits(tx: &WriteTransaction, keys: &[String]) -> Result<(), StoreError> {
+    let visits: Vec<String> = tx
+        .open_table(VISITS)?
+        .iter()?
+        .filter_map(|item| {
+            item.map(|(v, loc)| {
+                keys.iter()
+                    .any(|k| k == loc.value())
+                    .then(|| v.value().to_owned())
+            })
+            .transpose()
+        })
+        .collect::<Result<_, _>>()?;
+    let mut table = tx.open_table(VISITS)?;
+    for v in visits {
+        table.remove(v.as_str())?;
+    }
+    Ok(())
 }
 
 /// Removes the day-index rows every month of `patient` derived.

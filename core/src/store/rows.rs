@@ -113,34 +113,16 @@ impl WriteBatch<'_> {
                         &sealed,
                     )?;
                 }
-                Row::Visits { plan, visits } => {
-                    let mut table = tx.open_table(VISITS)?;
-                    let location = plan.to_string();
-                    for visit in visits {
-                        let known = table
-                            .get(visit.as_str())?
-                            .is_some_and(|v| v.value() == location);
-                        if !known {
-                            table.insert(visit.as_str(), location.as_str())?;
-                        }
-                    }
-                }
+                Row::Visits { plan, visits } => put_visits(tx, &plan, visits)?,
                 Row::Conflicts {
                     patient,
                     scope,
                     json,
                 } => {
-                    let mut table = tx.open_table(CONFLICTS)?;
+                    let place = conflict_place(patient.as_str(), &scope);
                     let key = (patient.as_str(), scope.as_str());
-                    match json {
-                        None => {
-                            table.remove(key)?;
-                        }
-                        Some(json) => {
-                            let place = conflict_place(patient.as_str(), &scope);
-                            upsert(&mut table, key, &store.cipher.seal(&place, &json))?;
-                        }
-                    }
+                    let sealed = json.map(|json| store.cipher.seal(&place, &json));
+                    put_or_remove(&mut tx.open_table(CONFLICTS)?, key, sealed)?;
                 }
                 Row::Triggers {
                     patient,
@@ -151,46 +133,21 @@ impl WriteBatch<'_> {
                     let month = month.to_string();
                     let key = (patient.as_str(), month.as_str());
                     let mut open_table = tx.open_table(OPEN_TASKS)?;
-                    if open {
-                        if open_table.get(key)?.is_none() {
-                            open_table.insert(key, ())?;
-                        }
-                    } else {
+                    if !open {
                         open_table.remove(key)?;
+                    } else if open_table.get(key)?.is_none() {
+                        open_table.insert(key, ())?;
                     }
-                    let mut table = tx.open_table(TASKS)?;
-                    match json {
-                        None => {
-                            table.remove(key)?;
-                        }
-                        Some(json) => {
-                            let place = tasks_place(patient.as_str(), &month);
-                            upsert(&mut table, key, &store.cipher.seal(&place, &json))?;
-                        }
-                    }
+                    let place = tasks_place(patient.as_str(), &month);
+                    let sealed = json.map(|json| store.cipher.seal(&place, &json));
+                    put_or_remove(&mut tx.open_table(TASKS)?, key, sealed)?;
                 }
                 Row::Days { owner, rows } => put_days(tx, &store.cipher, &owner, rows)?,
                 Row::Relations {
                     patient,
                     scope,
                     rows,
-                } => {
-                    let mut table = tx.open_table(RELATIONS)?;
-                    let p = patient.as_str();
-                    let mut old: std::collections::BTreeMap<String, i64> = table
-                        .range((p, "")..=(p, "\u{10FFFF}"))?
-                        .map(|item| item.map(|(k, v)| (k.value().1.to_owned(), v.value())))
-                        .filter(|r| r.as_ref().map_or(true, |(k, _)| scope.covers(k)))
-                        .collect::<Result<_, _>>()?;
-                    for (name, value) in rows {
-                        if old.remove(&name) != Some(value) {
-                            table.insert((p, name.as_str()), value)?;
-                        }
-                    }
-                    for k in old.keys() {
-                        table.remove((p, k.as_str()))?;
-                    }
-                }
+                } => put_relations(tx, &patient, scope, rows)?,
             }
             Ok(())
         })
@@ -339,6 +296,68 @@ fn put_days(
 
 /// One row an owner derived: `(day, key, digest)`.
 pub(super) type OwnedRow = (String, String, String);
+
+/// Records the visits a plan holds (visit → plan), writing only what is new.
+fn put_visits(
+    tx: &redb::WriteTransaction,
+    plan: &DocumentId,
+    visits: Vec<VisitId>,
+) -> Result<(), StoreError> {
+    let mut table = tx.open_table(VISITS)?;
+    let location = plan.to_string();
+    for visit in visits {
+        let known = table
+            .get(visit.as_str())?
+            .is_some_and(|v| v.value() == location);
+        if !known {
+            table.insert(visit.as_str(), location.as_str())?;
+        }
+    }
+    Ok(())
+}
+
+/// Replaces a patient's relations in `scope` with `rows`, writing only what changed.
+fn put_relations(
+    tx: &redb::WriteTransaction,
+    patient: &PatientId,
+    scope: RelationScope,
+    rows: Vec<(String, i64)>,
+) -> Result<(), StoreError> {
+    let mut table = tx.open_table(RELATIONS)?;
+    let p = patient.as_str();
+    let mut old: std::collections::BTreeMap<String, i64> = table
+        .range((p, "")..=(p, "\u{10FFFF}"))?
+        .map(|item| item.map(|(k, v)| (k.value().1.to_owned(), v.value())))
+        .filter(|r| r.as_ref().map_or(true, |(k, _)| scope.covers(k)))
+        .collect::<Result<_, _>>()?;
+    for (name, value) in rows {
+        if old.remove(&name) != Some(value) {
+            table.insert((p, name.as_str()), value)?;
+        }
+    }
+    for k in old.keys() {
+        table.remove((p, k.as_str()))?;
+    }
+    Ok(())
+}
+
+/// Keeps `value` under `key`, or removes the row when there is none (an empty list is no row).
+fn put_or_remove<'k, K: redb::Key + 'static>(
+    table: &mut redb::Table<'_, K, &'static [u8]>,
+    key: K::SelfType<'k>,
+    value: Option<Vec<u8>>,
+) -> Result<(), StoreError>
+where
+    K::SelfType<'k>: Copy,
+{
+    match value {
+        Some(value) => upsert(table, key, &value),
+        None => {
+            table.remove(key)?;
+            Ok(())
+        }
+    }
+}
 
 /// Inserts `value` under `key` unless it is there already. A row derived again unchanged (most
 /// rows, at most writes) then costs a lookup instead of the copy of its B-tree path that the

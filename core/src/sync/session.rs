@@ -553,177 +553,264 @@ impl Session {
         now_ms: i64,
         bytes: &[u8],
     ) -> Result<(), SyncError> {
+        let messages = self.decode_frames(bytes)?;
+        if messages.is_empty() {
+            return Ok(());
+        }
+        let mut inbound = Inbound::default();
+        self.held_by_peer.clear();
+        let mut batch = store.write()?;
+        batch.set_non_durable();
+        for message in messages {
+            if self.phase == Phase::Open
+                && let Message::Error { message, .. } = message
+            {
+                // Keep what arrived before it (a revocation above all), then end.
+                pipeline::commit(batch, &pipeline::DeriveContext::of(store, Some(now_ms)))?;
+                return Err(SyncError::Peer(message));
+            }
+            self.receive(store, policy, &mut batch, now_ms, message, &mut inbound)?;
+        }
+        self.commit_received(store, batch, now_ms, &inbound)?;
+        self.answer(store, policy, now_ms, inbound)
+    }
+
+    /// Every complete message in the bytes received so far.
+    fn decode_frames(&mut self, bytes: &[u8]) -> Result<Vec<Message>, SyncError> {
         self.decoder.push(bytes)?;
         let mut messages = Vec::new();
         while let Some(frame) = self.decoder.next_frame() {
             messages.push(wire::decode(&frame)?);
         }
-        if messages.is_empty() {
-            return Ok(());
-        }
-        let mut replies = Vec::new();
-        let mut to_push = BTreeSet::new();
-        let mut start_initial_push = false;
-        let mut acked_rounds = Vec::new();
-        let mut peer_error = None;
-        self.held_by_peer.clear();
-        let mut batch = store.write()?;
-        batch.set_non_durable();
-        for message in messages {
-            match message {
-                Message::Hello {
-                    version,
-                    epoch,
-                    certificate,
-                } => {
-                    if self.phase != Phase::AwaitingHello {
-                        return Err(SyncError::Protocol("a second Hello".into()));
-                    }
-                    if version != PROTOCOL_VERSION {
-                        return Err(SyncError::VersionMismatch {
-                            ours: PROTOCOL_VERSION,
-                            theirs: version,
-                        });
-                    }
-                    self.verify_peer(store, &mut batch, &certificate, now_ms)?;
-                    self.open(store, &mut batch, epoch, now_ms)?;
-                    start_initial_push = true;
-                }
-                other if self.phase != Phase::Open => {
-                    return Err(SyncError::Protocol(format!(
-                        "{} before Hello",
-                        message_name(&other)
-                    )));
-                }
-                Message::Revocations { revocations } => {
-                    self.receive_revocations(store, &mut batch, revocations)?;
-                }
-                Message::Certificates { certificates } => {
-                    self.receive_certificates(store, &mut batch, certificates)?;
-                }
-                Message::Withdraw { doc, blocked } => {
-                    // Only a base decides that a device's need ended.
-                    if self
-                        .peer_grant
-                        .as_ref()
-                        .is_some_and(|g| g.role == Role::Base)
-                        && let Some(patient) = doc.patient()
-                    {
-                        batch.set_withdrawn(patient, Some((now_ms, blocked)))?;
-                        self.events.push_back(SyncEvent::Withdrawn(doc));
-                    }
-                }
-                Message::Reject { doc, reason } => {
-                    // Nothing we know of the peer changes: what it refused it does not hold, and
-                    // what we send later of the document is judged again, change by change.
-                    self.events
-                        .push_back(SyncEvent::RejectedByPeer { doc, reason });
-                }
-                Message::Changes { doc, changes } => {
-                    if !self.permits(store, now_ms, |q| policy.may_accept(q, &doc)) {
-                        replies.push(Message::Decline { doc });
-                        continue;
-                    }
-                    self.receive_changes(store, &mut batch, &doc, changes, now_ms, &mut replies)?;
-                }
-                Message::Offer { doc, heads } => {
-                    if !self.permits(store, now_ms, |q| policy.may_accept(q, &doc)) {
-                        replies.push(Message::Decline { doc });
-                        continue;
-                    }
-                    let (mine, have_all) = match batch.existing(&doc)? {
-                        Some(d) => {
-                            let have_all = heads.iter().all(|h| d.has_change(h));
-                            (d.head_hashes(), have_all)
-                        }
-                        None => (Vec::new(), heads.is_empty()),
-                    };
-                    remember(&mut batch, &self.peer, &doc, heads.clone(), &mine, now_ms)?;
-                    if have_all {
-                        // We hold everything offered: send what we have beyond it, exactly.
-                        replies.push(Message::Have {
-                            doc: doc.clone(),
-                            heads: mine.clone(),
-                        });
-                        if mine.iter().any(|h| !heads.contains(h)) {
-                            to_push.insert(doc);
-                        }
-                    } else {
-                        // The offer holds changes we lack. Pushing now would mean guessing what
-                        // the peer lacks against heads we cannot place; ask instead. If our
-                        // heads are news to the peer, it asks back (see `Need`).
-                        self.needed.insert(doc.clone());
-                        replies.push(Message::Need {
-                            doc: doc.clone(),
-                            heads: mine.clone(),
-                        });
-                    }
-                }
-                Message::Have { doc, heads } => {
-                    let mine = match batch.existing(&doc)? {
-                        Some(d) => d.head_hashes(),
-                        None => Vec::new(),
-                    };
-                    // "Have" answers our offer: the peer holds its own heads and everything we
-                    // offered. Recording both keeps us from resending what it has when its
-                    // heads are ahead of ours (and so unknown to us).
-                    let mut known = heads;
-                    known.extend(self.offered.remove(&doc).unwrap_or_default());
-                    remember(&mut batch, &self.peer, &doc, known.clone(), &mine, now_ms)?;
-                    if !mine.is_empty() && mine.iter().any(|h| !known.contains(h)) {
-                        to_push.insert(doc);
-                    }
-                }
-                Message::Need { doc, heads } => {
-                    let (mine, unknown_to_us) = match batch.existing(&doc)? {
-                        Some(d) => (d.head_hashes(), heads.iter().any(|h| !d.has_change(h))),
-                        None => (Vec::new(), !heads.is_empty()),
-                    };
-                    remember(&mut batch, &self.peer, &doc, heads, &mine, now_ms)?;
-                    // The asker holds changes we lack too (the two copies diverged): ask back,
-                    // once per document, so two askers cannot bounce requests forever.
-                    if unknown_to_us && self.needed.insert(doc.clone()) {
-                        replies.push(Message::Need {
-                            doc: doc.clone(),
-                            heads: mine,
-                        });
-                    }
-                    // Always answered with a round, even an empty one: the asker waits for it.
-                    to_push.insert(doc);
-                }
-                Message::Decline { doc } => {
-                    // Reconsidered at the next session (the peer's need may have grown by then).
-                    batch.set_withheld(&self.peer, &doc, true)?;
-                    self.declined.insert(doc.clone());
-                    self.events.push_back(SyncEvent::Declined(doc));
-                }
-                Message::PushDone { round, .. } => {
-                    replies.push(Message::Ack { round });
-                    self.peer_rounds_acked += 1;
-                    self.awaiting_peer_round = false;
-                }
-                // A part of a round: acknowledged like one, but the round goes on.
-                Message::PartDone { round } => replies.push(Message::Ack { round }),
-                Message::Ack { round } => acked_rounds.push(round),
-                Message::Error { message, .. } => {
-                    // Keep what arrived before it (a revocation above all), then end.
-                    peer_error = Some(message);
-                    break;
-                }
+        Ok(messages)
+    }
+
+    /// Takes one message from the peer into `batch`, noting in `inbound` what it asks of us.
+    fn receive(
+        &mut self,
+        store: &Store,
+        policy: &dyn SharePolicy,
+        batch: &mut WriteBatch<'_>,
+        now_ms: i64,
+        message: Message,
+        inbound: &mut Inbound,
+    ) -> Result<(), SyncError> {
+        match message {
+            Message::Hello {
+                version,
+                epoch,
+                certificate,
+            } => {
+                self.receive_hello(store, batch, now_ms, version, epoch, &certificate)?;
+                inbound.start_initial_push = true;
             }
+            other if self.phase != Phase::Open => {
+                return Err(SyncError::Protocol(format!(
+                    "{} before Hello",
+                    message_name(&other)
+                )));
+            }
+            Message::Revocations { revocations } => {
+                self.receive_revocations(store, batch, revocations)?;
+            }
+            Message::Certificates { certificates } => {
+                self.receive_certificates(store, batch, certificates)?;
+            }
+            Message::Withdraw { doc, blocked } => {
+                self.receive_withdraw(batch, doc, blocked, now_ms)?
+            }
+            Message::Reject { doc, reason } => {
+                // Nothing we know of the peer changes: what it refused it does not hold, and
+                // what we send later of the document is judged again, change by change.
+                self.events
+                    .push_back(SyncEvent::RejectedByPeer { doc, reason });
+            }
+            Message::Changes { doc, .. } | Message::Offer { doc, .. }
+                if !self.permits(store, now_ms, |q| policy.may_accept(q, &doc)) =>
+            {
+                inbound.replies.push(Message::Decline { doc });
+            }
+            Message::Changes { doc, changes } => {
+                self.receive_changes(store, batch, &doc, changes, now_ms, &mut inbound.replies)?;
+            }
+            Message::Offer { doc, heads } => {
+                self.receive_offer(batch, doc, heads, now_ms, inbound)?
+            }
+            Message::Have { doc, heads } => {
+                self.receive_have(batch, doc, heads, now_ms, inbound)?
+            }
+            Message::Need { doc, heads } => {
+                self.receive_need(batch, doc, heads, now_ms, inbound)?
+            }
+            Message::Decline { doc } => {
+                // Reconsidered at the next session (the peer's need may have grown by then).
+                batch.set_withheld(&self.peer, &doc, true)?;
+                self.declined.insert(doc.clone());
+                self.events.push_back(SyncEvent::Declined(doc));
+            }
+            Message::PushDone { round, .. } => {
+                inbound.replies.push(Message::Ack { round });
+                self.peer_rounds_acked += 1;
+                self.awaiting_peer_round = false;
+            }
+            // A part of a round: acknowledged like one, but the round goes on.
+            Message::PartDone { round } => inbound.replies.push(Message::Ack { round }),
+            Message::Ack { round } => inbound.acked_rounds.push(round),
+            // Taken by `process`, which ends the session on it.
+            Message::Error { .. } => {}
         }
-        let derive = pipeline::DeriveContext::of(store, Some(now_ms));
-        if let Some(message) = peer_error {
-            pipeline::commit(batch, &derive)?;
-            return Err(SyncError::Peer(message));
+        Ok(())
+    }
+
+    /// The peer's Hello: our protocol version, a certificate of our organisation, not revoked;
+    /// then the session opens.
+    fn receive_hello(
+        &mut self,
+        store: &Store,
+        batch: &mut WriteBatch<'_>,
+        now_ms: i64,
+        version: u16,
+        epoch: [u8; 16],
+        certificate: &[u8],
+    ) -> Result<(), SyncError> {
+        if self.phase != Phase::AwaitingHello {
+            return Err(SyncError::Protocol("a second Hello".into()));
         }
+        if version != PROTOCOL_VERSION {
+            return Err(SyncError::VersionMismatch {
+                ours: PROTOCOL_VERSION,
+                theirs: version,
+            });
+        }
+        self.verify_peer(store, batch, certificate, now_ms)?;
+        self.open(store, batch, epoch, now_ms)
+    }
+
+    /// A base tells this device it no longer needs a patient's documents.
+    fn receive_withdraw(
+        &mut self,
+        batch: &mut WriteBatch<'_>,
+        doc: DocumentId,
+        blocked: bool,
+        now_ms: i64,
+    ) -> Result<(), SyncError> {
+        // Only a base decides that a device's need ended.
+        if self
+            .peer_grant
+            .as_ref()
+            .is_some_and(|g| g.role == Role::Base)
+            && let Some(patient) = doc.patient()
+        {
+            batch.set_withdrawn(patient, Some((now_ms, blocked)))?;
+            self.events.push_back(SyncEvent::Withdrawn(doc));
+        }
+        Ok(())
+    }
+
+    /// The peer offers a document by its heads.
+    fn receive_offer(
+        &mut self,
+        batch: &mut WriteBatch<'_>,
+        doc: DocumentId,
+        heads: Vec<[u8; 32]>,
+        now_ms: i64,
+        inbound: &mut Inbound,
+    ) -> Result<(), SyncError> {
+        let (mine, have_all) = match batch.existing(&doc)? {
+            Some(d) => {
+                let have_all = heads.iter().all(|h| d.has_change(h));
+                (d.head_hashes(), have_all)
+            }
+            None => (Vec::new(), heads.is_empty()),
+        };
+        remember(batch, &self.peer, &doc, heads.clone(), &mine, now_ms)?;
+        if have_all {
+            // We hold everything offered: send what we have beyond it, exactly.
+            inbound.replies.push(Message::Have {
+                doc: doc.clone(),
+                heads: mine.clone(),
+            });
+            if mine.iter().any(|h| !heads.contains(h)) {
+                inbound.to_push.insert(doc);
+            }
+        } else {
+            // The offer holds changes we lack. Pushing now would mean guessing what the peer
+            // lacks against heads we cannot place; ask instead. If our heads are news to the
+            // peer, it asks back (see `Need`).
+            self.needed.insert(doc.clone());
+            inbound.replies.push(Message::Need { doc, heads: mine });
+        }
+        Ok(())
+    }
+
+    /// The peer answers our offer: it holds its own heads and everything we offered.
+    fn receive_have(
+        &mut self,
+        batch: &mut WriteBatch<'_>,
+        doc: DocumentId,
+        heads: Vec<[u8; 32]>,
+        now_ms: i64,
+        inbound: &mut Inbound,
+    ) -> Result<(), SyncError> {
+        let mine = match batch.existing(&doc)? {
+            Some(d) => d.head_hashes(),
+            None => Vec::new(),
+        };
+        // Recording both keeps us from resending what it has when its heads are ahead of ours
+        // (and so unknown to us).
+        let mut known = heads;
+        known.extend(self.offered.remove(&doc).unwrap_or_default());
+        remember(batch, &self.peer, &doc, known.clone(), &mine, now_ms)?;
+        if !mine.is_empty() && mine.iter().any(|h| !known.contains(h)) {
+            inbound.to_push.insert(doc);
+        }
+        Ok(())
+    }
+
+    /// The peer asks for what we hold of a document beyond its heads.
+    fn receive_need(
+        &mut self,
+        batch: &mut WriteBatch<'_>,
+        doc: DocumentId,
+        heads: Vec<[u8; 32]>,
+        now_ms: i64,
+        inbound: &mut Inbound,
+    ) -> Result<(), SyncError> {
+        let (mine, unknown_to_us) = match batch.existing(&doc)? {
+            Some(d) => (d.head_hashes(), heads.iter().any(|h| !d.has_change(h))),
+            None => (Vec::new(), !heads.is_empty()),
+        };
+        remember(batch, &self.peer, &doc, heads, &mine, now_ms)?;
+        // The asker holds changes we lack too (the two copies diverged): ask back, once per
+        // document, so two askers cannot bounce requests forever.
+        if unknown_to_us && self.needed.insert(doc.clone()) {
+            inbound.replies.push(Message::Need {
+                doc: doc.clone(),
+                heads: mine,
+            });
+        }
+        // Always answered with a round, even an empty one: the asker waits for it.
+        inbound.to_push.insert(doc);
+        Ok(())
+    }
+
+    /// Commits what the peer's messages brought, with what we now know of the peer, durably
+    /// before any Ack is sent.
+    fn commit_received(
+        &mut self,
+        store: &Store,
+        mut batch: WriteBatch<'_>,
+        now_ms: i64,
+        inbound: &Inbound,
+    ) -> Result<(), SyncError> {
         // Documents the peer asked for in this batch go out in a round made below: until it is
         // acknowledged, the log position must not move past them.
-        let answer_owed = !to_push.is_empty();
-        for round in acked_rounds {
-            self.handle_ack(store, &mut batch, round, now_ms, answer_owed)?;
+        let answer_owed = !inbound.to_push.is_empty();
+        for round in &inbound.acked_rounds {
+            self.handle_ack(store, &mut batch, *round, now_ms, answer_owed)?;
         }
-        let settled = self.unacked.is_empty() && to_push.is_empty() && self.peer_rounds_acked > 0;
+        let settled =
+            self.unacked.is_empty() && inbound.to_push.is_empty() && self.peer_rounds_acked > 0;
         if settled {
             self.record.caught_up_ms = Some(now_ms);
         }
@@ -742,22 +829,35 @@ impl Session {
             Some((store.seq()?, batch.changed_documents().len() as u64))
         };
         // Durable (if any document changed) before any Ack below is sent.
-        pipeline::commit(batch, &derive)?;
+        pipeline::commit(batch, &pipeline::DeriveContext::of(store, Some(now_ms)))?;
         if let Some((before, written)) = log_before {
             self.note_received_log(store, before, before + written)?;
         }
-        for reply in &replies {
+        Ok(())
+    }
+
+    /// Sends the replies and the pushes the peer's messages asked for; notes when both sides
+    /// are caught up.
+    fn answer(
+        &mut self,
+        store: &Store,
+        policy: &dyn SharePolicy,
+        now_ms: i64,
+        inbound: Inbound,
+    ) -> Result<(), SyncError> {
+        for reply in &inbound.replies {
             if matches!(reply, Message::Need { .. }) {
                 self.awaiting_peer_round = true;
             }
             self.send(reply);
         }
-        if start_initial_push {
+        let to_push: Vec<DocumentId> = inbound.to_push.into_iter().collect();
+        if inbound.start_initial_push {
             // The peer's Hello and its answer to the push that went with ours can come together.
-            self.initial_push(store, policy, now_ms, to_push.into_iter().collect())?;
+            self.initial_push(store, policy, now_ms, to_push)?;
         } else if !to_push.is_empty() {
             // Answers a Need (or a Have behind us): always a round, so the asker sees it end.
-            self.push_round(store, policy, now_ms, to_push.into_iter().collect(), true)?;
+            self.push_round(store, policy, now_ms, to_push, true)?;
         }
         let now_caught_up =
             self.unacked.is_empty() && self.peer_rounds_acked > 0 && !self.awaiting_peer_round;
@@ -816,24 +916,7 @@ impl Session {
         };
         let admitted = match pipeline::admit(&mut authors, doc, changes, now_ms) {
             Ok(admitted) => admitted,
-            Err(refusal) => {
-                if let (Some(equivocation), Some(now)) = (
-                    &refusal.equivocation,
-                    crate::time::Timestamp::from_unix_millis(now_ms),
-                ) {
-                    pipeline::log_equivocation(batch, now, equivocation)
-                        .map_err(|e| SyncError::Protocol(e.to_string()))?;
-                }
-                self.events.push_back(SyncEvent::RejectedChanges {
-                    doc: doc.clone(),
-                    reason: refusal.reason.clone(),
-                });
-                replies.push(Message::Reject {
-                    doc: doc.clone(),
-                    reason: refusal.reason,
-                });
-                return Ok(());
-            }
+            Err(refusal) => return self.refuse_changes(batch, doc, refusal, now_ms, replies),
         };
         if let (Some(patient), Some(Role::Base)) =
             (doc.patient(), self.peer_grant.as_ref().map(|g| g.role))
@@ -847,12 +930,58 @@ impl Session {
             self.events
                 .push_back(SyncEvent::DocumentChanged(doc.clone()));
         }
+        let after = self.note_peer_heads(batch, doc, &admitted, now_ms)?;
+        if admitted.lacks_dependencies {
+            replies.push(Message::Need {
+                doc: doc.clone(),
+                heads: after,
+            });
+        }
+        Ok(())
+    }
+
+    /// The peer's changes to `doc` were refused (all of them): it is told why, and an
+    /// equivocation is logged against its author.
+    fn refuse_changes(
+        &mut self,
+        batch: &mut WriteBatch<'_>,
+        doc: &DocumentId,
+        refusal: pipeline::Refusal,
+        now_ms: i64,
+        replies: &mut Vec<Message>,
+    ) -> Result<(), SyncError> {
+        if let (Some(equivocation), Some(now)) = (
+            &refusal.equivocation,
+            crate::time::Timestamp::from_unix_millis(now_ms),
+        ) {
+            pipeline::log_equivocation(batch, now, equivocation)
+                .map_err(|e| SyncError::Protocol(e.to_string()))?;
+        }
+        self.events.push_back(SyncEvent::RejectedChanges {
+            doc: doc.clone(),
+            reason: refusal.reason.clone(),
+        });
+        replies.push(Message::Reject {
+            doc: doc.clone(),
+            reason: refusal.reason,
+        });
+        Ok(())
+    }
+
+    /// Records what the peer holds of `doc` after its changes were admitted: everything it sent,
+    /// plus what it was known to hold — the tips of both. Returns our heads now.
+    fn note_peer_heads(
+        &mut self,
+        batch: &mut WriteBatch<'_>,
+        doc: &DocumentId,
+        admitted: &pipeline::Admitted,
+        now_ms: i64,
+    ) -> Result<Vec<Hash>, SyncError> {
         let prior = batch.peer_doc(&self.peer, doc)?;
         let after = batch
             .existing(doc)?
             .map(|d| d.head_hashes())
             .unwrap_or_default();
-        // The peer holds everything it sent, plus what it was known to hold: the tips of both.
         let infos = &admitted.applied;
         let superseded: BTreeSet<Hash> =
             infos.iter().flat_map(|i| i.deps.iter().copied()).collect();
@@ -872,13 +1001,7 @@ impl Session {
             &after,
             now_ms,
         )?;
-        if admitted.lacks_dependencies {
-            replies.push(Message::Need {
-                doc: doc.clone(),
-                heads: after,
-            });
-        }
-        Ok(())
+        Ok(after)
     }
 
     /// After a write that stored the peer's changes: the log entries it made (those after
@@ -976,40 +1099,23 @@ impl Session {
         docs: Vec<DocumentId>,
         always_end_round: bool,
     ) -> Result<(), SyncError> {
-        let mut round = self.next_round;
-        self.next_round += 1;
-        let mut mark = self.outbox.len();
-        let mut part_bytes = 0;
-        let mut pending = PendingRound {
-            seq: self.pushed_seq,
-            pushed: Vec::new(),
-            released: Vec::new(),
-            withdrawn: Vec::new(),
+        let mut out = RoundOut {
+            round: self.next_round,
+            mark: self.outbox.len(),
+            part_bytes: 0,
+            pending: PendingRound {
+                seq: self.pushed_seq,
+                ..PendingRound::default()
+            },
+            sent_anything: false,
         };
-        let mut seen = BTreeSet::new();
-        let mut sent_anything = false;
-        // Reconsider what we withheld: the peer's need may have grown. At a round that opens or
-        // answers, everything withheld; otherwise what a changed record or plan concerns (a visit
-        // assigned, a care team joined).
-        let mut withheld_before: BTreeSet<DocumentId> = BTreeSet::new();
-        if always_end_round {
-            withheld_before.extend(store.withheld(&self.peer, None)?);
-        } else {
-            let patients: BTreeSet<_> = docs
-                .iter()
-                .filter(|d| matches!(d, DocumentId::PatientRecord(_) | DocumentId::VisitPlan(..)))
-                .filter_map(|d| d.patient().cloned())
-                .collect();
-            for patient in &patients {
-                withheld_before.extend(store.withheld(&self.peer, Some(patient))?);
-            }
-        }
-        let mut docs = docs;
-        docs.extend(withheld_before.iter().cloned());
+        self.next_round += 1;
+        let withheld_before = self.withheld_to_reconsider(store, &docs, always_end_round)?;
         let mut withhold = Vec::new();
         // Only a base tells a device that its need ended (asked once, not per document).
         let i_am_base = Self::org_role(store) == Some(Role::Base);
-        for doc in docs {
+        let mut seen = BTreeSet::new();
+        for doc in docs.into_iter().chain(withheld_before.iter().cloned()) {
             if !seen.insert(doc.clone()) || self.declined.contains(&doc) {
                 continue;
             }
@@ -1017,84 +1123,15 @@ impl Session {
                 if !withheld_before.contains(&doc) {
                     withhold.push(doc.clone());
                 }
-                // A base tells a device that holds it that the need ended.
-                if i_am_base
-                    && store.peer_doc(&self.peer, &doc)?.is_some()
-                    && let Some(peer) = &self.peer_grant
-                {
-                    let blocked = crate::trust::need::blocked(store, peer, &doc)?;
-                    // The device removes all of the patient's documents: forget that it held
-                    // any of them, and withhold them all, so every one is sent again if the need
-                    // returns.
-                    if let Some(patient) = doc.patient() {
-                        for other in store.patient_doc_ids(patient)? {
-                            if !withheld_before.contains(&other) {
-                                withhold.push(other.clone());
-                            }
-                            pending.withdrawn.push(other);
-                        }
-                    }
-                    self.send(&Message::Withdraw { doc, blocked });
-                    sent_anything = true;
+                if i_am_base {
+                    self.withdraw_if_held(store, doc, &withheld_before, &mut withhold, &mut out)?;
                 }
                 continue;
             }
             if withheld_before.contains(&doc) {
-                pending.released.push(doc.clone());
+                out.pending.released.push(doc.clone());
             }
-            let known = store.peer_doc(&self.peer, &doc)?;
-            // Our own access log reaches a peer only from us (or through a base that got it from
-            // us): when the peer's copy is unknown, sending it whole saves the round trip an
-            // offer costs, and is the common case (a device handing its log to a base).
-            let me = store.actor();
-            let ours_alone = matches!(&doc, DocumentId::Audit(node, _) if *node == me);
-            let plan = store.with_doc(&doc, |d| {
-                let mine = d.head_hashes();
-                match known {
-                    Some(known) if known.heads == mine => Push::Nothing,
-                    Some(known) => {
-                        let changes = d.hashed_changes_since(&known.heads);
-                        if changes.is_empty() {
-                            Push::Nothing
-                        } else {
-                            Push::Changes(changes, mine, known.heads)
-                        }
-                    }
-                    None => {
-                        // Nothing known of the peer's copy. A small document is cheaper to send
-                        // whole (duplicates are harmless) than to offer and wait a round trip for;
-                        // so is one only this node wrote (a month's first entries, written
-                        // offline): the peer has it only if a third node passed it on.
-                        let changes = d.hashed_changes_since(&[]);
-                        let size: usize = changes.iter().map(|c| c.bytes.len()).sum();
-                        let mine_alone = size <= PUSH_OWN_BELOW_BYTES
-                            && changes.iter().all(|c| c.actor == me.as_bytes());
-                        if size <= PUSH_UNKNOWN_BELOW_BYTES || ours_alone || mine_alone {
-                            Push::Changes(changes, mine, Vec::new())
-                        } else {
-                            Push::Offer(mine)
-                        }
-                    }
-                }
-            })?;
-            match plan {
-                None | Some(Push::Nothing) => {}
-                Some(Push::Changes(changes, mine, prior)) => {
-                    part_bytes += changes.iter().map(|c| c.bytes.len()).sum::<usize>();
-                    self.send_changes(store, &doc, changes)?;
-                    pending.pushed.push((doc, mine, prior));
-                    sent_anything = true;
-                    if part_bytes >= ROUND_PART_BYTES {
-                        self.end_part(&mut pending, &mut round, &mut mark);
-                        part_bytes = 0;
-                    }
-                }
-                Some(Push::Offer(heads)) => {
-                    self.offered.insert(doc.clone(), heads.clone());
-                    self.send(&Message::Offer { doc, heads });
-                    sent_anything = true;
-                }
-            }
+            self.push_doc(store, doc, &mut out)?;
         }
         if !withhold.is_empty() {
             withhold.dedup();
@@ -1104,24 +1141,116 @@ impl Session {
             }
             pipeline::commit(batch, &pipeline::DeriveContext::of(store, Some(now_ms)))?;
         }
-        // The first round, and answers to the peer, always end with PushDone: that is how the
-        // other side learns a request was served. Live rounds with nothing in them are not sent.
-        if !sent_anything && !always_end_round {
-            self.next_round -= 1;
-            if self.unacked.is_empty() {
-                self.record.acked_seq = self.record.acked_seq.max(pending.seq);
-                self.skip_held_ranges();
-            }
+        self.end_round(out, always_end_round);
+        Ok(())
+    }
+
+    /// What we withheld from the peer that a round reconsiders (the peer's need may have grown):
+    /// at a round that opens or answers, everything withheld; otherwise what a changed record or
+    /// plan concerns (a visit assigned, a care team joined).
+    fn withheld_to_reconsider(
+        &self,
+        store: &Store,
+        docs: &[DocumentId],
+        always_end_round: bool,
+    ) -> Result<BTreeSet<DocumentId>, SyncError> {
+        let mut withheld = BTreeSet::new();
+        if always_end_round {
+            withheld.extend(store.withheld(&self.peer, None)?);
+            return Ok(withheld);
+        }
+        let patients: BTreeSet<_> = docs
+            .iter()
+            .filter(|d| matches!(d, DocumentId::PatientRecord(_) | DocumentId::VisitPlan(..)))
+            .filter_map(|d| d.patient().cloned())
+            .collect();
+        for patient in &patients {
+            withheld.extend(store.withheld(&self.peer, Some(patient))?);
+        }
+        Ok(withheld)
+    }
+
+    /// At a base: tells a device that holds `doc`, which it no longer needs, that the need ended.
+    /// The device removes all of the patient's documents: forget that it held any of them, and
+    /// withhold them all, so every one is sent again if the need returns.
+    fn withdraw_if_held(
+        &mut self,
+        store: &Store,
+        doc: DocumentId,
+        withheld_before: &BTreeSet<DocumentId>,
+        withhold: &mut Vec<DocumentId>,
+        out: &mut RoundOut,
+    ) -> Result<(), SyncError> {
+        let Some(peer) = &self.peer_grant else {
+            return Ok(());
+        };
+        if store.peer_doc(&self.peer, &doc)?.is_none() {
             return Ok(());
         }
-        self.send(&Message::PushDone {
-            round,
-            seq: pending.seq,
-        });
-        self.compress_since(mark);
-        self.unacked.insert(round, pending);
-        self.stats.rounds += 1;
+        let blocked = crate::trust::need::blocked(store, peer, &doc)?;
+        if let Some(patient) = doc.patient() {
+            for other in store.patient_doc_ids(patient)? {
+                if !withheld_before.contains(&other) {
+                    withhold.push(other.clone());
+                }
+                out.pending.withdrawn.push(other);
+            }
+        }
+        self.send(&Message::Withdraw { doc, blocked });
+        out.sent_anything = true;
         Ok(())
+    }
+
+    /// Pushes what the peer lacks of `doc`: its changes, or an offer of its heads.
+    fn push_doc(
+        &mut self,
+        store: &Store,
+        doc: DocumentId,
+        out: &mut RoundOut,
+    ) -> Result<(), SyncError> {
+        let known = store.peer_doc(&self.peer, &doc)?;
+        let me = store.actor();
+        let plan = store.with_doc(&doc, |d| plan_push(d, known, me))?;
+        match plan {
+            None | Some(Push::Nothing) => {}
+            Some(Push::Changes(changes, mine, prior)) => {
+                out.part_bytes += changes.iter().map(|c| c.bytes.len()).sum::<usize>();
+                self.send_changes(store, &doc, changes)?;
+                out.pending.pushed.push((doc, mine, prior));
+                out.sent_anything = true;
+                if out.part_bytes >= ROUND_PART_BYTES {
+                    self.end_part(&mut out.pending, &mut out.round, &mut out.mark);
+                    out.part_bytes = 0;
+                }
+            }
+            Some(Push::Offer(heads)) => {
+                self.offered.insert(doc.clone(), heads.clone());
+                self.send(&Message::Offer { doc, heads });
+                out.sent_anything = true;
+            }
+        }
+        Ok(())
+    }
+
+    /// Ends a round: the first round, and answers to the peer, always end with PushDone (that is
+    /// how the other side learns a request was served); live rounds with nothing in them are
+    /// not sent.
+    fn end_round(&mut self, out: RoundOut, always_end_round: bool) {
+        if !out.sent_anything && !always_end_round {
+            self.next_round -= 1;
+            if self.unacked.is_empty() {
+                self.record.acked_seq = self.record.acked_seq.max(out.pending.seq);
+                self.skip_held_ranges();
+            }
+            return;
+        }
+        self.send(&Message::PushDone {
+            round: out.round,
+            seq: out.pending.seq,
+        });
+        self.compress_since(out.mark);
+        self.unacked.insert(out.round, out.pending);
+        self.stats.rounds += 1;
     }
 
     /// Ends a part of a large round: what was sent so far is acknowledged on its own (as round
@@ -1354,6 +1483,69 @@ impl Session {
             batch.put_certificate(&cert)?;
         }
         Ok(())
+    }
+}
+
+/// What one batch of the peer's messages asks of us, gathered while they are taken in and
+/// answered once their batch is committed.
+#[derive(Debug, Default)]
+struct Inbound {
+    /// Messages to send back.
+    replies: Vec<Message>,
+    /// Documents to push in answer.
+    to_push: BTreeSet<DocumentId>,
+    /// The peer's Hello arrived: the session's first push follows.
+    start_initial_push: bool,
+    /// Our rounds the peer acknowledged.
+    acked_rounds: Vec<u64>,
+}
+
+/// A push round being built.
+#[derive(Debug)]
+struct RoundOut {
+    /// Its number (a large round's parts take the next ones).
+    round: u64,
+    /// Where its frames start in the outbox (compressed together when it ends).
+    mark: usize,
+    /// Bytes of changes in the current part.
+    part_bytes: usize,
+    /// What the peer's Ack of it settles.
+    pending: PendingRound,
+    /// Whether it carries anything.
+    sent_anything: bool,
+}
+
+/// What to push of `doc` to a peer known to hold `known` (`None`: nothing known of its copy).
+fn plan_push(doc: &docs::Document, known: Option<PeerDocState>, me: NodeId) -> Push {
+    let mine = doc.head_hashes();
+    match known {
+        Some(known) if known.heads == mine => Push::Nothing,
+        Some(known) => {
+            let changes = doc.hashed_changes_since(&known.heads);
+            if changes.is_empty() {
+                Push::Nothing
+            } else {
+                Push::Changes(changes, mine, known.heads)
+            }
+        }
+        None => {
+            // Our own access log reaches a peer only from us (or through a base that got it from
+            // us): when the peer's copy is unknown, sending it whole saves the round trip an
+            // offer costs, and is the common case (a device handing its log to a base).
+            let ours_alone = matches!(doc.id(), DocumentId::Audit(node, _) if *node == me);
+            // A small document is cheaper to send whole (duplicates are harmless) than to offer
+            // and wait a round trip for; so is one only this node wrote (a month's first
+            // entries, written offline): the peer has it only if a third node passed it on.
+            let changes = doc.hashed_changes_since(&[]);
+            let size: usize = changes.iter().map(|c| c.bytes.len()).sum();
+            let mine_alone =
+                size <= PUSH_OWN_BELOW_BYTES && changes.iter().all(|c| c.actor == me.as_bytes());
+            if size <= PUSH_UNKNOWN_BELOW_BYTES || ours_alone || mine_alone {
+                Push::Changes(changes, mine, Vec::new())
+            } else {
+                Push::Offer(mine)
+            }
+        }
     }
 }
 
