@@ -574,6 +574,16 @@ fn deliver(link: &mut Link, a: &TestNode, b: &TestNode) {
     }
 }
 
+/// Tells A's session of the last commit A's store made (as the daemon's driver does when the
+/// hook wakes it), and delivers what it sends.
+fn push_last_commit(link: &mut Link, a: &TestNode, b: &TestNode) {
+    let committed = a.repo.store().last_commit();
+    link.a
+        .handle_commit(a.repo.store(), &ShareAll, NOW_MS, committed.as_deref())
+        .unwrap();
+    deliver(link, a, b);
+}
+
 /// The commits the store's hook was told of, kept for the test to read.
 fn record_commits(node: &TestNode) -> Arc<Mutex<Vec<Committed>>> {
     let told = Arc::new(Mutex::new(Vec::new()));
@@ -604,15 +614,7 @@ fn a_commit_tells_the_session_which_documents_to_push() {
         Some(&commits[0]),
         "the store keeps what it told the hook"
     );
-    link.a
-        .handle_commit(
-            base.repo.store(),
-            &ShareAll,
-            NOW_MS,
-            base.repo.store().last_commit().as_deref(),
-        )
-        .unwrap();
-    deliver(&mut link, &base, &nurse);
+    push_last_commit(&mut link, &base, &nurse);
     assert_eq!(nurse.repo.record(&patients[0]).unwrap().flags.len(), 1);
 }
 
@@ -629,15 +631,7 @@ fn a_session_told_only_of_the_last_of_two_commits_reads_the_first_from_the_log()
         .add_flag(at("11:05"), &mut base.rng, &patients[1], "allergy", None)
         .unwrap();
     // A watch channel keeps only the newest value: the session hears of the second commit only.
-    link.a
-        .handle_commit(
-            base.repo.store(),
-            &ShareAll,
-            NOW_MS,
-            base.repo.store().last_commit().as_deref(),
-        )
-        .unwrap();
-    deliver(&mut link, &base, &nurse);
+    push_last_commit(&mut link, &base, &nurse);
     assert_eq!(nurse.repo.record(&patients[0]).unwrap().flags.len(), 1);
     assert_eq!(nurse.repo.record(&patients[1]).unwrap().flags.len(), 1);
 }
