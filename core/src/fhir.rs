@@ -18,12 +18,12 @@ use serde_json::{Value, json};
 
 use crate::conflict::{Conflict, ConflictKind, Severity};
 use crate::docs::Author;
-use crate::docs::journal::{DeviceEvent, Entry, EntryBody, Journal};
+use crate::docs::journal::{DeviceEvent, DoseRef, Entry, EntryBody, Journal};
 use crate::docs::messages::{Message, Recipient};
 use crate::docs::plan::VisitKind;
 use crate::docs::record::{PatientField, PatientRecord};
 use crate::escalation::{Priority, Task, TaskKind};
-use crate::ids::{EntryId, PatientId};
+use crate::ids::{EntryId, PatientId, VisitId};
 use crate::repo::{Repo, RepoError};
 use crate::report::{VisitOutcome, visit_line};
 use crate::time::Timestamp;
@@ -322,8 +322,14 @@ fn entry_resource(
     record: &PatientRecord,
     corrections: &Corrections,
 ) -> Option<Value> {
-    let id = entry.id.to_string();
-    let when = entry.event_time.to_string();
+    let cx = EntryCx {
+        entry,
+        id: entry.id.to_string(),
+        when: entry.event_time.to_string(),
+        pref,
+        record,
+        corrections,
+    };
     let mut resource = match &entry.body {
         EntryBody::VisitPerformed {
             visit,
@@ -331,31 +337,7 @@ fn entry_resource(
             arrival,
             departure,
             ..
-        } => {
-            let (status, note) = corrections.status(&entry.id, "finished", "finished");
-            let (code, display) = match mode {
-                VisitKind::Physical => ("HH", "home health"),
-                VisitKind::Digital => ("VR", "virtual"),
-            };
-            let mut period = json!({"start": arrival.to_string()});
-            if let Some(d) = departure {
-                period["end"] = json!(d.to_string());
-            }
-            let mut e = json!({
-                "resourceType": "Encounter",
-                "id": id,
-                "status": if status == "entered-in-error" { status } else { "finished" },
-                "class": {"system": ACT_CODE, "code": code, "display": display},
-                "subject": {"reference": pref},
-                "participant": [{"individual": practitioner(&entry.author)}],
-                "appointment": [{"reference": format!("Appointment/{visit}")}],
-                "period": period,
-            });
-            if let Some(note) = note {
-                e["reasonCode"] = json!([{"text": note}]);
-            }
-            return Some(e);
-        }
+        } => return Some(encounter(&cx, visit, *mode, *arrival, *departure)),
         EntryBody::Observation {
             visit,
             kind,
@@ -363,130 +345,22 @@ fn entry_resource(
             unit,
             device_reading,
         } => {
-            let (status, note) = corrections.status(&entry.id, "final", "amended");
-            let mut code = json!({"text": kind});
-            if let Some(loinc) = loinc(kind) {
-                code["coding"] = json!([{"system": LOINC, "code": loinc.0, "display": loinc.1}]);
-            }
-            let mut o = json!({
-                "resourceType": "Observation",
-                "id": id,
-                "status": status,
-                "category": [{"coding": [{"system": "http://terminology.hl7.org/CodeSystem/observation-category", "code": "vital-signs"}]}],
-                "code": code,
-                "subject": {"reference": pref},
-                "effectiveDateTime": when,
-                "performer": [practitioner(&entry.author)],
-            });
-            match (value.parse::<f64>(), unit) {
-                (Ok(number), Some(unit)) if number.is_finite() => {
-                    o["valueQuantity"] = json!({"value": number, "unit": unit});
-                }
-                _ => {
-                    o["valueString"] = json!(match unit {
-                        Some(u) => format!("{value} {u}"),
-                        None => value.clone(),
-                    })
-                }
-            }
-            if let Some(visit) = visit {
-                o["encounter"] = json!({"display": format!("visit {visit}")});
-            }
-            if let Some(reading) = device_reading {
-                o["identifier"] = json!([{"system": "urn:omsyn:device-reading", "value": reading}]);
-            }
-            if let Some(n) = notes(note, None) {
-                o["note"] = n;
-            }
-            return Some(o);
+            let unit = unit.as_deref();
+            let reading = device_reading.as_deref();
+            return Some(observation(&cx, visit.as_ref(), kind, value, unit, reading));
         }
         EntryBody::MedicationGiven { dose, .. } | EntryBody::MedicationNotGiven { dose, .. } => {
-            let not_given = match &entry.body {
-                EntryBody::MedicationNotGiven { reason, .. } => Some(reason.clone()),
-                _ => None,
-            };
-            let normal = if not_given.is_some() {
-                "not-done"
-            } else {
-                "completed"
-            };
-            let (status, note) = corrections.status(&entry.id, normal, normal);
-            let medication = record.medication(&dose.medication);
-            let mut m = json!({
-                "resourceType": "MedicationAdministration",
-                "id": id,
-                "status": status,
-                "medicationCodeableConcept": {"text": medication_name(record, dose)},
-                "subject": {"reference": pref},
-                "effectiveDateTime": when,
-                "performer": [{"actor": practitioner(&entry.author)}],
-            });
-            if let Some(med) = medication {
-                m["dosage"] = json!({"text": format!("{} at {}", med.dose, dose.slot)});
-            }
-            if let Some(reason) = not_given {
-                m["statusReason"] = json!([{"text": reason}]);
-            }
-            if let Some(n) = notes(
-                Some(format!("dose slot {} on {}", dose.slot, dose.day)),
-                note,
-            ) {
-                m["note"] = n;
-            }
-            return Some(m);
+            return Some(administration(&cx, dose));
         }
-        EntryBody::Note { text, .. } => {
-            let (status, note) = corrections.status(&entry.id, "current", "current");
-            json!({
-                "resourceType": "DocumentReference",
-                "id": id,
-                "status": status,
-                "type": {"text": "nursing note"},
-                "subject": {"reference": pref},
-                "date": entry.entered_at.to_string(),
-                "author": [practitioner(&entry.author)],
-                "description": note.unwrap_or_else(|| format!("note of {when}")),
-                "content": [{"attachment": {
-                    "contentType": "text/plain; charset=utf-8",
-                    "data": base64_text(text),
-                    "creation": when,
-                }}],
-            })
-        }
-        EntryBody::DeviceEvent { device, event, .. } => match event {
-            // A dose the dispenser registered as taken: an administration with the device as
-            // performer.
-            DeviceEvent::DoseTaken { dose } => {
-                json!({
-                    "resourceType": "MedicationAdministration",
-                    "id": id,
-                    "status": corrections.status(&entry.id, "completed", "completed").0,
-                    "medicationCodeableConcept": {"text": medication_name(record, dose)},
-                    "subject": {"reference": pref},
-                    "effectiveDateTime": when,
-                    "performer": [{"actor": {"display": format!("medication dispenser {device}")}}],
-                    "note": [{"text": format!("dose slot {} on {}, registered by the dispenser", dose.slot, dose.day)}],
-                })
-            }
-            // Alerts and dispensing: issues detected by the device.
-            other => json!({
-                "resourceType": "DetectedIssue",
-                "id": id,
-                "status": corrections.status(&entry.id, "final", "amended").0,
-                "code": {"text": entry.body.describe()},
-                "severity": if other.is_alert() { "high" } else { "low" },
-                "patient": {"reference": pref},
-                "identifiedDateTime": when,
-                "author": {"display": format!("device {device}")},
-            }),
-        },
+        EntryBody::Note { text, .. } => note_reference(&cx, text),
+        EntryBody::DeviceEvent { device, event, .. } => device_resource(&cx, device, event),
         EntryBody::Deviation { text } => json!({
             "resourceType": "DetectedIssue",
-            "id": id,
+            "id": cx.id,
             "status": corrections.status(&entry.id, "final", "amended").0,
             "code": {"text": "deviation (avvik)"},
             "patient": {"reference": pref},
-            "identifiedDateTime": when,
+            "identifiedDateTime": cx.when,
             "author": practitioner(&entry.author),
             "detail": text,
         }),
@@ -500,6 +374,180 @@ fn entry_resource(
     };
     resource["meta"] = json!({"lastUpdated": entry.entered_at.to_string()});
     Some(resource)
+}
+
+/// What every resource made from one journal entry shares.
+struct EntryCx<'a> {
+    entry: &'a Entry,
+    id: String,
+    when: String,
+    pref: &'a str,
+    record: &'a PatientRecord,
+    corrections: &'a Corrections,
+}
+
+/// A visit performed: an Encounter.
+fn encounter(
+    cx: &EntryCx<'_>,
+    visit: &VisitId,
+    mode: VisitKind,
+    arrival: Timestamp,
+    departure: Option<Timestamp>,
+) -> Value {
+    let (status, note) = cx.corrections.status(&cx.entry.id, "finished", "finished");
+    let (code, display) = match mode {
+        VisitKind::Physical => ("HH", "home health"),
+        VisitKind::Digital => ("VR", "virtual"),
+    };
+    let mut period = json!({"start": arrival.to_string()});
+    if let Some(d) = departure {
+        period["end"] = json!(d.to_string());
+    }
+    let mut e = json!({
+        "resourceType": "Encounter",
+        "id": cx.id,
+        "status": if status == "entered-in-error" { status } else { "finished" },
+        "class": {"system": ACT_CODE, "code": code, "display": display},
+        "subject": {"reference": cx.pref},
+        "participant": [{"individual": practitioner(&cx.entry.author)}],
+        "appointment": [{"reference": format!("Appointment/{visit}")}],
+        "period": period,
+    });
+    if let Some(note) = note {
+        e["reasonCode"] = json!([{"text": note}]);
+    }
+    e
+}
+
+/// A measurement: an Observation (a quantity when the value is a number with a unit).
+fn observation(
+    cx: &EntryCx<'_>,
+    visit: Option<&VisitId>,
+    kind: &str,
+    value: &str,
+    unit: Option<&str>,
+    device_reading: Option<&str>,
+) -> Value {
+    let (status, note) = cx.corrections.status(&cx.entry.id, "final", "amended");
+    let mut code = json!({"text": kind});
+    if let Some(loinc) = loinc(kind) {
+        code["coding"] = json!([{"system": LOINC, "code": loinc.0, "display": loinc.1}]);
+    }
+    let mut o = json!({
+        "resourceType": "Observation",
+        "id": cx.id,
+        "status": status,
+        "category": [{"coding": [{"system": "http://terminology.hl7.org/CodeSystem/observation-category", "code": "vital-signs"}]}],
+        "code": code,
+        "subject": {"reference": cx.pref},
+        "effectiveDateTime": cx.when,
+        "performer": [practitioner(&cx.entry.author)],
+    });
+    match (value.parse::<f64>(), unit) {
+        (Ok(number), Some(unit)) if number.is_finite() => {
+            o["valueQuantity"] = json!({"value": number, "unit": unit});
+        }
+        _ => {
+            o["valueString"] = json!(match unit {
+                Some(u) => format!("{value} {u}"),
+                None => value.to_owned(),
+            })
+        }
+    }
+    if let Some(visit) = visit {
+        o["encounter"] = json!({"display": format!("visit {visit}")});
+    }
+    if let Some(reading) = device_reading {
+        o["identifier"] = json!([{"system": "urn:omsyn:device-reading", "value": reading}]);
+    }
+    if let Some(n) = notes(note, None) {
+        o["note"] = n;
+    }
+    o
+}
+
+/// A dose given or not given: a MedicationAdministration.
+fn administration(cx: &EntryCx<'_>, dose: &DoseRef) -> Value {
+    let not_given = match &cx.entry.body {
+        EntryBody::MedicationNotGiven { reason, .. } => Some(reason.clone()),
+        _ => None,
+    };
+    let normal = if not_given.is_some() {
+        "not-done"
+    } else {
+        "completed"
+    };
+    let (status, note) = cx.corrections.status(&cx.entry.id, normal, normal);
+    let medication = cx.record.medication(&dose.medication);
+    let mut m = json!({
+        "resourceType": "MedicationAdministration",
+        "id": cx.id,
+        "status": status,
+        "medicationCodeableConcept": {"text": medication_name(cx.record, dose)},
+        "subject": {"reference": cx.pref},
+        "effectiveDateTime": cx.when,
+        "performer": [{"actor": practitioner(&cx.entry.author)}],
+    });
+    if let Some(med) = medication {
+        m["dosage"] = json!({"text": format!("{} at {}", med.dose, dose.slot)});
+    }
+    if let Some(reason) = not_given {
+        m["statusReason"] = json!([{"text": reason}]);
+    }
+    if let Some(n) = notes(
+        Some(format!("dose slot {} on {}", dose.slot, dose.day)),
+        note,
+    ) {
+        m["note"] = n;
+    }
+    m
+}
+
+/// A nursing note: a DocumentReference with the text attached.
+fn note_reference(cx: &EntryCx<'_>, text: &str) -> Value {
+    let (status, note) = cx.corrections.status(&cx.entry.id, "current", "current");
+    json!({
+        "resourceType": "DocumentReference",
+        "id": cx.id,
+        "status": status,
+        "type": {"text": "nursing note"},
+        "subject": {"reference": cx.pref},
+        "date": cx.entry.entered_at.to_string(),
+        "author": [practitioner(&cx.entry.author)],
+        "description": note.unwrap_or_else(|| format!("note of {}", cx.when)),
+        "content": [{"attachment": {
+            "contentType": "text/plain; charset=utf-8",
+            "data": base64_text(text),
+            "creation": cx.when,
+        }}],
+    })
+}
+
+/// What a home's device reported: a dose taken from the dispenser is an administration with
+/// the device as performer; alerts and dispensing are issues the device detected.
+fn device_resource(cx: &EntryCx<'_>, device: &str, event: &DeviceEvent) -> Value {
+    match event {
+        DeviceEvent::DoseTaken { dose } => json!({
+            "resourceType": "MedicationAdministration",
+            "id": cx.id,
+            "status": cx.corrections.status(&cx.entry.id, "completed", "completed").0,
+            "medicationCodeableConcept": {"text": medication_name(cx.record, dose)},
+            "subject": {"reference": cx.pref},
+            "effectiveDateTime": cx.when,
+            "performer": [{"actor": {"display": format!("medication dispenser {device}")}}],
+            "note": [{"text": format!("dose slot {} on {}, registered by the dispenser", dose.slot, dose.day)}],
+        }),
+        other => json!({
+            "resourceType": "DetectedIssue",
+            "id": cx.id,
+            "status": cx.corrections.status(&cx.entry.id, "final", "amended").0,
+            "code": {"text": cx.entry.body.describe()},
+            "severity": if other.is_alert() { "high" } else { "low" },
+            "patient": {"reference": cx.pref},
+            "identifiedDateTime": cx.when,
+            "author": {"display": format!("device {device}")},
+        }),
+    }
 }
 
 /// An escalation task as it stands at export: requested, accepted (claimed) or completed; who

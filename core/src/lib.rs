@@ -36,6 +36,7 @@ pub mod docs;
 pub mod escalation;
 pub mod exchange;
 pub mod fhir;
+pub mod geo;
 pub mod identity;
 pub mod ids;
 pub mod pipeline;

@@ -16,8 +16,8 @@ use serde::Serialize;
 
 use crate::docs::plan::{NewVisit, VisitKind};
 use crate::docs::record::PatientField;
+use crate::geo::Position;
 use crate::ids::{PatientId, StaffId, TiltakId};
-use crate::planning::Position;
 use crate::repo::{NewTiltak, Repo, RepoError, Transaction};
 use crate::time::{Day, Month, Timestamp};
 

@@ -11,7 +11,7 @@
 //! race to create the same nested object, which in Automerge would hide one side's contents behind
 //! a conflict. Immutable facts are one JSON string under a key written once.
 
-pub mod access;
+pub mod access_facts;
 pub mod daylog;
 pub mod journal;
 pub mod messages;

@@ -75,7 +75,7 @@ impl PatientField {
     /// one way every node reads it (`LAT,LON`, five decimals).
     pub fn normalise(&self, value: &str) -> Result<String, DocError> {
         match self {
-            PatientField::Location => crate::planning::Position::parse(value)
+            PatientField::Location => crate::geo::Position::parse(value)
                 .map(|p| p.to_string())
                 .map_err(|e| DocError::Rejected(e.to_string())),
             _ => Ok(value.to_owned()),

@@ -10,7 +10,7 @@ use serde::Serialize;
 
 use crate::conflict::{self, Conflict};
 use crate::docs::record::{self, PatientField};
-use crate::docs::{DocumentId, access, journal, messages, plan};
+use crate::docs::{DocumentId, access_facts, journal, messages, plan};
 use crate::escalation;
 use crate::ids::PatientId;
 use crate::store::{RelationScope, Row, StoreError, WriteBatch};
@@ -64,7 +64,7 @@ fn record_rows(
     let Some(doc) = batch.existing(&id)? else {
         return Ok(());
     };
-    let facts = access::read(doc);
+    let facts = access_facts::read(doc);
     let Ok(rec) = record::read(doc) else {
         // A record without its patient key yet (a peer sent a partial document): only the
         // relations it holds are indexed.
@@ -93,7 +93,7 @@ fn record_rows(
 fn relation_rows(
     batch: &mut WriteBatch<'_>,
     patient: &PatientId,
-    facts: &access::AccessFacts,
+    facts: &access_facts::AccessFacts,
     ctx: &DeriveContext,
 ) -> Result<Vec<(String, i64)>, StoreError> {
     let mut rows = Vec::new();

@@ -15,7 +15,7 @@ use crate::docs::daylog::{self, DayLogBody};
 use crate::docs::journal::{self, EntryBody};
 use crate::docs::plan::{self, PlanStatus, Visit};
 use crate::docs::record::{PatientField, PatientRecord};
-use crate::docs::{DocumentId, access};
+use crate::docs::{DocumentId, access_facts};
 use crate::ids::{PatientId, StaffId, VisitId};
 use crate::repo::{Disclosure, Repo};
 use crate::time::{Day, Month, Timestamp};
@@ -125,7 +125,10 @@ fn patient(
 ) -> Result<PlanPatient, PlanError> {
     let facts = repo
         .store()
-        .with_doc(&DocumentId::PatientRecord(record.id.clone()), access::read)
+        .with_doc(
+            &DocumentId::PatientRecord(record.id.clone()),
+            access_facts::read,
+        )
         .map_err(crate::RepoError::from)?
         .unwrap_or_default();
     // A malformed location (written by an older build or by hand) counts as unknown.

@@ -9,7 +9,7 @@ use serde::Serialize;
 
 use super::{Repo, RepoError, STORE_FILE, Transaction};
 use crate::docs::DocumentId;
-use crate::docs::access::{self, Block, ExplicitAccess};
+use crate::docs::access_facts::{self, Block, ExplicitAccess};
 use crate::identity::{KEY_FILE, NodeId, PROFILE_FILE, Role};
 use crate::ids::{EntryId, PatientId, StaffId};
 use crate::store::{StoreKey, WITHDRAWN, WITHDRAWN_BLOCKED};
@@ -463,7 +463,7 @@ impl Repo {
         let mut out = Vec::new();
         for id in self.store.doc_ids("patient/")? {
             if let (DocumentId::PatientRecord(p), Some(facts)) =
-                (&id, self.store.with_doc(&id, access::read)?)
+                (&id, self.store.with_doc(&id, access_facts::read)?)
             {
                 out.extend(facts.explicit.into_iter().map(|a| (p.clone(), a)));
             }
@@ -563,6 +563,10 @@ impl Repo {
     /// from. Safe while the store is still open in the process: without the key, nothing left
     /// on disk can be decrypted. A key the host keeps itself (the mobile keystore) the host must
     /// destroy: the bindings tell the app. Returns the files destroyed.
+    #[allow(
+        clippy::disallowed_methods,
+        reason = "a revoked node destroys its key and store files: the one delete outside the store"
+    )]
     pub fn wipe(&self) -> std::io::Result<Vec<PathBuf>> {
         let mut secrets = vec![
             StoreKey::path(&self.dir),
@@ -624,7 +628,7 @@ impl Transaction<'_> {
     ) -> Result<(), RepoError> {
         let ctx = self.ctx(now);
         let doc = self.record_doc(patient)?;
-        Ok(access::set_team_member(doc, &ctx, staff, active)?)
+        Ok(access_facts::set_team_member(doc, &ctx, staff, active)?)
     }
 
     /// Registers the patient's block (sperring) of a staff member (base only).
@@ -637,7 +641,7 @@ impl Transaction<'_> {
     ) -> Result<Block, RepoError> {
         let ctx = self.ctx(now);
         let doc = self.record_doc(patient)?;
-        Ok(access::block(doc, &ctx, rng, staff)?)
+        Ok(access_facts::block(doc, &ctx, rng, staff)?)
     }
 
     /// Lifts a block (base only).
@@ -649,7 +653,7 @@ impl Transaction<'_> {
     ) -> Result<(), RepoError> {
         let ctx = self.ctx(now);
         let doc = self.record_doc(patient)?;
-        Ok(access::lift_block(doc, &ctx, block)?)
+        Ok(access_facts::lift_block(doc, &ctx, block)?)
     }
 
     /// Asks explicit ("break-glass") access to a patient, with a stated reason: recorded in the
@@ -673,7 +677,7 @@ impl Transaction<'_> {
         let doc = self
             .batch
             .doc(&DocumentId::PatientRecord(patient.clone()))?;
-        let access = access::explicit_access(doc, &ctx, rng, reason, until)?;
+        let access = access_facts::explicit_access(doc, &ctx, rng, reason, until)?;
         self.log_access(
             now,
             AccessEvent::new(

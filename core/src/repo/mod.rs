@@ -164,7 +164,7 @@ pub struct PatientView {
     /// Open conflicts.
     pub conflicts: Vec<Conflict>,
     /// Care team, blocks (sperring) and explicit accesses.
-    pub access: crate::docs::access::AccessFacts,
+    pub access: crate::docs::access_facts::AccessFacts,
     /// Stored keys this build could not decode (kept, never dropped).
     pub unreadable: Vec<String>,
 }
@@ -206,6 +206,10 @@ impl Repo {
     ) -> Result<Repo, OpenRepoError> {
         let identity = Identity::load(dir)?;
         let key_path = StoreKey::path(dir);
+        #[allow(
+            clippy::disallowed_methods,
+            reason = "whether the store key file exists decides if an old store is encrypted now"
+        )]
         let key = match key {
             Some(key) => key,
             // A store from before encryption at rest gets its key now, and is encrypted on open.
@@ -468,7 +472,7 @@ impl Repo {
                 .store
                 .with_doc(
                     &DocumentId::PatientRecord(patient.clone()),
-                    crate::docs::access::read,
+                    crate::docs::access_facts::read,
                 )?
                 .unwrap_or_default(),
             unreadable,

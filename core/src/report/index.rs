@@ -10,90 +10,13 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 
-use super::{
-    Counts, DayReport, DeviationLine, PatientDay, VisitLine, monday_of, performer, tally,
-    visit_line,
-};
-use crate::docs::DocumentId;
-use crate::docs::daylog::{self, DayLogBody};
-use crate::docs::journal::{EntryBody, Journal};
-use crate::docs::plan::VisitPlan;
+use super::{Counts, DayReport, PatientDay, VisitLine, monday_of, tally};
 use crate::ids::PatientId;
 use crate::repo::{Disclosure, Repo, RepoError};
 use crate::store::StoreError;
 use crate::time::Day;
-
-/// The day-index rows of one patient-month: its visits with their outcomes (from this month's
-/// journal, where a visit's outcome is documented), and, by the day they happened, its journal
-/// deviations and who performed a visit (for continuity).
-pub(crate) fn month_rows(
-    patient: &PatientId,
-    plan: &VisitPlan,
-    journal: &Journal,
-) -> Result<Vec<(Day, String, Vec<u8>)>, StoreError> {
-    let mut rows = Vec::with_capacity(plan.visits.len() * 2);
-    for visit in &plan.visits {
-        // The patient's name and zone are looked up when read: a renamed patient would
-        // otherwise need every month derived again.
-        let line = visit_line(visit.clone(), String::new(), journal);
-        rows.push((
-            visit.day(),
-            format!("v/{patient}/{}", visit.id),
-            encode(&line)?,
-        ));
-    }
-    for entry in journal.standing() {
-        if let EntryBody::VisitPerformed { .. } = &entry.body {
-            let key = format!("p/{patient}/{}", entry.id);
-            let who = performer(&entry.author);
-            rows.push((entry.event_time.day(), key, encode(&who)?));
-        }
-    }
-    // A deviation recorded in error (and withdrawn by a correction) is no deviation of the day.
-    for entry in journal.standing() {
-        if let EntryBody::Deviation { text } = &entry.body {
-            let line = DeviationLine {
-                at: entry.event_time,
-                by: entry.author.name.clone(),
-                patient: Some(patient.clone()),
-                text: text.clone(),
-            };
-            let key = format!("d/{patient}/{}", entry.id);
-            rows.push((entry.event_time.day(), key, encode(&line)?));
-        }
-    }
-    Ok(rows)
-}
-
-/// The day-index rows of a day log: its deviations, keyed by the staff member.
-pub(crate) fn day_log_rows(
-    id: &DocumentId,
-    doc: &crate::docs::Document,
-) -> Result<Vec<(Day, String, Vec<u8>)>, StoreError> {
-    let DocumentId::DayLog(staff, _) = id else {
-        return Ok(Vec::new());
-    };
-    let mut rows = Vec::new();
-    for entry in daylog::read(doc).items {
-        if let DayLogBody::Deviation { text } = entry.body {
-            let line = DeviationLine {
-                at: entry.event_time,
-                by: entry.author.name,
-                patient: None,
-                text,
-            };
-            let key = format!("d/{staff}/{}", entry.id);
-            rows.push((entry.event_time.day(), key, encode(&line)?));
-        }
-    }
-    Ok(rows)
-}
-
-fn encode<T: Serialize>(value: &T) -> Result<Vec<u8>, StoreError> {
-    serde_json::to_vec(value).map_err(|e| StoreError::Corrupt(format!("encoding a day row: {e}")))
-}
 
 fn decode<T: for<'de> Deserialize<'de>>(json: &[u8]) -> Result<T, RepoError> {
     serde_json::from_slice(json)

@@ -7,64 +7,25 @@
 
 mod documents;
 mod index;
+mod lines;
+mod rows;
 
 pub use documents::day_report_from_documents;
 pub use index::day_report;
-pub(crate) use index::{day_log_rows, month_rows};
+use lines::performer;
+pub use lines::{DeviationLine, VisitLine, VisitOutcome, visit_line};
+pub(crate) use rows::{day_log_rows, month_rows};
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use serde::Serialize;
 
 use crate::conflict::Conflict;
-use crate::docs::journal::{self, EntryBody};
-use crate::docs::plan::{self, PlanStatus, VisitKind};
-use crate::ids::{PatientId, VisitId};
+use crate::docs::plan::VisitKind;
+use crate::ids::PatientId;
 use crate::repo::{Repo, RepoError};
-use crate::time::{Day, Timestamp};
+use crate::time::Day;
 use crate::{NodeId, Role};
-
-/// The outcome of a visit, derived from plan status and journal facts.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, serde::Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum VisitOutcome {
-    /// Documented as performed.
-    Done,
-    /// Attempted and documented as not performed.
-    Missed,
-    /// Cancelled in the plan (and not performed).
-    Cancelled,
-    /// Cancelled in the plan but documented as performed (a review conflict).
-    CancelledButPerformed,
-    /// Planned, nothing documented yet.
-    Open,
-}
-
-/// One visit in the report.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
-pub struct VisitLine {
-    /// The visit.
-    pub visit: VisitId,
-    /// The patient.
-    pub patient: PatientId,
-    /// The patient's name, if the record is held here.
-    pub patient_name: String,
-    /// The patient's zone, if the record held here names one.
-    #[serde(default)]
-    pub zone: Option<String>,
-    /// Window start.
-    pub start: Timestamp,
-    /// Window end.
-    pub end: Timestamp,
-    /// Planned kind.
-    pub kind: VisitKind,
-    /// Assigned staff.
-    pub staff: Vec<String>,
-    /// Outcome.
-    pub outcome: VisitOutcome,
-    /// Who documented it as performed.
-    pub performed_by: Vec<String>,
-}
 
 /// Counts by outcome.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
@@ -79,19 +40,6 @@ pub struct Counts {
     pub cancelled: usize,
     /// Nothing documented yet.
     pub open: usize,
-}
-
-impl VisitOutcome {
-    /// The outcome's name in reports (as in JSON).
-    pub fn as_str(&self) -> &'static str {
-        match self {
-            VisitOutcome::Done => "done",
-            VisitOutcome::Missed => "missed",
-            VisitOutcome::Cancelled => "cancelled",
-            VisitOutcome::CancelledButPerformed => "cancelled-but-performed",
-            VisitOutcome::Open => "open",
-        }
-    }
 }
 
 impl Counts {
@@ -151,19 +99,6 @@ pub struct PatientDay {
     /// Continuity: the different staff who performed the patient's visits this week (Monday up
     /// to the report's day).
     pub staff_this_week: Vec<String>,
-}
-
-/// A deviation (avvik).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
-pub struct DeviationLine {
-    /// When.
-    pub at: Timestamp,
-    /// Who recorded it.
-    pub by: String,
-    /// The patient, for a journal deviation.
-    pub patient: Option<PatientId>,
-    /// What.
-    pub text: String,
 }
 
 /// How recently this node synced with a device.
@@ -273,14 +208,6 @@ fn monday_of(day: Day) -> Day {
     Day::from_days(days - (days + 3).rem_euclid(7)).unwrap_or(day)
 }
 
-/// How continuity counts a performer: the staff id, or the name of a device acting alone.
-fn performer(author: &crate::docs::Author) -> String {
-    author
-        .staff
-        .as_ref()
-        .map_or_else(|| author.name.clone(), |s| s.to_string())
-}
-
 /// The zone's enrolled devices (not revoked) and when this node last synced with each.
 fn devices(repo: &Repo, zone: Option<&str>) -> Result<Vec<DeviceSync>, RepoError> {
     let store = repo.store();
@@ -350,45 +277,5 @@ fn csv_field(value: &str) -> String {
         format!("\"{}\"", value.replace('"', "\"\""))
     } else {
         value
-    }
-}
-
-/// A visit with its outcome, from the plan and the patient's journal: performed or not performed
-/// as documented (entries marked entered-in-error do not count), cancelled as planned.
-pub fn visit_line(
-    visit: plan::Visit,
-    patient_name: String,
-    journal: &journal::Journal,
-) -> VisitLine {
-    let mut performed_by = Vec::new();
-    let mut missed = false;
-    for entry in journal.standing() {
-        match &entry.body {
-            EntryBody::VisitPerformed { visit: v, .. } if *v == visit.id => {
-                performed_by.push(entry.author.name.clone())
-            }
-            EntryBody::VisitNotPerformed { visit: v, .. } if *v == visit.id => missed = true,
-            _ => {}
-        }
-    }
-    let cancelled = matches!(visit.status, PlanStatus::Cancelled { .. });
-    let outcome = match (cancelled, !performed_by.is_empty(), missed) {
-        (true, true, _) => VisitOutcome::CancelledButPerformed,
-        (true, false, _) => VisitOutcome::Cancelled,
-        (false, true, _) => VisitOutcome::Done,
-        (false, false, true) => VisitOutcome::Missed,
-        (false, false, false) => VisitOutcome::Open,
-    };
-    VisitLine {
-        patient_name,
-        zone: None,
-        visit: visit.id,
-        patient: visit.patient,
-        start: visit.start,
-        end: visit.end,
-        kind: visit.kind,
-        staff: visit.staff.iter().map(|s| s.to_string()).collect(),
-        outcome,
-        performed_by,
     }
 }

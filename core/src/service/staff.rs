@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 
 use crate::docs::journal::{self, EntryBody};
-use crate::docs::{DocumentId, access};
+use crate::docs::{DocumentId, access_facts as access};
 use crate::ids::{PatientId, StaffId};
 use crate::{Day, RepoError, Role};
 

@@ -91,6 +91,10 @@ impl StoreKey {
     }
 
     /// Reads a key file, refusing one that others can read.
+    #[allow(
+        clippy::disallowed_methods,
+        reason = "the store key file: the store's own file IO"
+    )]
     pub fn load_file(path: &Path) -> Result<StoreKey, KeyError> {
         if !path.exists() {
             return Err(KeyError::Missing(path.to_owned()));
@@ -104,6 +108,11 @@ impl StoreKey {
     }
 
     /// Overwrites the key file with zeros, syncs, and removes it: crypto-shredding.
+    #[allow(
+        clippy::disallowed_methods,
+        clippy::disallowed_types,
+        reason = "the store key file: the store's own file IO"
+    )]
     pub fn shred_file(path: &Path) -> std::io::Result<()> {
         use std::io::Write;
         if !path.exists() {
@@ -213,4 +222,31 @@ pub(crate) fn chunk_place(doc: &str, seq: u64) -> Vec<u8> {
     place.push(0);
     place.extend_from_slice(&seq.to_le_bytes());
     place
+}
+
+/// Where a patient's name is sealed (its associated data).
+pub(crate) fn name_place(patient: &crate::ids::PatientId) -> Vec<u8> {
+    format!("name/{patient}").into_bytes()
+}
+
+/// Where a patient's open conflicts of one scope are sealed.
+pub(crate) fn conflict_place(patient: &str, scope: &str) -> Vec<u8> {
+    format!("conflicts/{patient}/{scope}").into_bytes()
+}
+
+/// Where a patient-month's escalation triggers are sealed.
+pub(crate) fn tasks_place(patient: &str, month: &str) -> Vec<u8> {
+    format!("tasks/{patient}/{month}").into_bytes()
+}
+
+/// Where a day-index row is sealed.
+pub(crate) fn day_place(day: &str, key: &str) -> Vec<u8> {
+    format!("day/{day}/{key}").into_bytes()
+}
+
+/// The error for a stored value at `place` that does not open with the store key.
+pub(crate) fn sealed_value_error(place: &str) -> super::StoreError {
+    super::StoreError::Corrupt(format!(
+        "{place} does not decrypt with the store key: it was altered, or written with another key"
+    ))
 }

@@ -1,13 +1,18 @@
 //! The derived indexes' rows, as the change pipeline hands them to a write
 //! ([`crate::pipeline`] derives them from the documents; the store only keeps them, sealed where
-//! they hold patient data, in the same transaction as the documents they come from).
+//! they hold patient data, in the same transaction as the documents they come from), and reading
+//! them back: patients, where a visit is planned, open conflicts, a day's rows.
 
-use redb::ReadableTable;
+use redb::{ReadableDatabase, ReadableTable};
 
+use super::batch::WriteBatch;
+use super::crypt::{Cipher, conflict_place, day_place, name_place, tasks_place};
+use super::error::StoreError;
+use super::handle::Store;
 use super::schema::{
     CONFLICTS, DAY_INDEX, DAY_INDEX_OWNERS, OPEN_TASKS, PATIENT_NAMES, RELATIONS, TASKS, VISITS,
 };
-use super::{StoreError, WriteBatch, conflict_place, name_place, tasks_place};
+use crate::conflict::Conflict;
 use crate::docs::DocumentId;
 use crate::ids::{PatientId, VisitId};
 use crate::time::{Day, Month};
@@ -108,34 +113,16 @@ impl WriteBatch<'_> {
                         &sealed,
                     )?;
                 }
-                Row::Visits { plan, visits } => {
-                    let mut table = tx.open_table(VISITS)?;
-                    let location = plan.to_string();
-                    for visit in visits {
-                        let known = table
-                            .get(visit.as_str())?
-                            .is_some_and(|v| v.value() == location);
-                        if !known {
-                            table.insert(visit.as_str(), location.as_str())?;
-                        }
-                    }
-                }
+                Row::Visits { plan, visits } => put_visits(tx, &plan, visits)?,
                 Row::Conflicts {
                     patient,
                     scope,
                     json,
                 } => {
-                    let mut table = tx.open_table(CONFLICTS)?;
+                    let place = conflict_place(patient.as_str(), &scope);
                     let key = (patient.as_str(), scope.as_str());
-                    match json {
-                        None => {
-                            table.remove(key)?;
-                        }
-                        Some(json) => {
-                            let place = conflict_place(patient.as_str(), &scope);
-                            upsert(&mut table, key, &store.cipher.seal(&place, &json))?;
-                        }
-                    }
+                    let sealed = json.map(|json| store.cipher.seal(&place, &json));
+                    put_or_remove(&mut tx.open_table(CONFLICTS)?, key, sealed)?;
                 }
                 Row::Triggers {
                     patient,
@@ -146,71 +133,114 @@ impl WriteBatch<'_> {
                     let month = month.to_string();
                     let key = (patient.as_str(), month.as_str());
                     let mut open_table = tx.open_table(OPEN_TASKS)?;
-                    if open {
-                        if open_table.get(key)?.is_none() {
-                            open_table.insert(key, ())?;
-                        }
-                    } else {
+                    if !open {
                         open_table.remove(key)?;
+                    } else if open_table.get(key)?.is_none() {
+                        open_table.insert(key, ())?;
                     }
-                    let mut table = tx.open_table(TASKS)?;
-                    match json {
-                        None => {
-                            table.remove(key)?;
-                        }
-                        Some(json) => {
-                            let place = tasks_place(patient.as_str(), &month);
-                            upsert(&mut table, key, &store.cipher.seal(&place, &json))?;
-                        }
-                    }
+                    let place = tasks_place(patient.as_str(), &month);
+                    let sealed = json.map(|json| store.cipher.seal(&place, &json));
+                    put_or_remove(&mut tx.open_table(TASKS)?, key, sealed)?;
                 }
                 Row::Days { owner, rows } => put_days(tx, &store.cipher, &owner, rows)?,
                 Row::Relations {
                     patient,
                     scope,
                     rows,
-                } => {
-                    let mut table = tx.open_table(RELATIONS)?;
-                    let p = patient.as_str();
-                    let mut old: std::collections::BTreeMap<String, i64> = table
-                        .range((p, "")..=(p, "\u{10FFFF}"))?
-                        .map(|item| item.map(|(k, v)| (k.value().1.to_owned(), v.value())))
-                        .filter(|r| r.as_ref().map_or(true, |(k, _)| scope.covers(k)))
-                        .collect::<Result<_, _>>()?;
-                    for (name, value) in rows {
-                        if old.remove(&name) != Some(value) {
-                            table.insert((p, name.as_str()), value)?;
-                        }
-                    }
-                    for k in old.keys() {
-                        table.remove((p, k.as_str()))?;
-                    }
-                }
+                } => put_relations(tx, &patient, scope, rows)?,
             }
             Ok(())
         })
     }
+}
 
-    /// A patient's relations whose names start with `prefix`, as of this write.
-    pub fn relations(
-        &mut self,
-        patient: &PatientId,
+impl Store {
+    /// Every patient held, with display name, ordered by id.
+    pub fn patients(&self) -> Result<Vec<(PatientId, String)>, StoreError> {
+        self.contain(|| {
+            let read = self.db.begin_read()?;
+            let table = read.open_table(PATIENT_NAMES)?;
+            let mut out = Vec::new();
+            for item in table.iter()? {
+                let (k, v) = item?;
+                let id = PatientId::parse(k.value())
+                    .map_err(|e| StoreError::Corrupt(format!("patient index: {e}")))?;
+                let name = self.open_value(&name_place(&id), v.value())?;
+                out.push((id, String::from_utf8_lossy(&name).into_owned()));
+            }
+            Ok(out)
+        })
+    }
+
+    /// The visit-plan document holding `visit`, if known.
+    pub fn visit_location(&self, visit: &VisitId) -> Result<Option<DocumentId>, StoreError> {
+        self.contain(|| {
+            let read = self.db.begin_read()?;
+            let table = read.open_table(VISITS)?;
+            let Some(value) = table.get(visit.as_str())? else {
+                return Ok(None);
+            };
+            DocumentId::parse(value.value())
+                .map(Some)
+                .map_err(|e| StoreError::Corrupt(format!("visit index: {e}")))
+        })
+    }
+
+    /// Every open conflict, optionally for one patient.
+    pub fn conflicts(&self, patient: Option<&PatientId>) -> Result<Vec<Conflict>, StoreError> {
+        self.contain(|| {
+            let read = self.db.begin_read()?;
+            let table = read.open_table(CONFLICTS)?;
+            let mut out = Vec::new();
+            for item in patient_rows(&table, patient.map(PatientId::as_str))? {
+                let (k, v) = item?;
+                let (patient, scope) = k.value();
+                let json = self.open_value(&conflict_place(patient, scope), v.value())?;
+                let list: Vec<Conflict> = serde_json::from_slice(&json)
+                    .map_err(|e| StoreError::Corrupt(format!("conflict index: {e}")))?;
+                out.extend(list);
+            }
+            Ok(out)
+        })
+    }
+
+    /// The day-index rows of `day` (see `DAY_INDEX`) whose key starts with `prefix`, opened:
+    /// `(key, JSON)`. `keep` sees each key first; a row it declines is never decrypted.
+    pub fn day_rows(
+        &self,
+        day: crate::time::Day,
         prefix: &str,
-    ) -> Result<Vec<super::Relation>, StoreError> {
-        let store = self.store;
-        store.contain(|| {
-            super::trust::relations_in(&self.tx.open_table(RELATIONS)?, patient, prefix)
+        mut keep: impl FnMut(&str) -> bool,
+    ) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
+        self.contain(|| {
+            let read = self.db.begin_read()?;
+            let table = read.open_table(DAY_INDEX)?;
+            let day = day.to_string();
+            let end = format!("{prefix}\u{10FFFF}");
+            let mut out = Vec::new();
+            for item in table.range((day.as_str(), prefix)..(day.as_str(), end.as_str()))? {
+                let (k, v) = item?;
+                let key = k.value().1;
+                if !keep(key) {
+                    continue;
+                }
+                let json = self.open_value(&day_place(&day, key), v.value())?;
+                out.push((key.to_owned(), json));
+            }
+            Ok(out)
         })
     }
+}
 
-    /// The value of a patient's relation `name` as of this write.
-    pub fn relation(&mut self, patient: &PatientId, name: &str) -> Result<Option<i64>, StoreError> {
-        let store = self.store;
-        store.contain(|| {
-            let table = self.tx.open_table(RELATIONS)?;
-            Ok(table.get((patient.as_str(), name))?.map(|v| v.value()))
-        })
-    }
+/// The rows of an index keyed by (patient, scope): one patient's, or (`None`) every row.
+pub(super) fn patient_rows<'t, V: redb::Value + 'static>(
+    table: &'t impl ReadableTable<(&'static str, &'static str), V>,
+    patient: Option<&str>,
+) -> Result<redb::Range<'t, (&'static str, &'static str), V>, StoreError> {
+    Ok(match patient {
+        Some(p) => table.range((p, "")..=(p, "\u{10FFFF}"))?,
+        None => table.range::<(&str, &str)>(..)?,
+    })
 }
 
 /// Replaces the day-index rows `owner` derived (see [`Row::Days`]), writing only the rows whose
@@ -218,7 +248,7 @@ impl WriteBatch<'_> {
 /// each row's keyed fingerprint to compare with.
 fn put_days(
     tx: &redb::WriteTransaction,
-    cipher: &super::crypt::Cipher,
+    cipher: &Cipher,
     owner: &str,
     rows: Vec<(Day, String, Vec<u8>)>,
 ) -> Result<(), StoreError> {
@@ -267,6 +297,68 @@ fn put_days(
 /// One row an owner derived: `(day, key, digest)`.
 pub(super) type OwnedRow = (String, String, String);
 
+/// Records the visits a plan holds (visit → plan), writing only what is new.
+fn put_visits(
+    tx: &redb::WriteTransaction,
+    plan: &DocumentId,
+    visits: Vec<VisitId>,
+) -> Result<(), StoreError> {
+    let mut table = tx.open_table(VISITS)?;
+    let location = plan.to_string();
+    for visit in visits {
+        let known = table
+            .get(visit.as_str())?
+            .is_some_and(|v| v.value() == location);
+        if !known {
+            table.insert(visit.as_str(), location.as_str())?;
+        }
+    }
+    Ok(())
+}
+
+/// Replaces a patient's relations in `scope` with `rows`, writing only what changed.
+fn put_relations(
+    tx: &redb::WriteTransaction,
+    patient: &PatientId,
+    scope: RelationScope,
+    rows: Vec<(String, i64)>,
+) -> Result<(), StoreError> {
+    let mut table = tx.open_table(RELATIONS)?;
+    let p = patient.as_str();
+    let mut old: std::collections::BTreeMap<String, i64> = table
+        .range((p, "")..=(p, "\u{10FFFF}"))?
+        .map(|item| item.map(|(k, v)| (k.value().1.to_owned(), v.value())))
+        .filter(|r| r.as_ref().map_or(true, |(k, _)| scope.covers(k)))
+        .collect::<Result<_, _>>()?;
+    for (name, value) in rows {
+        if old.remove(&name) != Some(value) {
+            table.insert((p, name.as_str()), value)?;
+        }
+    }
+    for k in old.keys() {
+        table.remove((p, k.as_str()))?;
+    }
+    Ok(())
+}
+
+/// Keeps `value` under `key`, or removes the row when there is none (an empty list is no row).
+fn put_or_remove<'k, K: redb::Key + 'static>(
+    table: &mut redb::Table<'_, K, &'static [u8]>,
+    key: K::SelfType<'k>,
+    value: Option<Vec<u8>>,
+) -> Result<(), StoreError>
+where
+    K::SelfType<'k>: Copy,
+{
+    match value {
+        Some(value) => upsert(table, key, &value),
+        None => {
+            table.remove(key)?;
+            Ok(())
+        }
+    }
+}
+
 /// Inserts `value` under `key` unless it is there already. A row derived again unchanged (most
 /// rows, at most writes) then costs a lookup instead of the copy of its B-tree path that the
 /// commit would write and fsync. Sealing is deterministic, so equal content means equal bytes.
@@ -291,12 +383,7 @@ pub(super) fn decode_owned(json: &[u8]) -> Result<Vec<OwnedRow>, StoreError> {
 }
 
 /// 128 bits of a row's keyed fingerprint, in hex: enough to tell a changed row.
-fn fingerprint(cipher: &super::crypt::Cipher, place: &[u8], json: &[u8]) -> String {
+fn fingerprint(cipher: &Cipher, place: &[u8], json: &[u8]) -> String {
     let digest = cipher.fingerprint(place, json);
     digest[..16].iter().map(|b| format!("{b:02x}")).collect()
-}
-
-/// Where a day-index row is sealed (its associated data).
-pub(super) fn day_place(day: &str, key: &str) -> Vec<u8> {
-    format!("day/{day}/{key}").into_bytes()
 }

@@ -2,7 +2,9 @@
 //!
 //! Integers stored inside values are little-endian.
 
-use redb::TableDefinition;
+use redb::{ReadableTable, TableDefinition, WriteTransaction};
+
+use super::error::StoreError;
 
 /// Store-wide metadata: `magic` and `format_version`.
 pub(crate) const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
@@ -12,7 +14,7 @@ pub(crate) const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta
 /// order: a snapshot followed by incremental changes.
 pub(crate) const CHUNKS: TableDefinition<(&str, u64), &[u8]> = TableDefinition::new("chunks");
 
-/// Per-document bookkeeping: document id → [`super::DocMeta`] (4 × u64 LE).
+/// Per-document bookkeeping: document id → `chunks::DocMeta` (4 × u64 LE).
 pub(crate) const DOCS: TableDefinition<&str, &[u8]> = TableDefinition::new("docs");
 
 /// Derived, format 1-2 only: patient id → display name in plain text (migrated to
@@ -102,3 +104,53 @@ pub(crate) const MAGIC: &[u8] = b"omsyn-store";
 /// and names) and say so by name: derived again the same way. Migrations from 1–6 leave the
 /// indexes to that step.
 pub const FORMAT_VERSION: u32 = 7;
+
+/// The `META` key set while the derived indexes must be derived again by the change pipeline
+/// (see `migrate.rs`); cleared by the write that derives them.
+pub(crate) const REDERIVE_KEY: &str = "rederive";
+
+/// Creates every table of this format (a new store).
+pub(super) fn create_tables(
+    tx: &WriteTransaction,
+    epoch: [u8; 16],
+    key_check: &[u8],
+) -> Result<(), StoreError> {
+    tx.open_table(CHUNKS)?;
+    tx.open_table(DOCS)?;
+    tx.open_table(VISITS)?;
+    tx.open_table(CONFLICTS)?;
+    tx.open_table(TASKS)?;
+    tx.open_table(OPEN_TASKS)?;
+    tx.open_table(DAY_INDEX)?;
+    tx.open_table(DAY_INDEX_OWNERS)?;
+    create_sync_tables(tx, epoch)?;
+    create_trust_tables(tx, key_check)
+}
+
+/// The tables format 2 added for sync, and the store's epoch (its log position starts at 0).
+pub(super) fn create_sync_tables(tx: &WriteTransaction, epoch: [u8; 16]) -> Result<(), StoreError> {
+    tx.open_table(LOG)?;
+    tx.open_table(DOC_SEQ)?;
+    tx.open_table(PEERS)?;
+    tx.open_table(PEER_DOCS)?;
+    let mut meta = tx.open_table(META)?;
+    meta.insert("epoch", epoch.as_slice())?;
+    if meta.get("seq")?.is_none() {
+        meta.insert("seq", 0u64.to_le_bytes().as_slice())?;
+    }
+    Ok(())
+}
+
+/// The tables format 3 added for trust, and the check that tells a wrong store key.
+pub(super) fn create_trust_tables(
+    tx: &WriteTransaction,
+    key_check: &[u8],
+) -> Result<(), StoreError> {
+    tx.open_table(PATIENT_NAMES)?;
+    tx.open_table(CERTS)?;
+    tx.open_table(REVOCATIONS)?;
+    tx.open_table(RELATIONS)?;
+    tx.open_table(WITHHELD)?;
+    tx.open_table(META)?.insert("key_check", key_check)?;
+    Ok(())
+}

@@ -115,21 +115,6 @@ impl PerDocumentSync {
         Self::default()
     }
 
-    /// What a reconnect keeps: Automerge's persisted form of each state (the shared heads).
-    pub fn saved_and_restored(&self) -> Self {
-        PerDocumentSync {
-            states: self
-                .states
-                .iter()
-                .filter_map(|(id, s)| {
-                    sync::State::decode(&s.encode())
-                        .ok()
-                        .map(|s| (id.clone(), s))
-                })
-                .collect(),
-        }
-    }
-
     /// The persisted form of every state (Automerge's `State::encode`: the shared heads), for a
     /// benchmark that runs each side in a process of its own.
     pub fn encode(&self) -> Vec<u8> {

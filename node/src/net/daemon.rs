@@ -13,77 +13,23 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
-use omsyn_core::Repo;
-use tokio::sync::{Semaphore, broadcast, watch};
+use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 use tracing::{info, warn};
 
 use super::driver::{Mode, drive};
 use super::events::NetEvent;
+use super::shared::revoked;
+pub use super::shared::{OnRevoked, Shared, watch_commits};
 use super::ticket::Ticket;
-use super::{ALPN, Net, NetOptions, node_id};
+use super::{ALPN, node_id};
 
 /// Most concurrent peer sessions a node serves.
 pub const MAX_PEERS: usize = 64;
 const BACKOFF_START: Duration = Duration::from_secs(1);
 const BACKOFF_MAX: Duration = Duration::from_secs(30);
 
-/// What a node does when a peer tells it that it was revoked. Either way its data is destroyed
-/// first (crypto-shredding).
-#[derive(Debug, Clone)]
-pub enum OnRevoked {
-    /// Exit the process with code 3 (the daemon: nothing more may be served).
-    ExitProcess,
-    /// Record the reason in this flag, send [`NetEvent::Revoked`] and stop: every session and
-    /// [`run`] end as soon as the flag is set (an embedding app then refuses every call, destroys
-    /// its keystore key and tells the user).
-    Report(Arc<watch::Sender<Option<String>>>),
-}
-
-/// Everything a session task needs.
-#[derive(Debug, Clone)]
-pub struct Shared {
-    pub repo: Arc<Repo>,
-    pub changed: watch::Receiver<u64>,
-    pub net: Net,
-    /// The organisation key, on the base that holds it: renews the certificates of peers.
-    pub org: Option<Arc<omsyn_core::trust::OrgKey>>,
-    /// What happens in sessions, for whoever subscribes.
-    pub events: broadcast::Sender<NetEvent>,
-    /// What to do when this node learns it was revoked.
-    pub on_revoked: OnRevoked,
-}
-
-/// How many events a subscriber may fall behind before it loses the oldest.
-const EVENT_BACKLOG: usize = 1024;
-
 impl Shared {
-    /// Binds the endpoint; loads the organisation key when this node holds it (a base holding it
-    /// renews the certificates of the devices it meets). `changed` is the store's commit watch
-    /// ([`watch_commits`], made once per open store: the store has one commit hook).
-    pub async fn start(
-        repo: Arc<Repo>,
-        options: &NetOptions,
-        on_revoked: OnRevoked,
-        changed: watch::Receiver<u64>,
-    ) -> Result<Shared> {
-        let net = super::bind(&repo, options).await?;
-        let org = omsyn_core::trust::OrgKey::load(repo.data_dir())?.map(Arc::new);
-        Ok(Shared {
-            changed,
-            repo,
-            net,
-            org,
-            events: broadcast::channel(EVENT_BACKLOG).0,
-            on_revoked,
-        })
-    }
-
-    /// Tells subscribers, if any.
-    pub fn emit(&self, event: NetEvent) {
-        let _ = self.events.send(event);
-    }
-
     /// Runs one session on an open connection, with this node's need-based sharing policy.
     async fn session(
         &self,
@@ -99,15 +45,6 @@ impl Shared {
         });
         result
     }
-}
-
-/// Wires the store's commit hook to a watch channel sessions listen on.
-pub fn watch_commits(repo: &Repo) -> watch::Receiver<u64> {
-    let (tx, rx) = watch::channel(0u64);
-    repo.store().set_commit_hook(Box::new(move |seq, _changed| {
-        let _ = tx.send(seq);
-    }));
-    rx
 }
 
 /// Serves until `shutdown` completes.
@@ -139,18 +76,6 @@ pub async fn run(
     tasks.shutdown().await;
     shared.net.endpoint.close().await;
     Ok(())
-}
-
-/// Completes once this node learns it was revoked (never for [`OnRevoked::ExitProcess`]: the
-/// process exits).
-pub(super) async fn revoked(on_revoked: &OnRevoked) {
-    match on_revoked {
-        OnRevoked::Report(flag) => {
-            let mut seen = flag.subscribe();
-            let _ = seen.wait_for(Option::is_some).await;
-        }
-        OnRevoked::ExitProcess => std::future::pending().await,
-    }
 }
 
 /// Accepts connections; each session runs in this loop's own `JoinSet`, which aborts them all when

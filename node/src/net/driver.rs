@@ -13,9 +13,9 @@ use omsyn_core::sync::{Session, SharePolicy, SyncEvent, SyncStats};
 use omsyn_core::{NodeId, Repo};
 use tracing::{debug, error, info, warn};
 
-use super::daemon::{OnRevoked, Shared};
 use super::events::NetEvent;
 use super::now_ms;
+use super::shared::{OnRevoked, Shared, revoked};
 
 /// How a session should end.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -62,7 +62,7 @@ pub async fn drive(
     debug!(peer = %peer.short(), elapsed = ?started.elapsed(), "hello and early push queued");
     let mut buf = vec![0u8; READ_BUFFER_BYTES];
     let mut recheck = tokio::time::interval(RECHECK);
-    let revoked = super::daemon::revoked(&shared.on_revoked);
+    let revoked = revoked(&shared.on_revoked);
     tokio::pin!(revoked);
     let mut progress = Progress::default();
     flush(&mut session, &mut send).await?;
@@ -97,8 +97,11 @@ pub async fn drive(
                 if seen.is_err() {
                     break;
                 }
+                // The commit tells the session what changed; the log is read only if commits
+                // came in between.
                 let result = tokio::task::block_in_place(|| {
-                    session.handle_local_change(repo.store(), policy.as_ref(), now_ms())
+                    let committed = repo.store().last_commit();
+                    session.handle_commit(repo.store(), policy.as_ref(), now_ms(), committed.as_deref())
                 });
                 if let Err(e) = result {
                     return Err(end_with(e, &mut session, &mut send, conn, peer).await);

@@ -8,6 +8,7 @@ pub mod daemon;
 pub mod driver;
 pub mod events;
 pub mod relay;
+pub mod shared;
 pub mod ticket;
 
 use anyhow::{Context, Result};

@@ -1,8 +1,12 @@
 //! The sync protocol's state machine, two nodes back to back in memory.
 
+use std::sync::{Arc, Mutex};
+
+use omsyn_core::DocumentId;
 use omsyn_core::docs::plan::{NewVisit, VisitKind};
 use omsyn_core::docs::record::PatientField;
 use omsyn_core::ids::{PatientId, StaffId};
+use omsyn_core::store::{Committed, PeerRecord};
 use omsyn_core::sync::wire::{self, Message};
 use omsyn_core::sync::{Session, ShareAll, SyncError, SyncEvent};
 use omsyn_tests::{Link, NOW_MS, TestNode, at, snapshot};
@@ -546,4 +550,108 @@ fn documents_received_and_equal_to_the_peers_copy_are_not_pushed_back_next_time(
     flights_until_caught_up((&mut a, &base), (&mut b, &nurse));
     assert!(b.stats().docs_sent >= 1, "the note went to the base");
     assert_eq!(snapshot(&nurse.repo), snapshot(&base.repo));
+}
+
+/// Moves bytes both ways until quiet, without telling either session of local commits.
+fn deliver(link: &mut Link, a: &TestNode, b: &TestNode) {
+    loop {
+        let mut moved = false;
+        while let Some(bytes) = link.a.poll_transmit() {
+            link.b
+                .handle_bytes(b.repo.store(), &ShareAll, NOW_MS, &bytes)
+                .unwrap();
+            moved = true;
+        }
+        while let Some(bytes) = link.b.poll_transmit() {
+            link.a
+                .handle_bytes(a.repo.store(), &ShareAll, NOW_MS, &bytes)
+                .unwrap();
+            moved = true;
+        }
+        if !moved {
+            return;
+        }
+    }
+}
+
+/// Tells A's session of the last commit A's store made (as the daemon's driver does when the
+/// hook wakes it), and delivers what it sends.
+fn push_last_commit(link: &mut Link, a: &TestNode, b: &TestNode) {
+    let committed = a.repo.store().last_commit();
+    link.a
+        .handle_commit(a.repo.store(), &ShareAll, NOW_MS, committed.as_deref())
+        .unwrap();
+    deliver(link, a, b);
+}
+
+/// The commits the store's hook was told of, kept for the test to read.
+fn record_commits(node: &TestNode) -> Arc<Mutex<Vec<Committed>>> {
+    let told = Arc::new(Mutex::new(Vec::new()));
+    let sink = told.clone();
+    node.repo
+        .store()
+        .set_commit_hook(Box::new(move |c| sink.lock().unwrap().push(c.clone())));
+    told
+}
+
+#[test]
+fn a_commit_tells_the_session_which_documents_to_push() {
+    let (mut base, patients) = base_with_patients(3);
+    let nurse = TestNode::nurse(35, "N1");
+    let mut link = Link::open(&base.repo, &nurse.repo);
+    link.pump(&base.repo, &nurse.repo, &ShareAll);
+    let told = record_commits(&base);
+    base.repo
+        .add_flag(at("11:00"), &mut base.rng, &patients[0], "fall-risk", None)
+        .unwrap();
+    let commits = told.lock().unwrap().clone();
+    assert_eq!(commits.len(), 1, "one durable commit, one call");
+    let record = DocumentId::PatientRecord(patients[0].clone());
+    assert!(commits[0].documents.contains(&record));
+    assert!(!commits[0].revocations);
+    assert_eq!(
+        base.repo.store().last_commit().as_deref(),
+        Some(&commits[0]),
+        "the store keeps what it told the hook"
+    );
+    push_last_commit(&mut link, &base, &nurse);
+    assert_eq!(nurse.repo.record(&patients[0]).unwrap().flags.len(), 1);
+}
+
+#[test]
+fn a_session_told_only_of_the_last_of_two_commits_reads_the_first_from_the_log() {
+    let (mut base, patients) = base_with_patients(3);
+    let nurse = TestNode::nurse(36, "N1");
+    let mut link = Link::open(&base.repo, &nurse.repo);
+    link.pump(&base.repo, &nurse.repo, &ShareAll);
+    base.repo
+        .add_flag(at("11:00"), &mut base.rng, &patients[0], "fall-risk", None)
+        .unwrap();
+    base.repo
+        .add_flag(at("11:05"), &mut base.rng, &patients[1], "allergy", None)
+        .unwrap();
+    // A watch channel keeps only the newest value: the session hears of the second commit only.
+    push_last_commit(&mut link, &base, &nurse);
+    assert_eq!(nurse.repo.record(&patients[0]).unwrap().flags.len(), 1);
+    assert_eq!(nurse.repo.record(&patients[1]).unwrap().flags.len(), 1);
+}
+
+#[test]
+fn a_commit_that_changes_nothing_a_listener_acts_on_tells_nobody() {
+    let (base, _) = base_with_patients(1);
+    let nurse = TestNode::nurse(37, "N1");
+    let told = record_commits(&base);
+    let store = base.repo.store();
+    // An empty durable write, and one of peer knowledge alone.
+    store.write().unwrap().commit().unwrap();
+    let mut batch = store.write().unwrap();
+    batch
+        .put_peer(&nurse.repo.id(), &PeerRecord::default(), false)
+        .unwrap();
+    batch.commit().unwrap();
+    assert!(
+        told.lock().unwrap().is_empty(),
+        "{:?}",
+        told.lock().unwrap()
+    );
 }

@@ -1,12 +1,15 @@
 //! The escalation index: per patient and month, the triggers ([`crate::escalation::Trigger`]) its
 //! plan and journal hold, re-derived in the same transaction as every change to either (like the
 //! conflict index), so listing a base's tasks reads one small table instead of every journal.
-//! Also the format-4 migration, which derives the index for the journals a store already holds.
+//! Also the node's escalation policy, which decides when a trigger becomes a task for whom.
 
 use redb::ReadableDatabase;
 
+use super::crypt::tasks_place;
+use super::error::StoreError;
+use super::handle::Store;
+use super::rows::patient_rows;
 use super::schema::{META, OPEN_TASKS, TASKS};
-use super::{Store, StoreError, patient_rows};
 use crate::escalation::{EscalationPolicy, Trigger};
 use crate::ids::PatientId;
 
@@ -49,22 +52,6 @@ impl Store {
             Ok(out)
         })
     }
-
-    /// Version 3 → 4: the escalation index's tables (derived when the node opens, see
-    /// [`Store::needs_rederive`]).
-    pub(super) fn migrate_v3(&self) -> Result<(), StoreError> {
-        let tx = self.db.begin_write()?;
-        tx.open_table(TASKS)?;
-        tx.open_table(OPEN_TASKS)?;
-        tx.open_table(META)?
-            .insert("format_version", 4u32.to_le_bytes().as_slice())?;
-        tx.commit()?;
-        Ok(())
-    }
-}
-
-pub(super) fn tasks_place(patient: &str, month: &str) -> Vec<u8> {
-    format!("tasks/{patient}/{month}").into_bytes()
 }
 
 /// The `META` key of the node's escalation policy (JSON; absent: the defaults).

@@ -4,8 +4,12 @@ use std::fmt;
 
 use redb::{ReadableDatabase, ReadableTable};
 
+use super::batch::WriteBatch;
+use super::chunks::{DocMeta, load_doc, stored_parts};
+use super::error::StoreError;
+use super::handle::Store;
+use super::read::doc_ids_with_prefix;
 use super::schema::{CHUNKS, DOCS};
-use super::{Store, StoreError, WriteBatch, doc_ids_with_prefix, load_doc, stored_parts};
 use crate::docs::salvage::{self, Remade, Salvaged};
 use crate::docs::{Document, DocumentId};
 
@@ -131,10 +135,10 @@ impl WriteBatch<'_> {
             // Rebuilt from its first chunk on; it keeps its place in the change log.
             let mut docs = self.tx.open_table(DOCS)?;
             let log_pos = match docs.get(key.as_str())? {
-                Some(v) => super::DocMeta::decode(v.value())?.log_pos,
+                Some(v) => DocMeta::decode(v.value())?.log_pos,
                 None => None,
             };
-            let fresh = super::DocMeta {
+            let fresh = DocMeta {
                 log_pos,
                 ..Default::default()
             };

@@ -73,15 +73,6 @@ pub struct AccessFacts {
     pub explicit: Vec<ExplicitAccess>,
 }
 
-impl AccessFacts {
-    /// Whether `staff` is blocked now.
-    pub fn is_blocked(&self, staff: &StaffId) -> bool {
-        self.blocks
-            .iter()
-            .any(|b| &b.staff == staff && b.lifted.is_none())
-    }
-}
-
 /// Adds `staff` to (or, with `active = false`, removes them from) the care team.
 pub fn set_team_member(
     doc: &mut Document,

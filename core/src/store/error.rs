@@ -1,0 +1,92 @@
+//! The store's errors: [`OpenError`] (opening a file) and [`StoreError`] (a read or write on an
+//! open store), with redb's errors mapped into them so no redb type shows in the store's API.
+
+use std::path::PathBuf;
+
+use crate::docs::DocError;
+
+/// Failure to open a store.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum OpenError {
+    /// Another process has the store open.
+    #[error("{0} is in use by another omsyn process")]
+    Locked(PathBuf),
+    /// The file is not an Omsyn store (another redb file, or not redb at all).
+    #[error("{path} is not an Omsyn store: {reason}")]
+    Foreign {
+        /// The file.
+        path: PathBuf,
+        /// What was found.
+        reason: String,
+    },
+    /// The store was written in a format this build does not read.
+    #[error("{path} has store format version {found}; this build reads version {supported}")]
+    UnsupportedVersion {
+        /// The file.
+        path: PathBuf,
+        /// Version in the file.
+        found: u32,
+        /// Version this build supports.
+        supported: u32,
+    },
+    /// The store key does not open this store. Nothing was read or written.
+    #[error(
+        "{0}: the store key does not match this store (wrong key file or host key); nothing was changed"
+    )]
+    WrongKey(PathBuf),
+    /// The file is damaged.
+    #[error("{path} is corrupted: {reason}")]
+    Corrupt {
+        /// The file.
+        path: PathBuf,
+        /// What redb reported.
+        reason: String,
+    },
+    /// I/O error.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The underlying error.
+        source: std::io::Error,
+    },
+}
+
+/// Failure of a read or write on an open store.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    /// The disk or file system failed (full disk, I/O error). Nothing of the failed write is kept.
+    #[error("storage failed: {0}")]
+    Io(String),
+    /// Stored data is damaged.
+    #[error("stored data is corrupted: {0}")]
+    Corrupt(String),
+    /// A stored document could not be decoded.
+    #[error(transparent)]
+    Doc(#[from] DocError),
+}
+
+macro_rules! storage_error_from {
+    ($($t:ty),*) => {$(
+        impl From<$t> for StoreError {
+            fn from(e: $t) -> Self {
+                let text = e.to_string();
+                if text.to_lowercase().contains("corrupt") {
+                    StoreError::Corrupt(text)
+                } else {
+                    StoreError::Io(text)
+                }
+            }
+        }
+    )*};
+}
+storage_error_from!(
+    redb::StorageError,
+    redb::TransactionError,
+    redb::TableError,
+    redb::CommitError,
+    redb::SetDurabilityError,
+    redb::CompactionError
+);

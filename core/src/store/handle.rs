@@ -1,0 +1,190 @@
+//! The [`Store`] value every operation goes through: the redb database, the document cache, the
+//! keys, the commit hook; and [`Store::contain`], which turns a panic inside redb into an error.
+//! Opening is in `open.rs`; each other concept adds its own methods in its own file.
+
+use std::sync::Mutex;
+
+use redb::Database;
+
+use super::cache::Cache;
+use super::crypt::{Cipher, StoreKey, sealed_value_error};
+use super::error::StoreError;
+use crate::docs::DocumentId;
+use crate::identity::{NodeId, NodeKey};
+
+/// The store. Safe to share between threads; writes are serialised by redb.
+pub struct Store {
+    pub(super) db: DbHandle,
+    pub(super) actor: NodeId,
+    pub(super) signer: NodeKey,
+    pub(super) cipher: Cipher,
+    pub(super) cache: Mutex<Cache>,
+    pub(super) poisoned: std::sync::atomic::AtomicBool,
+    pub(super) epoch: [u8; 16],
+    pub(super) commit_hook: Mutex<Option<CommitHook>>,
+    /// What the last commit the hook was told of changed.
+    pub(super) last_commit: Mutex<Option<std::sync::Arc<Committed>>>,
+    /// This node's own certificate, once read (every write asks for it): `None` until read.
+    pub(super) own_cert: Mutex<Option<Option<crate::trust::Certificate>>>,
+}
+
+/// What a store needs to be opened: the local node's signing key (every change it makes is
+/// signed with it) and the key its contents are encrypted with.
+#[derive(Debug, Clone)]
+pub struct StoreKeys {
+    /// The local node's key.
+    pub signer: NodeKey,
+    /// The encryption key.
+    pub data: StoreKey,
+}
+
+/// Called after every durable commit that changed what a listener acts on — documents,
+/// certificates, revocations, what is withheld or withdrawn, a patient removed — with what it
+/// changed. Not after a commit of peer knowledge or derived rows alone: those wake nobody.
+pub type CommitHook = Box<dyn Fn(&Committed) + Send + Sync>;
+
+/// What one commit changed, as the commit hook is told ([`Store::last_commit`] keeps the last).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Committed {
+    /// The store's log position after the commit.
+    pub seq: u64,
+    /// The documents it entered in the change log, in log order: they hold the positions right
+    /// before `seq`, up to it (writes are serialised), so a reader that had pushed up to
+    /// `seq - documents.len()` needs no log read to know what to push next.
+    pub documents: Vec<DocumentId>,
+    /// Whether it stored a revocation (a session then sends it, and checks its peer again).
+    pub revocations: bool,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store")
+            .field("actor", &self.actor)
+            .field("epoch", &hex::encode(self.epoch))
+            .finish_non_exhaustive()
+    }
+}
+
+impl Store {
+    pub(super) fn from_db(db: Database, keys: &StoreKeys) -> Store {
+        Store {
+            db: DbHandle(Some(db)),
+            actor: keys.signer.id(),
+            signer: keys.signer.clone(),
+            cipher: Cipher::new(&keys.data),
+            cache: Mutex::new(Cache::default()),
+            poisoned: std::sync::atomic::AtomicBool::new(false),
+            epoch: [0; 16],
+            commit_hook: Mutex::new(None),
+            last_commit: Mutex::new(None),
+            own_cert: Mutex::new(None),
+        }
+    }
+
+    /// Runs a store operation, turning a panic inside redb (which a plain open allows on pages
+    /// damaged outside redb) into a `Corrupt` error. After one, the store refuses further work:
+    /// redb's in-memory state may be inconsistent, and nothing more should be written.
+    pub(super) fn contain<T>(
+        &self,
+        f: impl FnOnce() -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        use std::sync::atomic::Ordering;
+        if self.poisoned.load(Ordering::SeqCst) {
+            return Err(StoreError::Corrupt(
+                "an earlier operation found this store damaged; run `omsyn check`".into(),
+            ));
+        }
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).unwrap_or_else(|panic| {
+            self.poisoned.store(true, Ordering::SeqCst);
+            Err(StoreError::Corrupt(panic_text(&panic)))
+        })
+    }
+
+    /// The node that authors changes made through this store.
+    pub fn actor(&self) -> NodeId {
+        self.actor
+    }
+
+    /// The store's epoch: random, fixed when the store was created.
+    pub fn epoch(&self) -> [u8; 16] {
+        self.epoch
+    }
+
+    /// Registers the function called after every durable commit (the daemon wakes its sync
+    /// sessions with it). Replaces any earlier one.
+    pub fn set_commit_hook(&self, hook: CommitHook) {
+        *self.commit_hook.lock().unwrap_or_else(|p| p.into_inner()) = Some(hook);
+    }
+
+    /// What the last commit that the hook was told of changed (`None` before the first): a
+    /// session woken by the hook learns from it which documents to push without reading the
+    /// log — unless commits came in between, which its position tells it.
+    pub fn last_commit(&self) -> Option<std::sync::Arc<Committed>> {
+        self.last_commit
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// Keeps `committed` as the last commit and tells the hook. Called by a commit once durable.
+    pub(super) fn tell(&self, committed: Committed) {
+        let committed = std::sync::Arc::new(committed);
+        *self.last_commit.lock().unwrap_or_else(|p| p.into_inner()) = Some(committed.clone());
+        if let Some(hook) = self
+            .commit_hook
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .as_ref()
+        {
+            hook(&committed);
+        }
+    }
+
+    pub(super) fn lock_cache(&self) -> std::sync::MutexGuard<'_, Cache> {
+        // A poisoned cache only means a panic elsewhere mid-operation; its contents are still
+        // consistent with disk (see the module invariant), so keep using it.
+        self.cache.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub(super) fn open_value(&self, place: &[u8], sealed: &[u8]) -> Result<Vec<u8>, StoreError> {
+        self.cipher
+            .open(place, sealed)
+            .ok_or_else(|| sealed_value_error(&String::from_utf8_lossy(place)))
+    }
+}
+
+/// The redb database, dropped inside `catch_unwind`: closing a file whose pages were damaged
+/// outside redb may panic too, and a damaged store must never crash its host.
+pub(super) struct DbHandle(pub(super) Option<Database>);
+
+impl std::ops::Deref for DbHandle {
+    type Target = Database;
+    fn deref(&self) -> &Database {
+        // Invariant: `Some` from construction until `drop`, which is the only place taking it.
+        self.0
+            .as_ref()
+            .expect("database is present until the store is dropped")
+    }
+}
+
+impl Drop for DbHandle {
+    fn drop(&mut self) {
+        let db = self.0.take();
+        let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || drop(db)));
+    }
+}
+
+impl std::fmt::Debug for DbHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Database")
+    }
+}
+
+pub(super) fn panic_text(panic: &Box<dyn std::any::Any + Send>) -> String {
+    let detail = panic
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "unknown failure".into());
+    format!("damaged store file (redb: {detail})")
+}

@@ -1,0 +1,145 @@
+//! The change log: a position per document change, which sessions read to learn what to push
+//! to a peer since the position it acknowledged. A commit's documents take the positions right
+//! after the one before it, and the position never goes back.
+
+use redb::{ReadableDatabase, ReadableTable, WriteTransaction};
+
+use super::cache::Version;
+use super::chunks::DocMeta;
+use super::error::StoreError;
+use super::handle::Store;
+use super::schema::{DOC_SEQ, DOCS, LOG, META};
+use crate::docs::DocumentId;
+
+/// What [`Store::log_since`] read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogSince {
+    /// Each document changed after the position asked for, with its position.
+    pub changed: Vec<(u64, DocumentId)>,
+    /// The log position as of the same read.
+    pub position: u64,
+}
+
+impl Store {
+    /// The current log position.
+    pub fn seq(&self) -> Result<u64, StoreError> {
+        self.contain(|| {
+            let read = self.db.begin_read()?;
+            read_seq(&read.open_table(META)?, &read.open_table(LOG)?)
+        })
+    }
+
+    /// Documents changed after log position `seq`, in log order, and the log position they
+    /// bring it to — read in one transaction, so a commit landing meanwhile is either among them
+    /// or after the position (a position read apart could pass over it, and a session would
+    /// never push it).
+    pub fn log_since(&self, seq: u64) -> Result<LogSince, StoreError> {
+        self.contain(|| {
+            let read = self.db.begin_read()?;
+            let log = read.open_table(LOG)?;
+            let mut changed = Vec::new();
+            for item in log.range(seq.saturating_add(1)..)? {
+                let (k, v) = item?;
+                if v.value().is_empty() {
+                    // A removed document's place, kept as the highest position (see
+                    // [`leave_log`]).
+                    continue;
+                }
+                let id = DocumentId::parse(v.value())
+                    .map_err(|e| StoreError::Corrupt(format!("change log: {e}")))?;
+                changed.push((k.value(), id));
+            }
+            let position = read_seq(&read.open_table(META)?, &log)?.max(seq);
+            Ok(LogSince { changed, position })
+        })
+    }
+}
+
+/// The current log position: the highest position in `LOG`, or the `seq` a store kept in `META`
+/// before the position was read from the log (never written since; it only matters for a store
+/// whose highest entry was removed before that).
+pub(super) fn read_seq(
+    meta: &impl ReadableTable<&'static str, &'static [u8]>,
+    log: &impl ReadableTable<u64, &'static str>,
+) -> Result<u64, StoreError> {
+    let legacy = match meta.get("seq")? {
+        Some(v) => v
+            .value()
+            .try_into()
+            .map(u64::from_le_bytes)
+            .map_err(|_| StoreError::Corrupt("the store's log position is malformed".into()))?,
+        None => 0,
+    };
+    let last = log.last()?.map_or(0, |(k, _)| k.value());
+    Ok(legacy.max(last))
+}
+
+/// A document's position in the change log: from its `DOCS` row, or from the `DOC_SEQ` table
+/// where a store written before kept it.
+pub(super) fn doc_version(
+    docs: &impl ReadableTable<&'static str, &'static [u8]>,
+    legacy: &impl ReadableTable<&'static str, u64>,
+    doc: &str,
+) -> Result<Version, StoreError> {
+    let meta = match docs.get(doc)? {
+        Some(v) => DocMeta::decode(v.value())?,
+        None => return Ok(None),
+    };
+    match meta.log_pos {
+        Some(pos) => Ok(Some(pos)),
+        None => Ok(legacy.get(doc)?.map(|v| v.value())),
+    }
+}
+
+/// Gives `doc` (whose `DOCS` row exists) the next position in the change log, dropping its
+/// previous one, and records it in its row. Returns it. Writes `LOG` and `DOCS` only: a
+/// commit's pages are the tables it touches.
+pub(super) fn enter_in_log(tx: &WriteTransaction, doc: &str) -> Result<u64, StoreError> {
+    let mut docs = tx.open_table(DOCS)?;
+    let mut meta = match docs.get(doc)? {
+        Some(v) => DocMeta::decode(v.value())?,
+        None => DocMeta::default(),
+    };
+    let mut log = tx.open_table(LOG)?;
+    let seq = read_seq(&tx.open_table(META)?, &log)? + 1;
+    if let Some(old) = log_position(tx, doc, &meta)? {
+        log.remove(old)?;
+    }
+    log.insert(seq, doc)?;
+    meta.log_pos = Some(seq);
+    docs.insert(doc, meta.encode().as_slice())?;
+    Ok(seq)
+}
+
+/// Where `doc` (with row `meta`) stands in the log, taking it out of the `DOC_SEQ` table of a
+/// store written before positions moved into `DOCS` (a lookup that finds nothing writes no
+/// page).
+pub(super) fn log_position(
+    tx: &WriteTransaction,
+    doc: &str,
+    meta: &DocMeta,
+) -> Result<Option<u64>, StoreError> {
+    if let Some(pos) = meta.log_pos {
+        return Ok(Some(pos));
+    }
+    Ok(tx.open_table(DOC_SEQ)?.remove(doc)?.map(|v| v.value()))
+}
+
+/// Takes a removed document out of the change log. Its position stays taken when it was the
+/// highest (an empty entry, skipped by readers): the log position never goes back, or a peer's
+/// acknowledged position would cover changes made after it.
+pub(super) fn leave_log(
+    tx: &WriteTransaction,
+    doc: &str,
+    meta: &DocMeta,
+) -> Result<(), StoreError> {
+    let Some(pos) = log_position(tx, doc, meta)? else {
+        return Ok(());
+    };
+    let mut log = tx.open_table(LOG)?;
+    log.remove(pos)?;
+    if log.last()?.is_none_or(|(k, _)| k.value() < pos) {
+        log.insert(pos, "")?;
+    }
+    Ok(())
+}

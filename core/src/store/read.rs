@@ -1,0 +1,116 @@
+//! Reading documents: one through the cache ([`Store::with_doc`]), and the ids stored under a
+//! prefix (a kind, a patient).
+
+use std::sync::Arc;
+
+use redb::{ReadableDatabase, ReadableTable};
+
+use super::chunks::load_doc;
+use super::error::StoreError;
+use super::handle::Store;
+use super::log::doc_version;
+use super::schema::{CHUNKS, DOC_SEQ, DOCS};
+use crate::docs::{DocKind, Document, DocumentId};
+use crate::ids::PatientId;
+
+impl Store {
+    /// Runs `f` on a document, loading it if needed. `Ok(None)` if the store does not hold it.
+    ///
+    /// Readers share the cached version when it is the one their own read transaction sees, and
+    /// hold the cache's lock only to look it up: a reader never waits for a writer (redb gives it
+    /// a snapshot), nor for another reader.
+    pub fn with_doc<T>(
+        &self,
+        id: &DocumentId,
+        f: impl FnOnce(&Document) -> T,
+    ) -> Result<Option<T>, StoreError> {
+        self.contain(|| {
+            let read = self.db.begin_read()?;
+            let version = doc_version(
+                &read.open_table(DOCS)?,
+                &read.open_table(DOC_SEQ)?,
+                &id.to_string(),
+            )?;
+            let cached = self.lock_cache().get_at(id, version);
+            if let Some(doc) = cached {
+                return Ok(Some(f(&doc)));
+            }
+            let chunks = read.open_table(CHUNKS)?;
+            let Some(doc) = load_doc(&chunks, &self.cipher, id, self.actor)? else {
+                return Ok(None);
+            };
+            let doc = Arc::new(doc);
+            let out = f(&doc);
+            self.lock_cache().put(doc, version);
+            Ok(Some(out))
+        })
+    }
+
+    /// A copy of a document (for export and sync).
+    pub fn load(&self, id: &DocumentId) -> Result<Option<Document>, StoreError> {
+        self.with_doc(id, Document::clone)
+    }
+
+    /// Ids of every stored document whose text form starts with `prefix`, in order.
+    pub fn doc_ids(&self, prefix: &str) -> Result<Vec<DocumentId>, StoreError> {
+        self.contain(|| {
+            let read = self.db.begin_read()?;
+            doc_ids_with_prefix(&read.open_table(DOCS)?, prefix)
+        })
+    }
+
+    /// Ids of every document about `patient` held here.
+    pub fn patient_doc_ids(&self, patient: &PatientId) -> Result<Vec<DocumentId>, StoreError> {
+        self.contain(|| {
+            let read = self.db.begin_read()?;
+            let docs = read.open_table(DOCS)?;
+            let mut out = Vec::new();
+            for prefix in patient_prefixes(patient) {
+                out.extend(doc_ids_with_prefix(&docs, &prefix)?);
+            }
+            Ok(out)
+        })
+    }
+}
+
+/// Ids of the documents in `docs` whose text form starts with `prefix`, in order.
+pub(super) fn doc_ids_with_prefix(
+    docs: &impl ReadableTable<&'static str, &'static [u8]>,
+    prefix: &str,
+) -> Result<Vec<DocumentId>, StoreError> {
+    let mut out = Vec::new();
+    for item in docs.range(prefix..)? {
+        let (key, _) = item?;
+        let key = key.value();
+        if !key.starts_with(prefix) {
+            break;
+        }
+        out.push(
+            DocumentId::parse(key)
+                .map_err(|e| StoreError::Corrupt(format!("stored document id: {e}")))?,
+        );
+    }
+    Ok(out)
+}
+
+/// The id prefixes under which a patient's documents are stored.
+pub(super) fn patient_prefixes(patient: &PatientId) -> [String; 4] {
+    [
+        format!("patient/{patient}"),
+        format!("plan/{patient}/"),
+        format!("journal/{patient}/"),
+        format!("messages/{patient}/"),
+    ]
+}
+
+/// Kinds of documents, for store statistics and export filters.
+pub fn kind_prefix(kind: DocKind) -> &'static str {
+    match kind {
+        DocKind::PatientRecord => "patient/",
+        DocKind::VisitPlan => "plan/",
+        DocKind::Journal => "journal/",
+        DocKind::Messages => "messages/",
+        DocKind::DayLog => "daylog/",
+        DocKind::Audit => "audit/",
+    }
+}

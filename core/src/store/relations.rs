@@ -1,0 +1,119 @@
+//! The relations index that need-based sharing reads: a patient's zone, care team, blocks,
+//! explicit accesses and visit assignments, derived by the change pipeline from records and
+//! plans; and a base's withdrawal of a patient from this device.
+
+use redb::{ReadableDatabase, ReadableTable};
+
+use super::batch::WriteBatch;
+use super::error::StoreError;
+use super::handle::Store;
+use super::schema::RELATIONS;
+use crate::ids::PatientId;
+
+/// One relation of a patient to a staff member or zone (see the `RELATIONS` table).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Relation {
+    /// `zone:…`, `team:…`, `block:…`, `explicit:…` or `visit:<staff>:<day>`.
+    pub name: String,
+    /// For explicit accesses: until when (ms); 0 otherwise.
+    pub value: i64,
+}
+
+/// The relation marking a patient a base withdrew from this device (value: when, ms).
+pub const WITHDRAWN: &str = "withdrawn";
+
+/// Like [`WITHDRAWN`], because the patient blocks this device's user (sperring).
+pub const WITHDRAWN_BLOCKED: &str = "withdrawn:blocked";
+
+impl Store {
+    /// The patient's relations whose names start with `prefix` (see [`Relation`]).
+    pub fn relations(
+        &self,
+        patient: &PatientId,
+        prefix: &str,
+    ) -> Result<Vec<Relation>, StoreError> {
+        self.contain(|| {
+            let read = self.db.begin_read()?;
+            relations_in(&read.open_table(RELATIONS)?, patient, prefix)
+        })
+    }
+
+    /// Whether the patient has relation `name`; its value if so.
+    pub fn relation(&self, patient: &PatientId, name: &str) -> Result<Option<i64>, StoreError> {
+        self.contain(|| {
+            let read = self.db.begin_read()?;
+            let table = read.open_table(RELATIONS)?;
+            Ok(table.get((patient.as_str(), name))?.map(|v| v.value()))
+        })
+    }
+}
+
+impl WriteBatch<'_> {
+    /// A patient's relations whose names start with `prefix`, as of this write.
+    pub fn relations(
+        &mut self,
+        patient: &PatientId,
+        prefix: &str,
+    ) -> Result<Vec<Relation>, StoreError> {
+        let store = self.store;
+        store.contain(|| relations_in(&self.tx.open_table(RELATIONS)?, patient, prefix))
+    }
+
+    /// The value of a patient's relation `name` as of this write.
+    pub fn relation(&mut self, patient: &PatientId, name: &str) -> Result<Option<i64>, StoreError> {
+        let store = self.store;
+        store.contain(|| {
+            let table = self.tx.open_table(RELATIONS)?;
+            Ok(table.get((patient.as_str(), name))?.map(|v| v.value()))
+        })
+    }
+
+    /// Marks `patient` as withdrawn from this device by a base (`Some((when, blocked))`), or as
+    /// needed again (`None`).
+    pub fn set_withdrawn(
+        &mut self,
+        patient: &PatientId,
+        withdrawn: Option<(i64, bool)>,
+    ) -> Result<(), StoreError> {
+        let store = self.store;
+        store.contain(|| {
+            let mut table = self.tx.open_table(RELATIONS)?;
+            let p = patient.as_str();
+            table.remove((p, WITHDRAWN))?;
+            table.remove((p, WITHDRAWN_BLOCKED))?;
+            if let Some((at, blocked)) = withdrawn {
+                let name = if blocked {
+                    WITHDRAWN_BLOCKED
+                } else {
+                    WITHDRAWN
+                };
+                table.insert((p, name), at)?;
+            }
+            // Listeners act on it: a durable commit that tells them (see `CommitHook`).
+            self.durable = true;
+            self.notify = true;
+            Ok(())
+        })
+    }
+}
+
+/// The patient's relations whose names start with `prefix`, from `table` as a read or a write
+/// transaction sees it.
+pub(super) fn relations_in(
+    table: &impl ReadableTable<(&'static str, &'static str), i64>,
+    patient: &PatientId,
+    prefix: &str,
+) -> Result<Vec<Relation>, StoreError> {
+    let p = patient.as_str();
+    let end = format!("{prefix}\u{10FFFF}");
+    table
+        .range((p, prefix)..(p, end.as_str()))?
+        .map(|item| {
+            let (k, v) = item?;
+            Ok(Relation {
+                name: k.value().1.to_owned(),
+                value: v.value(),
+            })
+        })
+        .collect()
+}

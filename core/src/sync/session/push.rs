@@ -1,0 +1,406 @@
+//! What we send: push rounds (changes, offers, withdrawals; withheld documents reconsidered),
+//! their parts, and what the peer's acknowledgement of a round settles.
+
+use std::collections::BTreeSet;
+
+use super::{Session, SyncError, remember};
+use crate::docs::{self, DocumentId};
+use crate::identity::{NodeId, Role};
+use crate::pipeline;
+use crate::store::{PeerDocState, Store, WriteBatch};
+use crate::sync::policy::SharePolicy;
+use crate::sync::wire::{self, Hash, Message, SignedChange};
+
+impl Session {
+    /// Moves the acknowledged position over the stretches of received documents it reaches.
+    pub(super) fn skip_held_ranges(&mut self) {
+        let mut moved = true;
+        while moved {
+            moved = false;
+            for &(after, up_to) in &self.held_ranges {
+                if after <= self.record.acked_seq && self.record.acked_seq < up_to {
+                    self.record.acked_seq = up_to;
+                    moved = true;
+                }
+            }
+        }
+        let acked = self.record.acked_seq;
+        self.held_ranges.retain(|&(_, up_to)| up_to > acked);
+    }
+
+    pub(super) fn handle_ack(
+        &mut self,
+        store: &Store,
+        batch: &mut WriteBatch<'_>,
+        round: u64,
+        now_ms: i64,
+        answer_owed: bool,
+    ) -> Result<(), SyncError> {
+        let done: Vec<u64> = self.unacked.range(..=round).map(|(r, _)| *r).collect();
+        if done.is_empty() {
+            return Err(SyncError::Protocol(format!(
+                "Ack for unknown round {round}"
+            )));
+        }
+        for r in done {
+            let Some(pending) = self.unacked.remove(&r) else {
+                continue;
+            };
+            for doc in &pending.released {
+                batch.set_withheld(&self.peer, doc, false)?;
+            }
+            for doc in &pending.withdrawn {
+                batch.forget_peer_doc(&self.peer, doc)?;
+            }
+            for (doc, pushed, prior) in pending.pushed {
+                // The peer now holds what we pushed, and whatever it held that we do not know.
+                let known = store.with_doc(&doc, |d| {
+                    let mut heads = pushed;
+                    heads.extend(prior.into_iter().filter(|h| !d.has_change(h)));
+                    (heads, d.head_hashes())
+                })?;
+                if let Some((heads, mine)) = known {
+                    remember(batch, &self.peer, &doc, heads, &mine, now_ms)?;
+                }
+            }
+            if self.unacked.is_empty() && !answer_owed {
+                self.record.acked_seq = self.record.acked_seq.max(pending.seq);
+                self.skip_held_ranges();
+            }
+        }
+        Ok(())
+    }
+
+    pub(super) fn push_round(
+        &mut self,
+        store: &Store,
+        policy: &dyn SharePolicy,
+        now_ms: i64,
+        docs: Vec<DocumentId>,
+        always_end_round: bool,
+    ) -> Result<(), SyncError> {
+        let mut out = RoundOut {
+            round: self.next_round,
+            mark: self.outbox.len(),
+            part_bytes: 0,
+            pending: PendingRound {
+                seq: self.pushed_seq,
+                ..PendingRound::default()
+            },
+            sent_anything: false,
+        };
+        self.next_round += 1;
+        let withheld_before = self.withheld_to_reconsider(store, &docs, always_end_round)?;
+        let mut withhold = Vec::new();
+        // Only a base tells a device that its need ended (asked once, not per document).
+        let i_am_base = Self::org_role(store) == Some(Role::Base);
+        let mut seen = BTreeSet::new();
+        for doc in docs.into_iter().chain(withheld_before.iter().cloned()) {
+            if !seen.insert(doc.clone()) || self.declined.contains(&doc) {
+                continue;
+            }
+            if !self.permits(store, now_ms, |q| policy.may_send(q, &doc)) {
+                if !withheld_before.contains(&doc) {
+                    withhold.push(doc.clone());
+                }
+                if i_am_base {
+                    self.withdraw_if_held(store, doc, &withheld_before, &mut withhold, &mut out)?;
+                }
+                continue;
+            }
+            if withheld_before.contains(&doc) {
+                out.pending.released.push(doc.clone());
+            }
+            self.push_doc(store, doc, &mut out)?;
+        }
+        if !withhold.is_empty() {
+            withhold.dedup();
+            let mut batch = store.write()?;
+            for doc in &withhold {
+                batch.set_withheld(&self.peer, doc, true)?;
+            }
+            pipeline::commit(batch, &pipeline::DeriveContext::of(store, Some(now_ms)))?;
+        }
+        self.end_round(out, always_end_round);
+        Ok(())
+    }
+
+    /// What we withheld from the peer that a round reconsiders (the peer's need may have grown):
+    /// at a round that opens or answers, everything withheld; otherwise what a changed record or
+    /// plan concerns (a visit assigned, a care team joined).
+    pub(super) fn withheld_to_reconsider(
+        &self,
+        store: &Store,
+        docs: &[DocumentId],
+        always_end_round: bool,
+    ) -> Result<BTreeSet<DocumentId>, SyncError> {
+        let mut withheld = BTreeSet::new();
+        if always_end_round {
+            withheld.extend(store.withheld(&self.peer, None)?);
+            return Ok(withheld);
+        }
+        let patients: BTreeSet<_> = docs
+            .iter()
+            .filter(|d| matches!(d, DocumentId::PatientRecord(_) | DocumentId::VisitPlan(..)))
+            .filter_map(|d| d.patient().cloned())
+            .collect();
+        for patient in &patients {
+            withheld.extend(store.withheld(&self.peer, Some(patient))?);
+        }
+        Ok(withheld)
+    }
+
+    /// At a base: tells a device that holds `doc`, which it no longer needs, that the need ended.
+    /// The device removes all of the patient's documents: forget that it held any of them, and
+    /// withhold them all, so every one is sent again if the need returns.
+    pub(super) fn withdraw_if_held(
+        &mut self,
+        store: &Store,
+        doc: DocumentId,
+        withheld_before: &BTreeSet<DocumentId>,
+        withhold: &mut Vec<DocumentId>,
+        out: &mut RoundOut,
+    ) -> Result<(), SyncError> {
+        let Some(peer) = &self.peer_grant else {
+            return Ok(());
+        };
+        if store.peer_doc(&self.peer, &doc)?.is_none() {
+            return Ok(());
+        }
+        let blocked = crate::trust::need::blocked(store, peer, &doc)?;
+        if let Some(patient) = doc.patient() {
+            for other in store.patient_doc_ids(patient)? {
+                if !withheld_before.contains(&other) {
+                    withhold.push(other.clone());
+                }
+                out.pending.withdrawn.push(other);
+            }
+        }
+        self.send(&Message::Withdraw { doc, blocked });
+        out.sent_anything = true;
+        Ok(())
+    }
+
+    /// Pushes what the peer lacks of `doc`: its changes, or an offer of its heads.
+    pub(super) fn push_doc(
+        &mut self,
+        store: &Store,
+        doc: DocumentId,
+        out: &mut RoundOut,
+    ) -> Result<(), SyncError> {
+        let known = store.peer_doc(&self.peer, &doc)?;
+        let me = store.actor();
+        let plan = store.with_doc(&doc, |d| plan_push(d, known, me))?;
+        match plan {
+            None | Some(Push::Nothing) => {}
+            Some(Push::Changes(changes, mine, prior)) => {
+                out.part_bytes += changes.iter().map(|c| c.bytes.len()).sum::<usize>();
+                self.send_changes(store, &doc, changes)?;
+                out.pending.pushed.push((doc, mine, prior));
+                out.sent_anything = true;
+                if out.part_bytes >= ROUND_PART_BYTES {
+                    self.end_part(&mut out.pending, &mut out.round, &mut out.mark);
+                    out.part_bytes = 0;
+                }
+            }
+            Some(Push::Offer(heads)) => {
+                self.offered.insert(doc.clone(), heads.clone());
+                self.send(&Message::Offer { doc, heads });
+                out.sent_anything = true;
+            }
+        }
+        Ok(())
+    }
+
+    /// Ends a round: the first round, and answers to the peer, always end with PushDone (that is
+    /// how the other side learns a request was served); live rounds with nothing in them are
+    /// not sent.
+    pub(super) fn end_round(&mut self, out: RoundOut, always_end_round: bool) {
+        if !out.sent_anything && !always_end_round {
+            self.next_round -= 1;
+            if self.unacked.is_empty() {
+                self.record.acked_seq = self.record.acked_seq.max(out.pending.seq);
+                self.skip_held_ranges();
+            }
+            return;
+        }
+        self.send(&Message::PushDone {
+            round: out.round,
+            seq: out.pending.seq,
+        });
+        self.compress_since(out.mark);
+        self.unacked.insert(out.round, out.pending);
+        self.stats.rounds += 1;
+    }
+
+    /// Ends a part of a large round: what was sent so far is acknowledged on its own (as round
+    /// `round`), so an interrupted transfer resumes after it; the round goes on as `round + 1`.
+    /// A part acknowledges documents, not a log position: only the round's last part does.
+    pub(super) fn end_part(
+        &mut self,
+        pending: &mut PendingRound,
+        round: &mut u64,
+        mark: &mut usize,
+    ) {
+        self.send(&Message::PartDone { round: *round });
+        self.compress_since(*mark);
+        let seq = pending.seq;
+        let mut part = std::mem::take(pending);
+        pending.seq = seq;
+        part.seq = self.record.acked_seq;
+        self.unacked.insert(*round, part);
+        *round = self.next_round;
+        self.next_round += 1;
+        *mark = self.outbox.len();
+    }
+
+    pub(super) fn send_changes(
+        &mut self,
+        store: &Store,
+        doc: &DocumentId,
+        changes: Vec<docs::HashedChange>,
+    ) -> Result<(), SyncError> {
+        self.stats.docs_sent += 1;
+        self.send_signer_certificates(store, &changes)?;
+        let mut part = Vec::new();
+        let mut part_bytes = 0;
+        for change in changes {
+            self.stats.change_bytes_sent += change.bytes.len() as u64;
+            if part_bytes + change.bytes.len() > CHANGES_MESSAGE_TARGET_BYTES && !part.is_empty() {
+                self.send(&Message::Changes {
+                    doc: doc.clone(),
+                    changes: std::mem::take(&mut part),
+                });
+                part_bytes = 0;
+            }
+            part_bytes += change.bytes.len();
+            // A change held without a signature (written by another node before format 3) goes
+            // out unsigned: the peer refuses it, and says so.
+            part.push(SignedChange {
+                bytes: change.bytes,
+                signature: change.signature.unwrap_or([0; 64]),
+            });
+        }
+        if !part.is_empty() {
+            self.send(&Message::Changes {
+                doc: doc.clone(),
+                changes: part,
+            });
+        }
+        Ok(())
+    }
+
+    /// Sends the certificates of the changes' signers that the peer has not had from us yet.
+    pub(super) fn send_signer_certificates(
+        &mut self,
+        store: &Store,
+        changes: &[docs::HashedChange],
+    ) -> Result<(), SyncError> {
+        let mut certificates = Vec::new();
+        for change in changes {
+            let Ok(bytes) = <[u8; 32]>::try_from(change.actor.as_slice()) else {
+                continue;
+            };
+            let Ok(signer) = NodeId::from_bytes(bytes) else {
+                continue;
+            };
+            // Ours travelled in our Hello; the peer's own it holds.
+            if signer == self.peer || signer == store.actor() || !self.certs_sent.insert(signer) {
+                continue;
+            }
+            if let Some(cert) = store.certificate(&signer)? {
+                certificates.push(cert.to_bytes());
+            }
+        }
+        if !certificates.is_empty() {
+            self.send(&Message::Certificates { certificates });
+        }
+        Ok(())
+    }
+}
+
+/// One push round awaiting the peer's `Ack`.
+#[derive(Debug, Default)]
+pub(super) struct PendingRound {
+    seq: u64,
+    /// Documents whose changes we sent: our heads then, and what the peer was known to hold.
+    pushed: Vec<(DocumentId, Vec<Hash>, Vec<Hash>)>,
+    /// Documents withheld until now that this round sends or offers: no longer withheld once
+    /// the peer acknowledges the round (if the session dies first, they stay withheld and are
+    /// reconsidered next time).
+    released: Vec<DocumentId>,
+    /// Documents of patients this round withdraws from the peer: once it acknowledges, we
+    /// forget it held them (it removes them), so they are sent again if the need returns.
+    withdrawn: Vec<DocumentId>,
+}
+
+/// What to push of one document.
+pub(super) enum Push {
+    Nothing,
+    /// Changes, our heads, and what the peer was known to hold.
+    Changes(Vec<docs::HashedChange>, Vec<Hash>, Vec<Hash>),
+    Offer(Vec<Hash>),
+}
+
+/// Documents smaller than this are pushed whole to a peer whose copy we know nothing of.
+pub(super) const PUSH_UNKNOWN_BELOW_BYTES: usize = 2048;
+
+/// Documents only this node wrote are pushed whole to a peer whose copy is unknown up to this
+/// size (beyond, offered: a peer that got them through a third node is not sent them twice).
+pub(super) const PUSH_OWN_BELOW_BYTES: usize = 256 * 1024;
+
+/// A push round sends this many bytes of changes at most before a part of it is acknowledged
+/// on its own (a first sync of thousands of documents resumes where it broke off).
+pub(super) const ROUND_PART_BYTES: usize = 128 * 1024;
+
+/// Keep each `Changes` message well below the frame limit.
+pub(super) const CHANGES_MESSAGE_TARGET_BYTES: usize = wire::MAX_FRAME_BYTES / 2;
+
+/// A push round being built.
+#[derive(Debug)]
+pub(super) struct RoundOut {
+    /// Its number (a large round's parts take the next ones).
+    round: u64,
+    /// Where its frames start in the outbox (compressed together when it ends).
+    mark: usize,
+    /// Bytes of changes in the current part.
+    part_bytes: usize,
+    /// What the peer's Ack of it settles.
+    pending: PendingRound,
+    /// Whether it carries anything.
+    sent_anything: bool,
+}
+
+/// What to push of `doc` to a peer known to hold `known` (`None`: nothing known of its copy).
+pub(super) fn plan_push(doc: &docs::Document, known: Option<PeerDocState>, me: NodeId) -> Push {
+    let mine = doc.head_hashes();
+    match known {
+        Some(known) if known.heads == mine => Push::Nothing,
+        Some(known) => {
+            let changes = doc.hashed_changes_since(&known.heads);
+            if changes.is_empty() {
+                Push::Nothing
+            } else {
+                Push::Changes(changes, mine, known.heads)
+            }
+        }
+        None => {
+            // Our own access log reaches a peer only from us (or through a base that got it from
+            // us): when the peer's copy is unknown, sending it whole saves the round trip an
+            // offer costs, and is the common case (a device handing its log to a base).
+            let ours_alone = matches!(doc.id(), DocumentId::Audit(node, _) if *node == me);
+            // A small document is cheaper to send whole (duplicates are harmless) than to offer
+            // and wait a round trip for; so is one only this node wrote (a month's first
+            // entries, written offline): the peer has it only if a third node passed it on.
+            let changes = doc.hashed_changes_since(&[]);
+            let size: usize = changes.iter().map(|c| c.bytes.len()).sum();
+            let mine_alone =
+                size <= PUSH_OWN_BELOW_BYTES && changes.iter().all(|c| c.actor == me.as_bytes());
+            if size <= PUSH_UNKNOWN_BELOW_BYTES || ours_alone || mine_alone {
+                Push::Changes(changes, mine, Vec::new())
+            } else {
+                Push::Offer(mine)
+            }
+        }
+    }
+}
