@@ -14,10 +14,10 @@ use crate::output::emit;
 pub(crate) fn check(data: &Path, key_file: Option<&Path>, json: bool, repair: bool) -> Result<()> {
     match verify_pages(data, key_file) {
         Ok(_) => {}
-        Err(e) if crate::commands::is_locked(&e) => return crate::control::forward(data),
+        Err(e) if crate::open::is_locked(&e) => return crate::client::forward(data),
         Err(e) => return Err(e),
     }
-    let repo = crate::commands::open_repo(data, key_file)?;
+    let repo = crate::open::open_repo(data, key_file)?;
     check_open(&repo, json, repair)
 }
 
@@ -70,7 +70,7 @@ pub(crate) fn at_start(data: &Path, key_file: Option<&Path>) -> Result<()> {
     }
     match verify_pages(data, key_file) {
         // Another `omsyn run` holds it: the forwarded command says so.
-        Err(e) if crate::commands::is_locked(&e) => return Ok(()),
+        Err(e) if crate::open::is_locked(&e) => return Ok(()),
         Err(e) => return Err(e),
         // Compaction only gives space back: a node that cannot do it now still starts.
         Ok(store) => {
@@ -79,7 +79,7 @@ pub(crate) fn at_start(data: &Path, key_file: Option<&Path>) -> Result<()> {
             }
         }
     }
-    let repo = crate::commands::open_repo(data, key_file)?;
+    let repo = crate::open::open_repo(data, key_file)?;
     let damage = repo.damaged_documents()?;
     if damage.is_empty() {
         return Ok(());
@@ -128,7 +128,7 @@ pub(crate) fn compact(data: &Path, mut store: Store) -> Result<()> {
 pub(crate) fn verify_pages(data: &Path, key_file: Option<&Path>) -> Result<Store> {
     let identity = omsyn_core::Identity::load(data)?;
     let epoch = rand::Rng::random(&mut omsyn_node::clock::rng());
-    let data_key = match crate::commands::host_key(key_file)? {
+    let data_key = match crate::open::host_key(key_file)? {
         Some(key) => key,
         None => StoreKey::load_file(&StoreKey::path(data))?,
     };

@@ -7,12 +7,11 @@ use std::sync::Arc;
 
 use anyhow::{Context, Result, anyhow};
 use omsyn_core::ids::{PatientId, StaffId};
-use omsyn_core::repo::OpenRepoError;
-use omsyn_core::store::OpenError;
 use omsyn_core::{NodeProfile, Repo, Role};
 use serde_json::json;
 
 use crate::cli::*;
+use crate::open::{host_key, is_locked, open_repo};
 use crate::output::emit;
 
 /// The platform's data directory for Omsyn, used when neither `--data` nor `OMSYN_DATA` is given.
@@ -45,7 +44,9 @@ pub(crate) fn run(cli: Cli) -> Result<()> {
         Command::Bench(BenchCmd::Link(args)) => return crate::link::run_args(&args),
         Command::Bench(BenchCmd::Field(args)) => return crate::bench_field::run(json, &args),
         Command::Bench(BenchCmd::Baseline(args)) => return crate::bench_field::baseline(&args),
-        Command::BenchOpen { mode, dir } => return crate::bench::open_child(&dir, &mode),
+        Command::BenchOpen { mode, dir } => {
+            return crate::bench::open_child(&dir, &mode, crate::bench_report::child);
+        }
         Command::Check { repair } => {
             return crate::check::check(&data, key_file.as_deref(), json, repair);
         }
@@ -65,34 +66,10 @@ pub(crate) fn run(cli: Cli) -> Result<()> {
     let repo = match open_repo(&data, key_file.as_deref()) {
         Ok(repo) => Arc::new(repo),
         // `omsyn run` holds this directory: the daemon answers for it.
-        Err(e) if is_locked(&e) => return crate::control::forward(&data),
+        Err(e) if is_locked(&e) => return crate::client::forward(&data),
         Err(e) => return Err(e),
     };
     crate::cmd::run_node(&omsyn_node::clock::service(repo), style, command, None)
-}
-
-/// Opens the node in `data` (with the host's store key file, if given).
-pub(crate) fn open_repo(data: &Path, key_file: Option<&Path>) -> Result<Repo> {
-    let key = host_key(key_file)?;
-    match Repo::open(data, key, &mut omsyn_node::clock::rng()) {
-        Ok(mut repo) => {
-            if let Some(file) = key_file {
-                repo.add_key_file(file.to_owned());
-            }
-            Ok(repo)
-        }
-        Err(OpenRepoError::Store(e @ OpenError::Locked(_))) => Err(e.into()),
-        Err(e) => Err(e).with_context(|| format!("opening the node in {}", data.display())),
-    }
-}
-
-/// The store key from `--store-key-file`, if the host keeps it outside the data directory.
-pub(crate) fn host_key(file: Option<&Path>) -> Result<Option<omsyn_core::store::StoreKey>> {
-    file.map(|f| {
-        omsyn_core::store::StoreKey::load_file(f)
-            .with_context(|| format!("--store-key-file {}", f.display()))
-    })
-    .transpose()
 }
 
 fn init(data: &Path, json: bool, args: &InitArgs, key_file: Option<&Path>) -> Result<()> {
@@ -142,8 +119,4 @@ fn init(data: &Path, json: bool, args: &InitArgs, key_file: Option<&Path>) -> Re
         },
     );
     Ok(())
-}
-
-pub(crate) fn is_locked(e: &anyhow::Error) -> bool {
-    matches!(e.downcast_ref::<OpenError>(), Some(OpenError::Locked(_)))
 }

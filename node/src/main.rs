@@ -14,6 +14,7 @@ mod bench_report;
 mod bench_sync;
 mod check;
 mod cli;
+mod client;
 mod cmd;
 mod commands;
 mod control;
@@ -21,6 +22,7 @@ mod demo;
 mod http;
 mod lab;
 mod link;
+mod open;
 mod plan_suggest;
 mod serve;
 

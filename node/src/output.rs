@@ -172,6 +172,30 @@ fn describe(e: &anyhow::Error) -> String {
     said.join(": ")
 }
 
+/// A moment (ms since the Unix epoch) as people read it, in the host's time zone.
+pub(crate) fn fmt_ms(ms: i64) -> String {
+    chrono::DateTime::from_timestamp_millis(ms)
+        .map(|t| {
+            t.with_timezone(&chrono::Local)
+                .format("%Y-%m-%d %H:%M:%S")
+                .to_string()
+        })
+        .unwrap_or_else(|| ms.to_string())
+}
+
+/// Staff ids as people read them: `S1 + S2`, or `(unassigned)`.
+pub(crate) fn staff_list(staff: &[omsyn_core::ids::StaffId]) -> String {
+    if staff.is_empty() {
+        "(unassigned)".into()
+    } else {
+        staff
+            .iter()
+            .map(|s| s.as_str())
+            .collect::<Vec<_>>()
+            .join(" + ")
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::describe;

@@ -20,9 +20,9 @@ use serde::Deserialize;
 use serde_json::json;
 
 use crate::cli::SuggestArgs;
-use crate::cmd::import::read_input;
-use crate::cmd::staff_list;
+use crate::client::read_input;
 use crate::output::emit;
+use crate::output::staff_list;
 
 /// What the coordinator asks for; files already read. The dashboard posts it as JSON.
 #[derive(Debug, Clone, Default, Deserialize)]

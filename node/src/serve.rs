@@ -11,7 +11,7 @@ use serde_json::json;
 use crate::net::daemon::{self, OnRevoked, Shared};
 use crate::net::ticket::Ticket;
 use crate::net::{self, NetOptions};
-use crate::output::emit;
+use crate::output::{emit, fmt_ms};
 
 fn runtime() -> Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_multi_thread()
@@ -54,8 +54,8 @@ pub(crate) fn run_command(
     json: bool,
     net: &crate::cli::NetArgs,
     peers: &[String],
-    http: Option<std::net::SocketAddr>,
-    http_public: bool,
+    (http, http_public): (Option<std::net::SocketAddr>, bool),
+    dispatch: crate::control::Dispatch,
 ) -> Result<()> {
     if let Some(addr) = http
         && !addr.ip().is_loopback()
@@ -65,7 +65,7 @@ pub(crate) fn run_command(
             "--http {addr} is not a loopback address: the dashboard shows patient data; add --http-public to serve it there anyway"
         );
     }
-    run(service, json, net_options(net), peers, http)
+    run(service, json, net_options(net), peers, http, dispatch)
 }
 
 /// `omsyn run`: prints the id and ticket (and the dashboard's URL with `--http`), then serves
@@ -76,6 +76,7 @@ pub(crate) fn run(
     options: NetOptions,
     peers: &[String],
     http: Option<std::net::SocketAddr>,
+    dispatch: crate::control::Dispatch,
 ) -> Result<()> {
     let tickets = parse_tickets(peers)?;
     let repo = service.repo().clone();
@@ -88,6 +89,7 @@ pub(crate) fn run(
             listener,
             shared.clone(),
             service.clone(),
+            dispatch,
         ));
         let dashboard = match http {
             Some(addr) => Some(crate::http::bind(addr).await?),
@@ -395,14 +397,4 @@ fn status_text(id: omsyn_core::NodeId, state: &SyncState) -> String {
         }
     }
     s
-}
-
-pub(crate) fn fmt_ms(ms: i64) -> String {
-    chrono::DateTime::from_timestamp_millis(ms)
-        .map(|t| {
-            t.with_timezone(&chrono::Local)
-                .format("%Y-%m-%d %H:%M:%S")
-                .to_string()
-        })
-        .unwrap_or_else(|| ms.to_string())
 }

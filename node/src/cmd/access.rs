@@ -11,7 +11,7 @@ use serde_json::json;
 use crate::cli::AccessCmd;
 use crate::cmd::Flagged;
 use crate::output::emit;
-use crate::serve::fmt_ms;
+use crate::output::fmt_ms;
 
 /// `omsyn access ask|list`.
 pub(crate) fn access(svc: &Service, json: bool, cmd: AccessCmd) -> Result<()> {

@@ -96,7 +96,7 @@ fn day_report_text(r: &report::DayReport) -> String {
             d.name,
             d.role.to_string(),
             d.last_synced_ms
-                .map(crate::serve::fmt_ms)
+                .map(crate::output::fmt_ms)
                 .unwrap_or_else(|| "never".into())
         );
     }

@@ -8,7 +8,7 @@ use anyhow::{Context, Result, bail};
 use serde_json::json;
 
 use super::{Ctx, Flagged};
-use crate::control::user_path;
+use crate::client::user_path;
 use crate::output::emit;
 
 pub(crate) fn file(cx: Ctx<'_>, file: Option<PathBuf>, patient: Option<&str>) -> Result<()> {
@@ -28,7 +28,7 @@ pub(crate) fn file(cx: Ctx<'_>, file: Option<PathBuf>, patient: Option<&str>) ->
             if json {
                 bail!("--json prints a summary on stdout; give a FILE for the export itself");
             }
-            if crate::control::stdout_is_terminal() {
+            if crate::client::stdout_is_terminal() {
                 bail!(
                     "refusing to write a binary export to a terminal; give a FILE or redirect stdout"
                 );

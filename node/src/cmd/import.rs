@@ -1,13 +1,12 @@
 //! `omsyn import FILE` (an export file from another node: every change checked as a peer's)
 //! and `omsyn import-worklist FILE` (a record system's CSV work list).
 
-use std::io::Read;
 use std::path::Path;
 
 use anyhow::{Context, Result, anyhow};
 
 use super::Ctx;
-use crate::control::user_path;
+use crate::client::read_input;
 use crate::output::emit;
 
 /// `omsyn import-worklist FILE [--offset +HH:MM]`: patients, tiltak and visits in one
@@ -64,20 +63,4 @@ fn parse_offset(value: &str) -> Result<i32> {
         return Err(bad());
     }
     Ok(sign * (h * 3600 + m * 60))
-}
-
-/// Reads a file the user named (relative to the user's directory), or standard input for `-`.
-pub(crate) fn read_input(file: &Path) -> Result<Vec<u8>> {
-    if file.as_os_str() == "-" {
-        if let Some(forwarded) = crate::control::forwarded_stdin() {
-            return Ok(forwarded);
-        }
-        let mut buf = Vec::new();
-        std::io::stdin()
-            .read_to_end(&mut buf)
-            .context("reading stdin")?;
-        Ok(buf)
-    } else {
-        std::fs::read(user_path(file)).with_context(|| format!("reading {}", file.display()))
-    }
 }

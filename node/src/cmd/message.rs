@@ -7,7 +7,7 @@ use omsyn_core::service::NewMessage;
 
 use super::{Ctx, Flagged};
 use crate::cli::{MessageCmd, RecipientArg};
-use crate::cmd::import::read_input;
+use crate::client::read_input;
 use crate::output::emit;
 
 pub(crate) fn run(cx: Ctx<'_>, cmd: MessageCmd) -> Result<()> {

@@ -10,7 +10,7 @@ mod day_report;
 mod daylog;
 mod export;
 mod id;
-pub(crate) mod import;
+mod import;
 mod med;
 mod message;
 mod note;
@@ -81,7 +81,14 @@ pub(crate) fn run_node(
             if daemon.is_some() {
                 bail!("omsyn run is already serving this data directory");
             }
-            crate::serve::run_command(svc.clone(), json, &net, &peers, http, http_public)
+            crate::serve::run_command(
+                svc.clone(),
+                json,
+                &net,
+                &peers,
+                (http, http_public),
+                forwarded,
+            )
         }
         NodeCommand::Sync {
             net,
@@ -142,6 +149,18 @@ pub(crate) fn run_node(
     }
 }
 
+/// Runs a command line forwarded to the daemon serving this directory (`control::Dispatch`).
+pub(crate) fn forwarded(cli: crate::cli::Cli, shared: &Shared, svc: &Arc<Service>) -> Result<()> {
+    let style = Style::of(&cli);
+    match cli.command {
+        crate::cli::Command::Node(command) => run_node(svc, style, command, Some(shared)),
+        crate::cli::Command::Check { repair } => {
+            crate::check::check_open(&shared.repo, style.json, repair)
+        }
+        _ => bail!("this command cannot run inside the daemon"),
+    }
+}
+
 /// A service answer as the CLI reports it: a refusal names the flag to fix.
 pub(crate) trait Flagged<T> {
     fn flagged(self) -> Result<T>;
@@ -160,18 +179,5 @@ pub(crate) fn flag_error(e: omsyn_core::service::ServiceError) -> anyhow::Error 
             anyhow::anyhow!("--{}: {reason}", field.replace('_', "-"))
         }
         omsyn_core::service::ServiceError::Repo(e) => e.into(),
-    }
-}
-
-/// Staff ids as people read them: `S1 + S2`, or `(unassigned)`.
-pub(crate) fn staff_list(staff: &[omsyn_core::ids::StaffId]) -> String {
-    if staff.is_empty() {
-        "(unassigned)".into()
-    } else {
-        staff
-            .iter()
-            .map(|s| s.as_str())
-            .collect::<Vec<_>>()
-            .join(" + ")
     }
 }

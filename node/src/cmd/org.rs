@@ -11,9 +11,9 @@ use omsyn_core::{NodeId, Repo, Role};
 use serde_json::json;
 
 use crate::cli::{EnrollCmd, OrgCmd};
-use crate::cmd::import::read_input;
+use crate::client::read_input;
 use crate::output::emit;
-use crate::serve::fmt_ms;
+use crate::output::fmt_ms;
 
 const HOUR_MS: i64 = 3600 * 1000;
 
@@ -29,7 +29,7 @@ fn text_or_file(value: &str, prefix: &str) -> Result<String> {
 }
 
 fn write_text(path: &Path, text: &str) -> Result<()> {
-    std::fs::write(crate::control::user_path(path), format!("{text}\n"))
+    std::fs::write(crate::client::user_path(path), format!("{text}\n"))
         .with_context(|| format!("writing {}", path.display()))
 }
 

@@ -8,8 +8,9 @@ use omsyn_core::docs::journal::EntryBody;
 use omsyn_core::docs::plan::PlanStatus;
 use omsyn_core::docs::record::PatientField;
 
-use super::{Ctx, Flagged, staff_list};
+use super::{Ctx, Flagged};
 use crate::output::emit;
+use crate::output::staff_list;
 
 pub(crate) fn run(cx: Ctx<'_>, patient: &str) -> Result<()> {
     let view = cx.svc.record(patient, "patient view").flagged()?.view;
