@@ -5,7 +5,11 @@
 //! one durable [`WriteBatch`](crate::store::WriteBatch), and returns only after the change is on disk.
 
 mod access;
+mod audit;
 pub(crate) mod devices;
+mod enrolment;
+mod gate;
+mod purge;
 mod repair;
 mod tasks;
 mod tx;
@@ -16,8 +20,10 @@ use std::path::{Path, PathBuf};
 use rand::RngCore;
 use serde::Serialize;
 
-pub use access::{AccessDenied, Disclosure, EXPLICIT_ACCESS_MS, Gate, PurgeReport};
+pub use access::EXPLICIT_ACCESS_MS;
 pub use devices::{DeviceReport, DoseEventKind};
+pub use gate::{AccessDenied, Disclosure, Gate};
+pub use purge::PurgeReport;
 pub use repair::{RepairReport, RepairedDocument};
 pub use tx::Transaction;
 

@@ -681,3 +681,15 @@ fn validate_hhmm(value: &str) -> Result<(), RepoError> {
         )))
     }
 }
+
+impl Transaction<'_> {
+    /// Checks every change against the access rules peers apply, and commits. Nothing is written
+    /// if a rule fails. (Writes are logged by the changes themselves: see `Repo::audit_entries`.)
+    pub(super) fn finish(mut self) -> Result<(), RepoError> {
+        let grant = self.repo.grant();
+        crate::pipeline::check_local(&mut self.batch, &grant).map_err(RepoError::Unauthorized)?;
+        let derive = crate::pipeline::DeriveContext::of(&self.repo.store, self.now_ms);
+        crate::pipeline::commit(self.batch, &derive)?;
+        Ok(())
+    }
+}

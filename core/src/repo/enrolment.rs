@@ -1,0 +1,126 @@
+//! Enrolment and what this node knows of its organisation: its own certificate and grant, the
+//! certificates and revocations it holds, the peers it has met.
+
+use super::{Repo, RepoError};
+use crate::identity::NodeId;
+use crate::trust::{
+    Certificate, EnrollmentRequest, Grant, NeedPolicy, Revocation, TrustError, same_subject,
+};
+
+impl Repo {
+    /// This node's certificate, once enrolled.
+    pub fn certificate(&self) -> Result<Option<Certificate>, RepoError> {
+        Ok(self.store.own_certificate()?)
+    }
+
+    /// Every certificate this node holds: its organisation's devices it has approved or met.
+    pub fn known_certificates(&self) -> Result<Vec<Certificate>, RepoError> {
+        Ok(self.store.certificates()?)
+    }
+
+    /// Every revocation this node holds.
+    pub fn revocations(&self) -> Result<Vec<crate::trust::Revocation>, RepoError> {
+        Ok(self.store.revocations()?)
+    }
+
+    /// Whether this node holds a revocation of `node`.
+    pub fn is_revoked(&self, node: &NodeId) -> Result<bool, RepoError> {
+        Ok(self.store.revocation(node)?.is_some())
+    }
+
+    /// The peers this node has met, with what it knows of each.
+    pub fn peers(&self) -> Result<Vec<(NodeId, crate::store::PeerRecord)>, RepoError> {
+        Ok(self.store.peers()?)
+    }
+
+    /// What this node is granted: its certificate's grant, or, before enrolment, what its
+    /// profile claims (valid for local rules only; no peer accepts it).
+    pub fn grant(&self) -> Grant {
+        if let Ok(Some(cert)) = self.store.own_certificate() {
+            return cert.grant().clone();
+        }
+        let p = self.profile();
+        Grant {
+            org: self.id(),
+            org_name: String::new(),
+            node: self.id(),
+            role: p.role,
+            name: p.name.clone(),
+            staff_id: p.staff_id.clone(),
+            patient: p.patient.clone(),
+            zone: p.zone.clone(),
+            not_before_ms: i64::MIN,
+            not_after_ms: i64::MIN,
+            validity_ms: 0,
+            competence: None,
+            explicit_access_max_ms: None,
+        }
+    }
+
+    /// The need-based sharing policy of this node.
+    pub fn need_policy(&self) -> NeedPolicy {
+        NeedPolicy::new(self.grant())
+    }
+
+    /// A request to be enrolled, to take to (or send to) the base.
+    pub fn enrollment_request(&self) -> EnrollmentRequest {
+        EnrollmentRequest::new(&self.identity.key, self.profile())
+    }
+
+    /// Installs this node's certificate (from `omsyn enroll`), checking that it names this node
+    /// and its profile.
+    pub fn install_certificate(&self, cert: &Certificate) -> Result<(), RepoError> {
+        let g = cert.grant();
+        if g.node != self.id() {
+            return Err(RepoError::Invalid(format!(
+                "this certificate is for node {}, not this node ({})",
+                g.node.short(),
+                self.id().short()
+            )));
+        }
+        let p = self.profile();
+        if g.role != p.role
+            || g.staff_id != p.staff_id
+            || g.patient != p.patient
+            || g.zone != p.zone
+        {
+            return Err(RepoError::Invalid(
+                "the certificate's role, staff, patient or zone differ from this node's profile"
+                    .into(),
+            ));
+        }
+        if let Some(own) = self.certificate()?
+            && !same_subject(own.grant(), g)
+        {
+            return Err(RepoError::Invalid(format!(
+                "this node is already enrolled in {} ({}); a node joins one organisation",
+                own.grant().org_name,
+                own.grant().org.short()
+            )));
+        }
+        let mut batch = self.store.write()?;
+        batch.put_certificate(cert)?;
+        crate::pipeline::commit(
+            batch,
+            &crate::pipeline::DeriveContext::of(&self.store, None),
+        )?;
+        Ok(())
+    }
+
+    /// Keeps a revocation (from `omsyn revoke`, or a file). Returns whether it was new.
+    pub fn add_revocation(&self, revocation: &Revocation) -> Result<bool, RepoError> {
+        let own = self.certificate()?.ok_or_else(|| {
+            RepoError::Invalid("this node is not enrolled: it cannot judge revocations".into())
+        })?;
+        if revocation.body().org != own.grant().org {
+            return Err(RepoError::Trust(TrustError::BadSignature("revocation")));
+        }
+        let mut batch = self.store.write()?;
+        let new = batch.put_revocation(revocation)?;
+        crate::pipeline::commit(
+            batch,
+            &crate::pipeline::DeriveContext::of(&self.store, None),
+        )?;
+        Ok(new)
+    }
+}
