@@ -38,10 +38,14 @@ pub(crate) fn month_rows(
         // The patient's name and zone are looked up when read: a renamed patient would
         // otherwise need every month derived again.
         let line = visit_line(visit.clone(), String::new(), journal);
+        let row = VisitRow {
+            performers: line.performers.clone(),
+            line,
+        };
         rows.push((
             visit.day(),
             format!("v/{patient}/{}", visit.id),
-            encode(&line)?,
+            encode(&row)?,
         ));
     }
     for entry in journal.standing() {
@@ -91,6 +95,17 @@ pub(crate) fn day_log_rows(
     Ok(rows)
 }
 
+/// A visit's day-index row: the report's line and, beside it, who performed the visit as the
+/// report counts them (staff ids, which the line's JSON does not carry). A row derived before
+/// the performers were kept has none: its visit counts as planned until its month is written.
+#[derive(Serialize, Deserialize)]
+struct VisitRow {
+    #[serde(flatten)]
+    line: VisitLine,
+    #[serde(default)]
+    performers: Vec<String>,
+}
+
 fn encode<T: Serialize>(value: &T) -> Result<Vec<u8>, StoreError> {
     serde_json::to_vec(value).map_err(|e| StoreError::Corrupt(format!("encoding a day row: {e}")))
 }
@@ -127,7 +142,11 @@ pub fn day_report(
         if !disclosure.admits(&patient)? {
             continue;
         }
-        let mut line: VisitLine = decode(&json)?;
+        let VisitRow {
+            mut line,
+            performers,
+        } = decode(&json)?;
+        line.performers = performers;
         let name = names
             .get(&patient)
             .cloned()
