@@ -19,7 +19,7 @@ use crate::docs::record::PatientField;
 use crate::ids::{PatientId, StaffId, TiltakId};
 use crate::planning::Position;
 use crate::repo::{NewTiltak, Repo, RepoError, Transaction};
-use crate::time::{Day, Month, Timestamp};
+use crate::time::{Day, Month, Timestamp, Zone};
 
 const COLUMNS: [&str; 18] = [
     "date",
@@ -47,6 +47,27 @@ const POSITION_COLUMNS: [&str; 2] = ["lat", "lon"];
 
 /// Most rows accepted in one file (a large municipality's day is ~35,000 visits).
 pub const MAX_ROWS: usize = 200_000;
+
+/// How a work list's local times (`date` with `start` and `end`) become instants.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ListTimes {
+    /// Local time in a zone, with the offset in force on each row's day and time (summer and
+    /// winter). A time the clocks skip is a bad row; one they pass twice is the first.
+    Zone(Zone),
+    /// One fixed UTC offset for every row, in seconds east of UTC (an explicit override).
+    Offset(i32),
+}
+
+impl ListTimes {
+    fn at(&self, day: Day, hhmm: &str) -> Result<Timestamp, String> {
+        match self {
+            ListTimes::Zone(zone) => zone.local(day, hhmm).map_err(|e| e.to_string()),
+            ListTimes::Offset(secs) => {
+                Timestamp::from_day_hhmm(day, hhmm, *secs).map_err(|e| e.to_string())
+            }
+        }
+    }
+}
 
 /// One bad row.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -126,7 +147,7 @@ fn split(line: &str) -> Vec<String> {
     fields
 }
 
-fn parse_row(fields: &[String], offset_secs: i32, columns: usize) -> Result<Row, String> {
+fn parse_row(fields: &[String], times: ListTimes, columns: usize) -> Result<Row, String> {
     if fields.len() != columns {
         return Err(format!("{} fields, expected {columns}", fields.len()));
     }
@@ -148,10 +169,10 @@ fn parse_row(fields: &[String], offset_secs: i32, columns: usize) -> Result<Row,
         other => Err(format!("{name} must be ja or nei, not {other:?}")),
     };
     let day = Day::parse(f("date")).map_err(|e| e.to_string())?;
-    let start = Timestamp::from_day_hhmm(day, f("start"), offset_secs)
+    let start = times
+        .at(day, f("start"))
         .map_err(|e| format!("start: {e}"))?;
-    let end =
-        Timestamp::from_day_hhmm(day, f("end"), offset_secs).map_err(|e| format!("end: {e}"))?;
+    let end = times.at(day, f("end")).map_err(|e| format!("end: {e}"))?;
     if end <= start {
         return Err(format!(
             "end {} is not after start {}",
@@ -205,7 +226,7 @@ fn position(fields: &[String]) -> Result<Option<Position>, String> {
         .map_err(|e| e.to_string())
 }
 
-fn parse(text: &str, offset_secs: i32) -> Result<Vec<Row>, WorklistError> {
+fn parse(text: &str, times: ListTimes) -> Result<Vec<Row>, WorklistError> {
     let mut lines = text.lines();
     let header = lines.next().unwrap_or("").trim_start_matches('\u{feff}');
     let names: Vec<String> = split(header).iter().map(|h| h.trim().to_owned()).collect();
@@ -234,7 +255,7 @@ fn parse(text: &str, offset_secs: i32) -> Result<Vec<Row>, WorklistError> {
             });
             break;
         }
-        match parse_row(&split(line), offset_secs, columns) {
+        match parse_row(&split(line), times, columns) {
             Ok(row) => rows.push(row),
             Err(message) => errors.push(RowError {
                 line: line_no,
@@ -252,16 +273,16 @@ fn parse(text: &str, offset_secs: i32) -> Result<Vec<Row>, WorklistError> {
 impl Repo {
     /// Imports a work list: registers patients not yet held (matched by national id), adds each
     /// patient's tiltak by code, records the homes' positions when the list has them, and plans
-    /// every visit — in one transaction, or not at all. `offset_secs` is the UTC offset of the
-    /// list's local times.
+    /// every visit — in one transaction, or not at all. `times` says how the list's local times
+    /// are read: in the node's zone (summer and winter), or at one fixed offset.
     pub fn import_worklist(
         &self,
         now: Timestamp,
         rng: &mut impl RngCore,
         text: &str,
-        offset_secs: i32,
+        times: ListTimes,
     ) -> Result<WorklistSummary, WorklistError> {
-        let rows = parse(text, offset_secs)?;
+        let rows = parse(text, times)?;
         let mut by_national_id: BTreeMap<String, PatientId> = BTreeMap::new();
         for (patient, _) in self.patients()? {
             if let Some(nid) = self.record(&patient)?.field(PatientField::NationalId) {

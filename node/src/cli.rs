@@ -237,9 +237,10 @@ pub(crate) enum NodeCommand {
     ImportWorklist {
         /// The CSV file (semicolon-separated, header first)
         file: PathBuf,
-        /// UTC offset of the list's local times
-        #[arg(long, default_value = "+01:00", allow_hyphen_values = true)]
-        offset: String,
+        /// A fixed UTC offset for every row's local times (+HH:MM), overriding the node's zone
+        /// (OMSYN_TZ, default Europe/Oslo: +01:00 in winter, +02:00 in summer)
+        #[arg(long, allow_hyphen_values = true)]
+        offset: Option<String>,
     },
     /// Merge an export file into this node (all or nothing)
     Import {

@@ -24,6 +24,10 @@ fn default_data_dir() -> Result<PathBuf> {
 
 /// Runs one command.
 pub(crate) fn run(cli: Cli) -> Result<()> {
+    // A misspelt zone would otherwise put every time an hour off without a word.
+    omsyn_node::clock::zone_from_env().map_err(|e| {
+        anyhow::anyhow!("{e} (unset it for Europe/Oslo, or name a zone such as Europe/Oslo)")
+    })?;
     let data = match cli.data {
         Some(d) => d,
         None => default_data_dir()?,

@@ -5,21 +5,26 @@ use std::io::Read;
 use std::path::Path;
 
 use anyhow::{Context, Result, anyhow};
+use omsyn_core::worklist::ListTimes;
 
 use super::Ctx;
 use crate::control::user_path;
 use crate::output::emit;
 
 /// `omsyn import-worklist FILE [--offset +HH:MM]`: patients, tiltak and visits in one
-/// transaction, every row validated first.
-pub(crate) fn worklist(cx: Ctx<'_>, file: &Path, offset: &str) -> Result<()> {
-    let offset_secs = parse_offset(offset)?;
+/// transaction, every row validated first; the list's local times in the node's zone (summer
+/// and winter) unless `--offset` fixes one offset for all.
+pub(crate) fn worklist(cx: Ctx<'_>, file: &Path, offset: Option<&str>) -> Result<()> {
+    let times = match offset {
+        Some(offset) => ListTimes::Offset(parse_offset(offset)?),
+        None => ListTimes::Zone(omsyn_node::clock::zone()),
+    };
     let bytes = read_input(file)?;
     let text =
         String::from_utf8(bytes).map_err(|_| anyhow!("{} is not UTF-8 text", file.display()))?;
     let summary = cx
         .svc
-        .act(|repo, now, rng| repo.import_worklist(now, rng, &text, offset_secs))
+        .act(|repo, now, rng| repo.import_worklist(now, rng, &text, times))
         .with_context(|| format!("importing {}", file.display()))?;
     emit(cx.json, &summary, || {
         format!(

@@ -664,3 +664,56 @@ fn the_data_directory_and_exports_are_private_to_their_owner() {
     base.ok(&["export", file.to_str().unwrap()]);
     assert_eq!(mode(&file), 0o600, "the export file");
 }
+
+/// The shared one-day work list's first row on `date` at 08:00–08:30, under its header.
+fn worklist_on(dates: &[&str]) -> String {
+    let fixture = include_str!("../../../tests/fixtures/worklist-S-1day.csv");
+    let mut lines = vec![fixture.lines().next().unwrap().to_owned()];
+    let row = fixture.lines().nth(1).unwrap();
+    for date in dates {
+        lines.push(
+            row.replace("2026-11-23", date)
+                .replace(";13:38;13:48;", ";08:00;08:30;"),
+        );
+    }
+    lines.join("\n")
+}
+
+#[test]
+fn import_worklist_reads_local_times_in_oslo_summer_and_winter_unless_an_offset_is_given() {
+    let base = Node::new("base", "Base", "K1");
+    let list = base.path().join("list.csv");
+    std::fs::write(&list, worklist_on(&["2026-07-15", "2027-01-15"])).unwrap();
+    base.ok(&["import-worklist", list.to_str().unwrap()]);
+    let shown = |date: &str| {
+        let out = base.run(&["--json", "visit", "list", "--date", date]);
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    assert!(shown("2026-07-15").contains("2026-07-15T08:00:00+02:00"));
+    assert!(shown("2027-01-15").contains("2027-01-15T08:00:00+01:00"));
+
+    // An explicit offset still wins, for a list made elsewhere.
+    let other = Node::new("base", "Base", "K1");
+    let list = other.path().join("list.csv");
+    std::fs::write(&list, worklist_on(&["2026-07-15"])).unwrap();
+    other.ok(&[
+        "import-worklist",
+        list.to_str().unwrap(),
+        "--offset",
+        "+01:00",
+    ]);
+    let out = other.run(&["--json", "visit", "list", "--date", "2026-07-15"]);
+    assert!(String::from_utf8_lossy(&out.stdout).contains("2026-07-15T08:00:00+01:00"));
+
+    // A zone nobody has is refused before anything runs, naming the variable.
+    let err = String::from_utf8_lossy(
+        &base
+            .command(&["id"])
+            .env("OMSYN_TZ", "Europe/Olso")
+            .output()
+            .unwrap()
+            .stderr,
+    )
+    .into_owned();
+    assert!(err.contains("OMSYN_TZ"), "{err}");
+}

@@ -375,7 +375,12 @@ fn the_day_index_gives_what_the_documents_give_over_generated_days() {
     );
     let planned_at = Timestamp::parse("2026-11-28T06:00:00+01:00").unwrap();
     base.repo
-        .import_worklist(planned_at, &mut base.rng, FOUR_DAYS, 3600)
+        .import_worklist(
+            planned_at,
+            &mut base.rng,
+            FOUR_DAYS,
+            omsyn_core::worklist::ListTimes::Offset(3600),
+        )
         .unwrap();
     let days: Vec<Day> = ["2026-11-29", "2026-11-30", "2026-12-01", "2026-12-02"]
         .iter()

@@ -2,12 +2,16 @@
 //! nothing is imported, importing twice plans nothing twice.
 
 use omsyn_core::Day;
+use omsyn_core::Zone;
 use omsyn_core::docs::record::PatientField;
-use omsyn_core::worklist::WorklistError;
+use omsyn_core::worklist::{ListTimes, WorklistError};
 use omsyn_tests::{TestNode, at, snapshot};
 
 const FIXTURE: &str = include_str!("../../fixtures/worklist-S-1day.csv");
-const CET: i32 = 3600;
+/// The fixture's November day at a fixed +01:00, as `--offset +01:00` reads it.
+const CET: ListTimes = ListTimes::Offset(3600);
+/// Read as `omsyn import-worklist` reads a list by default: local time in Oslo.
+const OSLO: ListTimes = ListTimes::Zone(Zone::OSLO);
 
 #[test]
 fn the_shared_one_day_fixture_imports_into_plans_and_the_day_report() {
@@ -238,4 +242,125 @@ fn a_location_that_is_not_a_position_is_refused_and_one_that_is_is_kept_normalis
         base.repo.record(&p).unwrap().field(PatientField::Location),
         Some("59.27012,10.40000")
     );
+}
+
+/// The fixture's first row on `date` from `start` to `end`.
+fn row_on(date: &str, start: &str, end: &str) -> String {
+    FIXTURE
+        .lines()
+        .nth(1)
+        .unwrap()
+        .replace("2026-11-23", date)
+        .replace(";13:38;13:48;", &format!(";{start};{end};"))
+}
+
+/// The start of every visit planned on `date`, as stored.
+fn starts_on(base: &TestNode, date: &str) -> Vec<String> {
+    let mut starts: Vec<String> = base
+        .repo
+        .visits_on(Day::parse(date).unwrap())
+        .unwrap()
+        .iter()
+        .map(|v| v.start.to_string())
+        .collect();
+    starts.sort();
+    starts
+}
+
+#[test]
+fn a_list_read_in_oslo_gets_summer_time_in_july_and_winter_time_in_january() {
+    let mut base = TestNode::base(60);
+    let header = FIXTURE.lines().next().unwrap();
+    let text = [
+        header.to_owned(),
+        row_on("2026-07-15", "08:00", "08:30"),
+        row_on("2027-01-15", "08:00", "08:30"),
+    ]
+    .join("\n");
+    base.repo
+        .import_worklist(at("06:00"), &mut base.rng, &text, OSLO)
+        .unwrap();
+    assert_eq!(
+        starts_on(&base, "2026-07-15"),
+        vec!["2026-07-15T08:00:00+02:00"]
+    );
+    assert_eq!(
+        starts_on(&base, "2027-01-15"),
+        vec!["2027-01-15T08:00:00+01:00"]
+    );
+}
+
+/// On 29 March 2026 Oslo's clocks go from 02:00 to 03:00: 02:30 never happens, and a row
+/// planned then is refused, naming its line and why. On 25 October 2026 they go back from
+/// 03:00 to 02:00: 02:30 happens twice, and is read as the first (still summer time).
+#[test]
+fn a_time_the_clocks_skip_is_a_bad_row_and_one_they_pass_twice_is_the_first() {
+    let mut base = TestNode::base(61);
+    let header = FIXTURE.lines().next().unwrap();
+    let skipped = [
+        header.to_owned(),
+        row_on("2026-03-29", "01:30", "01:45"),
+        row_on("2026-03-29", "02:30", "03:15"),
+    ]
+    .join("\n");
+    let err = base
+        .repo
+        .import_worklist(at("06:00"), &mut base.rng, &skipped, OSLO)
+        .unwrap_err();
+    let WorklistError::Rows(rows) = err else {
+        panic!("expected row errors, got {err}")
+    };
+    assert_eq!(rows.len(), 1, "{rows:?}");
+    assert_eq!(rows[0].line, 3);
+    assert_eq!(
+        rows[0].message,
+        "start: 02:30 does not happen in Europe/Oslo on 2026-03-29: the clocks skip it as \
+         summer time begins"
+    );
+    assert!(base.repo.patients().unwrap().is_empty(), "nothing imported");
+
+    let switch_days = [
+        header.to_owned(),
+        row_on("2026-03-29", "01:30", "01:45"),
+        row_on("2026-03-29", "03:30", "03:45"),
+        row_on("2026-10-25", "01:30", "01:45"),
+        row_on("2026-10-25", "02:30", "02:45"),
+        row_on("2026-10-25", "03:30", "03:45"),
+    ]
+    .join("\n");
+    base.repo
+        .import_worklist(at("06:00"), &mut base.rng, &switch_days, OSLO)
+        .unwrap();
+    assert_eq!(
+        starts_on(&base, "2026-03-29"),
+        vec!["2026-03-29T01:30:00+01:00", "2026-03-29T03:30:00+02:00"]
+    );
+    assert_eq!(
+        starts_on(&base, "2026-10-25"),
+        vec![
+            "2026-10-25T01:30:00+02:00",
+            "2026-10-25T02:30:00+02:00",
+            "2026-10-25T03:30:00+01:00"
+        ]
+    );
+}
+
+/// What a node's clock gives (`omsyn_node::clock::at_millis` is `Zone::at_millis` in the
+/// node's zone): an instant in Oslo with the offset in force then.
+#[test]
+fn an_instant_in_oslo_has_the_offset_in_force_then() {
+    let winter = omsyn_core::Timestamp::parse("2026-01-15T07:00:00Z").unwrap();
+    let summer = omsyn_core::Timestamp::parse("2026-07-15T06:00:00Z").unwrap();
+    assert_eq!(
+        Zone::OSLO
+            .at_millis(winter.unix_millis())
+            .unwrap()
+            .to_string(),
+        "2026-01-15T08:00:00+01:00"
+    );
+    assert_eq!(
+        Zone::OSLO.show(&summer).to_string(),
+        "2026-07-15T08:00:00+02:00"
+    );
+    assert!(Zone::parse("Europe/Olso").is_err());
 }
