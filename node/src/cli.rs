@@ -48,6 +48,13 @@ pub(crate) enum Command {
         /// The data directory to open
         dir: PathBuf,
     },
+    /// Print a shell completion script (bash, zsh, fish, elvish or powershell) to stdout
+    Completions {
+        /// The shell
+        shell: clap_complete::Shell,
+    },
+    /// Print the manual page (roff) to stdout: `omsyn man | man -l -`
+    Man,
     /// Run the demo: a small zone lives through a day on eight real nodes
     Demo {
         /// Keep the nodes' data directories here (must be empty) instead of a temporary directory

@@ -53,6 +53,8 @@ pub(crate) fn run(cli: Cli) -> Result<()> {
             return crate::check::check(&data, key_file.as_deref(), json, repair);
         }
         Command::Demo { keep } => return crate::demo::run(json, keep),
+        Command::Completions { shell } => return completions(shell),
+        Command::Man => return man_page(),
         Command::Relay {
             listen,
             tls_cert,
@@ -72,6 +74,24 @@ pub(crate) fn run(cli: Cli) -> Result<()> {
         Err(e) => return Err(e),
     };
     crate::cmd::run_node(&omsyn_node::clock::service(repo), json, command, None)
+}
+
+/// `omsyn completions SHELL`: the completion script clap_complete makes from the definitions.
+fn completions(shell: clap_complete::Shell) -> Result<()> {
+    let mut command = <Cli as clap::CommandFactory>::command();
+    // Into memory first: clap_complete panics on a failed write (`| head` closing the pipe).
+    let mut script = Vec::new();
+    clap_complete::generate(shell, &mut command, "omsyn", &mut script);
+    std::io::Write::write_all(&mut std::io::stdout(), &script).context("writing the script")
+}
+
+/// `omsyn man`: the manual page clap_mangen renders from the definitions (the commands with
+/// their one-line help; `omsyn COMMAND --help` says the rest).
+fn man_page() -> Result<()> {
+    let page = clap_mangen::Man::new(<Cli as clap::CommandFactory>::command());
+    let mut out = Vec::new();
+    page.render(&mut out).context("rendering the man page")?;
+    std::io::Write::write_all(&mut std::io::stdout(), &out).context("writing the man page")
 }
 
 /// Opens the node in `data` (with the host's store key file, if given).

@@ -717,3 +717,30 @@ fn import_worklist_reads_local_times_in_oslo_summer_and_winter_unless_an_offset_
     .into_owned();
     assert!(err.contains("OMSYN_TZ"), "{err}");
 }
+
+#[test]
+fn completions_and_the_man_page_name_the_commands() {
+    let node = Node {
+        dir: tempfile::tempdir().unwrap(),
+    };
+    let out = node.run(&["completions", "bash"]);
+    assert!(out.status.success());
+    let script = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        script.contains("_omsyn()"),
+        "a bash function: {script:.200}"
+    );
+    for command in ["import-worklist", "day-report", "enroll", "completions"] {
+        assert!(script.contains(command), "{command} completes");
+    }
+    let out = node.run(&["man"]);
+    assert!(out.status.success());
+    let page = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        page.starts_with(".ie") || page.contains(".TH omsyn"),
+        "roff: {page:.200}"
+    );
+    for command in ["import\\-worklist", "day\\-report", "enroll", "visit"] {
+        assert!(page.contains(command), "{command} in the man page");
+    }
+}
