@@ -3,6 +3,14 @@
 //! anything is written; a file with any bad row is refused whole, with every bad row named.
 //! Importing the same list twice plans nothing twice.
 //!
+//! A list imported again after its rows changed: a row is the same visit as one planned when it
+//! names the same patient (by national id), day and tiltak (code, one or two staff) — the n-th
+//! such row by start is the n-th such visit. What the row says differently (time, kind, the
+//! staff member it names) is applied as plan changes in the same transaction, and each change is
+//! reported with its line; a visit already documented (performed or not) is left as it is, and
+//! reported. A new patient with the name of a patient already held (another national id) is
+//! registered, and reported: it may be the same person under a wrong number.
+//!
 //! Columns: `date;zone;route;staff_id;staff_name;staff_role;patient_id;patient_name;national_id;
 //! address;access_note;tiltak_code;tiltak;start;end;kind;needs_authorised;double_staffed`, and
 //! optionally `lat;lon`: the home's position, which goes into the patient record's `location`.
@@ -14,12 +22,13 @@ use std::collections::{BTreeMap, BTreeSet};
 use rand::RngCore;
 use serde::Serialize;
 
-use crate::docs::plan::{NewVisit, VisitKind};
+use crate::docs::journal::EntryBody;
+use crate::docs::plan::{NewVisit, Visit, VisitChange, VisitKind};
 use crate::docs::record::PatientField;
-use crate::ids::{PatientId, StaffId, TiltakId};
+use crate::ids::{PatientId, StaffId, TiltakId, VisitId};
 use crate::planning::Position;
 use crate::repo::{NewTiltak, Repo, RepoError, Transaction};
-use crate::time::{Day, Month, Timestamp, Zone};
+use crate::time::{Day, Timestamp, Zone};
 
 const COLUMNS: [&str; 18] = [
     "date",
@@ -93,8 +102,39 @@ pub enum WorklistError {
     Repo(#[from] RepoError),
 }
 
+/// A row whose visit was planned before with other values.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RowChange {
+    /// 1-based line number in the file.
+    pub line: usize,
+    /// The visit.
+    pub visit: VisitId,
+    /// The patient's name, as the list gives it.
+    pub patient_name: String,
+    /// What the list says differently, as people read it ("08:00-08:30 → 09:00-09:30",
+    /// "staff S00010 → S00011", "physical → digital").
+    pub changes: Vec<String>,
+    /// Whether the changes were made; if not, `reason` says why.
+    pub applied: bool,
+    /// Why not.
+    pub reason: Option<String>,
+}
+
+/// A patient registered with the name of a patient held already, under another national id.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SameName {
+    /// The first line naming the new patient.
+    pub line: usize,
+    /// The name.
+    pub patient_name: String,
+    /// The patient registered.
+    pub patient: PatientId,
+    /// The patients held before with that name.
+    pub others: Vec<PatientId>,
+}
+
 /// What an import did.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct WorklistSummary {
     /// Rows in the file.
     pub rows: usize,
@@ -106,10 +146,15 @@ pub struct WorklistSummary {
     pub already_planned: usize,
     /// Visits with no staff assigned ("ufordelt").
     pub unassigned: usize,
+    /// Rows whose visit was planned with other values: changed, or why not.
+    pub changed: Vec<RowChange>,
+    /// New patients with the name of another.
+    pub same_name: Vec<SameName>,
 }
 
 #[derive(Debug, Clone)]
 struct Row {
+    line: usize,
     zone: String,
     staff: Option<StaffId>,
     patient_name: String,
@@ -191,6 +236,7 @@ fn parse_row(fields: &[String], times: ListTimes, columns: usize) -> Result<Row,
     };
     let position = position(fields.get(COLUMNS.len()..).unwrap_or_default())?;
     Ok(Row {
+        line: 0,
         zone: f("zone").to_owned(),
         staff,
         patient_name: required("patient_name")?,
@@ -256,7 +302,10 @@ fn parse(text: &str, times: ListTimes) -> Result<Vec<Row>, WorklistError> {
             break;
         }
         match parse_row(&split(line), times, columns) {
-            Ok(row) => rows.push(row),
+            Ok(row) => rows.push(Row {
+                line: line_no,
+                ..row
+            }),
             Err(message) => errors.push(RowError {
                 line: line_no,
                 message,
@@ -284,7 +333,12 @@ impl Repo {
     ) -> Result<WorklistSummary, WorklistError> {
         let rows = parse(text, times)?;
         let mut by_national_id: BTreeMap<String, PatientId> = BTreeMap::new();
-        for (patient, _) in self.patients()? {
+        let mut by_name: BTreeMap<String, Vec<PatientId>> = BTreeMap::new();
+        for (patient, name) in self.patients()? {
+            by_name
+                .entry(name.to_lowercase())
+                .or_default()
+                .push(patient.clone());
             if let Some(nid) = self.record(&patient)?.field(PatientField::NationalId) {
                 by_national_id.insert(nid.to_owned(), patient);
             }
@@ -292,9 +346,9 @@ impl Repo {
         let mut import = Import {
             now,
             by_national_id,
+            by_name,
             tiltak: BTreeMap::new(),
             planned: BTreeSet::new(),
-            loaded: BTreeSet::new(),
             located: BTreeSet::new(),
             summary: WorklistSummary {
                 rows: rows.len(),
@@ -302,8 +356,20 @@ impl Repo {
             },
         };
         self.transaction(|tx| {
+            // Patients and tiltak in the file's order; then each patient-day-tiltak's rows
+            // against the visits planned for it, in order of time.
+            let mut groups: BTreeMap<(PatientId, Day, TiltakId), Vec<&Row>> = BTreeMap::new();
             for row in &rows {
-                import.row(tx, rng, row)?;
+                let patient = import.patient(tx, rng, row)?;
+                let tiltak = import.tiltak(tx, rng, &patient, row)?;
+                groups
+                    .entry((patient, row.start.day(), tiltak))
+                    .or_default()
+                    .push(row);
+            }
+            for ((patient, day, tiltak), mut group) in groups {
+                group.sort_by_key(|r| (r.start, r.end, r.line));
+                import.group(tx, rng, &patient, day, &tiltak, &group)?;
             }
             Ok::<_, RepoError>(())
         })?;
@@ -316,44 +382,70 @@ impl Repo {
 struct Import {
     now: Timestamp,
     by_national_id: BTreeMap<String, PatientId>,
+    /// Patients held before the import, by name in lower case.
+    by_name: BTreeMap<String, Vec<PatientId>>,
     /// (patient, code, double-staffed) → tiltak.
     tiltak: BTreeMap<(PatientId, String, bool), TiltakId>,
     planned: BTreeSet<(PatientId, Timestamp, Timestamp)>,
-    loaded: BTreeSet<(PatientId, Month)>,
     /// Patients whose position this import has checked.
     located: BTreeSet<PatientId>,
     summary: WorklistSummary,
 }
 
 impl Import {
-    fn row(
+    /// One patient-day-tiltak's rows (by time) against the visits planned for it (by time): the
+    /// n-th row is the n-th visit; rows beyond them are new visits.
+    fn group(
         &mut self,
         tx: &mut Transaction<'_>,
         rng: &mut impl RngCore,
+        patient: &PatientId,
+        day: Day,
+        tiltak: &TiltakId,
+        rows: &[&Row],
+    ) -> Result<(), RepoError> {
+        let month = day.month();
+        let mut planned: Vec<Visit> = tx
+            .visits_of(patient, month)?
+            .into_iter()
+            .filter(|v| v.day() == day && v.tiltak.contains(tiltak))
+            .collect();
+        planned.sort_by_key(|v| (v.start, v.end));
+        let mut planned = planned.into_iter();
+        for row in rows {
+            // A row repeating another's patient and time (a double-staffed visit listed once
+            // per route) is one visit.
+            if !self.planned.insert((patient.clone(), row.start, row.end)) {
+                self.summary.already_planned += 1;
+                continue;
+            }
+            let Some(visit) = planned.next() else {
+                self.plan(tx, rng, patient, tiltak, row)?;
+                continue;
+            };
+            self.summary.already_planned += 1;
+            self.update(tx, rng, patient, &visit, row)?;
+        }
+        Ok(())
+    }
+
+    fn plan(
+        &mut self,
+        tx: &mut Transaction<'_>,
+        rng: &mut impl RngCore,
+        patient: &PatientId,
+        tiltak: &TiltakId,
         row: &Row,
     ) -> Result<(), RepoError> {
-        let patient = self.patient(tx, rng, row)?;
-        let tiltak = self.tiltak(tx, rng, &patient, row)?;
-        let month = row.start.day().month();
-        if self.loaded.insert((patient.clone(), month)) {
-            for visit in tx.visits_of(&patient, month)? {
-                self.planned
-                    .insert((patient.clone(), visit.start, visit.end));
-            }
-        }
-        if !self.planned.insert((patient.clone(), row.start, row.end)) {
-            self.summary.already_planned += 1;
-            return Ok(());
-        }
         tx.plan_visit(
             self.now,
             rng,
             &NewVisit {
-                patient,
+                patient: patient.clone(),
                 start: row.start,
                 end: row.end,
                 kind: row.kind,
-                tiltak: vec![tiltak],
+                tiltak: vec![tiltak.clone()],
                 staff: row.staff.clone().into_iter().collect(),
             },
         )?;
@@ -361,6 +453,78 @@ impl Import {
         if row.staff.is_none() {
             self.summary.unassigned += 1;
         }
+        Ok(())
+    }
+
+    /// What `row` says differently from `visit` as planned, made as plan changes — unless the
+    /// visit is documented. A row names one staff member: it changes the assignment only when
+    /// the visit does not have that member (a second one added for a double-staffed visit
+    /// stays), and a row with nobody leaves the assignment as it is.
+    fn update(
+        &mut self,
+        tx: &mut Transaction<'_>,
+        rng: &mut impl RngCore,
+        patient: &PatientId,
+        visit: &Visit,
+        row: &Row,
+    ) -> Result<(), RepoError> {
+        let mut changes = Vec::new();
+        let mut said = Vec::new();
+        if (visit.start, visit.end) != (row.start, row.end) {
+            changes.push(VisitChange::Reschedule {
+                start: row.start,
+                end: row.end,
+            });
+            said.push(format!(
+                "{}-{} → {}-{}",
+                visit.start.hhmm(),
+                visit.end.hhmm(),
+                row.start.hhmm(),
+                row.end.hhmm()
+            ));
+        }
+        if let Some(staff) = &row.staff
+            && !visit.staff.contains(staff)
+        {
+            changes.push(VisitChange::Assign(vec![staff.clone()]));
+            let before: Vec<&str> = visit.staff.iter().map(StaffId::as_str).collect();
+            let before = if before.is_empty() {
+                "(unassigned)".to_owned()
+            } else {
+                before.join(" + ")
+            };
+            said.push(format!("staff {before} → {staff}"));
+        }
+        if visit.kind != row.kind {
+            changes.push(VisitChange::SetKind(row.kind));
+            said.push(format!("{} → {}", visit.kind.as_str(), row.kind.as_str()));
+        }
+        if changes.is_empty() {
+            return Ok(());
+        }
+        let journal = tx.journal_of(patient, visit.start.day().month())?;
+        let documented = journal.standing().iter().any(|e| match &e.body {
+            EntryBody::VisitPerformed { visit: v, .. }
+            | EntryBody::VisitNotPerformed { visit: v, .. } => *v == visit.id,
+            _ => false,
+        });
+        let reason = documented.then(|| {
+            "the visit is documented already (performed or not): the plan is left as it was"
+                .to_owned()
+        });
+        if !documented {
+            for change in &changes {
+                tx.change_visit(self.now, rng, &visit.id, change)?;
+            }
+        }
+        self.summary.changed.push(RowChange {
+            line: row.line,
+            visit: visit.id.clone(),
+            patient_name: row.patient_name.clone(),
+            changes: said,
+            applied: !documented,
+            reason,
+        });
         Ok(())
     }
 
@@ -399,6 +563,14 @@ impl Import {
             fields.push((PatientField::Location, position.to_string()));
         }
         let p = tx.add_patient(self.now, rng, &fields)?;
+        if let Some(others) = self.by_name.get(&row.patient_name.to_lowercase()) {
+            self.summary.same_name.push(SameName {
+                line: row.line,
+                patient_name: row.patient_name.clone(),
+                patient: p.clone(),
+                others: others.clone(),
+            });
+        }
         self.by_national_id
             .insert(row.national_id.clone(), p.clone());
         self.located.insert(p.clone());

@@ -744,3 +744,21 @@ fn completions_and_the_man_page_name_the_commands() {
         assert!(page.contains(command), "{command} in the man page");
     }
 }
+
+#[test]
+fn import_worklist_again_prints_each_changed_row() {
+    let base = Node::new("base", "Base", "K1");
+    let list = base.path().join("list.csv");
+    let first = worklist_on(&["2026-11-23"]);
+    std::fs::write(&list, &first).unwrap();
+    base.ok(&["import-worklist", list.to_str().unwrap()]);
+    std::fs::write(&list, first.replace(";08:00;08:30;", ";09:00;09:30;")).unwrap();
+    let out = base.run(&["import-worklist", list.to_str().unwrap()]);
+    assert!(out.status.success());
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("line 2: Turid Nilsen") && text.contains("08:00-08:30 → 09:00-09:30"),
+        "{text}"
+    );
+    assert!(text.contains("— changed"), "{text}");
+}

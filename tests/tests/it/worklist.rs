@@ -364,3 +364,131 @@ fn an_instant_in_oslo_has_the_offset_in_force_then() {
     );
     assert!(Zone::parse("Europe/Olso").is_err());
 }
+
+/// The fixture's header and first two rows (Turid Nilsen's two MAAL visits: 13:38 with
+/// S00010, 21:04 with S00009).
+fn two_rows() -> Vec<String> {
+    FIXTURE.lines().take(3).map(str::to_owned).collect()
+}
+
+#[test]
+fn a_list_imported_again_with_changed_rows_changes_the_plan_and_says_so_row_by_row() {
+    let mut base = TestNode::base(62);
+    let mut lines = two_rows();
+    base.repo
+        .import_worklist(at("06:00"), &mut base.rng, &lines.join("\n"), CET)
+        .unwrap();
+    // The record system moved the first visit to 14:00 with S00011, and made the second a
+    // video visit.
+    lines[1] = lines[1]
+        .replace(";13:38;13:48;", ";14:00;14:10;")
+        .replace(";S00010;Ola Hansen;", ";S00011;Per Berg;");
+    lines[2] = lines[2].replace(";physical;", ";digital;");
+    let again = base
+        .repo
+        .import_worklist(at("07:00"), &mut base.rng, &lines.join("\n"), CET)
+        .unwrap();
+    assert_eq!((again.visits_planned, again.new_patients), (0, 0));
+    let said: Vec<(usize, Vec<String>, bool)> = again
+        .changed
+        .iter()
+        .map(|c| (c.line, c.changes.clone(), c.applied))
+        .collect();
+    assert_eq!(
+        said,
+        vec![
+            (
+                2,
+                vec![
+                    "13:38-13:48 → 14:00-14:10".to_owned(),
+                    "staff S00010 → S00011".to_owned()
+                ],
+                true
+            ),
+            (3, vec!["physical → digital".to_owned()], true),
+        ]
+    );
+    let visits = base
+        .repo
+        .visits_on(Day::parse("2026-11-23").unwrap())
+        .unwrap();
+    assert_eq!(visits.len(), 2, "moved, not planned beside");
+    let first = visits
+        .iter()
+        .find(|v| v.id == again.changed[0].visit)
+        .unwrap();
+    assert_eq!(first.start.to_string(), "2026-11-23T14:00:00+01:00");
+    assert_eq!(first.staff[0].as_str(), "S00011");
+    let second = visits
+        .iter()
+        .find(|v| v.id == again.changed[1].visit)
+        .unwrap();
+    assert_eq!(second.kind, omsyn_core::docs::plan::VisitKind::Digital);
+}
+
+#[test]
+fn a_documented_visit_is_not_moved_by_a_list_imported_again_and_the_row_says_why() {
+    let mut base = TestNode::base(63);
+    let mut lines = two_rows();
+    base.repo
+        .import_worklist(at("06:00"), &mut base.rng, &lines.join("\n"), CET)
+        .unwrap();
+    let day = Day::parse("2026-11-23").unwrap();
+    let first = base
+        .repo
+        .visits_on(day)
+        .unwrap()
+        .into_iter()
+        .min_by_key(|v| v.start)
+        .unwrap();
+    let arrived = omsyn_core::Timestamp::parse("2026-11-23T13:40:00+01:00").unwrap();
+    base.repo
+        .visit_performed(arrived, &mut base.rng, &first.id, arrived, None, None)
+        .unwrap();
+    lines[1] = lines[1].replace(";13:38;13:48;", ";15:00;15:10;");
+    let again = base
+        .repo
+        .import_worklist(at("14:00"), &mut base.rng, &lines.join("\n"), CET)
+        .unwrap();
+    assert_eq!(again.changed.len(), 1);
+    assert!(!again.changed[0].applied);
+    assert!(
+        again.changed[0]
+            .reason
+            .as_deref()
+            .unwrap()
+            .contains("documented"),
+        "{:?}",
+        again.changed[0]
+    );
+    let still = base.repo.visits_on(day).unwrap();
+    assert!(
+        still
+            .iter()
+            .any(|v| v.id == first.id && v.start == first.start)
+    );
+    assert_eq!(still.len(), 2);
+}
+
+#[test]
+fn a_second_patient_with_a_known_name_and_another_national_id_is_reported() {
+    let mut base = TestNode::base(64);
+    let lines = two_rows();
+    base.repo
+        .import_worklist(at("06:00"), &mut base.rng, &lines[..2].join("\n"), CET)
+        .unwrap();
+    let twin = lines[1]
+        .replace(";54122069157;", ";01017012345;")
+        .replace(";13:38;13:48;", ";10:00;10:10;");
+    let text = [lines[0].clone(), twin].join("\n");
+    let summary = base
+        .repo
+        .import_worklist(at("07:00"), &mut base.rng, &text, CET)
+        .unwrap();
+    assert_eq!(summary.new_patients, 1);
+    assert_eq!(summary.same_name.len(), 1);
+    assert_eq!(summary.same_name[0].patient_name, "Turid Nilsen");
+    assert_eq!(summary.same_name[0].line, 2);
+    assert_eq!(summary.same_name[0].others.len(), 1);
+    assert_ne!(summary.same_name[0].others[0], summary.same_name[0].patient);
+}
