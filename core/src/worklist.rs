@@ -27,7 +27,7 @@ use crate::docs::plan::{NewVisit, Visit, VisitChange, VisitKind};
 use crate::docs::record::PatientField;
 use crate::ids::{PatientId, StaffId, TiltakId, VisitId};
 use crate::planning::Position;
-use crate::repo::{NewTiltak, Repo, RepoError, Transaction};
+use crate::repo::{ListedStaff, NewTiltak, Repo, RepoError, Transaction};
 use crate::time::{Day, Timestamp, Zone};
 
 const COLUMNS: [&str; 18] = [
@@ -100,6 +100,9 @@ pub enum WorklistError {
     /// Writing failed; nothing was imported.
     #[error(transparent)]
     Repo(#[from] RepoError),
+    /// The staff names could not be kept (`DIR/staff.json`); nothing was imported.
+    #[error("keeping the work list's staff names: {0}")]
+    StaffNames(String),
 }
 
 /// A row whose visit was planned before with other values.
@@ -157,6 +160,8 @@ struct Row {
     line: usize,
     zone: String,
     staff: Option<StaffId>,
+    staff_name: String,
+    staff_role: String,
     patient_name: String,
     national_id: String,
     address: String,
@@ -239,6 +244,8 @@ fn parse_row(fields: &[String], times: ListTimes, columns: usize) -> Result<Row,
         line: 0,
         zone: f("zone").to_owned(),
         staff,
+        staff_name: f("staff_name").to_owned(),
+        staff_role: f("staff_role").to_owned(),
         patient_name: required("patient_name")?,
         national_id: required("national_id")?,
         address: f("address").to_owned(),
@@ -332,6 +339,23 @@ impl Repo {
         times: ListTimes,
     ) -> Result<WorklistSummary, WorklistError> {
         let rows = parse(text, times)?;
+        // The names first: harmless if the import then fails, and the plan never names staff
+        // the base cannot name.
+        let staff: BTreeMap<String, ListedStaff> = rows
+            .iter()
+            .filter(|r| !r.staff_name.is_empty())
+            .filter_map(|r| {
+                let id = r.staff.as_ref()?;
+                let listed = ListedStaff {
+                    name: r.staff_name.clone(),
+                    role: r.staff_role.clone(),
+                    zone: (!r.zone.is_empty()).then(|| r.zone.clone()),
+                };
+                Some((id.to_string(), listed))
+            })
+            .collect();
+        self.remember_listed_staff(staff)
+            .map_err(|e| WorklistError::StaffNames(e.to_string()))?;
         let mut by_national_id: BTreeMap<String, PatientId> = BTreeMap::new();
         let mut by_name: BTreeMap<String, Vec<PatientId>> = BTreeMap::new();
         for (patient, name) in self.patients()? {

@@ -7,6 +7,7 @@
 mod access;
 pub(crate) mod devices;
 mod repair;
+mod staff;
 mod tasks;
 mod tx;
 
@@ -19,6 +20,7 @@ use serde::Serialize;
 pub use access::{AccessDenied, Disclosure, EXPLICIT_ACCESS_MS, Gate, PurgeReport};
 pub use devices::{DeviceReport, DoseEventKind};
 pub use repair::{RepairReport, RepairedDocument};
+pub use staff::{ListedStaff, STAFF_FILE};
 pub use tx::Transaction;
 
 use crate::conflict::{Conflict, ConflictId};
@@ -177,6 +179,8 @@ pub struct Repo {
     dir: PathBuf,
     /// Files outside `dir` that hold the store key (see [`Repo::wipe`]).
     key_files: Vec<PathBuf>,
+    /// The staff the work lists named (`staff.rs`).
+    listed_staff: std::sync::RwLock<std::collections::BTreeMap<String, ListedStaff>>,
 }
 
 impl Repo {
@@ -241,6 +245,7 @@ impl Repo {
         Ok(Repo {
             identity,
             store,
+            listed_staff: std::sync::RwLock::new(staff::load(dir)),
             dir: dir.to_owned(),
             key_files: Vec::new(),
         })
@@ -258,6 +263,7 @@ impl Repo {
             store,
             dir: PathBuf::new(),
             key_files: Vec::new(),
+            listed_staff: std::sync::RwLock::default(),
         })
     }
 
@@ -495,10 +501,15 @@ impl Repo {
         Ok(conflicts)
     }
 
-    /// The names of staff members with an enrolled device, by staff id, from the certificates
-    /// this node holds (revoked ones too: a name stays a name in yesterday's report).
+    /// The names of staff members, by staff id: from the certificates this node holds (revoked
+    /// ones too: a name stays a name in yesterday's report), and for staff no certificate names,
+    /// from the work lists imported here.
     pub fn staff_names(&self) -> Result<std::collections::BTreeMap<String, String>, RepoError> {
-        let mut names = std::collections::BTreeMap::new();
+        let mut names: std::collections::BTreeMap<String, String> = self
+            .listed_staff()
+            .into_iter()
+            .map(|(id, s)| (id, s.name))
+            .collect();
         for cert in self.store.certificates()? {
             let grant = cert.grant();
             if let (Some(staff), false) = (&grant.staff_id, grant.role == Role::HomeUnit) {

@@ -761,4 +761,7 @@ fn import_worklist_again_prints_each_changed_row() {
         "{text}"
     );
     assert!(text.contains("— changed"), "{text}");
+    // The list's staff names are kept, and name staff in the day report.
+    let report = base.ok(&["day-report", "--date", "2026-11-23"]);
+    assert_eq!(report["staff_names"]["S00010"], "Ola Hansen", "{report}");
 }

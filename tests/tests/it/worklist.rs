@@ -492,3 +492,38 @@ fn a_second_patient_with_a_known_name_and_another_national_id_is_reported() {
     assert_eq!(summary.same_name[0].others.len(), 1);
     assert_ne!(summary.same_name[0].others[0], summary.same_name[0].patient);
 }
+
+#[test]
+fn the_work_lists_staff_names_name_staff_until_a_certificate_does() {
+    let mut base = TestNode::base(65);
+    base.repo
+        .import_worklist(at("06:00"), &mut base.rng, &two_rows().join("\n"), CET)
+        .unwrap();
+    let names = base.repo.staff_names().unwrap();
+    assert_eq!(names["S00010"], "Ola Hansen");
+    assert_eq!(names["S00009"], "Anne Strand");
+    assert_eq!(base.repo.listed_staff()["S00010"].role, "sykepleier");
+    let report = omsyn_core::report::day_report(
+        &base.repo,
+        Day::parse("2026-11-23").unwrap(),
+        None,
+        &mut omsyn_tests::gate(&base.repo),
+    )
+    .unwrap();
+    assert_eq!(report.staff_names["S00010"], "Ola Hansen");
+
+    // S00010's phone is enrolled and its writes reach the base: the certificate's name wins.
+    let mut nurse = TestNode::nurse(66, "S00010");
+    let rng = &mut nurse.rng;
+    nurse
+        .repo
+        .day_log(
+            at("07:00"),
+            rng,
+            at("07:00"),
+            omsyn_core::docs::daylog::DayLogBody::ShiftStart,
+        )
+        .unwrap();
+    omsyn_tests::push(&nurse.repo, &base.repo);
+    assert_eq!(base.repo.staff_names().unwrap()["S00010"], "Nurse S00010");
+}
