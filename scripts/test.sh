@@ -10,3 +10,4 @@ scripts/test-mobile.sh
 scripts/test-fhir.sh
 scripts/test-dashboard.sh
 scripts/test-home.sh
+scripts/first-hour.sh

@@ -53,4 +53,4 @@ pub mod worklist;
 pub use docs::{Document, DocumentId};
 pub use identity::{Identity, NodeId, NodeKey, NodeProfile, Role};
 pub use repo::{Repo, RepoError};
-pub use time::{Day, Month, Timestamp};
+pub use time::{Day, Month, Timestamp, Zone};

@@ -287,3 +287,99 @@ impl fmt::Display for Month {
         write!(f, "{:04}-{:02}", self.year, self.month)
     }
 }
+
+/// A time zone with its summer time, by its IANA name: where a node reads "now" and a work
+/// list's local times. Europe/Oslo unless the host says otherwise (core reads no environment:
+/// the binary picks the zone and hands it in). Stored times are not converted: each keeps the
+/// offset its writer had.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Zone(chrono_tz::Tz);
+
+/// A local time that cannot be read as one instant in a zone.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum LocalTimeError {
+    /// Not a date or `HH:MM` at all.
+    #[error(transparent)]
+    Invalid(#[from] InvalidTime),
+    /// The time falls in the hour the clocks skip when summer time begins.
+    #[error("{time} does not happen in {zone} on {day}: the clocks skip it as summer time begins")]
+    Skipped {
+        /// The day.
+        day: Day,
+        /// The time asked for, `HH:MM`.
+        time: String,
+        /// The zone's name.
+        zone: &'static str,
+    },
+}
+
+impl Zone {
+    /// Norway's zone: +01:00 in winter, +02:00 in summer.
+    pub const OSLO: Zone = Zone(chrono_tz::Europe::Oslo);
+
+    /// A zone by its IANA name (`Europe/Oslo`, `UTC`...).
+    pub fn parse(name: &str) -> Result<Zone, InvalidTime> {
+        name.trim()
+            .parse::<chrono_tz::Tz>()
+            .map(Zone)
+            .map_err(|_| InvalidTime {
+                what: "time zone",
+                value: name.chars().take(64).collect(),
+                expected: "an IANA zone name, e.g. Europe/Oslo",
+            })
+    }
+
+    /// The zone's IANA name.
+    pub fn name(&self) -> &'static str {
+        self.0.name()
+    }
+
+    /// The instant `ms` after the Unix epoch, in this zone's offset at that instant.
+    pub fn at_millis(&self, ms: i64) -> Option<Timestamp> {
+        use chrono::TimeZone;
+        let t = self.0.timestamp_millis_opt(ms).single()?;
+        Some(Timestamp(t.fixed_offset()))
+    }
+
+    /// The same instant as `t`, in this zone's offset then (for showing a stored time).
+    pub fn show(&self, t: &Timestamp) -> Timestamp {
+        Timestamp(t.0.with_timezone(&self.0).fixed_offset())
+    }
+
+    /// `HH:MM` on `day`, local time in this zone, with the offset in force then. A time in the
+    /// hour skipped when summer time begins is refused (02:30 on 29 March 2026 in Oslo never
+    /// happens: a visit planned then must be planned anew); a time that happens twice when it
+    /// ends (02:30 on 25 October 2026) is the first, still in summer time — what a list made
+    /// before the night means.
+    pub fn local(&self, day: Day, hhmm: &str) -> Result<Timestamp, LocalTimeError> {
+        use chrono::LocalResult;
+        let time = chrono::NaiveTime::parse_from_str(hhmm, "%H:%M").map_err(|_| InvalidTime {
+            what: "time of day",
+            value: hhmm.chars().take(16).collect(),
+            expected: "HH:MM",
+        })?;
+        match day.0.and_time(time).and_local_timezone(self.0) {
+            LocalResult::Single(t) | LocalResult::Ambiguous(t, _) => {
+                Ok(Timestamp(t.fixed_offset()))
+            }
+            LocalResult::None => Err(LocalTimeError::Skipped {
+                day,
+                time: hhmm.to_owned(),
+                zone: self.name(),
+            }),
+        }
+    }
+}
+
+impl Default for Zone {
+    fn default() -> Self {
+        Zone::OSLO
+    }
+}
+
+impl fmt::Display for Zone {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}

@@ -3,6 +3,14 @@
 //! anything is written; a file with any bad row is refused whole, with every bad row named.
 //! Importing the same list twice plans nothing twice.
 //!
+//! A list imported again after its rows changed: a row is the same visit as one planned when it
+//! names the same patient (by national id), day and tiltak (code, one or two staff) — the n-th
+//! such row by start is the n-th such visit. What the row says differently (time, kind, the
+//! staff member it names) is applied as plan changes in the same transaction, and each change is
+//! reported with its line; a visit already documented (performed or not) is left as it is, and
+//! reported. A new patient with the name of a patient already held (another national id) is
+//! registered, and reported: it may be the same person under a wrong number.
+//!
 //! Columns: `date;zone;route;staff_id;staff_name;staff_role;patient_id;patient_name;national_id;
 //! address;access_note;tiltak_code;tiltak;start;end;kind;needs_authorised;double_staffed`, and
 //! optionally `lat;lon`: the home's position, which goes into the patient record's `location`.
@@ -14,12 +22,13 @@ use std::collections::{BTreeMap, BTreeSet};
 use rand::RngCore;
 use serde::Serialize;
 
-use crate::docs::plan::{NewVisit, VisitKind};
+use crate::docs::journal::EntryBody;
+use crate::docs::plan::{NewVisit, Visit, VisitChange, VisitKind};
 use crate::docs::record::PatientField;
 use crate::geo::Position;
-use crate::ids::{PatientId, StaffId, TiltakId};
-use crate::repo::{NewTiltak, Repo, RepoError, Transaction};
-use crate::time::{Day, Month, Timestamp};
+use crate::ids::{PatientId, StaffId, TiltakId, VisitId};
+use crate::repo::{ListedStaff, NewTiltak, Repo, RepoError, Transaction};
+use crate::time::{Day, Timestamp, Zone};
 
 const COLUMNS: [&str; 18] = [
     "date",
@@ -48,6 +57,27 @@ const POSITION_COLUMNS: [&str; 2] = ["lat", "lon"];
 /// Most rows accepted in one file (a large municipality's day is ~35,000 visits).
 pub const MAX_ROWS: usize = 200_000;
 
+/// How a work list's local times (`date` with `start` and `end`) become instants.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ListTimes {
+    /// Local time in a zone, with the offset in force on each row's day and time (summer and
+    /// winter). A time the clocks skip is a bad row; one they pass twice is the first.
+    Zone(Zone),
+    /// One fixed UTC offset for every row, in seconds east of UTC (an explicit override).
+    Offset(i32),
+}
+
+impl ListTimes {
+    fn at(&self, day: Day, hhmm: &str) -> Result<Timestamp, String> {
+        match self {
+            ListTimes::Zone(zone) => zone.local(day, hhmm).map_err(|e| e.to_string()),
+            ListTimes::Offset(secs) => {
+                Timestamp::from_day_hhmm(day, hhmm, *secs).map_err(|e| e.to_string())
+            }
+        }
+    }
+}
+
 /// One bad row.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct RowError {
@@ -70,10 +100,44 @@ pub enum WorklistError {
     /// Writing failed; nothing was imported.
     #[error(transparent)]
     Repo(#[from] RepoError),
+    /// The staff names could not be kept (`DIR/staff.json`); nothing was imported.
+    #[error("keeping the work list's staff names: {0}")]
+    StaffNames(String),
+}
+
+/// A row whose visit was planned before with other values.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RowChange {
+    /// 1-based line number in the file.
+    pub line: usize,
+    /// The visit.
+    pub visit: VisitId,
+    /// The patient's name, as the list gives it.
+    pub patient_name: String,
+    /// What the list says differently, as people read it ("08:00-08:30 → 09:00-09:30",
+    /// "staff S00010 → S00011", "physical → digital").
+    pub changes: Vec<String>,
+    /// Whether the changes were made; if not, `reason` says why.
+    pub applied: bool,
+    /// Why not.
+    pub reason: Option<String>,
+}
+
+/// A patient registered with the name of a patient held already, under another national id.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SameName {
+    /// The first line naming the new patient.
+    pub line: usize,
+    /// The name.
+    pub patient_name: String,
+    /// The patient registered.
+    pub patient: PatientId,
+    /// The patients held before with that name.
+    pub others: Vec<PatientId>,
 }
 
 /// What an import did.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct WorklistSummary {
     /// Rows in the file.
     pub rows: usize,
@@ -85,12 +149,19 @@ pub struct WorklistSummary {
     pub already_planned: usize,
     /// Visits with no staff assigned ("ufordelt").
     pub unassigned: usize,
+    /// Rows whose visit was planned with other values: changed, or why not.
+    pub changed: Vec<RowChange>,
+    /// New patients with the name of another.
+    pub same_name: Vec<SameName>,
 }
 
 #[derive(Debug, Clone)]
 struct Row {
+    line: usize,
     zone: String,
     staff: Option<StaffId>,
+    staff_name: String,
+    staff_role: String,
     patient_name: String,
     national_id: String,
     address: String,
@@ -126,7 +197,7 @@ fn split(line: &str) -> Vec<String> {
     fields
 }
 
-fn parse_row(fields: &[String], offset_secs: i32, columns: usize) -> Result<Row, String> {
+fn parse_row(fields: &[String], times: ListTimes, columns: usize) -> Result<Row, String> {
     if fields.len() != columns {
         return Err(format!("{} fields, expected {columns}", fields.len()));
     }
@@ -148,10 +219,10 @@ fn parse_row(fields: &[String], offset_secs: i32, columns: usize) -> Result<Row,
         other => Err(format!("{name} must be ja or nei, not {other:?}")),
     };
     let day = Day::parse(f("date")).map_err(|e| e.to_string())?;
-    let start = Timestamp::from_day_hhmm(day, f("start"), offset_secs)
+    let start = times
+        .at(day, f("start"))
         .map_err(|e| format!("start: {e}"))?;
-    let end =
-        Timestamp::from_day_hhmm(day, f("end"), offset_secs).map_err(|e| format!("end: {e}"))?;
+    let end = times.at(day, f("end")).map_err(|e| format!("end: {e}"))?;
     if end <= start {
         return Err(format!(
             "end {} is not after start {}",
@@ -170,8 +241,11 @@ fn parse_row(fields: &[String], offset_secs: i32, columns: usize) -> Result<Row,
     };
     let position = position(fields.get(COLUMNS.len()..).unwrap_or_default())?;
     Ok(Row {
+        line: 0,
         zone: f("zone").to_owned(),
         staff,
+        staff_name: f("staff_name").to_owned(),
+        staff_role: f("staff_role").to_owned(),
         patient_name: required("patient_name")?,
         national_id: required("national_id")?,
         address: f("address").to_owned(),
@@ -205,7 +279,7 @@ fn position(fields: &[String]) -> Result<Option<Position>, String> {
         .map_err(|e| e.to_string())
 }
 
-fn parse(text: &str, offset_secs: i32) -> Result<Vec<Row>, WorklistError> {
+fn parse(text: &str, times: ListTimes) -> Result<Vec<Row>, WorklistError> {
     let mut lines = text.lines();
     let header = lines.next().unwrap_or("").trim_start_matches('\u{feff}');
     let names: Vec<String> = split(header).iter().map(|h| h.trim().to_owned()).collect();
@@ -234,8 +308,11 @@ fn parse(text: &str, offset_secs: i32) -> Result<Vec<Row>, WorklistError> {
             });
             break;
         }
-        match parse_row(&split(line), offset_secs, columns) {
-            Ok(row) => rows.push(row),
+        match parse_row(&split(line), times, columns) {
+            Ok(row) => rows.push(Row {
+                line: line_no,
+                ..row
+            }),
             Err(message) => errors.push(RowError {
                 line: line_no,
                 message,
@@ -252,18 +329,40 @@ fn parse(text: &str, offset_secs: i32) -> Result<Vec<Row>, WorklistError> {
 impl Repo {
     /// Imports a work list: registers patients not yet held (matched by national id), adds each
     /// patient's tiltak by code, records the homes' positions when the list has them, and plans
-    /// every visit — in one transaction, or not at all. `offset_secs` is the UTC offset of the
-    /// list's local times.
+    /// every visit — in one transaction, or not at all. `times` says how the list's local times
+    /// are read: in the node's zone (summer and winter), or at one fixed offset.
     pub fn import_worklist(
         &self,
         now: Timestamp,
         rng: &mut impl RngCore,
         text: &str,
-        offset_secs: i32,
+        times: ListTimes,
     ) -> Result<WorklistSummary, WorklistError> {
-        let rows = parse(text, offset_secs)?;
+        let rows = parse(text, times)?;
+        // The names first: harmless if the import then fails, and the plan never names staff
+        // the base cannot name.
+        let staff: BTreeMap<String, ListedStaff> = rows
+            .iter()
+            .filter(|r| !r.staff_name.is_empty())
+            .filter_map(|r| {
+                let id = r.staff.as_ref()?;
+                let listed = ListedStaff {
+                    name: r.staff_name.clone(),
+                    role: r.staff_role.clone(),
+                    zone: (!r.zone.is_empty()).then(|| r.zone.clone()),
+                };
+                Some((id.to_string(), listed))
+            })
+            .collect();
+        self.remember_listed_staff(staff)
+            .map_err(|e| WorklistError::StaffNames(e.to_string()))?;
         let mut by_national_id: BTreeMap<String, PatientId> = BTreeMap::new();
-        for (patient, _) in self.patients()? {
+        let mut by_name: BTreeMap<String, Vec<PatientId>> = BTreeMap::new();
+        for (patient, name) in self.patients()? {
+            by_name
+                .entry(name.to_lowercase())
+                .or_default()
+                .push(patient.clone());
             if let Some(nid) = self.record(&patient)?.field(PatientField::NationalId) {
                 by_national_id.insert(nid.to_owned(), patient);
             }
@@ -271,9 +370,9 @@ impl Repo {
         let mut import = Import {
             now,
             by_national_id,
+            by_name,
             tiltak: BTreeMap::new(),
             planned: BTreeSet::new(),
-            loaded: BTreeSet::new(),
             located: BTreeSet::new(),
             summary: WorklistSummary {
                 rows: rows.len(),
@@ -281,8 +380,20 @@ impl Repo {
             },
         };
         self.transaction(|tx| {
+            // Patients and tiltak in the file's order; then each patient-day-tiltak's rows
+            // against the visits planned for it, in order of time.
+            let mut groups: BTreeMap<(PatientId, Day, TiltakId), Vec<&Row>> = BTreeMap::new();
             for row in &rows {
-                import.row(tx, rng, row)?;
+                let patient = import.patient(tx, rng, row)?;
+                let tiltak = import.tiltak(tx, rng, &patient, row)?;
+                groups
+                    .entry((patient, row.start.day(), tiltak))
+                    .or_default()
+                    .push(row);
+            }
+            for ((patient, day, tiltak), mut group) in groups {
+                group.sort_by_key(|r| (r.start, r.end, r.line));
+                import.group(tx, rng, &patient, day, &tiltak, &group)?;
             }
             Ok::<_, RepoError>(())
         })?;
@@ -295,44 +406,70 @@ impl Repo {
 struct Import {
     now: Timestamp,
     by_national_id: BTreeMap<String, PatientId>,
+    /// Patients held before the import, by name in lower case.
+    by_name: BTreeMap<String, Vec<PatientId>>,
     /// (patient, code, double-staffed) → tiltak.
     tiltak: BTreeMap<(PatientId, String, bool), TiltakId>,
     planned: BTreeSet<(PatientId, Timestamp, Timestamp)>,
-    loaded: BTreeSet<(PatientId, Month)>,
     /// Patients whose position this import has checked.
     located: BTreeSet<PatientId>,
     summary: WorklistSummary,
 }
 
 impl Import {
-    fn row(
+    /// One patient-day-tiltak's rows (by time) against the visits planned for it (by time): the
+    /// n-th row is the n-th visit; rows beyond them are new visits.
+    fn group(
         &mut self,
         tx: &mut Transaction<'_>,
         rng: &mut impl RngCore,
+        patient: &PatientId,
+        day: Day,
+        tiltak: &TiltakId,
+        rows: &[&Row],
+    ) -> Result<(), RepoError> {
+        let month = day.month();
+        let mut planned: Vec<Visit> = tx
+            .visits_of(patient, month)?
+            .into_iter()
+            .filter(|v| v.day() == day && v.tiltak.contains(tiltak))
+            .collect();
+        planned.sort_by_key(|v| (v.start, v.end));
+        let mut planned = planned.into_iter();
+        for row in rows {
+            // A row repeating another's patient and time (a double-staffed visit listed once
+            // per route) is one visit.
+            if !self.planned.insert((patient.clone(), row.start, row.end)) {
+                self.summary.already_planned += 1;
+                continue;
+            }
+            let Some(visit) = planned.next() else {
+                self.plan(tx, rng, patient, tiltak, row)?;
+                continue;
+            };
+            self.summary.already_planned += 1;
+            self.update(tx, rng, patient, &visit, row)?;
+        }
+        Ok(())
+    }
+
+    fn plan(
+        &mut self,
+        tx: &mut Transaction<'_>,
+        rng: &mut impl RngCore,
+        patient: &PatientId,
+        tiltak: &TiltakId,
         row: &Row,
     ) -> Result<(), RepoError> {
-        let patient = self.patient(tx, rng, row)?;
-        let tiltak = self.tiltak(tx, rng, &patient, row)?;
-        let month = row.start.day().month();
-        if self.loaded.insert((patient.clone(), month)) {
-            for visit in tx.visits_of(&patient, month)? {
-                self.planned
-                    .insert((patient.clone(), visit.start, visit.end));
-            }
-        }
-        if !self.planned.insert((patient.clone(), row.start, row.end)) {
-            self.summary.already_planned += 1;
-            return Ok(());
-        }
         tx.plan_visit(
             self.now,
             rng,
             &NewVisit {
-                patient,
+                patient: patient.clone(),
                 start: row.start,
                 end: row.end,
                 kind: row.kind,
-                tiltak: vec![tiltak],
+                tiltak: vec![tiltak.clone()],
                 staff: row.staff.clone().into_iter().collect(),
             },
         )?;
@@ -340,6 +477,78 @@ impl Import {
         if row.staff.is_none() {
             self.summary.unassigned += 1;
         }
+        Ok(())
+    }
+
+    /// What `row` says differently from `visit` as planned, made as plan changes — unless the
+    /// visit is documented. A row names one staff member: it changes the assignment only when
+    /// the visit does not have that member (a second one added for a double-staffed visit
+    /// stays), and a row with nobody leaves the assignment as it is.
+    fn update(
+        &mut self,
+        tx: &mut Transaction<'_>,
+        rng: &mut impl RngCore,
+        patient: &PatientId,
+        visit: &Visit,
+        row: &Row,
+    ) -> Result<(), RepoError> {
+        let mut changes = Vec::new();
+        let mut said = Vec::new();
+        if (visit.start, visit.end) != (row.start, row.end) {
+            changes.push(VisitChange::Reschedule {
+                start: row.start,
+                end: row.end,
+            });
+            said.push(format!(
+                "{}-{} → {}-{}",
+                visit.start.hhmm(),
+                visit.end.hhmm(),
+                row.start.hhmm(),
+                row.end.hhmm()
+            ));
+        }
+        if let Some(staff) = &row.staff
+            && !visit.staff.contains(staff)
+        {
+            changes.push(VisitChange::Assign(vec![staff.clone()]));
+            let before: Vec<&str> = visit.staff.iter().map(StaffId::as_str).collect();
+            let before = if before.is_empty() {
+                "(unassigned)".to_owned()
+            } else {
+                before.join(" + ")
+            };
+            said.push(format!("staff {before} → {staff}"));
+        }
+        if visit.kind != row.kind {
+            changes.push(VisitChange::SetKind(row.kind));
+            said.push(format!("{} → {}", visit.kind.as_str(), row.kind.as_str()));
+        }
+        if changes.is_empty() {
+            return Ok(());
+        }
+        let journal = tx.journal_of(patient, visit.start.day().month())?;
+        let documented = journal.standing().iter().any(|e| match &e.body {
+            EntryBody::VisitPerformed { visit: v, .. }
+            | EntryBody::VisitNotPerformed { visit: v, .. } => *v == visit.id,
+            _ => false,
+        });
+        let reason = documented.then(|| {
+            "the visit is documented already (performed or not): the plan is left as it was"
+                .to_owned()
+        });
+        if !documented {
+            for change in &changes {
+                tx.change_visit(self.now, rng, &visit.id, change)?;
+            }
+        }
+        self.summary.changed.push(RowChange {
+            line: row.line,
+            visit: visit.id.clone(),
+            patient_name: row.patient_name.clone(),
+            changes: said,
+            applied: !documented,
+            reason,
+        });
         Ok(())
     }
 
@@ -378,6 +587,14 @@ impl Import {
             fields.push((PatientField::Location, position.to_string()));
         }
         let p = tx.add_patient(self.now, rng, &fields)?;
+        if let Some(others) = self.by_name.get(&row.patient_name.to_lowercase()) {
+            self.summary.same_name.push(SameName {
+                line: row.line,
+                patient_name: row.patient_name.clone(),
+                patient: p.clone(),
+                others: others.clone(),
+            });
+        }
         self.by_national_id
             .insert(row.national_id.clone(), p.clone());
         self.located.insert(p.clone());

@@ -113,7 +113,12 @@ fn bench_list(dir: &Path, file: &Path, args: &BenchPlanArgs) -> Result<serde_jso
     let mut rng = StdRng::seed_from_u64(args.seed);
     let repo = Repo::init(dir, profile(), None, &mut rng)?;
     let started = Instant::now();
-    let imported = repo.import_worklist(omsyn_node::clock::now(), &mut rng, &text, 3600)?;
+    let imported = repo.import_worklist(
+        omsyn_node::clock::now(),
+        &mut rng,
+        &text,
+        omsyn_core::worklist::ListTimes::Zone(omsyn_node::clock::zone()),
+    )?;
     let import_time = started.elapsed();
     let list = ListFacts::read(&text)?;
     let policy = Policy {

@@ -52,6 +52,13 @@ pub(crate) enum Command {
         /// The data directory to open
         dir: PathBuf,
     },
+    /// Print a shell completion script (bash, zsh, fish, elvish or powershell) to stdout
+    Completions {
+        /// The shell
+        shell: clap_complete::Shell,
+    },
+    /// Print the manual page (roff) to stdout: `omsyn man | man -l -`
+    Man,
     /// Run the demo: a small zone lives through a day on eight real nodes
     Demo {
         /// Keep the nodes' data directories here (must be empty) instead of a temporary directory
@@ -241,9 +248,10 @@ pub(crate) enum NodeCommand {
     ImportWorklist {
         /// The CSV file (semicolon-separated, header first)
         file: PathBuf,
-        /// UTC offset of the list's local times
-        #[arg(long, default_value = "+01:00", allow_hyphen_values = true)]
-        offset: String,
+        /// A fixed UTC offset for every row's local times (+HH:MM), overriding the node's zone
+        /// (OMSYN_TZ, default Europe/Oslo: +01:00 in winter, +02:00 in summer)
+        #[arg(long, allow_hyphen_values = true)]
+        offset: Option<String>,
     },
     /// Merge an export file into this node (all or nothing)
     Import {

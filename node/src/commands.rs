@@ -24,6 +24,10 @@ fn default_data_dir() -> Result<PathBuf> {
 /// Runs one command.
 pub(crate) fn run(cli: Cli) -> Result<()> {
     let style = crate::cmd::Style::of(&cli);
+    // A misspelt zone would otherwise put every time an hour off without a word.
+    omsyn_node::clock::zone_from_env().map_err(|e| {
+        anyhow::anyhow!("{e} (unset it for Europe/Oslo, or name a zone such as Europe/Oslo)")
+    })?;
     let data = match cli.data {
         Some(d) => d,
         None => default_data_dir()?,
@@ -51,6 +55,8 @@ pub(crate) fn run(cli: Cli) -> Result<()> {
             return crate::check::check(&data, key_file.as_deref(), json, repair);
         }
         Command::Demo { keep } => return crate::demo::run(json, keep),
+        Command::Completions { shell } => return completions(shell),
+        Command::Man => return man_page(),
         Command::Relay {
             listen,
             tls_cert,
@@ -70,6 +76,24 @@ pub(crate) fn run(cli: Cli) -> Result<()> {
         Err(e) => return Err(e),
     };
     crate::cmd::run_node(&omsyn_node::clock::service(repo), style, command, None)
+}
+
+/// `omsyn completions SHELL`: the completion script clap_complete makes from the definitions.
+fn completions(shell: clap_complete::Shell) -> Result<()> {
+    let mut command = <Cli as clap::CommandFactory>::command();
+    // Into memory first: clap_complete panics on a failed write (`| head` closing the pipe).
+    let mut script = Vec::new();
+    clap_complete::generate(shell, &mut command, "omsyn", &mut script);
+    std::io::Write::write_all(&mut std::io::stdout(), &script).context("writing the script")
+}
+
+/// `omsyn man`: the manual page clap_mangen renders from the definitions (the commands with
+/// their one-line help; `omsyn COMMAND --help` says the rest).
+fn man_page() -> Result<()> {
+    let page = clap_mangen::Man::new(<Cli as clap::CommandFactory>::command());
+    let mut out = Vec::new();
+    page.render(&mut out).context("rendering the man page")?;
+    std::io::Write::write_all(&mut std::io::stdout(), &out).context("writing the man page")
 }
 
 fn init(data: &Path, json: bool, args: &InitArgs, key_file: Option<&Path>) -> Result<()> {

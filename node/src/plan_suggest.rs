@@ -6,7 +6,6 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
 use anyhow::{Context, Result, anyhow, bail};
-use chrono::TimeZone;
 use omsyn_core::ids::{PatientId, StaffId, VisitId};
 use omsyn_core::planning::accept::{Accepted, accept, what_is_planned};
 use omsyn_core::planning::gather::{GatherOptions, gather, parse_shifts};
@@ -172,13 +171,11 @@ fn day_offset(repo: &Repo, day: Day) -> Result<i32> {
         .map_or_else(|| local_offset(day), |v| v.start.offset_secs()))
 }
 
-/// The UTC offset of local time at noon on `day` (the host's time zone).
+/// The UTC offset of local time at noon on `day` (the node's zone).
 fn local_offset(day: Day) -> i32 {
-    chrono::NaiveDate::parse_from_str(&day.to_string(), "%Y-%m-%d")
-        .ok()
-        .and_then(|d| d.and_hms_opt(12, 0, 0))
-        .and_then(|t| chrono::Local.from_local_datetime(&t).single())
-        .map_or(0, |t| t.offset().local_minus_utc())
+    omsyn_node::clock::zone()
+        .local(day, "12:00")
+        .map_or(0, |t| t.offset_secs())
 }
 
 /// `HH:MM-HH:MM` on `day`; an end before the start is the next morning (a night shift).

@@ -11,6 +11,7 @@ mod enrolment;
 mod gate;
 mod purge;
 mod repair;
+mod staff;
 mod tasks;
 mod tx;
 
@@ -25,6 +26,7 @@ pub use devices::{DeviceReport, DoseEventKind};
 pub use gate::{AccessDenied, Disclosure, Gate};
 pub use purge::PurgeReport;
 pub use repair::{RepairReport, RepairedDocument};
+pub use staff::{ListedStaff, STAFF_FILE};
 pub use tx::Transaction;
 
 use crate::conflict::{Conflict, ConflictId};
@@ -183,6 +185,8 @@ pub struct Repo {
     dir: PathBuf,
     /// Files outside `dir` that hold the store key (see [`Repo::wipe`]).
     key_files: Vec<PathBuf>,
+    /// The staff the work lists named (`staff.rs`).
+    listed_staff: std::sync::RwLock<std::collections::BTreeMap<String, ListedStaff>>,
 }
 
 impl Repo {
@@ -251,6 +255,7 @@ impl Repo {
         Ok(Repo {
             identity,
             store,
+            listed_staff: std::sync::RwLock::new(staff::load(dir)),
             dir: dir.to_owned(),
             key_files: Vec::new(),
         })
@@ -268,6 +273,7 @@ impl Repo {
             store,
             dir: PathBuf::new(),
             key_files: Vec::new(),
+            listed_staff: std::sync::RwLock::default(),
         })
     }
 
@@ -515,10 +521,15 @@ impl Repo {
         Ok(conflicts)
     }
 
-    /// The names of staff members with an enrolled device, by staff id, from the certificates
-    /// this node holds (revoked ones too: a name stays a name in yesterday's report).
+    /// The names of staff members, by staff id: from the certificates this node holds (revoked
+    /// ones too: a name stays a name in yesterday's report), and for staff no certificate names,
+    /// from the work lists imported here.
     pub fn staff_names(&self) -> Result<std::collections::BTreeMap<String, String>, RepoError> {
-        let mut names = std::collections::BTreeMap::new();
+        let mut names: std::collections::BTreeMap<String, String> = self
+            .listed_staff()
+            .into_iter()
+            .map(|(id, s)| (id, s.name))
+            .collect();
         for cert in self.store.certificates()? {
             let grant = cert.grant();
             if let (Some(staff), false) = (&grant.staff_id, grant.role == Role::HomeUnit) {

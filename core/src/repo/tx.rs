@@ -116,6 +116,19 @@ impl Transaction<'_> {
         })
     }
 
+    /// The patient's journal of `month`, as of this transaction (empty if none is held).
+    pub fn journal_of(
+        &mut self,
+        patient: &PatientId,
+        month: crate::time::Month,
+    ) -> Result<crate::docs::journal::Journal, RepoError> {
+        let id = DocumentId::Journal(patient.clone(), month);
+        Ok(match self.batch.existing(&id)? {
+            Some(doc) => crate::docs::journal::read(doc),
+            None => crate::docs::journal::Journal::default(),
+        })
+    }
+
     // ----- patient record ------------------------------------------------------------------
 
     /// Registers a new patient; returns the id.

@@ -12,7 +12,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde::Deserialize;
 
-use super::{Counts, DayReport, PatientDay, VisitLine, monday_of, tally};
+use super::{Counts, DayReport, PatientDay, monday_of, tally};
 use crate::ids::PatientId;
 use crate::repo::{Disclosure, Repo, RepoError};
 use crate::store::StoreError;
@@ -50,7 +50,11 @@ pub fn day_report(
         if !disclosure.admits(&patient)? {
             continue;
         }
-        let mut line: VisitLine = decode(&json)?;
+        let super::rows::VisitRow {
+            mut line,
+            performers,
+        } = decode(&json)?;
+        line.performers = performers;
         let name = names
             .get(&patient)
             .cloned()

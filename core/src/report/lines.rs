@@ -62,6 +62,23 @@ pub struct VisitLine {
     pub outcome: VisitOutcome,
     /// Who documented it as performed.
     pub performed_by: Vec<String>,
+    /// The same performers as the report counts them: staff ids (a device acting alone by its
+    /// name). Kept in the day index beside the line (see `rows::VisitRow`), not in its JSON.
+    #[serde(skip)]
+    pub performers: Vec<String>,
+}
+
+impl VisitLine {
+    /// Whom the report credits with this visit: who was planned — except for a cancelled visit
+    /// documented as performed, whose plan names nobody who went (the cancellation told them
+    /// not to): it is counted for who performed it, before and after the conflict is resolved.
+    pub(super) fn credited(&self) -> &[String] {
+        if self.outcome == VisitOutcome::CancelledButPerformed && !self.performers.is_empty() {
+            &self.performers
+        } else {
+            &self.staff
+        }
+    }
 }
 
 /// A deviation (avvik).
@@ -93,11 +110,16 @@ pub fn visit_line(
     journal: &journal::Journal,
 ) -> VisitLine {
     let mut performed_by = Vec::new();
+    let mut performers = Vec::new();
     let mut missed = false;
     for entry in journal.standing() {
         match &entry.body {
             EntryBody::VisitPerformed { visit: v, .. } if *v == visit.id => {
-                performed_by.push(entry.author.name.clone())
+                performed_by.push(entry.author.name.clone());
+                let who = performer(&entry.author);
+                if !performers.contains(&who) {
+                    performers.push(who);
+                }
             }
             EntryBody::VisitNotPerformed { visit: v, .. } if *v == visit.id => missed = true,
             _ => {}
@@ -122,5 +144,6 @@ pub fn visit_line(
         staff: visit.staff.iter().map(|s| s.to_string()).collect(),
         outcome,
         performed_by,
+        performers,
     }
 }

@@ -189,17 +189,19 @@ fn tally(
             }
         }
     }
-    if line.staff.is_empty() {
+    let credited = line.credited();
+    if credited.is_empty() {
         report
             .per_staff
             .entry("(unassigned)".into())
             .or_default()
             .add(outcome);
     }
-    for s in &line.staff {
+    for s in credited {
         report.per_staff.entry(s.clone()).or_default().add(outcome);
-        staff_seen.insert(s.clone());
     }
+    // Whoever was planned or was there: their day logs' deviations belong to the day.
+    staff_seen.extend(line.staff.iter().chain(credited).cloned());
 }
 
 /// The Monday of `day`'s week.

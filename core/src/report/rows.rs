@@ -2,9 +2,9 @@
 //! the change pipeline hands the store in the same write as the documents (see
 //! [`crate::pipeline`]). Pure: no store and no repo, so the pipeline depends on nothing above it.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
-use super::lines::{DeviationLine, performer, visit_line};
+use super::lines::{DeviationLine, VisitLine, performer, visit_line};
 use crate::docs::DocumentId;
 use crate::docs::daylog::{self, DayLogBody};
 use crate::docs::journal::{EntryBody, Journal};
@@ -26,10 +26,14 @@ pub(crate) fn month_rows(
         // The patient's name and zone are looked up when read: a renamed patient would
         // otherwise need every month derived again.
         let line = visit_line(visit.clone(), String::new(), journal);
+        let row = VisitRow {
+            performers: line.performers.clone(),
+            line,
+        };
         rows.push((
             visit.day(),
             format!("v/{patient}/{}", visit.id),
-            encode(&line)?,
+            encode(&row)?,
         ));
     }
     for entry in journal.standing() {
@@ -81,4 +85,15 @@ pub(crate) fn day_log_rows(
 
 fn encode<T: Serialize>(value: &T) -> Result<Vec<u8>, StoreError> {
     serde_json::to_vec(value).map_err(|e| StoreError::Corrupt(format!("encoding a day row: {e}")))
+}
+
+/// A visit's day-index row: the report's line and, beside it, who performed the visit as the
+/// report counts them (staff ids, which the line's JSON does not carry). A row derived before
+/// the performers were kept has none: its visit counts as planned until its month is written.
+#[derive(Serialize, Deserialize)]
+pub(super) struct VisitRow {
+    #[serde(flatten)]
+    pub(super) line: VisitLine,
+    #[serde(default)]
+    pub(super) performers: Vec<String>,
 }

@@ -12,7 +12,8 @@ use crate::{Day, RepoError, Role};
 
 use super::{Service, ServiceError};
 
-/// A staff member with an enrolled device that is not revoked.
+/// A staff member with an enrolled device that is not revoked, or named by a work list imported
+/// here (as a nurse, with the list's role as competence).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct StaffMember {
     /// The staff id (HPR or employee number).
@@ -121,6 +122,25 @@ impl Service {
                     role: grant.role,
                     zone: grant.zone.clone(),
                     competence: grant.competence.clone(),
+                },
+            );
+        }
+        // Staff the work lists name whose devices are not enrolled: named all the same.
+        for (id, listed) in self.repo.listed_staff() {
+            let Ok(id) = StaffId::parse(&id) else {
+                continue;
+            };
+            if staff.contains_key(&id) || (zone.is_some() && listed.zone.as_deref() != zone) {
+                continue;
+            }
+            staff.insert(
+                id.clone(),
+                StaffMember {
+                    id,
+                    name: listed.name,
+                    role: Role::Nurse,
+                    zone: listed.zone,
+                    competence: (!listed.role.is_empty()).then_some(listed.role),
                 },
             );
         }

@@ -4,31 +4,62 @@
 use std::path::Path;
 
 use anyhow::{Context, Result, anyhow};
+use omsyn_core::worklist::ListTimes;
 
 use super::Ctx;
 use crate::client::read_input;
 use crate::output::emit;
 
 /// `omsyn import-worklist FILE [--offset +HH:MM]`: patients, tiltak and visits in one
-/// transaction, every row validated first.
-pub(crate) fn worklist(cx: Ctx<'_>, file: &Path, offset: &str) -> Result<()> {
-    let offset_secs = parse_offset(offset)?;
+/// transaction, every row validated first; the list's local times in the node's zone (summer
+/// and winter) unless `--offset` fixes one offset for all.
+pub(crate) fn worklist(cx: Ctx<'_>, file: &Path, offset: Option<&str>) -> Result<()> {
+    let times = match offset {
+        Some(offset) => ListTimes::Offset(parse_offset(offset)?),
+        None => ListTimes::Zone(omsyn_node::clock::zone()),
+    };
     let bytes = read_input(file)?;
     let text =
         String::from_utf8(bytes).map_err(|_| anyhow!("{} is not UTF-8 text", file.display()))?;
     let summary = cx
         .svc
-        .act(|repo, now, rng| repo.import_worklist(now, rng, &text, offset_secs))
+        .act(|repo, now, rng| repo.import_worklist(now, rng, &text, times))
         .with_context(|| format!("importing {}", file.display()))?;
     emit(cx.json, &summary, || {
-        format!(
+        let mut text = format!(
             "{} rows: {} visits planned ({} unassigned), {} already planned, {} new patients",
             summary.rows,
             summary.visits_planned,
             summary.unassigned,
             summary.already_planned,
             summary.new_patients
-        )
+        );
+        // Row by row, what a list imported again changed in the plan, or why it did not.
+        for c in &summary.changed {
+            let outcome = match &c.reason {
+                None => "changed".to_owned(),
+                Some(reason) => format!("NOT changed: {reason}"),
+            };
+            text.push_str(&format!(
+                "\nline {}: {} ({}): {} — {outcome}",
+                c.line,
+                c.patient_name,
+                c.visit,
+                c.changes.join(", ")
+            ));
+        }
+        for twin in &summary.same_name {
+            let others: Vec<String> = twin.others.iter().map(ToString::to_string).collect();
+            text.push_str(&format!(
+                "\nline {}: {} registered as a new patient ({}), but {} has that name under \
+                 another national id: check it is not the same person",
+                twin.line,
+                twin.patient_name,
+                twin.patient,
+                others.join(", ")
+            ));
+        }
+        text
     });
     Ok(())
 }

@@ -144,7 +144,9 @@ pub(crate) fn run_node(
             ..
         } => export::fhir(cx, &dir, patient.as_deref()),
         NodeCommand::Export { file, patient, .. } => export::file(cx, file, patient.as_deref()),
-        NodeCommand::ImportWorklist { file, offset } => import::worklist(cx, &file, &offset),
+        NodeCommand::ImportWorklist { file, offset } => {
+            import::worklist(cx, &file, offset.as_deref())
+        }
         NodeCommand::Import { file } => import::file(cx, &file),
     }
 }

@@ -675,3 +675,104 @@ fn the_data_directory_and_exports_are_private_to_their_owner() {
     base.ok(&["export", file.to_str().unwrap()]);
     assert_eq!(mode(&file), 0o600, "the export file");
 }
+
+/// The shared one-day work list's first row on `date` at 08:00–08:30, under its header.
+fn worklist_on(dates: &[&str]) -> String {
+    let fixture = include_str!("../../../tests/fixtures/worklist-S-1day.csv");
+    let mut lines = vec![fixture.lines().next().unwrap().to_owned()];
+    let row = fixture.lines().nth(1).unwrap();
+    for date in dates {
+        lines.push(
+            row.replace("2026-11-23", date)
+                .replace(";13:38;13:48;", ";08:00;08:30;"),
+        );
+    }
+    lines.join("\n")
+}
+
+#[test]
+fn import_worklist_reads_local_times_in_oslo_summer_and_winter_unless_an_offset_is_given() {
+    let base = Node::new("base", "Base", "K1");
+    let list = base.path().join("list.csv");
+    std::fs::write(&list, worklist_on(&["2026-07-15", "2027-01-15"])).unwrap();
+    base.ok(&["import-worklist", list.to_str().unwrap()]);
+    let shown = |date: &str| {
+        let out = base.run(&["--json", "visit", "list", "--date", date]);
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    assert!(shown("2026-07-15").contains("2026-07-15T08:00:00+02:00"));
+    assert!(shown("2027-01-15").contains("2027-01-15T08:00:00+01:00"));
+
+    // An explicit offset still wins, for a list made elsewhere.
+    let other = Node::new("base", "Base", "K1");
+    let list = other.path().join("list.csv");
+    std::fs::write(&list, worklist_on(&["2026-07-15"])).unwrap();
+    other.ok(&[
+        "import-worklist",
+        list.to_str().unwrap(),
+        "--offset",
+        "+01:00",
+    ]);
+    let out = other.run(&["--json", "visit", "list", "--date", "2026-07-15"]);
+    assert!(String::from_utf8_lossy(&out.stdout).contains("2026-07-15T08:00:00+01:00"));
+
+    // A zone nobody has is refused before anything runs, naming the variable.
+    let err = String::from_utf8_lossy(
+        &base
+            .command(&["id"])
+            .env("OMSYN_TZ", "Europe/Olso")
+            .output()
+            .unwrap()
+            .stderr,
+    )
+    .into_owned();
+    assert!(err.contains("OMSYN_TZ"), "{err}");
+}
+
+#[test]
+fn completions_and_the_man_page_name_the_commands() {
+    let node = Node {
+        dir: tempfile::tempdir().unwrap(),
+    };
+    let out = node.run(&["completions", "bash"]);
+    assert!(out.status.success());
+    let script = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        script.contains("_omsyn()"),
+        "a bash function: {script:.200}"
+    );
+    for command in ["import-worklist", "day-report", "enroll", "completions"] {
+        assert!(script.contains(command), "{command} completes");
+    }
+    let out = node.run(&["man"]);
+    assert!(out.status.success());
+    let page = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        page.starts_with(".ie") || page.contains(".TH omsyn"),
+        "roff: {page:.200}"
+    );
+    for command in ["import\\-worklist", "day\\-report", "enroll", "visit"] {
+        assert!(page.contains(command), "{command} in the man page");
+    }
+}
+
+#[test]
+fn import_worklist_again_prints_each_changed_row() {
+    let base = Node::new("base", "Base", "K1");
+    let list = base.path().join("list.csv");
+    let first = worklist_on(&["2026-11-23"]);
+    std::fs::write(&list, &first).unwrap();
+    base.ok(&["import-worklist", list.to_str().unwrap()]);
+    std::fs::write(&list, first.replace(";08:00;08:30;", ";09:00;09:30;")).unwrap();
+    let out = base.run(&["import-worklist", list.to_str().unwrap()]);
+    assert!(out.status.success());
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("line 2: Turid Nilsen") && text.contains("08:00-08:30 → 09:00-09:30"),
+        "{text}"
+    );
+    assert!(text.contains("— changed"), "{text}");
+    // The list's staff names are kept, and name staff in the day report.
+    let report = base.ok(&["day-report", "--date", "2026-11-23"]);
+    assert_eq!(report["staff_names"]["S00010"], "Ola Hansen", "{report}");
+}

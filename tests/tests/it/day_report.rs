@@ -277,6 +277,78 @@ fn the_day_report_matches_a_hand_counted_day() {
     assert!(lines[1].contains(";Astrid Berg;") && lines[1].ends_with(";physical;S1;done;Nurse S1"));
 }
 
+/// A visit planned for S1 and cancelled, which S2 went to and documented anyway: once the
+/// cancelled-but-performed conflict is resolved, the report still credits S2, who was there —
+/// not S1, who was planned — in the index and in the documents alike.
+#[test]
+fn a_resolved_cancelled_but_performed_visit_is_credited_to_who_performed_it() {
+    let mut w = Week {
+        base: TestNode::base(11),
+        s1: TestNode::nurse(12, "S1"),
+        s2: TestNode::nurse(13, "S2"),
+    };
+    let astrid = w.patient("Astrid Berg", "Sone 1");
+    let a08 = w.visit(&astrid, wed("08:00"), VisitKind::Physical, &["S1"]);
+    push(&w.base.repo, &w.s2.repo);
+    {
+        let b = &mut w.base;
+        b.repo
+            .change_visit(
+                wed("07:00"),
+                &mut b.rng,
+                &a08,
+                &VisitChange::Cancel("innlagt".into()),
+            )
+            .unwrap();
+    }
+    done(&mut w.s2, &a08, wed("08:05"));
+    push(&w.s2.repo, &w.base.repo);
+    let open = w.base.repo.conflicts(None).unwrap();
+    assert!(
+        !open.is_empty(),
+        "the cancelled visit performed is a conflict"
+    );
+    for conflict in open {
+        let b = &mut w.base;
+        b.repo
+            .resolve_conflict(
+                wed("09:00"),
+                &mut b.rng,
+                &conflict.id,
+                "S2 was there; the cancellation had not reached her",
+                None,
+            )
+            .unwrap();
+    }
+    assert!(w.base.repo.conflicts(None).unwrap().is_empty());
+
+    let day = Day::parse("2026-11-25").unwrap();
+    let r = day_report(
+        &w.base.repo,
+        day,
+        Some("Sone 1"),
+        &mut omsyn_tests::gate(&w.base.repo),
+    )
+    .unwrap();
+    assert_eq!(r.visits.len(), 1);
+    assert_eq!(r.visits[0].outcome, VisitOutcome::CancelledButPerformed);
+    assert_eq!(r.visits[0].staff, vec!["S1".to_owned()]);
+    assert_eq!(r.visits[0].performers, vec!["S2".to_owned()]);
+    assert_eq!(r.totals, counts(1, 1, 0, 0, 0));
+    assert_eq!(r.per_staff["S2"], counts(1, 1, 0, 0, 0));
+    assert!(!r.per_staff.contains_key("S1"), "{:?}", r.per_staff);
+    assert_eq!(
+        day_report_from_documents(
+            &w.base.repo,
+            day,
+            Some("Sone 1"),
+            &mut omsyn_tests::gate(&w.base.repo),
+        )
+        .unwrap(),
+        r
+    );
+}
+
 /// Four days of a mid-size municipality's work list (a twelfth of tier M's patients, four
 /// zones, Sunday 29 November to Wednesday 2 December 2026: a week that begins in another
 /// month), made by `../shared/data/gen_worklist.py --tier M --days 4 --start 2026-11-29
@@ -303,7 +375,12 @@ fn the_day_index_gives_what_the_documents_give_over_generated_days() {
     );
     let planned_at = Timestamp::parse("2026-11-28T06:00:00+01:00").unwrap();
     base.repo
-        .import_worklist(planned_at, &mut base.rng, FOUR_DAYS, 3600)
+        .import_worklist(
+            planned_at,
+            &mut base.rng,
+            FOUR_DAYS,
+            omsyn_core::worklist::ListTimes::Offset(3600),
+        )
         .unwrap();
     let days: Vec<Day> = ["2026-11-29", "2026-11-30", "2026-12-01", "2026-12-02"]
         .iter()
