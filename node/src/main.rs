@@ -68,7 +68,7 @@ fn main() -> ExitCode {
 fn argument_error(e: &clap::Error) -> ExitCode {
     use clap::error::ErrorKind;
     let informational = matches!(e.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion);
-    if !informational && std::env::args().any(|a| a == "--json") {
+    if !informational && std::env::args_os().any(|a| a == "--json") {
         // The message up to clap's usage lines, on one line.
         let rendered = e.render().to_string();
         let message: Vec<&str> = rendered

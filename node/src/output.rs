@@ -165,7 +165,8 @@ pub(crate) fn error(json: bool, e: &anyhow::Error) {
 fn describe(e: &anyhow::Error) -> String {
     let mut said: Vec<String> = Vec::new();
     for cause in e.chain().map(|c| c.to_string()) {
-        if !said.iter().any(|s| s.ends_with(cause.as_str())) {
+        let repeats = |s: &String| *s == cause || s.ends_with(&format!(": {cause}"));
+        if !said.iter().any(repeats) {
             said.push(cause);
         }
     }
@@ -174,13 +175,8 @@ fn describe(e: &anyhow::Error) -> String {
 
 /// A moment (ms since the Unix epoch) as people read it, in the host's time zone.
 pub(crate) fn fmt_ms(ms: i64) -> String {
-    chrono::DateTime::from_timestamp_millis(ms)
-        .map(|t| {
-            t.with_timezone(&chrono::Local)
-                .format("%Y-%m-%d %H:%M:%S")
-                .to_string()
-        })
-        .unwrap_or_else(|| ms.to_string())
+    // In the node's zone, with its offset: a base on a UTC server still shows Norway's time.
+    omsyn_node::clock::at_millis(ms).map_or_else(|| ms.to_string(), |t| t.to_string())
 }
 
 /// Staff ids as people read them: `S1 + S2`, or `(unassigned)`.

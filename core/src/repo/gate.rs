@@ -65,6 +65,11 @@ impl Disclosure<'_> {
         }
     }
 
+    /// What the gate has let through and held back so far.
+    pub fn gate(&self) -> &Gate {
+        &self.gate
+    }
+
     /// Logs what was shown and held back; returns the verdicts.
     pub fn finish(self) -> Result<Gate, RepoError> {
         self.finish_logging(true)

@@ -25,7 +25,7 @@ mod status;
 mod views;
 mod visits;
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use rand::SeedableRng;
@@ -110,6 +110,9 @@ impl ServiceError {
     }
 }
 
+/// When a list view was last logged, and the patients that read named.
+type LoggedView = (i64, BTreeSet<PatientId>);
+
 /// A node's front door. Cheap to share (`Arc<Service>`): it holds the repo, the clock, one RNG
 /// and which list views were logged lately.
 #[derive(Debug)]
@@ -117,7 +120,7 @@ pub struct Service {
     repo: Arc<Repo>,
     clock: Arc<dyn Clock>,
     rng: Mutex<StdRng>,
-    logged_views: Mutex<HashMap<String, i64>>,
+    logged_views: Mutex<HashMap<String, LoggedView>>,
 }
 
 impl Service {
@@ -210,13 +213,22 @@ impl Service {
         if let Ok(id) = PatientId::parse(value) {
             return Ok(id);
         }
-        let matches: Vec<PatientId> = self
+        let named: Vec<PatientId> = self
             .repo
             .patients()?
             .into_iter()
             .filter(|(_, name)| name.trim().to_lowercase() == value.to_lowercase())
             .map(|(id, _)| id)
             .collect();
+        // Only patients this user may see are found by name: a lookup must not tell who else
+        // the node holds. (Nothing is shown yet, so nothing is logged; the read that follows is.)
+        let mut gate = self.disclose(AuditAction::Read, "patient lookup");
+        let mut matches = Vec::new();
+        for id in named {
+            if gate.admits(&id)? {
+                matches.push(id);
+            }
+        }
         match matches.as_slice() {
             [one] => Ok(one.clone()),
             [] => Err(ServiceError::invalid(
@@ -297,21 +309,31 @@ impl Service {
     /// within the last minute (reads and exports are logged every time; see
     /// [`READ_LOG_INTERVAL_MS`]).
     pub fn disclosed(&self, disclosure: Disclosure<'_>, view: &str) -> Result<Gate, ServiceError> {
-        let due = self.view_log_due(view);
-        Ok(disclosure.finish_logging(due)?)
+        let now = self.now().unix_millis();
+        let shown = disclosure.gate().shown.clone();
+        // A refresh is not a new read only if it shows no patient the last logged read of the
+        // same view did not name, and refuses nobody (a refusal is always logged).
+        let covered = disclosure.gate().refused.is_empty() && self.view_covered(view, &shown, now);
+        let gate = disclosure.finish_logging(!covered)?;
+        if !covered {
+            // Remembered only once the log entry is written: a failed write logs next time.
+            self.lock_views().insert(view.to_owned(), (now, shown));
+        }
+        Ok(gate)
     }
 
-    /// Whether a list view is due to be logged; remembers that it is.
-    fn view_log_due(&self, view: &str) -> bool {
-        let now = self.now().unix_millis();
-        let mut logged = self.logged_views.lock().unwrap_or_else(|e| e.into_inner());
-        // Views not shown within the interval are forgotten, so the map stays small.
-        logged.retain(|_, t| now - *t < READ_LOG_INTERVAL_MS);
-        if logged.contains_key(view) {
-            return false;
-        }
-        logged.insert(view.to_owned(), now);
-        true
+    /// Whether `view`'s last logged read, within the interval, named every patient in `shown`.
+    fn view_covered(&self, view: &str, shown: &BTreeSet<PatientId>, now: i64) -> bool {
+        let mut logged = self.lock_views();
+        // Views not logged within the interval are forgotten, so the map stays small.
+        logged.retain(|_, (t, _)| now - *t < READ_LOG_INTERVAL_MS);
+        logged
+            .get(view)
+            .is_some_and(|(_, named)| shown.is_subset(named))
+    }
+
+    fn lock_views(&self) -> MutexGuard<'_, HashMap<String, LoggedView>> {
+        self.logged_views.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// Runs `work` with the repo, now and the service's RNG: for a family of requests that

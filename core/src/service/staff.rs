@@ -51,8 +51,9 @@ impl Service {
             .unwrap_or_default())
     }
 
-    /// Adds `staff` to the patient's care team (`join`) or removes her. Refused, saying who is
-    /// on the team, when she is already on it or not on it.
+    /// Adds `staff` to the patient's care team (`join`) or removes her. Refused when she is
+    /// already on it or not on it (without listing the team: that is a read of the record,
+    /// which `show` makes through the gate).
     pub fn set_team_member(
         &self,
         patient: &str,
@@ -68,25 +69,17 @@ impl Service {
             .filter(|m| m.active)
             .map(|m| m.staff)
             .collect();
-        let listed = || match team.is_empty() {
-            true => "nobody".to_owned(),
-            false => team
-                .iter()
-                .map(StaffId::as_str)
-                .collect::<Vec<_>>()
-                .join(", "),
-        };
         match (join, team.contains(&staff)) {
             (true, true) => {
                 return Err(ServiceError::invalid(
                     "add",
-                    format!("{staff} is already on the care team ({})", listed()),
+                    format!("{staff} is already on the care team"),
                 ));
             }
             (false, false) => {
                 return Err(ServiceError::invalid(
                     "remove",
-                    format!("{staff} is not on the care team; it has {}", listed()),
+                    format!("{staff} is not on the care team (`omsyn show --patient P` shows it)"),
                 ));
             }
             _ => {}

@@ -29,7 +29,7 @@ type Step = fn(&Store, [u8; 16]) -> Result<(), StoreError>;
 
 /// Every step, by the version it produces, in order. Versions 5 and 6 have no step of their own:
 /// they only asked for the indexes to be derived again, which [`to_v7`] asks for too.
-const STEPS: &[(u32, Step)] = &[(2, to_v2), (3, to_v3), (4, to_v4), (7, to_v7)];
+const STEPS: &[(u32, Step)] = &[(2, to_v2), (3, to_v3), (4, to_v4), (7, to_v7), (8, to_v8)];
 
 /// Brings a store of format `found` to this build's format, step by step.
 pub(super) fn upgrade(store: &Store, found: u32, fresh_epoch: [u8; 16]) -> Result<(), StoreError> {
@@ -189,6 +189,18 @@ fn to_v7(store: &Store, _epoch: [u8; 16]) -> Result<(), StoreError> {
     tx.open_table(META)?
         .insert(REDERIVE_KEY, [1u8].as_slice())?;
     set_version(&tx, 7)?;
+    tx.commit()?;
+    Ok(())
+}
+
+/// Format 8: a visit's day-index row keeps who performed it (staff ids), so the report credits
+/// the performer of a cancelled-but-performed visit. Rows derived before lack them: every index
+/// is derived again the next time the node opens.
+fn to_v8(store: &Store, _epoch: [u8; 16]) -> Result<(), StoreError> {
+    let tx = store.db.begin_write()?;
+    tx.open_table(META)?
+        .insert(REDERIVE_KEY, [1u8].as_slice())?;
+    set_version(&tx, 8)?;
     tx.commit()?;
     Ok(())
 }

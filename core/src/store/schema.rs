@@ -103,7 +103,7 @@ pub(crate) const MAGIC: &[u8] = b"omsyn-store";
 /// `day_index_owners`), derived the same way. 7 — conflicts carry who wrote their entries (ids
 /// and names) and say so by name: derived again the same way. Migrations from 1–6 leave the
 /// indexes to that step.
-pub const FORMAT_VERSION: u32 = 7;
+pub const FORMAT_VERSION: u32 = 8;
 
 /// The `META` key set while the derived indexes must be derived again by the change pipeline
 /// (see `migrate.rs`); cleared by the write that derives them.

@@ -50,7 +50,12 @@ pub(crate) fn audit(
         return Ok(());
     }
     let entries = repo.audit_entries(patient)?;
-    let names: std::collections::BTreeMap<_, _> = repo.patients()?.into_iter().collect();
+    // Patients are named only where this user may see them (a read, logged); else by id.
+    let names: std::collections::BTreeMap<_, _> = svc
+        .shown("access log names", repo.patients()?, |(p, _)| p)
+        .flagged()?
+        .into_iter()
+        .collect();
     emit(json, &entries, || {
         if entries.is_empty() {
             return "no access-log entries".into();

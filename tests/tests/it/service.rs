@@ -233,3 +233,32 @@ fn status_names_for_each_peer_only_the_patients_that_peer_needs() {
         "and got her documents"
     );
 }
+
+#[test]
+fn a_refresh_that_shows_a_patient_the_last_logged_read_did_not_name_is_logged_again() {
+    let (base, ids) = base_with(&["Turid Nilsen", "Per Hansen"]);
+    let svc = service(base, HandClock::at("09:00"));
+    svc.shown("open conflicts", vec![ids[0].clone()], |p| p)
+        .unwrap();
+    svc.shown("open conflicts", vec![ids[0].clone()], |p| p)
+        .unwrap();
+    assert_eq!(
+        reads_of(svc.repo(), "open conflicts"),
+        1,
+        "the same patients: a refresh"
+    );
+    // The same view, within the minute, now showing a second patient (a filtered list, then
+    // the whole one): a new read, logged naming her.
+    svc.shown("open conflicts", ids.clone(), |p| p).unwrap();
+    assert_eq!(reads_of(svc.repo(), "open conflicts"), 2);
+    let last = svc.repo().audit_entries(None).unwrap();
+    let named: Vec<_> = last
+        .iter()
+        .filter(|e| e.what == "open conflicts")
+        .flat_map(|e| e.patients.clone())
+        .collect();
+    assert!(
+        named.contains(&ids[1]),
+        "the second patient is named: {named:?}"
+    );
+}
