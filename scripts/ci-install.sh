@@ -19,6 +19,8 @@ command -v npm >/dev/null 2>&1 || packages+=(npm)
 [ -f /usr/share/java/jna.jar ] || packages+=(libjna-java)
 command -v chromium >/dev/null 2>&1 || packages+=(chromium)
 command -v chromedriver >/dev/null 2>&1 || packages+=(chromium-driver)
+# The Python suites run in Europe/Oslo (the nodes' default zone): the C library needs its rules.
+[ -f /usr/share/zoneinfo/Europe/Oslo ] || packages+=(tzdata)
 if [ ${#packages[@]} -gt 0 ]; then
   echo "== installing ${packages[*]}"
   apt-get update -qq

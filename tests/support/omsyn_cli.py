@@ -8,6 +8,14 @@ import os
 import subprocess
 import urllib.error
 import urllib.request
+import time
+
+# The nodes read and show times in OMSYN_TZ (Europe/Oslo by default). The tests' own "today" and
+# local times (and the browser's) must be that zone's too, or a test would depend on the hour it
+# runs at: between midnight in Oslo and midnight UTC the two dates differ.
+os.environ.setdefault("OMSYN_TZ", "Europe/Oslo")
+os.environ["TZ"] = os.environ["OMSYN_TZ"]
+time.tzset()
 
 OMSYN = os.environ["OMSYN_BIN"]
 ZONE = "Sone 1"

@@ -25,6 +25,29 @@ use crate::trust::Grant;
 /// shift), today and tomorrow (the next work list).
 const VISIT_WINDOW_DAYS: [i32; 3] = [-1, 0, 1];
 
+/// The days whose visits make a patient needed at `now_ms`: [`VISIT_WINDOW_DAYS`] around the
+/// local day, whichever zone the visits were planned in. A plan's days are local dates and this
+/// judgement has no zone, so "today" is every date it is somewhere now (UTC−12 to UTC+14): in
+/// Norway just after midnight the UTC date is still yesterday, and tomorrow's work list must
+/// already reach the phone.
+fn visit_window(now_ms: i64) -> Vec<Day> {
+    const HOUR_MS: i64 = 3600 * 1000;
+    let mut days: Vec<Day> = Vec::new();
+    for today in [now_ms - 12 * HOUR_MS, now_ms + 14 * HOUR_MS]
+        .into_iter()
+        .filter_map(Day::from_unix_millis)
+    {
+        for offset in VISIT_WINDOW_DAYS {
+            if let Some(day) = Day::from_days(today.to_days() + offset)
+                && !days.contains(&day)
+            {
+                days.push(day);
+            }
+        }
+    }
+    days
+}
+
 /// The need-based policy of a node enrolled with `own`.
 #[derive(Debug, Clone)]
 pub struct NeedPolicy {
@@ -191,13 +214,7 @@ fn reason(
             {
                 return Ok(Some("explicit access".to_owned()));
             }
-            let Some(today) = Day::from_unix_millis(now_ms) else {
-                return Ok(None);
-            };
-            for offset in VISIT_WINDOW_DAYS {
-                let Some(day) = Day::from_days(today.to_days() + offset) else {
-                    continue;
-                };
+            for day in visit_window(now_ms) {
                 if store
                     .relation(patient, &format!("visit:{staff}:{day}"))?
                     .is_some()

@@ -14,6 +14,14 @@ import subprocess
 import sys
 import tempfile
 import threading
+import time
+
+# The nodes read and show times in OMSYN_TZ (Europe/Oslo by default). The tests' own "today" and
+# local times (and the browser's) must be that zone's too, or a test would depend on the hour it
+# runs at: between midnight in Oslo and midnight UTC the two dates differ.
+os.environ.setdefault("OMSYN_TZ", "Europe/Oslo")
+os.environ["TZ"] = os.environ["OMSYN_TZ"]
+time.tzset()
 
 sys.path.insert(0, os.environ["OMSYN_BINDINGS"])
 import omsyn_mobile as om  # noqa: E402
