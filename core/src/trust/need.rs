@@ -242,3 +242,32 @@ fn is_blocked(
         _ => Ok(false),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::visit_window;
+    use crate::Day;
+    use crate::time::Timestamp;
+
+    #[test]
+    fn just_after_midnight_in_norway_tomorrows_visits_make_a_patient_needed() {
+        // 00:30 on 2 December in Oslo is still 1 December in UTC.
+        let now = Timestamp::parse("2026-12-02T00:30:00+01:00")
+            .expect("a valid time")
+            .unix_millis();
+        let window = visit_window(now);
+        let day = |d: &str| Day::parse(d).expect("a valid day");
+        assert!(
+            window.contains(&day("2026-12-03")),
+            "Oslo's tomorrow: {window:?}"
+        );
+        assert!(
+            window.contains(&day("2026-12-01")),
+            "Oslo's yesterday: {window:?}"
+        );
+        assert!(
+            !window.contains(&day("2026-12-05")),
+            "not days ahead: {window:?}"
+        );
+    }
+}
