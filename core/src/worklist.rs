@@ -133,6 +133,7 @@ pub struct SameName {
     /// The patient registered.
     pub patient: PatientId,
     /// The patients held before with that name.
+    #[serde(rename = "other_patients")]
     pub others: Vec<PatientId>,
 }
 

@@ -43,7 +43,7 @@ pub(crate) fn check_open(repo: &Repo, json: bool, repair: bool) -> Result<()> {
     let report = repo.repair(omsyn_node::clock::now())?;
     emit(
         json,
-        &json!({ "ok": report.left.is_empty(), "repair": report }),
+        &json!({ "ok": report.left.is_empty(), "documents": documents, "repair": report }),
         || {
             let mut text = String::new();
             for doc in &report.repaired {

@@ -131,7 +131,7 @@ fn init(data: &Path, json: bool, args: &InitArgs, key_file: Option<&Path>) -> Re
         .with_context(|| format!("creating a node in {}", data.display()))?;
     emit(
         json,
-        &json!({ "id": repo.id(), "role": role, "name": args.name, "data": data }),
+        &crate::output::node_json(&repo.id(), repo.profile(), json!({ "data": data })),
         || {
             format!(
                 "created {} node \"{}\"\nid:   {}\ndata: {}",

@@ -179,6 +179,54 @@ pub(crate) fn fmt_ms(ms: i64) -> String {
     omsyn_node::clock::at_millis(ms).map_or_else(|| ms.to_string(), |t| t.to_string())
 }
 
+/// A moment given in milliseconds, as JSON shows every moment: RFC 3339 with the node zone's
+/// offset (README, "What `--json` prints").
+pub(crate) fn moment(ms: i64) -> Option<omsyn_core::Timestamp> {
+    omsyn_node::clock::at_millis(ms)
+}
+
+/// A node as JSON names it — its own id, and whom it serves by the name of each kind — with
+/// `more` fields beside.
+pub(crate) fn node_json(
+    id: &omsyn_core::identity::NodeId,
+    profile: &omsyn_core::identity::NodeProfile,
+    more: serde_json::Value,
+) -> serde_json::Value {
+    let mut node = serde_json::json!({
+        "id": id, "role": profile.role, "name": profile.name, "staff": profile.staff_id,
+        "patient": profile.patient, "zone": profile.zone,
+    });
+    if let (Some(node), serde_json::Value::Object(more)) = (node.as_object_mut(), more) {
+        node.extend(more);
+    }
+    node
+}
+
+/// An explicit access as JSON shows it (stored with its end in milliseconds).
+pub(crate) fn access_json(
+    patient: &omsyn_core::ids::PatientId,
+    a: &omsyn_core::docs::access_facts::ExplicitAccess,
+) -> serde_json::Value {
+    serde_json::json!({
+        "id": a.id, "patient": patient, "staff": a.staff, "device": a.device,
+        "reason": a.reason, "at": a.at, "until": moment(a.until_ms),
+    })
+}
+
+/// A block as JSON shows it (stored with its lifting as a pair).
+pub(crate) fn block_json(
+    patient: &omsyn_core::ids::PatientId,
+    b: &omsyn_core::docs::access_facts::Block,
+) -> serde_json::Value {
+    let lifted = b
+        .lifted
+        .as_ref()
+        .map(|(by, at)| serde_json::json!({ "by": by, "at": at }));
+    serde_json::json!({
+        "id": b.id, "patient": patient, "staff": b.staff, "by": b.by, "at": b.at, "lifted": lifted,
+    })
+}
+
 /// Staff ids as people read them: `S1 + S2`, or `(unassigned)`.
 pub(crate) fn staff_list(staff: &[omsyn_core::ids::StaffId]) -> String {
     if staff.is_empty() {

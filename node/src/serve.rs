@@ -11,7 +11,7 @@ use serde_json::json;
 use crate::net::daemon::{self, OnRevoked, Shared};
 use crate::net::ticket::Ticket;
 use crate::net::{self, NetOptions};
-use crate::output::{emit, fmt_ms};
+use crate::output::{emit, fmt_ms, moment};
 
 fn runtime() -> Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_multi_thread()
@@ -351,14 +351,14 @@ pub(crate) fn status(svc: &Service, json: bool) -> Result<()> {
             let patients: Vec<_> = p
                 .patients
                 .iter()
-                .map(|f| json!({ "patient": f.patient, "name": f.name, "last_synced": f.synced_ms.map(fmt_ms) }))
+                .map(|f| json!({ "patient": f.patient, "name": f.name, "last_synced": f.synced_ms.and_then(moment) }))
                 .collect();
             json!({
-                "peer": p.id,
+                "id": p.id,
                 "name": grant.map(|g| g.name.clone()),
                 "role": grant.map(|g| g.role),
-                "last_seen": p.record.last_seen_ms.map(fmt_ms),
-                "caught_up": p.record.caught_up_ms.map(fmt_ms),
+                "last_seen": p.record.last_seen_ms.and_then(moment),
+                "caught_up": p.record.caught_up_ms.and_then(moment),
                 "acked_seq": p.record.acked_seq,
                 "patients": patients,
             })

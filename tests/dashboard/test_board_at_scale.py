@@ -100,7 +100,7 @@ class BoardAtScale(unittest.TestCase):
         b = self.browser
         # The nurse's phone gets her patients from the base before her shift.
         self.nurse.cli("sync", "--peer", self.ticket)
-        mine = [v for v in self.nurse.cli("visit", "list", "--date", datetime.date.today().isoformat())
+        mine = [v for v in self.nurse.cli("visit", "list", "--date", datetime.date.today().isoformat())["visits"]
                 if v["staff"] == [self.staff]]
         self.assertTrue(mine, "the nurse holds her own visits")
 

@@ -38,14 +38,14 @@ class Dashboard(unittest.TestCase):
         base = admin_base(root, "Testkommune hjemmesykepleie")
         self.kari = nurse(root, base, "S1", "Kari Nordmann", "sykepleier")
         self.per = nurse(root, base, "S2", "Per Hansen", "helsefagarbeider")
-        p = base.cli("patient", "add", "--name", "Turid Nilsen", "--zone", ZONE)["patient"]
+        p = base.cli("patient", "add", "--name", "Turid Nilsen", "--zone", ZONE)["id"]
         base.cli("team", "--patient", p, "--add", "S1")
         base.cli("team", "--patient", p, "--add", "S2")
-        self.med = base.cli("med", "add", "--patient", p, "--name", "Metformin 500 mg", "--dose", "1", "--slot", "08:00")["medication"]
+        self.med = base.cli("med", "add", "--patient", p, "--name", "Metformin 500 mg", "--dose", "1", "--slot", "08:00")["id"]
         self.morning = base.cli("visit", "plan", "--patient", p, "--start", at("08:00"), "--end", at("08:30"),
-                                "--kind", "physical", "--staff", "S1")["visit"]
+                                "--kind", "physical", "--staff", "S1")["id"]
         self.evening = base.cli("visit", "plan", "--patient", p, "--start", at("18:00"), "--end", at("18:15"),
-                                "--kind", "digital", "--staff", "S1")["visit"]
+                                "--kind", "digital", "--staff", "S1")["id"]
         self.patient = p
         self.base = base
         self.daemon = subprocess.Popen(
@@ -127,10 +127,10 @@ class Dashboard(unittest.TestCase):
 
         # Both changes made in the page reached the nurse's node.
         self.per.cli("sync", "--peer", self.ticket)
-        visits = self.per.cli("visit", "list", "--date", datetime.date.today().isoformat())
+        visits = self.per.cli("visit", "list", "--date", datetime.date.today().isoformat())["visits"]
         evening = [v for v in visits if v["id"] == self.evening][0]
         self.assertEqual(evening["staff"], ["S2"])
-        self.assertEqual(self.per.cli("conflicts"), [])
+        self.assertEqual(self.per.cli("conflicts")["conflicts"], [])
 
     def test_an_unanswered_video_visit_becomes_a_task_the_base_claims_in_the_page(self):
         b = self.browser
@@ -153,7 +153,7 @@ class Dashboard(unittest.TestCase):
         self.assertEqual(b.find_element(By.ID, "error").text, "")
         # Per holds the patient: the zone's task is his to see, with the base's claim on it.
         self.per.cli("sync", "--peer", self.ticket)
-        [seen] = self.per.cli("tasks")
+        [seen] = self.per.cli("tasks")["tasks"]
         self.assertEqual(seen["id"], task_id)
         self.assertEqual([c["by"]["staff"] for c in seen["claims"]], ["B1"])
 
@@ -168,16 +168,16 @@ class Dashboard(unittest.TestCase):
 
         # Tomorrow: an injection planned for Per, who is not an authorised nurse, and a visit
         # nobody is assigned to.
-        q = self.base.cli("patient", "add", "--name", "Egil Haugen", "--zone", ZONE)["patient"]
+        q = self.base.cli("patient", "add", "--name", "Egil Haugen", "--zone", ZONE)["id"]
         for patient, home in ((q, "59.2701,10.4012"), (self.patient, "59.2745,10.4101")):
             self.base.cli("patient", "set", "--patient", patient, "--field", "location", "--value", home)
         insulin = self.base.cli("plan", "add", "--patient", q, "--description", "Insulin", "--code", "INJ",
-                                "--requires-nurse")["tiltak"]
+                                "--requires-nurse")["id"]
         injection = self.base.cli("visit", "plan", "--patient", q, "--start", at_tomorrow("09:00"),
                                   "--end", at_tomorrow("09:15"), "--kind", "physical", "--staff", "S2",
-                                  "--tiltak", insulin)["visit"]
+                                  "--tiltak", insulin)["id"]
         lunch = self.base.cli("visit", "plan", "--patient", self.patient, "--start", at_tomorrow("12:00"),
-                              "--end", at_tomorrow("12:20"), "--kind", "physical")["visit"]
+                              "--end", at_tomorrow("12:20"), "--kind", "physical")["id"]
 
         b.get(self.url)
         self.wait_until(lambda: self.status_of(self.morning) == [("S1", "open")], "the board loaded")
@@ -206,9 +206,9 @@ class Dashboard(unittest.TestCase):
 
         # The accepted change reaches Kari's phone, and the base logged the acceptance.
         self.kari.cli("sync", "--peer", self.ticket)
-        visits = self.kari.cli("visit", "list", "--date", tomorrow.isoformat())
+        visits = self.kari.cli("visit", "list", "--date", tomorrow.isoformat())["visits"]
         self.assertEqual([v["staff"] for v in visits if v["id"] == injection], [["S1"]])
-        log = self.base.cli("audit")
+        log = self.base.cli("audit")["entries"]
         self.assertTrue(any(e["action"] == "write" and "accepted" in e["what"] for e in log), log)
 
     def test_the_api_refuses_requests_without_the_session_token(self):

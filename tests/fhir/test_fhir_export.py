@@ -26,16 +26,16 @@ def scenario(root):
     nurse.enroll_at(base)
     p = base.cli("patient", "add", "--name", "Turid Nilsen", "--national-id", "54122069157",
                  "--address", "Parkveien 98", "--access-note", "nøkkelboks 4411", "--phone", "+4790000000",
-                 "--zone", ZONE, "--gp", "Dr. Berg")["patient"]
+                 "--zone", ZONE, "--gp", "Dr. Berg")["id"]
     base.cli("patient", "contact", "--patient", p, "--name", "Anne Nilsen", "--relation", "datter", "--phone", "+4791111111")
     base.cli("patient", "flag", "--patient", p, "--kind", "fall-risk", "--note", "bruker rullator")
     base.cli("team", "--patient", p, "--add", "S1")
-    med = base.cli("med", "add", "--patient", p, "--name", "Metformin 500 mg", "--dose", "1 tablett", "--slot", "08:00")["medication"]
-    noon = base.cli("med", "add", "--patient", p, "--name", "Paracet 500 mg", "--dose", "2 tabletter", "--slot", "12:00")["medication"]
-    home = base.cli("visit", "plan", "--patient", p, "--start", at("08:00"), "--end", at("08:30"), "--kind", "physical", "--staff", "S1")["visit"]
-    video = base.cli("visit", "plan", "--patient", p, "--start", at("12:00"), "--end", at("12:15"), "--kind", "digital", "--staff", "S1")["visit"]
-    missed = base.cli("visit", "plan", "--patient", p, "--start", at("20:00"), "--end", at("20:15"), "--kind", "digital", "--staff", "S1")["visit"]
-    cancelled = base.cli("visit", "plan", "--patient", p, "--start", at("22:00"), "--end", at("22:15"), "--kind", "physical", "--staff", "S1")["visit"]
+    med = base.cli("med", "add", "--patient", p, "--name", "Metformin 500 mg", "--dose", "1 tablett", "--slot", "08:00")["id"]
+    noon = base.cli("med", "add", "--patient", p, "--name", "Paracet 500 mg", "--dose", "2 tabletter", "--slot", "12:00")["id"]
+    home = base.cli("visit", "plan", "--patient", p, "--start", at("08:00"), "--end", at("08:30"), "--kind", "physical", "--staff", "S1")["id"]
+    video = base.cli("visit", "plan", "--patient", p, "--start", at("12:00"), "--end", at("12:15"), "--kind", "digital", "--staff", "S1")["id"]
+    missed = base.cli("visit", "plan", "--patient", p, "--start", at("20:00"), "--end", at("20:15"), "--kind", "digital", "--staff", "S1")["id"]
+    cancelled = base.cli("visit", "plan", "--patient", p, "--start", at("22:00"), "--end", at("22:15"), "--kind", "physical", "--staff", "S1")["id"]
     base.cli("visit", "cancel", "--visit", cancelled, "--reason", "innlagt på sykehus")
     # The nurse gets the patient, documents, and comes back.
     transfer = os.path.join(root, "to-nurse.omsyn")
@@ -79,7 +79,7 @@ def scenario(root):
     home.cli("export", from_home)
     serving.stop()
     nurse.cli("import", from_home)
-    [alarm] = [t for t in nurse.cli("tasks") if t.get("event", {}).get("kind") == "alarm-pressed"]
+    [alarm] = [t for t in nurse.cli("tasks")["tasks"] if t.get("event", {}).get("kind") == "alarm-pressed"]
     nurse.cli("tasks", "claim", alarm["id"])
     back = os.path.join(root, "to-base.omsyn")
     nurse.cli("export", back)
@@ -93,7 +93,7 @@ class FhirExport(unittest.TestCase):
             base, patient = scenario(root)
             out = os.path.join(root, "fhir")
             summary = base.cli("export", "--fhir", out)
-            self.assertEqual(summary["patients"], 1)
+            self.assertEqual(summary["bundles"], 1)
             files = sorted(os.listdir(out))
             self.assertEqual(files, [f"{patient}.json"])
             with open(os.path.join(out, files[0]), encoding="utf-8") as f:

@@ -25,11 +25,11 @@ class HomeApi(unittest.TestCase):
         kari = Node(root, "kari", "--role", "nurse", "--name", "Kari Nordmann", "--staff-id", "S1", "--zone", ZONE)
         kari.enroll_at(base)
         self.base, self.kari = base, kari
-        p = base.cli("patient", "add", "--name", "Turid Nilsen", "--zone", ZONE)["patient"]
+        p = base.cli("patient", "add", "--name", "Turid Nilsen", "--zone", ZONE)["id"]
         self.med = base.cli("med", "add", "--patient", p, "--name", "Metformin 500 mg", "--dose", "1",
-                            "--slot", "08:00")["medication"]
+                            "--slot", "08:00")["id"]
         self.visit = base.cli("visit", "plan", "--patient", p, "--start", at("12:00"), "--end", at("12:15"),
-                              "--kind", "digital", "--staff", "S1")["visit"]
+                              "--kind", "digital", "--staff", "S1")["id"]
         self.home = Node(root, "home", "--role", "home-unit", "--name", "Hjemme hos Turid", "--patient", p, "--zone", ZONE)
         self.home.enroll_at(base)
         base.cli("team", "--patient", p, "--add", "S1")
@@ -109,17 +109,17 @@ class HomeApi(unittest.TestCase):
         raised = at("00:04")
         body = {"device": "Safemate alarm #12", "event_id": "a-1", "kind": "alarm", "at": raised}
         self.assertEqual(self.call("POST", "/api/home/device-events", body)[0], 201)
-        self.assertEqual(self.home.cli("tasks"), [], "a home unit claims nothing")
+        self.assertEqual(self.home.cli("tasks")["tasks"], [], "a home unit claims nothing")
         shipped = os.path.join(self.tmp.name, "from-home.omsyn")
         self.home.cli("export", "--patient", self.patient, shipped)  # answered by the running daemon
         self.kari.cli("import", shipped)
         self.base.cli("import", shipped)
-        [task] = self.kari.cli("tasks")
+        [task] = self.kari.cli("tasks")["tasks"]
         self.assertEqual(task["owner"], {"kind": "nurses", "staff": ["S1"]}, "the nurse of the 12:00 visit")
         self.assertEqual((task["kind"], task["priority"]), ("respond-to-alert", "urgent"))
         # The base waits a day before it is told, by its own policy: not yet, whatever the time now.
         self.assertEqual(self.base.cli("tasks", "policy", "--alarm-ack", "1440")["alarm_ack_minutes"], 1440)
-        [on_base] = self.base.cli("tasks", "--all")
+        [on_base] = self.base.cli("tasks", "--all")["tasks"]
         self.assertEqual(on_base["id"], task["id"], "the same task on every node")
         told_at = datetime.datetime.fromisoformat(on_base["escalates_at"])
         self.assertEqual(told_at - datetime.datetime.fromisoformat(raised), datetime.timedelta(days=1))
@@ -130,10 +130,10 @@ class HomeApi(unittest.TestCase):
         from_kari = os.path.join(self.tmp.name, "from-kari-2.omsyn")
         self.kari.cli("export", "--patient", self.patient, from_kari)
         self.base.cli("import", from_kari)
-        [on_base] = self.base.cli("tasks", "--all")
+        [on_base] = self.base.cli("tasks", "--all")["tasks"]
         self.assertFalse(on_base["escalated"], "claimed before the deadline: the base is not asked")
         self.assertEqual([c["by"]["staff"] for c in on_base["claims"]], ["S1"])
-        self.assertEqual(self.base.cli("tasks"), [on_base], "a base sees every open task")
+        self.assertEqual(self.base.cli("tasks")["tasks"], [on_base], "a base sees every open task")
 
     def test_a_report_dated_ahead_of_the_units_clock_is_refused(self):
         ahead = (datetime.datetime.now().astimezone() + datetime.timedelta(hours=1)).isoformat()

@@ -192,7 +192,9 @@ pub struct FieldConflict {
 pub struct PatientRecord {
     /// The patient.
     pub id: PatientId,
-    /// Identity fields that are set: (field, winning value).
+    /// Identity fields that are set: (field, winning value). In JSON, an object named by field
+    /// (`{"name": "Turid Nilsen"}`), as every JSON Omsyn prints names its fields.
+    #[serde(with = "fields_by_name")]
     pub fields: Vec<(PatientField, String)>,
     /// Contacts.
     pub contacts: Vec<Contact>,
@@ -208,6 +210,39 @@ pub struct PatientRecord {
     pub field_conflicts: Vec<FieldConflict>,
     /// Keys this build could not decode (written by a newer version or a faulty peer).
     pub unreadable: Vec<String>,
+}
+
+/// A record's fields as a JSON object keyed by field name, in the record's order.
+mod fields_by_name {
+    use serde::de::Error as _;
+    use serde::ser::SerializeMap;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    use super::PatientField;
+
+    pub(super) fn serialize<S: Serializer>(
+        fields: &[(PatientField, String)],
+        s: S,
+    ) -> Result<S::Ok, S::Error> {
+        let mut map = s.serialize_map(Some(fields.len()))?;
+        for (field, value) in fields {
+            map.serialize_entry(field.as_str(), value)?;
+        }
+        map.end()
+    }
+
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(
+        d: D,
+    ) -> Result<Vec<(PatientField, String)>, D::Error> {
+        let map = std::collections::BTreeMap::<String, String>::deserialize(d)?;
+        map.into_iter()
+            .map(|(name, value)| {
+                PatientField::parse(&name)
+                    .map(|field| (field, value))
+                    .ok_or_else(|| D::Error::custom(format!("unknown patient field {name:?}")))
+            })
+            .collect()
+    }
 }
 
 impl PatientRecord {

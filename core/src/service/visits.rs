@@ -60,8 +60,8 @@ impl Service {
         self.write(|repo, now, rng| repo.plan_visit(now, rng, &new))
     }
 
-    /// Changes a planned visit.
-    pub fn change_visit(&self, visit: &str, change: ChangeVisit) -> Result<(), ServiceError> {
+    /// Changes a planned visit; returns which.
+    pub fn change_visit(&self, visit: &str, change: ChangeVisit) -> Result<VisitId, ServiceError> {
         let visit = self.visit(visit)?;
         let change = match change {
             ChangeVisit::Move { start, end } => {
@@ -75,7 +75,8 @@ impl Service {
                 VisitChange::Cancel(reason)
             }
         };
-        self.write(|repo, now, rng| repo.change_visit(now, rng, &visit, &change))
+        self.write(|repo, now, rng| repo.change_visit(now, rng, &visit, &change))?;
+        Ok(visit)
     }
 
     /// A visit's window as typed (the plan's own rule refuses an end before the start).

@@ -273,7 +273,8 @@ pub fn doc_id(node: NodeId, month: Month) -> DocumentId {
 /// The result of checking one node's chain.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct ChainReport {
-    /// The node.
+    /// The node whose log this is (a `device`, as every JSON Omsyn prints names a node).
+    #[serde(rename = "device")]
     pub node: NodeId,
     /// Entries checked.
     pub entries: u64,

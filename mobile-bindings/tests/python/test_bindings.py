@@ -23,16 +23,16 @@ class Scenario:
         self.root = temp_root()
         root = self.root.name
         self.base = Base(root)
-        self.patient = self.base.cli("patient", "add", "--name", "Turid Nilsen", "--zone", ZONE)["patient"]
+        self.patient = self.base.cli("patient", "add", "--name", "Turid Nilsen", "--zone", ZONE)["id"]
         self.base.cli("team", "--patient", self.patient, "--add", "S1")
         self.medication = self.base.cli(
             "med", "add", "--patient", self.patient, "--name", "Metformin 500 mg",
             "--dose", "1 tablett", "--slot", "08:00",
-        )["medication"]
+        )["id"]
         self.visit = self.base.cli(
             "visit", "plan", "--patient", self.patient, "--start", at_today("08:00"),
             "--end", at_today("08:30"), "--kind", "digital", "--staff", "S1",
-        )["visit"]
+        )["id"]
         self.base_ticket = self.base.serve()
         self.nurse, self.nurse_dir, self.nurse_key = await enrolled(
             self.base, root, "nurse",

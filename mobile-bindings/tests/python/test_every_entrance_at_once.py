@@ -34,13 +34,13 @@ class EveryEntranceAtOnce(unittest.IsolatedAsyncioTestCase):
         self.tmp = temp_root()
         root = self.tmp.name
         self.base = admin_base(root)
-        self.patient = self.base.cli("patient", "add", "--name", "Turid Nilsen", "--zone", ZONE)["patient"]
+        self.patient = self.base.cli("patient", "add", "--name", "Turid Nilsen", "--zone", ZONE)["id"]
         for staff in ("S1", "S2"):
             self.base.cli("team", "--patient", self.patient, "--add", staff)
         self.visit = self.base.cli(
             "visit", "plan", "--patient", self.patient, "--start", at("12:00"), "--end", at("12:30"),
             "--kind", "physical", "--staff", "S1",
-        )["visit"]
+        )["id"]
         self.kari = Node(root, "kari", "--role", "nurse", "--name", "Kari", "--staff-id", "S2", "--zone", ZONE)
         self.kari.enroll_at(self.base)
         self.home = Node(root, "home", "--role", "home-unit", "--name", "Hjemme hos Turid",

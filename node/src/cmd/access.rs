@@ -22,21 +22,25 @@ pub(crate) fn access(svc: &Service, json: bool, cmd: AccessCmd) -> Result<()> {
             let granted = svc.act(|repo, now, rng| {
                 repo.transaction(|tx| tx.explicit_access(now, rng, &patient, &reason))
             })?;
-            emit(json, &granted, || {
-                format!(
-                    "explicit access to {patient} until {} (logged and flagged for review at the base); the base shares the patient's documents at the next sync",
-                    fmt_ms(granted.until_ms)
-                )
-            });
+            emit(
+                json,
+                &crate::output::access_json(&patient, &granted),
+                || {
+                    format!(
+                        "explicit access to {patient} until {} (logged and flagged for review at the base); the base shares the patient's documents at the next sync",
+                        fmt_ms(granted.until_ms)
+                    )
+                },
+            );
             Ok(())
         }
         AccessCmd::List => {
             let list = repo.explicit_accesses()?;
             let rows: Vec<_> = list
                 .iter()
-                .map(|(p, a)| json!({ "patient": p, "access": a }))
+                .map(|(p, a)| crate::output::access_json(p, a))
                 .collect();
-            emit(json, &rows, || {
+            emit(json, &json!({ "accesses": rows }), || {
                 if list.is_empty() {
                     return "no explicit accesses recorded".into();
                 }
@@ -92,7 +96,7 @@ pub(crate) fn block(svc: &Service, json: bool, patient: &str, staff: &str) -> Re
     let staff = StaffId::parse(staff).context("--staff")?;
     let block =
         svc.act(|repo, now, rng| repo.transaction(|tx| tx.block_staff(now, rng, patient, &staff)))?;
-    emit(json, &block, || {
+    emit(json, &crate::output::block_json(patient, &block), || {
         format!(
             "block {}: {staff} may no longer see {patient}; every node applies it as soon as it learns of it, and the blocked staff member's devices remove the patient's documents",
             block.id
@@ -106,16 +110,21 @@ pub(crate) fn unblock(svc: &Service, json: bool, patient: &str, block: &str) -> 
     let patient = &svc.patient(patient).flagged()?;
     let id = EntryId::parse(block).context("--block")?;
     svc.act(|repo, now, _| repo.transaction(|tx| tx.lift_block(now, patient, &id)))?;
-    emit(json, &json!({ "lifted": id }), || {
-        format!("lifted block {id}")
-    });
+    emit(
+        json,
+        &json!({ "id": id, "patient": patient, "lifted": true }),
+        || format!("lifted block {id}"),
+    );
     Ok(())
 }
 
 /// `omsyn purge`.
 pub(crate) fn purge(svc: &Service, json: bool) -> Result<()> {
     let report = svc.repo().purge_unneeded(svc.now())?;
-    emit(json, &report, || {
+    let value = json!({
+        "purged_patients": report.purged, "kept_patients": report.awaiting_upload,
+    });
+    emit(json, &value, || {
         let mut s = format!("removed {} patients' documents", report.purged.len());
         if !report.awaiting_upload.is_empty() {
             let _ = write!(

@@ -22,7 +22,7 @@ pub(crate) fn audit(
     if let Some(AuditCmd::Verify) = action {
         let reports = repo.verify_audit()?;
         let broken = reports.iter().filter(|r| !r.problems.is_empty()).count();
-        emit(json, &reports, || {
+        emit(json, &serde_json::json!({ "logs": reports }), || {
             let mut s = String::new();
             for r in &reports {
                 if r.problems.is_empty() {
@@ -56,7 +56,7 @@ pub(crate) fn audit(
         .flagged()?
         .into_iter()
         .collect();
-    emit(json, &entries, || {
+    emit(json, &serde_json::json!({ "entries": entries }), || {
         if entries.is_empty() {
             return "no access-log entries".into();
         }

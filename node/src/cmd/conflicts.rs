@@ -16,17 +16,19 @@ pub(crate) fn run(cx: Ctx<'_>, args: ConflictsArgs) -> Result<()> {
         value,
     }) = args.action
     {
-        cx.svc
+        let entry = cx
+            .svc
             .resolve_conflict(&conflict, &note, value.as_deref())
             .flagged()?;
         let id = conflict.trim();
-        emit(cx.json, &json!({ "resolved": id }), || {
+        let entry = entry.map(|e| e.id);
+        emit(cx.json, &json!({ "id": id, "entry": entry }), || {
             format!("resolved {id}")
         });
         return Ok(());
     }
     let list = cx.svc.conflicts(args.patient.as_deref()).flagged()?;
-    emit(cx.json, &list, || {
+    emit(cx.json, &json!({ "conflicts": list }), || {
         if list.is_empty() {
             return "no open conflicts".into();
         }

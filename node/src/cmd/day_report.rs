@@ -7,7 +7,7 @@ use anyhow::{Result, bail};
 use omsyn_core::report::{self, VisitOutcome};
 
 use super::{Ctx, Flagged};
-use crate::output::emit;
+use crate::output::{emit, moment};
 
 pub(crate) fn run(cx: Ctx<'_>, date: Option<&str>, zone: Option<&str>, csv: bool) -> Result<()> {
     if cx.json && csv {
@@ -19,8 +19,26 @@ pub(crate) fn run(cx: Ctx<'_>, date: Option<&str>, zone: Option<&str>, csv: bool
         outln!("{}", report::visits_csv(&r).trim_end());
         return Ok(());
     }
-    emit(cx.json, &r, || day_report_text(&r));
+    emit(cx.json, &report_json(&r), || day_report_text(&r));
     Ok(())
+}
+
+/// The report as JSON prints it: each device by its own `id`, its times in RFC 3339 (the report
+/// keeps milliseconds, which the dashboard counts "minutes ago" from).
+fn report_json(r: &report::DayReport) -> serde_json::Value {
+    let mut value = serde_json::to_value(r).unwrap_or_default();
+    value["devices"] = r
+        .devices
+        .iter()
+        .map(|d| {
+            serde_json::json!({
+                "id": d.node, "name": d.name, "role": d.role,
+                "last_synced": d.last_synced_ms.and_then(moment),
+                "last_seen": d.last_seen_ms.and_then(moment),
+            })
+        })
+        .collect();
+    value
 }
 
 fn day_report_text(r: &report::DayReport) -> String {

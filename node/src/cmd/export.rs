@@ -57,7 +57,7 @@ pub(crate) fn fhir(cx: Ctx<'_>, dir: &Path, patient: Option<&str>) -> Result<()>
     }
     emit(
         json,
-        &json!({ "dir": dir, "patients": patients.len(), "resources": totals }),
+        &json!({ "dir": dir, "bundles": patients.len(), "resources": totals }),
         || {
             let list: Vec<String> = totals.iter().map(|(k, n)| format!("{n} {k}")).collect();
             format!(

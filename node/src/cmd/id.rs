@@ -14,7 +14,7 @@ pub(crate) fn run(cx: Ctx<'_>) -> Result<()> {
     let stats = repo.stats()?;
     emit(
         json,
-        &json!({ "id": repo.id(), "profile": profile, "store": stats }),
+        &crate::output::node_json(&repo.id(), profile, json!({ "store": stats })),
         || {
             let mut s = format!(
                 "id:        {}\nrole:      {}\nname:      {}\n",

@@ -29,7 +29,7 @@ fn add(cx: Ctx<'_>, patient: &str, name: &str, dose: &str, slots: &[String]) -> 
         svc.act(|repo, now, rng| repo.add_medication(now, rng, &patient, name, dose, slots))?;
     emit(
         cx.json,
-        &json!({ "medication": id, "slots": slots }),
+        &json!({ "id": id, "patient": patient, "slots": slots }),
         || slots.iter().map(|s| format!("{id}@{s}\n")).collect(),
     );
     Ok(())

@@ -12,8 +12,8 @@ use serde_json::json;
 
 use crate::cli::{EnrollCmd, OrgCmd};
 use crate::client::read_input;
-use crate::output::emit;
 use crate::output::fmt_ms;
+use crate::output::{emit, moment};
 
 const HOUR_MS: i64 = 3600 * 1000;
 
@@ -89,18 +89,14 @@ pub(crate) fn org(svc: &Service, json: bool, cmd: OrgCmd) -> Result<()> {
                 i64::from(valid_hours) * HOUR_MS,
             )?;
             repo.install_certificate(&cert)?;
-            emit(
-                json,
-                &json!({ "org": org.id(), "name": org.name() }),
-                || {
-                    format!(
-                        "created organisation \"{}\"\norg id: {}\nkey:    {} (owner-only; back it up offline)\nthis base is enrolled; enrol devices with `omsyn enroll approve`",
-                        org.name(),
-                        org.id(),
-                        OrgKey::path(repo.data_dir()).display()
-                    )
-                },
-            );
+            emit(json, &json!({ "id": org.id(), "name": org.name() }), || {
+                format!(
+                    "created organisation \"{}\"\norg id: {}\nkey:    {} (owner-only; back it up offline)\nthis base is enrolled; enrol devices with `omsyn enroll approve`",
+                    org.name(),
+                    org.id(),
+                    OrgKey::path(repo.data_dir()).display()
+                )
+            });
             Ok(())
         }
         OrgCmd::Show => {
@@ -111,18 +107,18 @@ pub(crate) fn org(svc: &Service, json: bool, cmd: OrgCmd) -> Result<()> {
                 .iter()
                 .map(|c| {
                     let g = c.grant();
-                    json!({ "node": g.node, "role": g.role, "name": g.name, "staff_id": g.staff_id,
-                            "patient": g.patient, "zone": g.zone, "valid_until": g.not_after_ms })
+                    json!({ "id": g.node, "role": g.role, "name": g.name, "staff": g.staff_id,
+                            "patient": g.patient, "zone": g.zone, "valid_until": moment(g.not_after_ms) })
                 })
                 .collect();
             let revoked_rows: Vec<_> = revoked
                 .iter()
-                .map(|r| json!({ "node": r.body().node, "reason": r.body().reason, "at": r.body().at_ms }))
+                .map(|r| json!({ "device": r.body().node, "reason": r.body().reason, "at": moment(r.body().at_ms) }))
                 .collect();
             let value = json!({
-                "org": own.as_ref().map(|c| c.grant().org),
+                "id": own.as_ref().map(|c| c.grant().org),
                 "name": own.as_ref().map(|c| c.grant().org_name.clone()),
-                "valid_until": own.as_ref().map(|c| c.grant().not_after_ms),
+                "valid_until": own.as_ref().and_then(|c| moment(c.grant().not_after_ms)),
                 "members": member_rows,
                 "revoked": revoked_rows,
             });
@@ -175,11 +171,15 @@ pub(crate) fn enroll(svc: &Service, json: bool, cmd: EnrollCmd) -> Result<()> {
             if let Some(path) = &out {
                 write_text(path, &text)?;
             }
-            emit(json, &json!({ "request": text, "node": repo.id() }), || {
-                format!(
-                    "{text}\n(take this request to a base: `omsyn enroll approve REQUEST`; then run `omsyn enroll install CERTIFICATE` here)"
-                )
-            });
+            emit(
+                json,
+                &json!({ "request": text, "device": repo.id() }),
+                || {
+                    format!(
+                        "{text}\n(take this request to a base: `omsyn enroll approve REQUEST`; then run `omsyn enroll install CERTIFICATE` here)"
+                    )
+                },
+            );
             Ok(())
         }
         EnrollCmd::Approve {
@@ -210,7 +210,7 @@ pub(crate) fn enroll(svc: &Service, json: bool, cmd: EnrollCmd) -> Result<()> {
             let p = request.profile();
             emit(
                 json,
-                &json!({ "certificate": text, "node": request.node() }),
+                &json!({ "certificate": text, "device": request.node() }),
                 || {
                     format!(
                         "{text}\n(enrols {} \"{}\"{} as {} until {}: install it on the device with `omsyn enroll install`)",
@@ -234,7 +234,7 @@ pub(crate) fn enroll(svc: &Service, json: bool, cmd: EnrollCmd) -> Result<()> {
             let g = cert.grant();
             emit(
                 json,
-                &json!({ "org": g.org, "valid_until": g.not_after_ms }),
+                &json!({ "org": g.org, "valid_until": moment(g.not_after_ms) }),
                 || {
                     format!(
                         "enrolled in \"{}\" as {} until {} (renewed whenever this node syncs with a base)",
@@ -320,7 +320,7 @@ pub(crate) fn revoke(
     let b = revocation.body();
     emit(
         json,
-        &json!({ "revoked": b.node, "reason": b.reason, "new": new, "revocation": text }),
+        &json!({ "device": b.node, "reason": b.reason, "new": new, "revocation": text }),
         || {
             format!(
                 "{}revoked {}: {}\n{text}\n(it spreads to every node this one syncs with, ahead of any data; carry the text to nodes that are offline)",

@@ -28,7 +28,7 @@ pub(crate) fn run(cx: Ctx<'_>, cmd: PatientCmd) -> Result<()> {
                 }
             }
             let id = svc.act(|repo, now, rng| repo.add_patient(now, rng, &fields))?;
-            emit(json, &json!({ "patient": id }), || id.to_string());
+            emit(json, &json!({ "id": id }), || id.to_string());
         }
         PatientCmd::List => {
             let list = svc
@@ -36,9 +36,9 @@ pub(crate) fn run(cx: Ctx<'_>, cmd: PatientCmd) -> Result<()> {
                 .flagged()?;
             let rows: Vec<_> = list
                 .iter()
-                .map(|(id, name)| json!({ "patient": id, "name": name }))
+                .map(|(id, name)| json!({ "id": id, "name": name }))
                 .collect();
-            emit(json, &rows, || {
+            emit(json, &json!({ "patients": rows }), || {
                 list.iter()
                     .map(|(id, name)| format!("{id}  {name}\n"))
                     .collect()
@@ -57,7 +57,8 @@ pub(crate) fn run(cx: Ctx<'_>, cmd: PatientCmd) -> Result<()> {
             })?;
             let patient = svc.patient(&patient).flagged()?;
             svc.act(|repo, now, _| repo.set_patient_field(now, &patient, field, &value))?;
-            emit(json, &json!({ "ok": true }), String::new);
+            let changed = json!({ "id": patient, "field": field.as_str(), "value": value });
+            emit(json, &changed, String::new);
         }
         PatientCmd::Flag {
             patient,
@@ -67,7 +68,7 @@ pub(crate) fn run(cx: Ctx<'_>, cmd: PatientCmd) -> Result<()> {
             let patient = svc.patient(&patient).flagged()?;
             let id = svc
                 .act(|repo, now, rng| repo.add_flag(now, rng, &patient, &kind, note.as_deref()))?;
-            emit(json, &json!({ "flag": id }), || id.to_string());
+            emit(json, &json!({ "id": id }), || id.to_string());
         }
         PatientCmd::Unflag {
             patient,
@@ -77,7 +78,11 @@ pub(crate) fn run(cx: Ctx<'_>, cmd: PatientCmd) -> Result<()> {
             let flag = FlagId::parse(&flag).context("--flag")?;
             let patient = svc.patient(&patient).flagged()?;
             svc.act(|repo, now, _| repo.deactivate_flag(now, &patient, &flag, &reason))?;
-            emit(json, &json!({ "ok": true }), String::new);
+            emit(
+                json,
+                &json!({ "id": flag, "patient": patient }),
+                String::new,
+            );
         }
         PatientCmd::Contact {
             patient,
@@ -89,7 +94,7 @@ pub(crate) fn run(cx: Ctx<'_>, cmd: PatientCmd) -> Result<()> {
             let id = svc.act(|repo, now, rng| {
                 repo.add_contact(now, rng, &patient, &name, &relation, phone.as_deref())
             })?;
-            emit(json, &json!({ "contact": id }), || id.to_string());
+            emit(json, &json!({ "id": id }), || id.to_string());
         }
     }
     Ok(())

@@ -41,6 +41,8 @@ pub(crate) fn run(cx: Ctx<'_>, cmd: PlanCmd) -> Result<()> {
     let id = cx
         .svc
         .act(|repo, now, rng| repo.add_tiltak(now, rng, &patient, &spec))?;
-    emit(cx.json, &json!({ "tiltak": id }), || id.to_string());
+    emit(cx.json, &json!({ "id": id, "patient": patient }), || {
+        id.to_string()
+    });
     Ok(())
 }

@@ -22,7 +22,7 @@ pub(crate) fn run(cx: Ctx<'_>, patient: &str) -> Result<()> {
             String::new()
         }
     };
-    emit(cx.json, &view, || {
+    emit(cx.json, &view_json(&view), || {
         let r = &view.record;
         let mut s = format!("{}{}\n", r.name(), id(&r.id));
         for (field, value) in &r.fields {
@@ -143,4 +143,23 @@ pub(crate) fn run(cx: Ctx<'_>, patient: &str) -> Result<()> {
         s
     });
     Ok(())
+}
+
+/// The view as JSON prints it: blocks and explicit accesses are stored in older shapes (a lifting
+/// as a pair, an end in milliseconds) and shown in the one shape.
+fn view_json(view: &omsyn_core::repo::PatientView) -> serde_json::Value {
+    let mut value = serde_json::to_value(view).unwrap_or_default();
+    let patient = &view.record.id;
+    let access = &view.access;
+    value["access"]["blocks"] = access
+        .blocks
+        .iter()
+        .map(|b| crate::output::block_json(patient, b))
+        .collect();
+    value["access"]["explicit"] = access
+        .explicit
+        .iter()
+        .map(|a| crate::output::access_json(patient, a))
+        .collect();
+    value
 }

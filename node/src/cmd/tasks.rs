@@ -22,7 +22,7 @@ pub(crate) fn run(cx: Ctx<'_>, args: TasksArgs) -> Result<()> {
             let id = &task.id;
             emit(
                 json,
-                &json!({"claimed": id, "entry": entry.id, "also_claimed_by": others}),
+                &json!({"id": id, "entry": entry.id, "also_claimed_by": others}),
                 || {
                     let mut text = format!("claimed {id}: {}", task.summary);
                     if !others.is_empty() {
@@ -36,7 +36,7 @@ pub(crate) fn run(cx: Ctx<'_>, args: TasksArgs) -> Result<()> {
         Some(TaskAction::Done { task, note }) => {
             let entry = svc.complete_task(&task, &note).flagged()?;
             let id = task.trim();
-            emit(json, &json!({"completed": id, "entry": entry.id}), || {
+            emit(json, &json!({"id": id, "entry": entry.id}), || {
                 format!("completed {id}")
             });
             Ok(())
@@ -88,7 +88,7 @@ fn list(cx: Ctx<'_>, all: bool, patient: Option<&str>) -> Result<()> {
     let scope = if all { TaskScope::All } else { TaskScope::Mine };
     let tasks: Vec<Task> = cx.svc.tasks(scope, patient).flagged()?;
     let me = cx.svc.repo().profile().staff_id.clone();
-    emit(cx.json, &tasks, || {
+    emit(cx.json, &json!({ "tasks": tasks }), || {
         if tasks.is_empty() {
             return "no tasks".into();
         }

@@ -40,7 +40,7 @@ pub(crate) fn run(cx: Ctx<'_>, cmd: VisitCmd) -> Result<()> {
                     staff,
                 })
                 .flagged()?;
-            emit(cx.json, &json!({ "visit": id }), || id.to_string());
+            emit(cx.json, &json!({ "id": id }), || id.to_string());
             return Ok(());
         }
         VisitCmd::List { date } => return list(cx, date.as_deref()),
@@ -94,8 +94,8 @@ pub(crate) fn run(cx: Ctx<'_>, cmd: VisitCmd) -> Result<()> {
         VisitCmd::Assign { visit, staff } => (visit, ChangeVisit::Assign(staff)),
         VisitCmd::Cancel { visit, reason } => (visit, ChangeVisit::Cancel(reason)),
     };
-    svc.change_visit(&change.0, change.1).flagged()?;
-    emit(cx.json, &json!({ "ok": true }), String::new);
+    let visit = svc.change_visit(&change.0, change.1).flagged()?;
+    emit(cx.json, &json!({ "id": visit }), String::new);
     Ok(())
 }
 
@@ -105,7 +105,8 @@ fn list(cx: Ctx<'_>, date: Option<&str>) -> Result<()> {
     let day = cx.svc.day("date", date).flagged()?;
     if cx.json {
         // The plan's visits as they are stored (ids, window, kind, staff, status).
-        emit(true, &cx.svc.visits_on(day).flagged()?, String::new);
+        let visits = cx.svc.visits_on(day).flagged()?;
+        emit(true, &json!({ "date": day, "visits": visits }), String::new);
         return Ok(());
     }
     let report = cx

@@ -35,7 +35,7 @@ fn the_visit_list_names_patient_and_staff_and_says_how_each_visit_stands() {
             "--staff",
             "S1",
         ]),
-        "visit",
+        "id",
     )
     .to_owned();
     transfer(&base, &nurse);
@@ -211,7 +211,7 @@ fn a_device_is_revoked_by_the_short_id_that_org_show_prints() {
     let short = &nurse.id()[..10];
     assert!(text(&base, &["org", "show"]).contains(short));
     let revoked = base.ok(&["revoke", short, "--reason", "mistet telefonen"]);
-    assert_eq!(revoked["revoked"], nurse.id().as_str());
+    assert_eq!(revoked["device"], nurse.id().as_str());
     let err = base.fails(&["revoke", "0123456789ab", "--reason", "x"]);
     assert!(err.contains("no device enrolled here"), "{err}");
 }

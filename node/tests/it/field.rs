@@ -45,7 +45,13 @@ fn reached_by_printed_ticket(listen: &str) -> String {
     assert_eq!(str_of(&base.ok(&["ticket"]), "ticket"), ticket);
     let summary = phone.ok(&nurse, &["sync", "--peer", &ticket, "--no-mdns"]);
     assert_eq!(summary["caught_up"], true, "{summary}");
-    assert_eq!(nurse.ok(&["patient", "list"]).as_array().unwrap().len(), 1);
+    assert_eq!(
+        nurse.ok(&["patient", "list"])["patients"]
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
     ticket
 }
 

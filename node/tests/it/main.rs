@@ -5,6 +5,7 @@
 mod cli;
 mod door;
 mod field;
+mod json_shape;
 #[path = "../../src/lab.rs"]
 mod lab;
 mod netlab;

@@ -110,7 +110,13 @@ fn two_nodes_sync_directly_and_cli_commands_work_while_the_daemon_serves() {
     let daemon = Daemon::run(&base, &[]);
     // The daemon holds the store; these commands are answered by it.
     let second = base.add_patient("Egil Haugen", "S1");
-    assert_eq!(base.ok(&["patient", "list"]).as_array().unwrap().len(), 2);
+    assert_eq!(
+        base.ok(&["patient", "list"])["patients"]
+            .as_array()
+            .unwrap()
+            .len(),
+        2
+    );
 
     let nurse = Node::new("nurse", "Kari", "S1");
     // Enrolled while the daemon serves: approving is answered by the daemon too.
@@ -118,7 +124,13 @@ fn two_nodes_sync_directly_and_cli_commands_work_while_the_daemon_serves() {
     let summary = sync(&nurse, &daemon.ticket(), &[]);
     assert_eq!(summary["caught_up"], true);
     assert_eq!(summary["stats"]["docs_received"], 2);
-    assert_eq!(nurse.ok(&["patient", "list"]).as_array().unwrap().len(), 2);
+    assert_eq!(
+        nurse.ok(&["patient", "list"])["patients"]
+            .as_array()
+            .unwrap()
+            .len(),
+        2
+    );
 
     nurse.ok(&[
         "note",
@@ -233,7 +245,10 @@ fn a_nurse_killed_mid_sync_resumes_without_loss() {
     let summary = sync(&nurse, &daemon.ticket(), &[]);
     assert_eq!(summary["caught_up"], true);
     assert_eq!(
-        nurse.ok(&["patient", "list"]).as_array().unwrap().len(),
+        nurse.ok(&["patient", "list"])["patients"]
+            .as_array()
+            .unwrap()
+            .len(),
         400
     );
     assert_eq!(nurse.ok(&["check"])["ok"], true);
@@ -305,13 +320,19 @@ fn a_nurse_gets_only_her_patients_and_a_patient_joining_her_list_arrives_at_the_
     base.enroll(&nurse);
     let daemon = Daemon::run(&base, &[]);
     sync(&nurse, &daemon.ticket(), &[]);
-    let held = nurse.ok(&["patient", "list"]);
+    let held = &nurse.ok(&["patient", "list"])["patients"];
     assert_eq!(held.as_array().unwrap().len(), 1, "{held}");
-    assert_eq!(held[0]["patient"], mine.as_str());
+    assert_eq!(held[0]["id"], mine.as_str());
     // Egil joins her care team at the base (the daemon answers): unchanged documents follow.
     base.ok(&["team", "--patient", &theirs, "--add", "S1"]);
     sync(&nurse, &daemon.ticket(), &[]);
-    assert_eq!(nurse.ok(&["patient", "list"]).as_array().unwrap().len(), 2);
+    assert_eq!(
+        nurse.ok(&["patient", "list"])["patients"]
+            .as_array()
+            .unwrap()
+            .len(),
+        2
+    );
 }
 
 #[test]
@@ -399,7 +420,7 @@ fn two_nodes_find_each_other_by_mdns_with_no_peer_configured() {
         Daemon::start(ns.command(&["--json", "--data", &nd, "run", "--listen", "127.0.0.1:0"]));
     // Neither was given a peer: they meet through mDNS, then sync.
     nurse_daemon.wait_for_log("caught up");
-    let held = nurse.ok(&["patient", "list"]);
+    let held = &nurse.ok(&["patient", "list"])["patients"];
     assert_eq!(held.as_array().unwrap().len(), 1, "{held}");
 }
 
@@ -447,7 +468,13 @@ fn a_daemon_keeps_a_configured_peer_in_sync_and_reconnects_after_it_restarts() {
         &ticket,
     ]);
     nurse_daemon.wait_for_log("caught up");
-    assert_eq!(nurse.ok(&["patient", "list"]).as_array().unwrap().len(), 1);
+    assert_eq!(
+        nurse.ok(&["patient", "list"])["patients"]
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
 
     // The base goes away (SIGKILL) and comes back on the same address: the nurse's daemon
     // reconnects on its own, with backoff, and catches up with what changed meanwhile.
@@ -465,7 +492,13 @@ fn a_daemon_keeps_a_configured_peer_in_sync_and_reconnects_after_it_restarts() {
         "--no-mdns",
     ]);
     nurse_daemon.wait_for_log("caught up");
-    assert_eq!(nurse.ok(&["patient", "list"]).as_array().unwrap().len(), 2);
+    assert_eq!(
+        nurse.ok(&["patient", "list"])["patients"]
+            .as_array()
+            .unwrap()
+            .len(),
+        2
+    );
 }
 
 #[test]

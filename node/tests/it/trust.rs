@@ -20,21 +20,30 @@ fn enrolment_works_by_files_and_an_unenrolled_node_is_refused_with_a_reason_on_b
         "--out",
         cert.to_str().unwrap(),
     ]);
-    assert_eq!(approved["node"], nurse.id().as_str());
+    assert_eq!(approved["device"], nurse.id().as_str());
     nurse.ok(&["enroll", "install", cert.to_str().unwrap()]);
     let org = nurse.ok(&["org", "show"]);
     assert_eq!(org["name"], "Testkommune hjemmesykepleie");
 
     let mut daemon = Daemon::run(&base, &[]);
     assert_eq!(sync(&nurse, &daemon.ticket(), &[])["caught_up"], true);
-    assert_eq!(nurse.ok(&["patient", "list"]).as_array().unwrap().len(), 1);
+    assert_eq!(
+        nurse.ok(&["patient", "list"])["patients"]
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
 
     let stranger = Node::new("nurse", "Ukjent", "S1");
     let err = sync_fails(&stranger, &daemon.ticket());
     assert!(err.contains("not enrolled"), "{err}");
     daemon.wait_for_log("not enrolled");
     assert_eq!(
-        stranger.ok(&["patient", "list"]).as_array().unwrap().len(),
+        stranger.ok(&["patient", "list"])["patients"]
+            .as_array()
+            .unwrap()
+            .len(),
         0
     );
 }
@@ -244,7 +253,7 @@ fn reads_writes_and_refusals_are_in_the_access_log_and_the_chain_verifies() {
     let base = Node::admin_base("Base", "K1");
     let patient = base.add_patient("Turid Nilsen", "S1");
     base.ok(&["show", "--patient", &patient]);
-    let log = base.ok(&["audit", "--patient", &patient]);
+    let log = &base.ok(&["audit", "--patient", &patient])["entries"];
     let actions: Vec<&str> = log
         .as_array()
         .unwrap()
@@ -254,7 +263,7 @@ fn reads_writes_and_refusals_are_in_the_access_log_and_the_chain_verifies() {
     assert_eq!(actions, ["write", "write", "read"], "{log:#}");
     assert_eq!(log[2]["purpose"], "zone Sone 1");
     assert_eq!(log[2]["author"]["staff"], "K1");
-    let verified = base.ok(&["audit", "verify"]);
+    let verified = &base.ok(&["audit", "verify"])["logs"];
     assert!(verified[0]["problems"].as_array().unwrap().is_empty());
 
     // A nurse with no need is refused, says how to proceed, and the refusal is logged.
@@ -270,7 +279,7 @@ fn reads_writes_and_refusals_are_in_the_access_log_and_the_chain_verifies() {
         "--reason",
         "vikar for Ola, akutt tilsyn",
     ]);
-    let log = nurse.ok(&["audit", "--patient", &patient]);
+    let log = &nurse.ok(&["audit", "--patient", &patient])["entries"];
     let flagged: Vec<&str> = log
         .as_array()
         .unwrap()
@@ -307,7 +316,7 @@ fn every_way_out_passes_the_need_gate_and_is_logged_naming_the_patient() {
     // Kari's export holds Turid (care team), and is logged naming her.
     let out = nurse.path().join("kari.omsyn");
     nurse.ok(&["export", out.to_str().unwrap(), "--patient", &turid]);
-    let log = nurse.ok(&["audit", "--patient", &turid]);
+    let log = &nurse.ok(&["audit", "--patient", &turid])["entries"];
     assert!(
         log.as_array()
             .unwrap()
@@ -329,13 +338,13 @@ fn every_way_out_passes_the_need_gate_and_is_logged_naming_the_patient() {
     assert!(err.contains("blocked"), "{err}");
     let err = nurse.fails(&["show", "--patient", &turid]);
     assert!(err.contains("blocked"), "{err}");
-    let listed = nurse.ok(&["patient", "list"]);
+    let listed = &nurse.ok(&["patient", "list"])["patients"];
     assert!(
         listed
             .as_array()
             .unwrap()
             .iter()
-            .all(|p| p["patient"] != turid.as_str()),
+            .all(|p| p["id"] != turid.as_str()),
         "{listed}"
     );
     let whole = nurse.path().join("all.omsyn");
@@ -348,7 +357,7 @@ fn every_way_out_passes_the_need_gate_and_is_logged_naming_the_patient() {
         "{text}"
     );
     // The refusals are logged, naming Turid.
-    let log = nurse.ok(&["audit", "--patient", &turid]);
+    let log = &nurse.ok(&["audit", "--patient", &turid])["entries"];
     assert!(
         log.as_array()
             .unwrap()
