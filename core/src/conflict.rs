@@ -16,7 +16,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::docs::journal::DeviceEvent;
 use crate::docs::journal::{DoseRef, Entry, EntryBody, Journal};
-use crate::docs::plan::{PlanStatus, VisitPlan};
+use crate::docs::plan::{PlanStatus, Revision, Visit, VisitPlan};
 use crate::docs::record::{PatientField, PatientRecord};
 pub use crate::ids::ConflictId;
 use crate::ids::{EntryId, PatientId, VisitId};
@@ -422,91 +422,122 @@ fn visit_conflicts(
         let Some(visit) = plan.visit(visit_id) else {
             continue;
         };
-        let (who, names) = writers(&entries);
-        let distinct: BTreeSet<&String> = who.iter().collect();
-        let planned: BTreeSet<String> = visit.staff.iter().map(|s| s.to_string()).collect();
-        let explained_by_double_staffing =
-            planned.len() >= distinct.len() && distinct.iter().all(|p| planned.contains(*p));
-        if distinct.len() > 1 && !explained_by_double_staffing {
-            found.push(new_conflict(
-                patient,
-                ConflictKind::VisitPerformedByTwo {
-                    visit: visit_id.clone(),
-                    performers: distinct.iter().map(|s| (*s).clone()).collect(),
-                },
-                "visit-performed-by-two",
-                visit_id.as_str(),
-                entries.iter().map(|e| e.id.clone()).collect(),
-                (who.clone(), names.clone()),
-                format!(
-                    "{} documented as performed by {}",
-                    visit_label(&visit.start),
-                    names.join(" and ")
-                ),
-            ));
-        }
-        if let PlanStatus::Cancelled { reason } = &visit.status {
-            found.push(new_conflict(
-                patient,
-                ConflictKind::VisitPerformedButCancelled {
-                    visit: visit_id.clone(),
-                    reason: reason.clone(),
-                },
-                "visit-performed-but-cancelled",
-                visit_id.as_str(),
-                entries.iter().map(|e| e.id.clone()).collect(),
-                (who.clone(), names.clone()),
-                format!(
-                    "{} was cancelled ({reason}) but documented as performed by {}",
-                    visit_label(&visit.start),
-                    names.join(", ")
-                ),
-            ));
-        }
-        for entry in &entries {
-            let EntryBody::VisitPerformed {
-                plan_revisions_seen,
-                ..
-            } = &entry.body
-            else {
-                continue;
-            };
-            let seen: BTreeSet<&EntryId> = plan_revisions_seen.iter().collect();
-            // A revision entered after the performer documented the visit is a later plan edit,
-            // not one she acted against.
-            let unseen: Vec<&crate::docs::plan::Revision> = visit
-                .revisions
+        found.extend(performed_by_two(patient, visit, &entries));
+        found.extend(performed_but_cancelled(patient, visit, &entries));
+        found.extend(
+            entries
                 .iter()
-                .filter(|r| !seen.contains(&r.id) && r.at <= entry.entered_at)
-                .collect();
-            if !unseen.is_empty() {
-                found.push(new_conflict(
-                    patient,
-                    ConflictKind::VisitPerformedAgainstChangedPlan {
-                        visit: visit_id.clone(),
-                        unseen_changes: unseen
-                            .iter()
-                            .map(|r| format!("{} by {} at {}", r.what, r.by.name, r.at))
-                            .collect(),
-                    },
-                    "visit-performed-against-changed-plan",
-                    visit_id.as_str(),
-                    std::iter::once(entry.id.clone())
-                        .chain(unseen.iter().map(|r| r.id.clone()))
-                        .collect(),
-                    writers(&[entry]),
-                    format!(
-                        "{} performed by {} against an outdated plan: {}",
-                        visit_label(&visit.start),
-                        entry.author.name,
-                        unseen
-                            .iter()
-                            .map(|r| r.what.as_str())
-                            .collect::<Vec<_>>()
-                            .join("; ")
-                    ),
-                ));
-            }
-        }
+                .filter_map(|entry| performed_against_changed_plan(patient, visit, entry)),
+        );
     }
+}
+
+/// A visit documented as performed by more people than its plan explains.
+fn performed_by_two(patient: &PatientId, visit: &Visit, entries: &[&Entry]) -> Option<Conflict> {
+    let (who, names) = writers(entries);
+    let distinct: BTreeSet<&String> = who.iter().collect();
+    let planned: BTreeSet<String> = visit.staff.iter().map(|s| s.to_string()).collect();
+    let explained_by_double_staffing =
+        planned.len() >= distinct.len() && distinct.iter().all(|p| planned.contains(*p));
+    if distinct.len() <= 1 || explained_by_double_staffing {
+        return None;
+    }
+    let kind = ConflictKind::VisitPerformedByTwo {
+        visit: visit.id.clone(),
+        performers: distinct.iter().map(|s| (*s).clone()).collect(),
+    };
+    let summary = format!(
+        "{} documented as performed by {}",
+        visit_label(&visit.start),
+        names.join(" and ")
+    );
+    Some(new_conflict(
+        patient,
+        kind,
+        "visit-performed-by-two",
+        visit.id.as_str(),
+        entries.iter().map(|e| e.id.clone()).collect(),
+        (who, names),
+        summary,
+    ))
+}
+
+/// A cancelled visit documented as performed.
+fn performed_but_cancelled(
+    patient: &PatientId,
+    visit: &Visit,
+    entries: &[&Entry],
+) -> Option<Conflict> {
+    let PlanStatus::Cancelled { reason } = &visit.status else {
+        return None;
+    };
+    let (who, names) = writers(entries);
+    let summary = format!(
+        "{} was cancelled ({reason}) but documented as performed by {}",
+        visit_label(&visit.start),
+        names.join(", ")
+    );
+    Some(new_conflict(
+        patient,
+        ConflictKind::VisitPerformedButCancelled {
+            visit: visit.id.clone(),
+            reason: reason.clone(),
+        },
+        "visit-performed-but-cancelled",
+        visit.id.as_str(),
+        entries.iter().map(|e| e.id.clone()).collect(),
+        (who, names),
+        summary,
+    ))
+}
+
+/// A visit performed by someone who had not seen every change of its plan made before she
+/// documented it.
+fn performed_against_changed_plan(
+    patient: &PatientId,
+    visit: &Visit,
+    entry: &Entry,
+) -> Option<Conflict> {
+    let EntryBody::VisitPerformed {
+        plan_revisions_seen,
+        ..
+    } = &entry.body
+    else {
+        return None;
+    };
+    let seen: BTreeSet<&EntryId> = plan_revisions_seen.iter().collect();
+    // A revision entered after the performer documented the visit is a later plan edit,
+    // not one she acted against.
+    let unseen: Vec<&Revision> = visit
+        .revisions
+        .iter()
+        .filter(|r| !seen.contains(&r.id) && r.at <= entry.entered_at)
+        .collect();
+    if unseen.is_empty() {
+        return None;
+    }
+    let what: Vec<&str> = unseen.iter().map(|r| r.what.as_str()).collect();
+    let summary = format!(
+        "{} performed by {} against an outdated plan: {}",
+        visit_label(&visit.start),
+        entry.author.name,
+        what.join("; ")
+    );
+    Some(new_conflict(
+        patient,
+        ConflictKind::VisitPerformedAgainstChangedPlan {
+            visit: visit.id.clone(),
+            unseen_changes: unseen
+                .iter()
+                .map(|r| format!("{} by {} at {}", r.what, r.by.name, r.at))
+                .collect(),
+        },
+        "visit-performed-against-changed-plan",
+        visit.id.as_str(),
+        std::iter::once(entry.id.clone())
+            .chain(unseen.iter().map(|r| r.id.clone()))
+            .collect(),
+        writers(&[entry]),
+        summary,
+    ))
 }

@@ -39,7 +39,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::docs::Author;
 use crate::docs::journal::{DeviceEvent, DoseRef, Entry, EntryBody, Journal, MissedReason};
-use crate::docs::plan::{PlanStatus, VisitKind, VisitPlan};
+use crate::docs::plan::{PlanStatus, Visit, VisitKind, VisitPlan};
 use crate::identity::Role;
 pub use crate::ids::TaskId;
 use crate::ids::{EntryId, PatientId, StaffId, VisitId};
@@ -369,6 +369,26 @@ impl Task {
 }
 
 impl Trigger {
+    /// Counts the claims and completions of this trigger's tasks among `facts`, completions in
+    /// the order they happened.
+    fn add_acts(&mut self, facts: &[&Entry]) {
+        let ids = self.task_ids();
+        for entry in facts {
+            match &entry.body {
+                EntryBody::TaskClaimed { task } if ids.contains(task) => {
+                    self.claims.push(Act::of(entry, Some(task), None));
+                }
+                EntryBody::TaskDone { task, note } if ids.contains(task) => {
+                    self.done
+                        .push(Act::of(entry, Some(task), Some(note.clone())));
+                }
+                _ => {}
+            }
+        }
+        self.done
+            .sort_by(|a, b| a.at.cmp(&b.at).then_with(|| a.entry.cmp(&b.entry)));
+    }
+
     /// The ids of every task this trigger has raised so far, oldest first (claims and
     /// completions name one of them).
     pub fn task_ids(&self) -> Vec<TaskId> {
@@ -445,7 +465,6 @@ impl Trigger {
 
     /// What the evidence calls for under `policy`, before anyone's acts are counted.
     fn stage(&self, policy: &EscalationPolicy) -> Stage {
-        let after = |at: Timestamp, minutes: u32| at.plus_minutes(i64::from(minutes));
         // With nobody planned, the base owns the task from the start.
         let assigned = (!self.nurses.is_empty()).then(|| Owner::Nurses(self.nurses.clone()));
         match &self.source {
@@ -453,77 +472,100 @@ impl Trigger {
                 entry,
                 device,
                 event,
-            } => {
-                let (priority, wait) = match event {
-                    DeviceEvent::AlarmPressed => (Priority::Urgent, policy.alarm_ack_minutes),
-                    DeviceEvent::DoseMissed { .. } => (Priority::High, policy.alert_ack_minutes),
-                    _ => (Priority::Normal, policy.alert_ack_minutes),
-                };
-                let escalates_at = match assigned {
-                    Some(_) => after(self.raised_at, wait),
-                    None => self.raised_at,
-                };
-                Stage {
-                    id: self.current_id(),
-                    kind: TaskKind::RespondToAlert {
-                        entry: entry.clone(),
-                        device: device.clone(),
-                        event: event.clone(),
-                    },
-                    priority,
-                    owner: assigned.unwrap_or(Owner::Base),
-                    escalates_at: Some(escalates_at),
-                    due: None,
-                    summary: format!("respond: {device}: {}", event.describe()),
-                }
-            }
+            } => self.alert_stage(policy, assigned, entry, device, event),
             Source::UnansweredCalls {
                 visit,
                 start,
                 calls,
-            } => {
-                // The visit as people know it: by its time; its id only if that is all there is.
-                let which = start.map_or_else(
-                    || format!("video visit {visit}"),
-                    |t| format!("the {} video visit", t.hhmm()),
-                );
-                let unanswered = u32::try_from(calls.len()).unwrap_or(u32::MAX);
-                if unanswered >= policy.call_attempts {
-                    return Stage {
-                        id: self.current_id(),
-                        kind: TaskKind::PhysicalVisit {
-                            visit: visit.clone(),
-                            unanswered,
-                        },
-                        priority: Priority::High,
-                        owner: Owner::Zone,
-                        escalates_at: None,
-                        due: None,
-                        summary: format!(
-                            "physical visit: {which} unanswered after {unanswered} calls"
-                        ),
-                    };
-                }
-                let last = calls.last().copied().unwrap_or(self.raised_at);
-                let due = after(last, policy.call_retry_minutes);
-                Stage {
-                    id: self.current_id(),
-                    kind: TaskKind::CallAgain {
-                        visit: visit.clone(),
-                        unanswered,
-                    },
-                    priority: Priority::Normal,
-                    owner: assigned.unwrap_or(Owner::Base),
-                    escalates_at: Some(after(due, policy.alert_ack_minutes)),
-                    due: Some(due),
-                    summary: format!(
-                        "call again at {}: {which}, {unanswered} unanswered",
-                        due.hhmm()
-                    ),
-                }
-            }
+            } => self.calls_stage(policy, assigned, visit, *start, calls),
         }
     }
+
+    /// A device alert waits for its nurses as long as its kind allows, then goes to the base.
+    fn alert_stage(
+        &self,
+        policy: &EscalationPolicy,
+        assigned: Option<Owner>,
+        entry: &EntryId,
+        device: &str,
+        event: &DeviceEvent,
+    ) -> Stage {
+        let (priority, wait) = match event {
+            DeviceEvent::AlarmPressed => (Priority::Urgent, policy.alarm_ack_minutes),
+            DeviceEvent::DoseMissed { .. } => (Priority::High, policy.alert_ack_minutes),
+            _ => (Priority::Normal, policy.alert_ack_minutes),
+        };
+        let escalates_at = match assigned {
+            Some(_) => after(self.raised_at, wait),
+            None => self.raised_at,
+        };
+        Stage {
+            id: self.current_id(),
+            kind: TaskKind::RespondToAlert {
+                entry: entry.clone(),
+                device: device.to_owned(),
+                event: event.clone(),
+            },
+            priority,
+            owner: assigned.unwrap_or(Owner::Base),
+            escalates_at: Some(escalates_at),
+            due: None,
+            summary: format!("respond: {device}: {}", event.describe()),
+        }
+    }
+
+    /// Unanswered calls ask for another call until the policy's attempts are spent; then the
+    /// zone owes the patient a physical visit.
+    fn calls_stage(
+        &self,
+        policy: &EscalationPolicy,
+        assigned: Option<Owner>,
+        visit: &VisitId,
+        start: Option<Timestamp>,
+        calls: &[Timestamp],
+    ) -> Stage {
+        // The visit as people know it: by its time; its id only if that is all there is.
+        let which = start.map_or_else(
+            || format!("video visit {visit}"),
+            |t| format!("the {} video visit", t.hhmm()),
+        );
+        let unanswered = u32::try_from(calls.len()).unwrap_or(u32::MAX);
+        if unanswered >= policy.call_attempts {
+            return Stage {
+                id: self.current_id(),
+                kind: TaskKind::PhysicalVisit {
+                    visit: visit.clone(),
+                    unanswered,
+                },
+                priority: Priority::High,
+                owner: Owner::Zone,
+                escalates_at: None,
+                due: None,
+                summary: format!("physical visit: {which} unanswered after {unanswered} calls"),
+            };
+        }
+        let last = calls.last().copied().unwrap_or(self.raised_at);
+        let due = after(last, policy.call_retry_minutes);
+        Stage {
+            id: self.current_id(),
+            kind: TaskKind::CallAgain {
+                visit: visit.clone(),
+                unanswered,
+            },
+            priority: Priority::Normal,
+            owner: assigned.unwrap_or(Owner::Base),
+            escalates_at: Some(after(due, policy.alert_ack_minutes)),
+            due: Some(due),
+            summary: format!(
+                "call again at {}: {which}, {unanswered} unanswered",
+                due.hhmm()
+            ),
+        }
+    }
+}
+
+fn after(at: Timestamp, minutes: u32) -> Timestamp {
+    at.plus_minutes(i64::from(minutes))
 }
 
 /// A task's stage as the evidence and the policy make it (see [`Trigger::task`]).
@@ -555,107 +597,118 @@ pub fn month_triggers(
     journal: &Journal,
 ) -> Vec<Trigger> {
     let facts = journal.standing();
-    let mut found = Vec::new();
-    for entry in &facts {
-        if let EntryBody::DeviceEvent { device, event, .. } = &entry.body
-            && event.is_alert()
-        {
-            // Whatever became of the dose settles it, documented before the alert or after
-            // (a nurse who gave it by hand before the dispenser gave up).
-            let done = match event {
-                DeviceEvent::DoseMissed { dose } => facts
-                    .iter()
-                    .filter(|f| settles_dose(f, dose))
-                    .map(|f| Act::settling(f))
-                    .collect(),
-                _ => Vec::new(),
-            };
-            found.push(Trigger {
-                patient: patient.clone(),
-                month,
-                source: Source::DeviceAlert {
-                    entry: entry.id.clone(),
-                    device: device.clone(),
-                    event: event.clone(),
-                },
-                raised_at: clock(entry),
-                nurses: assigned_nurses(plan, clock(entry)),
-                claims: Vec::new(),
-                done,
-            });
-        }
-    }
-    for visit in &plan.visits {
-        if visit.kind != VisitKind::Digital || matches!(visit.status, PlanStatus::Cancelled { .. })
-        {
-            continue;
-        }
-        let mut calls: Vec<Timestamp> = facts
-            .iter()
-            .filter_map(|f| match &f.body {
-                EntryBody::VisitNotPerformed {
-                    visit: v,
-                    reason: MissedReason::NoAnswer,
-                    ..
-                } if v == &visit.id => Some(clock(f)),
-                _ => None,
-            })
-            .collect();
-        calls.sort();
-        let Some(first) = calls.first().copied() else {
-            continue;
-        };
-        let done = facts
-            .iter()
-            .filter(
-                |f| matches!(&f.body, EntryBody::VisitPerformed { visit: v, .. } if v == &visit.id),
-            )
-            .map(|f| Act::settling(f))
-            .collect();
-        let mut nurses = visit.staff.clone();
-        if nurses.is_empty() {
-            // Whoever made the calls is whose the retry is.
-            nurses.extend(facts.iter().rev().find_map(|f| match &f.body {
-                EntryBody::VisitNotPerformed { visit: v, .. } if v == &visit.id => {
-                    f.author.staff.clone()
-                }
-                _ => None,
-            }));
-        }
-        found.push(Trigger {
+    let alerts = facts.iter().filter_map(|entry| {
+        let (source, done) = alert_source(entry, &facts)?;
+        let raised_at = clock(entry);
+        Some(Evidence {
+            source,
+            raised_at,
+            nurses: assigned_nurses(plan, raised_at),
+            done,
+        })
+    });
+    let calls = plan
+        .visits
+        .iter()
+        .filter(|v| {
+            v.kind == VisitKind::Digital && !matches!(v.status, PlanStatus::Cancelled { .. })
+        })
+        .filter_map(|visit| unanswered_calls(visit, &facts));
+    let mut found: Vec<Trigger> = alerts
+        .chain(calls)
+        .map(|evidence| Trigger {
             patient: patient.clone(),
             month,
-            source: Source::UnansweredCalls {
-                visit: visit.id.clone(),
-                start: Some(visit.start),
-                calls,
-            },
-            raised_at: first,
-            nurses,
+            source: evidence.source,
+            raised_at: evidence.raised_at,
+            nurses: evidence.nurses,
             claims: Vec::new(),
-            done,
-        });
-    }
+            done: evidence.done,
+        })
+        .collect();
     for trigger in &mut found {
-        let ids = trigger.task_ids();
-        for entry in &facts {
-            match &entry.body {
-                EntryBody::TaskClaimed { task } if ids.contains(task) => {
-                    trigger.claims.push(Act::of(entry, Some(task), None));
-                }
-                EntryBody::TaskDone { task, note } if ids.contains(task) => {
-                    trigger
-                        .done
-                        .push(Act::of(entry, Some(task), Some(note.clone())));
-                }
-                _ => {}
-            }
-        }
-        trigger
-            .done
-            .sort_by(|a, b| a.at.cmp(&b.at).then_with(|| a.entry.cmp(&b.entry)));
+        trigger.add_acts(&facts);
     }
     found
+}
+
+/// What raised a trigger, before its claims and completions are counted.
+struct Evidence {
+    source: Source,
+    raised_at: Timestamp,
+    /// Whose the task is first.
+    nurses: Vec<StaffId>,
+    /// The facts that settled it.
+    done: Vec<Act>,
+}
+
+/// A device alert's source and whatever has settled it, or `None` if `entry` is no alert.
+fn alert_source(entry: &Entry, facts: &[&Entry]) -> Option<(Source, Vec<Act>)> {
+    let EntryBody::DeviceEvent { device, event, .. } = &entry.body else {
+        return None;
+    };
+    if !event.is_alert() {
+        return None;
+    }
+    // Whatever became of the dose settles it, documented before the alert or after
+    // (a nurse who gave it by hand before the dispenser gave up).
+    let done = match event {
+        DeviceEvent::DoseMissed { dose } => facts
+            .iter()
+            .filter(|f| settles_dose(f, dose))
+            .map(|f| Act::settling(f))
+            .collect(),
+        _ => Vec::new(),
+    };
+    let source = Source::DeviceAlert {
+        entry: entry.id.clone(),
+        device: device.clone(),
+        event: event.clone(),
+    };
+    Some((source, done))
+}
+
+/// What a video visit's unanswered calls raise: `None` while no call went unanswered.
+fn unanswered_calls(visit: &Visit, facts: &[&Entry]) -> Option<Evidence> {
+    let mut calls: Vec<Timestamp> = facts
+        .iter()
+        .filter_map(|f| match &f.body {
+            EntryBody::VisitNotPerformed {
+                visit: v,
+                reason: MissedReason::NoAnswer,
+                ..
+            } if v == &visit.id => Some(clock(f)),
+            _ => None,
+        })
+        .collect();
+    calls.sort();
+    let first = calls.first().copied()?;
+    let done = facts
+        .iter()
+        .filter(|f| matches!(&f.body, EntryBody::VisitPerformed { visit: v, .. } if v == &visit.id))
+        .map(|f| Act::settling(f))
+        .collect();
+    let mut nurses = visit.staff.clone();
+    if nurses.is_empty() {
+        // Whoever made the calls is whose the retry is.
+        nurses.extend(facts.iter().rev().find_map(|f| match &f.body {
+            EntryBody::VisitNotPerformed { visit: v, .. } if v == &visit.id => {
+                f.author.staff.clone()
+            }
+            _ => None,
+        }));
+    }
+    let source = Source::UnansweredCalls {
+        visit: visit.id.clone(),
+        start: Some(visit.start),
+        calls,
+    };
+    Some(Evidence {
+        source,
+        raised_at: first,
+        nurses,
+        done,
+    })
 }
 
 /// When evidence counts as having happened for escalation: its event time, but never later than

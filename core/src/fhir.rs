@@ -20,8 +20,8 @@ use crate::conflict::{Conflict, ConflictKind, Severity};
 use crate::docs::Author;
 use crate::docs::journal::{DeviceEvent, DoseRef, Entry, EntryBody, Journal};
 use crate::docs::messages::{Message, Recipient};
-use crate::docs::plan::VisitKind;
-use crate::docs::record::{PatientField, PatientRecord};
+use crate::docs::plan::{Visit, VisitKind};
+use crate::docs::record::{Flag, PatientField, PatientRecord};
 use crate::escalation::{Priority, Task, TaskKind};
 use crate::ids::{EntryId, PatientId, VisitId};
 use crate::repo::{Repo, RepoError};
@@ -92,16 +92,7 @@ fn patient_bundle(
     let pref = format!("Patient/{patient}");
     out.push(patient_resource(&view.record));
     for flag in &view.record.flags {
-        out.push(json!({
-            "resourceType": "Flag",
-            "id": flag.id.to_string(),
-            "status": if flag.deactivated.is_some() { "inactive" } else { "active" },
-            "category": [{"coding": [{"system": "http://terminology.hl7.org/CodeSystem/flag-category", "code": "safety"}]}],
-            "code": {"text": match &flag.note { Some(n) => format!("{}: {n}", flag.kind), None => flag.kind.clone() }},
-            "subject": {"reference": pref},
-            "period": {"start": flag.set_at.to_string()},
-            "author": practitioner(&flag.set_by),
-        }));
+        out.push(flag_resource(flag, &pref));
     }
     let journal = Journal {
         entries: view.journal.clone(),
@@ -109,30 +100,7 @@ fn patient_bundle(
     };
     let corrections = Corrections::of(&journal);
     for visit in view.visits {
-        let line = visit_line(visit.clone(), String::new(), &journal);
-        let status = match line.outcome {
-            VisitOutcome::Open => "booked",
-            VisitOutcome::Done | VisitOutcome::CancelledButPerformed => "fulfilled",
-            VisitOutcome::Missed => "noshow",
-            VisitOutcome::Cancelled => "cancelled",
-        };
-        let mut participants = vec![json!({"actor": {"reference": pref}, "status": "accepted"})];
-        participants.extend(visit.staff.iter().map(|s| {
-            json!({"actor": {"identifier": staff_identifier(s.as_str())}, "status": "accepted"})
-        }));
-        let mut appointment = json!({
-            "resourceType": "Appointment",
-            "id": visit.id.to_string(),
-            "status": status,
-            "serviceType": [service_type(visit.kind)],
-            "start": visit.start.to_string(),
-            "end": visit.end.to_string(),
-            "participant": participants,
-        });
-        if let crate::docs::plan::PlanStatus::Cancelled { reason } = &visit.status {
-            appointment["cancelationReason"] = json!({"text": reason});
-        }
-        out.push(appointment);
+        out.push(appointment(visit, &journal, &pref));
     }
     for entry in &journal.entries {
         if let Some(resource) = entry_resource(entry, &pref, &view.record, &corrections) {
@@ -162,6 +130,48 @@ fn patient_bundle(
             "entry": out.entries,
         }),
     })
+}
+
+/// A safety flag on the record as a FHIR Flag.
+fn flag_resource(flag: &Flag, pref: &str) -> Value {
+    json!({
+        "resourceType": "Flag",
+        "id": flag.id.to_string(),
+        "status": if flag.deactivated.is_some() { "inactive" } else { "active" },
+        "category": [{"coding": [{"system": "http://terminology.hl7.org/CodeSystem/flag-category", "code": "safety"}]}],
+        "code": {"text": match &flag.note { Some(n) => format!("{}: {n}", flag.kind), None => flag.kind.clone() }},
+        "subject": {"reference": pref},
+        "period": {"start": flag.set_at.to_string()},
+        "author": practitioner(&flag.set_by),
+    })
+}
+
+/// A planned visit as a FHIR Appointment, its status the visit's outcome as the journal tells it.
+fn appointment(visit: Visit, journal: &Journal, pref: &str) -> Value {
+    let line = visit_line(visit.clone(), String::new(), journal);
+    let status = match line.outcome {
+        VisitOutcome::Open => "booked",
+        VisitOutcome::Done | VisitOutcome::CancelledButPerformed => "fulfilled",
+        VisitOutcome::Missed => "noshow",
+        VisitOutcome::Cancelled => "cancelled",
+    };
+    let mut participants = vec![json!({"actor": {"reference": pref}, "status": "accepted"})];
+    participants.extend(visit.staff.iter().map(
+        |s| json!({"actor": {"identifier": staff_identifier(s.as_str())}, "status": "accepted"}),
+    ));
+    let mut appointment = json!({
+        "resourceType": "Appointment",
+        "id": visit.id.to_string(),
+        "status": status,
+        "serviceType": [service_type(visit.kind)],
+        "start": visit.start.to_string(),
+        "end": visit.end.to_string(),
+        "participant": participants,
+    });
+    if let crate::docs::plan::PlanStatus::Cancelled { reason } = &visit.status {
+        appointment["cancelationReason"] = json!({"text": reason});
+    }
+    appointment
 }
 
 #[derive(Default)]

@@ -5,11 +5,10 @@ use std::sync::Arc;
 
 use omsyn_core::docs::daylog::DayLogBody;
 use omsyn_core::docs::journal::Entry;
-use omsyn_core::ids::{PatientId, StaffId};
 use omsyn_core::repo::Correction;
 use omsyn_core::service::{
-    self, Dose, NewEntry, NewMessage, Observation, RecordView, Service, ServiceError, TaskScope,
-    VisitDone, When,
+    self, Dose, NewEntry, NewMessage, NewNode, Observation, RecordView, Service, ServiceError,
+    TaskScope, VisitDone, When,
 };
 use omsyn_core::store::StoreKey;
 use omsyn_core::trust::Certificate;
@@ -101,31 +100,22 @@ fn profile(setup: NodeSetup) -> Result<NodeProfile, OmsynError> {
     if setup.name.trim().is_empty() {
         return Err(OmsynError::InvalidInput("the node needs a name".into()));
     }
-    let staff_id = setup
-        .staff_id
-        .as_deref()
-        .map(|s| StaffId::parse(s).map_err(|e| invalid("staff id", e)))
-        .transpose()?;
-    let patient = setup
-        .patient
-        .as_deref()
-        .map(|p| PatientId::parse(p).map_err(|e| invalid("patient", e)))
-        .transpose()?;
+    let profile = NewNode {
+        role,
+        name: setup.name,
+        staff_id: setup.staff_id,
+        patient: setup.patient,
+        zone: setup.zone,
+    }
+    .profile()?;
     match role {
-        omsyn_core::Role::Nurse if staff_id.is_none() => Err(OmsynError::InvalidInput(
+        omsyn_core::Role::Nurse if profile.staff_id.is_none() => Err(OmsynError::InvalidInput(
             "a nurse's phone needs the nurse's staff id (HPR or employee number)".into(),
         )),
-        omsyn_core::Role::HomeUnit if patient.is_none() => Err(OmsynError::InvalidInput(
+        omsyn_core::Role::HomeUnit if profile.patient.is_none() => Err(OmsynError::InvalidInput(
             "a home unit needs the patient it serves".into(),
         )),
-        _ => Ok(NodeProfile {
-            version: omsyn_core::identity::PROFILE_VERSION,
-            role,
-            name: setup.name,
-            staff_id,
-            patient,
-            zone: setup.zone,
-        }),
+        _ => Ok(profile),
     }
 }
 

@@ -172,41 +172,14 @@ async fn handle(ctx: &SyncContext, stop: &Notify, event: NetEvent) {
             });
         }
         NetEvent::PeerLost { peer, error } => {
-            // Only sessions that got as far as verifying the peer count; the last one to end
-            // makes the peer lost.
-            let last_ended = ctx
-                .connected
-                .lock()
-                .is_ok_and(|mut c| match c.get_mut(&peer) {
-                    Some(1) => c.remove(&peer).is_some(),
-                    Some(n) => {
-                        *n -= 1;
-                        false
-                    }
-                    None => false,
-                });
-            if last_ended {
+            if last_session_ended(ctx, peer) {
                 ctx.sink.send(NodeEvent::PeerLost {
                     peer: peer.to_string(),
                     error,
                 });
             }
         }
-        NetEvent::DocumentReceived { doc, .. } => {
-            let patient = doc.patient().cloned();
-            ctx.sink.send(NodeEvent::DocumentChanged {
-                document: doc.to_string(),
-                patient: patient.as_ref().map(|p| p.to_string()),
-            });
-            if let Some(patient) = patient {
-                let ctx = ctx.clone();
-                let _ = tokio::task::spawn_blocking(move || {
-                    announce_conflicts(&ctx, Some(&patient));
-                    announce_tasks(&ctx, Some(&patient));
-                })
-                .await;
-            }
-        }
+        NetEvent::DocumentReceived { doc, .. } => document_received(ctx, &doc).await,
         NetEvent::CaughtUp { peer, stats } | NetEvent::Progress { peer, stats } => {
             ctx.sink.send(NodeEvent::SyncProgress {
                 peer: peer.to_string(),
@@ -240,6 +213,39 @@ async fn handle(ctx: &SyncContext, stop: &Notify, event: NetEvent) {
             stop.notify_one();
             ctx.sink.send(NodeEvent::Revoked { reason });
         }
+    }
+}
+
+/// Counts a session with `peer` as ended; whether it was the last. Only sessions that got as far
+/// as verifying the peer count, so the last one to end makes the peer lost.
+fn last_session_ended(ctx: &SyncContext, peer: NodeId) -> bool {
+    ctx.connected
+        .lock()
+        .is_ok_and(|mut c| match c.get_mut(&peer) {
+            Some(1) => c.remove(&peer).is_some(),
+            Some(n) => {
+                *n -= 1;
+                false
+            }
+            None => false,
+        })
+}
+
+/// Tells the app a document changed and, for a patient's, what it changed in her conflicts and
+/// tasks.
+async fn document_received(ctx: &SyncContext, doc: &omsyn_core::DocumentId) {
+    let patient = doc.patient().cloned();
+    ctx.sink.send(NodeEvent::DocumentChanged {
+        document: doc.to_string(),
+        patient: patient.as_ref().map(|p| p.to_string()),
+    });
+    if let Some(patient) = patient {
+        let ctx = ctx.clone();
+        let _ = tokio::task::spawn_blocking(move || {
+            announce_conflicts(&ctx, Some(&patient));
+            announce_tasks(&ctx, Some(&patient));
+        })
+        .await;
     }
 }
 

@@ -6,11 +6,12 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::{Context, Result, anyhow};
-use omsyn_core::ids::{PatientId, StaffId};
-use omsyn_core::{NodeProfile, Repo, Role};
+use omsyn_core::service::NewNode;
+use omsyn_core::{Repo, Role};
 use serde_json::json;
 
 use crate::cli::*;
+use crate::cmd::Flagged;
 use crate::open::{host_key, is_locked, open_repo};
 use crate::output::emit;
 
@@ -103,22 +104,15 @@ fn init(data: &Path, json: bool, args: &InitArgs, key_file: Option<&Path>) -> Re
         RoleArg::Nurse => Role::Nurse,
         RoleArg::HomeUnit => Role::HomeUnit,
     };
-    let profile = NodeProfile {
-        version: omsyn_core::identity::PROFILE_VERSION,
+    let profile = NewNode {
         role,
         name: args.name.clone(),
-        staff_id: args
-            .staff_id
-            .as_deref()
-            .map(|s| StaffId::parse(s).context("--staff-id"))
-            .transpose()?,
-        patient: args
-            .patient
-            .as_deref()
-            .map(|p| PatientId::parse(p).context("--patient"))
-            .transpose()?,
+        staff_id: args.staff_id.clone(),
+        patient: args.patient.clone(),
         zone: args.zone.clone(),
-    };
+    }
+    .profile()
+    .flagged()?;
     // A host-kept key file is used if it exists, and created (owner-only) if not.
     let key = match key_file {
         Some(f) if !f.exists() => Some(

@@ -17,11 +17,14 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use anyhow::{Context, Result, bail};
+use omsyn_core::conflict::{Conflict, Severity};
 use omsyn_core::docs::plan::{NewVisit, VisitChange, VisitKind};
 use omsyn_core::docs::record::PatientField;
+use omsyn_core::escalation::Task;
 use omsyn_core::identity::PROFILE_VERSION;
 use omsyn_core::ids::{MedicationId, PatientId, StaffId, VisitId};
 use omsyn_core::repo::DeviceReport;
+use omsyn_core::report::DayReport;
 use omsyn_core::trust::OrgKey;
 use omsyn_core::trust::audit::AuditAction;
 use omsyn_core::{Day, DocumentId, NodeProfile, Repo, Role, Timestamp};
@@ -229,9 +232,37 @@ fn differences(base: &Repo, node: &Repo) -> Result<(Vec<String>, usize)> {
     Ok((out, held.len()))
 }
 
+/// What the scenes of the day share: the zone's nodes, what the base planned, and every sync so
+/// far (the JSON summary lists them).
+struct DemoZone {
+    p: Progress,
+    base: DemoNode,
+    /// Kari's, Ola's and Anne's phones, in that order.
+    nurses: Vec<DemoNode>,
+    /// Turid's, Egil's, Tor's and Liv's home units, in the order of `patients`.
+    homes: Vec<DemoNode>,
+    patients: Patients,
+    /// Each patient's morning and 13:00 visit, in the order of `patients`.
+    visits: Vec<VisitId>,
+    paths: Vec<Value>,
+}
+
+/// Each patient with her medication, in the order the base planned them.
+type Patients = Vec<(PatientId, MedicationId)>;
+
+const KARI: usize = 0;
+const OLA: usize = 1;
+const ANNE: usize = 2;
+
+/// What the nodes hold once the day is over, against the base's copy.
+struct Convergence {
+    converged: bool,
+    documents: usize,
+    per_node: Vec<Value>,
+}
+
 async fn day(json: bool, dir: &std::path::Path) -> Result<()> {
     let p = Progress { json };
-    let mut paths = Vec::new();
     p.say(&format!("Omsyn demo: Hjemmesykepleien Sone 1, {}", today()));
     p.say("== 06:30 Eight nodes start: a base, three nurses, four home units, and a relay");
     p.say("   the base creates the organisation and enrols every device (role, staff or patient, zone)");
@@ -247,84 +278,109 @@ async fn day(json: bool, dir: &std::path::Path) -> Result<()> {
         relay: Some(relay_url.clone()),
         ..direct.clone()
     };
-    let (mut base, org) = node(
-        dir,
-        "base",
-        Serves {
-            role: Role::Base,
-            staff: Some("K0001"),
-            patient: None,
-        },
-        None,
-        1,
-        with_relay,
-    )
-    .await?;
+    let serves = Serves {
+        role: Role::Base,
+        staff: Some("K0001"),
+        patient: None,
+    };
+    let (mut base, org) = node(dir, "base", serves, None, 1, with_relay).await?;
     let org = org.context("the base created the organisation")?;
 
     p.say("== 07:00 The base plans the day");
-    let staff = |s: &str| StaffId::parse(s);
-    let patients = ["Turid Nilsen", "Egil Haugen", "Tor Lund", "Liv Dahl"];
-    let now = t("07:00")?;
-    let mut ids: Vec<(PatientId, MedicationId)> = Vec::new();
-    let mut visits: Vec<VisitId> = Vec::new();
-    let assigned = ["S00010", "S00010", "S00011", "S00009"];
-    {
-        let rng = &mut base.rng;
-        base.shared.repo.transaction(|tx| {
-            for (i, name) in patients.iter().enumerate() {
-                let patient = tx.add_patient(
-                    now,
-                    rng,
-                    &[
-                        (PatientField::Name, (*name).into()),
-                        (PatientField::Zone, "Sone 1".into()),
-                    ],
-                )?;
-                if i == 0 {
-                    // Ola is Turid's contact nurse: her phone holds Turid on days off her list.
-                    let ola = staff("S00009")
-                        .map_err(|e| omsyn_core::RepoError::Invalid(e.to_string()))?;
-                    tx.set_team_member(now, &patient, &ola, true)?;
-                }
-                let med = tx.add_medication(
-                    now,
-                    rng,
-                    &patient,
-                    "Metformin 500 mg",
-                    "1 tablett",
-                    &["08:00".into()],
-                )?;
-                for (start, end, kind) in [
-                    ("08:00", "08:30", VisitKind::Physical),
-                    ("13:00", "13:15", VisitKind::Digital),
-                ] {
-                    let visit = tx.plan_visit(
-                        now,
-                        rng,
-                        &NewVisit {
-                            patient: patient.clone(),
-                            start: t(start)
-                                .map_err(|e| omsyn_core::RepoError::Invalid(e.to_string()))?,
-                            end: t(end)
-                                .map_err(|e| omsyn_core::RepoError::Invalid(e.to_string()))?,
-                            kind,
-                            tiltak: vec![],
-                            staff: vec![
-                                staff(assigned[i])
-                                    .map_err(|e| omsyn_core::RepoError::Invalid(e.to_string()))?,
-                            ],
-                        },
-                    )?;
-                    visits.push(visit);
-                }
-                ids.push((patient, med));
-            }
-            Ok::<_, omsyn_core::RepoError>(())
-        })?;
-    }
+    let (patients, visits) = plan_day(&mut base)?;
     p.say("   4 patients, 8 visits (4 physical, 4 digital), assigned to Kari, Anne and Ola;");
     p.say("   Ola is in Turid's care team");
+    let nurses = start_nurses(dir, &org, &direct).await?;
+    let homes = start_homes(dir, &org, &direct, &relay_url, &patients).await?;
+    p.say(&format!(
+        "   relay at {relay_url}; home-liv can reach the base only through it"
+    ));
+    let mut zone = DemoZone {
+        p,
+        base,
+        nurses,
+        homes,
+        patients,
+        visits,
+        paths: Vec::new(),
+    };
+    zone.live_through_the_day().await?;
+    let convergence = zone.convergence()?;
+    if json {
+        zone.print_json(&convergence)?;
+    } else {
+        zone.print_text()?;
+    }
+    zone.close().await;
+    let _ = relay.shutdown().await;
+    if !convergence.converged {
+        bail!("the nodes did not converge");
+    }
+    Ok(())
+}
+
+/// The base's morning planning, in one transaction: the patients with their medication and
+/// their morning and 13:00 visits. Returns the patients and their visits, in order.
+fn plan_day(base: &mut DemoNode) -> Result<(Patients, Vec<VisitId>)> {
+    let patients = ["Turid Nilsen", "Egil Haugen", "Tor Lund", "Liv Dahl"];
+    let assigned = ["S00010", "S00010", "S00011", "S00009"];
+    let now = t("07:00")?;
+    let rng = &mut base.rng;
+    let planned = base.shared.repo.transaction(|tx| {
+        let mut ids = Vec::new();
+        let mut visits = Vec::new();
+        for (i, name) in patients.iter().enumerate() {
+            let patient = tx.add_patient(
+                now,
+                rng,
+                &[
+                    (PatientField::Name, (*name).into()),
+                    (PatientField::Zone, "Sone 1".into()),
+                ],
+            )?;
+            if i == 0 {
+                // Ola is Turid's contact nurse: her phone holds Turid on days off her list.
+                tx.set_team_member(now, &patient, &invalid(StaffId::parse("S00009"))?, true)?;
+            }
+            let med = tx.add_medication(
+                now,
+                rng,
+                &patient,
+                "Metformin 500 mg",
+                "1 tablett",
+                &["08:00".into()],
+            )?;
+            for (start, end, kind) in [
+                ("08:00", "08:30", VisitKind::Physical),
+                ("13:00", "13:15", VisitKind::Digital),
+            ] {
+                let visit = NewVisit {
+                    patient: patient.clone(),
+                    start: invalid(t(start))?,
+                    end: invalid(t(end))?,
+                    kind,
+                    tiltak: vec![],
+                    staff: vec![invalid(StaffId::parse(assigned[i]))?],
+                };
+                visits.push(tx.plan_visit(now, rng, &visit)?);
+            }
+            ids.push((patient, med));
+        }
+        Ok::<_, omsyn_core::RepoError>((ids, visits))
+    })?;
+    Ok(planned)
+}
+
+/// A value the demo's own constants make, inside a transaction that speaks `RepoError`.
+fn invalid<T, E: std::fmt::Display>(value: Result<T, E>) -> Result<T, omsyn_core::RepoError> {
+    value.map_err(|e| omsyn_core::RepoError::Invalid(e.to_string()))
+}
+
+async fn start_nurses(
+    dir: &std::path::Path,
+    org: &OrgKey,
+    direct: &NetOptions,
+) -> Result<Vec<DemoNode>> {
     let mut nurses = Vec::new();
     for (i, (name, staff)) in [("kari", "S00010"), ("ola", "S00009"), ("anne", "S00011")]
         .into_iter()
@@ -335,9 +391,20 @@ async fn day(json: bool, dir: &std::path::Path) -> Result<()> {
             staff: Some(staff),
             patient: None,
         };
-        let (n, _) = node(dir, name, serves, Some(&org), 10 + i as u64, direct.clone()).await?;
+        let (n, _) = node(dir, name, serves, Some(org), 10 + i as u64, direct.clone()).await?;
         nurses.push(n);
     }
+    Ok(nurses)
+}
+
+/// One home unit per patient; Liv's reaches the others only through the relay.
+async fn start_homes(
+    dir: &std::path::Path,
+    org: &OrgKey,
+    direct: &NetOptions,
+    relay_url: &str,
+    patients: &[(PatientId, MedicationId)],
+) -> Result<Vec<DemoNode>> {
     let mut homes = Vec::new();
     for (i, name) in ["home-turid", "home-egil", "home-tor", "home-liv"]
         .into_iter()
@@ -345,7 +412,7 @@ async fn day(json: bool, dir: &std::path::Path) -> Result<()> {
     {
         let options = if i == 3 {
             NetOptions {
-                relay: Some(relay_url.clone()),
+                relay: Some(relay_url.to_owned()),
                 relay_only: true,
                 listen: None,
                 mdns: false,
@@ -357,33 +424,77 @@ async fn day(json: bool, dir: &std::path::Path) -> Result<()> {
         let serves = Serves {
             role: Role::HomeUnit,
             staff: None,
-            patient: Some(ids[i].0.clone()),
+            patient: Some(patients[i].0.clone()),
         };
-        let (h, _) = node(dir, name, serves, Some(&org), 20 + i as u64, options).await?;
+        let (h, _) = node(dir, name, serves, Some(org), 20 + i as u64, options).await?;
         homes.push(h);
     }
-    p.say(&format!(
-        "   relay at {relay_url}; home-liv can reach the base only through it"
-    ));
+    Ok(homes)
+}
 
-    p.say("== 07:30 Everyone loads the day's plan at the base");
-    for n in nurses.iter().chain(homes.iter()) {
-        paths.push(sync(&p, n, &base).await?);
-    }
-
-    p.say("== 08:00 The mobile network fails. The nurses document offline.");
-    let (turid, turid_med) = ids[0].clone();
-    {
-        let kari = &mut nurses[0];
-        let r = &mut kari.rng;
-        kari.shared.repo.visit_performed(
-            t("08:25")?,
-            r,
-            &visits[0],
-            t("08:02")?,
-            Some(t("08:25")?),
+impl DemoNode {
+    /// A visit done from `arrival` to `departure`, documented as the nurse leaves.
+    fn visit_done(&mut self, visit: &VisitId, arrival: &str, departure: &str) -> Result<()> {
+        self.shared.repo.visit_performed(
+            t(departure)?,
+            &mut self.rng,
+            visit,
+            t(arrival)?,
+            Some(t(departure)?),
             None,
         )?;
+        Ok(())
+    }
+
+    /// A video call nobody answered, documented at `now`.
+    fn no_answer(
+        &mut self,
+        now: &str,
+        visit: &VisitId,
+        note: Option<&str>,
+        called: &str,
+    ) -> Result<()> {
+        self.shared.repo.visit_missed(
+            t(now)?,
+            &mut self.rng,
+            visit,
+            omsyn_core::docs::journal::MissedReason::NoAnswer,
+            note.map(str::to_owned),
+            t(called)?,
+        )?;
+        Ok(())
+    }
+}
+
+impl DemoZone {
+    async fn live_through_the_day(&mut self) -> Result<()> {
+        self.p
+            .say("== 07:30 Everyone loads the day's plan at the base");
+        for n in self.nurses.iter().chain(self.homes.iter()) {
+            self.paths.push(sync(&self.p, n, &self.base).await?);
+        }
+        self.p
+            .say("== 08:00 The mobile network fails. The nurses document offline.");
+        self.kari_morning()?;
+        self.ola_morning()?;
+        self.base_reassigns()?;
+        self.anne_offline()?;
+        self.egil_oximeter()?;
+        self.alarm().await?;
+        self.video_visits()?;
+        self.coverage_returns().await
+    }
+
+    fn turid(&self) -> (PatientId, MedicationId) {
+        self.patients[0].clone()
+    }
+
+    fn kari_morning(&mut self) -> Result<()> {
+        let (turid, turid_med) = self.turid();
+        let visits = &self.visits;
+        let kari = &mut self.nurses[KARI];
+        kari.visit_done(&visits[0], "08:02", "08:25")?;
+        let r = &mut kari.rng;
         kari.shared.repo.record_dose(
             t("08:10")?,
             r,
@@ -404,26 +515,23 @@ async fn day(json: bool, dir: &std::path::Path) -> Result<()> {
             "142/88",
             Some("mmHg"),
         )?;
-        kari.shared.repo.visit_performed(
-            t("09:30")?,
-            r,
-            &visits[2],
-            t("09:05")?,
-            Some(t("09:30")?),
-            None,
-        )?;
+        kari.visit_done(&visits[2], "09:05", "09:30")?;
+        self.p.say(
+            "   kari: Turid's and Egil's morning visits done, Turid's 08:00 dose given, BP 142/88",
+        );
+        Ok(())
     }
-    p.say("   kari: Turid's and Egil's morning visits done, Turid's 08:00 dose given, BP 142/88");
-    {
-        let ola = &mut nurses[1];
+
+    fn ola_morning(&mut self) -> Result<()> {
+        let (turid, turid_med) = self.turid();
+        let ola = &mut self.nurses[OLA];
         // She opens Turid's record first (she is in the care team): the read is logged.
         ola.shared
             .repo
             .open_patient(t("09:38")?, &turid, "patient view")?;
-        let r = &mut ola.rng;
         ola.shared.repo.record_dose(
             t("09:40")?,
-            r,
+            &mut ola.rng,
             &turid,
             &turid_med,
             "08:00",
@@ -431,63 +539,48 @@ async fn day(json: bool, dir: &std::path::Path) -> Result<()> {
             None,
             None,
         )?;
-        ola.shared.repo.visit_performed(
-            t("08:40")?,
-            r,
-            &visits[6],
-            t("08:15")?,
-            Some(t("08:40")?),
-            None,
-        )?;
+        ola.visit_done(&self.visits[6], "08:15", "08:40")?;
+        self.p.say("   ola: passing Turid's, gives the 08:00 dose again (not knowing Kari did); Liv's visit done");
+        Ok(())
     }
-    p.say("   ola: passing Turid's, gives the 08:00 dose again (not knowing Kari did); Liv's visit done");
-    {
-        let r = &mut base.rng;
-        base.shared.repo.change_visit(
+
+    fn base_reassigns(&mut self) -> Result<()> {
+        self.base.shared.repo.change_visit(
             t("09:50")?,
-            r,
-            &visits[5],
-            &VisitChange::Assign(vec![staff("S00010")?]),
+            &mut self.base.rng,
+            &self.visits[5],
+            &VisitChange::Assign(vec![StaffId::parse("S00010")?]),
         )?;
+        self.p
+            .say("   base: reassigns Tor's 13:00 video visit from Anne to Kari (Anne is offline)");
+        Ok(())
     }
-    p.say("   base: reassigns Tor's 13:00 video visit from Anne to Kari (Anne is offline)");
-    {
-        let anne = &mut nurses[2];
-        let (tor, _) = ids[2].clone();
-        let r = &mut anne.rng;
-        anne.shared.repo.visit_performed(
-            t("08:30")?,
-            r,
-            &visits[4],
-            t("08:05")?,
-            Some(t("08:30")?),
-            None,
-        )?;
-        anne.shared.repo.visit_performed(
-            t("13:15")?,
-            r,
-            &visits[5],
-            t("13:00")?,
-            Some(t("13:15")?),
-            None,
-        )?;
+
+    fn anne_offline(&mut self) -> Result<()> {
+        let (tor, _) = self.patients[2].clone();
+        let visits = &self.visits;
+        let anne = &mut self.nurses[ANNE];
+        anne.visit_done(&visits[4], "08:05", "08:30")?;
+        anne.visit_done(&visits[5], "13:00", "13:15")?;
         anne.shared.repo.add_note(
             t("13:16")?,
-            r,
+            &mut anne.rng,
             &tor,
             Some(&visits[5]),
             t("13:16")?,
             "Tor var svimmel i dag; ba datteren følge med.",
         )?;
+        self.p
+            .say("   anne: does both of Tor's visits as she planned, and notes that Tor was dizzy");
+        Ok(())
     }
-    p.say("   anne: does both of Tor's visits as she planned, and notes that Tor was dizzy");
-    {
-        let (egil, _) = ids[1].clone();
-        let home = &mut homes[1];
-        let r = &mut home.rng;
+
+    fn egil_oximeter(&mut self) -> Result<()> {
+        let (egil, _) = self.patients[1].clone();
+        let home = &mut self.homes[1];
         home.shared.repo.observe(
             t("12:00")?,
-            r,
+            &mut home.rng,
             &egil,
             None,
             t("12:00")?,
@@ -495,196 +588,190 @@ async fn day(json: bool, dir: &std::path::Path) -> Result<()> {
             "95",
             Some("%"),
         )?;
+        self.p
+            .say("   home-egil: the pulse oximeter reports SpO2 95 %");
+        Ok(())
     }
-    p.say("   home-egil: the pulse oximeter reports SpO2 95 %");
 
-    p.say("== 11:20 Turid presses her alarm button; home-turid sends it over its own line");
-    {
-        let home = &mut homes[0];
-        let r = &mut home.rng;
+    /// The alarm raises a task for the nurse due next; she is offline, so it escalates to the
+    /// base, which answers it.
+    async fn alarm(&mut self) -> Result<()> {
+        self.p
+            .say("== 11:20 Turid presses her alarm button; home-turid sends it over its own line");
+        let home = &mut self.homes[0];
         home.shared.repo.device_report(
             t("11:20")?,
-            r,
+            &mut home.rng,
             "Safemate alarm button #3301",
             "alarm-0001",
             t("11:20")?,
             &DeviceReport::Alarm,
         )?;
-    }
-    paths.push(sync(&p, &homes[0], &base).await?);
-    let alarm = base
-        .repo()
-        .tasks(t("11:21")?, Some(&turid))?
-        .into_iter()
-        .next()
-        .context("the alarm raised a task at the base")?;
-    p.say(&format!(
-        "   base: {} — for Kari (her visit to Turid is next), urgent",
-        alarm.summary
-    ));
-    if base.repo().task(t("11:26")?, &alarm.id)?.escalated {
-        let r = &mut base.rng;
-        base.shared.repo.claim_task(t("11:26")?, r, &alarm.id)?;
-        base.shared.repo.complete_task(
-            t("11:50")?,
-            r,
-            &alarm.id,
-            "Kari offline; ringte datteren, som dro innom: Turid hadde sklidd, ikke skadet.",
-        )?;
-        p.say(
-            "   11:25 unclaimed (Kari is offline): it reaches the base, which claims it at 11:26,",
-        );
-        p.say("         sends Turid's daughter and completes it at 11:50");
-    }
-    {
-        let kari = &mut nurses[0];
-        let r = &mut kari.rng;
-        kari.shared.repo.visit_performed(
-            t("13:10")?,
-            r,
-            &visits[1],
-            t("13:00")?,
-            Some(t("13:10")?),
-            None,
-        )?;
-        kari.shared.repo.visit_performed(
-            t("13:25")?,
-            r,
-            &visits[3],
-            t("13:12")?,
-            Some(t("13:25")?),
-            None,
-        )?;
-        let ola = &mut nurses[1];
-        let r = &mut ola.rng;
-        ola.shared.repo.visit_missed(
-            t("13:10")?,
-            r,
-            &visits[7],
-            omsyn_core::docs::journal::MissedReason::NoAnswer,
-            Some("ingen svar på videoanrop; ringer datteren".into()),
-            t("13:05")?,
-        )?;
-    }
-    {
-        let ola = &mut nurses[1];
-        let r = &mut ola.rng;
-        for retry in ["13:10", "13:15"] {
-            ola.shared.repo.visit_missed(
-                t(retry)?,
+        self.paths
+            .push(sync(&self.p, &self.homes[0], &self.base).await?);
+        let (turid, _) = self.turid();
+        let base = &mut self.base;
+        let alarm = base
+            .repo()
+            .tasks(t("11:21")?, Some(&turid))?
+            .into_iter()
+            .next()
+            .context("the alarm raised a task at the base")?;
+        self.p.say(&format!(
+            "   base: {} — for Kari (her visit to Turid is next), urgent",
+            alarm.summary
+        ));
+        if base.repo().task(t("11:26")?, &alarm.id)?.escalated {
+            let r = &mut base.rng;
+            base.shared.repo.claim_task(t("11:26")?, r, &alarm.id)?;
+            base.shared.repo.complete_task(
+                t("11:50")?,
                 r,
-                &visits[7],
-                omsyn_core::docs::journal::MissedReason::NoAnswer,
-                None,
-                t(retry)?,
+                &alarm.id,
+                "Kari offline; ringte datteren, som dro innom: Turid hadde sklidd, ikke skadet.",
             )?;
+            self.p.say(
+                "   11:25 unclaimed (Kari is offline): it reaches the base, which claims it at 11:26,",
+            );
+            self.p
+                .say("         sends Turid's daughter and completes it at 11:50");
         }
-    }
-    p.say("   13:00 video visits run over the home units' own lines: kari sees Turid and Egil;");
-    p.say("         Liv answers none of ola's three calls (13:05, 13:10, 13:15): a physical visit");
-    p.say("         for the zone is raised on ola's phone at once, and at the base when it syncs");
-
-    p.say(
-        "== 14:00 Anne never gets coverage, but Tor's home unit does: her notes travel through it",
-    );
-    paths.push(sync(&p, &nurses[2], &homes[2]).await?);
-    paths.push(sync(&p, &homes[2], &base).await?);
-
-    p.say("== 15:00 The network is back for Kari and Ola; the home units sync");
-    paths.push(sync(&p, &nurses[0], &base).await?);
-    paths.push(sync(&p, &nurses[1], &base).await?);
-    for h in &homes {
-        paths.push(sync(&p, h, &base).await?);
+        Ok(())
     }
 
-    p.say("== 15:15 Anne is back at the office: her phone hands in its access log and day");
-    paths.push(sync(&p, &nurses[2], &base).await?);
-
-    p.say("== 15:30 A last round so every device holds the merged day");
-    for n in nurses.iter().take(2) {
-        paths.push(sync(&p, n, &base).await?);
-    }
-    paths.push(sync(&p, &homes[2], &base).await?);
-    paths.push(sync(&p, &nurses[2], &homes[2]).await?);
-    for h in homes.iter().filter(|h| h.name != "home-tor") {
-        paths.push(sync(&p, h, &base).await?);
-    }
-
-    let reference = heads_of(base.repo())?;
-    let mut converged = true;
-    let mut per_node = Vec::new();
-    let mut held = Vec::new();
-    for n in nurses.iter().chain(homes.iter()) {
-        let (differs, count) = differences(base.repo(), n.repo())?;
-        converged &= differs.is_empty();
-        held.push(format!("{} {count}", n.name));
-        per_node.push(json!({ "node": n.name, "converged": differs.is_empty(), "documents": count, "differences": differs }));
-    }
-    p.say(&format!(
-        "== Converged: {} (the base holds {} documents; each device holds exactly the ones it needs, identical to the base's: {})",
-        if converged { "yes" } else { "NO" },
-        reference.len(),
-        held.join(", ")
-    ));
-
-    let mut disclosure = base.repo().disclose(
-        t("16:30")?,
-        omsyn_core::trust::audit::AuditAction::Read,
-        "day report",
-    );
-    let report = omsyn_core::report::day_report(base.repo(), today(), None, &mut disclosure)?;
-    disclosure.finish()?;
-    let conflicts = base.repo().named_conflicts(None)?;
-    let tasks = base.repo().tasks(t("16:00")?, None)?;
-    if !json {
-        outln!("\n== The base's merged day report, {}", today());
-        let row = |name: &str, c: &omsyn_core::report::Counts| {
-            format!(
-                "  {name:<16} planned {:>2}  done {:>2}  missed {:>2}  cancelled {:>2}  open {:>2}",
-                c.planned, c.done, c.missed, c.cancelled, c.open
-            )
-        };
-        outln!("{}", row("all", &report.totals));
-        outln!("{}", row("physical", &report.physical));
-        outln!("{}", row("digital", &report.digital));
-        for (staff, c) in &report.per_staff {
-            let name = report.staff_names.get(staff).unwrap_or(staff);
-            outln!("{}", row(&format!("{name} ({staff})"), c));
+    /// Liv answers none of Ola's calls: the third unanswered call turns the video visit into a
+    /// physical visit for the zone.
+    fn video_visits(&mut self) -> Result<()> {
+        let visits = &self.visits;
+        let kari = &mut self.nurses[KARI];
+        kari.visit_done(&visits[1], "13:00", "13:10")?;
+        kari.visit_done(&visits[3], "13:12", "13:25")?;
+        let ola = &mut self.nurses[OLA];
+        ola.no_answer(
+            "13:10",
+            &visits[7],
+            Some("ingen svar på videoanrop; ringer datteren"),
+            "13:05",
+        )?;
+        for retry in ["13:10", "13:15"] {
+            ola.no_answer(retry, &visits[7], None, retry)?;
         }
-        outln!("\n== Tasks ({})", tasks.len());
-        for task in &tasks {
-            let state = match (&task.done, task.claims.first()) {
-                (Some(done), _) => format!("done by {}", done.who()),
-                (None, Some(claim)) => format!("claimed by {}", claim.who()),
-                (None, None) if task.escalated => "UNCLAIMED, at the base".into(),
-                (None, None) => "open".into(),
-            };
-            outln!("  [{:?}] {} — {state}", task.priority, task.summary);
+        self.p.say(
+            "   13:00 video visits run over the home units' own lines: kari sees Turid and Egil;",
+        );
+        self.p.say("         Liv answers none of ola's three calls (13:05, 13:10, 13:15): a physical visit");
+        self.p.say(
+            "         for the zone is raised on ola's phone at once, and at the base when it syncs",
+        );
+        Ok(())
+    }
+
+    /// The afternoon's syncs, in the order coverage returns; Anne's notes reach the base first
+    /// through Tor's home unit.
+    async fn coverage_returns(&mut self) -> Result<()> {
+        let (p, base, nurses, homes) = (&self.p, &self.base, &self.nurses, &self.homes);
+        let paths = &mut self.paths;
+        p.say(
+            "== 14:00 Anne never gets coverage, but Tor's home unit does: her notes travel through it",
+        );
+        paths.push(sync(p, &nurses[ANNE], &homes[2]).await?);
+        paths.push(sync(p, &homes[2], base).await?);
+
+        p.say("== 15:00 The network is back for Kari and Ola; the home units sync");
+        paths.push(sync(p, &nurses[KARI], base).await?);
+        paths.push(sync(p, &nurses[OLA], base).await?);
+        for h in homes {
+            paths.push(sync(p, h, base).await?);
         }
-        outln!("\n== Open conflicts for review ({})", conflicts.len());
-        for c in &conflicts {
-            let severity = match c.severity {
-                omsyn_core::conflict::Severity::High => "HIGH  ",
-                omsyn_core::conflict::Severity::Review => "review",
-            };
-            outln!("  [{severity}] {}", c.summary);
+
+        p.say("== 15:15 Anne is back at the office: her phone hands in its access log and day");
+        paths.push(sync(p, &nurses[ANNE], base).await?);
+
+        p.say("== 15:30 A last round so every device holds the merged day");
+        for n in nurses.iter().take(2) {
+            paths.push(sync(p, n, base).await?);
         }
-        base.repo()
-            .open_patient(t("16:00")?, &turid, "patient view")?;
-        let log = base.repo().audit_entries(Some(&turid))?;
+        paths.push(sync(p, &homes[2], base).await?);
+        paths.push(sync(p, &nurses[ANNE], &homes[2]).await?);
+        for h in homes.iter().filter(|h| h.name != "home-tor") {
+            paths.push(sync(p, h, base).await?);
+        }
+        Ok(())
+    }
+
+    fn convergence(&self) -> Result<Convergence> {
+        let documents = heads_of(self.base.repo())?.len();
+        let mut converged = true;
+        let mut per_node = Vec::new();
+        let mut held = Vec::new();
+        for n in self.nurses.iter().chain(self.homes.iter()) {
+            let (differs, count) = differences(self.base.repo(), n.repo())?;
+            converged &= differs.is_empty();
+            held.push(format!("{} {count}", n.name));
+            per_node.push(json!({ "node": n.name, "converged": differs.is_empty(), "documents": count, "differences": differs }));
+        }
+        self.p.say(&format!(
+            "== Converged: {} (the base holds {} documents; each device holds exactly the ones it needs, identical to the base's: {})",
+            if converged { "yes" } else { "NO" },
+            documents,
+            held.join(", ")
+        ));
+        Ok(Convergence {
+            converged,
+            documents,
+            per_node,
+        })
+    }
+
+    /// The base's merged view at the end of the day. Both outputs read it, so both log the same
+    /// disclosure.
+    fn evening(&self) -> Result<Evening> {
+        let base = self.base.repo();
+        let mut disclosure = base.disclose(t("16:30")?, AuditAction::Read, "day report");
+        let report = omsyn_core::report::day_report(base, today(), None, &mut disclosure)?;
+        disclosure.finish()?;
+        Ok(Evening {
+            report,
+            conflicts: base.named_conflicts(None)?,
+            tasks: base.tasks(t("16:00")?, None)?,
+        })
+    }
+
+    fn print_json(&self, convergence: &Convergence) -> Result<()> {
+        let evening = self.evening()?;
+        outln!(
+            "{}",
+            serde_json::to_string_pretty(&json!({
+                "converged": convergence.converged,
+                "documents": convergence.documents,
+                "nodes": convergence.per_node,
+                "paths": self.paths,
+                "day_report": evening.report,
+                "conflicts": evening.conflicts,
+                "tasks": evening.tasks,
+            }))?
+        );
+        Ok(())
+    }
+
+    fn print_text(&self) -> Result<()> {
+        let evening = self.evening()?;
+        print_day_report(&evening.report);
+        print_tasks(&evening.tasks);
+        print_conflicts(&evening.conflicts);
+        self.print_access_log()
+    }
+
+    fn print_access_log(&self) -> Result<()> {
+        let base = self.base.repo();
+        let (turid, _) = self.turid();
+        base.open_patient(t("16:00")?, &turid, "patient view")?;
+        let log = base.audit_entries(Some(&turid))?;
+        let intact = base.verify_audit()?.iter().all(|r| r.problems.is_empty());
         outln!(
             "\n== Turid's access log at the base ({} entries from every device, each chain verified: {})",
             log.len(),
-            if base
-                .repo()
-                .verify_audit()?
-                .iter()
-                .all(|r| r.problems.is_empty())
-            {
-                "intact"
-            } else {
-                "BROKEN"
-            }
+            if intact { "intact" } else { "BROKEN" }
         );
         // The day's documentation and reads (the base's morning planning left out).
         for e in log
@@ -701,30 +788,61 @@ async fn day(json: bool, dir: &std::path::Path) -> Result<()> {
                 e.purpose
             );
         }
-    } else {
-        outln!(
-            "{}",
-            serde_json::to_string_pretty(&json!({
-                "converged": converged,
-                "documents": reference.len(),
-                "nodes": per_node,
-                "paths": paths,
-                "day_report": report,
-                "conflicts": conflicts,
-                "tasks": tasks,
-            }))?
-        );
+        Ok(())
     }
-    for n in nurses
-        .iter()
-        .chain(homes.iter())
-        .chain(std::iter::once(&base))
-    {
-        n.shared.net.endpoint.close().await;
+
+    async fn close(&self) {
+        for n in self.nurses.iter().chain(self.homes.iter()) {
+            n.shared.net.endpoint.close().await;
+        }
+        self.base.shared.net.endpoint.close().await;
     }
-    let _ = relay.shutdown().await;
-    if !converged {
-        bail!("the nodes did not converge");
+}
+
+/// The base's merged view at the end of the day.
+struct Evening {
+    report: DayReport,
+    conflicts: Vec<Conflict>,
+    tasks: Vec<Task>,
+}
+
+fn print_day_report(report: &DayReport) {
+    outln!("\n== The base's merged day report, {}", today());
+    let row = |name: &str, c: &omsyn_core::report::Counts| {
+        format!(
+            "  {name:<16} planned {:>2}  done {:>2}  missed {:>2}  cancelled {:>2}  open {:>2}",
+            c.planned, c.done, c.missed, c.cancelled, c.open
+        )
+    };
+    outln!("{}", row("all", &report.totals));
+    outln!("{}", row("physical", &report.physical));
+    outln!("{}", row("digital", &report.digital));
+    for (staff, c) in &report.per_staff {
+        let name = report.staff_names.get(staff).unwrap_or(staff);
+        outln!("{}", row(&format!("{name} ({staff})"), c));
     }
-    Ok(())
+}
+
+fn print_tasks(tasks: &[Task]) {
+    outln!("\n== Tasks ({})", tasks.len());
+    for task in tasks {
+        let state = match (&task.done, task.claims.first()) {
+            (Some(done), _) => format!("done by {}", done.who()),
+            (None, Some(claim)) => format!("claimed by {}", claim.who()),
+            (None, None) if task.escalated => "UNCLAIMED, at the base".into(),
+            (None, None) => "open".into(),
+        };
+        outln!("  [{:?}] {} — {state}", task.priority, task.summary);
+    }
+}
+
+fn print_conflicts(conflicts: &[Conflict]) {
+    outln!("\n== Open conflicts for review ({})", conflicts.len());
+    for c in conflicts {
+        let severity = match c.severity {
+            Severity::High => "HIGH  ",
+            Severity::Review => "review",
+        };
+        outln!("  [{severity}] {}", c.summary);
+    }
 }

@@ -10,7 +10,7 @@ use super::{RepoError, Transaction};
 use crate::Role;
 use crate::docs::DocumentId;
 use crate::docs::journal::{self, DeviceEvent, Entry, EntryBody};
-use crate::ids::MedicationId;
+use crate::ids::{MedicationId, PatientId};
 use crate::time::Timestamp;
 
 /// Longest device name or event id accepted.
@@ -74,69 +74,12 @@ impl Transaction<'_> {
         event_time: Timestamp,
         report: &DeviceReport,
     ) -> Result<Option<Entry>, RepoError> {
-        let profile = self.repo.profile();
-        if profile.role != Role::HomeUnit {
-            return Err(RepoError::NotPermitted {
-                role: profile.role,
-                action: "record what a home's devices report",
-            });
-        }
-        let patient = profile
-            .patient
-            .clone()
-            .ok_or_else(|| RepoError::Invalid("this home unit serves no patient".into()))?;
-        for (what, value) in [("device", device), ("event id", event_id)] {
-            if value.trim().is_empty()
-                || value.chars().count() > MAX_ID_CHARS
-                || value.chars().any(char::is_control)
-            {
-                return Err(RepoError::Invalid(format!(
-                    "the {what} must be 1-{MAX_ID_CHARS} printable characters"
-                )));
-            }
-        }
-        // A device clock far ahead would put off every deadline the report starts (escalation).
-        if event_time > now.plus_minutes(MAX_CLOCK_AHEAD_MINUTES) {
-            return Err(RepoError::Invalid(format!(
-                "the report's time {event_time} is more than {MAX_CLOCK_AHEAD_MINUTES} minutes \
-                 after this unit's clock ({now}): check the device's clock"
-            )));
-        }
+        let patient = self.served_patient()?;
+        check_report(now, device, event_id, event_time)?;
         // The home holds its patient's record before it documents anything about the patient.
         self.require_patient(&patient)?;
         let reading = format!("{device}#{event_id}");
-        let body = match report {
-            DeviceReport::Dose {
-                kind,
-                medication,
-                slot,
-            } => {
-                let dose = self.dose(&patient, medication, slot, event_time)?;
-                let event = match kind {
-                    DoseEventKind::Dispensed => DeviceEvent::DoseDispensed { dose },
-                    DoseEventKind::Taken => DeviceEvent::DoseTaken { dose },
-                    DoseEventKind::Missed => DeviceEvent::DoseMissed { dose },
-                };
-                device_event(device, event_id, event)
-            }
-            DeviceReport::Error { code } => device_event(
-                device,
-                event_id,
-                DeviceEvent::DeviceError { code: code.clone() },
-            ),
-            DeviceReport::PowerFailure => device_event(device, event_id, DeviceEvent::PowerFailure),
-            DeviceReport::Alarm => device_event(device, event_id, DeviceEvent::AlarmPressed),
-            DeviceReport::Measurement { kind, value, unit } => {
-                check_device_measurement(kind, value)?;
-                EntryBody::Observation {
-                    visit: None,
-                    kind: kind.clone(),
-                    value: value.trim().to_owned(),
-                    unit: unit.clone(),
-                    device_reading: Some(reading.clone()),
-                }
-            }
-        };
+        let body = self.report_body(&patient, device, event_id, event_time, report, &reading)?;
         let doc_id = DocumentId::Journal(patient, event_time.day().month());
         if let Some(doc) = self.batch.existing(&doc_id)?
             && journal::read(doc)
@@ -149,6 +92,89 @@ impl Transaction<'_> {
         self.append_entry(now, rng, doc_id, event_time, body)
             .map(Some)
     }
+
+    /// The patient whose home this unit is: only a home unit records what devices report.
+    fn served_patient(&self) -> Result<PatientId, RepoError> {
+        let profile = self.repo.profile();
+        if profile.role != Role::HomeUnit {
+            return Err(RepoError::NotPermitted {
+                role: profile.role,
+                action: "record what a home's devices report",
+            });
+        }
+        profile
+            .patient
+            .clone()
+            .ok_or_else(|| RepoError::Invalid("this home unit serves no patient".into()))
+    }
+
+    /// The journal entry a report makes: a device event, or an observation for a measurement.
+    fn report_body(
+        &mut self,
+        patient: &PatientId,
+        device: &str,
+        event_id: &str,
+        event_time: Timestamp,
+        report: &DeviceReport,
+        reading: &str,
+    ) -> Result<EntryBody, RepoError> {
+        let event = match report {
+            DeviceReport::Dose {
+                kind,
+                medication,
+                slot,
+            } => {
+                let dose = self.dose(patient, medication, slot, event_time)?;
+                match kind {
+                    DoseEventKind::Dispensed => DeviceEvent::DoseDispensed { dose },
+                    DoseEventKind::Taken => DeviceEvent::DoseTaken { dose },
+                    DoseEventKind::Missed => DeviceEvent::DoseMissed { dose },
+                }
+            }
+            DeviceReport::Error { code } => DeviceEvent::DeviceError { code: code.clone() },
+            DeviceReport::PowerFailure => DeviceEvent::PowerFailure,
+            DeviceReport::Alarm => DeviceEvent::AlarmPressed,
+            DeviceReport::Measurement { kind, value, unit } => {
+                check_device_measurement(kind, value)?;
+                return Ok(EntryBody::Observation {
+                    visit: None,
+                    kind: kind.clone(),
+                    value: value.trim().to_owned(),
+                    unit: unit.clone(),
+                    device_reading: Some(reading.to_owned()),
+                });
+            }
+        };
+        Ok(device_event(device, event_id, event))
+    }
+}
+
+/// A report's names and time, checked before anything is read: the device and its event id
+/// printable and bounded, the time not far ahead of this unit's clock.
+fn check_report(
+    now: Timestamp,
+    device: &str,
+    event_id: &str,
+    event_time: Timestamp,
+) -> Result<(), RepoError> {
+    for (what, value) in [("device", device), ("event id", event_id)] {
+        if value.trim().is_empty()
+            || value.chars().count() > MAX_ID_CHARS
+            || value.chars().any(char::is_control)
+        {
+            return Err(RepoError::Invalid(format!(
+                "the {what} must be 1-{MAX_ID_CHARS} printable characters"
+            )));
+        }
+    }
+    // A device clock far ahead would put off every deadline the report starts (escalation).
+    if event_time > now.plus_minutes(MAX_CLOCK_AHEAD_MINUTES) {
+        return Err(RepoError::Invalid(format!(
+            "the report's time {event_time} is more than {MAX_CLOCK_AHEAD_MINUTES} minutes \
+             after this unit's clock ({now}): check the device's clock"
+        )));
+    }
+    Ok(())
 }
 
 fn device_event(device: &str, event_id: &str, event: DeviceEvent) -> EntryBody {

@@ -68,6 +68,21 @@ pub fn day_report_from_documents(
             report.visits.push(line);
         }
     }
+    add_patient_days(&mut report, patients, &journals, day);
+    report
+        .deviations
+        .extend(day_log_deviations(repo, day, zone, &staff_seen)?);
+    report.finish(repo, zone)?;
+    Ok(report)
+}
+
+/// Each patient's day, with who saw her this week and the deviations her journals show.
+fn add_patient_days(
+    report: &mut DayReport,
+    patients: BTreeMap<PatientId, PatientDay>,
+    journals: &BTreeMap<(PatientId, Month), Journal>,
+    day: Day,
+) {
     for (patient, mut patient_day) in patients {
         let theirs: Vec<&Journal> = journals
             .iter()
@@ -80,11 +95,6 @@ pub fn day_report_from_documents(
             .extend(journal_deviations(&patient, day, &theirs));
         report.per_patient.push(patient_day);
     }
-    report
-        .deviations
-        .extend(day_log_deviations(repo, day, zone, &staff_seen)?);
-    report.finish(repo, zone)?;
-    Ok(report)
 }
 
 /// Every journal held, by patient and month.

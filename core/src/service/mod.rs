@@ -18,6 +18,7 @@
 mod care;
 mod export;
 mod home;
+mod init;
 mod journal;
 mod messages;
 mod staff;
@@ -31,7 +32,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use rand::SeedableRng;
 use rand::rngs::StdRng;
 
-use crate::ids::{EntryId, PatientId, StaffId, VisitId};
+use crate::ids::{EntryId, FlagId, MedicationId, PatientId, StaffId, VisitId};
 use crate::pipeline::rules;
 use crate::repo::{Disclosure, Gate};
 use crate::trust::audit::AuditAction;
@@ -39,6 +40,7 @@ use crate::{Day, Repo, RepoError, Timestamp};
 
 pub use care::TaskScope;
 pub use export::FhirExport;
+pub use init::NewNode;
 pub use journal::{Dose, NewEntry, Observation, VisitDone, VisitMissed};
 pub use messages::NewMessage;
 pub use staff::{StaffMember, UsualStaff};
@@ -270,8 +272,23 @@ impl Service {
     pub fn staff(&self, values: &[String]) -> Result<Vec<StaffId>, ServiceError> {
         values
             .iter()
-            .map(|s| StaffId::parse(s.trim()).map_err(|e| ServiceError::invalid("staff", e)))
+            .map(|s| self.staff_member("staff", s))
             .collect()
+    }
+
+    /// One staff id, as typed in `field`.
+    pub fn staff_member(&self, field: &'static str, value: &str) -> Result<StaffId, ServiceError> {
+        staff_id(field, value)
+    }
+
+    /// A medication's id on a patient's record.
+    pub fn medication(&self, value: &str) -> Result<MedicationId, ServiceError> {
+        MedicationId::parse(value.trim()).map_err(|e| ServiceError::invalid("medication", e))
+    }
+
+    /// A safety flag's id on a patient's record.
+    pub fn flag(&self, value: &str) -> Result<FlagId, ServiceError> {
+        FlagId::parse(value.trim()).map_err(|e| ServiceError::invalid("flag", e))
     }
 
     /// Opens one patient's data for `what`: checked against this user's need (refused, and the
@@ -366,4 +383,9 @@ fn required(field: &'static str, text: &str, what: &str) -> Result<(), ServiceEr
         ));
     }
     Ok(())
+}
+
+/// A staff id as typed in `field`.
+fn staff_id(field: &'static str, value: &str) -> Result<StaffId, ServiceError> {
+    StaffId::parse(value.trim()).map_err(|e| ServiceError::invalid(field, e))
 }

@@ -289,27 +289,9 @@ pub fn decode(payload: &[u8]) -> Result<Message, DecodeError> {
                     certificate: Vec::new(),
                 });
             }
-            let mut epoch = [0u8; 16];
-            epoch.copy_from_slice(r.take(16)?);
-            let certificate = r.bytes(MAX_CREDENTIAL_BYTES, "certificate length")?;
-            Message::Hello {
-                version,
-                epoch,
-                certificate,
-            }
+            r.hello(version)?
         }
-        2 => {
-            let doc = r.doc()?;
-            let count = r.bounded(MAX_CHANGES_PER_MESSAGE, "change count")?;
-            let mut changes = Vec::with_capacity(count.min(1024));
-            for _ in 0..count {
-                let bytes = r.bytes(MAX_FRAME_BYTES, "change length")?;
-                let mut signature = [0u8; 64];
-                signature.copy_from_slice(r.take(64)?);
-                changes.push(SignedChange { bytes, signature });
-            }
-            Message::Changes { doc, changes }
-        }
+        2 => r.changes()?,
         10 => Message::Revocations {
             revocations: r.list()?,
         },
@@ -680,6 +662,31 @@ impl<'a> Reader<'a> {
             items.push(self.bytes(MAX_CREDENTIAL_BYTES, "credential length")?);
         }
         Ok(items)
+    }
+
+    /// The rest of a `Hello` of our own protocol version.
+    fn hello(&mut self, version: u16) -> Result<Message, DecodeError> {
+        let mut epoch = [0u8; 16];
+        epoch.copy_from_slice(self.take(16)?);
+        let certificate = self.bytes(MAX_CREDENTIAL_BYTES, "certificate length")?;
+        Ok(Message::Hello {
+            version,
+            epoch,
+            certificate,
+        })
+    }
+
+    fn changes(&mut self) -> Result<Message, DecodeError> {
+        let doc = self.doc()?;
+        let count = self.bounded(MAX_CHANGES_PER_MESSAGE, "change count")?;
+        let mut changes = Vec::with_capacity(count.min(1024));
+        for _ in 0..count {
+            let bytes = self.bytes(MAX_FRAME_BYTES, "change length")?;
+            let mut signature = [0u8; 64];
+            signature.copy_from_slice(self.take(64)?);
+            changes.push(SignedChange { bytes, signature });
+        }
+        Ok(Message::Changes { doc, changes })
     }
 
     fn heads(&mut self) -> Result<Vec<Hash>, DecodeError> {

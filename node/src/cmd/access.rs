@@ -3,8 +3,7 @@
 
 use std::fmt::Write as _;
 
-use anyhow::{Context, Result, bail};
-use omsyn_core::ids::{EntryId, StaffId};
+use anyhow::{Result, bail};
 use omsyn_core::service::Service;
 use serde_json::json;
 
@@ -93,7 +92,7 @@ pub(crate) fn team(
 /// `omsyn block`.
 pub(crate) fn block(svc: &Service, json: bool, patient: &str, staff: &str) -> Result<()> {
     let patient = &svc.patient(patient).flagged()?;
-    let staff = StaffId::parse(staff).context("--staff")?;
+    let staff = svc.staff_member("staff", staff).flagged()?;
     let block =
         svc.act(|repo, now, rng| repo.transaction(|tx| tx.block_staff(now, rng, patient, &staff)))?;
     emit(json, &crate::output::block_json(patient, &block), || {
@@ -108,7 +107,7 @@ pub(crate) fn block(svc: &Service, json: bool, patient: &str, staff: &str) -> Re
 /// `omsyn unblock`.
 pub(crate) fn unblock(svc: &Service, json: bool, patient: &str, block: &str) -> Result<()> {
     let patient = &svc.patient(patient).flagged()?;
-    let id = EntryId::parse(block).context("--block")?;
+    let id = svc.entry("block", block).flagged()?;
     svc.act(|repo, now, _| repo.transaction(|tx| tx.lift_block(now, patient, &id)))?;
     emit(
         json,

@@ -1,9 +1,8 @@
 //! `omsyn patient add|list|set|flag|unflag|contact`: registering patients and editing their
 //! record.
 
-use anyhow::{Context, Result, anyhow};
+use anyhow::{Result, anyhow};
 use omsyn_core::docs::record::PatientField;
-use omsyn_core::ids::FlagId;
 use serde_json::json;
 
 use super::{Ctx, Flagged};
@@ -75,7 +74,7 @@ pub(crate) fn run(cx: Ctx<'_>, cmd: PatientCmd) -> Result<()> {
             flag,
             reason,
         } => {
-            let flag = FlagId::parse(&flag).context("--flag")?;
+            let flag = svc.flag(&flag).flagged()?;
             let patient = svc.patient(&patient).flagged()?;
             svc.act(|repo, now, _| repo.deactivate_flag(now, &patient, &flag, &reason))?;
             emit(

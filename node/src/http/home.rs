@@ -8,14 +8,13 @@ use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use omsyn_core::docs::messages::{Message, Recipient};
 use omsyn_core::docs::plan::VisitKind;
-use omsyn_core::ids::MedicationId;
 use omsyn_core::repo::{DeviceReport, DoseEventKind};
-use omsyn_core::service::{self, When};
+use omsyn_core::service::{self, Service, When};
 use serde::Deserialize;
 use serde_json::json;
 
 use super::Http;
-use super::api::{ApiError, answer, bad_request, blocking, error, json_body};
+use super::api::{ApiError, answer, bad_request, blocking, error, json_body, service_error};
 
 /// `GET /api/home/today`: today's visits for this home's patient, with who is coming.
 pub(crate) async fn today(State(http): State<Http>) -> Response {
@@ -207,12 +206,13 @@ fn required<'a>(field: &'a Option<String>, name: &str, kind: &str) -> Result<&'a
         .ok_or_else(|| bad_request(name, format!("required for {kind}")))
 }
 
-fn parse_report(r: &Report) -> Result<DeviceReport, ApiError> {
+fn parse_report(svc: &Service, r: &Report) -> Result<DeviceReport, ApiError> {
     let dose = |kind| -> Result<DeviceReport, ApiError> {
         Ok(DeviceReport::Dose {
             kind,
-            medication: MedicationId::parse(required(&r.medication, "medication", &r.kind)?)
-                .map_err(|e| bad_request("medication", e))?,
+            medication: svc
+                .medication(required(&r.medication, "medication", &r.kind)?)
+                .map_err(service_error)?,
             slot: required(&r.slot, "slot", &r.kind)?.to_owned(),
         })
     };
@@ -245,7 +245,8 @@ fn parse_report(r: &Report) -> Result<DeviceReport, ApiError> {
 /// `POST /api/home/device-events`: 201 with the entry, 200 `{"duplicate": true}` for a report
 /// already stored, 4xx (nothing stored) for a malformed one.
 pub(crate) async fn device_event(State(http): State<Http>, body: axum::body::Bytes) -> Response {
-    let parsed = json_body::<Report>(&body).and_then(|r| parse_report(&r).map(|p| (r, p)));
+    let parsed =
+        json_body::<Report>(&body).and_then(|r| parse_report(&http.service, &r).map(|p| (r, p)));
     let (raw, report) = match parsed {
         Ok(p) => p,
         Err(e) => return e.into_response(),

@@ -52,14 +52,9 @@ pub async fn drive(
     shared: &Shared,
     mode: Mode,
 ) -> Result<Outcome> {
-    let started = Instant::now();
-    let repo = shared.repo.clone();
+    let link = Link::new(shared, peer);
+    let mut session = link.open()?;
     let mut changed = shared.changed.clone();
-    let policy: Arc<dyn SharePolicy> = Arc::new(repo.need_policy());
-    let mut session = Session::new(peer, repo.store());
-    // A peer met before gets our first push with our Hello: one round trip less.
-    tokio::task::block_in_place(|| session.push_early(repo.store(), policy.as_ref(), now_ms()))?;
-    debug!(peer = %peer.short(), elapsed = ?started.elapsed(), "hello and early push queued");
     let mut buf = vec![0u8; READ_BUFFER_BYTES];
     let mut recheck = tokio::time::interval(RECHECK);
     let revoked = revoked(&shared.on_revoked);
@@ -67,7 +62,7 @@ pub async fn drive(
     let mut progress = Progress::default();
     flush(&mut session, &mut send).await?;
     loop {
-        tokio::select! {
+        let result = tokio::select! {
             () = &mut revoked => bail!("this node was revoked"),
             read = tokio::time::timeout(IDLE_LIMIT, recv.read(&mut buf)) => {
                 let n = match read {
@@ -80,18 +75,7 @@ pub async fn drive(
                     debug!(peer = %peer.short(), "peer closed the stream");
                     break;
                 };
-                let handling = Instant::now();
-                let result = tokio::task::block_in_place(|| {
-                    session.handle_bytes(repo.store(), policy.as_ref(), now_ms(), &buf[..n])
-                });
-                debug!(peer = %peer.short(), bytes = n, took = ?handling.elapsed(), elapsed = ?started.elapsed(), "handled bytes from the peer");
-                // Events first, even on error: a revocation of this node arrives with the refusal.
-                let events = drain_events(&mut session, shared, peer);
-                progress.tell(&session, shared, peer);
-                if let Err(e) = result {
-                    return Err(end_with(e, &mut session, &mut send, conn, peer).await);
-                }
-                events?;
+                link.take_bytes(&mut session, &mut progress, &buf[..n])?
             }
             seen = changed.changed() => {
                 if seen.is_err() {
@@ -99,31 +83,28 @@ pub async fn drive(
                 }
                 // The commit tells the session what changed; the log is read only if commits
                 // came in between.
-                let result = tokio::task::block_in_place(|| {
-                    let committed = repo.store().last_commit();
-                    session.handle_commit(repo.store(), policy.as_ref(), now_ms(), committed.as_deref())
-                });
-                if let Err(e) = result {
-                    return Err(end_with(e, &mut session, &mut send, conn, peer).await);
-                }
+                tokio::task::block_in_place(|| {
+                    let committed = link.repo.store().last_commit();
+                    let store = link.repo.store();
+                    session.handle_commit(store, link.policy.as_ref(), now_ms(), committed.as_deref())
+                })
             }
-            _ = recheck.tick() => {
-                let result = tokio::task::block_in_place(|| {
-                    session.handle_timeout(repo.store(), now_ms())
-                });
-                if let Err(e) = result {
-                    return Err(end_with(e, &mut session, &mut send, conn, peer).await);
-                }
-            }
+            _ = recheck.tick() => tokio::task::block_in_place(|| {
+                session.handle_timeout(link.repo.store(), now_ms())
+            }),
             _ = conn.closed() => break,
+        };
+        if let Err(e) = result {
+            return Err(end_with(e, &mut session, &mut send, conn, peer).await);
         }
         drain_events(&mut session, shared, peer)?;
         flush(&mut session, &mut send).await?;
         if mode == Mode::UntilCaughtUp && session.is_caught_up() {
+            let policy = link.policy.as_ref();
             finish_gracefully(
                 &mut session,
-                &repo,
-                policy.as_ref(),
+                &link.repo,
+                policy,
                 &mut send,
                 &mut recv,
                 &mut buf,
@@ -132,17 +113,85 @@ pub async fn drive(
             break;
         }
     }
-    let _ = send.finish();
-    debug!(peer = %peer.short(), elapsed = ?started.elapsed(), "session over");
-    if mode == Mode::Live {
-        // Let our last frames reach the peer before the connection is dropped.
-        let _ = tokio::time::timeout(LINGER, conn.closed()).await;
+    Ok(link.close(&session, send, conn, mode).await)
+}
+
+/// What every step of one session's drive uses besides the session and its streams.
+struct Link<'a> {
+    shared: &'a Shared,
+    repo: Arc<Repo>,
+    policy: Arc<dyn SharePolicy>,
+    peer: NodeId,
+    started: Instant,
+}
+
+impl<'a> Link<'a> {
+    fn new(shared: &'a Shared, peer: NodeId) -> Self {
+        let repo = shared.repo.clone();
+        let policy: Arc<dyn SharePolicy> = Arc::new(repo.need_policy());
+        Link {
+            shared,
+            repo,
+            policy,
+            peer,
+            started: Instant::now(),
+        }
     }
-    Ok(Outcome {
-        stats: session.stats(),
-        caught_up: session.is_caught_up(),
-        millis: started.elapsed().as_millis(),
-    })
+
+    /// A new session with our Hello queued.
+    fn open(&self) -> Result<Session> {
+        let mut session = Session::new(self.peer, self.repo.store());
+        // A peer met before gets our first push with our Hello: one round trip less.
+        tokio::task::block_in_place(|| {
+            session.push_early(self.repo.store(), self.policy.as_ref(), now_ms())
+        })?;
+        debug!(peer = %self.peer.short(), elapsed = ?self.started.elapsed(), "hello and early push queued");
+        Ok(session)
+    }
+
+    /// Ends a session that ran its course, and reports it.
+    async fn close(
+        &self,
+        session: &Session,
+        mut send: SendStream,
+        conn: &Connection,
+        mode: Mode,
+    ) -> Outcome {
+        let _ = send.finish();
+        debug!(peer = %self.peer.short(), elapsed = ?self.started.elapsed(), "session over");
+        if mode == Mode::Live {
+            // Let our last frames reach the peer before the connection is dropped.
+            let _ = tokio::time::timeout(LINGER, conn.closed()).await;
+        }
+        Outcome {
+            stats: session.stats(),
+            caught_up: session.is_caught_up(),
+            millis: self.started.elapsed().as_millis(),
+        }
+    }
+
+    /// Feeds the peer's bytes to the session and handles the events they caused. Returns the
+    /// session's verdict; fails only when an event ends the session while the session itself
+    /// went on (this node revoked).
+    fn take_bytes(
+        &self,
+        session: &mut Session,
+        progress: &mut Progress,
+        bytes: &[u8],
+    ) -> Result<Result<(), omsyn_core::sync::SyncError>> {
+        let handling = Instant::now();
+        let result = tokio::task::block_in_place(|| {
+            session.handle_bytes(self.repo.store(), self.policy.as_ref(), now_ms(), bytes)
+        });
+        debug!(peer = %self.peer.short(), bytes = bytes.len(), took = ?handling.elapsed(), elapsed = ?self.started.elapsed(), "handled bytes from the peer");
+        // Events first, even on error: a revocation of this node arrives with the refusal.
+        let events = drain_events(session, self.shared, self.peer);
+        progress.tell(session, self.shared, self.peer);
+        if result.is_ok() {
+            events?;
+        }
+        Ok(result)
+    }
 }
 
 /// Tells subscribers how a session that is still catching up gets on, at most every
@@ -204,32 +253,7 @@ fn handle_event(
 ) -> Result<()> {
     let p = peer.short();
     match event {
-        SyncEvent::CaughtUp => {
-            let s = session.stats();
-            info!(
-                peer = %p,
-                docs_sent = s.docs_sent,
-                change_bytes_sent = s.change_bytes_sent,
-                bytes_sent = s.bytes_sent,
-                bytes_received = s.bytes_received,
-                "caught up"
-            );
-            shared.emit(NetEvent::CaughtUp {
-                peer,
-                stats: session.stats(),
-            });
-            // Caught up with a base: it holds everything this device wrote, so documents the
-            // device no longer needs (reassigned visits, blocks) can go now.
-            let with_base = session
-                .peer_grant()
-                .is_some_and(|g| g.role == omsyn_core::Role::Base);
-            if with_base && shared.repo.profile().role != omsyn_core::Role::Base {
-                // Off the session's path: the purge reads every patient held (milliseconds on a
-                // phone holding thousands), and the peer waits for nothing of it.
-                let repo = shared.repo.clone();
-                tokio::task::spawn_blocking(move || purge(&repo));
-            }
-        }
+        SyncEvent::CaughtUp => caught_up(session, shared, peer),
         SyncEvent::Withdrawn(doc) => {
             info!(peer = %p, %doc, "the base withdrew a patient from this device");
             shared.emit(NetEvent::Withdrawn { doc });
@@ -270,23 +294,56 @@ fn handle_event(
             warn!(peer = %p, revoked = %node.short(), "learned a revocation")
         }
         SyncEvent::CertificateRenewed => info!(peer = %p, "our certificate was renewed"),
-        SyncEvent::SelfRevoked(reason) => {
-            error!(%reason, "this node was revoked: destroying its store key and data");
-            super::wipe(&shared.repo);
-            match &shared.on_revoked {
-                OnRevoked::ExitProcess => std::process::exit(3),
-                OnRevoked::Report(flag) => {
-                    // The flag first: from now on every session and call refuses to go on.
-                    flag.send_replace(Some(reason.clone()));
-                    shared.emit(NetEvent::Revoked {
-                        reason: reason.clone(),
-                    });
-                    bail!("this node was revoked: {reason}");
-                }
-            }
-        }
+        SyncEvent::SelfRevoked(reason) => return self_revoked(shared, &reason),
     }
     Ok(())
+}
+
+/// Logs and tells subscribers that the session caught up; after a base, purges what this device
+/// no longer needs.
+fn caught_up(session: &Session, shared: &Shared, peer: NodeId) {
+    let s = session.stats();
+    info!(
+        peer = %peer.short(),
+        docs_sent = s.docs_sent,
+        change_bytes_sent = s.change_bytes_sent,
+        bytes_sent = s.bytes_sent,
+        bytes_received = s.bytes_received,
+        "caught up"
+    );
+    shared.emit(NetEvent::CaughtUp {
+        peer,
+        stats: session.stats(),
+    });
+    // Caught up with a base: it holds everything this device wrote, so documents the
+    // device no longer needs (reassigned visits, blocks) can go now.
+    let with_base = session
+        .peer_grant()
+        .is_some_and(|g| g.role == omsyn_core::Role::Base);
+    if with_base && shared.repo.profile().role != omsyn_core::Role::Base {
+        // Off the session's path: the purge reads every patient held (milliseconds on a
+        // phone holding thousands), and the peer waits for nothing of it.
+        let repo = shared.repo.clone();
+        tokio::task::spawn_blocking(move || purge(&repo));
+    }
+}
+
+/// This node learnt it was revoked: it destroys its store key and data, then exits or, in an
+/// app, reports it and fails every session from now on.
+fn self_revoked(shared: &Shared, reason: &str) -> Result<()> {
+    error!(%reason, "this node was revoked: destroying its store key and data");
+    super::wipe(&shared.repo);
+    match &shared.on_revoked {
+        OnRevoked::ExitProcess => std::process::exit(3),
+        OnRevoked::Report(flag) => {
+            // The flag first: from now on every session and call refuses to go on.
+            flag.send_replace(Some(reason.to_owned()));
+            shared.emit(NetEvent::Revoked {
+                reason: reason.to_owned(),
+            });
+            bail!("this node was revoked: {reason}");
+        }
+    }
 }
 
 fn purge(repo: &Repo) {

@@ -110,12 +110,7 @@ impl Session {
             Message::Need { doc, heads } => {
                 self.receive_need(batch, doc, heads, now_ms, inbound)?
             }
-            Message::Decline { doc } => {
-                // Reconsidered at the next session (the peer's need may have grown by then).
-                batch.set_withheld(&self.peer, &doc, true)?;
-                self.declined.insert(doc.clone());
-                self.events.push_back(SyncEvent::Declined(doc));
-            }
+            Message::Decline { doc } => self.receive_decline(batch, doc)?,
             Message::PushDone { round, .. } => {
                 inbound.replies.push(Message::Ack { round });
                 self.peer_rounds_acked += 1;
@@ -127,6 +122,19 @@ impl Session {
             // Taken by `process`, which ends the session on it.
             Message::Error { .. } => {}
         }
+        Ok(())
+    }
+
+    /// The peer has no need for `doc`: we stop offering it, until the next session reconsiders
+    /// (the peer's need may have grown by then).
+    fn receive_decline(
+        &mut self,
+        batch: &mut WriteBatch<'_>,
+        doc: DocumentId,
+    ) -> Result<(), SyncError> {
+        batch.set_withheld(&self.peer, &doc, true)?;
+        self.declined.insert(doc.clone());
+        self.events.push_back(SyncEvent::Declined(doc));
         Ok(())
     }
 
