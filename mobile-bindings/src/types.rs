@@ -396,10 +396,16 @@ pub struct OpenConflict {
     pub id: String,
     /// The patient.
     pub patient: String,
+    /// The patient's name, where this device holds her record: what the app shows.
+    pub patient_name: Option<String>,
     /// Safety-critical (medication) or for review.
     pub high_severity: bool,
     /// The journal entries involved.
     pub entries: Vec<String>,
+    /// Who wrote them, by name.
+    pub by_names: Vec<String>,
+    /// The medication's name, for a dose conflict.
+    pub medication_name: Option<String>,
     /// One line for people.
     pub summary: String,
 }
@@ -409,8 +415,11 @@ impl From<&Conflict> for OpenConflict {
         OpenConflict {
             id: c.id.to_string(),
             patient: c.patient.to_string(),
+            patient_name: c.patient_name.clone(),
             high_severity: c.severity == Severity::High,
             entries: c.entries.iter().map(|e| e.to_string()).collect(),
+            by_names: c.by_names.clone(),
+            medication_name: c.medication_name.clone(),
             summary: c.summary.clone(),
         }
     }
@@ -635,6 +644,8 @@ pub struct CareTask {
     pub id: String,
     /// The patient.
     pub patient: String,
+    /// The patient's name, where this device holds her record: what the app shows.
+    pub patient_name: Option<String>,
     /// `respond-to-alert`, `call-again` or `physical-visit`.
     pub kind: String,
     /// The visit, for `call-again` and `physical-visit`.
@@ -653,6 +664,8 @@ pub struct CareTask {
     pub escalated: bool,
     /// Whose it is: staff ids, or `base`, or `zone`.
     pub owner: Vec<String>,
+    /// The owning nurses by name, in `owner`'s order (empty for the base or the zone).
+    pub owner_names: Vec<String>,
     /// Everyone who claimed it.
     pub claimed_by: Vec<AuthorInfo>,
     /// Others who claimed it too, when this device's user did ("also claimed by").
@@ -671,6 +684,7 @@ impl CareTask {
         CareTask {
             id: task.id.to_string(),
             patient: task.patient.to_string(),
+            patient_name: task.patient_name.clone(),
             kind: kind.into(),
             visit,
             priority: match task.priority {
@@ -688,6 +702,7 @@ impl CareTask {
                 Owner::Base => vec!["base".into()],
                 Owner::Zone => vec!["zone".into()],
             },
+            owner_names: task.owner_names.clone(),
             claimed_by: task.claims.iter().map(|c| (&c.by).into()).collect(),
             also_claimed_by: me
                 .map(|me| {

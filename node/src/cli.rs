@@ -191,6 +191,9 @@ pub(crate) enum NodeCommand {
     /// Explicit ("break-glass") access to a patient not on your list, and its review at the base
     #[command(subcommand)]
     Access(AccessCmd),
+    /// The staff a base plans with: enrolled devices, imported work lists, and staff added here
+    #[command(subcommand)]
+    Staff(StaffCmd),
     /// Add staff to, or remove them from, a patient's care team (base)
     Team {
         /// The patient
@@ -944,6 +947,31 @@ pub(crate) enum AccessCmd {
     },
     /// Explicit accesses recorded in the records this node holds (review at the base)
     List,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum StaffCmd {
+    /// Register a staff member whose phone is not enrolled yet, as a work list would name her
+    Add {
+        /// Staff id (HPR or employee number)
+        #[arg(long)]
+        id: String,
+        /// Name
+        #[arg(long)]
+        name: String,
+        /// Role or competence (`sykepleier`, `helsefagarbeider`...)
+        #[arg(long)]
+        role: Option<String>,
+        /// Zone
+        #[arg(long)]
+        zone: Option<String>,
+    },
+    /// The staff this node knows, by name
+    List {
+        /// Only this zone's
+        #[arg(long)]
+        zone: Option<String>,
+    },
 }
 
 #[derive(Debug, Subcommand)]

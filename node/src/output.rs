@@ -19,6 +19,8 @@ pub(crate) struct Captured {
 
 thread_local! {
     static CAPTURE: RefCell<Option<Captured>> = const { RefCell::new(None) };
+    /// Whether this command printed its JSON document already (see [`error`]).
+    static PRINTED_JSON: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
 }
 
 /// Runs `f` with this thread's output captured.
@@ -32,6 +34,7 @@ pub(crate) fn capture<T>(f: impl FnOnce() -> T) -> (T, Captured) {
         }
     }
     CAPTURE.with(|c| *c.borrow_mut() = Some(Captured::default()));
+    PRINTED_JSON.with(|p| p.set(false));
     let _end = End;
     let out = f();
     let captured = CAPTURE.with(|c| c.borrow_mut().take()).unwrap_or_default();
@@ -138,7 +141,10 @@ fn err(line: &str) {
 pub(crate) fn emit<T: Serialize>(json: bool, value: &T, text: impl FnOnce() -> String) {
     if json {
         match serde_json::to_string_pretty(value) {
-            Ok(s) => out(&s),
+            Ok(s) => {
+                out(&s);
+                PRINTED_JSON.with(|p| p.set(true));
+            }
             Err(e) => err(&format!("error: could not encode output as JSON: {e}")),
         }
     } else {
@@ -150,11 +156,13 @@ pub(crate) fn emit<T: Serialize>(json: bool, value: &T, text: impl FnOnce() -> S
 }
 
 /// Reports an error: always on stderr, and as `{"error": ...}` on stdout with `--json` so a
-/// script reading stdout sees one JSON document either way.
+/// script reading stdout sees one JSON document either way. A command that fails after printing
+/// its result (a repair that left documents, a log chain that does not verify, a sync that did
+/// not catch up) has said what failed in that document: a second one would make stdout two.
 pub(crate) fn error(json: bool, e: &anyhow::Error) {
     let message = describe(e);
     err(&format!("error: {message}"));
-    if json {
+    if json && !PRINTED_JSON.with(std::cell::Cell::get) {
         out(&serde_json::json!({ "error": message }).to_string());
     }
 }

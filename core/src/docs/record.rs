@@ -214,7 +214,6 @@ pub struct PatientRecord {
 
 /// A record's fields as a JSON object keyed by field name, in the record's order.
 mod fields_by_name {
-    use serde::de::Error as _;
     use serde::ser::SerializeMap;
     use serde::{Deserialize, Deserializer, Serializer};
 
@@ -225,8 +224,10 @@ mod fields_by_name {
         s: S,
     ) -> Result<S::Ok, S::Error> {
         let mut map = s.serialize_map(Some(fields.len()))?;
+        // Keyed as the field serialises elsewhere (`general-practitioner` in a field conflict
+        // too), not by its short CLI name.
         for (field, value) in fields {
-            map.serialize_entry(field.as_str(), value)?;
+            map.serialize_entry(field, value)?;
         }
         map.end()
     }
@@ -234,14 +235,8 @@ mod fields_by_name {
     pub(super) fn deserialize<'de, D: Deserializer<'de>>(
         d: D,
     ) -> Result<Vec<(PatientField, String)>, D::Error> {
-        let map = std::collections::BTreeMap::<String, String>::deserialize(d)?;
-        map.into_iter()
-            .map(|(name, value)| {
-                PatientField::parse(&name)
-                    .map(|field| (field, value))
-                    .ok_or_else(|| D::Error::custom(format!("unknown patient field {name:?}")))
-            })
-            .collect()
+        let map = std::collections::BTreeMap::<PatientField, String>::deserialize(d)?;
+        Ok(map.into_iter().collect())
     }
 }
 

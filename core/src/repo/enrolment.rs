@@ -107,6 +107,25 @@ impl Repo {
         Ok(())
     }
 
+    /// Keeps a certificate this base has just issued (`omsyn enroll approve`), so that its staff
+    /// member is known here — planned for, named in reports, listed among devices not yet seen —
+    /// before the device first syncs. It must be of this node's organisation.
+    pub fn remember_issued(&self, cert: &Certificate) -> Result<(), RepoError> {
+        let org = self.certificate()?.map(|c| c.grant().org);
+        if org != Some(cert.grant().org) {
+            return Err(RepoError::Invalid(
+                "the certificate is not of this node's organisation".into(),
+            ));
+        }
+        let mut batch = self.store.write()?;
+        batch.put_certificate(cert)?;
+        crate::pipeline::commit(
+            batch,
+            &crate::pipeline::DeriveContext::of(&self.store, None),
+        )?;
+        Ok(())
+    }
+
     /// Keeps a revocation (from `omsyn revoke`, or a file). Returns whether it was new.
     pub fn add_revocation(&self, revocation: &Revocation) -> Result<bool, RepoError> {
         let own = self.certificate()?.ok_or_else(|| {

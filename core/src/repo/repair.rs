@@ -12,8 +12,19 @@ use crate::trust::audit::{AccessEvent, AuditAction};
 pub struct RepairedDocument {
     /// The document.
     pub doc: String,
-    /// This node's changes made again: the old change hash and the new one (hex).
+    /// This node's changes made again: the old change hash and the new one (hex); in JSON, each
+    /// `{"old": …, "new": …}`.
+    #[serde(serialize_with = "old_and_new")]
     pub remade: Vec<(String, String)>,
+}
+
+fn old_and_new<S: serde::Serializer>(pairs: &[(String, String)], s: S) -> Result<S::Ok, S::Error> {
+    use serde::ser::SerializeSeq;
+    let mut seq = s.serialize_seq(Some(pairs.len()))?;
+    for (old, new) in pairs {
+        seq.serialize_element(&serde_json::json!({ "old": old, "new": new }))?;
+    }
+    seq.end()
 }
 
 /// What [`Repo::repair`] did.

@@ -8,6 +8,7 @@ use serde::Serialize;
 use crate::docs::journal::{self, EntryBody};
 use crate::docs::{DocumentId, access_facts as access};
 use crate::ids::{PatientId, StaffId};
+use crate::repo::ListedStaff;
 use crate::{Day, RepoError, Role};
 
 use super::{Service, ServiceError};
@@ -88,6 +89,84 @@ impl Service {
             repo.transaction(|tx| tx.set_team_member(now, &patient, &staff, join))
         })?;
         Ok((patient, staff))
+    }
+
+    /// Registers a staff member as a work list would name her — for staff whose devices are not
+    /// enrolled yet, so visits can be planned for them and reports name them. A certificate's
+    /// name wins once her device is enrolled. Kept in the base's staff file, not synced.
+    pub fn add_staff(
+        &self,
+        id: &str,
+        name: &str,
+        role: Option<&str>,
+        zone: Option<&str>,
+    ) -> Result<StaffMember, ServiceError> {
+        let id = self.staff_member("id", id)?;
+        super::required("name", name, "the staff member's name")?;
+        let listed = ListedStaff {
+            name: name.trim().to_owned(),
+            role: role.map(str::trim).unwrap_or_default().to_owned(),
+            zone: zone
+                .map(str::trim)
+                .filter(|z| !z.is_empty())
+                .map(str::to_owned),
+        };
+        self.repo
+            .remember_listed_staff(BTreeMap::from([(id.to_string(), listed.clone())]))
+            .map_err(|e| {
+                RepoError::from(crate::store::StoreError::Io(format!(
+                    "writing the staff file: {e}"
+                )))
+            })?;
+        Ok(StaffMember {
+            id,
+            name: listed.name,
+            role: Role::Nurse,
+            zone: listed.zone,
+            competence: (!listed.role.is_empty()).then_some(listed.role),
+        })
+    }
+
+    /// Staff ids as typed, each one a staff member this node knows (its staff directory): a plan
+    /// names people who exist. A refusal names who would be accepted.
+    pub fn known_staff(
+        &self,
+        field: &'static str,
+        values: &[String],
+    ) -> Result<Vec<StaffId>, ServiceError> {
+        let ids = values
+            .iter()
+            .map(|v| self.staff_member(field, v))
+            .collect::<Result<Vec<_>, _>>()?;
+        if ids.is_empty() {
+            return Ok(ids);
+        }
+        let known = self.staff_directory(None)?;
+        let Some(unknown) = ids.iter().find(|id| !known.iter().any(|m| &m.id == *id)) else {
+            return Ok(ids);
+        };
+        const SHOWN: usize = 8;
+        let mut some: Vec<String> = (known.iter().take(SHOWN))
+            .map(|m| format!("{} ({})", m.id, m.name))
+            .collect();
+        if known.len() > SHOWN {
+            some.push(format!(
+                "and {} more (`omsyn staff list`)",
+                known.len() - SHOWN
+            ));
+        }
+        let listed = if some.is_empty() {
+            "none yet".to_owned()
+        } else {
+            some.join(", ")
+        };
+        Err(ServiceError::invalid(
+            field,
+            format!(
+                "{unknown} is no staff member this node knows (an enrolled device, an imported \
+                 work list, or `omsyn staff add --id {unknown} --name NAME`); known: {listed}"
+            ),
+        ))
     }
 
     /// The staff directory (of one zone, or all), by staff id.

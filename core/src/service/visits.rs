@@ -55,7 +55,7 @@ impl Service {
                 .iter()
                 .map(|t| TiltakId::parse(t.trim()).map_err(|e| ServiceError::invalid("tiltak", e)))
                 .collect::<Result<_, _>>()?,
-            staff: self.staff(&req.staff)?,
+            staff: self.known_staff("staff", &req.staff)?,
         };
         self.write(|repo, now, rng| repo.plan_visit(now, rng, &new))
     }
@@ -68,7 +68,7 @@ impl Service {
                 let (start, end) = self.window(&start, &end)?;
                 VisitChange::Reschedule { start, end }
             }
-            ChangeVisit::Assign(staff) => VisitChange::Assign(self.staff(&staff)?),
+            ChangeVisit::Assign(staff) => VisitChange::Assign(self.known_staff("staff", &staff)?),
             ChangeVisit::SetKind(kind) => VisitChange::SetKind(kind),
             ChangeVisit::Cancel(reason) => {
                 required("reason", &reason, "why the visit is cancelled")?;

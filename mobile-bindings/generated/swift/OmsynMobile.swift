@@ -1705,6 +1705,10 @@ public struct CareTask: Equatable, Hashable {
      */
     public var patient: String
     /**
+     * The patient's name, where this device holds her record: what the app shows.
+     */
+    public var patientName: String?
+    /**
      * `respond-to-alert`, `call-again` or `physical-visit`.
      */
     public var kind: String
@@ -1741,6 +1745,10 @@ public struct CareTask: Equatable, Hashable {
      */
     public var owner: [String]
     /**
+     * The owning nurses by name, in `owner`'s order (empty for the base or the zone).
+     */
+    public var ownerNames: [String]
+    /**
      * Everyone who claimed it.
      */
     public var claimedBy: [AuthorInfo]
@@ -1762,6 +1770,9 @@ public struct CareTask: Equatable, Hashable {
         /**
          * The patient.
          */patient: String, 
+        /**
+         * The patient's name, where this device holds her record: what the app shows.
+         */patientName: String?, 
         /**
          * `respond-to-alert`, `call-again` or `physical-visit`.
          */kind: String, 
@@ -1790,6 +1801,9 @@ public struct CareTask: Equatable, Hashable {
          * Whose it is: staff ids, or `base`, or `zone`.
          */owner: [String], 
         /**
+         * The owning nurses by name, in `owner`'s order (empty for the base or the zone).
+         */ownerNames: [String], 
+        /**
          * Everyone who claimed it.
          */claimedBy: [AuthorInfo], 
         /**
@@ -1800,6 +1814,7 @@ public struct CareTask: Equatable, Hashable {
          */doneBy: AuthorInfo?) {
         self.id = id
         self.patient = patient
+        self.patientName = patientName
         self.kind = kind
         self.visit = visit
         self.priority = priority
@@ -1809,6 +1824,7 @@ public struct CareTask: Equatable, Hashable {
         self.escalatesAtMs = escalatesAtMs
         self.escalated = escalated
         self.owner = owner
+        self.ownerNames = ownerNames
         self.claimedBy = claimedBy
         self.alsoClaimedBy = alsoClaimedBy
         self.doneBy = doneBy
@@ -1832,6 +1848,7 @@ public struct FfiConverterTypeCareTask: FfiConverterRustBuffer {
             try CareTask(
                 id: FfiConverterString.read(from: &buf), 
                 patient: FfiConverterString.read(from: &buf), 
+                patientName: FfiConverterOptionString.read(from: &buf), 
                 kind: FfiConverterString.read(from: &buf), 
                 visit: FfiConverterOptionString.read(from: &buf), 
                 priority: FfiConverterTypeTaskPriority.read(from: &buf), 
@@ -1841,6 +1858,7 @@ public struct FfiConverterTypeCareTask: FfiConverterRustBuffer {
                 escalatesAtMs: FfiConverterOptionInt64.read(from: &buf), 
                 escalated: FfiConverterBool.read(from: &buf), 
                 owner: FfiConverterSequenceString.read(from: &buf), 
+                ownerNames: FfiConverterSequenceString.read(from: &buf), 
                 claimedBy: FfiConverterSequenceTypeAuthorInfo.read(from: &buf), 
                 alsoClaimedBy: FfiConverterSequenceTypeAuthorInfo.read(from: &buf), 
                 doneBy: FfiConverterOptionTypeAuthorInfo.read(from: &buf)
@@ -1850,6 +1868,7 @@ public struct FfiConverterTypeCareTask: FfiConverterRustBuffer {
     public static func write(_ value: CareTask, into buf: inout [UInt8]) {
         FfiConverterString.write(value.id, into: &buf)
         FfiConverterString.write(value.patient, into: &buf)
+        FfiConverterOptionString.write(value.patientName, into: &buf)
         FfiConverterString.write(value.kind, into: &buf)
         FfiConverterOptionString.write(value.visit, into: &buf)
         FfiConverterTypeTaskPriority.write(value.priority, into: &buf)
@@ -1859,6 +1878,7 @@ public struct FfiConverterTypeCareTask: FfiConverterRustBuffer {
         FfiConverterOptionInt64.write(value.escalatesAtMs, into: &buf)
         FfiConverterBool.write(value.escalated, into: &buf)
         FfiConverterSequenceString.write(value.owner, into: &buf)
+        FfiConverterSequenceString.write(value.ownerNames, into: &buf)
         FfiConverterSequenceTypeAuthorInfo.write(value.claimedBy, into: &buf)
         FfiConverterSequenceTypeAuthorInfo.write(value.alsoClaimedBy, into: &buf)
         FfiConverterOptionTypeAuthorInfo.write(value.doneBy, into: &buf)
@@ -2508,6 +2528,10 @@ public struct OpenConflict: Equatable, Hashable {
      */
     public var patient: String
     /**
+     * The patient's name, where this device holds her record: what the app shows.
+     */
+    public var patientName: String?
+    /**
      * Safety-critical (medication) or for review.
      */
     public var highSeverity: Bool
@@ -2515,6 +2539,14 @@ public struct OpenConflict: Equatable, Hashable {
      * The journal entries involved.
      */
     public var entries: [String]
+    /**
+     * Who wrote them, by name.
+     */
+    public var byNames: [String]
+    /**
+     * The medication's name, for a dose conflict.
+     */
+    public var medicationName: String?
     /**
      * One line for people.
      */
@@ -2530,18 +2562,30 @@ public struct OpenConflict: Equatable, Hashable {
          * The patient.
          */patient: String, 
         /**
+         * The patient's name, where this device holds her record: what the app shows.
+         */patientName: String?, 
+        /**
          * Safety-critical (medication) or for review.
          */highSeverity: Bool, 
         /**
          * The journal entries involved.
          */entries: [String], 
         /**
+         * Who wrote them, by name.
+         */byNames: [String], 
+        /**
+         * The medication's name, for a dose conflict.
+         */medicationName: String?, 
+        /**
          * One line for people.
          */summary: String) {
         self.id = id
         self.patient = patient
+        self.patientName = patientName
         self.highSeverity = highSeverity
         self.entries = entries
+        self.byNames = byNames
+        self.medicationName = medicationName
         self.summary = summary
     }
 
@@ -2563,8 +2607,11 @@ public struct FfiConverterTypeOpenConflict: FfiConverterRustBuffer {
             try OpenConflict(
                 id: FfiConverterString.read(from: &buf), 
                 patient: FfiConverterString.read(from: &buf), 
+                patientName: FfiConverterOptionString.read(from: &buf), 
                 highSeverity: FfiConverterBool.read(from: &buf), 
                 entries: FfiConverterSequenceString.read(from: &buf), 
+                byNames: FfiConverterSequenceString.read(from: &buf), 
+                medicationName: FfiConverterOptionString.read(from: &buf), 
                 summary: FfiConverterString.read(from: &buf)
         )
     }
@@ -2572,8 +2619,11 @@ public struct FfiConverterTypeOpenConflict: FfiConverterRustBuffer {
     public static func write(_ value: OpenConflict, into buf: inout [UInt8]) {
         FfiConverterString.write(value.id, into: &buf)
         FfiConverterString.write(value.patient, into: &buf)
+        FfiConverterOptionString.write(value.patientName, into: &buf)
         FfiConverterBool.write(value.highSeverity, into: &buf)
         FfiConverterSequenceString.write(value.entries, into: &buf)
+        FfiConverterSequenceString.write(value.byNames, into: &buf)
+        FfiConverterOptionString.write(value.medicationName, into: &buf)
         FfiConverterString.write(value.summary, into: &buf)
     }
 }

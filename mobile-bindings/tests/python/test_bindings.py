@@ -25,6 +25,8 @@ class Scenario:
         self.base = Base(root)
         self.patient = self.base.cli("patient", "add", "--name", "Turid Nilsen", "--zone", ZONE)["id"]
         self.base.cli("team", "--patient", self.patient, "--add", "S1")
+        # The nurse the visit is planned for; her phone is enrolled in the test.
+        self.base.cli("staff", "add", "--id", "S1", "--name", "Kari Nordmann")
         self.medication = self.base.cli(
             "med", "add", "--patient", self.patient, "--name", "Metformin 500 mg",
             "--dose", "1 tablett", "--slot", "08:00",
@@ -151,6 +153,11 @@ class EndToEnd(unittest.IsolatedAsyncioTestCase):
         self.assertEqual(appeared.conflict.patient, s.patient)
         open_conflicts = await s.nurse.conflicts()
         self.assertEqual([c.id for c in open_conflicts], [appeared.conflict.id])
+        # The app shows names, not ids: whose record, which medication, who gave it.
+        [shown] = open_conflicts
+        self.assertEqual(shown.patient_name, "Turid Nilsen")
+        self.assertEqual(shown.medication_name, "Metformin 500 mg")
+        self.assertEqual(sorted(shown.by_names), ["Kari Nordmann", "Per Hansen"])
         resolution = await s.nurse.resolve_conflict(appeared.conflict.id, "Ringte Per: dosen ble gitt én gang.", None)
         self.assertIsNotNone(resolution)
         self.assertEqual(resolution.kind, om.EntryKind.CONFLICT_RESOLVED)
@@ -169,6 +176,7 @@ class EndToEnd(unittest.IsolatedAsyncioTestCase):
             await s.nurse.visit_missed(s.visit, om.MissedReason.NO_ANSWER, None, ms(at_today(hhmm)))
         [task] = await s.nurse.tasks()
         self.assertEqual(task.kind, "physical-visit")
+        self.assertEqual(task.patient_name, "Turid Nilsen")
         self.assertEqual(task.owner, ["zone"])
         self.assertEqual(task.priority, om.TaskPriority.HIGH)
         await s.nurse.sync_now(s.base_ticket)

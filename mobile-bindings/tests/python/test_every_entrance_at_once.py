@@ -37,6 +37,8 @@ class EveryEntranceAtOnce(unittest.IsolatedAsyncioTestCase):
         self.patient = self.base.cli("patient", "add", "--name", "Turid Nilsen", "--zone", ZONE)["id"]
         for staff in ("S1", "S2"):
             self.base.cli("team", "--patient", self.patient, "--add", staff)
+        # The nurse the visit is planned for; her phone is enrolled below.
+        self.base.cli("staff", "add", "--id", "S1", "--name", "Kari Nordmann")
         self.visit = self.base.cli(
             "visit", "plan", "--patient", self.patient, "--start", at("12:00"), "--end", at("12:30"),
             "--kind", "physical", "--staff", "S1",

@@ -39,19 +39,23 @@ pub(crate) fn access(svc: &Service, json: bool, cmd: AccessCmd) -> Result<()> {
                 .iter()
                 .map(|(p, a)| crate::output::access_json(p, a))
                 .collect();
+            // Staff by name (a name is no patient data); the patient by id, as the list is
+            // reviewed at the base, which may not hold (or need) her record.
+            let names = repo.staff_names()?;
             emit(json, &json!({ "accesses": rows }), || {
                 if list.is_empty() {
                     return "no explicit accesses recorded".into();
                 }
                 list.iter()
                     .map(|(p, a)| {
+                        let who = names
+                            .get(a.staff.as_str())
+                            .unwrap_or(&a.staff.to_string())
+                            .clone();
+                        let device = a.device.short();
                         format!(
-                            "{} {} by {} (device {}): {}\n",
-                            a.at,
-                            p,
-                            a.staff,
-                            a.device.short(),
-                            a.reason
+                            "{} {p} by {who} ({}, device {device}): {}\n",
+                            a.at, a.staff, a.reason
                         )
                     })
                     .collect()
@@ -76,14 +80,16 @@ pub(crate) fn team(
     };
     let (patient, staff) = svc.set_team_member(patient, &staff, join).flagged()?;
     let name = svc.repo().record(&patient)?.name().to_owned();
+    let who = match svc.repo().staff_names()?.get(staff.as_str()) {
+        Some(known) => format!("{known} ({staff})"),
+        None => staff.to_string(),
+    };
     emit(
         json,
         &json!({ "patient": patient, "staff": staff, "member": join }),
         || {
-            format!(
-                "{staff} {} the care team of {name}",
-                if join { "joined" } else { "left" }
-            )
+            let change = if join { "joined" } else { "left" };
+            format!("{who} {change} the care team of {name}")
         },
     );
     Ok(())
@@ -109,11 +115,9 @@ pub(crate) fn unblock(svc: &Service, json: bool, patient: &str, block: &str) -> 
     let patient = &svc.patient(patient).flagged()?;
     let id = svc.entry("block", block).flagged()?;
     svc.act(|repo, now, _| repo.transaction(|tx| tx.lift_block(now, patient, &id)))?;
-    emit(
-        json,
-        &json!({ "id": id, "patient": patient, "lifted": true }),
-        || format!("lifted block {id}"),
-    );
+    emit(json, &json!({ "id": id, "patient": patient }), || {
+        format!("lifted block {id}")
+    });
     Ok(())
 }
 

@@ -19,6 +19,7 @@ mod org;
 mod patient;
 mod plan;
 mod show;
+mod staff;
 mod tasks;
 mod visit;
 
@@ -113,6 +114,7 @@ pub(crate) fn run_node(
             out,
         } => org::revoke(svc, json, &target, reason.as_deref(), out.as_deref()),
         NodeCommand::Access(cmd) => access::access(svc, json, cmd),
+        NodeCommand::Staff(cmd) => staff::run(cx, cmd),
         NodeCommand::Team {
             patient,
             add,

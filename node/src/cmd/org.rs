@@ -45,65 +45,80 @@ fn org_key(repo: &Repo) -> Result<OrgKey> {
 
 /// `omsyn org create|show`.
 pub(crate) fn org(svc: &Service, json: bool, cmd: OrgCmd) -> Result<()> {
-    let repo = svc.repo();
     match cmd {
         OrgCmd::Create {
             name,
             valid_hours,
             explicit_access_hours,
-        } => {
-            if repo.profile().role != Role::Base {
-                bail!(
-                    "the organisation key belongs on a base, not a {}",
-                    repo.profile().role
-                );
-            }
-            // Checked before the key is made: a key without the base's own certificate would be
-            // half an organisation.
-            if repo
-                .profile()
-                .zone
-                .as_deref()
-                .is_none_or(|z| z.trim().is_empty())
-            {
-                bail!(
-                    "this base has no zone, and a base's certificate names the zone it serves: \
+        } => create(svc, json, &name, valid_hours, explicit_access_hours),
+        OrgCmd::Show => show(svc, json),
+    }
+}
+
+/// `omsyn org create`: the organisation key, made on the admin base, which enrols itself.
+fn create(
+    svc: &Service,
+    json: bool,
+    name: &str,
+    valid_hours: u32,
+    explicit_access_hours: Option<u32>,
+) -> Result<()> {
+    let repo = svc.repo();
+    if repo.profile().role != Role::Base {
+        bail!(
+            "the organisation key belongs on a base, not a {}",
+            repo.profile().role
+        );
+    }
+    // Checked before the key is made: a key without the base's own certificate would be
+    // half an organisation.
+    if repo
+        .profile()
+        .zone
+        .as_deref()
+        .is_none_or(|z| z.trim().is_empty())
+    {
+        bail!(
+            "this base has no zone, and a base's certificate names the zone it serves: \
                      make the admin base with one (`omsyn init --role base --name NAME --zone \"Sone 1\"` \
                      in a new data directory)"
-                );
-            }
-            if let Some(cert) = repo.certificate()? {
-                bail!(
-                    "this node is already enrolled in {} ({})",
-                    cert.grant().org_name,
-                    cert.grant().org
-                );
-            }
-            let policy = omsyn_core::trust::OrgPolicy {
-                explicit_access_max_ms: explicit_access_hours.map(|h| i64::from(h) * HOUR_MS),
-            };
-            let org = OrgKey::create(repo.data_dir(), &name, policy, &mut *svc.rng())?;
-            let cert = org.approve(
-                &repo.enrollment_request(),
-                svc.now().unix_millis(),
-                i64::from(valid_hours) * HOUR_MS,
-            )?;
-            repo.install_certificate(&cert)?;
-            emit(json, &json!({ "id": org.id(), "name": org.name() }), || {
-                format!(
-                    "created organisation \"{}\"\norg id: {}\nkey:    {} (owner-only; back it up offline)\nthis base is enrolled; enrol devices with `omsyn enroll approve`",
-                    org.name(),
-                    org.id(),
-                    OrgKey::path(repo.data_dir()).display()
-                )
-            });
-            Ok(())
-        }
-        OrgCmd::Show => {
-            let own = repo.certificate()?;
-            let members = repo.known_certificates()?;
-            let revoked = repo.revocations()?;
-            let member_rows: Vec<_> = members
+        );
+    }
+    if let Some(cert) = repo.certificate()? {
+        bail!(
+            "this node is already enrolled in {} ({})",
+            cert.grant().org_name,
+            cert.grant().org
+        );
+    }
+    let policy = omsyn_core::trust::OrgPolicy {
+        explicit_access_max_ms: explicit_access_hours.map(|h| i64::from(h) * HOUR_MS),
+    };
+    let org = OrgKey::create(repo.data_dir(), name, policy, &mut *svc.rng())?;
+    let cert = org.approve(
+        &repo.enrollment_request(),
+        svc.now().unix_millis(),
+        i64::from(valid_hours) * HOUR_MS,
+    )?;
+    repo.install_certificate(&cert)?;
+    emit(json, &json!({ "id": org.id(), "name": org.name() }), || {
+        format!(
+            "created organisation \"{}\"\norg id: {}\nkey:    {} (owner-only; back it up offline)\nthis base is enrolled; enrol devices with `omsyn enroll approve`",
+            org.name(),
+            org.id(),
+            OrgKey::path(repo.data_dir()).display()
+        )
+    });
+    Ok(())
+}
+
+/// `omsyn org show`: the organisation, its members and its revocations.
+fn show(svc: &Service, json: bool) -> Result<()> {
+    let repo = svc.repo();
+    let own = repo.certificate()?;
+    let members = repo.known_certificates()?;
+    let revoked = repo.revocations()?;
+    let member_rows: Vec<_> = members
                 .iter()
                 .map(|c| {
                     let g = c.grant();
@@ -111,55 +126,53 @@ pub(crate) fn org(svc: &Service, json: bool, cmd: OrgCmd) -> Result<()> {
                             "patient": g.patient, "zone": g.zone, "valid_until": moment(g.not_after_ms) })
                 })
                 .collect();
-            let revoked_rows: Vec<_> = revoked
+    let revoked_rows: Vec<_> = revoked
                 .iter()
                 .map(|r| json!({ "device": r.body().node, "reason": r.body().reason, "at": moment(r.body().at_ms) }))
                 .collect();
-            let value = json!({
-                "id": own.as_ref().map(|c| c.grant().org),
-                "name": own.as_ref().map(|c| c.grant().org_name.clone()),
-                "valid_until": own.as_ref().and_then(|c| moment(c.grant().not_after_ms)),
-                "members": member_rows,
-                "revoked": revoked_rows,
-            });
-            emit(json, &value, || {
-                let Some(own) = &own else {
-                    return "this node is not enrolled: run `omsyn enroll request` and take the request to a base".into();
-                };
-                let g = own.grant();
-                let mut s = format!(
-                    "organisation \"{}\" ({})\nthis node's certificate is valid until {}\nknown members:\n",
-                    g.org_name,
-                    g.org.short(),
-                    fmt_ms(g.not_after_ms)
-                );
-                for c in &members {
-                    let g = c.grant();
-                    let _ = writeln!(
-                        s,
-                        "  {}  {:<9} {}{}",
-                        g.node.short(),
-                        g.role.as_str(),
-                        g.name,
-                        g.zone
-                            .as_ref()
-                            .map(|z| format!(" ({z})"))
-                            .unwrap_or_default()
-                    );
-                }
-                for r in &revoked {
-                    let _ = writeln!(
-                        s,
-                        "  {}  REVOKED: {}",
-                        r.body().node.short(),
-                        r.body().reason
-                    );
-                }
-                s
-            });
-            Ok(())
+    let value = json!({
+        "id": own.as_ref().map(|c| c.grant().org),
+        "name": own.as_ref().map(|c| c.grant().org_name.clone()),
+        "valid_until": own.as_ref().and_then(|c| moment(c.grant().not_after_ms)),
+        "members": member_rows,
+        "revoked": revoked_rows,
+    });
+    emit(json, &value, || {
+        let Some(own) = &own else {
+            return "this node is not enrolled: run `omsyn enroll request` and take the request to a base".into();
+        };
+        let g = own.grant();
+        let mut s = format!(
+            "organisation \"{}\" ({})\nthis node's certificate is valid until {}\nknown members:\n",
+            g.org_name,
+            g.org.short(),
+            fmt_ms(g.not_after_ms)
+        );
+        for c in &members {
+            let g = c.grant();
+            let _ = writeln!(
+                s,
+                "  {}  {:<9} {}{}",
+                g.node.short(),
+                g.role.as_str(),
+                g.name,
+                g.zone
+                    .as_ref()
+                    .map(|z| format!(" ({z})"))
+                    .unwrap_or_default()
+            );
         }
-    }
+        for r in &revoked {
+            let _ = writeln!(
+                s,
+                "  {}  REVOKED: {}",
+                r.body().node.short(),
+                r.body().reason
+            );
+        }
+        s
+    });
+    Ok(())
 }
 
 /// `omsyn enroll request|approve|install`.
@@ -203,6 +216,7 @@ pub(crate) fn enroll(svc: &Service, json: bool, cmd: EnrollCmd) -> Result<()> {
                 i64::from(valid_hours) * HOUR_MS,
                 competence.as_deref(),
             )?;
+            repo.remember_issued(&cert)?;
             let text = cert.to_text();
             if let Some(path) = &out {
                 write_text(path, &text)?;

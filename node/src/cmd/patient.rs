@@ -6,59 +6,19 @@ use omsyn_core::docs::record::PatientField;
 use serde_json::json;
 
 use super::{Ctx, Flagged};
-use crate::cli::PatientCmd;
+use crate::cli::{PatientCmd, PatientFields};
 use crate::output::emit;
 
 pub(crate) fn run(cx: Ctx<'_>, cmd: PatientCmd) -> Result<()> {
     let (svc, json) = (cx.svc, cx.json);
     match cmd {
-        PatientCmd::Add(f) => {
-            let mut fields = vec![(PatientField::Name, f.name)];
-            for (field, value) in [
-                (PatientField::NationalId, f.national_id),
-                (PatientField::Address, f.address),
-                (PatientField::AccessNote, f.access_note),
-                (PatientField::Phone, f.phone),
-                (PatientField::Zone, f.zone),
-                (PatientField::GeneralPractitioner, f.gp),
-            ] {
-                if let Some(v) = value {
-                    fields.push((field, v));
-                }
-            }
-            let id = svc.act(|repo, now, rng| repo.add_patient(now, rng, &fields))?;
-            emit(json, &json!({ "id": id }), || id.to_string());
-        }
-        PatientCmd::List => {
-            let list = svc
-                .shown("patient list", svc.repo().patients()?, |(p, _)| p)
-                .flagged()?;
-            let rows: Vec<_> = list
-                .iter()
-                .map(|(id, name)| json!({ "id": id, "name": name }))
-                .collect();
-            emit(json, &json!({ "patients": rows }), || {
-                list.iter()
-                    .map(|(id, name)| format!("{id}  {name}\n"))
-                    .collect()
-            });
-        }
+        PatientCmd::Add(f) => add(cx, f),
+        PatientCmd::List => list(cx),
         PatientCmd::Set {
             patient,
             field,
             value,
-        } => {
-            let field = PatientField::parse(&field).ok_or_else(|| {
-                anyhow!(
-                    "--field: unknown field {field:?}; expected one of {}",
-                    PatientField::ALL.map(|f| f.as_str()).join(", ")
-                )
-            })?;
-            let patient = svc.patient(&patient).flagged()?;
-            svc.act(|repo, now, _| repo.set_patient_field(now, &patient, field, &value))?;
-            let changed = json!({ "id": patient, "field": field.as_str(), "value": value });
-            emit(json, &changed, String::new);
-        }
+        } => set(cx, &patient, &field, value),
         PatientCmd::Flag {
             patient,
             kind,
@@ -68,6 +28,7 @@ pub(crate) fn run(cx: Ctx<'_>, cmd: PatientCmd) -> Result<()> {
             let id = svc
                 .act(|repo, now, rng| repo.add_flag(now, rng, &patient, &kind, note.as_deref()))?;
             emit(json, &json!({ "id": id }), || id.to_string());
+            Ok(())
         }
         PatientCmd::Unflag {
             patient,
@@ -77,11 +38,10 @@ pub(crate) fn run(cx: Ctx<'_>, cmd: PatientCmd) -> Result<()> {
             let flag = svc.flag(&flag).flagged()?;
             let patient = svc.patient(&patient).flagged()?;
             svc.act(|repo, now, _| repo.deactivate_flag(now, &patient, &flag, &reason))?;
-            emit(
-                json,
-                &json!({ "id": flag, "patient": patient }),
-                String::new,
-            );
+            emit(json, &json!({ "id": flag, "patient": patient }), || {
+                format!("flag {flag} lifted")
+            });
+            Ok(())
         }
         PatientCmd::Contact {
             patient,
@@ -94,7 +54,71 @@ pub(crate) fn run(cx: Ctx<'_>, cmd: PatientCmd) -> Result<()> {
                 repo.add_contact(now, rng, &patient, &name, &relation, phone.as_deref())
             })?;
             emit(json, &json!({ "id": id }), || id.to_string());
+            Ok(())
         }
     }
+}
+
+/// `omsyn patient add`: a new record with the fields given.
+fn add(cx: Ctx<'_>, f: PatientFields) -> Result<()> {
+    let mut fields = vec![(PatientField::Name, f.name)];
+    for (field, value) in [
+        (PatientField::NationalId, f.national_id),
+        (PatientField::Address, f.address),
+        (PatientField::AccessNote, f.access_note),
+        (PatientField::Phone, f.phone),
+        (PatientField::Zone, f.zone),
+        (PatientField::GeneralPractitioner, f.gp),
+    ] {
+        if let Some(v) = value {
+            fields.push((field, v));
+        }
+    }
+    let id = cx
+        .svc
+        .act(|repo, now, rng| repo.add_patient(now, rng, &fields))?;
+    emit(cx.json, &json!({ "id": id }), || id.to_string());
+    Ok(())
+}
+
+/// `omsyn patient list`: the patients this user may see, by name (ids with `--ids`), logged.
+fn list(cx: Ctx<'_>) -> Result<()> {
+    let svc = cx.svc;
+    let list = svc
+        .shown("patient list", svc.repo().patients()?, |(p, _)| p)
+        .flagged()?;
+    let rows: Vec<_> = list
+        .iter()
+        .map(|(id, name)| json!({ "id": id, "name": name }))
+        .collect();
+    emit(cx.json, &json!({ "patients": rows }), || {
+        if list.is_empty() {
+            return "no patients held on this node".into();
+        }
+        list.iter()
+            .map(|(id, name)| match cx.ids {
+                true => format!("{name}  [{id}]\n"),
+                false => format!("{name}\n"),
+            })
+            .collect()
+    });
+    Ok(())
+}
+
+/// `omsyn patient set`: one field of the record.
+fn set(cx: Ctx<'_>, patient: &str, field: &str, value: String) -> Result<()> {
+    let svc = cx.svc;
+    let field = PatientField::parse(field).ok_or_else(|| {
+        anyhow!(
+            "--field: unknown field {field:?}; expected one of {}",
+            PatientField::ALL.map(|f| f.as_str()).join(", ")
+        )
+    })?;
+    let patient = svc.patient(patient).flagged()?;
+    svc.act(|repo, now, _| repo.set_patient_field(now, &patient, field, &value))?;
+    let changed = json!({ "id": patient, "field": field.as_str(), "value": value });
+    emit(cx.json, &changed, || {
+        format!("{} set to {value}", field.as_str())
+    });
     Ok(())
 }

@@ -161,6 +161,8 @@ pub(crate) const END: &str = "2026-11-23T08:30:00+01:00";
 /// A base with one patient, a medication slot and a visit: (base, patient, slot, visit).
 pub(crate) fn planned_day() -> (Node, String, String, String) {
     let base = Node::admin_base("Base Øst", "K001");
+    // The nurse the visit is planned for; her phone is enrolled later, if at all.
+    base.ok(&["staff", "add", "--id", "S1", "--name", "Kari Nordmann"]);
     let patient = str_of(
         &base.ok(&[
             "patient",
@@ -491,6 +493,9 @@ fn a_damaged_export_file_is_refused_and_imports_nothing() {
 #[test]
 fn bad_arguments_are_named_and_nothing_is_written() {
     let (base, patient, slot, visit) = planned_day();
+    for staff in ["A", "B", "C"] {
+        base.ok(&["staff", "add", "--id", staff, "--name", staff]);
+    }
     let before = base.ok(&["show", "--patient", &patient]);
     let cases: &[(&[&str], &str)] = &[
         (&["visit", "done", "--visit", "v-123"], "--visit"),

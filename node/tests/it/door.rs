@@ -226,3 +226,58 @@ fn a_refused_argument_with_json_is_one_json_error_on_stdout() {
     let error = answer["error"].as_str().unwrap();
     assert!(error.contains("--start"), "names what is missing: {error}");
 }
+
+#[test]
+fn visits_are_planned_and_assigned_only_to_staff_the_base_knows() {
+    let (base, patient, _, visit) = planned_day();
+    let plan = |staff: &str| {
+        vec![
+            "visit".to_owned(),
+            "plan".into(),
+            "--patient".into(),
+            patient.clone(),
+            "--start".into(),
+            "2026-11-23T12:00:00+01:00".into(),
+            "--end".into(),
+            "2026-11-23T12:30:00+01:00".into(),
+            "--kind".into(),
+            "physical".into(),
+            "--staff".into(),
+            staff.into(),
+        ]
+    };
+    let args = plan("kari");
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let err = base.fails(&args);
+    assert!(
+        err.contains("kari is no staff member") && err.contains("omsyn staff add"),
+        "{err}"
+    );
+    // The refusal names who would be accepted.
+    assert!(err.contains("S1 (Kari Nordmann)"), "{err}");
+    let err = base.fails(&["visit", "assign", "--visit", &visit, "--staff", "S0010"]);
+    assert!(err.contains("S0010 is no staff member"), "{err}");
+    let listed = &base.ok(&["visit", "list", "--date", "2026-11-23"])["visits"];
+    assert_eq!(listed.as_array().unwrap().len(), 1, "nothing was planned");
+    assert_eq!(listed[0]["staff"][0], "S1", "nothing was reassigned");
+
+    // Registered (her phone not enrolled yet), she may be planned for, and is named.
+    base.ok(&[
+        "staff",
+        "add",
+        "--id",
+        "S0010",
+        "--name",
+        "Ola Hansen",
+        "--role",
+        "sykepleier",
+    ]);
+    base.ok(&["visit", "assign", "--visit", &visit, "--staff", "S0010"]);
+    let staff = text(&base, &["staff", "list"]);
+    assert!(
+        staff.contains("Ola Hansen") && staff.contains("sykepleier"),
+        "{staff}"
+    );
+    let list = text(&base, &["visit", "list", "--date", "2026-11-23"]);
+    assert!(list.contains("Ola Hansen"), "{list}");
+}

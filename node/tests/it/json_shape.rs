@@ -151,8 +151,19 @@ fn broken_rules(path: &str, key: &str, value: &Value, problems: &mut Vec<String>
             problems.push(at(format!("`{key}` = {n} looks like epoch milliseconds")));
         }
         Value::String(s) => {
-            if looks_like_a_moment(s) && !is_rfc3339_with_offset(s) {
-                problems.push(at(format!("`{key}` = {s:?} is a moment not in RFC 3339")));
+            if looks_like_a_moment(s) && !is_rfc3339_in_norway(s) {
+                problems.push(at(format!(
+                    "`{key}` = {s:?} is a moment not in RFC 3339 with Norway's offset then"
+                )));
+            }
+            // A node's id (64 hex digits): the node's own `id`, or a `device`, or the `org` (its
+            // key's id); `prev` chains the access log by hash.
+            if s.len() == 64 && s.bytes().all(|b| b.is_ascii_hexdigit()) {
+                let names_a_node = ["id", "device", "devices", "org", "prev"].contains(&key)
+                    || key.ends_with("_device");
+                if !names_a_node {
+                    problems.push(at(format!("`{key}` holds a node id; name it `device`")));
+                }
             }
             if let Some((kind, plural)) = id_kind(s) {
                 let names_it = |k: &str| key == k || key.ends_with(&format!("_{k}"));
@@ -177,8 +188,15 @@ fn looks_like_a_moment(s: &str) -> bool {
         && b[13] == b':'
 }
 
-fn is_rfc3339_with_offset(s: &str) -> bool {
-    chrono::DateTime::parse_from_rfc3339(s).is_ok() && s.as_bytes()[10] == b'T'
+/// RFC 3339 with the offset Norway's zone had at that instant (the nodes run in Europe/Oslo): a
+/// moment shown in UTC, or in the wrong season's offset, is refused.
+fn is_rfc3339_in_norway(s: &str) -> bool {
+    let Ok(t) = chrono::DateTime::parse_from_rfc3339(s) else {
+        return false;
+    };
+    let norway = omsyn_core::time::Zone::OSLO.at_millis(t.timestamp_millis());
+    s.as_bytes()[10] == b'T'
+        && norway.is_some_and(|n| n.offset_secs() == t.offset().local_minus_utc())
 }
 
 /// The kind of a prefixed id (`v-0123456789abcdef` → `visit`), with its plural.
@@ -288,6 +306,8 @@ fn records(t: &mut Tour, base: &Node, p: &str) {
             "20:00",
         ],
     );
+    t.ok(base, &["staff", "add", "--id", "S2", "--name", "Per Olsen"]);
+    t.ok(base, &["staff", "list"]);
     t.ok(base, &["team", "--patient", p, "--add", "S2"]);
     let block = t.ok(base, &["block", "--patient", p, "--staff", "S2"]);
     t.ok(
@@ -570,6 +590,28 @@ fn exchange(t: &mut Tour, base: &Node, nurse: &Node) {
 }
 
 #[test]
+fn an_error_with_json_is_exactly_one_error_document_on_stdout() {
+    let node = Node::new("base", "Base", "K1");
+    let refused_at_run = node.run(&["--json", "show", "--patient", "nobody"]);
+    let refused_by_clap = node.run(&["--json", "visit", "plan", "--kind", "sideways"]);
+    for out in [refused_at_run, refused_by_clap] {
+        assert!(!out.status.success());
+        let doc: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+            panic!(
+                "not one JSON document ({e}): {}",
+                String::from_utf8_lossy(&out.stdout)
+            )
+        });
+        let fields = doc.as_object().unwrap();
+        assert_eq!(fields.len(), 1, "{doc}");
+        assert!(
+            doc["error"].as_str().is_some_and(|e| !e.is_empty()),
+            "{doc}"
+        );
+    }
+}
+
+#[test]
 fn every_command_prints_one_json_shape_as_readme_documents_it() {
     let tour = tour();
     let table = readme_table();
@@ -583,6 +625,13 @@ fn every_command_prints_one_json_shape_as_readme_documents_it() {
         }
         if !tour.seen.contains_key(&command) {
             problems.push(format!("{command}: not run by this test's tour"));
+        }
+    }
+    for command in table.keys() {
+        if !tour.commands.contains(command) {
+            problems.push(format!(
+                "{command}: a README row for a command that does not exist"
+            ));
         }
     }
     for (command, value) in &tour.seen {

@@ -2969,6 +2969,11 @@ data class CareTask (
     var `patient`: kotlin.String
     , 
     /**
+     * The patient's name, where this device holds her record: what the app shows.
+     */
+    var `patientName`: kotlin.String?
+    , 
+    /**
      * `respond-to-alert`, `call-again` or `physical-visit`.
      */
     var `kind`: kotlin.String
@@ -3014,6 +3019,11 @@ data class CareTask (
     var `owner`: List<kotlin.String>
     , 
     /**
+     * The owning nurses by name, in `owner`'s order (empty for the base or the zone).
+     */
+    var `ownerNames`: List<kotlin.String>
+    , 
+    /**
      * Everyone who claimed it.
      */
     var `claimedBy`: List<AuthorInfo>
@@ -3045,6 +3055,7 @@ public object FfiConverterTypeCareTask: FfiConverterRustBuffer<CareTask> {
         return CareTask(
             FfiConverterString.read(buf),
             FfiConverterString.read(buf),
+            FfiConverterOptionalString.read(buf),
             FfiConverterString.read(buf),
             FfiConverterOptionalString.read(buf),
             FfiConverterTypeTaskPriority.read(buf),
@@ -3053,6 +3064,7 @@ public object FfiConverterTypeCareTask: FfiConverterRustBuffer<CareTask> {
             FfiConverterOptionalLong.read(buf),
             FfiConverterOptionalLong.read(buf),
             FfiConverterBoolean.read(buf),
+            FfiConverterSequenceString.read(buf),
             FfiConverterSequenceString.read(buf),
             FfiConverterSequenceTypeAuthorInfo.read(buf),
             FfiConverterSequenceTypeAuthorInfo.read(buf),
@@ -3063,6 +3075,7 @@ public object FfiConverterTypeCareTask: FfiConverterRustBuffer<CareTask> {
     override fun allocationSize(value: CareTask) = (
             FfiConverterString.allocationSize(value.`id`) +
             FfiConverterString.allocationSize(value.`patient`) +
+            FfiConverterOptionalString.allocationSize(value.`patientName`) +
             FfiConverterString.allocationSize(value.`kind`) +
             FfiConverterOptionalString.allocationSize(value.`visit`) +
             FfiConverterTypeTaskPriority.allocationSize(value.`priority`) +
@@ -3072,6 +3085,7 @@ public object FfiConverterTypeCareTask: FfiConverterRustBuffer<CareTask> {
             FfiConverterOptionalLong.allocationSize(value.`escalatesAtMs`) +
             FfiConverterBoolean.allocationSize(value.`escalated`) +
             FfiConverterSequenceString.allocationSize(value.`owner`) +
+            FfiConverterSequenceString.allocationSize(value.`ownerNames`) +
             FfiConverterSequenceTypeAuthorInfo.allocationSize(value.`claimedBy`) +
             FfiConverterSequenceTypeAuthorInfo.allocationSize(value.`alsoClaimedBy`) +
             FfiConverterOptionalTypeAuthorInfo.allocationSize(value.`doneBy`)
@@ -3080,6 +3094,7 @@ public object FfiConverterTypeCareTask: FfiConverterRustBuffer<CareTask> {
     override fun write(value: CareTask, buf: ByteBuffer) {
             FfiConverterString.write(value.`id`, buf)
             FfiConverterString.write(value.`patient`, buf)
+            FfiConverterOptionalString.write(value.`patientName`, buf)
             FfiConverterString.write(value.`kind`, buf)
             FfiConverterOptionalString.write(value.`visit`, buf)
             FfiConverterTypeTaskPriority.write(value.`priority`, buf)
@@ -3089,6 +3104,7 @@ public object FfiConverterTypeCareTask: FfiConverterRustBuffer<CareTask> {
             FfiConverterOptionalLong.write(value.`escalatesAtMs`, buf)
             FfiConverterBoolean.write(value.`escalated`, buf)
             FfiConverterSequenceString.write(value.`owner`, buf)
+            FfiConverterSequenceString.write(value.`ownerNames`, buf)
             FfiConverterSequenceTypeAuthorInfo.write(value.`claimedBy`, buf)
             FfiConverterSequenceTypeAuthorInfo.write(value.`alsoClaimedBy`, buf)
             FfiConverterOptionalTypeAuthorInfo.write(value.`doneBy`, buf)
@@ -3554,6 +3570,11 @@ data class OpenConflict (
     var `patient`: kotlin.String
     , 
     /**
+     * The patient's name, where this device holds her record: what the app shows.
+     */
+    var `patientName`: kotlin.String?
+    , 
+    /**
      * Safety-critical (medication) or for review.
      */
     var `highSeverity`: kotlin.Boolean
@@ -3562,6 +3583,16 @@ data class OpenConflict (
      * The journal entries involved.
      */
     var `entries`: List<kotlin.String>
+    , 
+    /**
+     * Who wrote them, by name.
+     */
+    var `byNames`: List<kotlin.String>
+    , 
+    /**
+     * The medication's name, for a dose conflict.
+     */
+    var `medicationName`: kotlin.String?
     , 
     /**
      * One line for people.
@@ -3585,8 +3616,11 @@ public object FfiConverterTypeOpenConflict: FfiConverterRustBuffer<OpenConflict>
         return OpenConflict(
             FfiConverterString.read(buf),
             FfiConverterString.read(buf),
+            FfiConverterOptionalString.read(buf),
             FfiConverterBoolean.read(buf),
             FfiConverterSequenceString.read(buf),
+            FfiConverterSequenceString.read(buf),
+            FfiConverterOptionalString.read(buf),
             FfiConverterString.read(buf),
         )
     }
@@ -3594,16 +3628,22 @@ public object FfiConverterTypeOpenConflict: FfiConverterRustBuffer<OpenConflict>
     override fun allocationSize(value: OpenConflict) = (
             FfiConverterString.allocationSize(value.`id`) +
             FfiConverterString.allocationSize(value.`patient`) +
+            FfiConverterOptionalString.allocationSize(value.`patientName`) +
             FfiConverterBoolean.allocationSize(value.`highSeverity`) +
             FfiConverterSequenceString.allocationSize(value.`entries`) +
+            FfiConverterSequenceString.allocationSize(value.`byNames`) +
+            FfiConverterOptionalString.allocationSize(value.`medicationName`) +
             FfiConverterString.allocationSize(value.`summary`)
     )
 
     override fun write(value: OpenConflict, buf: ByteBuffer) {
             FfiConverterString.write(value.`id`, buf)
             FfiConverterString.write(value.`patient`, buf)
+            FfiConverterOptionalString.write(value.`patientName`, buf)
             FfiConverterBoolean.write(value.`highSeverity`, buf)
             FfiConverterSequenceString.write(value.`entries`, buf)
+            FfiConverterSequenceString.write(value.`byNames`, buf)
+            FfiConverterOptionalString.write(value.`medicationName`, buf)
             FfiConverterString.write(value.`summary`, buf)
     }
 }
