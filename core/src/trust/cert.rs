@@ -107,7 +107,9 @@ pub enum Refusal {
         reason: String,
     },
     /// This node itself is not enrolled, so it cannot tell whom to trust.
-    #[error("this node is not enrolled in an organisation; run `omsyn enroll` first")]
+    #[error(
+        "this node is not enrolled in an organisation: `omsyn enroll request`, approved at a base, then `omsyn enroll install`"
+    )]
     SelfNotEnrolled,
 }
 

@@ -153,8 +153,14 @@ pub async fn dial_loop(shared: Shared, id: iroh::EndpointId, peer: omsyn_core::N
         if connected {
             backoff = BACKOFF_START;
         }
-        if let Err(e) = result {
-            info!(peer = %peer.short(), error = format!("{e:#}"), retry_in = ?backoff, "peer unreachable")
+        match (result, connected) {
+            (Ok(_), _) => {}
+            (Err(e), true) => {
+                info!(peer = %peer.short(), error = format!("{e:#}"), retry_in = ?backoff, "session ended")
+            }
+            (Err(e), false) => {
+                info!(peer = %peer.short(), error = format!("{e:#}"), retry_in = ?backoff, "peer unreachable")
+            }
         }
         tokio::time::sleep(backoff).await;
         backoff = (backoff * 2).min(BACKOFF_MAX);

@@ -228,7 +228,8 @@ async fn end_with(
     let _ = flush(session, send).await;
     let _ = send.finish();
     let _ = tokio::time::timeout(LINGER, conn.closed()).await;
-    warn!(peer = %peer.short(), error = %e, "sync session ended");
+    // Said once, by whoever gets the error: the daemon's loops log it, `omsyn sync` prints it.
+    tracing::debug!(peer = %peer.short(), error = %e, "sync session ended");
     e.into()
 }
 

@@ -38,6 +38,9 @@ fn enrolment_works_by_files_and_an_unenrolled_node_is_refused_with_a_reason_on_b
     let stranger = Node::new("nurse", "Ukjent", "S1");
     let err = sync_fails(&stranger, &daemon.ticket());
     assert!(err.contains("not enrolled"), "{err}");
+    // Said once, naming the commands that fix it.
+    assert_eq!(err.matches("not enrolled").count(), 1, "{err}");
+    assert!(err.contains("omsyn enroll request"), "{err}");
     daemon.wait_for_log("not enrolled");
     assert_eq!(
         stranger.ok(&["patient", "list"])["patients"]
@@ -71,6 +74,21 @@ fn a_device_revoked_while_its_daemon_runs_destroys_its_store_key_and_stops() {
             "{file} survived the wipe"
         );
     }
+    // What is left is a directory `init` starts from (a new identity, to be enrolled anew), and
+    // says so.
+    let err = nurse.fails(&["id"]);
+    assert!(err.contains("run `omsyn init`"), "{err}");
+    nurse.ok(&[
+        "init",
+        "--role",
+        "nurse",
+        "--name",
+        "Kari",
+        "--staff-id",
+        "S1",
+        "--zone",
+        "Sone 1",
+    ]);
     // The revocation is on record at the base, and a re-enrolment is refused.
     let org = base.ok(&["org", "show"]);
     assert_eq!(org["revoked"].as_array().unwrap().len(), 1);
