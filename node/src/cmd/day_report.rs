@@ -50,49 +50,63 @@ fn day_report_text(r: &report::DayReport) -> String {
             .map(|z| format!(", {z}"))
             .unwrap_or_default()
     );
-    let row = |name: &str, c: &report::Counts| {
-        format!(
-            "  {name:<14} planned {:>4}  done {:>4}  missed {:>3}  cancelled {:>3}  open {:>4}\n",
-            c.planned, c.done, c.missed, c.cancelled, c.open
-        )
-    };
-    s.push_str(&row("all visits", &r.totals));
-    s.push_str(&row("physical", &r.physical));
-    s.push_str(&row("digital", &r.digital));
+    counts_text(&mut s, r);
+    people_text(&mut s, r);
+    review_text(&mut s, r);
+    s
+}
+
+fn count_row(name: &str, c: &report::Counts) -> String {
+    format!(
+        "  {name:<14} planned {:>4}  done {:>4}  missed {:>3}  cancelled {:>3}  open {:>4}\n",
+        c.planned, c.done, c.missed, c.cancelled, c.open
+    )
+}
+
+/// The day's figures: all visits, physical, digital, trips replaced, and per staff member.
+fn counts_text(s: &mut String, r: &report::DayReport) {
+    s.push_str(&count_row("all visits", &r.totals));
+    s.push_str(&count_row("physical", &r.physical));
+    s.push_str(&count_row("digital", &r.digital));
     let _ = writeln!(
         s,
         "  physical trips replaced by digital visits: {}",
         r.trips_replaced
     );
     s.push_str("per staff:\n");
-    let named = |id: &String| {
-        r.staff_names
-            .get(id)
-            .map_or_else(|| id.clone(), |name| format!("{name} ({id})"))
-    };
     for (staff, c) in &r.per_staff {
-        s.push_str(&row(&named(staff), c));
+        let named = r
+            .staff_names
+            .get(staff)
+            .map_or_else(|| staff.clone(), |name| format!("{name} ({staff})"));
+        s.push_str(&count_row(&named, c));
     }
+}
+
+/// Per patient, with continuity: how many different staff came this week, by name.
+fn people_text(s: &mut String, r: &report::DayReport) {
     s.push_str("per patient (continuity: different staff this week):\n");
     for p in &r.per_patient {
+        let c = &p.counts;
+        let staff: Vec<&str> = (p.staff_this_week.iter())
+            .map(|id| r.staff_names.get(id).unwrap_or(id).as_str())
+            .collect();
         let _ = writeln!(
             s,
             "  {:<24} planned {:>2}  done {:>2}  missed {:>2}  staff this week {:>2} ({})",
             p.name,
-            p.counts.planned,
-            p.counts.done,
-            p.counts.missed,
-            p.staff_this_week.len(),
-            p.staff_this_week
-                .iter()
-                .map(|id| r.staff_names.get(id).unwrap_or(id).as_str())
-                .collect::<Vec<_>>()
-                .join(", ")
+            c.planned,
+            c.done,
+            c.missed,
+            staff.len(),
+            staff.join(", ")
         );
     }
-    let open = r
-        .visits
-        .iter()
+}
+
+/// What needs a look: visits not yet documented, deviations, open conflicts, devices by last sync.
+fn review_text(s: &mut String, r: &report::DayReport) {
+    let open = (r.visits.iter())
         .filter(|v| v.outcome == VisitOutcome::Open)
         .count();
     if open > 0 {
@@ -104,19 +118,13 @@ fn day_report_text(r: &report::DayReport) -> String {
     }
     let _ = writeln!(s, "open conflicts to review: {}", r.conflicts.len());
     for c in &r.conflicts {
-        let _ = writeln!(s, "  {} {}: {}", c.id, c.patient_label(), c.summary);
+        let _ = writeln!(s, "  {}: {}", c.patient_label(), c.summary);
     }
     let _ = writeln!(s, "devices, least recently synced first:");
     for d in &r.devices {
-        let _ = writeln!(
-            s,
-            "  {:<24} {:<9} last synced {}",
-            d.name,
-            d.role.to_string(),
-            d.last_synced_ms
-                .map(crate::output::fmt_ms)
-                .unwrap_or_else(|| "never".into())
-        );
+        let synced =
+            (d.last_synced_ms.map(crate::output::fmt_ms)).unwrap_or_else(|| "never".into());
+        let role = d.role.to_string();
+        let _ = writeln!(s, "  {:<24} {role:<9} last synced {synced}", d.name);
     }
-    s
 }

@@ -200,47 +200,14 @@ pub(crate) fn enroll(svc: &Service, json: bool, cmd: EnrollCmd) -> Result<()> {
             valid_hours,
             competence,
             out,
-        } => {
-            let org = org_key(repo)?;
-            let request = EnrollmentRequest::from_text(&text_or_file(&request, "omsyn-enroll1:")?)
-                .context("the enrolment request")?;
-            if repo.is_revoked(&request.node())? {
-                bail!(
-                    "node {} was revoked; it cannot be enrolled again",
-                    request.node()
-                );
-            }
-            let cert = org.approve_with_competence(
-                &request,
-                svc.now().unix_millis(),
-                i64::from(valid_hours) * HOUR_MS,
-                competence.as_deref(),
-            )?;
-            repo.remember_issued(&cert)?;
-            let text = cert.to_text();
-            if let Some(path) = &out {
-                write_text(path, &text)?;
-            }
-            let p = request.profile();
-            emit(
-                json,
-                &json!({ "certificate": text, "device": request.node() }),
-                || {
-                    format!(
-                        "{text}\n(enrols {} \"{}\"{} as {} until {}: install it on the device with `omsyn enroll install`)",
-                        request.node().short(),
-                        p.name,
-                        p.staff_id
-                            .as_ref()
-                            .map(|s| format!(", staff {s}"))
-                            .unwrap_or_default(),
-                        p.role,
-                        fmt_ms(cert.grant().not_after_ms)
-                    )
-                },
-            );
-            Ok(())
-        }
+        } => approve(
+            svc,
+            json,
+            &request,
+            valid_hours,
+            competence.as_deref(),
+            out.as_deref(),
+        ),
         EnrollCmd::Install { certificate } => {
             let cert = Certificate::from_text(&text_or_file(&certificate, "omsyn-cert1:")?)
                 .context("the certificate")?;
@@ -261,6 +228,58 @@ pub(crate) fn enroll(svc: &Service, json: bool, cmd: EnrollCmd) -> Result<()> {
             Ok(())
         }
     }
+}
+
+/// `omsyn enroll approve`: a certificate for the request's device, signed with the organisation
+/// key (this base keeps it too, so the device's staff member is known here before it syncs).
+fn approve(
+    svc: &Service,
+    json: bool,
+    request: &str,
+    valid_hours: u32,
+    competence: Option<&str>,
+    out: Option<&std::path::Path>,
+) -> Result<()> {
+    let repo = svc.repo();
+    let org = org_key(repo)?;
+    let request = EnrollmentRequest::from_text(&text_or_file(request, "omsyn-enroll1:")?)
+        .context("the enrolment request")?;
+    if repo.is_revoked(&request.node())? {
+        bail!(
+            "node {} was revoked; it cannot be enrolled again",
+            request.node()
+        );
+    }
+    let cert = org.approve_with_competence(
+        &request,
+        svc.now().unix_millis(),
+        i64::from(valid_hours) * HOUR_MS,
+        competence,
+    )?;
+    repo.remember_issued(&cert)?;
+    let text = cert.to_text();
+    if let Some(path) = out {
+        write_text(path, &text)?;
+    }
+    let p = request.profile();
+    emit(
+        json,
+        &json!({ "certificate": text, "device": request.node() }),
+        || {
+            format!(
+                "{text}\n(enrols {} \"{}\"{} as {} until {}: install it on the device with `omsyn enroll install`)",
+                request.node().short(),
+                p.name,
+                p.staff_id
+                    .as_ref()
+                    .map(|s| format!(", staff {s}"))
+                    .unwrap_or_default(),
+                p.role,
+                fmt_ms(cert.grant().not_after_ms)
+            )
+        },
+    );
+    Ok(())
 }
 
 /// The node `target` names: a whole node id, or the short id (its first hex digits) that
