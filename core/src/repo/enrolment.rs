@@ -98,13 +98,7 @@ impl Repo {
                 own.grant().org.short()
             )));
         }
-        let mut batch = self.store.write()?;
-        batch.put_certificate(cert)?;
-        crate::pipeline::commit(
-            batch,
-            &crate::pipeline::DeriveContext::of(&self.store, None),
-        )?;
-        Ok(())
+        self.keep_certificate(cert)
     }
 
     /// Keeps a certificate this base has just issued (`omsyn enroll approve`), so that its staff
@@ -117,6 +111,11 @@ impl Repo {
                 "the certificate is not of this node's organisation".into(),
             ));
         }
+        self.keep_certificate(cert)
+    }
+
+    /// Stores a verified certificate, in one durable commit through the pipeline.
+    fn keep_certificate(&self, cert: &Certificate) -> Result<(), RepoError> {
         let mut batch = self.store.write()?;
         batch.put_certificate(cert)?;
         crate::pipeline::commit(

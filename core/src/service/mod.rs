@@ -32,6 +32,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use rand::SeedableRng;
 use rand::rngs::StdRng;
 
+use crate::docs::record::PatientField;
 use crate::ids::{EntryId, FlagId, MedicationId, PatientId, StaffId, VisitId};
 use crate::pipeline::rules;
 use crate::repo::{Disclosure, Gate};
@@ -284,6 +285,17 @@ impl Service {
     /// A medication's id on a patient's record.
     pub fn medication(&self, value: &str) -> Result<MedicationId, ServiceError> {
         MedicationId::parse(value.trim()).map_err(|e| ServiceError::invalid("medication", e))
+    }
+
+    /// A field of the patient record, by the name people type (`phone`, `gp`, `location`...).
+    pub fn patient_field(&self, value: &str) -> Result<PatientField, ServiceError> {
+        PatientField::parse(value.trim()).ok_or_else(|| {
+            let known = PatientField::ALL.map(|f| f.as_str()).join(", ");
+            ServiceError::invalid(
+                "field",
+                format!("unknown field {value:?}; expected one of {known}"),
+            )
+        })
     }
 
     /// A safety flag's id on a patient's record.

@@ -1,7 +1,7 @@
 //! `omsyn patient add|list|set|flag|unflag|contact`: registering patients and editing their
 //! record.
 
-use anyhow::{Result, anyhow};
+use anyhow::Result;
 use omsyn_core::docs::record::PatientField;
 use serde_json::json;
 
@@ -108,12 +108,7 @@ fn list(cx: Ctx<'_>) -> Result<()> {
 /// `omsyn patient set`: one field of the record.
 fn set(cx: Ctx<'_>, patient: &str, field: &str, value: String) -> Result<()> {
     let svc = cx.svc;
-    let field = PatientField::parse(field).ok_or_else(|| {
-        anyhow!(
-            "--field: unknown field {field:?}; expected one of {}",
-            PatientField::ALL.map(|f| f.as_str()).join(", ")
-        )
-    })?;
+    let field = svc.patient_field(field).flagged()?;
     let patient = svc.patient(patient).flagged()?;
     svc.act(|repo, now, _| repo.set_patient_field(now, &patient, field, &value))?;
     let changed = json!({ "id": patient, "field": field.as_str(), "value": value });
