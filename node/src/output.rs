@@ -187,6 +187,12 @@ pub(crate) fn fmt_ms(ms: i64) -> String {
     omsyn_node::clock::at_millis(ms).map_or_else(|| ms.to_string(), |t| t.to_string())
 }
 
+/// A stored moment as people read it: the same instant in the node's zone (a time keeps the
+/// offset its writer had; a listing mixing `+00:00` and `+01:00` reads as two clocks).
+pub(crate) fn local(t: &omsyn_core::Timestamp) -> omsyn_core::Timestamp {
+    omsyn_node::clock::zone().show(t)
+}
+
 /// A moment given in milliseconds, as JSON shows every moment: RFC 3339 with the node zone's
 /// offset (README, "What `--json` prints").
 pub(crate) fn moment(ms: i64) -> Option<omsyn_core::Timestamp> {

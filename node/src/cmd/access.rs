@@ -55,7 +55,9 @@ pub(crate) fn access(svc: &Service, json: bool, cmd: AccessCmd) -> Result<()> {
                         let device = a.device.short();
                         format!(
                             "{} {p} by {who} ({}, device {device}): {}\n",
-                            a.at, a.staff, a.reason
+                            crate::output::local(&a.at),
+                            a.staff,
+                            a.reason
                         )
                     })
                     .collect()

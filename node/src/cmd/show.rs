@@ -148,13 +148,15 @@ impl Text<'_> {
         for e in &view.journal {
             let (what, id) = (EntryBody::describe(&e.body), self.id(&e.id));
             let (who, role) = (&e.author.name, &e.author.role);
-            let _ = writeln!(s, "  {} {who} ({role}) {what}{id}", e.event_time);
+            let at = crate::output::local(&e.event_time);
+            let _ = writeln!(s, "  {at} {who} ({role}) {what}{id}");
         }
         if !view.messages.is_empty() {
             s.push_str("messages:\n");
         }
         for m in &view.messages {
-            let _ = writeln!(s, "  {} {}: {}", m.sent_at, m.author.name, m.text);
+            let at = crate::output::local(&m.sent_at);
+            let _ = writeln!(s, "  {at} {}: {}", m.author.name, m.text);
         }
         for c in &view.conflicts {
             let _ = writeln!(s, "CONFLICT {}{}", c.summary, self.id(&c.id));

@@ -281,3 +281,31 @@ fn visits_are_planned_and_assigned_only_to_staff_the_base_knows() {
     let list = text(&base, &["visit", "list", "--date", "2026-11-23"]);
     assert!(list.contains("Ola Hansen"), "{list}");
 }
+
+#[test]
+fn a_journal_written_on_a_utc_clock_is_shown_in_norways_zone() {
+    let (base, patient, _, _) = planned_day();
+    let written = base
+        .command(&[
+            "note",
+            "add",
+            "--patient",
+            &patient,
+            "--text",
+            "Skrevet på en server i UTC",
+        ])
+        .env("OMSYN_TZ", "UTC")
+        .output()
+        .unwrap();
+    assert!(written.status.success());
+    let shown = text(&base, &["show", "--patient", &patient]);
+    let line = shown
+        .lines()
+        .find(|l| l.contains("Skrevet på en server"))
+        .unwrap_or_else(|| panic!("{shown}"));
+    assert!(
+        line.contains("+01:00") || line.contains("+02:00"),
+        "shown in Norway's offset: {line}"
+    );
+    assert!(!shown.contains("+00:00"), "{shown}");
+}
