@@ -1,9 +1,12 @@
 //! `omsyn audit [--patient P]` and `omsyn audit verify`: the access log, and its chains.
 
+use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
 use anyhow::{Result, bail};
+use omsyn_core::ids::PatientId;
 use omsyn_core::service::Service;
+use omsyn_core::trust::audit::AuditEntry;
 
 use crate::cli::AuditCmd;
 use crate::cmd::Flagged;
@@ -16,42 +19,14 @@ pub(crate) fn audit(
     patient: Option<&str>,
     action: Option<AuditCmd>,
 ) -> Result<()> {
+    if let Some(AuditCmd::Verify) = action {
+        return verify(svc, json);
+    }
     let repo = svc.repo();
     let patient = patient.map(|p| svc.patient(p)).transpose().flagged()?;
-    let patient = patient.as_ref();
-    if let Some(AuditCmd::Verify) = action {
-        let reports = repo.verify_audit()?;
-        let broken = reports.iter().filter(|r| !r.problems.is_empty()).count();
-        emit(json, &serde_json::json!({ "logs": reports }), || {
-            let mut s = String::new();
-            for r in &reports {
-                if r.problems.is_empty() {
-                    let _ = writeln!(
-                        s,
-                        "node {}: {} entries, chain intact",
-                        r.node.short(),
-                        r.entries
-                    );
-                } else {
-                    let _ = writeln!(s, "node {}: {} entries, BROKEN", r.node.short(), r.entries);
-                    for p in &r.problems {
-                        let _ = writeln!(s, "  {p}");
-                    }
-                }
-            }
-            if reports.is_empty() {
-                s.push_str("no access logs held\n");
-            }
-            s
-        });
-        if broken > 0 {
-            bail!("{broken} access-log chain(s) are broken");
-        }
-        return Ok(());
-    }
-    let entries = repo.audit_entries(patient)?;
+    let entries = repo.audit_entries(patient.as_ref())?;
     // Patients are named only where this user may see them (a read, logged); else by id.
-    let names: std::collections::BTreeMap<_, _> = svc
+    let names: BTreeMap<PatientId, String> = svc
         .shown("access log names", repo.patients()?, |(p, _)| p)
         .flagged()?
         .into_iter()
@@ -60,30 +35,55 @@ pub(crate) fn audit(
         if entries.is_empty() {
             return "no access-log entries".into();
         }
-        entries
-            .iter()
-            .map(|e| {
-                format!(
-                    "{}  {:<15} {} ({}{}) {}{}  {}{}\n",
-                    e.at,
-                    e.action.as_str(),
-                    e.author.name,
-                    e.author.role,
-                    e.author
-                        .staff
-                        .as_ref()
-                        .map(|s| format!(", {s}"))
-                        .unwrap_or_default(),
-                    e.patient
-                        .as_ref()
-                        .map(|p| format!("{} ", names.get(p).map_or(p.as_str(), String::as_str)))
-                        .unwrap_or_default(),
-                    e.what,
-                    e.purpose,
-                    if e.flagged { "  [FLAGGED]" } else { "" }
-                )
-            })
-            .collect()
+        entries.iter().map(|e| line(e, &names)).collect()
     });
+    Ok(())
+}
+
+/// One entry as people read it: when (in the node's zone), what, who, whose record, why.
+fn line(e: &AuditEntry, names: &BTreeMap<PatientId, String>) -> String {
+    let staff = (e.author.staff.as_ref())
+        .map(|s| format!(", {s}"))
+        .unwrap_or_default();
+    let patient = (e.patient.as_ref())
+        .map(|p| format!("{} ", names.get(p).map_or(p.as_str(), String::as_str)))
+        .unwrap_or_default();
+    let flagged = if e.flagged { "  [FLAGGED]" } else { "" };
+    format!(
+        "{}  {:<15} {} ({}{staff}) {patient}{}  {}{flagged}\n",
+        crate::output::local(&e.at),
+        e.action.as_str(),
+        e.author.name,
+        e.author.role,
+        e.what,
+        e.purpose,
+    )
+}
+
+/// `omsyn audit verify`: every access-log chain held here, whole or where it breaks.
+fn verify(svc: &Service, json: bool) -> Result<()> {
+    let reports = svc.repo().verify_audit()?;
+    let broken = reports.iter().filter(|r| !r.problems.is_empty()).count();
+    emit(json, &serde_json::json!({ "logs": reports }), || {
+        let mut s = String::new();
+        for r in &reports {
+            let (node, n) = (r.node.short(), r.entries);
+            if r.problems.is_empty() {
+                let _ = writeln!(s, "node {node}: {n} entries, chain intact");
+            } else {
+                let _ = writeln!(s, "node {node}: {n} entries, BROKEN");
+                for p in &r.problems {
+                    let _ = writeln!(s, "  {p}");
+                }
+            }
+        }
+        if reports.is_empty() {
+            s.push_str("no access logs held\n");
+        }
+        s
+    });
+    if broken > 0 {
+        bail!("{broken} access-log chain(s) are broken");
+    }
     Ok(())
 }
