@@ -185,17 +185,9 @@ pub(crate) fn sync_once(
             }
             let shown =
                 show.then(|| tokio::spawn(show_progress(shared.events.subscribe(), terminal)));
-            let outcome = daemon::sync_with(&shared, &target).await.map_err(|e| {
-                // A peer never reached: say what to check, not only what the network said.
-                let unreached = e.chain().any(|c| c.to_string().starts_with("connecting to"));
-                match unreached {
-                    true => e.context(format!(
-                        "could not reach {}: is `omsyn run` running there, and is the ticket its current one (`omsyn ticket` there)?",
-                        target.node.short()
-                    )),
-                    false => e,
-                }
-            });
+            let outcome = daemon::sync_with(&shared, &target)
+                .await
+                .map_err(|e| unreached_hint(e, &target));
             if let Some(shown) = shown {
                 shown.abort();
                 if terminal {
@@ -216,32 +208,47 @@ pub(crate) fn sync_once(
             outcome
         })?,
     };
-    {
-        let s = outcome.stats;
-        emit(json, &outcome, || {
-            format!(
-                "synced with {}: {} documents sent, {} received; {} bytes sent, {} received ({} and {} of changes); {} round trip(s); {} ms{}",
-                ticket.node.short(),
-                s.docs_sent,
-                s.docs_received,
-                s.bytes_sent,
-                s.bytes_received,
-                s.change_bytes_sent,
-                s.change_bytes_received,
-                s.rounds_to_catch_up.max(1),
-                outcome.millis,
-                if outcome.caught_up {
-                    ""
-                } else {
-                    " (ended before catching up)"
-                }
-            )
-        });
-        if !outcome.caught_up {
-            anyhow::bail!("the session ended before both sides were caught up");
-        }
-        Ok(())
+    emit(json, &outcome, || summary(&ticket, &outcome));
+    if !outcome.caught_up {
+        anyhow::bail!("the session ended before both sides were caught up");
     }
+    Ok(())
+}
+
+/// A peer never reached: say what to check, not only what the network said.
+fn unreached_hint(e: anyhow::Error, target: &Ticket) -> anyhow::Error {
+    if !e
+        .chain()
+        .any(|c| c.to_string().starts_with("connecting to"))
+    {
+        return e;
+    }
+    e.context(format!(
+        "could not reach {}: is `omsyn run` running there, and is the ticket its current one (`omsyn ticket` there)?",
+        target.node.short()
+    ))
+}
+
+/// What one sync did, for people.
+fn summary(ticket: &Ticket, outcome: &net::driver::Outcome) -> String {
+    let s = &outcome.stats;
+    let ended = if outcome.caught_up {
+        ""
+    } else {
+        " (ended before catching up)"
+    };
+    format!(
+        "synced with {}: {} documents sent, {} received; {} bytes sent, {} received ({} and {} of changes); {} round trip(s); {} ms{ended}",
+        ticket.node.short(),
+        s.docs_sent,
+        s.docs_received,
+        s.bytes_sent,
+        s.bytes_received,
+        s.change_bytes_sent,
+        s.change_bytes_received,
+        s.rounds_to_catch_up.max(1),
+        outcome.millis,
+    )
 }
 
 /// Prints each progress event of the session on stderr: rewriting one line on a terminal, a line

@@ -30,16 +30,15 @@ pub(crate) fn run(cx: Ctx<'_>, cmd: VisitCmd) -> Result<()> {
             staff,
             tiltak,
         } => {
-            let id = svc
-                .plan_visit(PlanVisit {
-                    patient,
-                    start: When::Text(start),
-                    end: When::Text(end),
-                    kind: kind(k),
-                    tiltak,
-                    staff,
-                })
-                .flagged()?;
+            let request = PlanVisit {
+                patient,
+                start: When::Text(start),
+                end: When::Text(end),
+                kind: kind(k),
+                tiltak,
+                staff,
+            };
+            let id = svc.plan_visit(request).flagged()?;
             emit(cx.json, &json!({ "id": id }), || id.to_string());
             return Ok(());
         }
@@ -66,24 +65,7 @@ pub(crate) fn run(cx: Ctx<'_>, cmd: VisitCmd) -> Result<()> {
             reason,
             note,
             at,
-        } => {
-            let reason = match reason {
-                MissedArg::NoAnswer => MissedReason::NoAnswer,
-                MissedArg::Declined => MissedReason::Declined,
-                MissedArg::NotHome => MissedReason::NotHome,
-                MissedArg::Other => MissedReason::Other,
-            };
-            let entry = svc
-                .visit_missed(VisitMissed {
-                    visit,
-                    reason,
-                    note,
-                    at: When::text(at.as_deref()),
-                })
-                .flagged()?;
-            emit(cx.json, &entry, || entry.id.to_string());
-            return Ok(());
-        }
+        } => return missed(cx, visit, reason, note, at),
         VisitCmd::Move { visit, start, end } => (
             visit,
             ChangeVisit::Move {
@@ -96,6 +78,33 @@ pub(crate) fn run(cx: Ctx<'_>, cmd: VisitCmd) -> Result<()> {
     };
     let visit = svc.change_visit(&change.0, change.1).flagged()?;
     emit(cx.json, &json!({ "id": visit }), String::new);
+    Ok(())
+}
+
+/// `omsyn visit missed`: a visit documented as not performed, and why.
+fn missed(
+    cx: Ctx<'_>,
+    visit: String,
+    reason: MissedArg,
+    note: Option<String>,
+    at: Option<String>,
+) -> Result<()> {
+    let reason = match reason {
+        MissedArg::NoAnswer => MissedReason::NoAnswer,
+        MissedArg::Declined => MissedReason::Declined,
+        MissedArg::NotHome => MissedReason::NotHome,
+        MissedArg::Other => MissedReason::Other,
+    };
+    let entry = cx
+        .svc
+        .visit_missed(VisitMissed {
+            visit,
+            reason,
+            note,
+            at: When::text(at.as_deref()),
+        })
+        .flagged()?;
+    emit(cx.json, &entry, || entry.id.to_string());
     Ok(())
 }
 
