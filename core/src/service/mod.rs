@@ -216,13 +216,14 @@ impl Service {
         if let Ok(id) = PatientId::parse(value) {
             return Ok(id);
         }
-        let named: Vec<PatientId> = self
-            .repo
-            .patients()?
-            .into_iter()
-            .filter(|(_, name)| name.trim().to_lowercase() == value.to_lowercase())
-            .map(|(id, _)| id)
-            .collect();
+        let named = if is_national_id(value) {
+            self.with_national_id(value)?
+        } else {
+            (self.repo.patients()?.into_iter())
+                .filter(|(_, name)| name.trim().to_lowercase() == value.to_lowercase())
+                .map(|(id, _)| id)
+                .collect()
+        };
         // Only patients this user may see are found by name: a lookup must not tell who else
         // the node holds. (Nothing is shown yet, so nothing is logged; the read that follows is.)
         let mut gate = self.disclose(AuditAction::Read, "patient lookup");
@@ -237,7 +238,7 @@ impl Service {
             [] => Err(ServiceError::invalid(
                 "patient",
                 format!(
-                    "no patient on this node is named {value:?}; give a patient id (p-…) or a name as the record has it"
+                    "no patient on this node is named {value:?}; give a patient id (p-…), a name as the record has it, or a national id (11 digits)"
                 ),
             )),
             many => Err(ServiceError::invalid(
@@ -285,6 +286,19 @@ impl Service {
     /// A medication's id on a patient's record.
     pub fn medication(&self, value: &str) -> Result<MedicationId, ServiceError> {
         MedicationId::parse(value.trim()).map_err(|e| ServiceError::invalid("medication", e))
+    }
+
+    /// The patients whose record holds this national id (fødselsnummer): read from each record,
+    /// as only a person typing one asks.
+    fn with_national_id(&self, value: &str) -> Result<Vec<PatientId>, ServiceError> {
+        let mut found = Vec::new();
+        for (id, _) in self.repo.patients()? {
+            let record = self.repo.record(&id)?;
+            if record.field(PatientField::NationalId) == Some(value) {
+                found.push(id);
+            }
+        }
+        Ok(found)
     }
 
     /// A field of the patient record, by the name people type (`phone`, `gp`, `location`...).
@@ -387,6 +401,11 @@ impl Service {
 }
 
 /// Refuses an empty or blank text.
+/// A Norwegian national id (fødselsnummer or D-number) as typed: eleven digits.
+fn is_national_id(value: &str) -> bool {
+    value.len() == 11 && value.bytes().all(|b| b.is_ascii_digit())
+}
+
 fn required(field: &'static str, text: &str, what: &str) -> Result<(), ServiceError> {
     if text.trim().is_empty() {
         return Err(ServiceError::invalid(

@@ -83,6 +83,21 @@ fn a_patient_is_named_by_her_name_where_an_id_is_asked_for() {
     );
     let err = base.fails(&["show", "--patient", "Per Hansen"]);
     assert!(err.contains("no patient on this node is named"), "{err}");
+    // Or by her national id, which tells the two Turids apart.
+    base.ok(&[
+        "patient",
+        "set",
+        "--patient",
+        &patient,
+        "--field",
+        "national-id",
+        "--value",
+        "54122069157",
+    ]);
+    let shown = base.ok(&["show", "--patient", "54122069157"]);
+    assert_eq!(shown["record"]["id"], patient.as_str());
+    let err = base.fails(&["show", "--patient", "01010112345"]);
+    assert!(err.contains("national id"), "{err}");
 }
 
 #[test]
