@@ -6,7 +6,9 @@
 //! A list imported again after its rows changed: a row is the same visit as one planned when it
 //! names the same patient (by national id), day and tiltak (code, one or two staff) — the n-th
 //! such row by start is the n-th such visit. What the row says differently (time, kind, the
-//! staff member it names) is applied as plan changes in the same transaction, and each change is
+//! staff member it names) — and differently from what the list said of the visit when it last
+//! gave it (`repo::worklist_rows`), so that a coordinator's own move of a visit whose row did not
+//! change stays — is applied as plan changes in the same transaction, and each change is
 //! reported with its line; a visit already documented (performed or not) is left as it is, and
 //! reported. A new patient with the name of a patient already held (another national id) is
 //! registered, and reported: it may be the same person under a wrong number.
@@ -27,7 +29,7 @@ use crate::docs::plan::{NewVisit, Visit, VisitChange, VisitKind};
 use crate::docs::record::PatientField;
 use crate::geo::Position;
 use crate::ids::{PatientId, StaffId, TiltakId, VisitId};
-use crate::repo::{ListedStaff, NewTiltak, Repo, RepoError, Transaction};
+use crate::repo::{ImportedRow, ListedStaff, NewTiltak, Repo, RepoError, Transaction};
 use crate::time::{Day, Timestamp, Zone};
 
 const COLUMNS: [&str; 18] = [
@@ -103,6 +105,12 @@ pub enum WorklistError {
     /// The staff names could not be kept (`DIR/staff.json`); nothing was imported.
     #[error("keeping the work list's staff names: {0}")]
     StaffNames(String),
+    /// The plan was imported, but what its rows said could not be kept for the next import
+    /// (`DIR/worklist-rows.json`): that import compares with the plan as it stands instead.
+    #[error(
+        "the work list was imported, but its rows could not be kept for the next import of it (which will compare with the plan as it stands): {0}"
+    )]
+    RowsNotKept(String),
 }
 
 /// A row whose visit was planned before with other values.
@@ -175,6 +183,18 @@ struct Row {
     needs_authorised: bool,
     double_staffed: bool,
     position: Option<Position>,
+}
+
+impl Row {
+    /// What the row says of its visit, to compare the next import with.
+    fn imported(&self) -> ImportedRow {
+        ImportedRow {
+            start: self.start,
+            end: self.end,
+            kind: self.kind,
+            staff: self.staff.clone(),
+        }
+    }
 }
 
 /// Splits one line on `;`, honouring double-quoted fields (`""` is a quote inside one).
@@ -370,6 +390,8 @@ impl Repo {
         }
         let mut import = Import {
             now,
+            last_rows: self.imported_rows(),
+            rows_now: BTreeMap::new(),
             by_national_id,
             by_name,
             tiltak: BTreeMap::new(),
@@ -398,6 +420,8 @@ impl Repo {
             }
             Ok::<_, RepoError>(())
         })?;
+        self.remember_imported_rows(import.rows_now)
+            .map_err(|e| WorklistError::RowsNotKept(e.to_string()))?;
         Ok(import.summary)
     }
 }
@@ -406,6 +430,10 @@ impl Repo {
 /// is looked up once.
 struct Import {
     now: Timestamp,
+    /// What earlier imports' rows said of their visits.
+    last_rows: BTreeMap<VisitId, ImportedRow>,
+    /// What this import's rows say, kept for the next once this one is committed.
+    rows_now: BTreeMap<VisitId, ImportedRow>,
     by_national_id: BTreeMap<String, PatientId>,
     /// Patients held before the import, by name in lower case.
     by_name: BTreeMap<String, Vec<PatientId>>,
@@ -462,7 +490,7 @@ impl Import {
         tiltak: &TiltakId,
         row: &Row,
     ) -> Result<(), RepoError> {
-        tx.plan_visit(
+        let id = tx.plan_visit(
             self.now,
             rng,
             &NewVisit {
@@ -474,6 +502,7 @@ impl Import {
                 staff: row.staff.clone().into_iter().collect(),
             },
         )?;
+        self.rows_now.insert(id, row.imported());
         self.summary.visits_planned += 1;
         if row.staff.is_none() {
             self.summary.unassigned += 1;
@@ -482,9 +511,11 @@ impl Import {
     }
 
     /// What `row` says differently from `visit` as planned, made as plan changes — unless the
-    /// visit is documented. A row names one staff member: it changes the assignment only when
-    /// the visit does not have that member (a second one added for a double-staffed visit
-    /// stays), and a row with nobody leaves the assignment as it is.
+    /// visit is documented, and only what the list changed since it last gave the visit: a
+    /// value the list still says as before is not put back over a coordinator's own change of
+    /// it. A row names one staff member: it changes the assignment only when the visit does not
+    /// have that member (a second one added for a double-staffed visit stays), and a row with
+    /// nobody leaves the assignment as it is.
     fn update(
         &mut self,
         tx: &mut Transaction<'_>,
@@ -493,9 +524,15 @@ impl Import {
         visit: &Visit,
         row: &Row,
     ) -> Result<(), RepoError> {
+        let last = self.last_rows.get(&visit.id).cloned();
+        self.rows_now.insert(visit.id.clone(), row.imported());
+        // What the list says as it said last time is no change of the list's.
+        let listed_again = |same: &dyn Fn(&ImportedRow) -> bool| last.as_ref().is_some_and(same);
         let mut changes = Vec::new();
         let mut said = Vec::new();
-        if (visit.start, visit.end) != (row.start, row.end) {
+        if (visit.start, visit.end) != (row.start, row.end)
+            && !listed_again(&|l| (l.start, l.end) == (row.start, row.end))
+        {
             changes.push(VisitChange::Reschedule {
                 start: row.start,
                 end: row.end,
@@ -510,6 +547,7 @@ impl Import {
         }
         if let Some(staff) = &row.staff
             && !visit.staff.contains(staff)
+            && !listed_again(&|l| l.staff == row.staff)
         {
             changes.push(VisitChange::Assign(vec![staff.clone()]));
             let before: Vec<&str> = visit.staff.iter().map(StaffId::as_str).collect();
@@ -520,7 +558,7 @@ impl Import {
             };
             said.push(format!("staff {before} → {staff}"));
         }
-        if visit.kind != row.kind {
+        if visit.kind != row.kind && !listed_again(&|l| l.kind == row.kind) {
             changes.push(VisitChange::SetKind(row.kind));
             said.push(format!("{} → {}", visit.kind.as_str(), row.kind.as_str()));
         }

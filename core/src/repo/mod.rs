@@ -11,9 +11,11 @@ mod enrolment;
 mod gate;
 mod purge;
 mod repair;
+mod side_files;
 mod staff;
 mod tasks;
 mod tx;
+mod worklist_rows;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -28,6 +30,7 @@ pub use purge::PurgeReport;
 pub use repair::{RepairReport, RepairedDocument};
 pub use staff::{ListedStaff, STAFF_FILE};
 pub use tx::Transaction;
+pub use worklist_rows::{ImportedRow, WORKLIST_ROWS_FILE};
 
 use crate::conflict::{Conflict, ConflictId};
 use crate::escalation::TaskId;

@@ -24,20 +24,9 @@ pub struct ListedStaff {
     pub zone: Option<String>,
 }
 
-/// What `DIR/staff.json` holds. A missing or unreadable file holds nobody: names are a
-/// convenience, and the next import writes the file anew.
-#[allow(
-    clippy::disallowed_methods,
-    reason = "the base's staff file lives beside its profile in the data directory"
-)]
+/// What `DIR/staff.json` holds (nobody, when it is missing or unreadable).
 pub(super) fn load(dir: &Path) -> BTreeMap<String, ListedStaff> {
-    if dir.as_os_str().is_empty() {
-        return BTreeMap::new();
-    }
-    std::fs::read(dir.join(STAFF_FILE))
-        .ok()
-        .and_then(|bytes| serde_json::from_slice(&bytes).ok())
-        .unwrap_or_default()
+    super::side_files::load(dir, STAFF_FILE)
 }
 
 impl Repo {
@@ -49,12 +38,7 @@ impl Repo {
             .unwrap_or_else(|poisoned| poisoned.into_inner().clone())
     }
 
-    /// Adds (or renames) work-list staff, and writes the file (whole, then renamed into place,
-    /// so a crash leaves the old file or the new one).
-    #[allow(
-        clippy::disallowed_methods,
-        reason = "the base's staff file lives beside its profile in the data directory"
-    )]
+    /// Adds (or renames) work-list staff, and writes the file.
     pub(crate) fn remember_listed_staff(
         &self,
         staff: BTreeMap<String, ListedStaff>,
@@ -65,17 +49,9 @@ impl Repo {
             .unwrap_or_else(|poisoned| poisoned.into_inner());
         let before = held.clone();
         held.extend(staff);
-        if *held == before || self.dir.as_os_str().is_empty() {
+        if *held == before {
             return Ok(());
         }
-        let json = serde_json::to_vec_pretty(&*held).map_err(std::io::Error::other)?;
-        let path = self.dir.join(STAFF_FILE);
-        let partial = self.dir.join(format!("{STAFF_FILE}.partial"));
-        // Owner-only, like everything else in the directory; a partial file a crash left is
-        // written anew.
-        let _ = std::fs::remove_file(&partial);
-        crate::identity::write_new_file(&partial, &json, 0o600)
-            .map_err(|e| std::io::Error::other(e.to_string()))?;
-        std::fs::rename(&partial, &path)
+        super::side_files::write(&self.dir, STAFF_FILE, &*held)
     }
 }

@@ -701,7 +701,7 @@ fn the_data_directory_and_exports_are_private_to_their_owner() {
 }
 
 /// The shared one-day work list's first row on `date` at 08:00–08:30, under its header.
-fn worklist_on(dates: &[&str]) -> String {
+pub(crate) fn worklist_on(dates: &[&str]) -> String {
     let fixture = include_str!("../../../tests/fixtures/worklist-S-1day.csv");
     let mut lines = vec![fixture.lines().next().unwrap().to_owned()];
     let row = fixture.lines().nth(1).unwrap();

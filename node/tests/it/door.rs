@@ -324,3 +324,39 @@ fn a_journal_written_on_a_utc_clock_is_shown_in_norways_zone() {
     );
     assert!(!shown.contains("+00:00"), "{shown}");
 }
+
+#[test]
+fn a_list_imported_again_changes_what_the_list_changed_and_keeps_the_coordinators_moves() {
+    let base = Node::new("base", "Base", "K1");
+    let list = base.path().join("list.csv");
+    let first = crate::cli::worklist_on(&["2026-11-23"]);
+    std::fs::write(&list, &first).unwrap();
+    base.ok(&["import-worklist", list.to_str().unwrap()]);
+    let visits = &base.ok(&["visit", "list", "--date", "2026-11-23"])["visits"];
+    let visit = visits[0]["id"].as_str().unwrap().to_owned();
+    // The coordinator moves the visit in Omsyn; the record system's list still says 08:00.
+    base.ok(&[
+        "visit",
+        "move",
+        "--visit",
+        &visit,
+        "--start",
+        "2026-11-23T10:00:00+01:00",
+        "--end",
+        "2026-11-23T10:30:00+01:00",
+    ]);
+    let again = base.ok(&["import-worklist", list.to_str().unwrap()]);
+    assert_eq!(again["changed"].as_array().unwrap().len(), 0, "{again}");
+    let start = |base: &Node| {
+        base.ok(&["visit", "list", "--date", "2026-11-23"])["visits"][0]["start"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    };
+    assert_eq!(start(&base), "2026-11-23T10:00:00+01:00", "the move stays");
+    // The list itself moves it: that change is applied, and reported.
+    std::fs::write(&list, first.replace(";08:00;08:30;", ";12:00;12:30;")).unwrap();
+    let moved = base.ok(&["import-worklist", list.to_str().unwrap()]);
+    assert_eq!(moved["changed"][0]["applied"], true, "{moved}");
+    assert_eq!(start(&base), "2026-11-23T12:00:00+01:00");
+}
