@@ -131,7 +131,19 @@ pub(crate) fn forward(data: &Path) -> Result<()> {
             path.display()
         )
     })?;
-    let args: Vec<String> = std::env::args().skip(1).collect();
+    // The command line travels as text; a path that is no UTF-8 (legal on Linux) is refused
+    // with a reason instead of a panic.
+    let args: Vec<String> = std::env::args_os()
+        .skip(1)
+        .map(|a| {
+            a.into_string().map_err(|a| {
+                anyhow::anyhow!(
+                    "argument {a:?} is not UTF-8 text: while `omsyn run` serves {}, give it in UTF-8",
+                    data.display()
+                )
+            })
+        })
+        .collect::<Result<_>>()?;
     // Only a piped stdin is sent along: `--text -` typed at a terminal must not wait for input.
     let piped = !std::io::IsTerminal::is_terminal(&std::io::stdin());
     let stdin = if piped && args.iter().any(|a| a == "-") {

@@ -523,6 +523,21 @@ fn forwarded_commands_use_the_users_directory_and_standard_streams() {
     let file = std::fs::read(elsewhere.path().join("turid.omsyn")).unwrap();
     assert!(!file.is_empty());
 
+    // A path that is no UTF-8 (legal on Linux) cannot travel to the daemon as text: refused with
+    // a reason, not a panic, and nothing is written.
+    let not_utf8 =
+        <std::ffi::OsStr as std::os::unix::ffi::OsStrExt>::from_bytes(b"tur\xffid.omsyn");
+    let out = base
+        .command(&["export", "--patient", &patient])
+        .arg(not_utf8)
+        .current_dir(elsewhere.path())
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("not UTF-8"), "{err}");
+    assert!(!elsewhere.path().join(not_utf8).exists());
+
     // An export to stdout reaches the user's stdout, byte for byte a valid export.
     let out = base
         .command(&["export", "--patient", &patient])
