@@ -362,20 +362,7 @@ impl Repo {
         let rows = parse(text, times)?;
         // The names first: harmless if the import then fails, and the plan never names staff
         // the base cannot name.
-        let staff: BTreeMap<String, ListedStaff> = rows
-            .iter()
-            .filter(|r| !r.staff_name.is_empty())
-            .filter_map(|r| {
-                let id = r.staff.as_ref()?;
-                let listed = ListedStaff {
-                    name: r.staff_name.clone(),
-                    role: r.staff_role.clone(),
-                    zone: (!r.zone.is_empty()).then(|| r.zone.clone()),
-                };
-                Some((id.to_string(), listed))
-            })
-            .collect();
-        self.remember_listed_staff(staff)
+        self.remember_listed_staff(listed_staff(&rows))
             .map_err(|e| WorklistError::StaffNames(e.to_string()))?;
         let mut by_national_id: BTreeMap<String, PatientId> = BTreeMap::new();
         let mut by_name: BTreeMap<String, Vec<PatientId>> = BTreeMap::new();
@@ -424,6 +411,36 @@ impl Repo {
             .map_err(|e| WorklistError::RowsNotKept(e.to_string()))?;
         Ok(import.summary)
     }
+}
+
+/// Whether the visit is documented (performed or not), as of this transaction.
+fn documented(
+    tx: &mut Transaction<'_>,
+    patient: &PatientId,
+    visit: &Visit,
+) -> Result<bool, RepoError> {
+    let journal = tx.journal_of(patient, visit.start.day().month())?;
+    Ok(journal.standing().iter().any(|e| match &e.body {
+        EntryBody::VisitPerformed { visit: v, .. }
+        | EntryBody::VisitNotPerformed { visit: v, .. } => *v == visit.id,
+        _ => false,
+    }))
+}
+
+/// The staff the rows name, with the name and role the list gives them.
+fn listed_staff(rows: &[Row]) -> BTreeMap<String, ListedStaff> {
+    rows.iter()
+        .filter(|r| !r.staff_name.is_empty())
+        .filter_map(|r| {
+            let id = r.staff.as_ref()?;
+            let listed = ListedStaff {
+                name: r.staff_name.clone(),
+                role: r.staff_role.clone(),
+                zone: (!r.zone.is_empty()).then(|| r.zone.clone()),
+            };
+            Some((id.to_string(), listed))
+        })
+        .collect()
 }
 
 /// One import's bookkeeping: what it found or made so far, so each patient, tiltak and visit
@@ -565,12 +582,7 @@ impl Import {
         if changes.is_empty() {
             return Ok(());
         }
-        let journal = tx.journal_of(patient, visit.start.day().month())?;
-        let documented = journal.standing().iter().any(|e| match &e.body {
-            EntryBody::VisitPerformed { visit: v, .. }
-            | EntryBody::VisitNotPerformed { visit: v, .. } => *v == visit.id,
-            _ => false,
-        });
+        let documented = documented(tx, patient, visit)?;
         let reason = documented.then(|| {
             "the visit is documented already (performed or not): the plan is left as it was"
                 .to_owned()

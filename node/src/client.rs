@@ -120,6 +120,22 @@ pub(crate) fn socket_path(data: &Path) -> PathBuf {
     data.join(SOCKET)
 }
 
+/// This process's arguments as text, as they travel to the daemon: a path that is no UTF-8
+/// (legal on Linux) is refused with a reason instead of a panic.
+fn command_line(data: &Path) -> Result<Vec<String>> {
+    std::env::args_os()
+        .skip(1)
+        .map(|a| {
+            a.into_string().map_err(|a| {
+                anyhow::anyhow!(
+                    "argument {a:?} is not UTF-8 text: while `omsyn run` serves {}, give it in UTF-8",
+                    data.display()
+                )
+            })
+        })
+        .collect()
+}
+
 /// Client side: forwards this process's command line to the daemon serving `data`, prints what it
 /// printed, and exits with its exit code.
 pub(crate) fn forward(data: &Path) -> Result<()> {
@@ -131,19 +147,7 @@ pub(crate) fn forward(data: &Path) -> Result<()> {
             path.display()
         )
     })?;
-    // The command line travels as text; a path that is no UTF-8 (legal on Linux) is refused
-    // with a reason instead of a panic.
-    let args: Vec<String> = std::env::args_os()
-        .skip(1)
-        .map(|a| {
-            a.into_string().map_err(|a| {
-                anyhow::anyhow!(
-                    "argument {a:?} is not UTF-8 text: while `omsyn run` serves {}, give it in UTF-8",
-                    data.display()
-                )
-            })
-        })
-        .collect::<Result<_>>()?;
+    let args = command_line(data)?;
     // Only a piped stdin is sent along: `--text -` typed at a terminal must not wait for input.
     let piped = !std::io::IsTerminal::is_terminal(&std::io::stdin());
     let stdin = if piped && args.iter().any(|a| a == "-") {
