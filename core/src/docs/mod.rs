@@ -277,9 +277,23 @@ impl Document {
         self.am.is_empty()
     }
 
-    /// Changes not yet persisted, as Automerge incremental bytes (empty if none).
-    pub fn unsaved_changes(&self) -> Vec<u8> {
-        self.am.save_after(&self.saved)
+    /// The changes not yet persisted, in causal order, each with its hash and author: taken out
+    /// of Automerge once (every extraction decodes and re-encodes them), so one serves the
+    /// write's every step while [`Document::still_unsaved`] says it is current. Their bytes in
+    /// order are exactly Automerge's incremental save (`save_after` the saved heads).
+    pub(crate) fn unsaved_changes(&self) -> UnsavedChanges {
+        UnsavedChanges {
+            saved: self.saved.clone(),
+            heads: self.am.get_heads(),
+            changes: self.hashed(&self.saved),
+        }
+    }
+
+    /// Whether `unsaved` is still exactly what this document holds unsaved: neither written to
+    /// nor stored since it was taken. The same heads are the same changes (a hash covers a
+    /// change's contents and dependencies), so the same saved heads leave the same ones unsaved.
+    pub(crate) fn still_unsaved(&self, unsaved: &UnsavedChanges) -> bool {
+        unsaved.saved == self.saved && unsaved.heads == self.am.get_heads()
     }
 
     /// Whether the document holds changes not yet persisted.
@@ -366,8 +380,13 @@ impl Document {
             .map(|h| ChangeHash(*h))
             .filter(|h| self.am.get_change_by_hash(h).is_some())
             .collect();
+        self.hashed(&known)
+    }
+
+    /// Every change not in the history of `known` (all held), with hash, author and signature.
+    fn hashed(&self, known: &[ChangeHash]) -> Vec<HashedChange> {
         self.am
-            .get_changes(&known)
+            .get_changes(known)
             .iter()
             .map(|c| HashedChange {
                 hash: c.hash().0,
@@ -400,15 +419,6 @@ impl Document {
             .get_changes(&self.saved)
             .iter()
             .map(|c| c.raw_bytes().to_vec())
-            .collect()
-    }
-
-    /// Hashes and actors of the changes not yet persisted (the store signs the local node's).
-    pub(crate) fn unsaved_change_authors(&self) -> Vec<([u8; 32], Vec<u8>)> {
-        self.am
-            .get_changes(&self.saved)
-            .iter()
-            .map(|c| (c.hash().0, c.actor_id().to_bytes().to_vec()))
             .collect()
     }
 
@@ -592,6 +602,17 @@ pub struct HashedChange {
     /// Its author's signature, if held (every change but those stored before format 3 by
     /// another node).
     pub signature: Option<[u8; 64]>,
+}
+
+/// A document's changes not yet persisted, as [`Document::unsaved_changes`] took them, with the
+/// state they were taken in (see [`Document::still_unsaved`]).
+#[derive(Debug, Clone)]
+pub(crate) struct UnsavedChanges {
+    saved: Vec<ChangeHash>,
+    heads: Vec<ChangeHash>,
+    /// The changes, in causal order. A signature is as held when they were taken: the store
+    /// reads the document's own when it signs.
+    pub(crate) changes: Vec<HashedChange>,
 }
 
 /// What a change does, as far as the access rules need to know (see [`crate::pipeline::rules`]).

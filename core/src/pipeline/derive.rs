@@ -7,6 +7,7 @@
 use std::collections::BTreeSet;
 
 use serde::Serialize;
+use serde::de::DeserializeOwned;
 
 use crate::conflict::{self, Conflict};
 use crate::docs::record::{self, PatientField};
@@ -252,6 +253,15 @@ fn conflicts_row(
         scope,
         json: encode_list(found)?,
     })
+}
+
+/// A list an index row holds, as [`encode_list`] wrote it (`index` names the index in the error
+/// a row that does not read gives).
+pub(crate) fn decode_list<T: DeserializeOwned>(
+    json: &[u8],
+    index: &str,
+) -> Result<Vec<T>, StoreError> {
+    serde_json::from_slice(json).map_err(|e| StoreError::Corrupt(format!("{index}: {e}")))
 }
 
 /// A list as JSON, or `None` when empty (the store then removes the row).

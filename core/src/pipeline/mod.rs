@@ -30,6 +30,7 @@ pub mod rules;
 use std::collections::BTreeMap;
 
 pub use derive::DeriveContext;
+pub(crate) use derive::decode_list;
 pub use inbound::{MAX_CHANGE_BYTES, Vouched, vouch};
 pub use receipts::{LogError, Logger, log_equivocation};
 

@@ -126,17 +126,15 @@ impl Logger<'_> {
             let Some(patient) = id.patient().cloned() else {
                 continue;
             };
-            let Some(doc) = batch.loaded(&id) else {
-                continue;
-            };
-            for (_, actor) in doc.unsaved_change_authors() {
-                let Some(writer) = <[u8; 32]>::try_from(actor.as_slice())
-                    .ok()
-                    .and_then(|b| NodeId::from_bytes(b).ok())
-                    .filter(|n| *n != me)
-                else {
-                    continue;
-                };
+            // The commit stores these same changes: it takes them from the batch, not anew.
+            let writers: BTreeSet<NodeId> = batch
+                .unsaved_changes(&id)
+                .iter()
+                .filter_map(|c| <[u8; 32]>::try_from(c.actor.as_slice()).ok())
+                .filter_map(|b| NodeId::from_bytes(b).ok())
+                .filter(|n| *n != me)
+                .collect();
+            for writer in writers {
                 if flagged.contains(&(writer, patient.clone())) {
                     continue;
                 }

@@ -496,7 +496,11 @@ impl Repo {
 
     /// Open conflicts, optionally for one patient.
     pub fn conflicts(&self, patient: Option<&PatientId>) -> Result<Vec<Conflict>, RepoError> {
-        Ok(self.store.conflicts(patient)?)
+        let mut out = Vec::new();
+        for json in self.store.conflict_rows(patient)? {
+            out.extend(pipeline::decode_list::<Conflict>(&json, "conflict index")?);
+        }
+        Ok(out)
     }
 
     /// Open conflicts as people read them: each with its patient's name and a dose's medication

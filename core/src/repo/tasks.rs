@@ -7,21 +7,28 @@ use rand::RngCore;
 use super::{Repo, RepoError, Transaction};
 use crate::docs::DocumentId;
 use crate::docs::journal::{Entry, EntryBody};
-use crate::escalation::{EscalationPolicy, Task, TaskId};
+use crate::escalation::{EscalationPolicy, Task, TaskId, Trigger};
 use crate::identity::Role;
 use crate::ids::PatientId;
+use crate::store::StoreError;
 use crate::time::Timestamp;
 
 impl Repo {
     /// This node's escalation policy.
     pub fn escalation_policy(&self) -> Result<EscalationPolicy, RepoError> {
-        Ok(self.store.escalation_policy()?)
+        let Some(json) = self.store.escalation_policy_json()? else {
+            return Ok(EscalationPolicy::default());
+        };
+        serde_json::from_slice(&json)
+            .map_err(|e| StoreError::Corrupt(format!("escalation policy: {e}")).into())
     }
 
     /// Sets this node's escalation policy, after checking its bounds.
     pub fn set_escalation_policy(&self, policy: &EscalationPolicy) -> Result<(), RepoError> {
         policy.validate().map_err(RepoError::Invalid)?;
-        Ok(self.store.set_escalation_policy(policy)?)
+        let json = serde_json::to_vec(policy)
+            .map_err(|e| StoreError::Corrupt(format!("encoding escalation policy: {e}")))?;
+        Ok(self.store.set_escalation_policy_json(&json)?)
     }
 
     /// Every task this node's documents call for, closed ones too, as it stands at `now`: open
@@ -49,13 +56,17 @@ impl Repo {
         patient: Option<&PatientId>,
         open_only: bool,
     ) -> Result<Vec<Task>, RepoError> {
-        let policy = self.store.escalation_policy()?;
-        let mut tasks: Vec<Task> = self
-            .store
-            .triggers(patient, open_only)?
-            .iter()
-            .map(|t| t.task(now, &policy))
-            .collect();
+        let policy = self.escalation_policy()?;
+        let mut tasks = Vec::new();
+        for json in self.store.trigger_rows(patient, open_only)? {
+            let triggers = crate::pipeline::decode_list::<Trigger>(&json, "task index")?;
+            tasks.extend(
+                triggers
+                    .iter()
+                    .filter(|t| !open_only || t.is_open())
+                    .map(|t| t.task(now, &policy)),
+            );
+        }
         tasks.sort_by(|a, b| {
             (b.is_open(), b.escalated)
                 .cmp(&(a.is_open(), a.escalated))

@@ -14,7 +14,7 @@ use super::handle::{Committed, Store};
 use super::log::{doc_version, enter_in_log, read_seq};
 use super::read::doc_ids_with_prefix;
 use super::schema::{CHUNKS, DOC_SEQ, DOCS, LOG, META, REDERIVE_KEY};
-use crate::docs::{Document, DocumentId};
+use crate::docs::{Document, DocumentId, HashedChange, UnsavedChanges};
 use crate::identity::{NodeId, NodeKey};
 
 impl Store {
@@ -35,6 +35,7 @@ impl Store {
                 clear_rederive_flag: false,
                 set_aside: BTreeSet::new(),
                 certificates: BTreeMap::new(),
+                unsaved: BTreeMap::new(),
             })
         })
     }
@@ -73,6 +74,9 @@ pub struct WriteBatch<'a> {
     /// received changes asks for its authors' certificates once per change, and verifying each
     /// again would cost a signature check per change.
     pub(super) certificates: BTreeMap<NodeId, Option<crate::trust::Certificate>>,
+    /// Documents' unsaved changes as last taken out (see [`WriteBatch::unsaved_changes`]); one
+    /// is used again only while its document says it is current.
+    unsaved: BTreeMap<DocumentId, UnsavedChanges>,
 }
 
 impl std::fmt::Debug for WriteBatch<'_> {
@@ -203,6 +207,33 @@ impl<'a> WriteBatch<'a> {
             .collect()
     }
 
+    /// The changes of `id` (a document this batch loaded) not yet stored, in causal order, with
+    /// their hashes and authors (empty if it holds none or the batch has not loaded it). Taken
+    /// out once per state of the document and kept: the pipeline's review at a base and the
+    /// commit (signing, the chunk) then share one extraction.
+    pub(crate) fn unsaved_changes(&mut self, id: &DocumentId) -> &[HashedChange] {
+        let Some((doc, _)) = self.docs.get(id) else {
+            return &[];
+        };
+        let current = self.unsaved.get(id).is_some_and(|u| doc.still_unsaved(u));
+        if !current {
+            self.unsaved.insert(id.clone(), doc.unsaved_changes());
+        }
+        self.unsaved.get(id).map_or(&[], |u| u.changes.as_slice())
+    }
+
+    /// Like [`WriteBatch::unsaved_changes`], handing the changes over (commit stores them).
+    fn take_unsaved_changes(&mut self, id: &DocumentId) -> Vec<HashedChange> {
+        let kept = self.unsaved.remove(id);
+        let Some((doc, _)) = self.docs.get(id) else {
+            return Vec::new();
+        };
+        match kept {
+            Some(unsaved) if doc.still_unsaved(&unsaved) => unsaved.changes,
+            _ => doc.unsaved_changes().changes,
+        }
+    }
+
     /// Whether `id` was touched only through [`WriteBatch::doc_for_neutral_append`].
     pub fn is_neutral_append(&self, id: &DocumentId) -> bool {
         self.neutral_only.contains(id)
@@ -231,15 +262,15 @@ impl<'a> WriteBatch<'a> {
             }
             let mut logged = Vec::new();
             for id in &changed {
+                let changes = self.take_unsaved_changes(id);
                 let Some((doc, version)) = self.docs.get_mut(id) else {
                     continue;
                 };
-                let changes = doc.unsaved_changes();
                 if changes.is_empty() {
                     continue;
                 }
-                let new = store.sign_own_changes(doc);
-                append_chunk(&self.tx, &store.cipher, doc, &new, &changes)?;
+                store.sign_own_changes(doc, &changes);
+                append_chunk(&self.tx, &store.cipher, doc, &changes)?;
                 *version = Some(enter_in_log(&self.tx, &id.to_string())?);
                 logged.push(id.clone());
                 // A document change is never left to a non-durable commit.

@@ -10,7 +10,7 @@ use redb::{ReadableTable, WriteTransaction};
 use super::crypt::{Cipher, chunk_place, sealed_value_error};
 use super::error::StoreError;
 use super::schema::{CHUNKS, DOCS};
-use crate::docs::{Document, DocumentId};
+use crate::docs::{Document, DocumentId, HashedChange};
 use crate::identity::NodeId;
 
 /// Compact a document after this many incremental chunks.
@@ -160,15 +160,20 @@ pub(super) fn decode_chunk(plain: &[u8]) -> Result<(ChunkSignatures, &[u8]), Sto
     Ok((signatures, &plain[r.position()..]))
 }
 
-/// Appends the document's unsaved `changes` (whose hashes are `new`) as a chunk, or a snapshot
-/// of the whole document when it is time to compact; signatures go along either way.
+/// Appends the document's unsaved `changes` as a chunk, or a snapshot of the whole document when
+/// it is time to compact; signatures go along either way. A chunk's Automerge bytes are the
+/// changes' raw bytes in causal order, as Automerge's incremental save writes them.
 pub(super) fn append_chunk(
     tx: &WriteTransaction,
     cipher: &Cipher,
     doc: &mut Document,
-    new: &[[u8; 32]],
-    changes: &[u8],
+    unsaved: &[HashedChange],
 ) -> Result<(), StoreError> {
+    let changes: Vec<u8> = unsaved
+        .iter()
+        .flat_map(|c| c.bytes.iter().copied())
+        .collect();
+    let new: Vec<[u8; 32]> = unsaved.iter().map(|c| c.hash).collect();
     let key = doc.id().to_string();
     let mut docs = tx.open_table(DOCS)?;
     let mut chunks = tx.open_table(CHUNKS)?;
@@ -203,7 +208,7 @@ pub(super) fn append_chunk(
             log_pos: meta.log_pos,
         };
     } else {
-        let plain = encode_chunk(&doc.signatures_of(new), changes);
+        let plain = encode_chunk(&doc.signatures_of(&new), &changes);
         let sealed = cipher.seal(&chunk_place(&key, meta.next_seq), &plain);
         chunks.insert((key.as_str(), meta.next_seq), sealed.as_slice())?;
         meta.next_seq += 1;

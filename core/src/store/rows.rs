@@ -12,7 +12,6 @@ use super::handle::Store;
 use super::schema::{
     CONFLICTS, DAY_INDEX, DAY_INDEX_OWNERS, OPEN_TASKS, PATIENT_NAMES, RELATIONS, TASKS, VISITS,
 };
-use crate::conflict::Conflict;
 use crate::docs::DocumentId;
 use crate::ids::{PatientId, VisitId};
 use crate::time::{Day, Month};
@@ -186,8 +185,10 @@ impl Store {
         })
     }
 
-    /// Every open conflict, optionally for one patient.
-    pub fn conflicts(&self, patient: Option<&PatientId>) -> Result<Vec<Conflict>, StoreError> {
+    /// The conflict index's rows, optionally for one patient, opened: each the JSON list of
+    /// one patient-scope's open conflicts as the pipeline wrote it ([`Row::Conflicts`]), in key
+    /// order.
+    pub fn conflict_rows(&self, patient: Option<&PatientId>) -> Result<Vec<Vec<u8>>, StoreError> {
         self.contain(|| {
             let read = self.db.begin_read()?;
             let table = read.open_table(CONFLICTS)?;
@@ -195,10 +196,7 @@ impl Store {
             for item in patient_rows(&table, patient.map(PatientId::as_str))? {
                 let (k, v) = item?;
                 let (patient, scope) = k.value();
-                let json = self.open_value(&conflict_place(patient, scope), v.value())?;
-                let list: Vec<Conflict> = serde_json::from_slice(&json)
-                    .map_err(|e| StoreError::Corrupt(format!("conflict index: {e}")))?;
-                out.extend(list);
+                out.push(self.open_value(&conflict_place(patient, scope), v.value())?);
             }
             Ok(out)
         })

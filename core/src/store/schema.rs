@@ -33,7 +33,7 @@ pub(crate) const CONFLICTS: TableDefinition<(&str, &str), &[u8]> =
     TableDefinition::new("conflicts");
 
 /// Derived (format 4): (patient id, `YYYY-MM`) → sealed JSON list of the month's escalation
-/// triggers ([`crate::escalation::Trigger`]); rows only for months that have any.
+/// triggers, as the change pipeline derives them; rows only for months that have any.
 pub(crate) const TASKS: TableDefinition<(&str, &str), &[u8]> = TableDefinition::new("tasks");
 
 /// Derived (format 4): the [`TASKS`] rows holding a trigger nobody has closed, so listing open

@@ -1,7 +1,8 @@
-//! The escalation index: per patient and month, the triggers ([`crate::escalation::Trigger`]) its
-//! plan and journal hold, re-derived in the same transaction as every change to either (like the
-//! conflict index), so listing a base's tasks reads one small table instead of every journal.
-//! Also the node's escalation policy, which decides when a trigger becomes a task for whom.
+//! The escalation index: per patient and month, the triggers its plan and journal hold (as the
+//! change pipeline derives them, [`super::Row::Triggers`]), re-derived in the same transaction as
+//! every change to either (like the conflict index), so listing a base's tasks reads one small
+//! table instead of every journal. Also the node's escalation policy, which decides when a
+//! trigger becomes a task for whom. The store keeps both as bytes; the repo reads them.
 
 use redb::ReadableDatabase;
 
@@ -10,27 +11,25 @@ use super::error::StoreError;
 use super::handle::Store;
 use super::rows::patient_rows;
 use super::schema::{META, OPEN_TASKS, TASKS};
-use crate::escalation::{EscalationPolicy, Trigger};
 use crate::ids::PatientId;
 
 impl Store {
-    /// The escalation triggers the store holds, optionally for one patient; with `open_only`,
-    /// only those nobody has closed (read through [`OPEN_TASKS`], so closed months cost nothing).
-    pub fn triggers(
+    /// The escalation index's rows, optionally for one patient, opened: each the JSON list of
+    /// one patient-month's triggers as the pipeline wrote it, in key order. With `open_only`,
+    /// only the months holding a trigger nobody has closed (read through [`OPEN_TASKS`], so
+    /// closed months cost nothing); their closed triggers are the reader's to leave out.
+    pub fn trigger_rows(
         &self,
         patient: Option<&PatientId>,
         open_only: bool,
-    ) -> Result<Vec<Trigger>, StoreError> {
+    ) -> Result<Vec<Vec<u8>>, StoreError> {
         self.contain(|| {
             let read = self.db.begin_read()?;
             let patient = patient.map(PatientId::as_str);
             let table = read.open_table(TASKS)?;
             let mut out = Vec::new();
-            let mut decode = |patient: &str, month: &str, sealed: &[u8]| {
-                let json = self.open_value(&tasks_place(patient, month), sealed)?;
-                let list: Vec<Trigger> = serde_json::from_slice(&json)
-                    .map_err(|e| StoreError::Corrupt(format!("task index: {e}")))?;
-                out.extend(list.into_iter().filter(|t| !open_only || t.is_open()));
+            let mut push = |patient: &str, month: &str, sealed: &[u8]| {
+                out.push(self.open_value(&tasks_place(patient, month), sealed)?);
                 Ok::<_, StoreError>(())
             };
             if open_only {
@@ -39,14 +38,14 @@ impl Store {
                     let (k, _) = item?;
                     let (patient, month) = k.value();
                     if let Some(v) = table.get((patient, month))? {
-                        decode(patient, month, v.value())?;
+                        push(patient, month, v.value())?;
                     }
                 }
             } else {
                 for item in patient_rows(&table, patient)? {
                     let (k, v) = item?;
                     let (patient, month) = k.value();
-                    decode(patient, month, v.value())?;
+                    push(patient, month, v.value())?;
                 }
             }
             Ok(out)
@@ -58,26 +57,20 @@ impl Store {
 const POLICY_KEY: &str = "escalation_policy";
 
 impl Store {
-    /// This node's escalation policy.
-    pub fn escalation_policy(&self) -> Result<EscalationPolicy, StoreError> {
+    /// This node's escalation policy as stored (JSON), if one was set.
+    pub fn escalation_policy_json(&self) -> Result<Option<Vec<u8>>, StoreError> {
         self.contain(|| {
             let read = self.db.begin_read()?;
             let meta = read.open_table(META)?;
-            match meta.get(POLICY_KEY)? {
-                Some(v) => serde_json::from_slice(v.value())
-                    .map_err(|e| StoreError::Corrupt(format!("escalation policy: {e}"))),
-                None => Ok(EscalationPolicy::default()),
-            }
+            Ok(meta.get(POLICY_KEY)?.map(|v| v.value().to_vec()))
         })
     }
 
-    /// Replaces this node's escalation policy (durably).
-    pub fn set_escalation_policy(&self, policy: &EscalationPolicy) -> Result<(), StoreError> {
+    /// Replaces this node's escalation policy (JSON), durably.
+    pub fn set_escalation_policy_json(&self, json: &[u8]) -> Result<(), StoreError> {
         self.contain(|| {
-            let json = serde_json::to_vec(policy)
-                .map_err(|e| StoreError::Corrupt(format!("encoding escalation policy: {e}")))?;
             let tx = self.db.begin_write()?;
-            tx.open_table(META)?.insert(POLICY_KEY, json.as_slice())?;
+            tx.open_table(META)?.insert(POLICY_KEY, json)?;
             tx.commit()?;
             Ok(())
         })
