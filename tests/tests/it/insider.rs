@@ -713,3 +713,48 @@ fn a_base_anchors_every_device_log_it_receives() {
             .all(|r| r.problems.is_empty())
     );
 }
+
+#[test]
+fn a_nurses_write_to_a_patient_she_has_no_need_for_is_kept_and_flagged_at_the_base() {
+    for via in BOTH {
+        let w = World::new();
+        // Egil is on Kari's list only: Mons has no need for him, and writes a note all the same.
+        let doc = DocumentId::Journal(w.egil.clone(), today("08:00").day().month());
+        let id = EntryId::random(&mut StdRng::seed_from_u64(11));
+        let note = EntryBody::Note {
+            visit: None,
+            text: "Skrevet uten tjenstlig behov".into(),
+        };
+        let crafted = craft::change(
+            &w.mons.repo,
+            &doc,
+            &w.mons.repo,
+            &[Put::fresh(&format!("e/{id}"), &mons_entry(&w, &id, note))],
+            Some(vec![]),
+            today("11:00"),
+        );
+        craft::plant(&w.mons.repo, &doc, &crafted);
+        assert_eq!(
+            w.deliver(&w.mons.repo, via),
+            None,
+            "{via:?}: documentation is kept"
+        );
+        assert!(w.base_holds(&doc, &crafted), "{via:?}");
+        // ... and the base's own log says who wrote to whom without a need, for review.
+        let flagged: Vec<_> = w
+            .base
+            .repo
+            .audit_entries(Some(&w.egil))
+            .unwrap()
+            .into_iter()
+            .filter(|e| e.action == AuditAction::WriteWithoutNeed)
+            .collect();
+        assert_eq!(flagged.len(), 1, "{via:?}: {flagged:?}");
+        assert!(flagged[0].flagged);
+        assert!(
+            flagged[0].what.contains(&w.mons.repo.id().short()),
+            "{}",
+            flagged[0].what
+        );
+    }
+}
