@@ -105,12 +105,6 @@ pub enum WorklistError {
     /// The staff names could not be kept (`DIR/staff.json`); nothing was imported.
     #[error("keeping the work list's staff names: {0}")]
     StaffNames(String),
-    /// The plan was imported, but what its rows said could not be kept for the next import
-    /// (`DIR/worklist-rows.json`): that import compares with the plan as it stands instead.
-    #[error(
-        "the work list was imported, but its rows could not be kept for the next import of it (which will compare with the plan as it stands): {0}"
-    )]
-    RowsNotKept(String),
 }
 
 /// A row whose visit was planned before with other values.
@@ -162,6 +156,11 @@ pub struct WorklistSummary {
     pub changed: Vec<RowChange>,
     /// New patients with the name of another.
     pub same_name: Vec<SameName>,
+    /// Set when the plan was imported but what its rows said could not be kept for the next
+    /// import of the list (`DIR/worklist-rows.json`), which then compares with the plan as it
+    /// stands.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub warning: Option<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -360,6 +359,9 @@ impl Repo {
         times: ListTimes,
     ) -> Result<WorklistSummary, WorklistError> {
         let rows = parse(text, times)?;
+        // One import at a time: each reads what the last one's rows said, and keeps its own.
+        static IMPORTING: std::sync::Mutex<()> = std::sync::Mutex::new(());
+        let _one = IMPORTING.lock().unwrap_or_else(|p| p.into_inner());
         // The names first: harmless if the import then fails, and the plan never names staff
         // the base cannot name.
         self.remember_listed_staff(listed_staff(&rows))
@@ -407,8 +409,11 @@ impl Repo {
             }
             Ok::<_, RepoError>(())
         })?;
-        self.remember_imported_rows(import.rows_now)
-            .map_err(|e| WorklistError::RowsNotKept(e.to_string()))?;
+        if let Err(e) = self.remember_imported_rows(import.rows_now, now) {
+            import.summary.warning = Some(format!(
+                "the plan was imported, but its rows could not be kept for the next import of this list (which will compare with the plan as it stands): {e}"
+            ));
+        }
         Ok(import.summary)
     }
 }
@@ -481,15 +486,24 @@ impl Import {
             .filter(|v| v.day() == day && v.tiltak.contains(tiltak))
             .collect();
         planned.sort_by_key(|v| (v.start, v.end));
+        // A row the list gave a visit last time is that visit again, wherever a coordinator
+        // has moved it since; the rest pair by position (the n-th row, the n-th visit).
+        let mut rows: Vec<(&Row, Option<Visit>)> = rows.iter().map(|r| (*r, None)).collect();
+        for (row, paired) in &mut rows {
+            let same = |v: &Visit| self.last_rows.get(&v.id) == Some(&row.imported());
+            if let Some(at) = planned.iter().position(same) {
+                *paired = Some(planned.remove(at));
+            }
+        }
         let mut planned = planned.into_iter();
-        for row in rows {
+        for (row, paired) in rows {
             // A row repeating another's patient and time (a double-staffed visit listed once
             // per route) is one visit.
             if !self.planned.insert((patient.clone(), row.start, row.end)) {
                 self.summary.already_planned += 1;
                 continue;
             }
-            let Some(visit) = planned.next() else {
+            let Some(visit) = paired.or_else(|| planned.next()) else {
                 self.plan(tx, rng, patient, tiltak, row)?;
                 continue;
             };

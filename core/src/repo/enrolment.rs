@@ -105,6 +105,11 @@ impl Repo {
     /// member is known here — planned for, named in reports, listed among devices not yet seen —
     /// before the device first syncs. It must be of this node's organisation.
     pub fn remember_issued(&self, cert: &Certificate) -> Result<(), RepoError> {
+        if cert.node() == self.id() {
+            return Err(RepoError::Invalid(
+                "a base does not approve its own enrolment request".into(),
+            ));
+        }
         let org = self.certificate()?.map(|c| c.grant().org);
         if org != Some(cert.grant().org) {
             return Err(RepoError::Invalid(

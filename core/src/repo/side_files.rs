@@ -41,5 +41,7 @@ pub(super) fn write(dir: &Path, name: &str, value: &impl Serialize) -> std::io::
     let _ = std::fs::remove_file(&partial);
     crate::identity::write_new_file(&partial, &json, 0o600)
         .map_err(|e| std::io::Error::other(e.to_string()))?;
-    std::fs::rename(&partial, &path)
+    std::fs::rename(&partial, &path)?;
+    // The rename is durable only once the directory is: what was acknowledged survives a crash.
+    std::fs::File::open(dir)?.sync_all()
 }

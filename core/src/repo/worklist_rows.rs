@@ -15,6 +15,9 @@ use crate::ids::{StaffId, VisitId};
 /// The file in the data directory.
 pub const WORKLIST_ROWS_FILE: &str = "worklist-rows.json";
 
+/// How long after a visit's end its row is kept.
+pub(super) const KEPT_DAYS: i64 = 62;
+
 /// A visit's row as the work list last gave it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ImportedRow {
@@ -35,10 +38,13 @@ impl Repo {
         super::side_files::load(&self.dir, WORKLIST_ROWS_FILE)
     }
 
-    /// Keeps what an import's rows said of their visits, beside what earlier imports said.
+    /// Keeps what an import's rows said of their visits, beside what earlier imports said —
+    /// except of visits that ended more than [`KEPT_DAYS`] before `now` (a list gives today and
+    /// the days ahead: the file stays the size of a few months of visits).
     pub(crate) fn remember_imported_rows(
         &self,
         rows: BTreeMap<VisitId, ImportedRow>,
+        now: Timestamp,
     ) -> std::io::Result<()> {
         if rows.is_empty() {
             return Ok(());
@@ -49,6 +55,8 @@ impl Repo {
         let _one = WRITING.lock().unwrap_or_else(|p| p.into_inner());
         let mut held = self.imported_rows();
         held.extend(rows);
+        let oldest = now.unix_millis() - KEPT_DAYS * 24 * 3600 * 1000;
+        held.retain(|_, row| row.end.unix_millis() >= oldest);
         super::side_files::write(&self.dir, WORKLIST_ROWS_FILE, &held)
     }
 }

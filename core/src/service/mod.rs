@@ -288,11 +288,15 @@ impl Service {
         MedicationId::parse(value.trim()).map_err(|e| ServiceError::invalid("medication", e))
     }
 
-    /// The patients whose record holds this national id (fødselsnummer): read from each record,
-    /// as only a person typing one asks.
+    /// The patients whose record holds this national id (fødselsnummer), among those this user
+    /// may see: only their records are read (as only a person typing one asks).
     fn with_national_id(&self, value: &str) -> Result<Vec<PatientId>, ServiceError> {
+        let mut gate = self.disclose(AuditAction::Read, "patient lookup");
         let mut found = Vec::new();
         for (id, _) in self.repo.patients()? {
+            if !gate.admits(&id)? {
+                continue;
+            }
             let record = self.repo.record(&id)?;
             if record.field(PatientField::NationalId) == Some(value) {
                 found.push(id);
@@ -400,12 +404,12 @@ impl Service {
     }
 }
 
-/// Refuses an empty or blank text.
 /// A Norwegian national id (fødselsnummer or D-number) as typed: eleven digits.
 fn is_national_id(value: &str) -> bool {
     value.len() == 11 && value.bytes().all(|b| b.is_ascii_digit())
 }
 
+/// Refuses an empty or blank text.
 fn required(field: &'static str, text: &str, what: &str) -> Result<(), ServiceError> {
     if text.trim().is_empty() {
         return Err(ServiceError::invalid(

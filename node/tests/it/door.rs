@@ -360,3 +360,58 @@ fn a_list_imported_again_changes_what_the_list_changed_and_keeps_the_coordinator
     assert_eq!(moved["changed"][0]["applied"], true, "{moved}");
     assert_eq!(start(&base), "2026-11-23T12:00:00+01:00");
 }
+
+#[test]
+fn a_coordinators_move_past_another_visit_of_the_day_survives_the_list_imported_again() {
+    let base = Node::new("base", "Base", "K1");
+    let list = base.path().join("list.csv");
+    // Two visits to the same patient for the same tiltak: 08:00 and 12:00.
+    let one = crate::cli::worklist_on(&["2026-11-23"]);
+    let second_row = one
+        .lines()
+        .nth(1)
+        .unwrap()
+        .replace(";08:00;08:30;", ";12:00;12:30;");
+    let two = format!("{one}\n{second_row}");
+    std::fs::write(&list, &two).unwrap();
+    base.ok(&["import-worklist", list.to_str().unwrap()]);
+    let starts = |base: &Node| -> Vec<(String, String)> {
+        let visits = &base.ok(&["visit", "list", "--date", "2026-11-23"])["visits"];
+        let mut all: Vec<(String, String)> = (visits.as_array().unwrap().iter())
+            .map(|v| {
+                (
+                    v["id"].as_str().unwrap().into(),
+                    v["start"].as_str().unwrap().into(),
+                )
+            })
+            .collect();
+        all.sort();
+        all
+    };
+    let before = starts(&base);
+    let morning = before
+        .iter()
+        .find(|(_, start)| start.contains("T08:00"))
+        .unwrap()
+        .0
+        .clone();
+    // The coordinator moves the morning visit past the noon one.
+    base.ok(&[
+        "visit",
+        "move",
+        "--visit",
+        &morning,
+        "--start",
+        "2026-11-23T14:00:00+01:00",
+        "--end",
+        "2026-11-23T14:30:00+01:00",
+    ]);
+    let moved = starts(&base);
+    let again = base.ok(&["import-worklist", list.to_str().unwrap()]);
+    assert_eq!(again["changed"].as_array().unwrap().len(), 0, "{again}");
+    assert_eq!(
+        starts(&base),
+        moved,
+        "each visit kept its identity and the move stays"
+    );
+}
