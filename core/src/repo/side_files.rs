@@ -28,6 +28,7 @@ pub(super) fn load<T: DeserializeOwned + Default>(dir: &Path, name: &str) -> T {
 /// tests) keeps nothing.
 #[allow(
     clippy::disallowed_methods,
+    clippy::disallowed_types,
     reason = "a base's side files live beside its profile in the data directory"
 )]
 pub(super) fn write(dir: &Path, name: &str, value: &impl Serialize) -> std::io::Result<()> {
