@@ -38,7 +38,8 @@ impl Repo {
         super::side_files::load(&self.dir, WORKLIST_ROWS_FILE)
     }
 
-    /// Keeps what an import's rows said of their visits, beside what earlier imports said —
+    /// Keeps what an import's rows said of their visits, beside what earlier imports said (the
+    /// import calls it under the lock it holds from reading the rows to writing them) —
     /// except of visits that ended more than [`KEPT_DAYS`] before `now` (a list gives today and
     /// the days ahead: the file stays the size of a few months of visits).
     pub(crate) fn remember_imported_rows(
@@ -49,10 +50,6 @@ impl Repo {
         if rows.is_empty() {
             return Ok(());
         }
-        // One read-modify-write at a time (imports of this process's store; no other process
-        // holds it).
-        static WRITING: std::sync::Mutex<()> = std::sync::Mutex::new(());
-        let _one = WRITING.lock().unwrap_or_else(|p| p.into_inner());
         let mut held = self.imported_rows();
         held.extend(rows);
         let oldest = now.unix_millis() - KEPT_DAYS * 24 * 3600 * 1000;

@@ -270,14 +270,6 @@ impl Service {
         EntryId::parse(value.trim()).map_err(|e| ServiceError::invalid(field, e))
     }
 
-    /// Staff ids as typed.
-    pub fn staff(&self, values: &[String]) -> Result<Vec<StaffId>, ServiceError> {
-        values
-            .iter()
-            .map(|s| self.staff_member("staff", s))
-            .collect()
-    }
-
     /// One staff id, as typed in `field`.
     pub fn staff_member(&self, field: &'static str, value: &str) -> Result<StaffId, ServiceError> {
         staff_id(field, value)

@@ -62,7 +62,7 @@ impl Service {
         join: bool,
     ) -> Result<(PatientId, StaffId), ServiceError> {
         let patient = self.patient(patient)?;
-        let staff = StaffId::parse(staff.trim()).map_err(|e| ServiceError::invalid("staff", e))?;
+        let staff = self.staff_member("staff", staff)?;
         let team: Vec<StaffId> = self
             .access_facts(&patient)?
             .team
