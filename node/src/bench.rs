@@ -52,6 +52,11 @@ fn measure(json: bool, args: &BenchArgs, scratch: &Path) -> Result<()> {
             write.entry_bytes
         );
         outln!(
+            "processor time per write (median): omsyn {:.3} ms, raw redb commit {:.3} ms",
+            ms(write.omsyn_cpu_median),
+            ms(write.raw_cpu_median)
+        );
+        outln!(
             "written to disk per commit: omsyn {:.0} bytes, raw redb {:.0} bytes ({:.2}x)",
             write.omsyn_disk_bytes,
             write.raw_disk_bytes,
@@ -92,6 +97,8 @@ fn measure(json: bool, args: &BenchArgs, scratch: &Path) -> Result<()> {
             "raw_redb_median_ms": ms(write.raw_median),
             "raw_redb_mean_ms": ms(write.raw_mean),
             "ratio_median": write.ratio(),
+            "omsyn_cpu_median_ms": ms(write.omsyn_cpu_median),
+            "raw_redb_cpu_median_ms": ms(write.raw_cpu_median),
             "omsyn_disk_bytes_per_commit": write.omsyn_disk_bytes,
             "raw_redb_disk_bytes_per_commit": write.raw_disk_bytes,
         },
@@ -222,11 +229,37 @@ struct WriteResult {
     omsyn_mean: Duration,
     raw_median: Duration,
     raw_mean: Duration,
+    /// Median processor time of one write (this thread's, user and system): the part of a write
+    /// that is not waiting for the disk.
+    omsyn_cpu_median: Duration,
+    raw_cpu_median: Duration,
     entry_bytes: usize,
     /// Bytes the process had written to the disk per commit (`/proc/self/io` `write_bytes`:
     /// the pages each commit wrote and fsynced), Omsyn's and the raw commit's.
     omsyn_disk_bytes: f64,
     raw_disk_bytes: f64,
+}
+
+/// One kind of write, measured write by write.
+#[derive(Default)]
+struct Samples {
+    wall: Vec<Duration>,
+    cpu: Vec<Duration>,
+    disk_bytes: u64,
+}
+
+impl Samples {
+    /// Runs `write` once and records what it took. The counters are read outside the timed part
+    /// (each read is a file read of its own).
+    fn measure(&mut self, write: impl FnOnce() -> Result<()>) -> Result<()> {
+        let (disk, cpu) = (disk_written(), thread_cpu());
+        let start = Instant::now();
+        write()?;
+        self.wall.push(start.elapsed());
+        self.cpu.push(thread_cpu().saturating_sub(cpu));
+        self.disk_bytes += disk_written().saturating_sub(disk);
+        Ok(())
+    }
 }
 
 impl WriteResult {
@@ -257,36 +290,47 @@ fn bench_write(dir: &Path, writes: usize) -> Result<WriteResult> {
 
     let raw_db = redb::Database::create(dir.join("raw.redb"))?;
     const RAW: redb::TableDefinition<u64, &[u8]> = redb::TableDefinition::new("raw");
-    let mut omsyn = Vec::with_capacity(writes);
-    let mut raw = Vec::with_capacity(writes);
-    let (mut omsyn_disk, mut raw_disk) = (0u64, 0u64);
+    let (mut omsyn, mut raw) = (Samples::default(), Samples::default());
     for i in 0..writes {
-        let (start, disk) = (Instant::now(), disk_written());
-        repo.add_note(t, &mut rng, &patient, None, t, text)?;
-        omsyn.push(start.elapsed());
-        omsyn_disk += disk_written().saturating_sub(disk);
-
-        let (start, disk) = (Instant::now(), disk_written());
-        let tx = raw_db.begin_write()?;
-        {
-            let mut table = tx.open_table(RAW)?;
-            table.insert(i as u64, payload.as_slice())?;
-        }
-        tx.commit()?;
-        raw.push(start.elapsed());
-        raw_disk += disk_written().saturating_sub(disk);
+        omsyn.measure(|| {
+            repo.add_note(t, &mut rng, &patient, None, t, text)?;
+            Ok(())
+        })?;
+        raw.measure(|| {
+            let tx = raw_db.begin_write()?;
+            {
+                let mut table = tx.open_table(RAW)?;
+                table.insert(i as u64, payload.as_slice())?;
+            }
+            tx.commit()?;
+            Ok(())
+        })?;
     }
-    let (omsyn_median, omsyn_mean) = median_and_mean(omsyn);
-    let (raw_median, raw_mean) = median_and_mean(raw);
+    let (omsyn_median, omsyn_mean) = median_and_mean(omsyn.wall);
+    let (raw_median, raw_mean) = median_and_mean(raw.wall);
     Ok(WriteResult {
         omsyn_median,
         omsyn_mean,
         raw_median,
         raw_mean,
+        omsyn_cpu_median: median_and_mean(omsyn.cpu).0,
+        raw_cpu_median: median_and_mean(raw.cpu).0,
         entry_bytes,
-        omsyn_disk_bytes: omsyn_disk as f64 / writes as f64,
-        raw_disk_bytes: raw_disk as f64 / writes as f64,
+        omsyn_disk_bytes: omsyn.disk_bytes as f64 / writes as f64,
+        raw_disk_bytes: raw.disk_bytes as f64 / writes as f64,
     })
+}
+
+/// This thread's time on a processor so far (`/proc/thread-self/schedstat`, in nanoseconds;
+/// zero where the kernel does not say).
+fn thread_cpu() -> Duration {
+    let stat = std::fs::read_to_string("/proc/thread-self/schedstat").unwrap_or_default();
+    let ns = stat
+        .split_whitespace()
+        .next()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    Duration::from_nanos(ns)
 }
 
 /// Bytes this process has caused to be written to the disk so far (0 where the kernel does not

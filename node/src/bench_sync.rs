@@ -236,10 +236,19 @@ async fn serve(repo: Repo) -> Result<Shared> {
     Ok(shared)
 }
 
+/// Longest a sync of the bench may take (the first, full sync of 50,000 documents included): a
+/// stalled session ends the bench with an error instead of leaving it waiting.
+const SYNC_LIMIT: Duration = Duration::from_secs(15 * 60);
+
 async fn omsyn_sync(a: &Shared, b: &Shared) -> Result<crate::net::driver::Outcome> {
     let ticket = b.net.ticket()?;
     let id = a.net.learn(&ticket)?;
-    daemon::dial_once(a, id, ticket.node, Mode::UntilCaughtUp).await
+    tokio::time::timeout(
+        SYNC_LIMIT,
+        daemon::dial_once(a, id, ticket.node, Mode::UntilCaughtUp),
+    )
+    .await
+    .context("omsyn's sync did not end within the bench's limit")?
 }
 
 fn all_docs(repo: &Repo) -> Result<Vec<DocumentId>> {
@@ -472,7 +481,9 @@ async fn in_memory_over_quic(
     let started = Instant::now();
     let conn = ea.connect(addr, NAIVE_ALPN).await?;
     let (send, recv) = conn.open_bi().await?;
-    let (rounds, bytes) = pipelined_rounds(&mut a, send, recv).await?;
+    let (rounds, bytes) = tokio::time::timeout(SYNC_LIMIT, pipelined_rounds(&mut a, send, recv))
+        .await
+        .context("the baseline's sync did not end within the bench's limit")??;
     let ms = started.elapsed().as_secs_f64() * 1000.0;
     let (b, conn_b, eb) = tokio::time::timeout(Duration::from_secs(60), responder)
         .await
@@ -532,9 +543,13 @@ async fn pipelined_rounds(
     let mut bytes = 0u64;
     loop {
         let mine = tokio::task::block_in_place(|| side.generate())?;
-        bytes += write_messages(&mut send, &mine).await?;
-        let (theirs, read) = read_messages(&mut recv).await?;
-        bytes += read;
+        // Written while the peer's round is read: both sides send a whole round at once, and a
+        // round larger than QUIC's flow-control windows (50,000 documents) would otherwise leave
+        // each side blocked on a write the other is not reading.
+        let (written, read) =
+            tokio::join!(write_messages(&mut send, &mine), read_messages(&mut recv));
+        let (theirs, read) = read?;
+        bytes += written? + read;
         let done = mine.is_empty() && theirs.is_empty();
         tokio::task::block_in_place(|| side.receive(theirs))?;
         if done {

@@ -413,15 +413,6 @@ impl Document {
             .collect()
     }
 
-    /// Raw bytes of the changes not yet persisted (the local node checks its own writes).
-    pub(crate) fn unsaved_raw_changes(&self) -> Vec<Vec<u8>> {
-        self.am
-            .get_changes(&self.saved)
-            .iter()
-            .map(|c| c.raw_bytes().to_vec())
-            .collect()
-    }
-
     /// Hashes and actors of every change in the document (store migration).
     pub(crate) fn all_change_authors(&self) -> Vec<([u8; 32], Vec<u8>)> {
         self.am

@@ -313,16 +313,22 @@ fn equivocation(target: &Document, doc: &DocumentId, vouched: &Vouched) -> Optio
 pub fn check_local(batch: &mut WriteBatch<'_>, grant: &Grant) -> Result<(), String> {
     let touched: Vec<DocumentId> = batch.touched().cloned().collect();
     for id in &touched {
+        // The batch's one extraction of these changes: the commit signs and stores the same.
+        let summaries = batch
+            .unsaved_changes(id)
+            .iter()
+            .map(|change| docs::inspect_change(&change.bytes))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| e.to_string())?;
         let Some(doc) = batch.loaded(id) else {
             continue;
         };
-        for change in doc.unsaved_raw_changes() {
-            let summary = docs::inspect_change(&change).map_err(|e| e.to_string())?;
+        for summary in &summaries {
             let state = HeldAt {
                 doc,
                 deps: &summary.deps,
             };
-            rules::authorize(id, &summary, grant, &state, None)?;
+            rules::authorize(id, summary, grant, &state, None)?;
         }
     }
     Ok(())
