@@ -30,7 +30,6 @@ impl Session {
 
     pub(super) fn handle_ack(
         &mut self,
-        store: &Store,
         batch: &mut WriteBatch<'_>,
         round: u64,
         now_ms: i64,
@@ -52,16 +51,15 @@ impl Session {
             for doc in &pending.withdrawn {
                 batch.forget_peer_doc(&self.peer, doc)?;
             }
-            for (doc, pushed, prior) in pending.pushed {
-                // The peer now holds what we pushed, and whatever it held that we do not know.
-                let known = store.with_doc(&doc, |d| {
-                    let mut heads = pushed;
-                    heads.extend(prior.into_iter().filter(|h| !d.has_change(h)));
-                    (heads, d.head_hashes())
-                })?;
-                if let Some((heads, mine)) = known {
-                    remember(batch, &self.peer, &doc, heads, &mine, now_ms)?;
-                }
+            for pushed in pending.pushed {
+                remember(
+                    batch,
+                    &self.peer,
+                    &pushed.doc,
+                    pushed.peer_holds,
+                    &pushed.mine,
+                    now_ms,
+                )?;
             }
             if self.unacked.is_empty() && !answer_owed {
                 self.record.acked_seq = self.record.acked_seq.max(pending.seq);
@@ -193,10 +191,10 @@ impl Session {
         let plan = store.with_doc(&doc, |d| plan_push(d, known, me))?;
         match plan {
             None | Some(Push::Nothing) => {}
-            Some(Push::Changes(changes, mine, prior)) => {
+            Some(Push::Changes(changes, pushed)) => {
                 out.part_bytes += changes.iter().map(|c| c.bytes.len()).sum::<usize>();
                 self.send_changes(store, &doc, changes)?;
-                out.pending.pushed.push((doc, mine, prior));
+                out.pending.pushed.push(pushed);
                 out.sent_anything = true;
                 if out.part_bytes >= ROUND_PART_BYTES {
                     self.end_part(&mut out.pending, &mut out.round, &mut out.mark);
@@ -323,8 +321,8 @@ impl Session {
 #[derive(Debug, Default)]
 pub(super) struct PendingRound {
     seq: u64,
-    /// Documents whose changes we sent: our heads then, and what the peer was known to hold.
-    pushed: Vec<(DocumentId, Vec<Hash>, Vec<Hash>)>,
+    /// Documents whose changes we sent.
+    pushed: Vec<Pushed>,
     /// Documents withheld until now that this round sends or offers: no longer withheld once
     /// the peer acknowledges the round (if the session dies first, they stay withheld and are
     /// reconsidered next time).
@@ -337,9 +335,21 @@ pub(super) struct PendingRound {
 /// What to push of one document.
 pub(super) enum Push {
     Nothing,
-    /// Changes, our heads, and what the peer was known to hold.
-    Changes(Vec<docs::HashedChange>, Vec<Hash>, Vec<Hash>),
+    /// Changes, and what the peer holds once it has them.
+    Changes(Vec<docs::HashedChange>, Pushed),
     Offer(Vec<Hash>),
+}
+
+/// A document whose changes a round sends, as it was when they were taken: what its `Ack`
+/// records is known then. (Taken again at the `Ack`, a reconnect that pushed more documents
+/// than the cache holds loaded and decrypted each of them a second time.)
+#[derive(Debug)]
+pub(super) struct Pushed {
+    pub(super) doc: DocumentId,
+    /// The peer's heads once it holds the changes: ours, and any it held that we did not.
+    pub(super) peer_holds: Vec<Hash>,
+    /// Our heads.
+    pub(super) mine: Vec<Hash>,
 }
 
 /// Documents smaller than this are pushed whole to a peer whose copy we know nothing of.
@@ -381,7 +391,9 @@ pub(super) fn plan_push(doc: &docs::Document, known: Option<PeerDocState>, me: N
             if changes.is_empty() {
                 Push::Nothing
             } else {
-                Push::Changes(changes, mine, known.heads)
+                let mut peer_holds = mine.clone();
+                peer_holds.extend(known.heads.into_iter().filter(|h| !doc.has_change(h)));
+                Push::Changes(changes, pushed(doc, peer_holds, mine))
             }
         }
         None => {
@@ -397,10 +409,18 @@ pub(super) fn plan_push(doc: &docs::Document, known: Option<PeerDocState>, me: N
             let mine_alone =
                 size <= PUSH_OWN_BELOW_BYTES && changes.iter().all(|c| c.actor == me.as_bytes());
             if size <= PUSH_UNKNOWN_BELOW_BYTES || ours_alone || mine_alone {
-                Push::Changes(changes, mine, Vec::new())
+                Push::Changes(changes, pushed(doc, mine.clone(), mine))
             } else {
                 Push::Offer(mine)
             }
         }
+    }
+}
+
+fn pushed(doc: &docs::Document, peer_holds: Vec<Hash>, mine: Vec<Hash>) -> Pushed {
+    Pushed {
+        doc: doc.id().clone(),
+        peer_holds,
+        mine,
     }
 }

@@ -283,7 +283,7 @@ impl Session {
         // acknowledged, the log position must not move past them.
         let answer_owed = !inbound.to_push.is_empty();
         for round in &inbound.acked_rounds {
-            self.handle_ack(store, &mut batch, *round, now_ms, answer_owed)?;
+            self.handle_ack(&mut batch, *round, now_ms, answer_owed)?;
         }
         let settled =
             self.unacked.is_empty() && inbound.to_push.is_empty() && self.peer_rounds_acked > 0;
