@@ -46,6 +46,42 @@ impl<'a> ByteReader<'a> {
         let b = self.take(4)?;
         Ok(u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
     }
+
+    /// An unsigned LEB128 value as [`put_varint`] writes it; `None` if it runs past 64 bits.
+    pub(crate) fn varint(&mut self) -> Result<Option<u64>, Truncated> {
+        let mut value = 0u64;
+        for shift in (0..64).step_by(7) {
+            let byte = self.u8()?;
+            value |= u64::from(byte & 0x7f) << shift;
+            if byte & 0x80 == 0 {
+                return Ok(Some(value));
+            }
+        }
+        Ok(None)
+    }
+}
+
+/// Appends `value` as unsigned LEB128: one byte for values below 128.
+pub(crate) fn put_varint(out: &mut Vec<u8>, mut value: u64) {
+    loop {
+        let byte = (value & 0x7f) as u8;
+        value >>= 7;
+        if value == 0 {
+            out.push(byte);
+            return;
+        }
+        out.push(byte | 0x80);
+    }
+}
+
+/// A signed value as an unsigned one for [`put_varint`], small magnitudes small (zigzag).
+pub(crate) fn zigzag(value: i64) -> u64 {
+    ((value << 1) ^ (value >> 63)) as u64
+}
+
+/// The signed value [`zigzag`] made.
+pub(crate) fn unzigzag(value: u64) -> i64 {
+    ((value >> 1) as i64) ^ -((value & 1) as i64)
 }
 
 /// An unsigned LEB128 value and how many bytes it took (at most 10): Automerge's chunk lengths,
@@ -59,4 +95,42 @@ pub(crate) fn leb128(bytes: &[u8]) -> Option<(u64, usize)> {
         }
     }
     None
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)] // Tests fail loudly by design.
+mod tests {
+    use super::*;
+
+    #[test]
+    fn varints_and_zigzag_round_trip_at_their_byte_boundaries() {
+        let values = [
+            0,
+            1,
+            127,
+            128,
+            16_383,
+            16_384,
+            u64::from(u32::MAX),
+            u64::MAX,
+        ];
+        for value in values {
+            let mut out = Vec::new();
+            put_varint(&mut out, value);
+            assert_eq!(
+                out.len(),
+                (64 - value.leading_zeros() as usize).div_ceil(7).max(1)
+            );
+            assert_eq!(ByteReader::new(&out, 0).varint(), Ok(Some(value)));
+            assert_eq!(
+                ByteReader::new(&out[..out.len() - 1], 0).varint(),
+                Err(Truncated)
+            );
+        }
+        for value in [0, 1, -1, 63, -64, 64, i64::MAX, i64::MIN] {
+            assert_eq!(unzigzag(zigzag(value)), value);
+        }
+        assert_eq!(zigzag(-1), 1, "small magnitudes stay small");
+        assert_eq!(ByteReader::new(&[0xff; 11], 0).varint(), Ok(None));
+    }
 }

@@ -94,6 +94,22 @@ impl Timestamp {
         self.0.offset().local_minus_utc()
     }
 
+    /// The instant as Unix seconds, nanoseconds within the second and UTC offset in seconds:
+    /// exactly what it holds, for binary forms (see [`Timestamp::from_parts`]).
+    pub fn to_parts(&self) -> (i64, u32, i32) {
+        (
+            self.0.timestamp(),
+            self.0.timestamp_subsec_nanos(),
+            self.offset_secs(),
+        )
+    }
+
+    /// Rebuilds a timestamp from [`Timestamp::to_parts`] (`None` for parts no instant has).
+    pub fn from_parts(secs: i64, nanos: u32, offset_secs: i32) -> Option<Timestamp> {
+        let offset = FixedOffset::east_opt(offset_secs)?;
+        chrono::DateTime::from_timestamp(secs, nanos).map(|t| Timestamp(t.with_timezone(&offset)))
+    }
+
     /// Whole minutes from `self` to `later` (negative if `later` is earlier).
     pub fn minutes_until(&self, later: &Timestamp) -> i64 {
         (later.0 - self.0).num_minutes()

@@ -41,6 +41,9 @@ pub(crate) fn run(json: bool, args: &BenchArgs) -> Result<()> {
 }
 
 fn measure(json: bool, args: &BenchArgs, scratch: &Path) -> Result<()> {
+    if args.bytes_only {
+        return bytes_only(json, args);
+    }
     let write = bench_write(&scratch.join("write"), args.writes)?;
     if !json {
         outln!(
@@ -75,17 +78,7 @@ fn measure(json: bool, args: &BenchArgs, scratch: &Path) -> Result<()> {
             generated.file_bytes as f64 / (1024.0 * 1024.0)
         );
     }
-    let loose = space(&dir)?;
-    if !json {
-        print_space(&loose);
-    }
-    // What `omsyn run` does at start with a file this loose: give the free pages back.
-    crate::check::compact(&dir, crate::check::verify_pages(&dir, None)?)?;
-    let compacted = space(&dir)?;
-    if !json {
-        outln!("after compaction (as `omsyn run` does at start):");
-        print_space(&compacted);
-    }
+    let (loose, compacted) = space_before_and_after_compaction(json, &dir)?;
     let omsyn_open = open_in_child(&dir, "omsyn")?;
     let raw_open = open_in_child(&dir, "raw")?;
     let summary = json!({
@@ -126,6 +119,40 @@ fn measure(json: bool, args: &BenchArgs, scratch: &Path) -> Result<()> {
         );
     }
     Ok(())
+}
+
+/// `bench store --bytes-only`: the month in `--dir` (generated there if it holds no node; an
+/// older store migrates as it opens), as it is and compacted. What an old month costs.
+fn bytes_only(json: bool, args: &BenchArgs) -> Result<()> {
+    let dir = args.dir.clone().context("--bytes-only needs --dir")?;
+    if !dir.join("node.json").exists() {
+        generate_month(&dir, args)?;
+    }
+    let (loose, compacted) = space_before_and_after_compaction(json, &dir)?;
+    if json {
+        let summary = json!({ "space": loose, "space_compacted": compacted });
+        outln!("{}", serde_json::to_string_pretty(&summary)?);
+    }
+    Ok(())
+}
+
+/// Where the month's bytes are as written, then after the compaction `omsyn run` does at start
+/// with a file this loose (the free pages given back); printed unless `json`.
+fn space_before_and_after_compaction(
+    json: bool,
+    dir: &Path,
+) -> Result<(serde_json::Value, serde_json::Value)> {
+    let loose = space(dir)?;
+    if !json {
+        print_space(&loose);
+    }
+    crate::check::compact(dir, crate::check::verify_pages(dir, None)?)?;
+    let compacted = space(dir)?;
+    if !json {
+        outln!("after compaction (as `omsyn run` does at start):");
+        print_space(&compacted);
+    }
+    Ok((loose, compacted))
 }
 
 /// Where the month's bytes are: per table, and per journal entry against the entry's JSON.

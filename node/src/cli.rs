@@ -850,6 +850,11 @@ pub(crate) struct BenchArgs {
     /// Directory for the generated store (kept afterwards) [default: a temporary directory]
     #[arg(long)]
     pub(crate) dir: Option<PathBuf>,
+    /// `bench store`: only where the bytes of the month in --dir are, as they are and after
+    /// compaction (generated first if --dir is empty; a store of an older format is migrated
+    /// when it opens)
+    #[arg(long, requires = "dir")]
+    pub(crate) bytes_only: bool,
 }
 
 #[derive(Debug, Args)]

@@ -10,18 +10,11 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use serde::Deserialize;
-
+use super::row_bytes::{decode_deviation, decode_performer, decode_visit};
 use super::{Counts, DayReport, PatientDay, monday_of, tally};
 use crate::ids::PatientId;
 use crate::repo::{Disclosure, Repo, RepoError};
-use crate::store::StoreError;
 use crate::time::Day;
-
-fn decode<T: for<'de> Deserialize<'de>>(json: &[u8]) -> Result<T, RepoError> {
-    serde_json::from_slice(json)
-        .map_err(|e| RepoError::Store(StoreError::Corrupt(format!("a day row: {e}"))))
-}
 
 /// The patient (or staff member) a day-index key names.
 fn subject(key: &str) -> &str {
@@ -43,17 +36,17 @@ pub fn day_report(
     let mut report = DayReport::empty(day, zone);
     let mut patients: BTreeMap<PatientId, PatientDay> = BTreeMap::new();
     let mut staff_seen = BTreeSet::new();
-    for (key, json) in store.day_rows(day, "v/", |key| shown.zone_holds(subject(key)))? {
+    for (key, bytes) in store.day_rows(day, "v/", |key| shown.zone_holds(subject(key)))? {
         let Ok(patient) = PatientId::parse(subject(&key)) else {
             continue;
         };
         if !disclosure.admits(&patient)? {
             continue;
         }
-        let super::rows::VisitRow {
+        let super::row_bytes::VisitRow {
             mut line,
             performers,
-        } = decode(&json)?;
+        } = decode_visit(&bytes)?;
         line.performers = performers;
         let name = names
             .get(&patient)
@@ -89,8 +82,8 @@ pub fn day_report(
         shown_patients.contains(who)
             || (PatientId::parse(who).is_err() && (zone.is_none() || staff_seen.contains(who)))
     })?;
-    for (_, json) in deviations {
-        report.deviations.push(decode(&json)?);
+    for (_, bytes) in deviations {
+        report.deviations.push(decode_deviation(&bytes)?);
     }
     report.finish(repo, zone)?;
     Ok(report)
@@ -107,12 +100,15 @@ fn staff_this_week(
     let shown: BTreeSet<String> = patients.keys().map(ToString::to_string).collect();
     let (mut d, last) = (monday_of(day), day.to_days());
     while d.to_days() <= last {
-        for (key, json) in repo
+        for (key, bytes) in repo
             .store()
             .day_rows(d, "p/", |key| shown.contains(subject(key)))?
         {
             if let Ok(patient) = PatientId::parse(subject(&key)) {
-                staff.entry(patient).or_default().insert(decode(&json)?);
+                staff
+                    .entry(patient)
+                    .or_default()
+                    .insert(decode_performer(&bytes)?);
             }
         }
         let Some(next) = d.next() else { break };

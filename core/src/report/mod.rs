@@ -8,6 +8,7 @@
 mod documents;
 mod index;
 mod lines;
+mod row_bytes;
 mod rows;
 
 pub use documents::day_report_from_documents;

@@ -2,9 +2,8 @@
 //! the change pipeline hands the store in the same write as the documents (see
 //! [`crate::pipeline`]). Pure: no store and no repo, so the pipeline depends on nothing above it.
 
-use serde::{Deserialize, Serialize};
-
-use super::lines::{DeviationLine, VisitLine, performer, visit_line};
+use super::lines::{DeviationLine, performer, visit_line};
+use super::row_bytes::{VisitRow, encode_deviation, encode_performer, encode_visit};
 use crate::docs::DocumentId;
 use crate::docs::daylog::{self, DayLogBody};
 use crate::docs::journal::{EntryBody, Journal};
@@ -33,14 +32,14 @@ pub(crate) fn month_rows(
         rows.push((
             visit.day(),
             format!("v/{patient}/{}", visit.id),
-            encode(&row)?,
+            encode_visit(&row),
         ));
     }
     for entry in journal.standing() {
         if let EntryBody::VisitPerformed { .. } = &entry.body {
             let key = format!("p/{patient}/{}", entry.id);
             let who = performer(&entry.author);
-            rows.push((entry.event_time.day(), key, encode(&who)?));
+            rows.push((entry.event_time.day(), key, encode_performer(&who)));
         }
     }
     // A deviation recorded in error (and withdrawn by a correction) is no deviation of the day.
@@ -53,7 +52,7 @@ pub(crate) fn month_rows(
                 text: text.clone(),
             };
             let key = format!("d/{patient}/{}", entry.id);
-            rows.push((entry.event_time.day(), key, encode(&line)?));
+            rows.push((entry.event_time.day(), key, encode_deviation(&line)));
         }
     }
     Ok(rows)
@@ -77,23 +76,8 @@ pub(crate) fn day_log_rows(
                 text,
             };
             let key = format!("d/{staff}/{}", entry.id);
-            rows.push((entry.event_time.day(), key, encode(&line)?));
+            rows.push((entry.event_time.day(), key, encode_deviation(&line)));
         }
     }
     Ok(rows)
-}
-
-fn encode<T: Serialize>(value: &T) -> Result<Vec<u8>, StoreError> {
-    serde_json::to_vec(value).map_err(|e| StoreError::Corrupt(format!("encoding a day row: {e}")))
-}
-
-/// A visit's day-index row: the report's line and, beside it, who performed the visit as the
-/// report counts them (staff ids, which the line's JSON does not carry). A row derived before
-/// the performers were kept has none: its visit counts as planned until its month is written.
-#[derive(Serialize, Deserialize)]
-pub(super) struct VisitRow {
-    #[serde(flatten)]
-    pub(super) line: VisitLine,
-    #[serde(default)]
-    pub(super) performers: Vec<String>,
 }

@@ -9,7 +9,7 @@ use redb::{ReadableTable, WriteTransaction};
 
 use super::crypt::{Cipher, chunk_place, sealed_value_error};
 use super::error::StoreError;
-use super::schema::{CHUNKS, DOCS};
+use super::schema::{CHUNKS, ChunkKey, DOCS};
 use crate::docs::{Document, DocumentId, HashedChange};
 use crate::identity::NodeId;
 
@@ -75,8 +75,83 @@ impl DocMeta {
     }
 }
 
+/// redb's page size (its default; the store never sets another).
+const PAGE_BYTES: usize = 4096;
+
+/// What a leaf page holding one pair spends besides the key and value: its 4-byte header, and
+/// the pair's key end and value end (4 bytes each, for variable-width keys and values).
+const LEAF_OVERHEAD: usize = 4 + 4 + 4;
+
+/// The smallest piece, should a document id ever be long enough to leave less of a page.
+const MIN_PIECE_BYTES: usize = 1024;
+
+/// How many bytes of a sealed chunk go in one piece: as many as fill a leaf page beside the
+/// piece's key. redb stores a value larger than a page alone on a run of pages rounded up to a
+/// power of two (a 36 KB snapshot took 64 KiB); pieces of exactly a page fill their pages, and
+/// only a chunk's last piece shares a leaf with others.
+pub(super) fn piece_bytes(doc: &str, seq: u64) -> usize {
+    use redb::Value;
+    let key = <ChunkKey as Value>::as_bytes(&(doc, seq, 0));
+    PAGE_BYTES
+        .saturating_sub(LEAF_OVERHEAD + AsRef::<[u8]>::as_ref(&key).len())
+        .max(MIN_PIECE_BYTES)
+}
+
+/// Stores the sealed chunk `seq` of `doc` as its pieces.
+pub(super) fn put_chunk(
+    chunks: &mut redb::Table<'_, ChunkKey, &'static [u8]>,
+    doc: &str,
+    seq: u64,
+    sealed: &[u8],
+) -> Result<(), StoreError> {
+    for (piece, bytes) in sealed.chunks(piece_bytes(doc, seq)).enumerate() {
+        let piece = u32::try_from(piece)
+            .map_err(|_| StoreError::Corrupt(format!("a chunk of {doc} is too large")))?;
+        chunks.insert((doc, seq, piece), bytes)?;
+    }
+    Ok(())
+}
+
+/// Removes every piece of `doc`'s chunks numbered in `seqs` (a compaction's superseded chunks,
+/// a removed or rebuilt document's all).
+pub(super) fn remove_chunks(
+    chunks: &mut redb::Table<'_, ChunkKey, &'static [u8]>,
+    doc: &str,
+    seqs: std::ops::Range<u64>,
+) -> Result<(), StoreError> {
+    let (first, end) = ((doc, seqs.start, 0u32), (doc, seqs.end, 0u32));
+    let pieces: Vec<(u64, u32)> = chunks
+        .range(first..end)?
+        .map(|item| item.map(|(k, _)| (k.value().1, k.value().2)))
+        .collect::<Result<_, _>>()?;
+    for (seq, piece) in pieces {
+        chunks.remove((doc, seq, piece))?;
+    }
+    Ok(())
+}
+
+/// Every chunk of `doc`, sealed as stored (its pieces joined), by sequence number.
+fn sealed_chunks(
+    chunks: &impl ReadableTable<ChunkKey, &'static [u8]>,
+    doc: &str,
+) -> Result<Vec<(u64, Vec<u8>)>, StoreError> {
+    let mut out: Vec<(u64, Vec<u8>)> = Vec::new();
+    for item in chunks.range((doc, 0, 0)..=(doc, u64::MAX, u32::MAX))? {
+        let (k, v) = item?;
+        let (_, seq, piece) = k.value();
+        match out.last_mut() {
+            Some((last, bytes)) if *last == seq => bytes.extend_from_slice(v.value()),
+            // A chunk whose first piece is missing would not open either: its tag covers
+            // every byte.
+            _ if piece != 0 => return Err(sealed_value_error(doc)),
+            _ => out.push((seq, v.value().to_vec())),
+        }
+    }
+    Ok(out)
+}
+
 pub(super) fn load_doc(
-    chunks: &impl ReadableTable<(&'static str, u64), &'static [u8]>,
+    chunks: &impl ReadableTable<ChunkKey, &'static [u8]>,
     cipher: &Cipher,
     id: &DocumentId,
     actor: NodeId,
@@ -100,7 +175,7 @@ pub(super) struct StoredParts {
 }
 
 pub(super) fn stored_parts(
-    chunks: &impl ReadableTable<(&'static str, u64), &'static [u8]>,
+    chunks: &impl ReadableTable<ChunkKey, &'static [u8]>,
     cipher: &Cipher,
     id: &DocumentId,
 ) -> Result<StoredParts, StoreError> {
@@ -109,10 +184,9 @@ pub(super) fn stored_parts(
         parts: Vec::new(),
         signatures: BTreeMap::new(),
     };
-    for item in chunks.range((key.as_str(), 0)..=(key.as_str(), u64::MAX))? {
-        let (k, v) = item?;
+    for (seq, sealed) in sealed_chunks(chunks, &key)? {
         let plain = cipher
-            .open(&chunk_place(&key, k.value().1), v.value())
+            .open(&chunk_place(&key, seq), &sealed)
             .ok_or_else(|| sealed_value_error(&key))?;
         let (sigs, automerge) = decode_chunk(&plain)?;
         stored.signatures.extend(sigs);
@@ -190,16 +264,10 @@ pub(super) fn append_chunk(
         let seq = meta.next_seq;
         let plain = encode_chunk(&doc.all_signatures(), &snapshot);
         let sealed = cipher.seal(&chunk_place(&key, seq), &plain);
-        chunks.insert((key.as_str(), seq), sealed.as_slice())?;
+        put_chunk(&mut chunks, &key, seq, &sealed)?;
         // Delete the superseded chunks in the same transaction: readers see either the old
         // chunk log or the new snapshot, never a mix.
-        let old: Vec<u64> = chunks
-            .range((key.as_str(), 0)..(key.as_str(), seq))?
-            .map(|item| item.map(|(k, _)| k.value().1))
-            .collect::<Result<_, _>>()?;
-        for s in old {
-            chunks.remove((key.as_str(), s))?;
-        }
+        remove_chunks(&mut chunks, &key, 0..seq)?;
         meta = DocMeta {
             next_seq: seq + 1,
             chunks: 1,
@@ -210,11 +278,134 @@ pub(super) fn append_chunk(
     } else {
         let plain = encode_chunk(&doc.signatures_of(&new), &changes);
         let sealed = cipher.seal(&chunk_place(&key, meta.next_seq), &plain);
-        chunks.insert((key.as_str(), meta.next_seq), sealed.as_slice())?;
+        put_chunk(&mut chunks, &key, meta.next_seq, &sealed)?;
         meta.next_seq += 1;
         meta.chunks += 1;
         meta.incremental_bytes = incremental;
     }
     docs.insert(key.as_str(), meta.encode().as_slice())?;
     Ok(())
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)] // Tests fail loudly by design.
+mod tests {
+    use redb::{ReadableDatabase, ReadableTableMetadata};
+
+    use super::*;
+    use crate::store::StoreKey;
+
+    const DOC: &str = "journal/p-0123456789abcdef/2026-11";
+
+    fn bytes(len: usize, seed: usize) -> Vec<u8> {
+        (0..len).map(|i| (i * 31 + seed) as u8).collect()
+    }
+
+    fn database() -> (tempfile::TempDir, redb::Database) {
+        let dir = tempfile::tempdir().unwrap();
+        let db = redb::Database::create(dir.path().join("chunks.redb")).unwrap();
+        (dir, db)
+    }
+
+    fn write(db: &redb::Database, f: impl FnOnce(&mut redb::Table<'_, ChunkKey, &'static [u8]>)) {
+        let tx = db.begin_write().unwrap();
+        f(&mut tx.open_table(CHUNKS).unwrap());
+        tx.commit().unwrap();
+    }
+
+    #[test]
+    fn chunks_of_every_size_around_a_piece_come_back_whole() {
+        let (_dir, db) = database();
+        let piece = piece_bytes(DOC, 0);
+        let sizes: Vec<usize> = [1, 2, 3, 10]
+            .iter()
+            .flat_map(|n| [n * piece - 1, n * piece, n * piece + 1])
+            .chain([1, 40])
+            .collect();
+        write(&db, |t| {
+            for (seq, size) in sizes.iter().enumerate() {
+                put_chunk(t, DOC, seq as u64, &bytes(*size, seq)).unwrap();
+            }
+            // Another document's chunks, on either side in key order, stay apart.
+            put_chunk(
+                t,
+                "journal/p-0123456789abcdef/2026-10",
+                0,
+                &bytes(piece * 2, 99),
+            )
+            .unwrap();
+            put_chunk(t, "journal/p-0123456789abcdef/2026-12", 0, &bytes(5, 98)).unwrap();
+        });
+        let read = db.begin_read().unwrap();
+        let back = sealed_chunks(&read.open_table(CHUNKS).unwrap(), DOC).unwrap();
+        let expected: Vec<(u64, Vec<u8>)> = sizes
+            .iter()
+            .enumerate()
+            .map(|(seq, size)| (seq as u64, bytes(*size, seq)))
+            .collect();
+        assert_eq!(back, expected);
+    }
+
+    #[test]
+    fn a_chunk_of_whole_pieces_fills_its_pages_to_the_byte() {
+        let (_dir, db) = database();
+        let piece = piece_bytes(DOC, 7);
+        write(&db, |t| put_chunk(t, DOC, 7, &bytes(piece * 5, 0)).unwrap());
+        let read = db.begin_read().unwrap();
+        let stats = read.open_table(CHUNKS).unwrap().stats().unwrap();
+        assert_eq!(stats.leaf_pages(), 5, "one page a piece");
+        // Every leaf page full to the byte; what is unused is the branch page above them.
+        assert_eq!(
+            stats.stored_bytes() as usize + 5 * LEAF_OVERHEAD,
+            5 * PAGE_BYTES,
+            "{stats:?}"
+        );
+        assert!(
+            stats.fragmented_bytes() < stats.branch_pages() * PAGE_BYTES as u64,
+            "{stats:?}"
+        );
+    }
+
+    #[test]
+    fn removing_a_documents_chunks_leaves_no_piece_and_a_missing_piece_never_opens() {
+        let (_dir, db) = database();
+        let cipher = Cipher::new(&StoreKey::from_bytes([3; 32]));
+        let piece = piece_bytes(DOC, 0);
+        write(&db, |t| {
+            for seq in 0..4 {
+                let sealed = cipher.seal(
+                    &chunk_place(DOC, seq),
+                    &encode_chunk(&[], &bytes(piece * 2, 1)),
+                );
+                put_chunk(t, DOC, seq, &sealed).unwrap();
+            }
+            remove_chunks(t, DOC, 0..2).unwrap();
+            // The middle piece of chunk 3: the chunk no longer opens.
+            t.remove((DOC, 3u64, 1u32)).unwrap();
+        });
+        let id = DocumentId::parse(DOC).unwrap();
+        let read = db.begin_read().unwrap();
+        let table = read.open_table(CHUNKS).unwrap();
+        let seqs: Vec<u64> = sealed_chunks(&table, DOC)
+            .unwrap()
+            .iter()
+            .map(|c| c.0)
+            .collect();
+        assert_eq!(seqs, vec![2, 3]);
+        assert!(
+            stored_parts(&table, &cipher, &id).is_err(),
+            "chunk 3 lacks a piece"
+        );
+        drop((table, read));
+        write(&db, |t| {
+            t.remove((DOC, 3u64, 0u32)).unwrap();
+            assert!(
+                sealed_chunks(&*t, DOC).is_err(),
+                "a chunk without its first piece"
+            );
+            remove_chunks(t, DOC, 0..u64::MAX).unwrap();
+        });
+        let read = db.begin_read().unwrap();
+        assert!(read.open_table(CHUNKS).unwrap().is_empty().unwrap());
+    }
 }

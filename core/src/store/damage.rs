@@ -5,11 +5,11 @@ use std::fmt;
 use redb::{ReadableDatabase, ReadableTable};
 
 use super::batch::WriteBatch;
-use super::chunks::{DocMeta, load_doc, stored_parts};
+use super::chunks::{DocMeta, load_doc, remove_chunks, stored_parts};
 use super::error::StoreError;
 use super::handle::Store;
 use super::read::doc_ids_with_prefix;
-use super::schema::{CHUNKS, DOCS};
+use super::schema::{CHUNKS, ChunkKey, DOCS};
 use crate::docs::salvage::{self, Remade, Salvaged};
 use crate::docs::{Document, DocumentId};
 
@@ -90,7 +90,7 @@ impl Store {
 
 fn salvage_from(
     store: &Store,
-    chunks: &impl ReadableTable<(&'static str, u64), &'static [u8]>,
+    chunks: &impl ReadableTable<ChunkKey, &'static [u8]>,
     id: &DocumentId,
 ) -> Result<Salvaged, StoreError> {
     let stored = stored_parts(chunks, &store.cipher, id)?;
@@ -121,17 +121,7 @@ impl WriteBatch<'_> {
         let store = self.store;
         store.contain(|| {
             let key = doc.id().to_string();
-            let seqs: Vec<u64> = {
-                let chunks = self.tx.open_table(CHUNKS)?;
-                chunks
-                    .range((key.as_str(), 0)..=(key.as_str(), u64::MAX))?
-                    .map(|item| item.map(|(k, _)| k.value().1))
-                    .collect::<Result<_, _>>()?
-            };
-            let mut chunks = self.tx.open_table(CHUNKS)?;
-            for seq in seqs {
-                chunks.remove((key.as_str(), seq))?;
-            }
+            remove_chunks(&mut self.tx.open_table(CHUNKS)?, &key, 0..u64::MAX)?;
             // Rebuilt from its first chunk on; it keeps its place in the change log.
             let mut docs = self.tx.open_table(DOCS)?;
             let log_pos = match docs.get(key.as_str())? {

@@ -12,14 +12,14 @@
 
 use redb::{ReadableDatabase, ReadableTable};
 
-use super::chunks::{DocMeta, encode_chunk};
+use super::chunks::{DocMeta, encode_chunk, put_chunk};
 use super::crypt::{chunk_place, conflict_place, name_place};
 use super::error::StoreError;
 use super::handle::Store;
 use super::log::enter_in_log;
 use super::schema::{
-    CHUNKS, CONFLICTS, DAY_INDEX, DAY_INDEX_OWNERS, DOCS, META, OPEN_TASKS, PATIENT_NAMES,
-    PATIENTS_V2, REDERIVE_KEY, TASKS, create_sync_tables, create_trust_tables,
+    CHUNKS, CHUNKS_NEXT, CHUNKS_V8, CONFLICTS, DAY_INDEX, DAY_INDEX_OWNERS, DOCS, META, OPEN_TASKS,
+    PATIENT_NAMES, PATIENTS_V2, REDERIVE_KEY, TASKS, create_sync_tables, create_trust_tables,
 };
 use crate::docs::{Document, DocumentId};
 use crate::ids::PatientId;
@@ -29,7 +29,14 @@ type Step = fn(&Store, [u8; 16]) -> Result<(), StoreError>;
 
 /// Every step, by the version it produces, in order. Versions 5 and 6 have no step of their own:
 /// they only asked for the indexes to be derived again, which [`to_v7`] asks for too.
-const STEPS: &[(u32, Step)] = &[(2, to_v2), (3, to_v3), (4, to_v4), (7, to_v7), (8, to_v8)];
+const STEPS: &[(u32, Step)] = &[
+    (2, to_v2),
+    (3, to_v3),
+    (4, to_v4),
+    (7, to_v7),
+    (8, to_v8),
+    (9, to_v9),
+];
 
 /// Brings a store of format `found` to this build's format, step by step.
 pub(super) fn upgrade(store: &Store, found: u32, fresh_epoch: [u8; 16]) -> Result<(), StoreError> {
@@ -123,7 +130,7 @@ fn seal_document_v3(
     key: &str,
 ) -> Result<(), StoreError> {
     let plain: Vec<(u64, Vec<u8>)> = tx
-        .open_table(CHUNKS)?
+        .open_table(CHUNKS_V8)?
         .range((key, 0)..=(key, u64::MAX))?
         .map(|item| item.map(|(k, v)| (k.value().1, v.value().to_vec())))
         .collect::<Result<_, _>>()?;
@@ -140,7 +147,7 @@ fn seal_document_v3(
         }
     }
     let snapshot = doc.save();
-    let mut chunks = tx.open_table(CHUNKS)?;
+    let mut chunks = tx.open_table(CHUNKS_V8)?;
     for (seq, _) in &plain {
         chunks.remove((key, *seq))?;
     }
@@ -186,21 +193,47 @@ fn to_v7(store: &Store, _epoch: [u8; 16]) -> Result<(), StoreError> {
     let tx = store.db.begin_write()?;
     tx.open_table(DAY_INDEX)?;
     tx.open_table(DAY_INDEX_OWNERS)?;
-    tx.open_table(META)?
-        .insert(REDERIVE_KEY, [1u8].as_slice())?;
-    set_version(&tx, 7)?;
-    tx.commit()?;
-    Ok(())
+    commit_asking_to_rederive(tx, 7)
 }
 
 /// Format 8: a visit's day-index row keeps who performed it (staff ids), so the report credits
 /// the performer of a cancelled-but-performed visit. Rows derived before lack them: every index
 /// is derived again the next time the node opens.
 fn to_v8(store: &Store, _epoch: [u8; 16]) -> Result<(), StoreError> {
+    commit_asking_to_rederive(store.db.begin_write()?, 8)
+}
+
+/// Format 9: bytes on disk. Each chunk moves, sealed as it is, into page-sized pieces under
+/// (document, sequence, piece): no document byte changes, and the pieces, written in key order
+/// into a new table, fill their pages. The day index's rows and owner lists are binary now:
+/// both tables are emptied and every index is derived again the next time the node opens.
+fn to_v9(store: &Store, _epoch: [u8; 16]) -> Result<(), StoreError> {
     let tx = store.db.begin_write()?;
+    {
+        let old = tx.open_table(CHUNKS_V8)?;
+        let mut pieces = tx.open_table(CHUNKS_NEXT)?;
+        for item in old.iter()? {
+            let (k, v) = item?;
+            let (doc, seq) = k.value();
+            put_chunk(&mut pieces, doc, seq, v.value())?;
+        }
+    }
+    tx.delete_table(CHUNKS_V8)?;
+    tx.rename_table(CHUNKS_NEXT, CHUNKS)?;
+    tx.delete_table(DAY_INDEX)?;
+    tx.delete_table(DAY_INDEX_OWNERS)?;
+    tx.open_table(DAY_INDEX)?;
+    tx.open_table(DAY_INDEX_OWNERS)?;
+    commit_asking_to_rederive(tx, 9)
+}
+
+/// Ends a step whose indexes the change pipeline must derive again: sets the mark the node
+/// reads when it opens ([`Store::needs_rederive`]) and the version the step produces, in the
+/// step's transaction.
+fn commit_asking_to_rederive(tx: redb::WriteTransaction, version: u32) -> Result<(), StoreError> {
     tx.open_table(META)?
         .insert(REDERIVE_KEY, [1u8].as_slice())?;
-    set_version(&tx, 8)?;
+    set_version(&tx, version)?;
     tx.commit()?;
     Ok(())
 }

@@ -4,7 +4,7 @@
 use redb::{ReadableTable, WriteTransaction};
 
 use super::batch::WriteBatch;
-use super::chunks::DocMeta;
+use super::chunks::{DocMeta, remove_chunks};
 use super::error::StoreError;
 use super::log::leave_log;
 use super::read::{doc_ids_with_prefix, patient_prefixes};
@@ -59,15 +59,7 @@ impl WriteBatch<'_> {
 /// Removes one document: its chunks, its row, its place in the change log, and what any peer
 /// was known to hold of it.
 fn remove_document(tx: &WriteTransaction, key: &str) -> Result<(), StoreError> {
-    let seqs: Vec<u64> = tx
-        .open_table(CHUNKS)?
-        .range((key, 0)..=(key, u64::MAX))?
-        .map(|item| item.map(|(k, _)| k.value().1))
-        .collect::<Result<_, _>>()?;
-    let mut chunks = tx.open_table(CHUNKS)?;
-    for s in seqs {
-        chunks.remove((key, s))?;
-    }
+    remove_chunks(&mut tx.open_table(CHUNKS)?, key, 0..u64::MAX)?;
     let meta = match tx.open_table(DOCS)?.remove(key)? {
         Some(v) => DocMeta::decode(v.value())?,
         None => DocMeta::default(),
@@ -145,9 +137,9 @@ fn remove_day_rows(tx: &WriteTransaction, patient: &str) -> Result<(), StoreErro
             Ok((k.value().to_owned(), decode_owned(v.value())?))
         })
         .collect::<Result<_, StoreError>>()?;
-    for (owner, keys) in mine {
-        for (day, key, _) in keys {
-            index.remove((day.as_str(), key.as_str()))?;
+    for (owner, rows) in mine {
+        for row in rows {
+            index.remove((row.day.to_string().as_str(), row.key.as_str()))?;
         }
         owners.remove(owner.as_str())?;
     }

@@ -3,6 +3,8 @@
 //! they hold patient data, in the same transaction as the documents they come from), and reading
 //! them back: patients, where a visit is planned, open conflicts, a day's rows.
 
+use std::collections::BTreeMap;
+
 use redb::{ReadableDatabase, ReadableTable};
 
 use super::batch::WriteBatch;
@@ -56,7 +58,8 @@ pub enum Row {
         open: bool,
     },
     /// The day-index rows one source derives (a patient-month: `<patient>/<YYYY-MM>`; a day
-    /// log: its document id), replacing the ones it derived before: `(day, key, JSON)`.
+    /// log: its document id), replacing the ones it derived before: `(day, key, row)`, each row
+    /// as the pipeline encoded it.
     Days {
         /// The source.
         owner: String,
@@ -203,7 +206,7 @@ impl Store {
     }
 
     /// The day-index rows of `day` (see `DAY_INDEX`) whose key starts with `prefix`, opened:
-    /// `(key, JSON)`. `keep` sees each key first; a row it declines is never decrypted.
+    /// `(key, row)`. `keep` sees each key first; a row it declines is never decrypted.
     pub fn day_rows(
         &self,
         day: crate::time::Day,
@@ -252,29 +255,32 @@ fn put_days(
 ) -> Result<(), StoreError> {
     let mut owners = tx.open_table(DAY_INDEX_OWNERS)?;
     let mut index = tx.open_table(DAY_INDEX)?;
-    let mut before: std::collections::BTreeMap<(String, String), String> =
-        match owners.get(owner)? {
-            Some(v) => decode_owned(v.value())?
-                .into_iter()
-                .map(|(day, key, digest)| ((day, key), digest))
-                .collect(),
-            None => Default::default(),
-        };
+    let mut before: BTreeMap<(Day, String), Fingerprint> = match owners.get(owner)? {
+        Some(v) => decode_owned(v.value())?
+            .into_iter()
+            .map(|row| ((row.day, row.key), row.fingerprint))
+            .collect(),
+        None => BTreeMap::new(),
+    };
     let mut kept = Vec::with_capacity(rows.len());
     let mut changed = false;
-    for (day, key, json) in rows {
-        let day = day.to_string();
-        let place = day_place(&day, &key);
-        let digest = fingerprint(cipher, &place, &json);
-        if before.remove(&(day.clone(), key.clone())).as_ref() != Some(&digest) {
-            let sealed = cipher.seal(&place, &json);
-            index.insert((day.as_str(), key.as_str()), sealed.as_slice())?;
+    for (day, key, row) in rows {
+        let day_text = day.to_string();
+        let place = day_place(&day_text, &key);
+        let digest = fingerprint(cipher, &place, &row);
+        if before.remove(&(day, key.clone())) != Some(digest) {
+            let sealed = cipher.seal(&place, &row);
+            index.insert((day_text.as_str(), key.as_str()), sealed.as_slice())?;
             changed = true;
         }
-        kept.push((day, key, digest));
+        kept.push(OwnedRow {
+            day,
+            key,
+            fingerprint: digest,
+        });
     }
     for (day, key) in before.keys() {
-        index.remove((day.as_str(), key.as_str()))?;
+        index.remove((day.to_string().as_str(), key.as_str()))?;
         changed = true;
     }
     if !changed {
@@ -285,15 +291,21 @@ fn put_days(
     if kept.is_empty() {
         owners.remove(owner)?;
     } else {
-        let list = serde_json::to_vec(&kept)
-            .map_err(|e| StoreError::Corrupt(format!("encoding day index owners: {e}")))?;
-        owners.insert(owner, list.as_slice())?;
+        owners.insert(owner, encode_owned(kept).as_slice())?;
     }
     Ok(())
 }
 
-/// One row an owner derived: `(day, key, digest)`.
-pub(super) type OwnedRow = (String, String, String);
+/// 128 bits of a row's keyed fingerprint: enough to tell a changed row.
+type Fingerprint = [u8; 16];
+
+/// One row an owner derived.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub(super) struct OwnedRow {
+    pub(super) day: Day,
+    pub(super) key: String,
+    fingerprint: Fingerprint,
+}
 
 /// Records the visits a plan holds (visit → plan), writing only what is new.
 fn put_visits(
@@ -375,13 +387,168 @@ where
     Ok(())
 }
 
-/// What a `DAY_INDEX_OWNERS` value lists.
-pub(super) fn decode_owned(json: &[u8]) -> Result<Vec<OwnedRow>, StoreError> {
-    serde_json::from_slice(json).map_err(|e| StoreError::Corrupt(format!("day index owners: {e}")))
+/// The version byte that starts an owner list (format 9; format 6-8 lists were JSON).
+const OWNED_FORMAT: u8 = 1;
+
+/// An owner list (`DAY_INDEX_OWNERS`): [`OWNED_FORMAT`], the row count, then each row in key
+/// order: its key as the bytes it shares with the previous key and the rest (keys of one
+/// patient-month share most of theirs), its day as the change from the previous row's, and its
+/// fingerprint; lengths and counts are LEB128. About 36 bytes a row; the JSON was 92.
+fn encode_owned(mut rows: Vec<OwnedRow>) -> Vec<u8> {
+    use crate::codec::{put_varint, zigzag};
+    rows.sort_by(|a, b| (&a.key, a.day).cmp(&(&b.key, b.day)));
+    let mut out = Vec::with_capacity(4 + rows.len() * 40);
+    out.push(OWNED_FORMAT);
+    put_varint(&mut out, rows.len() as u64);
+    let (mut previous_key, mut previous_day): (&[u8], i64) = (&[], 0);
+    for row in &rows {
+        let key = row.key.as_bytes();
+        let shared = key
+            .iter()
+            .zip(previous_key)
+            .take_while(|(a, b)| a == b)
+            .count();
+        put_varint(&mut out, shared as u64);
+        put_varint(&mut out, (key.len() - shared) as u64);
+        out.extend_from_slice(&key[shared..]);
+        let day = i64::from(row.day.to_days());
+        put_varint(&mut out, zigzag(day - previous_day));
+        out.extend_from_slice(&row.fingerprint);
+        (previous_key, previous_day) = (key, day);
+    }
+    out
 }
 
-/// 128 bits of a row's keyed fingerprint, in hex: enough to tell a changed row.
-fn fingerprint(cipher: &Cipher, place: &[u8], json: &[u8]) -> String {
-    let digest = cipher.fingerprint(place, json);
-    digest[..16].iter().map(|b| format!("{b:02x}")).collect()
+/// What a `DAY_INDEX_OWNERS` value lists (see [`encode_owned`]).
+pub(super) fn decode_owned(bytes: &[u8]) -> Result<Vec<OwnedRow>, StoreError> {
+    use crate::codec::{ByteReader, unzigzag};
+    if bytes.first() != Some(&OWNED_FORMAT) {
+        return Err(owned_error("an unknown encoding"));
+    }
+    let mut r = ByteReader::new(bytes, 1);
+    let count = owned_varint(&mut r)?;
+    // Each row takes at least 19 bytes: no hostile count makes a large allocation.
+    let mut rows = Vec::with_capacity(count.min(bytes.len() as u64 / 19) as usize);
+    let (mut key, mut day) = (Vec::new(), 0i64);
+    for _ in 0..count {
+        let shared = owned_varint(&mut r)? as usize;
+        let rest = owned_varint(&mut r)? as usize;
+        if shared > key.len() {
+            return Err(owned_error("a key shares more than the previous key holds"));
+        }
+        key.truncate(shared);
+        key.extend_from_slice(r.take(rest).map_err(|_| owned_error("truncated"))?);
+        day = day
+            .checked_add(unzigzag(owned_varint(&mut r)?))
+            .ok_or_else(|| owned_error("a day out of range"))?;
+        let fingerprint: Fingerprint = r
+            .take(16)
+            .ok()
+            .and_then(|f| f.try_into().ok())
+            .ok_or_else(|| owned_error("truncated"))?;
+        rows.push(OwnedRow {
+            day: i32::try_from(day)
+                .ok()
+                .and_then(Day::from_days)
+                .ok_or_else(|| owned_error("a day out of range"))?,
+            key: String::from_utf8(key.clone()).map_err(|_| owned_error("a key is not UTF-8"))?,
+            fingerprint,
+        });
+    }
+    Ok(rows)
+}
+
+fn owned_varint(r: &mut crate::codec::ByteReader<'_>) -> Result<u64, StoreError> {
+    r.varint()
+        .ok()
+        .flatten()
+        .ok_or_else(|| owned_error("truncated"))
+}
+
+fn owned_error(what: &str) -> StoreError {
+    StoreError::Corrupt(format!("day index owners: {what}"))
+}
+
+/// 128 bits of a row's keyed fingerprint.
+fn fingerprint(cipher: &Cipher, place: &[u8], row: &[u8]) -> Fingerprint {
+    let digest = cipher.fingerprint(place, row);
+    let mut out = [0u8; 16];
+    out.copy_from_slice(&digest[..16]);
+    out
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)] // Tests fail loudly by design.
+mod tests {
+    use super::*;
+
+    fn row(day: &str, key: &str, seed: u8) -> OwnedRow {
+        OwnedRow {
+            day: Day::parse(day).unwrap(),
+            key: key.into(),
+            fingerprint: [seed; 16],
+        }
+    }
+
+    #[test]
+    fn an_owner_list_decodes_to_its_rows_in_key_order() {
+        let p = "p-0123456789abcdef";
+        let rows = vec![
+            row("2026-11-30", &format!("v/{p}/v-00000000000000ff"), 1),
+            row("2026-11-01", &format!("v/{p}/v-0000000000000001"), 2),
+            row("2026-12-01", &format!("p/{p}/e-0000000000000001"), 3),
+            // A day far from the others, and keys sharing nothing or all but their end.
+            row("1999-01-01", "d/S00010/e-0000000000000002", 4),
+            row("2026-11-02", &format!("v/{p}/v-0000000000000001x"), 5),
+            row("2026-11-02", "ø", 6),
+        ];
+        let bytes = encode_owned(rows.clone());
+        let mut sorted = rows;
+        sorted.sort_by(|a, b| (&a.key, a.day).cmp(&(&b.key, b.day)));
+        assert_eq!(decode_owned(&bytes).unwrap(), sorted);
+        assert_eq!(decode_owned(&encode_owned(Vec::new())).unwrap(), Vec::new());
+    }
+
+    #[test]
+    fn a_month_of_rows_takes_under_half_the_bytes_of_its_json() {
+        let p = "p-0123456789abcdef";
+        let rows: Vec<OwnedRow> = (0..75u8)
+            .map(|i| {
+                let day = format!("2026-11-{:02}", i % 30 + 1);
+                row(&day, &format!("v/{p}/v-{:016x}", u64::from(i) * 7919), i)
+            })
+            .collect();
+        let json = serde_json::to_vec(
+            &rows
+                .iter()
+                .map(|r| (r.day.to_string(), &r.key, hex::encode(r.fingerprint)))
+                .collect::<Vec<_>>(),
+        )
+        .unwrap();
+        let bytes = encode_owned(rows);
+        assert!(
+            bytes.len() * 2 < json.len(),
+            "{} against {}",
+            bytes.len(),
+            json.len()
+        );
+    }
+
+    #[test]
+    fn an_owner_list_cut_short_or_of_another_encoding_is_corrupt() {
+        let bytes = encode_owned(vec![
+            row("2026-11-01", "v/p/v", 1),
+            row("2026-11-02", "v/p/w", 2),
+        ]);
+        for len in 0..bytes.len() {
+            assert!(decode_owned(&bytes[..len]).is_err(), "cut to {len}");
+        }
+        assert!(
+            decode_owned(br#"[["2026-11-01","v/p/v","00"]]"#).is_err(),
+            "format 8's JSON"
+        );
+        let mut sharing_too_much = bytes.clone();
+        sharing_too_much[2] = 9;
+        assert!(decode_owned(&sharing_too_much).is_err());
+    }
 }

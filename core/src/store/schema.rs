@@ -9,10 +9,24 @@ use super::error::StoreError;
 /// Store-wide metadata: `magic` and `format_version`.
 pub(crate) const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
 
-/// Document chunks: (document id, sequence number) → sealed (signatures of the chunk's changes,
-/// Automerge bytes). A document is the concatenation of its chunks' Automerge bytes in sequence
-/// order: a snapshot followed by incremental changes.
-pub(crate) const CHUNKS: TableDefinition<(&str, u64), &[u8]> = TableDefinition::new("chunks");
+/// A key of [`CHUNKS`]: (document id, sequence number, piece).
+pub(crate) type ChunkKey = (&'static str, u64, u32);
+
+/// Document chunks (format 9): (document id, sequence number, piece) → one piece of the sealed
+/// chunk (signatures of the chunk's changes, Automerge bytes), cut so that a piece and its key
+/// fill one page (see `chunks::piece_bytes`). A chunk is its pieces concatenated in order; a
+/// document is the concatenation of its chunks' Automerge bytes in sequence order: a snapshot
+/// followed by incremental changes.
+pub(crate) const CHUNKS: TableDefinition<ChunkKey, &[u8]> = TableDefinition::new("chunks");
+
+/// Format 1-8: the same table with each sealed chunk one value under (document id, sequence
+/// number). redb gives a value larger than a page a run of pages rounded up to a power of two,
+/// so a 36 KB snapshot took 64 KiB; format 9 cuts chunks into pieces (migrated and dropped).
+pub(crate) const CHUNKS_V8: TableDefinition<(&str, u64), &[u8]> = TableDefinition::new("chunks");
+
+/// Where format 9's migration builds [`CHUNKS`] before it takes the old table's name.
+pub(crate) const CHUNKS_NEXT: TableDefinition<ChunkKey, &[u8]> =
+    TableDefinition::new("chunk_pieces");
 
 /// Per-document bookkeeping: document id → `chunks::DocMeta` (4 × u64 LE).
 pub(crate) const DOCS: TableDefinition<&str, &[u8]> = TableDefinition::new("docs");
@@ -41,15 +55,17 @@ pub(crate) const TASKS: TableDefinition<(&str, &str), &[u8]> = TableDefinition::
 pub(crate) const OPEN_TASKS: TableDefinition<(&str, &str), ()> = TableDefinition::new("open_tasks");
 
 /// Derived (format 6): what a day holds, for reports that read a day without loading months of
-/// documents: `(YYYY-MM-DD, key)` → sealed JSON, with key `v/<patient>/<visit>` for a visit and
+/// documents: `(YYYY-MM-DD, key)` → the sealed row as the pipeline encoded it (binary since
+/// format 9: `report::rows`), with key `v/<patient>/<visit>` for a visit and
 /// its outcome, `d/<patient or staff>/<entry>` for a deviation (avvik). The patient (or staff)
 /// in the key lets a report skip another zone's rows without opening them.
 pub(crate) const DAY_INDEX: TableDefinition<(&str, &str), &[u8]> =
     TableDefinition::new("day_index");
 
 /// Derived (format 6): the `DAY_INDEX` rows each source derived, `owner` (`<patient>/<YYYY-MM>`
-/// for a patient-month, the document id for a day log) → JSON list of `[day, key, fingerprint]`,
-/// so a source derived again removes what it no longer derives and rewrites only changed rows.
+/// for a patient-month, the document id for a day log) → the list of `(day, key, fingerprint)`
+/// (binary since format 9: `rows::encode_owned`), so a source derived again removes what it no
+/// longer derives and rewrites only changed rows.
 pub(crate) const DAY_INDEX_OWNERS: TableDefinition<&str, &[u8]> =
     TableDefinition::new("day_index_owners");
 
@@ -102,8 +118,11 @@ pub(crate) const MAGIC: &[u8] = b"omsyn-store";
 /// and the node derives everything again when it opens. 6 — adds the day index (`day_index`,
 /// `day_index_owners`), derived the same way. 7 — conflicts carry who wrote their entries (ids
 /// and names) and say so by name: derived again the same way. Migrations from 1–6 leave the
-/// indexes to that step.
-pub const FORMAT_VERSION: u32 = 8;
+/// indexes to that step. 8 — a visit's day row keeps who performed it: derived again. 9 — bytes
+/// on disk: a chunk is stored in page-sized pieces (`chunks` keyed by document, sequence and
+/// piece) instead of one value that redb rounds up to a power of two of pages; day rows and
+/// their owner lists are binary instead of JSON (derived again).
+pub const FORMAT_VERSION: u32 = 9;
 
 /// The `META` key set while the derived indexes must be derived again by the change pipeline
 /// (see `migrate.rs`); cleared by the write that derives them.

@@ -22,7 +22,7 @@
 
 use std::collections::VecDeque;
 
-use crate::codec::{ByteReader, Truncated};
+use crate::codec::{ByteReader, Truncated, put_varint};
 use crate::docs::DocumentId;
 use crate::identity::NodeId;
 use crate::ids::{PatientId, StaffId};
@@ -535,18 +535,6 @@ pub fn embed_in_hello(hello: &mut Vec<u8>, frames: Vec<Vec<u8>>) -> Vec<Vec<u8>>
     rest
 }
 
-fn put_varint(out: &mut Vec<u8>, mut value: u64) {
-    loop {
-        let byte = (value & 0x7f) as u8;
-        value >>= 7;
-        if value == 0 {
-            out.push(byte);
-            return;
-        }
-        out.push(byte | 0x80);
-    }
-}
-
 fn put_bytes(out: &mut Vec<u8>, bytes: &[u8]) {
     put_varint(out, bytes.len() as u64);
     out.extend_from_slice(bytes);
@@ -626,15 +614,7 @@ impl<'a> Reader<'a> {
     }
 
     fn varint(&mut self) -> Result<u64, DecodeError> {
-        let mut value = 0u64;
-        for shift in (0..64).step_by(7) {
-            let byte = self.u8()?;
-            value |= u64::from(byte & 0x7f) << shift;
-            if byte & 0x80 == 0 {
-                return Ok(value);
-            }
-        }
-        Err(DecodeError::Invalid("varint"))
+        self.0.varint()?.ok_or(DecodeError::Invalid("varint"))
     }
 
     fn bounded(&mut self, max: usize, what: &'static str) -> Result<usize, DecodeError> {

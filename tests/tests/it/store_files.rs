@@ -354,7 +354,9 @@ fn a_version_3_store_gets_its_escalation_index_on_its_first_open() {
     .unwrap();
     assert_eq!(repo.tasks(at("13:06"), None).unwrap().len(), 1);
     drop(repo);
-    // Make it the version-3 store of the build before: no escalation index.
+    // Make it the version-3 store of the build before: no escalation index, and each chunk one
+    // value (format 9 cut them into pieces).
+    write_chunks_as_format_8(&Repo::store_path(dir.path()));
     {
         let db = redb::Database::open(Repo::store_path(dir.path())).unwrap();
         let tx = db.begin_write().unwrap();
@@ -384,36 +386,11 @@ fn a_version_3_store_gets_its_escalation_index_on_its_first_open() {
 /// reports each day as the build that wrote it did, and as the documents themselves give.
 #[test]
 fn a_version_5_store_derives_its_day_index_on_open_and_reports_its_days_as_before() {
-    let name = "store-v5";
-    let dir = omsyn_tests::fixture_copy(
-        name,
-        &[
-            "node.json",
-            "node.key",
-            "org.key",
-            "store.key",
-            "store.redb",
-        ],
-    );
+    let dir = omsyn_tests::fixture_copy("store-v5", GOLDEN_FILES);
     let repo = Repo::open(dir.path(), None, &mut StdRng::seed_from_u64(3)).unwrap();
     assert!(!repo.store().needs_rederive().unwrap());
-    let fixture = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("fixtures")
-        .join(name);
-    for day in ["2026-11-29", "2026-11-30", "2026-12-01", "2026-12-02"] {
-        let noon = omsyn_core::Timestamp::parse(&format!("{day}T12:00:00+01:00")).unwrap();
-        let gate = || repo.disclose(noon, AuditAction::Read, "test report");
-        let day = omsyn_core::Day::parse(day).unwrap();
-        let report = day_report(&repo, day, None, &mut gate()).unwrap();
-        assert_eq!(
-            report,
-            day_report_from_documents(&repo, day, None, &mut gate()).unwrap()
-        );
+    for (day, report, old) in golden_day_reports(&repo, "store-v5") {
         assert_eq!(report.totals.planned, 10, "{day}");
-        let old: serde_json::Value = serde_json::from_str(
-            &std::fs::read_to_string(fixture.join(format!("day-report-{day}.json"))).unwrap(),
-        )
-        .unwrap();
         // The old build's report had no zone on a visit line, nor the staff's names.
         let mut now = serde_json::to_value(&report).unwrap();
         for visit in now["visits"].as_array_mut().unwrap() {
@@ -424,4 +401,204 @@ fn a_version_5_store_derives_its_day_index_on_open_and_reports_its_days_as_befor
         assert!(names.is_object(), "{names}");
         assert_eq!(now, old, "{day}");
     }
+}
+
+/// The files of a golden data directory made with `omsyn org create`.
+const GOLDEN_FILES: &[&str] = &[
+    "node.json",
+    "node.key",
+    "org.key",
+    "store.key",
+    "store.redb",
+];
+
+/// Each day of a golden store's reports, from the day index, checked against the report
+/// derived from every document held, beside what the build that made it printed for the day.
+fn golden_day_reports(
+    repo: &Repo,
+    name: &str,
+) -> Vec<(String, omsyn_core::report::DayReport, serde_json::Value)> {
+    let fixture = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("fixtures")
+        .join(name);
+    let mut out = Vec::new();
+    for day in ["2026-11-29", "2026-11-30", "2026-12-01", "2026-12-02"] {
+        let noon = omsyn_core::Timestamp::parse(&format!("{day}T12:00:00+01:00")).unwrap();
+        let gate = || repo.disclose(noon, AuditAction::Read, "test report");
+        let date = omsyn_core::Day::parse(day).unwrap();
+        let report = day_report(repo, date, None, &mut gate()).unwrap();
+        assert_eq!(
+            report,
+            day_report_from_documents(repo, date, None, &mut gate()).unwrap()
+        );
+        let old: serde_json::Value = serde_json::from_str(
+            &std::fs::read_to_string(fixture.join(format!("day-report-{day}.json"))).unwrap(),
+        )
+        .unwrap();
+        out.push((day.to_owned(), report, old));
+    }
+    out
+}
+
+/// The raw `(key parts…)` of every row of a store table whose key names `id`, read with redb
+/// after the node closed: what the store really holds, not what its API shows.
+fn raw_keys_naming(path: &Path, id: &str) -> Vec<String> {
+    use redb::{ReadableDatabase, ReadableTable};
+    let db = redb::Database::open(path).unwrap();
+    let read = db.begin_read().unwrap();
+    let chunks: redb::TableDefinition<(&str, u64, u32), &[u8]> =
+        redb::TableDefinition::new("chunks");
+    let day_index: redb::TableDefinition<(&str, &str), &[u8]> =
+        redb::TableDefinition::new("day_index");
+    let owners: redb::TableDefinition<&str, &[u8]> = redb::TableDefinition::new("day_index_owners");
+    let mut out = Vec::new();
+    for item in read.open_table(chunks).unwrap().iter().unwrap() {
+        let key = item.unwrap().0;
+        let (doc, seq, piece) = key.value();
+        out.push(format!("chunks {doc} {seq} {piece}"));
+    }
+    for item in read.open_table(day_index).unwrap().iter().unwrap() {
+        let key = item.unwrap().0;
+        let (day, key) = key.value();
+        out.push(format!("day_index {day} {key}"));
+    }
+    for item in read.open_table(owners).unwrap().iter().unwrap() {
+        out.push(format!("day_index_owners {}", item.unwrap().0.value()));
+    }
+    out.retain(|row| row.contains(id));
+    out
+}
+
+/// A patient with a month large enough that its journal's chunk is several pieces, and a
+/// visit, performed, with its day rows.
+fn patient_with_pieces(repo: &Repo, rng: &mut StdRng, name: &str) -> omsyn_core::ids::PatientId {
+    use omsyn_core::docs::plan::{NewVisit, VisitKind};
+    let at = omsyn_tests::at;
+    let patient = repo
+        .add_patient(at("07:00"), rng, &[(PatientField::Name, name.into())])
+        .unwrap();
+    let visit = repo
+        .plan_visit(
+            at("07:00"),
+            rng,
+            &NewVisit {
+                patient: patient.clone(),
+                start: at("09:00"),
+                end: at("09:20"),
+                kind: VisitKind::Physical,
+                tiltak: vec![],
+                staff: vec![],
+            },
+        )
+        .unwrap();
+    repo.visit_performed(at("09:05"), rng, &visit, at("09:05"), None, None)
+        .unwrap();
+    // Text that compresses little: the note's change alone spans pages.
+    let text: String = (0..16_000)
+        .map(|_| rand::Rng::random_range(rng, 'a'..='z'))
+        .collect();
+    repo.add_note(at("09:10"), rng, &patient, Some(&visit), at("09:10"), &text)
+        .unwrap();
+    patient
+}
+
+#[test]
+fn removing_a_patient_leaves_no_piece_of_its_chunks_and_no_day_row() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut rng = StdRng::seed_from_u64(11);
+    let profile = omsyn_tests::TestNode::base(6).repo.profile().clone();
+    let repo = Repo::init(dir.path(), profile, Some(data_key()), &mut rng).unwrap();
+    let gone = patient_with_pieces(&repo, &mut rng, "Gone");
+    let kept = patient_with_pieces(&repo, &mut rng, "Kept");
+    let before = omsyn_tests::snapshot(&repo);
+    let mut batch = repo.store().write().unwrap();
+    let removed = batch.remove_patient(&gone).unwrap();
+    batch.commit().unwrap();
+    assert_eq!(removed.len(), 3, "record, plan and journal: {removed:?}");
+    drop(repo);
+    let path = Repo::store_path(dir.path());
+    assert_eq!(raw_keys_naming(&path, gone.as_str()), Vec::<String>::new());
+    let held = raw_keys_naming(&path, kept.as_str());
+    assert!(
+        held.iter()
+            .any(|k| k.starts_with("chunks journal/") && k.ends_with(" 1")),
+        "the other patient's journal keeps its pieces: {held:?}"
+    );
+    assert!(held.iter().any(|k| k.starts_with("day_index ")), "{held:?}");
+    let repo = Repo::open(dir.path(), Some(data_key()), &mut rng).unwrap();
+    let after = omsyn_tests::snapshot(&repo);
+    let kept_before: Vec<_> = before
+        .iter()
+        .filter(|(id, _)| !id.contains(gone.as_str()))
+        .collect();
+    assert_eq!(after.iter().collect::<Vec<_>>(), kept_before);
+}
+
+/// Every sealed chunk of a store file by (document, sequence), read with redb: as format 8 kept
+/// them (one value each), or as format 9 does (its pieces joined in order).
+fn raw_chunks(path: &Path, format: u32) -> std::collections::BTreeMap<(String, u64), Vec<u8>> {
+    use redb::{ReadableDatabase, ReadableTable};
+    let db = redb::Database::open(path).unwrap();
+    let read = db.begin_read().unwrap();
+    let mut out = std::collections::BTreeMap::<(String, u64), Vec<u8>>::new();
+    if format == 8 {
+        let chunks: redb::TableDefinition<(&str, u64), &[u8]> =
+            redb::TableDefinition::new("chunks");
+        for item in read.open_table(chunks).unwrap().iter().unwrap() {
+            let (k, v) = item.unwrap();
+            let (doc, seq) = k.value();
+            out.insert((doc.to_owned(), seq), v.value().to_vec());
+        }
+        return out;
+    }
+    let chunks: redb::TableDefinition<(&str, u64, u32), &[u8]> =
+        redb::TableDefinition::new("chunks");
+    for item in read.open_table(chunks).unwrap().iter().unwrap() {
+        let (k, v) = item.unwrap();
+        let (doc, seq, piece) = k.value();
+        let chunk = out.entry((doc.to_owned(), seq)).or_default();
+        assert_eq!(piece == 0, chunk.is_empty(), "{doc} {seq}: pieces in order");
+        chunk.extend_from_slice(v.value());
+    }
+    out
+}
+
+/// Rewrites the chunks of a store file the way formats 1-8 kept them: one value each.
+fn write_chunks_as_format_8(path: &Path) {
+    let chunks = raw_chunks(path, FORMAT_VERSION);
+    let db = redb::Database::open(path).unwrap();
+    let tx = db.begin_write().unwrap();
+    let pieces: redb::TableDefinition<(&str, u64, u32), &[u8]> =
+        redb::TableDefinition::new("chunks");
+    assert!(tx.delete_table(pieces).unwrap());
+    let whole: redb::TableDefinition<(&str, u64), &[u8]> = redb::TableDefinition::new("chunks");
+    let mut table = tx.open_table(whole).unwrap();
+    for ((doc, seq), chunk) in &chunks {
+        table
+            .insert((doc.as_str(), *seq), chunk.as_slice())
+            .unwrap();
+    }
+    drop(table);
+    tx.commit().unwrap();
+}
+
+/// A format-8 store (each chunk one value, day rows in JSON) migrates to chunks in pieces with
+/// not one byte of any chunk changed, derives its day index again in the binary form, and
+/// reports its days exactly as the format-8 build did.
+#[test]
+fn a_version_8_store_keeps_every_chunk_byte_for_byte_and_reports_its_days_as_before() {
+    let dir = omsyn_tests::fixture_copy("store-v8", GOLDEN_FILES);
+    let path = Repo::store_path(dir.path());
+    let before = raw_chunks(&path, 8);
+    assert!(
+        before.values().any(|chunk| chunk.len() > 3 * 4096),
+        "the fixture holds a chunk of several pages"
+    );
+    let repo = Repo::open(dir.path(), None, &mut StdRng::seed_from_u64(3)).unwrap();
+    assert!(!repo.store().needs_rederive().unwrap());
+    for (day, report, old) in golden_day_reports(&repo, "store-v8") {
+        assert_eq!(serde_json::to_value(&report).unwrap(), old, "{day}");
+    }
+    drop(repo);
+    assert_eq!(raw_chunks(&path, FORMAT_VERSION), before);
 }
