@@ -286,7 +286,7 @@ impl Session {
             self.handle_ack(store, &mut batch, *round, now_ms, answer_owed)?;
         }
         let settled =
-            self.unacked.is_empty() && inbound.to_push.is_empty() && self.peer_rounds_acked > 0;
+            self.nothing_in_flight() && inbound.to_push.is_empty() && self.peer_rounds_acked > 0;
         if settled {
             self.record.caught_up_ms = Some(now_ms);
         }
@@ -336,7 +336,7 @@ impl Session {
             self.push_round(store, policy, now_ms, to_push, true)?;
         }
         let now_caught_up =
-            self.unacked.is_empty() && self.peer_rounds_acked > 0 && !self.awaiting_peer_round;
+            self.nothing_in_flight() && self.peer_rounds_acked > 0 && !self.awaiting_peer_round;
         if now_caught_up && !self.caught_up {
             if self.stats.rounds_to_catch_up == 0 {
                 self.stats.rounds_to_catch_up = self.stats.rounds;
@@ -507,7 +507,7 @@ impl Session {
             self.pushed_seq = self.pushed_seq.max(up_to);
         }
         self.held_ranges.push((before, up_to));
-        if self.unacked.is_empty() {
+        if self.nothing_in_flight() {
             self.skip_held_ranges();
         }
         Ok(())
