@@ -183,6 +183,8 @@ pub struct Session {
     paced: bool,
     /// The round being built (paced: its parts not all queued yet).
     building: Option<push::Building>,
+    /// When what the peer acknowledged was last committed durably.
+    knowledge_saved_ms: Option<i64>,
 }
 
 impl Session {
@@ -214,6 +216,7 @@ impl Session {
             held_ranges: Vec::new(),
             paced: false,
             building: None,
+            knowledge_saved_ms: None,
         };
         // A store that cannot read its own certificate sends none: the peer refuses, and says so.
         let certificate = store

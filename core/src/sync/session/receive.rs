@@ -28,7 +28,6 @@ impl Session {
         let mut inbound = Inbound::default();
         self.held_by_peer.clear();
         let mut batch = store.write()?;
-        batch.set_non_durable();
         for message in messages {
             if self.phase == Phase::Open
                 && let Message::Error { message, .. } = message
@@ -291,6 +290,19 @@ impl Session {
             self.record.caught_up_ms = Some(now_ms);
         }
         batch.put_peer(&self.peer, &self.record, false)?;
+        // What the peer holds is knowledge a lost write only understates (a resend, never lost
+        // data), so it skips the fsync — but not for ever: during a long first sync, what the
+        // peer acknowledged is made durable every few seconds, so a node that dies part-way
+        // does not send all of it again when it is back.
+        let acked_any = !inbound.acked_rounds.is_empty();
+        let due = self
+            .knowledge_saved_ms
+            .is_none_or(|at| now_ms.saturating_sub(at) >= KNOWLEDGE_DURABLE_EVERY_MS);
+        if acked_any && due {
+            self.knowledge_saved_ms = Some(now_ms);
+        } else {
+            batch.set_non_durable();
+        }
         // The log position before this write: the write lock is held, so nothing commits between.
         // This commit gives its changed documents the positions right after it (at least these
         // many: deriving may add the access log); a writer committing after it takes later ones.
@@ -616,6 +628,9 @@ impl Session {
         Ok(())
     }
 }
+
+/// Longest a session keeps what the peer acknowledged in commits a crash may lose.
+const KNOWLEDGE_DURABLE_EVERY_MS: i64 = 5_000;
 
 /// What one batch of the peer's messages asks of us, gathered while they are taken in and
 /// answered once their batch is committed.
