@@ -372,10 +372,12 @@ impl Session {
         changes: &[docs::HashedChange],
     ) -> Result<(), SyncError> {
         let mut certificates = Vec::new();
-        for change in changes {
-            let Ok(bytes) = <[u8; 32]>::try_from(change.actor.as_slice()) else {
-                continue;
-            };
+        // Each distinct signer once: checking a key costs a curve point's decompression.
+        let signers: BTreeSet<[u8; 32]> = changes
+            .iter()
+            .filter_map(|c| <[u8; 32]>::try_from(c.actor.as_slice()).ok())
+            .collect();
+        for bytes in signers {
             let Ok(signer) = NodeId::from_bytes(bytes) else {
                 continue;
             };
