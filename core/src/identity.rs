@@ -77,15 +77,43 @@ impl NodeId {
     /// Whether `signature` is this key's ed25519 signature of `message` (strict verification:
     /// no malleable or small-order signatures).
     pub fn verify(&self, message: &[u8], signature: &[u8; 64]) -> bool {
-        VerifyingKey::from_bytes(&self.0).is_ok_and(|key| {
-            key.verify_strict(message, &ed25519_dalek::Signature::from_bytes(signature))
-                .is_ok()
-        })
+        Verifiers::default().verify(self, message, signature)
     }
 
     /// A short prefix for human-facing output.
     pub fn short(&self) -> String {
         hex::encode(&self.0[..5])
+    }
+}
+
+/// Node keys decompressed once for many checks. Turning a key's 32 bytes into a curve point
+/// costs about as much as the rest of a signature check; a month a base sends holds hundreds of
+/// thousands of changes by a handful of authors.
+#[derive(Debug, Default)]
+pub struct Verifiers(std::collections::BTreeMap<[u8; 32], Option<VerifyingKey>>);
+
+impl Verifiers {
+    fn key(&mut self, bytes: [u8; 32]) -> Option<&VerifyingKey> {
+        self.0
+            .entry(bytes)
+            .or_insert_with(|| VerifyingKey::from_bytes(&bytes).ok())
+            .as_ref()
+    }
+
+    /// The node whose key these bytes are, as [`NodeId::from_bytes`] checks it.
+    pub fn node(&mut self, bytes: [u8; 32]) -> Result<NodeId, InvalidId> {
+        match self.key(bytes) {
+            Some(_) => Ok(NodeId(bytes)),
+            None => Err(invalid_node_id(&hex::encode(bytes))),
+        }
+    }
+
+    /// [`NodeId::verify`], with the node's key decompressed once.
+    pub fn verify(&mut self, node: &NodeId, message: &[u8], signature: &[u8; 64]) -> bool {
+        self.key(node.0).is_some_and(|key| {
+            key.verify_strict(message, &ed25519_dalek::Signature::from_bytes(signature))
+                .is_ok()
+        })
     }
 }
 

@@ -41,8 +41,8 @@ pub(crate) fn run(json: bool, args: &FieldArgs) -> Result<()> {
     std::fs::create_dir_all(&dir)?;
     let result = (|| -> Result<Value> {
         let (all, which) = (args.scenario == "all", args.scenario.as_str());
-        if !matches!(which, "all" | "shift" | "first") {
-            bail!("--scenario {which}: expected shift, first or all");
+        if !matches!(which, "all" | "shift" | "first" | "base") {
+            bail!("--scenario {which}: expected shift, first, all or base");
         }
         let mut scenarios = Vec::new();
         if all || which == "shift" {
@@ -52,6 +52,10 @@ pub(crate) fn run(json: bool, args: &FieldArgs) -> Result<()> {
         if all || which == "first" {
             scenarios.push(phone_first_sync(&dir.join("first"), args)?);
             print_scenario(json, &scenarios[scenarios.len() - 1]);
+        }
+        // Not part of `all`: it takes a month of a base's data, and minutes.
+        if which == "base" {
+            scenarios.push(crate::bench_base::run(json, &dir.join("base"), args)?);
         }
         Ok(json!({ "scenarios": scenarios }))
     })();
@@ -92,15 +96,20 @@ fn print_scenario(json: bool, s: &Value) {
 }
 
 /// What the link does: one-way delay, loss each way, rate.
-struct LinkSpec {
-    delay_ms: u64,
-    loss: f64,
-    rate_kbit: u64,
-    seed: u64,
+pub(crate) struct LinkSpec {
+    pub(crate) delay_ms: u64,
+    pub(crate) loss: f64,
+    pub(crate) rate_kbit: u64,
+    /// Longest a datagram queues for the link (the router's buffer).
+    pub(crate) queue_ms: u64,
+    pub(crate) seed: u64,
 }
 
+/// The proxy's own default buffer, which the phone's scenarios were measured with.
+const PHONE_QUEUE_MS: u64 = 500;
+
 impl LinkSpec {
-    fn describe(&self) -> String {
+    pub(crate) fn describe(&self) -> String {
         format!(
             "{} ms round trip, {:.0} % loss each way, {} kbit/s",
             self.delay_ms * 2,
@@ -109,7 +118,7 @@ impl LinkSpec {
         )
     }
 
-    fn proxy_args(&self, to: &str) -> Vec<String> {
+    pub(crate) fn proxy_args(&self, to: &str) -> Vec<String> {
         let listen = format!("10.91.2.1:{PROXY_PORT}");
         [
             "--json",
@@ -125,6 +134,8 @@ impl LinkSpec {
             &self.loss.to_string(),
             "--rate-kbit",
             &self.rate_kbit.to_string(),
+            "--queue-ms",
+            &self.queue_ms.to_string(),
             "--seed",
             &self.seed.to_string(),
         ]
@@ -135,20 +146,20 @@ impl LinkSpec {
 
 /// The machines: the phone, the link between it and the home, the home, and the town (relay and
 /// base).
-struct Lab {
-    phone: Host,
-    link: Host,
-    home: Host,
+pub(crate) struct Lab {
+    pub(crate) phone: Host,
+    pub(crate) link: Host,
+    pub(crate) home: Host,
     town: Host,
     program: PathBuf,
 }
 
-fn lab_err(e: String) -> anyhow::Error {
+pub(crate) fn lab_err(e: String) -> anyhow::Error {
     anyhow!(e)
 }
 
 /// A failed wait on `process`, with the end of its log to tell why.
-fn waited(process: &mut Process) -> impl FnOnce(String) -> anyhow::Error + '_ {
+pub(crate) fn waited(process: &mut Process) -> impl FnOnce(String) -> anyhow::Error + '_ {
     move |e| {
         let log = process.drain_log();
         let tail: Vec<&str> = log
@@ -163,7 +174,7 @@ fn waited(process: &mut Process) -> impl FnOnce(String) -> anyhow::Error + '_ {
 }
 
 impl Lab {
-    fn new() -> Result<Lab> {
+    pub(crate) fn new() -> Result<Lab> {
         let program = std::env::current_exe().context("finding this program")?;
         let host = |tag: &str| Host::new(tag, &program).map_err(lab_err);
         let lab = Lab {
@@ -179,7 +190,7 @@ impl Lab {
         Ok(lab)
     }
 
-    fn start(host: &Host, args: &[String]) -> Result<Process> {
+    pub(crate) fn start(host: &Host, args: &[String]) -> Result<Process> {
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
         // The driver's debug lines say when changes from a peer were stored.
         host.start(
@@ -202,7 +213,7 @@ impl Lab {
     }
 
     /// `omsyn ARGS` on the phone, to its end; returns its JSON output.
-    fn on_phone(&self, args: &[&str]) -> Result<Value> {
+    pub(crate) fn on_phone(&self, args: &[&str]) -> Result<Value> {
         let out = output_within(self.phone.command(args), Process::PATIENCE).map_err(lab_err)?;
         if !out.status.success() {
             bail!(
@@ -215,7 +226,7 @@ impl Lab {
 }
 
 /// `omsyn sync` for the phone with the peer `ticket`.
-fn phone_sync_args(phone: &Path, ticket: &str) -> Vec<String> {
+pub(crate) fn phone_sync_args(phone: &Path, ticket: &str) -> Vec<String> {
     [
         "--json",
         "--data",
@@ -229,11 +240,11 @@ fn phone_sync_args(phone: &Path, ticket: &str) -> Vec<String> {
     .to_vec()
 }
 
-fn s(path: &Path) -> String {
+pub(crate) fn s(path: &Path) -> String {
     path.to_string_lossy().into_owned()
 }
 
-fn profile(role: Role, name: &str, patient: Option<&PatientId>) -> Result<NodeProfile> {
+pub(crate) fn profile(role: Role, name: &str, patient: Option<&PatientId>) -> Result<NodeProfile> {
     Ok(NodeProfile {
         version: PROFILE_VERSION,
         role,
@@ -249,13 +260,19 @@ fn profile(role: Role, name: &str, patient: Option<&PatientId>) -> Result<NodePr
 }
 
 /// A node in `dir`, enrolled by `org`.
-fn node(
+pub(crate) fn node(
     dir: &Path,
     profile: NodeProfile,
     org: &omsyn_core::trust::OrgKey,
     rng: &mut StdRng,
 ) -> Result<Repo> {
     let repo = Repo::init(dir, profile, None, rng)?;
+    enrol(&repo, org)?;
+    Ok(repo)
+}
+
+/// Enrols `repo`'s node in `org`, as of now.
+pub(crate) fn enrol(repo: &Repo, org: &omsyn_core::trust::OrgKey) -> Result<()> {
     let now = omsyn_node::clock::now().unix_millis();
     let cert = org.approve(
         &repo.enrollment_request(),
@@ -263,7 +280,7 @@ fn node(
         omsyn_core::trust::DEFAULT_VALIDITY_MS,
     )?;
     repo.install_certificate(&cert)?;
-    Ok(repo)
+    Ok(())
 }
 
 /// An organisation made for the run and its base in `dir`, with the run's random numbers.
@@ -359,7 +376,7 @@ fn hand_over(from: &Path, to: &Path) -> Result<()> {
 }
 
 /// Every document's heads.
-fn heads(repo: &Repo) -> Result<Vec<(DocumentId, Vec<[u8; 32]>)>> {
+pub(crate) fn heads(repo: &Repo) -> Result<Vec<(DocumentId, Vec<[u8; 32]>)>> {
     let mut out = Vec::new();
     for id in repo.store().doc_ids("")? {
         let h = repo
@@ -372,7 +389,7 @@ fn heads(repo: &Repo) -> Result<Vec<(DocumentId, Vec<[u8; 32]>)>> {
 }
 
 /// The floor: the bytes of every change `repo` holds beyond `before`.
-fn floor(repo: &Repo, before: &[(DocumentId, Vec<[u8; 32]>)]) -> Result<u64> {
+pub(crate) fn floor(repo: &Repo, before: &[(DocumentId, Vec<[u8; 32]>)]) -> Result<u64> {
     let mut total = 0;
     for id in repo.store().doc_ids("")? {
         let have = before
@@ -395,7 +412,7 @@ fn floor(repo: &Repo, before: &[(DocumentId, Vec<[u8; 32]>)]) -> Result<u64> {
 }
 
 /// The proxy's counters as (wire bytes, datagrams) both ways so far.
-fn link_traffic(proxy: &mut Process) -> Result<(u64, u64)> {
+pub(crate) fn link_traffic(proxy: &mut Process) -> Result<(u64, u64)> {
     proxy.say("stats").map_err(lab_err)?;
     let stats = proxy.next_json().map_err(lab_err)?;
     let mut bytes = 0;
@@ -412,7 +429,7 @@ fn link_traffic(proxy: &mut Process) -> Result<(u64, u64)> {
     Ok((bytes, datagrams))
 }
 
-fn copy_dir(from: &Path, to: &Path) -> Result<()> {
+pub(crate) fn copy_dir(from: &Path, to: &Path) -> Result<()> {
     std::fs::create_dir_all(to)?;
     for entry in std::fs::read_dir(from)? {
         let entry = entry?;
@@ -430,6 +447,7 @@ fn shift(dir: &Path, args: &FieldArgs) -> Result<Value> {
         delay_ms: args.delay_ms,
         loss: args.loss,
         rate_kbit: args.rate_kbit,
+        queue_ms: PHONE_QUEUE_MS,
         seed: args.seed,
     };
     let (base_dir, home_dir, phone_dir) = (dir.join("base"), dir.join("home"), dir.join("phone"));
@@ -706,6 +724,7 @@ fn phone_first_sync(dir: &Path, args: &FieldArgs) -> Result<Value> {
         delay_ms: 75,
         loss: 0.0,
         rate_kbit: 1000,
+        queue_ms: PHONE_QUEUE_MS,
         seed: args.seed,
     };
     let (base_dir, phone_dir) = (dir.join("base"), dir.join("phone"));
@@ -873,7 +892,7 @@ pub(crate) fn baseline(args: &BaselineArgs) -> Result<()> {
     })
 }
 
-fn flush() {
+pub(crate) fn flush() {
     use std::io::Write;
     let _ = std::io::stdout().flush();
 }

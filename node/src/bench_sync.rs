@@ -629,8 +629,13 @@ pub(crate) fn naive_round_trip_in_memory(
 
 /// An endpoint for the baseline on `listen`, with the transport settings nodes use.
 pub(crate) async fn naive_endpoint(listen: std::net::SocketAddr) -> Result<Endpoint> {
+    endpoint(listen, NAIVE_ALPN).await
+}
+
+/// An endpoint for a baseline speaking `alpn` on `listen`, with the transport settings nodes use.
+pub(crate) async fn endpoint(listen: std::net::SocketAddr, alpn: &[u8]) -> Result<Endpoint> {
     Ok(Endpoint::builder(presets::Minimal)
-        .alpns(vec![NAIVE_ALPN.to_vec()])
+        .alpns(vec![alpn.to_vec()])
         .transport_config(crate::net::transport_config()?)
         .clear_ip_transports()
         .bind_addr(listen)?

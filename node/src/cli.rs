@@ -1018,11 +1018,15 @@ pub(crate) enum BenchCmd {
     /// Internal: one side of the per-document baseline, for `bench field`
     #[command(hide = true)]
     Baseline(BaselineArgs),
+    /// Internal: one side of copying a store file over one QUIC stream, for `bench field`
+    #[command(hide = true)]
+    Copy(CopyArgs),
 }
 
 #[derive(Debug, Args)]
 pub(crate) struct FieldArgs {
-    /// Which scenario: shift, first, or all
+    /// Which scenario: shift, first, all (these two), or base (a new base takes a month from a
+    /// peer base, against copying the store file)
     #[arg(long, default_value = "all")]
     pub(crate) scenario: String,
     /// Notes in the shift (besides a visit and a dose)
@@ -1043,6 +1047,39 @@ pub(crate) struct FieldArgs {
     /// Seed of the link's losses and of the generated data
     #[arg(long, default_value_t = 1)]
     pub(crate) seed: u64,
+    /// A month of base data generated before (`omsyn bench store --dir DIR --zones 1` or
+    /// `bench report --dir DIR --zones 1`) for the new base's first sync: copied, never changed
+    /// [default: generated for the run, which takes minutes]
+    #[arg(long, value_name = "DIR")]
+    pub(crate) month: Option<PathBuf>,
+    /// Patients of the month generated when no --month is given (the M tier: 2,000)
+    #[arg(long, default_value_t = 2000)]
+    pub(crate) base_patients: usize,
+    /// Rates of the new base's link, kbit/s: the first sync and the copy are measured at each
+    #[arg(long, value_delimiter = ',', default_values_t = [20_000, 100_000])]
+    pub(crate) base_rates: Vec<u64>,
+    /// One-way delay of the new base's link
+    #[arg(long, default_value_t = 20)]
+    pub(crate) base_delay_ms: u64,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct CopyArgs {
+    /// Serve this file (one copy)
+    #[arg(long, requires = "listen")]
+    pub(crate) file: Option<PathBuf>,
+    /// Address to serve on
+    #[arg(long)]
+    pub(crate) listen: Option<std::net::SocketAddr>,
+    /// Dial the serving side (`ID@ADDR`)
+    #[arg(long, requires = "out", conflicts_with = "file")]
+    pub(crate) peer: Option<String>,
+    /// Where the copy goes
+    #[arg(long)]
+    pub(crate) out: Option<PathBuf>,
+    /// DEFLATE each 1 MiB block on the way (both sides must say so)
+    #[arg(long)]
+    pub(crate) compress: bool,
 }
 
 #[derive(Debug, Args)]

@@ -49,6 +49,7 @@ pub(crate) fn run(cli: Cli) -> Result<()> {
         Command::Bench(BenchCmd::Link(args)) => return crate::link::run_args(&args),
         Command::Bench(BenchCmd::Field(args)) => return crate::bench_field::run(json, &args),
         Command::Bench(BenchCmd::Baseline(args)) => return crate::bench_field::baseline(&args),
+        Command::Bench(BenchCmd::Copy(args)) => return crate::bench_copy::run(&args),
         Command::BenchOpen { mode, dir } => {
             return crate::bench::open_child(&dir, &mode, crate::bench_report::child);
         }

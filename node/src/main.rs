@@ -8,6 +8,8 @@
 mod output;
 
 mod bench;
+mod bench_base;
+mod bench_copy;
 mod bench_field;
 mod bench_plan;
 mod bench_report;

@@ -337,7 +337,10 @@ impl Document {
 
     /// Whether this document contains the change with `hash`.
     pub fn has_change(&self, hash: &[u8; 32]) -> bool {
-        self.am.get_change_by_hash(&ChangeHash(*hash)).is_some()
+        // The metadata alone: the whole change would be encoded again from the op set.
+        self.am
+            .get_change_meta_by_hash(&ChangeHash(*hash))
+            .is_some()
     }
 
     /// Raw bytes of every change not in the history of `have` (hashes unknown here are ignored:
@@ -378,7 +381,7 @@ impl Document {
         let known: Vec<ChangeHash> = have
             .iter()
             .map(|h| ChangeHash(*h))
-            .filter(|h| self.am.get_change_by_hash(h).is_some())
+            .filter(|h| self.am.get_change_meta_by_hash(h).is_some())
             .collect();
         self.hashed(&known)
     }
@@ -486,9 +489,9 @@ impl Document {
         }
         deps.iter().any(|d| {
             self.am
-                .get_change_by_hash(&ChangeHash(*d))
+                .get_change_meta_by_hash(&ChangeHash(*d))
                 .is_some_and(|c| {
-                    c.actor_id().to_bytes() == actor && c.seq() == seq - 1 && start_op > c.max_op()
+                    c.actor.to_bytes() == actor && c.seq == seq - 1 && start_op > c.max_op
                 })
         })
     }
@@ -498,7 +501,7 @@ impl Document {
     /// Reads the whole history: for explaining a refusal, not for every change.
     pub fn collision(&self, bytes: &[u8]) -> Option<(u64, [u8; 32])> {
         let change = automerge::Change::from_bytes(bytes.to_vec()).ok()?;
-        if self.am.get_change_by_hash(&change.hash()).is_some() {
+        if self.am.get_change_meta_by_hash(&change.hash()).is_some() {
             return None;
         }
         let (actor, seq) = (change.actor_id(), change.seq());
@@ -524,7 +527,7 @@ impl Document {
         self.am = kept.with_actor(actor);
         let am = &self.am;
         self.signatures
-            .retain(|hash, _| am.get_change_by_hash(&ChangeHash(*hash)).is_some());
+            .retain(|hash, _| am.get_change_meta_by_hash(&ChangeHash(*hash)).is_some());
         Ok(())
     }
 

@@ -4,7 +4,7 @@
 //! names are all pure functions of the documents (and, for explicit accesses, of the clock of
 //! the node that first saw them), so every replica holding the same documents derives the same.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -32,11 +32,16 @@ pub struct DeriveContext {
 /// Derives the rows of every document `batch` changed and hands them to it.
 pub(super) fn derive(batch: &mut WriteBatch<'_>, ctx: &DeriveContext) -> Result<(), StoreError> {
     let mut months: BTreeSet<(PatientId, Month)> = BTreeSet::new();
+    // A plan read for its own rows serves its month's rows too: reading a month's plan is most
+    // of what deriving costs when a whole month arrives.
+    let mut plans: BTreeMap<(PatientId, Month), plan::VisitPlan> = BTreeMap::new();
     for id in batch.changed_documents() {
         match &id {
             DocumentId::PatientRecord(patient) => record_rows(batch, patient, ctx)?,
             DocumentId::VisitPlan(patient, month) => {
-                plan_rows(batch, &id, patient, *month)?;
+                if let Some(read) = plan_rows(batch, &id, patient, *month)? {
+                    plans.insert((patient.clone(), *month), read);
+                }
                 months.insert((patient.clone(), *month));
             }
             DocumentId::Journal(patient, month) => {
@@ -50,7 +55,8 @@ pub(super) fn derive(batch: &mut WriteBatch<'_>, ctx: &DeriveContext) -> Result<
         }
     }
     for (patient, month) in months {
-        month_rows(batch, &patient, month)?;
+        let plan = plans.remove(&(patient.clone(), month));
+        month_rows(batch, &patient, month, plan)?;
     }
     batch.mark_derived();
     Ok(())
@@ -137,16 +143,18 @@ fn put_relations(
     })
 }
 
+/// A plan's visit index and need relations; returns the plan as read.
 fn plan_rows(
     batch: &mut WriteBatch<'_>,
     id: &DocumentId,
     patient: &PatientId,
     month: Month,
-) -> Result<(), StoreError> {
+) -> Result<Option<plan::VisitPlan>, StoreError> {
     let Some(doc) = batch.existing(id)? else {
-        return Ok(());
+        return Ok(None);
     };
-    let visits = plan::read(doc).visits;
+    let read = plan::read(doc);
+    let visits = &read.visits;
     let mut relations = Vec::new();
     for visit in visits.iter() {
         if matches!(visit.status, plan::PlanStatus::Cancelled { .. }) {
@@ -158,21 +166,27 @@ fn plan_rows(
     }
     batch.put_row(Row::Visits {
         plan: id.clone(),
-        visits: visits.into_iter().map(|v| v.id).collect(),
+        visits: visits.iter().map(|v| v.id.clone()).collect(),
     })?;
-    put_relations(batch, patient, RelationScope::Plan(month), relations)
+    put_relations(batch, patient, RelationScope::Plan(month), relations)?;
+    Ok(Some(read))
 }
 
-/// A month's conflicts (the journal's integrity alerts among them) and escalation triggers.
+/// A month's conflicts (the journal's integrity alerts among them) and escalation triggers;
+/// `plan` is the month's plan when this write read it already.
 fn month_rows(
     batch: &mut WriteBatch<'_>,
     patient: &PatientId,
     month: Month,
+    plan: Option<plan::VisitPlan>,
 ) -> Result<(), StoreError> {
-    let plan = batch
-        .existing(&DocumentId::VisitPlan(patient.clone(), month))?
-        .map(|d| plan::read(d))
-        .unwrap_or_default();
+    let plan = match plan {
+        Some(plan) => plan,
+        None => batch
+            .existing(&DocumentId::VisitPlan(patient.clone(), month))?
+            .map(|d| plan::read(d))
+            .unwrap_or_default(),
+    };
     let journal = batch
         .existing(&DocumentId::Journal(patient.clone(), month))?
         .map(|d| journal::read(d))

@@ -12,7 +12,7 @@
 use sha2::{Digest, Sha256};
 
 use crate::codec::leb128;
-use crate::identity::NodeId;
+use crate::identity::{NodeId, Verifiers};
 use crate::trust::change_signing_bytes;
 
 /// Largest change accepted: the largest message (four pictures, 1 MiB together, in base64)
@@ -38,6 +38,15 @@ pub struct Vouched {
 
 /// Checks what a change's bytes alone can prove. The error says why not, for the sender.
 pub fn vouch(bytes: Vec<u8>, signature: [u8; 64]) -> Result<Vouched, String> {
+    vouch_with(&mut Verifiers::default(), bytes, signature)
+}
+
+/// [`vouch`], with the authors' keys decompressed once across the changes of a message.
+pub fn vouch_with(
+    keys: &mut Verifiers,
+    bytes: Vec<u8>,
+    signature: [u8; 64],
+) -> Result<Vouched, String> {
     if bytes.len() > MAX_CHANGE_BYTES {
         return Err(format!(
             "a change of {} bytes; at most {MAX_CHANGE_BYTES} are accepted",
@@ -49,8 +58,10 @@ pub fn vouch(bytes: Vec<u8>, signature: [u8; 64]) -> Result<Vouched, String> {
     if hash[..4] != header.checksum {
         return Err("a change's checksum does not match its bytes".into());
     }
-    let signer = author(&bytes[header.data_start..])?;
-    if !signer.verify(&change_signing_bytes(&hash), &signature) {
+    let signer = keys
+        .node(author(&bytes[header.data_start..])?)
+        .map_err(|_| "a change's author is not a node key".to_owned())?;
+    if !keys.verify(&signer, &change_signing_bytes(&hash), &signature) {
         return Err(format!(
             "a change carries no valid signature of its author {}: forged or altered",
             signer.short()
@@ -117,9 +128,9 @@ impl Header {
     }
 }
 
-/// The author from a change's first fields: its dependencies (a count, then 32-byte hashes),
-/// then its actor (a length, then the bytes). Omsyn's actors are node keys of 32 bytes.
-fn author(data: &[u8]) -> Result<NodeId, String> {
+/// The author's key bytes from a change's first fields: its dependencies (a count, then 32-byte
+/// hashes), then its actor (a length, then the bytes). Omsyn's actors are node keys of 32 bytes.
+fn author(data: &[u8]) -> Result<[u8; 32], String> {
     let malformed = || "a change's header is malformed".to_owned();
     let (deps, width) = leb128(data).ok_or_else(malformed)?;
     let deps_bytes = usize::try_from(deps)
@@ -132,9 +143,7 @@ fn author(data: &[u8]) -> Result<NodeId, String> {
     if len != 32 {
         return Err("a change's author is not a node key".into());
     }
-    let key: [u8; 32] = rest
-        .get(width..width + 32)
+    rest.get(width..width + 32)
         .and_then(|b| b.try_into().ok())
-        .ok_or_else(malformed)?;
-    NodeId::from_bytes(key).map_err(|_| "a change's author is not a node key".into())
+        .ok_or_else(malformed)
 }

@@ -127,10 +127,15 @@ impl Logger<'_> {
                 continue;
             };
             // The commit stores these same changes: it takes them from the batch, not anew.
-            let writers: BTreeSet<NodeId> = batch
+            // Each distinct author's key is checked once (a month holds thousands of changes by
+            // one author, and checking a key costs a curve point's decompression).
+            let keys: BTreeSet<[u8; 32]> = batch
                 .unsaved_changes(&id)
                 .iter()
                 .filter_map(|c| <[u8; 32]>::try_from(c.actor.as_slice()).ok())
+                .collect();
+            let writers: BTreeSet<NodeId> = keys
+                .into_iter()
                 .filter_map(|b| NodeId::from_bytes(b).ok())
                 .filter(|n| *n != me)
                 .collect();

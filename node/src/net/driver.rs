@@ -5,6 +5,7 @@
 //! `block_in_place`: the runtime moves other tasks off this worker thread meanwhile.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
@@ -83,14 +84,18 @@ pub async fn drive(
                 }
                 // The commit tells the session what changed; the log is read only if commits
                 // came in between.
-                tokio::task::block_in_place(|| {
+                link.in_session(|| {
                     let committed = link.repo.store().last_commit();
                     let store = link.repo.store();
                     session.handle_commit(store, link.policy.as_ref(), now_ms(), committed.as_deref())
                 })
             }
-            _ = recheck.tick() => tokio::task::block_in_place(|| {
+            _ = recheck.tick() => link.in_session(|| {
                 session.handle_timeout(link.repo.store(), now_ms())
+            }),
+            // What was queued is sent (or buffered by the transport): the next part of a round.
+            () = std::future::ready(()), if session.has_more_to_push() => link.in_session(|| {
+                session.push_more(link.repo.store(), link.policy.as_ref(), now_ms())
             }),
             _ = conn.closed() => break,
         };
@@ -123,6 +128,10 @@ struct Link<'a> {
     policy: Arc<dyn SharePolicy>,
     peer: NodeId,
     started: Instant,
+    /// Time spent in the session's calls (the store's work: checking, applying, deriving,
+    /// committing; building pushes), in microseconds: logged when the session ends, to tell a
+    /// node's work from waiting on the link.
+    busy_us: AtomicU64,
 }
 
 impl<'a> Link<'a> {
@@ -135,16 +144,26 @@ impl<'a> Link<'a> {
             policy,
             peer,
             started: Instant::now(),
+            busy_us: AtomicU64::new(0),
         }
+    }
+
+    /// Runs a session call that touches the store (off the runtime's async path), counting its
+    /// time as busy.
+    fn in_session<T>(&self, call: impl FnOnce() -> T) -> T {
+        let started = Instant::now();
+        let result = tokio::task::block_in_place(call);
+        let us = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
+        self.busy_us.fetch_add(us, Ordering::Relaxed);
+        result
     }
 
     /// A new session with our Hello queued.
     fn open(&self) -> Result<Session> {
         let mut session = Session::new(self.peer, self.repo.store());
+        session.pace();
         // A peer met before gets our first push with our Hello: one round trip less.
-        tokio::task::block_in_place(|| {
-            session.push_early(self.repo.store(), self.policy.as_ref(), now_ms())
-        })?;
+        self.in_session(|| session.push_early(self.repo.store(), self.policy.as_ref(), now_ms()))?;
         debug!(peer = %self.peer.short(), elapsed = ?self.started.elapsed(), "hello and early push queued");
         Ok(session)
     }
@@ -158,7 +177,12 @@ impl<'a> Link<'a> {
         mode: Mode,
     ) -> Outcome {
         let _ = send.finish();
-        debug!(peer = %self.peer.short(), elapsed = ?self.started.elapsed(), "session over");
+        info!(
+            peer = %self.peer.short(),
+            elapsed_ms = self.started.elapsed().as_millis(),
+            busy_ms = self.busy_us.load(Ordering::Relaxed) / 1000,
+            "session over"
+        );
         if mode == Mode::Live {
             // Let our last frames reach the peer before the connection is dropped.
             let _ = tokio::time::timeout(LINGER, conn.closed()).await;
@@ -180,7 +204,7 @@ impl<'a> Link<'a> {
         bytes: &[u8],
     ) -> Result<Result<(), omsyn_core::sync::SyncError>> {
         let handling = Instant::now();
-        let result = tokio::task::block_in_place(|| {
+        let result = self.in_session(|| {
             session.handle_bytes(self.repo.store(), self.policy.as_ref(), now_ms(), bytes)
         });
         debug!(peer = %self.peer.short(), bytes = bytes.len(), took = ?handling.elapsed(), elapsed = ?self.started.elapsed(), "handled bytes from the peer");

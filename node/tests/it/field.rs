@@ -164,7 +164,7 @@ fn assert_holds_each_once(node: &Node, patient: &str, tag: &str, n: usize) {
 
 /// A phone, a home (serving the base's data on 10.9.1.1:4433) and between them the link host,
 /// whose proxy is the phone's only way to the home: (home, link host, phone).
-fn rural_lab() -> (Host, Host, Host) {
+pub(crate) fn rural_lab() -> (Host, Host, Host) {
     let (home, middle, phone) = (
         Host::new("omsyn-home"),
         Host::new("omsyn-link"),
@@ -176,7 +176,7 @@ fn rural_lab() -> (Host, Host, Host) {
 }
 
 /// The ticket that reaches `node` through the proxy on the link host.
-fn via_proxy(node: &Node) -> String {
+pub(crate) fn via_proxy(node: &Node) -> String {
     format!("omsyn1:{}@10.9.2.1:7000", node.id())
 }
 

@@ -2,6 +2,7 @@
 
 #![allow(clippy::unwrap_used)] // Tests fail loudly by design.
 
+mod base_sync;
 mod cli;
 mod door;
 mod field;

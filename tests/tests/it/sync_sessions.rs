@@ -385,6 +385,76 @@ fn a_first_sync_broken_off_resumes_without_sending_again_what_was_acknowledged()
     );
 }
 
+/// Every frame `session` has queued, as one read.
+fn flight(session: &mut Session) -> Vec<u8> {
+    std::iter::from_fn(|| session.poll_transmit())
+        .flatten()
+        .collect()
+}
+
+#[test]
+fn a_paced_first_sync_broken_off_mid_round_leaves_nothing_behind_when_resumed() {
+    //! A paced session builds a large round a part at a time while the parts before travel. A
+    //! commit made meanwhile joins the round; the acknowledgement of a part must not move the
+    //! acknowledged log position past documents the round has not sent yet.
+    let (mut base, patients) = base_with_patients(80);
+    for p in &patients {
+        add_large_note(&mut base, p);
+    }
+    let nurse = TestNode::nurse(44, "N1");
+    let (bs, ns) = (base.repo.store(), nurse.repo.store());
+    let mut a = Session::new(nurse.repo.id(), bs);
+    let mut b = Session::new(base.repo.id(), ns);
+    a.pace();
+    b.pace();
+    let mut noted = false;
+    for _ in 0..20 {
+        let from_a = flight(&mut a);
+        if !from_a.is_empty() {
+            b.handle_bytes(ns, &ShareAll, NOW_MS, &from_a).unwrap();
+        }
+        let from_b = flight(&mut b);
+        if !from_b.is_empty() {
+            a.handle_bytes(bs, &ShareAll, NOW_MS, &from_b).unwrap();
+        }
+        if b.stats().docs_received > 0 && !noted {
+            // The round is under way: only a part of it went. A commit now joins it.
+            assert!(a.has_more_to_push(), "the base's push went whole");
+            let t = at("11:00");
+            base.repo
+                .add_note(t, &mut base.rng, &patients[0], None, t, "Skrevet underveis")
+                .unwrap();
+            a.handle_local_change(bs, &ShareAll, NOW_MS).unwrap();
+            noted = true;
+        } else if noted {
+            // Every part sent so far is acknowledged, and the round goes on: neither side is
+            // caught up. Break off here.
+            assert!(
+                a.has_more_to_push(),
+                "the round ended too soon for this test"
+            );
+            assert!(
+                !a.is_caught_up() && !b.is_caught_up(),
+                "caught up mid-round"
+            );
+            break;
+        }
+        a.push_more(bs, &ShareAll, NOW_MS).unwrap();
+        b.push_more(ns, &ShareAll, NOW_MS).unwrap();
+    }
+    assert!(noted, "the round never got under way");
+    let held = snapshot(&base.repo).len() as u64;
+    assert!(
+        b.stats().docs_received < held,
+        "broken off before the end: {} of {held} documents",
+        b.stats().docs_received
+    );
+    drop((a, b));
+    let mut link = Link::open(&base.repo, &nurse.repo);
+    link.pump(&base.repo, &nurse.repo, &ShareAll);
+    assert_eq!(snapshot(&nurse.repo), snapshot(&base.repo));
+}
+
 #[test]
 fn a_document_asked_for_in_the_batch_that_brings_the_hello_is_sent() {
     //! The push sent with a Hello can be answered (`Need` of a document offered in it) in the

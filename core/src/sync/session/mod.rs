@@ -179,6 +179,12 @@ pub struct Session {
     /// and equal to its copy: nothing in them needs pushing back, so the acknowledged position
     /// moves over them and the next session does not load each such document to find that out.
     held_ranges: Vec<(u64, u64)>,
+    /// Build rounds a part at a time, as the driver asks ([`Session::pace`]).
+    paced: bool,
+    /// The round being built (paced: its parts not all queued yet).
+    building: Option<push::Building>,
+    /// When what the peer acknowledged was last committed durably.
+    knowledge_saved_ms: Option<i64>,
 }
 
 impl Session {
@@ -208,6 +214,9 @@ impl Session {
             early_epoch: None,
             held_by_peer: BTreeSet::new(),
             held_ranges: Vec::new(),
+            paced: false,
+            building: None,
+            knowledge_saved_ms: None,
         };
         // A store that cannot read its own certificate sends none: the peer refuses, and says so.
         let certificate = store
@@ -222,6 +231,19 @@ impl Session {
             certificate,
         });
         session
+    }
+
+    /// Builds each push round a part at a time: [`Session::push_more`] builds the next once the
+    /// driver has sent what is queued, while [`Session::has_more_to_push`]. For drivers over a
+    /// real link: a first sync of a base's month (hundreds of megabytes of changes) then starts
+    /// at once and overlaps loading documents with sending them. Unpaced, a round is queued whole.
+    pub fn pace(&mut self) {
+        self.paced = true;
+    }
+
+    /// Nothing we pushed awaits the peer's acknowledgement, and no round is being built.
+    fn nothing_in_flight(&self) -> bool {
+        self.unacked.is_empty() && self.building.is_none()
     }
 
     /// The peer's verified certificate grant (after its `Hello`).

@@ -1,9 +1,9 @@
 //! What we send: push rounds (changes, offers, withdrawals; withheld documents reconsidered),
 //! their parts, and what the peer's acknowledgement of a round settles.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, VecDeque};
 
-use super::{Session, SyncError, remember};
+use super::{Phase, Session, SyncError, remember};
 use crate::docs::{self, DocumentId};
 use crate::identity::{NodeId, Role};
 use crate::pipeline;
@@ -61,7 +61,7 @@ impl Session {
                     now_ms,
                 )?;
             }
-            if self.unacked.is_empty() && !answer_owed {
+            if self.nothing_in_flight() && !answer_owed {
                 self.record.acked_seq = self.record.acked_seq.max(pending.seq);
                 self.skip_held_ranges();
             }
@@ -69,6 +69,10 @@ impl Session {
         Ok(())
     }
 
+    /// Pushes `docs` as a round. A paced session (see [`Session::pace`]) builds the round a
+    /// part at a time, as the driver asks for more ([`Session::push_more`]); a round asked for
+    /// while one is being built joins it, so rounds never interleave and the round's end still
+    /// answers every request it took in.
     pub(super) fn push_round(
         &mut self,
         store: &Store,
@@ -77,7 +81,16 @@ impl Session {
         docs: Vec<DocumentId>,
         always_end_round: bool,
     ) -> Result<(), SyncError> {
-        let mut out = RoundOut {
+        let withheld = self.withheld_to_reconsider(store, &docs, always_end_round)?;
+        if let Some(building) = &mut self.building {
+            building.docs.extend(docs);
+            building.docs.extend(withheld.iter().cloned());
+            building.withheld_before.extend(withheld);
+            building.always_end_round |= always_end_round;
+            building.out.pending.seq = self.pushed_seq;
+            return Ok(());
+        }
+        let out = RoundOut {
             round: self.next_round,
             mark: self.outbox.len(),
             part_bytes: 0,
@@ -88,39 +101,101 @@ impl Session {
             sent_anything: false,
         };
         self.next_round += 1;
-        let withheld_before = self.withheld_to_reconsider(store, &docs, always_end_round)?;
-        let mut withhold = Vec::new();
-        // Only a base tells a device that its need ended (asked once, not per document).
-        let i_am_base = Self::org_role(store) == Some(Role::Base);
-        let mut seen = BTreeSet::new();
-        for doc in docs.into_iter().chain(withheld_before.iter().cloned()) {
-            if !seen.insert(doc.clone()) || self.declined.contains(&doc) {
-                continue;
-            }
-            if !self.permits(store, now_ms, |q| policy.may_send(q, &doc)) {
-                if !withheld_before.contains(&doc) {
-                    withhold.push(doc.clone());
-                }
-                if i_am_base {
-                    self.withdraw_if_held(store, doc, &withheld_before, &mut withhold, &mut out)?;
-                }
-                continue;
-            }
-            if withheld_before.contains(&doc) {
-                out.pending.released.push(doc.clone());
-            }
-            self.push_doc(store, doc, &mut out)?;
+        let mut queue: VecDeque<DocumentId> = docs.into();
+        queue.extend(withheld.iter().cloned());
+        self.building = Some(Building {
+            out,
+            docs: queue,
+            withheld_before: withheld,
+            withhold: Vec::new(),
+            seen: BTreeSet::new(),
+            // Only a base tells a device that its need ended (asked once, not per document).
+            i_am_base: Self::org_role(store) == Some(Role::Base),
+            always_end_round,
+        });
+        self.build_round(store, policy, now_ms)
+    }
+
+    /// Whether a round is still being built: the driver asks for more with
+    /// [`Session::push_more`] once it has sent what is queued.
+    pub fn has_more_to_push(&self) -> bool {
+        self.building.is_some() && self.phase != Phase::Closed
+    }
+
+    /// Builds the next part of the round being built (a paced session's), after the driver sent
+    /// what was queued: the work of loading documents overlaps with the link carrying the parts
+    /// before, and a large first sync is never held in memory whole.
+    pub fn push_more(
+        &mut self,
+        store: &Store,
+        policy: &dyn SharePolicy,
+        now_ms: i64,
+    ) -> Result<(), SyncError> {
+        if !self.has_more_to_push() {
+            return Ok(());
         }
-        if !withhold.is_empty() {
-            withhold.dedup();
+        let result = self.build_round(store, policy, now_ms);
+        self.fail_on_error(result)
+    }
+
+    /// Pushes the round's documents until a part is full (paced) or none is left; then ends it.
+    fn build_round(
+        &mut self,
+        store: &Store,
+        policy: &dyn SharePolicy,
+        now_ms: i64,
+    ) -> Result<(), SyncError> {
+        let Some(mut b) = self.building.take() else {
+            return Ok(());
+        };
+        // Frames queued since the last part (replies, sent already or not) are not this part's.
+        b.out.mark = self.outbox.len();
+        while let Some(doc) = b.docs.pop_front() {
+            let parts = self.next_round;
+            self.push_listed(store, policy, now_ms, doc, &mut b)?;
+            if self.paced && self.next_round != parts && !b.docs.is_empty() {
+                self.building = Some(b);
+                return Ok(());
+            }
+        }
+        if !b.withhold.is_empty() {
+            b.withhold.dedup();
             let mut batch = store.write()?;
-            for doc in &withhold {
+            for doc in &b.withhold {
                 batch.set_withheld(&self.peer, doc, true)?;
             }
             pipeline::commit(batch, &pipeline::DeriveContext::of(store, Some(now_ms)))?;
         }
-        self.end_round(out, always_end_round);
+        self.end_round(b.out, b.always_end_round);
         Ok(())
+    }
+
+    /// One document of a round being built: pushed, or withheld (and withdrawn from a device
+    /// that holds it) when the peer may not hold it.
+    fn push_listed(
+        &mut self,
+        store: &Store,
+        policy: &dyn SharePolicy,
+        now_ms: i64,
+        doc: DocumentId,
+        b: &mut Building,
+    ) -> Result<(), SyncError> {
+        if !b.seen.insert(doc.clone()) || self.declined.contains(&doc) {
+            return Ok(());
+        }
+        if !self.permits(store, now_ms, |q| policy.may_send(q, &doc)) {
+            if !b.withheld_before.contains(&doc) {
+                b.withhold.push(doc.clone());
+            }
+            if b.i_am_base {
+                self.withdraw_if_held(store, doc, &b.withheld_before, &mut b.withhold, &mut b.out)?;
+            }
+            return Ok(());
+        }
+        if b.withheld_before.contains(&doc) {
+            b.out.pending.released.push(doc.clone());
+        }
+        self.push_doc(store, doc, &mut b.out)
     }
 
     /// What we withheld from the peer that a round reconsiders (the peer's need may have grown):
@@ -216,7 +291,7 @@ impl Session {
     pub(super) fn end_round(&mut self, out: RoundOut, always_end_round: bool) {
         if !out.sent_anything && !always_end_round {
             self.next_round -= 1;
-            if self.unacked.is_empty() {
+            if self.nothing_in_flight() {
                 self.record.acked_seq = self.record.acked_seq.max(out.pending.seq);
                 self.skip_held_ranges();
             }
@@ -295,10 +370,12 @@ impl Session {
         changes: &[docs::HashedChange],
     ) -> Result<(), SyncError> {
         let mut certificates = Vec::new();
-        for change in changes {
-            let Ok(bytes) = <[u8; 32]>::try_from(change.actor.as_slice()) else {
-                continue;
-            };
+        // Each distinct signer once: checking a key costs a curve point's decompression.
+        let signers: BTreeSet<[u8; 32]> = changes
+            .iter()
+            .filter_map(|c| <[u8; 32]>::try_from(c.actor.as_slice()).ok())
+            .collect();
+        for bytes in signers {
             let Ok(signer) = NodeId::from_bytes(bytes) else {
                 continue;
             };
@@ -365,6 +442,21 @@ pub(super) const ROUND_PART_BYTES: usize = 128 * 1024;
 
 /// Keep each `Changes` message well below the frame limit.
 pub(super) const CHANGES_MESSAGE_TARGET_BYTES: usize = wire::MAX_FRAME_BYTES / 2;
+
+/// A push round being built, with the documents it has still to go through.
+#[derive(Debug)]
+pub(super) struct Building {
+    out: RoundOut,
+    docs: VecDeque<DocumentId>,
+    /// What was withheld from the peer before the round: sent now if the peer may hold it.
+    withheld_before: BTreeSet<DocumentId>,
+    /// What the round finds the peer may not hold: withheld when the round ends.
+    withhold: Vec<DocumentId>,
+    /// Documents gone through (one may be listed twice).
+    seen: BTreeSet<DocumentId>,
+    i_am_base: bool,
+    always_end_round: bool,
+}
 
 /// A push round being built.
 #[derive(Debug)]

@@ -28,7 +28,6 @@ impl Session {
         let mut inbound = Inbound::default();
         self.held_by_peer.clear();
         let mut batch = store.write()?;
-        batch.set_non_durable();
         for message in messages {
             if self.phase == Phase::Open
                 && let Message::Error { message, .. } = message
@@ -286,11 +285,24 @@ impl Session {
             self.handle_ack(&mut batch, *round, now_ms, answer_owed)?;
         }
         let settled =
-            self.unacked.is_empty() && inbound.to_push.is_empty() && self.peer_rounds_acked > 0;
+            self.nothing_in_flight() && inbound.to_push.is_empty() && self.peer_rounds_acked > 0;
         if settled {
             self.record.caught_up_ms = Some(now_ms);
         }
         batch.put_peer(&self.peer, &self.record, false)?;
+        // What the peer holds is knowledge a lost write only understates (a resend, never lost
+        // data), so it skips the fsync — but not for ever: during a long first sync, what the
+        // peer acknowledged is made durable every few seconds, so a node that dies part-way
+        // does not send all of it again when it is back.
+        let acked_any = !inbound.acked_rounds.is_empty();
+        let due = self
+            .knowledge_saved_ms
+            .is_none_or(|at| now_ms.saturating_sub(at) >= KNOWLEDGE_DURABLE_EVERY_MS);
+        if acked_any && due {
+            self.knowledge_saved_ms = Some(now_ms);
+        } else {
+            batch.set_non_durable();
+        }
         // The log position before this write: the write lock is held, so nothing commits between.
         // This commit gives its changed documents the positions right after it (at least these
         // many: deriving may add the access log); a writer committing after it takes later ones.
@@ -336,7 +348,7 @@ impl Session {
             self.push_round(store, policy, now_ms, to_push, true)?;
         }
         let now_caught_up =
-            self.unacked.is_empty() && self.peer_rounds_acked > 0 && !self.awaiting_peer_round;
+            self.nothing_in_flight() && self.peer_rounds_acked > 0 && !self.awaiting_peer_round;
         if now_caught_up && !self.caught_up {
             if self.stats.rounds_to_catch_up == 0 {
                 self.stats.rounds_to_catch_up = self.stats.rounds;
@@ -507,7 +519,7 @@ impl Session {
             self.pushed_seq = self.pushed_seq.max(up_to);
         }
         self.held_ranges.push((before, up_to));
-        if self.unacked.is_empty() {
+        if self.nothing_in_flight() {
             self.skip_held_ranges();
         }
         Ok(())
@@ -616,6 +628,9 @@ impl Session {
         Ok(())
     }
 }
+
+/// Longest a session keeps what the peer acknowledged in commits a crash may lose.
+const KNOWLEDGE_DURABLE_EVERY_MS: i64 = 5_000;
 
 /// What one batch of the peer's messages asks of us, gathered while they are taken in and
 /// answered once their batch is committed.
