@@ -133,6 +133,7 @@ fn place_month(peer_dir: &Path, args: &FieldArgs) -> Result<String> {
                     writes: 0,
                     zones: 1,
                     dir: None,
+                    bytes_only: false,
                 },
             )?;
             Ok(format!(
