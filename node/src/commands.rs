@@ -47,7 +47,9 @@ pub(crate) fn run(cli: Cli) -> Result<()> {
             percent,
         }) => return crate::bench_sync::run(json, &docs, runs, percent),
         Command::Bench(BenchCmd::Link(args)) => return crate::link::run_args(&args),
-        Command::Bench(BenchCmd::Field(args)) => return crate::bench_field::run(json, &args),
+        Command::Bench(BenchCmd::Field(args)) => {
+            return crate::bench_field::run(json, &args, crate::bench_base::run);
+        }
         Command::Bench(BenchCmd::Baseline(args)) => return crate::bench_field::baseline(&args),
         Command::Bench(BenchCmd::Copy(args)) => return crate::bench_copy::run(&args),
         Command::BenchOpen { mode, dir } => {
