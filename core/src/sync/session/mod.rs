@@ -183,7 +183,7 @@ pub struct Session {
     paced: bool,
     /// The round being built (paced: its parts not all queued yet).
     building: Option<push::Building>,
-    /// When what the peer acknowledged was last committed durably.
+    /// When what the peer acknowledged was last committed durably (or first acknowledged).
     knowledge_saved_ms: Option<i64>,
 }
 

@@ -294,11 +294,13 @@ impl Session {
         // data), so it skips the fsync — but not for ever: during a long first sync, what the
         // peer acknowledged is made durable every few seconds, so a node that dies part-way
         // does not send all of it again when it is back.
-        let acked_any = !inbound.acked_rounds.is_empty();
-        let due = self
-            .knowledge_saved_ms
-            .is_none_or(|at| now_ms.saturating_sub(at) >= KNOWLEDGE_DURABLE_EVERY_MS);
-        if acked_any && due {
+        // The clock starts at a session's first acknowledgement: a short reconnect pays no
+        // fsync for its bookkeeping, a long first sync one every few seconds.
+        let due = !inbound.acked_rounds.is_empty() && {
+            let since = *self.knowledge_saved_ms.get_or_insert(now_ms);
+            now_ms.saturating_sub(since) >= KNOWLEDGE_DURABLE_EVERY_MS
+        };
+        if due {
             self.knowledge_saved_ms = Some(now_ms);
         } else {
             batch.set_non_durable();
