@@ -159,6 +159,11 @@ impl<'a> WriteBatch<'a> {
         self.durable = false;
     }
 
+    /// Commit with fsync after all: peer knowledge a write had made non-durable is due to be kept.
+    pub fn set_durable(&mut self) {
+        self.durable = true;
+    }
+
     /// Ids of the documents this batch has loaded or created so far.
     pub fn touched(&self) -> impl Iterator<Item = &DocumentId> {
         self.docs.keys()

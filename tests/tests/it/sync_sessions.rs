@@ -456,6 +456,58 @@ fn a_paced_first_sync_broken_off_mid_round_leaves_nothing_behind_when_resumed() 
 }
 
 #[test]
+fn a_document_changed_after_a_paced_round_sent_it_goes_out_before_the_round_ends() {
+    //! A commit during a paced round joins it. A document the round had already sent in an
+    //! earlier part must be looked at again: otherwise the round's Ack moved the acknowledged
+    //! log position past the new change, and it never reached the peer.
+    let (mut base, patients) = base_with_patients(80);
+    for p in &patients {
+        add_large_note(&mut base, p);
+    }
+    let nurse = TestNode::nurse(45, "N1");
+    let (bs, ns) = (base.repo.store(), nurse.repo.store());
+    let mut a = Session::new(nurse.repo.id(), bs);
+    let mut b = Session::new(base.repo.id(), ns);
+    a.pace();
+    b.pace();
+    let mut noted = false;
+    for _ in 0..400 {
+        let from_a = flight(&mut a);
+        if !from_a.is_empty() {
+            b.handle_bytes(ns, &ShareAll, NOW_MS, &from_a).unwrap();
+        }
+        let from_b = flight(&mut b);
+        if !from_b.is_empty() {
+            a.handle_bytes(bs, &ShareAll, NOW_MS, &from_b).unwrap();
+        }
+        if b.stats().docs_received > 0 && !noted {
+            // Part of the round went: every patient's journal changes now, those sent included.
+            assert!(a.has_more_to_push(), "the base's push went whole");
+            let t = at("11:00");
+            for p in &patients {
+                base.repo
+                    .add_note(t, &mut base.rng, p, None, t, "Skrevet underveis")
+                    .unwrap();
+            }
+            a.handle_local_change(bs, &ShareAll, NOW_MS).unwrap();
+            noted = true;
+        }
+        a.push_more(bs, &ShareAll, NOW_MS).unwrap();
+        b.push_more(ns, &ShareAll, NOW_MS).unwrap();
+        if noted && a.is_caught_up() && b.is_caught_up() && from_a.is_empty() && from_b.is_empty() {
+            break;
+        }
+    }
+    assert!(noted, "the round never got under way");
+    assert!(
+        a.is_caught_up() && b.is_caught_up(),
+        "the session did not end"
+    );
+    // The same session delivered everything, the notes written mid-round included.
+    assert_eq!(snapshot(&nurse.repo), snapshot(&base.repo));
+}
+
+#[test]
 fn a_document_asked_for_in_the_batch_that_brings_the_hello_is_sent() {
     //! The push sent with a Hello can be answered (`Need` of a document offered in it) in the
     //! same read as the peer's own Hello, when a lossy link delays the Hello. That answer was

@@ -32,7 +32,6 @@ impl Session {
         &mut self,
         batch: &mut WriteBatch<'_>,
         round: u64,
-        now_ms: i64,
         answer_owed: bool,
     ) -> Result<(), SyncError> {
         let done: Vec<u64> = self.unacked.range(..=round).map(|(r, _)| *r).collect();
@@ -58,7 +57,7 @@ impl Session {
                     &pushed.doc,
                     pushed.peer_holds,
                     &pushed.mine,
-                    now_ms,
+                    pushed.taken_ms,
                 )?;
             }
             if self.nothing_in_flight() && !answer_owed {
@@ -83,6 +82,12 @@ impl Session {
     ) -> Result<(), SyncError> {
         let withheld = self.withheld_to_reconsider(store, &docs, always_end_round)?;
         if let Some(building) = &mut self.building {
+            // A joining document may have gone out in an earlier part as it was then (or been
+            // offered, and is now asked for): it is looked at again, or the round's Ack would
+            // move the acknowledged position past a change never sent.
+            for doc in docs.iter().chain(&withheld) {
+                building.seen.remove(doc);
+            }
             building.docs.extend(docs);
             building.docs.extend(withheld.iter().cloned());
             building.withheld_before.extend(withheld);
@@ -195,7 +200,7 @@ impl Session {
         if b.withheld_before.contains(&doc) {
             b.out.pending.released.push(doc.clone());
         }
-        self.push_doc(store, doc, &mut b.out)
+        self.push_doc(store, now_ms, doc, &mut b.out)
     }
 
     /// What we withheld from the peer that a round reconsiders (the peer's need may have grown):
@@ -258,12 +263,13 @@ impl Session {
     pub(super) fn push_doc(
         &mut self,
         store: &Store,
+        now_ms: i64,
         doc: DocumentId,
         out: &mut RoundOut,
     ) -> Result<(), SyncError> {
         let known = store.peer_doc(&self.peer, &doc)?;
         let me = store.actor();
-        let plan = store.with_doc(&doc, |d| plan_push(d, known, me))?;
+        let plan = store.with_doc(&doc, |d| plan_push(d, known, me, now_ms))?;
         match plan {
             None | Some(Push::Nothing) => {}
             Some(Push::Changes(changes, pushed)) => {
@@ -427,6 +433,9 @@ pub(super) struct Pushed {
     pub(super) peer_holds: Vec<Hash>,
     /// Our heads.
     pub(super) mine: Vec<Hash>,
+    /// When the changes were taken: the last moment both sides are known to hold `mine` (a
+    /// change written before the Ack is not in it, so the Ack's own time would overstate it).
+    pub(super) taken_ms: i64,
 }
 
 /// Documents smaller than this are pushed whole to a peer whose copy we know nothing of.
@@ -474,7 +483,12 @@ pub(super) struct RoundOut {
 }
 
 /// What to push of `doc` to a peer known to hold `known` (`None`: nothing known of its copy).
-pub(super) fn plan_push(doc: &docs::Document, known: Option<PeerDocState>, me: NodeId) -> Push {
+pub(super) fn plan_push(
+    doc: &docs::Document,
+    known: Option<PeerDocState>,
+    me: NodeId,
+    now_ms: i64,
+) -> Push {
     let mine = doc.head_hashes();
     match known {
         Some(known) if known.heads == mine => Push::Nothing,
@@ -485,7 +499,7 @@ pub(super) fn plan_push(doc: &docs::Document, known: Option<PeerDocState>, me: N
             } else {
                 let mut peer_holds = mine.clone();
                 peer_holds.extend(known.heads.into_iter().filter(|h| !doc.has_change(h)));
-                Push::Changes(changes, pushed(doc, peer_holds, mine))
+                Push::Changes(changes, pushed(doc, peer_holds, mine, now_ms))
             }
         }
         None => {
@@ -501,7 +515,7 @@ pub(super) fn plan_push(doc: &docs::Document, known: Option<PeerDocState>, me: N
             let mine_alone =
                 size <= PUSH_OWN_BELOW_BYTES && changes.iter().all(|c| c.actor == me.as_bytes());
             if size <= PUSH_UNKNOWN_BELOW_BYTES || ours_alone || mine_alone {
-                Push::Changes(changes, pushed(doc, mine.clone(), mine))
+                Push::Changes(changes, pushed(doc, mine.clone(), mine, now_ms))
             } else {
                 Push::Offer(mine)
             }
@@ -509,10 +523,11 @@ pub(super) fn plan_push(doc: &docs::Document, known: Option<PeerDocState>, me: N
     }
 }
 
-fn pushed(doc: &docs::Document, peer_holds: Vec<Hash>, mine: Vec<Hash>) -> Pushed {
+fn pushed(doc: &docs::Document, peer_holds: Vec<Hash>, mine: Vec<Hash>, taken_ms: i64) -> Pushed {
     Pushed {
         doc: doc.id().clone(),
         peer_holds,
         mine,
+        taken_ms,
     }
 }

@@ -28,6 +28,9 @@ impl Session {
         let mut inbound = Inbound::default();
         self.held_by_peer.clear();
         let mut batch = store.write()?;
+        // Peer knowledge only, unless something stored below needs keeping (a document, a
+        // revocation, a certificate, a withdrawal: each makes the write durable again).
+        batch.set_non_durable();
         for message in messages {
             if self.phase == Phase::Open
                 && let Message::Error { message, .. } = message
@@ -282,7 +285,7 @@ impl Session {
         // acknowledged, the log position must not move past them.
         let answer_owed = !inbound.to_push.is_empty();
         for round in &inbound.acked_rounds {
-            self.handle_ack(&mut batch, *round, now_ms, answer_owed)?;
+            self.handle_ack(&mut batch, *round, answer_owed)?;
         }
         let settled =
             self.nothing_in_flight() && inbound.to_push.is_empty() && self.peer_rounds_acked > 0;
@@ -302,8 +305,7 @@ impl Session {
         };
         if due {
             self.knowledge_saved_ms = Some(now_ms);
-        } else {
-            batch.set_non_durable();
+            batch.set_durable();
         }
         // The log position before this write: the write lock is held, so nothing commits between.
         // This commit gives its changed documents the positions right after it (at least these
