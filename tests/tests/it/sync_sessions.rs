@@ -392,57 +392,107 @@ fn flight(session: &mut Session) -> Vec<u8> {
         .collect()
 }
 
+/// A base of 80 patients with large notes and an empty nurse, in paced sessions: a first sync
+/// that goes a part at a time.
+struct PacedFirstSync {
+    base: TestNode,
+    patients: Vec<PatientId>,
+    nurse: TestNode,
+    /// The base's session.
+    a: Session,
+    /// The nurse's session.
+    b: Session,
+}
+
+impl PacedFirstSync {
+    fn new(nurse_seed: u64) -> Self {
+        let (mut base, patients) = base_with_patients(80);
+        for p in &patients {
+            add_large_note(&mut base, p);
+        }
+        let nurse = TestNode::nurse(nurse_seed, "N1");
+        let mut a = Session::new(nurse.repo.id(), base.repo.store());
+        let mut b = Session::new(base.repo.id(), nurse.repo.store());
+        a.pace();
+        b.pace();
+        PacedFirstSync {
+            base,
+            patients,
+            nurse,
+            a,
+            b,
+        }
+    }
+
+    /// Hands each side's queued frames to the other; whether either had any.
+    fn exchange(&mut self) -> bool {
+        let (bs, ns) = (self.base.repo.store(), self.nurse.repo.store());
+        let from_a = flight(&mut self.a);
+        if !from_a.is_empty() {
+            self.b.handle_bytes(ns, &ShareAll, NOW_MS, &from_a).unwrap();
+        }
+        let from_b = flight(&mut self.b);
+        if !from_b.is_empty() {
+            self.a.handle_bytes(bs, &ShareAll, NOW_MS, &from_b).unwrap();
+        }
+        !from_a.is_empty() || !from_b.is_empty()
+    }
+
+    /// Lets each side build the next part of a round under way.
+    fn push_more(&mut self) {
+        let (bs, ns) = (self.base.repo.store(), self.nurse.repo.store());
+        self.a.push_more(bs, &ShareAll, NOW_MS).unwrap();
+        self.b.push_more(ns, &ShareAll, NOW_MS).unwrap();
+    }
+
+    /// Once part of the round went: a note in the journal of each of the first `n` patients at
+    /// the base, told to its session (the commit joins the round).
+    fn note_mid_round(&mut self, n: usize) {
+        assert!(self.a.has_more_to_push(), "the base's push went whole");
+        let t = at("11:00");
+        for p in &self.patients[..n] {
+            self.base
+                .repo
+                .add_note(t, &mut self.base.rng, p, None, t, "Skrevet underveis")
+                .unwrap();
+        }
+        let bs = self.base.repo.store();
+        self.a.handle_local_change(bs, &ShareAll, NOW_MS).unwrap();
+    }
+}
+
 #[test]
 fn a_paced_first_sync_broken_off_mid_round_leaves_nothing_behind_when_resumed() {
     //! A paced session builds a large round a part at a time while the parts before travel. A
     //! commit made meanwhile joins the round; the acknowledgement of a part must not move the
     //! acknowledged log position past documents the round has not sent yet.
-    let (mut base, patients) = base_with_patients(80);
-    for p in &patients {
-        add_large_note(&mut base, p);
-    }
-    let nurse = TestNode::nurse(44, "N1");
-    let (bs, ns) = (base.repo.store(), nurse.repo.store());
-    let mut a = Session::new(nurse.repo.id(), bs);
-    let mut b = Session::new(base.repo.id(), ns);
-    a.pace();
-    b.pace();
+    let mut sync = PacedFirstSync::new(44);
     let mut noted = false;
     for _ in 0..20 {
-        let from_a = flight(&mut a);
-        if !from_a.is_empty() {
-            b.handle_bytes(ns, &ShareAll, NOW_MS, &from_a).unwrap();
-        }
-        let from_b = flight(&mut b);
-        if !from_b.is_empty() {
-            a.handle_bytes(bs, &ShareAll, NOW_MS, &from_b).unwrap();
-        }
-        if b.stats().docs_received > 0 && !noted {
+        sync.exchange();
+        if sync.b.stats().docs_received > 0 && !noted {
             // The round is under way: only a part of it went. A commit now joins it.
-            assert!(a.has_more_to_push(), "the base's push went whole");
-            let t = at("11:00");
-            base.repo
-                .add_note(t, &mut base.rng, &patients[0], None, t, "Skrevet underveis")
-                .unwrap();
-            a.handle_local_change(bs, &ShareAll, NOW_MS).unwrap();
+            sync.note_mid_round(1);
             noted = true;
         } else if noted {
             // Every part sent so far is acknowledged, and the round goes on: neither side is
             // caught up. Break off here.
             assert!(
-                a.has_more_to_push(),
+                sync.a.has_more_to_push(),
                 "the round ended too soon for this test"
             );
             assert!(
-                !a.is_caught_up() && !b.is_caught_up(),
+                !sync.a.is_caught_up() && !sync.b.is_caught_up(),
                 "caught up mid-round"
             );
             break;
         }
-        a.push_more(bs, &ShareAll, NOW_MS).unwrap();
-        b.push_more(ns, &ShareAll, NOW_MS).unwrap();
+        sync.push_more();
     }
     assert!(noted, "the round never got under way");
+    let PacedFirstSync {
+        base, nurse, a, b, ..
+    } = sync;
     let held = snapshot(&base.repo).len() as u64;
     assert!(
         b.stats().docs_received < held,
@@ -460,51 +510,27 @@ fn a_document_changed_after_a_paced_round_sent_it_goes_out_before_the_round_ends
     //! A commit during a paced round joins it. A document the round had already sent in an
     //! earlier part must be looked at again: otherwise the round's Ack moved the acknowledged
     //! log position past the new change, and it never reached the peer.
-    let (mut base, patients) = base_with_patients(80);
-    for p in &patients {
-        add_large_note(&mut base, p);
-    }
-    let nurse = TestNode::nurse(45, "N1");
-    let (bs, ns) = (base.repo.store(), nurse.repo.store());
-    let mut a = Session::new(nurse.repo.id(), bs);
-    let mut b = Session::new(base.repo.id(), ns);
-    a.pace();
-    b.pace();
+    let mut sync = PacedFirstSync::new(45);
     let mut noted = false;
     for _ in 0..400 {
-        let from_a = flight(&mut a);
-        if !from_a.is_empty() {
-            b.handle_bytes(ns, &ShareAll, NOW_MS, &from_a).unwrap();
-        }
-        let from_b = flight(&mut b);
-        if !from_b.is_empty() {
-            a.handle_bytes(bs, &ShareAll, NOW_MS, &from_b).unwrap();
-        }
-        if b.stats().docs_received > 0 && !noted {
+        let moved = sync.exchange();
+        if sync.b.stats().docs_received > 0 && !noted {
             // Part of the round went: every patient's journal changes now, those sent included.
-            assert!(a.has_more_to_push(), "the base's push went whole");
-            let t = at("11:00");
-            for p in &patients {
-                base.repo
-                    .add_note(t, &mut base.rng, p, None, t, "Skrevet underveis")
-                    .unwrap();
-            }
-            a.handle_local_change(bs, &ShareAll, NOW_MS).unwrap();
+            sync.note_mid_round(sync.patients.len());
             noted = true;
         }
-        a.push_more(bs, &ShareAll, NOW_MS).unwrap();
-        b.push_more(ns, &ShareAll, NOW_MS).unwrap();
-        if noted && a.is_caught_up() && b.is_caught_up() && from_a.is_empty() && from_b.is_empty() {
+        sync.push_more();
+        if noted && !moved && sync.a.is_caught_up() && sync.b.is_caught_up() {
             break;
         }
     }
     assert!(noted, "the round never got under way");
     assert!(
-        a.is_caught_up() && b.is_caught_up(),
+        sync.a.is_caught_up() && sync.b.is_caught_up(),
         "the session did not end"
     );
     // The same session delivered everything, the notes written mid-round included.
-    assert_eq!(snapshot(&nurse.repo), snapshot(&base.repo));
+    assert_eq!(snapshot(&sync.nurse.repo), snapshot(&sync.base.repo));
 }
 
 #[test]

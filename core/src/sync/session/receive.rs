@@ -294,11 +294,10 @@ impl Session {
         }
         batch.put_peer(&self.peer, &self.record, false)?;
         // What the peer holds is knowledge a lost write only understates (a resend, never lost
-        // data), so it skips the fsync — but not for ever: during a long first sync, what the
-        // peer acknowledged is made durable every few seconds, so a node that dies part-way
-        // does not send all of it again when it is back.
-        // The clock starts at a session's first acknowledgement: a short reconnect pays no
-        // fsync for its bookkeeping, a long first sync one every few seconds.
+        // data), so this write skips the fsync (made non-durable where the batch began) — but
+        // not for ever: during a long first sync what the peer acknowledged is made durable
+        // every few seconds, so a node that dies part-way does not send all of it again. The
+        // clock starts at a session's first acknowledgement: a short reconnect pays no fsync.
         let due = !inbound.acked_rounds.is_empty() && {
             let since = *self.knowledge_saved_ms.get_or_insert(now_ms);
             now_ms.saturating_sub(since) >= KNOWLEDGE_DURABLE_EVERY_MS
