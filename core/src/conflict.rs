@@ -17,7 +17,7 @@ use serde::{Deserialize, Serialize};
 use crate::docs::journal::DeviceEvent;
 use crate::docs::journal::{DoseRef, Entry, EntryBody, Journal};
 use crate::docs::plan::{PlanStatus, Revision, Visit, VisitPlan};
-use crate::docs::record::{PatientField, PatientRecord};
+use crate::docs::record::{PatientField, RecordFields};
 pub use crate::ids::ConflictId;
 use crate::ids::{EntryId, PatientId, VisitId};
 
@@ -200,7 +200,7 @@ fn visit_label(start: &crate::time::Timestamp) -> String {
 }
 
 /// Conflicts in a patient record's identity fields.
-pub fn record_conflicts(record: &PatientRecord) -> Vec<Conflict> {
+pub fn record_conflicts(record: &RecordFields) -> Vec<Conflict> {
     record
         .field_conflicts
         .iter()

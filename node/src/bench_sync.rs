@@ -318,10 +318,13 @@ async fn scenario(dir: &Path, n: usize, runs: usize, percent: f64) -> Result<Val
             changed_since(&a.repo, seqs.0)?,
             changed_since(&b.repo, seqs.1)?,
         );
-        let floor = floor_bytes(&a.repo, &b.repo, changed_a.iter().chain(&changed_b))?;
         // samod would have made these edits on its documents in memory: not timed.
         mem_a.refresh(a.repo.store(), &changed_a)?;
         mem_b.refresh(b.repo.store(), &changed_b)?;
+        // From the baseline's copies: reading the receivers' stores would put the documents
+        // Omsyn is about to receive into their caches, which a real reconnect finds cold.
+        let sides = [(&*a.repo, &mem_a), (&*b.repo, &mem_b)];
+        let floor = floor_bytes(sides, changed_a.iter().chain(&changed_b))?;
         mem_a.reconnect();
         mem_b.reconnect();
 
@@ -407,33 +410,32 @@ fn changed_since(repo: &Repo, seq: u64) -> Result<Vec<DocumentId>> {
 }
 
 /// The bytes of the changes each side lacks of the documents `changed` (and that it may hold),
-/// and nothing else.
+/// and nothing else; each side's documents as `sides` hold them in memory.
 fn floor_bytes<'a>(
-    a: &Repo,
-    b: &Repo,
+    sides: [(&Repo, &InMemoryPerDocumentSync); 2],
     changed: impl Iterator<Item = &'a DocumentId>,
 ) -> Result<usize> {
     let mut ids: Vec<&DocumentId> = changed.collect();
     ids.sort();
     ids.dedup();
     let now_ms = omsyn_node::clock::now().unix_millis();
+    let [a, b] = sides;
     let mut floor = 0;
     for id in ids {
-        for (from, to) in [(a, b), (b, a)] {
+        for ((from, from_docs), (to, to_docs)) in [(a, b), (b, a)] {
             if !omsyn_core::trust::need::needs(from.store(), now_ms, &to.grant(), id)? {
                 continue;
             }
-            let held = to.store().load(id)?;
-            floor += from
-                .store()
-                .with_doc(id, |d| {
-                    d.hashed_changes_since(&[])
-                        .iter()
-                        .filter(|c| !held.as_ref().is_some_and(|h| h.has_change(&c.hash)))
-                        .map(|c| c.bytes.len())
-                        .sum::<usize>()
-                })?
-                .unwrap_or(0);
+            let Some(doc) = from_docs.document(id) else {
+                continue;
+            };
+            let held = to_docs.document(id);
+            floor += doc
+                .hashed_changes_since(&[])
+                .iter()
+                .filter(|c| !held.is_some_and(|h| h.has_change(&c.hash)))
+                .map(|c| c.bytes.len())
+                .sum::<usize>();
         }
     }
     Ok(floor)

@@ -785,11 +785,23 @@ impl Reader<'_> {
 
     /// All concurrent string values at `key`, in Automerge's deterministic order.
     pub(crate) fn all_str(&self, key: &str) -> Vec<String> {
-        self.am
-            .all_values(key)
-            .into_iter()
+        self.str_and_all(key).1
+    }
+
+    /// The winning string at `key` (as [`Reader::str`]) and all concurrent string values there,
+    /// in Automerge's deterministic order: from one lookup, Automerge's winner being the last
+    /// of the concurrent values.
+    pub(crate) fn str_and_all(&self, key: &str) -> (Option<String>, Vec<String>) {
+        let values = self.am.all_values(key);
+        let winner = values
+            .last()
+            .and_then(|(v, _)| v.as_str())
+            .map(str::to_owned);
+        let all = values
+            .iter()
             .filter_map(|(v, _)| v.as_str().map(str::to_owned))
-            .collect()
+            .collect();
+        (winner, all)
     }
 
     /// Root keys beginning with `prefix`, in order.

@@ -243,10 +243,7 @@ mod fields_by_name {
 impl PatientRecord {
     /// The winning value of a field.
     pub fn field(&self, field: PatientField) -> Option<&str> {
-        self.fields
-            .iter()
-            .find(|(f, _)| *f == field)
-            .map(|(_, v)| v.as_str())
+        field_in(&self.fields, field)
     }
 
     /// The patient's name, or a placeholder.
@@ -391,8 +388,35 @@ pub fn put_medication(
     })
 }
 
-/// Reads the record.
-pub fn read(doc: &Document) -> Result<PatientRecord, DocError> {
+/// A record's identity fields and their concurrent values, without its entries (contacts,
+/// flags, vedtak, tiltak, medications): what the record's index rows are derived from, on every
+/// change to the record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecordFields {
+    /// The patient.
+    pub id: PatientId,
+    /// Identity fields that are set: (field, winning value).
+    pub fields: Vec<(PatientField, String)>,
+    /// Fields with concurrent values.
+    pub field_conflicts: Vec<FieldConflict>,
+}
+
+impl RecordFields {
+    /// The winning value of `field`, if set.
+    pub fn field(&self, field: PatientField) -> Option<&str> {
+        field_in(&self.fields, field)
+    }
+}
+
+fn field_in(fields: &[(PatientField, String)], field: PatientField) -> Option<&str> {
+    fields
+        .iter()
+        .find(|(f, _)| *f == field)
+        .map(|(_, v)| v.as_str())
+}
+
+/// Reads the record's identity fields (see [`RecordFields`]).
+pub fn read_fields(doc: &Document) -> Result<RecordFields, DocError> {
     let r = doc.reader();
     let id = r
         .str(PATIENT_KEY)
@@ -401,15 +425,30 @@ pub fn read(doc: &Document) -> Result<PatientRecord, DocError> {
     let mut fields = Vec::new();
     let mut field_conflicts = Vec::new();
     for field in PatientField::ALL {
-        if let Some(value) = r.str(&field.key()) {
+        let (winner, mut values) = r.str_and_all(&field.key());
+        if let Some(value) = winner {
             fields.push((field, value));
         }
-        let mut values = r.all_str(&field.key());
         if values.len() > 1 {
             values.sort();
             field_conflicts.push(FieldConflict { field, values });
         }
     }
+    Ok(RecordFields {
+        id,
+        fields,
+        field_conflicts,
+    })
+}
+
+/// Reads the record.
+pub fn read(doc: &Document) -> Result<PatientRecord, DocError> {
+    let RecordFields {
+        id,
+        fields,
+        field_conflicts,
+    } = read_fields(doc)?;
+    let r = doc.reader();
     let mut unreadable = Vec::new();
     let (contacts, bad) = decode_entries(r, "contact/");
     unreadable.extend(bad);

@@ -72,7 +72,7 @@ fn record_rows(
         return Ok(());
     };
     let facts = access_facts::read(doc);
-    let Ok(rec) = record::read(doc) else {
+    let Ok(rec) = record::read_fields(doc) else {
         // A record without its patient key yet (a peer sent a partial document): only the
         // relations it holds are indexed.
         let rows = relation_rows(batch, patient, &facts, ctx)?;

@@ -7,7 +7,6 @@ use std::collections::{BTreeMap, BTreeSet};
 use super::{Repo, RepoError};
 use crate::docs::DocumentId;
 use crate::ids::PatientId;
-use crate::store::{WITHDRAWN, WITHDRAWN_BLOCKED};
 use crate::time::Timestamp;
 use crate::trust::audit::{AccessEvent, AuditAction};
 use crate::trust::need;
@@ -181,10 +180,11 @@ impl Repo {
     ) -> Result<Result<String, String>, RepoError> {
         let grant = self.grant();
         let doc = DocumentId::PatientRecord(patient.clone());
-        let reason = need::need_reason(&self.store, now.unix_millis(), &grant, &doc)?;
-        let withdrawal = self.withdrawal(patient)?;
+        let relations = self.store.relations_view()?;
+        let reason = need::need_reason_in_view(&relations, now.unix_millis(), &grant, &doc)?;
+        let withdrawal = relations.withdrawal(patient)?;
         Ok(
-            if need::blocked(&self.store, &grant, &doc)? || withdrawal == Some(true) {
+            if need::blocked_in_view(&relations, &grant, &doc)? || withdrawal == Some(true) {
                 Err(format!(
                     "patient {patient} has blocked access for {} (sperring)",
                     grant
@@ -204,13 +204,5 @@ impl Repo {
                 ))
             },
         )
-    }
-
-    /// Whether a base withdrew `patient` from this device: `Some(true)` for a block.
-    pub(super) fn withdrawal(&self, patient: &PatientId) -> Result<Option<bool>, RepoError> {
-        if self.store.relation(patient, WITHDRAWN_BLOCKED)?.is_some() {
-            return Ok(Some(true));
-        }
-        Ok(self.store.relation(patient, WITHDRAWN)?.map(|_| false))
     }
 }

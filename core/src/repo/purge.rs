@@ -49,10 +49,15 @@ impl Repo {
             }
         }
         let now_ms = now.unix_millis();
+        // One snapshot of the relations for every patient held (thousands on a phone, after
+        // every sync with a base), not a read transaction per lookup.
+        let relations = self.store.relations_view()?;
         for (patient, docs) in by_patient {
             let record = DocumentId::PatientRecord(patient.clone());
-            let withdrawn = self.withdrawal(&patient)?.is_some();
-            if !withdrawn && need::needs(&self.store, now_ms, &grant, &record)? {
+            let withdrawn = relations.withdrawal(&patient)?.is_some();
+            if !withdrawn
+                && need::need_reason_in_view(&relations, now_ms, &grant, &record)?.is_some()
+            {
                 continue;
             }
             if !self.delivered_to_a_base(&bases, &docs)? {

@@ -61,7 +61,7 @@ pub use handle::{CommitHook, Committed, Store, StoreKeys};
 pub use log::LogSince;
 pub use peers::{PeerDocState, PeerRecord};
 pub use read::kind_prefix;
-pub use relations::{Relation, WITHDRAWN, WITHDRAWN_BLOCKED};
+pub use relations::{Relation, RelationsView, WITHDRAWN, WITHDRAWN_BLOCKED};
 pub use rows::{RelationScope, Row};
 pub use schema::FORMAT_VERSION;
 pub use space::{FileUse, StoreStats, TableSpace};

@@ -2,7 +2,7 @@
 //! explicit accesses and visit assignments, derived by the change pipeline from records and
 //! plans; and a base's withdrawal of a patient from this device.
 
-use redb::{ReadableDatabase, ReadableTable};
+use redb::{ReadOnlyTable, ReadableDatabase, ReadableTable};
 
 use super::batch::WriteBatch;
 use super::error::StoreError;
@@ -45,6 +45,56 @@ impl Store {
             let table = read.open_table(RELATIONS)?;
             Ok(table.get((patient.as_str(), name))?.map(|v| v.value()))
         })
+    }
+}
+
+impl Store {
+    /// The relations index as one read transaction sees it. A question about one document
+    /// looks up as many as six relations, and a device's purge asks it of every patient held:
+    /// one snapshot for all of them instead of a read transaction per lookup.
+    pub fn relations_view(&self) -> Result<RelationsView<'_>, StoreError> {
+        let table = self.contain(|| Ok(self.db.begin_read()?.open_table(RELATIONS)?))?;
+        Ok(RelationsView { store: self, table })
+    }
+}
+
+/// The relations index at one point in time (see [`Store::relations_view`]): later commits
+/// are not seen through it.
+pub struct RelationsView<'s> {
+    store: &'s Store,
+    table: ReadOnlyTable<(&'static str, &'static str), i64>,
+}
+
+impl std::fmt::Debug for RelationsView<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RelationsView").finish_non_exhaustive()
+    }
+}
+
+impl RelationsView<'_> {
+    /// The patient's relations whose names start with `prefix` (see [`Relation`]).
+    pub fn relations(
+        &self,
+        patient: &PatientId,
+        prefix: &str,
+    ) -> Result<Vec<Relation>, StoreError> {
+        self.store
+            .contain(|| relations_in(&self.table, patient, prefix))
+    }
+
+    /// Whether the patient has relation `name`; its value if so.
+    pub fn relation(&self, patient: &PatientId, name: &str) -> Result<Option<i64>, StoreError> {
+        self.store
+            .contain(|| Ok(self.table.get((patient.as_str(), name))?.map(|v| v.value())))
+    }
+
+    /// Whether a base withdrew the patient from this device: `Some(true)` because the patient
+    /// blocks its user, `Some(false)` for another reason.
+    pub fn withdrawal(&self, patient: &PatientId) -> Result<Option<bool>, StoreError> {
+        if self.relation(patient, WITHDRAWN_BLOCKED)?.is_some() {
+            return Ok(Some(true));
+        }
+        Ok(self.relation(patient, WITHDRAWN)?.map(|_| false))
     }
 }
 
@@ -116,4 +166,46 @@ pub(super) fn relations_in(
             })
         })
         .collect()
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)] // Tests fail loudly by design.
+mod tests {
+    use rand::SeedableRng;
+
+    use super::*;
+    use crate::identity::NodeKey;
+    use crate::store::{StoreKey, StoreKeys};
+
+    #[test]
+    fn a_relations_view_shows_the_index_as_it_was_when_taken() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut rng = rand::rngs::StdRng::seed_from_u64(7);
+        let keys = StoreKeys {
+            signer: NodeKey::generate(&mut rng),
+            data: StoreKey::generate(&mut rng),
+        };
+        let store = Store::open(&dir.path().join("store.redb"), &keys, [7; 16]).unwrap();
+        let patient = PatientId::parse("p-0123456789abcdef").unwrap();
+        let before = store.relations_view().unwrap();
+
+        let mut batch = store.write().unwrap();
+        batch.set_withdrawn(&patient, Some((5, true))).unwrap();
+        batch.commit().unwrap();
+
+        assert_eq!(before.withdrawal(&patient).unwrap(), None);
+        let after = store.relations_view().unwrap();
+        assert_eq!(after.withdrawal(&patient).unwrap(), Some(true));
+        assert_eq!(
+            after.relation(&patient, WITHDRAWN_BLOCKED).unwrap(),
+            Some(5)
+        );
+        assert_eq!(
+            after.relations(&patient, "withdrawn").unwrap(),
+            vec![Relation {
+                name: WITHDRAWN_BLOCKED.into(),
+                value: 5
+            }]
+        );
+    }
 }

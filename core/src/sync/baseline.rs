@@ -89,7 +89,12 @@ impl InMemoryPerDocumentSync {
 
     /// The heads held of `id`, if it is held.
     pub fn heads(&self, id: &DocumentId) -> Option<Vec<[u8; 32]>> {
-        self.docs.get(id).map(|(doc, _)| doc.head_hashes())
+        self.document(id).map(Document::head_hashes)
+    }
+
+    /// The document `id`, if it is held.
+    pub fn document(&self, id: &DocumentId) -> Option<&Document> {
+        self.docs.get(id).map(|(doc, _)| doc)
     }
 
     /// How many documents are held.

@@ -16,7 +16,7 @@
 use crate::docs::DocumentId;
 use crate::identity::Role;
 use crate::ids::PatientId;
-use crate::store::{Relation, Store, StoreError, WriteBatch};
+use crate::store::{Relation, RelationsView, Store, StoreError, WriteBatch};
 use crate::sync::policy::{SharePolicy, ShareQuery};
 use crate::time::Day;
 use crate::trust::Grant;
@@ -100,9 +100,9 @@ trait Relations {
     -> Result<Vec<Relation>, StoreError>;
 }
 
-impl Relations for &Store {
+impl Relations for &RelationsView<'_> {
     fn relation(&mut self, patient: &PatientId, name: &str) -> Result<Option<i64>, StoreError> {
-        Store::relation(self, patient, name)
+        RelationsView::relation(self, patient, name)
     }
 
     fn relations(
@@ -110,7 +110,7 @@ impl Relations for &Store {
         patient: &PatientId,
         prefix: &str,
     ) -> Result<Vec<Relation>, StoreError> {
-        Store::relations(self, patient, prefix)
+        RelationsView::relations(self, patient, prefix)
     }
 }
 
@@ -156,7 +156,17 @@ pub fn need_reason(
     holder: &Grant,
     doc: &DocumentId,
 ) -> Result<Option<String>, StoreError> {
-    reason(&mut &*store, now_ms, holder, doc)
+    need_reason_in_view(&store.relations_view()?, now_ms, holder, doc)
+}
+
+/// [`need_reason`], by what `view` shows: for many questions asked of one snapshot.
+pub fn need_reason_in_view(
+    view: &RelationsView<'_>,
+    now_ms: i64,
+    holder: &Grant,
+    doc: &DocumentId,
+) -> Result<Option<String>, StoreError> {
+    reason(&mut &*view, now_ms, holder, doc)
 }
 
 fn reason(
@@ -229,7 +239,16 @@ fn reason(
 
 /// Whether `holder`'s staff member is blocked from the document's patient (sperring).
 pub fn blocked(store: &Store, holder: &Grant, doc: &DocumentId) -> Result<bool, StoreError> {
-    is_blocked(&mut &*store, holder, doc)
+    blocked_in_view(&store.relations_view()?, holder, doc)
+}
+
+/// [`blocked`], by what `view` shows.
+pub fn blocked_in_view(
+    view: &RelationsView<'_>,
+    holder: &Grant,
+    doc: &DocumentId,
+) -> Result<bool, StoreError> {
+    is_blocked(&mut &*view, holder, doc)
 }
 
 fn is_blocked(

@@ -17,7 +17,7 @@ use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 use tracing::{info, warn};
 
-use super::driver::{Mode, drive};
+use super::driver::{Mode, Opened, drive};
 use super::events::NetEvent;
 use super::shared::revoked;
 pub use super::shared::{OnRevoked, Shared, watch_commits};
@@ -35,10 +35,11 @@ impl Shared {
         &self,
         conn: &iroh::endpoint::Connection,
         streams: (iroh::endpoint::SendStream, iroh::endpoint::RecvStream),
+        opened: Opened,
         peer: omsyn_core::NodeId,
         mode: Mode,
     ) -> Result<super::driver::Outcome> {
-        let result = drive(conn, streams, peer, self, mode).await;
+        let result = drive(conn, streams, opened, peer, self, mode).await;
         self.emit(NetEvent::PeerLost {
             peer,
             error: result.as_ref().err().map(|e| format!("{e:#}")),
@@ -109,11 +110,12 @@ async fn serve_incoming(shared: Shared, incoming: iroh::endpoint::Incoming) -> R
     }
     let peer = node_id(conn.remote_id())?;
     info!(peer = %peer.short(), "peer connected");
-    let streams = conn
-        .accept_bi()
-        .await
-        .context("accepting the sync stream")?;
-    let result = shared.session(&conn, streams, peer, Mode::Live).await;
+    // Our side of the session is built while the peer's stream and first bytes come.
+    let (streams, opened) = tokio::join!(conn.accept_bi(), Opened::prepare(&shared, peer));
+    let streams = streams.context("accepting the sync stream")?;
+    let result = shared
+        .session(&conn, streams, opened?, peer, Mode::Live)
+        .await;
     info!(peer = %peer.short(), "peer disconnected");
     result.map(|_| ())
 }
@@ -192,17 +194,25 @@ async fn dial(
     mode: Mode,
 ) -> (bool, Result<super::driver::Outcome>) {
     let started = std::time::Instant::now();
-    let connected = shared.net.endpoint.connect(id, ALPN).await;
-    // Where a reconnect's time goes (`OMSYN_LOG=omsyn_node::net=debug`): the handshake here,
-    // the session's own steps in the driver.
-    tracing::debug!(peer = %peer.short(), elapsed = ?started.elapsed(), "QUIC handshake done");
+    // Our Hello and first push are built while QUIC's handshake runs.
+    let connecting = async {
+        let connected = shared.net.endpoint.connect(id, ALPN).await;
+        // Where a reconnect's time goes (`OMSYN_LOG=omsyn_node::net=debug`): the handshake
+        // here, the session's own steps in the driver.
+        tracing::debug!(peer = %peer.short(), elapsed = ?started.elapsed(), "QUIC handshake done");
+        connected
+    };
+    let (connected, opened) = tokio::join!(connecting, Opened::prepare(shared, peer));
     let conn = match connected.with_context(|| format!("connecting to {}", peer.short())) {
         Ok(conn) => conn,
         Err(e) => return (false, Err(e)),
     };
-    let result = match conn.open_bi().await.context("opening the sync stream") {
-        Ok(streams) => shared.session(&conn, streams, peer, mode).await,
-        Err(e) => Err(e),
+    let result = match (
+        conn.open_bi().await.context("opening the sync stream"),
+        opened,
+    ) {
+        (Ok(streams), Ok(opened)) => shared.session(&conn, streams, opened, peer, mode).await,
+        (Err(e), _) | (_, Err(e)) => Err(e),
     };
     conn.close(0u32.into(), b"done");
     (true, result)

@@ -45,16 +45,62 @@ const RECHECK: Duration = Duration::from_secs(1);
 /// Least time between two progress events of a session.
 const PROGRESS_EVERY: Duration = Duration::from_millis(250);
 
-/// Runs a session on `conn` until it ends. `opened` is the stream pair (opened or accepted).
+/// A session opened before its stream: our Hello and first push built.
+pub struct Opened {
+    session: Session,
+    policy: Arc<dyn SharePolicy>,
+    busy_us: u64,
+}
+
+impl Opened {
+    /// Opens a session with `peer` on a blocking thread, so that the caller can wait for QUIC's
+    /// handshake or for the peer's stream meanwhile: on a reconnect, building the first push
+    /// (reading what changed, compressing it) then costs the peer no waiting. A dial that
+    /// fails wastes it; the push is paced (its first part only), so that is bounded.
+    pub async fn prepare(shared: &Shared, peer: NodeId) -> Result<Opened> {
+        let repo = shared.repo.clone();
+        tokio::task::spawn_blocking(move || Opened::open(&repo, peer))
+            .await
+            .context("opening the session")?
+    }
+
+    fn open(repo: &Repo, peer: NodeId) -> Result<Opened> {
+        let started = Instant::now();
+        let policy: Arc<dyn SharePolicy> = Arc::new(repo.need_policy());
+        let mut session = Session::new(peer, repo.store());
+        session.pace();
+        // A peer met before gets our first push with our Hello: one round trip less.
+        session.push_early(repo.store(), policy.as_ref(), now_ms())?;
+        debug!(peer = %peer.short(), took = ?started.elapsed(), "hello and early push queued");
+        Ok(Opened {
+            session,
+            policy,
+            busy_us: u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX),
+        })
+    }
+}
+
+impl std::fmt::Debug for Opened {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Opened").finish_non_exhaustive()
+    }
+}
+
+/// Runs a session on `conn` until it ends: `opened` on the stream pair (opened or accepted).
 pub async fn drive(
     conn: &Connection,
     (mut send, mut recv): (SendStream, RecvStream),
+    opened: Opened,
     peer: NodeId,
     shared: &Shared,
     mode: Mode,
 ) -> Result<Outcome> {
-    let link = Link::new(shared, peer);
-    let mut session = link.open()?;
+    let Opened {
+        mut session,
+        policy,
+        busy_us,
+    } = opened;
+    let link = Link::new(shared, peer, policy, busy_us);
     let mut changed = shared.changed.clone();
     let mut buf = vec![0u8; READ_BUFFER_BYTES];
     let mut recheck = tokio::time::interval(RECHECK);
@@ -135,16 +181,14 @@ struct Link<'a> {
 }
 
 impl<'a> Link<'a> {
-    fn new(shared: &'a Shared, peer: NodeId) -> Self {
-        let repo = shared.repo.clone();
-        let policy: Arc<dyn SharePolicy> = Arc::new(repo.need_policy());
+    fn new(shared: &'a Shared, peer: NodeId, policy: Arc<dyn SharePolicy>, busy_us: u64) -> Self {
         Link {
             shared,
-            repo,
+            repo: shared.repo.clone(),
             policy,
             peer,
             started: Instant::now(),
-            busy_us: AtomicU64::new(0),
+            busy_us: AtomicU64::new(busy_us),
         }
     }
 
@@ -156,16 +200,6 @@ impl<'a> Link<'a> {
         let us = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
         self.busy_us.fetch_add(us, Ordering::Relaxed);
         result
-    }
-
-    /// A new session with our Hello queued.
-    fn open(&self) -> Result<Session> {
-        let mut session = Session::new(self.peer, self.repo.store());
-        session.pace();
-        // A peer met before gets our first push with our Hello: one round trip less.
-        self.in_session(|| session.push_early(self.repo.store(), self.policy.as_ref(), now_ms()))?;
-        debug!(peer = %self.peer.short(), elapsed = ?self.started.elapsed(), "hello and early push queued");
-        Ok(session)
     }
 
     /// Ends a session that ran its course, and reports it.

@@ -803,3 +803,54 @@ fn a_commit_that_changes_nothing_a_listener_acts_on_tells_nobody() {
         told.lock().unwrap()
     );
 }
+
+#[test]
+fn a_note_written_between_a_push_and_its_acknowledgement_is_not_shown_as_synced() {
+    //! The app shows when a patient's documentation was last known to be at the base. A push's
+    //! Ack records the pushed documents as equal as of when their changes were taken: a note
+    //! written after that, while the Ack was on its way, must not look synced at the Ack's time.
+    let (base, patients) = base_with_patients(1);
+    let mut nurse = TestNode::nurse(47, "N1");
+    Link::open(&base.repo, &nurse.repo).pump(&base.repo, &nurse.repo, &ShareAll);
+    let patient = &patients[0];
+    let t = at("10:00");
+    nurse
+        .repo
+        .add_note(t, &mut nurse.rng, patient, None, t, "Før")
+        .unwrap();
+    let (pushed_ms, acked_ms, caught_up_ms) = (NOW_MS + 10_000, NOW_MS + 70_000, NOW_MS + 90_000);
+    let mut phone = Session::new(base.repo.id(), nurse.repo.store());
+    let mut office = Session::new(nurse.repo.id(), base.repo.store());
+    phone
+        .push_early(nurse.repo.store(), &ShareAll, pushed_ms)
+        .unwrap();
+    office
+        .push_early(base.repo.store(), &ShareAll, pushed_ms)
+        .unwrap();
+    while let Some(bytes) = phone.poll_transmit() {
+        office
+            .handle_bytes(base.repo.store(), &ShareAll, pushed_ms, &bytes)
+            .unwrap();
+    }
+    // The base stored the first note and acknowledged it; the second is written meanwhile.
+    nurse
+        .repo
+        .add_note(t, &mut nurse.rng, patient, None, t, "Etter")
+        .unwrap();
+    while let Some(bytes) = office.poll_transmit() {
+        phone
+            .handle_bytes(nurse.repo.store(), &ShareAll, acked_ms, &bytes)
+            .unwrap();
+    }
+    assert!(
+        phone.stats().docs_sent > 0,
+        "the first note went in the push"
+    );
+    // Documents whose heads still match count as synced at the last catch-up (later than
+    // both times above); the journal, changed since its push, as of the push.
+    let synced = nurse
+        .repo
+        .patient_synced_at(&base.repo.id(), Some(caught_up_ms), patient)
+        .unwrap();
+    assert_eq!(synced, Some(pushed_ms));
+}
