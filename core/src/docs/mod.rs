@@ -752,7 +752,16 @@ trait RootMap {
     fn get_value(&self, key: &str) -> Option<(Value<'_>, automerge::ObjId)>;
     fn all_values(&self, key: &str) -> Vec<(Value<'_>, automerge::ObjId)>;
     fn keys_between(&self, start: String, end: String, limit: usize) -> Vec<String>;
+    fn entries_between(&self, start: String, end: String) -> Vec<RootEntry>;
     fn nested_value(&self, obj: &automerge::ObjId, key: &str) -> Option<Value<'_>>;
+}
+
+/// One root key as a range read sees it: its winning value if that is a string, and whether
+/// concurrent values are kept beside it.
+struct RootEntry {
+    key: String,
+    winner: Option<String>,
+    conflict: bool,
 }
 
 impl<T: ReadDoc> RootMap for T {
@@ -768,6 +777,20 @@ impl<T: ReadDoc> RootMap for T {
         self.map_range(ROOT, start..end)
             .take(limit)
             .map(|item| item.key.into_owned())
+            .collect()
+    }
+
+    fn entries_between(&self, start: String, end: String) -> Vec<RootEntry> {
+        use automerge::{ScalarValueRef, ValueRef};
+        self.map_range(ROOT, start..end)
+            .map(|item| RootEntry {
+                winner: match item.value {
+                    ValueRef::Scalar(ScalarValueRef::Str(s)) => Some(s.into_owned()),
+                    _ => None,
+                },
+                conflict: item.conflict,
+                key: item.key.into_owned(),
+            })
             .collect()
     }
 
@@ -808,6 +831,13 @@ impl Reader<'_> {
     pub(crate) fn keys_with_prefix(&self, prefix: &str) -> Vec<String> {
         self.am
             .keys_between(prefix.to_owned(), format!("{prefix}\u{10FFFF}"), usize::MAX)
+    }
+
+    /// Root keys beginning with `prefix`, in order, with their values: one pass over the range
+    /// instead of a lookup per key.
+    fn entries_with_prefix(&self, prefix: &str) -> Vec<RootEntry> {
+        self.am
+            .entries_between(prefix.to_owned(), format!("{prefix}\u{10FFFF}"))
     }
 
     /// The first root key beginning with `prefix`.
@@ -852,8 +882,17 @@ pub(crate) fn decode_appended<T: for<'de> Deserialize<'de>>(
         unreadable: Vec::new(),
         written_twice: Vec::new(),
     };
-    for key in reader.keys_with_prefix(prefix) {
-        let values = reader.all_str(&key);
+    for RootEntry {
+        key,
+        winner,
+        conflict,
+    } in reader.entries_with_prefix(prefix)
+    {
+        // Concurrent values are rare (a key is written once): only then is the key looked up.
+        let values = match conflict {
+            true => reader.all_str(&key),
+            false => winner.into_iter().collect(),
+        };
         if values.len() > 1 {
             out.written_twice.push(key.clone());
         }
@@ -879,10 +918,10 @@ pub(crate) fn decode_entries<T: for<'de> Deserialize<'de>>(
 ) -> (Vec<T>, Vec<String>) {
     let mut good = Vec::new();
     let mut bad = Vec::new();
-    for key in reader.keys_with_prefix(prefix) {
-        match reader.str(&key).map(|s| serde_json::from_str::<T>(&s)) {
+    for entry in reader.entries_with_prefix(prefix) {
+        match entry.winner.map(|s| serde_json::from_str::<T>(&s)) {
             Some(Ok(value)) => good.push(value),
-            _ => bad.push(key),
+            _ => bad.push(entry.key),
         }
     }
     (good, bad)
