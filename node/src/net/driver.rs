@@ -33,6 +33,9 @@ pub struct Outcome {
     pub stats: SyncStats,
     pub caught_up: bool,
     pub millis: u128,
+    /// When this side first knew both sides held everything: before the streams are closed.
+    #[serde(skip)]
+    pub caught_up_at: Option<Instant>,
 }
 
 /// A session that did not settle in this long is abandoned (the peer stalled).
@@ -107,6 +110,7 @@ pub async fn drive(
     let revoked = revoked(&shared.on_revoked);
     tokio::pin!(revoked);
     let mut progress = Progress::default();
+    let mut caught_up_at = None;
     flush(&mut session, &mut send).await?;
     loop {
         let result = tokio::select! {
@@ -150,6 +154,9 @@ pub async fn drive(
         }
         drain_events(&mut session, shared, peer)?;
         flush(&mut session, &mut send).await?;
+        if session.is_caught_up() {
+            caught_up_at.get_or_insert_with(Instant::now);
+        }
         if mode == Mode::UntilCaughtUp && session.is_caught_up() {
             let policy = link.policy.as_ref();
             finish_gracefully(
@@ -164,7 +171,7 @@ pub async fn drive(
             break;
         }
     }
-    Ok(link.close(&session, send, conn, mode).await)
+    Ok(link.close(&session, send, conn, mode, caught_up_at).await)
 }
 
 /// What every step of one session's drive uses besides the session and its streams.
@@ -209,6 +216,7 @@ impl<'a> Link<'a> {
         mut send: SendStream,
         conn: &Connection,
         mode: Mode,
+        caught_up_at: Option<Instant>,
     ) -> Outcome {
         let _ = send.finish();
         info!(
@@ -225,6 +233,7 @@ impl<'a> Link<'a> {
             stats: session.stats(),
             caught_up: session.is_caught_up(),
             millis: self.started.elapsed().as_millis(),
+            caught_up_at,
         }
     }
 
