@@ -62,6 +62,7 @@ pub async fn drive(
     tokio::pin!(revoked);
     let mut progress = Progress::default();
     flush(&mut session, &mut send).await?;
+    debug!(peer = %peer.short(), elapsed = ?link.started.elapsed(), "hello written to the stream");
     loop {
         let result = tokio::select! {
             () = &mut revoked => bail!("this node was revoked"),
