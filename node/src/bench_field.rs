@@ -195,13 +195,15 @@ impl Lab {
     }
 
     pub(crate) fn start(host: &Host, args: &[String]) -> Result<Process> {
+        Lab::start_logging(host, args, "")
+    }
+
+    /// Like [`Lab::start`], logging also what `more` (tracing directives) asks for.
+    fn start_logging(host: &Host, args: &[String], more: &str) -> Result<Process> {
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
         // The driver's debug lines say when changes from a peer were stored.
-        host.start(
-            &args,
-            "warn,omsyn=info,omsyn_node=info,omsyn_node::net::driver=debug",
-        )
-        .map_err(lab_err)
+        let filter = format!("warn,omsyn=info,omsyn_node=info,omsyn_node::net::driver=debug{more}");
+        host.start(&args, &filter).map_err(lab_err)
     }
 
     /// `omsyn --json --data DIR ARGS` in this process's own network (the data directory's
@@ -504,7 +506,7 @@ fn shift(dir: &Path, args: &FieldArgs) -> Result<Value> {
         .as_str()
         .context("ticket")?
         .to_owned();
-    let mut home_daemon = Lab::start(
+    let mut home_daemon = Lab::start_logging(
         &lab.home,
         &[
             "--json",
@@ -520,11 +522,20 @@ fn shift(dir: &Path, args: &FieldArgs) -> Result<Value> {
             &base_ticket,
         ]
         .map(str::to_owned),
+        &timeline_filter(args.timeline),
     )?;
     home_daemon
         .wait_for_log("caught up")
         .map_err(waited(&mut home_daemon))?;
-    let mut proxy = Lab::start(&lab.link, &spec.proxy_args("10.91.1.1:4433"))?;
+    let mut proxy = Lab::start_logging(
+        &lab.link,
+        &spec.proxy_args("10.91.1.1:4433"),
+        if args.timeline {
+            ",omsyn::link=debug"
+        } else {
+            ""
+        },
+    )?;
     let ticket = format!("omsyn1:{home_id}@10.91.2.1:{PROXY_PORT}");
     let phone_sync = phone_sync_args(&phone_dir, &ticket);
     let phone_sync: Vec<&str> = phone_sync.iter().map(String::as_str).collect();
@@ -551,7 +562,7 @@ fn shift(dir: &Path, args: &FieldArgs) -> Result<Value> {
         (&home_dir, &base_dir),
         (&phone_id, &base_id),
         &plan,
-        entries,
+        (entries, args.timeline),
     )?;
     drop(home_daemon);
     let baseline = measure_baseline(&lab, &mut proxy, dir, &b_home, &b_phone)?;
@@ -578,12 +589,15 @@ fn measure_shift(
     (home_dir, base_dir): (&Path, &Path),
     (phone_id, base_id): (&omsyn_core::NodeId, &omsyn_core::NodeId),
     plan: &Shift,
-    entries: usize,
+    (entries, timeline): (usize, bool),
 ) -> Result<Value> {
     let (bytes_before, datagrams_before) = link_traffic(proxy)?;
     let started = Instant::now();
     let mut phone = lab.phone.command(phone_sync);
-    phone.env("OMSYN_LOG", "warn,omsyn_node=debug");
+    phone.env(
+        "OMSYN_LOG",
+        format!("warn,omsyn_node=debug{}", timeline_filter(timeline)),
+    );
     let mut phone = Process::spawn(phone).map_err(lab_err)?;
     let holds_all = |data: &Path| -> Result<bool> {
         let view = lab.ask(data, &["show", "--patient", &plan.patient.to_string()])?;
@@ -630,6 +644,12 @@ fn measure_shift(
         bail!("the phone did not catch up: {summary}");
     }
     let (bytes, datagrams) = link_traffic(proxy)?;
+    if timeline {
+        print_timeline(
+            started,
+            [("phone", &mut phone), ("home", home), ("link", proxy)],
+        );
+    }
     let ms = |at: Option<Instant>| at.map(|at| (at - started).as_secs_f64() * 1000.0);
     Ok(json!({
         "ms_to_peer": ms(at_peer),
@@ -640,6 +660,39 @@ fn measure_shift(
         "round_trips": summary["stats"]["rounds_to_catch_up"],
         "session": summary["stats"],
     }))
+}
+
+/// `--timeline`: the directives added to the phone's and the home's log filters — the node's
+/// own steps, and iroh's connection events — plus any in `OMSYN_FIELD_LOG`.
+fn timeline_filter(timeline: bool) -> String {
+    if !timeline {
+        return String::new();
+    }
+    let more = std::env::var("OMSYN_FIELD_LOG").unwrap_or_default();
+    format!(
+        ",omsyn=debug,omsyn_node=debug,iroh::_events=debug{}{more}",
+        if more.is_empty() { "" } else { "," }
+    )
+}
+
+/// Every line the processes logged since `started`, merged in the order they were read, with
+/// the milliseconds since then: where a sync's time goes (on stderr, beside the figures).
+fn print_timeline<const N: usize>(started: Instant, processes: [(&str, &mut Process); N]) {
+    let mut lines = Vec::new();
+    for (name, process) in processes {
+        for (at, line) in process.drain_log() {
+            if *at >= started {
+                lines.push((*at, name, line.clone()));
+            }
+        }
+    }
+    lines.sort_by_key(|(at, _, _)| *at);
+    for (at, name, line) in lines {
+        eprintln!(
+            "{:>8.1} {name:<5} {line}",
+            (at - started).as_secs_f64() * 1000.0
+        );
+    }
 }
 
 /// Per-document sync states as a previous session between the phone and `other` (a copy of the

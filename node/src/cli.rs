@@ -1061,6 +1061,11 @@ pub(crate) struct FieldArgs {
     /// One-way delay of the new base's link
     #[arg(long, default_value_t = 20)]
     pub(crate) base_delay_ms: u64,
+    /// Print the shift's timeline on stderr: every line the phone, the home unit and the link
+    /// logged from the start of `omsyn sync`, with milliseconds since then (`OMSYN_FIELD_LOG`
+    /// adds tracing directives to the nodes' filters)
+    #[arg(long)]
+    pub(crate) timeline: bool,
 }
 
 #[derive(Debug, Args)]

@@ -74,7 +74,10 @@ pub(crate) fn run(cli: Cli) -> Result<()> {
             .context("the store failed its start-up check")?;
     }
     let repo = match open_repo(&data, key_file.as_deref()) {
-        Ok(repo) => Arc::new(repo),
+        Ok(repo) => {
+            tracing::debug!("store opened");
+            Arc::new(repo)
+        }
         // `omsyn run` holds this directory: the daemon answers for it.
         Err(e) if is_locked(&e) => return crate::client::forward(&data),
         Err(e) => return Err(e),

@@ -329,7 +329,7 @@ impl Proxy {
             self.clients.insert(from, socket);
         }
         let order = self.up.order + 1;
-        self.up.admit(Instant::now(), datagram);
+        admit_logged(&mut self.up, "to_server", datagram);
         // Remember whose datagram each queued one is (a duplicate shares its original's sender).
         for o in order..=self.up.order {
             self.up_from.insert(o, from);
@@ -339,7 +339,7 @@ impl Proxy {
 
     fn handle_from_server(&mut self, client: SocketAddr, datagram: Vec<u8>) {
         let order = self.down.order + 1;
-        self.down.admit(Instant::now(), datagram);
+        admit_logged(&mut self.down, "to_client", datagram);
         for o in order..=self.down.order {
             self.down_to.insert(o, client);
         }
@@ -390,6 +390,28 @@ impl Proxy {
         }
         flush_stdout();
     }
+}
+
+/// Admits a datagram to one direction and logs its fate at debug level
+/// (`OMSYN_LOG=omsyn::link=debug`): `bench field --timeline` shows what was on the wire when.
+fn admit_logged(link: &mut Link, way: &str, datagram: Vec<u8>) {
+    let (bytes, before) = (datagram.len(), link.stats());
+    let now = Instant::now();
+    link.admit(now, datagram);
+    let after = link.stats();
+    let fate = if after.lost > before.lost {
+        "lost"
+    } else if after.queue_drops > before.queue_drops {
+        "dropped (queue full)"
+    } else if after.down_drops > before.down_drops {
+        "dropped (path down)"
+    } else {
+        "queued"
+    };
+    let queued_ms = link
+        .busy_until
+        .map_or(0, |b| b.saturating_duration_since(now).as_millis());
+    tracing::debug!(way, bytes, fate, queued_ms, "datagram");
 }
 
 /// The next due datagram with its queue order (which says whose it is).

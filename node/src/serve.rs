@@ -202,6 +202,7 @@ pub(crate) fn sync_once(
         Some(shared) => tokio::runtime::Handle::current().block_on(once(shared.clone()))?,
         None => runtime()?.block_on(async move {
             let shared = shared(repo, &options).await?;
+            tracing::debug!("endpoint bound");
             let endpoint = shared.net.endpoint.clone();
             let outcome = once(shared).await;
             endpoint.close().await;

@@ -112,6 +112,7 @@ pub async fn drive(
     let mut progress = Progress::default();
     let mut caught_up_at = None;
     flush(&mut session, &mut send).await?;
+    debug!(peer = %peer.short(), elapsed = ?link.started.elapsed(), "hello written to the stream");
     loop {
         let result = tokio::select! {
             () = &mut revoked => bail!("this node was revoked"),

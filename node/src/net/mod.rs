@@ -132,25 +132,40 @@ const IDLE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 /// The QUIC settings of every node's endpoint (and the benchmarks' baseline).
 pub fn transport_config() -> Result<iroh::endpoint::QuicTransportConfig> {
     let idle = iroh::endpoint::IdleTimeout::try_from(IDLE_TIMEOUT).context("idle timeout")?;
-    let builder = iroh::endpoint::QuicTransportConfig::builder()
+    let mut builder = iroh::endpoint::QuicTransportConfig::builder()
         .keep_alive_interval(KEEP_ALIVE)
         .max_idle_timeout(Some(idle))
-        .initial_rtt(initial_rtt());
-    Ok(match congestion()? {
-        Some(factory) => builder.congestion_controller_factory(factory),
-        None => builder,
+        .initial_rtt(initial_rtt())
+        .congestion_controller_factory(congestion()?);
+    // Most sessions carry a few kilobytes: path MTU probes (four sizes up to 1,452 B, each
+    // echoed by the peer) were a third of a shift's bytes on a 384 kbit/s link, queued ahead of
+    // the push, while what they buy — up to 252 B more per datagram — pays off only in bulk
+    // transfers. `OMSYN_MTU_DISCOVERY=on` turns them back on, for measuring.
+    if env_flag("OMSYN_MTU_DISCOVERY") != Some(true) {
+        builder = builder.mtu_discovery_config(None);
     }
-    .build())
+    Ok(builder.build())
+}
+
+/// A number from the environment, for measuring a transport setting (see BENCHMARKS.md).
+fn env_number(name: &str) -> Option<u64> {
+    std::env::var(name).ok().and_then(|v| v.parse().ok())
+}
+
+/// `on`/`off` from the environment, for measuring a transport setting.
+fn env_flag(name: &str) -> Option<bool> {
+    match std::env::var(name).ok().as_deref() {
+        Some("on") => Some(true),
+        Some("off") => Some(false),
+        _ => None,
+    }
 }
 
 /// The round trip assumed before one is measured: it sets how long a lost handshake packet
 /// waits to be sent again (about three times this). `OMSYN_INITIAL_RTT_MS` overrides it, for
 /// measuring (see BENCHMARKS.md).
 fn initial_rtt() -> std::time::Duration {
-    let ms = std::env::var("OMSYN_INITIAL_RTT_MS")
-        .ok()
-        .and_then(|v| v.parse().ok());
-    std::time::Duration::from_millis(ms.unwrap_or(INITIAL_RTT_MS))
+    std::time::Duration::from_millis(env_number("OMSYN_INITIAL_RTT_MS").unwrap_or(INITIAL_RTT_MS))
 }
 
 /// QUIC's own default (RFC 9002).
@@ -158,14 +173,27 @@ const INITIAL_RTT_MS: u64 = 333;
 
 type Congestion = std::sync::Arc<dyn noq_proto::congestion::ControllerFactory + Send + Sync>;
 
-/// The congestion controller, when `OMSYN_CONGESTION` names one other than QUIC's default
-/// (cubic): `newreno` or `bbr` — for measuring them on a given link (see BENCHMARKS.md).
-fn congestion() -> Result<Option<Congestion>> {
-    use noq_proto::congestion::{Bbr3Config, NewRenoConfig};
+/// The congestion window a connection starts with, in bytes: twenty datagrams of QUIC's
+/// minimum size, twice RFC 9002's ten. A reconnect's push (a shift of 62 entries is about 10 KB
+/// with its `Hello`) then leaves in the first flight after the handshake: with ten, the sender
+/// stalled a round trip for the last few datagrams, and its pacer, which spreads a window over
+/// a round trip, sent slower than a 384 kbit/s link.
+const INITIAL_WINDOW: u64 = 20 * 1200;
+
+/// The congestion controller: QUIC's default (cubic) unless `OMSYN_CONGESTION` names `newreno`
+/// or `bbr`, for measuring them on a given link (see BENCHMARKS.md). It starts with
+/// [`INITIAL_WINDOW`], or `OMSYN_INITIAL_WINDOW` bytes (cubic and newreno; bbr sizes its own).
+fn congestion() -> Result<Congestion> {
+    use noq_proto::congestion::{Bbr3Config, CubicConfig, NewRenoConfig};
+    let window = env_number("OMSYN_INITIAL_WINDOW").unwrap_or(INITIAL_WINDOW);
     Ok(match std::env::var("OMSYN_CONGESTION").ok().as_deref() {
-        None | Some("" | "cubic") => None,
-        Some("newreno") => Some(std::sync::Arc::new(NewRenoConfig::default())),
-        Some("bbr") => Some(std::sync::Arc::new(Bbr3Config::default())),
+        None | Some("" | "cubic") => {
+            std::sync::Arc::new(CubicConfig::default().initial_window(window).clone())
+        }
+        Some("newreno") => {
+            std::sync::Arc::new(NewRenoConfig::default().initial_window(window).clone())
+        }
+        Some("bbr") => std::sync::Arc::new(Bbr3Config::default()),
         Some(other) => anyhow::bail!("OMSYN_CONGESTION={other}: expected cubic, newreno or bbr"),
     })
 }

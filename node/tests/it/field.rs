@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 use super::cli::{Node, str_of};
-use super::netlab::{Host, link, wire};
+use super::netlab::{Datagram, Host, link, link_logging_datagrams, wire};
 
 /// A base with one patient in nurse S1's care team, and that nurse's phone, enrolled.
 fn base_and_nurse() -> (Node, String, Node) {
@@ -317,4 +317,65 @@ fn a_path_that_dies_mid_sync_costs_seconds_once_it_is_back_and_resends_nothing_a
     for (tag, n) in [("Før", 60), ("Kort", 5), ("Lang", 5)] {
         assert_holds_each_once(&base, &patient, tag, n);
     }
+}
+
+/// 150 ms each way and 384 kbit/s, without loss: the rural link's shape, with nothing left to
+/// chance.
+const SLOW_LONG: [&str; 6] = ["--delay-ms", "150", "--rate-kbit", "384", "--seed", "14"];
+
+/// A reconnect's push of 100 notes (about 15 KB, more than QUIC's default initial window of
+/// 12,000 B) goes out at once after the handshake, instead of waiting a round trip for the
+/// peer's acknowledgements; and no datagram exceeds QUIC's minimum size of 1,200 B: no path MTU
+/// probes crowd the slow link.
+#[test]
+fn a_reconnects_push_leaves_in_one_flight_without_path_mtu_probes() {
+    let (home, middle, phone) = rural_lab();
+    let (base, patient, nurse) = base_and_nurse();
+    let _daemon = home.serve(&base, "10.9.1.1:4433", &[]);
+    let mut link = link_logging_datagrams(&middle, "10.9.2.1:7000", "10.9.1.1:4433", &SLOW_LONG);
+    let ticket = via_proxy(&base);
+    phone.ok(&nurse, &["sync", "--peer", &ticket, "--no-mdns"]);
+    write_shift(&nurse, &patient, 100, "Flukt");
+    let morning = link.drain_log().len();
+    let evening = phone.ok(&nurse, &["sync", "--peer", &ticket, "--no-mdns"]);
+    assert_eq!(evening["caught_up"], true, "{evening}");
+    let pushed = evening["stats"]["bytes_sent"].as_u64().unwrap();
+    assert!(
+        pushed > 12_000,
+        "the push is larger than QUIC's default window: {pushed} B"
+    );
+    let datagrams: Vec<Datagram> = link.drain_log()[morning..]
+        .iter()
+        .filter_map(|(_, line)| Datagram::parse(line))
+        .collect();
+    let largest = datagrams.iter().map(|d| d.bytes).max().unwrap();
+    assert!(
+        largest <= 1200,
+        "a datagram of {largest} B crossed the link"
+    );
+    // The phone's Initial (padded to 1,200 B; the morning's last datagrams may come before it),
+    // then its second flight: the handshake's end and the push. The first answer to that flight
+    // reaches the phone one way later: anything it sends from then on may have waited for an
+    // acknowledgement.
+    let from_phone: Vec<&Datagram> = datagrams.iter().filter(|d| d.to_server).collect();
+    let initial = from_phone.iter().position(|d| d.bytes == 1200).unwrap();
+    let flight = &from_phone[initial + 1..];
+    let answered = datagrams
+        .iter()
+        .find(|d| !d.to_server && d.at > flight[0].at)
+        .expect("the home answered")
+        .at
+        + 0.150;
+    let (before, after): (Vec<&Datagram>, Vec<&Datagram>) =
+        flight.iter().copied().partition(|d| d.at < answered);
+    let sent_at_once: u64 = before.iter().map(|d| d.bytes).sum();
+    assert!(
+        sent_at_once >= pushed,
+        "{sent_at_once} B left before an answer could arrive, of a {pushed} B push"
+    );
+    assert!(
+        after.iter().all(|d| d.bytes < 1000),
+        "datagrams of the push waited for the peer: {after:?}"
+    );
+    assert_holds_each_once(&base, &patient, "Flukt", 100);
 }

@@ -82,7 +82,50 @@ pub(crate) fn wire(a: &Host, a_addrs: &[&str], b: &Host, b_addrs: &[&str]) {
 /// The bad link: `omsyn bench link` inside `host`, listening on `listen` and forwarding to `to`,
 /// with `impairment` (its flags, e.g. `["--loss", "0.1"]`). Commands go to it with `say`.
 pub(crate) fn link(host: &Host, listen: &str, to: &str, impairment: &[&str]) -> Daemon {
+    Daemon::start(host.command(&link_args(listen, to, impairment)))
+}
+
+/// [`link`], logging every datagram it is given (its way, size and fate): see [`Datagram`].
+pub(crate) fn link_logging_datagrams(
+    host: &Host,
+    listen: &str,
+    to: &str,
+    impairment: &[&str],
+) -> Daemon {
+    let command = host.command(&link_args(listen, to, impairment));
+    Daemon::start_logging(command, "info,omsyn::link=debug")
+}
+
+fn link_args<'a>(listen: &'a str, to: &'a str, impairment: &[&'a str]) -> Vec<&'a str> {
     let mut args = vec!["--json", "bench", "link", "--listen", listen, "--to", to];
     args.extend_from_slice(impairment);
-    host.daemon(&args)
+    args
+}
+
+/// A datagram as the link logged it when it came in.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Datagram {
+    /// Seconds into the day by the link's log clock.
+    pub(crate) at: f64,
+    /// From the dialling side (the client) to the side it dials.
+    pub(crate) to_server: bool,
+    pub(crate) bytes: u64,
+}
+
+impl Datagram {
+    /// The datagram a line of [`link_logging_datagrams`]'s log tells of, if it tells of one.
+    pub(crate) fn parse(line: &str) -> Option<Datagram> {
+        if !line.contains(" datagram ") {
+            return None;
+        }
+        // `2026-12-02T06:19:43.253180Z DEBUG omsyn::link: datagram way="to_server" bytes=1200 …`
+        let clock = line.split_once('T')?.1.split_once('Z')?.0;
+        let mut parts = clock.split(':').map(|p| p.parse::<f64>().ok());
+        let (h, m, s) = (parts.next()??, parts.next()??, parts.next()??);
+        Some(Datagram {
+            at: h * 3600.0 + m * 60.0 + s,
+            to_server: line.contains("way=\"to_server\""),
+            bytes: lab::logged(line, "bytes")?,
+        })
+    }
 }

@@ -34,8 +34,13 @@ impl Daemon {
         Daemon::start(command)
     }
 
-    pub(crate) fn start(mut command: Command) -> Daemon {
-        command.env("OMSYN_LOG", "info");
+    pub(crate) fn start(command: Command) -> Daemon {
+        Daemon::start_logging(command, "info")
+    }
+
+    /// Starts `command` with the log filter `filter` (`OMSYN_LOG`).
+    pub(crate) fn start_logging(mut command: Command, filter: &str) -> Daemon {
+        command.env("OMSYN_LOG", filter);
         Daemon(Process::start(command).unwrap())
     }
 
