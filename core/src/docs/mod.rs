@@ -282,10 +282,12 @@ impl Document {
     /// write's every step while [`Document::still_unsaved`] says it is current. Their bytes in
     /// order are exactly Automerge's incremental save (`save_after` the saved heads).
     pub(crate) fn unsaved_changes(&self) -> UnsavedChanges {
+        let parsed = self.am.get_changes(&self.saved);
         UnsavedChanges {
             saved: self.saved.clone(),
             heads: self.am.get_heads(),
-            changes: self.hashed(&self.saved),
+            changes: self.hashed_of(&parsed),
+            parsed,
         }
     }
 
@@ -388,8 +390,12 @@ impl Document {
 
     /// Every change not in the history of `known` (all held), with hash, author and signature.
     fn hashed(&self, known: &[ChangeHash]) -> Vec<HashedChange> {
-        self.am
-            .get_changes(known)
+        self.hashed_of(&self.am.get_changes(known))
+    }
+
+    /// `changes` (held here) with hash, author and signature.
+    fn hashed_of(&self, changes: &[automerge::Change]) -> Vec<HashedChange> {
+        changes
             .iter()
             .map(|c| HashedChange {
                 hash: c.hash().0,
@@ -429,15 +435,27 @@ impl Document {
     /// back by Automerge until those arrive; see [`Document::lacks_dependencies`].
     /// Returns the hashes and direct dependencies of the decoded changes.
     pub fn apply_raw_changes(&mut self, raw: Vec<Vec<u8>>) -> Result<Vec<RawChangeInfo>, DocError> {
+        let doc = self.id.to_string();
+        let parsed = raw
+            .into_iter()
+            .map(|bytes| parse_change(bytes, &doc).map(ParsedChange))
+            .collect::<Result<Vec<_>, _>>()?;
+        self.apply_parsed_changes(parsed)
+    }
+
+    /// Like [`Document::apply_raw_changes`], for changes parsed already (the rules read the
+    /// same parse: a change's bytes are taken apart once).
+    pub fn apply_parsed_changes(
+        &mut self,
+        parsed: Vec<ParsedChange>,
+    ) -> Result<Vec<RawChangeInfo>, DocError> {
         let corrupt = |reason: String| DocError::Corrupt {
             doc: self.id.to_string(),
             reason,
         };
-        let mut changes = Vec::with_capacity(raw.len());
-        let mut info = Vec::with_capacity(raw.len());
-        for bytes in raw {
-            let change =
-                automerge::Change::from_bytes(bytes).map_err(|e| corrupt(e.to_string()))?;
+        let mut changes = Vec::with_capacity(parsed.len());
+        let mut info = Vec::with_capacity(parsed.len());
+        for ParsedChange(change) in parsed {
             info.push(RawChangeInfo {
                 hash: change.hash().0,
                 deps: change.deps().iter().map(|d| d.0).collect(),
@@ -564,11 +582,7 @@ impl Document {
         ctx: &ChangeContext,
         edit: impl FnOnce(&mut Editor<'_, '_>) -> Result<T, DocError>,
     ) -> Result<T, DocError> {
-        let message = serde_json::json!({
-            "author": ctx.author,
-            "entered_at": ctx.entered_at,
-        })
-        .to_string();
+        let message = stamp(ctx).map_err(|e| DocError::Rejected(e.to_string()))?;
         let options = CommitOptions::default()
             .with_message(message)
             .with_time(ctx.entered_at.unix_millis() / 1000);
@@ -582,6 +596,35 @@ impl Document {
     pub(crate) fn reader(&self) -> Reader<'_> {
         Reader { am: &self.am }
     }
+}
+
+/// The context stamped on every change (its message): the author and the entry time, as JSON
+/// with its keys in sorted order — the bytes it always had, when it was built as a JSON object
+/// first and then printed — written directly.
+fn stamp(ctx: &ChangeContext) -> Result<String, serde_json::Error> {
+    #[derive(Serialize)]
+    struct Stamp<'a> {
+        author: StampAuthor<'a>,
+        entered_at: Timestamp,
+    }
+    #[derive(Serialize)]
+    struct StampAuthor<'a> {
+        device: NodeId,
+        name: &'a str,
+        role: Role,
+        staff: Option<&'a StaffId>,
+    }
+    let a = &ctx.author;
+    let stamp = Stamp {
+        author: StampAuthor {
+            device: a.device,
+            name: &a.name,
+            role: a.role,
+            staff: a.staff.as_ref(),
+        },
+        entered_at: ctx.entered_at,
+    };
+    serde_json::to_string(&stamp)
 }
 
 /// A change with its hash and author.
@@ -607,6 +650,16 @@ pub(crate) struct UnsavedChanges {
     /// The changes, in causal order. A signature is as held when they were taken: the store
     /// reads the document's own when it signs.
     pub(crate) changes: Vec<HashedChange>,
+    /// The same changes as Automerge handed them over, already parsed: the rules read them
+    /// without parsing (and hashing) their bytes again.
+    parsed: Vec<automerge::Change>,
+}
+
+impl UnsavedChanges {
+    /// What each change does, for the rules, in the order of [`UnsavedChanges::changes`].
+    pub(crate) fn summaries(&self) -> Result<Vec<ChangeSummary>, DocError> {
+        self.parsed.iter().map(summarize).collect()
+    }
 }
 
 /// What a change does, as far as the access rules need to know (see [`crate::pipeline::rules`]).
@@ -652,18 +705,46 @@ pub enum OpAction {
     Other,
 }
 
+/// A change taken apart once: Automerge's parse of its bytes (its columns read, its hash
+/// computed), which the rules ([`ParsedChange::summary`]) and applying it
+/// ([`Document::apply_parsed_changes`]) share.
+#[derive(Debug, Clone)]
+pub struct ParsedChange(automerge::Change);
+
+impl ParsedChange {
+    /// Parses a raw change. Fails on bytes that are not a valid change.
+    pub fn parse(bytes: Vec<u8>) -> Result<Self, DocError> {
+        parse_change(bytes, "(received change)").map(ParsedChange)
+    }
+
+    /// What the change does.
+    pub fn summary(&self) -> Result<ChangeSummary, DocError> {
+        summarize(&self.0)
+    }
+}
+
+/// Automerge's parse of a raw change of `doc`.
+fn parse_change(bytes: Vec<u8>, doc: &str) -> Result<automerge::Change, DocError> {
+    automerge::Change::from_bytes(bytes).map_err(|e| DocError::Corrupt {
+        doc: doc.into(),
+        reason: e.to_string(),
+    })
+}
+
 /// Decodes a raw change into what it does. Fails on bytes that are not a valid change.
 pub fn inspect_change(bytes: &[u8]) -> Result<ChangeSummary, DocError> {
+    ParsedChange::parse(bytes.to_vec())?.summary()
+}
+
+/// What a parsed change does: its operations expanded, with its hash, author and place.
+fn summarize(change: &automerge::Change) -> Result<ChangeSummary, DocError> {
     use automerge::legacy::{Key, ObjectId, OpType};
-    let corrupt = |reason: String| DocError::Corrupt {
-        doc: "(received change)".into(),
-        reason,
-    };
-    let change =
-        automerge::Change::from_bytes(bytes.to_vec()).map_err(|e| corrupt(e.to_string()))?;
     // Hostile bytes: a panic while expanding a crafted change must not take the process down.
     let expanded = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| change.decode()))
-        .map_err(|_| corrupt("Automerge failed to decode a received change".into()))?;
+        .map_err(|_| DocError::Corrupt {
+            doc: "(received change)".into(),
+            reason: "Automerge failed to decode a received change".into(),
+        })?;
     let ops = expanded
         .operations
         .iter()
@@ -925,4 +1006,36 @@ pub(crate) fn decode_entries<T: for<'de> Deserialize<'de>>(
         }
     }
     (good, bad)
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)] // Tests fail loudly by design.
+mod tests {
+    use rand::SeedableRng;
+
+    use super::*;
+    use crate::identity::NodeKey;
+
+    #[test]
+    fn a_changes_stamp_keeps_the_bytes_it_always_had() {
+        let device = NodeKey::generate(&mut rand::rngs::StdRng::seed_from_u64(1)).id();
+        for staff in [Some(StaffId::parse("S00010").unwrap()), None] {
+            let ctx = ChangeContext {
+                author: Author {
+                    staff,
+                    name: "Kari \"K\" Nordmann".into(),
+                    role: Role::Nurse,
+                    device,
+                },
+                entered_at: Timestamp::parse("2026-11-23T08:00:00+01:00").unwrap(),
+            };
+            // How the stamp was written before: a JSON object built, then printed.
+            let before = serde_json::json!({
+                "author": ctx.author,
+                "entered_at": ctx.entered_at,
+            })
+            .to_string();
+            assert_eq!(stamp(&ctx).unwrap(), before);
+        }
+    }
 }

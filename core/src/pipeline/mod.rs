@@ -34,7 +34,7 @@ pub(crate) use derive::decode_list;
 pub use inbound::{MAX_CHANGE_BYTES, Vouched, vouch};
 pub use receipts::{LogError, Logger, log_equivocation};
 
-use crate::docs::{self, Document, DocumentId, RawChangeInfo};
+use crate::docs::{Document, DocumentId, ParsedChange, RawChangeInfo};
 use crate::identity::NodeId;
 use crate::store::{Store, StoreError, WriteBatch};
 use crate::sync::wire::SignedChange;
@@ -172,12 +172,15 @@ fn apply_judged(
     received_at_ms: i64,
 ) -> Result<Admitted, Refusal> {
     let mut judged = Vec::with_capacity(incoming.len());
+    let mut parsed = Vec::with_capacity(incoming.len());
     for (vouched, grant) in incoming {
-        let summary = docs::inspect_change(&vouched.bytes).map_err(|e| e.to_string())?;
+        // Parsed once: the rules read this parse, and the document applies it.
+        let change = ParsedChange::parse(vouched.bytes.clone()).map_err(|e| e.to_string())?;
+        let summary = change.summary().map_err(|e| e.to_string())?;
         judged.push((vouched, grant, summary));
+        parsed.push(change);
     }
-    let raw = judged.iter().map(|(v, ..)| v.bytes.clone()).collect();
-    let infos = match target.apply_raw_changes(raw) {
+    let infos = match target.apply_parsed_changes(parsed) {
         Ok(infos) => infos,
         // Automerge refuses a change numbered like one it holds by the same author: say which.
         Err(e) => {
@@ -314,13 +317,9 @@ fn equivocation(target: &Document, doc: &DocumentId, vouched: &Vouched) -> Optio
 pub fn check_local(batch: &mut WriteBatch<'_>, grant: &Grant) -> Result<(), String> {
     let touched: Vec<DocumentId> = batch.touched().cloned().collect();
     for id in &touched {
-        // The batch's one extraction of these changes: the commit signs and stores the same.
-        let summaries = batch
-            .unsaved_changes(id)
-            .iter()
-            .map(|change| docs::inspect_change(&change.bytes))
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(|e| e.to_string())?;
+        // The batch's one extraction of these changes, parsed once: the commit signs and
+        // stores the same.
+        let summaries = batch.unsaved_summaries(id).map_err(|e| e.to_string())?;
         let Some(doc) = batch.loaded(id) else {
             continue;
         };

@@ -25,8 +25,9 @@
 
 use serde::Deserialize;
 
-use crate::docs::{Author, ChangeSummary, DocumentId, OpAction, OpSummary};
+use crate::docs::{ChangeSummary, DocumentId, OpAction, OpSummary};
 use crate::identity::Role;
+use crate::ids::StaffId;
 use crate::time::Timestamp;
 use crate::trust::Grant;
 
@@ -34,6 +35,10 @@ use crate::trust::Grant;
 pub const EARLIEST: &str = "2000-01-01T00:00:00Z";
 /// See [`EARLIEST`].
 pub const LATEST: &str = "2100-01-01T00:00:00Z";
+/// [`EARLIEST`] in Unix milliseconds (checked against the text in the tests).
+pub const EARLIEST_MS: i64 = 946_684_800_000;
+/// [`LATEST`] in Unix milliseconds.
+pub const LATEST_MS: i64 = 4_102_444_800_000;
 /// How far an item may be dated after it was entered (a clock a little off, a late entry).
 pub const FUTURE_GRACE_MS: i64 = 24 * 3600 * 1000;
 
@@ -153,7 +158,7 @@ const MAX_MESSAGE_JSON_BYTES: usize =
 /// The fields every appended item shares.
 #[derive(Deserialize)]
 struct Appended {
-    author: Author,
+    author: ClaimedAuthor,
     /// When it happened (journal, day log) or was sent (messages: `sent_at`), or was logged
     /// (access log: `at`).
     #[serde(default, alias = "sent_at", alias = "at")]
@@ -162,10 +167,106 @@ struct Appended {
     #[serde(default)]
     entered_at: Option<Timestamp>,
     #[serde(default)]
-    body: Option<serde_json::Value>,
+    body: Option<BodyKind>,
     /// A message's pictures (checked here, so no node stores or serves a disguised file).
     #[serde(default)]
     attachments: Vec<crate::docs::messages::Attachment>,
+}
+
+/// An item's author as the item states it: the shape of [`crate::docs::Author`], with the
+/// device's key as its bytes. The rules only compare it with the signer's, whose key is a
+/// valid point already, so equal bytes are a valid key (and decompressing the point again, on
+/// every item, cost a field exponentiation).
+#[derive(Deserialize)]
+struct ClaimedAuthor {
+    staff: Option<StaffId>,
+    #[allow(dead_code)] // Required, as in `Author`: an item without a name is malformed.
+    name: String,
+    role: Role,
+    device: KeyBytes,
+}
+
+/// A node key's 64 hex digits (either case, as [`crate::identity::NodeId::parse`] reads
+/// them), as bytes.
+#[derive(Deserialize)]
+#[serde(try_from = "String")]
+struct KeyBytes([u8; 32]);
+
+impl TryFrom<String> for KeyBytes {
+    type Error = String;
+    fn try_from(value: String) -> Result<Self, String> {
+        let mut bytes = [0u8; 32];
+        hex::decode_to_slice(&value, &mut bytes)
+            .map_err(|_| format!("invalid node id {value:?}"))?;
+        Ok(KeyBytes(bytes))
+    }
+}
+
+/// What the rules read of an item's body: the string under its `type`. A body that is no
+/// object, has no `type` or a `type` that is no string has none (as `body["type"]` reads
+/// JSON); the rest of the body is skipped, not built.
+struct BodyKind(Option<String>);
+
+impl<'de> Deserialize<'de> for BodyKind {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_any(KindOf)
+    }
+}
+
+/// Reads a body: an object's kind is the string under its `type`; any other value has none.
+struct KindOf;
+
+impl<'de> serde::de::Visitor<'de> for KindOf {
+    type Value = BodyKind;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("any JSON value")
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<BodyKind, A::Error> {
+        let mut kind = None;
+        // Like a JSON object read whole, a key given twice counts by its last value.
+        while let Some(key) = map.next_key::<String>()? {
+            if key == "type" {
+                kind = map
+                    .next_value::<serde_json::Value>()?
+                    .as_str()
+                    .map(str::to_owned);
+            } else {
+                map.next_value::<serde::de::IgnoredAny>()?;
+            }
+        }
+        Ok(BodyKind(kind))
+    }
+
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<BodyKind, A::Error> {
+        while seq.next_element::<serde::de::IgnoredAny>()?.is_some() {}
+        Ok(BodyKind(None))
+    }
+
+    fn visit_str<E>(self, _: &str) -> Result<BodyKind, E> {
+        Ok(BodyKind(None))
+    }
+
+    fn visit_bool<E>(self, _: bool) -> Result<BodyKind, E> {
+        Ok(BodyKind(None))
+    }
+
+    fn visit_i64<E>(self, _: i64) -> Result<BodyKind, E> {
+        Ok(BodyKind(None))
+    }
+
+    fn visit_u64<E>(self, _: u64) -> Result<BodyKind, E> {
+        Ok(BodyKind(None))
+    }
+
+    fn visit_f64<E>(self, _: f64) -> Result<BodyKind, E> {
+        Ok(BodyKind(None))
+    }
+
+    fn visit_unit<E>(self) -> Result<BodyKind, E> {
+        Ok(BodyKind(None))
+    }
 }
 
 /// Every op must put a new JSON string under a new key with `prefix`, written by the signer
@@ -212,7 +313,10 @@ fn append_only(
         crate::docs::messages::check_attachments(&item.attachments)
             .map_err(|e| format!("{key}: {e}"))?;
         let a = &item.author;
-        if a.device != signer.node || a.role != signer.role || a.staff != signer.staff_id {
+        if a.device.0 != *signer.node.as_bytes()
+            || a.role != signer.role
+            || a.staff != signer.staff_id
+        {
             return Err(format!(
                 "{key} claims an author other than its signer (node {}, {})",
                 signer.node.short(),
@@ -220,11 +324,7 @@ fn append_only(
             ));
         }
         dates.check(key, &item)?;
-        let kind = item
-            .body
-            .as_ref()
-            .and_then(|b| b.get("type"))
-            .and_then(|t| t.as_str());
+        let kind = item.body.as_ref().and_then(|b| b.0.as_deref());
         check(signer, kind)?;
     }
     Ok(())
@@ -254,10 +354,8 @@ impl Dates {
     /// than a day after it was entered, and it was entered no later than a day after the
     /// receiver's clock.
     fn check(&self, key: &str, item: &Appended) -> Result<(), String> {
-        let bound = |t| Timestamp::parse(t).map_or(0, |t| t.unix_millis());
-        let (earliest, latest) = (bound(EARLIEST), bound(LATEST));
         for time in [item.event_time, item.entered_at].into_iter().flatten() {
-            if !(earliest..latest).contains(&time.unix_millis()) {
+            if !(EARLIEST_MS..LATEST_MS).contains(&time.unix_millis()) {
                 return Err(format!(
                     "{key} is dated {time}, outside {EARLIEST}..{LATEST}"
                 ));

@@ -174,8 +174,7 @@ impl Service {
             })?,
         };
         // The bounds every receiver applies (a time outside is a unit mix-up, not care).
-        let bound = |b| Timestamp::parse(b).map_or(0, |b| b.unix_millis());
-        if !(bound(rules::EARLIEST)..bound(rules::LATEST)).contains(&t.unix_millis()) {
+        if !(rules::EARLIEST_MS..rules::LATEST_MS).contains(&t.unix_millis()) {
             return Err(ServiceError::invalid(
                 field,
                 format!("{t} is outside 2000-2099 (milliseconds since 1970 expected, or RFC 3339)"),

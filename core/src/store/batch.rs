@@ -8,13 +8,13 @@ use std::sync::Arc;
 use redb::WriteTransaction;
 
 use super::cache::Version;
-use super::chunks::{append_chunk, load_doc};
+use super::chunks::{DocMeta, append_chunk, load_doc};
 use super::error::StoreError;
 use super::handle::{Committed, Store};
-use super::log::{doc_version, enter_in_log, read_seq};
+use super::log::{doc_version, place_in_log, read_seq};
 use super::read::doc_ids_with_prefix;
 use super::schema::{CHUNKS, DOC_SEQ, DOCS, LOG, META, REDERIVE_KEY};
-use crate::docs::{Document, DocumentId, HashedChange, UnsavedChanges};
+use crate::docs::{ChangeSummary, DocError, Document, DocumentId, HashedChange, UnsavedChanges};
 use crate::identity::{NodeId, NodeKey};
 
 impl Store {
@@ -217,14 +217,26 @@ impl<'a> WriteBatch<'a> {
     /// out once per state of the document and kept: the pipeline's review at a base and the
     /// commit (signing, the chunk) then share one extraction.
     pub(crate) fn unsaved_changes(&mut self, id: &DocumentId) -> &[HashedChange] {
-        let Some((doc, _)) = self.docs.get(id) else {
-            return &[];
-        };
+        self.unsaved(id).map_or(&[], |u| u.changes.as_slice())
+    }
+
+    /// What each of [`WriteBatch::unsaved_changes`] does, for the rules: read from the same
+    /// extraction, so a local write's changes are not parsed again to be checked.
+    pub(crate) fn unsaved_summaries(
+        &mut self,
+        id: &DocumentId,
+    ) -> Result<Vec<ChangeSummary>, DocError> {
+        self.unsaved(id).map_or(Ok(Vec::new()), |u| u.summaries())
+    }
+
+    /// `id`'s unsaved changes as last taken out, taken out again if the document changed since.
+    fn unsaved(&mut self, id: &DocumentId) -> Option<&UnsavedChanges> {
+        let (doc, _) = self.docs.get(id)?;
         let current = self.unsaved.get(id).is_some_and(|u| doc.still_unsaved(u));
         if !current {
             self.unsaved.insert(id.clone(), doc.unsaved_changes());
         }
-        self.unsaved.get(id).map_or(&[], |u| u.changes.as_slice())
+        self.unsaved.get(id)
     }
 
     /// Like [`WriteBatch::unsaved_changes`], handing the changes over (commit stores them).
@@ -275,8 +287,12 @@ impl<'a> WriteBatch<'a> {
                     continue;
                 }
                 store.sign_own_changes(doc, &changes);
-                append_chunk(&self.tx, &store.cipher, doc, &changes)?;
-                *version = Some(enter_in_log(&self.tx, &id.to_string())?);
+                let key = id.to_string();
+                let mut rows = self.tx.open_table(DOCS)?;
+                let mut meta = DocMeta::read(&rows, &key)?;
+                append_chunk(&self.tx, &store.cipher, doc, &changes, &mut meta)?;
+                *version = Some(place_in_log(&self.tx, &key, &mut meta)?);
+                rows.insert(key.as_str(), meta.encode().as_slice())?;
                 logged.push(id.clone());
                 // A document change is never left to a non-durable commit.
                 self.durable = true;

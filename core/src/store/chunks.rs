@@ -9,7 +9,7 @@ use redb::{ReadableTable, WriteTransaction};
 
 use super::crypt::{Cipher, chunk_place, sealed_value_error};
 use super::error::StoreError;
-use super::schema::{CHUNKS, ChunkKey, DOCS};
+use super::schema::{CHUNKS, ChunkKey};
 use crate::docs::{Document, DocumentId, HashedChange};
 use crate::identity::NodeId;
 
@@ -234,14 +234,29 @@ pub(super) fn decode_chunk(plain: &[u8]) -> Result<(ChunkSignatures, &[u8]), Sto
     Ok((signatures, &plain[r.position()..]))
 }
 
+impl DocMeta {
+    /// `doc`'s row in `docs`, or a new document's.
+    pub(super) fn read(
+        docs: &impl ReadableTable<&'static str, &'static [u8]>,
+        doc: &str,
+    ) -> Result<Self, StoreError> {
+        match docs.get(doc)? {
+            Some(v) => DocMeta::decode(v.value()),
+            None => Ok(DocMeta::default()),
+        }
+    }
+}
+
 /// Appends the document's unsaved `changes` as a chunk, or a snapshot of the whole document when
 /// it is time to compact; signatures go along either way. A chunk's Automerge bytes are the
-/// changes' raw bytes in causal order, as Automerge's incremental save writes them.
+/// changes' raw bytes in causal order, as Automerge's incremental save writes them. `meta` is
+/// the document's row, updated here; the caller writes it (once, with its log position).
 pub(super) fn append_chunk(
     tx: &WriteTransaction,
     cipher: &Cipher,
     doc: &mut Document,
     unsaved: &[HashedChange],
+    meta: &mut DocMeta,
 ) -> Result<(), StoreError> {
     let changes: Vec<u8> = unsaved
         .iter()
@@ -249,12 +264,7 @@ pub(super) fn append_chunk(
         .collect();
     let new: Vec<[u8; 32]> = unsaved.iter().map(|c| c.hash).collect();
     let key = doc.id().to_string();
-    let mut docs = tx.open_table(DOCS)?;
     let mut chunks = tx.open_table(CHUNKS)?;
-    let mut meta = match docs.get(key.as_str())? {
-        Some(v) => DocMeta::decode(v.value())?,
-        None => DocMeta::default(),
-    };
     let incremental = meta.incremental_bytes + changes.len() as u64;
     let compact = meta.chunks + 1 > MAX_CHUNKS_BEFORE_COMPACTION
         || (incremental > MIN_INCREMENTAL_BYTES_FOR_COMPACTION
@@ -268,7 +278,7 @@ pub(super) fn append_chunk(
         // Delete the superseded chunks in the same transaction: readers see either the old
         // chunk log or the new snapshot, never a mix.
         remove_chunks(&mut chunks, &key, 0..seq)?;
-        meta = DocMeta {
+        *meta = DocMeta {
             next_seq: seq + 1,
             chunks: 1,
             incremental_bytes: 0,
@@ -283,7 +293,6 @@ pub(super) fn append_chunk(
         meta.chunks += 1;
         meta.incremental_bytes = incremental;
     }
-    docs.insert(key.as_str(), meta.encode().as_slice())?;
     Ok(())
 }
 

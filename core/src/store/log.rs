@@ -96,24 +96,30 @@ pub(super) fn doc_version(
 /// commit's pages are the tables it touches.
 pub(super) fn enter_in_log(tx: &WriteTransaction, doc: &str) -> Result<u64, StoreError> {
     let mut docs = tx.open_table(DOCS)?;
-    let mut meta = match docs.get(doc)? {
-        Some(v) => DocMeta::decode(v.value())?,
-        None => DocMeta::default(),
-    };
-    let mut log = tx.open_table(LOG)?;
-    let seq = read_seq(&tx.open_table(META)?, &log)? + 1;
-    if let Some(old) = log_position(tx, doc, &meta)? {
-        log.remove(old)?;
-    }
-    log.insert(seq, doc)?;
-    meta.log_pos = Some(seq);
+    let mut meta = DocMeta::read(&docs, doc)?;
+    let seq = place_in_log(tx, doc, &mut meta)?;
     docs.insert(doc, meta.encode().as_slice())?;
     Ok(seq)
 }
 
-/// Where `doc` (with row `meta`) stands in the log, taking it out of the `DOC_SEQ` table of a
-/// store written before positions moved into `DOCS` (a lookup that finds nothing writes no
-/// page).
+/// Moves `doc` to the log's next position, leaving its old one, and notes it in `meta` (its
+/// row, which the caller writes): a commit writes a document's row once, chunk and position
+/// together.
+pub(super) fn place_in_log(
+    tx: &WriteTransaction,
+    doc: &str,
+    meta: &mut DocMeta,
+) -> Result<u64, StoreError> {
+    let mut log = tx.open_table(LOG)?;
+    let seq = read_seq(&tx.open_table(META)?, &log)? + 1;
+    if let Some(old) = log_position(tx, doc, meta)? {
+        log.remove(old)?;
+    }
+    log.insert(seq, doc)?;
+    meta.log_pos = Some(seq);
+    Ok(seq)
+}
+
 pub(super) fn log_position(
     tx: &WriteTransaction,
     doc: &str,

@@ -303,3 +303,116 @@ fn items_dated_outside_the_bounds_or_ahead_of_the_receiver_are_refused() {
         "no document can be named in year 9000"
     );
 }
+
+/// The journal item `item` would write for `signer`, with its author's device and body replaced.
+fn item_with(signer: &Grant, device: serde_json::Value, body: serde_json::Value) -> String {
+    let journal = DocumentId::Journal(turid(), month());
+    let mut value: serde_json::Value =
+        serde_json::from_str(&item(&journal, signer, "note", "2026-11-23T09:00:00+01:00")).unwrap();
+    value["author"]["device"] = device;
+    value["body"] = body;
+    value.to_string()
+}
+
+/// `signer` appends `value` to a journal that did not hold its key.
+fn append(signer: &Grant, value: String) -> Result<(), String> {
+    let journal = DocumentId::Journal(turid(), month());
+    let e = "e/e-3333333333333333";
+    rules::authorize(
+        &journal,
+        &change(signer, e, Put, value),
+        signer,
+        &Nothing,
+        None,
+    )
+}
+
+#[test]
+fn an_items_author_is_its_signer_in_either_case_of_hex_and_nobody_else() {
+    let nurse = grant(Nurse);
+    let note = serde_json::json!({"type": "note"});
+    let hex = hex::encode(nurse.node.as_bytes());
+    assert_eq!(
+        append(&nurse, item_with(&nurse, hex.clone().into(), note.clone())),
+        Ok(())
+    );
+    let upper = hex.to_uppercase();
+    assert_eq!(
+        append(&nurse, item_with(&nurse, upper.into(), note.clone())),
+        Ok(())
+    );
+    let other = hex::encode(grant(Base).node.as_bytes());
+    let refused = append(&nurse, item_with(&nurse, other.into(), note.clone()));
+    assert!(
+        refused
+            .unwrap_err()
+            .contains("claims an author other than its signer")
+    );
+    for bad in [
+        serde_json::json!("not hex"),
+        serde_json::json!(7),
+        serde_json::Value::Null,
+    ] {
+        let refused = append(&nurse, item_with(&nurse, bad.clone(), note.clone()));
+        assert!(refused.unwrap_err().contains("malformed"), "{bad}");
+    }
+    // An author without a name is malformed, as it always was.
+    let mut nameless: serde_json::Value =
+        serde_json::from_str(&item_with(&nurse, hex.into(), note)).unwrap();
+    nameless["author"].as_object_mut().unwrap().remove("name");
+    let refused = append(&nurse, nameless.to_string());
+    assert!(refused.unwrap_err().contains("malformed"));
+}
+
+#[test]
+fn an_items_kind_is_read_from_its_body_as_json_reads_it() {
+    let base = grant(Base);
+    let home = grant(HomeUnit);
+    let device = |g: &Grant| serde_json::Value::from(hex::encode(g.node.as_bytes()));
+    // A key given twice counts by its last value, as a JSON object read whole keeps it.
+    let twice = r#"{"type":"note","type":"medication-given"}"#;
+    let value = item_with(&base, device(&base), serde_json::Value::Null)
+        .replace(r#""body":null"#, &format!(r#""body":{twice}"#));
+    assert!(append(&base, value).unwrap_err().contains("only nurses"));
+    let cases = [
+        // (body, a base may append it, a home unit may)
+        (
+            serde_json::json!({"type": "medication-given", "dose": {"type": "x"}}),
+            false,
+            false,
+        ),
+        (
+            serde_json::json!({"dose": {"type": "observation"}, "type": "observation"}),
+            true,
+            true,
+        ),
+        (
+            serde_json::json!({"nested": {"type": "observation"}}),
+            true,
+            false,
+        ),
+        (serde_json::json!({"type": 5}), true, false),
+        (serde_json::json!("observation"), true, false),
+        (
+            serde_json::json!(["observation", {"type": "observation"}]),
+            true,
+            false,
+        ),
+        (serde_json::json!(true), true, false),
+        (serde_json::json!(1.5), true, false),
+        (serde_json::Value::Null, true, false),
+    ];
+    for (body, base_may, home_may) in cases {
+        let by_base = append(&base, item_with(&base, device(&base), body.clone()));
+        assert_eq!(by_base.is_ok(), base_may, "{body}: {by_base:?}");
+        let by_home = append(&home, item_with(&home, device(&home), body.clone()));
+        assert_eq!(by_home.is_ok(), home_may, "{body}: {by_home:?}");
+    }
+}
+
+#[test]
+fn the_date_bounds_in_milliseconds_are_the_bounds_as_written() {
+    let ms = |t| Timestamp::parse(t).unwrap().unix_millis();
+    assert_eq!(ms(rules::EARLIEST), rules::EARLIEST_MS);
+    assert_eq!(ms(rules::LATEST), rules::LATEST_MS);
+}
