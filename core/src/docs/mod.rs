@@ -433,18 +433,42 @@ impl Document {
             doc: self.id.to_string(),
             reason,
         };
-        let mut changes = Vec::with_capacity(raw.len());
-        let mut info = Vec::with_capacity(raw.len());
-        for bytes in raw {
-            let change =
-                automerge::Change::from_bytes(bytes).map_err(|e| corrupt(e.to_string()))?;
-            info.push(RawChangeInfo {
+        let changes = raw
+            .into_iter()
+            .map(|bytes| automerge::Change::from_bytes(bytes).map_err(|e| corrupt(e.to_string())))
+            .collect::<Result<Vec<_>, _>>()?;
+        self.apply_changes(changes)
+    }
+
+    /// [`Document::apply_raw_changes`] for changes parsed before ([`parse_change`]): a received
+    /// change is parsed once, to judge it and to apply it. Hands each change's summary back
+    /// with what was applied.
+    pub fn apply_parsed(
+        &mut self,
+        parsed: Vec<ParsedChange>,
+    ) -> Result<Vec<(ChangeSummary, RawChangeInfo)>, DocError> {
+        let (summaries, changes): (Vec<_>, Vec<_>) =
+            parsed.into_iter().map(|p| (p.summary, p.change)).unzip();
+        let infos = self.apply_changes(changes)?;
+        Ok(summaries.into_iter().zip(infos).collect())
+    }
+
+    fn apply_changes(
+        &mut self,
+        changes: Vec<automerge::Change>,
+    ) -> Result<Vec<RawChangeInfo>, DocError> {
+        let corrupt = |reason: String| DocError::Corrupt {
+            doc: self.id.to_string(),
+            reason,
+        };
+        let info = changes
+            .iter()
+            .map(|change| RawChangeInfo {
                 hash: change.hash().0,
                 deps: change.deps().iter().map(|d| d.0).collect(),
                 actor: change.actor_id().to_bytes().to_vec(),
-            });
-            changes.push(change);
-        }
+            })
+            .collect();
         // Bytes from a peer are hostile: a panic inside Automerge on a crafted change must end
         // this write, not the process. The document is dropped with the failed batch.
         let am = &mut self.am;
@@ -654,13 +678,27 @@ pub enum OpAction {
 
 /// Decodes a raw change into what it does. Fails on bytes that are not a valid change.
 pub fn inspect_change(bytes: &[u8]) -> Result<ChangeSummary, DocError> {
+    parse_change(bytes.to_vec()).map(|parsed| parsed.summary)
+}
+
+/// A received change parsed once: what it does, for the rules, and the change itself, for
+/// Automerge to apply. Parsing needs no document, so a driver may do it ahead of the write the
+/// change goes into (on another thread).
+#[derive(Debug, Clone)]
+pub struct ParsedChange {
+    change: automerge::Change,
+    /// What it does.
+    pub summary: ChangeSummary,
+}
+
+/// Parses a raw change and decodes what it does. Fails on bytes that are not a valid change.
+pub fn parse_change(bytes: Vec<u8>) -> Result<ParsedChange, DocError> {
     use automerge::legacy::{Key, ObjectId, OpType};
     let corrupt = |reason: String| DocError::Corrupt {
         doc: "(received change)".into(),
         reason,
     };
-    let change =
-        automerge::Change::from_bytes(bytes.to_vec()).map_err(|e| corrupt(e.to_string()))?;
+    let change = automerge::Change::from_bytes(bytes).map_err(|e| corrupt(e.to_string()))?;
     // Hostile bytes: a panic while expanding a crafted change must not take the process down.
     let expanded = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| change.decode()))
         .map_err(|_| corrupt("Automerge failed to decode a received change".into()))?;
@@ -682,14 +720,15 @@ pub fn inspect_change(bytes: &[u8]) -> Result<ChangeSummary, DocError> {
             },
         })
         .collect();
-    Ok(ChangeSummary {
+    let summary = ChangeSummary {
         hash: change.hash().0,
         actor: change.actor_id().to_bytes().to_vec(),
         deps: change.deps().iter().map(|d| d.0).collect(),
         seq: change.seq(),
         start_op: change.start_op().get(),
         ops,
-    })
+    };
+    Ok(ParsedChange { change, summary })
 }
 
 /// What a received change claims about itself (verified by Automerge's own hash check).
@@ -753,6 +792,7 @@ trait RootMap {
     fn all_values(&self, key: &str) -> Vec<(Value<'_>, automerge::ObjId)>;
     fn keys_between(&self, start: String, end: String, limit: usize) -> Vec<String>;
     fn nested_value(&self, obj: &automerge::ObjId, key: &str) -> Option<Value<'_>>;
+    fn nested_strs(&self, obj: &automerge::ObjId) -> Vec<(String, String)>;
 }
 
 impl<T: ReadDoc> RootMap for T {
@@ -773,6 +813,17 @@ impl<T: ReadDoc> RootMap for T {
 
     fn nested_value(&self, obj: &automerge::ObjId, key: &str) -> Option<Value<'_>> {
         self.get(obj, key).ok().flatten().map(|(value, _)| value)
+    }
+
+    fn nested_strs(&self, obj: &automerge::ObjId) -> Vec<(String, String)> {
+        self.map_range(obj, ..)
+            .filter_map(|item| match item.value {
+                automerge::ValueRef::Scalar(automerge::ScalarValueRef::Str(s)) => {
+                    Some((item.key.into_owned(), s.into_owned()))
+                }
+                _ => None,
+            })
+            .collect()
     }
 }
 
@@ -803,6 +854,15 @@ impl Reader<'_> {
         self.am
             .keys_between(prefix.to_owned(), format!("{prefix}\u{10FFFF}"), 1)
             .pop()
+    }
+
+    /// Every key of nested map `outer` that holds a string, with its winning value, in key
+    /// order: one pass over the map, where reading its keys one by one seeks each anew.
+    pub(crate) fn strs_in(&self, outer: &str) -> Option<Vec<(String, String)>> {
+        let Some((Value::Object(ObjType::Map), obj)) = self.am.get_value(outer) else {
+            return None;
+        };
+        Some(self.am.nested_strs(&obj))
     }
 
     /// The winning string in nested map `outer` at `key`.
