@@ -62,9 +62,12 @@ impl NodeId {
 
     /// Builds an id from raw public-key bytes, checking they are a valid ed25519 point.
     pub fn from_bytes(bytes: [u8; 32]) -> Result<Self, InvalidId> {
-        VerifyingKey::from_bytes(&bytes)
-            .map(|_| Self(bytes))
-            .map_err(|_| invalid_node_id(&hex::encode(bytes)))
+        if RECENTLY_VALID.with(|recent| recent.borrow().contains(&bytes)) {
+            return Ok(Self(bytes));
+        }
+        VerifyingKey::from_bytes(&bytes).map_err(|_| invalid_node_id(&hex::encode(bytes)))?;
+        RECENTLY_VALID.with(|recent| recent.borrow_mut().remember(bytes));
+        Ok(Self(bytes))
     }
 
     /// Parses the 64-hex-digit form.
@@ -83,6 +86,32 @@ impl NodeId {
     /// A short prefix for human-facing output.
     pub fn short(&self) -> String {
         hex::encode(&self.0[..5])
+    }
+}
+
+thread_local! {
+    /// Keys found valid lately on this thread. Checking a key decompresses a curve point (as
+    /// costly as half a signature check), and every entry a document holds names its author's
+    /// device: reading a month's journal checked the same few keys thousands of times.
+    static RECENTLY_VALID: std::cell::RefCell<RecentKeys> = std::cell::RefCell::default();
+}
+
+/// The last few distinct keys found valid (a pure function's results: remembering one changes
+/// no answer).
+#[derive(Debug, Default)]
+struct RecentKeys {
+    keys: [Option<[u8; 32]>; 8],
+    next: usize,
+}
+
+impl RecentKeys {
+    fn contains(&self, bytes: &[u8; 32]) -> bool {
+        self.keys.iter().any(|k| k.as_ref() == Some(bytes))
+    }
+
+    fn remember(&mut self, bytes: [u8; 32]) {
+        self.keys[self.next] = Some(bytes);
+        self.next = (self.next + 1) % self.keys.len();
     }
 }
 

@@ -244,10 +244,11 @@ fn first_sync(
         .map_err(waited(&mut peer))?;
     let sender_busy_ms = logged(&ended, "busy_ms");
     drop(peer);
-    let receiver_busy_ms = String::from_utf8_lossy(&out.stderr)
-        .lines()
-        .find(|l| l.contains("session over"))
-        .and_then(|l| logged(l, "busy_ms"));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let receiver_ended = stderr.lines().find(|l| l.contains("session over"));
+    let receiver_busy_ms = receiver_ended.and_then(|l| logged(l, "busy_ms"));
+    // Checking the changes' signatures and parsing them, on a thread of its own.
+    let receiver_unpack_ms = receiver_ended.and_then(|l| logged(l, "unpack_ms"));
     let lacking = missing(new_dir, held)?;
     if !lacking.is_empty() {
         bail!(
@@ -262,6 +263,7 @@ fn first_sync(
         "datagrams": datagrams - datagrams_before,
         "session": summary["stats"],
         "receiver_busy_ms": receiver_busy_ms,
+        "receiver_unpack_ms": receiver_unpack_ms,
         "sender_busy_ms": sender_busy_ms,
     }))
 }
@@ -334,11 +336,12 @@ fn print_run(run: &Value) {
     let o = &run["omsyn"];
     outln!("  {}", run["link"].as_str().unwrap_or(""));
     outln!(
-        "    omsyn sync      {:>8.1} s  {:>7.1} MB on the wire, {:>7.1} MB received by the session; busy: new base {:.1} s, peer {:.1} s",
+        "    omsyn sync      {:>8.1} s  {:>7.1} MB on the wire, {:>7.1} MB received by the session; busy: new base {:.1} s (and unpacking {:.1} s), peer {:.1} s",
         f(&o["ms"]) / 1000.0,
         mb(&o["wire_bytes"]),
         mb(&o["session"]["bytes_received"]),
         f(&o["receiver_busy_ms"]) / 1000.0,
+        f(&o["receiver_unpack_ms"]) / 1000.0,
         f(&o["sender_busy_ms"]) / 1000.0,
     );
     for c in run["copies"].as_array().into_iter().flatten() {

@@ -435,34 +435,46 @@ impl Document {
     /// back by Automerge until those arrive; see [`Document::lacks_dependencies`].
     /// Returns the hashes and direct dependencies of the decoded changes.
     pub fn apply_raw_changes(&mut self, raw: Vec<Vec<u8>>) -> Result<Vec<RawChangeInfo>, DocError> {
-        let doc = self.id.to_string();
-        let parsed = raw
+        let corrupt = |reason: String| DocError::Corrupt {
+            doc: self.id.to_string(),
+            reason,
+        };
+        let changes = raw
             .into_iter()
-            .map(|bytes| parse_change(bytes, &doc).map(ParsedChange))
+            .map(|bytes| automerge::Change::from_bytes(bytes).map_err(|e| corrupt(e.to_string())))
             .collect::<Result<Vec<_>, _>>()?;
-        self.apply_parsed_changes(parsed)
+        self.apply_changes(changes)
     }
 
-    /// Like [`Document::apply_raw_changes`], for changes parsed already (the rules read the
-    /// same parse: a change's bytes are taken apart once).
-    pub fn apply_parsed_changes(
+    /// [`Document::apply_raw_changes`] for changes parsed before ([`parse_change`]): a received
+    /// change is parsed once, to judge it and to apply it. Hands each change's summary back
+    /// with what was applied.
+    pub fn apply_parsed(
         &mut self,
         parsed: Vec<ParsedChange>,
+    ) -> Result<Vec<(ChangeSummary, RawChangeInfo)>, DocError> {
+        let (summaries, changes): (Vec<_>, Vec<_>) =
+            parsed.into_iter().map(|p| (p.summary, p.change)).unzip();
+        let infos = self.apply_changes(changes)?;
+        Ok(summaries.into_iter().zip(infos).collect())
+    }
+
+    fn apply_changes(
+        &mut self,
+        changes: Vec<automerge::Change>,
     ) -> Result<Vec<RawChangeInfo>, DocError> {
         let corrupt = |reason: String| DocError::Corrupt {
             doc: self.id.to_string(),
             reason,
         };
-        let mut changes = Vec::with_capacity(parsed.len());
-        let mut info = Vec::with_capacity(parsed.len());
-        for ParsedChange(change) in parsed {
-            info.push(RawChangeInfo {
+        let info = changes
+            .iter()
+            .map(|change| RawChangeInfo {
                 hash: change.hash().0,
                 deps: change.deps().iter().map(|d| d.0).collect(),
                 actor: change.actor_id().to_bytes().to_vec(),
-            });
-            changes.push(change);
-        }
+            })
+            .collect();
         // Bytes from a peer are hostile: a panic inside Automerge on a crafted change must end
         // this write, not the process. The document is dropped with the failed batch.
         let am = &mut self.am;
@@ -705,35 +717,29 @@ pub enum OpAction {
     Other,
 }
 
-/// A change taken apart once: Automerge's parse of its bytes (its columns read, its hash
-/// computed), which the rules ([`ParsedChange::summary`]) and applying it
-/// ([`Document::apply_parsed_changes`]) share.
-#[derive(Debug, Clone)]
-pub struct ParsedChange(automerge::Change);
-
-impl ParsedChange {
-    /// Parses a raw change. Fails on bytes that are not a valid change.
-    pub fn parse(bytes: Vec<u8>) -> Result<Self, DocError> {
-        parse_change(bytes, "(received change)").map(ParsedChange)
-    }
-
-    /// What the change does.
-    pub fn summary(&self) -> Result<ChangeSummary, DocError> {
-        summarize(&self.0)
-    }
-}
-
-/// Automerge's parse of a raw change of `doc`.
-fn parse_change(bytes: Vec<u8>, doc: &str) -> Result<automerge::Change, DocError> {
-    automerge::Change::from_bytes(bytes).map_err(|e| DocError::Corrupt {
-        doc: doc.into(),
-        reason: e.to_string(),
-    })
-}
-
 /// Decodes a raw change into what it does. Fails on bytes that are not a valid change.
 pub fn inspect_change(bytes: &[u8]) -> Result<ChangeSummary, DocError> {
-    ParsedChange::parse(bytes.to_vec())?.summary()
+    parse_change(bytes.to_vec()).map(|parsed| parsed.summary)
+}
+
+/// A received change parsed once: what it does, for the rules, and the change itself, for
+/// Automerge to apply. Parsing needs no document, so a driver may do it ahead of the write the
+/// change goes into (on another thread).
+#[derive(Debug, Clone)]
+pub struct ParsedChange {
+    change: automerge::Change,
+    /// What it does.
+    pub summary: ChangeSummary,
+}
+
+/// Parses a raw change and decodes what it does. Fails on bytes that are not a valid change.
+pub fn parse_change(bytes: Vec<u8>) -> Result<ParsedChange, DocError> {
+    let change = automerge::Change::from_bytes(bytes).map_err(|e| DocError::Corrupt {
+        doc: "(received change)".into(),
+        reason: e.to_string(),
+    })?;
+    let summary = summarize(&change)?;
+    Ok(ParsedChange { change, summary })
 }
 
 /// What a parsed change does: its operations expanded, with its hash, author and place.
@@ -835,6 +841,7 @@ trait RootMap {
     fn keys_between(&self, start: String, end: String, limit: usize) -> Vec<String>;
     fn entries_between(&self, start: String, end: String) -> Vec<RootEntry>;
     fn nested_value(&self, obj: &automerge::ObjId, key: &str) -> Option<Value<'_>>;
+    fn nested_strs(&self, obj: &automerge::ObjId) -> Vec<(String, String)>;
 }
 
 /// One root key as a range read sees it: its winning value if that is a string, and whether
@@ -877,6 +884,17 @@ impl<T: ReadDoc> RootMap for T {
 
     fn nested_value(&self, obj: &automerge::ObjId, key: &str) -> Option<Value<'_>> {
         self.get(obj, key).ok().flatten().map(|(value, _)| value)
+    }
+
+    fn nested_strs(&self, obj: &automerge::ObjId) -> Vec<(String, String)> {
+        self.map_range(obj, ..)
+            .filter_map(|item| match item.value {
+                automerge::ValueRef::Scalar(automerge::ScalarValueRef::Str(s)) => {
+                    Some((item.key.into_owned(), s.into_owned()))
+                }
+                _ => None,
+            })
+            .collect()
     }
 }
 
@@ -926,6 +944,15 @@ impl Reader<'_> {
         self.am
             .keys_between(prefix.to_owned(), format!("{prefix}\u{10FFFF}"), 1)
             .pop()
+    }
+
+    /// Every key of nested map `outer` that holds a string, with its winning value, in key
+    /// order: one pass over the map, where reading its keys one by one seeks each anew.
+    pub(crate) fn strs_in(&self, outer: &str) -> Option<Vec<(String, String)>> {
+        let Some((Value::Object(ObjType::Map), obj)) = self.am.get_value(outer) else {
+            return None;
+        };
+        Some(self.am.nested_strs(&obj))
     }
 
     /// The winning string in nested map `outer` at `key`.

@@ -313,8 +313,15 @@ pub fn read_visit(doc: &Document, id: &VisitId) -> Option<Visit> {
 
 /// Decodes one visit and its revisions; also returns revision keys that failed to decode.
 fn read_one(r: super::Reader<'_>, id: &VisitId) -> Option<(Visit, Vec<String>)> {
-    let key = visit_key(id);
-    let field = |name: &str| r.str_in(&key, name);
+    // The visit's fields in one pass over its map (reading a month's plans is most of
+    // deriving a received month's rows).
+    let fields = r.strs_in(&visit_key(id))?;
+    let field = |name: &str| {
+        fields
+            .iter()
+            .find(|(key, _)| key == name)
+            .map(|(_, value)| value.clone())
+    };
     let (mut revisions, bad) = super::decode_entries::<Revision>(r, &format!("rev/{id}/"));
     revisions.sort_by(|a, b| a.at.cmp(&b.at).then_with(|| a.id.cmp(&b.id)));
     let visit = Visit {

@@ -12,7 +12,9 @@
 use sha2::{Digest, Sha256};
 
 use crate::codec::leb128;
+use crate::docs::ParsedChange;
 use crate::identity::{NodeId, Verifiers};
+use crate::sync::wire::SignedChange;
 use crate::trust::change_signing_bytes;
 
 /// Largest change accepted: the largest message (four pictures, 1 MiB together, in base64)
@@ -73,6 +75,44 @@ pub fn vouch_with(
         signer,
         signature,
     })
+}
+
+/// A received change taken apart as far as its bytes allow, without the document it lands in:
+/// vouched for ([`vouch`]) and then parsed ([`crate::docs::parse_change`]). Made only by
+/// [`check`], so holding one means its signature verified.
+#[derive(Debug, Clone)]
+pub struct Checked {
+    vouched: Vouched,
+    parsed: ParsedChange,
+}
+
+impl Checked {
+    /// The change as vouched for.
+    pub fn vouched(&self) -> &Vouched {
+        &self.vouched
+    }
+
+    pub(super) fn into_parts(self) -> (Vouched, ParsedChange) {
+        (self.vouched, self.parsed)
+    }
+}
+
+/// Vouches for a received change, then parses it: every step of receiving a change that needs
+/// nothing but its bytes (the costliest ones: the signature check and Automerge's parse). Pure,
+/// so a driver may run it on another thread ahead of the write.
+pub fn check(keys: &mut Verifiers, change: SignedChange) -> Result<Checked, String> {
+    let vouched = vouch_with(keys, change.bytes, change.signature)?;
+    // The chunk is parsed from a copy: the vouched bytes stay whole for explaining a refusal.
+    let parsed = crate::docs::parse_change(vouched.bytes.clone()).map_err(|e| e.to_string())?;
+    Ok(Checked { vouched, parsed })
+}
+
+/// Every change of a message checked ([`check`]); the first that fails refuses them all.
+pub fn check_all(keys: &mut Verifiers, changes: Vec<SignedChange>) -> Result<Vec<Checked>, String> {
+    changes
+        .into_iter()
+        .map(|change| check(keys, change))
+        .collect()
 }
 
 /// An Automerge chunk header: 4 magic bytes, a 4-byte checksum (the hash's first bytes), the

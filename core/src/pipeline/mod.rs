@@ -31,7 +31,7 @@ use std::collections::BTreeMap;
 
 pub use derive::DeriveContext;
 pub(crate) use derive::decode_list;
-pub use inbound::{MAX_CHANGE_BYTES, Vouched, vouch};
+pub use inbound::{Checked, MAX_CHANGE_BYTES, Vouched, check, check_all, vouch};
 pub use receipts::{LogError, Logger, log_equivocation};
 
 use crate::docs::{Document, DocumentId, ParsedChange, RawChangeInfo};
@@ -143,15 +143,26 @@ pub fn admit(
     changes: Vec<SignedChange>,
     received_at_ms: i64,
 ) -> Result<Admitted, Refusal> {
-    let mut incoming = Vec::with_capacity(changes.len());
-    let mut keys = crate::identity::Verifiers::default();
-    for change in changes {
-        let vouched = inbound::vouch_with(&mut keys, change.bytes, change.signature)?;
+    let checked = inbound::check_all(&mut crate::identity::Verifiers::default(), changes)?;
+    admit_checked(authors, doc, checked, received_at_ms)
+}
+
+/// [`admit`] for changes whose bytes were checked already ([`inbound::check`], perhaps on
+/// another thread): their authors, and everything judged against the document, follow here.
+pub fn admit_checked(
+    authors: &mut WriteAuthors<'_, '_>,
+    doc: &DocumentId,
+    checked: Vec<Checked>,
+    received_at_ms: i64,
+) -> Result<Admitted, Refusal> {
+    let mut incoming = Vec::with_capacity(checked.len());
+    for change in checked {
+        let (vouched, parsed) = change.into_parts();
         let grant = authors.grant(doc, &vouched.signer)?;
-        incoming.push((vouched, grant));
+        incoming.push((vouched, grant, parsed));
     }
     let target = authors.batch.doc(doc).map_err(|e| e.to_string())?;
-    incoming.retain(|(v, _)| !target.has_change(&v.hash));
+    incoming.retain(|(v, ..)| !target.has_change(&v.hash));
     if incoming.is_empty() {
         return Ok(Admitted::default());
     }
@@ -163,30 +174,27 @@ pub fn admit(
     result
 }
 
-/// Parses the vouched changes, applies them, and judges each against the state it was built
-/// on. The caller puts the document back if this fails.
+/// Applies the checked changes and judges each against the state it was built on. The caller
+/// puts the document back if this fails.
 fn apply_judged(
     target: &mut Document,
     doc: &DocumentId,
-    incoming: Vec<(Vouched, Grant)>,
+    incoming: Vec<(Vouched, Grant, ParsedChange)>,
     received_at_ms: i64,
 ) -> Result<Admitted, Refusal> {
     let mut judged = Vec::with_capacity(incoming.len());
     let mut parsed = Vec::with_capacity(incoming.len());
-    for (vouched, grant) in incoming {
-        // Parsed once: the rules read this parse, and the document applies it.
-        let change = ParsedChange::parse(vouched.bytes.clone()).map_err(|e| e.to_string())?;
-        let summary = change.summary().map_err(|e| e.to_string())?;
-        judged.push((vouched, grant, summary));
+    for (vouched, grant, change) in incoming {
+        judged.push((vouched, grant));
         parsed.push(change);
     }
-    let infos = match target.apply_parsed_changes(parsed) {
-        Ok(infos) => infos,
+    let applied = match target.apply_parsed(parsed) {
+        Ok(applied) => applied,
         // Automerge refuses a change numbered like one it holds by the same author: say which.
         Err(e) => {
             return Err(judged
                 .iter()
-                .find_map(|(v, ..)| equivocation(target, doc, v))
+                .find_map(|(v, _)| equivocation(target, doc, v))
                 .unwrap_or_else(|| e.to_string().into()));
         }
     };
@@ -197,8 +205,8 @@ fn apply_judged(
         let heads = target.head_hashes();
         target.revert_to(&heads).map_err(|e| e.to_string())?;
     }
-    let mut applied = Vec::new();
-    for ((vouched, grant, summary), info) in judged.into_iter().zip(infos) {
+    let mut infos = Vec::new();
+    for ((vouched, grant), (summary, info)) in judged.into_iter().zip(applied) {
         if !target.has_change(&vouched.hash) {
             continue;
         }
@@ -217,10 +225,10 @@ fn apply_judged(
         rules::authorize(doc, &summary, &grant, &state, Some(received_at_ms))
             .map_err(|reason| Refusal::from(format!("{doc}: {reason}")))?;
         target.add_signature(vouched.hash, vouched.signature);
-        applied.push(info);
+        infos.push(info);
     }
     Ok(Admitted {
-        applied,
+        applied: infos,
         lacks_dependencies,
     })
 }

@@ -5,9 +5,11 @@
 //! `omsyn-tests` drives many over in-memory links.
 
 pub mod baseline;
+pub mod inbox;
 pub mod policy;
 pub mod session;
 pub mod wire;
 
+pub use inbox::{Inbox, Unpacked};
 pub use policy::{ShareAll, SharePolicy, ShareQuery};
 pub use session::{Session, SyncError, SyncEvent, SyncStats};

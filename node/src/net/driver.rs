@@ -10,11 +10,12 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 use iroh::endpoint::{Connection, RecvStream, SendStream};
-use omsyn_core::sync::{Session, SharePolicy, SyncEvent, SyncStats};
+use omsyn_core::sync::{Session, SharePolicy, SyncEvent, SyncStats, Unpacked};
 use omsyn_core::{NodeId, Repo};
 use tracing::{debug, error, info, warn};
 
 use super::events::NetEvent;
+use super::inflow::Inflow;
 use super::now_ms;
 use super::shared::{OnRevoked, Shared, revoked};
 
@@ -40,7 +41,6 @@ pub struct Outcome {
 
 /// A session that did not settle in this long is abandoned (the peer stalled).
 const IDLE_LIMIT: Duration = Duration::from_secs(120);
-const READ_BUFFER_BYTES: usize = 256 * 1024;
 /// How long a finished session waits for the peer to close before dropping the connection.
 const LINGER: Duration = Duration::from_secs(2);
 /// How often an idle session re-checks the peer's certificate (expiry, revocation).
@@ -92,7 +92,7 @@ impl std::fmt::Debug for Opened {
 /// Runs a session on `conn` until it ends: `opened` on the stream pair (opened or accepted).
 pub async fn drive(
     conn: &Connection,
-    (mut send, mut recv): (SendStream, RecvStream),
+    (mut send, recv): (SendStream, RecvStream),
     opened: Opened,
     peer: NodeId,
     shared: &Shared,
@@ -105,7 +105,7 @@ pub async fn drive(
     } = opened;
     let link = Link::new(shared, peer, policy, busy_us);
     let mut changed = shared.changed.clone();
-    let mut buf = vec![0u8; READ_BUFFER_BYTES];
+    let mut inflow = Inflow::start(recv);
     let mut recheck = tokio::time::interval(RECHECK);
     let revoked = revoked(&shared.on_revoked);
     tokio::pin!(revoked);
@@ -116,18 +116,18 @@ pub async fn drive(
     loop {
         let result = tokio::select! {
             () = &mut revoked => bail!("this node was revoked"),
-            read = tokio::time::timeout(IDLE_LIMIT, recv.read(&mut buf)) => {
-                let n = match read {
+            next = tokio::time::timeout(IDLE_LIMIT, inflow.next()) => {
+                let unpacked = match next {
                     Err(_) if mode == Mode::Live => continue,
                     Err(_) => bail!("the peer went silent for {}s", IDLE_LIMIT.as_secs()),
-                    Ok(Err(_)) if closed_normally(conn) => break,
-                    Ok(r) => r.context("reading from the peer")?,
+                    Ok(None) => {
+                        debug!(peer = %peer.short(), "peer closed the stream");
+                        break;
+                    }
+                    Ok(Some(Err(_))) if closed_normally(conn) => break,
+                    Ok(Some(r)) => r.context("reading from the peer")?,
                 };
-                let Some(n) = n else {
-                    debug!(peer = %peer.short(), "peer closed the stream");
-                    break;
-                };
-                link.take_bytes(&mut session, &mut progress, &buf[..n])?
+                link.take_unpacked(&mut session, &mut progress, unpacked)?
             }
             seen = changed.changed() => {
                 if seen.is_err() {
@@ -160,19 +160,13 @@ pub async fn drive(
         }
         if mode == Mode::UntilCaughtUp && session.is_caught_up() {
             let policy = link.policy.as_ref();
-            finish_gracefully(
-                &mut session,
-                &link.repo,
-                policy,
-                &mut send,
-                &mut recv,
-                &mut buf,
-            )
-            .await;
+            finish_gracefully(&mut session, &link.repo, policy, &mut send, &mut inflow).await;
             break;
         }
     }
-    Ok(link.close(&session, send, conn, mode, caught_up_at).await)
+    Ok(link
+        .close(&session, &inflow, send, conn, mode, caught_up_at)
+        .await)
 }
 
 /// What every step of one session's drive uses besides the session and its streams.
@@ -214,6 +208,7 @@ impl<'a> Link<'a> {
     async fn close(
         &self,
         session: &Session,
+        inflow: &Inflow,
         mut send: SendStream,
         conn: &Connection,
         mode: Mode,
@@ -224,6 +219,7 @@ impl<'a> Link<'a> {
             peer = %self.peer.short(),
             elapsed_ms = self.started.elapsed().as_millis(),
             busy_ms = self.busy_us.load(Ordering::Relaxed) / 1000,
+            unpack_ms = inflow.unpack_ms(),
             "session over"
         );
         if mode == Mode::Live {
@@ -238,20 +234,21 @@ impl<'a> Link<'a> {
         }
     }
 
-    /// Feeds the peer's bytes to the session and handles the events they caused. Returns the
-    /// session's verdict; fails only when an event ends the session while the session itself
-    /// went on (this node revoked).
-    fn take_bytes(
+    /// Feeds what the peer sent (unpacked ahead, see [`Inflow`]) to the session and handles the
+    /// events it caused. Returns the session's verdict; fails only when an event ends the
+    /// session while the session itself went on (this node revoked).
+    fn take_unpacked(
         &self,
         session: &mut Session,
         progress: &mut Progress,
-        bytes: &[u8],
+        unpacked: Unpacked,
     ) -> Result<Result<(), omsyn_core::sync::SyncError>> {
         let handling = Instant::now();
+        let change_bytes = unpacked.change_bytes();
         let result = self.in_session(|| {
-            session.handle_bytes(self.repo.store(), self.policy.as_ref(), now_ms(), bytes)
+            session.handle_unpacked(self.repo.store(), self.policy.as_ref(), now_ms(), unpacked)
         });
-        debug!(peer = %self.peer.short(), bytes = bytes.len(), took = ?handling.elapsed(), elapsed = ?self.started.elapsed(), "handled bytes from the peer");
+        debug!(peer = %self.peer.short(), change_bytes, took = ?handling.elapsed(), elapsed = ?self.started.elapsed(), "handled bytes from the peer");
         // Events first, even on error: a revocation of this node arrives with the refusal.
         let events = drain_events(session, self.shared, self.peer);
         progress.tell(session, self.shared, self.peer);
@@ -464,14 +461,13 @@ async fn finish_gracefully(
     repo: &Repo,
     policy: &dyn SharePolicy,
     send: &mut SendStream,
-    recv: &mut RecvStream,
-    buf: &mut [u8],
+    inflow: &mut Inflow,
 ) {
     let _ = send.finish();
     let drain = async {
-        while let Ok(Some(n)) = recv.read(buf).await {
+        while let Some(Ok(unpacked)) = inflow.next().await {
             let _ = tokio::task::block_in_place(|| {
-                session.handle_bytes(repo.store(), policy, now_ms(), &buf[..n])
+                session.handle_unpacked(repo.store(), policy, now_ms(), unpacked)
             });
         }
     };

@@ -7,6 +7,7 @@ pub mod addrs;
 pub mod daemon;
 pub mod driver;
 pub mod events;
+mod inflow;
 pub mod relay;
 pub mod shared;
 pub mod ticket;

@@ -1,32 +1,16 @@
-//! A hostile peer: a real iroh endpoint that speaks our ALPN but sends arbitrary bytes.
+//! A hostile peer: a real iroh endpoint that speaks our ALPN but sends arbitrary bytes, or an
+//! enrolled node's key with bytes a modified app would send.
 
-use iroh::endpoint::presets;
+use iroh::endpoint::{RecvStream, SendStream, presets};
 use iroh::{Endpoint, EndpointAddr, SecretKey};
+use omsyn_core::sync::wire::{self, FrameDecoder, Message};
 
 /// Sends `bytes` to the node in `ticket` on the sync ALPN; returns what it answered (lossy text).
 pub(crate) async fn send_raw(ticket: &str, bytes: &[u8]) -> String {
-    let rest = ticket.strip_prefix("omsyn1:").unwrap();
-    let (id, addrs) = rest.split_once('@').unwrap();
-    let mut key = [0u8; 32];
-    hex_decode(id, &mut key);
-    let id = iroh::EndpointId::from_bytes(&key).unwrap();
-    let mut addr = EndpointAddr::new(id);
-    for a in addrs.split(',') {
-        addr = addr.with_ip_addr(a.parse().unwrap());
-    }
     let mut secret = [0u8; 32];
     secret[0] = bytes.len() as u8;
     secret[1] = 7;
-    let endpoint = Endpoint::builder(presets::Minimal)
-        .secret_key(SecretKey::from_bytes(&secret))
-        .clear_ip_transports()
-        .bind_addr("127.0.0.1:0")
-        .unwrap()
-        .bind()
-        .await
-        .unwrap();
-    let conn = endpoint.connect(addr, b"omsyn/sync/1").await.unwrap();
-    let (mut send, mut recv) = conn.open_bi().await.unwrap();
+    let (endpoint, mut send, mut recv) = open(ticket, secret).await;
     send.write_all(bytes).await.unwrap();
     let _ = send.finish();
     let mut reply = Vec::new();
@@ -36,6 +20,65 @@ pub(crate) async fn send_raw(ticket: &str, bytes: &[u8]) -> String {
     }
     endpoint.close().await;
     String::from_utf8_lossy(&reply).into_owned()
+}
+
+/// Sends `bytes` to the node in `ticket` as the node whose secret key is `secret` (an enrolled
+/// node's, so its Hello is taken); returns the node's messages up to the first `until` takes,
+/// or to the stream's end. Fails after 60 s.
+pub(crate) async fn converse(
+    ticket: &str,
+    secret: [u8; 32],
+    bytes: &[u8],
+    until: impl Fn(&Message) -> bool,
+) -> Vec<Message> {
+    let (endpoint, mut send, mut recv) = open(ticket, secret).await;
+    send.write_all(bytes).await.unwrap();
+    let mut decoder = FrameDecoder::default();
+    let mut messages = Vec::new();
+    let mut buf = [0u8; 4096];
+    let read = async {
+        while let Ok(Some(n)) = recv.read(&mut buf).await {
+            decoder.push(&buf[..n]).unwrap();
+            while let Some(frame) = decoder.next_frame() {
+                let message = wire::decode(&frame).unwrap();
+                let done = until(&message);
+                messages.push(message);
+                if done {
+                    return;
+                }
+            }
+        }
+    };
+    tokio::time::timeout(std::time::Duration::from_secs(60), read)
+        .await
+        .expect("the node answered within 60 s");
+    let _ = send.finish();
+    endpoint.close().await;
+    messages
+}
+
+/// A connection to the node in `ticket` on the sync ALPN, as the node with key `secret`.
+async fn open(ticket: &str, secret: [u8; 32]) -> (Endpoint, SendStream, RecvStream) {
+    let rest = ticket.strip_prefix("omsyn1:").unwrap();
+    let (id, addrs) = rest.split_once('@').unwrap();
+    let mut key = [0u8; 32];
+    hex_decode(id, &mut key);
+    let id = iroh::EndpointId::from_bytes(&key).unwrap();
+    let mut addr = EndpointAddr::new(id);
+    for a in addrs.split(',') {
+        addr = addr.with_ip_addr(a.parse().unwrap());
+    }
+    let endpoint = Endpoint::builder(presets::Minimal)
+        .secret_key(SecretKey::from_bytes(&secret))
+        .clear_ip_transports()
+        .bind_addr("127.0.0.1:0")
+        .unwrap()
+        .bind()
+        .await
+        .unwrap();
+    let conn = endpoint.connect(addr, b"omsyn/sync/1").await.unwrap();
+    let (send, recv) = conn.open_bi().await.unwrap();
+    (endpoint, send, recv)
 }
 
 fn hex_decode(text: &str, out: &mut [u8; 32]) {

@@ -384,3 +384,104 @@ fn every_way_out_passes_the_need_gate_and_is_logged_naming_the_patient() {
         "{log}"
     );
 }
+
+/// A modified nurse app's first bytes to a base: its Hello (with its real certificate), the
+/// month before's journal, then this month's with the middle change's signature broken.
+fn hello_and_a_forged_batch(nurse: &Node) -> ([u8; 32], Vec<u8>) {
+    use omsyn_core::sync::wire::{self, Message, PROTOCOL_VERSION, SignedChange};
+    use rand::SeedableRng;
+    let repo = omsyn_core::Repo::open(
+        nurse.path(),
+        None,
+        &mut rand::rngs::StdRng::seed_from_u64(1),
+    )
+    .unwrap();
+    let store = repo.store();
+    let journals = store.doc_ids("journal/").unwrap();
+    assert_eq!(journals.len(), 2, "{journals:?}");
+    let changes = |doc: &omsyn_core::DocumentId| {
+        let doc = doc.clone();
+        let changes: Vec<SignedChange> = store
+            .with_doc(&doc, |d| d.hashed_changes_since(&[]))
+            .unwrap()
+            .unwrap()
+            .into_iter()
+            .map(|c| SignedChange {
+                bytes: c.bytes,
+                signature: c.signature.unwrap(),
+            })
+            .collect();
+        (doc, changes)
+    };
+    // Ids sort by month: the month before first.
+    let (earlier, entries) = changes(&journals[0]);
+    let (journal, mut notes) = changes(&journals[1]);
+    assert!(notes.len() >= 3, "{}", notes.len());
+    let middle = notes.len() / 2;
+    notes[middle].signature[0] ^= 1;
+    let mut bytes = wire::encode(&Message::Hello {
+        version: PROTOCOL_VERSION,
+        epoch: store.epoch(),
+        certificate: store.own_certificate().unwrap().unwrap().to_bytes(),
+    });
+    for (doc, changes) in [(earlier, entries), (journal, notes)] {
+        bytes.extend(wire::encode(&Message::Changes { doc, changes }));
+    }
+    (repo.identity().key.secret_bytes(), bytes)
+}
+
+#[test]
+fn a_forged_signature_amid_a_batch_the_daemon_checks_on_another_thread_is_refused_and_nothing_of_it_is_stored()
+ {
+    use omsyn_core::sync::wire::Message;
+    let base = Node::admin_base("Base", "K1");
+    let patient = base.add_patient("Aud Moen", "S1");
+    let daemon = Daemon::run(&base, &[]);
+    let ticket = daemon.ticket();
+    let nurse = Node::new("nurse", "Kari", "S1");
+    base.enroll(&nurse);
+    assert_eq!(sync(&nurse, &ticket, &[])["caught_up"], true);
+    for i in 0..3 {
+        let text = format!("Forfalsket notat {i}");
+        nurse.ok(&["note", "add", "--patient", &patient, "--text", &text]);
+    }
+    let month_before = (chrono::Utc::now() - chrono::Duration::days(35)).to_rfc3339();
+    let text = "Notat fra forrige måned";
+    nurse.ok(&[
+        "note",
+        "add",
+        "--patient",
+        &patient,
+        "--text",
+        text,
+        "--at",
+        &month_before,
+    ]);
+    let (secret, bytes) = hello_and_a_forged_batch(&nurse);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let answered = runtime.block_on(super::raw_client::converse(&ticket, secret, &bytes, |m| {
+        matches!(m, Message::Reject { .. })
+    }));
+    let reasons: Vec<&str> = answered
+        .iter()
+        .filter_map(|m| match m {
+            Message::Reject { reason, .. } => Some(reason.as_str()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(reasons.len(), 1, "{answered:?}");
+    assert!(reasons[0].contains("no valid signature"), "{}", reasons[0]);
+    let shown = base.ok(&["show", "--patient", &patient]).to_string();
+    assert!(!shown.contains("Forfalsket notat"), "{shown}");
+    assert!(
+        shown.contains(text),
+        "what came before the forged batch is stored: {shown}"
+    );
+    // The honest app's sync of the same notes is taken.
+    assert_eq!(sync(&nurse, &ticket, &[])["caught_up"], true);
+    let shown = base.ok(&["show", "--patient", &patient]).to_string();
+    assert!(shown.contains("Forfalsket notat 2"), "{shown}");
+}

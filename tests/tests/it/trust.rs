@@ -10,7 +10,7 @@ use omsyn_core::ids::{PatientId, StaffId, TiltakId};
 use omsyn_core::repo::OpenRepoError;
 use omsyn_core::store::{KeyError, OpenError, StoreKey};
 use omsyn_core::sync::wire::{self, Message, SignedChange};
-use omsyn_core::sync::{Session, SyncEvent};
+use omsyn_core::sync::{Inbox, Session, SyncEvent, Unpacked};
 use omsyn_core::trust::audit::{self, AuditAction};
 use omsyn_core::trust::{OrgKey, change_signing_bytes};
 use omsyn_core::{Day, DocumentId, NodeKey, Repo, RepoError, Role, Timestamp};
@@ -301,6 +301,77 @@ fn a_forged_signature_is_rejected_with_the_reason_and_nothing_is_stored() {
     assert_eq!(reasons.len(), 1, "{events:?}");
     assert!(reasons[0].contains("no valid signature"), "{}", reasons[0]);
     assert_eq!(snapshot(&z.base.repo), before, "nothing stored");
+}
+
+/// What `repo` holds of `doc`, each change with its signature, as a sender sends it.
+fn held_changes(repo: &Repo, doc: &DocumentId) -> Vec<SignedChange> {
+    repo.store()
+        .with_doc(doc, |d| d.hashed_changes_since(&[]))
+        .unwrap()
+        .unwrap_or_default()
+        .into_iter()
+        .map(|c| SignedChange {
+            bytes: c.bytes,
+            signature: c.signature.expect("stored changes are signed"),
+        })
+        .collect()
+}
+
+#[test]
+fn a_forged_signature_amid_changes_checked_ahead_of_the_session_refuses_its_message_whole() {
+    let z = zone();
+    let mut nurse = TestNode::nurse(82, "N1");
+    // A session past its Hellos, caught up; what the nurse writes next goes only as crafted below.
+    let mut link = Link::open(&nurse.repo, &z.base.repo);
+    let (pn, pb) = (nurse.repo.need_policy(), z.base.repo.need_policy());
+    link.exchange((&nurse.repo, &pn), (&z.base.repo, &pb), NOW_MS);
+    for i in 0..3 {
+        let at = today("10:00");
+        let text = format!("Notat {i}");
+        nurse
+            .repo
+            .add_note(at, &mut nurse.rng, &z.mine, None, at, &text)
+            .unwrap();
+    }
+    // A note on a visit of the month before, in that month's journal.
+    let earlier = Timestamp::from_unix_millis(NOW_MS - 35 * DAY_MS).unwrap();
+    nurse
+        .repo
+        .add_note(earlier, &mut nurse.rng, &z.mine, None, earlier, "Notat")
+        .unwrap();
+    let journal = DocumentId::Journal(z.mine.clone(), today("10:00").day().month());
+    let mut notes = held_changes(&nurse.repo, &journal);
+    assert!(notes.len() >= 3, "{}", notes.len());
+    let middle = notes.len() / 2;
+    notes[middle].signature[0] ^= 1;
+    let log = DocumentId::Journal(z.mine.clone(), earlier.day().month());
+    let entries = held_changes(&nurse.repo, &log);
+    assert!(!entries.is_empty());
+    // The bytes as a driver's inbox takes them apart ahead of the session, in one batch: the
+    // month before's journal, then this month's with the middle note's signature broken.
+    let held = |repo: &Repo, doc: &DocumentId| repo.store().with_doc(doc, |d| d.head_hashes());
+    let before = held(&z.base.repo, &journal).unwrap();
+    let mut inbox = Inbox::default();
+    let mut unpacked = Unpacked::default();
+    for (doc, changes) in [(log.clone(), entries), (journal.clone(), notes)] {
+        unpacked.append(inbox.unpack(&wire::encode(&Message::Changes { doc, changes })));
+    }
+    link.b
+        .handle_unpacked(z.base.repo.store(), &pb, NOW_MS, unpacked)
+        .expect("a refused change ends no session");
+    let reasons = rejections(&events(&mut link.b));
+    assert_eq!(reasons.len(), 1, "{reasons:?}");
+    assert!(reasons[0].contains("no valid signature"), "{}", reasons[0]);
+    assert_eq!(
+        held(&z.base.repo, &journal).unwrap(),
+        before,
+        "nothing of the notes"
+    );
+    assert_eq!(
+        held(&z.base.repo, &log).unwrap(),
+        held(&nurse.repo, &log).unwrap(),
+        "the journal that came with them is stored"
+    );
 }
 
 #[test]

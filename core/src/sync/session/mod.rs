@@ -39,8 +39,9 @@ use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 use push::PendingRound;
 
+use super::inbox::{Inbox, Unpacked};
 use super::policy::{SharePolicy, ShareQuery};
-use super::wire::{self, DecodeError, ErrorCode, FrameDecoder, Hash, Message, PROTOCOL_VERSION};
+use super::wire::{self, DecodeError, ErrorCode, Hash, Message, PROTOCOL_VERSION};
 use crate::docs::DocumentId;
 use crate::identity::{NodeId, Role};
 use crate::store::{Committed, PeerDocState, PeerRecord, Store, StoreError, WriteBatch};
@@ -143,7 +144,9 @@ enum Phase {
 pub struct Session {
     peer: NodeId,
     phase: Phase,
-    decoder: FrameDecoder,
+    /// Takes apart the bytes handed to [`Session::handle_bytes`] (a driver that unpacks them
+    /// itself, ahead of the session, hands over [`Unpacked`] instead).
+    inbox: Inbox,
     outbox: VecDeque<Vec<u8>>,
     events: VecDeque<SyncEvent>,
     record: PeerRecord,
@@ -193,7 +196,7 @@ impl Session {
         let mut session = Session {
             peer,
             phase: Phase::AwaitingHello,
-            decoder: FrameDecoder::default(),
+            inbox: Inbox::default(),
             outbox: VecDeque::new(),
             events: VecDeque::new(),
             record: PeerRecord::default(),
@@ -456,11 +459,28 @@ impl Session {
         now_ms: i64,
         bytes: &[u8],
     ) -> Result<(), SyncError> {
+        let unpacked = self.inbox.unpack(bytes);
+        self.handle_unpacked(store, policy, now_ms, unpacked)
+    }
+
+    /// [`Session::handle_bytes`] for bytes the driver took apart with an [`Inbox`] of its own
+    /// (on another thread, while the session took in the bytes before). Several reads' worth
+    /// may come [`Unpacked::append`]ed into one: they are stored in one write.
+    pub fn handle_unpacked(
+        &mut self,
+        store: &Store,
+        policy: &dyn SharePolicy,
+        now_ms: i64,
+        unpacked: Unpacked,
+    ) -> Result<(), SyncError> {
         if self.phase == Phase::Closed {
             return Err(SyncError::Protocol("session already closed".into()));
         }
-        self.stats.bytes_received += bytes.len() as u64;
-        let result = self.process(store, policy, now_ms, bytes);
+        self.stats.bytes_received += unpacked.bytes;
+        let result = match unpacked.error {
+            Some(e) => Err(SyncError::Malformed(e)),
+            None => self.process(store, policy, now_ms, unpacked.messages),
+        };
         self.fail_on_error(result)
     }
 

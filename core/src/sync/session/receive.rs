@@ -4,13 +4,14 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use super::super::inbox::Received;
 use super::{Phase, Session, SyncError, SyncEvent, remember};
 use crate::docs::DocumentId;
 use crate::identity::Role;
 use crate::pipeline;
 use crate::store::{PeerRecord, Store, WriteBatch};
 use crate::sync::policy::SharePolicy;
-use crate::sync::wire::{self, Hash, Message, PROTOCOL_VERSION, SignedChange};
+use crate::sync::wire::{Hash, Message, PROTOCOL_VERSION};
 use crate::trust::{self, Certificate, Refusal, Revocation};
 
 impl Session {
@@ -19,9 +20,8 @@ impl Session {
         store: &Store,
         policy: &dyn SharePolicy,
         now_ms: i64,
-        bytes: &[u8],
+        messages: Vec<Received>,
     ) -> Result<(), SyncError> {
-        let messages = self.decode_frames(bytes)?;
         if messages.is_empty() {
             return Ok(());
         }
@@ -33,7 +33,7 @@ impl Session {
         batch.set_non_durable();
         for message in messages {
             if self.phase == Phase::Open
-                && let Message::Error { message, .. } = message
+                && let Received::Other(Message::Error { message, .. }) = message
             {
                 // Keep what arrived before it (a revocation above all), then end.
                 pipeline::commit(batch, &pipeline::DeriveContext::of(store, Some(now_ms)))?;
@@ -45,18 +45,50 @@ impl Session {
         self.answer(store, policy, now_ms, inbound)
     }
 
-    /// Every complete message in the bytes received so far.
-    pub(super) fn decode_frames(&mut self, bytes: &[u8]) -> Result<Vec<Message>, SyncError> {
-        self.decoder.push(bytes)?;
-        let mut messages = Vec::new();
-        while let Some(frame) = self.decoder.next_frame() {
-            messages.push(wire::decode(&frame)?);
-        }
-        Ok(messages)
-    }
-
     /// Takes one message from the peer into `batch`, noting in `inbound` what it asks of us.
     pub(super) fn receive(
+        &mut self,
+        store: &Store,
+        policy: &dyn SharePolicy,
+        batch: &mut WriteBatch<'_>,
+        now_ms: i64,
+        message: Received,
+        inbound: &mut Inbound,
+    ) -> Result<(), SyncError> {
+        match message {
+            Received::Changes { doc, changes } => {
+                self.receive_checked(store, policy, batch, now_ms, doc, changes, inbound)
+            }
+            Received::Other(message) => {
+                self.receive_message(store, policy, batch, now_ms, message, inbound)
+            }
+        }
+    }
+
+    /// A document's changes, checked as far as their bytes allow (see [`super::super::inbox`]).
+    #[allow(clippy::too_many_arguments)]
+    fn receive_checked(
+        &mut self,
+        store: &Store,
+        policy: &dyn SharePolicy,
+        batch: &mut WriteBatch<'_>,
+        now_ms: i64,
+        doc: DocumentId,
+        changes: Result<Vec<pipeline::Checked>, String>,
+        inbound: &mut Inbound,
+    ) -> Result<(), SyncError> {
+        if self.phase != Phase::Open {
+            return Err(SyncError::Protocol("Changes before Hello".into()));
+        }
+        if !self.permits(store, now_ms, |q| policy.may_accept(q, &doc)) {
+            inbound.replies.push(Message::Decline { doc });
+            return Ok(());
+        }
+        self.receive_changes(store, batch, &doc, changes, now_ms, &mut inbound.replies)
+    }
+
+    /// Any message but changes.
+    fn receive_message(
         &mut self,
         store: &Store,
         policy: &dyn SharePolicy,
@@ -95,13 +127,15 @@ impl Session {
                 self.events
                     .push_back(SyncEvent::RejectedByPeer { doc, reason });
             }
-            Message::Changes { doc, .. } | Message::Offer { doc, .. }
+            // Only an inbox makes changes into a message, checked; these were not.
+            Message::Changes { doc, changes } => {
+                let checked = pipeline::check_all(&mut Default::default(), changes);
+                self.receive_checked(store, policy, batch, now_ms, doc, checked, inbound)?;
+            }
+            Message::Offer { doc, .. }
                 if !self.permits(store, now_ms, |q| policy.may_accept(q, &doc)) =>
             {
                 inbound.replies.push(Message::Decline { doc });
-            }
-            Message::Changes { doc, changes } => {
-                self.receive_changes(store, batch, &doc, changes, now_ms, &mut inbound.replies)?;
             }
             Message::Offer { doc, heads } => {
                 self.receive_offer(batch, doc, heads, now_ms, inbound)?
@@ -393,11 +427,15 @@ impl Session {
         store: &Store,
         batch: &mut WriteBatch<'_>,
         doc: &DocumentId,
-        changes: Vec<SignedChange>,
+        changes: Result<Vec<pipeline::Checked>, String>,
         now_ms: i64,
         replies: &mut Vec<Message>,
     ) -> Result<(), SyncError> {
-        let bytes: u64 = changes.iter().map(|c| c.bytes.len() as u64).sum();
+        let changes = match changes {
+            Ok(changes) => changes,
+            Err(reason) => return self.refuse_changes(batch, doc, reason.into(), now_ms, replies),
+        };
+        let bytes: u64 = changes.iter().map(|c| c.vouched().bytes.len() as u64).sum();
         let own = store.own_certificate()?.ok_or(Refusal::SelfNotEnrolled)?;
         let carried = BTreeMap::new();
         let mut authors = pipeline::WriteAuthors {
@@ -405,7 +443,7 @@ impl Session {
             carried: &carried,
             own: own.grant(),
         };
-        let admitted = match pipeline::admit(&mut authors, doc, changes, now_ms) {
+        let admitted = match pipeline::admit_checked(&mut authors, doc, changes, now_ms) {
             Ok(admitted) => admitted,
             Err(refusal) => return self.refuse_changes(batch, doc, refusal, now_ms, replies),
         };

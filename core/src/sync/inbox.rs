@@ -1,0 +1,113 @@
+//! The peer's bytes taken apart before a session takes them in: frames split, compressed
+//! batches inflated, messages decoded, and every received change vouched for and parsed
+//! ([`pipeline::check`]). None of it needs the store, so a driver may run an [`Inbox`] on
+//! another thread, ahead of the session that applies what the last bytes brought: a base's
+//! month then has its signatures checked on one core while the changes before them are judged
+//! and stored on the other. Every check that needs the document (authors, the rules) stays in
+//! the session's write.
+
+use super::wire::{DecodeError, FrameDecoder, Message, decode};
+use crate::docs::DocumentId;
+use crate::identity::Verifiers;
+use crate::pipeline::{self, Checked};
+
+/// Splits the peer's byte stream into messages and checks their changes. One per session.
+#[derive(Debug, Default)]
+pub struct Inbox {
+    decoder: FrameDecoder,
+}
+
+/// What bytes of the peer held, taken apart: every message complete in them, in order. Hand it
+/// to [`super::Session::handle_unpacked`].
+#[derive(Debug, Default)]
+pub struct Unpacked {
+    pub(super) bytes: u64,
+    pub(super) messages: Vec<Received>,
+    /// The bytes broke the protocol: the session ends, and nothing of these bytes is taken in.
+    pub(super) error: Option<DecodeError>,
+}
+
+/// A message as the session takes it in.
+#[derive(Debug)]
+pub(super) enum Received {
+    /// A document's changes, each checked as far as its bytes allow; or why one was not.
+    Changes {
+        doc: DocumentId,
+        changes: Result<Vec<Checked>, String>,
+    },
+    /// Any other message.
+    Other(Message),
+}
+
+impl Inbox {
+    /// Takes `bytes` received from the peer apart. Frames not complete yet wait for the bytes
+    /// that complete them.
+    pub fn unpack(&mut self, bytes: &[u8]) -> Unpacked {
+        let mut unpacked = Unpacked {
+            bytes: bytes.len() as u64,
+            ..Unpacked::default()
+        };
+        if let Err(e) = self.decoder.push(bytes) {
+            unpacked.error = Some(e);
+            return unpacked;
+        }
+        // Authors' keys are decompressed once per read: a read holds many changes of few authors.
+        let mut keys = Verifiers::default();
+        while let Some(frame) = self.decoder.next_frame() {
+            match decode(&frame) {
+                Ok(message) => unpacked.messages.push(received(&mut keys, message)),
+                Err(e) => {
+                    unpacked.error = Some(e);
+                    break;
+                }
+            }
+        }
+        unpacked
+    }
+}
+
+impl Unpacked {
+    /// Whether these bytes broke the protocol (see [`Unpacked::append`]).
+    pub fn is_malformed(&self) -> bool {
+        self.error.is_some()
+    }
+
+    /// Whether these bytes completed no message.
+    pub fn is_empty(&self) -> bool {
+        self.messages.is_empty() && self.error.is_none()
+    }
+
+    /// Bytes of changes these messages carry.
+    pub fn change_bytes(&self) -> usize {
+        self.messages
+            .iter()
+            .map(|m| match m {
+                Received::Changes {
+                    changes: Ok(changes),
+                    ..
+                } => changes.iter().map(|c| c.vouched().bytes.len()).sum(),
+                _ => 0,
+            })
+            .sum()
+    }
+
+    /// Adds what later bytes held, so the session takes both in one write. If either is
+    /// malformed the whole is, and nothing of it is taken in: messages that must be taken in
+    /// before malformed bytes end the session go over on their own.
+    pub fn append(&mut self, later: Unpacked) {
+        self.bytes += later.bytes;
+        self.messages.extend(later.messages);
+        self.error = self.error.take().or(later.error);
+    }
+}
+
+/// A message, its changes checked if it carries any.
+fn received(keys: &mut Verifiers, message: Message) -> Received {
+    match message {
+        Message::Changes { doc, changes } => Received::Changes {
+            doc,
+            changes: pipeline::check_all(keys, changes),
+        },
+        other => Received::Other(other),
+    }
+}

@@ -1,0 +1,133 @@
+//! What the peer sends, read and taken apart ahead of the session: a task of its own reads the
+//! stream and unpacks each read ([`Inbox`]: frames, inflated batches, every change's signature
+//! checked and its Automerge chunk parsed) on the blocking pool, while the driver's session
+//! judges and stores what came before. On a machine with two cores a base's month then has its
+//! signatures checked on one while the other applies, derives and commits.
+//!
+//! Reads that pile up while the session is busy are handed over together, so they are stored in
+//! one write (one commit, and each document's indexes derived once for all of them).
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Instant;
+
+use iroh::endpoint::{ReadError, RecvStream};
+use omsyn_core::sync::{Inbox, Unpacked};
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+
+/// Largest read of the stream.
+const READ_BUFFER_BYTES: usize = 256 * 1024;
+/// Unpacked reads waiting for the session: enough to keep the checking thread busy while the
+/// session stores, bounded so a slow session holds back the stream (QUIC's flow control then
+/// slows the peer) instead of memory growing.
+const QUEUED_READS: usize = 8;
+/// At most this many bytes of changes go into one write when reads have piled up: a write's
+/// documents stay in memory until it commits.
+const WRITE_CHANGE_BYTES: usize = 8 * 1024 * 1024;
+
+/// One session's reading side, running until the stream ends or this is dropped.
+#[derive(Debug)]
+pub(crate) struct Inflow {
+    rx: mpsc::Receiver<Result<Unpacked, ReadError>>,
+    /// Taken off the queue but not handed over with what came before it (malformed bytes, or
+    /// a write already full).
+    held: Option<Result<Unpacked, ReadError>>,
+    reader: JoinHandle<()>,
+    /// Time spent unpacking, in microseconds (the session's busy time does not include it).
+    unpack_us: Arc<AtomicU64>,
+}
+
+impl Inflow {
+    /// Starts reading `recv`.
+    pub(crate) fn start(recv: RecvStream) -> Inflow {
+        let (tx, rx) = mpsc::channel(QUEUED_READS);
+        let unpack_us = Arc::new(AtomicU64::new(0));
+        let reader = tokio::spawn(read(recv, tx, unpack_us.clone()));
+        Inflow {
+            rx,
+            held: None,
+            reader,
+            unpack_us,
+        }
+    }
+
+    /// What the peer sent next: every read unpacked since the last call (at least one; up to
+    /// [`WRITE_CHANGE_BYTES`] of changes), or the error that ended the stream. `None` once the
+    /// peer finished the stream.
+    pub(crate) async fn next(&mut self) -> Option<Result<Unpacked, ReadError>> {
+        let first = match self.held.take() {
+            Some(held) => held,
+            None => self.rx.recv().await?,
+        };
+        let Ok(mut merged) = first else {
+            return Some(first);
+        };
+        while !merged.is_malformed() && merged.change_bytes() < WRITE_CHANGE_BYTES {
+            match self.rx.try_recv() {
+                Ok(Ok(more)) if !more.is_malformed() => merged.append(more),
+                Ok(other) => {
+                    self.held = Some(other);
+                    break;
+                }
+                Err(_) => break,
+            }
+        }
+        Some(Ok(merged))
+    }
+
+    /// Milliseconds spent unpacking so far.
+    pub(crate) fn unpack_ms(&self) -> u64 {
+        self.unpack_us.load(Ordering::Relaxed) / 1000
+    }
+}
+
+impl Drop for Inflow {
+    fn drop(&mut self) {
+        self.reader.abort();
+    }
+}
+
+/// Reads `recv` and unpacks each read on the blocking pool, in order, until the stream ends,
+/// fails, breaks the protocol or nobody takes what it unpacks.
+async fn read(
+    mut recv: RecvStream,
+    tx: mpsc::Sender<Result<Unpacked, ReadError>>,
+    unpack_us: Arc<AtomicU64>,
+) {
+    let mut inbox = Inbox::default();
+    let mut buf = vec![0u8; READ_BUFFER_BYTES];
+    // Bytes that completed no message yet wait for the read that does.
+    let mut pending = Unpacked::default();
+    loop {
+        let n = match recv.read(&mut buf).await {
+            Ok(Some(n)) => n,
+            Ok(None) => break,
+            Err(e) => {
+                let _ = tx.send(Err(e)).await;
+                break;
+            }
+        };
+        let bytes = buf[..n].to_vec();
+        let started = Instant::now();
+        let Ok((back, unpacked)) = tokio::task::spawn_blocking(move || {
+            let unpacked = inbox.unpack(&bytes);
+            (inbox, unpacked)
+        })
+        .await
+        else {
+            break;
+        };
+        let us = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
+        unpack_us.fetch_add(us, Ordering::Relaxed);
+        inbox = back;
+        let malformed = unpacked.is_malformed();
+        pending.append(unpacked);
+        if pending.is_empty() {
+            continue;
+        }
+        if tx.send(Ok(std::mem::take(&mut pending))).await.is_err() || malformed {
+            break;
+        }
+    }
+}
