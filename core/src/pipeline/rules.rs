@@ -204,7 +204,9 @@ impl TryFrom<String> for KeyBytes {
 
 /// What the rules read of an item's body: the string under its `type`. A body that is no
 /// object, has no `type` or a `type` that is no string has none (as `body["type"]` reads
-/// JSON); the rest of the body is skipped, not built.
+/// JSON). The rest of the body is read as JSON values and dropped, not skipped: skipping
+/// checks less (nesting depth, lone surrogates, numbers out of range), and a body every
+/// other node refuses must be refused here too.
 struct BodyKind(Option<String>);
 
 impl<'de> Deserialize<'de> for BodyKind {
@@ -233,14 +235,14 @@ impl<'de> serde::de::Visitor<'de> for KindOf {
                     .as_str()
                     .map(str::to_owned);
             } else {
-                map.next_value::<serde::de::IgnoredAny>()?;
+                map.next_value::<serde_json::Value>()?;
             }
         }
         Ok(BodyKind(kind))
     }
 
     fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<BodyKind, A::Error> {
-        while seq.next_element::<serde::de::IgnoredAny>()?.is_some() {}
+        while seq.next_element::<serde_json::Value>()?.is_some() {}
         Ok(BodyKind(None))
     }
 

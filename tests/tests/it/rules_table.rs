@@ -416,3 +416,35 @@ fn the_date_bounds_in_milliseconds_are_the_bounds_as_written() {
     assert_eq!(ms(rules::EARLIEST), rules::EARLIEST_MS);
     assert_eq!(ms(rules::LATEST), rules::LATEST_MS);
 }
+
+#[test]
+fn an_item_whose_body_is_not_valid_json_throughout_is_refused_even_where_the_rules_do_not_look() {
+    //! The rules read only a body's `type`, but every node must refuse the same items: a body
+    //! JSON refuses anywhere (nesting too deep, a lone surrogate, a number out of range) is
+    //! refused, wherever in the body the fault sits.
+    let base = grant(Base);
+    let device = serde_json::Value::from(hex::encode(base.node.as_bytes()));
+    let deep = format!("{}1{}", "[".repeat(200), "]".repeat(200));
+    let bodies = [
+        format!(r#"{{"type":"observation","extra":{deep}}}"#),
+        r#"{"type":"observation","extra":"\ud800"}"#.to_owned(),
+        r#"{"type":"observation","extra":1e400}"#.to_owned(),
+        format!(r#"[{deep}]"#),
+        r#"["\ud800"]"#.to_owned(),
+    ];
+    for body in bodies {
+        let value = item_with(&base, device.clone(), serde_json::Value::Null)
+            .replace(r#""body":null"#, &format!(r#""body":{body}"#));
+        assert!(
+            append(&base, value).is_err(),
+            "accepted a body of {body:.60}"
+        );
+    }
+    // The same item with a sound body is taken.
+    let sound = item_with(
+        &base,
+        device,
+        serde_json::json!({"type": "observation", "extra": [1]}),
+    );
+    assert!(append(&base, sound).is_ok());
+}
