@@ -717,11 +717,6 @@ pub enum OpAction {
     Other,
 }
 
-/// Decodes a raw change into what it does. Fails on bytes that are not a valid change.
-pub fn inspect_change(bytes: &[u8]) -> Result<ChangeSummary, DocError> {
-    parse_change(bytes.to_vec()).map(|parsed| parsed.summary)
-}
-
 /// A received change parsed once: what it does, for the rules, and the change itself, for
 /// Automerge to apply. Parsing needs no document, so a driver may do it ahead of the write the
 /// change goes into (on another thread).
@@ -734,10 +729,14 @@ pub struct ParsedChange {
 
 /// Parses a raw change and decodes what it does. Fails on bytes that are not a valid change.
 pub fn parse_change(bytes: Vec<u8>) -> Result<ParsedChange, DocError> {
-    let change = automerge::Change::from_bytes(bytes).map_err(|e| DocError::Corrupt {
+    let corrupt = |reason: String| DocError::Corrupt {
         doc: "(received change)".into(),
-        reason: e.to_string(),
-    })?;
+        reason,
+    };
+    // Hostile bytes: a panic in Automerge's parser must not take the process down.
+    let change = std::panic::catch_unwind(|| automerge::Change::from_bytes(bytes))
+        .map_err(|_| corrupt("Automerge failed to parse a received change".into()))?
+        .map_err(|e| corrupt(e.to_string()))?;
     let summary = summarize(&change)?;
     Ok(ParsedChange { change, summary })
 }

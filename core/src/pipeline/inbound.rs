@@ -7,7 +7,7 @@
 //! hash is computed over its bytes exactly as Automerge computes it and checked against the
 //! header's checksum, its author is read from the chunk's first fields, and the author's
 //! signature of the hash is verified. Only a change that passes all of this is parsed
-//! ([`crate::docs::inspect_change`]) and judged against the document it would land in.
+//! ([`crate::docs::parse_change`]) and judged against the document it would land in.
 
 use sha2::{Digest, Sha256};
 

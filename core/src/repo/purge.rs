@@ -9,10 +9,17 @@ use super::{Repo, RepoError, STORE_FILE};
 use crate::docs::DocumentId;
 use crate::identity::{KEY_FILE, NodeId, PROFILE_FILE, Role};
 use crate::ids::PatientId;
-use crate::store::StoreKey;
+use crate::store::{StoreKey, WITHDRAWN, WITHDRAWN_BLOCKED, WriteBatch};
 use crate::time::Timestamp;
 use crate::trust::audit::{AccessEvent, AuditAction};
-use crate::trust::{OrgKey, need};
+use crate::trust::{Grant, OrgKey, need};
+
+/// Whether a patient's documents may be removed (see [`Repo::purge_unneeded`]).
+enum Removable {
+    Yes,
+    NeededAgain,
+    AwaitingUpload,
+}
 
 /// What a purge did.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
@@ -69,10 +76,22 @@ impl Repo {
         if report.purged.is_empty() {
             return Ok(report);
         }
-        let purged = report.purged.clone();
+        drop(relations);
+        let scanned = std::mem::take(&mut report.purged);
         self.transaction(|tx| {
-            for patient in &purged {
-                tx.batch.remove_patient(patient)?;
+            for patient in scanned {
+                // Checked again inside the removing write, which no commit can pass: a patient
+                // shared again since the scan, or documented since (a note no base holds yet),
+                // stays.
+                match self.removable(&mut tx.batch, &bases, &grant, now_ms, &patient)? {
+                    Removable::Yes => {}
+                    Removable::NeededAgain => continue,
+                    Removable::AwaitingUpload => {
+                        report.awaiting_upload.push(patient);
+                        continue;
+                    }
+                }
+                tx.batch.remove_patient(&patient)?;
                 tx.log_access(
                     now,
                     AccessEvent::new(
@@ -82,10 +101,33 @@ impl Repo {
                         "need ended or access blocked".into(),
                     ),
                 )?;
+                report.purged.push(patient);
             }
             Ok::<_, RepoError>(())
         })?;
         Ok(report)
+    }
+
+    /// Whether `patient`'s documents may go, by what `batch` sees.
+    fn removable(
+        &self,
+        batch: &mut WriteBatch<'_>,
+        bases: &[NodeId],
+        grant: &Grant,
+        now_ms: i64,
+        patient: &PatientId,
+    ) -> Result<Removable, RepoError> {
+        let record = DocumentId::PatientRecord(patient.clone());
+        let withdrawn = batch.relation(patient, WITHDRAWN)?.is_some()
+            || batch.relation(patient, WITHDRAWN_BLOCKED)?.is_some();
+        if !withdrawn && need::needs_in(batch, now_ms, grant, &record)? {
+            return Ok(Removable::NeededAgain);
+        }
+        let docs = self.store.patient_doc_ids(patient)?;
+        Ok(match self.delivered_to_a_base(bases, &docs)? {
+            true => Removable::Yes,
+            false => Removable::AwaitingUpload,
+        })
     }
 
     /// Whether some base is known to hold this device's current version of every document.

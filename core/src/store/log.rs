@@ -120,6 +120,9 @@ pub(super) fn place_in_log(
     Ok(seq)
 }
 
+/// Where `doc` (with row `meta`) stands in the log, taking it out of the `DOC_SEQ` table of a
+/// store written before positions moved into `DOCS` (a lookup that finds nothing writes no
+/// page).
 pub(super) fn log_position(
     tx: &WriteTransaction,
     doc: &str,

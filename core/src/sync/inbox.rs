@@ -67,6 +67,16 @@ impl Inbox {
 }
 
 impl Unpacked {
+    /// `bytes` bytes that could not be taken apart at all (the thread unpacking them failed):
+    /// they break the protocol like malformed ones, and end the session with an error.
+    pub fn unreadable(bytes: u64) -> Unpacked {
+        Unpacked {
+            bytes,
+            messages: Vec::new(),
+            error: Some(DecodeError::Invalid("bytes that could not be taken apart")),
+        }
+    }
+
     /// Whether these bytes broke the protocol (see [`Unpacked::append`]).
     pub fn is_malformed(&self) -> bool {
         self.error.is_some()

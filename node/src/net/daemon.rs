@@ -35,11 +35,14 @@ impl Shared {
         &self,
         conn: &iroh::endpoint::Connection,
         streams: (iroh::endpoint::SendStream, iroh::endpoint::RecvStream),
-        opened: Opened,
+        opened: Result<Opened>,
         peer: omsyn_core::NodeId,
         mode: Mode,
     ) -> Result<super::driver::Outcome> {
-        let result = drive(conn, streams, opened, peer, self, mode).await;
+        let result = match opened {
+            Ok(opened) => drive(conn, streams, opened, peer, self, mode).await,
+            Err(e) => Err(e),
+        };
         self.emit(NetEvent::PeerLost {
             peer,
             error: result.as_ref().err().map(|e| format!("{e:#}")),
@@ -114,7 +117,7 @@ async fn serve_incoming(shared: Shared, incoming: iroh::endpoint::Incoming) -> R
     let (streams, opened) = tokio::join!(conn.accept_bi(), Opened::prepare(&shared, peer));
     let streams = streams.context("accepting the sync stream")?;
     let result = shared
-        .session(&conn, streams, opened?, peer, Mode::Live)
+        .session(&conn, streams, opened, peer, Mode::Live)
         .await;
     info!(peer = %peer.short(), "peer disconnected");
     result.map(|_| ())
@@ -150,8 +153,17 @@ async fn discover_loop(shared: Shared, mdns: iroh_mdns_address_lookup::MdnsAddre
 /// shortest wait: the path may be back in a second. Only failures to connect back off further.
 pub async fn dial_loop(shared: Shared, id: iroh::EndpointId, peer: omsyn_core::NodeId) {
     let mut backoff = BACKOFF_START;
+    let mut reached = true;
     loop {
-        let (connected, result) = dial(&shared, id, peer, Mode::Live).await;
+        // After a failed connect, the session is built only once a connection is made: a phone
+        // out of coverage retries all day, and building a push for each try would spend battery.
+        let early = if reached {
+            Early::Overlap
+        } else {
+            Early::AfterConnect
+        };
+        let (connected, result) = dial(&shared, id, peer, Mode::Live, early).await;
+        reached = connected;
         if connected {
             backoff = BACKOFF_START;
         }
@@ -183,7 +195,16 @@ pub async fn dial_once(
     peer: omsyn_core::NodeId,
     mode: Mode,
 ) -> Result<super::driver::Outcome> {
-    dial(shared, id, peer, mode).await.1
+    dial(shared, id, peer, mode, Early::Overlap).await.1
+}
+
+/// When a dial builds our side of the session (Hello, first push).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Early {
+    /// While QUIC's handshake runs: the push is ready when the connection is.
+    Overlap,
+    /// Once connected: nothing is built for a connection that fails.
+    AfterConnect,
 }
 
 /// Connects to a peer and runs one session; says whether the connection was made.
@@ -192,9 +213,9 @@ async fn dial(
     id: iroh::EndpointId,
     peer: omsyn_core::NodeId,
     mode: Mode,
+    early: Early,
 ) -> (bool, Result<super::driver::Outcome>) {
     let started = std::time::Instant::now();
-    // Our Hello and first push are built while QUIC's handshake runs.
     let connecting = async {
         let connected = shared.net.endpoint.connect(id, ALPN).await;
         // Where a reconnect's time goes (`OMSYN_LOG=omsyn_node::net=debug`): the handshake
@@ -202,17 +223,24 @@ async fn dial(
         tracing::debug!(peer = %peer.short(), elapsed = ?started.elapsed(), "QUIC handshake done");
         connected
     };
-    let (connected, opened) = tokio::join!(connecting, Opened::prepare(shared, peer));
+    let (connected, opened) = match early {
+        Early::Overlap => {
+            let (connected, opened) = tokio::join!(connecting, Opened::prepare(shared, peer));
+            (connected, Some(opened))
+        }
+        Early::AfterConnect => (connecting.await, None),
+    };
     let conn = match connected.with_context(|| format!("connecting to {}", peer.short())) {
         Ok(conn) => conn,
         Err(e) => return (false, Err(e)),
     };
-    let result = match (
-        conn.open_bi().await.context("opening the sync stream"),
-        opened,
-    ) {
-        (Ok(streams), Ok(opened)) => shared.session(&conn, streams, opened, peer, mode).await,
-        (Err(e), _) | (_, Err(e)) => Err(e),
+    let opened = match opened {
+        Some(opened) => opened,
+        None => Opened::prepare(shared, peer).await,
+    };
+    let result = match conn.open_bi().await.context("opening the sync stream") {
+        Ok(streams) => shared.session(&conn, streams, opened, peer, mode).await,
+        Err(e) => Err(e),
     };
     conn.close(0u32.into(), b"done");
     (true, result)

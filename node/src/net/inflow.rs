@@ -110,16 +110,20 @@ async fn read(
         };
         let bytes = buf[..n].to_vec();
         let started = Instant::now();
-        let Ok((back, unpacked)) = tokio::task::spawn_blocking(move || {
+        let unpacking = tokio::task::spawn_blocking(move || {
             let unpacked = inbox.unpack(&bytes);
             (inbox, unpacked)
         })
-        .await
-        else {
-            break;
-        };
+        .await;
         let us = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
         unpack_us.fetch_add(us, Ordering::Relaxed);
+        let Ok((back, unpacked)) = unpacking else {
+            // The unpacking panicked on these bytes: the session must end with an error, not
+            // take it for the peer closing the stream.
+            pending.append(Unpacked::unreadable(n as u64));
+            let _ = tx.send(Ok(pending)).await;
+            break;
+        };
         inbox = back;
         let malformed = unpacked.is_malformed();
         pending.append(unpacked);
