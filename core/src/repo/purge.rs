@@ -9,7 +9,7 @@ use super::{Repo, RepoError, STORE_FILE};
 use crate::docs::DocumentId;
 use crate::identity::{KEY_FILE, NodeId, PROFILE_FILE, Role};
 use crate::ids::PatientId;
-use crate::store::{StoreKey, WITHDRAWN, WITHDRAWN_BLOCKED, WriteBatch};
+use crate::store::{StoreKey, WriteBatch};
 use crate::time::Timestamp;
 use crate::trust::audit::{AccessEvent, AuditAction};
 use crate::trust::{Grant, OrgKey, need};
@@ -118,8 +118,7 @@ impl Repo {
         patient: &PatientId,
     ) -> Result<Removable, RepoError> {
         let record = DocumentId::PatientRecord(patient.clone());
-        let withdrawn = batch.relation(patient, WITHDRAWN)?.is_some()
-            || batch.relation(patient, WITHDRAWN_BLOCKED)?.is_some();
+        let withdrawn = batch.withdrawal(patient)?.is_some();
         if !withdrawn && need::needs_in(batch, now_ms, grant, &record)? {
             return Ok(Removable::NeededAgain);
         }

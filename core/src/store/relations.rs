@@ -32,23 +32,14 @@ impl Store {
         patient: &PatientId,
         prefix: &str,
     ) -> Result<Vec<Relation>, StoreError> {
-        self.contain(|| {
-            let read = self.db.begin_read()?;
-            relations_in(&read.open_table(RELATIONS)?, patient, prefix)
-        })
+        self.relations_view()?.relations(patient, prefix)
     }
 
     /// Whether the patient has relation `name`; its value if so.
     pub fn relation(&self, patient: &PatientId, name: &str) -> Result<Option<i64>, StoreError> {
-        self.contain(|| {
-            let read = self.db.begin_read()?;
-            let table = read.open_table(RELATIONS)?;
-            Ok(table.get((patient.as_str(), name))?.map(|v| v.value()))
-        })
+        self.relations_view()?.relation(patient, name)
     }
-}
 
-impl Store {
     /// The relations index as one read transaction sees it. A question about one document
     /// looks up as many as six relations, and a device's purge asks it of every patient held:
     /// one snapshot for all of them instead of a read transaction per lookup.
@@ -85,16 +76,13 @@ impl RelationsView<'_> {
     /// Whether the patient has relation `name`; its value if so.
     pub fn relation(&self, patient: &PatientId, name: &str) -> Result<Option<i64>, StoreError> {
         self.store
-            .contain(|| Ok(self.table.get((patient.as_str(), name))?.map(|v| v.value())))
+            .contain(|| relation_in(&self.table, patient, name))
     }
 
     /// Whether a base withdrew the patient from this device: `Some(true)` because the patient
     /// blocks its user, `Some(false)` for another reason.
     pub fn withdrawal(&self, patient: &PatientId) -> Result<Option<bool>, StoreError> {
-        if self.relation(patient, WITHDRAWN_BLOCKED)?.is_some() {
-            return Ok(Some(true));
-        }
-        Ok(self.relation(patient, WITHDRAWN)?.map(|_| false))
+        self.store.contain(|| withdrawal_in(&self.table, patient))
     }
 }
 
@@ -112,10 +100,13 @@ impl WriteBatch<'_> {
     /// The value of a patient's relation `name` as of this write.
     pub fn relation(&mut self, patient: &PatientId, name: &str) -> Result<Option<i64>, StoreError> {
         let store = self.store;
-        store.contain(|| {
-            let table = self.tx.open_table(RELATIONS)?;
-            Ok(table.get((patient.as_str(), name))?.map(|v| v.value()))
-        })
+        store.contain(|| relation_in(&self.tx.open_table(RELATIONS)?, patient, name))
+    }
+
+    /// [`RelationsView::withdrawal`], as of this write.
+    pub fn withdrawal(&mut self, patient: &PatientId) -> Result<Option<bool>, StoreError> {
+        let store = self.store;
+        store.contain(|| withdrawal_in(&self.tx.open_table(RELATIONS)?, patient))
     }
 
     /// Marks `patient` as withdrawn from this device by a base (`Some((when, blocked))`), or as
@@ -145,6 +136,27 @@ impl WriteBatch<'_> {
             Ok(())
         })
     }
+}
+
+/// The value of the patient's relation `name`, from `table` as a read or a write transaction
+/// sees it.
+fn relation_in(
+    table: &impl ReadableTable<(&'static str, &'static str), i64>,
+    patient: &PatientId,
+    name: &str,
+) -> Result<Option<i64>, StoreError> {
+    Ok(table.get((patient.as_str(), name))?.map(|v| v.value()))
+}
+
+/// Whether a base withdrew the patient (see [`RelationsView::withdrawal`]), from `table`.
+fn withdrawal_in(
+    table: &impl ReadableTable<(&'static str, &'static str), i64>,
+    patient: &PatientId,
+) -> Result<Option<bool>, StoreError> {
+    if relation_in(table, patient, WITHDRAWN_BLOCKED)?.is_some() {
+        return Ok(Some(true));
+    }
+    Ok(relation_in(table, patient, WITHDRAWN)?.map(|_| false))
 }
 
 /// The patient's relations whose names start with `prefix`, from `table` as a read or a write
