@@ -120,7 +120,7 @@ pub(crate) async fn sync_once(
 ) -> Result<omsyn_node::net::driver::Outcome, OmsynError> {
     let stop = Notify::new();
     let mut events = shared.events.subscribe();
-    let session = daemon::sync_with(shared, ticket);
+    let session = daemon::sync_with(shared, ticket, omsyn_node::net::driver::IDLE_LIMIT);
     tokio::pin!(session);
     let outcome = loop {
         tokio::select! {

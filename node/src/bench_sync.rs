@@ -252,12 +252,9 @@ async fn omsyn_sync(
     a: &Shared,
     (id, node): (iroh::EndpointId, omsyn_core::NodeId),
 ) -> Result<crate::net::driver::Outcome> {
-    tokio::time::timeout(
-        SYNC_LIMIT,
-        daemon::dial_once(a, id, node, Mode::UntilCaughtUp),
-    )
-    .await
-    .context("omsyn's sync did not end within the bench's limit")?
+    tokio::time::timeout(SYNC_LIMIT, daemon::dial_once(a, id, node, Mode::ONCE))
+        .await
+        .context("omsyn's sync did not end within the bench's limit")?
 }
 
 fn all_docs(repo: &Repo) -> Result<Vec<DocumentId>> {

@@ -156,6 +156,10 @@ pub(crate) enum NodeCommand {
         /// Print progress on stderr while data arrives [default: when stderr is a terminal]
         #[arg(long)]
         progress: bool,
+        /// Give up when the peer sends nothing for this many seconds (it stalled)
+        #[arg(long, value_name = "SECONDS", default_value_t = 120,
+              value_parser = clap::value_parser!(u64).range(1..=86_400))]
+        idle_timeout: u64,
     },
     /// Print this node's ticket, the line (or QR code) a peer needs to reach it: from `omsyn
     /// run` while it serves this data directory (its addresses as of now), else what `omsyn run`

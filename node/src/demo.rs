@@ -177,7 +177,7 @@ async fn sync(p: &Progress, from: &DemoNode, to: &DemoNode) -> Result<Value> {
         ticket.addrs.clear();
     }
     let id = from.shared.net.learn(&ticket)?;
-    let outcome = daemon::dial_once(&from.shared, id, ticket.node, Mode::UntilCaughtUp)
+    let outcome = daemon::dial_once(&from.shared, id, ticket.node, Mode::ONCE)
         .await
         .with_context(|| format!("syncing {} with {}", from.name, to.name))?;
     let s = outcome.stats;

@@ -162,6 +162,16 @@ async fn shutdown_signal() {
     let _ = ctrl_c.await;
 }
 
+/// What `omsyn sync` was asked for.
+pub(crate) struct SyncRequest<'a> {
+    /// The peer's ticket, as given.
+    pub(crate) peer: &'a str,
+    /// Show progress on stderr even when it is not a terminal.
+    pub(crate) progress: bool,
+    /// Give up when the peer sends nothing for this long.
+    pub(crate) idle_limit: std::time::Duration,
+}
+
 /// `omsyn sync`: one session with one peer until both are caught up; prints a summary, and
 /// progress on stderr while data arrives (`progress`, or a terminal; not for a command the daemon
 /// runs, whose output returns at its end).
@@ -169,10 +179,15 @@ pub(crate) fn sync_once(
     repo: Arc<Repo>,
     json: bool,
     options: NetOptions,
-    (peer, progress): (&str, bool),
+    request: SyncRequest<'_>,
     daemon: Option<&Shared>,
 ) -> Result<()> {
     use std::io::IsTerminal;
+    let SyncRequest {
+        peer,
+        progress,
+        idle_limit,
+    } = request;
     let ticket: Ticket = peer.parse().map_err(|e| anyhow::anyhow!("--peer: {e}"))?;
     let terminal = std::io::stderr().is_terminal();
     let show = daemon.is_none() && (progress || (terminal && !json));
@@ -185,7 +200,7 @@ pub(crate) fn sync_once(
             }
             let shown =
                 show.then(|| tokio::spawn(show_progress(shared.events.subscribe(), terminal)));
-            let outcome = daemon::sync_with(&shared, &target)
+            let outcome = daemon::sync_with(&shared, &target, idle_limit)
                 .await
                 .map_err(|e| unreached_hint(e, &target));
             if let Some(shown) = shown {

@@ -95,11 +95,16 @@ pub(crate) fn run_node(
             net,
             peer,
             progress,
+            idle_timeout,
         } => crate::serve::sync_once(
             repo.clone(),
             json,
             crate::serve::net_options(&net),
-            (&peer, progress),
+            crate::serve::SyncRequest {
+                peer: &peer,
+                progress,
+                idle_limit: std::time::Duration::from_secs(idle_timeout),
+            },
             daemon,
         ),
         NodeCommand::Ticket { listen, relay } => {

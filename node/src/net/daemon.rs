@@ -182,10 +182,14 @@ pub async fn dial_loop(shared: Shared, id: iroh::EndpointId, peer: omsyn_core::N
 }
 
 /// One session with the peer a ticket names, until both sides are caught up (`omsyn sync`, and
-/// an app's "sync now").
-pub async fn sync_with(shared: &Shared, ticket: &Ticket) -> Result<super::driver::Outcome> {
+/// an app's "sync now"); abandoned when the peer sends nothing for `idle_limit`.
+pub async fn sync_with(
+    shared: &Shared,
+    ticket: &Ticket,
+    idle_limit: std::time::Duration,
+) -> Result<super::driver::Outcome> {
     let id = shared.net.learn(ticket)?;
-    dial_once(shared, id, ticket.node, Mode::UntilCaughtUp).await
+    dial_once(shared, id, ticket.node, Mode::UntilCaughtUp { idle_limit }).await
 }
 
 /// Connects to a peer and runs one session.

@@ -24,8 +24,30 @@ use super::shared::{OnRevoked, Shared, revoked};
 pub enum Mode {
     /// Stay connected and push every local change (the daemon).
     Live,
-    /// End once both sides are caught up (`omsyn sync`).
-    UntilCaughtUp,
+    /// End once both sides are caught up (`omsyn sync`); give up when the peer sends nothing for
+    /// `idle_limit` (it stalled: a live connection whose other end does not answer).
+    UntilCaughtUp { idle_limit: Duration },
+}
+
+impl Mode {
+    /// Until caught up, with the default patience for a silent peer.
+    pub const ONCE: Mode = Mode::UntilCaughtUp {
+        idle_limit: IDLE_LIMIT,
+    };
+
+    /// How long the peer may stay silent before the session is abandoned; `None` for a live
+    /// session, which waits for the peer as long as the connection lives (QUIC's keep-alive and
+    /// idle timeout notice a dead one).
+    fn idle_limit(self) -> Option<Duration> {
+        match self {
+            Mode::Live => None,
+            Mode::UntilCaughtUp { idle_limit } => Some(idle_limit),
+        }
+    }
+
+    fn until_caught_up(self) -> bool {
+        matches!(self, Mode::UntilCaughtUp { .. })
+    }
 }
 
 /// What a finished session reports.
@@ -39,8 +61,9 @@ pub struct Outcome {
     pub caught_up_at: Option<Instant>,
 }
 
-/// A session that did not settle in this long is abandoned (the peer stalled).
-const IDLE_LIMIT: Duration = Duration::from_secs(120);
+/// A session to catch up is abandoned when the peer sends nothing for this long (the peer
+/// stalled), unless told otherwise (`omsyn sync --idle-timeout`).
+pub const IDLE_LIMIT: Duration = Duration::from_secs(120);
 /// How long a finished session waits for the peer to close before dropping the connection.
 const LINGER: Duration = Duration::from_secs(2);
 /// How often an idle session re-checks the peer's certificate (expiry, revocation).
@@ -111,21 +134,30 @@ pub async fn drive(
     tokio::pin!(revoked);
     let mut progress = Progress::default();
     let mut caught_up_at = None;
+    // One deadline for the whole session, pushed back by each read: a timeout around each wait
+    // would start again whenever another branch (the 1 s recheck) ran first, and never fire.
+    let idle_limit = mode.idle_limit();
+    let silence = tokio::time::sleep(idle_limit.unwrap_or(IDLE_LIMIT));
+    tokio::pin!(silence);
     flush(&mut session, &mut send).await?;
     debug!(peer = %peer.short(), elapsed = ?link.started.elapsed(), "hello written to the stream");
     loop {
         let result = tokio::select! {
             () = &mut revoked => bail!("this node was revoked"),
-            next = tokio::time::timeout(IDLE_LIMIT, inflow.next()) => {
+            () = &mut silence, if idle_limit.is_some() => {
+                bail!("the peer sent nothing for {} s", idle_limit.unwrap_or_default().as_secs())
+            }
+            next = inflow.next() => {
+                if let Some(limit) = idle_limit {
+                    silence.as_mut().reset(tokio::time::Instant::now() + limit);
+                }
                 let unpacked = match next {
-                    Err(_) if mode == Mode::Live => continue,
-                    Err(_) => bail!("the peer went silent for {}s", IDLE_LIMIT.as_secs()),
-                    Ok(None) => {
+                    None => {
                         debug!(peer = %peer.short(), "peer closed the stream");
                         break;
                     }
-                    Ok(Some(Err(_))) if closed_normally(conn) => break,
-                    Ok(Some(r)) => r.context("reading from the peer")?,
+                    Some(Err(_)) if closed_normally(conn) => break,
+                    Some(r) => r.context("reading from the peer")?,
                 };
                 link.take_unpacked(&mut session, &mut progress, unpacked)?
             }
@@ -158,7 +190,7 @@ pub async fn drive(
         if session.is_caught_up() {
             caught_up_at.get_or_insert_with(Instant::now);
         }
-        if mode == Mode::UntilCaughtUp && session.is_caught_up() {
+        if mode.until_caught_up() && session.is_caught_up() {
             let policy = link.policy.as_ref();
             finish_gracefully(&mut session, &link.repo, policy, &mut send, &mut inflow).await;
             break;

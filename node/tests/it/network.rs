@@ -317,6 +317,28 @@ fn a_peer_sending_garbage_is_disconnected_and_the_node_keeps_serving() {
 }
 
 #[test]
+fn a_sync_with_a_peer_that_answers_nothing_gives_up_after_its_idle_timeout() {
+    let base = Node::admin_base("Base", "K1");
+    let nurse = Node::new("nurse", "Kari", "S1");
+    base.enroll(&nurse);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    // The peer's connection stays up (QUIC keeps it alive) but its session never says a word.
+    let (_endpoint, ticket) = runtime.block_on(super::raw_client::silent_peer());
+    let out = super::lab::output_within(
+        nurse.command(&sync_args(&ticket, &["--idle-timeout", "2"])),
+        std::time::Duration::from_secs(60),
+    )
+    .expect("omsyn sync gave up by itself");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    // Within the minute: the 1 s recheck of the peer's certificate must not push it back.
+    assert!(stderr.contains("the peer sent nothing for 2 s"), "{stderr}");
+}
+
+#[test]
 fn a_nurse_gets_only_her_patients_and_a_patient_joining_her_list_arrives_at_the_next_sync() {
     let base = Node::admin_base("Base", "K1");
     let mine = base.add_patient("Turid", "S1");

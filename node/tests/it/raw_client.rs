@@ -57,6 +57,41 @@ pub(crate) async fn converse(
     messages
 }
 
+/// A peer that takes a session and never answers: a real endpoint on the sync ALPN, bound to
+/// loopback, that accepts connections and their streams and reads what it is sent, writing
+/// nothing. Returns the endpoint (it serves while the runtime runs) and its ticket.
+pub(crate) async fn silent_peer() -> (Endpoint, String) {
+    let endpoint = Endpoint::builder(presets::Minimal)
+        .secret_key(SecretKey::from_bytes(&[9u8; 32]))
+        .alpns(vec![b"omsyn/sync/1".to_vec()])
+        .clear_ip_transports()
+        .bind_addr("127.0.0.1:0")
+        .unwrap()
+        .bind()
+        .await
+        .unwrap();
+    let serving = endpoint.clone();
+    tokio::spawn(async move {
+        while let Some(incoming) = serving.accept().await {
+            tokio::spawn(async move {
+                let Ok(conn) = incoming.await else { return };
+                while let Ok((_send, mut recv)) = conn.accept_bi().await {
+                    let mut buf = [0u8; 4096];
+                    while let Ok(Some(_)) = recv.read(&mut buf).await {}
+                }
+            });
+        }
+    });
+    let id: String = endpoint
+        .id()
+        .as_bytes()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    let addr = endpoint.bound_sockets()[0];
+    (endpoint, format!("omsyn1:{id}@{addr}"))
+}
+
 /// A connection to the node in `ticket` on the sync ALPN, as the node with key `secret`.
 async fn open(ticket: &str, secret: [u8; 32]) -> (Endpoint, SendStream, RecvStream) {
     let rest = ticket.strip_prefix("omsyn1:").unwrap();
