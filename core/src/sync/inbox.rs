@@ -12,9 +12,15 @@ use crate::identity::Verifiers;
 use crate::pipeline::{self, Checked};
 
 /// Splits the peer's byte stream into messages and checks their changes. One per session.
+///
+/// Changes are checked only once the session has verified the peer's Hello
+/// ([`Inbox::peer_verified`]). Before, they are handed over as they came, and the session,
+/// which refuses changes before a verified Hello, checks them itself after it: a peer that is
+/// not enrolled, or revoked, costs no signature checks.
 #[derive(Debug, Default)]
 pub struct Inbox {
     decoder: FrameDecoder,
+    peer_verified: bool,
 }
 
 /// What bytes of the peer held, taken apart: every message complete in them, in order. Hand it
@@ -40,6 +46,11 @@ pub(super) enum Received {
 }
 
 impl Inbox {
+    /// The session verified the peer's Hello: changes are checked here from now on.
+    pub fn peer_verified(&mut self) {
+        self.peer_verified = true;
+    }
+
     /// Takes `bytes` received from the peer apart. Frames not complete yet wait for the bytes
     /// that complete them.
     pub fn unpack(&mut self, bytes: &[u8]) -> Unpacked {
@@ -55,7 +66,11 @@ impl Inbox {
         let mut keys = Verifiers::default();
         while let Some(frame) = self.decoder.next_frame() {
             match decode(&frame) {
-                Ok(message) => unpacked.messages.push(received(&mut keys, message)),
+                Ok(Message::Changes { doc, changes }) if self.peer_verified => {
+                    let changes = pipeline::check_all(&mut keys, changes);
+                    unpacked.messages.push(Received::Changes { doc, changes });
+                }
+                Ok(message) => unpacked.messages.push(Received::Other(message)),
                 Err(e) => {
                     unpacked.error = Some(e);
                     break;
@@ -96,6 +111,9 @@ impl Unpacked {
                     changes: Ok(changes),
                     ..
                 } => changes.iter().map(|c| c.vouched().bytes.len()).sum(),
+                Received::Other(Message::Changes { changes, .. }) => {
+                    changes.iter().map(|c| c.bytes.len()).sum()
+                }
                 _ => 0,
             })
             .sum()
@@ -111,13 +129,42 @@ impl Unpacked {
     }
 }
 
-/// A message, its changes checked if it carries any.
-fn received(keys: &mut Verifiers, message: Message) -> Received {
-    match message {
-        Message::Changes { doc, changes } => Received::Changes {
-            doc,
-            changes: pipeline::check_all(keys, changes),
-        },
-        other => Received::Other(other),
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sync::wire::{SignedChange, encode};
+
+    fn forged_changes() -> Vec<u8> {
+        encode(&Message::Changes {
+            doc: DocumentId::PatientRecord(crate::ids::PatientId::from_bytes([1; 8])),
+            changes: vec![SignedChange {
+                bytes: vec![1, 2, 3],
+                signature: [7; 64],
+            }],
+        })
+    }
+
+    #[test]
+    fn changes_from_a_peer_not_yet_verified_are_left_unchecked_for_the_session() {
+        let unpacked = Inbox::default().unpack(&forged_changes());
+        assert!(matches!(
+            unpacked.messages.as_slice(),
+            [Received::Other(Message::Changes { .. })]
+        ));
+        assert_eq!(unpacked.change_bytes(), 3);
+    }
+
+    #[test]
+    fn changes_from_a_verified_peer_are_checked_in_the_inbox() {
+        let mut inbox = Inbox::default();
+        inbox.peer_verified();
+        let unpacked = inbox.unpack(&forged_changes());
+        assert!(matches!(
+            unpacked.messages.as_slice(),
+            [Received::Changes {
+                changes: Err(_),
+                ..
+            }]
+        ));
     }
 }

@@ -186,6 +186,9 @@ pub async fn drive(
             return Err(end_with(e, &mut session, &mut send, conn, peer).await);
         }
         drain_events(&mut session, shared, peer)?;
+        if session.peer_grant().is_some() {
+            inflow.peer_verified();
+        }
         flush(&mut session, &mut send).await?;
         if session.is_caught_up() {
             caught_up_at.get_or_insert_with(Instant::now);

@@ -8,7 +8,7 @@
 //! one write (one commit, and each document's indexes derived once for all of them).
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Instant;
 
 use iroh::endpoint::{ReadError, RecvStream};
@@ -36,6 +36,9 @@ pub(crate) struct Inflow {
     reader: JoinHandle<()>,
     /// Time spent unpacking, in microseconds (the session's busy time does not include it).
     unpack_us: Arc<AtomicU64>,
+    /// Set once the session verified the peer's Hello: changes are checked ahead from then on
+    /// (see [`Inbox`]; before, the session checks them after the Hello).
+    peer_verified: Arc<AtomicBool>,
 }
 
 impl Inflow {
@@ -43,13 +46,25 @@ impl Inflow {
     pub(crate) fn start(recv: RecvStream) -> Inflow {
         let (tx, rx) = mpsc::channel(QUEUED_READS);
         let unpack_us = Arc::new(AtomicU64::new(0));
-        let reader = tokio::spawn(read(recv, tx, unpack_us.clone()));
+        let peer_verified = Arc::new(AtomicBool::new(false));
+        let reader = tokio::spawn(read(
+            recv,
+            tx,
+            Arc::clone(&unpack_us),
+            Arc::clone(&peer_verified),
+        ));
         Inflow {
             rx,
             held: None,
             reader,
             unpack_us,
+            peer_verified,
         }
+    }
+
+    /// The session verified the peer: what is read from now on has its changes checked here.
+    pub(crate) fn peer_verified(&self) {
+        self.peer_verified.store(true, Ordering::Relaxed);
     }
 
     /// What the peer sent next: every read unpacked since the last call (at least one; up to
@@ -94,6 +109,7 @@ async fn read(
     mut recv: RecvStream,
     tx: mpsc::Sender<Result<Unpacked, ReadError>>,
     unpack_us: Arc<AtomicU64>,
+    peer_verified: Arc<AtomicBool>,
 ) {
     let mut inbox = Inbox::default();
     let mut buf = vec![0u8; READ_BUFFER_BYTES];
@@ -109,6 +125,9 @@ async fn read(
             }
         };
         let bytes = buf[..n].to_vec();
+        if peer_verified.load(Ordering::Relaxed) {
+            inbox.peer_verified();
+        }
         let started = Instant::now();
         let unpacking = tokio::task::spawn_blocking(move || {
             let unpacked = inbox.unpack(&bytes);

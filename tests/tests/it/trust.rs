@@ -319,6 +319,26 @@ fn held_changes(repo: &Repo, doc: &DocumentId) -> Vec<SignedChange> {
 
 #[test]
 fn a_forged_signature_amid_changes_checked_ahead_of_the_session_refuses_its_message_whole() {
+    forged_signature_amid_a_batch(Unchecked::InTheInbox);
+}
+
+#[test]
+fn a_forged_signature_amid_changes_unpacked_before_the_hello_was_verified_is_refused_by_the_session()
+ {
+    forged_signature_amid_a_batch(Unchecked::InTheSession);
+}
+
+/// Where a batch's changes are checked: ahead of the session, by an inbox told the peer is
+/// verified; or, unpacked before that, by the session.
+#[derive(PartialEq)]
+enum Unchecked {
+    InTheInbox,
+    InTheSession,
+}
+
+/// A message with one forged signature among a batch of two is refused whole, and the other
+/// message is stored, wherever the changes are checked.
+fn forged_signature_amid_a_batch(checked: Unchecked) {
     let z = zone();
     let mut nurse = TestNode::nurse(82, "N1");
     // A session past its Hellos, caught up; what the nurse writes next goes only as crafted below.
@@ -347,11 +367,14 @@ fn a_forged_signature_amid_changes_checked_ahead_of_the_session_refuses_its_mess
     let log = DocumentId::Journal(z.mine.clone(), earlier.day().month());
     let entries = held_changes(&nurse.repo, &log);
     assert!(!entries.is_empty());
-    // The bytes as a driver's inbox takes them apart ahead of the session, in one batch: the
-    // month before's journal, then this month's with the middle note's signature broken.
+    // The bytes as a driver's inbox takes them apart, in one batch: the month before's
+    // journal, then this month's with the middle note's signature broken.
     let held = |repo: &Repo, doc: &DocumentId| repo.store().with_doc(doc, |d| d.head_hashes());
     let before = held(&z.base.repo, &journal).unwrap();
     let mut inbox = Inbox::default();
+    if checked == Unchecked::InTheInbox {
+        inbox.peer_verified();
+    }
     let mut unpacked = Unpacked::default();
     for (doc, changes) in [(log.clone(), entries), (journal.clone(), notes)] {
         unpacked.append(inbox.unpack(&wire::encode(&Message::Changes { doc, changes })));

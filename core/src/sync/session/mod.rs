@@ -459,6 +459,9 @@ impl Session {
         now_ms: i64,
         bytes: &[u8],
     ) -> Result<(), SyncError> {
+        if self.peer_grant.is_some() {
+            self.inbox.peer_verified();
+        }
         let unpacked = self.inbox.unpack(bytes);
         self.handle_unpacked(store, policy, now_ms, unpacked)
     }

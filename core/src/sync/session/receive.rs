@@ -127,7 +127,7 @@ impl Session {
                 self.events
                     .push_back(SyncEvent::RejectedByPeer { doc, reason });
             }
-            // Only an inbox makes changes into a message, checked; these were not.
+            // Changes that came before the Hello was verified: the inbox left them for here.
             Message::Changes { doc, changes } => {
                 let checked = pipeline::check_all(&mut Default::default(), changes);
                 self.receive_checked(store, policy, batch, now_ms, doc, checked, inbound)?;
