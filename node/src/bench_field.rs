@@ -366,6 +366,78 @@ fn document_shift(phone: &Repo, shift: &Shift, notes: usize, rng: &mut StdRng) -
     Ok(notes + 2)
 }
 
+/// `omsyn run` for the phone's app: dials no one by itself; the syncs are forwarded to it.
+fn phone_app_args(phone: &Path) -> Vec<String> {
+    [
+        "--json",
+        "--data",
+        &s(phone),
+        "run",
+        "--no-mdns",
+        "--listen",
+        "10.91.2.2:0",
+    ]
+    .map(str::to_owned)
+    .to_vec()
+}
+
+/// [`document_shift`] through the phone's running app, as its nurse documents it: the CLI's
+/// commands, forwarded to the app. Returns the number of entries.
+fn document_shift_in_app(lab: &Lab, phone: &Path, shift: &Shift, notes: usize) -> Result<usize> {
+    let (at, left) = (today("08:05")?.to_string(), today("08:25")?.to_string());
+    let (patient, visit) = (shift.patient.to_string(), shift.visit.to_string());
+    let slot = format!("{}@08:00", shift.medication);
+    lab.ask(
+        phone,
+        &[
+            "visit",
+            "done",
+            "--visit",
+            &visit,
+            "--arrival",
+            &at,
+            "--departure",
+            &left,
+        ],
+    )?;
+    lab.ask(
+        phone,
+        &[
+            "med",
+            "give",
+            "--patient",
+            &patient,
+            "--slot",
+            &slot,
+            "--visit",
+            &visit,
+            "--at",
+            &at,
+        ],
+    )?;
+    for i in 0..notes {
+        let text = format!(
+            "Notat {i:02}: Pasienten i god form, tatt medisiner, spist frokost. Sår på venstre legg stelt, ingen tegn til infeksjon."
+        );
+        lab.ask(
+            phone,
+            &[
+                "note",
+                "add",
+                "--patient",
+                &patient,
+                "--visit",
+                &visit,
+                "--text",
+                &text,
+                "--at",
+                &at,
+            ],
+        )?;
+    }
+    Ok(notes + 2)
+}
+
 /// Everything `from` holds, exported and imported at `to` (neither is running).
 fn hand_over(from: &Path, to: &Path) -> Result<()> {
     let file = from.join("hand-over.omsyn");
@@ -539,31 +611,57 @@ fn shift(dir: &Path, args: &FieldArgs) -> Result<Value> {
     let ticket = format!("omsyn1:{home_id}@10.91.2.1:{PROXY_PORT}");
     let phone_sync = phone_sync_args(&phone_dir, &ticket);
     let phone_sync: Vec<&str> = phone_sync.iter().map(String::as_str).collect();
+    let mut app = match args.app {
+        true => Some(Lab::start_logging(
+            &lab.phone,
+            &phone_app_args(&phone_dir),
+            &timeline_filter(args.timeline),
+        )?),
+        false => None,
+    };
     // The phone has met the home unit before (yesterday's visit): they know what each holds.
     lab.on_phone(&phone_sync)?;
 
     // Where the baseline starts from: the morning's documents on both sides, and the sync
-    // states a previous per-document session left.
+    // states a previous per-document session left. A running app's store is read from a copy.
     let (b_home, b_phone) = (dir.join("baseline-home"), dir.join("baseline-phone"));
     copy_dir(&phone_dir, &b_home)?;
-    let phone = Repo::open(&phone_dir, None, &mut rng)?;
+    let morning_dir = match app {
+        Some(_) => {
+            copy_dir(&phone_dir, &dir.join("phone-morning")).map(|()| dir.join("phone-morning"))?
+        }
+        None => phone_dir.clone(),
+    };
+    let phone = Repo::open(&morning_dir, None, &mut rng)?;
     warm_baseline(&phone, &b_home, dir, &mut rng)?;
     let before = heads(&phone)?;
-    let entries = document_shift(&phone, &plan, args.notes, &mut rng)?;
-    let floor_bytes = floor(&phone, &before)?;
-    drop(phone);
+    let (entries, floor_bytes) = match app {
+        Some(_) => {
+            drop(phone);
+            let entries = document_shift_in_app(&lab, &phone_dir, &plan, args.notes)?;
+            let evening = dir.join("phone-evening");
+            copy_dir(&phone_dir, &evening)?;
+            let floor_bytes = floor(&Repo::open(&evening, None, &mut rng)?, &before)?;
+            (entries, floor_bytes)
+        }
+        None => {
+            let entries = document_shift(&phone, &plan, args.notes, &mut rng)?;
+            (entries, floor(&phone, &before)?)
+        }
+    };
     copy_dir(&phone_dir, &b_phone)?;
 
     let omsyn = measure_shift(
         &lab,
         &mut proxy,
-        &mut home_daemon,
+        (&mut home_daemon, app.as_mut()),
         &phone_sync,
         (&home_dir, &base_dir),
         (&phone_id, &base_id),
         &plan,
         (entries, args.timeline),
     )?;
+    drop(app);
     drop(home_daemon);
     let baseline = measure_baseline(&lab, &mut proxy, dir, &b_home, &b_phone)?;
     Ok(json!({
@@ -584,7 +682,7 @@ fn shift(dir: &Path, args: &FieldArgs) -> Result<Value> {
 fn measure_shift(
     lab: &Lab,
     proxy: &mut Process,
-    home: &mut Process,
+    (home, app): (&mut Process, Option<&mut Process>),
     phone_sync: &[&str],
     (home_dir, base_dir): (&Path, &Path),
     (phone_id, base_id): (&omsyn_core::NodeId, &omsyn_core::NodeId),
@@ -635,20 +733,26 @@ fn measure_shift(
             at_base = Some(at);
         }
     }
-    let (caught_up, _) = phone
-        .wait_for_log("caught up")
-        .map_err(waited(&mut phone))?;
     let summary = phone.rest_of_stdout().map_err(lab_err)?;
+    // The phone's log: its app's (a forwarded sync logs there; the morning's lines came first),
+    // or the `omsyn sync` process's own.
+    let log = match app {
+        Some(app) => app,
+        None => &mut phone,
+    };
+    let caught_up = loop {
+        let (at, _) = log.wait_for_log("caught up").map_err(waited(log))?;
+        if at >= started {
+            break at;
+        }
+    };
     let summary: Value = serde_json::from_str(&summary).context("the phone's summary")?;
     if summary["caught_up"] != true {
         bail!("the phone did not catch up: {summary}");
     }
     let (bytes, datagrams) = link_traffic(proxy)?;
     if timeline {
-        print_timeline(
-            started,
-            [("phone", &mut phone), ("home", home), ("link", proxy)],
-        );
+        print_timeline(started, [("phone", log), ("home", home), ("link", proxy)]);
     }
     let ms = |at: Option<Instant>| at.map(|at| (at - started).as_secs_f64() * 1000.0);
     Ok(json!({

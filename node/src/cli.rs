@@ -1070,6 +1070,12 @@ pub(crate) struct FieldArgs {
     /// adds tracing directives to the nodes' filters)
     #[arg(long)]
     pub(crate) timeline: bool,
+    /// The shift with the phone's app running all day (`omsyn run` on the phone; the morning's
+    /// sync, the shift's entries and the evening's sync forwarded to it), as a nurse's phone has
+    /// it: its evening sync holds a TLS ticket of the home unit from the morning and sends its
+    /// push with the handshake (0-RTT). Without it each sync is an `omsyn sync` process of its own
+    #[arg(long)]
+    pub(crate) app: bool,
 }
 
 #[derive(Debug, Args)]

@@ -13,9 +13,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
+use iroh::endpoint::{ConnectOptions, Connection, RecvStream, SendStream, ZeroRttStatus};
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
-use tracing::{info, warn};
+use tracing::{debug, info, warn};
 
 use super::driver::{Mode, Opened, drive};
 use super::events::NetEvent;
@@ -220,13 +221,55 @@ async fn dial(
     early: Early,
 ) -> (bool, Result<super::driver::Outcome>) {
     let started = std::time::Instant::now();
-    let connecting = async {
-        let connected = shared.net.endpoint.connect(id, ALPN).await;
-        // Where a reconnect's time goes (`OMSYN_LOG=omsyn_node::net=debug`): the handshake
-        // here, the session's own steps in the driver.
-        tracing::debug!(peer = %peer.short(), elapsed = ?started.elapsed(), "QUIC handshake done");
-        connected
+    let connecting = match shared
+        .net
+        .endpoint
+        .connect_with_opts(id, ALPN, ConnectOptions::new())
+        .await
+        .with_context(|| format!("connecting to {}", peer.short()))
+    {
+        Ok(connecting) => connecting,
+        Err(e) => return (false, Err(e)),
     };
+    let dialled = match connecting.into_0rtt() {
+        Ok(zero_rtt) => with_early_data(shared, zero_rtt, peer).await,
+        Err(connecting) => with_handshake(shared, connecting, peer, early).await,
+    };
+    // Where a reconnect's time goes (`OMSYN_LOG=omsyn_node::net=debug`): the handshake here,
+    // the session's own steps in the driver.
+    tracing::debug!(peer = %peer.short(), elapsed = ?started.elapsed(), "QUIC handshake done");
+    let Dialled {
+        conn,
+        streams,
+        opened,
+    } = match dialled.with_context(|| format!("connecting to {}", peer.short())) {
+        Ok(dialled) => dialled,
+        Err(e) => return (false, Err(e)),
+    };
+    let result = match streams.context("opening the sync stream") {
+        Ok(streams) => shared.session(&conn, streams, opened, peer, mode).await,
+        Err(e) => Err(e),
+    };
+    conn.close(0u32.into(), b"done");
+    (true, result)
+}
+
+/// A connection made, with the session's stream (or why it could not be opened) and our side of
+/// the session for it.
+struct Dialled {
+    conn: Connection,
+    streams: Result<(SendStream, RecvStream)>,
+    opened: Result<Opened>,
+}
+
+/// A connection by a full handshake: our side of the session is built meanwhile (or after it,
+/// for `Early::AfterConnect`), and the stream opened once it is done.
+async fn with_handshake(
+    shared: &Shared,
+    connecting: iroh::endpoint::Connecting,
+    peer: omsyn_core::NodeId,
+    early: Early,
+) -> Result<Dialled> {
     let (connected, opened) = match early {
         Early::Overlap => {
             let (connected, opened) = tokio::join!(connecting, Opened::prepare(shared, peer));
@@ -234,18 +277,64 @@ async fn dial(
         }
         Early::AfterConnect => (connecting.await, None),
     };
-    let conn = match connected.with_context(|| format!("connecting to {}", peer.short())) {
-        Ok(conn) => conn,
-        Err(e) => return (false, Err(e)),
-    };
+    let conn = connected?;
     let opened = match opened {
         Some(opened) => opened,
         None => Opened::prepare(shared, peer).await,
     };
-    let result = match conn.open_bi().await.context("opening the sync stream") {
-        Ok(streams) => shared.session(&conn, streams, opened, peer, mode).await,
-        Err(e) => Err(e),
+    let streams = conn.open_bi().await.map_err(Into::into);
+    Ok(Dialled {
+        conn,
+        streams,
+        opened,
+    })
+}
+
+/// A connection to a peer this endpoint has met since it started (it holds a TLS session
+/// ticket of it): our Hello and first push go in QUIC's first flight, as 0-RTT data, instead of
+/// a round trip later. On a rural link that is the push's whole transfer time saved, and a lost
+/// datagram of the handshake's end no longer makes the peer drop the push (QUIC discards
+/// 1-RTT data that arrives before the handshake is complete; 0-RTT data it keeps).
+///
+/// 0-RTT data can be replayed by someone on the path, so the peer must not act on it before the
+/// handshake is complete: our accept loop takes a stream only from a finished handshake (a
+/// replayed one never finishes), and a push is idempotent besides (signed changes, by hash).
+/// Only a peer that lost its ticket (restarted) rejects the early data: the session then starts
+/// again on the connection, as it would have without 0-RTT.
+async fn with_early_data(
+    shared: &Shared,
+    zero_rtt: iroh::endpoint::OutgoingZeroRttConnection,
+    peer: omsyn_core::NodeId,
+) -> Result<Dialled> {
+    let (streams, opened) = tokio::join!(zero_rtt.open_bi(), Opened::prepare(shared, peer));
+    let sent_early = match (streams, opened) {
+        (Ok(mut streams), Ok(mut opened)) => match opened.send_early(&mut streams.0).await {
+            Ok(()) => Some((streams, opened)),
+            Err(e) => {
+                debug!(peer = %peer.short(), error = format!("{e:#}"), "early data not sent");
+                None
+            }
+        },
+        _ => None,
     };
-    conn.close(0u32.into(), b"done");
-    (true, result)
+    let (conn, accepted) = match zero_rtt.handshake_completed().await? {
+        ZeroRttStatus::Accepted(conn) => (conn, true),
+        ZeroRttStatus::Rejected(conn) => (conn, false),
+    };
+    if let (true, Some((streams, opened))) = (accepted, sent_early) {
+        debug!(peer = %peer.short(), "the peer took our Hello and push sent with the handshake");
+        return Ok(Dialled {
+            conn,
+            streams: Ok(streams),
+            opened: Ok(opened),
+        });
+    }
+    // What was sent early never reaches the peer's session: start it afresh.
+    info!(peer = %peer.short(), "the peer did not take what we sent with the handshake (0-RTT): sending it again");
+    let (streams, opened) = tokio::join!(conn.open_bi(), Opened::prepare(shared, peer));
+    Ok(Dialled {
+        conn,
+        streams: streams.map_err(Into::into),
+        opened,
+    })
 }

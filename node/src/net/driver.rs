@@ -106,6 +106,14 @@ impl Opened {
     }
 }
 
+impl Opened {
+    /// Writes our Hello and first push to `send` before the connection's handshake is complete
+    /// (0-RTT): the driver then finds them sent.
+    pub async fn send_early(&mut self, send: &mut SendStream) -> Result<()> {
+        flush(&mut self.session, send).await
+    }
+}
+
 impl std::fmt::Debug for Opened {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Opened").finish_non_exhaustive()

@@ -379,3 +379,92 @@ fn a_reconnects_push_leaves_in_one_flight_without_path_mtu_probes() {
     );
     assert_holds_each_once(&base, &patient, "Flukt", 100);
 }
+
+/// The nurse's phone app, running all day in the phone's host (`omsyn run`, dialling no one by
+/// itself): the CLI's commands for `nurse` are forwarded to it, syncs included.
+fn phone_app(phone: &Host, nurse: &Node) -> super::network::Daemon {
+    let data = nurse.path().to_str().unwrap();
+    phone.daemon(&[
+        "--json",
+        "--data",
+        data,
+        "run",
+        "--no-mdns",
+        "--listen",
+        "10.9.2.2:0",
+    ])
+}
+
+/// Writes `n` short notes through the CLI (forwarded to a running node).
+fn add_notes(nurse: &Node, patient: &str, n: usize, tag: &str) {
+    for i in 0..n {
+        let text = format!("{tag} {i}: sår stelt, tatt medisiner");
+        nurse.ok(&["note", "add", "--patient", patient, "--text", &text]);
+    }
+}
+
+/// A phone whose app met the home unit earlier today (it holds a TLS session ticket of it)
+/// sends its Hello and push with QUIC's first flight (0-RTT): all of it leaves the phone before
+/// any answer of the home unit can have reached it, instead of a round trip later.
+#[test]
+fn a_sync_with_a_peer_met_earlier_sends_its_push_with_the_handshake() {
+    let (home, middle, phone) = rural_lab();
+    let (base, patient, nurse) = base_and_nurse();
+    let _daemon = home.serve(&base, "10.9.1.1:4433", &[]);
+    let mut link = link_logging_datagrams(&middle, "10.9.2.1:7000", "10.9.1.1:4433", &SLOW_LONG);
+    let ticket = via_proxy(&base);
+    let _app = phone_app(&phone, &nurse);
+    phone.ok(&nurse, &["sync", "--peer", &ticket]);
+    add_notes(&nurse, &patient, 10, "Tidlig");
+    let morning = link.drain_log().len();
+    let evening = phone.ok(&nurse, &["sync", "--peer", &ticket]);
+    assert_eq!(evening["caught_up"], true, "{evening}");
+    let pushed = evening["stats"]["bytes_sent"].as_u64().unwrap();
+    let datagrams: Vec<Datagram> = link.drain_log()[morning..]
+        .iter()
+        .filter_map(|(_, line)| Datagram::parse(line))
+        .collect();
+    // The phone's Initial (padded to 1,200 B; the morning's last datagrams may come before it),
+    // the home's first answer to it, and when that answer reaches the phone: one way later.
+    let initial = datagrams
+        .iter()
+        .find(|d| d.to_server && d.bytes == 1200)
+        .expect("the phone's Initial");
+    let answered = datagrams
+        .iter()
+        .find(|d| !d.to_server && d.at > initial.at)
+        .expect("the home answered")
+        .at
+        + 0.150;
+    let sent_at_once: u64 = datagrams
+        .iter()
+        .filter(|d| d.to_server && d.at >= initial.at && d.at < answered)
+        .map(|d| d.bytes)
+        .sum();
+    assert!(
+        sent_at_once >= pushed,
+        "{sent_at_once} B left before an answer could arrive, of a {pushed} B session"
+    );
+    assert_holds_each_once(&base, &patient, "Tidlig", 10);
+}
+
+/// A home unit restarted since the phone met it has lost the ticket's state and refuses the
+/// early data: the phone sends its Hello and push again on the connection, and every note
+/// arrives once.
+#[test]
+fn a_peer_restarted_since_refuses_the_early_push_and_the_sync_still_delivers_each_note_once() {
+    let (home, middle, phone) = rural_lab();
+    let (base, patient, nurse) = base_and_nurse();
+    let before = home.serve(&base, "10.9.1.1:4433", &[]);
+    let _link = link(&middle, "10.9.2.1:7000", "10.9.1.1:4433", &LONG);
+    let ticket = via_proxy(&base);
+    let mut app = phone_app(&phone, &nurse);
+    phone.ok(&nurse, &["sync", "--peer", &ticket]);
+    drop(before);
+    let _after = home.serve(&base, "10.9.1.1:4433", &[]);
+    add_notes(&nurse, &patient, 5, "Omstart");
+    let evening = phone.ok(&nurse, &["sync", "--peer", &ticket]);
+    assert_eq!(evening["caught_up"], true, "{evening}");
+    app.wait_for_log("did not take what we sent with the handshake");
+    assert_holds_each_once(&base, &patient, "Omstart", 5);
+}
