@@ -301,6 +301,11 @@ async fn with_handshake(
 /// replayed one never finishes), and a push is idempotent besides (signed changes, by hash).
 /// Only a peer that lost its ticket (restarted) rejects the early data: the session then starts
 /// again on the connection, as it would have without 0-RTT.
+///
+/// The push is built before the connection is known to work, even after failed tries
+/// (`Early::AfterConnect` does not apply): tickets are single-use, two come with each
+/// connection, and every try takes one, so a dial loop out of coverage builds at most two
+/// pushes before it is back to full handshakes.
 async fn with_early_data(
     shared: &Shared,
     zero_rtt: iroh::endpoint::OutgoingZeroRttConnection,
@@ -322,7 +327,7 @@ async fn with_early_data(
         ZeroRttStatus::Rejected(conn) => (conn, false),
     };
     if let (true, Some((streams, opened))) = (accepted, sent_early) {
-        debug!(peer = %peer.short(), "the peer took our Hello and push sent with the handshake");
+        info!(peer = %peer.short(), "the peer took our Hello and push sent with the handshake (0-RTT)");
         return Ok(Dialled {
             conn,
             streams: Ok(streams),

@@ -1,6 +1,7 @@
 //! A new base's first sync with a peer base of the same organisation, across a link between
-//! machines of their own: progress while it runs, and a first sync killed part-way that resumes
-//! without taking again what it acknowledged, and loses nothing.
+//! machines of their own: progress while it runs, and a first sync killed part-way — the new
+//! base, or the peer sending — that resumes without taking again what was acknowledged (and,
+//! for a killed sender, what it had kept of that), and loses nothing.
 
 use std::collections::BTreeMap;
 
@@ -167,9 +168,14 @@ fn a_new_bases_first_sync_killed_part_way_resumes_without_taking_again_what_it_a
         "{again} documents came again though {acked} of {PATIENTS} patients were acknowledged"
     );
 
-    // Nothing lost: every document of the month, at least as the peer held it.
+    assert_holds_the_month(&new, &month);
+}
+
+/// Nothing lost: `new` (not running) holds every document of the month, at least as the peer
+/// held it.
+fn assert_holds_the_month(new: &Node, month: &BTreeMap<DocumentId, Vec<[u8; 32]>>) {
     let repo = Repo::open(new.path(), None, &mut StdRng::seed_from_u64(0)).unwrap();
-    for (id, heads) in &month {
+    for (id, heads) in month {
         let has_all = repo
             .store()
             .with_doc(id, |d| heads.iter().all(|h| d.has_change(h)))
@@ -180,4 +186,81 @@ fn a_new_bases_first_sync_killed_part_way_resumes_without_taking_again_what_it_a
             "{id} is missing or lacks changes the peer held"
         );
     }
+}
+
+/// A slower office link than [`OFFICE`]: the first sync lasts longer than the sender's 5 s
+/// between keeping what was acknowledged durably, so part of it is kept before the kill.
+const SLOW_OFFICE: [&str; 6] = ["--delay-ms", "20", "--rate-kbit", "1000", "--seed", "3"];
+
+#[test]
+fn a_peer_base_killed_while_sending_a_first_sync_resends_only_what_it_had_not_kept_acknowledged() {
+    let (home, middle, office) = rural_lab();
+    let peer = Node::admin_base("Base Øst", "K1");
+    fill(&peer);
+    let month: BTreeMap<DocumentId, Vec<[u8; 32]>> = documents(&peer)
+        .into_iter()
+        .filter(|(d, _)| d.patient().is_some())
+        .collect();
+    let new = Node::new("base", "Base Vest", "K2");
+    peer.enroll(&new);
+    let sending = home.serve(&peer, "10.9.1.1:4433", &[]);
+    let _link = link(&middle, "10.9.2.1:7000", "10.9.1.1:4433", &SLOW_OFFICE);
+    let data = new.path().to_str().unwrap().to_owned();
+    let ticket = via_proxy(&peer);
+    let args = [
+        "--json",
+        "--data",
+        &data,
+        "sync",
+        "--peer",
+        &ticket,
+        "--no-mdns",
+        "--idle-timeout",
+        "5",
+    ];
+
+    // The peer is killed (SIGKILL) once three quarters of the documents came.
+    let mut attempt = office.command(&args);
+    attempt.arg("--progress").env("OMSYN_LOG", "warn");
+    let mut attempt = Process::spawn(attempt).unwrap();
+    attempt
+        .wait_for(|l| received(l).is_some_and(|n| n >= month.len() * 3 / 4))
+        .unwrap();
+    drop(sending);
+    // The new base's sync notices: it ends with an error, keeping what it stored. (Its output
+    // closing is the event awaited, within the patience of every wait.)
+    let ended = attempt.wait_for(|_| false).unwrap_err();
+    assert!(ended.contains("exited"), "{ended}");
+    let failed = attempt.child.wait().unwrap();
+    assert!(!failed.success(), "the sync ended without its peer");
+
+    // Back up, the peer knows what it had kept of the acknowledgements.
+    let back = home.serve(&peer, "10.9.1.1:4433", &[]);
+    let kept = acknowledged(&peer, &new);
+    assert!(
+        (PATIENTS / 8..PATIENTS).contains(&kept),
+        "the killed peer kept part of what was acknowledged: {kept} of {PATIENTS} patients"
+    );
+    let out = output_within(office.command(&args), Process::PATIENCE).unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let summary: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(summary["caught_up"], true, "{summary}");
+    let again = summary["stats"]["docs_received"].as_u64().unwrap() as usize;
+    drop(back);
+    let others = documents(&new)
+        .keys()
+        .filter(|d| d.patient().is_none())
+        .count();
+    eprintln!(
+        "the killed peer had kept {kept} of {PATIENTS} patients; the resumed sync took {again} documents"
+    );
+    assert!(
+        again <= 2 * (PATIENTS - kept) + others,
+        "{again} documents came again though the peer had kept {kept} of {PATIENTS} patients acknowledged"
+    );
+    assert_holds_the_month(&new, &month);
 }

@@ -413,7 +413,7 @@ fn a_sync_with_a_peer_met_earlier_sends_its_push_with_the_handshake() {
     let _daemon = home.serve(&base, "10.9.1.1:4433", &[]);
     let mut link = link_logging_datagrams(&middle, "10.9.2.1:7000", "10.9.1.1:4433", &SLOW_LONG);
     let ticket = via_proxy(&base);
-    let _app = phone_app(&phone, &nurse);
+    let mut app = phone_app(&phone, &nurse);
     phone.ok(&nurse, &["sync", "--peer", &ticket]);
     add_notes(&nurse, &patient, 10, "Tidlig");
     let morning = link.drain_log().len();
@@ -445,6 +445,8 @@ fn a_sync_with_a_peer_met_earlier_sends_its_push_with_the_handshake() {
         sent_at_once >= pushed,
         "{sent_at_once} B left before an answer could arrive, of a {pushed} B session"
     );
+    // And the home unit took it as it came: not sent again after the handshake.
+    app.wait_for_log("the peer took our Hello and push sent with the handshake");
     assert_holds_each_once(&base, &patient, "Tidlig", 10);
 }
 
