@@ -646,7 +646,10 @@ fn shift(dir: &Path, args: &FieldArgs) -> Result<Value> {
         }
         None => {
             let entries = document_shift(&phone, &plan, args.notes, &mut rng)?;
-            (entries, floor(&phone, &before)?)
+            let floor_bytes = floor(&phone, &before)?;
+            // Closed before the phone's `omsyn sync` opens the directory.
+            drop(phone);
+            (entries, floor_bytes)
         }
     };
     copy_dir(&phone_dir, &b_phone)?;

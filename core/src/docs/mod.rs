@@ -747,8 +747,9 @@ fn summarize(change: &automerge::Change) -> Result<ChangeSummary, DocError> {
     // Hostile bytes: a panic while expanding a crafted change must not take the process down.
     let expanded = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| change.decode()))
         .map_err(|_| DocError::Corrupt {
-            doc: "(received change)".into(),
-            reason: "Automerge failed to decode a received change".into(),
+            // Local and received changes both come here.
+            doc: "(a change)".into(),
+            reason: "Automerge failed to decode a change".into(),
         })?;
     let ops = expanded
         .operations
