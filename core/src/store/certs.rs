@@ -1,6 +1,6 @@
 //! Certificates: the newest verified certificate per node, kept as the signed bytes received.
 
-use redb::{ReadableDatabase, ReadableTable};
+use redb::ReadableTable;
 
 use super::batch::WriteBatch;
 use super::error::StoreError;

@@ -2,7 +2,7 @@
 
 use std::fmt;
 
-use redb::{ReadableDatabase, ReadableTable};
+use redb::ReadableTable;
 
 use super::batch::WriteBatch;
 use super::chunks::{DocMeta, load_doc, remove_chunks, stored_parts};

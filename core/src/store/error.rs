@@ -76,12 +76,27 @@ macro_rules! storage_error_from {
                 if text.to_lowercase().contains("corrupt") {
                     StoreError::Corrupt(text)
                 } else {
-                    StoreError::Io(text)
+                    StoreError::Io(explain_io(text))
                 }
             }
         }
     )*};
 }
+/// A full disk said so, with what became of the write: the one message a user can act on.
+fn explain_io(text: String) -> String {
+    if text.contains("No space left on device") || text.contains("os error 28") {
+        format!(
+            "the disk is full ({text}); nothing of this write was kept (reading a patient's data writes to the access log too): free space and try again"
+        )
+    } else if text.contains("Previous I/O error") {
+        format!(
+            "an earlier write failed (a full disk, a failing device) and the store is being opened again ({text}): try again"
+        )
+    } else {
+        text
+    }
+}
+
 storage_error_from!(
     redb::StorageError,
     redb::TransactionError,

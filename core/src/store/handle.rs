@@ -2,12 +2,14 @@
 //! keys, the commit hook; and [`Store::contain`], which turns a panic inside redb into an error.
 //! Opening is in `open.rs`; each other concept adds its own methods in its own file.
 
+use std::path::Path;
 use std::sync::Mutex;
 
 use redb::Database;
 
 use super::cache::Cache;
 use super::crypt::{Cipher, StoreKey, sealed_value_error};
+use super::db::DbHandle;
 use super::error::StoreError;
 use crate::docs::DocumentId;
 use crate::identity::{NodeId, NodeKey};
@@ -66,9 +68,10 @@ impl std::fmt::Debug for Store {
 }
 
 impl Store {
-    pub(super) fn from_db(db: Database, keys: &StoreKeys) -> Store {
+    /// A store on `db`, the file at `path` (`None`: in memory).
+    pub(super) fn from_db(db: Database, path: Option<&Path>, keys: &StoreKeys) -> Store {
         Store {
-            db: DbHandle(Some(db)),
+            db: DbHandle::new(db, path.map(Path::to_path_buf)),
             actor: keys.signer.id(),
             signer: keys.signer.clone(),
             cipher: Cipher::new(&keys.data),
@@ -94,10 +97,17 @@ impl Store {
                 "an earlier operation found this store damaged; run `omsyn check`".into(),
             ));
         }
-        std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).unwrap_or_else(|panic| {
-            self.poisoned.store(true, Ordering::SeqCst);
-            Err(StoreError::Corrupt(panic_text(&panic)))
-        })
+        let result =
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).unwrap_or_else(|panic| {
+                self.poisoned.store(true, Ordering::SeqCst);
+                Err(StoreError::Corrupt(panic_text(&panic)))
+            });
+        if let Err(StoreError::Io(_)) = &result {
+            // A full disk, a failed fsync: redb may refuse all work from now on, until the
+            // database is opened again (see `db.rs`).
+            self.db.note_failure();
+        }
+        result
     }
 
     /// The node that authors changes made through this store.
@@ -150,33 +160,6 @@ impl Store {
         self.cipher
             .open(place, sealed)
             .ok_or_else(|| sealed_value_error(&String::from_utf8_lossy(place)))
-    }
-}
-
-/// The redb database, dropped inside `catch_unwind`: closing a file whose pages were damaged
-/// outside redb may panic too, and a damaged store must never crash its host.
-pub(super) struct DbHandle(pub(super) Option<Database>);
-
-impl std::ops::Deref for DbHandle {
-    type Target = Database;
-    fn deref(&self) -> &Database {
-        // Invariant: `Some` from construction until `drop`, which is the only place taking it.
-        self.0
-            .as_ref()
-            .expect("database is present until the store is dropped")
-    }
-}
-
-impl Drop for DbHandle {
-    fn drop(&mut self) {
-        let db = self.0.take();
-        let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || drop(db)));
-    }
-}
-
-impl std::fmt::Debug for DbHandle {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("Database")
     }
 }
 

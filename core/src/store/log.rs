@@ -2,7 +2,7 @@
 //! to a peer since the position it acknowledged. A commit's documents take the positions right
 //! after the one before it, and the position never goes back.
 
-use redb::{ReadableDatabase, ReadableTable, WriteTransaction};
+use redb::{ReadableTable, WriteTransaction};
 
 use super::cache::Version;
 use super::chunks::DocMeta;

@@ -10,7 +10,7 @@
 //! Adding a format: bump [`super::FORMAT_VERSION`], add its step at the end of [`STEPS`], and a
 //! golden store of the version before under `tests/fixtures/`.
 
-use redb::{ReadableDatabase, ReadableTable};
+use redb::ReadableTable;
 
 use super::chunks::{DocMeta, encode_chunk, put_chunk};
 use super::crypt::{chunk_place, conflict_place, name_place};

@@ -35,6 +35,7 @@ mod certs;
 mod chunks;
 mod crypt;
 mod damage;
+mod db;
 mod error;
 mod handle;
 mod log;

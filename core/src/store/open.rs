@@ -6,13 +6,11 @@ use std::path::{Path, PathBuf};
 
 use redb::{Database, ReadableDatabase};
 
+use super::db::REDB_CACHE_BYTES;
 use super::error::{OpenError, StoreError};
 use super::handle::{Store, StoreKeys, panic_text};
 use super::migrate;
 use super::schema::{FORMAT_VERSION, MAGIC, META, create_tables};
-
-/// redb's page cache.
-const REDB_CACHE_BYTES: usize = 64 * 1024 * 1024;
 
 impl Store {
     /// Opens the store at `path`, creating it if missing. `keys.signer` is the local node, which
@@ -33,7 +31,7 @@ impl Store {
         // are contained by `contain` and surface as `Corrupt`; `Store::verify` checks every page.
         let opened = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
             let db = builder.create(path).map_err(|e| open_error(path, e))?;
-            let mut store = Store::from_db(db, keys);
+            let mut store = Store::from_db(db, Some(path), keys);
             store.check_or_init_meta(path, existed, fresh_epoch)?;
             Ok(store)
         }));
@@ -85,7 +83,7 @@ impl Store {
         builder.set_cache_size(REDB_CACHE_BYTES);
         builder.set_check_integrity_on_open(true);
         let db = builder.open(path).map_err(|e| open_error(path, e))?;
-        let mut store = Store::from_db(db, keys);
+        let mut store = Store::from_db(db, Some(path), keys);
         store.check_or_init_meta(path, true, fresh_epoch)?;
         Ok(store)
     }
@@ -96,7 +94,7 @@ impl Store {
         let db = Database::builder()
             .create_with_backend(redb::backends::InMemoryBackend::new())
             .map_err(|e| open_error(&path, e))?;
-        let mut store = Store::from_db(db, keys);
+        let mut store = Store::from_db(db, None, keys);
         store.check_or_init_meta(&path, false, fresh_epoch)?;
         Ok(store)
     }

@@ -2,7 +2,7 @@
 //! acknowledged ([`PeerRecord`]); per peer and document, the heads it is known to hold
 //! ([`PeerDocState`]). Knowledge may understate what a peer holds, never overstate it.
 
-use redb::{ReadableDatabase, ReadableTable};
+use redb::ReadableTable;
 
 use super::batch::WriteBatch;
 use super::error::StoreError;

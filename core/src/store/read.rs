@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use redb::{ReadableDatabase, ReadableTable};
+use redb::ReadableTable;
 
 use super::chunks::load_doc;
 use super::error::StoreError;

@@ -2,7 +2,7 @@
 //! explicit accesses and visit assignments, derived by the change pipeline from records and
 //! plans; and a base's withdrawal of a patient from this device.
 
-use redb::{ReadOnlyTable, ReadableDatabase, ReadableTable};
+use redb::{ReadOnlyTable, ReadableTable};
 
 use super::batch::WriteBatch;
 use super::error::StoreError;

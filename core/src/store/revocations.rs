@@ -1,6 +1,6 @@
 //! Revocations: one per revoked node, kept as the signed bytes received.
 
-use redb::{ReadableDatabase, ReadableTable};
+use redb::ReadableTable;
 
 use super::batch::WriteBatch;
 use super::certs::{all_credentials, get_credential};

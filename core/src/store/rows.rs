@@ -5,7 +5,7 @@
 
 use std::collections::BTreeMap;
 
-use redb::{ReadableDatabase, ReadableTable};
+use redb::ReadableTable;
 
 use super::batch::WriteBatch;
 use super::crypt::{Cipher, conflict_place, day_place, name_place, tasks_place};

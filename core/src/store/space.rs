@@ -1,7 +1,7 @@
 //! What the store file holds and where its bytes are: counts, the pages in use, per-table space,
 //! and compacting the file (as opposed to a document's chunk log, see `chunks.rs`).
 
-use redb::{ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition};
+use redb::{ReadableTable, ReadableTableMetadata, TableDefinition};
 
 use super::chunks::DocMeta;
 use super::error::StoreError;
@@ -83,7 +83,7 @@ impl Store {
         if free < min_free || free < file_bytes / 4 {
             return Ok(false);
         }
-        let Some(db) = self.db.0.as_mut() else {
+        let Some(db) = self.db.get_mut() else {
             return Ok(false);
         };
         // A panic inside redb (a page damaged outside it) is contained as everywhere else.
@@ -202,7 +202,7 @@ mod tests {
         }
         tx.commit().unwrap();
         let rows_and_use = |db: &redb::Database| {
-            let read = db.begin_read().unwrap();
+            let read = redb::ReadableDatabase::begin_read(db).unwrap();
             let table = read.open_table(DAY_INDEX).unwrap();
             let rows: Vec<(String, String, Vec<u8>)> = table
                 .iter()

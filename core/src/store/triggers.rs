@@ -4,8 +4,6 @@
 //! table instead of every journal. Also the node's escalation policy, which decides when a
 //! trigger becomes a task for whom. The store keeps both as bytes; the repo reads them.
 
-use redb::ReadableDatabase;
-
 use super::crypt::tasks_place;
 use super::error::StoreError;
 use super::handle::Store;

@@ -1,8 +1,6 @@
 //! Documents withheld from a peer (it had no need of them when they were due), remembered so they
 //! are reconsidered at every session start and whenever the patient's record or plan changes.
 
-use redb::ReadableDatabase;
-
 use super::batch::WriteBatch;
 use super::error::StoreError;
 use super::handle::Store;

@@ -19,8 +19,13 @@ impl Node {
 
     /// A node of zone "Sone 1", not enrolled in any organisation yet.
     pub(crate) fn new(role: &str, name: &str, staff: &str) -> Node {
+        Node::new_in(&std::env::temp_dir(), role, name, staff)
+    }
+
+    /// [`Node::new`] with its data directory in `parent` (a file system of the test's own).
+    pub(crate) fn new_in(parent: &Path, role: &str, name: &str, staff: &str) -> Node {
         let node = Node {
-            dir: tempfile::tempdir().unwrap(),
+            dir: tempfile::tempdir_in(parent).unwrap(),
         };
         node.ok(&[
             "init",

@@ -4,6 +4,7 @@
 
 mod base_sync;
 mod cli;
+mod disk;
 mod door;
 mod field;
 mod json_shape;
