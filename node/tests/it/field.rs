@@ -290,7 +290,8 @@ fn a_path_that_dies_mid_sync_costs_seconds_once_it_is_back_and_resends_nothing_a
     eprintln!("short outage: caught up {short:?} after the path came back");
     assert!(
         short < Duration::from_secs(5),
-        "caught up {short:?} after the path came back"
+        "caught up {short:?} after the path came back; the phone logged:\n{}",
+        phone_daemon.log_text()
     );
     assert!(
         sent - shift_bytes < shift_bytes / 4,
@@ -308,7 +309,8 @@ fn a_path_that_dies_mid_sync_costs_seconds_once_it_is_back_and_resends_nothing_a
     eprintln!("long outage: caught up {long:?} after the path came back");
     assert!(
         long < Duration::from_secs(5),
-        "caught up {long:?} after the path came back"
+        "caught up {long:?} after the path came back; the phone logged:\n{}",
+        phone_daemon.log_text()
     );
     assert!(
         resent < shift_bytes / 4,

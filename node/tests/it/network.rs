@@ -68,6 +68,18 @@ impl Daemon {
         self.0.wait_for_log(needle).unwrap().1
     }
 
+    /// Every line it logged so far, with how long before now each came: what a failed timing
+    /// assertion shows.
+    pub(crate) fn log_text(&mut self) -> String {
+        let now = std::time::Instant::now();
+        self.0
+            .drain_log()
+            .iter()
+            .map(|(at, line)| format!("{:>8.3}s ago {line}", (now - *at).as_secs_f64()))
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+
     /// The next JSON line on its stdout.
     pub(crate) fn next_json(&mut self) -> Value {
         self.0.next_json().unwrap()
