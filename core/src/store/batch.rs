@@ -11,7 +11,7 @@ use super::cache::Version;
 use super::chunks::{DocMeta, append_chunk, load_doc};
 use super::error::StoreError;
 use super::handle::{Committed, Store};
-use super::log::{doc_version, place_in_log, read_seq};
+use super::log::{doc_version, place_at, read_seq};
 use super::read::doc_ids_with_prefix;
 use super::schema::{CHUNKS, DOC_SEQ, DOCS, LOG, META, REDERIVE_KEY};
 use crate::docs::{ChangeSummary, DocError, Document, DocumentId, HashedChange, UnsavedChanges};
@@ -191,7 +191,7 @@ impl<'a> WriteBatch<'a> {
     fn load(&mut self, id: &DocumentId) -> Result<Option<(Document, Version)>, StoreError> {
         let version = doc_version(
             &self.tx.open_table(DOCS)?,
-            &self.tx.open_table(DOC_SEQ)?,
+            || Ok(self.tx.open_table(DOC_SEQ)?),
             &id.to_string(),
         )?;
         if let Some(doc) = self.store.lock_cache().take_at(id, version) {
@@ -277,26 +277,17 @@ impl<'a> WriteBatch<'a> {
                     "a write changed documents without deriving their indexes (a bug)".into(),
                 ));
             }
-            let mut logged = Vec::new();
+            let mut to_store = Vec::new();
             for id in &changed {
                 let changes = self.take_unsaved_changes(id);
-                let Some((doc, version)) = self.docs.get_mut(id) else {
-                    continue;
-                };
-                if changes.is_empty() {
-                    continue;
+                if !changes.is_empty() {
+                    to_store.push((id.clone(), changes));
                 }
-                store.sign_own_changes(doc, &changes);
-                let key = id.to_string();
-                let mut rows = self.tx.open_table(DOCS)?;
-                let mut meta = DocMeta::read(&rows, &key)?;
-                append_chunk(&self.tx, &store.cipher, doc, &changes, &mut meta)?;
-                *version = Some(place_in_log(&self.tx, &key, &mut meta)?);
-                rows.insert(key.as_str(), meta.encode().as_slice())?;
-                logged.push(id.clone());
-                // A document change is never left to a non-durable commit.
-                self.durable = true;
             }
+            let logged_at = self.store_changes(to_store)?;
+            let logged: Vec<DocumentId> = logged_at.iter().map(|(id, _)| id.clone()).collect();
+            // A document change is never left to a non-durable commit.
+            self.durable |= !logged.is_empty();
             if self.clear_rederive_flag {
                 self.tx.open_table(META)?.remove(REDERIVE_KEY)?;
             }
@@ -306,7 +297,10 @@ impl<'a> WriteBatch<'a> {
                 redb::Durability::None
             };
             self.tx.set_durability(durability)?;
-            let seq = read_seq(&self.tx.open_table(META)?, &self.tx.open_table(LOG)?)?;
+            let seq = match logged_at.last() {
+                Some((_, seq)) => *seq,
+                None => read_seq(&self.tx.open_table(META)?, &self.tx.open_table(LOG)?)?,
+            };
             self.tx.commit()?;
             if self.own_cert_changed {
                 *store.own_cert.lock().unwrap_or_else(|p| p.into_inner()) = None;
@@ -327,6 +321,40 @@ impl<'a> WriteBatch<'a> {
             }
             Ok(())
         })
+    }
+
+    /// Stores each document's new changes (signing the local node's) as a chunk, gives it the
+    /// log's next position and writes its `DOCS` row once. Returns the documents with their
+    /// positions, in order. Opens each table once and reads the log's position once for the
+    /// whole commit: a table opened again is a lookup in redb's table of tables each time.
+    fn store_changes(
+        &mut self,
+        to_store: Vec<(DocumentId, Vec<HashedChange>)>,
+    ) -> Result<Vec<(DocumentId, u64)>, StoreError> {
+        let mut logged = Vec::new();
+        if to_store.is_empty() {
+            return Ok(logged);
+        }
+        let store = self.store;
+        let mut rows = self.tx.open_table(DOCS)?;
+        let mut chunks = self.tx.open_table(CHUNKS)?;
+        let mut log = self.tx.open_table(LOG)?;
+        let mut seq = read_seq(&self.tx.open_table(META)?, &log)?;
+        for (id, changes) in to_store {
+            let Some((doc, version)) = self.docs.get_mut(&id) else {
+                continue;
+            };
+            store.sign_own_changes(doc, &changes);
+            let key = id.to_string();
+            let mut meta = DocMeta::read(&rows, &key)?;
+            append_chunk(&mut chunks, &store.cipher, doc, &changes, &mut meta)?;
+            seq += 1;
+            place_at(&self.tx, &mut log, seq, &key, &mut meta)?;
+            *version = Some(seq);
+            rows.insert(key.as_str(), meta.encode().as_slice())?;
+            logged.push((id, seq));
+        }
+        Ok(logged)
     }
 
     /// Asks for every stored document to be derived again at this write's commit (a store

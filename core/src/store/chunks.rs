@@ -5,11 +5,11 @@
 
 use std::collections::BTreeMap;
 
-use redb::{ReadableTable, WriteTransaction};
+use redb::ReadableTable;
 
 use super::crypt::{Cipher, chunk_place, sealed_value_error};
 use super::error::StoreError;
-use super::schema::{CHUNKS, ChunkKey};
+use super::schema::ChunkKey;
 use crate::docs::{Document, DocumentId, HashedChange};
 use crate::identity::NodeId;
 
@@ -252,7 +252,7 @@ impl DocMeta {
 /// changes' raw bytes in causal order, as Automerge's incremental save writes them. `meta` is
 /// the document's row, updated here; the caller writes it (once, with its log position).
 pub(super) fn append_chunk(
-    tx: &WriteTransaction,
+    chunks: &mut redb::Table<'_, ChunkKey, &'static [u8]>,
     cipher: &Cipher,
     doc: &mut Document,
     unsaved: &[HashedChange],
@@ -264,7 +264,6 @@ pub(super) fn append_chunk(
         .collect();
     let new: Vec<[u8; 32]> = unsaved.iter().map(|c| c.hash).collect();
     let key = doc.id().to_string();
-    let mut chunks = tx.open_table(CHUNKS)?;
     let incremental = meta.incremental_bytes + changes.len() as u64;
     let compact = meta.chunks + 1 > MAX_CHUNKS_BEFORE_COMPACTION
         || (incremental > MIN_INCREMENTAL_BYTES_FOR_COMPACTION
@@ -274,10 +273,10 @@ pub(super) fn append_chunk(
         let seq = meta.next_seq;
         let plain = encode_chunk(&doc.all_signatures(), &snapshot);
         let sealed = cipher.seal(&chunk_place(&key, seq), &plain);
-        put_chunk(&mut chunks, &key, seq, &sealed)?;
+        put_chunk(chunks, &key, seq, &sealed)?;
         // Delete the superseded chunks in the same transaction: readers see either the old
         // chunk log or the new snapshot, never a mix.
-        remove_chunks(&mut chunks, &key, 0..seq)?;
+        remove_chunks(chunks, &key, 0..seq)?;
         *meta = DocMeta {
             next_seq: seq + 1,
             chunks: 1,
@@ -288,7 +287,7 @@ pub(super) fn append_chunk(
     } else {
         let plain = encode_chunk(&doc.signatures_of(&new), &changes);
         let sealed = cipher.seal(&chunk_place(&key, meta.next_seq), &plain);
-        put_chunk(&mut chunks, &key, meta.next_seq, &sealed)?;
+        put_chunk(chunks, &key, meta.next_seq, &sealed)?;
         meta.next_seq += 1;
         meta.chunks += 1;
         meta.incremental_bytes = incremental;
@@ -303,6 +302,7 @@ mod tests {
 
     use super::*;
     use crate::store::StoreKey;
+    use crate::store::schema::CHUNKS;
 
     const DOC: &str = "journal/p-0123456789abcdef/2026-11";
 

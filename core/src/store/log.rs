@@ -2,7 +2,7 @@
 //! to a peer since the position it acknowledged. A commit's documents take the positions right
 //! after the one before it, and the position never goes back.
 
-use redb::{ReadableTable, WriteTransaction};
+use redb::{ReadableTable, Table, WriteTransaction};
 
 use super::cache::Version;
 use super::chunks::DocMeta;
@@ -75,10 +75,11 @@ pub(super) fn read_seq(
 }
 
 /// A document's position in the change log: from its `DOCS` row, or from the `DOC_SEQ` table
-/// where a store written before kept it.
-pub(super) fn doc_version(
+/// where a store written before kept it (`legacy` opens it, only for such a row: opening a
+/// table is a lookup in redb's table of tables, paid on every load otherwise).
+pub(super) fn doc_version<L: ReadableTable<&'static str, u64>>(
     docs: &impl ReadableTable<&'static str, &'static [u8]>,
-    legacy: &impl ReadableTable<&'static str, u64>,
+    legacy: impl FnOnce() -> Result<L, StoreError>,
     doc: &str,
 ) -> Result<Version, StoreError> {
     let meta = match docs.get(doc)? {
@@ -87,7 +88,7 @@ pub(super) fn doc_version(
     };
     match meta.log_pos {
         Some(pos) => Ok(Some(pos)),
-        None => Ok(legacy.get(doc)?.map(|v| v.value())),
+        None => Ok(legacy()?.get(doc)?.map(|v| v.value())),
     }
 }
 
@@ -112,12 +113,26 @@ pub(super) fn place_in_log(
 ) -> Result<u64, StoreError> {
     let mut log = tx.open_table(LOG)?;
     let seq = read_seq(&tx.open_table(META)?, &log)? + 1;
+    place_at(tx, &mut log, seq, doc, meta)?;
+    Ok(seq)
+}
+
+/// Moves `doc` to log position `seq` (the log's next, which the caller read), leaving its old
+/// one, and notes it in `meta`. Takes the open `LOG`, so a commit of several documents opens
+/// it and reads the log's position once.
+pub(super) fn place_at(
+    tx: &WriteTransaction,
+    log: &mut Table<'_, u64, &'static str>,
+    seq: u64,
+    doc: &str,
+    meta: &mut DocMeta,
+) -> Result<(), StoreError> {
     if let Some(old) = log_position(tx, doc, meta)? {
         log.remove(old)?;
     }
     log.insert(seq, doc)?;
     meta.log_pos = Some(seq);
-    Ok(seq)
+    Ok(())
 }
 
 /// Where `doc` (with row `meta`) stands in the log, taking it out of the `DOC_SEQ` table of a

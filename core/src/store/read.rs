@@ -28,7 +28,7 @@ impl Store {
             let read = self.db.begin_read()?;
             let version = doc_version(
                 &read.open_table(DOCS)?,
-                &read.open_table(DOC_SEQ)?,
+                || Ok(read.open_table(DOC_SEQ)?),
                 &id.to_string(),
             )?;
             let cached = self.lock_cache().get_at(id, version);

@@ -156,3 +156,58 @@ fn a_document_written_many_times_is_compacted_and_reads_back_whole() {
     let (journal, _) = repo.journal(&patient).unwrap();
     assert_eq!(journal.len(), 150);
 }
+
+#[test]
+fn a_commit_of_several_documents_logs_each_once_at_consecutive_positions() {
+    let mut base = TestNode::base(23);
+    let rng = &mut base.rng;
+    let t = at("07:00");
+    let a = base
+        .repo
+        .add_patient(t, rng, &[(PatientField::Name, "Aud Moen".into())])
+        .unwrap();
+    let b = base
+        .repo
+        .add_patient(t, rng, &[(PatientField::Name, "Liv Dahl".into())])
+        .unwrap();
+    let store = base.repo.store();
+    let before = store.seq().unwrap();
+    base.repo
+        .transaction(|tx| {
+            tx.add_note(t, rng, &a, None, t, "første")?;
+            tx.add_note(t, rng, &b, None, t, "andre")?;
+            tx.set_patient_field(t, &a, PatientField::Name, "Aud Moen Dahl")
+        })
+        .unwrap();
+    let logged = store.log_since(before).unwrap();
+    let positions: Vec<u64> = logged.changed.iter().map(|(seq, _)| *seq).collect();
+    assert_eq!(positions, vec![before + 1, before + 2, before + 3]);
+    assert_eq!(logged.position, before + 3);
+    assert_eq!(store.seq().unwrap(), before + 3);
+    let mut docs: Vec<String> = logged.changed.iter().map(|(_, d)| d.to_string()).collect();
+    docs.sort();
+    docs.dedup();
+    assert_eq!(docs.len(), 3, "each document once: {docs:?}");
+
+    // One of them changed again moves to the next position and leaves its old one.
+    let journal_a = logged
+        .changed
+        .iter()
+        .map(|(_, d)| d.clone())
+        .find(|d| d.to_string().starts_with(&format!("journal/{a}")))
+        .unwrap();
+    base.repo
+        .add_note(t, &mut base.rng, &a, None, t, "tredje")
+        .unwrap();
+    let store = base.repo.store();
+    assert_eq!(
+        store.log_since(before + 3).unwrap().changed,
+        vec![(before + 4, journal_a.clone())]
+    );
+    let everything = store.log_since(0).unwrap().changed;
+    assert_eq!(
+        everything.iter().filter(|(_, d)| *d == journal_a).count(),
+        1
+    );
+    assert_eq!(everything.last(), Some(&(before + 4, journal_a)));
+}
