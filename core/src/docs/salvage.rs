@@ -89,6 +89,7 @@ pub fn salvage(
         am,
         saved: Vec::new(),
         signatures: BTreeMap::new(),
+        received: None,
     };
     for (hash, signature) in signatures {
         if doc.has_change(hash) {
