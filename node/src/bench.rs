@@ -269,16 +269,16 @@ struct WriteResult {
 
 /// One kind of write, measured write by write.
 #[derive(Default)]
-struct Samples {
-    wall: Vec<Duration>,
-    cpu: Vec<Duration>,
-    disk_bytes: u64,
+pub(crate) struct Samples {
+    pub(crate) wall: Vec<Duration>,
+    pub(crate) cpu: Vec<Duration>,
+    pub(crate) disk_bytes: u64,
 }
 
 impl Samples {
     /// Runs `write` once and records what it took. The counters are read outside the timed part
     /// (each read is a file read of its own).
-    fn measure(&mut self, write: impl FnOnce() -> Result<()>) -> Result<()> {
+    pub(crate) fn measure(&mut self, write: impl FnOnce() -> Result<()>) -> Result<()> {
         let (disk, cpu) = (disk_written(), thread_cpu());
         let start = Instant::now();
         write()?;
@@ -295,7 +295,7 @@ impl WriteResult {
     }
 }
 
-fn median_and_mean(mut samples: Vec<Duration>) -> (Duration, Duration) {
+pub(crate) fn median_and_mean(mut samples: Vec<Duration>) -> (Duration, Duration) {
     samples.sort();
     let mean = samples.iter().sum::<Duration>() / samples.len().max(1) as u32;
     (samples[samples.len() / 2], mean)

@@ -134,6 +134,7 @@ fn place_month(peer_dir: &Path, args: &FieldArgs) -> Result<String> {
                     zones: 1,
                     dir: None,
                     bytes_only: false,
+                    table_pricing: None,
                 },
             )?;
             Ok(format!(

@@ -859,6 +859,11 @@ pub(crate) struct BenchArgs {
     /// when it opens)
     #[arg(long, requires = "dir")]
     pub(crate) bytes_only: bool,
+    /// `bench store`: only what each table a note's commit changes costs: raw redb commits of
+    /// one chunk with a document's bookkeeping rows in one, two or three tables, in a store of
+    /// this many documents (--writes commits each, interleaved)
+    #[arg(long, value_name = "DOCUMENTS", conflicts_with = "bytes_only")]
+    pub(crate) table_pricing: Option<u64>,
 }
 
 #[derive(Debug, Args)]

@@ -38,7 +38,12 @@ pub(crate) fn run(cli: Cli) -> Result<()> {
     // Commands that need no open node first; everything else runs against the node's store.
     let command = match cli.command {
         Command::Init(args) => return init(&data, json, &args, key_file.as_deref()),
-        Command::Bench(BenchCmd::Store(args)) => return crate::bench::run(json, &args),
+        Command::Bench(BenchCmd::Store(args)) => {
+            return match args.table_pricing {
+                Some(documents) => crate::bench_tables::run(json, documents, args.writes),
+                None => crate::bench::run(json, &args),
+            };
+        }
         Command::Bench(BenchCmd::Report(args)) => return crate::bench_report::run(json, &args),
         Command::Bench(BenchCmd::Plan(args)) => return crate::bench_plan::run(json, &args),
         Command::Bench(BenchCmd::Sync {

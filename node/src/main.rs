@@ -14,6 +14,7 @@ mod bench_field;
 mod bench_plan;
 mod bench_report;
 mod bench_sync;
+mod bench_tables;
 mod check;
 mod cli;
 mod client;
