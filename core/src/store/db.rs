@@ -59,8 +59,10 @@ impl DbHandle {
     }
 
     /// The database to work on: opened again first if an operation failed since. While another
-    /// thread still works on the failed one, it cannot be closed (redb keeps the file open), and
-    /// the operation fails as the failed database would make it; a later one tries again.
+    /// thread's transaction of the failed one lives, redb keeps the file open (its close is
+    /// deferred) and refuses to open it again: operations fail as the failed database made them,
+    /// and a later one tries again. Opening after a failed commit may repair the file (redb
+    /// walks it), so the first operation after the failure waits for that.
     fn database(&self) -> Result<Arc<Database>, TransactionError> {
         if self.failed.load(Ordering::SeqCst) {
             self.reopen()?;
@@ -107,7 +109,14 @@ impl DbHandle {
             });
         // Still held by a transaction of the failed one, or the disk still failing: operations
         // fail until a later one opens it.
-        let db = opened.map_err(|e| TransactionError::Storage(database_error(e)))?;
+        // (redb says "already open" while a transaction of the failed one lives: shown as the
+        // failed database's own refusal, which tells the user to try again.)
+        let db = opened.map_err(|e| match e {
+            redb::DatabaseError::DatabaseAlreadyOpen => {
+                TransactionError::Storage(redb::StorageError::PreviousIo)
+            }
+            other => TransactionError::Storage(database_error(other)),
+        })?;
         *current = Some(Arc::new(db));
         self.failed.store(false, Ordering::SeqCst);
         Ok(())
@@ -118,6 +127,16 @@ fn database_error(e: redb::DatabaseError) -> redb::StorageError {
     match e {
         redb::DatabaseError::Storage(s) => s,
         other => redb::StorageError::Io(std::io::Error::other(other.to_string())),
+    }
+}
+
+impl Drop for DbHandle {
+    /// Closed inside `catch_unwind`: closing a file whose pages were damaged outside redb may
+    /// panic, and a damaged store must never crash its host.
+    fn drop(&mut self) {
+        let current = self.current.get_mut().unwrap_or_else(|p| p.into_inner());
+        let db = current.take();
+        let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || drop(db)));
     }
 }
 

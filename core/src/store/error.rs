@@ -57,9 +57,13 @@ pub enum OpenError {
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum StoreError {
-    /// The disk or file system failed (full disk, I/O error). Nothing of the failed write is kept.
+    /// redb refused the operation (a transaction or table error it reports as text).
     #[error("storage failed: {0}")]
     Io(String),
+    /// The disk or file system failed (a full disk, a failing device): the write was not
+    /// acknowledged. The store is opened again at its next operation (see `db.rs`).
+    #[error("storage failed: {0}")]
+    Disk(String),
     /// Stored data is damaged.
     #[error("stored data is corrupted: {0}")]
     Corrupt(String),
@@ -75,18 +79,27 @@ macro_rules! storage_error_from {
                 let text = e.to_string();
                 if text.to_lowercase().contains("corrupt") {
                     StoreError::Corrupt(text)
+                } else if is_disk_failure(&text) {
+                    StoreError::Disk(explain_disk(text))
                 } else {
-                    StoreError::Io(explain_io(text))
+                    StoreError::Io(text)
                 }
             }
         }
     )*};
 }
+/// Whether redb's error is the file system failing (its `StorageError::Io`, shown as "I/O
+/// error: …", and `PreviousIo`, which it returns for everything after one) rather than a
+/// refusal of the operation itself.
+fn is_disk_failure(text: &str) -> bool {
+    text.starts_with("I/O error") || text.contains("Previous I/O error")
+}
+
 /// A full disk said so, with what became of the write: the one message a user can act on.
-fn explain_io(text: String) -> String {
+fn explain_disk(text: String) -> String {
     if text.contains("No space left on device") || text.contains("os error 28") {
         format!(
-            "the disk is full ({text}); nothing of this write was kept (reading a patient's data writes to the access log too): free space and try again"
+            "the disk is full ({text}): this write failed and was not acknowledged (reading a patient's data writes to the access log too); free space and try again"
         )
     } else if text.contains("Previous I/O error") {
         format!(

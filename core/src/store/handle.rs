@@ -102,7 +102,7 @@ impl Store {
                 self.poisoned.store(true, Ordering::SeqCst);
                 Err(StoreError::Corrupt(panic_text(&panic)))
             });
-        if let Err(StoreError::Io(_)) = &result {
+        if let Err(StoreError::Disk(_)) = &result {
             // A full disk, a failed fsync: redb may refuse all work from now on, until the
             // database is opened again (see `db.rs`).
             self.db.note_failure();

@@ -1,6 +1,6 @@
 //! The peer's bytes taken apart before a session takes them in: frames split, compressed
-//! batches inflated, messages decoded, and every received change vouched for and parsed
-//! ([`pipeline::check`]). None of it needs the store, so a driver may run an [`Inbox`] on
+//! batches inflated, messages decoded, and — once the session has verified the peer's Hello —
+//! every received change vouched for and parsed ([`pipeline::check`]). None of it needs the store, so a driver may run an [`Inbox`] on
 //! another thread, ahead of the session that applies what the last bytes brought: a base's
 //! month then has its signatures checked on one core while the changes before them are judged
 //! and stored on the other. Every check that needs the document (authors, the rules) stays in

@@ -16,7 +16,7 @@ use anyhow::{Context, Result};
 use iroh::endpoint::{ConnectOptions, Connection, RecvStream, SendStream, ZeroRttStatus};
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
-use tracing::{debug, info, warn};
+use tracing::{info, warn};
 
 use super::driver::{Mode, Opened, drive};
 use super::events::NetEvent;
@@ -299,8 +299,13 @@ async fn with_handshake(
 /// 0-RTT data can be replayed by someone on the path, so the peer must not act on it before the
 /// handshake is complete: our accept loop takes a stream only from a finished handshake (a
 /// replayed one never finishes), and a push is idempotent besides (signed changes, by hash).
-/// Only a peer that lost its ticket (restarted) rejects the early data: the session then starts
-/// again on the connection, as it would have without 0-RTT.
+/// 0-RTT data is encrypted under the resumption secret alone, without the fresh key exchange
+/// that gives the rest of the connection forward secrecy: someone who recorded it and later
+/// takes the peer's session cache from its memory could read that first push.
+///
+/// A peer that no longer holds our ticket refuses the early data — it restarted, or served more
+/// connections since than its session cache holds (256) — and the session then starts again
+/// on the connection, as it would have without 0-RTT.
 ///
 /// The push is built before the connection is known to work, even after failed tries
 /// (`Early::AfterConnect` does not apply): tickets are single-use, two come with each
@@ -312,26 +317,33 @@ async fn with_early_data(
     peer: omsyn_core::NodeId,
 ) -> Result<Dialled> {
     let (streams, opened) = tokio::join!(zero_rtt.open_bi(), Opened::prepare(shared, peer));
-    let sent_early = match (streams, opened) {
-        (Ok(mut streams), Ok(mut opened)) => match opened.send_early(&mut streams.0).await {
-            Ok(()) => Some((streams, opened)),
-            Err(e) => {
-                debug!(peer = %peer.short(), error = format!("{e:#}"), "early data not sent");
-                None
-            }
-        },
-        _ => None,
-    };
+    let early: Result<((SendStream, RecvStream), Opened)> = async {
+        let (mut streams, mut opened) = (streams?, opened?);
+        opened.send_early(&mut streams.0).await?;
+        Ok((streams, opened))
+    }
+    .await;
     let (conn, accepted) = match zero_rtt.handshake_completed().await? {
         ZeroRttStatus::Accepted(conn) => (conn, true),
         ZeroRttStatus::Rejected(conn) => (conn, false),
     };
-    if let (true, Some((streams, opened))) = (accepted, sent_early) {
-        info!(peer = %peer.short(), "the peer took our Hello and push sent with the handshake (0-RTT)");
+    if accepted {
+        // The peer takes the first stream it sees: if ours failed, no second one would be
+        // taken, so the session fails with it.
+        let (streams, opened) = match early {
+            Ok((streams, opened)) => (Ok(streams), Ok(opened)),
+            Err(e) => (
+                Err(e),
+                Err(anyhow::anyhow!("no session: its stream failed")),
+            ),
+        };
+        if streams.is_ok() {
+            info!(peer = %peer.short(), "the peer took our Hello and push sent with the handshake (0-RTT)");
+        }
         return Ok(Dialled {
             conn,
-            streams: Ok(streams),
-            opened: Ok(opened),
+            streams,
+            opened,
         });
     }
     // What was sent early never reaches the peer's session: start it afresh.

@@ -64,6 +64,9 @@ pub struct Outcome {
 /// A session to catch up is abandoned when the peer sends nothing for this long (the peer
 /// stalled), unless told otherwise (`omsyn sync --idle-timeout`).
 pub const IDLE_LIMIT: Duration = Duration::from_secs(120);
+/// The code a session abandoned for the peer's silence closes its connection with (0 is a
+/// normal end).
+const IDLE_CLOSE: iroh::endpoint::VarInt = iroh::endpoint::VarInt::from_u32(2);
 /// How long a finished session waits for the peer to close before dropping the connection.
 const LINGER: Duration = Duration::from_secs(2);
 /// How often an idle session re-checks the peer's certificate (expiry, revocation).
@@ -110,7 +113,8 @@ impl Opened {
     /// Writes our Hello and first push to `send` before the connection's handshake is complete
     /// (0-RTT): the driver then finds them sent.
     pub async fn send_early(&mut self, send: &mut SendStream) -> Result<()> {
-        flush(&mut self.session, send).await
+        // The handshake's own timeout bounds this: a connection that fails fails the write.
+        flush(&mut self.session, send, None).await
     }
 }
 
@@ -142,22 +146,34 @@ pub async fn drive(
     tokio::pin!(revoked);
     let mut progress = Progress::default();
     let mut caught_up_at = None;
-    // One deadline for the whole session, pushed back by each read: a timeout around each wait
-    // would start again whenever another branch (the 1 s recheck) ran first, and never fire.
+    // One deadline for the whole session, pushed back by what the peer sends: a timeout around
+    // each wait would start again whenever another branch (the 1 s recheck) ran first, and
+    // never fire. What counts is any bytes read (a large message crossing a slow link takes
+    // many reads) or a message taken, so our own work is never the peer's silence.
     let idle_limit = mode.idle_limit();
     let silence = tokio::time::sleep(idle_limit.unwrap_or(IDLE_LIMIT));
     tokio::pin!(silence);
-    flush(&mut session, &mut send).await?;
+    let mut last_taken = Instant::now();
+    flush(&mut session, &mut send, idle_limit).await?;
     debug!(peer = %peer.short(), elapsed = ?link.started.elapsed(), "hello written to the stream");
     loop {
         let result = tokio::select! {
             () = &mut revoked => bail!("this node was revoked"),
             () = &mut silence, if idle_limit.is_some() => {
-                bail!("the peer sent nothing for {} s", idle_limit.unwrap_or_default().as_secs())
+                let limit = idle_limit.unwrap_or(IDLE_LIMIT);
+                let heard = inflow.last_read().max(last_taken);
+                if heard.elapsed() < limit {
+                    silence.as_mut().reset((heard + limit).into());
+                    continue;
+                }
+                // Not a normal end: the peer must not take it for one.
+                conn.close(IDLE_CLOSE, b"the peer sent nothing");
+                bail!("the peer sent nothing for {} s", limit.as_secs())
             }
             next = inflow.next() => {
+                last_taken = Instant::now();
                 if let Some(limit) = idle_limit {
-                    silence.as_mut().reset(tokio::time::Instant::now() + limit);
+                    silence.as_mut().reset((last_taken + limit).into());
                 }
                 let unpacked = match next {
                     None => {
@@ -197,7 +213,7 @@ pub async fn drive(
         if session.peer_grant().is_some() {
             inflow.peer_verified();
         }
-        flush(&mut session, &mut send).await?;
+        flush(&mut session, &mut send, idle_limit).await?;
         if session.is_caught_up() {
             caught_up_at.get_or_insert_with(Instant::now);
         }
@@ -333,7 +349,7 @@ async fn end_with(
     conn: &Connection,
     peer: NodeId,
 ) -> anyhow::Error {
-    let _ = flush(session, send).await;
+    let _ = tokio::time::timeout(LINGER, flush(session, send, None)).await;
     let _ = send.finish();
     let _ = tokio::time::timeout(LINGER, conn.closed()).await;
     // Said once, by whoever gets the error: the daemon's loops log it, `omsyn sync` prints it.
@@ -526,11 +542,28 @@ fn closed_normally(conn: &Connection) -> bool {
     )
 }
 
-async fn flush(session: &mut Session, send: &mut SendStream) -> Result<()> {
+/// Writes what the session queued. With `patience`, a peer that takes none of it for that long
+/// (its application stopped reading, so QUIC's flow control holds the stream) ends the
+/// session; a slow peer that takes some now and then does not.
+async fn flush(
+    session: &mut Session,
+    send: &mut SendStream,
+    patience: Option<Duration>,
+) -> Result<()> {
     while let Some(bytes) = session.poll_transmit() {
-        send.write_all(&bytes)
-            .await
-            .context("writing to the peer")?;
+        let Some(limit) = patience else {
+            send.write_all(&bytes)
+                .await
+                .context("writing to the peer")?;
+            continue;
+        };
+        let mut at = 0;
+        while at < bytes.len() {
+            match tokio::time::timeout(limit, send.write(&bytes[at..])).await {
+                Ok(written) => at += written.context("writing to the peer")?,
+                Err(_) => bail!("the peer took nothing for {} s", limit.as_secs()),
+            }
+        }
     }
     Ok(())
 }

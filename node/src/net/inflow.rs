@@ -1,7 +1,7 @@
 //! What the peer sends, read and taken apart ahead of the session: a task of its own reads the
-//! stream and unpacks each read ([`Inbox`]: frames, inflated batches, every change's signature
-//! checked and its Automerge chunk parsed) on the blocking pool, while the driver's session
-//! judges and stores what came before. On a machine with two cores a base's month then has its
+//! stream and unpacks each read ([`Inbox`]: frames, inflated batches, and once the session has
+//! verified the peer's Hello every change's signature checked and its Automerge chunk parsed) on
+//! the blocking pool, while the driver's session judges and stores what came before. On a machine with two cores a base's month then has its
 //! signatures checked on one while the other applies, derives and commits.
 //!
 //! Reads that pile up while the session is busy are handed over together, so they are stored in
@@ -39,6 +39,9 @@ pub(crate) struct Inflow {
     /// Set once the session verified the peer's Hello: changes are checked ahead from then on
     /// (see [`Inbox`]; before, the session checks them after the Hello).
     peer_verified: Arc<AtomicBool>,
+    /// When the stream was last read (any bytes), in milliseconds since `started`.
+    last_read_ms: Arc<AtomicU64>,
+    started: Instant,
 }
 
 impl Inflow {
@@ -47,11 +50,14 @@ impl Inflow {
         let (tx, rx) = mpsc::channel(QUEUED_READS);
         let unpack_us = Arc::new(AtomicU64::new(0));
         let peer_verified = Arc::new(AtomicBool::new(false));
+        let last_read_ms = Arc::new(AtomicU64::new(0));
+        let started = Instant::now();
         let reader = tokio::spawn(read(
             recv,
             tx,
             Arc::clone(&unpack_us),
             Arc::clone(&peer_verified),
+            (Arc::clone(&last_read_ms), started),
         ));
         Inflow {
             rx,
@@ -59,7 +65,15 @@ impl Inflow {
             reader,
             unpack_us,
             peer_verified,
+            last_read_ms,
+            started,
         }
+    }
+
+    /// When bytes of the peer last came (or the reading started): a message of many reads is
+    /// still coming while they do.
+    pub(crate) fn last_read(&self) -> Instant {
+        self.started + std::time::Duration::from_millis(self.last_read_ms.load(Ordering::Relaxed))
     }
 
     /// The session verified the peer: what is read from now on has its changes checked here.
@@ -110,6 +124,7 @@ async fn read(
     tx: mpsc::Sender<Result<Unpacked, ReadError>>,
     unpack_us: Arc<AtomicU64>,
     peer_verified: Arc<AtomicBool>,
+    (last_read_ms, started): (Arc<AtomicU64>, Instant),
 ) {
     let mut inbox = Inbox::default();
     let mut buf = vec![0u8; READ_BUFFER_BYTES];
@@ -124,6 +139,8 @@ async fn read(
                 break;
             }
         };
+        let since = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+        last_read_ms.store(since, Ordering::Relaxed);
         let bytes = buf[..n].to_vec();
         if peer_verified.load(Ordering::Relaxed) {
             inbox.peer_verified();
