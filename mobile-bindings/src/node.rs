@@ -125,6 +125,7 @@ impl OmsynNode {
         open: impl FnOnce() -> Result<Repo, OmsynError> + Send + 'static,
     ) -> Result<Arc<OmsynNode>, OmsynError> {
         let repo = Arc::new(runtime.blocking(open).await?);
+        omsyn_node::net::daemon::dispose_off_path(&repo);
         let sink = EventSink::start()
             .map_err(|e| OmsynError::Storage(format!("starting the event thread: {e}")))?;
         let ctx = SyncContext {

@@ -232,6 +232,11 @@ fn populate_range(
 
 async fn serve(repo: Repo) -> Result<Shared> {
     let shared = crate::serve::shared(Arc::new(repo), &options()).await?;
+    // For measuring what dropping evicted documents off the write's path saves: with
+    // `OMSYN_BENCH_DROP_EVICTED=inline` a write drops them itself, as before.
+    if std::env::var("OMSYN_BENCH_DROP_EVICTED").as_deref() == Ok("inline") {
+        shared.repo.store().set_disposer(Box::new(drop));
+    }
     let serving = shared.clone();
     tokio::spawn(async move { daemon::run(serving, Vec::new(), std::future::pending()).await });
     Ok(shared)
@@ -297,6 +302,10 @@ async fn scenario(dir: &Path, n: usize, runs: usize, percent: f64) -> Result<Val
     let mut mem_a = InMemoryPerDocumentSync::load(a.repo.store(), &docs)?;
     let mut mem_b = InMemoryPerDocumentSync::load(b.repo.store(), &all_docs(&b.repo)?)?;
     settle_in_memory(&mut mem_a, &mut mem_b)?;
+    // Reading every document through the stores above left each store's last 256 in its
+    // cache, so some documents Omsyn receives would be warm; a reconnect finds them cold.
+    a.repo.store().clear_cache();
+    b.repo.store().clear_cache();
 
     let k = ((n as f64) * percent / 100.0).ceil() as usize;
     // A profiler attaches from here on (see BENCHMARKS.md): the set-up above is not the reconnect.

@@ -33,6 +33,7 @@ fn parse_tickets(peers: &[String]) -> Result<Vec<Ticket>> {
 /// The daemon's network side: a revoked daemon wipes its data and exits with code 3.
 pub(crate) async fn shared(repo: Arc<Repo>, options: &NetOptions) -> Result<Shared> {
     let changed = daemon::watch_commits(&repo);
+    daemon::dispose_off_path(&repo);
     Shared::start(repo, options, OnRevoked::ExitProcess, changed).await
 }
 

@@ -314,11 +314,14 @@ impl<'a> WriteBatch<'a> {
                     revocations: self.revocations_stored,
                 });
             }
+            let mut evicted = Vec::new();
             let mut cache = self.store.lock_cache();
             for (_, (mut doc, version)) in std::mem::take(&mut self.docs) {
                 doc.mark_saved();
-                cache.put(Arc::new(doc), version);
+                evicted.extend(cache.put(Arc::new(doc), version));
             }
+            drop(cache);
+            store.dispose(evicted);
             Ok(())
         })
     }

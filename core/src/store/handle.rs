@@ -28,6 +28,8 @@ pub struct Store {
     pub(super) last_commit: Mutex<Option<std::sync::Arc<Committed>>>,
     /// This node's own certificate, once read (every write asks for it): `None` until read.
     pub(super) own_cert: Mutex<Option<Option<crate::trust::Certificate>>>,
+    /// Where documents the cache let go of are dropped (`None`: on the spot).
+    pub(super) disposer: Mutex<Option<Disposer>>,
 }
 
 /// What a store needs to be opened: the local node's signing key (every change it makes is
@@ -44,6 +46,11 @@ pub struct StoreKeys {
 /// certificates, revocations, what is withheld or withdrawn, a patient removed — with what it
 /// changed. Not after a commit of peer knowledge or derived rows alone: those wake nobody.
 pub type CommitHook = Box<dyn Fn(&Committed) + Send + Sync>;
+
+/// Takes documents the cache no longer keeps, to drop them elsewhere: dropping one is freeing
+/// all of its Automerge op set, which a write otherwise pays on its way to the caller. This
+/// crate starts no threads; the node gives it one ([`Store::set_disposer`]).
+pub type Disposer = Box<dyn Fn(Vec<std::sync::Arc<crate::docs::Document>>) + Send + Sync>;
 
 /// What one commit changed, as the commit hook is told ([`Store::last_commit`] keeps the last).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -81,6 +88,7 @@ impl Store {
             commit_hook: Mutex::new(None),
             last_commit: Mutex::new(None),
             own_cert: Mutex::new(None),
+            disposer: Mutex::new(None),
         }
     }
 
@@ -148,6 +156,36 @@ impl Store {
         {
             hook(&committed);
         }
+    }
+
+    /// Registers where documents the cache lets go of are dropped (see [`Disposer`]). Replaces
+    /// any earlier one.
+    pub fn set_disposer(&self, disposer: Disposer) {
+        *self.disposer.lock().unwrap_or_else(|p| p.into_inner()) = Some(disposer);
+    }
+
+    /// Hands `evicted` to the disposer, or drops them here if there is none. Called with the
+    /// cache's lock released.
+    pub(super) fn dispose(&self, evicted: super::cache::Evicted) {
+        if evicted.is_empty() {
+            return;
+        }
+        match self
+            .disposer
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .as_ref()
+        {
+            Some(disposer) => disposer(evicted),
+            None => drop(evicted),
+        }
+    }
+
+    /// Drops every cached document: the next read of each loads it from disk, as after
+    /// opening the store (a benchmark that must not find documents warm uses it).
+    pub fn clear_cache(&self) {
+        let evicted = self.lock_cache().clear();
+        self.dispose(evicted);
     }
 
     pub(super) fn lock_cache(&self) -> std::sync::MutexGuard<'_, Cache> {

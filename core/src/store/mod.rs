@@ -58,7 +58,7 @@ pub use cache::CACHE_DOCUMENTS;
 pub use crypt::{KeyError, STORE_KEY_FILE, StoreKey};
 pub use damage::Damage;
 pub use error::{OpenError, StoreError};
-pub use handle::{CommitHook, Committed, Store, StoreKeys};
+pub use handle::{CommitHook, Committed, Disposer, Store, StoreKeys};
 pub use log::LogSince;
 pub use peers::{PeerDocState, PeerRecord};
 pub use read::kind_prefix;

@@ -41,7 +41,8 @@ impl Store {
             };
             let doc = Arc::new(doc);
             let out = f(&doc);
-            self.lock_cache().put(doc, version);
+            let evicted = self.lock_cache().put(doc, version);
+            self.dispose(evicted);
             Ok(Some(out))
         })
     }

@@ -18,10 +18,10 @@ use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 use tracing::{info, warn};
 
-use super::driver::{Mode, Opened, drive};
+use super::driver::{Mode, Opened, Streams, drive};
 use super::events::NetEvent;
 use super::shared::revoked;
-pub use super::shared::{OnRevoked, Shared, watch_commits};
+pub use super::shared::{OnRevoked, Shared, dispose_off_path, watch_commits};
 use super::ticket::Ticket;
 use super::{ALPN, node_id};
 
@@ -35,7 +35,7 @@ impl Shared {
     async fn session(
         &self,
         conn: &iroh::endpoint::Connection,
-        streams: (iroh::endpoint::SendStream, iroh::endpoint::RecvStream),
+        streams: Streams,
         opened: Result<Opened>,
         peer: omsyn_core::NodeId,
         mode: Mode,
@@ -114,8 +114,10 @@ async fn serve_incoming(shared: Shared, incoming: iroh::endpoint::Incoming) -> R
     }
     let peer = node_id(conn.remote_id())?;
     info!(peer = %peer.short(), "peer connected");
-    // Our side of the session is built while the peer's stream and first bytes come.
-    let (streams, opened) = tokio::join!(conn.accept_bi(), Opened::prepare(&shared, peer));
+    // Our side of the session is built while the peer's stream and first bytes come, and
+    // those bytes are unpacked (their signatures checked) meanwhile.
+    let accepting = async { conn.accept_bi().await.map(Streams::start) };
+    let (streams, opened) = tokio::join!(accepting, Opened::prepare(&shared, peer));
     let streams = streams.context("accepting the sync stream")?;
     let result = shared
         .session(&conn, streams, opened, peer, Mode::Live)
@@ -247,7 +249,10 @@ async fn dial(
         Err(e) => return (false, Err(e)),
     };
     let result = match streams.context("opening the sync stream") {
-        Ok(streams) => shared.session(&conn, streams, opened, peer, mode).await,
+        Ok(streams) => {
+            let streams = Streams::start(streams);
+            shared.session(&conn, streams, opened, peer, mode).await
+        }
         Err(e) => Err(e),
     };
     conn.close(0u32.into(), b"done");

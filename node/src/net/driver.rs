@@ -124,10 +124,37 @@ impl std::fmt::Debug for Opened {
     }
 }
 
+/// The session's stream pair, its receiving side already being read ([`Inflow`]).
+pub struct Streams {
+    send: SendStream,
+    inflow: Inflow,
+}
+
+impl Streams {
+    /// Starts reading and unpacking what the peer sends on `recv` at once: a responder builds
+    /// its first push meanwhile ([`Opened::prepare`]), and the dialer's push that waited in the
+    /// stream has its signatures checked on the other core instead of after it.
+    pub fn start((send, recv): (SendStream, RecvStream)) -> Streams {
+        Streams {
+            send,
+            inflow: Inflow::start(recv),
+        }
+    }
+}
+
+impl std::fmt::Debug for Streams {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Streams").finish_non_exhaustive()
+    }
+}
+
 /// Runs a session on `conn` until it ends: `opened` on the stream pair (opened or accepted).
 pub async fn drive(
     conn: &Connection,
-    (mut send, recv): (SendStream, RecvStream),
+    Streams {
+        mut send,
+        mut inflow,
+    }: Streams,
     opened: Opened,
     peer: NodeId,
     shared: &Shared,
@@ -140,7 +167,6 @@ pub async fn drive(
     } = opened;
     let link = Link::new(shared, peer, policy, busy_us);
     let mut changed = shared.changed.clone();
-    let mut inflow = Inflow::start(recv);
     let mut recheck = tokio::time::interval(RECHECK);
     let revoked = revoked(&shared.on_revoked);
     tokio::pin!(revoked);

@@ -211,3 +211,39 @@ fn a_commit_of_several_documents_logs_each_once_at_consecutive_positions() {
     );
     assert_eq!(everything.last(), Some(&(before + 4, journal_a)));
 }
+
+/// Documents the cache lets go of after a write reach the store's disposer, which drops them
+/// off the write's path (the node gives it a thread); clearing the cache hands over the rest.
+#[test]
+fn documents_the_cache_lets_go_of_are_handed_to_the_disposer() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::{Arc, Mutex};
+
+    let mut base = TestNode::base(22);
+    let handed = Arc::new(AtomicUsize::new(0));
+    let held_elsewhere = Arc::new(Mutex::new(Vec::new()));
+    let (count, keep) = (handed.clone(), held_elsewhere.clone());
+    base.repo.store().set_disposer(Box::new(move |evicted| {
+        count.fetch_add(evicted.len(), Ordering::SeqCst);
+        keep.lock().unwrap().extend(evicted);
+    }));
+    let patients = omsyn_core::store::CACHE_DOCUMENTS + 20;
+    for i in 0..patients {
+        base.add_patient(&format!("Pasient {i}"));
+    }
+    let after_writes = handed.load(Ordering::SeqCst);
+    assert!(
+        after_writes >= 20,
+        "{after_writes} documents handed over after {patients} patients written"
+    );
+    // The disposer, not the cache, holds the last reference to what it was given.
+    assert!(
+        held_elsewhere
+            .lock()
+            .unwrap()
+            .iter()
+            .all(|doc| Arc::strong_count(doc) == 1)
+    );
+    base.repo.store().clear_cache();
+    assert!(handed.load(Ordering::SeqCst) > after_writes);
+}

@@ -611,13 +611,26 @@ fn remember(
     batch: &mut WriteBatch<'_>,
     peer: &NodeId,
     doc: &DocumentId,
+    heads: Vec<Hash>,
+    mine: &[Hash],
+    now_ms: i64,
+) -> Result<(), StoreError> {
+    let previous = batch.peer_doc(peer, doc)?;
+    remember_over(batch, (peer, doc), previous.as_ref(), heads, mine, now_ms)
+}
+
+/// [`remember`] for a caller that read what was known of `doc` already (`previous`, from the
+/// same batch): one lookup per received document instead of two.
+fn remember_over(
+    batch: &mut WriteBatch<'_>,
+    (peer, doc): (&NodeId, &DocumentId),
+    previous: Option<&PeerDocState>,
     mut heads: Vec<Hash>,
     mine: &[Hash],
     now_ms: i64,
 ) -> Result<(), StoreError> {
     heads.sort();
     heads.dedup();
-    let previous = batch.peer_doc(peer, doc)?;
     let equal_at_ms = if heads == mine {
         Some(now_ms)
     } else {

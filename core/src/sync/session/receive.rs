@@ -5,7 +5,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use super::super::inbox::Received;
-use super::{Phase, Session, SyncError, SyncEvent, remember};
+use super::{Phase, Session, SyncError, SyncEvent, remember, remember_over};
 use crate::docs::DocumentId;
 use crate::identity::Role;
 use crate::pipeline;
@@ -515,17 +515,17 @@ impl Session {
         let superseded: BTreeSet<Hash> =
             infos.iter().flat_map(|i| i.deps.iter().copied()).collect();
         let mut heads: BTreeSet<Hash> = infos.iter().map(|i| i.hash).collect();
-        heads.extend(prior.map(|p| p.heads).unwrap_or_default());
+        heads.extend(prior.iter().flat_map(|p| p.heads.iter().copied()));
         heads.retain(|h| !superseded.contains(h));
         if heads.iter().eq(after.iter()) {
             self.held_by_peer.insert(doc.clone());
         } else {
             self.held_by_peer.remove(doc);
         }
-        remember(
+        remember_over(
             batch,
-            &self.peer,
-            doc,
+            (&self.peer, doc),
+            prior.as_ref(),
             heads.into_iter().collect(),
             &after,
             now_ms,
