@@ -385,16 +385,7 @@ fn a_reconnects_push_leaves_in_one_flight_without_path_mtu_probes() {
 /// The nurse's phone app, running all day in the phone's host (`omsyn run`, dialling no one by
 /// itself): the CLI's commands for `nurse` are forwarded to it, syncs included.
 fn phone_app(phone: &Host, nurse: &Node) -> super::network::Daemon {
-    let data = nurse.path().to_str().unwrap();
-    phone.daemon(&[
-        "--json",
-        "--data",
-        data,
-        "run",
-        "--no-mdns",
-        "--listen",
-        "10.9.2.2:0",
-    ])
+    phone.serve(nurse, "10.9.2.2:0", &[])
 }
 
 /// Writes `n` short notes through the CLI (forwarded to a running node).

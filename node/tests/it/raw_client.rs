@@ -61,15 +61,7 @@ pub(crate) async fn converse(
 /// loopback, that accepts connections and their streams and reads what it is sent, writing
 /// nothing. Returns the endpoint (it serves while the runtime runs) and its ticket.
 pub(crate) async fn silent_peer() -> (Endpoint, String) {
-    let endpoint = Endpoint::builder(presets::Minimal)
-        .secret_key(SecretKey::from_bytes(&[9u8; 32]))
-        .alpns(vec![b"omsyn/sync/1".to_vec()])
-        .clear_ip_transports()
-        .bind_addr("127.0.0.1:0")
-        .unwrap()
-        .bind()
-        .await
-        .unwrap();
+    let endpoint = loopback_endpoint([9u8; 32], vec![b"omsyn/sync/1".to_vec()]).await;
     let serving = endpoint.clone();
     tokio::spawn(async move {
         while let Some(incoming) = serving.accept().await {
@@ -103,17 +95,23 @@ async fn open(ticket: &str, secret: [u8; 32]) -> (Endpoint, SendStream, RecvStre
     for a in addrs.split(',') {
         addr = addr.with_ip_addr(a.parse().unwrap());
     }
-    let endpoint = Endpoint::builder(presets::Minimal)
+    let endpoint = loopback_endpoint(secret, Vec::new()).await;
+    let conn = endpoint.connect(addr, b"omsyn/sync/1").await.unwrap();
+    let (send, recv) = conn.open_bi().await.unwrap();
+    (endpoint, send, recv)
+}
+
+/// An endpoint on loopback with the key `secret`, accepting `alpns`.
+async fn loopback_endpoint(secret: [u8; 32], alpns: Vec<Vec<u8>>) -> Endpoint {
+    Endpoint::builder(presets::Minimal)
         .secret_key(SecretKey::from_bytes(&secret))
+        .alpns(alpns)
         .clear_ip_transports()
         .bind_addr("127.0.0.1:0")
         .unwrap()
         .bind()
         .await
-        .unwrap();
-    let conn = endpoint.connect(addr, b"omsyn/sync/1").await.unwrap();
-    let (send, recv) = conn.open_bi().await.unwrap();
-    (endpoint, send, recv)
+        .unwrap()
 }
 
 fn hex_decode(text: &str, out: &mut [u8; 32]) {
