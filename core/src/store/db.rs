@@ -15,7 +15,15 @@ use std::sync::{Arc, RwLock};
 use redb::{Database, ReadTransaction, ReadableDatabase, TransactionError, WriteTransaction};
 
 /// redb's own page cache for a store.
-pub(super) const REDB_CACHE_BYTES: usize = 64 * 1024 * 1024;
+const REDB_CACHE_BYTES: usize = 64 * 1024 * 1024;
+
+/// How every open of a store file is configured: the first, a verifying one, and the one after
+/// a failure, alike.
+pub(super) fn builder() -> redb::Builder {
+    let mut builder = Database::builder();
+    builder.set_cache_size(REDB_CACHE_BYTES);
+    builder
+}
 
 /// The database, and how to open it again.
 pub(super) struct DbHandle {
@@ -99,14 +107,13 @@ impl DbHandle {
                 }
             }
         }
-        let mut builder = Database::builder();
-        builder.set_cache_size(REDB_CACHE_BYTES);
-        let opened = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| builder.open(path)))
-            .unwrap_or_else(|_| {
-                Err(redb::DatabaseError::Storage(redb::StorageError::Corrupted(
-                    "redb panicked opening the store again".into(),
-                )))
-            });
+        let opened =
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| builder().open(path)))
+                .unwrap_or_else(|_| {
+                    Err(redb::DatabaseError::Storage(redb::StorageError::Corrupted(
+                        "redb panicked opening the store again".into(),
+                    )))
+                });
         // Still held by a transaction of the failed one, or the disk still failing: operations
         // fail until a later one opens it.
         // (redb says "already open" while a transaction of the failed one lives: shown as the

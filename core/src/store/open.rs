@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use redb::{Database, ReadableDatabase};
 
-use super::db::REDB_CACHE_BYTES;
+use super::db;
 use super::error::{OpenError, StoreError};
 use super::handle::{Store, StoreKeys, panic_text};
 use super::migrate;
@@ -24,8 +24,7 @@ impl Store {
     pub fn open(path: &Path, keys: &StoreKeys, fresh_epoch: [u8; 16]) -> Result<Store, OpenError> {
         let existed = path.exists();
         refuse_empty(path)?;
-        let mut builder = Database::builder();
-        builder.set_cache_size(REDB_CACHE_BYTES);
+        let builder = db::builder();
         // A plain open trusts the file: it is fast and independent of the store's size, but redb
         // may panic on pages altered outside redb (bit rot, a bad copy, tampering). Such panics
         // are contained by `contain` and surface as `Corrupt`; `Store::verify` checks every page.
@@ -79,8 +78,7 @@ impl Store {
         keys: &StoreKeys,
         fresh_epoch: [u8; 16],
     ) -> Result<Store, OpenError> {
-        let mut builder = Database::builder();
-        builder.set_cache_size(REDB_CACHE_BYTES);
+        let mut builder = db::builder();
         builder.set_check_integrity_on_open(true);
         let db = builder.open(path).map_err(|e| open_error(path, e))?;
         let mut store = Store::from_db(db, Some(path), keys);

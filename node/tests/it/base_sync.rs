@@ -11,7 +11,7 @@ use omsyn_core::{Repo, Timestamp};
 use rand::SeedableRng;
 use rand::rngs::StdRng;
 
-use super::cli::Node;
+use super::cli::{Node, incompressible_text};
 use super::field::{rural_lab, via_proxy};
 use super::lab::{Process, output_within};
 use super::netlab::{Host, link};
@@ -22,18 +22,6 @@ use super::network::Daemon;
 const PATIENTS: usize = 200;
 /// A base office's link, slowed so that the first sync takes seconds and can be cut part-way.
 const OFFICE: [&str; 6] = ["--delay-ms", "20", "--rate-kbit", "2000", "--seed", "3"];
-
-/// About 4.5 KB of text that compresses little, different for each `seed`.
-fn long_text(seed: usize) -> String {
-    (0..900usize)
-        .map(|i| {
-            format!(
-                "{:04x} ",
-                (i + seed * 900).wrapping_mul(2_654_435_761) >> 16 & 0xffff
-            )
-        })
-        .collect()
-}
 
 /// Fills `base` (not running) through omsyn-core: `PATIENTS` patients of zone "Sone 1", each
 /// with two long notes.
@@ -52,7 +40,14 @@ fn fill(base: &Node) {
                 ],
             )?;
             for n in 0..2 {
-                tx.add_note(t, &mut rng, &patient, None, t, &long_text(p * 2 + n))?;
+                tx.add_note(
+                    t,
+                    &mut rng,
+                    &patient,
+                    None,
+                    t,
+                    &incompressible_text(p * 2 + n, 900),
+                )?;
             }
             Ok::<_, omsyn_core::RepoError>(())
         })

@@ -805,3 +805,16 @@ fn import_worklist_again_prints_each_changed_row() {
     let report = base.ok(&["day-report", "--date", "2026-11-23"]);
     assert_eq!(report["staff_names"]["S00010"], "Ola Hansen", "{report}");
 }
+
+/// About `words` × 5 bytes of text that compresses little, different for each `seed`: notes
+/// that fill a link or a disk at their size, not at DEFLATE's.
+pub(crate) fn incompressible_text(seed: usize, words: usize) -> String {
+    (0..words)
+        .map(|i| {
+            format!(
+                "{:04x} ",
+                (i + seed * words).wrapping_mul(2_654_435_761) >> 16 & 0xffff
+            )
+        })
+        .collect()
+}

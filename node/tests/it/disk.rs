@@ -6,7 +6,7 @@
 use std::path::Path;
 use std::process::Command;
 
-use super::cli::Node;
+use super::cli::{Node, incompressible_text};
 use super::network::Daemon;
 
 /// A tmpfs of `size` mounted on a temporary directory, unmounted when dropped.
@@ -44,18 +44,6 @@ fn mount(args: &[&str], on: &Path) {
     assert!(status.success(), "mount {args:?} {on:?}");
 }
 
-/// About 2 KB of text that compresses little, different for each `i`.
-fn incompressible(i: usize) -> String {
-    (0..400usize)
-        .map(|j| {
-            format!(
-                "{:04x} ",
-                (i * 400 + j).wrapping_mul(2_654_435_761) >> 12 & 0xffff
-            )
-        })
-        .collect()
-}
-
 #[test]
 fn a_full_disk_refuses_a_write_clearly_loses_nothing_and_a_running_node_writes_again_with_room() {
     let disk = SmallDisk::new("1m");
@@ -69,7 +57,7 @@ fn a_full_disk_refuses_a_write_clearly_loses_nothing_and_a_running_node_writes_a
     let mut written = 0;
     let refused = loop {
         assert!(written < 2000, "the disk never filled");
-        let text = format!("Notat {written}: {}", incompressible(written));
+        let text = format!("Notat {written}: {}", incompressible_text(written, 400));
         let out = base.run(&["note", "add", "--patient", &patient, "--text", &text]);
         if !out.status.success() {
             break String::from_utf8_lossy(&out.stderr).into_owned();
