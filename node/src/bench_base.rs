@@ -227,6 +227,8 @@ fn first_sync(
     peer.patience = LIMIT;
     let ticket = format!("omsyn1:{peer_id}@{PROXY}");
     let (bytes_before, datagrams_before) = link_traffic(proxy)?;
+    let sender_cpu_before = cpu_of(peer.child.id());
+    let receiver_cpu_before = children_cpu();
     let started = Instant::now();
     let sync = phone_sync_args(new_dir, &ticket);
     let mut command = lab
@@ -244,6 +246,11 @@ fn first_sync(
         .wait_for_log("session over")
         .map_err(waited(&mut peer))?;
     let sender_busy_ms = logged(&ended, "busy_ms");
+    let sender_cpu_ms = cpu_of(peer.child.id())
+        .zip(sender_cpu_before)
+        .map(|(after, before)| (after - before).as_millis());
+    // The sync has ended and been waited for: the children's time grew by its time alone.
+    let receiver_cpu_ms = (children_cpu() - receiver_cpu_before).as_millis();
     drop(peer);
     let stderr = String::from_utf8_lossy(&out.stderr);
     let receiver_ended = stderr.lines().find(|l| l.contains("session over"));
@@ -266,7 +273,32 @@ fn first_sync(
         "receiver_busy_ms": receiver_busy_ms,
         "receiver_unpack_ms": receiver_unpack_ms,
         "sender_busy_ms": sender_busy_ms,
+        "receiver_cpu_ms": receiver_cpu_ms,
+        "sender_cpu_ms": sender_cpu_ms,
     }))
+}
+
+/// Processor time (user and system) the running process `pid` has used. Busy times count a
+/// thread's wall time while it works, which on a loaded machine includes waiting for a
+/// processor; this does not.
+fn cpu_of(pid: u32) -> Option<Duration> {
+    proc_stat_time(&format!("/proc/{pid}/stat"), 0)
+}
+
+/// Processor time of this process's children that ended and were waited for.
+fn children_cpu() -> Duration {
+    proc_stat_time("/proc/self/stat", 2).unwrap_or_default()
+}
+
+/// Two consecutive times of a `/proc/…/stat` file from its 14th field on (`skip` 0: the
+/// process's user and system time; 2: its waited-for children's), in USER_HZ ticks — 100 a
+/// second on every Linux platform Omsyn runs on.
+fn proc_stat_time(path: &str, skip: usize) -> Option<Duration> {
+    let stat = std::fs::read_to_string(path).ok()?;
+    // The command name (field 2) may hold spaces: count the fields after its closing bracket.
+    let mut fields = stat.rsplit_once(')')?.1.split_whitespace().skip(11 + skip);
+    let ticks: u64 = fields.next()?.parse::<u64>().ok()? + fields.next()?.parse::<u64>().ok()?;
+    Some(Duration::from_millis(ticks * 10))
 }
 
 /// Runs `command` to its end within [`LIMIT`]; fails with its error output if it failed.
@@ -337,13 +369,15 @@ fn print_run(run: &Value) {
     let o = &run["omsyn"];
     outln!("  {}", run["link"].as_str().unwrap_or(""));
     outln!(
-        "    omsyn sync      {:>8.1} s  {:>7.1} MB on the wire, {:>7.1} MB received by the session; busy: new base {:.1} s (and unpacking {:.1} s), peer {:.1} s",
+        "    omsyn sync      {:>8.1} s  {:>7.1} MB on the wire, {:>7.1} MB received by the session; busy: new base {:.1} s (and unpacking {:.1} s), peer {:.1} s; processor time: new base {:.1} s, peer {:.1} s",
         f(&o["ms"]) / 1000.0,
         mb(&o["wire_bytes"]),
         mb(&o["session"]["bytes_received"]),
         f(&o["receiver_busy_ms"]) / 1000.0,
         f(&o["receiver_unpack_ms"]) / 1000.0,
         f(&o["sender_busy_ms"]) / 1000.0,
+        f(&o["receiver_cpu_ms"]) / 1000.0,
+        f(&o["sender_cpu_ms"]) / 1000.0,
     );
     for c in run["copies"].as_array().into_iter().flatten() {
         outln!(

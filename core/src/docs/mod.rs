@@ -15,6 +15,7 @@ pub mod access_facts;
 pub mod daylog;
 pub mod journal;
 pub mod messages;
+pub mod outline;
 pub mod plan;
 pub mod record;
 pub mod salvage;

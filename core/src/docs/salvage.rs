@@ -119,7 +119,7 @@ fn changes_of(part: &[u8]) -> Result<Vec<Change>, String> {
 
 /// Splits concatenated Automerge chunks at their headers: 4 magic bytes, a 4-byte checksum, a
 /// chunk type byte and the data's length as unsigned LEB128 (Automerge's binary format).
-fn split_chunks(mut bytes: &[u8]) -> Result<Vec<&[u8]>, String> {
+pub(super) fn split_chunks(mut bytes: &[u8]) -> Result<Vec<&[u8]>, String> {
     const MAGIC: [u8; 4] = [0x85, 0x6f, 0x4a, 0x83];
     let mut out = Vec::new();
     while !bytes.is_empty() {

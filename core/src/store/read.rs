@@ -5,11 +5,13 @@ use std::sync::Arc;
 
 use redb::ReadableTable;
 
-use super::chunks::load_doc;
+use super::cache::Version;
+use super::chunks::{load_doc, stored_parts};
 use super::error::StoreError;
 use super::handle::Store;
 use super::log::doc_version;
 use super::schema::{CHUNKS, DOC_SEQ, DOCS};
+use crate::docs::outline::{Outline, outline};
 use crate::docs::{DocKind, Document, DocumentId};
 use crate::ids::PatientId;
 
@@ -26,12 +28,7 @@ impl Store {
     ) -> Result<Option<T>, StoreError> {
         self.contain(|| {
             let read = self.db.begin_read()?;
-            let version = doc_version(
-                &read.open_table(DOCS)?,
-                || Ok(read.open_table(DOC_SEQ)?),
-                &id.to_string(),
-            )?;
-            let cached = self.lock_cache().get_at(id, version);
+            let (version, cached) = self.cached(&read, id)?;
             if let Some(doc) = cached {
                 return Ok(Some(f(&doc)));
             }
@@ -45,6 +42,35 @@ impl Store {
             self.dispose(evicted);
             Ok(Some(out))
         })
+    }
+
+    /// The outline of a stored document (its heads and actors, read from its chunks' headers
+    /// without loading it: see [`outline`]). `None` when loading costs nothing (the cache holds
+    /// it), when the headers do not tell, or when the store does not hold it: the caller loads
+    /// it then.
+    pub fn outline(&self, id: &DocumentId) -> Result<Option<Outline>, StoreError> {
+        self.contain(|| {
+            let read = self.db.begin_read()?;
+            if self.cached(&read, id)?.1.is_some() {
+                return Ok(None);
+            }
+            let stored = stored_parts(&read.open_table(CHUNKS)?, &self.cipher, id)?;
+            Ok(outline(&stored.parts))
+        })
+    }
+
+    /// The document's version as `read` sees it, and the cache's copy of that version.
+    fn cached(
+        &self,
+        read: &redb::ReadTransaction,
+        id: &DocumentId,
+    ) -> Result<(Version, Option<Arc<Document>>), StoreError> {
+        let version = doc_version(
+            &read.open_table(DOCS)?,
+            || Ok(read.open_table(DOC_SEQ)?),
+            &id.to_string(),
+        )?;
+        Ok((version, self.lock_cache().get_at(id, version)))
     }
 
     /// A copy of a document (for export and sync).

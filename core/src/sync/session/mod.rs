@@ -356,10 +356,10 @@ impl Session {
     }
 
     /// Sends the frames queued since `mark` as compressed batches where that saves bytes.
-    fn compress_since(&mut self, mark: usize) {
+    fn compress_since(&mut self, mark: usize, packing: wire::Packing) {
         let frames: Vec<Vec<u8>> = self.outbox.drain(mark..).collect();
         let before: usize = frames.iter().map(Vec::len).sum();
-        let packed = wire::compress(frames);
+        let packed = wire::compress(frames, packing);
         let after: usize = packed.iter().map(Vec::len).sum();
         self.stats.bytes_sent = self.stats.bytes_sent - before as u64 + after as u64;
         self.outbox.extend(packed);

@@ -4,6 +4,7 @@
 use std::collections::{BTreeSet, VecDeque};
 
 use super::{Phase, Session, SyncError, remember};
+use crate::docs::outline::Outline;
 use crate::docs::{self, DocumentId};
 use crate::identity::{NodeId, Role};
 use crate::pipeline;
@@ -269,7 +270,16 @@ impl Session {
     ) -> Result<(), SyncError> {
         let known = store.peer_doc(&self.peer, &doc)?;
         let me = store.actor();
-        let plan = store.with_doc(&doc, |d| plan_push(d, known, me, now_ms))?;
+        let unread_offer = match known {
+            None => store
+                .outline(&doc)?
+                .and_then(|o| offer_unread(&o, &doc, me)),
+            Some(_) => None,
+        };
+        let plan = match unread_offer {
+            Some(offer) => Some(offer),
+            None => store.with_doc(&doc, |d| plan_push(d, known, me, now_ms))?,
+        };
         match plan {
             None | Some(Push::Nothing) => {}
             Some(Push::Changes(changes, pushed)) => {
@@ -307,7 +317,7 @@ impl Session {
             round: out.round,
             seq: out.pending.seq,
         });
-        self.compress_since(out.mark);
+        self.compress_since(out.mark, self.packing());
         self.unacked.insert(out.round, out.pending);
         self.stats.rounds += 1;
     }
@@ -322,7 +332,7 @@ impl Session {
         mark: &mut usize,
     ) {
         self.send(&Message::PartDone { round: *round });
-        self.compress_since(*mark);
+        self.compress_since(*mark, self.packing());
         let seq = pending.seq;
         let mut part = std::mem::take(pending);
         pending.seq = seq;
@@ -331,6 +341,17 @@ impl Session {
         *round = self.next_round;
         self.next_round += 1;
         *mark = self.outbox.len();
+    }
+
+    /// How to pack what is sent now: tightly until the session has sent [`BULK_AFTER_BYTES`] of
+    /// changes, fast after (a first sync sends most of its changes in answer rounds, a few
+    /// documents each, so the size of a round does not tell).
+    fn packing(&self) -> wire::Packing {
+        if self.stats.change_bytes_sent > BULK_AFTER_BYTES {
+            wire::Packing::Fast
+        } else {
+            wire::Packing::Tight
+        }
     }
 
     pub(super) fn send_changes(
@@ -449,6 +470,11 @@ pub(super) const PUSH_OWN_BELOW_BYTES: usize = 256 * 1024;
 /// on its own (a first sync of thousands of documents resumes where it broke off).
 pub(super) const ROUND_PART_BYTES: usize = 128 * 1024;
 
+/// A session that has sent this many bytes of changes is a bulk transfer (a first sync): what
+/// it sends after is packed for the processor rather than the link. A reconnect, a shift's
+/// push of 60 entries (about 45 KB of changes), stays below it.
+pub(super) const BULK_AFTER_BYTES: u64 = 1024 * 1024;
+
 /// Keep each `Changes` message well below the frame limit.
 pub(super) const CHANGES_MESSAGE_TARGET_BYTES: usize = wire::MAX_FRAME_BYTES / 2;
 
@@ -523,11 +549,97 @@ pub(super) fn plan_push(
     }
 }
 
+/// The offer [`plan_push`] would make of a stored document to a peer whose copy is unknown,
+/// decided from its outline alone (its chunks' headers): a new base's first sync offers every
+/// document of a month, and loading each to offer it, then again to send it once the peer asks,
+/// loaded every snapshot twice. `None` where the outline cannot tell (the caller loads the
+/// document then): the node's own access log, documents only this node may have written, and
+/// snapshots small enough that their changes might be sent whole (a snapshot holds its changes'
+/// operations in columns, about as large as the changes or smaller; changes after it count as
+/// stored).
+pub(super) fn offer_unread(outline: &Outline, doc: &DocumentId, me: NodeId) -> Option<Push> {
+    let ours_alone = matches!(doc, DocumentId::Audit(node, _) if *node == me);
+    let others_wrote = outline.actors.iter().any(|a| a.as_slice() != me.as_bytes());
+    (!ours_alone && others_wrote && outline.bytes > PUSH_UNKNOWN_BELOW_BYTES)
+        .then(|| Push::Offer(outline.heads.clone()))
+}
+
 fn pushed(doc: &docs::Document, peer_holds: Vec<Hash>, mine: Vec<Hash>, taken_ms: i64) -> Pushed {
     Pushed {
         doc: doc.id().clone(),
         peer_holds,
         mine,
         taken_ms,
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)] // Tests fail loudly by design.
+mod tests {
+    use automerge::transaction::Transactable;
+    use automerge::{ActorId, Automerge, ROOT};
+    use rand::SeedableRng;
+
+    use super::*;
+    use crate::docs::outline::outline;
+    use crate::identity::NodeKey;
+
+    fn node(seed: u64) -> NodeId {
+        NodeKey::generate(&mut rand::rngs::StdRng::seed_from_u64(seed)).id()
+    }
+
+    /// A stored snapshot of `notes` notes of `bytes` bytes each, written by `author`.
+    fn snapshot(author: NodeId, notes: usize, bytes: usize) -> Vec<u8> {
+        let mut am = Automerge::new().with_actor(ActorId::from(&author.as_bytes()[..]));
+        for i in 0..notes {
+            let mut tx = am.transaction();
+            // Text that does not compress away (a snapshot's columns are compressed).
+            let mut x = i as u64 + 1;
+            let text: String = (0..bytes)
+                .map(|_| {
+                    x = x
+                        .wrapping_mul(6364136223846793005)
+                        .wrapping_add(1442695040888963407);
+                    char::from(b'a' + ((x >> 59) as u8) % 26)
+                })
+                .collect();
+            tx.put(ROOT, format!("e/{i}"), text).unwrap();
+            tx.commit();
+        }
+        am.save()
+    }
+
+    /// What `plan_push` decides for a peer whose copy is unknown, and what the outline decides.
+    fn both(doc: &DocumentId, stored: &[u8], me: NodeId) -> (Push, Option<Push>) {
+        let loaded = docs::Document::load(doc.clone(), stored, me).unwrap();
+        let unread = offer_unread(&outline(&[stored.to_vec()]).unwrap(), doc, me);
+        (plan_push(&loaded, None, me, 0), unread)
+    }
+
+    #[test]
+    fn an_offer_made_from_the_snapshots_outline_is_the_offer_loading_it_makes() {
+        let (me, nurse) = (node(1), node(2));
+        let doc = DocumentId::parse("journal/p-00000000000000a1/2026-11").unwrap();
+        let (loaded, unread) = both(&doc, &snapshot(nurse, 40, 200), me);
+        let (Push::Offer(loaded), Some(Push::Offer(unread))) = (loaded, unread) else {
+            panic!("both offer a month's journal others wrote");
+        };
+        assert_eq!(unread, loaded);
+    }
+
+    #[test]
+    fn documents_that_may_be_sent_whole_are_loaded_to_decide() {
+        let (me, nurse) = (node(1), node(2));
+        let doc = DocumentId::parse("journal/p-00000000000000a1/2026-11").unwrap();
+        // Written by this node alone: sent whole to a peer that may not have it.
+        let (loaded, unread) = both(&doc, &snapshot(me, 40, 200), me);
+        assert!(matches!(loaded, Push::Changes(..)) && unread.is_none());
+        // Small: sent whole rather than offered.
+        let (loaded, unread) = both(&doc, &snapshot(nurse, 2, 100), me);
+        assert!(matches!(loaded, Push::Changes(..)) && unread.is_none());
+        // The node's own access log: always sent whole.
+        let audit = DocumentId::Audit(me, crate::time::Month::parse("2026-11").unwrap());
+        let (loaded, unread) = both(&audit, &snapshot(nurse, 40, 200), me);
+        assert!(matches!(loaded, Push::Changes(..)) && unread.is_none());
     }
 }

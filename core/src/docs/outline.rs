@@ -1,0 +1,254 @@
+//! What a stored document says of itself in its chunks' headers, read without loading it: its
+//! heads and its actors. Loading a document rebuilds every operation in its snapshot and applies
+//! every change after it (a month's journal takes milliseconds); a first sync's offer needs only
+//! the heads.
+
+use std::collections::BTreeSet;
+
+use sha2::{Digest, Sha256};
+
+use crate::codec::ByteReader;
+
+/// What a stored document's headers say: its heads, its actors, its size.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Outline {
+    /// Its heads, sorted (as [`super::Document::head_hashes`] gives them).
+    pub heads: Vec<[u8; 32]>,
+    /// Every actor whose changes or operations it holds (one may be listed twice).
+    pub actors: Vec<Vec<u8>>,
+    /// The stored Automerge bytes' size.
+    pub bytes: usize,
+}
+
+/// Automerge's chunk types (its binary format).
+const DOCUMENT_CHUNK: u8 = 0;
+const CHANGE_CHUNK: u8 = 1;
+const COMPRESSED_CHANGE_CHUNK: u8 = 2;
+
+/// A compressed change inflating beyond this is not read here (the caller loads the document).
+const MAX_CHANGE_BYTES: u64 = 16 * 1024 * 1024;
+
+/// The outline of a document stored as `parts`: a snapshot (exactly one Automerge document
+/// chunk), then incremental parts of change chunks, as the store keeps them. Each chunk starts
+/// with 4 magic bytes, a 4-byte checksum, its type and its data's length (unsigned LEB128); a
+/// snapshot's data starts with its actors (a count, each a length and its bytes) and heads (a
+/// count, 32 bytes each), a change's with its dependencies (the same) and its actor. The heads
+/// are the snapshot's and the changes' hashes that no change depends on. `None` for anything
+/// else (damage, a first part that is not a snapshot): the caller loads the document then.
+pub fn outline(parts: &[Vec<u8>]) -> Option<Outline> {
+    let (snapshot, increments) = parts.split_first()?;
+    let mut out = snapshot_outline(snapshot)?;
+    let mut depended = BTreeSet::new();
+    for part in increments {
+        for chunk in super::salvage::split_chunks(part).ok()? {
+            let change = change_header(chunk)?;
+            depended.extend(change.deps);
+            out.heads.push(change.hash);
+            out.actors.push(change.actor);
+        }
+        out.bytes += part.len();
+    }
+    out.heads.retain(|h| !depended.contains(h));
+    out.heads.sort();
+    out.heads.dedup();
+    Some(out)
+}
+
+/// The heads and actors of one document chunk.
+fn snapshot_outline(bytes: &[u8]) -> Option<Outline> {
+    let chunks = super::salvage::split_chunks(bytes).ok()?;
+    let [chunk] = chunks.as_slice() else {
+        return None;
+    };
+    let mut r = ByteReader::new(chunk, 8);
+    if r.u8().ok()? != DOCUMENT_CHUNK {
+        return None;
+    }
+    r.varint().ok()??;
+    let actors = (0..count(&mut r)?)
+        .map(|_| actor(&mut r))
+        .collect::<Option<Vec<_>>>()?;
+    let heads = hashes(&mut r)?;
+    Some(Outline {
+        heads,
+        actors,
+        bytes: bytes.len(),
+    })
+}
+
+/// What a change chunk's header says.
+struct ChangeHeader {
+    hash: [u8; 32],
+    deps: Vec<[u8; 32]>,
+    actor: Vec<u8>,
+}
+
+/// A change chunk's hash (SHA-256 of its type, its data's length and its data, the data
+/// inflated first if compressed — Automerge's change hash), dependencies and actor.
+fn change_header(chunk: &[u8]) -> Option<ChangeHeader> {
+    let mut r = ByteReader::new(chunk, 8);
+    let kind = r.u8().ok()?;
+    r.varint().ok()??;
+    let stored = &chunk[r.position()..];
+    let data = match kind {
+        CHANGE_CHUNK => std::borrow::Cow::Borrowed(stored),
+        COMPRESSED_CHANGE_CHUNK => std::borrow::Cow::Owned(inflate(stored)?),
+        _ => return None,
+    };
+    let mut header = vec![CHANGE_CHUNK];
+    crate::codec::put_varint(&mut header, data.len() as u64);
+    let hash: [u8; 32] = Sha256::new()
+        .chain_update(&header)
+        .chain_update(&data)
+        .finalize()
+        .into();
+    let mut r = ByteReader::new(&data, 0);
+    let deps = hashes(&mut r)?;
+    let actor = actor(&mut r)?;
+    Some(ChangeHeader { hash, deps, actor })
+}
+
+fn inflate(compressed: &[u8]) -> Option<Vec<u8>> {
+    use std::io::Read;
+    let mut out = Vec::new();
+    flate2::read::DeflateDecoder::new(compressed)
+        .take(MAX_CHANGE_BYTES + 1)
+        .read_to_end(&mut out)
+        .ok()?;
+    (out.len() as u64 <= MAX_CHANGE_BYTES).then_some(out)
+}
+
+/// A count, then that many 32-byte hashes.
+fn hashes(r: &mut ByteReader<'_>) -> Option<Vec<[u8; 32]>> {
+    (0..count(r)?)
+        .map(|_| r.take(32).ok()?.try_into().ok())
+        .collect()
+}
+
+/// An actor: its length, then its bytes.
+fn actor(r: &mut ByteReader<'_>) -> Option<Vec<u8>> {
+    let len = usize::try_from(r.varint().ok()??).ok()?;
+    Some(r.take(len).ok()?.to_vec())
+}
+
+/// A count in a header, bounded by what the bytes left could hold (a damaged header must not
+/// make a huge allocation).
+fn count(r: &mut ByteReader<'_>) -> Option<usize> {
+    usize::try_from(r.varint().ok()??)
+        .ok()
+        .filter(|n| *n <= r.remaining())
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)] // Tests fail loudly by design.
+mod tests {
+    use automerge::transaction::Transactable;
+    use automerge::{ActorId, Automerge, ROOT};
+
+    use super::*;
+
+    fn writer(byte: u8) -> Automerge {
+        Automerge::new().with_actor(ActorId::from(&[byte; 32][..]))
+    }
+
+    fn write(am: &mut Automerge, key: &str, len: usize) {
+        let mut tx = am.transaction();
+        tx.put(ROOT, key, "x".repeat(len)).unwrap();
+        tx.commit();
+    }
+
+    /// A document two actors wrote apart (two heads).
+    fn two_writers() -> Automerge {
+        let (mut a, mut b) = (writer(1), writer(2));
+        write(&mut a, "from-a", 300);
+        write(&mut b, "from-b", 300);
+        a.merge(&mut b).unwrap();
+        a
+    }
+
+    fn sorted_heads(am: &Automerge) -> Vec<[u8; 32]> {
+        let mut heads: Vec<[u8; 32]> = am.get_heads().iter().map(|h| h.0).collect();
+        heads.sort();
+        heads
+    }
+
+    /// The changes made since `heads`, as the store appends them: raw bytes in causal order
+    /// (`compressed`: as Automerge sends them, a large change compressed — a peer may).
+    fn increment(am: &Automerge, heads: &[automerge::ChangeHash], compressed: bool) -> Vec<u8> {
+        let mut out = Vec::new();
+        for mut change in am.get_changes(heads) {
+            match compressed {
+                true => out.extend_from_slice(&change.bytes()),
+                false => out.extend_from_slice(change.raw_bytes()),
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn a_snapshots_outline_names_the_heads_and_actors_loading_it_finds() {
+        let am = two_writers();
+        let saved = am.save();
+        let outline = outline(std::slice::from_ref(&saved)).expect("a snapshot");
+        assert_eq!(sorted_heads(&am).len(), 2);
+        assert_eq!(outline.heads, sorted_heads(&am));
+        assert_eq!(outline.actors, vec![vec![1u8; 32], vec![2u8; 32]]);
+        assert_eq!(outline.bytes, saved.len());
+    }
+
+    #[test]
+    fn changes_stored_after_the_snapshot_move_the_heads_as_loading_them_does() {
+        let mut am = two_writers();
+        let snapshot = am.save();
+        let at_snapshot = am.get_heads();
+        // One actor goes on from both heads (small: stored plain; large: compressed), another
+        // from an older state: two heads again, one of them the snapshot's own.
+        let mut other = writer(3);
+        other.merge(&mut am.clone()).unwrap();
+        write(&mut am, "small", 10);
+        write(&mut am, "large", 2000);
+        let first = increment(&am, &at_snapshot, true);
+        let kinds: Vec<u8> = crate::docs::salvage::split_chunks(&first)
+            .unwrap()
+            .iter()
+            .map(|c| c[8])
+            .collect();
+        assert_eq!(kinds, [CHANGE_CHUNK, COMPRESSED_CHANGE_CHUNK]);
+        let before_merge = am.get_heads();
+        write(&mut other, "apart", 10);
+        am.merge(&mut other).unwrap();
+        let second = increment(&am, &before_merge, false);
+        let parts = vec![snapshot, first, second];
+        let outline = outline(&parts).expect("a snapshot and changes");
+        assert_eq!(outline.heads, sorted_heads(&am));
+        assert_eq!(outline.heads.len(), 2);
+        assert!(outline.actors.contains(&vec![3u8; 32]));
+        let loaded = Automerge::load(&parts.concat()).unwrap();
+        assert_eq!(outline.heads, sorted_heads(&loaded));
+    }
+
+    #[test]
+    fn damaged_bytes_or_a_first_part_that_is_no_snapshot_have_no_outline() {
+        let mut am = two_writers();
+        let saved = am.save();
+        let heads = am.get_heads();
+        write(&mut am, "later", 10);
+        let change = increment(&am, &heads, false);
+        for damaged in [
+            &saved[..saved.len() - 1],
+            &saved[..20],
+            &saved[1..],
+            &[][..],
+        ] {
+            assert_eq!(outline(&[damaged.to_vec()]), None);
+        }
+        assert_eq!(
+            outline(std::slice::from_ref(&change)),
+            None,
+            "a change is not a snapshot"
+        );
+        assert_eq!(outline(&[]), None);
+        let torn = change[..change.len() - 3].to_vec();
+        assert_eq!(outline(&[saved, torn]), None, "a torn change");
+    }
+}
