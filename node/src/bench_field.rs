@@ -41,8 +41,8 @@ pub(crate) type Scenario = fn(bool, &Path, &FieldArgs) -> Result<Value>;
 /// `omsyn bench field`. The base scenario (`bench_base`) is handed in: it builds on this
 /// module's lab, so this module does not name it.
 pub(crate) fn run(json: bool, args: &FieldArgs, base: Scenario) -> Result<()> {
-    let dir = crate::bench::tempfile_dir()?.join("field");
-    std::fs::create_dir_all(&dir)?;
+    // The run's own directory, removed whole at its end (a subdirectory of it left it behind).
+    let dir = crate::bench::tempfile_dir()?;
     let result = (|| -> Result<Value> {
         let (all, which) = (args.scenario == "all", args.scenario.as_str());
         if !matches!(which, "all" | "shift" | "first" | "base") {
