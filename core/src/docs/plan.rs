@@ -316,7 +316,11 @@ pub fn read(doc: &Document) -> VisitPlan {
 fn revisions_by_visit(r: super::Reader<'_>) -> BTreeMap<String, Vec<super::RootEntry>> {
     let mut by_visit: BTreeMap<String, Vec<super::RootEntry>> = BTreeMap::new();
     for entry in r.entries_with_prefix("rev/") {
-        if let Some((visit, _)) = entry.key["rev/".len()..].split_once('/') {
+        let visit = entry
+            .key
+            .strip_prefix("rev/")
+            .and_then(|rest| rest.split_once('/'));
+        if let Some((visit, _)) = visit {
             by_visit.entry(visit.to_owned()).or_default().push(entry);
         }
     }
