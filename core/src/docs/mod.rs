@@ -306,6 +306,17 @@ impl Document {
         }
     }
 
+    /// [`Document::unsaved_changes`], handing over the changes kept as received rather than
+    /// copying them (every received byte again, at a new base's first sync): the caller keeps
+    /// what this returns while it is current. Changes applied after this are taken out of
+    /// Automerge, as when none were kept.
+    pub(crate) fn take_unsaved_changes(&mut self) -> UnsavedChanges {
+        match self.received.take() {
+            Some(received) if self.still_unsaved(&received) => received,
+            _ => self.unsaved_changes(),
+        }
+    }
+
     /// Whether `unsaved` is still exactly what this document holds unsaved: neither written to
     /// nor stored since it was taken. The same heads are the same changes (a hash covers a
     /// change's contents and dependencies), so the same saved heads leave the same ones unsaved.
@@ -758,6 +769,8 @@ pub struct ChangeSummary {
     pub seq: u64,
     /// The counter of its first operation.
     pub start_op: u64,
+    /// The counter of its last operation (`start_op - 1` for a change without any).
+    pub max_op: u64,
     /// Its operations.
     pub ops: Vec<OpSummary>,
 }
@@ -857,6 +870,7 @@ fn summarize(change: &automerge::Change) -> Result<ChangeSummary, DocError> {
         deps: change.deps().iter().map(|d| d.0).collect(),
         seq: change.seq(),
         start_op: change.start_op().get(),
+        max_op: change.max_op(),
         ops,
     })
 }
@@ -922,13 +936,14 @@ trait RootMap {
     fn all_values(&self, key: &str) -> Vec<(Value<'_>, automerge::ObjId)>;
     fn keys_between(&self, start: String, end: String, limit: usize) -> Vec<String>;
     fn entries_between(&self, start: String, end: String) -> Vec<RootEntry>;
+    fn maps_between(&self, start: String, end: String) -> Vec<(String, Option<automerge::ObjId>)>;
     fn nested_value(&self, obj: &automerge::ObjId, key: &str) -> Option<Value<'_>>;
     fn nested_strs(&self, obj: &automerge::ObjId) -> Vec<(String, String)>;
 }
 
 /// One root key as a range read sees it: its winning value if that is a string, and whether
 /// concurrent values are kept beside it.
-struct RootEntry {
+pub(crate) struct RootEntry {
     key: String,
     winner: Option<String>,
     conflict: bool,
@@ -960,6 +975,16 @@ impl<T: ReadDoc> RootMap for T {
                 },
                 conflict: item.conflict,
                 key: item.key.into_owned(),
+            })
+            .collect()
+    }
+
+    fn maps_between(&self, start: String, end: String) -> Vec<(String, Option<automerge::ObjId>)> {
+        self.map_range(ROOT, start..end)
+            .map(|item| {
+                let map = matches!(item.value, automerge::ValueRef::Object(ObjType::Map));
+                let obj = map.then(|| item.id());
+                (item.key.into_owned(), obj)
             })
             .collect()
     }
@@ -1008,17 +1033,23 @@ impl Reader<'_> {
         (winner, all)
     }
 
-    /// Root keys beginning with `prefix`, in order.
-    pub(crate) fn keys_with_prefix(&self, prefix: &str) -> Vec<String> {
-        self.am
-            .keys_between(prefix.to_owned(), format!("{prefix}\u{10FFFF}"), usize::MAX)
-    }
-
     /// Root keys beginning with `prefix`, in order, with their values: one pass over the range
     /// instead of a lookup per key.
-    fn entries_with_prefix(&self, prefix: &str) -> Vec<RootEntry> {
+    pub(crate) fn entries_with_prefix(&self, prefix: &str) -> Vec<RootEntry> {
         self.am
             .entries_between(prefix.to_owned(), format!("{prefix}\u{10FFFF}"))
+    }
+
+    /// Root keys beginning with `prefix`, in order, each with the nested map it holds (`None`
+    /// when its value is anything else): one pass over the range instead of a lookup per key.
+    pub(crate) fn maps_with_prefix(&self, prefix: &str) -> Vec<(String, Option<automerge::ObjId>)> {
+        self.am
+            .maps_between(prefix.to_owned(), format!("{prefix}\u{10FFFF}"))
+    }
+
+    /// Every key of nested map `obj` that holds a string, with its winning value, in key order.
+    pub(crate) fn strs_of(&self, obj: &automerge::ObjId) -> Vec<(String, String)> {
+        self.am.nested_strs(obj)
     }
 
     /// The first root key beginning with `prefix`.
@@ -1034,7 +1065,7 @@ impl Reader<'_> {
         let Some((Value::Object(ObjType::Map), obj)) = self.am.get_value(outer) else {
             return None;
         };
-        Some(self.am.nested_strs(&obj))
+        Some(self.strs_of(&obj))
     }
 
     /// The winning string in nested map `outer` at `key`.
@@ -1106,9 +1137,16 @@ pub(crate) fn decode_entries<T: for<'de> Deserialize<'de>>(
     reader: Reader<'_>,
     prefix: &str,
 ) -> (Vec<T>, Vec<String>) {
+    decode_root_entries(reader.entries_with_prefix(prefix))
+}
+
+/// [`decode_entries`] for entries read already.
+pub(crate) fn decode_root_entries<T: for<'de> Deserialize<'de>>(
+    entries: Vec<RootEntry>,
+) -> (Vec<T>, Vec<String>) {
     let mut good = Vec::new();
     let mut bad = Vec::new();
-    for entry in reader.entries_with_prefix(prefix) {
+    for entry in entries {
         match entry.winner.map(|s| serde_json::from_str::<T>(&s)) {
             Some(Ok(value)) => good.push(value),
             _ => bad.push(entry.key),

@@ -5,6 +5,8 @@
 //! A journal entry that documents a visit records the revisions its author had seen, which is how a
 //! visit "performed against a plan changed after the performer last saw it" is detected.
 
+use std::collections::BTreeMap;
+
 use rand::RngCore;
 use serde::{Deserialize, Serialize};
 
@@ -283,49 +285,73 @@ fn join(staff: &[StaffId]) -> String {
         .join(" + ")
 }
 
-/// Reads the plan.
+/// Reads the plan: its visits' maps and their revisions each in one pass over their keys (a
+/// lookup per visit seeks the document's root anew; reading a month's plans is most of
+/// deriving a received month's rows).
 pub fn read(doc: &Document) -> VisitPlan {
     let r = doc.reader();
+    let mut revisions = revisions_by_visit(r);
     let mut visits = Vec::new();
     let mut unreadable = Vec::new();
-    for key in r.keys_with_prefix("visit/") {
-        match key
+    for (key, map) in r.maps_with_prefix("visit/") {
+        let read = key
             .strip_prefix("visit/")
             .and_then(|s| VisitId::parse(s).ok())
-        {
-            Some(id) => match read_one(r, &id) {
-                Some((visit, bad)) => {
-                    visits.push(visit);
-                    unreadable.extend(bad);
-                }
-                None => unreadable.push(key),
-            },
+            .and_then(|id| {
+                let revisions = revisions.remove(id.as_str()).unwrap_or_default();
+                read_one(id, r.strs_of(&map?), revisions)
+            });
+        match read {
+            Some((visit, bad)) => {
+                visits.push(visit);
+                unreadable.extend(bad);
+            }
             None => unreadable.push(key),
         }
     }
     VisitPlan { visits, unreadable }
 }
 
-/// Reads one visit without decoding the rest of the plan.
-pub fn read_visit(doc: &Document, id: &VisitId) -> Option<Visit> {
-    read_one(doc.reader(), id).map(|(visit, _)| visit)
+/// Every revision key (`rev/<visit>/<revision>`) with its value, by visit.
+fn revisions_by_visit(r: super::Reader<'_>) -> BTreeMap<String, Vec<super::RootEntry>> {
+    let mut by_visit: BTreeMap<String, Vec<super::RootEntry>> = BTreeMap::new();
+    for entry in r.entries_with_prefix("rev/") {
+        let visit = entry
+            .key
+            .strip_prefix("rev/")
+            .and_then(|rest| rest.split_once('/'));
+        if let Some((visit, _)) = visit {
+            by_visit.entry(visit.to_owned()).or_default().push(entry);
+        }
+    }
+    by_visit
 }
 
-/// Decodes one visit and its revisions; also returns revision keys that failed to decode.
-fn read_one(r: super::Reader<'_>, id: &VisitId) -> Option<(Visit, Vec<String>)> {
-    // The visit's fields in one pass over its map (reading a month's plans is most of
-    // deriving a received month's rows).
+/// Reads one visit without decoding the rest of the plan.
+pub fn read_visit(doc: &Document, id: &VisitId) -> Option<Visit> {
+    let r = doc.reader();
     let fields = r.strs_in(&visit_key(id))?;
+    let revisions = r.entries_with_prefix(&format!("rev/{id}/"));
+    read_one(id.clone(), fields, revisions).map(|(visit, _)| visit)
+}
+
+/// Decodes one visit from its map's strings and its revisions' keys; also returns revision
+/// keys that failed to decode.
+fn read_one(
+    id: VisitId,
+    fields: Vec<(String, String)>,
+    revisions: Vec<super::RootEntry>,
+) -> Option<(Visit, Vec<String>)> {
     let field = |name: &str| {
         fields
             .iter()
             .find(|(key, _)| key == name)
             .map(|(_, value)| value.clone())
     };
-    let (mut revisions, bad) = super::decode_entries::<Revision>(r, &format!("rev/{id}/"));
+    let (mut revisions, bad) = super::decode_root_entries::<Revision>(revisions);
     revisions.sort_by(|a, b| a.at.cmp(&b.at).then_with(|| a.id.cmp(&b.id)));
     let visit = Visit {
-        id: id.clone(),
+        id,
         patient: PatientId::parse(&field("patient")?).ok()?,
         start: Timestamp::parse(&field("start")?).ok()?,
         end: Timestamp::parse(&field("end")?).ok()?,

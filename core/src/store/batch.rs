@@ -231,10 +231,10 @@ impl<'a> WriteBatch<'a> {
 
     /// `id`'s unsaved changes as last taken out, taken out again if the document changed since.
     fn unsaved(&mut self, id: &DocumentId) -> Option<&UnsavedChanges> {
-        let (doc, _) = self.docs.get(id)?;
+        let (doc, _) = self.docs.get_mut(id)?;
         let current = self.unsaved.get(id).is_some_and(|u| doc.still_unsaved(u));
         if !current {
-            self.unsaved.insert(id.clone(), doc.unsaved_changes());
+            self.unsaved.insert(id.clone(), doc.take_unsaved_changes());
         }
         self.unsaved.get(id)
     }
@@ -242,12 +242,12 @@ impl<'a> WriteBatch<'a> {
     /// Like [`WriteBatch::unsaved_changes`], handing the changes over (commit stores them).
     fn take_unsaved_changes(&mut self, id: &DocumentId) -> Vec<HashedChange> {
         let kept = self.unsaved.remove(id);
-        let Some((doc, _)) = self.docs.get(id) else {
+        let Some((doc, _)) = self.docs.get_mut(id) else {
             return Vec::new();
         };
         match kept {
             Some(unsaved) if doc.still_unsaved(&unsaved) => unsaved.changes,
-            _ => doc.unsaved_changes().changes,
+            _ => doc.take_unsaved_changes().changes,
         }
     }
 

@@ -758,3 +758,39 @@ fn a_nurses_write_to_a_patient_she_has_no_need_for_is_kept_and_flagged_at_the_ba
         );
     }
 }
+
+/// A receiver that holds nothing of a document judges a message's changes among themselves
+/// (see `pipeline::Listed`): a key the message writes twice must still be found, whichever
+/// way the two changes came.
+#[test]
+fn an_entry_written_twice_in_the_first_message_of_a_new_document_is_refused() {
+    for via in BOTH {
+        let w = World::new();
+        // Last month's journal: nobody has written it, so the base holds nothing of it.
+        let month = today("08:00").day().month();
+        let last_month = omsyn_core::time::Month::from_index(month.to_index() - 1).unwrap();
+        let doc = DocumentId::Journal(w.turid.clone(), last_month);
+        let id = EntryId::random(&mut StdRng::seed_from_u64(21));
+        let key = format!("e/{id}");
+        let note = |text: &str| {
+            let body = EntryBody::Note {
+                visit: None,
+                text: text.into(),
+            };
+            mons_entry(&w, &id, body)
+        };
+        let first = w.mons_crafts(&doc, &[Put::fresh(&key, &note("første"))], None);
+        // Built on the first, which holds the key, and claiming to overwrite nothing.
+        let second = w.mons_crafts(&doc, &[Put::fresh(&key, &note("andre"))], None);
+        refused(
+            w.deliver(&w.mons.repo, via),
+            "already exists in what this change was built on",
+        );
+        assert!(
+            !w.base_holds(&doc, &first),
+            "{via:?}: nothing of the message"
+        );
+        assert!(!w.base_holds(&doc, &second), "{via:?}");
+        w.honest_data_intact();
+    }
+}

@@ -93,6 +93,7 @@ fn change(signer: &Grant, key: &str, op: Op, value: String) -> ChangeSummary {
         deps: vec![],
         seq: 1,
         start_op: 1,
+        max_op: 1,
         ops: vec![OpSummary {
             root_key: Some(key.into()),
             // A delete, like an overwrite, names what it removes.
