@@ -6,7 +6,7 @@
 //! later packets, or one later packet and 9/8 of a round trip). A lost *last* datagram of a push
 //! — and a lost retransmission, which is the last datagram when it is sent — has no later one,
 //! so it waits for the probe timeout instead: the smoothed round trip plus four times its
-//! variation, about three round trips after the first sample (0.9–1.1 s on a 300 ms path), and
+//! variation (0.7–1.1 s on a 300 ms path, three round trips right after the first sample), and
 //! doubling with each probe lost. A probe sent after it is acknowledged a round trip later and
 //! exposes the loss then. On a lossless path the probes cost a small datagram and its
 //! acknowledgement every [`every`] until the peer's answer arrives (about 120 B on the wire
