@@ -17,6 +17,7 @@ use tracing::{debug, error, info, warn};
 use super::events::NetEvent;
 use super::inflow::Inflow;
 use super::now_ms;
+use super::probe::TailProbe;
 use super::shared::{OnRevoked, Shared, revoked};
 
 /// How a session should end.
@@ -114,7 +115,7 @@ impl Opened {
     /// (0-RTT): the driver then finds them sent.
     pub async fn send_early(&mut self, send: &mut SendStream) -> Result<()> {
         // The handshake's own timeout bounds this: a connection that fails fails the write.
-        flush(&mut self.session, send, None).await
+        flush(&mut self.session, send, None).await.map(|_| ())
     }
 }
 
@@ -182,6 +183,10 @@ pub async fn drive(
     let mut last_taken = Instant::now();
     flush(&mut session, &mut send, idle_limit).await?;
     debug!(peer = %peer.short(), elapsed = ?link.started.elapsed(), "hello written to the stream");
+    // What we sent (here, or with the handshake as 0-RTT data) is unacknowledged until the
+    // peer's answer: keep the push's tail exposed to QUIC's loss detection (see `probe`).
+    let mut probe = TailProbe::new();
+    probe.arm();
     loop {
         let result = tokio::select! {
             () = &mut revoked => bail!("this node was revoked"),
@@ -230,6 +235,10 @@ pub async fn drive(
             () = std::future::ready(()), if session.has_more_to_push() => link.in_session(|| {
                 session.push_more(link.repo.store(), link.policy.as_ref(), now_ms())
             }),
+            () = probe.due() => {
+                probe.send(&|probe| conn.send_datagram(probe).is_ok());
+                continue;
+            }
             _ = conn.closed() => break,
         };
         if let Err(e) = result {
@@ -239,9 +248,12 @@ pub async fn drive(
         if session.peer_grant().is_some() {
             inflow.peer_verified();
         }
-        flush(&mut session, &mut send, idle_limit).await?;
+        if flush(&mut session, &mut send, idle_limit).await? {
+            probe.arm();
+        }
         if session.is_caught_up() {
             caught_up_at.get_or_insert_with(Instant::now);
+            probe.disarm();
         }
         if mode.until_caught_up() && session.is_caught_up() {
             let policy = link.policy.as_ref();
@@ -575,8 +587,10 @@ async fn flush(
     session: &mut Session,
     send: &mut SendStream,
     patience: Option<Duration>,
-) -> Result<()> {
+) -> Result<bool> {
+    let mut wrote = false;
     while let Some(bytes) = session.poll_transmit() {
+        wrote = true;
         let Some(limit) = patience else {
             send.write_all(&bytes)
                 .await
@@ -591,5 +605,5 @@ async fn flush(
             }
         }
     }
-    Ok(())
+    Ok(wrote)
 }
