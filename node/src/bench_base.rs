@@ -250,7 +250,9 @@ fn first_sync(
         .zip(sender_cpu_before)
         .map(|(after, before)| (after - before).as_millis());
     // The sync has ended and been waited for: the children's time grew by its time alone.
-    let receiver_cpu_ms = (children_cpu() - receiver_cpu_before).as_millis();
+    let receiver_cpu_ms = children_cpu()
+        .saturating_sub(receiver_cpu_before)
+        .as_millis();
     drop(peer);
     let stderr = String::from_utf8_lossy(&out.stderr);
     let receiver_ended = stderr.lines().find(|l| l.contains("session over"));

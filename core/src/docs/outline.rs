@@ -14,7 +14,8 @@ use crate::codec::ByteReader;
 pub struct Outline {
     /// Its heads, sorted (as [`super::Document::head_hashes`] gives them).
     pub heads: Vec<[u8; 32]>,
-    /// Every actor whose changes or operations it holds (one may be listed twice).
+    /// The snapshot's actors (every one whose changes or operations it holds) and the authors
+    /// of the changes after it (one may be listed twice).
     pub actors: Vec<Vec<u8>>,
     /// The stored Automerge bytes' size.
     pub bytes: usize,
@@ -39,9 +40,17 @@ pub fn outline(parts: &[Vec<u8>]) -> Option<Outline> {
     let (snapshot, increments) = parts.split_first()?;
     let mut out = snapshot_outline(snapshot)?;
     let mut depended = BTreeSet::new();
+    // The store appends changes in causal order, each once, none lacking a dependency; the
+    // outline holds only where it can see that (a change built on the snapshot's heads or on a
+    // change after it): otherwise it could name as a head a change Automerge would hold back,
+    // and the peer would take us for holding what we lack. Anything else is loaded.
+    let mut known: BTreeSet<[u8; 32]> = out.heads.iter().copied().collect();
     for part in increments {
         for chunk in super::salvage::split_chunks(part).ok()? {
             let change = change_header(chunk)?;
+            if !change.deps.iter().all(|d| known.contains(d)) || !known.insert(change.hash) {
+                return None;
+            }
             depended.extend(change.deps);
             out.heads.push(change.hash);
             out.actors.push(change.actor);
@@ -249,6 +258,33 @@ mod tests {
         );
         assert_eq!(outline(&[]), None);
         let torn = change[..change.len() - 3].to_vec();
-        assert_eq!(outline(&[saved, torn]), None, "a torn change");
+        assert_eq!(outline(&[saved.clone(), torn]), None, "a torn change");
+        // A change stored without the one it builds on, or twice: Automerge would hold the first
+        // back, and a duplicate says nothing of the heads the outline can trust.
+        let after_change = am.get_heads();
+        write(&mut am, "latest", 10);
+        let orphan = increment(&am, &after_change, false);
+        assert_eq!(
+            outline(&[saved.clone(), orphan]),
+            None,
+            "a dependency missing"
+        );
+        assert_eq!(
+            outline(&[saved, change.clone(), change]),
+            None,
+            "a change twice"
+        );
+    }
+
+    #[test]
+    fn a_change_built_on_an_older_state_than_the_snapshots_heads_is_left_to_loading() {
+        let mut am = two_writers();
+        let mut older = am.clone();
+        write(&mut am, "newer", 10);
+        let snapshot = am.save();
+        let heads = older.get_heads();
+        write(&mut older, "apart", 10);
+        let apart = increment(&older, &heads, false);
+        assert_eq!(outline(&[snapshot, apart]), None);
     }
 }
