@@ -6,9 +6,7 @@
 //! of the proxy's own per client (so replies find their way back), and both directions pass
 //! through a [`Link`] with the same settings and independent seeded random streams. Commands on
 //! standard input change the path while it runs: `down` (every datagram is lost, as when a phone
-//! leaves the Wi-Fi), `up`, `stats` (one JSON line of counters on standard output), and
-//! `lose-next LO HI` (the next datagram to the server of LO to HI bytes is lost: a test's way to
-//! lose one chosen datagram, such as the short last one of a push).
+//! leaves the Wi-Fi), `up`, and `stats` (one JSON line of counters on standard output).
 //!
 //! The impairment itself is [`Link`]: a sans-IO queue that decides, for each datagram and the
 //! time it arrived, when (and whether, and how often) it leaves. With the same seed and the same
@@ -86,8 +84,6 @@ pub(crate) struct Link {
     due: BinaryHeap<Reverse<(Instant, u64, Vec<u8>)>>,
     order: u64,
     up: bool,
-    /// The next datagram of this size range (bytes) is lost, besides the random losses.
-    lose_next: Option<std::ops::RangeInclusive<usize>>,
     stats: LinkStats,
 }
 
@@ -101,7 +97,6 @@ impl Link {
             due: BinaryHeap::new(),
             order: 0,
             up: true,
-            lose_next: None,
             stats: LinkStats::default(),
         }
     }
@@ -115,20 +110,6 @@ impl Link {
             self.due.clear();
             self.busy_until = None;
         }
-    }
-
-    /// Loses the next datagram whose size is in `bytes` (once).
-    pub(crate) fn lose_next(&mut self, bytes: std::ops::RangeInclusive<usize>) {
-        self.lose_next = Some(bytes);
-    }
-
-    /// Whether `len` is the one datagram [`Link::lose_next`] asked to lose (and forgets it).
-    fn chosen_to_lose(&mut self, len: usize) -> bool {
-        let chosen = self.lose_next.as_ref().is_some_and(|r| r.contains(&len));
-        if chosen {
-            self.lose_next = None;
-        }
-        chosen
     }
 
     /// Counters so far.
@@ -157,7 +138,7 @@ impl Link {
             self.stats.queue_drops += 1;
             return;
         };
-        if lost || self.chosen_to_lose(datagram.len()) {
+        if lost {
             self.stats.lost += 1;
             return;
         }
@@ -402,29 +383,13 @@ impl Proxy {
                     json!({ "to_server": self.up.stats(), "to_client": self.down.stats() })
                 );
             }
-            other => match parse_lose_next(other) {
-                Some(bytes) => {
-                    outln!("{}", json!({ "lose_next": [bytes.start(), bytes.end()] }));
-                    self.up.lose_next(bytes);
-                }
-                None => outln!(
-                    "{}",
-                    json!({ "error": format!("unknown command {other:?}") })
-                ),
-            },
+            other => outln!(
+                "{}",
+                json!({ "error": format!("unknown command {other:?}") })
+            ),
         }
         flush_stdout();
     }
-}
-
-/// `lose-next LO HI`: the size range of the datagram to lose.
-fn parse_lose_next(command: &str) -> Option<std::ops::RangeInclusive<usize>> {
-    let mut words = command.split_whitespace();
-    if words.next()? != "lose-next" {
-        return None;
-    }
-    let (lo, hi) = (words.next()?.parse().ok()?, words.next()?.parse().ok()?);
-    (words.next().is_none() && lo <= hi).then_some(lo..=hi)
 }
 
 /// Admits a datagram to one direction and logs its fate at debug level
@@ -539,23 +504,6 @@ mod tests {
             first >= now + Duration::from_millis(158),
             "delay plus one datagram's time"
         );
-    }
-
-    #[test]
-    fn lose_next_loses_only_the_next_datagram_of_its_size_and_leaves_the_random_draws_alone() {
-        let mut chosen = Link::new(impairment(), 5);
-        let mut plain = Link::new(impairment(), 5);
-        chosen.lose_next(500..=999);
-        let now = Instant::now();
-        for len in [1200, 700, 800, 1200] {
-            chosen.admit(now, vec![0; len]);
-            plain.admit(now, vec![0; len]);
-        }
-        assert_eq!(chosen.stats().lost, plain.stats().lost + 1);
-        assert_eq!(chosen.stats().packets_out, 0);
-        assert_eq!(parse_lose_next("lose-next 100 1199"), Some(100..=1199));
-        assert_eq!(parse_lose_next("lose-next 9 1"), None);
-        assert_eq!(parse_lose_next("lose-next 1"), None);
     }
 
     #[test]

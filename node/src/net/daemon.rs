@@ -328,12 +328,7 @@ async fn with_early_data(
         Ok((streams, opened))
     }
     .await;
-    // The push's tail is probed while the handshake completes (see `probe`).
-    let completed = super::probe::while_probing(
-        |probe| zero_rtt.send_datagram(probe).is_ok(),
-        zero_rtt.handshake_completed(),
-    );
-    let (conn, accepted) = match completed.await? {
+    let (conn, accepted) = match zero_rtt.handshake_completed().await? {
         ZeroRttStatus::Accepted(conn) => (conn, true),
         ZeroRttStatus::Rejected(conn) => (conn, false),
     };

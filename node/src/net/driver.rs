@@ -17,7 +17,6 @@ use tracing::{debug, error, info, warn};
 use super::events::NetEvent;
 use super::inflow::Inflow;
 use super::now_ms;
-use super::probe::TailProbe;
 use super::shared::{OnRevoked, Shared, revoked};
 
 /// How a session should end.
@@ -115,7 +114,7 @@ impl Opened {
     /// (0-RTT): the driver then finds them sent.
     pub async fn send_early(&mut self, send: &mut SendStream) -> Result<()> {
         // The handshake's own timeout bounds this: a connection that fails fails the write.
-        flush(&mut self.session, send, None).await.map(|_| ())
+        flush(&mut self.session, send, None).await
     }
 }
 
@@ -183,10 +182,6 @@ pub async fn drive(
     let mut last_taken = Instant::now();
     flush(&mut session, &mut send, idle_limit).await?;
     debug!(peer = %peer.short(), elapsed = ?link.started.elapsed(), "hello written to the stream");
-    // What we sent (here, or with the handshake as 0-RTT data) is unacknowledged until the
-    // peer's answer: keep the push's tail exposed to QUIC's loss detection (see `probe`).
-    let mut probe = TailProbe::new();
-    probe.arm();
     loop {
         let result = tokio::select! {
             () = &mut revoked => bail!("this node was revoked"),
@@ -235,10 +230,6 @@ pub async fn drive(
             () = std::future::ready(()), if session.has_more_to_push() => link.in_session(|| {
                 session.push_more(link.repo.store(), link.policy.as_ref(), now_ms())
             }),
-            () = probe.due() => {
-                probe.send(&|probe| conn.send_datagram(probe).is_ok());
-                continue;
-            }
             _ = conn.closed() => break,
         };
         if let Err(e) = result {
@@ -248,12 +239,9 @@ pub async fn drive(
         if session.peer_grant().is_some() {
             inflow.peer_verified();
         }
-        if flush(&mut session, &mut send, idle_limit).await? {
-            probe.arm();
-        }
+        flush(&mut session, &mut send, idle_limit).await?;
         if session.is_caught_up() {
             caught_up_at.get_or_insert_with(Instant::now);
-            probe.disarm();
         }
         if mode.until_caught_up() && session.is_caught_up() {
             let policy = link.policy.as_ref();
@@ -587,10 +575,8 @@ async fn flush(
     session: &mut Session,
     send: &mut SendStream,
     patience: Option<Duration>,
-) -> Result<bool> {
-    let mut wrote = false;
+) -> Result<()> {
     while let Some(bytes) = session.poll_transmit() {
-        wrote = true;
         let Some(limit) = patience else {
             send.write_all(&bytes)
                 .await
@@ -605,5 +591,5 @@ async fn flush(
             }
         }
     }
-    Ok(wrote)
+    Ok(())
 }

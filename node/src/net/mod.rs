@@ -8,7 +8,6 @@ pub mod daemon;
 pub mod driver;
 pub mod events;
 mod inflow;
-mod probe;
 pub mod relay;
 pub mod shared;
 pub mod ticket;

@@ -118,20 +118,14 @@ impl Datagram {
         if !line.contains(" datagram ") {
             return None;
         }
+        // `2026-12-02T06:19:43.253180Z DEBUG omsyn::link: datagram way="to_server" bytes=1200 …`
+        let clock = line.split_once('T')?.1.split_once('Z')?.0;
+        let mut parts = clock.split(':').map(|p| p.parse::<f64>().ok());
+        let (h, m, s) = (parts.next()??, parts.next()??, parts.next()??);
         Some(Datagram {
-            at: log_clock(line)?,
+            at: h * 3600.0 + m * 60.0 + s,
             to_server: line.contains("way=\"to_server\""),
             bytes: lab::logged(line, "bytes")?,
         })
     }
-}
-
-/// When a node logged `line`, in seconds into the day (UTC): nodes and the link in one lab
-/// share the machine's clock, so their lines can be compared.
-pub(crate) fn log_clock(line: &str) -> Option<f64> {
-    // `2026-12-02T06:19:43.253180Z DEBUG omsyn::link: datagram way="to_server" bytes=1200 …`
-    let clock = line.split_once('T')?.1.split_once('Z')?.0;
-    let mut parts = clock.split(':').map(|p| p.parse::<f64>().ok());
-    let (h, m, s) = (parts.next()??, parts.next()??, parts.next()??);
-    Some(h * 3600.0 + m * 60.0 + s)
 }
