@@ -532,7 +532,7 @@ pub(super) fn plan_push(
             // Our own access log reaches a peer only from us (or through a base that got it from
             // us): when the peer's copy is unknown, sending it whole saves the round trip an
             // offer costs, and is the common case (a device handing its log to a base).
-            let ours_alone = matches!(doc.id(), DocumentId::Audit(node, _) if *node == me);
+            let ours_alone = own_access_log(doc.id(), me);
             // A small document is cheaper to send whole (duplicates are harmless) than to offer
             // and wait a round trip for; so is one only this node wrote (a month's first
             // entries, written offline): the peer has it only if a third node passed it on.
@@ -558,10 +558,16 @@ pub(super) fn plan_push(
 /// operations in columns, about as large as the changes or smaller; changes after it count as
 /// stored).
 pub(super) fn offer_unread(outline: &Outline, doc: &DocumentId, me: NodeId) -> Option<Push> {
-    let ours_alone = matches!(doc, DocumentId::Audit(node, _) if *node == me);
+    let ours_alone = own_access_log(doc, me);
     let others_wrote = outline.actors.iter().any(|a| a.as_slice() != me.as_bytes());
     (!ours_alone && others_wrote && outline.bytes > PUSH_UNKNOWN_BELOW_BYTES)
         .then(|| Push::Offer(outline.heads.clone()))
+}
+
+/// Whether `doc` is this node's own access log, which reaches a peer only from us: always sent
+/// whole to a peer whose copy is unknown (see [`plan_push`], [`offer_unread`]).
+fn own_access_log(doc: &DocumentId, me: NodeId) -> bool {
+    matches!(doc, DocumentId::Audit(node, _) if *node == me)
 }
 
 fn pushed(doc: &docs::Document, peer_holds: Vec<Hash>, mine: Vec<Hash>, taken_ms: i64) -> Pushed {
