@@ -1,16 +1,19 @@
 //! What a stored document says of itself in its chunks' headers, read without loading it: its
 //! heads and its actors. Loading a document rebuilds every operation in its snapshot and applies
 //! every change after it (a month's journal takes milliseconds); a first sync's offer needs only
-//! the heads.
+//! the heads, and its answer — every change, for a peer that holds none — needs only the
+//! snapshot loaded: the changes after it are sent as they are stored ([`Walked::changes`]).
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use sha2::{Digest, Sha256};
 
+use super::{DocError, Document, DocumentId, HashedChange};
 use crate::codec::ByteReader;
+use crate::identity::NodeId;
 
 /// What a stored document's headers say: its heads, its actors, its size.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Outline {
     /// Its heads, sorted (as [`super::Document::head_hashes`] gives them).
     pub heads: Vec<[u8; 32]>,
@@ -30,15 +33,45 @@ const COMPRESSED_CHANGE_CHUNK: u8 = 2;
 const MAX_CHANGE_BYTES: u64 = 16 * 1024 * 1024;
 
 /// The outline of a document stored as `parts`: a snapshot (exactly one Automerge document
-/// chunk), then incremental parts of change chunks, as the store keeps them. Each chunk starts
+/// chunk; none before the document was first compacted), then incremental parts of change
+/// chunks, as the store keeps them. Each chunk starts
 /// with 4 magic bytes, a 4-byte checksum, its type and its data's length (unsigned LEB128); a
 /// snapshot's data starts with its actors (a count, each a length and its bytes) and heads (a
 /// count, 32 bytes each), a change's with its dependencies (the same) and its actor. The heads
 /// are the snapshot's and the changes' hashes that no change depends on. `None` for anything
-/// else (damage, a first part that is not a snapshot): the caller loads the document then.
+/// else (damage, a snapshot with more in its part, a change whose dependencies come later or
+/// not at all): the caller loads the document then.
 pub fn outline(parts: &[Vec<u8>]) -> Option<Outline> {
-    let (snapshot, increments) = parts.split_first()?;
-    let mut out = snapshot_outline(snapshot)?;
+    walk(parts).map(|w| w.outline)
+}
+
+/// A stored document as its headers show it: its [`Outline`], and what [`Walked::changes`] needs
+/// to give its every change with only the snapshot loaded.
+#[derive(Debug)]
+pub struct Walked<'a> {
+    /// What the headers say.
+    pub outline: Outline,
+    snapshot: Option<&'a [u8]>,
+    later: Vec<Later<'a>>,
+}
+
+/// A change stored after the snapshot: its hash and actor, and its chunk as stored (plain or
+/// compressed, as it came).
+#[derive(Debug)]
+struct Later<'a> {
+    hash: [u8; 32],
+    actor: Vec<u8>,
+    chunk: &'a [u8],
+}
+
+/// [`outline`], keeping the snapshot and the changes after it in the order they are stored.
+pub fn walk(parts: &[Vec<u8>]) -> Option<Walked<'_>> {
+    let (mut out, snapshot, increments) = match parts.split_first()? {
+        (first, rest) if is_snapshot(first) => (snapshot_outline(first)?, Some(&first[..]), rest),
+        // Not compacted yet: changes alone, from the first.
+        _ => (Outline::default(), None, parts),
+    };
+    let mut later = Vec::new();
     let mut depended = BTreeSet::new();
     // The store appends changes in causal order, each once, none lacking a dependency; the
     // outline holds only where it can see that (a change built on the snapshot's heads or on a
@@ -46,21 +79,79 @@ pub fn outline(parts: &[Vec<u8>]) -> Option<Outline> {
     // and the peer would take us for holding what we lack. Anything else is loaded.
     let mut known: BTreeSet<[u8; 32]> = out.heads.iter().copied().collect();
     for part in increments {
-        for chunk in super::salvage::split_chunks(part).ok()? {
+        // The store keeps no empty part: one is damage.
+        let chunks = super::salvage::split_chunks(part).ok()?;
+        if chunks.is_empty() {
+            return None;
+        }
+        for chunk in chunks {
             let change = change_header(chunk)?;
             if !change.deps.iter().all(|d| known.contains(d)) || !known.insert(change.hash) {
                 return None;
             }
             depended.extend(change.deps);
             out.heads.push(change.hash);
-            out.actors.push(change.actor);
+            out.actors.push(change.actor.clone());
+            later.push(Later {
+                hash: change.hash,
+                actor: change.actor,
+                chunk,
+            });
         }
         out.bytes += part.len();
     }
     out.heads.retain(|h| !depended.contains(h));
     out.heads.sort();
     out.heads.dedup();
-    Some(out)
+    Some(Walked {
+        outline: out,
+        snapshot,
+        later,
+    })
+}
+
+impl Walked<'_> {
+    /// Every change of the document, with its signature from `signatures`: what a peer that
+    /// holds none of it is sent (its heads are the outline's). Only the snapshot is loaded (its
+    /// changes live in its columns and must be rebuilt); the changes stored after it go out as
+    /// their chunks are stored, where loading the whole document would apply each to the
+    /// snapshot only to take it out again (on a peer base giving a new base its month, a fifth
+    /// of its processor time). `None` where a change after the snapshot is also in it (loading
+    /// would drop it): the caller loads the document then. An error if the snapshot does not
+    /// load.
+    pub fn changes(
+        self,
+        id: &DocumentId,
+        signatures: &BTreeMap<[u8; 32], [u8; 64]>,
+        actor: NodeId,
+    ) -> Result<Option<Vec<HashedChange>>, DocError> {
+        let mut changes = match self.snapshot {
+            Some(bytes) => {
+                let mut snapshot = Document::load(id.clone(), bytes, actor)?;
+                if self.later.iter().any(|c| snapshot.has_change(&c.hash)) {
+                    return Ok(None);
+                }
+                for (hash, signature) in signatures {
+                    snapshot.add_signature(*hash, *signature);
+                }
+                snapshot.hashed_changes_since(&[])
+            }
+            None => Vec::new(),
+        };
+        changes.extend(self.later.into_iter().map(|c| HashedChange {
+            hash: c.hash,
+            actor: c.actor,
+            bytes: c.chunk.to_vec(),
+            signature: signatures.get(&c.hash).copied(),
+        }));
+        Ok(Some(changes))
+    }
+}
+
+/// Whether a stored part starts with a document chunk (its type follows the magic bytes and the
+/// checksum).
+fn is_snapshot(part: &[u8]) -> bool {
+    part.get(8) == Some(&DOCUMENT_CHUNK)
 }
 
 /// The heads and actors of one document chunk.
@@ -237,7 +328,7 @@ mod tests {
     }
 
     #[test]
-    fn damaged_bytes_or_a_first_part_that_is_no_snapshot_have_no_outline() {
+    fn damaged_bytes_or_changes_missing_what_they_build_on_have_no_outline() {
         let mut am = two_writers();
         let saved = am.save();
         let heads = am.get_heads();
@@ -254,7 +345,7 @@ mod tests {
         assert_eq!(
             outline(std::slice::from_ref(&change)),
             None,
-            "a change is not a snapshot"
+            "a change without the snapshot it builds on"
         );
         assert_eq!(outline(&[]), None);
         let torn = change[..change.len() - 3].to_vec();
@@ -286,5 +377,95 @@ mod tests {
         write(&mut older, "apart", 10);
         let apart = increment(&older, &heads, false);
         assert_eq!(outline(&[snapshot, apart]), None);
+    }
+
+    /// The heads and every change of a document stored as `parts` (see [`Walked::changes`]), with
+    /// a made-up signature for each change.
+    fn all_of(parts: &[Vec<u8>]) -> Option<(Vec<[u8; 32]>, Vec<HashedChange>)> {
+        let loaded = Automerge::load(&parts.concat()).unwrap();
+        let signatures = signatures_of(&loaded);
+        let id = DocumentId::parse("journal/p-00000000000000a1/2026-11").unwrap();
+        let me = crate::identity::NodeKey::from_secret_bytes([9; 32]).id();
+        let walked = walk(parts)?;
+        let heads = walked.outline.heads.clone();
+        walked
+            .changes(&id, &signatures, me)
+            .unwrap()
+            .map(|c| (heads, c))
+    }
+
+    fn signatures_of(am: &Automerge) -> BTreeMap<[u8; 32], [u8; 64]> {
+        am.get_changes(&[])
+            .iter()
+            .enumerate()
+            .map(|(i, c)| (c.hash().0, [i as u8; 64]))
+            .collect()
+    }
+
+    /// What a peer that holds nothing has once it applies `changes` as they came.
+    fn applied(changes: &[HashedChange]) -> Automerge {
+        let mut peer = Automerge::new();
+        for change in changes {
+            let parsed = automerge::Change::from_bytes(change.bytes.clone()).unwrap();
+            assert_eq!(
+                parsed.hash().0,
+                change.hash,
+                "a change's bytes are its hash's"
+            );
+            peer.apply_changes([parsed]).unwrap();
+        }
+        peer
+    }
+
+    #[test]
+    fn every_change_of_a_stored_document_is_what_loading_it_gives_with_the_later_ones_as_stored() {
+        let mut am = two_writers();
+        let snapshot = am.save();
+        let at_snapshot = am.get_heads();
+        write(&mut am, "small", 10);
+        write(&mut am, "large", 2000);
+        let later = increment(&am, &at_snapshot, true);
+        let parts = vec![snapshot, later.clone()];
+        let (heads, changes) = all_of(&parts).expect("a snapshot and changes");
+        assert_eq!(heads, sorted_heads(&am));
+        let loaded = Automerge::load(&parts.concat()).unwrap();
+        let want: BTreeSet<[u8; 32]> = loaded.get_changes(&[]).iter().map(|c| c.hash().0).collect();
+        let got: BTreeSet<[u8; 32]> = changes.iter().map(|c| c.hash).collect();
+        assert_eq!(got, want);
+        assert_eq!(changes.len(), want.len(), "each change once");
+        let signatures = signatures_of(&loaded);
+        for change in &changes {
+            assert_eq!(change.signature, signatures.get(&change.hash).copied());
+        }
+        // The changes after the snapshot go as stored: the large one still compressed.
+        let tail: Vec<u8> = changes[changes.len() - 2..]
+            .iter()
+            .flat_map(|c| c.bytes.clone())
+            .collect();
+        assert_eq!(tail, later);
+        assert_eq!(sorted_heads(&applied(&changes)), sorted_heads(&am));
+    }
+
+    #[test]
+    fn a_document_not_yet_compacted_is_sent_as_its_changes_are_stored() {
+        let mut am = two_writers();
+        write(&mut am, "later", 10);
+        let parts = vec![increment(&am, &[], false)];
+        let (heads, changes) = all_of(&parts).expect("changes alone");
+        assert_eq!(heads, sorted_heads(&am));
+        assert_eq!(changes.len(), 3);
+        assert_eq!(sorted_heads(&applied(&changes)), sorted_heads(&am));
+        assert_eq!(outline(&parts).map(|o| o.heads), Some(sorted_heads(&am)));
+    }
+
+    #[test]
+    fn a_change_stored_again_after_a_snapshot_that_holds_it_is_left_to_loading() {
+        let mut am = writer(1);
+        write(&mut am, "first", 10);
+        let root = increment(&am, &[], false);
+        write(&mut am, "second", 10);
+        // The root change again after the snapshot: its dependencies (none) are met, so only
+        // the loaded snapshot shows it is held already.
+        assert_eq!(all_of(&[am.save(), root]), None);
     }
 }

@@ -5,7 +5,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
-use redb::WriteTransaction;
+use redb::{ReadableTable, WriteTransaction};
 
 use super::cache::Version;
 use super::chunks::{DocMeta, append_chunk, load_doc};
@@ -151,6 +151,22 @@ impl<'a> WriteBatch<'a> {
                 self.docs.insert(id.clone(), loaded);
             }
             Ok(self.docs.get_mut(id).map(|(doc, _)| doc))
+        })
+    }
+
+    /// Whether [`WriteBatch::existing`] would find `id`, without loading it: a document this
+    /// batch loaded or created, or one the store holds.
+    pub fn holds(&mut self, id: &DocumentId) -> Result<bool, StoreError> {
+        if self.set_aside.contains(id) {
+            return Ok(false);
+        }
+        if self.docs.contains_key(id) {
+            return Ok(true);
+        }
+        let store = self.store;
+        store.contain(|| {
+            let docs = self.tx.open_table(DOCS)?;
+            Ok(docs.get(id.to_string().as_str())?.is_some())
         })
     }
 

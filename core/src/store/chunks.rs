@@ -169,9 +169,9 @@ pub(super) fn load_doc(
 
 /// A document's chunks as stored: each chunk's Automerge bytes, in order, and the signatures
 /// kept beside them.
-pub(super) struct StoredParts {
-    pub(super) parts: Vec<Vec<u8>>,
-    pub(super) signatures: BTreeMap<[u8; 32], [u8; 64]>,
+pub(crate) struct StoredParts {
+    pub(crate) parts: Vec<Vec<u8>>,
+    pub(crate) signatures: BTreeMap<[u8; 32], [u8; 64]>,
 }
 
 pub(super) fn stored_parts(

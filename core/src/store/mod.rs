@@ -55,6 +55,7 @@ mod withheld;
 
 pub use batch::WriteBatch;
 pub use cache::CACHE_DOCUMENTS;
+pub(crate) use chunks::StoredParts;
 pub use crypt::{KeyError, STORE_KEY_FILE, StoreKey};
 pub use damage::Damage;
 pub use error::{OpenError, StoreError};

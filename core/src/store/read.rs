@@ -6,12 +6,11 @@ use std::sync::Arc;
 use redb::ReadableTable;
 
 use super::cache::Version;
-use super::chunks::{load_doc, stored_parts};
+use super::chunks::{StoredParts, load_doc, stored_parts};
 use super::error::StoreError;
 use super::handle::Store;
 use super::log::doc_version;
 use super::schema::{CHUNKS, DOC_SEQ, DOCS};
-use crate::docs::outline::{Outline, outline};
 use crate::docs::{DocKind, Document, DocumentId};
 use crate::ids::PatientId;
 
@@ -44,18 +43,18 @@ impl Store {
         })
     }
 
-    /// The outline of a stored document (its heads and actors, read from its chunks' headers
-    /// without loading it: see [`outline`]). `None` when loading costs nothing (the cache holds
-    /// it), when the headers do not tell, or when the store does not hold it: the caller loads
-    /// it then.
-    pub fn outline(&self, id: &DocumentId) -> Result<Option<Outline>, StoreError> {
+    /// A stored document's chunks, opened but not loaded (what [`crate::docs::outline`] reads
+    /// its heads and changes from), unless the cache holds the version a read sees: `None` then
+    /// (the cached copy costs less than reading the chunks again), or when the store does not
+    /// hold it. The caller loads it when the chunks do not tell.
+    pub(crate) fn unloaded(&self, id: &DocumentId) -> Result<Option<StoredParts>, StoreError> {
         self.contain(|| {
             let read = self.db.begin_read()?;
             if self.cached(&read, id)?.1.is_some() {
                 return Ok(None);
             }
             let stored = stored_parts(&read.open_table(CHUNKS)?, &self.cipher, id)?;
-            Ok(outline(&stored.parts))
+            Ok((!stored.parts.is_empty()).then_some(stored))
         })
     }
 

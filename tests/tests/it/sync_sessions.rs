@@ -205,6 +205,47 @@ fn add_large_note(base: &mut TestNode, patient: &PatientId) -> usize {
     long.len()
 }
 
+#[test]
+fn a_new_peer_gets_every_change_of_journals_stored_as_a_snapshot_and_changes_after_it() {
+    //! A device with nothing asks for a large journal another node wrote, and is sent whole a
+    //! large one the base wrote alone: the base, with neither loaded, sends the changes in each
+    //! snapshot and those stored after it as they are stored, and the newcomer ends with the
+    //! base's journals.
+    let (mut base, patients) = base_with_patients(2);
+    let mut writer = TestNode::nurse(45, "N1");
+    let journals: Vec<DocumentId> = patients
+        .iter()
+        .map(|p| DocumentId::Journal(p.clone(), at("08:00").day().month()))
+        .collect();
+    let hand_in = |writer: &TestNode| {
+        Link::open(&base.repo, &writer.repo).pump(&base.repo, &writer.repo, &ShareAll)
+    };
+    hand_in(&writer);
+    // Enough in one session (over 64 KiB) to be stored at the base as a snapshot...
+    for _ in 0..16 {
+        add_large_note(&mut writer, &patients[0]);
+    }
+    hand_in(&writer);
+    // ...and three sessions of one note each, stored after it.
+    for _ in 0..3 {
+        add_large_note(&mut writer, &patients[0]);
+        hand_in(&writer);
+    }
+    for _ in 0..19 {
+        add_large_note(&mut base, &patients[1]);
+    }
+    base.repo.store().clear_cache();
+    let newcomer = TestNode::nurse(46, "N1");
+    let mut link = Link::open(&base.repo, &newcomer.repo);
+    link.pump(&base.repo, &newcomer.repo, &ShareAll);
+    assert!(link.a.is_caught_up() && link.b.is_caught_up());
+    let held = snapshot(&newcomer.repo);
+    assert_eq!(held, snapshot(&base.repo));
+    for journal in [&journals[0], &journals[1]] {
+        assert!(held.iter().any(|(doc, _)| *doc == journal.to_string()));
+    }
+}
+
 /// A nurse and the home unit of `patient`, who have never met each other.
 fn strangers(patient: &PatientId) -> (TestNode, TestNode) {
     (TestNode::nurse(38, "N1"), TestNode::home_unit(39, patient))

@@ -631,7 +631,20 @@ fn remember_over(
 ) -> Result<(), StoreError> {
     heads.sort();
     heads.dedup();
-    let equal_at_ms = if heads == mine {
+    let equal = heads == mine;
+    put_known(batch, (peer, doc), previous, heads, equal, now_ms)
+}
+
+/// Records that the peer holds `heads` (sorted) of `doc`, which are ours if `equal`.
+fn put_known(
+    batch: &mut WriteBatch<'_>,
+    (peer, doc): (&NodeId, &DocumentId),
+    previous: Option<&PeerDocState>,
+    heads: Vec<Hash>,
+    equal: bool,
+    now_ms: i64,
+) -> Result<(), StoreError> {
+    let equal_at_ms = if equal {
         Some(now_ms)
     } else {
         previous.and_then(|p| p.equal_at_ms)

@@ -4,11 +4,11 @@
 use std::collections::{BTreeSet, VecDeque};
 
 use super::{Phase, Session, SyncError, remember};
-use crate::docs::outline::Outline;
+use crate::docs::outline::{self, Outline};
 use crate::docs::{self, DocumentId};
 use crate::identity::{NodeId, Role};
 use crate::pipeline;
-use crate::store::{PeerDocState, Store, WriteBatch};
+use crate::store::{PeerDocState, Store, StoreError, StoredParts, WriteBatch};
 use crate::sync::policy::SharePolicy;
 use crate::sync::wire::{self, Hash, Message, SignedChange};
 
@@ -270,14 +270,17 @@ impl Session {
     ) -> Result<(), SyncError> {
         let known = store.peer_doc(&self.peer, &doc)?;
         let me = store.actor();
-        let unread_offer = match known {
-            None => store
-                .outline(&doc)?
-                .and_then(|o| offer_unread(&o, &doc, me)),
-            Some(_) => None,
+        // Where the peer holds nothing we know of, decided from the stored chunks when they
+        // tell, without loading the document (see `plan_unloaded`).
+        let unloaded = match &known {
+            Some(k) if !k.heads.is_empty() => None,
+            _ => match store.unloaded(&doc)? {
+                Some(stored) => plan_unloaded(&doc, &stored, known.is_none(), me, now_ms)?,
+                None => None,
+            },
         };
-        let plan = match unread_offer {
-            Some(offer) => Some(offer),
+        let plan = match unloaded {
+            Some(push) => Some(push),
             None => store.with_doc(&doc, |d| plan_push(d, known, me, now_ms))?,
         };
         match plan {
@@ -528,25 +531,68 @@ pub(super) fn plan_push(
                 Push::Changes(changes, pushed(doc, peer_holds, mine, now_ms))
             }
         }
-        None => {
-            // Our own access log reaches a peer only from us (or through a base that got it from
-            // us): when the peer's copy is unknown, sending it whole saves the round trip an
-            // offer costs, and is the common case (a device handing its log to a base).
-            let ours_alone = own_access_log(doc.id(), me);
-            // A small document is cheaper to send whole (duplicates are harmless) than to offer
-            // and wait a round trip for; so is one only this node wrote (a month's first
-            // entries, written offline): the peer has it only if a third node passed it on.
-            let changes = doc.hashed_changes_since(&[]);
-            let size: usize = changes.iter().map(|c| c.bytes.len()).sum();
-            let mine_alone =
-                size <= PUSH_OWN_BELOW_BYTES && changes.iter().all(|c| c.actor == me.as_bytes());
-            if size <= PUSH_UNKNOWN_BELOW_BYTES || ours_alone || mine_alone {
-                Push::Changes(changes, pushed(doc, mine.clone(), mine, now_ms))
-            } else {
-                Push::Offer(mine)
-            }
-        }
+        None => push_to_unknown(doc.id(), doc.hashed_changes_since(&[]), mine, me, now_ms),
     }
+}
+
+/// What to push of `doc`, whose heads are `mine` and whose changes are all `changes`, to a peer
+/// whose copy is unknown.
+fn push_to_unknown(
+    doc: &DocumentId,
+    changes: Vec<docs::HashedChange>,
+    mine: Vec<Hash>,
+    me: NodeId,
+    now_ms: i64,
+) -> Push {
+    // Our own access log reaches a peer only from us (or through a base that got it from us):
+    // when the peer's copy is unknown, sending it whole saves the round trip an offer costs,
+    // and is the common case (a device handing its log to a base).
+    let ours_alone = own_access_log(doc, me);
+    // A small document is cheaper to send whole (duplicates are harmless) than to offer and
+    // wait a round trip for; so is one only this node wrote (a month's first entries, written
+    // offline): the peer has it only if a third node passed it on.
+    let size: usize = changes.iter().map(|c| c.bytes.len()).sum();
+    let mine_alone =
+        size <= PUSH_OWN_BELOW_BYTES && changes.iter().all(|c| c.actor == me.as_bytes());
+    if size <= PUSH_UNKNOWN_BELOW_BYTES || ours_alone || mine_alone {
+        push_whole(doc, changes, mine, now_ms)
+    } else {
+        Push::Offer(mine)
+    }
+}
+
+/// What [`plan_push`] would decide for a peer that holds nothing we know of (`unknown`: its copy
+/// is unknown; otherwise it told us it holds none), from the document's stored chunks without
+/// loading it: an offer from its outline, or every change with only its snapshot loaded (a new
+/// base's first sync asks for each document of a month; loading each applied every change
+/// stored after its snapshot only to take it out again). `None` where the chunks do not tell:
+/// the caller loads the document then.
+fn plan_unloaded(
+    doc: &DocumentId,
+    stored: &StoredParts,
+    unknown: bool,
+    me: NodeId,
+    now_ms: i64,
+) -> Result<Option<Push>, StoreError> {
+    let Some(walked) = outline::walk(&stored.parts) else {
+        return Ok(None);
+    };
+    if let Some(offer) = unknown
+        .then(|| offer_unread(&walked.outline, doc, me))
+        .flatten()
+    {
+        return Ok(Some(offer));
+    }
+    let mine = walked.outline.heads.clone();
+    let Some(changes) = walked.changes(doc, &stored.signatures, me)? else {
+        return Ok(None);
+    };
+    Ok(Some(match (unknown, mine.is_empty()) {
+        (true, _) => push_to_unknown(doc, changes, mine, me, now_ms),
+        // Both hold nothing of it (an empty document), as `plan_push` finds.
+        (false, true) => Push::Nothing,
+        (false, false) => push_whole(doc, changes, mine, now_ms),
+    }))
 }
 
 /// The offer [`plan_push`] would make of a stored document to a peer whose copy is unknown,
@@ -577,6 +623,25 @@ fn pushed(doc: &docs::Document, peer_holds: Vec<Hash>, mine: Vec<Hash>, taken_ms
         mine,
         taken_ms,
     }
+}
+
+/// Every change of `doc` (whose heads are `mine`) to a peer that holds none of it: once it has
+/// them, it holds what we do.
+fn push_whole(
+    doc: &DocumentId,
+    changes: Vec<docs::HashedChange>,
+    mine: Vec<Hash>,
+    taken_ms: i64,
+) -> Push {
+    Push::Changes(
+        changes,
+        Pushed {
+            doc: doc.clone(),
+            peer_holds: mine.clone(),
+            mine,
+            taken_ms,
+        },
+    )
 }
 
 #[cfg(test)]

@@ -5,7 +5,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use super::super::inbox::Received;
-use super::{Phase, Session, SyncError, SyncEvent, remember, remember_over};
+use super::{Phase, Session, SyncError, SyncEvent, put_known, remember, remember_over};
 use crate::docs::DocumentId;
 use crate::identity::Role;
 use crate::pipeline;
@@ -288,6 +288,24 @@ impl Session {
         now_ms: i64,
         inbound: &mut Inbound,
     ) -> Result<(), SyncError> {
+        // Always answered with a round, even an empty one: the asker waits for it.
+        inbound.to_push.insert(doc.clone());
+        if heads.is_empty() && batch.loaded(&doc).is_none() {
+            // The asker holds nothing of it (a new device's first sync): whether we hold it is
+            // all there is to compare. Loading it here, for each document a new base asks for,
+            // would load a month twice: the round reads its changes from the store.
+            let previous = batch.peer_doc(&self.peer, &doc)?;
+            let held = batch.holds(&doc)?;
+            put_known(
+                batch,
+                (&self.peer, &doc),
+                previous.as_ref(),
+                heads,
+                !held,
+                now_ms,
+            )?;
+            return Ok(());
+        }
         let (mine, unknown_to_us) = match batch.existing(&doc)? {
             Some(d) => (d.head_hashes(), heads.iter().any(|h| !d.has_change(h))),
             None => (Vec::new(), !heads.is_empty()),
@@ -301,8 +319,6 @@ impl Session {
                 heads: mine,
             });
         }
-        // Always answered with a round, even an empty one: the asker waits for it.
-        inbound.to_push.insert(doc);
         Ok(())
     }
 
