@@ -19,7 +19,9 @@ const MAX_CHUNKS_BEFORE_COMPACTION: u64 = 64;
 /// Or once its increments exceed this many bytes and the snapshot's size.
 const MIN_INCREMENTAL_BYTES_FOR_COMPACTION: u64 = 64 * 1024;
 
-/// Bookkeeping for one document's chunk log, and its position in the change log.
+/// Bookkeeping for one document's chunk log, and its position in the change log. Since format 10
+/// it is the document's tail record in `CHUNKS` (see [`TAIL_SEQ`]); formats 1–9 kept it as the
+/// document's `DOCS` row, which the migrations up to 9 still read and write.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub(super) struct DocMeta {
     pub(super) next_seq: u64,
@@ -104,6 +106,11 @@ pub(super) fn put_chunk(
     seq: u64,
     sealed: &[u8],
 ) -> Result<(), StoreError> {
+    if seq == TAIL_SEQ {
+        return Err(StoreError::Corrupt(format!(
+            "{doc} has used every chunk number"
+        )));
+    }
     for (piece, bytes) in sealed.chunks(piece_bytes(doc, seq)).enumerate() {
         let piece = u32::try_from(piece)
             .map_err(|_| StoreError::Corrupt(format!("a chunk of {doc} is too large")))?;
@@ -113,7 +120,7 @@ pub(super) fn put_chunk(
 }
 
 /// Removes every piece of `doc`'s chunks numbered in `seqs` (a compaction's superseded chunks,
-/// a removed or rebuilt document's all).
+/// a removed or rebuilt document's all). Its tail record is no chunk: `0..TAIL_SEQ` keeps it.
 pub(super) fn remove_chunks(
     chunks: &mut redb::Table<'_, ChunkKey, &'static [u8]>,
     doc: &str,
@@ -136,7 +143,7 @@ fn sealed_chunks(
     doc: &str,
 ) -> Result<Vec<(u64, Vec<u8>)>, StoreError> {
     let mut out: Vec<(u64, Vec<u8>)> = Vec::new();
-    for item in chunks.range((doc, 0, 0)..=(doc, u64::MAX, u32::MAX))? {
+    for item in chunks.range((doc, 0, 0)..(doc, TAIL_SEQ, 0))? {
         let (k, v) = item?;
         let (_, seq, piece) = k.value();
         match out.last_mut() {
@@ -234,9 +241,20 @@ pub(super) fn decode_chunk(plain: &[u8]) -> Result<(ChunkSignatures, &[u8]), Sto
     Ok((signatures, &plain[r.position()..]))
 }
 
+/// The sequence number of a document's tail record in `CHUNKS` (format 10): its [`DocMeta`] under
+/// `(document, TAIL_SEQ, 0)`, which sorts after every chunk of the document and before the next
+/// document's. A commit appends its chunk right before it, so the record it rewrites usually sits
+/// in the leaf the chunk dirtied anyway: the bookkeeping costs no table and no page of its own
+/// (in `DOCS` it cost the row's leaf and branch, about 3 pages at 6,000 documents). No chunk
+/// takes this number ([`put_chunk`] refuses it).
+pub(super) const TAIL_SEQ: u64 = u64::MAX;
+
+/// A tail record's length: [`DocMeta::encode`]'s five words.
+const TAIL_BYTES: usize = 40;
+
 impl DocMeta {
-    /// `doc`'s row in `docs`, or a new document's.
-    pub(super) fn read(
+    /// `doc`'s row in `DOCS` as formats 1–9 kept it, or a new document's (migrations only).
+    pub(super) fn read_row_v9(
         docs: &impl ReadableTable<&'static str, &'static [u8]>,
         doc: &str,
     ) -> Result<Self, StoreError> {
@@ -244,6 +262,56 @@ impl DocMeta {
             Some(v) => DocMeta::decode(v.value()),
             None => Ok(DocMeta::default()),
         }
+    }
+
+    /// `doc`'s tail record in `chunks`: `None` for a document the store does not hold, an error
+    /// naming the document for a record that is not one (a damaged row never reads as a new
+    /// document: its next chunk would overwrite a stored one).
+    pub(super) fn read_tail(
+        chunks: &impl ReadableTable<ChunkKey, &'static [u8]>,
+        doc: &str,
+    ) -> Result<Option<Self>, StoreError> {
+        let Some(v) = chunks.get((doc, TAIL_SEQ, 0))? else {
+            return Ok(None);
+        };
+        let bytes = v.value();
+        let damaged = |why: &str| {
+            StoreError::Corrupt(format!(
+                "the bookkeeping record of {doc} is damaged ({why}): `omsyn check` lists it; \
+                 restore the document from a peer"
+            ))
+        };
+        if bytes.len() != TAIL_BYTES {
+            return Err(damaged(&format!(
+                "{} bytes where {TAIL_BYTES} belong",
+                bytes.len()
+            )));
+        }
+        let meta = DocMeta::decode(bytes)?;
+        if meta.chunks > meta.next_seq || meta.next_seq >= TAIL_SEQ {
+            return Err(damaged("its chunk count exceeds its chunk numbers"));
+        }
+        Ok(Some(meta))
+    }
+
+    /// Writes `doc`'s tail record.
+    pub(super) fn put_tail(
+        &self,
+        chunks: &mut redb::Table<'_, ChunkKey, &'static [u8]>,
+        doc: &str,
+    ) -> Result<(), StoreError> {
+        chunks.insert((doc, TAIL_SEQ, 0), self.encode().as_slice())?;
+        Ok(())
+    }
+
+    /// Removes `doc`'s tail record, returning what it held (a removed or rebuilt document).
+    pub(super) fn take_tail(
+        chunks: &mut redb::Table<'_, ChunkKey, &'static [u8]>,
+        doc: &str,
+    ) -> Result<Option<Self>, StoreError> {
+        let meta = DocMeta::read_tail(&*chunks, doc);
+        chunks.remove((doc, TAIL_SEQ, 0))?;
+        meta
     }
 }
 
