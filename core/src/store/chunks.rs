@@ -444,6 +444,77 @@ mod tests {
     }
 
     #[test]
+    fn a_tail_record_sits_after_its_documents_chunks_and_is_never_read_as_one() {
+        let (_dir, db) = database();
+        let next = "journal/p-0123456789abcdef/2026-12";
+        let meta = DocMeta {
+            next_seq: 3,
+            chunks: 2,
+            incremental_bytes: 10,
+            snapshot_bytes: 7,
+            log_pos: Some(9),
+        };
+        write(&db, |t| {
+            put_chunk(t, DOC, 1, &bytes(5, 1)).unwrap();
+            put_chunk(t, DOC, 2, &bytes(5, 2)).unwrap();
+            meta.put_tail(t, DOC).unwrap();
+            put_chunk(t, next, 0, &bytes(5, 3)).unwrap();
+            assert!(put_chunk(t, DOC, TAIL_SEQ, &bytes(5, 4)).is_err());
+        });
+        let read = db.begin_read().unwrap();
+        let table = read.open_table(CHUNKS).unwrap();
+        let keys: Vec<(String, u64)> = table
+            .iter()
+            .unwrap()
+            .map(|item| {
+                let (k, _) = item.unwrap();
+                (k.value().0.to_owned(), k.value().1)
+            })
+            .collect();
+        let doc = DOC.to_owned();
+        assert_eq!(
+            keys,
+            vec![
+                (doc.clone(), 1),
+                (doc.clone(), 2),
+                (doc, TAIL_SEQ),
+                (next.to_owned(), 0)
+            ]
+        );
+        let seqs: Vec<u64> = sealed_chunks(&table, DOC)
+            .unwrap()
+            .iter()
+            .map(|c| c.0)
+            .collect();
+        assert_eq!(seqs, vec![1, 2]);
+        assert_eq!(DocMeta::read_tail(&table, DOC).unwrap(), Some(meta));
+        assert_eq!(DocMeta::read_tail(&table, next).unwrap(), None);
+    }
+
+    #[test]
+    fn a_tail_record_that_is_not_one_is_an_error_naming_its_document() {
+        let (_dir, db) = database();
+        let impossible = DocMeta {
+            next_seq: 1,
+            chunks: 2,
+            ..Default::default()
+        };
+        for bad in [vec![1u8; 39], vec![], impossible.encode().to_vec()] {
+            write(&db, |t| {
+                t.insert((DOC, TAIL_SEQ, 0), bad.as_slice()).unwrap();
+            });
+            let read = db.begin_read().unwrap();
+            let err = DocMeta::read_tail(&read.open_table(CHUNKS).unwrap(), DOC)
+                .unwrap_err()
+                .to_string();
+            assert!(
+                err.contains(&format!("bookkeeping record of {DOC} is damaged")),
+                "{err}"
+            );
+        }
+    }
+
+    #[test]
     fn removing_a_documents_chunks_leaves_no_piece_and_a_missing_piece_never_opens() {
         let (_dir, db) = database();
         let cipher = Cipher::new(&StoreKey::from_bytes([3; 32]));
