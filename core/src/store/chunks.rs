@@ -288,7 +288,7 @@ impl DocMeta {
             )));
         }
         let meta = DocMeta::decode(bytes)?;
-        if meta.chunks > meta.next_seq || meta.next_seq >= TAIL_SEQ {
+        if meta.chunks > meta.next_seq || meta.next_seq == TAIL_SEQ {
             return Err(damaged("its chunk count exceeds its chunk numbers"));
         }
         Ok(Some(meta))
@@ -390,6 +390,12 @@ mod tests {
         tx.commit().unwrap();
     }
 
+    /// The numbers of `DOC`'s chunks as [`sealed_chunks`] reads them.
+    fn chunk_numbers(table: &impl ReadableTable<ChunkKey, &'static [u8]>) -> Vec<u64> {
+        let chunks = sealed_chunks(table, DOC).unwrap();
+        chunks.iter().map(|c| c.0).collect()
+    }
+
     #[test]
     fn chunks_of_every_size_around_a_piece_come_back_whole() {
         let (_dir, db) = database();
@@ -481,12 +487,7 @@ mod tests {
                 (next.to_owned(), 0)
             ]
         );
-        let seqs: Vec<u64> = sealed_chunks(&table, DOC)
-            .unwrap()
-            .iter()
-            .map(|c| c.0)
-            .collect();
-        assert_eq!(seqs, vec![1, 2]);
+        assert_eq!(chunk_numbers(&table), vec![1, 2]);
         assert_eq!(DocMeta::read_tail(&table, DOC).unwrap(), Some(meta));
         assert_eq!(DocMeta::read_tail(&table, next).unwrap(), None);
     }
@@ -534,12 +535,7 @@ mod tests {
         let id = DocumentId::parse(DOC).unwrap();
         let read = db.begin_read().unwrap();
         let table = read.open_table(CHUNKS).unwrap();
-        let seqs: Vec<u64> = sealed_chunks(&table, DOC)
-            .unwrap()
-            .iter()
-            .map(|c| c.0)
-            .collect();
-        assert_eq!(seqs, vec![2, 3]);
+        assert_eq!(chunk_numbers(&table), vec![2, 3]);
         assert!(
             stored_parts(&table, &cipher, &id).is_err(),
             "chunk 3 lacks a piece"

@@ -618,6 +618,7 @@ fn a_version_8_store_keeps_every_chunk_byte_for_byte_and_reports_its_days_as_bef
 const TAIL_SEQ: u64 = u64::MAX;
 
 type Pieces = redb::TableDefinition<'static, (&'static str, u64, u32), &'static [u8]>;
+type PiecesTable<'a> = redb::Table<'a, (&'static str, u64, u32), &'static [u8]>;
 const CHUNKS: Pieces = redb::TableDefinition::new("chunks");
 const DOCS: redb::TableDefinition<&str, &[u8]> = redb::TableDefinition::new("docs");
 const LOG: redb::TableDefinition<u64, &str> = redb::TableDefinition::new("log");
@@ -637,54 +638,72 @@ fn words(bytes: &[u8]) -> Vec<u64> {
 /// Each document's bookkeeping as a format-9 store keeps it: its `docs` row, with the log
 /// position from `doc_seq` where the row has none.
 fn bookkeeping_v9(path: &Path) -> std::collections::BTreeMap<String, Vec<u64>> {
-    use redb::{ReadableDatabase, ReadableTable};
+    reading(path, |read| {
+        let doc_seq = read.open_table(DOC_SEQ).unwrap();
+        docs_rows(read)
+            .into_iter()
+            .map(|(doc, row)| {
+                let mut meta = words(&row);
+                if meta[4] == 0 {
+                    meta[4] = doc_seq.get(doc.as_str()).unwrap().unwrap().value();
+                }
+                (doc, meta)
+            })
+            .collect()
+    })
+}
+
+/// Runs `f` on a read transaction of the store file at `path`, opened with redb after the node
+/// closed: what the store really holds, not what its API shows.
+fn reading<T>(path: &Path, f: impl FnOnce(&redb::ReadTransaction) -> T) -> T {
+    use redb::ReadableDatabase;
     let db = redb::Database::open(path).unwrap();
-    let read = db.begin_read().unwrap();
-    let doc_seq = read.open_table(DOC_SEQ).unwrap();
-    let mut out = std::collections::BTreeMap::new();
-    for item in read.open_table(DOCS).unwrap().iter().unwrap() {
-        let (k, v) = item.unwrap();
-        let mut meta = words(v.value());
-        if meta[4] == 0 {
-            meta[4] = doc_seq.get(k.value()).unwrap().unwrap().value();
-        }
-        out.insert(k.value().to_owned(), meta);
-    }
-    out
+    f(&db.begin_read().unwrap())
+}
+
+/// Every `docs` row: document id and value.
+fn docs_rows(read: &redb::ReadTransaction) -> Vec<(String, Vec<u8>)> {
+    use redb::ReadableTable;
+    let docs = read.open_table(DOCS).unwrap();
+    docs.iter()
+        .unwrap()
+        .map(|item| {
+            let (k, v) = item.unwrap();
+            (k.value().to_owned(), v.value().to_vec())
+        })
+        .collect()
 }
 
 /// Each document's bookkeeping as format 10 keeps it (its tail record), checking that its
 /// `docs` row says nothing else.
 fn bookkeeping_v10(path: &Path) -> std::collections::BTreeMap<String, Vec<u64>> {
-    use redb::{ReadableDatabase, ReadableTable};
-    let db = redb::Database::open(path).unwrap();
-    let read = db.begin_read().unwrap();
-    let chunks = read.open_table(CHUNKS).unwrap();
-    let mut out = std::collections::BTreeMap::new();
-    for item in read.open_table(DOCS).unwrap().iter().unwrap() {
-        let (k, v) = item.unwrap();
-        assert!(v.value().is_empty(), "{}: the row only lists", k.value());
-        let tail = chunks.get((k.value(), TAIL_SEQ, 0)).unwrap().unwrap();
-        assert_eq!(tail.value().len(), 40);
-        out.insert(k.value().to_owned(), words(tail.value()));
-    }
-    out
+    reading(path, |read| {
+        let chunks = read.open_table(CHUNKS).unwrap();
+        docs_rows(read)
+            .into_iter()
+            .map(|(doc, row)| {
+                assert!(row.is_empty(), "{doc}: the row only lists");
+                let tail = chunks.get((doc.as_str(), TAIL_SEQ, 0)).unwrap().unwrap();
+                assert_eq!(tail.value().len(), 40);
+                (doc, words(tail.value()))
+            })
+            .collect()
+    })
 }
 
 /// The change log: position → document, as stored.
 fn raw_log(path: &Path) -> Vec<(u64, String)> {
-    use redb::{ReadableDatabase, ReadableTable};
-    let db = redb::Database::open(path).unwrap();
-    let read = db.begin_read().unwrap();
-    read.open_table(LOG)
-        .unwrap()
-        .iter()
-        .unwrap()
-        .map(|item| {
-            let (k, v) = item.unwrap();
-            (k.value(), v.value().to_owned())
-        })
-        .collect()
+    use redb::ReadableTable;
+    reading(path, |read| {
+        let log = read.open_table(LOG).unwrap();
+        log.iter()
+            .unwrap()
+            .map(|item| {
+                let (k, v) = item.unwrap();
+                (k.value(), v.value().to_owned())
+            })
+            .collect()
+    })
 }
 
 /// Moves each document's bookkeeping back into its `docs` row, as formats 1-9 kept it.
@@ -729,12 +748,10 @@ fn a_version_9_store_keeps_every_chunk_and_its_log_order_and_takes_a_write_after
     assert_eq!(raw_chunks(&path, FORMAT_VERSION), chunks_before);
     assert_eq!(bookkeeping_v10(&path), meta_before);
     assert_eq!(raw_log(&path), log_before);
-    {
-        use redb::ReadableDatabase;
-        let db = redb::Database::open(&path).unwrap();
-        let read = db.begin_read().unwrap();
-        assert!(read.open_table(DOC_SEQ).is_err(), "doc_seq is dropped");
-    }
+    assert!(
+        reading(&path, |read| read.open_table(DOC_SEQ).is_err()),
+        "doc_seq is dropped"
+    );
 
     let mut rng = StdRng::seed_from_u64(4);
     let repo = Repo::open(dir.path(), None, &mut rng).unwrap();
@@ -782,7 +799,7 @@ fn a_damaged_bookkeeping_record_gives_a_clear_error_naming_its_document() {
         .into_keys()
         .find(|d| d.starts_with(&format!("journal/{hit}")))
         .unwrap();
-    let damage = |f: &dyn Fn(&mut redb::Table<'_, (&str, u64, u32), &[u8]>)| {
+    let damage = |f: &dyn Fn(&mut PiecesTable<'_>)| {
         let db = redb::Database::open(&path).unwrap();
         let tx = db.begin_write().unwrap();
         f(&mut tx.open_table(CHUNKS).unwrap());
