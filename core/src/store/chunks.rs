@@ -28,9 +28,10 @@ pub(super) struct DocMeta {
     pub(super) chunks: u64,
     pub(super) incremental_bytes: u64,
     pub(super) snapshot_bytes: u64,
-    /// Its position in `LOG` (`None`: not entered yet, or a row written before the position
-    /// moved here from the `doc_seq` table — see [`log_position`]). Kept in this row because a
-    /// write rewrites it anyway: a table of its own cost every commit one more B-tree page.
+    /// Its position in `LOG` (`None`: not entered yet, or a format-2–9 row written before the
+    /// position moved here from the `doc_seq` table — see `log::log_position_v9`; format 10's
+    /// migration folds those in). Kept in this record because a write rewrites it anyway: a
+    /// table of its own cost every commit one more B-tree page.
     pub(super) log_pos: Option<u64>,
 }
 
