@@ -6,8 +6,10 @@
 //! table costs at least a leaf, and a branch once it outgrows a page. This prices the layouts
 //! with raw redb commits of the same durability as Omsyn's (`Immediate`, redb's defaults), so a
 //! layout change can be judged before it is built: the chunk alone (the raw baseline), with the
-//! row in a second table, with the log in a third (Omsyn's layout), and with the row and the log
-//! sharing one table under key prefixes. `documents` other documents' rows and log entries are
+//! row in a second table, with the log in a third (format 9's layout), with the row and the log
+//! sharing one table under key prefixes, and with the row as a tail record in `chunks` right
+//! after the document's chunks (format 10); with the document's old log entry the one before
+//! (the same leaf), a far one (another leaf, as at a base), or left in place. `documents` other documents' rows and log entries are
 //! there first: the size of the tables decides how many pages a change dirties.
 //!
 //! Like the write benchmark's baseline, this touches redb directly.
@@ -37,22 +39,61 @@ enum Layout {
     TwoTables,
     ThreeTables,
     SharedTable,
+    /// Format 10: the row as the document's tail record in `chunks`, after its newest chunk.
+    Tail,
+    /// Format 9's three tables where the old log entry is another leaf's (see [`Log::Far`]).
+    ThreeTablesFar,
+    /// Format 10 where the old log entry is another leaf's.
+    TailFar,
+    /// Format 10 with the old log entry left in place (readers would have to skip it).
+    TailLogKept,
+}
+
+/// Where the document's old log entry is when a commit moves it to the end.
+#[derive(Clone, Copy, PartialEq)]
+enum Log {
+    /// No log.
+    None,
+    /// The entry before the new one (the document written last time: in the same leaf).
+    Previous,
+    /// A prepared document's, a different one each commit (as at a base, where the document
+    /// written was last written hundreds of commits ago: its entry in another leaf).
+    Far,
+    /// Left in place.
+    Kept,
 }
 
 impl Layout {
-    const ALL: [Layout; 4] = [
+    const ALL: [Layout; 8] = [
         Layout::Raw,
         Layout::TwoTables,
         Layout::ThreeTables,
         Layout::SharedTable,
+        Layout::Tail,
+        Layout::ThreeTablesFar,
+        Layout::TailFar,
+        Layout::TailLogKept,
     ];
 
     fn name(self) -> &'static str {
         match self {
             Layout::Raw => "chunk only (the raw baseline)",
             Layout::TwoTables => "chunk + row in a second table",
-            Layout::ThreeTables => "chunk + row + log, three tables (Omsyn)",
+            Layout::ThreeTables => "chunk + row + log, three tables (format 9)",
             Layout::SharedTable => "chunk + row and log in one table",
+            Layout::Tail => "chunk + tail record beside it + log (format 10)",
+            Layout::ThreeTablesFar => "format 9, the old log entry far",
+            Layout::TailFar => "format 10, the old log entry far",
+            Layout::TailLogKept => "format 10, the old log entry kept",
+        }
+    }
+
+    fn log(self) -> Log {
+        match self {
+            Layout::Raw | Layout::TwoTables => Log::None,
+            Layout::ThreeTables | Layout::SharedTable | Layout::Tail => Log::Previous,
+            Layout::ThreeTablesFar | Layout::TailFar => Log::Far,
+            Layout::TailLogKept => Log::Kept,
         }
     }
 }
@@ -116,19 +157,20 @@ fn commit(db: &Database, layout: Layout, documents: u64, i: u64, chunk: &[u8]) -
     let row = [i as u8; ROW_BYTES];
     let tx = db.begin_write()?;
     {
-        tx.open_table(CHUNKS)?.insert((DOC, i, 0), chunk)?;
+        let mut chunks = tx.open_table(CHUNKS)?;
+        chunks.insert((DOC, i, 0), chunk)?;
         match layout {
             Layout::Raw => {}
             Layout::TwoTables => {
                 tx.open_table(DOCS)?.insert(DOC, row.as_slice())?;
             }
-            Layout::ThreeTables => {
+            Layout::ThreeTables | Layout::ThreeTablesFar => {
                 tx.open_table(DOCS)?.insert(DOC, row.as_slice())?;
-                let mut log = tx.open_table(LOG)?;
-                if i > 0 {
-                    log.remove(seq - 1)?;
-                }
-                log.insert(seq, DOC)?;
+                move_in_log(&tx, layout.log(), documents, i)?;
+            }
+            Layout::Tail | Layout::TailFar | Layout::TailLogKept => {
+                chunks.insert((DOC, u64::MAX, 0), row.as_slice())?;
+                move_in_log(&tx, layout.log(), documents, i)?;
             }
             Layout::SharedTable => {
                 let mut both = tx.open_table(DOCS_AND_LOG)?;
@@ -141,6 +183,24 @@ fn commit(db: &Database, layout: Layout, documents: u64, i: u64, chunk: &[u8]) -
         }
     }
     tx.commit()?;
+    Ok(())
+}
+
+/// Moves the `i`th commit's document to the end of the log, from where `log` says it was.
+fn move_in_log(tx: &redb::WriteTransaction, log: Log, documents: u64, i: u64) -> Result<()> {
+    let seq = documents + 1 + i;
+    let mut table = tx.open_table(LOG)?;
+    match log {
+        Log::Previous if i > 0 => {
+            table.remove(seq - 1)?;
+        }
+        // A stride prime to any count of documents a run uses: each commit another's entry.
+        Log::Far if documents > 0 => {
+            table.remove(1 + (i * 7919) % documents)?;
+        }
+        _ => {}
+    }
+    table.insert(seq, DOC)?;
     Ok(())
 }
 
@@ -172,7 +232,7 @@ fn report(json: bool, documents: u64, writes: usize, samples: Vec<Samples>) -> R
     outln!("{writes} commits each, interleaved, in a store of {documents} other documents");
     for (name, wall, cpu, bytes) in rows {
         outln!(
-            "{name:40} wall {wall:.3} ms ({:.2}x)  processor {cpu:.3} ms ({:.2}x)  {bytes:.0} B a commit ({:.1} pages of 4 KiB, {:.2}x)",
+            "{name:48} wall {wall:.3} ms ({:.2}x)  processor {cpu:.3} ms ({:.2}x)  {bytes:.0} B a commit ({:.1} pages of 4 KiB, {:.2}x)",
             wall / base_wall,
             cpu / base_cpu,
             bytes / 4096.0,

@@ -860,8 +860,8 @@ pub(crate) struct BenchArgs {
     #[arg(long, requires = "dir")]
     pub(crate) bytes_only: bool,
     /// `bench store`: only what each table a note's commit changes costs: raw redb commits of
-    /// one chunk with a document's bookkeeping rows in one, two or three tables, in a store of
-    /// this many documents (--writes commits each, interleaved)
+    /// one chunk with a document's bookkeeping rows in one, two or three tables, or beside the
+    /// chunk (format 10), in a store of this many documents (--writes commits each, interleaved)
     #[arg(long, value_name = "DOCUMENTS", conflicts_with = "bytes_only")]
     pub(crate) table_pricing: Option<u64>,
 }

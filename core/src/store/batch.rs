@@ -13,7 +13,7 @@ use super::error::StoreError;
 use super::handle::{Committed, Store};
 use super::log::{doc_version, place_at, read_seq};
 use super::read::doc_ids_with_prefix;
-use super::schema::{CHUNKS, DOC_SEQ, DOCS, LOG, META, REDERIVE_KEY};
+use super::schema::{CHUNKS, DOCS, LOG, META, NEW_DOC_ROW, REDERIVE_KEY};
 use crate::docs::{ChangeSummary, DocError, Document, DocumentId, HashedChange, UnsavedChanges};
 use crate::identity::{NodeId, NodeKey};
 
@@ -205,15 +205,11 @@ impl<'a> WriteBatch<'a> {
     /// The document as committed, from the cache only if the cached version is the one this
     /// write transaction sees (see [`Cache`]'s invariant), with its version.
     fn load(&mut self, id: &DocumentId) -> Result<Option<(Document, Version)>, StoreError> {
-        let version = doc_version(
-            &self.tx.open_table(DOCS)?,
-            || Ok(self.tx.open_table(DOC_SEQ)?),
-            &id.to_string(),
-        )?;
+        let chunks = self.tx.open_table(CHUNKS)?;
+        let version = doc_version(&chunks, &id.to_string())?;
         if let Some(doc) = self.store.lock_cache().take_at(id, version) {
             return Ok(Some((doc, version)));
         }
-        let chunks = self.tx.open_table(CHUNKS)?;
         let doc = load_doc(&chunks, &self.store.cipher, id, self.store.actor)?;
         Ok(doc.map(|doc| (doc, version)))
     }
@@ -343,9 +339,11 @@ impl<'a> WriteBatch<'a> {
     }
 
     /// Stores each document's new changes (signing the local node's) as a chunk, gives it the
-    /// log's next position and writes its `DOCS` row once. Returns the documents with their
-    /// positions, in order. Opens each table once and reads the log's position once for the
-    /// whole commit: a table opened again is a lookup in redb's table of tables each time.
+    /// log's next position and writes its tail record once, beside the chunk. Returns the
+    /// documents with their positions, in order. Opens each table once and reads the log's
+    /// position once for the whole commit: a table opened again is a lookup in redb's table of
+    /// tables each time. `DOCS` is written only for a new document (a page it would dirty
+    /// otherwise is the reason the bookkeeping moved beside the chunks).
     fn store_changes(
         &mut self,
         to_store: Vec<(DocumentId, Vec<HashedChange>)>,
@@ -355,7 +353,6 @@ impl<'a> WriteBatch<'a> {
             return Ok(logged);
         }
         let store = self.store;
-        let mut rows = self.tx.open_table(DOCS)?;
         let mut chunks = self.tx.open_table(CHUNKS)?;
         let mut log = self.tx.open_table(LOG)?;
         let mut seq = read_seq(&self.tx.open_table(META)?, &log)?;
@@ -365,12 +362,20 @@ impl<'a> WriteBatch<'a> {
             };
             store.sign_own_changes(doc, &changes);
             let key = id.to_string();
-            let mut meta = DocMeta::read(&rows, &key)?;
+            let mut meta = match DocMeta::read_tail(&chunks, &key)? {
+                Some(meta) => meta,
+                None => {
+                    self.tx
+                        .open_table(DOCS)?
+                        .insert(key.as_str(), NEW_DOC_ROW)?;
+                    DocMeta::default()
+                }
+            };
             append_chunk(&mut chunks, &store.cipher, doc, &changes, &mut meta)?;
             seq += 1;
-            place_at(&self.tx, &mut log, seq, &key, &mut meta)?;
+            place_at(&mut log, seq, &key, &mut meta)?;
             *version = Some(seq);
-            rows.insert(key.as_str(), meta.encode().as_slice())?;
+            meta.put_tail(&mut chunks, &key)?;
             logged.push((id, seq));
         }
         Ok(logged)

@@ -5,7 +5,7 @@ use std::fmt;
 use redb::ReadableTable;
 
 use super::batch::WriteBatch;
-use super::chunks::{DocMeta, load_doc, remove_chunks, stored_parts};
+use super::chunks::{DocMeta, TAIL_SEQ, load_doc, remove_chunks, stored_parts};
 use super::error::StoreError;
 use super::handle::Store;
 use super::read::doc_ids_with_prefix;
@@ -63,7 +63,7 @@ impl Store {
             let chunks = read.open_table(CHUNKS)?;
             let mut damage = Vec::new();
             for id in doc_ids_with_prefix(&read.open_table(DOCS)?, "")? {
-                let Err(e) = load_doc(&chunks, &self.cipher, &id, self.actor) else {
+                let Err(e) = load_checked(self, &chunks, &id) else {
                     continue;
                 };
                 let (remade, foreign_misfits) = match self.salvage(&id) {
@@ -86,6 +86,22 @@ impl Store {
         let read = self.db.begin_read()?;
         salvage_from(self, &read.open_table(CHUNKS)?, id)
     }
+}
+
+/// Loads `id` from `chunks` as a read would: its tail record (a commit and every load read it
+/// first) and its chunks.
+fn load_checked(
+    store: &Store,
+    chunks: &impl ReadableTable<ChunkKey, &'static [u8]>,
+    id: &DocumentId,
+) -> Result<(), StoreError> {
+    let key = id.to_string();
+    if DocMeta::read_tail(chunks, &key)?.is_none() {
+        return Err(StoreError::Corrupt(format!(
+            "{key} has no bookkeeping record beside its chunks"
+        )));
+    }
+    load_doc(chunks, &store.cipher, id, store.actor).map(drop)
 }
 
 fn salvage_from(
@@ -121,19 +137,16 @@ impl WriteBatch<'_> {
         let store = self.store;
         store.contain(|| {
             let key = doc.id().to_string();
-            remove_chunks(&mut self.tx.open_table(CHUNKS)?, &key, 0..u64::MAX)?;
+            let mut chunks = self.tx.open_table(CHUNKS)?;
+            remove_chunks(&mut chunks, &key, 0..TAIL_SEQ)?;
             // Rebuilt from its first chunk on; it keeps its place in the change log.
-            let mut docs = self.tx.open_table(DOCS)?;
-            let log_pos = match docs.get(key.as_str())? {
-                Some(v) => DocMeta::decode(v.value())?.log_pos,
-                None => None,
-            };
+            let log_pos = DocMeta::read_tail(&chunks, &key)?.and_then(|meta| meta.log_pos);
             let fresh = DocMeta {
                 log_pos,
                 ..Default::default()
             };
-            docs.insert(key.as_str(), fresh.encode().as_slice())?;
-            drop(docs);
+            fresh.put_tail(&mut chunks, &key)?;
+            drop(chunks);
             store.lock_cache().remove(doc.id());
             self.neutral_only.remove(doc.id());
             self.docs.insert(doc.id().clone(), (doc, None));

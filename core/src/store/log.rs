@@ -8,7 +8,7 @@ use super::cache::Version;
 use super::chunks::DocMeta;
 use super::error::StoreError;
 use super::handle::Store;
-use super::schema::{DOC_SEQ, DOCS, LOG, META};
+use super::schema::{ChunkKey, DOC_SEQ, DOCS, LOG, META};
 use crate::docs::DocumentId;
 
 /// What [`Store::log_since`] read.
@@ -74,46 +74,25 @@ pub(super) fn read_seq(
     Ok(legacy.max(last))
 }
 
-/// A document's position in the change log: from its `DOCS` row, or from the `DOC_SEQ` table
-/// where a store written before kept it (`legacy` opens it, only for such a row: opening a
-/// table is a lookup in redb's table of tables, paid on every load otherwise).
-pub(super) fn doc_version<L: ReadableTable<&'static str, u64>>(
-    docs: &impl ReadableTable<&'static str, &'static [u8]>,
-    legacy: impl FnOnce() -> Result<L, StoreError>,
+/// A document's position in the change log, from its tail record in `chunks` (`None`: the store
+/// does not hold it).
+pub(super) fn doc_version(
+    chunks: &impl ReadableTable<ChunkKey, &'static [u8]>,
     doc: &str,
 ) -> Result<Version, StoreError> {
-    let meta = match docs.get(doc)? {
-        Some(v) => DocMeta::decode(v.value())?,
-        None => return Ok(None),
-    };
-    match meta.log_pos {
-        Some(pos) => Ok(Some(pos)),
-        None => Ok(legacy()?.get(doc)?.map(|v| v.value())),
-    }
+    Ok(DocMeta::read_tail(chunks, doc)?.and_then(|meta| meta.log_pos))
 }
 
-/// Gives `doc` (whose `DOCS` row exists) the next position in the change log, dropping its
-/// previous one, and records it in its row. Returns it. Writes `LOG` and `DOCS` only: a
-/// commit's pages are the tables it touches.
-pub(super) fn enter_in_log(tx: &WriteTransaction, doc: &str) -> Result<u64, StoreError> {
+/// Format 2's migration: gives `doc` (whose `DOCS` row exists, as formats 1–9 kept it) the next
+/// position in the change log, dropping its previous one, and records it in its row.
+pub(super) fn enter_in_log_v9(tx: &WriteTransaction, doc: &str) -> Result<u64, StoreError> {
     let mut docs = tx.open_table(DOCS)?;
-    let mut meta = DocMeta::read(&docs, doc)?;
-    let seq = place_in_log(tx, doc, &mut meta)?;
-    docs.insert(doc, meta.encode().as_slice())?;
-    Ok(seq)
-}
-
-/// Moves `doc` to the log's next position, leaving its old one, and notes it in `meta` (its
-/// row, which the caller writes): a commit writes a document's row once, chunk and position
-/// together.
-pub(super) fn place_in_log(
-    tx: &WriteTransaction,
-    doc: &str,
-    meta: &mut DocMeta,
-) -> Result<u64, StoreError> {
+    let mut meta = DocMeta::read_row_v9(&docs, doc)?;
+    meta.log_pos = log_position_v9(tx, doc, &meta)?;
     let mut log = tx.open_table(LOG)?;
     let seq = read_seq(&tx.open_table(META)?, &log)? + 1;
-    place_at(tx, &mut log, seq, doc, meta)?;
+    place_at(&mut log, seq, doc, &mut meta)?;
+    docs.insert(doc, meta.encode().as_slice())?;
     Ok(seq)
 }
 
@@ -121,13 +100,12 @@ pub(super) fn place_in_log(
 /// one, and notes it in `meta`. Takes the open `LOG`, so a commit of several documents opens
 /// it and reads the log's position once.
 pub(super) fn place_at(
-    tx: &WriteTransaction,
     log: &mut Table<'_, u64, &'static str>,
     seq: u64,
     doc: &str,
     meta: &mut DocMeta,
 ) -> Result<(), StoreError> {
-    if let Some(old) = log_position(tx, doc, meta)? {
+    if let Some(old) = meta.log_pos {
         log.remove(old)?;
     }
     log.insert(seq, doc)?;
@@ -135,10 +113,10 @@ pub(super) fn place_at(
     Ok(())
 }
 
-/// Where `doc` (with row `meta`) stands in the log, taking it out of the `DOC_SEQ` table of a
-/// store written before positions moved into `DOCS` (a lookup that finds nothing writes no
-/// page).
-pub(super) fn log_position(
+/// Where `doc` (with `DOCS` row `meta`, as formats 1–9 kept it) stands in the log, taking it out
+/// of the `DOC_SEQ` table where a store written before positions moved into `DOCS` kept it
+/// (format 10's migration folds every such position into the document's tail record).
+pub(super) fn log_position_v9(
     tx: &WriteTransaction,
     doc: &str,
     meta: &DocMeta,
@@ -152,12 +130,8 @@ pub(super) fn log_position(
 /// Takes a removed document out of the change log. Its position stays taken when it was the
 /// highest (an empty entry, skipped by readers): the log position never goes back, or a peer's
 /// acknowledged position would cover changes made after it.
-pub(super) fn leave_log(
-    tx: &WriteTransaction,
-    doc: &str,
-    meta: &DocMeta,
-) -> Result<(), StoreError> {
-    let Some(pos) = log_position(tx, doc, meta)? else {
+pub(super) fn leave_log(tx: &WriteTransaction, meta: &DocMeta) -> Result<(), StoreError> {
+    let Some(pos) = meta.log_pos else {
         return Ok(());
     };
     let mut log = tx.open_table(LOG)?;

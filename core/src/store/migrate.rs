@@ -16,10 +16,11 @@ use super::chunks::{DocMeta, encode_chunk, put_chunk};
 use super::crypt::{chunk_place, conflict_place, name_place};
 use super::error::StoreError;
 use super::handle::Store;
-use super::log::enter_in_log;
+use super::log::{enter_in_log_v9, log_position_v9};
 use super::schema::{
-    CHUNKS, CHUNKS_NEXT, CHUNKS_V8, CONFLICTS, DAY_INDEX, DAY_INDEX_OWNERS, DOCS, META, OPEN_TASKS,
-    PATIENT_NAMES, PATIENTS_V2, REDERIVE_KEY, TASKS, create_sync_tables, create_trust_tables,
+    CHUNKS, CHUNKS_NEXT, CHUNKS_V8, CONFLICTS, DAY_INDEX, DAY_INDEX_OWNERS, DOC_SEQ, DOCS, META,
+    NEW_DOC_ROW, OPEN_TASKS, PATIENT_NAMES, PATIENTS_V2, REDERIVE_KEY, TASKS, create_sync_tables,
+    create_trust_tables,
 };
 use crate::docs::{Document, DocumentId};
 use crate::ids::PatientId;
@@ -36,6 +37,7 @@ const STEPS: &[(u32, Step)] = &[
     (7, to_v7),
     (8, to_v8),
     (9, to_v9),
+    (10, to_v10),
 ];
 
 /// Brings a store of format `found` to this build's format, step by step.
@@ -66,7 +68,7 @@ fn to_v2(store: &Store, epoch: [u8; 16]) -> Result<(), StoreError> {
         .map(|item| item.map(|(k, _)| k.value().to_owned()))
         .collect::<Result<_, _>>()?;
     for doc in &docs {
-        enter_in_log(&tx, doc)?;
+        enter_in_log_v9(&tx, doc)?;
     }
     set_version(&tx, 2)?;
     tx.commit()?;
@@ -225,6 +227,35 @@ fn to_v9(store: &Store, _epoch: [u8; 16]) -> Result<(), StoreError> {
     tx.open_table(DAY_INDEX)?;
     tx.open_table(DAY_INDEX_OWNERS)?;
     commit_asking_to_rederive(tx, 9)
+}
+
+/// Format 10: pages per commit. Each document's bookkeeping moves from its `docs` row to its
+/// tail record in `chunks` (`chunks::TAIL_SEQ`), with its log position — from the row, or from
+/// the `doc_seq` table where rows written before format 8 left it, which is then dropped; the
+/// `docs` row stays, empty, as the list of documents held. No chunk, log entry or derived row
+/// changes. One transaction: a crash leaves the format-9 store, migrated again on the next open.
+fn to_v10(store: &Store, _epoch: [u8; 16]) -> Result<(), StoreError> {
+    let tx = store.db.begin_write()?;
+    let rows: Vec<(String, Vec<u8>)> = tx
+        .open_table(DOCS)?
+        .iter()?
+        .map(|item| item.map(|(k, v)| (k.value().to_owned(), v.value().to_vec())))
+        .collect::<Result<_, _>>()?;
+    {
+        let mut docs = tx.open_table(DOCS)?;
+        let mut chunks = tx.open_table(CHUNKS)?;
+        for (doc, row) in &rows {
+            let mut meta = DocMeta::decode(row)
+                .map_err(|e| StoreError::Corrupt(format!("the row of {doc}: {e}")))?;
+            meta.log_pos = log_position_v9(&tx, doc, &meta)?;
+            meta.put_tail(&mut chunks, doc)?;
+            docs.insert(doc.as_str(), NEW_DOC_ROW)?;
+        }
+    }
+    tx.delete_table(DOC_SEQ)?;
+    set_version(&tx, 10)?;
+    tx.commit()?;
+    Ok(())
 }
 
 /// Ends a step whose indexes the change pipeline must derive again: sets the mark the node

@@ -10,7 +10,7 @@ use super::chunks::{StoredParts, load_doc, stored_parts};
 use super::error::StoreError;
 use super::handle::Store;
 use super::log::doc_version;
-use super::schema::{CHUNKS, DOC_SEQ, DOCS};
+use super::schema::{CHUNKS, ChunkKey, DOCS};
 use crate::docs::{DocKind, Document, DocumentId};
 use crate::ids::PatientId;
 
@@ -27,11 +27,11 @@ impl Store {
     ) -> Result<Option<T>, StoreError> {
         self.contain(|| {
             let read = self.db.begin_read()?;
-            let (version, cached) = self.cached(&read, id)?;
+            let chunks = read.open_table(CHUNKS)?;
+            let (version, cached) = self.cached(&chunks, id)?;
             if let Some(doc) = cached {
                 return Ok(Some(f(&doc)));
             }
-            let chunks = read.open_table(CHUNKS)?;
             let Some(doc) = load_doc(&chunks, &self.cipher, id, self.actor)? else {
                 return Ok(None);
             };
@@ -50,25 +50,23 @@ impl Store {
     pub(crate) fn unloaded(&self, id: &DocumentId) -> Result<Option<StoredParts>, StoreError> {
         self.contain(|| {
             let read = self.db.begin_read()?;
-            if self.cached(&read, id)?.1.is_some() {
+            let chunks = read.open_table(CHUNKS)?;
+            if self.cached(&chunks, id)?.1.is_some() {
                 return Ok(None);
             }
-            let stored = stored_parts(&read.open_table(CHUNKS)?, &self.cipher, id)?;
+            let stored = stored_parts(&chunks, &self.cipher, id)?;
             Ok((!stored.parts.is_empty()).then_some(stored))
         })
     }
 
-    /// The document's version as `read` sees it, and the cache's copy of that version.
+    /// The document's version as `chunks` (a read transaction's) sees it, and the cache's copy
+    /// of that version.
     fn cached(
         &self,
-        read: &redb::ReadTransaction,
+        chunks: &impl ReadableTable<ChunkKey, &'static [u8]>,
         id: &DocumentId,
     ) -> Result<(Version, Option<Arc<Document>>), StoreError> {
-        let version = doc_version(
-            &read.open_table(DOCS)?,
-            || Ok(read.open_table(DOC_SEQ)?),
-            &id.to_string(),
-        )?;
+        let version = doc_version(chunks, &id.to_string())?;
         Ok((version, self.lock_cache().get_at(id, version)))
     }
 

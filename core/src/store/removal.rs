@@ -4,7 +4,7 @@
 use redb::{ReadableTable, WriteTransaction};
 
 use super::batch::WriteBatch;
-use super::chunks::{DocMeta, remove_chunks};
+use super::chunks::{DocMeta, TAIL_SEQ, remove_chunks};
 use super::error::StoreError;
 use super::log::leave_log;
 use super::read::{doc_ids_with_prefix, patient_prefixes};
@@ -56,15 +56,15 @@ impl WriteBatch<'_> {
     }
 }
 
-/// Removes one document: its chunks, its row, its place in the change log, and what any peer
-/// was known to hold of it.
+/// Removes one document: its chunks and tail record, its row, its place in the change log, and
+/// what any peer was known to hold of it.
 fn remove_document(tx: &WriteTransaction, key: &str) -> Result<(), StoreError> {
-    remove_chunks(&mut tx.open_table(CHUNKS)?, key, 0..u64::MAX)?;
-    let meta = match tx.open_table(DOCS)?.remove(key)? {
-        Some(v) => DocMeta::decode(v.value())?,
-        None => DocMeta::default(),
-    };
-    leave_log(tx, key, &meta)?;
+    let mut chunks = tx.open_table(CHUNKS)?;
+    remove_chunks(&mut chunks, key, 0..TAIL_SEQ)?;
+    let meta = DocMeta::take_tail(&mut chunks, key)?.unwrap_or_default();
+    drop(chunks);
+    tx.open_table(DOCS)?.remove(key)?;
+    leave_log(tx, &meta)?;
     let peers: Vec<Vec<u8>> = tx
         .open_table(PEER_DOCS)?
         .iter()?

@@ -16,7 +16,9 @@ pub(crate) type ChunkKey = (&'static str, u64, u32);
 /// chunk (signatures of the chunk's changes, Automerge bytes), cut so that a piece and its key
 /// fill one page (see `chunks::piece_bytes`). A chunk is its pieces concatenated in order; a
 /// document is the concatenation of its chunks' Automerge bytes in sequence order: a snapshot
-/// followed by incremental changes.
+/// followed by incremental changes. Since format 10, `(document id, u64::MAX, 0)` is the
+/// document's tail record (`chunks::TAIL_SEQ`: its `DocMeta`, 5 × u64 LE, not sealed, as the
+/// `DOCS` row was), after its chunks in key order.
 pub(crate) const CHUNKS: TableDefinition<ChunkKey, &[u8]> = TableDefinition::new("chunks");
 
 /// Format 1-8: the same table with each sealed chunk one value under (document id, sequence
@@ -28,8 +30,14 @@ pub(crate) const CHUNKS_V8: TableDefinition<(&str, u64), &[u8]> = TableDefinitio
 pub(crate) const CHUNKS_NEXT: TableDefinition<ChunkKey, &[u8]> =
     TableDefinition::new("chunk_pieces");
 
-/// Per-document bookkeeping: document id → `chunks::DocMeta` (4 × u64 LE).
+/// The documents held: document id → [`NEW_DOC_ROW`] (format 10), written when a document is
+/// created and removed with it, so listing documents (by kind, by patient) reads no chunk. Its
+/// bookkeeping, which every commit changes, is its tail record in [`CHUNKS`]
+/// (`chunks::TAIL_SEQ`); formats 1–9 kept it here (`chunks::DocMeta`, 4 or 5 × u64 LE).
 pub(crate) const DOCS: TableDefinition<&str, &[u8]> = TableDefinition::new("docs");
+
+/// A `DOCS` row's value since format 10: the row says only that the document is held.
+pub(crate) const NEW_DOC_ROW: &[u8] = &[];
 
 /// Derived, format 1-2 only: patient id → display name in plain text (migrated to
 /// [`PATIENT_NAMES`] and dropped).
@@ -73,7 +81,9 @@ pub(crate) const DAY_INDEX_OWNERS: TableDefinition<&str, &[u8]> =
 /// at the number of its latest change; sync sessions read it from a peer's checkpoint onwards.
 pub(crate) const LOG: TableDefinition<u64, &str> = TableDefinition::new("log");
 
-/// Document id → its current sequence number in [`LOG`].
+/// Formats 2–9 only: document id → its current sequence number in [`LOG`], for rows written
+/// before the position moved into the document's row (format 10's migration folds what is
+/// left into the tail records and drops the table).
 pub(crate) const DOC_SEQ: TableDefinition<&str, u64> = TableDefinition::new("doc_seq");
 
 /// Peer node id (32 bytes) → JSON [`super::PeerRecord`].
@@ -121,8 +131,11 @@ pub(crate) const MAGIC: &[u8] = b"omsyn-store";
 /// indexes to that step. 8 — a visit's day row keeps who performed it: derived again. 9 — bytes
 /// on disk: a chunk is stored in page-sized pieces (`chunks` keyed by document, sequence and
 /// piece) instead of one value that redb rounds up to a power of two of pages; day rows and
-/// their owner lists are binary instead of JSON (derived again).
-pub const FORMAT_VERSION: u32 = 9;
+/// their owner lists are binary instead of JSON (derived again). 10 — a document's bookkeeping
+/// (next chunk number, chunk count, incremental and snapshot bytes, log position) is its tail
+/// record in `chunks`, beside its newest chunk, instead of its `docs` row: a commit writes
+/// `chunks` and `log`, and `docs` only when a document is created or removed.
+pub const FORMAT_VERSION: u32 = 10;
 
 /// The `META` key set while the derived indexes must be derived again by the change pipeline
 /// (see `migrate.rs`); cleared by the write that derives them.
@@ -149,7 +162,6 @@ pub(super) fn create_tables(
 /// The tables format 2 added for sync, and the store's epoch (its log position starts at 0).
 pub(super) fn create_sync_tables(tx: &WriteTransaction, epoch: [u8; 16]) -> Result<(), StoreError> {
     tx.open_table(LOG)?;
-    tx.open_table(DOC_SEQ)?;
     tx.open_table(PEERS)?;
     tx.open_table(PEER_DOCS)?;
     let mut meta = tx.open_table(META)?;

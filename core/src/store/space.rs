@@ -6,7 +6,7 @@ use redb::{ReadableTable, ReadableTableMetadata, TableDefinition};
 use super::chunks::DocMeta;
 use super::error::StoreError;
 use super::handle::{Store, panic_text};
-use super::schema::{DAY_INDEX, DOCS, PATIENT_NAMES, RELATIONS, VISITS};
+use super::schema::{CHUNKS, ChunkKey, DAY_INDEX, DOCS, PATIENT_NAMES, RELATIONS, VISITS};
 
 /// Counts of what a store holds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
@@ -50,7 +50,7 @@ impl Store {
             let read = self.db.begin_read()?;
             Ok(StoreStats {
                 documents: read.open_table(DOCS)?.len()?,
-                chunks: chunk_count(&read.open_table(DOCS)?)?,
+                chunks: chunk_count(&read.open_table(DOCS)?, &read.open_table(CHUNKS)?)?,
                 patients: read.open_table(PATIENT_NAMES)?.len()?,
             })
         })
@@ -157,12 +157,16 @@ fn repack<K: redb::Key + 'static, V: redb::Value + 'static>(
     Ok(())
 }
 
-/// How many chunks the documents have, as each document's row counts them: counting the
-/// chunks' pieces would read every page of every document.
-fn chunk_count(docs: &impl ReadableTable<&'static str, &'static [u8]>) -> Result<u64, StoreError> {
+/// How many chunks the documents have, as each document's tail record counts them: counting
+/// the chunks' pieces would read every page of every document.
+fn chunk_count(
+    docs: &impl ReadableTable<&'static str, &'static [u8]>,
+    chunks: &impl ReadableTable<ChunkKey, &'static [u8]>,
+) -> Result<u64, StoreError> {
     let mut count = 0;
     for item in docs.iter()? {
-        count += DocMeta::decode(item?.1.value())?.chunks;
+        let (doc, _) = item?;
+        count += DocMeta::read_tail(chunks, doc.value())?.map_or(0, |meta| meta.chunks);
     }
     Ok(count)
 }

@@ -22,6 +22,14 @@ fn keys() -> StoreKeys {
     }
 }
 
+/// The keys of the node in data directory `dir` (its store key [`data_key`]).
+fn keys_of(dir: &Path) -> StoreKeys {
+    StoreKeys {
+        signer: omsyn_core::Identity::load(dir).unwrap().key,
+        data: data_key(),
+    }
+}
+
 /// A store file with 50 patients, closed.
 fn populated_store(path: &Path) {
     let dir = tempfile::tempdir().unwrap();
@@ -234,11 +242,7 @@ fn a_store_file_left_loose_by_many_writes_is_compacted_and_keeps_every_document(
     drop(repo);
     let path = Repo::store_path(dir.path());
     let loose = std::fs::metadata(&path).unwrap().len();
-    let keys = StoreKeys {
-        signer: omsyn_core::Identity::load(dir.path()).unwrap().key,
-        data: data_key(),
-    };
-    let mut store = Store::verify_pages(&path, &keys, [7; 16]).unwrap();
+    let mut store = Store::verify_pages(&path, &keys_of(dir.path()), [7; 16]).unwrap();
     let used = store.file_use().unwrap().used_bytes;
     assert!(
         used < loose * 3 / 4,
@@ -354,8 +358,10 @@ fn a_version_3_store_gets_its_escalation_index_on_its_first_open() {
     .unwrap();
     assert_eq!(repo.tasks(at("13:06"), None).unwrap().len(), 1);
     drop(repo);
-    // Make it the version-3 store of the build before: no escalation index, and each chunk one
+    // Make it the version-3 store of the build before: no escalation index, each document's
+    // bookkeeping in its `docs` row (format 10 moved it beside its chunks) and each chunk one
     // value (format 9 cut them into pieces).
+    write_bookkeeping_as_format_9(&Repo::store_path(dir.path()));
     write_chunks_as_format_8(&Repo::store_path(dir.path()));
     {
         let db = redb::Database::open(Repo::store_path(dir.path())).unwrap();
@@ -535,7 +541,8 @@ fn removing_a_patient_leaves_no_piece_of_its_chunks_and_no_day_row() {
 }
 
 /// Every sealed chunk of a store file by (document, sequence), read with redb: as format 8 kept
-/// them (one value each), or as format 9 does (its pieces joined in order).
+/// them (one value each), or as format 9 does (its pieces joined in order; format 10's tail
+/// records are no chunks).
 fn raw_chunks(path: &Path, format: u32) -> std::collections::BTreeMap<(String, u64), Vec<u8>> {
     use redb::{ReadableDatabase, ReadableTable};
     let db = redb::Database::open(path).unwrap();
@@ -556,6 +563,9 @@ fn raw_chunks(path: &Path, format: u32) -> std::collections::BTreeMap<(String, u
     for item in read.open_table(chunks).unwrap().iter().unwrap() {
         let (k, v) = item.unwrap();
         let (doc, seq, piece) = k.value();
+        if seq == TAIL_SEQ {
+            continue;
+        }
         let chunk = out.entry((doc.to_owned(), seq)).or_default();
         assert_eq!(piece == 0, chunk.is_empty(), "{doc} {seq}: pieces in order");
         chunk.extend_from_slice(v.value());
@@ -601,4 +611,232 @@ fn a_version_8_store_keeps_every_chunk_byte_for_byte_and_reports_its_days_as_bef
     }
     drop(repo);
     assert_eq!(raw_chunks(&path, FORMAT_VERSION), before);
+}
+
+/// Where format 10 keeps a document's bookkeeping in `chunks`: the sequence number of its tail
+/// record.
+const TAIL_SEQ: u64 = u64::MAX;
+
+type Pieces = redb::TableDefinition<'static, (&'static str, u64, u32), &'static [u8]>;
+type PiecesTable<'a> = redb::Table<'a, (&'static str, u64, u32), &'static [u8]>;
+const CHUNKS: Pieces = redb::TableDefinition::new("chunks");
+const DOCS: redb::TableDefinition<&str, &[u8]> = redb::TableDefinition::new("docs");
+const LOG: redb::TableDefinition<u64, &str> = redb::TableDefinition::new("log");
+const DOC_SEQ: redb::TableDefinition<&str, u64> = redb::TableDefinition::new("doc_seq");
+
+/// The five words of a document's bookkeeping (next chunk number, chunk count, incremental
+/// bytes, snapshot bytes, log position or 0); a row of four words has no position.
+fn words(bytes: &[u8]) -> Vec<u64> {
+    let mut out: Vec<u64> = bytes
+        .chunks(8)
+        .map(|w| u64::from_le_bytes(w.try_into().unwrap()))
+        .collect();
+    out.resize(5, 0);
+    out
+}
+
+/// Each document's bookkeeping as a format-9 store keeps it: its `docs` row, with the log
+/// position from `doc_seq` where the row has none.
+fn bookkeeping_v9(path: &Path) -> std::collections::BTreeMap<String, Vec<u64>> {
+    reading(path, |read| {
+        let doc_seq = read.open_table(DOC_SEQ).unwrap();
+        docs_rows(read)
+            .into_iter()
+            .map(|(doc, row)| {
+                let mut meta = words(&row);
+                if meta[4] == 0 {
+                    meta[4] = doc_seq.get(doc.as_str()).unwrap().unwrap().value();
+                }
+                (doc, meta)
+            })
+            .collect()
+    })
+}
+
+/// Runs `f` on a read transaction of the store file at `path`, opened with redb after the node
+/// closed: what the store really holds, not what its API shows.
+fn reading<T>(path: &Path, f: impl FnOnce(&redb::ReadTransaction) -> T) -> T {
+    use redb::ReadableDatabase;
+    let db = redb::Database::open(path).unwrap();
+    f(&db.begin_read().unwrap())
+}
+
+/// Every `docs` row: document id and value.
+fn docs_rows(read: &redb::ReadTransaction) -> Vec<(String, Vec<u8>)> {
+    use redb::ReadableTable;
+    let docs = read.open_table(DOCS).unwrap();
+    docs.iter()
+        .unwrap()
+        .map(|item| {
+            let (k, v) = item.unwrap();
+            (k.value().to_owned(), v.value().to_vec())
+        })
+        .collect()
+}
+
+/// Each document's bookkeeping as format 10 keeps it (its tail record), checking that its
+/// `docs` row says nothing else.
+fn bookkeeping_v10(path: &Path) -> std::collections::BTreeMap<String, Vec<u64>> {
+    reading(path, |read| {
+        let chunks = read.open_table(CHUNKS).unwrap();
+        docs_rows(read)
+            .into_iter()
+            .map(|(doc, row)| {
+                assert!(row.is_empty(), "{doc}: the row only lists");
+                let tail = chunks.get((doc.as_str(), TAIL_SEQ, 0)).unwrap().unwrap();
+                assert_eq!(tail.value().len(), 40);
+                (doc, words(tail.value()))
+            })
+            .collect()
+    })
+}
+
+/// The change log: position → document, as stored.
+fn raw_log(path: &Path) -> Vec<(u64, String)> {
+    use redb::ReadableTable;
+    reading(path, |read| {
+        let log = read.open_table(LOG).unwrap();
+        log.iter()
+            .unwrap()
+            .map(|item| {
+                let (k, v) = item.unwrap();
+                (k.value(), v.value().to_owned())
+            })
+            .collect()
+    })
+}
+
+/// Moves each document's bookkeeping back into its `docs` row, as formats 1-9 kept it.
+fn write_bookkeeping_as_format_9(path: &Path) {
+    let tails = bookkeeping_v10(path);
+    let db = redb::Database::open(path).unwrap();
+    let tx = db.begin_write().unwrap();
+    {
+        let mut docs = tx.open_table(DOCS).unwrap();
+        let mut chunks = tx.open_table(CHUNKS).unwrap();
+        tx.open_table(DOC_SEQ).unwrap();
+        for (doc, meta) in &tails {
+            let row: Vec<u8> = meta.iter().flat_map(|w| w.to_le_bytes()).collect();
+            docs.insert(doc.as_str(), row.as_slice()).unwrap();
+            chunks.remove((doc.as_str(), TAIL_SEQ, 0)).unwrap().unwrap();
+        }
+    }
+    tx.commit().unwrap();
+}
+
+/// A format-9 store (bookkeeping in `docs` rows, some positions still in `doc_seq`) migrates to
+/// tail records with every chunk byte for byte, the same bookkeeping and log, the same day
+/// reports, and takes a write afterwards at the log's next position.
+#[test]
+fn a_version_9_store_keeps_every_chunk_and_its_log_order_and_takes_a_write_after_migrating() {
+    let dir = omsyn_tests::fixture_copy("store-v9", GOLDEN_FILES);
+    let path = Repo::store_path(dir.path());
+    let chunks_before = raw_chunks(&path, 9);
+    let meta_before = bookkeeping_v9(&path);
+    let log_before = raw_log(&path);
+    assert!(
+        log_before.len() >= meta_before.len() && meta_before.values().any(|m| m[1] > 1),
+        "the fixture holds documents of several chunks"
+    );
+    let repo = Repo::open(dir.path(), None, &mut StdRng::seed_from_u64(3)).unwrap();
+    assert!(!repo.store().needs_rederive().unwrap(), "no index changed");
+    for (day, report, old) in golden_day_reports(&repo, "store-v9") {
+        assert_eq!(serde_json::to_value(&report).unwrap(), old, "{day}");
+    }
+    let docs_before = omsyn_tests::snapshot(&repo);
+    drop(repo);
+    assert_eq!(raw_chunks(&path, FORMAT_VERSION), chunks_before);
+    assert_eq!(bookkeeping_v10(&path), meta_before);
+    assert_eq!(raw_log(&path), log_before);
+    assert!(
+        reading(&path, |read| read.open_table(DOC_SEQ).is_err()),
+        "doc_seq is dropped"
+    );
+
+    let mut rng = StdRng::seed_from_u64(4);
+    let repo = Repo::open(dir.path(), None, &mut rng).unwrap();
+    assert_eq!(omsyn_tests::snapshot(&repo), docs_before);
+    let (patient, _) = repo.patients().unwrap().into_iter().next().unwrap();
+    let at = omsyn_tests::at;
+    let before = repo.journal(&patient).unwrap().0.len();
+    repo.add_note(at("12:00"), &mut rng, &patient, None, at("12:00"), "after")
+        .unwrap();
+    assert_eq!(repo.journal(&patient).unwrap().0.len(), before + 1);
+    drop(repo);
+    let log = raw_log(&path);
+    let (last, doc) = log.last().unwrap();
+    assert_eq!(*last, log_before.last().unwrap().0 + 1);
+    let meta = &bookkeeping_v10(&path)[doc];
+    let old = meta_before.get(doc).cloned().unwrap_or_default();
+    assert_eq!(meta[4], *last, "the tail holds the new position");
+    assert!(
+        old.is_empty() || meta[0] == old[0] + 1,
+        "{doc}: {old:?} → {meta:?}"
+    );
+    assert_eq!(
+        log.iter().filter(|(_, d)| d == doc).count(),
+        1,
+        "the old position is left"
+    );
+    let repo = Repo::open(dir.path(), None, &mut rng).unwrap();
+    assert_eq!(repo.journal(&patient).unwrap().0.len(), before + 1);
+}
+
+/// A document's tail record damaged on disk (cut short) makes reading or writing that document
+/// fail with an error naming it, never a panic or a document taken for new, and `verify` lists
+/// it; a missing one too.
+#[test]
+fn a_damaged_bookkeeping_record_gives_a_clear_error_naming_its_document() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut rng = StdRng::seed_from_u64(12);
+    let profile = omsyn_tests::TestNode::base(6).repo.profile().clone();
+    let repo = Repo::init(dir.path(), profile, Some(data_key()), &mut rng).unwrap();
+    let hit = patient_with_pieces(&repo, &mut rng, "Hit");
+    let spared = patient_with_pieces(&repo, &mut rng, "Spared");
+    drop(repo);
+    let path = Repo::store_path(dir.path());
+    let journal = bookkeeping_v10(&path)
+        .into_keys()
+        .find(|d| d.starts_with(&format!("journal/{hit}")))
+        .unwrap();
+    let damage = |f: &dyn Fn(&mut PiecesTable<'_>)| {
+        let db = redb::Database::open(&path).unwrap();
+        let tx = db.begin_write().unwrap();
+        f(&mut tx.open_table(CHUNKS).unwrap());
+        tx.commit().unwrap();
+    };
+    damage(&|t| {
+        t.insert((journal.as_str(), TAIL_SEQ, 0), [7u8; 12].as_slice())
+            .unwrap();
+    });
+    let repo = Repo::open(dir.path(), Some(data_key()), &mut rng).unwrap();
+    let at = omsyn_tests::at;
+    let err = repo.journal(&hit).unwrap_err().to_string();
+    assert!(
+        err.contains(&format!("bookkeeping record of {journal} is damaged")),
+        "{err}"
+    );
+    let err = repo
+        .add_note(at("12:00"), &mut rng, &hit, None, at("12:00"), "x")
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains(&journal), "{err}");
+    assert!(!repo.journal(&spared).unwrap().0.is_empty(), "others read");
+    repo.add_note(at("12:00"), &mut rng, &spared, None, at("12:00"), "y")
+        .unwrap();
+    let found = repo.damaged_documents().unwrap();
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert_eq!(found[0].doc.to_string(), journal);
+    drop(repo);
+    damage(&|t| {
+        t.remove((journal.as_str(), TAIL_SEQ, 0)).unwrap();
+    });
+    let err = Store::verify(&path, &keys_of(dir.path()), [7; 16])
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(
+        err.contains(&format!("{journal} has no bookkeeping record")),
+        "{err}"
+    );
 }
