@@ -304,6 +304,46 @@ fn flush_stdout() {
     let _ = std::io::stdout().flush();
 }
 
+/// Hands every datagram the server sends to `client`'s socket on to the proxy, until the proxy
+/// stops. A datagram that reached the server's address while nothing listened there (a server
+/// restarting) comes back as an ICMP "port unreachable", which the kernel reports on the next
+/// call on this connected socket as "connection refused" (or "unreachable", for a host or
+/// network that was briefly gone): that call fails, the socket does not. A real path carries the
+/// server's later replies, so the proxy does too (stopping here made a restarted home unit
+/// unreachable through the link for good).
+async fn relay_replies(
+    socket: Arc<UdpSocket>,
+    client: SocketAddr,
+    replies: mpsc::Sender<(SocketAddr, Vec<u8>)>,
+) {
+    let mut buf = vec![0u8; MAX_DATAGRAM];
+    loop {
+        match socket.recv(&mut buf).await {
+            Ok(n) => {
+                if replies.send((client, buf[..n].to_vec())).await.is_err() {
+                    return;
+                }
+            }
+            Err(e) if reported_by_icmp(&e) => {
+                tracing::debug!(%client, error = %e, "a datagram to the server came back undelivered");
+            }
+            Err(e) => {
+                tracing::warn!(%client, error = %e, "no more replies to this client");
+                return;
+            }
+        }
+    }
+}
+
+/// An error that tells of one earlier datagram (an ICMP error), not of the socket.
+fn reported_by_icmp(e: &std::io::Error) -> bool {
+    use std::io::ErrorKind::{ConnectionRefused, HostUnreachable, NetworkUnreachable};
+    matches!(
+        e.kind(),
+        ConnectionRefused | HostUnreachable | NetworkUnreachable
+    )
+}
+
 impl Proxy {
     async fn handle_from_client(&mut self, from: SocketAddr, datagram: Vec<u8>) -> Result<()> {
         if !self.clients.contains_key(&from) {
@@ -316,14 +356,7 @@ impl Proxy {
             };
             let socket = Arc::new(UdpSocket::bind(unspecified).await.context("binding")?);
             let (reader, replies) = (socket.clone(), self.replies.clone());
-            self.readers.spawn(async move {
-                let mut buf = vec![0u8; MAX_DATAGRAM];
-                while let Ok(n) = reader.recv(&mut buf).await {
-                    if replies.send((from, buf[..n].to_vec())).await.is_err() {
-                        return;
-                    }
-                }
-            });
+            self.readers.spawn(relay_replies(reader, from, replies));
             // Replies come only from the server: connect filters out anyone else.
             socket.connect(self.to).await.context("connecting")?;
             self.clients.insert(from, socket);

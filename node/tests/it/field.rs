@@ -467,3 +467,50 @@ fn a_peer_restarted_since_refuses_the_early_push_and_the_sync_still_delivers_eac
     app.wait_for_log("did not take what we sent with the handshake");
     assert_holds_each_once(&base, &patient, "Omstart", 5);
 }
+
+/// A datagram the link carried to the server's address while nothing listened there (the home
+/// unit between being killed and starting again) comes back refused (ICMP); once the server
+/// listens again the link carries its replies, as a real path does. The proxy's reader of the
+/// server's replies used to stop at that refusal, so a restarted home unit's answers were
+/// dropped for good and the phone's next dial timed out: the restarted-peer test above failed
+/// whenever the phone's last datagrams of the morning arrived in that gap.
+#[test]
+fn the_link_carries_a_restarted_servers_replies_after_a_datagram_to_it_was_refused() {
+    use std::net::UdpSocket;
+    let patience = Some(super::lab::Process::PATIENCE);
+    // A port nothing listens on, until the server starts again on it.
+    let server_addr = UdpSocket::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_omsyn"));
+    let to = server_addr.to_string();
+    command.args([
+        "--json",
+        "bench",
+        "link",
+        "--listen",
+        "127.0.0.1:0",
+        "--to",
+        &to,
+    ]);
+    let mut link = super::network::Daemon::start_logging(command, "info,omsyn::link=debug");
+    let listen = str_of(&link.first_line, "listen").to_owned();
+    let client = UdpSocket::bind("127.0.0.1:0").unwrap();
+    client.set_read_timeout(patience).unwrap();
+    client
+        .send_to(b"to a server not yet back", &listen)
+        .unwrap();
+    link.wait_for_log("came back undelivered");
+    let server = UdpSocket::bind(server_addr).unwrap();
+    server.set_read_timeout(patience).unwrap();
+    client.send_to(b"hello again", &listen).unwrap();
+    let mut buf = [0u8; 64];
+    let (n, proxy) = server.recv_from(&mut buf).unwrap();
+    assert_eq!(&buf[..n], b"hello again");
+    server.send_to(b"welcome back", proxy).unwrap();
+    let (n, _) = client
+        .recv_from(&mut buf)
+        .expect("the server's reply crossed the link");
+    assert_eq!(&buf[..n], b"welcome back");
+}
