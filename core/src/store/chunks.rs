@@ -327,10 +327,13 @@ pub(super) fn append_chunk(
     unsaved: &[HashedChange],
     meta: &mut DocMeta,
 ) -> Result<(), StoreError> {
+    // Joined slice by slice (collecting a byte iterator copied byte by byte: 1.4 % of a new
+    // base's session thread).
     let changes: Vec<u8> = unsaved
         .iter()
-        .flat_map(|c| c.bytes.iter().copied())
-        .collect();
+        .map(|c| c.bytes.as_slice())
+        .collect::<Vec<_>>()
+        .concat();
     let new: Vec<[u8; 32]> = unsaved.iter().map(|c| c.hash).collect();
     let key = doc.id().to_string();
     let incremental = meta.incremental_bytes + changes.len() as u64;
