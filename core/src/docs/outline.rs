@@ -55,13 +55,21 @@ pub struct Walked<'a> {
     later: Vec<Later<'a>>,
 }
 
-/// A change stored after the snapshot: its hash and actor, and its chunk as stored (plain or
-/// compressed, as it came).
+/// A change stored after the snapshot: its hash and actor, and its chunk as stored.
 #[derive(Debug)]
 struct Later<'a> {
     hash: [u8; 32],
     actor: Vec<u8>,
     chunk: &'a [u8],
+}
+
+impl Later<'_> {
+    /// Stored compressed (by Automerge's own incremental save, in stores written before changes
+    /// were stored as they came): changes travel uncompressed, and a peer refuses a compressed
+    /// one.
+    fn compressed(&self) -> bool {
+        self.chunk.get(8) == Some(&COMPRESSED_CHANGE_CHUNK)
+    }
 }
 
 /// [`outline`], keeping the snapshot and the changes after it in the order they are stored.
@@ -115,16 +123,19 @@ impl Walked<'_> {
     /// holds none of it is sent (its heads are the outline's). Only the snapshot is loaded (its
     /// changes live in its columns and must be rebuilt); the changes stored after it go out as
     /// their chunks are stored, where loading the whole document would apply each to the
-    /// snapshot only to take it out again (on a peer base giving a new base its month, a fifth
-    /// of its processor time). `None` where a change after the snapshot is also in it (loading
-    /// would drop it): the caller loads the document then. An error if the snapshot does not
-    /// load.
+    /// snapshot only to take it out again (on a peer base giving a new base its month, half of
+    /// its processor time). `None` where a change after the snapshot is also in it (loading
+    /// would drop it) or is stored compressed: the caller loads the document then. An error if
+    /// the snapshot does not load.
     pub fn changes(
         self,
         id: &DocumentId,
         signatures: &BTreeMap<[u8; 32], [u8; 64]>,
         actor: NodeId,
     ) -> Result<Option<Vec<HashedChange>>, DocError> {
+        if self.later.iter().any(Later::compressed) {
+            return Ok(None);
+        }
         let mut changes = match self.snapshot {
             Some(bytes) => {
                 let mut snapshot = Document::load(id.clone(), bytes, actor)?;
@@ -424,7 +435,11 @@ mod tests {
         let at_snapshot = am.get_heads();
         write(&mut am, "small", 10);
         write(&mut am, "large", 2000);
-        let later = increment(&am, &at_snapshot, true);
+        // Stored compressed (Automerge compresses a large change), the changes would not travel
+        // as stored: a peer refuses a compressed change. The document is loaded then.
+        let compressed = increment(&am, &at_snapshot, true);
+        assert_eq!(all_of(&[snapshot.clone(), compressed]), None);
+        let later = increment(&am, &at_snapshot, false);
         let parts = vec![snapshot, later.clone()];
         let (heads, changes) = all_of(&parts).expect("a snapshot and changes");
         assert_eq!(heads, sorted_heads(&am));
@@ -437,7 +452,7 @@ mod tests {
         for change in &changes {
             assert_eq!(change.signature, signatures.get(&change.hash).copied());
         }
-        // The changes after the snapshot go as stored: the large one still compressed.
+        // The changes after the snapshot go as stored.
         let tail: Vec<u8> = changes[changes.len() - 2..]
             .iter()
             .flat_map(|c| c.bytes.clone())
