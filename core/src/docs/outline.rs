@@ -213,6 +213,11 @@ fn change_header(chunk: &[u8]) -> Option<ChangeHeader> {
         .chain_update(&data)
         .finalize()
         .into();
+    // The chunk's checksum is its hash's first bytes: a chunk that does not match is damage the
+    // peer would refuse; loading refuses it too, with the document named.
+    if chunk.get(4..8) != Some(&hash[..4]) {
+        return None;
+    }
     let mut r = ByteReader::new(&data, 0);
     let deps = hashes(&mut r)?;
     let actor = actor(&mut r)?;
@@ -361,6 +366,14 @@ mod tests {
         assert_eq!(outline(&[]), None);
         let torn = change[..change.len() - 3].to_vec();
         assert_eq!(outline(&[saved.clone(), torn]), None, "a torn change");
+        let mut miscounted = change.clone();
+        miscounted[4] ^= 1;
+        assert_eq!(
+            outline(&[saved.clone(), miscounted]),
+            None,
+            "a checksum that is not its hash's"
+        );
+        assert!(outline(&[saved.clone(), change.clone()]).is_some());
         // A change stored without the one it builds on, or twice: Automerge would hold the first
         // back, and a duplicate says nothing of the heads the outline can trust.
         let after_change = am.get_heads();

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use redb::{ReadableTable, WriteTransaction};
 
 use super::cache::Version;
-use super::chunks::{DocMeta, append_chunk, load_doc};
+use super::chunks::{DocMeta, append_chunk, has_chunks, load_doc};
 use super::error::StoreError;
 use super::handle::{Committed, Store};
 use super::log::{doc_version, place_at, read_seq};
@@ -365,9 +365,16 @@ impl<'a> WriteBatch<'a> {
             let mut meta = match DocMeta::read_tail(&chunks, &key)? {
                 Some(meta) => meta,
                 None => {
-                    self.tx
-                        .open_table(DOCS)?
-                        .insert(key.as_str(), NEW_DOC_ROW)?;
+                    let mut docs = self.tx.open_table(DOCS)?;
+                    // A held document without its record (damage): numbering its chunks from
+                    // 0 again would overwrite the stored ones.
+                    if docs.get(key.as_str())?.is_some() || has_chunks(&chunks, &key)? {
+                        return Err(StoreError::Corrupt(format!(
+                            "{key} has no bookkeeping record beside its chunks: `omsyn check` \
+                             lists it; restore the document from a peer"
+                        )));
+                    }
+                    docs.insert(key.as_str(), NEW_DOC_ROW)?;
                     DocMeta::default()
                 }
             };

@@ -138,6 +138,17 @@ pub(super) fn remove_chunks(
     Ok(())
 }
 
+/// Whether any chunk of `doc` is stored.
+pub(super) fn has_chunks(
+    chunks: &impl ReadableTable<ChunkKey, &'static [u8]>,
+    doc: &str,
+) -> Result<bool, StoreError> {
+    Ok(chunks
+        .range((doc, 0, 0)..(doc, TAIL_SEQ, 0))?
+        .next()
+        .is_some())
+}
+
 /// Every chunk of `doc`, sealed as stored (its pieces joined), by sequence number.
 fn sealed_chunks(
     chunks: &impl ReadableTable<ChunkKey, &'static [u8]>,

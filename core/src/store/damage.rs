@@ -8,6 +8,7 @@ use super::batch::WriteBatch;
 use super::chunks::{DocMeta, TAIL_SEQ, load_doc, remove_chunks, stored_parts};
 use super::error::StoreError;
 use super::handle::Store;
+use super::log::take_tail_or_rescan;
 use super::read::doc_ids_with_prefix;
 use super::schema::{CHUNKS, ChunkKey, DOCS};
 use crate::docs::salvage::{self, Remade, Salvaged};
@@ -139,8 +140,9 @@ impl WriteBatch<'_> {
             let key = doc.id().to_string();
             let mut chunks = self.tx.open_table(CHUNKS)?;
             remove_chunks(&mut chunks, &key, 0..TAIL_SEQ)?;
-            // Rebuilt from its first chunk on; it keeps its place in the change log.
-            let log_pos = DocMeta::read_tail(&chunks, &key)?.and_then(|meta| meta.log_pos);
+            // Rebuilt from its first chunk on; it keeps its place in the change log (found by
+            // a scan when its record is the damage).
+            let log_pos = take_tail_or_rescan(&self.tx, &mut chunks, &key)?.log_pos;
             let fresh = DocMeta {
                 log_pos,
                 ..Default::default()

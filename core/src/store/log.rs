@@ -141,3 +141,34 @@ pub(super) fn leave_log(tx: &WriteTransaction, meta: &DocMeta) -> Result<(), Sto
     }
     Ok(())
 }
+
+/// `doc`'s tail record, removed (a document removed or rebuilt). Where the record is missing or
+/// damaged — a document `omsyn check` lists — what it held is lost, so its log position is found
+/// by scanning the log: removing or rebuilding a document must not be stopped by the very damage
+/// it clears, nor leave its old log entry behind.
+pub(super) fn take_tail_or_rescan(
+    tx: &WriteTransaction,
+    chunks: &mut Table<'_, ChunkKey, &'static [u8]>,
+    doc: &str,
+) -> Result<DocMeta, StoreError> {
+    match DocMeta::take_tail(chunks, doc) {
+        Ok(Some(meta)) => Ok(meta),
+        Ok(None) | Err(StoreError::Corrupt(_)) => Ok(DocMeta {
+            log_pos: logged_at(tx, doc)?,
+            ..DocMeta::default()
+        }),
+        Err(other) => Err(other),
+    }
+}
+
+/// `doc`'s position in the log, found by reading the whole log (damage only).
+fn logged_at(tx: &WriteTransaction, doc: &str) -> Result<Option<u64>, StoreError> {
+    let mut found = None;
+    for item in tx.open_table(LOG)?.iter()? {
+        let (pos, logged) = item?;
+        if logged.value() == doc {
+            found = Some(pos.value());
+        }
+    }
+    Ok(found)
+}

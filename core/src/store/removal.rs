@@ -4,9 +4,9 @@
 use redb::{ReadableTable, WriteTransaction};
 
 use super::batch::WriteBatch;
-use super::chunks::{DocMeta, TAIL_SEQ, remove_chunks};
+use super::chunks::{TAIL_SEQ, remove_chunks};
 use super::error::StoreError;
-use super::log::leave_log;
+use super::log::{leave_log, take_tail_or_rescan};
 use super::read::{doc_ids_with_prefix, patient_prefixes};
 use super::rows::{OwnedRow, decode_owned, patient_rows};
 use super::schema::{
@@ -61,7 +61,7 @@ impl WriteBatch<'_> {
 fn remove_document(tx: &WriteTransaction, key: &str) -> Result<(), StoreError> {
     let mut chunks = tx.open_table(CHUNKS)?;
     remove_chunks(&mut chunks, key, 0..TAIL_SEQ)?;
-    let meta = DocMeta::take_tail(&mut chunks, key)?.unwrap_or_default();
+    let meta = take_tail_or_rescan(tx, &mut chunks, key)?;
     drop(chunks);
     tx.open_table(DOCS)?.remove(key)?;
     leave_log(tx, &meta)?;

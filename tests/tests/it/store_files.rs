@@ -840,3 +840,76 @@ fn a_damaged_bookkeeping_record_gives_a_clear_error_naming_its_document() {
         "{err}"
     );
 }
+
+/// A document whose tail record is gone is never taken for new (its next chunk would overwrite
+/// chunk 0); a repair rebuilds it with its place in the log, found by reading the log; and a
+/// damaged record does not stop the patient's removal.
+#[test]
+fn a_missing_or_damaged_bookkeeping_record_is_never_written_over_and_blocks_neither_repair_nor_removal()
+ {
+    let dir = tempfile::tempdir().unwrap();
+    let mut rng = StdRng::seed_from_u64(13);
+    let profile = omsyn_tests::TestNode::base(6).repo.profile().clone();
+    let repo = Repo::init(dir.path(), profile, Some(data_key()), &mut rng).unwrap();
+    let hit = patient_with_pieces(&repo, &mut rng, "Hit");
+    patient_with_pieces(&repo, &mut rng, "Spared");
+    let entries = repo.journal(&hit).unwrap().0.len();
+    drop(repo);
+    let path = Repo::store_path(dir.path());
+    let journal = bookkeeping_v10(&path)
+        .into_keys()
+        .find(|d| d.starts_with(&format!("journal/{hit}")))
+        .unwrap();
+    let chunks_of = |path: &Path| -> Vec<Vec<u8>> {
+        raw_chunks(path, 10)
+            .into_iter()
+            .filter(|((doc, seq), _)| *doc == journal && *seq != TAIL_SEQ)
+            .map(|(_, chunk)| chunk)
+            .collect()
+    };
+    let stored = chunks_of(&path);
+    let damage = |f: &dyn Fn(&mut PiecesTable<'_>)| {
+        let db = redb::Database::open(&path).unwrap();
+        let tx = db.begin_write().unwrap();
+        f(&mut tx.open_table(CHUNKS).unwrap());
+        tx.commit().unwrap();
+    };
+    damage(&|t| {
+        t.remove((journal.as_str(), TAIL_SEQ, 0)).unwrap();
+    });
+    let at = omsyn_tests::at;
+    let repo = Repo::open(dir.path(), Some(data_key()), &mut rng).unwrap();
+    let err = repo
+        .add_note(at("12:00"), &mut rng, &hit, None, at("12:00"), "x")
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains(&format!("{journal} has no bookkeeping record")),
+        "{err}"
+    );
+    drop(repo);
+    assert_eq!(chunks_of(&path), stored, "nothing written over");
+    let repo = Repo::open(dir.path(), Some(data_key()), &mut rng).unwrap();
+    let report = repo.repair(at("12:30")).unwrap();
+    assert!(report.left.is_empty(), "{report:?}");
+    repo.add_note(at("13:00"), &mut rng, &hit, None, at("13:00"), "y")
+        .unwrap();
+    assert_eq!(repo.journal(&hit).unwrap().0.len(), entries + 1);
+    drop(repo);
+    let logged: Vec<_> = raw_log(&path)
+        .into_iter()
+        .filter(|(_, doc)| *doc == journal)
+        .collect();
+    assert_eq!(logged.len(), 1, "one place in the log: {logged:?}");
+    damage(&|t| {
+        t.insert((journal.as_str(), TAIL_SEQ, 0), [7u8; 12].as_slice())
+            .unwrap();
+    });
+    let repo = Repo::open(dir.path(), Some(data_key()), &mut rng).unwrap();
+    let mut batch = repo.store().write().unwrap();
+    assert_eq!(batch.remove_patient(&hit).unwrap().len(), 3);
+    batch.commit().unwrap();
+    drop(repo);
+    assert_eq!(raw_keys_naming(&path, hit.as_str()), Vec::<String>::new());
+    assert!(raw_log(&path).iter().all(|(_, doc)| *doc != journal));
+}
