@@ -429,6 +429,10 @@ impl Proxy {
 /// (`OMSYN_LOG=omsyn::link=debug`): `bench field --timeline` shows what was on the wire when.
 fn admit_logged(link: &mut Link, way: &str, datagram: Vec<u8>) {
     let (bytes, before) = (datagram.len(), link.stats());
+    // Read only when the line is logged: parsing every datagram's headers costs the proxy
+    // nothing it needs otherwise.
+    let packets = tracing::enabled!(tracing::Level::DEBUG)
+        .then(|| crate::quic_wire::packets(&datagram).to_string());
     let now = Instant::now();
     link.admit(now, datagram);
     let after = link.stats();
@@ -444,7 +448,8 @@ fn admit_logged(link: &mut Link, way: &str, datagram: Vec<u8>) {
     let queued_ms = link
         .busy_until
         .map_or(0, |b| b.saturating_duration_since(now).as_millis());
-    tracing::debug!(way, bytes, fate, queued_ms, "datagram");
+    let packets = packets.as_deref();
+    tracing::debug!(way, bytes, fate, queued_ms, packets, "datagram");
 }
 
 /// The next due datagram with its queue order (which says whose it is).

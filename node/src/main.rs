@@ -27,6 +27,7 @@ mod lab;
 mod link;
 mod open;
 mod plan_suggest;
+mod quic_wire;
 mod serve;
 
 use std::process::ExitCode;
