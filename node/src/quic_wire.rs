@@ -151,7 +151,7 @@ mod tests {
         if kind_bits == 0 {
             p.push(0); // no token
         }
-        let len = u16::try_from(payload).unwrap() | 0x4000;
+        let len = u16::try_from(payload).expect("a payload of under 16 KiB") | 0x4000;
         p.extend_from_slice(&len.to_be_bytes());
         p.extend(std::iter::repeat_n(0xaa, payload));
         p
