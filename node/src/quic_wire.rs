@@ -16,6 +16,8 @@ pub(crate) enum Kind {
     ZeroRtt,
     Handshake,
     Retry,
+    /// A server's list of the versions it speaks (version 0): the rest of the datagram.
+    VersionNegotiation,
     /// A short-header packet, protected with the 1-RTT keys.
     OneRtt,
     /// A long header of a version this does not know, or bytes that do not parse as QUIC: the
@@ -30,6 +32,7 @@ impl Kind {
             Kind::ZeroRtt => "0rtt",
             Kind::Handshake => "handshake",
             Kind::Retry => "retry",
+            Kind::VersionNegotiation => "vn",
             Kind::OneRtt => "1rtt",
             Kind::Other => "other",
         }
@@ -82,6 +85,9 @@ fn long_packet(bytes: &[u8]) -> Option<(Kind, usize)> {
     }
     let mut r = Reader { bytes, at: 1 };
     let version = u32::from_be_bytes(r.take(4)?.try_into().ok()?);
+    if version == 0 {
+        return Some((Kind::VersionNegotiation, bytes.len()));
+    }
     let kind = kind_of(version, (first >> 4) & 0b11)?;
     let dcid_len = r.take(1)?[0];
     r.take(usize::from(dcid_len))?;
@@ -197,6 +203,16 @@ mod tests {
         );
         assert_eq!(packets(&[]), Packets(vec![]));
         assert_eq!(packets(&[0xc0]), Packets(vec![(Kind::Other, 1)]));
+    }
+
+    #[test]
+    fn a_version_negotiation_packet_runs_to_the_datagrams_end() {
+        let mut p = long(0, 10);
+        p[1..5].copy_from_slice(&0u32.to_be_bytes());
+        assert_eq!(
+            packets(&p),
+            Packets(vec![(Kind::VersionNegotiation, p.len())])
+        );
     }
 
     #[test]
