@@ -782,56 +782,102 @@ fn a_version_9_store_keeps_every_chunk_and_its_log_order_and_takes_a_write_after
     assert_eq!(repo.journal(&patient).unwrap().0.len(), before + 1);
 }
 
+/// A closed base store holding two patients' pieces ([`patient_with_pieces`]): `hit`, whose
+/// journal a test damages on disk, and `spared`.
+struct HitJournal {
+    dir: tempfile::TempDir,
+    rng: StdRng,
+    path: std::path::PathBuf,
+    hit: omsyn_core::ids::PatientId,
+    spared: omsyn_core::ids::PatientId,
+    /// The id of `hit`'s journal, and its entries before any damage.
+    journal: String,
+    entries: usize,
+}
+
+impl HitJournal {
+    fn new(seed: u64) -> HitJournal {
+        let dir = tempfile::tempdir().unwrap();
+        let mut rng = StdRng::seed_from_u64(seed);
+        let profile = omsyn_tests::TestNode::base(6).repo.profile().clone();
+        let repo = Repo::init(dir.path(), profile, Some(data_key()), &mut rng).unwrap();
+        let hit = patient_with_pieces(&repo, &mut rng, "Hit");
+        let spared = patient_with_pieces(&repo, &mut rng, "Spared");
+        let entries = repo.journal(&hit).unwrap().0.len();
+        drop(repo);
+        let path = Repo::store_path(dir.path());
+        let journal = bookkeeping_v10(&path)
+            .into_keys()
+            .find(|d| d.starts_with(&format!("journal/{hit}")))
+            .unwrap();
+        HitJournal {
+            dir,
+            rng,
+            path,
+            hit,
+            spared,
+            journal,
+            entries,
+        }
+    }
+
+    fn open(&mut self) -> Repo {
+        Repo::open(self.dir.path(), Some(data_key()), &mut self.rng).unwrap()
+    }
+
+    /// Cuts the journal's tail record short, as damage on disk would.
+    fn damage_tail(&self) {
+        self.edit_chunks(|t| {
+            t.insert((self.journal.as_str(), TAIL_SEQ, 0), [7u8; 12].as_slice())
+                .unwrap();
+        });
+    }
+
+    /// Removes the journal's tail record.
+    fn remove_tail(&self) {
+        self.edit_chunks(|t| {
+            t.remove((self.journal.as_str(), TAIL_SEQ, 0)).unwrap();
+        });
+    }
+
+    fn edit_chunks(&self, f: impl FnOnce(&mut PiecesTable<'_>)) {
+        let db = redb::Database::open(&self.path).unwrap();
+        let tx = db.begin_write().unwrap();
+        f(&mut tx.open_table(CHUNKS).unwrap());
+        tx.commit().unwrap();
+    }
+}
+
 /// A document's tail record damaged on disk (cut short) makes reading or writing that document
 /// fail with an error naming it, never a panic or a document taken for new, and `verify` lists
 /// it; a missing one too.
 #[test]
 fn a_damaged_bookkeeping_record_gives_a_clear_error_naming_its_document() {
-    let dir = tempfile::tempdir().unwrap();
-    let mut rng = StdRng::seed_from_u64(12);
-    let profile = omsyn_tests::TestNode::base(6).repo.profile().clone();
-    let repo = Repo::init(dir.path(), profile, Some(data_key()), &mut rng).unwrap();
-    let hit = patient_with_pieces(&repo, &mut rng, "Hit");
-    let spared = patient_with_pieces(&repo, &mut rng, "Spared");
-    drop(repo);
-    let path = Repo::store_path(dir.path());
-    let journal = bookkeeping_v10(&path)
-        .into_keys()
-        .find(|d| d.starts_with(&format!("journal/{hit}")))
-        .unwrap();
-    let damage = |f: &dyn Fn(&mut PiecesTable<'_>)| {
-        let db = redb::Database::open(&path).unwrap();
-        let tx = db.begin_write().unwrap();
-        f(&mut tx.open_table(CHUNKS).unwrap());
-        tx.commit().unwrap();
-    };
-    damage(&|t| {
-        t.insert((journal.as_str(), TAIL_SEQ, 0), [7u8; 12].as_slice())
-            .unwrap();
-    });
-    let repo = Repo::open(dir.path(), Some(data_key()), &mut rng).unwrap();
+    let mut h = HitJournal::new(12);
+    let (hit, spared, journal) = (h.hit.clone(), h.spared.clone(), h.journal.clone());
+    h.damage_tail();
+    let repo = h.open();
     let at = omsyn_tests::at;
     let err = repo.journal(&hit).unwrap_err().to_string();
     assert!(
         err.contains(&format!("bookkeeping record of {journal} is damaged")),
         "{err}"
     );
+    let rng = &mut h.rng;
     let err = repo
-        .add_note(at("12:00"), &mut rng, &hit, None, at("12:00"), "x")
+        .add_note(at("12:00"), rng, &hit, None, at("12:00"), "x")
         .unwrap_err()
         .to_string();
     assert!(err.contains(&journal), "{err}");
     assert!(!repo.journal(&spared).unwrap().0.is_empty(), "others read");
-    repo.add_note(at("12:00"), &mut rng, &spared, None, at("12:00"), "y")
+    repo.add_note(at("12:00"), rng, &spared, None, at("12:00"), "y")
         .unwrap();
     let found = repo.damaged_documents().unwrap();
     assert_eq!(found.len(), 1, "{found:?}");
     assert_eq!(found[0].doc.to_string(), journal);
     drop(repo);
-    damage(&|t| {
-        t.remove((journal.as_str(), TAIL_SEQ, 0)).unwrap();
-    });
-    let err = Store::verify(&path, &keys_of(dir.path()), [7; 16])
+    h.remove_tail();
+    let err = Store::verify(&h.path, &keys_of(h.dir.path()), [7; 16])
         .err()
         .unwrap()
         .to_string();
@@ -847,19 +893,8 @@ fn a_damaged_bookkeeping_record_gives_a_clear_error_naming_its_document() {
 #[test]
 fn a_missing_or_damaged_bookkeeping_record_is_never_written_over_and_blocks_neither_repair_nor_removal()
  {
-    let dir = tempfile::tempdir().unwrap();
-    let mut rng = StdRng::seed_from_u64(13);
-    let profile = omsyn_tests::TestNode::base(6).repo.profile().clone();
-    let repo = Repo::init(dir.path(), profile, Some(data_key()), &mut rng).unwrap();
-    let hit = patient_with_pieces(&repo, &mut rng, "Hit");
-    patient_with_pieces(&repo, &mut rng, "Spared");
-    let entries = repo.journal(&hit).unwrap().0.len();
-    drop(repo);
-    let path = Repo::store_path(dir.path());
-    let journal = bookkeeping_v10(&path)
-        .into_keys()
-        .find(|d| d.starts_with(&format!("journal/{hit}")))
-        .unwrap();
+    let mut h = HitJournal::new(13);
+    let (hit, journal, path) = (h.hit.clone(), h.journal.clone(), h.path.clone());
     let chunks_of = |path: &Path| -> Vec<Vec<u8>> {
         raw_chunks(path, 10)
             .into_iter()
@@ -868,19 +903,11 @@ fn a_missing_or_damaged_bookkeeping_record_is_never_written_over_and_blocks_neit
             .collect()
     };
     let stored = chunks_of(&path);
-    let damage = |f: &dyn Fn(&mut PiecesTable<'_>)| {
-        let db = redb::Database::open(&path).unwrap();
-        let tx = db.begin_write().unwrap();
-        f(&mut tx.open_table(CHUNKS).unwrap());
-        tx.commit().unwrap();
-    };
-    damage(&|t| {
-        t.remove((journal.as_str(), TAIL_SEQ, 0)).unwrap();
-    });
+    h.remove_tail();
     let at = omsyn_tests::at;
-    let repo = Repo::open(dir.path(), Some(data_key()), &mut rng).unwrap();
+    let repo = h.open();
     let err = repo
-        .add_note(at("12:00"), &mut rng, &hit, None, at("12:00"), "x")
+        .add_note(at("12:00"), &mut h.rng, &hit, None, at("12:00"), "x")
         .unwrap_err()
         .to_string();
     assert!(
@@ -889,23 +916,20 @@ fn a_missing_or_damaged_bookkeeping_record_is_never_written_over_and_blocks_neit
     );
     drop(repo);
     assert_eq!(chunks_of(&path), stored, "nothing written over");
-    let repo = Repo::open(dir.path(), Some(data_key()), &mut rng).unwrap();
+    let repo = h.open();
     let report = repo.repair(at("12:30")).unwrap();
     assert!(report.left.is_empty(), "{report:?}");
-    repo.add_note(at("13:00"), &mut rng, &hit, None, at("13:00"), "y")
+    repo.add_note(at("13:00"), &mut h.rng, &hit, None, at("13:00"), "y")
         .unwrap();
-    assert_eq!(repo.journal(&hit).unwrap().0.len(), entries + 1);
+    assert_eq!(repo.journal(&hit).unwrap().0.len(), h.entries + 1);
     drop(repo);
     let logged: Vec<_> = raw_log(&path)
         .into_iter()
         .filter(|(_, doc)| *doc == journal)
         .collect();
     assert_eq!(logged.len(), 1, "one place in the log: {logged:?}");
-    damage(&|t| {
-        t.insert((journal.as_str(), TAIL_SEQ, 0), [7u8; 12].as_slice())
-            .unwrap();
-    });
-    let repo = Repo::open(dir.path(), Some(data_key()), &mut rng).unwrap();
+    h.damage_tail();
+    let repo = h.open();
     let mut batch = repo.store().write().unwrap();
     assert_eq!(batch.remove_patient(&hit).unwrap().len(), 3);
     batch.commit().unwrap();
