@@ -52,7 +52,8 @@ impl WriteBatch<'_> {
         Ok(cert)
     }
 
-    /// Keeps a verified certificate if it is newer than the one held. Returns whether it was kept.
+    /// Keeps a verified certificate if it supersedes the one held ([`Certificate::supersedes`]).
+    /// Returns whether it was kept.
     pub fn put_certificate(&mut self, cert: &Certificate) -> Result<bool, StoreError> {
         let store = self.store;
         store.contain(|| {
@@ -64,7 +65,7 @@ impl WriteBatch<'_> {
                 // bytes are not newer, and need no signature check to tell.
                 Some(v) if v.value() == bytes.as_slice() => false,
                 Some(v) => Certificate::from_bytes(v.value())
-                    .map(|held| held.grant().not_after_ms < cert.grant().not_after_ms)
+                    .map(|held| cert.supersedes(&held))
                     .unwrap_or(true),
                 None => true,
             };

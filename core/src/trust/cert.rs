@@ -372,6 +372,19 @@ impl Certificate {
         self.grant.node
     }
 
+    /// Whether this certificate replaces `held`, a certificate of the same node: the one the
+    /// organisation issued last wins (a renewal, or a re-enrolment for another patient, zone or
+    /// role, even one valid for less time), then the one valid longer, then the greater bytes.
+    /// A total order, so that every node keeps the same certificate whatever order it heard them
+    /// in, and a device cannot keep an older, wider grant in force by presenting it again.
+    pub fn supersedes(&self, held: &Certificate) -> bool {
+        let rank = |c: &Certificate| (c.grant.not_before_ms, c.grant.not_after_ms);
+        match rank(self).cmp(&rank(held)) {
+            std::cmp::Ordering::Equal => self.to_bytes() > held.to_bytes(),
+            order => order.is_gt(),
+        }
+    }
+
     /// Checks that this certificate lets `node` in to an organisation with key `org` at `now_ms`.
     /// Revocation is checked by the caller, who holds the revocation list.
     pub fn check(&self, org: &NodeId, node: &NodeId, now_ms: i64) -> Result<(), Refusal> {

@@ -12,7 +12,7 @@ use omsyn_core::store::{KeyError, OpenError, StoreKey};
 use omsyn_core::sync::wire::{self, Message, SignedChange};
 use omsyn_core::sync::{Inbox, Session, SyncEvent, Unpacked};
 use omsyn_core::trust::audit::{self, AuditAction};
-use omsyn_core::trust::{OrgKey, change_signing_bytes};
+use omsyn_core::trust::{EnrollmentRequest, OrgKey, change_signing_bytes};
 use omsyn_core::{Day, DocumentId, NodeKey, Repo, RepoError, Role, Timestamp};
 use omsyn_tests::{CERT_VALIDITY_MS, DAY_MS, Link, NOW_MS, TestNode, enroll, snapshot, test_org};
 use rand::SeedableRng;
@@ -201,6 +201,84 @@ fn a_base_renews_a_certificate_in_session_and_the_device_keeps_it() {
     assert!(events(&mut link.b).contains(&SyncEvent::CertificateRenewed));
     let after = valid_until(&nurse.repo);
     assert!(after > before, "{after} > {before}");
+}
+
+/// The home unit of `mine`, moved to `other`'s home: a certificate issued after its first one
+/// and valid for less time (a week), which the base holds.
+fn moved_home_unit(z: &Zone, seed: u64) -> (TestNode, omsyn_core::trust::Certificate) {
+    let home = TestNode::home_unit(seed, &z.mine);
+    let mut profile = home.repo.profile().clone();
+    profile.patient = Some(z.other.clone());
+    let request = EnrollmentRequest::new(&home.repo.identity().key, &profile);
+    let moved = test_org()
+        .approve(&request, NOW_MS - HOUR_MS, 7 * DAY_MS)
+        .unwrap();
+    let first = home.repo.certificate().unwrap().unwrap();
+    assert!(moved.grant().not_before_ms > first.grant().not_before_ms);
+    assert!(moved.grant().not_after_ms < first.grant().not_after_ms);
+    (home, moved)
+}
+
+#[test]
+fn a_device_presenting_its_superseded_certificate_is_served_by_the_newer_one() {
+    let mut z = zone();
+    let (home, moved) = moved_home_unit(&z, 86);
+    let (_, errors) = sync_at(&z.base.repo, &home.repo, NOW_MS);
+    assert_eq!(errors, (None, None));
+    assert!(holds(&home.repo, &z.mine));
+    z.base.repo.remember_issued(&moved).unwrap();
+    let held = |repo: &Repo| repo.store().certificate(&home.repo.id()).unwrap();
+    assert_eq!(held(&z.base.repo), Some(moved.clone()), "issued last, kept");
+    z.base
+        .repo
+        .add_note(
+            today("10:00"),
+            &mut z.base.rng,
+            &z.mine,
+            None,
+            today("10:00"),
+            "etter flyttingen",
+        )
+        .unwrap();
+    // The unit still holds its first certificate, unexpired, and presents it in its Hello (as a
+    // modified app would keep doing): the base serves it as the newer certificate says.
+    let (mut link, errors) = sync_at(&z.base.repo, &home.repo, NOW_MS);
+    assert_eq!(errors, (None, None));
+    let verified: Vec<_> = events(&mut link.a)
+        .into_iter()
+        .filter_map(|e| match e {
+            SyncEvent::PeerVerified(grant) => Some(grant.patient),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(verified, vec![Some(z.other.clone())]);
+    assert_eq!(
+        held(&z.base.repo),
+        Some(moved),
+        "the older one did not replace it"
+    );
+    let month = today("10:00").day().month();
+    let notes = home
+        .repo
+        .store()
+        .with_doc(&DocumentId::Journal(z.mine.clone(), month), journal::read)
+        .unwrap()
+        .map(|j| j.standing().len())
+        .unwrap_or(0);
+    assert_eq!(
+        notes, 0,
+        "nothing of the patient it left was sent after the move"
+    );
+}
+
+#[test]
+fn a_device_whose_newer_certificate_has_expired_is_refused_though_its_older_one_has_not() {
+    let z = zone();
+    let (home, moved) = moved_home_unit(&z, 87);
+    z.base.repo.remember_issued(&moved).unwrap();
+    let (_, (base_err, _)) = sync_at(&z.base.repo, &home.repo, NOW_MS + 8 * DAY_MS);
+    let base_err = base_err.expect("refused");
+    assert!(base_err.contains("expired"), "{base_err}");
 }
 
 #[test]

@@ -613,9 +613,20 @@ impl Session {
             .into());
         }
         batch.put_certificate(&cert)?;
+        // The peer is judged by the newest certificate known for it, not by the one it brought:
+        // a device re-enrolled for another patient, zone or role may still hold its older grant,
+        // unexpired, and present it (a modified app would). The newer one must hold now too,
+        // and is sent to the device, which keeps it if it is a renewal of its own.
+        let newest = batch.certificate(&self.peer)?.unwrap_or(cert.clone());
+        if newest != cert {
+            newest.check(&own.grant().org, &self.peer, now_ms)?;
+            self.send(&Message::Certificates {
+                certificates: vec![newest.to_bytes()],
+            });
+        }
         self.events
-            .push_back(SyncEvent::PeerVerified(Box::new(cert.grant().clone())));
-        self.peer_grant = Some(cert.grant().clone());
+            .push_back(SyncEvent::PeerVerified(Box::new(newest.grant().clone())));
+        self.peer_grant = Some(newest.grant().clone());
         Ok(())
     }
 
