@@ -15,7 +15,8 @@
 //! | access log of node N | N only |
 //!
 //! Journal, messages, day logs and access logs only grow: every operation puts a new JSON item
-//! under a new key, written by the node the item names as its author, dated within
+//! under a new key that is the item's own name (its id, or an access-log entry's number),
+//! written by the node the item names as its author, dated within
 //! [`EARLIEST`]..[`LATEST`] and not after it was entered (with a day's grace). An item is
 //! written once: a change that puts a key the document already held in the state the change
 //! was built on (its dependencies) is refused, whatever its operations declare about
@@ -158,6 +159,12 @@ const MAX_MESSAGE_JSON_BYTES: usize =
 /// The fields every appended item shares.
 #[derive(Deserialize)]
 struct Appended {
+    /// The item's name (journal, messages, day logs): its key is `prefix` + `id`.
+    #[serde(default)]
+    id: Option<String>,
+    /// An access-log entry's place in its node's chain: its key is `a/` + twelve digits.
+    #[serde(default)]
+    seq: Option<u64>,
     author: ClaimedAuthor,
     /// When it happened (journal, day log) or was sent (messages: `sent_at`), or was logged
     /// (access log: `at`).
@@ -312,6 +319,7 @@ fn append_only(
         }
         let item: Appended =
             serde_json::from_str(json).map_err(|e| format!("{key} is malformed: {e}"))?;
+        named_by_its_key(key, prefix, &item)?;
         crate::docs::messages::check_attachments(&item.attachments)
             .map_err(|e| format!("{key}: {e}"))?;
         let a = &item.author;
@@ -330,6 +338,24 @@ fn append_only(
         check(signer, kind)?;
     }
     Ok(())
+}
+
+/// An item is kept under its own name. Corrections, conflicts, tasks and the day index find an
+/// item by the name it carries; one put under another item's key would stand in for that item
+/// (a correction withdrawing both, a row of the day index replaced) though the key it took was
+/// new.
+fn named_by_its_key(key: &str, prefix: &str, item: &Appended) -> Result<(), String> {
+    let named = match prefix {
+        "a/" => item.seq.map(|seq| format!("a/{seq:012}")),
+        _ => item.id.as_ref().map(|id| format!("{prefix}{id}")),
+    };
+    match named {
+        Some(named) if named == key => Ok(()),
+        Some(named) => Err(format!(
+            "{key} holds an item named {named}: an item is kept under its own name"
+        )),
+        None => Err(format!("{key} holds an item without its name")),
+    }
 }
 
 fn journal_entry(signer: &Grant, kind: Option<&str>) -> Result<(), String> {

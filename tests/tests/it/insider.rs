@@ -291,6 +291,30 @@ fn re_creating_another_nurses_dose_unseen_keeps_both_and_raises_an_integrity_ale
 }
 
 #[test]
+fn an_entry_under_a_new_key_naming_itself_as_another_entry_is_refused() {
+    for via in BOTH {
+        let w = World::new();
+        // A key nobody used, holding an entry that says it is Kari's note: readers find items by
+        // the name they carry, so it would stand beside hers as the same note.
+        let key = "e/e-00000000deadbeef";
+        let text = EntryBody::Note {
+            visit: None,
+            text: "Turid nektet alt".into(),
+        };
+        let posing = mons_entry(&w, &w.note.id, text);
+        let crafted = w.mons_crafts(&w.journal_id(), &[Put::fresh(key, &posing)], None);
+        refused(
+            w.deliver(&w.mons.repo, via),
+            "an item is kept under its own name",
+        );
+        assert!(!w.base_holds(&w.journal_id(), &crafted), "{via:?}");
+        let (journal, _) = w.base.repo.journal(&w.turid).unwrap();
+        assert_eq!(journal.iter().filter(|e| e.id == w.note.id).count(), 1);
+        w.honest_data_intact();
+    }
+}
+
+#[test]
 fn overwriting_an_entry_with_its_predecessor_named_is_refused() {
     for via in BOTH {
         let w = World::new();

@@ -80,6 +80,9 @@ fn item(doc: &DocumentId, signer: &Grant, kind: &str, event: &str) -> String {
         _ => "event_time",
     };
     value[date] = event.into();
+    if let DocumentId::Audit(..) = doc {
+        value["seq"] = 0.into();
+    }
     if date == "event_time" {
         value["entered_at"] = "2026-11-23T10:00:00+01:00".into();
     }
@@ -448,4 +451,51 @@ fn an_item_whose_body_is_not_valid_json_throughout_is_refused_even_where_the_rul
         serde_json::json!({"type": "observation", "extra": [1]}),
     );
     assert!(append(&base, sound).is_ok());
+}
+
+#[test]
+fn an_item_is_kept_under_its_own_name_and_no_other() {
+    let nurse = grant(Nurse);
+    let journal = DocumentId::Journal(turid(), month());
+    let messages = DocumentId::Messages(turid(), month());
+    let daylog = DocumentId::DayLog(
+        StaffId::parse("N1").unwrap(),
+        Day::parse("2026-11-23").unwrap(),
+    );
+    let audit = DocumentId::Audit(nurse.node, month());
+    let at = "2026-11-23T09:00:00+01:00";
+    let verdict = |doc: &DocumentId, key: &str, value: serde_json::Value| {
+        rules::authorize(
+            doc,
+            &change(&nurse, key, Put, value.to_string()),
+            &nurse,
+            &Nothing,
+            None,
+        )
+    };
+    let named = |doc: &DocumentId| -> serde_json::Value {
+        serde_json::from_str(&item(doc, &nurse, "note", at)).unwrap()
+    };
+    for (doc, own, other) in [
+        (&journal, "e/e-3333333333333333", "e/e-4444444444444444"),
+        (&messages, "m/e-3333333333333333", "m/e-4444444444444444"),
+        (&daylog, "e/e-3333333333333333", "e/e-4444444444444444"),
+        (&audit, "a/000000000000", "a/000000000001"),
+    ] {
+        assert_eq!(verdict(doc, own, named(doc)), Ok(()), "{doc}");
+        let refused = verdict(doc, other, named(doc)).unwrap_err();
+        assert!(
+            refused.contains("kept under its own name"),
+            "{doc}: {refused}"
+        );
+        let mut nameless = named(doc);
+        let name = if let DocumentId::Audit(..) = doc {
+            "seq"
+        } else {
+            "id"
+        };
+        nameless.as_object_mut().unwrap().remove(name);
+        let refused = verdict(doc, own, nameless).unwrap_err();
+        assert!(refused.contains("without its name"), "{doc}: {refused}");
+    }
 }
