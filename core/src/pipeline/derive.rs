@@ -202,7 +202,7 @@ fn month_rows(
     })?;
     batch.put_row(Row::Days {
         owner: format!("{patient}/{month}"),
-        rows: crate::report::month_rows(patient, &plan, &journal)?,
+        rows: crate::report::month_rows(patient, month, &plan, &journal)?,
     })
 }
 

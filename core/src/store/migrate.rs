@@ -38,6 +38,7 @@ const STEPS: &[(u32, Step)] = &[
     (8, to_v8),
     (9, to_v9),
     (10, to_v10),
+    (11, to_v11),
 ];
 
 /// Brings a store of format `found` to this build's format, step by step.
@@ -222,10 +223,7 @@ fn to_v9(store: &Store, _epoch: [u8; 16]) -> Result<(), StoreError> {
     }
     tx.delete_table(CHUNKS_V8)?;
     tx.rename_table(CHUNKS_NEXT, CHUNKS)?;
-    tx.delete_table(DAY_INDEX)?;
-    tx.delete_table(DAY_INDEX_OWNERS)?;
-    tx.open_table(DAY_INDEX)?;
-    tx.open_table(DAY_INDEX_OWNERS)?;
+    empty_day_index(&tx)?;
     commit_asking_to_rederive(tx, 9)
 }
 
@@ -255,6 +253,25 @@ fn to_v10(store: &Store, _epoch: [u8; 16]) -> Result<(), StoreError> {
     tx.delete_table(DOC_SEQ)?;
     set_version(&tx, 10)?;
     tx.commit()?;
+    Ok(())
+}
+
+/// Format 11: a day-index row has one owner. Each key ends with the month (or a day log's day)
+/// whose documents derived it, where two months' documents naming one visit or entry shared a
+/// key, each replacing the other's row. Both tables are emptied, and the index is derived again
+/// the next time the node opens; no document, chunk or log entry changes.
+fn to_v11(store: &Store, _epoch: [u8; 16]) -> Result<(), StoreError> {
+    let tx = store.db.begin_write()?;
+    empty_day_index(&tx)?;
+    commit_asking_to_rederive(tx, 11)
+}
+
+/// Drops the day index and its owner lists and creates them empty (formats 9 and 11).
+fn empty_day_index(tx: &redb::WriteTransaction) -> Result<(), StoreError> {
+    tx.delete_table(DAY_INDEX)?;
+    tx.delete_table(DAY_INDEX_OWNERS)?;
+    tx.open_table(DAY_INDEX)?;
+    tx.open_table(DAY_INDEX_OWNERS)?;
     Ok(())
 }
 

@@ -134,8 +134,10 @@ pub(crate) const MAGIC: &[u8] = b"omsyn-store";
 /// their owner lists are binary instead of JSON (derived again). 10 — a document's bookkeeping
 /// (next chunk number, chunk count, incremental and snapshot bytes, log position) is its tail
 /// record in `chunks`, beside its newest chunk, instead of its `docs` row: a commit writes
-/// `chunks` and `log`, and `docs` only when a document is created or removed.
-pub const FORMAT_VERSION: u32 = 10;
+/// `chunks` and `log`, and `docs` only when a document is created or removed. 11 — each day-index
+/// key ends with the month (or a day log's day) that derived it, so a row has one owner: both
+/// tables emptied, derived again.
+pub const FORMAT_VERSION: u32 = 11;
 
 /// The `META` key set while the derived indexes must be derived again by the change pipeline
 /// (see `migrate.rs`); cleared by the write that derives them.

@@ -315,6 +315,51 @@ fn an_entry_under_a_new_key_naming_itself_as_another_entry_is_refused() {
 }
 
 #[test]
+fn an_entry_filed_under_another_month_with_an_honest_entrys_name_keeps_both_in_the_day_report() {
+    for via in BOTH {
+        let w = World::new();
+        // Another of Kari's phones documents her 08:00 visit at Turid's.
+        let mut kari = TestNode::nurse(505, "N1");
+        sync(&w.base.repo, &kari.repo);
+        let day = today("08:00").day();
+        let visit = w.base.repo.visits_on(day).unwrap();
+        let visit = visit.iter().find(|v| v.patient == w.turid).unwrap();
+        let (t, rng) = (today("08:40"), &mut kari.rng);
+        let performed = kari
+            .repo
+            .transaction(|tx| tx.visit_performed(t, rng, &visit.id, today("08:02"), None, None))
+            .unwrap();
+        sync(&kari.repo, &w.base.repo);
+        // Mons files an entry of the same name and kind in next month's journal, dated today:
+        // the rules let it in (a new key of a new document, his own name on it), and both
+        // months' documents now name that entry.
+        let month = day.month();
+        let next = omsyn_core::Month::from_index(month.to_index() + 1).unwrap();
+        let elsewhere = DocumentId::Journal(w.turid.clone(), next);
+        let key = format!("e/{}", performed.id);
+        let claim = mons_entry(&w, &performed.id, performed.body.clone());
+        w.mons_crafts(&elsewhere, &[Put::fresh(&key, &claim)], None);
+        assert_eq!(w.deliver(&w.mons.repo, via), None, "{via:?}: kept");
+        // The day report from the index shows what the documents show: Kari and Mons both
+        // seen at Turid's this week, neither row in place of the other.
+        let base = &w.base.repo;
+        let mut gate = omsyn_tests::gate(base);
+        let report = omsyn_core::report::day_report(base, day, None, &mut gate).unwrap();
+        let reference =
+            omsyn_core::report::day_report_from_documents(base, day, None, &mut gate).unwrap();
+        assert_eq!(report, reference, "{via:?}");
+        let seen = &report
+            .per_patient
+            .iter()
+            .find(|p| p.patient == w.turid)
+            .unwrap()
+            .staff_this_week;
+        assert_eq!(seen, &["N1", "N2"], "{via:?}");
+        w.honest_data_intact();
+    }
+}
+
+#[test]
 fn overwriting_an_entry_with_its_predecessor_named_is_refused() {
     for via in BOTH {
         let w = World::new();

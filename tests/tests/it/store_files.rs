@@ -782,6 +782,73 @@ fn a_version_9_store_keeps_every_chunk_and_its_log_order_and_takes_a_write_after
     assert_eq!(repo.journal(&patient).unwrap().0.len(), before + 1);
 }
 
+/// Every day-index key as stored: (day, key).
+fn day_index_keys(path: &Path) -> Vec<(String, String)> {
+    use redb::ReadableTable;
+    let day_index: redb::TableDefinition<(&str, &str), &[u8]> =
+        redb::TableDefinition::new("day_index");
+    reading(path, |read| {
+        read.open_table(day_index)
+            .unwrap()
+            .iter()
+            .unwrap()
+            .map(|item| {
+                let (k, _) = item.unwrap();
+                let (day, key) = k.value();
+                (day.to_owned(), key.to_owned())
+            })
+            .collect()
+    })
+}
+
+/// A format-10 store (day-index keys shared by whichever documents named a visit or entry)
+/// migrates to keys that end with the month or day log that derived them: every chunk and log
+/// entry as before, the same rows under their owners' keys, the same day reports.
+#[test]
+fn a_version_10_store_keys_each_day_row_by_what_derived_it_and_reports_as_before() {
+    let dir = omsyn_tests::fixture_copy("store-v10", GOLDEN_FILES);
+    let path = Repo::store_path(dir.path());
+    let chunks_before = raw_chunks(&path, 10);
+    let log_before = raw_log(&path);
+    let keys_before = day_index_keys(&path);
+    for kind in ["v/", "p/", "d/"] {
+        assert!(
+            keys_before.iter().any(|(_, k)| k.starts_with(kind)),
+            "the fixture holds {kind} rows"
+        );
+    }
+    assert!(keys_before.iter().all(|(_, k)| k.split('/').count() == 3));
+    let repo = Repo::open(dir.path(), None, &mut StdRng::seed_from_u64(3)).unwrap();
+    assert!(!repo.store().needs_rederive().unwrap(), "derived on open");
+    for (day, report, old) in golden_day_reports(&repo, "store-v10") {
+        assert_eq!(serde_json::to_value(&report).unwrap(), old, "{day}");
+    }
+    drop(repo);
+    assert_eq!(raw_chunks(&path, FORMAT_VERSION), chunks_before);
+    assert_eq!(raw_log(&path), log_before);
+    let keys_after = day_index_keys(&path);
+    let mut unscoped = Vec::new();
+    for (day, key) in &keys_after {
+        let (rest, owner) = key.rsplit_once('/').unwrap();
+        let staff_deviation = rest.starts_with("d/") && !rest.starts_with("d/p-");
+        if staff_deviation {
+            assert_eq!(owner, day, "a day log's row ends with its day: {key}");
+        } else {
+            let month = omsyn_core::Month::parse(owner).unwrap();
+            assert!(
+                key.starts_with("v/") || day.starts_with(&month.to_string()),
+                "{key} on {day}"
+            );
+        }
+        unscoped.push((day.clone(), rest.to_owned()));
+    }
+    unscoped.sort();
+    assert_eq!(
+        unscoped, keys_before,
+        "the same rows, each under its owner's key"
+    );
+}
+
 /// A closed base store holding two patients' pieces ([`patient_with_pieces`]): `hit`, whose
 /// journal a test damages on disk, and `spared`.
 struct HitJournal {
