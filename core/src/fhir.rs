@@ -67,12 +67,8 @@ pub fn export(
     };
     let what = "FHIR export to the record system";
     let gate = repo.open_patients(now, crate::trust::audit::AuditAction::Export, what, held)?;
-    if let Some((p, reason)) = patient.and_then(|p| gate.refused.get_key_value(p)) {
-        return Err(crate::repo::AccessDenied {
-            patient: p.clone(),
-            reason: reason.clone(),
-        }
-        .into());
+    if let Some(denied) = patient.and_then(|p| gate.refused.get(p)) {
+        return Err(denied.clone().into());
     }
     gate.shown
         .into_iter()

@@ -41,6 +41,7 @@ pub mod identity;
 pub mod ids;
 pub mod pipeline;
 pub mod planning;
+pub mod remedy;
 pub mod repo;
 pub mod report;
 pub mod service;

@@ -160,10 +160,68 @@ pub(crate) fn emit<T: Serialize>(json: bool, value: &T, text: impl FnOnce() -> S
 /// its result (a repair that left documents, a log chain that does not verify, a sync that did
 /// not catch up) has said what failed in that document: a second one would make stdout two.
 pub(crate) fn error(json: bool, e: &anyhow::Error) {
-    let message = describe(e);
+    let remedy = remedy_in(e);
+    let mut message = describe(e);
+    if let Some(remedy) = remedy {
+        message = format!("{message} ({})", remedy_hint(remedy));
+    }
     err(&format!("error: {message}"));
     if json && !PRINTED_JSON.with(std::cell::Cell::get) {
-        out(&serde_json::json!({ "error": message }).to_string());
+        let answer = match remedy {
+            Some(remedy) => serde_json::json!({ "error": message, "remedy": remedy }),
+            None => serde_json::json!({ "error": message }),
+        };
+        out(&answer.to_string());
+    }
+}
+
+/// A service refusal of one flag, as the CLI reports it: `--FIELD: reason` names the flag to
+/// fix, and the remedy core named, if any, is said as a command ([`error`]).
+#[derive(Debug)]
+pub(crate) struct FlagRefused {
+    pub(crate) flag: String,
+    pub(crate) reason: String,
+    pub(crate) remedy: Option<omsyn_core::remedy::Remedy>,
+}
+
+impl std::fmt::Display for FlagRefused {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "--{}: {}", self.flag, self.reason)
+    }
+}
+
+impl std::error::Error for FlagRefused {}
+
+/// The step core named for the error, wherever in its chain.
+fn remedy_in(e: &anyhow::Error) -> Option<&omsyn_core::remedy::Remedy> {
+    use omsyn_core::RepoError;
+    use omsyn_core::repo::AccessDenied;
+    e.chain().find_map(|cause| {
+        if let Some(refused) = cause.downcast_ref::<FlagRefused>() {
+            refused.remedy.as_ref()
+        } else if let Some(RepoError::AccessDenied(denied)) = cause.downcast_ref::<RepoError>() {
+            denied.remedy.as_ref()
+        } else {
+            let denied = cause.downcast_ref::<AccessDenied>()?;
+            denied.remedy.as_ref()
+        }
+    })
+}
+
+/// A remedy as the CLI says it: the command that takes the step.
+fn remedy_hint(remedy: &omsyn_core::remedy::Remedy) -> String {
+    use omsyn_core::remedy::Remedy;
+    match remedy {
+        Remedy::AskExplicitAccess { patient } => {
+            format!("`omsyn access ask --patient {patient} --reason …`")
+        }
+        Remedy::ListVisits => "`omsyn visit list` shows the day's visits".into(),
+        Remedy::ShowPatient { patient } => {
+            format!("`omsyn show --patient {patient}` shows the care team")
+        }
+        Remedy::AddStaff { staff } => format!(
+            "`omsyn staff add --id {staff} --name NAME` adds them; `omsyn staff list` lists those known"
+        ),
     }
 }
 

@@ -232,6 +232,19 @@ class Dashboard(unittest.TestCase):
             urllib.request.urlopen(bad)
         self.assertEqual(rejected.exception.code, 400)
         self.assertIn("staff", json.load(rejected.exception)["error"])
+        # Someone the base does not know: the answer names the step as data, not as a command
+        # line of the CLI, which the coordinator at the board does not have.
+        unknown = urllib.request.Request(
+            base_url + f"/api/visits/{self.evening}/assign", data=b'{"staff": ["S0099"]}', method="POST",
+            headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
+        )
+        with self.assertRaises(urllib.error.HTTPError) as rejected:
+            urllib.request.urlopen(unknown)
+        self.assertEqual(rejected.exception.code, 400)
+        answer = json.load(rejected.exception)
+        self.assertIn("S0099 is no staff member", answer["error"])
+        self.assertNotIn("omsyn ", answer["error"])
+        self.assertEqual(answer["remedy"], {"kind": "add-staff", "staff": "S0099"})
         malformed = urllib.request.Request(
             base_url + f"/api/visits/{self.evening}/assign", data=b"not json", method="POST",
             headers={"Authorization": f"Bearer {token}"},

@@ -7,6 +7,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use super::{Repo, RepoError};
 use crate::docs::DocumentId;
 use crate::ids::PatientId;
+use crate::remedy::Remedy;
 use crate::time::Timestamp;
 use crate::trust::audit::{AccessEvent, AuditAction};
 use crate::trust::need;
@@ -17,7 +18,7 @@ pub struct Gate {
     /// The patients this node may show.
     pub shown: BTreeSet<PatientId>,
     /// The patients held back, and why.
-    pub refused: BTreeMap<PatientId, String>,
+    pub refused: BTreeMap<PatientId, AccessDenied>,
 }
 
 impl Gate {
@@ -57,8 +58,8 @@ impl Disclosure<'_> {
                 self.gate.shown.insert(patient.clone());
                 Ok(true)
             }
-            Err(reason) => {
-                self.gate.refused.insert(patient.clone(), reason);
+            Err(denied) => {
+                self.gate.refused.insert(patient.clone(), denied);
                 Ok(false)
             }
         }
@@ -111,6 +112,8 @@ pub struct AccessDenied {
     pub patient: PatientId,
     /// Why, for people.
     pub reason: String,
+    /// What the user can do about it (nothing, for a block).
+    pub remedy: Option<Remedy>,
 }
 
 impl Repo {
@@ -122,22 +125,16 @@ impl Repo {
         patient: &PatientId,
         what: &str,
     ) -> Result<String, RepoError> {
-        let (action, text) = match self.verdict(now, patient)? {
+        let verdict = self.verdict(now, patient)?;
+        let (action, text) = match &verdict {
             Ok(purpose) => (AuditAction::Read, purpose),
-            Err(reason) => (AuditAction::Refused, reason),
+            Err(denied) => (AuditAction::Refused, &denied.reason),
         };
         self.log_access(
             now,
             AccessEvent::new(Some(patient.clone()), action, what.to_owned(), text.clone()),
         )?;
-        match action {
-            AuditAction::Read => Ok(text),
-            _ => Err(AccessDenied {
-                patient: patient.clone(),
-                reason: text,
-            }
-            .into()),
-        }
+        verdict.map_err(RepoError::from)
     }
 
     /// The need gate for patient data leaving in bulk (a list, a board, a report, an export):
@@ -172,35 +169,52 @@ impl Repo {
     }
 
     /// Whether this node may read `patient` now: `Ok(purpose)` (the need: "care team", "work
-    /// list 2026-11-23", "zone Sone 1"...) or `Err(why not)`.
+    /// list 2026-11-23", "zone Sone 1"...) or `Err(why not, and what to do)`.
     fn verdict(
         &self,
         now: Timestamp,
         patient: &PatientId,
-    ) -> Result<Result<String, String>, RepoError> {
+    ) -> Result<Result<String, AccessDenied>, RepoError> {
         let grant = self.grant();
         let doc = DocumentId::PatientRecord(patient.clone());
         let relations = self.store.relations_view()?;
         let reason = need::need_reason_in_view(&relations, now.unix_millis(), &grant, &doc)?;
         let withdrawal = relations.withdrawal(patient)?;
+        let denied = |reason: String, remedy| AccessDenied {
+            patient: patient.clone(),
+            reason,
+            remedy,
+        };
+        let ask = Some(Remedy::AskExplicitAccess {
+            patient: patient.clone(),
+        });
         Ok(
             if need::blocked_in_view(&relations, &grant, &doc)? || withdrawal == Some(true) {
-                Err(format!(
-                    "patient {patient} has blocked access for {} (sperring)",
-                    grant
-                        .staff_id
-                        .as_ref()
-                        .map_or("this device", |s| s.as_str())
+                let user = grant
+                    .staff_id
+                    .as_ref()
+                    .map_or("this device", |s| s.as_str());
+                Err(denied(
+                    format!("patient {patient} has blocked access for {user} (sperring)"),
+                    None,
                 ))
             } else if withdrawal == Some(false) {
-                Err(format!(
-                    "patient {patient} is no longer on this device's work list (the base withdrew it); ask for explicit access with a reason (`omsyn access ask --patient {patient} --reason …`) if you must"
+                Err(denied(
+                    format!(
+                        "patient {patient} is no longer on this device's work list (the base withdrew it); \
+                         ask for explicit access, with a reason, if you must"
+                    ),
+                    ask,
                 ))
             } else if let Some(reason) = reason {
                 Ok(reason)
             } else {
-                Err(format!(
-                    "no work-related need for patient {patient}: not on this user's work list, care team or zone. To proceed, ask for explicit access with a reason (`omsyn access ask --patient {patient} --reason …`); it is logged and reviewed"
+                Err(denied(
+                    format!(
+                        "no work-related need for patient {patient}: not on this user's work list, care team or zone. \
+                         To proceed, ask for explicit access with a reason; it is logged and reviewed"
+                    ),
+                    ask,
                 ))
             },
         )

@@ -617,12 +617,8 @@ impl Repo {
             None => self.patients()?.into_iter().map(|(p, _)| p).collect(),
         };
         let gate = self.open_patients(now, AuditAction::Export, "export file", held)?;
-        if let Some((p, reason)) = patient.and_then(|p| gate.refused.get_key_value(p)) {
-            return Err(AccessDenied {
-                patient: p.clone(),
-                reason: reason.clone(),
-            }
-            .into());
+        if let Some(denied) = patient.and_then(|p| gate.refused.get(p)) {
+            return Err(denied.clone().into());
         }
         // One patient's file holds that patient's documents; a whole export also the day logs
         // and access logs this node holds.

@@ -6,6 +6,7 @@ use crate::docs::daylog::{DayLogBody, DayLogEntry};
 use crate::docs::journal::{Entry, MissedReason};
 use crate::docs::plan::VisitKind;
 use crate::ids::MedicationId;
+use crate::remedy::Remedy;
 use crate::repo::Correction;
 use crate::repo::devices::check_measurement;
 
@@ -199,12 +200,10 @@ impl Service {
         let at = self.event_time("at", at)?;
         if let DayLogBody::VisitStart { visit } | DayLogBody::VisitEnd { visit } = &body {
             self.repo.visit(visit).map_err(|e| match e {
-                crate::RepoError::NotFound(_) => ServiceError::invalid(
-                    "visit",
-                    format!(
-                        "no visit {visit} on this node (`omsyn visit list` shows the day's visits)"
-                    ),
-                ),
+                crate::RepoError::NotFound(_) => {
+                    ServiceError::invalid("visit", format!("no visit {visit} on this node"))
+                        .with_remedy(Remedy::ListVisits)
+                }
                 e => e.into(),
             })?;
         }

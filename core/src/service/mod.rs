@@ -35,6 +35,7 @@ use rand::rngs::StdRng;
 use crate::docs::record::PatientField;
 use crate::ids::{EntryId, FlagId, MedicationId, PatientId, StaffId, VisitId};
 use crate::pipeline::rules;
+use crate::remedy::Remedy;
 use crate::repo::{Disclosure, Gate};
 use crate::trust::audit::AuditAction;
 use crate::{Day, Repo, RepoError, Timestamp};
@@ -97,6 +98,8 @@ pub enum ServiceError {
         field: String,
         /// What is wrong and what would be accepted.
         reason: String,
+        /// A step that would help, for the front end to name in its own terms.
+        remedy: Option<Remedy>,
     },
     /// The repo refused or failed (no need for the patient, a rule, the store).
     #[error(transparent)]
@@ -109,6 +112,28 @@ impl ServiceError {
         ServiceError::Invalid {
             field: field.into(),
             reason: reason.to_string(),
+            remedy: None,
+        }
+    }
+
+    /// This refusal, with a step that would help.
+    pub fn with_remedy(self, remedy: Remedy) -> ServiceError {
+        match self {
+            ServiceError::Invalid { field, reason, .. } => ServiceError::Invalid {
+                field,
+                reason,
+                remedy: Some(remedy),
+            },
+            e => e,
+        }
+    }
+
+    /// The step that would help, if one is known.
+    pub fn remedy(&self) -> Option<&Remedy> {
+        match self {
+            ServiceError::Invalid { remedy, .. } => remedy.as_ref(),
+            ServiceError::Repo(RepoError::AccessDenied(denied)) => denied.remedy.as_ref(),
+            ServiceError::Repo(_) => None,
         }
     }
 }

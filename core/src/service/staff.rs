@@ -8,6 +8,7 @@ use serde::Serialize;
 use crate::docs::journal::{self, EntryBody};
 use crate::docs::{DocumentId, access_facts as access};
 use crate::ids::{PatientId, StaffId};
+use crate::remedy::Remedy;
 use crate::repo::ListedStaff;
 use crate::{Day, RepoError, Role};
 
@@ -80,8 +81,9 @@ impl Service {
             (false, false) => {
                 return Err(ServiceError::invalid(
                     "remove",
-                    format!("{staff} is not on the care team (`omsyn show --patient P` shows it)"),
-                ));
+                    format!("{staff} is not on the care team"),
+                )
+                .with_remedy(Remedy::ShowPatient { patient }));
             }
             _ => {}
         }
@@ -150,10 +152,7 @@ impl Service {
             .map(|m| format!("{} ({})", m.id, m.name))
             .collect();
         if known.len() > SHOWN {
-            some.push(format!(
-                "and {} more (`omsyn staff list`)",
-                known.len() - SHOWN
-            ));
+            some.push(format!("and {} more", known.len() - SHOWN));
         }
         let listed = if some.is_empty() {
             "none yet".to_owned()
@@ -164,9 +163,12 @@ impl Service {
             field,
             format!(
                 "{unknown} is no staff member this node knows (an enrolled device, an imported \
-                 work list, or `omsyn staff add --id {unknown} --name NAME`); known: {listed}"
+                 work list, or one added to the base's staff directory); known: {listed}"
             ),
-        ))
+        )
+        .with_remedy(Remedy::AddStaff {
+            staff: unknown.clone(),
+        }))
     }
 
     /// The staff directory (of one zone, or all), by staff id.

@@ -184,9 +184,16 @@ impl<T> Flagged<T> for Result<T, omsyn_core::service::ServiceError> {
 /// A service refusal as the CLI reports it: `--FIELD: reason` names the flag to fix.
 pub(crate) fn flag_error(e: omsyn_core::service::ServiceError) -> anyhow::Error {
     match e {
-        omsyn_core::service::ServiceError::Invalid { field, reason } => {
-            anyhow::anyhow!("--{}: {reason}", field.replace('_', "-"))
+        omsyn_core::service::ServiceError::Invalid {
+            field,
+            reason,
+            remedy,
+        } => crate::output::FlagRefused {
+            flag: field.replace('_', "-"),
+            reason,
+            remedy,
         }
+        .into(),
         omsyn_core::service::ServiceError::Repo(e) => e.into(),
     }
 }

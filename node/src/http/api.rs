@@ -1,11 +1,13 @@
 //! The dashboard's JSON API. Every handler runs its store work on the blocking pool and answers
-//! errors as `{"error": "..."}` with a 4xx status for what the caller can fix.
+//! errors as `{"error": "..."}` with a 4xx status for what the caller can fix, and, where core
+//! names a step that would help, `"remedy": {"kind": ...}` beside it.
 
 use axum::Json;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
+use omsyn_core::remedy::Remedy;
 use omsyn_core::service::{ChangeVisit, Service, ServiceError};
 use omsyn_core::{RepoError, Role};
 use serde::Deserialize;
@@ -13,16 +15,21 @@ use serde_json::{Value, json};
 
 use super::Http;
 
-/// An error answer: `{"error": message}` with its status.
+/// An error answer: `{"error": message}` with its status, and the step core named, if any.
 #[derive(Debug)]
 pub(crate) struct ApiError {
     status: StatusCode,
     message: String,
+    remedy: Option<Remedy>,
 }
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        (self.status, Json(json!({ "error": self.message }))).into_response()
+        let body = match self.remedy {
+            Some(remedy) => json!({ "error": self.message, "remedy": remedy }),
+            None => json!({ "error": self.message }),
+        };
+        (self.status, Json(body)).into_response()
     }
 }
 
@@ -30,26 +37,32 @@ pub(crate) fn error(status: StatusCode, message: impl std::fmt::Display) -> ApiE
     ApiError {
         status,
         message: message.to_string(),
+        remedy: None,
     }
 }
 
 pub(crate) fn repo_error(e: RepoError) -> ApiError {
-    let status = match &e {
-        RepoError::NotFound(_) => StatusCode::NOT_FOUND,
-        RepoError::AccessDenied(_)
-        | RepoError::NotPermitted { .. }
-        | RepoError::Unauthorized(_) => StatusCode::FORBIDDEN,
-        RepoError::Invalid(_) | RepoError::Doc(_) => StatusCode::BAD_REQUEST,
-        _ => StatusCode::INTERNAL_SERVER_ERROR,
-    };
-    error(status, e)
+    service_error(ServiceError::Repo(e))
 }
 
-/// A refused request: a malformed value is the caller's (400), the rest as [`repo_error`].
+/// A refused request: a malformed value is the caller's (400), no need or no right 403, an
+/// unknown patient, visit or entry 404, the store's failure 500.
 pub(crate) fn service_error(e: ServiceError) -> ApiError {
-    match e {
-        ServiceError::Repo(e) => repo_error(e),
-        e @ ServiceError::Invalid { .. } => error(StatusCode::BAD_REQUEST, e),
+    let status = match &e {
+        ServiceError::Invalid { .. }
+        | ServiceError::Repo(RepoError::Invalid(_) | RepoError::Doc(_)) => StatusCode::BAD_REQUEST,
+        ServiceError::Repo(RepoError::NotFound(_)) => StatusCode::NOT_FOUND,
+        ServiceError::Repo(
+            RepoError::AccessDenied(_)
+            | RepoError::NotPermitted { .. }
+            | RepoError::Unauthorized(_),
+        ) => StatusCode::FORBIDDEN,
+        ServiceError::Repo(_) => StatusCode::INTERNAL_SERVER_ERROR,
+    };
+    ApiError {
+        status,
+        message: e.to_string(),
+        remedy: e.remedy().cloned(),
     }
 }
 

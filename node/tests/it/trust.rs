@@ -288,7 +288,16 @@ fn reads_writes_and_refusals_are_in_the_access_log_and_the_chain_verifies() {
     let nurse = Node::new("nurse", "Kari", "S1");
     let err = nurse.fails(&["show", "--patient", &patient]);
     assert!(err.contains("no work-related need"), "{err}");
-    assert!(err.contains("omsyn access"), "{err}");
+    let ask = format!("`omsyn access ask --patient {patient} --reason …`");
+    assert!(err.contains(&ask), "the CLI names its command: {err}");
+    // A script gets the step as data beside the message, as HTTP callers do.
+    let out = nurse.run(&["--json", "show", "--patient", &patient]);
+    let answer: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        answer["remedy"],
+        serde_json::json!({"kind": "ask-explicit-access", "patient": patient}),
+        "{answer}"
+    );
     nurse.ok(&[
         "access",
         "ask",
@@ -305,7 +314,12 @@ fn reads_writes_and_refusals_are_in_the_access_log_and_the_chain_verifies() {
         .filter(|e| e["flagged"] == true)
         .map(|e| str_of(e, "action"))
         .collect();
-    assert_eq!(flagged, ["refused", "explicit-access"], "{log:#}");
+    // Both refused reads (as text, then as JSON) are logged.
+    assert_eq!(
+        flagged,
+        ["refused", "refused", "explicit-access"],
+        "{log:#}"
+    );
 }
 
 /// Moves every document `from` may take out to `to`, through an export file.
