@@ -374,18 +374,49 @@ pub fn commit(mut batch: WriteBatch<'_>, ctx: &DeriveContext) -> Result<(), Stor
     batch.commit()
 }
 
-/// Derives every stored document's indexes again (a store migrated from an older format), in
-/// one write; a document that does not load is left for `omsyn check` to report.
+/// How many documents one write of [`rederive_all`] derives again. A write holds every document
+/// it derives until it commits: in one write, a municipality's month (6,000 documents) held
+/// 575 MB at its peak.
+const REDERIVE_PER_WRITE: usize = 256;
+
+/// Derives every stored document's indexes again (a store migrated from an older format), a
+/// patient's documents together, [`REDERIVE_PER_WRITE`] to a write; a document that does not
+/// load is left for `omsyn check` to report. The store's request to derive again is cleared by
+/// the last write, so a node stopped half-way derives everything again when it next opens
+/// (deriving replaces what a document derived before: doing it twice changes nothing).
 pub fn rederive_all(store: &Store, ctx: &DeriveContext) -> Result<(), StoreError> {
-    let mut batch = store.write()?;
-    for id in batch.rederive_all()? {
-        match batch.existing(&id) {
-            Ok(_) => {}
-            Err(StoreError::Doc(_)) => batch.set_aside(&id),
-            Err(e) => return Err(e),
+    rederive_writes(store, ctx, usize::MAX)
+}
+
+/// [`rederive_all`], stopping after `writes` writes, as a node stopped half-way would.
+pub fn rederive_writes(
+    store: &Store,
+    ctx: &DeriveContext,
+    writes: usize,
+) -> Result<(), StoreError> {
+    let mut ids = store.doc_ids("")?;
+    // A visit plan's rows read the month's journal, and the journal's the plan: kept together,
+    // each is loaded once.
+    ids.sort_by_cached_key(|id| (id.patient().cloned(), id.month(), id.to_string()));
+    // An empty store still has its request cleared, by one empty write.
+    let parts: Vec<&[DocumentId]> = match ids.is_empty() {
+        true => vec![&[]],
+        false => ids.chunks(REDERIVE_PER_WRITE).collect(),
+    };
+    let last = parts.len() - 1;
+    for (n, part) in parts.into_iter().enumerate().take(writes) {
+        let mut batch = store.write()?;
+        batch.rederive(part, n == last);
+        for id in part {
+            match batch.existing(id) {
+                Ok(_) => {}
+                Err(StoreError::Doc(_)) => batch.set_aside(id),
+                Err(e) => return Err(e),
+            }
         }
+        commit(batch, ctx)?;
     }
-    commit(batch, ctx)
+    Ok(())
 }
 
 /// The refusal of `vouched` if it collides with a held change of the same author and number.

@@ -63,7 +63,7 @@ pub struct WriteBatch<'a> {
     pub(super) own_cert_changed: bool,
     /// The change pipeline handed this write the rows derived from its documents.
     pub(super) derived: bool,
-    /// Documents to derive again though unchanged (see [`WriteBatch::rederive_all`]).
+    /// Documents to derive again though unchanged (see [`WriteBatch::rederive`]).
     pub(super) rederive: BTreeSet<DocumentId>,
     /// Clear the store's request to derive everything again when this write commits.
     pub(super) clear_rederive_flag: bool,
@@ -388,13 +388,11 @@ impl<'a> WriteBatch<'a> {
         Ok(logged)
     }
 
-    /// Asks for every stored document to be derived again at this write's commit (a store
-    /// whose derived indexes predate this build); the request is cleared when it commits.
-    pub fn rederive_all(&mut self) -> Result<Vec<DocumentId>, StoreError> {
-        let store = self.store;
-        let ids = store.contain(|| doc_ids_with_prefix(&self.tx.open_table(DOCS)?, ""))?;
+    /// Asks for `ids` to be derived again at this write's commit though unchanged (a store
+    /// whose derived indexes predate this build). `last`: they are the last of the store's
+    /// documents to be, and the store's request is cleared when this write commits.
+    pub fn rederive(&mut self, ids: &[DocumentId], last: bool) {
         self.rederive.extend(ids.iter().cloned());
-        self.clear_rederive_flag = true;
-        Ok(ids)
+        self.clear_rederive_flag |= last;
     }
 }

@@ -849,6 +849,95 @@ fn a_version_10_store_keys_each_day_row_by_what_derived_it_and_reports_as_before
     );
 }
 
+/// A store asked to derive its indexes again (as a migration asks), holding more documents than
+/// one write derives: stopped after the first write, the request stands; opened again, every
+/// document's rows come back, the request cleared, the day reported as before.
+#[test]
+fn a_store_derives_its_indexes_again_over_several_writes_and_whole_after_a_stop_half_way() {
+    use omsyn_core::docs::plan::{NewVisit, VisitKind};
+    let at = omsyn_tests::at;
+    let dir = tempfile::tempdir().unwrap();
+    let mut rng = StdRng::seed_from_u64(12);
+    let profile = omsyn_tests::TestNode::base(6).repo.profile().clone();
+    let repo = Repo::init(dir.path(), profile, Some(data_key()), &mut rng).unwrap();
+    let r = &mut rng;
+    // 120 patients, each with a record, a visit plan and a journal: 360 documents.
+    repo.transaction(|tx| {
+        for i in 0..120 {
+            let name = format!("Pasient {i}");
+            let patient = tx.add_patient(at("07:00"), r, &[(PatientField::Name, name)])?;
+            let visit = NewVisit {
+                patient,
+                start: at("09:00"),
+                end: at("09:20"),
+                kind: VisitKind::Physical,
+                tiltak: vec![],
+                staff: vec![],
+            };
+            let visit = tx.plan_visit(at("07:00"), r, &visit)?;
+            tx.visit_performed(at("09:05"), r, &visit, at("09:05"), None, None)?;
+        }
+        Ok::<_, omsyn_core::RepoError>(())
+    })
+    .unwrap();
+    let day = at("09:00").day();
+    let gate = omsyn_tests::gate;
+    let before = day_report(&repo, day, None, &mut gate(&repo)).unwrap();
+    assert_eq!(before.totals.done, 120);
+    drop(repo);
+    let path = Repo::store_path(dir.path());
+    let rows_before = day_index_keys(&path);
+    {
+        // What a migration leaves: the index and its owner lists emptied, the request set.
+        let db = redb::Database::open(&path).unwrap();
+        let tx = db.begin_write().unwrap();
+        let day_index: redb::TableDefinition<(&str, &str), &[u8]> =
+            redb::TableDefinition::new("day_index");
+        let owners: redb::TableDefinition<&str, &[u8]> =
+            redb::TableDefinition::new("day_index_owners");
+        tx.delete_table(day_index).unwrap();
+        tx.delete_table(owners).unwrap();
+        tx.open_table(day_index).unwrap();
+        tx.open_table(owners).unwrap();
+        let meta: redb::TableDefinition<&str, &[u8]> = redb::TableDefinition::new("meta");
+        tx.open_table(meta)
+            .unwrap()
+            .insert("rederive", [1u8].as_slice())
+            .unwrap();
+        tx.commit().unwrap();
+    }
+    assert!(day_index_keys(&path).is_empty());
+    // A node stopped after the first write (of two): the request stands.
+    let store = Store::open(&path, &keys_of(dir.path()), [7; 16]).unwrap();
+    let ctx = omsyn_core::pipeline::DeriveContext::of(&store, None);
+    omsyn_core::pipeline::rederive_writes(&store, &ctx, 1).unwrap();
+    assert!(store.needs_rederive().unwrap(), "not cleared half-way");
+    drop(store);
+    let half = day_index_keys(&path).len();
+    assert!(
+        half > 0 && half < rows_before.len(),
+        "{half} of {}",
+        rows_before.len()
+    );
+    let repo = Repo::open(dir.path(), Some(data_key()), &mut rng).unwrap();
+    assert!(
+        !repo.store().needs_rederive().unwrap(),
+        "the request is cleared"
+    );
+    let after = day_report(&repo, day, None, &mut gate(&repo)).unwrap();
+    assert_eq!(after, before);
+    assert_eq!(
+        after,
+        day_report_from_documents(&repo, day, None, &mut gate(&repo)).unwrap()
+    );
+    drop(repo);
+    assert_eq!(
+        day_index_keys(&path),
+        rows_before,
+        "every row derived again"
+    );
+}
+
 /// A closed base store holding two patients' pieces ([`patient_with_pieces`]): `hit`, whose
 /// journal a test damages on disk, and `spared`.
 struct HitJournal {
