@@ -205,12 +205,14 @@ impl Corrections {
     fn of(journal: &Journal) -> Self {
         let mut amended = BTreeMap::new();
         let mut in_error = BTreeMap::new();
+        // Only its author's mark withdraws an entry (see `Journal::entered_in_error`).
+        let withdrawn: std::collections::BTreeSet<&EntryId> = journal.entered_in_error().collect();
         for e in &journal.entries {
             match &e.body {
                 EntryBody::Correction { corrects, text } => {
                     amended.insert(corrects.clone(), text.clone());
                 }
-                EntryBody::EnteredInError { target, reason } => {
+                EntryBody::EnteredInError { target, reason } if withdrawn.contains(target) => {
                     in_error.insert(target.clone(), reason.clone());
                 }
                 _ => {}

@@ -344,8 +344,8 @@ impl Journal {
         self.entries.iter().find(|e| &e.id == id)
     }
 
-    /// The entries that stand: all but those marked entered-in-error (what derived views count;
-    /// the marked ones stay readable in `entries`).
+    /// The entries that stand: all but those their author marked entered-in-error (what derived
+    /// views count; the marked ones stay readable in `entries`).
     pub fn standing(&self) -> Vec<&Entry> {
         let withdrawn: std::collections::BTreeSet<&EntryId> = self.entered_in_error().collect();
         self.entries
@@ -354,10 +354,16 @@ impl Journal {
             .collect()
     }
 
-    /// Entries marked entered-in-error.
+    /// Entries marked entered-in-error by whoever may withdraw them ([`crate::docs::Author::may_withdraw`]):
+    /// a staff member's entry by herself only. A mark by anyone else stays in the journal,
+    /// readable, and withdraws nothing, so the evidence of care — a dose given, a visit
+    /// performed — cannot be taken out of every view, conflict and task by another device.
     pub fn entered_in_error(&self) -> impl Iterator<Item = &EntryId> {
-        self.entries.iter().filter_map(|e| match &e.body {
-            EntryBody::EnteredInError { target, .. } => Some(target),
+        self.entries.iter().filter_map(|mark| match &mark.body {
+            EntryBody::EnteredInError { target, .. } => self
+                .entry(target)
+                .filter(|entry| mark.author.may_withdraw(&entry.author))
+                .map(|entry| &entry.id),
             _ => None,
         })
     }

@@ -178,6 +178,21 @@ pub struct Author {
     pub device: NodeId,
 }
 
+impl Author {
+    /// Whether this author's entered-in-error mark withdraws an entry `written` by that author:
+    /// a staff member's entry only by herself (from any of her devices); a device's report (a
+    /// dispenser's, an alarm's: no staff member) by the device, or by any staff member, who
+    /// judges it (a test of the dispenser).
+    pub fn may_withdraw(&self, written: &Author) -> bool {
+        match (&self.staff, &written.staff) {
+            (Some(a), Some(b)) => a == b,
+            (Some(_), None) => true,
+            (None, None) => self.device == written.device,
+            (None, Some(_)) => false,
+        }
+    }
+}
+
 /// The context of one write: who, and when it was entered (the device clock, passed in).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ChangeContext {

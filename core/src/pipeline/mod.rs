@@ -38,18 +38,18 @@ use crate::docs::{ChangeSummary, Document, DocumentId, ParsedChange, RawChangeIn
 use crate::identity::NodeId;
 use crate::store::{Store, StoreError, WriteBatch};
 use crate::sync::wire::SignedChange;
-use crate::trust::{Certificate, Grant};
+use crate::trust::Grant;
 
-/// Change authors as a write knows them: certificates carried with the changes (an export
-/// file's, already checked to be of this organisation), this node's own grant, and what the
-/// write's transaction holds (everything stored, plus certificates and revocations received in
-/// it). Sessions and imports both look authors up through it.
+/// Change authors as a write knows them: this node's own grant, and what the write's
+/// transaction holds — everything stored, plus the certificates and revocations received in it
+/// (a session's, or those an export file carries, put in the write before its changes). For
+/// each node that is the certificate its organisation issued last
+/// ([`crate::trust::Certificate::supersedes`]), whichever one a sender brought. Sessions and imports both
+/// look authors up through it.
 #[derive(Debug)]
 pub struct WriteAuthors<'a, 'b> {
     /// The write.
     pub batch: &'a mut WriteBatch<'b>,
-    /// Certificates carried with the changes.
-    pub carried: &'a BTreeMap<NodeId, Certificate>,
     /// This node's own grant (its own changes verify even before it is enrolled).
     pub own: &'a Grant,
 }
@@ -57,9 +57,7 @@ pub struct WriteAuthors<'a, 'b> {
 impl WriteAuthors<'_, '_> {
     /// The grant of a change's signer: a certified node of this organisation, not revoked.
     fn grant(&mut self, doc: &DocumentId, signer: &NodeId) -> Result<Grant, String> {
-        let grant = if let Some(cert) = self.carried.get(signer) {
-            Some(cert.grant().clone())
-        } else if *signer == self.own.node {
+        let grant = if *signer == self.own.node {
             Some(self.own.clone())
         } else {
             let cert = self.batch.certificate(signer).map_err(|e| e.to_string())?;

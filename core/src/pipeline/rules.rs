@@ -9,7 +9,7 @@
 //! | patient record: other identity fields, contacts, flags | base, nurse |
 //! | patient record: explicit access `access/<staff>/…` | that staff member's node, new keys only |
 //! | visit plan | base |
-//! | journal | base and nurse (medication given / not given: nurse only); home unit: its own patient's observations and device events only |
+//! | journal | base and nurse (medication given / not given: nurse only; device events: home unit only); home unit: its own patient's observations and device events only |
 //! | messages | anyone (a home unit: its own patient's), pictures must be what they say (type, size, bounds) |
 //! | day log of staff S | S's nodes |
 //! | access log of node N | N only |
@@ -133,20 +133,52 @@ fn record_op(op: &OpSummary, signer: &Grant, state: &dyn DocState) -> Result<(),
             Role::Base | Role::Nurse => Ok(()),
             Role::HomeUnit => Err("a home unit may not edit patient records".into()),
         },
-        "access" => {
-            let staff = key.split('/').nth(1).unwrap_or_default();
-            if signer.staff_id.as_ref().map(|s| s.as_str()) != Some(staff) || op.overwrites {
-                Err("an explicit access is recorded only by the staff member it names".into())
-            } else if state.seen(key) {
-                Err(format!(
-                    "{key} already exists: an explicit access is recorded once"
-                ))
-            } else {
-                Ok(())
-            }
-        }
+        "access" => explicit_access(key, op, signer, state),
         _ => Err(format!("unknown patient-record key {key:?}")),
     }
+}
+
+/// An explicit access, as the record holds it: the need index grants it to the staff member its
+/// value names, so the value — not only the key — must name the signer, from the signer's device,
+/// under the key `access/<staff>/<id>` of its own id.
+#[derive(Deserialize)]
+struct ClaimedAccess {
+    id: String,
+    staff: StaffId,
+    device: KeyBytes,
+}
+
+fn explicit_access(
+    key: &str,
+    op: &OpSummary,
+    signer: &Grant,
+    state: &dyn DocState,
+) -> Result<(), String> {
+    let not_own = || "an explicit access is recorded only by the staff member it names".to_owned();
+    let staff = key.split('/').nth(1).unwrap_or_default();
+    if signer.staff_id.as_ref().map(|s| s.as_str()) != Some(staff) || op.overwrites {
+        return Err(not_own());
+    }
+    if state.seen(key) {
+        return Err(format!(
+            "{key} already exists: an explicit access is recorded once"
+        ));
+    }
+    let OpAction::PutStr(json) = &op.action else {
+        return Err(format!("{key}: an explicit access is JSON text"));
+    };
+    let claim: ClaimedAccess =
+        serde_json::from_str(json).map_err(|e| format!("{key} is malformed: {e}"))?;
+    if Some(&claim.staff) != signer.staff_id.as_ref() || claim.device.0 != *signer.node.as_bytes() {
+        return Err(not_own());
+    }
+    if key != format!("access/{}/{}", claim.staff, claim.id) {
+        return Err(format!(
+            "{key} holds the access access/{}/{}: an item is kept under its own name",
+            claim.staff, claim.id
+        ));
+    }
+    Ok(())
 }
 
 /// Largest appended entry (journal, day log, access log): 16 KiB of text even at JSON's worst
@@ -367,6 +399,9 @@ fn journal_entry(signer: &Grant, kind: Option<&str>) -> Result<(), String> {
         (Role::Base, Some("medication-given" | "medication-not-given")) => {
             Err("only nurses record medication given or not given".into())
         }
+        // A dispenser's "dose taken" counts as given, and its alarms raise tasks: only the home
+        // unit its devices report to records them.
+        (_, Some("device-event")) => Err("only a home unit records its devices' events".into()),
         _ => Ok(()),
     }
 }

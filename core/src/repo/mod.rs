@@ -692,11 +692,11 @@ impl Repo {
     pub fn import(&self, now: Timestamp, bytes: &[u8]) -> Result<ImportSummary, RepoError> {
         let incoming = exchange::decode(bytes)?;
         let org = self.certificate()?.map(|c| c.grant().org);
-        let mut carried = std::collections::BTreeMap::new();
+        let mut carried = Vec::new();
         for bytes in &incoming.certificates {
             let cert = crate::trust::Certificate::from_bytes(bytes)?;
             if Some(cert.grant().org) == org {
-                carried.insert(cert.node(), cert);
+                carried.push(cert);
             }
         }
         let own = self.grant();
@@ -705,14 +705,15 @@ impl Repo {
             ..ImportSummary::default()
         };
         let mut batch: WriteBatch<'_> = self.store.write()?;
-        for cert in carried.values() {
+        // Each is kept only if it supersedes what is held: the file's authors are judged by the
+        // certificates their organisation issued last, not by older ones the file brings.
+        for cert in &carried {
             batch.put_certificate(cert)?;
         }
         for (id, changes) in incoming.docs {
             let existed = batch.existing(&id)?.is_some();
             let mut authors = pipeline::WriteAuthors {
                 batch: &mut batch,
-                carried: &carried,
                 own: &own,
             };
             let admitted = match pipeline::admit(&mut authors, &id, changes, now.unix_millis()) {

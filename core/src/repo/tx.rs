@@ -515,6 +515,9 @@ impl Transaction<'_> {
         let doc_id = self
             .find_entry(patient, target)?
             .ok_or_else(|| RepoError::NotFound(format!("entry {target} of patient {patient}")))?;
+        if let Correction::EnteredInError(_) = &correction {
+            self.require_own_entry(&doc_id, target)?;
+        }
         let body = match correction {
             Correction::Amend(text) => EntryBody::Correction {
                 corrects: target.clone(),
@@ -526,6 +529,28 @@ impl Transaction<'_> {
             },
         };
         self.append_entry(now, rng, doc_id, now, body)
+    }
+
+    /// Refuses to mark another staff member's entry entered in error: every reader would ignore
+    /// the mark (see [`journal::Journal::entered_in_error`]).
+    fn require_own_entry(
+        &mut self,
+        doc_id: &DocumentId,
+        target: &EntryId,
+    ) -> Result<(), RepoError> {
+        let me = self.repo.author();
+        let theirs = match self.batch.existing(doc_id)? {
+            Some(doc) => journal::read(doc).entry(target).map(|e| e.author.clone()),
+            None => None,
+        };
+        match theirs {
+            Some(author) if !me.may_withdraw(&author) => Err(RepoError::Unauthorized(format!(
+                "entry {target} was written by {}: only its author marks it entered in error; \
+                 a correction, or a note, says what is wrong with it",
+                author.name
+            ))),
+            _ => Ok(()),
+        }
     }
 
     fn find_entry(

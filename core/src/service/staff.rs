@@ -246,11 +246,10 @@ impl Service {
             else {
                 continue;
             };
-            let withdrawn: Vec<_> = j.entered_in_error().cloned().collect();
             for e in j
-                .entries
-                .iter()
-                .filter(|e| e.event_time.unix_millis() >= since && !withdrawn.contains(&e.id))
+                .standing()
+                .into_iter()
+                .filter(|e| e.event_time.unix_millis() >= since)
             {
                 if let (EntryBody::VisitPerformed { .. }, Some(staff)) = (&e.body, &e.author.staff)
                 {

@@ -360,6 +360,112 @@ fn an_entry_filed_under_another_month_with_an_honest_entrys_name_keeps_both_in_t
 }
 
 #[test]
+fn an_explicit_access_recorded_under_ones_own_name_for_someone_else_is_refused() {
+    for via in BOTH {
+        let w = World::new();
+        let record = DocumentId::PatientRecord(w.turid.clone());
+        let accomplice = omsyn_core::NodeKey::generate(&mut StdRng::seed_from_u64(9)).id();
+        let id = "e-00000000000000aa";
+        // The key names Mons (as the rule checks); the value — what the need index grants —
+        // names another staff member and device.
+        let access = serde_json::json!({
+            "id": id, "staff": "N7", "device": accomplice, "reason": "vikar",
+            "at": today("11:00"), "until_ms": NOW_MS + 3_600_000,
+        });
+        let key = format!("access/N2/{id}");
+        let crafted = w.mons_crafts(&record, &[Put::fresh(&key, &access.to_string())], None);
+        refused(
+            w.deliver(&w.mons.repo, via),
+            "recorded only by the staff member it names",
+        );
+        assert!(!w.base_holds(&record, &crafted), "{via:?}");
+    }
+}
+
+#[test]
+fn marking_another_nurses_dose_entered_in_error_withdraws_nothing() {
+    for via in BOTH {
+        let w = World::new();
+        // Mons's own app refuses it, saying why.
+        let (t, rng) = (today("11:00"), &mut StdRng::seed_from_u64(7));
+        let own_app = w.mons.repo.transaction(|tx| {
+            tx.correct_entry(
+                t,
+                rng,
+                &w.turid,
+                &w.dose.id,
+                omsyn_core::repo::Correction::EnteredInError("feil".into()),
+            )
+        });
+        let Err(RepoError::Unauthorized(why)) = own_app else {
+            panic!("{own_app:?}");
+        };
+        assert!(why.contains("only its author"), "{why}");
+        // A patched app writes the mark anyway: it is a new entry, kept, and readable — and
+        // withdraws nothing, so the dose still counts everywhere.
+        let mark = EntryBody::EnteredInError {
+            target: w.dose.id.clone(),
+            reason: "feil".into(),
+        };
+        let id = EntryId::parse("e-00000000000000bb").unwrap();
+        let key = format!("e/{id}");
+        w.mons_crafts(
+            &w.journal_id(),
+            &[Put::fresh(&key, &mons_entry(&w, &id, mark))],
+            None,
+        );
+        assert_eq!(w.deliver(&w.mons.repo, via), None, "{via:?}: kept");
+        let journal = w
+            .base
+            .repo
+            .store()
+            .with_doc(&w.journal_id(), omsyn_core::docs::journal::read)
+            .unwrap()
+            .unwrap();
+        assert!(journal.entry(&id).is_some(), "{via:?}: the mark is kept");
+        assert!(
+            journal.standing().iter().any(|e| e.id == w.dose.id),
+            "{via:?}: the dose stands"
+        );
+        let fhir = omsyn_core::fhir::export(&w.base.repo, today("12:00"), Some(&w.turid)).unwrap();
+        let bundle = serde_json::to_string(&fhir[0].1.bundle).unwrap();
+        assert!(!bundle.contains("entered-in-error"), "{via:?}: {bundle}");
+        w.honest_data_intact();
+    }
+}
+
+#[test]
+fn a_dispenser_event_written_by_a_nurse_is_refused() {
+    for via in BOTH {
+        let w = World::new();
+        let EntryBody::MedicationGiven { dose, .. } = &w.dose.body else {
+            panic!("the dose is a dose");
+        };
+        // "Dose taken" from a dispenser counts as given, which only nurses record, and only the
+        // home unit speaks for its devices.
+        let event = serde_json::json!({
+            "type": "device-event", "device": "Evondos E300", "event_id": "1",
+            "event": {"kind": "dose-taken", "dose": dose},
+        });
+        let id = EntryId::parse("e-00000000000000cc").unwrap();
+        let mut entry: serde_json::Value =
+            serde_json::from_str(&mons_entry(&w, &id, given(&w))).unwrap();
+        entry["body"] = event;
+        let key = format!("e/{id}");
+        let crafted = w.mons_crafts(
+            &w.journal_id(),
+            &[Put::fresh(&key, &entry.to_string())],
+            None,
+        );
+        refused(
+            w.deliver(&w.mons.repo, via),
+            "only a home unit records its devices' events",
+        );
+        assert!(!w.base_holds(&w.journal_id(), &crafted), "{via:?}");
+    }
+}
+
+#[test]
 fn overwriting_an_entry_with_its_predecessor_named_is_refused() {
     for via in BOTH {
         let w = World::new();

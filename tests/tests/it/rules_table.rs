@@ -89,6 +89,17 @@ fn item(doc: &DocumentId, signer: &Grant, kind: &str, event: &str) -> String {
     value.to_string()
 }
 
+/// An explicit access as `signer` records it under `access/<rest>`: the staff member and id the
+/// key names, the signer's device.
+fn access(signer: &Grant, rest: &str) -> String {
+    let (staff, id) = rest.split_once('/').unwrap();
+    serde_json::json!({
+        "id": id, "staff": staff, "device": signer.node, "reason": "vikar",
+        "at": "2026-11-23T09:00:00+01:00", "until_ms": 1_795_431_600_000i64,
+    })
+    .to_string()
+}
+
 fn change(signer: &Grant, key: &str, op: Op, value: String) -> ChangeSummary {
     ChangeSummary {
         hash: [0; 32],
@@ -122,7 +133,10 @@ fn check(
     expect: Result<(), &str>,
 ) {
     let signer = grant(role);
-    let value = item(doc, &signer, kind, "2026-11-23T09:00:00+01:00");
+    let value = match key.strip_prefix("access/") {
+        Some(rest) => access(&signer, rest),
+        None => item(doc, &signer, kind, "2026-11-23T09:00:00+01:00"),
+    };
     let result = rules::authorize(doc, &change(&signer, key, op, value), &signer, &held, None);
     match (expect, &result) {
         (Ok(()), Ok(())) => {}
@@ -205,6 +219,8 @@ fn the_rules_by_role_document_key_and_what_the_document_held() {
         (Base,     &journal, e, Put,       "note",             Nothing, Ok(())),
         (HomeUnit, &journal, e, Put,       "observation",      Nothing, Ok(())),
         (HomeUnit, &journal, e, Put,       "device-event",     Nothing, Ok(())),
+        (Nurse,    &journal, e, Put,       "device-event",     Nothing, Err("only a home unit")),
+        (Base,     &journal, e, Put,       "device-event",     Nothing, Err("only a home unit")),
         (HomeUnit, &journal, e, Put,       "note",             Nothing, Err("home unit")),
         (HomeUnit, &journal, e, Put,       "observation",      TheKey,  Err(once)),
         (HomeUnit, &others_journal, e, Put, "observation",     Nothing, Err("its own patient")),
@@ -498,4 +514,40 @@ fn an_item_is_kept_under_its_own_name_and_no_other() {
         let refused = verdict(doc, own, nameless).unwrap_err();
         assert!(refused.contains("without its name"), "{doc}: {refused}");
     }
+}
+
+#[test]
+fn an_explicit_access_names_its_signer_its_device_and_its_own_key() {
+    let nurse = grant(Nurse);
+    let record = DocumentId::PatientRecord(turid());
+    let verdict = |key: &str, value: serde_json::Value| {
+        rules::authorize(
+            &record,
+            &change(&nurse, key, Put, value.to_string()),
+            &nurse,
+            &Nothing,
+            None,
+        )
+    };
+    let own: serde_json::Value = serde_json::from_str(&access(&nurse, "N1/e-1")).unwrap();
+    assert_eq!(verdict("access/N1/e-1", own.clone()), Ok(()));
+    let other_device = NodeKey::generate(&mut StdRng::seed_from_u64(99)).id();
+    for (field, value) in [
+        ("staff", serde_json::json!("N2")),
+        ("device", serde_json::json!(other_device)),
+    ] {
+        let mut claim = own.clone();
+        claim[field] = value;
+        let refused = verdict("access/N1/e-1", claim).unwrap_err();
+        assert!(
+            refused.contains("only by the staff member it names"),
+            "{field}: {refused}"
+        );
+    }
+    let refused = verdict("access/N1/e-2", own.clone()).unwrap_err();
+    assert!(refused.contains("its own name"), "{refused}");
+    let refused = verdict("access/N1/e-1/x", own).unwrap_err();
+    assert!(refused.contains("its own name"), "{refused}");
+    let refused = verdict("access/N1/e-1", serde_json::json!("not an access")).unwrap_err();
+    assert!(refused.contains("malformed"), "{refused}");
 }

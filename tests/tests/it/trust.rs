@@ -272,6 +272,35 @@ fn a_device_presenting_its_superseded_certificate_is_served_by_the_newer_one() {
 }
 
 #[test]
+fn an_import_carrying_a_superseded_certificate_is_judged_by_the_newer_one() {
+    let z = zone();
+    let (home, moved) = moved_home_unit(&z, 88);
+    let (_, errors) = sync_at(&z.base.repo, &home.repo, NOW_MS);
+    assert_eq!(errors, (None, None));
+    z.base.repo.remember_issued(&moved).unwrap();
+    // The unit, still on its first certificate, records an alarm in the home it left, and its
+    // export file carries that certificate.
+    let mut rng = StdRng::seed_from_u64(88);
+    let alarm = omsyn_core::repo::DeviceReport::Alarm;
+    let (t, device) = (today("10:00"), "Trygghetsalarm");
+    home.repo
+        .device_report(t, &mut rng, device, "a-1", t, &alarm)
+        .unwrap();
+    let file = home.repo.export_unchecked(None).unwrap();
+    let refused = z.base.repo.import(today("12:00"), &file).unwrap_err();
+    assert!(
+        refused.to_string().contains("its own patient's documents"),
+        "judged as the unit of {}: {refused}",
+        z.other
+    );
+    assert_eq!(
+        z.base.repo.store().certificate(&home.repo.id()).unwrap(),
+        Some(moved),
+        "the older certificate the file carried did not replace it"
+    );
+}
+
+#[test]
 fn a_device_whose_newer_certificate_has_expired_is_refused_though_its_older_one_has_not() {
     let z = zone();
     let (home, moved) = moved_home_unit(&z, 87);

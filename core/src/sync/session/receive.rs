@@ -2,7 +2,7 @@
 //! and certificates, changes through the change pipeline, offers, answers and acknowledgements),
 //! committed durably, then answered.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 
 use super::super::inbox::Received;
 use super::{Phase, Session, SyncError, SyncEvent, put_known, remember, remember_over};
@@ -453,10 +453,8 @@ impl Session {
         };
         let bytes: u64 = changes.iter().map(|c| c.vouched().bytes.len() as u64).sum();
         let own = store.own_certificate()?.ok_or(Refusal::SelfNotEnrolled)?;
-        let carried = BTreeMap::new();
         let mut authors = pipeline::WriteAuthors {
             batch,
-            carried: &carried,
             own: own.grant(),
         };
         let admitted = match pipeline::admit_checked(&mut authors, doc, changes, now_ms) {
