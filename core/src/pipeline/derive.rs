@@ -57,6 +57,17 @@ pub(super) fn derive(batch: &mut WriteBatch<'_>, ctx: &DeriveContext) -> Result<
     for (patient, month) in months {
         let plan = plans.remove(&(patient.clone(), month));
         month_rows(batch, &patient, month, plan)?;
+        // The month's journal closes its messages' integrity alerts too: an open one is derived
+        // again, or it would stay open here until the messages next change, while a node that
+        // took the journal after them shows it closed.
+        if batch.has_conflicts(&patient, &format!("messages/{month}"))? {
+            message_rows(
+                batch,
+                &DocumentId::Messages(patient.clone(), month),
+                &patient,
+                month,
+            )?;
+        }
     }
     batch.mark_derived();
     Ok(())

@@ -101,6 +101,16 @@ impl RelationScope {
 }
 
 impl WriteBatch<'_> {
+    /// Whether the patient has open conflicts under `scope` (`messages/<month>`...), as of this
+    /// write: a row is kept only for a list that is not empty.
+    pub fn has_conflicts(&mut self, patient: &PatientId, scope: &str) -> Result<bool, StoreError> {
+        let store = self.store;
+        store.contain(|| {
+            let table = self.tx.open_table(CONFLICTS)?;
+            Ok(table.get((patient.as_str(), scope))?.is_some())
+        })
+    }
+
     /// Writes a derived row set in this write.
     pub fn put_row(&mut self, row: Row) -> Result<(), StoreError> {
         let store = self.store;

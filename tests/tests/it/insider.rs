@@ -466,6 +466,60 @@ fn a_dispenser_event_written_by_a_nurse_is_refused() {
 }
 
 #[test]
+fn a_message_written_twice_closes_where_it_is_resolved_though_the_messages_do_not_change() {
+    for via in BOTH {
+        let mut w = World::new();
+        let (t, rng) = (today("09:00"), &mut StdRng::seed_from_u64(8));
+        let to = omsyn_core::docs::messages::Recipient::CareTeam;
+        let sent = w
+            .home
+            .repo
+            .send_message(
+                t,
+                rng,
+                &w.turid,
+                to,
+                "Turid har vondt i ryggen",
+                None,
+                vec![],
+            )
+            .unwrap();
+        sync(&w.home.repo, &w.base.repo);
+        sync(&w.base.repo, &w.mons.repo);
+        // Mons writes his own text under the home unit's message, built as if unseen.
+        let doc = DocumentId::Messages(w.turid.clone(), t.day().month());
+        let key = format!("m/{}", sent.id);
+        let honest = craft::change_putting(&w.mons.repo, &doc, &key).unwrap();
+        let before = craft::heads_without(&w.mons.repo, &doc, honest);
+        let mut posing: serde_json::Value = serde_json::to_value(&sent).unwrap();
+        posing["author"] = serde_json::to_value(w.mons.repo.author()).unwrap();
+        posing["text"] = "Alt vel".into();
+        w.mons_crafts(&doc, &[Put::fresh(&key, &posing.to_string())], Some(before));
+        assert_eq!(w.deliver(&w.mons.repo, via), None, "{via:?}: kept");
+        let written_twice = |w: &World| -> Vec<_> {
+            w.base
+                .repo
+                .conflicts(Some(&w.turid))
+                .unwrap()
+                .into_iter()
+                .filter(|c| matches!(&c.kind, ConflictKind::EntryWrittenTwice { key: k, .. } if *k == key))
+                .collect()
+        };
+        let alert = written_twice(&w).pop().expect("an integrity alert");
+        // The base resolves it: the resolution is a journal entry; the messages do not change.
+        let (t, rng) = (today("12:00"), &mut w.base.rng);
+        w.base
+            .repo
+            .resolve_conflict(t, rng, &alert.id, "Mons' tekst er ikke hjemmets", None)
+            .unwrap();
+        assert!(
+            written_twice(&w).is_empty(),
+            "{via:?}: closed where it was resolved"
+        );
+    }
+}
+
+#[test]
 fn overwriting_an_entry_with_its_predecessor_named_is_refused() {
     for via in BOTH {
         let w = World::new();
