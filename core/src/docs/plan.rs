@@ -300,7 +300,8 @@ pub fn read(doc: &Document) -> VisitPlan {
             .and_then(|id| {
                 let revisions = revisions.remove(id.as_str()).unwrap_or_default();
                 read_one(id, r.strs_of(&map?), revisions)
-            });
+            })
+            .filter(|(visit, _)| belongs(doc, visit));
         match read {
             Some((visit, bad)) => {
                 visits.push(visit);
@@ -332,7 +333,23 @@ pub fn read_visit(doc: &Document, id: &VisitId) -> Option<Visit> {
     let r = doc.reader();
     let fields = r.strs_in(&visit_key(id))?;
     let revisions = r.entries_with_prefix(&format!("rev/{id}/"));
-    read_one(id.clone(), fields, revisions).map(|(visit, _)| visit)
+    read_one(id.clone(), fields, revisions)
+        .map(|(visit, _)| visit)
+        .filter(|visit| belongs(doc, visit))
+}
+
+/// Whether a visit is one of this plan's: of its patient, in its month (a visit is planned in
+/// its month's plan and cannot move out of it). A visit naming another patient or month — only
+/// a modified base writes one — is no visit of any view, need or journal, and the plan lists
+/// its key among the unreadable: documentation of it would be filed under another patient, or
+/// a nurse's need for a day outside the month would outlast the plan's own rows.
+fn belongs(doc: &Document, visit: &Visit) -> bool {
+    match doc.id() {
+        super::DocumentId::VisitPlan(patient, month) => {
+            visit.patient == *patient && visit.day().month() == *month
+        }
+        _ => true,
+    }
 }
 
 /// Decodes one visit from its map's strings and its revisions' keys; also returns revision

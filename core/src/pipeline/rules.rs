@@ -80,9 +80,10 @@ pub fn authorize(
         ));
     }
     match doc {
-        DocumentId::PatientRecord(_) => {
+        DocumentId::PatientRecord(patient) => {
             for op in &change.ops {
                 record_op(op, signer, state)?;
+                names_its_patient(op, patient)?;
             }
             Ok(())
         }
@@ -135,6 +136,22 @@ fn record_op(op: &OpSummary, signer: &Grant, state: &dyn DocState) -> Result<(),
         },
         "access" => explicit_access(key, op, signer, state),
         _ => Err(format!("unknown patient-record key {key:?}")),
+    }
+}
+
+/// A record's `patient` key names the patient whose record it is: conflicts and tasks derived
+/// from the record are filed under it.
+fn names_its_patient(op: &OpSummary, patient: &crate::ids::PatientId) -> Result<(), String> {
+    match (&op.root_key, &op.action) {
+        (Some(key), OpAction::PutStr(value)) if key == "patient" && value != patient.as_str() => {
+            Err(format!(
+                "the record of {patient} names {value:?} as its patient"
+            ))
+        }
+        (Some(key), OpAction::PutOther | OpAction::MakeObject) if key == "patient" => {
+            Err(format!("the record of {patient} names its patient as text"))
+        }
+        _ => Ok(()),
     }
 }
 

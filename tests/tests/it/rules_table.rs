@@ -551,3 +551,21 @@ fn an_explicit_access_names_its_signer_its_device_and_its_own_key() {
     let refused = verdict("access/N1/e-1", serde_json::json!("not an access")).unwrap_err();
     assert!(refused.contains("malformed"), "{refused}");
 }
+
+#[test]
+fn a_record_names_the_patient_whose_record_it_is() {
+    let base = grant(Base);
+    let record = DocumentId::PatientRecord(turid());
+    let put = |value: &str| {
+        rules::authorize(
+            &record,
+            &change(&base, "patient", Put, value.to_owned()),
+            &base,
+            &Nothing,
+            None,
+        )
+    };
+    assert_eq!(put(turid().as_str()), Ok(()));
+    let refused = put(egil().as_str()).unwrap_err();
+    assert!(refused.contains("names"), "{refused}");
+}

@@ -311,6 +311,67 @@ fn a_device_whose_newer_certificate_has_expired_is_refused_though_its_older_one_
 }
 
 #[test]
+fn a_visit_a_modified_base_files_under_another_patient_or_month_is_no_visit() {
+    let z = zone();
+    // Another base of the organisation, running modified software, writes Turid's (`mine`) plan
+    // with one visit naming Egil (`other`) and one dated next month.
+    let rogue = TestNode::base(79);
+    let month = today("07:00").day().month();
+    let plan_id = DocumentId::VisitPlan(z.mine.clone(), month);
+    let mut doc = Document::new(plan_id.clone(), rogue.repo.id());
+    let ctx = ChangeContext {
+        author: rogue.repo.author(),
+        entered_at: today("07:00"),
+    };
+    let mut rng = StdRng::seed_from_u64(79);
+    let next_month = today("13:00").unix_millis() + 31 * DAY_MS;
+    let next_month = Timestamp::from_unix_millis(next_month).unwrap();
+    let mut planted = Vec::new();
+    for (patient, start) in [(&z.other, today("13:00")), (&z.mine, next_month)] {
+        let visit = NewVisit {
+            patient: patient.clone(),
+            start,
+            end: Timestamp::from_unix_millis(start.unix_millis() + HOUR_MS).unwrap(),
+            kind: VisitKind::Physical,
+            tiltak: vec![],
+            staff: vec![StaffId::parse("N2").unwrap()],
+        };
+        planted.push(omsyn_core::docs::plan::add(&mut doc, &ctx, &mut rng, &visit).unwrap());
+    }
+    let changes = signed(&rogue.repo.identity().key, &mut doc);
+    let frame = wire::encode(&Message::Changes {
+        doc: plan_id.clone(),
+        changes,
+    });
+    let events = inject(&rogue.repo, &z.base.repo, vec![frame]);
+    assert_eq!(
+        rejections(&events),
+        Vec::<String>::new(),
+        "a base's plan change is kept"
+    );
+    // Kept, and no visit of any view: the plan lists them as unreadable, no lookup finds them
+    // (so no documentation is filed under Egil's journal through them), no need follows.
+    let plan = z
+        .base
+        .repo
+        .store()
+        .with_doc(&plan_id, omsyn_core::docs::plan::read)
+        .unwrap()
+        .unwrap();
+    for visit in &planted {
+        assert!(plan.visits.iter().all(|v| &v.id != visit));
+        assert!(
+            plan.unreadable.contains(&format!("visit/{visit}")),
+            "{:?}",
+            plan.unreadable
+        );
+        let found = z.base.repo.visit(visit);
+        assert!(matches!(found, Err(RepoError::NotFound(_))), "{found:?}");
+    }
+    assert_eq!(plan.visits.len(), 1, "the honest visit stands");
+}
+
+#[test]
 fn a_device_revoked_while_online_is_cut_off_and_learns_it() {
     let z = zone();
     let nurse = TestNode::nurse(76, "N1");
