@@ -18,7 +18,7 @@ use serde_json::{Value, json};
 
 use crate::conflict::{Conflict, ConflictKind, Severity};
 use crate::docs::Author;
-use crate::docs::journal::{DeviceEvent, DoseRef, Entry, EntryBody, Journal};
+use crate::docs::journal::{DeviceEvent, DoseRef, Entry, EntryBody, Journal, Marks};
 use crate::docs::messages::{Message, Recipient};
 use crate::docs::plan::{Visit, VisitKind};
 use crate::docs::record::{Flag, PatientField, PatientRecord};
@@ -196,44 +196,39 @@ impl Resources {
 }
 
 /// What later entries say about earlier ones: amended text, or entered in error.
-struct Corrections {
+struct Corrections<'a> {
     amended: BTreeMap<EntryId, String>,
-    in_error: BTreeMap<EntryId, String>,
+    marks: Marks<'a>,
 }
 
-impl Corrections {
-    fn of(journal: &Journal) -> Self {
+impl<'a> Corrections<'a> {
+    fn of(journal: &'a Journal) -> Self {
         let mut amended = BTreeMap::new();
-        let mut in_error = BTreeMap::new();
-        // Only its author's mark withdraws an entry (see `Journal::entered_in_error`).
-        let withdrawn: std::collections::BTreeSet<&EntryId> = journal.entered_in_error().collect();
         for e in &journal.entries {
-            match &e.body {
-                EntryBody::Correction { corrects, text } => {
-                    amended.insert(corrects.clone(), text.clone());
-                }
-                EntryBody::EnteredInError { target, reason } if withdrawn.contains(target) => {
-                    in_error.insert(target.clone(), reason.clone());
-                }
-                _ => {}
+            if let EntryBody::Correction { corrects, text } = &e.body {
+                amended.insert(corrects.clone(), text.clone());
             }
         }
-        Corrections { amended, in_error }
+        Corrections {
+            amended,
+            marks: journal.marks(),
+        }
     }
 
-    /// The status to give a resource (`normal` when uncorrected), and a note on why.
+    /// The status to give `entry`'s resource (`normal` when uncorrected), and a note on why.
+    /// Only a mark its author may make withdraws it, and the reason shown is that mark's.
     fn status(
         &self,
-        id: &EntryId,
+        entry: &Entry,
         normal: &'static str,
         amended: &'static str,
     ) -> (&'static str, Option<String>) {
-        if let Some(reason) = self.in_error.get(id) {
+        if let Some(reason) = self.marks.withdrawal(entry) {
             (
                 "entered-in-error",
                 Some(format!("entered in error: {reason}")),
             )
-        } else if let Some(text) = self.amended.get(id) {
+        } else if let Some(text) = self.amended.get(&entry.id) {
             (amended, Some(format!("corrected: {text}")))
         } else {
             (normal, None)
@@ -328,7 +323,7 @@ fn entry_resource(
     entry: &Entry,
     pref: &str,
     record: &PatientRecord,
-    corrections: &Corrections,
+    corrections: &Corrections<'_>,
 ) -> Option<Value> {
     let cx = EntryCx {
         entry,
@@ -365,7 +360,7 @@ fn entry_resource(
         EntryBody::Deviation { text } => json!({
             "resourceType": "DetectedIssue",
             "id": cx.id,
-            "status": corrections.status(&entry.id, "final", "amended").0,
+            "status": corrections.status(entry, "final", "amended").0,
             "code": {"text": "deviation (avvik)"},
             "patient": {"reference": pref},
             "identifiedDateTime": cx.when,
@@ -391,7 +386,7 @@ struct EntryCx<'a> {
     when: String,
     pref: &'a str,
     record: &'a PatientRecord,
-    corrections: &'a Corrections,
+    corrections: &'a Corrections<'a>,
 }
 
 /// A visit performed: an Encounter.
@@ -402,7 +397,7 @@ fn encounter(
     arrival: Timestamp,
     departure: Option<Timestamp>,
 ) -> Value {
-    let (status, note) = cx.corrections.status(&cx.entry.id, "finished", "finished");
+    let (status, note) = cx.corrections.status(cx.entry, "finished", "finished");
     let (code, display) = match mode {
         VisitKind::Physical => ("HH", "home health"),
         VisitKind::Digital => ("VR", "virtual"),
@@ -436,7 +431,7 @@ fn observation(
     unit: Option<&str>,
     device_reading: Option<&str>,
 ) -> Value {
-    let (status, note) = cx.corrections.status(&cx.entry.id, "final", "amended");
+    let (status, note) = cx.corrections.status(cx.entry, "final", "amended");
     let mut code = json!({"text": kind});
     if let Some(loinc) = loinc(kind) {
         code["coding"] = json!([{"system": LOINC, "code": loinc.0, "display": loinc.1}]);
@@ -485,7 +480,7 @@ fn administration(cx: &EntryCx<'_>, dose: &DoseRef) -> Value {
     } else {
         "completed"
     };
-    let (status, note) = cx.corrections.status(&cx.entry.id, normal, normal);
+    let (status, note) = cx.corrections.status(cx.entry, normal, normal);
     let medication = cx.record.medication(&dose.medication);
     let mut m = json!({
         "resourceType": "MedicationAdministration",
@@ -513,7 +508,7 @@ fn administration(cx: &EntryCx<'_>, dose: &DoseRef) -> Value {
 
 /// A nursing note: a DocumentReference with the text attached.
 fn note_reference(cx: &EntryCx<'_>, text: &str) -> Value {
-    let (status, note) = cx.corrections.status(&cx.entry.id, "current", "current");
+    let (status, note) = cx.corrections.status(cx.entry, "current", "current");
     json!({
         "resourceType": "DocumentReference",
         "id": cx.id,
@@ -538,7 +533,7 @@ fn device_resource(cx: &EntryCx<'_>, device: &str, event: &DeviceEvent) -> Value
         DeviceEvent::DoseTaken { dose } => json!({
             "resourceType": "MedicationAdministration",
             "id": cx.id,
-            "status": cx.corrections.status(&cx.entry.id, "completed", "completed").0,
+            "status": cx.corrections.status(cx.entry, "completed", "completed").0,
             "medicationCodeableConcept": {"text": medication_name(cx.record, dose)},
             "subject": {"reference": cx.pref},
             "effectiveDateTime": cx.when,
@@ -548,7 +543,7 @@ fn device_resource(cx: &EntryCx<'_>, device: &str, event: &DeviceEvent) -> Value
         other => json!({
             "resourceType": "DetectedIssue",
             "id": cx.id,
-            "status": cx.corrections.status(&cx.entry.id, "final", "amended").0,
+            "status": cx.corrections.status(cx.entry, "final", "amended").0,
             "code": {"text": cx.entry.body.describe()},
             "severity": if other.is_alert() { "high" } else { "low" },
             "patient": {"reference": cx.pref},

@@ -344,28 +344,54 @@ impl Journal {
         self.entries.iter().find(|e| &e.id == id)
     }
 
-    /// The entries that stand: all but those their author marked entered-in-error (what derived
-    /// views count; the marked ones stay readable in `entries`).
+    /// The entries that stand: all but those withdrawn by an entered-in-error mark
+    /// ([`Marks::withdrawal`]); what derived views count. The withdrawn stay readable in `entries`.
     pub fn standing(&self) -> Vec<&Entry> {
-        let withdrawn: std::collections::BTreeSet<&EntryId> = self.entered_in_error().collect();
+        let marks = self.marks();
         self.entries
             .iter()
-            .filter(|e| !withdrawn.contains(&e.id))
+            .filter(|e| marks.withdrawal(e).is_none())
             .collect()
     }
 
-    /// Entries marked entered-in-error by whoever may withdraw them ([`crate::docs::Author::may_withdraw`]):
-    /// a staff member's entry by herself only. A mark by anyone else stays in the journal,
-    /// readable, and withdraws nothing, so the evidence of care — a dose given, a visit
-    /// performed — cannot be taken out of every view, conflict and task by another device.
-    pub fn entered_in_error(&self) -> impl Iterator<Item = &EntryId> {
-        self.entries.iter().filter_map(|mark| match &mark.body {
-            EntryBody::EnteredInError { target, .. } => self
-                .entry(target)
-                .filter(|entry| mark.author.may_withdraw(&entry.author))
-                .map(|entry| &entry.id),
-            _ => None,
-        })
+    /// The journal's entered-in-error marks, by the entry id each names.
+    pub fn marks(&self) -> Marks<'_> {
+        Marks::of(&self.entries)
+    }
+}
+
+/// Entered-in-error marks by the entry id they name; [`Marks::withdrawal`] judges an entry by them.
+#[derive(Debug)]
+pub struct Marks<'a>(std::collections::BTreeMap<&'a EntryId, Vec<(&'a Author, &'a str)>>);
+
+impl<'a> Marks<'a> {
+    /// The marks among `entries`.
+    pub fn of(entries: impl IntoIterator<Item = &'a Entry>) -> Self {
+        let mut marks = std::collections::BTreeMap::<_, Vec<_>>::new();
+        for mark in entries {
+            if let EntryBody::EnteredInError { target, reason } = &mark.body {
+                marks
+                    .entry(target)
+                    .or_default()
+                    .push((&mark.author, reason.as_str()));
+            }
+        }
+        Marks(marks)
+    }
+
+    /// Why `entry` is withdrawn: the reason of the first mark on it by someone who may withdraw
+    /// it ([`crate::docs::Author::may_withdraw`]: a staff member's entry by herself only); `None`
+    /// while it stands. A mark by anyone else stays in the journal, readable, and withdraws
+    /// nothing, so the evidence of care — a dose given, a visit performed — cannot be taken out
+    /// of every view, conflict and task by another device. Each entry is judged by its own
+    /// author: a second entry a modified device writes under the same id (an integrity alert,
+    /// `written_twice`) lends its author's power over the mark to neither entry.
+    pub fn withdrawal(&self, entry: &Entry) -> Option<&'a str> {
+        self.0
+            .get(&entry.id)?
+            .iter()
+            .find(|(by, _)| by.may_withdraw(&entry.author))
+            .map(|(_, reason)| *reason)
     }
 }
 

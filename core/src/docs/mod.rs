@@ -180,15 +180,17 @@ pub struct Author {
 
 impl Author {
     /// Whether this author's entered-in-error mark withdraws an entry `written` by that author:
-    /// a staff member's entry only by herself (from any of her devices); a device's report (a
-    /// dispenser's, an alarm's: no staff member) by the device, or by any staff member, who
-    /// judges it (a test of the dispenser).
+    /// a staff member's entry only by herself (from any of her devices); a home unit's own
+    /// report (a dispenser's, an alarm's: no staff member) by the unit, or by any staff member,
+    /// who judges it (a test of the dispenser); any other entry without a staff member (a base
+    /// enrolled without one) by its device only. The role is the writer's, checked against its
+    /// certificate by every receiver, so a phone cannot pass its entries off as a device's report.
     pub fn may_withdraw(&self, written: &Author) -> bool {
         match (&self.staff, &written.staff) {
-            (Some(a), Some(b)) => a == b,
-            (Some(_), None) => true,
-            (None, None) => self.device == written.device,
+            (Some(me), Some(them)) => me == them,
             (None, Some(_)) => false,
+            (Some(_), None) if written.role == Role::HomeUnit => true,
+            (_, None) => self.device == written.device,
         }
     }
 }
@@ -782,6 +784,9 @@ pub struct ChangeSummary {
     pub deps: Vec<[u8; 32]>,
     /// Its number among its author's changes to this document (from 1).
     pub seq: u64,
+    /// When its author says it was made (the entry time of its write, to the second, in Unix
+    /// milliseconds): which of the author's certificates judges it ([`crate::trust::Certificate::in_force`]).
+    pub time_ms: i64,
     /// The counter of its first operation.
     pub start_op: u64,
     /// The counter of its last operation (`start_op - 1` for a change without any).
@@ -884,6 +889,7 @@ fn summarize(change: &automerge::Change) -> Result<ChangeSummary, DocError> {
         actor: change.actor_id().to_bytes().to_vec(),
         deps: change.deps().iter().map(|d| d.0).collect(),
         seq: change.seq(),
+        time_ms: change.timestamp().saturating_mul(1000),
         start_op: change.start_op().get(),
         max_op: change.max_op(),
         ops,
@@ -1177,6 +1183,47 @@ mod tests {
 
     use super::*;
     use crate::identity::NodeKey;
+
+    #[test]
+    fn an_entry_is_withdrawn_by_its_staff_member_and_a_home_units_report_by_any_staff_member() {
+        let rng = &mut rand::rngs::StdRng::seed_from_u64(2);
+        let mut author = |staff: Option<&str>, role| Author {
+            staff: staff.map(|s| StaffId::parse(s).unwrap()),
+            name: "x".into(),
+            role,
+            device: NodeKey::generate(rng).id(),
+        };
+        let kari = author(Some("N1"), Role::Nurse);
+        let kari_at_base = author(Some("N1"), Role::Base);
+        let mons = author(Some("N2"), Role::Nurse);
+        let home = author(None, Role::HomeUnit);
+        let other_home = author(None, Role::HomeUnit);
+        let base = author(None, Role::Base);
+        let cases = [
+            (&kari, &kari, true),
+            (&kari_at_base, &kari, true),
+            (&mons, &kari, false),
+            (&home, &kari, false),
+            (&mons, &home, true),
+            (&home, &home, true),
+            (&other_home, &home, false),
+            // A staff-less entry from a base is not a device's report: only that base withdraws it.
+            (&mons, &base, false),
+            (&base, &base, true),
+            (&home, &base, false),
+        ];
+        for (by, written, may) in cases {
+            assert_eq!(
+                by.may_withdraw(written),
+                may,
+                "{:?} {:?} withdrawing {:?} {:?}",
+                by.role,
+                by.staff,
+                written.role,
+                written.staff
+            );
+        }
+    }
 
     #[test]
     fn a_changes_stamp_keeps_the_bytes_it_always_had() {

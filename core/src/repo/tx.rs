@@ -532,25 +532,30 @@ impl Transaction<'_> {
     }
 
     /// Refuses to mark another staff member's entry entered in error: every reader would ignore
-    /// the mark (see [`journal::Journal::entered_in_error`]).
+    /// the mark (see [`journal::Marks::withdrawal`]). Where a modified device wrote a second entry
+    /// under the same id, the mark is made when either is the caller's to withdraw.
     fn require_own_entry(
         &mut self,
         doc_id: &DocumentId,
         target: &EntryId,
     ) -> Result<(), RepoError> {
         let me = self.repo.author();
-        let theirs = match self.batch.existing(doc_id)? {
-            Some(doc) => journal::read(doc).entry(target).map(|e| e.author.clone()),
-            None => None,
+        let Some(doc) = self.batch.existing(doc_id)? else {
+            return Ok(());
         };
-        match theirs {
-            Some(author) if !me.may_withdraw(&author) => Err(RepoError::Unauthorized(format!(
-                "entry {target} was written by {}: only its author marks it entered in error; \
-                 a correction, or a note, says what is wrong with it",
-                author.name
-            ))),
-            _ => Ok(()),
+        let journal = journal::read(doc);
+        let mut named = journal.entries.iter().filter(|e| &e.id == target);
+        let Some(first) = named.next() else {
+            return Ok(());
+        };
+        if me.may_withdraw(&first.author) || named.any(|e| me.may_withdraw(&e.author)) {
+            return Ok(());
         }
+        Err(RepoError::Unauthorized(format!(
+            "entry {target} was written by {}: only its author marks it entered in error; \
+             a correction, or a note, says what is wrong with it",
+            first.author.name
+        )))
     }
 
     fn find_entry(

@@ -435,6 +435,82 @@ fn marking_another_nurses_dose_entered_in_error_withdraws_nothing() {
 }
 
 #[test]
+fn a_second_entry_under_anothers_id_lends_its_author_no_power_to_withdraw_hers() {
+    for via in BOTH {
+        let w = World::new();
+        // Mons writes his own entry under Kari's dose's id, built on the journal before her dose
+        // (Automerge keeps both) and dated before it (so it reads first), then marks "it"
+        // entered in error: the mark is his to make for his copy, and for his copy only.
+        let key = format!("e/{}", w.dose.id);
+        let dose_change = craft::change_putting(&w.mons.repo, &w.journal_id(), &key).unwrap();
+        let before = craft::heads_without(&w.mons.repo, &w.journal_id(), dose_change);
+        let mut copy: serde_json::Value =
+            serde_json::from_str(&mons_entry(&w, &w.dose.id, given(&w))).unwrap();
+        copy["event_time"] = serde_json::to_value(today("08:01")).unwrap();
+        w.mons_crafts(
+            &w.journal_id(),
+            &[Put::fresh(&key, &copy.to_string())],
+            Some(before),
+        );
+        let mark_id = EntryId::parse("e-00000000000000bd").unwrap();
+        let mark = EntryBody::EnteredInError {
+            target: w.dose.id.clone(),
+            reason: "feil".into(),
+        };
+        w.mons_crafts(
+            &w.journal_id(),
+            &[Put::fresh(
+                &format!("e/{mark_id}"),
+                &mons_entry(&w, &mark_id, mark),
+            )],
+            None,
+        );
+        assert_eq!(w.deliver(&w.mons.repo, via), None, "{via:?}: kept");
+        let journal = w
+            .base
+            .repo
+            .store()
+            .with_doc(&w.journal_id(), omsyn_core::docs::journal::read)
+            .unwrap()
+            .unwrap();
+        let named: Vec<_> = journal
+            .entries
+            .iter()
+            .filter(|e| e.id == w.dose.id)
+            .collect();
+        assert_eq!(named.len(), 2, "{via:?}: both are kept");
+        assert_eq!(
+            named[0].author,
+            w.mons.repo.author(),
+            "{via:?}: his reads first"
+        );
+        let standing: Vec<_> = journal
+            .standing()
+            .into_iter()
+            .filter(|e| e.id == w.dose.id)
+            .collect();
+        assert_eq!(
+            standing,
+            vec![&w.dose],
+            "{via:?}: Kari's dose stands, his copy does not"
+        );
+        // The FHIR export says the same: his copy entered in error, her dose completed.
+        let fhir = omsyn_core::fhir::export(&w.base.repo, today("12:00"), Some(&w.turid)).unwrap();
+        let mut statuses: Vec<&str> = fhir[0].1.bundle["entry"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| &e["resource"])
+            .filter(|r| r["id"] == w.dose.id.as_str())
+            .map(|r| r["status"].as_str().unwrap())
+            .collect();
+        statuses.sort();
+        assert_eq!(statuses, ["completed", "entered-in-error"], "{via:?}");
+        w.honest_data_intact();
+    }
+}
+
+#[test]
 fn a_dispenser_event_written_by_a_nurse_is_refused() {
     for via in BOTH {
         let w = World::new();

@@ -106,6 +106,7 @@ fn change(signer: &Grant, key: &str, op: Op, value: String) -> ChangeSummary {
         actor: signer.node.as_bytes().to_vec(),
         deps: vec![],
         seq: 1,
+        time_ms: omsyn_tests::NOW_MS,
         start_op: 1,
         max_op: 1,
         ops: vec![OpSummary {
