@@ -6,9 +6,9 @@
 //!
 //! 1. **Take it apart once, cheapest first** ([`inbound::vouch`], received changes): its size,
 //!    its chunk header, its hash and its author's signature, before any operation is parsed.
-//! 2. **Its author** ([`Authors`]): a certificate of this organisation, not revoked. One lookup
-//!    serves sessions and imports: certificates the write already holds (stored, or received in
-//!    it) and those carried with the changes.
+//! 2. **Its author** ([`WriteAuthors`]): a certificate of this organisation, not revoked, the
+//!    one in force when the change was made. One lookup serves sessions and imports: the
+//!    certificates the write holds (stored, or received in it before the changes).
 //! 3. **Judged against the document it lands in** ([`rules::authorize`]): the signer's role, the
 //!    patient the document concerns, the keys it touches, whether a key already existed in the
 //!    state the change was built on. A change's own declarations (its predecessors) are not
@@ -38,14 +38,14 @@ use crate::docs::{ChangeSummary, Document, DocumentId, ParsedChange, RawChangeIn
 use crate::identity::NodeId;
 use crate::store::{Store, StoreError, WriteBatch};
 use crate::sync::wire::SignedChange;
-use crate::trust::Grant;
+use crate::trust::{Certificate, Grant};
 
 /// Change authors as a write knows them: this node's own grant, and what the write's
 /// transaction holds — everything stored, plus the certificates and revocations received in it
-/// (a session's, or those an export file carries, put in the write before its changes). For
-/// each node that is the certificate its organisation issued last
-/// ([`crate::trust::Certificate::supersedes`]), whichever one a sender brought. Sessions and imports both
-/// look authors up through it.
+/// (a session's, or those an export file carries, put in the write before its changes). Each
+/// change is judged by its author's certificate in force when it was made
+/// ([`crate::trust::Certificate::in_force`]): the one its organisation issued last by then,
+/// whichever one a sender brought. Sessions and imports both look authors up through it.
 #[derive(Debug)]
 pub struct WriteAuthors<'a, 'b> {
     /// The write.
@@ -55,27 +55,45 @@ pub struct WriteAuthors<'a, 'b> {
 }
 
 impl WriteAuthors<'_, '_> {
-    /// The grant of a change's signer: a certified node of this organisation, not revoked.
-    fn grant(&mut self, doc: &DocumentId, signer: &NodeId) -> Result<Grant, String> {
-        let grant = if *signer == self.own.node {
-            Some(self.own.clone())
-        } else {
-            let cert = self.batch.certificate(signer).map_err(|e| e.to_string())?;
-            cert.map(|c| c.grant().clone())
-        };
-        let grant = grant.ok_or_else(|| {
-            format!(
+    /// The certificates of a change's signer, a certified node of this organisation, not
+    /// revoked; `None` for this node itself, judged by its own grant.
+    fn certificates(
+        &mut self,
+        doc: &DocumentId,
+        signer: &NodeId,
+    ) -> Result<Option<Vec<Certificate>>, String> {
+        if *signer == self.own.node {
+            return Ok(None);
+        }
+        let certs = self
+            .batch
+            .certificate_history(signer)
+            .map_err(|e| e.to_string())?;
+        if certs.is_empty() {
+            return Err(format!(
                 "the author {} of a change of {doc} is not a known enrolled node",
                 signer.short()
-            )
-        })?;
+            ));
+        }
         if self.batch.revoked(signer).map_err(|e| e.to_string())? {
             return Err(format!(
                 "the author {} of a change of {doc} is revoked",
                 signer.short()
             ));
         }
-        Ok(grant)
+        Ok(Some(certs))
+    }
+}
+
+/// The grant a change made at `at_ms` is judged by: its author's certificate in force then
+/// ([`Certificate::in_force`]), or this node's own grant.
+fn grant_at<'g>(own: &'g Grant, certs: &'g Option<Vec<Certificate>>, at_ms: i64) -> &'g Grant {
+    match certs
+        .as_deref()
+        .and_then(|c| Certificate::in_force(c, at_ms))
+    {
+        Some(cert) => cert.grant(),
+        None => own,
     }
 }
 
@@ -155,19 +173,21 @@ pub fn admit_checked(
 ) -> Result<Admitted, Refusal> {
     // Each signer looked up once: a message holds a document's changes by a few authors (a
     // month's journal, hundreds of changes), and nothing in the write changes between them.
-    let mut grants: BTreeMap<NodeId, Grant> = BTreeMap::new();
+    let mut signers: BTreeMap<NodeId, Option<Vec<Certificate>>> = BTreeMap::new();
     for change in &checked {
         let signer = change.vouched().signer;
-        if let btree_map::Entry::Vacant(slot) = grants.entry(signer) {
-            slot.insert(authors.grant(doc, &signer)?);
+        if let btree_map::Entry::Vacant(slot) = signers.entry(signer) {
+            slot.insert(authors.certificates(doc, &signer)?);
         }
     }
+    let own = authors.own;
     let mut incoming = Vec::with_capacity(checked.len());
     for change in checked {
         let (vouched, parsed) = change.into_parts();
-        let grant = grants
+        let certs = signers
             .get(&vouched.signer)
             .ok_or_else(|| format!("the author of a change of {doc} was not looked up"))?;
+        let grant = grant_at(own, certs, parsed.summary.time_ms);
         incoming.push((vouched, grant, parsed));
     }
     let target = authors.batch.doc(doc).map_err(|e| e.to_string())?;
@@ -377,8 +397,8 @@ pub fn commit(mut batch: WriteBatch<'_>, ctx: &DeriveContext) -> Result<(), Stor
 /// 575 MB at its peak.
 const REDERIVE_PER_WRITE: usize = 256;
 
-/// Derives every stored document's indexes again (a store migrated from an older format), a
-/// patient's documents together, [`REDERIVE_PER_WRITE`] to a write; a document that does not
+/// Derives every stored document's indexes again (a store migrated from an older format), in
+/// order of patient and month, [`REDERIVE_PER_WRITE`] to a write; a document that does not
 /// load is left for `omsyn check` to report. The store's request to derive again is cleared by
 /// the last write, so a node stopped half-way derives everything again when it next opens
 /// (deriving replaces what a document derived before: doing it twice changes nothing).
@@ -393,8 +413,8 @@ pub fn rederive_writes(
     writes: usize,
 ) -> Result<(), StoreError> {
     let mut ids = store.doc_ids("")?;
-    // A visit plan's rows read the month's journal, and the journal's the plan: kept together,
-    // each is loaded once.
+    // A visit plan's rows read the month's journal, and the journal's the plan: side by side,
+    // each is loaded once, unless a write's end falls between them (then each write loads it).
     ids.sort_by_cached_key(|id| (id.patient().cloned(), id.month(), id.to_string()));
     // An empty store still has its request cleared, by one empty write.
     let parts: Vec<&[DocumentId]> = match ids.is_empty() {

@@ -663,8 +663,9 @@ impl Repo {
             }
             out.docs.push((id, signed));
         }
+        // Every certificate of each: a change is judged by the one in force when it was made.
         for node in authors {
-            if let Some(cert) = self.store.certificate(&node)? {
+            for cert in self.store.certificate_history(&node)? {
                 out.certificates.push(cert.to_bytes());
             }
         }
@@ -705,8 +706,9 @@ impl Repo {
             ..ImportSummary::default()
         };
         let mut batch: WriteBatch<'_> = self.store.write()?;
-        // Each is kept only if it supersedes what is held: the file's authors are judged by the
-        // certificates their organisation issued last, not by older ones the file brings.
+        // Each joins its node's history, and is the newest only if it supersedes what is held:
+        // a change is judged by its author's certificate in force when it was made, whatever
+        // older ones the file brings.
         for cert in &carried {
             batch.put_certificate(cert)?;
         }

@@ -35,6 +35,7 @@ impl Store {
                 clear_rederive_flag: false,
                 set_aside: BTreeSet::new(),
                 certificates: BTreeMap::new(),
+                histories: BTreeMap::new(),
                 unsaved: BTreeMap::new(),
             })
         })
@@ -74,6 +75,9 @@ pub struct WriteBatch<'a> {
     /// received changes asks for its authors' certificates once per change, and verifying each
     /// again would cost a signature check per change.
     pub(super) certificates: BTreeMap<NodeId, Option<crate::trust::Certificate>>,
+    /// Every certificate of a node read in this batch (see [`WriteBatch::certificate_history`]),
+    /// for the same reason.
+    pub(super) histories: BTreeMap<NodeId, Vec<crate::trust::Certificate>>,
     /// Documents' unsaved changes as last taken out (see [`WriteBatch::unsaved_changes`]); one
     /// is used again only while its document says it is current.
     unsaved: BTreeMap<DocumentId, UnsavedChanges>,

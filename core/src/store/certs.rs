@@ -1,11 +1,12 @@
-//! Certificates: the newest verified certificate per node, kept as the signed bytes received.
+//! Certificates: every verified certificate of each node, kept as the signed bytes received, and
+//! which of them is the newest (what a node is served by; see [`Certificate::supersedes`]).
 
 use redb::ReadableTable;
 
 use super::batch::WriteBatch;
 use super::error::StoreError;
 use super::handle::Store;
-use super::schema::CERTS;
+use super::schema::{CERT_HISTORY, CERTS};
 use crate::identity::NodeId;
 use crate::trust::Certificate;
 
@@ -23,6 +24,19 @@ impl Store {
         self.contain(|| {
             let read = self.db.begin_read()?;
             all_credentials(&read.open_table(CERTS)?, Certificate::from_bytes)
+        })
+    }
+
+    /// Every verified certificate known for `node`, superseded ones included: what
+    /// [`Certificate::in_force`] chooses from to judge a change by when it was made.
+    pub fn certificate_history(&self, node: &NodeId) -> Result<Vec<Certificate>, StoreError> {
+        self.contain(|| {
+            let read = self.db.begin_read()?;
+            history(
+                &read.open_table(CERTS)?,
+                &read.open_table(CERT_HISTORY)?,
+                node,
+            )
         })
     }
 
@@ -52,26 +66,60 @@ impl WriteBatch<'_> {
         Ok(cert)
     }
 
-    /// Keeps a verified certificate if it supersedes the one held ([`Certificate::supersedes`]).
-    /// Returns whether it was kept.
+    /// Every certificate of `node` as of this batch (see [`Store::certificate_history`]).
+    pub fn certificate_history(&mut self, node: &NodeId) -> Result<Vec<Certificate>, StoreError> {
+        if let Some(known) = self.histories.get(node) {
+            return Ok(known.clone());
+        }
+        let store = self.store;
+        let certs = store.contain(|| {
+            history(
+                &self.tx.open_table(CERTS)?,
+                &self.tx.open_table(CERT_HISTORY)?,
+                node,
+            )
+        })?;
+        self.histories.insert(*node, certs.clone());
+        Ok(certs)
+    }
+
+    /// Keeps a verified certificate in its node's history, and as the newest if it supersedes
+    /// the one held ([`Certificate::supersedes`]). Returns whether it is the newest now.
     pub fn put_certificate(&mut self, cert: &Certificate) -> Result<bool, StoreError> {
         let store = self.store;
         store.contain(|| {
             let mut table = self.tx.open_table(CERTS)?;
+            let mut history = self.tx.open_table(CERT_HISTORY)?;
             let node = cert.node();
             let bytes = cert.to_bytes();
-            let newer = match table.get(node.as_bytes().as_slice())? {
+            let held = table
+                .get(node.as_bytes().as_slice())?
+                .map(|v| v.value().to_vec());
+            let newer = match &held {
                 // A peer's Hello brings the certificate held for it every session: the same
                 // bytes are not newer, and need no signature check to tell.
-                Some(v) if v.value() == bytes.as_slice() => false,
-                Some(v) => Certificate::from_bytes(v.value())
+                Some(held) if held == &bytes => return Ok(false),
+                Some(held) => Certificate::from_bytes(held)
                     .map(|held| cert.supersedes(&held))
                     .unwrap_or(true),
                 None => true,
             };
+            // Looked up first: a modified device may present its older certificate every
+            // session, and inserting it again would rewrite the table's pages every time.
+            let key = history_key(&node, &bytes);
+            if history.get(key.as_slice())?.is_none() {
+                history.insert(key.as_slice(), ())?;
+                self.histories.remove(&node);
+                self.durable = true;
+            }
             if newer {
+                // A store of format 11 kept only the newest: the one superseded joins the history.
+                if let Some(held) = &held {
+                    history.insert(history_key(&node, held).as_slice(), ())?;
+                }
                 table.insert(node.as_bytes().as_slice(), bytes.as_slice())?;
                 self.certificates.insert(node, Some(cert.clone()));
+                self.histories.remove(&node);
                 // Listeners act on it: a durable commit that tells them (see `CommitHook`).
                 self.durable = true;
                 self.notify = true;
@@ -80,6 +128,40 @@ impl WriteBatch<'_> {
             Ok(newer)
         })
     }
+}
+
+/// A history row's key: the node, then the certificate's bytes.
+fn history_key(node: &NodeId, bytes: &[u8]) -> Vec<u8> {
+    [node.as_bytes().as_slice(), bytes].concat()
+}
+
+/// Every certificate of `node`: its history and the newest (which a store of format 11, or one
+/// stored before, may hold only in `certs`), each verified once.
+fn history(
+    newest: &impl ReadableTable<&'static [u8], &'static [u8]>,
+    history: &impl ReadableTable<&'static [u8], ()>,
+    node: &NodeId,
+) -> Result<Vec<Certificate>, StoreError> {
+    let prefix = node.as_bytes().as_slice();
+    let mut held: Vec<Vec<u8>> = newest
+        .get(prefix)?
+        .map(|v| v.value().to_vec())
+        .into_iter()
+        .collect();
+    for row in history.range(prefix..)? {
+        let (key, _) = row?;
+        let Some(bytes) = key.value().strip_prefix(prefix) else {
+            break;
+        };
+        if !held.iter().any(|h| h == bytes) {
+            held.push(bytes.to_vec());
+        }
+    }
+    held.iter()
+        .map(|bytes| {
+            Certificate::from_bytes(bytes).map_err(|e| StoreError::Corrupt(format!("stored {e}")))
+        })
+        .collect()
 }
 
 /// A stored certificate or revocation of `node`, decoded by `decode` (a certificate's signature is

@@ -18,9 +18,9 @@ use super::error::StoreError;
 use super::handle::Store;
 use super::log::{enter_in_log_v9, log_position_v9};
 use super::schema::{
-    CHUNKS, CHUNKS_NEXT, CHUNKS_V8, CONFLICTS, DAY_INDEX, DAY_INDEX_OWNERS, DOC_SEQ, DOCS, META,
-    NEW_DOC_ROW, OPEN_TASKS, PATIENT_NAMES, PATIENTS_V2, REDERIVE_KEY, TASKS, create_sync_tables,
-    create_trust_tables,
+    CERT_HISTORY, CERTS, CHUNKS, CHUNKS_NEXT, CHUNKS_V8, CONFLICTS, DAY_INDEX, DAY_INDEX_OWNERS,
+    DOC_SEQ, DOCS, META, NEW_DOC_ROW, OPEN_TASKS, PATIENT_NAMES, PATIENTS_V2, REDERIVE_KEY, TASKS,
+    create_sync_tables, create_trust_tables,
 };
 use crate::docs::{Document, DocumentId};
 use crate::ids::PatientId;
@@ -39,6 +39,7 @@ const STEPS: &[(u32, Step)] = &[
     (9, to_v9),
     (10, to_v10),
     (11, to_v11),
+    (12, to_v12),
 ];
 
 /// Brings a store of format `found` to this build's format, step by step.
@@ -264,6 +265,24 @@ fn to_v11(store: &Store, _epoch: [u8; 16]) -> Result<(), StoreError> {
     let tx = store.db.begin_write()?;
     empty_day_index(&tx)?;
     commit_asking_to_rederive(tx, 11)
+}
+
+/// Format 12: a node's certificates are kept, not only its newest, so each change is judged by
+/// the certificate in force when it was made. Every certificate held (the newest of each node)
+/// starts its node's history; no document, chunk, index or log entry changes.
+fn to_v12(store: &Store, _epoch: [u8; 16]) -> Result<(), StoreError> {
+    let tx = store.db.begin_write()?;
+    {
+        let certs = tx.open_table(CERTS)?;
+        let mut history = tx.open_table(CERT_HISTORY)?;
+        for row in certs.iter()? {
+            let (node, bytes) = row?;
+            history.insert([node.value(), bytes.value()].concat().as_slice(), ())?;
+        }
+    }
+    set_version(&tx, 12)?;
+    tx.commit()?;
+    Ok(())
 }
 
 /// Drops the day index and its owner lists and creates them empty (formats 9 and 11).

@@ -64,9 +64,12 @@ pub(crate) const OPEN_TASKS: TableDefinition<(&str, &str), ()> = TableDefinition
 
 /// Derived (format 6): what a day holds, for reports that read a day without loading months of
 /// documents: `(YYYY-MM-DD, key)` → the sealed row as the pipeline encoded it (binary since
-/// format 9: `report::rows`), with key `v/<patient>/<visit>` for a visit and
-/// its outcome, `d/<patient or staff>/<entry>` for a deviation (avvik). The patient (or staff)
-/// in the key lets a report skip another zone's rows without opening them.
+/// format 9: `report::rows`), with key `v/<patient>/<visit>/<YYYY-MM>` for a visit and its
+/// outcome, `p/<patient>/<entry>/<YYYY-MM>` for a performance, `d/<patient>/<entry>/<YYYY-MM>`
+/// for a patient's deviation (avvik) and `d/<staff>/<entry>/<YYYY-MM-DD>` for one in a staff
+/// member's day log. The patient (or staff) in the key lets a report skip another zone's rows
+/// without opening them; the last part names the month or day log that derived the row (format
+/// 11), so rows two sources derive under one name never replace each other.
 pub(crate) const DAY_INDEX: TableDefinition<(&str, &str), &[u8]> =
     TableDefinition::new("day_index");
 
@@ -96,6 +99,13 @@ pub(crate) const PEER_DOCS: TableDefinition<(&[u8], &str), &[u8]> =
 
 /// Node id → the newest verified device certificate known for it (JSON, as signed).
 pub(crate) const CERTS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("certs");
+
+/// Node id followed by a certificate's bytes (JSON, as signed) → nothing: every verified
+/// certificate known for a node, superseded ones included (format 12). A change is judged by the
+/// certificate in force when it was made ([`crate::trust::Certificate::in_force`]), so a device
+/// re-enrolled for another patient or role still has its earlier changes taken by nodes that
+/// first hear of it afterwards.
+pub(crate) const CERT_HISTORY: TableDefinition<&[u8], ()> = TableDefinition::new("cert_history");
 
 /// Node id → its revocation (JSON, as signed by the organisation).
 pub(crate) const REVOCATIONS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("revocations");
@@ -136,8 +146,9 @@ pub(crate) const MAGIC: &[u8] = b"omsyn-store";
 /// record in `chunks`, beside its newest chunk, instead of its `docs` row: a commit writes
 /// `chunks` and `log`, and `docs` only when a document is created or removed. 11 — each day-index
 /// key ends with the month (or a day log's day) that derived it, so a row has one owner: both
-/// tables emptied, derived again.
-pub const FORMAT_VERSION: u32 = 11;
+/// tables emptied, derived again. 12 — every certificate of a node is kept (`cert_history`), not
+/// only the newest, so a change is judged by the certificate in force when it was made.
+pub const FORMAT_VERSION: u32 = 12;
 
 /// The `META` key set while the derived indexes must be derived again by the change pipeline
 /// (see `migrate.rs`); cleared by the write that derives them.
@@ -181,6 +192,7 @@ pub(super) fn create_trust_tables(
 ) -> Result<(), StoreError> {
     tx.open_table(PATIENT_NAMES)?;
     tx.open_table(CERTS)?;
+    tx.open_table(CERT_HISTORY)?;
     tx.open_table(REVOCATIONS)?;
     tx.open_table(RELATIONS)?;
     tx.open_table(WITHHELD)?;

@@ -378,29 +378,39 @@ impl Certificate {
     /// A total order, so that every node keeps the same certificate whatever order it heard them
     /// in, and a device cannot keep an older, wider grant in force by presenting it again.
     pub fn supersedes(&self, held: &Certificate) -> bool {
+        self.issue_order(held).is_gt()
+    }
+
+    /// The order [`Certificate::supersedes`] judges by: issued later first, then valid longer,
+    /// then the bytes.
+    fn issue_order(&self, other: &Certificate) -> std::cmp::Ordering {
         let rank = |c: &Certificate| (c.grant.not_before_ms, c.grant.not_after_ms);
-        match rank(self).cmp(&rank(held)) {
-            std::cmp::Ordering::Equal => self.to_bytes() > held.to_bytes(),
-            order => order.is_gt(),
-        }
+        rank(self)
+            .cmp(&rank(other))
+            .then_with(|| self.to_bytes().cmp(&other.to_bytes()))
+    }
+
+    /// The certificate of one node, among `certs`, in force at `at_ms`: the one issued last of
+    /// those valid from then or before, whether or not it has expired since (a certificate
+    /// ends its predecessor's force from its own `not_before`, and its expiry gives that force
+    /// back to none). A time before every one of them takes the first. Changes are judged by the
+    /// certificate in force when they were made, so a device re-enrolled for another patient,
+    /// zone or role keeps what it wrote before, at nodes that first hear of it afterwards; a
+    /// peer is judged by the one in force now, so a renewal dated ahead does not end the
+    /// current one early. `None` only for no certificates.
+    pub fn in_force(certs: &[Certificate], at_ms: i64) -> Option<&Certificate> {
+        certs
+            .iter()
+            .filter(|c| c.grant.not_before_ms <= at_ms)
+            .max_by(|a, b| a.issue_order(b))
+            .or_else(|| certs.iter().min_by(|a, b| a.issue_order(b)))
     }
 
     /// Checks that this certificate lets `node` in to an organisation with key `org` at `now_ms`.
     /// Revocation is checked by the caller, who holds the revocation list.
     pub fn check(&self, org: &NodeId, node: &NodeId, now_ms: i64) -> Result<(), Refusal> {
+        self.check_names(org, node)?;
         let g = &self.grant;
-        if &g.org != org {
-            return Err(Refusal::OtherOrganisation {
-                node: node.to_string(),
-                org: g.org.to_string(),
-            });
-        }
-        if &g.node != node {
-            return Err(Refusal::NotItsCertificate {
-                node: node.to_string(),
-                named: g.node.to_string(),
-            });
-        }
         if now_ms < g.not_before_ms {
             return Err(Refusal::NotYetValid {
                 node: node.to_string(),
@@ -412,6 +422,24 @@ impl Certificate {
                 node: node.to_string(),
                 expired_ms: g.not_after_ms,
                 now_ms,
+            });
+        }
+        Ok(())
+    }
+
+    /// Checks that this certificate is one of organisation `org`'s for `node`, whenever valid.
+    pub fn check_names(&self, org: &NodeId, node: &NodeId) -> Result<(), Refusal> {
+        let g = &self.grant;
+        if &g.org != org {
+            return Err(Refusal::OtherOrganisation {
+                node: node.to_string(),
+                org: g.org.to_string(),
+            });
+        }
+        if &g.node != node {
+            return Err(Refusal::NotItsCertificate {
+                node: node.to_string(),
+                named: g.node.to_string(),
             });
         }
         Ok(())

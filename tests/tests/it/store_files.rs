@@ -7,7 +7,7 @@ use omsyn_core::docs::record::PatientField;
 use omsyn_core::report::{day_report, day_report_from_documents};
 use omsyn_core::store::{FORMAT_VERSION, OpenError, Store, StoreKey, StoreKeys};
 use omsyn_core::trust::audit::AuditAction;
-use omsyn_core::{NodeKey, Repo};
+use omsyn_core::{NodeKey, Repo, Role};
 use rand::SeedableRng;
 use rand::rngs::StdRng;
 
@@ -847,6 +847,42 @@ fn a_version_10_store_keys_each_day_row_by_what_derived_it_and_reports_as_before
         unscoped, keys_before,
         "the same rows, each under its owner's key"
     );
+}
+
+/// Format 11 kept one certificate per node: each it held opens as the first of its node's
+/// history (the table every change's author is looked up in), and nothing else changes.
+#[test]
+fn a_version_11_store_keeps_each_certificate_it_held_as_its_nodes_history_and_reports_as_before() {
+    use redb::ReadableTableMetadata;
+    let dir = omsyn_tests::fixture_copy("store-v11", GOLDEN_FILES);
+    let path = Repo::store_path(dir.path());
+    let chunks_before = raw_chunks(&path, 11);
+    let log_before = raw_log(&path);
+    let repo = Repo::open(dir.path(), None, &mut StdRng::seed_from_u64(3)).unwrap();
+    for (day, report, mut old) in golden_day_reports(&repo, "store-v11") {
+        // The command line prints devices under names of its own (`id`, `last_seen`).
+        let mut new = serde_json::to_value(&report).unwrap();
+        let (devices, printed) = (new["devices"].take(), old["devices"].take());
+        assert_eq!(devices[0]["node"], printed[0]["id"], "{day}");
+        assert_eq!(devices[0]["name"], "Kari Nordmann", "{day}");
+        assert_eq!(new, old, "{day}");
+    }
+    let certs = repo.known_certificates().unwrap();
+    let roles: Vec<Role> = certs.iter().map(|c| c.grant().role).collect();
+    assert_eq!(roles.len(), 2, "the base's own and its nurse's");
+    assert!(roles.contains(&Role::Base) && roles.contains(&Role::Nurse));
+    for cert in &certs {
+        let history = repo.store().certificate_history(&cert.node()).unwrap();
+        assert_eq!(history, vec![cert.clone()]);
+    }
+    drop(repo);
+    let history: redb::TableDefinition<&[u8], ()> = redb::TableDefinition::new("cert_history");
+    let rows = reading(&path, |read| {
+        read.open_table(history).unwrap().len().unwrap()
+    });
+    assert_eq!(rows, 2, "both are rows of the history");
+    assert_eq!(raw_chunks(&path, FORMAT_VERSION), chunks_before);
+    assert_eq!(raw_log(&path), log_before);
 }
 
 /// A store asked to derive its indexes again (as a migration asks), holding more documents than

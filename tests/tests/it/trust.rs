@@ -271,21 +271,47 @@ fn a_device_presenting_its_superseded_certificate_is_served_by_the_newer_one() {
     );
 }
 
+/// The unit's alarm in the home it served, entered at `at` by its own clock.
+fn alarm(home: &TestNode, at: &str, id: &str, seed: u64) {
+    let t = today(at);
+    let alarm = omsyn_core::repo::DeviceReport::Alarm;
+    home.repo
+        .device_report(
+            t,
+            &mut StdRng::seed_from_u64(seed),
+            "Trygghetsalarm",
+            id,
+            t,
+            &alarm,
+        )
+        .unwrap();
+}
+
+/// The alarms `repo` holds in `patient`'s journal.
+fn alarms(repo: &Repo, patient: &PatientId) -> usize {
+    let (entries, _) = repo.journal(patient).unwrap();
+    entries
+        .iter()
+        .filter(|e| matches!(e.body, EntryBody::DeviceEvent { .. }))
+        .count()
+}
+
 #[test]
-fn an_import_carrying_a_superseded_certificate_is_judged_by_the_newer_one() {
+fn an_import_judges_each_change_by_the_certificate_in_force_when_it_was_made() {
     let z = zone();
     let (home, moved) = moved_home_unit(&z, 88);
     let (_, errors) = sync_at(&z.base.repo, &home.repo, NOW_MS);
     assert_eq!(errors, (None, None));
     z.base.repo.remember_issued(&moved).unwrap();
-    // The unit, still on its first certificate, records an alarm in the home it left, and its
-    // export file carries that certificate.
-    let mut rng = StdRng::seed_from_u64(88);
-    let alarm = omsyn_core::repo::DeviceReport::Alarm;
-    let (t, device) = (today("10:00"), "Trygghetsalarm");
-    home.repo
-        .device_report(t, &mut rng, device, "a-1", t, &alarm)
-        .unwrap();
+    // The unit, still on its first certificate, records an alarm in its home before the move
+    // (11:00): taken, as that certificate allowed it then.
+    alarm(&home, "10:30", "a-1", 88);
+    let file = home.repo.export_unchecked(None).unwrap();
+    z.base.repo.import(today("12:00"), &file).unwrap();
+    assert_eq!(alarms(&z.base.repo, &z.mine), 1);
+    // Its export file carries the first certificate; an alarm it records there after the move
+    // is judged as the unit of the other patient, whatever the file brings.
+    alarm(&home, "11:30", "a-2", 89);
     let file = home.repo.export_unchecked(None).unwrap();
     let refused = z.base.repo.import(today("12:00"), &file).unwrap_err();
     assert!(
@@ -293,11 +319,85 @@ fn an_import_carrying_a_superseded_certificate_is_judged_by_the_newer_one() {
         "judged as the unit of {}: {refused}",
         z.other
     );
+    assert_eq!(alarms(&z.base.repo, &z.mine), 1);
     assert_eq!(
         z.base.repo.store().certificate(&home.repo.id()).unwrap(),
         Some(moved),
         "the older certificate the file carried did not replace it"
     );
+}
+
+#[test]
+fn a_moved_home_units_earlier_entries_reach_nodes_that_first_hear_of_it_after_the_move() {
+    let z = zone();
+    let (home, moved) = moved_home_unit(&z, 84);
+    let (_, errors) = sync_at(&z.base.repo, &home.repo, NOW_MS);
+    assert_eq!(errors, (None, None));
+    alarm(&home, "10:00", "a-1", 84);
+    let (_, errors) = sync_at(&z.base.repo, &home.repo, NOW_MS);
+    assert_eq!(errors, (None, None));
+    assert_eq!(alarms(&z.base.repo, &z.mine), 1);
+    z.base.repo.remember_issued(&moved).unwrap();
+    // Two bases that never met the unit take the month from the first after the move: one in a
+    // session, one from its export file. Each is given both certificates and judges the alarm
+    // by the one in force at 10:00.
+    for (seed, by_file) in [(72, false), (73, true)] {
+        let fresh = TestNode::base(seed);
+        if by_file {
+            let file = z.base.repo.export_unchecked(None).unwrap();
+            fresh.repo.import(today("12:00"), &file).unwrap();
+        } else {
+            let (_, errors) = sync_at(&z.base.repo, &fresh.repo, NOW_MS);
+            assert_eq!(errors, (None, None));
+        }
+        assert_eq!(alarms(&fresh.repo, &z.mine), 1, "by file: {by_file}");
+        let store = fresh.repo.store();
+        assert_eq!(
+            store.certificate(&home.repo.id()).unwrap(),
+            Some(moved.clone())
+        );
+        assert_eq!(store.certificate_history(&home.repo.id()).unwrap().len(), 2);
+    }
+}
+
+#[test]
+fn a_renewal_dated_ahead_leaves_the_running_certificate_in_force() {
+    let z = zone();
+    let home = TestNode::home_unit(83, &z.mine);
+    let first = home.repo.certificate().unwrap().unwrap();
+    let request = EnrollmentRequest::new(&home.repo.identity().key, home.repo.profile());
+    let ahead = test_org()
+        .approve(&request, NOW_MS + HOUR_MS, 7 * DAY_MS)
+        .unwrap();
+    assert!(ahead.supersedes(&first));
+    z.base.repo.remember_issued(&ahead).unwrap();
+    // Served now by the certificate it holds, and given the renewal, which it keeps.
+    let (mut link, errors) = sync_at(&z.base.repo, &home.repo, NOW_MS);
+    assert_eq!(errors, (None, None));
+    assert!(holds(&home.repo, &z.mine));
+    let verified: Vec<_> = events(&mut link.a)
+        .into_iter()
+        .filter_map(|e| match e {
+            SyncEvent::PeerVerified(grant) => Some(grant.not_before_ms),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(verified, vec![first.grant().not_before_ms]);
+    assert_eq!(home.repo.certificate().unwrap(), Some(ahead.clone()));
+    // Presenting the renewal before it begins is no refusal either; after it begins, it is the
+    // one in force.
+    let (_, errors) = sync_at(&z.base.repo, &home.repo, NOW_MS + HOUR_MS / 2);
+    assert_eq!(errors, (None, None));
+    let (mut link, errors) = sync_at(&z.base.repo, &home.repo, NOW_MS + 2 * HOUR_MS);
+    assert_eq!(errors, (None, None));
+    let verified: Vec<_> = events(&mut link.a)
+        .into_iter()
+        .filter_map(|e| match e {
+            SyncEvent::PeerVerified(grant) => Some(grant.not_before_ms),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(verified, vec![ahead.grant().not_before_ms]);
 }
 
 #[test]

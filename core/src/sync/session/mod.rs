@@ -283,8 +283,11 @@ impl Session {
         let Some(record) = store.peer(&self.peer)? else {
             return Ok(());
         };
-        let (Some(own), Some(cert)) = (store.own_certificate()?, store.certificate(&self.peer)?)
-        else {
+        let held = store.certificate_history(&self.peer)?;
+        let (Some(own), Some(cert)) = (
+            store.own_certificate()?,
+            Certificate::in_force(&held, now_ms),
+        ) else {
             return Ok(());
         };
         if cert.check(&own.grant().org, &self.peer, now_ms).is_err()

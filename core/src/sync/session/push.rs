@@ -413,7 +413,8 @@ impl Session {
             if signer == self.peer || signer == store.actor() || !self.certs_sent.insert(signer) {
                 continue;
             }
-            if let Some(cert) = store.certificate(&signer)? {
+            // All of them: each change is judged by the one in force when it was made.
+            for cert in store.certificate_history(&signer)? {
                 certificates.push(cert.to_bytes());
             }
         }

@@ -598,7 +598,8 @@ impl Session {
                 node: node.clone(),
                 reason: e.to_string(),
             })?;
-        cert.check(&own.grant().org, &self.peer, now_ms)?;
+        // Whether it is valid now is asked of the certificate in force, which may be another.
+        cert.check_names(&own.grant().org, &self.peer)?;
         if let Some(revocation) = store.revocation(&self.peer)? {
             // Tell the revoked device, so it wipes itself; then refuse it.
             self.send(&Message::Revocations {
@@ -611,20 +612,25 @@ impl Session {
             .into());
         }
         batch.put_certificate(&cert)?;
-        // The peer is judged by the newest certificate known for it, not by the one it brought:
-        // a device re-enrolled for another patient, zone or role may still hold its older grant,
-        // unexpired, and present it (a modified app would). The newer one must hold now too,
-        // and is sent to the device, which keeps it if it is a renewal of its own.
-        let newest = batch.certificate(&self.peer)?.unwrap_or(cert.clone());
-        if newest != cert {
-            newest.check(&own.grant().org, &self.peer, now_ms)?;
+        // The peer is judged by its certificate in force now, not by the one it brought: a
+        // device re-enrolled for another patient, zone or role may still hold its older grant,
+        // unexpired, and present it (a modified app would); and one renewed ahead of time is
+        // judged by the one still running. The newest is sent to a device that presented
+        // another, which keeps it if it is a renewal of its own.
+        let held = batch.certificate_history(&self.peer)?;
+        let judged = Certificate::in_force(&held, now_ms).unwrap_or(&cert);
+        judged.check(&own.grant().org, &self.peer, now_ms)?;
+        let grant = judged.grant().clone();
+        if let Some(newest) = batch.certificate(&self.peer)?
+            && newest != cert
+        {
             self.send(&Message::Certificates {
                 certificates: vec![newest.to_bytes()],
             });
         }
         self.events
-            .push_back(SyncEvent::PeerVerified(Box::new(newest.grant().clone())));
-        self.peer_grant = Some(newest.grant().clone());
+            .push_back(SyncEvent::PeerVerified(Box::new(grant.clone())));
+        self.peer_grant = Some(grant);
         Ok(())
     }
 
