@@ -98,8 +98,20 @@ fn patient_bundle(
     for visit in view.visits {
         out.push(appointment(visit, &journal, &pref));
     }
+    let mut copies = BTreeMap::<&EntryId, usize>::new();
     for entry in &journal.entries {
-        if let Some(resource) = entry_resource(entry, &pref, &view.record, &corrections) {
+        *copies.entry(&entry.id).or_default() += 1;
+    }
+    for entry in &journal.entries {
+        // An id written twice (an integrity alert, with its DetectedIssue) names each copy by
+        // its writer's device too: neither takes the id the record system may hold already (a
+        // system that upserts by id would keep whichever came last), and every export names
+        // them alike.
+        let id = match copies.get(&entry.id) {
+            Some(1) => entry.id.to_string(),
+            _ => format!("{}-{}", entry.id, &entry.author.device.to_string()[..16]),
+        };
+        if let Some(resource) = entry_resource(entry, id, &pref, &view.record, &corrections) {
             out.push(resource);
         }
     }
@@ -197,26 +209,28 @@ impl Resources {
 
 /// What later entries say about earlier ones: amended text, or entered in error.
 struct Corrections<'a> {
-    amended: BTreeMap<EntryId, String>,
+    amendments: BTreeMap<&'a EntryId, Vec<&'a Entry>>,
     marks: Marks<'a>,
 }
 
 impl<'a> Corrections<'a> {
     fn of(journal: &'a Journal) -> Self {
-        let mut amended = BTreeMap::new();
+        let mut amendments = BTreeMap::<_, Vec<_>>::new();
         for e in &journal.entries {
-            if let EntryBody::Correction { corrects, text } = &e.body {
-                amended.insert(corrects.clone(), text.clone());
+            if let EntryBody::Correction { corrects, .. } = &e.body {
+                amendments.entry(corrects).or_default().push(e);
             }
         }
         Corrections {
-            amended,
+            amendments,
             marks: journal.marks(),
         }
     }
 
     /// The status to give `entry`'s resource (`normal` when uncorrected), and a note on why.
-    /// Only a mark its author may make withdraws it, and the reason shown is that mark's.
+    /// A correction amends an entry as the entered-in-error mark withdraws one: made by whoever
+    /// may withdraw it ([`crate::docs::Author::may_withdraw`]) and standing itself; anyone
+    /// else's is kept as a comment, the entry's status unchanged. The last one counts.
     fn status(
         &self,
         entry: &Entry,
@@ -224,14 +238,35 @@ impl<'a> Corrections<'a> {
         amended: &'static str,
     ) -> (&'static str, Option<String>) {
         if let Some(reason) = self.marks.withdrawal(entry) {
-            (
+            return (
                 "entered-in-error",
                 Some(format!("entered in error: {reason}")),
-            )
-        } else if let Some(text) = self.amended.get(&entry.id) {
-            (amended, Some(format!("corrected: {text}")))
-        } else {
-            (normal, None)
+            );
+        }
+        let standing = self
+            .amendments
+            .get(&entry.id)
+            .into_iter()
+            .flatten()
+            .filter(|c| self.marks.withdrawal(c).is_none());
+        let (mut own, mut other) = (None, None);
+        for correction in standing {
+            match correction.author.may_withdraw(&entry.author) {
+                true => own = Some(correction),
+                false => other = Some(correction),
+            }
+        }
+        let text = |c: &Entry| match &c.body {
+            EntryBody::Correction { text, .. } => text.clone(),
+            _ => String::new(),
+        };
+        match (own, other) {
+            (Some(c), _) => (amended, Some(format!("corrected: {}", text(c)))),
+            (None, Some(c)) => (
+                normal,
+                Some(format!("{} noted: {}", c.author.name, text(c))),
+            ),
+            (None, None) => (normal, None),
         }
     }
 }
@@ -321,13 +356,14 @@ fn notes(extra: Option<String>, more: Option<String>) -> Option<Value> {
 
 fn entry_resource(
     entry: &Entry,
+    id: String,
     pref: &str,
     record: &PatientRecord,
     corrections: &Corrections<'_>,
 ) -> Option<Value> {
     let cx = EntryCx {
         entry,
-        id: entry.id.to_string(),
+        id,
         when: entry.event_time.to_string(),
         pref,
         record,

@@ -516,7 +516,7 @@ impl Sim {
             changes: sign_all(&mut plan_doc, &mut crafted),
         }));
         // Altered: overwrite an entry of a journal it holds, validly signed.
-        if let Some(change) = alter_first_entry(&n.repo, &journal_id) {
+        if let Some(change) = alter_first_entry(&n.repo, &journal_id, at_minute(3)) {
             self.report.attacks.entry("altered entry").or_default().sent += 1;
             crafted.push(change.0);
             frames.push(wire::encode(&Message::Changes {
@@ -1088,7 +1088,7 @@ impl Sim {
 
 /// Builds a change that overwrites the first journal entry of `doc` held by `repo` (an insider
 /// "correcting" history in place). Returns its hash and bytes.
-fn alter_first_entry(repo: &Repo, doc: &DocumentId) -> Option<([u8; 32], Vec<u8>)> {
+fn alter_first_entry(repo: &Repo, doc: &DocumentId, at: Timestamp) -> Option<([u8; 32], Vec<u8>)> {
     use automerge::transaction::Transactable;
     use automerge::{AutoCommit, ROOT, ReadDoc};
     let copy = repo.store().load(doc).ok()??;
@@ -1096,7 +1096,9 @@ fn alter_first_entry(repo: &Repo, doc: &DocumentId) -> Option<([u8; 32], Vec<u8>
     am.set_actor(automerge::ActorId::from(&repo.id().as_bytes()[..]));
     let key = am.keys(ROOT).find(|k| k.starts_with("e/"))?;
     am.put(ROOT, key, "{\"tampered\": true}").ok()?;
-    am.commit();
+    // Dated as a write of its node's would be, so the rule it breaks is the one refusing it.
+    let time = at.unix_millis() / 1000;
+    am.commit_with(automerge::transaction::CommitOptions::default().with_time(time));
     let change = am.get_last_local_change()?;
     Some((change.hash().0, change.raw_bytes().to_vec()))
 }

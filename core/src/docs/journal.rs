@@ -362,36 +362,50 @@ impl Journal {
 
 /// Entered-in-error marks by the entry id they name; [`Marks::withdrawal`] judges an entry by them.
 #[derive(Debug)]
-pub struct Marks<'a>(std::collections::BTreeMap<&'a EntryId, Vec<(&'a Author, &'a str)>>);
+pub struct Marks<'a>(std::collections::BTreeMap<&'a EntryId, Vec<&'a Entry>>);
+
+/// How deep marks on marks are followed (a mark withdrawn by its author, that withdrawal
+/// withdrawn...): far beyond any honest undoing, and a bound on a crafted cycle of marks.
+const MARK_DEPTH: usize = 8;
 
 impl<'a> Marks<'a> {
     /// The marks among `entries`.
     pub fn of(entries: impl IntoIterator<Item = &'a Entry>) -> Self {
         let mut marks = std::collections::BTreeMap::<_, Vec<_>>::new();
         for mark in entries {
-            if let EntryBody::EnteredInError { target, reason } = &mark.body {
-                marks
-                    .entry(target)
-                    .or_default()
-                    .push((&mark.author, reason.as_str()));
+            if let EntryBody::EnteredInError { target, .. } = &mark.body {
+                marks.entry(target).or_default().push(mark);
             }
         }
         Marks(marks)
     }
 
-    /// Why `entry` is withdrawn: the reason of the first mark on it by someone who may withdraw
-    /// it ([`crate::docs::Author::may_withdraw`]: a staff member's entry by herself only); `None`
-    /// while it stands. A mark by anyone else stays in the journal, readable, and withdraws
-    /// nothing, so the evidence of care — a dose given, a visit performed — cannot be taken out
-    /// of every view, conflict and task by another device. Each entry is judged by its own
-    /// author: a second entry a modified device writes under the same id (an integrity alert,
-    /// `written_twice`) lends its author's power over the mark to neither entry.
+    /// Why `entry` is withdrawn: the reason of the first standing mark on it by someone who
+    /// may withdraw it ([`crate::docs::Author::may_withdraw`]: a staff member's entry by herself
+    /// only); `None` while it stands. A mark by anyone else stays in the journal, readable, and
+    /// withdraws nothing, so the evidence of care — a dose given, a visit performed — cannot be
+    /// taken out of every view, conflict and task by another device. Each entry is judged by its
+    /// own author: a second entry a modified device writes under the same id (an integrity
+    /// alert, `written_twice`) lends its author's power over the mark to neither entry. A mark
+    /// its author withdrew in turn (a mark made by mistake) withdraws nothing.
     pub fn withdrawal(&self, entry: &Entry) -> Option<&'a str> {
+        self.withdrawal_within(entry, MARK_DEPTH)
+    }
+
+    fn withdrawal_within(&self, entry: &Entry, depth: usize) -> Option<&'a str> {
+        let depth = depth.checked_sub(1)?;
         self.0
             .get(&entry.id)?
             .iter()
-            .find(|(by, _)| by.may_withdraw(&entry.author))
-            .map(|(_, reason)| *reason)
+            .find_map(|mark| match &mark.body {
+                EntryBody::EnteredInError { reason, .. }
+                    if mark.author.may_withdraw(&entry.author)
+                        && self.withdrawal_within(mark, depth).is_none() =>
+                {
+                    Some(reason.as_str())
+                }
+                _ => None,
+            })
     }
 }
 

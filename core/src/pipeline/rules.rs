@@ -60,7 +60,10 @@ pub fn authorize(
     state: &dyn DocState,
     received_at_ms: Option<i64>,
 ) -> Result<(), String> {
-    let dates = Dates { received_at_ms };
+    let dates = Dates {
+        received_at_ms,
+        change_ms: change.time_ms,
+    };
     if !doc.is_dated_supported() {
         return Err(format!(
             "{doc} is dated outside {}–{}",
@@ -71,6 +74,7 @@ pub fn authorize(
     if change.actor.as_slice() != signer.node.as_bytes() {
         return Err("the change's actor is not its signer".into());
     }
+    dates.check_change()?;
     if signer.role == Role::HomeUnit
         && let Some(patient) = doc.patient()
         && signer.patient.as_ref() != Some(patient)
@@ -236,7 +240,6 @@ struct Appended {
 #[derive(Deserialize)]
 struct ClaimedAuthor {
     staff: Option<StaffId>,
-    #[allow(dead_code)] // Required, as in `Author`: an item without a name is malformed.
     name: String,
     role: Role,
     device: KeyBytes,
@@ -372,14 +375,17 @@ fn append_only(
         crate::docs::messages::check_attachments(&item.attachments)
             .map_err(|e| format!("{key}: {e}"))?;
         let a = &item.author;
+        // The name too: it is what every view shows as the author.
         if a.device.0 != *signer.node.as_bytes()
             || a.role != signer.role
             || a.staff != signer.staff_id
+            || a.name != signer.name
         {
             return Err(format!(
-                "{key} claims an author other than its signer (node {}, {})",
-                signer.node.short(),
-                signer.role
+                "{key} claims an author other than its signer ({} {}, node {})",
+                signer.role,
+                signer.name,
+                signer.node.short()
             ));
         }
         dates.check(key, &item)?;
@@ -427,9 +433,37 @@ fn journal_entry(signer: &Grant, kind: Option<&str>) -> Result<(), String> {
 #[derive(Debug, Clone, Copy)]
 struct Dates {
     received_at_ms: Option<i64>,
+    /// When the change says it was made (its author's clock, to the second).
+    change_ms: i64,
 }
 
 impl Dates {
+    /// A change is dated within [`EARLIEST`]..[`LATEST`] and no later than a day after the
+    /// receiver's clock: its time chooses the certificate of its author's that judges it
+    /// ([`crate::trust::Certificate::in_force`]), so it is bounded like the items' dates.
+    fn check_change(&self) -> Result<(), String> {
+        let t = self.change_ms;
+        let shown = || match Timestamp::from_unix_millis(t) {
+            Some(time) => time.to_string(),
+            None => format!("{t} ms after 1970"),
+        };
+        if !(EARLIEST_MS..LATEST_MS).contains(&t) {
+            return Err(format!(
+                "the change is dated {}, outside {EARLIEST}..{LATEST}",
+                shown()
+            ));
+        }
+        if let Some(now) = self.received_at_ms
+            && t > now.saturating_add(FUTURE_GRACE_MS)
+        {
+            return Err(format!(
+                "the change is dated {}, more than a day ahead of this node's clock",
+                shown()
+            ));
+        }
+        Ok(())
+    }
+
     /// An item's dates lie within [`EARLIEST`]..[`LATEST`], what it records happened no later
     /// than a day after it was entered, and it was entered no later than a day after the
     /// receiver's clock.
@@ -442,6 +476,17 @@ impl Dates {
             }
         }
         let entered = item.entered_at.or(item.event_time);
+        // An item is dated as the change that writes it (a write's one clock reading): its
+        // entry time shows when its author says it was written, and no change can claim one
+        // time to choose its author's certificate and show another.
+        if let Some(entered) = entered
+            && entered.unix_millis().div_euclid(1000) * 1000 != self.change_ms
+        {
+            return Err(format!(
+                "{key} was entered at {entered}, but the change that writes it is dated otherwise: \
+                 an item is dated as its change"
+            ));
+        }
         if let (Some(event), Some(entered)) = (item.event_time, item.entered_at)
             && event.unix_millis() > entered.unix_millis().saturating_add(FUTURE_GRACE_MS)
         {

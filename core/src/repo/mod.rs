@@ -696,7 +696,9 @@ impl Repo {
         let mut carried = Vec::new();
         for bytes in &incoming.certificates {
             let cert = crate::trust::Certificate::from_bytes(bytes)?;
-            if Some(cert.grant().org) == org {
+            // This node's own is installed by enrolment or a base's renewal, which check it is
+            // for what this node serves; a file is no way to change that.
+            if Some(cert.grant().org) == org && cert.node() != self.id() {
                 carried.push(cert);
             }
         }

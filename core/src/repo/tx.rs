@@ -572,14 +572,29 @@ impl Transaction<'_> {
         );
         candidates.sort();
         candidates.dedup();
+        // A modified device can file a copy of an entry, under its id, in another month: the
+        // correction goes beside the copy that is the caller's to correct, wherever that is.
+        let me = self.repo.author();
+        let mut first = None;
         for id in candidates {
-            if let Some(doc) = self.batch.existing(&id)?
-                && journal::read(doc).entry(target).is_some()
-            {
+            let Some(doc) = self.batch.existing(&id)? else {
+                continue;
+            };
+            let journal = journal::read(doc);
+            let mut copies = journal
+                .entries
+                .iter()
+                .filter(|e| &e.id == target)
+                .peekable();
+            if copies.peek().is_none() {
+                continue;
+            }
+            if copies.any(|e| me.may_withdraw(&e.author)) {
                 return Ok(Some(id));
             }
+            first.get_or_insert(id);
         }
-        Ok(None)
+        Ok(first)
     }
 
     fn journal_doc(

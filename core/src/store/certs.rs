@@ -104,19 +104,18 @@ impl WriteBatch<'_> {
                     .unwrap_or(true),
                 None => true,
             };
-            // Looked up first: a modified device may present its older certificate every
-            // session, and inserting it again would rewrite the table's pages every time.
-            let key = history_key(&node, &bytes);
-            if history.get(key.as_slice())?.is_none() {
-                history.insert(key.as_slice(), ())?;
+            let mut candidates = vec![cert.clone()];
+            // A store of format 11 kept only the newest: the one superseded joins the history.
+            if let (true, Some(held)) = (newer, &held)
+                && let Ok(held) = Certificate::from_bytes(held)
+            {
+                candidates.push(held);
+            }
+            if keep_in_history(&mut history, &node, candidates)? {
                 self.histories.remove(&node);
                 self.durable = true;
             }
             if newer {
-                // A store of format 11 kept only the newest: the one superseded joins the history.
-                if let Some(held) = &held {
-                    history.insert(history_key(&node, held).as_slice(), ())?;
-                }
                 table.insert(node.as_bytes().as_slice(), bytes.as_slice())?;
                 self.certificates.insert(node, Some(cert.clone()));
                 self.histories.remove(&node);
@@ -128,6 +127,72 @@ impl WriteBatch<'_> {
             Ok(newer)
         })
     }
+}
+
+/// Adds `candidates` to `node`'s history, which keeps the first certificate of each run that
+/// grants the same ([`Certificate::same_grant`]) in issue order: a renewal every half shift
+/// would grow it without end, and judges what the run's first does (see
+/// [`Certificate::in_force`]). Returns whether a row changed. A certificate already a row, or
+/// one its run's first stands for (a device presenting an older renewal every session), changes
+/// nothing and writes nothing.
+fn keep_in_history(
+    history: &mut redb::Table<&'static [u8], ()>,
+    node: &NodeId,
+    candidates: Vec<Certificate>,
+) -> Result<bool, StoreError> {
+    let rows = history_rows(history, node)?;
+    if candidates
+        .iter()
+        .all(|c| rows.iter().any(|row| row == &c.to_bytes()))
+    {
+        return Ok(false);
+    }
+    let mut all = candidates;
+    for row in &rows {
+        all.push(
+            Certificate::from_bytes(row).map_err(|e| StoreError::Corrupt(format!("stored {e}")))?,
+        );
+    }
+    all.sort_by(|a, b| a.issue_order(b));
+    all.dedup();
+    let mut kept: Vec<Vec<u8>> = Vec::new();
+    let mut last: Option<&Certificate> = None;
+    for cert in &all {
+        if last.is_none_or(|l| !l.same_grant(cert)) {
+            kept.push(cert.to_bytes());
+            last = Some(cert);
+        }
+    }
+    let (mut now_kept, mut were) = (kept.clone(), rows.clone());
+    now_kept.sort();
+    were.sort();
+    if now_kept == were {
+        return Ok(false);
+    }
+    for row in rows.iter().filter(|r| !kept.contains(r)) {
+        history.remove(history_key(node, row).as_slice())?;
+    }
+    for row in kept.iter().filter(|k| !rows.contains(k)) {
+        history.insert(history_key(node, row).as_slice(), ())?;
+    }
+    Ok(true)
+}
+
+/// The certificates' bytes in `node`'s history rows, in key order.
+fn history_rows(
+    history: &impl ReadableTable<&'static [u8], ()>,
+    node: &NodeId,
+) -> Result<Vec<Vec<u8>>, StoreError> {
+    let prefix = node.as_bytes().as_slice();
+    let mut rows = Vec::new();
+    for row in history.range(prefix..)? {
+        let (key, _) = row?;
+        let Some(bytes) = key.value().strip_prefix(prefix) else {
+            break;
+        };
+        rows.push(bytes.to_vec());
+    }
+    Ok(rows)
 }
 
 /// A history row's key: the node, then the certificate's bytes.
@@ -142,19 +207,14 @@ fn history(
     history: &impl ReadableTable<&'static [u8], ()>,
     node: &NodeId,
 ) -> Result<Vec<Certificate>, StoreError> {
-    let prefix = node.as_bytes().as_slice();
     let mut held: Vec<Vec<u8>> = newest
-        .get(prefix)?
+        .get(node.as_bytes().as_slice())?
         .map(|v| v.value().to_vec())
         .into_iter()
         .collect();
-    for row in history.range(prefix..)? {
-        let (key, _) = row?;
-        let Some(bytes) = key.value().strip_prefix(prefix) else {
-            break;
-        };
-        if !held.iter().any(|h| h == bytes) {
-            held.push(bytes.to_vec());
+    for row in history_rows(history, node)? {
+        if !held.contains(&row) {
+            held.push(row);
         }
     }
     held.iter()

@@ -383,7 +383,7 @@ impl Certificate {
 
     /// The order [`Certificate::supersedes`] judges by: issued later first, then valid longer,
     /// then the bytes.
-    fn issue_order(&self, other: &Certificate) -> std::cmp::Ordering {
+    pub(crate) fn issue_order(&self, other: &Certificate) -> std::cmp::Ordering {
         let rank = |c: &Certificate| (c.grant.not_before_ms, c.grant.not_after_ms);
         rank(self)
             .cmp(&rank(other))
@@ -391,19 +391,34 @@ impl Certificate {
     }
 
     /// The certificate of one node, among `certs`, in force at `at_ms`: the one issued last of
-    /// those valid from then or before, whether or not it has expired since (a certificate
-    /// ends its predecessor's force from its own `not_before`, and its expiry gives that force
-    /// back to none). A time before every one of them takes the first. Changes are judged by the
-    /// certificate in force when they were made, so a device re-enrolled for another patient,
-    /// zone or role keeps what it wrote before, at nodes that first hear of it afterwards; a
-    /// peer is judged by the one in force now, so a renewal dated ahead does not end the
-    /// current one early. `None` only for no certificates.
+    /// those valid from then or before (a certificate ends its predecessor's force from its own
+    /// `not_before`); for a time before all of them, the newest. Whether it had expired by then
+    /// is the caller's to ask: a session refuses a peer whose certificate in force has expired,
+    /// a change made by then is judged by it all the same (the device wrote offline).
+    ///
+    /// Changes are judged by the certificate in force when they were made, so a device
+    /// re-enrolled for another patient, zone or role keeps what it wrote before, at nodes that
+    /// first hear of it afterwards. A change's time is its author's to state: a device can
+    /// reach an earlier grant only by dating its change within the time it really held it, and
+    /// a time before every certificate gets the newest, not the first. A peer is judged by the
+    /// one in force now, so a renewal dated ahead does not end the current one early. `None`
+    /// only for no certificates.
     pub fn in_force(certs: &[Certificate], at_ms: i64) -> Option<&Certificate> {
         certs
             .iter()
             .filter(|c| c.grant.not_before_ms <= at_ms)
             .max_by(|a, b| a.issue_order(b))
-            .or_else(|| certs.iter().min_by(|a, b| a.issue_order(b)))
+            .or_else(|| certs.iter().max_by(|a, b| a.issue_order(b)))
+    }
+
+    /// Whether `self` and `other` grant the same, whatever their periods: a renewal's run.
+    pub fn same_grant(&self, other: &Certificate) -> bool {
+        let unperiod = |g: &Grant| Grant {
+            not_before_ms: 0,
+            not_after_ms: 0,
+            ..g.clone()
+        };
+        unperiod(&self.grant) == unperiod(&other.grant)
     }
 
     /// Checks that this certificate lets `node` in to an organisation with key `org` at `now_ms`.
@@ -755,7 +770,13 @@ impl OrgKey {
     /// Renews a certificate: the same grant, valid for another period from `now_ms`, under the
     /// organisation's current policy.
     pub fn renew(&self, cert: &Certificate, now_ms: i64) -> Certificate {
-        let mut grant = cert.grant.clone();
+        self.renew_grant(&cert.grant, now_ms)
+    }
+
+    /// [`OrgKey::renew`] of the certificate granting `grant` (a session's peer, judged by the
+    /// certificate in force: not a newer one dated ahead, which must not begin early).
+    pub fn renew_grant(&self, grant: &Grant, now_ms: i64) -> Certificate {
+        let mut grant = grant.clone();
         grant.explicit_access_max_ms = self.policy.explicit_access_max_ms;
         grant.not_before_ms = now_ms;
         grant.not_after_ms = now_ms.saturating_add(grant.validity_ms);

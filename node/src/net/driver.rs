@@ -528,15 +528,11 @@ fn renew_if_due(
     if grant.not_after_ms - now > grant.validity_ms / 2 {
         return;
     }
-    match shared.repo.store().certificate(&peer) {
-        Ok(Some(cert)) => {
-            let renewed = org.renew(&cert, now);
-            info!(peer = %peer.short(), until = renewed.grant().not_after_ms, "renewed the peer's certificate");
-            session.send_certificates(&[renewed]);
-        }
-        Ok(None) => {}
-        Err(e) => warn!(error = %e, "could not read the peer's certificate to renew it"),
-    }
+    // From the grant the session judged the peer by (its certificate in force now), not the
+    // newest held: a re-enrolment dated ahead must not begin early by being renewed from now.
+    let renewed = org.renew_grant(grant, now);
+    info!(peer = %peer.short(), until = renewed.grant().not_after_ms, "renewed the peer's certificate");
+    session.send_certificates(&[renewed]);
 }
 
 /// Ends our side of the stream and lets the peer finish: our last acknowledgements must reach it

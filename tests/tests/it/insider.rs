@@ -11,6 +11,7 @@ use omsyn_core::docs::DocumentId;
 use omsyn_core::docs::journal::{DoseRef, Entry, EntryBody};
 use omsyn_core::docs::record::PatientField;
 use omsyn_core::ids::{EntryId, PatientId, StaffId};
+use omsyn_core::repo::Correction;
 use omsyn_core::sync::SyncEvent;
 use omsyn_core::trust::audit::{self, AccessEvent, AuditAction};
 use omsyn_core::{Day, Repo, RepoError, Timestamp};
@@ -39,6 +40,7 @@ const BOTH: [Via; 2] = [Via::Session, Via::File];
 /// everyone synced.
 struct World {
     base: TestNode,
+    kari: TestNode,
     mons: TestNode,
     home: TestNode,
     turid: PatientId,
@@ -85,6 +87,7 @@ impl World {
         sync(&base.repo, &home.repo);
         World {
             base,
+            kari,
             mons,
             home,
             turid,
@@ -496,18 +499,145 @@ fn a_second_entry_under_anothers_id_lends_its_author_no_power_to_withdraw_hers()
         );
         // The FHIR export says the same: his copy entered in error, her dose completed.
         let fhir = omsyn_core::fhir::export(&w.base.repo, today("12:00"), Some(&w.turid)).unwrap();
-        let mut statuses: Vec<&str> = fhir[0].1.bundle["entry"]
+        let mut statuses: Vec<(&str, &str)> = fhir[0].1.bundle["entry"]
             .as_array()
             .unwrap()
             .iter()
             .map(|e| &e["resource"])
-            .filter(|r| r["id"] == w.dose.id.as_str())
-            .map(|r| r["status"].as_str().unwrap())
+            .filter(|r| r["id"].as_str().unwrap().starts_with(w.dose.id.as_str()))
+            .map(|r| (r["id"].as_str().unwrap(), r["status"].as_str().unwrap()))
             .collect();
-        statuses.sort();
-        assert_eq!(statuses, ["completed", "entered-in-error"], "{via:?}");
+        statuses.sort_by_key(|(_, status)| *status);
+        // Each copy named by its writer's device too: neither takes the id a record system holds.
+        let by =
+            |device: omsyn_core::NodeId| format!("{}-{}", w.dose.id, &device.to_string()[..16]);
+        let (kari, mons) = (by(w.dose.author.device), by(w.mons.repo.id()));
+        assert_eq!(
+            statuses,
+            [
+                (kari.as_str(), "completed"),
+                (mons.as_str(), "entered-in-error")
+            ],
+            "{via:?}"
+        );
         w.honest_data_intact();
     }
+}
+
+/// Kari's own correction of her entry `target`, from her app, at `hhmm`.
+fn kari_corrects(w: &mut World, target: &EntryId, hhmm: &str, correction: Correction) -> Entry {
+    let (t, rng) = (today(hhmm), &mut w.kari.rng);
+    w.kari
+        .repo
+        .transaction(|tx| tx.correct_entry(t, rng, &w.turid, target, correction))
+        .unwrap()
+}
+
+/// Kari's note's resource (a DocumentReference) in the base's FHIR export: its status and its
+/// description, where a correction shows.
+fn exported_note(w: &World) -> (String, String) {
+    let fhir = omsyn_core::fhir::export(&w.base.repo, today("12:00"), Some(&w.turid)).unwrap();
+    let entries = fhir[0].1.bundle["entry"].as_array().unwrap().clone();
+    let resource = entries
+        .iter()
+        .map(|e| &e["resource"])
+        .find(|r| r["id"] == w.note.id.as_str())
+        .unwrap();
+    let text = |field: &str| resource[field].as_str().unwrap().to_owned();
+    (text("status"), text("description"))
+}
+
+#[test]
+fn a_correction_amends_an_entry_only_from_its_author_and_anothers_is_kept_as_a_comment() {
+    let mut w = World::new();
+    // Mons's app lets him correct a colleague's note: a journal entry of his, readable by all.
+    let (t, rng) = (today("11:00"), &mut StdRng::seed_from_u64(9));
+    let text = "Turid var sliten".to_owned();
+    w.mons
+        .repo
+        .transaction(|tx| tx.correct_entry(t, rng, &w.turid, &w.note.id, Correction::Amend(text)))
+        .unwrap();
+    sync(&w.mons.repo, &w.base.repo);
+    assert_eq!(
+        exported_note(&w),
+        ("current".into(), "Nurse N2 noted: Turid var sliten".into())
+    );
+    // Her own amends it.
+    let mine = Correction::Amend("Turid i god form, litt sliten".into());
+    let note = w.note.id.clone();
+    kari_corrects(&mut w, &note, "11:30", mine);
+    sync(&w.kari.repo, &w.base.repo);
+    assert_eq!(
+        exported_note(&w),
+        (
+            "current".into(),
+            "corrected: Turid i god form, litt sliten".into()
+        )
+    );
+}
+
+#[test]
+fn a_mark_its_author_withdrew_withdraws_nothing() {
+    let mut w = World::new();
+    let note = w.note.id.clone();
+    let mark = kari_corrects(
+        &mut w,
+        &note,
+        "11:00",
+        Correction::EnteredInError("feil".into()),
+    );
+    sync(&w.kari.repo, &w.base.repo);
+    let stands = |w: &World| {
+        let (journal, _) = w.base.repo.journal(&w.turid).unwrap();
+        let journal = omsyn_core::docs::journal::Journal {
+            entries: journal,
+            ..Default::default()
+        };
+        journal.standing().iter().any(|e| e.id == w.note.id)
+    };
+    assert!(!stands(&w), "withdrawn by its author");
+    assert_eq!(exported_note(&w).0, "entered-in-error");
+    // The mark was the mistake: she withdraws it, and the note stands again everywhere.
+    let undo = Correction::EnteredInError("feil pasient".into());
+    kari_corrects(&mut w, &mark.id, "11:05", undo);
+    sync(&w.kari.repo, &w.base.repo);
+    assert!(stands(&w), "its withdrawal withdrawn");
+    assert_eq!(exported_note(&w).0, "current");
+}
+
+#[test]
+fn a_copy_of_an_entry_filed_in_another_month_does_not_stop_its_author_withdrawing_hers() {
+    let mut w = World::new();
+    // Mons files an entry under Kari's dose's id in the month before: no integrity alert (it is
+    // another document), and it comes first when her app looks for the entry by its id.
+    let month = today("08:00").day().month();
+    let earlier = omsyn_core::Month::from_index(month.to_index() - 1).unwrap();
+    let other_month = DocumentId::Journal(w.turid.clone(), earlier);
+    let key = format!("e/{}", w.dose.id);
+    w.mons_crafts(
+        &other_month,
+        &[Put::fresh(&key, &mons_entry(&w, &w.dose.id, given(&w)))],
+        None,
+    );
+    assert_eq!(w.deliver(&w.mons.repo, Via::Session), None, "kept");
+    sync(&w.base.repo, &w.kari.repo);
+    // Her mark goes beside her own dose, and withdraws it.
+    let dose = w.dose.id.clone();
+    let mark = kari_corrects(
+        &mut w,
+        &dose,
+        "11:00",
+        Correction::EnteredInError("feil".into()),
+    );
+    let journal = w
+        .kari
+        .repo
+        .store()
+        .with_doc(&w.journal_id(), omsyn_core::docs::journal::read)
+        .unwrap()
+        .unwrap();
+    assert!(journal.entries.contains(&mark), "filed in her dose's month");
+    assert!(!journal.standing().iter().any(|e| e.id == w.dose.id));
 }
 
 #[test]
@@ -570,6 +700,7 @@ fn a_message_written_twice_closes_where_it_is_resolved_though_the_messages_do_no
         let mut posing: serde_json::Value = serde_json::to_value(&sent).unwrap();
         posing["author"] = serde_json::to_value(w.mons.repo.author()).unwrap();
         posing["text"] = "Alt vel".into();
+        posing["sent_at"] = serde_json::to_value(today("11:00")).unwrap();
         w.mons_crafts(&doc, &[Put::fresh(&key, &posing.to_string())], Some(before));
         assert_eq!(w.deliver(&w.mons.repo, via), None, "{via:?}: kept");
         let written_twice = |w: &World| -> Vec<_> {

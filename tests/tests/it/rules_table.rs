@@ -100,13 +100,29 @@ fn access(signer: &Grant, rest: &str) -> String {
     .to_string()
 }
 
+/// A change writing `value` under `key`, dated as an honest write dates it: when the item says
+/// it was entered (or sent, or logged), to the second.
 fn change(signer: &Grant, key: &str, op: Op, value: String) -> ChangeSummary {
+    let stated = serde_json::from_str::<serde_json::Value>(&value)
+        .ok()
+        .and_then(|v| {
+            ["entered_at", "sent_at", "at"]
+                .into_iter()
+                .find_map(|k| v[k].as_str().and_then(|t| Timestamp::parse(t).ok()))
+        })
+        .map_or(omsyn_tests::NOW_MS, |t| {
+            t.unix_millis().div_euclid(1000) * 1000
+        });
+    dated_change(signer, key, op, value, stated)
+}
+
+fn dated_change(signer: &Grant, key: &str, op: Op, value: String, time_ms: i64) -> ChangeSummary {
     ChangeSummary {
         hash: [0; 32],
         actor: signer.node.as_bytes().to_vec(),
         deps: vec![],
         seq: 1,
-        time_ms: omsyn_tests::NOW_MS,
+        time_ms,
         start_op: 1,
         max_op: 1,
         ops: vec![OpSummary {
@@ -349,6 +365,38 @@ fn append(signer: &Grant, value: String) -> Result<(), String> {
 }
 
 #[test]
+fn a_change_is_dated_within_the_bounds_and_as_the_items_it_writes() {
+    let nurse = grant(Nurse);
+    let journal = DocumentId::Journal(turid(), month());
+    let e = "e/e-3333333333333333";
+    // The item says it was entered at 10:00 on the 23rd.
+    let value = item(&journal, &nurse, "note", "2026-11-23T09:00:00+01:00");
+    let entered = Timestamp::parse("2026-11-23T10:00:00+01:00")
+        .unwrap()
+        .unix_millis();
+    let dated = |time_ms: i64, received_at: Option<i64>| {
+        let change = dated_change(&nurse, e, Put, value.clone(), time_ms);
+        rules::authorize(&journal, &change, &nurse, &Nothing, received_at)
+    };
+    assert_eq!(dated(entered, None), Ok(()));
+    assert_eq!(dated(entered, Some(entered)), Ok(()));
+    // Its time chooses the author's certificate: the change cannot claim one time and its
+    // item show another, nor be dated before 2000 or a day ahead of the receiver.
+    for other in [entered - 1000, entered + 1000, entered - 86_400_000] {
+        let refused = dated(other, None).unwrap_err();
+        assert!(
+            refused.contains("an item is dated as its change"),
+            "{refused}"
+        );
+    }
+    assert!(dated(0, None).unwrap_err().contains("the change is dated"));
+    assert!(dated(0, None).unwrap_err().contains("outside"));
+    let a_day_and_more_before = Some(entered - 86_400_000 - 1);
+    let refused = dated(entered, a_day_and_more_before).unwrap_err();
+    assert!(refused.contains("ahead of this node's clock"), "{refused}");
+}
+
+#[test]
 fn an_items_author_is_its_signer_in_either_case_of_hex_and_nobody_else() {
     let nurse = grant(Nurse);
     let note = serde_json::json!({"type": "note"});
@@ -377,6 +425,16 @@ fn an_items_author_is_its_signer_in_either_case_of_hex_and_nobody_else() {
         let refused = append(&nurse, item_with(&nurse, bad.clone(), note.clone()));
         assert!(refused.unwrap_err().contains("malformed"), "{bad}");
     }
+    // Another name than the signer's: every view shows the item as that person's.
+    let mut renamed: serde_json::Value =
+        serde_json::from_str(&item_with(&nurse, hex.clone().into(), note.clone())).unwrap();
+    renamed["author"]["name"] = "Kari Nordmann".into();
+    let refused = append(&nurse, renamed.to_string());
+    assert!(
+        refused
+            .unwrap_err()
+            .contains("claims an author other than its signer")
+    );
     // An author without a name is malformed, as it always was.
     let mut nameless: serde_json::Value =
         serde_json::from_str(&item_with(&nurse, hex.into(), note)).unwrap();

@@ -358,6 +358,151 @@ fn a_moved_home_units_earlier_entries_reach_nodes_that_first_hear_of_it_after_th
         );
         assert_eq!(store.certificate_history(&home.repo.id()).unwrap().len(), 2);
     }
+    // The unit itself, importing the base's file (which carries its re-enrolment), keeps the
+    // certificate it has: its own is installed by enrolment or a base's renewal, which check
+    // it is for what the unit serves.
+    let first = home.repo.certificate().unwrap();
+    let file = z.base.repo.export_unchecked(None).unwrap();
+    home.repo.import(today("12:00"), &file).unwrap();
+    assert_eq!(home.repo.certificate().unwrap(), first);
+    assert_ne!(first, Some(moved));
+}
+
+/// The moved unit's patched app writes a pulse into the journal of the home it left, its change
+/// dated `at` (as are the entry's times), planted in its own store.
+fn pulse_dated(home: &TestNode, patient: &PatientId, at: Timestamp, id: &str) {
+    let journal = DocumentId::Journal(patient.clone(), today("10:00").day().month());
+    let entry = journal::Entry {
+        id: omsyn_core::ids::EntryId::parse(id).unwrap(),
+        author: home.repo.author(),
+        event_time: at,
+        entered_at: at,
+        body: EntryBody::Observation {
+            visit: None,
+            kind: "pulse".into(),
+            value: "80".into(),
+            unit: None,
+            device_reading: None,
+        },
+    };
+    let put =
+        omsyn_tests::craft::Put::fresh(&format!("e/{id}"), &serde_json::to_string(&entry).unwrap());
+    let crafted = omsyn_tests::craft::change(&home.repo, &journal, &home.repo, &[put], None, at);
+    omsyn_tests::craft::plant(&home.repo, &journal, &crafted);
+}
+
+/// What the base makes of a pulse the moved unit's patched app dates `at` in the home it left:
+/// the refusal, if any, and the pulses the base then holds. It comes in an export file, or in a
+/// session with a nurse of that home who took it from the unit (she knows nothing of the move;
+/// the base, which serves the unit as the other home's, would not take it from the unit itself).
+fn moved_unit_dates_a_pulse(at: Timestamp, by_file: bool) -> (Option<String>, usize) {
+    let z = zone();
+    let (home, moved) = moved_home_unit(&z, 82);
+    let nurse = TestNode::nurse(83, "N1");
+    for node in [&home, &nurse] {
+        let (_, errors) = sync_at(&z.base.repo, &node.repo, NOW_MS);
+        assert_eq!(errors, (None, None));
+    }
+    z.base.repo.remember_issued(&moved).unwrap();
+    pulse_dated(&home, &z.mine, at, "e-00000000000000d1");
+    let refused = match by_file {
+        true => {
+            let file = home.repo.export_unchecked(None).unwrap();
+            let imported = z.base.repo.import(today("12:00"), &file);
+            imported.err().map(|e| e.to_string())
+        }
+        false => {
+            let (_, errors) = sync_at(&nurse.repo, &home.repo, NOW_MS);
+            assert_eq!(
+                errors,
+                (None, None),
+                "the nurse judges by the one she knows"
+            );
+            assert_eq!(pulses(&nurse.repo, &z.mine), 1);
+            let (mut link, errors) = sync_at(&z.base.repo, &nurse.repo, NOW_MS);
+            assert_eq!(errors, (None, None));
+            rejections(&events(&mut link.a)).pop()
+        }
+    };
+    (refused, pulses(&z.base.repo, &z.mine))
+}
+
+#[test]
+fn a_moved_home_units_change_reaches_its_earlier_grant_only_dated_when_it_held_it() {
+    for by_file in [false, true] {
+        // Dated before every certificate it has had: judged by its newest, the other
+        // patient's unit's, not by its first (as though it had served this home then).
+        let long_ago = Timestamp::parse("2001-01-01T10:00:00+01:00").unwrap();
+        let (refused, held) = moved_unit_dates_a_pulse(long_ago, by_file);
+        let refused = refused.expect("refused");
+        assert!(refused.contains("its own patient's documents"), "{refused}");
+        assert_eq!(held, 0, "by file: {by_file}");
+        // After its move (11:00): refused the same way.
+        let (refused, held) = moved_unit_dates_a_pulse(today("11:30"), by_file);
+        assert!(
+            refused
+                .expect("refused")
+                .contains("its own patient's documents")
+        );
+        assert_eq!(held, 0, "by file: {by_file}");
+        // Within the time it served this home: taken, as an honest unit's late entry is. That
+        // is as far as its first grant reaches.
+        let (refused, held) = moved_unit_dates_a_pulse(today("10:30"), by_file);
+        assert_eq!((refused, held), (None, 1), "by file: {by_file}");
+    }
+}
+
+/// The pulses `repo` holds in `patient`'s journal.
+fn pulses(repo: &Repo, patient: &PatientId) -> usize {
+    let (entries, _) = repo.journal(patient).unwrap();
+    entries
+        .iter()
+        .filter(|e| matches!(e.body, EntryBody::Observation { .. }))
+        .count()
+}
+
+#[test]
+fn renewals_do_not_grow_a_devices_certificate_history_and_each_change_of_grant_does() {
+    let z = zone();
+    let (home, moved) = moved_home_unit(&z, 81);
+    let (_, errors) = sync_at(&z.base.repo, &home.repo, NOW_MS);
+    assert_eq!(errors, (None, None));
+    let first = home.repo.certificate().unwrap().unwrap();
+    let (org, store) = (test_org(), z.base.repo.store());
+    let history = || store.certificate_history(&home.repo.id()).unwrap();
+    let renewed = |cert: &omsyn_core::trust::Certificate, n: i64| {
+        let renewal = org.renew(cert, cert.grant().not_before_ms + n * 10 * 60 * 1000);
+        z.base.repo.remember_issued(&renewal).unwrap();
+        renewal
+    };
+    // Renewed sixty times in the home it served first: the history keeps the run's first.
+    let mut last = first.clone();
+    for n in 1..=60 {
+        last = renewed(&first, n);
+    }
+    assert_eq!(history().len(), 2, "the run's first, and the newest");
+    assert!(history().contains(&first) && history().contains(&last));
+    // Moved to another home, then renewed there thirty times: one more, that run's first.
+    z.base.repo.remember_issued(&moved).unwrap();
+    let mut last = moved.clone();
+    for n in 1..=30 {
+        last = renewed(&moved, n);
+    }
+    let now_held = history();
+    assert_eq!(now_held.len(), 3, "two runs' firsts, and the newest");
+    for cert in [&first, &moved, &last] {
+        assert!(now_held.contains(cert));
+    }
+    // Each change is still judged by its run: the first home's before the move, the other's after.
+    let in_force = |at: i64| {
+        omsyn_core::trust::Certificate::in_force(&now_held, at)
+            .unwrap()
+            .grant()
+            .patient
+            .clone()
+    };
+    assert_eq!(in_force(NOW_MS - 2 * HOUR_MS), Some(z.mine.clone()));
+    assert_eq!(in_force(NOW_MS), Some(z.other.clone()));
 }
 
 #[test]
@@ -740,6 +885,8 @@ fn message_with_picture_from_a_peer_is_refused(picture: serde_json::Value, reaso
         .with_actor(automerge::ActorId::from(&nurse.repo.id().as_bytes()[..]));
     am.put(automerge::ROOT, "m/e-00000000000000aa", message.to_string())
         .unwrap();
+    let sent_at = today("10:00").unix_millis() / 1000;
+    am.commit_with(automerge::transaction::CommitOptions::default().with_time(sent_at));
     let mut doc = Document::load(id.clone(), &am.save(), nurse.repo.id()).unwrap();
     let frame = wire::encode(&Message::Changes {
         doc: id,

@@ -418,8 +418,10 @@ impl Session {
                 certificates.push(cert.to_bytes());
             }
         }
-        if !certificates.is_empty() {
-            self.send(&Message::Certificates { certificates });
+        for part in certificates.chunks(wire::MAX_CREDENTIALS) {
+            self.send(&Message::Certificates {
+                certificates: part.to_vec(),
+            });
         }
         Ok(())
     }
