@@ -787,6 +787,9 @@ pub struct ChangeSummary {
     /// When its author says it was made (the entry time of its write, to the second, in Unix
     /// milliseconds): which of the author's certificates judges it ([`crate::trust::Certificate::in_force`]).
     pub time_ms: i64,
+    /// Its message: the stamp a write puts on its change (its author and entry time), which the
+    /// access log and the FHIR export read as who wrote the change and when.
+    pub stamp: Option<String>,
     /// The counter of its first operation.
     pub start_op: u64,
     /// The counter of its last operation (`start_op - 1` for a change without any).
@@ -890,6 +893,7 @@ fn summarize(change: &automerge::Change) -> Result<ChangeSummary, DocError> {
         deps: change.deps().iter().map(|d| d.0).collect(),
         seq: change.seq(),
         time_ms: change.timestamp().saturating_mul(1000),
+        stamp: change.message().map(str::to_owned),
         start_op: change.start_op().get(),
         max_op: change.max_op(),
         ops,

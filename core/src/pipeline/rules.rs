@@ -75,6 +75,7 @@ pub fn authorize(
         return Err("the change's actor is not its signer".into());
     }
     dates.check_change()?;
+    stamped_by_its_signer(change, signer)?;
     if signer.role == Role::HomeUnit
         && let Some(patient) = doc.patient()
         && signer.patient.as_ref() != Some(patient)
@@ -245,6 +246,17 @@ struct ClaimedAuthor {
     device: KeyBytes,
 }
 
+impl ClaimedAuthor {
+    /// Whether this is the signer as its certificate says: device, role, staff member, and the
+    /// name too (what every view shows as the author).
+    fn is(&self, signer: &Grant) -> bool {
+        self.device.0 == *signer.node.as_bytes()
+            && self.role == signer.role
+            && self.staff == signer.staff_id
+            && self.name == signer.name
+    }
+}
+
 /// A node key's 64 hex digits (either case, as [`crate::identity::NodeId::parse`] reads
 /// them), as bytes.
 #[derive(Deserialize)]
@@ -374,13 +386,7 @@ fn append_only(
         named_by_its_key(key, prefix, &item)?;
         crate::docs::messages::check_attachments(&item.attachments)
             .map_err(|e| format!("{key}: {e}"))?;
-        let a = &item.author;
-        // The name too: it is what every view shows as the author.
-        if a.device.0 != *signer.node.as_bytes()
-            || a.role != signer.role
-            || a.staff != signer.staff_id
-            || a.name != signer.name
-        {
+        if !item.author.is(signer) {
             return Err(format!(
                 "{key} claims an author other than its signer ({} {}, node {})",
                 signer.role,
@@ -391,6 +397,37 @@ fn append_only(
         dates.check(key, &item)?;
         let kind = item.body.as_ref().and_then(|b| b.0.as_deref());
         check(signer, kind)?;
+    }
+    Ok(())
+}
+
+/// A change's stamp, which the access log and the FHIR export show as who wrote it and when,
+/// names its signer (as its certificate does) and the change's own time. A change without one
+/// is shown by its signer alone.
+fn stamped_by_its_signer(change: &ChangeSummary, signer: &Grant) -> Result<(), String> {
+    #[derive(Deserialize)]
+    struct Stamp {
+        author: ClaimedAuthor,
+        entered_at: Timestamp,
+    }
+    let Some(text) = &change.stamp else {
+        return Ok(());
+    };
+    let stamp: Stamp =
+        serde_json::from_str(text).map_err(|e| format!("the change's stamp is malformed: {e}"))?;
+    if !stamp.author.is(signer) {
+        return Err(format!(
+            "the change's stamp names an author other than its signer ({} {}, node {})",
+            signer.role,
+            signer.name,
+            signer.node.short()
+        ));
+    }
+    if stamp.entered_at.unix_millis().div_euclid(1000) * 1000 != change.time_ms {
+        return Err(format!(
+            "the change's stamp says it was entered at {}, but the change is dated otherwise",
+            stamp.entered_at
+        ));
     }
     Ok(())
 }

@@ -101,6 +101,40 @@ impl Repo {
         self.keep_certificate(cert)
     }
 
+    /// Refuses an enrolment request this base must not approve: a revoked node's, or one from a
+    /// key the organisation certified (as far as this base knows) for another role, staff
+    /// member, patient or zone. A device that is to serve another patient, person, role or zone
+    /// is given a new identity and enrolled again: one key, one subject, so nothing it wrote
+    /// under one grant is ever judged under another's, and its app (which refuses to install a
+    /// certificate for another subject) stays as it is.
+    pub fn check_enrollment_request(&self, request: &EnrollmentRequest) -> Result<(), RepoError> {
+        let node = request.node();
+        if self.is_revoked(&node)? {
+            return Err(RepoError::Invalid(format!(
+                "node {node} was revoked; it cannot be enrolled again"
+            )));
+        }
+        let asked = request.profile();
+        for held in self.store.certificate_history(&node)? {
+            let g = held.grant();
+            if g.role != asked.role
+                || g.staff_id != asked.staff_id
+                || g.patient != asked.patient
+                || g.zone != asked.zone
+            {
+                return Err(RepoError::Invalid(format!(
+                    "node {} is enrolled as {} \"{}\"; a device that is to serve another \
+                     patient, person, role or zone is given a new identity (`omsyn init` in a \
+                     new data directory) and enrolled again",
+                    node.short(),
+                    g.role,
+                    g.name
+                )));
+            }
+        }
+        Ok(())
+    }
+
     /// Keeps a certificate this base has just issued (`omsyn enroll approve`), so that its staff
     /// member is known here — planned for, named in reports, listed among devices not yet seen —
     /// before the device first syncs. It must be of this node's organisation.

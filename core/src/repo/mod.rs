@@ -320,12 +320,15 @@ impl Repo {
         &self.store
     }
 
-    /// The author of this node's writes.
+    /// The author of this node's writes: as its certificate names it once enrolled (what every
+    /// receiver checks an item's author against, the name included, whatever `node.json` was
+    /// edited to since), as its profile does before.
     pub fn author(&self) -> Author {
+        let grant = self.grant();
         Author {
-            staff: self.identity.profile.staff_id.clone(),
-            name: self.identity.profile.name.clone(),
-            role: self.identity.profile.role,
+            staff: grant.staff_id,
+            name: grant.name,
+            role: grant.role,
             device: self.id(),
         }
     }

@@ -411,19 +411,56 @@ impl Certificate {
             .or_else(|| certs.iter().max_by(|a, b| a.issue_order(b)))
     }
 
-    /// Whether `self` and `other` grant the same, whatever their periods: a renewal's run.
+    /// Whether `self` and `other` grant what a change is judged by alike — the same subject
+    /// ([`crate::trust::same_subject`]) under the same name — whatever their periods and the
+    /// issuing base's policy: a renewal's run.
     pub fn same_grant(&self, other: &Certificate) -> bool {
-        let unperiod = |g: &Grant| Grant {
-            not_before_ms: 0,
-            not_after_ms: 0,
-            ..g.clone()
-        };
-        unperiod(&self.grant) == unperiod(&other.grant)
+        crate::trust::same_subject(&self.grant, &other.grant) && self.grant.name == other.grant.name
     }
 
     /// Checks that this certificate lets `node` in to an organisation with key `org` at `now_ms`.
     /// Revocation is checked by the caller, who holds the revocation list.
     pub fn check(&self, org: &NodeId, node: &NodeId, now_ms: i64) -> Result<(), Refusal> {
+        self.check_until(org, node, now_ms, self.grant.not_after_ms)
+    }
+
+    /// [`Certificate::check`] of this certificate among all of its node's held (`certs`): valid
+    /// from its `not_before` to the end of its run ([`Certificate::run_until`]). A node keeps
+    /// only the first of a run of renewals (and the newest), so this one may stand for a renewal
+    /// it dropped: one valid now, followed by the newest dated a little ahead of this node's clock.
+    pub fn check_in_run(
+        &self,
+        certs: &[Certificate],
+        org: &NodeId,
+        node: &NodeId,
+        now_ms: i64,
+    ) -> Result<(), Refusal> {
+        self.check_until(org, node, now_ms, Self::run_until(certs, self))
+    }
+
+    /// The end of `cert`'s run among `certs`: the latest `not_after` of it and of the
+    /// certificates issued after it that grant the same ([`Certificate::same_grant`]), up to the
+    /// first that grants otherwise.
+    pub fn run_until(certs: &[Certificate], cert: &Certificate) -> i64 {
+        let mut later: Vec<&Certificate> = certs
+            .iter()
+            .filter(|c| c.issue_order(cert).is_gt())
+            .collect();
+        later.sort_by(|a, b| a.issue_order(b));
+        later
+            .iter()
+            .take_while(|c| c.same_grant(cert))
+            .map(|c| c.grant.not_after_ms)
+            .fold(cert.grant.not_after_ms, i64::max)
+    }
+
+    fn check_until(
+        &self,
+        org: &NodeId,
+        node: &NodeId,
+        now_ms: i64,
+        until_ms: i64,
+    ) -> Result<(), Refusal> {
         self.check_names(org, node)?;
         let g = &self.grant;
         if now_ms < g.not_before_ms {
@@ -432,10 +469,10 @@ impl Certificate {
                 from_ms: g.not_before_ms,
             });
         }
-        if now_ms >= g.not_after_ms {
+        if now_ms >= until_ms {
             return Err(Refusal::Expired {
                 node: node.to_string(),
-                expired_ms: g.not_after_ms,
+                expired_ms: until_ms,
                 now_ms,
             });
         }

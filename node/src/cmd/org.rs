@@ -244,12 +244,7 @@ fn approve(
     let org = org_key(repo)?;
     let request = EnrollmentRequest::from_text(&text_or_file(request, "omsyn-enroll1:")?)
         .context("the enrolment request")?;
-    if repo.is_revoked(&request.node())? {
-        bail!(
-            "node {} was revoked; it cannot be enrolled again",
-            request.node()
-        );
-    }
+    repo.check_enrollment_request(&request)?;
     let cert = org.approve_with_competence(
         &request,
         svc.now().unix_millis(),

@@ -123,6 +123,7 @@ fn dated_change(signer: &Grant, key: &str, op: Op, value: String, time_ms: i64) 
         deps: vec![],
         seq: 1,
         time_ms,
+        stamp: None,
         start_op: 1,
         max_op: 1,
         ops: vec![OpSummary {
@@ -394,6 +395,43 @@ fn a_change_is_dated_within_the_bounds_and_as_the_items_it_writes() {
     let a_day_and_more_before = Some(entered - 86_400_000 - 1);
     let refused = dated(entered, a_day_and_more_before).unwrap_err();
     assert!(refused.contains("ahead of this node's clock"), "{refused}");
+}
+
+#[test]
+fn a_changes_stamp_names_its_signer_and_its_time() {
+    let (nurse, base) = (grant(Nurse), grant(Base));
+    let record = DocumentId::PatientRecord(turid());
+    let at = Timestamp::parse("2026-11-23T10:00:00+01:00").unwrap();
+    let stamped = |author: &Grant, entered: Timestamp, time_ms: i64| {
+        let stamp = serde_json::json!({
+            "author": {"staff": author.staff_id, "name": author.name, "role": author.role, "device": author.node},
+            "entered_at": entered,
+        });
+        let mut change = dated_change(
+            &nurse,
+            "field/phone",
+            Put,
+            "\"+4790000000\"".into(),
+            time_ms,
+        );
+        change.stamp = Some(stamp.to_string());
+        rules::authorize(&record, &change, &nurse, &Nothing, None)
+    };
+    let time_ms = at.unix_millis();
+    assert_eq!(stamped(&nurse, at, time_ms), Ok(()));
+    // The access log and FHIR show the stamp as who wrote the change, and when.
+    let refused = stamped(&base, at, time_ms).unwrap_err();
+    assert!(
+        refused.contains("names an author other than its signer"),
+        "{refused}"
+    );
+    let earlier = Timestamp::from_unix_millis(time_ms - 3_600_000).unwrap();
+    let refused = stamped(&nurse, earlier, time_ms).unwrap_err();
+    assert!(refused.contains("dated otherwise"), "{refused}");
+    let mut change = dated_change(&nurse, "field/phone", Put, "\"1\"".into(), time_ms);
+    change.stamp = Some("not json".into());
+    let refused = rules::authorize(&record, &change, &nurse, &Nothing, None).unwrap_err();
+    assert!(refused.contains("stamp is malformed"), "{refused}");
 }
 
 #[test]

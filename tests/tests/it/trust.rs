@@ -506,6 +506,129 @@ fn renewals_do_not_grow_a_devices_certificate_history_and_each_change_of_grant_d
 }
 
 #[test]
+fn a_renewal_dated_ahead_of_this_nodes_clock_leaves_its_run_in_force() {
+    let z = zone();
+    let home = TestNode::home_unit(80, &z.mine);
+    let (_, errors) = sync_at(&z.base.repo, &home.repo, NOW_MS);
+    assert_eq!(errors, (None, None));
+    let org = test_org();
+    // The base itself runs on, renewed.
+    let base_cert = z.base.repo.certificate().unwrap().unwrap();
+    let base_renewal = org.renew(&base_cert, NOW_MS + 10 * DAY_MS);
+    z.base.repo.install_certificate(&base_renewal).unwrap();
+    // The unit's first certificate ends on day 29. Renewed on day 20 (the unit keeps that
+    // renewal; this base keeps only its run's first), and again by a base whose clock runs an
+    // hour ahead of this one's: the newest, not yet begun on day 30.
+    let first = home.repo.certificate().unwrap().unwrap();
+    let renewal = org.renew(&first, NOW_MS + 20 * DAY_MS);
+    home.repo.install_certificate(&renewal).unwrap();
+    z.base.repo.remember_issued(&renewal).unwrap();
+    let day_30 = NOW_MS + 30 * DAY_MS;
+    let ahead = org.renew(&first, day_30 + HOUR_MS);
+    z.base.repo.remember_issued(&ahead).unwrap();
+    let held = z
+        .base
+        .repo
+        .store()
+        .certificate_history(&home.repo.id())
+        .unwrap();
+    assert_eq!(held.len(), 2, "the run's first and the newest");
+    assert!(held.contains(&first) && held.contains(&ahead));
+    // On day 30 the unit, presenting the renewal it holds, is served: the run runs on.
+    let (mut link, errors) = sync_at(&z.base.repo, &home.repo, day_30);
+    assert_eq!(errors, (None, None));
+    let until: Vec<_> = events(&mut link.a)
+        .into_iter()
+        .filter_map(|e| match e {
+            SyncEvent::PeerVerified(grant) => Some(grant.not_after_ms),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(until, vec![ahead.grant().not_after_ms], "to the run's end");
+}
+
+#[test]
+fn a_base_refuses_to_enrol_a_key_it_knows_for_another_patient_person_role_or_zone() {
+    let z = zone();
+    let home = TestNode::home_unit(79, &z.mine);
+    let (_, errors) = sync_at(&z.base.repo, &home.repo, NOW_MS);
+    assert_eq!(errors, (None, None));
+    let key = &home.repo.identity().key;
+    // Renewing what it is: approved.
+    let same = EnrollmentRequest::new(key, home.repo.profile());
+    z.base.repo.check_enrollment_request(&same).unwrap();
+    // The same key for another patient: a new identity is the way.
+    let mut moved = home.repo.profile().clone();
+    moved.patient = Some(z.other.clone());
+    let refused = z
+        .base
+        .repo
+        .check_enrollment_request(&EnrollmentRequest::new(key, &moved))
+        .unwrap_err()
+        .to_string();
+    assert!(refused.contains("is given a new identity"), "{refused}");
+}
+
+#[test]
+fn a_renamed_nurses_earlier_entries_reach_a_base_that_never_held_her_earlier_certificate() {
+    let z = zone();
+    let mut nurse = TestNode::nurse(78, "N1");
+    let (_, errors) = sync_at(&z.base.repo, &nurse.repo, NOW_MS);
+    assert_eq!(errors, (None, None));
+    let before = nurse
+        .repo
+        .add_note(
+            today("08:00"),
+            &mut nurse.rng,
+            &z.mine,
+            None,
+            today("08:00"),
+            "før",
+        )
+        .unwrap();
+    // Enrolled again under her new name (same staff member, zone, role: her app installs it;
+    // its profile file still says the old name).
+    let mut renamed = nurse.repo.profile().clone();
+    renamed.name = "Kari Nordmann".into();
+    let request = EnrollmentRequest::new(&nurse.repo.identity().key, &renamed);
+    let cert = test_org()
+        .approve(&request, NOW_MS - HOUR_MS, 7 * DAY_MS)
+        .unwrap();
+    nurse.repo.install_certificate(&cert).unwrap();
+    let after = nurse
+        .repo
+        .add_note(
+            today("11:30"),
+            &mut nurse.rng,
+            &z.mine,
+            None,
+            today("11:30"),
+            "etter",
+        )
+        .unwrap();
+    assert_eq!(
+        after.author.name, "Kari Nordmann",
+        "written under her certificate's name"
+    );
+    // A base that has the patients but never met her takes both, each under the name she
+    // wrote it under: her Hello brings the new certificate, the session her earlier one.
+    let fresh = TestNode::base(77);
+    let (_, errors) = sync_at(&z.base.repo, &fresh.repo, NOW_MS);
+    assert_eq!(errors, (None, None));
+    let (mut link, errors) = sync_at(&fresh.repo, &nurse.repo, NOW_MS);
+    assert_eq!(errors, (None, None));
+    assert_eq!(rejections(&events(&mut link.a)), Vec::<String>::new());
+    let (journal, _) = fresh.repo.journal(&z.mine).unwrap();
+    for note in [&before, &after] {
+        assert!(
+            journal.contains(note),
+            "{} is at the base",
+            note.author.name
+        );
+    }
+}
+
+#[test]
 fn a_renewal_dated_ahead_leaves_the_running_certificate_in_force() {
     let z = zone();
     let home = TestNode::home_unit(83, &z.mine);

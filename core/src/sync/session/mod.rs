@@ -290,7 +290,9 @@ impl Session {
         ) else {
             return Ok(());
         };
-        if cert.check(&own.grant().org, &self.peer, now_ms).is_err()
+        if cert
+            .check_in_run(&held, &own.grant().org, &self.peer, now_ms)
+            .is_err()
             || store.revocation(&self.peer)?.is_some()
         {
             return Ok(());

@@ -409,13 +409,21 @@ impl Session {
             let Ok(signer) = NodeId::from_bytes(bytes) else {
                 continue;
             };
-            // Ours travelled in our Hello; the peer's own it holds.
-            if signer == self.peer || signer == store.actor() || !self.certs_sent.insert(signer) {
+            // The peer's own it holds.
+            if signer == self.peer || !self.certs_sent.insert(signer) {
                 continue;
             }
-            // All of them: each change is judged by the one in force when it was made.
+            // All of them: each change is judged by the one in force when it was made. Our
+            // newest travelled in our Hello; our earlier ones (a name we wrote under before a
+            // re-enrolment) judge our earlier changes.
+            let hello = match signer == store.actor() {
+                true => store.own_certificate()?,
+                false => None,
+            };
             for cert in store.certificate_history(&signer)? {
-                certificates.push(cert.to_bytes());
+                if Some(&cert) != hello.as_ref() {
+                    certificates.push(cert.to_bytes());
+                }
             }
         }
         for part in certificates.chunks(wire::MAX_CREDENTIALS) {

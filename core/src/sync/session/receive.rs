@@ -619,8 +619,11 @@ impl Session {
         // another, which keeps it if it is a renewal of its own.
         let held = batch.certificate_history(&self.peer)?;
         let judged = Certificate::in_force(&held, now_ms).unwrap_or(&cert);
-        judged.check(&own.grant().org, &self.peer, now_ms)?;
-        let grant = judged.grant().clone();
+        judged.check_in_run(&held, &own.grant().org, &self.peer, now_ms)?;
+        // Valid to the end of its run (renewals this node kept only the first of): what the
+        // session's later checks of the clock hold the peer to.
+        let mut grant = judged.grant().clone();
+        grant.not_after_ms = Certificate::run_until(&held, judged);
         if let Some(newest) = batch.certificate(&self.peer)?
             && newest != cert
         {
