@@ -101,6 +101,21 @@ impl World {
         DocumentId::Journal(self.turid.clone(), today("08:00").day().month())
     }
 
+    /// The heads of Turid's journal as Mons held it before Kari's dose: a change built on them
+    /// was made without seeing the dose.
+    fn before_the_dose(&self) -> Vec<[u8; 32]> {
+        let key = format!("e/{}", self.dose.id);
+        let dose_change = craft::change_putting(&self.mons.repo, &self.journal_id(), &key).unwrap();
+        craft::heads_without(&self.mons.repo, &self.journal_id(), dose_change)
+    }
+
+    /// Turid's journal of the month, as the base holds it.
+    fn base_journal(&self) -> omsyn_core::docs::journal::Journal {
+        let store = self.base.repo.store();
+        let journal = store.with_doc(&self.journal_id(), omsyn_core::docs::journal::read);
+        journal.unwrap().unwrap()
+    }
+
     /// Mons's change to `doc`, built on `deps` (`None`: all he holds), planted in his store.
     fn mons_crafts(&self, doc: &DocumentId, puts: &[Put], deps: Option<Vec<[u8; 32]>>) -> Crafted {
         let crafted = craft::change(
@@ -252,8 +267,7 @@ fn re_creating_another_nurses_dose_unseen_keeps_both_and_raises_an_integrity_ale
         let w = World::new();
         let key = format!("e/{}", w.dose.id);
         // Built on the journal as it was before Kari's dose: Automerge keeps both values.
-        let dose_change = craft::change_putting(&w.mons.repo, &w.journal_id(), &key).unwrap();
-        let before = craft::heads_without(&w.mons.repo, &w.journal_id(), dose_change);
+        let before = w.before_the_dose();
         let fake = mons_entry(&w, &w.dose.id, given(&w));
         let crafted = w.mons_crafts(&w.journal_id(), &[Put::fresh(&key, &fake)], Some(before));
         assert_eq!(
@@ -418,13 +432,7 @@ fn marking_another_nurses_dose_entered_in_error_withdraws_nothing() {
             None,
         );
         assert_eq!(w.deliver(&w.mons.repo, via), None, "{via:?}: kept");
-        let journal = w
-            .base
-            .repo
-            .store()
-            .with_doc(&w.journal_id(), omsyn_core::docs::journal::read)
-            .unwrap()
-            .unwrap();
+        let journal = w.base_journal();
         assert!(journal.entry(&id).is_some(), "{via:?}: the mark is kept");
         assert!(
             journal.standing().iter().any(|e| e.id == w.dose.id),
@@ -445,8 +453,7 @@ fn a_second_entry_under_anothers_id_lends_its_author_no_power_to_withdraw_hers()
         // (Automerge keeps both) and dated before it (so it reads first), then marks "it"
         // entered in error: the mark is his to make for his copy, and for his copy only.
         let key = format!("e/{}", w.dose.id);
-        let dose_change = craft::change_putting(&w.mons.repo, &w.journal_id(), &key).unwrap();
-        let before = craft::heads_without(&w.mons.repo, &w.journal_id(), dose_change);
+        let before = w.before_the_dose();
         let mut copy: serde_json::Value =
             serde_json::from_str(&mons_entry(&w, &w.dose.id, given(&w))).unwrap();
         copy["event_time"] = serde_json::to_value(today("08:01")).unwrap();
@@ -469,13 +476,7 @@ fn a_second_entry_under_anothers_id_lends_its_author_no_power_to_withdraw_hers()
             None,
         );
         assert_eq!(w.deliver(&w.mons.repo, via), None, "{via:?}: kept");
-        let journal = w
-            .base
-            .repo
-            .store()
-            .with_doc(&w.journal_id(), omsyn_core::docs::journal::read)
-            .unwrap()
-            .unwrap();
+        let journal = w.base_journal();
         let named: Vec<_> = journal
             .entries
             .iter()

@@ -127,6 +127,17 @@ fn forged_note(author: &Repo, signer: &Repo, patient: &PatientId, rng: &mut StdR
     })
 }
 
+/// The grants a session verified its peer by.
+fn verified(session: &mut Session) -> Vec<omsyn_core::trust::Grant> {
+    events(session)
+        .into_iter()
+        .filter_map(|e| match e {
+            SyncEvent::PeerVerified(grant) => Some(*grant),
+            _ => None,
+        })
+        .collect()
+}
+
 fn rejections(events: &[SyncEvent]) -> Vec<String> {
     events
         .iter()
@@ -219,12 +230,19 @@ fn moved_home_unit(z: &Zone, seed: u64) -> (TestNode, omsyn_core::trust::Certifi
     (home, moved)
 }
 
+/// [`moved_home_unit`], after a first session with the base (which so holds its first
+/// certificate, and the home it serves its documents).
+fn moved_home_unit_met(z: &Zone, seed: u64) -> (TestNode, omsyn_core::trust::Certificate) {
+    let (home, moved) = moved_home_unit(z, seed);
+    let (_, errors) = sync_at(&z.base.repo, &home.repo, NOW_MS);
+    assert_eq!(errors, (None, None));
+    (home, moved)
+}
+
 #[test]
 fn a_device_presenting_its_superseded_certificate_is_served_by_the_newer_one() {
     let mut z = zone();
-    let (home, moved) = moved_home_unit(&z, 86);
-    let (_, errors) = sync_at(&z.base.repo, &home.repo, NOW_MS);
-    assert_eq!(errors, (None, None));
+    let (home, moved) = moved_home_unit_met(&z, 86);
     assert!(holds(&home.repo, &z.mine));
     z.base.repo.remember_issued(&moved).unwrap();
     let held = |repo: &Repo| repo.store().certificate(&home.repo.id()).unwrap();
@@ -244,14 +262,11 @@ fn a_device_presenting_its_superseded_certificate_is_served_by_the_newer_one() {
     // modified app would keep doing): the base serves it as the newer certificate says.
     let (mut link, errors) = sync_at(&z.base.repo, &home.repo, NOW_MS);
     assert_eq!(errors, (None, None));
-    let verified: Vec<_> = events(&mut link.a)
+    let served_as: Vec<_> = verified(&mut link.a)
         .into_iter()
-        .filter_map(|e| match e {
-            SyncEvent::PeerVerified(grant) => Some(grant.patient),
-            _ => None,
-        })
+        .map(|grant| grant.patient)
         .collect();
-    assert_eq!(verified, vec![Some(z.other.clone())]);
+    assert_eq!(served_as, vec![Some(z.other.clone())]);
     assert_eq!(
         held(&z.base.repo),
         Some(moved),
@@ -287,21 +302,30 @@ fn alarm(home: &TestNode, at: &str, id: &str, seed: u64) {
         .unwrap();
 }
 
+/// The entries of `patient`'s journal at `repo` whose body `is` picks.
+fn counted(repo: &Repo, patient: &PatientId, is: fn(&EntryBody) -> bool) -> usize {
+    let (entries, _) = repo.journal(patient).unwrap();
+    entries.iter().filter(|e| is(&e.body)).count()
+}
+
 /// The alarms `repo` holds in `patient`'s journal.
 fn alarms(repo: &Repo, patient: &PatientId) -> usize {
-    let (entries, _) = repo.journal(patient).unwrap();
-    entries
-        .iter()
-        .filter(|e| matches!(e.body, EntryBody::DeviceEvent { .. }))
-        .count()
+    counted(repo, patient, |b| {
+        matches!(b, EntryBody::DeviceEvent { .. })
+    })
+}
+
+/// The pulses `repo` holds in `patient`'s journal.
+fn pulses(repo: &Repo, patient: &PatientId) -> usize {
+    counted(repo, patient, |b| {
+        matches!(b, EntryBody::Observation { .. })
+    })
 }
 
 #[test]
 fn an_import_judges_each_change_by_the_certificate_in_force_when_it_was_made() {
     let z = zone();
-    let (home, moved) = moved_home_unit(&z, 88);
-    let (_, errors) = sync_at(&z.base.repo, &home.repo, NOW_MS);
-    assert_eq!(errors, (None, None));
+    let (home, moved) = moved_home_unit_met(&z, 88);
     z.base.repo.remember_issued(&moved).unwrap();
     // The unit, still on its first certificate, records an alarm in its home before the move
     // (11:00): taken, as that certificate allowed it then.
@@ -330,9 +354,7 @@ fn an_import_judges_each_change_by_the_certificate_in_force_when_it_was_made() {
 #[test]
 fn a_moved_home_units_earlier_entries_reach_nodes_that_first_hear_of_it_after_the_move() {
     let z = zone();
-    let (home, moved) = moved_home_unit(&z, 84);
-    let (_, errors) = sync_at(&z.base.repo, &home.repo, NOW_MS);
-    assert_eq!(errors, (None, None));
+    let (home, moved) = moved_home_unit_met(&z, 84);
     alarm(&home, "10:00", "a-1", 84);
     let (_, errors) = sync_at(&z.base.repo, &home.repo, NOW_MS);
     assert_eq!(errors, (None, None));
@@ -452,21 +474,10 @@ fn a_moved_home_units_change_reaches_its_earlier_grant_only_dated_when_it_held_i
     }
 }
 
-/// The pulses `repo` holds in `patient`'s journal.
-fn pulses(repo: &Repo, patient: &PatientId) -> usize {
-    let (entries, _) = repo.journal(patient).unwrap();
-    entries
-        .iter()
-        .filter(|e| matches!(e.body, EntryBody::Observation { .. }))
-        .count()
-}
-
 #[test]
 fn renewals_do_not_grow_a_devices_certificate_history_and_each_change_of_grant_does() {
     let z = zone();
-    let (home, moved) = moved_home_unit(&z, 81);
-    let (_, errors) = sync_at(&z.base.repo, &home.repo, NOW_MS);
-    assert_eq!(errors, (None, None));
+    let (home, moved) = moved_home_unit_met(&z, 81);
     let first = home.repo.certificate().unwrap().unwrap();
     let (org, store) = (test_org(), z.base.repo.store());
     let history = || store.certificate_history(&home.repo.id()).unwrap();
@@ -537,12 +548,9 @@ fn a_renewal_dated_ahead_of_this_nodes_clock_leaves_its_run_in_force() {
     // On day 30 the unit, presenting the renewal it holds, is served: the run runs on.
     let (mut link, errors) = sync_at(&z.base.repo, &home.repo, day_30);
     assert_eq!(errors, (None, None));
-    let until: Vec<_> = events(&mut link.a)
+    let until: Vec<_> = verified(&mut link.a)
         .into_iter()
-        .filter_map(|e| match e {
-            SyncEvent::PeerVerified(grant) => Some(grant.not_after_ms),
-            _ => None,
-        })
+        .map(|grant| grant.not_after_ms)
         .collect();
     assert_eq!(until, vec![ahead.grant().not_after_ms], "to the run's end");
 }
@@ -643,14 +651,11 @@ fn a_renewal_dated_ahead_leaves_the_running_certificate_in_force() {
     let (mut link, errors) = sync_at(&z.base.repo, &home.repo, NOW_MS);
     assert_eq!(errors, (None, None));
     assert!(holds(&home.repo, &z.mine));
-    let verified: Vec<_> = events(&mut link.a)
+    let served_as: Vec<_> = verified(&mut link.a)
         .into_iter()
-        .filter_map(|e| match e {
-            SyncEvent::PeerVerified(grant) => Some(grant.not_before_ms),
-            _ => None,
-        })
+        .map(|grant| grant.not_before_ms)
         .collect();
-    assert_eq!(verified, vec![first.grant().not_before_ms]);
+    assert_eq!(served_as, vec![first.grant().not_before_ms]);
     assert_eq!(home.repo.certificate().unwrap(), Some(ahead.clone()));
     // Presenting the renewal before it begins is no refusal either; after it begins, it is the
     // one in force.
@@ -658,14 +663,11 @@ fn a_renewal_dated_ahead_leaves_the_running_certificate_in_force() {
     assert_eq!(errors, (None, None));
     let (mut link, errors) = sync_at(&z.base.repo, &home.repo, NOW_MS + 2 * HOUR_MS);
     assert_eq!(errors, (None, None));
-    let verified: Vec<_> = events(&mut link.a)
+    let served_as: Vec<_> = verified(&mut link.a)
         .into_iter()
-        .filter_map(|e| match e {
-            SyncEvent::PeerVerified(grant) => Some(grant.not_before_ms),
-            _ => None,
-        })
+        .map(|grant| grant.not_before_ms)
         .collect();
-    assert_eq!(verified, vec![ahead.grant().not_before_ms]);
+    assert_eq!(served_as, vec![ahead.grant().not_before_ms]);
 }
 
 #[test]
