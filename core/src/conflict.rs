@@ -205,7 +205,9 @@ pub fn record_conflicts(record: &RecordFields) -> Vec<Conflict> {
         .field_conflicts
         .iter()
         .map(|fc| {
-            let mut parts = vec!["field", fc.field.as_str()];
+            // The patient too: the same two values of one field can meet on two patients'
+            // records (a shared phone), and each is its own conflict, resolved alone.
+            let mut parts = vec!["field", record.id.as_str(), fc.field.as_str()];
             parts.extend(fc.values.iter().map(String::as_str));
             Conflict {
                 id: ConflictId::derive(&parts),

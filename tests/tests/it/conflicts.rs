@@ -322,6 +322,47 @@ fn concurrent_record_field_edits_show_both_values_and_resolve_with_a_new_value()
 }
 
 #[test]
+fn the_same_concurrent_edit_on_two_patients_is_two_conflicts_each_resolved_alone() {
+    let mut z = zone();
+    let (t, rng) = (at("07:00"), &mut z.base.rng);
+    let name = [(PatientField::Name, "Egil Haugen".into())];
+    let egil = z.base.repo.add_patient(t, rng, &name).unwrap();
+    push(&z.base.repo, &z.n1.repo);
+    push(&z.base.repo, &z.n2.repo);
+    // Both nurses put the same two numbers on both patients (a family's shared phone).
+    for patient in [&z.patient, &egil] {
+        let phone = PatientField::Phone;
+        z.n1.repo
+            .set_patient_field(at("08:00"), patient, phone, "111 11 111")
+            .unwrap();
+        z.n2.repo
+            .set_patient_field(at("08:01"), patient, phone, "222 22 222")
+            .unwrap();
+    }
+    merge_all(&z);
+    let conflicts = z.base.repo.conflicts(None).unwrap();
+    assert_eq!(conflicts.len(), 2);
+    assert_ne!(
+        conflicts[0].id, conflicts[1].id,
+        "one id per patient's conflict"
+    );
+    // Resolving Egil's leaves Turid's open.
+    let egils = conflicts.iter().find(|c| c.patient == egil).unwrap();
+    let (t, rng) = (at("09:00"), &mut z.base.rng);
+    let kept = Some("222 22 222");
+    z.base
+        .repo
+        .resolve_conflict(t, rng, &egils.id, "ringte", kept)
+        .unwrap();
+    let open: Vec<_> = z.base.repo.conflicts(None).unwrap();
+    assert_eq!(open.len(), 1);
+    assert_eq!(open[0].patient, z.patient);
+    assert!(
+        matches!(&open[0].kind, ConflictKind::ConcurrentFieldEdit { values, .. } if values.len() == 2)
+    );
+}
+
+#[test]
 fn resolving_a_safety_conflict_adds_an_entry_and_keeps_both_facts() {
     let mut z = zone();
     for (node, t) in [(&mut z.n1, "08:10"), (&mut z.n2, "08:20")] {
