@@ -103,6 +103,14 @@ class Dashboard(unittest.TestCase):
         self.assertIn("care team", per_option.text)
         self.assertIn("helsefagarbeider", per_option.text)
         select.select_by_value("S2")
+        # The board drawn anew between choosing and pressing Assign — a change that arrived
+        # while the picker had the focus is drawn once it loses it, as pressing the button
+        # makes it — keeps the choice: the picker shows it, and Assign assigns it.
+        b.execute_script("return refresh()")
+        b.execute_script("document.activeElement.blur()")
+        self.wait_until(lambda: b.execute_script(
+            "return !document.querySelector(arguments[0]).dataset.filled", picker), "the board drawn anew")
+        self.assertEqual(Select(b.find_element(By.CSS_SELECTOR, picker)).first_selected_option.get_attribute("value"), "S2")
         b.find_element(By.CSS_SELECTOR, f'button.assign[data-visit="{self.evening}"]').click()
         self.wait_until(lambda: self.status_of(self.evening) == [("S2", "open")], "the visit under Per")
 
