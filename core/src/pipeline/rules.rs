@@ -255,6 +255,26 @@ impl ClaimedAuthor {
             && self.staff == signer.staff_id
             && self.name == signer.name
     }
+
+    /// [`ClaimedAuthor::is`], or the refusal: `claim` ("e/… claims") an author other than its signer.
+    fn require(&self, signer: &Grant, claim: impl FnOnce() -> String) -> Result<(), String> {
+        match self.is(signer) {
+            true => Ok(()),
+            false => Err(format!(
+                "{} an author other than its signer ({} {}, node {})",
+                claim(),
+                signer.role,
+                signer.name,
+                signer.node.short()
+            )),
+        }
+    }
+}
+
+/// A time as a change carries it: to the whole second, in milliseconds (Automerge keeps a
+/// change's time in seconds).
+fn to_the_second(t: Timestamp) -> i64 {
+    t.unix_millis().div_euclid(1000) * 1000
 }
 
 /// A node key's 64 hex digits (either case, as [`crate::identity::NodeId::parse`] reads
@@ -386,14 +406,7 @@ fn append_only(
         named_by_its_key(key, prefix, &item)?;
         crate::docs::messages::check_attachments(&item.attachments)
             .map_err(|e| format!("{key}: {e}"))?;
-        if !item.author.is(signer) {
-            return Err(format!(
-                "{key} claims an author other than its signer ({} {}, node {})",
-                signer.role,
-                signer.name,
-                signer.node.short()
-            ));
-        }
+        item.author.require(signer, || format!("{key} claims"))?;
         dates.check(key, &item)?;
         let kind = item.body.as_ref().and_then(|b| b.0.as_deref());
         check(signer, kind)?;
@@ -415,15 +428,10 @@ fn stamped_by_its_signer(change: &ChangeSummary, signer: &Grant) -> Result<(), S
     };
     let stamp: Stamp =
         serde_json::from_str(text).map_err(|e| format!("the change's stamp is malformed: {e}"))?;
-    if !stamp.author.is(signer) {
-        return Err(format!(
-            "the change's stamp names an author other than its signer ({} {}, node {})",
-            signer.role,
-            signer.name,
-            signer.node.short()
-        ));
-    }
-    if stamp.entered_at.unix_millis().div_euclid(1000) * 1000 != change.time_ms {
+    stamp
+        .author
+        .require(signer, || "the change's stamp names".into())?;
+    if to_the_second(stamp.entered_at) != change.time_ms {
         return Err(format!(
             "the change's stamp says it was entered at {}, but the change is dated otherwise",
             stamp.entered_at
@@ -517,7 +525,7 @@ impl Dates {
         // entry time shows when its author says it was written, and no change can claim one
         // time to choose its author's certificate and show another.
         if let Some(entered) = entered
-            && entered.unix_millis().div_euclid(1000) * 1000 != self.change_ms
+            && to_the_second(entered) != self.change_ms
         {
             return Err(format!(
                 "{key} was entered at {entered}, but the change that writes it is dated otherwise: \
