@@ -98,19 +98,8 @@ fn patient_bundle(
     for visit in view.visits {
         out.push(appointment(visit, &journal, &pref));
     }
-    let mut copies = BTreeMap::<&EntryId, usize>::new();
-    for entry in &journal.entries {
-        *copies.entry(&entry.id).or_default() += 1;
-    }
-    for entry in &journal.entries {
-        // An id written twice (an integrity alert, with its DetectedIssue) names each copy by
-        // its writer's device too: neither takes the id the record system may hold already (a
-        // system that upserts by id would keep whichever came last), and every export names
-        // them alike.
-        let id = match copies.get(&entry.id) {
-            Some(1) => entry.id.to_string(),
-            _ => format!("{}-{}", entry.id, &entry.author.device.to_string()[..16]),
-        };
+    let names = EntryNames::of(&journal);
+    for (entry, id) in journal.entries.iter().zip(names.copies.iter().cloned()) {
         if let Some(resource) = entry_resource(entry, id, &pref, &view.record, &corrections) {
             out.push(resource);
         }
@@ -119,10 +108,10 @@ fn patient_bundle(
         out.push(communication(message, &pref));
     }
     for conflict in &view.conflicts {
-        out.push(detected_issue(conflict, &pref));
+        out.push(detected_issue(conflict, &pref, &names));
     }
     for task in repo.tasks(now, Some(patient))? {
-        out.push(task_resource(&task, &pref));
+        out.push(task_resource(&task, &pref, &names));
     }
     for (n, entry) in audit.iter().enumerate() {
         out.push(audit_event(n, entry, &pref));
@@ -141,6 +130,58 @@ fn patient_bundle(
 }
 
 /// A safety flag on the record as a FHIR Flag.
+/// The resource id of each journal entry, and of each copy of an id written twice (an integrity
+/// alert, with its DetectedIssue): such a copy is named by its writer's device too, so neither
+/// takes the id the record system may hold already (a system that upserts by id would keep
+/// whichever came last), and every export names them alike. References to an entry name every
+/// copy, or the first, so none dangles.
+struct EntryNames<'a> {
+    /// By entry position in the journal.
+    copies: Vec<String>,
+    /// Every copy's name, by entry id.
+    by_id: BTreeMap<&'a EntryId, Vec<String>>,
+}
+
+impl<'a> EntryNames<'a> {
+    fn of(journal: &'a Journal) -> Self {
+        let mut count = BTreeMap::<&EntryId, usize>::new();
+        for entry in &journal.entries {
+            *count.entry(&entry.id).or_default() += 1;
+        }
+        let mut names = EntryNames {
+            copies: Vec::with_capacity(journal.entries.len()),
+            by_id: BTreeMap::new(),
+        };
+        for entry in &journal.entries {
+            let name = match count.get(&entry.id) {
+                Some(1) => entry.id.to_string(),
+                _ => format!("{}-{}", entry.id, &entry.author.device.to_string()[..16]),
+            };
+            names.copies.push(name.clone());
+            names.by_id.entry(&entry.id).or_default().push(name);
+        }
+        names
+    }
+
+    /// The names of every copy of `id` (the id itself when the journal lacks it: the reference
+    /// then says what it refers to all the same).
+    fn of_id(&self, id: &EntryId) -> Vec<String> {
+        self.by_id
+            .get(id)
+            .cloned()
+            .unwrap_or_else(|| vec![id.to_string()])
+    }
+
+    /// The name of the first copy of `id` (a single reference).
+    fn first_of(&self, id: &EntryId) -> String {
+        self.by_id
+            .get(id)
+            .and_then(|names| names.first())
+            .cloned()
+            .unwrap_or_else(|| id.to_string())
+    }
+}
+
 fn flag_resource(flag: &Flag, pref: &str) -> Value {
     json!({
         "resourceType": "Flag",
@@ -591,7 +632,7 @@ fn device_resource(cx: &EntryCx<'_>, device: &str, event: &DeviceEvent) -> Value
 
 /// An escalation task as it stands at export: requested, accepted (claimed) or completed; who
 /// claimed it and what closed it are notes, the alert or visit it concerns its focus.
-fn task_resource(task: &Task, pref: &str) -> Value {
+fn task_resource(task: &Task, pref: &str, names: &EntryNames<'_>) -> Value {
     let status = if task.done.is_some() {
         "completed"
     } else if task.claims.is_empty() {
@@ -603,7 +644,7 @@ fn task_resource(task: &Task, pref: &str) -> Value {
         // Alerts are exported as DetectedIssues under their entry's id.
         TaskKind::RespondToAlert { entry, .. } => (
             "respond to a device alert",
-            format!("DetectedIssue/{entry}"),
+            format!("DetectedIssue/{}", names.first_of(entry)),
         ),
         TaskKind::CallAgain { visit, .. } => {
             ("call again (video visit)", format!("Appointment/{visit}"))
@@ -710,18 +751,21 @@ fn communication(message: &Message, pref: &str) -> Value {
     c
 }
 
-fn detected_issue(conflict: &Conflict, pref: &str) -> Value {
+fn detected_issue(conflict: &Conflict, pref: &str, names: &EntryNames<'_>) -> Value {
     let code = match &conflict.kind {
         ConflictKind::DoseGivenTwice { .. } => {
             json!({"coding": [{"system": ACT_CODE, "code": "DUPTHPY", "display": "Duplicate Therapy Alert"}], "text": conflict.summary})
         }
         _ => json!({"text": conflict.summary}),
     };
-    let implicated: Vec<Value> = conflict
-        .entries
-        .iter()
-        .map(|e| json!({"reference": format!("MedicationAdministration/{e}")}))
-        .collect();
+    let mut implicated: Vec<Value> = Vec::new();
+    for name in conflict.entries.iter().flat_map(|e| names.of_id(e)) {
+        let reference = json!({"reference": format!("MedicationAdministration/{name}")});
+        // Two copies of one id are both implicated once, however often the conflict names it.
+        if !implicated.contains(&reference) {
+            implicated.push(reference);
+        }
+    }
     let mut issue = json!({
         "resourceType": "DetectedIssue",
         "id": conflict.id.to_string(),

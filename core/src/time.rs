@@ -53,6 +53,13 @@ impl Timestamp {
         self.0.timestamp_millis()
     }
 
+    /// This instant as a change made at it carries it: to the whole second, in milliseconds
+    /// (Automerge keeps a change's time in seconds). What every receiver judges the change's
+    /// time by, so the writer judges by it too.
+    pub fn change_millis(&self) -> i64 {
+        self.unix_millis().div_euclid(1000) * 1000
+    }
+
     /// The local calendar day of this instant, in its own offset.
     pub fn day(&self) -> Day {
         Day(self.0.date_naive())

@@ -85,6 +85,9 @@ pub struct SimReport {
     pub rejected: u64,
     /// Per attack kind: how many the insiders sent, and how many honest nodes refused.
     pub attacks: BTreeMap<&'static str, AttackCount>,
+    /// How often, at the end, an honest node held an insider's unseen re-creation of an entry
+    /// beside the original (each time with its integrity alert, or the run fails).
+    pub recreations_held: u64,
 }
 
 /// What became of one kind of attack.
@@ -577,6 +580,9 @@ impl Sim {
             let key_name = format!("e/{}", victim.id);
             let mut fake = victim.clone();
             fake.author = n.repo.author();
+            // Dated as its change, as a write dates it: otherwise refused for its date, and the
+            // re-creation's own rules never met.
+            fake.entered_at = at;
             let value = serde_json::to_string(&fake).expect("entry JSON");
             let put = [crate::craft::Put::fresh(&key_name, &value)];
             let seen = crate::craft::change(&n.repo, journal, &n.repo, &put, None, at);
@@ -963,7 +969,7 @@ impl Sim {
         self.local_change(node);
     }
 
-    fn check_converged(&self) {
+    fn check_converged(&mut self) {
         let base = &self.nodes[0].repo;
         let reference: BTreeMap<String, omsyn_core::docs::Heads> =
             crate::snapshot(base).into_iter().collect();
@@ -1020,7 +1026,7 @@ impl Sim {
             self.written.len(),
             "the base lacks acknowledged entries"
         );
-        self.check_integrity_alerts();
+        self.report.recreations_held = self.check_integrity_alerts();
         self.check_access_logs();
         // No honest node stores a crafted change.
         for (i, n) in self.nodes.iter().enumerate().filter(|(_, n)| !n.malicious) {
@@ -1038,8 +1044,9 @@ impl Sim {
 
 impl Sim {
     /// Wherever an insider's unseen re-creation of an entry stands beside the original, the
-    /// node holding both shows an integrity alert for it.
-    fn check_integrity_alerts(&self) {
+    /// node holding both shows an integrity alert for it. Returns how many such pairs were held.
+    fn check_integrity_alerts(&self) -> u64 {
+        let mut held = 0;
         for (i, n) in self.nodes.iter().enumerate().filter(|(_, n)| !n.malicious) {
             for (doc, key) in &self.rewritten {
                 let patient = doc.patient().expect("a journal names a patient");
@@ -1057,8 +1064,10 @@ impl Sim {
                     alerted,
                     "node {i} holds two values of {key} in {doc} without an alert"
                 );
+                held += 1;
             }
         }
+        held
     }
 
     /// Every honest node's access-log chain verifies wherever it is held, after every

@@ -178,6 +178,18 @@ pub struct Author {
     pub device: NodeId,
 }
 
+impl From<&crate::trust::Grant> for Author {
+    /// The author a certificate's grant names: its staff member, name, role and device.
+    fn from(grant: &crate::trust::Grant) -> Author {
+        Author {
+            staff: grant.staff_id.clone(),
+            name: grant.name.clone(),
+            role: grant.role,
+            device: grant.node,
+        }
+    }
+}
+
 impl Author {
     /// Whether this author's entered-in-error mark withdraws an entry `written` by that author:
     /// a staff member's entry only by herself (from any of her devices); a home unit's own
@@ -687,7 +699,7 @@ impl Document {
         let message = stamp(ctx).map_err(|e| DocError::Rejected(e.to_string()))?;
         let options = CommitOptions::default()
             .with_message(message)
-            .with_time(ctx.entered_at.unix_millis() / 1000);
+            .with_time(ctx.entered_at.change_millis() / 1000);
         self.am
             .transact_with(|_| options, |tx| edit(&mut Editor { am: tx }))
             .map(|done| done.result)

@@ -50,25 +50,28 @@ use crate::trust::{Certificate, Grant};
 pub struct WriteAuthors<'a, 'b> {
     /// The write.
     pub batch: &'a mut WriteBatch<'b>,
-    /// This node's own grant (its own changes verify even before it is enrolled).
+    /// This node's own grant (its own changes verify even before it is enrolled: by this).
     pub own: &'a Grant,
 }
 
 impl WriteAuthors<'_, '_> {
     /// The certificates of a change's signer, a certified node of this organisation, not
-    /// revoked; `None` for this node itself, judged by its own grant.
+    /// revoked; `None` for this node itself before it is enrolled, judged by its own grant.
     fn certificates(
         &mut self,
         doc: &DocumentId,
         signer: &NodeId,
     ) -> Result<Option<Vec<Certificate>>, String> {
-        if *signer == self.own.node {
-            return Ok(None);
-        }
         let certs = self
             .batch
             .certificate_history(signer)
             .map_err(|e| e.to_string())?;
+        if *signer == self.own.node {
+            // Its own changes coming back (a restore, its own export read in): each judged by
+            // its certificate in force when made, as every peer judged it; by its profile's
+            // claims before enrolment.
+            return Ok((!certs.is_empty()).then_some(certs));
+        }
         if certs.is_empty() {
             return Err(format!(
                 "the author {} of a change of {doc} is not a known enrolled node",
@@ -86,7 +89,8 @@ impl WriteAuthors<'_, '_> {
 }
 
 /// The grant a change made at `at_ms` is judged by: its author's certificate in force then
-/// ([`Certificate::in_force`]), or this node's own grant.
+/// ([`Certificate::in_force`]), or, for this node's own changes before it was enrolled, what
+/// its profile claims.
 fn grant_at<'g>(own: &'g Grant, certs: &'g Option<Vec<Certificate>>, at_ms: i64) -> &'g Grant {
     match certs
         .as_deref()
@@ -341,25 +345,22 @@ impl DeriveContext {
     /// The context of a write on `store` at `now_ms` (this node's clock, when known), under the
     /// organisation's policy as this node's certificate states it.
     pub fn of(store: &Store, now_ms: Option<i64>) -> DeriveContext {
-        let own = store
-            .own_certificate()
-            .ok()
-            .flatten()
-            .map(|c| c.grant().clone());
+        // The receipts this write makes are judged by the certificate in force at its time.
+        let own = match now_ms.and_then(crate::time::Timestamp::from_unix_millis) {
+            Some(now) => store.own_grant_at(now.change_millis()),
+            None => store
+                .own_certificate()
+                .map(|c| c.map(|c| c.grant().clone())),
+        };
+        let own = own.ok().flatten();
         let cap = own
             .as_ref()
             .map_or(crate::trust::DEFAULT_EXPLICIT_ACCESS_MAX_MS, |g| {
                 g.explicit_access_cap_ms()
             });
-        let receipts_by = own.filter(|g| g.role == crate::Role::Base).map(|g| {
-            let author = crate::docs::Author {
-                staff: g.staff_id.clone(),
-                name: g.name.clone(),
-                role: g.role,
-                device: g.node,
-            };
-            (author, g.zone.clone())
-        });
+        let receipts_by = own
+            .filter(|g| g.role == crate::Role::Base)
+            .map(|g| (crate::docs::Author::from(&g), g.zone.clone()));
         DeriveContext {
             now_ms,
             explicit_access_max_ms: cap,
@@ -456,8 +457,12 @@ fn equivocation(target: &Document, doc: &DocumentId, vouched: &Vouched) -> Optio
 }
 
 /// Checks the local node's new changes in every document `batch` touched against the rules its
-/// peers apply, so it never commits what they would refuse.
-pub fn check_local(batch: &mut WriteBatch<'_>, grant: &Grant) -> Result<(), String> {
+/// peers apply, so it never commits what they would refuse: each by `grant_at` its time, the
+/// node's certificate in force then, as they judge it.
+pub fn check_local(
+    batch: &mut WriteBatch<'_>,
+    grant_at: &dyn Fn(i64) -> Grant,
+) -> Result<(), String> {
     let touched: Vec<DocumentId> = batch.touched().cloned().collect();
     let none = Listed::of(&[], false);
     for id in &touched {
@@ -473,7 +478,7 @@ pub fn check_local(batch: &mut WriteBatch<'_>, grant: &Grant) -> Result<(), Stri
                 deps: &summary.deps,
                 listed: &none,
             };
-            rules::authorize(id, summary, grant, &state, None)?;
+            rules::authorize(id, summary, &grant_at(summary.time_ms), &state, None)?;
         }
     }
     Ok(())

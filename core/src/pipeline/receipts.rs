@@ -19,6 +19,7 @@ use crate::identity::{NodeId, NodeKey, Role};
 use crate::store::{StoreError, WriteBatch};
 use crate::time::{Month, Timestamp};
 use crate::trust::audit::{self, AccessEvent, Anchor, AuditAction, AuditEntry};
+use crate::trust::{Certificate, Grant};
 
 /// Who appends to a log in a write, and with which key.
 #[derive(Debug, Clone)]
@@ -143,17 +144,16 @@ impl Logger<'_> {
                 if flagged.contains(&(writer, patient.clone())) {
                     continue;
                 }
-                let Some(grant) = batch.certificate(&writer)?.map(|c| c.grant().clone()) else {
-                    continue;
-                };
                 // Judged by what this write knows, its own rows included: a write that brings its
                 // own need (an explicit access, a visit assigned with it) needs no review.
-                if grant.role == Role::Base
-                    || crate::trust::need::needs_in(batch, now.unix_millis(), &grant, &id)?
-                {
-                    continue;
+                for grant in grants_of_writes(batch, &id, &writer)? {
+                    if grant.role != Role::Base
+                        && !crate::trust::need::needs_in(batch, now.unix_millis(), &grant, &id)?
+                    {
+                        flagged.insert((writer, patient.clone()));
+                        break;
+                    }
                 }
-                flagged.insert((writer, patient.clone()));
             }
         }
         for (writer, patient) in flagged {
@@ -169,6 +169,39 @@ impl Logger<'_> {
     }
 }
 
+/// The grants `writer`'s changes of `id` in `batch` were made under: its certificate in force
+/// at each change's time, as the rules judged them (a home unit moved to another patient wrote
+/// its earlier entries under its earlier grant). One grant where every certificate of the writer
+/// grants the same subject, without reading the changes' times.
+fn grants_of_writes(
+    batch: &mut WriteBatch<'_>,
+    id: &DocumentId,
+    writer: &NodeId,
+) -> Result<Vec<Grant>, LogError> {
+    let certs = batch.certificate_history(writer)?;
+    let Some(newest) = certs.iter().max_by(|a, b| a.issue_order(b)) else {
+        return Ok(Vec::new());
+    };
+    if certs
+        .iter()
+        .all(|c| crate::trust::same_subject(c.grant(), newest.grant()))
+    {
+        return Ok(vec![newest.grant().clone()]);
+    }
+    let mut grants: Vec<Grant> = Vec::new();
+    for summary in batch.unsaved_summaries(id)? {
+        if summary.actor.as_slice() != writer.as_bytes() {
+            continue;
+        }
+        if let Some(cert) = Certificate::in_force(&certs, summary.time_ms)
+            && !grants.contains(cert.grant())
+        {
+            grants.push(cert.grant().clone());
+        }
+    }
+    Ok(grants)
+}
+
 /// Records, in this node's own log, an author's two different changes numbered alike (see
 /// [`super::Equivocation`]); flagged, and reported against that author by `audit verify`.
 pub fn log_equivocation(
@@ -176,19 +209,12 @@ pub fn log_equivocation(
     now: Timestamp,
     equivocation: &super::Equivocation,
 ) -> Result<(), LogError> {
-    let store = batch.store();
-    let Some(own) = store.own_certificate()? else {
+    let Some(grant) = batch.store().own_grant_at(now.change_millis())? else {
         return Ok(());
     };
-    let grant = own.grant();
     let key = batch.signer().clone();
     let logger = Logger {
-        author: Author {
-            staff: grant.staff_id.clone(),
-            name: grant.name.clone(),
-            role: grant.role,
-            device: grant.node,
-        },
+        author: Author::from(&grant),
         zone: grant.zone.clone(),
         key: &key,
     };

@@ -23,6 +23,14 @@
 //! predecessors. Two values under one key can still meet — two changes made without seeing
 //! each other — and that is raised as an integrity alert where conflicts are, never resolved
 //! silently (see [`crate::conflict`]).
+//!
+//! Every change is judged by its signer's certificate in force at the change's time
+//! ([`crate::trust::Certificate::in_force`]), and so the time is bounded: within
+//! [`EARLIEST`]..[`LATEST`], not more than a day after the receiver's clock, and equal, to the
+//! second, to the entry time of every item it writes and of its stamp (the change's message:
+//! who wrote it and when, what the access log and FHIR show), which must name its signer under
+//! the certificate's name. A device can reach an earlier grant only by dating its change within
+//! the time it held it, and cannot show one time to the rules and another to the reader.
 
 use serde::Deserialize;
 
@@ -271,12 +279,6 @@ impl ClaimedAuthor {
     }
 }
 
-/// A time as a change carries it: to the whole second, in milliseconds (Automerge keeps a
-/// change's time in seconds).
-fn to_the_second(t: Timestamp) -> i64 {
-    t.unix_millis().div_euclid(1000) * 1000
-}
-
 /// A node key's 64 hex digits (either case, as [`crate::identity::NodeId::parse`] reads
 /// them), as bytes.
 #[derive(Deserialize)]
@@ -431,7 +433,7 @@ fn stamped_by_its_signer(change: &ChangeSummary, signer: &Grant) -> Result<(), S
     stamp
         .author
         .require(signer, || "the change's stamp names".into())?;
-    if to_the_second(stamp.entered_at) != change.time_ms {
+    if stamp.entered_at.change_millis() != change.time_ms {
         return Err(format!(
             "the change's stamp says it was entered at {}, but the change is dated otherwise",
             stamp.entered_at
@@ -525,7 +527,7 @@ impl Dates {
         // entry time shows when its author says it was written, and no change can claim one
         // time to choose its author's certificate and show another.
         if let Some(entered) = entered
-            && to_the_second(entered) != self.change_ms
+            && entered.change_millis() != self.change_ms
         {
             return Err(format!(
                 "{key} was entered at {entered}, but the change that writes it is dated otherwise: \

@@ -105,10 +105,10 @@ impl Repo {
             .collect())
     }
 
-    /// Who appends to this node's access log, and with which key.
-    pub(crate) fn logger(&self) -> crate::pipeline::Logger<'_> {
+    /// Who appends to this node's access log at `now`, and with which key.
+    pub(crate) fn logger_at(&self, now: Timestamp) -> crate::pipeline::Logger<'_> {
         crate::pipeline::Logger {
-            author: self.author(),
+            author: self.author_at(now),
             zone: self.profile().zone.clone(),
             key: &self.identity.key,
         }
@@ -122,6 +122,9 @@ impl Transaction<'_> {
         now: Timestamp,
         event: AccessEvent,
     ) -> Result<AuditEntry, RepoError> {
-        Ok(self.repo.logger().append(&mut self.batch, now, event)?)
+        Ok(self
+            .repo
+            .logger_at(now)
+            .append(&mut self.batch, now, event)?)
     }
 }

@@ -33,12 +33,26 @@ impl Repo {
         Ok(self.store.peers()?)
     }
 
-    /// What this node is granted: its certificate's grant, or, before enrolment, what its
+    /// What this node is granted: its newest certificate's grant, or, before enrolment, what its
     /// profile claims (valid for local rules only; no peer accepts it).
     pub fn grant(&self) -> Grant {
-        if let Ok(Some(cert)) = self.store.own_certificate() {
-            return cert.grant().clone();
+        match self.store.own_certificate() {
+            Ok(Some(cert)) => cert.grant().clone(),
+            _ => self.profile_grant(),
         }
+    }
+
+    /// What this node was granted at `at_ms` (a change's time, whole seconds): the certificate
+    /// in force then ([`Certificate::in_force`]), which every receiver judges its changes of
+    /// then by; before enrolment, what its profile claims.
+    pub fn grant_at(&self, at_ms: i64) -> Grant {
+        match self.store.own_grant_at(at_ms) {
+            Ok(Some(grant)) => grant,
+            _ => self.profile_grant(),
+        }
+    }
+
+    fn profile_grant(&self) -> Grant {
         let p = self.profile();
         Grant {
             org: self.id(),

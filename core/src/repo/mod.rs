@@ -320,17 +320,18 @@ impl Repo {
         &self.store
     }
 
-    /// The author of this node's writes: as its certificate names it once enrolled (what every
-    /// receiver checks an item's author against, the name included, whatever `node.json` was
-    /// edited to since), as its profile does before.
+    /// Who this node is now: as its newest certificate names it once enrolled, as its profile
+    /// does before (for telling its own entries and claims from others').
     pub fn author(&self) -> Author {
-        let grant = self.grant();
-        Author {
-            staff: grant.staff_id,
-            name: grant.name,
-            role: grant.role,
-            device: self.id(),
-        }
+        Author::from(&self.grant())
+    }
+
+    /// The author of a write this node makes at `at`: as the certificate in force then names it
+    /// (what every receiver checks an item's author against, the name included, whatever
+    /// `node.json` was edited to since; a renewal under a new name dated a moment ahead of this
+    /// clock is not yet in force), as its profile does before enrolment.
+    pub fn author_at(&self, at: Timestamp) -> Author {
+        Author::from(&self.grant_at(at.change_millis()))
     }
 
     /// Runs `f` in one atomic, durable transaction: everything it writes is committed together

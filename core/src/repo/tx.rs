@@ -37,7 +37,7 @@ impl Transaction<'_> {
     pub(super) fn ctx(&mut self, now: Timestamp) -> ChangeContext {
         self.now_ms = self.now_ms.max(Some(now.unix_millis()));
         ChangeContext {
-            author: self.repo.author(),
+            author: self.repo.author_at(now),
             entered_at: now,
         }
     }
@@ -744,8 +744,9 @@ impl Transaction<'_> {
     /// Checks every change against the access rules peers apply, and commits. Nothing is written
     /// if a rule fails. (Writes are logged by the changes themselves: see `Repo::audit_entries`.)
     pub(super) fn finish(mut self) -> Result<(), RepoError> {
-        let grant = self.repo.grant();
-        crate::pipeline::check_local(&mut self.batch, &grant).map_err(RepoError::Unauthorized)?;
+        let repo = self.repo;
+        crate::pipeline::check_local(&mut self.batch, &|at_ms| repo.grant_at(at_ms))
+            .map_err(RepoError::Unauthorized)?;
         let derive = crate::pipeline::DeriveContext::of(&self.repo.store, self.now_ms);
         crate::pipeline::commit(self.batch, &derive)?;
         Ok(())

@@ -319,7 +319,7 @@ impl<'a> WriteBatch<'a> {
             };
             self.tx.commit()?;
             if self.own_cert_changed {
-                *store.own_cert.lock().unwrap_or_else(|p| p.into_inner()) = None;
+                *store.own_certs.lock().unwrap_or_else(|p| p.into_inner()) = None;
             }
             // Only a durable commit that changed something wakes the listeners: a session woken
             // by every commit of peer knowledge would read the log for nothing.

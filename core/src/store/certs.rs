@@ -1,5 +1,6 @@
-//! Certificates: every verified certificate of each node, kept as the signed bytes received, and
-//! which of them is the newest (what a node is served by; see [`Certificate::supersedes`]).
+//! Certificates: each node's newest verified certificate (what it is served by; see
+//! [`Certificate::supersedes`]) and its history — the first of each run of certificates that
+//! grant the same — kept as the signed bytes received.
 
 use redb::ReadableTable;
 
@@ -27,8 +28,9 @@ impl Store {
         })
     }
 
-    /// Every verified certificate known for `node`, superseded ones included: what
-    /// [`Certificate::in_force`] chooses from to judge a change by when it was made.
+    /// The certificates kept for `node`: its history (the first of each run that grants the
+    /// same, superseded ones included) and the newest; what [`Certificate::in_force`] chooses
+    /// from to judge a change by when it was made.
     pub fn certificate_history(&self, node: &NodeId) -> Result<Vec<Certificate>, StoreError> {
         self.contain(|| {
             let read = self.db.begin_read()?;
@@ -40,15 +42,28 @@ impl Store {
         })
     }
 
-    /// This node's own certificate, once enrolled (cached: every write asks for it).
+    /// This node's own certificate, once enrolled: the newest.
     pub fn own_certificate(&self) -> Result<Option<Certificate>, StoreError> {
-        let mut cached = self.own_cert.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(cert) = cached.as_ref() {
-            return Ok(cert.clone());
+        let certs = self.own_certificates()?;
+        Ok(certs.iter().max_by(|a, b| a.issue_order(b)).cloned())
+    }
+
+    /// This node's own grant in force at `at_ms` ([`Certificate::in_force`] among its history):
+    /// what a write it makes then is judged by at every receiver. `None` before enrolment.
+    pub fn own_grant_at(&self, at_ms: i64) -> Result<Option<crate::trust::Grant>, StoreError> {
+        let certs = self.own_certificates()?;
+        Ok(Certificate::in_force(&certs, at_ms).map(|c| c.grant().clone()))
+    }
+
+    /// This node's own certificates, its history and the newest (cached: every write asks).
+    pub fn own_certificates(&self) -> Result<std::sync::Arc<Vec<Certificate>>, StoreError> {
+        let mut cached = self.own_certs.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(certs) = cached.as_ref() {
+            return Ok(certs.clone());
         }
-        let cert = self.certificate(&self.actor)?;
-        *cached = Some(cert.clone());
-        Ok(cert)
+        let certs = std::sync::Arc::new(self.certificate_history(&self.actor)?);
+        *cached = Some(certs.clone());
+        Ok(certs)
     }
 }
 
@@ -83,8 +98,9 @@ impl WriteBatch<'_> {
         Ok(certs)
     }
 
-    /// Keeps a verified certificate in its node's history, and as the newest if it supersedes
-    /// the one held ([`Certificate::supersedes`]). Returns whether it is the newest now.
+    /// Keeps a verified certificate in its node's history where it starts a run
+    /// (see `keep_in_history`), and as the newest if it supersedes the one held
+    /// ([`Certificate::supersedes`]). Returns whether it became the newest in this call.
     pub fn put_certificate(&mut self, cert: &Certificate) -> Result<bool, StoreError> {
         let store = self.store;
         store.contain(|| {
@@ -114,6 +130,7 @@ impl WriteBatch<'_> {
             if keep_in_history(&mut history, &node, candidates)? {
                 self.histories.remove(&node);
                 self.durable = true;
+                self.own_cert_changed |= node == store.actor;
             }
             if newer {
                 table.insert(node.as_bytes().as_slice(), bytes.as_slice())?;
@@ -129,12 +146,14 @@ impl WriteBatch<'_> {
     }
 }
 
-/// Adds `candidates` to `node`'s history, which keeps the first certificate of each run that
-/// grants the same ([`Certificate::same_grant`]) in issue order: a renewal every half shift
-/// would grow it without end, and judges what the run's first does (see
-/// [`Certificate::in_force`]). Returns whether a row changed. A certificate already a row, or
-/// one its run's first stands for (a device presenting an older renewal every session), changes
-/// nothing and writes nothing.
+/// Adds `candidates` to `node`'s history, which keeps the first and the last certificate of each
+/// run that grants the same ([`Certificate::same_grant`]) in issue order: a renewal every half
+/// shift would grow it without end, and the renewals between judge a change as the run's first
+/// does (see [`Certificate::in_force`]). The last is kept for a device re-enrolled with a start
+/// ahead of this node's clock: until then it is served by its last renewal, which may have
+/// outlived the first. Returns whether a row changed. A certificate already a row, or one
+/// between a run's first and last (a device presenting an older renewal every session),
+/// changes nothing and writes nothing.
 fn keep_in_history(
     history: &mut redb::Table<&'static [u8], ()>,
     node: &NodeId,
@@ -156,11 +175,11 @@ fn keep_in_history(
     all.sort_by(|a, b| a.issue_order(b));
     all.dedup();
     let mut kept: Vec<Vec<u8>> = Vec::new();
-    let mut last: Option<&Certificate> = None;
-    for cert in &all {
-        if last.is_none_or(|l| !l.same_grant(cert)) {
-            kept.push(cert.to_bytes());
-            last = Some(cert);
+    for run in all.chunk_by(|a, b| a.same_grant(b)) {
+        for end in [run.first(), run.last()].into_iter().flatten() {
+            if !kept.contains(&end.to_bytes()) {
+                kept.push(end.to_bytes());
+            }
         }
     }
     let (mut now_kept, mut were) = (kept.clone(), rows.clone());

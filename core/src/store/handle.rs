@@ -26,8 +26,9 @@ pub struct Store {
     pub(super) commit_hook: Mutex<Option<CommitHook>>,
     /// What the last commit the hook was told of changed.
     pub(super) last_commit: Mutex<Option<std::sync::Arc<Committed>>>,
-    /// This node's own certificate, once read (every write asks for it): `None` until read.
-    pub(super) own_cert: Mutex<Option<Option<crate::trust::Certificate>>>,
+    /// This node's own certificates (its history and the newest), once read (every write asks
+    /// which was in force): `None` until read.
+    pub(super) own_certs: Mutex<Option<std::sync::Arc<Vec<crate::trust::Certificate>>>>,
     /// Where documents the cache let go of are dropped (`None`: on the spot).
     pub(super) disposer: Mutex<Option<Disposer>>,
 }
@@ -87,7 +88,7 @@ impl Store {
             epoch: [0; 16],
             commit_hook: Mutex::new(None),
             last_commit: Mutex::new(None),
-            own_cert: Mutex::new(None),
+            own_certs: Mutex::new(None),
             disposer: Mutex::new(None),
         }
     }

@@ -426,8 +426,8 @@ impl Certificate {
 
     /// [`Certificate::check`] of this certificate among all of its node's held (`certs`): valid
     /// from its `not_before` to the end of its run ([`Certificate::run_until`]). A node keeps
-    /// only the first of a run of renewals (and the newest), so this one may stand for a renewal
-    /// it dropped: one valid now, followed by the newest dated a little ahead of this node's clock.
+    /// only the first and the last of a run of renewals, so this one may stand for a renewal it
+    /// dropped: one valid now, followed by a later one dated a little ahead of this node's clock.
     pub fn check_in_run(
         &self,
         certs: &[Certificate],
@@ -440,18 +440,23 @@ impl Certificate {
 
     /// The end of `cert`'s run among `certs`: the latest `not_after` of it and of the
     /// certificates issued after it that grant the same ([`Certificate::same_grant`]), up to the
-    /// first that grants otherwise.
+    /// first that grants otherwise — and no later than that one's `not_before`, where it takes
+    /// force (a session held to the run ends when the device's re-enrolment begins).
     pub fn run_until(certs: &[Certificate], cert: &Certificate) -> i64 {
         let mut later: Vec<&Certificate> = certs
             .iter()
             .filter(|c| c.issue_order(cert).is_gt())
             .collect();
         later.sort_by(|a, b| a.issue_order(b));
-        later
+        let end = later
             .iter()
             .take_while(|c| c.same_grant(cert))
             .map(|c| c.grant.not_after_ms)
-            .fold(cert.grant.not_after_ms, i64::max)
+            .fold(cert.grant.not_after_ms, i64::max);
+        match later.iter().find(|c| !c.same_grant(cert)) {
+            Some(other) => end.min(other.grant.not_before_ms),
+            None => end,
+        }
     }
 
     fn check_until(

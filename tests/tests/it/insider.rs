@@ -303,6 +303,19 @@ fn re_creating_another_nurses_dose_unseen_keeps_both_and_raises_an_integrity_ale
                 .iter()
                 .any(|c| matches!(c.kind, ConflictKind::DoseGivenTwice { .. }))
         );
+        // Exported, the safety conflict's DetectedIssue implicates both copies, each under the
+        // name its resource has (its id and its writer's device): no reference dangles.
+        let fhir = omsyn_core::fhir::export(&w.base.repo, today("12:00"), Some(&w.turid)).unwrap();
+        let bundle = &fhir[0].1.bundle;
+        assert_eq!(dangling(bundle), Vec::<String>::new(), "{via:?}");
+        let implicated = bundle["entry"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| &e["resource"])
+            .find(|r| r["resourceType"] == "DetectedIssue" && r["code"]["coding"].is_array())
+            .map(|r| r["implicated"].as_array().unwrap().len());
+        assert_eq!(implicated, Some(2), "{via:?}");
         w.honest_data_intact();
     }
 }
@@ -521,8 +534,50 @@ fn a_second_entry_under_anothers_id_lends_its_author_no_power_to_withdraw_hers()
             ],
             "{via:?}"
         );
+        assert_eq!(dangling(&fhir[0].1.bundle), Vec::<String>::new(), "{via:?}");
         w.honest_data_intact();
     }
+}
+
+/// The references in a FHIR Bundle (`Type/id`) to no resource in it.
+fn dangling(bundle: &serde_json::Value) -> Vec<String> {
+    fn references<'v>(v: &'v serde_json::Value, out: &mut Vec<&'v str>) {
+        match v {
+            serde_json::Value::Object(map) => {
+                for (key, value) in map {
+                    match (key.as_str(), value.as_str()) {
+                        ("reference", Some(r)) => out.push(r),
+                        _ => references(value, out),
+                    }
+                }
+            }
+            serde_json::Value::Array(items) => items.iter().for_each(|i| references(i, out)),
+            _ => {}
+        }
+    }
+    let resources: Vec<&serde_json::Value> = bundle["entry"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| &e["resource"])
+        .collect();
+    let held: std::collections::BTreeSet<String> = resources
+        .iter()
+        .map(|r| {
+            format!(
+                "{}/{}",
+                r["resourceType"].as_str().unwrap(),
+                r["id"].as_str().unwrap()
+            )
+        })
+        .collect();
+    let mut found = Vec::new();
+    references(bundle, &mut found);
+    found
+        .into_iter()
+        .filter(|r| !held.contains(*r))
+        .map(str::to_owned)
+        .collect()
 }
 
 /// Kari's own correction of her entry `target`, from her app, at `hhmm`.

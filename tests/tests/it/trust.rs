@@ -373,6 +373,15 @@ fn a_moved_home_units_earlier_entries_reach_nodes_that_first_hear_of_it_after_th
             assert_eq!(errors, (None, None));
         }
         assert_eq!(alarms(&fresh.repo, &z.mine), 1, "by file: {by_file}");
+        // Written while the unit served this home: a write with a need, not one to review.
+        let flagged: Vec<_> = fresh
+            .repo
+            .audit_entries(Some(&z.mine))
+            .unwrap()
+            .into_iter()
+            .filter(|e| e.action == AuditAction::WriteWithoutNeed)
+            .collect();
+        assert_eq!(flagged, Vec::new(), "by file: {by_file}");
         let store = fresh.repo.store();
         assert_eq!(
             store.certificate(&home.repo.id()).unwrap(),
@@ -493,15 +502,16 @@ fn renewals_do_not_grow_a_devices_certificate_history_and_each_change_of_grant_d
     }
     assert_eq!(history().len(), 2, "the run's first, and the newest");
     assert!(history().contains(&first) && history().contains(&last));
-    // Moved to another home, then renewed there thirty times: one more, that run's first.
+    // Moved to another home, then renewed there thirty times: that run's first and last.
+    let first_run_last = last;
     z.base.repo.remember_issued(&moved).unwrap();
     let mut last = moved.clone();
     for n in 1..=30 {
         last = renewed(&moved, n);
     }
     let now_held = history();
-    assert_eq!(now_held.len(), 3, "two runs' firsts, and the newest");
-    for cert in [&first, &moved, &last] {
+    assert_eq!(now_held.len(), 4, "each run's first and last (the newest)");
+    for cert in [&first, &first_run_last, &moved, &last] {
         assert!(now_held.contains(cert));
     }
     // Each change is still judged by its run: the first home's before the move, the other's after.
@@ -516,26 +526,37 @@ fn renewals_do_not_grow_a_devices_certificate_history_and_each_change_of_grant_d
     assert_eq!(in_force(NOW_MS), Some(z.other.clone()));
 }
 
-#[test]
-fn a_renewal_dated_ahead_of_this_nodes_clock_leaves_its_run_in_force() {
+/// A home unit the base met, whose first certificate (returned) ends on day 29, renewed on day
+/// 20: the unit installs the renewal, the base remembers it, and the base's own certificate is
+/// renewed to run past day 30.
+fn unit_renewed_on_day_20(seed: u64) -> (Zone, TestNode, omsyn_core::trust::Certificate) {
     let z = zone();
-    let home = TestNode::home_unit(80, &z.mine);
+    let home = TestNode::home_unit(seed, &z.mine);
     let (_, errors) = sync_at(&z.base.repo, &home.repo, NOW_MS);
     assert_eq!(errors, (None, None));
     let org = test_org();
-    // The base itself runs on, renewed.
     let base_cert = z.base.repo.certificate().unwrap().unwrap();
-    let base_renewal = org.renew(&base_cert, NOW_MS + 10 * DAY_MS);
-    z.base.repo.install_certificate(&base_renewal).unwrap();
-    // The unit's first certificate ends on day 29. Renewed on day 20 (the unit keeps that
-    // renewal; this base keeps only its run's first), and again by a base whose clock runs an
-    // hour ahead of this one's: the newest, not yet begun on day 30.
+    z.base
+        .repo
+        .install_certificate(&org.renew(&base_cert, NOW_MS + 10 * DAY_MS))
+        .unwrap();
     let first = home.repo.certificate().unwrap().unwrap();
     let renewal = org.renew(&first, NOW_MS + 20 * DAY_MS);
     home.repo.install_certificate(&renewal).unwrap();
     z.base.repo.remember_issued(&renewal).unwrap();
     let day_30 = NOW_MS + 30 * DAY_MS;
-    let ahead = org.renew(&first, day_30 + HOUR_MS);
+    assert!(first.grant().not_after_ms < day_30 && renewal.grant().not_after_ms > day_30);
+    (z, home, first)
+}
+
+#[test]
+fn a_renewal_dated_ahead_of_this_nodes_clock_leaves_its_run_in_force() {
+    // Renewed again, after day 20, by a base whose clock runs an hour ahead of this one's: the
+    // newest, not yet begun on day 30 (this base keeps the run's first and last, not the
+    // renewal of day 20 the unit presents).
+    let (z, home, first) = unit_renewed_on_day_20(80);
+    let day_30 = NOW_MS + 30 * DAY_MS;
+    let ahead = test_org().renew(&first, day_30 + HOUR_MS);
     z.base.repo.remember_issued(&ahead).unwrap();
     let held = z
         .base
@@ -553,6 +574,27 @@ fn a_renewal_dated_ahead_of_this_nodes_clock_leaves_its_run_in_force() {
         .map(|grant| grant.not_after_ms)
         .collect();
     assert_eq!(until, vec![ahead.grant().not_after_ms], "to the run's end");
+}
+
+#[test]
+fn a_device_re_enrolled_from_a_later_time_is_served_by_its_last_renewal_until_then() {
+    // Then a coordinator moves it to another patient from an hour into day 30 (or a base whose
+    // clock runs ahead does).
+    let (z, home, first) = unit_renewed_on_day_20(74);
+    let day_30 = NOW_MS + 30 * DAY_MS;
+    let mut elsewhere = first.grant().clone();
+    elsewhere.patient = Some(z.other.clone());
+    let moved = test_org().renew_grant(&elsewhere, day_30 + HOUR_MS);
+    z.base.repo.remember_issued(&moved).unwrap();
+    // On day 30, before the move: served in its first home, as its renewal grants, until the
+    // move begins (then it meets the base again as the other patient's unit).
+    let (mut link, errors) = sync_at(&z.base.repo, &home.repo, day_30);
+    assert_eq!(errors, (None, None));
+    let served: Vec<_> = verified(&mut link.a)
+        .into_iter()
+        .map(|grant| (grant.patient, grant.not_after_ms))
+        .collect();
+    assert_eq!(served, vec![(Some(z.mine.clone()), day_30 + HOUR_MS)]);
 }
 
 #[test]
@@ -577,31 +619,35 @@ fn a_base_refuses_to_enrol_a_key_it_knows_for_another_patient_person_role_or_zon
     assert!(refused.contains("is given a new identity"), "{refused}");
 }
 
-#[test]
-fn a_renamed_nurses_earlier_entries_reach_a_base_that_never_held_her_earlier_certificate() {
-    let z = zone();
-    let mut nurse = TestNode::nurse(78, "N1");
-    let (_, errors) = sync_at(&z.base.repo, &nurse.repo, NOW_MS);
+/// Nurse N1's node (`seed`), met by the base at `met_ms`, and the note she wrote at `hhmm`.
+fn nurse_wrote_before(z: &Zone, seed: u64, met_ms: i64, hhmm: &str) -> (TestNode, journal::Entry) {
+    let mut nurse = TestNode::nurse(seed, "N1");
+    let (_, errors) = sync_at(&z.base.repo, &nurse.repo, met_ms);
     assert_eq!(errors, (None, None));
-    let before = nurse
+    let at = today(hhmm);
+    let note = nurse
         .repo
-        .add_note(
-            today("08:00"),
-            &mut nurse.rng,
-            &z.mine,
-            None,
-            today("08:00"),
-            "før",
-        )
+        .add_note(at, &mut nurse.rng, &z.mine, None, at, "før")
         .unwrap();
-    // Enrolled again under her new name (same staff member, zone, role: her app installs it;
-    // its profile file still says the old name).
+    (nurse, note)
+}
+
+/// The nurse's certificate under her new name, Kari Nordmann (same staff member, zone and
+/// role), valid from `from_ms` for a week.
+fn renamed(nurse: &TestNode, from_ms: i64) -> omsyn_core::trust::Certificate {
     let mut renamed = nurse.repo.profile().clone();
     renamed.name = "Kari Nordmann".into();
     let request = EnrollmentRequest::new(&nurse.repo.identity().key, &renamed);
-    let cert = test_org()
-        .approve(&request, NOW_MS - HOUR_MS, 7 * DAY_MS)
-        .unwrap();
+    test_org().approve(&request, from_ms, 7 * DAY_MS).unwrap()
+}
+
+#[test]
+fn a_renamed_nurses_earlier_entries_reach_a_base_that_never_held_her_earlier_certificate() {
+    let z = zone();
+    let (mut nurse, before) = nurse_wrote_before(&z, 78, NOW_MS, "08:00");
+    // Enrolled again under her new name (same staff member, zone, role: her app installs it;
+    // its profile file still says the old name).
+    let cert = renamed(&nurse, NOW_MS - HOUR_MS);
     nurse.repo.install_certificate(&cert).unwrap();
     let after = nurse
         .repo
@@ -634,6 +680,73 @@ fn a_renamed_nurses_earlier_entries_reach_a_base_that_never_held_her_earlier_cer
             note.author.name
         );
     }
+}
+
+#[test]
+fn a_nurses_writes_before_her_new_name_takes_force_go_under_the_old_one_and_reach_every_peer() {
+    let z = zone();
+    let mut nurse = TestNode::nurse(76, "N1");
+    let (_, errors) = sync_at(&z.base.repo, &nurse.repo, NOW_MS - HOUR_MS);
+    assert_eq!(errors, (None, None));
+    let old_name = nurse.repo.author().name;
+    // Renamed by a base whose clock runs ahead: her new certificate takes force at 12:00:00.5,
+    // and her app installs it at once.
+    let takes_force = NOW_MS + 500;
+    let cert = renamed(&nurse, takes_force);
+    nurse.repo.install_certificate(&cert).unwrap();
+    assert_eq!(nurse.repo.author().name, "Kari Nordmann");
+    let at = |ms: i64| Timestamp::from_unix_millis(ms).unwrap();
+    // Before it, and in its second but before it (a change keeps whole seconds: every receiver
+    // dates it 12:00:00), she writes under the name in force; after, under the new one.
+    let mut notes = Vec::new();
+    for (when, name) in [
+        (at(NOW_MS - HOUR_MS / 2), old_name.as_str()),
+        (at(takes_force + 200), old_name.as_str()),
+        (at(NOW_MS + HOUR_MS / 2), "Kari Nordmann"),
+    ] {
+        let note = nurse
+            .repo
+            .add_note(when, &mut nurse.rng, &z.mine, None, when, "notat")
+            .unwrap();
+        assert_eq!(note.author.name, name, "written at {when}");
+        notes.push(note);
+    }
+    // A base that never met her takes all three.
+    let fresh = TestNode::base(75);
+    let (_, errors) = sync_at(&z.base.repo, &fresh.repo, NOW_MS + HOUR_MS);
+    assert_eq!(errors, (None, None));
+    let (mut link, errors) = sync_at(&fresh.repo, &nurse.repo, NOW_MS + HOUR_MS);
+    assert_eq!(errors, (None, None));
+    assert_eq!(rejections(&events(&mut link.a)), Vec::<String>::new());
+    let (journal, _) = fresh.repo.journal(&z.mine).unwrap();
+    for note in &notes {
+        assert!(journal.contains(note), "{note:?} is at the base");
+    }
+}
+
+#[test]
+fn a_renamed_nurses_phone_restored_empty_takes_back_what_she_wrote_under_her_earlier_name() {
+    let z = zone();
+    let (nurse, before) = nurse_wrote_before(&z, 70, NOW_MS - 2 * HOUR_MS, "09:00");
+    let (_, errors) = sync_at(&z.base.repo, &nurse.repo, NOW_MS - 2 * HOUR_MS);
+    assert_eq!(errors, (None, None));
+    // Renamed at the base; then her phone's data is lost, and the same phone (its key kept in
+    // the device's keystore) starts empty with the new certificate.
+    let cert = renamed(&nurse, NOW_MS - HOUR_MS);
+    z.base.repo.remember_issued(&cert).unwrap();
+    let identity = omsyn_core::identity::Identity {
+        key: nurse.repo.identity().key.clone(),
+        profile: nurse.repo.profile().clone(),
+    };
+    drop(nurse);
+    let restored = Repo::in_memory(identity, &mut StdRng::seed_from_u64(7070)).unwrap();
+    restored.install_certificate(&cert).unwrap();
+    // Her own note comes back from the base, under the name she wrote it under.
+    let (mut link, errors) = sync_at(&z.base.repo, &restored, NOW_MS);
+    assert_eq!(errors, (None, None));
+    assert_eq!(rejections(&events(&mut link.b)), Vec::<String>::new());
+    let (journal, _) = restored.journal(&z.mine).unwrap();
+    assert!(journal.contains(&before), "{journal:?}");
 }
 
 #[test]

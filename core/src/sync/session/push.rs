@@ -409,19 +409,25 @@ impl Session {
             let Ok(signer) = NodeId::from_bytes(bytes) else {
                 continue;
             };
-            // The peer's own it holds.
-            if signer == self.peer || !self.certs_sent.insert(signer) {
+            if !self.certs_sent.insert(signer) {
                 continue;
             }
             // All of them: each change is judged by the one in force when it was made. Our
             // newest travelled in our Hello; our earlier ones (a name we wrote under before a
-            // re-enrolment) judge our earlier changes.
-            let hello = match signer == store.actor() {
-                true => store.own_certificate()?,
-                false => None,
+            // re-enrolment) judge our earlier changes. The peer's own changes come back to it
+            // only when it lost them (a phone restored empty, knowing its newest certificate
+            // alone): of its own it is sent those granting otherwise than its newest.
+            let held = match signer {
+                s if s == store.actor() => store.own_certificate()?,
+                s if s == self.peer => store.certificate(&s)?,
+                _ => None,
             };
             for cert in store.certificate_history(&signer)? {
-                if Some(&cert) != hello.as_ref() {
+                let known = held.as_ref().is_some_and(|held| match signer == self.peer {
+                    true => held.same_grant(&cert),
+                    false => held == &cert,
+                });
+                if !known {
                     certificates.push(cert.to_bytes());
                 }
             }
