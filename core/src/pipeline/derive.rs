@@ -25,8 +25,6 @@ pub struct DeriveContext {
     pub now_ms: Option<i64>,
     /// The organisation's cap on an explicit access's duration.
     pub explicit_access_max_ms: i64,
-    /// At a base: its author block and zone, to anchor device logs it receives.
-    pub receipts_by: Option<(crate::docs::Author, Option<String>)>,
 }
 
 /// Derives the rows of every document `batch` changed and hands them to it.

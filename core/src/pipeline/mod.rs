@@ -343,48 +343,40 @@ impl<'a> Listed<'a> {
 
 impl DeriveContext {
     /// The context of a write on `store` at `now_ms` (this node's clock, when known), under the
-    /// organisation's policy as this node's certificate states it.
+    /// organisation's policy as this node's newest certificate states it (the organisation's
+    /// current policy, whichever certificate judges its writes).
     pub fn of(store: &Store, now_ms: Option<i64>) -> DeriveContext {
-        // The receipts this write makes are judged by the certificate in force at its time.
-        let own = match now_ms.and_then(crate::time::Timestamp::from_unix_millis) {
-            Some(now) => store.own_grant_at(now.change_millis()),
-            None => store
-                .own_certificate()
-                .map(|c| c.map(|c| c.grant().clone())),
-        };
-        let own = own.ok().flatten();
-        let cap = own
-            .as_ref()
-            .map_or(crate::trust::DEFAULT_EXPLICIT_ACCESS_MAX_MS, |g| {
-                g.explicit_access_cap_ms()
+        let cap = store
+            .own_certificate()
+            .ok()
+            .flatten()
+            .map_or(crate::trust::DEFAULT_EXPLICIT_ACCESS_MAX_MS, |c| {
+                c.grant().explicit_access_cap_ms()
             });
-        let receipts_by = own
-            .filter(|g| g.role == crate::Role::Base)
-            .map(|g| (crate::docs::Author::from(&g), g.zone.clone()));
         DeriveContext {
             now_ms,
             explicit_access_max_ms: cap,
-            receipts_by,
         }
     }
 }
 
 /// Derives what follows from every document `batch` changed and commits it durably: the last
 /// step of every write, whichever way its changes came. At a base, a write that brought a
-/// device's access-log entries also anchors them (see [`receipts`]).
+/// device's access-log entries also anchors them (see [`receipts`]), under the base's
+/// certificate in force at the write's time as this write holds it (a renamed base's new
+/// certificate may arrive in it).
 pub fn commit(mut batch: WriteBatch<'_>, ctx: &DeriveContext) -> Result<(), StoreError> {
     derive::derive(&mut batch, ctx)?;
     let now = ctx
         .now_ms
         .and_then(crate::time::Timestamp::from_unix_millis);
-    if let (Some(now), Some((author, zone))) = (now, ctx.receipts_by.as_ref()) {
+    if let Some(now) = now
+        && let Some(grant) = batch.own_grant_at(now.change_millis())?
+        && grant.role == crate::Role::Base
+    {
         // After deriving, so need is judged with this write's own relations.
         let key = batch.signer().clone();
-        let logger = Logger {
-            author: author.clone(),
-            zone: zone.clone(),
-            key: &key,
-        };
+        let logger = Logger::of(&grant, &key);
         logger
             .review_unneeded_writes(&mut batch, now)
             .and_then(|()| logger.anchor_received(&mut batch, now))

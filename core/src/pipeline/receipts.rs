@@ -44,7 +44,17 @@ pub enum LogError {
     Doc(#[from] DocError),
 }
 
-impl Logger<'_> {
+impl<'a> Logger<'a> {
+    /// The logger of the node `grant` certifies, whose key is `key`: the author and zone the
+    /// grant names.
+    pub fn of(grant: &Grant, key: &'a NodeKey) -> Logger<'a> {
+        Logger {
+            author: Author::from(grant),
+            zone: grant.zone.clone(),
+            key,
+        }
+    }
+
     /// Appends `event` to this node's chain in `batch`, after its current head.
     pub fn append(
         &self,
@@ -209,15 +219,11 @@ pub fn log_equivocation(
     now: Timestamp,
     equivocation: &super::Equivocation,
 ) -> Result<(), LogError> {
-    let Some(grant) = batch.store().own_grant_at(now.change_millis())? else {
+    let Some(grant) = batch.own_grant_at(now.change_millis())? else {
         return Ok(());
     };
     let key = batch.signer().clone();
-    let logger = Logger {
-        author: Author::from(&grant),
-        zone: grant.zone.clone(),
-        key: &key,
-    };
+    let logger = Logger::of(&grant, &key);
     let mut event = AccessEvent::new(
         equivocation.doc.patient().cloned(),
         AuditAction::Equivocation,

@@ -107,11 +107,7 @@ impl Repo {
 
     /// Who appends to this node's access log at `now`, and with which key.
     pub(crate) fn logger_at(&self, now: Timestamp) -> crate::pipeline::Logger<'_> {
-        crate::pipeline::Logger {
-            author: self.author_at(now),
-            zone: self.profile().zone.clone(),
-            key: &self.identity.key,
-        }
+        crate::pipeline::Logger::of(&self.grant_at(now.change_millis()), &self.identity.key)
     }
 }
 

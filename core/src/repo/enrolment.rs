@@ -68,6 +68,7 @@ impl Repo {
             validity_ms: 0,
             competence: None,
             explicit_access_max_ms: None,
+            run_from_ms: None,
         }
     }
 

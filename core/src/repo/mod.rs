@@ -697,13 +697,16 @@ impl Repo {
     pub fn import(&self, now: Timestamp, bytes: &[u8]) -> Result<ImportSummary, RepoError> {
         let incoming = exchange::decode(bytes)?;
         let org = self.certificate()?.map(|c| c.grant().org);
-        let mut carried = Vec::new();
+        let (mut carried, mut own_earlier) = (Vec::new(), Vec::new());
         for bytes in &incoming.certificates {
             let cert = crate::trust::Certificate::from_bytes(bytes)?;
             // This node's own is installed by enrolment or a base's renewal, which check it is
-            // for what this node serves; a file is no way to change that.
-            if Some(cert.grant().org) == org && cert.node() != self.id() {
-                carried.push(cert);
+            // for what this node serves; a file is no way to change that. Its earlier ones judge
+            // its own earlier changes in the file.
+            match (Some(cert.grant().org) == org, cert.node() == self.id()) {
+                (true, false) => carried.push(cert),
+                (true, true) => own_earlier.push(cert),
+                (false, _) => {}
             }
         }
         let own = self.grant();
@@ -717,6 +720,9 @@ impl Repo {
         // older ones the file brings.
         for cert in &carried {
             batch.put_certificate(cert)?;
+        }
+        for cert in &own_earlier {
+            batch.keep_own_earlier_certificate(cert)?;
         }
         for (id, changes) in incoming.docs {
             let existed = batch.existing(&id)?.is_some();

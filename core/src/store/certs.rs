@@ -1,6 +1,6 @@
 //! Certificates: each node's newest verified certificate (what it is served by; see
-//! [`Certificate::supersedes`]) and its history — the first of each run of certificates that
-//! grant the same — kept as the signed bytes received.
+//! [`Certificate::supersedes`]) and its history — the first and the last of each run of
+//! certificates that grant the same — kept as the signed bytes received.
 
 use redb::ReadableTable;
 
@@ -28,8 +28,8 @@ impl Store {
         })
     }
 
-    /// The certificates kept for `node`: its history (the first of each run that grants the
-    /// same, superseded ones included) and the newest; what [`Certificate::in_force`] chooses
+    /// The certificates kept for `node`: its history (the first and last of each run that grants
+    /// the same, superseded ones included) and the newest; what [`Certificate::in_force`] chooses
     /// from to judge a change by when it was made.
     pub fn certificate_history(&self, node: &NodeId) -> Result<Vec<Certificate>, StoreError> {
         self.contain(|| {
@@ -98,7 +98,7 @@ impl WriteBatch<'_> {
         Ok(certs)
     }
 
-    /// Keeps a verified certificate in its node's history where it starts a run
+    /// Keeps a verified certificate in its node's history where it starts or ends a run
     /// (see `keep_in_history`), and as the newest if it supersedes the one held
     /// ([`Certificate::supersedes`]). Returns whether it became the newest in this call.
     pub fn put_certificate(&mut self, cert: &Certificate) -> Result<bool, StoreError> {
@@ -143,6 +143,43 @@ impl WriteBatch<'_> {
             }
             Ok(newer)
         })
+    }
+}
+
+impl WriteBatch<'_> {
+    /// This node's own grant in force at `at_ms` as of this batch (its own certificates received
+    /// in it included; see [`Store::own_grant_at`]).
+    pub fn own_grant_at(&mut self, at_ms: i64) -> Result<Option<crate::trust::Grant>, StoreError> {
+        let certs = self.certificate_history(&self.store.actor)?;
+        Ok(Certificate::in_force(&certs, at_ms).map(|c| c.grant().clone()))
+    }
+
+    /// Keeps one of this node's own certificates in its history only, where it judges this
+    /// node's own earlier changes coming back to it (a phone restored empty, its own export read
+    /// in), as its peers judge them; never as its newest: this node's certificate changes only
+    /// by enrolment or a base's renewal, which check it is for what this node serves. One
+    /// issued after the newest held is not kept (it would be the newest). Returns whether the
+    /// history changed.
+    pub fn keep_own_earlier_certificate(&mut self, cert: &Certificate) -> Result<bool, StoreError> {
+        let store = self.store;
+        let node = store.actor;
+        if cert.node() != node {
+            return Ok(false);
+        }
+        match self.certificate(&node)? {
+            Some(newest) if newest.supersedes(cert) => {}
+            _ => return Ok(false),
+        }
+        let changed = store.contain(|| {
+            let mut history = self.tx.open_table(CERT_HISTORY)?;
+            keep_in_history(&mut history, &node, vec![cert.clone()])
+        })?;
+        if changed {
+            self.histories.remove(&node);
+            self.durable = true;
+            self.own_cert_changed = true;
+        }
+        Ok(changed)
     }
 }
 

@@ -295,6 +295,13 @@ pub struct Grant {
     /// absent: [`DEFAULT_EXPLICIT_ACCESS_MAX_MS`]. Every node applies its own certificate's.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub explicit_access_max_ms: Option<i64>,
+    /// For a renewal: when the run of certificates it renews began (the `not_before` of the
+    /// run's first, which an enrolment issued); absent for that first, and in certificates
+    /// issued before it existed. Certificates are ordered by it before their own dates, so a
+    /// base that has not yet heard of a device's re-enrolment, renewing what it knew, does not
+    /// undo it (see [`Certificate::supersedes`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub run_from_ms: Option<i64>,
 }
 
 /// How long an explicit access lasts at most unless the organisation says otherwise: a shift.
@@ -304,6 +311,12 @@ pub const DEFAULT_EXPLICIT_ACCESS_MAX_MS: i64 = 12 * 3600 * 1000;
 pub const LONGEST_EXPLICIT_ACCESS_MAX_MS: i64 = 7 * 24 * 3600 * 1000;
 
 impl Grant {
+    /// When the run of certificates granting this began: an enrolment's own start, or the
+    /// start a renewal carries.
+    pub fn run_start_ms(&self) -> i64 {
+        self.run_from_ms.unwrap_or(self.not_before_ms)
+    }
+
     /// The organisation's cap on an explicit access's duration, in ms.
     pub fn explicit_access_cap_ms(&self) -> i64 {
         self.explicit_access_max_ms
@@ -372,26 +385,31 @@ impl Certificate {
         self.grant.node
     }
 
-    /// Whether this certificate replaces `held`, a certificate of the same node: the one the
-    /// organisation issued last wins (a renewal, or a re-enrolment for another patient, zone or
-    /// role, even one valid for less time), then the one valid longer, then the greater bytes.
+    /// Whether this certificate replaces `held`, a certificate of the same node: the one of the
+    /// run the organisation began last wins (a re-enrolment for another patient, zone, role or
+    /// name, even one valid for less time, over any renewal of an earlier run, whenever issued),
+    /// then the one issued last (a renewal), then the one valid longer, then the greater bytes.
     /// A total order, so that every node keeps the same certificate whatever order it heard them
     /// in, and a device cannot keep an older, wider grant in force by presenting it again.
     pub fn supersedes(&self, held: &Certificate) -> bool {
         self.issue_order(held).is_gt()
     }
 
-    /// The order [`Certificate::supersedes`] judges by: issued later first, then valid longer,
-    /// then the bytes.
+    /// The order [`Certificate::supersedes`] judges by: its run begun later first, then issued
+    /// later, then valid longer, then the bytes.
     pub(crate) fn issue_order(&self, other: &Certificate) -> std::cmp::Ordering {
-        let rank = |c: &Certificate| (c.grant.not_before_ms, c.grant.not_after_ms);
+        let rank = |c: &Certificate| {
+            let g = &c.grant;
+            (g.run_start_ms(), g.not_before_ms, g.not_after_ms)
+        };
         rank(self)
             .cmp(&rank(other))
             .then_with(|| self.to_bytes().cmp(&other.to_bytes()))
     }
 
-    /// The certificate of one node, among `certs`, in force at `at_ms`: the one issued last of
-    /// those valid from then or before (a certificate ends its predecessor's force from its own
+    /// The certificate of one node, among `certs`, in force at `at_ms`: of those valid from then
+    /// or before, the one that supersedes the others ([`Certificate::supersedes`]: its run begun
+    /// last, then issued last; a certificate ends its predecessor's force from its own
     /// `not_before`); for a time before all of them, the newest. Whether it had expired by then
     /// is the caller's to ask: a session refuses a peer whose certificate in force has expired,
     /// a change made by then is judged by it all the same (the device wrote offline).
@@ -806,6 +824,7 @@ impl OrgKey {
             validity_ms,
             competence: competence.map(|c| c.trim().to_owned()),
             explicit_access_max_ms: self.policy.explicit_access_max_ms,
+            run_from_ms: None,
         }))
     }
 
@@ -820,6 +839,7 @@ impl OrgKey {
     pub fn renew_grant(&self, grant: &Grant, now_ms: i64) -> Certificate {
         let mut grant = grant.clone();
         grant.explicit_access_max_ms = self.policy.explicit_access_max_ms;
+        grant.run_from_ms = Some(grant.run_start_ms());
         grant.not_before_ms = now_ms;
         grant.not_after_ms = now_ms.saturating_add(grant.validity_ms);
         self.sign(grant)

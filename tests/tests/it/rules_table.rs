@@ -59,6 +59,7 @@ fn grant(role: Role) -> Grant {
         validity_ms: 1,
         competence: None,
         explicit_access_max_ms: None,
+        run_from_ms: None,
     }
 }
 

@@ -598,6 +598,49 @@ fn a_device_re_enrolled_from_a_later_time_is_served_by_its_last_renewal_until_th
 }
 
 #[test]
+fn a_renewal_by_a_base_that_had_not_heard_of_a_re_enrolment_does_not_undo_it() {
+    let z = zone();
+    // Moved to the other patient's home at 11:00; at 12:00 another base, which has not heard of
+    // the move, renews the certificate it knows: the first home's, issued after the move.
+    let (home, moved) = moved_home_unit(&z, 68);
+    let first = home.repo.certificate().unwrap().unwrap();
+    let stale = test_org().renew(&first, NOW_MS);
+    assert!(stale.grant().not_before_ms > moved.grant().not_before_ms);
+    assert!(moved.supersedes(&stale) && !stale.supersedes(&moved));
+    // Whichever order a base hears them in, the move stands, and the unit (presenting the first
+    // home's certificate: it has not yet installed the move) is served as the other patient's.
+    for stale_first in [true, false] {
+        let base = TestNode::base(if stale_first { 67 } else { 66 });
+        let (_, errors) = sync_at(&z.base.repo, &base.repo, NOW_MS);
+        assert_eq!(errors, (None, None));
+        let heard = match stale_first {
+            true => [&stale, &moved],
+            false => [&moved, &stale],
+        };
+        for cert in heard {
+            base.repo.remember_issued(cert).unwrap();
+        }
+        let store = base.repo.store();
+        assert_eq!(
+            store.certificate(&home.repo.id()).unwrap(),
+            Some(moved.clone())
+        );
+        let (mut link, errors) = sync_at(&base.repo, &home.repo, NOW_MS + HOUR_MS);
+        assert_eq!(errors, (None, None));
+        let served: Vec<_> = verified(&mut link.a)
+            .into_iter()
+            .map(|grant| grant.patient)
+            .collect();
+        assert_eq!(
+            served,
+            vec![Some(z.other.clone())],
+            "stale first: {stale_first}"
+        );
+        assert!(!holds(&home.repo, &z.mine));
+    }
+}
+
+#[test]
 fn a_base_refuses_to_enrol_a_key_it_knows_for_another_patient_person_role_or_zone() {
     let z = zone();
     let home = TestNode::home_unit(79, &z.mine);
@@ -725,28 +768,49 @@ fn a_nurses_writes_before_her_new_name_takes_force_go_under_the_old_one_and_reac
 }
 
 #[test]
-fn a_renamed_nurses_phone_restored_empty_takes_back_what_she_wrote_under_her_earlier_name() {
-    let z = zone();
-    let (nurse, before) = nurse_wrote_before(&z, 70, NOW_MS - 2 * HOUR_MS, "09:00");
-    let (_, errors) = sync_at(&z.base.repo, &nurse.repo, NOW_MS - 2 * HOUR_MS);
-    assert_eq!(errors, (None, None));
-    // Renamed at the base; then her phone's data is lost, and the same phone (its key kept in
-    // the device's keystore) starts empty with the new certificate.
-    let cert = renamed(&nurse, NOW_MS - HOUR_MS);
-    z.base.repo.remember_issued(&cert).unwrap();
-    let identity = omsyn_core::identity::Identity {
-        key: nurse.repo.identity().key.clone(),
-        profile: nurse.repo.profile().clone(),
-    };
-    drop(nurse);
-    let restored = Repo::in_memory(identity, &mut StdRng::seed_from_u64(7070)).unwrap();
-    restored.install_certificate(&cert).unwrap();
-    // Her own note comes back from the base, under the name she wrote it under.
-    let (mut link, errors) = sync_at(&z.base.repo, &restored, NOW_MS);
-    assert_eq!(errors, (None, None));
-    assert_eq!(rejections(&events(&mut link.b)), Vec::<String>::new());
-    let (journal, _) = restored.journal(&z.mine).unwrap();
-    assert!(journal.contains(&before), "{journal:?}");
+fn a_renamed_nurses_phone_restored_empty_takes_back_what_she_wrote_under_each_name() {
+    for by_file in [false, true] {
+        let z = zone();
+        let seed = if by_file { 69 } else { 70 };
+        let (mut nurse, before) = nurse_wrote_before(&z, seed, NOW_MS - 2 * HOUR_MS, "09:00");
+        // Renamed from 10:00, she writes under her new name at 10:30; renewed from 11:00.
+        let cert = renamed(&nurse, NOW_MS - 2 * HOUR_MS);
+        nurse.repo.install_certificate(&cert).unwrap();
+        let at = today("10:30");
+        let during = nurse
+            .repo
+            .add_note(at, &mut nurse.rng, &z.mine, None, at, "under")
+            .unwrap();
+        let renewal = test_org().renew(&cert, NOW_MS - HOUR_MS);
+        nurse.repo.install_certificate(&renewal).unwrap();
+        let (_, errors) = sync_at(&z.base.repo, &nurse.repo, NOW_MS - HOUR_MS / 2);
+        assert_eq!(errors, (None, None));
+        // Then her phone's data is lost, and the same phone (its key kept in the device's
+        // keystore) starts empty with her newest certificate, and takes the base's month back
+        // in a session or from the base's export file.
+        let identity = omsyn_core::identity::Identity {
+            key: nurse.repo.identity().key.clone(),
+            profile: nurse.repo.profile().clone(),
+        };
+        drop(nurse);
+        let restored = Repo::in_memory(identity, &mut StdRng::seed_from_u64(7070)).unwrap();
+        restored.install_certificate(&renewal).unwrap();
+        if by_file {
+            let file = z.base.repo.export_unchecked(None).unwrap();
+            restored.import(today("12:00"), &file).unwrap();
+        } else {
+            let (mut link, errors) = sync_at(&z.base.repo, &restored, NOW_MS);
+            assert_eq!(errors, (None, None));
+            assert_eq!(rejections(&events(&mut link.b)), Vec::<String>::new());
+        }
+        // Her own notes come back, each under the name she wrote it under; her certificate
+        // stays the one she holds.
+        let (journal, _) = restored.journal(&z.mine).unwrap();
+        for note in [&before, &during] {
+            assert!(journal.contains(note), "by file {by_file}: {note:?}");
+        }
+        assert_eq!(restored.certificate().unwrap(), Some(renewal));
+    }
 }
 
 #[test]

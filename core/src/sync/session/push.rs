@@ -416,18 +416,14 @@ impl Session {
             // newest travelled in our Hello; our earlier ones (a name we wrote under before a
             // re-enrolment) judge our earlier changes. The peer's own changes come back to it
             // only when it lost them (a phone restored empty, knowing its newest certificate
-            // alone): of its own it is sent those granting otherwise than its newest.
+            // alone): it is sent its own but the newest, which it holds.
             let held = match signer {
                 s if s == store.actor() => store.own_certificate()?,
                 s if s == self.peer => store.certificate(&s)?,
                 _ => None,
             };
             for cert in store.certificate_history(&signer)? {
-                let known = held.as_ref().is_some_and(|held| match signer == self.peer {
-                    true => held.same_grant(&cert),
-                    false => held == &cert,
-                });
-                if !known {
+                if held.as_ref() != Some(&cert) {
                     certificates.push(cert.to_bytes());
                 }
             }

@@ -690,10 +690,14 @@ impl Session {
                 ));
             }
             // Our own certificate comes back renewed from a base; it must still describe us.
+            // Our earlier ones (to judge our own earlier changes coming back) join the history
+            // only.
             if cert.node() == store.actor() {
                 let own = store.own_certificate()?.ok_or(Refusal::SelfNotEnrolled)?;
                 let same_grant = trust::same_subject(own.grant(), cert.grant());
-                if same_grant && batch.put_certificate(&cert)? {
+                if !same_grant {
+                    batch.keep_own_earlier_certificate(&cert)?;
+                } else if batch.put_certificate(&cert)? {
                     self.events.push_back(SyncEvent::CertificateRenewed);
                 }
                 continue;
