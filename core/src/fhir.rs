@@ -133,8 +133,8 @@ fn patient_bundle(
 /// The resource id of each journal entry, and of each copy of an id written twice (an integrity
 /// alert, with its DetectedIssue): such a copy is named by its writer's device too, so neither
 /// takes the id the record system may hold already (a system that upserts by id would keep
-/// whichever came last), and every export names them alike. References to an entry name every
-/// copy, or the first, so none dangles.
+/// whichever came last), and every export names them alike; one device's second copy gets `-2`
+/// after that. References to an entry name every copy, or the first, so none dangles.
 struct EntryNames<'a> {
     /// By entry position in the journal.
     copies: Vec<String>,
@@ -153,10 +153,17 @@ impl<'a> EntryNames<'a> {
             by_id: BTreeMap::new(),
         };
         for entry in &journal.entries {
-            let name = match count.get(&entry.id) {
+            let mut name = match count.get(&entry.id) {
                 Some(1) => entry.id.to_string(),
                 _ => format!("{}-{}", entry.id, &entry.author.device.to_string()[..16]),
             };
+            // One device's copies (filed in two months) are told apart by their order.
+            let earlier = names.by_id.get(&entry.id).map_or(0, |n| {
+                n.iter().filter(|n| n.starts_with(name.as_str())).count()
+            });
+            if earlier > 0 {
+                name = format!("{name}-{}", earlier + 1);
+            }
             names.copies.push(name.clone());
             names.by_id.entry(&entry.id).or_default().push(name);
         }

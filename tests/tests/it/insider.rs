@@ -694,6 +694,26 @@ fn a_copy_of_an_entry_filed_in_another_month_does_not_stop_its_author_withdrawin
         .unwrap();
     assert!(journal.entries.contains(&mark), "filed in her dose's month");
     assert!(!journal.standing().iter().any(|e| e.id == w.dose.id));
+    // A second copy of his in her dose's month too: exported, every copy is a resource of its
+    // own (his two told apart), and every reference finds its resource.
+    let before = w.before_the_dose();
+    w.mons_crafts(
+        &w.journal_id(),
+        &[Put::fresh(&key, &mons_entry(&w, &w.dose.id, given(&w)))],
+        Some(before),
+    );
+    assert_eq!(w.deliver(&w.mons.repo, Via::Session), None, "kept");
+    let fhir = omsyn_core::fhir::export(&w.base.repo, today("12:00"), Some(&w.turid)).unwrap();
+    let bundle = &fhir[0].1.bundle;
+    let copies: std::collections::BTreeSet<&str> = bundle["entry"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|e| e["resource"]["id"].as_str())
+        .filter(|id| id.starts_with(w.dose.id.as_str()))
+        .collect();
+    assert_eq!(copies.len(), 3, "{copies:?}");
+    assert_eq!(dangling(bundle), Vec::<String>::new());
 }
 
 #[test]
