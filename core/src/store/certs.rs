@@ -148,8 +148,12 @@ impl WriteBatch<'_> {
 
 impl WriteBatch<'_> {
     /// This node's own grant in force at `at_ms` as of this batch (its own certificates received
-    /// in it included; see [`Store::own_grant_at`]).
+    /// in it included; see [`Store::own_grant_at`]). From the store's cache unless this batch
+    /// changed them: every write asks, and reading them anew verifies each signature.
     pub fn own_grant_at(&mut self, at_ms: i64) -> Result<Option<crate::trust::Grant>, StoreError> {
+        if !self.own_cert_changed {
+            return self.store.own_grant_at(at_ms);
+        }
         let certs = self.certificate_history(&self.store.actor)?;
         Ok(Certificate::in_force(&certs, at_ms).map(|c| c.grant().clone()))
     }
