@@ -407,10 +407,13 @@ impl Certificate {
             .then_with(|| self.to_bytes().cmp(&other.to_bytes()))
     }
 
-    /// The certificate of one node, among `certs`, in force at `at_ms`: of those valid from then
-    /// or before, the one that supersedes the others ([`Certificate::supersedes`]: its run begun
-    /// last, then issued last; a certificate ends its predecessor's force from its own
-    /// `not_before`); for a time before all of them, the newest. Whether it had expired by then
+    /// The certificate of one node, among `certs`, in force at `at_ms`: of those whose run had
+    /// begun by then, the one that supersedes the others ([`Certificate::supersedes`]: its run
+    /// begun last, then issued last; a re-enrolment ends its predecessor's force from its own
+    /// `not_before`, where its run begins); for a time before all of them, the newest. A renewal
+    /// stands for its run from the run's start, though it is itself dated later: a node that
+    /// never held the run's first (a base that had not heard of a re-enrolment) learns from it
+    /// that the run had begun. Whether it had expired by then
     /// is the caller's to ask: a session refuses a peer whose certificate in force has expired,
     /// a change made by then is judged by it all the same (the device wrote offline).
     ///
@@ -424,7 +427,7 @@ impl Certificate {
     pub fn in_force(certs: &[Certificate], at_ms: i64) -> Option<&Certificate> {
         certs
             .iter()
-            .filter(|c| c.grant.not_before_ms <= at_ms)
+            .filter(|c| c.grant.run_start_ms() <= at_ms)
             .max_by(|a, b| a.issue_order(b))
             .or_else(|| certs.iter().max_by(|a, b| a.issue_order(b)))
     }
@@ -439,11 +442,13 @@ impl Certificate {
     /// Checks that this certificate lets `node` in to an organisation with key `org` at `now_ms`.
     /// Revocation is checked by the caller, who holds the revocation list.
     pub fn check(&self, org: &NodeId, node: &NodeId, now_ms: i64) -> Result<(), Refusal> {
-        self.check_until(org, node, now_ms, self.grant.not_after_ms)
+        let g = &self.grant;
+        self.check_until(org, node, now_ms, (g.not_before_ms, g.not_after_ms))
     }
 
     /// [`Certificate::check`] of this certificate among all of its node's held (`certs`): valid
-    /// from its `not_before` to the end of its run ([`Certificate::run_until`]). A node keeps
+    /// from its run's start ([`Grant::run_start_ms`]) to the run's end
+    /// ([`Certificate::run_until`]). A node keeps
     /// only the first and the last of a run of renewals, so this one may stand for a renewal it
     /// dropped: one valid now, followed by a later one dated a little ahead of this node's clock.
     pub fn check_in_run(
@@ -453,7 +458,8 @@ impl Certificate {
         node: &NodeId,
         now_ms: i64,
     ) -> Result<(), Refusal> {
-        self.check_until(org, node, now_ms, Self::run_until(certs, self))
+        let from_ms = self.grant.run_start_ms();
+        self.check_until(org, node, now_ms, (from_ms, Self::run_until(certs, self)))
     }
 
     /// The end of `cert`'s run among `certs`: the latest `not_after` of it and of the
@@ -477,19 +483,19 @@ impl Certificate {
         }
     }
 
+    /// Checks the names, and that `now_ms` falls within `[from_ms, until_ms)`.
     fn check_until(
         &self,
         org: &NodeId,
         node: &NodeId,
         now_ms: i64,
-        until_ms: i64,
+        (from_ms, until_ms): (i64, i64),
     ) -> Result<(), Refusal> {
         self.check_names(org, node)?;
-        let g = &self.grant;
-        if now_ms < g.not_before_ms {
+        if now_ms < from_ms {
             return Err(Refusal::NotYetValid {
                 node: node.to_string(),
-                from_ms: g.not_before_ms,
+                from_ms,
             });
         }
         if now_ms >= until_ms {

@@ -582,9 +582,12 @@ fn a_device_re_enrolled_from_a_later_time_is_served_by_its_last_renewal_until_th
     // clock runs ahead does).
     let (z, home, first) = unit_renewed_on_day_20(74);
     let day_30 = NOW_MS + 30 * DAY_MS;
-    let mut elsewhere = first.grant().clone();
+    let mut elsewhere = home.repo.profile().clone();
     elsewhere.patient = Some(z.other.clone());
-    let moved = test_org().renew_grant(&elsewhere, day_30 + HOUR_MS);
+    let request = EnrollmentRequest::new(&home.repo.identity().key, &elsewhere);
+    let moved = test_org()
+        .approve(&request, day_30 + HOUR_MS, 7 * DAY_MS)
+        .unwrap();
     z.base.repo.remember_issued(&moved).unwrap();
     // On day 30, before the move: served in its first home, as its renewal grants, until the
     // move begins (then it meets the base again as the other patient's unit).
@@ -638,6 +641,43 @@ fn a_renewal_by_a_base_that_had_not_heard_of_a_re_enrolment_does_not_undo_it() {
         );
         assert!(!holds(&home.repo, &z.mine));
     }
+}
+
+#[test]
+fn a_base_that_never_heard_of_a_move_serves_the_unit_by_its_renewal_dated_ahead() {
+    let z = zone();
+    // The unit serves the other patient since yesterday (its enrolment); before that it served
+    // this one. A base whose clock runs ten minutes ahead renews it now; another base, which
+    // has heard only of the first home (and of a renewal of it an unaware base issued after the
+    // move), meets it.
+    let home = TestNode::home_unit(65, &z.other);
+    let moved = home.repo.certificate().unwrap().unwrap();
+    let mut earlier = home.repo.profile().clone();
+    earlier.patient = Some(z.mine.clone());
+    let request = EnrollmentRequest::new(&home.repo.identity().key, &earlier);
+    let org = test_org();
+    let first = org
+        .approve(&request, NOW_MS - 3 * DAY_MS, 7 * DAY_MS)
+        .unwrap();
+    let stale = org.renew(&first, NOW_MS - HOUR_MS);
+    let ahead = org.renew(&moved, NOW_MS + 10 * 60 * 1000);
+    home.repo.install_certificate(&ahead).unwrap();
+    let base = TestNode::base(64);
+    let (_, errors) = sync_at(&z.base.repo, &base.repo, NOW_MS);
+    assert_eq!(errors, (None, None));
+    for cert in [&first, &stale] {
+        base.repo.remember_issued(cert).unwrap();
+    }
+    // The renewal it presents says its run began yesterday: it is served as the other
+    // patient's unit, not the first home's.
+    let (mut link, errors) = sync_at(&base.repo, &home.repo, NOW_MS);
+    assert_eq!(errors, (None, None));
+    let served: Vec<_> = verified(&mut link.a)
+        .into_iter()
+        .map(|grant| grant.patient)
+        .collect();
+    assert_eq!(served, vec![Some(z.other.clone())]);
+    assert!(!holds(&home.repo, &z.mine));
 }
 
 #[test]
