@@ -580,7 +580,7 @@ fn a_renewal_dated_ahead_of_this_nodes_clock_leaves_its_run_in_force() {
 fn a_device_re_enrolled_from_a_later_time_is_served_by_its_last_renewal_until_then() {
     // Then a coordinator moves it to another patient from an hour into day 30 (or a base whose
     // clock runs ahead does).
-    let (z, home, first) = unit_renewed_on_day_20(74);
+    let (z, home, _) = unit_renewed_on_day_20(74);
     let day_30 = NOW_MS + 30 * DAY_MS;
     let mut elsewhere = home.repo.profile().clone();
     elsewhere.patient = Some(z.other.clone());
