@@ -150,6 +150,26 @@ impl Repo {
         Ok(())
     }
 
+    /// When a certificate for `request`, approved at `now_ms`, is to begin: now, or just after
+    /// the latest run this base knows of for the key (one a base with a clock ahead began), so
+    /// that the new run is ordered after it ([`Certificate::supersedes`]) and a rename approved
+    /// here is not outranked for good by an enrolment dated ahead of it. Checks the request
+    /// first ([`Repo::check_enrollment_request`]).
+    pub fn enrolment_begins(
+        &self,
+        request: &EnrollmentRequest,
+        now_ms: i64,
+    ) -> Result<i64, RepoError> {
+        self.check_enrollment_request(request)?;
+        let latest = self
+            .store
+            .certificate_history(&request.node())?
+            .iter()
+            .map(|c| c.grant().run_start_ms().saturating_add(1))
+            .max();
+        Ok(latest.map_or(now_ms, |after| after.max(now_ms)))
+    }
+
     /// Keeps a certificate this base has just issued (`omsyn enroll approve`), so that its staff
     /// member is known here — planned for, named in reports, listed among devices not yet seen —
     /// before the device first syncs. It must be of this node's organisation.

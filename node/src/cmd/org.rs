@@ -244,10 +244,10 @@ fn approve(
     let org = org_key(repo)?;
     let request = EnrollmentRequest::from_text(&text_or_file(request, "omsyn-enroll1:")?)
         .context("the enrolment request")?;
-    repo.check_enrollment_request(&request)?;
+    let begins = repo.enrolment_begins(&request, svc.now().unix_millis())?;
     let cert = org.approve_with_competence(
         &request,
-        svc.now().unix_millis(),
+        begins,
         i64::from(valid_hours) * HOUR_MS,
         competence,
     )?;
@@ -262,7 +262,7 @@ fn approve(
         &json!({ "certificate": text, "device": request.node() }),
         || {
             format!(
-                "{text}\n(enrols {} \"{}\"{} as {} until {}: install it on the device with `omsyn enroll install`)",
+                "{text}\n(enrols {} \"{}\"{} as {} from {} until {}: install it on the device with `omsyn enroll install`)",
                 request.node().short(),
                 p.name,
                 p.staff_id
@@ -270,6 +270,7 @@ fn approve(
                     .map(|s| format!(", staff {s}"))
                     .unwrap_or_default(),
                 p.role,
+                fmt_ms(cert.grant().not_before_ms),
                 fmt_ms(cert.grant().not_after_ms)
             )
         },

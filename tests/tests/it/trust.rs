@@ -681,6 +681,57 @@ fn a_base_that_never_heard_of_a_move_serves_the_unit_by_its_renewal_dated_ahead(
 }
 
 #[test]
+fn a_rename_approved_after_an_enrolment_dated_ahead_begins_after_it_and_supersedes_it() {
+    let z = zone();
+    // A base whose clock runs ten minutes ahead enrolled the nurse's phone; this base, which
+    // has heard of it, approves her rename five minutes later by the real clock.
+    let nurse = TestNode::unenrolled(
+        63,
+        omsyn_core::NodeProfile {
+            version: omsyn_core::identity::PROFILE_VERSION,
+            role: Role::Nurse,
+            name: "Nurse N1".into(),
+            staff_id: Some(StaffId::parse("N1").unwrap()),
+            patient: None,
+            zone: Some("Sone 1".into()),
+        },
+    );
+    let org = test_org();
+    let ahead = org
+        .approve(
+            &nurse.repo.enrollment_request(),
+            NOW_MS + 10 * 60 * 1000,
+            7 * DAY_MS,
+        )
+        .unwrap();
+    z.base.repo.remember_issued(&ahead).unwrap();
+    let mut profile = nurse.repo.profile().clone();
+    profile.name = "Kari Nordmann".into();
+    let request = EnrollmentRequest::new(&nurse.repo.identity().key, &profile);
+    let now = NOW_MS + 5 * 60 * 1000;
+    let begins = z.base.repo.enrolment_begins(&request, now).unwrap();
+    assert_eq!(
+        begins,
+        NOW_MS + 10 * 60 * 1000 + 1,
+        "just after the run it knows"
+    );
+    let rename = org.approve(&request, begins, 7 * DAY_MS).unwrap();
+    assert!(rename.supersedes(&ahead));
+    let held = [ahead.clone(), rename.clone()];
+    let in_force = |at: i64| {
+        omsyn_core::trust::Certificate::in_force(&held, at)
+            .unwrap()
+            .grant()
+            .name
+            .clone()
+    };
+    assert_eq!(in_force(NOW_MS + HOUR_MS), "Kari Nordmann");
+    // With nothing known of the key, or only runs begun earlier, it begins now.
+    let fresh = TestNode::base(62);
+    assert_eq!(fresh.repo.enrolment_begins(&request, now).unwrap(), now);
+}
+
+#[test]
 fn a_base_refuses_to_enrol_a_key_it_knows_for_another_patient_person_role_or_zone() {
     let z = zone();
     let home = TestNode::home_unit(79, &z.mine);
