@@ -23,6 +23,7 @@ use crate::docs::messages::{Message, Recipient};
 use crate::docs::plan::{Visit, VisitKind};
 use crate::docs::record::{Flag, PatientField, PatientRecord};
 use crate::escalation::{Priority, Task, TaskKind};
+use crate::identity::NodeId;
 use crate::ids::{EntryId, PatientId, VisitId};
 use crate::repo::{Repo, RepoError};
 use crate::report::{VisitOutcome, visit_line};
@@ -129,7 +130,6 @@ fn patient_bundle(
     })
 }
 
-/// A safety flag on the record as a FHIR Flag.
 /// The resource id of each journal entry, and of each copy of an id written twice (an integrity
 /// alert, with its DetectedIssue): such a copy is named by its writer's device too, so neither
 /// takes the id the record system may hold already (a system that upserts by id would keep
@@ -152,18 +152,17 @@ impl<'a> EntryNames<'a> {
             copies: Vec::with_capacity(journal.entries.len()),
             by_id: BTreeMap::new(),
         };
+        let mut by_device = BTreeMap::<(&EntryId, &NodeId), usize>::new();
         for entry in &journal.entries {
-            let mut name = match count.get(&entry.id) {
-                Some(1) => entry.id.to_string(),
-                _ => format!("{}-{}", entry.id, &entry.author.device.to_string()[..16]),
+            let device = &entry.author.device;
+            let nth = by_device.entry((&entry.id, device)).or_default();
+            *nth += 1;
+            let name = match (count.get(&entry.id), *nth) {
+                (Some(1), _) => entry.id.to_string(),
+                (_, 1) => format!("{}-{}", entry.id, &device.to_string()[..16]),
+                // One device's copies (filed in two months) are told apart by their order.
+                (_, n) => format!("{}-{}-{n}", entry.id, &device.to_string()[..16]),
             };
-            // One device's copies (filed in two months) are told apart by their order.
-            let earlier = names.by_id.get(&entry.id).map_or(0, |n| {
-                n.iter().filter(|n| n.starts_with(name.as_str())).count()
-            });
-            if earlier > 0 {
-                name = format!("{name}-{}", earlier + 1);
-            }
             names.copies.push(name.clone());
             names.by_id.entry(&entry.id).or_default().push(name);
         }
@@ -189,6 +188,7 @@ impl<'a> EntryNames<'a> {
     }
 }
 
+/// A safety flag on the record as a FHIR Flag.
 fn flag_resource(flag: &Flag, pref: &str) -> Value {
     json!({
         "resourceType": "Flag",

@@ -189,7 +189,7 @@ fn grants_of_writes(
     writer: &NodeId,
 ) -> Result<Vec<Grant>, LogError> {
     let certs = batch.certificate_history(writer)?;
-    let Some(newest) = certs.iter().max_by(|a, b| a.issue_order(b)) else {
+    let Some(newest) = Certificate::newest(&certs) else {
         return Ok(Vec::new());
     };
     if certs

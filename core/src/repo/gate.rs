@@ -175,7 +175,8 @@ impl Repo {
         now: Timestamp,
         patient: &PatientId,
     ) -> Result<Result<String, AccessDenied>, RepoError> {
-        let grant = self.grant();
+        // As its peers serve it now: a certificate dated ahead is not yet this node's grant.
+        let grant = self.grant_at(now.change_millis());
         let doc = DocumentId::PatientRecord(patient.clone());
         let relations = self.store.relations_view()?;
         let reason = need::need_reason_in_view(&relations, now.unix_millis(), &grant, &doc)?;

@@ -44,15 +44,13 @@ impl Store {
 
     /// This node's own certificate, once enrolled: the newest.
     pub fn own_certificate(&self) -> Result<Option<Certificate>, StoreError> {
-        let certs = self.own_certificates()?;
-        Ok(certs.iter().max_by(|a, b| a.issue_order(b)).cloned())
+        Ok(Certificate::newest(&self.own_certificates()?).cloned())
     }
 
     /// This node's own grant in force at `at_ms` ([`Certificate::in_force`] among its history):
     /// what a write it makes then is judged by at every receiver. `None` before enrolment.
     pub fn own_grant_at(&self, at_ms: i64) -> Result<Option<crate::trust::Grant>, StoreError> {
-        let certs = self.own_certificates()?;
-        Ok(Certificate::in_force(&certs, at_ms).map(|c| c.grant().clone()))
+        Ok(grant_in_force(&self.own_certificates()?, at_ms))
     }
 
     /// This node's own certificates, its history and the newest (cached: every write asks).
@@ -155,7 +153,7 @@ impl WriteBatch<'_> {
             return self.store.own_grant_at(at_ms);
         }
         let certs = self.certificate_history(&self.store.actor)?;
-        Ok(Certificate::in_force(&certs, at_ms).map(|c| c.grant().clone()))
+        Ok(grant_in_force(&certs, at_ms))
     }
 
     /// Keeps one of this node's own certificates in its history only, where it judges this
@@ -185,6 +183,11 @@ impl WriteBatch<'_> {
         }
         Ok(changed)
     }
+}
+
+/// The grant of the certificate in force at `at_ms` among one node's `certs`.
+fn grant_in_force(certs: &[Certificate], at_ms: i64) -> Option<crate::trust::Grant> {
+    Certificate::in_force(certs, at_ms).map(|c| c.grant().clone())
 }
 
 /// Adds `candidates` to `node`'s history, which keeps the first and the last certificate of each

@@ -103,7 +103,8 @@ pub(crate) const CERTS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("ce
 /// Node id followed by a certificate's bytes (JSON, as signed) → nothing: a node's certificate
 /// history (format 12), the first and last verified certificate of each run that grants the
 /// same ([`crate::trust::Certificate::same_grant`]: renewals would grow it without end and
-/// judge alike; the last serves a device until a re-enrolment dated ahead begins), superseded ones included; the newest is in `certs`. A change is judged by the
+/// judge alike; the last serves a device until a re-enrolment dated ahead begins), superseded
+/// ones included; the newest is in `certs`. A change is judged by the
 /// certificate in force when it was made ([`crate::trust::Certificate::in_force`]), so a device
 /// re-enrolled for another patient or role still has its earlier changes taken by nodes that
 /// first hear of it afterwards.

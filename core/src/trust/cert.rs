@@ -429,7 +429,12 @@ impl Certificate {
             .iter()
             .filter(|c| c.grant.run_start_ms() <= at_ms)
             .max_by(|a, b| a.issue_order(b))
-            .or_else(|| certs.iter().max_by(|a, b| a.issue_order(b)))
+            .or_else(|| Self::newest(certs))
+    }
+
+    /// The newest of one node's `certs`: the one that supersedes the others. `None` for none.
+    pub fn newest(certs: &[Certificate]) -> Option<&Certificate> {
+        certs.iter().max_by(|a, b| a.issue_order(b))
     }
 
     /// Whether `self` and `other` grant what a change is judged by alike — the same subject
@@ -448,9 +453,8 @@ impl Certificate {
 
     /// [`Certificate::check`] of this certificate among all of its node's held (`certs`): valid
     /// from its run's start ([`Grant::run_start_ms`]) to the run's end
-    /// ([`Certificate::run_until`]). A node keeps
-    /// only the first and the last of a run of renewals, so this one may stand for a renewal it
-    /// dropped: one valid now, followed by a later one dated a little ahead of this node's clock.
+    /// ([`Certificate::run_until`]): a renewal dated ahead of this node's clock stands for its
+    /// run, which began earlier.
     pub fn check_in_run(
         &self,
         certs: &[Certificate],
@@ -464,8 +468,9 @@ impl Certificate {
 
     /// The end of `cert`'s run among `certs`: the latest `not_after` of it and of the
     /// certificates issued after it that grant the same ([`Certificate::same_grant`]), up to the
-    /// first that grants otherwise — and no later than that one's `not_before`, where it takes
-    /// force (a session held to the run ends when the device's re-enrolment begins).
+    /// first that grants otherwise — and no later than that one's run's start, where it takes
+    /// force (a session held to the run ends when the device's re-enrolment begins, though this
+    /// node holds only a later renewal of it).
     pub fn run_until(certs: &[Certificate], cert: &Certificate) -> i64 {
         let mut later: Vec<&Certificate> = certs
             .iter()
@@ -478,7 +483,7 @@ impl Certificate {
             .map(|c| c.grant.not_after_ms)
             .fold(cert.grant.not_after_ms, i64::max);
         match later.iter().find(|c| !c.same_grant(cert)) {
-            Some(other) => end.min(other.grant.not_before_ms),
+            Some(other) => end.min(other.grant.run_start_ms()),
             None => end,
         }
     }

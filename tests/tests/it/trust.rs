@@ -678,6 +678,13 @@ fn a_base_that_never_heard_of_a_move_serves_the_unit_by_its_renewal_dated_ahead(
         .collect();
     assert_eq!(served, vec![Some(z.other.clone())]);
     assert!(!holds(&home.repo, &z.mine));
+    // A session held to the first home's run would have ended where the move's run began, not
+    // at the renewal's later date.
+    let held = [first.clone(), stale.clone(), ahead.clone()];
+    assert_eq!(
+        omsyn_core::trust::Certificate::run_until(&held, &stale),
+        moved.grant().not_before_ms
+    );
 }
 
 #[test]
@@ -830,7 +837,8 @@ fn a_nurses_writes_before_her_new_name_takes_force_go_under_the_old_one_and_reac
     nurse.repo.install_certificate(&cert).unwrap();
     assert_eq!(nurse.repo.author().name, "Kari Nordmann");
     let at = |ms: i64| Timestamp::from_unix_millis(ms).unwrap();
-    // Before it, and in its second but before it (a change keeps whole seconds: every receiver
+    // Before it, and in its second though after it to the millisecond (a change keeps whole
+    // seconds: every receiver
     // dates it 12:00:00), she writes under the name in force; after, under the new one.
     let mut notes = Vec::new();
     for (when, name) in [
