@@ -453,7 +453,7 @@ fn equivocation(target: &Document, doc: &DocumentId, vouched: &Vouched) -> Optio
 /// node's certificate in force then, as they judge it.
 pub fn check_local(
     batch: &mut WriteBatch<'_>,
-    grant_at: &dyn Fn(i64) -> Grant,
+    grant_at: &dyn Fn(i64) -> Result<Grant, String>,
 ) -> Result<(), String> {
     let touched: Vec<DocumentId> = batch.touched().cloned().collect();
     let none = Listed::of(&[], false);
@@ -470,7 +470,7 @@ pub fn check_local(
                 deps: &summary.deps,
                 listed: &none,
             };
-            rules::authorize(id, summary, &grant_at(summary.time_ms), &state, None)?;
+            rules::authorize(id, summary, &grant_at(summary.time_ms)?, &state, None)?;
         }
     }
     Ok(())

@@ -39,7 +39,7 @@ impl Transaction<'_> {
         staff: &StaffId,
         active: bool,
     ) -> Result<(), RepoError> {
-        let ctx = self.ctx(now);
+        let ctx = self.ctx(now)?;
         let doc = self.record_doc(patient)?;
         Ok(access_facts::set_team_member(doc, &ctx, staff, active)?)
     }
@@ -52,7 +52,7 @@ impl Transaction<'_> {
         patient: &PatientId,
         staff: &StaffId,
     ) -> Result<Block, RepoError> {
-        let ctx = self.ctx(now);
+        let ctx = self.ctx(now)?;
         let doc = self.record_doc(patient)?;
         Ok(access_facts::block(doc, &ctx, rng, staff)?)
     }
@@ -64,7 +64,7 @@ impl Transaction<'_> {
         patient: &PatientId,
         block: &EntryId,
     ) -> Result<(), RepoError> {
-        let ctx = self.ctx(now);
+        let ctx = self.ctx(now)?;
         let doc = self.record_doc(patient)?;
         Ok(access_facts::lift_block(doc, &ctx, block)?)
     }
@@ -85,7 +85,7 @@ impl Transaction<'_> {
                 action: "ask for explicit access",
             });
         }
-        let ctx = self.ctx(now);
+        let ctx = self.ctx(now)?;
         let until = now.unix_millis().saturating_add(EXPLICIT_ACCESS_MS);
         let doc = self
             .batch

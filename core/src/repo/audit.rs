@@ -106,8 +106,12 @@ impl Repo {
     }
 
     /// Who appends to this node's access log at `now`, and with which key.
-    pub(crate) fn logger_at(&self, now: Timestamp) -> crate::pipeline::Logger<'_> {
-        crate::pipeline::Logger::of(&self.grant_at(now.change_millis()), &self.identity.key)
+    pub(crate) fn logger_at(
+        &self,
+        now: Timestamp,
+    ) -> Result<crate::pipeline::Logger<'_>, RepoError> {
+        let grant = self.grant_at(now.change_millis())?;
+        Ok(crate::pipeline::Logger::of(&grant, &self.identity.key))
     }
 }
 
@@ -120,7 +124,7 @@ impl Transaction<'_> {
     ) -> Result<AuditEntry, RepoError> {
         Ok(self
             .repo
-            .logger_at(now)
+            .logger_at(now)?
             .append(&mut self.batch, now, event)?)
     }
 }

@@ -44,12 +44,13 @@ impl Repo {
 
     /// What this node was granted at `at_ms` (a change's time, whole seconds): the certificate
     /// in force then ([`Certificate::in_force`]), which every receiver judges its changes of
-    /// then by; before enrolment, what its profile claims.
-    pub fn grant_at(&self, at_ms: i64) -> Grant {
-        match self.store.own_grant_at(at_ms) {
-            Ok(Some(grant)) => grant,
-            _ => self.profile_grant(),
-        }
+    /// then by; before enrolment, what its profile claims. A store that cannot say is an error,
+    /// not the profile's claims: a write under them would be refused by every peer.
+    pub fn grant_at(&self, at_ms: i64) -> Result<Grant, RepoError> {
+        Ok(match self.store.own_grant_at(at_ms)? {
+            Some(grant) => grant,
+            None => self.profile_grant(),
+        })
     }
 
     fn profile_grant(&self) -> Grant {

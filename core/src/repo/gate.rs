@@ -176,7 +176,7 @@ impl Repo {
         patient: &PatientId,
     ) -> Result<Result<String, AccessDenied>, RepoError> {
         // As its peers serve it now: a certificate dated ahead is not yet this node's grant.
-        let grant = self.grant_at(now.change_millis());
+        let grant = self.grant_at(now.change_millis())?;
         let doc = DocumentId::PatientRecord(patient.clone());
         let relations = self.store.relations_view()?;
         let reason = need::need_reason_in_view(&relations, now.unix_millis(), &grant, &doc)?;

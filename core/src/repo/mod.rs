@@ -330,8 +330,8 @@ impl Repo {
     /// (what every receiver checks an item's author against, the name included, whatever
     /// `node.json` was edited to since; a renewal under a new name dated a moment ahead of this
     /// clock is not yet in force), as its profile does before enrolment.
-    pub fn author_at(&self, at: Timestamp) -> Author {
-        Author::from(&self.grant_at(at.change_millis()))
+    pub fn author_at(&self, at: Timestamp) -> Result<Author, RepoError> {
+        Ok(Author::from(&self.grant_at(at.change_millis())?))
     }
 
     /// Runs `f` in one atomic, durable transaction: everything it writes is committed together

@@ -37,7 +37,7 @@ impl Repo {
     /// Bases keep everything of their zone; this is for nurses' phones and home units.
     pub fn purge_unneeded(&self, now: Timestamp) -> Result<PurgeReport, RepoError> {
         let mut report = PurgeReport::default();
-        let grant = self.grant_at(now.change_millis());
+        let grant = self.grant_at(now.change_millis())?;
         if grant.role == Role::Base {
             return Ok(report);
         }

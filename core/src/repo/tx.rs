@@ -34,12 +34,12 @@ pub struct Transaction<'a> {
 }
 
 impl Transaction<'_> {
-    pub(super) fn ctx(&mut self, now: Timestamp) -> ChangeContext {
+    pub(super) fn ctx(&mut self, now: Timestamp) -> Result<ChangeContext, RepoError> {
         self.now_ms = self.now_ms.max(Some(now.unix_millis()));
-        ChangeContext {
-            author: self.repo.author_at(now),
+        Ok(ChangeContext {
+            author: self.repo.author_at(now)?,
             entered_at: now,
-        }
+        })
     }
 
     fn require_plan_authority(&self, action: &'static str) -> Result<(), RepoError> {
@@ -146,7 +146,7 @@ impl Transaction<'_> {
             return Err(RepoError::Invalid("a patient needs a name".into()));
         }
         let patient = PatientId::random(rng);
-        let ctx = self.ctx(now);
+        let ctx = self.ctx(now)?;
         self.edit(&DocumentId::PatientRecord(patient.clone()), false, |doc| {
             record::create(doc, &ctx, &patient, fields)
         })?;
@@ -161,7 +161,7 @@ impl Transaction<'_> {
         field: PatientField,
         value: &str,
     ) -> Result<(), RepoError> {
-        let ctx = self.ctx(now);
+        let ctx = self.ctx(now)?;
         self.edit(&DocumentId::PatientRecord(patient.clone()), true, |doc| {
             record::set_field(doc, &ctx, field, value)
         })
@@ -176,7 +176,7 @@ impl Transaction<'_> {
         kind: &str,
         note: Option<&str>,
     ) -> Result<FlagId, RepoError> {
-        let ctx = self.ctx(now);
+        let ctx = self.ctx(now)?;
         self.edit(&DocumentId::PatientRecord(patient.clone()), true, |doc| {
             record::add_flag(doc, &ctx, rng, kind, note)
         })
@@ -190,7 +190,7 @@ impl Transaction<'_> {
         flag: &FlagId,
         reason: &str,
     ) -> Result<(), RepoError> {
-        let ctx = self.ctx(now);
+        let ctx = self.ctx(now)?;
         self.edit(&DocumentId::PatientRecord(patient.clone()), true, |doc| {
             record::deactivate_flag(doc, &ctx, flag, reason)
         })
@@ -206,7 +206,7 @@ impl Transaction<'_> {
         relation: &str,
         phone: Option<&str>,
     ) -> Result<ContactId, RepoError> {
-        let ctx = self.ctx(now);
+        let ctx = self.ctx(now)?;
         self.edit(&DocumentId::PatientRecord(patient.clone()), true, |doc| {
             record::add_contact(doc, &ctx, rng, name, relation, phone)
         })
@@ -232,7 +232,7 @@ impl Transaction<'_> {
         if spec.description.trim().is_empty() {
             return Err(RepoError::Invalid("a tiltak needs a description".into()));
         }
-        let ctx = self.ctx(now);
+        let ctx = self.ctx(now)?;
         let vedtak = spec.vedtak_title.as_ref().map(|title| Vedtak {
             id: VedtakId::random(rng),
             title: title.clone(),
@@ -286,7 +286,7 @@ impl Transaction<'_> {
             slots: slots.to_vec(),
             active: true,
         };
-        let ctx = self.ctx(now);
+        let ctx = self.ctx(now)?;
         self.edit(&DocumentId::PatientRecord(patient.clone()), true, |doc| {
             record::put_medication(doc, &ctx, &medication)
         })?;
@@ -312,7 +312,7 @@ impl Transaction<'_> {
                 )));
             }
         }
-        let ctx = self.ctx(now);
+        let ctx = self.ctx(now)?;
         let location = DocumentId::VisitPlan(visit.patient.clone(), visit.start.day().month());
         let id = self.edit(&location, false, |doc| plan::add(doc, &ctx, rng, visit))?;
         self.new_visits.insert(id.clone(), location);
@@ -337,7 +337,7 @@ impl Transaction<'_> {
                 start.day().month()
             )));
         }
-        let ctx = self.ctx(now);
+        let ctx = self.ctx(now)?;
         self.edit(&location, true, |doc| {
             plan::change(doc, &ctx, rng, visit, change)
         })
@@ -353,7 +353,7 @@ impl Transaction<'_> {
         event_time: Timestamp,
         body: EntryBody,
     ) -> Result<Entry, RepoError> {
-        let ctx = self.ctx(now);
+        let ctx = self.ctx(now)?;
         if body.is_conflict_neutral() {
             let doc = self.batch.doc_for_neutral_append(&doc_id)?;
             return Ok(journal::append(doc, &ctx, rng, event_time, body)?);
@@ -635,7 +635,7 @@ impl Transaction<'_> {
         attachments: Vec<Attachment>,
     ) -> Result<Message, RepoError> {
         self.require_patient(patient)?;
-        let ctx = self.ctx(now);
+        let ctx = self.ctx(now)?;
         let id = DocumentId::Messages(patient.clone(), now.day().month());
         self.edit(&id, false, |doc| {
             messages::send(doc, &ctx, rng, to, text, in_reply_to, attachments)
@@ -653,7 +653,7 @@ impl Transaction<'_> {
         let staff = self.repo.profile().staff_id.clone().ok_or_else(|| {
             RepoError::Invalid("this node serves no staff member, so it keeps no day log".into())
         })?;
-        let ctx = self.ctx(now);
+        let ctx = self.ctx(now)?;
         let id = DocumentId::DayLog(staff, event_time.day());
         self.edit(&id, false, |doc| {
             daylog::append(doc, &ctx, rng, event_time, body)
@@ -745,8 +745,10 @@ impl Transaction<'_> {
     /// if a rule fails. (Writes are logged by the changes themselves: see `Repo::audit_entries`.)
     pub(super) fn finish(mut self) -> Result<(), RepoError> {
         let repo = self.repo;
-        crate::pipeline::check_local(&mut self.batch, &|at_ms| repo.grant_at(at_ms))
-            .map_err(RepoError::Unauthorized)?;
+        crate::pipeline::check_local(&mut self.batch, &|at_ms| {
+            repo.grant_at(at_ms).map_err(|e| e.to_string())
+        })
+        .map_err(RepoError::Unauthorized)?;
         let derive = crate::pipeline::DeriveContext::of(&self.repo.store, self.now_ms);
         crate::pipeline::commit(self.batch, &derive)?;
         Ok(())
