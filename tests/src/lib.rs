@@ -266,6 +266,18 @@ impl Link {
     }
 }
 
+/// What `repo`'s access log holds flagged for review about `patient` as a write without a need.
+pub fn writes_without_need(
+    repo: &Repo,
+    patient: &PatientId,
+) -> Vec<omsyn_core::trust::audit::AuditEntry> {
+    repo.audit_entries(Some(patient))
+        .expect("the access log reads")
+        .into_iter()
+        .filter(|e| e.action == omsyn_core::trust::audit::AuditAction::WriteWithoutNeed)
+        .collect()
+}
+
 /// The need gate a test's report or list passes, at [`NOW_MS`]'s day (its log is not the test's
 /// concern: tests of the gate finish their disclosures).
 pub fn gate(repo: &Repo) -> omsyn_core::repo::Disclosure<'_> {

@@ -124,6 +124,16 @@ impl Repo {
     /// under one grant is ever judged under another's, and its app (which refuses to install a
     /// certificate for another subject) stays as it is.
     pub fn check_enrollment_request(&self, request: &EnrollmentRequest) -> Result<(), RepoError> {
+        let held = self.store.certificate_history(&request.node())?;
+        self.check_request_against(request, &held)
+    }
+
+    /// [`Repo::check_enrollment_request`] against `known`, the key's certificates held here.
+    fn check_request_against(
+        &self,
+        request: &EnrollmentRequest,
+        known: &[Certificate],
+    ) -> Result<(), RepoError> {
         let node = request.node();
         if self.is_revoked(&node)? {
             return Err(RepoError::Invalid(format!(
@@ -131,7 +141,7 @@ impl Repo {
             )));
         }
         let asked = request.profile();
-        for held in self.store.certificate_history(&node)? {
+        for held in known {
             let g = held.grant();
             if g.role != asked.role
                 || g.staff_id != asked.staff_id
@@ -161,10 +171,9 @@ impl Repo {
         request: &EnrollmentRequest,
         now_ms: i64,
     ) -> Result<i64, RepoError> {
-        self.check_enrollment_request(request)?;
-        let latest = self
-            .store
-            .certificate_history(&request.node())?
+        let known = self.store.certificate_history(&request.node())?;
+        self.check_request_against(request, &known)?;
+        let latest = known
             .iter()
             .map(|c| c.grant().run_start_ms().saturating_add(1))
             .max();

@@ -1253,14 +1253,7 @@ fn a_nurses_write_to_a_patient_she_has_no_need_for_is_kept_and_flagged_at_the_ba
         );
         assert!(w.base_holds(&doc, &crafted), "{via:?}");
         // ... and the base's own log says who wrote to whom without a need, for review.
-        let flagged: Vec<_> = w
-            .base
-            .repo
-            .audit_entries(Some(&w.egil))
-            .unwrap()
-            .into_iter()
-            .filter(|e| e.action == AuditAction::WriteWithoutNeed)
-            .collect();
+        let flagged = omsyn_tests::writes_without_need(&w.base.repo, &w.egil);
         assert_eq!(flagged.len(), 1, "{via:?}: {flagged:?}");
         assert!(flagged[0].flagged);
         assert!(

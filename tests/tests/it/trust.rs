@@ -138,6 +138,25 @@ fn verified(session: &mut Session) -> Vec<omsyn_core::trust::Grant> {
         .collect()
 }
 
+/// The patients `base` served `unit` as serving, in a session between them at `at_ms` that both
+/// sides took without an error.
+fn served_as(base: &Repo, unit: &Repo, at_ms: i64) -> Vec<Option<PatientId>> {
+    let (mut link, errors) = sync_at(base, unit, at_ms);
+    assert_eq!(errors, (None, None));
+    verified(&mut link.a)
+        .into_iter()
+        .map(|grant| grant.patient)
+        .collect()
+}
+
+/// The grant of the certificate in force at `at_ms` among `held` (some are held).
+fn grant_in_force(held: &[omsyn_core::trust::Certificate], at_ms: i64) -> omsyn_core::trust::Grant {
+    omsyn_core::trust::Certificate::in_force(held, at_ms)
+        .expect("certificates are held")
+        .grant()
+        .clone()
+}
+
 fn rejections(events: &[SyncEvent]) -> Vec<String> {
     events
         .iter()
@@ -260,13 +279,10 @@ fn a_device_presenting_its_superseded_certificate_is_served_by_the_newer_one() {
         .unwrap();
     // The unit still holds its first certificate, unexpired, and presents it in its Hello (as a
     // modified app would keep doing): the base serves it as the newer certificate says.
-    let (mut link, errors) = sync_at(&z.base.repo, &home.repo, NOW_MS);
-    assert_eq!(errors, (None, None));
-    let served_as: Vec<_> = verified(&mut link.a)
-        .into_iter()
-        .map(|grant| grant.patient)
-        .collect();
-    assert_eq!(served_as, vec![Some(z.other.clone())]);
+    assert_eq!(
+        served_as(&z.base.repo, &home.repo, NOW_MS),
+        vec![Some(z.other.clone())]
+    );
     assert_eq!(
         held(&z.base.repo),
         Some(moved),
@@ -374,13 +390,7 @@ fn a_moved_home_units_earlier_entries_reach_nodes_that_first_hear_of_it_after_th
         }
         assert_eq!(alarms(&fresh.repo, &z.mine), 1, "by file: {by_file}");
         // Written while the unit served this home: a write with a need, not one to review.
-        let flagged: Vec<_> = fresh
-            .repo
-            .audit_entries(Some(&z.mine))
-            .unwrap()
-            .into_iter()
-            .filter(|e| e.action == AuditAction::WriteWithoutNeed)
-            .collect();
+        let flagged = omsyn_tests::writes_without_need(&fresh.repo, &z.mine);
         assert_eq!(flagged, Vec::new(), "by file: {by_file}");
         let store = fresh.repo.store();
         assert_eq!(
@@ -515,13 +525,7 @@ fn renewals_do_not_grow_a_devices_certificate_history_and_each_change_of_grant_d
         assert!(now_held.contains(cert));
     }
     // Each change is still judged by its run: the first home's before the move, the other's after.
-    let in_force = |at: i64| {
-        omsyn_core::trust::Certificate::in_force(&now_held, at)
-            .unwrap()
-            .grant()
-            .patient
-            .clone()
-    };
+    let in_force = |at: i64| grant_in_force(&now_held, at).patient;
     assert_eq!(in_force(NOW_MS - 2 * HOUR_MS), Some(z.mine.clone()));
     assert_eq!(in_force(NOW_MS), Some(z.other.clone()));
 }
@@ -628,14 +632,8 @@ fn a_renewal_by_a_base_that_had_not_heard_of_a_re_enrolment_does_not_undo_it() {
             store.certificate(&home.repo.id()).unwrap(),
             Some(moved.clone())
         );
-        let (mut link, errors) = sync_at(&base.repo, &home.repo, NOW_MS + HOUR_MS);
-        assert_eq!(errors, (None, None));
-        let served: Vec<_> = verified(&mut link.a)
-            .into_iter()
-            .map(|grant| grant.patient)
-            .collect();
         assert_eq!(
-            served,
+            served_as(&base.repo, &home.repo, NOW_MS + HOUR_MS),
             vec![Some(z.other.clone())],
             "stale first: {stale_first}"
         );
@@ -670,13 +668,10 @@ fn a_base_that_never_heard_of_a_move_serves_the_unit_by_its_renewal_dated_ahead(
     }
     // The renewal it presents says its run began yesterday: it is served as the other
     // patient's unit, not the first home's.
-    let (mut link, errors) = sync_at(&base.repo, &home.repo, NOW_MS);
-    assert_eq!(errors, (None, None));
-    let served: Vec<_> = verified(&mut link.a)
-        .into_iter()
-        .map(|grant| grant.patient)
-        .collect();
-    assert_eq!(served, vec![Some(z.other.clone())]);
+    assert_eq!(
+        served_as(&base.repo, &home.repo, NOW_MS),
+        vec![Some(z.other.clone())]
+    );
     assert!(!holds(&home.repo, &z.mine));
     // A session held to the first home's run would have ended where the move's run began, not
     // at the renewal's later date.
@@ -725,14 +720,10 @@ fn a_rename_approved_after_an_enrolment_dated_ahead_begins_after_it_and_supersed
     let rename = org.approve(&request, begins, 7 * DAY_MS).unwrap();
     assert!(rename.supersedes(&ahead));
     let held = [ahead.clone(), rename.clone()];
-    let in_force = |at: i64| {
-        omsyn_core::trust::Certificate::in_force(&held, at)
-            .unwrap()
-            .grant()
-            .name
-            .clone()
-    };
-    assert_eq!(in_force(NOW_MS + HOUR_MS), "Kari Nordmann");
+    assert_eq!(
+        grant_in_force(&held, NOW_MS + HOUR_MS).name,
+        "Kari Nordmann"
+    );
     // With nothing known of the key, or only runs begun earlier, it begins now.
     let fresh = TestNode::base(62);
     assert_eq!(fresh.repo.enrolment_begins(&request, now).unwrap(), now);
