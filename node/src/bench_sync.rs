@@ -445,7 +445,7 @@ fn floor_bytes<'a>(
     let mut floor = 0;
     for id in ids {
         for ((from, from_docs), (to, to_docs)) in [(a, b), (b, a)] {
-            if !omsyn_core::trust::need::needs(from.store(), now_ms, &to.grant(), id)? {
+            if !omsyn_core::trust::need::needs(from.store(), now_ms, &to.grant()?, id)? {
                 continue;
             }
             let Some(doc) = from_docs.document(id) else {

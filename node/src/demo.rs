@@ -216,7 +216,7 @@ fn heads_of(repo: &Repo) -> Result<BTreeMap<DocumentId, Vec<[u8; 32]>>> {
 fn differences(base: &Repo, node: &Repo) -> Result<(Vec<String>, usize)> {
     let reference = heads_of(base)?;
     let held = heads_of(node)?;
-    let grant = node.grant();
+    let grant = node.grant()?;
     let now = omsyn_node::clock::now().unix_millis();
     let mut out: Vec<String> = held
         .iter()

@@ -70,7 +70,9 @@ pub fn change(
     let seq = last_own.map_or(0, |c| c.seq()) + 1;
     let past = ancestors(&held, &deps);
     let start_op = past.iter().map(|c| c.max_op()).max().unwrap_or(0) + 1;
-    let message = serde_json::json!({ "author": author.author(), "entered_at": at }).to_string();
+    let message =
+        serde_json::json!({ "author": author.author().expect("own author"), "entered_at": at })
+            .to_string();
     let expanded = legacy::Change {
         operations: puts.iter().map(op).collect(),
         actor_id: actor,

@@ -285,7 +285,7 @@ impl Sim {
         };
         let repo = Repo::init(&dir, profile, None, &mut node_rng).expect("init");
         crate::enroll(&repo, org, crate::CERT_VALIDITY_MS);
-        let policy = repo.need_policy();
+        let policy = repo.need_policy().expect("own grant");
         self.nodes.push(SimNode {
             dir,
             repo,
@@ -452,7 +452,7 @@ impl Sim {
     fn craft(&mut self, node: usize) -> Vec<Vec<u8>> {
         let month = at_minute(0).day().month();
         let patient = self.patients[self.rng.random_range(0..self.patients.len())].clone();
-        let base_author = self.nodes[0].repo.author();
+        let base_author = self.nodes[0].repo.author().expect("own author");
         let n = &mut self.nodes[node];
         let key = n.repo.identity().key.clone();
         let sign = |bytes: Vec<u8>, hash: [u8; 32]| SignedChange {
@@ -497,7 +497,7 @@ impl Sim {
         let plan_id = DocumentId::VisitPlan(patient.clone(), month);
         let mut plan_doc = Document::new(plan_id.clone(), n.repo.id());
         let ctx = ChangeContext {
-            author: n.repo.author(),
+            author: n.repo.author().expect("own author"),
             entered_at: at_minute(2),
         };
         plan::add(
@@ -579,7 +579,7 @@ impl Sim {
         if let Some(victim) = others.first() {
             let key_name = format!("e/{}", victim.id);
             let mut fake = victim.clone();
-            fake.author = n.repo.author();
+            fake.author = n.repo.author().expect("own author");
             // Dated as its change, as a write dates it: otherwise refused for its date, and the
             // re-creation's own rules never met.
             fake.entered_at = at;
@@ -985,7 +985,7 @@ impl Sim {
         {
             let held: BTreeMap<String, omsyn_core::docs::Heads> =
                 crate::snapshot(&n.repo).into_iter().collect();
-            let grant = n.repo.grant();
+            let grant = n.repo.grant().expect("own grant");
             for (id, heads) in &held {
                 assert_eq!(
                     reference.get(id),

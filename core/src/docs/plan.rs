@@ -58,7 +58,8 @@ pub struct Revision {
     pub by: Author,
     /// When it was entered.
     pub at: Timestamp,
-    /// What changed, for people ("planned", "moved to 10:00-10:30", "assigned to S00012"...).
+    /// What changed, for people ("planned", "moved to 10:00-10:30", "assigned to Kari Berg
+    /// (S00012)"...): staff by the name the writing node knew them by, beside their id.
     pub what: String,
 }
 
@@ -182,13 +183,16 @@ pub enum VisitChange {
     Reinstate,
 }
 
-/// Applies a plan change, recording a revision.
+/// Applies a plan change, recording a revision; `name_of` names the staff a reassignment names
+/// (the revision is written once and read by people on every node, some of which know no
+/// name for an id, so the name goes into the revision, not into each reader's rendering).
 pub fn change(
     doc: &mut Document,
     ctx: &ChangeContext,
     rng: &mut impl RngCore,
     visit: &VisitId,
     change: &VisitChange,
+    name_of: &dyn Fn(&StaffId) -> Option<String>,
 ) -> Result<(), DocError> {
     let key = visit_key(visit);
     if doc.reader().str_in(&key, "patient").is_none() {
@@ -204,7 +208,7 @@ pub fn change(
             if staff.is_empty() {
                 "unassigned".to_owned()
             } else {
-                format!("assigned to {}", join(staff))
+                format!("assigned to {}", join(staff, name_of))
             }
         }
         VisitChange::SetKind(kind) => format!("made {}", kind.as_str()),
@@ -277,10 +281,13 @@ fn to_json<T: Serialize>(value: &T) -> Result<String, DocError> {
     serde_json::to_string(value).map_err(|e| DocError::Rejected(e.to_string()))
 }
 
-fn join(staff: &[StaffId]) -> String {
+fn join(staff: &[StaffId], name_of: &dyn Fn(&StaffId) -> Option<String>) -> String {
     staff
         .iter()
-        .map(StaffId::as_str)
+        .map(|id| match name_of(id) {
+            Some(name) => format!("{name} ({id})"),
+            None => id.to_string(),
+        })
         .collect::<Vec<_>>()
         .join(" + ")
 }

@@ -34,12 +34,14 @@ impl Repo {
     }
 
     /// What this node is granted: its newest certificate's grant, or, before enrolment, what its
-    /// profile claims (valid for local rules only; no peer accepts it).
-    pub fn grant(&self) -> Grant {
-        match self.store.own_certificate() {
-            Ok(Some(cert)) => cert.grant().clone(),
-            _ => self.profile_grant(),
-        }
+    /// profile claims (valid for local rules only; no peer accepts it). A store that cannot say
+    /// is an error, not the profile's claims: a need policy or an import judged by them would
+    /// share or take what the certificate does not grant.
+    pub fn grant(&self) -> Result<Grant, RepoError> {
+        Ok(match self.store.own_certificate()? {
+            Some(cert) => cert.grant().clone(),
+            None => self.profile_grant(),
+        })
     }
 
     /// What this node was granted at `at_ms` (a change's time, whole seconds): the certificate
@@ -74,8 +76,8 @@ impl Repo {
     }
 
     /// The need-based sharing policy of this node.
-    pub fn need_policy(&self) -> NeedPolicy {
-        NeedPolicy::new(self.grant())
+    pub fn need_policy(&self) -> Result<NeedPolicy, RepoError> {
+        Ok(NeedPolicy::new(self.grant()?))
     }
 
     /// A request to be enrolled, to take to (or send to) the base.

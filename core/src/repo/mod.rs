@@ -322,8 +322,8 @@ impl Repo {
 
     /// Who this node is now: as its newest certificate names it once enrolled, as its profile
     /// does before (for telling its own entries and claims from others').
-    pub fn author(&self) -> Author {
-        Author::from(&self.grant())
+    pub fn author(&self) -> Result<Author, RepoError> {
+        Ok(Author::from(&self.grant()?))
     }
 
     /// The author of a write this node makes at `at`: as the certificate in force then names it
@@ -348,6 +348,7 @@ impl Repo {
             batch,
             new_visits: HashMap::new(),
             now_ms: None,
+            staff_names: None,
         };
         let out = f(&mut tx)?;
         tx.finish()?;
@@ -709,7 +710,7 @@ impl Repo {
                 (false, _) => {}
             }
         }
-        let own = self.grant();
+        let own = self.grant()?;
         let mut summary = ImportSummary {
             documents: incoming.docs.len(),
             ..ImportSummary::default()

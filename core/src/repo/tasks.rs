@@ -138,7 +138,7 @@ impl Transaction<'_> {
         id: &TaskId,
     ) -> Result<Entry, RepoError> {
         let task = self.open_task(now, id, "claim tasks")?;
-        let me = self.repo.author();
+        let me = self.repo.author()?;
         if task.claims.iter().any(|c| c.is_by(&me)) {
             return Err(RepoError::Invalid(format!("you already claimed task {id}")));
         }

@@ -31,6 +31,8 @@ pub struct Transaction<'a> {
     pub(super) new_visits: HashMap<VisitId, DocumentId>,
     /// The latest clock reading any write of this transaction was given.
     pub(super) now_ms: Option<i64>,
+    /// Staff names by id, read at the first reassignment (a work list reassigns hundreds).
+    pub(super) staff_names: Option<std::sync::Arc<std::collections::BTreeMap<String, String>>>,
 }
 
 impl Transaction<'_> {
@@ -338,8 +340,13 @@ impl Transaction<'_> {
             )));
         }
         let ctx = self.ctx(now)?;
+        if matches!(change, VisitChange::Assign(_)) && self.staff_names.is_none() {
+            self.staff_names = Some(std::sync::Arc::new(self.repo.staff_names()?));
+        }
+        let names = self.staff_names.clone().unwrap_or_default();
+        let name_of = |id: &crate::ids::StaffId| names.get(id.as_str()).cloned();
         self.edit(&location, true, |doc| {
-            plan::change(doc, &ctx, rng, visit, change)
+            plan::change(doc, &ctx, rng, visit, change, &name_of)
         })
     }
 
@@ -539,7 +546,7 @@ impl Transaction<'_> {
         doc_id: &DocumentId,
         target: &EntryId,
     ) -> Result<(), RepoError> {
-        let me = self.repo.author();
+        let me = self.repo.author()?;
         let Some(doc) = self.batch.existing(doc_id)? else {
             return Ok(());
         };
@@ -574,7 +581,7 @@ impl Transaction<'_> {
         candidates.dedup();
         // A modified device can file a copy of an entry, under its id, in another month: the
         // correction goes beside the copy that is the caller's to correct, wherever that is.
-        let me = self.repo.author();
+        let me = self.repo.author()?;
         let mut first = None;
         for id in candidates {
             let Some(doc) = self.batch.existing(&id)? else {

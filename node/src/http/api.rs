@@ -220,7 +220,7 @@ pub(crate) async fn tasks(State(http): State<Http>) -> Response {
             let open = repo.named_tasks(now)?;
             let open = svc.shown("dashboard tasks", open, |t| &t.patient)?;
             let next = open.iter().filter_map(|t| t.next_change(now)).min();
-            let me = repo.author();
+            let me = repo.author()?;
             let claimed_here: Vec<_> = open
                 .iter()
                 .filter(|t| t.claims.iter().any(|c| c.is_by(&me)))

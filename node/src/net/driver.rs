@@ -95,7 +95,7 @@ impl Opened {
 
     fn open(repo: &Repo, peer: NodeId) -> Result<Opened> {
         let started = Instant::now();
-        let policy: Arc<dyn SharePolicy> = Arc::new(repo.need_policy());
+        let policy: Arc<dyn SharePolicy> = Arc::new(repo.need_policy()?);
         let mut session = Session::new(peer, repo.store());
         session.pace();
         // A peer met before gets our first push with our Hello: one round trip less.

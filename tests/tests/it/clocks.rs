@@ -22,7 +22,10 @@ fn today(hhmm: &str) -> Timestamp {
 /// One need-based session between `a` at `a_ms` and `b` at `b_ms` (each its own clock).
 fn sync_skewed(a: &Repo, a_ms: i64, b: &Repo, b_ms: i64) -> (Option<String>, Option<String>) {
     let mut link = Link::open(a, b);
-    let (pa, pb) = (a.need_policy(), b.need_policy());
+    let (pa, pb) = (
+        a.need_policy().expect("own grant"),
+        b.need_policy().expect("own grant"),
+    );
     let (mut ea, mut eb) = (None, None);
     for _ in 0..50 {
         let _ = link.a.handle_local_change(a.store(), &pa, a_ms);

@@ -8,7 +8,8 @@ use omsyn_core::docs::plan::{NewVisit, VisitChange, VisitKind};
 use omsyn_core::docs::record::PatientField;
 use omsyn_core::ids::{MedicationId, PatientId, StaffId, VisitId};
 use omsyn_core::repo::Correction;
-use omsyn_tests::{TestNode, at, push, sync};
+use omsyn_core::sync::ShareAll;
+use omsyn_tests::{Link, TestNode, at, push, sync};
 
 /// A base, two nurses (N1, N2), one patient with a medication at 08:00 and a visit 08:00-08:30
 /// assigned to N1, everything synced to everyone.
@@ -260,6 +261,36 @@ fn visit_performed_against_a_plan_changed_while_offline_is_a_conflict() {
     };
     assert_eq!(unseen_changes.len(), 1);
     assert!(unseen_changes[0].contains("moved to"), "{unseen_changes:?}");
+}
+
+#[test]
+fn a_reassignment_a_nurse_acted_against_is_read_with_the_new_nurses_name() {
+    let mut z = zone();
+    // The base has met N2 in a session (holds her certificate); N1 has not.
+    Link::open(&z.base.repo, &z.n2.repo).pump(&z.base.repo, &z.n2.repo, &ShareAll);
+    z.base
+        .repo
+        .change_visit(
+            at("07:30"),
+            &mut z.base.rng,
+            &z.visit,
+            &VisitChange::Assign(vec![StaffId::parse("N2").unwrap()]),
+        )
+        .unwrap();
+    performed(&mut z.n1, &z.visit, "08:05").unwrap();
+    merge_all(&z);
+    // Every node reads the same words, whichever names it knows: the revision carries them.
+    for node in [&z.base, &z.n1, &z.n2] {
+        let [c] = &node.repo.named_conflicts(None).unwrap()[..] else {
+            panic!("one conflict expected");
+        };
+        assert!(
+            c.summary
+                .ends_with("against an outdated plan: assigned to Nurse N2 (N2)"),
+            "{}",
+            c.summary
+        );
+    }
 }
 
 #[test]

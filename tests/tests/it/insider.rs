@@ -135,7 +135,10 @@ impl World {
         match via {
             Via::Session => {
                 let mut link = Link::open(from, &self.base.repo);
-                let (pf, pb) = (from.need_policy(), self.base.repo.need_policy());
+                let (pf, pb) = (
+                    from.need_policy().expect("own grant"),
+                    self.base.repo.need_policy().expect("own grant"),
+                );
                 link.exchange((from, &pf), (&self.base.repo, &pb), NOW_MS);
                 std::iter::from_fn(|| link.b.poll_event()).find_map(|e| match e {
                     SyncEvent::RejectedChanges { reason, .. } => Some(reason),
@@ -213,7 +216,10 @@ fn patient(base: &mut TestNode, name: &str, team: &[&str]) -> PatientId {
 /// One need-based session each way between `a` and `b`.
 fn sync(a: &Repo, b: &Repo) {
     let mut link = Link::open(a, b);
-    let (pa, pb) = (a.need_policy(), b.need_policy());
+    let (pa, pb) = (
+        a.need_policy().expect("own grant"),
+        b.need_policy().expect("own grant"),
+    );
     let errors = link.exchange((a, &pa), (b, &pb), NOW_MS);
     assert_eq!(errors, (None, None));
 }
@@ -222,7 +228,7 @@ fn sync(a: &Repo, b: &Repo) {
 fn mons_entry(w: &World, id: &EntryId, body: EntryBody) -> String {
     let entry = Entry {
         id: id.clone(),
-        author: w.mons.repo.author(),
+        author: w.mons.repo.author().expect("own author"),
         event_time: today("08:06"),
         entered_at: today("11:00"),
         body,
@@ -498,7 +504,7 @@ fn a_second_entry_under_anothers_id_lends_its_author_no_power_to_withdraw_hers()
         assert_eq!(named.len(), 2, "{via:?}: both are kept");
         assert_eq!(
             named[0].author,
-            w.mons.repo.author(),
+            w.mons.repo.author().expect("own author"),
             "{via:?}: his reads first"
         );
         let standing: Vec<_> = journal
@@ -774,7 +780,7 @@ fn a_message_written_twice_closes_where_it_is_resolved_though_the_messages_do_no
         let honest = craft::change_putting(&w.mons.repo, &doc, &key).unwrap();
         let before = craft::heads_without(&w.mons.repo, &doc, honest);
         let mut posing: serde_json::Value = serde_json::to_value(&sent).unwrap();
-        posing["author"] = serde_json::to_value(w.mons.repo.author()).unwrap();
+        posing["author"] = serde_json::to_value(w.mons.repo.author().expect("own author")).unwrap();
         posing["text"] = "Alt vel".into();
         posing["sent_at"] = serde_json::to_value(today("11:00")).unwrap();
         w.mons_crafts(&doc, &[Put::fresh(&key, &posing.to_string())], Some(before));
@@ -914,7 +920,7 @@ fn a_home_unit_writing_another_patients_journal_is_refused() {
         let doc = DocumentId::Journal(w.egil.clone(), today("08:00").day().month());
         let obs = Entry {
             id: EntryId::random(&mut StdRng::seed_from_u64(9)),
-            author: w.home.repo.author(),
+            author: w.home.repo.author().expect("own author"),
             event_time: today("10:00"),
             entered_at: today("10:00"),
             body: EntryBody::Observation {
@@ -1056,7 +1062,7 @@ fn changes_dated_beyond_the_bounds_are_refused() {
         let id = EntryId::random(&mut StdRng::seed_from_u64(77));
         let entry = Entry {
             id: id.clone(),
-            author: w.mons.repo.author(),
+            author: w.mons.repo.author().expect("own author"),
             event_time: Timestamp::parse("9000-01-01T08:00:00+01:00").unwrap(),
             entered_at: today("11:00"),
             body: EntryBody::Note {
@@ -1117,7 +1123,7 @@ fn the_dose_given_twice_conflict_survives_an_insiders_attempt_to_hide_it() {
     // Now he re-creates Kari's dose key as a note, seen: refused; the conflict stands.
     let fake = serde_json::to_string(&Entry {
         id: dose.id.clone(),
-        author: mons.repo.author(),
+        author: mons.repo.author().expect("own author"),
         event_time: today("08:06"),
         entered_at: today("11:00"),
         body: EntryBody::Note {
@@ -1142,7 +1148,10 @@ fn the_dose_given_twice_conflict_survives_an_insiders_attempt_to_hide_it() {
 
 fn sync_allowing_refusal(a: &Repo, b: &Repo) {
     let mut link = Link::open(a, b);
-    let (pa, pb) = (a.need_policy(), b.need_policy());
+    let (pa, pb) = (
+        a.need_policy().expect("own grant"),
+        b.need_policy().expect("own grant"),
+    );
     link.exchange((a, &pa), (b, &pb), NOW_MS);
 }
 
@@ -1150,7 +1159,10 @@ fn sync_allowing_refusal(a: &Repo, b: &Repo) {
 fn a_base_asked_by_a_home_unit_for_another_patient_transmits_nothing_of_that_patient() {
     let w = World::new();
     let (home, base) = (&w.home.repo, &w.base.repo);
-    let (ph, pb) = (home.need_policy(), base.need_policy());
+    let (ph, pb) = (
+        home.need_policy().expect("own grant"),
+        base.need_policy().expect("own grant"),
+    );
     let mut link = Link::open(home, base);
     link.exchange((home, &ph), (base, &pb), NOW_MS);
     // A patched tablet asks for Egil's documents, which it has no need for.

@@ -213,7 +213,10 @@ fn status_names_for_each_peer_only_the_patients_that_peer_needs() {
     let (base, ids) = base_with(&["Turid Nilsen", "Per Hansen"]);
     let home = TestNode::home_unit(12, &ids[0]);
     let mut link = omsyn_tests::Link::open(&base.repo, &home.repo);
-    let (pb, ph) = (base.repo.need_policy(), home.repo.need_policy());
+    let (pb, ph) = (
+        base.repo.need_policy().expect("own grant"),
+        home.repo.need_policy().expect("own grant"),
+    );
     link.exchange((&base.repo, &pb), (&home.repo, &ph), omsyn_tests::NOW_MS);
     let svc = service(base, HandClock::at("12:00"));
     let state = svc.sync_status().unwrap();

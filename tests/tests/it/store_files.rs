@@ -1129,3 +1129,55 @@ fn a_missing_or_damaged_bookkeeping_record_is_never_written_over_and_blocks_neit
     assert_eq!(raw_keys_naming(&path, hit.as_str()), Vec::<String>::new());
     assert!(raw_log(&path).iter().all(|(_, doc)| *doc != journal));
 }
+
+/// A certificate of this node's own planted in its store file (a byte of its name changed, its
+/// signature no longer valid) makes what is judged by the node's grant — the need policy a
+/// session shares by, an import, a write — fail with the store's error: none falls back to what
+/// the profile claims.
+#[test]
+fn a_planted_own_certificate_fails_sharing_importing_and_writing_instead_of_trusting_the_profile() {
+    use redb::ReadableTable;
+    let dir = tempfile::tempdir().unwrap();
+    let mut rng = StdRng::seed_from_u64(9);
+    let profile = omsyn_tests::TestNode::nurse(6, "N1").repo.profile().clone();
+    let repo = Repo::init(dir.path(), profile, None, &mut rng).unwrap();
+    omsyn_tests::enroll(
+        &repo,
+        &omsyn_tests::test_org(),
+        omsyn_tests::CERT_VALIDITY_MS,
+    );
+    let node = repo.id();
+    drop(repo);
+    {
+        let db = redb::Database::open(Repo::store_path(dir.path())).unwrap();
+        let tx = db.begin_write().unwrap();
+        {
+            let def: redb::TableDefinition<&[u8], &[u8]> = redb::TableDefinition::new("certs");
+            let mut certs = tx.open_table(def).unwrap();
+            let held = certs.get(node.as_bytes().as_slice()).unwrap().unwrap();
+            let mut planted = held.value().to_vec();
+            drop(held);
+            let at = (planted.windows(8).position(|w| w == b"Nurse N1")).unwrap();
+            planted[at + 7] = b'9';
+            certs
+                .insert(node.as_bytes().as_slice(), planted.as_slice())
+                .unwrap();
+        }
+        tx.commit().unwrap();
+    }
+    let repo = Repo::open(dir.path(), None, &mut rng).unwrap();
+    let refused = |what: &str, e: String| {
+        assert!(e.contains("stored"), "{what}: {e}");
+    };
+    refused("need policy", repo.need_policy().unwrap_err().to_string());
+    refused("author", repo.author().unwrap_err().to_string());
+    let mut base = omsyn_tests::TestNode::base(7);
+    base.add_patient("Liv");
+    let bytes = base.repo.export_unchecked(None).unwrap();
+    refused(
+        "import",
+        repo.import(omsyn_tests::at("12:00"), &bytes)
+            .unwrap_err()
+            .to_string(),
+    );
+}

@@ -72,7 +72,10 @@ fn zone() -> Zone {
 /// One session between `a` and `b`, each with its own need-based policy, at `now_ms`.
 fn sync_at(a: &Repo, b: &Repo, now_ms: i64) -> (Link, (Option<String>, Option<String>)) {
     let mut link = Link::open(a, b);
-    let (pa, pb) = (a.need_policy(), b.need_policy());
+    let (pa, pb) = (
+        a.need_policy().expect("own grant"),
+        b.need_policy().expect("own grant"),
+    );
     let errors = link.exchange((a, &pa), (b, &pb), now_ms);
     (link, errors)
 }
@@ -88,7 +91,10 @@ fn holds(repo: &Repo, patient: &PatientId) -> bool {
 /// Feeds `frames` to `to`'s session with `from` after both Hellos, and returns `to`'s events.
 fn inject(from: &Repo, to: &Repo, frames: Vec<Vec<u8>>) -> Vec<SyncEvent> {
     let mut link = Link::open(from, to);
-    let (pf, pt) = (from.need_policy(), to.need_policy());
+    let (pf, pt) = (
+        from.need_policy().expect("own grant"),
+        to.need_policy().expect("own grant"),
+    );
     link.exchange((from, &pf), (to, &pt), NOW_MS);
     for frame in frames {
         link.b
@@ -113,7 +119,7 @@ fn forged_note(author: &Repo, signer: &Repo, patient: &PatientId, rng: &mut StdR
     let id = DocumentId::Journal(patient.clone(), today("10:00").day().month());
     let mut forged = Document::new(id.clone(), author.id());
     let ctx = ChangeContext {
-        author: author.author(),
+        author: author.author().expect("own author"),
         entered_at: today("10:00"),
     };
     let body = EntryBody::Note {
@@ -216,7 +222,10 @@ fn a_base_renews_a_certificate_in_session_and_the_device_keeps_it() {
     let valid_until = |repo: &Repo| repo.certificate().unwrap().unwrap().grant().not_after_ms;
     let before = valid_until(&nurse.repo);
     let mut link = Link::open(&z.base.repo, &nurse.repo);
-    let (pa, pb) = (z.base.repo.need_policy(), nurse.repo.need_policy());
+    let (pa, pb) = (
+        z.base.repo.need_policy().expect("own grant"),
+        nurse.repo.need_policy().expect("own grant"),
+    );
     link.exchange((&z.base.repo, &pa), (&nurse.repo, &pb), NOW_MS);
     let cert = z
         .base
@@ -415,7 +424,7 @@ fn pulse_dated(home: &TestNode, patient: &PatientId, at: Timestamp, id: &str) {
     let journal = DocumentId::Journal(patient.clone(), today("10:00").day().month());
     let entry = journal::Entry {
         id: omsyn_core::ids::EntryId::parse(id).unwrap(),
-        author: home.repo.author(),
+        author: home.repo.author().expect("own author"),
         event_time: at,
         entered_at: at,
         body: EntryBody::Observation {
@@ -820,13 +829,16 @@ fn a_nurses_writes_before_her_new_name_takes_force_go_under_the_old_one_and_reac
     let mut nurse = TestNode::nurse(76, "N1");
     let (_, errors) = sync_at(&z.base.repo, &nurse.repo, NOW_MS - HOUR_MS);
     assert_eq!(errors, (None, None));
-    let old_name = nurse.repo.author().name;
+    let old_name = nurse.repo.author().expect("own author").name;
     // Renamed by a base whose clock runs ahead: her new certificate takes force at 12:00:00.5,
     // and her app installs it at once.
     let takes_force = NOW_MS + 500;
     let cert = renamed(&nurse, takes_force);
     nurse.repo.install_certificate(&cert).unwrap();
-    assert_eq!(nurse.repo.author().name, "Kari Nordmann");
+    assert_eq!(
+        nurse.repo.author().expect("own author").name,
+        "Kari Nordmann"
+    );
     let at = |ms: i64| Timestamp::from_unix_millis(ms).unwrap();
     // Before it, and in its second though after it to the millisecond (a change keeps whole
     // seconds: every receiver
@@ -957,7 +969,7 @@ fn a_visit_a_modified_base_files_under_another_patient_or_month_is_no_visit() {
     let plan_id = DocumentId::VisitPlan(z.mine.clone(), month);
     let mut doc = Document::new(plan_id.clone(), rogue.repo.id());
     let ctx = ChangeContext {
-        author: rogue.repo.author(),
+        author: rogue.repo.author().expect("own author"),
         entered_at: today("07:00"),
     };
     let mut rng = StdRng::seed_from_u64(79);
@@ -1013,7 +1025,10 @@ fn a_device_revoked_while_online_is_cut_off_and_learns_it() {
     let z = zone();
     let nurse = TestNode::nurse(76, "N1");
     let mut link = Link::open(&z.base.repo, &nurse.repo);
-    let (pa, pb) = (z.base.repo.need_policy(), nurse.repo.need_policy());
+    let (pa, pb) = (
+        z.base.repo.need_policy().expect("own grant"),
+        nurse.repo.need_policy().expect("own grant"),
+    );
     assert_eq!(
         link.exchange((&z.base.repo, &pa), (&nurse.repo, &pb), NOW_MS),
         (None, None)
@@ -1148,7 +1163,10 @@ fn forged_signature_amid_a_batch(checked: Unchecked) {
     let mut nurse = TestNode::nurse(82, "N1");
     // A session past its Hellos, caught up; what the nurse writes next goes only as crafted below.
     let mut link = Link::open(&nurse.repo, &z.base.repo);
-    let (pn, pb) = (nurse.repo.need_policy(), z.base.repo.need_policy());
+    let (pn, pb) = (
+        nurse.repo.need_policy().expect("own grant"),
+        z.base.repo.need_policy().expect("own grant"),
+    );
     link.exchange((&nurse.repo, &pn), (&z.base.repo, &pb), NOW_MS);
     for i in 0..3 {
         let at = today("10:00");
@@ -1228,7 +1246,7 @@ fn a_nurse_editing_a_care_plan_is_refused_locally_and_by_every_peer() {
     let id = DocumentId::PatientRecord(z.mine.clone());
     let mut doc = Document::new(id.clone(), nurse.repo.id());
     let ctx = ChangeContext {
-        author: nurse.repo.author(),
+        author: nurse.repo.author().expect("own author"),
         entered_at: today("10:00"),
     };
     let tiltak = Tiltak {
@@ -1266,7 +1284,7 @@ fn message_with_picture_from_a_peer_is_refused(picture: serde_json::Value, reaso
     let id = DocumentId::Messages(z.mine.clone(), today("10:00").day().month());
     let message = serde_json::json!({
         "id": "e-00000000000000aa",
-        "author": nurse.repo.author(),
+        "author": nurse.repo.author().expect("own author"),
         "to": {"to": "base"},
         "sent_at": today("10:00"),
         "in_reply_to": null,
@@ -1351,7 +1369,10 @@ fn a_home_unit_holds_only_its_patient_and_asking_for_another_gets_nothing() {
     // Asking outright for the other patient's record and plan.
     let month = today("07:00").day().month();
     let mut link = Link::open(&home.repo, &z.base.repo);
-    let (ph, pb) = (home.repo.need_policy(), z.base.repo.need_policy());
+    let (ph, pb) = (
+        home.repo.need_policy().expect("own grant"),
+        z.base.repo.need_policy().expect("own grant"),
+    );
     link.exchange((&home.repo, &ph), (&z.base.repo, &pb), NOW_MS);
     for doc in [
         DocumentId::PatientRecord(z.other.clone()),
