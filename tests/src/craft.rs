@@ -218,3 +218,78 @@ pub fn plant(attacker: &Repo, doc: &DocumentId, change: &Crafted) {
         .expect("the attacker's own store takes anything");
     pipeline::commit(batch, &DeriveContext::of(store, None)).expect("commit");
 }
+
+/// A change chunk by `author` whose columns hold one run of `n` equal operations (a put of
+/// null at root key `a`): a few dozen bytes however large `n`, which Automerge's parser
+/// expands one operation at a time. Signed by `author`'s key, as a patched app would.
+pub fn run_of_operations(
+    author: &omsyn_core::NodeKey,
+    n: u64,
+) -> omsyn_core::sync::wire::SignedChange {
+    use sha2::{Digest, Sha256};
+    let run = |value: &[u8]| [sleb(n), value.to_vec()].concat();
+    // (spec, data): key string, insert flags, action, value metadata and bytes, predecessors.
+    let columns: [(u64, Vec<u8>); 8] = [
+        (21, run(&[1, b'a'])),
+        (52, uleb(n)),
+        (66, run(&[1])),
+        (86, run(&[0])),
+        (87, vec![]),
+        (112, run(&[0])),
+        (113, vec![]),
+        (115, vec![]),
+    ];
+    let mut data = [uleb(0), uleb(32), author.id().as_bytes().to_vec()].concat();
+    data.extend([uleb(1), uleb(1), sleb(0), uleb(0), uleb(0)].concat());
+    data.extend(uleb(columns.len() as u64));
+    for (spec, column) in &columns {
+        data.extend([uleb(*spec), uleb(column.len() as u64)].concat());
+    }
+    for (_, column) in &columns {
+        data.extend(column);
+    }
+    let length = uleb(data.len() as u64);
+    let hash: [u8; 32] = Sha256::new()
+        .chain_update([1u8])
+        .chain_update(&length)
+        .chain_update(&data)
+        .finalize()
+        .into();
+    let bytes = [
+        &[0x85, 0x6f, 0x4a, 0x83][..],
+        &hash[..4],
+        &[1],
+        &length,
+        &data,
+    ]
+    .concat();
+    omsyn_core::sync::wire::SignedChange {
+        bytes,
+        signature: author.sign(&omsyn_core::trust::change_signing_bytes(&hash)),
+    }
+}
+
+fn uleb(mut n: u64) -> Vec<u8> {
+    let mut out = Vec::new();
+    loop {
+        let byte = (n & 0x7f) as u8;
+        n >>= 7;
+        if n == 0 {
+            out.push(byte);
+            return out;
+        }
+        out.push(byte | 0x80);
+    }
+}
+
+fn sleb(n: u64) -> Vec<u8> {
+    // Positive only: the sign bit of the last group must be clear.
+    let mut out = uleb(n);
+    if out.last().is_some_and(|b| b & 0x40 != 0) {
+        if let Some(last) = out.last_mut() {
+            *last |= 0x80;
+        }
+        out.push(0);
+    }
+    out
+}

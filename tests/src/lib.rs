@@ -307,3 +307,21 @@ pub fn fixture_copy(name: &str, files: &[&str]) -> tempfile::TempDir {
     }
     dir
 }
+
+/// Runs `work` on a thread of its own and returns what it returns, or panics naming `what` if
+/// it has not returned within `limit` (a defect that would hang the suite fails it instead;
+/// the thread is left to the process's end).
+pub fn within<T: Send + 'static>(
+    limit: std::time::Duration,
+    what: &str,
+    work: impl FnOnce() -> T + Send + 'static,
+) -> T {
+    let (done, result) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = done.send(work());
+    });
+    match result.recv_timeout(limit) {
+        Ok(value) => value,
+        Err(_) => panic!("{what}: no answer within {limit:?}"),
+    }
+}

@@ -4,9 +4,10 @@
 //! A change arrives as an Automerge change chunk and its author's signature. Its size is checked
 //! first, then its header: only an uncompressed change chunk is taken (a compressed one would
 //! make the receiver inflate whatever the sender chose: a 1 MB chunk can become gigabytes), its
-//! hash is computed over its bytes exactly as Automerge computes it and checked against the
-//! header's checksum, its author is read from the chunk's first fields, and the author's
-//! signature of the hash is verified. Only a change that passes all of this is parsed
+//! operations are counted from its columns' run lengths (a few bytes can stand for 2^40 of them:
+//! [`super::columns`]), its hash is computed over its bytes exactly as Automerge computes it and
+//! checked against the header's checksum, its author is read from the chunk's first fields, and
+//! the author's signature of the hash is verified. Only a change that passes all of this is parsed
 //! ([`crate::docs::parse_change`]) and judged against the document it would land in.
 
 use sha2::{Digest, Sha256};
@@ -56,6 +57,7 @@ pub fn vouch_with(
         ));
     }
     let header = Header::parse(&bytes)?;
+    super::columns::check_operation_count(&bytes[header.data_start..])?;
     let hash = header.hash(&bytes);
     if hash[..4] != header.checksum {
         return Err("a change's checksum does not match its bytes".into());

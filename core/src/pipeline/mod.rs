@@ -22,6 +22,7 @@
 //! A refused change leaves nothing behind: the document is put back as it was before the
 //! message that carried it, and the error says why, for the sender and the log.
 
+mod columns;
 mod derive;
 pub mod inbound;
 mod receipts;
@@ -29,6 +30,7 @@ pub mod rules;
 
 use std::collections::{BTreeMap, HashMap, btree_map};
 
+pub use columns::MAX_OPERATIONS;
 pub use derive::DeriveContext;
 pub(crate) use derive::decode_list;
 pub use inbound::{Checked, MAX_CHANGE_BYTES, Vouched, check, check_all, vouch};

@@ -1768,3 +1768,63 @@ fn patient_data_is_not_readable_in_the_store_file() {
         );
     }
 }
+
+/// A change whose columns hold one run of `n` equal operations, by the nurse of seed `seed`
+/// (her real key, as a patched app on her phone signs).
+fn run_of_operations(seed: u64, n: u64) -> SignedChange {
+    let key = NodeKey::generate(&mut StdRng::seed_from_u64(seed));
+    omsyn_tests::craft::run_of_operations(&key, n)
+}
+
+#[test]
+fn the_crafted_run_of_operations_is_a_change_automerge_expands_to_its_length() {
+    // The shape the attacks below use, at a size Automerge may expand: valid, three operations,
+    // and passed by the count.
+    let change = run_of_operations(94, 3);
+    let parsed = automerge::Change::from_bytes(change.bytes.clone()).unwrap();
+    assert_eq!(parsed.len(), 3);
+    omsyn_core::pipeline::vouch(change.bytes, change.signature).unwrap();
+    let most = run_of_operations(94, omsyn_core::pipeline::MAX_OPERATIONS);
+    omsyn_core::pipeline::vouch(most.bytes, most.signature).unwrap();
+    let more = run_of_operations(94, omsyn_core::pipeline::MAX_OPERATIONS + 1);
+    let reason = omsyn_core::pipeline::vouch(more.bytes, more.signature).unwrap_err();
+    assert!(reason.contains("at most 100000"), "{reason}");
+}
+
+#[test]
+fn a_change_of_a_few_bytes_standing_for_a_trillion_operations_is_refused_unexpanded_in_a_session_and_a_file()
+ {
+    let limit = std::time::Duration::from_secs(30);
+    let refused = omsyn_tests::within(limit, "a session given a run of 2^40 operations", || {
+        let z = zone();
+        let nurse = TestNode::nurse(94, "N1");
+        sync_at(&z.base.repo, &nurse.repo, NOW_MS);
+        let before = snapshot(&z.base.repo);
+        let journal = DocumentId::Journal(z.mine.clone(), today("10:00").day().month());
+        let bomb = run_of_operations(94, 1 << 40);
+        assert!(bomb.bytes.len() < 200, "{} bytes", bomb.bytes.len());
+        let frame = wire::encode(&Message::Changes {
+            doc: journal.clone(),
+            changes: vec![bomb.clone()],
+        });
+        let reasons = rejections(&inject(&nurse.repo, &z.base.repo, vec![frame]));
+        assert_eq!(snapshot(&z.base.repo), before, "nothing stored");
+        // The same change in an export file.
+        let file = omsyn_core::exchange::encode(&omsyn_core::exchange::Exchange {
+            docs: vec![(journal, vec![bomb])],
+            certificates: vec![],
+        });
+        let imported = z.base.repo.import(today("12:00"), &file);
+        assert_eq!(snapshot(&z.base.repo), before, "nothing stored");
+        (reasons, imported.map_err(|e| e.to_string()))
+    });
+    let (reasons, imported) = refused;
+    assert_eq!(reasons.len(), 1, "{reasons:?}");
+    assert!(
+        reasons[0].contains("operations; at most 100000"),
+        "{}",
+        reasons[0]
+    );
+    let err = imported.unwrap_err();
+    assert!(err.contains("operations; at most 100000"), "{err}");
+}
