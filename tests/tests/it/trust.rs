@@ -1828,3 +1828,102 @@ fn a_change_of_a_few_bytes_standing_for_a_trillion_operations_is_refused_unexpan
     let err = imported.unwrap_err();
     assert!(err.contains("operations; at most 100000"), "{err}");
 }
+
+#[test]
+fn a_change_a_peer_refused_for_now_is_sent_again_once_it_would_take_it() {
+    let z = zone();
+    let mut nurse = TestNode::nurse(95, "N1");
+    sync_at(&z.base.repo, &nurse.repo, NOW_MS);
+    // The phone's clock ran two days ahead: the base refuses the note as dated ahead of it.
+    let ahead = Timestamp::from_unix_millis(NOW_MS + 2 * DAY_MS).unwrap();
+    nurse
+        .repo
+        .add_note(
+            ahead,
+            &mut nurse.rng,
+            &z.mine,
+            None,
+            ahead,
+            "Skrevet med klokka foran",
+        )
+        .unwrap();
+    let (mut link, _) = sync_at(&nurse.repo, &z.base.repo, NOW_MS);
+    let refused: Vec<_> = events(&mut link.a)
+        .into_iter()
+        .filter(|e| matches!(e, SyncEvent::RejectedByPeer { .. }))
+        .collect();
+    assert_eq!(refused.len(), 1, "{refused:?}");
+    let journal = DocumentId::Journal(z.mine.clone(), ahead.day().month());
+    let held = |repo: &Repo| {
+        repo.store()
+            .with_doc(&journal, |d| d.head_hashes())
+            .unwrap()
+    };
+    assert_ne!(held(&z.base.repo), held(&nurse.repo));
+    // Once the base's clock has reached the note's date, the next session sends it again
+    // (nothing else changed since), and the base takes it.
+    let later = NOW_MS + 2 * DAY_MS + 3_600_000;
+    let (_, errors) = sync_at(&nurse.repo, &z.base.repo, later);
+    assert_eq!(errors, (None, None));
+    assert_eq!(
+        held(&z.base.repo),
+        held(&nurse.repo),
+        "the base holds the note"
+    );
+}
+
+#[test]
+fn a_peer_that_asks_for_a_document_as_it_acknowledges_the_round_that_sent_it_gets_what_it_lacks() {
+    let z = zone();
+    let mut nurse = TestNode::nurse(96, "N1");
+    let (mut link, _) = sync_at(&nurse.repo, &z.base.repo, NOW_MS);
+    let at = today("10:00");
+    nurse
+        .repo
+        .add_note(at, &mut nurse.rng, &z.mine, None, at, "Notat")
+        .unwrap();
+    let policy = nurse.repo.need_policy().expect("own grant");
+    link.a
+        .handle_local_change(nurse.repo.store(), &policy, NOW_MS)
+        .unwrap();
+    // The round goes out; the base (as if it had lost what it held: restored from a copy) says
+    // in one batch what it holds of the journal, and acknowledges the round.
+    let mut frames = wire::FrameDecoder::default();
+    while let Some(bytes) = link.a.poll_transmit() {
+        frames.push(&bytes).unwrap();
+    }
+    let mut round = None;
+    while let Some(frame) = frames.next_frame() {
+        if let Message::PushDone { round: r, .. } = wire::decode(&frame).unwrap() {
+            round = Some(r);
+        }
+    }
+    let journal = DocumentId::Journal(z.mine.clone(), at.day().month());
+    let reply = [
+        wire::encode(&Message::Need {
+            doc: journal.clone(),
+            heads: vec![],
+        }),
+        wire::encode(&Message::Ack {
+            round: round.expect("a round was pushed"),
+        }),
+    ]
+    .concat();
+    link.a
+        .handle_bytes(nurse.repo.store(), &policy, NOW_MS, &reply)
+        .unwrap();
+    // The answer sends the journal's changes again.
+    let mut frames = wire::FrameDecoder::default();
+    while let Some(bytes) = link.a.poll_transmit() {
+        frames.push(&bytes).unwrap();
+    }
+    let mut sent = 0;
+    while let Some(frame) = frames.next_frame() {
+        if let Message::Changes { doc, changes } = wire::decode(&frame).unwrap()
+            && doc == journal
+        {
+            sent += changes.len();
+        }
+    }
+    assert!(sent > 0, "the journal's changes were not sent again");
+}

@@ -182,6 +182,11 @@ pub struct Session {
     /// and equal to its copy: nothing in them needs pushing back, so the acknowledged position
     /// moves over them and the next session does not load each such document to find that out.
     held_ranges: Vec<(u64, u64)>,
+    /// The peer refused changes we sent in this session: the acknowledged position stays
+    /// where the session began, so the next session lists them again (what was refused for now
+    /// — a clock ahead of the peer's, a certificate it had not heard of — goes again, and is
+    /// judged again, change by change).
+    peer_refused: bool,
     /// Build rounds a part at a time, as the driver asks ([`Session::pace`]).
     paced: bool,
     /// The round being built (paced: its parts not all queued yet).
@@ -217,6 +222,7 @@ impl Session {
             early_epoch: None,
             held_by_peer: BTreeSet::new(),
             held_ranges: Vec::new(),
+            peer_refused: false,
             paced: false,
             building: None,
             knowledge_saved_ms: None,

@@ -29,12 +29,16 @@ impl Session {
         self.held_ranges.retain(|&(_, up_to)| up_to > acked);
     }
 
+    /// Settles the rounds up to `round`, which the peer acknowledged. `asked` are the documents
+    /// the peer asked for (or described) in the same batch: what it said of them there is what
+    /// it holds after the round, so the round's assumption does not overwrite it.
     pub(super) fn handle_ack(
         &mut self,
         batch: &mut WriteBatch<'_>,
         round: u64,
-        answer_owed: bool,
+        asked: &BTreeSet<DocumentId>,
     ) -> Result<(), SyncError> {
+        let answer_owed = !asked.is_empty();
         let done: Vec<u64> = self.unacked.range(..=round).map(|(r, _)| *r).collect();
         if done.is_empty() {
             return Err(SyncError::Protocol(format!(
@@ -51,7 +55,11 @@ impl Session {
             for doc in &pending.withdrawn {
                 batch.forget_peer_doc(&self.peer, doc)?;
             }
-            for pushed in pending.pushed {
+            for pushed in pending
+                .pushed
+                .into_iter()
+                .filter(|p| !asked.contains(&p.doc))
+            {
                 remember(
                     batch,
                     &self.peer,
@@ -61,12 +69,23 @@ impl Session {
                     pushed.taken_ms,
                 )?;
             }
-            if self.nothing_in_flight() && !answer_owed {
+            if self.nothing_in_flight() && !answer_owed && !self.peer_refused {
                 self.record.acked_seq = self.record.acked_seq.max(pending.seq);
                 self.skip_held_ranges();
             }
         }
         Ok(())
+    }
+
+    /// The peer refused what a round sent of `doc` (a message's changes are taken whole or not
+    /// at all): it holds none of it, so the round's `Ack` records nothing of `doc`, and the
+    /// acknowledged position stops where it is for the rest of the session.
+    pub(super) fn refused_by_peer(&mut self, doc: &DocumentId) {
+        self.peer_refused = true;
+        let building = self.building.as_mut().map(|b| &mut b.out.pending);
+        for pending in self.unacked.values_mut().chain(building) {
+            pending.pushed.retain(|p| &p.doc != doc);
+        }
     }
 
     /// Pushes `docs` as a round. A paced session (see [`Session::pace`]) builds the round a

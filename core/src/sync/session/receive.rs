@@ -122,8 +122,7 @@ impl Session {
                 self.receive_withdraw(batch, doc, blocked, now_ms)?
             }
             Message::Reject { doc, reason } => {
-                // Nothing we know of the peer changes: what it refused it does not hold, and
-                // what we send later of the document is judged again, change by change.
+                self.refused_by_peer(&doc);
                 self.events
                     .push_back(SyncEvent::RejectedByPeer { doc, reason });
             }
@@ -333,9 +332,8 @@ impl Session {
     ) -> Result<(), SyncError> {
         // Documents the peer asked for in this batch go out in a round made below: until it is
         // acknowledged, the log position must not move past them.
-        let answer_owed = !inbound.to_push.is_empty();
         for round in &inbound.acked_rounds {
-            self.handle_ack(&mut batch, *round, answer_owed)?;
+            self.handle_ack(&mut batch, *round, &inbound.to_push)?;
         }
         let settled =
             self.nothing_in_flight() && inbound.to_push.is_empty() && self.peer_rounds_acked > 0;
