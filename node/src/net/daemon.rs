@@ -18,7 +18,8 @@ use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 use tracing::{info, warn};
 
-use super::driver::{Mode, Opened, Streams, drive};
+use super::admission::{Unverified, hello_limit};
+use super::driver::{Mode, OnVerified, Opened, Streams, drive};
 use super::events::NetEvent;
 use super::shared::revoked;
 pub use super::shared::{OnRevoked, Shared, dispose_off_path, watch_commits};
@@ -39,9 +40,10 @@ impl Shared {
         opened: Result<Opened>,
         peer: omsyn_core::NodeId,
         mode: Mode,
+        on_verified: Option<OnVerified>,
     ) -> Result<super::driver::Outcome> {
         let result = match opened {
-            Ok(opened) => drive(conn, streams, opened, peer, self, mode).await,
+            Ok(opened) => drive(conn, streams, opened, peer, self, mode, on_verified).await,
             Err(e) => Err(e),
         };
         self.emit(NetEvent::PeerLost {
@@ -87,6 +89,7 @@ pub async fn run(
 /// the loop is dropped at shutdown.
 async fn accept_loop(shared: Shared, slots: Arc<Semaphore>) -> Result<()> {
     let mut tasks = JoinSet::new();
+    let unverified = Arc::new(Unverified::default());
     while let Some(incoming) = shared.net.endpoint.accept().await {
         // Reap finished sessions so the set does not grow with every connection ever made.
         while tasks.try_join_next().is_some() {}
@@ -95,10 +98,10 @@ async fn accept_loop(shared: Shared, slots: Arc<Semaphore>) -> Result<()> {
             incoming.refuse();
             continue;
         };
-        let shared = shared.clone();
+        let (shared, unverified) = (shared.clone(), unverified.clone());
         tasks.spawn(async move {
             let _permit = permit;
-            if let Err(e) = serve_incoming(shared, incoming).await {
+            if let Err(e) = serve_incoming(shared, incoming, unverified).await {
                 warn!(error = format!("{e:#}"), "incoming session failed");
             }
         });
@@ -106,22 +109,55 @@ async fn accept_loop(shared: Shared, slots: Arc<Semaphore>) -> Result<()> {
     Ok(())
 }
 
-async fn serve_incoming(shared: Shared, incoming: iroh::endpoint::Incoming) -> Result<()> {
-    let conn = incoming.await.context("handshake")?;
+/// Serves one incoming connection. Until the session verifies the peer's `Hello`, the
+/// connection is one of [`Unverified`]'s, and each wait (the handshake, the peer's stream, the
+/// `Hello`) ends at [`hello_limit`].
+async fn serve_incoming(
+    shared: Shared,
+    incoming: iroh::endpoint::Incoming,
+    unverified: Arc<Unverified>,
+) -> Result<()> {
+    let limit = hello_limit();
+    let conn = tokio::time::timeout(limit, incoming)
+        .await
+        .context("the handshake did not complete in time")?
+        .context("handshake")?;
     if conn.alpn() != ALPN {
         conn.close(1u32.into(), b"unsupported protocol");
         return Ok(());
     }
     let peer = node_id(conn.remote_id())?;
     info!(peer = %peer.short(), "peer connected");
+    let place = unverified.admit(&conn);
     // Our side of the session is built while the peer's stream and first bytes come, and
     // those bytes are unpacked (their signatures checked) meanwhile.
-    let accepting = async { conn.accept_bi().await.map(Streams::start) };
+    let accepting = async {
+        match tokio::time::timeout(limit, conn.accept_bi()).await {
+            Ok(accepted) => accepted.map(Streams::start).map_err(anyhow::Error::from),
+            Err(_) => {
+                conn.close(super::admission::NO_HELLO_CLOSE, b"no stream in time");
+                Err(anyhow::anyhow!(
+                    "the peer opened no stream within {} ms",
+                    limit.as_millis()
+                ))
+            }
+        }
+    };
     let (streams, opened) = tokio::join!(accepting, Opened::prepare(&shared, peer));
-    let streams = streams.context("accepting the sync stream")?;
-    let result = shared
-        .session(&conn, streams, opened, peer, Mode::Live)
-        .await;
+    let settle = {
+        let unverified = unverified.clone();
+        move || unverified.settle(place)
+    };
+    let result = match streams.context("accepting the sync stream") {
+        Ok(streams) => {
+            let verified: OnVerified = Box::new(settle.clone());
+            shared
+                .session(&conn, streams, opened, peer, Mode::Live, Some(verified))
+                .await
+        }
+        Err(e) => Err(e),
+    };
+    settle();
     info!(peer = %peer.short(), "peer disconnected");
     result.map(|_| ())
 }
@@ -251,7 +287,9 @@ async fn dial(
     let result = match streams.context("opening the sync stream") {
         Ok(streams) => {
             let streams = Streams::start(streams);
-            shared.session(&conn, streams, opened, peer, mode).await
+            shared
+                .session(&conn, streams, opened, peer, mode, None)
+                .await
         }
         Err(e) => Err(e),
     };

@@ -19,6 +19,9 @@ use super::inflow::Inflow;
 use super::now_ms;
 use super::shared::{OnRevoked, Shared, revoked};
 
+/// Called once when the session has verified the peer's `Hello` (see [`super::admission`]).
+pub type OnVerified = Box<dyn FnOnce() + Send>;
+
 /// How a session should end.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Mode {
@@ -159,6 +162,7 @@ pub async fn drive(
     peer: NodeId,
     shared: &Shared,
     mode: Mode,
+    mut on_verified: Option<OnVerified>,
 ) -> Result<Outcome> {
     let Opened {
         mut session,
@@ -180,6 +184,10 @@ pub async fn drive(
     let silence = tokio::time::sleep(idle_limit.unwrap_or(IDLE_LIMIT));
     tokio::pin!(silence);
     let mut last_taken = Instant::now();
+    // A peer that has not shown a verified Hello by then holds the connection for nothing.
+    let hello_limit = super::admission::hello_limit();
+    let hello_by = tokio::time::sleep(hello_limit);
+    tokio::pin!(hello_by);
     flush(&mut session, &mut send, idle_limit).await?;
     debug!(peer = %peer.short(), elapsed = ?link.started.elapsed(), "hello written to the stream");
     loop {
@@ -196,6 +204,10 @@ pub async fn drive(
                 conn.close(IDLE_CLOSE, b"the peer sent nothing");
                 bail!("the peer sent nothing for {} s", limit.as_secs())
             }
+            () = &mut hello_by, if session.peer_grant().is_none() => {
+                conn.close(super::admission::NO_HELLO_CLOSE, b"no verified Hello in time");
+                bail!("the peer showed no verified Hello within {} ms", hello_limit.as_millis())
+            }
             next = inflow.next() => {
                 last_taken = Instant::now();
                 if let Some(limit) = idle_limit {
@@ -209,7 +221,13 @@ pub async fn drive(
                     Some(Err(_)) if closed_normally(conn) => break,
                     Some(r) => r.context("reading from the peer")?,
                 };
-                link.take_unpacked(&mut session, &mut progress, unpacked)?
+                let taken = link.take_unpacked(&mut session, &mut progress, unpacked)?;
+                if session.peer_grant().is_some()
+                    && let Some(verified) = on_verified.take()
+                {
+                    verified();
+                }
+                taken
             }
             seen = changed.changed() => {
                 if seen.is_err() {

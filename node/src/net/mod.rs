@@ -4,6 +4,7 @@
 //! omsyn-core's `NodeId` at the edge; the protocol itself lives in `omsyn_core::sync`.
 
 pub mod addrs;
+pub mod admission;
 pub mod daemon;
 pub mod driver;
 pub mod events;

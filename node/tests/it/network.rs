@@ -607,3 +607,76 @@ fn forwarded_commands_use_the_users_directory_and_standard_streams() {
     assert_eq!(summary["documents"], 1, "the patient record: {summary}");
     assert_eq!(summary["new_changes"], 0, "the base already held all of it");
 }
+
+#[test]
+fn connections_that_never_say_hello_cannot_take_every_slot_from_an_enrolled_nurse() {
+    let base = Node::admin_base("Base", "K1");
+    base.add_patient("Aud Moen", "S1");
+    let daemon = Daemon::run(&base, &[]);
+    let ticket = daemon.ticket();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    // As many connections as the node serves peers, each by a fresh key, none saying a word.
+    let silent = runtime.block_on(super::raw_client::silent_connections(&ticket, 64));
+    let nurse = Node::new("nurse", "Kari", "S1");
+    base.enroll(&nurse);
+    assert_eq!(sync(&nurse, &ticket, &[])["caught_up"], true);
+    // The node closed all but the newest few of them, saying why.
+    let closed = silent
+        .iter()
+        .filter(|(_, conn)| conn.close_reason().is_some())
+        .count();
+    assert!(closed >= 64 - 16, "{closed} of 64 closed");
+    drop(silent);
+}
+
+#[test]
+fn a_connection_without_a_verified_hello_is_closed_when_its_time_is_up() {
+    let base = Node::admin_base("Base", "K1");
+    let mut command = Command::new(env!("CARGO_BIN_EXE_omsyn"));
+    let data = base.path().to_str().unwrap().to_owned();
+    command.args([
+        "--json",
+        "--data",
+        &data,
+        "run",
+        "--listen",
+        "127.0.0.1:0",
+        "--no-mdns",
+    ]);
+    command.env("OMSYN_HELLO_LIMIT_MS", "1500");
+    let mut daemon = Daemon::start(command);
+    let ticket = daemon.ticket();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    // One connection opens no stream; another sends the first byte of a frame, and no more.
+    let (no_stream, stalled) = runtime.block_on(async {
+        let held = super::raw_client::silent_connections(&ticket, 1).await;
+        let stalled = super::raw_client::stalled_stream(&ticket).await;
+        let minute = std::time::Duration::from_secs(60);
+        let closed = |conn: iroh::endpoint::Connection| async move {
+            let reason = tokio::time::timeout(minute, conn.closed()).await;
+            format!(
+                "{:?}",
+                reason.expect("the node closed the connection within a minute")
+            )
+        };
+        (
+            closed(held[0].1.clone()).await,
+            closed(stalled.1.clone()).await,
+        )
+    });
+    let log = daemon.log_text();
+    assert!(
+        no_stream.contains("no stream in time"),
+        "{no_stream}\n{log}"
+    );
+    assert!(
+        stalled.contains("no verified Hello in time"),
+        "{stalled}\n{log}"
+    );
+}

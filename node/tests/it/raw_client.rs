@@ -84,8 +84,16 @@ pub(crate) async fn silent_peer() -> (Endpoint, String) {
     (endpoint, format!("omsyn1:{id}@{addr}"))
 }
 
-/// A connection to the node in `ticket` on the sync ALPN, as the node with key `secret`.
+/// A connection to the node in `ticket` on the sync ALPN, as the node with key `secret`, with a
+/// stream opened on it.
 async fn open(ticket: &str, secret: [u8; 32]) -> (Endpoint, SendStream, RecvStream) {
+    let (endpoint, conn) = connect(ticket, secret).await;
+    let (send, recv) = conn.open_bi().await.unwrap();
+    (endpoint, send, recv)
+}
+
+/// A connection to the node in `ticket` on the sync ALPN, as the node with key `secret`.
+async fn connect(ticket: &str, secret: [u8; 32]) -> (Endpoint, iroh::endpoint::Connection) {
     let rest = ticket.strip_prefix("omsyn1:").unwrap();
     let (id, addrs) = rest.split_once('@').unwrap();
     let mut key = [0u8; 32];
@@ -97,8 +105,7 @@ async fn open(ticket: &str, secret: [u8; 32]) -> (Endpoint, SendStream, RecvStre
     }
     let endpoint = loopback_endpoint(secret, Vec::new()).await;
     let conn = endpoint.connect(addr, b"omsyn/sync/1").await.unwrap();
-    let (send, recv) = conn.open_bi().await.unwrap();
-    (endpoint, send, recv)
+    (endpoint, conn)
 }
 
 /// An endpoint on loopback with the key `secret`, accepting `alpns`.
@@ -118,4 +125,32 @@ fn hex_decode(text: &str, out: &mut [u8; 32]) {
     for (i, byte) in out.iter_mut().enumerate() {
         *byte = u8::from_str_radix(&text[i * 2..i * 2 + 2], 16).unwrap();
     }
+}
+
+/// Connections to the node in `ticket` on the sync ALPN, one per fresh key (anybody can make
+/// one: no enrolment is needed for a QUIC handshake), each with its handshake complete and a
+/// stream opened but nothing ever sent. Held until the endpoints are dropped.
+pub(crate) async fn silent_connections(
+    ticket: &str,
+    n: u8,
+) -> Vec<(Endpoint, iroh::endpoint::Connection)> {
+    let mut held = Vec::new();
+    for i in 0..n {
+        let mut secret = [0x5a; 32];
+        secret[0] = i;
+        let (endpoint, conn) = connect(ticket, secret).await;
+        held.push((endpoint, conn));
+    }
+    held
+}
+
+/// A connection to the node in `ticket` by a fresh key with a stream that carries one byte of a
+/// frame and nothing more: the node never receives a `Hello`.
+pub(crate) async fn stalled_stream(
+    ticket: &str,
+) -> (Endpoint, iroh::endpoint::Connection, SendStream, RecvStream) {
+    let (endpoint, conn) = connect(ticket, [0x6b; 32]).await;
+    let (mut send, recv) = conn.open_bi().await.unwrap();
+    send.write_all(&[0x10]).await.unwrap();
+    (endpoint, conn, send, recv)
 }
