@@ -119,6 +119,13 @@ impl Unpacked {
             .sum()
     }
 
+    /// What holding these messages costs, for bounding how much is merged into one write:
+    /// their changes' bytes, and [`crate::sync::wire::FRAME_WEIGHT`] each (a message without
+    /// changes is not free to hold).
+    pub fn weight(&self) -> usize {
+        self.change_bytes() + self.messages.len() * crate::sync::wire::FRAME_WEIGHT
+    }
+
     /// Adds what later bytes held, so the session takes both in one write. If either is
     /// malformed the whole is, and nothing of it is taken in: messages that must be taken in
     /// before malformed bytes end the session go over on their own.

@@ -47,8 +47,14 @@ pub const MAX_CREDENTIALS: usize = 4096;
 pub const MAX_INFLATE_RATIO: usize = 64;
 /// The compressed batch's tag.
 const COMPRESSED_TAG: u8 = 14;
-/// Most frame bytes put in one compressed batch (a larger push goes as several).
+/// Most frame bytes put in one compressed batch (a larger push goes as several), each frame
+/// counted with [`FRAME_WEIGHT`].
 const MAX_BATCH_BYTES: usize = MAX_FRAME_BYTES / 2;
+/// What a frame costs its receiver beyond its bytes: its own buffer and its decoded message
+/// (about 150 bytes for the smallest). A batch's frames, each counted with this, may come to
+/// [`MAX_FRAME_BYTES`] at most: the ratio bound alone let 128 KiB on the wire inflate to 1.4
+/// million six-byte frames, some 250 MB held.
+pub const FRAME_WEIGHT: usize = 64;
 
 /// An Automerge change with its author's signature of its hash.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -411,10 +417,16 @@ impl FrameDecoder {
         }
     }
 
-    /// Queues every frame of `bytes`, which must hold whole frames only.
+    /// Queues every frame of `bytes`, which must hold whole frames only; a batch's frames
+    /// weigh [`FRAME_WEIGHT`] each beyond their bytes, [`MAX_FRAME_BYTES`] in all.
     fn accept_all(&mut self, mut bytes: &[u8], place: Place) -> Result<(), DecodeError> {
+        let mut weight = 0usize;
         while !bytes.is_empty() {
             let len = frame_at(bytes)?.ok_or(DecodeError::Truncated)?;
+            weight += len + FRAME_WEIGHT;
+            if place == Place::InBatch && weight > MAX_FRAME_BYTES {
+                return Err(DecodeError::Invalid("compressed batch of too many frames"));
+            }
             self.accept(bytes[FRAME_HEADER_BYTES..len].to_vec(), place)?;
             bytes = &bytes[len..];
         }
@@ -506,15 +518,16 @@ pub fn compress(frames: Vec<Vec<u8>>, packing: Packing) -> Vec<Vec<u8>> {
     let mut batch: Vec<Vec<u8>> = Vec::new();
     let mut batch_bytes = 0;
     for frame in frames {
-        if batch_bytes + frame.len() > MAX_BATCH_BYTES && !batch.is_empty() {
+        let weight = frame.len() + FRAME_WEIGHT;
+        if batch_bytes + weight > MAX_BATCH_BYTES && !batch.is_empty() {
             out.extend(compress_batch(std::mem::take(&mut batch), packing));
             batch_bytes = 0;
         }
-        if frame.len() > MAX_BATCH_BYTES {
+        if weight > MAX_BATCH_BYTES {
             out.push(frame);
             continue;
         }
-        batch_bytes += frame.len();
+        batch_bytes += weight;
         batch.push(frame);
     }
     if !batch.is_empty() {
@@ -869,6 +882,30 @@ mod tests {
             decode_all(&liar).unwrap_err(),
             DecodeError::Invalid("compressed batch length")
         );
+    }
+
+    #[test]
+    fn a_batch_of_two_hundred_thousand_tiny_frames_is_refused_and_the_same_frames_packed_by_a_sender_are_not()
+     {
+        // 200,000 Acks of a few bytes each (1.4 MB, within the ratio bound), which would be
+        // 200,000 buffers and messages held.
+        let mut round = 1u64;
+        let frames: Vec<Vec<u8>> = (0..200_000)
+            .map(|_| {
+                round = round.wrapping_mul(6364136223846793005).wrapping_add(1);
+                encode(&Message::Ack { round: round >> 50 })
+            })
+            .collect();
+        let acks = frames.concat();
+        let bomb = batch(acks.len(), &acks);
+        assert_eq!(
+            decode_all(&bomb).unwrap_err(),
+            DecodeError::Invalid("compressed batch of too many frames")
+        );
+        // The sender splits by the same weight: they go as batches the receiver takes.
+        let packed = compress(frames, Packing::Fast);
+        assert!(packed.len() > 1);
+        assert_eq!(decode_all(&packed.concat()).unwrap().len(), 200_000);
     }
 
     #[test]

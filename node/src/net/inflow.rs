@@ -82,7 +82,7 @@ impl Inflow {
     }
 
     /// What the peer sent next: every read unpacked since the last call (at least one; up to
-    /// [`WRITE_CHANGE_BYTES`] of changes), or the error that ended the stream. `None` once the
+    /// [`WRITE_CHANGE_BYTES`] of changes, each message weighing a little more: `Unpacked::weight`), or the error that ended the stream. `None` once the
     /// peer finished the stream.
     pub(crate) async fn next(&mut self) -> Option<Result<Unpacked, ReadError>> {
         let first = match self.held.take() {
@@ -92,7 +92,7 @@ impl Inflow {
         let Ok(mut merged) = first else {
             return Some(first);
         };
-        while !merged.is_malformed() && merged.change_bytes() < WRITE_CHANGE_BYTES {
+        while !merged.is_malformed() && merged.weight() < WRITE_CHANGE_BYTES {
             match self.rx.try_recv() {
                 Ok(Ok(more)) if !more.is_malformed() => merged.append(more),
                 Ok(other) => {
