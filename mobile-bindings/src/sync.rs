@@ -263,44 +263,36 @@ pub(crate) fn told(task: &omsyn_core::escalation::Task) -> String {
 }
 
 /// Tells the app about tasks for its user that are new to it or changed since it was told
-/// (someone else claimed one, another call went unanswered), for one patient or all; forgets the
-/// ones that closed. An app that misses an event still finds every task in `tasks()`.
+/// (someone else claimed one, another call went unanswered), for one patient or all, through
+/// the need gate (`Service::tasks_to_tell`); forgets the ones that closed. An app that misses
+/// an event still finds every task in `tasks()`.
 pub(crate) fn announce_tasks(ctx: &SyncContext, patient: Option<&omsyn_core::ids::PatientId>) {
-    let Ok(tasks) = ctx.repo.my_tasks(ctx.service.now()) else {
-        return;
-    };
     let Ok(mut known) = ctx.known_tasks.lock() else {
         return;
     };
-    let open: BTreeSet<String> = tasks.iter().map(|t| t.id.to_string()).collect();
-    known.retain(|id, _| open.contains(id));
+    let Ok(tasks) = ctx.service.tasks_to_tell(patient, &mut known, told) else {
+        return;
+    };
     let me = ctx.repo.profile().staff_id.clone();
-    for task in tasks
-        .iter()
-        .filter(|t| patient.is_none_or(|p| &t.patient == p))
-    {
-        let now = told(task);
-        if known.insert(task.id.to_string(), now.clone()).as_ref() != Some(&now) {
-            ctx.sink.send(NodeEvent::TaskChanged {
-                task: CareTask::new(task, me.as_ref()),
-            });
-        }
+    for task in &tasks {
+        ctx.sink.send(NodeEvent::TaskChanged {
+            task: CareTask::new(task, me.as_ref()),
+        });
     }
 }
 
-/// Tells the app about conflicts it has not been told about (one patient's, or all).
+/// Tells the app about conflicts it has not been told about (one patient's, or all), through
+/// the need gate (`Service::conflicts_to_tell`).
 pub(crate) fn announce_conflicts(ctx: &SyncContext, patient: Option<&omsyn_core::ids::PatientId>) {
-    let Ok(conflicts) = ctx.repo.named_conflicts(patient) else {
-        return;
-    };
     let Ok(mut known) = ctx.known_conflicts.lock() else {
         return;
     };
+    let Ok(conflicts) = ctx.service.conflicts_to_tell(patient, &mut known) else {
+        return;
+    };
     for conflict in &conflicts {
-        if known.insert(conflict.id.to_string()) {
-            ctx.sink.send(NodeEvent::ConflictAppeared {
-                conflict: OpenConflict::from(conflict),
-            });
-        }
+        ctx.sink.send(NodeEvent::ConflictAppeared {
+            conflict: OpenConflict::from(conflict),
+        });
     }
 }

@@ -1,9 +1,12 @@
 //! Safety conflicts and escalation tasks: listing them through the need gate, resolving,
 //! claiming and completing them.
 
+use std::collections::{BTreeMap, BTreeSet};
+
 use crate::conflict::{Conflict, ConflictId};
 use crate::docs::journal::Entry;
 use crate::escalation::{Task, TaskId};
+use crate::ids::PatientId;
 
 use super::{Service, ServiceError, required};
 
@@ -25,6 +28,52 @@ impl Service {
         }
         let list = self.repo.named_conflicts(patient.as_ref())?;
         self.shown("open conflicts", list, |c| &c.patient)
+    }
+
+    /// The open conflicts (of one patient, or all) an app has not been told of (`told`: their
+    /// ids), through the need gate ("conflict alerts", logged when it shows any): what a
+    /// notification may show. Those shown join `told`; one the gate keeps back (a block not
+    /// yet purged) is not told, and is not marked told.
+    pub fn conflicts_to_tell(
+        &self,
+        patient: Option<&PatientId>,
+        told: &mut BTreeSet<String>,
+    ) -> Result<Vec<Conflict>, ServiceError> {
+        let new: Vec<Conflict> = (self.repo.named_conflicts(patient)?.into_iter())
+            .filter(|c| !told.contains(&c.id.to_string()))
+            .collect();
+        if new.is_empty() {
+            return Ok(new);
+        }
+        let shown = self.shown("conflict alerts", new, |c| &c.patient)?;
+        told.extend(shown.iter().map(|c| c.id.to_string()));
+        Ok(shown)
+    }
+
+    /// This device's user's open tasks (of one patient, or all) that are new to `told` or
+    /// changed since (`told`: each task's id and `describe` of it as told; closed ones are
+    /// forgotten), through the need gate ("task alerts"): what a notification may show.
+    pub fn tasks_to_tell(
+        &self,
+        patient: Option<&PatientId>,
+        told: &mut BTreeMap<String, String>,
+        describe: impl Fn(&Task) -> String,
+    ) -> Result<Vec<Task>, ServiceError> {
+        let open = self.repo.my_tasks(self.now())?;
+        let ids: BTreeSet<String> = open.iter().map(|t| t.id.to_string()).collect();
+        told.retain(|id, _| ids.contains(id));
+        let changed: Vec<Task> = (open.into_iter())
+            .filter(|t| patient.is_none_or(|p| &t.patient == p))
+            .filter(|t| told.get(&t.id.to_string()) != Some(&describe(t)))
+            .collect();
+        if changed.is_empty() {
+            return Ok(changed);
+        }
+        let shown = self.shown("task alerts", changed, |t| &t.patient)?;
+        for task in &shown {
+            told.insert(task.id.to_string(), describe(task));
+        }
+        Ok(shown)
     }
 
     /// Resolves a conflict with a note (and, for a record field, the value to keep): an

@@ -265,3 +265,67 @@ fn a_refresh_that_shows_a_patient_the_last_logged_read_did_not_name_is_logged_ag
         "the second patient is named: {named:?}"
     );
 }
+
+#[test]
+fn an_app_is_told_of_a_new_conflict_through_the_need_gate_once_and_not_of_a_blocked_patients() {
+    use omsyn_core::ids::StaffId;
+    use omsyn_tests::sync;
+    let mut base = TestNode::base(12);
+    let turid = base.add_patient("Turid Nilsen");
+    let med = base.add_medication(&turid, "Metformin 500 mg", "08:00");
+    let TestNode { repo, rng } = &mut base;
+    repo.transaction(|tx| {
+        for staff in ["N1", "N2"] {
+            tx.set_team_member(at("07:00"), &turid, &StaffId::parse(staff).unwrap(), true)?;
+        }
+        Ok::<_, omsyn_core::RepoError>(())
+    })
+    .unwrap();
+    let (mut kari, mut per) = (TestNode::nurse(13, "N1"), TestNode::nurse(14, "N2"));
+    for nurse in [&mut kari, &mut per] {
+        sync(&base.repo, &nurse.repo);
+        let t = at("08:10");
+        (nurse.repo)
+            .record_dose(t, &mut nurse.rng, &turid, &med, "08:00", t, None, None)
+            .unwrap();
+    }
+    sync(&per.repo, &kari.repo);
+    let kari = service(kari, HandClock::at("09:00"));
+    let mut told = std::collections::BTreeSet::new();
+    let first = kari.conflicts_to_tell(None, &mut told).unwrap();
+    assert_eq!(first.len(), 1, "the dose given twice");
+    assert_eq!(first[0].patient_name.as_deref(), Some("Turid Nilsen"));
+    assert_eq!(
+        reads_of(kari.repo(), "conflict alerts"),
+        1,
+        "told is logged"
+    );
+    assert!(kari.conflicts_to_tell(None, &mut told).unwrap().is_empty());
+    // Turid blocks Kari (sperring); her phone holds the block, not yet purged: no alert shows
+    // Turid's conflict, however new to the app.
+    base.repo
+        .transaction(|tx| {
+            tx.block_staff(
+                at("09:10"),
+                &mut base.rng,
+                &turid,
+                &StaffId::parse("N1").unwrap(),
+            )
+        })
+        .unwrap();
+    omsyn_tests::push(&base.repo, kari.repo());
+    let mut fresh_app = std::collections::BTreeSet::new();
+    assert!(
+        kari.conflicts_to_tell(None, &mut fresh_app)
+            .unwrap()
+            .is_empty()
+    );
+    assert!(
+        fresh_app.is_empty(),
+        "what was kept back is not marked told"
+    );
+    assert!(
+        !kari.repo().conflicts(None).unwrap().is_empty(),
+        "still held"
+    );
+}
