@@ -273,7 +273,7 @@ fn an_app_is_told_of_a_new_conflict_through_the_need_gate_once_and_not_of_a_bloc
     let mut base = TestNode::base(12);
     let turid = base.add_patient("Turid Nilsen");
     let med = base.add_medication(&turid, "Metformin 500 mg", "08:00");
-    let TestNode { repo, rng } = &mut base;
+    let repo = &base.repo;
     repo.transaction(|tx| {
         for staff in ["N1", "N2"] {
             tx.set_team_member(at("07:00"), &turid, &StaffId::parse(staff).unwrap(), true)?;
