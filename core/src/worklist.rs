@@ -24,7 +24,6 @@ use std::collections::{BTreeMap, BTreeSet};
 use rand::RngCore;
 use serde::Serialize;
 
-use crate::docs::journal::EntryBody;
 use crate::docs::plan::{NewVisit, Visit, VisitChange, VisitKind};
 use crate::docs::record::PatientField;
 use crate::geo::Position;
@@ -419,19 +418,6 @@ impl Repo {
 }
 
 /// Whether the visit is documented (performed or not), as of this transaction.
-fn documented(
-    tx: &mut Transaction<'_>,
-    patient: &PatientId,
-    visit: &Visit,
-) -> Result<bool, RepoError> {
-    let journal = tx.journal_of(patient, visit.start.day().month())?;
-    Ok(journal.standing().iter().any(|e| match &e.body {
-        EntryBody::VisitPerformed { visit: v, .. }
-        | EntryBody::VisitNotPerformed { visit: v, .. } => *v == visit.id,
-        _ => false,
-    }))
-}
-
 /// The staff the rows name, with the name and role the list gives them.
 fn listed_staff(rows: &[Row]) -> BTreeMap<String, ListedStaff> {
     rows.iter()
@@ -508,7 +494,7 @@ impl Import {
                 continue;
             };
             self.summary.already_planned += 1;
-            self.update(tx, rng, patient, &visit, row)?;
+            self.update(tx, rng, &visit, row)?;
         }
         Ok(())
     }
@@ -551,7 +537,6 @@ impl Import {
         &mut self,
         tx: &mut Transaction<'_>,
         rng: &mut impl RngCore,
-        patient: &PatientId,
         visit: &Visit,
         row: &Row,
     ) -> Result<(), RepoError> {
@@ -596,7 +581,7 @@ impl Import {
         if changes.is_empty() {
             return Ok(());
         }
-        let documented = documented(tx, patient, visit)?;
+        let documented = tx.is_documented(visit)?;
         let reason = documented.then(|| {
             "the visit is documented already (performed or not): the plan is left as it was"
                 .to_owned()

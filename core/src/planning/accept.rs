@@ -41,6 +41,25 @@ pub fn accept(
     options: &GatherOptions,
     moves: &[Move],
 ) -> Result<Accepted, PlanError> {
+    prepare(repo, now, options, moves)?.write(repo, now, rng)
+}
+
+/// An acceptance checked against the plan as it stood when read, not yet written.
+#[derive(Debug)]
+pub struct Prepared {
+    moves: Vec<Move>,
+    changes: Vec<(VisitId, VisitChange)>,
+    accepted: Accepted,
+    what: String,
+}
+
+/// Checks `moves` against the plan as it stands (every rule, over the day's whole plan).
+pub fn prepare(
+    repo: &Repo,
+    now: Timestamp,
+    options: &GatherOptions,
+    moves: &[Move],
+) -> Result<Prepared, PlanError> {
     if moves.is_empty() {
         return Err(PlanError::Invalid("no moves to accept".into()));
     }
@@ -66,27 +85,77 @@ pub fn accept(
         accepted.reassigned,
         accepted.rescheduled
     );
-    repo.transaction(|tx| {
-        for (visit, change) in &changes {
-            tx.change_visit(now, rng, visit, change)?;
-        }
-        let mut event = AccessEvent::new(
-            None,
-            AuditAction::Write,
+    Ok(Prepared {
+        moves: moves.to_vec(),
+        changes,
+        accepted,
+        what,
+    })
+}
+
+impl Prepared {
+    /// Writes the moves and logs the acceptance in one transaction, after checking again,
+    /// inside it, that each moved visit is as the suggestion found it and still undocumented:
+    /// the day's plan was read before the transaction, and a session may have committed a
+    /// peer's reassignment or a nurse's visit in between — written over, it would be lost
+    /// without a conflict.
+    pub fn write(
+        self,
+        repo: &Repo,
+        now: Timestamp,
+        rng: &mut impl RngCore,
+    ) -> Result<Accepted, PlanError> {
+        let Prepared {
+            moves,
+            changes,
+            accepted,
             what,
-            "coordinator's planning (the coordinator accepted the moves)".into(),
-        );
-        // The log names every patient whose visits the acceptance moved.
-        event.patients = moves
-            .iter()
-            .map(|m| m.patient.clone())
-            .collect::<BTreeSet<_>>()
-            .into_iter()
-            .collect();
-        tx.log_access(now, event)?;
-        Ok::<_, crate::RepoError>(())
-    })?;
-    Ok(accepted)
+        } = self;
+        repo.transaction(|tx| {
+            for m in &moves {
+                still_as_suggested(tx, m)?;
+            }
+            for (visit, change) in &changes {
+                tx.change_visit(now, rng, visit, change)?;
+            }
+            let mut event = AccessEvent::new(
+                None,
+                AuditAction::Write,
+                what,
+                "coordinator's planning (the coordinator accepted the moves)".into(),
+            );
+            // The log names every patient whose visits the acceptance moved.
+            event.patients = moves
+                .iter()
+                .map(|m| m.patient.clone())
+                .collect::<BTreeSet<_>>()
+                .into_iter()
+                .collect();
+            tx.log_access(now, event)?;
+            Ok::<_, PlanError>(())
+        })?;
+        Ok(accepted)
+    }
+}
+
+/// Refuses a move whose visit changed since the suggestion read it (staff, start) or was
+/// documented since, as the write's own transaction sees it.
+fn still_as_suggested(tx: &mut crate::repo::Transaction<'_>, m: &Move) -> Result<(), PlanError> {
+    let (_, visit) = tx.visit(&m.visit)?;
+    let staff: BTreeSet<&StaffId> = visit.staff.iter().collect();
+    if staff != m.from.iter().collect() || visit.start != m.start_before {
+        return Err(PlanError::Invalid(format!(
+            "visit {} changed since the suggestion was made; ask for a new suggestion",
+            m.visit
+        )));
+    }
+    if tx.is_documented(&visit)? {
+        return Err(PlanError::Invalid(format!(
+            "visit {} is under way or documented and cannot be moved",
+            m.visit
+        )));
+    }
+    Ok(())
 }
 
 /// What a planning read names in the access log: "plan suggestion 2026-11-23 for Sone 1".

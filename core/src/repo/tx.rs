@@ -321,6 +321,17 @@ impl Transaction<'_> {
         Ok(id)
     }
 
+    /// Whether `visit` was documented (performed or not), as this transaction sees its
+    /// patient-month's journal.
+    pub fn is_documented(&mut self, visit: &Visit) -> Result<bool, RepoError> {
+        let journal = self.journal_of(&visit.patient, visit.start.day().month())?;
+        Ok(journal.standing().iter().any(|e| match &e.body {
+            EntryBody::VisitPerformed { visit: v, .. }
+            | EntryBody::VisitNotPerformed { visit: v, .. } => *v == visit.id,
+            _ => false,
+        }))
+    }
+
     /// Changes a planned visit (reschedule, reassign, cancel...).
     pub fn change_visit(
         &mut self,

@@ -5,7 +5,7 @@
 use omsyn_core::docs::plan::{NewVisit, VisitChange, VisitKind};
 use omsyn_core::docs::record::PatientField;
 use omsyn_core::ids::{PatientId, StaffId, TiltakId, VisitId};
-use omsyn_core::planning::accept::{Accepted, accept, what_is_planned};
+use omsyn_core::planning::accept::{Accepted, accept, prepare, what_is_planned};
 use omsyn_core::planning::gather::{GatherOptions, ShiftLine, gather};
 use omsyn_core::planning::{Move, PlanError, PlanInput, Policy, Reason, suggest_greedy};
 use omsyn_core::repo::NewTiltak;
@@ -254,6 +254,63 @@ fn a_move_made_stale_by_a_later_change_is_refused_and_nothing_is_written() {
         before,
         "nothing written, nothing logged"
     );
+}
+
+#[test]
+fn a_change_committed_between_the_check_and_the_write_is_not_written_over() {
+    for documented in [false, true] {
+        let mut b = base("H1");
+        let suggestion = suggest_greedy(gathered(&b.node.repo, &options()).unwrap()).unwrap();
+        let prepared = prepare(&b.node.repo, at("06:40"), &options(), &suggestion.moves).unwrap();
+        // Meanwhile a session commits another base's reassignment, or a nurse's visit.
+        let mut other = TestNode::base(93);
+        push(&b.node.repo, &other.repo);
+        if documented {
+            let mut nurse = TestNode::nurse(94, "H1");
+            push(&b.node.repo, &nurse.repo);
+            (nurse.repo)
+                .visit_performed(
+                    at("06:38"),
+                    &mut nurse.rng,
+                    &b.visit,
+                    at("06:38"),
+                    None,
+                    None,
+                )
+                .unwrap();
+            push(&nurse.repo, &b.node.repo);
+        } else {
+            (other.repo)
+                .change_visit(
+                    at("06:38"),
+                    &mut other.rng,
+                    &b.visit,
+                    &VisitChange::Assign(vec![staff("N2")]),
+                )
+                .unwrap();
+            push(&other.repo, &b.node.repo);
+        }
+        let before = snapshot(&b.node.repo);
+        let err = prepared
+            .write(&b.node.repo, at("06:40"), &mut b.node.rng)
+            .unwrap_err();
+        let expected = if documented {
+            "documented"
+        } else {
+            "changed since the suggestion"
+        };
+        assert!(err.to_string().contains(expected), "{err}");
+        assert_eq!(
+            snapshot(&b.node.repo),
+            before,
+            "nothing written, nothing logged"
+        );
+        let kept = if documented { "H1" } else { "N2" };
+        assert_eq!(
+            b.node.repo.visit(&b.visit).unwrap().1.staff,
+            vec![staff(kept)]
+        );
+    }
 }
 
 /// Accepts `moves` at the base at 06:40, with Sone 1's shift list.
