@@ -21,6 +21,7 @@ mod home;
 mod init;
 mod journal;
 mod messages;
+mod records;
 mod staff;
 mod status;
 mod views;

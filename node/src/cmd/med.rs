@@ -23,10 +23,10 @@ pub(crate) fn run(cx: Ctx<'_>, cmd: MedCmd) -> Result<()> {
 }
 
 fn add(cx: Ctx<'_>, patient: &str, name: &str, dose: &str, slots: &[String]) -> Result<()> {
-    let svc = cx.svc;
-    let patient = svc.patient(patient).flagged()?;
-    let id =
-        svc.act(|repo, now, rng| repo.add_medication(now, rng, &patient, name, dose, slots))?;
+    let (patient, id) = cx
+        .svc
+        .add_medication(patient, name, dose, slots)
+        .flagged()?;
     emit(
         cx.json,
         &json!({ "id": id, "patient": patient, "slots": slots }),

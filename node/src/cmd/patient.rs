@@ -24,9 +24,7 @@ pub(crate) fn run(cx: Ctx<'_>, cmd: PatientCmd) -> Result<()> {
             kind,
             note,
         } => {
-            let patient = svc.patient(&patient).flagged()?;
-            let id = svc
-                .act(|repo, now, rng| repo.add_flag(now, rng, &patient, &kind, note.as_deref()))?;
+            let id = svc.add_flag(&patient, &kind, note.as_deref()).flagged()?;
             emit(json, &json!({ "id": id }), || id.to_string());
             Ok(())
         }
@@ -35,9 +33,7 @@ pub(crate) fn run(cx: Ctx<'_>, cmd: PatientCmd) -> Result<()> {
             flag,
             reason,
         } => {
-            let flag = svc.flag(&flag).flagged()?;
-            let patient = svc.patient(&patient).flagged()?;
-            svc.act(|repo, now, _| repo.deactivate_flag(now, &patient, &flag, &reason))?;
+            let (patient, flag) = svc.lift_flag(&patient, &flag, &reason).flagged()?;
             emit(json, &json!({ "id": flag, "patient": patient }), || {
                 format!("flag {flag} lifted")
             });
@@ -49,10 +45,7 @@ pub(crate) fn run(cx: Ctx<'_>, cmd: PatientCmd) -> Result<()> {
             relation,
             phone,
         } => {
-            let patient = svc.patient(&patient).flagged()?;
-            let id = svc.act(|repo, now, rng| {
-                repo.add_contact(now, rng, &patient, &name, &relation, phone.as_deref())
-            })?;
+            let id = (svc.add_contact(&patient, &name, &relation, phone.as_deref())).flagged()?;
             emit(json, &json!({ "id": id }), || id.to_string());
             Ok(())
         }
@@ -74,9 +67,7 @@ fn add(cx: Ctx<'_>, f: PatientFields) -> Result<()> {
             fields.push((field, v));
         }
     }
-    let id = cx
-        .svc
-        .act(|repo, now, rng| repo.add_patient(now, rng, &fields))?;
+    let id = cx.svc.add_patient(&fields).flagged()?;
     emit(cx.json, &json!({ "id": id }), || id.to_string());
     Ok(())
 }

@@ -627,6 +627,55 @@ fn bad_arguments_are_named_and_nothing_is_written() {
             &["import-worklist", "/nonexistent.csv", "--offset", "1h"],
             "--offset",
         ),
+        (
+            &["patient", "flag", "--patient", &patient, "--kind", " "],
+            "--kind: a flag's kind must not be empty",
+        ),
+        (
+            &[
+                "patient",
+                "unflag",
+                "--patient",
+                &patient,
+                "--flag",
+                "f-0000000000000000",
+                "--reason",
+                "",
+            ],
+            "--reason: why the flag is lifted must not be empty",
+        ),
+        (
+            &[
+                "patient",
+                "contact",
+                "--patient",
+                &patient,
+                "--name",
+                "",
+                "--relation",
+                "datter",
+            ],
+            "--name: the contact's name must not be empty",
+        ),
+        (
+            &[
+                "med",
+                "add",
+                "--patient",
+                &patient,
+                "--name",
+                "Paracet",
+                "--dose",
+                " ",
+                "--slot",
+                "08:00",
+            ],
+            "--dose: the dose must not be empty",
+        ),
+        (
+            &["patient", "add", "--name", "  "],
+            "the patient's name must not be empty",
+        ),
     ];
     each_refused_and_nothing_written(&base, &patient, &before, cases);
 }
