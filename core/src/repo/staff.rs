@@ -38,7 +38,9 @@ impl Repo {
             .unwrap_or_else(|poisoned| poisoned.into_inner().clone())
     }
 
-    /// Adds (or renames) work-list staff, and writes the file.
+    /// Adds (or renames) work-list staff, and writes the file. What is held here changes only
+    /// once the file is written: a write that failed (a full disk) leaves both as they were,
+    /// so asking again writes again instead of finding nothing to do.
     pub(crate) fn remember_listed_staff(
         &self,
         staff: BTreeMap<String, ListedStaff>,
@@ -47,11 +49,13 @@ impl Repo {
             .listed_staff
             .write()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
-        let before = held.clone();
-        held.extend(staff);
-        if *held == before {
+        let mut after = held.clone();
+        after.extend(staff);
+        if after == *held {
             return Ok(());
         }
-        super::side_files::write(&self.dir, STAFF_FILE, &*held)
+        super::side_files::write(&self.dir, STAFF_FILE, &after)?;
+        *held = after;
+        Ok(())
     }
 }

@@ -329,3 +329,26 @@ fn an_app_is_told_of_a_new_conflict_through_the_need_gate_once_and_not_of_a_bloc
         "still held"
     );
 }
+
+#[test]
+fn a_staff_member_whose_file_write_failed_is_written_when_asked_again() {
+    use rand::SeedableRng;
+    let dir = tempfile::tempdir().unwrap();
+    let profile = TestNode::base(15).repo.profile().clone();
+    let mut rng = rand::rngs::StdRng::seed_from_u64(15);
+    let repo = Repo::init(dir.path(), profile, None, &mut rng).unwrap();
+    let svc = Service::new(Arc::new(repo), HandClock::at("09:00"), [7; 32]);
+    // The file cannot be written (a directory stands where its partial copy goes).
+    let blocker = dir.path().join("staff.json.partial");
+    std::fs::create_dir(&blocker).unwrap();
+    std::fs::write(blocker.join("x"), b"x").unwrap();
+    assert!(
+        svc.add_staff("S00042", "Kari Nordmann", None, None)
+            .is_err()
+    );
+    std::fs::remove_dir_all(&blocker).unwrap();
+    svc.add_staff("S00042", "Kari Nordmann", None, None)
+        .unwrap();
+    let written = std::fs::read_to_string(dir.path().join("staff.json")).unwrap();
+    assert!(written.contains("Kari Nordmann"), "{written}");
+}
