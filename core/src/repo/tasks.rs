@@ -31,6 +31,21 @@ impl Repo {
         Ok(self.store.set_escalation_policy_json(&json)?)
     }
 
+    /// Changes this node's escalation policy where `change` does, and returns it: the read and
+    /// the write are one step, so two changes made at once (two forwarded `tasks policy`
+    /// commands) each keep the other's.
+    pub fn update_escalation_policy(
+        &self,
+        change: impl FnOnce(&mut EscalationPolicy),
+    ) -> Result<EscalationPolicy, RepoError> {
+        static UPDATING: std::sync::Mutex<()> = std::sync::Mutex::new(());
+        let _one = UPDATING.lock().unwrap_or_else(|p| p.into_inner());
+        let mut policy = self.escalation_policy()?;
+        change(&mut policy);
+        self.set_escalation_policy(&policy)?;
+        Ok(policy)
+    }
+
     /// Every task this node's documents call for, closed ones too, as it stands at `now`: open
     /// ones first, by priority and time; optionally for one patient.
     pub fn tasks(

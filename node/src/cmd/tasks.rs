@@ -2,7 +2,7 @@
 //! and completing them, and the node's escalation waits.
 
 use anyhow::Result;
-use omsyn_core::escalation::{EscalationPolicy, Priority, Task};
+use omsyn_core::escalation::{Priority, Task};
 use omsyn_core::service::TaskScope;
 use serde_json::json;
 
@@ -57,19 +57,20 @@ fn policy(
     [alarm_ack, alert_ack, call_retry, call_attempts]: [Option<u32>; 4],
 ) -> Result<()> {
     let repo = cx.svc.repo();
-    let mut policy = repo.escalation_policy()?;
-    if [alarm_ack, alert_ack, call_retry, call_attempts]
+    let policy = if [alarm_ack, alert_ack, call_retry, call_attempts]
         .iter()
         .any(Option::is_some)
     {
-        policy = EscalationPolicy {
-            alarm_ack_minutes: alarm_ack.unwrap_or(policy.alarm_ack_minutes),
-            alert_ack_minutes: alert_ack.unwrap_or(policy.alert_ack_minutes),
-            call_retry_minutes: call_retry.unwrap_or(policy.call_retry_minutes),
-            call_attempts: call_attempts.unwrap_or(policy.call_attempts),
-        };
-        repo.set_escalation_policy(&policy)?;
-    }
+        repo.update_escalation_policy(|p| {
+            let set = |value: Option<u32>, field: &mut u32| *field = value.unwrap_or(*field);
+            set(alarm_ack, &mut p.alarm_ack_minutes);
+            set(alert_ack, &mut p.alert_ack_minutes);
+            set(call_retry, &mut p.call_retry_minutes);
+            set(call_attempts, &mut p.call_attempts);
+        })?
+    } else {
+        repo.escalation_policy()?
+    };
     emit(cx.json, &policy, || {
         format!(
             "alarm unclaimed → base after {} min\nother alert unclaimed → base after {} min\n\

@@ -612,3 +612,34 @@ fn a_withdrawn_alert_raises_no_task() {
     z.spread(1);
     assert!(z.base.repo.tasks(at("09:00"), None).unwrap().is_empty());
 }
+
+#[test]
+fn two_policy_changes_made_at_once_each_keep_the_others() {
+    let base = std::sync::Arc::new(TestNode::base(61).repo);
+    for round in 0..50u32 {
+        let start = std::sync::Arc::new(std::sync::Barrier::new(2));
+        let threads: Vec<_> = [true, false]
+            .into_iter()
+            .map(|alarm| {
+                let (base, start) = (base.clone(), start.clone());
+                std::thread::spawn(move || {
+                    start.wait();
+                    base.update_escalation_policy(|p| match alarm {
+                        true => p.alarm_ack_minutes = 10 + round % 5,
+                        false => p.call_attempts = 2 + round % 3,
+                    })
+                    .unwrap();
+                })
+            })
+            .collect();
+        for thread in threads {
+            thread.join().unwrap();
+        }
+        let policy = base.escalation_policy().unwrap();
+        assert_eq!(
+            (policy.alarm_ack_minutes, policy.call_attempts),
+            (10 + round % 5, 2 + round % 3),
+            "round {round}"
+        );
+    }
+}
