@@ -1,12 +1,14 @@
 //! Who may hold a connection before proving who it is.
 //!
-//! A connection takes one of the node's session slots ([`super::daemon::MAX_PEERS`]) from its
-//! handshake on, but the peer is known to be enrolled only once the session has verified its
-//! `Hello` — anybody who can reach the node can complete a QUIC handshake with a fresh key. So
-//! a connection that has not shown a verified `Hello` within [`hello_limit`] of its handshake
-//! starting is closed, and at most [`MAX_UNVERIFIED`] such connections are held at once: a
-//! newcomer closes the one that has waited longest (an honest peer's `Hello` comes within a
-//! round trip or two, so whoever waits longest is the likeliest to hold a slot for nothing).
+//! A connection takes one of the node's session slots ([`super::daemon::MAX_PEERS`]) once its
+//! handshake is complete, but the peer is known to be enrolled only once the session has
+//! verified its `Hello` — anybody who can reach the node can complete a QUIC handshake with a
+//! fresh key. So at most [`MAX_UNVERIFIED`] connections without a verified `Hello` are held at
+//! once: a newcomer closes the one that has waited longest (an honest peer's `Hello` is its
+//! first frame, so whoever waits longest is the likeliest to hold a slot for nothing); and one
+//! is closed when its handshake, its stream, or — before its `Hello` is verified — a silence of
+//! the peer's lasts [`hello_limit`]. A peer still sending is not cut off by the clock (a large
+//! first push on a slow link); it is the cap that bounds what trickling connections hold.
 //! Silent connections by the dozen then hold a quarter of the slots at most, and briefly.
 
 use std::collections::VecDeque;
@@ -16,9 +18,9 @@ use std::time::Duration;
 use iroh::endpoint::{Connection, VarInt};
 use tracing::warn;
 
-/// How long a connection may take from its handshake to the peer's verified `Hello`, unless
-/// `OMSYN_HELLO_LIMIT_MS` says otherwise (tests). Generous for a rural link: the handshake and
-/// the `Hello` take a few round trips, lost datagrams a few seconds more.
+/// How long a connection's handshake, its stream, or the peer's silence before its `Hello` is
+/// verified may last, unless `OMSYN_HELLO_LIMIT_MS` says otherwise (tests). Generous for a
+/// rural link: each takes a round trip or two, lost datagrams a few seconds more.
 pub const HELLO_LIMIT: Duration = Duration::from_secs(20);
 /// Most connections held at once whose peer has not yet shown a verified `Hello`.
 pub const MAX_UNVERIFIED: usize = 16;

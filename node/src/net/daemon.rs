@@ -93,15 +93,14 @@ async fn accept_loop(shared: Shared, slots: Arc<Semaphore>) -> Result<()> {
     while let Some(incoming) = shared.net.endpoint.accept().await {
         // Reap finished sessions so the set does not grow with every connection ever made.
         while tasks.try_join_next().is_some() {}
-        let Ok(permit) = slots.clone().try_acquire_owned() else {
+        if slots.available_permits() == 0 {
             warn!("refusing a connection: {MAX_PEERS} peers already connected");
             incoming.refuse();
             continue;
-        };
-        let (shared, unverified) = (shared.clone(), unverified.clone());
+        }
+        let (shared, unverified, slots) = (shared.clone(), unverified.clone(), slots.clone());
         tasks.spawn(async move {
-            let _permit = permit;
-            if let Err(e) = serve_incoming(shared, incoming, unverified).await {
+            if let Err(e) = serve_incoming(shared, incoming, unverified, slots).await {
                 warn!(error = format!("{e:#}"), "incoming session failed");
             }
         });
@@ -109,19 +108,30 @@ async fn accept_loop(shared: Shared, slots: Arc<Semaphore>) -> Result<()> {
     Ok(())
 }
 
-/// Serves one incoming connection. Until the session verifies the peer's `Hello`, the
-/// connection is one of [`Unverified`]'s, and each wait (the handshake, the peer's stream, the
-/// `Hello`) ends at [`hello_limit`].
+/// Serves one incoming connection. It takes one of the node's session slots once its handshake
+/// is complete (a handshake proves the peer's address and key, nothing more: one that never
+/// completes holds no slot); until the session verifies the peer's `Hello` it is one of
+/// [`Unverified`]'s, and the handshake, the peer's stream and a silence before the `Hello`
+/// each end at [`hello_limit`].
 async fn serve_incoming(
     shared: Shared,
     incoming: iroh::endpoint::Incoming,
     unverified: Arc<Unverified>,
+    slots: Arc<Semaphore>,
 ) -> Result<()> {
     let limit = hello_limit();
     let conn = tokio::time::timeout(limit, incoming)
         .await
         .context("the handshake did not complete in time")?
         .context("handshake")?;
+    let Ok(_slot) = slots.try_acquire_owned() else {
+        warn!("closing a connection: {MAX_PEERS} peers already connected");
+        conn.close(
+            super::admission::NO_HELLO_CLOSE,
+            b"too many peers connected",
+        );
+        return Ok(());
+    };
     if conn.alpn() != ALPN {
         conn.close(1u32.into(), b"unsupported protocol");
         return Ok(());

@@ -183,12 +183,16 @@ pub async fn drive(
     let idle_limit = mode.idle_limit();
     let silence = tokio::time::sleep(idle_limit.unwrap_or(IDLE_LIMIT));
     tokio::pin!(silence);
-    let mut last_taken = Instant::now();
-    // A peer that has not shown a verified Hello by then holds the connection for nothing.
+    // An accepted connection whose peer has shown no verified Hello and sent nothing for this
+    // long holds its slot for nothing (one that keeps sending is evicted by newcomers instead:
+    // see `admission`; a large first push on a slow link is not cut off).
+    let on_probation = on_verified.is_some();
     let hello_limit = super::admission::hello_limit();
     let hello_by = tokio::time::sleep(hello_limit);
     tokio::pin!(hello_by);
     flush(&mut session, &mut send, idle_limit).await?;
+    // Our own first writes (a large first push on a slow link) are not the peer's silence.
+    let mut last_taken = Instant::now();
     debug!(peer = %peer.short(), elapsed = ?link.started.elapsed(), "hello written to the stream");
     loop {
         let result = tokio::select! {
@@ -204,9 +208,14 @@ pub async fn drive(
                 conn.close(IDLE_CLOSE, b"the peer sent nothing");
                 bail!("the peer sent nothing for {} s", limit.as_secs())
             }
-            () = &mut hello_by, if session.peer_grant().is_none() => {
+            () = &mut hello_by, if on_probation && session.peer_grant().is_none() => {
+                let heard = inflow.last_read().max(last_taken);
+                if heard.elapsed() < hello_limit {
+                    hello_by.as_mut().reset((heard + hello_limit).into());
+                    continue;
+                }
                 conn.close(super::admission::NO_HELLO_CLOSE, b"no verified Hello in time");
-                bail!("the peer showed no verified Hello within {} ms", hello_limit.as_millis())
+                bail!("the peer sent nothing for {} ms before its Hello was verified", hello_limit.as_millis())
             }
             next = inflow.next() => {
                 last_taken = Instant::now();
