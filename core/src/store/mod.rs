@@ -43,6 +43,7 @@ mod migrate;
 mod open;
 mod peers;
 mod read;
+mod refused;
 mod relations;
 mod removal;
 mod revocations;

@@ -1860,8 +1860,21 @@ fn a_change_a_peer_refused_for_now_is_sent_again_once_it_would_take_it() {
             .unwrap()
     };
     assert_ne!(held(&z.base.repo), held(&nurse.repo));
-    // Once the base's clock has reached the note's date, the next session sends it again
-    // (nothing else changed since), and the base takes it.
+    let refused = || nurse.repo.store().refused(&z.base.repo.id()).unwrap();
+    assert_eq!(refused(), vec![journal.clone()]);
+    // A session before the base's clock reaches the note's date is refused again.
+    let (mut link, errors) = sync_at(&nurse.repo, &z.base.repo, NOW_MS + HOUR_MS);
+    assert_eq!(errors, (None, None));
+    let again = events(&mut link.a);
+    assert!(
+        again
+            .iter()
+            .any(|e| matches!(e, SyncEvent::RejectedByPeer { .. })),
+        "{again:?}"
+    );
+    assert_eq!(refused(), vec![journal.clone()]);
+    // Once it has, the next session sends it again (nothing else changed since), the base
+    // takes it, and the phone forgets the refusal.
     let later = NOW_MS + 2 * DAY_MS + 3_600_000;
     let (_, errors) = sync_at(&nurse.repo, &z.base.repo, later);
     assert_eq!(errors, (None, None));
@@ -1870,6 +1883,7 @@ fn a_change_a_peer_refused_for_now_is_sent_again_once_it_would_take_it() {
         held(&nurse.repo),
         "the base holds the note"
     );
+    assert!(refused().is_empty());
 }
 
 #[test]

@@ -182,11 +182,10 @@ pub struct Session {
     /// and equal to its copy: nothing in them needs pushing back, so the acknowledged position
     /// moves over them and the next session does not load each such document to find that out.
     held_ranges: Vec<(u64, u64)>,
-    /// The peer refused changes we sent in this session: the acknowledged position stays
-    /// where the session began, so the next session lists them again (what was refused for now
-    /// — a clock ahead of the peer's, a certificate it had not heard of — goes again, and is
-    /// judged again, change by change).
-    peer_refused: bool,
+    /// Documents the peer refused changes of (in this session, or remembered from one before:
+    /// `Store::refused`): sent again at each session's start, forgotten once a round that
+    /// sent them is acknowledged without a refusal.
+    resending: BTreeSet<DocumentId>,
     /// Build rounds a part at a time, as the driver asks ([`Session::pace`]).
     paced: bool,
     /// The round being built (paced: its parts not all queued yet).
@@ -222,7 +221,7 @@ impl Session {
             early_epoch: None,
             held_by_peer: BTreeSet::new(),
             held_ranges: Vec::new(),
-            peer_refused: false,
+            resending: BTreeSet::new(),
             paced: false,
             building: None,
             knowledge_saved_ms: None,
@@ -334,6 +333,7 @@ impl Session {
             let answering = !answers.is_empty();
             let mut docs = self.unpushed(store)?;
             docs.extend(answers);
+            docs.extend(self.refused_before(store)?);
             if !docs.is_empty() {
                 self.push_round(store, policy, now_ms, docs, answering)?;
             }
@@ -355,7 +355,15 @@ impl Session {
         self.pushed_seq = self.record.acked_seq;
         let mut docs = self.unpushed(store)?;
         docs.extend(answers);
+        docs.extend(self.refused_before(store)?);
         self.push_round(store, policy, now_ms, docs, true)
+    }
+
+    /// The documents the peer refused changes of in an earlier session, to be sent again.
+    fn refused_before(&mut self, store: &Store) -> Result<Vec<DocumentId>, SyncError> {
+        let refused = store.refused(&self.peer)?;
+        self.resending.extend(refused.iter().cloned());
+        Ok(refused)
     }
 
     /// Documents committed after the last position pushed; advances that position to the one

@@ -60,6 +60,9 @@ impl Session {
                 .into_iter()
                 .filter(|p| !asked.contains(&p.doc))
             {
+                if self.resending.remove(&pushed.doc) {
+                    batch.set_refused(&self.peer, &pushed.doc, false)?;
+                }
                 remember(
                     batch,
                     &self.peer,
@@ -69,7 +72,7 @@ impl Session {
                     pushed.taken_ms,
                 )?;
             }
-            if self.nothing_in_flight() && !answer_owed && !self.peer_refused {
+            if self.nothing_in_flight() && !answer_owed {
                 self.record.acked_seq = self.record.acked_seq.max(pending.seq);
                 self.skip_held_ranges();
             }
@@ -78,14 +81,19 @@ impl Session {
     }
 
     /// The peer refused what a round sent of `doc` (a message's changes are taken whole or not
-    /// at all): it holds none of it, so the round's `Ack` records nothing of `doc`, and the
-    /// acknowledged position stops where it is for the rest of the session.
-    pub(super) fn refused_by_peer(&mut self, doc: &DocumentId) {
-        self.peer_refused = true;
+    /// at all): it holds none of it, so the round's `Ack` records nothing of `doc`, and `doc`
+    /// is remembered to be sent again at the next session's start (`Store::refused`).
+    pub(super) fn refused_by_peer(
+        &mut self,
+        batch: &mut WriteBatch<'_>,
+        doc: &DocumentId,
+    ) -> Result<(), SyncError> {
         let building = self.building.as_mut().map(|b| &mut b.out.pending);
         for pending in self.unacked.values_mut().chain(building) {
             pending.pushed.retain(|p| &p.doc != doc);
         }
+        self.resending.insert(doc.clone());
+        Ok(batch.set_refused(&self.peer, doc, true)?)
     }
 
     /// Pushes `docs` as a round. A paced session (see [`Session::pace`]) builds the round a
@@ -124,6 +132,7 @@ impl Session {
                 ..PendingRound::default()
             },
             sent_anything: false,
+            unrefused: Vec::new(),
         };
         self.next_round += 1;
         let mut queue: VecDeque<DocumentId> = docs.into();
@@ -183,11 +192,14 @@ impl Session {
                 return Ok(());
             }
         }
-        if !b.withhold.is_empty() {
+        if !b.withhold.is_empty() || !b.out.unrefused.is_empty() {
             b.withhold.dedup();
             let mut batch = store.write()?;
             for doc in &b.withhold {
                 batch.set_withheld(&self.peer, doc, true)?;
+            }
+            for doc in &b.out.unrefused {
+                batch.set_refused(&self.peer, doc, false)?;
             }
             pipeline::commit(batch, &pipeline::DeriveContext::of(store, Some(now_ms)))?;
         }
@@ -303,6 +315,8 @@ impl Session {
             None => store.with_doc(&doc, |d| plan_push(d, known, me, now_ms))?,
         };
         match plan {
+            // Nothing to send: the peer holds what was refused (it came another way).
+            None | Some(Push::Nothing) if self.resending.remove(&doc) => out.unrefused.push(doc),
             None | Some(Push::Nothing) => {}
             Some(Push::Changes(changes, pushed)) => {
                 out.part_bytes += changes.iter().map(|c| c.bytes.len()).sum::<usize>();
@@ -541,6 +555,9 @@ pub(super) struct RoundOut {
     pending: PendingRound,
     /// Whether it carries anything.
     sent_anything: bool,
+    /// Documents the peer refused before and holds now (nothing to send: they came another
+    /// way), forgotten as refused when the round ends.
+    unrefused: Vec<DocumentId>,
 }
 
 /// What to push of `doc` to a peer known to hold `known` (`None`: nothing known of its copy).

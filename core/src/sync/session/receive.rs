@@ -122,7 +122,7 @@ impl Session {
                 self.receive_withdraw(batch, doc, blocked, now_ms)?
             }
             Message::Reject { doc, reason } => {
-                self.refused_by_peer(&doc);
+                self.refused_by_peer(batch, &doc)?;
                 self.events
                     .push_back(SyncEvent::RejectedByPeer { doc, reason });
             }
