@@ -47,7 +47,8 @@ pub fn accept(
 /// An acceptance checked against the plan as it stood when read, not yet written.
 #[derive(Debug)]
 pub struct Prepared {
-    moves: Vec<Move>,
+    /// The moves, each with its visit's end as the check read it.
+    moves: Vec<(Move, Timestamp)>,
     changes: Vec<(VisitId, VisitChange)>,
     accepted: Accepted,
     what: String,
@@ -69,6 +70,10 @@ pub fn prepare(
     // below, which names every patient it moved. A refused acceptance leaves no trace.
     disclosure.finish_logging(false)?;
     let changes = validate(&input, moves)?;
+    let end_of = |m: &Move| {
+        let visit = input.visits.iter().find(|v| v.id == m.visit);
+        visit.map_or(m.start_before, |v| v.end)
+    };
     let accepted = Accepted {
         reassigned: moves.iter().filter(|m| m.reassigns()).count(),
         rescheduled: moves.iter().filter(|m| m.reschedules()).count(),
@@ -86,7 +91,7 @@ pub fn prepare(
         accepted.rescheduled
     );
     Ok(Prepared {
-        moves: moves.to_vec(),
+        moves: moves.iter().map(|m| (m.clone(), end_of(m))).collect(),
         changes,
         accepted,
         what,
@@ -112,8 +117,8 @@ impl Prepared {
             what,
         } = self;
         repo.transaction(|tx| {
-            for m in &moves {
-                still_as_suggested(tx, m)?;
+            for (m, end) in &moves {
+                still_as_suggested(tx, m, *end)?;
             }
             for (visit, change) in &changes {
                 tx.change_visit(now, rng, visit, change)?;
@@ -127,7 +132,7 @@ impl Prepared {
             // The log names every patient whose visits the acceptance moved.
             event.patients = moves
                 .iter()
-                .map(|m| m.patient.clone())
+                .map(|(m, _)| m.patient.clone())
                 .collect::<BTreeSet<_>>()
                 .into_iter()
                 .collect();
@@ -138,12 +143,20 @@ impl Prepared {
     }
 }
 
-/// Refuses a move whose visit changed since the suggestion read it (staff, start) or was
-/// documented since, as the write's own transaction sees it.
-fn still_as_suggested(tx: &mut crate::repo::Transaction<'_>, m: &Move) -> Result<(), PlanError> {
+/// Refuses a move whose visit changed since the suggestion read it (staff, window, cancelled)
+/// or was documented since, as the write's own transaction sees it.
+fn still_as_suggested(
+    tx: &mut crate::repo::Transaction<'_>,
+    m: &Move,
+    end_before: Timestamp,
+) -> Result<(), PlanError> {
     let (_, visit) = tx.visit(&m.visit)?;
     let staff: BTreeSet<&StaffId> = visit.staff.iter().collect();
-    if staff != m.from.iter().collect() || visit.start != m.start_before {
+    let planned = visit.status == crate::docs::plan::PlanStatus::Planned;
+    if staff != m.from.iter().collect()
+        || (visit.start, visit.end) != (m.start_before, end_before)
+        || !planned
+    {
         return Err(PlanError::Invalid(format!(
             "visit {} changed since the suggestion was made; ask for a new suggestion",
             m.visit

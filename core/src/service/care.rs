@@ -45,7 +45,7 @@ impl Service {
         if new.is_empty() {
             return Ok(new);
         }
-        let shown = self.shown("conflict alerts", new, |c| &c.patient)?;
+        let shown = self.alerted("conflict alerts", new, |c| &c.patient)?;
         told.extend(shown.iter().map(|c| c.id.to_string()));
         Ok(shown)
     }
@@ -69,11 +69,34 @@ impl Service {
         if changed.is_empty() {
             return Ok(changed);
         }
-        let shown = self.shown("task alerts", changed, |t| &t.patient)?;
+        let shown = self.alerted("task alerts", changed, |t| &t.patient)?;
         for task in &shown {
             told.insert(task.id.to_string(), describe(task));
         }
         Ok(shown)
+    }
+
+    /// The `items` an alert may show, logged as a read of `view` when it shows any. A patient
+    /// the gate keeps back is left out without a refusal in the log: an alert the app raises by
+    /// itself (at every write, every document received) is no attempt of the user's to read.
+    fn alerted<T>(
+        &self,
+        view: &str,
+        items: Vec<T>,
+        patient_of: impl Fn(&T) -> &PatientId,
+    ) -> Result<Vec<T>, ServiceError> {
+        // The verdicts only: this disclosure is never finished, so it logs nothing.
+        let mut verdicts = self.disclose(crate::trust::audit::AuditAction::Read, view);
+        let mut kept = Vec::new();
+        for item in items {
+            if verdicts.admits(patient_of(&item))? {
+                kept.push(item);
+            }
+        }
+        if kept.is_empty() {
+            return Ok(kept);
+        }
+        self.shown(view, kept, patient_of)
     }
 
     /// Resolves a conflict with a note (and, for a record field, the value to keep): an

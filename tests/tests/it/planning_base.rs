@@ -258,14 +258,25 @@ fn a_move_made_stale_by_a_later_change_is_refused_and_nothing_is_written() {
 
 #[test]
 fn a_change_committed_between_the_check_and_the_write_is_not_written_over() {
-    for documented in [false, true] {
+    // What a session commits meanwhile: another base's reassignment or cancellation, or a
+    // nurse's visit.
+    for meanwhile in ["reassigned", "cancelled", "documented"] {
         let mut b = base("H1");
         let suggestion = suggest_greedy(gathered(&b.node.repo, &options()).unwrap()).unwrap();
         let prepared = prepare(&b.node.repo, at("06:40"), &options(), &suggestion.moves).unwrap();
-        // Meanwhile a session commits another base's reassignment, or a nurse's visit.
         let mut other = TestNode::base(93);
         push(&b.node.repo, &other.repo);
-        if documented {
+        let change = match meanwhile {
+            "reassigned" => Some(VisitChange::Assign(vec![staff("N2")])),
+            "cancelled" => Some(VisitChange::Cancel("innlagt på sykehus".into())),
+            _ => None,
+        };
+        if let Some(change) = change {
+            (other.repo)
+                .change_visit(at("06:38"), &mut other.rng, &b.visit, &change)
+                .unwrap();
+            push(&other.repo, &b.node.repo);
+        } else {
             let mut nurse = TestNode::nurse(94, "H1");
             push(&b.node.repo, &nurse.repo);
             (nurse.repo)
@@ -279,37 +290,28 @@ fn a_change_committed_between_the_check_and_the_write_is_not_written_over() {
                 )
                 .unwrap();
             push(&nurse.repo, &b.node.repo);
-        } else {
-            (other.repo)
-                .change_visit(
-                    at("06:38"),
-                    &mut other.rng,
-                    &b.visit,
-                    &VisitChange::Assign(vec![staff("N2")]),
-                )
-                .unwrap();
-            push(&other.repo, &b.node.repo);
         }
         let before = snapshot(&b.node.repo);
         let err = prepared
             .write(&b.node.repo, at("06:40"), &mut b.node.rng)
             .unwrap_err();
-        let expected = if documented {
-            "documented"
-        } else {
-            "changed since the suggestion"
+        let expected = match meanwhile {
+            "documented" => "documented",
+            _ => "changed since the suggestion",
         };
-        assert!(err.to_string().contains(expected), "{err}");
+        assert!(err.to_string().contains(expected), "{meanwhile}: {err}");
         assert_eq!(
             snapshot(&b.node.repo),
             before,
-            "nothing written, nothing logged"
+            "{meanwhile}: nothing written"
         );
-        let kept = if documented { "H1" } else { "N2" };
-        assert_eq!(
-            b.node.repo.visit(&b.visit).unwrap().1.staff,
-            vec![staff(kept)]
-        );
+        let kept = if meanwhile == "reassigned" {
+            "N2"
+        } else {
+            "H1"
+        };
+        let (_, visit) = b.node.repo.visit(&b.visit).unwrap();
+        assert_eq!(visit.staff, vec![staff(kept)], "{meanwhile}");
     }
 }
 

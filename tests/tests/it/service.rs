@@ -324,6 +324,13 @@ fn an_app_is_told_of_a_new_conflict_through_the_need_gate_once_and_not_of_a_bloc
         fresh_app.is_empty(),
         "what was kept back is not marked told"
     );
+    // Nor is it logged as a refused read: the app asked, not the nurse.
+    let log = kari.repo().audit_entries(None).unwrap();
+    assert!(
+        !log.iter()
+            .any(|e| e.action == AuditAction::Refused && e.what == "conflict alerts"),
+        "{log:?}"
+    );
     assert!(
         !kari.repo().conflicts(None).unwrap().is_empty(),
         "still held"
