@@ -1941,3 +1941,55 @@ fn a_peer_that_asks_for_a_document_as_it_acknowledges_the_round_that_sent_it_get
     }
     assert!(sent > 0, "the journal's changes were not sent again");
 }
+
+#[test]
+fn a_peer_naming_ten_thousand_made_up_documents_leaves_no_rows_behind() {
+    let z = zone();
+    let nurse = TestNode::nurse(97, "N1");
+    let mut link = Link::open(&nurse.repo, &z.base.repo);
+    let (pn, pb) = (
+        nurse.repo.need_policy().expect("own grant"),
+        z.base.repo.need_policy().expect("own grant"),
+    );
+    link.exchange((&nurse.repo, &pn), (&z.base.repo, &pb), NOW_MS);
+    let made_up: Vec<DocumentId> = (0..10_000u32)
+        .map(|i| {
+            let mut bytes = [0xee; 8];
+            bytes[..4].copy_from_slice(&i.to_le_bytes());
+            DocumentId::PatientRecord(PatientId::from_bytes(bytes))
+        })
+        .collect();
+    // A patched app declines, asks for, and says it holds each of them.
+    let frames: Vec<u8> = made_up
+        .iter()
+        .flat_map(|doc| {
+            [
+                wire::encode(&Message::Decline { doc: doc.clone() }),
+                wire::encode(&Message::Need {
+                    doc: doc.clone(),
+                    heads: vec![[7; 32]],
+                }),
+                wire::encode(&Message::Have {
+                    doc: doc.clone(),
+                    heads: vec![[7; 32]],
+                }),
+            ]
+            .concat()
+        })
+        .collect();
+    link.b
+        .handle_bytes(z.base.repo.store(), &pb, NOW_MS, &frames)
+        .unwrap();
+    while link.b.poll_transmit().is_some() {}
+    let store = z.base.repo.store();
+    let peer = nurse.repo.id();
+    let withheld = store.withheld(&peer, None).unwrap();
+    assert!(
+        withheld.iter().all(|d| !made_up.contains(d)),
+        "{} made-up documents withheld",
+        withheld.iter().filter(|d| made_up.contains(d)).count()
+    );
+    for doc in made_up.iter().step_by(997) {
+        assert_eq!(store.peer_doc(&peer, doc).unwrap(), None, "{doc}");
+    }
+}

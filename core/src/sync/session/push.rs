@@ -221,7 +221,8 @@ impl Session {
             return Ok(());
         }
         if !self.permits(store, now_ms, |q| policy.may_send(q, &doc)) {
-            if !b.withheld_before.contains(&doc) {
+            // A document not held here (a made-up id the peer asked for) is nothing to withhold.
+            if !b.withheld_before.contains(&doc) && store.holds(&doc)? {
                 b.withhold.push(doc.clone());
             }
             if b.i_am_base {

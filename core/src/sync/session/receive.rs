@@ -161,12 +161,16 @@ impl Session {
     }
 
     /// The peer has no need for `doc`: we stop offering it, until the next session reconsiders
-    /// (the peer's need may have grown by then).
+    /// (the peer's need may have grown by then). A document not held here is nothing to
+    /// withhold: a peer naming made-up ids leaves no rows.
     fn receive_decline(
         &mut self,
         batch: &mut WriteBatch<'_>,
         doc: DocumentId,
     ) -> Result<(), SyncError> {
+        if !batch.holds(&doc)? {
+            return Ok(());
+        }
         batch.set_withheld(&self.peer, &doc, true)?;
         self.declined.insert(doc.clone());
         self.events.push_back(SyncEvent::Declined(doc));
@@ -263,14 +267,17 @@ impl Session {
         now_ms: i64,
         inbound: &mut Inbound,
     ) -> Result<(), SyncError> {
+        // A Have answers our Offer, of a document held here; of any other it says nothing.
+        let offered = self.offered.remove(&doc);
         let mine = match batch.existing(&doc)? {
             Some(d) => d.head_hashes(),
+            None if offered.is_none() => return Ok(()),
             None => Vec::new(),
         };
         // Recording both keeps us from resending what it has when its heads are ahead of ours
         // (and so unknown to us).
         let mut known = heads;
-        known.extend(self.offered.remove(&doc).unwrap_or_default());
+        known.extend(offered.unwrap_or_default());
         remember(batch, &self.peer, &doc, known.clone(), &mine, now_ms)?;
         if !mine.is_empty() && mine.iter().any(|h| !known.contains(h)) {
             inbound.to_push.insert(doc);
@@ -289,6 +296,17 @@ impl Session {
     ) -> Result<(), SyncError> {
         // Always answered with a round, even an empty one: the asker waits for it.
         inbound.to_push.insert(doc.clone());
+        if !batch.holds(&doc)? {
+            // Nothing of it here, so nothing to remember of the peer's copy (a peer naming
+            // made-up ids leaves no rows); if it holds changes, ask for them.
+            if !heads.is_empty() && self.needed.insert(doc.clone()) {
+                inbound.replies.push(Message::Need {
+                    doc,
+                    heads: Vec::new(),
+                });
+            }
+            return Ok(());
+        }
         if heads.is_empty() && batch.loaded(&doc).is_none() {
             // The asker holds nothing of it (a new device's first sync): whether we hold it is
             // all there is to compare. Loading it here, for each document a new base asks for,
