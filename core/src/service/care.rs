@@ -76,6 +76,30 @@ impl Service {
         Ok(shown)
     }
 
+    /// The access log this node holds (its own and, on a base, every synced device's), or one
+    /// patient's: then with every write to her documents from their signed history, if this
+    /// user may see her (the read logged as "access log"), and only this device's own entries
+    /// about her otherwise — who wrote what in a blocked or unknown patient's record is hers to
+    /// keep from a user without a need, but a user's own actions are hers to see.
+    pub fn access_log(
+        &self,
+        patient: Option<&str>,
+    ) -> Result<Vec<crate::trust::audit::AuditEntry>, ServiceError> {
+        let Some(patient) = patient else {
+            return Ok(self.repo.audit_entries(None)?);
+        };
+        let patient = self.patient(patient)?;
+        let mut verdict = self.disclose(crate::trust::audit::AuditAction::Read, "access log");
+        if verdict.admits(&patient)? {
+            self.open(&patient, "access log")?;
+            return Ok(self.repo.audit_entries(Some(&patient))?);
+        }
+        let me = self.repo.id();
+        let mut entries = self.repo.audit_entries(Some(&patient))?;
+        entries.retain(|e| e.author.device == me);
+        Ok(entries)
+    }
+
     /// The `items` an alert may show, logged as a read of `view` when it shows any. A patient
     /// the gate keeps back is left out without a refusal in the log: an alert the app raises by
     /// itself (at every write, every document received) is no attempt of the user's to read.

@@ -23,8 +23,7 @@ pub(crate) fn audit(
         return verify(svc, json);
     }
     let repo = svc.repo();
-    let patient = patient.map(|p| svc.patient(p)).transpose().flagged()?;
-    let entries = repo.audit_entries(patient.as_ref())?;
+    let entries = svc.access_log(patient).flagged()?;
     // Patients are named only where this user may see them (a read, logged); else by id.
     let names: BTreeMap<PatientId, String> = svc
         .shown("access log names", repo.patients()?, |(p, _)| p)

@@ -356,6 +356,12 @@ fn every_way_out_passes_the_need_gate_and_is_logged_naming_the_patient() {
             .any(|e| e["action"] == "export"),
         "{log}"
     );
+    // While Turid is hers, her log shows the base's writes too.
+    assert!(
+        (log.as_array().unwrap().iter())
+            .any(|e| e["action"] == "write" && e["author"]["name"] == "Base"),
+        "{log}"
+    );
     // Egil is not hers: named, it is refused; in a whole export, he is left out.
     let err = nurse.fails(&["export", out.to_str().unwrap(), "--patient", &egil]);
     assert!(err.contains("no work-related need"), "{err}");
@@ -388,13 +394,13 @@ fn every_way_out_passes_the_need_gate_and_is_logged_naming_the_patient() {
         !text.contains("new_documents\": 1") || !text.contains(&turid),
         "{text}"
     );
-    // The refusals are logged, naming Turid.
+    // The refusals are logged, naming Turid; and of Turid's log Kari now sees only her own
+    // entries: who else wrote in Turid's record is no longer hers to read.
     let log = &nurse.ok(&["audit", "--patient", &turid])["entries"];
+    let entries = log.as_array().unwrap();
+    assert!(entries.iter().any(|e| e["action"] == "refused"), "{log}");
     assert!(
-        log.as_array()
-            .unwrap()
-            .iter()
-            .any(|e| e["action"] == "refused"),
+        entries.iter().all(|e| e["author"]["name"] == "Kari"),
         "{log}"
     );
 }
