@@ -113,6 +113,9 @@ class Dashboard(unittest.TestCase):
         self.assertEqual(Select(b.find_element(By.CSS_SELECTOR, picker)).first_selected_option.get_attribute("value"), "S2")
         b.find_element(By.CSS_SELECTOR, f'button.assign[data-visit="{self.evening}"]').click()
         self.wait_until(lambda: self.status_of(self.evening) == [("S2", "open")], "the visit under Per")
+        # The answer showed the visit: a read of the patient, logged like any other.
+        log = self.base.cli("audit", "--patient", self.patient)["entries"]
+        self.assertTrue(any(e["action"] == "read" and e["what"] == "visit (dashboard)" for e in log), log)
 
         # Both nurses gave the 08:00 dose while apart: a conflict to review, resolved in the page.
         for n in (self.kari, self.per):

@@ -168,6 +168,8 @@ impl Service {
         let id = self.task_id(task)?;
         let entry = self.write(|repo, now, rng| repo.claim_task(now, rng, &id))?;
         let mut task = self.repo.task(self.now(), &id)?;
+        // What it answers names the patient: a read like any other.
+        self.open(&task.patient, "escalation task")?;
         self.repo.name_tasks(std::slice::from_mut(&mut task))?;
         Ok((entry, task))
     }

@@ -81,6 +81,8 @@ pub(crate) fn team(
         _ => bail!("give --add STAFF or --remove STAFF"),
     };
     let (patient, staff) = svc.set_team_member(patient, &staff, join).flagged()?;
+    // The answer names the patient: a read like any other.
+    svc.open(&patient, "care team").flagged()?;
     let name = svc.repo().record(&patient)?.name().to_owned();
     let who = match svc.repo().staff_names()?.get(staff.as_str()) {
         Some(known) => format!("{known} ({staff})"),

@@ -139,6 +139,8 @@ pub(crate) async fn assign(
         blocking(&http, move |svc| {
             svc.change_visit(&visit, ChangeVisit::Assign(body.staff))?;
             let (_, updated) = svc.repo().visit(&svc.visit(&visit)?)?;
+            // The answer shows the visit (its patient, window, history): a read like any other.
+            svc.open(&updated.patient, "visit (dashboard)")?;
             Ok(json!({ "visit": updated }))
         })
         .await,
