@@ -408,7 +408,11 @@ impl Service {
         work: impl FnOnce(&Repo, Timestamp, &mut StdRng) -> Result<T, E>,
     ) -> Result<T, E> {
         let now = self.now();
-        let mut rng = self.rng();
+        // A generator of its own, seeded from the service's: the service's lock is held for a
+        // draw, not for the whole write (a plan checked over a day, a work list imported), so
+        // the other front ends' writes do not queue behind it; the same seed still makes the
+        // same ids for the same calls in the same order.
+        let mut rng = StdRng::from_rng(&mut *self.rng());
         work(&self.repo, now, &mut rng)
     }
 

@@ -278,9 +278,23 @@ fn reads_writes_and_refusals_are_in_the_access_log_and_the_chain_verifies() {
         .iter()
         .map(|e| str_of(e, "action"))
         .collect();
-    assert_eq!(actions, ["write", "write", "read"], "{log:#}");
-    assert_eq!(log[2]["purpose"], "zone Sone 1");
-    assert_eq!(log[2]["author"]["staff"], "K1");
+    // The record's two writes; the reads of its care team (`team` answers with her name), of
+    // the record by `show`, and of this very log.
+    assert_eq!(
+        actions,
+        ["write", "write", "read", "read", "read"],
+        "{log:#}"
+    );
+    let whats: Vec<&str> = (log.as_array().unwrap().iter().skip(2))
+        .map(|e| str_of(e, "what"))
+        .collect();
+    assert_eq!(
+        whats,
+        ["care team", "patient view", "access log"],
+        "{log:#}"
+    );
+    assert_eq!(log[3]["purpose"], "zone Sone 1");
+    assert_eq!(log[3]["author"]["staff"], "K1");
     let verified = &base.ok(&["audit", "verify"])["logs"];
     assert!(verified[0]["problems"].as_array().unwrap().is_empty());
 

@@ -359,3 +359,41 @@ fn a_staff_member_whose_file_write_failed_is_written_when_asked_again() {
     let written = std::fs::read_to_string(dir.path().join("staff.json")).unwrap();
     assert!(written.contains("Kari Nordmann"), "{written}");
 }
+
+#[test]
+fn a_note_is_written_while_another_front_ends_long_request_is_under_way() {
+    use std::sync::mpsc::channel;
+    use std::time::Duration;
+    let (base, _) = base_with(&["Turid Nilsen"]);
+    let svc = Arc::new(service(base, HandClock::at("09:00")));
+    let (started, is_started) = channel();
+    let (release, released) = channel::<()>();
+    let long = {
+        let svc = svc.clone();
+        std::thread::spawn(move || {
+            // A request that takes its time inside the service (a day's plan being checked).
+            svc.act(|_, _, _| {
+                started.send(()).unwrap();
+                released.recv_timeout(Duration::from_secs(30))
+            })
+        })
+    };
+    is_started.recv_timeout(Duration::from_secs(30)).unwrap();
+    let (done, is_done) = channel();
+    let note = {
+        let svc = svc.clone();
+        std::thread::spawn(move || {
+            let entry = svc.add_note(NewEntry {
+                patient: "Turid Nilsen".into(),
+                text: "Skrevet mens planen sjekkes".into(),
+                ..NewEntry::default()
+            });
+            done.send(entry.is_ok()).unwrap();
+        })
+    };
+    let written = is_done.recv_timeout(Duration::from_secs(10));
+    release.send(()).unwrap();
+    assert_eq!(written, Ok(true), "the note waited for the other request");
+    long.join().unwrap().unwrap();
+    note.join().unwrap();
+}
