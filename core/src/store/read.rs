@@ -83,17 +83,6 @@ impl Store {
         })
     }
 
-    /// Whether `id` is held here.
-    pub fn holds(&self, id: &DocumentId) -> Result<bool, StoreError> {
-        self.contain(|| {
-            let read = self.db.begin_read()?;
-            Ok(read
-                .open_table(DOCS)?
-                .get(id.to_string().as_str())?
-                .is_some())
-        })
-    }
-
     /// Ids of every document about `patient` held here.
     pub fn patient_doc_ids(&self, patient: &PatientId) -> Result<Vec<DocumentId>, StoreError> {
         self.contain(|| {

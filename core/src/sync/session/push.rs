@@ -221,8 +221,7 @@ impl Session {
             return Ok(());
         }
         if !self.permits(store, now_ms, |q| policy.may_send(q, &doc)) {
-            // A document not held here (a made-up id the peer asked for) is nothing to withhold.
-            if !b.withheld_before.contains(&doc) && store.holds(&doc)? {
+            if !b.withheld_before.contains(&doc) {
                 b.withhold.push(doc.clone());
             }
             if b.i_am_base {

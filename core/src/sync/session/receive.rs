@@ -295,10 +295,10 @@ impl Session {
         inbound: &mut Inbound,
     ) -> Result<(), SyncError> {
         // Always answered with a round, even an empty one: the asker waits for it.
-        inbound.to_push.insert(doc.clone());
         if !batch.holds(&doc)? {
-            // Nothing of it here, so nothing to remember of the peer's copy (a peer naming
-            // made-up ids leaves no rows); if it holds changes, ask for them.
+            // Nothing of it here, so nothing to push and nothing to remember of the peer's
+            // copy (a peer naming made-up ids leaves no rows); if it holds changes, ask.
+            inbound.empty_answer_owed = true;
             if !heads.is_empty() && self.needed.insert(doc.clone()) {
                 inbound.replies.push(Message::Need {
                     doc,
@@ -307,6 +307,7 @@ impl Session {
             }
             return Ok(());
         }
+        inbound.to_push.insert(doc.clone());
         if heads.is_empty() && batch.loaded(&doc).is_none() {
             // The asker holds nothing of it (a new device's first sync): whether we hold it is
             // all there is to compare. Loading it here, for each document a new base asks for,
@@ -412,7 +413,7 @@ impl Session {
         if inbound.start_initial_push {
             // The peer's Hello and its answer to the push that went with ours can come together.
             self.initial_push(store, policy, now_ms, to_push)?;
-        } else if !to_push.is_empty() {
+        } else if !to_push.is_empty() || inbound.empty_answer_owed {
             // Answers a Need (or a Have behind us): always a round, so the asker sees it end.
             self.push_round(store, policy, now_ms, to_push, true)?;
         }
@@ -735,6 +736,8 @@ pub(super) struct Inbound {
     replies: Vec<Message>,
     /// Documents to push in answer.
     to_push: BTreeSet<DocumentId>,
+    /// The peer asked for a document not held here: answered by a round of nothing.
+    empty_answer_owed: bool,
     /// The peer's Hello arrived: the session's first push follows.
     start_initial_push: bool,
     /// Our rounds the peer acknowledged.
