@@ -296,8 +296,9 @@ fn a_first_sync_tells_its_progress_while_documents_arrive() {
     );
 }
 
-#[test]
-fn a_peer_sending_garbage_is_disconnected_and_the_node_keeps_serving() {
+/// A base with one patient (Aud Moen, S1's), served by `omsyn run`; its ticket; and a runtime
+/// for a raw client.
+fn base_serving_one_patient() -> (Node, Daemon, String, tokio::runtime::Runtime) {
     let base = Node::admin_base("Base", "K1");
     base.add_patient("Aud Moen", "S1");
     let daemon = Daemon::run(&base, &[]);
@@ -306,6 +307,12 @@ fn a_peer_sending_garbage_is_disconnected_and_the_node_keeps_serving() {
         .enable_all()
         .build()
         .unwrap();
+    (base, daemon, ticket, runtime)
+}
+
+#[test]
+fn a_peer_sending_garbage_is_disconnected_and_the_node_keeps_serving() {
+    let (base, _daemon, ticket, runtime) = base_serving_one_patient();
     let replies = runtime.block_on(async {
         let mut replies = Vec::new();
         for junk in [vec![0xffu8; 100], {
@@ -610,14 +617,7 @@ fn forwarded_commands_use_the_users_directory_and_standard_streams() {
 
 #[test]
 fn connections_that_never_say_hello_cannot_take_every_slot_from_an_enrolled_nurse() {
-    let base = Node::admin_base("Base", "K1");
-    base.add_patient("Aud Moen", "S1");
-    let daemon = Daemon::run(&base, &[]);
-    let ticket = daemon.ticket();
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .unwrap();
+    let (base, _daemon, ticket, runtime) = base_serving_one_patient();
     // As many connections as the node serves peers, each by a fresh key, none saying a word.
     let silent = runtime.block_on(super::raw_client::silent_connections(&ticket, 64));
     let nurse = Node::new("nurse", "Kari", "S1");

@@ -73,6 +73,14 @@ fn zone() -> Zone {
     }
 }
 
+/// The base changes the zone's visit at 07:30.
+fn base_changes_the_visit(z: &mut Zone, change: &VisitChange) {
+    z.base
+        .repo
+        .change_visit(at("07:30"), &mut z.base.rng, &z.visit, change)
+        .unwrap();
+}
+
 /// `node` records the 08:00 dose as given at `hhmm`, or as not given with `refused`.
 fn dose(
     node: &mut TestNode,
@@ -218,15 +226,7 @@ fn double_staffed_visit_performed_by_both_planned_staff_is_not_a_conflict() {
 #[test]
 fn cancelled_visit_performed_offline_is_a_conflict() {
     let mut z = zone();
-    z.base
-        .repo
-        .change_visit(
-            at("07:30"),
-            &mut z.base.rng,
-            &z.visit,
-            &VisitChange::Cancel("admitted to hospital".into()),
-        )
-        .unwrap();
+    base_changes_the_visit(&mut z, &VisitChange::Cancel("admitted to hospital".into()));
     // N1 never saw the cancellation: she performs the visit offline.
     performed(&mut z.n1, &z.visit, "08:05").unwrap();
     merge_all(&z);
@@ -241,18 +241,13 @@ fn cancelled_visit_performed_offline_is_a_conflict() {
 #[test]
 fn visit_performed_against_a_plan_changed_while_offline_is_a_conflict() {
     let mut z = zone();
-    z.base
-        .repo
-        .change_visit(
-            at("07:30"),
-            &mut z.base.rng,
-            &z.visit,
-            &VisitChange::Reschedule {
-                start: at("09:00"),
-                end: at("09:30"),
-            },
-        )
-        .unwrap();
+    base_changes_the_visit(
+        &mut z,
+        &VisitChange::Reschedule {
+            start: at("09:00"),
+            end: at("09:30"),
+        },
+    );
     performed(&mut z.n1, &z.visit, "08:05").unwrap();
     merge_all(&z);
     let c = only_conflict(&z);
@@ -268,15 +263,10 @@ fn a_reassignment_a_nurse_acted_against_is_read_with_the_new_nurses_name() {
     let mut z = zone();
     // The base has met N2 in a session (holds her certificate); N1 has not.
     Link::open(&z.base.repo, &z.n2.repo).pump(&z.base.repo, &z.n2.repo, &ShareAll);
-    z.base
-        .repo
-        .change_visit(
-            at("07:30"),
-            &mut z.base.rng,
-            &z.visit,
-            &VisitChange::Assign(vec![StaffId::parse("N2").unwrap()]),
-        )
-        .unwrap();
+    base_changes_the_visit(
+        &mut z,
+        &VisitChange::Assign(vec![StaffId::parse("N2").unwrap()]),
+    );
     performed(&mut z.n1, &z.visit, "08:05").unwrap();
     merge_all(&z);
     // Every node reads the same words, whichever names it knows: the revision carries them.
@@ -296,18 +286,13 @@ fn a_reassignment_a_nurse_acted_against_is_read_with_the_new_nurses_name() {
 #[test]
 fn plan_change_seen_before_documenting_is_not_a_conflict() {
     let mut z = zone();
-    z.base
-        .repo
-        .change_visit(
-            at("07:30"),
-            &mut z.base.rng,
-            &z.visit,
-            &VisitChange::Reschedule {
-                start: at("09:00"),
-                end: at("09:30"),
-            },
-        )
-        .unwrap();
+    base_changes_the_visit(
+        &mut z,
+        &VisitChange::Reschedule {
+            start: at("09:00"),
+            end: at("09:30"),
+        },
+    );
     merge_all(&z);
     performed(&mut z.n1, &z.visit, "09:05").unwrap();
     merge_all(&z);
