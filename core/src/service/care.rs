@@ -85,8 +85,25 @@ impl Service {
         &self,
         patient: Option<&str>,
     ) -> Result<Vec<crate::trust::audit::AuditEntry>, ServiceError> {
+        let me = self.repo.id();
         let Some(patient) = patient else {
-            return Ok(self.repo.audit_entries(None)?);
+            // Other devices' entries about a patient this user may not see stay out of the
+            // whole log as they do out of hers (the patients are named below where shown).
+            let mut verdicts = self.disclose(crate::trust::audit::AuditAction::Read, "access log");
+            let mut kept = Vec::new();
+            for entry in self.repo.audit_entries(None)? {
+                let mut seen = entry.author.device == me;
+                if !seen {
+                    seen = true;
+                    for p in entry.patient.iter().chain(&entry.patients) {
+                        seen &= verdicts.admits(p)?;
+                    }
+                }
+                if seen {
+                    kept.push(entry);
+                }
+            }
+            return Ok(kept);
         };
         let patient = self.patient(patient)?;
         let mut verdict = self.disclose(crate::trust::audit::AuditAction::Read, "access log");
@@ -94,7 +111,6 @@ impl Service {
             self.open(&patient, "access log")?;
             return Ok(self.repo.audit_entries(Some(&patient))?);
         }
-        let me = self.repo.id();
         let mut entries = self.repo.audit_entries(Some(&patient))?;
         entries.retain(|e| e.author.device == me);
         Ok(entries)

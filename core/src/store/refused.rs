@@ -65,3 +65,23 @@ impl WriteBatch<'_> {
         })
     }
 }
+
+/// Forgets every peer's refusal of the document `key` (it is removed here: nothing to resend).
+pub(super) fn forget_document(tx: &redb::WriteTransaction, key: &str) -> Result<(), StoreError> {
+    use redb::ReadableTable;
+    let mut table = tx.open_table(REFUSED)?;
+    let peers: Vec<Vec<u8>> = table
+        .iter()?
+        .filter_map(|item| {
+            item.map(|(k, _)| {
+                let (peer, doc) = k.value();
+                (doc == key).then(|| peer.to_vec())
+            })
+            .transpose()
+        })
+        .collect::<Result<_, _>>()?;
+    for peer in peers {
+        table.remove((peer.as_slice(), key))?;
+    }
+    Ok(())
+}

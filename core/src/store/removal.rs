@@ -65,6 +65,7 @@ fn remove_document(tx: &WriteTransaction, key: &str) -> Result<(), StoreError> {
     drop(chunks);
     tx.open_table(DOCS)?.remove(key)?;
     leave_log(tx, &meta)?;
+    super::refused::forget_document(tx, key)?;
     let peers: Vec<Vec<u8>> = tx
         .open_table(PEER_DOCS)?
         .iter()?

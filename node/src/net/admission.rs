@@ -44,19 +44,18 @@ impl Unverified {
     pub fn admit(&self, conn: &Connection) -> u64 {
         let mut guard = self.waiting.lock().unwrap_or_else(|p| p.into_inner());
         let (next, waiting) = &mut *guard;
+        while waiting.len() >= MAX_UNVERIFIED && close_oldest(waiting) {}
         let place = *next;
         *next += 1;
-        while waiting.len() >= MAX_UNVERIFIED {
-            let Some((_, oldest)) = waiting.pop_front() else {
-                break;
-            };
-            warn!(
-                "closing a connection that showed no verified Hello: {MAX_UNVERIFIED} are waiting"
-            );
-            oldest.close(NO_HELLO_CLOSE, b"too many connections without a Hello");
-        }
         waiting.push_back((place, conn.clone()));
         place
+    }
+
+    /// Closes the connection that has waited longest for its `Hello`, if any: its slot is
+    /// freed for a newcomer when every slot is taken.
+    pub fn evict_oldest(&self) -> bool {
+        let mut guard = self.waiting.lock().unwrap_or_else(|p| p.into_inner());
+        close_oldest(&mut guard.1)
     }
 
     /// The connection at `place` showed a verified `Hello`, or ended.
@@ -64,4 +63,14 @@ impl Unverified {
         let mut guard = self.waiting.lock().unwrap_or_else(|p| p.into_inner());
         guard.1.retain(|(p, _)| *p != place);
     }
+}
+
+/// Closes and forgets the oldest of `waiting`, if any.
+fn close_oldest(waiting: &mut VecDeque<(u64, Connection)>) -> bool {
+    let Some((_, oldest)) = waiting.pop_front() else {
+        return false;
+    };
+    warn!("closing a connection that showed no verified Hello to make room for a newcomer");
+    oldest.close(NO_HELLO_CLOSE, b"too many connections without a Hello");
+    true
 }

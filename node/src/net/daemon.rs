@@ -90,22 +90,44 @@ pub async fn run(
 async fn accept_loop(shared: Shared, slots: Arc<Semaphore>) -> Result<()> {
     let mut tasks = JoinSet::new();
     let unverified = Arc::new(Unverified::default());
+    // Handshakes under way: bounded apart from the session slots, which a handshake takes only
+    // once it completes.
+    let handshakes = Arc::new(Semaphore::new(MAX_PEERS));
     while let Some(incoming) = shared.net.endpoint.accept().await {
         // Reap finished sessions so the set does not grow with every connection ever made.
         while tasks.try_join_next().is_some() {}
-        if slots.available_permits() == 0 {
-            warn!("refusing a connection: {MAX_PEERS} peers already connected");
+        let Ok(handshake) = handshakes.clone().try_acquire_owned() else {
+            warn!("refusing a connection: {MAX_PEERS} handshakes already under way");
             incoming.refuse();
             continue;
-        }
+        };
         let (shared, unverified, slots) = (shared.clone(), unverified.clone(), slots.clone());
         tasks.spawn(async move {
-            if let Err(e) = serve_incoming(shared, incoming, unverified, slots).await {
+            if let Err(e) = serve_incoming(shared, incoming, handshake, unverified, slots).await {
                 warn!(error = format!("{e:#}"), "incoming session failed");
             }
         });
     }
     Ok(())
+}
+
+/// A session slot for a connection whose handshake is complete: a free one, or the one the
+/// connection that has waited longest without a verified `Hello` held (closed for it).
+async fn slot_for(
+    slots: &Arc<Semaphore>,
+    unverified: &Unverified,
+) -> Option<tokio::sync::OwnedSemaphorePermit> {
+    if let Ok(slot) = slots.clone().try_acquire_owned() {
+        return Some(slot);
+    }
+    if !unverified.evict_oldest() {
+        return None;
+    }
+    // The closed connection's task ends and gives its slot back.
+    tokio::time::timeout(Duration::from_secs(2), slots.clone().acquire_owned())
+        .await
+        .ok()?
+        .ok()
 }
 
 /// Serves one incoming connection. It takes one of the node's session slots once its handshake
@@ -116,6 +138,7 @@ async fn accept_loop(shared: Shared, slots: Arc<Semaphore>) -> Result<()> {
 async fn serve_incoming(
     shared: Shared,
     incoming: iroh::endpoint::Incoming,
+    handshake: tokio::sync::OwnedSemaphorePermit,
     unverified: Arc<Unverified>,
     slots: Arc<Semaphore>,
 ) -> Result<()> {
@@ -124,7 +147,8 @@ async fn serve_incoming(
         .await
         .context("the handshake did not complete in time")?
         .context("handshake")?;
-    let Ok(_slot) = slots.try_acquire_owned() else {
+    drop(handshake);
+    let Some(_slot) = slot_for(&slots, &unverified).await else {
         warn!("closing a connection: {MAX_PEERS} peers already connected");
         conn.close(
             super::admission::NO_HELLO_CLOSE,

@@ -417,6 +417,13 @@ fn every_way_out_passes_the_need_gate_and_is_logged_naming_the_patient() {
         entries.iter().all(|e| e["author"]["name"] == "Kari"),
         "{log}"
     );
+    // Nor does the whole log show another device's entries about her.
+    let all = &nurse.ok(&["audit"])["entries"];
+    let others: Vec<&serde_json::Value> = (all.as_array().unwrap().iter())
+        .filter(|e| e["author"]["name"] != "Kari")
+        .filter(|e| e.to_string().contains(turid.as_str()))
+        .collect();
+    assert!(others.is_empty(), "{others:?}");
 }
 
 /// A modified nurse app's first bytes to a base: its Hello (with its real certificate), the

@@ -1959,7 +1959,7 @@ fn a_peer_naming_ten_thousand_made_up_documents_leaves_no_rows_behind() {
             DocumentId::PatientRecord(PatientId::from_bytes(bytes))
         })
         .collect();
-    // A patched app declines, asks for, and says it holds each of them.
+    // A patched app declines, asks for, says it holds, and refuses each of them.
     let frames: Vec<u8> = made_up
         .iter()
         .flat_map(|doc| {
@@ -1972,6 +1972,10 @@ fn a_peer_naming_ten_thousand_made_up_documents_leaves_no_rows_behind() {
                 wire::encode(&Message::Have {
                     doc: doc.clone(),
                     heads: vec![[7; 32]],
+                }),
+                wire::encode(&Message::Reject {
+                    doc: doc.clone(),
+                    reason: "refused".into(),
                 }),
             ]
             .concat()
@@ -1989,6 +1993,7 @@ fn a_peer_naming_ten_thousand_made_up_documents_leaves_no_rows_behind() {
         "{} made-up documents withheld",
         withheld.iter().filter(|d| made_up.contains(d)).count()
     );
+    assert!(store.refused(&peer).unwrap().is_empty());
     for doc in made_up.iter().step_by(997) {
         assert_eq!(store.peer_doc(&peer, doc).unwrap(), None, "{doc}");
     }

@@ -327,10 +327,11 @@ impl Session {
         policy: &dyn SharePolicy,
         now_ms: i64,
         answers: Vec<DocumentId>,
+        answer_owed: bool,
     ) -> Result<(), SyncError> {
         self.provisional_grant = None;
         if self.early_epoch.as_ref() == Some(&self.record.epoch) {
-            let answering = !answers.is_empty();
+            let answering = !answers.is_empty() || answer_owed;
             let mut docs = self.unpushed(store)?;
             docs.extend(answers);
             docs.extend(self.refused_before(store)?);
@@ -359,10 +360,11 @@ impl Session {
         self.push_round(store, policy, now_ms, docs, true)
     }
 
-    /// The documents the peer refused changes of in an earlier session, to be sent again.
+    /// The documents the peer refused changes of in an earlier session, to be sent again (once:
+    /// a reconnect's early push listed them already).
     fn refused_before(&mut self, store: &Store) -> Result<Vec<DocumentId>, SyncError> {
-        let refused = store.refused(&self.peer)?;
-        self.resending.extend(refused.iter().cloned());
+        let mut refused = store.refused(&self.peer)?;
+        refused.retain(|doc| self.resending.insert(doc.clone()));
         Ok(refused)
     }
 

@@ -89,8 +89,15 @@ impl Session {
         doc: &DocumentId,
     ) -> Result<(), SyncError> {
         let building = self.building.as_mut().map(|b| &mut b.out.pending);
+        let mut sent = self.resending.contains(doc);
         for pending in self.unacked.values_mut().chain(building) {
+            let before = pending.pushed.len();
             pending.pushed.retain(|p| &p.doc != doc);
+            sent |= pending.pushed.len() != before;
+        }
+        // A refusal of what we did not send (a made-up id) is nothing to send again.
+        if !sent {
+            return Ok(());
         }
         self.resending.insert(doc.clone());
         Ok(batch.set_refused(&self.peer, doc, true)?)

@@ -412,7 +412,8 @@ impl Session {
         let to_push: Vec<DocumentId> = inbound.to_push.into_iter().collect();
         if inbound.start_initial_push {
             // The peer's Hello and its answer to the push that went with ours can come together.
-            self.initial_push(store, policy, now_ms, to_push)?;
+            let owed = inbound.empty_answer_owed;
+            self.initial_push(store, policy, now_ms, to_push, owed)?;
         } else if !to_push.is_empty() || inbound.empty_answer_owed {
             // Answers a Need (or a Have behind us): always a round, so the asker sees it end.
             self.push_round(store, policy, now_ms, to_push, true)?;
