@@ -15,7 +15,7 @@ use crate::docs::DocumentId;
 use crate::identity::NodeId;
 
 /// (peer node id, document id) → nothing.
-const REFUSED: TableDefinition<(&[u8], &str), ()> = TableDefinition::new("refused");
+pub(super) const REFUSED: TableDefinition<(&[u8], &str), ()> = TableDefinition::new("refused");
 
 impl Store {
     /// Documents `peer` refused changes of, not yet taken since.
@@ -64,24 +64,4 @@ impl WriteBatch<'_> {
             Ok(())
         })
     }
-}
-
-/// Forgets every peer's refusal of the document `key` (it is removed here: nothing to resend).
-pub(super) fn forget_document(tx: &redb::WriteTransaction, key: &str) -> Result<(), StoreError> {
-    use redb::ReadableTable;
-    let mut table = tx.open_table(REFUSED)?;
-    let peers: Vec<Vec<u8>> = table
-        .iter()?
-        .filter_map(|item| {
-            item.map(|(k, _)| {
-                let (peer, doc) = k.value();
-                (doc == key).then(|| peer.to_vec())
-            })
-            .transpose()
-        })
-        .collect::<Result<_, _>>()?;
-    for peer in peers {
-        table.remove((peer.as_slice(), key))?;
-    }
-    Ok(())
 }

@@ -65,9 +65,19 @@ fn remove_document(tx: &WriteTransaction, key: &str) -> Result<(), StoreError> {
     drop(chunks);
     tx.open_table(DOCS)?.remove(key)?;
     leave_log(tx, &meta)?;
-    super::refused::forget_document(tx, key)?;
-    let peers: Vec<Vec<u8>> = tx
-        .open_table(PEER_DOCS)?
+    remove_every_peers_row(tx, PEER_DOCS, key)?;
+    remove_every_peers_row(tx, super::refused::REFUSED, key)
+}
+
+/// Removes every peer's row of the document `key` from a table keyed by (peer, document): what
+/// a peer was known to hold of it, or had refused of it.
+pub(super) fn remove_every_peers_row<V: redb::Value + 'static>(
+    tx: &WriteTransaction,
+    table: redb::TableDefinition<(&[u8], &str), V>,
+    key: &str,
+) -> Result<(), StoreError> {
+    let mut table = tx.open_table(table)?;
+    let peers: Vec<Vec<u8>> = table
         .iter()?
         .filter_map(|item| {
             item.map(|(k, _)| {
@@ -77,9 +87,8 @@ fn remove_document(tx: &WriteTransaction, key: &str) -> Result<(), StoreError> {
             .transpose()
         })
         .collect::<Result<_, _>>()?;
-    let mut peer_docs = tx.open_table(PEER_DOCS)?;
     for peer in peers {
-        peer_docs.remove((peer.as_slice(), key))?;
+        table.remove((peer.as_slice(), key))?;
     }
     Ok(())
 }

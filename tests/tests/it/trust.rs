@@ -1998,3 +1998,23 @@ fn a_peer_naming_ten_thousand_made_up_documents_leaves_no_rows_behind() {
         assert_eq!(store.peer_doc(&peer, doc).unwrap(), None, "{doc}");
     }
 }
+
+#[test]
+fn a_removed_patients_refused_documents_are_not_sent_again() {
+    let z = zone();
+    let mut nurse = TestNode::nurse(98, "N1");
+    sync_at(&z.base.repo, &nurse.repo, NOW_MS);
+    let ahead = Timestamp::from_unix_millis(NOW_MS + 2 * DAY_MS).unwrap();
+    nurse
+        .repo
+        .add_note(ahead, &mut nurse.rng, &z.mine, None, ahead, "Foran")
+        .unwrap();
+    sync_at(&nurse.repo, &z.base.repo, NOW_MS);
+    let store = nurse.repo.store();
+    assert_eq!(store.refused(&z.base.repo.id()).unwrap().len(), 1);
+    let mut batch = store.write().unwrap();
+    batch.remove_patient(&z.mine).unwrap();
+    omsyn_core::pipeline::commit(batch, &omsyn_core::pipeline::DeriveContext::of(store, None))
+        .unwrap();
+    assert!(store.refused(&z.base.repo.id()).unwrap().is_empty());
+}
