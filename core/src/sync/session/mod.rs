@@ -335,7 +335,8 @@ impl Session {
             let mut docs = self.unpushed(store)?;
             docs.extend(answers);
             docs.extend(self.refused_before(store)?);
-            if !docs.is_empty() {
+            // An owed answer goes as a round though it carries nothing: the asker waits for it.
+            if !docs.is_empty() || answer_owed {
                 self.push_round(store, policy, now_ms, docs, answering)?;
             }
             return Ok(());
