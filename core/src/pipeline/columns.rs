@@ -11,7 +11,7 @@
 //! actor, sequence number, start op, time, message, other actors, then the columns' specs and
 //! lengths, then their data.
 
-use crate::codec::leb128;
+use crate::codec::ByteReader;
 
 /// The most operations (and, in a grouped column, predecessors) one change may expand to. A
 /// node's changes put keys at a document's root, each with its own key and value bytes; the
@@ -20,6 +20,7 @@ pub const MAX_OPERATIONS: u64 = 100_000;
 
 /// What a column's type says about how its items are stored (the spec's low three bits).
 const GROUP: u64 = 0;
+const DELTA: u64 = 3;
 const BOOLEAN: u64 = 4;
 const STRING: u64 = 5;
 const VALUE: u64 = 7;
@@ -29,27 +30,27 @@ const DEFLATE: u64 = 8;
 /// Refuses a change chunk's data (what follows its header) whose columns expand to more than
 /// [`MAX_OPERATIONS`] items, or whose layout cannot be read.
 pub(super) fn check_operation_count(data: &[u8]) -> Result<(), String> {
-    let mut r = Reader { data, at: 0 };
-    let deps = r.uleb()?;
-    r.skip(deps.checked_mul(32).ok_or_else(malformed)?)?;
-    let actor = r.uleb()?;
-    r.skip(actor)?;
-    r.uleb()?; // sequence number
-    r.uleb()?; // start op
-    r.sleb()?; // time
-    let message = r.uleb()?;
-    r.skip(message)?;
-    for _ in 0..r.uleb()? {
-        let other = r.uleb()?;
-        r.skip(other)?;
+    let r = &mut ByteReader::new(data, 0);
+    let deps = uleb(r)?;
+    take(r, deps.checked_mul(32).ok_or_else(malformed)?)?;
+    let actor = uleb(r)?;
+    take(r, actor)?;
+    uleb(r)?; // sequence number
+    uleb(r)?; // start op
+    sleb(r)?; // time
+    let message = uleb(r)?;
+    take(r, message)?;
+    for _ in 0..uleb(r)? {
+        let other = uleb(r)?;
+        take(r, other)?;
     }
-    let columns = r.uleb()?;
+    let columns = uleb(r)?;
     let mut specs = Vec::new();
     for _ in 0..columns {
-        specs.push((r.uleb()?, r.uleb()?));
+        specs.push((uleb(r)?, uleb(r)?));
     }
     for (spec, len) in specs {
-        let column = r.take(len)?;
+        let column = take(r, len)?;
         if spec & DEFLATE != 0 || spec & 7 == VALUE {
             continue;
         }
@@ -67,35 +68,32 @@ pub(super) fn check_operation_count(data: &[u8]) -> Result<(), String> {
 /// The items a column holds and, for a group column, the sum of its cardinalities (the items
 /// its grouped columns hold per operation), read from its run headers.
 fn count(kind: u64, column: &[u8]) -> Result<(u64, u64), String> {
-    let mut r = Reader {
-        data: column,
-        at: 0,
-    };
+    let r = &mut ByteReader::new(column, 0);
     let (mut items, mut sum) = (0u64, 0u64);
     if kind == BOOLEAN {
         // Runs of false and true in turn, each a count.
-        while !r.done() {
-            items = items.saturating_add(r.uleb()?);
+        while r.remaining() > 0 {
+            items = items.saturating_add(uleb(r)?);
         }
         return Ok((items, 0));
     }
-    while !r.done() {
-        let header = r.sleb()?;
+    while r.remaining() > 0 {
+        let header = sleb(r)?;
         if header > 0 {
             // A run: one value, repeated.
             let n = header.unsigned_abs();
-            let value = r.value(kind)?;
+            let each = value(r, kind)?;
             items = items.saturating_add(n);
-            sum = sum.saturating_add(n.saturating_mul(value));
+            sum = sum.saturating_add(n.saturating_mul(each));
         } else if header < 0 {
             // Literals: each value written out.
             for _ in 0..header.unsigned_abs() {
-                sum = sum.saturating_add(r.value(kind)?);
+                sum = sum.saturating_add(value(r, kind)?);
                 items = items.saturating_add(1);
             }
         } else {
             // Nulls: a count.
-            items = items.saturating_add(r.uleb()?);
+            items = items.saturating_add(uleb(r)?);
         }
         if items.max(sum) > MAX_OPERATIONS {
             break;
@@ -108,70 +106,49 @@ fn malformed() -> String {
     "a change's columns are malformed".to_owned()
 }
 
-/// A cursor over bytes that refuses, never panics, at their end.
-struct Reader<'a> {
-    data: &'a [u8],
-    at: usize,
+/// An unsigned LEB128 (counts, lengths, run values).
+fn uleb(r: &mut ByteReader<'_>) -> Result<u64, String> {
+    r.varint().ok().flatten().ok_or_else(malformed)
 }
 
-impl<'a> Reader<'a> {
-    fn done(&self) -> bool {
-        self.at >= self.data.len()
-    }
-
-    fn uleb(&mut self) -> Result<u64, String> {
-        let (value, width) =
-            leb128(self.data.get(self.at..).unwrap_or_default()).ok_or_else(malformed)?;
-        self.at += width;
-        Ok(value)
-    }
-
-    /// A signed LEB128 (Automerge's run headers, deltas and times).
-    fn sleb(&mut self) -> Result<i64, String> {
-        let (mut value, mut shift) = (0i64, 0u32);
-        loop {
-            let byte = *self.data.get(self.at).ok_or_else(malformed)?;
-            self.at += 1;
-            value |= i64::from(byte & 0x7f)
-                .checked_shl(shift)
-                .ok_or_else(malformed)?;
-            shift += 7;
-            if byte & 0x80 == 0 {
-                if shift < 64 && byte & 0x40 != 0 {
-                    value |= -1i64 << shift;
-                }
-                return Ok(value);
+/// A signed LEB128 (Automerge's run headers, deltas and times).
+fn sleb(r: &mut ByteReader<'_>) -> Result<i64, String> {
+    let (mut value, mut shift) = (0i64, 0u32);
+    loop {
+        let byte = r.u8().map_err(|_| malformed())?;
+        value |= i64::from(byte & 0x7f)
+            .checked_shl(shift)
+            .ok_or_else(malformed)?;
+        shift += 7;
+        if byte & 0x80 == 0 {
+            if shift < 64 && byte & 0x40 != 0 {
+                value |= -1i64 << shift;
             }
-            if shift >= 70 {
-                return Err(malformed());
-            }
+            return Ok(value);
+        }
+        if shift >= 70 {
+            return Err(malformed());
         }
     }
+}
 
-    fn take(&mut self, len: u64) -> Result<&'a [u8], String> {
-        let len = usize::try_from(len).map_err(|_| malformed())?;
-        let end = self.at.checked_add(len).ok_or_else(malformed)?;
-        let bytes = self.data.get(self.at..end).ok_or_else(malformed)?;
-        self.at = end;
-        Ok(bytes)
-    }
+/// The next `len` bytes (a length read from the bytes themselves: checked, never trusted).
+fn take<'a>(r: &mut ByteReader<'a>, len: u64) -> Result<&'a [u8], String> {
+    let len = usize::try_from(len).map_err(|_| malformed())?;
+    r.take(len).map_err(|_| malformed())
+}
 
-    fn skip(&mut self, len: u64) -> Result<(), String> {
-        self.take(len).map(|_| ())
-    }
-
-    /// One value of a run-length column of `kind`: a string is skipped (0 for the sum), a
-    /// number read (a delta's sign dropped: only a group's sum is used).
-    fn value(&mut self, kind: u64) -> Result<u64, String> {
-        match kind {
-            STRING => {
-                let len = self.uleb()?;
-                self.skip(len)?;
-                Ok(0)
-            }
-            3 => self.sleb().map(i64::unsigned_abs),
-            _ => self.uleb(),
+/// One value of a run-length column of `kind`: a string is skipped (0 for the sum), a number
+/// read (a delta's sign dropped: only a group's sum is used).
+fn value(r: &mut ByteReader<'_>, kind: u64) -> Result<u64, String> {
+    match kind {
+        STRING => {
+            let len = uleb(r)?;
+            take(r, len)?;
+            Ok(0)
         }
+        DELTA => sleb(r).map(i64::unsigned_abs),
+        _ => uleb(r),
     }
 }
 
@@ -191,8 +168,8 @@ mod tests {
             (&[0x3f][..], 63),
             (&[0x40][..], -64),
         ] {
-            let mut r = Reader { data: bytes, at: 0 };
-            assert_eq!(r.sleb().unwrap(), value, "{bytes:?}");
+            let mut r = ByteReader::new(bytes, 0);
+            assert_eq!(sleb(&mut r).unwrap(), value, "{bytes:?}");
         }
     }
 
