@@ -85,26 +85,10 @@ impl Service {
         &self,
         patient: Option<&str>,
     ) -> Result<Vec<crate::trust::audit::AuditEntry>, ServiceError> {
-        let me = self.repo.id();
         let Some(patient) = patient else {
-            // Other devices' entries about a patient this user may not see stay out of the
-            // whole log as they do out of hers (the patients are named below where shown).
-            let mut verdicts = self.disclose(crate::trust::audit::AuditAction::Read, "access log");
-            let mut kept = Vec::new();
-            for entry in self.repo.audit_entries(None)? {
-                let mut seen = entry.author.device == me;
-                if !seen {
-                    seen = true;
-                    for p in entry.patient.iter().chain(&entry.patients) {
-                        seen &= verdicts.admits(p)?;
-                    }
-                }
-                if seen {
-                    kept.push(entry);
-                }
-            }
-            return Ok(kept);
+            return self.whole_access_log();
         };
+        let me = self.repo.id();
         let patient = self.patient(patient)?;
         let mut verdict = self.disclose(crate::trust::audit::AuditAction::Read, "access log");
         if verdict.admits(&patient)? {
@@ -114,6 +98,27 @@ impl Service {
         let mut entries = self.repo.audit_entries(Some(&patient))?;
         entries.retain(|e| e.author.device == me);
         Ok(entries)
+    }
+
+    /// Every access-log entry held, but other devices' entries about a patient this user may
+    /// not see: they stay out of the whole log as they do out of hers (the verdicts only, never
+    /// logged; the caller names the patients where shown).
+    fn whole_access_log(&self) -> Result<Vec<crate::trust::audit::AuditEntry>, ServiceError> {
+        let me = self.repo.id();
+        let mut verdicts = self.disclose(crate::trust::audit::AuditAction::Read, "access log");
+        let mut kept = Vec::new();
+        for entry in self.repo.audit_entries(None)? {
+            let mut seen = true;
+            if entry.author.device != me {
+                for p in entry.patient.iter().chain(&entry.patients) {
+                    seen &= verdicts.admits(p)?;
+                }
+            }
+            if seen {
+                kept.push(entry);
+            }
+        }
+        Ok(kept)
     }
 
     /// The `items` an alert may show, logged as a read of `view` when it shows any. A patient

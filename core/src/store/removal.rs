@@ -71,7 +71,7 @@ fn remove_document(tx: &WriteTransaction, key: &str) -> Result<(), StoreError> {
 
 /// Removes every peer's row of the document `key` from a table keyed by (peer, document): what
 /// a peer was known to hold of it, or had refused of it.
-pub(super) fn remove_every_peers_row<V: redb::Value + 'static>(
+fn remove_every_peers_row<V: redb::Value + 'static>(
     tx: &WriteTransaction,
     table: redb::TableDefinition<(&[u8], &str), V>,
     key: &str,
