@@ -3,8 +3,9 @@
 //! Task layout (every task lives in one `JoinSet`, so shutdown aborts them all):
 //! - the accept loop: one session task per incoming connection, at most [`MAX_PEERS`] at once;
 //! - one dial loop per configured peer: connect, run a live session, and on any end wait with
-//!   exponential backoff (1 s doubling to 30 s) before trying again — a nurse's phone walks in and
-//!   out of coverage all day, and each reconnect resumes from what the peer acknowledged;
+//!   exponential backoff (1 s doubling to 30 s, each wait cut by up to half: see [`jittered`])
+//!   before trying again — a nurse's phone walks in and out of coverage all day, and each
+//!   reconnect resumes from what the peer acknowledged;
 //! - the store's commit hook feeds a `watch` channel that wakes every live session to push.
 
 use std::collections::BTreeSet;
@@ -227,7 +228,8 @@ async fn discover_loop(shared: Shared, mdns: iroh_mdns_address_lookup::MdnsAddre
 pub async fn dial_loop(shared: Shared, id: iroh::EndpointId, peer: omsyn_core::NodeId) {
     let mut backoff = BACKOFF_START;
     let mut reached = true;
-    loop {
+    let me = node_id(shared.net.endpoint.id()).map_or([0; 32], |me| *me.as_bytes());
+    for attempt in 0u64.. {
         // After a failed connect, the session is built only once a connection is made: a phone
         // out of coverage retries all day, and building a push for each try would spend battery.
         let early = if reached {
@@ -249,9 +251,30 @@ pub async fn dial_loop(shared: Shared, id: iroh::EndpointId, peer: omsyn_core::N
                 info!(peer = %peer.short(), error = format!("{e:#}"), retry_in = ?backoff, "peer unreachable")
             }
         }
-        tokio::time::sleep(backoff).await;
+        tokio::time::sleep(jittered(backoff, &me, peer.as_bytes(), attempt)).await;
         backoff = (backoff * 2).min(BACKOFF_MAX);
     }
+}
+
+/// `backoff` cut by a fraction below a half that differs from node to node and from try to
+/// try: when a base restarts, every phone's session with it ends at the same moment, and
+/// without it they would all dial again in the same instant, each doubling of the wait in
+/// step, more handshakes at once than the base takes. Derived from the two nodes' keys and
+/// the try's number rather than drawn, so that a test can show where it falls.
+fn jittered(backoff: Duration, me: &[u8; 32], peer: &[u8; 32], attempt: u64) -> Duration {
+    let word = |key: &[u8; 32]| {
+        let mut bytes = [0u8; 8];
+        bytes.copy_from_slice(&key[..8]);
+        u64::from_le_bytes(bytes)
+    };
+    // splitmix64's finaliser: every input bit moves about half of the output's.
+    let mut x = word(me) ^ word(peer).rotate_left(17) ^ attempt.wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    x = (x ^ (x >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    x = (x ^ (x >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    x ^= x >> 31;
+    // A fraction of a half in 1/65,536ths.
+    let cut = u32::try_from(x >> 48).unwrap_or(0);
+    backoff - backoff.mul_f64(f64::from(cut) / 131_072.0)
 }
 
 /// One session with the peer a ticket names, until both sides are caught up (`omsyn sync`, and
@@ -431,4 +454,35 @@ async fn with_early_data(
         streams: streams.map_err(Into::into),
         opened,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::jittered;
+
+    #[test]
+    fn a_fleet_reconnecting_after_a_base_restart_spreads_its_tries_over_half_the_backoff() {
+        let base = [7u8; 32];
+        let backoff = Duration::from_secs(1);
+        let waits: Vec<Duration> = (0..200u8)
+            .map(|phone| jittered(backoff, &[phone; 32], &base, 0))
+            .collect();
+        for wait in &waits {
+            assert!(*wait > backoff / 2 && *wait <= backoff, "{wait:?}");
+        }
+        // Spread over the whole half: every tenth of it holds some phones, none most of them.
+        let mut tenths = [0usize; 10];
+        for wait in &waits {
+            let tenth = ((backoff - *wait).as_secs_f64() / 0.05) as usize;
+            tenths[tenth.min(9)] += 1;
+        }
+        assert!(tenths.iter().all(|n| (5..=50).contains(n)), "{tenths:?}");
+        // The same phone waits a different time at its next try.
+        let tries: std::collections::BTreeSet<Duration> = (0..20)
+            .map(|attempt| jittered(backoff, &[3; 32], &base, attempt))
+            .collect();
+        assert!(tries.len() >= 18, "{tries:?}");
+    }
 }

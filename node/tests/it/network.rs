@@ -680,3 +680,92 @@ fn a_connection_without_a_verified_hello_is_closed_when_its_time_is_up() {
         "{stalled}\n{log}"
     );
 }
+
+#[test]
+fn thirty_nurses_syncing_with_a_base_at_once_are_each_served_and_none_is_closed_as_a_stranger() {
+    const NURSES: usize = 30;
+    let base = Node::admin_base("Base", "K1");
+    let patient = base.add_patient("Aud Moen", "S1");
+    let mut daemon = Daemon::run(&base, &[]);
+    let ticket = daemon.ticket();
+    let nurses: Vec<Node> = (0..NURSES)
+        .map(|i| {
+            let nurse = Node::new("nurse", &format!("Sykepleier {i}"), "S1");
+            base.enroll(&nurse);
+            assert_eq!(sync(&nurse, &ticket, &[])["caught_up"], true);
+            let text = format!("Stormnotat {i}");
+            nurse.ok(&["note", "add", "--patient", &patient, "--text", &text]);
+            nurse
+        })
+        .collect();
+    // Every nurse's phone at once, as after a base's restart: more than the node holds
+    // connections without a verified Hello, each with a shift to hand over.
+    let running: Vec<std::process::Child> = nurses
+        .iter()
+        .map(|nurse| {
+            let mut args = vec!["--json"];
+            args.extend(sync_args(&ticket, &[]));
+            nurse
+                .command(&args)
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    for (i, child) in running.into_iter().enumerate() {
+        let out = child.wait_with_output().unwrap();
+        assert!(
+            out.status.success(),
+            "nurse {i}: {}\n{}",
+            String::from_utf8_lossy(&out.stderr),
+            daemon.log_text()
+        );
+    }
+    let shown = base.ok(&["show", "--patient", &patient]).to_string();
+    for i in 0..NURSES {
+        assert!(
+            shown.contains(&format!("Stormnotat {i}\"")),
+            "nurse {i}'s note"
+        );
+    }
+    let log = daemon.log_text();
+    assert!(!log.contains("showed no verified Hello"), "{log}");
+}
+
+#[test]
+fn with_every_slot_taken_a_nurse_is_served_in_place_of_the_oldest_connection_without_a_hello() {
+    let (base, _daemon, ticket, runtime) = base_serving_one_patient();
+    let kari = Node::new("nurse", "Kari", "S1");
+    base.enroll(&kari);
+    let (secret, hello) = super::raw_client::enrolled_hello(kari.path());
+    // Every session slot taken: 48 sessions whose Hello the node verified, then as many
+    // connections by fresh keys, saying nothing, as it holds unverified.
+    const VERIFIED: usize = 64 - 16;
+    let (verified, silent) = runtime.block_on(async {
+        let verified =
+            super::raw_client::verified_sessions(&ticket, secret, &hello, VERIFIED).await;
+        let silent = super::raw_client::silent_connections(&ticket, 16).await;
+        (verified, silent)
+    });
+    let per = Node::new("nurse", "Per", "S1");
+    base.enroll(&per);
+    assert_eq!(sync(&per, &ticket, &[])["caught_up"], true);
+    // The connection that had waited longest without a Hello made room, and only it.
+    let closed: Vec<usize> = (silent.iter().enumerate())
+        .filter(|(_, (_, conn))| conn.close_reason().is_some())
+        .map(|(i, _)| i)
+        .collect();
+    assert_eq!(closed, [0]);
+    let reason = format!("{:?}", silent[0].1.close_reason());
+    assert!(
+        reason.contains("too many connections without a Hello"),
+        "{reason}"
+    );
+    assert!(
+        verified
+            .iter()
+            .all(|(conn, ..)| conn.close_reason().is_none())
+    );
+    drop((verified, silent));
+}

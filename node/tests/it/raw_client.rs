@@ -33,27 +33,77 @@ pub(crate) async fn converse(
 ) -> Vec<Message> {
     let (endpoint, mut send, mut recv) = open(ticket, secret).await;
     send.write_all(bytes).await.unwrap();
+    let messages = tokio::time::timeout(
+        std::time::Duration::from_secs(60),
+        read_until(&mut recv, until),
+    )
+    .await
+    .expect("the node answered within 60 s");
+    let _ = send.finish();
+    endpoint.close().await;
+    messages
+}
+
+/// The `Hello` the enrolled node in `data` sends (with its real certificate), and its secret key:
+/// what a modified app on that device holds.
+pub(crate) fn enrolled_hello(data: &std::path::Path) -> ([u8; 32], Vec<u8>) {
+    use rand::SeedableRng;
+    let repo =
+        omsyn_core::Repo::open(data, None, &mut rand::rngs::StdRng::seed_from_u64(1)).unwrap();
+    let store = repo.store();
+    let hello = wire::encode(&Message::Hello {
+        version: wire::PROTOCOL_VERSION,
+        epoch: store.epoch(),
+        certificate: store.own_certificate().unwrap().unwrap().to_bytes(),
+    });
+    (repo.identity().key.secret_bytes(), hello)
+}
+
+/// `n` sessions with the node in `ticket`, each opened with `hello` by the node whose key is
+/// `secret` and held open once the node has pushed to it (so has verified that Hello). Fails
+/// after 60 s.
+pub(crate) async fn verified_sessions(
+    ticket: &str,
+    secret: [u8; 32],
+    hello: &[u8],
+    n: usize,
+) -> Vec<(iroh::endpoint::Connection, SendStream, RecvStream)> {
+    let endpoint = loopback_endpoint(secret, Vec::new()).await;
+    let mut held = Vec::new();
+    for _ in 0..n {
+        let conn = endpoint
+            .connect(addr_of(ticket), b"omsyn/sync/1")
+            .await
+            .unwrap();
+        let (mut send, mut recv) = conn.open_bi().await.unwrap();
+        send.write_all(hello).await.unwrap();
+        let pushed = read_until(&mut recv, |m| matches!(m, Message::PushDone { .. }));
+        tokio::time::timeout(std::time::Duration::from_secs(60), pushed)
+            .await
+            .expect("the node pushed to the session within 60 s");
+        held.push((conn, send, recv));
+    }
+    // The endpoint lives as long as its connections are held: it is dropped with the runtime.
+    std::mem::forget(endpoint);
+    held
+}
+
+/// Reads the node's messages until one that `until` takes, or the stream's end.
+async fn read_until(recv: &mut RecvStream, until: impl Fn(&Message) -> bool) -> Vec<Message> {
     let mut decoder = FrameDecoder::default();
     let mut messages = Vec::new();
     let mut buf = [0u8; 4096];
-    let read = async {
-        while let Ok(Some(n)) = recv.read(&mut buf).await {
-            decoder.push(&buf[..n]).unwrap();
-            while let Some(frame) = decoder.next_frame() {
-                let message = wire::decode(&frame).unwrap();
-                let done = until(&message);
-                messages.push(message);
-                if done {
-                    return;
-                }
+    while let Ok(Some(n)) = recv.read(&mut buf).await {
+        decoder.push(&buf[..n]).unwrap();
+        while let Some(frame) = decoder.next_frame() {
+            let message = wire::decode(&frame).unwrap();
+            let done = until(&message);
+            messages.push(message);
+            if done {
+                return messages;
             }
         }
-    };
-    tokio::time::timeout(std::time::Duration::from_secs(60), read)
-        .await
-        .expect("the node answered within 60 s");
-    let _ = send.finish();
-    endpoint.close().await;
+    }
     messages
 }
 
@@ -94,6 +144,16 @@ async fn open(ticket: &str, secret: [u8; 32]) -> (Endpoint, SendStream, RecvStre
 
 /// A connection to the node in `ticket` on the sync ALPN, as the node with key `secret`.
 async fn connect(ticket: &str, secret: [u8; 32]) -> (Endpoint, iroh::endpoint::Connection) {
+    let endpoint = loopback_endpoint(secret, Vec::new()).await;
+    let conn = endpoint
+        .connect(addr_of(ticket), b"omsyn/sync/1")
+        .await
+        .unwrap();
+    (endpoint, conn)
+}
+
+/// The address a ticket names.
+fn addr_of(ticket: &str) -> EndpointAddr {
     let rest = ticket.strip_prefix("omsyn1:").unwrap();
     let (id, addrs) = rest.split_once('@').unwrap();
     let mut key = [0u8; 32];
@@ -103,9 +163,7 @@ async fn connect(ticket: &str, secret: [u8; 32]) -> (Endpoint, iroh::endpoint::C
     for a in addrs.split(',') {
         addr = addr.with_ip_addr(a.parse().unwrap());
     }
-    let endpoint = loopback_endpoint(secret, Vec::new()).await;
-    let conn = endpoint.connect(addr, b"omsyn/sync/1").await.unwrap();
-    (endpoint, conn)
+    addr
 }
 
 /// An endpoint on loopback with the key `secret`, accepting `alpns`.

@@ -429,8 +429,9 @@ fn every_way_out_passes_the_need_gate_and_is_logged_naming_the_patient() {
 /// A modified nurse app's first bytes to a base: its Hello (with its real certificate), the
 /// month before's journal, then this month's with the middle change's signature broken.
 fn hello_and_a_forged_batch(nurse: &Node) -> ([u8; 32], Vec<u8>) {
-    use omsyn_core::sync::wire::{self, Message, PROTOCOL_VERSION, SignedChange};
+    use omsyn_core::sync::wire::{self, Message, SignedChange};
     use rand::SeedableRng;
+    let (secret, mut bytes) = super::raw_client::enrolled_hello(nurse.path());
     let repo = omsyn_core::Repo::open(
         nurse.path(),
         None,
@@ -460,15 +461,10 @@ fn hello_and_a_forged_batch(nurse: &Node) -> ([u8; 32], Vec<u8>) {
     assert!(notes.len() >= 3, "{}", notes.len());
     let middle = notes.len() / 2;
     notes[middle].signature[0] ^= 1;
-    let mut bytes = wire::encode(&Message::Hello {
-        version: PROTOCOL_VERSION,
-        epoch: store.epoch(),
-        certificate: store.own_certificate().unwrap().unwrap().to_bytes(),
-    });
     for (doc, changes) in [(earlier, entries), (journal, notes)] {
         bytes.extend(wire::encode(&Message::Changes { doc, changes }));
     }
-    (repo.identity().key.secret_bytes(), bytes)
+    (secret, bytes)
 }
 
 #[test]

@@ -2000,6 +2000,54 @@ fn a_peer_naming_ten_thousand_made_up_documents_leaves_no_rows_behind() {
 }
 
 #[test]
+fn a_need_for_a_made_up_document_that_comes_with_the_peers_hello_is_answered_by_an_empty_round() {
+    //! A reconnect whose push went with our `Hello` (0-RTT): the peer's `Hello` arrives with a
+    //! `Need` of a document we do not hold. Nothing is pushed for it and no row kept, but the
+    //! asker waits for an answer: a round, empty though it is.
+    let z = zone();
+    let nurse = TestNode::nurse(99, "N1");
+    sync_at(&nurse.repo, &z.base.repo, NOW_MS);
+    let (pn, pb) = (
+        nurse.repo.need_policy().expect("own grant"),
+        z.base.repo.need_policy().expect("own grant"),
+    );
+    let mut a = Session::new(z.base.repo.id(), nurse.repo.store());
+    let mut b = Session::new(nurse.repo.id(), z.base.repo.store());
+    a.push_early(nurse.repo.store(), &pn, NOW_MS).unwrap();
+    b.push_early(z.base.repo.store(), &pb, NOW_MS).unwrap();
+    while a.poll_transmit().is_some() {}
+    let made_up = DocumentId::PatientRecord(PatientId::from_bytes([0xee; 8]));
+    let mut hello_and_need: Vec<u8> = std::iter::from_fn(|| b.poll_transmit()).flatten().collect();
+    hello_and_need.extend(wire::encode(&Message::Need {
+        doc: made_up.clone(),
+        heads: vec![[7; 32]],
+    }));
+    a.handle_bytes(nurse.repo.store(), &pn, NOW_MS, &hello_and_need)
+        .unwrap();
+    let mut frames = wire::FrameDecoder::default();
+    while let Some(bytes) = a.poll_transmit() {
+        frames.push(&bytes).unwrap();
+    }
+    let answered: Vec<Message> = std::iter::from_fn(|| frames.next_frame())
+        .map(|frame| wire::decode(&frame).unwrap())
+        .collect();
+    assert!(
+        answered
+            .iter()
+            .any(|m| matches!(m, Message::PushDone { .. })),
+        "no round answered the Need: {answered:?}"
+    );
+    assert!(
+        !answered
+            .iter()
+            .any(|m| matches!(m, Message::Changes { .. })),
+        "{answered:?}"
+    );
+    let store = nurse.repo.store();
+    assert_eq!(store.peer_doc(&z.base.repo.id(), &made_up).unwrap(), None);
+}
+
+#[test]
 fn a_removed_patients_refused_documents_are_not_sent_again() {
     let z = zone();
     let mut nurse = TestNode::nurse(98, "N1");
