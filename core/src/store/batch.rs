@@ -318,6 +318,9 @@ impl<'a> WriteBatch<'a> {
                 None => read_seq(&self.tx.open_table(META)?, &self.tx.open_table(LOG)?)?,
             };
             self.tx.commit()?;
+            if self.revocations_stored {
+                (store.revocation_commits).fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            }
             if self.own_cert_changed {
                 *store.own_certs.lock().unwrap_or_else(|p| p.into_inner()) = None;
             }

@@ -26,6 +26,9 @@ pub struct Store {
     pub(super) commit_hook: Mutex<Option<CommitHook>>,
     /// What the last commit the hook was told of changed.
     pub(super) last_commit: Mutex<Option<std::sync::Arc<Committed>>>,
+    /// How many commits since the store was opened stored a revocation (see
+    /// [`Store::revocation_commits`]).
+    pub(super) revocation_commits: std::sync::atomic::AtomicU64,
     /// This node's own certificates (its history and the newest), once read (every write asks
     /// which was in force): `None` until read.
     pub(super) own_certs: Mutex<Option<std::sync::Arc<Vec<crate::trust::Certificate>>>>,
@@ -66,6 +69,20 @@ pub struct Committed {
     pub revocations: bool,
 }
 
+/// What a reader of [`Store::last_commit`] is told after `held` when a commit tells it `told`.
+/// Commits tell it after the write lock is released, so two writers can tell out of order:
+/// the later commit is kept whichever told last (a session woken by the earlier one would push
+/// up to it and never learn of the later), and a revocation either stored is not forgotten.
+fn later_of(held: Option<&Committed>, told: Committed) -> Committed {
+    match held {
+        Some(held) if held.seq > told.seq => Committed {
+            revocations: held.revocations || told.revocations,
+            ..held.clone()
+        },
+        _ => told,
+    }
+}
+
 impl std::fmt::Debug for Store {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Store")
@@ -88,6 +105,7 @@ impl Store {
             epoch: [0; 16],
             commit_hook: Mutex::new(None),
             last_commit: Mutex::new(None),
+            revocation_commits: std::sync::atomic::AtomicU64::new(0),
             own_certs: Mutex::new(None),
             disposer: Mutex::new(None),
         }
@@ -145,10 +163,23 @@ impl Store {
             .clone()
     }
 
+    /// How many commits since the store was opened stored a revocation, counted as each commits
+    /// (before its hook is told). A live session compares it with what it saw last: the hook
+    /// wakes it once for commits close together and it reads only the last of them, which may
+    /// not be the one that stored the revocation.
+    pub fn revocation_commits(&self) -> u64 {
+        self.revocation_commits
+            .load(std::sync::atomic::Ordering::SeqCst)
+    }
+
     /// Keeps `committed` as the last commit and tells the hook. Called by a commit once durable.
     pub(super) fn tell(&self, committed: Committed) {
-        let committed = std::sync::Arc::new(committed);
-        *self.last_commit.lock().unwrap_or_else(|p| p.into_inner()) = Some(committed.clone());
+        let committed = {
+            let mut last = self.last_commit.lock().unwrap_or_else(|p| p.into_inner());
+            let kept = std::sync::Arc::new(later_of(last.as_deref(), committed));
+            *last = Some(kept.clone());
+            kept
+        };
         if let Some(hook) = self
             .commit_hook
             .lock()
@@ -209,4 +240,32 @@ pub(super) fn panic_text(panic: &Box<dyn std::any::Any + Send>) -> String {
         .or_else(|| panic.downcast_ref::<String>().cloned())
         .unwrap_or_else(|| "unknown failure".into());
     format!("damaged store file (redb: {detail})")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{Committed, later_of};
+    use crate::DocumentId;
+    use crate::ids::PatientId;
+
+    fn commit(seq: u64, revocations: bool) -> Committed {
+        Committed {
+            seq,
+            documents: vec![DocumentId::PatientRecord(PatientId::from_bytes(
+                [seq as u8; 8],
+            ))],
+            revocations,
+        }
+    }
+
+    #[test]
+    fn a_commit_told_after_a_later_one_does_not_hide_it_nor_its_revocation() {
+        let later = commit(11, false);
+        let kept = later_of(Some(&later), commit(10, true));
+        assert_eq!((kept.seq, &kept.documents), (11, &later.documents));
+        assert!(kept.revocations, "the earlier commit's revocation is kept");
+        let kept = later_of(Some(&commit(10, true)), commit(11, false));
+        assert_eq!((kept.seq, kept.revocations), (11, false));
+        assert_eq!(later_of(None, commit(3, false)).seq, 3);
+    }
 }

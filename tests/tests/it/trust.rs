@@ -1088,6 +1088,43 @@ fn a_revocation_spreads_ahead_of_data_and_the_revoked_device_is_refused_everywhe
 }
 
 #[test]
+fn a_revocation_committed_just_before_a_note_reaches_a_live_peer_woken_once_for_both() {
+    //! The commit hook wakes a live session once for commits close together, and the session
+    //! reads only the last: a revocation stored by the one before must still go out.
+    let mut z = zone();
+    let colleague = TestNode::nurse(101, "N1");
+    let lost = TestNode::nurse(102, "N1");
+    let (mut link, errors) = sync_at(&z.base.repo, &colleague.repo, NOW_MS);
+    assert_eq!(errors, (None, None));
+    let revocation = test_org().revoke(lost.repo.id(), "phone lost", NOW_MS);
+    z.base.repo.add_revocation(&revocation).unwrap();
+    let at = today("10:00");
+    z.base
+        .repo
+        .add_note(at, &mut z.base.rng, &z.mine, None, at, "ny")
+        .unwrap();
+    let store = z.base.repo.store();
+    let last = store.last_commit().expect("the note's commit was told");
+    assert!(!last.revocations, "the note's commit stored no revocation");
+    let policy = z.base.repo.need_policy().expect("own grant");
+    link.a
+        .handle_commit(store, &policy, NOW_MS, Some(&last))
+        .unwrap();
+    let mut frames = wire::FrameDecoder::default();
+    while let Some(bytes) = link.a.poll_transmit() {
+        frames.push(&bytes).unwrap();
+    }
+    let sent: Vec<Message> = std::iter::from_fn(|| frames.next_frame())
+        .map(|frame| wire::decode(&frame).unwrap())
+        .collect();
+    assert!(
+        sent.iter()
+            .any(|m| matches!(m, Message::Revocations { .. })),
+        "{sent:?}"
+    );
+}
+
+#[test]
 fn a_device_revoked_while_offline_stops_syncing_when_its_certificate_expires() {
     let z = zone();
     let lost = TestNode::unenrolled(92, TestNode::nurse(92, "N1").repo.profile().clone());
@@ -1496,6 +1533,45 @@ fn explicit_access_is_refused_without_a_reason_then_logged_flagged_and_shared_by
         flagged,
         vec![AuditAction::Refused, AuditAction::ExplicitAccess]
     );
+}
+
+#[test]
+fn a_block_made_while_the_phone_was_away_is_told_at_a_reconnect_whose_push_went_with_the_hello() {
+    //! Both sides of a daemon's session build their first push before the peer's `Hello` (sent
+    //! with their own, by the certificate held for the peer). A base's push then withholds the
+    //! patient the phone may no longer see; the phone must still be told to remove it.
+    let mut z = zone();
+    let nurse = TestNode::nurse(100, "N1");
+    sync_at(&z.base.repo, &nurse.repo, NOW_MS);
+    assert!(holds(&nurse.repo, &z.mine));
+    z.base
+        .repo
+        .transaction(|tx| {
+            tx.block_staff(
+                today("10:30"),
+                &mut z.base.rng,
+                &z.mine,
+                &StaffId::parse("N1").unwrap(),
+            )
+        })
+        .unwrap();
+    let (pb, pn) = (
+        z.base.repo.need_policy().expect("own grant"),
+        nurse.repo.need_policy().expect("own grant"),
+    );
+    let mut link = Link::open(&z.base.repo, &nurse.repo);
+    link.a.push_early(z.base.repo.store(), &pb, NOW_MS).unwrap();
+    link.b.push_early(nurse.repo.store(), &pn, NOW_MS).unwrap();
+    let errors = link.exchange((&z.base.repo, &pb), (&nurse.repo, &pn), NOW_MS);
+    assert_eq!(errors, (None, None));
+    assert!(
+        events(&mut link.b)
+            .iter()
+            .any(|e| matches!(e, SyncEvent::Withdrawn(d) if d.patient() == Some(&z.mine))),
+        "the phone was not told"
+    );
+    let report = nurse.repo.purge_unneeded(today("11:00")).unwrap();
+    assert_eq!(report.purged, vec![z.mine.clone()]);
 }
 
 #[test]

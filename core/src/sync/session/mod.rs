@@ -192,6 +192,8 @@ pub struct Session {
     building: Option<push::Building>,
     /// When what the peer acknowledged was last committed durably (or first acknowledged).
     knowledge_saved_ms: Option<i64>,
+    /// [`Store::revocation_commits`] when this session last sent what was new.
+    revocation_commits: u64,
 }
 
 impl Session {
@@ -225,6 +227,7 @@ impl Session {
             paced: false,
             building: None,
             knowledge_saved_ms: None,
+            revocation_commits: store.revocation_commits(),
         };
         // A store that cannot read its own certificate sends none: the peer refuses, and says so.
         let certificate = store
@@ -533,7 +536,7 @@ impl Session {
 
     /// Tells the session the local store committed `committed` (what the store's commit hook was
     /// told, [`Store::last_commit`]): pushes the documents it changed, and sends revocations and
-    /// checks the peer again only if it stored one. When commits came between the last one
+    /// checks the peer again only if a commit since the last it saw stored one. When commits came between the last one
     /// pushed and this one (or there is none), it reads what changed from the log, as
     /// [`Session::handle_local_change`] does.
     pub fn handle_commit(
@@ -549,7 +552,9 @@ impl Session {
         if self.phase != Phase::Open {
             return Ok(());
         }
-        if committed.revocations {
+        let revocation_commits = store.revocation_commits();
+        if revocation_commits != self.revocation_commits {
+            self.revocation_commits = revocation_commits;
             self.send_new_revocations(store)?;
             let checked = self.recheck_peer(store, now_ms);
             self.fail_on_error(checked)?;
@@ -560,12 +565,13 @@ impl Session {
         }
         let follows =
             committed.seq.checked_sub(committed.documents.len() as u64) == Some(self.pushed_seq);
-        let docs = if follows {
-            self.pushed_seq = committed.seq;
-            committed.documents.clone()
-        } else {
-            self.unpushed(store)?
-        };
+        if !follows {
+            // Commits came in between (the hook wakes a session once for several): what they
+            // changed is read from the store, a revocation stored by one of them included.
+            return self.handle_local_change(store, policy, now_ms);
+        }
+        self.pushed_seq = committed.seq;
+        let docs = committed.documents.clone();
         if docs.is_empty() {
             return Ok(());
         }

@@ -278,7 +278,11 @@ impl Session {
         withhold: &mut Vec<DocumentId>,
         out: &mut RoundOut,
     ) -> Result<(), SyncError> {
-        let Some(peer) = &self.peer_grant else {
+        // The grant this round is judged by: in a push sent with our Hello, the certificate held
+        // for the peer. A block made while the device was away is told in that first push: a
+        // later round reconsiders what was withheld only when it answers the peer or the
+        // patient's record or plan changes again.
+        let Some(peer) = self.peer_grant.as_ref().or(self.provisional_grant.as_ref()) else {
             return Ok(());
         };
         if store.peer_doc(&self.peer, &doc)?.is_none() {
