@@ -94,6 +94,11 @@ impl Checked {
         &self.vouched
     }
 
+    /// The changes it builds on.
+    pub(super) fn deps(&self) -> &[[u8; 32]] {
+        &self.parsed.summary.deps
+    }
+
     pub(super) fn into_parts(self) -> (Vouched, ParsedChange) {
         (self.vouched, self.parsed)
     }

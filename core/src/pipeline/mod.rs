@@ -57,13 +57,10 @@ pub struct WriteAuthors<'a, 'b> {
 }
 
 impl WriteAuthors<'_, '_> {
-    /// The certificates of a change's signer, a certified node of this organisation, not
-    /// revoked; `None` for this node itself before it is enrolled, judged by its own grant.
-    fn certificates(
-        &mut self,
-        doc: &DocumentId,
-        signer: &NodeId,
-    ) -> Result<Option<Vec<Certificate>>, String> {
+    /// The certificates of a change's signer, a certified node of this organisation, and
+    /// whether it is revoked; `None` for this node itself before it is enrolled, judged by its
+    /// own grant.
+    fn certificates(&mut self, doc: &DocumentId, signer: &NodeId) -> Result<Signer, String> {
         let certs = self
             .batch
             .certificate_history(signer)
@@ -72,7 +69,10 @@ impl WriteAuthors<'_, '_> {
             // Its own changes coming back (a restore, its own export read in): each judged by
             // its certificate in force when made, as every peer judged it; by its profile's
             // claims before enrolment.
-            return Ok((!certs.is_empty()).then_some(certs));
+            return Ok(Signer {
+                certs: (!certs.is_empty()).then_some(certs),
+                revoked: false,
+            });
         }
         if certs.is_empty() {
             return Err(format!(
@@ -80,14 +80,68 @@ impl WriteAuthors<'_, '_> {
                 signer.short()
             ));
         }
-        if self.batch.revoked(signer).map_err(|e| e.to_string())? {
-            return Err(format!(
-                "the author {} of a change of {doc} is revoked",
-                signer.short()
-            ));
-        }
-        Ok(Some(certs))
+        let revoked = self.batch.revoked(signer).map_err(|e| e.to_string())?;
+        Ok(Signer {
+            certs: Some(certs),
+            revoked,
+        })
     }
+}
+
+/// A change's signer as a write knows it.
+#[derive(Debug)]
+struct Signer {
+    /// Its certificates (see [`WriteAuthors::certificates`]).
+    certs: Option<Vec<Certificate>>,
+    /// Whether it is revoked: its changes are taken only where another's build on them.
+    revoked: bool,
+}
+
+/// Leaves out of `checked` the changes by revoked signers that no change by a signer not
+/// revoked builds on, directly or through others in `checked`. A revoked device's changes cannot
+/// be told apart by what they claim (a stolen phone dates its changes as it likes), but those a
+/// colleague's or the base's change builds on were held, judged and built on by a node that still
+/// trusted the device: they are part of the record, and a node that meets the record later (a new
+/// base, a home unit enrolled since, an export read in) takes them with what builds on them.
+/// What is left out has nothing taken building on it. Returns what is kept and, if anything was
+/// left out, why.
+fn vouched_by_others(
+    doc: &DocumentId,
+    checked: Vec<Checked>,
+    signers: &BTreeMap<NodeId, Signer>,
+) -> (Vec<Checked>, Option<String>) {
+    let revoked = |c: &Checked| signers.get(&c.vouched().signer).is_none_or(|s| s.revoked);
+    if !checked.iter().any(revoked) {
+        return (checked, None);
+    }
+    let deps: HashMap<[u8; 32], &[[u8; 32]]> = checked
+        .iter()
+        .map(|c| (c.vouched().hash, c.deps()))
+        .collect();
+    let mut built_on: std::collections::HashSet<[u8; 32]> = std::collections::HashSet::new();
+    let mut pending: Vec<[u8; 32]> = (checked.iter())
+        .filter(|c| !revoked(c))
+        .flat_map(|c| c.deps().iter().copied())
+        .collect();
+    while let Some(hash) = pending.pop() {
+        if let Some(next) = deps.get(&hash)
+            && built_on.insert(hash)
+        {
+            pending.extend(next.iter().copied());
+        }
+    }
+    let (kept, left): (Vec<Checked>, Vec<Checked>) = checked
+        .into_iter()
+        .partition(|c| !revoked(c) || built_on.contains(&c.vouched().hash));
+    let authors: std::collections::BTreeSet<String> =
+        left.iter().map(|c| c.vouched().signer.short()).collect();
+    let why = format!(
+        "{} change(s) of {doc} by revoked node(s) {} that no change by another node builds on \
+         were left out",
+        left.len(),
+        authors.into_iter().collect::<Vec<_>>().join(", ")
+    );
+    (kept, Some(why))
 }
 
 /// The grant a change made at `at_ms` is judged by: its author's certificate in force then
@@ -152,6 +206,9 @@ pub struct Admitted {
     pub applied: Vec<RawChangeInfo>,
     /// Some changes wait for dependencies this node lacks: they were not applied (ask for them).
     pub lacks_dependencies: bool,
+    /// Changes by revoked nodes that nothing taken builds on were left out, and why (see
+    /// `vouched_by_others`): what builds on them was taken; the sender is told.
+    pub left_out: Option<String>,
 }
 
 /// Verifies received `changes` of `doc` and applies them to the document in the write, all or
@@ -179,25 +236,35 @@ pub fn admit_checked(
 ) -> Result<Admitted, Refusal> {
     // Each signer looked up once: a message holds a document's changes by a few authors (a
     // month's journal, hundreds of changes), and nothing in the write changes between them.
-    let mut signers: BTreeMap<NodeId, Option<Vec<Certificate>>> = BTreeMap::new();
+    let mut signers: BTreeMap<NodeId, Signer> = BTreeMap::new();
     for change in &checked {
         let signer = change.vouched().signer;
         if let btree_map::Entry::Vacant(slot) = signers.entry(signer) {
             slot.insert(authors.certificates(doc, &signer)?);
         }
     }
+    let target = authors.batch.doc(doc).map_err(|e| e.to_string())?;
+    let checked: Vec<Checked> = (checked.into_iter())
+        .filter(|c| !target.has_change(&c.vouched().hash))
+        .collect();
+    let (checked, left_out) = vouched_by_others(doc, checked, &signers);
+    if let Some(why) = &left_out
+        && checked.is_empty()
+    {
+        // Nothing else came: a revoked device's own push, refused as a whole.
+        return Err(Refusal::from(format!("{why}: their author is revoked")));
+    }
     let own = authors.own;
     let mut incoming = Vec::with_capacity(checked.len());
     for change in checked {
         let (vouched, parsed) = change.into_parts();
-        let certs = signers
+        let certs = &signers
             .get(&vouched.signer)
-            .ok_or_else(|| format!("the author of a change of {doc} was not looked up"))?;
+            .ok_or_else(|| format!("the author of a change of {doc} was not looked up"))?
+            .certs;
         let grant = grant_at(own, certs, parsed.summary.time_ms);
         incoming.push((vouched, grant, parsed));
     }
-    let target = authors.batch.doc(doc).map_err(|e| e.to_string())?;
-    incoming.retain(|(v, ..)| !target.has_change(&v.hash));
     if incoming.is_empty() {
         return Ok(Admitted::default());
     }
@@ -206,7 +273,10 @@ pub fn admit_checked(
     if result.is_err() {
         target.revert_to(&before).map_err(|e| e.to_string())?;
     }
-    result
+    result.map(|admitted| Admitted {
+        left_out,
+        ..admitted
+    })
 }
 
 /// Applies the checked changes and judges each against the state it was built on. The caller
@@ -273,6 +343,7 @@ fn apply_judged(
     Ok(Admitted {
         applied: infos,
         lacks_dependencies,
+        left_out: None,
     })
 }
 

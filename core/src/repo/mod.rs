@@ -151,7 +151,7 @@ pub struct NewTiltak {
 }
 
 /// What an import did.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct ImportSummary {
     /// Documents in the file.
     pub documents: usize,
@@ -159,6 +159,9 @@ pub struct ImportSummary {
     pub new_documents: usize,
     /// Changes that were new to this node.
     pub new_changes: usize,
+    /// Why changes of the file were left out while the rest was imported: changes by revoked
+    /// nodes that nothing else builds on, one line a document.
+    pub left_out: Vec<String>,
 }
 
 /// Everything this node holds about one patient.
@@ -751,6 +754,7 @@ impl Repo {
             if !existed && !admitted.applied.is_empty() {
                 summary.new_documents += 1;
             }
+            summary.left_out.extend(admitted.left_out);
             summary.new_changes += admitted.applied.len();
         }
         let derive = pipeline::DeriveContext::of(&self.store, Some(now.unix_millis()));

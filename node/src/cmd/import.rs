@@ -72,10 +72,14 @@ pub(crate) fn file(cx: Ctx<'_>, file: &Path) -> Result<()> {
         .act(|repo, now, _| repo.import(now, &bytes))
         .with_context(|| format!("importing {}", file.display()))?;
     emit(cx.json, &summary, || {
-        format!(
+        let mut text = format!(
             "imported {} documents ({} new), {} new changes",
             summary.documents, summary.new_documents, summary.new_changes
-        )
+        );
+        for why in &summary.left_out {
+            text.push_str(&format!("\nnot imported: {why}"));
+        }
+        text
     });
     Ok(())
 }

@@ -1124,6 +1124,68 @@ fn a_revocation_committed_just_before_a_note_reaches_a_live_peer_woken_once_for_
     );
 }
 
+/// The note texts of `patient`'s journal at `repo`.
+fn note_texts(repo: &Repo, patient: &PatientId) -> Vec<String> {
+    let (entries, _) = repo.journal(patient).unwrap();
+    (entries.into_iter())
+        .filter_map(|e| match e.body {
+            EntryBody::Note { text, .. } => Some(text),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn a_revoked_phones_notes_that_others_built_on_reach_a_node_that_meets_the_record_after_the_revocation()
+ {
+    let mut z = zone();
+    let mut lost = TestNode::nurse(103, "N1");
+    sync_at(&z.base.repo, &lost.repo, NOW_MS);
+    // Before the phone is lost, its nurse writes a note the base builds on, then one nobody does.
+    let note = |node: &mut TestNode, at: &str, text: &str| {
+        let t = today(at);
+        let patient = z.mine.clone();
+        node.repo
+            .add_note(t, &mut node.rng, &patient, None, t, text)
+            .unwrap();
+    };
+    note(&mut lost, "10:00", "Før tapet");
+    sync_at(&lost.repo, &z.base.repo, NOW_MS);
+    note(&mut z.base, "10:30", "Basens notat");
+    note(&mut lost, "10:45", "Siste fra telefonen");
+    let (_, errors) = sync_at(&lost.repo, &z.base.repo, NOW_MS);
+    assert_eq!(errors, (None, None));
+    assert_eq!(note_texts(&z.base.repo, &z.mine).len(), 3);
+    let revocation = test_org().revoke(lost.repo.id(), "phone lost", NOW_MS);
+    z.base.repo.add_revocation(&revocation).unwrap();
+    // A phone enrolled since and a new base (by session, and from the base's export file) take
+    // the journal: the note the base built on with it; the phone's last, nobody's, is left out
+    // and said to be.
+    let expected = vec!["Før tapet".to_owned(), "Basens notat".to_owned()];
+    let colleague = TestNode::nurse(104, "N1");
+    let (mut link, errors) = sync_at(&z.base.repo, &colleague.repo, NOW_MS);
+    assert_eq!(errors, (None, None));
+    assert_eq!(note_texts(&colleague.repo, &z.mine), expected);
+    let told = events(&mut link.b);
+    assert!(
+        told.iter()
+            .any(|e| matches!(e, SyncEvent::RejectedChanges { reason, .. }
+            if reason.contains("1 change(s)") && reason.contains(&lost.repo.id().short()))),
+        "{told:?}"
+    );
+    let fresh = TestNode::base(74);
+    fresh.repo.add_revocation(&revocation).unwrap();
+    let file = z.base.repo.export_unchecked(None).unwrap();
+    let summary = fresh.repo.import(today("12:00"), &file).unwrap();
+    assert_eq!(note_texts(&fresh.repo, &z.mine), expected);
+    assert_eq!(summary.left_out.len(), 1, "{summary:?}");
+    // What the stolen phone writes now, dated before the revocation as it likes, is refused.
+    note(&mut lost, "09:00", "Tilbakedatert");
+    let (_, (_, refused)) = sync_at(&lost.repo, &colleague.repo, NOW_MS);
+    assert!(refused.is_some_and(|e| e.contains("revoked")));
+    assert_eq!(note_texts(&colleague.repo, &z.mine), expected);
+}
+
 #[test]
 fn a_device_revoked_while_offline_stops_syncing_when_its_certificate_expires() {
     let z = zone();

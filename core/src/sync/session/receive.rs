@@ -492,6 +492,18 @@ impl Session {
                 .push_back(SyncEvent::DocumentChanged(doc.clone()));
         }
         let after = self.note_peer_heads(batch, doc, &admitted, now_ms)?;
+        if let Some(why) = &admitted.left_out {
+            // What was left out is refused (the sender tries the document again at its next
+            // session, and what was taken now is skipped then).
+            self.events.push_back(SyncEvent::RejectedChanges {
+                doc: doc.clone(),
+                reason: why.clone(),
+            });
+            replies.push(Message::Reject {
+                doc: doc.clone(),
+                reason: why.clone(),
+            });
+        }
         if admitted.lacks_dependencies {
             replies.push(Message::Need {
                 doc: doc.clone(),
