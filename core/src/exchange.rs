@@ -2,14 +2,19 @@
 //!
 //! Layout (all integers little-endian):
 //! ```text
-//! magic    8 bytes  "OMSYNEX" + format version (3)
+//! magic    8 bytes  "OMSYNEX" + format version (4)
 //! count    u32      number of documents
 //! count ×  u16 id length, id (UTF-8 document id), u32 number of changes,
 //!          and per change: u32 length, the Automerge change, its author's 64-byte signature
 //! certs    u32      number of certificates
 //! certs ×  u16 length, certificate (of the changes' authors)
+//! revs     u32      number of revocations (not in version 3)
+//! revs ×   u16 length, revocation (every one the exporting node holds)
 //! digest   32 bytes SHA-256 of everything above
 //! ```
+//! A file carries the revocations its node knew, as a session sends them ahead of any data: a
+//! node that reads the file before hearing of one judges a revoked device's changes as it would
+//! in a session. Version 3 files (without them) are still read.
 //! The digest makes a truncated or altered file fail as a whole before anything is imported.
 //! An export file is hostile input: every length is bounded and checked against what is left of
 //! the file, and the file carries each document as its signed changes — exactly what a peer sends
@@ -26,7 +31,9 @@ use crate::pipeline::MAX_CHANGE_BYTES;
 use crate::sync::wire::SignedChange;
 
 const MAGIC: &[u8; 7] = b"OMSYNEX";
-const VERSION: u8 = 3;
+const VERSION: u8 = 4;
+/// The last version without revocations, still read.
+const VERSION_WITHOUT_REVOCATIONS: u8 = 3;
 const MAX_ID_BYTES: usize = 256;
 
 /// An export file could not be read.
@@ -62,6 +69,8 @@ pub struct Exchange {
     pub docs: Vec<(DocumentId, Vec<SignedChange>)>,
     /// Certificates of the changes' authors (as signed by the organisation).
     pub certificates: Vec<Vec<u8>>,
+    /// Revocations the exporting node held (as signed by the organisation).
+    pub revocations: Vec<Vec<u8>>,
 }
 
 /// Encodes an export file.
@@ -81,10 +90,13 @@ pub fn encode(exchange: &Exchange) -> Vec<u8> {
             out.extend_from_slice(&change.signature);
         }
     }
-    out.extend_from_slice(&(exchange.certificates.len() as u32).to_le_bytes());
-    for cert in &exchange.certificates {
-        out.extend_from_slice(&(cert.len().min(u16::MAX as usize) as u16).to_le_bytes());
-        out.extend_from_slice(&cert[..cert.len().min(u16::MAX as usize)]);
+    for section in [&exchange.certificates, &exchange.revocations] {
+        out.extend_from_slice(&(section.len() as u32).to_le_bytes());
+        for item in section {
+            let len = item.len().min(u16::MAX as usize);
+            out.extend_from_slice(&(len as u16).to_le_bytes());
+            out.extend_from_slice(&item[..len]);
+        }
     }
     let digest = Sha256::digest(&out);
     out.extend_from_slice(&digest);
@@ -97,7 +109,7 @@ pub fn decode(bytes: &[u8]) -> Result<Exchange, ExchangeError> {
         return Err(ExchangeError::NotAnExport);
     }
     let version = bytes[MAGIC.len()];
-    if version != VERSION {
+    if version != VERSION && version != VERSION_WITHOUT_REVOCATIONS {
         return Err(ExchangeError::UnsupportedVersion { found: version });
     }
     if bytes.len() < MAGIC.len() + 1 + 4 + 32 {
@@ -115,9 +127,9 @@ pub fn decode(bytes: &[u8]) -> Result<Exchange, ExchangeError> {
     for _ in 0..count {
         exchange.docs.push(decode_document(&mut cursor)?);
     }
-    for _ in 0..bounded(cursor.u32_le()?, &cursor, 2)? {
-        let len = usize::from(cursor.u16_le()?);
-        exchange.certificates.push(cursor.take(len)?.to_vec());
+    exchange.certificates = decode_items(&mut cursor)?;
+    if version == VERSION {
+        exchange.revocations = decode_items(&mut cursor)?;
     }
     if cursor.position() != body.len() {
         return Err(ExchangeError::Malformed(
@@ -125,6 +137,17 @@ pub fn decode(bytes: &[u8]) -> Result<Exchange, ExchangeError> {
         ));
     }
     Ok(exchange)
+}
+
+/// A section of items of up to 64 KiB each (certificates, revocations).
+fn decode_items(cursor: &mut ByteReader<'_>) -> Result<Vec<Vec<u8>>, ExchangeError> {
+    let count = bounded(cursor.u32_le()?, cursor, 2)?;
+    let mut items = Vec::with_capacity(count);
+    for _ in 0..count {
+        let len = usize::from(cursor.u16_le()?);
+        items.push(cursor.take(len)?.to_vec());
+    }
+    Ok(items)
 }
 
 fn decode_document(
@@ -174,5 +197,38 @@ fn bounded(
 impl From<Truncated> for ExchangeError {
     fn from(_: Truncated) -> Self {
         ExchangeError::Truncated
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)] // Tests fail loudly by design.
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_file_carries_its_revocations_and_one_of_the_version_before_reads_without_them() {
+        let exchange = Exchange {
+            docs: Vec::new(),
+            certificates: vec![vec![1; 40]],
+            revocations: vec![vec![2; 30], vec![3; 31]],
+        };
+        let file = encode(&exchange);
+        assert_eq!(decode(&file).unwrap(), exchange);
+        // Version 3: the same file up to its certificates, no revocations section.
+        let body = &file[..file.len() - 32];
+        let mut old = body[..body.len() - (4 + 2 + 30 + 2 + 31)].to_vec();
+        old[MAGIC.len()] = VERSION_WITHOUT_REVOCATIONS;
+        let digest = Sha256::digest(&old);
+        old.extend_from_slice(&digest);
+        let read = decode(&old).unwrap();
+        assert_eq!(read.certificates, exchange.certificates);
+        assert!(read.revocations.is_empty());
+        // A revocations section that claims more than the file holds is refused.
+        let mut lying = body.to_vec();
+        let at = lying.len() - (4 + 2 + 30 + 2 + 31);
+        lying[at..at + 4].copy_from_slice(&u32::MAX.to_le_bytes());
+        let digest = Sha256::digest(&lying);
+        lying.extend_from_slice(&digest);
+        assert!(matches!(decode(&lying), Err(ExchangeError::Malformed(_))));
     }
 }

@@ -677,6 +677,9 @@ impl Repo {
                 out.certificates.push(cert.to_bytes());
             }
         }
+        out.revocations = (self.store.revocation_bytes()?.into_iter())
+            .map(|(_, bytes)| bytes)
+            .collect();
         Ok(exchange::encode(&out))
     }
 
@@ -719,6 +722,15 @@ impl Repo {
             ..ImportSummary::default()
         };
         let mut batch: WriteBatch<'_> = self.store.write()?;
+        // Revocations first, as a session sends them ahead of any data: the changes below are
+        // judged knowing them. One of this node itself is left for a peer to tell (a session
+        // then wipes the node); a file is no way to do that.
+        for bytes in &incoming.revocations {
+            let revocation = crate::trust::Revocation::from_bytes(bytes)?;
+            if Some(revocation.body().org) == org && revocation.body().node != self.id() {
+                batch.put_revocation(&revocation)?;
+            }
+        }
         // Each joins its node's history, and is the newest only if it supersedes what is held:
         // a change is judged by its author's certificate in force when it was made, whatever
         // older ones the file brings.

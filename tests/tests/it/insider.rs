@@ -1049,6 +1049,7 @@ fn a_compressed_change_bomb_is_refused_before_it_is_inflated() {
             }],
         )],
         certificates: vec![],
+        revocations: vec![],
     });
     let err = w.base.repo.import(today("12:00"), &file).unwrap_err();
     assert!(err.to_string().contains("compressed"), "{err}");

@@ -1173,12 +1173,20 @@ fn a_revoked_phones_notes_that_others_built_on_reach_a_node_that_meets_the_recor
             if reason.contains("1 change(s)") && reason.contains(&lost.repo.id().short()))),
         "{told:?}"
     );
+    // The file carries the revocation: the new base had not heard of it.
     let fresh = TestNode::base(74);
-    fresh.repo.add_revocation(&revocation).unwrap();
     let file = z.base.repo.export_unchecked(None).unwrap();
     let summary = fresh.repo.import(today("12:00"), &file).unwrap();
     assert_eq!(note_texts(&fresh.repo, &z.mine), expected);
     assert_eq!(summary.left_out.len(), 1, "{summary:?}");
+    assert!(
+        fresh
+            .repo
+            .store()
+            .revocation(&lost.repo.id())
+            .unwrap()
+            .is_some()
+    );
     // What the stolen phone writes now, dated before the revocation as it likes, is refused.
     note(&mut lost, "09:00", "Tilbakedatert");
     let (_, (_, refused)) = sync_at(&lost.repo, &colleague.repo, NOW_MS);
@@ -1951,6 +1959,7 @@ fn a_change_of_a_few_bytes_standing_for_a_trillion_operations_is_refused_unexpan
         let file = omsyn_core::exchange::encode(&omsyn_core::exchange::Exchange {
             docs: vec![(journal, vec![bomb])],
             certificates: vec![],
+            revocations: vec![],
         });
         let imported = z.base.repo.import(today("12:00"), &file);
         assert_eq!(snapshot(&z.base.repo), before, "nothing stored");
