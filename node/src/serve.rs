@@ -38,6 +38,16 @@ pub(crate) async fn shared(repo: Arc<Repo>, options: &NetOptions) -> Result<Shar
 }
 
 /// The network options the command line gave.
+/// `options`, with the relay the first of `tickets` that names one names, when none was
+/// given: an endpoint without a relay cannot dial one, so a peer reachable only through its
+/// relay (a home unit behind a carrier's NAT) would never be reached from its ticket alone.
+fn with_ticket_relay(mut options: NetOptions, tickets: &[Ticket]) -> NetOptions {
+    if options.relay.is_none() {
+        options.relay = tickets.iter().find_map(|t| t.relay.clone());
+    }
+    options
+}
+
 pub(crate) fn net_options(args: &crate::cli::NetArgs) -> NetOptions {
     NetOptions {
         listen: args.listen,
@@ -80,6 +90,7 @@ pub(crate) fn run(
     dispatch: crate::control::Dispatch,
 ) -> Result<()> {
     let tickets = parse_tickets(peers)?;
+    let options = with_ticket_relay(options, &tickets);
     let repo = service.repo().clone();
     let data = repo.data_dir().to_owned();
     warn_about_enrolment(&repo);
@@ -190,6 +201,7 @@ pub(crate) fn sync_once(
         idle_limit,
     } = request;
     let ticket: Ticket = peer.parse().map_err(|e| anyhow::anyhow!("--peer: {e}"))?;
+    let options = with_ticket_relay(options, std::slice::from_ref(&ticket));
     let terminal = std::io::stderr().is_terminal();
     let show = daemon.is_none() && (progress || (terminal && !json));
     let once = |shared: Shared| {

@@ -237,6 +237,22 @@ fn converge_through_relay(url: &str, extra: &[&str]) {
     nurse.ok(&["note", "add", "--patient", &patient, "--text", "via relé"]);
     nurse.ok(&sync_args);
     assert_eq!(journal_len(&base, &patient), 1);
+    // The ticket alone is enough: a phone given no relay of its own dials the one it names.
+    if extra.is_empty() {
+        nurse.ok(&[
+            "note",
+            "add",
+            "--patient",
+            &patient,
+            "--text",
+            "bare billett",
+        ]);
+        assert_eq!(
+            nurse.ok(&["sync", "--peer", &ticket, "--no-mdns"])["caught_up"],
+            true
+        );
+        assert_eq!(journal_len(&base, &patient), 2);
+    }
 }
 
 #[test]
