@@ -239,14 +239,8 @@ fn converge_through_relay(url: &str, extra: &[&str]) {
     assert_eq!(journal_len(&base, &patient), 1);
     // The ticket alone is enough: a phone given no relay of its own dials the one it names.
     if extra.is_empty() {
-        nurse.ok(&[
-            "note",
-            "add",
-            "--patient",
-            &patient,
-            "--text",
-            "bare billett",
-        ]);
+        let text = ["--text", "bare billett"];
+        nurse.ok(&[&["note", "add", "--patient", &patient][..], &text].concat());
         assert_eq!(
             nurse.ok(&["sync", "--peer", &ticket, "--no-mdns"])["caught_up"],
             true

@@ -1605,15 +1605,8 @@ fn explicit_access_is_refused_without_a_reason_then_logged_flagged_and_shared_by
     );
 }
 
-#[test]
-fn a_block_made_while_the_phone_was_away_is_told_at_a_reconnect_whose_push_went_with_the_hello() {
-    //! Both sides of a daemon's session build their first push before the peer's `Hello` (sent
-    //! with their own, by the certificate held for the peer). A base's push then withholds the
-    //! patient the phone may no longer see; the phone must still be told to remove it.
-    let mut z = zone();
-    let nurse = TestNode::nurse(100, "N1");
-    sync_at(&z.base.repo, &nurse.repo, NOW_MS);
-    assert!(holds(&nurse.repo, &z.mine));
+/// The base blocks staff N1 (sperring) from the zone's own patient, at 10:30.
+fn block_n1(z: &mut Zone) {
     z.base
         .repo
         .transaction(|tx| {
@@ -1625,6 +1618,18 @@ fn a_block_made_while_the_phone_was_away_is_told_at_a_reconnect_whose_push_went_
             )
         })
         .unwrap();
+}
+
+#[test]
+fn a_block_made_while_the_phone_was_away_is_told_at_a_reconnect_whose_push_went_with_the_hello() {
+    //! Both sides of a daemon's session build their first push before the peer's `Hello` (sent
+    //! with their own, by the certificate held for the peer). A base's push then withholds the
+    //! patient the phone may no longer see; the phone must still be told to remove it.
+    let mut z = zone();
+    let nurse = TestNode::nurse(100, "N1");
+    sync_at(&z.base.repo, &nurse.repo, NOW_MS);
+    assert!(holds(&nurse.repo, &z.mine));
+    block_n1(&mut z);
     let (pb, pn) = (
         z.base.repo.need_policy().expect("own grant"),
         nurse.repo.need_policy().expect("own grant"),
@@ -1653,17 +1658,7 @@ fn sperring_stops_reads_and_sharing_at_once_and_purges_the_blocked_device() {
         .repo
         .open_patient(today("10:00"), &z.mine, "patient view")
         .unwrap();
-    z.base
-        .repo
-        .transaction(|tx| {
-            tx.block_staff(
-                today("10:30"),
-                &mut z.base.rng,
-                &z.mine,
-                &StaffId::parse("N1").unwrap(),
-            )
-        })
-        .unwrap();
+    block_n1(&mut z);
     sync_at(&z.base.repo, &nurse.repo, NOW_MS);
     let read = nurse
         .repo
