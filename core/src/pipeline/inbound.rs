@@ -99,6 +99,11 @@ impl Checked {
         &self.parsed.summary.deps
     }
 
+    /// When its author says it was made.
+    pub(super) fn time_ms(&self) -> i64 {
+        self.parsed.summary.time_ms
+    }
+
     pub(super) fn into_parts(self) -> (Vouched, ParsedChange) {
         (self.vouched, self.parsed)
     }

@@ -71,7 +71,7 @@ impl WriteAuthors<'_, '_> {
             // claims before enrolment.
             return Ok(Signer {
                 certs: (!certs.is_empty()).then_some(certs),
-                revoked: false,
+                revoked_at_ms: None,
             });
         }
         if certs.is_empty() {
@@ -80,10 +80,11 @@ impl WriteAuthors<'_, '_> {
                 signer.short()
             ));
         }
-        let revoked = self.batch.revoked(signer).map_err(|e| e.to_string())?;
+        let revoked_at_ms =
+            (self.batch.revocation(signer).map_err(|e| e.to_string())?).map(|r| r.body().at_ms);
         Ok(Signer {
             certs: Some(certs),
-            revoked,
+            revoked_at_ms,
         })
     }
 }
@@ -93,55 +94,123 @@ impl WriteAuthors<'_, '_> {
 struct Signer {
     /// Its certificates (see [`WriteAuthors::certificates`]).
     certs: Option<Vec<Certificate>>,
-    /// Whether it is revoked: its changes are taken only where another's build on them.
-    revoked: bool,
+    /// When it was revoked, if it is: its changes are taken only where a change made before
+    /// then by another builds on them.
+    revoked_at_ms: Option<i64>,
 }
 
 /// Leaves out of `checked` the changes by revoked signers that no change by a signer not
-/// revoked builds on, directly or through others in `checked`. A revoked device's changes cannot
-/// be told apart by what they claim (a stolen phone dates its changes as it likes), but those a
-/// colleague's or the base's change builds on were held, judged and built on by a node that still
-/// trusted the device: they are part of the record, and a node that meets the record later (a new
-/// base, a home unit enrolled since, an export read in) takes them with what builds on them.
-/// What is left out has nothing taken building on it. Returns what is kept and, if anything was
-/// left out, why.
+/// revoked, made before the revocation, builds on (directly or through others in `checked`). A
+/// revoked device's changes cannot be told apart by what they claim (a stolen phone dates its
+/// changes as it likes), but those a colleague or the base built on before the revocation were
+/// held, judged and built on while the device was trusted: they are part of the record, and a
+/// node that meets the record later (a new base, a home unit enrolled since, an export read in)
+/// takes them with what builds on them. A colleague that had not heard of the revocation and
+/// built on the stolen phone's changes after it vouches for nothing (its own change then waits
+/// for them, and is not taken where the revocation is known). What is left out has nothing
+/// kept building on it. Returns what is kept, why anything was left out, and — when a revoked
+/// signer's change is kept — what to check once the changes are applied ([`Vouching::held`]).
 fn vouched_by_others(
     doc: &DocumentId,
     checked: Vec<Checked>,
     signers: &BTreeMap<NodeId, Signer>,
-) -> (Vec<Checked>, Option<String>) {
-    let revoked = |c: &Checked| signers.get(&c.vouched().signer).is_none_or(|s| s.revoked);
-    if !checked.iter().any(revoked) {
-        return (checked, None);
+) -> (Vec<Checked>, Option<String>, Option<Vouching>) {
+    let revoked_at = |c: &Checked| {
+        (signers.get(&c.vouched().signer)).map_or(Some(i64::MIN), |s| s.revoked_at_ms)
+    };
+    if checked.iter().all(|c| revoked_at(c).is_none()) {
+        return (checked, None, None);
     }
-    let deps: HashMap<[u8; 32], &[[u8; 32]]> = checked
-        .iter()
-        .map(|c| (c.vouched().hash, c.deps()))
-        .collect();
-    let mut built_on: std::collections::HashSet<[u8; 32]> = std::collections::HashSet::new();
-    let mut pending: Vec<[u8; 32]> = (checked.iter())
-        .filter(|c| !revoked(c))
-        .flat_map(|c| c.deps().iter().copied())
-        .collect();
-    while let Some(hash) = pending.pop() {
-        if let Some(next) = deps.get(&hash)
-            && built_on.insert(hash)
-        {
-            pending.extend(next.iter().copied());
-        }
+    let earliest_revocation = (signers.values())
+        .filter_map(|s| s.revoked_at_ms)
+        .min()
+        .unwrap_or(i64::MAX);
+    let vouching = Vouching {
+        deps: (checked.iter())
+            .map(|c| (c.vouched().hash, c.deps().to_vec()))
+            .collect(),
+        vouchers: (checked.iter())
+            .filter(|c| revoked_at(c).is_none() && c.time_ms() < earliest_revocation)
+            .map(|c| c.vouched().hash)
+            .collect(),
+        revoked: Vec::new(),
+    };
+    let built_on = vouching.built_on(vouching.vouchers.iter().copied());
+    let (kept, left): (Vec<Checked>, Vec<Checked>) = (checked.into_iter())
+        .partition(|c| revoked_at(c).is_none() || built_on.contains(&c.vouched().hash));
+    let vouching = Vouching {
+        revoked: (kept.iter())
+            .filter(|c| revoked_at(c).is_some())
+            .map(|c| c.vouched().hash)
+            .collect(),
+        ..vouching
+    };
+    let vouching = (!vouching.revoked.is_empty()).then_some(vouching);
+    if left.is_empty() {
+        return (kept, None, vouching);
     }
-    let (kept, left): (Vec<Checked>, Vec<Checked>) = checked
-        .into_iter()
-        .partition(|c| !revoked(c) || built_on.contains(&c.vouched().hash));
     let authors: std::collections::BTreeSet<String> =
         left.iter().map(|c| c.vouched().signer.short()).collect();
     let why = format!(
-        "{} change(s) of {doc} by revoked node(s) {} that no change by another node builds on \
-         were left out",
+        "{} change(s) of {doc} by revoked node(s) {} that no change by another node made before \
+         the revocation builds on were left out",
         left.len(),
         authors.into_iter().collect::<Vec<_>>().join(", ")
     );
-    (kept, Some(why))
+    (kept, Some(why), vouching)
+}
+
+/// What let a message's changes by revoked signers in: checked again once applied.
+#[derive(Debug)]
+struct Vouching {
+    /// Each change of the message and what it builds on.
+    deps: HashMap<[u8; 32], Vec<[u8; 32]>>,
+    /// The changes that vouch: by signers not revoked, made before the revocations.
+    vouchers: Vec<[u8; 32]>,
+    /// The revoked signers' changes kept.
+    revoked: Vec<[u8; 32]>,
+}
+
+impl Vouching {
+    /// The message's changes that the changes `from` build on, directly or through others of
+    /// the message (each expanded once: linear in the message).
+    fn built_on(
+        &self,
+        from: impl Iterator<Item = [u8; 32]>,
+    ) -> std::collections::HashSet<[u8; 32]> {
+        let mut built_on = std::collections::HashSet::new();
+        let mut pending: Vec<[u8; 32]> = (from.filter_map(|hash| self.deps.get(&hash)))
+            .flatten()
+            .copied()
+            .collect();
+        while let Some(hash) = pending.pop() {
+            if let Some(next) = self.deps.get(&hash)
+                && built_on.insert(hash)
+            {
+                pending.extend(next.iter().copied());
+            }
+        }
+        built_on
+    }
+
+    /// Refuses the message if a revoked signer's change was taken while no change that vouched
+    /// for it was (one lacking a dependency is held back unjudged): a change never applied must
+    /// not carry another in.
+    fn held(&self, doc: &DocumentId, target: &Document) -> Result<(), Refusal> {
+        let applied = self
+            .vouchers
+            .iter()
+            .copied()
+            .filter(|h| target.has_change(h));
+        let covered = self.built_on(applied);
+        if (self.revoked.iter()).any(|h| target.has_change(h) && !covered.contains(h)) {
+            return Err(Refusal::from(format!(
+                "{doc}: a change by a revoked node came with the only change built on it, which \
+                 could not be taken (it lacks a change this node does not hold)"
+            )));
+        }
+        Ok(())
+    }
 }
 
 /// The grant a change made at `at_ms` is judged by: its author's certificate in force then
@@ -247,13 +316,7 @@ pub fn admit_checked(
     let checked: Vec<Checked> = (checked.into_iter())
         .filter(|c| !target.has_change(&c.vouched().hash))
         .collect();
-    let (checked, left_out) = vouched_by_others(doc, checked, &signers);
-    if let Some(why) = &left_out
-        && checked.is_empty()
-    {
-        // Nothing else came: a revoked device's own push, refused as a whole.
-        return Err(Refusal::from(format!("{why}: their author is revoked")));
-    }
+    let (checked, left_out, vouching) = vouched_by_others(doc, checked, &signers);
     let own = authors.own;
     let mut incoming = Vec::with_capacity(checked.len());
     for change in checked {
@@ -266,10 +329,17 @@ pub fn admit_checked(
         incoming.push((vouched, grant, parsed));
     }
     if incoming.is_empty() {
-        return Ok(Admitted::default());
+        return Ok(Admitted {
+            left_out,
+            ..Admitted::default()
+        });
     }
     let before = target.head_hashes();
-    let result = apply_judged(target, doc, incoming, received_at_ms);
+    let result =
+        apply_judged(target, doc, incoming, received_at_ms).and_then(|admitted| match &vouching {
+            Some(vouching) => vouching.held(doc, target).map(|()| admitted),
+            None => Ok(admitted),
+        });
     if result.is_err() {
         target.revert_to(&before).map_err(|e| e.to_string())?;
     }

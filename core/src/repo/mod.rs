@@ -758,7 +758,9 @@ impl Repo {
                     )));
                 }
             };
-            if admitted.lacks_dependencies {
+            // Changes built on a revoked device's changes that were left out wait for them, as
+            // in a session; what the file lacks otherwise refuses it.
+            if admitted.lacks_dependencies && admitted.left_out.is_none() {
                 return Err(RepoError::Unauthorized(format!(
                     "{id}: the file lacks changes its changes build on; nothing was imported"
                 )));

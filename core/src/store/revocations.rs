@@ -66,6 +66,18 @@ impl WriteBatch<'_> {
         })
     }
 
+    /// The revocation of `node` as of this batch, if any.
+    pub fn revocation(&mut self, node: &NodeId) -> Result<Option<Revocation>, StoreError> {
+        let store = self.store;
+        store.contain(|| {
+            get_credential(
+                &self.tx.open_table(REVOCATIONS)?,
+                node,
+                Revocation::from_stored_bytes,
+            )
+        })
+    }
+
     /// Keeps a verified revocation. Returns whether it was new.
     pub fn put_revocation(&mut self, revocation: &Revocation) -> Result<bool, StoreError> {
         let store = self.store;

@@ -319,6 +319,9 @@ fn enrolled_node(repo: &Repo, target: &str) -> Result<Option<NodeId>> {
 }
 
 /// `omsyn revoke NODE --reason R` or `omsyn revoke REVOCATION`.
+/// The longest reason a revocation may give.
+const MAX_REASON_CHARS: usize = 500;
+
 pub(crate) fn revoke(
     svc: &Service,
     json: bool,
@@ -332,10 +335,23 @@ pub(crate) fn revoke(
             let reason = reason
                 .filter(|r| !r.trim().is_empty())
                 .ok_or_else(|| anyhow!("--reason is required: say why the device is revoked"))?;
+            // It travels with every export file and session: a line, not a document.
+            if reason.chars().count() > MAX_REASON_CHARS {
+                bail!("--reason: at most {MAX_REASON_CHARS} characters (a line saying why)");
+            }
             if node == repo.id() {
                 bail!("a base cannot revoke itself");
             }
             org_key(repo)?.revoke(node, reason, svc.now().unix_millis())
+        }
+        None if !target.trim().starts_with("omsyn-revoke1:")
+            && target != "-"
+            && !crate::client::user_path(Path::new(target)).exists() =>
+        {
+            bail!(
+                "{target} is neither a device's id (64 hex digits, or at least the first 10 that \
+                 `omsyn org show` prints), a revocation (`omsyn-revoke1:...`), nor a file holding one"
+            )
         }
         None => Revocation::from_text(&text_or_file(target, "omsyn-revoke1:")?).context(
             "expected a node id (64 hex digits, or the short id `omsyn org show` prints) or a revocation",

@@ -502,6 +502,7 @@ fn bad_arguments_are_named_and_nothing_is_written() {
         base.ok(&["staff", "add", "--id", staff, "--name", staff]);
     }
     let before = base.ok(&["show", "--patient", &patient]);
+    let (own_id, long_reason) = (base.id(), "x".repeat(501));
     let cases: &[(&[&str], &str)] = &[
         (&["visit", "done", "--visit", "v-123"], "--visit"),
         (&["show", "--patient", "nobody"], "--patient"),
@@ -676,8 +677,17 @@ fn bad_arguments_are_named_and_nothing_is_written() {
             &["patient", "add", "--name", "  "],
             "the patient's name must not be empty",
         ),
+        (
+            &["revoke", "abcdef", "--reason", "mistet"],
+            "abcdef is neither a device's id",
+        ),
+        (
+            &["revoke", &own_id, "--reason", &long_reason],
+            "--reason: at most 500 characters",
+        ),
     ];
     each_refused_and_nothing_written(&base, &patient, &before, cases);
+    assert_eq!(base.ok(&["org", "show"])["revoked"], serde_json::json!([]));
 }
 
 /// Runs every case, each of which must fail with an error containing its text; then the

@@ -1156,7 +1156,11 @@ fn a_revoked_phones_notes_that_others_built_on_reach_a_node_that_meets_the_recor
     let (_, errors) = sync_at(&lost.repo, &z.base.repo, NOW_MS);
     assert_eq!(errors, (None, None));
     assert_eq!(note_texts(&z.base.repo, &z.mine).len(), 3);
-    let revocation = test_org().revoke(lost.repo.id(), "phone lost", NOW_MS);
+    // A colleague's phone that will not hear of the revocation for a while.
+    let mut unaware = TestNode::nurse(105, "N1");
+    sync_at(&z.base.repo, &unaware.repo, NOW_MS);
+    let revoked_at = today("11:00").unix_millis();
+    let revocation = test_org().revoke(lost.repo.id(), "phone lost", revoked_at);
     z.base.repo.add_revocation(&revocation).unwrap();
     // A phone enrolled since and a new base (by session, and from the base's export file) take
     // the journal: the note the base built on with it; the phone's last, nobody's, is left out
@@ -1179,19 +1183,86 @@ fn a_revoked_phones_notes_that_others_built_on_reach_a_node_that_meets_the_recor
     let summary = fresh.repo.import(today("12:00"), &file).unwrap();
     assert_eq!(note_texts(&fresh.repo, &z.mine), expected);
     assert_eq!(summary.left_out.len(), 1, "{summary:?}");
-    assert!(
-        fresh
-            .repo
-            .store()
-            .revocation(&lost.repo.id())
-            .unwrap()
-            .is_some()
+    let store = fresh.repo.store();
+    assert!(store.revocation(&lost.repo.id()).unwrap().is_some());
+    // Twice changes nothing, and is no error: the change left out is left out again.
+    let again = fresh.repo.import(today("12:00"), &file).unwrap();
+    assert_eq!(
+        (again.new_changes, again.left_out.len()),
+        (0, 1),
+        "{again:?}"
     );
-    // What the stolen phone writes now, dated before the revocation as it likes, is refused.
+    // What the stolen phone writes now, dated before the revocation as it likes, is refused by
+    // a node that knows; one that has not heard takes it, and builds on it — which vouches for
+    // nothing where the revocation is known: its own note waits for the thief's.
     note(&mut lost, "09:00", "Tilbakedatert");
+    let (_, errors) = sync_at(&lost.repo, &unaware.repo, NOW_MS);
+    assert_eq!(errors, (None, None));
+    assert!(note_texts(&unaware.repo, &z.mine).contains(&"Tilbakedatert".to_owned()));
+    note(&mut unaware, "11:30", "Skrevet etter tyveriet");
+    let (_, errors) = sync_at(&unaware.repo, &colleague.repo, NOW_MS);
+    assert_eq!(errors, (None, None), "no round of asking again and again");
+    assert_eq!(note_texts(&colleague.repo, &z.mine), expected);
     let (_, (_, refused)) = sync_at(&lost.repo, &colleague.repo, NOW_MS);
     assert!(refused.is_some_and(|e| e.contains("revoked")));
     assert_eq!(note_texts(&colleague.repo, &z.mine), expected);
+}
+
+#[test]
+fn a_change_that_cannot_be_taken_does_not_carry_a_revoked_phones_change_in() {
+    //! An insider signs, with its own real key, a change built on the stolen phone's backdated
+    //! one and on a change nobody holds: Automerge holds such a change back, unjudged — it must
+    //! not vouch for the one it builds on.
+    let z = zone();
+    let mut lost = TestNode::nurse(106, "N1");
+    let insider = TestNode::nurse(107, "N1");
+    sync_at(&z.base.repo, &lost.repo, NOW_MS);
+    sync_at(&z.base.repo, &insider.repo, NOW_MS);
+    let revoked_at = today("11:00").unix_millis();
+    z.base
+        .repo
+        .add_revocation(&test_org().revoke(lost.repo.id(), "phone lost", revoked_at))
+        .unwrap();
+    let t = today("09:00");
+    lost.repo
+        .add_note(t, &mut lost.rng, &z.mine, None, t, "Tilbakedatert")
+        .unwrap();
+    let journal = DocumentId::Journal(z.mine.clone(), t.day().month());
+    let backdated: Vec<SignedChange> = (lost.repo.store())
+        .with_doc(&journal, |d| d.hashed_changes_since(&[]))
+        .unwrap()
+        .unwrap()
+        .into_iter()
+        .map(|c| SignedChange {
+            bytes: c.bytes,
+            signature: c.signature.unwrap(),
+        })
+        .collect();
+    let stolen = omsyn_tests::craft::history(&lost.repo, &journal);
+    let crafted = omsyn_tests::craft::change(
+        &lost.repo,
+        &journal,
+        &insider.repo,
+        &[omsyn_tests::craft::Put::fresh("x", "y")],
+        Some(vec![omsyn_tests::craft::heads(&stolen)[0], [9; 32]]),
+        today("10:00"),
+    );
+    let vouch = SignedChange {
+        signature: insider
+            .repo
+            .identity()
+            .key
+            .sign(&change_signing_bytes(&crafted.hash)),
+        bytes: crafted.bytes,
+    };
+    let frame = wire::encode(&Message::Changes {
+        doc: journal,
+        changes: [backdated, vec![vouch]].concat(),
+    });
+    let reasons = rejections(&inject(&insider.repo, &z.base.repo, vec![frame]));
+    assert_eq!(reasons.len(), 1, "{reasons:?}");
+    assert!(reasons[0].contains("could not be taken"), "{}", reasons[0]);
+    assert!(!note_texts(&z.base.repo, &z.mine).contains(&"Tilbakedatert".to_owned()));
 }
 
 #[test]

@@ -194,6 +194,9 @@ pub struct Session {
     knowledge_saved_ms: Option<i64>,
     /// [`Store::revocation_commits`] when this session last sent what was new.
     revocation_commits: u64,
+    /// Documents whose changes by revoked nodes this session left out (see
+    /// [`crate::pipeline::Admitted::left_out`]): what waits for them is not asked for again.
+    left_out: BTreeSet<DocumentId>,
 }
 
 impl Session {
@@ -228,6 +231,7 @@ impl Session {
             building: None,
             knowledge_saved_ms: None,
             revocation_commits: store.revocation_commits(),
+            left_out: BTreeSet::new(),
         };
         // A store that cannot read its own certificate sends none: the peer refuses, and says so.
         let certificate = store

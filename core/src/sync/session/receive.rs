@@ -493,6 +493,7 @@ impl Session {
         }
         let after = self.note_peer_heads(batch, doc, &admitted, now_ms)?;
         if let Some(why) = &admitted.left_out {
+            self.left_out.insert(doc.clone());
             // What was left out is refused (the sender tries the document again at its next
             // session, and what was taken now is skipped then).
             self.events.push_back(SyncEvent::RejectedChanges {
@@ -504,7 +505,9 @@ impl Session {
                 reason: why.clone(),
             });
         }
-        if admitted.lacks_dependencies {
+        // What waits for changes left out here waits for good: asking for it again would bring
+        // the same changes, left out again (a document sent in parts: round after round).
+        if admitted.lacks_dependencies && !self.left_out.contains(doc) {
             replies.push(Message::Need {
                 doc: doc.clone(),
                 heads: after,
