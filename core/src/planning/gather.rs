@@ -93,6 +93,17 @@ pub fn gather(
         Some(lines) => listed_staff(repo, lines, options.zone.as_deref())?,
         None => enrolled_staff(repo, options)?,
     };
+    if staff.is_empty() && !visits.is_empty() {
+        // Every visit would be taken from whoever has it: a suggestion no one could want, one
+        // `--accept` away from an empty day.
+        let zone = options.zone.as_deref().map(|z| format!(" in {z}"));
+        return Err(PlanError::Invalid(format!(
+            "nobody is on shift on {day}{}: give a shift list (--shifts, or paste one on the \
+             dashboard), or enrol the staff's phones with their competence (`omsyn enroll \
+             approve --competence ...`)",
+            zone.unwrap_or_default()
+        )));
+    }
     if let Some(zone) = &options.zone
         && visits.is_empty()
     {

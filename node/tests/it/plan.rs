@@ -243,6 +243,8 @@ fn bad_planning_input_is_refused_with_a_clear_error_and_nothing_written() {
         ("--road-matrix", &bad_matrix, "from;to;minutes"),
         ("--sick", "Z9", "Z9 is not on shift"),
         ("--overrun", "v-nope", "overrun"),
+        // Without a shift list the base's enrolled staff are on shift: here there are none.
+        ("--shifts", "", "nobody is on shift on"),
     ];
     for (flag, value, expected) in cases {
         let mut args = vec!["plan", "suggest", "--accept"];
@@ -251,7 +253,9 @@ fn bad_planning_input_is_refused_with_a_clear_error_and_nothing_written() {
                 args.extend([good_flag, good]);
             }
         }
-        args.extend([flag, value]);
+        if !value.is_empty() {
+            args.extend([flag, value]);
+        }
         if flag == "--overrun" {
             args.extend(["--minutes", "10"]);
         }
