@@ -52,6 +52,10 @@ pub struct Prepared {
     changes: Vec<(VisitId, VisitChange)>,
     accepted: Accepted,
     what: String,
+    /// What the check read, and the store's log position before it read: a write that finds
+    /// the log moved on checks the moves again.
+    options: GatherOptions,
+    read_at_seq: u64,
 }
 
 /// Checks `moves` against the plan as it stands (every rule, over the day's whole plan).
@@ -64,12 +68,8 @@ pub fn prepare(
     if moves.is_empty() {
         return Err(PlanError::Invalid("no moves to accept".into()));
     }
-    let mut disclosure = repo.disclose(now, AuditAction::Read, &what_is_planned(options));
-    let input = gather(repo, options, &mut disclosure)?;
-    // Read only to check the moves: what it shows is a refusal, or the acceptance's own entry
-    // below, which names every patient it moved. A refused acceptance leaves no trace.
-    disclosure.finish_logging(false)?;
-    let changes = validate(&input, moves)?;
+    let read_at_seq = repo.store().seq().map_err(crate::RepoError::from)?;
+    let (input, changes) = check_against_the_day(repo, now, options, moves)?;
     let end_of = |m: &Move| {
         let visit = input.visits.iter().find(|v| v.id == m.visit);
         visit.map_or(m.start_before, |v| v.end)
@@ -95,7 +95,26 @@ pub fn prepare(
         changes,
         accepted,
         what,
+        options: options.clone(),
+        read_at_seq,
     })
+}
+
+/// Reads the day's plan (for the patients the user may see) and checks `moves` against it:
+/// every hard rule, over the whole day.
+fn check_against_the_day(
+    repo: &Repo,
+    now: Timestamp,
+    options: &GatherOptions,
+    moves: &[Move],
+) -> Result<(PlanInput, Vec<(VisitId, VisitChange)>), PlanError> {
+    let mut disclosure = repo.disclose(now, AuditAction::Read, &what_is_planned(options));
+    let input = gather(repo, options, &mut disclosure)?;
+    // Read only to check the moves: what it shows is a refusal, or the acceptance's own entry,
+    // which names every patient it moved. A refused acceptance leaves no trace.
+    disclosure.finish_logging(false)?;
+    let changes = validate(&input, moves)?;
+    Ok((input, changes))
 }
 
 impl Prepared {
@@ -115,10 +134,23 @@ impl Prepared {
             changes,
             accepted,
             what,
+            options,
+            read_at_seq,
         } = self;
         repo.transaction(|tx| {
             for (m, end) in &moves {
                 still_as_suggested(tx, m, *end)?;
+            }
+            // Inside the write nothing else commits: a log that moved since the check (another
+            // visit given to the same nurse, a block) is read again as it stands, and every rule
+            // checked again over the day.
+            if repo.store().seq().map_err(crate::RepoError::from)? != read_at_seq {
+                let only: Vec<Move> = moves.iter().map(|(m, _)| m.clone()).collect();
+                check_against_the_day(repo, now, &options, &only).map_err(|e| {
+                    PlanError::Invalid(format!(
+                        "the plan changed since the suggestion was made: {e}; ask for a new suggestion"
+                    ))
+                })?;
             }
             for (visit, change) in &changes {
                 tx.change_visit(now, rng, visit, change)?;

@@ -315,6 +315,35 @@ fn a_change_committed_between_the_check_and_the_write_is_not_written_over() {
     }
 }
 
+#[test]
+fn a_visit_given_to_the_same_nurse_between_the_check_and_the_write_is_not_double_booked() {
+    //! The moves are checked over the whole day before the write; another front end (the
+    //! dashboard's assign, a forwarded `visit assign`, a session) can give the nurse they move a
+    //! visit to another visit at the same time meanwhile. The write checks the day again.
+    let mut b = base("H1");
+    let suggestion = suggest_greedy(gathered(&b.node.repo, &options()).unwrap()).unwrap();
+    assert!(
+        (suggestion.moves.iter()).any(|m| m.visit == b.visit && m.to == vec![staff("N1")]),
+        "{:?}",
+        suggestion.moves
+    );
+    let prepared = prepare(&b.node.repo, at("06:40"), &options(), &suggestion.moves).unwrap();
+    let (patient, insulin) = (b.patient.clone(), b.insulin.clone());
+    let meanwhile = plan(&mut b.node, &patient, &insulin, "09:00", &["N1"]);
+    let before = snapshot(&b.node.repo);
+    let err = prepared
+        .write(&b.node.repo, at("06:40"), &mut b.node.rng)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("the plan changed since"), "{err}");
+    assert!(err.contains("N1"), "names the nurse: {err}");
+    assert_eq!(snapshot(&b.node.repo), before, "nothing written");
+    let (_, visit) = b.node.repo.visit(&b.visit).unwrap();
+    assert_eq!(visit.staff, vec![staff("H1")]);
+    let (_, other) = b.node.repo.visit(&meanwhile).unwrap();
+    assert_eq!(other.staff, vec![staff("N1")]);
+}
+
 /// Accepts `moves` at the base at 06:40, with Sone 1's shift list.
 fn accept_at_0640(b: &mut Base, moves: &[Move]) -> Result<Accepted, PlanError> {
     accept(
