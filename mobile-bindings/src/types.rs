@@ -726,6 +726,13 @@ impl PatientRecord {
             entries: view.journal.clone(),
             ..omsyn_core::docs::journal::Journal::default()
         };
+        // Named as the record and the plan name them: read before the visits are taken below.
+        let entries: Vec<JournalEntry> = (view.journal.iter())
+            .map(|e| JournalEntry {
+                summary: view.describe(&e.body),
+                ..JournalEntry::from(e)
+            })
+            .collect();
         PatientRecord {
             id: view.record.id.to_string(),
             flags: view
@@ -767,7 +774,7 @@ impl PatientRecord {
                 .into_iter()
                 .map(|v| WorkItem::from(omsyn_core::report::visit_line(v, name.clone(), &journal)))
                 .collect(),
-            journal: view.journal.iter().map(JournalEntry::from).collect(),
+            journal: entries,
             messages: view.messages.iter().map(PatientMessage::from).collect(),
             conflicts: view.conflicts.iter().map(OpenConflict::from).collect(),
             name,

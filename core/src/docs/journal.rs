@@ -265,9 +265,29 @@ pub struct Entry {
     pub body: EntryBody,
 }
 
+/// What an entry refers to by id, for a reader that can name it ([`EntryBody::describe_naming`]).
+#[derive(Debug, Clone, Copy)]
+pub enum Referent<'a> {
+    /// A visit.
+    Visit(&'a VisitId),
+    /// A dose.
+    Dose(&'a DoseRef),
+}
+
 impl EntryBody {
-    /// One line for people, as the CLI and the apps show an entry.
+    /// One line for people, naming visits and doses by their ids.
     pub fn describe(&self) -> String {
+        self.describe_naming(&|_| None)
+    }
+
+    /// One line for people, as the CLI and the apps show an entry: visits and doses as `name`
+    /// names them (a medication's name, a visit's time), by their ids where it does not.
+    pub fn describe_naming(&self, name: &dyn Fn(Referent<'_>) -> Option<String>) -> String {
+        let visit_of = |visit: &VisitId| {
+            name(Referent::Visit(visit)).unwrap_or_else(|| format!("visit {visit}"))
+        };
+        let dose_of =
+            |dose: &DoseRef| name(Referent::Dose(dose)).unwrap_or_else(|| dose.to_string());
         match self {
             EntryBody::VisitPerformed {
                 visit,
@@ -276,7 +296,8 @@ impl EntryBody {
                 departure,
                 ..
             } => format!(
-                "visit {visit} performed ({}) {}-{}",
+                "{} performed ({}) {}-{}",
+                visit_of(visit),
                 mode.as_str(),
                 arrival.hhmm(),
                 departure.map(|d| d.hhmm()).unwrap_or_default()
@@ -286,7 +307,8 @@ impl EntryBody {
                 reason,
                 note,
             } => format!(
-                "visit {visit} NOT performed: {} {}",
+                "{} NOT performed: {} {}",
+                visit_of(visit),
                 reason.as_str(),
                 note.as_deref().unwrap_or("")
             ),
@@ -294,9 +316,9 @@ impl EntryBody {
             EntryBody::Observation {
                 kind, value, unit, ..
             } => format!("{kind} {value} {}", unit.as_deref().unwrap_or("")),
-            EntryBody::MedicationGiven { dose, .. } => format!("GIVEN {dose}"),
+            EntryBody::MedicationGiven { dose, .. } => format!("GIVEN {}", dose_of(dose)),
             EntryBody::MedicationNotGiven { dose, reason, .. } => {
-                format!("NOT GIVEN {dose}: {reason}")
+                format!("NOT GIVEN {}: {reason}", dose_of(dose))
             }
             EntryBody::Correction { corrects, text } => format!("correction of {corrects}: {text}"),
             EntryBody::EnteredInError { target, reason } => {

@@ -183,6 +183,23 @@ pub struct PatientView {
     pub unreadable: Vec<String>,
 }
 
+impl PatientView {
+    /// One line for people about `body`, naming what this view holds by name: a dose by its
+    /// medication's name and slot, a visit by its planned time (what
+    /// [`crate::docs::journal::EntryBody::describe`] names by id).
+    pub fn describe(&self, body: &crate::docs::journal::EntryBody) -> String {
+        use crate::docs::journal::Referent;
+        body.describe_naming(&|referent| match referent {
+            Referent::Dose(dose) => (self.record.medications.iter())
+                .find(|m| m.id == dose.medication)
+                .map(|m| format!("{} {} on {}", m.name, dose.slot, dose.day)),
+            Referent::Visit(visit) => (self.visits.iter())
+                .find(|v| &v.id == visit)
+                .map(|v| format!("visit of {}-{}", v.start.hhmm(), v.end.hhmm())),
+        })
+    }
+}
+
 /// A node's data: identity plus store.
 #[derive(Debug)]
 pub struct Repo {

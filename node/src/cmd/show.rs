@@ -5,7 +5,6 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
 use anyhow::Result;
-use omsyn_core::docs::journal::EntryBody;
 use omsyn_core::docs::plan::PlanStatus;
 use omsyn_core::docs::record::{PatientField, PatientRecord};
 use omsyn_core::ids::StaffId;
@@ -146,7 +145,7 @@ impl Text<'_> {
             s.push_str("journal:\n");
         }
         for e in &view.journal {
-            let (what, id) = (EntryBody::describe(&e.body), self.id(&e.id));
+            let (what, id) = (view.describe(&e.body), self.id(&e.id));
             let (who, role) = (&e.author.name, &e.author.role);
             let at = crate::output::local(&e.event_time);
             let _ = writeln!(s, "  {at} {who} ({role}) {what}{id}");

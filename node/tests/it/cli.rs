@@ -328,6 +328,17 @@ fn a_documented_day_shows_in_show_conflicts_and_day_report() {
     let view = base.ok(&["show", "--patient", &patient]);
     assert_eq!(view["record"]["id"], patient.as_str());
     assert_eq!(view["journal"].as_array().unwrap().len(), 6, "{view:#}");
+    // As people read it: the dose by its medication, the visit by its time, not by their ids.
+    let out = base.run(&["show", "--patient", &patient]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("GIVEN Metformin 08:00 on 2026-11-23"),
+        "{text}"
+    );
+    assert!(text.contains("visit of 08:00-08:30 performed"), "{text}");
+    let journal = text.split("journal:").nth(1).unwrap_or_default();
+    let journal = journal.split("CONFLICT").next().unwrap_or_default();
+    assert!(!journal.contains("m-") && !journal.contains("v-"), "{text}");
     let conflicts = &base.ok(&["conflicts"])["conflicts"];
     assert_eq!(conflicts.as_array().unwrap().len(), 1);
     assert_eq!(conflicts[0]["kind"], "dose-given-twice");
