@@ -125,6 +125,25 @@ pub fn history(holder: &Repo, doc: &DocumentId) -> Vec<Change> {
         .collect()
 }
 
+/// Every change `holder` holds of `doc`, with its author's signature: what a peer holding
+/// them sends.
+pub fn signed_history(
+    holder: &Repo,
+    doc: &DocumentId,
+) -> Vec<omsyn_core::sync::wire::SignedChange> {
+    holder
+        .store()
+        .with_doc(doc, |d| d.hashed_changes_since(&[]))
+        .expect("the document reads")
+        .unwrap_or_default()
+        .into_iter()
+        .map(|c| omsyn_core::sync::wire::SignedChange {
+            signature: c.signature.expect("a held change is signed"),
+            bytes: c.bytes,
+        })
+        .collect()
+}
+
 /// The heads of `changes`.
 pub fn heads(changes: &[Change]) -> Vec<[u8; 32]> {
     let depended: BTreeSet<[u8; 32]> = changes

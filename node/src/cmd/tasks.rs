@@ -90,8 +90,13 @@ fn list(cx: Ctx<'_>, all: bool, patient: Option<&str>) -> Result<()> {
     let tasks: Vec<Task> = cx.svc.tasks(scope, patient).flagged()?;
     let me = cx.svc.repo().profile().staff_id.clone();
     emit(cx.json, &json!({ "tasks": tasks }), || {
-        if tasks.is_empty() {
+        if tasks.is_empty() && all {
             return "no tasks".into();
+        }
+        if tasks.is_empty() {
+            // A home unit owns none (its alarms go to the nurses and the base): say where to look.
+            return "no tasks for this node to take (`omsyn tasks --all` lists every open task it holds)"
+                .into();
         }
         let mut text: String = tasks
             .iter()

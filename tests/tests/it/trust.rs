@@ -1228,16 +1228,7 @@ fn a_change_that_cannot_be_taken_does_not_carry_a_revoked_phones_change_in() {
         .add_note(t, &mut lost.rng, &z.mine, None, t, "Tilbakedatert")
         .unwrap();
     let journal = DocumentId::Journal(z.mine.clone(), t.day().month());
-    let backdated: Vec<SignedChange> = (lost.repo.store())
-        .with_doc(&journal, |d| d.hashed_changes_since(&[]))
-        .unwrap()
-        .unwrap()
-        .into_iter()
-        .map(|c| SignedChange {
-            bytes: c.bytes,
-            signature: c.signature.unwrap(),
-        })
-        .collect();
+    let backdated = omsyn_tests::craft::signed_history(&lost.repo, &journal);
     let stolen = omsyn_tests::craft::history(&lost.repo, &journal);
     let crafted = omsyn_tests::craft::change(
         &lost.repo,
