@@ -37,17 +37,25 @@ pub(crate) async fn shared(repo: Arc<Repo>, options: &NetOptions) -> Result<Shar
     Shared::start(repo, options, OnRevoked::ExitProcess, changed).await
 }
 
-/// The network options the command line gave.
-/// `options`, with the relay the first of `tickets` that names one names, when none was
-/// given: an endpoint without a relay cannot dial one, so a peer reachable only through its
-/// relay (a home unit behind a carrier's NAT) would never be reached from its ticket alone.
-fn with_ticket_relay(mut options: NetOptions, tickets: &[Ticket]) -> NetOptions {
-    if options.relay.is_none() {
-        options.relay = tickets.iter().find_map(|t| t.relay.clone());
+/// `options` for one sync with the peer `ticket` names, with the relay the ticket names when
+/// none was given: an endpoint without a relay cannot dial one, so a peer reachable only
+/// through its relay (a home unit behind a carrier's NAT) would never be reached from its
+/// ticket alone. Only for the sync the user asked for with that ticket: a daemon takes no
+/// relay from a ticket (a ticket is an unsigned hint; a crafted one would have it keep a
+/// connection to any relay), it says what to add.
+fn with_ticket_relay(mut options: NetOptions, ticket: &Ticket) -> Result<NetOptions> {
+    if options.relay.is_none()
+        && let Some(relay) = &ticket.relay
+    {
+        relay
+            .parse::<iroh::RelayUrl>()
+            .map_err(|e| anyhow::anyhow!("--peer: the ticket's relay url {relay:?}: {e}"))?;
+        options.relay = Some(relay.clone());
     }
-    options
+    Ok(options)
 }
 
+/// The network options the command line gave.
 pub(crate) fn net_options(args: &crate::cli::NetArgs) -> NetOptions {
     NetOptions {
         listen: args.listen,
@@ -90,7 +98,14 @@ pub(crate) fn run(
     dispatch: crate::control::Dispatch,
 ) -> Result<()> {
     let tickets = parse_tickets(peers)?;
-    let options = with_ticket_relay(options, &tickets);
+    if options.relay.is_none()
+        && let Some(relay) = tickets.iter().find_map(|t| t.relay.as_deref())
+    {
+        tracing::warn!(
+            relay,
+            "a peer's ticket names a relay, and this node runs without one: it reaches that peer only at the ticket's addresses (add --relay {relay} to reach it through the relay too)"
+        );
+    }
     let repo = service.repo().clone();
     let data = repo.data_dir().to_owned();
     warn_about_enrolment(&repo);
@@ -201,7 +216,7 @@ pub(crate) fn sync_once(
         idle_limit,
     } = request;
     let ticket: Ticket = peer.parse().map_err(|e| anyhow::anyhow!("--peer: {e}"))?;
-    let options = with_ticket_relay(options, std::slice::from_ref(&ticket));
+    let options = with_ticket_relay(options, &ticket)?;
     let terminal = std::io::stderr().is_terminal();
     let show = daemon.is_none() && (progress || (terminal && !json));
     let once = |shared: Shared| {

@@ -12,7 +12,7 @@ use serde::Serialize;
 
 use super::PlanError;
 use super::check;
-use super::gather::{GatherOptions, gather};
+use super::gather::{GatherOptions, History, gather_with};
 use super::model::{Move, PlanInput, Violation};
 use super::problem::Problem;
 use crate::docs::plan::VisitChange;
@@ -69,7 +69,7 @@ pub fn prepare(
         return Err(PlanError::Invalid("no moves to accept".into()));
     }
     let read_at_seq = repo.store().seq().map_err(crate::RepoError::from)?;
-    let (input, changes) = check_against_the_day(repo, now, options, moves)?;
+    let (input, changes) = check_against_the_day(repo, now, options, moves, History::Read)?;
     let end_of = |m: &Move| {
         let visit = input.visits.iter().find(|v| v.id == m.visit);
         visit.map_or(m.start_before, |v| v.end)
@@ -107,9 +107,10 @@ fn check_against_the_day(
     now: Timestamp,
     options: &GatherOptions,
     moves: &[Move],
+    history: History,
 ) -> Result<(PlanInput, Vec<(VisitId, VisitChange)>), PlanError> {
     let mut disclosure = repo.disclose(now, AuditAction::Read, &what_is_planned(options));
-    let input = gather(repo, options, &mut disclosure)?;
+    let input = gather_with(repo, options, &mut disclosure, history)?;
     // Read only to check the moves: what it shows is a refusal, or the acceptance's own entry,
     // which names every patient it moved. A refused acceptance leaves no trace.
     disclosure.finish_logging(false)?;
@@ -143,14 +144,18 @@ impl Prepared {
             }
             // Inside the write nothing else commits: a log that moved since the check (another
             // visit given to the same nurse, a block) is read again as it stands, and every rule
-            // checked again over the day.
+            // checked again over the day — without the weeks of history, which no hard rule
+            // reads, since every other write waits meanwhile.
             if repo.store().seq().map_err(crate::RepoError::from)? != read_at_seq {
                 let only: Vec<Move> = moves.iter().map(|(m, _)| m.clone()).collect();
-                check_against_the_day(repo, now, &options, &only).map_err(|e| {
-                    PlanError::Invalid(format!(
-                        "the plan changed since the suggestion was made: {e}; ask for a new suggestion"
-                    ))
-                })?;
+                check_against_the_day(repo, now, &options, &only, History::Skip).map_err(
+                    |e| match e {
+                        PlanError::Invalid(why) => PlanError::Invalid(format!(
+                            "the plan changed since the suggestion was made: {why}; ask for a new suggestion"
+                        )),
+                        other => other,
+                    },
+                )?;
             }
             for (visit, change) in &changes {
                 tx.change_visit(now, rng, visit, change)?;

@@ -62,6 +62,26 @@ pub fn gather(
     options: &GatherOptions,
     disclosure: &mut Disclosure<'_>,
 ) -> Result<PlanInput, PlanError> {
+    gather_with(repo, options, disclosure, History::Read)
+}
+
+/// Whether a gather reads who visited the patients before (four weeks of plans and journals):
+/// the suggestion's continuity needs it, the hard rules do not.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum History {
+    /// Read it.
+    Read,
+    /// Leave it empty (checking moves against the hard rules only).
+    Skip,
+}
+
+/// [`gather`], reading the history or not.
+pub fn gather_with(
+    repo: &Repo,
+    options: &GatherOptions,
+    disclosure: &mut Disclosure<'_>,
+    history_read: History,
+) -> Result<PlanInput, PlanError> {
     let day = options.day;
     let mut patients = BTreeMap::new();
     let mut visits = Vec::new();
@@ -93,16 +113,22 @@ pub fn gather(
         Some(lines) => listed_staff(repo, lines, options.zone.as_deref())?,
         None => enrolled_staff(repo, options)?,
     };
-    if staff.is_empty() && !visits.is_empty() {
-        // Every visit would be taken from whoever has it: a suggestion no one could want, one
-        // `--accept` away from an empty day.
-        let zone = options.zone.as_deref().map(|z| format!(" in {z}"));
-        return Err(PlanError::Invalid(format!(
-            "nobody is on shift on {day}{}: give a shift list (--shifts, or paste one on the \
-             dashboard), or enrol the staff's phones with their competence (`omsyn enroll \
-             approve --competence ...`)",
-            zone.unwrap_or_default()
-        )));
+    if staff.is_empty() && visits.iter().any(|v| !v.fixed) {
+        // Every visit still to come would be taken from whoever has it: a suggestion no one
+        // could want, one `--accept` away from an empty day.
+        let zone = options
+            .zone
+            .as_deref()
+            .map(|z| format!(" in {z}"))
+            .unwrap_or_default();
+        return Err(PlanError::Invalid(match options.shifts {
+            Some(_) => format!("nobody on the shift list is on shift on {day}{zone}"),
+            None => format!(
+                "nobody is on shift on {day}{zone}: give a shift list (--shifts, or paste one on \
+                 the dashboard), or enrol the staff's phones with their competence (`omsyn \
+                 enroll approve --competence ...`)"
+            ),
+        }));
     }
     if let Some(zone) = &options.zone
         && visits.is_empty()
@@ -116,7 +142,10 @@ pub fn gather(
             )));
         }
     }
-    let history = history(repo, day, patients.keys())?;
+    let history = match history_read {
+        History::Read => history(repo, day, patients.keys())?,
+        History::Skip => Default::default(),
+    };
     Ok(PlanInput {
         day,
         zone: options.zone.clone(),

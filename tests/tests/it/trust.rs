@@ -1712,6 +1712,60 @@ fn a_block_made_while_the_phone_was_away_is_told_at_a_reconnect_whose_push_went_
 }
 
 #[test]
+fn a_phone_re_enrolled_since_the_base_last_met_it_is_judged_again_after_the_push_sent_with_the_hello()
+ {
+    //! The base's push sent with its Hello is judged by the certificate it holds for the phone.
+    //! A phone re-enrolled since (another staff id) brings a newer one: what the first judged
+    //! withdrawn is judged again by it, and sent if it is needed after all.
+    let mut z = zone();
+    let before = TestNode::nurse(108, "N1");
+    sync_at(&z.base.repo, &before.repo, NOW_MS);
+    assert!(holds(&before.repo, &z.mine));
+    // The visit goes to N2; the same phone (its key) is enrolled again as N2, a certificate
+    // the base has not seen.
+    let visit = (z
+        .base
+        .repo
+        .visits_on(today("07:00").day())
+        .unwrap()
+        .into_iter())
+    .find(|v| v.patient == z.mine)
+    .unwrap()
+    .id;
+    let to_n2 = omsyn_core::docs::plan::VisitChange::Assign(vec![StaffId::parse("N2").unwrap()]);
+    (z.base.repo)
+        .change_visit(today("08:00"), &mut z.base.rng, &visit, &to_n2)
+        .unwrap();
+    let mut profile = before.repo.profile().clone();
+    profile.staff_id = Some(StaffId::parse("N2").unwrap());
+    let phone = TestNode::unenrolled(108, profile);
+    assert_eq!(phone.repo.id(), before.repo.id());
+    let cert = test_org()
+        .approve(
+            &phone.repo.enrollment_request(),
+            NOW_MS - HOUR_MS,
+            7 * DAY_MS,
+        )
+        .unwrap();
+    phone.repo.install_certificate(&cert).unwrap();
+    let (pb, pp) = (
+        z.base.repo.need_policy().expect("own grant"),
+        phone.repo.need_policy().expect("own grant"),
+    );
+    let mut link = Link::open(&z.base.repo, &phone.repo);
+    link.a.push_early(z.base.repo.store(), &pb, NOW_MS).unwrap();
+    link.b.push_early(phone.repo.store(), &pp, NOW_MS).unwrap();
+    let errors = link.exchange((&z.base.repo, &pb), (&phone.repo, &pp), NOW_MS);
+    assert_eq!(errors, (None, None));
+    assert!(
+        holds(&phone.repo, &z.mine),
+        "N2's patient reached N2's phone"
+    );
+    let report = phone.repo.purge_unneeded(today("11:00")).unwrap();
+    assert!(report.purged.is_empty(), "{:?}", report.purged);
+}
+
+#[test]
 fn sperring_stops_reads_and_sharing_at_once_and_purges_the_blocked_device() {
     let mut z = zone();
     let nurse = TestNode::nurse(85, "N1");

@@ -336,14 +336,22 @@ impl Session {
         answers: Vec<DocumentId>,
         answer_owed: bool,
     ) -> Result<(), SyncError> {
-        self.provisional_grant = None;
+        // The early push was judged by the certificate held for the peer; the peer is judged by
+        // the one in force now, which may grant another zone, patient or role (re-enrolled):
+        // then everything withheld or withdrawn by the first is judged again.
+        let regranted = match (self.provisional_grant.take(), &self.peer_grant) {
+            (Some(early), Some(now)) => !crate::trust::same_subject(&early, now),
+            _ => false,
+        };
         if self.early_epoch.as_ref() == Some(&self.record.epoch) {
-            let answering = !answers.is_empty() || answer_owed;
+            // A revocation stored since the early push went.
+            self.send_new_revocations(store)?;
+            let answering = !answers.is_empty() || answer_owed || regranted;
             let mut docs = self.unpushed(store)?;
             docs.extend(answers);
             docs.extend(self.refused_before(store)?);
             // An owed answer goes as a round though it carries nothing: the asker waits for it.
-            if !docs.is_empty() || answer_owed {
+            if !docs.is_empty() || answer_owed || regranted {
                 self.push_round(store, policy, now_ms, docs, answering)?;
             }
             return Ok(());
