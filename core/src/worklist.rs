@@ -365,23 +365,12 @@ impl Repo {
         // the base cannot name.
         self.remember_listed_staff(listed_staff(&rows))
             .map_err(|e| WorklistError::StaffNames(e.to_string()))?;
-        let mut by_national_id: BTreeMap<String, PatientId> = BTreeMap::new();
-        let mut by_name: BTreeMap<String, Vec<PatientId>> = BTreeMap::new();
-        for (patient, name) in self.patients()? {
-            by_name
-                .entry(name.to_lowercase())
-                .or_default()
-                .push(patient.clone());
-            if let Some(nid) = self.record(&patient)?.field(PatientField::NationalId) {
-                by_national_id.insert(nid.to_owned(), patient);
-            }
-        }
         let mut import = Import {
             now,
             last_rows: self.imported_rows(),
             rows_now: BTreeMap::new(),
-            by_national_id,
-            by_name,
+            by_national_id: BTreeMap::new(),
+            by_name: BTreeMap::new(),
             tiltak: BTreeMap::new(),
             planned: BTreeSet::new(),
             located: BTreeSet::new(),
@@ -391,6 +380,14 @@ impl Repo {
             },
         };
         self.transaction(|tx| {
+            // The patients this node holds, read under the write's lock: one a session stores
+            // while the list is read is matched, not registered a second time.
+            for (patient, name) in self.patients()? {
+                (import.by_name.entry(name.to_lowercase()).or_default()).push(patient.clone());
+                if let Some(nid) = self.record(&patient)?.field(PatientField::NationalId) {
+                    import.by_national_id.insert(nid.to_owned(), patient);
+                }
+            }
             // Patients and tiltak in the file's order; then each patient-day-tiltak's rows
             // against the visits planned for it, in order of time.
             let mut groups: BTreeMap<(PatientId, Day, TiltakId), Vec<&Row>> = BTreeMap::new();

@@ -64,31 +64,29 @@ impl Service {
     ) -> Result<(PatientId, StaffId), ServiceError> {
         let patient = self.patient(patient)?;
         let staff = self.staff_member("staff", staff)?;
-        let team: Vec<StaffId> = self
-            .access_facts(&patient)?
-            .team
-            .into_iter()
-            .filter(|m| m.active)
-            .map(|m| m.staff)
-            .collect();
-        match (join, team.contains(&staff)) {
-            (true, true) => {
-                return Err(ServiceError::invalid(
-                    "add",
-                    format!("{staff} is already on the care team"),
-                ));
-            }
-            (false, false) => {
-                return Err(ServiceError::invalid(
-                    "remove",
-                    format!("{staff} is not on the care team"),
-                )
-                .with_remedy(Remedy::ShowPatient { patient }));
-            }
-            _ => {}
-        }
         self.act(|repo, now, _| {
-            repo.transaction(|tx| tx.set_team_member(now, &patient, &staff, join))
+            repo.transaction(|tx| {
+                // Checked under the write's lock: two coordinators adding her at once are one
+                // addition and one refusal, not two additions the second of which names itself.
+                let team: Vec<StaffId> = (self.access_facts(&patient)?.team.into_iter())
+                    .filter(|m| m.active)
+                    .map(|m| m.staff)
+                    .collect();
+                match (join, team.contains(&staff)) {
+                    (true, true) => Err(ServiceError::invalid(
+                        "add",
+                        format!("{staff} is already on the care team"),
+                    )),
+                    (false, false) => Err(ServiceError::invalid(
+                        "remove",
+                        format!("{staff} is not on the care team"),
+                    )
+                    .with_remedy(Remedy::ShowPatient {
+                        patient: patient.clone(),
+                    })),
+                    _ => Ok(tx.set_team_member(now, &patient, &staff, join)?),
+                }
+            })
         })?;
         Ok((patient, staff))
     }
