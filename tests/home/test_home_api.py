@@ -156,6 +156,9 @@ class HomeApi(unittest.TestCase):
             {"kind": "measurement", "measurement": "spo2", "value": "96", "unit": "%"},
             {"kind": "measurement", "measurement": "weight", "value": "71.5", "unit": "kg"},
             {"kind": "measurement", "measurement": "glucose", "value": "6.2", "unit": "mmol/L"},
+            # A device that sends its reading as a JSON number.
+            {"kind": "measurement", "measurement": "pulse", "value": 72, "unit": "/min"},
+            {"kind": "measurement", "measurement": "temperature", "value": 37.5, "unit": "C"},
         ]
         for i, report in enumerate(reports):
             body = dict(report, device=dispenser, event_id=f"ev-{i}", at=at("00:04"))
@@ -178,6 +181,8 @@ class HomeApi(unittest.TestCase):
             (dict(base, kind="dose-taken", medication="m-0123456789abcdef", slot="08:00"), 404, "medication"),
             (dict(base, kind="dose-taken", medication=self.med, slot="09:00"), 400, "slot"),
             (dict(base, kind="measurement", measurement="spo2", value="960"), 400, "spo2"),
+            (dict(base, kind="measurement", measurement="spo2", value=960), 400, "spo2"),
+            (dict(base, kind="measurement", measurement="spo2", value=[96]), 400, "request body"),
             (dict(base, kind="measurement", measurement="blood-pressure", value="82/128"), 400, "blood-pressure"),
             (dict(base, kind="alarm", at="yesterday"), 400, "at"),
             (dict(base, kind="alarm", extra="field"), 400, "request body"),

@@ -196,8 +196,24 @@ struct Report {
     slot: Option<String>,
     code: Option<String>,
     measurement: Option<String>,
+    #[serde(default, deserialize_with = "text_or_number")]
     value: Option<String>,
     unit: Option<String>,
+}
+
+/// A measurement's value as a device sends it: text (`"128/82"`, `"96"`) or a JSON number (`96`,
+/// `37.5`), kept as the text it reads as; the measurement's own check judges it.
+fn text_or_number<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Value {
+        Text(String),
+        Number(serde_json::Number),
+    }
+    Ok(Option::<Value>::deserialize(d)?.map(|v| match v {
+        Value::Text(text) => text,
+        Value::Number(number) => number.to_string(),
+    }))
 }
 
 fn required<'a>(field: &'a Option<String>, name: &str, kind: &str) -> Result<&'a str, ApiError> {
