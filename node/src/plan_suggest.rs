@@ -235,10 +235,18 @@ pub(crate) fn run(svc: &Service, json: bool, args: &SuggestArgs) -> Result<()> {
         bail!("nothing to accept: the plan as it stands is what the planner suggests");
     }
     let names = names(repo)?;
+    let staff_names = repo.staff_names()?;
     emit(
         json,
         &json!({ "suggestion": suggestion, "accepted": accepted }),
-        || text(&suggestion, &names, args.routes, accepted.as_ref()),
+        || {
+            text(
+                &suggestion,
+                (&names, &staff_names),
+                args.routes,
+                accepted.as_ref(),
+            )
+        },
     );
     Ok(())
 }
@@ -246,13 +254,13 @@ pub(crate) fn run(svc: &Service, json: bool, args: &SuggestArgs) -> Result<()> {
 /// The suggestion as a diff for the terminal.
 fn text(
     s: &Suggestion,
-    names: &BTreeMap<PatientId, String>,
+    (names, staff_names): (&BTreeMap<PatientId, String>, &BTreeMap<String, String>),
     routes: bool,
     accepted: Option<&Accepted>,
 ) -> String {
     let name = |p: &PatientId| names.get(p).map_or_else(|| p.to_string(), Clone::clone);
     let mut out = figures_text(s);
-    moves_text(&mut out, s, &name);
+    moves_text(&mut out, s, &name, staff_names);
     if s.kept > 0 {
         let _ = writeln!(
             out,
@@ -327,7 +335,12 @@ fn figures_text(s: &Suggestion) -> String {
 }
 
 /// Every move with its reasons, and the visits that could not be placed with why.
-fn moves_text(out: &mut String, s: &Suggestion, name: &dyn Fn(&PatientId) -> String) {
+fn moves_text(
+    out: &mut String,
+    s: &Suggestion,
+    name: &dyn Fn(&PatientId) -> String,
+    staff_names: &BTreeMap<String, String>,
+) {
     let _ = writeln!(out, "{} move(s):", s.moves.len());
     for m in &s.moves {
         let time = if m.reschedules() {
@@ -340,8 +353,8 @@ fn moves_text(out: &mut String, s: &Suggestion, name: &dyn Fn(&PatientId) -> Str
             out,
             "  {time:<11} {:<22} {:>15} → {:<15} {}",
             name(&m.patient),
-            staff_list(&m.from),
-            staff_list(&m.to),
+            staff_list(&m.from, staff_names),
+            staff_list(&m.to, staff_names),
             reasons.join("; ")
         );
     }
