@@ -251,6 +251,11 @@ pub(crate) fn local(t: &omsyn_core::Timestamp) -> omsyn_core::Timestamp {
     omsyn_node::clock::zone().show(t)
 }
 
+/// The clock time of a moment in the node's zone (`OMSYN_TZ`): `14:05`.
+pub(crate) fn hhmm(t: &omsyn_core::Timestamp) -> String {
+    local(t).hhmm()
+}
+
 /// A moment given in milliseconds, as JSON shows every moment: RFC 3339 with the node zone's
 /// offset (README, "What `--json` prints").
 pub(crate) fn moment(ms: i64) -> Option<omsyn_core::Timestamp> {

@@ -114,7 +114,7 @@ fn review_text(s: &mut String, r: &report::DayReport) {
     }
     let _ = writeln!(s, "deviations: {}", r.deviations.len());
     for d in &r.deviations {
-        let _ = writeln!(s, "  {} {}: {}", d.at.hhmm(), d.by, d.text);
+        let _ = writeln!(s, "  {} {}: {}", crate::output::hhmm(&d.at), d.by, d.text);
     }
     let _ = writeln!(s, "open conflicts to review: {}", r.conflicts.len());
     for c in &r.conflicts {

@@ -133,7 +133,11 @@ impl Text<'_> {
             } else {
                 staff.join(" + ")
             };
-            let (day, from, to) = (v.start.day(), v.start.hhmm(), v.end.hhmm());
+            let (day, from, to) = (
+                crate::output::local(&v.start).day(),
+                crate::output::hhmm(&v.start),
+                crate::output::hhmm(&v.end),
+            );
             let (kind, id) = (v.kind.as_str(), self.id(&v.id));
             let _ = writeln!(s, "  {day} {from}-{to} {kind:<8} {staff}{status}{id}");
         }

@@ -140,17 +140,25 @@ fn describe(task: &Task, me: Option<&omsyn_core::ids::StaffId>, ids: bool) -> St
     {
         line += &format!(
             "\n    reaches the base at {} if nobody claims it",
-            at.hhmm()
+            crate::output::hhmm(&at)
         );
     }
     if let Some(due) = task.due.filter(|_| task.is_open()) {
-        line += &format!("\n    due at {}", due.hhmm());
+        line += &format!("\n    due at {}", crate::output::hhmm(&due));
     }
     for claim in &task.claims {
-        line += &format!("\n    claimed by {} at {}", claim.who(), claim.at.hhmm());
+        line += &format!(
+            "\n    claimed by {} at {}",
+            claim.who(),
+            crate::output::hhmm(&claim.at)
+        );
     }
     if let Some(done) = &task.done {
-        line += &format!("\n    done by {} at {}", done.who(), done.at.hhmm());
+        line += &format!(
+            "\n    done by {} at {}",
+            done.who(),
+            crate::output::hhmm(&done.at)
+        );
     }
     if let Some(me) = me {
         let others = task.also_claimed_by(me);

@@ -152,8 +152,8 @@ fn list(cx: Ctx<'_>, date: Option<&str>) -> Result<()> {
                 };
                 format!(
                     "{}-{} {:<8} {:<24} {}{state}{ids}\n",
-                    v.start.hhmm(),
-                    v.end.hhmm(),
+                    crate::output::hhmm(&v.start),
+                    crate::output::hhmm(&v.end),
                     v.kind.as_str(),
                     v.patient_name,
                     staff(&v.staff),

@@ -326,6 +326,27 @@ fn a_journal_written_on_a_utc_clock_is_shown_in_norways_zone() {
 }
 
 #[test]
+fn visit_times_are_shown_in_the_nodes_zone_like_every_other_time() {
+    let (base, patient, _, _) = planned_day();
+    let in_utc = |args: &[&str]| {
+        let out = base.command(args).env("OMSYN_TZ", "UTC").output().unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    // Planned for 08:00 Norwegian time: 07:00 on a clock in UTC, in the list and in the record.
+    let list = in_utc(&["visit", "list", "--date", "2026-11-23"]);
+    assert!(list.contains("07:00-07:30"), "{list}");
+    let shown = in_utc(&["show", "--patient", &patient]);
+    assert!(shown.contains("2026-11-23 07:00-07:30"), "{shown}");
+    let list = text(&base, &["visit", "list", "--date", "2026-11-23"]);
+    assert!(list.contains("08:00-08:30"), "{list}");
+}
+
+#[test]
 fn a_list_imported_again_changes_what_the_list_changed_and_keeps_the_coordinators_moves() {
     let base = Node::new("base", "Base", "K1");
     let list = base.path().join("list.csv");
