@@ -200,9 +200,17 @@ impl Repo {
         self.keep_certificate(cert)
     }
 
-    /// Stores a verified certificate, in one durable commit through the pipeline.
+    /// Stores a verified certificate, in one durable commit through the pipeline — unless its
+    /// node is revoked, checked in the same write: a revocation committed while a base was
+    /// approving the device's request (`enrolment_begins` checked before) wins.
     fn keep_certificate(&self, cert: &Certificate) -> Result<(), RepoError> {
         let mut batch = self.store.write()?;
+        if batch.revoked(&cert.node())? {
+            return Err(RepoError::Invalid(format!(
+                "node {} is revoked: a revoked device is not enrolled again",
+                cert.node().short()
+            )));
+        }
         batch.put_certificate(cert)?;
         crate::pipeline::commit(
             batch,

@@ -1257,6 +1257,30 @@ fn a_change_that_cannot_be_taken_does_not_carry_a_revoked_phones_change_in() {
 }
 
 #[test]
+fn a_certificate_approved_for_a_device_revoked_meanwhile_is_not_kept() {
+    //! `enroll approve` checks the request, then signs, then keeps the certificate: a revocation
+    //! committed in between (a forwarded `omsyn revoke`) wins at the keeping.
+    let z = zone();
+    let phone = TestNode::unenrolled(109, TestNode::nurse(109, "N1").repo.profile().clone());
+    let cert = test_org()
+        .approve(
+            &phone.repo.enrollment_request(),
+            NOW_MS - HOUR_MS,
+            7 * DAY_MS,
+        )
+        .unwrap();
+    (z.base.repo)
+        .add_revocation(&test_org().revoke(phone.repo.id(), "phone lost", NOW_MS))
+        .unwrap();
+    let err = z.base.repo.remember_issued(&cert).unwrap_err().to_string();
+    assert!(err.contains("is revoked"), "{err}");
+    assert_eq!(
+        z.base.repo.store().certificate(&phone.repo.id()).unwrap(),
+        None
+    );
+}
+
+#[test]
 fn a_device_revoked_while_offline_stops_syncing_when_its_certificate_expires() {
     let z = zone();
     let lost = TestNode::unenrolled(92, TestNode::nurse(92, "N1").repo.profile().clone());

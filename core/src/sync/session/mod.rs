@@ -548,9 +548,9 @@ impl Session {
 
     /// Tells the session the local store committed `committed` (what the store's commit hook was
     /// told, [`Store::last_commit`]): pushes the documents it changed, and sends revocations and
-    /// checks the peer again only if a commit since the last it saw stored one. When commits came between the last one
-    /// pushed and this one (or there is none), it reads what changed from the log, as
-    /// [`Session::handle_local_change`] does.
+    /// checks the peer again only if a commit since the last it saw stored one. When commits
+    /// came between the last one pushed and this one (or there is none), it reads what changed
+    /// from the log, as [`Session::handle_local_change`] does.
     pub fn handle_commit(
         &mut self,
         store: &Store,
