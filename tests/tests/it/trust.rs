@@ -1691,6 +1691,22 @@ fn explicit_access_is_refused_without_a_reason_then_logged_flagged_and_shared_by
     );
 }
 
+/// A session between `a` and `b` as the daemon runs one with a peer met before: each side
+/// builds its first push with its Hello, by the certificate it holds for the other; then bytes
+/// move until quiet, without errors.
+fn reconnect_early(a: &Repo, b: &Repo) -> Link {
+    let (pa, pb) = (
+        a.need_policy().expect("own grant"),
+        b.need_policy().expect("own grant"),
+    );
+    let mut link = Link::open(a, b);
+    link.a.push_early(a.store(), &pa, NOW_MS).unwrap();
+    link.b.push_early(b.store(), &pb, NOW_MS).unwrap();
+    let errors = link.exchange((a, &pa), (b, &pb), NOW_MS);
+    assert_eq!(errors, (None, None));
+    link
+}
+
 /// The base blocks staff N1 (sperring) from the zone's own patient, at 10:30.
 fn block_n1(z: &mut Zone) {
     z.base
@@ -1716,15 +1732,7 @@ fn a_block_made_while_the_phone_was_away_is_told_at_a_reconnect_whose_push_went_
     sync_at(&z.base.repo, &nurse.repo, NOW_MS);
     assert!(holds(&nurse.repo, &z.mine));
     block_n1(&mut z);
-    let (pb, pn) = (
-        z.base.repo.need_policy().expect("own grant"),
-        nurse.repo.need_policy().expect("own grant"),
-    );
-    let mut link = Link::open(&z.base.repo, &nurse.repo);
-    link.a.push_early(z.base.repo.store(), &pb, NOW_MS).unwrap();
-    link.b.push_early(nurse.repo.store(), &pn, NOW_MS).unwrap();
-    let errors = link.exchange((&z.base.repo, &pb), (&nurse.repo, &pn), NOW_MS);
-    assert_eq!(errors, (None, None));
+    let mut link = reconnect_early(&z.base.repo, &nurse.repo);
     assert!(
         events(&mut link.b)
             .iter()
@@ -1772,15 +1780,7 @@ fn a_phone_re_enrolled_since_the_base_last_met_it_is_judged_again_after_the_push
         )
         .unwrap();
     phone.repo.install_certificate(&cert).unwrap();
-    let (pb, pp) = (
-        z.base.repo.need_policy().expect("own grant"),
-        phone.repo.need_policy().expect("own grant"),
-    );
-    let mut link = Link::open(&z.base.repo, &phone.repo);
-    link.a.push_early(z.base.repo.store(), &pb, NOW_MS).unwrap();
-    link.b.push_early(phone.repo.store(), &pp, NOW_MS).unwrap();
-    let errors = link.exchange((&z.base.repo, &pb), (&phone.repo, &pp), NOW_MS);
-    assert_eq!(errors, (None, None));
+    reconnect_early(&z.base.repo, &phone.repo);
     assert!(
         holds(&phone.repo, &z.mine),
         "N2's patient reached N2's phone"
