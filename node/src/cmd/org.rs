@@ -318,10 +318,10 @@ fn enrolled_node(repo: &Repo, target: &str) -> Result<Option<NodeId>> {
     }
 }
 
-/// `omsyn revoke NODE --reason R` or `omsyn revoke REVOCATION`.
 /// The longest reason a revocation may give.
 const MAX_REASON_CHARS: usize = 500;
 
+/// `omsyn revoke NODE --reason R` or `omsyn revoke REVOCATION`.
 pub(crate) fn revoke(
     svc: &Service,
     json: bool,
