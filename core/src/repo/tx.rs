@@ -700,7 +700,7 @@ impl Transaction<'_> {
         if let ConflictKind::ConcurrentFieldEdit { field, .. } = &found.kind {
             let value = value.ok_or_else(|| {
                 RepoError::Invalid(format!(
-                    "{conflict} is a concurrent edit of {}; give the value to keep",
+                    "{conflict} is a concurrent edit of {}; give the value to keep (`--value` on the command line, `value` in the request)",
                     field.as_str()
                 ))
             })?;

@@ -21,7 +21,10 @@ pub(crate) fn run(cx: Ctx<'_>, cmd: StaffCmd) -> Result<()> {
                 .add_staff(&id, &name, role.as_deref(), zone.as_deref())
                 .flagged()?;
             emit(cx.json, &member, || {
-                format!("{} ({}) may be planned for", member.name, member.id)
+                format!(
+                    "{} ({}) added: visits may be planned for them",
+                    member.name, member.id
+                )
             });
         }
         StaffCmd::List { zone } => {
