@@ -10,7 +10,7 @@ use redb::{ReadableTable, WriteTransaction};
 use super::cache::Version;
 use super::chunks::{DocMeta, append_chunk, has_chunks, load_doc};
 use super::error::StoreError;
-use super::handle::{Committed, Store};
+use super::handle::Store;
 use super::log::{doc_version, place_at, read_seq};
 use super::read::doc_ids_with_prefix;
 use super::schema::{CHUNKS, DOCS, LOG, META, NEW_DOC_ROW, REDERIVE_KEY};
@@ -318,20 +318,13 @@ impl<'a> WriteBatch<'a> {
                 None => read_seq(&self.tx.open_table(META)?, &self.tx.open_table(LOG)?)?,
             };
             self.tx.commit()?;
-            if self.revocations_stored {
-                (store.revocation_commits).fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-            }
             if self.own_cert_changed {
                 *store.own_certs.lock().unwrap_or_else(|p| p.into_inner()) = None;
             }
             // Only a durable commit that changed something wakes the listeners: a session woken
             // by every commit of peer knowledge would read the log for nothing.
             if self.durable && (!logged.is_empty() || self.notify || self.revocations_stored) {
-                store.tell(Committed {
-                    seq,
-                    documents: logged,
-                    revocations: self.revocations_stored,
-                });
+                store.tell(seq, logged, self.revocations_stored);
             }
             let mut evicted = Vec::new();
             let mut cache = self.store.lock_cache();

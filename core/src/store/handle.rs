@@ -26,9 +26,6 @@ pub struct Store {
     pub(super) commit_hook: Mutex<Option<CommitHook>>,
     /// What the last commit the hook was told of changed.
     pub(super) last_commit: Mutex<Option<std::sync::Arc<Committed>>>,
-    /// How many commits since the store was opened stored a revocation (see
-    /// [`Store::revocation_commits`]).
-    pub(super) revocation_commits: std::sync::atomic::AtomicU64,
     /// This node's own certificates (its history and the newest), once read (every write asks
     /// which was in force): `None` until read.
     pub(super) own_certs: Mutex<Option<std::sync::Arc<Vec<crate::trust::Certificate>>>>,
@@ -65,18 +62,20 @@ pub struct Committed {
     /// before `seq`, up to it (writes are serialised), so a reader that had pushed up to
     /// `seq - documents.len()` needs no log read to know what to push next.
     pub documents: Vec<DocumentId>,
-    /// Whether it stored a revocation (a session then sends it, and checks its peer again).
-    pub revocations: bool,
+    /// How many commits since the store was opened stored a revocation, this one included (see
+    /// [`Store::revocation_commits`]).
+    pub revocation_commits: u64,
 }
 
-/// What a reader of [`Store::last_commit`] is told after `held` when a commit tells it `told`.
-/// Commits tell it after the write lock is released, so two writers can tell out of order:
-/// the later commit is kept whichever told last (a session woken by the earlier one would push
-/// up to it and never learn of the later), and a revocation either stored is not forgotten.
+/// What a reader of [`Store::last_commit`] is told after `held` when a commit tells it `told`
+/// (`told.revocation_commits` counted after `held`'s). Commits tell it after the write lock is
+/// released, so two writers can tell out of order: the later commit is kept whichever told last
+/// (a session woken by the earlier one would push up to it and never learn of the later), with
+/// the count of revocations as of both.
 fn later_of(held: Option<&Committed>, told: Committed) -> Committed {
     match held {
         Some(held) if held.seq > told.seq => Committed {
-            revocations: held.revocations || told.revocations,
+            revocation_commits: told.revocation_commits,
             ..held.clone()
         },
         _ => told,
@@ -105,7 +104,6 @@ impl Store {
             epoch: [0; 16],
             commit_hook: Mutex::new(None),
             last_commit: Mutex::new(None),
-            revocation_commits: std::sync::atomic::AtomicU64::new(0),
             own_certs: Mutex::new(None),
             disposer: Mutex::new(None),
         }
@@ -163,20 +161,27 @@ impl Store {
             .clone()
     }
 
-    /// How many commits since the store was opened stored a revocation, counted as each commits
-    /// (before its hook is told). A live session compares it with what it saw last: the hook
-    /// wakes it once for commits close together and it reads only the last of them, which may
-    /// not be the one that stored the revocation.
+    /// How many commits since the store was opened stored a revocation, as the last commit
+    /// told. A live session compares it with what it saw last: the hook wakes it once for
+    /// commits close together and it reads only the last of them, which may not be the one that
+    /// stored the revocation.
     pub fn revocation_commits(&self) -> u64 {
-        self.revocation_commits
-            .load(std::sync::atomic::Ordering::SeqCst)
+        self.last_commit().map_or(0, |c| c.revocation_commits)
     }
 
-    /// Keeps `committed` as the last commit and tells the hook. Called by a commit once durable.
-    pub(super) fn tell(&self, committed: Committed) {
+    /// Keeps what a commit changed (up to `seq`: `documents`, and a revocation if
+    /// `stored_revocation`) as the last commit, and tells the hook. Called by a commit once
+    /// durable.
+    pub(super) fn tell(&self, seq: u64, documents: Vec<DocumentId>, stored_revocation: bool) {
         let committed = {
             let mut last = self.last_commit.lock().unwrap_or_else(|p| p.into_inner());
-            let kept = std::sync::Arc::new(later_of(last.as_deref(), committed));
+            let before = last.as_ref().map_or(0, |c| c.revocation_commits);
+            let told = Committed {
+                seq,
+                documents,
+                revocation_commits: before + u64::from(stored_revocation),
+            };
+            let kept = std::sync::Arc::new(later_of(last.as_deref(), told));
             *last = Some(kept.clone());
             kept
         };
@@ -248,24 +253,28 @@ mod tests {
     use crate::DocumentId;
     use crate::ids::PatientId;
 
-    fn commit(seq: u64, revocations: bool) -> Committed {
+    fn commit(seq: u64, revocation_commits: u64) -> Committed {
         Committed {
             seq,
             documents: vec![DocumentId::PatientRecord(PatientId::from_bytes(
                 [seq as u8; 8],
             ))],
-            revocations,
+            revocation_commits,
         }
     }
 
     #[test]
     fn a_commit_told_after_a_later_one_does_not_hide_it_nor_its_revocation() {
-        let later = commit(11, false);
-        let kept = later_of(Some(&later), commit(10, true));
+        // Commit 11 told first; commit 10, which stored a revocation, told after it.
+        let later = commit(11, 0);
+        let kept = later_of(Some(&later), commit(10, 1));
         assert_eq!((kept.seq, &kept.documents), (11, &later.documents));
-        assert!(kept.revocations, "the earlier commit's revocation is kept");
-        let kept = later_of(Some(&commit(10, true)), commit(11, false));
-        assert_eq!((kept.seq, kept.revocations), (11, false));
-        assert_eq!(later_of(None, commit(3, false)).seq, 3);
+        assert_eq!(
+            kept.revocation_commits, 1,
+            "the earlier commit's revocation is kept"
+        );
+        let kept = later_of(Some(&commit(10, 1)), commit(11, 1));
+        assert_eq!((kept.seq, kept.revocation_commits), (11, 1));
+        assert_eq!(later_of(None, commit(3, 0)).seq, 3);
     }
 }

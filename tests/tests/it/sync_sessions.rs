@@ -797,7 +797,7 @@ fn a_commit_tells_the_session_which_documents_to_push() {
     assert_eq!(commits.len(), 1, "one durable commit, one call");
     let record = DocumentId::PatientRecord(patients[0].clone());
     assert!(commits[0].documents.contains(&record));
-    assert!(!commits[0].revocations);
+    assert_eq!(commits[0].revocation_commits, 0);
     assert_eq!(
         base.repo.store().last_commit().as_deref(),
         Some(&commits[0]),

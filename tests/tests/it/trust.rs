@@ -1105,7 +1105,12 @@ fn a_revocation_committed_just_before_a_note_reaches_a_live_peer_woken_once_for_
         .unwrap();
     let store = z.base.repo.store();
     let last = store.last_commit().expect("the note's commit was told");
-    assert!(!last.revocations, "the note's commit stored no revocation");
+    let journal = DocumentId::Journal(z.mine.clone(), at.day().month());
+    assert_eq!(
+        last.documents,
+        vec![journal],
+        "the session is woken by the note's commit"
+    );
     let policy = z.base.repo.need_policy().expect("own grant");
     link.a
         .handle_commit(store, &policy, NOW_MS, Some(&last))
