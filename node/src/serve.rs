@@ -43,16 +43,11 @@ pub(crate) async fn shared(repo: Arc<Repo>, options: &NetOptions) -> Result<Shar
 /// ticket alone. Only for the sync the user asked for with that ticket: a daemon takes no
 /// relay from a ticket (a ticket is an unsigned hint; a crafted one would have it keep a
 /// connection to any relay), it says what to add.
-fn with_ticket_relay(mut options: NetOptions, ticket: &Ticket) -> Result<NetOptions> {
-    if options.relay.is_none()
-        && let Some(relay) = &ticket.relay
-    {
-        relay
-            .parse::<iroh::RelayUrl>()
-            .map_err(|e| anyhow::anyhow!("--peer: the ticket's relay url {relay:?}: {e}"))?;
-        options.relay = Some(relay.clone());
+fn with_ticket_relay(mut options: NetOptions, ticket: &Ticket) -> NetOptions {
+    if options.relay.is_none() {
+        options.relay.clone_from(&ticket.relay);
     }
-    Ok(options)
+    options
 }
 
 /// The network options the command line gave.
@@ -216,7 +211,7 @@ pub(crate) fn sync_once(
         idle_limit,
     } = request;
     let ticket: Ticket = peer.parse().map_err(|e| anyhow::anyhow!("--peer: {e}"))?;
-    let options = with_ticket_relay(options, &ticket)?;
+    let options = with_ticket_relay(options, &ticket);
     let terminal = std::io::stderr().is_terminal();
     let show = daemon.is_none() && (progress || (terminal && !json));
     let once = |shared: Shared| {

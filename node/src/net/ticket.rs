@@ -49,8 +49,13 @@ impl FromStr for Ticket {
             .strip_prefix(PREFIX)
             .ok_or_else(|| bad("it must start with omsyn1:"))?;
         let (rest, relay) = match rest.split_once("?relay=") {
-            Some((r, relay)) if !relay.is_empty() => (r, Some(relay.to_owned())),
-            Some(_) => return Err(bad("empty relay url")),
+            Some((_, "")) => return Err(bad("empty relay url")),
+            Some((r, relay)) => {
+                // Checked here, once: every command that takes a ticket dials its relay.
+                (relay.parse::<iroh::RelayUrl>())
+                    .map_err(|e| bad(&format!("bad relay url {relay:?}: {e}")))?;
+                (r, Some(relay.to_owned()))
+            }
             None => (rest, None),
         };
         let (node, addrs) = match rest.split_once('@') {
@@ -64,5 +69,26 @@ impl FromStr for Ticket {
             .map(|a| a.parse().map_err(|_| bad(&format!("bad address {a:?}"))))
             .collect::<Result<Vec<SocketAddr>, String>>()?;
         Ok(Ticket { node, addrs, relay })
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)] // Tests fail loudly by design.
+mod tests {
+    use super::Ticket;
+
+    const NODE: &str = "7c53734bd69365c6443c278568e063b78edc2f3f447bb7d28af83fa298326ec7";
+
+    #[test]
+    fn a_ticket_reads_back_as_written_and_a_bad_relay_url_is_named() {
+        let text = format!("omsyn1:{NODE}@10.9.2.1:7000?relay=http://10.9.0.1:3340/");
+        let ticket: Ticket = text.parse().unwrap();
+        assert_eq!(ticket.to_string(), text);
+        for (relay, says) in [("", "empty relay url"), ("not a url", "bad relay url")] {
+            let err = format!("omsyn1:{NODE}?relay={relay}")
+                .parse::<Ticket>()
+                .unwrap_err();
+            assert!(err.contains(says), "{relay:?}: {err}");
+        }
     }
 }
