@@ -108,13 +108,13 @@ struct Signer {
 /// takes them with what builds on them. A colleague that had not heard of the revocation and
 /// built on the stolen phone's changes after it vouches for nothing (its own change then waits
 /// for them, and is not taken where the revocation is known). What is left out has nothing
-/// kept building on it. Returns what is kept, why anything was left out, and — when a revoked
+/// kept building on it. Returns what is kept, what was left out and why, and — when a revoked
 /// signer's change is kept — what to check once the changes are applied ([`Vouching::held`]).
 fn vouched_by_others(
     doc: &DocumentId,
     checked: Vec<Checked>,
     signers: &BTreeMap<NodeId, Signer>,
-) -> (Vec<Checked>, Option<String>, Option<Vouching>) {
+) -> (Vec<Checked>, Option<LeftOut>, Option<Vouching>) {
     let revoked_at = |c: &Checked| {
         (signers.get(&c.vouched().signer)).map_or(Some(i64::MIN), |s| s.revoked_at_ms)
     };
@@ -157,7 +157,18 @@ fn vouched_by_others(
         left.len(),
         authors.into_iter().collect::<Vec<_>>().join(", ")
     );
-    (kept, Some(why), vouching)
+    let left_out = LeftOut { why, changes: left };
+    (kept, Some(left_out), vouching)
+}
+
+/// Changes by revoked nodes that nothing in their message vouched for (`vouched_by_others`).
+#[derive(Debug, Clone)]
+pub struct LeftOut {
+    /// Why, for the sender and the log.
+    pub why: String,
+    /// The changes, checked: a session keeps them for a later message of the same document
+    /// (a document sent in parts), whose changes may be the ones that vouch for them.
+    pub changes: Vec<Checked>,
 }
 
 /// What let a message's changes by revoked signers in: checked again once applied.
@@ -269,15 +280,15 @@ impl From<String> for Refusal {
 }
 
 /// What [`admit`] did to a document.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default)]
 pub struct Admitted {
     /// The changes applied (new to this node), with their dependencies.
     pub applied: Vec<RawChangeInfo>,
     /// Some changes wait for dependencies this node lacks: they were not applied (ask for them).
     pub lacks_dependencies: bool,
-    /// Changes by revoked nodes that nothing taken builds on were left out, and why (see
-    /// `vouched_by_others`): what builds on them was taken; the sender is told.
-    pub left_out: Option<String>,
+    /// Changes by revoked nodes that nothing taken builds on were left out (see
+    /// `vouched_by_others`): what builds on them was taken; the sender is told why.
+    pub left_out: Option<LeftOut>,
 }
 
 /// Verifies received `changes` of `doc` and applies them to the document in the write, all or

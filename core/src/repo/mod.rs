@@ -785,7 +785,7 @@ impl Repo {
             if !existed && !admitted.applied.is_empty() {
                 summary.new_documents += 1;
             }
-            summary.left_out.extend(admitted.left_out);
+            summary.left_out.extend(admitted.left_out.map(|l| l.why));
             summary.new_changes += admitted.applied.len();
         }
         let derive = pipeline::DeriveContext::of(&self.store, Some(now.unix_millis()));

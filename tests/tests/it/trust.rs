@@ -1214,6 +1214,86 @@ fn a_revoked_phones_notes_that_others_built_on_reach_a_node_that_meets_the_recor
 }
 
 #[test]
+fn a_revoked_phones_pictures_sent_in_parts_reach_a_new_phone_with_the_reply_built_on_them() {
+    //! A document larger than a message goes in parts: the stolen phone's pictures in the first,
+    //! the base's reply that builds on them in the next. The new phone takes them all, and is
+    //! told of nothing left out but the phone's message nobody answered.
+    use omsyn_core::docs::messages::{Attachment, MAX_PICTURE_BYTES, Recipient};
+    use rand::RngCore;
+    let mut z = zone();
+    let mut lost = TestNode::nurse(110, "N1");
+    sync_at(&z.base.repo, &lost.repo, NOW_MS);
+    let send = |node: &mut TestNode, at: &str, text: &str, pictures: usize| {
+        let pictures = (0..pictures)
+            .map(|_| {
+                // Incompressible, as photographs are.
+                let mut photo = vec![0x42; MAX_PICTURE_BYTES];
+                node.rng.fill_bytes(&mut photo);
+                photo[..4].copy_from_slice(&[0xFF, 0xD8, 0xFF, 0xE0]);
+                Attachment::picture("image/jpeg", None, &photo).unwrap()
+            })
+            .collect();
+        let t = today(at);
+        let patient = z.mine.clone();
+        let to = Recipient::CareTeam;
+        (node
+            .repo
+            .send_message(t, &mut node.rng, &patient, to, text, None, pictures))
+        .unwrap();
+    };
+    let sent = [
+        ("10:00", "Såret"),
+        ("10:05", "Hælen"),
+        ("10:10", "Tåa"),
+        ("10:15", "Leggen"),
+        ("10:20", "Armen"),
+    ];
+    for (at, text) in sent {
+        send(&mut lost, at, text, 2);
+    }
+    let (_, errors) = sync_at(&lost.repo, &z.base.repo, NOW_MS);
+    assert_eq!(errors, (None, None));
+    send(&mut z.base, "10:30", "Takk, vi ser på det", 0);
+    send(&mut lost, "10:45", "Ubesvart", 0);
+    sync_at(&lost.repo, &z.base.repo, NOW_MS);
+    let revocation = test_org().revoke(lost.repo.id(), "phone lost", today("11:00").unix_millis());
+    z.base.repo.add_revocation(&revocation).unwrap();
+    let messages = DocumentId::Messages(z.mine.clone(), today("10:00").day().month());
+    let bytes: usize = (omsyn_tests::craft::history(&z.base.repo, &messages).iter_mut())
+        .map(|c| c.bytes().len())
+        .sum();
+    assert!(bytes > wire::MAX_FRAME_BYTES / 2, "{bytes} B: one message");
+    let colleague = TestNode::nurse(111, "N1");
+    let (mut link, errors) = sync_at(&z.base.repo, &colleague.repo, NOW_MS);
+    assert_eq!(errors, (None, None));
+    let view = colleague.repo.patient_view(&z.mine).unwrap();
+    let mut texts: Vec<&str> = view.messages.iter().map(|m| m.text.as_str()).collect();
+    texts.sort();
+    assert_eq!(
+        texts,
+        [
+            "Armen",
+            "Hælen",
+            "Leggen",
+            "Såret",
+            "Takk, vi ser på det",
+            "Tåa"
+        ],
+        "the pictures and the reply built on them are taken, the unanswered one left out"
+    );
+    let pictures: usize = view.messages.iter().map(|m| m.attachments.len()).sum();
+    assert_eq!(pictures, 10);
+    let told: Vec<String> = (events(&mut link.b).into_iter())
+        .filter_map(|e| match e {
+            SyncEvent::RejectedChanges { reason, .. } => Some(reason),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(told.len(), 1, "{told:?}");
+    assert!(told[0].contains("1 change(s)"), "{told:?}");
+}
+
+#[test]
 fn a_change_that_cannot_be_taken_does_not_carry_a_revoked_phones_change_in() {
     //! An insider signs, with its own real key, a change built on the stolen phone's backdated
     //! one and on a change nobody holds: Automerge holds such a change back, unjudged — it must

@@ -34,6 +34,7 @@
 
 mod push;
 mod receive;
+mod set_aside;
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
@@ -196,7 +197,7 @@ pub struct Session {
     revocation_commits: u64,
     /// Documents whose changes by revoked nodes this session left out (see
     /// [`crate::pipeline::Admitted::left_out`]): what waits for them is not asked for again.
-    left_out: BTreeSet<DocumentId>,
+    left_out: set_aside::SetAside,
 }
 
 impl Session {
@@ -231,7 +232,7 @@ impl Session {
             building: None,
             knowledge_saved_ms: None,
             revocation_commits: store.revocation_commits(),
-            left_out: BTreeSet::new(),
+            left_out: set_aside::SetAside::default(),
         };
         // A store that cannot read its own certificate sends none: the peer refuses, and says so.
         let certificate = store

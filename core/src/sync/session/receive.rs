@@ -147,12 +147,16 @@ impl Session {
             }
             Message::Decline { doc } => self.receive_decline(batch, doc)?,
             Message::PushDone { round, .. } => {
+                self.tell_left_out(&mut inbound.replies);
                 inbound.replies.push(Message::Ack { round });
                 self.peer_rounds_acked += 1;
                 self.awaiting_peer_round = false;
             }
             // A part of a round: acknowledged like one, but the round goes on.
-            Message::PartDone { round } => inbound.replies.push(Message::Ack { round }),
+            Message::PartDone { round } => {
+                self.tell_left_out(&mut inbound.replies);
+                inbound.replies.push(Message::Ack { round })
+            }
             Message::Ack { round } => inbound.acked_rounds.push(round),
             // Taken by `process`, which ends the session on it.
             Message::Error { .. } => {}
@@ -466,7 +470,7 @@ impl Session {
         replies: &mut Vec<Message>,
     ) -> Result<(), SyncError> {
         let changes = match changes {
-            Ok(changes) => changes,
+            Ok(changes) => self.left_out.joined(doc, changes),
             Err(reason) => return self.refuse_changes(batch, doc, reason.into(), now_ms, replies),
         };
         let bytes: u64 = changes.iter().map(|c| c.vouched().bytes.len() as u64).sum();
@@ -492,18 +496,9 @@ impl Session {
                 .push_back(SyncEvent::DocumentChanged(doc.clone()));
         }
         let after = self.note_peer_heads(batch, doc, &admitted, now_ms)?;
-        if let Some(why) = &admitted.left_out {
-            self.left_out.insert(doc.clone());
-            // What was left out is refused (the sender tries the document again at its next
-            // session, and what was taken now is skipped then).
-            self.events.push_back(SyncEvent::RejectedChanges {
-                doc: doc.clone(),
-                reason: why.clone(),
-            });
-            replies.push(Message::Reject {
-                doc: doc.clone(),
-                reason: why.clone(),
-            });
+        if let Some(left_out) = admitted.left_out {
+            // The sender is told when its round (or part) ends: a later part may carry them in.
+            self.left_out.keep(doc, left_out);
         }
         // What waits for changes left out here waits for good: asking for it again would bring
         // the same changes, left out again (a document sent in parts: round after round).
@@ -514,6 +509,19 @@ impl Session {
             });
         }
         Ok(())
+    }
+
+    /// Tells the peer which of its changes stay left out (see [`super::set_aside`]), before the
+    /// `Ack` of the round that brought them: the sender tries those documents again at its next
+    /// session (what was taken is skipped then), where an `Ack` alone would settle them.
+    fn tell_left_out(&mut self, replies: &mut Vec<Message>) {
+        for (doc, reason) in self.left_out.untold() {
+            self.events.push_back(SyncEvent::RejectedChanges {
+                doc: doc.clone(),
+                reason: reason.clone(),
+            });
+            replies.push(Message::Reject { doc, reason });
+        }
     }
 
     /// The peer's changes to `doc` were refused (all of them): it is told why, and an
