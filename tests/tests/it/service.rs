@@ -397,3 +397,45 @@ fn a_note_is_written_while_another_front_ends_long_request_is_under_way() {
     long.join().unwrap().unwrap();
     note.join().unwrap();
 }
+
+#[test]
+fn two_coordinators_adding_one_nurse_at_once_make_one_addition_and_one_refusal() {
+    //! The care team is checked under the write's lock: were it read before, both would see
+    //! her missing and both add her. Each round starts both requests together; a removal
+    //! follows each addition the same way.
+    use std::sync::Barrier;
+    let (base, ids) = base_with(&["Turid Nilsen"]);
+    let svc = Arc::new(service(base, HandClock::at("09:00")));
+    let patient = ids[0].to_string();
+    for round in 0..40 {
+        let join = round % 2 == 0;
+        let start = Arc::new(Barrier::new(2));
+        let coordinators: Vec<_> = (0..2)
+            .map(|_| {
+                let (svc, start, patient) = (svc.clone(), start.clone(), patient.clone());
+                std::thread::spawn(move || {
+                    start.wait();
+                    svc.set_team_member(&patient, "N2", join)
+                        .map_err(|e| e.to_string())
+                })
+            })
+            .collect();
+        let results: Vec<Result<_, String>> = coordinators
+            .into_iter()
+            .map(|c| c.join().unwrap())
+            .collect();
+        let refused: Vec<&String> = results.iter().filter_map(|r| r.as_ref().err()).collect();
+        let said = if join { "already on" } else { "not on" };
+        assert!(
+            refused.len() == 1 && refused[0].contains(said),
+            "round {round}: {results:?}"
+        );
+        let record = omsyn_core::DocumentId::PatientRecord(ids[0].clone());
+        let facts = (svc.repo().store())
+            .with_doc(&record, omsyn_core::docs::access_facts::read)
+            .unwrap()
+            .unwrap();
+        let on_team = facts.team.iter().filter(|m| m.active).count();
+        assert_eq!(on_team, usize::from(join), "round {round}: {facts:?}");
+    }
+}
