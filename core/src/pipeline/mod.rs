@@ -108,8 +108,10 @@ struct Signer {
 /// takes them with what builds on them. A colleague that had not heard of the revocation and
 /// built on the stolen phone's changes after it vouches for nothing (its own change then waits
 /// for them, and is not taken where the revocation is known). What is left out has nothing
-/// kept building on it. Returns what is kept, what was left out and why, and — when a revoked
-/// signer's change is kept — what to check once the changes are applied ([`Vouching::held`]).
+/// kept building on it. Each revoked device's changes are vouched for by what was made before
+/// *its* revocation: another device revoked earlier in the same document changes nothing of it.
+/// Returns what is kept, what was left out and why, and — when a revoked signer's change is
+/// kept — what to check once the changes are applied ([`Vouching::held`]).
 fn vouched_by_others(
     doc: &DocumentId,
     checked: Vec<Checked>,
@@ -121,27 +123,25 @@ fn vouched_by_others(
     if checked.iter().all(|c| revoked_at(c).is_none()) {
         return (checked, None, None);
     }
-    let earliest_revocation = (signers.values())
-        .filter_map(|s| s.revoked_at_ms)
-        .min()
-        .unwrap_or(i64::MAX);
     let vouching = Vouching {
         deps: (checked.iter())
             .map(|c| (c.vouched().hash, c.deps().to_vec()))
             .collect(),
         vouchers: (checked.iter())
-            .filter(|c| revoked_at(c).is_none() && c.time_ms() < earliest_revocation)
-            .map(|c| c.vouched().hash)
+            .filter(|c| revoked_at(c).is_none())
+            .map(|c| (c.vouched().hash, c.time_ms()))
             .collect(),
-        revoked: Vec::new(),
+        revoked: (checked.iter())
+            .filter_map(|c| Some((c.vouched().hash, revoked_at(c)?)))
+            .collect(),
     };
-    let built_on = vouching.built_on(vouching.vouchers.iter().copied());
+    let vouched = vouching.vouched(|_| true);
     let (kept, left): (Vec<Checked>, Vec<Checked>) = (checked.into_iter())
-        .partition(|c| revoked_at(c).is_none() || built_on.contains(&c.vouched().hash));
+        .partition(|c| revoked_at(c).is_none() || vouched.contains(&c.vouched().hash));
     let vouching = Vouching {
-        revoked: (kept.iter())
-            .filter(|c| revoked_at(c).is_some())
-            .map(|c| c.vouched().hash)
+        revoked: (vouching.revoked.iter())
+            .filter(|(hash, _)| vouched.contains(hash))
+            .copied()
             .collect(),
         ..vouching
     };
@@ -176,13 +176,35 @@ pub struct LeftOut {
 struct Vouching {
     /// Each change of the message and what it builds on.
     deps: HashMap<[u8; 32], Vec<[u8; 32]>>,
-    /// The changes that vouch: by signers not revoked, made before the revocations.
-    vouchers: Vec<[u8; 32]>,
-    /// The revoked signers' changes kept.
-    revoked: Vec<[u8; 32]>,
+    /// The changes that may vouch, by signers not revoked, with when each was made.
+    vouchers: Vec<([u8; 32], i64)>,
+    /// The revoked signers' changes (once judged: those kept), with when each one's signer was
+    /// revoked.
+    revoked: Vec<([u8; 32], i64)>,
 }
 
 impl Vouching {
+    /// The revoked signers' changes that a voucher `admitted` (all of them, or those applied)
+    /// and made before the revocation of that change's signer builds on. One walk per distinct
+    /// revocation time: a message holds few revoked signers.
+    fn vouched(&self, admitted: impl Fn(&[u8; 32]) -> bool) -> std::collections::HashSet<[u8; 32]> {
+        let times: std::collections::BTreeSet<i64> =
+            self.revoked.iter().map(|(_, at)| *at).collect();
+        let mut vouched = std::collections::HashSet::new();
+        for at in times {
+            let from = (self.vouchers.iter())
+                .filter(|(hash, made)| *made < at && admitted(hash))
+                .map(|(hash, _)| *hash);
+            let built_on = self.built_on(from);
+            vouched.extend(
+                (self.revoked.iter())
+                    .filter(|(hash, revoked)| *revoked == at && built_on.contains(hash))
+                    .map(|(hash, _)| *hash),
+            );
+        }
+        vouched
+    }
+
     /// The message's changes that the changes `from` build on, directly or through others of
     /// the message (each expanded once: linear in the message).
     fn built_on(
@@ -208,13 +230,8 @@ impl Vouching {
     /// for it was (one lacking a dependency is held back unjudged): a change never applied must
     /// not carry another in.
     fn held(&self, doc: &DocumentId, target: &Document) -> Result<(), Refusal> {
-        let applied = self
-            .vouchers
-            .iter()
-            .copied()
-            .filter(|h| target.has_change(h));
-        let covered = self.built_on(applied);
-        if (self.revoked.iter()).any(|h| target.has_change(h) && !covered.contains(h)) {
+        let covered = self.vouched(|h| target.has_change(h));
+        if (self.revoked.iter()).any(|(h, _)| target.has_change(h) && !covered.contains(h)) {
             return Err(Refusal::from(format!(
                 "{doc}: a change by a revoked node came with the only change built on it, which \
                  could not be taken (it lacks a change this node does not hold)"

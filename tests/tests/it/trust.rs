@@ -1291,6 +1291,65 @@ fn a_revoked_phones_pictures_sent_in_parts_reach_a_new_phone_with_the_reply_buil
         .collect();
     assert_eq!(told.len(), 1, "{told:?}");
     assert!(told[0].contains("1 change(s)"), "{told:?}");
+    // The base heard (before the round's Ack, which would have settled the document): it sends
+    // the document again at the next session, which takes nothing more and settles.
+    let heard = events(&mut link.a);
+    assert!(
+        heard
+            .iter()
+            .any(|e| matches!(e, SyncEvent::RejectedByPeer { doc, .. } if *doc == messages)),
+        "{heard:?}"
+    );
+    let (_, errors) = sync_at(&z.base.repo, &colleague.repo, NOW_MS);
+    assert_eq!(errors, (None, None));
+    assert_eq!(
+        colleague.repo.patient_view(&z.mine).unwrap().messages.len(),
+        6
+    );
+}
+
+#[test]
+fn a_change_made_after_one_phones_revocation_still_vouches_for_another_phone_revoked_later() {
+    //! Each revoked device's changes are vouched for by what was made before its own
+    //! revocation: the base's reply to X, written after Y was revoked, keeps X's note on a new
+    //! node, though Y's unanswered note (dated earlier, synced later) came in the same message.
+    let mut z = zone();
+    let mut x = TestNode::nurse(112, "N1");
+    let mut y = TestNode::nurse(113, "N1");
+    sync_at(&z.base.repo, &x.repo, NOW_MS);
+    sync_at(&z.base.repo, &y.repo, NOW_MS);
+    let note = |node: &mut TestNode, at: &str, text: &str| {
+        let t = today(at);
+        let patient = z.mine.clone();
+        (node
+            .repo
+            .add_note(t, &mut node.rng, &patient, None, t, text))
+        .unwrap();
+    };
+    note(&mut x, "10:05", "Fra X");
+    sync_at(&x.repo, &z.base.repo, NOW_MS);
+    note(&mut z.base, "10:30", "Basens svar");
+    note(&mut y, "10:00", "Fra Y");
+    let (_, errors) = sync_at(&y.repo, &z.base.repo, NOW_MS);
+    assert_eq!(errors, (None, None));
+    for (phone, at) in [(&y, "10:28"), (&x, "11:00")] {
+        let revocation = test_org().revoke(phone.repo.id(), "phone lost", today(at).unix_millis());
+        z.base.repo.add_revocation(&revocation).unwrap();
+    }
+    let colleague = TestNode::nurse(114, "N1");
+    let (mut link, errors) = sync_at(&z.base.repo, &colleague.repo, NOW_MS);
+    assert_eq!(errors, (None, None));
+    assert_eq!(
+        note_texts(&colleague.repo, &z.mine),
+        ["Fra X", "Basens svar"]
+    );
+    let told = events(&mut link.b);
+    assert!(
+        told.iter()
+            .any(|e| matches!(e, SyncEvent::RejectedChanges { reason, .. }
+            if reason.contains("1 change(s)") && reason.contains(&y.repo.id().short()))),
+        "{told:?}"
+    );
 }
 
 #[test]

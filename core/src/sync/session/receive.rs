@@ -470,10 +470,11 @@ impl Session {
         replies: &mut Vec<Message>,
     ) -> Result<(), SyncError> {
         let changes = match changes {
-            Ok(changes) => self.left_out.joined(doc, changes),
+            Ok(changes) => changes,
             Err(reason) => return self.refuse_changes(batch, doc, reason.into(), now_ms, replies),
         };
         let bytes: u64 = changes.iter().map(|c| c.vouched().bytes.len() as u64).sum();
+        let changes = self.left_out.joined(doc, changes);
         let own = store.own_certificate()?.ok_or(Refusal::SelfNotEnrolled)?;
         let mut authors = pipeline::WriteAuthors {
             batch,
@@ -515,7 +516,7 @@ impl Session {
     /// `Ack` of the round that brought them: the sender tries those documents again at its next
     /// session (what was taken is skipped then), where an `Ack` alone would settle them.
     fn tell_left_out(&mut self, replies: &mut Vec<Message>) {
-        for (doc, reason) in self.left_out.untold() {
+        for (doc, reason) in self.left_out.round_ended() {
             self.events.push_back(SyncEvent::RejectedChanges {
                 doc: doc.clone(),
                 reason: reason.clone(),
