@@ -510,7 +510,7 @@ impl Trigger {
             owner: assigned.unwrap_or(Owner::Base),
             escalates_at: Some(escalates_at),
             due: None,
-            summary: format!("respond: {device}: {}", event.describe()),
+            summary: alert_summary(device, event, &|_| None),
         }
     }
 
@@ -748,4 +748,14 @@ fn assigned_nurses(plan: &VisitPlan, at: Timestamp) -> Vec<StaffId> {
         .or(today.last())
         .map(|v| v.staff.clone())
         .unwrap_or_default()
+}
+
+/// What a task to answer a device's alert says: the dose as `name` names it (see
+/// [`crate::repo::Repo::name_tasks`]).
+pub fn alert_summary(
+    device: &str,
+    event: &DeviceEvent,
+    name: &dyn Fn(crate::docs::journal::Referent<'_>) -> Option<String>,
+) -> String {
+    format!("respond: {device}: {}", event.describe_naming(name))
 }

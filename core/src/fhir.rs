@@ -111,8 +111,10 @@ fn patient_bundle(
     for conflict in &view.conflicts {
         out.push(detected_issue(conflict, &pref, &names));
     }
-    for task in repo.tasks(now, Some(patient))? {
-        out.push(task_resource(&task, &pref, &names));
+    let mut tasks = repo.tasks(now, Some(patient))?;
+    repo.name_tasks(&mut tasks)?;
+    for task in &tasks {
+        out.push(task_resource(task, &pref, &names));
     }
     for (n, entry) in audit.iter().enumerate() {
         out.push(audit_event(n, entry, &pref));
@@ -628,7 +630,10 @@ fn device_resource(cx: &EntryCx<'_>, device: &str, event: &DeviceEvent) -> Value
             "resourceType": "DetectedIssue",
             "id": cx.id,
             "status": cx.corrections.status(cx.entry, "final", "amended").0,
-            "code": {"text": cx.entry.body.describe()},
+            "code": {"text": cx.entry.body.describe_naming(&|referent| match referent {
+                crate::docs::journal::Referent::Dose(dose) => cx.record.dose_name(dose),
+                crate::docs::journal::Referent::Visit(_) => None,
+            })},
             "severity": if other.is_alert() { "high" } else { "low" },
             "patient": {"reference": cx.pref},
             "identifiedDateTime": cx.when,
@@ -682,7 +687,7 @@ fn task_resource(task: &Task, pref: &str, names: &EntryNames<'_>) -> Value {
         "focus": {"reference": focus},
         "for": {"reference": pref},
         "authoredOn": task.raised_at.to_string(),
-        "owner": {"display": task.owner.to_string()},
+        "owner": {"display": task.owner_label()},
     });
     if task.escalated && task.done.is_none() {
         t["businessStatus"] = json!({"text": "escalated to the base"});

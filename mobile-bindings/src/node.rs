@@ -188,9 +188,12 @@ impl OmsynNode {
         self.runtime.blocking(move || work(&service)).await
     }
 
-    /// A journal write; afterwards the app hears of conflicts it created (a dose twice...).
+    /// A journal write; afterwards the app hears of conflicts it created (a dose twice...). The
+    /// entry comes back described as the patient's journal shows it: a dose by its medication
+    /// (read from `patient`'s record), a visit by its time.
     async fn write_entry(
         &self,
+        patient: Option<String>,
         work: impl FnOnce(&Service) -> Result<Entry, ServiceError> + Send + 'static,
     ) -> Result<JournalEntry, OmsynError> {
         let ctx = self.ctx.clone();
@@ -198,7 +201,11 @@ impl OmsynNode {
             let entry = work(svc)?;
             // From the conflict index: cheap, and a phone holds few patients.
             sync::announce_conflicts(&ctx, None);
-            Ok(JournalEntry::from(&entry))
+            let patient = patient.and_then(|p| svc.patient(&p).ok());
+            Ok(JournalEntry {
+                summary: svc.repo().describe_entry(patient.as_ref(), &entry.body),
+                ..JournalEntry::from(&entry)
+            })
         })
         .await
     }
@@ -452,7 +459,7 @@ impl OmsynNode {
         departure_ms: Option<i64>,
         mode: Option<VisitMode>,
     ) -> Result<JournalEntry, OmsynError> {
-        self.write_entry(move |svc| {
+        self.write_entry(None, move |svc| {
             svc.visit_done(VisitDone {
                 visit,
                 arrival: When::millis(arrival_ms),
@@ -471,7 +478,7 @@ impl OmsynNode {
         note: Option<String>,
         at_ms: Option<i64>,
     ) -> Result<JournalEntry, OmsynError> {
-        self.write_entry(move |svc| {
+        self.write_entry(None, move |svc| {
             svc.visit_missed(service::VisitMissed {
                 visit,
                 reason: reason.into(),
@@ -490,7 +497,7 @@ impl OmsynNode {
         text: String,
         at_ms: Option<i64>,
     ) -> Result<JournalEntry, OmsynError> {
-        self.write_entry(move |svc| {
+        self.write_entry(Some(patient.clone()), move |svc| {
             svc.add_note(NewEntry {
                 patient,
                 visit,
@@ -513,7 +520,7 @@ impl OmsynNode {
         unit: Option<String>,
         at_ms: Option<i64>,
     ) -> Result<JournalEntry, OmsynError> {
-        self.write_entry(move |svc| {
+        self.write_entry(Some(patient.clone()), move |svc| {
             svc.observe(Observation {
                 patient,
                 visit,
@@ -564,8 +571,10 @@ impl OmsynNode {
             CorrectionKind::Amend { text } => Correction::Amend(text),
             CorrectionKind::EnteredInError { reason } => Correction::EnteredInError(reason),
         };
-        self.write_entry(move |svc| svc.correct_entry(&patient, &entry, correction))
-            .await
+        self.write_entry(Some(patient.clone()), move |svc| {
+            svc.correct_entry(&patient, &entry, correction)
+        })
+        .await
     }
 
     /// A patient's messages, oldest first (a logged read).
@@ -702,14 +711,15 @@ impl OmsynNode {
         not_given: Option<String>,
     ) -> Result<JournalEntry, OmsynError> {
         let dose = Dose {
-            patient,
+            patient: patient.clone(),
             medication,
             slot,
             visit,
             at: When::millis(at_ms),
             not_given,
         };
-        self.write_entry(move |svc| svc.record_dose(dose)).await
+        self.write_entry(Some(patient), move |svc| svc.record_dose(dose))
+            .await
     }
 }
 

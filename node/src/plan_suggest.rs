@@ -348,7 +348,15 @@ fn moves_text(
         } else {
             m.start_before.hhmm()
         };
-        let reasons: Vec<String> = m.reasons.iter().map(|r| r.describe()).collect();
+        let staff = |s: &StaffId| staff_list(std::slice::from_ref(s), staff_names);
+        let visit = |v: &VisitId| {
+            (s.routes.iter().flat_map(|r| &r.stops))
+                .find(|stop| &stop.visit == v)
+                .map_or_else(|| format!("visit {v}"), |stop| format!("the visit of {}", stop.start.hhmm()))
+        };
+        let reasons: Vec<String> = (m.reasons.iter())
+            .map(|r| r.describe_naming(&staff, &visit))
+            .collect();
         let _ = writeln!(
             out,
             "  {time:<11} {:<22} {:>15} → {:<15} {}",

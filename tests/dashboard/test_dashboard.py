@@ -204,8 +204,9 @@ class Dashboard(unittest.TestCase):
         if os.environ.get("OMSYN_PLAN_SCREENSHOT"):
             b.save_screenshot(os.environ["OMSYN_PLAN_SCREENSHOT"])
         move = b.find_element(By.CSS_SELECTOR, f'#plan-moves tr.move[data-visit="{injection}"]')
-        self.assertIn("S2 is not an authorised nurse", move.text)
-        self.assertIn("S1", move.find_elements(By.TAG_NAME, "td")[4].text)
+        self.assertIn("Per Hansen is not an authorised nurse", move.text)
+        self.assertIn("Kari Nordmann", move.find_elements(By.TAG_NAME, "td")[4].text)
+        self.assertNotIn("S2", move.text)
         # The coordinator takes the injection's move but not the other one.
         b.find_element(By.CSS_SELECTOR, f'#plan-moves tr.move[data-visit="{lunch}"] .accept-move').click()
         b.find_element(By.ID, "plan-accept").click()

@@ -125,6 +125,12 @@ class FhirExport(unittest.TestCase):
             self.assertIn("Evondos", taken["performer"][0]["actor"]["display"])
             alerts = [i for i in kinds["DetectedIssue"] if "Evondos" in i.get("author", {}).get("display", "")]
             self.assertEqual(len(alerts), 5, "dispensed, missed, error, power failure, alarm")
+            # Alerts and tasks name the dose by its medication, the owners by name, not by ids.
+            [missed_alert] = [i for i in alerts if "MISSED" in i["code"]["text"]]
+            self.assertIn("Metformin 500 mg 08:00 on ", missed_alert["code"]["text"])
+            [missed_task] = [t for t in kinds["Task"] if "MISSED" in t["description"]]
+            self.assertIn("Metformin 500 mg 08:00 on ", missed_task["description"])
+            self.assertTrue(all(" m-" not in t["description"] for t in kinds["Task"]), kinds["Task"])
             self.assertTrue(any(o.get("valueQuantity", {}).get("unit") == "%" for o in kinds["Observation"]))
             self.assertEqual(len(kinds["Task"]), 5, "four device alerts and the unanswered video visit")
             [claimed] = [t for t in kinds["Task"] if t["status"] == "accepted"]

@@ -102,12 +102,19 @@ impl DeviceEvent {
         )
     }
 
-    /// One line for people.
+    /// One line for people, naming a dose by its id.
     pub fn describe(&self) -> String {
+        self.describe_naming(&|_| None)
+    }
+
+    /// One line for people, a dose as `name` names it (see [`EntryBody::describe_naming`]).
+    pub fn describe_naming(&self, name: &dyn Fn(Referent<'_>) -> Option<String>) -> String {
+        let dose_of =
+            |dose: &DoseRef| name(Referent::Dose(dose)).unwrap_or_else(|| format!("dose {dose}"));
         match self {
-            DeviceEvent::DoseDispensed { dose } => format!("dose {dose} dispensed"),
-            DeviceEvent::DoseTaken { dose } => format!("dose {dose} TAKEN"),
-            DeviceEvent::DoseMissed { dose } => format!("ALERT dose {dose} MISSED"),
+            DeviceEvent::DoseDispensed { dose } => format!("{} dispensed", dose_of(dose)),
+            DeviceEvent::DoseTaken { dose } => format!("{} TAKEN", dose_of(dose)),
+            DeviceEvent::DoseMissed { dose } => format!("ALERT {} MISSED", dose_of(dose)),
             DeviceEvent::DeviceError { code } => format!("ALERT device error: {code}"),
             DeviceEvent::PowerFailure => "ALERT power failure".into(),
             DeviceEvent::AlarmPressed => "ALERT alarm button pressed".into(),
@@ -329,7 +336,7 @@ impl EntryBody {
             }
             EntryBody::Deviation { text } => format!("AVVIK: {text}"),
             EntryBody::DeviceEvent { device, event, .. } => {
-                format!("{device}: {}", event.describe())
+                format!("{device}: {}", event.describe_naming(name))
             }
             EntryBody::TaskClaimed { task } => format!("claimed task {task}"),
             EntryBody::TaskDone { task, note } => format!("completed task {task}: {note}"),

@@ -255,6 +255,13 @@ impl PatientRecord {
     pub fn medication(&self, id: &MedicationId) -> Option<&Medication> {
         self.medications.iter().find(|m| &m.id == id)
     }
+
+    /// A dose as people name it — the medication's name, the slot and the day — where this
+    /// record lists the medication.
+    pub fn dose_name(&self, dose: &super::journal::DoseRef) -> Option<String> {
+        (self.medication(&dose.medication))
+            .map(|m| format!("{} {} on {}", m.name, dose.slot, dose.day))
+    }
 }
 
 const PATIENT_KEY: &str = "patient";

@@ -412,18 +412,26 @@ pub enum Reason {
 }
 
 impl Reason {
-    /// Why, for people.
+    /// Why, for people, naming staff and visits by their ids.
     pub fn describe(&self) -> String {
+        self.describe_naming(&|s| s.to_string(), &|v| format!("visit {v}"))
+    }
+
+    /// Why, for people: staff and a visit as `staff` and `visit` name them (a name, a time).
+    pub fn describe_naming(
+        &self,
+        staff: &dyn Fn(&StaffId) -> String,
+        visit: &dyn Fn(&VisitId) -> String,
+    ) -> String {
+        let (staff, name) = (self.staff().map(staff).unwrap_or_default(), visit);
         match self {
             Reason::Unassigned => "had fewer staff than it needs".into(),
-            Reason::Competence { staff } => format!("{staff} is not an authorised nurse"),
-            Reason::Blocked { staff } => format!("the patient has blocked {staff} (sperring)"),
-            Reason::Overlap { staff } => format!("{staff} would be in two places at once"),
-            Reason::OffShift { staff } => format!("{staff} is not on shift then"),
+            Reason::Competence { .. } => format!("{staff} is not an authorised nurse"),
+            Reason::Blocked { .. } => format!("the patient has blocked {staff} (sperring)"),
+            Reason::Overlap { .. } => format!("{staff} would be in two places at once"),
+            Reason::OffShift { .. } => format!("{staff} is not on shift then"),
             Reason::Continuity {
-                staff,
-                care_team,
-                visits,
+                care_team, visits, ..
             } => match (care_team, visits) {
                 (true, _) => format!("continuity: {staff} is in the care team"),
                 (false, n) => format!("continuity: {staff} visits the patient ({n} visits)"),
@@ -436,10 +444,23 @@ impl Reason {
                 from_minutes,
                 to_minutes,
             } => format!("balance: from a {from_minutes}-minute day to a {to_minutes}-minute one"),
-            Reason::Sick { staff } => format!("{staff} called in sick"),
-            Reason::Overrun { visit } => format!("visit {visit} runs long"),
+            Reason::Sick { .. } => format!("{staff} called in sick"),
+            Reason::Overrun { visit } => format!("{} runs long", name(visit)),
             Reason::Time => "the time moves within the tolerance".into(),
             Reason::MakesRoom => "makes room for another visit".into(),
+        }
+    }
+
+    /// The staff member the reason is about, if one.
+    fn staff(&self) -> Option<&StaffId> {
+        match self {
+            Reason::Competence { staff }
+            | Reason::Blocked { staff }
+            | Reason::Overlap { staff }
+            | Reason::OffShift { staff }
+            | Reason::Continuity { staff, .. }
+            | Reason::Sick { staff } => Some(staff),
+            _ => None,
         }
     }
 }

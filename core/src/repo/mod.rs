@@ -190,14 +190,17 @@ impl PatientView {
     pub fn describe(&self, body: &crate::docs::journal::EntryBody) -> String {
         use crate::docs::journal::Referent;
         body.describe_naming(&|referent| match referent {
-            Referent::Dose(dose) => (self.record.medications.iter())
-                .find(|m| m.id == dose.medication)
-                .map(|m| format!("{} {} on {}", m.name, dose.slot, dose.day)),
+            Referent::Dose(dose) => self.record.dose_name(dose),
             Referent::Visit(visit) => (self.visits.iter())
                 .find(|v| &v.id == visit)
-                .map(|v| format!("visit of {}-{}", v.start.hhmm(), v.end.hhmm())),
+                .map(visit_name),
         })
     }
+}
+
+/// A visit as a line for people names it: by its planned time.
+fn visit_name(visit: &Visit) -> String {
+    format!("visit of {}-{}", visit.start.hhmm(), visit.end.hhmm())
 }
 
 /// A node's data: identity plus store.
@@ -428,6 +431,22 @@ impl Repo {
             .with_doc(&DocumentId::PatientRecord(patient.clone()), record::read)?
             .ok_or_else(|| RepoError::NotFound(format!("patient {patient}")))?
             .map_err(RepoError::from)
+    }
+
+    /// One line for people about `body`, as [`PatientView::describe`] words it without reading
+    /// the whole view: a visit found by its id, a dose by `patient`'s record (by id where
+    /// neither is held).
+    pub fn describe_entry(
+        &self,
+        patient: Option<&PatientId>,
+        body: &crate::docs::journal::EntryBody,
+    ) -> String {
+        use crate::docs::journal::Referent;
+        let record = patient.and_then(|p| self.record(p).ok());
+        body.describe_naming(&|referent| match referent {
+            Referent::Dose(dose) => record.as_ref()?.dose_name(dose),
+            Referent::Visit(visit) => self.visit(visit).ok().map(|(_, v)| visit_name(&v)),
+        })
     }
 
     /// Every patient this node holds.

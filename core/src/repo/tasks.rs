@@ -100,13 +100,28 @@ impl Repo {
         Ok(tasks)
     }
 
-    /// Adds the patient's and the owning nurses' names to each task (see [`Repo::named_tasks`]).
+    /// Adds the patient's and the owning nurses' names to each task (see [`Repo::named_tasks`]),
+    /// and names the dose an alert is about by its medication.
     pub fn name_tasks(&self, tasks: &mut [Task]) -> Result<(), RepoError> {
         let patients: std::collections::BTreeMap<PatientId, String> =
             self.patients()?.into_iter().collect();
         let staff = self.staff_names()?;
+        let mut records = std::collections::BTreeMap::new();
         for task in tasks {
             task.patient_name = patients.get(&task.patient).cloned();
+            if let crate::escalation::TaskKind::RespondToAlert { device, event, .. } = &task.kind {
+                // A record not held (or not readable) leaves the dose named by its id.
+                let record: &Option<_> = (records.entry(task.patient.clone()))
+                    .or_insert_with(|| self.record(&task.patient).ok());
+                task.summary = crate::escalation::alert_summary(device, event, &|referent| match (
+                    referent, record,
+                ) {
+                    (crate::docs::journal::Referent::Dose(dose), Some(record)) => {
+                        record.dose_name(dose)
+                    }
+                    _ => None,
+                });
+            }
             if let crate::escalation::Owner::Nurses(nurses) = &task.owner {
                 task.owner_names = nurses
                     .iter()

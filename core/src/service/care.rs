@@ -69,10 +69,12 @@ impl Service {
         if changed.is_empty() {
             return Ok(changed);
         }
-        let shown = self.alerted("task alerts", changed, |t| &t.patient)?;
+        let mut shown = self.alerted("task alerts", changed, |t| &t.patient)?;
         for task in &shown {
             told.insert(task.id.to_string(), describe(task));
         }
+        // Named once through the gate: a notification shows the patient and the nurses by name.
+        self.repo.name_tasks(&mut shown)?;
         Ok(shown)
     }
 

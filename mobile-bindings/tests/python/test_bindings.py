@@ -85,6 +85,11 @@ class EndToEnd(unittest.IsolatedAsyncioTestCase):
         given = await s.nurse.medication_given(s.patient, s.medication, "08:00", s.visit, None)
         bp = await s.nurse.observe(s.patient, s.visit, "blood-pressure", "128/82", "mmHg", None)
         self.assertEqual(note.kind, om.EntryKind.NOTE)
+        # What each write says back names the dose and the visit as the journal shows them.
+        self.assertIn("GIVEN Metformin 500 mg 08:00 on ", given.summary)
+        self.assertNotIn(s.medication, given.summary)
+        self.assertIn("visit of ", done.summary)
+        self.assertNotIn(s.visit, done.summary)
         self.assertEqual(note.author.name, "Kari Nordmann")
         self.assertEqual(note.author.staff_id, "S1")
 

@@ -173,7 +173,7 @@ fn a_suggestion_is_a_diff_that_changes_nothing_until_it_is_accepted() {
     );
     for expected in [
         "as it stands",
-        "H1 is not an authorised nurse",
+        "Navn H1 is not an authorised nurse",
         "Pasient P1",
         // The move names the staff as the work list named them.
         "Navn H1 → Navn N1",

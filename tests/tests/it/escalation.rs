@@ -155,6 +155,16 @@ fn missed_dose_is_a_task_for_the_assigned_nurse_and_reaches_the_base_when_nobody
     );
     assert_eq!(after.id, on_nurse.id, "every node derives the same task");
     assert_eq!(after.next_change(at("08:55")), None);
+    // Read for people, the alert names the medication and the patient, not their ids.
+    let named = only(z.base.repo.named_tasks(at("08:55")).unwrap());
+    assert!(
+        named.summary.contains("ALERT Metformin 500 mg 08:00 on ")
+            && named.summary.contains("MISSED"),
+        "{}",
+        named.summary
+    );
+    assert!(!named.summary.contains(z.med.as_str()), "{}", named.summary);
+    assert_eq!(named.patient_name.as_deref(), Some("Turid Nilsen"));
 }
 
 #[test]
