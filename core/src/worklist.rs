@@ -369,6 +369,7 @@ impl Repo {
             now,
             last_rows: self.imported_rows(),
             rows_now: BTreeMap::new(),
+            staff_names: self.staff_names().unwrap_or_default(),
             by_national_id: BTreeMap::new(),
             by_name: BTreeMap::new(),
             tiltak: BTreeMap::new(),
@@ -439,6 +440,8 @@ struct Import {
     last_rows: BTreeMap<VisitId, ImportedRow>,
     /// What this import's rows say, kept for the next once this one is committed.
     rows_now: BTreeMap<VisitId, ImportedRow>,
+    /// Staff names (this list's included), for what the import says it changed.
+    staff_names: BTreeMap<String, String>,
     by_national_id: BTreeMap<String, PatientId>,
     /// Patients held before the import, by name in lower case.
     by_name: BTreeMap<String, Vec<PatientId>>,
@@ -563,13 +566,16 @@ impl Import {
             && !listed_again(&|l| l.staff == row.staff)
         {
             changes.push(VisitChange::Assign(vec![staff.clone()]));
-            let before: Vec<&str> = visit.staff.iter().map(StaffId::as_str).collect();
+            let name = |s: &StaffId| {
+                (self.staff_names.get(s.as_str())).map_or_else(|| s.to_string(), String::clone)
+            };
+            let before: Vec<String> = visit.staff.iter().map(name).collect();
             let before = if before.is_empty() {
                 "(unassigned)".to_owned()
             } else {
                 before.join(" + ")
             };
-            said.push(format!("staff {before} → {staff}"));
+            said.push(format!("staff {before} → {}", name(staff)));
         }
         if visit.kind != row.kind && !listed_again(&|l| l.kind == row.kind) {
             changes.push(VisitChange::SetKind(row.kind));

@@ -352,7 +352,10 @@ fn moves_text(
         let visit = |v: &VisitId| {
             (s.routes.iter().flat_map(|r| &r.stops))
                 .find(|stop| &stop.visit == v)
-                .map_or_else(|| format!("visit {v}"), |stop| format!("the visit of {}", stop.start.hhmm()))
+                .map_or_else(
+                    || format!("visit {v}"),
+                    |stop| format!("the visit of {}", stop.start.hhmm()),
+                )
         };
         let reasons: Vec<String> = (m.reasons.iter())
             .map(|r| r.describe_naming(&staff, &visit))

@@ -145,11 +145,15 @@ impl DayReport {
         }
         self.devices = devices(repo, zone)?;
         let known = repo.staff_names()?;
-        let shown = self.per_staff.keys().chain(
-            self.per_patient
-                .iter()
-                .flat_map(|p| p.staff_this_week.iter()),
-        );
+        // Every staff id the report shows: a visit's planned staff too (one cancelled but
+        // performed is credited to its performer, not them).
+        let shown = (self.per_staff.keys())
+            .chain(
+                self.per_patient
+                    .iter()
+                    .flat_map(|p| p.staff_this_week.iter()),
+            )
+            .chain(self.visits.iter().flat_map(|v| v.staff.iter()));
         for id in shown {
             if let Some(name) = known.get(id) {
                 self.staff_names.insert(id.clone(), name.clone());

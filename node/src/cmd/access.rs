@@ -106,8 +106,15 @@ pub(crate) fn block(svc: &Service, json: bool, patient: &str, staff: &str) -> Re
     let block =
         svc.act(|repo, now, rng| repo.transaction(|tx| tx.block_staff(now, rng, patient, &staff)))?;
     emit(json, &crate::output::block_json(patient, &block), || {
+        let repo = svc.repo();
+        let staff_name = (repo.staff_names().ok())
+            .and_then(|names| names.get(staff.as_str()).map(|n| format!("{n} ({staff})")))
+            .unwrap_or_else(|| staff.to_string());
+        let patient_name = (repo.patients().ok())
+            .and_then(|all| all.into_iter().find(|(p, _)| p == patient).map(|(_, n)| n))
+            .unwrap_or_else(|| patient.to_string());
         format!(
-            "block {}: {staff} may no longer see {patient}; every node applies it as soon as it learns of it, and the blocked staff member's devices remove the patient's documents",
+            "block {}: {staff_name} may no longer see {patient_name}; every node applies it as soon as it learns of it, and the blocked staff member's devices remove the patient's documents",
             block.id
         )
     });

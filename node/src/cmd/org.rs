@@ -367,10 +367,14 @@ pub(crate) fn revoke(
         json,
         &json!({ "device": b.node, "reason": b.reason, "new": new, "revocation": text }),
         || {
+            // The device as its certificate names it, where this node holds one.
+            let device = match repo.store().certificate(&b.node) {
+                Ok(Some(cert)) => format!("{} ({})", cert.grant().name, b.node.short()),
+                _ => b.node.to_string(),
+            };
             format!(
-                "{}revoked {}: {}\n{text}\n(it spreads to every node this one syncs with, ahead of any data; carry the text to nodes that are offline)",
+                "{}revoked {device}: {}\n{text}\n(it spreads to every node this one syncs with, ahead of any data; carry the text to nodes that are offline)",
                 if new { "" } else { "already " },
-                b.node,
                 b.reason
             )
         },

@@ -227,6 +227,12 @@ fn a_device_is_revoked_by_the_short_id_that_org_show_prints() {
     assert!(text(&base, &["org", "show"]).contains(short));
     let revoked = base.ok(&["revoke", short, "--reason", "mistet telefonen"]);
     assert_eq!(revoked["device"], nurse.id().as_str());
+    // Said again in words: the device by the name its certificate gives.
+    let again = text(&base, &["revoke", short, "--reason", "mistet telefonen"]);
+    assert!(
+        again.starts_with(&format!("already revoked Kari ({short}")),
+        "{again}"
+    );
     let err = base.fails(&["revoke", "0123456789ab", "--reason", "x"]);
     assert!(err.contains("no device enrolled here"), "{err}");
 }
@@ -434,5 +440,15 @@ fn a_coordinators_move_past_another_visit_of_the_day_survives_the_list_imported_
         starts(&base),
         moved,
         "each visit kept its identity and the move stays"
+    );
+}
+
+#[test]
+fn a_block_names_the_staff_member_and_the_patient() {
+    let (base, patient, _, _) = planned_day();
+    let said = text(&base, &["block", "--patient", &patient, "--staff", "S1"]);
+    assert!(
+        said.contains("Kari Nordmann (S1) may no longer see Turid Nilsen;"),
+        "{said}"
     );
 }

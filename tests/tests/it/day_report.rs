@@ -9,7 +9,7 @@ use omsyn_core::report::{Counts, VisitOutcome, day_report, day_report_from_docum
 use omsyn_core::sync::ShareAll;
 use omsyn_core::trust::audit::AuditAction;
 use omsyn_core::{Day, Timestamp};
-use omsyn_tests::{Link, TestNode, at, push};
+use omsyn_tests::{Link, NOW_MS, TestNode, at, push};
 
 /// Wednesday 25 November 2026 (the report's day), at `hhmm`.
 fn wed(hhmm: &str) -> Timestamp {
@@ -321,6 +321,12 @@ fn a_resolved_cancelled_but_performed_visit_is_credited_to_who_performed_it() {
             .unwrap();
     }
     assert!(w.base.repo.conflicts(None).unwrap().is_empty());
+    // The base meets S1's phone (its Hello carries her certificate): it knows her name, which
+    // the report gives for the visit planned for her.
+    let (s1, base) = (&w.s1.repo, &w.base.repo);
+    let (p1, pb) = (s1.need_policy().unwrap(), base.need_policy().unwrap());
+    let errors = Link::open(s1, base).exchange((s1, &p1), (base, &pb), NOW_MS);
+    assert_eq!(errors, (None, None));
 
     let day = Day::parse("2026-11-25").unwrap();
     let r = day_report(
@@ -337,6 +343,11 @@ fn a_resolved_cancelled_but_performed_visit_is_credited_to_who_performed_it() {
     assert_eq!(r.totals, counts(1, 1, 0, 0, 0));
     assert_eq!(r.per_staff["S2"], counts(1, 1, 0, 0, 0));
     assert!(!r.per_staff.contains_key("S1"), "{:?}", r.per_staff);
+    assert!(
+        r.staff_names.contains_key("S1") && r.staff_names.contains_key("S2"),
+        "the planned nurse is named too: {:?}",
+        r.staff_names
+    );
     assert_eq!(
         day_report_from_documents(
             &w.base.repo,

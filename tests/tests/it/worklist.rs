@@ -401,7 +401,7 @@ fn a_list_imported_again_with_changed_rows_changes_the_plan_and_says_so_row_by_r
                 2,
                 vec![
                     "13:38-13:48 → 14:00-14:10".to_owned(),
-                    "staff S00010 → S00011".to_owned()
+                    "staff Ola Hansen → Per Berg".to_owned()
                 ],
                 true
             ),
