@@ -293,7 +293,7 @@ pub struct Task {
     pub claims: Vec<Act>,
     /// What closed it.
     pub done: Option<Act>,
-    /// The patient's name, where the record is held: filled when read (`Repo::named_tasks`).
+    /// The patient's name, where the record is held: filled when read (`Repo::name_tasks`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub patient_name: Option<String>,
     /// The owning nurses by name, in `owner`'s order (a staff id where no name is known):

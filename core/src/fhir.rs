@@ -71,9 +71,10 @@ pub fn export(
     if let Some(denied) = patient.and_then(|p| gate.refused.get(p)) {
         return Err(denied.clone().into());
     }
+    let task_names = repo.task_names()?;
     gate.shown
         .into_iter()
-        .map(|p| patient_bundle(repo, &p, now).map(|b| (p, b)))
+        .map(|p| patient_bundle(repo, &p, now, &task_names).map(|b| (p, b)))
         .collect()
 }
 
@@ -82,6 +83,7 @@ fn patient_bundle(
     repo: &Repo,
     patient: &PatientId,
     now: Timestamp,
+    task_names: &crate::repo::TaskNames,
 ) -> Result<PatientBundle, RepoError> {
     let view = repo.patient_view(patient)?;
     let audit = repo.audit_entries(Some(patient))?;
@@ -112,7 +114,7 @@ fn patient_bundle(
         out.push(detected_issue(conflict, &pref, &names));
     }
     let mut tasks = repo.tasks(now, Some(patient))?;
-    repo.name_tasks(&mut tasks)?;
+    task_names.apply(repo, &mut tasks);
     for task in &tasks {
         out.push(task_resource(task, &pref, &names));
     }
@@ -630,10 +632,7 @@ fn device_resource(cx: &EntryCx<'_>, device: &str, event: &DeviceEvent) -> Value
             "resourceType": "DetectedIssue",
             "id": cx.id,
             "status": cx.corrections.status(cx.entry, "final", "amended").0,
-            "code": {"text": cx.entry.body.describe_naming(&|referent| match referent {
-                crate::docs::journal::Referent::Dose(dose) => cx.record.dose_name(dose),
-                crate::docs::journal::Referent::Visit(_) => None,
-            })},
+            "code": {"text": cx.entry.body.describe_naming(&|r| cx.record.name_referent(r))},
             "severity": if other.is_alert() { "high" } else { "low" },
             "patient": {"reference": cx.pref},
             "identifiedDateTime": cx.when,

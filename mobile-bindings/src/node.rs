@@ -201,9 +201,8 @@ impl OmsynNode {
             let entry = work(svc)?;
             // From the conflict index: cheap, and a phone holds few patients.
             sync::announce_conflicts(&ctx, None);
-            let patient = patient.and_then(|p| svc.patient(&p).ok());
             Ok(JournalEntry {
-                summary: svc.repo().describe_entry(patient.as_ref(), &entry.body),
+                summary: svc.describe_written(patient.as_deref(), &entry.body),
                 ..JournalEntry::from(&entry)
             })
         })

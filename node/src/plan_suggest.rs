@@ -334,6 +334,26 @@ fn figures_text(s: &Suggestion) -> String {
     out
 }
 
+/// Each move's reasons in words, in the moves' order (the terminal's and the board's): staff by
+/// name, a visit by its time on the suggested routes.
+pub(crate) fn reasons_said(s: &Suggestion, staff_names: &BTreeMap<String, String>) -> Vec<String> {
+    let staff = |id: &StaffId| staff_list(std::slice::from_ref(id), staff_names);
+    let starts: BTreeMap<&VisitId, String> = (s.routes.iter().flat_map(|r| &r.stops))
+        .map(|stop| (&stop.visit, stop.start.hhmm()))
+        .collect();
+    let visit = |v: &VisitId| {
+        (starts.get(v)).map_or_else(|| format!("visit {v}"), |at| format!("the visit of {at}"))
+    };
+    (s.moves.iter())
+        .map(|m| {
+            let said: Vec<String> = (m.reasons.iter())
+                .map(|r| r.describe_naming(&staff, &visit))
+                .collect();
+            said.join("; ")
+        })
+        .collect()
+}
+
 /// Every move with its reasons, and the visits that could not be placed with why.
 fn moves_text(
     out: &mut String,
@@ -342,31 +362,19 @@ fn moves_text(
     staff_names: &BTreeMap<String, String>,
 ) {
     let _ = writeln!(out, "{} move(s):", s.moves.len());
-    for m in &s.moves {
+    for (m, reasons) in s.moves.iter().zip(reasons_said(s, staff_names)) {
         let time = if m.reschedules() {
             format!("{}→{}", m.start_before.hhmm(), m.start_after.hhmm())
         } else {
             m.start_before.hhmm()
         };
-        let staff = |s: &StaffId| staff_list(std::slice::from_ref(s), staff_names);
-        let visit = |v: &VisitId| {
-            (s.routes.iter().flat_map(|r| &r.stops))
-                .find(|stop| &stop.visit == v)
-                .map_or_else(
-                    || format!("visit {v}"),
-                    |stop| format!("the visit of {}", stop.start.hhmm()),
-                )
-        };
-        let reasons: Vec<String> = (m.reasons.iter())
-            .map(|r| r.describe_naming(&staff, &visit))
-            .collect();
         let _ = writeln!(
             out,
             "  {time:<11} {:<22} {:>15} → {:<15} {}",
             name(&m.patient),
             staff_list(&m.from, staff_names),
             staff_list(&m.to, staff_names),
-            reasons.join("; ")
+            reasons
         );
     }
     if !s.unplaced.is_empty() {

@@ -102,6 +102,16 @@ impl DeviceEvent {
         )
     }
 
+    /// The dose it is about, if one.
+    pub fn dose(&self) -> Option<&DoseRef> {
+        match self {
+            DeviceEvent::DoseDispensed { dose }
+            | DeviceEvent::DoseTaken { dose }
+            | DeviceEvent::DoseMissed { dose } => Some(dose),
+            _ => None,
+        }
+    }
+
     /// One line for people, naming a dose by its id.
     pub fn describe(&self) -> String {
         self.describe_naming(&|_| None)

@@ -262,6 +262,14 @@ impl PatientRecord {
         (self.medication(&dose.medication))
             .map(|m| format!("{} {} on {}", m.name, dose.slot, dose.day))
     }
+
+    /// What an entry refers to, as this record names it: a dose (a visit is the plan's to name).
+    pub fn name_referent(&self, referent: super::journal::Referent<'_>) -> Option<String> {
+        match referent {
+            super::journal::Referent::Dose(dose) => self.dose_name(dose),
+            super::journal::Referent::Visit(_) => None,
+        }
+    }
 }
 
 const PATIENT_KEY: &str = "patient";

@@ -29,6 +29,7 @@ pub use gate::{AccessDenied, Disclosure, Gate};
 pub use purge::PurgeReport;
 pub use repair::{RepairReport, RepairedDocument};
 pub use staff::{ListedStaff, STAFF_FILE};
+pub use tasks::TaskNames;
 pub use tx::Transaction;
 pub use worklist_rows::{ImportedRow, WORKLIST_ROWS_FILE};
 
@@ -444,7 +445,7 @@ impl Repo {
         use crate::docs::journal::Referent;
         let record = patient.and_then(|p| self.record(p).ok());
         body.describe_naming(&|referent| match referent {
-            Referent::Dose(dose) => record.as_ref()?.dose_name(dose),
+            Referent::Dose(_) => record.as_ref()?.name_referent(referent),
             Referent::Visit(visit) => self.visit(visit).ok().map(|(_, v)| visit_name(&v)),
         })
     }

@@ -92,49 +92,20 @@ impl Repo {
         Ok(tasks)
     }
 
-    /// The open tasks as people read them: each with its patient's name and its owning nurses'
-    /// names (from the certificates held), the ids kept beside them.
-    pub fn named_tasks(&self, now: Timestamp) -> Result<Vec<Task>, RepoError> {
-        let mut tasks = self.open_tasks(now, None)?;
-        self.name_tasks(&mut tasks)?;
-        Ok(tasks)
+    /// Adds the patient's and the owning nurses' names to each task, and names the dose an
+    /// alert is about by its medication (see [`TaskNames`]). For tasks that passed the need
+    /// gate: it reads their patients' records.
+    pub fn name_tasks(&self, tasks: &mut [Task]) -> Result<(), RepoError> {
+        self.task_names()?.apply(self, tasks);
+        Ok(())
     }
 
-    /// Adds the patient's and the owning nurses' names to each task (see [`Repo::named_tasks`]),
-    /// and names the dose an alert is about by its medication.
-    pub fn name_tasks(&self, tasks: &mut [Task]) -> Result<(), RepoError> {
-        let patients: std::collections::BTreeMap<PatientId, String> =
-            self.patients()?.into_iter().collect();
-        let staff = self.staff_names()?;
-        let mut records = std::collections::BTreeMap::new();
-        for task in tasks {
-            task.patient_name = patients.get(&task.patient).cloned();
-            if let crate::escalation::TaskKind::RespondToAlert { device, event, .. } = &task.kind {
-                // A record not held (or not readable) leaves the dose named by its id.
-                let record: &Option<_> = (records.entry(task.patient.clone()))
-                    .or_insert_with(|| self.record(&task.patient).ok());
-                task.summary = crate::escalation::alert_summary(device, event, &|referent| match (
-                    referent, record,
-                ) {
-                    (crate::docs::journal::Referent::Dose(dose), Some(record)) => {
-                        record.dose_name(dose)
-                    }
-                    _ => None,
-                });
-            }
-            if let crate::escalation::Owner::Nurses(nurses) = &task.owner {
-                task.owner_names = nurses
-                    .iter()
-                    .map(|n| {
-                        staff
-                            .get(n.as_str())
-                            .cloned()
-                            .unwrap_or_else(|| n.to_string())
-                    })
-                    .collect();
-            }
-        }
-        Ok(())
+    /// The names tasks are read with, once for many lists (an export's every patient).
+    pub fn task_names(&self) -> Result<TaskNames, RepoError> {
+        Ok(TaskNames {
+            patients: self.patients()?.into_iter().collect(),
+            staff: self.staff_names()?,
+        })
     }
 
     /// The open tasks this node's user must see (see [`Task::concerns`]).
@@ -213,5 +184,40 @@ impl Transaction<'_> {
             )));
         }
         Ok(task)
+    }
+}
+
+/// The patients' and staff's names tasks are read with ([`Repo::task_names`]).
+#[derive(Debug, Clone, Default)]
+pub struct TaskNames {
+    patients: std::collections::BTreeMap<PatientId, String>,
+    staff: std::collections::BTreeMap<String, String>,
+}
+
+impl TaskNames {
+    /// Names each task's patient and owning nurses (a staff id where no name is known), and an
+    /// alert's dose by the medication in its patient's record (by its id where the record is
+    /// not held or not readable: one record does not fail the list).
+    pub fn apply(&self, repo: &Repo, tasks: &mut [Task]) {
+        let mut records = std::collections::BTreeMap::new();
+        for task in tasks {
+            task.patient_name = self.patients.get(&task.patient).cloned();
+            if let crate::escalation::TaskKind::RespondToAlert { device, event, .. } = &task.kind
+                && event.dose().is_some()
+            {
+                let record: &Option<_> = (records.entry(task.patient.clone()))
+                    .or_insert_with(|| repo.record(&task.patient).ok());
+                task.summary = crate::escalation::alert_summary(device, event, &|referent| {
+                    record.as_ref()?.name_referent(referent)
+                });
+            }
+            if let crate::escalation::Owner::Nurses(nurses) = &task.owner {
+                task.owner_names = (nurses.iter())
+                    .map(|n| {
+                        (self.staff.get(n.as_str())).map_or_else(|| n.to_string(), String::clone)
+                    })
+                    .collect();
+            }
+        }
     }
 }

@@ -70,11 +70,12 @@ impl Service {
             return Ok(changed);
         }
         let mut shown = self.alerted("task alerts", changed, |t| &t.patient)?;
+        // Named once through the gate (a notification shows the patient and the nurses by
+        // name), before any is marked told: a failure tells them next time.
+        self.repo.name_tasks(&mut shown)?;
         for task in &shown {
             told.insert(task.id.to_string(), describe(task));
         }
-        // Named once through the gate: a notification shows the patient and the nurses by name.
-        self.repo.name_tasks(&mut shown)?;
         Ok(shown)
     }
 

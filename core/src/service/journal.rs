@@ -3,7 +3,7 @@
 //! something, that a measurement is one a device could make — before the repo judges the change.
 
 use crate::docs::daylog::{DayLogBody, DayLogEntry};
-use crate::docs::journal::{Entry, MissedReason};
+use crate::docs::journal::{Entry, EntryBody, MissedReason};
 use crate::docs::plan::VisitKind;
 use crate::ids::MedicationId;
 use crate::remedy::Remedy;
@@ -121,6 +121,32 @@ impl Service {
                 req.unit.as_deref(),
             )
         })
+    }
+
+    /// One line about an entry just written, as the patient's journal shows it — a dose by its
+    /// medication (from `patient`'s record), a visit by its time — when this user may see the
+    /// patient (the read logged as "written entry", not again within a minute); by ids
+    /// otherwise: a write is kept without a need, a read is not.
+    pub fn describe_written(&self, patient: Option<&str>, body: &EntryBody) -> String {
+        let patient = match body {
+            EntryBody::VisitPerformed { visit, .. }
+            | EntryBody::VisitNotPerformed { visit, .. } => {
+                (self.repo.visit(visit).ok()).and_then(|(plan, _)| plan.patient().cloned())
+            }
+            EntryBody::MedicationGiven { .. }
+            | EntryBody::MedicationNotGiven { .. }
+            | EntryBody::DeviceEvent { .. } => patient.and_then(|p| self.patient(p).ok()),
+            // Nothing else names a dose or a visit.
+            _ => None,
+        };
+        let admitted = patient.filter(|p| {
+            (self.shown("written entry", vec![p.clone()], |p| p))
+                .is_ok_and(|shown| !shown.is_empty())
+        });
+        match admitted {
+            Some(patient) => self.repo.describe_entry(Some(&patient), body),
+            None => body.describe(),
+        }
     }
 
     /// Documents a dose as given, or not given with why.

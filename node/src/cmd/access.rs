@@ -84,10 +84,7 @@ pub(crate) fn team(
     // The answer names the patient: a read like any other.
     svc.open(&patient, "care team").flagged()?;
     let name = svc.repo().record(&patient)?.name().to_owned();
-    let who = match svc.repo().staff_names()?.get(staff.as_str()) {
-        Some(known) => format!("{known} ({staff})"),
-        None => staff.to_string(),
-    };
+    let who = staff_label(svc, &staff)?;
     emit(
         json,
         &json!({ "patient": patient, "staff": staff, "member": join }),
@@ -105,14 +102,14 @@ pub(crate) fn block(svc: &Service, json: bool, patient: &str, staff: &str) -> Re
     let staff = svc.staff_member("staff", staff).flagged()?;
     let block =
         svc.act(|repo, now, rng| repo.transaction(|tx| tx.block_staff(now, rng, patient, &staff)))?;
+    // The answer names the patient where this user may read her record (a read like any
+    // other); the block is made either way.
+    let patient_name = match svc.open(patient, "block") {
+        Ok(_) => svc.repo().record(patient)?.name().to_owned(),
+        Err(_) => patient.to_string(),
+    };
+    let staff_name = staff_label(svc, &staff)?;
     emit(json, &crate::output::block_json(patient, &block), || {
-        let repo = svc.repo();
-        let staff_name = (repo.staff_names().ok())
-            .and_then(|names| names.get(staff.as_str()).map(|n| format!("{n} ({staff})")))
-            .unwrap_or_else(|| staff.to_string());
-        let patient_name = (repo.patients().ok())
-            .and_then(|all| all.into_iter().find(|(p, _)| p == patient).map(|(_, n)| n))
-            .unwrap_or_else(|| patient.to_string());
         format!(
             "block {}: {staff_name} may no longer see {patient_name}; every node applies it as soon as it learns of it, and the blocked staff member's devices remove the patient's documents",
             block.id
@@ -150,4 +147,12 @@ pub(crate) fn purge(svc: &Service, json: bool) -> Result<()> {
         s
     });
     Ok(())
+}
+
+/// A staff member as people read her: `Name (id)`, or her id where no name is known.
+fn staff_label(svc: &Service, staff: &omsyn_core::ids::StaffId) -> Result<String> {
+    Ok(match svc.repo().staff_names()?.get(staff.as_str()) {
+        Some(known) => format!("{known} ({staff})"),
+        None => staff.to_string(),
+    })
 }

@@ -219,8 +219,10 @@ pub(crate) async fn tasks(State(http): State<Http>) -> Response {
                 .into());
             }
             let now = svc.now();
-            let open = repo.named_tasks(now)?;
-            let open = svc.shown("dashboard tasks", open, |t| &t.patient)?;
+            let open = repo.open_tasks(now, None)?;
+            // Through the gate, then named: only the shown tasks' records are read.
+            let mut open = svc.shown("dashboard tasks", open, |t| &t.patient)?;
+            repo.name_tasks(&mut open)?;
             let next = open.iter().filter_map(|t| t.next_change(now)).min();
             let me = repo.author()?;
             let claimed_here: Vec<_> = open

@@ -14,7 +14,7 @@ use serde_json::json;
 
 use super::Http;
 use super::api::{ApiError, answer, error, json_body, repo_error};
-use crate::plan_suggest::{SuggestRequest, names, suggest as make_suggestion};
+use crate::plan_suggest::{SuggestRequest, names, reasons_said, suggest as make_suggestion};
 
 /// Planning work off the async workers, through the node's front door (its clock, RNG and need
 /// gate); planning's own errors answer as [`plan_error`] says.
@@ -40,7 +40,7 @@ fn plan_error(e: anyhow::Error) -> ApiError {
 }
 
 /// `POST /api/plan/suggest {date, zone, shift, shifts, priorities, ...}`: the suggestion, with
-/// the patients' names.
+/// the patients' names and each move's reasons in words.
 pub(crate) async fn suggest(State(http): State<Http>, body: axum::body::Bytes) -> Response {
     let request: SuggestRequest = match json_body(&body) {
         Ok(r) => r,
@@ -58,7 +58,17 @@ pub(crate) async fn suggest(State(http): State<Http>, body: axum::body::Bytes) -
                 .chain(suggestion.unplaced.iter().map(|u| &u.patient))
                 .filter_map(|p| names.get(p).map(|n| (p.to_string(), json!(n))))
                 .collect();
-            Ok(json!({ "suggestion": suggestion, "names": names }))
+            // Each move's reasons in the terminal's words, staff by name.
+            let staff_names = svc.repo().staff_names().map_err(|e| plan_error(e.into()))?;
+            let reasons = reasons_said(&suggestion, &staff_names);
+            let unplaced: Vec<String> = suggestion
+                .unplaced
+                .iter()
+                .map(|u| u.why.describe())
+                .collect();
+            Ok(json!({
+                "suggestion": suggestion, "names": names, "reasons": reasons, "unplaced": unplaced,
+            }))
         })
         .await,
     )

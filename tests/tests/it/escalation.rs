@@ -156,7 +156,9 @@ fn missed_dose_is_a_task_for_the_assigned_nurse_and_reaches_the_base_when_nobody
     assert_eq!(after.id, on_nurse.id, "every node derives the same task");
     assert_eq!(after.next_change(at("08:55")), None);
     // Read for people, the alert names the medication and the patient, not their ids.
-    let named = only(z.base.repo.named_tasks(at("08:55")).unwrap());
+    let mut named = open_tasks(&z.base.repo, at("08:55"));
+    z.base.repo.name_tasks(&mut named).unwrap();
+    let named = only(named);
     assert!(
         named.summary.contains("ALERT Metformin 500 mg 08:00 on ")
             && named.summary.contains("MISSED"),

@@ -439,3 +439,38 @@ fn two_coordinators_adding_one_nurse_at_once_make_one_addition_and_one_refusal()
         assert_eq!(on_team, usize::from(join), "round {round}: {facts:?}");
     }
 }
+
+#[test]
+fn what_a_dose_written_says_back_names_the_medication_only_to_a_user_who_may_see_the_patient() {
+    //! A write without a known need is kept (and flagged); what it says back is a read, so
+    //! it names the medication only through the gate.
+    use omsyn_core::ids::StaffId;
+    use omsyn_core::service::Dose;
+    let mut base = TestNode::base(15);
+    let turid = base.add_patient("Turid Nilsen");
+    let med = base.add_medication(&turid, "Metformin 500 mg", "08:00");
+    let n1 = StaffId::parse("N1").unwrap();
+    (base.repo)
+        .transaction(|tx| tx.set_team_member(at("07:00"), &turid, &n1, true))
+        .unwrap();
+    let (kari, per) = (TestNode::nurse(16, "N1"), TestNode::nurse(17, "N2"));
+    for (nurse, may_see) in [(kari, true), (per, false)] {
+        omsyn_tests::push(&base.repo, &nurse.repo);
+        let svc = service(nurse, HandClock::at("09:00"));
+        let entry = svc
+            .record_dose(Dose {
+                patient: turid.to_string(),
+                medication: med.to_string(),
+                slot: "08:00".into(),
+                ..Dose::default()
+            })
+            .unwrap();
+        let said = svc.describe_written(Some(turid.as_str()), &entry.body);
+        assert_eq!(
+            said.contains("GIVEN Metformin 500 mg 08:00 on "),
+            may_see,
+            "{said}"
+        );
+        assert_eq!(said.contains(med.as_str()), !may_see, "{said}");
+    }
+}
