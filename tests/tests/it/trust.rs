@@ -1129,6 +1129,12 @@ fn a_revocation_committed_just_before_a_note_reaches_a_live_peer_woken_once_for_
     );
 }
 
+/// `node` writes a note in `patient`'s journal at `at` today.
+fn write_note(node: &mut TestNode, patient: &PatientId, at: &str, text: &str) {
+    let t = today(at);
+    (node.repo.add_note(t, &mut node.rng, patient, None, t, text)).unwrap();
+}
+
 /// The note texts of `patient`'s journal at `repo`.
 fn note_texts(repo: &Repo, patient: &PatientId) -> Vec<String> {
     let (entries, _) = repo.journal(patient).unwrap();
@@ -1147,17 +1153,10 @@ fn a_revoked_phones_notes_that_others_built_on_reach_a_node_that_meets_the_recor
     let mut lost = TestNode::nurse(103, "N1");
     sync_at(&z.base.repo, &lost.repo, NOW_MS);
     // Before the phone is lost, its nurse writes a note the base builds on, then one nobody does.
-    let note = |node: &mut TestNode, at: &str, text: &str| {
-        let t = today(at);
-        let patient = z.mine.clone();
-        node.repo
-            .add_note(t, &mut node.rng, &patient, None, t, text)
-            .unwrap();
-    };
-    note(&mut lost, "10:00", "Før tapet");
+    write_note(&mut lost, &z.mine, "10:00", "Før tapet");
     sync_at(&lost.repo, &z.base.repo, NOW_MS);
-    note(&mut z.base, "10:30", "Basens notat");
-    note(&mut lost, "10:45", "Siste fra telefonen");
+    write_note(&mut z.base, &z.mine, "10:30", "Basens notat");
+    write_note(&mut lost, &z.mine, "10:45", "Siste fra telefonen");
     let (_, errors) = sync_at(&lost.repo, &z.base.repo, NOW_MS);
     assert_eq!(errors, (None, None));
     assert_eq!(note_texts(&z.base.repo, &z.mine).len(), 3);
@@ -1200,11 +1199,11 @@ fn a_revoked_phones_notes_that_others_built_on_reach_a_node_that_meets_the_recor
     // What the stolen phone writes now, dated before the revocation as it likes, is refused by
     // a node that knows; one that has not heard takes it, and builds on it — which vouches for
     // nothing where the revocation is known: its own note waits for the thief's.
-    note(&mut lost, "09:00", "Tilbakedatert");
+    write_note(&mut lost, &z.mine, "09:00", "Tilbakedatert");
     let (_, errors) = sync_at(&lost.repo, &unaware.repo, NOW_MS);
     assert_eq!(errors, (None, None));
     assert!(note_texts(&unaware.repo, &z.mine).contains(&"Tilbakedatert".to_owned()));
-    note(&mut unaware, "11:30", "Skrevet etter tyveriet");
+    write_note(&mut unaware, &z.mine, "11:30", "Skrevet etter tyveriet");
     let (_, errors) = sync_at(&unaware.repo, &colleague.repo, NOW_MS);
     assert_eq!(errors, (None, None), "no round of asking again and again");
     assert_eq!(note_texts(&colleague.repo, &z.mine), expected);
@@ -1318,18 +1317,10 @@ fn a_change_made_after_one_phones_revocation_still_vouches_for_another_phone_rev
     let mut y = TestNode::nurse(113, "N1");
     sync_at(&z.base.repo, &x.repo, NOW_MS);
     sync_at(&z.base.repo, &y.repo, NOW_MS);
-    let note = |node: &mut TestNode, at: &str, text: &str| {
-        let t = today(at);
-        let patient = z.mine.clone();
-        (node
-            .repo
-            .add_note(t, &mut node.rng, &patient, None, t, text))
-        .unwrap();
-    };
-    note(&mut x, "10:05", "Fra X");
+    write_note(&mut x, &z.mine, "10:05", "Fra X");
     sync_at(&x.repo, &z.base.repo, NOW_MS);
-    note(&mut z.base, "10:30", "Basens svar");
-    note(&mut y, "10:00", "Fra Y");
+    write_note(&mut z.base, &z.mine, "10:30", "Basens svar");
+    write_note(&mut y, &z.mine, "10:00", "Fra Y");
     let (_, errors) = sync_at(&y.repo, &z.base.repo, NOW_MS);
     assert_eq!(errors, (None, None));
     for (phone, at) in [(&y, "10:28"), (&x, "11:00")] {
