@@ -566,16 +566,9 @@ impl Import {
             && !listed_again(&|l| l.staff == row.staff)
         {
             changes.push(VisitChange::Assign(vec![staff.clone()]));
-            let name = |s: &StaffId| {
-                (self.staff_names.get(s.as_str())).map_or_else(|| s.to_string(), String::clone)
-            };
-            let before: Vec<String> = visit.staff.iter().map(name).collect();
-            let before = if before.is_empty() {
-                "(unassigned)".to_owned()
-            } else {
-                before.join(" + ")
-            };
-            said.push(format!("staff {before} → {}", name(staff)));
+            let before = crate::repo::staff_list(&visit.staff, &self.staff_names);
+            let after = crate::repo::staff_list(std::slice::from_ref(staff), &self.staff_names);
+            said.push(format!("staff {before} → {after}"));
         }
         if visit.kind != row.kind && !listed_again(&|l| l.kind == row.kind) {
             changes.push(VisitChange::SetKind(row.kind));

@@ -304,23 +304,6 @@ pub(crate) fn block_json(
     })
 }
 
-/// Staff as people read them, by the names `names` knows (ids for the rest): `Kari Nordmann +
-/// S2`, or `(unassigned)`.
-pub(crate) fn staff_list(
-    staff: &[omsyn_core::ids::StaffId],
-    names: &std::collections::BTreeMap<String, String>,
-) -> String {
-    if staff.is_empty() {
-        "(unassigned)".into()
-    } else {
-        staff
-            .iter()
-            .map(|s| names.get(s.as_str()).map_or(s.as_str(), String::as_str))
-            .collect::<Vec<_>>()
-            .join(" + ")
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::describe;

@@ -12,6 +12,7 @@ use omsyn_core::planning::gather::{GatherOptions, gather, parse_shifts};
 use omsyn_core::planning::{
     Disruption, Objective, Policy, RoadMatrix, Suggestion, suggest_greedy, suggest_replan,
 };
+use omsyn_core::repo::staff_list;
 use omsyn_core::service::Service;
 use omsyn_core::trust::audit::AuditAction;
 use omsyn_core::{Day, Repo, Role, Timestamp};
@@ -21,7 +22,6 @@ use serde_json::json;
 use crate::cli::SuggestArgs;
 use crate::client::read_input;
 use crate::output::emit;
-use crate::output::staff_list;
 
 /// What the coordinator asks for; files already read. The dashboard posts it as JSON.
 #[derive(Debug, Clone, Default, Deserialize)]

@@ -28,7 +28,7 @@ pub use devices::{DeviceReport, DoseEventKind};
 pub use gate::{AccessDenied, Disclosure, Gate};
 pub use purge::PurgeReport;
 pub use repair::{RepairReport, RepairedDocument};
-pub use staff::{ListedStaff, STAFF_FILE};
+pub use staff::{ListedStaff, STAFF_FILE, staff_list};
 pub use tasks::TaskNames;
 pub use tx::Transaction;
 pub use worklist_rows::{ImportedRow, WORKLIST_ROWS_FILE};

@@ -59,3 +59,16 @@ impl Repo {
         Ok(())
     }
 }
+
+/// Staff as people read them, by the names `names` knows (ids for the rest): `Kari Nordmann +
+/// S2`, or `(unassigned)`.
+pub fn staff_list(staff: &[crate::ids::StaffId], names: &BTreeMap<String, String>) -> String {
+    if staff.is_empty() {
+        "(unassigned)".into()
+    } else {
+        (staff.iter())
+            .map(|s| names.get(s.as_str()).map_or(s.as_str(), String::as_str))
+            .collect::<Vec<_>>()
+            .join(" + ")
+    }
+}

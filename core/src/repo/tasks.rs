@@ -213,9 +213,7 @@ impl TaskNames {
             }
             if let crate::escalation::Owner::Nurses(nurses) = &task.owner {
                 task.owner_names = (nurses.iter())
-                    .map(|n| {
-                        (self.staff.get(n.as_str())).map_or_else(|| n.to_string(), String::clone)
-                    })
+                    .map(|n| super::staff_list(std::slice::from_ref(n), &self.staff))
                     .collect();
             }
         }

@@ -147,16 +147,12 @@ impl Session {
             }
             Message::Decline { doc } => self.receive_decline(batch, doc)?,
             Message::PushDone { round, .. } => {
-                self.tell_left_out(&mut inbound.replies);
-                inbound.replies.push(Message::Ack { round });
+                self.acknowledge(round, &mut inbound.replies);
                 self.peer_rounds_acked += 1;
                 self.awaiting_peer_round = false;
             }
             // A part of a round: acknowledged like one, but the round goes on.
-            Message::PartDone { round } => {
-                self.tell_left_out(&mut inbound.replies);
-                inbound.replies.push(Message::Ack { round })
-            }
+            Message::PartDone { round } => self.acknowledge(round, &mut inbound.replies),
             Message::Ack { round } => inbound.acked_rounds.push(round),
             // Taken by `process`, which ends the session on it.
             Message::Error { .. } => {}
@@ -512,10 +508,10 @@ impl Session {
         Ok(())
     }
 
-    /// Tells the peer which of its changes stay left out (see [`super::set_aside`]), before the
-    /// `Ack` of the round that brought them: the sender tries those documents again at its next
+    /// Acknowledges the peer's round (or part), telling it first which of its changes stay
+    /// left out (see [`super::set_aside`]): the sender tries those documents again at its next
     /// session (what was taken is skipped then), where an `Ack` alone would settle them.
-    fn tell_left_out(&mut self, replies: &mut Vec<Message>) {
+    fn acknowledge(&mut self, round: u64, replies: &mut Vec<Message>) {
         for (doc, reason) in self.left_out.round_ended() {
             self.events.push_back(SyncEvent::RejectedChanges {
                 doc: doc.clone(),
@@ -523,6 +519,7 @@ impl Session {
             });
             replies.push(Message::Reject { doc, reason });
         }
+        replies.push(Message::Ack { round });
     }
 
     /// The peer's changes to `doc` were refused (all of them): it is told why, and an
