@@ -317,9 +317,15 @@ impl<'a> WriteBatch<'a> {
                 Some((_, seq)) => *seq,
                 None => read_seq(&self.tx.open_table(META)?, &self.tx.open_table(LOG)?)?,
             };
+            // A change to this node's own certificates commits with their cache held, and
+            // empties it before letting go: a write that begins right after the commit (redb's
+            // lock is free then) must not be judged by the grant before it. Readers of the cache
+            // wait out this one commit; they take no lock a commit waits for.
+            let own_certs = (self.own_cert_changed)
+                .then(|| store.own_certs.lock().unwrap_or_else(|p| p.into_inner()));
             self.tx.commit()?;
-            if self.own_cert_changed {
-                *store.own_certs.lock().unwrap_or_else(|p| p.into_inner()) = None;
+            if let Some(mut cached) = own_certs {
+                *cached = None;
             }
             // Only a durable commit that changed something wakes the listeners: a session woken
             // by every commit of peer knowledge would read the log for nothing.
