@@ -289,9 +289,30 @@ pub enum Referent<'a> {
     Visit(&'a VisitId),
     /// A dose.
     Dose(&'a DoseRef),
+    /// Another entry of the journal (one a correction corrects).
+    Entry(&'a EntryId),
 }
 
 impl EntryBody {
+    /// What kind of entry it is, in a word or two ("the note of 08:10").
+    pub fn what(&self) -> &'static str {
+        match self {
+            EntryBody::VisitPerformed { .. } => "visit record",
+            EntryBody::VisitNotPerformed { .. } => "missed visit",
+            EntryBody::Note { .. } => "note",
+            EntryBody::Observation { .. } => "measurement",
+            EntryBody::MedicationGiven { .. } => "dose given",
+            EntryBody::MedicationNotGiven { .. } => "dose not given",
+            EntryBody::Correction { .. } => "correction",
+            EntryBody::EnteredInError { .. } => "entered-in-error mark",
+            EntryBody::ConflictResolved { .. } => "conflict resolution",
+            EntryBody::Deviation { .. } => "deviation",
+            EntryBody::DeviceEvent { .. } => "device event",
+            EntryBody::TaskClaimed { .. } => "task claim",
+            EntryBody::TaskDone { .. } => "task completion",
+        }
+    }
+
     /// One line for people, naming visits and doses by their ids.
     pub fn describe(&self) -> String {
         self.describe_naming(&|_| None)
@@ -305,6 +326,8 @@ impl EntryBody {
         };
         let dose_of =
             |dose: &DoseRef| name(Referent::Dose(dose)).unwrap_or_else(|| dose.to_string());
+        let entry_of =
+            |entry: &EntryId| name(Referent::Entry(entry)).unwrap_or_else(|| entry.to_string());
         match self {
             EntryBody::VisitPerformed {
                 visit,
@@ -337,9 +360,11 @@ impl EntryBody {
             EntryBody::MedicationNotGiven { dose, reason, .. } => {
                 format!("NOT GIVEN {}: {reason}", dose_of(dose))
             }
-            EntryBody::Correction { corrects, text } => format!("correction of {corrects}: {text}"),
+            EntryBody::Correction { corrects, text } => {
+                format!("correction of {}: {text}", entry_of(corrects))
+            }
             EntryBody::EnteredInError { target, reason } => {
-                format!("entered in error: {target} ({reason})")
+                format!("entered in error: {} ({reason})", entry_of(target))
             }
             EntryBody::ConflictResolved { conflict, note } => {
                 format!("resolved conflict {conflict}: {note}")

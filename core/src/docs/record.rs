@@ -267,7 +267,7 @@ impl PatientRecord {
     pub fn name_referent(&self, referent: super::journal::Referent<'_>) -> Option<String> {
         match referent {
             super::journal::Referent::Dose(dose) => self.dose_name(dose),
-            super::journal::Referent::Visit(_) => None,
+            super::journal::Referent::Visit(_) | super::journal::Referent::Entry(_) => None,
         }
     }
 }

@@ -195,6 +195,9 @@ impl PatientView {
             Referent::Visit(visit) => (self.visits.iter())
                 .find(|v| &v.id == visit)
                 .map(visit_name),
+            Referent::Entry(entry) => (self.journal.iter())
+                .find(|e| &e.id == entry)
+                .map(|e| format!("the {} of {}", e.body.what(), e.event_time.hhmm())),
         })
     }
 }
@@ -447,6 +450,8 @@ impl Repo {
         body.describe_naming(&|referent| match referent {
             Referent::Dose(_) => record.as_ref()?.name_referent(referent),
             Referent::Visit(visit) => self.visit(visit).ok().map(|(_, v)| visit_name(&v)),
+            // What a correction corrects is named in the journal's own view.
+            Referent::Entry(_) => None,
         })
     }
 

@@ -336,6 +336,10 @@ fn a_documented_day_shows_in_show_conflicts_and_day_report() {
         "{text}"
     );
     assert!(text.contains("visit of 08:00-08:30 performed"), "{text}");
+    assert!(
+        text.contains("correction of the note of ") && text.contains(": Pasienten i god form"),
+        "{text}"
+    );
     let journal = text.split("journal:").nth(1).unwrap_or_default();
     let journal = journal.split("CONFLICT").next().unwrap_or_default();
     assert!(!journal.contains("m-") && !journal.contains("v-"), "{text}");
