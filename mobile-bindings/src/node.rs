@@ -416,11 +416,10 @@ impl OmsynNode {
     pub async fn work_list(&self, day: String) -> Result<Vec<WorkItem>, OmsynError> {
         self.with_service(move |svc| {
             let day = svc.day("day", Some(&day))?;
-            Ok(svc
-                .work_list(day)?
-                .visits
-                .into_iter()
-                .map(WorkItem::from)
+            let list = svc.work_list(day)?;
+            let names = &list.staff_names;
+            Ok((list.visits.into_iter())
+                .map(|line| WorkItem::new(line, names))
                 .collect())
         })
         .await
@@ -431,7 +430,7 @@ impl OmsynNode {
     pub async fn patient_record(&self, patient: String) -> Result<PatientRecord, OmsynError> {
         self.with_service(move |svc| {
             let RecordView { view, purpose } = svc.record(&patient, "record")?;
-            Ok(PatientRecord::new(view, purpose))
+            Ok(PatientRecord::new(view, purpose, &svc.staff_names()?))
         })
         .await
     }

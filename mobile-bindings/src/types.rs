@@ -162,13 +162,20 @@ pub struct WorkItem {
     pub mode: VisitMode,
     /// Assigned staff ids (two for double staffing).
     pub staff: Vec<String>,
+    /// Their names, in `staff`'s order: the id where this device knows no name (a colleague
+    /// who has written nothing it holds yet).
+    pub staff_names: Vec<String>,
     /// Where it stands.
     pub state: VisitState,
 }
 
-impl From<VisitLine> for WorkItem {
-    fn from(line: VisitLine) -> Self {
+impl WorkItem {
+    /// A visit of the work list, its staff named by `names`.
+    pub(crate) fn new(line: VisitLine, names: &std::collections::BTreeMap<String, String>) -> Self {
         WorkItem {
+            staff_names: (line.staff.iter())
+                .map(|s| names.get(s).unwrap_or(s).clone())
+                .collect(),
             visit: line.visit.to_string(),
             patient: line.patient.to_string(),
             patient_name: line.patient_name,
@@ -720,7 +727,11 @@ impl CareTask {
 impl PatientRecord {
     /// The record as the app shows it, from what the service read (`purpose`: the need the read
     /// was logged under).
-    pub(crate) fn new(view: omsyn_core::repo::PatientView, purpose: String) -> PatientRecord {
+    pub(crate) fn new(
+        view: omsyn_core::repo::PatientView,
+        purpose: String,
+        staff_names: &std::collections::BTreeMap<String, String>,
+    ) -> PatientRecord {
         let (name, address, access_note, phone) = record_fields(&view.record);
         let journal = omsyn_core::docs::journal::Journal {
             entries: view.journal.clone(),
@@ -772,7 +783,10 @@ impl PatientRecord {
             visits: view
                 .visits
                 .into_iter()
-                .map(|v| WorkItem::from(omsyn_core::report::visit_line(v, name.clone(), &journal)))
+                .map(|v| {
+                    let line = omsyn_core::report::visit_line(v, name.clone(), &journal);
+                    WorkItem::new(line, staff_names)
+                })
                 .collect(),
             journal: entries,
             messages: view.messages.iter().map(PatientMessage::from).collect(),

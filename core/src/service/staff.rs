@@ -169,6 +169,12 @@ impl Service {
         }))
     }
 
+    /// Names for staff ids, as far as this node knows them: its certificates' (every author of
+    /// what it holds sent one) and its work lists' (not patient data: no gate).
+    pub fn staff_names(&self) -> Result<BTreeMap<String, String>, ServiceError> {
+        Ok(self.repo.staff_names()?)
+    }
+
     /// The staff directory (of one zone, or all), by staff id.
     pub fn staff_directory(&self, zone: Option<&str>) -> Result<Vec<StaffMember>, ServiceError> {
         let store = self.repo.store();

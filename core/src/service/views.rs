@@ -26,6 +26,9 @@ pub struct WorkList {
     pub day: Day,
     /// A nurse's assigned visits; a home unit's patient's visits; a base's every visit.
     pub visits: Vec<VisitLine>,
+    /// Names for the staff ids the visits name, where this node knows them (a certificate it
+    /// holds — every author of what it holds sends one — or a work list's name).
+    pub staff_names: std::collections::BTreeMap<String, String>,
 }
 
 impl Service {
@@ -65,6 +68,7 @@ impl Service {
     pub fn work_list(&self, day: Day) -> Result<WorkList, ServiceError> {
         let report = self.report_as(&format!("work list {day}"), day, None)?;
         let profile = self.repo.profile();
+        let staff_names = report.staff_names;
         let visits = report
             .visits
             .into_iter()
@@ -77,7 +81,11 @@ impl Service {
                     .is_some_and(|s| v.staff.iter().any(|x| x == s.as_str())),
             })
             .collect();
-        Ok(WorkList { day, visits })
+        Ok(WorkList {
+            day,
+            visits,
+            staff_names,
+        })
     }
 
     /// The visits planned on `day`, by start time, through the need gate.

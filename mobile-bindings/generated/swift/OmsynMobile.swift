@@ -3561,6 +3561,11 @@ public struct WorkItem: Equatable, Hashable {
      */
     public var staff: [String]
     /**
+     * Their names, in `staff`'s order: the id where this device knows no name (a colleague
+     * who has written nothing it holds yet).
+     */
+    public var staffNames: [String]
+    /**
      * Where it stands.
      */
     public var state: VisitState
@@ -3590,6 +3595,10 @@ public struct WorkItem: Equatable, Hashable {
          * Assigned staff ids (two for double staffing).
          */staff: [String], 
         /**
+         * Their names, in `staff`'s order: the id where this device knows no name (a colleague
+         * who has written nothing it holds yet).
+         */staffNames: [String], 
+        /**
          * Where it stands.
          */state: VisitState) {
         self.visit = visit
@@ -3599,6 +3608,7 @@ public struct WorkItem: Equatable, Hashable {
         self.endMs = endMs
         self.mode = mode
         self.staff = staff
+        self.staffNames = staffNames
         self.state = state
     }
 
@@ -3625,6 +3635,7 @@ public struct FfiConverterTypeWorkItem: FfiConverterRustBuffer {
                 endMs: FfiConverterInt64.read(from: &buf), 
                 mode: FfiConverterTypeVisitMode.read(from: &buf), 
                 staff: FfiConverterSequenceString.read(from: &buf), 
+                staffNames: FfiConverterSequenceString.read(from: &buf), 
                 state: FfiConverterTypeVisitState.read(from: &buf)
         )
     }
@@ -3637,6 +3648,7 @@ public struct FfiConverterTypeWorkItem: FfiConverterRustBuffer {
         FfiConverterInt64.write(value.endMs, into: &buf)
         FfiConverterTypeVisitMode.write(value.mode, into: &buf)
         FfiConverterSequenceString.write(value.staff, into: &buf)
+        FfiConverterSequenceString.write(value.staffNames, into: &buf)
         FfiConverterTypeVisitState.write(value.state, into: &buf)
     }
 }

@@ -70,6 +70,8 @@ class EndToEnd(unittest.IsolatedAsyncioTestCase):
         self.assertEqual(work[0].state, om.VisitState.OPEN)
         self.assertEqual(work[0].mode, om.VisitMode.DIGITAL)
         self.assertEqual(work[0].patient_name, "Turid Nilsen")
+        self.assertEqual(work[0].staff, ["S1"])
+        self.assertEqual(work[0].staff_names, ["Kari Nordmann"], "who is coming, by name")
 
         events = Events(asyncio.get_running_loop())
         s.home.set_listener(events)

@@ -23,11 +23,12 @@ pub(crate) async fn today(State(http): State<Http>) -> Response {
             let patient = svc.home_patient()?;
             let day = svc.today();
             let report = svc.report_as("home: today's visits", day, None)?;
-            let names: std::collections::BTreeMap<String, String> = svc
-                .staff_directory(None)?
-                .into_iter()
-                .map(|m| (m.id.to_string(), m.name))
-                .collect();
+            // The zone's directory first, then what the report knows (a certificate or a work
+            // list's name for someone the directory does not list).
+            let mut names = report.staff_names.clone();
+            names.extend(
+                (svc.staff_directory(None)?.into_iter()).map(|m| (m.id.to_string(), m.name)),
+            );
             let visits: Vec<_> = report
                 .visits
                 .into_iter()

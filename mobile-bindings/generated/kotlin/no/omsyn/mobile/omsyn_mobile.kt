@@ -4331,6 +4331,12 @@ data class WorkItem (
     var `staff`: List<kotlin.String>
     , 
     /**
+     * Their names, in `staff`'s order: the id where this device knows no name (a colleague
+     * who has written nothing it holds yet).
+     */
+    var `staffNames`: List<kotlin.String>
+    , 
+    /**
      * Where it stands.
      */
     var `state`: VisitState
@@ -4357,6 +4363,7 @@ public object FfiConverterTypeWorkItem: FfiConverterRustBuffer<WorkItem> {
             FfiConverterLong.read(buf),
             FfiConverterTypeVisitMode.read(buf),
             FfiConverterSequenceString.read(buf),
+            FfiConverterSequenceString.read(buf),
             FfiConverterTypeVisitState.read(buf),
         )
     }
@@ -4369,6 +4376,7 @@ public object FfiConverterTypeWorkItem: FfiConverterRustBuffer<WorkItem> {
             FfiConverterLong.allocationSize(value.`endMs`) +
             FfiConverterTypeVisitMode.allocationSize(value.`mode`) +
             FfiConverterSequenceString.allocationSize(value.`staff`) +
+            FfiConverterSequenceString.allocationSize(value.`staffNames`) +
             FfiConverterTypeVisitState.allocationSize(value.`state`)
     )
 
@@ -4380,6 +4388,7 @@ public object FfiConverterTypeWorkItem: FfiConverterRustBuffer<WorkItem> {
             FfiConverterLong.write(value.`endMs`, buf)
             FfiConverterTypeVisitMode.write(value.`mode`, buf)
             FfiConverterSequenceString.write(value.`staff`, buf)
+            FfiConverterSequenceString.write(value.`staffNames`, buf)
             FfiConverterTypeVisitState.write(value.`state`, buf)
     }
 }
