@@ -99,6 +99,11 @@ impl Checked {
         &self.parsed.summary.deps
     }
 
+    /// The change parsed.
+    pub(super) fn parsed(&self) -> &ParsedChange {
+        &self.parsed
+    }
+
     /// When its author says it was made.
     pub(super) fn time_ms(&self) -> i64 {
         self.parsed.summary.time_ms

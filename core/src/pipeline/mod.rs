@@ -27,6 +27,7 @@ mod derive;
 pub mod inbound;
 mod receipts;
 pub mod rules;
+mod vouching;
 
 use std::collections::{BTreeMap, HashMap, btree_map};
 
@@ -35,6 +36,7 @@ pub use derive::DeriveContext;
 pub(crate) use derive::decode_list;
 pub use inbound::{Checked, MAX_CHANGE_BYTES, Vouched, check, check_all, vouch};
 pub use receipts::{LogError, Logger, log_equivocation};
+pub use vouching::LeftOut;
 
 use crate::docs::{ChangeSummary, Document, DocumentId, ParsedChange, RawChangeInfo};
 use crate::identity::NodeId;
@@ -97,148 +99,6 @@ struct Signer {
     /// When it was revoked, if it is: its changes are taken only where a change made before
     /// then by another builds on them.
     revoked_at_ms: Option<i64>,
-}
-
-/// Leaves out of `checked` the changes by revoked signers that no change by a signer not
-/// revoked, made before the revocation, builds on (directly or through others in `checked`). A
-/// revoked device's changes cannot be told apart by what they claim (a stolen phone dates its
-/// changes as it likes), but those a colleague or the base built on before the revocation were
-/// held, judged and built on while the device was trusted: they are part of the record, and a
-/// node that meets the record later (a new base, a home unit enrolled since, an export read in)
-/// takes them with what builds on them. A colleague that had not heard of the revocation and
-/// built on the stolen phone's changes after it vouches for nothing (its own change then waits
-/// for them, and is not taken where the revocation is known). What is left out has nothing
-/// kept building on it. Each revoked device's changes are vouched for by what was made before
-/// *its* revocation: another device revoked earlier in the same document changes nothing of it.
-/// Returns what is kept, what was left out and why, and — when a revoked signer's change is
-/// kept — what to check once the changes are applied ([`Vouching::held`]).
-fn vouched_by_others(
-    doc: &DocumentId,
-    checked: Vec<Checked>,
-    signers: &BTreeMap<NodeId, Signer>,
-) -> (Vec<Checked>, Option<LeftOut>, Option<Vouching>) {
-    let revoked_at = |c: &Checked| {
-        (signers.get(&c.vouched().signer)).map_or(Some(i64::MIN), |s| s.revoked_at_ms)
-    };
-    if checked.iter().all(|c| revoked_at(c).is_none()) {
-        return (checked, None, None);
-    }
-    let vouching = Vouching {
-        deps: (checked.iter())
-            .map(|c| (c.vouched().hash, c.deps().to_vec()))
-            .collect(),
-        vouchers: (checked.iter())
-            .filter(|c| revoked_at(c).is_none())
-            .map(|c| (c.vouched().hash, c.time_ms()))
-            .collect(),
-        revoked: (checked.iter())
-            .filter_map(|c| Some((c.vouched().hash, revoked_at(c)?)))
-            .collect(),
-    };
-    let vouched = vouching.vouched(|_| true);
-    let (kept, left): (Vec<Checked>, Vec<Checked>) = (checked.into_iter())
-        .partition(|c| revoked_at(c).is_none() || vouched.contains(&c.vouched().hash));
-    let vouching = Vouching {
-        revoked: (vouching.revoked.iter())
-            .filter(|(hash, _)| vouched.contains(hash))
-            .copied()
-            .collect(),
-        ..vouching
-    };
-    let vouching = (!vouching.revoked.is_empty()).then_some(vouching);
-    if left.is_empty() {
-        return (kept, None, vouching);
-    }
-    let authors: std::collections::BTreeSet<String> =
-        left.iter().map(|c| c.vouched().signer.short()).collect();
-    let why = format!(
-        "{} change(s) of {doc} by revoked node(s) {} that no change by another node made before \
-         the revocation builds on were left out",
-        left.len(),
-        authors.into_iter().collect::<Vec<_>>().join(", ")
-    );
-    let left_out = LeftOut { why, changes: left };
-    (kept, Some(left_out), vouching)
-}
-
-/// Changes by revoked nodes that nothing in their message vouched for (`vouched_by_others`).
-#[derive(Debug, Clone)]
-pub struct LeftOut {
-    /// Why, for the sender and the log.
-    pub why: String,
-    /// The changes, checked: a session keeps them for a later message of the same document
-    /// (a document sent in parts), whose changes may be the ones that vouch for them.
-    pub changes: Vec<Checked>,
-}
-
-/// What let a message's changes by revoked signers in: checked again once applied.
-#[derive(Debug)]
-struct Vouching {
-    /// Each change of the message and what it builds on.
-    deps: HashMap<[u8; 32], Vec<[u8; 32]>>,
-    /// The changes that may vouch, by signers not revoked, with when each was made.
-    vouchers: Vec<([u8; 32], i64)>,
-    /// The revoked signers' changes (once judged: those kept), with when each one's signer was
-    /// revoked.
-    revoked: Vec<([u8; 32], i64)>,
-}
-
-impl Vouching {
-    /// The revoked signers' changes that a voucher `admitted` (all of them, or those applied)
-    /// and made before the revocation of that change's signer builds on. One walk per distinct
-    /// revocation time: a message holds few revoked signers.
-    fn vouched(&self, admitted: impl Fn(&[u8; 32]) -> bool) -> std::collections::HashSet<[u8; 32]> {
-        let times: std::collections::BTreeSet<i64> =
-            self.revoked.iter().map(|(_, at)| *at).collect();
-        let mut vouched = std::collections::HashSet::new();
-        for at in times {
-            let from = (self.vouchers.iter())
-                .filter(|(hash, made)| *made < at && admitted(hash))
-                .map(|(hash, _)| *hash);
-            let built_on = self.built_on(from);
-            vouched.extend(
-                (self.revoked.iter())
-                    .filter(|(hash, revoked)| *revoked == at && built_on.contains(hash))
-                    .map(|(hash, _)| *hash),
-            );
-        }
-        vouched
-    }
-
-    /// The message's changes that the changes `from` build on, directly or through others of
-    /// the message (each expanded once: linear in the message).
-    fn built_on(
-        &self,
-        from: impl Iterator<Item = [u8; 32]>,
-    ) -> std::collections::HashSet<[u8; 32]> {
-        let mut built_on = std::collections::HashSet::new();
-        let mut pending: Vec<[u8; 32]> = (from.filter_map(|hash| self.deps.get(&hash)))
-            .flatten()
-            .copied()
-            .collect();
-        while let Some(hash) = pending.pop() {
-            if let Some(next) = self.deps.get(&hash)
-                && built_on.insert(hash)
-            {
-                pending.extend(next.iter().copied());
-            }
-        }
-        built_on
-    }
-
-    /// Refuses the message if a revoked signer's change was taken while no change that vouched
-    /// for it was (one lacking a dependency is held back unjudged): a change never applied must
-    /// not carry another in.
-    fn held(&self, doc: &DocumentId, target: &Document) -> Result<(), Refusal> {
-        let covered = self.vouched(|h| target.has_change(h));
-        if (self.revoked.iter()).any(|(h, _)| target.has_change(h) && !covered.contains(h)) {
-            return Err(Refusal::from(format!(
-                "{doc}: a change by a revoked node came with the only change built on it, which \
-                 could not be taken (it lacks a change this node does not hold)"
-            )));
-        }
-        Ok(())
-    }
 }
 
 /// The grant a change made at `at_ms` is judged by: its author's certificate in force then
@@ -344,7 +204,10 @@ pub fn admit_checked(
     let checked: Vec<Checked> = (checked.into_iter())
         .filter(|c| !target.has_change(&c.vouched().hash))
         .collect();
-    let (checked, left_out, vouching) = vouched_by_others(doc, checked, &signers);
+    let revoked_at =
+        |signer: &NodeId| (signers.get(signer)).map_or(Some(i64::MIN), |s| s.revoked_at_ms);
+    let (checked, left_out, vouching) =
+        vouching::vouched_by_others(doc, checked, &revoked_at, &|h| target.has_change(h));
     let own = authors.own;
     let mut incoming = Vec::with_capacity(checked.len());
     for change in checked {

@@ -1344,10 +1344,12 @@ fn a_change_made_after_one_phones_revocation_still_vouches_for_another_phone_rev
 }
 
 #[test]
-fn a_change_that_cannot_be_taken_does_not_carry_a_revoked_phones_change_in() {
+fn a_change_that_cannot_be_taken_or_holds_nothing_does_not_carry_a_revoked_phones_change_in() {
     //! An insider signs, with its own real key, a change built on the stolen phone's backdated
-    //! one and on a change nobody holds: Automerge holds such a change back, unjudged — it must
-    //! not vouch for the one it builds on.
+    //! one, dated before the revocation: one that also builds on a change nobody holds
+    //! (Automerge would hold it back, unjudged), and one with no operations (nothing in the
+    //! record would show it). Neither vouches: the phone's change is left out, and said to be;
+    //! nothing else of the message is refused.
     let z = zone();
     let mut lost = TestNode::nurse(106, "N1");
     let insider = TestNode::nurse(107, "N1");
@@ -1364,31 +1366,72 @@ fn a_change_that_cannot_be_taken_does_not_carry_a_revoked_phones_change_in() {
         .unwrap();
     let journal = DocumentId::Journal(z.mine.clone(), t.day().month());
     let backdated = omsyn_tests::craft::signed_history(&lost.repo, &journal);
-    let stolen = omsyn_tests::craft::history(&lost.repo, &journal);
-    let crafted = omsyn_tests::craft::change(
-        &lost.repo,
-        &journal,
-        &insider.repo,
-        &[omsyn_tests::craft::Put::fresh("x", "y")],
-        Some(vec![omsyn_tests::craft::heads(&stolen)[0], [9; 32]]),
-        today("10:00"),
+    let stolen = omsyn_tests::craft::heads(&omsyn_tests::craft::history(&lost.repo, &journal))[0];
+    let unheld = vec![omsyn_tests::craft::Put::fresh("x", "y")];
+    for (puts, deps) in [(unheld, vec![stolen, [9; 32]]), (vec![], vec![stolen])] {
+        let crafted = omsyn_tests::craft::change(
+            &lost.repo,
+            &journal,
+            &insider.repo,
+            &puts,
+            Some(deps),
+            today("10:00"),
+        );
+        let vouch = SignedChange {
+            signature: (insider.repo.identity().key).sign(&change_signing_bytes(&crafted.hash)),
+            bytes: crafted.bytes,
+        };
+        let frame = wire::encode(&Message::Changes {
+            doc: journal.clone(),
+            changes: [backdated.clone(), vec![vouch]].concat(),
+        });
+        // The round's end, where what stays left out is told.
+        let done = wire::encode(&Message::PushDone { round: 99, seq: 0 });
+        let reasons = rejections(&inject(&insider.repo, &z.base.repo, vec![frame, done]));
+        assert_eq!(reasons.len(), 1, "{reasons:?}");
+        assert!(reasons[0].contains("1 change(s)"), "{}", reasons[0]);
+        assert!(!note_texts(&z.base.repo, &z.mine).contains(&"Tilbakedatert".to_owned()));
+    }
+}
+
+#[test]
+fn a_colleague_unaware_of_one_revocation_does_not_make_a_new_node_refuse_the_journal() {
+    //! B's note, then the stolen A's note on it, then colleague C's note on A's — written after
+    //! A's revocation, which C had not heard of, and before B's. C's note vouches for nothing
+    //! (it cannot be taken without A's): B's note is not carried in through it, and the rest of
+    //! the journal C sends is taken, not refused whole.
+    let z = zone();
+    let (mut b, mut a) = (TestNode::nurse(115, "N1"), TestNode::nurse(116, "N1"));
+    let mut c = TestNode::nurse(117, "N1");
+    for phone in [&b, &a, &c] {
+        sync_at(&z.base.repo, &phone.repo, NOW_MS);
+    }
+    write_note(&mut c, &z.mine, "09:20", "C først");
+    write_note(&mut b, &z.mine, "09:30", "Fra B");
+    sync_at(&b.repo, &z.base.repo, NOW_MS);
+    sync_at(&z.base.repo, &a.repo, NOW_MS);
+    write_note(&mut a, &z.mine, "10:00", "Fra A");
+    sync_at(&a.repo, &c.repo, NOW_MS);
+    write_note(&mut c, &z.mine, "10:30", "Fra C");
+    for (phone, at) in [(&a, "10:15"), (&b, "11:00")] {
+        let revocation = test_org().revoke(phone.repo.id(), "phone lost", today(at).unix_millis());
+        z.base.repo.add_revocation(&revocation).unwrap();
+    }
+    let d = TestNode::nurse(118, "N1");
+    sync_at(&z.base.repo, &d.repo, NOW_MS);
+    let (mut link, errors) = sync_at(&c.repo, &d.repo, NOW_MS);
+    assert_eq!(errors, (None, None));
+    assert_eq!(note_texts(&d.repo, &z.mine), ["C først"]);
+    let told: Vec<String> = (events(&mut link.b).into_iter())
+        .filter_map(|e| match e {
+            SyncEvent::RejectedChanges { reason, .. } => Some(reason),
+            _ => None,
+        })
+        .collect();
+    assert!(
+        told.iter().all(|r| r.contains("were left out")),
+        "nothing refused whole: {told:?}"
     );
-    let vouch = SignedChange {
-        signature: insider
-            .repo
-            .identity()
-            .key
-            .sign(&change_signing_bytes(&crafted.hash)),
-        bytes: crafted.bytes,
-    };
-    let frame = wire::encode(&Message::Changes {
-        doc: journal,
-        changes: [backdated, vec![vouch]].concat(),
-    });
-    let reasons = rejections(&inject(&insider.repo, &z.base.repo, vec![frame]));
-    assert_eq!(reasons.len(), 1, "{reasons:?}");
-    assert!(reasons[0].contains("could not be taken"), "{}", reasons[0]);
-    assert!(!note_texts(&z.base.repo, &z.mine).contains(&"Tilbakedatert".to_owned()));
 }
 
 #[test]
