@@ -20,6 +20,10 @@ use crate::pipeline::{Checked, LeftOut};
 /// document. Beyond it, a document's left-out changes are let go (it then stays partly taken).
 pub(super) const SET_ASIDE_MAX_BYTES: usize = 4 * super::push::CHANGES_MESSAGE_TARGET_BYTES;
 
+/// And at most as many changes as one message may hold: joined to the next message, they
+/// double at most what the pipeline's costs are bounded by (crafted changes can be tiny).
+pub(super) const SET_ASIDE_MAX_CHANGES: usize = crate::sync::wire::MAX_CHANGES_PER_MESSAGE;
+
 /// Documents with changes left out in this session, and those changes while their round lasts.
 #[derive(Debug, Default)]
 pub(super) struct SetAside {
@@ -28,8 +32,9 @@ pub(super) struct SetAside {
     marked: BTreeSet<DocumentId>,
     /// The changes left out in this round, while they fit.
     kept: BTreeMap<DocumentId, Vec<Checked>>,
-    /// Their bytes.
+    /// Their bytes and number.
     bytes: usize,
+    count: usize,
     /// Why, for documents whose sender has not been told yet: what is kept (a later part may
     /// still take it) and what was let go (it will not).
     untold: BTreeMap<DocumentId, String>,
@@ -50,6 +55,7 @@ impl SetAside {
         };
         self.untold.remove(doc);
         self.bytes -= kept.iter().map(size).sum::<usize>();
+        self.count -= kept.len();
         let new: HashSet<[u8; 32]> = changes.iter().map(|c| c.vouched().hash).collect();
         (kept.into_iter())
             .filter(|c| !new.contains(&c.vouched().hash))
@@ -61,8 +67,12 @@ impl SetAside {
     pub(super) fn keep(&mut self, doc: &DocumentId, left_out: LeftOut) {
         self.marked.insert(doc.clone());
         let bytes: usize = left_out.changes.iter().map(size).sum();
-        if self.bytes + bytes <= SET_ASIDE_MAX_BYTES {
+        let count = left_out.changes.len();
+        if self.bytes + bytes <= SET_ASIDE_MAX_BYTES
+            && self.count + count <= SET_ASIDE_MAX_CHANGES
+        {
             self.bytes += bytes;
+            self.count += count;
             self.kept.insert(doc.clone(), left_out.changes);
             self.untold.insert(doc.clone(), left_out.why);
         } else {
@@ -74,7 +84,7 @@ impl SetAside {
     /// What was kept is let go.
     pub(super) fn round_ended(&mut self) -> BTreeMap<DocumentId, String> {
         self.kept.clear();
-        self.bytes = 0;
+        (self.bytes, self.count) = (0, 0);
         let mut untold = std::mem::take(&mut self.let_go);
         for (doc, why) in std::mem::take(&mut self.untold) {
             untold.entry(doc).or_insert(why);
