@@ -369,6 +369,7 @@ impl Repo {
             now,
             last_rows: self.imported_rows(),
             rows_now: BTreeMap::new(),
+            // For what the import says only: without them it names staff by id.
             staff_names: self.staff_names().unwrap_or_default(),
             by_national_id: BTreeMap::new(),
             by_name: BTreeMap::new(),

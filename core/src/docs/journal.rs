@@ -112,11 +112,6 @@ impl DeviceEvent {
         }
     }
 
-    /// One line for people, naming a dose by its id.
-    pub fn describe(&self) -> String {
-        self.describe_naming(&|_| None)
-    }
-
     /// One line for people, a dose as `name` names it (see [`EntryBody::describe_naming`]).
     pub fn describe_naming(&self, name: &dyn Fn(Referent<'_>) -> Option<String>) -> String {
         let dose_of =
@@ -318,8 +313,9 @@ impl EntryBody {
         self.describe_naming(&|_| None)
     }
 
-    /// One line for people, as the CLI and the apps show an entry: visits and doses as `name`
-    /// names them (a medication's name, a visit's time), by their ids where it does not.
+    /// One line for people, as the CLI and the apps show an entry: visits, doses and other
+    /// entries as `name` names them (a medication's name, a visit's time, an entry's kind and
+    /// time), by their ids where it does not.
     pub fn describe_naming(&self, name: &dyn Fn(Referent<'_>) -> Option<String>) -> String {
         let visit_of = |visit: &VisitId| {
             name(Referent::Visit(visit)).unwrap_or_else(|| format!("visit {visit}"))

@@ -164,7 +164,8 @@ pub struct Admitted {
     /// Some changes wait for dependencies this node lacks: they were not applied (ask for them).
     pub lacks_dependencies: bool,
     /// Changes by revoked nodes that nothing taken builds on were left out (see
-    /// `vouched_by_others`): what builds on them was taken; the sender is told why.
+    /// `pipeline/vouching.rs`): what builds on them waits for them; the caller tells the sender
+    /// why (a session at the end of the sender's round or part).
     pub left_out: Option<LeftOut>,
 }
 
@@ -201,8 +202,11 @@ pub fn admit_checked(
         }
     }
     let target = authors.batch.doc(doc).map_err(|e| e.to_string())?;
+    // Each change once, and only those not held: a change sent twice in one message is one
+    // change to judge (a hostile sender's copy must not count apart from the original).
+    let mut seen = std::collections::HashSet::new();
     let checked: Vec<Checked> = (checked.into_iter())
-        .filter(|c| !target.has_change(&c.vouched().hash))
+        .filter(|c| !target.has_change(&c.vouched().hash) && seen.insert(c.vouched().hash))
         .collect();
     let revoked_at =
         |signer: &NodeId| (signers.get(signer)).map_or(Some(i64::MIN), |s| s.revoked_at_ms);

@@ -9,8 +9,9 @@
 //!
 //! - by a signer not revoked, made (by its own claim) before that revoked signer's revocation —
 //!   each revoked device by its own revocation, not another's;
-//! - with operations and an entry stamp: what carries a stolen phone's changes in is itself an
-//!   entry of the record, under its author's name, not an empty change nobody reads;
+//! - with operations and an entry stamp (the author and entry time the rules check against
+//!   the signer): what carries a stolen phone's changes in writes something into the record
+//!   under its author's name, not an empty change nobody reads;
 //! - that can itself be taken: everything it builds on is held, or in the message and taken
 //!   (a change by another revoked device included only where it is vouched for in turn). A
 //!   colleague that had not heard of one revocation and wrote on that phone's changes vouches
@@ -18,7 +19,8 @@
 //!
 //! The last condition depends on which changes are taken, which depends on the vouchers: it is
 //! found by shrinking the vouchers until nothing changes (each round linear in the message; a
-//! round only ever removes vouchers). What is left out has nothing taken building on it.
+//! round only ever removes vouchers, so the rounds are few: about as many as revoked signers
+//! chained in the message). What is left out has nothing taken building on it.
 
 use std::collections::HashMap;
 
@@ -26,7 +28,7 @@ use super::{Checked, Refusal};
 use crate::docs::{Document, DocumentId};
 use crate::identity::NodeId;
 
-/// Changes by revoked nodes that nothing in their message vouched for ([`vouched_by_others`]).
+/// Changes by revoked nodes that nothing in their message vouched for (see the module).
 #[derive(Debug, Clone)]
 pub struct LeftOut {
     /// Why, for the sender and the log.

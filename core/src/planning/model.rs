@@ -412,29 +412,24 @@ pub enum Reason {
 }
 
 impl Reason {
-    /// Why, for people, naming staff and visits by their ids.
-    pub fn describe(&self) -> String {
-        self.describe_naming(&|s| s.to_string(), &|v| format!("visit {v}"))
-    }
-
     /// Why, for people: staff and a visit as `staff` and `visit` name them (a name, a time).
     pub fn describe_naming(
         &self,
         staff: &dyn Fn(&StaffId) -> String,
         visit: &dyn Fn(&VisitId) -> String,
     ) -> String {
-        let (staff, name) = (self.staff().map(staff).unwrap_or_default(), visit);
+        let who = self.staff().map(staff).unwrap_or_default();
         match self {
             Reason::Unassigned => "had fewer staff than it needs".into(),
-            Reason::Competence { .. } => format!("{staff} is not an authorised nurse"),
-            Reason::Blocked { .. } => format!("the patient has blocked {staff} (sperring)"),
-            Reason::Overlap { .. } => format!("{staff} would be in two places at once"),
-            Reason::OffShift { .. } => format!("{staff} is not on shift then"),
+            Reason::Competence { .. } => format!("{who} is not an authorised nurse"),
+            Reason::Blocked { .. } => format!("the patient has blocked {who} (sperring)"),
+            Reason::Overlap { .. } => format!("{who} would be in two places at once"),
+            Reason::OffShift { .. } => format!("{who} is not on shift then"),
             Reason::Continuity {
                 care_team, visits, ..
             } => match (care_team, visits) {
-                (true, _) => format!("continuity: {staff} is in the care team"),
-                (false, n) => format!("continuity: {staff} visits the patient ({n} visits)"),
+                (true, _) => format!("continuity: {who} is in the care team"),
+                (false, n) => format!("continuity: {who} visits the patient ({n} visits)"),
             },
             Reason::Travel {
                 minutes_before,
@@ -444,8 +439,8 @@ impl Reason {
                 from_minutes,
                 to_minutes,
             } => format!("balance: from a {from_minutes}-minute day to a {to_minutes}-minute one"),
-            Reason::Sick { .. } => format!("{staff} called in sick"),
-            Reason::Overrun { visit } => format!("{} runs long", name(visit)),
+            Reason::Sick { .. } => format!("{who} called in sick"),
+            Reason::Overrun { visit: v } => format!("{} runs long", visit(v)),
             Reason::Time => "the time moves within the tolerance".into(),
             Reason::MakesRoom => "makes room for another visit".into(),
         }

@@ -323,10 +323,12 @@ impl<'a> WriteBatch<'a> {
             // wait out this one commit; they take no lock a commit waits for.
             let own_certs = (self.own_cert_changed)
                 .then(|| store.own_certs.lock().unwrap_or_else(|p| p.into_inner()));
-            self.tx.commit()?;
+            let committed = self.tx.commit();
             if let Some(mut cached) = own_certs {
+                // Emptied whatever the commit's outcome: reading them again is always right.
                 *cached = None;
             }
+            committed?;
             // Only a durable commit that changed something wakes the listeners: a session woken
             // by every commit of peer knowledge would read the log for nothing.
             if self.durable && (!logged.is_empty() || self.notify || self.revocations_stored) {

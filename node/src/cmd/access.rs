@@ -105,7 +105,9 @@ pub(crate) fn block(svc: &Service, json: bool, patient: &str, staff: &str) -> Re
     // The answer names the patient where this user may read her record (a read like any
     // other); the block is made either way.
     let patient_name = match svc.open(patient, "block") {
-        Ok(_) => svc.repo().record(patient)?.name().to_owned(),
+        Ok(_) => (svc.repo().record(patient).ok())
+            .map_or_else(|| patient.to_string(), |r| r.name().to_owned()),
+        // Refused (and the refusal logged): the block is made, the answer names her by id.
         Err(_) => patient.to_string(),
     };
     let staff_name = staff_label(svc, &staff)?;

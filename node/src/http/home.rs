@@ -23,8 +23,8 @@ pub(crate) async fn today(State(http): State<Http>) -> Response {
             let patient = svc.home_patient()?;
             let day = svc.today();
             let report = svc.report_as("home: today's visits", day, None)?;
-            // The zone's directory first, then what the report knows (a certificate or a work
-            // list's name for someone the directory does not list).
+            // What the report knows (a certificate's or a work list's name), then the staff
+            // directory's names over it (every zone's: staff visit across zones).
             let mut names = report.staff_names.clone();
             names.extend(
                 (svc.staff_directory(None)?.into_iter()).map(|m| (m.id.to_string(), m.name)),

@@ -1395,6 +1395,47 @@ fn a_change_that_cannot_be_taken_or_holds_nothing_does_not_carry_a_revoked_phone
 }
 
 #[test]
+fn a_revoked_phones_change_sent_twice_in_one_message_is_judged_once() {
+    //! A hostile sender repeats a revoked phone's change that the base's note vouches for:
+    //! the copy is the same change, taken with the original, not left out apart and then found
+    //! applied without a voucher (which refused the whole message).
+    let mut z = zone();
+    let mut lost = TestNode::nurse(119, "N1");
+    let (colleague, insider) = (TestNode::nurse(120, "N1"), TestNode::nurse(121, "N1"));
+    // The colleague knows the base and the phone (their certificates), not yet the journal.
+    sync_at(&z.base.repo, &lost.repo, NOW_MS);
+    sync_at(&z.base.repo, &colleague.repo, NOW_MS);
+    sync_at(&lost.repo, &colleague.repo, NOW_MS);
+    write_note(&mut lost, &z.mine, "10:00", "Før tapet");
+    sync_at(&lost.repo, &z.base.repo, NOW_MS);
+    write_note(&mut z.base, &z.mine, "10:30", "Basens notat");
+    let revocation = test_org().revoke(lost.repo.id(), "phone lost", today("11:00").unix_millis());
+    z.base.repo.add_revocation(&revocation).unwrap();
+    let journal = DocumentId::Journal(z.mine.clone(), today("10:00").day().month());
+    // The phone's journal holds its note alone; the base's, both.
+    let phones = omsyn_tests::craft::signed_history(&lost.repo, &journal);
+    assert_eq!(phones.len(), 1);
+    let mut changes = omsyn_tests::craft::signed_history(&z.base.repo, &journal);
+    changes.insert(0, phones[0].clone());
+    let frames = vec![
+        wire::encode(&Message::Revocations {
+            revocations: vec![revocation.to_bytes()],
+        }),
+        wire::encode(&Message::Changes {
+            doc: journal,
+            changes,
+        }),
+        wire::encode(&Message::PushDone { round: 99, seq: 0 }),
+    ];
+    let reasons = rejections(&inject(&insider.repo, &colleague.repo, frames));
+    assert_eq!(reasons, Vec::<String>::new());
+    assert_eq!(
+        note_texts(&colleague.repo, &z.mine),
+        ["Før tapet", "Basens notat"]
+    );
+}
+
+#[test]
 fn a_colleague_unaware_of_one_revocation_does_not_make_a_new_node_refuse_the_journal() {
     //! B's note, then the stolen A's note on it, then colleague C's note on A's — written after
     //! A's revocation, which C had not heard of, and before B's. C's note vouches for nothing

@@ -195,8 +195,9 @@ pub struct Session {
     knowledge_saved_ms: Option<i64>,
     /// [`Store::revocation_commits`] when this session last sent what was new.
     revocation_commits: u64,
-    /// Documents whose changes by revoked nodes this session left out (see
-    /// [`crate::pipeline::Admitted::left_out`]): what waits for them is not asked for again.
+    /// Documents whose changes by revoked nodes this session left out, and those changes until
+    /// the peer's round or part ends (see [`set_aside`]): what waits for them is not asked for
+    /// again.
     left_out: set_aside::SetAside,
 }
 

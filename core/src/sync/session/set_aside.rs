@@ -15,9 +15,10 @@ use std::collections::{BTreeMap, BTreeSet, HashSet};
 use crate::docs::DocumentId;
 use crate::pipeline::{Checked, LeftOut};
 
-/// What a session keeps of left-out changes at most, over the documents of one round (counted
-/// by their bytes; parsed, a change holds about as much again): four parts of the largest
-/// document. Beyond it, a document's left-out changes are let go (it then stays partly taken).
+/// What a session keeps of left-out changes at most, over the documents of one round or part
+/// (counted by their bytes; parsed, a change holds about as much again): four messages of the
+/// largest document. Beyond it, a document's left-out changes are let go (it then stays partly
+/// taken).
 pub(super) const SET_ASIDE_MAX_BYTES: usize = 4 * super::push::CHANGES_MESSAGE_TARGET_BYTES;
 
 /// And at most as many changes as one message may hold: joined to the next message, they
@@ -68,8 +69,7 @@ impl SetAside {
         self.marked.insert(doc.clone());
         let bytes: usize = left_out.changes.iter().map(size).sum();
         let count = left_out.changes.len();
-        if self.bytes + bytes <= SET_ASIDE_MAX_BYTES
-            && self.count + count <= SET_ASIDE_MAX_CHANGES
+        if self.bytes + bytes <= SET_ASIDE_MAX_BYTES && self.count + count <= SET_ASIDE_MAX_CHANGES
         {
             self.bytes += bytes;
             self.count += count;
