@@ -98,12 +98,22 @@ fn patient_bundle(
         ..Journal::default()
     };
     let corrections = Corrections::of(&journal);
+    let names = EntryNames::of(&journal);
+    let encounters = Encounters::of(&journal, &names, &view.visits);
     for visit in view.visits {
         out.push(appointment(visit, &journal, &pref));
     }
-    let names = EntryNames::of(&journal);
     for (entry, id) in journal.entries.iter().zip(names.copies.iter().cloned()) {
-        if let Some(resource) = entry_resource(entry, id, &pref, &view.record, &corrections) {
+        let cx = EntryCx {
+            entry,
+            id,
+            when: entry.event_time.to_string(),
+            pref: &pref,
+            record: &view.record,
+            corrections: &corrections,
+            encounters: &encounters,
+        };
+        if let Some(resource) = entry_resource(&cx) {
             out.push(resource);
         }
     }
@@ -406,21 +416,8 @@ fn notes(extra: Option<String>, more: Option<String>) -> Option<Value> {
     (!texts.is_empty()).then_some(Value::Array(texts))
 }
 
-fn entry_resource(
-    entry: &Entry,
-    id: String,
-    pref: &str,
-    record: &PatientRecord,
-    corrections: &Corrections<'_>,
-) -> Option<Value> {
-    let cx = EntryCx {
-        entry,
-        id,
-        when: entry.event_time.to_string(),
-        pref,
-        record,
-        corrections,
-    };
+fn entry_resource(cx: &EntryCx<'_>) -> Option<Value> {
+    let (entry, pref, corrections) = (cx.entry, cx.pref, cx.corrections);
     let mut resource = match &entry.body {
         EntryBody::VisitPerformed {
             visit,
@@ -428,7 +425,7 @@ fn entry_resource(
             arrival,
             departure,
             ..
-        } => return Some(encounter(&cx, visit, *mode, *arrival, *departure)),
+        } => return Some(encounter(cx, visit, *mode, *arrival, *departure)),
         EntryBody::Observation {
             visit,
             kind,
@@ -438,13 +435,13 @@ fn entry_resource(
         } => {
             let unit = unit.as_deref();
             let reading = device_reading.as_deref();
-            return Some(observation(&cx, visit.as_ref(), kind, value, unit, reading));
+            return Some(observation(cx, visit.as_ref(), kind, value, unit, reading));
         }
         EntryBody::MedicationGiven { dose, .. } | EntryBody::MedicationNotGiven { dose, .. } => {
-            return Some(administration(&cx, dose));
+            return Some(administration(cx, dose));
         }
-        EntryBody::Note { text, .. } => note_reference(&cx, text),
-        EntryBody::DeviceEvent { device, event, .. } => device_resource(&cx, device, event),
+        EntryBody::Note { text, .. } => note_reference(cx, text),
+        EntryBody::DeviceEvent { device, event, .. } => device_resource(cx, device, event),
         EntryBody::Deviation { text } => json!({
             "resourceType": "DetectedIssue",
             "id": cx.id,
@@ -475,6 +472,33 @@ struct EntryCx<'a> {
     pref: &'a str,
     record: &'a PatientRecord,
     corrections: &'a Corrections<'a>,
+    encounters: &'a Encounters,
+}
+
+/// What an entry made during a visit names as its encounter: the visit's `Encounter` where one
+/// is exported (the visit was documented as performed), else the visit by its time.
+struct Encounters(BTreeMap<VisitId, Value>);
+
+impl Encounters {
+    fn of(journal: &Journal, names: &EntryNames<'_>, visits: &[Visit]) -> Encounters {
+        let mut of = BTreeMap::new();
+        for (entry, id) in journal.entries.iter().zip(&names.copies) {
+            if let EntryBody::VisitPerformed { visit, .. } = &entry.body {
+                of.entry(visit.clone())
+                    .or_insert_with(|| json!({"reference": format!("Encounter/{id}")}));
+            }
+        }
+        for visit in visits {
+            let label = format!("visit of {}-{}", visit.start.hhmm(), visit.end.hhmm());
+            of.entry(visit.id.clone())
+                .or_insert_with(|| json!({ "display": label }));
+        }
+        Encounters(of)
+    }
+
+    fn of_visit(&self, visit: &VisitId) -> Value {
+        (self.0.get(visit).cloned()).unwrap_or_else(|| json!({"display": format!("visit {visit}")}))
+    }
 }
 
 /// A visit performed: an Encounter.
@@ -546,7 +570,7 @@ fn observation(
         }
     }
     if let Some(visit) = visit {
-        o["encounter"] = json!({"display": format!("visit {visit}")});
+        o["encounter"] = cx.encounters.of_visit(visit);
     }
     if let Some(reading) = device_reading {
         o["identifier"] = json!([{"system": "urn:omsyn:device-reading", "value": reading}]);

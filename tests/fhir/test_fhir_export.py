@@ -46,7 +46,8 @@ def scenario(root):
     nurse.cli("visit", "missed", "--visit", missed, "--reason", "no-answer", "--note", "svarte ikke")
     nurse.cli("med", "give", "--patient", p, "--slot", f"{med}@08:00")
     nurse.cli("med", "give", "--patient", p, "--slot", f"{med}@08:00")  # a double dose: DUPTHPY
-    nurse.cli("observe", "--patient", p, "--kind", "blood-pressure", "--value", "128/82", "--unit", "mmHg")
+    nurse.cli("observe", "--patient", p, "--kind", "blood-pressure", "--value", "128/82", "--unit", "mmHg",
+              "--visit", home)
     nurse.cli("observe", "--patient", p, "--kind", "weight", "--value", "71.5", "--unit", "kg")
     note = nurse.cli("note", "add", "--patient", p, "--text", "Sår på venstre legg.")["id"]
     nurse.cli("note", "correct", "--patient", p, "--entry", note, "--text", "Sår på høyre legg.")
@@ -132,6 +133,9 @@ class FhirExport(unittest.TestCase):
             self.assertIn("Metformin 500 mg 08:00 on ", missed_task["description"])
             self.assertTrue(all(" m-" not in t["description"] for t in kinds["Task"]), kinds["Task"])
             self.assertTrue(any(o.get("valueQuantity", {}).get("unit") == "%" for o in kinds["Observation"]))
+            # A measurement made during a visit refers to that visit's exported Encounter.
+            [during] = [o for o in kinds["Observation"] if "encounter" in o]
+            self.assertIn(during["encounter"]["reference"].split("/")[1], {e["id"] for e in kinds["Encounter"]})
             self.assertEqual(len(kinds["Task"]), 5, "four device alerts and the unanswered video visit")
             [claimed] = [t for t in kinds["Task"] if t["status"] == "accepted"]
             self.assertEqual(claimed["priority"], "stat")
