@@ -298,7 +298,8 @@ pub fn written_twice(
                 entries,
                 (who.clone(), names.clone()),
                 format!(
-                    "integrity alert: {key} in {document} holds {} values, written by {}; both are kept, and a base must review how",
+                    "integrity alert: {key} in {} holds {} values, written by {}; both are kept, and a base must review how",
+                    doc.for_people(),
                     names.len().max(2),
                     names.join(" and ")
                 ),

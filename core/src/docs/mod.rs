@@ -152,6 +152,21 @@ impl DocumentId {
     }
 }
 
+impl DocumentId {
+    /// The document as people name it, without the patient (whose name a view gives beside
+    /// it): "the journal of 2026-11".
+    pub fn for_people(&self) -> String {
+        match self {
+            DocumentId::PatientRecord(_) => "the record".into(),
+            DocumentId::VisitPlan(_, m) => format!("the visit plan of {m}"),
+            DocumentId::Journal(_, m) => format!("the journal of {m}"),
+            DocumentId::Messages(_, m) => format!("the messages of {m}"),
+            DocumentId::DayLog(s, d) => format!("the day log of {s} on {d}"),
+            DocumentId::Audit(n, m) => format!("the access log of {} in {m}", n.short()),
+        }
+    }
+}
+
 impl fmt::Display for DocumentId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {

@@ -297,6 +297,13 @@ fn re_creating_another_nurses_dose_unseen_keeps_both_and_raises_an_integrity_ale
             1,
             "{via:?}: an integrity alert where conflicts are"
         );
+        // It names the document as people do, not by the patient's id.
+        assert!(
+            alerts[0].summary.contains(" in the journal of ")
+                && !alerts[0].summary.contains(w.turid.as_str()),
+            "{}",
+            alerts[0].summary
+        );
         // Both values are shown: Kari's dose, and Mons's claim beside it.
         let (journal, _) = w.base.repo.journal(&w.turid).unwrap();
         assert_eq!(journal.iter().filter(|e| e.id == w.dose.id).count(), 2);
