@@ -57,6 +57,28 @@ impl Transaction<'_> {
         Ok(access_facts::block(doc, &ctx, rng, staff)?)
     }
 
+    /// Refuses a visit to `patient` for `staff` she has blocked (sperring): a block beats every
+    /// other access, a planned visit's need included, so such a visit could not even be read by
+    /// the one it is planned for. Read in the write, so a block committed meanwhile counts.
+    pub(super) fn refuse_blocked(
+        &mut self,
+        patient: &PatientId,
+        staff: &[StaffId],
+    ) -> Result<(), RepoError> {
+        let facts = access_facts::read(self.record_doc(patient)?);
+        let blocked = (facts.blocks.iter())
+            .find(|b| b.lifted.is_none() && staff.contains(&b.staff))
+            .map(|b| b.staff.clone());
+        let Some(blocked) = blocked else {
+            return Ok(());
+        };
+        let names = self.repo.staff_names().unwrap_or_default();
+        Err(RepoError::Invalid(format!(
+            "the patient has blocked {} (sperring): plan the visit for someone else",
+            super::staff_list(std::slice::from_ref(&blocked), &names)
+        )))
+    }
+
     /// Lifts a block (base only).
     pub fn lift_block(
         &mut self,

@@ -305,6 +305,7 @@ impl Transaction<'_> {
         visit: &NewVisit,
     ) -> Result<VisitId, RepoError> {
         self.require_plan_authority("plan visits")?;
+        self.refuse_blocked(&visit.patient, &visit.staff)?;
         let rec = self.record(&visit.patient)?;
         for t in &visit.tiltak {
             if !rec.tiltak.iter().any(|x| &x.id == t) {
@@ -341,7 +342,10 @@ impl Transaction<'_> {
         change: &VisitChange,
     ) -> Result<(), RepoError> {
         self.require_plan_authority("change visit plans")?;
-        let (location, _) = self.visit(visit)?;
+        let (location, planned) = self.visit(visit)?;
+        if let VisitChange::Assign(staff) = change {
+            self.refuse_blocked(&planned.patient, staff)?;
+        }
         if let (VisitChange::Reschedule { start, .. }, Some(month)) = (change, location.month())
             && start.day().month() != month
         {

@@ -3,7 +3,7 @@
 //! sperring, the access log and encryption at rest.
 
 use omsyn_core::docs::journal::{self, EntryBody};
-use omsyn_core::docs::plan::{NewVisit, VisitKind};
+use omsyn_core::docs::plan::{NewVisit, VisitChange, VisitKind};
 use omsyn_core::docs::record::{self, PatientField, Tiltak};
 use omsyn_core::docs::{ChangeContext, Document};
 use omsyn_core::ids::{PatientId, StaffId, TiltakId};
@@ -2566,4 +2566,52 @@ fn a_removed_patients_refused_documents_are_not_sent_again() {
     omsyn_core::pipeline::commit(batch, &omsyn_core::pipeline::DeriveContext::of(store, None))
         .unwrap();
     assert!(store.refused(&z.base.repo.id()).unwrap().is_empty());
+}
+
+#[test]
+fn a_visit_is_neither_planned_nor_assigned_for_a_staff_member_the_patient_blocked() {
+    //! A block beats every other access, a planned visit's need included: the nurse could not
+    //! even read the visit. Refused by name, whichever front door asks; lifted, allowed again.
+    let mut z = zone();
+    let n1 = StaffId::parse("N1").unwrap();
+    let block = z
+        .base
+        .repo
+        .transaction(|tx| tx.block_staff(today("10:30"), &mut z.base.rng, &z.mine, &n1))
+        .unwrap();
+    let visit = NewVisit {
+        patient: z.mine.clone(),
+        start: today("14:00"),
+        end: today("14:30"),
+        kind: VisitKind::Physical,
+        tiltak: vec![],
+        staff: vec![n1.clone()],
+    };
+    let at = today("10:40");
+    let refused = (z.base.repo.plan_visit(at, &mut z.base.rng, &visit))
+        .unwrap_err()
+        .to_string();
+    assert!(refused.contains("has blocked N1 (sperring)"), "{refused}");
+    let unassigned = NewVisit {
+        staff: vec![],
+        ..visit.clone()
+    };
+    let planned = (z.base.repo.plan_visit(at, &mut z.base.rng, &unassigned)).unwrap();
+    let assign = VisitChange::Assign(vec![n1.clone()]);
+    let refused = (z
+        .base
+        .repo
+        .change_visit(at, &mut z.base.rng, &planned, &assign))
+    .unwrap_err()
+    .to_string();
+    assert!(refused.contains("has blocked N1 (sperring)"), "{refused}");
+    (z.base.repo)
+        .transaction(|tx| tx.lift_block(today("10:50"), &z.mine, &block.id))
+        .unwrap();
+    let at = today("10:55");
+    (z.base
+        .repo
+        .change_visit(at, &mut z.base.rng, &planned, &assign))
+    .unwrap();
+    (z.base.repo.plan_visit(at, &mut z.base.rng, &visit)).unwrap();
 }
