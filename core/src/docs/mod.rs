@@ -150,9 +150,7 @@ impl DocumentId {
             _ => return Err(shape()),
         })
     }
-}
 
-impl DocumentId {
     /// The document as people name it, without the patient (whose name a view gives beside
     /// it): "the journal of 2026-11".
     pub fn for_people(&self) -> String {
