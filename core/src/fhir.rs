@@ -489,9 +489,8 @@ impl Encounters {
             }
         }
         for visit in visits {
-            let label = format!("visit of {}-{}", visit.start.hhmm(), visit.end.hhmm());
             of.entry(visit.id.clone())
-                .or_insert_with(|| json!({ "display": label }));
+                .or_insert_with(|| json!({ "display": visit.for_people() }));
         }
         Encounters(of)
     }

@@ -91,6 +91,11 @@ impl Visit {
     pub fn day(&self) -> Day {
         self.start.day()
     }
+
+    /// The visit as a line for people names it: by its planned time ("visit of 08:00-08:30").
+    pub fn for_people(&self) -> String {
+        format!("visit of {}-{}", self.start.hhmm(), self.end.hhmm())
+    }
 }
 
 /// What a new visit looks like.

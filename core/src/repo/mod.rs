@@ -194,17 +194,12 @@ impl PatientView {
             Referent::Dose(dose) => self.record.dose_name(dose),
             Referent::Visit(visit) => (self.visits.iter())
                 .find(|v| &v.id == visit)
-                .map(visit_name),
+                .map(Visit::for_people),
             Referent::Entry(entry) => (self.journal.iter())
                 .find(|e| &e.id == entry)
                 .map(|e| format!("the {} of {}", e.body.what(), e.event_time.hhmm())),
         })
     }
-}
-
-/// A visit as a line for people names it: by its planned time.
-fn visit_name(visit: &Visit) -> String {
-    format!("visit of {}-{}", visit.start.hhmm(), visit.end.hhmm())
 }
 
 /// A node's data: identity plus store.
@@ -435,24 +430,6 @@ impl Repo {
             .with_doc(&DocumentId::PatientRecord(patient.clone()), record::read)?
             .ok_or_else(|| RepoError::NotFound(format!("patient {patient}")))?
             .map_err(RepoError::from)
-    }
-
-    /// One line for people about `body`, as [`PatientView::describe`] words it without reading
-    /// the whole view: a visit found by its id, a dose by `patient`'s record (by id where
-    /// neither is held).
-    pub fn describe_entry(
-        &self,
-        patient: Option<&PatientId>,
-        body: &crate::docs::journal::EntryBody,
-    ) -> String {
-        use crate::docs::journal::Referent;
-        let record = patient.and_then(|p| self.record(p).ok());
-        body.describe_naming(&|referent| match referent {
-            Referent::Dose(_) => record.as_ref()?.name_referent(referent),
-            Referent::Visit(visit) => self.visit(visit).ok().map(|(_, v)| visit_name(&v)),
-            // What a correction corrects is named in the journal's own view.
-            Referent::Entry(_) => None,
-        })
     }
 
     /// Every patient this node holds.

@@ -3,8 +3,8 @@
 //! something, that a measurement is one a device could make — before the repo judges the change.
 
 use crate::docs::daylog::{DayLogBody, DayLogEntry};
-use crate::docs::journal::{Entry, EntryBody, MissedReason};
-use crate::docs::plan::VisitKind;
+use crate::docs::journal::{Entry, EntryBody, MissedReason, Referent};
+use crate::docs::plan::{Visit, VisitKind};
 use crate::ids::MedicationId;
 use crate::remedy::Remedy;
 use crate::repo::Correction;
@@ -128,25 +128,34 @@ impl Service {
     /// patient (the read logged as "written entry", not again within a minute); by ids
     /// otherwise: a write is kept without a need, a read is not.
     pub fn describe_written(&self, patient: Option<&str>, body: &EntryBody) -> String {
-        let patient = match body {
+        // The visit read once: it names the patient, and is named by its time.
+        let (patient, visit) = match body {
             EntryBody::VisitPerformed { visit, .. }
-            | EntryBody::VisitNotPerformed { visit, .. } => {
-                (self.repo.visit(visit).ok()).and_then(|(plan, _)| plan.patient().cloned())
-            }
+            | EntryBody::VisitNotPerformed { visit, .. } => match self.repo.visit(visit) {
+                Ok((plan, visit)) => (plan.patient().cloned(), Some(visit)),
+                Err(_) => (None, None),
+            },
             EntryBody::MedicationGiven { .. }
             | EntryBody::MedicationNotGiven { .. }
-            | EntryBody::DeviceEvent { .. } => patient.and_then(|p| self.patient(p).ok()),
+            | EntryBody::DeviceEvent { .. } => (patient.and_then(|p| self.patient(p).ok()), None),
             // Nothing else names a dose or a visit.
-            _ => None,
+            _ => (None, None),
         };
         let admitted = patient.filter(|p| {
             (self.shown("written entry", vec![p.clone()], |p| p))
                 .is_ok_and(|shown| !shown.is_empty())
         });
-        match admitted {
-            Some(patient) => self.repo.describe_entry(Some(&patient), body),
-            None => body.describe(),
-        }
+        let Some(patient) = admitted else {
+            return body.describe();
+        };
+        let record = visit
+            .is_none()
+            .then(|| self.repo.record(&patient).ok())
+            .flatten();
+        body.describe_naming(&|referent| match referent {
+            Referent::Visit(_) => visit.as_ref().map(Visit::for_people),
+            _ => record.as_ref()?.name_referent(referent),
+        })
     }
 
     /// Documents a dose as given, or not given with why.
