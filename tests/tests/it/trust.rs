@@ -1129,6 +1129,13 @@ fn a_revocation_committed_just_before_a_note_reaches_a_live_peer_woken_once_for_
     );
 }
 
+/// The organisation revokes `phone` ("phone lost") as of `at` today, at `base`.
+fn revoke_at(base: &Repo, phone: &TestNode, at: &str) -> omsyn_core::trust::Revocation {
+    let revocation = test_org().revoke(phone.repo.id(), "phone lost", today(at).unix_millis());
+    base.add_revocation(&revocation).unwrap();
+    revocation
+}
+
 /// `node` writes a note in `patient`'s journal at `at` today.
 fn write_note(node: &mut TestNode, patient: &PatientId, at: &str, text: &str) {
     let t = today(at);
@@ -1255,8 +1262,7 @@ fn a_revoked_phones_pictures_sent_in_parts_reach_a_new_phone_with_the_reply_buil
     send(&mut z.base, "10:30", "Takk, vi ser på det", 0);
     send(&mut lost, "10:45", "Ubesvart", 0);
     sync_at(&lost.repo, &z.base.repo, NOW_MS);
-    let revocation = test_org().revoke(lost.repo.id(), "phone lost", today("11:00").unix_millis());
-    z.base.repo.add_revocation(&revocation).unwrap();
+    revoke_at(&z.base.repo, &lost, "11:00");
     let messages = DocumentId::Messages(z.mine.clone(), today("10:00").day().month());
     let bytes: usize = (omsyn_tests::craft::history(&z.base.repo, &messages).iter_mut())
         .map(|c| c.bytes().len())
@@ -1282,12 +1288,7 @@ fn a_revoked_phones_pictures_sent_in_parts_reach_a_new_phone_with_the_reply_buil
     );
     let pictures: usize = view.messages.iter().map(|m| m.attachments.len()).sum();
     assert_eq!(pictures, 10);
-    let told: Vec<String> = (events(&mut link.b).into_iter())
-        .filter_map(|e| match e {
-            SyncEvent::RejectedChanges { reason, .. } => Some(reason),
-            _ => None,
-        })
-        .collect();
+    let told = rejections(&events(&mut link.b));
     assert_eq!(told.len(), 1, "{told:?}");
     assert!(told[0].contains("1 change(s)"), "{told:?}");
     // The base heard (before the round's Ack, which would have settled the document): it sends
@@ -1324,8 +1325,7 @@ fn a_change_made_after_one_phones_revocation_still_vouches_for_another_phone_rev
     let (_, errors) = sync_at(&y.repo, &z.base.repo, NOW_MS);
     assert_eq!(errors, (None, None));
     for (phone, at) in [(&y, "10:28"), (&x, "11:00")] {
-        let revocation = test_org().revoke(phone.repo.id(), "phone lost", today(at).unix_millis());
-        z.base.repo.add_revocation(&revocation).unwrap();
+        revoke_at(&z.base.repo, phone, at);
     }
     let colleague = TestNode::nurse(114, "N1");
     let (mut link, errors) = sync_at(&z.base.repo, &colleague.repo, NOW_MS);
@@ -1409,8 +1409,7 @@ fn a_revoked_phones_change_sent_twice_in_one_message_is_judged_once() {
     write_note(&mut lost, &z.mine, "10:00", "Før tapet");
     sync_at(&lost.repo, &z.base.repo, NOW_MS);
     write_note(&mut z.base, &z.mine, "10:30", "Basens notat");
-    let revocation = test_org().revoke(lost.repo.id(), "phone lost", today("11:00").unix_millis());
-    z.base.repo.add_revocation(&revocation).unwrap();
+    let revocation = revoke_at(&z.base.repo, &lost, "11:00");
     let journal = DocumentId::Journal(z.mine.clone(), today("10:00").day().month());
     // The phone's journal holds its note alone; the base's, both.
     let phones = omsyn_tests::craft::signed_history(&lost.repo, &journal);
@@ -1455,20 +1454,14 @@ fn a_colleague_unaware_of_one_revocation_does_not_make_a_new_node_refuse_the_jou
     sync_at(&a.repo, &c.repo, NOW_MS);
     write_note(&mut c, &z.mine, "10:30", "Fra C");
     for (phone, at) in [(&a, "10:15"), (&b, "11:00")] {
-        let revocation = test_org().revoke(phone.repo.id(), "phone lost", today(at).unix_millis());
-        z.base.repo.add_revocation(&revocation).unwrap();
+        revoke_at(&z.base.repo, phone, at);
     }
     let d = TestNode::nurse(118, "N1");
     sync_at(&z.base.repo, &d.repo, NOW_MS);
     let (mut link, errors) = sync_at(&c.repo, &d.repo, NOW_MS);
     assert_eq!(errors, (None, None));
     assert_eq!(note_texts(&d.repo, &z.mine), ["C først"]);
-    let told: Vec<String> = (events(&mut link.b).into_iter())
-        .filter_map(|e| match e {
-            SyncEvent::RejectedChanges { reason, .. } => Some(reason),
-            _ => None,
-        })
-        .collect();
+    let told = rejections(&events(&mut link.b));
     assert!(
         told.iter().all(|r| r.contains("were left out")),
         "nothing refused whole: {told:?}"
