@@ -10,7 +10,8 @@ use omsyn_core::ids::{PatientId, StaffId, VisitId};
 use omsyn_core::planning::accept::{Accepted, accept, what_is_planned};
 use omsyn_core::planning::gather::{GatherOptions, gather, parse_shifts};
 use omsyn_core::planning::{
-    Disruption, Objective, Policy, RoadMatrix, Suggestion, suggest_greedy, suggest_replan,
+    Disruption, Objective, PlanStaff, Policy, RoadMatrix, Suggestion, suggest_greedy,
+    suggest_replan,
 };
 use omsyn_core::repo::staff_list;
 use omsyn_core::service::Service;
@@ -207,12 +208,35 @@ pub(crate) fn suggest(
     let mut disclosure = svc.disclose(AuditAction::Read, &what_is_planned(&options));
     let input = gather(repo, &options, &mut disclosure)?;
     disclosure.finish()?;
-    let suggestion = match (disruption, request.greedy) {
+    let on_shift = options
+        .shifts
+        .is_none()
+        .then(|| on_shift_note(&input.staff));
+    let mut suggestion = match (disruption, request.greedy) {
         (Some(d), _) => suggest_replan(input, &d)?,
         (None, true) => suggest_greedy(input)?,
         (None, false) => omsyn_planner::suggest(input)?,
     };
+    suggestion.notes.splice(0..0, on_shift);
     Ok((suggestion, options))
+}
+
+/// Who was taken as on shift when no shift list was given, by name: a coordinator must see
+/// that a colleague the base knows nothing of is not planned with.
+fn on_shift_note(staff: &[PlanStaff]) -> String {
+    const SHOWN: usize = 12;
+    let mut named: Vec<String> = (staff.iter().take(SHOWN))
+        .map(|s| format!("{} {}–{}", s.name, s.shift_start.hhmm(), s.shift_end.hhmm()))
+        .collect();
+    if staff.len() > SHOWN {
+        named.push(format!("and {} more", staff.len() - SHOWN));
+    }
+    format!(
+        "no shift list given: on shift are the enrolled staff (by their day logs, else the \
+         default shift) and the staff the day's visits are planned for — {}; give a shift list \
+         (--shifts) to plan with anyone else",
+        named.join(", ")
+    )
 }
 
 /// Patients' names by id, for people.
@@ -368,14 +392,21 @@ fn moves_text(
         } else {
             m.start_before.hhmm()
         };
-        let _ = writeln!(
-            out,
-            "  {time:<11} {:<22} {:>15} → {:<15} {}",
-            name(&m.patient),
-            staff_list(&m.from, staff_names),
-            staff_list(&m.to, staff_names),
-            reasons
-        );
+        // A move in time alone keeps its staff: said so, not "Kari → Kari".
+        let who = if m.from == m.to {
+            format!(
+                "{:>15}   {:<15}",
+                staff_list(&m.to, staff_names),
+                "(same staff)"
+            )
+        } else {
+            format!(
+                "{:>15} → {:<15}",
+                staff_list(&m.from, staff_names),
+                staff_list(&m.to, staff_names)
+            )
+        };
+        let _ = writeln!(out, "  {time:<11} {:<22} {who} {reasons}", name(&m.patient));
     }
     if !s.unplaced.is_empty() {
         let _ = writeln!(out, "could not be placed ({}):", s.unplaced.len());

@@ -111,7 +111,11 @@ pub fn gather_with(
     }
     let staff = match &options.shifts {
         Some(lines) => listed_staff(repo, lines, options.zone.as_deref())?,
-        None => enrolled_staff(repo, options)?,
+        None => {
+            let mut staff = enrolled_staff(repo, options)?;
+            staff.extend(listed_with_visits(repo, options, &visits, &staff));
+            staff
+        }
     };
     if staff.is_empty() && visits.iter().any(|v| !v.fixed) {
         // Every visit still to come would be taken from whoever has it: a suggestion no one
@@ -360,6 +364,42 @@ fn enrolled_staff(repo: &Repo, options: &GatherOptions) -> Result<Vec<PlanStaff>
         });
     }
     Ok(staff)
+}
+
+/// Without a shift list: the staff the day's visits are planned for whose phones are not
+/// enrolled (named by an imported work list or `staff add`), on the default shift. They are at
+/// work that day; leaving them out would make every visit of theirs "not on shift" and move it.
+/// Their competence is the one the work list gives (none: not an authorised nurse).
+fn listed_with_visits(
+    repo: &Repo,
+    options: &GatherOptions,
+    visits: &[PlanVisit],
+    enrolled: &[PlanStaff],
+) -> Vec<PlanStaff> {
+    let planned: BTreeSet<&StaffId> = visits.iter().flat_map(|v| &v.current).collect();
+    let (shift_start, shift_end) = options.default_shift;
+    let mut staff = Vec::new();
+    for (id, listed) in repo.listed_staff() {
+        let Ok(id) = StaffId::parse(&id) else {
+            continue;
+        };
+        if !planned.contains(&id)
+            || enrolled.iter().any(|e| e.id == id)
+            || (options.zone.is_some() && listed.zone.is_some() && listed.zone != options.zone)
+        {
+            continue;
+        }
+        staff.push(PlanStaff {
+            id,
+            name: listed.name,
+            competence: listed.role,
+            zone: listed.zone,
+            shift_start,
+            shift_end,
+            base: None,
+        });
+    }
+    staff
 }
 
 /// Who visited the patients in the `USUAL_DAYS` before `day`: the performers where a visit was

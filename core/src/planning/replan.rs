@@ -12,6 +12,7 @@ use super::model::{Disruption, Objective, PlanInput, Reason};
 use super::problem::Problem;
 use super::route::best_insertion;
 use super::solution::Plan;
+use crate::ids::StaffId;
 use crate::time::Timestamp;
 
 /// A replanned day: the problem after the disruption, the plan, and why each displaced visit
@@ -29,6 +30,7 @@ pub struct Replanned {
 /// The plan as it stands repaired around `disruption`, with the fewest moves.
 pub fn replan(input: PlanInput, disruption: &Disruption) -> Result<Replanned, PlanError> {
     let (mut input, reason) = disrupted(input, disruption)?;
+    let touched = touched_staff(&input, &reason);
     // Fewest changes first: the rest of the day stays as it was sent out.
     input.policy.objectives.retain(|o| *o != Objective::Changes);
     input.policy.objectives.insert(0, Objective::Changes);
@@ -52,7 +54,10 @@ pub fn replan(input: PlanInput, disruption: &Disruption) -> Result<Replanned, Pl
     }
     let mut reasons = BTreeMap::new();
     for &v in &displaced {
-        if plan.staff_count(v) < staffed_before[v] {
+        // The disruption is the reason only where it took the visit's staff: a visit that
+        // lost its staff to what the plan already broke is told by that (its violation).
+        let hit = p.current_staff(v).iter().any(|s| touched.contains(s));
+        if hit && plan.staff_count(v) < staffed_before[v] {
             reasons.insert(v, vec![reason.clone()]);
         }
         for route in &mut plan.routes {
@@ -71,6 +76,19 @@ pub fn replan(input: PlanInput, disruption: &Disruption) -> Result<Replanned, Pl
         plan,
         reasons,
     })
+}
+
+/// Whose day the disruption changes: the sick staff member, or the staff of the visit that
+/// runs long.
+fn touched_staff(input: &PlanInput, reason: &Reason) -> Vec<StaffId> {
+    match reason {
+        Reason::Sick { staff } => vec![staff.clone()],
+        Reason::Overrun { visit } => (input.visits.iter())
+            .find(|v| &v.id == visit)
+            .map(|v| v.current.clone())
+            .unwrap_or_default(),
+        _ => Vec::new(),
+    }
 }
 
 /// The day after `disruption`: the sick staff member's shift cut (or gone), the overrunning visit

@@ -245,8 +245,6 @@ fn bad_planning_input_is_refused_with_a_clear_error_and_nothing_written() {
         ("--road-matrix", &bad_matrix, "from;to;minutes"),
         ("--sick", "Z9", "Z9 is not on shift"),
         ("--overrun", "v-nope", "overrun"),
-        // Without a shift list the base's enrolled staff are on shift: here there are none.
-        ("--shifts", "", "nobody is on shift on"),
     ];
     for (flag, value, expected) in cases {
         let mut args = vec!["plan", "suggest", "--accept"];
@@ -301,4 +299,91 @@ fn only_a_base_plans() {
     let nurse = Node::new("nurse", "Kari Nordmann", "N1");
     let err = nurse.fails(&["plan", "suggest", "--date", DAY]);
     assert!(err.contains("runs at a base"), "{err}");
+}
+
+#[test]
+fn without_a_shift_list_the_staff_the_days_visits_name_are_on_shift_and_the_suggestion_says_who() {
+    // The work list's staff have no enrolled phones: before, nobody was on shift and every
+    // visit of theirs would have been taken from them.
+    let (base, _files, _) = day();
+    let args = [
+        "plan",
+        "suggest",
+        "--date",
+        DAY,
+        "--zone",
+        "Sone 1",
+        "--generations",
+        "20",
+    ];
+    let s = &base.ok(&args)["suggestion"];
+    let note = s["notes"][0].as_str().unwrap();
+    assert!(
+        note.starts_with("no shift list given")
+            && note.contains("Navn H1 07:00–15:00")
+            && note.contains("Navn N1 07:00–15:00")
+            && note.contains("--shifts"),
+        "{note}"
+    );
+    // The work list's competences count: the injection goes to the nurse, and nobody is
+    // taken off shift.
+    let injection = (s["moves"].as_array().unwrap().iter())
+        .find(|m| m["start_before"].as_str().unwrap().contains("T08:00"))
+        .unwrap();
+    assert_eq!(injection["to"], serde_json::json!(["N1"]), "{s:#}");
+    assert!(
+        !s["current_violations"].to_string().contains("off-shift"),
+        "{s:#}"
+    );
+
+    // Nobody enrolled and no visit naming anyone: nobody is on shift, and the assistant says
+    // so rather than take the visit from whoever has it.
+    let empty = Node::new("base", "Base Vest", "K002");
+    let add = ["patient", "add", "--name", "Ola Berg", "--zone", "Sone 1"];
+    let patient = str_of(&empty.ok(&add), "id").to_owned();
+    let (start, end) = (
+        format!("{DAY}T09:00:00+01:00"),
+        format!("{DAY}T09:30:00+01:00"),
+    );
+    empty.ok(&[
+        "visit",
+        "plan",
+        "--patient",
+        &patient,
+        "--start",
+        &start,
+        "--end",
+        &end,
+        "--kind",
+        "physical",
+    ]);
+    let refused = empty.fails(&["plan", "suggest", "--date", DAY]);
+    assert!(refused.contains("nobody is on shift on"), "{refused}");
+}
+
+#[test]
+fn a_sick_call_is_the_reason_only_for_visits_of_the_one_who_called_in_sick() {
+    let (base, files, _) = day();
+    // N2 is on shift and has no visits; the plan as it stands breaks rules of its own.
+    let shifts = file(
+        &files,
+        "three.csv",
+        &format!("{SHIFTS}N2;07:00;15:00;sykepleier\n"),
+    );
+    let s = &suggest(&base, &shifts, &["--sick", "N2", "--from", "07:30"])["suggestion"];
+    let moves = s["moves"].as_array().unwrap();
+    assert!(!moves.is_empty(), "{s:#}");
+    for m in moves {
+        assert!(
+            !m["reasons"].to_string().contains("sick"),
+            "N2 had no visit to lose: {m}"
+        );
+    }
+    let injection = (moves.iter())
+        .find(|m| m["start_before"].as_str().unwrap().contains("T08:00"))
+        .unwrap();
+    assert!(
+        injection["reasons"].to_string().contains("competence"),
+        "{injection}"
+    );
 }
