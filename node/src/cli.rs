@@ -652,7 +652,7 @@ pub(crate) struct DoseArgs {
     /// The patient
     #[arg(long)]
     pub(crate) patient: String,
-    /// The dose slot: MEDICATION-ID@HH:MM (see `omsyn show`)
+    /// The dose slot: MEDICATION@HH:MM, the medication by its name or id (see `omsyn show`)
     #[arg(long)]
     pub(crate) slot: String,
     /// The visit

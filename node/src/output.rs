@@ -155,6 +155,20 @@ pub(crate) fn emit<T: Serialize>(json: bool, value: &T, text: impl FnOnce() -> S
     }
 }
 
+/// A write's answer: with `--json` the value; for people the new id alone on stdout (what a
+/// script keeps: `V=$(omsyn visit plan …)`) and, on stderr, what was written in words.
+pub(crate) fn emit_written<T: Serialize>(
+    json: bool,
+    value: &T,
+    id: &str,
+    said: impl FnOnce() -> String,
+) {
+    emit(json, value, || id.to_owned());
+    if !json {
+        err(&said());
+    }
+}
+
 /// Reports an error: always on stderr, and as `{"error": ...}` on stdout with `--json` so a
 /// script reading stdout sees one JSON document either way. A command that fails after printing
 /// its result (a repair that left documents, a log chain that does not verify, a sync that did

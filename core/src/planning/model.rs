@@ -241,7 +241,12 @@ impl PlanStaff {
     /// Whether the competence makes an authorised nurse (sykepleier, vernepleier and their
     /// specialisations, such as "spesialsykepleier").
     pub fn authorised(&self) -> bool {
-        let c = self.competence.to_lowercase();
+        Self::is_authorised(&self.competence)
+    }
+
+    /// Whether `competence` makes an authorised nurse.
+    pub fn is_authorised(competence: &str) -> bool {
+        let c = competence.trim().to_lowercase();
         AUTHORISED.iter().any(|a| c.ends_with(a))
     }
 }

@@ -54,7 +54,25 @@ impl Transaction<'_> {
     ) -> Result<Block, RepoError> {
         let ctx = self.ctx(now)?;
         let doc = self.record_doc(patient)?;
+        // Read under the write's lock: a second block of one staff member would need lifting
+        // twice, and lifting one would seem to end it.
+        if let Some(held) = (access_facts::read(doc).blocks.into_iter())
+            .find(|b| b.lifted.is_none() && &b.staff == staff)
+        {
+            return Err(RepoError::Invalid(format!(
+                "the patient has blocked {} already (block {}, {}): nothing to add",
+                self.staff_named(staff),
+                held.id,
+                held.at.day()
+            )));
+        }
         Ok(access_facts::block(doc, &ctx, rng, staff)?)
+    }
+
+    /// A staff member by name where this node knows one, else by id.
+    fn staff_named(&self, staff: &StaffId) -> String {
+        let names = self.repo.staff_names().unwrap_or_default();
+        super::staff_list(std::slice::from_ref(staff), &names)
     }
 
     /// Refuses a visit to `patient` for `staff` she has blocked (sperring): a block beats every
@@ -72,23 +90,37 @@ impl Transaction<'_> {
         let Some(blocked) = blocked else {
             return Ok(());
         };
-        let names = self.repo.staff_names().unwrap_or_default();
         Err(RepoError::Invalid(format!(
             "the patient has blocked {} (sperring): plan the visit for someone else",
-            super::staff_list(std::slice::from_ref(&blocked), &names)
+            self.staff_named(&blocked)
         )))
     }
 
-    /// Lifts a block (base only).
+    /// Lifts a block (base only); returns it, and the blocks of the same staff member still in
+    /// force (two bases may each have made one before they met).
     pub fn lift_block(
         &mut self,
         now: Timestamp,
         patient: &PatientId,
         block: &EntryId,
-    ) -> Result<(), RepoError> {
+    ) -> Result<(Block, Vec<Block>), RepoError> {
         let ctx = self.ctx(now)?;
         let doc = self.record_doc(patient)?;
-        Ok(access_facts::lift_block(doc, &ctx, block)?)
+        let blocks = access_facts::read(doc).blocks;
+        let lifted = (blocks.iter().find(|b| &b.id == block))
+            .ok_or_else(|| RepoError::NotFound(format!("block {block} of this patient")))?
+            .clone();
+        if let Some((by, at)) = &lifted.lifted {
+            return Err(RepoError::Invalid(format!(
+                "block {block} was lifted already, by {} at {at}",
+                by.name
+            )));
+        }
+        access_facts::lift_block(doc, &ctx, block)?;
+        let remaining = (blocks.into_iter())
+            .filter(|b| b.lifted.is_none() && b.staff == lifted.staff && &b.id != block)
+            .collect();
+        Ok((lifted, remaining))
     }
 
     /// Asks explicit ("break-glass") access to a patient, with a stated reason: recorded in the

@@ -197,8 +197,45 @@ impl PatientView {
                 .map(Visit::for_people),
             Referent::Entry(entry) => (self.journal.iter())
                 .find(|e| &e.id == entry)
-                .map(|e| format!("the {} of {}", e.body.what(), e.event_time.hhmm())),
+                .map(|e| self.entry_for_people(e)),
         })
+    }
+
+    /// An entry as a correction names it: "the note of 08:10", with the start of its text
+    /// where another entry of its kind has the same minute.
+    fn entry_for_people(&self, e: &Entry) -> String {
+        let at = e.event_time.hhmm();
+        let named = format!("the {} of {at}", e.body.what());
+        let twins = (self.journal.iter())
+            .filter(|o| o.body.what() == e.body.what() && o.event_time.hhmm() == at)
+            .count();
+        if twins < 2 {
+            return named;
+        }
+        let said = e.body.describe();
+        let text = said.split_once(": ").map_or(said.as_str(), |(_, t)| t);
+        let start: String = text.chars().take(32).collect();
+        let more = if text.chars().count() > 32 { "…" } else { "" };
+        format!("{named} (\"{start}{more}\")")
+    }
+
+    /// How a later entry marks `entry`: corrected (its text superseded for reading) or
+    /// entered in error; `None` if neither.
+    pub fn marked(&self, entry: &EntryId) -> Option<&'static str> {
+        use crate::docs::journal::EntryBody;
+        let mut marked = None;
+        for e in &self.journal {
+            match &e.body {
+                EntryBody::EnteredInError { target, .. } if target == entry => {
+                    return Some("ENTERED IN ERROR");
+                }
+                EntryBody::Correction { corrects, .. } if corrects == entry => {
+                    marked = Some("corrected");
+                }
+                _ => {}
+            }
+        }
+        marked
     }
 }
 

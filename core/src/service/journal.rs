@@ -5,10 +5,11 @@
 use crate::docs::daylog::{DayLogBody, DayLogEntry};
 use crate::docs::journal::{Entry, EntryBody, MissedReason, Referent};
 use crate::docs::plan::{Visit, VisitKind};
-use crate::ids::MedicationId;
+use crate::ids::{MedicationId, PatientId};
 use crate::remedy::Remedy;
 use crate::repo::Correction;
 use crate::repo::devices::check_measurement;
+use crate::trust::audit::AuditAction;
 
 use super::{Service, ServiceError, When, required};
 
@@ -158,11 +159,52 @@ impl Service {
         })
     }
 
+    /// A medication of `patient` as typed: its id (`m-…`), or its name as her list has it
+    /// (any case). Names are looked up only for a user who may see her: the lookup must not
+    /// read a record the user could not open (nothing is shown, so nothing is logged).
+    fn medication_of(
+        &self,
+        patient: &PatientId,
+        typed: &str,
+    ) -> Result<MedicationId, ServiceError> {
+        let typed = typed.trim();
+        if let Ok(id) = MedicationId::parse(typed) {
+            return Ok(id);
+        }
+        let mut gate = self.disclose(AuditAction::Read, "medication lookup");
+        let named: Vec<MedicationId> = if gate.admits(patient)? {
+            let record = self.repo.record(patient)?;
+            (record.medications.iter())
+                .filter(|m| m.active && m.name.trim().to_lowercase() == typed.to_lowercase())
+                .map(|m| m.id.clone())
+                .collect()
+        } else {
+            Vec::new()
+        };
+        match named.as_slice() {
+            [one] => Ok(one.clone()),
+            [] => Err(ServiceError::invalid(
+                "medication",
+                format!(
+                    "no medication on this patient's list is named {typed:?}: give its name as \
+                     the list has it, or its id (m-…, `omsyn show --patient …`)"
+                ),
+            )),
+            many => Err(ServiceError::invalid(
+                "medication",
+                format!(
+                    "{} medications on this patient's list are named {typed:?}: give the id \
+                     (m-…, `omsyn show --patient …`)",
+                    many.len()
+                ),
+            )),
+        }
+    }
+
     /// Documents a dose as given, or not given with why.
     pub fn record_dose(&self, req: Dose) -> Result<Entry, ServiceError> {
         let patient = self.patient(&req.patient)?;
-        let medication = MedicationId::parse(req.medication.trim())
-            .map_err(|e| ServiceError::invalid("medication", e))?;
+        let medication = self.medication_of(&patient, &req.medication)?;
         let visit = self.optional_visit(req.visit.as_deref())?;
         let at = self.event_time("at", &req.at)?;
         if let Some(reason) = &req.not_given {

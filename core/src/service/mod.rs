@@ -46,7 +46,7 @@ pub use export::FhirExport;
 pub use init::NewNode;
 pub use journal::{Dose, NewEntry, Observation, VisitDone, VisitMissed};
 pub use messages::NewMessage;
-pub use staff::{StaffMember, UsualStaff};
+pub use staff::{Registered, StaffMember, UsualStaff};
 pub use status::{PatientFreshness, PeerState, SyncState};
 pub use views::{RecordView, WorkList};
 pub use visits::{ChangeVisit, PlanVisit};

@@ -30,6 +30,17 @@ pub struct StaffMember {
     pub competence: Option<String>,
 }
 
+/// What registering a staff member did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Registered {
+    /// She was not in the directory.
+    New,
+    /// She was, as given: nothing changed.
+    Unchanged,
+    /// She was, as this (another name, competence or zone); now as given.
+    Changed(StaffMember),
+}
+
 /// Who knows a patient: her care team, and who performed her visits lately.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct UsualStaff {
@@ -63,7 +74,14 @@ impl Service {
         join: bool,
     ) -> Result<(PatientId, StaffId), ServiceError> {
         let patient = self.patient(patient)?;
-        let staff = self.staff_member("staff", staff)?;
+        // One joining must be someone this node knows (a typo would give the record a member
+        // nobody is); one leaving may have left the directory since.
+        let staff = if join {
+            let mut known = self.known_staff("staff", &[staff.to_owned()])?;
+            known.remove(0)
+        } else {
+            self.staff_member("staff", staff)?
+        };
         self.act(|repo, now, _| {
             repo.transaction(|tx| {
                 // Checked under the write's lock: two coordinators adding her at once are one
@@ -100,9 +118,37 @@ impl Service {
         name: &str,
         role: Option<&str>,
         zone: Option<&str>,
-    ) -> Result<StaffMember, ServiceError> {
+    ) -> Result<(StaffMember, Registered), ServiceError> {
         let id = self.staff_member("id", id)?;
         super::required("name", name, "the staff member's name")?;
+        // The planner reads a competence ("sykepleier" makes an authorised nurse); a device's
+        // role typed here would make her one who is not, silently.
+        if let Some(role) = role.map(|r| r.trim().to_lowercase())
+            && [Role::Base, Role::Nurse, Role::HomeUnit]
+                .iter()
+                .any(|device| device.as_str() == role.replace(' ', "-"))
+        {
+            return Err(ServiceError::invalid(
+                "role",
+                format!(
+                    "{role} is a device's role, not a competence: give their competence \
+                     (sykepleier or vernepleier for an authorised nurse, helsefagarbeider, \
+                     assistent…)"
+                ),
+            ));
+        }
+        if let Some(enrolled) = self.enrolled_staff()?.remove(&id) {
+            return Err(ServiceError::invalid(
+                "id",
+                format!(
+                    "{} is enrolled as {}: their phone's certificate names them, and visits \
+                     may be planned for them already",
+                    enrolled.id, enrolled.name
+                ),
+            ));
+        }
+        let before = (self.repo.listed_staff().remove(id.as_str()))
+            .map(|listed| listed_member(id.clone(), listed));
         let listed = ListedStaff {
             name: name.trim().to_owned(),
             role: role.map(str::trim).unwrap_or_default().to_owned(),
@@ -118,13 +164,13 @@ impl Service {
                     "writing the staff file: {e}"
                 )))
             })?;
-        Ok(StaffMember {
-            id,
-            name: listed.name,
-            role: Role::Nurse,
-            zone: listed.zone,
-            competence: (!listed.role.is_empty()).then_some(listed.role),
-        })
+        let member = listed_member(id, listed);
+        let registered = match before {
+            None => Registered::New,
+            Some(before) if before == member => Registered::Unchanged,
+            Some(before) => Registered::Changed(before),
+        };
+        Ok((member, registered))
     }
 
     /// Staff ids as typed, each one a staff member this node knows (its staff directory): a plan
@@ -177,19 +223,31 @@ impl Service {
 
     /// The staff directory (of one zone, or all), by staff id.
     pub fn staff_directory(&self, zone: Option<&str>) -> Result<Vec<StaffMember>, ServiceError> {
+        let mut staff = self.enrolled_staff()?;
+        // Staff the work lists name whose devices are not enrolled: named all the same.
+        for (id, listed) in self.repo.listed_staff() {
+            let Ok(id) = StaffId::parse(&id) else {
+                continue;
+            };
+            staff
+                .entry(id.clone())
+                .or_insert_with(|| listed_member(id, listed));
+        }
+        Ok((staff.into_values())
+            .filter(|m| zone.is_none() || m.zone.as_deref() == zone)
+            .collect())
+    }
+
+    /// Staff with an enrolled device (a nurse's or a base's) that is not revoked, as their
+    /// certificates name them.
+    fn enrolled_staff(&self) -> Result<BTreeMap<StaffId, StaffMember>, ServiceError> {
         let store = self.repo.store();
         let mut staff = BTreeMap::new();
         for cert in store.certificates().map_err(RepoError::from)? {
             let grant = cert.grant();
             let Some(id) = &grant.staff_id else { continue };
-            let revoked = store
-                .revocation(&grant.node)
-                .map_err(RepoError::from)?
-                .is_some();
-            if revoked
-                || grant.role == Role::HomeUnit
-                || (zone.is_some() && grant.zone.as_deref() != zone)
-            {
+            let revoked = (store.revocation(&grant.node).map_err(RepoError::from)?).is_some();
+            if revoked || grant.role == Role::HomeUnit {
                 continue;
             }
             staff.insert(
@@ -203,26 +261,7 @@ impl Service {
                 },
             );
         }
-        // Staff the work lists name whose devices are not enrolled: named all the same.
-        for (id, listed) in self.repo.listed_staff() {
-            let Ok(id) = StaffId::parse(&id) else {
-                continue;
-            };
-            if staff.contains_key(&id) || (zone.is_some() && listed.zone.as_deref() != zone) {
-                continue;
-            }
-            staff.insert(
-                id.clone(),
-                StaffMember {
-                    id,
-                    name: listed.name,
-                    role: Role::Nurse,
-                    zone: listed.zone,
-                    competence: (!listed.role.is_empty()).then_some(listed.role),
-                },
-            );
-        }
-        Ok(staff.into_values().collect())
+        Ok(staff)
     }
 
     /// A patient's care team and who performed her visits in the last 28 days: a logged read.
@@ -276,5 +315,16 @@ impl Service {
             .map(|m| m.staff.clone())
             .collect();
         Ok(UsualStaff { care_team, recent })
+    }
+}
+
+/// A staff member as a work list (or `staff add`) names them.
+fn listed_member(id: StaffId, listed: ListedStaff) -> StaffMember {
+    StaffMember {
+        id,
+        name: listed.name,
+        role: Role::Nurse,
+        zone: listed.zone,
+        competence: (!listed.role.is_empty()).then_some(listed.role),
     }
 }

@@ -1,7 +1,7 @@
 //! The visit plan: planning a visit and changing one (moving, assigning, cancelling). Only base
 //! roles write plans; the repo refuses anyone else with the rule every peer applies.
 
-use crate::docs::plan::{NewVisit, VisitChange, VisitKind};
+use crate::docs::plan::{NewVisit, PlanStatus, VisitChange, VisitKind};
 use crate::ids::{TiltakId, VisitId};
 
 use super::{Service, ServiceError, When, required};
@@ -77,6 +77,34 @@ impl Service {
         };
         self.write(|repo, now, rng| repo.change_visit(now, rng, &visit, &change))?;
         Ok(visit)
+    }
+
+    /// A visit as its planner reads it back after a write: the patient's name (through the
+    /// gate: without a need, none), its kind, day and window, its staff by name, and whether it
+    /// is cancelled — "Turid Nilsen: physical visit 2026-11-24 10:00-10:30, Kari Berg".
+    pub fn describe_visit(&self, visit: &VisitId) -> String {
+        let Ok((_, v)) = self.repo.visit(visit) else {
+            return format!("visit {visit}");
+        };
+        let admitted = (self.shown("changed visit", vec![v.patient.clone()], |p| p))
+            .is_ok_and(|shown| !shown.is_empty());
+        let patient = admitted
+            .then(|| self.repo.record(&v.patient).ok())
+            .flatten()
+            .map(|r| format!("{}: ", r.name()))
+            .unwrap_or_default();
+        let names = self.repo.staff_names().unwrap_or_default();
+        let state = match &v.status {
+            PlanStatus::Planned => crate::repo::staff_list(&v.staff, &names),
+            PlanStatus::Cancelled { reason } => format!("CANCELLED ({reason})"),
+        };
+        format!(
+            "{patient}{} visit {} {}-{}, {state}",
+            v.kind.as_str(),
+            v.day(),
+            v.start.hhmm(),
+            v.end.hhmm()
+        )
     }
 
     /// A visit's window as typed (the plan's own rule refuses an end before the start).

@@ -24,9 +24,9 @@ class Scenario:
         root = self.root.name
         self.base = Base(root)
         self.patient = self.base.cli("patient", "add", "--name", "Turid Nilsen", "--zone", ZONE)["id"]
-        self.base.cli("team", "--patient", self.patient, "--add", "S1")
         # The nurse the visit is planned for; her phone is enrolled in the test.
         self.base.cli("staff", "add", "--id", "S1", "--name", "Kari Nordmann")
+        self.base.cli("team", "--patient", self.patient, "--add", "S1")
         self.medication = self.base.cli(
             "med", "add", "--patient", self.patient, "--name", "Metformin 500 mg",
             "--dose", "1 tablett", "--slot", "08:00",
@@ -173,6 +173,7 @@ class EndToEnd(unittest.IsolatedAsyncioTestCase):
 
     async def test_two_nurses_claiming_a_physical_visit_offline_are_both_told(self):
         s = self.s
+        s.base.cli("staff", "add", "--id", "S2", "--name", "Per Hansen")
         s.base.cli("team", "--patient", s.patient, "--add", "S2")
         second, _, _ = await enrolled(
             s.base, s.root.name, "nurse2",

@@ -35,10 +35,10 @@ class EveryEntranceAtOnce(unittest.IsolatedAsyncioTestCase):
         root = self.tmp.name
         self.base = admin_base(root)
         self.patient = self.base.cli("patient", "add", "--name", "Turid Nilsen", "--zone", ZONE)["id"]
-        for staff in ("S1", "S2"):
+        # The nurses of the care team; their phones are enrolled below.
+        for staff, name in (("S1", "Kari Nordmann"), ("S2", "Kari")):
+            self.base.cli("staff", "add", "--id", staff, "--name", name)
             self.base.cli("team", "--patient", self.patient, "--add", staff)
-        # The nurse the visit is planned for; her phone is enrolled below.
-        self.base.cli("staff", "add", "--id", "S1", "--name", "Kari Nordmann")
         self.visit = self.base.cli(
             "visit", "plan", "--patient", self.patient, "--start", at("12:00"), "--end", at("12:30"),
             "--kind", "physical", "--staff", "S1",

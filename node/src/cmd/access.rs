@@ -124,9 +124,28 @@ pub(crate) fn block(svc: &Service, json: bool, patient: &str, staff: &str) -> Re
 pub(crate) fn unblock(svc: &Service, json: bool, patient: &str, block: &str) -> Result<()> {
     let patient = &svc.patient(patient).flagged()?;
     let id = svc.entry("block", block).flagged()?;
-    svc.act(|repo, now, _| repo.transaction(|tx| tx.lift_block(now, patient, &id)))?;
+    let (lifted, remaining) =
+        svc.act(|repo, now, _| repo.transaction(|tx| tx.lift_block(now, patient, &id)))?;
+    let staff_name = staff_label(svc, &lifted.staff)?;
     emit(json, &json!({ "id": id, "patient": patient }), || {
-        format!("lifted block {id}")
+        let mut said = format!("lifted block {id} of {staff_name}");
+        match remaining.as_slice() {
+            [] => said.push_str(": the patient no longer blocks them"),
+            still => {
+                let ids: Vec<String> = still.iter().map(|b| b.id.to_string()).collect();
+                let _ = write!(
+                    said,
+                    "; they stay blocked by {} ({})",
+                    if still.len() == 1 {
+                        "another block"
+                    } else {
+                        "other blocks"
+                    },
+                    ids.join(", ")
+                );
+            }
+        }
+        said
     });
     Ok(())
 }

@@ -4,7 +4,7 @@ use anyhow::{Result, anyhow};
 use omsyn_core::service::{Dose, When};
 use serde_json::json;
 
-use super::{Ctx, Flagged};
+use super::{Ctx, Flagged, written};
 use crate::cli::{DoseArgs, MedCmd};
 use crate::output::emit;
 
@@ -36,10 +36,13 @@ fn add(cx: Ctx<'_>, patient: &str, name: &str, dose: &str, slots: &[String]) -> 
 }
 
 fn give(cx: Ctx<'_>, args: DoseArgs, not_given: Option<String>) -> Result<()> {
-    let (medication, slot) = args
-        .slot
-        .split_once('@')
-        .ok_or_else(|| anyhow!("--slot: expected MEDICATION-ID@HH:MM, got {:?}", args.slot))?;
+    let patient = args.patient.clone();
+    let (medication, slot) = args.slot.split_once('@').ok_or_else(|| {
+        anyhow!(
+            "--slot: expected MEDICATION@HH:MM (the medication's name or id), got {:?}",
+            args.slot
+        )
+    })?;
     let entry = cx
         .svc
         .record_dose(Dose {
@@ -51,6 +54,6 @@ fn give(cx: Ctx<'_>, args: DoseArgs, not_given: Option<String>) -> Result<()> {
             not_given,
         })
         .flagged()?;
-    emit(cx.json, &entry, || entry.id.to_string());
+    written(cx, Some(&patient), &entry);
     Ok(())
 }

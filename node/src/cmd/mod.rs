@@ -26,10 +26,12 @@ mod visit;
 use std::sync::Arc;
 
 use anyhow::{Result, bail};
+use omsyn_core::docs::journal::Entry;
 use omsyn_core::service::Service;
 
 use crate::cli::NodeCommand;
 use crate::net::daemon::Shared;
+use crate::output::emit_written;
 
 /// What every command gets: the front door and how to print.
 #[derive(Clone, Copy)]
@@ -38,6 +40,15 @@ pub(crate) struct Ctx<'a> {
     pub(crate) json: bool,
     /// Text output shows ids beside names (`--ids`); JSON always has them.
     pub(crate) ids: bool,
+}
+
+/// A journal entry's answer: its id on stdout (what a script keeps) and, for people, the
+/// entry as the journal shows it on stderr — a dose by its medication, a visit by its time
+/// (`Service::describe_written`, through the need gate).
+pub(crate) fn written(cx: Ctx<'_>, patient: Option<&str>, entry: &Entry) {
+    emit_written(cx.json, entry, &entry.id.to_string(), || {
+        format!("written: {}", cx.svc.describe_written(patient, &entry.body))
+    });
 }
 
 /// How the command line asked to print.

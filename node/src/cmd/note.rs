@@ -4,11 +4,13 @@ use anyhow::{Result, bail};
 use omsyn_core::repo::Correction;
 use omsyn_core::service::{NewEntry, When};
 
-use super::{Ctx, Flagged};
+use super::{Ctx, Flagged, written};
 use crate::cli::NoteCmd;
-use crate::output::emit;
 
 pub(crate) fn run(cx: Ctx<'_>, cmd: NoteCmd) -> Result<()> {
+    let patient = match &cmd {
+        NoteCmd::Add { patient, .. } | NoteCmd::Correct { patient, .. } => patient.clone(),
+    };
     let entry = match cmd {
         NoteCmd::Add {
             patient,
@@ -36,6 +38,6 @@ pub(crate) fn run(cx: Ctx<'_>, cmd: NoteCmd) -> Result<()> {
         }
     }
     .flagged()?;
-    emit(cx.json, &entry, || entry.id.to_string());
+    written(cx, Some(&patient), &entry);
     Ok(())
 }

@@ -3,11 +3,11 @@
 use anyhow::Result;
 use omsyn_core::service::{Observation, When};
 
-use super::{Ctx, Flagged};
+use super::{Ctx, Flagged, written};
 use crate::cli::ObserveArgs;
-use crate::output::emit;
 
 pub(crate) fn run(cx: Ctx<'_>, a: ObserveArgs) -> Result<()> {
+    let patient = a.patient.clone();
     let entry = cx
         .svc
         .observe(Observation {
@@ -19,6 +19,6 @@ pub(crate) fn run(cx: Ctx<'_>, a: ObserveArgs) -> Result<()> {
             at: When::text(a.at.as_deref()),
         })
         .flagged()?;
-    emit(cx.json, &entry, || entry.id.to_string());
+    written(cx, Some(&patient), &entry);
     Ok(())
 }

@@ -152,7 +152,9 @@ impl Text<'_> {
             let (what, id) = (view.describe(&e.body), self.id(&e.id));
             let (who, role) = (&e.author.name, &e.author.role);
             let at = crate::output::local(&e.event_time);
-            let _ = writeln!(s, "  {at} {who} ({role}) {what}{id}");
+            // The original stays, marked: a reader sees that a later entry supersedes it.
+            let marked = (view.marked(&e.id)).map_or_else(String::new, |m| format!(" [{m}]"));
+            let _ = writeln!(s, "  {at} {who} ({role}) {what}{marked}{id}");
         }
         if !view.messages.is_empty() {
             s.push_str("messages:\n");

@@ -8,9 +8,9 @@ use omsyn_core::report::VisitOutcome;
 use omsyn_core::service::{ChangeVisit, PlanVisit, VisitDone, VisitMissed, When};
 use serde_json::json;
 
-use super::{Ctx, Flagged};
+use super::{Ctx, Flagged, written};
 use crate::cli::{KindArg, MissedArg, VisitCmd};
-use crate::output::emit;
+use crate::output::{emit, emit_written};
 
 pub(crate) fn kind(arg: KindArg) -> VisitKind {
     match arg {
@@ -39,7 +39,9 @@ pub(crate) fn run(cx: Ctx<'_>, cmd: VisitCmd) -> Result<()> {
                 staff,
             };
             let id = svc.plan_visit(request).flagged()?;
-            emit(cx.json, &json!({ "id": id }), || id.to_string());
+            emit_written(cx.json, &json!({ "id": id }), id.as_str(), || {
+                format!("planned: {}", svc.describe_visit(&id))
+            });
             return Ok(());
         }
         VisitCmd::List { date } => return list(cx, date.as_deref()),
@@ -57,7 +59,7 @@ pub(crate) fn run(cx: Ctx<'_>, cmd: VisitCmd) -> Result<()> {
                     mode: mode.map(kind),
                 })
                 .flagged()?;
-            emit(cx.json, &entry, || entry.id.to_string());
+            written(cx, None, &entry);
             return Ok(());
         }
         VisitCmd::Missed {
@@ -72,12 +74,16 @@ pub(crate) fn run(cx: Ctx<'_>, cmd: VisitCmd) -> Result<()> {
                 start: When::Text(start),
                 end: When::Text(end),
             },
+            "moved",
         ),
-        VisitCmd::Assign { visit, staff } => (visit, ChangeVisit::Assign(staff)),
-        VisitCmd::Cancel { visit, reason } => (visit, ChangeVisit::Cancel(reason)),
+        VisitCmd::Assign { visit, staff } => (visit, ChangeVisit::Assign(staff), "assigned"),
+        VisitCmd::Cancel { visit, reason } => (visit, ChangeVisit::Cancel(reason), "cancelled"),
     };
-    let visit = svc.change_visit(&change.0, change.1).flagged()?;
-    emit(cx.json, &json!({ "id": visit }), String::new);
+    let (visit, change, done) = change;
+    let visit = svc.change_visit(&visit, change).flagged()?;
+    emit(cx.json, &json!({ "id": visit }), || {
+        format!("{done}: {}", svc.describe_visit(&visit))
+    });
     Ok(())
 }
 
@@ -104,7 +110,7 @@ fn missed(
             at: When::text(at.as_deref()),
         })
         .flagged()?;
-    emit(cx.json, &entry, || entry.id.to_string());
+    written(cx, None, &entry);
     Ok(())
 }
 

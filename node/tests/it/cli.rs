@@ -83,6 +83,13 @@ impl Node {
             "id",
         )
         .to_owned();
+        // A care team takes only staff the base knows: one whose phone is not enrolled yet is
+        // registered first, as a coordinator would.
+        let staff = self.ok(&["staff", "list"]);
+        let known = (staff["staff"].as_array().unwrap().iter()).any(|m| m["id"] == nurse);
+        if !known {
+            self.ok(&["staff", "add", "--id", nurse, "--name", nurse]);
+        }
         self.ok(&["team", "--patient", &patient, "--add", nurse]);
         patient
     }
@@ -338,6 +345,11 @@ fn a_documented_day_shows_in_show_conflicts_and_day_report() {
     assert!(text.contains("visit of 08:00-08:30 performed"), "{text}");
     assert!(
         text.contains("correction of the note of ") && text.contains(": Pasienten i god form"),
+        "{text}"
+    );
+    // The original stays, marked as superseded.
+    assert!(
+        text.contains("note: Pasienten i fin form [corrected]"),
         "{text}"
     );
     let journal = text.split("journal:").nth(1).unwrap_or_default();

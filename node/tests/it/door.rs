@@ -452,3 +452,203 @@ fn a_block_names_the_staff_member_and_the_patient() {
         "{said}"
     );
 }
+
+/// Text output of a write that succeeds: (stdout, stderr).
+fn said(node: &Node, args: &[&str]) -> (String, String) {
+    let out = node.run(args);
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert!(out.status.success(), "omsyn {args:?}: {err}");
+    (String::from_utf8(out.stdout).unwrap(), err)
+}
+
+#[test]
+fn a_write_prints_its_id_for_a_script_and_says_what_it_wrote_for_people() {
+    let (base, patient, _, visit) = planned_day();
+    let (id, words) = said(
+        &base,
+        &["note", "add", "--patient", &patient, "--text", "Sov godt"],
+    );
+    assert!(id.starts_with("e-") && id.lines().count() == 1, "{id}");
+    assert!(words.contains("written: note: Sov godt"), "{words}");
+    // A dose by its medication's name (any case), said back by the medication's name.
+    let nurse = Node::new("nurse", "Kari Nordmann", "S1");
+    base.enroll(&nurse);
+    transfer(&base, &nurse);
+    let (id, words) = said(
+        &nurse,
+        &[
+            "med",
+            "give",
+            "--patient",
+            &patient,
+            "--slot",
+            "metformin@08:00",
+        ],
+    );
+    assert!(id.starts_with("e-"), "{id}");
+    assert!(words.contains("written: GIVEN Metformin 08:00"), "{words}");
+    let unknown = nurse.fails(&[
+        "med",
+        "give",
+        "--patient",
+        &patient,
+        "--slot",
+        "Paracet@08:00",
+    ]);
+    assert!(
+        unknown.contains("no medication on this patient's list is named \"Paracet\""),
+        "{unknown}"
+    );
+    // A change to a visit says what the visit is now.
+    let window = [
+        "--start",
+        "2026-11-23T09:00:00+01:00",
+        "--end",
+        "2026-11-23T09:30:00+01:00",
+    ];
+    let moved = text(
+        &base,
+        &[&["visit", "move", "--visit", &visit][..], &window].concat(),
+    );
+    assert!(
+        moved.contains("moved: Turid Nilsen: digital visit 2026-11-23 09:00-09:30, Kari Nordmann"),
+        "{moved}"
+    );
+    let cancelled = text(
+        &base,
+        &["visit", "cancel", "--visit", &visit, "--reason", "innlagt"],
+    );
+    assert!(
+        cancelled.contains(
+            "cancelled: Turid Nilsen: digital visit 2026-11-23 09:00-09:30, CANCELLED (innlagt)"
+        ),
+        "{cancelled}"
+    );
+}
+
+#[test]
+fn staff_added_again_is_said_to_be_there_a_change_is_said_and_a_devices_role_is_refused() {
+    let (base, patient, _, _) = planned_day();
+    let again = text(
+        &base,
+        &["staff", "add", "--id", "S1", "--name", "Kari Nordmann"],
+    );
+    assert!(
+        again.contains("Kari Nordmann (S1) is in the staff directory already, as given")
+            && again.contains("no competence given: not an authorised nurse"),
+        "{again}"
+    );
+    let changed = text(
+        &base,
+        &[
+            "staff",
+            "add",
+            "--id",
+            "S1",
+            "--name",
+            "Kari Nordmann",
+            "--role",
+            "sykepleier",
+        ],
+    );
+    assert!(
+        changed.contains(
+            "updated: Kari Nordmann (no competence, no zone) → Kari Nordmann (sykepleier, no zone)"
+        ) && changed.contains("sykepleier: an authorised nurse"),
+        "{changed}"
+    );
+    let role = base.fails(&[
+        "staff",
+        "add",
+        "--id",
+        "S2",
+        "--name",
+        "Per Olsen",
+        "--role",
+        "Base",
+    ]);
+    assert!(
+        role.contains("--role: base is a device's role, not a competence"),
+        "{role}"
+    );
+    let nurse = Node::new("nurse", "Ola Hansen", "S3");
+    base.enroll(&nurse);
+    let enrolled = base.fails(&["staff", "add", "--id", "S3", "--name", "Ola H"]);
+    assert!(
+        enrolled.contains("S3 is enrolled as Ola Hansen"),
+        "{enrolled}"
+    );
+    // Nothing of the refused was written.
+    let staff = base.ok(&["staff", "list"]).to_string();
+    assert!(
+        !staff.contains("Per Olsen") && !staff.contains("Ola H\""),
+        "{staff}"
+    );
+    // A care team takes only staff the base knows.
+    let team = base.fails(&["team", "--patient", &patient, "--add", "S9"]);
+    assert!(
+        team.contains("S9 is no staff member this node knows"),
+        "{team}"
+    );
+}
+
+#[test]
+fn a_second_block_of_one_staff_member_is_refused_and_a_lifted_block_is_not_lifted_again() {
+    let (base, patient, _, _) = planned_day();
+    let block = base.ok(&["block", "--patient", &patient, "--staff", "S1"]);
+    let id = str_of(&block, "id");
+    let again = base.fails(&["block", "--patient", &patient, "--staff", "S1"]);
+    assert!(
+        again.contains(&format!(
+            "the patient has blocked Kari Nordmann already (block {id}"
+        )),
+        "{again}"
+    );
+    let lifted = text(&base, &["unblock", "--patient", &patient, "--block", id]);
+    assert!(
+        lifted.contains(&format!(
+            "lifted block {id} of Kari Nordmann (S1): the patient no longer blocks them"
+        )),
+        "{lifted}"
+    );
+    let twice = base.fails(&["unblock", "--patient", &patient, "--block", id]);
+    assert!(
+        twice.contains(&format!("block {id} was lifted already")),
+        "{twice}"
+    );
+}
+
+#[test]
+fn a_correction_names_the_note_it_corrects_by_its_words_when_two_notes_share_the_minute() {
+    let (base, patient, _, _) = planned_day();
+    let at = "2026-11-23T10:00:00+01:00";
+    let note = |words: &str| {
+        let args = [
+            "note",
+            "add",
+            "--patient",
+            &patient,
+            "--text",
+            words,
+            "--at",
+            at,
+        ];
+        str_of(&base.ok(&args), "id").to_owned()
+    };
+    note("Spiste frokost");
+    let second = note("Klaget over smerter i venstre kne etter fallet i går");
+    let correct = ["note", "correct", "--patient", &patient, "--entry", &second];
+    base.ok(&[&correct[..], &["--text", "Smerter i høyre kne"]].concat());
+    let shown = text(&base, &["show", "--patient", &patient]);
+    assert!(
+        shown.contains(
+            "correction of the note of 10:00 (\"Klaget over smerter i venstre kn…\"): Smerter i høyre kne"
+        ),
+        "{shown}"
+    );
+    assert!(
+        shown.contains("note: Spiste frokost\n") || shown.contains("note: Spiste frokost "),
+        "{shown}"
+    );
+    assert!(shown.contains("etter fallet i går [corrected]"), "{shown}");
+}

@@ -406,6 +406,8 @@ fn two_coordinators_adding_one_nurse_at_once_make_one_addition_and_one_refusal()
     use std::sync::Barrier;
     let (base, ids) = base_with(&["Turid Nilsen"]);
     let svc = Arc::new(service(base, HandClock::at("09:00")));
+    svc.add_staff("N2", "Nina Berg", Some("sykepleier"), None)
+        .unwrap();
     let patient = ids[0].to_string();
     for round in 0..40 {
         let join = round % 2 == 0;

@@ -2562,6 +2562,48 @@ fn a_removed_patients_refused_documents_are_not_sent_again() {
 }
 
 #[test]
+fn a_block_made_at_two_bases_at_once_stays_in_force_until_both_are_lifted_and_lifting_says_so() {
+    //! Two bases that have not met each block N1 (one base refuses a second block of its own);
+    //! merged, the record holds both. Lifting one says the other still holds.
+    let mut z = zone();
+    let mut west = TestNode::new(122, Role::Base, "Base Vest", Some("K002"));
+    omsyn_tests::sync(&z.base.repo, &west.repo);
+    let n1 = StaffId::parse("N1").unwrap();
+    let east = (z.base.repo)
+        .transaction(|tx| tx.block_staff(today("10:30"), &mut z.base.rng, &z.mine, &n1))
+        .unwrap();
+    let twice = (z.base.repo)
+        .transaction(|tx| tx.block_staff(today("10:31"), &mut z.base.rng, &z.mine, &n1))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        twice.contains(&format!("blocked N1 already (block {}", east.id)),
+        "{twice}"
+    );
+    let other = (west.repo)
+        .transaction(|tx| tx.block_staff(today("10:32"), &mut west.rng, &z.mine, &n1))
+        .unwrap();
+    omsyn_tests::sync(&z.base.repo, &west.repo);
+    let (lifted, remaining) = (z.base.repo)
+        .transaction(|tx| tx.lift_block(today("10:40"), &z.mine, &east.id))
+        .unwrap();
+    assert_eq!(lifted.id, east.id);
+    assert_eq!(
+        remaining.iter().map(|b| &b.id).collect::<Vec<_>>(),
+        [&other.id]
+    );
+    let again = (z.base.repo)
+        .transaction(|tx| tx.lift_block(today("10:41"), &z.mine, &east.id))
+        .unwrap_err()
+        .to_string();
+    assert!(again.contains("was lifted already"), "{again}");
+    let (_, none) = (z.base.repo)
+        .transaction(|tx| tx.lift_block(today("10:42"), &z.mine, &other.id))
+        .unwrap();
+    assert!(none.is_empty());
+}
+
+#[test]
 fn a_visit_is_neither_planned_nor_assigned_for_a_staff_member_the_patient_blocked() {
     //! A block beats every other access, a planned visit's need included: the nurse could not
     //! even read the visit. Refused by name, whichever front door asks; lifted, allowed again.
