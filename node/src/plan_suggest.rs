@@ -10,7 +10,7 @@ use omsyn_core::ids::{PatientId, StaffId, VisitId};
 use omsyn_core::planning::accept::{Accepted, accept, what_is_planned};
 use omsyn_core::planning::gather::{GatherOptions, gather, parse_shifts};
 use omsyn_core::planning::{
-    Disruption, Objective, PlanStaff, Policy, RoadMatrix, Suggestion, suggest_greedy,
+    Disruption, Move, Objective, PlanStaff, Policy, RoadMatrix, Suggestion, suggest_greedy,
     suggest_replan,
 };
 use omsyn_core::repo::staff_list;
@@ -211,7 +211,7 @@ pub(crate) fn suggest(
     let on_shift = options
         .shifts
         .is_none()
-        .then(|| on_shift_note(&input.staff));
+        .then(|| on_shift_note(&input.staff, disruption.as_ref()));
     let mut suggestion = match (disruption, request.greedy) {
         (Some(d), _) => suggest_replan(input, &d)?,
         (None, true) => suggest_greedy(input)?,
@@ -223,10 +223,25 @@ pub(crate) fn suggest(
 
 /// Who was taken as on shift when no shift list was given, by name: a coordinator must see
 /// that a colleague the base knows nothing of is not planned with.
-fn on_shift_note(staff: &[PlanStaff]) -> String {
+fn on_shift_note(staff: &[PlanStaff], disruption: Option<&Disruption>) -> String {
     const SHOWN: usize = 12;
+    let sick = match disruption {
+        Some(Disruption::Sick { staff, from }) => Some((staff, from)),
+        _ => None,
+    };
     let mut named: Vec<String> = (staff.iter().take(SHOWN))
-        .map(|s| format!("{} {}–{}", s.name, s.shift_start.hhmm(), s.shift_end.hhmm()))
+        .map(|s| {
+            let went = (sick.filter(|(id, _)| **id == s.id))
+                .map_or_else(String::new, |(_, from)| {
+                    format!(", sick from {}", from.hhmm())
+                });
+            format!(
+                "{} {}–{}{went}",
+                s.name,
+                s.shift_start.hhmm(),
+                s.shift_end.hhmm()
+            )
+        })
         .collect();
     if staff.len() > SHOWN {
         named.push(format!("and {} more", staff.len() - SHOWN));
@@ -387,26 +402,11 @@ fn moves_text(
 ) {
     let _ = writeln!(out, "{} move(s):", s.moves.len());
     for (m, reasons) in s.moves.iter().zip(reasons_said(s, staff_names)) {
-        let time = if m.reschedules() {
-            format!("{}→{}", m.start_before.hhmm(), m.start_after.hhmm())
-        } else {
-            m.start_before.hhmm()
-        };
-        // A move in time alone keeps its staff: said so, not "Kari → Kari".
-        let who = if m.from == m.to {
-            format!(
-                "{:>15}   {:<15}",
-                staff_list(&m.to, staff_names),
-                "(same staff)"
-            )
-        } else {
-            format!(
-                "{:>15} → {:<15}",
-                staff_list(&m.from, staff_names),
-                staff_list(&m.to, staff_names)
-            )
-        };
-        let _ = writeln!(out, "  {time:<11} {:<22} {who} {reasons}", name(&m.patient));
+        let _ = writeln!(
+            out,
+            "{}",
+            move_line(m, &name(&m.patient), staff_names, &reasons)
+        );
     }
     if !s.unplaced.is_empty() {
         let _ = writeln!(out, "could not be placed ({}):", s.unplaced.len());
@@ -420,6 +420,31 @@ fn moves_text(
             );
         }
     }
+}
+
+/// One move for the terminal: when, whom, who goes before and after, and why. A move in time
+/// alone keeps its staff and says so, not "Kari → Kari".
+fn move_line(
+    m: &Move,
+    patient: &str,
+    staff_names: &BTreeMap<String, String>,
+    reasons: &str,
+) -> String {
+    let time = if m.reschedules() {
+        format!("{}→{}", m.start_before.hhmm(), m.start_after.hhmm())
+    } else {
+        m.start_before.hhmm()
+    };
+    let (from, to) = (
+        staff_list(&m.from, staff_names),
+        staff_list(&m.to, staff_names),
+    );
+    let who = if m.reassigns() {
+        format!("{from:>15} → {to:<15}")
+    } else {
+        format!("{from:>15}   {:<15}", "(same staff)")
+    };
+    format!("  {time:<11} {patient:<22} {who} {reasons}")
 }
 
 fn route_text(out: &mut String, s: &Suggestion, name: &dyn Fn(&PatientId) -> String) {
@@ -449,5 +474,45 @@ fn route_text(out: &mut String, s: &Suggestion, name: &dyn Fn(&PatientId) -> Str
                 name(&stop.patient)
             );
         }
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)] // Tests fail loudly by design.
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_move_in_time_alone_says_its_staff_stay_and_a_reassignment_says_who_takes_it() {
+        let at = |t: &str| Timestamp::parse(&format!("2030-01-07T{t}:00+01:00")).unwrap();
+        let staff = |ids: &[&str]| -> Vec<StaffId> {
+            ids.iter().map(|s| StaffId::parse(s).unwrap()).collect()
+        };
+        let names = BTreeMap::from([
+            ("A1".to_owned(), "Kari Nordmann".to_owned()),
+            ("B2".to_owned(), "Ola Hansen".to_owned()),
+        ]);
+        let mut m = Move {
+            visit: VisitId::parse("v-0000000000000001").unwrap(),
+            patient: PatientId::parse("p-0000000000000001").unwrap(),
+            from: staff(&["A1", "B2"]),
+            to: staff(&["B2", "A1"]),
+            start_before: at("08:00"),
+            start_after: at("08:20"),
+            reasons: Vec::new(),
+        };
+        let line = move_line(&m, "Turid Nilsen", &names, "the time moves");
+        assert!(line.contains("08:00→08:20"), "{line}");
+        assert!(
+            line.contains("Kari Nordmann + Ola Hansen   (same staff)"),
+            "{line}"
+        );
+        assert!(!line.contains("→ Ola"), "{line}");
+        m.to = staff(&["B2"]);
+        let line = move_line(&m, "Turid Nilsen", &names, "");
+        assert!(
+            line.contains("Kari Nordmann + Ola Hansen → Ola Hansen"),
+            "{line}"
+        );
     }
 }

@@ -113,7 +113,7 @@ pub fn gather_with(
         Some(lines) => listed_staff(repo, lines, options.zone.as_deref())?,
         None => {
             let mut staff = enrolled_staff(repo, options)?;
-            staff.extend(listed_with_visits(repo, options, &visits, &staff));
+            staff.extend(listed_with_visits(repo, options, &visits)?);
             staff
         }
     };
@@ -367,27 +367,33 @@ fn enrolled_staff(repo: &Repo, options: &GatherOptions) -> Result<Vec<PlanStaff>
 }
 
 /// Without a shift list: the staff the day's visits are planned for whose phones are not
-/// enrolled (named by an imported work list or `staff add`), on the default shift. They are at
-/// work that day; leaving them out would make every visit of theirs "not on shift" and move it.
-/// Their competence is the one the work list gives (none: not an authorised nurse).
+/// enrolled (named by an imported work list or `staff add`). They are at work that day; leaving
+/// them out would make every visit of theirs "not on shift" and move it. Each works the default
+/// shift, stretched to cover the visits planned for her (an evening's visits are not off
+/// shift), whichever zone her list named last (her visits here are what counts). Their
+/// competence is the one the work list gives (none: not an authorised nurse). An enrolled
+/// nurse is not one of them: her certificate, zone and day log decide (`enrolled_staff`).
 fn listed_with_visits(
     repo: &Repo,
     options: &GatherOptions,
     visits: &[PlanVisit],
-    enrolled: &[PlanStaff],
-) -> Vec<PlanStaff> {
-    let planned: BTreeSet<&StaffId> = visits.iter().flat_map(|v| &v.current).collect();
-    let (shift_start, shift_end) = options.default_shift;
+) -> Result<Vec<PlanStaff>, PlanError> {
+    let enrolled = directory(repo)?;
     let mut staff = Vec::new();
     for (id, listed) in repo.listed_staff() {
         let Ok(id) = StaffId::parse(&id) else {
             continue;
         };
-        if !planned.contains(&id)
-            || enrolled.iter().any(|e| e.id == id)
-            || (options.zone.is_some() && listed.zone.is_some() && listed.zone != options.zone)
-        {
+        let theirs: Vec<&PlanVisit> = (visits.iter())
+            .filter(|v| v.current.contains(&id))
+            .collect();
+        if theirs.is_empty() || enrolled.contains_key(&id) {
             continue;
+        }
+        let (mut shift_start, mut shift_end) = options.default_shift;
+        for v in theirs {
+            shift_start = shift_start.min(v.start);
+            shift_end = shift_end.max(v.end);
         }
         staff.push(PlanStaff {
             id,
@@ -399,7 +405,7 @@ fn listed_with_visits(
             base: None,
         });
     }
-    staff
+    Ok(staff)
 }
 
 /// Who visited the patients in the `USUAL_DAYS` before `day`: the performers where a visit was

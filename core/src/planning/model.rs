@@ -518,9 +518,9 @@ pub struct Move {
 }
 
 impl Move {
-    /// Whether the move changes who goes.
+    /// Whether the move changes who goes (the same two staff in another order do not).
     pub fn reassigns(&self) -> bool {
-        self.from != self.to
+        self.from.len() != self.to.len() || self.from.iter().any(|s| !self.to.contains(s))
     }
 
     /// Whether the move changes the time.

@@ -52,6 +52,7 @@ impl Transaction<'_> {
         patient: &PatientId,
         staff: &StaffId,
     ) -> Result<Block, RepoError> {
+        self.base_only("block a staff member")?;
         let ctx = self.ctx(now)?;
         let doc = self.record_doc(patient)?;
         // Read under the write's lock: a second block of one staff member would need lifting
@@ -67,6 +68,15 @@ impl Transaction<'_> {
             )));
         }
         Ok(access_facts::block(doc, &ctx, rng, staff)?)
+    }
+
+    /// Refuses a node that is not a base before anything of the record is said: the rule every
+    /// peer applies at commit would refuse it too, but only after the checks that read it.
+    fn base_only(&self, action: &'static str) -> Result<(), RepoError> {
+        match self.repo.profile().role {
+            Role::Base => Ok(()),
+            role => Err(RepoError::NotPermitted { role, action }),
+        }
     }
 
     /// A staff member by name where this node knows one, else by id.
@@ -104,6 +114,7 @@ impl Transaction<'_> {
         patient: &PatientId,
         block: &EntryId,
     ) -> Result<(Block, Vec<Block>), RepoError> {
+        self.base_only("lift a block")?;
         let ctx = self.ctx(now)?;
         let doc = self.record_doc(patient)?;
         let blocks = access_facts::read(doc).blocks;

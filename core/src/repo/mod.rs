@@ -191,14 +191,23 @@ impl PatientView {
     pub fn describe(&self, body: &crate::docs::journal::EntryBody) -> String {
         use crate::docs::journal::Referent;
         body.describe_naming(&|referent| match referent {
+            Referent::Entry(entry) => (self.journal.iter())
+                .find(|e| &e.id == entry)
+                .map(|e| self.entry_for_people(e)),
+            other => self.name_dose_or_visit(other),
+        })
+    }
+
+    /// A dose by its medication, a visit by its time; `None` for the rest.
+    fn name_dose_or_visit(&self, referent: crate::docs::journal::Referent<'_>) -> Option<String> {
+        use crate::docs::journal::Referent;
+        match referent {
             Referent::Dose(dose) => self.record.dose_name(dose),
             Referent::Visit(visit) => (self.visits.iter())
                 .find(|v| &v.id == visit)
                 .map(Visit::for_people),
-            Referent::Entry(entry) => (self.journal.iter())
-                .find(|e| &e.id == entry)
-                .map(|e| self.entry_for_people(e)),
-        })
+            Referent::Entry(_) => None,
+        }
     }
 
     /// An entry as a correction names it: "the note of 08:10", with the start of its text
@@ -206,33 +215,43 @@ impl PatientView {
     fn entry_for_people(&self, e: &Entry) -> String {
         let at = e.event_time.hhmm();
         let named = format!("the {} of {at}", e.body.what());
+        let minute = |t: &Timestamp| t.unix_millis().div_euclid(60_000);
         let twins = (self.journal.iter())
-            .filter(|o| o.body.what() == e.body.what() && o.event_time.hhmm() == at)
+            .filter(|o| o.body.what() == e.body.what())
+            .filter(|o| minute(&o.event_time) == minute(&e.event_time))
             .count();
         if twins < 2 {
             return named;
         }
-        let said = e.body.describe();
+        // The quoted entry's own references are not followed: corrections that name each
+        // other (a crafted pair) must not recurse.
+        let said = e
+            .body
+            .describe_naming(&|referent| self.name_dose_or_visit(referent));
         let text = said.split_once(": ").map_or(said.as_str(), |(_, t)| t);
         let start: String = text.chars().take(32).collect();
         let more = if text.chars().count() > 32 { "…" } else { "" };
         format!("{named} (\"{start}{more}\")")
     }
 
-    /// How a later entry marks `entry`: corrected (its text superseded for reading) or
-    /// entered in error; `None` if neither.
-    pub fn marked(&self, entry: &EntryId) -> Option<&'static str> {
-        use crate::docs::journal::EntryBody;
-        let mut marked = None;
+    /// How later entries mark each entry of the view, by the journal's own rule: entered in
+    /// error where a standing mark of its author withdraws it (`journal::Marks`, as the
+    /// report, FHIR and the planner count it), else corrected where a standing correction
+    /// supersedes its text.
+    pub fn marked(&self) -> std::collections::BTreeMap<&EntryId, &'static str> {
+        use crate::docs::journal::{EntryBody, Marks};
+        let marks = Marks::of(&self.journal);
+        let mut marked = std::collections::BTreeMap::new();
         for e in &self.journal {
-            match &e.body {
-                EntryBody::EnteredInError { target, .. } if target == entry => {
-                    return Some("ENTERED IN ERROR");
-                }
-                EntryBody::Correction { corrects, .. } if corrects == entry => {
-                    marked = Some("corrected");
-                }
-                _ => {}
+            if marks.withdrawal(e).is_some() {
+                marked.insert(&e.id, "ENTERED IN ERROR");
+            }
+        }
+        for e in &self.journal {
+            if let EntryBody::Correction { corrects, .. } = &e.body
+                && !marked.contains_key(&e.id)
+            {
+                marked.entry(corrects).or_insert("corrected");
             }
         }
         marked

@@ -49,7 +49,7 @@ pub struct Observation {
 pub struct Dose {
     /// The patient: an id, or a name naming one patient.
     pub patient: String,
-    /// The medication's id in the record (`m-…`).
+    /// The medication: its id in the record (`m-…`), or its name as the record has it.
     pub medication: String,
     /// The dose's slot (`HH:MM`).
     pub slot: String,
@@ -142,10 +142,7 @@ impl Service {
             // Nothing else names a dose or a visit.
             _ => (None, None),
         };
-        let admitted = patient.filter(|p| {
-            (self.shown("written entry", vec![p.clone()], |p| p))
-                .is_ok_and(|shown| !shown.is_empty())
-        });
+        let admitted = patient.filter(|p| self.may_show("written entry", p));
         let Some(patient) = admitted else {
             return body.describe();
         };
@@ -159,44 +156,51 @@ impl Service {
         })
     }
 
-    /// A medication of `patient` as typed: its id (`m-…`), or its name as her list has it
-    /// (any case). Names are looked up only for a user who may see her: the lookup must not
-    /// read a record the user could not open (nothing is shown, so nothing is logged).
+    /// A medication of `patient` as typed: its id (`m-…`), or its name as her list has it (any
+    /// case; "Metformin" for "Metformin 500 mg" where no other name starts so). Names are
+    /// looked up only for a user who may see her: the lookup must not read a record the user
+    /// could not open (nothing is shown, so nothing is logged).
     fn medication_of(
         &self,
         patient: &PatientId,
         typed: &str,
     ) -> Result<MedicationId, ServiceError> {
         let typed = typed.trim();
-        if let Ok(id) = MedicationId::parse(typed) {
+        if let Ok(id) = self.medication(typed) {
             return Ok(id);
         }
+        let refused = |why: String| Err(ServiceError::invalid("medication", why));
         let mut gate = self.disclose(AuditAction::Read, "medication lookup");
-        let named: Vec<MedicationId> = if gate.admits(patient)? {
-            let record = self.repo.record(patient)?;
-            (record.medications.iter())
-                .filter(|m| m.active && m.name.trim().to_lowercase() == typed.to_lowercase())
-                .map(|m| m.id.clone())
-                .collect()
-        } else {
-            Vec::new()
-        };
+        if !gate.admits(patient)? {
+            return refused(
+                "give the medication's id (m-…): names are looked up only for patients you may see"
+                    .into(),
+            );
+        }
+        let record = self.repo.record(patient)?;
+        let lower = typed.to_lowercase();
+        let active = || (record.medications.iter()).filter(|m| m.active);
+        let mut named: Vec<&MedicationId> = active()
+            .filter(|m| m.name.trim().to_lowercase() == lower)
+            .map(|m| &m.id)
+            .collect();
+        if named.is_empty() {
+            // The name's first words, as a nurse says it: "Metformin" for "Metformin 500 mg".
+            let start = format!("{lower} ");
+            named = (active().filter(|m| m.name.trim().to_lowercase().starts_with(&start)))
+                .map(|m| &m.id)
+                .collect();
+        }
         match named.as_slice() {
-            [one] => Ok(one.clone()),
-            [] => Err(ServiceError::invalid(
-                "medication",
-                format!(
-                    "no medication on this patient's list is named {typed:?}: give its name as \
-                     the list has it, or its id (m-…, `omsyn show --patient …`)"
-                ),
+            [one] => Ok((*one).clone()),
+            [] => refused(format!(
+                "no medication on this patient's list is named {typed:?}: give its name as the \
+                 list has it, or its id (m-…, `omsyn show --patient …`)"
             )),
-            many => Err(ServiceError::invalid(
-                "medication",
-                format!(
-                    "{} medications on this patient's list are named {typed:?}: give the id \
-                     (m-…, `omsyn show --patient …`)",
-                    many.len()
-                ),
+            many => refused(format!(
+                "{} medications on this patient's list are named {typed:?}: give the whole name \
+                 or the id (m-…, `omsyn show --patient …`)",
+                many.len()
             )),
         }
     }

@@ -344,6 +344,12 @@ impl Service {
         Ok(self.repo.open_patient(self.now(), patient, what)?)
     }
 
+    /// Whether this user may be shown `patient`'s data for `view`: the gate's answer for one
+    /// patient, the read logged as `shown` logs it (a refusal too).
+    pub fn may_show(&self, view: &str, patient: &PatientId) -> bool {
+        (self.shown(view, vec![patient.clone()], |p| p)).is_ok_and(|shown| !shown.is_empty())
+    }
+
     /// Keeps the `items` whose patient passes the need gate; the read of `view` is logged naming
     /// them (not again within a minute of the same view's last logged read).
     pub fn shown<T>(

@@ -79,27 +79,28 @@ impl Service {
         Ok(visit)
     }
 
-    /// A visit as its planner reads it back after a write: the patient's name (through the
-    /// gate: without a need, none), its kind, day and window, its staff by name, and whether it
-    /// is cancelled — "Turid Nilsen: physical visit 2026-11-24 10:00-10:30, Kari Berg".
+    /// A visit as its planner reads it back after a write: the patient's name, its kind, day
+    /// and window, its staff by name, and whether it is cancelled — "Turid Nilsen: physical
+    /// visit 2026-11-24 10:00-10:30, Kari Berg". Plans are patient data: for a user without a
+    /// need for the patient (the gate decides, and logs the read), the visit's id alone.
     pub fn describe_visit(&self, visit: &VisitId) -> String {
         let Ok((_, v)) = self.repo.visit(visit) else {
             return format!("visit {visit}");
         };
-        let admitted = (self.shown("changed visit", vec![v.patient.clone()], |p| p))
-            .is_ok_and(|shown| !shown.is_empty());
-        let patient = admitted
+        let Some(record) = (self.may_show("changed visit", &v.patient))
             .then(|| self.repo.record(&v.patient).ok())
             .flatten()
-            .map(|r| format!("{}: ", r.name()))
-            .unwrap_or_default();
+        else {
+            return format!("visit {visit}");
+        };
         let names = self.repo.staff_names().unwrap_or_default();
         let state = match &v.status {
             PlanStatus::Planned => crate::repo::staff_list(&v.staff, &names),
             PlanStatus::Cancelled { reason } => format!("CANCELLED ({reason})"),
         };
         format!(
-            "{patient}{} visit {} {}-{}, {state}",
+            "{}: {} visit {} {}-{}, {state}",
+            record.name(),
             v.kind.as_str(),
             v.day(),
             v.start.hhmm(),

@@ -127,21 +127,22 @@ pub(crate) fn unblock(svc: &Service, json: bool, patient: &str, block: &str) -> 
     let (lifted, remaining) =
         svc.act(|repo, now, _| repo.transaction(|tx| tx.lift_block(now, patient, &id)))?;
     let staff_name = staff_label(svc, &lifted.staff)?;
-    emit(json, &json!({ "id": id, "patient": patient }), || {
+    let still: Vec<String> = remaining.iter().map(|b| b.id.to_string()).collect();
+    let value = json!({
+        "id": id, "patient": patient, "staff": lifted.staff, "still_blocked_by": still,
+    });
+    emit(json, &value, || {
         let mut said = format!("lifted block {id} of {staff_name}");
-        match remaining.as_slice() {
+        match still.as_slice() {
             [] => said.push_str(": the patient no longer blocks them"),
-            still => {
-                let ids: Vec<String> = still.iter().map(|b| b.id.to_string()).collect();
+            [one] => {
+                let _ = write!(said, "; they stay blocked by another block ({one})");
+            }
+            others => {
                 let _ = write!(
                     said,
-                    "; they stay blocked by {} ({})",
-                    if still.len() == 1 {
-                        "another block"
-                    } else {
-                        "other blocks"
-                    },
-                    ids.join(", ")
+                    "; they stay blocked by other blocks ({})",
+                    others.join(", ")
                 );
             }
         }

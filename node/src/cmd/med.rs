@@ -37,7 +37,7 @@ fn add(cx: Ctx<'_>, patient: &str, name: &str, dose: &str, slots: &[String]) -> 
 
 fn give(cx: Ctx<'_>, args: DoseArgs, not_given: Option<String>) -> Result<()> {
     let patient = args.patient.clone();
-    let (medication, slot) = args.slot.split_once('@').ok_or_else(|| {
+    let (medication, slot) = args.slot.rsplit_once('@').ok_or_else(|| {
         anyhow!(
             "--slot: expected MEDICATION@HH:MM (the medication's name or id), got {:?}",
             args.slot

@@ -148,13 +148,14 @@ impl Text<'_> {
         if !view.journal.is_empty() {
             s.push_str("journal:\n");
         }
+        let marked = view.marked();
         for e in &view.journal {
             let (what, id) = (view.describe(&e.body), self.id(&e.id));
             let (who, role) = (&e.author.name, &e.author.role);
             let at = crate::output::local(&e.event_time);
             // The original stays, marked: a reader sees that a later entry supersedes it.
-            let marked = (view.marked(&e.id)).map_or_else(String::new, |m| format!(" [{m}]"));
-            let _ = writeln!(s, "  {at} {who} ({role}) {what}{marked}{id}");
+            let mark = (marked.get(&e.id)).map_or_else(String::new, |m| format!(" [{m}]"));
+            let _ = writeln!(s, "  {at} {who} ({role}) {what}{mark}{id}");
         }
         if !view.messages.is_empty() {
             s.push_str("messages:\n");
