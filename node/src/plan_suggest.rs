@@ -256,7 +256,7 @@ fn on_shift_note(staff: &[PlanStaff], disruption: Option<&Disruption>) -> String
 
 /// Patients' names by id, for people.
 pub(crate) fn names(repo: &Repo) -> Result<BTreeMap<PatientId, String>> {
-    Ok(repo.patients()?.into_iter().collect())
+    Ok(repo.patient_labels()?.into_iter().collect())
 }
 
 /// `omsyn plan suggest`.

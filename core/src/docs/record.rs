@@ -421,6 +421,15 @@ impl RecordFields {
     pub fn field(&self, field: PatientField) -> Option<&str> {
         field_in(&self.fields, field)
     }
+
+    /// What tells her apart from another patient of the same name, as people do: her date of
+    /// birth ("f. 12.03.1941", from her national id), else her address.
+    pub fn telling_apart(&self) -> Option<String> {
+        let born = (self.field(PatientField::NationalId)).and_then(birth_date);
+        born.map(|(d, m, y)| format!("f. {d:02}.{m:02}.{y}"))
+            .or_else(|| self.field(PatientField::Address).map(str::to_owned))
+            .filter(|hint| !hint.trim().is_empty())
+    }
 }
 
 fn field_in(fields: &[(PatientField, String)], field: PatientField) -> Option<&str> {
@@ -486,4 +495,63 @@ pub fn read(doc: &Document) -> Result<PatientRecord, DocError> {
         field_conflicts,
         unreadable,
     })
+}
+
+/// The date of birth (day, month, year) a Norwegian national id (fødselsnummer, D- or
+/// H-number, or a synthetic test number) gives, by its individual number's century ranges;
+/// `None` for anything else.
+pub fn birth_date(national_id: &str) -> Option<(u32, u32, i32)> {
+    let id = national_id.trim();
+    if id.len() != 11 || !id.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let n = |range: std::ops::Range<usize>| id[range].parse::<u32>().ok();
+    let (mut day, mut month, yy, individual) = (n(0..2)?, n(2..4)?, n(4..6)?, n(6..9)?);
+    if day > 40 {
+        day -= 40; // D-number
+    }
+    if month > 80 {
+        month -= 80; // synthetic (test) number
+    } else if month > 40 {
+        month -= 40; // H-number
+    }
+    let century = match (individual, yy) {
+        (0..=499, _) => 1900,
+        (500..=749, 54..=99) => 1800,
+        (500..=999, 0..=39) => 2000,
+        (900..=999, 40..=99) => 1900,
+        _ => return None,
+    };
+    let year = century + i32::try_from(yy).ok()?;
+    let days_in_month = match month {
+        1 | 3 | 5 | 7 | 8 | 10 | 12 => 31,
+        4 | 6 | 9 | 11 => 30,
+        2 if year % 4 == 0 && (year % 100 != 0 || year % 400 == 0) => 29,
+        2 => 28,
+        _ => return None,
+    };
+    (1..=days_in_month)
+        .contains(&day)
+        .then_some((day, month, year))
+}
+
+#[cfg(test)]
+mod birth_tests {
+    use super::birth_date;
+
+    #[test]
+    fn a_national_id_gives_the_birth_date_its_century_ranges_say() {
+        assert_eq!(birth_date("12034112345"), Some((12, 3, 1941)));
+        assert_eq!(birth_date("01010550012"), Some((1, 1, 2005)));
+        assert_eq!(birth_date("01019995012"), Some((1, 1, 1999)));
+        assert_eq!(birth_date("41010112345"), Some((1, 1, 1901)), "D-number");
+        assert_eq!(birth_date("01810112345"), Some((1, 1, 1901)), "synthetic");
+        assert_eq!(birth_date("31023012345"), None, "no 31 February");
+        assert_eq!(birth_date("2902001234"), None, "ten digits");
+        assert_eq!(
+            birth_date("01015060012"),
+            None,
+            "500-749 with 50: no century"
+        );
+    }
 }

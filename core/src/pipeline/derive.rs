@@ -95,6 +95,7 @@ fn record_rows(
     batch.put_row(Row::PatientName {
         patient: patient.clone(),
         name,
+        hint: rec.telling_apart(),
     })?;
     batch.put_row(conflicts_row(patient, "record".into(), &conflicts)?)?;
     let rows = relation_rows(batch, patient, &facts, ctx)?;

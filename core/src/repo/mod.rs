@@ -493,6 +493,36 @@ impl Repo {
         Ok(self.store.patients()?)
     }
 
+    /// Every patient held, named for a list people read: her name, and where another patient
+    /// held has the same name, what tells them apart — "Kari Dahl (f. 12.03.1941)", her address,
+    /// or her id where her record gives neither (or both give the same). Two patients of one
+    /// name must never look like one patient in a list a nurse gives medicine from. Lookups by
+    /// name use [`Repo::patients`].
+    pub fn patient_labels(&self) -> Result<Vec<(PatientId, String)>, RepoError> {
+        let rows = self.store.patient_names()?;
+        let name_key = |name: &str| name.trim().to_lowercase();
+        let mut names: HashMap<String, usize> = HashMap::new();
+        let mut hinted: HashMap<(String, Option<&str>), usize> = HashMap::new();
+        for (_, name, hint) in &rows {
+            *names.entry(name_key(name)).or_default() += 1;
+            *hinted.entry((name_key(name), hint.as_deref())).or_default() += 1;
+        }
+        Ok((rows.iter())
+            .map(|(id, name, hint)| {
+                let key = name_key(name);
+                let label = if names[&key] < 2 {
+                    name.clone()
+                } else if let Some(hint) = hint.as_deref().filter(|h| hinted[&(key, Some(*h))] < 2)
+                {
+                    format!("{name} ({hint})")
+                } else {
+                    format!("{name} ({id})")
+                };
+                (id.clone(), label)
+            })
+            .collect())
+    }
+
     /// Finds a visit and the plan document holding it.
     pub fn visit(&self, visit: &VisitId) -> Result<(DocumentId, Visit), RepoError> {
         let not_found = || RepoError::NotFound(format!("visit {visit}"));

@@ -103,7 +103,7 @@ impl Repo {
     /// The names tasks are read with, once for many lists (an export's every patient).
     pub fn task_names(&self) -> Result<TaskNames, RepoError> {
         Ok(TaskNames {
-            patients: self.patients()?.into_iter().collect(),
+            patients: self.patient_labels()?.into_iter().collect(),
             staff: self.staff_names()?,
         })
     }

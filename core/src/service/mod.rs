@@ -27,7 +27,7 @@ mod status;
 mod views;
 mod visits;
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use rand::SeedableRng;
@@ -266,17 +266,22 @@ impl Service {
                     "no patient on this node is named {value:?}; give a patient id (p-…), a name as the record has it, or a national id (11 digits)"
                 ),
             )),
-            many => Err(ServiceError::invalid(
-                "patient",
-                format!(
-                    "{} patients are named {value:?}; give one of their ids: {}",
-                    many.len(),
-                    many.iter()
-                        .map(ToString::to_string)
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                ),
-            )),
+            many => {
+                // Each as lists show her (all passed the gate), beside the id to give.
+                let labels: BTreeMap<PatientId, String> =
+                    self.repo.patient_labels()?.into_iter().collect();
+                let named: Vec<String> = (many.iter())
+                    .map(|id| format!("{} {id}", labels.get(id).map_or("", String::as_str)))
+                    .collect();
+                Err(ServiceError::invalid(
+                    "patient",
+                    format!(
+                        "{} patients are named {value:?}; give one of their ids: {}",
+                        many.len(),
+                        named.join(", ")
+                    ),
+                ))
+            }
         }
     }
 

@@ -28,6 +28,8 @@ pub enum Row {
         patient: PatientId,
         /// The name.
         name: String,
+        /// What tells her apart from another of the name (her date of birth or address).
+        hint: Option<String>,
     },
     /// The visits a plan document holds (visit → document).
     Visits {
@@ -117,8 +119,19 @@ impl WriteBatch<'_> {
         store.contain(|| {
             let tx = &self.tx;
             match row {
-                Row::PatientName { patient, name } => {
-                    let sealed = store.cipher.seal(&name_place(&patient), name.as_bytes());
+                Row::PatientName {
+                    patient,
+                    name,
+                    hint,
+                } => {
+                    // The hint after a NUL (no name holds one); rows written before it was kept
+                    // are the name alone.
+                    let mut plain = name.into_bytes();
+                    if let Some(hint) = hint {
+                        plain.push(0);
+                        plain.extend(hint.bytes().filter(|b| *b != 0));
+                    }
+                    let sealed = store.cipher.seal(&name_place(&patient), &plain);
                     upsert(
                         &mut tx.open_table(PATIENT_NAMES)?,
                         patient.as_str(),
@@ -169,6 +182,14 @@ impl WriteBatch<'_> {
 impl Store {
     /// Every patient held, with display name, ordered by id.
     pub fn patients(&self) -> Result<Vec<(PatientId, String)>, StoreError> {
+        Ok((self.patient_names()?.into_iter())
+            .map(|(id, name, _)| (id, name))
+            .collect())
+    }
+
+    /// Every patient held with her name and what tells her apart from another of the name
+    /// (`None` where her record gives nothing, or its row was written before hints were kept).
+    pub fn patient_names(&self) -> Result<Vec<(PatientId, String, Option<String>)>, StoreError> {
         self.contain(|| {
             let read = self.db.begin_read()?;
             let table = read.open_table(PATIENT_NAMES)?;
@@ -177,8 +198,13 @@ impl Store {
                 let (k, v) = item?;
                 let id = PatientId::parse(k.value())
                     .map_err(|e| StoreError::Corrupt(format!("patient index: {e}")))?;
-                let name = self.open_value(&name_place(&id), v.value())?;
-                out.push((id, String::from_utf8_lossy(&name).into_owned()));
+                let plain = self.open_value(&name_place(&id), v.value())?;
+                let text = String::from_utf8_lossy(&plain);
+                let (name, hint) = match text.split_once('\0') {
+                    Some((name, hint)) => (name.to_owned(), Some(hint.to_owned())),
+                    None => (text.into_owned(), None),
+                };
+                out.push((id, name, hint));
             }
             Ok(out)
         })

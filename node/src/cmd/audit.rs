@@ -26,7 +26,7 @@ pub(crate) fn audit(
     let entries = svc.access_log(patient).flagged()?;
     // Patients are named only where this user may see them (a read, logged); else by id.
     let names: BTreeMap<PatientId, String> = svc
-        .shown("access log names", repo.patients()?, |(p, _)| p)
+        .shown("access log names", repo.patient_labels()?, |(p, _)| p)
         .flagged()?
         .into_iter()
         .collect();

@@ -75,12 +75,19 @@ fn add(cx: Ctx<'_>, f: PatientFields) -> Result<()> {
 /// `omsyn patient list`: the patients this user may see, by name (ids with `--ids`), logged.
 fn list(cx: Ctx<'_>) -> Result<()> {
     let svc = cx.svc;
+    // Named for people (two of one name told apart); the JSON keeps the name as the record
+    // has it, beside the id.
+    let labels: std::collections::BTreeMap<_, _> =
+        svc.repo().patient_labels()?.into_iter().collect();
     let list = svc
         .shown("patient list", svc.repo().patients()?, |(p, _)| p)
         .flagged()?;
     let rows: Vec<_> = list
         .iter()
         .map(|(id, name)| json!({ "id": id, "name": name }))
+        .collect();
+    let list: Vec<(_, &String)> = (list.iter())
+        .map(|(id, name)| (id, labels.get(id).unwrap_or(name)))
         .collect();
     emit(cx.json, &json!({ "patients": rows }), || {
         if list.is_empty() {

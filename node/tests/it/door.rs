@@ -692,3 +692,59 @@ fn a_correction_names_the_note_it_corrects_by_its_words_when_two_notes_share_the
     );
     assert!(shown.contains("etter fallet i går [corrected]"), "{shown}");
 }
+
+#[test]
+fn two_patients_of_one_name_are_told_apart_in_every_list_by_birth_date_or_address() {
+    let base = crate::cli::Node::admin_base("Base Øst", "K001");
+    base.ok(&["staff", "add", "--id", "S1", "--name", "Ola Hansen"]);
+    let add = |fields: &[&str]| {
+        let args = [&["patient", "add", "--zone", "Sone 1"][..], fields].concat();
+        str_of(&base.ok(&args), "id").to_owned()
+    };
+    let born_41 = add(&["--name", "Kari Dahl", "--national-id", "12034112450"]);
+    let born_52 = add(&["--name", "kari dahl", "--national-id", "03055223466"]);
+    let by_address = add(&["--name", "Kari Dahl", "--address", "Storgata 1"]);
+    add(&["--name", "Turid Nilsen"]);
+    for (patient, hour) in [(&born_41, "08"), (&born_52, "09"), (&by_address, "10")] {
+        let (start, end) = (
+            format!("2026-11-23T{hour}:00:00+01:00"),
+            format!("2026-11-23T{hour}:30:00+01:00"),
+        );
+        base.ok(&[
+            "visit",
+            "plan",
+            "--patient",
+            patient,
+            "--start",
+            &start,
+            "--end",
+            &end,
+            "--kind",
+            "physical",
+            "--staff",
+            "S1",
+        ]);
+    }
+    let visits = text(&base, &["visit", "list", "--date", "2026-11-23"]);
+    for expected in [
+        "Kari Dahl (f. 12.03.1941)",
+        "kari dahl (f. 03.05.1952)",
+        "Kari Dahl (Storgata 1)",
+    ] {
+        assert!(visits.contains(expected), "{expected} in:\n{visits}");
+    }
+    let patients = text(&base, &["patient", "list"]);
+    assert!(
+        patients.contains("Kari Dahl (f. 12.03.1941)") && patients.contains("Turid Nilsen\n"),
+        "{patients}"
+    );
+    let report = text(&base, &["day-report", "--date", "2026-11-23"]);
+    assert!(report.contains("kari dahl (f. 03.05.1952)"), "{report}");
+    // A lookup by the name alone stays refused as ambiguous.
+    let ambiguous = base.fails(&["show", "--patient", "Kari Dahl"]);
+    assert!(
+        ambiguous.contains("3 patients are named \"Kari Dahl\"")
+            && ambiguous.contains(&format!("Kari Dahl (Storgata 1) {by_address}")),
+        "{ambiguous}"
+    );
+}
