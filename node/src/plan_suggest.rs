@@ -254,9 +254,19 @@ fn on_shift_note(staff: &[PlanStaff], disruption: Option<&Disruption>) -> String
     )
 }
 
-/// Patients' names by id, for people.
-pub(crate) fn names(repo: &Repo) -> Result<BTreeMap<PatientId, String>> {
-    Ok(repo.patient_labels()?.into_iter().collect())
+/// The suggestion's patients (those the gate let into the planner) by name, for people: two
+/// of one name told apart among them.
+pub(crate) fn names(repo: &Repo, s: &Suggestion) -> Result<BTreeMap<PatientId, String>> {
+    let patients = (s
+        .routes
+        .iter()
+        .flat_map(|r| r.stops.iter().map(|s| &s.patient)))
+    .chain(s.moves.iter().map(|m| &m.patient))
+    .chain(s.unplaced.iter().map(|u| &u.patient));
+    Ok(omsyn_core::repo::tell_apart(
+        &repo.names_and_hints()?,
+        patients,
+    ))
 }
 
 /// `omsyn plan suggest`.
@@ -273,7 +283,7 @@ pub(crate) fn run(svc: &Service, json: bool, args: &SuggestArgs) -> Result<()> {
     if args.accept && suggestion.unplaced.len() + suggestion.moves.len() == 0 && !json {
         bail!("nothing to accept: the plan as it stands is what the planner suggests");
     }
-    let names = names(repo)?;
+    let names = names(repo, &suggestion)?;
     let staff_names = repo.staff_names()?;
     emit(
         json,

@@ -426,9 +426,14 @@ impl RecordFields {
     /// birth ("f. 12.03.1941", from her national id), else her address.
     pub fn telling_apart(&self) -> Option<String> {
         let born = (self.field(PatientField::NationalId)).and_then(birth_date);
+        // One line, its spaces as typed collapsed: an address may hold a line break.
+        let address = || {
+            (self.field(PatientField::Address))
+                .map(|a| a.split_whitespace().collect::<Vec<_>>().join(" "))
+        };
         born.map(|(d, m, y)| format!("f. {d:02}.{m:02}.{y}"))
-            .or_else(|| self.field(PatientField::Address).map(str::to_owned))
-            .filter(|hint| !hint.trim().is_empty())
+            .or_else(address)
+            .filter(|hint| !hint.is_empty())
     }
 }
 
@@ -497,23 +502,26 @@ pub fn read(doc: &Document) -> Result<PatientRecord, DocError> {
     })
 }
 
-/// The date of birth (day, month, year) a Norwegian national id (fødselsnummer, D- or
-/// H-number, or a synthetic test number) gives, by its individual number's century ranges;
-/// `None` for anything else.
+/// The date of birth (day, month, year) a Norwegian national id (fødselsnummer, D-number or a
+/// synthetic test number; spaces allowed) gives, by its individual number's century ranges;
+/// `None` for anything else: a wrong check digit (a typing error would show a wrong date), or an
+/// H-number (its date may be an estimate).
 pub fn birth_date(national_id: &str) -> Option<(u32, u32, i32)> {
-    let id = national_id.trim();
-    if id.len() != 11 || !id.bytes().all(|b| b.is_ascii_digit()) {
+    let digits: Vec<u32> = (national_id.chars().filter(|c| !c.is_whitespace()))
+        .map(|c| c.to_digit(10))
+        .collect::<Option<_>>()?;
+    if digits.len() != 11 || !check_digits_hold(&digits) {
         return None;
     }
-    let n = |range: std::ops::Range<usize>| id[range].parse::<u32>().ok();
-    let (mut day, mut month, yy, individual) = (n(0..2)?, n(2..4)?, n(4..6)?, n(6..9)?);
+    let n = |at: usize, len: usize| digits[at..at + len].iter().fold(0, |v, d| v * 10 + d);
+    let (mut day, mut month, yy, individual) = (n(0, 2), n(2, 2), n(4, 2), n(6, 3));
     if day > 40 {
         day -= 40; // D-number
     }
-    if month > 80 {
-        month -= 80; // synthetic (test) number
-    } else if month > 40 {
-        month -= 40; // H-number
+    match month {
+        81..=92 => month -= 80, // synthetic (test) number
+        41..=52 => return None, // H-number
+        _ => {}
     }
     let century = match (individual, yy) {
         (0..=499, _) => 1900,
@@ -535,23 +543,44 @@ pub fn birth_date(national_id: &str) -> Option<(u32, u32, i32)> {
         .then_some((day, month, year))
 }
 
+/// The two mod-11 check digits of a national id.
+fn check_digits_hold(digits: &[u32]) -> bool {
+    let check = |weights: &[u32]| {
+        let sum: u32 = weights.iter().zip(digits).map(|(w, d)| w * d).sum();
+        match 11 - sum % 11 {
+            11 => Some(0),
+            10 => None,
+            k => Some(k),
+        }
+    };
+    check(&[3, 7, 6, 1, 8, 9, 4, 5, 2]) == Some(digits[9])
+        && check(&[5, 4, 3, 2, 7, 6, 5, 4, 3, 2]) == Some(digits[10])
+}
+
 #[cfg(test)]
 mod birth_tests {
     use super::birth_date;
 
     #[test]
     fn a_national_id_gives_the_birth_date_its_century_ranges_say() {
-        assert_eq!(birth_date("12034112345"), Some((12, 3, 1941)));
-        assert_eq!(birth_date("01010550012"), Some((1, 1, 2005)));
-        assert_eq!(birth_date("01019995012"), Some((1, 1, 1999)));
-        assert_eq!(birth_date("41010112345"), Some((1, 1, 1901)), "D-number");
-        assert_eq!(birth_date("01810112345"), Some((1, 1, 1901)), "synthetic");
-        assert_eq!(birth_date("31023012345"), None, "no 31 February");
-        assert_eq!(birth_date("2902001234"), None, "ten digits");
+        assert_eq!(birth_date("12034112450"), Some((12, 3, 1941)));
         assert_eq!(
-            birth_date("01015060012"),
-            None,
-            "500-749 with 50: no century"
+            birth_date("120341 12450"),
+            Some((12, 3, 1941)),
+            "typed with a space"
         );
+        assert_eq!(birth_date("01010550048"), Some((1, 1, 2005)));
+        assert_eq!(birth_date("01019995093"), Some((1, 1, 1999)));
+        assert_eq!(birth_date("01017560189"), Some((1, 1, 1875)));
+        assert_eq!(
+            birth_date("29020050088"),
+            Some((29, 2, 2000)),
+            "2000 is a leap year"
+        );
+        assert_eq!(birth_date("41010112360"), Some((1, 1, 1901)), "D-number");
+        assert_eq!(birth_date("01810112332"), Some((1, 1, 1901)), "synthetic");
+        assert_eq!(birth_date("12034112451"), None, "a wrong check digit");
+        assert_eq!(birth_date("1203411245"), None, "ten digits");
+        assert_eq!(birth_date("1203411245x"), None, "not a digit");
     }
 }

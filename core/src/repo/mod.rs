@@ -258,6 +258,49 @@ impl PatientView {
     }
 }
 
+/// Each patient's name and what tells her apart from another of the name (her date of birth,
+/// else her address), by id.
+pub type NamesAndHints = std::collections::BTreeMap<PatientId, (String, Option<String>)>;
+
+/// The names one list shows its patients by: her name, and where another patient *this list
+/// shows* has the same name, what tells them apart — "Kari Dahl (f. 12.03.1941)", her address,
+/// or her id where her record gives neither (or both give the same). Two patients of one name
+/// must never be one line in a list a nurse gives medicine from; and only the list's own
+/// patients count, for whom else the node holds is not this user's to learn (`shown` are the
+/// patients the gate let through).
+pub fn tell_apart<'a>(
+    names: &NamesAndHints,
+    shown: impl IntoIterator<Item = &'a PatientId>,
+) -> std::collections::BTreeMap<PatientId, String> {
+    let key = |text: &str| {
+        text.split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" ")
+            .to_lowercase()
+    };
+    let shown: Vec<(&PatientId, &String, Option<&String>)> = (shown.into_iter())
+        .filter_map(|id| names.get(id).map(|(name, hint)| (id, name, hint.as_ref())))
+        .collect();
+    let mut same_name: HashMap<String, usize> = HashMap::new();
+    let mut same_hint: HashMap<(String, String), usize> = HashMap::new();
+    for (_, name, hint) in &shown {
+        *same_name.entry(key(name)).or_default() += 1;
+        if let Some(hint) = hint {
+            *same_hint.entry((key(name), key(hint))).or_default() += 1;
+        }
+    }
+    (shown.into_iter())
+        .map(|(id, name, hint)| {
+            let label = match hint {
+                _ if same_name[&key(name)] < 2 => name.clone(),
+                Some(hint) if same_hint[&(key(name), key(hint))] < 2 => format!("{name} ({hint})"),
+                _ => format!("{name} ({id})"),
+            };
+            (id.clone(), label)
+        })
+        .collect()
+}
+
 /// A node's data: identity plus store.
 #[derive(Debug)]
 pub struct Repo {
@@ -493,33 +536,11 @@ impl Repo {
         Ok(self.store.patients()?)
     }
 
-    /// Every patient held, named for a list people read: her name, and where another patient
-    /// held has the same name, what tells them apart — "Kari Dahl (f. 12.03.1941)", her address,
-    /// or her id where her record gives neither (or both give the same). Two patients of one
-    /// name must never look like one patient in a list a nurse gives medicine from. Lookups by
-    /// name use [`Repo::patients`].
-    pub fn patient_labels(&self) -> Result<Vec<(PatientId, String)>, RepoError> {
-        let rows = self.store.patient_names()?;
-        let name_key = |name: &str| name.trim().to_lowercase();
-        let mut names: HashMap<String, usize> = HashMap::new();
-        let mut hinted: HashMap<(String, Option<&str>), usize> = HashMap::new();
-        for (_, name, hint) in &rows {
-            *names.entry(name_key(name)).or_default() += 1;
-            *hinted.entry((name_key(name), hint.as_deref())).or_default() += 1;
-        }
-        Ok((rows.iter())
-            .map(|(id, name, hint)| {
-                let key = name_key(name);
-                let label = if names[&key] < 2 {
-                    name.clone()
-                } else if let Some(hint) = hint.as_deref().filter(|h| hinted[&(key, Some(*h))] < 2)
-                {
-                    format!("{name} ({hint})")
-                } else {
-                    format!("{name} ({id})")
-                };
-                (id.clone(), label)
-            })
+    /// Every patient held: her name and what tells her apart from another of the name (see
+    /// [`tell_apart`]).
+    pub fn names_and_hints(&self) -> Result<NamesAndHints, RepoError> {
+        Ok((self.store.patient_names()?.into_iter())
+            .map(|(id, name, hint)| (id, (name, hint)))
             .collect())
     }
 

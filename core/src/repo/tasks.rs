@@ -103,7 +103,7 @@ impl Repo {
     /// The names tasks are read with, once for many lists (an export's every patient).
     pub fn task_names(&self) -> Result<TaskNames, RepoError> {
         Ok(TaskNames {
-            patients: self.patient_labels()?.into_iter().collect(),
+            patients: self.names_and_hints()?,
             staff: self.staff_names()?,
         })
     }
@@ -190,7 +190,7 @@ impl Transaction<'_> {
 /// The patients' and staff's names tasks are read with ([`Repo::task_names`]).
 #[derive(Debug, Clone, Default)]
 pub struct TaskNames {
-    patients: std::collections::BTreeMap<PatientId, String>,
+    patients: super::NamesAndHints,
     staff: std::collections::BTreeMap<String, String>,
 }
 
@@ -200,8 +200,11 @@ impl TaskNames {
     /// not held or not readable: one record does not fail the list).
     pub fn apply(&self, repo: &Repo, tasks: &mut [Task]) {
         let mut records = std::collections::BTreeMap::new();
+        // Told apart among this list's patients only (they passed the gate).
+        let shown: Vec<PatientId> = tasks.iter().map(|t| t.patient.clone()).collect();
+        let labels = super::tell_apart(&self.patients, &shown);
         for task in tasks {
-            task.patient_name = self.patients.get(&task.patient).cloned();
+            task.patient_name = labels.get(&task.patient).cloned();
             if let crate::escalation::TaskKind::RespondToAlert { device, event, .. } = &task.kind
                 && event.dose().is_some()
             {

@@ -22,7 +22,7 @@ pub fn day_report_from_documents(
     disclosure: &mut Disclosure<'_>,
 ) -> Result<DayReport, RepoError> {
     let store = repo.store();
-    let names: BTreeMap<PatientId, String> = repo.patient_labels()?.into_iter().collect();
+    let names: BTreeMap<PatientId, String> = repo.patients()?.into_iter().collect();
     let journals = all_journals(repo)?;
     let no_journal = Journal::default();
     let mut report = DayReport::empty(day, zone);

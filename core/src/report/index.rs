@@ -31,7 +31,7 @@ pub fn day_report(
     disclosure: &mut Disclosure<'_>,
 ) -> Result<DayReport, RepoError> {
     let store = repo.store();
-    let names: BTreeMap<PatientId, String> = repo.patient_labels()?.into_iter().collect();
+    let names: BTreeMap<PatientId, String> = repo.patients()?.into_iter().collect();
     let mut shown = Shown::new(repo, zone);
     let mut report = DayReport::empty(day, zone);
     let mut patients: BTreeMap<PatientId, PatientDay> = BTreeMap::new();

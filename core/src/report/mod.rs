@@ -143,6 +143,7 @@ impl DayReport {
             self.conflicts
                 .extend(repo.named_conflicts(Some(&patient.patient))?);
         }
+        self.tell_patients_apart(repo)?;
         self.devices = devices(repo, zone)?;
         let known = repo.staff_names()?;
         // Every staff id the report shows: a visit's planned staff too (one cancelled but
@@ -160,6 +161,30 @@ impl DayReport {
             }
         }
         self.sort();
+        Ok(())
+    }
+
+    /// Names the report's patients as its lists show them: two of one name it shows told apart
+    /// (see [`crate::repo::tell_apart`]), in visits, patients and conflicts alike, whichever
+    /// derivation made the report.
+    fn tell_patients_apart(&mut self, repo: &Repo) -> Result<(), RepoError> {
+        let names = repo.names_and_hints()?;
+        let labels = crate::repo::tell_apart(&names, self.per_patient.iter().map(|p| &p.patient));
+        for p in &mut self.per_patient {
+            if let Some(label) = labels.get(&p.patient) {
+                p.name.clone_from(label);
+            }
+        }
+        for v in &mut self.visits {
+            if let Some(label) = labels.get(&v.patient) {
+                v.patient_name.clone_from(label);
+            }
+        }
+        for c in &mut self.conflicts {
+            if let Some(label) = labels.get(&c.patient) {
+                c.patient_name = Some(label.clone());
+            }
+        }
         Ok(())
     }
 

@@ -27,7 +27,7 @@ mod status;
 mod views;
 mod visits;
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use rand::SeedableRng;
@@ -267,12 +267,21 @@ impl Service {
                 ),
             )),
             many => {
-                // Each as lists show her (all passed the gate), beside the id to give.
-                let labels: BTreeMap<PatientId, String> =
-                    self.repo.patient_labels()?.into_iter().collect();
+                // Each told apart (all passed the gate), beside the id to give: what tells them
+                // apart is shown, so the read is logged.
+                let labels = crate::repo::tell_apart(&self.repo.names_and_hints()?, many);
                 let named: Vec<String> = (many.iter())
-                    .map(|id| format!("{} {id}", labels.get(id).map_or("", String::as_str)))
+                    .map(|id| match labels.get(id) {
+                        Some(label) if !label.contains(id.as_str()) => format!("{label} {id}"),
+                        _ => id.to_string(),
+                    })
                     .collect();
+                // Logged naming these only: the others of the name stay unsaid, even in the log.
+                let mut told = self.disclose(AuditAction::Read, "patient lookup");
+                for id in many {
+                    told.admits(id)?;
+                }
+                self.disclosed(told, "patient lookup")?;
                 Err(ServiceError::invalid(
                     "patient",
                     format!(

@@ -40,6 +40,7 @@ const STEPS: &[(u32, Step)] = &[
     (10, to_v10),
     (11, to_v11),
     (12, to_v12),
+    (13, to_v13),
 ];
 
 /// Brings a store of format `found` to this build's format, step by step.
@@ -284,6 +285,14 @@ fn to_v12(store: &Store, _epoch: [u8; 16]) -> Result<(), StoreError> {
     // Derived again too: this build judges withdrawals entry by entry and names a record-field
     // conflict by its patient, which the stored rows of an older build do not.
     commit_asking_to_rederive(tx, 12)
+}
+
+/// Format 13: each patient-name row keeps, after her name, what tells her apart from another of
+/// the name (her date of birth from her national id, else her address), so lists tell two
+/// patients of one name apart. The indexes are derived again; no document, chunk or log entry
+/// changes.
+fn to_v13(store: &Store, _epoch: [u8; 16]) -> Result<(), StoreError> {
+    commit_asking_to_rederive(store.db.begin_write()?, 13)
 }
 
 /// Drops the day index and its owner lists and creates them empty (formats 9 and 11).

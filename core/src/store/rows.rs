@@ -126,7 +126,9 @@ impl WriteBatch<'_> {
                 } => {
                     // The hint after a NUL (no name holds one); rows written before it was kept
                     // are the name alone.
-                    let mut plain = name.into_bytes();
+                    // A NUL in a name (a peer's or a work list's) is not kept: it would end the
+                    // name and start a forged hint.
+                    let mut plain: Vec<u8> = name.bytes().filter(|b| *b != 0).collect();
                     if let Some(hint) = hint {
                         plain.push(0);
                         plain.extend(hint.bytes().filter(|b| *b != 0));

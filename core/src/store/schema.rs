@@ -150,8 +150,10 @@ pub(crate) const MAGIC: &[u8] = b"omsyn-store";
 /// `chunks` and `log`, and `docs` only when a document is created or removed. 11 — each day-index
 /// key ends with the month (or a day log's day) that derived it, so a row has one owner: both
 /// tables emptied, derived again. 12 — every certificate of a node is kept (`cert_history`), not
-/// only the newest, so a change is judged by the certificate in force when it was made.
-pub const FORMAT_VERSION: u32 = 12;
+/// only the newest, so a change is judged by the certificate in force when it was made. 13 — a
+/// patient-name row keeps what tells her apart from another of the name (after a NUL): derived
+/// again.
+pub const FORMAT_VERSION: u32 = 13;
 
 /// The `META` key set while the derived indexes must be derived again by the change pipeline
 /// (see `migrate.rs`); cleared by the write that derives them.

@@ -25,11 +25,9 @@ pub(crate) fn audit(
     let repo = svc.repo();
     let entries = svc.access_log(patient).flagged()?;
     // Patients are named only where this user may see them (a read, logged); else by id.
-    let names: BTreeMap<PatientId, String> = svc
-        .shown("access log names", repo.patient_labels()?, |(p, _)| p)
-        .flagged()?
-        .into_iter()
-        .collect();
+    let shown = (svc.shown("access log names", repo.patients()?, |(p, _)| p)).flagged()?;
+    let names =
+        omsyn_core::repo::tell_apart(&repo.names_and_hints()?, shown.iter().map(|(p, _)| p));
     emit(json, &serde_json::json!({ "entries": entries }), || {
         if entries.is_empty() {
             return "no access-log entries".into();

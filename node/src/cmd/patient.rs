@@ -77,11 +77,11 @@ fn list(cx: Ctx<'_>) -> Result<()> {
     let svc = cx.svc;
     // Named for people (two of one name told apart); the JSON keeps the name as the record
     // has it, beside the id.
-    let labels: std::collections::BTreeMap<_, _> =
-        svc.repo().patient_labels()?.into_iter().collect();
     let list = svc
         .shown("patient list", svc.repo().patients()?, |(p, _)| p)
         .flagged()?;
+    let labels =
+        omsyn_core::repo::tell_apart(&svc.repo().names_and_hints()?, list.iter().map(|(p, _)| p));
     let rows: Vec<_> = list
         .iter()
         .map(|(id, name)| json!({ "id": id, "name": name }))

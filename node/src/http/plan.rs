@@ -49,14 +49,11 @@ pub(crate) async fn suggest(State(http): State<Http>, body: axum::body::Bytes) -
     answer(
         planning(&http, move |svc| {
             let (suggestion, _) = make_suggestion(svc, &request).map_err(plan_error)?;
-            let names = names(svc.repo()).map_err(plan_error)?;
-            let names: serde_json::Map<String, serde_json::Value> = suggestion
-                .routes
-                .iter()
-                .flat_map(|r| r.stops.iter().map(|s| &s.patient))
-                .chain(suggestion.moves.iter().map(|m| &m.patient))
-                .chain(suggestion.unplaced.iter().map(|u| &u.patient))
-                .filter_map(|p| names.get(p).map(|n| (p.to_string(), json!(n))))
+            let names: serde_json::Map<String, serde_json::Value> =
+                (names(svc.repo(), &suggestion)
+                    .map_err(plan_error)?
+                    .into_iter())
+                .map(|(p, n)| (p.to_string(), json!(n)))
                 .collect();
             // Each move's reasons in the terminal's words, staff by name.
             let staff_names = svc.repo().staff_names().map_err(|e| plan_error(e.into()))?;

@@ -747,4 +747,22 @@ fn two_patients_of_one_name_are_told_apart_in_every_list_by_birth_date_or_addres
             && ambiguous.contains(&format!("Kari Dahl (Storgata 1) {by_address}")),
         "{ambiguous}"
     );
+    // What told them apart was shown: a read, logged.
+    let log = base.ok(&["audit"])["entries"].to_string();
+    assert!(log.contains("patient lookup"), "{log}");
+    // A user who may see one Kari Dahl sees her name alone: whom else the node holds is not
+    // hers to learn (here the other two block the base's own user).
+    for other in [&born_52, &by_address] {
+        base.ok(&["block", "--patient", other, "--staff", "K001"]);
+    }
+    let patients = text(&base, &["patient", "list"]);
+    assert!(
+        patients.contains("Kari Dahl\n") && !patients.contains("(f. "),
+        "{patients}"
+    );
+    let visits = text(&base, &["visit", "list", "--date", "2026-11-23"]);
+    assert!(
+        !visits.contains("(f. ") && visits.contains("Kari Dahl"),
+        "{visits}"
+    );
 }

@@ -885,6 +885,48 @@ fn a_version_11_store_keeps_each_certificate_it_held_as_its_nodes_history_and_re
     assert_eq!(raw_log(&path), log_before);
 }
 
+/// Format 12's name index held a patient's name alone: migrated, each row gains what tells her
+/// apart from another of the name, so two Kari Dahl are two lines in a list; nothing else
+/// changes.
+#[test]
+fn a_version_12_store_tells_two_patients_of_one_name_apart_and_reports_as_before() {
+    let dir = omsyn_tests::fixture_copy("store-v12", GOLDEN_FILES);
+    let path = Repo::store_path(dir.path());
+    let chunks_before = raw_chunks(&path, 12);
+    let log_before = raw_log(&path);
+    let repo = Repo::open(dir.path(), None, &mut StdRng::seed_from_u64(3)).unwrap();
+    for (day, report, mut old) in golden_day_reports(&repo, "store-v12") {
+        let mut new = serde_json::to_value(&report).unwrap();
+        let (devices, printed) = (new["devices"].take(), old["devices"].take());
+        assert_eq!(devices[0]["node"], printed[0]["id"], "{day}");
+        assert_eq!(new, old, "{day}");
+    }
+    let names = repo.names_and_hints().unwrap();
+    let karis: Vec<_> = (names.iter())
+        .filter(|(_, (name, _))| name == "Kari Dahl")
+        .map(|(id, (_, hint))| (id.clone(), hint.clone()))
+        .collect();
+    let mut hints: Vec<_> = karis.iter().map(|(_, hint)| hint.clone()).collect();
+    hints.sort();
+    assert_eq!(
+        hints,
+        [
+            Some("f. 03.05.1952".to_owned()),
+            Some("f. 12.03.1941".to_owned())
+        ]
+    );
+    let labels = omsyn_core::repo::tell_apart(&names, karis.iter().map(|(id, _)| id));
+    let mut shown: Vec<&String> = labels.values().collect();
+    shown.sort();
+    assert_eq!(
+        shown,
+        ["Kari Dahl (f. 03.05.1952)", "Kari Dahl (f. 12.03.1941)"]
+    );
+    drop(repo);
+    assert_eq!(raw_chunks(&path, FORMAT_VERSION), chunks_before);
+    assert_eq!(raw_log(&path), log_before);
+}
+
 /// A store asked to derive its indexes again (as a migration asks), holding more documents than
 /// one write derives: stopped after the first write, the request stands; opened again, every
 /// document's rows come back, the request cleared, the day reported as before.
