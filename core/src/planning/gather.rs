@@ -109,31 +109,7 @@ pub fn gather_with(
         }
         visits.push(plan_visit(repo, &record, visit, options.frozen_before)?);
     }
-    let staff = match &options.shifts {
-        Some(lines) => listed_staff(repo, lines, options.zone.as_deref())?,
-        None => {
-            let mut staff = enrolled_staff(repo, options)?;
-            staff.extend(listed_with_visits(repo, options, &visits)?);
-            staff
-        }
-    };
-    if staff.is_empty() && visits.iter().any(|v| !v.fixed) {
-        // Every visit still to come would be taken from whoever has it: a suggestion no one
-        // could want, one `--accept` away from an empty day.
-        let zone = options
-            .zone
-            .as_deref()
-            .map(|z| format!(" in {z}"))
-            .unwrap_or_default();
-        return Err(PlanError::Invalid(match options.shifts {
-            Some(_) => format!("nobody on the shift list is on shift on {day}{zone}"),
-            None => format!(
-                "nobody is on shift on {day}{zone}: give a shift list (--shifts, or paste one on \
-                 the dashboard), or enrol the staff's phones with their competence (`omsyn \
-                 enroll approve --competence ...`)"
-            ),
-        }));
-    }
+    let staff = on_shift(repo, options, &visits)?;
     if let Some(zone) = &options.zone
         && visits.is_empty()
     {
@@ -160,6 +136,38 @@ pub fn gather_with(
         not_before: options.frozen_before,
         policy: options.policy.clone(),
     })
+}
+
+/// Who is on shift: the shift list's staff, or without one the enrolled staff and the staff
+/// the day's visits name. Nobody, while visits are still to come, is refused: every one would
+/// be taken from whoever has it — a suggestion no one could want, one `--accept` away from an
+/// empty day.
+fn on_shift(
+    repo: &Repo,
+    options: &GatherOptions,
+    visits: &[PlanVisit],
+) -> Result<Vec<PlanStaff>, PlanError> {
+    let staff = match &options.shifts {
+        Some(lines) => listed_staff(repo, lines, options.zone.as_deref())?,
+        None => {
+            let mut staff = enrolled_staff(repo, options)?;
+            staff.extend(listed_with_visits(repo, options, visits)?);
+            staff
+        }
+    };
+    if !staff.is_empty() || visits.iter().all(|v| v.fixed) {
+        return Ok(staff);
+    }
+    let (day, zone) = (options.day, options.zone.as_deref());
+    let zone = zone.map(|z| format!(" in {z}")).unwrap_or_default();
+    Err(PlanError::Invalid(match options.shifts {
+        Some(_) => format!("nobody on the shift list is on shift on {day}{zone}"),
+        None => format!(
+            "nobody is on shift on {day}{zone}: give a shift list (--shifts, or paste one on \
+             the dashboard), or enrol the staff's phones with their competence (`omsyn \
+             enroll approve --competence ...`)"
+        ),
+    }))
 }
 
 fn patient(
