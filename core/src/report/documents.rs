@@ -22,7 +22,8 @@ pub fn day_report_from_documents(
     disclosure: &mut Disclosure<'_>,
 ) -> Result<DayReport, RepoError> {
     let store = repo.store();
-    let names: BTreeMap<PatientId, String> = repo.patients()?.into_iter().collect();
+    // Read once: the names here, and what tells two of one name apart in `finish`.
+    let names = repo.names_and_hints()?;
     let journals = all_journals(repo)?;
     let no_journal = Journal::default();
     let mut report = DayReport::empty(day, zone);
@@ -49,10 +50,8 @@ pub fn day_report_from_documents(
         let journal = journals
             .get(&(patient.clone(), *month))
             .unwrap_or(&no_journal);
-        let name = names
-            .get(patient)
-            .cloned()
-            .unwrap_or_else(|| "(record not held)".into());
+        let name = (names.get(patient))
+            .map_or_else(|| "(record not held)".into(), |(name, _)| name.clone());
         let patient_day = patients
             .entry(patient.clone())
             .or_insert_with(|| PatientDay {
@@ -72,7 +71,7 @@ pub fn day_report_from_documents(
     report
         .deviations
         .extend(day_log_deviations(repo, day, zone, &staff_seen)?);
-    report.finish(repo, zone)?;
+    report.finish(repo, zone, &names)?;
     Ok(report)
 }
 

@@ -31,7 +31,8 @@ pub fn day_report(
     disclosure: &mut Disclosure<'_>,
 ) -> Result<DayReport, RepoError> {
     let store = repo.store();
-    let names: BTreeMap<PatientId, String> = repo.patients()?.into_iter().collect();
+    // Read once: the names here, and what tells two of one name apart in `finish`.
+    let names = repo.names_and_hints()?;
     let mut shown = Shown::new(repo, zone);
     let mut report = DayReport::empty(day, zone);
     let mut patients: BTreeMap<PatientId, PatientDay> = BTreeMap::new();
@@ -48,10 +49,8 @@ pub fn day_report(
             performers,
         } = decode_visit(&bytes)?;
         line.performers = performers;
-        let name = names
-            .get(&patient)
-            .cloned()
-            .unwrap_or_else(|| "(record not held)".into());
+        let name = (names.get(&patient))
+            .map_or_else(|| "(record not held)".into(), |(name, _)| name.clone());
         line.patient_name = name.clone();
         line.zone = shown.zone_of(subject(&key));
         let patient_day = patients
@@ -85,7 +84,7 @@ pub fn day_report(
     for (_, bytes) in deviations {
         report.deviations.push(decode_deviation(&bytes)?);
     }
-    report.finish(repo, zone)?;
+    report.finish(repo, zone, &names)?;
     Ok(report)
 }
 

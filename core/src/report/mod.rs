@@ -138,12 +138,17 @@ impl DayReport {
 
     /// What both derivations end with: the conflicts as people read them, the devices, names
     /// for the staff ids shown, and the order.
-    fn finish(&mut self, repo: &Repo, zone: Option<&str>) -> Result<(), RepoError> {
+    fn finish(
+        &mut self,
+        repo: &Repo,
+        zone: Option<&str>,
+        names: &crate::repo::NamesAndHints,
+    ) -> Result<(), RepoError> {
         for patient in &self.per_patient {
             self.conflicts
                 .extend(repo.named_conflicts(Some(&patient.patient))?);
         }
-        self.tell_patients_apart(repo)?;
+        self.tell_patients_apart(names);
         self.devices = devices(repo, zone)?;
         let known = repo.staff_names()?;
         // Every staff id the report shows: a visit's planned staff too (one cancelled but
@@ -167,9 +172,8 @@ impl DayReport {
     /// Names the report's patients as its lists show them: two of one name it shows told apart
     /// (see [`crate::repo::tell_apart`]), in visits, patients and conflicts alike, whichever
     /// derivation made the report.
-    fn tell_patients_apart(&mut self, repo: &Repo) -> Result<(), RepoError> {
-        let names = repo.names_and_hints()?;
-        let labels = crate::repo::tell_apart(&names, self.per_patient.iter().map(|p| &p.patient));
+    fn tell_patients_apart(&mut self, names: &crate::repo::NamesAndHints) {
+        let labels = crate::repo::tell_apart(names, self.per_patient.iter().map(|p| &p.patient));
         for p in &mut self.per_patient {
             if let Some(label) = labels.get(&p.patient) {
                 p.name.clone_from(label);
@@ -185,7 +189,6 @@ impl DayReport {
                 c.patient_name = Some(label.clone());
             }
         }
-        Ok(())
     }
 
     /// Visits by start, patients by name, deviations by time: the same order however derived.
