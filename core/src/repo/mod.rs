@@ -278,6 +278,9 @@ pub fn tell_apart<'a>(
             .join(" ")
             .to_lowercase()
     };
+    // Each patient once, however many lines of the list are hers (a task each, a visit each):
+    // she is no namesake of herself.
+    let shown: std::collections::BTreeSet<&PatientId> = shown.into_iter().collect();
     let shown: Vec<(&PatientId, &String, Option<&String>)> = (shown.into_iter())
         .filter_map(|id| names.get(id).map(|(name, hint)| (id, name, hint.as_ref())))
         .collect();
@@ -923,4 +926,49 @@ pub enum Correction {
 /// checked against the same rule once changes are signed.
 pub fn may_edit_plans(role: Role) -> bool {
     role == Role::Base
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)] // Tests fail loudly by design.
+mod tests {
+    use super::*;
+
+    fn names(rows: &[(&str, &str, Option<&str>)]) -> NamesAndHints {
+        (rows.iter())
+            .map(|(id, name, hint)| {
+                let id = PatientId::parse(id).unwrap();
+                (id, ((*name).to_owned(), hint.map(str::to_owned)))
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_list_tells_apart_only_the_namesakes_it_shows_and_a_patient_is_no_namesake_of_herself() {
+        let (a, b, c, d) = (
+            "p-000000000000000a",
+            "p-000000000000000b",
+            "p-000000000000000c",
+            "p-000000000000000d",
+        );
+        let held = names(&[
+            (a, "Kari Dahl", Some("f. 12.03.1941")),
+            (b, "kari  dahl", Some("f. 03.05.1952")),
+            (c, "Kari Dahl", None),
+            (d, "Turid Nilsen", Some("Parkveien 98")),
+        ]);
+        let id = |s: &str| PatientId::parse(s).unwrap();
+        let label = |shown: &[&str], of: &str| {
+            let shown: Vec<PatientId> = shown.iter().map(|s| id(s)).collect();
+            tell_apart(&held, &shown)[&id(of)].clone()
+        };
+        // A list of one Kari Dahl (twice: two tasks of hers) and Turid: names alone.
+        assert_eq!(label(&[a, a, d], a), "Kari Dahl");
+        assert_eq!(label(&[a, a, d], d), "Turid Nilsen");
+        // Two of the name in one list: each by what tells her apart, spacing and case aside.
+        assert_eq!(label(&[a, b], a), "Kari Dahl (f. 12.03.1941)");
+        assert_eq!(label(&[a, b], b), "kari  dahl (f. 03.05.1952)");
+        // One with nothing to tell her by: her id.
+        assert_eq!(label(&[a, c], c), format!("Kari Dahl ({c})"));
+        assert_eq!(label(&[a, c], a), "Kari Dahl (f. 12.03.1941)");
+    }
 }

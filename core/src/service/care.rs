@@ -27,7 +27,22 @@ impl Service {
             self.open(p, "conflicts")?;
         }
         let list = self.repo.named_conflicts(patient.as_ref())?;
-        self.shown("open conflicts", list, |c| &c.patient)
+        let mut shown = self.shown("open conflicts", list, |c| &c.patient)?;
+        self.tell_conflicts_apart(&mut shown)?;
+        Ok(shown)
+    }
+
+    /// Names the patients of conflicts a list shows (they passed the gate) as lists do: two of
+    /// one name told apart among them (see [`crate::repo::tell_apart`]).
+    pub fn tell_conflicts_apart(&self, conflicts: &mut [Conflict]) -> Result<(), ServiceError> {
+        let names = self.repo.names_and_hints()?;
+        let labels = crate::repo::tell_apart(&names, conflicts.iter().map(|c| &c.patient));
+        for c in conflicts {
+            if let Some(label) = labels.get(&c.patient) {
+                c.patient_name = Some(label.clone());
+            }
+        }
+        Ok(())
     }
 
     /// The open conflicts (of one patient, or all) an app has not been told of (`told`: their
@@ -45,8 +60,9 @@ impl Service {
         if new.is_empty() {
             return Ok(new);
         }
-        let shown = self.alerted("conflict alerts", new, |c| &c.patient)?;
+        let mut shown = self.alerted("conflict alerts", new, |c| &c.patient)?;
         told.extend(shown.iter().map(|c| c.id.to_string()));
+        self.tell_conflicts_apart(&mut shown)?;
         Ok(shown)
     }
 

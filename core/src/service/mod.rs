@@ -48,7 +48,7 @@ pub use journal::{Dose, NewEntry, Observation, VisitDone, VisitMissed};
 pub use messages::NewMessage;
 pub use staff::{Registered, StaffMember, UsualStaff};
 pub use status::{PatientFreshness, PeerState, SyncState};
-pub use views::{RecordView, WorkList};
+pub use views::{RecordView, ShownPatient, WorkList};
 pub use visits::{ChangeVisit, PlanVisit};
 
 /// The host's clock and time zone: the only source of "now" a request sees.

@@ -50,14 +50,8 @@ impl Service {
     pub fn sync_status(&self) -> Result<SyncState, ServiceError> {
         let store = self.repo.store();
         let now_ms = self.now().unix_millis();
-        let held = self.shown("sync status", self.repo.patients()?, |(p, _)| p)?;
-        let labels =
-            crate::repo::tell_apart(&self.repo.names_and_hints()?, held.iter().map(|(p, _)| p));
-        let held: Vec<(PatientId, String)> = (held.into_iter())
-            .map(|(p, name)| {
-                let label = labels.get(&p).cloned().unwrap_or(name);
-                (p, label)
-            })
+        let held: Vec<(PatientId, String)> = (self.shown_patients("sync status")?.into_iter())
+            .map(|p| (p.id, p.label))
             .collect();
         let mut peers = Vec::new();
         for (id, record) in store.peers().map_err(crate::RepoError::from)? {

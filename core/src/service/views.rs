@@ -2,6 +2,7 @@
 //! Each goes through the need gate and is logged naming the patients it shows.
 
 use crate::docs::plan::Visit;
+use crate::ids::PatientId;
 use crate::repo::PatientView;
 use crate::report::{self, DayReport, VisitLine};
 use crate::trust::audit::AuditAction;
@@ -64,6 +65,26 @@ impl Service {
         Ok(report)
     }
 
+    /// The patients this user may see, for `view` (the read logged), each with her name as her
+    /// record has it and the label a list shows her by: two of one name told apart among them.
+    /// The name rows are read once.
+    pub fn shown_patients(&self, view: &str) -> Result<Vec<ShownPatient>, ServiceError> {
+        let names = self.repo.names_and_hints()?;
+        let held: Vec<PatientId> = names.keys().cloned().collect();
+        let shown = self.shown(view, held, |p| p)?;
+        let labels = crate::repo::tell_apart(&names, &shown);
+        Ok((shown.into_iter())
+            .map(|id| {
+                let name = names
+                    .get(&id)
+                    .map(|(name, _)| name.clone())
+                    .unwrap_or_default();
+                let label = labels.get(&id).cloned().unwrap_or_else(|| name.clone());
+                ShownPatient { id, name, label }
+            })
+            .collect())
+    }
+
     /// The work list of `day` for this device's user.
     pub fn work_list(&self, day: Day) -> Result<WorkList, ServiceError> {
         let report = self.report_as(&format!("work list {day}"), day, None)?;
@@ -93,4 +114,16 @@ impl Service {
         let visits = self.repo.visits_on(day)?;
         self.shown(&format!("work list {day}"), visits, |v| &v.patient)
     }
+}
+
+/// A patient a list shows: her id, her name as her record has it, and the label the list shows
+/// her by (her name, told apart from another of it the list shows).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ShownPatient {
+    /// The patient.
+    pub id: PatientId,
+    /// Her name, as the record has it.
+    pub name: String,
+    /// How the list names her.
+    pub label: String,
 }

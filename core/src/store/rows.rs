@@ -129,9 +129,12 @@ impl WriteBatch<'_> {
                     // A NUL in a name (a peer's or a work list's) is not kept: it would end the
                     // name and start a forged hint.
                     let mut plain: Vec<u8> = name.bytes().filter(|b| *b != 0).collect();
-                    if let Some(hint) = hint {
+                    let hint: Vec<u8> = (hint.iter().flat_map(|h| h.bytes()))
+                        .filter(|b| *b != 0)
+                        .collect();
+                    if !hint.is_empty() {
                         plain.push(0);
-                        plain.extend(hint.bytes().filter(|b| *b != 0));
+                        plain.extend(hint);
                     }
                     let sealed = store.cipher.seal(&name_place(&patient), &plain);
                     upsert(

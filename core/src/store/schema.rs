@@ -43,7 +43,9 @@ pub(crate) const NEW_DOC_ROW: &[u8] = &[];
 /// [`PATIENT_NAMES`] and dropped).
 pub(crate) const PATIENTS_V2: TableDefinition<&str, &str> = TableDefinition::new("patients");
 
-/// Derived: patient id → display name, encrypted (for `patient list` without loading documents).
+/// Derived: patient id → display name, encrypted (for `patient list` without loading documents);
+/// since format 13 the name, then a NUL and what tells her apart from another of the name (her
+/// date of birth or address), where her record gives it.
 pub(crate) const PATIENT_NAMES: TableDefinition<&str, &[u8]> =
     TableDefinition::new("patient_names");
 

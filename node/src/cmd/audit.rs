@@ -22,12 +22,12 @@ pub(crate) fn audit(
     if let Some(AuditCmd::Verify) = action {
         return verify(svc, json);
     }
-    let repo = svc.repo();
     let entries = svc.access_log(patient).flagged()?;
     // Patients are named only where this user may see them (a read, logged); else by id.
-    let shown = (svc.shown("access log names", repo.patients()?, |(p, _)| p)).flagged()?;
-    let names =
-        omsyn_core::repo::tell_apart(&repo.names_and_hints()?, shown.iter().map(|(p, _)| p));
+    let names: BTreeMap<PatientId, String> = (svc.shown_patients("access log names").flagged()?)
+        .into_iter()
+        .map(|p| (p.id, p.label))
+        .collect();
     emit(json, &serde_json::json!({ "entries": entries }), || {
         if entries.is_empty() {
             return "no access-log entries".into();

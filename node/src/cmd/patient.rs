@@ -77,26 +77,18 @@ fn list(cx: Ctx<'_>) -> Result<()> {
     let svc = cx.svc;
     // Named for people (two of one name told apart); the JSON keeps the name as the record
     // has it, beside the id.
-    let list = svc
-        .shown("patient list", svc.repo().patients()?, |(p, _)| p)
-        .flagged()?;
-    let labels =
-        omsyn_core::repo::tell_apart(&svc.repo().names_and_hints()?, list.iter().map(|(p, _)| p));
-    let rows: Vec<_> = list
-        .iter()
-        .map(|(id, name)| json!({ "id": id, "name": name }))
-        .collect();
-    let list: Vec<(_, &String)> = (list.iter())
-        .map(|(id, name)| (id, labels.get(id).unwrap_or(name)))
+    let list = svc.shown_patients("patient list").flagged()?;
+    let rows: Vec<_> = (list.iter())
+        .map(|p| json!({ "id": p.id, "name": p.name }))
         .collect();
     emit(cx.json, &json!({ "patients": rows }), || {
         if list.is_empty() {
             return "no patients held on this node".into();
         }
-        list.iter()
-            .map(|(id, name)| match cx.ids {
-                true => format!("{name}  [{id}]\n"),
-                false => format!("{name}\n"),
+        (list.iter())
+            .map(|p| match cx.ids {
+                true => format!("{}  [{}]\n", p.label, p.id),
+                false => format!("{}\n", p.label),
             })
             .collect()
     });

@@ -171,7 +171,8 @@ pub(crate) async fn conflicts(State(http): State<Http>) -> Response {
     answer(
         blocking(&http, |svc| {
             let conflicts = svc.repo().named_conflicts(None)?;
-            let conflicts = svc.shown("dashboard conflicts", conflicts, |c| &c.patient)?;
+            let mut conflicts = svc.shown("dashboard conflicts", conflicts, |c| &c.patient)?;
+            svc.tell_conflicts_apart(&mut conflicts)?;
             Ok(json!({ "conflicts": conflicts }))
         })
         .await,
