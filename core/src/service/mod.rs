@@ -235,7 +235,8 @@ impl Service {
     }
 
     /// The patient `value` names: a patient id, or a name as the record spells it (any case)
-    /// when exactly one patient on this node has it.
+    /// when exactly one patient on this node has it, or a name as a list shows it ("Kari Dahl
+    /// (f. 12.03.1941)", copied from a list that told two apart).
     pub fn patient(&self, value: &str) -> Result<PatientId, ServiceError> {
         let value = value.trim();
         if let Ok(id) = PatientId::parse(value) {
@@ -244,10 +245,25 @@ impl Service {
         let named = if is_national_id(value) {
             self.with_national_id(value)?
         } else {
-            (self.repo.patients()?.into_iter())
-                .filter(|(_, name)| name.trim().to_lowercase() == value.to_lowercase())
-                .map(|(id, _)| id)
-                .collect()
+            let names = self.repo.names_and_hints()?;
+            let same = |a: &str, b: &str| a.trim().to_lowercase() == b.trim().to_lowercase();
+            let by_name: Vec<PatientId> = (names.iter())
+                .filter(|(_, (name, _))| same(name, value))
+                .map(|(id, _)| id.clone())
+                .collect();
+            // Not a name: a label, "NAME (what tells her apart)" — her hint or her id.
+            let label = (value.strip_suffix(')')).and_then(|v| v.rsplit_once(" ("));
+            match label {
+                Some((name, apart)) if by_name.is_empty() => (names.iter())
+                    .filter(|(id, (n, hint))| {
+                        same(n, name)
+                            && (id.as_str() == apart.trim()
+                                || hint.as_deref().is_some_and(|h| same(h, apart)))
+                    })
+                    .map(|(id, _)| id.clone())
+                    .collect(),
+                _ => by_name,
+            }
         };
         // Only patients this user may see are found by name: a lookup must not tell who else
         // the node holds. (Nothing is shown yet, so nothing is logged; the read that follows is.)

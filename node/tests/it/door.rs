@@ -747,6 +747,14 @@ fn two_patients_of_one_name_are_told_apart_in_every_list_by_birth_date_or_addres
             && ambiguous.contains(&format!("Kari Dahl (Storgata 1) {by_address}")),
         "{ambiguous}"
     );
+    // A name as a list shows it, copied back, finds her.
+    let copied = base.ok(&["show", "--patient", "kari dahl (f. 12.03.1941)"]);
+    assert_eq!(copied["record"]["id"], born_41.as_str());
+    let by_id = format!("Kari Dahl ({by_address})");
+    assert_eq!(
+        base.ok(&["show", "--patient", &by_id])["record"]["id"],
+        by_address.as_str()
+    );
     // What told them apart was shown: a read, logged.
     let log = base.ok(&["audit"])["entries"].to_string();
     assert!(log.contains("patient lookup"), "{log}");
