@@ -150,8 +150,9 @@ fn on_shift(
     let staff = match &options.shifts {
         Some(lines) => listed_staff(repo, lines, options.zone.as_deref())?,
         None => {
-            let mut staff = enrolled_staff(repo, options)?;
-            staff.extend(listed_with_visits(repo, options, visits)?);
+            let enrolled = directory(repo)?;
+            let mut staff = enrolled_staff(repo, options, &enrolled)?;
+            staff.extend(listed_with_visits(repo, options, visits, &enrolled));
             staff
         }
     };
@@ -331,18 +332,14 @@ fn listed_staff(
     Ok(staff)
 }
 
-fn enrolled_staff(repo: &Repo, options: &GatherOptions) -> Result<Vec<PlanStaff>, PlanError> {
+fn enrolled_staff(
+    repo: &Repo,
+    options: &GatherOptions,
+    enrolled: &BTreeMap<StaffId, Enrolled>,
+) -> Result<Vec<PlanStaff>, PlanError> {
     let mut staff = Vec::new();
-    for (
-        id,
-        Enrolled {
-            name,
-            zone,
-            competence,
-        },
-    ) in directory(repo)?
-    {
-        if options.zone.is_some() && zone != options.zone {
+    for (id, member) in enrolled {
+        if options.zone.is_some() && member.zone != options.zone {
             continue;
         }
         let (mut start, mut end) = options.default_shift;
@@ -362,10 +359,10 @@ fn enrolled_staff(repo: &Repo, options: &GatherOptions) -> Result<Vec<PlanStaff>
             continue;
         }
         staff.push(PlanStaff {
-            id,
-            name,
-            competence: competence.unwrap_or_default(),
-            zone,
+            id: id.clone(),
+            name: member.name.clone(),
+            competence: member.competence.clone().unwrap_or_default(),
+            zone: member.zone.clone(),
             shift_start: start,
             shift_end: end,
             base: None,
@@ -385,8 +382,8 @@ fn listed_with_visits(
     repo: &Repo,
     options: &GatherOptions,
     visits: &[PlanVisit],
-) -> Result<Vec<PlanStaff>, PlanError> {
-    let enrolled = directory(repo)?;
+    enrolled: &BTreeMap<StaffId, Enrolled>,
+) -> Vec<PlanStaff> {
     let mut staff = Vec::new();
     for (id, listed) in repo.listed_staff() {
         let Ok(id) = StaffId::parse(&id) else {
@@ -413,7 +410,7 @@ fn listed_with_visits(
             base: None,
         });
     }
-    Ok(staff)
+    staff
 }
 
 /// Who visited the patients in the `USUAL_DAYS` before `day`: the performers where a visit was

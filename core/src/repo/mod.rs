@@ -304,6 +304,18 @@ pub fn tell_apart<'a>(
         .collect()
 }
 
+/// Names each conflict's patient as a list's `labels` ([`tell_apart`]) name her.
+pub fn label_conflicts(
+    conflicts: &mut [Conflict],
+    labels: &std::collections::BTreeMap<PatientId, String>,
+) {
+    for c in conflicts {
+        if let Some(label) = labels.get(&c.patient) {
+            c.patient_name = Some(label.clone());
+        }
+    }
+}
+
 /// A node's data: identity plus store.
 #[derive(Debug)]
 pub struct Repo {

@@ -184,11 +184,7 @@ impl DayReport {
                 v.patient_name.clone_from(label);
             }
         }
-        for c in &mut self.conflicts {
-            if let Some(label) = labels.get(&c.patient) {
-                c.patient_name = Some(label.clone());
-            }
-        }
+        crate::repo::label_conflicts(&mut self.conflicts, &labels);
     }
 
     /// Visits by start, patients by name, deviations by time: the same order however derived.

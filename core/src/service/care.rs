@@ -37,11 +37,7 @@ impl Service {
     pub fn tell_conflicts_apart(&self, conflicts: &mut [Conflict]) -> Result<(), ServiceError> {
         let names = self.repo.names_and_hints()?;
         let labels = crate::repo::tell_apart(&names, conflicts.iter().map(|c| &c.patient));
-        for c in conflicts {
-            if let Some(label) = labels.get(&c.patient) {
-                c.patient_name = Some(label.clone());
-            }
-        }
+        crate::repo::label_conflicts(conflicts, &labels);
         Ok(())
     }
 

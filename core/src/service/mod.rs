@@ -293,11 +293,7 @@ impl Service {
                     })
                     .collect();
                 // Logged naming these only: the others of the name stay unsaid, even in the log.
-                let mut told = self.disclose(AuditAction::Read, "patient lookup");
-                for id in many {
-                    told.admits(id)?;
-                }
-                self.disclosed(told, "patient lookup")?;
+                self.shown("patient lookup", many.to_vec(), |p| p)?;
                 Err(ServiceError::invalid(
                     "patient",
                     format!(
