@@ -89,8 +89,8 @@ fn day() -> (Node, tempfile::TempDir, String) {
     (base, files, shifts)
 }
 
-/// `plan suggest` for the day in Sone 1 with the shift list, and `extra`.
-fn suggest_args<'a>(shifts: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
+/// `plan suggest` for the day in Sone 1 (a small search), and `extra`.
+fn day_suggest_args<'a>(extra: &[&'a str]) -> Vec<&'a str> {
     let mut args = vec![
         "plan",
         "suggest",
@@ -98,13 +98,16 @@ fn suggest_args<'a>(shifts: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
         DAY,
         "--zone",
         "Sone 1",
-        "--shifts",
-        shifts,
         "--generations",
         "20",
     ];
     args.extend_from_slice(extra);
     args
+}
+
+/// `plan suggest` for the day in Sone 1 with the shift list, and `extra`.
+fn suggest_args<'a>(shifts: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
+    day_suggest_args(&[&["--shifts", shifts][..], extra].concat())
 }
 
 fn suggest(base: &Node, shifts: &str, extra: &[&str]) -> Value {
@@ -306,17 +309,7 @@ fn without_a_shift_list_the_staff_the_days_visits_name_are_on_shift_and_the_sugg
     // The work list's staff have no enrolled phones: before, nobody was on shift and every
     // visit of theirs would have been taken from them.
     let (base, _files, _) = day();
-    let args = [
-        "plan",
-        "suggest",
-        "--date",
-        DAY,
-        "--zone",
-        "Sone 1",
-        "--generations",
-        "20",
-    ];
-    let s = &base.ok(&args)["suggestion"];
+    let s = &base.ok(&day_suggest_args(&[]))["suggestion"];
     let note = s["notes"][0].as_str().unwrap();
     assert!(
         note.starts_with("no shift list given")
